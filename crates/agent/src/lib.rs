@@ -1,0 +1,429 @@
+//! The Jumpgate endpoint agent.
+//!
+//! It only ever dials out: one TLS connection to the gateway (directly or
+//! through an HTTP proxy), kept open with heartbeats and re-established with
+//! exponential backoff and jitter. The gateway opens one multiplexed stream
+//! per technician session; [`sessions::serve`] runs each.
+//!
+//! # Layout
+//! - [`state`]: the enrolled identity and Ed25519 key in the state directory.
+//! - this file: enrollment, the connect/handshake/serve loop, backoff.
+//! - [`sessions`]: shell, exec, file transfer and forwarding handlers.
+
+pub mod sessions;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::signature::Ed25519KeyPair;
+use base64::Engine;
+use bytes::BytesMut;
+use jumpgate_api_types as api;
+use jumpgate_client::{Client, ClientError};
+use jumpgate_net::dial::{self, HttpProxy, ServerUrl};
+use jumpgate_net::mux::{self, DriverConfig, MuxEvent};
+use jumpgate_net::tls::{self, Trust};
+use jumpgate_proto::control::{
+    self, AGENT_ALPN, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN, AgentInfo, Control, Hello, Reject,
+    Welcome, go_away_code,
+};
+use jumpgate_proto::frame::{Frame, HEADER_LEN, MAX_CONTROL_PAYLOAD};
+use jumpgate_proto::mux::Role;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::state::{Identity, StateDir};
+
+/// Why the agent stopped (or could not start).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("state file {path}: {cause}")]
+    State { path: String, cause: std::io::Error },
+    #[error("state file {path} is corrupt ({reason}); remove the state directory and enroll again")]
+    Corrupt { path: String, reason: String },
+    #[error("could not generate the agent key")]
+    KeyGeneration,
+    #[error("this agent is not enrolled yet: pass --enroll-token (and --server)")]
+    NotEnrolled,
+    #[error("--server is required")]
+    NoServer,
+    #[error("invalid saved server URL: {0}")]
+    BadUrl(#[from] dial::UrlError),
+    #[error("invalid saved fingerprint: {0}")]
+    BadFingerprint(#[from] tls::FingerprintParseError),
+    #[error("enrollment failed: {0}")]
+    Enroll(ClientError),
+    #[error("the gateway refused this agent: {}", .0.message)]
+    Refused(Reject),
+    #[error("this endpoint was revoked by an administrator")]
+    Revoked,
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("connection to the gateway failed: {0}")]
+    Connection(String),
+}
+
+/// How to run the agent (from flags).
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    pub server: Option<ServerUrl>,
+    pub ca_fingerprint: Option<tls::Fingerprint>,
+    pub proxy: Option<HttpProxy>,
+    pub state_dir: std::path::PathBuf,
+    pub name: Option<String>,
+    pub enroll_token: Option<String>,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    pub sessions: sessions::SessionContext,
+}
+
+impl AgentOptions {
+    pub fn new(state_dir: std::path::PathBuf) -> Self {
+        Self {
+            server: None,
+            ca_fingerprint: None,
+            proxy: None,
+            state_dir,
+            name: None,
+            enroll_token: None,
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            sessions: sessions::SessionContext::default(),
+        }
+    }
+}
+
+/// Details of this machine reported to the gateway.
+pub fn agent_info() -> AgentInfo {
+    let uname = rustix::system::uname();
+    AgentInfo {
+        hostname: uname.nodename().to_string_lossy().into_owned(),
+        os: os_name(),
+        arch: std::env::consts::ARCH.to_owned(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+fn os_name() -> String {
+    // Distribution name where the OS says it, else the kernel family.
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned())
+}
+
+fn details(info: &AgentInfo) -> api::EndpointDetails {
+    api::EndpointDetails {
+        hostname: info.hostname.clone(),
+        os: info.os.clone(),
+        arch: info.arch.clone(),
+        agent_version: info.agent_version.clone(),
+    }
+}
+
+/// Enrolls if needed, then stays connected until `shutdown` is cancelled or
+/// the gateway refuses this agent for good.
+///
+/// # Errors
+/// Enrollment failure, a permanent refusal (revoked, unknown), bad state.
+pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let dir = StateDir::open(&opts.state_dir)?;
+    let (identity, key) = match dir.load()? {
+        Some((identity, key)) => {
+            if opts.enroll_token.is_some() {
+                tracing::info!(endpoint = %identity.endpoint, "already enrolled; ignoring --enroll-token");
+            }
+            (identity, key)
+        }
+        None => enroll(&opts, &dir).await?,
+    };
+    let server: ServerUrl = match &opts.server {
+        Some(s) => s.clone(),
+        None => identity.server.parse()?,
+    };
+    let trust = match (&opts.ca_fingerprint, &identity.ca_fingerprint) {
+        (Some(fp), _) => Trust::Pinned(*fp),
+        (None, Some(saved)) => Trust::Pinned(saved.parse()?),
+        (None, None) => Trust::SystemRoots,
+    };
+    let tls_config = tls::client_config(&trust, &[AGENT_ALPN])?;
+    let key = Arc::new(key);
+    let mut backoff = Backoff::new(opts.min_backoff, opts.max_backoff);
+    let span = tracing::info_span!("agent", endpoint = %identity.endpoint);
+    async {
+        loop {
+            let attempt = connect_and_serve(
+                &opts,
+                &server,
+                Arc::clone(&tls_config),
+                &identity,
+                &key,
+                &shutdown,
+            );
+            match attempt.await {
+                Ok(Ended::Shutdown) => return Ok(()),
+                Ok(Ended::Lost { was_welcomed }) => {
+                    if was_welcomed {
+                        backoff.reset();
+                    }
+                }
+                Err(e @ (AgentError::Revoked | AgentError::Refused(_))) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "connection attempt failed"),
+            }
+            let delay = backoff.next_delay();
+            tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn enroll(
+    opts: &AgentOptions,
+    dir: &StateDir,
+) -> Result<(Identity, Ed25519KeyPair), AgentError> {
+    let token = opts
+        .enroll_token
+        .as_deref()
+        .ok_or(AgentError::NotEnrolled)?;
+    let server = opts.server.clone().ok_or(AgentError::NoServer)?;
+    let trust = opts
+        .ca_fingerprint
+        .map_or(Trust::SystemRoots, Trust::Pinned);
+    let client =
+        Client::new(server.clone(), &trust, opts.proxy.clone()).map_err(AgentError::Enroll)?;
+    let key = dir.pending_key()?;
+    let info = agent_info();
+    let name = opts.name.clone().unwrap_or_else(|| info.hostname.clone());
+    let res = client
+        .enroll(&api::EnrollRequest {
+            token: token.to_owned(),
+            name,
+            public_key: state::public_key_b64(&key),
+            details: details(&info),
+        })
+        .await
+        .map_err(AgentError::Enroll)?;
+    let identity = Identity {
+        agent_id: res.agent_id,
+        endpoint: res.endpoint,
+        group: res.group,
+        server: server.to_string(),
+        ca_fingerprint: opts.ca_fingerprint.map(|f| f.to_string()),
+    };
+    dir.save(&identity)?;
+    tracing::info!(endpoint = %identity.endpoint, group = %identity.group, "enrolled");
+    Ok((identity, key))
+}
+
+enum Ended {
+    Shutdown,
+    Lost { was_welcomed: bool },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Proto(#[from] jumpgate_proto::ProtoError),
+    #[error("unexpected answer to hello")]
+    Unexpected,
+}
+
+impl From<ConnectError> for AgentError {
+    fn from(e: ConnectError) -> Self {
+        Self::Connection(e.to_string())
+    }
+}
+
+async fn connect_and_serve(
+    opts: &AgentOptions,
+    server: &ServerUrl,
+    tls_config: Arc<rustls::ClientConfig>,
+    identity: &Identity,
+    key: &Ed25519KeyPair,
+    shutdown: &CancellationToken,
+) -> Result<Ended, AgentError> {
+    let connect = async {
+        let mut tls = dial::connect_tls(server, tls_config, opts.proxy.as_ref()).await?;
+        let exporter = tls
+            .get_ref()
+            .1
+            .export_keying_material([0u8; AUTH_EXPORTER_LEN], AUTH_EXPORTER_LABEL, None)
+            .map_err(std::io::Error::other)?;
+        let sig = key.sign(&control::auth_message(&identity.agent_id, &exporter));
+        let hello = Control::Hello(Hello {
+            versions: control::SUPPORTED_VERSIONS.to_vec(),
+            agent_id: identity.agent_id.clone(),
+            signature: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+            info: agent_info(),
+        });
+        let mut out = BytesMut::new();
+        Frame::Control(hello.to_bytes().into()).encode(&mut out);
+        tls.write_all(&out).await?;
+        let mut buf = BytesMut::new();
+        let answer = loop {
+            if let Some(f) = Frame::decode(&mut buf)? {
+                break f;
+            }
+            if buf.len() > HEADER_LEN + MAX_CONTROL_PAYLOAD {
+                return Err(ConnectError::Unexpected);
+            }
+            if tls.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        };
+        let Frame::Control(payload) = answer else {
+            return Err(ConnectError::Unexpected);
+        };
+        Ok((tls, Control::from_bytes(&payload)?, buf))
+    };
+    let (tls, answer, leftover) = tokio::select! {
+        () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+        r = tokio::time::timeout(dial::CONNECT_TIMEOUT, connect) => match r {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(ConnectError::Io(std::io::ErrorKind::TimedOut.into()).into()),
+        },
+    };
+    let welcome: Welcome = match answer {
+        Control::Welcome(w) => w,
+        Control::Reject(r) if r.code.is_permanent() => {
+            if r.code == control::RejectCode::Revoked {
+                return Err(AgentError::Revoked);
+            }
+            return Err(AgentError::Refused(r));
+        }
+        Control::Reject(r) => {
+            tracing::warn!(reason = %r.message, "gateway refused the connection for now");
+            return Ok(Ended::Lost {
+                was_welcomed: false,
+            });
+        }
+        _ => return Err(ConnectError::Unexpected.into()),
+    };
+    let heartbeat = Duration::from_secs(u64::from(welcome.heartbeat_secs.clamp(1, 300)));
+    let cfg = DriverConfig {
+        ping_interval: Some(heartbeat),
+        idle_timeout: heartbeat * 3,
+        ..DriverConfig::default()
+    };
+    let (handle, mut events, driver) =
+        mux::start(tls, Role::Agent, &leftover, cfg).map_err(ConnectError::from)?;
+    tracing::info!(server = %server, version = welcome.version, "connected");
+    let driver = tokio::spawn(driver);
+    let mut revoked = false;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                handle.close(go_away_code::AGENT_STOPPING, "agent stopping");
+            }
+            ev = events.recv() => match ev {
+                None => break,
+                Some(MuxEvent::Stream(stream)) => {
+                    let ctx = opts.sessions.clone();
+                    tokio::spawn(async move {
+                        match sessions::serve(stream, ctx).await {
+                            Ok(summary) => tracing::info!(?summary, "session ended"),
+                            Err(e) => tracing::info!(error = %e, "session failed"),
+                        }
+                    }.in_current_span());
+                }
+                Some(MuxEvent::GoAway { code, reason }) => {
+                    tracing::info!(code, %reason, "gateway is closing the connection");
+                    revoked |= code == go_away_code::REVOKED;
+                }
+                Some(MuxEvent::Control(other)) => tracing::debug!(?other, "ignoring control message"),
+            },
+        }
+    }
+    match driver.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::info!(reason = %e, "connection lost"),
+        Err(e) => tracing::warn!(error = %e, "connection task failed"),
+    }
+    if revoked {
+        return Err(AgentError::Revoked);
+    }
+    if stopping {
+        return Ok(Ended::Shutdown);
+    }
+    Ok(Ended::Lost { was_welcomed: true })
+}
+
+/// Exponential backoff with full jitter (AWS architecture blog's "full
+/// jitter"): thousands of agents reconnecting after a gateway restart spread
+/// out instead of arriving in waves.
+#[derive(Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            attempt: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn ceiling(&self) -> Duration {
+        self.min
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max)
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.attempt = self.attempt.saturating_add(1);
+        let mut r = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut r);
+        let frac = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
+        // At least half the ceiling, so a reconnect never becomes a busy loop.
+        ceiling.mul_f64(0.5 + frac / 2.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let delays: Vec<_> = (0..12).map(|_| b.next_delay()).collect();
+        assert!(delays[0] >= Duration::from_millis(500) && delays[0] <= Duration::from_secs(1));
+        assert!(delays[3] >= Duration::from_secs(4) && delays[3] <= Duration::from_secs(8));
+        for d in &delays[8..] {
+            assert!(
+                *d >= Duration::from_secs(30) && *d <= Duration::from_secs(60),
+                "{d:?}"
+            );
+        }
+        // Jitter: not all equal at the cap.
+        assert!(delays[8..].windows(2).any(|w| w[0] != w[1]));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(1));
+    }
+}

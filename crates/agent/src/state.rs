@@ -1,0 +1,176 @@
+//! What an enrolled agent keeps in its state directory:
+//! `agent.key` (Ed25519 PKCS#8, mode 0600) and `agent.json` (identity).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+
+use crate::AgentError;
+
+/// The agent's enrolled identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub agent_id: String,
+    pub endpoint: String,
+    pub group: String,
+    /// The gateway it enrolled with, reused when `--server` is not given.
+    pub server: String,
+    /// The pinned fingerprint it enrolled with, if any.
+    #[serde(default)]
+    pub ca_fingerprint: Option<String>,
+}
+
+/// The state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
+    move |source| AgentError::State {
+        path: path.display().to_string(),
+        cause: source,
+    }
+}
+
+impl StateDir {
+    /// Opens (creating, mode 0700) the state directory.
+    ///
+    /// # Errors
+    /// The directory cannot be created.
+    pub fn open(dir: &Path) -> Result<Self, AgentError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn key_path(&self) -> PathBuf {
+        self.dir.join("agent.key")
+    }
+
+    fn identity_path(&self) -> PathBuf {
+        self.dir.join("agent.json")
+    }
+
+    /// The enrolled identity and key, if enrolled.
+    ///
+    /// # Errors
+    /// Files exist but are unreadable or corrupt.
+    pub fn load(&self) -> Result<Option<(Identity, Ed25519KeyPair)>, AgentError> {
+        let id_path = self.identity_path();
+        if !id_path.exists() {
+            return Ok(None);
+        }
+        let text = fs::read(&id_path).map_err(io(&id_path))?;
+        let identity: Identity =
+            serde_json::from_slice(&text).map_err(|e| AgentError::Corrupt {
+                path: id_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let key_path = self.key_path();
+        let der = fs::read(&key_path).map_err(io(&key_path))?;
+        let key = Ed25519KeyPair::from_pkcs8(&der).map_err(|e| AgentError::Corrupt {
+            path: key_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some((identity, key)))
+    }
+
+    /// Creates the key pair used to enroll (kept until enrollment succeeds, so
+    /// a failed enrollment can be retried without a new key).
+    ///
+    /// # Errors
+    /// The key cannot be generated or written.
+    pub fn pending_key(&self) -> Result<Ed25519KeyPair, AgentError> {
+        let path = self.key_path();
+        if let Ok(der) = fs::read(&path)
+            && let Ok(k) = Ed25519KeyPair::from_pkcs8(&der)
+        {
+            return Ok(k);
+        }
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| AgentError::KeyGeneration)?;
+        write_atomic(&path, doc.as_ref(), 0o600)?;
+        Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| AgentError::KeyGeneration)
+    }
+
+    /// Records a successful enrollment.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, identity: &Identity) -> Result<(), AgentError> {
+        let json = serde_json::to_vec_pretty(identity).unwrap_or_default();
+        write_atomic(&self.identity_path(), &json, 0o600)
+    }
+}
+
+/// The public half, as the enrollment API wants it.
+pub fn public_key_b64(key: &Ed25519KeyPair) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(key.public_key().as_ref())
+}
+
+fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), AgentError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(data).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_identity_persist_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(&dir.path().join("s")).unwrap();
+        assert!(sd.load().unwrap().is_none());
+        let k1 = sd.pending_key().unwrap();
+        let k2 = sd.pending_key().unwrap();
+        assert_eq!(
+            k1.public_key().as_ref(),
+            k2.public_key().as_ref(),
+            "retry reuses the key"
+        );
+        let id = Identity {
+            agent_id: "ep_1".into(),
+            endpoint: "web".into(),
+            group: "default".into(),
+            server: "https://127.0.0.1:1".into(),
+            ca_fingerprint: None,
+        };
+        sd.save(&id).unwrap();
+        let (loaded, key) = sd.load().unwrap().unwrap();
+        assert_eq!(loaded, id);
+        assert_eq!(key.public_key().as_ref(), k1.public_key().as_ref());
+        let mode = fs::metadata(dir.path().join("s/agent.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn corrupt_state_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        fs::write(dir.path().join("agent.json"), b"{nope").unwrap();
+        let err = sd.load().unwrap_err().to_string();
+        assert!(err.contains("agent.json"), "{err}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `jg sessions [--json]`: the session event table.
+
+use anyhow::Context;
+use jumpgate_api_types::SessionEvent;
+use jumpgate_client::Client;
+
+use crate::table;
+
+/// Longest target shown in the table (commands can be long); `--json` has
+/// them whole.
+const TARGET_WIDTH: usize = 40;
+
+pub(crate) async fn run(client: &Client, json: bool) -> anyhow::Result<()> {
+    let events = client.sessions().await.context("listing sessions")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+    } else {
+        print!("{}", render(&events));
+    }
+    Ok(())
+}
+
+fn render(events: &[SessionEvent]) -> String {
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            let duration = match &e.ended_at {
+                Some(end) => table::duration_between(&e.started_at, end).unwrap_or_default(),
+                None => "running".to_owned(),
+            };
+            vec![
+                table::timestamp(&e.started_at),
+                e.username.clone(),
+                e.endpoint.clone(),
+                e.kind.clone(),
+                table::truncate(&e.target, TARGET_WIDTH),
+                duration,
+                table::human_bytes(e.bytes_up),
+                table::human_bytes(e.bytes_down),
+                e.outcome.clone(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "STARTED", "USER", "ENDPOINT", "KIND", "TARGET", "DURATION", "UP", "DOWN", "OUTCOME",
+        ],
+        &rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_show_duration_bytes_and_outcome() {
+        let done = SessionEvent {
+            id: "1".into(),
+            username: "alice".into(),
+            endpoint: "web-01".into(),
+            kind: "exec".into(),
+            target: "uname -a".into(),
+            started_at: "2025-05-01T10:00:00Z".into(),
+            ended_at: Some("2025-05-01T10:01:05Z".into()),
+            bytes_up: 10,
+            bytes_down: 2048,
+            outcome: "ok".into(),
+        };
+        let running = SessionEvent {
+            id: "2".into(),
+            ended_at: None,
+            outcome: "open".into(),
+            kind: "shell".into(),
+            target: String::new(),
+            ..done.clone()
+        };
+        let out = render(&[done, running]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("STARTED"), "{out}");
+        assert!(lines[1].starts_with("2025-05-01 10:00:00  alice"), "{out}");
+        for cell in ["uname -a", "1m05s", "10 B", "2.0 KiB", "ok"] {
+            assert!(lines[1].contains(cell), "{cell}: {out}");
+        }
+        assert!(
+            lines[2].contains("running") && lines[2].ends_with("open"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Errors that `main` reports in their own words, and the mapping from an
+//! error chain to the line printed on stderr and the exit code.
+
+use std::fmt;
+
+use jumpgate_client::ClientError;
+use jumpgate_proto::session::Refusal;
+
+/// No usable state file.
+#[derive(Debug)]
+pub(crate) struct NotLoggedIn;
+
+impl fmt::Display for NotLoggedIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not logged in")
+    }
+}
+
+impl std::error::Error for NotLoggedIn {}
+
+/// The gateway ended the session (`Closed`).
+#[derive(Debug)]
+pub(crate) struct GatewayClosed {
+    pub(crate) reason: String,
+}
+
+impl fmt::Display for GatewayClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session closed by the gateway: {}", self.reason)
+    }
+}
+
+impl std::error::Error for GatewayClosed {}
+
+/// The agent answered `Refused`.
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) Refusal);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The user pressed Ctrl-C (or sent SIGTERM) during an operation that cleans
+/// up after itself instead of dying on the signal.
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Exit code for errors.
+pub(crate) const EXIT_ERROR: i32 = 1;
+/// Exit code after Ctrl-C, as a shell reports it.
+pub(crate) const EXIT_INTERRUPTED: i32 = 130;
+
+/// The stderr line and exit code for a failed command. `is_login`: a 401 on
+/// `login` means bad credentials, not an expired session.
+pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
+    for cause in err.chain() {
+        if let Some(closed) = cause.downcast_ref::<GatewayClosed>() {
+            return (format!("jg: {closed}"), EXIT_ERROR);
+        }
+        if cause.is::<Interrupted>() {
+            return ("jg: interrupted".to_owned(), EXIT_INTERRUPTED);
+        }
+        let unauthorized = cause.is::<NotLoggedIn>()
+            || cause
+                .downcast_ref::<ClientError>()
+                .and_then(ClientError::api_code)
+                == Some("unauthorized");
+        if unauthorized && !is_login {
+            return (
+                "jg: not logged in (or session expired): run jg login".to_owned(),
+                EXIT_ERROR,
+            );
+        }
+    }
+    let mut line = format!("jg: error: {}", chain_text(err));
+    // rustls renders the pin verifier's error with `Debug`; say it plainly.
+    if line.contains("PinMismatch(") {
+        line.push_str(
+            "\njg: hint: the gateway's certificate chain does not contain the pinned \
+             CA fingerprint (check --ca-fingerprint or run jg login again)",
+        );
+    }
+    (line, EXIT_ERROR)
+}
+
+/// `outer: cause: root`, like `{:#}`, except that a cause already quoted at
+/// the end of its parent's message (`"...: {source}"` errors) is not repeated.
+pub(crate) fn chain_text(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        previous = text;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::*;
+
+    fn api(code: &str) -> anyhow::Error {
+        anyhow::Error::new(ClientError::Api {
+            status: 401,
+            code: code.to_owned(),
+            message: "bad token".to_owned(),
+        })
+        .context("listing endpoints")
+    }
+
+    #[test]
+    fn unauthorized_means_not_logged_in_except_for_login() {
+        let (line, code) = report(&api("unauthorized"), false);
+        assert_eq!(line, "jg: not logged in (or session expired): run jg login");
+        assert_eq!(code, 1);
+        let (line, _) = report(&anyhow::Error::new(NotLoggedIn), false);
+        assert_eq!(line, "jg: not logged in (or session expired): run jg login");
+
+        let (line, code) = report(&api("unauthorized"), true);
+        assert_eq!(
+            line,
+            "jg: error: listing endpoints: bad token (401, unauthorized)"
+        );
+        assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn other_errors_print_their_causes() {
+        let (line, code) = report(&api("endpoint_offline"), false);
+        assert_eq!(
+            line,
+            "jg: error: listing endpoints: bad token (401, endpoint_offline)"
+        );
+        assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn causes_repeated_by_their_parent_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = anyhow::Error::new(ClientError::Connect {
+            server: "https://gw:1".into(),
+            cause: io,
+        })
+        .context("login failed");
+        assert_eq!(
+            report(&err, true).0,
+            "jg: error: login failed: cannot reach the gateway at https://gw:1: connection refused"
+        );
+    }
+
+    #[test]
+    fn gateway_closed_and_interrupt_have_their_own_lines() {
+        let err = Err::<(), _>(GatewayClosed {
+            reason: "terminated by admin".into(),
+        })
+        .context("shell on web-01")
+        .unwrap_err();
+        assert_eq!(
+            report(&err, false),
+            (
+                "jg: session closed by the gateway: terminated by admin".to_owned(),
+                1
+            )
+        );
+        assert_eq!(
+            report(&anyhow::Error::new(Interrupted), false),
+            ("jg: interrupted".to_owned(), 130)
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! `jg`, the technician's client: log in to a gateway, list endpoints and
+//! sessions, open shells, run commands, copy files and forward ports, always
+//! through the gateway.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use jumpgate_net::dial::{HttpProxy, ServerUrl};
+use jumpgate_net::tls::Fingerprint;
+
+mod commands;
+mod errors;
+mod session_io;
+mod state;
+mod stdin;
+mod table;
+mod term;
+mod transfer;
+
+use commands::Ctx;
+
+#[derive(Debug, Parser)]
+#[command(name = "jg", version, about = "Jumpgate technician client")]
+struct Cli {
+    /// Gateway URL, https://HOST:PORT (default: the one saved by `jg login`).
+    #[arg(long, global = true, value_name = "URL")]
+    server: Option<ServerUrl>,
+    /// SHA-256 fingerprint of the gateway's CA certificate to pin (default:
+    /// the one saved by `jg login`, else the system's root certificates).
+    #[arg(long, global = true, value_name = "SHA256")]
+    ca_fingerprint: Option<Fingerprint>,
+    /// HTTP proxy to reach the gateway through (CONNECT), http://HOST:PORT.
+    #[arg(long, global = true, value_name = "URL")]
+    proxy: Option<HttpProxy>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log in and save the session in $JG_HOME/session.json.
+    Login {
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Read the password from the first line of FILE (`-`: stdin)
+        /// instead of prompting.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// End the session on the gateway and forget it locally.
+    Logout,
+    /// List the endpoints you can reach.
+    Endpoints {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List session events.
+    Sessions {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Interactive shell on ENDPOINT, or run `-- CMD ARGS...` there.
+    Shell {
+        endpoint: String,
+        /// With a command: send the local stdin even when it is a terminal.
+        #[arg(short = 'i', long = "stdin")]
+        stdin: bool,
+        /// Command to run instead of an interactive shell.
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Copy a file to or from an endpoint; the remote side is ENDPOINT:/path.
+    Cp {
+        #[arg(value_name = "SRC")]
+        src: String,
+        #[arg(value_name = "DST")]
+        dst: String,
+    },
+    /// Forward a local port to HOST:PORT as seen from ENDPOINT.
+    Forward {
+        endpoint: String,
+        /// [BIND:]LOCAL_PORT:TARGET_HOST:TARGET_PORT (LOCAL_PORT 0: any free port).
+        #[arg(value_name = "SPEC")]
+        spec: commands::forward::Spec,
+    },
+}
+
+/// Runs `jg` with the process's arguments and exits. The `jg` binary is
+/// this function (see `crates/jumpgate/src/bin/jg.rs`).
+pub fn main() -> ! {
+    term::install_panic_hook();
+    let cli = Cli::parse();
+    init_tracing();
+    let is_login = matches!(cli.command, Command::Login { .. });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jg: error: cannot start the runtime: {e}");
+            std::process::exit(errors::EXIT_ERROR);
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let (line, code) = errors::report(&e, is_login);
+            eprintln!("{line}");
+            code
+        }
+    };
+    // `exit` rather than a runtime shutdown: the stdin reader thread may be
+    // stuck in a read that nothing can cancel.
+    std::process::exit(code);
+}
+
+/// Logs go to stderr, filtered by `JG_LOG` (e.g. `JG_LOG=debug`); quiet by default.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let ctx = Ctx {
+        server: cli.server,
+        ca_fingerprint: cli.ca_fingerprint,
+        proxy: cli.proxy,
+        state_dir: state::dir(std::env::var_os("JG_HOME"), std::env::var_os("HOME"))?,
+    };
+    match cli.command {
+        Command::Login {
+            user,
+            password_file,
+        } => commands::login::login(&ctx, &user, password_file.as_deref()).await?,
+        Command::Logout => commands::login::logout(&ctx).await?,
+        Command::Endpoints { json } => {
+            commands::endpoints::run(&ctx.authed_client()?, json).await?
+        }
+        Command::Sessions { json } => commands::sessions::run(&ctx.authed_client()?, json).await?,
+        Command::Shell {
+            endpoint,
+            stdin,
+            command,
+        } => {
+            return commands::shell::run(&ctx.authed_client()?, &endpoint, command, stdin).await;
+        }
+        Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
+        Command::Forward { endpoint, spec } => {
+            commands::forward::run(ctx.authed_client()?, &endpoint, &spec).await?;
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shell_splits_the_remote_command_after_double_dash() {
+        let cli =
+            Cli::try_parse_from(["jg", "shell", "web-01", "--", "ls", "-la", "--server"]).unwrap();
+        let Command::Shell {
+            endpoint,
+            stdin,
+            command,
+        } = cli.command
+        else {
+            panic!("not shell");
+        };
+        assert_eq!(endpoint, "web-01");
+        assert!(!stdin);
+        assert_eq!(command, ["ls", "-la", "--server"]);
+    }
+
+    #[test]
+    fn global_options_parse_before_the_subcommand() {
+        let fp = "ab".repeat(32);
+        let cli = Cli::try_parse_from([
+            "jg",
+            "--server",
+            "https://gw.example:8443",
+            "--ca-fingerprint",
+            &fp,
+            "login",
+            "--user",
+            "alice",
+            "--password-file",
+            "-",
+        ])
+        .unwrap();
+        assert_eq!(cli.server.unwrap().to_string(), "https://gw.example:8443");
+        assert_eq!(cli.ca_fingerprint.unwrap().to_string(), fp);
+        assert!(Cli::try_parse_from(["jg", "--server", "http://plain", "endpoints"]).is_err());
+        assert!(Cli::try_parse_from(["jg", "forward", "h", "nope"]).is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! Typed HTTPS client for the gateway's REST API, used by `jg`, the agent's
+//! enrollment, the benchmarks and the end-to-end tests.
+//!
+//! Each call opens its own TLS connection (HTTP/1.1); sessions are HTTP
+//! upgrades ([`Client::connect`]) that turn the connection into a raw byte
+//! stream carrying `jumpgate_proto::session` messages.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use jumpgate_api_types as api;
+use jumpgate_net::dial::{self, HttpProxy, ServerUrl};
+use jumpgate_net::tls::{self, Trust};
+use jumpgate_proto::session::SessionKind;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A session connection after the upgrade: full-duplex bytes.
+pub type SessionIo = TokioIo<Upgraded>;
+
+/// Largest response body the client accepts.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// TCP, proxy or TLS failure reaching the gateway.
+    #[error("cannot reach the gateway at {server}: {cause}")]
+    Connect {
+        server: String,
+        cause: std::io::Error,
+    },
+    /// The TLS configuration could not be built.
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The HTTP exchange failed midway.
+    #[error("HTTP error: {0}")]
+    Http(#[from] hyper::Error),
+    /// The gateway answered with an error.
+    #[error("{message} ({status}, {code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the gateway: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The API error code, if the gateway answered with one.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A client bound to one gateway.
+#[derive(Clone)]
+pub struct Client {
+    server: ServerUrl,
+    tls: Arc<rustls::ClientConfig>,
+    proxy: Option<HttpProxy>,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .field("proxy", &self.proxy)
+            .field("token", &self.token.as_ref().map(|_| "MASKED"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// # Errors
+    /// The TLS configuration could not be built (no system roots, for instance).
+    pub fn new(
+        server: ServerUrl,
+        trust: &Trust,
+        proxy: Option<HttpProxy>,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            server,
+            tls: tls::client_config(trust, &[b"http/1.1"])?,
+            proxy,
+            token: None,
+        })
+    }
+
+    /// The same client, authenticated with a bearer token.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn server(&self) -> &ServerUrl {
+        &self.server
+    }
+
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<api::LoginResponse, ClientError> {
+        let body = api::LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.post_json("/api/v1/auth/login", &body).await
+    }
+
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.request(Method::POST, "/api/v1/auth/logout", None)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn enroll(
+        &self,
+        req: &api::EnrollRequest,
+    ) -> Result<api::EnrollResponse, ClientError> {
+        self.post_json("/api/v1/agents/enroll", req).await
+    }
+
+    pub async fn endpoints(&self) -> Result<Vec<api::Endpoint>, ClientError> {
+        self.get_json("/api/v1/endpoints").await
+    }
+
+    pub async fn sessions(&self) -> Result<Vec<api::SessionEvent>, ClientError> {
+        self.get_json("/api/v1/sessions").await
+    }
+
+    /// `GET path`, decoding a JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.request(Method::GET, path, None).await?;
+        decode(&body)
+    }
+
+    /// `POST path` with a JSON body, decoding a JSON answer.
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let answer = self.request(Method::POST, path, Some(json)).await?;
+        decode(&answer)
+    }
+
+    async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let tls = dial::connect_tls(&self.server, Arc::clone(&self.tls), self.proxy.as_ref())
+            .await
+            .map_err(|source| ClientError::Connect {
+                server: self.server.to_string(),
+                cause: source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "gateway connection ended");
+            }
+        });
+        Ok(sender.send_request(req).await?)
+    }
+
+    fn builder(&self, method: Method, path: &str) -> http::request::Builder {
+        let host = match self.server.port {
+            443 => self.server.host.clone(),
+            p => format!("{}:{p}", self.server.host),
+        };
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, host);
+        if let Some(t) = &self.token {
+            b = b.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
+        let mut b = self.builder(method, path);
+        if json.is_some() {
+            b = b.header(CONTENT_TYPE, "application/json");
+        }
+        let req = b
+            .body(Full::new(Bytes::from(json.unwrap_or_default())))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let res = self.send(req).await?;
+        let status = res.status();
+        let body = Limited::new(res.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(format!("reading body: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        Ok(body)
+    }
+
+    /// Opens a session of `kind` on `endpoint`: authorizes it and upgrades
+    /// the connection. The caller then speaks session messages over it.
+    ///
+    /// # Errors
+    /// Not logged in, not allowed, unknown or offline endpoint (as
+    /// [`ClientError::Api`]), or a connection failure.
+    pub async fn connect(
+        &self,
+        endpoint: &str,
+        kind: SessionKind,
+    ) -> Result<SessionIo, ClientError> {
+        let path = format!(
+            "/api/v1/endpoints/{}/connect?kind={}",
+            percent_encode(endpoint),
+            kind.as_str()
+        );
+        let req = self
+            .builder(Method::GET, &path)
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, api::SESSION_UPGRADE)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let res = self.send(req).await?;
+        let status = res.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let body = Limited::new(res.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(api_error(status, &body));
+        }
+        let upgraded = hyper::upgrade::on(res).await?;
+        Ok(TokioIo::new(upgraded))
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<api::ErrorBody>(body) {
+        Ok(e) => ClientError::Api {
+            status: status.as_u16(),
+            code: e.error,
+            message: e.message,
+        },
+        Err(_) => ClientError::Api {
+            status: status.as_u16(),
+            code: "http_error".into(),
+            message: format!("the gateway answered {status}"),
+        },
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endpoint_names_are_percent_encoded() {
+        assert_eq!(super::percent_encode("web-01.prod_a"), "web-01.prod_a");
+        assert_eq!(super::percent_encode("a b/c?"), "a%20b%2Fc%3F");
+    }
+}

@@ -1,0 +1,5 @@
+//! `jg`, the technician's command-line client.
+
+fn main() {
+    jumpgate_cli::main()
+}

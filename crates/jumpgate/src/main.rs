@@ -1,0 +1,335 @@
+//! `jumpgate`: the gateway (`server`), its administration (`admin`) and the
+//! endpoint agent (`agent`) in one binary.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use jumpgate_server::{Config, RawConfig, config};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for invalid configuration (sysexits.h `EX_USAGE`).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jumpgate",
+    version,
+    about = "Self-hosted privileged remote access"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway: one TLS port for the console, the API and agents.
+    Server(ServerArgs),
+    /// Administer a site (works while the gateway runs).
+    Admin(AdminArgs),
+    /// Run the endpoint agent (dials out to the gateway).
+    Agent(AgentArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServerArgs {
+    /// TOML configuration file; flags override its settings.
+    #[arg(long, env = "JUMPGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the database, keys and certificates.
+    #[arg(long, env = "JUMPGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the TLS port [default: 0.0.0.0:443].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Optional plain-HTTP address that only redirects to the TLS port.
+    #[arg(long)]
+    redirect_listen: Option<String>,
+    /// The site's host name [default: localhost].
+    #[arg(long)]
+    hostname: Option<String>,
+    /// PEM certificate chain of the site's own certificate.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the site's own certificate.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct AdminArgs {
+    /// The site's data directory.
+    #[arg(long, env = "JUMPGATE_DATA_DIR")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create a user account.
+    CreateUser {
+        name: String,
+        /// admin, technician or auditor.
+        #[arg(long)]
+        role: String,
+        /// File holding the password (`-` for standard input).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+    /// Print a one-time enrollment token for a new endpoint.
+    EnrollToken {
+        /// Group the enrolled endpoint joins.
+        #[arg(long, default_value = "default")]
+        group: String,
+        /// How long the token stays valid, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Print this many tokens, one per line (for mass deployment).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        count: u32,
+    },
+    /// Revoke an endpoint: its agent is refused from now on, and its live
+    /// connection is cut at once.
+    RevokeEndpoint { name: String },
+    /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`).
+    Fingerprint,
+}
+
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// The gateway, e.g. https://support.example.com (remembered after enrollment).
+    #[arg(long, env = "JUMPGATE_SERVER")]
+    server: Option<String>,
+    /// SHA-256 fingerprint printed by `jumpgate server` (remembered after enrollment).
+    #[arg(long, env = "JUMPGATE_CA_FINGERPRINT")]
+    ca_fingerprint: Option<String>,
+    /// One-time enrollment token (first run only).
+    #[arg(long, env = "JUMPGATE_ENROLL_TOKEN", hide_env_values = true)]
+    enroll_token: Option<String>,
+    /// Where the agent keeps its identity and key.
+    #[arg(long, env = "JUMPGATE_STATE_DIR")]
+    state_dir: PathBuf,
+    /// Endpoint name to enroll as [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// HTTP proxy to reach the gateway through (CONNECT), e.g. http://proxy:3128.
+    #[arg(long, env = "JUMPGATE_PROXY")]
+    proxy: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jumpgate: error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server(args).await,
+            Command::Admin(args) => admin(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Agent(args) => agent(args).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("jumpgate: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn server(args: ServerArgs) -> Result<ExitCode> {
+    let flags = RawConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        redirect_listen: args.redirect_listen,
+        hostname: args.hostname,
+        tls: config::RawTls {
+            cert: args.tls_cert,
+            key: args.tls_key,
+        },
+        ..RawConfig::default()
+    };
+    // Validate everything before binding any port.
+    let cfg = match Config::load(args.config.as_deref(), flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jumpgate: configuration error: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let data_dir = cfg.data_dir.clone();
+    jumpgate_server::run(cfg, termination(), |s| {
+        let port = if s.addr.port() == 443 {
+            String::new()
+        } else {
+            format!(":{}", s.addr.port())
+        };
+        println!("Jumpgate gateway for https://{}{port}", s.hostname);
+        println!("listening on https://{}", s.addr);
+        if let Some(r) = s.redirect_addr {
+            println!("redirecting http://{r} to https");
+        }
+        let what = if s.generated_certificate {
+            "site CA"
+        } else {
+            "site certificate"
+        };
+        println!(
+            "certificate fingerprint (SHA-256, {what}): {}",
+            s.fingerprint
+        );
+        println!(
+            "next: jumpgate admin --data-dir {} enroll-token",
+            shell_quote(&data_dir)
+        );
+    })
+    .await
+    .context("the gateway stopped with an error")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn shell_quote(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn read_password(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the password from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password file {}", path.display()))?;
+    }
+    // A trailing newline is the file's, not the password's.
+    let pw = text.strip_suffix('\n').unwrap_or(&text);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    if pw.is_empty() {
+        bail!("the password file is empty");
+    }
+    Ok(pw.to_owned())
+}
+
+async fn admin(args: AdminArgs) -> Result<()> {
+    use jumpgate_server::admin;
+    if let AdminCommand::Fingerprint = args.command {
+        println!("{}", admin::fingerprint(&args.data_dir)?);
+        return Ok(());
+    }
+    let db = admin::open(&args.data_dir).await?;
+    match args.command {
+        AdminCommand::CreateUser {
+            name,
+            role,
+            password_file,
+        } => {
+            let pw = read_password(&password_file)?;
+            admin::create_user(&db, &name, &role, &pw).await?;
+            println!("created user {name} ({role})");
+        }
+        AdminCommand::EnrollToken { group, ttl, count } => {
+            let mut tokens = Vec::with_capacity(count as usize);
+            let mut expires = String::new();
+            for _ in 0..count {
+                let (token, exp) = admin::enroll_token(&db, &group, ttl).await?;
+                tokens.push(token);
+                expires = exp;
+            }
+            let what = if count == 1 { "token" } else { "tokens" };
+            eprintln!(
+                "{count} one-time enrollment {what} for group `{group}`, valid until {expires}:"
+            );
+            println!("{}", tokens.join("\n"));
+        }
+        AdminCommand::RevokeEndpoint { name } => {
+            let r = admin::revoke_endpoint(&args.data_dir, &db, &name).await?;
+            let how = match r {
+                admin::Revoked::Disconnected => "its live connection was closed",
+                admin::Revoked::WasOffline => "it was not connected",
+                admin::Revoked::GatewayNotRunning => {
+                    "the gateway is not running; the agent will be refused when it connects"
+                }
+            };
+            println!("revoked endpoint {name}: {how}");
+        }
+        AdminCommand::Fingerprint => {}
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn agent(args: AgentArgs) -> Result<()> {
+    let mut opts = jumpgate_agent::AgentOptions::new(args.state_dir);
+    opts.server = args
+        .server
+        .map(|s| s.parse())
+        .transpose()
+        .context("--server")?;
+    opts.ca_fingerprint = args
+        .ca_fingerprint
+        .map(|s| s.parse())
+        .transpose()
+        .context("--ca-fingerprint")?;
+    opts.proxy = args
+        .proxy
+        .map(|s| s.parse())
+        .transpose()
+        .context("--proxy")?;
+    opts.name = args.name;
+    opts.enroll_token = args.enroll_token;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        termination().await;
+        trigger.cancel();
+    });
+    jumpgate_agent::run(opts, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The Jumpgate wire protocol, free of I/O.
+//!
+//! # Layout
+//! - [`frame`]: the 12-byte-header frames of an agent connection.
+//! - [`mux`]: the stream multiplexer state machine with per-stream flow
+//!   control ([`mux::Mux`]); fed bytes, it produces bytes and events.
+//! - [`control`]: control messages on stream 0, including the handshake
+//!   (version negotiation, agent authentication).
+//! - [`session`]: messages inside one stream (shell, exec, file transfer,
+//!   forwarding), end to end between technician and agent.
+//!
+//! Nothing here opens a socket or reads a clock, so every rule is tested in
+//! memory (see `mux/tests.rs`).
+
+pub mod control;
+mod error;
+pub mod frame;
+pub mod mux;
+pub mod session;
+
+pub use error::ProtoError;
+pub use frame::StreamId;

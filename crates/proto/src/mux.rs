@@ -1,0 +1,529 @@
+//! The stream multiplexer state machine.
+//!
+//! One agent connection carries many independent, ordered, flow-controlled byte
+//! streams. [`Mux`] holds all of the per-connection protocol state but performs
+//! no I/O: the caller feeds it received bytes ([`Mux::handle_input`]), writes
+//! out what it produces ([`Mux::pending_output`] / [`Mux::consume_output`]),
+//! and reacts to the [`Event`]s it reports.
+//!
+//! # Flow control
+//! Every stream has its own receive window ([`MuxConfig::initial_window`]
+//! bytes). A sender may never have more unacknowledged bytes in flight on a
+//! stream than the window the receiver granted; the receiver grants more
+//! (`Window` frames) only as the application *reads*. Received data is queued
+//! per stream, so a stream whose reader stops reading fills its own window and
+//! stops — it never blocks the connection or the other streams. There is no
+//! connection-level window: the bound on buffered memory is
+//! `max_streams × initial_window` per connection.
+//!
+//! The outgoing buffer is bounded too ([`MuxConfig::max_out_buffer`]): when
+//! the socket is slower than the writers, [`Mux::write`] accepts nothing until
+//! the caller drains output.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::ProtoError;
+use crate::frame::{self, Frame, HEADER_LEN, MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD, StreamId};
+
+/// Reset codes carried by `Reset` frames.
+pub mod reset_code {
+    /// The stream was abandoned by the application (handle dropped).
+    pub const CANCEL: u32 = 0;
+    /// The receiver refused to open the stream (limit reached, going away).
+    pub const REFUSED: u32 = 1;
+    /// An internal error ended the stream.
+    pub const INTERNAL: u32 = 2;
+    /// The gateway or an administrator terminated the session.
+    pub const TERMINATED: u32 = 3;
+}
+
+/// Which end of the connection this is. It decides stream-id parity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The gateway opens even-numbered streams.
+    Gateway,
+    /// The agent opens odd-numbered streams.
+    Agent,
+}
+
+impl Role {
+    fn first_stream_id(self) -> u32 {
+        match self {
+            Self::Gateway => 2,
+            Self::Agent => 1,
+        }
+    }
+}
+
+/// Tunables of one multiplexed connection.
+#[derive(Clone, Debug)]
+pub struct MuxConfig {
+    /// Receive window of every stream, in bytes. Part of protocol version 1:
+    /// both ends must agree, so it is not negotiated.
+    pub initial_window: u32,
+    /// Streams the peer may have open at once; more are refused.
+    pub max_streams: usize,
+    /// Bytes of encoded frames that may wait for the socket before
+    /// [`Mux::write`] stops accepting data.
+    pub max_out_buffer: usize,
+}
+
+/// The window size of protocol version 1.
+pub const INITIAL_WINDOW: u32 = 256 * 1024;
+
+impl Default for MuxConfig {
+    fn default() -> Self {
+        Self {
+            initial_window: INITIAL_WINDOW,
+            max_streams: 1024,
+            max_out_buffer: 256 * 1024,
+        }
+    }
+}
+
+/// What happened while handling input; the driver turns these into wake-ups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The peer opened a stream.
+    Incoming(StreamId),
+    /// Data, end-of-stream or a reset arrived on a stream that had nothing to read.
+    Readable(StreamId),
+    /// The stream's send window grew (or the stream was reset): a blocked writer may retry.
+    Writable(StreamId),
+    /// A control message (JSON) arrived on stream 0.
+    Control(Bytes),
+    /// The peer answered a ping.
+    Pong(u32),
+    /// The peer is closing the connection.
+    GoAway { code: u32, reason: String },
+}
+
+/// Outcome of [`Mux::read`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes were copied into the buffer.
+    Data(usize),
+    /// The peer finished its side; no more data will come.
+    Fin,
+    /// Nothing to read yet.
+    WouldBlock,
+}
+
+/// Why a stream operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The peer reset the stream with this code.
+    #[error("stream reset by peer (code {0})")]
+    Reset(u32),
+    /// The stream is unknown here: never opened, or already released.
+    #[error("stream is closed")]
+    Closed,
+    /// Write after [`Mux::finish`].
+    #[error("stream already finished")]
+    Finished,
+    /// No new streams: the stream limit is reached.
+    #[error("too many open streams")]
+    TooManyStreams,
+    /// No new streams: this connection is going away.
+    #[error("connection is going away")]
+    GoingAway,
+}
+
+#[derive(Debug)]
+struct Stream {
+    recv: VecDeque<Bytes>,
+    /// Bytes the peer may still send before it must wait for a `Window` frame.
+    recv_window: u32,
+    /// Bytes the application consumed that were not granted back yet.
+    unacked: u32,
+    send_window: u32,
+    local_fin: bool,
+    remote_fin: bool,
+    reset: Option<u32>,
+}
+
+impl Stream {
+    fn new(window: u32) -> Self {
+        Self {
+            recv: VecDeque::new(),
+            recv_window: window,
+            unacked: 0,
+            send_window: window,
+            local_fin: false,
+            remote_fin: false,
+            reset: None,
+        }
+    }
+}
+
+/// Per-connection multiplexer state. See the module documentation.
+#[derive(Debug)]
+pub struct Mux {
+    role: Role,
+    config: MuxConfig,
+    next_local_id: u32,
+    highest_remote_id: u32,
+    streams: HashMap<StreamId, Stream>,
+    input: BytesMut,
+    out: BytesMut,
+    events: VecDeque<Event>,
+    local_going_away: bool,
+    remote_going_away: bool,
+}
+
+impl Mux {
+    pub fn new(role: Role, config: MuxConfig) -> Self {
+        Self {
+            role,
+            next_local_id: role.first_stream_id(),
+            highest_remote_id: 0,
+            config,
+            streams: HashMap::new(),
+            input: BytesMut::new(),
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            local_going_away: false,
+            remote_going_away: false,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Number of streams with state held here.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Feeds bytes received from the peer.
+    ///
+    /// # Errors
+    /// A protocol violation; the connection must be closed (the error says why).
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), ProtoError> {
+        self.input.extend_from_slice(data);
+        while let Some(header) = frame::peek_header(&self.input)? {
+            let total = HEADER_LEN + header.payload_len();
+            if self.input.len() < total {
+                break;
+            }
+            self.input.advance(HEADER_LEN);
+            let payload = self.input.split_to(header.payload_len()).freeze();
+            let frame = header.into_frame(payload)?;
+            self.handle_frame(frame)?;
+        }
+        if self.input.is_empty() {
+            // Idle connections should hold no buffer memory; received data
+            // still referenced by stream queues keeps its own allocation.
+            self.input = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtoError> {
+        match frame {
+            Frame::Open(id) => self.on_open(id)?,
+            Frame::Data(id, data) => self.on_data(id, data)?,
+            Frame::Window(id, inc) => {
+                if let Some(s) = self.known_stream(id)? {
+                    let was_blocked = s.send_window == 0;
+                    s.send_window = s
+                        .send_window
+                        .checked_add(inc)
+                        .ok_or(ProtoError::FlowControl(id))?;
+                    if was_blocked && inc > 0 {
+                        self.events.push_back(Event::Writable(id));
+                    }
+                }
+            }
+            Frame::Fin(id) => {
+                if let Some(s) = self.known_stream(id)? {
+                    if s.remote_fin {
+                        return Err(ProtoError::StreamViolation(id, "second FIN"));
+                    }
+                    s.remote_fin = true;
+                    if s.recv.is_empty() {
+                        self.events.push_back(Event::Readable(id));
+                    }
+                }
+            }
+            Frame::Reset(id, code) => {
+                if let Some(s) = self.known_stream(id)? {
+                    s.reset = Some(code);
+                    s.recv.clear();
+                    self.events.push_back(Event::Readable(id));
+                    self.events.push_back(Event::Writable(id));
+                }
+            }
+            Frame::Ping(v) => Frame::Pong(v).encode(&mut self.out),
+            Frame::Pong(v) => self.events.push_back(Event::Pong(v)),
+            Frame::GoAway { code, reason } => {
+                self.remote_going_away = true;
+                self.events.push_back(Event::GoAway { code, reason });
+            }
+            Frame::Control(payload) => self.events.push_back(Event::Control(payload)),
+        }
+        Ok(())
+    }
+
+    fn is_local_id(&self, id: StreamId) -> bool {
+        id.0 % 2 == self.role.first_stream_id() % 2
+    }
+
+    /// Looks up a stream named by an incoming frame. `Ok(None)` means the
+    /// stream existed once and was closed here: frames still in flight for it
+    /// are dropped. A stream that never existed is a protocol violation.
+    fn known_stream(&mut self, id: StreamId) -> Result<Option<&mut Stream>, ProtoError> {
+        let was_opened = if self.is_local_id(id) {
+            id.0 < self.next_local_id
+        } else {
+            id.0 <= self.highest_remote_id
+        };
+        if !was_opened {
+            return Err(ProtoError::StreamViolation(
+                id,
+                "frame for a stream never opened",
+            ));
+        }
+        Ok(self.streams.get_mut(&id))
+    }
+
+    fn on_open(&mut self, id: StreamId) -> Result<(), ProtoError> {
+        if self.is_local_id(id) || id.0 <= self.highest_remote_id {
+            return Err(ProtoError::StreamViolation(id, "invalid stream id in OPEN"));
+        }
+        self.highest_remote_id = id.0;
+        if self.local_going_away || self.streams.len() >= self.config.max_streams {
+            Frame::Reset(id, reset_code::REFUSED).encode(&mut self.out);
+            return Ok(());
+        }
+        self.streams
+            .insert(id, Stream::new(self.config.initial_window));
+        self.events.push_back(Event::Incoming(id));
+        Ok(())
+    }
+
+    fn on_data(&mut self, id: StreamId, data: Bytes) -> Result<(), ProtoError> {
+        let Some(s) = self.known_stream(id)? else {
+            return Ok(());
+        };
+        if s.remote_fin {
+            return Err(ProtoError::StreamViolation(id, "DATA after FIN"));
+        }
+        let len = data.len() as u32;
+        if len > s.recv_window {
+            return Err(ProtoError::FlowControl(id));
+        }
+        s.recv_window -= len;
+        if s.reset.is_some() || len == 0 {
+            return Ok(());
+        }
+        let was_empty = s.recv.is_empty();
+        s.recv.push_back(data);
+        if was_empty {
+            self.events.push_back(Event::Readable(id));
+        }
+        Ok(())
+    }
+
+    /// Next event to act upon.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Encoded frames waiting for the socket.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Marks `n` bytes of [`Self::pending_output`] as written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out.advance(n);
+        if self.out.is_empty() && self.out.capacity() > self.config.max_out_buffer {
+            self.out = BytesMut::new();
+        }
+    }
+
+    /// Opens a new stream towards the peer.
+    ///
+    /// # Errors
+    /// [`StreamError::TooManyStreams`] or [`StreamError::GoingAway`].
+    pub fn open(&mut self) -> Result<StreamId, StreamError> {
+        if self.local_going_away || self.remote_going_away {
+            return Err(StreamError::GoingAway);
+        }
+        if self.streams.len() >= self.config.max_streams {
+            return Err(StreamError::TooManyStreams);
+        }
+        let id = StreamId(self.next_local_id);
+        self.next_local_id += 2;
+        self.streams
+            .insert(id, Stream::new(self.config.initial_window));
+        Frame::Open(id).encode(&mut self.out);
+        Ok(id)
+    }
+
+    /// Queues as much of `data` as the stream's send window and the output
+    /// buffer allow, returning how many bytes were taken (0: retry after a
+    /// `Writable` event or after output was drained).
+    ///
+    /// # Errors
+    /// The stream was reset, finished or released.
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
+        let s = self.streams.get_mut(&id).ok_or(StreamError::Closed)?;
+        if let Some(code) = s.reset {
+            return Err(StreamError::Reset(code));
+        }
+        if s.local_fin {
+            return Err(StreamError::Finished);
+        }
+        let space = self.config.max_out_buffer.saturating_sub(self.out.len());
+        let n = data.len().min(s.send_window as usize).min(space);
+        s.send_window -= n as u32;
+        for chunk in data[..n].chunks(MAX_DATA_PAYLOAD) {
+            frame::encode_data(&mut self.out, id, chunk);
+        }
+        Ok(n)
+    }
+
+    /// Bytes a write on this stream could take right now.
+    pub fn write_capacity(&self, id: StreamId) -> usize {
+        self.streams.get(&id).map_or(0, |s| {
+            let space = self.config.max_out_buffer.saturating_sub(self.out.len());
+            space.min(s.send_window as usize)
+        })
+    }
+
+    /// Copies received data into `buf`, granting the peer more window as the
+    /// application consumes it.
+    ///
+    /// # Errors
+    /// The stream was reset by the peer or is unknown.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<ReadOutcome, StreamError> {
+        let s = self.streams.get_mut(&id).ok_or(StreamError::Closed)?;
+        if let Some(code) = s.reset {
+            return Err(StreamError::Reset(code));
+        }
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(chunk) = s.recv.front_mut() else {
+                break;
+            };
+            let take = chunk.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&chunk[..take]);
+            chunk.advance(take);
+            if chunk.is_empty() {
+                s.recv.pop_front();
+            }
+            n += take;
+        }
+        if n > 0 {
+            s.unacked += n as u32;
+            // Grant window back in batches, not per read, so small reads do
+            // not flood the connection with `Window` frames.
+            if !s.remote_fin && s.unacked >= self.config.initial_window / 4 {
+                Frame::Window(id, s.unacked).encode(&mut self.out);
+                s.recv_window += s.unacked;
+                s.unacked = 0;
+            }
+            return Ok(ReadOutcome::Data(n));
+        }
+        if buf.is_empty() {
+            return Ok(ReadOutcome::Data(0));
+        }
+        Ok(if s.remote_fin {
+            ReadOutcome::Fin
+        } else {
+            ReadOutcome::WouldBlock
+        })
+    }
+
+    /// Bytes buffered for the application on this stream.
+    pub fn readable_len(&self, id: StreamId) -> usize {
+        self.streams
+            .get(&id)
+            .map_or(0, |s| s.recv.iter().map(Bytes::len).sum())
+    }
+
+    /// Ends the local sending side (half-close). Idempotent.
+    ///
+    /// # Errors
+    /// The stream was reset or is unknown.
+    pub fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
+        let s = self.streams.get_mut(&id).ok_or(StreamError::Closed)?;
+        if let Some(code) = s.reset {
+            return Err(StreamError::Reset(code));
+        }
+        if !s.local_fin {
+            s.local_fin = true;
+            Frame::Fin(id).encode(&mut self.out);
+        }
+        Ok(())
+    }
+
+    /// Aborts the stream in both directions and forgets it.
+    pub fn reset(&mut self, id: StreamId, code: u32) {
+        if let Some(s) = self.streams.remove(&id)
+            && s.reset.is_none()
+        {
+            Frame::Reset(id, code).encode(&mut self.out);
+        }
+    }
+
+    /// The application dropped its handle: forget the stream, resetting it
+    /// unless both sides had finished cleanly.
+    pub fn release(&mut self, id: StreamId) {
+        let clean = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.local_fin && s.remote_fin && s.recv.is_empty());
+        if clean {
+            self.streams.remove(&id);
+        } else {
+            self.reset(id, reset_code::CANCEL);
+        }
+    }
+
+    /// Sends a liveness probe; the peer answers with a `Pong` event here.
+    pub fn ping(&mut self, opaque: u32) {
+        Frame::Ping(opaque).encode(&mut self.out);
+    }
+
+    /// Sends a control message (JSON) on stream 0.
+    ///
+    /// # Errors
+    /// The message is larger than a control frame may carry.
+    pub fn send_control(&mut self, payload: &[u8]) -> Result<(), ProtoError> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(ProtoError::FrameTooLarge {
+                len: payload.len(),
+                max: MAX_CONTROL_PAYLOAD,
+            });
+        }
+        Frame::Control(Bytes::copy_from_slice(payload)).encode(&mut self.out);
+        Ok(())
+    }
+
+    /// Announces that this end is closing the connection. New streams from the
+    /// peer are refused from now on; existing ones may finish.
+    pub fn go_away(&mut self, code: u32, reason: &str) {
+        if !self.local_going_away {
+            self.local_going_away = true;
+            Frame::GoAway {
+                code,
+                reason: reason.to_owned(),
+            }
+            .encode(&mut self.out);
+        }
+    }
+
+    /// Whether the peer announced it is going away.
+    pub fn peer_going_away(&self) -> bool {
+        self.remote_going_away
+    }
+}
+
+#[cfg(test)]
+mod tests;

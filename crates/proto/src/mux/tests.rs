@@ -1,0 +1,335 @@
+//! Two [`Mux`] ends wired together in memory (after quinn-proto's `Pair`).
+
+use super::*;
+
+struct Pair {
+    gateway: Mux,
+    agent: Mux,
+    gateway_events: Vec<Event>,
+    agent_events: Vec<Event>,
+}
+
+impl Pair {
+    fn new() -> Self {
+        Self::with_config(MuxConfig::default())
+    }
+
+    fn with_config(config: MuxConfig) -> Self {
+        Self {
+            gateway: Mux::new(Role::Gateway, config.clone()),
+            agent: Mux::new(Role::Agent, config),
+            gateway_events: Vec::new(),
+            agent_events: Vec::new(),
+        }
+    }
+
+    /// Moves bytes both ways until neither side has output left.
+    fn drive(&mut self) {
+        loop {
+            let g = self.gateway.pending_output().to_vec();
+            self.gateway.consume_output(g.len());
+            let a = self.agent.pending_output().to_vec();
+            self.agent.consume_output(a.len());
+            if g.is_empty() && a.is_empty() {
+                break;
+            }
+            // Deliver in awkward slices to exercise reassembly.
+            for chunk in g.chunks(7777) {
+                self.agent.handle_input(chunk).expect("agent input");
+            }
+            for chunk in a.chunks(5000) {
+                self.gateway.handle_input(chunk).expect("gateway input");
+            }
+            while let Some(e) = self.gateway.poll_event() {
+                self.gateway_events.push(e);
+            }
+            while let Some(e) = self.agent.poll_event() {
+                self.agent_events.push(e);
+            }
+        }
+    }
+}
+
+fn read_all(mux: &mut Mux, id: StreamId) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match mux.read(id, &mut buf).unwrap() {
+            ReadOutcome::Data(n) => out.extend_from_slice(&buf[..n]),
+            ReadOutcome::Fin => return (out, true),
+            ReadOutcome::WouldBlock => return (out, false),
+        }
+    }
+}
+
+#[test]
+fn open_write_finish_read() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    assert_eq!(id, StreamId(2));
+    assert_eq!(p.gateway.write(id, b"hello agent").unwrap(), 11);
+    p.gateway.finish(id).unwrap();
+    p.drive();
+    assert_eq!(p.agent_events[0], Event::Incoming(id));
+    assert!(p.agent_events.contains(&Event::Readable(id)));
+    let (data, fin) = read_all(&mut p.agent, id);
+    assert_eq!(data, b"hello agent");
+    assert!(fin);
+
+    // Reply on the same stream, then both sides close cleanly.
+    p.agent.write(id, b"hi").unwrap();
+    p.agent.finish(id).unwrap();
+    p.drive();
+    let (data, fin) = read_all(&mut p.gateway, id);
+    assert_eq!((data.as_slice(), fin), (&b"hi"[..], true));
+    p.gateway.release(id);
+    p.agent.release(id);
+    p.drive();
+    assert_eq!(p.gateway.stream_count(), 0);
+    assert_eq!(p.agent.stream_count(), 0);
+}
+
+#[test]
+fn agent_streams_are_odd_and_gateway_streams_even() {
+    let mut p = Pair::new();
+    let a = p.agent.open().unwrap();
+    let g = p.gateway.open().unwrap();
+    let a2 = p.agent.open().unwrap();
+    assert_eq!((a.0, g.0, a2.0), (1, 2, 3));
+    p.drive();
+    assert!(p.gateway_events.contains(&Event::Incoming(a)));
+    assert!(p.gateway_events.contains(&Event::Incoming(a2)));
+    assert!(p.agent_events.contains(&Event::Incoming(g)));
+}
+
+#[test]
+fn sender_stops_at_the_receive_window_and_resumes_when_read() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    let big = vec![7u8; 1024 * 1024];
+    let mut sent = 0;
+    loop {
+        let n = p.gateway.write(id, &big[sent..]).unwrap();
+        sent += n;
+        p.drive();
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        sent, INITIAL_WINDOW as usize,
+        "exactly one window in flight"
+    );
+    assert_eq!(p.agent.readable_len(id), INITIAL_WINDOW as usize);
+
+    let (got, _) = read_all(&mut p.agent, id);
+    assert_eq!(got.len(), INITIAL_WINDOW as usize);
+    p.drive();
+    assert!(p.gateway_events.contains(&Event::Writable(id)));
+    assert!(p.gateway.write(id, &big[sent..]).unwrap() > 0);
+}
+
+/// The engineering requirement of issue #2: a reader that stops reading must
+/// not slow the other streams on the same connection.
+#[test]
+fn a_stalled_stream_does_not_block_other_streams() {
+    let mut p = Pair::new();
+    let stalled = p.gateway.open().unwrap();
+    let busy = p.gateway.open().unwrap();
+    let payload = vec![1u8; 16 * 1024 * 1024];
+
+    // Fill the stalled stream's window; its reader never reads.
+    let mut stalled_sent = 0;
+    loop {
+        let n = p.gateway.write(stalled, &payload[stalled_sent..]).unwrap();
+        stalled_sent += n;
+        p.drive();
+        if n == 0 {
+            break;
+        }
+    }
+
+    // 16 MiB — 64 windows' worth — still crosses on the other stream.
+    let mut busy_sent = 0;
+    let mut busy_received = 0;
+    let mut rounds = 0;
+    while busy_received < payload.len() {
+        rounds += 1;
+        assert!(rounds < 100_000, "no progress on the busy stream");
+        if busy_sent < payload.len() {
+            busy_sent += p.gateway.write(busy, &payload[busy_sent..]).unwrap();
+        }
+        p.drive();
+        busy_received += read_all(&mut p.agent, busy).0.len();
+    }
+    assert_eq!(busy_received, payload.len());
+    // The stalled stream is still exactly at its window, untouched.
+    assert_eq!(stalled_sent, INITIAL_WINDOW as usize);
+    assert_eq!(p.agent.readable_len(stalled), INITIAL_WINDOW as usize);
+    assert_eq!(p.gateway.write(stalled, b"x").unwrap(), 0);
+}
+
+#[test]
+fn output_buffer_is_bounded() {
+    let mut p = Pair::with_config(MuxConfig {
+        max_out_buffer: 100_000,
+        ..MuxConfig::default()
+    });
+    let id = p.gateway.open().unwrap();
+    let data = vec![0u8; 1_000_000];
+    let n = p.gateway.write(id, &data).unwrap();
+    assert!(n < 100_000);
+    assert_eq!(p.gateway.write(id, &data).unwrap(), 0);
+    p.drive();
+    assert!(p.gateway.write(id, &data).unwrap() > 0);
+}
+
+#[test]
+fn sending_beyond_the_window_is_a_protocol_error() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    // A misbehaving peer ignores flow control.
+    let mut out = BytesMut::new();
+    let chunk = vec![0u8; MAX_DATA_PAYLOAD];
+    for _ in 0..(INITIAL_WINDOW as usize / MAX_DATA_PAYLOAD + 1) {
+        frame::encode_data(&mut out, id, &chunk);
+    }
+    assert_eq!(p.agent.handle_input(&out), Err(ProtoError::FlowControl(id)));
+}
+
+#[test]
+fn frames_for_unopened_streams_are_protocol_errors() {
+    let mut agent = Mux::new(Role::Agent, MuxConfig::default());
+    let mut out = BytesMut::new();
+    frame::encode_data(&mut out, StreamId(4), b"x");
+    assert!(matches!(
+        agent.handle_input(&out),
+        Err(ProtoError::StreamViolation(StreamId(4), _))
+    ));
+
+    // Re-opening an old id, or opening with the wrong parity, too.
+    let mut agent = Mux::new(Role::Agent, MuxConfig::default());
+    let mut out = BytesMut::new();
+    Frame::Open(StreamId(4)).encode(&mut out);
+    Frame::Open(StreamId(2)).encode(&mut out);
+    assert!(agent.handle_input(&out).is_err());
+    let mut agent = Mux::new(Role::Agent, MuxConfig::default());
+    let mut out = BytesMut::new();
+    Frame::Open(StreamId(3)).encode(&mut out);
+    assert!(agent.handle_input(&out).is_err());
+}
+
+#[test]
+fn reset_reaches_both_reader_and_writer() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    p.gateway.write(id, b"data").unwrap();
+    p.drive();
+    p.agent.reset(id, reset_code::TERMINATED);
+    p.drive();
+    assert!(p.gateway_events.contains(&Event::Readable(id)));
+    assert!(p.gateway_events.contains(&Event::Writable(id)));
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        p.gateway.read(id, &mut buf),
+        Err(StreamError::Reset(reset_code::TERMINATED))
+    );
+    assert_eq!(
+        p.gateway.write(id, b"more"),
+        Err(StreamError::Reset(reset_code::TERMINATED))
+    );
+    // Late frames for the forgotten stream are ignored, not errors.
+    p.gateway.release(id);
+    assert_eq!(p.gateway.stream_count(), 0);
+    assert_eq!(p.agent.stream_count(), 0);
+}
+
+#[test]
+fn dropping_an_unfinished_stream_resets_it() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    p.agent.release(id);
+    p.drive();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        p.gateway.read(id, &mut buf),
+        Err(StreamError::Reset(reset_code::CANCEL))
+    );
+}
+
+#[test]
+fn stream_limit_refuses_extra_streams() {
+    let mut p = Pair::with_config(MuxConfig {
+        max_streams: 2,
+        ..MuxConfig::default()
+    });
+    let ids: Vec<_> = (0..2).map(|_| p.gateway.open().unwrap()).collect();
+    assert_eq!(p.gateway.open(), Err(StreamError::TooManyStreams));
+    p.drive();
+    // The agent is at its limit too: a stream it did not expect is refused.
+    let mut out = BytesMut::new();
+    Frame::Open(StreamId(ids[1].0 + 2)).encode(&mut out);
+    p.agent.handle_input(&out).unwrap();
+    let mut refused = BytesMut::from(p.agent.pending_output());
+    assert_eq!(
+        Frame::decode(&mut refused).unwrap(),
+        Some(Frame::Reset(StreamId(ids[1].0 + 2), reset_code::REFUSED))
+    );
+}
+
+#[test]
+fn ping_is_answered_and_control_and_goaway_are_reported() {
+    let mut p = Pair::new();
+    p.gateway.ping(99);
+    p.agent.send_control(br#"{"type":"agent_info"}"#).unwrap();
+    p.drive();
+    assert!(p.gateway_events.contains(&Event::Pong(99)));
+    assert!(
+        p.gateway_events
+            .contains(&Event::Control(Bytes::from_static(
+                br#"{"type":"agent_info"}"#
+            )))
+    );
+    p.gateway.go_away(7, "revoked");
+    p.drive();
+    assert!(p.agent_events.contains(&Event::GoAway {
+        code: 7,
+        reason: "revoked".into()
+    }));
+    assert_eq!(p.agent.open(), Err(StreamError::GoingAway));
+    assert!(p.agent.peer_going_away());
+}
+
+#[test]
+fn idle_connection_holds_no_buffers() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    p.gateway.write(id, &[0u8; 100_000]).unwrap();
+    p.drive();
+    read_all(&mut p.agent, id);
+    p.gateway.release(id);
+    p.agent.release(id);
+    p.drive();
+    assert_eq!(p.agent.input.capacity(), 0);
+    assert_eq!(p.gateway.input.capacity(), 0);
+}
+
+#[test]
+fn many_streams_interleave_in_order() {
+    let mut p = Pair::new();
+    let ids: Vec<_> = (0..50).map(|_| p.gateway.open().unwrap()).collect();
+    for round in 0..20u8 {
+        for (i, id) in ids.iter().enumerate() {
+            let msg = [round, i as u8];
+            assert_eq!(p.gateway.write(*id, &msg).unwrap(), 2);
+        }
+        p.drive();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let (data, _) = read_all(&mut p.agent, *id);
+        let expected: Vec<u8> = (0..20u8).flat_map(|r| [r, i as u8]).collect();
+        assert_eq!(data, expected);
+    }
+}

@@ -1,0 +1,517 @@
+//! Session messages: what travels inside one stream, end to end between `jg`
+//! (or the web console) and the agent, through the gateway.
+//!
+//! Each message is `type: u8, length: u32 (big-endian), payload`. Data
+//! messages carry raw bytes; the others carry JSON. The first message on a
+//! stream is always [`SessionMsg::Open`] from the technician's side; the agent
+//! answers [`SessionMsg::Accepted`] or [`SessionMsg::Refused`]. After that:
+//!
+//! | kind       | technician → agent                 | agent → technician                   |
+//! |------------|------------------------------------|--------------------------------------|
+//! | `shell`    | `Stdin`, `Resize`, `StdinEof`      | `Stdout`, `Exit`                     |
+//! | `exec`     | `Stdin`, `StdinEof`, `Signal`      | `Stdout`, `Stderr`, `Exit`           |
+//! | `upload`   | `FileData`…, `FileEnd`             | `FileResult`                         |
+//! | `download` | —                                  | `FileData`…, `FileEnd`               |
+//! | `forward`  | raw bytes (no framing)             | raw bytes (no framing)               |
+//!
+//! The gateway may insert [`SessionMsg::Closed`] towards either side when it
+//! ends a session (shutdown, termination by an administrator).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::ProtoError;
+
+/// Message header length.
+pub const HEADER_LEN: usize = 5;
+/// Largest payload of one session message.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// Size data is chunked into by senders.
+pub const CHUNK: usize = 32 * 1024;
+
+/// The kinds of session, each a separate right in access control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionKind {
+    /// Interactive PTY.
+    Shell,
+    /// One command, no PTY, separate stdout/stderr, exit code.
+    Exec,
+    /// File from technician to endpoint.
+    Upload,
+    /// File from endpoint to technician.
+    Download,
+    /// TCP connection from the endpoint to a host:port it can reach.
+    Forward,
+}
+
+impl SessionKind {
+    pub const ALL: [Self; 5] = [
+        Self::Shell,
+        Self::Exec,
+        Self::Upload,
+        Self::Download,
+        Self::Forward,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shell => "shell",
+            Self::Exec => "exec",
+            Self::Upload => "upload",
+            Self::Download => "download",
+            Self::Forward => "forward",
+        }
+    }
+
+    /// Whether the stream carries session messages after the open exchange
+    /// (everything but `forward`, which carries raw bytes).
+    pub fn is_framed(self) -> bool {
+        self != Self::Forward
+    }
+}
+
+impl std::fmt::Display for SessionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SessionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown session kind `{s}`"))
+    }
+}
+
+/// What the technician asks the agent to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SessionRequest {
+    Shell {
+        term: String,
+        cols: u16,
+        rows: u16,
+    },
+    Exec {
+        command: Vec<String>,
+    },
+    /// `path` is the destination; when it names an existing directory the file
+    /// is written inside it as `file_name`.
+    Upload {
+        path: String,
+        mode: u32,
+        size: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file_name: Option<String>,
+    },
+    Download {
+        path: String,
+    },
+    Forward {
+        host: String,
+        port: u16,
+    },
+}
+
+impl SessionRequest {
+    pub fn kind(&self) -> SessionKind {
+        match self {
+            Self::Shell { .. } => SessionKind::Shell,
+            Self::Exec { .. } => SessionKind::Exec,
+            Self::Upload { .. } => SessionKind::Upload,
+            Self::Download { .. } => SessionKind::Download,
+            Self::Forward { .. } => SessionKind::Forward,
+        }
+    }
+
+    /// A one-line description for the event log (no file contents, no env).
+    pub fn target(&self) -> String {
+        match self {
+            Self::Shell { .. } => String::new(),
+            Self::Exec { command } => command.join(" "),
+            Self::Upload { path, .. } | Self::Download { path } => path.clone(),
+            Self::Forward { host, port } => format!("{host}:{port}"),
+        }
+    }
+}
+
+/// The agent's positive answer to `Open`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// Download: file size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Download: Unix permission bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// Why a session could not be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalCode {
+    NotFound,
+    PermissionDenied,
+    InvalidRequest,
+    ConnectFailed,
+    Unsupported,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    #[serde(default)]
+    pub code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// The exit code a shell would report (128 + signal for signalled processes).
+    pub fn shell_code(self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => 255,
+        }
+    }
+}
+
+/// End of a file transfer: size and SHA-256 (lowercase hex) of what was sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEnd {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The receiver's verdict on an upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileResult {
+    pub ok: bool,
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Signals a technician may send to a non-PTY command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SignalKind {
+    Interrupt = 2,
+    Terminate = 15,
+    Kill = 9,
+}
+
+/// Every session message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionMsg {
+    Open(SessionRequest),
+    Accepted(Accepted),
+    Refused(Refusal),
+    Stdin(Bytes),
+    Stdout(Bytes),
+    Stderr(Bytes),
+    Resize { cols: u16, rows: u16 },
+    Exit(ExitStatus),
+    StdinEof,
+    Signal(SignalKind),
+    FileData(Bytes),
+    FileEnd(FileEnd),
+    FileResult(FileResult),
+    Closed { reason: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClosedBody {
+    reason: String,
+}
+
+mod ty {
+    pub(super) const OPEN: u8 = 1;
+    pub(super) const ACCEPTED: u8 = 2;
+    pub(super) const REFUSED: u8 = 3;
+    pub(super) const STDIN: u8 = 4;
+    pub(super) const STDOUT: u8 = 5;
+    pub(super) const STDERR: u8 = 6;
+    pub(super) const RESIZE: u8 = 7;
+    pub(super) const EXIT: u8 = 8;
+    pub(super) const STDIN_EOF: u8 = 9;
+    pub(super) const SIGNAL: u8 = 10;
+    pub(super) const FILE_DATA: u8 = 11;
+    pub(super) const FILE_END: u8 = 12;
+    pub(super) const FILE_RESULT: u8 = 13;
+    pub(super) const CLOSED: u8 = 14;
+    pub(super) const MAX: u8 = 14;
+}
+
+impl SessionMsg {
+    /// Appends the encoded message to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        fn json(out: &mut BytesMut, t: u8, v: &impl Serialize) {
+            // Serializing these plain structs cannot fail.
+            let body = serde_json::to_vec(v).unwrap_or_default();
+            raw(out, t, &body);
+        }
+        fn raw(out: &mut BytesMut, t: u8, body: &[u8]) {
+            out.reserve(HEADER_LEN + body.len());
+            out.put_u8(t);
+            out.put_u32(body.len() as u32);
+            out.put_slice(body);
+        }
+        match self {
+            Self::Open(r) => json(out, ty::OPEN, r),
+            Self::Accepted(a) => json(out, ty::ACCEPTED, a),
+            Self::Refused(r) => json(out, ty::REFUSED, r),
+            Self::Stdin(b) => raw(out, ty::STDIN, b),
+            Self::Stdout(b) => raw(out, ty::STDOUT, b),
+            Self::Stderr(b) => raw(out, ty::STDERR, b),
+            Self::Resize { cols, rows } => {
+                let mut b = [0u8; 4];
+                b[..2].copy_from_slice(&cols.to_be_bytes());
+                b[2..].copy_from_slice(&rows.to_be_bytes());
+                raw(out, ty::RESIZE, &b);
+            }
+            Self::Exit(s) => json(out, ty::EXIT, s),
+            Self::StdinEof => raw(out, ty::STDIN_EOF, &[]),
+            Self::Signal(s) => raw(out, ty::SIGNAL, &[*s as u8]),
+            Self::FileData(b) => raw(out, ty::FILE_DATA, b),
+            Self::FileEnd(e) => json(out, ty::FILE_END, e),
+            Self::FileResult(r) => json(out, ty::FILE_RESULT, r),
+            Self::Closed { reason } => json(
+                out,
+                ty::CLOSED,
+                &ClosedBody {
+                    reason: reason.clone(),
+                },
+            ),
+        }
+    }
+
+    /// The encoded message as bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        self.encode(&mut out);
+        out.freeze()
+    }
+
+    /// Decodes one message from the front of `buf`, consuming it. `Ok(None)`:
+    /// not a whole message yet.
+    ///
+    /// # Errors
+    /// A malformed message; the session must be closed.
+    pub fn decode(buf: &mut BytesMut) -> Result<Option<Self>, ProtoError> {
+        let Some(total) = message_len(buf)? else {
+            return Ok(None);
+        };
+        let t = buf[0];
+        buf.advance(HEADER_LEN);
+        let body = buf.split_to(total - HEADER_LEN).freeze();
+        Self::from_parts(t, body).map(Some)
+    }
+
+    fn from_parts(t: u8, body: Bytes) -> Result<Self, ProtoError> {
+        fn json<T: for<'a> Deserialize<'a>>(body: &[u8]) -> Result<T, ProtoError> {
+            serde_json::from_slice(body).map_err(|e| ProtoError::InvalidMessage(e.to_string()))
+        }
+        Ok(match t {
+            ty::OPEN => Self::Open(json(&body)?),
+            ty::ACCEPTED => Self::Accepted(json(&body)?),
+            ty::REFUSED => Self::Refused(json(&body)?),
+            ty::STDIN => Self::Stdin(body),
+            ty::STDOUT => Self::Stdout(body),
+            ty::STDERR => Self::Stderr(body),
+            ty::RESIZE => {
+                if body.len() != 4 {
+                    return Err(ProtoError::Malformed("resize message must be 4 bytes"));
+                }
+                Self::Resize {
+                    cols: u16::from_be_bytes([body[0], body[1]]),
+                    rows: u16::from_be_bytes([body[2], body[3]]),
+                }
+            }
+            ty::EXIT => Self::Exit(json(&body)?),
+            ty::STDIN_EOF => Self::StdinEof,
+            ty::SIGNAL => Self::Signal(match body.first() {
+                Some(2) => SignalKind::Interrupt,
+                Some(15) => SignalKind::Terminate,
+                Some(9) => SignalKind::Kill,
+                _ => return Err(ProtoError::Malformed("unknown signal")),
+            }),
+            ty::FILE_DATA => Self::FileData(body),
+            ty::FILE_END => Self::FileEnd(json(&body)?),
+            ty::FILE_RESULT => Self::FileResult(json(&body)?),
+            ty::CLOSED => Self::Closed {
+                reason: json::<ClosedBody>(&body)?.reason,
+            },
+            _ => return Err(ProtoError::Malformed("unknown session message type")),
+        })
+    }
+}
+
+/// Length of the whole message at the front of `buf` once all of it has
+/// arrived, without decoding it: how the gateway relays framed sessions
+/// message by message (so it can insert `Closed` at a boundary).
+///
+/// # Errors
+/// An unknown type or an oversized length.
+pub fn message_len(buf: &[u8]) -> Result<Option<usize>, ProtoError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    if buf[0] == 0 || buf[0] > ty::MAX {
+        return Err(ProtoError::Malformed("unknown session message type"));
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(ProtoError::FrameTooLarge {
+            len,
+            max: MAX_PAYLOAD,
+        });
+    }
+    Ok((buf.len() >= HEADER_LEN + len).then_some(HEADER_LEN + len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_messages() -> Vec<SessionMsg> {
+        vec![
+            SessionMsg::Open(SessionRequest::Shell {
+                term: "xterm-256color".into(),
+                cols: 120,
+                rows: 40,
+            }),
+            SessionMsg::Open(SessionRequest::Exec {
+                command: vec!["ls".into(), "-la".into()],
+            }),
+            SessionMsg::Open(SessionRequest::Upload {
+                path: "/tmp/x".into(),
+                mode: 0o640,
+                size: 12,
+                file_name: Some("x".into()),
+            }),
+            SessionMsg::Open(SessionRequest::Download {
+                path: "/etc/hostname".into(),
+            }),
+            SessionMsg::Open(SessionRequest::Forward {
+                host: "127.0.0.1".into(),
+                port: 22,
+            }),
+            SessionMsg::Accepted(Accepted {
+                size: Some(5),
+                mode: Some(0o644),
+            }),
+            SessionMsg::Accepted(Accepted::default()),
+            SessionMsg::Refused(Refusal {
+                code: RefusalCode::NotFound,
+                message: "no such file".into(),
+            }),
+            SessionMsg::Stdin(Bytes::from_static(b"ls\r")),
+            SessionMsg::Stdout(Bytes::from_static(b"\x1b[1mhi")),
+            SessionMsg::Stderr(Bytes::from_static(b"oops")),
+            SessionMsg::Resize { cols: 80, rows: 24 },
+            SessionMsg::Exit(ExitStatus {
+                code: Some(3),
+                signal: None,
+            }),
+            SessionMsg::StdinEof,
+            SessionMsg::Signal(SignalKind::Interrupt),
+            SessionMsg::FileData(Bytes::from(vec![0u8; CHUNK])),
+            SessionMsg::FileEnd(FileEnd {
+                size: 5,
+                sha256: "ab".into(),
+            }),
+            SessionMsg::FileResult(FileResult {
+                ok: false,
+                sha256: String::new(),
+                message: "mismatch".into(),
+            }),
+            SessionMsg::Closed {
+                reason: "gateway shutting down".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_roundtrips_through_a_byte_stream() {
+        let msgs = all_messages();
+        let mut stream = BytesMut::new();
+        for m in &msgs {
+            m.encode(&mut stream);
+        }
+        // Feed one byte at a time: decoding must wait, never fail.
+        let mut buf = BytesMut::new();
+        let mut decoded = Vec::new();
+        for b in stream.iter() {
+            buf.put_u8(*b);
+            while let Some(m) = SessionMsg::decode(&mut buf).unwrap() {
+                decoded.push(m);
+            }
+        }
+        assert_eq!(decoded, msgs);
+    }
+
+    #[test]
+    fn message_len_matches_encoding() {
+        for m in all_messages() {
+            let bytes = m.to_bytes();
+            assert_eq!(message_len(&bytes).unwrap(), Some(bytes.len()));
+            assert_eq!(message_len(&bytes[..bytes.len() - 1]).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_errors() {
+        let mut oversized = BytesMut::new();
+        oversized.put_u8(ty::STDOUT);
+        oversized.put_u32(MAX_PAYLOAD as u32 + 1);
+        assert!(SessionMsg::decode(&mut oversized).is_err());
+
+        for bad in [&[0u8, 0, 0, 0, 0][..], &[99, 0, 0, 0, 0]] {
+            assert!(SessionMsg::decode(&mut BytesMut::from(bad)).is_err());
+        }
+        let mut bad_json = BytesMut::new();
+        bad_json.put_u8(ty::OPEN);
+        bad_json.put_u32(2);
+        bad_json.put_slice(b"{]");
+        assert!(SessionMsg::decode(&mut bad_json).is_err());
+
+        let unknown_kind = br#"{"kind":"teleport"}"#;
+        let mut m = BytesMut::new();
+        m.put_u8(ty::OPEN);
+        m.put_u32(unknown_kind.len() as u32);
+        m.put_slice(unknown_kind);
+        assert!(SessionMsg::decode(&mut m).is_err());
+    }
+
+    #[test]
+    fn kinds_parse_and_print() {
+        for k in SessionKind::ALL {
+            assert_eq!(k.as_str().parse::<SessionKind>().unwrap(), k);
+        }
+        assert!("ssh".parse::<SessionKind>().is_err());
+        assert!(!SessionKind::Forward.is_framed());
+        assert!(SessionKind::Shell.is_framed());
+    }
+
+    #[test]
+    fn exit_status_maps_to_shell_codes() {
+        let s = |code, signal| ExitStatus { code, signal }.shell_code();
+        assert_eq!(s(Some(0), None), 0);
+        assert_eq!(s(Some(42), None), 42);
+        assert_eq!(s(None, Some(9)), 137);
+    }
+}

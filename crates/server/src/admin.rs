@@ -1,0 +1,114 @@
+//! What `jumpgate admin` does: operations on a site's data directory that
+//! work whether or not the gateway is running (SQLite allows a second
+//! writer; the control socket tells a running gateway to act at once).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use sqlx::SqlitePool;
+
+use crate::identity::{self, IdentityError, Role};
+use crate::{agents, control, ids, store};
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no Jumpgate site at {0} (start `jumpgate server --data-dir {0}` once to create it)")]
+    NoSite(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("no enrolled endpoint named `{0}`")]
+    UnknownEndpoint(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(
+        "no generated site CA at {0}: this site uses its own certificate; pin the fingerprint printed by `jumpgate server`"
+    )]
+    NoGeneratedCa(String),
+    #[error("the running gateway did not answer: {0}")]
+    Control(#[from] std::io::Error),
+}
+
+/// Opens an existing site's database.
+///
+/// # Errors
+/// No site there, or the database cannot be opened.
+pub async fn open(data_dir: &Path) -> Result<SqlitePool, AdminError> {
+    let path = crate::app::db_path(data_dir);
+    if !path.exists() {
+        return Err(AdminError::NoSite(data_dir.display().to_string()));
+    }
+    Ok(store::open(&path).await?)
+}
+
+/// The fingerprint clients pin, when the site uses its generated certificate.
+///
+/// # Errors
+/// The site uses its own certificate (nothing generated to read).
+pub fn fingerprint(data_dir: &Path) -> Result<String, AdminError> {
+    let ca = data_dir.join("tls").join("ca.crt");
+    let der = rustls::pki_types::CertificateDer::from_pem_file(&ca)
+        .map_err(|_| AdminError::NoGeneratedCa(ca.display().to_string()))?;
+    Ok(jumpgate_net::tls::Fingerprint::of(&der).to_string())
+}
+
+/// # Errors
+/// Unknown role, invalid name, weak password, existing user.
+pub async fn create_user(
+    db: &SqlitePool,
+    username: &str,
+    role: &str,
+    password: &str,
+) -> Result<(), AdminError> {
+    let role: Role = role.parse()?;
+    identity::create_user(db, username, password, role).await?;
+    Ok(())
+}
+
+/// A new enrollment token and when it expires (RFC 3339).
+///
+/// # Errors
+/// Invalid group name.
+pub async fn enroll_token(
+    db: &SqlitePool,
+    group: &str,
+    ttl: Duration,
+) -> Result<(String, String), AdminError> {
+    let t = identity::create_enroll_token(db, group, ttl).await?;
+    Ok((t.token, ids::rfc3339(t.expires_at_ms)))
+}
+
+/// What revocation achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The gateway cut the agent's live connection.
+    Disconnected,
+    /// The gateway runs; the agent was not connected.
+    WasOffline,
+    /// No gateway runs; the agent will be refused when it next connects.
+    GatewayNotRunning,
+}
+
+/// Revokes an endpoint and cuts its live connection.
+///
+/// # Errors
+/// No such endpoint.
+pub async fn revoke_endpoint(
+    data_dir: &Path,
+    db: &SqlitePool,
+    name: &str,
+) -> Result<Revoked, AdminError> {
+    let id = agents::revoke(db, name)
+        .await?
+        .ok_or_else(|| AdminError::UnknownEndpoint(name.to_owned()))?;
+    Ok(
+        match control::request(data_dir, &format!("revoke {id}")).await? {
+            None => Revoked::GatewayNotRunning,
+            Some(a) if a == "ok disconnected" => Revoked::Disconnected,
+            Some(_) => Revoked::WasOffline,
+        },
+    )
+}

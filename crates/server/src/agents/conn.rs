@@ -1,0 +1,238 @@
+//! One agent connection: handshake (version, identity proof), then the
+//! multiplexed connection until either side ends it.
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::BytesMut;
+use jumpgate_api_types::EndpointDetails;
+use jumpgate_net::mux::{self, DriverConfig, MuxEvent};
+use jumpgate_proto::control::{
+    self, AUTH_EXPORTER_LEN, AgentInfo, Control, Hello, Reject, RejectCode, Welcome,
+};
+use jumpgate_proto::frame::{Frame, HEADER_LEN, MAX_CONTROL_PAYLOAD};
+use jumpgate_proto::mux::{Role, reset_code};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::Instrument;
+
+use super::EndpointRecord;
+use crate::ids::AgentId;
+use crate::state::AppState;
+
+/// Time an agent has to send its `Hello` after the TLS handshake.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no hello within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Proto(#[from] jumpgate_proto::ProtoError),
+    #[error("rejected: {}", .0.message)]
+    Rejected(Reject),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn reject(code: RejectCode, message: impl Into<String>) -> HandshakeError {
+    HandshakeError::Rejected(Reject {
+        code,
+        message: message.into(),
+    })
+}
+
+/// Serves an agent connection (ALPN `jumpgate-agent/1`) until it ends.
+pub(crate) async fn serve_agent<T>(
+    st: AppState,
+    mut tls: T,
+    exporter: [u8; AUTH_EXPORTER_LEN],
+    peer: std::net::SocketAddr,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::new();
+    let accepted = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut tls, &mut buf)).await {
+        Err(_) => Err(HandshakeError::Timeout(HELLO_TIMEOUT)),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(hello)) => check_hello(&st, hello, &exporter).await,
+    };
+    let (endpoint, hello) = match accepted {
+        Ok(v) => v,
+        Err(HandshakeError::Rejected(r)) => {
+            tracing::info!(%peer, code = ?r.code, reason = %r.message, "agent refused");
+            let mut out = BytesMut::new();
+            Frame::Control(Control::Reject(r).to_bytes().into()).encode(&mut out);
+            let _ = tls.write_all(&out).await;
+            let _ = tls.shutdown().await;
+            return;
+        }
+        Err(e) => {
+            // Unauthenticated noise (scanners, broken clients): debug level.
+            tracing::debug!(%peer, error = %e, "agent handshake failed");
+            return;
+        }
+    };
+    let span = tracing::info_span!("agent", endpoint = %endpoint.name, id = %endpoint.id);
+    run_connection(st, tls, buf, endpoint, hello, peer)
+        .instrument(span)
+        .await;
+}
+
+async fn read_hello<T: AsyncRead + Unpin>(
+    tls: &mut T,
+    buf: &mut BytesMut,
+) -> Result<Hello, HandshakeError> {
+    loop {
+        if let Some(frame) = Frame::decode(buf)? {
+            let Frame::Control(payload) = frame else {
+                return Err(reject(
+                    RejectCode::Malformed,
+                    "the first frame must be a hello",
+                ));
+            };
+            return match Control::from_bytes(&payload) {
+                Ok(Control::Hello(h)) => Ok(h),
+                Ok(_) => Err(reject(
+                    RejectCode::Malformed,
+                    "the first message must be a hello",
+                )),
+                Err(e) => Err(reject(RejectCode::Malformed, e.to_string())),
+            };
+        }
+        if buf.len() > HEADER_LEN + MAX_CONTROL_PAYLOAD {
+            return Err(reject(RejectCode::Malformed, "hello too large"));
+        }
+        if tls.read_buf(buf).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+}
+
+async fn check_hello(
+    st: &AppState,
+    hello: Hello,
+    exporter: &[u8],
+) -> Result<(EndpointRecord, Hello), HandshakeError> {
+    if control::negotiate(&hello.versions).is_none() {
+        return Err(reject(
+            RejectCode::UnsupportedVersion,
+            format!(
+                "agent speaks protocol versions {:?}, gateway speaks {:?}; upgrade the older side",
+                hello.versions,
+                control::SUPPORTED_VERSIONS
+            ),
+        ));
+    }
+    let id = AgentId(hello.agent_id.clone());
+    let Some(endpoint) = super::find_by_id(&st.db, &id).await? else {
+        return Err(reject(
+            RejectCode::UnknownAgent,
+            "this agent is not enrolled at this site",
+        ));
+    };
+    if endpoint.revoked {
+        return Err(reject(
+            RejectCode::Revoked,
+            "this endpoint was revoked by an administrator",
+        ));
+    }
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(&hello.signature)
+        .map_err(|_| reject(RejectCode::BadSignature, "signature is not base64"))?;
+    let msg = control::auth_message(&hello.agent_id, exporter);
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ED25519,
+        &endpoint.public_key,
+    )
+    .verify(&msg, &sig)
+    .map_err(|_| {
+        reject(
+            RejectCode::BadSignature,
+            "signature does not verify with the enrolled key",
+        )
+    })?;
+    Ok((endpoint, hello))
+}
+
+fn details(info: &AgentInfo) -> EndpointDetails {
+    let cap = |s: &str| s.chars().take(128).collect::<String>();
+    EndpointDetails {
+        hostname: cap(&info.hostname),
+        os: cap(&info.os),
+        arch: cap(&info.arch),
+        agent_version: cap(&info.agent_version),
+    }
+}
+
+async fn run_connection<T>(
+    st: AppState,
+    mut tls: T,
+    leftover: BytesMut,
+    endpoint: EndpointRecord,
+    hello: Hello,
+    peer: std::net::SocketAddr,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let version = control::negotiate(&hello.versions).unwrap_or(1);
+    let welcome = Control::Welcome(Welcome {
+        version,
+        endpoint: endpoint.name.clone(),
+        heartbeat_secs: st.config.agent_heartbeat.as_secs() as u32,
+    });
+    let mut out = BytesMut::new();
+    Frame::Control(welcome.to_bytes().into()).encode(&mut out);
+    if let Err(e) = tls.write_all(&out).await {
+        tracing::debug!(error = %e, "agent left during handshake");
+        return;
+    }
+    let cfg = DriverConfig {
+        ping_interval: None,
+        // Three missed heartbeats and the agent is considered gone.
+        idle_timeout: st.config.agent_heartbeat * 3,
+        ..DriverConfig::default()
+    };
+    let (handle, mut events, driver) = match mux::start(tls, Role::Gateway, &leftover, cfg) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "agent sent garbage after its hello");
+            return;
+        }
+    };
+    if let Err(e) = super::touch(&st.db, &endpoint.id, Some(&details(&hello.info))).await {
+        tracing::warn!(error = %e, "could not record agent details");
+    }
+    let conn = st.agents.insert(endpoint.id.clone(), handle);
+    tracing::info!(%peer, version, "agent connected");
+
+    let db = st.db.clone();
+    let id = endpoint.id.clone();
+    let handle_events = async move {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                MuxEvent::Control(Control::AgentInfo(info)) => {
+                    if let Err(e) = super::touch(&db, &id, Some(&details(&info))).await {
+                        tracing::warn!(error = %e, "could not record agent details");
+                    }
+                }
+                MuxEvent::Control(other) => tracing::debug!(?other, "ignoring control message"),
+                // Agents do not open streams towards the gateway (yet).
+                MuxEvent::Stream(s) => s.reset(reset_code::REFUSED),
+                MuxEvent::GoAway { code, reason } => {
+                    tracing::info!(code, %reason, "agent is going away");
+                }
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(driver, handle_events);
+    st.agents.remove(&endpoint.id, conn);
+    if let Err(e) = super::touch(&st.db, &endpoint.id, None).await {
+        tracing::warn!(error = %e, "could not record last-seen time");
+    }
+    match result {
+        Ok(()) => tracing::info!("agent disconnected"),
+        Err(e) => tracing::info!(reason = %e, "agent connection ended"),
+    }
+}

@@ -1,0 +1,293 @@
+//! Endpoints and their agents: enrollment, the registry of live agent
+//! connections, and the endpoint records in the store.
+
+mod conn;
+pub(crate) mod http;
+
+pub(crate) use conn::serve_agent;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use jumpgate_api_types as api;
+use jumpgate_net::mux::MuxHandle;
+use sqlx::{Row, SqlitePool};
+
+use crate::ids::{self, AgentId};
+
+/// An endpoint as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct EndpointRecord {
+    pub(crate) id: AgentId,
+    pub(crate) name: String,
+    pub(crate) group: String,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) details: api::EndpointDetails,
+    pub(crate) enrolled_at: i64,
+    pub(crate) last_seen: Option<i64>,
+    pub(crate) revoked: bool,
+}
+
+fn record(row: &sqlx::sqlite::SqliteRow) -> EndpointRecord {
+    EndpointRecord {
+        id: AgentId(row.get("id")),
+        name: row.get("name"),
+        group: row.get("group_name"),
+        public_key: row.get("public_key"),
+        details: api::EndpointDetails {
+            hostname: row.get("hostname"),
+            os: row.get("os"),
+            arch: row.get("arch"),
+            agent_version: row.get("agent_version"),
+        },
+        enrolled_at: row.get("enrolled_at"),
+        last_seen: row.get("last_seen"),
+        revoked: row.get::<Option<i64>, _>("revoked_at").is_some(),
+    }
+}
+
+pub(crate) async fn find_by_id(
+    db: &SqlitePool,
+    id: &AgentId,
+) -> Result<Option<EndpointRecord>, sqlx::Error> {
+    Ok(sqlx::query("SELECT * FROM endpoints WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(record))
+}
+
+/// The live (not revoked) endpoint of that name.
+pub(crate) async fn find_by_name(
+    db: &SqlitePool,
+    name: &str,
+) -> Result<Option<EndpointRecord>, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT * FROM endpoints WHERE name = ? AND revoked_at IS NULL")
+            .bind(name)
+            .fetch_optional(db)
+            .await?
+            .as_ref()
+            .map(record),
+    )
+}
+
+pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<EndpointRecord>, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT * FROM endpoints WHERE revoked_at IS NULL ORDER BY name")
+            .fetch_all(db)
+            .await?
+            .iter()
+            .map(record)
+            .collect(),
+    )
+}
+
+/// Records that the agent is (or was just) connected, with fresh details.
+pub(crate) async fn touch(
+    db: &SqlitePool,
+    id: &AgentId,
+    details: Option<&api::EndpointDetails>,
+) -> Result<(), sqlx::Error> {
+    match details {
+        Some(d) => sqlx::query(
+            "UPDATE endpoints SET last_seen = ?, hostname = ?, os = ?, arch = ?, agent_version = ? WHERE id = ?",
+        )
+        .bind(ids::now_ms())
+        .bind(&d.hostname)
+        .bind(&d.os)
+        .bind(&d.arch)
+        .bind(&d.agent_version)
+        .bind(id.as_str()),
+        None => sqlx::query("UPDATE endpoints SET last_seen = ? WHERE id = ?")
+            .bind(ids::now_ms())
+            .bind(id.as_str()),
+    }
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Why an enrollment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("unknown enrollment token")]
+    UnknownToken,
+    #[error("enrollment token already used")]
+    TokenSpent,
+    #[error("enrollment token expired")]
+    TokenExpired,
+    #[error(
+        "an endpoint named `{0}` is already enrolled; pick another --name or revoke the old endpoint"
+    )]
+    NameTaken(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("public key must be 32 bytes of Ed25519, base64-encoded")]
+    InvalidKey,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Spends a one-time token and registers the endpoint, atomically: a refused
+/// enrollment leaves the token unspent.
+pub(crate) async fn enroll(
+    db: &SqlitePool,
+    req: &api::EnrollRequest,
+) -> Result<api::EnrollResponse, EnrollError> {
+    ids::validate_name("endpoint", &req.name).map_err(EnrollError::InvalidName)?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(req.public_key.trim())
+        .ok()
+        .filter(|k| k.len() == 32)
+        .ok_or(EnrollError::InvalidKey)?;
+    let hash = ids::token_hash(&req.token);
+    let now = ids::now_ms();
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(
+        "SELECT group_name, expires_at, used_at FROM enroll_tokens WHERE token_hash = ?",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(EnrollError::UnknownToken)?;
+    if row.get::<Option<i64>, _>("used_at").is_some() {
+        return Err(EnrollError::TokenSpent);
+    }
+    if row.get::<i64, _>("expires_at") <= now {
+        return Err(EnrollError::TokenExpired);
+    }
+    let group: String = row.get("group_name");
+    let id = AgentId::generate();
+    let d = &req.details;
+    let inserted = sqlx::query(
+        "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(&req.name)
+    .bind(&group)
+    .bind(&key)
+    .bind(&d.hostname)
+    .bind(&d.os)
+    .bind(&d.arch)
+    .bind(&d.agent_version)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(EnrollError::NameTaken(req.name.clone()));
+        }
+        other => {
+            other?;
+        }
+    }
+    let spent = sqlx::query("UPDATE enroll_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL")
+        .bind(now)
+        .bind(id.as_str())
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    if spent.rows_affected() != 1 {
+        return Err(EnrollError::TokenSpent);
+    }
+    tx.commit().await?;
+    Ok(api::EnrollResponse {
+        agent_id: id.0,
+        endpoint: req.name.clone(),
+        group,
+    })
+}
+
+/// Marks an endpoint revoked. Returns its id, or `None` if no live endpoint
+/// has that name.
+pub(crate) async fn revoke(db: &SqlitePool, name: &str) -> Result<Option<AgentId>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(ids::now_ms())
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| AgentId(r.get("id"))))
+}
+
+/// Agents connected to this gateway right now.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Registry {
+    inner: Arc<RwLock<HashMap<AgentId, Connected>>>,
+    next_conn: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct Connected {
+    conn: u64,
+    handle: MuxHandle,
+}
+
+impl Registry {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<AgentId, Connected>> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<AgentId, Connected>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a connection; an older connection of the same agent is closed.
+    pub(crate) fn insert(&self, id: AgentId, handle: MuxHandle) -> u64 {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let old = self.write().insert(id, Connected { conn, handle });
+        if let Some(old) = old {
+            old.handle.close(
+                jumpgate_proto::control::go_away_code::REPLACED,
+                "replaced by a newer connection of the same agent",
+            );
+        }
+        conn
+    }
+
+    /// Forgets the connection `conn` (not a newer one of the same agent).
+    pub(crate) fn remove(&self, id: &AgentId, conn: u64) {
+        let mut map = self.write();
+        if map.get(id).is_some_and(|c| c.conn == conn) {
+            map.remove(id);
+        }
+    }
+
+    pub(crate) fn get(&self, id: &AgentId) -> Option<MuxHandle> {
+        self.read().get(id).map(|c| c.handle.clone())
+    }
+
+    pub(crate) fn is_online(&self, id: &AgentId) -> bool {
+        self.read().contains_key(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Closes the agent's live connection, if any.
+    pub(crate) fn disconnect(&self, id: &AgentId, code: u32, reason: &str) -> bool {
+        match self.write().remove(id) {
+            Some(c) => {
+                c.handle.close(code, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every agent connection (shutdown); returns their handles so the
+    /// caller can wait for them to finish.
+    pub(crate) fn close_all(&self, code: u32, reason: &str) -> Vec<MuxHandle> {
+        let drained: Vec<_> = self.write().drain().map(|(_, c)| c.handle).collect();
+        for h in &drained {
+            h.close(code, reason);
+        }
+        drained
+    }
+}

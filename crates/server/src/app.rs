@@ -1,0 +1,207 @@
+//! Start-up and ordered shutdown of the gateway.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jumpgate_net::tls::Fingerprint;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::state::{AppState, Inner};
+use crate::{agents, control, listener, sessions, site, store};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data dir {path}: {cause}")]
+    DataDir { path: String, cause: std::io::Error },
+    #[error(transparent)]
+    Site(#[from] site::SiteError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    #[error("control socket: {0}")]
+    Control(std::io::Error),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a started gateway tells its operator.
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub addr: SocketAddr,
+    pub redirect_addr: Option<SocketAddr>,
+    pub hostname: String,
+    /// The fingerprint clients pin (`--ca-fingerprint`).
+    pub fingerprint: Fingerprint,
+    pub generated_certificate: bool,
+}
+
+pub(crate) fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("jumpgate.db")
+}
+
+/// Time each shutdown stage may take before the next one starts anyway.
+const STAGE_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the gateway until `shutdown` completes, then stops in order:
+/// new work is refused, sessions are told why they end, agents are sent away,
+/// tasks are awaited, and the database is checkpointed and closed.
+///
+/// # Errors
+/// Start-up failures (bad certificate, port in use, unusable data dir).
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_started: impl FnOnce(&Started),
+) -> Result<(), ServerError> {
+    site::create_private_dir(&config.data_dir)?;
+    let db = store::open(&db_path(&config.data_dir)).await?;
+    let orphans = sessions::close_orphans(&db).await?;
+    if orphans > 0 {
+        tracing::warn!(
+            count = orphans,
+            "closed session events left open by an unclean stop"
+        );
+    }
+    let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;
+    raise_fd_limit();
+
+    let tcp = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            cause: source,
+        })?;
+    let addr = tcp.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        cause: source,
+    })?;
+    let redirect = match config.redirect_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: a,
+                    cause: source,
+                })?,
+        ),
+        None => None,
+    };
+    let redirect_addr = redirect.as_ref().and_then(|l| l.local_addr().ok());
+    let control_listener = control::bind(&config.data_dir)
+        .await
+        .map_err(ServerError::Control)?;
+
+    let stop = CancellationToken::new();
+    let st = AppState::new(Inner {
+        db: db.clone(),
+        config: config.clone(),
+        agents: agents::Registry::default(),
+        sessions: sessions::LiveSessions::default(),
+        shutdown: stop.clone(),
+        tasks: TaskTracker::new(),
+    });
+    let router = crate::api::router(st.clone());
+    let accept = tokio::spawn(listener::serve_tls(
+        tcp,
+        st.clone(),
+        tls.config.clone(),
+        router,
+    ));
+    if let Some(l) = redirect {
+        tokio::spawn(listener::serve_redirect(
+            l,
+            addr.port(),
+            config.hostname.clone(),
+            stop.clone(),
+        ));
+    }
+    tokio::spawn(control::serve(control_listener, st.clone(), stop.clone()));
+
+    on_started(&Started {
+        addr,
+        redirect_addr,
+        hostname: config.hostname.clone(),
+        fingerprint: tls.fingerprint,
+        generated_certificate: tls.generated,
+    });
+    shutdown.await;
+    tracing::info!(
+        agents = st.agents.len(),
+        sessions = st.sessions.len(),
+        "shutting down"
+    );
+
+    // 1. No new connections, sessions or requests.
+    stop.cancel();
+    let _ = accept.await;
+    // 2. Live sessions end at a message boundary with a reason.
+    st.sessions.stop_all("the gateway is shutting down");
+    wait_until(|| st.sessions.len() == 0).await;
+    // 3. Agents are told to come back later.
+    let handles = st.agents.close_all(
+        jumpgate_proto::control::go_away_code::SHUTDOWN,
+        "the gateway is shutting down",
+    );
+    let _ = tokio::time::timeout(STAGE_GRACE, async {
+        for h in handles {
+            h.closed().await;
+        }
+    })
+    .await;
+    // 4. Every remaining task, then the database.
+    st.tasks.close();
+    if tokio::time::timeout(STAGE_GRACE, st.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish in time");
+    }
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&db)
+        .await
+    {
+        tracing::warn!(error = %e, "database checkpoint failed");
+    }
+    db.close().await;
+    let _ = std::fs::remove_file(control::socket_path(&config.data_dir));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_until(done: impl Fn() -> bool) {
+    let _ = tokio::time::timeout(STAGE_GRACE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Each agent holds a socket: allow as many as the hard limit permits.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum
+        && lim.current.is_some_and(|c| c < max)
+    {
+        lim.current = Some(max);
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+        }
+    }
+}
+
+impl From<site::SiteError> for std::io::Error {
+    fn from(e: site::SiteError) -> Self {
+        Self::other(e)
+    }
+}

@@ -1,0 +1,242 @@
+//! Gateway configuration: a TOML file and command-line flags (flags win),
+//! parsed into a validated [`Config`] before any port is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The raw, unvalidated settings, as written in the TOML file. Command-line
+/// flags fill the same structure and are merged over the file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where the database, keys and certificates live.
+    pub data_dir: Option<PathBuf>,
+    /// The one TLS port: console, API and agents.
+    pub listen: Option<String>,
+    /// Optional plain-HTTP port that only redirects to `listen`.
+    pub redirect_listen: Option<String>,
+    /// The site's host name (the generated certificate is issued for it).
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub agents: RawAgents,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain of the site's own certificate.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgents {
+    /// How often agents ping, e.g. "20s".
+    pub heartbeat: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Lifetime of a login session token, e.g. "12h".
+    pub session_ttl: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Concurrent TCP connections on the TLS port (agents included).
+    pub max_connections: Option<usize>,
+}
+
+impl RawConfig {
+    /// Settings in `other` replace ours.
+    #[must_use]
+    pub fn merged_with(self, other: Self) -> Self {
+        Self {
+            data_dir: other.data_dir.or(self.data_dir),
+            listen: other.listen.or(self.listen),
+            redirect_listen: other.redirect_listen.or(self.redirect_listen),
+            hostname: other.hostname.or(self.hostname),
+            tls: RawTls {
+                cert: other.tls.cert.or(self.tls.cert),
+                key: other.tls.key.or(self.tls.key),
+            },
+            agents: RawAgents {
+                heartbeat: other.agents.heartbeat.or(self.agents.heartbeat),
+            },
+            auth: RawAuth {
+                session_ttl: other.auth.session_ttl.or(self.auth.session_ttl),
+            },
+            limits: RawLimits {
+                max_connections: other.limits.max_connections.or(self.limits.max_connections),
+            },
+        }
+    }
+}
+
+/// A configuration problem, naming the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Where the TLS certificate comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSource {
+    /// A site CA and server certificate generated (once) under the data dir.
+    Generated,
+    /// The site's own certificate (e.g. for a company CNAME).
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// The validated configuration. Every field is meaningful as it is.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub redirect_listen: Option<SocketAddr>,
+    pub hostname: String,
+    pub tls: TlsSource,
+    pub agent_heartbeat: Duration,
+    pub session_ttl: Duration,
+    pub max_connections: usize,
+}
+
+impl Config {
+    /// Reads `file` (if any), merges `flags` over it and validates the result.
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed, or a setting is invalid.
+    pub fn load(file: Option<&Path>, flags: RawConfig) -> Result<Self, ConfigError> {
+        let from_file = match file {
+            None => RawConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    cause: source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string().trim_end().to_owned(),
+                })?
+            }
+        };
+        Self::validate(from_file.merged_with(flags))
+    }
+
+    /// # Errors
+    /// A setting is missing or invalid.
+    pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let data_dir = raw
+            .data_dir
+            .ok_or_else(|| invalid("data_dir", "required (--data-dir DIR)"))?;
+        let listen = parse_addr("listen", raw.listen.as_deref().unwrap_or("0.0.0.0:443"))?;
+        let redirect_listen = raw
+            .redirect_listen
+            .as_deref()
+            .map(|a| parse_addr("redirect_listen", a))
+            .transpose()?;
+        // Port 0 asks the OS for a free port, so two of them never collide.
+        if redirect_listen.is_some_and(|r| r == listen && r.port() != 0) {
+            return Err(invalid("redirect_listen", "must differ from `listen`"));
+        }
+        let hostname = raw.hostname.unwrap_or_else(|| "localhost".to_owned());
+        validate_hostname(&hostname)?;
+        let tls = match (raw.tls.cert, raw.tls.key) {
+            (None, None) => TlsSource::Generated,
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (Some(_), None) => return Err(invalid("tls.key", "required when tls.cert is set")),
+            (None, Some(_)) => return Err(invalid("tls.cert", "required when tls.key is set")),
+        };
+        let agent_heartbeat =
+            parse_duration("agents.heartbeat", raw.agents.heartbeat.as_deref(), "20s")?;
+        if agent_heartbeat < Duration::from_secs(1) || agent_heartbeat > Duration::from_secs(300) {
+            return Err(invalid("agents.heartbeat", "must be between 1s and 5m"));
+        }
+        let session_ttl =
+            parse_duration("auth.session_ttl", raw.auth.session_ttl.as_deref(), "12h")?;
+        if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(7 * 86400) {
+            return Err(invalid("auth.session_ttl", "must be between 1m and 7d"));
+        }
+        let max_connections = raw.limits.max_connections.unwrap_or(20_000);
+        if max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        Ok(Self {
+            data_dir,
+            listen,
+            redirect_listen,
+            hostname,
+            tls,
+            agent_heartbeat,
+            session_ttl,
+            max_connections,
+        })
+    }
+}
+
+fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("`{s}` is not an address like 0.0.0.0:443 or [::]:443"),
+        )
+    })
+}
+
+fn parse_duration(
+    key: &'static str,
+    s: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let s = s.unwrap_or(default);
+    humantime::parse_duration(s).map_err(|e| invalid(key, format!("`{s}`: {e}")))
+}
+
+fn validate_hostname(h: &str) -> Result<(), ConfigError> {
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok || h.parse::<std::net::IpAddr>().is_ok() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "hostname",
+            format!("`{h}` is not a valid host name"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+use super::*;
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_valid_fixture_loads() {
+    let files = fixtures("valid");
+    assert!(files.len() >= 2, "fixtures missing: {files:?}");
+    for f in files {
+        Config::load(Some(&f), RawConfig::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
+#[test]
+fn every_invalid_fixture_is_refused_naming_the_key() {
+    let files = fixtures("invalid");
+    assert!(files.len() >= 4, "fixtures missing: {files:?}");
+    for f in files {
+        // Each invalid fixture names the key it gets wrong in its first line:
+        // `# expect: <text the error must contain>`.
+        let text = std::fs::read_to_string(&f).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks an `# expect:` line", f.display()));
+        let err = Config::load(Some(&f), RawConfig::default()).expect_err(&f.display().to_string());
+        assert!(
+            err.to_string().contains(expect),
+            "{}: `{err}` lacks `{expect}`",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let file = fixtures("valid")
+        .into_iter()
+        .find(|f| f.ends_with("full.toml"))
+        .unwrap();
+    let flags = RawConfig {
+        listen: Some("127.0.0.1:9999".into()),
+        ..RawConfig::default()
+    };
+    let cfg = Config::load(Some(&file), flags).unwrap();
+    assert_eq!(cfg.listen, "127.0.0.1:9999".parse().unwrap());
+    assert_eq!(cfg.hostname, "support.example.com");
+    assert_eq!(cfg.agent_heartbeat, Duration::from_secs(15));
+}
+
+#[test]
+fn defaults_need_only_a_data_dir() {
+    let cfg = Config::validate(RawConfig {
+        data_dir: Some("/tmp/x".into()),
+        ..RawConfig::default()
+    })
+    .unwrap();
+    assert_eq!(cfg.listen, "0.0.0.0:443".parse().unwrap());
+    assert_eq!(cfg.tls, TlsSource::Generated);
+    assert_eq!(cfg.hostname, "localhost");
+    let err = Config::validate(RawConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("data_dir"));
+}
+
+#[test]
+fn redirect_port_must_differ_unless_both_are_ephemeral() {
+    let raw = |l: &str, r: &str| RawConfig {
+        data_dir: Some("/tmp/x".into()),
+        listen: Some(l.into()),
+        redirect_listen: Some(r.into()),
+        ..RawConfig::default()
+    };
+    let err = Config::validate(raw("0.0.0.0:443", "0.0.0.0:443")).unwrap_err();
+    assert!(err.to_string().contains("redirect_listen"));
+    assert!(Config::validate(raw("127.0.0.1:0", "127.0.0.1:0")).is_ok());
+}

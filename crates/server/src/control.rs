@@ -1,0 +1,95 @@
+//! A Unix socket in the data directory through which `jumpgate admin`
+//! tells a running gateway to act at once (e.g. cut a revoked agent).
+//!
+//! One line per request, one line per answer. The socket is reachable only
+//! by the data directory's owner (the directory is mode 0700).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::AgentId;
+use crate::state::AppState;
+
+pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Binds the control socket, refusing if another gateway already serves this
+/// data directory.
+pub(crate) async fn bind(data_dir: &Path) -> io::Result<UnixListener> {
+    let path = socket_path(data_dir);
+    if UnixStream::connect(&path).await.is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "another gateway is already running with data dir {}",
+                data_dir.display()
+            ),
+        ));
+    }
+    let _ = std::fs::remove_file(&path);
+    UnixListener::bind(&path)
+}
+
+pub(crate) async fn serve(listener: UnixListener, st: AppState, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    continue;
+                }
+            },
+        };
+        let st = st.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut line = String::new();
+            if BufReader::new(r).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let answer = handle(&st, line.trim());
+            let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
+        });
+    }
+}
+
+fn handle(st: &AppState, line: &str) -> String {
+    match line.split_once(' ') {
+        Some(("revoke", id)) => {
+            let cut = st.agents.disconnect(
+                &AgentId(id.to_owned()),
+                jumpgate_proto::control::go_away_code::REVOKED,
+                "this endpoint was revoked by an administrator",
+            );
+            tracing::info!(
+                endpoint_id = id,
+                live_connection_cut = cut,
+                "endpoint revoked"
+            );
+            if cut { "ok disconnected" } else { "ok offline" }.to_owned()
+        }
+        _ => "error unknown command".to_owned(),
+    }
+}
+
+/// Sends a request to the running gateway, if there is one (`Ok(None)`: none).
+///
+/// # Errors
+/// The gateway is running but the exchange failed.
+pub(crate) async fn request(data_dir: &Path, line: &str) -> io::Result<Option<String>> {
+    let Ok(stream) = UnixStream::connect(socket_path(data_dir)).await else {
+        return Ok(None);
+    };
+    let (r, mut w) = stream.into_split();
+    w.write_all(format!("{line}\n").as_bytes()).await?;
+    let mut answer = String::new();
+    BufReader::new(r).read_line(&mut answer).await?;
+    Ok(Some(answer.trim().to_owned()))
+}

@@ -1,0 +1,36 @@
+//! The Jumpgate gateway: the one routing point between technicians and
+//! endpoints.
+//!
+//! # Layout
+//! - [`app`]: start-up and ordered shutdown; [`config`]: validated settings;
+//!   [`site`]: the site's TLS identity (generated CA or its own certificate).
+//! - `listener`: the one TLS port (ALPN routing: agents vs HTTP) and the
+//!   redirect port.
+//! - Domains, each with its own store code and HTTP routes: `identity`
+//!   (users, passwords, tokens), `rbac` (the one authorization decision),
+//!   `agents` (enrollment, live agent connections), `sessions` (open,
+//!   relay, event table).
+//! - `api`: router assembly, the one error→HTTP mapping, extractors.
+//! - [`admin`] and `control`: `jumpgate admin` operations and the Unix
+//!   socket that lets them reach a running gateway.
+
+pub mod admin;
+mod agents;
+mod api;
+pub mod app;
+pub mod config;
+mod control;
+mod identity;
+mod ids;
+mod listener;
+mod rbac;
+mod sessions;
+pub mod site;
+mod state;
+mod store;
+
+pub use agents::EnrollError;
+pub use app::{ServerError, Started, run};
+pub use config::{Config, ConfigError, RawConfig};
+pub use identity::IdentityError;
+pub use store::StoreError;

@@ -1,0 +1,318 @@
+//! `GET /api/v1/endpoints/{name}/connect?kind=K` (HTTP upgrade) and
+//! `GET /api/v1/sessions`.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::{CONNECTION, UPGRADE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::BytesMut;
+use hyper_util::rt::TokioIo;
+use jumpgate_api_types as api;
+use jumpgate_proto::mux::reset_code;
+use jumpgate_proto::session::{Refusal, RefusalCode, SessionKind, SessionMsg};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::Instrument;
+
+use super::relay::{self, Counters, RelayEnd};
+use super::{NewEvent, record_end, record_start};
+use crate::agents::{self, EndpointRecord};
+use crate::api::{ApiError, Auth};
+use crate::identity::Principal;
+use crate::rbac::{self, Action, Decision, Resource};
+use crate::state::AppState;
+
+/// Time allowed for each side's opening message.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/endpoints/{name}/connect", get(connect))
+        .route("/api/v1/sessions", get(list))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ConnectQuery {
+    kind: String,
+}
+
+async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Vec<api::SessionEvent>>, ApiError> {
+    if rbac::authorize(&auth.principal, Action::ViewSessionLog, Resource::Site) == Decision::Forbid
+    {
+        return Err(ApiError::forbidden(
+            "your role may not read the session log",
+        ));
+    }
+    Ok(Json(super::list(&st.db, 1000).await?))
+}
+
+async fn connect(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ConnectQuery>,
+    auth: Auth,
+    headers: HeaderMap,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let kind: SessionKind = q.kind.parse().map_err(ApiError::bad_request)?;
+    let wants_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
+    if !wants_upgrade {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
+        ));
+    }
+    let endpoint = agents::find_by_name(&st.db, &name).await?.ok_or_else(|| {
+        ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+    })?;
+    let p = &auth.principal;
+    if rbac::authorize(
+        p,
+        Action::OpenSession(kind),
+        Resource::Endpoint {
+            group: &endpoint.group,
+        },
+    ) == Decision::Forbid
+    {
+        record_start(&st.db, &event(p, &endpoint, kind, "", "denied")).await?;
+        tracing::info!(user = %p.username, endpoint = %endpoint.name, %kind, "session denied");
+        return Err(ApiError::forbidden(format!(
+            "your role may not open {kind} sessions on `{}`",
+            endpoint.name
+        )));
+    }
+    if !st.agents.is_online(&endpoint.id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_offline",
+            format!("endpoint `{}` is offline", endpoint.name),
+        ));
+    }
+    if st.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the gateway is shutting down",
+        ));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let principal = auth.principal.clone();
+    let span = tracing::info_span!("session", user = %principal.username, endpoint = %endpoint.name, %kind);
+    let task_state = st.clone();
+    st.tasks.spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    run(
+                        task_state,
+                        principal,
+                        endpoint,
+                        kind,
+                        TokioIo::new(upgraded),
+                    )
+                    .await
+                }
+                Err(e) => tracing::info!(error = %e, "session upgrade failed"),
+            }
+        }
+        .instrument(span),
+    );
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, "upgrade")
+        .header(UPGRADE, api::SESSION_UPGRADE)
+        .body(Body::empty())
+        .map_err(ApiError::internal)
+}
+
+fn event<'a>(
+    p: &'a Principal,
+    e: &'a EndpointRecord,
+    kind: SessionKind,
+    target: &'a str,
+    outcome: &'a str,
+) -> NewEvent<'a> {
+    NewEvent {
+        user_id: p.user_id.as_str(),
+        username: &p.username,
+        endpoint_id: Some(e.id.as_str()),
+        endpoint_name: &e.name,
+        kind: kind.as_str(),
+        target,
+        outcome,
+    }
+}
+
+/// Reads one session message.
+async fn read_msg<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<SessionMsg>> {
+    loop {
+        if let Some(m) = SessionMsg::decode(buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        {
+            return Ok(Some(m));
+        }
+        if r.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, code: RefusalCode, message: String) {
+    let msg = SessionMsg::Refused(Refusal { code, message }).to_bytes();
+    let _ = w.write_all(&msg).await;
+    let _ = w.shutdown().await;
+}
+
+/// One upgraded session: open exchange, event row, relay, final event.
+async fn run<C>(
+    st: AppState,
+    p: Principal,
+    endpoint: EndpointRecord,
+    kind: SessionKind,
+    mut client: C,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut cbuf = BytesMut::new();
+    let request = match tokio::time::timeout(OPEN_TIMEOUT, read_msg(&mut client, &mut cbuf)).await {
+        Ok(Ok(Some(SessionMsg::Open(r)))) if r.kind() == kind => r,
+        other => {
+            tracing::info!(?other, "technician did not open the session properly");
+            let msg = format!("the first message must open a {kind} session");
+            refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
+            return;
+        }
+    };
+    let target = request.target();
+    // The event is durable before anything reaches the endpoint.
+    let id = match record_start(&st.db, &event(&p, &endpoint, kind, &target, "open")).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record session event; refusing the session");
+            let msg = "the gateway could not record the session".to_owned();
+            refuse(&mut client, RefusalCode::Failed, msg).await;
+            return;
+        }
+    };
+    let stop = st.sessions.register(id.clone());
+    let counters = Counters::default();
+    let outcome =
+        open_and_relay(&st, &endpoint, request, &mut client, cbuf, &stop, &counters).await;
+    st.sessions.remove(&id);
+    let up = counters.up.into_inner();
+    let down = counters.down.into_inner();
+    tracing::info!(session = %id, %target, %outcome, up, down, "session ended");
+    if let Err(e) = record_end(&st.db, &id, up, down, &outcome).await {
+        tracing::error!(error = %e, session = %id, "cannot record session end");
+    }
+}
+
+async fn open_and_relay<C>(
+    st: &AppState,
+    endpoint: &EndpointRecord,
+    request: jumpgate_proto::session::SessionRequest,
+    client: &mut C,
+    cbuf: BytesMut,
+    stop: &super::StopHandle,
+    counters: &Counters,
+) -> String
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let kind = request.kind();
+    let stream = st.agents.get(&endpoint.id).map(|h| h.open());
+    let mut agent = match stream {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            refuse(
+                client,
+                RefusalCode::Failed,
+                format!("cannot reach the endpoint: {e}"),
+            )
+            .await;
+            return format!("error: {e}");
+        }
+        None => {
+            refuse(
+                client,
+                RefusalCode::Failed,
+                "the endpoint went offline".into(),
+            )
+            .await;
+            return "error: endpoint offline".into();
+        }
+    };
+    if let Err(e) = agent.write_all(&SessionMsg::Open(request).to_bytes()).await {
+        refuse(
+            client,
+            RefusalCode::Failed,
+            format!("cannot reach the endpoint: {e}"),
+        )
+        .await;
+        return format!("error: {e}");
+    }
+    let mut abuf = BytesMut::new();
+    let reply = tokio::time::timeout(OPEN_TIMEOUT, read_msg(&mut agent, &mut abuf)).await;
+    let accepted = match reply {
+        Ok(Ok(Some(m @ SessionMsg::Accepted(_)))) => m,
+        Ok(Ok(Some(m @ SessionMsg::Refused(_)))) => {
+            let SessionMsg::Refused(r) = &m else {
+                unreachable!()
+            };
+            let outcome = format!("refused: {}", r.message);
+            let _ = client.write_all(&m.to_bytes()).await;
+            let _ = client.shutdown().await;
+            return outcome;
+        }
+        other => {
+            agent.reset(reset_code::INTERNAL);
+            let why = match other {
+                Err(_) => "the endpoint did not answer in time".to_owned(),
+                Ok(Err(e)) => format!("the endpoint failed: {e}"),
+                Ok(Ok(m)) => format!("the endpoint answered out of turn ({m:?})"),
+            };
+            refuse(client, RefusalCode::Failed, why.clone()).await;
+            return format!("error: {why}");
+        }
+    };
+    if let Err(e) = client.write_all(&accepted.to_bytes()).await {
+        return format!("error: technician side: {e}");
+    }
+    let pending = relay::Pending {
+        up: cbuf,
+        down: abuf,
+    };
+    let reason = || stop.reason().to_owned();
+    match relay::relay(
+        client,
+        &mut agent,
+        pending,
+        kind.is_framed(),
+        &stop.token,
+        reason,
+        counters,
+    )
+    .await
+    {
+        RelayEnd::Completed => "ok".into(),
+        RelayEnd::Stopped => {
+            agent.reset(reset_code::TERMINATED);
+            format!("terminated: {}", stop.reason())
+        }
+        RelayEnd::Failed(e) => format!("error: {e}"),
+    }
+}

@@ -1,0 +1,166 @@
+//! Technician sessions: authorization at open, the relay between the
+//! technician's upgraded connection and a stream to the agent, and the
+//! session event table (who, endpoint, kind, start, end, bytes, outcome).
+
+pub(crate) mod http;
+mod relay;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jumpgate_api_types as api;
+use sqlx::{Row, SqlitePool};
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::{self, SessionId};
+
+/// A session being relayed, as seen by whoever may stop it.
+#[derive(Clone, Debug)]
+pub(crate) struct StopHandle {
+    token: CancellationToken,
+    reason: Arc<OnceLock<String>>,
+}
+
+impl StopHandle {
+    fn new() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            reason: Arc::new(OnceLock::new()),
+        }
+    }
+
+    pub(crate) fn stop(&self, reason: &str) {
+        let _ = self.reason.set(reason.to_owned());
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> &str {
+        self.reason
+            .get()
+            .map_or("session ended by the gateway", String::as_str)
+    }
+}
+
+/// Sessions being relayed right now.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LiveSessions {
+    inner: Arc<Mutex<HashMap<SessionId, StopHandle>>>,
+}
+
+impl LiveSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, StopHandle>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register(&self, id: SessionId) -> StopHandle {
+        let h = StopHandle::new();
+        self.lock().insert(id, h.clone());
+        h
+    }
+
+    fn remove(&self, id: &SessionId) {
+        self.lock().remove(id);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Asks every live session to close, telling each technician why.
+    pub(crate) fn stop_all(&self, reason: &str) {
+        for h in self.lock().values() {
+            h.stop(reason);
+        }
+    }
+}
+
+/// One row of the session event table, at open.
+pub(crate) struct NewEvent<'a> {
+    pub(crate) user_id: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) endpoint_id: Option<&'a str>,
+    pub(crate) endpoint_name: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) outcome: &'a str,
+}
+
+/// Writes the event row; it is committed (durable) before the session starts.
+pub(crate) async fn record_start(
+    db: &SqlitePool,
+    ev: &NewEvent<'_>,
+) -> Result<SessionId, sqlx::Error> {
+    let id = SessionId::generate();
+    let now = ids::now_ms();
+    sqlx::query(
+        "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, kind, target, started_at, ended_at, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(ev.user_id)
+    .bind(ev.username)
+    .bind(ev.endpoint_id)
+    .bind(ev.endpoint_name)
+    .bind(ev.kind)
+    .bind(ev.target)
+    .bind(now)
+    // Events that never become sessions (denials) end when they start.
+    .bind((ev.outcome != "open").then_some(now))
+    .bind(ev.outcome)
+    .execute(db)
+    .await?;
+    Ok(id)
+}
+
+pub(crate) async fn record_end(
+    db: &SqlitePool,
+    id: &SessionId,
+    bytes_up: u64,
+    bytes_down: u64,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE session_events SET ended_at = ?, bytes_up = ?, bytes_down = ?, outcome = ? WHERE id = ?")
+        .bind(ids::now_ms())
+        .bind(bytes_up as i64)
+        .bind(bytes_down as i64)
+        .bind(outcome)
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Sessions left open by a crash are closed at start-up, so the table never
+/// claims a session is still running.
+pub(crate) async fn close_orphans(db: &SqlitePool) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("UPDATE session_events SET ended_at = ?, outcome = 'interrupted: gateway restarted' WHERE ended_at IS NULL")
+        .bind(ids::now_ms())
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+pub(crate) async fn list(
+    db: &SqlitePool,
+    limit: i64,
+) -> Result<Vec<api::SessionEvent>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM session_events ORDER BY started_at DESC, id LIMIT ?")
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| api::SessionEvent {
+            id: r.get("id"),
+            username: r.get("username"),
+            endpoint: r.get("endpoint_name"),
+            kind: r.get("kind"),
+            target: r.get("target"),
+            started_at: ids::rfc3339(r.get("started_at")),
+            ended_at: r.get::<Option<i64>, _>("ended_at").map(ids::rfc3339),
+            bytes_up: r.get::<i64, _>("bytes_up") as u64,
+            bytes_down: r.get::<i64, _>("bytes_down") as u64,
+            outcome: r.get("outcome"),
+        })
+        .collect())
+}

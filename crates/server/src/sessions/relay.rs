@@ -1,0 +1,329 @@
+//! Moves bytes between a technician's connection and an agent stream.
+//!
+//! Framed sessions (everything but `forward`) are relayed agent→technician
+//! message by message, so the gateway can always end the technician's side
+//! at a message boundary with a `Closed{reason}` message.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use jumpgate_proto::session::{self, SessionMsg};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const BUF: usize = 64 * 1024;
+
+/// Byte counters of one session, readable while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) up: AtomicU64,
+    pub(crate) down: AtomicU64,
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub(crate) enum RelayEnd {
+    /// Both sides finished.
+    Completed,
+    /// The gateway stopped it (shutdown, termination).
+    Stopped,
+    /// One side failed.
+    Failed(String),
+}
+
+/// Copies until EOF, then half-closes the writer.
+async fn copy_raw<R, W>(
+    mut r: R,
+    mut w: W,
+    prefix: &[u8],
+    counter: &AtomicU64,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !prefix.is_empty() {
+        w.write_all(prefix).await?;
+        counter.fetch_add(prefix.len() as u64, Ordering::Relaxed);
+    }
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        w.write_all(&buf[..n]).await?;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    w.shutdown().await
+}
+
+enum DownEnd {
+    Eof,
+    Stopped,
+}
+
+/// Agent → technician for framed sessions: forwards whole messages only, and
+/// checks `stop` only between them. `buf` holds bytes already read.
+async fn copy_framed<R, W>(
+    mut r: R,
+    w: &mut W,
+    mut buf: BytesMut,
+    counter: &AtomicU64,
+    stop: &CancellationToken,
+) -> std::io::Result<DownEnd>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        // Forward every whole message buffered so far.
+        let mut whole = 0;
+        while let Some(len) = session::message_len(&buf[whole..])
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        {
+            whole += len;
+        }
+        if whole > 0 {
+            let msgs = buf.split_to(whole);
+            w.write_all(&msgs).await?;
+            counter.fetch_add(whole as u64, Ordering::Relaxed);
+        }
+        buf.reserve(BUF);
+        let n = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Ok(DownEnd::Stopped),
+            n = r.read_buf(&mut buf) => n?,
+        };
+        if n == 0 {
+            if !buf.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "agent ended the stream inside a message",
+                ));
+            }
+            w.shutdown().await?;
+            return Ok(DownEnd::Eof);
+        }
+    }
+}
+
+/// Bytes each side sent right behind its opening message, read while
+/// waiting for the open exchange: they are relayed first.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Technician → endpoint.
+    pub(crate) up: BytesMut,
+    /// Endpoint → technician (may end inside a message).
+    pub(crate) down: BytesMut,
+}
+
+/// Relays until both directions finish, one fails, or `stop` fires.
+/// `reason()` is what a framed technician side is told when stopped.
+pub(crate) async fn relay<C, A>(
+    client: C,
+    agent: A,
+    pending: Pending,
+    framed: bool,
+    stop: &CancellationToken,
+    reason: impl Fn() -> String,
+    counters: &Counters,
+) -> RelayEnd
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+{
+    let (cr, mut cw) = tokio::io::split(client);
+    let (ar, aw) = tokio::io::split(agent);
+    let up = copy_raw(cr, aw, &pending.up, &counters.up);
+    tokio::pin!(up);
+    let mut up_done = false;
+
+    if !framed {
+        let down = copy_raw(ar, cw, &pending.down, &counters.down);
+        tokio::pin!(down);
+        let mut down_done = false;
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => match r {
+                    Ok(()) => up_done = true,
+                    Err(e) => return RelayEnd::Failed(format!("technician side: {e}")),
+                },
+                r = &mut down, if !down_done => match r {
+                    Ok(()) => down_done = true,
+                    Err(e) => return RelayEnd::Failed(format!("endpoint side: {e}")),
+                },
+                () = stop.cancelled() => return RelayEnd::Stopped,
+            }
+            if up_done && down_done {
+                return RelayEnd::Completed;
+            }
+        }
+    }
+
+    let end = {
+        let down = copy_framed(ar, &mut cw, pending.down, &counters.down, stop);
+        tokio::pin!(down);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => match r {
+                    Ok(()) => up_done = true,
+                    // The technician is gone: nobody to tell anything.
+                    Err(e) => return RelayEnd::Failed(format!("technician side: {e}")),
+                },
+                r = &mut down => break r,
+            }
+        }
+    };
+    match end {
+        Ok(DownEnd::Eof) => {
+            // The endpoint finished (e.g. the shell exited). Give the
+            // technician a moment to finish its side, then end anyway.
+            if !up_done {
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut up).await;
+            }
+            RelayEnd::Completed
+        }
+        Ok(DownEnd::Stopped) => {
+            let msg = SessionMsg::Closed { reason: reason() }.to_bytes();
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                cw.write_all(&msg).await?;
+                cw.shutdown().await
+            })
+            .await;
+            RelayEnd::Stopped
+        }
+        Err(e) => {
+            let msg = SessionMsg::Closed {
+                reason: format!("connection to the endpoint failed: {e}"),
+            }
+            .to_bytes();
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                cw.write_all(&msg).await?;
+                cw.shutdown().await
+            })
+            .await;
+            RelayEnd::Failed(format!("endpoint side: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jumpgate_proto::session::ExitStatus;
+
+    #[tokio::test]
+    async fn framed_relay_stops_at_a_message_boundary_with_a_reason() {
+        let (client, mut tech) = tokio::io::duplex(1 << 20);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
+        let stop = CancellationToken::new();
+        let relay_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            relay(
+                client,
+                agent,
+                Pending::default(),
+                true,
+                &relay_stop,
+                || "gateway shutting down".into(),
+                &counters,
+            )
+            .await
+        });
+        // One whole message and half of another.
+        let whole = SessionMsg::Stdout("hello".into()).to_bytes();
+        let next = SessionMsg::Stdout("world".into()).to_bytes();
+        endpoint.write_all(&whole).await.unwrap();
+        endpoint.write_all(&next[..3]).await.unwrap();
+        let mut buf = BytesMut::new();
+        while buf.len() < whole.len() {
+            tech.read_buf(&mut buf).await.unwrap();
+        }
+        stop.cancel();
+        assert!(matches!(task.await.unwrap(), RelayEnd::Stopped));
+        let mut rest = Vec::new();
+        tech.read_to_end(&mut rest).await.unwrap();
+        buf.extend_from_slice(&rest);
+        assert_eq!(
+            SessionMsg::decode(&mut buf).unwrap(),
+            Some(SessionMsg::Stdout("hello".into()))
+        );
+        assert_eq!(
+            SessionMsg::decode(&mut buf).unwrap(),
+            Some(SessionMsg::Closed {
+                reason: "gateway shutting down".into()
+            })
+        );
+        assert!(buf.is_empty(), "the half message must not be forwarded");
+    }
+
+    #[tokio::test]
+    async fn raw_relay_counts_bytes_and_propagates_half_close() {
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            let end = relay(
+                client,
+                agent,
+                Pending::default(),
+                false,
+                &stop,
+                String::new,
+                &counters,
+            )
+            .await;
+            (end, counters.up.into_inner(), counters.down.into_inner())
+        });
+        tech.write_all(&[1u8; 100_000]).await.unwrap();
+        tech.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        endpoint.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), 100_000);
+        endpoint.write_all(&[2u8; 777]).await.unwrap();
+        endpoint.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        tech.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back.len(), 777);
+        let (end, up, down) = task.await.unwrap();
+        assert!(matches!(end, RelayEnd::Completed));
+        assert_eq!((up, down), (100_000, 777));
+    }
+
+    fn exit_bytes() -> bytes::Bytes {
+        SessionMsg::Exit(ExitStatus {
+            code: Some(3),
+            signal: None,
+        })
+        .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn framed_relay_completes_a_message_begun_before_it_started() {
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            // The endpoint's first bytes arrived with its acceptance and
+            // stop inside a message: the relay must complete it, not cut it.
+            let pending = Pending {
+                up: BytesMut::new(),
+                down: BytesMut::from(&exit_bytes()[..4]),
+            };
+            relay(client, agent, pending, true, &stop, String::new, &counters).await
+        });
+        let exit = exit_bytes();
+        endpoint.write_all(&exit[4..]).await.unwrap();
+        endpoint.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        tech.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, exit.to_vec());
+        tech.shutdown().await.unwrap();
+        assert!(matches!(task.await.unwrap(), RelayEnd::Completed));
+    }
+}
