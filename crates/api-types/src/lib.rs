@@ -20,11 +20,22 @@ use serde::{Deserialize, Serialize};
 /// open exchange for `forward`).
 pub const SESSION_UPGRADE: &str = "jumpgate-session/1";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// A TOTP code or a recovery code, for accounts with MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -34,6 +45,14 @@ pub struct LoginResponse {
     pub expires_at: String,
     pub username: String,
     pub role: String,
+    /// The site requires MFA for this role and none is enrolled yet: the
+    /// token only allows enrolling it (`/api/v1/me/mfa/totp`) and logging out.
+    #[serde(default)]
+    pub mfa_enrollment_required: bool,
+    /// The password expired under the site policy: the token only allows
+    /// changing it (`/api/v1/me/password`) and logging out.
+    #[serde(default)]
+    pub password_change_required: bool,
 }
 
 impl std::fmt::Debug for LoginResponse {
@@ -126,4 +145,300 @@ pub struct ErrorBody {
     pub error: String,
     /// Human-readable explanation.
     pub message: String,
+}
+
+// ---------------------------------------------------------------------------
+// Identity and access (`/api/v1/me`, `/users`, `/roles`, `/groups`,
+// `/api-clients`, `/settings/security`, `/oauth2/token`).
+// ---------------------------------------------------------------------------
+
+/// The caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub username: String,
+    pub role: String,
+    pub permissions: Vec<String>,
+    pub groups: Vec<String>,
+    pub mfa_enabled: bool,
+    pub mfa_enrollment_required: bool,
+    pub password_change_required: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangePassword { .. }")
+    }
+}
+
+/// Start of TOTP enrollment: shown once; confirmed with a code.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TotpEnrollment {
+    /// Base32 secret for manual entry.
+    pub secret: String,
+    pub otpauth_url: String,
+    /// The same URL as an SVG QR code.
+    pub qr_svg: String,
+}
+
+impl std::fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrollment { .. }")
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+/// One-time recovery codes, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RecoveryCodes {
+    pub codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecoveryCodes({} codes)", self.codes.len())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub role: String,
+    /// Endpoint groups the role's endpoint permissions apply to (`*`: all).
+    pub groups: Vec<String>,
+    pub mfa_enabled: bool,
+    /// Set while the account is locked after failed logins.
+    #[serde(default)]
+    pub locked_until: Option<String>,
+    pub created_at: String,
+    pub password_changed_at: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fields left out stay as they are; `email: ""` removes the address.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetPassword { .. }")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    /// `view`, `shell`, `exec`, `files`, `forward` (on the holder's groups),
+    /// `manage-users`, `manage-endpoints`, `view-audit` (site-wide).
+    pub permissions: Vec<String>,
+    pub builtin: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRole {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    pub description: String,
+    pub endpoints: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetEndpointGroup {
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollToken {
+    #[serde(default)]
+    pub group: Option<String>,
+    /// e.g. "1h"; default 1h.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EnrollToken {
+    pub token: String,
+    pub group: String,
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for EnrollToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollToken")
+            .field("group", &self.group)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An OAuth2 API client (client-credentials grant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiClient {
+    pub client_id: String,
+    pub name: String,
+    /// `read` and/or `write`.
+    pub scopes: Vec<String>,
+    pub role: String,
+    pub groups: Vec<String>,
+    pub created_at: String,
+    pub secret_rotated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiClient {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub role: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// Shown once, at creation and rotation; stored only as a hash.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ApiClientSecret {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ApiClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClientSecret")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// RFC 6749 §5.1 access token response.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// RFC 6749 §5.2 error response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthError {
+    pub error: String,
+    pub error_description: String,
+}
+
+/// Site security settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub password_min_length: u32,
+    /// Of lowercase, uppercase, digits, symbols.
+    pub password_min_classes: u8,
+    /// Earlier passwords that may not be reused.
+    pub password_history: u32,
+    /// Days until a password must be changed; `None`: never.
+    #[serde(default)]
+    pub password_max_age_days: Option<u32>,
+    /// Failed logins before an account is locked.
+    pub lockout_threshold: u32,
+    pub lockout_duration_secs: u64,
+    /// Roles whose users must use MFA.
+    pub mfa_required_roles: Vec<String>,
+}
+
+/// A security event (`GET /api/v1/events`, needs `view-audit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    pub at: String,
+    /// User or API client name.
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// `ok`, `failed`, `denied`, `locked`, ...
+    pub outcome: String,
+    pub detail: String,
 }

@@ -57,6 +57,18 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// The account uses MFA, no code was given, and none can be prompted for.
+#[derive(Debug)]
+pub(crate) struct MfaCodeNeeded;
+
+impl fmt::Display for MfaCodeNeeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this account uses MFA: pass --totp CODE")
+    }
+}
+
+impl std::error::Error for MfaCodeNeeded {}
+
 /// Exit code for errors.
 pub(crate) const EXIT_ERROR: i32 = 1;
 /// Exit code after Ctrl-C, as a shell reports it.
@@ -71,6 +83,9 @@ pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
         }
         if cause.is::<Interrupted>() {
             return ("jg: interrupted".to_owned(), EXIT_INTERRUPTED);
+        }
+        if let Some(line) = api_line(cause) {
+            return (line, EXIT_ERROR);
         }
         let unauthorized = cause.is::<NotLoggedIn>()
             || cause
@@ -93,6 +108,24 @@ pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
         );
     }
     (line, EXIT_ERROR)
+}
+
+/// The line for API errors that say what to do rather than what failed.
+fn api_line(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let Some(ClientError::Api { code, message, .. }) = cause.downcast_ref::<ClientError>() else {
+        return None;
+    };
+    match code.as_str() {
+        "mfa_enrollment_required" => {
+            Some("jg: error: your role requires MFA: run jg mfa enroll".to_owned())
+        }
+        "password_change_required" => {
+            Some("jg: error: your password expired: run jg passwd".to_owned())
+        }
+        // The gateway names what is missing (permission, scope).
+        "forbidden" | "insufficient_scope" => Some(format!("jg: error: {message}")),
+        _ => None,
+    }
 }
 
 /// `outer: cause: root`, like `{:#}`, except that a cause already quoted at
@@ -153,6 +186,62 @@ mod tests {
             "jg: error: listing endpoints: bad token (401, endpoint_offline)"
         );
         assert_eq!(code, 1);
+    }
+
+    fn api_with(status: u16, code: &str, message: &str) -> anyhow::Error {
+        anyhow::Error::new(ClientError::Api {
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        })
+        .context("deleting user bob")
+    }
+
+    #[test]
+    fn restricted_sessions_say_what_to_run() {
+        for login in [false, true] {
+            assert_eq!(
+                report(&api_with(403, "mfa_enrollment_required", "x"), login),
+                (
+                    "jg: error: your role requires MFA: run jg mfa enroll".to_owned(),
+                    1
+                )
+            );
+            assert_eq!(
+                report(&api_with(403, "password_change_required", "x"), login).0,
+                "jg: error: your password expired: run jg passwd"
+            );
+        }
+    }
+
+    #[test]
+    fn forbidden_prints_the_gateway_message() {
+        let msg = "your role lacks the manage-users permission";
+        assert_eq!(
+            report(&api_with(403, "forbidden", msg), false).0,
+            format!("jg: error: {msg}")
+        );
+        let msg = "this API client lacks the write scope";
+        assert_eq!(
+            report(&api_with(403, "insufficient_scope", msg), false).0,
+            format!("jg: error: {msg}")
+        );
+        // Other codes keep the full chain.
+        assert_eq!(
+            report(&api_with(409, "conflict", "exists"), false).0,
+            "jg: error: deleting user bob: exists (409, conflict)"
+        );
+    }
+
+    #[test]
+    fn mfa_code_needed_has_its_own_words() {
+        assert_eq!(
+            report(&anyhow::Error::new(MfaCodeNeeded), true),
+            (
+                "jg: error: this account uses MFA: pass --totp CODE".to_owned(),
+                1
+            )
+        );
     }
 
     #[test]

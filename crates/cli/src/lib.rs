@@ -1,6 +1,7 @@
 //! `jg`, the technician's client: log in to a gateway, list endpoints and
 //! sessions, open shells, run commands, copy files and forward ports, always
-//! through the gateway.
+//! through the gateway; manage your own password and MFA; and, for
+//! administrators, users, roles, groups, endpoints, API clients and settings.
 
 use std::path::PathBuf;
 
@@ -8,8 +9,12 @@ use clap::{Parser, Subcommand};
 use jumpgate_net::dial::{HttpProxy, ServerUrl};
 use jumpgate_net::tls::Fingerprint;
 
+mod args;
+#[cfg(test)]
+mod cli_tests;
 mod commands;
 mod errors;
+mod input;
 mod session_io;
 mod state;
 mod stdin;
@@ -46,6 +51,36 @@ enum Command {
         /// instead of prompting.
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// TOTP or recovery code, for accounts with MFA (default: asked
+        /// for when the gateway wants one and stdin is a terminal).
+        #[arg(long, value_name = "CODE")]
+        totp: Option<args::Code>,
+    },
+    /// Show who you are logged in as: role, groups, permissions, MFA.
+    Whoami {
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change your password (asked for without echo unless given in files);
+    /// you must log in again afterwards.
+    Passwd {
+        /// Read the new password from the first line of FILE (`-`: stdin).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Read the current password from the first line of FILE (`-`: stdin).
+        #[arg(long, value_name = "FILE")]
+        current_password_file: Option<PathBuf>,
+    },
+    /// Your second factor (TOTP) and recovery codes.
+    Mfa {
+        #[command(subcommand)]
+        command: commands::mfa::MfaCommand,
+    },
+    /// Administer users, roles, groups, endpoints, API clients and settings.
+    Admin {
+        #[command(subcommand)]
+        command: commands::admin::AdminCommand,
     },
     /// End the session on the gateway and forget it locally.
     Logout,
@@ -139,7 +174,22 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Login {
             user,
             password_file,
-        } => commands::login::login(&ctx, &user, password_file.as_deref()).await?,
+            totp,
+        } => commands::login::login(&ctx, &user, password_file.as_deref(), totp).await?,
+        Command::Whoami { json } => commands::whoami::run(&ctx.authed_client()?, json).await?,
+        Command::Passwd {
+            password_file,
+            current_password_file,
+        } => {
+            commands::passwd::run(
+                &ctx,
+                password_file.as_deref(),
+                current_password_file.as_deref(),
+            )
+            .await?;
+        }
+        Command::Mfa { command } => commands::mfa::run(&ctx.authed_client()?, command).await?,
+        Command::Admin { command } => commands::admin::run(&ctx, command).await?,
         Command::Logout => commands::login::logout(&ctx).await?,
         Command::Endpoints { json } => {
             commands::endpoints::run(&ctx.authed_client()?, json).await?

@@ -37,6 +37,22 @@ pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// One object as `Label:  value` lines, values aligned; no trailing spaces.
+pub(crate) fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count() + 1)
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        let line = format!("{:<width$}  {v}", format!("{k}:"));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// `1536` → `1.5 KiB`.
 pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -104,6 +120,12 @@ mod tests {
             ],
         );
         assert_eq!(out, "NAME    STATUS\nweb-01  online\na       offline\n");
+    }
+
+    #[test]
+    fn fields_align_their_values() {
+        let out = fields(&[("User", "alice".into()), ("Groups", String::new())]);
+        assert_eq!(out, "User:    alice\nGroups:\n");
     }
 
     #[test]

@@ -102,6 +102,21 @@ pub(crate) async fn read_password(prompt: &str) -> anyhow::Result<String> {
         );
     }
     let guard = TermGuard::no_echo().context("disabling terminal echo")?;
+    read_stdin_line(prompt, Some(guard))
+        .await?
+        .context("no password given (end of input)")
+}
+
+/// Reads one line from stdin, echoed: prompts on stderr first when stdin is
+/// a terminal, reads silently from a pipe. `None` at end of input.
+pub(crate) async fn read_line(prompt: &str) -> anyhow::Result<Option<String>> {
+    let prompt = if stdin_is_tty() { prompt } else { "" };
+    read_stdin_line(prompt, None).await
+}
+
+/// Prompts, reads a line, and drops `guard` (restoring the terminal) when
+/// done or on Ctrl-C.
+async fn read_stdin_line(prompt: &str, guard: Option<TermGuard>) -> anyhow::Result<Option<String>> {
     let mut err = io::stderr();
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
@@ -109,10 +124,10 @@ pub(crate) async fn read_password(prompt: &str) -> anyhow::Result<String> {
     // Ctrl-C, and the process exits soon after.
     let read = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
-        io::stdin().lock().read_line(&mut line).map(|_| line)
+        io::stdin().lock().read_line(&mut line).map(|n| (n, line))
     });
-    let line = tokio::select! {
-        r = read => r.context("password reader failed")?.context("reading the password")?,
+    let (n, line) = tokio::select! {
+        r = read => r.context("terminal reader failed")?.context("reading stdin")?,
         _ = tokio::signal::ctrl_c() => {
             drop(guard);
             eprintln!();
@@ -120,7 +135,7 @@ pub(crate) async fn read_password(prompt: &str) -> anyhow::Result<String> {
         }
     };
     drop(guard);
-    Ok(trim_newline(line))
+    Ok((n > 0).then(|| trim_newline(line)))
 }
 
 /// Strips one trailing line ending (`\n` or `\r\n`), nothing else: spaces may

@@ -352,6 +352,13 @@ where
                 progress.inc(data.len() as u64);
             }
             SessionMsg::FileEnd(end) => break end,
+            // The endpoint could not finish reading the file.
+            SessionMsg::FileResult(r) if !r.ok => {
+                bail!("the endpoint could not send the file: {}", r.message)
+            }
+            SessionMsg::Closed { reason } => {
+                return Err(crate::errors::GatewayClosed { reason }.into());
+            }
             other => bail!(
                 "unexpected {} message during the download",
                 session_io::name(&other)

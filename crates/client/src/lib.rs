@@ -20,6 +20,10 @@ use jumpgate_proto::session::SessionKind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod identity;
+#[cfg(test)]
+mod wire_tests;
+
 /// A session connection after the upgrade: full-duplex bytes.
 pub type SessionIo = TokioIo<Upgraded>;
 
@@ -109,14 +113,18 @@ impl Client {
         &self.server
     }
 
+    /// Logs in; `totp` is a TOTP or recovery code, for accounts with MFA
+    /// (without one, such an account is answered `401 mfa_required`).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
+        totp: Option<&str>,
     ) -> Result<api::LoginResponse, ClientError> {
         let body = api::LoginRequest {
             username: username.to_owned(),
             password: password.to_owned(),
+            totp: totp.map(str::to_owned),
         };
         self.post_json("/api/v1/auth/login", &body).await
     }
@@ -154,9 +162,78 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let json = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let answer = self.request(Method::POST, path, Some(json)).await?;
+        let answer = self
+            .request(Method::POST, path, Some(encode(body)?))
+            .await?;
         decode(&answer)
+    }
+
+    /// `POST path` without a body, decoding a JSON answer.
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let answer = self.request(Method::POST, path, None).await?;
+        decode(&answer)
+    }
+
+    /// `PUT path` with a JSON body, decoding a JSON answer.
+    pub async fn put_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let answer = self.request(Method::PUT, path, Some(encode(body)?)).await?;
+        decode(&answer)
+    }
+
+    /// `PATCH path` with a JSON body, decoding a JSON answer.
+    pub async fn patch_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let answer = self
+            .request(Method::PATCH, path, Some(encode(body)?))
+            .await?;
+        decode(&answer)
+    }
+
+    /// `POST path` without a body, for routes answering `204 No Content`
+    /// (any success status is accepted; a body is ignored).
+    pub async fn post_no_content(&self, path: &str) -> Result<(), ClientError> {
+        self.request(Method::POST, path, None).await.map(drop)
+    }
+
+    /// `POST path` with a JSON body, for routes answering `204 No Content`.
+    pub async fn post_json_no_content<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), ClientError> {
+        self.request(Method::POST, path, Some(encode(body)?))
+            .await
+            .map(drop)
+    }
+
+    /// `PUT path` with a JSON body, for routes answering `204 No Content`.
+    pub async fn put_json_no_content<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), ClientError> {
+        self.request(Method::PUT, path, Some(encode(body)?))
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE path`, for routes answering `204 No Content`.
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.request(Method::DELETE, path, None).await.map(drop)
+    }
+
+    /// `DELETE path` with a JSON body, for routes answering `204 No Content`.
+    pub async fn delete_json<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ClientError> {
+        self.request(Method::DELETE, path, Some(encode(body)?))
+            .await
+            .map(drop)
     }
 
     async fn send(
@@ -193,6 +270,8 @@ impl Client {
         b
     }
 
+    /// One exchange of any method; a success status (`204` included, with
+    /// its empty body) yields the body, anything else an error.
     async fn request(
         &self,
         method: Method,
@@ -254,6 +333,10 @@ impl Client {
         let upgraded = hyper::upgrade::on(res).await?;
         Ok(TokioIo::new(upgraded))
     }
+}
+
+fn encode<B: Serialize>(body: &B) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {

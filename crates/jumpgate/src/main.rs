@@ -74,9 +74,13 @@ enum AdminCommand {
     /// Create a user account.
     CreateUser {
         name: String,
-        /// admin, technician or auditor.
+        /// admin, technician, auditor, or a custom role.
         #[arg(long)]
         role: String,
+        /// Endpoint groups the role applies to, comma-separated; `*` for all
+        /// [default: all for admin, none otherwise].
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
         /// File holding the password (`-` for standard input).
         #[arg(long)]
         password_file: PathBuf,
@@ -268,10 +272,11 @@ async fn admin(args: AdminArgs) -> Result<()> {
         AdminCommand::CreateUser {
             name,
             role,
+            groups,
             password_file,
         } => {
             let pw = read_password(&password_file)?;
-            admin::create_user(&db, &name, &role, &pw).await?;
+            admin::create_user(&db, &name, &role, &groups, &pw).await?;
             println!("created user {name} ({role})");
         }
         AdminCommand::EnrollToken { group, ttl, count } => {

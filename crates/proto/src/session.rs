@@ -8,14 +8,20 @@
 //!
 //! | kind       | technician → agent                 | agent → technician                   |
 //! |------------|------------------------------------|--------------------------------------|
-//! | `shell`    | `Stdin`, `Resize`, `StdinEof`      | `Stdout`, `Exit`                     |
+//! | `shell`    | `Stdin`, `Resize`, `StdinEof`, `Signal` | `Stdout`, `Exit`                |
 //! | `exec`     | `Stdin`, `StdinEof`, `Signal`      | `Stdout`, `Stderr`, `Exit`           |
 //! | `upload`   | `FileData`…, `FileEnd`             | `FileResult`                         |
-//! | `download` | —                                  | `FileData`…, `FileEnd`               |
+//! | `download` | —                                  | `FileData`…, `FileEnd` (or `FileResult{ok:false}` on a read error) |
 //! | `forward`  | raw bytes (no framing)             | raw bytes (no framing)               |
 //!
 //! The gateway may insert [`SessionMsg::Closed`] towards either side when it
 //! ends a session (shutdown, termination by an administrator).
+//!
+//! Closing: a technician's half-close means end of input for `exec`, and a
+//! hang-up (SIGHUP to the shell) for `shell`; a reset aborts any session.
+//! After its last message (`Exit`, `FileEnd`, `FileResult`, `Refused`) each
+//! side half-closes, and the agent waits briefly for the technician's
+//! half-close, so the final messages are never overtaken by a reset.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};

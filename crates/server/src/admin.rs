@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use sqlx::SqlitePool;
 
-use crate::identity::{self, IdentityError, Role};
+use crate::identity::{self, IdentityError};
 use crate::{agents, control, ids, store};
 
 /// Why an admin command failed.
@@ -61,10 +61,29 @@ pub async fn create_user(
     db: &SqlitePool,
     username: &str,
     role: &str,
+    groups: &[String],
     password: &str,
 ) -> Result<(), AdminError> {
-    let role: Role = role.parse()?;
-    identity::create_user(db, username, password, role).await?;
+    identity::create_user(
+        db,
+        &identity::NewUser {
+            username,
+            password,
+            role,
+            groups,
+            email: None,
+        },
+    )
+    .await?;
+    crate::events::record(
+        db,
+        "(admin cli)",
+        "user-create",
+        username,
+        "ok",
+        &format!("role={role}"),
+    )
+    .await;
     Ok(())
 }
 

@@ -108,6 +108,7 @@ pub async fn run(
         sessions: sessions::LiveSessions::default(),
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
+        login_limiter: crate::identity::login_rate_limiter(),
     });
     let router = crate::api::router(st.clone());
     let accept = tokio::spawn(listener::serve_tls(

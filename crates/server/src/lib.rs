@@ -20,6 +20,7 @@ mod api;
 pub mod app;
 pub mod config;
 mod control;
+mod events;
 mod identity;
 mod ids;
 mod listener;
@@ -30,6 +31,7 @@ mod state;
 mod store;
 
 pub use agents::EnrollError;
+pub use api::{RouteInfo, route_table};
 pub use app::{ServerError, Started, run};
 pub use config::{Config, ConfigError, RawConfig};
 pub use identity::IdentityError;

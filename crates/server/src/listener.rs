@@ -97,14 +97,18 @@ async fn handle_connection(
         crate::agents::serve_agent(st, tls, exporter, peer).await;
         return;
     }
-    serve_http(TokioIo::new(tls), router, &st.shutdown).await;
+    serve_http(TokioIo::new(tls), router, peer, &st.shutdown).await;
 }
 
-async fn serve_http<I>(io: I, router: Router, shutdown: &CancellationToken)
+async fn serve_http<I>(io: I, router: Router, peer: SocketAddr, shutdown: &CancellationToken)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req: Request<Incoming>| router.clone().oneshot(req));
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        // Login rate limits and logs key on the client's address.
+        req.extensions_mut().insert(crate::api::PeerAddr(peer));
+        router.clone().oneshot(req)
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HTTP_HEADER_TIMEOUT)

@@ -25,6 +25,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     /// Every connection and session task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// Login attempts per source address.
+    pub(crate) login_limiter: crate::identity::lockout::RateLimiter,
 }
 
 impl AppState {

@@ -81,6 +81,101 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX session_events_started ON session_events(started_at);
     ",
+    // 2: identity and access — roles, endpoint groups, password policy state,
+    // lockout, MFA, API clients, site settings, security events.
+    r#"
+    CREATE TABLE roles (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        permissions TEXT NOT NULL,          -- JSON array of permission names
+        builtin     INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO roles (name, description, permissions, builtin) VALUES
+        ('admin', 'Full control of the site',
+         '["view","shell","exec","files","forward","manage-users","manage-endpoints","view-audit"]', 1),
+        ('technician', 'Remote access to endpoints in the user''s groups',
+         '["view","shell","exec","files","forward"]', 1),
+        ('auditor', 'Reads endpoints in the user''s groups and the session log',
+         '["view","view-audit"]', 1);
+
+    CREATE TABLE groups (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL
+    );
+    INSERT INTO groups (name, description, created_at)
+        SELECT DISTINCT group_name, '', 0 FROM endpoints;
+    INSERT OR IGNORE INTO groups (name, description, created_at)
+        VALUES ('default', 'Endpoints enrolled without a group', 0);
+
+    ALTER TABLE users ADD COLUMN email TEXT;
+    -- JSON array of endpoint groups; ["*"] is every group.
+    ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE users ADD COLUMN password_changed_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN locked_until INTEGER;
+    ALTER TABLE users ADD COLUMN totp_secret BLOB;
+    ALTER TABLE users ADD COLUMN totp_pending BLOB;
+    ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+    -- Accounts created before groups existed keep the access they had.
+    UPDATE users SET groups = '["*"]', password_changed_at = created_at;
+
+    CREATE TABLE password_history (
+        user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        password_hash TEXT NOT NULL,
+        changed_at    INTEGER NOT NULL
+    );
+    CREATE INDEX password_history_user ON password_history(user_id, changed_at);
+    INSERT INTO password_history (user_id, password_hash, changed_at)
+        SELECT id, password_hash, created_at FROM users;
+
+    CREATE TABLE recovery_codes (
+        user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        code_hash BLOB NOT NULL,
+        used_at   INTEGER,
+        PRIMARY KEY (user_id, code_hash)
+    );
+
+    -- Set on tokens that may only fix their account: 'mfa_enrollment' or
+    -- 'password_change'.
+    ALTER TABLE auth_tokens ADD COLUMN restricted TEXT;
+
+    CREATE TABLE api_clients (
+        client_id         TEXT PRIMARY KEY,
+        name              TEXT NOT NULL UNIQUE,
+        secret_hash       TEXT NOT NULL,
+        scopes            TEXT NOT NULL,   -- JSON array: read, write
+        role              TEXT NOT NULL,
+        groups            TEXT NOT NULL,   -- JSON array
+        created_at        INTEGER NOT NULL,
+        secret_rotated_at INTEGER NOT NULL
+    );
+    CREATE TABLE client_tokens (
+        token_hash BLOB PRIMARY KEY,
+        client_id  TEXT NOT NULL REFERENCES api_clients(client_id) ON DELETE CASCADE,
+        scopes     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL            -- JSON
+    );
+
+    -- Security events (logins, denials, account and role changes). The
+    -- audit work turns this into a hash-chained, verifiable log.
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_at ON events(at);
+    "#,
 ];
 
 /// Opens (creating if needed) the database and brings its schema up to date.
@@ -106,8 +201,18 @@ pub(crate) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
     Ok(pool)
 }
 
+/// Starts a transaction that will write. SQLite cannot upgrade a deferred
+/// (read) transaction to a write while another connection writes — it fails
+/// at once with "database is locked" instead of waiting — so write
+/// transactions take the write lock up front and wait for it.
+pub(crate) async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .execute(&mut *tx)
         .await?;
@@ -162,6 +267,40 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    /// Concurrent read-then-write transactions all succeed (they queue on
+    /// the write lock instead of failing with "database is locked").
+    #[tokio::test]
+    async fn concurrent_write_transactions_wait_for_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir.path().join("j.db")).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let pool = pool.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = begin_write(&pool).await?;
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tokio::task::yield_now().await;
+                sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?, ?, 'h', 'admin', ?)")
+                    .bind(format!("u{i}"))
+                    .bind(format!("user{i}"))
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 32);
     }
 
     #[tokio::test]

@@ -407,13 +407,21 @@ where
     let mut buf = BytesMut::new();
     loop {
         buf.reserve(CHUNK);
-        // On a read error the stream is dropped unfinished, which resets it:
-        // the technician never sees a `FileEnd` for a partial file.
-        let n = (&mut file)
-            .take(CHUNK as u64)
-            .read_buf(&mut buf)
-            .await
-            .map_err(SessionError::local("reading the file"))?;
+        // On a read error the technician is told why, and never sees a
+        // `FileEnd` for a partial file.
+        let n = match (&mut file).take(CHUNK as u64).read_buf(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                let failed = FileResult {
+                    ok: false,
+                    sha256: String::new(),
+                    message: format!("reading the file on the endpoint failed: {e}"),
+                };
+                let _ = tx.send(&SessionMsg::FileResult(failed)).await;
+                wire::finish(&mut rx, &mut tx, ctx.linger).await;
+                return Err(SessionError::local("reading the file")(e));
+            }
+        };
         if n == 0 {
             break;
         }

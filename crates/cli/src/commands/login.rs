@@ -1,18 +1,22 @@
 //! `jg login` and `jg logout`.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use jumpgate_api_types::LoginResponse;
+use jumpgate_client::ClientError;
 
 use super::Ctx;
+use crate::args::Code;
+use crate::errors::MfaCodeNeeded;
 use crate::state::{self, State};
-use crate::term;
+use crate::{input, term};
 
 pub(crate) async fn login(
     ctx: &Ctx,
     user: &str,
     password_file: Option<&Path>,
+    totp: Option<Code>,
 ) -> anyhow::Result<()> {
     // A broken state file must not prevent logging in again.
     let previous = state::load(&ctx.state_dir).ok().flatten();
@@ -32,18 +36,24 @@ pub(crate) async fn login(
         }
         _ => None,
     };
-    let password = match password_file {
-        Some(p) => read_password_file(p)?,
-        None => term::read_password(&format!("Password for {user}: ")).await?,
-    };
-    if password.is_empty() {
-        bail!("empty password");
-    }
+    let password = input::password(password_file, &format!("Password for {user}: ")).await?;
+    let totp = totp.map(|c| input::normalize_code(&c.0)).transpose()?;
     let client = ctx.client(server.clone(), fp)?;
-    let answer = client
-        .login(user, &password)
-        .await
-        .with_context(|| format!("login to {server} failed"))?;
+    let failed = || format!("login to {server} failed");
+    let answer = match client.login(user, &password, totp.as_deref()).await {
+        Ok(a) => a,
+        Err(e) => match on_login_error(&e, totp.is_some(), term::stdin_is_tty()) {
+            Next::Fail => return Err(anyhow::Error::new(e).context(failed())),
+            Next::NeedTotpFlag => return Err(MfaCodeNeeded.into()),
+            Next::PromptForCode => {
+                let code = input::code(None, "TOTP or recovery code: ").await?;
+                client
+                    .login(user, &password, Some(&code))
+                    .await
+                    .with_context(failed)?
+            }
+        },
+    };
     let st = State {
         server: server.to_string(),
         ca_fingerprint: fp.map(|f| f.to_string()),
@@ -57,26 +67,41 @@ pub(crate) async fn login(
         "Logged in as {} ({}) until {}",
         answer.username, answer.role, answer.expires_at
     );
+    for w in warnings(&answer) {
+        eprintln!("{w}");
+    }
     Ok(())
 }
 
-/// The first line of `path`, or of stdin for `-`.
-fn read_password_file(path: &Path) -> anyhow::Result<String> {
-    let mut text = String::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the password from stdin")?;
-    } else {
-        text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the password file {}", path.display()))?;
-    }
-    Ok(first_line(&text).to_owned())
+/// What to do when a login attempt fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Report the gateway's answer (including a wrong code).
+    Fail,
+    /// Ask for a code on the terminal and try once more.
+    PromptForCode,
+    /// The account needs a code and there is no terminal to ask on.
+    NeedTotpFlag,
 }
 
-fn first_line(text: &str) -> &str {
-    let line = text.split('\n').next().unwrap_or_default();
-    line.strip_suffix('\r').unwrap_or(line)
+fn on_login_error(err: &ClientError, totp_given: bool, stdin_tty: bool) -> Next {
+    match (err.api_code(), totp_given, stdin_tty) {
+        (Some("mfa_required"), false, true) => Next::PromptForCode,
+        (Some("mfa_required"), false, false) => Next::NeedTotpFlag,
+        _ => Next::Fail,
+    }
+}
+
+/// Lines for a session that may only fix the account.
+fn warnings(answer: &LoginResponse) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if answer.mfa_enrollment_required {
+        out.push("jg: your role requires MFA: run jg mfa enroll before anything else");
+    }
+    if answer.password_change_required {
+        out.push("jg: your password expired: run jg passwd before anything else");
+    }
+    out
 }
 
 pub(crate) async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
@@ -112,21 +137,51 @@ pub(crate) async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn password_is_the_first_line() {
-        assert_eq!(first_line("s3cret\n"), "s3cret");
-        assert_eq!(first_line("s3cret\r\nignored\n"), "s3cret");
-        assert_eq!(first_line(" spaced pw "), " spaced pw ");
-        assert_eq!(first_line(""), "");
+    fn api(code: &str) -> ClientError {
+        ClientError::Api {
+            status: 401,
+            code: code.to_owned(),
+            message: "m".to_owned(),
+        }
     }
 
     #[test]
-    fn password_file_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("pw");
-        std::fs::write(&p, "hunter2\n").unwrap();
-        assert_eq!(read_password_file(&p).unwrap(), "hunter2");
-        let err = read_password_file(&dir.path().join("missing")).unwrap_err();
-        assert!(format!("{err:#}").contains("password file"), "{err:#}");
+    fn mfa_required_prompts_only_without_a_code_and_on_a_terminal() {
+        let mfa = api("mfa_required");
+        assert_eq!(on_login_error(&mfa, false, true), Next::PromptForCode);
+        assert_eq!(on_login_error(&mfa, false, false), Next::NeedTotpFlag);
+        // A code was given and refused: the gateway's answer stands.
+        assert_eq!(on_login_error(&mfa, true, true), Next::Fail);
+        assert_eq!(on_login_error(&mfa, true, false), Next::Fail);
+        for other in [api("unauthorized"), api("rate_limited")] {
+            assert_eq!(on_login_error(&other, false, true), Next::Fail);
+        }
+        let io = std::io::Error::other("down");
+        let connect = ClientError::Connect {
+            server: "s".into(),
+            cause: io,
+        };
+        assert_eq!(on_login_error(&connect, false, true), Next::Fail);
+    }
+
+    #[test]
+    fn restricted_logins_warn() {
+        let mut a = LoginResponse {
+            token: "t".into(),
+            expires_at: "x".into(),
+            username: "u".into(),
+            role: "admin".into(),
+            mfa_enrollment_required: false,
+            password_change_required: false,
+        };
+        assert!(warnings(&a).is_empty());
+        a.mfa_enrollment_required = true;
+        assert_eq!(
+            warnings(&a),
+            ["jg: your role requires MFA: run jg mfa enroll before anything else"]
+        );
+        a.password_change_required = true;
+        assert_eq!(warnings(&a).len(), 2);
+        assert!(warnings(&a)[1].contains("run jg passwd"));
     }
 }

@@ -11,12 +11,16 @@ use jumpgate_net::tls::{Fingerprint, Trust};
 use crate::errors::NotLoggedIn;
 use crate::state::{self, State};
 
+pub(crate) mod admin;
 pub(crate) mod cp;
 pub(crate) mod endpoints;
 pub(crate) mod forward;
 pub(crate) mod login;
+pub(crate) mod mfa;
+pub(crate) mod passwd;
 pub(crate) mod sessions;
 pub(crate) mod shell;
+pub(crate) mod whoami;
 
 /// Global options and where the state lives.
 #[derive(Debug)]

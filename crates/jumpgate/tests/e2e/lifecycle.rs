@@ -245,16 +245,28 @@ async fn sessions_are_checked_and_denials_recorded() {
         .unwrap();
     assert!(fails(&out).contains("not logged in"));
 
-    // A technician may list endpoints but (until roles grant groups) not
-    // open sessions; the denial is recorded.
+    // A technician without groups sees no endpoint and cannot reach one;
+    // the denial is recorded.
     site.create_user("tina", "technician", "technician-password-1")
         .await;
     site.login("tina", "technician-password-1").await;
-    assert!(!site.endpoints().await.as_array().unwrap().is_empty());
+    assert!(site.endpoints().await.as_array().unwrap().is_empty());
     let err = fails(&site.jg(&["shell", "srv", "--", "id"]).await);
-    assert!(err.contains("may not open exec sessions"), "{err}");
+    assert!(err.contains("no endpoint named `srv`"), "{err}");
     let err = fails(&site.jg(&["sessions"]).await);
-    assert!(err.contains("may not read the session log"), "{err}");
+    assert!(err.contains("view-audit"), "{err}");
+
+    // Given the endpoint's group, the same technician gets in.
+    site.login(ADMIN, ADMIN_PASSWORD).await;
+    ok(&site
+        .jg(&["admin", "users", "update", "tina", "--groups", "default"])
+        .await);
+    site.login("tina", "technician-password-1").await;
+    assert_eq!(site.endpoints().await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        ok(&site.jg(&["shell", "srv", "--", "echo", "in-group"]).await).trim(),
+        "in-group"
+    );
 
     site.login(ADMIN, ADMIN_PASSWORD).await;
     let events: serde_json::Value =
@@ -263,9 +275,8 @@ async fn sessions_are_checked_and_denials_recorded() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["username"] == "tina")
+        .find(|e| e["username"] == "tina" && e["outcome"] == "denied")
         .expect("denial recorded");
-    assert_eq!(denied["outcome"], "denied");
     assert_eq!(denied["kind"], "exec");
     assert_eq!(denied["endpoint"], "srv");
 

@@ -1,21 +1,45 @@
-//! `/api/v1/agents/enroll` and `/api/v1/endpoints`.
+//! `/api/v1/agents/enroll`, `/api/v1/endpoints*`, `/api/v1/groups*` and
+//! `/api/v1/enroll-tokens`.
 
-use axum::extract::State;
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use jumpgate_api_types as api;
+use sqlx::Row;
 
-use super::EnrollError;
-use crate::api::{ApiError, ApiJson, Auth};
+use super::{EndpointRecord, EnrollError};
+use crate::api::{Access, Api, ApiError, ApiJson, Caller};
 use crate::ids;
-use crate::rbac::{self, Action, Decision, Resource};
+use crate::rbac::Action;
 use crate::state::AppState;
+use crate::{events, identity};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/agents/enroll", post(enroll))
-        .route("/api/v1/endpoints", get(list))
+pub(crate) fn routes(api: Api) -> Api {
+    use Access::{Public, Site};
+    api.post("/api/v1/agents/enroll", Public, enroll)
+        .get("/api/v1/endpoints", Site(Action::ListEndpoints), list)
+        .put(
+            "/api/v1/endpoints/{name}/group",
+            Site(Action::WriteEndpoints),
+            set_group,
+        )
+        .delete(
+            "/api/v1/endpoints/{name}",
+            Site(Action::WriteEndpoints),
+            revoke,
+        )
+        .post(
+            "/api/v1/enroll-tokens",
+            Site(Action::WriteEndpoints),
+            enroll_token,
+        )
+        .get("/api/v1/groups", Site(Action::ReadGroups), groups)
+        .post("/api/v1/groups", Site(Action::WriteGroups), create_group)
+        .delete(
+            "/api/v1/groups/{name}",
+            Site(Action::WriteGroups),
+            delete_group,
+        )
 }
 
 impl From<EnrollError> for ApiError {
@@ -46,42 +70,247 @@ async fn enroll(
     match super::enroll(&st.db, &req).await {
         Ok(res) => {
             tracing::info!(endpoint = %res.endpoint, group = %res.group, id = %res.agent_id, "endpoint enrolled");
+            events::record(
+                &st.db,
+                &res.endpoint,
+                "enroll",
+                &res.endpoint,
+                "ok",
+                &format!("group={}", res.group),
+            )
+            .await;
             Ok(Json(res))
         }
         Err(e) => {
             tracing::info!(endpoint = %req.name, reason = %e, "enrollment refused");
+            events::record(
+                &st.db,
+                &req.name,
+                "enroll",
+                &req.name,
+                "refused",
+                &e.to_string(),
+            )
+            .await;
             Err(e.into())
         }
     }
 }
 
+fn to_api(st: &AppState, e: EndpointRecord, now: i64) -> api::Endpoint {
+    let online = st.agents.is_online(&e.id);
+    let last_seen = if online { Some(now) } else { e.last_seen };
+    api::Endpoint {
+        id: e.id.0,
+        name: e.name,
+        group: e.group,
+        online,
+        last_seen: last_seen.map(ids::rfc3339),
+        enrolled_at: ids::rfc3339(e.enrolled_at),
+        hostname: e.details.hostname,
+        os: e.details.os,
+        arch: e.details.arch,
+        agent_version: e.details.agent_version,
+    }
+}
+
+/// Endpoints in the groups the caller may view.
 async fn list(
     State(st): State<AppState>,
-    auth: Auth,
+    Caller(who): Caller,
 ) -> Result<Json<Vec<api::Endpoint>>, ApiError> {
-    if rbac::authorize(&auth.principal, Action::ListEndpoints, Resource::Site) == Decision::Forbid {
-        return Err(ApiError::forbidden("your role may not list endpoints"));
-    }
     let now = ids::now_ms();
     let endpoints = super::list(&st.db)
         .await?
         .into_iter()
-        .map(|e| {
-            let online = st.agents.is_online(&e.id);
-            let last_seen = if online { Some(now) } else { e.last_seen };
-            api::Endpoint {
-                id: e.id.0,
-                name: e.name,
-                group: e.group,
-                online,
-                last_seen: last_seen.map(ids::rfc3339),
-                enrolled_at: ids::rfc3339(e.enrolled_at),
-                hostname: e.details.hostname,
-                os: e.details.os,
-                arch: e.details.arch,
-                agent_version: e.details.agent_version,
-            }
-        })
+        .filter(|e| who.can_view(&e.group))
+        .map(|e| to_api(&st, e, now))
         .collect();
     Ok(Json(endpoints))
+}
+
+async fn group_exists(st: &AppState, name: &str) -> Result<bool, ApiError> {
+    let found: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE name = ?")
+        .bind(name)
+        .fetch_optional(&st.db)
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn set_group(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::SetEndpointGroup>,
+) -> Result<Json<api::Endpoint>, ApiError> {
+    if !group_exists(&st, &req.group).await? {
+        return Err(ApiError::bad_request(format!(
+            "unknown group `{}` (create it first)",
+            req.group
+        )));
+    }
+    let updated =
+        sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
+            .bind(&req.group)
+            .bind(&name)
+            .execute(&st.db)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::not_found(
+            "unknown_endpoint",
+            format!("no endpoint named `{name}`"),
+        ));
+    }
+    events::record(
+        &st.db,
+        &who.name,
+        "endpoint-group",
+        &name,
+        "ok",
+        &format!("group={}", req.group),
+    )
+    .await;
+    let e = super::find_by_name(&st.db, &name).await?.ok_or_else(|| {
+        ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+    })?;
+    Ok(Json(to_api(&st, e, ids::now_ms())))
+}
+
+async fn revoke(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = super::revoke(&st.db, &name).await?.ok_or_else(|| {
+        ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+    })?;
+    let cut = st.agents.disconnect(
+        &id,
+        jumpgate_proto::control::go_away_code::REVOKED,
+        "this endpoint was revoked by an administrator",
+    );
+    events::record(
+        &st.db,
+        &who.name,
+        "endpoint-revoke",
+        &name,
+        "ok",
+        if cut {
+            "live connection cut"
+        } else {
+            "offline"
+        },
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn enroll_token(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::CreateEnrollToken>,
+) -> Result<(StatusCode, Json<api::EnrollToken>), ApiError> {
+    let group = req.group.unwrap_or_else(|| "default".to_owned());
+    let ttl = match req.ttl.as_deref() {
+        None => std::time::Duration::from_secs(3600),
+        Some(t) => humantime::parse_duration(t)
+            .map_err(|e| ApiError::bad_request(format!("ttl `{t}`: {e}")))?,
+    };
+    if ttl.is_zero() || ttl > std::time::Duration::from_secs(30 * 86400) {
+        return Err(ApiError::bad_request("ttl must be between 1s and 30d"));
+    }
+    let t = identity::create_enroll_token(&st.db, &group, ttl).await?;
+    events::record(&st.db, &who.name, "enroll-token-create", &group, "ok", "").await;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::EnrollToken {
+            token: t.token,
+            group,
+            expires_at: ids::rfc3339(t.expires_at_ms),
+        }),
+    ))
+}
+
+/// Groups, with how many live endpoints each holds.
+async fn groups(State(st): State<AppState>) -> Result<Json<Vec<api::Group>>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT g.name, g.description,
+                (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL) AS n
+         FROM groups g ORDER BY g.name",
+    )
+    .fetch_all(&st.db)
+    .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| api::Group {
+                name: r.get("name"),
+                description: r.get("description"),
+                endpoints: r.get::<i64, _>("n") as u64,
+            })
+            .collect(),
+    ))
+}
+
+async fn create_group(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::CreateGroup>,
+) -> Result<(StatusCode, Json<api::Group>), ApiError> {
+    ids::validate_name("group", &req.name).map_err(ApiError::bad_request)?;
+    let res = sqlx::query("INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)")
+        .bind(&req.name)
+        .bind(&req.description)
+        .bind(ids::now_ms())
+        .execute(&st.db)
+        .await;
+    match res {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(ApiError::conflict(format!(
+                "group `{}` already exists",
+                req.name
+            )));
+        }
+        other => {
+            other?;
+        }
+    }
+    events::record(&st.db, &who.name, "group-create", &req.name, "ok", "").await;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::Group {
+            name: req.name,
+            description: req.description,
+            endpoints: 0,
+        }),
+    ))
+}
+
+async fn delete_group(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !group_exists(&st, &name).await? {
+        return Err(ApiError::not_found(
+            "not_found",
+            format!("no group named `{name}`"),
+        ));
+    }
+    let members: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM endpoints WHERE group_name = ? AND revoked_at IS NULL",
+    )
+    .bind(&name)
+    .fetch_one(&st.db)
+    .await?;
+    if members > 0 {
+        return Err(ApiError::conflict(format!(
+            "group `{name}` still holds {members} endpoint(s); move them first"
+        )));
+    }
+    sqlx::query("DELETE FROM groups WHERE name = ?")
+        .bind(&name)
+        .execute(&st.db)
+        .await?;
+    events::record(&st.db, &who.name, "group-delete", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -146,7 +146,7 @@ pub(crate) async fn enroll(
         .ok_or(EnrollError::InvalidKey)?;
     let hash = ids::token_hash(&req.token);
     let now = ids::now_ms();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::store::begin_write(db).await?;
     let row = sqlx::query(
         "SELECT group_name, expires_at, used_at FROM enroll_tokens WHERE token_hash = ?",
     )

@@ -1,29 +1,182 @@
-//! HTTP plumbing shared by the domain routes: router assembly, the one
+//! HTTP plumbing shared by the domain routes: the route table (every route
+//! is registered with the access rule `rbac` enforces for it), the one
 //! mapping from errors to HTTP answers, authentication and JSON extractors,
 //! and security headers.
 
+use std::net::SocketAddr;
+
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::handler::Handler;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, STRICT_TRANSPORT_SECURITY};
-use axum::http::{HeaderValue, StatusCode, request::Parts};
+use axum::http::{HeaderValue, Method, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
 use jumpgate_api_types::ErrorBody;
 
-use crate::identity::{self, IdentityError, Principal};
+use crate::identity::{self, IdentityError};
+use crate::rbac::{self, Action, Decision, Denial, Resource, Subject};
 use crate::state::AppState;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No credentials: health, login, enrollment (token in the body), the
+    /// OAuth2 token endpoint (client credentials).
+    Public,
+    /// Authenticated, and `rbac` allows this action on the site.
+    Site(Action),
+    /// Authenticated; the handler asks `rbac` about the endpoint concerned.
+    PerEndpoint,
+}
+
+/// One row of the route table.
+#[derive(Clone, Debug)]
+struct RouteSpec {
+    method: Method,
+    path: &'static str,
+    access: Access,
+}
+
+/// A route and its access rule, as text (see [`route_table`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: String,
+    pub path: String,
+    /// `public`, `per-endpoint`, or the `rbac` action name.
+    pub access: String,
+}
+
+/// Builds the router and the route table together, so that no route can
+/// exist without an access rule.
+pub(crate) struct Api {
+    /// `None` when only describing the routes.
+    state: Option<AppState>,
+    router: Router<AppState>,
+    table: Vec<RouteSpec>,
+}
+
+impl Api {
+    fn new(state: Option<AppState>) -> Self {
+        Self {
+            state,
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        mr: MethodRouter<AppState>,
+    ) -> Self {
+        self.table.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        let Some(state) = self.state.clone() else {
+            return self;
+        };
+        let mr = match access {
+            Access::Public => mr,
+            Access::Site(action) => mr.route_layer(middleware::from_fn_with_state(
+                state,
+                move |State(st): State<AppState>, req: Request, next: Next| async move {
+                    authorize_site(st, action, req, next).await
+                },
+            )),
+            Access::PerEndpoint => mr.route_layer(middleware::from_fn_with_state(
+                state,
+                |State(st): State<AppState>, req: Request, next: Next| async move {
+                    authenticate_only(st, req, next).await
+                },
+            )),
+        };
+        self.router = self.router.route(path, mr);
+        self
+    }
+
+    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.add(Method::GET, path, access, get(h))
+    }
+    pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.add(Method::POST, path, access, post(h))
+    }
+    pub(crate) fn put<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.add(Method::PUT, path, access, put(h))
+    }
+    pub(crate) fn patch<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.add(Method::PATCH, path, access, patch(h))
+    }
+    pub(crate) fn delete<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.add(Method::DELETE, path, access, delete(h))
+    }
+}
+
+fn assemble(state: Option<AppState>) -> Api {
+    let api = Api::new(state).get("/healthz", Access::Public, || async { "ok" });
+    let api = identity::http::routes(api);
+    let api = rbac::http::routes(api);
+    let api = crate::agents::http::routes(api);
+    let api = crate::events::routes(api);
+    crate::sessions::http::routes(api)
+}
 
 /// The whole HTTP surface of the TLS port.
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .merge(identity::http::routes())
-        .merge(crate::agents::http::routes())
-        .merge(crate::sessions::http::routes())
+    let api = assemble(Some(state.clone()));
+    api.router
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Every HTTP route with its access rule, built by the same code as the
+/// router (for documentation and the access-matrix test).
+pub fn route_table() -> Vec<RouteInfo> {
+    assemble(None)
+        .table
+        .into_iter()
+        .map(|r| RouteInfo {
+            method: r.method.to_string(),
+            path: r.path.to_owned(),
+            access: match r.access {
+                Access::Public => "public".to_owned(),
+                Access::PerEndpoint => "per-endpoint".to_owned(),
+                Access::Site(a) => a.name(),
+            },
+        })
+        .collect()
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -39,6 +192,115 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     res
+}
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(parts_headers: &axum::http::HeaderMap) -> Option<&str> {
+    parts_headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller behind a bearer token. Takes the token, not the request: a
+/// request (its body) must not be borrowed across an await.
+async fn authenticate(st: &AppState, token: Option<String>) -> Result<Subject, ApiError> {
+    let token = token.ok_or(IdentityError::Unauthenticated)?;
+    Ok(identity::authenticate(&st.db, &token).await?)
+}
+
+fn token_of(req: &Request) -> Option<String> {
+    bearer(req.headers()).map(str::to_owned)
+}
+
+async fn authenticate_only(st: AppState, mut req: Request, next: Next) -> Response {
+    let found = authenticate(&st, token_of(&req)).await;
+    match found {
+        Ok(subject) => {
+            req.extensions_mut().insert(subject);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authorize_site(st: AppState, action: Action, mut req: Request, next: Next) -> Response {
+    let subject = match authenticate(&st, token_of(&req)).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    if let Decision::Forbid(why) = rbac::authorize(&subject, action, Resource::Site) {
+        let target = req.uri().path().to_owned();
+        return denied(&st, &subject, action, &target, why)
+            .await
+            .into_response();
+    }
+    req.extensions_mut().insert(subject);
+    next.run(req).await
+}
+
+/// Records a denial as a security event and builds its answer.
+pub(crate) async fn denied(
+    st: &AppState,
+    subject: &Subject,
+    action: Action,
+    target: &str,
+    why: Denial,
+) -> ApiError {
+    crate::events::record(
+        &st.db,
+        &subject.name,
+        &action.name(),
+        target,
+        "denied",
+        &why.to_string(),
+    )
+    .await;
+    tracing::info!(subject = %subject.name, action = %action.name(), %target, reason = %why, "access denied");
+    let code = match why {
+        Denial::InsufficientScope => "insufficient_scope",
+        Denial::MfaEnrollmentRequired => "mfa_enrollment_required",
+        Denial::PasswordChangeRequired => "password_change_required",
+        Denial::MissingPermission(_) | Denial::OutsideGroups | Denial::UsersOnly => "forbidden",
+    };
+    ApiError::new(StatusCode::FORBIDDEN, code, why.to_string())
+}
+
+/// The authenticated, authorized caller of a route registered with
+/// [`Access::Site`] or [`Access::PerEndpoint`].
+#[derive(Debug)]
+pub(crate) struct Caller(pub(crate) Subject);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Subject>()
+            .cloned()
+            .map(Self)
+            // A handler that wants a caller on a public route is a bug.
+            .ok_or_else(|| ApiError::internal("route registered as public extracts a caller"))
+    }
+}
+
+/// The peer's address (inserted by the listener).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerAddr(pub(crate) SocketAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .copied()
+            .ok_or_else(|| ApiError::internal("no peer address on the request"))
+    }
 }
 
 /// An error answer. 5xx details go to the log, never to the client.
@@ -62,6 +324,9 @@ impl ApiError {
     }
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
     }
     pub(crate) fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
@@ -99,40 +364,19 @@ impl From<IdentityError> for ApiError {
             E::InvalidCredentials | E::Unauthenticated => {
                 Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
             }
-            E::UserExists(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            E::UnknownRole(_) | E::InvalidName(_) | E::WeakPassword(_) => {
-                Self::bad_request(e.to_string())
+            E::MfaRequired => Self::new(StatusCode::UNAUTHORIZED, "mfa_required", e.to_string()),
+            E::RateLimited(_) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
             }
+            E::UserExists(_) | E::Conflict(_) => Self::conflict(e.to_string()),
+            E::UnknownUser(_) => Self::not_found("not_found", e.to_string()),
+            E::UnknownRole(_)
+            | E::InvalidName(_)
+            | E::WeakPassword(_)
+            | E::Invalid(_)
+            | E::WrongCode => Self::bad_request(e.to_string()),
             E::Hash | E::Db(_) => Self::internal(e),
         }
-    }
-}
-
-/// The authenticated caller, from `Authorization: Bearer <token>`.
-#[derive(Debug)]
-pub(crate) struct Auth {
-    pub(crate) principal: Principal,
-    pub(crate) token: String,
-}
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(IdentityError::Unauthenticated)?
-            .to_owned();
-        let principal = identity::authenticate(&state.db, &token).await?;
-        Ok(Self { principal, token })
     }
 }
 

@@ -1,44 +1,424 @@
-//! `/api/v1/auth/*`.
+//! `/api/v1/auth/*`, `/api/v1/me/*`, `/api/v1/users/*` and
+//! `/api/v1/settings/security`.
 
-use axum::Router;
-use axum::extract::State;
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use jumpgate_api_types as api;
 
-use crate::api::{ApiError, ApiJson, Auth};
+use super::settings::{self, SecuritySettings};
+use super::{Attempt, IdentityError, NewUser, UserRecord};
+use crate::api::{Access, Api, ApiError, ApiJson, Caller, PeerAddr, bearer};
+use crate::events;
 use crate::ids;
+use crate::rbac::{self, Action, Restriction, Subject};
 use crate::state::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/logout", post(logout))
+pub(crate) fn routes(api: Api) -> Api {
+    use Access::{Public, Site};
+    let api = api
+        .post("/api/v1/auth/login", Public, login)
+        .post("/api/v1/auth/logout", Site(Action::Logout), logout)
+        .get("/api/v1/me", Site(Action::ReadSelf), me)
+        .post(
+            "/api/v1/me/password",
+            Site(Action::ChangeOwnPassword),
+            change_password,
+        )
+        .post(
+            "/api/v1/me/mfa/totp",
+            Site(Action::ManageOwnMfa),
+            begin_totp,
+        )
+        .post(
+            "/api/v1/me/mfa/totp/confirm",
+            Site(Action::ManageOwnMfa),
+            confirm_totp,
+        )
+        .delete("/api/v1/me/mfa", Site(Action::ManageOwnMfa), disable_mfa)
+        .post(
+            "/api/v1/me/mfa/recovery-codes",
+            Site(Action::ManageOwnMfa),
+            recovery_codes,
+        )
+        .get("/api/v1/users", Site(Action::ReadUsers), list_users)
+        .post("/api/v1/users", Site(Action::WriteUsers), create_user)
+        .get("/api/v1/users/{name}", Site(Action::ReadUsers), show_user)
+        .patch(
+            "/api/v1/users/{name}",
+            Site(Action::WriteUsers),
+            update_user,
+        )
+        .delete(
+            "/api/v1/users/{name}",
+            Site(Action::WriteUsers),
+            delete_user,
+        )
+        .put(
+            "/api/v1/users/{name}/password",
+            Site(Action::WriteUsers),
+            set_password,
+        )
+        .post(
+            "/api/v1/users/{name}/revoke-sessions",
+            Site(Action::WriteUsers),
+            revoke_sessions,
+        )
+        .post(
+            "/api/v1/users/{name}/unlock",
+            Site(Action::WriteUsers),
+            unlock,
+        )
+        .delete(
+            "/api/v1/users/{name}/mfa",
+            Site(Action::WriteUsers),
+            reset_mfa,
+        )
+        .get(
+            "/api/v1/settings/security",
+            Site(Action::ReadSettings),
+            get_settings,
+        )
+        .put(
+            "/api/v1/settings/security",
+            Site(Action::WriteSettings),
+            put_settings,
+        );
+    super::clients::routes(api)
 }
 
 async fn login(
     State(st): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     ApiJson(req): ApiJson<api::LoginRequest>,
-) -> Result<axum::Json<api::LoginResponse>, ApiError> {
-    let s = super::login(&st.db, &req.username, &req.password, st.config.session_ttl).await;
-    let s = match s {
+) -> Result<Json<api::LoginResponse>, ApiError> {
+    let attempt = Attempt {
+        ip: peer.ip(),
+        username: &req.username,
+        password: &req.password,
+        second_factor: req.totp.as_deref(),
+    };
+    let s = match super::login(&st.db, &st.login_limiter, &attempt, st.config.session_ttl).await {
         Ok(s) => s,
         Err(e) => {
-            // The username may be a typo'd password: log neither.
-            tracing::info!("login failed");
+            // The user name may be a mistyped password: log neither.
+            tracing::info!(%peer, reason = %e, "login failed");
             return Err(e.into());
         }
     };
-    tracing::info!(user = %s.principal.username, "login");
-    Ok(axum::Json(api::LoginResponse {
+    tracing::info!(user = %s.user.username, restriction = ?s.restriction, "login");
+    Ok(Json(api::LoginResponse {
         token: s.token,
         expires_at: ids::rfc3339(s.expires_at_ms),
-        username: s.principal.username,
-        role: s.principal.role.as_str().to_owned(),
+        username: s.user.username,
+        role: s.user.role,
+        mfa_enrollment_required: s.restriction == Restriction::MfaEnrollment,
+        password_change_required: s.restriction == Restriction::PasswordChange,
     }))
 }
 
-async fn logout(State(st): State<AppState>, auth: Auth) -> Result<StatusCode, ApiError> {
-    super::logout(&st.db, &auth.token).await?;
+async fn logout(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    if let Some(token) = bearer(&headers) {
+        super::logout(&st.db, token).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user record behind a self-service call.
+async fn myself(st: &AppState, who: &Subject) -> Result<UserRecord, ApiError> {
+    let id = who
+        .user_id()
+        .ok_or_else(|| ApiError::forbidden("only users have an account here"))?;
+    Ok(super::user_by_id(&st.db, id).await?)
+}
+
+async fn me(State(st): State<AppState>, Caller(who): Caller) -> Result<Json<api::Me>, ApiError> {
+    let user = myself(&st, &who).await?;
+    Ok(Json(api::Me {
+        username: user.username.clone(),
+        role: who.role.clone(),
+        permissions: rbac::permission_names(&who.permissions),
+        groups: who.groups.to_list(),
+        mfa_enabled: user.mfa_enabled(),
+        mfa_enrollment_required: who.restriction == Restriction::MfaEnrollment,
+        password_change_required: who.restriction == Restriction::PasswordChange,
+    }))
+}
+
+async fn change_password(
+    State(st): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let user = myself(&st, &who).await?;
+    // A stolen session alone must not be enough to take over the account.
+    match super::check_current_password(
+        &st.db,
+        &st.login_limiter,
+        peer.ip(),
+        &user,
+        &req.current_password,
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(IdentityError::InvalidCredentials) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the current password is wrong",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    super::set_password(&st.db, &user, &req.new_password).await?;
+    events::record(
+        &st.db,
+        &user.username,
+        "password-change",
+        &user.username,
+        "ok",
+        "",
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn begin_totp(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<api::TotpEnrollment>, ApiError> {
+    let user = myself(&st, &who).await?;
+    let secret = super::begin_totp(&st.db, &user).await?;
+    let url = secret.otpauth_url(&format!("Jumpgate {}", st.config.hostname), &user.username);
+    Ok(Json(api::TotpEnrollment {
+        secret: secret.base32(),
+        qr_svg: super::mfa::qr_svg(&url),
+        otpauth_url: url,
+    }))
+}
+
+async fn confirm_totp(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::TotpCode>,
+) -> Result<Json<api::RecoveryCodes>, ApiError> {
+    let user = myself(&st, &who).await?;
+    let codes = super::confirm_totp(&st.db, &user, &req.code).await?;
+    events::record(
+        &st.db,
+        &user.username,
+        "mfa-enable",
+        &user.username,
+        "ok",
+        "",
+    )
+    .await;
+    Ok(Json(api::RecoveryCodes { codes }))
+}
+
+async fn disable_mfa(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::TotpCode>,
+) -> Result<StatusCode, ApiError> {
+    let user = myself(&st, &who).await?;
+    let policy = settings::load(&st.db).await?;
+    if policy.mfa_required(&user.role) {
+        return Err(ApiError::conflict(format!(
+            "the site requires MFA for the `{}` role",
+            user.role
+        )));
+    }
+    super::require_second_factor(&st.db, &user, &req.code).await?;
+    super::disable_mfa(&st.db, &user.id).await?;
+    events::record(
+        &st.db,
+        &user.username,
+        "mfa-disable",
+        &user.username,
+        "ok",
+        "",
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn recovery_codes(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::TotpCode>,
+) -> Result<Json<api::RecoveryCodes>, ApiError> {
+    let user = myself(&st, &who).await?;
+    super::require_second_factor(&st.db, &user, &req.code).await?;
+    let codes = super::new_recovery_codes(&st.db, &user).await?;
+    events::record(
+        &st.db,
+        &user.username,
+        "mfa-recovery-codes",
+        &user.username,
+        "ok",
+        "",
+    )
+    .await;
+    Ok(Json(api::RecoveryCodes { codes }))
+}
+
+async fn list_users(State(st): State<AppState>) -> Result<Json<Vec<api::User>>, ApiError> {
+    Ok(Json(
+        super::list_users(&st.db)
+            .await?
+            .iter()
+            .map(UserRecord::to_api)
+            .collect(),
+    ))
+}
+
+async fn show_user(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<api::User>, ApiError> {
+    Ok(Json(super::get_user(&st.db, &name).await?.to_api()))
+}
+
+async fn create_user(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::CreateUser>,
+) -> Result<(StatusCode, Json<api::User>), ApiError> {
+    super::create_user(
+        &st.db,
+        &NewUser {
+            username: &req.username,
+            password: &req.password,
+            role: &req.role,
+            groups: &req.groups,
+            email: req.email.as_deref(),
+        },
+    )
+    .await?;
+    let detail = format!("role={} groups={}", req.role, req.groups.join(","));
+    events::record(
+        &st.db,
+        &who.name,
+        "user-create",
+        &req.username,
+        "ok",
+        &detail,
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(super::get_user(&st.db, &req.username).await?.to_api()),
+    ))
+}
+
+async fn update_user(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::UpdateUser>,
+) -> Result<Json<api::User>, ApiError> {
+    let user = super::update_user(&st.db, &name, &req).await?;
+    let detail = format!("role={} groups={}", user.role, user.groups.join(","));
+    events::record(&st.db, &who.name, "user-update", &name, "ok", &detail).await;
+    Ok(Json(user.to_api()))
+}
+
+async fn delete_user(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    super::delete_user(&st.db, &name).await?;
+    events::record(&st.db, &who.name, "user-delete", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_password(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let user = super::get_user(&st.db, &name).await?;
+    super::set_password(&st.db, &user, &req.password).await?;
+    events::record(&st.db, &who.name, "password-reset", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_sessions(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = super::get_user(&st.db, &name).await?;
+    let n = super::revoke_sessions(&st.db, &user.id).await?;
+    events::record(
+        &st.db,
+        &who.name,
+        "sessions-revoke",
+        &name,
+        "ok",
+        &format!("{n} session(s)"),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unlock(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = super::get_user(&st.db, &name).await?;
+    super::unlock(&st.db, &user.id).await?;
+    events::record(&st.db, &who.name, "user-unlock", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reset_mfa(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = super::get_user(&st.db, &name).await?;
+    super::disable_mfa(&st.db, &user.id).await?;
+    events::record(&st.db, &who.name, "mfa-reset", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_settings(State(st): State<AppState>) -> Result<Json<api::SecuritySettings>, ApiError> {
+    Ok(Json(settings::load(&st.db).await?.to_api()))
+}
+
+async fn put_settings(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::SecuritySettings>,
+) -> Result<Json<api::SecuritySettings>, ApiError> {
+    let new = SecuritySettings::from_api(&req).map_err(ApiError::bad_request)?;
+    for role in &new.mfa_required_roles {
+        if rbac::role_permissions(&st.db, role).await?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "unknown role `{role}` in mfa_required_roles"
+            )));
+        }
+    }
+    settings::save(&st.db, &new).await?;
+    let detail = serde_json::to_string(&new.to_api()).unwrap_or_default();
+    events::record(
+        &st.db,
+        &who.name,
+        "settings-change",
+        "security",
+        "ok",
+        &detail,
+    )
+    .await;
+    Ok(Json(new.to_api()))
 }

@@ -1,97 +1,65 @@
-//! Who is calling: user accounts, passwords (Argon2id), login session tokens,
-//! and one-time enrollment tokens for agents.
+//! Who is calling: user accounts, passwords (Argon2id, site policy,
+//! history, expiry), brute-force protection, TOTP MFA, login session tokens,
+//! OAuth2 API clients, and one-time enrollment tokens for agents.
 //!
 //! Tokens are 256-bit random strings; only their SHA-256 is stored, so a
-//! database leak yields no usable token.
+//! database leak yields no usable token. User session tokens start `jgs_`,
+//! API client access tokens `jga_`.
 
+pub(crate) mod clients;
 pub(crate) mod http;
+pub(crate) mod lockout;
+pub(crate) mod mfa;
+pub(crate) mod password;
+pub(crate) mod settings;
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use jumpgate_api_types as api;
 use sqlx::{Row, SqlitePool};
 
+use self::lockout::{AccountLock, RateLimiter};
+use self::settings::SecuritySettings;
 use crate::ids::{self, UserId};
-
-/// Built-in roles. (Custom roles and endpoint groups come with the RBAC work.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    Admin,
-    Technician,
-    Auditor,
-}
-
-impl Role {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Technician => "technician",
-            Self::Auditor => "auditor",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = IdentityError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Self::Admin),
-            "technician" => Ok(Self::Technician),
-            "auditor" => Ok(Self::Auditor),
-            other => Err(IdentityError::UnknownRole(other.to_owned())),
-        }
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Debug)]
-pub(crate) struct Principal {
-    pub(crate) user_id: UserId,
-    pub(crate) username: String,
-    pub(crate) role: Role,
-}
+use crate::rbac::{self, Groups, Restriction, Scopes, Subject, SubjectKind};
 
 /// Identity failures. `InvalidCredentials` deliberately does not say whether
-/// the user exists.
+/// the user exists or is locked.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("invalid username or password")]
+    #[error("invalid username or password (or the account is temporarily locked)")]
     InvalidCredentials,
+    #[error("this account uses MFA: a valid TOTP code or recovery code is required")]
+    MfaRequired,
+    #[error("too many login attempts from your address; retry in {} s", .0.as_secs().max(1))]
+    RateLimited(Duration),
     #[error("missing, invalid or expired session token")]
     Unauthenticated,
     #[error("user `{0}` already exists")]
     UserExists(String),
-    #[error("unknown role `{0}` (expected admin, technician or auditor)")]
+    #[error("no user named `{0}`")]
+    UnknownUser(String),
+    #[error("unknown role `{0}`")]
     UnknownRole(String),
     #[error("{0}")]
     InvalidName(String),
     #[error("password rejected: {0}")]
     WeakPassword(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the code is not valid")]
+    WrongCode,
     #[error("password hashing failed")]
     Hash,
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-}
-
-/// Minimum password length (NIST SP 800-63B suggests at least 8; privileged
-/// access warrants more).
-pub(crate) const MIN_PASSWORD_LEN: usize = 12;
-
-fn check_password_policy(password: &str) -> Result<(), IdentityError> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(IdentityError::WeakPassword(format!(
-            "must be at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if password.len() > 1024 {
-        return Err(IdentityError::WeakPassword(
-            "must be at most 1024 bytes".into(),
-        ));
-    }
-    Ok(())
 }
 
 async fn hash_password(password: String) -> Result<String, IdentityError> {
@@ -118,8 +86,8 @@ async fn verify_password(password: String, phc: String) -> bool {
     .unwrap_or(false)
 }
 
-/// A hash of a random password, verified against for unknown users so that
-/// "no such user" costs the same time as "wrong password".
+/// A hash of a random password, verified against for unknown or locked
+/// users so that every failed login costs the same time.
 fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
@@ -131,105 +99,531 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// Creates a user.
-///
-/// # Errors
-/// Invalid name, weak password, or the user exists.
-pub(crate) async fn create_user(
+fn json_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_json(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// A user account as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct UserRecord {
+    pub(crate) id: UserId,
+    pub(crate) username: String,
+    pub(crate) email: Option<String>,
+    pub(crate) role: String,
+    pub(crate) groups: Vec<String>,
+    password_hash: String,
+    pub(crate) password_changed_at: i64,
+    pub(crate) lock: AccountLock,
+    totp_secret: Option<Vec<u8>>,
+    totp_pending: Option<Vec<u8>>,
+    totp_last_step: Option<i64>,
+    pub(crate) created_at: i64,
+}
+
+impl UserRecord {
+    pub(crate) fn mfa_enabled(&self) -> bool {
+        self.totp_secret.is_some()
+    }
+
+    pub(crate) fn to_api(&self) -> api::User {
+        let now = ids::now_ms();
+        api::User {
+            username: self.username.clone(),
+            email: self.email.clone(),
+            role: self.role.clone(),
+            groups: self.groups.clone(),
+            mfa_enabled: self.mfa_enabled(),
+            locked_until: self
+                .lock
+                .locked_until_ms
+                .filter(|_| self.lock.is_locked(now))
+                .map(ids::rfc3339),
+            created_at: ids::rfc3339(self.created_at),
+            password_changed_at: ids::rfc3339(self.password_changed_at),
+        }
+    }
+}
+
+fn user_record(r: &sqlx::sqlite::SqliteRow) -> UserRecord {
+    UserRecord {
+        id: UserId(r.get("id")),
+        username: r.get("username"),
+        email: r.get("email"),
+        role: r.get("role"),
+        groups: json_list(&r.get::<String, _>("groups")),
+        password_hash: r.get("password_hash"),
+        password_changed_at: r.get("password_changed_at"),
+        lock: AccountLock {
+            failed: r.get::<i64, _>("failed_logins") as u32,
+            locked_until_ms: r.get("locked_until"),
+        },
+        totp_secret: r.get("totp_secret"),
+        totp_pending: r.get("totp_pending"),
+        totp_last_step: r.get("totp_last_step"),
+        created_at: r.get("created_at"),
+    }
+}
+
+pub(crate) async fn find_user(
     db: &SqlitePool,
     username: &str,
-    password: &str,
-    role: Role,
-) -> Result<UserId, IdentityError> {
-    ids::validate_name("user", username).map_err(IdentityError::InvalidName)?;
-    check_password_policy(password)?;
-    let hash = hash_password(password.to_owned()).await?;
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    Ok(sqlx::query("SELECT * FROM users WHERE username = ?")
+        .bind(username)
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(user_record))
+}
+
+pub(crate) async fn get_user(db: &SqlitePool, username: &str) -> Result<UserRecord, IdentityError> {
+    find_user(db, username)
+        .await?
+        .ok_or_else(|| IdentityError::UnknownUser(username.to_owned()))
+}
+
+pub(crate) async fn user_by_id(db: &SqlitePool, id: &UserId) -> Result<UserRecord, IdentityError> {
+    sqlx::query("SELECT * FROM users WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(user_record)
+        .ok_or(IdentityError::Unauthenticated)
+}
+
+pub(crate) async fn list_users(db: &SqlitePool) -> Result<Vec<UserRecord>, sqlx::Error> {
+    Ok(sqlx::query("SELECT * FROM users ORDER BY username")
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(user_record)
+        .collect())
+}
+
+/// Checks that `groups` are `*` or existing endpoint groups.
+pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(), IdentityError> {
+    for g in groups {
+        if g == "*" {
+            continue;
+        }
+        let exists: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE name = ?")
+            .bind(g)
+            .fetch_optional(db)
+            .await?;
+        if exists.is_none() {
+            return Err(IdentityError::Invalid(format!(
+                "unknown group `{g}` (create it first, or use `*` for all groups)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn check_role(db: &SqlitePool, role: &str) -> Result<(), IdentityError> {
+    match rbac::role_permissions(db, role).await? {
+        Some(_) => Ok(()),
+        None => Err(IdentityError::UnknownRole(role.to_owned())),
+    }
+}
+
+fn check_email(email: &str) -> Result<(), IdentityError> {
+    let ok = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(IdentityError::Invalid(format!(
+            "`{email}` is not an email address"
+        )))
+    }
+}
+
+/// A new account.
+pub(crate) struct NewUser<'a> {
+    pub(crate) username: &'a str,
+    pub(crate) password: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) groups: &'a [String],
+    pub(crate) email: Option<&'a str>,
+}
+
+/// Creates a user, enforcing the site's password policy.
+///
+/// # Errors
+/// Invalid name, email, role or group; weak password; existing user.
+pub(crate) async fn create_user(db: &SqlitePool, u: &NewUser<'_>) -> Result<UserId, IdentityError> {
+    ids::validate_name("user", u.username).map_err(IdentityError::InvalidName)?;
+    check_role(db, u.role).await?;
+    check_groups(db, u.groups).await?;
+    // An administrator without groups could manage everyone but reach no
+    // endpoint: give the built-in admin role every group unless told otherwise.
+    let all = ["*".to_owned()];
+    let groups = if u.role == "admin" && u.groups.is_empty() {
+        &all[..]
+    } else {
+        u.groups
+    };
+    if let Some(e) = u.email.filter(|e| !e.is_empty()) {
+        check_email(e)?;
+    }
+    let policy = settings::load(db).await?.password;
+    let violations = password::check(&policy, u.username, u.password);
+    if !violations.is_empty() {
+        return Err(IdentityError::WeakPassword(password::describe(&violations)));
+    }
+    let hash = hash_password(u.password.to_owned()).await?;
     let id = UserId::generate();
+    let now = ids::now_ms();
+    let mut tx = crate::store::begin_write(db).await?;
     let res = sqlx::query(
-        "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO users (id, username, password_hash, role, created_at, email, groups, password_changed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(id.as_str())
-    .bind(username)
+    .bind(u.username)
     .bind(&hash)
-    .bind(role.as_str())
-    .bind(ids::now_ms())
-    .execute(db)
+    .bind(u.role)
+    .bind(now)
+    .bind(u.email.filter(|e| !e.is_empty()))
+    .bind(to_json(groups))
+    .bind(now)
+    .execute(&mut *tx)
     .await;
     match res {
-        Ok(_) => Ok(id),
+        Ok(_) => {}
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(IdentityError::UserExists(username.to_owned()))
+            return Err(IdentityError::UserExists(u.username.to_owned()));
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES (?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(&hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Changes role, groups or email.
+pub(crate) async fn update_user(
+    db: &SqlitePool,
+    username: &str,
+    u: &api::UpdateUser,
+) -> Result<UserRecord, IdentityError> {
+    let user = get_user(db, username).await?;
+    if let Some(role) = &u.role {
+        check_role(db, role).await?;
+        if user.role == "admin" && role != "admin" {
+            ensure_another_admin(db, &user.id).await?;
+        }
+    }
+    if let Some(groups) = &u.groups {
+        check_groups(db, groups).await?;
+    }
+    if let Some(e) = u.email.as_deref().filter(|e| !e.is_empty()) {
+        check_email(e)?;
+    }
+    sqlx::query("UPDATE users SET role = COALESCE(?, role), groups = COALESCE(?, groups), email = CASE WHEN ? IS NULL THEN email WHEN ? = '' THEN NULL ELSE ? END WHERE id = ?")
+        .bind(u.role.as_deref())
+        .bind(u.groups.as_deref().map(to_json))
+        .bind(u.email.as_deref())
+        .bind(u.email.as_deref())
+        .bind(u.email.as_deref())
+        .bind(user.id.as_str())
+        .execute(db)
+        .await?;
+    get_user(db, username).await
+}
+
+/// Refuses to remove the last administrator (nobody could manage the site).
+async fn ensure_another_admin(db: &SqlitePool, except: &UserId) -> Result<(), IdentityError> {
+    let others: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> ?")
+            .bind(except.as_str())
+            .fetch_one(db)
+            .await?;
+    if others == 0 {
+        return Err(IdentityError::Conflict(
+            "this is the last admin: make another user admin first".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_user(db: &SqlitePool, username: &str) -> Result<(), IdentityError> {
+    let user = get_user(db, username).await?;
+    if user.role == "admin" {
+        ensure_another_admin(db, &user.id).await?;
+    }
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(user.id.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets a new password under the site policy (history included), and ends
+/// every session of the user.
+pub(crate) async fn set_password(
+    db: &SqlitePool,
+    user: &UserRecord,
+    new: &str,
+) -> Result<(), IdentityError> {
+    let policy = settings::load(db).await?.password;
+    let violations = password::check(&policy, &user.username, new);
+    if !violations.is_empty() {
+        return Err(IdentityError::WeakPassword(password::describe(&violations)));
+    }
+    let previous: Vec<String> =
+        sqlx::query_scalar("SELECT password_hash FROM password_history WHERE user_id = ? ORDER BY changed_at DESC LIMIT 24")
+            .bind(user.id.as_str())
+            .fetch_all(db)
+            .await?;
+    if password::reused(&policy, new, previous).await {
+        let v = [password::Violation::Reused {
+            history: policy.history,
+        }];
+        return Err(IdentityError::WeakPassword(password::describe(&v)));
+    }
+    let hash = hash_password(new.to_owned()).await?;
+    let now = ids::now_ms();
+    let mut tx = crate::store::begin_write(db).await?;
+    sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ?, failed_logins = 0, locked_until = NULL WHERE id = ?")
+        .bind(&hash)
+        .bind(now)
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES (?, ?, ?)",
+    )
+    .bind(user.id.as_str())
+    .bind(&hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM auth_tokens WHERE user_id = ?")
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends every session of a user.
+pub(crate) async fn revoke_sessions(db: &SqlitePool, id: &UserId) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM auth_tokens WHERE user_id = ?")
+        .bind(id.as_str())
+        .execute(db)
+        .await?
+        .rows_affected())
+}
+
+pub(crate) async fn unlock(db: &SqlitePool, id: &UserId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+async fn store_lock(db: &SqlitePool, id: &UserId, lock: AccountLock) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
+        .bind(i64::from(lock.failed))
+        .bind(lock.locked_until_ms)
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// A login session.
 #[derive(Clone)]
 pub(crate) struct LoginSession {
     pub(crate) token: String,
-    pub(crate) principal: Principal,
+    pub(crate) user: UserRecord,
     pub(crate) expires_at_ms: i64,
+    pub(crate) restriction: Restriction,
 }
 
-/// Checks a password and issues a session token.
+/// Login attempts allowed per source address: a burst, then per minute.
+pub(crate) fn login_rate_limiter() -> RateLimiter {
+    RateLimiter::new(10, 20)
+}
+
+/// What a login attempt carries.
+pub(crate) struct Attempt<'a> {
+    pub(crate) ip: IpAddr,
+    pub(crate) username: &'a str,
+    pub(crate) password: &'a str,
+    pub(crate) second_factor: Option<&'a str>,
+}
+
+/// Checks a login attempt and issues a session token.
 ///
-/// # Errors
-/// [`IdentityError::InvalidCredentials`] for an unknown user or wrong password alike.
+/// Every failure but a missing second factor counts towards the account's
+/// lockout; unknown, wrong and locked all answer the same after the same work.
 pub(crate) async fn login(
     db: &SqlitePool,
-    username: &str,
-    password: &str,
+    limiter: &RateLimiter,
+    a: &Attempt<'_>,
     ttl: Duration,
 ) -> Result<LoginSession, IdentityError> {
-    let row = sqlx::query("SELECT id, password_hash, role FROM users WHERE username = ?")
-        .bind(username)
-        .fetch_optional(db)
-        .await?;
-    let (stored, found) = match &row {
-        Some(r) => (r.get::<String, _>("password_hash"), true),
-        None => (dummy_hash().to_owned(), false),
+    limiter
+        .check(a.ip, tokio::time::Instant::now())
+        .map_err(IdentityError::RateLimited)?;
+    let settings = settings::load(db).await?;
+    let user = find_user(db, a.username).await?;
+    let now = ids::now_ms();
+    let locked = user.as_ref().is_some_and(|u| u.lock.is_locked(now));
+    let stored = match &user {
+        Some(u) if !locked => u.password_hash.clone(),
+        _ => dummy_hash().to_owned(),
     };
-    let ok = verify_password(password.to_owned(), stored).await;
-    let Some(row) = row.filter(|_| ok && found) else {
+    let password_ok = verify_password(a.password.to_owned(), stored).await;
+    let Some(user) = user else {
+        crate::events::record(
+            db,
+            a.username,
+            "login",
+            a.username,
+            "failed",
+            "unknown user",
+        )
+        .await;
         return Err(IdentityError::InvalidCredentials);
     };
-    let principal = Principal {
-        user_id: UserId(row.get("id")),
-        username: username.to_owned(),
-        role: row.get::<String, _>("role").parse()?,
+    if locked || !password_ok {
+        if !locked {
+            fail(db, &settings, &user, now, "wrong password").await?;
+        } else {
+            crate::events::record(
+                db,
+                &user.username,
+                "login",
+                &user.username,
+                "failed",
+                "account locked",
+            )
+            .await;
+        }
+        return Err(IdentityError::InvalidCredentials);
+    }
+    if user.mfa_enabled() {
+        let Some(code) = a.second_factor.filter(|c| !c.trim().is_empty()) else {
+            return Err(IdentityError::MfaRequired);
+        };
+        if !check_second_factor(db, &user, code).await? {
+            fail(db, &settings, &user, now, "wrong second factor").await?;
+            return Err(IdentityError::MfaRequired);
+        }
+    }
+    if user.lock != AccountLock::default() {
+        store_lock(db, &user.id, user.lock.after_success()).await?;
+    }
+    let restriction = if password::expired(&settings.password, user.password_changed_at, now) {
+        Restriction::PasswordChange
+    } else if settings.mfa_required(&user.role) && !user.mfa_enabled() {
+        Restriction::MfaEnrollment
+    } else {
+        Restriction::None
     };
     let token = ids::random_token("jgs");
-    let now = ids::now_ms();
     let expires_at_ms = now + ttl.as_millis() as i64;
-    sqlx::query(
-        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(ids::token_hash(&token))
-    .bind(principal.user_id.as_str())
-    .bind(now)
-    .bind(expires_at_ms)
-    .execute(db)
-    .await?;
+    sqlx::query("INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at, restricted) VALUES (?, ?, ?, ?, ?)")
+        .bind(ids::token_hash(&token))
+        .bind(user.id.as_str())
+        .bind(now)
+        .bind(expires_at_ms)
+        .bind(restriction.as_db())
+        .execute(db)
+        .await?;
     // Expired tokens are dead weight; sweep them opportunistically.
     sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= ?")
         .bind(now)
         .execute(db)
         .await?;
+    crate::events::record(db, &user.username, "login", &user.username, "ok", "").await;
     Ok(LoginSession {
         token,
-        principal,
+        user,
         expires_at_ms,
+        restriction,
     })
 }
 
-/// Resolves a bearer token to its user.
+/// Re-checks a signed-in user's password (before changing it): rate
+/// limited and counted towards lockout like a login.
+pub(crate) async fn check_current_password(
+    db: &SqlitePool,
+    limiter: &RateLimiter,
+    ip: IpAddr,
+    user: &UserRecord,
+    password: &str,
+) -> Result<(), IdentityError> {
+    limiter
+        .check(ip, tokio::time::Instant::now())
+        .map_err(IdentityError::RateLimited)?;
+    let settings = settings::load(db).await?;
+    let now = ids::now_ms();
+    if user.lock.is_locked(now) {
+        return Err(IdentityError::InvalidCredentials);
+    }
+    if verify_password(password.to_owned(), user.password_hash.clone()).await {
+        return Ok(());
+    }
+    fail(db, &settings, user, now, "wrong current password").await?;
+    Err(IdentityError::InvalidCredentials)
+}
+
+async fn fail(
+    db: &SqlitePool,
+    s: &SecuritySettings,
+    user: &UserRecord,
+    now: i64,
+    why: &str,
+) -> Result<(), IdentityError> {
+    let lock = user.lock.after_failure(&s.lockout, now);
+    store_lock(db, &user.id, lock).await?;
+    crate::events::record(db, &user.username, "login", &user.username, "failed", why).await;
+    if lock.is_locked(now) {
+        tracing::warn!(user = %user.username, "account locked after repeated failed logins");
+        let detail = format!("locked for {} s", s.lockout.duration_secs);
+        crate::events::record(
+            db,
+            &user.username,
+            "lockout",
+            &user.username,
+            "locked",
+            &detail,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Resolves a bearer token (a user session or an API client access token).
 ///
 /// # Errors
 /// [`IdentityError::Unauthenticated`] for unknown or expired tokens.
-pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Principal, IdentityError> {
+pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject, IdentityError> {
+    if token.starts_with("jga_") {
+        return clients::authenticate(db, token).await;
+    }
     let row = sqlx::query(
-        "SELECT u.id, u.username, u.role FROM auth_tokens t JOIN users u ON u.id = t.user_id
+        "SELECT u.id, u.username, u.role, u.groups, t.restricted FROM auth_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ? AND t.expires_at > ?",
     )
     .bind(ids::token_hash(token))
@@ -237,10 +631,16 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Princip
     .fetch_optional(db)
     .await?
     .ok_or(IdentityError::Unauthenticated)?;
-    Ok(Principal {
-        user_id: UserId(row.get("id")),
-        username: row.get("username"),
-        role: row.get::<String, _>("role").parse()?,
+    let role: String = row.get("role");
+    let permissions = rbac::role_permissions(db, &role).await?.unwrap_or_default();
+    Ok(Subject {
+        name: row.get("username"),
+        kind: SubjectKind::User(UserId(row.get("id"))),
+        role,
+        permissions,
+        groups: Groups::from_list(&json_list(&row.get::<String, _>("groups"))),
+        scopes: Scopes::FULL,
+        restriction: Restriction::from_db(row.get::<Option<String>, _>("restricted").as_deref()),
     })
 }
 
@@ -253,6 +653,179 @@ pub(crate) async fn logout(db: &SqlitePool, token: &str) -> Result<(), IdentityE
     Ok(())
 }
 
+// --- MFA ---------------------------------------------------------------
+
+/// Checks a TOTP code (with replay protection) or spends a recovery code.
+async fn check_second_factor(
+    db: &SqlitePool,
+    user: &UserRecord,
+    code: &str,
+) -> Result<bool, IdentityError> {
+    let Some(secret) = user
+        .totp_secret
+        .as_deref()
+        .and_then(mfa::TotpSecret::from_bytes)
+    else {
+        return Ok(false);
+    };
+    if mfa::looks_like_recovery_code(code) {
+        let spent = sqlx::query("UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL")
+            .bind(ids::now_ms())
+            .bind(user.id.as_str())
+            .bind(mfa::recovery_code_hash(code))
+            .execute(db)
+            .await?;
+        if spent.rows_affected() == 1 {
+            crate::events::record(
+                db,
+                &user.username,
+                "mfa",
+                &user.username,
+                "recovery-code-used",
+                "",
+            )
+            .await;
+        }
+        return Ok(spent.rows_affected() == 1);
+    }
+    let now = unix_secs();
+    let last = user.totp_last_step.map(|s| s as u64);
+    let Some(step) = mfa::verify(&secret, code, now, last) else {
+        return Ok(false);
+    };
+    // Conditional on the step we read, so two concurrent logins cannot both
+    // spend the same code.
+    let updated = sqlx::query("UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)")
+        .bind(step as i64)
+        .bind(user.id.as_str())
+        .bind(step as i64)
+        .execute(db)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Starts TOTP enrollment: a new pending secret (the active one, if any,
+/// stays in force until the new one is confirmed).
+pub(crate) async fn begin_totp(
+    db: &SqlitePool,
+    user: &UserRecord,
+) -> Result<mfa::TotpSecret, IdentityError> {
+    let secret = mfa::TotpSecret::generate();
+    sqlx::query("UPDATE users SET totp_pending = ? WHERE id = ?")
+        .bind(secret.as_bytes())
+        .bind(user.id.as_str())
+        .execute(db)
+        .await?;
+    Ok(secret)
+}
+
+/// Confirms the pending secret with a code from the app: MFA is on, new
+/// recovery codes are issued, and an MFA-enrollment restriction is lifted.
+pub(crate) async fn confirm_totp(
+    db: &SqlitePool,
+    user: &UserRecord,
+    code: &str,
+) -> Result<Vec<String>, IdentityError> {
+    let Some(secret) = user
+        .totp_pending
+        .as_deref()
+        .and_then(mfa::TotpSecret::from_bytes)
+    else {
+        return Err(IdentityError::Invalid(
+            "no MFA enrollment in progress: start one first".into(),
+        ));
+    };
+    let Some(step) = mfa::verify(&secret, code, unix_secs(), None) else {
+        return Err(IdentityError::WrongCode);
+    };
+    let codes = mfa::generate_recovery_codes();
+    let mut tx = crate::store::begin_write(db).await?;
+    sqlx::query("UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ? WHERE id = ?")
+        .bind(step as i64)
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    replace_recovery_codes(&mut tx, &user.id, &codes).await?;
+    sqlx::query("UPDATE auth_tokens SET restricted = NULL WHERE user_id = ? AND restricted = 'mfa_enrollment'")
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(codes)
+}
+
+async fn replace_recovery_codes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: &UserId,
+    codes: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    for c in codes {
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)")
+            .bind(id.as_str())
+            .bind(mfa::recovery_code_hash(c))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Verifies a code of the user's current factor (for disabling MFA or
+/// regenerating codes).
+pub(crate) async fn require_second_factor(
+    db: &SqlitePool,
+    user: &UserRecord,
+    code: &str,
+) -> Result<(), IdentityError> {
+    if !user.mfa_enabled() {
+        return Err(IdentityError::Invalid(
+            "MFA is not enabled on this account".into(),
+        ));
+    }
+    if check_second_factor(db, user, code).await? {
+        Ok(())
+    } else {
+        Err(IdentityError::WrongCode)
+    }
+}
+
+pub(crate) async fn new_recovery_codes(
+    db: &SqlitePool,
+    user: &UserRecord,
+) -> Result<Vec<String>, IdentityError> {
+    let codes = mfa::generate_recovery_codes();
+    let mut tx = crate::store::begin_write(db).await?;
+    replace_recovery_codes(&mut tx, &user.id, &codes).await?;
+    tx.commit().await?;
+    Ok(codes)
+}
+
+/// Turns MFA off (user with a code, or an administrator resetting it).
+pub(crate) async fn disable_mfa(db: &SqlitePool, id: &UserId) -> Result<(), IdentityError> {
+    let mut tx = crate::store::begin_write(db).await?;
+    sqlx::query("UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// --- enrollment tokens ---------------------------------------------------
+
 /// A new one-time enrollment token.
 #[derive(Clone)]
 pub(crate) struct EnrollToken {
@@ -260,7 +833,8 @@ pub(crate) struct EnrollToken {
     pub(crate) expires_at_ms: i64,
 }
 
-/// Creates a one-time enrollment token for endpoints of `group`.
+/// Creates a one-time enrollment token for endpoints of `group`, creating
+/// the group if it does not exist yet.
 ///
 /// # Errors
 /// Invalid group name or database failure.
@@ -273,13 +847,20 @@ pub(crate) async fn create_enroll_token(
     let token = ids::random_token("jge");
     let now = ids::now_ms();
     let expires_at_ms = now + ttl.as_millis() as i64;
+    let mut tx = crate::store::begin_write(db).await?;
+    sqlx::query("INSERT OR IGNORE INTO groups (name, description, created_at) VALUES (?, '', ?)")
+        .bind(group)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("INSERT INTO enroll_tokens (token_hash, group_name, created_at, expires_at) VALUES (?, ?, ?, ?)")
         .bind(ids::token_hash(&token))
         .bind(group)
         .bind(now)
         .bind(expires_at_ms)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(EnrollToken {
         token,
         expires_at_ms,
@@ -287,91 +868,4 @@ pub(crate) async fn create_enroll_token(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn db() -> (tempfile::TempDir, SqlitePool) {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = crate::store::open(&dir.path().join("t.db")).await.unwrap();
-        (dir, pool)
-    }
-
-    #[tokio::test]
-    async fn login_authenticate_logout() {
-        let (_d, db) = db().await;
-        create_user(&db, "alice", "correct horse battery", Role::Admin)
-            .await
-            .unwrap();
-        let s = login(
-            &db,
-            "alice",
-            "correct horse battery",
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        let p = authenticate(&db, &s.token).await.unwrap();
-        assert_eq!((p.username.as_str(), p.role), ("alice", Role::Admin));
-        logout(&db, &s.token).await.unwrap();
-        assert!(matches!(
-            authenticate(&db, &s.token).await,
-            Err(IdentityError::Unauthenticated)
-        ));
-    }
-
-    #[tokio::test]
-    async fn wrong_password_and_unknown_user_fail_alike() {
-        let (_d, db) = db().await;
-        create_user(&db, "bob", "correct horse battery", Role::Technician)
-            .await
-            .unwrap();
-        let a = login(&db, "bob", "wrong password!!", Duration::from_secs(60)).await;
-        let b = login(
-            &db,
-            "nobody",
-            "correct horse battery",
-            Duration::from_secs(60),
-        )
-        .await;
-        assert_eq!(a.err().unwrap().to_string(), b.err().unwrap().to_string());
-    }
-
-    #[tokio::test]
-    async fn bad_input_is_refused_clearly() {
-        let (_d, db) = db().await;
-        assert!(matches!(
-            create_user(&db, "carol", "short", Role::Admin).await,
-            Err(IdentityError::WeakPassword(_))
-        ));
-        assert!(matches!(
-            create_user(&db, "bad name", "long enough password", Role::Admin).await,
-            Err(IdentityError::InvalidName(_))
-        ));
-        create_user(&db, "carol", "long enough password", Role::Admin)
-            .await
-            .unwrap();
-        assert!(matches!(
-            create_user(&db, "carol", "long enough password", Role::Admin).await,
-            Err(IdentityError::UserExists(_))
-        ));
-        assert!("root".parse::<Role>().is_err());
-    }
-
-    #[tokio::test]
-    async fn expired_tokens_are_refused() {
-        let (_d, db) = db().await;
-        create_user(&db, "dave", "long enough password", Role::Admin)
-            .await
-            .unwrap();
-        let s = login(
-            &db,
-            "dave",
-            "long enough password",
-            Duration::from_millis(1),
-        )
-        .await
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(authenticate(&db, &s.token).await.is_err());
-    }
-}
+mod tests;

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{CONNECTION, UPGRADE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
 use jumpgate_api_types as api;
@@ -21,18 +20,24 @@ use tracing::Instrument;
 use super::relay::{self, Counters, RelayEnd};
 use super::{NewEvent, record_end, record_start};
 use crate::agents::{self, EndpointRecord};
-use crate::api::{ApiError, Auth};
-use crate::identity::Principal;
-use crate::rbac::{self, Action, Decision, Resource};
+use crate::api::{Access, Api, ApiError, Caller, denied};
+use crate::rbac::{self, Action, Decision, Resource, Subject, SubjectKind};
 use crate::state::AppState;
 
 /// Time allowed for each side's opening message.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/endpoints/{name}/connect", get(connect))
-        .route("/api/v1/sessions", get(list))
+pub(crate) fn routes(api: Api) -> Api {
+    api.get(
+        "/api/v1/endpoints/{name}/connect",
+        Access::PerEndpoint,
+        connect,
+    )
+    .get(
+        "/api/v1/sessions",
+        Access::Site(Action::ReadSessionLog),
+        list,
+    )
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -40,16 +45,7 @@ struct ConnectQuery {
     kind: String,
 }
 
-async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Vec<api::SessionEvent>>, ApiError> {
-    if rbac::authorize(&auth.principal, Action::ViewSessionLog, Resource::Site) == Decision::Forbid
-    {
-        return Err(ApiError::forbidden(
-            "your role may not read the session log",
-        ));
-    }
+async fn list(State(st): State<AppState>) -> Result<Json<Vec<api::SessionEvent>>, ApiError> {
     Ok(Json(super::list(&st.db, 1000).await?))
 }
 
@@ -57,7 +53,7 @@ async fn connect(
     State(st): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<ConnectQuery>,
-    auth: Auth,
+    Caller(who): Caller,
     headers: HeaderMap,
     mut req: Request,
 ) -> Result<Response, ApiError> {
@@ -73,24 +69,23 @@ async fn connect(
             format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
         ));
     }
-    let endpoint = agents::find_by_name(&st.db, &name).await?.ok_or_else(|| {
-        ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
-    })?;
-    let p = &auth.principal;
-    if rbac::authorize(
-        p,
-        Action::OpenSession(kind),
-        Resource::Endpoint {
-            group: &endpoint.group,
-        },
-    ) == Decision::Forbid
-    {
-        record_start(&st.db, &event(p, &endpoint, kind, "", "denied")).await?;
-        tracing::info!(user = %p.username, endpoint = %endpoint.name, %kind, "session denied");
-        return Err(ApiError::forbidden(format!(
-            "your role may not open {kind} sessions on `{}`",
-            endpoint.name
-        )));
+    let unknown = || ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"));
+    let endpoint = agents::find_by_name(&st.db, &name)
+        .await?
+        .ok_or_else(unknown)?;
+    let action = Action::OpenSession(kind);
+    let resource = Resource::Endpoint {
+        group: &endpoint.group,
+    };
+    if let Decision::Forbid(why) = rbac::authorize(&who, action, resource) {
+        record_start(&st.db, &event(&who, &endpoint, kind, "", "denied")).await?;
+        let err = denied(&st, &who, action, &endpoint.name, why).await;
+        // Endpoints the caller may not even see do not exist for them.
+        return Err(if who.can_view(&endpoint.group) {
+            err
+        } else {
+            unknown()
+        });
     }
     if !st.agents.is_online(&endpoint.id) {
         return Err(ApiError::new(
@@ -107,8 +102,9 @@ async fn connect(
         ));
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let principal = auth.principal.clone();
-    let span = tracing::info_span!("session", user = %principal.username, endpoint = %endpoint.name, %kind);
+    let principal = who.clone();
+    let span =
+        tracing::info_span!("session", user = %principal.name, endpoint = %endpoint.name, %kind);
     let task_state = st.clone();
     st.tasks.spawn(
         async move {
@@ -137,15 +133,18 @@ async fn connect(
 }
 
 fn event<'a>(
-    p: &'a Principal,
+    p: &'a Subject,
     e: &'a EndpointRecord,
     kind: SessionKind,
     target: &'a str,
     outcome: &'a str,
 ) -> NewEvent<'a> {
     NewEvent {
-        user_id: p.user_id.as_str(),
-        username: &p.username,
+        user_id: match &p.kind {
+            SubjectKind::User(id) => id.as_str(),
+            SubjectKind::ApiClient { client_id } => client_id,
+        },
+        username: &p.name,
         endpoint_id: Some(e.id.as_str()),
         endpoint_name: &e.name,
         kind: kind.as_str(),
@@ -180,7 +179,7 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, code: RefusalCode, message: St
 /// One upgraded session: open exchange, event row, relay, final event.
 async fn run<C>(
     st: AppState,
-    p: Principal,
+    p: Subject,
     endpoint: EndpointRecord,
     kind: SessionKind,
     mut client: C,

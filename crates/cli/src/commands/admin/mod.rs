@@ -1,0 +1,77 @@
+//! `jg admin ...`: site administration through the gateway's API (the
+//! gateway checks the caller's permissions; nothing is decided here).
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::Ctx;
+use crate::state;
+
+pub(crate) mod api_clients;
+pub(crate) mod endpoints;
+pub(crate) mod groups;
+pub(crate) mod roles;
+pub(crate) mod settings;
+pub(crate) mod users;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// User accounts: create, change, lock out, reset.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
+    /// Roles: named sets of permissions.
+    Roles {
+        #[command(subcommand)]
+        command: roles::RolesCommand,
+    },
+    /// Endpoint groups.
+    Groups {
+        #[command(subcommand)]
+        command: groups::GroupsCommand,
+    },
+    /// Endpoints: move between groups, revoke; enrollment tokens.
+    Endpoints {
+        #[command(subcommand)]
+        command: endpoints::EndpointsCommand,
+    },
+    /// OAuth2 clients for automation (client-credentials grant).
+    ApiClients {
+        #[command(subcommand)]
+        command: api_clients::ApiClientsCommand,
+    },
+    /// Site security settings: password policy, lockout, required MFA.
+    Settings {
+        #[command(subcommand)]
+        command: settings::SettingsCommand,
+    },
+}
+
+pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
+    let client = ctx.authed_client()?;
+    match cmd {
+        AdminCommand::Users { command } => users::run(ctx, &client, command).await,
+        AdminCommand::Roles { command } => roles::run(&client, command).await,
+        AdminCommand::Groups { command } => groups::run(&client, command).await,
+        AdminCommand::Endpoints { command } => endpoints::run(&client, command).await,
+        AdminCommand::ApiClients { command } => api_clients::run(&client, command).await,
+        AdminCommand::Settings { command } => settings::run(&client, command).await,
+    }
+}
+
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// After an action that ends `name`'s sessions: if that is the logged-in
+/// user, the saved session is dead too, so forget it and say so.
+pub(crate) fn forget_if_self(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let me = state::load(&ctx.state_dir).ok().flatten();
+    if me.is_some_and(|s| s.username == name) {
+        state::remove(&ctx.state_dir)?;
+        println!("That was your own account: log in again");
+    }
+    Ok(())
+}

@@ -1,0 +1,333 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+
+const PW: &str = "correct horse battery";
+
+async fn db() -> (tempfile::TempDir, SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = crate::store::open(&dir.path().join("t.db")).await.unwrap();
+    (dir, pool)
+}
+
+async fn user(db: &SqlitePool, name: &str, role: &str) -> UserRecord {
+    create_user(
+        db,
+        &NewUser {
+            username: name,
+            password: PW,
+            role,
+            groups: &["*".to_owned()],
+            email: None,
+        },
+    )
+    .await
+    .unwrap();
+    get_user(db, name).await.unwrap()
+}
+
+fn limiter() -> RateLimiter {
+    RateLimiter::new(1000, 1000)
+}
+
+async fn try_login(
+    db: &SqlitePool,
+    name: &str,
+    pw: &str,
+    code: Option<&str>,
+) -> Result<LoginSession, IdentityError> {
+    let a = Attempt {
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        username: name,
+        password: pw,
+        second_factor: code,
+    };
+    login(db, &limiter(), &a, Duration::from_secs(60)).await
+}
+
+#[tokio::test]
+async fn login_authenticate_logout() {
+    let (_d, db) = db().await;
+    user(&db, "alice", "admin").await;
+    let s = try_login(&db, "alice", PW, None).await.unwrap();
+    assert_eq!(s.restriction, Restriction::None);
+    let subject = authenticate(&db, &s.token).await.unwrap();
+    assert_eq!(
+        (subject.name.as_str(), subject.role.as_str()),
+        ("alice", "admin")
+    );
+    assert!(subject.has(rbac::Permission::ManageUsers));
+    logout(&db, &s.token).await.unwrap();
+    assert!(matches!(
+        authenticate(&db, &s.token).await,
+        Err(IdentityError::Unauthenticated)
+    ));
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_locked_account_fail_alike() {
+    let (_d, db) = db().await;
+    user(&db, "bob", "technician").await;
+    let wrong = try_login(&db, "bob", "wrong password!!", None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    let unknown = try_login(&db, "nobody", PW, None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(wrong, unknown);
+    // Lock the account (default threshold 5): even the right password fails,
+    // with the same message.
+    for _ in 0..5 {
+        assert!(
+            try_login(&db, "bob", "wrong password!!", None)
+                .await
+                .is_err()
+        );
+    }
+    let locked = try_login(&db, "bob", PW, None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(locked, wrong);
+    assert!(
+        get_user(&db, "bob")
+            .await
+            .unwrap()
+            .to_api()
+            .locked_until
+            .is_some()
+    );
+    // An administrator unlocks it.
+    unlock(&db, &get_user(&db, "bob").await.unwrap().id)
+        .await
+        .unwrap();
+    assert!(try_login(&db, "bob", PW, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_source_address_is_rate_limited() {
+    let (_d, db) = db().await;
+    user(&db, "carl", "technician").await;
+    let tight = RateLimiter::new(2, 1);
+    let a = Attempt {
+        ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        username: "carl",
+        password: PW,
+        second_factor: None,
+    };
+    assert!(
+        login(&db, &tight, &a, Duration::from_secs(60))
+            .await
+            .is_ok()
+    );
+    assert!(
+        login(&db, &tight, &a, Duration::from_secs(60))
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        login(&db, &tight, &a, Duration::from_secs(60)).await,
+        Err(IdentityError::RateLimited(_))
+    ));
+}
+
+#[tokio::test]
+async fn totp_login_with_replay_protection_and_one_time_recovery_codes() {
+    let (_d, db) = db().await;
+    let u = user(&db, "dana", "admin").await;
+    assert!(matches!(
+        confirm_totp(&db, &u, "123456").await,
+        Err(IdentityError::Invalid(_))
+    ));
+    let secret = begin_totp(&db, &u).await.unwrap();
+    let u = get_user(&db, "dana").await.unwrap();
+    let far = mfa::code_at(&secret, unix_secs() + 10 * mfa::STEP_SECS);
+    assert!(matches!(
+        confirm_totp(&db, &u, &far).await,
+        Err(IdentityError::WrongCode)
+    ));
+    // Confirm with the code of the previous step, so the login below uses a
+    // fresh one (the confirm step is spent).
+    let earlier = mfa::code_at(&secret, unix_secs() - mfa::STEP_SECS);
+    let codes = confirm_totp(&db, &u, &earlier).await.unwrap();
+    assert_eq!(codes.len(), mfa::RECOVERY_CODES);
+
+    assert!(matches!(
+        try_login(&db, "dana", PW, None).await,
+        Err(IdentityError::MfaRequired)
+    ));
+    let now_code = mfa::code_at(&secret, unix_secs());
+    assert!(try_login(&db, "dana", PW, Some(&now_code)).await.is_ok());
+    // The same code again is a replay.
+    assert!(matches!(
+        try_login(&db, "dana", PW, Some(&now_code)).await,
+        Err(IdentityError::MfaRequired)
+    ));
+    // A recovery code works once.
+    assert!(
+        try_login(&db, "dana", PW, Some(&codes[0].to_lowercase()))
+            .await
+            .is_ok()
+    );
+    assert!(try_login(&db, "dana", PW, Some(&codes[0])).await.is_err());
+    // Wrong password with a valid code still fails.
+    assert!(
+        try_login(&db, "dana", "wrong password!!", Some(&codes[1]))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn mfa_required_roles_get_a_restricted_session_until_enrolled() {
+    let (_d, db) = db().await;
+    let u = user(&db, "erin", "technician").await;
+    let mut s = settings::load(&db).await.unwrap();
+    s.mfa_required_roles = vec!["technician".into()];
+    settings::save(&db, &s).await.unwrap();
+    let login1 = try_login(&db, "erin", PW, None).await.unwrap();
+    assert_eq!(login1.restriction, Restriction::MfaEnrollment);
+    let subject = authenticate(&db, &login1.token).await.unwrap();
+    assert_eq!(subject.restriction, Restriction::MfaEnrollment);
+    // Enrolling lifts the restriction on the live session.
+    let secret = begin_totp(&db, &u).await.unwrap();
+    let u = get_user(&db, "erin").await.unwrap();
+    confirm_totp(&db, &u, &mfa::code_at(&secret, unix_secs()))
+        .await
+        .unwrap();
+    assert_eq!(
+        authenticate(&db, &login1.token).await.unwrap().restriction,
+        Restriction::None
+    );
+}
+
+#[tokio::test]
+async fn expired_passwords_restrict_the_session_to_changing_it() {
+    let (_d, db) = db().await;
+    user(&db, "fred", "technician").await;
+    let mut s = settings::load(&db).await.unwrap();
+    s.password.max_age_days = Some(1);
+    settings::save(&db, &s).await.unwrap();
+    sqlx::query("UPDATE users SET password_changed_at = ? WHERE username = 'fred'")
+        .bind(ids::now_ms() - 2 * 86_400_000)
+        .execute(&db)
+        .await
+        .unwrap();
+    let l = try_login(&db, "fred", PW, None).await.unwrap();
+    assert_eq!(l.restriction, Restriction::PasswordChange);
+    let u = get_user(&db, "fred").await.unwrap();
+    set_password(&db, &u, "a brand new passphrase")
+        .await
+        .unwrap();
+    // Changing the password ended every session, the restricted one too.
+    assert!(authenticate(&db, &l.token).await.is_err());
+    assert_eq!(
+        try_login(&db, "fred", "a brand new passphrase", None)
+            .await
+            .unwrap()
+            .restriction,
+        Restriction::None
+    );
+}
+
+#[tokio::test]
+async fn password_policy_names_every_broken_rule_and_history_blocks_reuse() {
+    let (_d, db) = db().await;
+    let err = create_user(
+        &db,
+        &NewUser {
+            username: "gina",
+            password: "password",
+            role: "technician",
+            groups: &[],
+            email: None,
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("shorter than 12"), "{err}");
+    assert!(err.contains("commonly used"), "{err}");
+    let u = user(&db, "gina", "technician").await;
+    let err = set_password(&db, &u, PW).await.unwrap_err().to_string();
+    assert!(err.contains("used recently"), "{err}");
+    set_password(&db, &u, "another long passphrase")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_clearly() {
+    let (_d, db) = db().await;
+    let new = |name: &'static str,
+               role: &'static str,
+               groups: &'static [String],
+               email: Option<&'static str>| NewUser {
+        username: name,
+        password: PW,
+        role,
+        groups,
+        email,
+    };
+    assert!(matches!(
+        create_user(&db, &new("bad name", "admin", &[], None)).await,
+        Err(IdentityError::InvalidName(_))
+    ));
+    assert!(matches!(
+        create_user(&db, &new("h", "root", &[], None)).await,
+        Err(IdentityError::UnknownRole(_))
+    ));
+    static NOPE: [String; 1] = [String::new()];
+    let err = create_user(&db, &new("h", "admin", &NOPE, None))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown group"), "{err}");
+    assert!(
+        create_user(&db, &new("h", "admin", &[], Some("not-an-email")))
+            .await
+            .is_err()
+    );
+    user(&db, "hank", "admin").await;
+    assert!(matches!(
+        create_user(&db, &new("hank", "admin", &[], None)).await,
+        Err(IdentityError::UserExists(_))
+    ));
+    // The last admin cannot be demoted or deleted.
+    assert!(matches!(
+        delete_user(&db, "hank").await,
+        Err(IdentityError::Conflict(_))
+    ));
+    let demote = api::UpdateUser {
+        role: Some("auditor".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        update_user(&db, "hank", &demote).await,
+        Err(IdentityError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn admins_without_groups_get_all_groups() {
+    let (_d, db) = db().await;
+    create_user(
+        &db,
+        &NewUser {
+            username: "ivy",
+            password: PW,
+            role: "admin",
+            groups: &[],
+            email: Some("ivy@example.com"),
+        },
+    )
+    .await
+    .unwrap();
+    let u = get_user(&db, "ivy").await.unwrap();
+    assert_eq!(u.groups, vec!["*".to_owned()]);
+    assert_eq!(u.email.as_deref(), Some("ivy@example.com"));
+}

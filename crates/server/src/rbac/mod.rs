@@ -1,0 +1,437 @@
+//! The one place where access is decided: (subject, action, resource) →
+//! [`Decision`]. Every API route (through the route table in `api`) and every
+//! session open asks here; every `Forbid` is recorded as a security event.
+//!
+//! # Model
+//! - A **role** is a set of [`Permission`]s. Endpoint permissions (`view`,
+//!   `shell`, `exec`, `files`, `forward`) apply to the endpoint **groups** the
+//!   holder is assigned; site permissions (`manage-users`,
+//!   `manage-endpoints`, `view-audit`) apply site-wide.
+//! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
+//!   groups + scopes). A `read`-scoped token is refused every write.
+//! - A user whose token is restricted (MFA enrollment or password change
+//!   required) may only fix that, read itself and log out.
+
+pub(crate) mod http;
+pub(crate) mod store;
+
+pub(crate) use store::role_permissions;
+
+use std::collections::BTreeSet;
+
+use jumpgate_proto::session::SessionKind;
+
+use crate::ids::UserId;
+
+/// A right. Names are part of the API (`view`, `manage-users`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Permission {
+    View,
+    Shell,
+    Exec,
+    Files,
+    Forward,
+    ManageUsers,
+    ManageEndpoints,
+    ViewAudit,
+}
+
+impl Permission {
+    pub(crate) const ALL: [Self; 8] = [
+        Self::View,
+        Self::Shell,
+        Self::Exec,
+        Self::Files,
+        Self::Forward,
+        Self::ManageUsers,
+        Self::ManageEndpoints,
+        Self::ViewAudit,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Shell => "shell",
+            Self::Exec => "exec",
+            Self::Files => "files",
+            Self::Forward => "forward",
+            Self::ManageUsers => "manage-users",
+            Self::ManageEndpoints => "manage-endpoints",
+            Self::ViewAudit => "view-audit",
+        }
+    }
+
+    /// The permission a session kind needs.
+    pub(crate) fn for_session(kind: SessionKind) -> Self {
+        match kind {
+            SessionKind::Shell => Self::Shell,
+            SessionKind::Exec => Self::Exec,
+            SessionKind::Upload | SessionKind::Download => Self::Files,
+            SessionKind::Forward => Self::Forward,
+        }
+    }
+}
+
+impl std::str::FromStr for Permission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<_> = Self::ALL.iter().map(|p| p.as_str()).collect();
+                format!(
+                    "unknown permission `{s}` (expected one of: {})",
+                    all.join(", ")
+                )
+            })
+    }
+}
+
+/// Parses and de-duplicates permission names.
+pub(crate) fn parse_permissions(names: &[String]) -> Result<BTreeSet<Permission>, String> {
+    names.iter().map(|n| n.parse()).collect()
+}
+
+pub(crate) fn permission_names(set: &BTreeSet<Permission>) -> Vec<String> {
+    set.iter().map(|p| p.as_str().to_owned()).collect()
+}
+
+/// The endpoint groups a subject's endpoint permissions apply to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Groups {
+    All,
+    Some(BTreeSet<String>),
+}
+
+impl Groups {
+    /// From the stored list, where `*` means every group.
+    pub(crate) fn from_list(list: &[String]) -> Self {
+        if list.iter().any(|g| g == "*") {
+            Self::All
+        } else {
+            Self::Some(list.iter().cloned().collect())
+        }
+    }
+
+    pub(crate) fn to_list(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["*".to_owned()],
+            Self::Some(s) => s.iter().cloned().collect(),
+        }
+    }
+
+    pub(crate) fn contains(&self, group: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Some(s) => s.contains(group),
+        }
+    }
+}
+
+/// OAuth2 scopes of the credential in use. Users' own sessions have both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scopes {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+impl Scopes {
+    pub(crate) const FULL: Self = Self {
+        read: true,
+        write: true,
+    };
+
+    /// Parses `read`/`write` names.
+    pub(crate) fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut s = Self {
+            read: false,
+            write: false,
+        };
+        for n in names {
+            match n.as_ref() {
+                "read" => s.read = true,
+                "write" => s.write = true,
+                other => return Err(format!("unknown scope `{other}` (expected read or write)")),
+            }
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn names(self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.read {
+            v.push("read".to_owned());
+        }
+        if self.write {
+            v.push("write".to_owned());
+        }
+        v
+    }
+}
+
+/// What a user's session may still do before the account is in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Restriction {
+    None,
+    /// The role requires MFA and none is enrolled.
+    MfaEnrollment,
+    /// The password expired.
+    PasswordChange,
+}
+
+impl Restriction {
+    pub(crate) fn as_db(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::MfaEnrollment => Some("mfa_enrollment"),
+            Self::PasswordChange => Some("password_change"),
+        }
+    }
+
+    pub(crate) fn from_db(s: Option<&str>) -> Self {
+        match s {
+            Some("mfa_enrollment") => Self::MfaEnrollment,
+            Some("password_change") => Self::PasswordChange,
+            _ => Self::None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SubjectKind {
+    User(UserId),
+    ApiClient { client_id: String },
+}
+
+/// Who is asking, with everything the decision needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Subject {
+    /// User name or API client name (for events).
+    pub(crate) name: String,
+    pub(crate) kind: SubjectKind,
+    pub(crate) role: String,
+    pub(crate) permissions: BTreeSet<Permission>,
+    pub(crate) groups: Groups,
+    pub(crate) scopes: Scopes,
+    pub(crate) restriction: Restriction,
+}
+
+impl Subject {
+    pub(crate) fn has(&self, p: Permission) -> bool {
+        self.permissions.contains(&p)
+    }
+
+    pub(crate) fn user_id(&self) -> Option<&UserId> {
+        match &self.kind {
+            SubjectKind::User(id) => Some(id),
+            SubjectKind::ApiClient { .. } => None,
+        }
+    }
+
+    /// Whether the subject may see endpoints of `group`.
+    pub(crate) fn can_view(&self, group: &str) -> bool {
+        authorize(self, Action::ViewEndpoint, Resource::Endpoint { group }) == Decision::Allow
+    }
+}
+
+/// What a subject wants to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    // Self-service: a user's own account.
+    ReadSelf,
+    ChangeOwnPassword,
+    ManageOwnMfa,
+    Logout,
+    // Endpoints.
+    ListEndpoints,
+    ViewEndpoint,
+    OpenSession(SessionKind),
+    // Site administration.
+    ReadUsers,
+    WriteUsers,
+    ReadRoles,
+    WriteRoles,
+    ReadApiClients,
+    WriteApiClients,
+    ReadGroups,
+    WriteGroups,
+    WriteEndpoints,
+    ReadSessionLog,
+    ReadSettings,
+    WriteSettings,
+}
+
+enum Requirement {
+    /// Any user, about their own account.
+    SelfService,
+    /// A site permission.
+    Site(Permission),
+    /// An endpoint permission on the resource's group.
+    Endpoint(Permission),
+    /// An endpoint permission on some group (results are filtered per group).
+    AnyGroup(Permission),
+}
+
+impl Action {
+    fn requirement(self) -> Requirement {
+        use Permission as P;
+        use Requirement as R;
+        match self {
+            Self::ReadSelf | Self::ChangeOwnPassword | Self::ManageOwnMfa | Self::Logout => {
+                R::SelfService
+            }
+            Self::ListEndpoints => R::AnyGroup(P::View),
+            Self::ViewEndpoint => R::Endpoint(P::View),
+            Self::OpenSession(kind) => R::Endpoint(P::for_session(kind)),
+            Self::ReadUsers
+            | Self::WriteUsers
+            | Self::ReadRoles
+            | Self::WriteRoles
+            | Self::ReadApiClients
+            | Self::WriteApiClients
+            | Self::ReadSettings
+            | Self::WriteSettings => R::Site(P::ManageUsers),
+            Self::ReadGroups => R::AnyGroup(P::View),
+            Self::WriteGroups | Self::WriteEndpoints => R::Site(P::ManageEndpoints),
+            Self::ReadSessionLog => R::Site(P::ViewAudit),
+        }
+    }
+
+    /// Whether the action changes state (needs the `write` scope).
+    pub(crate) fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::ChangeOwnPassword
+                | Self::ManageOwnMfa
+                | Self::OpenSession(_)
+                | Self::WriteUsers
+                | Self::WriteRoles
+                | Self::WriteApiClients
+                | Self::WriteGroups
+                | Self::WriteEndpoints
+                | Self::WriteSettings
+        )
+    }
+
+    /// Stable name for events.
+    pub(crate) fn name(self) -> String {
+        match self {
+            Self::OpenSession(k) => format!("open-session:{k}"),
+            other => {
+                let dbg = format!("{other:?}");
+                let mut out = String::new();
+                for (i, c) in dbg.chars().enumerate() {
+                    if c.is_ascii_uppercase() && i > 0 {
+                        out.push('-');
+                    }
+                    out.push(c.to_ascii_lowercase());
+                }
+                out
+            }
+        }
+    }
+}
+
+/// What the action is applied to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resource<'a> {
+    Site,
+    Endpoint { group: &'a str },
+}
+
+/// Why access was refused. The API maps each to its own error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Denial {
+    MissingPermission(Permission),
+    OutsideGroups,
+    InsufficientScope,
+    MfaEnrollmentRequired,
+    PasswordChangeRequired,
+    UsersOnly,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingPermission(p) => {
+                write!(f, "your role lacks the `{}` permission", p.as_str())
+            }
+            Self::OutsideGroups => f.write_str("the endpoint is outside your groups"),
+            Self::InsufficientScope => f.write_str("the token's scope does not allow this"),
+            Self::MfaEnrollmentRequired => {
+                f.write_str("your role requires MFA: enroll it first (jg mfa enroll)")
+            }
+            Self::PasswordChangeRequired => {
+                f.write_str("your password expired: change it first (jg passwd)")
+            }
+            Self::UsersOnly => f.write_str("only users can do this, not API clients"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Allow,
+    Forbid(Denial),
+}
+
+/// The decision. Pure: no I/O, table-tested below.
+pub(crate) fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> Decision {
+    use Decision::{Allow, Forbid};
+    match subject.restriction {
+        Restriction::None => {}
+        Restriction::MfaEnrollment => {
+            if !matches!(
+                action,
+                Action::ReadSelf | Action::ManageOwnMfa | Action::Logout
+            ) {
+                return Forbid(Denial::MfaEnrollmentRequired);
+            }
+        }
+        Restriction::PasswordChange => {
+            if !matches!(
+                action,
+                Action::ReadSelf | Action::ChangeOwnPassword | Action::Logout
+            ) {
+                return Forbid(Denial::PasswordChangeRequired);
+            }
+        }
+    }
+    let scope_ok = if action.is_write() {
+        subject.scopes.write
+    } else {
+        subject.scopes.read
+    };
+    if !scope_ok {
+        return Forbid(Denial::InsufficientScope);
+    }
+    match action.requirement() {
+        Requirement::SelfService => match subject.kind {
+            SubjectKind::User(_) => Allow,
+            SubjectKind::ApiClient { .. } => Forbid(Denial::UsersOnly),
+        },
+        Requirement::Site(p) | Requirement::AnyGroup(p) => {
+            if subject.has(p) {
+                Allow
+            } else {
+                Forbid(Denial::MissingPermission(p))
+            }
+        }
+        Requirement::Endpoint(p) => {
+            if !subject.has(p) {
+                return Forbid(Denial::MissingPermission(p));
+            }
+            match resource {
+                Resource::Endpoint { group } if subject.groups.contains(group) => Allow,
+                Resource::Endpoint { .. } => Forbid(Denial::OutsideGroups),
+                // An endpoint permission asked about the site as a whole is a
+                // programming error; refuse rather than guess.
+                Resource::Site => Forbid(Denial::OutsideGroups),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
