@@ -50,7 +50,7 @@ struct Args {
     no_memory: bool,
 }
 
-const PASSWORD: &str = "benchmark-password-1";
+const PASSWORD: &str = "a-long-benchmark-passphrase-7";
 
 fn bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -127,7 +127,7 @@ async fn start_site() -> Result<Site> {
     };
     site.admin(&[
         "create-user",
-        "bench",
+        "operator",
         "--role",
         "admin",
         "--password-file",
@@ -143,7 +143,7 @@ async fn start_site() -> Result<Site> {
             &site.fingerprint,
             "login",
             "--user",
-            "bench",
+            "operator",
             "--password-file",
         ])
         .arg(&pw)
@@ -451,8 +451,20 @@ async fn main() -> Result<()> {
     if !args.no_memory {
         memory(&site, &args.agents).await?;
     }
-    drop(site);
+    stop(site).await;
     Ok(())
+}
+
+/// Stops the gateway the way an operator would (SIGTERM, then wait).
+async fn stop(mut site: Site) {
+    if let Some(pid) = site
+        .gateway
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = tokio::time::timeout(Duration::from_secs(60), site.gateway.wait()).await;
+    }
 }
 
 fn raise_fd_limit() {

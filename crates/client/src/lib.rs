@@ -278,12 +278,34 @@ impl Client {
         path: &str,
         json: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        let content_type = json.is_some().then_some("application/json");
+        let (status, body) = self
+            .raw(method, path, content_type, json.unwrap_or_default())
+            .await?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        Ok(body)
+    }
+
+    /// One exchange, whatever the answer's status (for tests and tools that
+    /// inspect statuses themselves).
+    ///
+    /// # Errors
+    /// Connection or HTTP failure only.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let mut b = self.builder(method, path);
-        if json.is_some() {
-            b = b.header(CONTENT_TYPE, "application/json");
+        if let Some(ct) = content_type {
+            b = b.header(CONTENT_TYPE, ct);
         }
         let req = b
-            .body(Full::new(Bytes::from(json.unwrap_or_default())))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let res = self.send(req).await?;
         let status = res.status();
@@ -292,10 +314,49 @@ impl Client {
             .await
             .map_err(|e| ClientError::Protocol(format!("reading body: {e}")))?
             .to_bytes();
-        if !status.is_success() {
-            return Err(api_error(status, &body));
+        Ok((status, body))
+    }
+
+    /// OAuth2 client-credentials grant (RFC 6749 §4.4): an access token for
+    /// an API client, optionally narrowed to `scope` (`read`, `write`, or
+    /// both separated by a space). Use it with [`Client::with_token`].
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with the RFC 6749 error code (`invalid_client`,
+    /// `invalid_scope`, ...) as `code`.
+    pub async fn oauth2_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        scope: Option<&str>,
+    ) -> Result<api::TokenResponse, ClientError> {
+        let mut form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            percent_encode(client_id),
+            percent_encode(client_secret)
+        );
+        if let Some(s) = scope {
+            form.push_str(&format!("&scope={}", percent_encode(s)));
         }
-        Ok(body)
+        let (status, body) = self
+            .raw(
+                Method::POST,
+                "/oauth2/token",
+                Some("application/x-www-form-urlencoded"),
+                form.into_bytes(),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<api::OAuthError>(&body) {
+                Ok(e) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: e.error,
+                    message: e.error_description,
+                },
+                Err(_) => api_error(status, &body),
+            });
+        }
+        decode(&body)
     }
 
     /// Opens a session of `kind` on `endpoint`: authorizes it and upgrades

@@ -23,7 +23,7 @@ use jumpgate_proto::StreamId;
 use jumpgate_proto::control::{Control, go_away_code};
 use jumpgate_proto::mux::{Event, Mux, MuxConfig, ReadOutcome, Role, StreamError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// Connection-level settings of a driver.
@@ -67,9 +67,43 @@ enum RawEvent {
     GoAway { code: u32, reason: String },
 }
 
+/// Events waiting for [`MuxEvents`]. A queue inside the shared state rather
+/// than a channel: an idle connection then holds no event buffer at all
+/// (a tokio channel preallocates a block of slots per connection, several
+/// KB with thousands of idle agents).
+#[derive(Default)]
+struct EventQueue {
+    queue: std::collections::VecDeque<RawEvent>,
+    waker: Option<Waker>,
+    /// The receiver was dropped: nobody will take events any more.
+    receiver_gone: bool,
+    /// The driver stopped: no more events will come.
+    ended: bool,
+}
+
+impl EventQueue {
+    /// Queues an event; `false` when nobody will receive it.
+    fn push(&mut self, ev: RawEvent) -> bool {
+        if self.receiver_gone || self.ended {
+            return false;
+        }
+        self.queue.push_back(ev);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        true
+    }
+
+    fn end(&mut self) {
+        self.ended = true;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
 /// Connection-level events from the peer, in order.
 pub struct MuxEvents {
-    rx: mpsc::UnboundedReceiver<RawEvent>,
     shared: Arc<Shared>,
 }
 
@@ -82,7 +116,23 @@ impl std::fmt::Debug for MuxEvents {
 impl MuxEvents {
     /// The next event; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<MuxEvent> {
-        Some(match self.rx.recv().await? {
+        let raw = std::future::poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            let q = &mut st.events;
+            if let Some(ev) = q.queue.pop_front() {
+                if q.queue.is_empty() {
+                    q.queue = std::collections::VecDeque::new();
+                }
+                return Poll::Ready(Some(ev));
+            }
+            if q.ended {
+                return Poll::Ready(None);
+            }
+            q.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        Some(match raw? {
             RawEvent::Stream(id) => MuxEvent::Stream(MuxStream {
                 id,
                 shared: Arc::clone(&self.shared),
@@ -95,9 +145,14 @@ impl MuxEvents {
 
 impl Drop for MuxEvents {
     fn drop(&mut self) {
-        // Streams nobody will accept: refuse them.
-        self.rx.close();
-        while let Ok(ev) = self.rx.try_recv() {
+        // Streams nobody will accept: refuse them (dropping a stream locks
+        // the state, so collect them first).
+        let pending: Vec<RawEvent> = {
+            let mut st = self.shared.lock();
+            st.events.receiver_gone = true;
+            st.events.queue.drain(..).collect()
+        };
+        for ev in pending {
             if let RawEvent::Stream(id) = ev {
                 drop(MuxStream {
                     id,
@@ -105,7 +160,6 @@ impl Drop for MuxEvents {
                 });
             }
         }
-        self.shared.lock().events = None;
     }
 }
 
@@ -127,7 +181,7 @@ struct State {
     read_wakers: HashMap<StreamId, Waker>,
     write_wakers: HashMap<StreamId, Waker>,
     driver_waker: Option<Waker>,
-    events: Option<mpsc::UnboundedSender<RawEvent>>,
+    events: EventQueue,
     /// Set once the driver has stopped; streams fail with this.
     closed: Option<String>,
     /// Close once output is flushed.
@@ -192,14 +246,13 @@ pub fn start<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             mux: Mux::new(role, config.mux.clone()),
             read_wakers: HashMap::new(),
             write_wakers: HashMap::new(),
             driver_waker: None,
-            events: Some(tx),
+            events: EventQueue::default(),
             closed: None,
             closing: false,
         }),
@@ -223,7 +276,6 @@ where
         dispatch(&mut st);
     }
     let events = MuxEvents {
-        rx,
         shared: Arc::clone(&shared),
     };
     Ok((MuxHandle { shared }, events, driver))
@@ -263,27 +315,19 @@ fn dispatch(st: &mut State) {
                 }
             }
             Event::Incoming(id) => {
-                let delivered = st
-                    .events
-                    .as_ref()
-                    .is_some_and(|tx| tx.send(RawEvent::Stream(id)).is_ok());
-                if !delivered {
+                if !st.events.push(RawEvent::Stream(id)) {
                     st.mux.reset(id, jumpgate_proto::mux::reset_code::REFUSED);
                 }
             }
             Event::Control(payload) => match Control::from_bytes(&payload) {
                 Ok(msg) => {
-                    if let Some(tx) = &st.events {
-                        let _ = tx.send(RawEvent::Control(msg));
-                    }
+                    st.events.push(RawEvent::Control(msg));
                 }
                 Err(e) => tracing::debug!(error = %e, "ignoring unparseable control message"),
             },
             Event::Pong(_) => {}
             Event::GoAway { code, reason } => {
-                if let Some(tx) = &st.events {
-                    let _ = tx.send(RawEvent::GoAway { code, reason });
-                }
+                st.events.push(RawEvent::GoAway { code, reason });
             }
         }
     }
@@ -302,7 +346,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Ok(()) => "connection closed".to_owned(),
             Err(e) => e.to_string(),
         });
-        st.events = None;
+        st.events.end();
         st.wake_all();
         drop(st);
         self.shared.closed.notify_waiters();
@@ -450,7 +494,7 @@ impl<T> Drop for Driver<T> {
         if !self.finished {
             let mut st = self.shared.lock();
             st.closed = Some("connection dropped".to_owned());
-            st.events = None;
+            st.events.end();
             st.wake_all();
             drop(st);
             self.shared.closed.notify_waiters();

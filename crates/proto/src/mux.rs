@@ -341,7 +341,12 @@ impl Mux {
     /// Marks `n` bytes of [`Self::pending_output`] as written.
     pub fn consume_output(&mut self, n: usize) {
         self.out.advance(n);
-        if self.out.is_empty() && self.out.capacity() > self.config.max_out_buffer {
+        // Keep the buffer while data flows (reallocating a large buffer per
+        // flush would cost), but not a small one left by control traffic: an
+        // idle connection holds no output buffer.
+        if self.out.is_empty()
+            && (self.out.capacity() <= 4096 || self.out.capacity() > self.config.max_out_buffer)
+        {
             self.out = BytesMut::new();
         }
     }

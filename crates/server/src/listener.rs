@@ -70,17 +70,23 @@ async fn handle_connection(
     peer: SocketAddr,
 ) {
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
+    // Memory per idle agent is what bounds a gateway's size, so: the
+    // handshake's state is boxed (freed once done, instead of sizing this
+    // task for its whole life), and so is the TLS stream (1.2 KB; every move
+    // through the async functions below is then a pointer, not a copy kept
+    // alive in each caller's state).
+    let tls =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(tcp))).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
     let conn = tls.get_ref().1;
     if conn.alpn_protocol() == Some(AGENT_ALPN) {
         let exporter = match conn.export_keying_material(
@@ -94,10 +100,13 @@ async fn handle_connection(
                 return;
             }
         };
-        crate::agents::serve_agent(st, tls, exporter, peer).await;
+        // Boxed too: this task's future is sized for its largest branch, and
+        // the HTTP one (hyper's connection state) would make every idle
+        // agent pay for it.
+        Box::pin(crate::agents::serve_agent(st, tls, exporter, peer)).await;
         return;
     }
-    serve_http(TokioIo::new(tls), router, peer, &st.shutdown).await;
+    Box::pin(serve_http(TokioIo::new(tls), router, peer, &st.shutdown)).await;
 }
 
 async fn serve_http<I>(io: I, router: Router, peer: SocketAddr, shutdown: &CancellationToken)

@@ -192,9 +192,14 @@ pub(crate) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         // `jumpgate admin` writes while the server runs.
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(Duration::from_secs(10))
+        // 256 KiB of page cache per pooled connection (SQLite's default is
+        // 2 MiB): a gateway's working set is small, and its memory is what
+        // bounds how many agents one machine holds.
+        .pragma("cache_size", "-256");
+    // SQLite has one writer at a time; more connections only add caches.
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(4)
         .connect_with(opts)
         .await?;
     migrate(&pool, path).await?;

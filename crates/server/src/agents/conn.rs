@@ -43,6 +43,16 @@ fn reject(code: RejectCode, message: impl Into<String>) -> HandshakeError {
     })
 }
 
+/// What the rest of an agent connection needs from its handshake.
+struct Accepted {
+    id: AgentId,
+    name: String,
+    details: EndpointDetails,
+    version: u16,
+    /// Bytes read past the hello.
+    leftover: BytesMut,
+}
+
 /// Serves an agent connection (ALPN `jumpgate-agent/1`) until it ends.
 pub(crate) async fn serve_agent<T>(
     st: AppState,
@@ -52,13 +62,36 @@ pub(crate) async fn serve_agent<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    // Boxed, so its state (the hello, the endpoint record, database
+    // queries) is freed once done instead of being laid out beside the
+    // connection's state for the connection's whole life: memory per idle
+    // agent is what bounds a gateway.
+    let Some(accepted) = Box::pin(handshake(&st, &mut tls, exporter, peer)).await else {
+        return;
+    };
+    let span = tracing::info_span!("agent", endpoint = %accepted.name, id = %accepted.id);
+    run_connection(st, tls, accepted, peer)
+        .instrument(span)
+        .await;
+}
+
+/// Reads and checks the hello, answers welcome or reject.
+async fn handshake<T>(
+    st: &AppState,
+    tls: &mut T,
+    exporter: [u8; AUTH_EXPORTER_LEN],
+    peer: std::net::SocketAddr,
+) -> Option<Accepted>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let mut buf = BytesMut::new();
-    let accepted = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut tls, &mut buf)).await {
+    let checked = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(tls, &mut buf)).await {
         Err(_) => Err(HandshakeError::Timeout(HELLO_TIMEOUT)),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(hello)) => check_hello(&st, hello, &exporter).await,
+        Ok(Ok(hello)) => check_hello(st, hello, &exporter).await,
     };
-    let (endpoint, hello) = match accepted {
+    let (endpoint, hello) = match checked {
         Ok(v) => v,
         Err(HandshakeError::Rejected(r)) => {
             tracing::info!(%peer, code = ?r.code, reason = %r.message, "agent refused");
@@ -66,18 +99,33 @@ pub(crate) async fn serve_agent<T>(
             Frame::Control(Control::Reject(r).to_bytes().into()).encode(&mut out);
             let _ = tls.write_all(&out).await;
             let _ = tls.shutdown().await;
-            return;
+            return None;
         }
         Err(e) => {
             // Unauthenticated noise (scanners, broken clients): debug level.
             tracing::debug!(%peer, error = %e, "agent handshake failed");
-            return;
+            return None;
         }
     };
-    let span = tracing::info_span!("agent", endpoint = %endpoint.name, id = %endpoint.id);
-    run_connection(st, tls, buf, endpoint, hello, peer)
-        .instrument(span)
-        .await;
+    let version = control::negotiate(&hello.versions).unwrap_or(1);
+    let welcome = Control::Welcome(Welcome {
+        version,
+        endpoint: endpoint.name.clone(),
+        heartbeat_secs: st.config.agent_heartbeat.as_secs() as u32,
+    });
+    let mut out = BytesMut::new();
+    Frame::Control(welcome.to_bytes().into()).encode(&mut out);
+    if let Err(e) = tls.write_all(&out).await {
+        tracing::debug!(%peer, error = %e, "agent left during handshake");
+        return None;
+    }
+    Some(Accepted {
+        id: endpoint.id,
+        name: endpoint.name,
+        details: details(&hello.info),
+        version,
+        leftover: buf,
+    })
 }
 
 async fn read_hello<T: AsyncRead + Unpin>(
@@ -166,54 +214,49 @@ fn details(info: &AgentInfo) -> EndpointDetails {
     }
 }
 
-async fn run_connection<T>(
-    st: AppState,
-    mut tls: T,
-    leftover: BytesMut,
-    endpoint: EndpointRecord,
-    hello: Hello,
-    peer: std::net::SocketAddr,
-) where
+async fn run_connection<T>(st: AppState, tls: T, accepted: Accepted, peer: std::net::SocketAddr)
+where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let version = control::negotiate(&hello.versions).unwrap_or(1);
-    let welcome = Control::Welcome(Welcome {
+    let Accepted {
+        id,
+        details: reported,
         version,
-        endpoint: endpoint.name.clone(),
-        heartbeat_secs: st.config.agent_heartbeat.as_secs() as u32,
-    });
-    let mut out = BytesMut::new();
-    Frame::Control(welcome.to_bytes().into()).encode(&mut out);
-    if let Err(e) = tls.write_all(&out).await {
-        tracing::debug!(error = %e, "agent left during handshake");
-        return;
-    }
+        leftover,
+        ..
+    } = accepted;
     let cfg = DriverConfig {
         ping_interval: None,
         // Three missed heartbeats and the agent is considered gone.
         idle_timeout: st.config.agent_heartbeat * 3,
         ..DriverConfig::default()
     };
-    let (handle, mut events, driver) = match mux::start(tls, Role::Gateway, &leftover, cfg) {
+    let started = mux::start(tls, Role::Gateway, &leftover, cfg);
+    drop(leftover);
+    let (handle, mut events, driver) = match started {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "agent sent garbage after its hello");
             return;
         }
     };
-    if let Err(e) = super::touch(&st.db, &endpoint.id, Some(&details(&hello.info))).await {
+    if let Err(e) = Box::pin(super::touch(&st.db, &id, Some(&reported))).await {
         tracing::warn!(error = %e, "could not record agent details");
     }
-    let conn = st.agents.insert(endpoint.id.clone(), handle);
+    drop(reported);
+    let conn = st.agents.insert(id.clone(), handle);
     tracing::info!(%peer, version, "agent connected");
 
     let db = st.db.clone();
-    let id = endpoint.id.clone();
+    let events_id = id.clone();
     let handle_events = async move {
         while let Some(ev) = events.recv().await {
             match ev {
                 MuxEvent::Control(Control::AgentInfo(info)) => {
-                    if let Err(e) = super::touch(&db, &id, Some(&details(&info))).await {
+                    // Boxed: rare, and not worth space in every idle connection.
+                    if let Err(e) =
+                        Box::pin(super::touch(&db, &events_id, Some(&details(&info)))).await
+                    {
                         tracing::warn!(error = %e, "could not record agent details");
                     }
                 }
@@ -227,8 +270,8 @@ async fn run_connection<T>(
         }
     };
     let (result, ()) = tokio::join!(driver, handle_events);
-    st.agents.remove(&endpoint.id, conn);
-    if let Err(e) = super::touch(&st.db, &endpoint.id, None).await {
+    st.agents.remove(&id, conn);
+    if let Err(e) = Box::pin(super::touch(&st.db, &id, None)).await {
         tracing::warn!(error = %e, "could not record last-seen time");
     }
     match result {

@@ -156,7 +156,7 @@ fn assemble(state: Option<AppState>) -> Api {
 pub(crate) fn router(state: AppState) -> Router {
     let api = assemble(Some(state.clone()));
     api.router
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .fallback(|| async { ApiError::not_found("no_route", "no such route") })
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -48,7 +48,8 @@ pub enum IdentityError {
     UnknownRole(String),
     #[error("{0}")]
     InvalidName(String),
-    #[error("password rejected: {0}")]
+    /// The text comes from `password::describe` ("password rejected: ...").
+    #[error("{0}")]
     WeakPassword(String),
     #[error("{0}")]
     Invalid(String),

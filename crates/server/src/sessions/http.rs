@@ -58,17 +58,6 @@ async fn connect(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let kind: SessionKind = q.kind.parse().map_err(ApiError::bad_request)?;
-    let wants_upgrade = headers
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
-    if !wants_upgrade {
-        return Err(ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
-        ));
-    }
     let unknown = || ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"));
     let endpoint = agents::find_by_name(&st.db, &name)
         .await?
@@ -86,6 +75,18 @@ async fn connect(
         } else {
             unknown()
         });
+    }
+    // Access is decided before anything else is said about the request.
+    let wants_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
+    if !wants_upgrade {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
+        ));
     }
     if !st.agents.is_online(&endpoint.id) {
         return Err(ApiError::new(
