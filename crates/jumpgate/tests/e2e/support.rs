@@ -356,3 +356,284 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Identity and access helpers (tests/e2e/identity.rs).
+// ---------------------------------------------------------------------------
+
+/// TOTP time step length (RFC 6238 default, what the gateway uses).
+pub(crate) const TOTP_STEP_SECS: u64 = 30;
+
+/// RFC 4648 base32 (no padding), ignoring spaces and case.
+pub(crate) fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == c.to_ascii_uppercase())
+            .unwrap_or_else(|| panic!("not base32: {s:?}")) as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// RFC 6238 TOTP (HMAC-SHA1, 6 digits) for one time step.
+pub(crate) fn totp(secret: &[u8], step: u64) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let tag = hmac::sign(&key, &step.to_be_bytes());
+    let h = tag.as_ref();
+    let off = usize::from(h[h.len() - 1] & 0x0f);
+    let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// The current TOTP time step.
+pub(crate) fn totp_step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / TOTP_STEP_SECS
+}
+
+/// What `jg mfa enroll` showed and printed.
+pub(crate) struct MfaEnrollment {
+    pub(crate) secret: Vec<u8>,
+    /// The step whose code confirmed the enrollment (spent: the gateway
+    /// accepts only later steps from now on).
+    pub(crate) step: u64,
+    pub(crate) recovery_codes: Vec<String>,
+    pub(crate) stdout: String,
+}
+
+impl Site {
+    /// Writes `password` to a file in the site's directory and returns its path.
+    pub(crate) fn password_file(&self, file: &str, password: &str) -> PathBuf {
+        let p = self.dir.path().join(file);
+        std::fs::write(&p, format!("{password}\n")).unwrap();
+        p
+    }
+
+    /// A separate `JG_HOME` (another person, or the same person elsewhere).
+    pub(crate) fn home(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("home-{name}"))
+    }
+
+    /// `jg ARGS` with `JG_HOME=home`.
+    pub(crate) async fn jg_in(&self, home: &Path, args: &[&str]) -> Output {
+        let mut cmd = self.jg_command(args);
+        cmd.env("JG_HOME", home);
+        tokio::time::timeout(WAIT * 2, cmd.output())
+            .await
+            .unwrap_or_else(|_| panic!("jg {args:?} hung"))
+            .unwrap()
+    }
+
+    /// `jg login` into `home` (whatever the outcome); `extra` adds flags
+    /// such as `--totp CODE`.
+    pub(crate) async fn try_login_in(
+        &self,
+        home: &Path,
+        user: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> Output {
+        let pw = self.password_file(&format!("login-{user}.pw"), password);
+        let url = self.gateway.url();
+        let mut args = vec![
+            "--server",
+            url.as_str(),
+            "--ca-fingerprint",
+            self.gateway.fingerprint.as_str(),
+            "login",
+            "--user",
+            user,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.jg_in(home, &args).await
+    }
+
+    /// `jumpgate admin ARGS`, bounded in time.
+    pub(crate) async fn admin_bounded(&self, args: &[&str]) -> Output {
+        tokio::time::timeout(WAIT * 2, self.admin(args))
+            .await
+            .unwrap_or_else(|_| panic!("jumpgate admin {args:?} hung"))
+    }
+
+    /// Runs `jg mfa enroll` in `home` as a person would: reads the secret it
+    /// shows, computes the authenticator app's current code and types it on
+    /// stdin (a pipe, so no prompt).
+    pub(crate) async fn mfa_enroll(&self, home: &Path) -> MfaEnrollment {
+        let mut child = self
+            .jg_command(&["mfa", "enroll"])
+            .env("JG_HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let stderr = Log::default();
+        stderr.drain(child.stderr.take().unwrap());
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stdout = String::new();
+        let secret = loop {
+            let line = tokio::time::timeout(WAIT, lines.next_line())
+                .await
+                .expect("jg mfa enroll showed no secret")
+                .unwrap()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "jg mfa enroll ended before showing a secret:\n{stdout}\nstderr:\n{}",
+                        stderr.text()
+                    )
+                });
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if let Some(s) = line.trim().strip_prefix("Secret:") {
+                break base32_decode(s);
+            }
+        };
+        assert_eq!(secret.len(), 20, "a 160-bit secret");
+        let step = totp_step_now();
+        use tokio::io::AsyncWriteExt;
+        stdin
+            .write_all(format!("{}\n", totp(&secret, step)).as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        while let Some(line) = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("jg mfa enroll hung after the code")
+            .unwrap()
+        {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("jg mfa enroll did not exit")
+            .unwrap();
+        assert!(
+            status.success(),
+            "jg mfa enroll failed ({status}):\n{stdout}\nstderr:\n{}",
+            stderr.text()
+        );
+        // "   1. 7KQ2-M9XW-3FHD"
+        let recovery_codes = stdout
+            .lines()
+            .filter_map(|l| {
+                let (n, code) = l.trim().split_once(". ")?;
+                n.parse::<u32>().ok().map(|_| code.trim().to_owned())
+            })
+            .collect();
+        MfaEnrollment {
+            secret,
+            step,
+            recovery_codes,
+            stdout,
+        }
+    }
+
+    /// An unauthenticated API client pinned to the site's CA (what curl
+    /// with `--cacert` would be).
+    pub(crate) fn api_client(&self) -> jumpgate_client::Client {
+        let trust = jumpgate_net::tls::Trust::Pinned(self.gateway.fingerprint.parse().unwrap());
+        jumpgate_client::Client::new(self.gateway.url().parse().unwrap(), &trust, None).unwrap()
+    }
+
+    /// The bearer token `jg login` saved in `home`.
+    pub(crate) fn saved_token(&self, home: &Path) -> String {
+        let text = std::fs::read_to_string(home.join("session.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /api/v1/events` with the session saved in the default `JG_HOME`.
+    pub(crate) async fn security_events(&self) -> Vec<jumpgate_api_types::SecurityEvent> {
+        let token = self.saved_token(&self.jg_home());
+        tokio::time::timeout(
+            WAIT,
+            self.api_client()
+                .with_token(token)
+                .get_json("/api/v1/events"),
+        )
+        .await
+        .expect("GET /api/v1/events hung")
+        .unwrap()
+    }
+}
+
+/// One HTTP exchange whatever the status: `(status, body)`.
+pub(crate) async fn raw_call(
+    client: &jumpgate_client::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let (status, body) = tokio::time::timeout(
+        WAIT,
+        client.raw(method.parse().unwrap(), path, content_type, body.to_vec()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{method} {path} hung"))
+    .unwrap();
+    (status.as_u16(), body.to_vec())
+}
+
+/// A hand-written HTTP/1.1 request over TLS to the gateway (what `curl -v`
+/// would send, headers included): `(status, head, body)`. `request` is the
+/// request line and headers without `Host`, `Connection` and the blank line.
+pub(crate) async fn http_exchange(
+    site: &Site,
+    request: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let trust = jumpgate_net::tls::Trust::Pinned(site.gateway.fingerprint.parse().unwrap());
+    let cfg = jumpgate_net::tls::client_config(&trust, &[b"http/1.1"]).unwrap();
+    let url: jumpgate_net::dial::ServerUrl = site.gateway.url().parse().unwrap();
+    let exchange = async {
+        let mut tls = jumpgate_net::dial::connect_tls(&url, cfg, None)
+            .await
+            .unwrap();
+        let head = format!(
+            "{}\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            request.trim_end(),
+            site.gateway.addr,
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(body).await.unwrap();
+        let mut raw = Vec::new();
+        // The gateway closes after answering (`Connection: close`); a TLS
+        // close without close_notify still leaves the answer readable.
+        let _ = tls.read_to_end(&mut raw).await;
+        raw
+    };
+    let raw = tokio::time::timeout(WAIT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{request} hung"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    (status, head, raw[split + 4..].to_vec())
+}

@@ -231,8 +231,11 @@ async fn enroll_token(
     ))
 }
 
-/// Groups, with how many live endpoints each holds.
-async fn groups(State(st): State<AppState>) -> Result<Json<Vec<api::Group>>, ApiError> {
+/// The groups the caller can see, with how many live endpoints each holds.
+async fn groups(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<Vec<api::Group>>, ApiError> {
     let rows = sqlx::query(
         "SELECT g.name, g.description,
                 (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL) AS n
@@ -242,6 +245,7 @@ async fn groups(State(st): State<AppState>) -> Result<Json<Vec<api::Group>>, Api
     .await?;
     Ok(Json(
         rows.iter()
+            .filter(|r| who.can_view(&r.get::<String, _>("name")))
             .map(|r| api::Group {
                 name: r.get("name"),
                 description: r.get("description"),

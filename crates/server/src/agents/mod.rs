@@ -161,6 +161,14 @@ pub(crate) async fn enroll(
         return Err(EnrollError::TokenExpired);
     }
     let group: String = row.get("group_name");
+    // The token outlived its group (deleted while the token was pending):
+    // the group comes back, so the endpoint never lands in a group that
+    // does not exist.
+    sqlx::query("INSERT OR IGNORE INTO groups (name, description, created_at) VALUES (?, '', ?)")
+        .bind(&group)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     let id = AgentId::generate();
     let d = &req.details;
     let inserted = sqlx::query(

@@ -101,8 +101,9 @@ async fn login(
     let s = match super::login(&st.db, &st.login_limiter, &attempt, st.config.session_ttl).await {
         Ok(s) => s,
         Err(e) => {
-            // The user name may be a mistyped password: log neither.
-            tracing::info!(%peer, reason = %e, "login failed");
+            // The user name may be a mistyped password, and the client's
+            // address is personal data: log neither.
+            tracing::info!(reason = %e, "login failed");
             return Err(e.into());
         }
     };

@@ -624,7 +624,8 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
         return clients::authenticate(db, token).await;
     }
     let row = sqlx::query(
-        "SELECT u.id, u.username, u.role, u.groups, t.restricted FROM auth_tokens t JOIN users u ON u.id = t.user_id
+        "SELECT u.id, u.username, u.role, u.groups, u.password_changed_at, u.totp_secret IS NOT NULL AS mfa
+         FROM auth_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ? AND t.expires_at > ?",
     )
     .bind(ids::token_hash(token))
@@ -634,6 +635,21 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
     .ok_or(IdentityError::Unauthenticated)?;
     let role: String = row.get("role");
     let permissions = rbac::role_permissions(db, &role).await?.unwrap_or_default();
+    // Decided on every request, not fixed at login: a policy that starts to
+    // require MFA (or a password that expires) takes effect on sessions
+    // already open.
+    let settings = settings::load(db).await?;
+    let restriction = if password::expired(
+        &settings.password,
+        row.get("password_changed_at"),
+        ids::now_ms(),
+    ) {
+        Restriction::PasswordChange
+    } else if settings.mfa_required(&role) && !row.get::<bool, _>("mfa") {
+        Restriction::MfaEnrollment
+    } else {
+        Restriction::None
+    };
     Ok(Subject {
         name: row.get("username"),
         kind: SubjectKind::User(UserId(row.get("id"))),
@@ -641,7 +657,7 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
         permissions,
         groups: Groups::from_list(&json_list(&row.get::<String, _>("groups"))),
         scopes: Scopes::FULL,
-        restriction: Restriction::from_db(row.get::<Option<String>, _>("restricted").as_deref()),
+        restriction,
     })
 }
 
@@ -726,8 +742,9 @@ pub(crate) async fn begin_totp(
     Ok(secret)
 }
 
-/// Confirms the pending secret with a code from the app: MFA is on, new
-/// recovery codes are issued, and an MFA-enrollment restriction is lifted.
+/// Confirms the pending secret with a code from the app: MFA is on (which
+/// lifts an MFA-enrollment restriction at once), new recovery codes are
+/// issued.
 pub(crate) async fn confirm_totp(
     db: &SqlitePool,
     user: &UserRecord,
@@ -753,10 +770,6 @@ pub(crate) async fn confirm_totp(
         .execute(&mut *tx)
         .await?;
     replace_recovery_codes(&mut tx, &user.id, &codes).await?;
-    sqlx::query("UPDATE auth_tokens SET restricted = NULL WHERE user_id = ? AND restricted = 'mfa_enrollment'")
-        .bind(user.id.as_str())
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(codes)
 }

@@ -187,9 +187,19 @@ async fn totp_login_with_replay_protection_and_one_time_recovery_codes() {
 async fn mfa_required_roles_get_a_restricted_session_until_enrolled() {
     let (_d, db) = db().await;
     let u = user(&db, "erin", "technician").await;
+    let before = try_login(&db, "erin", PW, None).await.unwrap();
+    assert_eq!(
+        authenticate(&db, &before.token).await.unwrap().restriction,
+        Restriction::None
+    );
     let mut s = settings::load(&db).await.unwrap();
     s.mfa_required_roles = vec!["technician".into()];
     settings::save(&db, &s).await.unwrap();
+    // The new policy applies to the session opened before it, too.
+    assert_eq!(
+        authenticate(&db, &before.token).await.unwrap().restriction,
+        Restriction::MfaEnrollment
+    );
     let login1 = try_login(&db, "erin", PW, None).await.unwrap();
     assert_eq!(login1.restriction, Restriction::MfaEnrollment);
     let subject = authenticate(&db, &login1.token).await.unwrap();

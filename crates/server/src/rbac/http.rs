@@ -30,9 +30,10 @@ impl From<RoleError> for ApiError {
     fn from(e: RoleError) -> Self {
         match e {
             RoleError::Unknown(_) => Self::not_found("not_found", e.to_string()),
-            RoleError::Exists(_) | RoleError::Builtin(_) | RoleError::InUse(..) => {
-                Self::conflict(e.to_string())
-            }
+            RoleError::Exists(_)
+            | RoleError::Builtin(_)
+            | RoleError::InUse(..)
+            | RoleError::InPolicy(_) => Self::conflict(e.to_string()),
             RoleError::Invalid(_) => Self::bad_request(e.to_string()),
             RoleError::Db(e) => Self::internal(e),
         }

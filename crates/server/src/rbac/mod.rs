@@ -188,14 +188,6 @@ impl Restriction {
             Self::PasswordChange => Some("password_change"),
         }
     }
-
-    pub(crate) fn from_db(s: Option<&str>) -> Self {
-        match s {
-            Some("mfa_enrollment") => Self::MfaEnrollment,
-            Some("password_change") => Self::PasswordChange,
-            _ => Self::None,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,6 +19,8 @@ pub(crate) enum RoleError {
     Builtin(String),
     #[error("role `{0}` is assigned to {1} user(s) or API client(s); reassign them first")]
     InUse(String, i64),
+    #[error("the site requires MFA for role `{0}` (mfa_required_roles); remove it there first")]
+    InPolicy(String),
     #[error("{0}")]
     Invalid(String),
     #[error("database error: {0}")]
@@ -141,6 +143,12 @@ pub(crate) async fn delete(db: &SqlitePool, name: &str) -> Result<(), RoleError>
         .await?;
     if users > 0 {
         return Err(RoleError::InUse(name.to_owned(), users));
+    }
+    if crate::identity::settings::load(db)
+        .await?
+        .mfa_required(name)
+    {
+        return Err(RoleError::InPolicy(name.to_owned()));
     }
     sqlx::query("DELETE FROM roles WHERE name = ?")
         .bind(name)
