@@ -19,7 +19,7 @@ use sqlx::{Row, SqlitePool};
 use super::{IdentityError, check_groups, check_role, json_list, to_json};
 use crate::api::{Access, Api, ApiError, ApiJson, Caller};
 use crate::ids;
-use crate::rbac::{self, Action, Groups, Restriction, Scopes, Subject, SubjectKind};
+use crate::rbac::{Action, Restriction, Scopes, Subject, SubjectKind};
 use crate::{events, state::AppState};
 
 /// Lifetime of an access token.
@@ -409,28 +409,29 @@ fn internal(e: sqlx::Error) -> String {
 
 /// Resolves an access token to its client.
 pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject, IdentityError> {
-    let row = sqlx::query(
+    let row = super::live_token_row(
+        db,
         "SELECT c.client_id, c.name, c.role, c.groups, t.scopes FROM client_tokens t JOIN api_clients c ON c.client_id = t.client_id
          WHERE t.token_hash = ? AND t.expires_at > ?",
+        token,
     )
-    .bind(ids::token_hash(token))
-    .bind(ids::now_ms())
-    .fetch_optional(db)
-    .await?
-    .ok_or(IdentityError::Unauthenticated)?;
-    let role: String = row.get("role");
-    Ok(Subject {
-        name: row.get("name"),
-        kind: SubjectKind::ApiClient {
-            client_id: row.get("client_id"),
-        },
-        permissions: rbac::role_permissions(db, &role).await?.unwrap_or_default(),
-        role,
-        groups: Groups::from_list(&json_list(&row.get::<String, _>("groups"))),
-        scopes: Scopes::parse(&json_list(&row.get::<String, _>("scopes"))).unwrap_or(Scopes {
-            read: false,
-            write: false,
-        }),
-        restriction: Restriction::None,
-    })
+    .await?;
+    // Scopes were validated when the token was issued; unreadable ones grant nothing.
+    let scopes = Scopes::parse(&json_list(&row.get::<String, _>("scopes"))).unwrap_or(Scopes {
+        read: false,
+        write: false,
+    });
+    let kind = SubjectKind::ApiClient {
+        client_id: row.get("client_id"),
+    };
+    super::subject(
+        db,
+        &row,
+        row.get("name"),
+        kind,
+        row.get("role"),
+        scopes,
+        Restriction::None,
+    )
+    .await
 }

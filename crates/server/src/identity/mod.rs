@@ -623,18 +623,15 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
     if token.starts_with("jga_") {
         return clients::authenticate(db, token).await;
     }
-    let row = sqlx::query(
+    let row = live_token_row(
+        db,
         "SELECT u.id, u.username, u.role, u.groups, u.password_changed_at, u.totp_secret IS NOT NULL AS mfa
          FROM auth_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ? AND t.expires_at > ?",
+        token,
     )
-    .bind(ids::token_hash(token))
-    .bind(ids::now_ms())
-    .fetch_optional(db)
-    .await?
-    .ok_or(IdentityError::Unauthenticated)?;
+    .await?;
     let role: String = row.get("role");
-    let permissions = rbac::role_permissions(db, &role).await?.unwrap_or_default();
     // Decided on every request, not fixed at login: a policy that starts to
     // require MFA (or a password that expires) takes effect on sessions
     // already open.
@@ -650,13 +647,51 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
     } else {
         Restriction::None
     };
-    Ok(Subject {
-        name: row.get("username"),
-        kind: SubjectKind::User(UserId(row.get("id"))),
+    let kind = SubjectKind::User(UserId(row.get("id")));
+    subject(
+        db,
+        &row,
+        row.get("username"),
+        kind,
         role,
-        permissions,
+        Scopes::FULL,
+        restriction,
+    )
+    .await
+}
+
+/// The row of a live (unexpired) token, found by the SHA-256 of the
+/// presented token; `sql` selects it with the hash and the time as binds.
+pub(crate) async fn live_token_row(
+    db: &SqlitePool,
+    sql: &'static str,
+    token: &str,
+) -> Result<sqlx::sqlite::SqliteRow, IdentityError> {
+    sqlx::query(sql)
+        .bind(ids::token_hash(token))
+        .bind(ids::now_ms())
+        .fetch_optional(db)
+        .await?
+        .ok_or(IdentityError::Unauthenticated)
+}
+
+/// A subject with its role's permissions and the `groups` column of `row`.
+pub(crate) async fn subject(
+    db: &SqlitePool,
+    row: &sqlx::sqlite::SqliteRow,
+    name: String,
+    kind: SubjectKind,
+    role: String,
+    scopes: Scopes,
+    restriction: Restriction,
+) -> Result<Subject, IdentityError> {
+    Ok(Subject {
+        name,
+        kind,
+        permissions: rbac::role_permissions(db, &role).await?.unwrap_or_default(),
+        role,
         groups: Groups::from_list(&json_list(&row.get::<String, _>("groups"))),
-        scopes: Scopes::FULL,
+        scopes,
         restriction,
     })
 }
