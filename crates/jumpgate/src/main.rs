@@ -102,6 +102,8 @@ enum AdminCommand {
     RevokeEndpoint { name: String },
     /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`).
     Fingerprint,
+    /// Check the audit log's hash chain; name the first altered or missing entry.
+    VerifyAudit,
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +307,21 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("revoked endpoint {name}: {how}");
         }
         AdminCommand::Fingerprint => {}
+        AdminCommand::VerifyAudit => match admin::verify_audit(&db).await? {
+            Ok(intact) => println!(
+                "audit log intact: {} entries, head {}",
+                intact.entries,
+                if intact.head.is_empty() {
+                    "(empty)"
+                } else {
+                    intact.head.as_str()
+                }
+            ),
+            Err(broken) => {
+                db.close().await;
+                bail!("{broken}");
+            }
+        },
     }
     db.close().await;
     Ok(())

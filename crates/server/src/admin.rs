@@ -41,7 +41,20 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, AdminError> {
     if !path.exists() {
         return Err(AdminError::NoSite(data_dir.display().to_string()));
     }
-    Ok(store::open(&path).await?)
+    let db = store::open(&path).await?;
+    crate::events::seal_legacy(&db).await?;
+    Ok(db)
+}
+
+/// Checks the whole audit chain: `Ok(Err(broken))` names the first entry
+/// that was altered, or that follows a removed one.
+///
+/// # Errors
+/// The database cannot be read.
+pub async fn verify_audit(
+    db: &SqlitePool,
+) -> Result<Result<crate::AuditIntact, crate::AuditBroken>, AdminError> {
+    Ok(crate::events::verify(db).await?)
 }
 
 /// The fingerprint clients pin, when the site uses its generated certificate.

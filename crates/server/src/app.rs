@@ -64,6 +64,13 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     site::create_private_dir(&config.data_dir)?;
     let db = store::open(&db_path(&config.data_dir)).await?;
+    let sealed = crate::events::seal_legacy(&db).await?;
+    if sealed > 0 {
+        tracing::info!(
+            count = sealed,
+            "chained audit entries written before the audit log was a chain"
+        );
+    }
     let orphans = sessions::close_orphans(&db).await?;
     if orphans > 0 {
         tracing::warn!(

@@ -34,5 +34,6 @@ pub use agents::EnrollError;
 pub use api::{RouteInfo, route_table};
 pub use app::{ServerError, Started, run};
 pub use config::{Config, ConfigError, RawConfig};
+pub use events::{Broken as AuditBroken, Intact as AuditIntact};
 pub use identity::IdentityError;
 pub use store::StoreError;

@@ -176,6 +176,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_at ON events(at);
     "#,
+    // 3: the security events become a hash chain (see `events`).
+    r"
+    ALTER TABLE events ADD COLUMN prev_hash BLOB;
+    ALTER TABLE events ADD COLUMN hash BLOB;
+    ",
 ];
 
 /// Opens (creating if needed) the database and brings its schema up to date.

@@ -299,3 +299,33 @@ async fn sessions_are_checked_and_denials_recorded() {
     );
     assert!(err.contains("invalid username or password"), "{err}");
 }
+
+/// The audit log is a hash chain: altering a row in the database file is
+/// caught by `jumpgate admin verify-audit`, which names the entry.
+#[tokio::test]
+async fn verify_audit_names_an_altered_entry() {
+    let site = Site::start().await;
+    let _agent = site.start_agent("srv").await;
+    ok(&site.jg(&["shell", "srv", "--", "true"]).await);
+    let out = ok(&site.admin(&["verify-audit"]).await);
+    assert!(out.contains("audit log intact"), "{out}");
+    let entries: u64 = out.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(
+        entries >= 4,
+        "user creation, login, session open and close: {out}"
+    );
+
+    // Someone with access to the database file rewrites history.
+    let db = site.data_dir().join("jumpgate.db");
+    let tamper = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE events SET detail='nothing happened' WHERE id=2\"); c.commit()")
+        .arg(&db)
+        .status()
+        .await
+        .expect("python3 must be installed");
+    assert!(tamper.success());
+    let err = fails(&site.admin(&["verify-audit"]).await);
+    assert!(err.contains("audit log broken at entry #2"), "{err}");
+    assert!(err.contains("altered"), "{err}");
+}

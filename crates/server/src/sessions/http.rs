@@ -208,6 +208,15 @@ async fn run<C>(
             return;
         }
     };
+    crate::events::record(
+        &st.db,
+        &p.name,
+        &format!("session-open:{kind}"),
+        &endpoint.name,
+        "open",
+        &target,
+    )
+    .await;
     let stop = st.sessions.register(id.clone());
     let counters = Counters::default();
     let outcome =
@@ -219,6 +228,16 @@ async fn run<C>(
     if let Err(e) = record_end(&st.db, &id, up, down, &outcome).await {
         tracing::error!(error = %e, session = %id, "cannot record session end");
     }
+    let detail = format!("session={id} up={up} down={down}");
+    crate::events::record(
+        &st.db,
+        &p.name,
+        &format!("session-close:{kind}"),
+        &endpoint.name,
+        &outcome,
+        &detail,
+    )
+    .await;
 }
 
 async fn open_and_relay<C>(
