@@ -430,9 +430,14 @@ pub struct SecuritySettings {
     pub mfa_required_roles: Vec<String>,
 }
 
-/// A security event (`GET /api/v1/events`, needs `view-audit`).
+/// An audit log entry (`GET /api/v1/events`, needs `view-audit`; query
+/// parameters: `since` (RFC 3339), `user` (actor name), `limit` (default
+/// 1000, at most 10000); newest first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityEvent {
+    /// Position in the hash chain.
+    #[serde(default)]
+    pub id: i64,
     pub at: String,
     /// User or API client name.
     pub actor: String,
@@ -441,4 +446,7 @@ pub struct SecurityEvent {
     /// `ok`, `failed`, `denied`, `locked`, ...
     pub outcome: String,
     pub detail: String,
+    /// Hex SHA-256 of this entry in the chain.
+    #[serde(default)]
+    pub hash: String,
 }

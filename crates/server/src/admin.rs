@@ -96,7 +96,7 @@ pub async fn create_user(
         "ok",
         &format!("role={role}"),
     )
-    .await;
+    .await?;
     Ok(())
 }
 

@@ -48,9 +48,12 @@ fn entry_hash(prev: &[u8], e: &Entry<'_>) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
-/// Appends an event to the chain. A failure is logged, never hidden, and
-/// does not fail the request yet (making audit writes a precondition of
-/// every action is part of the audit work still to come).
+/// Appends an event to the chain, durably (the write is committed with
+/// `synchronous=FULL`) before the caller acknowledges the action: a failure
+/// is an error the request fails with.
+///
+/// # Errors
+/// The database write failed.
 pub(crate) async fn record(
     db: &SqlitePool,
     actor: &str,
@@ -58,10 +61,26 @@ pub(crate) async fn record(
     target: &str,
     outcome: &str,
     detail: &str,
+) -> Result<(), sqlx::Error> {
+    append(db, actor, action, target, outcome, detail)
+        .await
+        .inspect_err(|e| {
+            tracing::error!(error = %e, actor, action, target, outcome, "could not record an audit event");
+        })
+}
+
+/// For paths that end the same way whether or not the write succeeds (a
+/// denial is refused anyway; a closed session is closed): the failure is
+/// logged.
+pub(crate) async fn record_or_log(
+    db: &SqlitePool,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
 ) {
-    if let Err(e) = append(db, actor, action, target, outcome, detail).await {
-        tracing::error!(error = %e, actor, action, target, outcome, "could not record a security event");
-    }
+    let _ = record(db, actor, action, target, outcome, detail).await;
 }
 
 async fn append(
@@ -215,7 +234,7 @@ pub(crate) async fn verify(db: &SqlitePool) -> Result<Result<Intact, Broken>, sq
     let head = if rows.is_empty() {
         String::new()
     } else {
-        prev.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&prev)
     };
     Ok(Ok(Intact {
         entries: rows.len() as u64,
@@ -227,21 +246,60 @@ pub(crate) fn routes(api: Api) -> Api {
     api.get("/api/v1/events", Access::Site(Action::ReadSessionLog), list)
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Filter {
+    since: Option<String>,
+    user: Option<String>,
+    limit: Option<i64>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Entries newest first, filtered by `since`, `user` and `limit`.
 async fn list(
     axum::extract::State(st): axum::extract::State<AppState>,
+    query: Result<axum::extract::Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Vec<api::SecurityEvent>>, ApiError> {
-    let rows = sqlx::query("SELECT * FROM events ORDER BY id DESC LIMIT 1000")
-        .fetch_all(&st.db)
-        .await?;
+    let axum::extract::Query(f) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since_ms = match f.since.as_deref() {
+        None => i64::MIN,
+        Some(s) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "since: `{s}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z"
+                    ))
+                })?;
+            (t.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+    };
+    let limit = f.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
+    }
+    let rows = sqlx::query(
+        "SELECT * FROM events WHERE at >= ? AND (? IS NULL OR actor = ?) ORDER BY id DESC LIMIT ?",
+    )
+    .bind(since_ms)
+    .bind(f.user.as_deref())
+    .bind(f.user.as_deref())
+    .bind(limit)
+    .fetch_all(&st.db)
+    .await?;
     Ok(axum::Json(
         rows.iter()
             .map(|r| api::SecurityEvent {
+                id: r.get("id"),
                 at: ids::rfc3339(r.get("at")),
                 actor: r.get("actor"),
                 action: r.get("action"),
                 target: r.get("target"),
                 outcome: r.get("outcome"),
                 detail: r.get("detail"),
+                hash: hex(&r.get::<Option<Vec<u8>>, _>("hash").unwrap_or_default()),
             })
             .collect(),
     ))
@@ -255,7 +313,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::open(&dir.path().join("a.db")).await.unwrap();
         for i in 0..n {
-            record(&db, "alice", "login", "alice", "ok", &format!("n={i}")).await;
+            record(&db, "alice", "login", "alice", "ok", &format!("n={i}"))
+                .await
+                .unwrap();
         }
         (dir, db)
     }
@@ -313,7 +373,7 @@ mod tests {
         }
         assert!(verify(&db).await.unwrap().is_err());
         assert_eq!(seal_legacy(&db).await.unwrap(), 3);
-        record(&db, "y", "login", "y", "ok", "").await;
+        record(&db, "y", "login", "y", "ok", "").await.unwrap();
         assert_eq!(verify(&db).await.unwrap().unwrap().entries, 4);
         assert_eq!(seal_legacy(&db).await.unwrap(), 0);
     }

@@ -78,7 +78,7 @@ async fn enroll(
                 "ok",
                 &format!("group={}", res.group),
             )
-            .await;
+            .await?;
             Ok(Json(res))
         }
         Err(e) => {
@@ -91,7 +91,7 @@ async fn enroll(
                 "refused",
                 &e.to_string(),
             )
-            .await;
+            .await?;
             Err(e.into())
         }
     }
@@ -169,7 +169,7 @@ async fn set_group(
         "ok",
         &format!("group={}", req.group),
     )
-    .await;
+    .await?;
     let e = super::find_by_name(&st.db, &name).await?.ok_or_else(|| {
         ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
     })?;
@@ -201,7 +201,7 @@ async fn revoke(
             "offline"
         },
     )
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,7 +220,7 @@ async fn enroll_token(
         return Err(ApiError::bad_request("ttl must be between 1s and 30d"));
     }
     let t = identity::create_enroll_token(&st.db, &group, ttl).await?;
-    events::record(&st.db, &who.name, "enroll-token-create", &group, "ok", "").await;
+    events::record(&st.db, &who.name, "enroll-token-create", &group, "ok", "").await?;
     Ok((
         StatusCode::CREATED,
         Json(api::EnrollToken {
@@ -278,7 +278,7 @@ async fn create_group(
             other?;
         }
     }
-    events::record(&st.db, &who.name, "group-create", &req.name, "ok", "").await;
+    events::record(&st.db, &who.name, "group-create", &req.name, "ok", "").await?;
     Ok((
         StatusCode::CREATED,
         Json(api::Group {
@@ -315,6 +315,6 @@ async fn delete_group(
         .bind(&name)
         .execute(&st.db)
         .await?;
-    events::record(&st.db, &who.name, "group-delete", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "group-delete", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -249,7 +249,7 @@ pub(crate) async fn denied(
     target: &str,
     why: Denial,
 ) -> ApiError {
-    crate::events::record(
+    crate::events::record_or_log(
         &st.db,
         &subject.name,
         &action.name(),

@@ -121,7 +121,7 @@ async fn create(
         "ok",
         &scopes.names().join(","),
     )
-    .await;
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(api::ApiClientSecret {
@@ -153,7 +153,7 @@ async fn rotate(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    events::record(&st.db, &who.name, "api-client-rotate", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "api-client-rotate", &name, "ok", "").await?;
     Ok(Json(api::ApiClientSecret {
         client_id,
         client_secret: secret,
@@ -175,7 +175,7 @@ async fn delete(
             format!("no API client named `{name}`"),
         ));
     }
-    events::record(&st.db, &who.name, "api-client-delete", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "api-client-delete", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -185,7 +185,7 @@ async fn change_password(
         "ok",
         "",
     )
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,7 +218,7 @@ async fn confirm_totp(
         "ok",
         "",
     )
-    .await;
+    .await?;
     Ok(Json(api::RecoveryCodes { codes }))
 }
 
@@ -245,7 +245,7 @@ async fn disable_mfa(
         "ok",
         "",
     )
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -265,7 +265,7 @@ async fn recovery_codes(
         "ok",
         "",
     )
-    .await;
+    .await?;
     Ok(Json(api::RecoveryCodes { codes }))
 }
 
@@ -311,7 +311,7 @@ async fn create_user(
         "ok",
         &detail,
     )
-    .await;
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(super::get_user(&st.db, &req.username).await?.to_api()),
@@ -326,7 +326,7 @@ async fn update_user(
 ) -> Result<Json<api::User>, ApiError> {
     let user = super::update_user(&st.db, &name, &req).await?;
     let detail = format!("role={} groups={}", user.role, user.groups.join(","));
-    events::record(&st.db, &who.name, "user-update", &name, "ok", &detail).await;
+    events::record(&st.db, &who.name, "user-update", &name, "ok", &detail).await?;
     Ok(Json(user.to_api()))
 }
 
@@ -336,7 +336,7 @@ async fn delete_user(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     super::delete_user(&st.db, &name).await?;
-    events::record(&st.db, &who.name, "user-delete", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "user-delete", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -348,7 +348,7 @@ async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
     super::set_password(&st.db, &user, &req.password).await?;
-    events::record(&st.db, &who.name, "password-reset", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "password-reset", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -367,7 +367,7 @@ async fn revoke_sessions(
         "ok",
         &format!("{n} session(s)"),
     )
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -378,7 +378,7 @@ async fn unlock(
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
     super::unlock(&st.db, &user.id).await?;
-    events::record(&st.db, &who.name, "user-unlock", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "user-unlock", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -389,7 +389,7 @@ async fn reset_mfa(
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
     super::disable_mfa(&st.db, &user.id).await?;
-    events::record(&st.db, &who.name, "mfa-reset", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "mfa-reset", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -420,6 +420,6 @@ async fn put_settings(
         "ok",
         &detail,
     )
-    .await;
+    .await?;
     Ok(Json(new.to_api()))
 }

@@ -503,7 +503,7 @@ pub(crate) async fn login(
             "failed",
             "unknown user",
         )
-        .await;
+        .await?;
         return Err(IdentityError::InvalidCredentials);
     };
     if locked || !password_ok {
@@ -518,7 +518,7 @@ pub(crate) async fn login(
                 "failed",
                 "account locked",
             )
-            .await;
+            .await?;
         }
         return Err(IdentityError::InvalidCredentials);
     }
@@ -541,6 +541,8 @@ pub(crate) async fn login(
     } else {
         Restriction::None
     };
+    // Audited before the session exists: no unaudited session, ever.
+    crate::events::record(db, &user.username, "login", &user.username, "ok", "").await?;
     let token = ids::random_token("jgs");
     let expires_at_ms = now + ttl.as_millis() as i64;
     sqlx::query("INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at, restricted) VALUES (?, ?, ?, ?, ?)")
@@ -556,7 +558,6 @@ pub(crate) async fn login(
         .bind(now)
         .execute(db)
         .await?;
-    crate::events::record(db, &user.username, "login", &user.username, "ok", "").await;
     Ok(LoginSession {
         token,
         user,
@@ -598,7 +599,7 @@ async fn fail(
 ) -> Result<(), IdentityError> {
     let lock = user.lock.after_failure(&s.lockout, now);
     store_lock(db, &user.id, lock).await?;
-    crate::events::record(db, &user.username, "login", &user.username, "failed", why).await;
+    crate::events::record(db, &user.username, "login", &user.username, "failed", why).await?;
     if lock.is_locked(now) {
         tracing::warn!(user = %user.username, "account locked after repeated failed logins");
         let detail = format!("locked for {} s", s.lockout.duration_secs);
@@ -610,7 +611,7 @@ async fn fail(
             "locked",
             &detail,
         )
-        .await;
+        .await?;
     }
     Ok(())
 }
@@ -736,7 +737,7 @@ async fn check_second_factor(
                 "recovery-code-used",
                 "",
             )
-            .await;
+            .await?;
         }
         return Ok(spent.rows_affected() == 1);
     }

@@ -341,3 +341,26 @@ async fn admins_without_groups_get_all_groups() {
     assert_eq!(u.groups, vec!["*".to_owned()]);
     assert_eq!(u.email.as_deref(), Some("ivy@example.com"));
 }
+
+#[tokio::test]
+async fn nothing_is_acknowledged_when_the_audit_log_cannot_be_written() {
+    let (_d, db) = db().await;
+    user(&db, "kim", "admin").await;
+    // The audit write fails (as with a full disk): the login must not succeed.
+    sqlx::query("CREATE TRIGGER no_audit BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END")
+        .execute(&db)
+        .await
+        .unwrap();
+    let err = try_login(&db, "kim", PW, None).await.err().unwrap();
+    assert!(matches!(err, IdentityError::Db(_)), "{err}");
+    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_tokens")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 0, "no session may exist without its audit entry");
+    sqlx::query("DROP TRIGGER no_audit")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert!(try_login(&db, "kim", PW, None).await.is_ok());
+}

@@ -58,7 +58,7 @@ async fn create(
         "ok",
         &role.permissions.join(","),
     )
-    .await;
+    .await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -77,7 +77,7 @@ async fn update(
         "ok",
         &role.permissions.join(","),
     )
-    .await;
+    .await?;
     Ok(Json(role))
 }
 
@@ -87,6 +87,6 @@ async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     store::delete(&st.db, &name).await?;
-    events::record(&st.db, &who.name, "role-delete", &name, "ok", "").await;
+    events::record(&st.db, &who.name, "role-delete", &name, "ok", "").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -208,7 +208,7 @@ async fn run<C>(
             return;
         }
     };
-    crate::events::record(
+    let audited = crate::events::record(
         &st.db,
         &p.name,
         &format!("session-open:{kind}"),
@@ -217,6 +217,12 @@ async fn run<C>(
         &target,
     )
     .await;
+    if audited.is_err() {
+        let msg = "the gateway could not record the session".to_owned();
+        refuse(&mut client, RefusalCode::Failed, msg).await;
+        let _ = record_end(&st.db, &id, 0, 0, "error: audit log unavailable").await;
+        return;
+    }
     let stop = st.sessions.register(id.clone());
     let counters = Counters::default();
     let outcome =
@@ -229,7 +235,7 @@ async fn run<C>(
         tracing::error!(error = %e, session = %id, "cannot record session end");
     }
     let detail = format!("session={id} up={up} down={down}");
-    crate::events::record(
+    crate::events::record_or_log(
         &st.db,
         &p.name,
         &format!("session-close:{kind}"),
