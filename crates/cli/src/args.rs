@@ -9,6 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
 /// Splits `a, b,c` into trimmed items; refuses an empty list or an empty
 /// item (`a,,b`, a trailing comma); drops repeats, keeping the first.
 pub(crate) fn comma_list(s: &str, what: &str) -> Result<Vec<String>, String> {
@@ -170,6 +173,36 @@ pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// `--since`: an RFC 3339 time, or a duration meaning "that long ago";
+/// answers the time as RFC 3339 UTC.
+pub(crate) fn parse_since(s: &str) -> Result<String, String> {
+    since_at(s, OffsetDateTime::now_utc())
+}
+
+/// [`parse_since`] with `now` given.
+pub(crate) fn since_at(s: &str, now: OffsetDateTime) -> Result<String, String> {
+    let s = s.trim();
+    let bad = || {
+        format!(
+            "`{s}` is neither an RFC 3339 time (2026-11-23T10:00:00Z) \
+             nor a duration ago such as 30m, 2h or 7d"
+        )
+    };
+    let at = match OffsetDateTime::parse(s, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let secs = parse_duration(s).map_err(|_| bad())?;
+            i64::try_from(secs)
+                .ok()
+                .and_then(|secs| now.checked_sub(time::Duration::seconds(secs)))
+                .ok_or_else(|| format!("`{s}` ago is too far in the past"))?
+        }
+    };
+    at.to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|_| format!("`{s}` is out of the range of RFC 3339 times"))
+}
+
 /// Seconds as the shortest [`parse_duration`] input: `900` → `15m`.
 pub(crate) fn format_duration(secs: u64) -> String {
     if secs == 0 {
@@ -296,5 +329,32 @@ mod tests {
         assert_eq!(list_cell(&[]), "-");
         assert_eq!(list_cell(&["a".into(), "b".into()]), "a,b");
         assert_eq!(YesNo(true).to_string(), "yes");
+    }
+
+    #[test]
+    fn since_is_rfc3339_or_a_duration_ago() {
+        let now = time::macros::datetime!(2026-11-23 12:00:00 UTC);
+        assert_eq!(since_at("30m", now).unwrap(), "2026-11-23T11:30:00Z");
+        assert_eq!(since_at("2h", now).unwrap(), "2026-11-23T10:00:00Z");
+        assert_eq!(since_at("7d", now).unwrap(), "2026-11-16T12:00:00Z");
+        assert_eq!(since_at("1h30m", now).unwrap(), "2026-11-23T10:30:00Z");
+        // Absolute times are passed on in UTC, whatever `now` is.
+        assert_eq!(
+            since_at("2026-11-20T10:00:00Z", now).unwrap(),
+            "2026-11-20T10:00:00Z"
+        );
+        assert_eq!(
+            since_at("2026-11-20T10:00:00+02:00", now).unwrap(),
+            "2026-11-20T08:00:00Z"
+        );
+        for bad in ["", "yesterday", "30", "2026-11-20", "2026-11-20 10:00:00"] {
+            let err = since_at(bad, now).unwrap_err();
+            assert!(err.contains("neither an RFC 3339 time"), "{bad}: {err}");
+        }
+        assert!(
+            since_at("999999999d", now)
+                .unwrap_err()
+                .contains("too far in the past")
+        );
     }
 }

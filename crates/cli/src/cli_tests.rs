@@ -461,3 +461,77 @@ fn admin_settings() {
         assert!(fails(&argv).contains(bad[0]), "{bad:?}");
     }
 }
+
+#[test]
+fn audit_flags() {
+    let Command::Audit {
+        since,
+        user,
+        limit,
+        json,
+    } = parse(&[
+        "audit",
+        "--since",
+        "2026-11-23T12:00:00+02:00",
+        "--user",
+        "alice",
+        "--limit",
+        "50",
+        "--json",
+    ])
+    else {
+        panic!()
+    };
+    assert_eq!(since.as_deref(), Some("2026-11-23T10:00:00Z"));
+    assert_eq!(user.as_deref(), Some("alice"));
+    assert_eq!(limit, Some(50));
+    assert!(json);
+    assert!(matches!(
+        parse(&["audit"]),
+        Command::Audit {
+            since: None,
+            user: None,
+            limit: None,
+            json: false
+        }
+    ));
+    assert!(matches!(
+        parse(&["audit", "--limit", "10000"]),
+        Command::Audit {
+            limit: Some(10_000),
+            ..
+        }
+    ));
+
+    // A relative --since is sent as the RFC 3339 time that long ago.
+    let before = time::OffsetDateTime::now_utc();
+    let Command::Audit { since, .. } = parse(&["audit", "--since", "2h"]) else {
+        panic!()
+    };
+    let after = time::OffsetDateTime::now_utc();
+    let since = since.unwrap();
+    assert!(since.ends_with('Z'), "{since}");
+    let at = time::OffsetDateTime::parse(&since, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let two_hours = time::Duration::hours(2);
+    assert!(
+        before - two_hours <= at && at <= after - two_hours,
+        "{since}"
+    );
+
+    for bad in [
+        &["audit", "--since", "yesterday"][..],
+        &["audit", "--since", "2026-11-23"],
+    ] {
+        let err = fails(bad);
+        assert!(
+            err.contains("--since") && err.contains("neither an RFC 3339 time"),
+            "{err}"
+        );
+    }
+    for bad in ["0", "10001", "-1", "many"] {
+        let err = fails(&["audit", &format!("--limit={bad}")]);
+        assert!(err.contains("--limit"), "{bad}: {err}");
+    }
+    assert!(fails(&["audit", "--limit", "0"]).contains("1..=10000"));
+}

@@ -1,5 +1,5 @@
 //! `jg`, the technician's client: log in to a gateway, list endpoints and
-//! sessions, open shells, run commands, copy files and forward ports, always
+//! sessions, read the audit log, open shells, run commands, copy files and forward ports, always
 //! through the gateway; manage your own password and MFA; and, for
 //! administrators, users, roles, groups, endpoints, API clients and settings.
 
@@ -92,6 +92,22 @@ enum Command {
     },
     /// List session events.
     Sessions {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the audit log, newest first (needs the view-audit permission).
+    Audit {
+        /// Only events from TIME on: RFC 3339 (2026-11-23T10:00:00Z) or a
+        /// duration ago (30m, 2h, 7d).
+        #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
+        since: Option<String>,
+        /// Only events whose actor is NAME.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// At most N events, 1 to 10000 (default: the gateway's, 1000).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: Option<u32>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -195,6 +211,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::endpoints::run(&ctx.authed_client()?, json).await?
         }
         Command::Sessions { json } => commands::sessions::run(&ctx.authed_client()?, json).await?,
+        Command::Audit {
+            since,
+            user,
+            limit,
+            json,
+        } => {
+            let client = ctx.authed_client()?;
+            commands::audit::run(&client, since.as_deref(), user.as_deref(), limit, json).await?;
+        }
         Command::Shell {
             endpoint,
             stdin,

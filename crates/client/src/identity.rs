@@ -182,6 +182,19 @@ impl Client {
         self.delete(&named("api-clients", name, "")).await
     }
 
+    // --- audit log --------------------------------------------------------------
+
+    /// Audit log entries, newest first (`view-audit`). `since` is RFC 3339,
+    /// `user` an actor name, `limit` 1..=10000 (the gateway's default: 1000).
+    pub async fn audit(
+        &self,
+        since: Option<&str>,
+        user: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<api::SecurityEvent>, ClientError> {
+        self.get_json(&audit_path(since, user, limit)).await
+    }
+
     // --- settings ---------------------------------------------------------------
 
     pub async fn security_settings(&self) -> Result<api::SecuritySettings, ClientError> {
@@ -194,6 +207,24 @@ impl Client {
         settings: &api::SecuritySettings,
     ) -> Result<api::SecuritySettings, ClientError> {
         self.put_json("/api/v1/settings/security", settings).await
+    }
+}
+
+/// `/api/v1/events` with the given query parameters, percent-encoded.
+fn audit_path(since: Option<&str>, user: Option<&str>, limit: Option<u32>) -> String {
+    let limit = limit.map(|n| n.to_string());
+    let params: Vec<String> = [
+        ("since", since),
+        ("user", user),
+        ("limit", limit.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent_encode(v))))
+    .collect();
+    if params.is_empty() {
+        "/api/v1/events".to_owned()
+    } else {
+        format!("/api/v1/events?{}", params.join("&"))
     }
 }
 
@@ -214,6 +245,23 @@ mod tests {
         assert_eq!(
             super::named("api-clients", "a/b c", "/rotate"),
             "/api/v1/api-clients/a%2Fb%20c/rotate"
+        );
+    }
+
+    #[test]
+    fn audit_query_is_built_from_the_given_parameters() {
+        assert_eq!(super::audit_path(None, None, None), "/api/v1/events");
+        assert_eq!(
+            super::audit_path(None, None, Some(50)),
+            "/api/v1/events?limit=50"
+        );
+        assert_eq!(
+            super::audit_path(Some("2026-11-23T10:00:00+02:00"), Some("al ice&x"), Some(1)),
+            "/api/v1/events?since=2026-11-23T10%3A00%3A00%2B02%3A00&user=al%20ice%26x&limit=1"
+        );
+        assert_eq!(
+            super::audit_path(None, Some("bob"), None),
+            "/api/v1/events?user=bob"
         );
     }
 }

@@ -12,6 +12,7 @@ use crate::errors::NotLoggedIn;
 use crate::state::{self, State};
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod cp;
 pub(crate) mod endpoints;
 pub(crate) mod forward;
