@@ -282,17 +282,13 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("created user {name} ({role})");
         }
         AdminCommand::EnrollToken { group, ttl, count } => {
-            let mut tokens = Vec::with_capacity(count as usize);
-            let mut expires = String::new();
-            for _ in 0..count {
-                let (token, exp) = admin::enroll_token(&db, &group, ttl).await?;
-                tokens.push(token);
-                expires = exp;
-            }
-            let what = if count == 1 { "token" } else { "tokens" };
-            eprintln!(
-                "{count} one-time enrollment {what} for group `{group}`, valid until {expires}:"
-            );
+            let (tokens, expires) = admin::enroll_tokens(&db, &group, ttl, count).await?;
+            let what = if count == 1 {
+                "one-time enrollment token".to_owned()
+            } else {
+                format!("{count} one-time enrollment tokens")
+            };
+            eprintln!("{what} for group `{group}`, valid until {expires}:");
             println!("{}", tokens.join("\n"));
         }
         AdminCommand::RevokeEndpoint { name } => {

@@ -109,8 +109,39 @@ pub async fn enroll_token(
     group: &str,
     ttl: Duration,
 ) -> Result<(String, String), AdminError> {
-    let t = identity::create_enroll_token(db, group, ttl).await?;
-    Ok((t.token, ids::rfc3339(t.expires_at_ms)))
+    let (mut tokens, expires) = enroll_tokens(db, group, ttl, 1).await?;
+    Ok((tokens.pop().unwrap_or_default(), expires))
+}
+
+/// `count` new enrollment tokens and when they expire (RFC 3339), audited
+/// as one entry.
+///
+/// # Errors
+/// Invalid group name.
+pub async fn enroll_tokens(
+    db: &SqlitePool,
+    group: &str,
+    ttl: Duration,
+    count: u32,
+) -> Result<(Vec<String>, String), AdminError> {
+    let mut tokens = Vec::with_capacity(count as usize);
+    let mut expires = String::new();
+    for _ in 0..count {
+        let t = identity::create_enroll_token(db, group, ttl).await?;
+        tokens.push(t.token);
+        expires = ids::rfc3339(t.expires_at_ms);
+    }
+    let detail = format!("count={count}");
+    crate::events::record(
+        db,
+        "(admin cli)",
+        "enroll-token-create",
+        group,
+        "ok",
+        &detail,
+    )
+    .await?;
+    Ok((tokens, expires))
 }
 
 /// What revocation achieved.
@@ -136,6 +167,7 @@ pub async fn revoke_endpoint(
     let id = agents::revoke(db, name)
         .await?
         .ok_or_else(|| AdminError::UnknownEndpoint(name.to_owned()))?;
+    crate::events::record(db, "(admin cli)", "endpoint-revoke", name, "ok", "").await?;
     Ok(
         match control::request(data_dir, &format!("revoke {id}")).await? {
             None => Revoked::GatewayNotRunning,
