@@ -350,14 +350,35 @@ mod tests {
         let broken = verify(&db).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("missing"), "{broken}");
-        // Re-hashing the altered entry alone does not help: the next one
-        // no longer follows it.
+    }
+
+    #[tokio::test]
+    async fn a_forger_who_rehashes_the_altered_entry_is_caught_at_the_next() {
         let (_d, db) = db_with_events(4).await;
-        sqlx::query("UPDATE events SET detail = 'x', hash = zeroblob(32) WHERE id = 2")
+        let row = sqlx::query("SELECT * FROM events WHERE id = 2")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        let prev: Vec<u8> = row.get("prev_hash");
+        let forged = Entry {
+            id: 2,
+            at: row.get("at"),
+            actor: row.get("actor"),
+            action: row.get("action"),
+            target: row.get("target"),
+            outcome: row.get("outcome"),
+            detail: "nothing happened",
+        };
+        sqlx::query("UPDATE events SET detail = ?, hash = ? WHERE id = 2")
+            .bind(forged.detail)
+            .bind(entry_hash(&prev, &forged))
             .execute(&db)
             .await
             .unwrap();
-        assert_eq!(verify(&db).await.unwrap().unwrap_err().id, 2);
+        // Entry 2 is self-consistent now; entry 3 no longer follows it.
+        let broken = verify(&db).await.unwrap().unwrap_err();
+        assert_eq!(broken.id, 3);
+        assert!(broken.reason.contains("does not follow"), "{broken}");
     }
 
     #[tokio::test]
