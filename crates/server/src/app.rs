@@ -207,9 +207,3 @@ fn raise_fd_limit() {
         }
     }
 }
-
-impl From<site::SiteError> for std::io::Error {
-    fn from(e: site::SiteError) -> Self {
-        Self::other(e)
-    }
-}

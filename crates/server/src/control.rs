@@ -63,11 +63,7 @@ pub(crate) async fn serve(listener: UnixListener, st: AppState, shutdown: Cancel
 fn handle(st: &AppState, line: &str) -> String {
     match line.split_once(' ') {
         Some(("revoke", id)) => {
-            let cut = st.agents.disconnect(
-                &AgentId(id.to_owned()),
-                jumpgate_proto::control::go_away_code::REVOKED,
-                "this endpoint was revoked by an administrator",
-            );
+            let cut = st.agents.cut_revoked(&AgentId(id.to_owned()));
             tracing::info!(
                 endpoint_id = id,
                 live_connection_cut = cut,

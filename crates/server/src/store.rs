@@ -136,8 +136,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, code_hash)
     );
 
-    -- Set on tokens that may only fix their account: 'mfa_enrollment' or
-    -- 'password_change'.
+    -- Unused since schema 2's code: a session's restriction is decided on
+    -- every request from the account and the site policy.
     ALTER TABLE auth_tokens ADD COLUMN restricted TEXT;
 
     CREATE TABLE api_clients (

@@ -184,11 +184,7 @@ async fn revoke(
     let id = super::revoke(&st.db, &name).await?.ok_or_else(|| {
         ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
     })?;
-    let cut = st.agents.disconnect(
-        &id,
-        jumpgate_proto::control::go_away_code::REVOKED,
-        "this endpoint was revoked by an administrator",
-    );
+    let cut = st.agents.cut_revoked(&id);
     events::record(
         &st.db,
         &who.name,

@@ -289,6 +289,15 @@ impl Registry {
         }
     }
 
+    /// Cuts a revoked endpoint's live connection; `true` if it had one.
+    pub(crate) fn cut_revoked(&self, id: &AgentId) -> bool {
+        self.disconnect(
+            id,
+            jumpgate_proto::control::go_away_code::REVOKED,
+            "this endpoint was revoked by an administrator",
+        )
+    }
+
     /// Closes every agent connection (shutdown); returns their handles so the
     /// caller can wait for them to finish.
     pub(crate) fn close_all(&self, code: u32, reason: &str) -> Vec<MuxHandle> {

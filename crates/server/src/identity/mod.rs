@@ -534,25 +534,26 @@ pub(crate) async fn login(
     if user.lock != AccountLock::default() {
         store_lock(db, &user.id, user.lock.after_success()).await?;
     }
-    let restriction = if password::expired(&settings.password, user.password_changed_at, now) {
-        Restriction::PasswordChange
-    } else if settings.mfa_required(&user.role) && !user.mfa_enabled() {
-        Restriction::MfaEnrollment
-    } else {
-        Restriction::None
-    };
+    let restriction = restriction_for(
+        &settings,
+        &user.role,
+        user.password_changed_at,
+        user.mfa_enabled(),
+        now,
+    );
     // Audited before the session exists: no unaudited session, ever.
     crate::events::record(db, &user.username, "login", &user.username, "ok", "").await?;
     let token = ids::random_token("jgs");
     let expires_at_ms = now + ttl.as_millis() as i64;
-    sqlx::query("INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at, restricted) VALUES (?, ?, ?, ?, ?)")
-        .bind(ids::token_hash(&token))
-        .bind(user.id.as_str())
-        .bind(now)
-        .bind(expires_at_ms)
-        .bind(restriction.as_db())
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(ids::token_hash(&token))
+    .bind(user.id.as_str())
+    .bind(now)
+    .bind(expires_at_ms)
+    .execute(db)
+    .await?;
     // Expired tokens are dead weight; sweep them opportunistically.
     sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= ?")
         .bind(now)
@@ -637,17 +638,13 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
     // require MFA (or a password that expires) takes effect on sessions
     // already open.
     let settings = settings::load(db).await?;
-    let restriction = if password::expired(
-        &settings.password,
+    let restriction = restriction_for(
+        &settings,
+        &role,
         row.get("password_changed_at"),
+        row.get("mfa"),
         ids::now_ms(),
-    ) {
-        Restriction::PasswordChange
-    } else if settings.mfa_required(&role) && !row.get::<bool, _>("mfa") {
-        Restriction::MfaEnrollment
-    } else {
-        Restriction::None
-    };
+    );
     let kind = SubjectKind::User(UserId(row.get("id")));
     subject(
         db,
@@ -659,6 +656,24 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
         restriction,
     )
     .await
+}
+
+/// What a user's session may do before the account is in order: an expired
+/// password must be changed first, then a role's required MFA enrolled.
+fn restriction_for(
+    settings: &SecuritySettings,
+    role: &str,
+    password_changed_at: i64,
+    mfa_enabled: bool,
+    now: i64,
+) -> Restriction {
+    if password::expired(&settings.password, password_changed_at, now) {
+        Restriction::PasswordChange
+    } else if settings.mfa_required(role) && !mfa_enabled {
+        Restriction::MfaEnrollment
+    } else {
+        Restriction::None
+    }
 }
 
 /// The row of a live (unexpired) token, found by the SHA-256 of the

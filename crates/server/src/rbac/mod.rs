@@ -180,16 +180,6 @@ pub(crate) enum Restriction {
     PasswordChange,
 }
 
-impl Restriction {
-    pub(crate) fn as_db(self) -> Option<&'static str> {
-        match self {
-            Self::None => None,
-            Self::MfaEnrollment => Some("mfa_enrollment"),
-            Self::PasswordChange => Some("password_change"),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SubjectKind {
     User(UserId),
