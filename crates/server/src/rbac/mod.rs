@@ -240,6 +240,8 @@ pub(crate) enum Action {
     WriteGroups,
     WriteEndpoints,
     ReadSessionLog,
+    ReadRecordings,
+    TerminateSession,
     ReadSettings,
     WriteSettings,
 }
@@ -276,7 +278,8 @@ impl Action {
             | Self::WriteSettings => R::Site(P::ManageUsers),
             Self::ReadGroups => R::AnyGroup(P::View),
             Self::WriteGroups | Self::WriteEndpoints => R::Site(P::ManageEndpoints),
-            Self::ReadSessionLog => R::Site(P::ViewAudit),
+            Self::ReadSessionLog | Self::ReadRecordings => R::Site(P::ViewAudit),
+            Self::TerminateSession => R::Site(P::ManageEndpoints),
         }
     }
 
@@ -293,6 +296,7 @@ impl Action {
                 | Self::WriteGroups
                 | Self::WriteEndpoints
                 | Self::WriteSettings
+                | Self::TerminateSession
         )
     }
 
