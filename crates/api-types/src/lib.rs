@@ -450,3 +450,30 @@ pub struct SecurityEvent {
     #[serde(default)]
     pub hash: String,
 }
+
+/// A shell session's recording (`GET /api/v1/recordings`, needs
+/// `view-audit`; query parameters: `endpoint`, `user`, `since` (RFC 3339),
+/// `limit` (default 100, at most 1000); newest first). The recording itself,
+/// decrypted, as plain asciicast v2: `GET /api/v1/recordings/{id}/cast`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    pub id: String,
+    /// The session row it belongs to (`GET /api/v1/sessions`).
+    pub session_id: String,
+    pub username: String,
+    pub endpoint: String,
+    pub started_at: String,
+    /// `None` while the session runs, or when the gateway stopped without
+    /// closing it (the recording then ends at the last flushed second).
+    pub ended_at: Option<String>,
+    /// Seconds from the first to the last recorded event.
+    pub duration_secs: f64,
+    /// Terminal size at the start.
+    pub width: u16,
+    pub height: u16,
+    /// Whether keystrokes were recorded too (a site setting).
+    pub input_recorded: bool,
+}
+
+/// Content type of a plain asciicast v2 recording.
+pub const ASCIICAST_CONTENT_TYPE: &str = "application/x-asciicast";
