@@ -92,6 +92,8 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("DELETE /api/v1/groups/{name}", Only(ADMIN)),
         ("GET /api/v1/sessions", Only(AUDITORS)),
         ("GET /api/v1/events", Only(AUDITORS)),
+        ("GET /api/v1/recordings", Only(AUDITORS)),
+        ("GET /api/v1/recordings/{id}/cast", Only(AUDITORS)),
         (
             "GET /api/v1/endpoints/{name}/connect",
             PerEndpoint {

@@ -4,5 +4,6 @@
 mod gateway;
 mod identity;
 mod lifecycle;
+mod recordings;
 mod sessions;
 mod support;

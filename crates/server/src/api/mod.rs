@@ -149,6 +149,7 @@ fn assemble(state: Option<AppState>) -> Api {
     let api = rbac::http::routes(api);
     let api = crate::agents::http::routes(api);
     let api = crate::events::routes(api);
+    let api = crate::recordings::http::routes(api);
     crate::sessions::http::routes(api)
 }
 
