@@ -128,6 +128,9 @@ impl Writer {
             .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
         buf.extend_from_slice(&sealed);
         self.file.write_all(&buf).await?;
+        // tokio hands writes to a blocking thread: wait until this one has
+        // reached the OS, so the chunk outlives the process from here on.
+        self.file.flush().await?;
         self.index += 1;
         Ok(())
     }
