@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod identity;
+mod vault;
 #[cfg(test)]
 mod wire_tests;
 

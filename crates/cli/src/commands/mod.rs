@@ -21,6 +21,7 @@ pub(crate) mod mfa;
 pub(crate) mod passwd;
 pub(crate) mod sessions;
 pub(crate) mod shell;
+pub(crate) mod vault;
 pub(crate) mod whoami;
 
 /// Global options and where the state lives.
