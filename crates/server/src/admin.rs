@@ -55,7 +55,7 @@ async fn open_site(data_dir: &Path) -> Result<(SqlitePool, Keyring), AdminError>
         return Err(AdminError::NoSite(data_dir.display().to_string()));
     }
     let keys = Keyring::open(data_dir)?;
-    let db = store::open_encrypted(&path, &keys.database_key()?).await?;
+    let db = store::open_site(&path, &keys, false).await?;
     crate::events::seal_legacy(&db).await?;
     Ok((db, keys))
 }

@@ -68,7 +68,9 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     site::create_private_dir(&config.data_dir)?;
     let keys = crate::keys::Keyring::open(&config.data_dir)?;
-    let db = store::open_encrypted(&db_path(&config.data_dir), &keys.database_key()?).await?;
+    // Nothing else has the database open yet: a pending re-encryption
+    // (after a database key rotation) happens here.
+    let db = store::open_site(&db_path(&config.data_dir), &keys, true).await?;
     crate::vault::fix_retention(&db, config.vault_retention)
         .await
         .map_err(|e| ServerError::Vault(e.to_string()))?;

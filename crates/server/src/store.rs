@@ -12,7 +12,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqlitePool};
 
 use crate::keys::DataKey;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -29,6 +29,8 @@ pub enum StoreError {
     WrongKey { path: String },
     #[error("converting the unencrypted database {path}: {cause}")]
     Convert { path: String, cause: std::io::Error },
+    #[error("keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
     #[error(
         "the database at {path} was written by a newer Jumpgate (schema {found}, this build knows {known})"
     )]
@@ -341,7 +343,8 @@ async fn encrypt_plain(path: &Path, key: &DataKey) -> Result<(), StoreError> {
     // database's open flags.
     let opts = SqliteConnectOptions::from_str("sqlite://")?
         .filename(path)
-        .create_if_missing(true);
+        .create_if_missing(true)
+        .disable_statement_logging();
     let mut c: sqlx::SqliteConnection =
         <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -376,8 +379,83 @@ async fn encrypt_plain(path: &Path, key: &DataKey) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Opens the site's database with the keyring's database key. After a
+/// database rotation, `rekey` (the gateway at start-up, when nothing else
+/// has the file open) re-encrypts the file with the next key first. A file
+/// already re-encrypted by a start that crashed before the keyring said so
+/// is recognised and the keyring completed.
+///
+/// # Errors
+/// Neither key opens the file; keys or database unusable.
+pub(crate) async fn open_site(
+    path: &Path,
+    keys: &crate::keys::Keyring,
+    rekey: bool,
+) -> Result<SqlitePool, StoreError> {
+    let current = keys.database_key()?;
+    match open_encrypted(path, &current).await {
+        Ok(pool) => {
+            let Some(next) = keys.database_key_next()?.filter(|_| rekey) else {
+                return Ok(pool);
+            };
+            pool.close().await;
+            let started = std::time::Instant::now();
+            rekey_file(path, &current, &next).await?;
+            keys.promote_database_key()?;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "database re-encrypted with its new key"
+            );
+            let pool = open_encrypted(path, &next).await?;
+            crate::events::record_or_log(
+                &pool,
+                "(gateway start)",
+                "keys-rekey",
+                "database",
+                "ok",
+                "",
+            )
+            .await;
+            Ok(pool)
+        }
+        Err(StoreError::WrongKey { path: p }) => {
+            let Some(next) = keys.database_key_next()? else {
+                return Err(StoreError::WrongKey { path: p });
+            };
+            let pool = open_encrypted(path, &next).await?;
+            keys.promote_database_key()?;
+            Ok(pool)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `PRAGMA rekey` on a single connection (nothing else may have the file
+/// open). The rollback journal makes it all-or-nothing.
+async fn rekey_file(path: &Path, old: &DataKey, new: &DataKey) -> Result<(), StoreError> {
+    let opts = SqliteConnectOptions::from_str("sqlite://")?
+        .pragma("key", old.sqlcipher_literal().to_string())
+        .filename(path)
+        .disable_statement_logging();
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+    // WAL content goes back into the file, and the rekey runs under a
+    // rollback journal.
+    sqlx::query("PRAGMA journal_mode = DELETE")
+        .execute(&mut c)
+        .await?;
+    let sql = zeroize::Zeroizing::new(format!("PRAGMA rekey = {}", &*new.sqlcipher_literal()));
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut c)
+        .await?;
+    sqlx::Connection::close(c).await?;
+    Ok(())
+}
+
 async fn connect(path: &Path, key: &DataKey) -> Result<SqlitePool, sqlx::Error> {
     let opts = SqliteConnectOptions::from_str("sqlite://")?
+        // sqlx logs every statement at debug level, the `PRAGMA key` it
+        // runs on each new connection included: never.
+        .disable_statement_logging()
         // SQLCipher needs the key before anything reads the file; sqlx
         // sends `key` first whatever the order here.
         .pragma("key", key.sqlcipher_literal().to_string())
@@ -581,5 +659,62 @@ mod tests {
         let raw = std::fs::read(&path).unwrap();
         assert_ne!(&raw[..16], PLAIN_HEADER);
         assert!(!raw.windows(12).any(|w| w == b"plain-before"));
+    }
+
+    /// A database rotation re-encrypts the file at the next start with the
+    /// next key; a crash after the re-encryption but before the keyring
+    /// said so is completed at the following open, by any process.
+    #[tokio::test]
+    async fn database_rotation_rekeys_the_file_at_the_next_start() {
+        use crate::keys::{Keyring, Purpose};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let keys = Keyring::open(dir.path()).unwrap();
+        let pool = open_site(&path, &keys, true).await.unwrap();
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('k', 'kept')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let old = keys.database_key().unwrap();
+        keys.rotate(&[Purpose::Database]).unwrap();
+        let next = keys.database_key_next().unwrap().unwrap();
+        assert_ne!(old.as_bytes(), next.as_bytes());
+
+        // Without rekey (an admin process): still the old key.
+        let pool = open_site(&path, &keys, false).await.unwrap();
+        pool.close().await;
+        assert!(keys.database_key_next().unwrap().is_some());
+
+        // A crash right after the re-encryption: the keyring still names
+        // the old key as current.
+        rekey_file(&path, &old, &next).await.unwrap();
+        assert!(matches!(
+            open_encrypted(&path, &old).await,
+            Err(StoreError::WrongKey { .. })
+        ));
+        let again = Keyring::open(dir.path()).unwrap();
+        let pool = open_site(&path, &again, false).await.unwrap();
+        let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'k'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(v, "kept");
+        pool.close().await;
+        assert!(again.database_key_next().unwrap().is_none());
+        assert_eq!(again.database_key().unwrap().as_bytes(), next.as_bytes());
+
+        // The normal path: rotate, start (rekey), data intact, old key useless.
+        again.rotate(&[Purpose::Database]).unwrap();
+        let third = again.database_key_next().unwrap().unwrap();
+        let pool = open_site(&path, &again, true).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE value = 'kept'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        pool.close().await;
+        assert!(open_encrypted(&path, &next).await.is_err());
+        assert!(open_encrypted(&path, &third).await.is_ok());
     }
 }

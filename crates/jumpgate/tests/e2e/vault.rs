@@ -439,7 +439,12 @@ async fn rotation_under_load_survives_kill_9_mid_sweep() {
     let v = purpose(&st, "vault");
     let pending = v["pending"].as_u64().unwrap();
     assert!(pending > 0 && v["sweep"] == "sweeping", "{st}");
-    assert_eq!(purpose(&st, "database")["sweep"], "done", "{st}");
+    // The database file is re-encrypted with its new key at the next start.
+    assert_eq!(
+        purpose(&st, "database")["sweep"],
+        "rekey-at-next-start",
+        "{st}"
+    );
 
     // Restart: the sweep resumes by itself and finishes.
     let port = site.gateway.addr.to_string();
@@ -466,6 +471,14 @@ async fn rotation_under_load_survives_kill_9_mid_sweep() {
         assert_eq!(p["pending"], 0, "{st}");
         assert_eq!(p["versions"][0]["retired"], true, "{st}");
     }
+    assert!(
+        site.gateway
+            .stderr
+            .text()
+            .contains("database re-encrypted with its new key"),
+        "{}",
+        site.gateway.stderr.text()
+    );
     let text = ok(&site.admin_bounded(&["key-status"]).await);
     assert!(text.contains("v1 retired"), "{text}");
 

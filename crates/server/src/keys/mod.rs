@@ -182,6 +182,12 @@ struct KeyringFile {
     format: u32,
     purposes: BTreeMap<String, PurposeKeys>,
     database_key: String,
+    /// After a database rotation: the next SQLCipher key, wrapped like
+    /// `database_key`. The gateway re-encrypts the file with it
+    /// (`PRAGMA rekey`) at its next start, while nothing else has the
+    /// database open, then makes it `database_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database_key_next: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -384,6 +390,33 @@ impl Keyring {
         self.unwrap(Purpose::Database, &wrapped)
     }
 
+    /// The SQLCipher key the database file is to be re-encrypted with, if a
+    /// database rotation is waiting for the next start.
+    pub(crate) fn database_key_next(&self) -> Result<Option<DataKey>, KeyError> {
+        let Some(w) = self.read().file.database_key_next.clone() else {
+            return Ok(None);
+        };
+        self.unwrap(Purpose::Database, &WrappedKey(w)).map(Some)
+    }
+
+    /// Makes the next database key the current one: the file has been
+    /// re-encrypted with it.
+    pub(crate) fn promote_database_key(&self) -> Result<(), KeyError> {
+        let _w = self
+            .0
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = self.read().file.clone();
+        let Some(next) = file.database_key_next.take() else {
+            return Ok(());
+        };
+        file.database_key = next;
+        write_atomically(&self.0.path, &file)?;
+        self.write().file = file;
+        Ok(())
+    }
+
     /// The version new wraps of `purpose` use.
     pub(crate) fn current_version(&self, purpose: Purpose) -> u32 {
         self.read().current(purpose)
@@ -455,8 +488,20 @@ impl Keyring {
             pk.current = version;
             let kek = aead_key(&raw[..])?;
             if p == Purpose::Database {
+                // Both database keys move to the new KEK at once. A next
+                // key already waiting is kept: the file may already be
+                // re-encrypted with it (crash before it was made current).
                 let db_key = self.database_key()?;
                 file.database_key = wrap_with(&self.0.rng, &kek, p, version, &db_key)?.0;
+                let next = match self.database_key_next()? {
+                    Some(k) => k,
+                    None => {
+                        let mut k = DataKey([0; KEY_LEN]);
+                        self.0.rng.fill(&mut k.0).map_err(|_| KeyError::Random)?;
+                        k
+                    }
+                };
+                file.database_key_next = Some(wrap_with(&self.0.rng, &kek, p, version, &next)?.0);
                 for e in &mut pk.versions {
                     if e.version != version && e.sealed.is_some() {
                         e.sealed = None;
@@ -624,6 +669,7 @@ fn new_keyring(root: &dyn RootKey, rng: &SystemRandom) -> Result<State, KeyError
             format: 1,
             purposes,
             database_key,
+            database_key_next: None,
         },
         keks,
     })

@@ -313,7 +313,8 @@ pub struct PurposeStatus {
     pub pending: u64,
     /// Keys re-wrapped by the sweep of the latest rotation.
     pub rewrapped: u64,
-    /// `done`, or `sweeping` while older versions are still live.
+    /// `done`; `sweeping` while older versions are still live;
+    /// `rekey-at-next-start` for the database after a rotation.
     pub sweep: String,
 }
 
@@ -339,7 +340,8 @@ pub(crate) async fn status(db: &SqlitePool, keys: &Keyring) -> Result<KeyStatus,
                 }
             }
         } else if p == Purpose::Database {
-            counts.insert(keys.current_version(p), 1);
+            let n = 1 + u64::from(keys.database_key_next()?.is_some());
+            counts.insert(keys.current_version(p), n);
         }
         let current = keys.current_version(p);
         let rewrapped: Option<i64> = sqlx::query_scalar(
@@ -355,6 +357,7 @@ pub(crate) async fn status(db: &SqlitePool, keys: &Keyring) -> Result<KeyStatus,
             .map(|(_, n)| n)
             .sum();
         let live_old = !keys.old_live_versions(p).is_empty();
+        let rekey = p == Purpose::Database && keys.database_key_next()?.is_some();
         purposes.push(PurposeStatus {
             purpose: p.as_str().to_owned(),
             current,
@@ -370,7 +373,16 @@ pub(crate) async fn status(db: &SqlitePool, keys: &Keyring) -> Result<KeyStatus,
                 .collect(),
             pending,
             rewrapped: rewrapped.map_or(0, |n| u64::try_from(n).unwrap_or(0)),
-            sweep: if live_old { "sweeping" } else { "done" }.to_owned(),
+            sweep: if live_old {
+                "sweeping"
+            } else if rekey {
+                // The file is re-encrypted with the new database key when
+                // the gateway next starts.
+                "rekey-at-next-start"
+            } else {
+                "done"
+            }
+            .to_owned(),
         });
     }
     Ok(KeyStatus { purposes })
@@ -487,6 +499,11 @@ mod tests {
             assert_eq!(w.version(), Some(2));
             assert_eq!(keys.unwrap(Purpose::Recordings, &w).unwrap().as_bytes(), k);
         }
+        let st = status(&db, &keys).await.unwrap();
+        assert_eq!(st.purposes[0].sweep, "rekey-at-next-start", "{st}");
+        db.close().await;
+        let path = dir.path().join("j.db");
+        let db = crate::store::open_site(&path, &keys, true).await.unwrap();
         let st = status(&db, &keys).await.unwrap();
         for p in &st.purposes {
             assert_eq!(p.sweep, "done", "{st}");
