@@ -562,3 +562,59 @@ mod tests {
         assert_eq!(st.purposes[1].pending, 1);
     }
 }
+
+#[cfg(test)]
+mod measure {
+    use super::*;
+
+    #[tokio::test]
+    #[ignore = "prints figures"]
+    async fn measure_open_and_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::open(dir.path()).unwrap();
+        let path = dir.path().join("j.db");
+        let db = crate::store::open_site(&path, &keys, true).await.unwrap();
+        let n = 10_000;
+        let mut tx = crate::store::begin_write(&db).await.unwrap();
+        for i in 0..n {
+            let (_, w) = keys.new_data_key(Purpose::Vault).unwrap();
+            sqlx::query(
+                "INSERT INTO vault_secrets (name, created_at, updated_at) VALUES (?, 0, 0)",
+            )
+            .bind(format!("s{i}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO vault_versions (name, version, created_at, created_by, wrapped_key, nonce, ciphertext) VALUES (?, 1, 0, 't', ?, x'00', x'00')").bind(format!("s{i}")).bind(w.as_str()).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        db.close().await;
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let db = crate::store::open_site(&path, &keys, false).await.unwrap();
+            db.close().await;
+        }
+        println!("open (pool + migrate check): {:?} avg", t.elapsed() / 20);
+        let db = crate::store::open_site(&path, &keys, false).await.unwrap();
+        rotate(&db, &keys, &Purpose::ALL, "m").await.unwrap();
+        let t = std::time::Instant::now();
+        let k = sweep_all(
+            &db,
+            &keys,
+            Pace {
+                batch: 500,
+                pause: Duration::ZERO,
+            },
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        println!("sweep: {k} keys in {:?}", t.elapsed());
+        db.close().await;
+        let size = std::fs::metadata(&path).unwrap().len();
+        let t = std::time::Instant::now();
+        let db = crate::store::open_site(&path, &keys, true).await.unwrap();
+        println!("rekey of {size} bytes + open: {:?}", t.elapsed());
+        db.close().await;
+    }
+}
