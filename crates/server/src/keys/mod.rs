@@ -302,7 +302,11 @@ impl Keyring {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let state = new_keyring(root.as_ref(), &rng)?;
-                write_atomically(&path, &state.file)?;
+                if !create_atomically(&path, &state.file)? {
+                    // Another process (gateway or admin) made it first:
+                    // theirs is the site's keyring.
+                    return Self::open_with(data_dir, root);
+                }
                 state
             }
             Err(e) => {
@@ -701,6 +705,45 @@ fn write_atomically(path: &Path, file: &KeyringFile) -> Result<(), KeyError> {
         fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     }
     Ok(())
+}
+
+/// Like [`write_atomically`], but only if no keyring exists yet (`false`:
+/// one does). Two processes starting a new site agree on one keyring.
+fn create_atomically(path: &Path, file: &KeyringFile) -> Result<bool, KeyError> {
+    let io = |cause| KeyError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    let mut tag = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut tag)
+        .map_err(|_| KeyError::Random)?;
+    let tmp = path.with_extension(format!("json.new-{}", u64::from_le_bytes(tag)));
+    let text = serde_json::to_vec_pretty(file).map_err(|e| KeyError::BadKeyring {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(&text).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    // link(2) fails if the target exists, unlike rename(2).
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(e)),
+    }
 }
 
 fn aad(purpose: Purpose, version: u32) -> String {

@@ -251,6 +251,21 @@ async fn pending(db: &SqlitePool, keys: &Keyring, purpose: Purpose) -> Result<u6
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Purposes whose current KEK is at least `every` old at `now`.
+fn due(keys: &Keyring, every: Duration, now: i64) -> Vec<Purpose> {
+    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    Purpose::ALL
+        .into_iter()
+        .filter(|p| {
+            let cur = keys.current_version(*p);
+            keys.versions(*p)
+                .iter()
+                .find(|v| v.version == cur)
+                .is_some_and(|v| now.saturating_sub(v.created_at_ms) >= every_ms)
+        })
+        .collect()
+}
+
 /// The gateway's key task: scheduled rotation, the sweep after any
 /// rotation (woken by `st.key_sweep`), and the vault's expiry of deleted
 /// secrets whose retention ended.
@@ -261,19 +276,7 @@ pub(crate) async fn run(st: AppState) {
     };
     loop {
         if let Some(every) = st.config.keys.rotate_every {
-            let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
-            let now = now_ms();
-            let due: Vec<Purpose> = Purpose::ALL
-                .into_iter()
-                .filter(|p| {
-                    let cur = st.keys.current_version(*p);
-                    st.keys
-                        .versions(*p)
-                        .iter()
-                        .find(|v| v.version == cur)
-                        .is_some_and(|v| now.saturating_sub(v.created_at_ms) >= every_ms)
-                })
-                .collect();
+            let due = due(&st.keys, every, now_ms());
             if !due.is_empty()
                 && let Err(e) = rotate(&st.db, &st.keys, &due, "(scheduled rotation)").await
             {
@@ -528,6 +531,24 @@ mod tests {
             again.unwrap(Purpose::Recordings, &w).unwrap().as_bytes(),
             &plain[3]
         );
+    }
+
+    #[tokio::test]
+    async fn scheduled_rotation_is_due_per_purpose_by_the_age_of_its_current_key() {
+        let (_dir, db, keys) = site().await;
+        let hour = Duration::from_secs(3600);
+        let t0 = now_ms();
+        assert!(due(&keys, hour, t0).is_empty());
+        assert_eq!(due(&keys, hour, t0 + 3_600_001), Purpose::ALL.to_vec());
+        // Rotating vault later makes its current key young again.
+        let created = keys.versions(Purpose::Vault)[0].created_at_ms;
+        rotate(&db, &keys, &[Purpose::Vault], "test").await.unwrap();
+        let rotated = keys.versions(Purpose::Vault)[1].created_at_ms;
+        let at = created + 3_600_000;
+        if rotated > created {
+            assert!(!due(&keys, hour, at).contains(&Purpose::Vault));
+        }
+        assert!(due(&keys, hour, rotated + 3_600_000).contains(&Purpose::Vault));
     }
 
     #[tokio::test]

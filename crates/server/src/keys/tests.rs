@@ -149,3 +149,22 @@ fn sqlcipher_literal_is_a_raw_hex_key() {
     assert_eq!(lit.len(), 2 * KEY_LEN + 5);
     assert!(lit.starts_with("\"x'ABAB") && lit.ends_with("'\""));
 }
+
+/// Two processes opening a new site at once end up with one keyring.
+#[test]
+fn concurrent_first_opens_agree_on_one_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    root::site_root_file_only(dir.path()).unwrap();
+    let keys: Vec<[u8; KEY_LEN]> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| *open(dir.path()).database_key().unwrap().as_bytes()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(keys.windows(2).all(|w| w[0] == w[1]));
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+}
