@@ -94,7 +94,7 @@ pub enum KeyError {
     MissingRoot(String),
     /// The keyring was sealed by another root key.
     #[error(
-        "the keyring does not open with the root key from {0}: wrong root key (another site's, or {ROOT_KEY_ENV} set/unset by mistake?)"
+        "the keyring does not open with the root key from {0}: wrong root key (another site's, or {ROOT_KEY_ENV} set/unset by mistake?), or an altered keyring file"
     )]
     WrongRoot(String),
     /// The keyring file is not one this build can read.
