@@ -7,3 +7,4 @@ mod lifecycle;
 mod recordings;
 mod sessions;
 mod support;
+mod vault;

@@ -150,7 +150,8 @@ fn assemble(state: Option<AppState>) -> Api {
     let api = crate::agents::http::routes(api);
     let api = crate::events::routes(api);
     let api = crate::recordings::http::routes(api);
-    crate::sessions::http::routes(api)
+    let api = crate::sessions::http::routes(api);
+    crate::vault::http::routes(api)
 }
 
 /// The whole HTTP surface of the TLS port.
