@@ -393,9 +393,17 @@ pub(crate) async fn status(db: &SqlitePool, keys: &Keyring) -> Result<KeyStatus,
 
 impl std::fmt::Display for KeyStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The sweep column is as wide as its longest state.
+        let sweep_w = self
+            .purposes
+            .iter()
+            .map(|p| p.sweep.len())
+            .chain(std::iter::once(5))
+            .max()
+            .unwrap_or(5);
         writeln!(
             f,
-            "{:<11} {:<8} {:<10} {:<9} VERSIONS (wrapped keys)",
+            "{:<11} {:<8} {:<sweep_w$} {:<9} VERSIONS (wrapped keys)",
             "PURPOSE", "CURRENT", "SWEEP", "PENDING"
         )?;
         for p in &self.purposes {
@@ -412,7 +420,7 @@ impl std::fmt::Display for KeyStatus {
                 .collect();
             writeln!(
                 f,
-                "{:<11} {:<8} {:<10} {:<9} {}",
+                "{:<11} {:<8} {:<sweep_w$} {:<9} {}",
                 p.purpose,
                 format!("v{}", p.current),
                 p.sweep,
