@@ -389,10 +389,31 @@ pub fn message_len(buf: &[u8]) -> Result<Option<usize>, ProtoError> {
     Ok((buf.len() >= HEADER_LEN + len).then_some(HEADER_LEN + len))
 }
 
-/// Watches a session byte stream go by and picks out the messages an
-/// observer cares about (the gateway's recorder and transfer audit), without
-/// holding the payloads of the others (file data is skipped, not buffered).
-/// Bytes may arrive in any split.
+/// Which way a session's bytes travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Technician → endpoint.
+    Up,
+    /// Endpoint → technician.
+    Down,
+}
+
+/// What a [`Scanner`] reports.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scanned<'a> {
+    /// A whole kept message.
+    Msg(SessionMsg),
+    /// Bytes of a `FileData` payload, as they pass (never buffered).
+    FileBytes(&'a [u8]),
+}
+
+/// Watches one direction of a session byte stream and picks out what an
+/// observer (the gateway's recorder and transfer audit) needs, without
+/// holding payloads it does not keep: file data is handed over piece by
+/// piece as it passes. Only the messages that side may legitimately send
+/// are kept (`Stdout` from the technician is not terminal output), so one
+/// side cannot write into the other's part of the record. Bytes may arrive
+/// in any split.
 #[derive(Debug)]
 pub struct Scanner {
     keep_type: fn(u8) -> bool,
@@ -403,51 +424,47 @@ pub struct Scanner {
     remaining: usize,
     /// The current message's bytes, when it is kept.
     kept: Option<BytesMut>,
+    /// The current message is `FileData`.
+    file_data: bool,
 }
 
 impl Scanner {
-    /// A scanner that decodes the messages whose type byte `keep_type`
-    /// accepts (decided from the header, before the payload arrives).
-    fn new(keep_type: fn(u8) -> bool) -> Self {
+    /// A scanner for what `direction` carries: up, keystrokes (`Stdin`),
+    /// `Resize` and an upload's `FileEnd`; down, terminal output (`Stdout`,
+    /// `Stderr`), `Exit`, a download's `FileEnd` and an upload's
+    /// `FileResult`. File data both ways.
+    pub fn new(direction: Direction) -> Self {
+        fn up(t: u8) -> bool {
+            matches!(t, ty::STDIN | ty::RESIZE | ty::FILE_END)
+        }
+        fn down(t: u8) -> bool {
+            matches!(
+                t,
+                ty::STDOUT | ty::STDERR | ty::EXIT | ty::FILE_END | ty::FILE_RESULT
+            )
+        }
         Self {
-            keep_type,
+            keep_type: match direction {
+                Direction::Up => up,
+                Direction::Down => down,
+            },
             header: [0; HEADER_LEN],
             header_len: 0,
             remaining: 0,
             kept: None,
+            file_data: false,
         }
     }
 
-    /// Keeps what a session recording and the transfer audit need: terminal
-    /// output (`Stdout`, `Stderr`), `Resize`, `Exit`, `FileEnd`,
-    /// `FileResult`, and `Stdin` when `input` is set.
-    pub fn for_audit(input: bool) -> Self {
-        fn with_input(t: u8) -> bool {
-            matches!(
-                t,
-                ty::STDIN
-                    | ty::STDOUT
-                    | ty::STDERR
-                    | ty::RESIZE
-                    | ty::EXIT
-                    | ty::FILE_END
-                    | ty::FILE_RESULT
-            )
-        }
-        fn without_input(t: u8) -> bool {
-            t != ty::STDIN && with_input(t)
-        }
-        Self::new(if input { with_input } else { without_input })
-    }
-
-    /// Feeds the next bytes of the stream; `seen` gets each kept message.
+    /// Feeds the next bytes of the stream; `seen` gets each kept message
+    /// and every piece of file data.
     ///
     /// # Errors
     /// A malformed message: the stream cannot be followed any further.
-    pub fn feed(
+    pub fn feed<'a>(
         &mut self,
-        mut bytes: &[u8],
-        seen: &mut impl FnMut(SessionMsg),
+        mut bytes: &'a [u8],
+        seen: &mut impl FnMut(Scanned<'a>),
     ) -> Result<(), ProtoError> {
         while !bytes.is_empty() {
             if self.header_len < HEADER_LEN {
@@ -467,6 +484,7 @@ impl Scanner {
                     self.header[4],
                 ]) as usize;
                 self.remaining = len;
+                self.file_data = self.header[0] == ty::FILE_DATA;
                 self.kept = (self.keep_type)(self.header[0]).then(|| {
                     let mut b = BytesMut::with_capacity(HEADER_LEN + len);
                     b.extend_from_slice(&self.header);
@@ -476,6 +494,8 @@ impl Scanner {
             let n = self.remaining.min(bytes.len());
             if let Some(k) = &mut self.kept {
                 k.extend_from_slice(&bytes[..n]);
+            } else if self.file_data && n > 0 {
+                seen(Scanned::FileBytes(&bytes[..n]));
             }
             self.remaining -= n;
             bytes = &bytes[n..];
@@ -484,11 +504,33 @@ impl Scanner {
                 if let Some(mut k) = self.kept.take()
                     && let Some(msg) = SessionMsg::decode(&mut k)?
                 {
-                    seen(msg);
+                    seen(Scanned::Msg(msg));
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl SessionMsg {
+    /// The message's type, for logs (never its content).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Open(_) => "open",
+            Self::Accepted(_) => "accepted",
+            Self::Refused(_) => "refused",
+            Self::Stdin(_) => "stdin",
+            Self::Stdout(_) => "stdout",
+            Self::Stderr(_) => "stderr",
+            Self::Resize { .. } => "resize",
+            Self::Exit(_) => "exit",
+            Self::StdinEof => "stdin-eof",
+            Self::Signal(_) => "signal",
+            Self::FileData(_) => "file-data",
+            Self::FileEnd(_) => "file-end",
+            Self::FileResult(_) => "file-result",
+            Self::Closed { .. } => "closed",
+        }
     }
 }
 
@@ -624,62 +666,90 @@ mod tests {
         assert_eq!(s(None, Some(9)), 137);
     }
 
+    fn scan(dir: Direction, stream: &[u8], split: usize) -> (Vec<SessionMsg>, Vec<u8>) {
+        let mut sc = Scanner::new(dir);
+        let mut msgs = Vec::new();
+        let mut file = Vec::new();
+        for chunk in stream.chunks(split) {
+            sc.feed(chunk, &mut |s| match s {
+                Scanned::Msg(m) => msgs.push(m),
+                Scanned::FileBytes(b) => file.extend_from_slice(b),
+            })
+            .unwrap();
+        }
+        (msgs, file)
+    }
+
     #[test]
-    fn scanner_picks_out_kept_messages_across_any_split() {
-        let mut stream = BytesMut::new();
+    fn scanner_keeps_what_each_side_may_send_across_any_split() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let end = FileEnd {
+            size: 100_000,
+            sha256: "ab".repeat(32),
+        };
         let msgs = [
             SessionMsg::Stdin(Bytes::from_static(b"ls\r")),
             SessionMsg::Stdout(Bytes::from_static(b"file-a  file-b\r\n")),
-            SessionMsg::FileData(Bytes::from(vec![7u8; 100_000])),
+            SessionMsg::FileData(Bytes::from(data.clone())),
             SessionMsg::Resize {
                 cols: 100,
                 rows: 30,
             },
-            SessionMsg::FileEnd(FileEnd {
-                size: 100_000,
-                sha256: "ab".repeat(32),
-            }),
+            SessionMsg::FileEnd(end.clone()),
             SessionMsg::StdinEof,
+            SessionMsg::Stderr(Bytes::from_static(b"oops")),
             SessionMsg::Exit(ExitStatus {
                 code: Some(3),
                 signal: None,
             }),
+            SessionMsg::FileData(Bytes::new()),
         ];
+        let mut stream = BytesMut::new();
         for m in &msgs {
             m.encode(&mut stream);
         }
         for split in [1, 2, 3, 5, 7, 4096, stream.len()] {
-            for input in [false, true] {
-                let mut sc = Scanner::for_audit(input);
-                let mut seen = Vec::new();
-                for chunk in stream.chunks(split) {
-                    sc.feed(chunk, &mut |m| seen.push(m)).unwrap();
-                }
-                let mut want: Vec<SessionMsg> = msgs
-                    .iter()
-                    .filter(|m| {
-                        !matches!(m, SessionMsg::FileData(_) | SessionMsg::StdinEof)
-                            && (input || !matches!(m, SessionMsg::Stdin(_)))
-                    })
-                    .cloned()
-                    .collect();
-                assert_eq!(
-                    seen,
-                    std::mem::take(&mut want),
-                    "split {split}, input {input}"
-                );
-                // File data is skipped, never buffered.
-                assert!(sc.kept.is_none());
-            }
+            let (up, file) = scan(Direction::Up, &stream, split);
+            assert_eq!(
+                up,
+                [
+                    SessionMsg::Stdin(Bytes::from_static(b"ls\r")),
+                    SessionMsg::Resize {
+                        cols: 100,
+                        rows: 30
+                    },
+                    SessionMsg::FileEnd(end.clone()),
+                ],
+                "split {split}"
+            );
+            assert_eq!(file, data, "split {split}");
+            let (down, _) = scan(Direction::Down, &stream, split);
+            let names: Vec<&str> = down.iter().map(SessionMsg::name).collect();
+            assert_eq!(
+                names,
+                ["stdout", "file-end", "stderr", "exit"],
+                "split {split}"
+            );
         }
     }
 
     #[test]
+    fn scanner_never_buffers_file_data() {
+        let mut stream = BytesMut::new();
+        SessionMsg::FileData(Bytes::from(vec![7u8; 50_000])).encode(&mut stream);
+        let mut sc = Scanner::new(Direction::Up);
+        // Half the payload is in: nothing of it is held.
+        sc.feed(&stream[..25_000], &mut |_| {}).unwrap();
+        assert!(sc.kept.is_none());
+        assert_eq!(sc.remaining, 50_000 + HEADER_LEN - 25_000);
+    }
+
+    #[test]
     fn scanner_rejects_a_malformed_stream() {
-        let mut sc = Scanner::for_audit(true);
+        let mut sc = Scanner::new(Direction::Up);
         let err = sc.feed(&[99, 0, 0, 0, 1, 0], &mut |_| {});
         assert!(err.is_err());
-        let mut sc = Scanner::for_audit(true);
+        let mut sc = Scanner::new(Direction::Down);
         let huge = (MAX_PAYLOAD as u32 + 1).to_be_bytes();
         let err = sc.feed(
             &[ty::STDOUT, huge[0], huge[1], huge[2], huge[3]],

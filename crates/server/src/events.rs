@@ -190,9 +190,16 @@ pub(crate) async fn append_in(
 /// Chains entries written before the log was a chain (schema 2), once.
 pub(crate) async fn seal_legacy(db: &SqlitePool) -> Result<u64, sqlx::Error> {
     let mut tx = crate::store::begin_write(db).await?;
-    let rows = sqlx::query("SELECT * FROM events WHERE hash IS NULL ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?;
+    // Only the entries written before the first chained one: an unsealed
+    // entry after a sealed one is tampering, left for `verify` to report,
+    // never "repaired" by re-hashing it.
+    let rows = sqlx::query(
+        "SELECT * FROM events WHERE hash IS NULL
+           AND id < (SELECT COALESCE(MIN(id), 9223372036854775807) FROM events WHERE hash IS NOT NULL)
+         ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let mut sealed = 0;
     for r in &rows {
         let id: i64 = r.get("id");
@@ -234,7 +241,10 @@ pub struct Intact {
 
 /// The first entry that does not check out.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("audit log broken at entry #{id} ({at}, {action} by {actor}): {reason}")]
+#[error(
+    "audit log broken at entry #{id}{}: {reason}",
+    describe(at, action, actor)
+)]
 pub struct Broken {
     pub id: i64,
     pub at: String,
@@ -244,7 +254,9 @@ pub struct Broken {
 }
 
 /// The latest checkpoint left by [`expire`]: where the kept chain starts.
-async fn checkpoint(db: &SqlitePool) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
+async fn checkpoint<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
     sqlx::query_as("SELECT first_id, anchor_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
         .fetch_optional(db)
         .await
@@ -257,6 +269,15 @@ fn expire_detail(removed: u64, first_kept: i64, anchor: &[u8]) -> String {
     )
 }
 
+/// ` (time, action by actor)` when the entry is there to describe.
+fn describe(at: &str, action: &str, actor: &str) -> String {
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!(" ({at}, {action} by {actor})")
+    }
+}
+
 /// Walks the whole chain, from the genesis or from the latest retention
 /// checkpoint, and compares its head with the anchor kept outside the
 /// database (`anchor`: the id and hex hash of `<data dir>/audit-head`).
@@ -264,10 +285,15 @@ pub(crate) async fn verify(
     db: &SqlitePool,
     anchor: Option<(i64, String)>,
 ) -> Result<Result<Intact, Broken>, sqlx::Error> {
+    // One snapshot for the entries and the checkpoint (retention may run).
+    let mut snap = db.begin().await?;
     let rows = sqlx::query("SELECT * FROM events ORDER BY id")
-        .fetch_all(db)
+        .fetch_all(&mut *snap)
         .await?;
-    let (first_id, mut prev) = checkpoint(db).await?.unwrap_or((1, GENESIS.to_vec()));
+    let (first_id, mut prev) = checkpoint(&mut *snap)
+        .await?
+        .unwrap_or((1, GENESIS.to_vec()));
+    snap.rollback().await?;
     // A checkpoint is only believed if the chain itself records it.
     let mut checkpoint_vouched = first_id == 1;
     let checkpoint_detail_suffix = format!("first_kept={first_id} anchor={}", hex(&prev));
@@ -333,8 +359,8 @@ pub(crate) async fn verify(
             actor: String::new(),
             action: String::new(),
             reason: format!(
-                "the log ends at #{}, but the gateway had written up to #{anchored_id} \
-                 (entries were removed from the end)",
+                "the entry the gateway anchored outside the database is gone \
+                 (the log now ends at #{}; entries were removed)",
                 last.unwrap_or(0)
             ),
         };
@@ -352,9 +378,8 @@ pub(crate) async fn verify(
                     }));
                 }
             }
-            None if last.is_none_or(|l| l < anchored_id) => return Ok(Err(missing())),
-            // Older than the kept chain: expired since the anchor was written.
-            None => {}
+            // Retention never removes the anchored entry.
+            None => return Ok(Err(missing())),
         }
     }
     Ok(Ok(Intact {
@@ -370,7 +395,11 @@ pub(crate) async fn verify(
 /// Removes entries older than `cutoff_ms` (never the newest), leaving a
 /// checkpoint and an `audit-expire` entry, all in one transaction. Returns
 /// how many entries were removed.
-pub(crate) async fn expire(db: &SqlitePool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+pub(crate) async fn expire(
+    db: &SqlitePool,
+    cutoff_ms: i64,
+    anchored: Option<i64>,
+) -> Result<u64, sqlx::Error> {
     let mut tx = crate::store::begin_write(db).await?;
     let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
         .fetch_one(&mut *tx)
@@ -379,7 +408,8 @@ pub(crate) async fn expire(db: &SqlitePool, cutoff_ms: i64) -> Result<u64, sqlx:
         "SELECT id, hash FROM events WHERE at < ? AND id < ? ORDER BY id DESC LIMIT 1",
     )
     .bind(cutoff_ms)
-    .bind(newest.unwrap_or(0))
+    // Never the newest entry, nor the one anchored outside the database.
+    .bind(newest.unwrap_or(0).min(anchored.unwrap_or(i64::MAX)))
     .fetch_optional(&mut *tx)
     .await?;
     let Some((last_old, Some(anchor))) = last_old else {
@@ -448,6 +478,23 @@ pub(crate) async fn write_anchor(
     };
     if last == Some(id) {
         return Ok(last);
+    }
+    // The anchor only moves forward along the same chain: if the entry it
+    // names is gone or changed, the log was tampered with, and moving the
+    // anchor would hide it.
+    if let Some((aid, ahash)) = read_anchor(data_dir)? {
+        let stored: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT hash FROM events WHERE id = ?")
+                .bind(aid)
+                .fetch_optional(db)
+                .await?;
+        if stored.flatten().map(|h| hex(&h)) != Some(ahash) {
+            return Err(format!(
+                "the audit log no longer holds entry #{aid} as anchored; the anchor is \
+                 kept as it is (run `jumpgate admin verify-audit`)"
+            )
+            .into());
+        }
     }
     let path = anchor_path(data_dir);
     let tmp = path.with_extension("tmp");
@@ -642,7 +689,7 @@ mod tests {
                 .unwrap();
             prev = h;
         }
-        assert_eq!(expire(&db, 100).await.unwrap(), 3);
+        assert_eq!(expire(&db, 100, None).await.unwrap(), 3);
         let ok = verify(&db, None).await.unwrap().unwrap();
         // 4, 5, 6 and the expiry's own entry.
         assert_eq!(ok.entries, 4);
@@ -658,7 +705,7 @@ mod tests {
             last.1
         );
         // Nothing more to expire; the newest entry is never removed.
-        assert_eq!(expire(&db, 100).await.unwrap(), 0);
+        assert_eq!(expire(&db, 100, None).await.unwrap(), 0);
 
         // Removing a kept entry right after the checkpoint is still caught.
         sqlx::query("DELETE FROM events WHERE id = 4")
@@ -709,7 +756,7 @@ mod tests {
         assert!(verify(&db, None).await.unwrap().is_ok());
         let broken = verify(&db, anchor).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 5);
-        assert!(broken.reason.contains("removed from the end"), "{broken}");
+        assert!(broken.reason.contains("entries were removed"), "{broken}");
     }
 
     #[tokio::test]
@@ -735,5 +782,101 @@ mod tests {
         drop(tx);
         let roles = crate::rbac::store::list(&db).await.unwrap();
         assert!(roles.iter().all(|r| r.name != "night-shift"), "{roles:?}");
+    }
+
+    #[tokio::test]
+    async fn unsealing_entries_does_not_get_them_resealed() {
+        let (dir, db) = db_with_events(5).await;
+        write_anchor(&db, dir.path(), None).await.unwrap();
+        // An intruder alters entry 3 and clears the hashes from there on,
+        // hoping the next start re-hashes them.
+        sqlx::query(
+            "UPDATE events SET detail = 'nothing', hash = NULL, prev_hash = NULL WHERE id >= 3",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        assert_eq!(seal_legacy(&db).await.unwrap(), 0);
+        let broken = verify(&db, read_anchor(dir.path()).unwrap())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(broken.id, 3);
+        // Even re-hashing the whole log by hand does not move the anchor.
+        sqlx::query("UPDATE events SET hash = NULL, prev_hash = NULL")
+            .execute(&db)
+            .await
+            .unwrap();
+        assert_eq!(seal_legacy(&db).await.unwrap(), 5);
+        assert!(write_anchor(&db, dir.path(), None).await.is_err());
+        let broken = verify(&db, read_anchor(dir.path()).unwrap())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(broken.id, 5);
+        assert!(broken.reason.contains("anchored"), "{broken}");
+    }
+
+    #[tokio::test]
+    async fn a_faked_retention_run_cannot_drop_the_anchored_entry() {
+        let (dir, db) = db_with_events(6).await;
+        write_anchor(&db, dir.path(), None).await.unwrap();
+        // Real retention stops below the anchored entry (#6, the newest).
+        sqlx::query("UPDATE events SET at = 0")
+            .execute(&db)
+            .await
+            .unwrap();
+        // (hashes now stale, but `expire` only reads ids and hashes)
+        let anchored = read_anchor(dir.path()).unwrap().map(|(id, _)| id);
+        expire(&db, 100, anchored).await.unwrap();
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        assert!(kept.contains(&6), "{kept:?}");
+        // An intruder deletes everything up to and including the anchored
+        // entry and forges a checkpoint plus its `audit-expire` entry.
+        let h7: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE id = 7")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM events")
+            .execute(&db)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_checkpoints")
+            .execute(&db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO audit_checkpoints (at, first_id, anchor_hash) VALUES (0, 8, ?)")
+            .bind(&h7)
+            .execute(&db)
+            .await
+            .unwrap();
+        let forged = Entry {
+            id: 8,
+            at: 1,
+            actor: "jumpgate",
+            action: "audit-expire",
+            target: "audit",
+            outcome: "ok",
+            detail: &expire_detail(7, 8, &h7),
+        };
+        sqlx::query("INSERT INTO events (id, at, actor, action, target, outcome, detail, prev_hash, hash) VALUES (8, 1, 'jumpgate', 'audit-expire', 'audit', 'ok', ?, ?, ?)")
+            .bind(forged.detail)
+            .bind(&h7)
+            .bind(entry_hash(&h7, &forged))
+            .execute(&db)
+            .await
+            .unwrap();
+        assert!(
+            verify(&db, None).await.unwrap().is_ok(),
+            "consistent without the anchor"
+        );
+        let broken = verify(&db, read_anchor(dir.path()).unwrap())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(broken.id, 6);
     }
 }

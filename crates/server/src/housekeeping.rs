@@ -32,26 +32,13 @@ pub(crate) async fn sweep(
     let mut out = Expired::default();
     if let Some(keep) = config.recording_retention {
         let cutoff = now_ms - keep.as_millis() as i64;
+        // `expire` records its own entry, in the same transaction.
         out.recordings = recordings::expire(db, data_dir, cutoff).await?;
-        if out.recordings > 0 {
-            events::record(
-                db,
-                "jumpgate",
-                "recordings-expire",
-                "recordings",
-                "ok",
-                &format!(
-                    "removed={} ended_before={}",
-                    out.recordings,
-                    ids::rfc3339(cutoff)
-                ),
-            )
-            .await?;
-        }
     }
     if let Some(keep) = config.audit_retention {
         // `expire` records its own entry, in the same transaction.
-        out.audit_entries = events::expire(db, now_ms - keep.as_millis() as i64).await?;
+        let anchored = events::read_anchor(data_dir)?.map(|(id, _)| id);
+        out.audit_entries = events::expire(db, now_ms - keep.as_millis() as i64, anchored).await?;
     }
     Ok(out)
 }

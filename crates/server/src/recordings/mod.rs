@@ -18,7 +18,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use jumpgate_api_types as api;
 use sqlx::{Row, SqlitePool};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
 use crate::ids::{self, RecordingId, SessionId};
@@ -31,8 +33,12 @@ pub(crate) use file::ReadError;
 const CHUNK_TARGET: usize = 256 * 1024;
 /// How often buffered events are sealed and made durable.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Events in flight between the relay and the writer (back-pressure beyond).
+/// Events in flight between the relay and the writer.
 const QUEUE: usize = 256;
+/// Bytes in flight between the relay and the writer: beyond them the relay
+/// waits (back-pressure on the session), so a fast endpoint and a slow disk
+/// cost bounded memory.
+const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a recording could not be started or read.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +70,18 @@ pub(crate) struct Meta<'a> {
     pub(crate) command: &'a str,
 }
 
+/// Which terminal stream output came on (each keeps its own partial
+/// UTF-8 sequence).
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    Stdout,
+    Stderr,
+    Stdin,
+}
+
 #[derive(Debug)]
 enum Event {
-    Output(Instant, Bytes),
-    Input(Instant, Bytes),
+    Data(Instant, Stream, Bytes, OwnedSemaphorePermit),
     Resize(Instant, u16, u16),
 }
 
@@ -75,13 +89,15 @@ enum Event {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     tx: mpsc::Sender<Event>,
+    /// Bytes in flight to the writer: the relay waits beyond [`QUEUE_BYTES`].
+    budget: Arc<Semaphore>,
     keystrokes: bool,
 }
 
 impl Recorder {
-    /// Starts recording: the row (with the wrapped key) and the file exist,
-    /// durable, before this returns. The writer task stops the session
-    /// through `stop` if the recording cannot be written.
+    /// Starts recording: the row (with the wrapped key), then the file with
+    /// its header, both durable, before this returns. The writer task stops
+    /// the session through `stop` if the recording cannot be written.
     pub(crate) async fn start(
         db: &SqlitePool,
         keys: &Keyring,
@@ -95,23 +111,12 @@ impl Recorder {
         let (key, wrapped) = keys.new_data_key(Purpose::Recordings)?;
         let dir = dir(data_dir);
         crate::site::create_private_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let file_name = format!("{id}.jgrec");
-        let mut writer = file::Writer::create(&dir.join(&file_name), &key, id.as_str()).await?;
-        drop(key);
+        let file_name = file_name(&id);
+        let started = Instant::now();
         let started_ms = ids::now_ms();
-        let header = serde_json::json!({
-            "version": 2,
-            "width": meta.width,
-            "height": meta.height,
-            "timestamp": started_ms / 1000,
-            "title": format!("{}@{}", meta.username, meta.endpoint),
-            "command": meta.command,
-            "env": { "TERM": meta.term },
-        });
-        let mut first = header.to_string();
-        first.push('\n');
-        writer.append(first.as_bytes(), false).await?;
-        writer.sync().await?;
+        // The row first: a crash before the file exists leaves a row that
+        // the next start closes (it plays as empty), never a file nothing
+        // knows about.
         sqlx::query(
             "INSERT INTO recordings (id, session_id, username, endpoint_name, started_at, width, height, input_recorded, wrapped_key, file)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -128,20 +133,71 @@ impl Recorder {
         .bind(&file_name)
         .execute(db)
         .await?;
+        let header = serde_json::json!({
+            "version": 2,
+            "width": meta.width,
+            "height": meta.height,
+            "timestamp": started_ms / 1000,
+            "title": format!("{}@{}", meta.username, meta.endpoint),
+            "command": meta.command,
+            "env": { "TERM": meta.term },
+        });
+        let mut first = header.to_string();
+        first.push('\n');
+        let created = async {
+            let mut writer = file::Writer::create(&dir.join(&file_name), &key, id.as_str()).await?;
+            writer.append(first.as_bytes(), false).await?;
+            writer.sync().await?;
+            sync_dir(&dir).await?;
+            Ok::<_, std::io::Error>(writer)
+        }
+        .await;
+        drop(key);
+        let writer = match created {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = sqlx::query("DELETE FROM recordings WHERE id = ?")
+                    .bind(id.as_str())
+                    .execute(db)
+                    .await;
+                return Err(e.into());
+            }
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
-        tasks.spawn(write_loop(db.clone(), id, writer, rx, stop));
-        Ok(Self { tx, keystrokes })
+        tasks.spawn(write_loop(db.clone(), id, writer, rx, stop, started));
+        Ok(Self {
+            tx,
+            budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
+            keystrokes,
+        })
+    }
+
+    async fn send_data(&self, stream: Stream, data: Bytes) {
+        let cost = data.len().clamp(1, QUEUE_BYTES) as u32;
+        // Closed only if the writer is gone; then nothing is recorded.
+        let Ok(permit) = Arc::clone(&self.budget).acquire_many_owned(cost).await else {
+            return;
+        };
+        let _ = self
+            .tx
+            .send(Event::Data(Instant::now(), stream, data, permit))
+            .await;
     }
 
     /// Terminal output from the endpoint.
-    pub(crate) async fn output(&self, data: Bytes) {
-        let _ = self.tx.send(Event::Output(Instant::now(), data)).await;
+    pub(crate) async fn output(&self, data: Bytes, stderr: bool) {
+        let stream = if stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        self.send_data(stream, data).await;
     }
 
     /// Keystrokes from the technician (ignored unless the site records them).
     pub(crate) async fn input(&self, data: Bytes) {
         if self.keystrokes {
-            let _ = self.tx.send(Event::Input(Instant::now(), data)).await;
+            self.send_data(Stream::Stdin, data).await;
         }
     }
 
@@ -151,6 +207,30 @@ impl Recorder {
             .send(Event::Resize(Instant::now(), cols, rows))
             .await;
     }
+}
+
+/// The file of a recording: derived from its id, never taken from input.
+fn file_name(id: &RecordingId) -> String {
+    format!("{id}.jgrec")
+}
+
+/// Whether a stored file name is one this module made (so a tampered row
+/// cannot point outside the recordings directory).
+fn valid_file_name(name: &str) -> bool {
+    name.strip_suffix(".jgrec").is_some_and(|stem| {
+        stem.starts_with("rec_")
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
+}
+
+/// Makes a new directory entry durable.
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// Turns terminal bytes into asciicast text, carrying an incomplete UTF-8
@@ -177,6 +257,11 @@ impl Utf8Carry {
         let _ = serde_json::to_writer(&mut *out, &*text);
         self.0.extend_from_slice(rest);
     }
+
+    /// Whether a partial sequence is held.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Length of a UTF-8 sequence cut off at the end of `b` (0 if none).
@@ -197,18 +282,25 @@ fn incomplete_tail(b: &[u8]) -> usize {
     0
 }
 
+/// Appends one event line to `buf`.
+fn event_line(buf: &mut Vec<u8>, at: f64, code: &str, data: impl FnOnce(&mut Vec<u8>)) {
+    use std::io::Write as _;
+    let _ = write!(buf, "[{at:.6}, \"{code}\", ");
+    data(buf);
+    buf.extend_from_slice(b"]\n");
+}
+
 async fn write_loop(
     db: SqlitePool,
     id: RecordingId,
     mut writer: file::Writer,
     mut rx: mpsc::Receiver<Event>,
     stop: StopHandle,
+    start: Instant,
 ) {
-    use std::io::Write as _;
-    let start = Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_TARGET + 64 * 1024);
-    let mut out = Utf8Carry::default();
-    let mut inp = Utf8Carry::default();
+    // One partial UTF-8 sequence per stream.
+    let mut carries: [Utf8Carry; 3] = Default::default();
     let mut last_at = 0.0f64;
     // Chunks written since the last fsync.
     let mut unsynced = false;
@@ -218,29 +310,36 @@ async fn write_loop(
         // (write the buffer as a chunk, also fsync, this was the last event)
         let (write, sync, done) = tokio::select! {
             ev = rx.recv() => match ev {
-                Some(ev) => {
-                    let at = match &ev {
-                        Event::Output(at, _) | Event::Input(at, _) | Event::Resize(at, _, _) => *at,
+                Some(Event::Data(at, stream, d, _permit)) => {
+                    last_at = at.saturating_duration_since(start).as_secs_f64();
+                    let (code, carry) = match stream {
+                        Stream::Stdout => ("o", &mut carries[0]),
+                        Stream::Stderr => ("o", &mut carries[1]),
+                        Stream::Stdin => ("i", &mut carries[2]),
                     };
-                    last_at = at.duration_since(start).as_secs_f64();
-                    let _ = write!(buf, "[{last_at:.6}, ");
-                    match ev {
-                        Event::Output(_, d) => {
-                            buf.extend_from_slice(b"\"o\", ");
-                            out.json(&d, &mut buf);
-                        }
-                        Event::Input(_, d) => {
-                            buf.extend_from_slice(b"\"i\", ");
-                            inp.json(&d, &mut buf);
-                        }
-                        Event::Resize(_, c, r) => {
-                            let _ = write!(buf, "\"r\", \"{c}x{r}\"");
-                        }
-                    }
-                    buf.extend_from_slice(b"]\n");
+                    event_line(&mut buf, last_at, code, |b| carry.json(&d, b));
                     (buf.len() >= CHUNK_TARGET, false, false)
                 }
-                None => (true, true, true),
+                Some(Event::Resize(at, c, r)) => {
+                    last_at = at.saturating_duration_since(start).as_secs_f64();
+                    event_line(&mut buf, last_at, "r", |b| {
+                        let _ = serde_json::to_writer(b, &format!("{c}x{r}"));
+                    });
+                    (buf.len() >= CHUNK_TARGET, false, false)
+                }
+                None => {
+                    // Bytes of a sequence the session never finished.
+                    for (i, carry) in carries.iter_mut().enumerate() {
+                        if !carry.is_empty() {
+                            let code = if i == 2 { "i" } else { "o" };
+                            event_line(&mut buf, last_at, code, |b| {
+                                let _ = serde_json::to_writer(b, "\u{FFFD}");
+                            });
+                            *carry = Utf8Carry::default();
+                        }
+                    }
+                    (true, true, true)
+                }
             },
             // Once a second, whatever arrived is sealed and made durable.
             _ = tick.tick() => (!buf.is_empty(), !buf.is_empty() || unsynced, false),
@@ -266,6 +365,9 @@ async fn write_loop(
     if let Some(e) = &failed {
         tracing::error!(recording = %id, error = %e, "cannot write the session recording; ending the session");
         stop.stop("the gateway could not record the session");
+        // The relay may be waiting for room in the queue: drain it.
+        rx.close();
+        while rx.recv().await.is_some() {}
     }
     let r = sqlx::query(
         "UPDATE recordings SET ended_at = ?, duration_ms = ?, interrupted = ? WHERE id = ?",
@@ -365,7 +467,11 @@ pub(crate) async fn open(
     };
     let wrapped = WrappedKey::from(row.get::<String, _>("wrapped_key"));
     let key = keys.unwrap(Purpose::Recordings, &wrapped)?;
-    let path = dir(data_dir).join(row.get::<String, _>("file"));
+    let file: String = row.get("file");
+    if !valid_file_name(&file) {
+        return Err(ReadError::NotARecording.into());
+    }
+    let path = dir(data_dir).join(file);
     let reader = file::Reader::open(&path, &key, id).await?;
     Ok(Some(Opened {
         info: to_api(&row),
@@ -426,30 +532,55 @@ pub(crate) async fn close_orphans(
     Ok(open.len() as u64)
 }
 
-/// Deletes recordings that ended before `cutoff_ms`: the file first, then
-/// the row, so a crash in between leaves a row whose file is gone (found
-/// again and finished by the next sweep), never an orphan file.
+/// Deletes recordings that ended before `cutoff_ms`: the rows and the
+/// audit entry saying so commit together, then the files go (a file that
+/// cannot be removed is logged and skipped; it no longer has a key row, so
+/// it cannot be read). Returns how many were removed.
 pub(crate) async fn expire(
     db: &SqlitePool,
     data_dir: &Path,
     cutoff_ms: i64,
 ) -> Result<u64, RecordingError> {
+    let mut tx = crate::store::begin_write(db).await?;
     let old: Vec<(String, String)> = sqlx::query_as(
         "SELECT id, file FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ?",
     )
     .bind(cutoff_ms)
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query("DELETE FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ?")
+        .bind(cutoff_ms)
+        .execute(&mut *tx)
+        .await?;
+    crate::events::append_in(
+        &mut tx,
+        "jumpgate",
+        "recordings-expire",
+        "recordings",
+        "ok",
+        &format!(
+            "removed={} ended_before={}",
+            old.len(),
+            ids::rfc3339(cutoff_ms)
+        ),
+    )
+    .await?;
+    tx.commit().await?;
     for (id, file) in &old {
+        if !valid_file_name(file) {
+            tracing::error!(recording = %id, "refusing to delete a recording file with an unexpected name");
+            continue;
+        }
         match tokio::fs::remove_file(dir(data_dir).join(file)).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(recording = %id, error = %e, "cannot remove an expired recording's file")
+            }
         }
-        sqlx::query("DELETE FROM recordings WHERE id = ?")
-            .bind(id)
-            .execute(db)
-            .await?;
     }
     Ok(old.len() as u64)
 }

@@ -75,11 +75,11 @@ async fn a_session_is_recorded_as_asciicast_and_keystrokes_follow_the_setting() 
     for keystrokes in [false, true] {
         let s = site().await;
         let rec = start(&s, keystrokes, StopHandle::new()).await;
-        rec.output(Bytes::from_static(b"$ ")).await;
+        rec.output(Bytes::from_static(b"$ "), false).await;
         rec.input(Bytes::from_static(b"secret-typed\r")).await;
         // A UTF-8 character split across two messages stays one character.
-        rec.output(Bytes::from_static(b"caf\xc3")).await;
-        rec.output(Bytes::from_static(b"\xa9\r\n")).await;
+        rec.output(Bytes::from_static(b"caf\xc3"), false).await;
+        rec.output(Bytes::from_static(b"\xa9\r\n"), false).await;
         rec.resize(120, 40).await;
         drop(rec);
         s.tasks.close();
@@ -124,7 +124,7 @@ async fn a_session_is_recorded_as_asciicast_and_keystrokes_follow_the_setting() 
 async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
     let s = site().await;
     let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"before-the-crash\r\n"))
+    rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
         .await;
     // Let the writer seal it (one flush interval), then "crash": the writer
     // task never finishes the recording.
@@ -153,9 +153,9 @@ async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
 async fn cutting_the_end_off_a_finished_recording_is_detected() {
     let s = site().await;
     let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"one\r\n")).await;
+    rec.output(Bytes::from_static(b"one\r\n"), false).await;
     tokio::time::sleep(FLUSH_EVERY + Duration::from_millis(500)).await;
-    rec.output(Bytes::from_static(b"two\r\n")).await;
+    rec.output(Bytes::from_static(b"two\r\n"), false).await;
     drop(rec);
     s.tasks.close();
     s.tasks.wait().await;

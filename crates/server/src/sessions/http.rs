@@ -191,7 +191,14 @@ async fn run<C>(
     let request = match tokio::time::timeout(OPEN_TIMEOUT, read_msg(&mut client, &mut cbuf)).await {
         Ok(Ok(Some(SessionMsg::Open(r)))) if r.kind() == kind => r,
         other => {
-            tracing::info!(?other, "technician did not open the session properly");
+            // The message's type only: its content may be keystrokes or file data.
+            let got = match &other {
+                Ok(Ok(Some(m))) => m.name().to_owned(),
+                Ok(Ok(None)) => "end of stream".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "nothing in time".to_owned(),
+            };
+            tracing::info!(%got, "technician did not open the session properly");
             let msg = format!("the first message must open a {kind} session");
             refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
             return;
@@ -257,16 +264,7 @@ async fn run<C>(
     }
     let mut detail = format!("session={id} up={up} down={down}");
     let transfer = transfer.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Some(sent) = &transfer.sent {
-        detail.push_str(&format!(" size={} sha256={}", sent.size, sent.sha256));
-    }
-    if let Some(r) = &transfer.result {
-        detail.push_str(if r.ok {
-            " verified=yes"
-        } else {
-            " verified=no"
-        });
-    }
+    detail.push_str(&transfer_detail(&transfer));
     crate::events::record_or_log(
         &st.db,
         &p.name,
@@ -340,7 +338,10 @@ where
             let why = match other {
                 Err(_) => "the endpoint did not answer in time".to_owned(),
                 Ok(Err(e)) => format!("the endpoint failed: {e}"),
-                Ok(Ok(m)) => format!("the endpoint answered out of turn ({m:?})"),
+                Ok(Ok(m)) => format!(
+                    "the endpoint answered out of turn ({})",
+                    m.as_ref().map_or("end of stream", SessionMsg::name)
+                ),
             };
             refuse(client, RefusalCode::Failed, why.clone()).await;
             return format!("error: {why}");
@@ -410,4 +411,31 @@ async fn start_recording(
     )
     .await
     .map(Some)
+}
+
+/// The audit words for a file transfer: the size and SHA-256 the gateway
+/// computed over the data that crossed it, whether the sender's own claim
+/// matches, and (uploads) whether the endpoint confirmed the same digest.
+fn transfer_detail(t: &relay::Transfer) -> String {
+    let mut out = String::new();
+    if let Some((size, sha)) = &t.crossed {
+        out.push_str(&format!(" size={size} sha256={sha}"));
+        if let Some(c) = &t.claimed
+            && (c.sha256 != *sha || c.size != *size)
+        {
+            out.push_str(&format!(
+                " sender_claimed_size={} sender_claimed_sha256={} mismatch",
+                c.size, c.sha256
+            ));
+        }
+        if let Some(r) = &t.result {
+            let confirmed = r.ok && (r.sha256.is_empty() || r.sha256 == *sha);
+            out.push_str(if confirmed {
+                " verified=yes"
+            } else {
+                " verified=no"
+            });
+        }
+    }
+    out
 }

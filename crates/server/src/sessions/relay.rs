@@ -8,11 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use jumpgate_proto::session::{self, FileEnd, FileResult, Scanner, SessionMsg};
+use jumpgate_proto::session::{self, Direction, FileEnd, FileResult, Scanned, Scanner, SessionMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const BUF: usize = 64 * 1024;
+/// How long a stopped session's last message may take to reach a
+/// technician who is not reading.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Byte counters of one session, readable while it runs.
 #[derive(Debug, Default)]
@@ -33,30 +36,60 @@ pub(crate) struct Observer {
 /// A file transfer as seen by the gateway.
 #[derive(Debug, Default)]
 pub(crate) struct Transfer {
-    /// The sender's size and SHA-256 (`FileEnd`).
-    pub(crate) sent: Option<FileEnd>,
-    /// The receiver's verdict on an upload (`FileResult`).
+    /// Size and SHA-256 (lowercase hex) of the file data that crossed the
+    /// gateway, computed by the gateway itself.
+    pub(crate) crossed: Option<(u64, String)>,
+    /// What the sender said it sent (its first `FileEnd`).
+    pub(crate) claimed: Option<FileEnd>,
+    /// The receiver's verdict on an upload (its first `FileResult`).
     pub(crate) result: Option<FileResult>,
 }
 
-/// One direction's view: a scanner over its bytes and where to report.
+/// One direction's view: a scanner over its bytes, the running hash of the
+/// file data it carries, and where to report.
 struct Watch<'a> {
     scanner: Scanner,
     observer: &'a Observer,
+    hash: Option<aws_lc_rs::digest::Context>,
+    file_bytes: u64,
 }
 
-impl Watch<'_> {
+impl<'a> Watch<'a> {
+    fn new(direction: Direction, observer: &'a Observer) -> Self {
+        Self {
+            scanner: Scanner::new(direction),
+            observer,
+            hash: None,
+            file_bytes: 0,
+        }
+    }
+
     async fn see(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let mut seen = Vec::new();
+        let (hash, file_bytes) = (&mut self.hash, &mut self.file_bytes);
         self.scanner
-            .feed(bytes, &mut |m| seen.push(m))
+            .feed(bytes, &mut |s| match s {
+                Scanned::Msg(m) => seen.push(m),
+                Scanned::FileBytes(b) => {
+                    hash.get_or_insert_with(|| {
+                        aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256)
+                    })
+                    .update(b);
+                    *file_bytes += b.len() as u64;
+                }
+            })
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         for m in seen {
             let rec = self.observer.recorder.as_ref();
             match m {
-                SessionMsg::Stdout(d) | SessionMsg::Stderr(d) => {
+                SessionMsg::Stdout(d) => {
                     if let Some(r) = rec {
-                        r.output(d).await;
+                        r.output(d, false).await;
+                    }
+                }
+                SessionMsg::Stderr(d) => {
+                    if let Some(r) = rec {
+                        r.output(d, true).await;
                     }
                 }
                 SessionMsg::Stdin(d) => {
@@ -69,8 +102,20 @@ impl Watch<'_> {
                         r.resize(cols, rows).await;
                     }
                 }
-                SessionMsg::FileEnd(e) => self.transfer().sent = Some(e),
-                SessionMsg::FileResult(r) => self.transfer().result = Some(r),
+                SessionMsg::FileEnd(e) => {
+                    // The data before it is the file: its hash is final.
+                    let digest = self.hash.take().map_or_else(
+                        || aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b""),
+                        aws_lc_rs::digest::Context::finish,
+                    );
+                    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                    let mut t = self.transfer();
+                    t.crossed.get_or_insert((self.file_bytes, hex));
+                    t.claimed.get_or_insert(e);
+                }
+                SessionMsg::FileResult(r) => {
+                    self.transfer().result.get_or_insert(r);
+                }
                 _ => {}
             }
         }
@@ -214,16 +259,13 @@ where
     // Keystrokes only matter to a recording that keeps them; a transfer's
     // checksum travels up for uploads.
     let counters = &observer.counters;
-    let watch = |input: bool| Watch {
-        scanner: Scanner::for_audit(input),
-        observer,
-    };
+    let watch = |direction| Watch::new(direction, observer);
     let up = copy_raw(
         cr,
         aw,
         &pending.up,
         &counters.up,
-        framed.then(|| watch(true)),
+        framed.then(|| watch(Direction::Up)),
     );
     tokio::pin!(up);
     let mut up_done = false;
@@ -257,7 +299,7 @@ where
             pending.down,
             &counters.down,
             stop,
-            Some(watch(false)),
+            Some(watch(Direction::Down)),
         );
         tokio::pin!(down);
         loop {
@@ -268,6 +310,15 @@ where
                     Err(e) => return RelayEnd::Failed(format!("technician side: {e}")),
                 },
                 r = &mut down => break r,
+                // `down` checks `stop` between messages; a technician who
+                // stops reading keeps it inside a write. Give that write a
+                // moment, then end the session without a goodbye.
+                () = stop.cancelled() => {
+                    match tokio::time::timeout(STOP_GRACE, &mut down).await {
+                        Ok(r) => break r,
+                        Err(_) => return RelayEnd::Stopped,
+                    }
+                }
             }
         }
     };
@@ -424,5 +475,107 @@ mod tests {
         assert_eq!(got, exit.to_vec());
         tech.shutdown().await.unwrap();
         assert!(matches!(task.await.unwrap(), RelayEnd::Completed));
+    }
+
+    #[tokio::test]
+    async fn the_gateway_hashes_uploads_itself_and_ignores_what_the_wrong_side_sends() {
+        let (client, mut tech) = tokio::io::duplex(1 << 20);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
+        let observer = Observer::default();
+        let stop = CancellationToken::new();
+        let relay_task = async {
+            relay(
+                client,
+                agent,
+                Pending::default(),
+                true,
+                &stop,
+                String::new,
+                &observer,
+            )
+            .await
+        };
+        let technician = async {
+            let data = vec![9u8; 70_000];
+            let mut out = BytesMut::new();
+            SessionMsg::FileData(data[..40_000].to_vec().into()).encode(&mut out);
+            SessionMsg::FileData(data[40_000..].to_vec().into()).encode(&mut out);
+            // The technician claims another file's digest, and also sends
+            // what only the endpoint may say.
+            SessionMsg::FileEnd(FileEnd {
+                size: 70_000,
+                sha256: "00".repeat(32),
+            })
+            .encode(&mut out);
+            SessionMsg::FileResult(FileResult {
+                ok: true,
+                sha256: "00".repeat(32),
+                message: String::new(),
+            })
+            .encode(&mut out);
+            tech.write_all(&out).await.unwrap();
+            tech.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            tech.read_to_end(&mut rest).await.unwrap();
+        };
+        let agent_side = async {
+            let mut got = Vec::new();
+            endpoint.read_to_end(&mut got).await.unwrap();
+            let verdict = SessionMsg::FileResult(FileResult {
+                ok: true,
+                sha256: "11".repeat(32),
+                message: String::new(),
+            });
+            endpoint.write_all(&verdict.to_bytes()).await.unwrap();
+            endpoint.shutdown().await.unwrap();
+        };
+        let (end, (), ()) = tokio::join!(relay_task, technician, agent_side);
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        let t = observer.transfer.into_inner().unwrap();
+        let expected: String =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &[9u8; 70_000])
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+        assert_eq!(t.crossed, Some((70_000, expected)));
+        assert_eq!(t.claimed.unwrap().sha256, "00".repeat(32));
+        // The verdict is the endpoint's, not the technician's forgery.
+        assert_eq!(t.result.unwrap().sha256, "11".repeat(32));
+    }
+
+    #[tokio::test]
+    async fn a_session_stops_even_when_the_technician_stopped_reading() {
+        // A tiny pipe the technician never reads: the relay gets stuck
+        // writing output to it.
+        let (client, _tech) = tokio::io::duplex(64);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
+        let observer = Observer::default();
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        let task = tokio::spawn(async move {
+            let observer = observer;
+            relay(
+                client,
+                agent,
+                Pending::default(),
+                true,
+                &stop,
+                String::new,
+                &observer,
+            )
+            .await
+        });
+        let flood = SessionMsg::Stdout(vec![b'y'; 32 * 1024].into()).to_bytes();
+        for _ in 0..8 {
+            endpoint.write_all(&flood).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stopper.cancel();
+        let end = tokio::time::timeout(STOP_GRACE * 3, task)
+            .await
+            .expect("the relay ignored the stop")
+            .unwrap();
+        assert!(matches!(end, RelayEnd::Stopped), "{end:?}");
     }
 }
