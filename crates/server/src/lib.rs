@@ -29,6 +29,7 @@ mod sessions;
 pub mod site;
 mod state;
 mod store;
+mod web;
 
 pub use agents::EnrollError;
 pub use api::{RouteInfo, route_table};

@@ -6,3 +6,4 @@ mod identity;
 mod lifecycle;
 mod sessions;
 mod support;
+mod web;
