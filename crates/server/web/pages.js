@@ -229,7 +229,6 @@ export async function sessionsPage() {
       h('h2', { id: 'active-title' }, `Active (${live.length})`),
       table('Active sessions', [
         ...common,
-        { label: 'Traffic', cell: (r) => `${fmtBytes(r.bytes_up)} ↑ ${fmtBytes(r.bytes_down)} ↓` },
         {
           label: 'Actions',
           cell: (r) => {

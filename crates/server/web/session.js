@@ -96,8 +96,10 @@ export class Decoder {
  */
 export class Session {
   constructor(endpoint, kind, request, { onMessage, onClose, onOpen }) {
-    const url = `wss://${location.host}/api/v1/endpoints/${encodeURIComponent(endpoint)}/connect?kind=${encodeURIComponent(kind)}`;
+    const path = `/api/v1/endpoints/${encodeURIComponent(endpoint)}/connect?kind=${encodeURIComponent(kind)}`;
+    const url = `wss://${location.host}${path}`;
     this.decoder = new Decoder();
+    this.answered = false;
     this.closed = false;
     this.finalReason = null;
     this.ws = new WebSocket(url);
@@ -108,6 +110,7 @@ export class Session {
     };
     this.ws.onmessage = (ev) => {
       if (!(ev.data instanceof ArrayBuffer)) return;
+      this.answered = true;
       this.decoder.push(new Uint8Array(ev.data));
       try {
         for (let m = this.decoder.next(); m; m = this.decoder.next()) {
@@ -119,10 +122,16 @@ export class Session {
         this.ws.close();
       }
     };
-    this.ws.onclose = (ev) => {
+    this.ws.onclose = async (ev) => {
       if (this.closed) return;
       this.closed = true;
       let reason = this.finalReason;
+      if (!this.answered) {
+        // A refused WebSocket tells the page nothing; the same request
+        // without the upgrade gets the gateway's own answer (the same
+        // authorization decision) with its message.
+        reason = (await explainRefusal(path)) || reason;
+      }
       if (!reason && ev.code !== 1000 && ev.code !== 1005) {
         reason = `the connection to the gateway was lost (code ${ev.code})`;
       }
@@ -145,6 +154,17 @@ export class Session {
   close() {
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
   }
+}
+
+async function explainRefusal(path) {
+  try {
+    const res = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
+    const body = await res.json();
+    if (body && body.message && body.error !== 'upgrade_required') return body.message;
+  } catch {
+    /* nothing better to say */
+  }
+  return null;
 }
 
 // --- SHA-256, incremental (files are hashed while they stream) -----------

@@ -210,7 +210,11 @@ try {
   await page.locator('#term-notice', { hasText: 'exited' }).waitFor();
   await page.locator('#reconnect').waitFor({ state: 'visible' });
   await shot(page, '07-terminal-closed');
-  step('terminal closed notice');
+  // Reconnect from the keyboard: the button has the focus after a close.
+  await page.keyboard.press('Enter');
+  await page.locator('#term-state', { hasText: 'Connected' }).waitFor();
+  check(await page.locator('#reconnect').isHidden(), 'the reconnect button hides once connected');
+  step('terminal closed notice, reconnect');
 
   // --- Sessions: an admin terminates a live one -------------------------
   const other = await ctx.newPage();
@@ -314,6 +318,10 @@ try {
     check(deniedText === JSON.parse(direct.body).message, `the API's message is shown: ${deniedText}`);
   }
   await shot(tech, '14-technician-recordings-denied');
+  // A session the gateway refuses says why (the API's own message).
+  await tech.goto(`${URL_}/#/terminal/no-such-endpoint`);
+  await tech.locator('#term-notice', { hasText: 'no endpoint named `no-such-endpoint`' }).waitFor();
+  await shot(tech, '14b-terminal-refused');
   await techCtx.close();
   step('technician denied recordings');
 
