@@ -352,7 +352,9 @@ fn browser_prerequisites() -> PathBuf {
 async fn the_console_in_a_real_browser() {
     let chromium = browser_prerequisites();
     let site = Site::start().await;
-    let _agent = site.start_agent("web-1").await;
+    let home = site.dir.path().join("endpoint-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let _agent = site.start_agent_with_home("web-1", &home).await;
     let admin = admin_client(&site);
     // An operator role that may do everything the console shows, and must
     // enroll MFA; a technician without view-audit.
