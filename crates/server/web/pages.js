@@ -3,7 +3,7 @@
 
 import { get, post, setCsrf, seg, ApiError } from './api.js';
 import { h, render, showError, heading, table, field, fmtTime, fmtBytes, busy, notice } from './ui.js';
-import { ctx, main, can, loadMe, route, onLeave } from './app.js';
+import { ctx, main, can, loadMe, onLeave } from './app.js';
 
 const REFRESH_MS = 3000;
 
@@ -92,7 +92,6 @@ function mfaSection(me) {
             h('ol', { class: 'codes', id: 'recovery-codes' }, r.codes.map((c) => h('li', {}, h('code', {}, c)))),
             h('a', { href: '#/endpoints', class: 'button' }, 'Continue'),
           );
-          route.redrawNav && route.redrawNav();
         });
       });
       render(

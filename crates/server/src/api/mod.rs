@@ -283,7 +283,10 @@ fn cross_site_check(req: &Request, csrf: &str) -> Result<(), &'static str> {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if websocket {
         let origin = h.get(ORIGIN).and_then(|v| v.to_str().ok());
-        let host = h.get(HOST).and_then(|v| v.to_str().ok());
+        let host = h
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
         return match (origin, host) {
             (Some(o), Some(host)) if o.strip_prefix("https://") == Some(host) => Ok(()),
             _ => Err("a console WebSocket must come from the gateway's own origin"),
@@ -525,4 +528,72 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
     ApiError::new(r.status(), "bad_request", r.body_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, headers: &[(&str, &str)]) -> Request {
+        let mut b = Request::builder().method(method).uri("/api/v1/groups");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(axum::body::Body::empty()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; __Host-jg_session=jgs_x ; b=2"),
+        );
+        assert_eq!(session_cookie(&h), Some("jgs_x"));
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("jg_session=jgs_y"));
+        assert_eq!(session_cookie(&h), None, "only the __Host- cookie counts");
+        h.append(COOKIE, HeaderValue::from_static("__Host-jg_session="));
+        assert_eq!(session_cookie(&h), None, "an empty value is no session");
+    }
+
+    #[test]
+    fn the_csrf_token_is_bound_to_the_session() {
+        let a = csrf_token("jgs_a");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, csrf_token("jgs_a"));
+        assert_ne!(a, csrf_token("jgs_b"));
+        assert!(!a.contains("jgs_a"));
+    }
+
+    #[test]
+    fn cookie_requests_are_checked_for_cross_site_use() {
+        let csrf = csrf_token("jgs_a");
+        let get = request(Method::GET, &[]);
+        assert!(cross_site_check(&get, &csrf).is_ok());
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(cross_site_check(&request(m.clone(), &[]), &csrf).is_err());
+            let wrong = request(m.clone(), &[(CSRF_HEADER, "00")]);
+            assert!(cross_site_check(&wrong, &csrf).is_err());
+            let right = request(m, &[(CSRF_HEADER, csrf.as_str())]);
+            assert!(cross_site_check(&right, &csrf).is_ok());
+        }
+        let ws = |origin: Option<&str>| {
+            let mut h = vec![("upgrade", "websocket"), ("host", "gw.example:8443")];
+            if let Some(o) = origin {
+                h.push(("origin", o));
+            }
+            request(Method::GET, &h)
+        };
+        assert!(cross_site_check(&ws(Some("https://gw.example:8443")), &csrf).is_ok());
+        for bad in [
+            None,
+            Some("https://evil.example"),
+            Some("http://gw.example:8443"),
+            Some("https://gw.example:8443.evil.example"),
+            Some("null"),
+        ] {
+            assert!(cross_site_check(&ws(bad), &csrf).is_err(), "{bad:?}");
+        }
+    }
 }
