@@ -29,6 +29,8 @@ pub enum ServerError {
     },
     #[error("control socket: {0}")]
     Control(std::io::Error),
+    #[error("keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -63,6 +65,7 @@ pub async fn run(
     on_started: impl FnOnce(&Started),
 ) -> Result<(), ServerError> {
     site::create_private_dir(&config.data_dir)?;
+    let keys = crate::keys::Keyring::open(&config.data_dir)?;
     let db = store::open(&db_path(&config.data_dir)).await?;
     let sealed = crate::events::seal_legacy(&db).await?;
     if sealed > 0 {
@@ -111,6 +114,7 @@ pub async fn run(
     let st = AppState::new(Inner {
         db: db.clone(),
         config: config.clone(),
+        keys,
         agents: agents::Registry::default(),
         sessions: sessions::LiveSessions::default(),
         shutdown: stop.clone(),

@@ -23,6 +23,7 @@ mod control;
 mod events;
 mod identity;
 mod ids;
+pub mod keys;
 mod listener;
 mod rbac;
 mod sessions;

@@ -17,6 +17,8 @@ pub(crate) struct AppState(Arc<Inner>);
 pub(crate) struct Inner {
     pub(crate) db: SqlitePool,
     pub(crate) config: Config,
+    /// Keys for data at rest (recordings, ...).
+    pub(crate) keys: crate::keys::Keyring,
     /// Agents connected right now.
     pub(crate) agents: Registry,
     /// Technician sessions being relayed right now.

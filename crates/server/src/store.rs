@@ -181,6 +181,36 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN prev_hash BLOB;
     ALTER TABLE events ADD COLUMN hash BLOB;
     ",
+    // 4: shell session recordings (see `recordings`), and the checkpoints
+    // that keep the audit chain verifiable after retention removes its
+    // oldest entries.
+    r"
+    CREATE TABLE recordings (
+        id             TEXT PRIMARY KEY,
+        session_id     TEXT NOT NULL,
+        username       TEXT NOT NULL,
+        endpoint_name  TEXT NOT NULL,
+        started_at     INTEGER NOT NULL,
+        ended_at       INTEGER,
+        duration_ms    INTEGER NOT NULL DEFAULT 0,
+        width          INTEGER NOT NULL,
+        height         INTEGER NOT NULL,
+        input_recorded INTEGER NOT NULL,
+        -- The recording's data key, wrapped by the recordings KEK (`keys`).
+        wrapped_key    TEXT NOT NULL,
+        -- File name under <data dir>/recordings/.
+        file           TEXT NOT NULL
+    );
+    CREATE INDEX recordings_started ON recordings(started_at);
+    CREATE TABLE audit_checkpoints (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        -- The first entry kept; entries before it were expired.
+        first_id    INTEGER NOT NULL,
+        -- The hash of the last expired entry, which `first_id` chains to.
+        anchor_hash BLOB NOT NULL
+    );
+    ",
 ];
 
 /// Opens (creating if needed) the database and brings its schema up to date.
