@@ -145,10 +145,12 @@ async fn login(
 }
 
 /// A `Set-Cookie` that removes the console's session cookie.
-fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static(
-        "__Host-jg_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-    )
+fn clear_cookie() -> Result<HeaderValue, ApiError> {
+    let cookie = format!(
+        "{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+        api::SESSION_COOKIE
+    );
+    HeaderValue::from_str(&cookie).map_err(ApiError::internal)
 }
 
 async fn logout(
@@ -158,7 +160,7 @@ async fn logout(
     if let Some(token) = session_token(&headers) {
         super::logout(&st.db, token).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear_cookie())]).into_response())
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear_cookie()?)]).into_response())
 }
 
 /// The CSRF token of the calling console session (a reloaded page lost it).

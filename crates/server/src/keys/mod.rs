@@ -164,7 +164,11 @@ impl Keyring {
     }
 
     /// The data key inside `wrapped`.
-    pub(crate) fn unwrap(&self, purpose: Purpose, wrapped: &WrappedKey) -> Result<DataKey, KeyError> {
+    pub(crate) fn unwrap(
+        &self,
+        purpose: Purpose,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, KeyError> {
         let mut parts = wrapped.0.splitn(3, ':');
         let (Some(p), Some(v), Some(b)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(KeyError::Malformed);
