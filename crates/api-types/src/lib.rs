@@ -513,6 +513,10 @@ pub struct Recording {
     pub height: u16,
     /// Whether keystrokes were recorded too (a site setting).
     pub input_recorded: bool,
+    /// The recording stopped early (the gateway crashed or could not
+    /// write): it plays up to the last second written.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// Content type of a plain asciicast v2 recording.

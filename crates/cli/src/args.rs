@@ -237,6 +237,24 @@ impl fmt::Display for YesNo {
     }
 }
 
+/// `--speed`: a positive factor up to 64.
+pub(crate) fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 64.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a speed between 0 and 64 (e.g. 2 or 0.5)"
+        )),
+    }
+}
+
+/// `--idle-limit`: seconds, more than zero.
+pub(crate) fn parse_idle_limit(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds above 0")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

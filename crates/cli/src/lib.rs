@@ -112,6 +112,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List session recordings, newest first, or export one (needs the
+    /// view-audit permission).
+    #[command(args_conflicts_with_subcommands = true)]
+    Recordings {
+        #[command(subcommand)]
+        command: Option<RecordingsCommand>,
+        /// Only recordings of sessions on ENDPOINT.
+        #[arg(long, value_name = "ENDPOINT")]
+        endpoint: Option<String>,
+        /// Only recordings of sessions by NAME.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only recordings started from TIME on: RFC 3339 or a duration ago (2h, 7d).
+        #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
+        since: Option<String>,
+        /// At most N recordings, 1 to 1000 (default 100).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Play a session recording in this terminal (needs view-audit).
+    Play {
+        /// The recording's ID (see `jg recordings`).
+        id: String,
+        /// Playback speed: 2 plays twice as fast, 0.5 at half speed.
+        #[arg(long, default_value_t = 1.0, value_parser = args::parse_speed)]
+        speed: f64,
+        /// Shorten pauses longer than SECS to SECS.
+        #[arg(long, value_name = "SECS", value_parser = args::parse_idle_limit)]
+        idle_limit: Option<f64>,
+    },
     /// Interactive shell on ENDPOINT, or run `-- CMD ARGS...` there.
     Shell {
         endpoint: String,
@@ -135,6 +168,18 @@ enum Command {
         /// [BIND:]LOCAL_PORT:TARGET_HOST:TARGET_PORT (LOCAL_PORT 0: any free port).
         #[arg(value_name = "SPEC")]
         spec: commands::forward::Spec,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RecordingsCommand {
+    /// Write a recording as plain asciicast v2, for external players
+    /// (`asciinema play FILE`).
+    Export {
+        id: String,
+        /// Write to FILE (whole or not at all) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -220,6 +265,33 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let client = ctx.authed_client()?;
             commands::audit::run(&client, since.as_deref(), user.as_deref(), limit, json).await?;
         }
+        Command::Recordings {
+            command: Some(RecordingsCommand::Export { id, output }),
+            ..
+        } => {
+            commands::recordings::export(&ctx.authed_client()?, &id, output.as_deref()).await?;
+        }
+        Command::Recordings {
+            command: None,
+            endpoint,
+            user,
+            since,
+            limit,
+            json,
+        } => {
+            let f = jumpgate_client::RecordingFilter {
+                endpoint: endpoint.as_deref(),
+                user: user.as_deref(),
+                since: since.as_deref(),
+                limit,
+            };
+            commands::recordings::list(&ctx.authed_client()?, &f, json).await?;
+        }
+        Command::Play {
+            id,
+            speed,
+            idle_limit,
+        } => commands::recordings::play(&ctx.authed_client()?, &id, speed, idle_limit).await?,
         Command::Shell {
             endpoint,
             stdin,

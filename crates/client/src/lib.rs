@@ -21,6 +21,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod identity;
+mod recordings;
+
+pub use recordings::{CastStream, RecordingFilter};
 #[cfg(test)]
 mod wire_tests;
 

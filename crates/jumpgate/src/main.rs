@@ -303,7 +303,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("revoked endpoint {name}: {how}");
         }
         AdminCommand::Fingerprint => {}
-        AdminCommand::VerifyAudit => match admin::verify_audit(&db).await? {
+        AdminCommand::VerifyAudit => match admin::verify_audit(&args.data_dir, &db).await? {
             Ok(intact) => println!(
                 "audit log intact: {} entries, head {}",
                 intact.entries,

@@ -389,6 +389,109 @@ pub fn message_len(buf: &[u8]) -> Result<Option<usize>, ProtoError> {
     Ok((buf.len() >= HEADER_LEN + len).then_some(HEADER_LEN + len))
 }
 
+/// Watches a session byte stream go by and picks out the messages an
+/// observer cares about (the gateway's recorder and transfer audit), without
+/// holding the payloads of the others (file data is skipped, not buffered).
+/// Bytes may arrive in any split.
+#[derive(Debug)]
+pub struct Scanner {
+    keep_type: fn(u8) -> bool,
+    /// The header of the message being read, while incomplete.
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    /// Payload bytes still to come of the current message.
+    remaining: usize,
+    /// The current message's bytes, when it is kept.
+    kept: Option<BytesMut>,
+}
+
+impl Scanner {
+    /// A scanner that decodes the messages whose type byte `keep_type`
+    /// accepts (decided from the header, before the payload arrives).
+    fn new(keep_type: fn(u8) -> bool) -> Self {
+        Self {
+            keep_type,
+            header: [0; HEADER_LEN],
+            header_len: 0,
+            remaining: 0,
+            kept: None,
+        }
+    }
+
+    /// Keeps what a session recording and the transfer audit need: terminal
+    /// output (`Stdout`, `Stderr`), `Resize`, `Exit`, `FileEnd`,
+    /// `FileResult`, and `Stdin` when `input` is set.
+    pub fn for_audit(input: bool) -> Self {
+        fn with_input(t: u8) -> bool {
+            matches!(
+                t,
+                ty::STDIN
+                    | ty::STDOUT
+                    | ty::STDERR
+                    | ty::RESIZE
+                    | ty::EXIT
+                    | ty::FILE_END
+                    | ty::FILE_RESULT
+            )
+        }
+        fn without_input(t: u8) -> bool {
+            t != ty::STDIN && with_input(t)
+        }
+        Self::new(if input { with_input } else { without_input })
+    }
+
+    /// Feeds the next bytes of the stream; `seen` gets each kept message.
+    ///
+    /// # Errors
+    /// A malformed message: the stream cannot be followed any further.
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        seen: &mut impl FnMut(SessionMsg),
+    ) -> Result<(), ProtoError> {
+        while !bytes.is_empty() {
+            if self.header_len < HEADER_LEN {
+                let n = (HEADER_LEN - self.header_len).min(bytes.len());
+                self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+                self.header_len += n;
+                bytes = &bytes[n..];
+                if self.header_len < HEADER_LEN {
+                    return Ok(());
+                }
+                // Validates the type and length (the payload is not needed).
+                message_len(&self.header)?;
+                let len = u32::from_be_bytes([
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]) as usize;
+                self.remaining = len;
+                self.kept = (self.keep_type)(self.header[0]).then(|| {
+                    let mut b = BytesMut::with_capacity(HEADER_LEN + len);
+                    b.extend_from_slice(&self.header);
+                    b
+                });
+            }
+            let n = self.remaining.min(bytes.len());
+            if let Some(k) = &mut self.kept {
+                k.extend_from_slice(&bytes[..n]);
+            }
+            self.remaining -= n;
+            bytes = &bytes[n..];
+            if self.remaining == 0 {
+                self.header_len = 0;
+                if let Some(mut k) = self.kept.take()
+                    && let Some(msg) = SessionMsg::decode(&mut k)?
+                {
+                    seen(msg);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,5 +622,69 @@ mod tests {
         assert_eq!(s(Some(0), None), 0);
         assert_eq!(s(Some(42), None), 42);
         assert_eq!(s(None, Some(9)), 137);
+    }
+
+    #[test]
+    fn scanner_picks_out_kept_messages_across_any_split() {
+        let mut stream = BytesMut::new();
+        let msgs = [
+            SessionMsg::Stdin(Bytes::from_static(b"ls\r")),
+            SessionMsg::Stdout(Bytes::from_static(b"file-a  file-b\r\n")),
+            SessionMsg::FileData(Bytes::from(vec![7u8; 100_000])),
+            SessionMsg::Resize {
+                cols: 100,
+                rows: 30,
+            },
+            SessionMsg::FileEnd(FileEnd {
+                size: 100_000,
+                sha256: "ab".repeat(32),
+            }),
+            SessionMsg::StdinEof,
+            SessionMsg::Exit(ExitStatus {
+                code: Some(3),
+                signal: None,
+            }),
+        ];
+        for m in &msgs {
+            m.encode(&mut stream);
+        }
+        for split in [1, 2, 3, 5, 7, 4096, stream.len()] {
+            for input in [false, true] {
+                let mut sc = Scanner::for_audit(input);
+                let mut seen = Vec::new();
+                for chunk in stream.chunks(split) {
+                    sc.feed(chunk, &mut |m| seen.push(m)).unwrap();
+                }
+                let mut want: Vec<SessionMsg> = msgs
+                    .iter()
+                    .filter(|m| {
+                        !matches!(m, SessionMsg::FileData(_) | SessionMsg::StdinEof)
+                            && (input || !matches!(m, SessionMsg::Stdin(_)))
+                    })
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    seen,
+                    std::mem::take(&mut want),
+                    "split {split}, input {input}"
+                );
+                // File data is skipped, never buffered.
+                assert!(sc.kept.is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn scanner_rejects_a_malformed_stream() {
+        let mut sc = Scanner::for_audit(true);
+        let err = sc.feed(&[99, 0, 0, 0, 1, 0], &mut |_| {});
+        assert!(err.is_err());
+        let mut sc = Scanner::for_audit(true);
+        let huge = (MAX_PAYLOAD as u32 + 1).to_be_bytes();
+        let err = sc.feed(
+            &[ty::STDOUT, huge[0], huge[1], huge[2], huge[3]],
+            &mut |_| {},
+        );
+        assert!(err.is_err());
     }
 }

@@ -28,6 +28,8 @@ pub enum AdminError {
         "no generated site CA at {0}: this site uses its own certificate; pin the fingerprint printed by `jumpgate server`"
     )]
     NoGeneratedCa(String),
+    #[error("audit head anchor: {0}")]
+    Anchor(std::io::Error),
     #[error("the running gateway did not answer: {0}")]
     Control(#[from] std::io::Error),
 }
@@ -46,15 +48,19 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, AdminError> {
     Ok(db)
 }
 
-/// Checks the whole audit chain: `Ok(Err(broken))` names the first entry
-/// that was altered, or that follows a removed one.
+/// Checks the whole audit chain and its head against the anchor the
+/// gateway keeps outside the database: `Ok(Err(broken))` names the first
+/// entry that was altered, that follows a removed one, or where entries
+/// removed from the end used to be.
 ///
 /// # Errors
-/// The database cannot be read.
+/// The database or the anchor file cannot be read.
 pub async fn verify_audit(
+    data_dir: &Path,
     db: &SqlitePool,
 ) -> Result<Result<crate::AuditIntact, crate::AuditBroken>, AdminError> {
-    Ok(crate::events::verify(db).await?)
+    let anchor = crate::events::read_anchor(data_dir).map_err(AdminError::Anchor)?;
+    Ok(crate::events::verify(db, anchor).await?)
 }
 
 /// The fingerprint clients pin, when the site uses its generated certificate.

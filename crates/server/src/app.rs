@@ -81,6 +81,13 @@ pub async fn run(
             "closed session events left open by an unclean stop"
         );
     }
+    let interrupted = crate::recordings::close_orphans(&db, &keys, &config.data_dir).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "recordings interrupted by an unclean stop end at their last written second"
+        );
+    }
     let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;
     raise_fd_limit();
 
@@ -137,6 +144,7 @@ pub async fn run(
         ));
     }
     tokio::spawn(control::serve(control_listener, st.clone(), stop.clone()));
+    let upkeep = tokio::spawn(crate::housekeeping::run(st.clone()));
 
     on_started(&Started {
         addr,
@@ -176,6 +184,10 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("some connections did not finish in time");
+    }
+    let _ = upkeep.await;
+    if let Err(e) = crate::events::write_anchor(&db, &config.data_dir, None).await {
+        tracing::warn!(error = %e, "cannot anchor the audit log's head");
     }
     if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&db)

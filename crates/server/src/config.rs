@@ -28,6 +28,10 @@ pub struct RawConfig {
     pub auth: RawAuth,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub recording: RawRecording,
+    #[serde(default)]
+    pub retention: RawRetention,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -60,6 +64,23 @@ pub struct RawLimits {
     pub max_connections: Option<usize>,
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecording {
+    /// Whether shell recordings include the technician's keystrokes
+    /// (passwords typed into the remote shell included). Off by default.
+    pub keystrokes: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Days session recordings are kept; unset keeps them forever.
+    pub recordings_days: Option<u32>,
+    /// Days audit entries are kept; unset keeps them forever.
+    pub audit_days: Option<u32>,
+}
+
 impl RawConfig {
     /// Settings in `other` replace ours.
     #[must_use]
@@ -81,6 +102,16 @@ impl RawConfig {
             },
             limits: RawLimits {
                 max_connections: other.limits.max_connections.or(self.limits.max_connections),
+            },
+            recording: RawRecording {
+                keystrokes: other.recording.keystrokes.or(self.recording.keystrokes),
+            },
+            retention: RawRetention {
+                recordings_days: other
+                    .retention
+                    .recordings_days
+                    .or(self.retention.recordings_days),
+                audit_days: other.retention.audit_days.or(self.retention.audit_days),
             },
         }
     }
@@ -124,6 +155,12 @@ pub struct Config {
     pub agent_heartbeat: Duration,
     pub session_ttl: Duration,
     pub max_connections: usize,
+    /// Shell recordings include keystrokes.
+    pub record_keystrokes: bool,
+    /// How long recordings are kept (`None`: forever).
+    pub recording_retention: Option<Duration>,
+    /// How long audit entries are kept (`None`: forever).
+    pub audit_retention: Option<Duration>,
 }
 
 impl Config {
@@ -186,6 +223,13 @@ impl Config {
         if max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        let days = |key: &'static str, d: Option<u32>| match d {
+            None => Ok(None),
+            Some(d @ 1..=36_500) => Ok(Some(Duration::from_secs(u64::from(d) * 86_400))),
+            Some(d) => Err(invalid(key, format!("{d} is not between 1 and 36500 days"))),
+        };
+        let recording_retention = days("retention.recordings_days", raw.retention.recordings_days)?;
+        let audit_retention = days("retention.audit_days", raw.retention.audit_days)?;
         Ok(Self {
             data_dir,
             listen,
@@ -195,6 +239,9 @@ impl Config {
             agent_heartbeat,
             session_ttl,
             max_connections,
+            record_keystrokes: raw.recording.keystrokes.unwrap_or(false),
+            recording_retention,
+            audit_retention,
         })
     }
 }

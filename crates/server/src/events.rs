@@ -9,9 +9,16 @@
 //! ```
 //!
 //! so altering or removing an entry breaks every hash after it, and
-//! [`verify`] names the first broken entry. (Removing entries from the end
-//! leaves a shorter valid chain; anchoring the latest hash outside the
-//! database is part of the audit work still to come.)
+//! [`verify`] names the first broken entry.
+//!
+//! - **Retention** ([`expire`]) removes the oldest entries in one
+//!   transaction with a checkpoint (the first kept id and the hash it chains
+//!   to) and an `audit-expire` entry naming both, so the shortened chain
+//!   still verifies, from a checkpoint the chain itself vouches for.
+//! - **The head is anchored outside the database** ([`write_anchor`]): the
+//!   gateway keeps the latest id and hash in `<data dir>/audit-head`, so
+//!   removing entries from the end (which leaves a shorter, valid chain) is
+//!   caught too.
 
 use jumpgate_api_types as api;
 use sqlx::{Row, SqlitePool};
@@ -94,8 +101,22 @@ async fn append(
     // The write lock is taken first: the read of the chain's head and the
     // insert after it must not interleave with another writer's.
     let mut tx = crate::store::begin_write(db).await?;
+    append_in(&mut tx, actor, action, target, outcome, detail).await?;
+    tx.commit().await
+}
+
+/// Appends an entry inside a write transaction (`store::begin_write`), so
+/// an action and its audit entry commit together or not at all.
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
     let head = sqlx::query("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     let (last_id, prev) = head.map_or((0, GENESIS.to_vec()), |r| {
         (
@@ -125,9 +146,9 @@ async fn append(
     .bind(detail)
     .bind(&prev)
     .bind(&hash)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// Chains entries written before the log was a chain (schema 2), once.
@@ -186,14 +207,36 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// Walks the whole chain.
-pub(crate) async fn verify(db: &SqlitePool) -> Result<Result<Intact, Broken>, sqlx::Error> {
+/// The latest checkpoint left by [`expire`]: where the kept chain starts.
+async fn checkpoint(db: &SqlitePool) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as("SELECT first_id, anchor_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
+        .fetch_optional(db)
+        .await
+}
+
+fn expire_detail(removed: u64, first_kept: i64, anchor: &[u8]) -> String {
+    format!(
+        "removed={removed} first_kept={first_kept} anchor={}",
+        hex(anchor)
+    )
+}
+
+/// Walks the whole chain, from the genesis or from the latest retention
+/// checkpoint, and compares its head with the anchor kept outside the
+/// database (`anchor`: the id and hex hash of `<data dir>/audit-head`).
+pub(crate) async fn verify(
+    db: &SqlitePool,
+    anchor: Option<(i64, String)>,
+) -> Result<Result<Intact, Broken>, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM events ORDER BY id")
         .fetch_all(db)
         .await?;
-    let mut prev = GENESIS.to_vec();
+    let (first_id, mut prev) = checkpoint(db).await?.unwrap_or((1, GENESIS.to_vec()));
+    // A checkpoint is only believed if the chain itself records it.
+    let mut checkpoint_vouched = first_id == 1;
+    let checkpoint_detail_suffix = format!("first_kept={first_id} anchor={}", hex(&prev));
     for (i, r) in rows.iter().enumerate() {
-        let expected_id = i as i64 + 1;
+        let expected_id = first_id + i as i64;
         let entry = Entry {
             id: r.get("id"),
             at: r.get("at"),
@@ -211,10 +254,11 @@ pub(crate) async fn verify(db: &SqlitePool) -> Result<Result<Intact, Broken>, sq
             reason,
         };
         if entry.id != expected_id {
-            return Ok(Err(broken(format!(
-                "entries #{expected_id}..#{} are missing",
-                entry.id - 1
-            ))));
+            return Ok(Err(broken(if entry.id > expected_id {
+                format!("entries #{expected_id}..#{} are missing", entry.id - 1)
+            } else {
+                format!("the chain should start at #{expected_id} (retention checkpoint)")
+            })));
         }
         let stored_prev: Option<Vec<u8>> = r.get("prev_hash");
         let stored: Option<Vec<u8>> = r.get("hash");
@@ -229,17 +273,152 @@ pub(crate) async fn verify(db: &SqlitePool) -> Result<Result<Intact, Broken>, sq
                 "its content does not match its hash (the entry was altered)".into(),
             )));
         }
+        if entry.action == "audit-expire" && entry.detail.ends_with(&checkpoint_detail_suffix) {
+            checkpoint_vouched = true;
+        }
         prev = hash;
     }
-    let head = if rows.is_empty() {
-        String::new()
-    } else {
-        hex(&prev)
-    };
+    let last = rows.last().map(|r| r.get::<i64, _>("id"));
+    if !checkpoint_vouched {
+        return Ok(Err(Broken {
+            id: first_id,
+            at: String::new(),
+            actor: String::new(),
+            action: String::new(),
+            reason:
+                "the chain starts at a retention checkpoint that no `audit-expire` entry records"
+                    .into(),
+        }));
+    }
+    if let Some((anchored_id, anchored_hash)) = anchor {
+        let missing = || Broken {
+            id: anchored_id,
+            at: String::new(),
+            actor: String::new(),
+            action: String::new(),
+            reason: format!(
+                "the log ends at #{}, but the gateway had written up to #{anchored_id} \
+                 (entries were removed from the end)",
+                last.unwrap_or(0)
+            ),
+        };
+        match rows.iter().find(|r| r.get::<i64, _>("id") == anchored_id) {
+            Some(r) => {
+                let stored: Vec<u8> = r.get::<Option<Vec<u8>>, _>("hash").unwrap_or_default();
+                if hex(&stored) != anchored_hash {
+                    return Ok(Err(Broken {
+                        id: anchored_id,
+                        at: ids::rfc3339(r.get("at")),
+                        actor: r.get("actor"),
+                        action: r.get("action"),
+                        reason: "its hash differs from the one anchored outside the database"
+                            .into(),
+                    }));
+                }
+            }
+            None if last.is_none_or(|l| l < anchored_id) => return Ok(Err(missing())),
+            // Older than the kept chain: expired since the anchor was written.
+            None => {}
+        }
+    }
     Ok(Ok(Intact {
         entries: rows.len() as u64,
-        head,
+        head: if rows.is_empty() {
+            String::new()
+        } else {
+            hex(&prev)
+        },
     }))
+}
+
+/// Removes entries older than `cutoff_ms` (never the newest), leaving a
+/// checkpoint and an `audit-expire` entry, all in one transaction. Returns
+/// how many entries were removed.
+pub(crate) async fn expire(db: &SqlitePool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = crate::store::begin_write(db).await?;
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+        .fetch_one(&mut *tx)
+        .await?;
+    let last_old: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT id, hash FROM events WHERE at < ? AND id < ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(cutoff_ms)
+    .bind(newest.unwrap_or(0))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((last_old, Some(anchor))) = last_old else {
+        return Ok(0);
+    };
+    let removed = sqlx::query("DELETE FROM events WHERE id <= ?")
+        .bind(last_old)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("INSERT INTO audit_checkpoints (at, first_id, anchor_hash) VALUES (?, ?, ?)")
+        .bind(ids::now_ms())
+        .bind(last_old + 1)
+        .bind(&anchor)
+        .execute(&mut *tx)
+        .await?;
+    append_in(
+        &mut tx,
+        "jumpgate",
+        "audit-expire",
+        "audit",
+        "ok",
+        &expire_detail(removed, last_old + 1, &anchor),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Where the chain's head is anchored outside the database.
+pub(crate) fn anchor_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("audit-head")
+}
+
+/// Reads the anchor: `(id, hex hash)`, `None` if none was written yet.
+///
+/// # Errors
+/// The file exists but cannot be read or parsed.
+pub(crate) fn read_anchor(data_dir: &std::path::Path) -> std::io::Result<Option<(i64, String)>> {
+    let text = match std::fs::read_to_string(anchor_path(data_dir)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "audit-head is malformed");
+    let (id, hash) = text.trim().split_once(' ').ok_or_else(bad)?;
+    Ok(Some((id.parse().map_err(|_| bad())?, hash.to_owned())))
+}
+
+/// Writes the current head to the anchor file (atomically) if it moved;
+/// returns the head written.
+///
+/// # Errors
+/// The database or the file could not be used.
+pub(crate) async fn write_anchor(
+    db: &SqlitePool,
+    data_dir: &std::path::Path,
+    last: Option<i64>,
+) -> Result<Option<i64>, Box<dyn std::error::Error + Send + Sync>> {
+    let head: Option<(i64, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(db)
+            .await?;
+    let Some((id, Some(hash))) = head else {
+        return Ok(last);
+    };
+    if last == Some(id) {
+        return Ok(last);
+    }
+    let path = anchor_path(data_dir);
+    let tmp = path.with_extension("tmp");
+    tokio::fs::write(&tmp, format!("{id} {}\n", hex(&hash))).await?;
+    tokio::fs::File::open(&tmp).await?.sync_all().await?;
+    tokio::fs::rename(&tmp, &path).await?;
+    Ok(Some(id))
 }
 
 pub(crate) fn routes(api: Api) -> Api {
@@ -267,13 +446,7 @@ async fn list(
     let since_ms = match f.since.as_deref() {
         None => i64::MIN,
         Some(s) => {
-            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "since: `{s}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z"
-                    ))
-                })?;
-            (t.unix_timestamp_nanos() / 1_000_000) as i64
+            ids::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request(ids::bad_time("since", s)))?
         }
     };
     let limit = f.limit.unwrap_or(1000);
@@ -323,7 +496,7 @@ mod tests {
     #[tokio::test]
     async fn an_intact_chain_verifies() {
         let (_d, db) = db_with_events(5).await;
-        let ok = verify(&db).await.unwrap().unwrap();
+        let ok = verify(&db, None).await.unwrap().unwrap();
         assert_eq!(ok.entries, 5);
         assert_eq!(ok.head.len(), 64);
     }
@@ -335,7 +508,7 @@ mod tests {
             .execute(&db)
             .await
             .unwrap();
-        let broken = verify(&db).await.unwrap().unwrap_err();
+        let broken = verify(&db, None).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("altered"), "{broken}");
     }
@@ -347,7 +520,7 @@ mod tests {
             .execute(&db)
             .await
             .unwrap();
-        let broken = verify(&db).await.unwrap().unwrap_err();
+        let broken = verify(&db, None).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("missing"), "{broken}");
     }
@@ -376,7 +549,7 @@ mod tests {
             .await
             .unwrap();
         // Entry 2 is self-consistent now; entry 3 no longer follows it.
-        let broken = verify(&db).await.unwrap().unwrap_err();
+        let broken = verify(&db, None).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("does not follow"), "{broken}");
     }
@@ -392,10 +565,114 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(verify(&db).await.unwrap().is_err());
+        assert!(verify(&db, None).await.unwrap().is_err());
         assert_eq!(seal_legacy(&db).await.unwrap(), 3);
         record(&db, "y", "login", "y", "ok", "").await.unwrap();
-        assert_eq!(verify(&db).await.unwrap().unwrap().entries, 4);
+        assert_eq!(verify(&db, None).await.unwrap().unwrap().entries, 4);
         assert_eq!(seal_legacy(&db).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_the_shortened_chain_verifiable() {
+        let (_d, db) = db_with_events(6).await;
+        // Entries 1..=3 are "old".
+        sqlx::query("UPDATE events SET at = 10 WHERE id <= 3")
+            .execute(&db)
+            .await
+            .unwrap();
+        // Re-seal, since `at` is hashed.
+        let mut prev = GENESIS.to_vec();
+        for r in sqlx::query("SELECT * FROM events ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        {
+            let e = Entry {
+                id: r.get("id"),
+                at: r.get("at"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                target: r.get("target"),
+                outcome: r.get("outcome"),
+                detail: r.get("detail"),
+            };
+            let h = entry_hash(&prev, &e);
+            sqlx::query("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?")
+                .bind(&prev)
+                .bind(&h)
+                .bind(e.id)
+                .execute(&db)
+                .await
+                .unwrap();
+            prev = h;
+        }
+        assert_eq!(expire(&db, 100).await.unwrap(), 3);
+        let ok = verify(&db, None).await.unwrap().unwrap();
+        // 4, 5, 6 and the expiry's own entry.
+        assert_eq!(ok.entries, 4);
+        let last: (String, String) =
+            sqlx::query_as("SELECT action, detail FROM events ORDER BY id DESC LIMIT 1")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(last.0, "audit-expire");
+        assert!(
+            last.1.starts_with("removed=3 first_kept=4 anchor="),
+            "{}",
+            last.1
+        );
+        // Nothing more to expire; the newest entry is never removed.
+        assert_eq!(expire(&db, 100).await.unwrap(), 0);
+
+        // Removing a kept entry right after the checkpoint is still caught.
+        sqlx::query("DELETE FROM events WHERE id = 4")
+            .execute(&db)
+            .await
+            .unwrap();
+        let broken = verify(&db, None).await.unwrap().unwrap_err();
+        assert_eq!(broken.id, 5);
+    }
+
+    #[tokio::test]
+    async fn a_forged_checkpoint_is_not_believed() {
+        let (_d, db) = db_with_events(4).await;
+        // An intruder removes the first two entries and invents a
+        // checkpoint that makes the rest look complete.
+        let h2: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE id = 2")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM events WHERE id <= 2")
+            .execute(&db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO audit_checkpoints (at, first_id, anchor_hash) VALUES (0, 3, ?)")
+            .bind(&h2)
+            .execute(&db)
+            .await
+            .unwrap();
+        let broken = verify(&db, None).await.unwrap().unwrap_err();
+        assert!(
+            broken.reason.contains("no `audit-expire` entry"),
+            "{broken}"
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_entries_from_the_end_is_caught_by_the_anchor() {
+        let (dir, db) = db_with_events(5).await;
+        let written = write_anchor(&db, dir.path(), None).await.unwrap();
+        assert_eq!(written, Some(5));
+        let anchor = read_anchor(dir.path()).unwrap();
+        assert!(verify(&db, anchor.clone()).await.unwrap().is_ok());
+        // A valid but shorter chain: only the anchor shows the loss.
+        sqlx::query("DELETE FROM events WHERE id >= 4")
+            .execute(&db)
+            .await
+            .unwrap();
+        assert!(verify(&db, None).await.unwrap().is_ok());
+        let broken = verify(&db, anchor).await.unwrap().unwrap_err();
+        assert_eq!(broken.id, 5);
+        assert!(broken.reason.contains("removed from the end"), "{broken}");
     }
 }

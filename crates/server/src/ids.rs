@@ -67,6 +67,21 @@ id_type!(
     /// One technician session (shell, exec, file transfer, forward).
     SessionId, "ses"
 );
+id_type!(
+    /// The recording of one shell or exec session.
+    RecordingId, "rec"
+);
+
+/// Parses an RFC 3339 time into milliseconds since the Unix epoch.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// The answer to a query parameter that is not an RFC 3339 time.
+pub(crate) fn bad_time(key: &str, s: &str) -> String {
+    format!("{key}: `{s}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z")
+}
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -196,6 +196,9 @@ const MIGRATIONS: &[&str] = &[
         width          INTEGER NOT NULL,
         height         INTEGER NOT NULL,
         input_recorded INTEGER NOT NULL,
+        -- 1 when the recording stopped without its final chunk (a gateway
+        -- crash, a write failure): it plays up to its last sealed chunk.
+        interrupted    INTEGER NOT NULL DEFAULT 0,
         -- The recording's data key, wrapped by the recordings KEK (`keys`).
         wrapped_key    TEXT NOT NULL,
         -- File name under <data dir>/recordings/.

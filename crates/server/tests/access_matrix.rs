@@ -97,6 +97,8 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /api/v1/sessions", Only(AUDITORS)),
         ("POST /api/v1/sessions/{id}/terminate", Only(ADMIN)),
         ("GET /api/v1/events", Only(AUDITORS)),
+        ("GET /api/v1/recordings", Only(AUDITORS)),
+        ("GET /api/v1/recordings/{id}/cast", Only(AUDITORS)),
         (
             "GET /api/v1/endpoints/{name}/connect",
             PerEndpoint {

@@ -281,10 +281,6 @@ export async function recordingsPage() {
       rows = await get(`/api/v1/recordings?${q}`);
       showError(status, null);
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'no_route') {
-        render(list, notice('This gateway does not record sessions.', 'warn'));
-        return;
-      }
       render(list);
       showError(status, e);
       return;

@@ -37,7 +37,7 @@ export async function playerPage(id) {
   const { header, events, duration } = cast;
   const play = h('button', { type: 'button', class: 'primary', id: 'play', 'aria-pressed': 'false' }, 'Play');
   const speed = h('select', { id: 'speed' }, [1, 2, 4].map((s) => h('option', { value: s }, `${s}×`)));
-  const seek = h('input', { type: 'range', min: 0, max: Math.max(duration, 0.001), step: 0.1, value: 0, id: 'seek', 'aria-label': 'Position' });
+  const seek = h('input', { type: 'range', min: 0, max: Math.max(duration, 0.001), step: 'any', value: 0, id: 'seek', 'aria-label': 'Position' });
   const time = h('span', { class: 'time', id: 'play-time', 'aria-live': 'off' }, `0:00 / ${fmt(duration)}`);
   const box = h('div', { class: 'terminal player', id: 'player' });
   const when = header.timestamp ? new Date(header.timestamp * 1000).toLocaleString() : '';

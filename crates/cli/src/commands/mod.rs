@@ -19,6 +19,7 @@ pub(crate) mod forward;
 pub(crate) mod login;
 pub(crate) mod mfa;
 pub(crate) mod passwd;
+pub(crate) mod recordings;
 pub(crate) mod sessions;
 pub(crate) mod shell;
 pub(crate) mod whoami;

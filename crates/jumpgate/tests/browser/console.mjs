@@ -203,6 +203,13 @@ try {
     { timeout: WAIT },
   );
   await page.setViewportSize({ width: 1280, height: 800 });
+  // A pause in the session, so its recording is long enough to pause.
+  await page.keyboard.type(`sleep 2; echo slept-${marker}\n`);
+  await page.waitForFunction(
+    (m) => (document.querySelector('.xterm-rows')?.textContent ?? '').split(`slept-${m}`).length - 1 >= 2,
+    marker,
+    { timeout: WAIT },
+  );
   await shot(page, '06-terminal');
   console.log(`MARKER=${marker}`);
   step('terminal echo');
@@ -262,61 +269,40 @@ try {
     const r = await fetch('/api/v1/recordings');
     return { status: r.status, body: await r.text() };
   });
-  if (rec.status === 404 && rec.body.includes('no_route')) {
-    console.log('RECORDINGS=absent');
-    await page.goto(`${URL_}/#/recordings`);
-    await page.locator('.notice', { hasText: 'does not record' }).waitFor();
-    await shot(page, '12-recordings-absent');
-    // This gateway has no recordings API yet: check the player against the
-    // documented asciicast v2 contract with a cast served by the browser
-    // itself (only here; with the API, the real recording is replayed).
-    const ts = Math.floor(Date.now() / 1000);
-    const cast = [
-      JSON.stringify({ version: 2, width: 80, height: 24, timestamp: ts }),
-      JSON.stringify([0.1, 'o', '$ ']),
-      JSON.stringify([0.5, 'i', `echo ${marker}\r`]),
-      JSON.stringify([0.6, 'o', `echo ${marker}\r\n${marker}\r\n$ `]),
-      JSON.stringify([1.0, 'r', '100x30']),
-      JSON.stringify([2.0, 'o', 'exit\r\n']),
-    ].join('\n');
-    await page.route('**/api/v1/recordings/synthetic/cast', (r) => r.fulfill({ status: 200, contentType: 'application/x-asciicast', body: cast }));
-    await page.goto(`${URL_}/#/recordings/synthetic`);
+  check(rec.status === 200, `recordings list: ${rec.status} ${rec.body}`);
+  await page.goto(`${URL_}/#/recordings`);
+  await page.getByRole('link', { name: 'Play' }).first().waitFor();
+  await shot(page, '12-recordings');
+  // The newest recording is the terminated session; replay the one with our marker.
+  const list = JSON.parse(rec.body);
+  let found = false;
+  let paused = false;
+  for (const r of list) {
+    await page.goto(`${URL_}/#/recordings/${r.id}`);
     await page.locator('#play').waitFor();
-    await page.locator('#speed').selectOption('2');
-    await page.locator('#play').click();
-    await page.locator('#player[data-finished="true"]').waitFor();
-    const text = await page.locator('#player .xterm-rows').textContent();
-    check(text.split(marker).length - 1 >= 2, `the player shows the cast's output: ${text}`);
-    check((await page.locator('#player .xterm-rows > div').count()) === 30, 'the player applies resize events');
-    check((await page.locator('#play').textContent()) === 'Play', 'the player stops at the end');
-    await shot(page, '13-replay-synthetic');
-    step('player (synthetic cast)');
-  } else {
-    check(rec.status === 200, `recordings list: ${rec.status} ${rec.body}`);
-    await page.goto(`${URL_}/#/recordings`);
-    await page.getByRole('link', { name: 'Play' }).first().waitFor();
-    await shot(page, '12-recordings');
-    // The newest recording is the terminated session; replay the one with our marker.
-    const list = JSON.parse(rec.body);
-    let found = false;
-    for (const r of list) {
-      await page.goto(`${URL_}/#/recordings/${r.id}`);
-      await page.locator('#play').waitFor();
-      await page.locator('#speed').selectOption('4');
+    if (r.duration_secs >= 1) {
+      // Play at 1×, pause at once: the replay stops where it is.
       await page.locator('#play').click();
-      await page.locator('#play[aria-pressed="true"]').waitFor();
-      await page.locator('#player[data-finished="true"]').waitFor({ timeout: 60_000 });
-      const text = await page.locator('#player .xterm-rows').textContent();
-      if (text.includes(marker)) {
-        found = true;
-        await shot(page, '13-replay');
-        break;
-      }
+      await page.locator('#play').click();
+      check((await page.locator('#play').getAttribute('aria-pressed')) === 'false', 'pause stops the replay');
+      check((await page.locator('#player').getAttribute('data-finished')) === null, 'a paused replay is not finished');
+      paused = true;
     }
-    check(found, 'a replayed recording shows the marker');
-    console.log('RECORDINGS=replayed');
-    step('replay');
+    await page.locator('#speed').selectOption('4');
+    await page.locator('#play').click();
+    await page.locator('#play[aria-pressed="true"]').waitFor();
+    await page.locator('#player[data-finished="true"]').waitFor({ timeout: 60_000 });
+    const text = await page.locator('#player .xterm-rows').textContent();
+    if (text.includes(marker)) {
+      found = true;
+      await shot(page, '13-replay');
+      break;
+    }
   }
+  check(found, 'a replayed recording shows the marker');
+  check(paused, 'a recording long enough to pause was replayed');
+  console.log('RECORDINGS=replayed');
+  step('replay');
   await ctx.close();
 
   // --- A technician (no view-audit) cannot see recordings ---------------
@@ -332,15 +318,11 @@ try {
     const r = await fetch('/api/v1/recordings');
     return { status: r.status, body: await r.text() };
   });
-  if (direct.status === 404 && direct.body.includes('no_route')) {
-    await tech.locator('.notice', { hasText: 'does not record' }).waitFor();
-  } else {
-    check(direct.status === 403, `the recordings API refuses a technician (${direct.status} ${direct.body})`);
-    const denied = tech.locator('[role=alert]');
-    await denied.waitFor();
-    const deniedText = await denied.textContent();
-    check(deniedText === JSON.parse(direct.body).message, `the API's message is shown: ${deniedText}`);
-  }
+  check(direct.status === 403, `the recordings API refuses a technician (${direct.status} ${direct.body})`);
+  const denied = tech.locator('[role=alert]');
+  await denied.waitFor();
+  const deniedText = await denied.textContent();
+  check(deniedText === JSON.parse(direct.body).message, `the API's message is shown: ${deniedText}`);
   await shot(tech, '14-technician-recordings-denied');
   // A session the gateway refuses says why (the API's own message).
   await tech.goto(`${URL_}/#/terminal/no-such-endpoint`);

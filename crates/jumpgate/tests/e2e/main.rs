@@ -4,6 +4,7 @@
 mod gateway;
 mod identity;
 mod lifecycle;
+mod recordings;
 mod sessions;
 mod support;
 mod web;

@@ -126,6 +126,12 @@ async fn interactive_shell_has_a_pty_resize_and_ctrl_c() {
             }
         }
     };
+    // Like a person, wait for the remote prompt before typing.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while screen.lock().unwrap().trim().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no prompt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The arithmetic happens remotely: the echo of the typed line does not
     // contain the result.
     writer.write_all(b"echo hello-$((6*7))\r").unwrap();

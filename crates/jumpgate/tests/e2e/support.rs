@@ -292,6 +292,11 @@ impl Site {
         extra: &[&str],
     ) -> Agent {
         let state_dir = self.dir.path().join("agents").join(state);
+        // The endpoint's shells start in a clean home, so this machine's
+        // shell start-up files (slow, or reading the terminal) stay out of
+        // the tests.
+        let home = self.dir.path().join("agents").join(format!("{state}-home"));
+        std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new(jumpgate_bin());
         cmd.args([
             "agent",
@@ -305,6 +310,7 @@ impl Site {
         .args(["--name", name])
         .args(extra)
         .env("RUST_LOG", "info")
+        .env("HOME", &home)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

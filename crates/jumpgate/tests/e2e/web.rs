@@ -451,6 +451,7 @@ async fn the_console_in_a_real_browser() {
         "session-open:shell",
         "session-open:upload",
         "session-terminate",
+        "recording-view",
     ] {
         assert!(
             events
@@ -459,11 +460,8 @@ async fn the_console_in_a_real_browser() {
             "no {action} event by olga: {events:?}"
         );
     }
-    let recordings = fact("RECORDINGS");
-    assert!(
-        recordings == "replayed" || recordings == "absent",
-        "{report}"
-    );
+    // The terminal session was recorded and replayed in the page.
+    assert_eq!(fact("RECORDINGS"), "replayed", "{report}");
     // Screenshots of each page are kept as artifacts.
     let shots = std::fs::read_dir(&artifacts)
         .unwrap()

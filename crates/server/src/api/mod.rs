@@ -152,6 +152,7 @@ fn assemble(state: Option<AppState>) -> Api {
     let api = rbac::http::routes(api);
     let api = crate::agents::http::routes(api);
     let api = crate::events::routes(api);
+    let api = crate::recordings::http::routes(api);
     let api = crate::sessions::http::routes(api);
     crate::web::routes(api)
 }

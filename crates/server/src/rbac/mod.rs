@@ -241,6 +241,7 @@ pub(crate) enum Action {
     WriteEndpoints,
     ReadSessionLog,
     ReadRecordings,
+    #[allow(dead_code, reason = "the web console's session page (issue #5)")]
     TerminateSession,
     ReadSettings,
     WriteSettings,

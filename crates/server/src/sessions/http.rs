@@ -20,7 +20,7 @@ use jumpgate_proto::session::{Refusal, RefusalCode, SessionKind, SessionMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tracing::Instrument;
 
-use super::relay::{self, Counters, RelayEnd};
+use super::relay::{self, Observer, RelayEnd};
 use super::{NewEvent, record_end, record_start};
 use crate::agents::{self, EndpointRecord};
 use crate::api::{Access, Api, ApiError, Caller, denied};
@@ -237,17 +237,49 @@ async fn run<C>(
         return;
     }
     let stop = st.sessions.register(id.clone());
-    let counters = Counters::default();
+    let recorder = match start_recording(&st, &p, &endpoint, &request, &id, &stop).await {
+        Ok(r) => r,
+        Err(e) => {
+            st.sessions.remove(&id);
+            tracing::error!(error = %e, "cannot start the session recording; refusing the session");
+            let msg = "the gateway could not record the session".to_owned();
+            refuse(&mut client, RefusalCode::Failed, msg).await;
+            let _ = record_end(&st.db, &id, 0, 0, "error: recording unavailable").await;
+            return;
+        }
+    };
+    let observer = Observer {
+        recorder,
+        ..Observer::default()
+    };
     let outcome =
-        open_and_relay(&st, &endpoint, request, &mut client, cbuf, &stop, &counters).await;
+        open_and_relay(&st, &endpoint, request, &mut client, cbuf, &stop, &observer).await;
     st.sessions.remove(&id);
+    // Ends the recording (its writer seals the last chunk).
+    let Observer {
+        counters,
+        recorder,
+        transfer,
+    } = observer;
+    drop(recorder);
     let up = counters.up.into_inner();
     let down = counters.down.into_inner();
     tracing::info!(session = %id, %target, %outcome, up, down, "session ended");
     if let Err(e) = record_end(&st.db, &id, up, down, &outcome).await {
         tracing::error!(error = %e, session = %id, "cannot record session end");
     }
-    let detail = format!("session={id} up={up} down={down}");
+    let mut detail = format!("session={id} up={up} down={down}");
+    let transfer = transfer.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(sent) = &transfer.sent {
+        detail.push_str(&format!(" size={} sha256={}", sent.size, sent.sha256));
+    }
+    if let Some(r) = &transfer.result {
+        detail.push_str(if r.ok {
+            " verified=yes"
+        } else {
+            " verified=no"
+        });
+    }
     crate::events::record_or_log(
         &st.db,
         &p.name,
@@ -266,7 +298,7 @@ async fn open_and_relay<C>(
     client: &mut C,
     cbuf: BytesMut,
     stop: &super::StopHandle,
-    counters: &Counters,
+    observer: &Observer,
 ) -> String
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -342,7 +374,7 @@ where
         kind.is_framed(),
         &stop.token,
         reason,
-        counters,
+        observer,
     )
     .await
     {
@@ -470,4 +502,42 @@ async fn terminate(
     handle.stop(&format!("terminated by {}", who.name));
     tracing::info!(session = %id, by = %who.name, "session terminated");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Shell and exec sessions are recorded; the recording exists, durable,
+/// before anything reaches the endpoint.
+async fn start_recording(
+    st: &AppState,
+    p: &Subject,
+    endpoint: &EndpointRecord,
+    request: &jumpgate_proto::session::SessionRequest,
+    id: &crate::ids::SessionId,
+    stop: &super::StopHandle,
+) -> Result<Option<crate::recordings::Recorder>, crate::recordings::RecordingError> {
+    use jumpgate_proto::session::SessionRequest as R;
+    let (width, height, term, command) = match request {
+        R::Shell { term, cols, rows } => (*cols, *rows, term.as_str(), String::new()),
+        R::Exec { command } => (80, 24, "", command.join(" ")),
+        _ => return Ok(None),
+    };
+    let meta = crate::recordings::Meta {
+        session_id: id,
+        username: &p.name,
+        endpoint: &endpoint.name,
+        width,
+        height,
+        term,
+        command: &command,
+    };
+    crate::recordings::Recorder::start(
+        &st.db,
+        &st.keys,
+        &st.config.data_dir,
+        st.config.record_keystrokes,
+        &meta,
+        stop.clone(),
+        &st.tasks,
+    )
+    .await
+    .map(Some)
 }

@@ -22,7 +22,7 @@ pub(crate) struct StopHandle {
 }
 
 impl StopHandle {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             token: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
@@ -34,7 +34,7 @@ impl StopHandle {
         self.token.cancel();
     }
 
-    fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         self.reason
             .get()
             .map_or("session ended by the gateway", String::as_str)

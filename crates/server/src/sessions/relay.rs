@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use jumpgate_proto::session::{self, SessionMsg};
+use jumpgate_proto::session::{self, FileEnd, FileResult, Scanner, SessionMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,70 @@ const BUF: usize = 64 * 1024;
 pub(crate) struct Counters {
     pub(crate) up: AtomicU64,
     pub(crate) down: AtomicU64,
+}
+
+/// What the gateway keeps of a framed session as it passes: the
+/// recording, and a file transfer's size and checksum for the audit log.
+#[derive(Debug, Default)]
+pub(crate) struct Observer {
+    pub(crate) counters: Counters,
+    pub(crate) recorder: Option<crate::recordings::Recorder>,
+    pub(crate) transfer: std::sync::Mutex<Transfer>,
+}
+
+/// A file transfer as seen by the gateway.
+#[derive(Debug, Default)]
+pub(crate) struct Transfer {
+    /// The sender's size and SHA-256 (`FileEnd`).
+    pub(crate) sent: Option<FileEnd>,
+    /// The receiver's verdict on an upload (`FileResult`).
+    pub(crate) result: Option<FileResult>,
+}
+
+/// One direction's view: a scanner over its bytes and where to report.
+struct Watch<'a> {
+    scanner: Scanner,
+    observer: &'a Observer,
+}
+
+impl Watch<'_> {
+    async fn see(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut seen = Vec::new();
+        self.scanner
+            .feed(bytes, &mut |m| seen.push(m))
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        for m in seen {
+            let rec = self.observer.recorder.as_ref();
+            match m {
+                SessionMsg::Stdout(d) | SessionMsg::Stderr(d) => {
+                    if let Some(r) = rec {
+                        r.output(d).await;
+                    }
+                }
+                SessionMsg::Stdin(d) => {
+                    if let Some(r) = rec {
+                        r.input(d).await;
+                    }
+                }
+                SessionMsg::Resize { cols, rows } => {
+                    if let Some(r) = rec {
+                        r.resize(cols, rows).await;
+                    }
+                }
+                SessionMsg::FileEnd(e) => self.transfer().sent = Some(e),
+                SessionMsg::FileResult(r) => self.transfer().result = Some(r),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn transfer(&self) -> std::sync::MutexGuard<'_, Transfer> {
+        self.observer
+            .transfer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// How a relay ended.
@@ -38,12 +102,16 @@ async fn copy_raw<R, W>(
     mut w: W,
     prefix: &[u8],
     counter: &AtomicU64,
+    mut watch: Option<Watch<'_>>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     if !prefix.is_empty() {
+        if let Some(w) = &mut watch {
+            w.see(prefix).await?;
+        }
         w.write_all(prefix).await?;
         counter.fetch_add(prefix.len() as u64, Ordering::Relaxed);
     }
@@ -52,6 +120,9 @@ where
         let n = r.read(&mut buf).await?;
         if n == 0 {
             break;
+        }
+        if let Some(w) = &mut watch {
+            w.see(&buf[..n]).await?;
         }
         w.write_all(&buf[..n]).await?;
         counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -72,6 +143,7 @@ async fn copy_framed<R, W>(
     mut buf: BytesMut,
     counter: &AtomicU64,
     stop: &CancellationToken,
+    mut watch: Option<Watch<'_>>,
 ) -> std::io::Result<DownEnd>
 where
     R: AsyncRead + Unpin,
@@ -87,6 +159,9 @@ where
         }
         if whole > 0 {
             let msgs = buf.split_to(whole);
+            if let Some(w) = &mut watch {
+                w.see(&msgs).await?;
+            }
             w.write_all(&msgs).await?;
             counter.fetch_add(whole as u64, Ordering::Relaxed);
         }
@@ -128,7 +203,7 @@ pub(crate) async fn relay<C, A>(
     framed: bool,
     stop: &CancellationToken,
     reason: impl Fn() -> String,
-    counters: &Counters,
+    observer: &Observer,
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -136,12 +211,25 @@ where
 {
     let (cr, mut cw) = tokio::io::split(client);
     let (ar, aw) = tokio::io::split(agent);
-    let up = copy_raw(cr, aw, &pending.up, &counters.up);
+    // Keystrokes only matter to a recording that keeps them; a transfer's
+    // checksum travels up for uploads.
+    let counters = &observer.counters;
+    let watch = |input: bool| Watch {
+        scanner: Scanner::for_audit(input),
+        observer,
+    };
+    let up = copy_raw(
+        cr,
+        aw,
+        &pending.up,
+        &counters.up,
+        framed.then(|| watch(true)),
+    );
     tokio::pin!(up);
     let mut up_done = false;
 
     if !framed {
-        let down = copy_raw(ar, cw, &pending.down, &counters.down);
+        let down = copy_raw(ar, cw, &pending.down, &counters.down, None);
         tokio::pin!(down);
         let mut down_done = false;
         loop {
@@ -163,7 +251,14 @@ where
     }
 
     let end = {
-        let down = copy_framed(ar, &mut cw, pending.down, &counters.down, stop);
+        let down = copy_framed(
+            ar,
+            &mut cw,
+            pending.down,
+            &counters.down,
+            stop,
+            Some(watch(false)),
+        );
         tokio::pin!(down);
         loop {
             tokio::select! {
@@ -221,7 +316,7 @@ mod tests {
         let stop = CancellationToken::new();
         let relay_stop = stop.clone();
         let task = tokio::spawn(async move {
-            let counters = Counters::default();
+            let observer = Observer::default();
             relay(
                 client,
                 agent,
@@ -229,7 +324,7 @@ mod tests {
                 true,
                 &relay_stop,
                 || "gateway shutting down".into(),
-                &counters,
+                &observer,
             )
             .await
         });
@@ -266,7 +361,7 @@ mod tests {
         let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
-            let counters = Counters::default();
+            let observer = Observer::default();
             let end = relay(
                 client,
                 agent,
@@ -274,10 +369,14 @@ mod tests {
                 false,
                 &stop,
                 String::new,
-                &counters,
+                &observer,
             )
             .await;
-            (end, counters.up.into_inner(), counters.down.into_inner())
+            (
+                end,
+                observer.counters.up.into_inner(),
+                observer.counters.down.into_inner(),
+            )
         });
         tech.write_all(&[1u8; 100_000]).await.unwrap();
         tech.shutdown().await.unwrap();
@@ -308,14 +407,14 @@ mod tests {
         let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
-            let counters = Counters::default();
+            let observer = Observer::default();
             // The endpoint's first bytes arrived with its acceptance and
             // stop inside a message: the relay must complete it, not cut it.
             let pending = Pending {
                 up: BytesMut::new(),
                 down: BytesMut::from(&exit_bytes()[..4]),
             };
-            relay(client, agent, pending, true, &stop, String::new, &counters).await
+            relay(client, agent, pending, true, &stop, String::new, &observer).await
         });
         let exit = exit_bytes();
         endpoint.write_all(&exit[4..]).await.unwrap();

@@ -1,0 +1,244 @@
+//! `jg recordings [--endpoint E] [--user U] [--since T] [--limit N] [--json]`,
+//! `jg recordings export ID [-o FILE]` and `jg play ID [--speed N]
+//! [--idle-limit SECS]`: session recordings (needs `view-audit`).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use jumpgate_api_types::Recording;
+use jumpgate_client::{Client, RecordingFilter};
+
+use crate::table;
+
+pub(crate) async fn list(
+    client: &Client,
+    f: &RecordingFilter<'_>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let recs = client.recordings(f).await.context("listing recordings")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&recs)?);
+    } else {
+        print!("{}", render(&recs));
+    }
+    Ok(())
+}
+
+fn render(recs: &[Recording]) -> String {
+    let rows: Vec<Vec<String>> = recs
+        .iter()
+        .map(|r| {
+            let mut notes = Vec::new();
+            if r.ended_at.is_none() {
+                notes.push("live");
+            }
+            if r.interrupted {
+                notes.push("interrupted");
+            }
+            if r.input_recorded {
+                notes.push("keystrokes");
+            }
+            vec![
+                r.id.clone(),
+                table::timestamp(&r.started_at),
+                format_duration(r.duration_secs),
+                r.username.clone(),
+                r.endpoint.clone(),
+                format!("{}x{}", r.width, r.height),
+                notes.join(","),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "ID", "STARTED", "LENGTH", "USER", "ENDPOINT", "SIZE", "NOTES",
+        ],
+        &rows,
+    )
+}
+
+fn format_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m{:02}s", s / 3600, s % 3600 / 60, s % 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// Writes the plain asciicast to `out` (a file, written whole or not at
+/// all) or to stdout.
+pub(crate) async fn export(client: &Client, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let mut stream = client
+        .recording_cast(id)
+        .await
+        .with_context(|| format!("fetching recording {id}"))?;
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            while let Some(chunk) = stream.next().await? {
+                stdout.write_all(&chunk)?;
+            }
+            stdout.flush()?;
+        }
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write into {}", dir.display()))?;
+            while let Some(chunk) = stream.next().await? {
+                tmp.write_all(&chunk)?;
+            }
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("recording {id} written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// When each event is shown: recorded time divided by the speed, with
+/// pauses longer than the idle limit shortened to it.
+#[derive(Debug)]
+pub(crate) struct Schedule {
+    speed: f64,
+    idle_limit: Option<f64>,
+    last_recorded: f64,
+    at: f64,
+}
+
+impl Schedule {
+    pub(crate) fn new(speed: f64, idle_limit: Option<f64>) -> Self {
+        Self {
+            speed,
+            idle_limit,
+            last_recorded: 0.0,
+            at: 0.0,
+        }
+    }
+
+    /// Seconds after the start of playback to show an event recorded at `t`.
+    pub(crate) fn place(&mut self, t: f64) -> f64 {
+        let mut gap = (t - self.last_recorded).max(0.0);
+        if let Some(limit) = self.idle_limit {
+            gap = gap.min(limit);
+        }
+        self.last_recorded = t.max(self.last_recorded);
+        self.at += gap / self.speed;
+        self.at
+    }
+}
+
+/// One asciicast event line: `[time, code, data]`.
+fn parse_event(line: &str) -> anyhow::Result<(f64, String, String)> {
+    let (t, code, data): (f64, String, String) =
+        serde_json::from_str(line).with_context(|| format!("not an asciicast event: {line}"))?;
+    Ok((t, code, data))
+}
+
+/// Plays the recording's output in this terminal.
+pub(crate) async fn play(
+    client: &Client,
+    id: &str,
+    speed: f64,
+    idle_limit: Option<f64>,
+) -> anyhow::Result<()> {
+    let mut stream = client
+        .recording_cast(id)
+        .await
+        .with_context(|| format!("fetching recording {id}"))?;
+    let start = tokio::time::Instant::now();
+    let mut schedule = Schedule::new(speed, idle_limit);
+    let mut pending = Vec::new();
+    let mut header_seen = false;
+    let mut stdout = std::io::stdout();
+    while let Some(chunk) = stream.next().await? {
+        pending.extend_from_slice(&chunk);
+        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            let line = std::str::from_utf8(&line)
+                .context("the recording is not UTF-8")?
+                .trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            if !header_seen {
+                header_seen = true;
+                let h: serde_json::Value =
+                    serde_json::from_str(line).context("the recording has no asciicast header")?;
+                if h["version"] != 2 {
+                    bail!("unsupported asciicast version {}", h["version"]);
+                }
+                if let (Some(w), Some(hh)) = (h["width"].as_u64(), h["height"].as_u64()) {
+                    eprintln!("playing {id} ({w}x{hh}) at {speed}x; Ctrl-C to stop");
+                }
+                continue;
+            }
+            let (t, code, data) = parse_event(line)?;
+            let at = start + Duration::from_secs_f64(schedule.place(t));
+            if code == "o" {
+                tokio::time::sleep_until(at).await;
+                stdout.write_all(data.as_bytes())?;
+                stdout.flush()?;
+            }
+        }
+    }
+    if !header_seen {
+        bail!("recording {id} is empty");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_scales_by_speed_and_caps_idle_time() {
+        let mut s = Schedule::new(2.0, None);
+        assert_eq!(s.place(1.0), 0.5);
+        assert_eq!(s.place(3.0), 1.5);
+        let mut s = Schedule::new(1.0, Some(2.0));
+        assert_eq!(s.place(0.5), 0.5);
+        // A 100 s pause plays as 2 s.
+        assert_eq!(s.place(100.5), 2.5);
+        assert_eq!(s.place(101.0), 3.0);
+        // Out-of-order times never move playback backwards.
+        assert_eq!(s.place(100.0), 3.0);
+    }
+
+    #[test]
+    fn events_parse_and_garbage_is_named() {
+        let (t, c, d) = parse_event(r#"[1.5, "o", "hi\r\n"]"#).unwrap();
+        assert_eq!((t, c.as_str(), d.as_str()), (1.5, "o", "hi\r\n"));
+        let err = parse_event("{\"x\":1}").unwrap_err();
+        assert!(format!("{err:#}").contains("not an asciicast event"));
+    }
+
+    #[test]
+    fn the_table_shows_length_and_notes() {
+        let r = Recording {
+            id: "rec_1".into(),
+            session_id: "ses_1".into(),
+            username: "alice".into(),
+            endpoint: "web-1".into(),
+            started_at: "2026-11-23T10:00:00Z".into(),
+            ended_at: None,
+            duration_secs: 3725.4,
+            width: 120,
+            height: 40,
+            input_recorded: true,
+            interrupted: false,
+        };
+        let out = render(&[r]);
+        let row = out.lines().nth(1).unwrap();
+        assert!(row.contains("1h02m05s"), "{out}");
+        assert!(row.contains("live,keystrokes"), "{out}");
+        assert!(row.contains("120x40"), "{out}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Background upkeep: the audit chain's head is anchored outside the
+//! database every few seconds, and retention removes recordings and audit
+//! entries older than the site keeps them, hourly. Each removal is itself
+//! audited.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::{events, ids, recordings};
+
+const ANCHOR_EVERY: Duration = Duration::from_secs(5);
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// What one retention pass removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expired {
+    pub(crate) recordings: u64,
+    pub(crate) audit_entries: u64,
+}
+
+/// Removes what is older than the configured retention, as of `now_ms`.
+pub(crate) async fn sweep(
+    db: &SqlitePool,
+    data_dir: &Path,
+    config: &Config,
+    now_ms: i64,
+) -> Result<Expired, Box<dyn std::error::Error + Send + Sync>> {
+    let mut out = Expired::default();
+    if let Some(keep) = config.recording_retention {
+        let cutoff = now_ms - keep.as_millis() as i64;
+        out.recordings = recordings::expire(db, data_dir, cutoff).await?;
+        if out.recordings > 0 {
+            events::record(
+                db,
+                "jumpgate",
+                "recordings-expire",
+                "recordings",
+                "ok",
+                &format!(
+                    "removed={} ended_before={}",
+                    out.recordings,
+                    ids::rfc3339(cutoff)
+                ),
+            )
+            .await?;
+        }
+    }
+    if let Some(keep) = config.audit_retention {
+        // `expire` records its own entry, in the same transaction.
+        out.audit_entries = events::expire(db, now_ms - keep.as_millis() as i64).await?;
+    }
+    Ok(out)
+}
+
+/// Runs until the gateway stops accepting work.
+pub(crate) async fn run(st: AppState) {
+    let mut anchored = None;
+    let mut anchor = tokio::time::interval(ANCHOR_EVERY);
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tokio::select! {
+            () = st.shutdown.cancelled() => return,
+            _ = anchor.tick() => {
+                match events::write_anchor(&st.db, &st.config.data_dir, anchored).await {
+                    Ok(a) => anchored = a,
+                    Err(e) => tracing::warn!(error = %e, "cannot anchor the audit log's head"),
+                }
+            }
+            _ = retention.tick() => {
+                match sweep(&st.db, &st.config.data_dir, &st.config, ids::now_ms()).await {
+                    Ok(x) if x != Expired::default() => tracing::info!(
+                        recordings = x.recordings,
+                        audit_entries = x.audit_entries,
+                        "retention removed expired data"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "retention pass failed"),
+                }
+            }
+        }
+    }
+}

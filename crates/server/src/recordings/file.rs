@@ -1,0 +1,298 @@
+//! The encrypted recording file: a magic line, then sealed chunks appended
+//! as the session runs.
+//!
+//! ```text
+//! "JGREC/1\n"
+//! chunk*: len: u32 BE (ciphertext + tag) | flags: u8 | ciphertext ‖ tag
+//! ```
+//!
+//! Each chunk is AES-256-GCM under the recording's own data key. The nonce
+//! is the chunk's index (never reused: one key per recording), and the
+//! associated data binds the recording id, the index and the flags, so
+//! chunks cannot be reordered, moved between recordings, or have their
+//! "last" flag forged. A crash leaves at most one partial chunk at the end,
+//! which the reader ignores; a recording that ended cleanly has a chunk
+//! flagged [`LAST`], so removing chunks from its end is detected.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::keys::DataKey;
+
+const MAGIC: &[u8; 8] = b"JGREC/1\n";
+/// Flag of the final chunk.
+const LAST: u8 = 1;
+/// Largest plaintext of one chunk.
+pub(crate) const MAX_CHUNK: usize = 1024 * 1024;
+const TAG_LEN: usize = 16;
+
+/// Why a recording could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("recording file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the recording file is not a Jumpgate recording")]
+    NotARecording,
+    #[error("chunk {0} of the recording was altered or does not belong to it")]
+    Altered(u64),
+    #[error("the recording ended cleanly, but its final part is missing from the file")]
+    Truncated,
+}
+
+fn cipher(key: &DataKey) -> LessSafeKey {
+    // A 32-byte key always fits AES-256.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key.as_bytes()).expect("AES-256 key length"))
+}
+
+fn nonce(index: u64) -> Nonce {
+    let mut n = [0u8; NONCE_LEN];
+    n[NONCE_LEN - 8..].copy_from_slice(&index.to_be_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+fn aad(id: &str, index: u64, flags: u8) -> Vec<u8> {
+    let mut a = Vec::with_capacity(id.len() + 9);
+    a.extend_from_slice(id.as_bytes());
+    a.extend_from_slice(&index.to_be_bytes());
+    a.push(flags);
+    a
+}
+
+/// Appends sealed chunks to a new recording file.
+pub(crate) struct Writer {
+    file: tokio::fs::File,
+    key: LessSafeKey,
+    id: String,
+    index: u64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("id", &self.id)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Creates the file (mode 0600; it must not exist yet).
+    pub(crate) async fn create(
+        path: &std::path::Path,
+        key: &DataKey,
+        id: &str,
+    ) -> std::io::Result<Self> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .await?;
+        file.write_all(MAGIC).await?;
+        file.sync_data().await?;
+        Ok(Self {
+            file,
+            key: cipher(key),
+            id: id.to_owned(),
+            index: 0,
+        })
+    }
+
+    /// Seals `plain` as the next chunk and makes it durable.
+    pub(crate) async fn append(&mut self, plain: &[u8], last: bool) -> std::io::Result<()> {
+        debug_assert!(plain.len() <= MAX_CHUNK);
+        let flags = if last { LAST } else { 0 };
+        let mut buf = Vec::with_capacity(5 + plain.len() + TAG_LEN);
+        buf.extend_from_slice(&((plain.len() + TAG_LEN) as u32).to_be_bytes());
+        buf.push(flags);
+        let mut sealed = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                nonce(self.index),
+                Aad::from(aad(&self.id, self.index, flags)),
+                &mut sealed,
+            )
+            .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
+        buf.extend_from_slice(&sealed);
+        self.file.write_all(&buf).await?;
+        self.file.sync_data().await?;
+        self.index += 1;
+        Ok(())
+    }
+}
+
+/// Reads a recording file chunk by chunk.
+pub(crate) struct Reader {
+    file: BufReader<tokio::fs::File>,
+    key: LessSafeKey,
+    id: String,
+    index: u64,
+    /// The final chunk was read.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("id", &self.id)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    pub(crate) async fn open(
+        path: &std::path::Path,
+        key: &DataKey,
+        id: &str,
+    ) -> Result<Self, ReadError> {
+        let mut file = BufReader::new(tokio::fs::File::open(path).await?);
+        let mut magic = [0u8; MAGIC.len()];
+        match file.read_exact(&mut magic).await {
+            Ok(_) if &magic == MAGIC => {}
+            Ok(_) => return Err(ReadError::NotARecording),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(ReadError::NotARecording);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Self {
+            file,
+            key: cipher(key),
+            id: id.to_owned(),
+            index: 0,
+            ended: false,
+        })
+    }
+
+    /// The next chunk's plaintext; `None` at the end of what was written
+    /// (a partial chunk left by a crash counts as the end).
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let mut head = [0u8; 5];
+        if !read_full(&mut self.file, &mut head).await? {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let flags = head[4];
+        if !(TAG_LEN..=MAX_CHUNK + TAG_LEN).contains(&len) || flags & !LAST != 0 {
+            return Err(ReadError::Altered(self.index));
+        }
+        let mut sealed = vec![0u8; len];
+        if !read_full(&mut self.file, &mut sealed).await? {
+            return Ok(None);
+        }
+        let plain = self
+            .key
+            .open_in_place(
+                nonce(self.index),
+                Aad::from(aad(&self.id, self.index, flags)),
+                &mut sealed,
+            )
+            .map_err(|_| ReadError::Altered(self.index))?;
+        let n = plain.len();
+        sealed.truncate(n);
+        self.index += 1;
+        self.ended = flags & LAST != 0;
+        Ok(Some(sealed))
+    }
+
+    /// Whether the final chunk was read (the recording ended cleanly).
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+}
+
+/// Fills `buf`; `false` if the file ends first (a partial read at the end of
+/// a file a crash cut short).
+async fn read_full(r: &mut BufReader<tokio::fs::File>, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = r.read(&mut buf[got..]).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        got += n;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Keyring, Purpose};
+
+    async fn read_all(r: &mut Reader) -> Result<Vec<Vec<u8>>, ReadError> {
+        let mut out = Vec::new();
+        while let Some(c) = r.next().await? {
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn chunks_round_trip_and_the_file_holds_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open(dir.path()).unwrap();
+        let (key, _) = ring.new_data_key(Purpose::Recordings).unwrap();
+        let path = dir.path().join("r.jgrec");
+        let mut w = Writer::create(&path, &key, "rec_1").await.unwrap();
+        w.append(b"[0.1, \"o\", \"secret-output\"]\n", false)
+            .await
+            .unwrap();
+        w.append(b"[0.2, \"o\", \"more\"]\n", true).await.unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(13).any(|w| w == b"secret-output"));
+        let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
+        let chunks = read_all(&mut r).await.unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1], b"[0.2, \"o\", \"more\"]\n");
+        assert!(r.ended());
+        // Another recording's id (or key) does not open it.
+        let mut other = Reader::open(&path, &key, "rec_2").await.unwrap();
+        assert!(matches!(other.next().await, Err(ReadError::Altered(0))));
+    }
+
+    #[tokio::test]
+    async fn a_crash_mid_chunk_keeps_every_whole_chunk_and_cutting_the_end_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open(dir.path()).unwrap();
+        let (key, _) = ring.new_data_key(Purpose::Recordings).unwrap();
+        let path = dir.path().join("r.jgrec");
+        let mut w = Writer::create(&path, &key, "rec_1").await.unwrap();
+        w.append(b"one\n", false).await.unwrap();
+        w.append(b"two\n", false).await.unwrap();
+        w.append(b"three\n", true).await.unwrap();
+        let full = std::fs::read(&path).unwrap();
+        // Cut inside the last chunk, as a crash during a write would.
+        std::fs::write(&path, &full[..full.len() - 3]).unwrap();
+        let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
+        assert_eq!(
+            read_all(&mut r).await.unwrap(),
+            vec![b"one\n".to_vec(), b"two\n".to_vec()]
+        );
+        assert!(
+            !r.ended(),
+            "the final chunk is gone, and the reader says so"
+        );
+
+        // A flipped byte inside a chunk is refused, naming the chunk.
+        let mut bad = full.clone();
+        let at = MAGIC.len() + 5 + 1;
+        bad[at] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
+        assert!(matches!(read_all(&mut r).await, Err(ReadError::Altered(0))));
+
+        // Clearing the "last" flag of the final chunk is detected too.
+        let mut unflagged = full;
+        let last_head = MAGIC.len() + 2 * (5 + 4 + TAG_LEN);
+        assert_eq!(unflagged[last_head + 4], LAST);
+        unflagged[last_head + 4] = 0;
+        std::fs::write(&path, &unflagged).unwrap();
+        let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
+        assert!(matches!(read_all(&mut r).await, Err(ReadError::Altered(2))));
+    }
+}

@@ -1,0 +1,132 @@
+//! `GET /api/v1/recordings` and `GET /api/v1/recordings/{id}/cast` (both
+//! need `view-audit`; every playback or export is itself audited).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
+use jumpgate_api_types as api;
+
+use super::{Filter, ReadError, RecordingError};
+use crate::api::{Access, Api, ApiError, Caller};
+use crate::ids;
+use crate::rbac::Action;
+use crate::state::AppState;
+
+pub(crate) fn routes(api: Api) -> Api {
+    api.get(
+        "/api/v1/recordings",
+        Access::Site(Action::ReadRecordings),
+        list,
+    )
+    .get(
+        "/api/v1/recordings/{id}/cast",
+        Access::Site(Action::ReadRecordings),
+        cast,
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    endpoint: Option<String>,
+    user: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(st): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<api::Recording>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|s| {
+            ids::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request(ids::bad_time("since", s)))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let f = Filter {
+        endpoint: q.endpoint.as_deref(),
+        user: q.user.as_deref(),
+        since_ms,
+        limit,
+    };
+    Ok(Json(super::list(&st.db, &f).await?))
+}
+
+fn damaged(e: &ReadError) -> ApiError {
+    tracing::warn!(error = %e, "a recording could not be read");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "recording_damaged",
+        format!("the recording cannot be played: {e}"),
+    )
+}
+
+/// The recording as plain asciicast v2, streamed chunk by chunk. A chunk
+/// that fails its integrity check ends the body with an error, so a
+/// client never mistakes a damaged recording for a complete one.
+async fn cast(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let opened = super::open(&st.db, &st.keys, &st.config.data_dir, &id)
+        .await
+        .map_err(|e| match e {
+            RecordingError::Read(e) => damaged(&e),
+            other => ApiError::internal(other),
+        })?;
+    let Some(mut opened) = opened else {
+        return Err(ApiError::not_found(
+            "unknown_recording",
+            format!("no recording `{id}`"),
+        ));
+    };
+    // The header chunk is read first, so an unreadable recording gets a
+    // clear error instead of an empty body.
+    let first = opened.next().await.map_err(|e| damaged(&e))?;
+    crate::events::record(
+        &st.db,
+        &who.name,
+        "recording-view",
+        &id,
+        "ok",
+        &format!(
+            "session={} endpoint={} user={}",
+            opened.info.session_id, opened.info.endpoint, opened.info.username
+        ),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let stream =
+        futures_util::stream::unfold((first, Some(opened)), |(pending, opened)| async move {
+            let mut opened = opened?;
+            if let Some(chunk) = pending {
+                return Some((Ok(chunk), (None, Some(opened))));
+            }
+            match opened.next().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), (None, Some(opened)))),
+                Ok(None) => match opened.check_end() {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, None))),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "a recording is damaged");
+                    Some((Err(std::io::Error::other(e.to_string())), (None, None)))
+                }
+            }
+        });
+    Response::builder()
+        .header(CONTENT_TYPE, api::ASCIICAST_CONTENT_TYPE)
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,426 @@
+//! Session recordings: every shell and exec session is written, while it
+//! runs, as an asciicast v2 stream (terminal output, resizes, and keystrokes
+//! when the site records them) sealed chunk by chunk under the recording's
+//! own data key (see [`file`]).
+//!
+//! The relay hands events to a [`Recorder`]; a writer task batches them and
+//! seals one chunk per second of activity (or per 256 KiB), each made
+//! durable before the next, so a gateway crash loses at most the last
+//! second. The recording's row holds its wrapped data key; the plaintext key
+//! exists only in the writer and in readers.
+
+mod file;
+pub(crate) mod http;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jumpgate_api_types as api;
+use sqlx::{Row, SqlitePool};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::ids::{self, RecordingId, SessionId};
+use crate::keys::{Keyring, Purpose, WrappedKey};
+use crate::sessions::StopHandle;
+
+pub(crate) use file::ReadError;
+
+/// Plaintext gathered before a chunk is sealed regardless of the clock.
+const CHUNK_TARGET: usize = 256 * 1024;
+/// How often buffered events are sealed and made durable.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Events in flight between the relay and the writer (back-pressure beyond).
+const QUEUE: usize = 256;
+
+/// Why a recording could not be started or read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordingError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("recording file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// The directory of recording files.
+pub(crate) fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("recordings")
+}
+
+/// What a recording is of.
+#[derive(Debug)]
+pub(crate) struct Meta<'a> {
+    pub(crate) session_id: &'a SessionId,
+    pub(crate) username: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) width: u16,
+    pub(crate) height: u16,
+    pub(crate) term: &'a str,
+    pub(crate) command: &'a str,
+}
+
+#[derive(Debug)]
+enum Event {
+    Output(Instant, Bytes),
+    Input(Instant, Bytes),
+    Resize(Instant, u16, u16),
+}
+
+/// The relay's side of a running recording. Dropping it ends the recording.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    tx: mpsc::Sender<Event>,
+    keystrokes: bool,
+}
+
+impl Recorder {
+    /// Starts recording: the row (with the wrapped key) and the file exist,
+    /// durable, before this returns. The writer task stops the session
+    /// through `stop` if the recording cannot be written.
+    pub(crate) async fn start(
+        db: &SqlitePool,
+        keys: &Keyring,
+        data_dir: &Path,
+        keystrokes: bool,
+        meta: &Meta<'_>,
+        stop: StopHandle,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Result<Self, RecordingError> {
+        let id = RecordingId::generate();
+        let (key, wrapped) = keys.new_data_key(Purpose::Recordings)?;
+        let dir = dir(data_dir);
+        crate::site::create_private_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let file_name = format!("{id}.jgrec");
+        let mut writer = file::Writer::create(&dir.join(&file_name), &key, id.as_str()).await?;
+        drop(key);
+        let started_ms = ids::now_ms();
+        let header = serde_json::json!({
+            "version": 2,
+            "width": meta.width,
+            "height": meta.height,
+            "timestamp": started_ms / 1000,
+            "title": format!("{}@{}", meta.username, meta.endpoint),
+            "command": meta.command,
+            "env": { "TERM": meta.term },
+        });
+        let mut first = header.to_string();
+        first.push('\n');
+        writer.append(first.as_bytes(), false).await?;
+        sqlx::query(
+            "INSERT INTO recordings (id, session_id, username, endpoint_name, started_at, width, height, input_recorded, wrapped_key, file)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(meta.session_id.as_str())
+        .bind(meta.username)
+        .bind(meta.endpoint)
+        .bind(started_ms)
+        .bind(i64::from(meta.width))
+        .bind(i64::from(meta.height))
+        .bind(keystrokes)
+        .bind(wrapped.as_str())
+        .bind(&file_name)
+        .execute(db)
+        .await?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tasks.spawn(write_loop(db.clone(), id, writer, rx, stop));
+        Ok(Self { tx, keystrokes })
+    }
+
+    /// Terminal output from the endpoint.
+    pub(crate) async fn output(&self, data: Bytes) {
+        let _ = self.tx.send(Event::Output(Instant::now(), data)).await;
+    }
+
+    /// Keystrokes from the technician (ignored unless the site records them).
+    pub(crate) async fn input(&self, data: Bytes) {
+        if self.keystrokes {
+            let _ = self.tx.send(Event::Input(Instant::now(), data)).await;
+        }
+    }
+
+    pub(crate) async fn resize(&self, cols: u16, rows: u16) {
+        let _ = self
+            .tx
+            .send(Event::Resize(Instant::now(), cols, rows))
+            .await;
+    }
+}
+
+/// Turns bytes into text for asciicast, carrying an incomplete UTF-8
+/// sequence at the end over to the next piece (terminal output is split
+/// anywhere).
+#[derive(Debug, Default)]
+struct Utf8Carry(Vec<u8>);
+
+impl Utf8Carry {
+    fn text(&mut self, data: &[u8]) -> String {
+        self.0.extend_from_slice(data);
+        let keep = incomplete_tail(&self.0);
+        let rest = self.0.split_off(self.0.len() - keep);
+        let text = String::from_utf8_lossy(&self.0).into_owned();
+        self.0 = rest;
+        text
+    }
+}
+
+/// Length of a UTF-8 sequence cut off at the end of `b` (0 if none).
+fn incomplete_tail(b: &[u8]) -> usize {
+    for back in 1..=3.min(b.len()) {
+        let c = b[b.len() - back];
+        if c & 0xC0 == 0x80 {
+            continue; // continuation byte: look further back
+        }
+        let need = match c {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return 0,
+        };
+        return if need > back { back } else { 0 };
+    }
+    0
+}
+
+async fn write_loop(
+    db: SqlitePool,
+    id: RecordingId,
+    mut writer: file::Writer,
+    mut rx: mpsc::Receiver<Event>,
+    stop: StopHandle,
+) {
+    let start = Instant::now();
+    let mut buf = String::new();
+    let mut out = Utf8Carry::default();
+    let mut inp = Utf8Carry::default();
+    let mut last_at = 0.0f64;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let failed = loop {
+        let (flush, done) = tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => {
+                    let (at, code, data) = match ev {
+                        Event::Output(at, d) => (at, "o", out.text(&d)),
+                        Event::Input(at, d) => (at, "i", inp.text(&d)),
+                        Event::Resize(at, c, r) => (at, "r", format!("{c}x{r}")),
+                    };
+                    last_at = at.duration_since(start).as_secs_f64();
+                    let line = serde_json::json!([(last_at * 1e6).round() / 1e6, code, data]);
+                    buf.push_str(&line.to_string());
+                    buf.push('\n');
+                    (buf.len() >= CHUNK_TARGET, false)
+                }
+                None => (true, true),
+            },
+            _ = tick.tick() => (!buf.is_empty(), false),
+        };
+        if flush {
+            if let Err(e) = writer.append(buf.as_bytes(), done).await {
+                break Some(e);
+            }
+            buf.clear();
+        }
+        if done {
+            break None;
+        }
+    };
+    let duration_ms = (last_at * 1000.0) as i64;
+    if let Some(e) = &failed {
+        tracing::error!(recording = %id, error = %e, "cannot write the session recording; ending the session");
+        stop.stop("the gateway could not record the session");
+    }
+    let r = sqlx::query(
+        "UPDATE recordings SET ended_at = ?, duration_ms = ?, interrupted = ? WHERE id = ?",
+    )
+    .bind(ids::now_ms())
+    .bind(duration_ms)
+    .bind(failed.is_some())
+    .bind(id.as_str())
+    .execute(&db)
+    .await;
+    if let Err(e) = r {
+        tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
+    }
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Default)]
+pub(crate) struct Filter<'a> {
+    pub(crate) endpoint: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) since_ms: Option<i64>,
+    pub(crate) limit: i64,
+}
+
+fn to_api(r: &sqlx::sqlite::SqliteRow) -> api::Recording {
+    api::Recording {
+        id: r.get("id"),
+        session_id: r.get("session_id"),
+        username: r.get("username"),
+        endpoint: r.get("endpoint_name"),
+        started_at: ids::rfc3339(r.get("started_at")),
+        ended_at: r.get::<Option<i64>, _>("ended_at").map(ids::rfc3339),
+        duration_secs: r.get::<i64, _>("duration_ms") as f64 / 1000.0,
+        width: r.get::<i64, _>("width") as u16,
+        height: r.get::<i64, _>("height") as u16,
+        input_recorded: r.get("input_recorded"),
+        interrupted: r.get("interrupted"),
+    }
+}
+
+pub(crate) async fn list(
+    db: &SqlitePool,
+    f: &Filter<'_>,
+) -> Result<Vec<api::Recording>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM recordings
+         WHERE (?1 IS NULL OR endpoint_name = ?1) AND (?2 IS NULL OR username = ?2)
+           AND (?3 IS NULL OR started_at >= ?3)
+         ORDER BY started_at DESC, id LIMIT ?4",
+    )
+    .bind(f.endpoint)
+    .bind(f.user)
+    .bind(f.since_ms)
+    .bind(f.limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.iter().map(to_api).collect())
+}
+
+/// A recording opened for reading.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) info: api::Recording,
+    reader: file::Reader,
+}
+
+impl Opened {
+    /// The next piece of the plain asciicast text.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        self.reader.next().await
+    }
+
+    /// After the last piece: whether the recording ended cleanly. A
+    /// recording whose row says it ended but whose final chunk is missing
+    /// was cut short after the fact.
+    pub(crate) fn check_end(&self) -> Result<(), ReadError> {
+        if self.info.ended_at.is_some() && !self.info.interrupted && !self.reader.ended() {
+            return Err(ReadError::Truncated);
+        }
+        Ok(())
+    }
+}
+
+/// Opens recording `id` for reading; `None` if there is no such recording.
+pub(crate) async fn open(
+    db: &SqlitePool,
+    keys: &Keyring,
+    data_dir: &Path,
+    id: &str,
+) -> Result<Option<Opened>, RecordingError> {
+    let Some(row) = sqlx::query("SELECT * FROM recordings WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let wrapped = WrappedKey::from(row.get::<String, _>("wrapped_key"));
+    let key = keys.unwrap(Purpose::Recordings, &wrapped)?;
+    let path = dir(data_dir).join(row.get::<String, _>("file"));
+    let reader = file::Reader::open(&path, &key, id).await?;
+    Ok(Some(Opened {
+        info: to_api(&row),
+        reader,
+    }))
+}
+
+/// The time (seconds) of the last event in a piece of asciicast text.
+fn last_event_secs(text: &[u8]) -> Option<f64> {
+    text.split(|&b| b == b'\n')
+        .rev()
+        .filter(|l| l.first() == Some(&b'['))
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).ok()?;
+            v.get(0)?.as_f64()
+        })
+}
+
+/// Recordings a crash left open end at their last sealed second; they are
+/// marked interrupted.
+pub(crate) async fn close_orphans(
+    db: &SqlitePool,
+    keys: &Keyring,
+    data_dir: &Path,
+) -> Result<u64, sqlx::Error> {
+    let open: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, started_at FROM recordings WHERE ended_at IS NULL")
+            .fetch_all(db)
+            .await?;
+    for (id, started_at) in &open {
+        let mut last = 0.0f64;
+        match self::open(db, keys, data_dir, id).await {
+            Ok(Some(mut rec)) => loop {
+                match rec.next().await {
+                    Ok(Some(chunk)) => last = last_event_secs(&chunk).unwrap_or(last),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(recording = %id, error = %e, "recording damaged after its last good part");
+                        break;
+                    }
+                }
+            },
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(recording = %id, error = %e, "cannot read an interrupted recording")
+            }
+        }
+        let duration_ms = (last * 1000.0) as i64;
+        sqlx::query(
+            "UPDATE recordings SET ended_at = ?, duration_ms = ?, interrupted = 1 WHERE id = ?",
+        )
+        .bind(started_at + duration_ms)
+        .bind(duration_ms)
+        .bind(id)
+        .execute(db)
+        .await?;
+    }
+    Ok(open.len() as u64)
+}
+
+/// Deletes recordings that ended before `cutoff_ms`: the file first, then
+/// the row, so a crash in between leaves a row whose file is gone (found
+/// again and finished by the next sweep), never an orphan file.
+pub(crate) async fn expire(
+    db: &SqlitePool,
+    data_dir: &Path,
+    cutoff_ms: i64,
+) -> Result<u64, RecordingError> {
+    let old: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, file FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ?",
+    )
+    .bind(cutoff_ms)
+    .fetch_all(db)
+    .await?;
+    for (id, file) in &old {
+        match tokio::fs::remove_file(dir(data_dir).join(file)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        sqlx::query("DELETE FROM recordings WHERE id = ?")
+            .bind(id)
+            .execute(db)
+            .await?;
+    }
+    Ok(old.len() as u64)
+}
+
+#[cfg(test)]
+mod tests;
