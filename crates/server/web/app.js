@@ -114,6 +114,8 @@ export function onLeave(fn) {
 }
 
 export async function route() {
+  // In-page anchors (`#main`) are not pages.
+  if (location.hash && !location.hash.startsWith('#/')) return;
   for (const fn of ctx.cleanup.splice(0)) {
     try {
       fn();
@@ -122,7 +124,6 @@ export async function route() {
     }
   }
   const hash = location.hash || '#/endpoints';
-  if (!hash.startsWith('#/')) return;
   if (!ctx.me && hash !== '#/login') {
     location.hash = '#/login';
     return;

@@ -137,6 +137,7 @@ export async function endpointsPage() {
   const list = h('div', { id: 'endpoint-list' });
   const status = h('div', {});
   let endpoints = [];
+  let drawn = null;
   const draw = () => {
     const q = search.value.trim().toLowerCase();
     const rows = endpoints.filter(
@@ -145,6 +146,10 @@ export async function endpointsPage() {
         (!group.value || e.group === group.value) &&
         (!state.value || (state.value === 'online') === e.online),
     );
+    // Redraw only on a change: a refresh must not steal keyboard focus.
+    const signature = JSON.stringify([rows, endpoints.length]);
+    if (signature === drawn) return;
+    drawn = signature;
     const online = endpoints.filter((e) => e.online).length;
     summary.textContent = `${online} of ${endpoints.length} endpoints online; showing ${rows.length}.`;
     render(
@@ -206,6 +211,7 @@ export async function sessionsPage() {
   const status = h('div', { 'aria-live': 'polite' });
   const active = h('section', { 'aria-labelledby': 'active-title' });
   const past = h('section', { 'aria-labelledby': 'past-title' });
+  let drawn = null;
   const load = async () => {
     let rows;
     try {
@@ -214,6 +220,10 @@ export async function sessionsPage() {
       showError(status, e);
       return;
     }
+    // Redraw only on a change: a refresh must not steal keyboard focus.
+    const signature = JSON.stringify(rows);
+    if (signature === drawn) return;
+    drawn = signature;
     const live = rows.filter((r) => !r.ended_at);
     const ended = rows.filter((r) => r.ended_at);
     const common = [
