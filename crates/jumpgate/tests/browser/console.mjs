@@ -177,7 +177,15 @@ try {
 
   // --- Terminal ---------------------------------------------------------
   const marker = `hello-${crypto.randomInt(1e9)}`;
-  await page.getByRole('link', { name: 'Terminal' }).first().click();
+  // Keyboard only: Tab from the page title to the endpoint's Terminal link, Enter.
+  await page.locator('h1', { hasText: 'Endpoints' }).focus();
+  let onTerminalLink = false;
+  for (let i = 0; i < 40 && !onTerminalLink; i++) {
+    await page.keyboard.press('Tab');
+    onTerminalLink = await page.evaluate(() => document.activeElement?.textContent === 'Terminal');
+  }
+  check(onTerminalLink, 'the Terminal link is reachable with Tab');
+  await page.keyboard.press('Enter');
   await page.locator('#term-state', { hasText: 'Connected' }).waitFor();
   await page.locator('.xterm').click();
   await page.keyboard.type(`echo ${marker}\n`);
