@@ -12,7 +12,11 @@
 //!    next to a direct loopback connection to the same sink;
 //! 2. 64-byte ping-pong round trips (p50/p99) through the same path and direct;
 //! 3. the gateway's resident memory with N idle agents connected (real agent
-//!    handshakes and heartbeats, opened from this process).
+//!    handshakes and heartbeats, opened from this process);
+//! 4. recorded session output: `jg shell bench -- CMD` printing text (every
+//!    byte recorded, encrypted and fsync'd each second), next to `jg cp`
+//!    downloading the same bytes (not recorded); the recording's size on
+//!    disk; and `jg recordings export` of it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +52,9 @@ struct Args {
     /// Skip the idle-agent memory measurement.
     #[arg(long)]
     no_memory: bool,
+    /// MiB of terminal output for the recording measurement (0: skip it).
+    #[arg(long, default_value_t = 256)]
+    recorded_mib: u64,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -448,10 +455,92 @@ async fn main() -> Result<()> {
         us(v50) - us(d50),
         us(v99) - us(d99)
     );
+    if args.recorded_mib > 0 {
+        recorded_output(&site, args.recorded_mib).await?;
+    }
     if !args.no_memory {
         memory(&site, &args.agents).await?;
     }
     stop(site).await;
+    Ok(())
+}
+
+/// Runs `jg ARGS` with stdout discarded; returns the wall time.
+async fn timed_jg(site: &Site, args: &[&str]) -> Result<Duration> {
+    let t = Instant::now();
+    let out = site
+        .jg()?
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("jg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed())
+}
+
+/// Terminal-like text output through a recorded exec session, next to the
+/// same bytes as an (unrecorded) file download.
+async fn recorded_output(site: &Site, mib: u64) -> Result<()> {
+    let bytes = mib << 20;
+    // `yes` adds the newline: 64 bytes a line.
+    let line = "jumpgate recorded terminal output, a line of 64 characters 0123";
+    let file = site.dir.path().join("output.txt");
+    let make = format!("yes '{line}' | head -c {bytes} > {}", file.display());
+    let status = Command::new("sh").args(["-c", &make]).status().await?;
+    if !status.success() {
+        bail!("cannot write the benchmark output file");
+    }
+    let cat = format!("cat {}", file.display());
+    let recorded = timed_jg(site, &["shell", "bench", "--", "sh", "-c", &cat]).await?;
+    let remote = format!("bench:{}", file.display());
+    let copied = timed_jg(site, &["cp", &remote, "/dev/null"]).await?;
+    let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / (1 << 20) as f64;
+    // Wait for the recording to be finished, then measure it.
+    let mut rec = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = site.jg()?.args(["recordings", "--json"]).output().await?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        if let Some(r) = v.as_array().and_then(|a| a.first())
+            && r["ended_at"].is_string()
+        {
+            rec = r.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = rec["id"]
+        .as_str()
+        .context("no finished recording")?
+        .to_owned();
+    let on_disk = std::fs::metadata(
+        site.dir
+            .path()
+            .join("data/recordings")
+            .join(format!("{id}.jgrec")),
+    )?
+    .len();
+    let exported = timed_jg(site, &["recordings", "export", &id]).await?;
+    println!("recorded session output, {mib} MiB of text");
+    println!(
+        "  jg shell -- cat (recorded)               : {:7.1} MiB/s",
+        rate(recorded)
+    );
+    println!(
+        "  jg cp download of the same file          : {:7.1} MiB/s",
+        rate(copied)
+    );
+    println!(
+        "  recording on disk                        : {:7.1} MiB ({:.2}x the output)",
+        on_disk as f64 / (1 << 20) as f64,
+        on_disk as f64 / bytes as f64
+    );
+    println!(
+        "  jg recordings export                     : {:7.1} MiB/s of output",
+        rate(exported)
+    );
     Ok(())
 }
 

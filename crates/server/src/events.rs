@@ -675,4 +675,29 @@ mod tests {
         assert_eq!(broken.id, 5);
         assert!(broken.reason.contains("removed from the end"), "{broken}");
     }
+
+    #[tokio::test]
+    async fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
+        let (_d, db) = db_with_events(1).await;
+        let role = api::CreateRole {
+            name: "night-shift".into(),
+            description: String::new(),
+            permissions: vec!["view".into()],
+        };
+        // The audit log becomes unwritable (here: its table is gone).
+        sqlx::query("ALTER TABLE events RENAME TO events_gone")
+            .execute(&db)
+            .await
+            .unwrap();
+        let mut tx = crate::store::begin_write(&db).await.unwrap();
+        crate::rbac::store::create(&mut tx, &role).await.unwrap();
+        assert!(
+            append_in(&mut tx, "alice", "role-create", "night-shift", "ok", "")
+                .await
+                .is_err()
+        );
+        drop(tx);
+        let roles = crate::rbac::store::list(&db).await.unwrap();
+        assert!(roles.iter().all(|r| r.name != "night-shift"), "{roles:?}");
+    }
 }

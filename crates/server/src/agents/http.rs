@@ -149,11 +149,13 @@ async fn set_group(
             req.group
         )));
     }
+    // The change and its audit entry commit together.
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let updated =
         sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
             .bind(&req.group)
             .bind(&name)
-            .execute(&st.db)
+            .execute(&mut *tx)
             .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found(
@@ -161,8 +163,8 @@ async fn set_group(
             format!("no endpoint named `{name}`"),
         ));
     }
-    events::record(
-        &st.db,
+    events::append_in(
+        &mut tx,
         &who.name,
         "endpoint-group",
         &name,
@@ -170,6 +172,7 @@ async fn set_group(
         &format!("group={}", req.group),
     )
     .await?;
+    tx.commit().await?;
     let e = super::find_by_name(&st.db, &name).await?.ok_or_else(|| {
         ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
     })?;
@@ -257,11 +260,12 @@ async fn create_group(
     ApiJson(req): ApiJson<api::CreateGroup>,
 ) -> Result<(StatusCode, Json<api::Group>), ApiError> {
     ids::validate_name("group", &req.name).map_err(ApiError::bad_request)?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let res = sqlx::query("INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)")
         .bind(&req.name)
         .bind(&req.description)
         .bind(ids::now_ms())
-        .execute(&st.db)
+        .execute(&mut *tx)
         .await;
     match res {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -274,7 +278,8 @@ async fn create_group(
             other?;
         }
     }
-    events::record(&st.db, &who.name, "group-create", &req.name, "ok", "").await?;
+    events::append_in(&mut tx, &who.name, "group-create", &req.name, "ok", "").await?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(api::Group {
@@ -296,11 +301,12 @@ async fn delete_group(
             format!("no group named `{name}`"),
         ));
     }
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let members: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM endpoints WHERE group_name = ? AND revoked_at IS NULL",
     )
     .bind(&name)
-    .fetch_one(&st.db)
+    .fetch_one(&mut *tx)
     .await?;
     if members > 0 {
         return Err(ApiError::conflict(format!(
@@ -309,8 +315,9 @@ async fn delete_group(
     }
     sqlx::query("DELETE FROM groups WHERE name = ?")
         .bind(&name)
-        .execute(&st.db)
+        .execute(&mut *tx)
         .await?;
-    events::record(&st.db, &who.name, "group-delete", &name, "ok", "").await?;
+    events::append_in(&mut tx, &who.name, "group-delete", &name, "ok", "").await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

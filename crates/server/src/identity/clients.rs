@@ -88,6 +88,8 @@ async fn create(
         .collect::<String>();
     let secret = ids::random_token("jgcs");
     let now = ids::now_ms();
+    // The client and its audit entry commit together.
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let res = sqlx::query(
         "INSERT INTO api_clients (client_id, name, secret_hash, scopes, role, groups, created_at, secret_rotated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -100,7 +102,7 @@ async fn create(
     .bind(to_json(&req.groups))
     .bind(now)
     .bind(now)
-    .execute(&st.db)
+    .execute(&mut *tx)
     .await;
     match res {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -113,8 +115,8 @@ async fn create(
             other?;
         }
     }
-    events::record(
-        &st.db,
+    events::append_in(
+        &mut tx,
         &who.name,
         "api-client-create",
         &req.name,
@@ -122,6 +124,7 @@ async fn create(
         &scopes.names().join(","),
     )
     .await?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(api::ApiClientSecret {
@@ -152,8 +155,8 @@ async fn rotate(
         .bind(&client_id)
         .execute(&mut *tx)
         .await?;
+    events::append_in(&mut tx, &who.name, "api-client-rotate", &name, "ok", "").await?;
     tx.commit().await?;
-    events::record(&st.db, &who.name, "api-client-rotate", &name, "ok", "").await?;
     Ok(Json(api::ApiClientSecret {
         client_id,
         client_secret: secret,
@@ -165,9 +168,10 @@ async fn delete(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let mut tx = crate::store::begin_write(&st.db).await?;
     let gone = sqlx::query("DELETE FROM api_clients WHERE name = ?")
         .bind(&name)
-        .execute(&st.db)
+        .execute(&mut *tx)
         .await?;
     if gone.rows_affected() == 0 {
         return Err(ApiError::not_found(
@@ -175,7 +179,8 @@ async fn delete(
             format!("no API client named `{name}`"),
         ));
     }
-    events::record(&st.db, &who.name, "api-client-delete", &name, "ok", "").await?;
+    events::append_in(&mut tx, &who.name, "api-client-delete", &name, "ok", "").await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

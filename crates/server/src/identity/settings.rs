@@ -20,7 +20,9 @@ pub(crate) struct SecuritySettings {
 
 const KEY: &str = "security";
 
-pub(crate) async fn load(db: &SqlitePool) -> Result<SecuritySettings, sqlx::Error> {
+pub(crate) async fn load<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+) -> Result<SecuritySettings, sqlx::Error> {
     let raw: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
         .bind(KEY)
         .fetch_optional(db)

@@ -49,9 +49,10 @@ async fn create(
     Caller(who): Caller,
     ApiJson(req): ApiJson<api::CreateRole>,
 ) -> Result<(StatusCode, Json<api::Role>), ApiError> {
-    let role = store::create(&st.db, &req).await?;
-    events::record(
-        &st.db,
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let role = store::create(&mut tx, &req).await?;
+    events::append_in(
+        &mut tx,
         &who.name,
         "role-create",
         &role.name,
@@ -59,6 +60,7 @@ async fn create(
         &role.permissions.join(","),
     )
     .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -68,9 +70,10 @@ async fn update(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<api::UpdateRole>,
 ) -> Result<Json<api::Role>, ApiError> {
-    let role = store::update(&st.db, &name, &req).await?;
-    events::record(
-        &st.db,
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    let role = store::update(&mut tx, &name, &req).await?;
+    events::append_in(
+        &mut tx,
         &who.name,
         "role-update",
         &name,
@@ -78,6 +81,7 @@ async fn update(
         &role.permissions.join(","),
     )
     .await?;
+    tx.commit().await?;
     Ok(Json(role))
 }
 
@@ -86,7 +90,9 @@ async fn delete(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    store::delete(&st.db, &name).await?;
-    events::record(&st.db, &who.name, "role-delete", &name, "ok", "").await?;
+    let mut tx = crate::store::begin_write(&st.db).await?;
+    store::delete(&mut tx, &name).await?;
+    events::append_in(&mut tx, &who.name, "role-delete", &name, "ok", "").await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use jumpgate_api_types as api;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{Permission, parse_permissions, permission_names};
 use crate::ids;
@@ -68,7 +68,7 @@ pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<api::Role>, sqlx::Error>
     )
 }
 
-async fn get(db: &SqlitePool, name: &str) -> Result<api::Role, RoleError> {
+async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, name: &str) -> Result<api::Role, RoleError> {
     sqlx::query("SELECT * FROM roles WHERE name = ?")
         .bind(name)
         .fetch_optional(db)
@@ -88,7 +88,13 @@ fn checked_permissions(names: &[String]) -> Result<String, RoleError> {
     Ok(serde_json::to_string(&permission_names(&set)).unwrap_or_default())
 }
 
-pub(crate) async fn create(db: &SqlitePool, r: &api::CreateRole) -> Result<api::Role, RoleError> {
+// Changes take a connection inside the caller's write transaction, so the
+// change and its audit entry commit together.
+
+pub(crate) async fn create(
+    db: &mut SqliteConnection,
+    r: &api::CreateRole,
+) -> Result<api::Role, RoleError> {
     ids::validate_name("role", &r.name).map_err(RoleError::Invalid)?;
     let perms = checked_permissions(&r.permissions)?;
     let res = sqlx::query(
@@ -97,7 +103,7 @@ pub(crate) async fn create(db: &SqlitePool, r: &api::CreateRole) -> Result<api::
     .bind(&r.name)
     .bind(&r.description)
     .bind(perms)
-    .execute(db)
+    .execute(&mut *db)
     .await;
     match res {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -109,11 +115,11 @@ pub(crate) async fn create(db: &SqlitePool, r: &api::CreateRole) -> Result<api::
 }
 
 pub(crate) async fn update(
-    db: &SqlitePool,
+    db: &mut SqliteConnection,
     name: &str,
     u: &api::UpdateRole,
 ) -> Result<api::Role, RoleError> {
-    let current = get(db, name).await?;
+    let current = get(&mut *db, name).await?;
     if current.builtin {
         return Err(RoleError::Builtin(name.to_owned()));
     }
@@ -126,25 +132,25 @@ pub(crate) async fn update(
         .bind(u.description.as_deref())
         .bind(perms)
         .bind(name)
-        .execute(db)
+        .execute(&mut *db)
         .await?;
     get(db, name).await
 }
 
-pub(crate) async fn delete(db: &SqlitePool, name: &str) -> Result<(), RoleError> {
-    let current = get(db, name).await?;
+pub(crate) async fn delete(db: &mut SqliteConnection, name: &str) -> Result<(), RoleError> {
+    let current = get(&mut *db, name).await?;
     if current.builtin {
         return Err(RoleError::Builtin(name.to_owned()));
     }
     let users: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM users WHERE role = ?) + (SELECT COUNT(*) FROM api_clients WHERE role = ?)")
         .bind(name)
         .bind(name)
-        .fetch_one(db)
+        .fetch_one(&mut *db)
         .await?;
     if users > 0 {
         return Err(RoleError::InUse(name.to_owned(), users));
     }
-    if crate::identity::settings::load(db)
+    if crate::identity::settings::load(&mut *db)
         .await?
         .mfa_required(name)
     {

@@ -98,9 +98,22 @@ impl Writer {
         })
     }
 
-    /// Seals `plain` as the next chunk and makes it durable.
+    /// Seals `plain` as the next chunk and writes it (to the OS: it
+    /// survives the process; [`Writer::sync`] makes it survive the machine).
+    /// Longer text is split over several chunks (readers concatenate).
     pub(crate) async fn append(&mut self, plain: &[u8], last: bool) -> std::io::Result<()> {
-        debug_assert!(plain.len() <= MAX_CHUNK);
+        let mut pieces = plain.chunks(MAX_CHUNK).peekable();
+        if pieces.peek().is_none() {
+            return self.append_one(&[], last).await;
+        }
+        while let Some(piece) = pieces.next() {
+            self.append_one(piece, last && pieces.peek().is_none())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn append_one(&mut self, plain: &[u8], last: bool) -> std::io::Result<()> {
         let flags = if last { LAST } else { 0 };
         let mut buf = Vec::with_capacity(5 + plain.len() + TAG_LEN);
         buf.extend_from_slice(&((plain.len() + TAG_LEN) as u32).to_be_bytes());
@@ -115,9 +128,16 @@ impl Writer {
             .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
         buf.extend_from_slice(&sealed);
         self.file.write_all(&buf).await?;
-        self.file.sync_data().await?;
+        // tokio hands writes to a blocking thread: wait until this one has
+        // reached the OS, so the chunk outlives the process from here on.
+        self.file.flush().await?;
         self.index += 1;
         Ok(())
+    }
+
+    /// Makes every chunk written so far durable.
+    pub(crate) async fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data().await
     }
 }
 
@@ -294,5 +314,23 @@ mod tests {
         std::fs::write(&path, &unflagged).unwrap();
         let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
         assert!(matches!(read_all(&mut r).await, Err(ReadError::Altered(2))));
+    }
+
+    #[tokio::test]
+    async fn text_longer_than_a_chunk_is_split_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open(dir.path()).unwrap();
+        let (key, _) = ring.new_data_key(Purpose::Recordings).unwrap();
+        let path = dir.path().join("r.jgrec");
+        let mut w = Writer::create(&path, &key, "rec_1").await.unwrap();
+        let big: Vec<u8> = (0..MAX_CHUNK * 2 + 17)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        w.append(&big, true).await.unwrap();
+        let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
+        let chunks = read_all(&mut r).await.unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), big);
+        assert!(r.ended());
     }
 }

@@ -111,6 +111,7 @@ impl Recorder {
         let mut first = header.to_string();
         first.push('\n');
         writer.append(first.as_bytes(), false).await?;
+        writer.sync().await?;
         sqlx::query(
             "INSERT INTO recordings (id, session_id, username, endpoint_name, started_at, width, height, input_recorded, wrapped_key, file)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -152,20 +153,29 @@ impl Recorder {
     }
 }
 
-/// Turns bytes into text for asciicast, carrying an incomplete UTF-8
+/// Turns terminal bytes into asciicast text, carrying an incomplete UTF-8
 /// sequence at the end over to the next piece (terminal output is split
-/// anywhere).
+/// anywhere); invalid bytes become U+FFFD.
 #[derive(Debug, Default)]
 struct Utf8Carry(Vec<u8>);
 
 impl Utf8Carry {
-    fn text(&mut self, data: &[u8]) -> String {
-        self.0.extend_from_slice(data);
-        let keep = incomplete_tail(&self.0);
-        let rest = self.0.split_off(self.0.len() - keep);
-        let text = String::from_utf8_lossy(&self.0).into_owned();
-        self.0 = rest;
-        text
+    /// Appends `data` to `out` as a JSON string.
+    fn json(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let joined;
+        let bytes = if self.0.is_empty() {
+            data
+        } else {
+            self.0.extend_from_slice(data);
+            joined = std::mem::take(&mut self.0);
+            &joined[..]
+        };
+        let keep = incomplete_tail(bytes);
+        let (text, rest) = bytes.split_at(bytes.len() - keep);
+        let text = String::from_utf8_lossy(text);
+        // Serializing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &*text);
+        self.0.extend_from_slice(rest);
     }
 }
 
@@ -194,37 +204,59 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Event>,
     stop: StopHandle,
 ) {
+    use std::io::Write as _;
     let start = Instant::now();
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_TARGET + 64 * 1024);
     let mut out = Utf8Carry::default();
     let mut inp = Utf8Carry::default();
     let mut last_at = 0.0f64;
+    // Chunks written since the last fsync.
+    let mut unsynced = false;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let failed = loop {
-        let (flush, done) = tokio::select! {
+    let failed: Option<std::io::Error> = loop {
+        // (write the buffer as a chunk, also fsync, this was the last event)
+        let (write, sync, done) = tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => {
-                    let (at, code, data) = match ev {
-                        Event::Output(at, d) => (at, "o", out.text(&d)),
-                        Event::Input(at, d) => (at, "i", inp.text(&d)),
-                        Event::Resize(at, c, r) => (at, "r", format!("{c}x{r}")),
+                    let at = match &ev {
+                        Event::Output(at, _) | Event::Input(at, _) | Event::Resize(at, _, _) => *at,
                     };
                     last_at = at.duration_since(start).as_secs_f64();
-                    let line = serde_json::json!([(last_at * 1e6).round() / 1e6, code, data]);
-                    buf.push_str(&line.to_string());
-                    buf.push('\n');
-                    (buf.len() >= CHUNK_TARGET, false)
+                    let _ = write!(buf, "[{last_at:.6}, ");
+                    match ev {
+                        Event::Output(_, d) => {
+                            buf.extend_from_slice(b"\"o\", ");
+                            out.json(&d, &mut buf);
+                        }
+                        Event::Input(_, d) => {
+                            buf.extend_from_slice(b"\"i\", ");
+                            inp.json(&d, &mut buf);
+                        }
+                        Event::Resize(_, c, r) => {
+                            let _ = write!(buf, "\"r\", \"{c}x{r}\"");
+                        }
+                    }
+                    buf.extend_from_slice(b"]\n");
+                    (buf.len() >= CHUNK_TARGET, false, false)
                 }
-                None => (true, true),
+                None => (true, true, true),
             },
-            _ = tick.tick() => (!buf.is_empty(), false),
+            // Once a second, whatever arrived is sealed and made durable.
+            _ = tick.tick() => (!buf.is_empty(), !buf.is_empty() || unsynced, false),
         };
-        if flush {
-            if let Err(e) = writer.append(buf.as_bytes(), done).await {
+        if write {
+            if let Err(e) = writer.append(&buf, done).await {
                 break Some(e);
             }
             buf.clear();
+            unsynced = true;
+        }
+        if sync {
+            if let Err(e) = writer.sync().await {
+                break Some(e);
+            }
+            unsynced = false;
         }
         if done {
             break None;
