@@ -59,7 +59,8 @@ export function accountPage() {
   } else if (me.mfa_enrollment_required) {
     parts.push(notice('This site requires two-factor authentication for your role. Set up an authenticator app to continue.', 'warn'));
   }
-  parts.push(h('p', {}, `Signed in as ${me.username}, role ${me.role}, groups: ${me.groups.join(', ') || 'none'}.`));
+  const groups = me.groups.includes('*') ? 'all' : me.groups.join(', ') || 'none';
+  parts.push(h('p', {}, `Signed in as ${me.username}, role ${me.role}, endpoint groups: ${groups}.`));
   parts.push(mfaSection(me), passwordSection());
   render(main, ...parts);
 }
@@ -76,7 +77,7 @@ function mfaSection(me) {
   start.addEventListener('click', () =>
     busy(start, status, async () => {
       const e = await post('/api/v1/me/mfa/totp');
-      const qr = h('img', { src: `data:image/svg+xml;base64,${btoa(e.qr_svg)}`, alt: 'QR code to scan with your authenticator app', class: 'qr', width: 200, height: 200 });
+      const qr = qrCode(e.qr_svg);
       const code = h('input', { inputmode: 'numeric', autocomplete: 'one-time-code', required: true, maxlength: 6, pattern: '[0-9]{6}' });
       const confirm = h('button', { type: 'submit', class: 'primary' }, 'Confirm');
       const form = h('form', {}, field('Code shown by the app', code), confirm);
@@ -106,6 +107,25 @@ function mfaSection(me) {
   );
   render(slot, h('p', {}, 'Protect your account with a time-based code from an authenticator app.'), start);
   return section;
+}
+
+/**
+ * The gateway's QR code SVG as a DOM node: parsed as SVG (never as HTML),
+ * so the secret it encodes never becomes a URL, even a data: one.
+ */
+function qrCode(svgText) {
+  const doc = new DOMParser().parseFromString(svgText, 'image/svg+xml');
+  const root = doc.documentElement;
+  if (root.nodeName !== 'svg' || doc.querySelector('parsererror')) {
+    return h('p', {}, 'The QR code cannot be shown; enter the secret below by hand.');
+  }
+  const svg = document.importNode(root, true);
+  svg.setAttribute('class', 'qr');
+  svg.setAttribute('width', '200');
+  svg.setAttribute('height', '200');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'QR code to scan with your authenticator app');
+  return svg;
 }
 
 function passwordSection() {

@@ -128,9 +128,10 @@ try {
   check((await page.locator('nav a', { hasText: 'Endpoints' }).count()) === 0, 'a restricted session sees only the account page');
   await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
   const secretText = await page.locator('#totp-secret').textContent();
-  check(await page.locator('img.qr').isVisible(), 'the QR code is shown');
-  const qrOk = await page.locator('img.qr').evaluate((img) => img.complete && img.naturalWidth > 0);
-  check(qrOk, 'the QR code image renders');
+  check(await page.locator('svg.qr').isVisible(), 'the QR code is shown');
+  const qrBox = await page.locator('svg.qr').boundingBox();
+  check(qrBox && qrBox.width >= 150, 'the QR code renders at a scannable size');
+  check((await page.locator('svg.qr path').count()) === 1, 'the QR code has its modules');
   await shot(page, '02-mfa-enroll');
   const secret = base32(secretText.trim());
   const enrollStep = stepNow();

@@ -17,19 +17,18 @@ use crate::api::{Access, Api, ApiError};
 
 /// The Content-Security-Policy of every answer of the gateway: scripts,
 /// styles, images and connections from the gateway itself only; no inline
-/// script, no `eval`, no framing, no plugins, no `<base>`. Two deliberate
-/// allowances, both verified in chromium by the browser test:
-/// - `img-src data:`: the TOTP enrollment QR code is shown as an SVG data
-///   URL (the gateway's own answer, never user input).
-/// - `style-src-elem 'unsafe-inline'`: xterm.js's DOM renderer writes its
-///   cell metrics and theme into `<style>` elements it creates at run time
-///   (their content depends on the font and window size, so no hash fits,
-///   and xterm.js takes no nonce). This admits `<style>` elements only:
-///   inline `style="…"` attributes stay forbidden (`style-src-attr` falls
-///   back to `style-src 'self'`), and the console never builds markup from
-///   strings (no `innerHTML`), so no attacker-supplied `<style>` can appear.
+/// script, no `eval`, no framing, no plugins, no `<base>`. One deliberate
+/// allowance, verified in chromium by the browser test:
+/// `style-src-elem 'unsafe-inline'`: xterm.js's DOM renderer writes its
+/// cell metrics and theme into `<style>`
+/// elements it creates at run time (their content depends on the font and
+/// window size, so no hash fits, and xterm.js takes no nonce). This admits
+/// `<style>` elements only: inline `style="…"` attributes stay forbidden
+/// (`style-src-attr` falls back to `style-src 'self'`), and the console
+/// never builds markup from strings (no `innerHTML`), so no
+/// attacker-supplied `<style>` can appear.
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; style-src-elem 'self' 'unsafe-inline'; img-src 'self' data:; \
+     style-src 'self'; style-src-elem 'self' 'unsafe-inline'; img-src 'self'; \
      connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
