@@ -521,3 +521,84 @@ pub struct Recording {
 
 /// Content type of a plain asciicast v2 recording.
 pub const ASCIICAST_CONTENT_TYPE: &str = "application/x-asciicast";
+
+/// `PUT /api/v1/vault/secrets/{name}`: stores a new version (needs
+/// `vault-write`). The value is base64 (standard alphabet), at most 64 KiB
+/// decoded.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    pub value: String,
+}
+
+impl std::fmt::Debug for PutSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PutSecret { value: MASKED }")
+    }
+}
+
+/// What a `PUT` of a secret created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersionCreated {
+    pub name: String,
+    pub version: u32,
+}
+
+/// `GET /api/v1/vault/secrets/{name}[?version=N]` (needs `vault-read`;
+/// every read is audited). The value is base64.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretValue {
+    pub name: String,
+    pub version: u32,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretValue {{ name: {:?}, version: {}, value: MASKED }}",
+            self.name, self.version
+        )
+    }
+}
+
+/// A vault secret without its value (`GET /api/v1/vault/secrets`, with
+/// `?deleted=true` the soft-deleted ones).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    pub latest_version: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Set while the secret is soft-deleted (recoverable).
+    pub deleted_at: Option<String>,
+    /// When a deleted secret may be purged (with purge protection) and is
+    /// purged by the gateway.
+    pub purge_after: Option<String>,
+}
+
+/// One version of a secret (`GET /api/v1/vault/secrets/{name}/versions`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    pub version: u32,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// The vault's site settings (`GET /api/v1/vault/settings`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultSettings {
+    /// How long a deleted secret stays recoverable (7 to 90; fixed).
+    pub retention_days: u32,
+    /// Once true, never false again.
+    pub purge_protection: bool,
+}
+
+/// `PUT /api/v1/vault/settings/purge-protection`: `true` enables purge
+/// protection for good; `false` is refused once it is on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPurgeProtection {
+    pub enabled: bool,
+}

@@ -1,7 +1,8 @@
 //! `jg`, the technician's client: log in to a gateway, list endpoints and
 //! sessions, read the audit log, open shells, run commands, copy files and forward ports, always
 //! through the gateway; manage your own password and MFA; and, for
-//! administrators, users, roles, groups, endpoints, API clients and settings.
+//! administrators, users, roles, groups, endpoints, API clients and settings;
+//! and secrets in the vault.
 
 use std::path::PathBuf;
 
@@ -155,6 +156,12 @@ enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Secrets in the gateway's vault: put, get, list, versions, delete,
+    /// recover, purge (values from stdin or a file, never the command line).
+    Vault {
+        #[command(subcommand)]
+        command: commands::vault::VaultCommand,
+    },
     /// Copy a file to or from an endpoint; the remote side is ENDPOINT:/path.
     Cp {
         #[arg(value_name = "SRC")]
@@ -298,6 +305,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             command,
         } => {
             return commands::shell::run(&ctx.authed_client()?, &endpoint, command, stdin).await;
+        }
+        Command::Vault { command } => {
+            commands::vault::run(&ctx.authed_client()?, command).await?;
         }
         Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
         Command::Forward { endpoint, spec } => {

@@ -24,6 +24,7 @@ mod identity;
 mod recordings;
 
 pub use recordings::{CastStream, RecordingFilter};
+mod vault;
 #[cfg(test)]
 mod wire_tests;
 

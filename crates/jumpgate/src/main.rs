@@ -104,6 +104,23 @@ enum AdminCommand {
     Fingerprint,
     /// Check the audit log's hash chain; name the first altered or missing entry.
     VerifyAudit,
+    /// Rotate key-encryption keys: new data uses the new version at once; a
+    /// background sweep re-wraps stored keys, then retires old versions.
+    /// Works while the gateway runs (it rotates and sweeps); otherwise
+    /// rotates and sweeps here.
+    RotateKeys {
+        /// Purposes to rotate, comma-separated: database, recordings, vault,
+        /// blobs [default: all].
+        #[arg(long, value_delimiter = ',')]
+        purpose: Vec<String>,
+    },
+    /// Show key versions per purpose, how many stored keys each still
+    /// wraps, and the rotation sweep's progress.
+    KeyStatus {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -265,9 +282,37 @@ fn read_password(path: &Path) -> Result<String> {
 
 async fn admin(args: AdminArgs) -> Result<()> {
     use jumpgate_server::admin;
-    if let AdminCommand::Fingerprint = args.command {
-        println!("{}", admin::fingerprint(&args.data_dir)?);
-        return Ok(());
+    match &args.command {
+        AdminCommand::Fingerprint => {
+            println!("{}", admin::fingerprint(&args.data_dir)?);
+            return Ok(());
+        }
+        AdminCommand::RotateKeys { purpose } => {
+            match admin::rotate_keys(&args.data_dir, purpose).await? {
+                admin::Rotated::ByGateway(v) => println!(
+                    "rotated {}; the gateway is re-wrapping stored keys (jumpgate admin key-status)",
+                    v.join(" ")
+                ),
+                admin::Rotated::Offline {
+                    versions,
+                    rewrapped,
+                } => println!(
+                    "rotated {} (gateway not running); re-wrapped {rewrapped} stored keys",
+                    versions.join(" ")
+                ),
+            }
+            return Ok(());
+        }
+        AdminCommand::KeyStatus { json } => {
+            let status = admin::key_status(&args.data_dir).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{status}");
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let db = admin::open(&args.data_dir).await?;
     match args.command {
@@ -302,7 +347,9 @@ async fn admin(args: AdminArgs) -> Result<()> {
             };
             println!("revoked endpoint {name}: {how}");
         }
-        AdminCommand::Fingerprint => {}
+        AdminCommand::Fingerprint
+        | AdminCommand::RotateKeys { .. }
+        | AdminCommand::KeyStatus { .. } => {}
         AdminCommand::VerifyAudit => match admin::verify_audit(&args.data_dir, &db).await? {
             Ok(intact) => println!(
                 "audit log intact: {} entries, head {}",

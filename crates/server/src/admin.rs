@@ -9,6 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use sqlx::SqlitePool;
 
 use crate::identity::{self, IdentityError};
+use crate::keys::{Keyring, Purpose};
 use crate::{agents, control, ids, store};
 
 /// Why an admin command failed.
@@ -32,20 +33,114 @@ pub enum AdminError {
     Anchor(std::io::Error),
     #[error("the running gateway did not answer: {0}")]
     Control(#[from] std::io::Error),
+    #[error("keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Sweep(#[from] crate::keys::sweep::SweepError),
+    #[error("the running gateway refused: {0}")]
+    Refused(String),
 }
 
-/// Opens an existing site's database.
+/// Opens an existing site's database, decrypted with the site's key (the
+/// root key file, or `JUMPGATE_ROOT_KEY`). Anything done through this pool
+/// bypasses the gateway's checks: it is for administration and tests.
 ///
 /// # Errors
-/// No site there, or the database cannot be opened.
+/// No site there, the keys do not open, or the database cannot be opened.
 pub async fn open(data_dir: &Path) -> Result<SqlitePool, AdminError> {
+    Ok(open_site(data_dir).await?.0)
+}
+
+async fn open_site(data_dir: &Path) -> Result<(SqlitePool, Keyring), AdminError> {
     let path = crate::app::db_path(data_dir);
     if !path.exists() {
         return Err(AdminError::NoSite(data_dir.display().to_string()));
     }
-    let db = store::open(&path).await?;
+    let keys = Keyring::open(data_dir)?;
+    let db = store::open_site(&path, &keys, false).await?;
     crate::events::seal_legacy(&db).await?;
-    Ok(db)
+    Ok((db, keys))
+}
+
+/// The key purposes `rotate-keys` accepts (all when empty).
+///
+/// # Errors
+/// An unknown purpose name.
+fn purposes(names: &[String]) -> Result<Vec<Purpose>, AdminError> {
+    if names.is_empty() {
+        return Ok(Purpose::ALL.to_vec());
+    }
+    Ok(names
+        .iter()
+        .map(|n| n.parse())
+        .collect::<Result<Vec<Purpose>, _>>()?)
+}
+
+/// What `rotate-keys` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotated {
+    /// The running gateway rotated; its sweep runs in the background.
+    ByGateway(Vec<String>),
+    /// No gateway runs: rotated here, and the sweep ran to completion.
+    Offline {
+        versions: Vec<String>,
+        rewrapped: u64,
+    },
+}
+
+/// Rotates the key-encryption keys of `names` (all purposes when empty):
+/// through the running gateway if there is one, else here.
+///
+/// # Errors
+/// Unknown purpose, keys or database unusable, the gateway refused.
+pub async fn rotate_keys(data_dir: &Path, names: &[String]) -> Result<Rotated, AdminError> {
+    let list = purposes(names)?;
+    let line: Vec<&str> = list.iter().map(|p| p.as_str()).collect();
+    if let Some(answer) =
+        control::request(data_dir, &format!("rotate-keys {}", line.join(","))).await?
+    {
+        return match answer.strip_prefix("ok ") {
+            Some(v) => Ok(Rotated::ByGateway(
+                v.split_whitespace().map(str::to_owned).collect(),
+            )),
+            None => Err(AdminError::Refused(
+                answer.trim_start_matches("error ").to_owned(),
+            )),
+        };
+    }
+    let (db, keys) = open_site(data_dir).await?;
+    let rotated = crate::keys::sweep::rotate(&db, &keys, &list, "(admin cli)").await?;
+    let pace = crate::keys::sweep::Pace {
+        batch: 500,
+        pause: Duration::ZERO,
+    };
+    let rewrapped = crate::keys::sweep::sweep_all(
+        &db,
+        &keys,
+        pace,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
+    db.close().await;
+    Ok(Rotated::Offline {
+        versions: rotated
+            .iter()
+            .map(|(p, v)| format!("{}:v{v}", p.as_str()))
+            .collect(),
+        rewrapped,
+    })
+}
+
+/// Key versions per purpose, how many stored keys each still wraps, and
+/// the progress of the rotation sweep.
+///
+/// # Errors
+/// Keys or database unusable.
+pub async fn key_status(data_dir: &Path) -> Result<crate::KeyStatus, AdminError> {
+    let (db, keys) = open_site(data_dir).await?;
+    let status = crate::keys::sweep::status(&db, &keys).await?;
+    db.close().await;
+    Ok(status)
 }
 
 /// Checks the whole audit chain and its head against the anchor the

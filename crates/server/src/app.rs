@@ -33,6 +33,8 @@ pub enum ServerError {
     Keys(#[from] crate::keys::KeyError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("vault: {0}")]
+    Vault(String),
 }
 
 /// What a started gateway tells its operator.
@@ -66,7 +68,12 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     site::create_private_dir(&config.data_dir)?;
     let keys = crate::keys::Keyring::open(&config.data_dir)?;
-    let db = store::open(&db_path(&config.data_dir)).await?;
+    // Nothing else has the database open yet: a pending re-encryption
+    // (after a database key rotation) happens here.
+    let db = store::open_site(&db_path(&config.data_dir), &keys, true).await?;
+    crate::vault::fix_retention(&db, config.vault_retention)
+        .await
+        .map_err(|e| ServerError::Vault(e.to_string()))?;
     let sealed = crate::events::seal_legacy(&db).await?;
     if sealed > 0 {
         tracing::info!(
@@ -127,7 +134,9 @@ pub async fn run(
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
         login_limiter: crate::identity::login_rate_limiter(),
+        key_sweep: std::sync::Arc::default(),
     });
+    st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     let router = crate::api::router(st.clone());
     let accept = tokio::spawn(listener::serve_tls(
         tcp,

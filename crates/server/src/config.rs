@@ -32,6 +32,30 @@ pub struct RawConfig {
     pub recording: RawRecording,
     #[serde(default)]
     pub retention: RawRetention,
+    #[serde(default)]
+    pub keys: RawKeys,
+    #[serde(default)]
+    pub vault: RawVault,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Rotate every key-encryption key this often, e.g. "90d"; "never" to
+    /// rotate only with `jumpgate admin rotate-keys`.
+    pub rotate_every: Option<String>,
+    /// Wrapped keys the rotation sweep re-wraps per transaction.
+    pub sweep_batch: Option<u32>,
+    /// Pause between sweep batches, e.g. "10ms", to bound the sweep's I/O.
+    pub sweep_pause: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// How long a deleted secret stays recoverable, 7d to 90d. Fixed for
+    /// the site once it has run with it.
+    pub retention: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -113,6 +137,14 @@ impl RawConfig {
                     .or(self.retention.recordings_days),
                 audit_days: other.retention.audit_days.or(self.retention.audit_days),
             },
+            keys: RawKeys {
+                rotate_every: other.keys.rotate_every.or(self.keys.rotate_every),
+                sweep_batch: other.keys.sweep_batch.or(self.keys.sweep_batch),
+                sweep_pause: other.keys.sweep_pause.or(self.keys.sweep_pause),
+            },
+            vault: RawVault {
+                retention: other.vault.retention.or(self.vault.retention),
+            },
         }
     }
 }
@@ -161,7 +193,22 @@ pub struct Config {
     pub recording_retention: Option<Duration>,
     /// How long audit entries are kept (`None`: forever).
     pub audit_retention: Option<Duration>,
+    pub keys: KeysConfig,
+    /// How long a deleted vault secret stays recoverable (7 to 90 days);
+    /// `None`: what the site already uses, 90 days for a new site.
+    pub vault_retention: Option<Duration>,
 }
+
+/// Key rotation settings (`[keys]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeysConfig {
+    /// `None`: no scheduled rotation.
+    pub rotate_every: Option<Duration>,
+    pub sweep_batch: u32,
+    pub sweep_pause: Duration,
+}
+
+const DAY: u64 = 86_400;
 
 impl Config {
     /// Reads `file` (if any), merges `flags` over it and validates the result.
@@ -230,6 +277,44 @@ impl Config {
         };
         let recording_retention = days("retention.recordings_days", raw.retention.recordings_days)?;
         let audit_retention = days("retention.audit_days", raw.retention.audit_days)?;
+        let rotate_every = match raw.keys.rotate_every.as_deref() {
+            Some("never") => None,
+            other => {
+                let d = parse_duration("keys.rotate_every", other, "90d")?;
+                if d < Duration::from_secs(3600) || d > Duration::from_secs(3650 * DAY) {
+                    return Err(invalid(
+                        "keys.rotate_every",
+                        "must be between 1h and 3650d, or \"never\"",
+                    ));
+                }
+                Some(d)
+            }
+        };
+        let sweep_batch = raw.keys.sweep_batch.unwrap_or(500);
+        if !(1..=100_000).contains(&sweep_batch) {
+            return Err(invalid("keys.sweep_batch", "must be between 1 and 100000"));
+        }
+        let sweep_pause =
+            parse_duration("keys.sweep_pause", raw.keys.sweep_pause.as_deref(), "0s")?;
+        if sweep_pause > Duration::from_secs(60) {
+            return Err(invalid("keys.sweep_pause", "must be at most 60s"));
+        }
+        let vault_retention = match raw.vault.retention.as_deref() {
+            None => None,
+            Some(s) => {
+                let d = parse_duration("vault.retention", Some(s), "90d")?;
+                if d < Duration::from_secs(7 * DAY)
+                    || d > Duration::from_secs(90 * DAY)
+                    || d.as_secs() % DAY != 0
+                {
+                    return Err(invalid(
+                        "vault.retention",
+                        "must be a whole number of days from 7d to 90d",
+                    ));
+                }
+                Some(d)
+            }
+        };
         Ok(Self {
             data_dir,
             listen,
@@ -242,6 +327,12 @@ impl Config {
             record_keystrokes: raw.recording.keystrokes.unwrap_or(false),
             recording_retention,
             audit_retention,
+            keys: KeysConfig {
+                rotate_every,
+                sweep_batch,
+                sweep_pause,
+            },
+            vault_retention,
         })
     }
 }

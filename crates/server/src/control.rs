@@ -54,14 +54,37 @@ pub(crate) async fn serve(listener: UnixListener, st: AppState, shutdown: Cancel
             if BufReader::new(r).read_line(&mut line).await.is_err() {
                 return;
             }
-            let answer = handle(&st, line.trim());
+            let answer = handle(&st, line.trim()).await;
             let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
         });
     }
 }
 
-fn handle(st: &AppState, line: &str) -> String {
+async fn handle(st: &AppState, line: &str) -> String {
     match line.split_once(' ') {
+        Some(("rotate-keys", list)) => {
+            let purposes: Result<Vec<crate::keys::Purpose>, _> =
+                list.split(',').map(str::parse).collect();
+            let purposes = match purposes {
+                Ok(p) if !p.is_empty() => p,
+                Ok(_) => return "error no purpose".to_owned(),
+                Err(e) => return format!("error {e}"),
+            };
+            match crate::keys::sweep::rotate(&st.db, &st.keys, &purposes, "(admin cli)").await {
+                Ok(rotated) => {
+                    st.key_sweep.notify_one();
+                    let list: Vec<String> = rotated
+                        .iter()
+                        .map(|(p, v)| format!("{}:v{v}", p.as_str()))
+                        .collect();
+                    format!("ok {}", list.join(" "))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "key rotation failed");
+                    format!("error {e}")
+                }
+            }
+        }
         Some(("revoke", id)) => {
             let cut = st.agents.cut_revoked(&AgentId(id.to_owned()));
             tracing::info!(

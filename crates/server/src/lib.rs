@@ -11,6 +11,9 @@
 //!   `agents` (enrollment, live agent connections), `sessions` (open,
 //!   relay, event table).
 //! - `api`: router assembly, the one error→HTTP mapping, extractors.
+//! - [`keys`]: the key hierarchy for data at rest (root key, versioned
+//!   KEKs, rotation and its sweep); `vault`: versioned, envelope-encrypted
+//!   secrets with soft delete and purge protection.
 //! - [`admin`] and `control`: `jumpgate admin` operations and the Unix
 //!   socket that lets them reach a running gateway.
 
@@ -32,6 +35,7 @@ mod sessions;
 pub mod site;
 mod state;
 mod store;
+mod vault;
 mod web;
 
 pub use agents::EnrollError;
@@ -40,4 +44,5 @@ pub use app::{ServerError, Started, run};
 pub use config::{Config, ConfigError, RawConfig};
 pub use events::{Broken as AuditBroken, Intact as AuditIntact};
 pub use identity::IdentityError;
+pub use keys::sweep::{KeyStatus, PurposeStatus, SweepError, VersionStatus};
 pub use store::StoreError;

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: TaskTracker,
     /// Login attempts per source address.
     pub(crate) login_limiter: crate::identity::lockout::RateLimiter,
+    /// Wakes the key task (a rotation happened: sweep now).
+    pub(crate) key_sweep: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

@@ -1,5 +1,10 @@
 //! The embedded SQLite database: connection pool and schema migrations.
 //!
+//! The database is SQLCipher: every page of the file (and of its WAL) is
+//! encrypted with the database data key from the keyring (`keys`), given as
+//! a raw key so no KDF runs per connection. A database written before
+//! encryption is converted in place on first open ([`open_encrypted`]).
+//!
 //! Migrations are plain SQL kept in this file and applied in order inside a
 //! transaction; `schema_version` records how far a database has come.
 
@@ -7,7 +12,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqlitePool};
+
+use crate::keys::DataKey;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Why the database could not be used.
@@ -15,6 +22,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// SQLCipher could not decrypt the file with the key given.
+    #[error(
+        "the database {path} does not open with this site's database key: the keyring or root key belongs to another site, or the file is not a Jumpgate database"
+    )]
+    WrongKey { path: String },
+    #[error("converting the unencrypted database {path}: {cause}")]
+    Convert { path: String, cause: std::io::Error },
+    #[error("keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
     #[error(
         "the database at {path} was written by a newer Jumpgate (schema {found}, this build knows {known})"
     )]
@@ -214,14 +230,238 @@ const MIGRATIONS: &[&str] = &[
         anchor_hash BLOB NOT NULL
     );
     ",
+    // 5: data at rest — the vault (versioned, envelope-encrypted secrets
+    // with soft delete) and the progress of key rotation sweeps.
+    r#"
+    CREATE TABLE vault_secrets (
+        name        TEXT PRIMARY KEY,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        -- Soft delete: set while the secret is recoverable.
+        deleted_at  INTEGER,
+        -- deleted_at + the site's retention; no purge before it when purge
+        -- protection is on.
+        purge_after INTEGER
+    );
+    CREATE TABLE vault_versions (
+        name        TEXT NOT NULL REFERENCES vault_secrets(name) ON DELETE CASCADE,
+        version     INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        -- The version's data key, wrapped by the vault KEK (`keys`).
+        wrapped_key TEXT NOT NULL,
+        -- AES-256-GCM under the data key: nonce, ciphertext and tag.
+        nonce       BLOB NOT NULL,
+        ciphertext  BLOB NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE key_rotations (
+        purpose     TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        started_at  INTEGER NOT NULL,
+        -- When every stored key was re-wrapped and older versions retired.
+        finished_at INTEGER,
+        rewrapped   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (purpose, version)
+    );
+    UPDATE roles SET permissions = json_insert(permissions,
+            '$[#]', 'vault-read', '$[#]', 'vault-write', '$[#]', 'vault-purge')
+        WHERE name = 'admin' AND builtin = 1;
+    "#,
 ];
 
-/// Opens (creating if needed) the database and brings its schema up to date.
+/// Opens with a fixed test key (unit tests of other modules).
+#[cfg(test)]
+pub(crate) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
+    open_encrypted(path, &crate::keys::DataKey::for_tests(7)).await
+}
+
+/// The first 16 bytes of an unencrypted SQLite file.
+const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Opens (creating if needed) the database encrypted with `key` and brings
+/// its schema up to date. An unencrypted database (from a Jumpgate before
+/// encryption) is first converted to an encrypted one.
 ///
 /// # Errors
-/// The file cannot be opened, or a migration failed (nothing is half-applied).
-pub(crate) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
+/// The key does not open the file, the file cannot be opened, or a
+/// migration failed (nothing is half-applied).
+pub(crate) async fn open_encrypted(path: &Path, key: &DataKey) -> Result<SqlitePool, StoreError> {
+    quiet_sqlcipher().await;
+    let mut head = [0u8; 16];
+    let plain = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == PLAIN_HEADER;
+    if plain {
+        encrypt_plain(path, key).await?;
+    }
+    let pool = connect(path, key).await.map_err(|e| wrong_key(e, path))?;
+    migrate(&pool, path).await.map_err(|e| match e {
+        StoreError::Sqlx(e) => wrong_key(e, path),
+        other => other,
+    })?;
+    Ok(pool)
+}
+
+/// SQLCipher logs a failed HMAC check (a wrong key) to stderr; the error
+/// returned says it clearly already. The log level is process-wide.
+async fn quiet_sqlcipher() {
+    let Ok(opts) = SqliteConnectOptions::from_str("sqlite::memory:") else {
+        return;
+    };
+    if let Ok(mut c) = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await {
+        let _ = sqlx::query("PRAGMA cipher_log_level = NONE")
+            .execute(&mut c)
+            .await;
+        let _ = sqlx::Connection::close(c).await;
+    }
+}
+
+/// SQLite code 26 (`SQLITE_NOTADB`): what SQLCipher answers for a wrong key.
+fn wrong_key(e: sqlx::Error, path: &Path) -> StoreError {
+    let notadb = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "26");
+    if notadb {
+        StoreError::WrongKey {
+            path: path.display().to_string(),
+        }
+    } else {
+        StoreError::Sqlx(e)
+    }
+}
+
+/// Converts an unencrypted database to SQLCipher with `sqlcipher_export`,
+/// into a new file that replaces the old one only once complete.
+async fn encrypt_plain(path: &Path, key: &DataKey) -> Result<(), StoreError> {
+    let convert = |cause| StoreError::Convert {
+        path: path.display().to_string(),
+        cause,
+    };
+    let tmp = path.with_extension("db.encrypting");
+    let _ = std::fs::remove_file(&tmp);
+    // `create_if_missing`: ATTACH creates the new file with the main
+    // database's open flags.
     let opts = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true)
+        .disable_statement_logging();
+    let mut c: sqlx::SqliteConnection =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut c)
+        .await?;
+    let literal = key.sqlcipher_literal();
+    // ATTACH's KEY takes the raw-key text without the outer quotes.
+    let raw = literal.trim_matches('"').to_owned();
+    let raw = zeroize::Zeroizing::new(raw);
+    sqlx::query("ATTACH DATABASE ? AS encrypted KEY ?")
+        .bind(tmp.display().to_string())
+        .bind(raw.as_str())
+        .execute(&mut c)
+        .await?;
+    sqlx::query("SELECT sqlcipher_export('encrypted')")
+        .execute(&mut c)
+        .await?;
+    sqlx::query("DETACH DATABASE encrypted")
+        .execute(&mut c)
+        .await?;
+    sqlx::Connection::close(c).await?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(convert)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+    std::fs::rename(&tmp, path).map_err(convert)?;
+    tracing::info!(path = %path.display(), "encrypted the database (it was unencrypted)");
+    Ok(())
+}
+
+/// Opens the site's database with the keyring's database key. After a
+/// database rotation, `rekey` (the gateway at start-up, when nothing else
+/// has the file open) re-encrypts the file with the next key first. A file
+/// already re-encrypted by a start that crashed before the keyring said so
+/// is recognised and the keyring completed.
+///
+/// # Errors
+/// Neither key opens the file; keys or database unusable.
+pub(crate) async fn open_site(
+    path: &Path,
+    keys: &crate::keys::Keyring,
+    rekey: bool,
+) -> Result<SqlitePool, StoreError> {
+    let current = keys.database_key()?;
+    match open_encrypted(path, &current).await {
+        Ok(pool) => {
+            let Some(next) = keys.database_key_next()?.filter(|_| rekey) else {
+                return Ok(pool);
+            };
+            pool.close().await;
+            let started = std::time::Instant::now();
+            rekey_file(path, &current, &next).await?;
+            keys.promote_database_key()?;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "database re-encrypted with its new key"
+            );
+            let pool = open_encrypted(path, &next).await?;
+            crate::events::record_or_log(
+                &pool,
+                "(gateway start)",
+                "keys-rekey",
+                "database",
+                "ok",
+                "",
+            )
+            .await;
+            Ok(pool)
+        }
+        Err(StoreError::WrongKey { path: p }) => {
+            let Some(next) = keys.database_key_next()? else {
+                return Err(StoreError::WrongKey { path: p });
+            };
+            let pool = open_encrypted(path, &next).await?;
+            keys.promote_database_key()?;
+            Ok(pool)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `PRAGMA rekey` on a single connection (nothing else may have the file
+/// open). The rollback journal makes it all-or-nothing.
+async fn rekey_file(path: &Path, old: &DataKey, new: &DataKey) -> Result<(), StoreError> {
+    let opts = SqliteConnectOptions::from_str("sqlite://")?
+        .pragma("key", old.sqlcipher_literal().to_string())
+        .filename(path)
+        .disable_statement_logging();
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+    // WAL content goes back into the file, and the rekey runs under a
+    // rollback journal.
+    sqlx::query("PRAGMA journal_mode = DELETE")
+        .execute(&mut c)
+        .await?;
+    let sql = zeroize::Zeroizing::new(format!("PRAGMA rekey = {}", &*new.sqlcipher_literal()));
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut c)
+        .await?;
+    sqlx::Connection::close(c).await?;
+    Ok(())
+}
+
+async fn connect(path: &Path, key: &DataKey) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::from_str("sqlite://")?
+        // sqlx logs every statement at debug level, the `PRAGMA key` it
+        // runs on each new connection included: never.
+        .disable_statement_logging()
+        // SQLCipher needs the key before anything reads the file; sqlx
+        // sends `key` first whatever the order here.
+        .pragma("key", key.sqlcipher_literal().to_string())
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -236,12 +476,10 @@ pub(crate) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
         // bounds how many agents one machine holds.
         .pragma("cache_size", "-256");
     // SQLite has one writer at a time; more connections only add caches.
-    let pool = SqlitePoolOptions::new()
+    SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
-        .await?;
-    migrate(&pool, path).await?;
-    Ok(pool)
+        .await
 }
 
 /// Starts a transaction that will write. SQLite cannot upgrade a deferred
@@ -360,5 +598,126 @@ mod tests {
             open(&path).await,
             Err(StoreError::TooNew { found: 999, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_file_is_encrypted_and_a_wrong_key_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let key = DataKey::for_tests(1);
+        let pool = open_encrypted(&path, &key).await.unwrap();
+        sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at, email) VALUES ('u', 'n', 'h', 'admin', 0, 'known.person@example.com')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let raw = std::fs::read(&path).unwrap();
+        assert_ne!(&raw[..16], PLAIN_HEADER);
+        assert!(!raw.windows(11).any(|w| w == b"known.perso"));
+        let err = open_encrypted(&path, &DataKey::for_tests(2))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("does not open with this site's database key")
+        );
+        // The right key still opens it: nothing was lost.
+        let pool = open_encrypted(&path, &key).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unencrypted_database_is_converted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut c: sqlx::SqliteConnection =
+            <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+                .await
+                .unwrap();
+        sqlx::raw_sql("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('plain-before');")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::Connection::close(c).await.unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..16], PLAIN_HEADER);
+
+        let pool = open_encrypted(&path, &DataKey::for_tests(3)).await.unwrap();
+        let v: String = sqlx::query_scalar("SELECT v FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(v, "plain-before");
+        pool.close().await;
+        let raw = std::fs::read(&path).unwrap();
+        assert_ne!(&raw[..16], PLAIN_HEADER);
+        assert!(!raw.windows(12).any(|w| w == b"plain-before"));
+    }
+
+    /// A database rotation re-encrypts the file at the next start with the
+    /// next key; a crash after the re-encryption but before the keyring
+    /// said so is completed at the following open, by any process.
+    #[tokio::test]
+    async fn database_rotation_rekeys_the_file_at_the_next_start() {
+        use crate::keys::{Keyring, Purpose};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let keys = Keyring::open(dir.path()).unwrap();
+        let pool = open_site(&path, &keys, true).await.unwrap();
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('k', 'kept')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let old = keys.database_key().unwrap();
+        keys.rotate(&[Purpose::Database]).unwrap();
+        let next = keys.database_key_next().unwrap().unwrap();
+        assert_ne!(old.as_bytes(), next.as_bytes());
+
+        // Without rekey (an admin process): still the old key.
+        let pool = open_site(&path, &keys, false).await.unwrap();
+        pool.close().await;
+        assert!(keys.database_key_next().unwrap().is_some());
+
+        // A crash right after the re-encryption: the keyring still names
+        // the old key as current.
+        rekey_file(&path, &old, &next).await.unwrap();
+        assert!(matches!(
+            open_encrypted(&path, &old).await,
+            Err(StoreError::WrongKey { .. })
+        ));
+        let again = Keyring::open(dir.path()).unwrap();
+        let pool = open_site(&path, &again, false).await.unwrap();
+        let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'k'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(v, "kept");
+        pool.close().await;
+        assert!(again.database_key_next().unwrap().is_none());
+        assert_eq!(again.database_key().unwrap().as_bytes(), next.as_bytes());
+
+        // The normal path: rotate, start (rekey), data intact, old key useless.
+        again.rotate(&[Purpose::Database]).unwrap();
+        let third = again.database_key_next().unwrap().unwrap();
+        let pool = open_site(&path, &again, true).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE value = 'kept'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        pool.close().await;
+        assert!(open_encrypted(&path, &next).await.is_err());
+        assert!(open_encrypted(&path, &third).await.is_ok());
     }
 }

@@ -99,6 +99,20 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /api/v1/events", Only(AUDITORS)),
         ("GET /api/v1/recordings", Only(AUDITORS)),
         ("GET /api/v1/recordings/{id}/cast", Only(AUDITORS)),
+        // The vault: admins only (`vault-*` permissions); a read-scoped
+        // client with the admin role reads (every value read is audited).
+        ("GET /api/v1/vault/secrets", Only(ADMIN_AND_READERS)),
+        ("GET /api/v1/vault/secrets/{name}", Only(ADMIN_AND_READERS)),
+        ("PUT /api/v1/vault/secrets/{name}", Only(ADMIN)),
+        ("DELETE /api/v1/vault/secrets/{name}", Only(ADMIN)),
+        (
+            "GET /api/v1/vault/secrets/{name}/versions",
+            Only(ADMIN_AND_READERS),
+        ),
+        ("POST /api/v1/vault/secrets/{name}/recover", Only(ADMIN)),
+        ("POST /api/v1/vault/secrets/{name}/purge", Only(ADMIN)),
+        ("GET /api/v1/vault/settings", Only(ADMIN_AND_READERS)),
+        ("PUT /api/v1/vault/settings/purge-protection", Only(ADMIN)),
         (
             "GET /api/v1/endpoints/{name}/connect",
             PerEndpoint {

@@ -22,6 +22,7 @@ pub(crate) mod passwd;
 pub(crate) mod recordings;
 pub(crate) mod sessions;
 pub(crate) mod shell;
+pub(crate) mod vault;
 pub(crate) mod whoami;
 
 /// Global options and where the state lives.

@@ -300,8 +300,8 @@ async fn sessions_are_checked_and_denials_recorded() {
     assert!(err.contains("invalid username or password"), "{err}");
 }
 
-/// The audit log is a hash chain: altering a row in the database file is
-/// caught by `jumpgate admin verify-audit`, which names the entry.
+/// The audit log is a hash chain: altering a row in the database (opened
+/// with the site's key) is caught by `jumpgate admin verify-audit`, which names the entry.
 #[tokio::test]
 async fn verify_audit_names_an_altered_entry() {
     let site = Site::start().await;
@@ -315,16 +315,18 @@ async fn verify_audit_names_an_altered_entry() {
         "user creation, login, session open and close: {out}"
     );
 
-    // Someone with access to the database file rewrites history.
-    let db = site.data_dir().join("jumpgate.db");
-    let tamper = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE events SET detail='nothing happened' WHERE id=2\"); c.commit()")
-        .arg(&db)
-        .status()
+    // Someone with the database file *and* its key (the site's root key)
+    // rewrites history with plain SQL.
+    let db = jumpgate_server::admin::open(&site.data_dir())
         .await
-        .expect("python3 must be installed");
-    assert!(tamper.success());
+        .unwrap();
+    let changed = sqlx::query("UPDATE events SET detail = 'nothing happened' WHERE id = 2")
+        .execute(&db)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1);
+    db.close().await;
     let err = fails(&site.admin(&["verify-audit"]).await);
     assert!(err.contains("audit log broken at entry #2"), "{err}");
     assert!(err.contains("altered"), "{err}");

@@ -7,4 +7,5 @@ mod lifecycle;
 mod recordings;
 mod sessions;
 mod support;
+mod vault;
 mod web;

@@ -154,6 +154,7 @@ fn assemble(state: Option<AppState>) -> Api {
     let api = crate::events::routes(api);
     let api = crate::recordings::http::routes(api);
     let api = crate::sessions::http::routes(api);
+    let api = crate::vault::http::routes(api);
     crate::web::routes(api)
 }
 

@@ -1,33 +1,50 @@
-//! Keys for data at rest: a root key wraps one key-encryption key (KEK) per
-//! [`Purpose`], and each KEK wraps data keys (one per recording, per secret,
-//! ...). Only wrapped data keys are ever stored next to the data.
+//! Keys for data at rest, in three levels:
 //!
-//! The root key lives in `<data dir>/keys/root.key` (mode 0600, in a 0700
-//! directory), created on first start. Wrapping is AES-256-GCM with a random
-//! 96-bit nonce and the purpose and KEK version as associated data, so a
-//! wrapped key moved to another purpose does not unwrap.
+//! ```text
+//! root key (key file | JUMPGATE_ROOT_KEY | a KMS via `RootKey`)
+//!   └─ seals the KEKs in <data dir>/keys/keyring.json, one set per Purpose,
+//!      each KEK versioned (v1, v2, ...; one current version per purpose)
+//!        └─ a KEK wraps data keys (one per recording, per secret version,
+//!           and the one SQLCipher key of the database)
+//!             └─ a data key encrypts data
+//! ```
+//!
+//! Only wrapped data keys are stored next to the data. Wrapping is
+//! AES-256-GCM with a random 96-bit nonce and the purpose and KEK version
+//! as associated data, so a wrapped key moved to another purpose does not
+//! unwrap. Rotation (`rotate`) adds a KEK version that new wraps use at
+//! once; older versions stay usable until the sweep (`sweep`) has re-wrapped
+//! every stored key, and are then retired (their sealed KEK is erased from
+//! the keyring file). See docs/security.md.
 
+mod root;
+pub(crate) mod sweep;
+
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::hkdf;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub use root::ROOT_KEY_ENV;
+pub(crate) use root::RootKey;
 
 /// Length of every key (AES-256).
 pub(crate) const KEY_LEN: usize = 32;
 
+/// The keyring file, next to the root key file in `<data dir>/keys/`.
+pub(crate) const KEYRING_FILE: &str = "keyring.json";
+
 /// What a key-encryption key protects.
-#[allow(
-    dead_code,
-    reason = "the database, vault and blob keys arrive with issue #6"
-)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Purpose {
     Database,
     Recordings,
@@ -36,6 +53,8 @@ pub(crate) enum Purpose {
 }
 
 impl Purpose {
+    pub(crate) const ALL: [Self; 4] = [Self::Database, Self::Recordings, Self::Vault, Self::Blobs];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Database => "database",
@@ -46,17 +65,50 @@ impl Purpose {
     }
 }
 
+impl std::str::FromStr for Purpose {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| KeyError::UnknownPurpose(s.to_owned()))
+    }
+}
+
 /// Why a key could not be loaded, made or unwrapped.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key file or keyring file cannot be read or written.
     #[error("key file {path}: {cause}")]
     Io { path: String, cause: std::io::Error },
+    /// The root key file has the wrong size or lax permissions.
     #[error("key file {path} must be {KEY_LEN} bytes and mode 0600 or stricter")]
     BadKeyFile { path: String },
+    /// The root key given is not a key.
+    #[error("invalid root key: {0}")]
+    BadRootKey(String),
+    /// The site has a keyring but its root key file is gone.
+    #[error(
+        "the root key file {0} is missing but this site already has a keyring: restore the file from your backup, or set {ROOT_KEY_ENV} if the site was created with it"
+    )]
+    MissingRoot(String),
+    /// The keyring was sealed by another root key.
+    #[error(
+        "the keyring does not open with the root key from {0}: wrong root key (another site's, or {ROOT_KEY_ENV} set/unset by mistake?), or an altered keyring file"
+    )]
+    WrongRoot(String),
+    /// The keyring file is not one this build can read.
+    #[error("keyring file {path} is unreadable: {message}")]
+    BadKeyring { path: String, message: String },
     #[error("wrapped key is malformed")]
     Malformed,
     #[error("wrapped key does not open with the {0} key (wrong key, or altered)")]
     Unwrap(&'static str),
+    /// The wrapped key names a KEK version the keyring no longer has.
+    #[error("no {purpose} key version {version} in the keyring (retired, or from another site)")]
+    UnknownVersion { purpose: &'static str, version: u32 },
+    #[error("unknown key purpose `{0}` (expected database, recordings, vault or blobs)")]
+    UnknownPurpose(String),
     #[error("the system random generator failed")]
     Random,
 }
@@ -68,12 +120,28 @@ impl DataKey {
     pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
+    /// The key as SQLCipher's raw-key literal `"x'HEX'"` (no KDF runs).
+    pub(crate) fn sqlcipher_literal(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(2 * KEY_LEN + 5));
+        s.push_str("\"x'");
+        for b in self.0 {
+            s.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            s.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+        s.push_str("'\"");
+        s
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(byte: u8) -> Self {
+        Self([byte; KEY_LEN])
+    }
 }
 
 impl Drop for DataKey {
     fn drop(&mut self) {
-        self.0.fill(0);
-        std::hint::black_box(&self.0);
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -92,6 +160,11 @@ impl WrappedKey {
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The KEK version that wrapped this key (`None`: malformed).
+    pub(crate) fn version(&self) -> Option<u32> {
+        self.0.split(':').nth(1)?.strip_prefix('v')?.parse().ok()
+    }
 }
 
 impl From<String> for WrappedKey {
@@ -100,13 +173,66 @@ impl From<String> for WrappedKey {
     }
 }
 
+/// The keyring file: per purpose, every KEK version sealed by the root key,
+/// and the database key wrapped by the current database KEK (the database
+/// cannot hold its own key).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    format: u32,
+    purposes: BTreeMap<String, PurposeKeys>,
+    database_key: String,
+    /// After a database rotation: the next SQLCipher key, wrapped like
+    /// `database_key`. The gateway re-encrypts the file with it
+    /// (`PRAGMA rekey`) at its next start, while nothing else has the
+    /// database open, then makes it `database_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database_key_next: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurposeKeys {
+    current: u32,
+    versions: Vec<KekEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KekEntry {
+    version: u32,
+    created_at_ms: i64,
+    /// The KEK sealed by the root key; erased when the version is retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at_ms: Option<i64>,
+}
+
+/// One KEK version, for status reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KekInfo {
+    pub(crate) version: u32,
+    pub(crate) created_at_ms: i64,
+    pub(crate) retired: bool,
+}
+
 /// The site's keys, shared by every component that stores data.
 #[derive(Clone)]
 pub(crate) struct Keyring(Arc<Inner>);
 
 struct Inner {
-    root: [u8; KEY_LEN],
     rng: SystemRandom,
+    root: Box<dyn RootKey>,
+    path: PathBuf,
+    state: RwLock<State>,
+    /// Serializes changes of the keyring file (rotation, retirement).
+    writer: Mutex<()>,
+}
+
+struct State {
+    file: KeyringFile,
+    keks: HashMap<(Purpose, u32), LessSafeKey>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -115,27 +241,88 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-/// Current KEK version (rotation adds versions).
-const KEK_VERSION: u32 = 1;
+fn kek_aad(purpose: Purpose, version: u32) -> String {
+    format!("jumpgate:kek:{}:v{version}", purpose.as_str())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 impl Keyring {
-    /// Loads the root key of `data_dir`, creating it on first use.
+    /// Opens the keyring of `data_dir` with the site's root key
+    /// ([`ROOT_KEY_ENV`] or `keys/root.key`), creating both on first use.
     pub(crate) fn open(data_dir: &Path) -> Result<Self, KeyError> {
+        let root = root::site_root(data_dir)?;
+        Self::open_with(data_dir, root)
+    }
+
+    /// Opens (or creates) the keyring of `data_dir` sealed by `root`.
+    pub(crate) fn open_with(data_dir: &Path, root: Box<dyn RootKey>) -> Result<Self, KeyError> {
         let dir = data_dir.join("keys");
-        let path = dir.join("root.key");
+        let path = dir.join(KEYRING_FILE);
         let io = |cause| KeyError::Io {
-            path: path.display().to_string(),
+            path: dir.display().to_string(),
             cause,
         };
         fs::create_dir_all(&dir).map_err(io)?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
         let rng = SystemRandom::new();
-        let root = match fs::read(&path) {
-            Ok(bytes) => read_root(&path, &bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_root(&path, &rng)?,
-            Err(e) => return Err(io(e)),
+        let state = match fs::read(&path) {
+            Ok(bytes) => {
+                let file: KeyringFile =
+                    serde_json::from_slice(&bytes).map_err(|e| KeyError::BadKeyring {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                let mut keks = HashMap::new();
+                for p in Purpose::ALL {
+                    let Some(pk) = file.purposes.get(p.as_str()) else {
+                        return Err(KeyError::BadKeyring {
+                            path: path.display().to_string(),
+                            message: format!("no {} keys", p.as_str()),
+                        });
+                    };
+                    for e in &pk.versions {
+                        if let Some(sealed) = &e.sealed {
+                            let kek = unseal(root.as_ref(), p, e.version, sealed)?;
+                            keks.insert((p, e.version), kek);
+                        }
+                    }
+                    if !keks.contains_key(&(p, pk.current)) {
+                        return Err(KeyError::BadKeyring {
+                            path: path.display().to_string(),
+                            message: format!("the current {} key is missing", p.as_str()),
+                        });
+                    }
+                }
+                State { file, keks }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let state = new_keyring(root.as_ref(), &rng)?;
+                if !create_atomically(&path, &state.file)? {
+                    // Another process (gateway or admin) made it first:
+                    // theirs is the site's keyring.
+                    return Self::open_with(data_dir, root);
+                }
+                state
+            }
+            Err(e) => {
+                return Err(KeyError::Io {
+                    path: path.display().to_string(),
+                    cause: e,
+                });
+            }
         };
-        Ok(Self(Arc::new(Inner { root, rng })))
+        Ok(Self(Arc::new(Inner {
+            rng,
+            root,
+            path,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+        })))
     }
 
     /// A fresh data key and its wrapped form under `purpose`'s current KEK.
@@ -148,26 +335,20 @@ impl Keyring {
 
     /// Wraps an existing data key under `purpose`'s current KEK.
     pub(crate) fn wrap(&self, purpose: Purpose, key: &DataKey) -> Result<WrappedKey, KeyError> {
-        let kek = self.kek(purpose, KEK_VERSION)?;
-        let mut nonce = [0u8; NONCE_LEN];
-        self.0.rng.fill(&mut nonce).map_err(|_| KeyError::Random)?;
-        let mut sealed = key.0.to_vec();
-        kek.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad(purpose, KEK_VERSION).as_bytes()),
-            &mut sealed,
-        )
-        .map_err(|_| KeyError::Random)?;
-        let mut blob = nonce.to_vec();
-        blob.extend_from_slice(&sealed);
-        Ok(WrappedKey(format!(
-            "{}:v{KEK_VERSION}:{}",
-            purpose.as_str(),
-            B64.encode(blob)
-        )))
+        let st = self.read();
+        let version = st.current(purpose);
+        let kek = st
+            .keks
+            .get(&(purpose, version))
+            .ok_or(KeyError::UnknownVersion {
+                purpose: purpose.as_str(),
+                version,
+            })?;
+        wrap_with(&self.0.rng, kek, purpose, version, key)
     }
 
-    /// The data key inside `wrapped`.
+    /// The data key inside `wrapped`, whatever KEK version (not yet
+    /// retired) wrapped it.
     pub(crate) fn unwrap(
         &self,
         purpose: Purpose,
@@ -190,27 +371,378 @@ impl Keyring {
         }
         let (nonce, sealed) = blob.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Malformed)?;
-        let kek = self.kek(purpose, version)?;
-        let mut buf = sealed.to_vec();
+        let st = self.read();
+        let kek = st
+            .keks
+            .get(&(purpose, version))
+            .ok_or(KeyError::UnknownVersion {
+                purpose: purpose.as_str(),
+                version,
+            })?;
+        let mut buf = Zeroizing::new(sealed.to_vec());
         let plain = kek
             .open_in_place(nonce, Aad::from(aad(purpose, version).as_bytes()), &mut buf)
             .map_err(|_| KeyError::Unwrap(purpose.as_str()))?;
         let mut key = DataKey([0; KEY_LEN]);
         key.0.copy_from_slice(plain);
-        buf.fill(0);
         Ok(key)
     }
 
-    /// The KEK of `purpose` at `version`, derived from the root key.
-    fn kek(&self, purpose: Purpose, version: u32) -> Result<LessSafeKey, KeyError> {
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"jumpgate kek");
-        let prk = salt.extract(&self.0.root);
-        let info = aad(purpose, version);
-        let info = [info.as_bytes()];
-        let okm = prk
-            .expand(&info, &AES_256_GCM)
-            .map_err(|_| KeyError::Random)?;
-        Ok(LessSafeKey::new(UnboundKey::from(okm)))
+    /// The SQLCipher key of the site's database.
+    pub(crate) fn database_key(&self) -> Result<DataKey, KeyError> {
+        let wrapped = WrappedKey(self.read().file.database_key.clone());
+        self.unwrap(Purpose::Database, &wrapped)
+    }
+
+    /// The SQLCipher key the database file is to be re-encrypted with, if a
+    /// database rotation is waiting for the next start.
+    pub(crate) fn database_key_next(&self) -> Result<Option<DataKey>, KeyError> {
+        let Some(w) = self.read().file.database_key_next.clone() else {
+            return Ok(None);
+        };
+        self.unwrap(Purpose::Database, &WrappedKey(w)).map(Some)
+    }
+
+    /// Makes the next database key the current one: the file has been
+    /// re-encrypted with it.
+    pub(crate) fn promote_database_key(&self) -> Result<(), KeyError> {
+        let _w = self
+            .0
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = self.read().file.clone();
+        let Some(next) = file.database_key_next.take() else {
+            return Ok(());
+        };
+        file.database_key = next;
+        write_atomically(&self.0.path, &file)?;
+        self.write().file = file;
+        Ok(())
+    }
+
+    /// The version new wraps of `purpose` use.
+    pub(crate) fn current_version(&self, purpose: Purpose) -> u32 {
+        self.read().current(purpose)
+    }
+
+    /// Every KEK version of `purpose`, oldest first.
+    pub(crate) fn versions(&self, purpose: Purpose) -> Vec<KekInfo> {
+        self.read()
+            .file
+            .purposes
+            .get(purpose.as_str())
+            .map(|pk| {
+                pk.versions
+                    .iter()
+                    .map(|e| KekInfo {
+                        version: e.version,
+                        created_at_ms: e.created_at_ms,
+                        retired: e.sealed.is_none(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Versions older than the current one that are not retired yet: what
+    /// the sweep still has to move keys off.
+    pub(crate) fn old_live_versions(&self, purpose: Purpose) -> Vec<u32> {
+        let current = self.current_version(purpose);
+        self.versions(purpose)
+            .into_iter()
+            .filter(|v| !v.retired && v.version != current)
+            .map(|v| v.version)
+            .collect()
+    }
+
+    /// Adds a new current KEK version to each of `purposes`; new wraps use
+    /// it at once. The database key is re-wrapped in the same keyring write
+    /// (it is the only key the database KEK wraps), so old database KEK
+    /// versions are retired right away. Answers the new versions.
+    pub(crate) fn rotate(&self, purposes: &[Purpose]) -> Result<Vec<(Purpose, u32)>, KeyError> {
+        let _w = self
+            .0
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = now_ms();
+        let mut file = self.read().file.clone();
+        let mut new_keks = Vec::new();
+        let mut out = Vec::new();
+        let mut retire_db = Vec::new();
+        for &p in purposes {
+            let pk = file
+                .purposes
+                .get_mut(p.as_str())
+                .ok_or(KeyError::UnknownPurpose(p.as_str().to_owned()))?;
+            let version = pk.versions.iter().map(|e| e.version).max().unwrap_or(0) + 1;
+            let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+            self.0
+                .rng
+                .fill(&mut raw[..])
+                .map_err(|_| KeyError::Random)?;
+            let sealed = self.0.root.seal(kek_aad(p, version).as_bytes(), &raw[..])?;
+            pk.versions.push(KekEntry {
+                version,
+                created_at_ms: now,
+                sealed: Some(B64.encode(sealed)),
+                retired_at_ms: None,
+            });
+            pk.current = version;
+            let kek = aead_key(&raw[..])?;
+            if p == Purpose::Database {
+                // Both database keys move to the new KEK at once. A next
+                // key already waiting is kept: the file may already be
+                // re-encrypted with it (crash before it was made current).
+                let db_key = self.database_key()?;
+                file.database_key = wrap_with(&self.0.rng, &kek, p, version, &db_key)?.0;
+                let next = match self.database_key_next()? {
+                    Some(k) => k,
+                    None => {
+                        let mut k = DataKey([0; KEY_LEN]);
+                        self.0.rng.fill(&mut k.0).map_err(|_| KeyError::Random)?;
+                        k
+                    }
+                };
+                file.database_key_next = Some(wrap_with(&self.0.rng, &kek, p, version, &next)?.0);
+                for e in &mut pk.versions {
+                    if e.version != version && e.sealed.is_some() {
+                        e.sealed = None;
+                        e.retired_at_ms = Some(now);
+                        retire_db.push(e.version);
+                    }
+                }
+            }
+            new_keks.push(((p, version), kek));
+            out.push((p, version));
+        }
+        write_atomically(&self.0.path, &file)?;
+        let mut st = self.write();
+        st.file = file;
+        for (k, kek) in new_keks {
+            st.keks.insert(k, kek);
+        }
+        for v in retire_db {
+            st.keks.remove(&(Purpose::Database, v));
+        }
+        Ok(out)
+    }
+
+    /// Retires `version` of `purpose`: its sealed KEK is erased from the
+    /// keyring file, so keys still wrapped by it can no longer be opened.
+    /// The caller has checked that none are stored. The current version is
+    /// never retired.
+    pub(crate) fn retire(&self, purpose: Purpose, version: u32) -> Result<bool, KeyError> {
+        let _w = self
+            .0
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = self.read().file.clone();
+        let Some(pk) = file.purposes.get_mut(purpose.as_str()) else {
+            return Ok(false);
+        };
+        if pk.current == version {
+            return Ok(false);
+        }
+        let Some(e) = pk
+            .versions
+            .iter_mut()
+            .find(|e| e.version == version && e.sealed.is_some())
+        else {
+            return Ok(false);
+        };
+        e.sealed = None;
+        e.retired_at_ms = Some(now_ms());
+        write_atomically(&self.0.path, &file)?;
+        let mut st = self.write();
+        st.file = file;
+        st.keks.remove(&(purpose, version));
+        Ok(true)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.0
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.0
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn current(&self, purpose: Purpose) -> u32 {
+        self.file
+            .purposes
+            .get(purpose.as_str())
+            .map_or(1, |pk| pk.current)
+    }
+}
+
+fn aead_key(raw: &[u8]) -> Result<LessSafeKey, KeyError> {
+    let k = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| KeyError::Malformed)?;
+    Ok(LessSafeKey::new(k))
+}
+
+fn unseal(
+    root: &dyn RootKey,
+    purpose: Purpose,
+    version: u32,
+    sealed: &str,
+) -> Result<LessSafeKey, KeyError> {
+    let blob = B64.decode(sealed).map_err(|_| KeyError::Malformed)?;
+    let raw = root.open(kek_aad(purpose, version).as_bytes(), &blob)?;
+    aead_key(&raw)
+}
+
+fn wrap_with(
+    rng: &SystemRandom,
+    kek: &LessSafeKey,
+    purpose: Purpose,
+    version: u32,
+    key: &DataKey,
+) -> Result<WrappedKey, KeyError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill(&mut nonce).map_err(|_| KeyError::Random)?;
+    let mut sealed = Zeroizing::new(key.0.to_vec());
+    kek.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad(purpose, version).as_bytes()),
+        &mut *sealed,
+    )
+    .map_err(|_| KeyError::Random)?;
+    let mut blob = nonce.to_vec();
+    blob.extend_from_slice(&sealed);
+    Ok(WrappedKey(format!(
+        "{}:v{version}:{}",
+        purpose.as_str(),
+        B64.encode(blob)
+    )))
+}
+
+/// A new keyring: version 1 of every KEK (derived from a local root key
+/// as the single-version keyring did, so keys it wrapped still open;
+/// random otherwise) and a random database key.
+fn new_keyring(root: &dyn RootKey, rng: &SystemRandom) -> Result<State, KeyError> {
+    let now = now_ms();
+    let mut purposes = BTreeMap::new();
+    let mut keks = HashMap::new();
+    for p in Purpose::ALL {
+        let raw = match root.legacy_kek(p) {
+            Some(k) => k,
+            None => {
+                let mut k = Zeroizing::new([0u8; KEY_LEN]);
+                rng.fill(&mut k[..]).map_err(|_| KeyError::Random)?;
+                k
+            }
+        };
+        let sealed = root.seal(kek_aad(p, 1).as_bytes(), &raw[..])?;
+        purposes.insert(
+            p.as_str().to_owned(),
+            PurposeKeys {
+                current: 1,
+                versions: vec![KekEntry {
+                    version: 1,
+                    created_at_ms: now,
+                    sealed: Some(B64.encode(sealed)),
+                    retired_at_ms: None,
+                }],
+            },
+        );
+        keks.insert((p, 1), aead_key(&raw[..])?);
+    }
+    let mut db_key = DataKey([0; KEY_LEN]);
+    rng.fill(&mut db_key.0).map_err(|_| KeyError::Random)?;
+    let database_key = wrap_with(
+        rng,
+        &keks[&(Purpose::Database, 1)],
+        Purpose::Database,
+        1,
+        &db_key,
+    )?
+    .0;
+    Ok(State {
+        file: KeyringFile {
+            format: 1,
+            purposes,
+            database_key,
+            database_key_next: None,
+        },
+        keks,
+    })
+}
+
+/// Writes the keyring so that a crash leaves either the old or the new
+/// file, never a torn one: temporary file (0600), fsync, rename, fsync dir.
+fn write_atomically(path: &Path, file: &KeyringFile) -> Result<(), KeyError> {
+    let io = |cause| KeyError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(file).map_err(|e| KeyError::BadKeyring {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(&text).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Like [`write_atomically`], but only if no keyring exists yet (`false`:
+/// one does). Two processes starting a new site agree on one keyring.
+fn create_atomically(path: &Path, file: &KeyringFile) -> Result<bool, KeyError> {
+    let io = |cause| KeyError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    let mut tag = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut tag)
+        .map_err(|_| KeyError::Random)?;
+    let tmp = path.with_extension(format!("json.new-{}", u64::from_le_bytes(tag)));
+    let text = serde_json::to_vec_pretty(file).map_err(|e| KeyError::BadKeyring {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(&text).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    // link(2) fails if the target exists, unlike rename(2).
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(e)),
     }
 }
 
@@ -218,94 +750,5 @@ fn aad(purpose: Purpose, version: u32) -> String {
     format!("jumpgate:{}:v{version}", purpose.as_str())
 }
 
-fn read_root(path: &Path, bytes: &[u8]) -> Result<[u8; KEY_LEN], KeyError> {
-    let bad = || KeyError::BadKeyFile {
-        path: path.display().to_string(),
-    };
-    let mode = fs::metadata(path)
-        .map_err(|cause| KeyError::Io {
-            path: path.display().to_string(),
-            cause,
-        })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(bad());
-    }
-    bytes.try_into().map_err(|_| bad())
-}
-
-fn create_root(path: &PathBuf, rng: &SystemRandom) -> Result<[u8; KEY_LEN], KeyError> {
-    let mut root = [0u8; KEY_LEN];
-    rng.fill(&mut root).map_err(|_| KeyError::Random)?;
-    let io = |cause| KeyError::Io {
-        path: path.display().to_string(),
-        cause,
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(&root).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    Ok(root)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_keys_round_trip_and_stay_bound_to_their_purpose() {
-        let dir = tempfile::tempdir().unwrap();
-        let ring = Keyring::open(dir.path()).unwrap();
-        let (key, wrapped) = ring.new_data_key(Purpose::Recordings).unwrap();
-        assert!(wrapped.as_str().starts_with("recordings:v1:"));
-        let back = ring.unwrap(Purpose::Recordings, &wrapped).unwrap();
-        assert_eq!(back.as_bytes(), key.as_bytes());
-        assert!(matches!(
-            ring.unwrap(Purpose::Vault, &wrapped),
-            Err(KeyError::Unwrap("vault"))
-        ));
-
-        // Reopening finds the same root key.
-        let again = Keyring::open(dir.path()).unwrap();
-        let back = again.unwrap(Purpose::Recordings, &wrapped).unwrap();
-        assert_eq!(back.as_bytes(), key.as_bytes());
-
-        // A flipped bit is refused, not silently accepted.
-        let mut s = wrapped.as_str().to_owned();
-        let last = s.pop().unwrap();
-        s.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(ring.unwrap(Purpose::Recordings, &WrappedKey(s)).is_err());
-    }
-
-    #[test]
-    fn another_sites_root_key_does_not_unwrap() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        let (_, wrapped) = Keyring::open(a.path())
-            .unwrap()
-            .new_data_key(Purpose::Recordings)
-            .unwrap();
-        let other = Keyring::open(b.path()).unwrap();
-        assert!(matches!(
-            other.unwrap(Purpose::Recordings, &wrapped),
-            Err(KeyError::Unwrap(_))
-        ));
-    }
-
-    #[test]
-    fn a_readable_root_key_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        Keyring::open(dir.path()).unwrap();
-        let path = dir.path().join("keys/root.key");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            Keyring::open(dir.path()),
-            Err(KeyError::BadKeyFile { .. })
-        ));
-    }
-}
+mod tests;

@@ -34,10 +34,17 @@ pub(crate) enum Permission {
     ManageUsers,
     ManageEndpoints,
     ViewAudit,
+    /// Read vault secret values (and list them).
+    VaultRead,
+    /// Store, delete and recover vault secrets.
+    VaultWrite,
+    /// Purge deleted vault secrets for good (never before the retention
+    /// ends once purge protection is on).
+    VaultPurge,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 11] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -46,6 +53,9 @@ impl Permission {
         Self::ManageUsers,
         Self::ManageEndpoints,
         Self::ViewAudit,
+        Self::VaultRead,
+        Self::VaultWrite,
+        Self::VaultPurge,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -58,6 +68,9 @@ impl Permission {
             Self::ManageUsers => "manage-users",
             Self::ManageEndpoints => "manage-endpoints",
             Self::ViewAudit => "view-audit",
+            Self::VaultRead => "vault-read",
+            Self::VaultWrite => "vault-write",
+            Self::VaultPurge => "vault-purge",
         }
     }
 
@@ -245,6 +258,11 @@ pub(crate) enum Action {
     TerminateSession,
     ReadSettings,
     WriteSettings,
+    // The vault.
+    ReadSecrets,
+    ReadSecretValue,
+    WriteSecrets,
+    PurgeSecrets,
 }
 
 enum Requirement {
@@ -281,6 +299,9 @@ impl Action {
             Self::WriteGroups | Self::WriteEndpoints => R::Site(P::ManageEndpoints),
             Self::ReadSessionLog | Self::ReadRecordings => R::Site(P::ViewAudit),
             Self::TerminateSession => R::Site(P::ManageEndpoints),
+            Self::ReadSecrets | Self::ReadSecretValue => R::Site(P::VaultRead),
+            Self::WriteSecrets => R::Site(P::VaultWrite),
+            Self::PurgeSecrets => R::Site(P::VaultPurge),
         }
     }
 
@@ -298,6 +319,8 @@ impl Action {
                 | Self::WriteEndpoints
                 | Self::WriteSettings
                 | Self::TerminateSession
+                | Self::WriteSecrets
+                | Self::PurgeSecrets
         )
     }
 

@@ -1,0 +1,170 @@
+use super::*;
+
+fn open(dir: &Path) -> Keyring {
+    Keyring::open_with(dir, root::site_root_file_only(dir).expect("root key file")).unwrap()
+}
+
+#[test]
+fn data_keys_round_trip_and_stay_bound_to_their_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = open(dir.path());
+    let (key, wrapped) = ring.new_data_key(Purpose::Recordings).unwrap();
+    assert!(wrapped.as_str().starts_with("recordings:v1:"));
+    let back = ring.unwrap(Purpose::Recordings, &wrapped).unwrap();
+    assert_eq!(back.as_bytes(), key.as_bytes());
+    assert!(matches!(
+        ring.unwrap(Purpose::Vault, &wrapped),
+        Err(KeyError::Unwrap("vault"))
+    ));
+
+    // Reopening finds the same root key and keyring.
+    let again = open(dir.path());
+    let back = again.unwrap(Purpose::Recordings, &wrapped).unwrap();
+    assert_eq!(back.as_bytes(), key.as_bytes());
+    assert_eq!(
+        again.database_key().unwrap().as_bytes(),
+        ring.database_key().unwrap().as_bytes()
+    );
+
+    // A flipped bit is refused, not silently accepted.
+    let mut s = wrapped.as_str().to_owned();
+    let last = s.pop().unwrap();
+    s.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(ring.unwrap(Purpose::Recordings, &WrappedKey(s)).is_err());
+}
+
+#[test]
+fn another_sites_root_key_does_not_unwrap() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (_, wrapped) = open(a.path()).new_data_key(Purpose::Recordings).unwrap();
+    let other = open(b.path());
+    assert!(matches!(
+        other.unwrap(Purpose::Recordings, &wrapped),
+        Err(KeyError::Unwrap(_))
+    ));
+    // A's keyring with B's root key: a clear error naming the root source.
+    fs::copy(
+        a.path().join("keys/keyring.json"),
+        b.path().join("keys/keyring.json"),
+    )
+    .unwrap();
+    let err = Keyring::open_with(b.path(), root::site_root_file_only(b.path()).unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("wrong root key"), "{err}");
+    assert!(err.contains("root.key"), "{err}");
+}
+
+#[test]
+fn a_readable_root_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path());
+    let path = dir.path().join("keys/root.key");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        root::site_root_file_only(dir.path()),
+        Err(KeyError::BadKeyFile { .. })
+    ));
+}
+
+#[test]
+fn a_lost_root_key_file_is_not_silently_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path());
+    fs::remove_file(dir.path().join("keys/root.key")).unwrap();
+    assert!(matches!(
+        root::site_root_file_only(dir.path()),
+        Err(KeyError::MissingRoot(_))
+    ));
+}
+
+/// Keys wrapped by the single-version keyring (KEK v1 derived from the
+/// root key with HKDF, no keyring file) still open.
+#[test]
+fn keys_wrapped_before_the_keyring_file_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root::site_root_file_only(dir.path()).unwrap();
+    let legacy = root.legacy_kek(Purpose::Recordings).unwrap();
+    let kek = aead_key(&legacy[..]).unwrap();
+    let key = DataKey([9; KEY_LEN]);
+    let wrapped = wrap_with(&SystemRandom::new(), &kek, Purpose::Recordings, 1, &key).unwrap();
+    let ring = Keyring::open_with(dir.path(), root).unwrap();
+    assert_eq!(
+        ring.unwrap(Purpose::Recordings, &wrapped)
+            .unwrap()
+            .as_bytes(),
+        &[9; KEY_LEN]
+    );
+}
+
+#[test]
+fn rotation_keeps_old_versions_until_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = open(dir.path());
+    let db_key = *ring.database_key().unwrap().as_bytes();
+    let (key, old) = ring.new_data_key(Purpose::Vault).unwrap();
+    let rotated = ring.rotate(&[Purpose::Vault, Purpose::Database]).unwrap();
+    assert_eq!(rotated, vec![(Purpose::Vault, 2), (Purpose::Database, 2)]);
+    let (_, new) = ring.new_data_key(Purpose::Vault).unwrap();
+    assert_eq!(new.version(), Some(2));
+    assert_eq!(old.version(), Some(1));
+    assert_eq!(ring.old_live_versions(Purpose::Vault), vec![1]);
+    // The database key is the same key, re-wrapped; its old KEK is gone.
+    assert_eq!(ring.database_key().unwrap().as_bytes(), &db_key);
+    assert!(ring.old_live_versions(Purpose::Database).is_empty());
+
+    // Another process (admin) opening the file sees the same state.
+    let other = open(dir.path());
+    assert_eq!(other.current_version(Purpose::Vault), 2);
+    assert_eq!(
+        other.unwrap(Purpose::Vault, &old).unwrap().as_bytes(),
+        key.as_bytes()
+    );
+    assert_eq!(other.database_key().unwrap().as_bytes(), &db_key);
+
+    assert!(!ring.retire(Purpose::Vault, 2).unwrap(), "current is kept");
+    assert!(ring.retire(Purpose::Vault, 1).unwrap());
+    assert!(matches!(
+        ring.unwrap(Purpose::Vault, &old),
+        Err(KeyError::UnknownVersion { version: 1, .. })
+    ));
+    let reopened = open(dir.path());
+    assert!(reopened.unwrap(Purpose::Vault, &old).is_err());
+    assert!(reopened.unwrap(Purpose::Vault, &new).is_ok());
+    let text = fs::read_to_string(dir.path().join("keys/keyring.json")).unwrap();
+    let mode = fs::metadata(dir.path().join("keys/keyring.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(text.contains("retired_at_ms"), "{text}");
+}
+
+#[test]
+fn sqlcipher_literal_is_a_raw_hex_key() {
+    let k = DataKey([0xab; KEY_LEN]);
+    let lit = k.sqlcipher_literal();
+    assert_eq!(lit.len(), 2 * KEY_LEN + 5);
+    assert!(lit.starts_with("\"x'ABAB") && lit.ends_with("'\""));
+}
+
+/// Two processes opening a new site at once end up with one keyring.
+#[test]
+fn concurrent_first_opens_agree_on_one_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    root::site_root_file_only(dir.path()).unwrap();
+    let keys: Vec<[u8; KEY_LEN]> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| *open(dir.path()).database_key().unwrap().as_bytes()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(keys.windows(2).all(|w| w[0] == w[1]));
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+}
