@@ -187,15 +187,8 @@ pub async fn create_user(
             groups,
             email: None,
         },
-    )
-    .await?;
-    crate::events::record(
-        db,
-        "(admin cli)",
-        "user-create",
-        username,
-        "ok",
-        &format!("role={role}"),
+        &crate::events::Audit::new("(admin cli)", "user-create", username)
+            .detail(format!("role={role}")),
     )
     .await?;
     Ok(())

@@ -105,6 +105,42 @@ async fn append(
     tx.commit().await
 }
 
+/// The audit entry of an action, handed to the code that performs it so
+/// both commit in one transaction (outcome `ok`: a failed action rolls
+/// back, and its entry with it).
+#[derive(Debug)]
+pub(crate) struct Audit<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) detail: String,
+}
+
+impl<'a> Audit<'a> {
+    pub(crate) fn new(actor: &'a str, action: &'a str, target: &'a str) -> Self {
+        Self {
+            actor,
+            action,
+            target,
+            detail: String::new(),
+        }
+    }
+
+    #[must_use]
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Writes the entry inside `tx`.
+    pub(crate) async fn append(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    ) -> Result<(), sqlx::Error> {
+        append_in(tx, self.actor, self.action, self.target, "ok", &self.detail).await
+    }
+}
+
 /// Appends an entry inside a write transaction (`store::begin_write`), so
 /// an action and its audit entry commit together or not at all.
 pub(crate) async fn append_in(

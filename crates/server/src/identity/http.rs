@@ -13,7 +13,7 @@ use super::{Attempt, IdentityError, NewUser, UserRecord};
 use crate::api::{
     Access, Api, ApiError, ApiJson, Caller, CookieSession, PeerAddr, csrf_token, session_token,
 };
-use crate::events;
+use crate::events::Audit;
 use crate::ids;
 use crate::rbac::{self, Action, Restriction, Subject};
 use crate::state::AppState;
@@ -225,16 +225,8 @@ async fn change_password(
         }
         Err(e) => return Err(e.into()),
     }
-    super::set_password(&st.db, &user, &req.new_password).await?;
-    events::record(
-        &st.db,
-        &user.username,
-        "password-change",
-        &user.username,
-        "ok",
-        "",
-    )
-    .await?;
+    let audit = Audit::new(&user.username, "password-change", &user.username);
+    super::set_password(&st.db, &user, &req.new_password, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -258,16 +250,8 @@ async fn confirm_totp(
     ApiJson(req): ApiJson<api::TotpCode>,
 ) -> Result<Json<api::RecoveryCodes>, ApiError> {
     let user = myself(&st, &who).await?;
-    let codes = super::confirm_totp(&st.db, &user, &req.code).await?;
-    events::record(
-        &st.db,
-        &user.username,
-        "mfa-enable",
-        &user.username,
-        "ok",
-        "",
-    )
-    .await?;
+    let audit = Audit::new(&user.username, "mfa-enable", &user.username);
+    let codes = super::confirm_totp(&st.db, &user, &req.code, &audit).await?;
     Ok(Json(api::RecoveryCodes { codes }))
 }
 
@@ -285,16 +269,8 @@ async fn disable_mfa(
         )));
     }
     super::require_second_factor(&st.db, &user, &req.code).await?;
-    super::disable_mfa(&st.db, &user.id).await?;
-    events::record(
-        &st.db,
-        &user.username,
-        "mfa-disable",
-        &user.username,
-        "ok",
-        "",
-    )
-    .await?;
+    let audit = Audit::new(&user.username, "mfa-disable", &user.username);
+    super::disable_mfa(&st.db, &user.id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,16 +281,8 @@ async fn recovery_codes(
 ) -> Result<Json<api::RecoveryCodes>, ApiError> {
     let user = myself(&st, &who).await?;
     super::require_second_factor(&st.db, &user, &req.code).await?;
-    let codes = super::new_recovery_codes(&st.db, &user).await?;
-    events::record(
-        &st.db,
-        &user.username,
-        "mfa-recovery-codes",
-        &user.username,
-        "ok",
-        "",
-    )
-    .await?;
+    let audit = Audit::new(&user.username, "mfa-recovery-codes", &user.username);
+    let codes = super::new_recovery_codes(&st.db, &user, &audit).await?;
     Ok(Json(api::RecoveryCodes { codes }))
 }
 
@@ -340,6 +308,7 @@ async fn create_user(
     Caller(who): Caller,
     ApiJson(req): ApiJson<api::CreateUser>,
 ) -> Result<(StatusCode, Json<api::User>), ApiError> {
+    let detail = format!("role={} groups={}", req.role, req.groups.join(","));
     super::create_user(
         &st.db,
         &NewUser {
@@ -349,16 +318,7 @@ async fn create_user(
             groups: &req.groups,
             email: req.email.as_deref(),
         },
-    )
-    .await?;
-    let detail = format!("role={} groups={}", req.role, req.groups.join(","));
-    events::record(
-        &st.db,
-        &who.name,
-        "user-create",
-        &req.username,
-        "ok",
-        &detail,
+        &Audit::new(&who.name, "user-create", &req.username).detail(detail),
     )
     .await?;
     Ok((
@@ -373,9 +333,7 @@ async fn update_user(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<api::UpdateUser>,
 ) -> Result<Json<api::User>, ApiError> {
-    let user = super::update_user(&st.db, &name, &req).await?;
-    let detail = format!("role={} groups={}", user.role, user.groups.join(","));
-    events::record(&st.db, &who.name, "user-update", &name, "ok", &detail).await?;
+    let user = super::update_user(&st.db, &name, &req, &who.name).await?;
     Ok(Json(user.to_api()))
 }
 
@@ -384,8 +342,7 @@ async fn delete_user(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    super::delete_user(&st.db, &name).await?;
-    events::record(&st.db, &who.name, "user-delete", &name, "ok", "").await?;
+    super::delete_user(&st.db, &name, &Audit::new(&who.name, "user-delete", &name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -396,8 +353,8 @@ async fn set_password(
     ApiJson(req): ApiJson<api::SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    super::set_password(&st.db, &user, &req.password).await?;
-    events::record(&st.db, &who.name, "password-reset", &name, "ok", "").await?;
+    let audit = Audit::new(&who.name, "password-reset", &name);
+    super::set_password(&st.db, &user, &req.password, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -407,16 +364,8 @@ async fn revoke_sessions(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    let n = super::revoke_sessions(&st.db, &user.id).await?;
-    events::record(
-        &st.db,
-        &who.name,
-        "sessions-revoke",
-        &name,
-        "ok",
-        &format!("{n} session(s)"),
-    )
-    .await?;
+    let audit = Audit::new(&who.name, "sessions-revoke", &name);
+    super::revoke_sessions(&st.db, &user.id, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -426,8 +375,12 @@ async fn unlock(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    super::unlock(&st.db, &user.id).await?;
-    events::record(&st.db, &who.name, "user-unlock", &name, "ok", "").await?;
+    super::unlock(
+        &st.db,
+        &user.id,
+        &Audit::new(&who.name, "user-unlock", &name),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -437,8 +390,7 @@ async fn reset_mfa(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    super::disable_mfa(&st.db, &user.id).await?;
-    events::record(&st.db, &who.name, "mfa-reset", &name, "ok", "").await?;
+    super::disable_mfa(&st.db, &user.id, &Audit::new(&who.name, "mfa-reset", &name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -459,16 +411,8 @@ async fn put_settings(
             )));
         }
     }
-    settings::save(&st.db, &new).await?;
     let detail = serde_json::to_string(&new.to_api()).unwrap_or_default();
-    events::record(
-        &st.db,
-        &who.name,
-        "settings-change",
-        "security",
-        "ok",
-        &detail,
-    )
-    .await?;
+    let audit = Audit::new(&who.name, "settings-change", "security").detail(detail);
+    settings::save(&st.db, &new, Some(&audit)).await?;
     Ok(Json(new.to_api()))
 }

@@ -25,6 +25,7 @@ use sqlx::{Row, SqlitePool};
 
 use self::lockout::{AccountLock, RateLimiter};
 use self::settings::SecuritySettings;
+use crate::events::Audit;
 use crate::ids::{self, UserId};
 use crate::rbac::{self, Groups, Restriction, Scopes, Subject, SubjectKind};
 
@@ -260,7 +261,11 @@ pub(crate) struct NewUser<'a> {
 ///
 /// # Errors
 /// Invalid name, email, role or group; weak password; existing user.
-pub(crate) async fn create_user(db: &SqlitePool, u: &NewUser<'_>) -> Result<UserId, IdentityError> {
+pub(crate) async fn create_user(
+    db: &SqlitePool,
+    u: &NewUser<'_>,
+    audit: &Audit<'_>,
+) -> Result<UserId, IdentityError> {
     ids::validate_name("user", u.username).map_err(IdentityError::InvalidName)?;
     check_role(db, u.role).await?;
     check_groups(db, u.groups).await?;
@@ -313,6 +318,7 @@ pub(crate) async fn create_user(db: &SqlitePool, u: &NewUser<'_>) -> Result<User
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    audit.append(&mut tx).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -322,6 +328,7 @@ pub(crate) async fn update_user(
     db: &SqlitePool,
     username: &str,
     u: &api::UpdateUser,
+    actor: &str,
 ) -> Result<UserRecord, IdentityError> {
     let user = get_user(db, username).await?;
     if let Some(role) = &u.role {
@@ -336,6 +343,7 @@ pub(crate) async fn update_user(
     if let Some(e) = u.email.as_deref().filter(|e| !e.is_empty()) {
         check_email(e)?;
     }
+    let mut tx = crate::store::begin_write(db).await?;
     sqlx::query("UPDATE users SET role = COALESCE(?, role), groups = COALESCE(?, groups), email = CASE WHEN ? IS NULL THEN email WHEN ? = '' THEN NULL ELSE ? END WHERE id = ?")
         .bind(u.role.as_deref())
         .bind(u.groups.as_deref().map(to_json))
@@ -343,8 +351,15 @@ pub(crate) async fn update_user(
         .bind(u.email.as_deref())
         .bind(u.email.as_deref())
         .bind(user.id.as_str())
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    let role = u.role.as_deref().unwrap_or(&user.role);
+    let groups = u.groups.as_deref().unwrap_or(&user.groups).join(",");
+    Audit::new(actor, "user-update", username)
+        .detail(format!("role={role} groups={groups}"))
+        .append(&mut tx)
+        .await?;
+    tx.commit().await?;
     get_user(db, username).await
 }
 
@@ -363,15 +378,22 @@ async fn ensure_another_admin(db: &SqlitePool, except: &UserId) -> Result<(), Id
     Ok(())
 }
 
-pub(crate) async fn delete_user(db: &SqlitePool, username: &str) -> Result<(), IdentityError> {
+pub(crate) async fn delete_user(
+    db: &SqlitePool,
+    username: &str,
+    audit: &Audit<'_>,
+) -> Result<(), IdentityError> {
     let user = get_user(db, username).await?;
     if user.role == "admin" {
         ensure_another_admin(db, &user.id).await?;
     }
+    let mut tx = crate::store::begin_write(db).await?;
     sqlx::query("DELETE FROM users WHERE id = ?")
         .bind(user.id.as_str())
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    audit.append(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -381,6 +403,7 @@ pub(crate) async fn set_password(
     db: &SqlitePool,
     user: &UserRecord,
     new: &str,
+    audit: &Audit<'_>,
 ) -> Result<(), IdentityError> {
     let policy = settings::load(db).await?.password;
     let violations = password::check(&policy, &user.username, new);
@@ -419,25 +442,43 @@ pub(crate) async fn set_password(
         .bind(user.id.as_str())
         .execute(&mut *tx)
         .await?;
+    audit.append(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Ends every session of a user.
-pub(crate) async fn revoke_sessions(db: &SqlitePool, id: &UserId) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM auth_tokens WHERE user_id = ?")
+pub(crate) async fn revoke_sessions(
+    db: &SqlitePool,
+    id: &UserId,
+    audit: Audit<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = crate::store::begin_write(db).await?;
+    let n = sqlx::query("DELETE FROM auth_tokens WHERE user_id = ?")
         .bind(id.as_str())
-        .execute(db)
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+    audit
+        .detail(format!("{n} session(s)"))
+        .append(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n)
 }
 
-pub(crate) async fn unlock(db: &SqlitePool, id: &UserId) -> Result<(), sqlx::Error> {
+pub(crate) async fn unlock(
+    db: &SqlitePool,
+    id: &UserId,
+    audit: &Audit<'_>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = crate::store::begin_write(db).await?;
     sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
         .bind(id.as_str())
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    audit.append(&mut tx).await?;
+    tx.commit().await
 }
 
 async fn store_lock(db: &SqlitePool, id: &UserId, lock: AccountLock) -> Result<(), sqlx::Error> {
@@ -800,6 +841,7 @@ pub(crate) async fn confirm_totp(
     db: &SqlitePool,
     user: &UserRecord,
     code: &str,
+    audit: &Audit<'_>,
 ) -> Result<Vec<String>, IdentityError> {
     let Some(secret) = user
         .totp_pending
@@ -821,6 +863,7 @@ pub(crate) async fn confirm_totp(
         .execute(&mut *tx)
         .await?;
     replace_recovery_codes(&mut tx, &user.id, &codes).await?;
+    audit.append(&mut tx).await?;
     tx.commit().await?;
     Ok(codes)
 }
@@ -866,16 +909,22 @@ pub(crate) async fn require_second_factor(
 pub(crate) async fn new_recovery_codes(
     db: &SqlitePool,
     user: &UserRecord,
+    audit: &Audit<'_>,
 ) -> Result<Vec<String>, IdentityError> {
     let codes = mfa::generate_recovery_codes();
     let mut tx = crate::store::begin_write(db).await?;
     replace_recovery_codes(&mut tx, &user.id, &codes).await?;
+    audit.append(&mut tx).await?;
     tx.commit().await?;
     Ok(codes)
 }
 
 /// Turns MFA off (user with a code, or an administrator resetting it).
-pub(crate) async fn disable_mfa(db: &SqlitePool, id: &UserId) -> Result<(), IdentityError> {
+pub(crate) async fn disable_mfa(
+    db: &SqlitePool,
+    id: &UserId,
+    audit: &Audit<'_>,
+) -> Result<(), IdentityError> {
     let mut tx = crate::store::begin_write(db).await?;
     sqlx::query("UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?")
         .bind(id.as_str())
@@ -885,6 +934,7 @@ pub(crate) async fn disable_mfa(db: &SqlitePool, id: &UserId) -> Result<(), Iden
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
+    audit.append(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -40,14 +40,24 @@ pub(crate) async fn load<'e>(
         .unwrap_or_default())
 }
 
-pub(crate) async fn save(db: &SqlitePool, s: &SecuritySettings) -> Result<(), sqlx::Error> {
+/// Stores the settings; with `audit`, its entry commits in the same
+/// transaction.
+pub(crate) async fn save(
+    db: &SqlitePool,
+    s: &SecuritySettings,
+    audit: Option<&crate::events::Audit<'_>>,
+) -> Result<(), sqlx::Error> {
     let json = serde_json::to_string(s).unwrap_or_default();
+    let mut tx = crate::store::begin_write(db).await?;
     sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .bind(KEY)
         .bind(json)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    if let Some(a) = audit {
+        a.append(&mut tx).await?;
+    }
+    tx.commit().await
 }
 
 impl SecuritySettings {
@@ -104,7 +114,7 @@ mod tests {
         api.password_min_length = 16;
         api.mfa_required_roles = vec!["admin".into()];
         let s = SecuritySettings::from_api(&api).unwrap();
-        save(&db, &s).await.unwrap();
+        save(&db, &s, None).await.unwrap();
         assert_eq!(load(&db).await.unwrap(), s);
         assert!(s.mfa_required("admin") && !s.mfa_required("auditor"));
         api.password_min_length = 3;

@@ -10,6 +10,10 @@ async fn db() -> (tempfile::TempDir, SqlitePool) {
     (dir, pool)
 }
 
+fn audit() -> crate::events::Audit<'static> {
+    crate::events::Audit::new("test", "test", "test")
+}
+
 async fn user(db: &SqlitePool, name: &str, role: &str) -> UserRecord {
     create_user(
         db,
@@ -20,6 +24,7 @@ async fn user(db: &SqlitePool, name: &str, role: &str) -> UserRecord {
             groups: &["*".to_owned()],
             email: None,
         },
+        &audit(),
     )
     .await
     .unwrap();
@@ -103,7 +108,7 @@ async fn wrong_password_unknown_user_and_locked_account_fail_alike() {
             .is_some()
     );
     // An administrator unlocks it.
-    unlock(&db, &get_user(&db, "bob").await.unwrap().id)
+    unlock(&db, &get_user(&db, "bob").await.unwrap().id, &audit())
         .await
         .unwrap();
     assert!(try_login(&db, "bob", PW, None).await.is_ok());
@@ -141,20 +146,20 @@ async fn totp_login_with_replay_protection_and_one_time_recovery_codes() {
     let (_d, db) = db().await;
     let u = user(&db, "dana", "admin").await;
     assert!(matches!(
-        confirm_totp(&db, &u, "123456").await,
+        confirm_totp(&db, &u, "123456", &audit()).await,
         Err(IdentityError::Invalid(_))
     ));
     let secret = begin_totp(&db, &u).await.unwrap();
     let u = get_user(&db, "dana").await.unwrap();
     let far = mfa::code_at(&secret, unix_secs() + 10 * mfa::STEP_SECS);
     assert!(matches!(
-        confirm_totp(&db, &u, &far).await,
+        confirm_totp(&db, &u, &far, &audit()).await,
         Err(IdentityError::WrongCode)
     ));
     // Confirm with the code of the previous step, so the login below uses a
     // fresh one (the confirm step is spent).
     let earlier = mfa::code_at(&secret, unix_secs() - mfa::STEP_SECS);
-    let codes = confirm_totp(&db, &u, &earlier).await.unwrap();
+    let codes = confirm_totp(&db, &u, &earlier, &audit()).await.unwrap();
     assert_eq!(codes.len(), mfa::RECOVERY_CODES);
 
     assert!(matches!(
@@ -194,7 +199,7 @@ async fn mfa_required_roles_get_a_restricted_session_until_enrolled() {
     );
     let mut s = settings::load(&db).await.unwrap();
     s.mfa_required_roles = vec!["technician".into()];
-    settings::save(&db, &s).await.unwrap();
+    settings::save(&db, &s, None).await.unwrap();
     // The new policy applies to the session opened before it, too.
     assert_eq!(
         authenticate(&db, &before.token).await.unwrap().restriction,
@@ -207,7 +212,7 @@ async fn mfa_required_roles_get_a_restricted_session_until_enrolled() {
     // Enrolling lifts the restriction on the live session.
     let secret = begin_totp(&db, &u).await.unwrap();
     let u = get_user(&db, "erin").await.unwrap();
-    confirm_totp(&db, &u, &mfa::code_at(&secret, unix_secs()))
+    confirm_totp(&db, &u, &mfa::code_at(&secret, unix_secs()), &audit())
         .await
         .unwrap();
     assert_eq!(
@@ -222,7 +227,7 @@ async fn expired_passwords_restrict_the_session_to_changing_it() {
     user(&db, "fred", "technician").await;
     let mut s = settings::load(&db).await.unwrap();
     s.password.max_age_days = Some(1);
-    settings::save(&db, &s).await.unwrap();
+    settings::save(&db, &s, None).await.unwrap();
     sqlx::query("UPDATE users SET password_changed_at = ? WHERE username = 'fred'")
         .bind(ids::now_ms() - 2 * 86_400_000)
         .execute(&db)
@@ -231,7 +236,7 @@ async fn expired_passwords_restrict_the_session_to_changing_it() {
     let l = try_login(&db, "fred", PW, None).await.unwrap();
     assert_eq!(l.restriction, Restriction::PasswordChange);
     let u = get_user(&db, "fred").await.unwrap();
-    set_password(&db, &u, "a brand new passphrase")
+    set_password(&db, &u, "a brand new passphrase", &audit())
         .await
         .unwrap();
     // Changing the password ended every session, the restricted one too.
@@ -257,6 +262,7 @@ async fn password_policy_names_every_broken_rule_and_history_blocks_reuse() {
             groups: &[],
             email: None,
         },
+        &audit(),
     )
     .await
     .unwrap_err()
@@ -264,9 +270,12 @@ async fn password_policy_names_every_broken_rule_and_history_blocks_reuse() {
     assert!(err.contains("shorter than 12"), "{err}");
     assert!(err.contains("commonly used"), "{err}");
     let u = user(&db, "gina", "technician").await;
-    let err = set_password(&db, &u, PW).await.unwrap_err().to_string();
+    let err = set_password(&db, &u, PW, &audit())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("used recently"), "{err}");
-    set_password(&db, &u, "another long passphrase")
+    set_password(&db, &u, "another long passphrase", &audit())
         .await
         .unwrap();
 }
@@ -285,31 +294,31 @@ async fn bad_input_is_refused_clearly() {
         email,
     };
     assert!(matches!(
-        create_user(&db, &new("bad name", "admin", &[], None)).await,
+        create_user(&db, &new("bad name", "admin", &[], None), &audit()).await,
         Err(IdentityError::InvalidName(_))
     ));
     assert!(matches!(
-        create_user(&db, &new("h", "root", &[], None)).await,
+        create_user(&db, &new("h", "root", &[], None), &audit()).await,
         Err(IdentityError::UnknownRole(_))
     ));
     static NOPE: [String; 1] = [String::new()];
-    let err = create_user(&db, &new("h", "admin", &NOPE, None))
+    let err = create_user(&db, &new("h", "admin", &NOPE, None), &audit())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown group"), "{err}");
     assert!(
-        create_user(&db, &new("h", "admin", &[], Some("not-an-email")))
+        create_user(&db, &new("h", "admin", &[], Some("not-an-email")), &audit())
             .await
             .is_err()
     );
     user(&db, "hank", "admin").await;
     assert!(matches!(
-        create_user(&db, &new("hank", "admin", &[], None)).await,
+        create_user(&db, &new("hank", "admin", &[], None), &audit()).await,
         Err(IdentityError::UserExists(_))
     ));
     // The last admin cannot be demoted or deleted.
     assert!(matches!(
-        delete_user(&db, "hank").await,
+        delete_user(&db, "hank", &audit()).await,
         Err(IdentityError::Conflict(_))
     ));
     let demote = api::UpdateUser {
@@ -317,7 +326,7 @@ async fn bad_input_is_refused_clearly() {
         ..Default::default()
     };
     assert!(matches!(
-        update_user(&db, "hank", &demote).await,
+        update_user(&db, "hank", &demote, "test").await,
         Err(IdentityError::Conflict(_))
     ));
 }
@@ -334,6 +343,7 @@ async fn admins_without_groups_get_all_groups() {
             groups: &[],
             email: Some("ivy@example.com"),
         },
+        &audit(),
     )
     .await
     .unwrap();
@@ -363,4 +373,26 @@ async fn nothing_is_acknowledged_when_the_audit_log_cannot_be_written() {
         .await
         .unwrap();
     assert!(try_login(&db, "kim", PW, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_user_change_whose_audit_entry_fails_does_not_happen() {
+    let (_dir, db) = db().await;
+    sqlx::query("ALTER TABLE events RENAME TO events_gone")
+        .execute(&db)
+        .await
+        .unwrap();
+    let ivy = NewUser {
+        username: "ivy",
+        password: PW,
+        role: "technician",
+        groups: &[],
+        email: None,
+    };
+    let made = create_user(&db, &ivy, &audit()).await;
+    assert!(made.is_err());
+    assert!(matches!(
+        get_user(&db, "ivy").await,
+        Err(IdentityError::UnknownUser(_))
+    ));
 }
