@@ -9,9 +9,17 @@
 //! | `GET  /api/v1/endpoints`                   | bearer  | → `Vec<`[`Endpoint`]`>`               |
 //! | `GET  /api/v1/endpoints/{name}/connect?kind=K` | bearer | HTTP/1.1 upgrade to [`SESSION_UPGRADE`] |
 //! | `GET  /api/v1/sessions`                    | bearer  | → `Vec<`[`SessionEvent`]`>`           |
+//! | `POST /api/v1/sessions/{id}/terminate`     | bearer  | → 204 (404 when not live)             |
+//! | `GET  /api/v1/auth/session`                | cookie  | → [`ConsoleSession`]                  |
 //! | `GET  /healthz`                            | none    | → `ok`                                |
 //!
 //! Every error answer is an [`ErrorBody`] with a stable `error` code.
+//!
+//! The web console authenticates with a session cookie ([`SESSION_COOKIE`],
+//! from a login with [`LoginRequest::cookie`]) instead of a bearer token;
+//! its state-changing requests carry [`CSRF_HEADER`], and its session
+//! WebSockets (`Upgrade: websocket` on the connect route) must come from
+//! the gateway's own origin.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +36,12 @@ pub struct LoginRequest {
     /// A TOTP code or a recovery code, for accounts with MFA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp: Option<String>,
+    /// Ask for a browser session: the token is set as an `HttpOnly`,
+    /// `Secure`, `SameSite=Strict` cookie instead of returned in the body,
+    /// and the answer carries the session's CSRF token (see
+    /// [`CSRF_HEADER`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cookie: bool,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -53,6 +67,32 @@ pub struct LoginResponse {
     /// changing it (`/api/v1/me/password`) and logging out.
     #[serde(default)]
     pub password_change_required: bool,
+    /// Cookie sessions only (then `token` is empty): the value every
+    /// state-changing request must send in [`CSRF_HEADER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+/// The header a cookie-authenticated, state-changing request must carry
+/// (the session's CSRF token). Bearer-token clients never need it.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The cookie holding a browser session token.
+pub const SESSION_COOKIE: &str = "__Host-jg_session";
+
+/// `GET /api/v1/auth/session`: the CSRF token of the calling cookie session
+/// (for a console page that was reloaded).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ConsoleSession {
+    pub csrf_token: String,
+}
+
+impl std::fmt::Debug for ConsoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSession")
+            .field("csrf_token", &"MASKED")
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for LoginResponse {

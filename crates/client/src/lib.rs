@@ -129,6 +129,7 @@ impl Client {
             username: username.to_owned(),
             password: password.to_owned(),
             totp: totp.map(str::to_owned),
+            cookie: false,
         };
         self.post_json("/api/v1/auth/login", &body).await
     }

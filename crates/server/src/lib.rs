@@ -36,6 +36,7 @@ pub mod site;
 mod state;
 mod store;
 mod vault;
+mod web;
 
 pub use agents::EnrollError;
 pub use api::{RouteInfo, route_table};

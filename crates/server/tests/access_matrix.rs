@@ -54,11 +54,15 @@ fn expectations() -> HashMap<&'static str, Rule> {
     use Rule::*;
     HashMap::from([
         ("GET /healthz", Public),
+        // The web console's page and its embedded files.
+        ("GET /", Public),
+        ("GET /assets/{*path}", Public),
         ("POST /api/v1/auth/login", Public),
         ("POST /api/v1/agents/enroll", Public),
         ("POST /oauth2/token", Public),
         ("POST /api/v1/auth/logout", Only(USERS)),
         ("GET /api/v1/me", Only(USERS)),
+        ("GET /api/v1/auth/session", Only(USERS)),
         ("POST /api/v1/me/password", Only(USERS)),
         ("POST /api/v1/me/mfa/totp", Only(USERS)),
         ("POST /api/v1/me/mfa/totp/confirm", Only(USERS)),
@@ -91,6 +95,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/groups", Only(ADMIN)),
         ("DELETE /api/v1/groups/{name}", Only(ADMIN)),
         ("GET /api/v1/sessions", Only(AUDITORS)),
+        ("POST /api/v1/sessions/{id}/terminate", Only(ADMIN)),
         ("GET /api/v1/events", Only(AUDITORS)),
         ("GET /api/v1/recordings", Only(AUDITORS)),
         ("GET /api/v1/recordings/{id}/cast", Only(AUDITORS)),
@@ -244,6 +249,7 @@ fn concrete(path: &str, endpoint: &str) -> String {
         path.replace("{name}", endpoint) + "?kind=shell"
     } else {
         path.replace("{name}", "no-such-thing")
+            .replace("{id}", "no-such-thing")
     }
 }
 

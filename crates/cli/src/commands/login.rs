@@ -173,6 +173,7 @@ mod tests {
             role: "admin".into(),
             mfa_enrollment_required: false,
             password_change_required: false,
+            csrf_token: None,
         };
         assert!(warnings(&a).is_empty());
         a.mfa_enrollment_required = true;

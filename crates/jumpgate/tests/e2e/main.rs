@@ -8,3 +8,4 @@ mod recordings;
 mod sessions;
 mod support;
 mod vault;
+mod web;

@@ -643,3 +643,40 @@ pub(crate) async fn http_exchange(
         .unwrap_or_else(|| panic!("bad status line: {head}"));
     (status, head, raw[split + 4..].to_vec())
 }
+
+// ---------------------------------------------------------------------------
+// Web console helpers (tests/e2e/web.rs).
+// ---------------------------------------------------------------------------
+
+impl Site {
+    /// Enrolls a new agent whose shells start with `HOME=home` (a clean
+    /// profile: the test machine's own dotfiles can take a minute to run),
+    /// and waits until it is online.
+    pub(crate) async fn start_agent_with_home(&self, name: &str, home: &Path) -> Agent {
+        let token = self.enroll_token(&[]).await;
+        let state_dir = self.dir.path().join("agents").join(name);
+        let mut cmd = Command::new(jumpgate_bin());
+        cmd.args([
+            "agent",
+            "--server",
+            &self.gateway.url(),
+            "--ca-fingerprint",
+            &self.gateway.fingerprint,
+        ])
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .args(["--name", name, "--enroll-token", &token])
+        .env("RUST_LOG", "info")
+        .env("HOME", home)
+        .env("SHELL", "/bin/bash")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Log::default();
+        stderr.drain(child.stderr.take().unwrap());
+        self.wait_online(name, true).await;
+        Agent { child, stderr }
+    }
+}

@@ -8,13 +8,16 @@ use std::net::SocketAddr;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::handler::Handler;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, STRICT_TRANSPORT_SECURITY};
-use axum::http::{HeaderValue, Method, StatusCode, request::Parts};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN,
+    STRICT_TRANSPORT_SECURITY, UPGRADE,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
-use jumpgate_api_types::ErrorBody;
+use jumpgate_api_types::{CSRF_HEADER, ErrorBody, SESSION_COOKIE};
 
 use crate::identity::{self, IdentityError};
 use crate::rbac::{self, Action, Decision, Denial, Resource, Subject};
@@ -151,7 +154,8 @@ fn assemble(state: Option<AppState>) -> Api {
     let api = crate::events::routes(api);
     let api = crate::recordings::http::routes(api);
     let api = crate::sessions::http::routes(api);
-    crate::vault::http::routes(api)
+    let api = crate::vault::http::routes(api);
+    crate::web::routes(api)
 }
 
 /// The whole HTTP surface of the TLS port.
@@ -193,6 +197,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(CONTENT_SECURITY_POLICY) {
+        h.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY),
+        );
+    }
     res
 }
 
@@ -206,19 +218,138 @@ pub(crate) fn bearer(parts_headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The caller behind a bearer token. Takes the token, not the request: a
-/// request (its body) must not be borrowed across an await.
+/// The caller behind a session or API token. Takes the token, not the
+/// request: a request (its body) must not be borrowed across an await.
 async fn authenticate(st: &AppState, token: Option<String>) -> Result<Subject, ApiError> {
     let token = token.ok_or(IdentityError::Unauthenticated)?;
     Ok(identity::authenticate(&st.db, &token).await?)
 }
 
-fn token_of(req: &Request) -> Option<String> {
-    bearer(req.headers()).map(str::to_owned)
+/// The credential a request presents, read before any await.
+struct Presented {
+    token: Option<String>,
+    /// Cookie sessions only: the session's CSRF token and whether the
+    /// request passed the cross-site checks (`Err` names the failure).
+    cookie: Option<(String, Result<(), &'static str>)>,
+}
+
+/// A request authenticated by the console's session cookie (inserted next
+/// to the [`Subject`]); carries the session's CSRF token.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieSession {
+    pub(crate) csrf_token: String,
+}
+
+/// The session token in the console's cookie, if any.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The session token of a request: a bearer token, else the cookie.
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| session_cookie(headers))
+}
+
+/// The CSRF token of a cookie session: derived from the (secret, `HttpOnly`)
+/// session token, so it needs no storage and dies with the session. A page
+/// on another site can neither read the cookie nor this value.
+pub(crate) fn csrf_token(session_token: &str) -> String {
+    let mut input = b"jumpgate-csrf/1:".to_vec();
+    input.extend_from_slice(session_token.as_bytes());
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Cross-site request checks for a cookie-authenticated request:
+/// - state-changing methods must send the session's CSRF token in
+///   [`CSRF_HEADER`] (compared in constant time);
+/// - a WebSocket upgrade (a `GET` that opens a session, and cannot carry
+///   custom headers from a browser) must come from the gateway's own
+///   origin.
+fn cross_site_check(req: &Request, csrf: &str) -> Result<(), &'static str> {
+    let h = req.headers();
+    let websocket = h
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if websocket {
+        let origin = h.get(ORIGIN).and_then(|v| v.to_str().ok());
+        let host = h
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        return match (origin, host) {
+            (Some(o), Some(host)) if o.strip_prefix("https://") == Some(host) => Ok(()),
+            _ => Err("a console WebSocket must come from the gateway's own origin"),
+        };
+    }
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let sent = h
+        .get(CSRF_HEADER)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    if aws_lc_rs::constant_time::verify_slices_are_equal(sent, csrf.as_bytes()).is_ok() {
+        Ok(())
+    } else {
+        Err("missing or wrong CSRF token (x-csrf-token) on a cookie-authenticated request")
+    }
+}
+
+fn presented(req: &Request) -> Presented {
+    if let Some(t) = bearer(req.headers()) {
+        // Browsers never attach bearer tokens on their own: no CSRF risk.
+        return Presented {
+            token: Some(t.to_owned()),
+            cookie: None,
+        };
+    }
+    match session_cookie(req.headers()) {
+        Some(t) => {
+            let csrf = csrf_token(t);
+            let check = cross_site_check(req, &csrf);
+            Presented {
+                token: Some(t.to_owned()),
+                cookie: Some((csrf, check)),
+            }
+        }
+        None => Presented {
+            token: None,
+            cookie: None,
+        },
+    }
+}
+
+/// Authenticates a request (bearer token or console cookie) and, for
+/// cookies, applies the cross-site checks: the one entry point of every
+/// non-public route.
+async fn authenticate_request(st: &AppState, req: &mut Request) -> Result<Subject, ApiError> {
+    let p = presented(req);
+    let subject = authenticate(st, p.token).await?;
+    if let Some((csrf_token, check)) = p.cookie {
+        if let Err(why) = check {
+            tracing::info!(subject = %subject.name, path = %req.uri().path(), reason = why, "cross-site check failed");
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", why));
+        }
+        req.extensions_mut().insert(CookieSession { csrf_token });
+    }
+    Ok(subject)
 }
 
 async fn authenticate_only(st: AppState, mut req: Request, next: Next) -> Response {
-    let found = authenticate(&st, token_of(&req)).await;
+    let found = authenticate_request(&st, &mut req).await;
     match found {
         Ok(subject) => {
             req.extensions_mut().insert(subject);
@@ -229,7 +360,7 @@ async fn authenticate_only(st: AppState, mut req: Request, next: Next) -> Respon
 }
 
 async fn authorize_site(st: AppState, action: Action, mut req: Request, next: Next) -> Response {
-    let subject = match authenticate(&st, token_of(&req)).await {
+    let subject = match authenticate_request(&st, &mut req).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
@@ -399,4 +530,72 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
     ApiError::new(r.status(), "bad_request", r.body_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, headers: &[(&str, &str)]) -> Request {
+        let mut b = Request::builder().method(method).uri("/api/v1/groups");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(axum::body::Body::empty()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; __Host-jg_session=jgs_x ; b=2"),
+        );
+        assert_eq!(session_cookie(&h), Some("jgs_x"));
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("jg_session=jgs_y"));
+        assert_eq!(session_cookie(&h), None, "only the __Host- cookie counts");
+        h.append(COOKIE, HeaderValue::from_static("__Host-jg_session="));
+        assert_eq!(session_cookie(&h), None, "an empty value is no session");
+    }
+
+    #[test]
+    fn the_csrf_token_is_bound_to_the_session() {
+        let a = csrf_token("jgs_a");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, csrf_token("jgs_a"));
+        assert_ne!(a, csrf_token("jgs_b"));
+        assert!(!a.contains("jgs_a"));
+    }
+
+    #[test]
+    fn cookie_requests_are_checked_for_cross_site_use() {
+        let csrf = csrf_token("jgs_a");
+        let get = request(Method::GET, &[]);
+        assert!(cross_site_check(&get, &csrf).is_ok());
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(cross_site_check(&request(m.clone(), &[]), &csrf).is_err());
+            let wrong = request(m.clone(), &[(CSRF_HEADER, "00")]);
+            assert!(cross_site_check(&wrong, &csrf).is_err());
+            let right = request(m, &[(CSRF_HEADER, csrf.as_str())]);
+            assert!(cross_site_check(&right, &csrf).is_ok());
+        }
+        let ws = |origin: Option<&str>| {
+            let mut h = vec![("upgrade", "websocket"), ("host", "gw.example:8443")];
+            if let Some(o) = origin {
+                h.push(("origin", o));
+            }
+            request(Method::GET, &h)
+        };
+        assert!(cross_site_check(&ws(Some("https://gw.example:8443")), &csrf).is_ok());
+        for bad in [
+            None,
+            Some("https://evil.example"),
+            Some("http://gw.example:8443"),
+            Some("https://gw.example:8443.evil.example"),
+            Some("null"),
+        ] {
+            assert!(cross_site_check(&ws(bad), &csrf).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -1,14 +1,18 @@
 //! `/api/v1/auth/*`, `/api/v1/me/*`, `/api/v1/users/*` and
 //! `/api/v1/settings/security`.
 
-use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use jumpgate_api_types as api;
 
 use super::settings::{self, SecuritySettings};
 use super::{Attempt, IdentityError, NewUser, UserRecord};
-use crate::api::{Access, Api, ApiError, ApiJson, Caller, PeerAddr, bearer};
+use crate::api::{
+    Access, Api, ApiError, ApiJson, Caller, CookieSession, PeerAddr, csrf_token, session_token,
+};
 use crate::events::Audit;
 use crate::ids;
 use crate::rbac::{self, Action, Restriction, Subject};
@@ -19,6 +23,11 @@ pub(crate) fn routes(api: Api) -> Api {
     let api = api
         .post("/api/v1/auth/login", Public, login)
         .post("/api/v1/auth/logout", Site(Action::Logout), logout)
+        .get(
+            "/api/v1/auth/session",
+            Site(Action::ReadSelf),
+            console_session,
+        )
         .get("/api/v1/me", Site(Action::ReadSelf), me)
         .post(
             "/api/v1/me/password",
@@ -91,7 +100,7 @@ async fn login(
     State(st): State<AppState>,
     PeerAddr(peer): PeerAddr,
     ApiJson(req): ApiJson<api::LoginRequest>,
-) -> Result<Json<api::LoginResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let attempt = Attempt {
         ip: peer.ip(),
         username: &req.username,
@@ -107,25 +116,65 @@ async fn login(
             return Err(e.into());
         }
     };
-    tracing::info!(user = %s.user.username, restriction = ?s.restriction, "login");
-    Ok(Json(api::LoginResponse {
-        token: s.token,
+    tracing::info!(user = %s.user.username, restriction = ?s.restriction, cookie = req.cookie, "login");
+    let mut body = api::LoginResponse {
+        token: String::new(),
         expires_at: ids::rfc3339(s.expires_at_ms),
         username: s.user.username,
         role: s.user.role,
         mfa_enrollment_required: s.restriction == Restriction::MfaEnrollment,
         password_change_required: s.restriction == Restriction::PasswordChange,
-    }))
+        csrf_token: None,
+    };
+    if !req.cookie {
+        body.token = s.token;
+        return Ok(Json(body).into_response());
+    }
+    // A console session: the token never reaches script (HttpOnly), is
+    // never sent over plain HTTP (Secure, `__Host-` prefix) nor with a
+    // request started by another site (SameSite=Strict).
+    body.csrf_token = Some(csrf_token(&s.token));
+    let max_age = st.config.session_ttl.as_secs();
+    let cookie = format!(
+        "{}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
+        api::SESSION_COOKIE,
+        s.token
+    );
+    let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
+    Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// A `Set-Cookie` that removes the console's session cookie.
+fn clear_cookie() -> Result<HeaderValue, ApiError> {
+    let cookie = format!(
+        "{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+        api::SESSION_COOKIE
+    );
+    HeaderValue::from_str(&cookie).map_err(ApiError::internal)
 }
 
 async fn logout(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    if let Some(token) = bearer(&headers) {
+) -> Result<Response, ApiError> {
+    if let Some(token) = session_token(&headers) {
         super::logout(&st.db, token).await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear_cookie()?)]).into_response())
+}
+
+/// The CSRF token of the calling console session (a reloaded page lost it).
+async fn console_session(
+    session: Option<Extension<CookieSession>>,
+) -> Result<Json<api::ConsoleSession>, ApiError> {
+    let Some(Extension(session)) = session else {
+        return Err(ApiError::bad_request(
+            "only console (cookie) sessions have a CSRF token",
+        ));
+    };
+    Ok(Json(api::ConsoleSession {
+        csrf_token: session.csrf_token,
+    }))
 }
 
 /// The user record behind a self-service call.

@@ -1,10 +1,13 @@
-//! `GET /api/v1/endpoints/{name}/connect?kind=K` (HTTP upgrade) and
-//! `GET /api/v1/sessions`.
+//! `GET /api/v1/endpoints/{name}/connect?kind=K` (HTTP upgrade to the
+//! session protocol, or to a WebSocket for the web console),
+//! `GET /api/v1/sessions` and `POST /api/v1/sessions/{id}/terminate`.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{CONNECTION, UPGRADE};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use jumpgate_api_types as api;
 use jumpgate_proto::mux::reset_code;
 use jumpgate_proto::session::{Refusal, RefusalCode, SessionKind, SessionMsg};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tracing::Instrument;
 
 use super::relay::{self, Observer, RelayEnd};
@@ -37,6 +40,11 @@ pub(crate) fn routes(api: Api) -> Api {
         "/api/v1/sessions",
         Access::Site(Action::ReadSessionLog),
         list,
+    )
+    .post(
+        "/api/v1/sessions/{id}/terminate",
+        Access::Site(Action::TerminateSession),
+        terminate,
     )
 }
 
@@ -81,7 +89,8 @@ async fn connect(
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
-    if !wants_upgrade {
+    let websocket = wants_websocket(&headers);
+    if !wants_upgrade && !websocket {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
             "upgrade_required",
@@ -101,6 +110,10 @@ async fn connect(
             "shutting_down",
             "the gateway is shutting down",
         ));
+    }
+    if websocket {
+        // The console's browser: the same session, carried over a WebSocket.
+        return accept_websocket(st, who, endpoint, kind, req).await;
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let principal = who.clone();
@@ -373,6 +386,123 @@ where
         }
         RelayEnd::Failed(e) => format!("error: {e}"),
     }
+}
+
+// --- Web console: sessions over a WebSocket ------------------------------
+
+/// Largest WebSocket message the console may send: one session message of
+/// the largest size plus its header.
+const WS_MAX_MESSAGE: usize = jumpgate_proto::session::MAX_PAYLOAD + 64;
+
+/// Buffer between the WebSocket pump and the session task, each way.
+const WS_BUFFER: usize = 64 * 1024;
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Accepts the console's WebSocket (already authenticated, authorized and
+/// origin-checked) and runs the very same session as `jg`'s upgrade: the
+/// binary messages carry the bytes of the session message stream.
+async fn accept_websocket(
+    st: AppState,
+    who: Subject,
+    endpoint: EndpointRecord,
+    kind: SessionKind,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, _) = req.into_parts();
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &st)
+        .await
+        .map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let span = tracing::info_span!("session", user = %who.name, endpoint = %endpoint.name, %kind, transport = "websocket");
+    let tasks = st.tasks.clone();
+    Ok(ws
+        .max_message_size(WS_MAX_MESSAGE)
+        .max_frame_size(WS_MAX_MESSAGE)
+        .on_failed_upgrade(|e| tracing::info!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            let (session_end, pump_end) = tokio::io::duplex(WS_BUFFER);
+            tasks.spawn(pump(socket, pump_end).instrument(span.clone()));
+            tasks.spawn(run(st, who, endpoint, kind, session_end).instrument(span));
+            std::future::ready(())
+        }))
+}
+
+/// Moves bytes between a WebSocket and one end of a duplex pipe whose other
+/// end is the session: binary messages in, session bytes out. The browser's
+/// close is the technician's half-close; the session's end closes the
+/// WebSocket.
+async fn pump(mut ws: WebSocket, mut io: DuplexStream) {
+    let mut buf = vec![0u8; WS_BUFFER];
+    loop {
+        tokio::select! {
+            msg = ws.recv() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if io.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Text(_))) => {
+                    tracing::info!("console sent a text message; closing the session");
+                    break;
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    let _ = io.shutdown().await;
+                    // Let the session say its last words (exit status,
+                    // file result) before the pipe goes away.
+                    let _ = tokio::time::timeout(OPEN_TIMEOUT, drain(&mut io, &mut ws, &mut buf)).await;
+                    return;
+                }
+            },
+            n = io.read(&mut buf) => match n {
+                Ok(0) | Err(_) => {
+                    let _ = ws.send(Message::Close(None)).await;
+                    return;
+                }
+                Ok(n) => {
+                    let data = bytes::Bytes::copy_from_slice(&buf[..n]);
+                    if ws.send(Message::Binary(data)).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn drain(io: &mut DuplexStream, ws: &mut WebSocket, buf: &mut [u8]) {
+    while let Ok(n) = io.read(buf).await {
+        if n == 0 {
+            return;
+        }
+        let data = bytes::Bytes::copy_from_slice(&buf[..n]);
+        if ws.send(Message::Binary(data)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn terminate(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let Some(handle) = st.sessions.get(&id) else {
+        return Err(ApiError::not_found(
+            "unknown_session",
+            format!("no live session `{id}`"),
+        ));
+    };
+    // Audited before it takes effect.
+    crate::events::record(&st.db, &who.name, "session-terminate", &id, "ok", "").await?;
+    handle.stop(&format!("terminated by {}", who.name));
+    tracing::info!(session = %id, by = %who.name, "session terminated");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Shell and exec sessions are recorded; the recording exists, durable,

@@ -62,6 +62,14 @@ impl LiveSessions {
         self.lock().remove(id);
     }
 
+    /// The stop handle of one live session (`None`: not being relayed).
+    pub(crate) fn get(&self, id: &str) -> Option<StopHandle> {
+        self.lock()
+            .iter()
+            .find(|(k, _)| k.as_str() == id)
+            .map(|(_, h)| h.clone())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

@@ -1,0 +1,176 @@
+// The console's shell: who is signed in, the navigation, and hash routes
+// (`#/endpoints`, `#/terminal/NAME`…; never a secret in a URL).
+
+import { get, post, setCsrf, ApiError } from './api.js';
+import { h, render, errorBox } from './ui.js';
+import * as pages from './pages.js';
+import * as admin from './admin.js';
+import { terminalPage } from './terminal.js';
+import { filesPage } from './terminal.js';
+import { playerPage } from './player.js';
+
+const main = document.getElementById('main');
+const top = document.getElementById('top');
+const nav = document.getElementById('nav');
+
+/** The signed-in user (`/api/v1/me`), or null. */
+export const ctx = { me: null, cleanup: [] };
+
+export function can(permission) {
+  return !!ctx.me && (ctx.me.permissions.includes(permission) || ctx.me.permissions.includes('*'));
+}
+
+const NAV = [
+  { href: '#/endpoints', label: 'Endpoints', perm: 'view' },
+  { href: '#/sessions', label: 'Sessions', perm: 'view-audit' },
+  { href: '#/recordings', label: 'Recordings', perm: 'view-audit' },
+  { href: '#/admin/users', label: 'Users', perm: 'manage-users' },
+  { href: '#/admin/roles', label: 'Roles', perm: 'manage-users' },
+  { href: '#/admin/groups', label: 'Groups', perm: 'manage-endpoints' },
+  { href: '#/admin/api-clients', label: 'API clients', perm: 'manage-users' },
+  { href: '#/admin/enroll-tokens', label: 'Enrollment', perm: 'manage-endpoints' },
+  { href: '#/account', label: 'Account', perm: null },
+];
+
+function drawNav() {
+  const restricted = ctx.me.mfa_enrollment_required || ctx.me.password_change_required;
+  const items = NAV.filter((n) => (restricted ? n.perm === null : n.perm === null || can(n.perm)));
+  const here = location.hash.split('/').slice(0, 3).join('/');
+  render(
+    nav,
+    h(
+      'ul',
+      {},
+      items.map((n) =>
+        h('li', {}, h('a', { href: n.href, 'aria-current': here.startsWith(n.href) ? 'page' : null }, n.label)),
+      ),
+    ),
+  );
+  document.getElementById('whoami').textContent = `${ctx.me.username} (${ctx.me.role})`;
+  top.hidden = false;
+}
+
+/** Loads who is signed in; false when nobody is. */
+export async function loadMe() {
+  try {
+    const s = await get('/api/v1/auth/session');
+    setCsrf(s.csrf_token);
+    ctx.me = await get('/api/v1/me');
+    return true;
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 400)) {
+      ctx.me = null;
+      return false;
+    }
+    throw e;
+  }
+}
+
+function signedOut() {
+  ctx.me = null;
+  setCsrf(null);
+  top.hidden = true;
+  if (!location.hash.startsWith('#/login')) location.hash = '#/login';
+  else route();
+}
+
+window.addEventListener('jg-unauthenticated', () => {
+  if (ctx.me) signedOut();
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  try {
+    await post('/api/v1/auth/logout');
+  } catch {
+    /* the session may already be gone */
+  }
+  signedOut();
+});
+
+document.getElementById('skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  main.focus();
+});
+
+const routes = [
+  [/^#\/login$/, () => pages.loginPage()],
+  [/^#\/account$/, () => pages.accountPage()],
+  [/^#\/endpoints$/, () => pages.endpointsPage()],
+  [/^#\/terminal\/([^/]+)$/, (m) => terminalPage(decodeURIComponent(m[1]))],
+  [/^#\/files\/([^/]+)$/, (m) => filesPage(decodeURIComponent(m[1]))],
+  [/^#\/sessions$/, () => pages.sessionsPage()],
+  [/^#\/recordings$/, () => pages.recordingsPage()],
+  [/^#\/recordings\/([^/]+)$/, (m) => playerPage(decodeURIComponent(m[1]))],
+  [/^#\/admin\/users$/, () => admin.usersPage()],
+  [/^#\/admin\/roles$/, () => admin.rolesPage()],
+  [/^#\/admin\/groups$/, () => admin.groupsPage()],
+  [/^#\/admin\/api-clients$/, () => admin.apiClientsPage()],
+  [/^#\/admin\/enroll-tokens$/, () => admin.enrollTokensPage()],
+];
+
+/** Registers something to undo when the page changes (timers, sockets). */
+export function onLeave(fn) {
+  ctx.cleanup.push(fn);
+}
+
+export async function route() {
+  // In-page anchors (`#main`) are not pages.
+  if (location.hash && !location.hash.startsWith('#/')) return;
+  for (const fn of ctx.cleanup.splice(0)) {
+    try {
+      fn();
+    } catch {
+      /* best effort */
+    }
+  }
+  const hash = location.hash || '#/endpoints';
+  if (!ctx.me && hash !== '#/login') {
+    location.hash = '#/login';
+    return;
+  }
+  if (ctx.me) {
+    const restricted = ctx.me.mfa_enrollment_required || ctx.me.password_change_required;
+    if (restricted && hash !== '#/account') {
+      location.hash = '#/account';
+      return;
+    }
+    if (hash === '#/login') {
+      location.hash = '#/endpoints';
+      return;
+    }
+    drawNav();
+  }
+  const found = routes.find(([re]) => re.test(hash));
+  try {
+    if (!found) {
+      render(main, h('h1', { tabindex: '-1' }, 'Not found'), h('p', {}, 'There is no such page. ', h('a', { href: '#/endpoints' }, 'Go to endpoints')));
+    } else {
+      await found[1](hash.match(found[0]));
+    }
+  } catch (e) {
+    render(main, errorBox(e));
+  }
+  const title = main.querySelector('h1');
+  if (title) {
+    document.title = `${title.textContent} — Jumpgate`;
+    // Keyboard and screen-reader users land on the new page, unless the
+    // page put the focus somewhere useful itself (a form's first field).
+    const active = document.activeElement;
+    if (!active || active === document.body || !main.contains(active)) title.focus();
+  }
+}
+
+export { main };
+
+window.addEventListener('hashchange', route);
+
+(async () => {
+  try {
+    await loadMe();
+  } catch (e) {
+    render(main, errorBox(e));
+    return;
+  }
+  if (!location.hash || location.hash === '#') location.hash = ctx.me ? '#/endpoints' : '#/login';
+  else route();
+})();
