@@ -565,6 +565,18 @@ async fn list(
 mod tests {
     use super::*;
 
+    async fn sql(db: &SqlitePool, q: &'static str) {
+        sqlx::query(q).execute(db).await.unwrap();
+    }
+
+    async fn hash_of(db: &SqlitePool, id: i64) -> Vec<u8> {
+        sqlx::query_scalar("SELECT hash FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+    }
+
     async fn db_with_events(n: usize) -> (tempfile::TempDir, SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::open(&dir.path().join("a.db")).await.unwrap();
@@ -587,10 +599,7 @@ mod tests {
     #[tokio::test]
     async fn an_altered_entry_is_named() {
         let (_d, db) = db_with_events(5).await;
-        sqlx::query("UPDATE events SET detail = 'n=forged' WHERE id = 3")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "UPDATE events SET detail = 'n=forged' WHERE id = 3").await;
         let broken = verify(&db, None).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("altered"), "{broken}");
@@ -599,10 +608,7 @@ mod tests {
     #[tokio::test]
     async fn a_removed_entry_is_named() {
         let (_d, db) = db_with_events(5).await;
-        sqlx::query("DELETE FROM events WHERE id = 2")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "DELETE FROM events WHERE id = 2").await;
         let broken = verify(&db, None).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 3);
         assert!(broken.reason.contains("missing"), "{broken}");
@@ -659,10 +665,7 @@ mod tests {
     async fn retention_keeps_the_shortened_chain_verifiable() {
         let (_d, db) = db_with_events(6).await;
         // Entries 1..=3 are "old".
-        sqlx::query("UPDATE events SET at = 10 WHERE id <= 3")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "UPDATE events SET at = 10 WHERE id <= 3").await;
         // Re-seal, since `at` is hashed.
         let mut prev = GENESIS.to_vec();
         for r in sqlx::query("SELECT * FROM events ORDER BY id")
@@ -708,10 +711,7 @@ mod tests {
         assert_eq!(expire(&db, 100, None).await.unwrap(), 0);
 
         // Removing a kept entry right after the checkpoint is still caught.
-        sqlx::query("DELETE FROM events WHERE id = 4")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "DELETE FROM events WHERE id = 4").await;
         let broken = verify(&db, None).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 5);
     }
@@ -721,14 +721,8 @@ mod tests {
         let (_d, db) = db_with_events(4).await;
         // An intruder removes the first two entries and invents a
         // checkpoint that makes the rest look complete.
-        let h2: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE id = 2")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM events WHERE id <= 2")
-            .execute(&db)
-            .await
-            .unwrap();
+        let h2 = hash_of(&db, 2).await;
+        sql(&db, "DELETE FROM events WHERE id <= 2").await;
         sqlx::query("INSERT INTO audit_checkpoints (at, first_id, anchor_hash) VALUES (0, 3, ?)")
             .bind(&h2)
             .execute(&db)
@@ -749,10 +743,7 @@ mod tests {
         let anchor = read_anchor(dir.path()).unwrap();
         assert!(verify(&db, anchor.clone()).await.unwrap().is_ok());
         // A valid but shorter chain: only the anchor shows the loss.
-        sqlx::query("DELETE FROM events WHERE id >= 4")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "DELETE FROM events WHERE id >= 4").await;
         assert!(verify(&db, None).await.unwrap().is_ok());
         let broken = verify(&db, anchor).await.unwrap().unwrap_err();
         assert_eq!(broken.id, 5);
@@ -768,10 +759,7 @@ mod tests {
             permissions: vec!["view".into()],
         };
         // The audit log becomes unwritable (here: its table is gone).
-        sqlx::query("ALTER TABLE events RENAME TO events_gone")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "ALTER TABLE events RENAME TO events_gone").await;
         let mut tx = crate::store::begin_write(&db).await.unwrap();
         crate::rbac::store::create(&mut tx, &role).await.unwrap();
         assert!(
@@ -803,10 +791,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(broken.id, 3);
         // Even re-hashing the whole log by hand does not move the anchor.
-        sqlx::query("UPDATE events SET hash = NULL, prev_hash = NULL")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "UPDATE events SET hash = NULL, prev_hash = NULL").await;
         assert_eq!(seal_legacy(&db).await.unwrap(), 5);
         assert!(write_anchor(&db, dir.path(), None).await.is_err());
         let broken = verify(&db, read_anchor(dir.path()).unwrap())
@@ -822,10 +807,7 @@ mod tests {
         let (dir, db) = db_with_events(6).await;
         write_anchor(&db, dir.path(), None).await.unwrap();
         // Real retention stops below the anchored entry (#6, the newest).
-        sqlx::query("UPDATE events SET at = 0")
-            .execute(&db)
-            .await
-            .unwrap();
+        sql(&db, "UPDATE events SET at = 0").await;
         // (hashes now stale, but `expire` only reads ids and hashes)
         let anchored = read_anchor(dir.path()).unwrap().map(|(id, _)| id);
         expire(&db, 100, anchored).await.unwrap();
@@ -836,18 +818,9 @@ mod tests {
         assert!(kept.contains(&6), "{kept:?}");
         // An intruder deletes everything up to and including the anchored
         // entry and forges a checkpoint plus its `audit-expire` entry.
-        let h7: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE id = 7")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM events")
-            .execute(&db)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM audit_checkpoints")
-            .execute(&db)
-            .await
-            .unwrap();
+        let h7 = hash_of(&db, 7).await;
+        sql(&db, "DELETE FROM events").await;
+        sql(&db, "DELETE FROM audit_checkpoints").await;
         sqlx::query("INSERT INTO audit_checkpoints (at, first_id, anchor_hash) VALUES (0, 8, ?)")
             .bind(&h7)
             .execute(&db)

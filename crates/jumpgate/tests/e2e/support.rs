@@ -291,12 +291,24 @@ impl Site {
         token: Option<&str>,
         extra: &[&str],
     ) -> Agent {
-        let state_dir = self.dir.path().join("agents").join(state);
         // The endpoint's shells start in a clean home, so this machine's
         // shell start-up files (slow, or reading the terminal) stay out of
         // the tests.
         let home = self.dir.path().join("agents").join(format!("{state}-home"));
         std::fs::create_dir_all(&home).unwrap();
+        self.spawn_agent_at(state, name, token, extra, &home)
+    }
+
+    /// `jumpgate agent` with its state in `agents/STATE` and `HOME=home`.
+    fn spawn_agent_at(
+        &self,
+        state: &str,
+        name: &str,
+        token: Option<&str>,
+        extra: &[&str],
+        home: &Path,
+    ) -> Agent {
+        let state_dir = self.dir.path().join("agents").join(state);
         let mut cmd = Command::new(jumpgate_bin());
         cmd.args([
             "agent",
@@ -310,7 +322,8 @@ impl Site {
         .args(["--name", name])
         .args(extra)
         .env("RUST_LOG", "info")
-        .env("HOME", &home)
+        .env("HOME", home)
+        .env("SHELL", "/bin/bash")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -654,29 +667,8 @@ impl Site {
     /// and waits until it is online.
     pub(crate) async fn start_agent_with_home(&self, name: &str, home: &Path) -> Agent {
         let token = self.enroll_token(&[]).await;
-        let state_dir = self.dir.path().join("agents").join(name);
-        let mut cmd = Command::new(jumpgate_bin());
-        cmd.args([
-            "agent",
-            "--server",
-            &self.gateway.url(),
-            "--ca-fingerprint",
-            &self.gateway.fingerprint,
-        ])
-        .arg("--state-dir")
-        .arg(&state_dir)
-        .args(["--name", name, "--enroll-token", &token])
-        .env("RUST_LOG", "info")
-        .env("HOME", home)
-        .env("SHELL", "/bin/bash")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Log::default();
-        stderr.drain(child.stderr.take().unwrap());
+        let agent = self.spawn_agent_at(name, name, Some(&token), &[], home);
         self.wait_online(name, true).await;
-        Agent { child, stderr }
+        agent
     }
 }
