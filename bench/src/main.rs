@@ -496,7 +496,8 @@ async fn recorded_output(site: &Site, mib: u64) -> Result<()> {
     let cat = format!("cat {}", file.display());
     let recorded = timed_jg(site, &["shell", "bench", "--", "sh", "-c", &cat]).await?;
     let remote = format!("bench:{}", file.display());
-    let copied = timed_jg(site, &["cp", &remote, "/dev/null"]).await?;
+    let copy = site.dir.path().join("copy.txt");
+    let copied = timed_jg(site, &["cp", &remote, copy.to_str().context("path")?]).await?;
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / (1 << 20) as f64;
     // Wait for the recording to be finished, then measure it.
     let mut rec = serde_json::Value::Null;

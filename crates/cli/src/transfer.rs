@@ -281,6 +281,18 @@ pub(crate) fn download_target(dst: &Path, remote_path: &str) -> anyhow::Result<P
     if dst.as_os_str().to_string_lossy().ends_with('/') {
         bail!("no such directory: {}", dst.display());
     }
+    // The download is renamed into place: that would replace a device or a
+    // pipe (say /dev/null) with a regular file. Only regular files are
+    // replaced, as the agent does for uploads.
+    if let Ok(m) = std::fs::metadata(dst)
+        && !m.is_file()
+    {
+        bail!(
+            "{} is not a regular file; jg cp writes regular files (to discard or pipe a \
+             remote file, use `jg shell ENDPOINT -- cat PATH`)",
+            dst.display()
+        );
+    }
     Ok(dst.to_path_buf())
 }
 

@@ -1,5 +1,6 @@
 //! The test plays the agent at the other end of a `tokio::io::duplex`.
 
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::fs::PermissionsExt;
 
 use bytes::Bytes;
@@ -343,4 +344,16 @@ fn download_target_resolves_directories() {
     assert!(download_target(d, "/etc/").is_err());
     let missing_dir = format!("{}/missing/", d.display());
     assert!(download_target(Path::new(&missing_dir), "/etc/hosts").is_err());
+}
+
+#[test]
+fn download_target_never_replaces_a_device() {
+    let err = download_target(Path::new("/dev/null"), "/etc/hosts").unwrap_err();
+    assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }

@@ -218,24 +218,14 @@ pub async fn enroll_tokens(
     ttl: Duration,
     count: u32,
 ) -> Result<(Vec<String>, String), AdminError> {
-    let mut tokens = Vec::with_capacity(count as usize);
-    let mut expires = String::new();
-    for _ in 0..count {
-        let t = identity::create_enroll_token(db, group, ttl).await?;
-        tokens.push(t.token);
-        expires = ids::rfc3339(t.expires_at_ms);
-    }
-    let detail = format!("count={count}");
-    crate::events::record(
-        db,
-        "(admin cli)",
-        "enroll-token-create",
-        group,
-        "ok",
-        &detail,
-    )
-    .await?;
-    Ok((tokens, expires))
+    let audit = crate::events::Audit::new("(admin cli)", "enroll-token-create", group)
+        .detail(format!("count={count}"));
+    let made = identity::create_enroll_tokens(db, group, ttl, count, &audit).await?;
+    let expires = made
+        .first()
+        .map(|t| ids::rfc3339(t.expires_at_ms))
+        .unwrap_or_default();
+    Ok((made.into_iter().map(|t| t.token).collect(), expires))
 }
 
 /// What revocation achieved.
@@ -258,10 +248,9 @@ pub async fn revoke_endpoint(
     db: &SqlitePool,
     name: &str,
 ) -> Result<Revoked, AdminError> {
-    let id = agents::revoke(db, name)
+    let id = agents::revoke(db, name, "(admin cli)", |_| String::new())
         .await?
         .ok_or_else(|| AdminError::UnknownEndpoint(name.to_owned()))?;
-    crate::events::record(db, "(admin cli)", "endpoint-revoke", name, "ok", "").await?;
     Ok(
         match control::request(data_dir, &format!("revoke {id}")).await? {
             None => Revoked::GatewayNotRunning,

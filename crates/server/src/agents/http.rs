@@ -69,16 +69,8 @@ async fn enroll(
 ) -> Result<Json<api::EnrollResponse>, ApiError> {
     match super::enroll(&st.db, &req).await {
         Ok(res) => {
+            // Its audit entry committed with it.
             tracing::info!(endpoint = %res.endpoint, group = %res.group, id = %res.agent_id, "endpoint enrolled");
-            events::record(
-                &st.db,
-                &res.endpoint,
-                "enroll",
-                &res.endpoint,
-                "ok",
-                &format!("group={}", res.group),
-            )
-            .await?;
             Ok(Json(res))
         }
         Err(e) => {
@@ -184,23 +176,19 @@ async fn revoke(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = super::revoke(&st.db, &name).await?.ok_or_else(|| {
-        ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
-    })?;
-    let cut = st.agents.cut_revoked(&id);
-    events::record(
-        &st.db,
-        &who.name,
-        "endpoint-revoke",
-        &name,
-        "ok",
-        if cut {
-            "live connection cut"
+    let online = |id: &crate::ids::AgentId| {
+        if st.agents.is_online(id) {
+            "live connection cut".to_owned()
         } else {
-            "offline"
-        },
-    )
-    .await?;
+            "offline".to_owned()
+        }
+    };
+    let id = super::revoke(&st.db, &name, &who.name, online)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+        })?;
+    st.agents.cut_revoked(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,8 +206,11 @@ async fn enroll_token(
     if ttl.is_zero() || ttl > std::time::Duration::from_secs(30 * 86400) {
         return Err(ApiError::bad_request("ttl must be between 1s and 30d"));
     }
-    let t = identity::create_enroll_token(&st.db, &group, ttl).await?;
-    events::record(&st.db, &who.name, "enroll-token-create", &group, "ok", "").await?;
+    let audit = events::Audit::new(&who.name, "enroll-token-create", &group).detail("count=1");
+    let t = identity::create_enroll_tokens(&st.db, &group, ttl, 1, &audit)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("no enrollment token was made"))?;
     Ok((
         StatusCode::CREATED,
         Json(api::EnrollToken {

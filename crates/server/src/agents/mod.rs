@@ -203,6 +203,15 @@ pub(crate) async fn enroll(
     if spent.rows_affected() != 1 {
         return Err(EnrollError::TokenSpent);
     }
+    crate::events::append_in(
+        &mut tx,
+        &req.name,
+        "enroll",
+        &req.name,
+        "ok",
+        &format!("group={group}"),
+    )
+    .await?;
     tx.commit().await?;
     Ok(api::EnrollResponse {
         agent_id: id.0,
@@ -211,17 +220,29 @@ pub(crate) async fn enroll(
     })
 }
 
-/// Marks an endpoint revoked. Returns its id, or `None` if no live endpoint
-/// has that name.
-pub(crate) async fn revoke(db: &SqlitePool, name: &str) -> Result<Option<AgentId>, sqlx::Error> {
+/// Marks an endpoint revoked, with its audit entry (by `actor`, detail
+/// from `detail`) in the same transaction. Returns its id, or `None` if no
+/// live endpoint has that name.
+pub(crate) async fn revoke(
+    db: &SqlitePool,
+    name: &str,
+    actor: &str,
+    detail: impl FnOnce(&AgentId) -> String,
+) -> Result<Option<AgentId>, sqlx::Error> {
+    let mut tx = crate::store::begin_write(db).await?;
     let row = sqlx::query(
         "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id",
     )
     .bind(ids::now_ms())
     .bind(name)
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.map(|r| AgentId(r.get("id"))))
+    let Some(id) = row.map(|r| AgentId(r.get("id"))) else {
+        return Ok(None);
+    };
+    crate::events::append_in(&mut tx, actor, "endpoint-revoke", name, "ok", &detail(&id)).await?;
+    tx.commit().await?;
+    Ok(Some(id))
 }
 
 /// Agents connected to this gateway right now.
