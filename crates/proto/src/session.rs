@@ -139,6 +139,17 @@ impl SessionRequest {
         match self {
             Self::Shell { .. } => String::new(),
             Self::Exec { command } => command.join(" "),
+            // An upload into a directory names the file it will create.
+            Self::Upload {
+                path,
+                file_name: Some(name),
+                ..
+            } if path.ends_with('/') => format!("{path}{name}"),
+            Self::Upload {
+                path,
+                file_name: Some(name),
+                ..
+            } => format!("{path} ({name})"),
             Self::Upload { path, .. } | Self::Download { path } => path.clone(),
             Self::Forward { host, port } => format!("{host}:{port}"),
         }
@@ -756,5 +767,18 @@ mod tests {
             &mut |_| {},
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn an_upload_target_names_the_file_it_creates() {
+        let up = |path: &str, name: Option<&str>| SessionRequest::Upload {
+            path: path.into(),
+            mode: 0o644,
+            size: 1,
+            file_name: name.map(Into::into),
+        };
+        assert_eq!(up("/tmp/", Some("notes.txt")).target(), "/tmp/notes.txt");
+        assert_eq!(up("/tmp", Some("notes.txt")).target(), "/tmp (notes.txt)");
+        assert_eq!(up("/tmp/x.txt", None).target(), "/tmp/x.txt");
     }
 }
