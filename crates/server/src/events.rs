@@ -285,62 +285,78 @@ pub(crate) async fn verify(
     db: &SqlitePool,
     anchor: Option<(i64, String)>,
 ) -> Result<Result<Intact, Broken>, sqlx::Error> {
-    // One snapshot for the entries and the checkpoint (retention may run).
+    use futures_util::TryStreamExt;
+    // One snapshot for the checkpoint and the entries (retention may run);
+    // the entries are streamed, so the log's length costs no memory.
     let mut snap = db.begin().await?;
-    let rows = sqlx::query("SELECT * FROM events ORDER BY id")
-        .fetch_all(&mut *snap)
-        .await?;
     let (first_id, mut prev) = checkpoint(&mut *snap)
         .await?
         .unwrap_or((1, GENESIS.to_vec()));
-    snap.rollback().await?;
     // A checkpoint is only believed if the chain itself records it.
     let mut checkpoint_vouched = first_id == 1;
     let checkpoint_detail_suffix = format!("first_kept={first_id} anchor={}", hex(&prev));
-    for (i, r) in rows.iter().enumerate() {
-        let expected_id = first_id + i as i64;
-        let entry = Entry {
-            id: r.get("id"),
-            at: r.get("at"),
-            actor: r.get("actor"),
-            action: r.get("action"),
-            target: r.get("target"),
-            outcome: r.get("outcome"),
-            detail: r.get("detail"),
-        };
-        let broken = |reason: String| Broken {
-            id: entry.id,
-            at: ids::rfc3339(entry.at),
-            actor: entry.actor.to_owned(),
-            action: entry.action.to_owned(),
-            reason,
-        };
-        if entry.id != expected_id {
-            return Ok(Err(broken(if entry.id > expected_id {
-                format!("entries #{expected_id}..#{} are missing", entry.id - 1)
-            } else {
-                format!("the chain should start at #{expected_id} (retention checkpoint)")
-            })));
+    let mut count: u64 = 0;
+    let mut last: Option<i64> = None;
+    // The anchored entry as found: (at, actor, action, hash).
+    let mut anchored: Option<(i64, String, String, Vec<u8>)> = None;
+    {
+        let mut rows = sqlx::query("SELECT * FROM events ORDER BY id").fetch(&mut *snap);
+        while let Some(r) = rows.try_next().await? {
+            let expected_id = first_id + count as i64;
+            let entry = Entry {
+                id: r.get("id"),
+                at: r.get("at"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                target: r.get("target"),
+                outcome: r.get("outcome"),
+                detail: r.get("detail"),
+            };
+            let broken = |reason: String| Broken {
+                id: entry.id,
+                at: ids::rfc3339(entry.at),
+                actor: entry.actor.to_owned(),
+                action: entry.action.to_owned(),
+                reason,
+            };
+            if entry.id != expected_id {
+                return Ok(Err(broken(if entry.id > expected_id {
+                    format!("entries #{expected_id}..#{} are missing", entry.id - 1)
+                } else {
+                    format!("the chain should start at #{expected_id} (retention checkpoint)")
+                })));
+            }
+            let stored_prev: Option<Vec<u8>> = r.get("prev_hash");
+            let stored: Option<Vec<u8>> = r.get("hash");
+            if stored_prev.as_deref() != Some(prev.as_slice()) {
+                return Ok(Err(broken(
+                    "it does not follow the entry before it (an entry was removed or altered)"
+                        .into(),
+                )));
+            }
+            let hash = entry_hash(&prev, &entry);
+            if stored.as_deref() != Some(hash.as_slice()) {
+                return Ok(Err(broken(
+                    "its content does not match its hash (the entry was altered)".into(),
+                )));
+            }
+            if entry.action == "audit-expire" && entry.detail.ends_with(&checkpoint_detail_suffix) {
+                checkpoint_vouched = true;
+            }
+            if anchor.as_ref().is_some_and(|(id, _)| *id == entry.id) {
+                anchored = Some((
+                    entry.at,
+                    entry.actor.to_owned(),
+                    entry.action.to_owned(),
+                    hash.clone(),
+                ));
+            }
+            prev = hash;
+            count += 1;
+            last = Some(entry.id);
         }
-        let stored_prev: Option<Vec<u8>> = r.get("prev_hash");
-        let stored: Option<Vec<u8>> = r.get("hash");
-        if stored_prev.as_deref() != Some(prev.as_slice()) {
-            return Ok(Err(broken(
-                "it does not follow the entry before it (an entry was removed or altered)".into(),
-            )));
-        }
-        let hash = entry_hash(&prev, &entry);
-        if stored.as_deref() != Some(hash.as_slice()) {
-            return Ok(Err(broken(
-                "its content does not match its hash (the entry was altered)".into(),
-            )));
-        }
-        if entry.action == "audit-expire" && entry.detail.ends_with(&checkpoint_detail_suffix) {
-            checkpoint_vouched = true;
-        }
-        prev = hash;
     }
-    let last = rows.last().map(|r| r.get::<i64, _>("id"));
+    snap.rollback().await?;
     if !checkpoint_vouched {
         return Ok(Err(Broken {
             id: first_id,
@@ -353,38 +369,38 @@ pub(crate) async fn verify(
         }));
     }
     if let Some((anchored_id, anchored_hash)) = anchor {
-        let missing = || Broken {
-            id: anchored_id,
-            at: String::new(),
-            actor: String::new(),
-            action: String::new(),
-            reason: format!(
-                "the entry the gateway anchored outside the database is gone \
-                 (the log now ends at #{}; entries were removed)",
-                last.unwrap_or(0)
-            ),
-        };
-        match rows.iter().find(|r| r.get::<i64, _>("id") == anchored_id) {
-            Some(r) => {
-                let stored: Vec<u8> = r.get::<Option<Vec<u8>>, _>("hash").unwrap_or_default();
-                if hex(&stored) != anchored_hash {
+        match anchored {
+            Some((at, actor, action, hash)) => {
+                if hex(&hash) != anchored_hash {
                     return Ok(Err(Broken {
                         id: anchored_id,
-                        at: ids::rfc3339(r.get("at")),
-                        actor: r.get("actor"),
-                        action: r.get("action"),
+                        at: ids::rfc3339(at),
+                        actor,
+                        action,
                         reason: "its hash differs from the one anchored outside the database"
                             .into(),
                     }));
                 }
             }
             // Retention never removes the anchored entry.
-            None => return Ok(Err(missing())),
+            None => {
+                return Ok(Err(Broken {
+                    id: anchored_id,
+                    at: String::new(),
+                    actor: String::new(),
+                    action: String::new(),
+                    reason: format!(
+                        "the entry the gateway anchored outside the database is gone \
+                         (the log now ends at #{}; entries were removed)",
+                        last.unwrap_or(0)
+                    ),
+                }));
+            }
         }
     }
     Ok(Ok(Intact {
-        entries: rows.len() as u64,
-        head: if rows.is_empty() {
+        entries: count,
+        head: if count == 0 {
             String::new()
         } else {
             hex(&prev)
