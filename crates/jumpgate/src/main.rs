@@ -114,6 +114,15 @@ enum AdminCommand {
         #[arg(long, value_delimiter = ',')]
         purpose: Vec<String>,
     },
+    /// Rotate the root key: re-seal every key-encryption key under a new
+    /// root key (made and stored in keys/root.key; with JUMPGATE_ROOT_KEY
+    /// set, given with --new-key-file). Works while the gateway runs.
+    RotateRootKey {
+        /// The new root key (mode 0600 or stricter: 32 raw bytes, 64 hex
+        /// digits or base64); required when JUMPGATE_ROOT_KEY is set.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
     /// Show key versions per purpose, how many stored keys each still
     /// wraps, and the rotation sweep's progress.
     KeyStatus {
@@ -303,6 +312,30 @@ async fn admin(args: AdminArgs) -> Result<()> {
             }
             return Ok(());
         }
+        AdminCommand::RotateRootKey { new_key_file } => {
+            let r = admin::rotate_root_key(&args.data_dir, new_key_file.as_deref()).await?;
+            let whom = if r.by_gateway {
+                "by the running gateway"
+            } else {
+                "gateway not running"
+            };
+            println!(
+                "root key rotated (generation {}, {whom}); every key-encryption key is re-sealed under it",
+                r.generation
+            );
+            if r.from_env {
+                println!(
+                    "set {} to the new key before the next start: the old value no longer opens the keyring",
+                    jumpgate_server::keys::ROOT_KEY_ENV
+                );
+            } else {
+                println!(
+                    "the new key is in {}: replace your backup of the old one",
+                    args.data_dir.join("keys").join("root.key").display()
+                );
+            }
+            return Ok(());
+        }
         AdminCommand::KeyStatus { json } => {
             let status = admin::key_status(&args.data_dir).await?;
             if *json {
@@ -349,6 +382,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
         }
         AdminCommand::Fingerprint
         | AdminCommand::RotateKeys { .. }
+        | AdminCommand::RotateRootKey { .. }
         | AdminCommand::KeyStatus { .. } => {}
         AdminCommand::VerifyAudit => match admin::verify_audit(&args.data_dir, &db).await? {
             Ok(intact) => println!(

@@ -131,6 +131,98 @@ pub async fn rotate_keys(data_dir: &Path, names: &[String]) -> Result<Rotated, A
     })
 }
 
+/// What `rotate-root-key` did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RootRotated {
+    /// The new root generation (1 after the first rotation).
+    pub generation: u32,
+    /// The running gateway rotated (else this process, offline).
+    pub by_gateway: bool,
+    /// The root key comes from `JUMPGATE_ROOT_KEY`: the operator must set
+    /// it to the new key before the next start.
+    pub from_env: bool,
+}
+
+/// Re-seals every key-encryption key under a new root key: through the
+/// running gateway if there is one, else here. With the key file the new
+/// key is made and stored in `keys/root.key`; with `JUMPGATE_ROOT_KEY` set
+/// the operator gives it in `new_key_file` (mode 0600 or stricter).
+///
+/// # Errors
+/// `JUMPGATE_ROOT_KEY` is set and no new key file given, the new key file
+/// is unusable, keys or database unusable, the gateway refused.
+pub async fn rotate_root_key(
+    data_dir: &Path,
+    new_key_file: Option<&Path>,
+) -> Result<RootRotated, AdminError> {
+    if std::env::var(crate::keys::ROOT_KEY_ENV).is_ok() && new_key_file.is_none() {
+        return Err(crate::keys::KeyError::NewRootNeeded.into());
+    }
+    let new_key_file = match new_key_file {
+        Some(f) => {
+            // Checked here for a clear error; the gateway reads it itself
+            // (the key never goes through the socket).
+            crate::keys::LocalRoot::from_new_key_file(f)?;
+            Some(
+                std::path::absolute(f).map_err(|cause| crate::keys::KeyError::Io {
+                    path: f.display().to_string(),
+                    cause,
+                })?,
+            )
+        }
+        None => None,
+    };
+    let line = match &new_key_file {
+        Some(f) => format!("rotate-root-key {}", f.display()),
+        None => "rotate-root-key".to_owned(),
+    };
+    if let Some(answer) = control::request(data_dir, &line).await? {
+        let mut words = answer.split_whitespace();
+        return match (words.next(), words.next(), words.next()) {
+            (Some("ok"), Some(g), Some(src)) => Ok(RootRotated {
+                generation: g.parse().unwrap_or(0),
+                by_gateway: true,
+                from_env: src == "env",
+            }),
+            _ => Err(AdminError::Refused(
+                answer.trim_start_matches("error ").to_owned(),
+            )),
+        };
+    }
+    let new = new_key_file
+        .as_deref()
+        .map(crate::keys::LocalRoot::from_new_key_file)
+        .transpose()?;
+    let (db, keys) = open_site(data_dir).await?;
+    let from_env = !keys.root_is_key_file();
+    let generation = crate::keys::sweep::rotate_root(&db, &keys, new, "(admin cli)").await?;
+    db.close().await;
+    Ok(RootRotated {
+        generation,
+        by_gateway: false,
+        from_env,
+    })
+}
+
+/// Whether the root key in `key_file` (32 raw bytes, mode 0600, like
+/// `keys/root.key`) opens the site's keyring: `Ok(())`, or the error
+/// opening it gives (e.g. a wrong root key).
+///
+/// # Errors
+/// The key file is unusable or does not open the keyring.
+pub fn check_root_key(data_dir: &Path, key_file: &Path) -> Result<(), AdminError> {
+    if !data_dir
+        .join("keys")
+        .join(crate::keys::KEYRING_FILE)
+        .exists()
+    {
+        return Err(AdminError::NoSite(data_dir.display().to_string()));
+    }
+    let root = crate::keys::read_root_file(key_file)?;
+    Keyring::open_with(data_dir, root)?;
+    Ok(())
+}
+
 /// Key versions per purpose, how many stored keys each still wraps, and
 /// the progress of the rotation sweep.
 ///

@@ -60,8 +60,32 @@ pub(crate) async fn serve(listener: UnixListener, st: AppState, shutdown: Cancel
     }
 }
 
+/// Rotates the root key in the running gateway, which holds the KEKs and
+/// writes the keyring: `rotate-root-key [NEW-KEY-FILE]`.
+async fn rotate_root(st: &AppState, new_key_file: Option<&str>) -> String {
+    let new = match new_key_file {
+        Some(path) => match crate::keys::LocalRoot::from_new_key_file(Path::new(path)) {
+            Ok(k) => Some(k),
+            Err(e) => return format!("error {e}"),
+        },
+        None => None,
+    };
+    let from_file = st.keys.root_is_key_file();
+    match crate::keys::sweep::rotate_root(&st.db, &st.keys, new, "(admin cli)").await {
+        Ok(generation) => format!("ok {generation} {}", if from_file { "file" } else { "env" }),
+        Err(e) => {
+            tracing::error!(error = %e, "root key rotation failed");
+            format!("error {e}")
+        }
+    }
+}
+
 async fn handle(st: &AppState, line: &str) -> String {
+    if line == "rotate-root-key" {
+        return rotate_root(st, None).await;
+    }
     match line.split_once(' ') {
+        Some(("rotate-root-key", path)) => rotate_root(st, Some(path)).await,
         Some(("rotate-keys", list)) => {
             let purposes: Result<Vec<crate::keys::Purpose>, _> =
                 list.split(',').map(str::parse).collect();

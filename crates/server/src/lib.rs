@@ -44,5 +44,5 @@ pub use app::{ServerError, Started, run};
 pub use config::{Config, ConfigError, RawConfig};
 pub use events::{Broken as AuditBroken, Intact as AuditIntact};
 pub use identity::IdentityError;
-pub use keys::sweep::{KeyStatus, PurposeStatus, SweepError, VersionStatus};
+pub use keys::sweep::{KeyStatus, PurposeStatus, RootStatus, SweepError, VersionStatus};
 pub use store::StoreError;

@@ -183,15 +183,19 @@ impl Site {
     }
 
     pub(crate) async fn admin(&self, args: &[&str]) -> Output {
-        Command::new(jumpgate_bin())
-            .arg("admin")
+        self.admin_command(args).output().await.unwrap()
+    }
+
+    /// `jumpgate admin --data-dir <site> ARGS`, to adjust before running.
+    pub(crate) fn admin_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(jumpgate_bin());
+        cmd.arg("admin")
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(args)
             .stdin(Stdio::null())
-            .output()
-            .await
-            .unwrap()
+            .kill_on_drop(true);
+        cmd
     }
 
     pub(crate) async fn create_user(&self, name: &str, role: &str, password: &str) {

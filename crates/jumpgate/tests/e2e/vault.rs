@@ -513,3 +513,72 @@ async fn rotation_under_load_survives_kill_9_mid_sweep() {
     );
     assert!(err.contains("unknown key purpose `nope`"), "{err}");
 }
+
+/// The root key rotates while the gateway runs: the old root key no longer
+/// opens the keyring, a restarted gateway reads the secret back, and the
+/// audit log is intact with the rotation in it.
+#[tokio::test]
+async fn root_key_rotates_while_the_gateway_runs() {
+    let mut site = Site::start().await;
+    ok(&jg_stdin(&site, &["vault", "put", "db-root"], SECRET.as_bytes()).await);
+    let keys = site.data_dir().join("keys");
+    let old = site.dir.path().join("old-root.key");
+    std::fs::copy(keys.join("root.key"), &old).unwrap();
+    jumpgate_server::admin::check_root_key(&site.data_dir(), &old).unwrap();
+    assert!(key_status(&site).await["root"]["rotated_at"].is_null());
+
+    let out = ok(&site.admin_bounded(&["rotate-root-key"]).await);
+    assert!(
+        out.contains("generation 1, by the running gateway"),
+        "{out}"
+    );
+    assert!(!keys.join("root.key.new").exists());
+    assert_ne!(
+        std::fs::read(&old).unwrap(),
+        std::fs::read(keys.join("root.key")).unwrap()
+    );
+    // No key material in what the command printed.
+    assert!(!out.contains(&hex(&std::fs::read(keys.join("root.key")).unwrap())));
+
+    // The old root key no longer opens the keyring: a clear error.
+    let err = jumpgate_server::admin::check_root_key(&site.data_dir(), &old)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("wrong root key"), "{err}");
+
+    // The running gateway keeps serving, and later keyring writes (a KEK
+    // rotation) are sealed under the new root key.
+    assert_eq!(ok(&site.jg(&["vault", "get", "db-root"]).await), SECRET);
+    ok(&site
+        .admin_bounded(&["rotate-keys", "--purpose", "vault"])
+        .await);
+    let status = key_status(&site).await;
+    assert_eq!(status["root"]["generation"], 1);
+    assert!(status["root"]["rotated_at"].is_string(), "{status}");
+
+    site.restart(&[]).await;
+    assert_eq!(ok(&site.jg(&["vault", "get", "db-root"]).await), SECRET);
+    let out = ok(&site.admin_bounded(&["verify-audit"]).await);
+    assert!(out.contains("audit log intact"), "{out}");
+    let events = site.security_events().await;
+    let rotated: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "root-key-rotate")
+        .collect();
+    assert_eq!(rotated.len(), 1, "{events:?}");
+    assert_eq!(rotated[0].detail, "generation=1");
+
+    // With JUMPGATE_ROOT_KEY set, the operator must give the new key.
+    let out = site
+        .admin_command(&["rotate-root-key"])
+        .env("JUMPGATE_ROOT_KEY", "11".repeat(32))
+        .output()
+        .await
+        .unwrap();
+    let err = fails(&out);
+    assert!(err.contains("--new-key-file"), "{err}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

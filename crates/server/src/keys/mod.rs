@@ -35,13 +35,19 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub use root::ROOT_KEY_ENV;
-pub(crate) use root::RootKey;
+pub(crate) use root::{LocalRoot, RootKey, read_root_file};
 
 /// Length of every key (AES-256).
 pub(crate) const KEY_LEN: usize = 32;
 
 /// The keyring file, next to the root key file in `<data dir>/keys/`.
 pub(crate) const KEYRING_FILE: &str = "keyring.json";
+
+/// The root key file, in `<data dir>/keys/`.
+pub(crate) const ROOT_FILE: &str = "root.key";
+
+/// The next root key during a root key rotation (see [`Keyring::rotate_root`]).
+pub(crate) const ROOT_NEW_FILE: &str = "root.key.new";
 
 /// What a key-encryption key protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,6 +117,29 @@ pub enum KeyError {
     UnknownPurpose(String),
     #[error("the system random generator failed")]
     Random,
+    /// The new root key file for a rotation is unusable.
+    #[error(
+        "new root key file {0} must be mode 0600 or stricter and hold 32 raw bytes, 64 hex digits or the base64 of 32 random bytes (e.g. `openssl rand -hex 32`)"
+    )]
+    BadNewKeyFile(String),
+    /// The root key comes from the environment: the operator supplies the next one.
+    #[error(
+        "the root key comes from {ROOT_KEY_ENV}: give the new key with --new-key-file FILE (mode 0600), then set {ROOT_KEY_ENV} to it before the next start"
+    )]
+    NewRootNeeded,
+    /// The new root key is the one in use.
+    #[error("the new root key is the root key in use: give a new random key")]
+    SameRoot,
+    /// A root key rotation was interrupted in this process.
+    #[error(
+        "{0} exists: an interrupted root key rotation is pending; restart the gateway (or run any `jumpgate admin` command with it stopped) to finish it"
+    )]
+    RotationPending(String),
+    /// The keyring file on disk was re-sealed by another process.
+    #[error(
+        "the keyring file {0} was changed by another process (root key rotated?): restart the gateway"
+    )]
+    ChangedOnDisk(String),
 }
 
 /// A plaintext data key. Never logged; overwritten on drop.
@@ -188,6 +217,18 @@ struct KeyringFile {
     /// database open, then makes it `database_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     database_key_next: Option<String>,
+    /// The root key's rotations: absent until the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root: Option<RootInfo>,
+}
+
+/// How often, and when last, the root key was rotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RootInfo {
+    /// 0 for the site's first root key, +1 per rotation.
+    pub(crate) generation: u32,
+    pub(crate) rotated_at_ms: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -223,7 +264,11 @@ pub(crate) struct Keyring(Arc<Inner>);
 
 struct Inner {
     rng: SystemRandom,
-    root: Box<dyn RootKey>,
+    /// Replaced by [`Keyring::rotate_root`].
+    root: RwLock<Box<dyn RootKey>>,
+    /// `<data dir>/keys/root.key` when the root key came from that file
+    /// (not from [`ROOT_KEY_ENV`] or a caller).
+    root_file: Option<PathBuf>,
     path: PathBuf,
     state: RwLock<State>,
     /// Serializes changes of the keyring file (rotation, retirement).
@@ -254,13 +299,28 @@ pub(crate) fn now_ms() -> i64 {
 impl Keyring {
     /// Opens the keyring of `data_dir` with the site's root key
     /// ([`ROOT_KEY_ENV`] or `keys/root.key`), creating both on first use.
+    /// A root key rotation a crash interrupted is finished or rolled back
+    /// first (see [`Keyring::rotate_root`]).
     pub(crate) fn open(data_dir: &Path) -> Result<Self, KeyError> {
-        let root = root::site_root(data_dir)?;
-        Self::open_with(data_dir, root)
+        if std::env::var(ROOT_KEY_ENV).is_ok() {
+            let root = root::site_root(data_dir)?;
+            return Self::open_inner(data_dir, root, None);
+        }
+        recover_root_rotation(data_dir)?;
+        let root = root::site_root_file_only(data_dir)?;
+        Self::open_inner(data_dir, root, Some(data_dir.join("keys").join(ROOT_FILE)))
     }
 
     /// Opens (or creates) the keyring of `data_dir` sealed by `root`.
     pub(crate) fn open_with(data_dir: &Path, root: Box<dyn RootKey>) -> Result<Self, KeyError> {
+        Self::open_inner(data_dir, root, None)
+    }
+
+    fn open_inner(
+        data_dir: &Path,
+        root: Box<dyn RootKey>,
+        root_file: Option<PathBuf>,
+    ) -> Result<Self, KeyError> {
         let dir = data_dir.join("keys");
         let path = dir.join(KEYRING_FILE);
         let io = |cause| KeyError::Io {
@@ -272,32 +332,8 @@ impl Keyring {
         let rng = SystemRandom::new();
         let state = match fs::read(&path) {
             Ok(bytes) => {
-                let file: KeyringFile =
-                    serde_json::from_slice(&bytes).map_err(|e| KeyError::BadKeyring {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                let mut keks = HashMap::new();
-                for p in Purpose::ALL {
-                    let Some(pk) = file.purposes.get(p.as_str()) else {
-                        return Err(KeyError::BadKeyring {
-                            path: path.display().to_string(),
-                            message: format!("no {} keys", p.as_str()),
-                        });
-                    };
-                    for e in &pk.versions {
-                        if let Some(sealed) = &e.sealed {
-                            let kek = unseal(root.as_ref(), p, e.version, sealed)?;
-                            keks.insert((p, e.version), kek);
-                        }
-                    }
-                    if !keks.contains_key(&(p, pk.current)) {
-                        return Err(KeyError::BadKeyring {
-                            path: path.display().to_string(),
-                            message: format!("the current {} key is missing", p.as_str()),
-                        });
-                    }
-                }
+                let file = parse_keyring(&path, &bytes)?;
+                let keks = unseal_all(&path, &file, root.as_ref())?;
                 State { file, keks }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -305,7 +341,7 @@ impl Keyring {
                 if !create_atomically(&path, &state.file)? {
                     // Another process (gateway or admin) made it first:
                     // theirs is the site's keyring.
-                    return Self::open_with(data_dir, root);
+                    return Self::open_inner(data_dir, root, root_file);
                 }
                 state
             }
@@ -318,7 +354,8 @@ impl Keyring {
         };
         Ok(Self(Arc::new(Inner {
             rng,
-            root,
+            root: RwLock::new(root),
+            root_file,
             path,
             state: RwLock::new(state),
             writer: Mutex::new(()),
@@ -416,7 +453,7 @@ impl Keyring {
             return Ok(());
         };
         file.database_key = next;
-        write_atomically(&self.0.path, &file)?;
+        self.store(&file)?;
         self.write().file = file;
         Ok(())
     }
@@ -482,7 +519,7 @@ impl Keyring {
                 .rng
                 .fill(&mut raw[..])
                 .map_err(|_| KeyError::Random)?;
-            let sealed = self.0.root.seal(kek_aad(p, version).as_bytes(), &raw[..])?;
+            let sealed = self.root().seal(kek_aad(p, version).as_bytes(), &raw[..])?;
             pk.versions.push(KekEntry {
                 version,
                 created_at_ms: now,
@@ -517,7 +554,7 @@ impl Keyring {
             new_keks.push(((p, version), kek));
             out.push((p, version));
         }
-        write_atomically(&self.0.path, &file)?;
+        self.store(&file)?;
         let mut st = self.write();
         st.file = file;
         for (k, kek) in new_keks {
@@ -555,11 +592,150 @@ impl Keyring {
         };
         e.sealed = None;
         e.retired_at_ms = Some(now_ms());
-        write_atomically(&self.0.path, &file)?;
+        self.store(&file)?;
         let mut st = self.write();
         st.file = file;
         st.keks.remove(&(purpose, version));
         Ok(true)
+    }
+
+    /// When the root key was last rotated (`None`: never).
+    pub(crate) fn root_info(&self) -> Option<RootInfo> {
+        self.read().file.root
+    }
+
+    /// Where the root key in use comes from (never the key).
+    pub(crate) fn root_source(&self) -> String {
+        self.root().describe()
+    }
+
+    /// Whether the root key in use is the site's key file (a rotation then
+    /// makes the new key itself; otherwise the operator supplies it).
+    pub(crate) fn root_is_key_file(&self) -> bool {
+        self.0.root_file.is_some()
+    }
+
+    /// Re-seals every KEK in the keyring under a new root key. The KEKs
+    /// themselves, and so every wrapped data key, stay as they are; this
+    /// process keeps working with them throughout.
+    ///
+    /// With the site's key file, `new` may be `None` (a random key is made)
+    /// and the protocol is, each step durable (file and directory fsync'd)
+    /// before the next:
+    ///
+    /// 1. write the new key to `keys/root.key.new` (mode 0600);
+    /// 2. write the keyring re-sealed under the new key to
+    ///    `keyring.json.tmp` and rename it over `keyring.json` (the
+    ///    commit point);
+    /// 3. rename `root.key.new` over `root.key`.
+    ///
+    /// A crash leaves `root.key.new` behind only between steps 1 and 3;
+    /// [`Keyring::open`] then tries the keyring with `root.key`: if it opens,
+    /// the crash was before the commit point and `root.key.new` is deleted
+    /// (rolled back); else, if it opens with `root.key.new`, that file is
+    /// renamed over `root.key` (rolled forward). So the site always opens.
+    ///
+    /// When the root key came from [`ROOT_KEY_ENV`] (or a caller), `new`
+    /// is required, and only step 2 happens: the operator sets the variable
+    /// to the new key before the next start.
+    ///
+    /// Answers the new root generation.
+    pub(crate) fn rotate_root(&self, new: Option<LocalRoot>) -> Result<RootInfo, KeyError> {
+        let _w = self
+            .0
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let new = match (&self.0.root_file, new) {
+            (_, Some(k)) => k,
+            (Some(path), None) => LocalRoot::generate(path)?,
+            (None, None) => return Err(KeyError::NewRootNeeded),
+        };
+        let new = match &self.0.root_file {
+            Some(path) => new.described_as(format!("key file {}", path.display())),
+            None => new.described_as(self.root().describe()),
+        };
+        let mut file = self.read().file.clone();
+        // Re-seal every live KEK; the new key must differ from the old.
+        {
+            let old = self.root();
+            for p in Purpose::ALL {
+                let Some(pk) = file.purposes.get_mut(p.as_str()) else {
+                    continue;
+                };
+                for e in &mut pk.versions {
+                    let Some(sealed) = &e.sealed else { continue };
+                    let blob = B64.decode(sealed).map_err(|_| KeyError::Malformed)?;
+                    let aad = kek_aad(p, e.version);
+                    if new.open(aad.as_bytes(), &blob).is_ok() {
+                        return Err(KeyError::SameRoot);
+                    }
+                    let raw = old.open(aad.as_bytes(), &blob)?;
+                    e.sealed = Some(B64.encode(new.seal(aad.as_bytes(), &raw)?));
+                }
+            }
+        }
+        let info = RootInfo {
+            generation: file.root.map_or(0, |r| r.generation).saturating_add(1),
+            rotated_at_ms: now_ms(),
+        };
+        file.root = Some(info);
+        match &self.0.root_file {
+            Some(root_path) => {
+                let next = root_path.with_file_name(ROOT_NEW_FILE);
+                if next.exists() {
+                    return Err(KeyError::RotationPending(next.display().to_string()));
+                }
+                // Step 1.
+                root::write_key_file(&next, &new)?;
+                // Step 2, the commit point. On failure `root.key.new` stays:
+                // whether the rename happened is for `open` to find out.
+                self.store(&file)?;
+                // Step 3. From the commit point the keyring on disk needs
+                // the new key: this process uses it even if step 3 fails
+                // (the next open then finishes it).
+                let step3 = finish_root_file(&next, root_path, &new);
+                self.install(new, file);
+                step3?;
+            }
+            None => {
+                self.store(&file)?;
+                self.install(new, file);
+            }
+        }
+        Ok(info)
+    }
+
+    fn install(&self, new: LocalRoot, file: KeyringFile) {
+        *self
+            .0
+            .root
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Box::new(new);
+        self.write().file = file;
+    }
+
+    /// Writes `file` as the keyring, unless another process re-sealed the
+    /// file on disk under another root key since this one read it: then
+    /// writing would put back KEKs sealed by a root key that is gone.
+    fn store(&self, file: &KeyringFile) -> Result<(), KeyError> {
+        let path = &self.0.path;
+        let bytes = fs::read(path).map_err(|cause| KeyError::Io {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        let on_disk = parse_keyring(path, &bytes)?;
+        if on_disk.root != self.read().file.root {
+            return Err(KeyError::ChangedOnDisk(path.display().to_string()));
+        }
+        write_atomically(path, file)
+    }
+
+    fn root(&self) -> std::sync::RwLockReadGuard<'_, Box<dyn RootKey>> {
+        self.0
+            .root
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -583,6 +759,112 @@ impl State {
             .purposes
             .get(purpose.as_str())
             .map_or(1, |pk| pk.current)
+    }
+}
+
+/// Step 3 of a root rotation: `root.key.new` becomes `root.key`. Should
+/// another process's open have rolled step 1 back meanwhile (it saw the
+/// keyring still under the old key just before the commit point), the new
+/// key is written again from memory first.
+fn finish_root_file(next: &Path, root_path: &Path, new: &LocalRoot) -> Result<(), KeyError> {
+    let io = |cause| KeyError::Io {
+        path: root_path.display().to_string(),
+        cause,
+    };
+    match fs::rename(next, root_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            root::write_key_file(next, new)?;
+            fs::rename(next, root_path).map_err(io)?;
+        }
+        Err(e) => return Err(io(e)),
+    }
+    root::sync_dir(root_path)
+}
+
+fn parse_keyring(path: &Path, bytes: &[u8]) -> Result<KeyringFile, KeyError> {
+    serde_json::from_slice(bytes).map_err(|e| KeyError::BadKeyring {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Every live KEK of `file`, opened with `root`.
+fn unseal_all(
+    path: &Path,
+    file: &KeyringFile,
+    root: &dyn RootKey,
+) -> Result<HashMap<(Purpose, u32), LessSafeKey>, KeyError> {
+    let mut keks = HashMap::new();
+    for p in Purpose::ALL {
+        let Some(pk) = file.purposes.get(p.as_str()) else {
+            return Err(KeyError::BadKeyring {
+                path: path.display().to_string(),
+                message: format!("no {} keys", p.as_str()),
+            });
+        };
+        for e in &pk.versions {
+            if let Some(sealed) = &e.sealed {
+                let kek = unseal(root, p, e.version, sealed)?;
+                keks.insert((p, e.version), kek);
+            }
+        }
+        if !keks.contains_key(&(p, pk.current)) {
+            return Err(KeyError::BadKeyring {
+                path: path.display().to_string(),
+                message: format!("the current {} key is missing", p.as_str()),
+            });
+        }
+    }
+    Ok(keks)
+}
+
+/// Finishes or rolls back a root key rotation a crash interrupted: see the
+/// protocol on [`Keyring::rotate_root`]. Nothing to do without
+/// `keys/root.key.new`.
+fn recover_root_rotation(data_dir: &Path) -> Result<(), KeyError> {
+    let dir = data_dir.join("keys");
+    let next = dir.join(ROOT_NEW_FILE);
+    if !next.exists() {
+        return Ok(());
+    }
+    let ring = dir.join(KEYRING_FILE);
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |cause: std::io::Error| KeyError::Io { path, cause }
+    };
+    let bytes = match fs::read(&ring) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // No keyring: nothing was sealed by either key yet.
+            fs::remove_file(&next).map_err(io(&next))?;
+            return root::sync_dir(&next);
+        }
+        Err(e) => return Err(io(&ring)(e)),
+    };
+    let file = parse_keyring(&ring, &bytes)?;
+    let old = root::site_root_file_only(data_dir)?;
+    match unseal_all(&ring, &file, old.as_ref()) {
+        Ok(_) => {
+            // Crash before the commit point: roll back.
+            fs::remove_file(&next).map_err(io(&next))?;
+            tracing::warn!("an interrupted root key rotation was rolled back");
+            return root::sync_dir(&next);
+        }
+        Err(KeyError::WrongRoot(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let new = root::read_root_file(&next)?;
+    match unseal_all(&ring, &file, new.as_ref()) {
+        Ok(_) => {
+            // Crash after the commit point: roll forward.
+            let root_path = dir.join(ROOT_FILE);
+            fs::rename(&next, &root_path).map_err(io(&root_path))?;
+            tracing::warn!("an interrupted root key rotation was completed");
+            root::sync_dir(&root_path)
+        }
+        Err(KeyError::WrongRoot(_)) => Err(KeyError::WrongRoot(old.describe())),
+        Err(e) => Err(e),
     }
 }
 
@@ -674,6 +956,7 @@ fn new_keyring(root: &dyn RootKey, rng: &SystemRandom) -> Result<State, KeyError
             purposes,
             database_key,
             database_key_next: None,
+            root: None,
         },
         keks,
     })

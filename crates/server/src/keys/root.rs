@@ -64,6 +64,60 @@ impl LocalRoot {
         }
     }
 
+    /// A fresh random root key that will live in `path` (for messages).
+    ///
+    /// # Errors
+    /// The system random generator failed.
+    pub(crate) fn generate(path: &Path) -> Result<Self, KeyError> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        SystemRandom::new()
+            .fill(&mut key[..])
+            .map_err(|_| KeyError::Random)?;
+        Ok(Self::new(key, format!("key file {}", path.display())))
+    }
+
+    /// The new root key an operator supplies for a rotation: a file of mode
+    /// 0600 or stricter holding either the 32 raw bytes (like `root.key`)
+    /// or the text [`ROOT_KEY_ENV`] takes (64 hex digits or base64).
+    ///
+    /// # Errors
+    /// The file cannot be read, is readable by others, or holds no key.
+    pub(crate) fn from_new_key_file(path: &Path) -> Result<Self, KeyError> {
+        let bytes = Zeroizing::new(fs::read(path).map_err(|cause| KeyError::Io {
+            path: path.display().to_string(),
+            cause,
+        })?);
+        let mode = fs::metadata(path)
+            .map_err(|cause| KeyError::Io {
+                path: path.display().to_string(),
+                cause,
+            })?
+            .permissions()
+            .mode();
+        let bad = || KeyError::BadNewKeyFile(path.display().to_string());
+        if mode & 0o077 != 0 {
+            return Err(bad());
+        }
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        if bytes.len() == KEY_LEN {
+            key.copy_from_slice(&bytes);
+        } else {
+            let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+            let parsed = Self::from_env_value(text).map_err(|_| bad())?;
+            key.copy_from_slice(&parsed.key[..]);
+        }
+        if key.iter().all(|b| *b == 0) {
+            return Err(bad());
+        }
+        Ok(Self::new(key, format!("new key file {}", path.display())))
+    }
+
+    /// The same key, described as coming from `from` (never the key).
+    pub(crate) fn described_as(mut self, from: String) -> Self {
+        self.from = from;
+        self
+    }
+
     fn aead(&self) -> Result<LessSafeKey, KeyError> {
         let k = UnboundKey::new(&AES_256_GCM, &self.key[..]).map_err(|_| KeyError::Random)?;
         Ok(LessSafeKey::new(k))
@@ -199,6 +253,52 @@ pub(crate) fn site_root_file_only(data_dir: &Path) -> Result<Box<dyn RootKey>, K
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// The root key in the key file `path` (32 raw bytes, mode 0600).
+///
+/// # Errors
+/// Unreadable, the wrong size, or readable by others.
+pub(crate) fn read_root_file(path: &Path) -> Result<Box<dyn RootKey>, KeyError> {
+    let bytes = Zeroizing::new(fs::read(path).map_err(|cause| KeyError::Io {
+        path: path.display().to_string(),
+        cause,
+    })?);
+    read_root(path, &bytes)
+}
+
+/// Writes `key` to the new file `path` (mode 0600), fsyncs it and its
+/// directory. Fails if `path` exists.
+///
+/// # Errors
+/// The file cannot be created or written.
+pub(crate) fn write_key_file(path: &Path, key: &LocalRoot) -> Result<(), KeyError> {
+    let io = |cause| KeyError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(&key.key[..]).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    sync_dir(path)
+}
+
+/// fsyncs the directory holding `path`, so a create or rename in it lasts.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), KeyError> {
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|cause| KeyError::Io {
+                path: dir.display().to_string(),
+                cause,
+            })?;
+    }
+    Ok(())
 }
 
 fn read_root(path: &Path, bytes: &[u8]) -> Result<Box<dyn RootKey>, KeyError> {

@@ -96,6 +96,29 @@ pub(crate) async fn rotate(
     Ok(rotated)
 }
 
+/// Re-seals every KEK under a new root key (see [`Keyring::rotate_root`])
+/// and records it in the audit log (never the key). Answers the new root
+/// generation.
+pub(crate) async fn rotate_root(
+    db: &SqlitePool,
+    keys: &Keyring,
+    new: Option<crate::keys::LocalRoot>,
+    actor: &str,
+) -> Result<u32, SweepError> {
+    let info = keys.rotate_root(new)?;
+    crate::events::record(
+        db,
+        actor,
+        "root-key-rotate",
+        "root",
+        "ok",
+        &format!("generation={}", info.generation),
+    )
+    .await?;
+    tracing::info!(generation = info.generation, "root key rotated");
+    Ok(info.generation)
+}
+
 /// Re-wraps the stored keys of `purpose` that are not under its current
 /// KEK, then retires older versions if none remain. Answers how many keys
 /// were re-wrapped. Stops early (resumable) when `stop` is cancelled.
@@ -321,9 +344,21 @@ pub struct PurposeStatus {
     pub sweep: String,
 }
 
+/// The root key that seals the KEKs.
+#[derive(Clone, Debug, Serialize)]
+pub struct RootStatus {
+    /// Where it comes from (a key file or the environment variable).
+    pub source: String,
+    /// 0 for the site's first root key, +1 per rotation.
+    pub generation: u32,
+    /// When it was last rotated (RFC 3339); `None`: never.
+    pub rotated_at: Option<String>,
+}
+
 /// What `jumpgate admin key-status` shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyStatus {
+    pub root: RootStatus,
     pub purposes: Vec<PurposeStatus>,
 }
 
@@ -388,7 +423,15 @@ pub(crate) async fn status(db: &SqlitePool, keys: &Keyring) -> Result<KeyStatus,
             .to_owned(),
         });
     }
-    Ok(KeyStatus { purposes })
+    let info = keys.root_info();
+    Ok(KeyStatus {
+        root: RootStatus {
+            source: keys.root_source(),
+            generation: info.map_or(0, |i| i.generation),
+            rotated_at: info.map(|i| crate::ids::rfc3339(i.rotated_at_ms)),
+        },
+        purposes,
+    })
 }
 
 impl std::fmt::Display for KeyStatus {
@@ -401,6 +444,14 @@ impl std::fmt::Display for KeyStatus {
             .chain(std::iter::once(5))
             .max()
             .unwrap_or(5);
+        match &self.root.rotated_at {
+            Some(at) => writeln!(
+                f,
+                "ROOT KEY    {} (generation {}, last rotated {at})",
+                self.root.source, self.root.generation
+            )?,
+            None => writeln!(f, "ROOT KEY    {} (never rotated)", self.root.source)?,
+        }
         writeln!(
             f,
             "{:<11} {:<8} {:<sweep_w$} {:<9} VERSIONS (wrapped keys)",

@@ -168,3 +168,208 @@ fn concurrent_first_opens_agree_on_one_keyring() {
         .collect();
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
 }
+
+/// The site keyring as `Keyring::open` makes it from the key file, without
+/// looking at the environment.
+fn open_site(dir: &Path) -> Keyring {
+    recover_root_rotation(dir).unwrap();
+    Keyring::open_inner(
+        dir,
+        root::site_root_file_only(dir).unwrap(),
+        Some(dir.join("keys").join(ROOT_FILE)),
+    )
+    .unwrap()
+}
+
+fn key_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join("keys").join(name)
+}
+
+/// Copies `from` to `to` with mode 0600, like a root key file.
+fn copy_key(from: &Path, to: &Path) {
+    let _ = fs::remove_file(to);
+    fs::copy(from, to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn opens_with(dir: &Path, key: &Path) -> Result<Keyring, KeyError> {
+    Keyring::open_with(dir, root::read_root_file(key)?)
+}
+
+#[test]
+fn root_rotation_reseals_every_kek_under_a_new_root_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ring = open_site(d);
+    let (key, wrapped) = ring.new_data_key(Purpose::Vault).unwrap();
+    ring.rotate(&[Purpose::Vault]).unwrap();
+    let old = d.join("old.key");
+    copy_key(&key_file(d, ROOT_FILE), &old);
+    assert!(ring.root_info().is_none());
+
+    let info = ring.rotate_root(None).unwrap();
+    assert_eq!(info.generation, 1);
+    assert!(!key_file(d, ROOT_NEW_FILE).exists());
+    assert_ne!(
+        fs::read(&old).unwrap(),
+        fs::read(key_file(d, ROOT_FILE)).unwrap()
+    );
+    // The running keyring keeps working, and its later writes are sealed
+    // under the new root key.
+    assert_eq!(
+        ring.unwrap(Purpose::Vault, &wrapped).unwrap().as_bytes(),
+        key.as_bytes()
+    );
+    ring.rotate(&[Purpose::Recordings]).unwrap();
+
+    // The old root key no longer opens the keyring; the new one does.
+    assert!(matches!(opens_with(d, &old), Err(KeyError::WrongRoot(_))));
+    let again = open_site(d);
+    assert_eq!(again.root_info(), Some(info));
+    assert_eq!(
+        again.unwrap(Purpose::Vault, &wrapped).unwrap().as_bytes(),
+        key.as_bytes()
+    );
+    assert_eq!(
+        again.database_key().unwrap().as_bytes(),
+        ring.database_key().unwrap().as_bytes()
+    );
+    assert_eq!(again.rotate_root(None).unwrap().generation, 2);
+}
+
+#[test]
+fn crash_after_writing_the_new_root_key_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ring = open_site(d);
+    let (key, wrapped) = ring.new_data_key(Purpose::Vault).unwrap();
+    let before = fs::read(key_file(d, ROOT_FILE)).unwrap();
+    drop(ring);
+    // Step 1 done (or torn), step 2 not: the keyring is still sealed by
+    // root.key; a half-written keyring.json.tmp may be there too.
+    for torn in [false, true] {
+        let next = key_file(d, ROOT_NEW_FILE);
+        if torn {
+            fs::write(&next, b"short").unwrap();
+            fs::set_permissions(&next, fs::Permissions::from_mode(0o600)).unwrap();
+            fs::write(key_file(d, "keyring.json.tmp"), b"{\"format\"").unwrap();
+        } else {
+            root::write_key_file(&next, &LocalRoot::generate(&next).unwrap()).unwrap();
+        }
+        let ring = open_site(d);
+        assert!(!next.exists());
+        assert_eq!(fs::read(key_file(d, ROOT_FILE)).unwrap(), before);
+        assert_eq!(
+            ring.unwrap(Purpose::Vault, &wrapped).unwrap().as_bytes(),
+            key.as_bytes()
+        );
+        assert!(ring.root_info().is_none());
+    }
+    // And a rotation afterwards goes through.
+    assert_eq!(open_site(d).rotate_root(None).unwrap().generation, 1);
+}
+
+#[test]
+fn crash_after_the_keyring_commit_rolls_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ring = open_site(d);
+    let (key, wrapped) = ring.new_data_key(Purpose::Recordings).unwrap();
+    let old = d.join("old.key");
+    copy_key(&key_file(d, ROOT_FILE), &old);
+    ring.rotate_root(None).unwrap();
+    drop(ring);
+    let new = fs::read(key_file(d, ROOT_FILE)).unwrap();
+    // Put the files back as a crash between steps 2 and 3 leaves them: the
+    // keyring re-sealed, root.key.new not yet renamed over root.key.
+    fs::rename(key_file(d, ROOT_FILE), key_file(d, ROOT_NEW_FILE)).unwrap();
+    copy_key(&old, &key_file(d, ROOT_FILE));
+    assert!(matches!(
+        opens_with(d, &key_file(d, ROOT_FILE)),
+        Err(KeyError::WrongRoot(_))
+    ));
+
+    let ring = open_site(d);
+    assert!(!key_file(d, ROOT_NEW_FILE).exists());
+    assert_eq!(fs::read(key_file(d, ROOT_FILE)).unwrap(), new);
+    assert_eq!(
+        ring.unwrap(Purpose::Recordings, &wrapped)
+            .unwrap()
+            .as_bytes(),
+        key.as_bytes()
+    );
+    assert_eq!(ring.root_info().map(|i| i.generation), Some(1));
+}
+
+#[test]
+fn recovery_refuses_when_neither_root_key_opens_the_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    drop(open_site(d));
+    let other = tempfile::tempdir().unwrap();
+    drop(open_site(other.path()));
+    copy_key(&key_file(other.path(), ROOT_FILE), &key_file(d, ROOT_FILE));
+    let next = key_file(d, ROOT_NEW_FILE);
+    root::write_key_file(&next, &LocalRoot::generate(&next).unwrap()).unwrap();
+    let err = recover_root_rotation(d).err().unwrap();
+    assert!(matches!(err, KeyError::WrongRoot(_)), "{err}");
+    // Nothing was deleted or renamed.
+    assert!(next.exists());
+}
+
+#[test]
+fn a_keyring_opened_before_a_root_rotation_does_not_write_old_sealing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stale = open_site(d);
+    let ring = open_site(d);
+    ring.rotate_root(None).unwrap();
+    let err = stale.rotate(&[Purpose::Vault]).err().unwrap();
+    assert!(matches!(err, KeyError::ChangedOnDisk(_)), "{err}");
+    assert!(matches!(
+        stale.retire(Purpose::Vault, 1),
+        Ok(false) | Err(KeyError::ChangedOnDisk(_))
+    ));
+    drop(open_site(d));
+}
+
+#[test]
+fn a_root_key_from_elsewhere_is_rotated_to_the_key_the_operator_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = |v: &str| Box::new(LocalRoot::from_env_value(v).unwrap()) as Box<dyn RootKey>;
+    let ring = Keyring::open_with(d, env(&"11".repeat(32))).unwrap();
+    let (key, wrapped) = ring.new_data_key(Purpose::Vault).unwrap();
+    assert!(!ring.root_is_key_file());
+    assert!(matches!(
+        ring.rotate_root(None),
+        Err(KeyError::NewRootNeeded)
+    ));
+    assert!(matches!(
+        ring.rotate_root(Some(LocalRoot::from_env_value(&"11".repeat(32)).unwrap())),
+        Err(KeyError::SameRoot)
+    ));
+
+    // The new key file: refused unless private.
+    let file = d.join("new-root");
+    fs::write(&file, format!("{}\n", "22".repeat(32))).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        LocalRoot::from_new_key_file(&file),
+        Err(KeyError::BadNewKeyFile(_))
+    ));
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let new = LocalRoot::from_new_key_file(&file).unwrap();
+    assert_eq!(ring.rotate_root(Some(new)).unwrap().generation, 1);
+    assert!(!key_file(d, ROOT_NEW_FILE).exists());
+
+    assert!(matches!(
+        Keyring::open_with(d, env(&"11".repeat(32))),
+        Err(KeyError::WrongRoot(_))
+    ));
+    let again = Keyring::open_with(d, env(&"22".repeat(32))).unwrap();
+    assert_eq!(
+        again.unwrap(Purpose::Vault, &wrapped).unwrap().as_bytes(),
+        key.as_bytes()
+    );
+}
