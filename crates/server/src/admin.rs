@@ -33,7 +33,7 @@ pub enum AdminError {
     Anchor(std::io::Error),
     #[error("the running gateway did not answer: {0}")]
     Control(#[from] std::io::Error),
-    #[error("keys: {0}")]
+    #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Sweep(#[from] crate::keys::sweep::SweepError),

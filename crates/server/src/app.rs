@@ -29,7 +29,7 @@ pub enum ServerError {
     },
     #[error("control socket: {0}")]
     Control(std::io::Error),
-    #[error("keys: {0}")]
+    #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),

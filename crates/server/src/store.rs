@@ -29,7 +29,7 @@ pub enum StoreError {
     WrongKey { path: String },
     #[error("converting the unencrypted database {path}: {cause}")]
     Convert { path: String, cause: std::io::Error },
-    #[error("keys: {0}")]
+    #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(
         "the database at {path} was written by a newer Jumpgate (schema {found}, this build knows {known})"

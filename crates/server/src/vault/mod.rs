@@ -60,7 +60,7 @@ pub(crate) enum VaultError {
         "vault.retention is fixed for this site at {stored} days; the configuration asks for {configured} days"
     )]
     RetentionFixed { stored: u32, configured: u32 },
-    #[error("keys: {0}")]
+    #[error(transparent)]
     Keys(#[from] KeyError),
     #[error("a stored secret does not decrypt (altered?)")]
     Corrupt,
