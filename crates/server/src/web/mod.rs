@@ -68,6 +68,11 @@ static ASSETS: &[Asset] = &[
     asset!("vendor/xterm/xterm.mjs", JS),
     asset!("vendor/xterm/xterm.css", CSS),
     asset!("vendor/addon-fit/addon-fit.mjs", JS),
+    asset!("vendor/noble-hashes/sha2.js", JS),
+    asset!("vendor/noble-hashes/_md.js", JS),
+    asset!("vendor/noble-hashes/_u64.js", JS),
+    asset!("vendor/noble-hashes/utils.js", JS),
+    asset!("vendor/noble-hashes/crypto.js", JS),
 ];
 
 pub(crate) fn routes(api: Api) -> Api {
