@@ -22,8 +22,7 @@ pub(crate) mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -975,19 +974,9 @@ fn write_atomically(path: &Path, file: &KeyringFile) -> Result<(), KeyError> {
         message: e.to_string(),
     })?;
     let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(&text).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    root::write_new_private(&tmp, &text)?;
     fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    }
-    Ok(())
+    root::sync_dir(path)
 }
 
 /// Like [`write_atomically`], but only if no keyring exists yet (`false`:
@@ -1006,14 +995,7 @@ fn create_atomically(path: &Path, file: &KeyringFile) -> Result<bool, KeyError> 
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(&text).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    root::write_new_private(&tmp, &text)?;
     // link(2) fails if the target exists, unlike rename(2).
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);

@@ -10,7 +10,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hkdf;
@@ -273,6 +273,16 @@ pub(crate) fn read_root_file(path: &Path) -> Result<Box<dyn RootKey>, KeyError> 
 /// # Errors
 /// The file cannot be created or written.
 pub(crate) fn write_key_file(path: &Path, key: &LocalRoot) -> Result<(), KeyError> {
+    write_new_private(path, &key.key[..])?;
+    sync_dir(path)
+}
+
+/// Creates `path` (it must not exist) with mode 0600 from the start, writes
+/// `bytes` and fsyncs the file (not its directory).
+///
+/// # Errors
+/// The file exists or cannot be written.
+pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let io = |cause| KeyError::Io {
         path: path.display().to_string(),
         cause,
@@ -283,9 +293,8 @@ pub(crate) fn write_key_file(path: &Path, key: &LocalRoot) -> Result<(), KeyErro
         .mode(0o600)
         .open(path)
         .map_err(io)?;
-    f.write_all(&key.key[..]).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    sync_dir(path)
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
 }
 
 /// fsyncs the directory holding `path`, so a create or rename in it lasts.
@@ -323,23 +332,12 @@ fn read_root(path: &Path, bytes: &[u8]) -> Result<Box<dyn RootKey>, KeyError> {
     )))
 }
 
-fn create_root(path: &PathBuf) -> Result<Box<dyn RootKey>, KeyError> {
+fn create_root(path: &Path) -> Result<Box<dyn RootKey>, KeyError> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     SystemRandom::new()
         .fill(&mut key[..])
         .map_err(|_| KeyError::Random)?;
-    let io = |cause| KeyError::Io {
-        path: path.display().to_string(),
-        cause,
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(&key[..]).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    write_new_private(path, &key[..])?;
     Ok(Box::new(LocalRoot::new(
         key,
         format!("key file {}", path.display()),
