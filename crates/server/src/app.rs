@@ -137,6 +137,7 @@ pub async fn run(
         key_sweep: std::sync::Arc::default(),
     });
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
+    st.tasks.spawn(sessions::recheck::run(st.clone()));
     let router = crate::api::router(st.clone());
     let accept = tokio::spawn(listener::serve_tls(
         tcp,

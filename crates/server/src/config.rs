@@ -263,8 +263,8 @@ impl Config {
         }
         let session_ttl =
             parse_duration("auth.session_ttl", raw.auth.session_ttl.as_deref(), "12h")?;
-        if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(7 * 86400) {
-            return Err(invalid("auth.session_ttl", "must be between 1m and 7d"));
+        if session_ttl < Duration::from_secs(10) || session_ttl > Duration::from_secs(7 * 86400) {
+            return Err(invalid("auth.session_ttl", "must be between 10s and 7d"));
         }
         let max_connections = raw.limits.max_connections.unwrap_or(20_000);
         if max_connections == 0 {

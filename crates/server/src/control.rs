@@ -110,6 +110,8 @@ async fn handle(st: &AppState, line: &str) -> String {
             }
         }
         Some(("revoke", id)) => {
+            // Its sessions end with the reason before the connection goes.
+            crate::sessions::recheck::recheck(st).await;
             let cut = st.agents.cut_revoked(&AgentId(id.to_owned()));
             tracing::info!(
                 endpoint_id = id,

@@ -188,6 +188,8 @@ async fn revoke(
         .ok_or_else(|| {
             ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
         })?;
+    // Its sessions end with the reason before the connection goes.
+    crate::sessions::recheck::recheck(&st).await;
     st.agents.cut_revoked(&id);
     Ok(StatusCode::NO_CONTENT)
 }

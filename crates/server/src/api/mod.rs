@@ -163,6 +163,10 @@ pub(crate) fn router(state: AppState) -> Router {
     let api = assemble(Some(state.clone()));
     api.router
         .fallback(|| async { ApiError::not_found("no_route", "no such route") })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::sessions::recheck::after_change,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }

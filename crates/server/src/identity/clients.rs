@@ -413,12 +413,15 @@ fn internal(e: sqlx::Error) -> String {
 }
 
 /// Resolves an access token to its client.
-pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject, IdentityError> {
+pub(crate) async fn authenticate(
+    db: &SqlitePool,
+    token_hash: &[u8],
+) -> Result<Subject, IdentityError> {
     let row = super::live_token_row(
         db,
         "SELECT c.client_id, c.name, c.role, c.groups, t.scopes FROM client_tokens t JOIN api_clients c ON c.client_id = t.client_id
          WHERE t.token_hash = ? AND t.expires_at > ?",
-        token,
+        token_hash,
     )
     .await?;
     // Scopes were validated when the token was issued; unreadable ones grant nothing.

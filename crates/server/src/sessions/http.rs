@@ -111,9 +111,21 @@ async fn connect(
             "the gateway is shutting down",
         ));
     }
+    // What the session is decided on again whenever access may change.
+    let grant = super::Grant {
+        credential: crate::identity::Credential::of(
+            crate::api::session_token(&headers).unwrap_or_default(),
+        ),
+        subject: who.kind.clone(),
+        subject_name: who.name.clone(),
+        endpoint_id: endpoint.id.clone(),
+        endpoint_name: endpoint.name.clone(),
+        kind,
+        expires_at: None,
+    };
     if websocket {
         // The console's browser: the same session, carried over a WebSocket.
-        return accept_websocket(st, who, endpoint, kind, req).await;
+        return accept_websocket(st, who, grant, endpoint, kind, req).await;
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let principal = who.clone();
@@ -127,6 +139,7 @@ async fn connect(
                     run(
                         task_state,
                         principal,
+                        grant,
                         endpoint,
                         kind,
                         TokioIo::new(upgraded),
@@ -194,6 +207,7 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, code: RefusalCode, message: St
 async fn run<C>(
     st: AppState,
     p: Subject,
+    mut grant: super::Grant,
     endpoint: EndpointRecord,
     kind: SessionKind,
     mut client: C,
@@ -243,7 +257,14 @@ async fn run<C>(
         let _ = record_end(&st.db, &id, 0, 0, "error: audit log unavailable").await;
         return;
     }
-    let stop = st.sessions.register(id.clone());
+    grant.expires_at = match grant.credential.expires_at(&st.db).await {
+        Ok(at) => at,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the credential's expiry; the periodic re-check covers it");
+            None
+        }
+    };
+    let stop = st.sessions.register(id.clone(), grant);
     let recorder = match start_recording(&st, &p, &endpoint, &request, &id, &stop).await {
         Ok(r) => r,
         Err(e) => {
@@ -410,6 +431,7 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
 async fn accept_websocket(
     st: AppState,
     who: Subject,
+    grant: super::Grant,
     endpoint: EndpointRecord,
     kind: SessionKind,
     req: Request,
@@ -427,7 +449,7 @@ async fn accept_websocket(
         .on_upgrade(move |socket| {
             let (session_end, pump_end) = tokio::io::duplex(WS_BUFFER);
             tasks.spawn(pump(socket, pump_end).instrument(span.clone()));
-            tasks.spawn(run(st, who, endpoint, kind, session_end).instrument(span));
+            tasks.spawn(run(st, who, grant, endpoint, kind, session_end).instrument(span));
             std::future::ready(())
         }))
 }

@@ -3,16 +3,19 @@
 //! session event table (who, endpoint, kind, start, end, bytes, outcome).
 
 pub(crate) mod http;
+pub(crate) mod recheck;
 mod relay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use jumpgate_api_types as api;
+use jumpgate_proto::session::SessionKind;
 use sqlx::{Row, SqlitePool};
 use tokio_util::sync::CancellationToken;
 
-use crate::ids::{self, SessionId};
+use crate::ids::{self, AgentId, SessionId};
+use crate::rbac::SubjectKind;
 
 /// A session being relayed, as seen by whoever may stop it.
 #[derive(Clone, Debug)]
@@ -41,25 +44,66 @@ impl StopHandle {
     }
 }
 
+/// What a live session was allowed with, kept so that it can be decided
+/// again whenever access may have changed (see [`recheck`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Grant {
+    /// The credential it was opened with (its hash, never the token).
+    pub(crate) credential: crate::identity::Credential,
+    /// The subject as it was at open (its kind and id name the account).
+    pub(crate) subject: SubjectKind,
+    pub(crate) subject_name: String,
+    pub(crate) endpoint_id: AgentId,
+    pub(crate) endpoint_name: String,
+    pub(crate) kind: SessionKind,
+    /// When the credential expires (ms since the epoch), if known.
+    pub(crate) expires_at: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Live {
+    stop: StopHandle,
+    grant: Grant,
+}
+
 /// Sessions being relayed right now.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LiveSessions {
-    inner: Arc<Mutex<HashMap<SessionId, StopHandle>>>,
+    inner: Arc<Mutex<HashMap<SessionId, Live>>>,
+    /// Poked after anything that may withdraw access; wakes [`recheck::run`].
+    changed: Arc<tokio::sync::Notify>,
+    /// One re-check at a time (each ends a session once, audited once).
+    rechecking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LiveSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, StopHandle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Live>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn register(&self, id: SessionId) -> StopHandle {
-        let h = StopHandle::new();
-        self.lock().insert(id, h.clone());
-        h
+    fn register(&self, id: SessionId, grant: Grant) -> StopHandle {
+        let stop = StopHandle::new();
+        self.lock().insert(
+            id,
+            Live {
+                stop: stop.clone(),
+                grant,
+            },
+        );
+        // Decided again once registered: access withdrawn between the
+        // request's check and now is not missed.
+        self.changed();
+        stop
     }
 
     fn remove(&self, id: &SessionId) {
         self.lock().remove(id);
+    }
+
+    /// Says that access may have changed: every live session is decided
+    /// again, at once (in the background).
+    pub(crate) fn changed(&self) {
+        self.changed.notify_one();
     }
 
     /// The stop handle of one live session (`None`: not being relayed).
@@ -67,17 +111,34 @@ impl LiveSessions {
         self.lock()
             .iter()
             .find(|(k, _)| k.as_str() == id)
-            .map(|(_, h)| h.clone())
+            .map(|(_, l)| l.stop.clone())
     }
 
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
+    /// Every live session not already stopping, copied out of the lock.
+    fn snapshot(&self) -> Vec<(SessionId, StopHandle, Grant)> {
+        self.lock()
+            .iter()
+            .filter(|(_, l)| !l.stop.token.is_cancelled())
+            .map(|(id, l)| (id.clone(), l.stop.clone(), l.grant.clone()))
+            .collect()
+    }
+
+    /// The earliest credential expiry among live sessions.
+    fn earliest_expiry(&self) -> Option<i64> {
+        self.lock()
+            .values()
+            .filter_map(|l| l.grant.expires_at)
+            .min()
+    }
+
     /// Asks every live session to close, telling each technician why.
     pub(crate) fn stop_all(&self, reason: &str) {
-        for h in self.lock().values() {
-            h.stop(reason);
+        for l in self.lock().values() {
+            l.stop.stop(reason);
         }
     }
 }
