@@ -297,7 +297,10 @@ async fn a_role_change_that_removes_the_permission_ends_the_session() {
 async fn moving_the_endpoint_out_of_the_users_groups_ends_the_session() {
     let f = fixture(&[]).await;
     let exec = live_exec(&f.site, &f.home).await;
-    ok(&f.site.jg(&["admin", "groups", "create", "vault-room"]).await);
+    ok(&f
+        .site
+        .jg(&["admin", "groups", "create", "vault-room"])
+        .await);
     ok(&f
         .site
         .jg(&["admin", "endpoints", "set-group", "srv", "vault-room"])
@@ -548,7 +551,8 @@ async fn read_until(
 async fn a_console_terminal_ends_when_the_users_sessions_are_revoked() {
     let f = fixture(&[]).await;
     let cookie = cookie_login(&f.site, TECH, TECH_PASSWORD).await;
-    let (mut ws, head) = Ws::connect(&f.site, "/api/v1/endpoints/srv/connect?kind=exec", &cookie).await;
+    let (mut ws, head) =
+        Ws::connect(&f.site, "/api/v1/endpoints/srv/connect?kind=exec", &cookie).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let open = SessionMsg::Open(SessionRequest::Exec {
         command: vec!["sh".into(), "-c".into(), TICKER.into()],
@@ -556,9 +560,12 @@ async fn a_console_terminal_ends_when_the_users_sessions_are_revoked() {
     ws.send(&open.to_bytes()).await;
     let mut stream = BytesMut::new();
     let mut msgs = Vec::new();
-    let live = read_until(&mut ws, &mut stream, &mut msgs, |m| {
-        matches!(m, SessionMsg::Stdout(d) if d.starts_with(b"tick"))
-    })
+    let live = read_until(
+        &mut ws,
+        &mut stream,
+        &mut msgs,
+        |m| matches!(m, SessionMsg::Stdout(d) if d.starts_with(b"tick")),
+    )
     .await;
     assert!(live, "the console session did not start");
 
@@ -624,7 +631,9 @@ async fn an_administrator_mfa_reset_and_a_users_mfa_disable_remove_the_factor() 
     let e = site.mfa_enroll(&dave).await;
     // A recovery code proves it is him (no wait for the next TOTP step).
     let code = e.recovery_codes[0].clone();
-    ok(&site.jg_in(&dave, &["mfa", "disable", "--code", &code]).await);
+    ok(&site
+        .jg_in(&dave, &["mfa", "disable", "--code", &code])
+        .await);
     ok(&site.try_login_in(&dave, "dave", TECH_PASSWORD, &[]).await);
     let me: api::Me =
         serde_json::from_str(&ok(&site.jg_in(&dave, &["whoami", "--json"]).await)).unwrap();
@@ -645,13 +654,15 @@ async fn an_administrator_mfa_reset_and_a_users_mfa_disable_remove_the_factor() 
         .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
         .collect();
     assert!(
-        mfa.iter()
-            .any(|(actor, action, target)| *actor == ADMIN && *action == "mfa-reset" && *target == "carol"),
+        mfa.iter().any(|(actor, action, target)| *actor == ADMIN
+            && *action == "mfa-reset"
+            && *target == "carol"),
         "no audited MFA reset by the admin: {mfa:?}"
     );
     assert!(
-        mfa.iter()
-            .any(|(actor, action, target)| *actor == "dave" && *action == "mfa-disable" && *target == "dave"),
+        mfa.iter().any(|(actor, action, target)| *actor == "dave"
+            && *action == "mfa-disable"
+            && *target == "dave"),
         "no audited MFA disable by dave: {mfa:?}"
     );
 }

@@ -136,7 +136,12 @@ async fn decide(
         endpoints.insert(grant.endpoint_id.clone(), found);
     }
     let endpoint = match &endpoints[&grant.endpoint_id] {
-        None => return Ok(Some(format!("endpoint `{}` was removed", grant.endpoint_name))),
+        None => {
+            return Ok(Some(format!(
+                "endpoint `{}` was removed",
+                grant.endpoint_name
+            )));
+        }
         Some(e) if e.revoked => {
             return Ok(Some(format!("endpoint `{}` was revoked", e.name)));
         }
