@@ -777,3 +777,85 @@ async fn an_agent_whose_network_silently_stops_goes_offline_and_its_sessions_end
     );
     session_outcome(&site, "error: endpoint side").await;
 }
+
+// --- API clients ------------------------------------------------------------
+
+#[tokio::test]
+async fn deleting_an_api_client_ends_the_sessions_it_opened() {
+    let f = fixture(&[]).await;
+    let out = f
+        .site
+        .jg(&[
+            "admin",
+            "api-clients",
+            "create",
+            "bot",
+            "--scopes",
+            "read,write",
+            "--role",
+            "technician",
+            "--groups",
+            "default",
+            "--json",
+        ])
+        .await;
+    let created: api::ApiClientSecret = serde_json::from_str(&ok(&out)).unwrap();
+    let anon = f.site.api_client();
+    let token = anon
+        .oauth2_token(&created.client_id, &created.client_secret, None)
+        .await
+        .unwrap()
+        .access_token;
+    let mut io = tokio::time::timeout(
+        WAIT,
+        anon.with_token(token)
+            .connect("srv", jumpgate_proto::session::SessionKind::Exec),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let open = SessionMsg::Open(SessionRequest::Exec {
+        command: vec!["sh".into(), "-c".into(), TICKER.into()],
+    });
+    io.write_all(&open.to_bytes()).await.unwrap();
+    let mut buf = BytesMut::new();
+    // Reads messages until `done` matches one; bounded.
+    async fn until(
+        io: &mut jumpgate_client::SessionIo,
+        buf: &mut BytesMut,
+        done: impl Fn(&SessionMsg) -> bool,
+    ) -> SessionMsg {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                while let Some(m) = SessionMsg::decode(buf).unwrap() {
+                    if done(&m) {
+                        return m;
+                    }
+                }
+                let n = io.read_buf(buf).await.unwrap();
+                assert!(n > 0, "the session ended without a reason");
+            }
+        })
+        .await
+        .expect("the API client's session neither progressed nor ended")
+    }
+    until(
+        &mut io,
+        &mut buf,
+        |m| matches!(m, SessionMsg::Stdout(d) if d.starts_with(b"tick")),
+    )
+    .await;
+
+    ok(&f.site.jg(&["admin", "api-clients", "delete", "bot"]).await);
+
+    let closed = until(&mut io, &mut buf, |m| {
+        matches!(m, SessionMsg::Closed { .. })
+    })
+    .await;
+    let SessionMsg::Closed { reason } = closed else {
+        unreachable!()
+    };
+    assert_eq!(reason, "access revoked: the API client was deleted");
+    let audit = revoke_audited(&f.site, "subject=bot").await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+}
