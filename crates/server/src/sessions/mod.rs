@@ -233,3 +233,53 @@ pub(crate) async fn list(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(expires_at: Option<i64>) -> Grant {
+        Grant {
+            credential: crate::identity::Credential::of("jgs_test"),
+            subject: SubjectKind::User(crate::ids::UserId("usr_1".into())),
+            subject_name: "bob".into(),
+            endpoint_id: AgentId("ep_1".into()),
+            endpoint_name: "srv".into(),
+            kind: SessionKind::Shell,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn stopping_sessions_are_not_rechecked_and_the_earliest_expiry_wakes_the_sweep() {
+        let live = LiveSessions::default();
+        let (a, b, c) = (
+            SessionId::generate(),
+            SessionId::generate(),
+            SessionId::generate(),
+        );
+        let stop_a = live.register(a.clone(), grant(Some(3_000)));
+        live.register(b.clone(), grant(Some(2_000)));
+        live.register(c.clone(), grant(None));
+        assert_eq!(live.earliest_expiry(), Some(2_000));
+        stop_a.stop("access revoked: test");
+        let ids: Vec<_> = live.snapshot().into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(!ids.contains(&a), "a stopping session is not decided again");
+        assert_eq!(
+            live.get(a.as_str()).unwrap().reason(),
+            "access revoked: test"
+        );
+        live.remove(&b);
+        assert_eq!(live.earliest_expiry(), Some(3_000));
+    }
+
+    #[test]
+    fn a_credential_never_shows_its_hash() {
+        let shown = format!("{:?}", crate::identity::Credential::of("jgs_secret"));
+        assert!(
+            !shown.contains("hash") && !shown.contains("secret"),
+            "{shown}"
+        );
+    }
+}
