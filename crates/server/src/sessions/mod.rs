@@ -260,7 +260,7 @@ mod tests {
         );
         let stop_a = live.register(a.clone(), grant(Some(3_000)));
         live.register(b.clone(), grant(Some(2_000)));
-        live.register(c.clone(), grant(None));
+        live.register(c, grant(None));
         assert_eq!(live.earliest_expiry(), Some(2_000));
         stop_a.stop("access revoked: test");
         let ids: Vec<_> = live.snapshot().into_iter().map(|(id, _, _)| id).collect();
