@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-async fn recordings(site: &Site, extra: &[&str]) -> Vec<serde_json::Value> {
+pub(crate) async fn recordings(site: &Site, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["recordings", "--json"];
     args.extend_from_slice(extra);
     let v: serde_json::Value = serde_json::from_str(&ok(&site.jg(&args).await)).unwrap();
@@ -14,7 +14,7 @@ async fn recordings(site: &Site, extra: &[&str]) -> Vec<serde_json::Value> {
 }
 
 /// The `o` events of an asciicast text, as (time, data).
-fn output_events(cast: &str) -> Vec<(f64, String)> {
+pub(crate) fn output_events(cast: &str) -> Vec<(f64, String)> {
     let mut lines = cast.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["version"], 2, "{cast}");
@@ -275,7 +275,7 @@ async fn file_transfers_are_audited_with_their_sha256() {
 
 /// Complete chunks in a recording file (`JGREC/1\n`, then chunks of
 /// `len: u32 BE | flags: u8 | len bytes`), header chunk included.
-fn complete_chunks(file: &[u8]) -> usize {
+pub(crate) fn complete_chunks(file: &[u8]) -> usize {
     let mut rest = file.strip_prefix(b"JGREC/1\n").unwrap_or_default();
     let mut n = 0;
     while rest.len() >= 5 {
