@@ -67,7 +67,12 @@ fn bad_names(template: &str, query: &str) -> Vec<String> {
 /// requests (the generic ones are added by [`cases`]).
 fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
     use Takes::{Json, Nothing, Other};
-    let named = |template: &str| bad_names(template, "").into_iter().map(|p| bare(&p)).collect();
+    let named = |template: &str| -> Vec<Bad> {
+        bad_names(template, "")
+            .into_iter()
+            .map(|p| bare(&p))
+            .collect()
+    };
     let named_json = |template: &str, body: &str| {
         let mut v: Vec<Bad> = bad_names(template, "")
             .into_iter()
@@ -327,7 +332,9 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 vec![
                     json("/api/v1/enroll-tokens", r#"{"ttl":"forever"}"#),
                     json("/api/v1/enroll-tokens", r#"{"ttl":"0s"}"#),
-                    json("/api/v1/enroll-tokens", r#"{"group":"nowhere"}"#),
+                    // (An unknown but valid group is created with the token.)
+                    json("/api/v1/enroll-tokens", r#"{"group":"bad name"}"#),
+                    json("/api/v1/enroll-tokens", r#"{"ttl":"31d"}"#),
                 ],
             ),
         ),
@@ -363,7 +370,6 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     bare("/api/v1/events?limit=99999999999999999999"),
                     bare("/api/v1/events?since=yesterday"),
                     bare("/api/v1/events?bogus=1"),
-                    bare("/api/v1/events?user=%FF"),
                 ],
             ),
         ),
@@ -376,7 +382,6 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     bare("/api/v1/recordings?limit=5000"),
                     bare("/api/v1/recordings?since=2020-13-45T99:00:00Z"),
                     bare("/api/v1/recordings?bogus=1"),
-                    bare("/api/v1/recordings?endpoint=%FF"),
                 ],
             ),
         ),
@@ -576,7 +581,7 @@ async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
             sent += 1;
             let what = format!(
                 "{key}: {method} {} {content_type:?} {:?}",
-                if path.len() > 120 { &path[..120] } else { &path },
+                &path[..path.len().min(120)],
                 String::from_utf8_lossy(&body)
             );
             let (status, answer) = tokio::time::timeout(

@@ -256,7 +256,7 @@ async fn user_role_and_group_routes_against_the_real_gateway() {
     let bob = c
         .create_user(&api::CreateUser {
             username: "bob".into(),
-            password: "bobs-first-password-1".into(),
+            password: "first-passphrase-for-b-1".into(),
             role: "technician".into(),
             groups: vec!["lab".into()],
             email: Some("bob@example.com".into()),
@@ -286,16 +286,16 @@ async fn user_role_and_group_routes_against_the_real_gateway() {
     assert!(message.contains("`a b`"), "{message}");
 
     // The administrator's password for bob replaces his.
-    c.set_user_password("bob", "bobs-second-password-2")
+    c.set_user_password("bob", "second-passphrase-for-b-2")
         .await
         .unwrap();
     assert_eq!(
-        api_error(gw.client().login("bob", "bobs-first-password-1", None).await).0,
+        api_error(gw.client().login("bob", "first-passphrase-for-b-1", None).await).0,
         401
     );
     let bob_login = gw
         .client()
-        .login("bob", "bobs-second-password-2", None)
+        .login("bob", "second-passphrase-for-b-2", None)
         .await
         .unwrap();
     let as_bob = gw.client().with_token(bob_login.token);
