@@ -145,7 +145,11 @@ async fn headers_and_answers_the_real_gateway_never_gives() {
     c.confirm_totp("1").await.unwrap();
     let seen = f.seen.lock().unwrap().clone();
     assert_eq!(
-        (seen[0].method.as_str(), seen[0].path.as_str(), &seen[0].body),
+        (
+            seen[0].method.as_str(),
+            seen[0].path.as_str(),
+            &seen[0].body
+        ),
         ("POST", "/api/v1/users/bob/unlock", &Value::Null)
     );
     assert_eq!(seen[1].body, json!({"code": "1"}));

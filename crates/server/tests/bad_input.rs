@@ -39,7 +39,11 @@ enum Takes {
 type Bad = (String, Option<&'static str>, Vec<u8>);
 
 fn json(path: &str, body: &str) -> Bad {
-    (path.to_owned(), Some("application/json"), body.as_bytes().to_vec())
+    (
+        path.to_owned(),
+        Some("application/json"),
+        body.as_bytes().to_vec(),
+    )
 }
 
 fn bare(path: &str) -> Bad {
@@ -51,16 +55,21 @@ fn bare(path: &str) -> Bad {
 /// and one that decodes to a relative path.
 fn bad_names(template: &str, query: &str) -> Vec<String> {
     let long = "n".repeat(2000);
-    ["%FF%FE", long.as_str(), "bad%20name", "..%2F..%2Fkeys%2Froot.key"]
-        .iter()
-        .map(|seg| {
-            template
-                .replace("{name}", seg)
-                .replace("{id}", seg)
-                .replace("{*path}", seg)
-                + query
-        })
-        .collect()
+    [
+        "%FF%FE",
+        long.as_str(),
+        "bad%20name",
+        "..%2F..%2Fkeys%2Froot.key",
+    ]
+    .iter()
+    .map(|seg| {
+        template
+            .replace("{name}", seg)
+            .replace("{id}", seg)
+            .replace("{*path}", seg)
+            + query
+    })
+    .collect()
 }
 
 /// The table: every route of the gateway, what it takes, and its own bad
@@ -206,7 +215,10 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 ],
             ),
         ),
-        ("GET /api/v1/users/{name}", (Other, named("/api/v1/users/{name}"))),
+        (
+            "GET /api/v1/users/{name}",
+            (Other, named("/api/v1/users/{name}")),
+        ),
         (
             "PATCH /api/v1/users/{name}",
             (
@@ -214,7 +226,10 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 named_json("/api/v1/users/{name}", r#"{"role":"wizard"}"#),
             ),
         ),
-        ("DELETE /api/v1/users/{name}", (Other, named("/api/v1/users/{name}"))),
+        (
+            "DELETE /api/v1/users/{name}",
+            (Other, named("/api/v1/users/{name}")),
+        ),
         (
             "PUT /api/v1/users/{name}/password",
             (
@@ -262,7 +277,10 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 named_json("/api/v1/roles/{name}", r#"{"permissions":["fly"]}"#),
             ),
         ),
-        ("DELETE /api/v1/roles/{name}", (Other, named("/api/v1/roles/{name}"))),
+        (
+            "DELETE /api/v1/roles/{name}",
+            (Other, named("/api/v1/roles/{name}")),
+        ),
         ("GET /api/v1/api-clients", (Nothing, vec![])),
         (
             "POST /api/v1/api-clients",
@@ -306,10 +324,7 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                         "/api/v1/settings/security",
                         r#"{"password_min_length":0,"password_min_classes":9,"password_history":0,"lockout_threshold":5,"lockout_duration_secs":60,"mfa_required_roles":["wizard"]}"#,
                     ),
-                    json(
-                        "/api/v1/settings/security",
-                        r#"{"password_min_length":-1}"#,
-                    ),
+                    json("/api/v1/settings/security", r#"{"password_min_length":-1}"#),
                 ],
             ),
         ),
@@ -399,14 +414,17 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 ],
             ),
         ),
-        ("GET /api/v1/vault/secrets/{name}", (Other, {
-            let mut v: Vec<Bad> = named("/api/v1/vault/secrets/{name}");
-            v.push(bare("/api/v1/vault/secrets/db?version=-1"));
-            v.push(bare("/api/v1/vault/secrets/db?version=abc"));
-            v.push(bare("/api/v1/vault/secrets/db?version=0"));
-            v.push(bare("/api/v1/vault/secrets/db?bogus=1"));
-            v
-        })),
+        (
+            "GET /api/v1/vault/secrets/{name}",
+            (Other, {
+                let mut v: Vec<Bad> = named("/api/v1/vault/secrets/{name}");
+                v.push(bare("/api/v1/vault/secrets/db?version=-1"));
+                v.push(bare("/api/v1/vault/secrets/db?version=abc"));
+                v.push(bare("/api/v1/vault/secrets/db?version=0"));
+                v.push(bare("/api/v1/vault/secrets/db?bogus=1"));
+                v
+            }),
+        ),
         (
             "PUT /api/v1/vault/secrets/{name}",
             (
@@ -414,7 +432,10 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 vec![
                     json("/api/v1/vault/secrets/bad%20name", r#"{"value":"v"}"#),
                     json("/api/v1/vault/secrets/%FF", r#"{"value":"v"}"#),
-                    json(&format!("/api/v1/vault/secrets/{}", "n".repeat(2000)), r#"{"value":"v"}"#),
+                    json(
+                        &format!("/api/v1/vault/secrets/{}", "n".repeat(2000)),
+                        r#"{"value":"v"}"#,
+                    ),
                     json("/api/v1/vault/secrets/db", r#"{"value":5}"#),
                     json("/api/v1/vault/secrets/db", r#"{"value":"v","email":"x"}"#),
                 ],
@@ -543,8 +564,7 @@ async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
         .enroll(&api::EnrollRequest {
             token,
             name: "web-1".into(),
-            public_key: base64::engine::general_purpose::STANDARD
-                .encode(key.public_key().as_ref()),
+            public_key: base64::engine::general_purpose::STANDARD.encode(key.public_key().as_ref()),
             details: api::EndpointDetails::default(),
         })
         .await
@@ -575,7 +595,10 @@ async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
         }
         with_input += 1;
         let all = cases(&route.path, takes, own);
-        assert!(!all.is_empty(), "{key}: takes input but has no bad-input case");
+        assert!(
+            !all.is_empty(),
+            "{key}: takes input but has no bad-input case"
+        );
         let method: Method = route.method.parse().unwrap();
         for (path, content_type, body) in all {
             sent += 1;
@@ -633,7 +656,10 @@ async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
     assert_eq!(users.len(), 1, "{users:?}");
     let endpoints: Vec<api::Endpoint> = admin.get_json("/api/v1/endpoints").await.unwrap();
     assert_eq!(
-        endpoints.iter().map(|e| (e.name.as_str(), e.group.as_str())).collect::<Vec<_>>(),
+        endpoints
+            .iter()
+            .map(|e| (e.name.as_str(), e.group.as_str()))
+            .collect::<Vec<_>>(),
         [("web-1", "web")]
     );
 }
@@ -645,19 +671,36 @@ async fn framework_rejections_are_json_errors() {
     let gw = start_gateway().await;
     let anon = gw.client();
     for (method, path, status, code) in [
-        (Method::PATCH, "/api/v1/auth/login", 405, "method_not_allowed"),
-        (Method::GET, "/api/v1/agents/enroll", 405, "method_not_allowed"),
+        (
+            Method::PATCH,
+            "/api/v1/auth/login",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/api/v1/agents/enroll",
+            405,
+            "method_not_allowed",
+        ),
         (Method::GET, "/api/v1/no-such-route", 404, "no_route"),
         (Method::GET, "/assets/%FF", 400, "bad_request"),
     ] {
-        let (got, body) = anon.raw(method.clone(), path, None, Vec::new()).await.unwrap();
+        let (got, body) = anon
+            .raw(method.clone(), path, None, Vec::new())
+            .await
+            .unwrap();
         let e: api::ErrorBody = serde_json::from_slice(&body).unwrap_or_else(|_| {
             panic!(
                 "{method} {path}: not a JSON error: {got} {:?}",
                 String::from_utf8_lossy(&body)
             )
         });
-        assert_eq!((got.as_u16(), e.error.as_str()), (status, code), "{method} {path}");
+        assert_eq!(
+            (got.as_u16(), e.error.as_str()),
+            (status, code),
+            "{method} {path}"
+        );
         assert!(!e.message.is_empty());
     }
 }

@@ -68,7 +68,10 @@ impl Gateway {
             .await
             .unwrap();
         let login = self.client().login("root", PW, None).await.unwrap();
-        assert_eq!((login.username.as_str(), login.role.as_str()), ("root", "admin"));
+        assert_eq!(
+            (login.username.as_str(), login.role.as_str()),
+            ("root", "admin")
+        );
         self.client().with_token(login.token)
     }
 
@@ -188,10 +191,18 @@ async fn self_service_routes_against_the_real_gateway() {
     let secret = base32_decode(&enrollment.secret);
     assert_eq!(secret.len(), 20);
     let step = step_now();
-    let codes = c.confirm_totp(&totp(&secret, step - 1)).await.unwrap().codes;
+    let codes = c
+        .confirm_totp(&totp(&secret, step - 1))
+        .await
+        .unwrap()
+        .codes;
     assert!(codes.len() >= 8, "{} recovery codes", codes.len());
     assert!(c.me().await.unwrap().mfa_enabled);
-    let err = api_error(gw.client().login("root", "a-new-wire-password-2", None).await);
+    let err = api_error(
+        gw.client()
+            .login("root", "a-new-wire-password-2", None)
+            .await,
+    );
     assert_eq!((err.0, err.1.as_str()), (401, "mfa_required"));
     let login = gw
         .client()
@@ -290,7 +301,12 @@ async fn user_role_and_group_routes_against_the_real_gateway() {
         .await
         .unwrap();
     assert_eq!(
-        api_error(gw.client().login("bob", "first-passphrase-for-b-1", None).await).0,
+        api_error(
+            gw.client()
+                .login("bob", "first-passphrase-for-b-1", None)
+                .await
+        )
+        .0,
         401
     );
     let bob_login = gw
@@ -329,14 +345,29 @@ async fn endpoint_client_and_settings_routes_against_the_real_gateway() {
         .unwrap();
     }
     let enrolled = gw.enroll(&c, "web-01", "lab").await;
-    assert_eq!((enrolled.endpoint.as_str(), enrolled.group.as_str()), ("web-01", "lab"));
+    assert_eq!(
+        (enrolled.endpoint.as_str(), enrolled.group.as_str()),
+        ("web-01", "lab")
+    );
     let eps = c.endpoints().await.unwrap();
     let ep = eps.iter().find(|e| e.name == "web-01").unwrap();
-    assert_eq!((ep.group.as_str(), ep.online, ep.os.as_str()), ("lab", false, "linux"));
+    assert_eq!(
+        (ep.group.as_str(), ep.online, ep.os.as_str()),
+        ("lab", false, "linux")
+    );
     let moved = c.set_endpoint_group("web-01", "prod").await.unwrap();
-    assert_eq!((moved.name.as_str(), moved.group.as_str()), ("web-01", "prod"));
+    assert_eq!(
+        (moved.name.as_str(), moved.group.as_str()),
+        ("web-01", "prod")
+    );
     c.revoke_endpoint("web-01").await.unwrap();
-    assert!(c.endpoints().await.unwrap().iter().all(|e| e.name != "web-01"));
+    assert!(
+        c.endpoints()
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.name != "web-01")
+    );
 
     let secret = c
         .create_api_client(&api::CreateApiClient {
@@ -381,6 +412,9 @@ async fn endpoint_client_and_settings_routes_against_the_real_gateway() {
     // The audit log saw all of it.
     let events = c.audit(None, None, None).await.unwrap();
     for action in ["api-client-create", "api-client-rotate", "settings-change"] {
-        assert!(events.iter().any(|e| e.action == action), "{action}: {events:?}");
+        assert!(
+            events.iter().any(|e| e.action == action),
+            "{action}: {events:?}"
+        );
     }
 }

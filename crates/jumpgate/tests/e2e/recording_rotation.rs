@@ -148,7 +148,11 @@ async fn rotating_the_recordings_key_mid_session_keeps_the_recording_whole() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!((after["current"].as_u64(), after["pending"].as_u64()), (Some(2), Some(0)), "{after}");
+    assert_eq!(
+        (after["current"].as_u64(), after["pending"].as_u64()),
+        (Some(2), Some(0)),
+        "{after}"
+    );
     whole(&ok(&site.jg(&["recordings", "export", &id]).await));
     let played = ok(&site.jg(&["play", &id, "--speed", "8"]).await);
     assert!(played.contains(&format!("last-{last}")), "{played}");

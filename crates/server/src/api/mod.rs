@@ -221,7 +221,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
             _ => "bad_request",
         };
         let message = if text.is_empty() {
-            status.canonical_reason().unwrap_or("bad request").to_owned()
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_owned()
         } else {
             text
         };

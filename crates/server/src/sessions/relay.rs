@@ -582,7 +582,10 @@ mod tests {
         // condition, not a guessed pause.)
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while written.load(std::sync::atomic::Ordering::Relaxed) <= PIPE {
-            assert!(tokio::time::Instant::now() < deadline, "the relay never read");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the relay never read"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stopper.cancel();
