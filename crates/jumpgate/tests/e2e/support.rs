@@ -706,7 +706,10 @@ impl Site {
             &serde_json::to_vec(&body).unwrap(),
         )
         .await;
-        assert_eq!(status, 401, "the marker enrollment should be refused");
+        assert!(
+            (400..500).contains(&status),
+            "the marker enrollment should be refused: {status}"
+        );
         assert!(
             self.gateway.stderr.wait_for(&marker).await,
             "the gateway log never showed {marker}: is it captured at all?\n{}",
