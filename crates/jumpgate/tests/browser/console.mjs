@@ -198,19 +198,42 @@ try {
     marker,
     { timeout: WAIT },
   );
-  // Resize: the PTY follows the window.
+  // Resize: the PTY follows the window. The size the remote `stty size`
+  // reports before and after must differ, and match the terminal on screen
+  // (a resize that did nothing would fail here).
+  const screenRows = () => page.evaluate(() => document.querySelectorAll('.xterm-rows > div').length);
+  // Asks the remote shell its size until a report satisfies `want`
+  // (re-asking, since the new size may still be on its way).
+  const remoteSize = async (want) => {
+    const deadline = Date.now() + WAIT;
+    for (;;) {
+      await page.keyboard.type('stty size\n');
+      const found = await page
+        .waitForFunction(
+          (w) => {
+            const sizes = [...document.querySelectorAll('.xterm-rows > div')]
+              .map((d) => /^(\d+) (\d+)$/.exec(d.textContent.trim()))
+              .filter(Boolean)
+              .map((m) => [Number(m[1]), Number(m[2])]);
+            return sizes.find(([r, c]) => r === w.rows && (w.colsBelow === undefined || c < w.colsBelow)) ?? false;
+          },
+          want,
+          { timeout: 2_000 },
+        )
+        .then((h) => h.jsonValue())
+        .catch(() => null);
+      if (found) return found;
+      check(Date.now() < deadline, `the remote terminal never reported ${JSON.stringify(want)} rows`);
+    }
+  };
+  const rows0 = await screenRows();
+  const [, cols0] = await remoteSize({ rows: rows0 });
   await page.setViewportSize({ width: 900, height: 640 });
-  await page.waitForTimeout(500);
-  const dims = await page.evaluate(() => {
-    const rows = document.querySelectorAll('.xterm-rows > div').length;
-    return rows;
-  });
-  await page.keyboard.type('stty size\n');
-  await page.waitForFunction(
-    (rows) => [...document.querySelectorAll('.xterm-rows > div')].some((d) => d.textContent.trim().startsWith(`${rows} `) && /^\d+ \d+$/.test(d.textContent.trim())),
-    dims,
-    { timeout: WAIT },
-  );
+  // Polled, not a pause: the terminal re-fits to the smaller window.
+  await page.waitForFunction((r) => document.querySelectorAll('.xterm-rows > div').length < r, rows0, { timeout: WAIT });
+  const rows1 = await screenRows();
+  const [gotRows, gotCols] = await remoteSize({ rows: rows1, colsBelow: cols0 });
+  check(gotRows < rows0 && gotCols < cols0, `resized from ${rows0}x${cols0} to ${gotRows}x${gotCols}`);
   await page.setViewportSize({ width: 1280, height: 800 });
   // A pause in the session, so its recording is long enough to pause.
   await page.keyboard.type(`sleep 2; echo slept-${marker}\n`);

@@ -1,7 +1,5 @@
 //! The TLS port, the redirect port, configuration, and protocol abuse.
 
-use std::time::Duration;
-
 use base64::Engine;
 use bytes::BytesMut;
 use jumpgate_net::dial;
@@ -80,9 +78,11 @@ async fn redirect_port_sends_everything_to_https() {
 #[tokio::test]
 async fn invalid_config_is_refused_before_binding_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
+    // The configured port stays taken by this test while the gateway runs:
+    // a gateway that bound before validating would fail on the taken port
+    // ("address in use"), not on the bad key, and with another exit code.
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
-    drop(probe);
     let cfg = dir.path().join("jumpgate.toml");
     std::fs::write(
         &cfg,
@@ -100,9 +100,34 @@ async fn invalid_config_is_refused_before_binding_naming_the_key() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("agents.heartbeat"), "{err}");
-    // Nothing was bound and no site was created.
-    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    assert!(!err.contains("in use"), "{err}");
+    // No site was created.
     assert!(!dir.path().join("d").exists());
+    // The control: with a valid configuration, the same taken port is what
+    // the gateway reports.
+    let valid = dir.path().join("valid.toml");
+    std::fs::write(
+        &valid,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
+            dir.path().join("v").display()
+        ),
+    )
+    .unwrap();
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(jumpgate_bin())
+            .args(["server", "--config", valid.to_str().unwrap()])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("a gateway on a taken port did not give up")
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&port.to_string()), "{err}");
+    drop(probe);
 
     std::fs::write(&cfg, "data_dir = \"/x\"\nlistne = \"x\"\n").unwrap();
     let out = tokio::process::Command::new(jumpgate_bin())
@@ -227,5 +252,4 @@ async fn malformed_and_oversized_frames_close_only_that_connection() {
             .iter()
             .any(|e| e["name"] == "raw")
     );
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

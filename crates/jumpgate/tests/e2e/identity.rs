@@ -172,8 +172,10 @@ async fn mfa_enrollment_then_login_needs_a_fresh_totp_or_an_unused_recovery_code
         !text.contains(rc.as_str()),
         "a recovery code leaked into the events"
     );
-    // Nor into the gateway's (debug) log.
-    let log = site.gateway.stderr.text();
+    // Nor into the gateway's (debug) log, which did capture this test's
+    // logins (the positive control: the check can fail).
+    let log = site.gateway_log_through_now().await;
+    assert!(log.contains("login"), "{log}");
     let secret_b32: String = e
         .stdout
         .lines()
@@ -533,6 +535,8 @@ async fn oauth2_api_clients_read_scope_secret_errors_and_rotation() {
     // Listed without its secret.
     let out = site.jg(&["admin", "api-clients", "list", "--json"]).await;
     assert!(!ok(&out).contains(&created.client_secret));
+    // ...though the listing does show the client (and its id).
+    assert!(ok(&out).contains(&created.client_id), "{}", ok(&out));
     let clients = from_json!(Vec<api::ApiClient>, out);
     let bot = clients.iter().find(|c| c.name == "bot").unwrap();
     assert_eq!(bot.client_id, created.client_id);
@@ -755,7 +759,8 @@ async fn oauth2_api_clients_read_scope_secret_errors_and_rotation() {
     .unwrap();
     assert!(eps.is_empty(), "{eps:?}");
 
-    let log = site.gateway.stderr.text();
+    // The log is proven captured up to here (so the check can fail).
+    let log = site.gateway_log_through_now().await;
     for s in [
         &created.client_secret,
         &rotated.client_secret,
@@ -1411,8 +1416,10 @@ async fn security_events_record_logins_lockouts_denials_and_changes() {
             && e.actor == ADMIN
             && e.detail.contains("\"lockout_threshold\":2")
     });
-    // No secret ever reaches the log.
+    // No secret ever reaches the log, though the log holds this test's
+    // failed logins (found above) and the API client's name.
     let text = format!("{events:?}");
+    assert!(text.contains("eve") && text.contains("ci"), "{text}");
     for s in [
         PW,
         "eve-wrong-password-1",
@@ -1468,30 +1475,21 @@ async fn an_endpoint_never_lands_in_a_deleted_group() {
     ok(&site.jg(&["admin", "groups", "delete", "tmp"]).await);
 
     // The pending token must not bring an endpoint into a group that does
-    // not exist (not listed, cannot be granted to anyone, cannot be deleted).
-    let mut agent = site.spawn_agent("late", Some(&token), &[]);
-    // Wait until it either enrolled (listed) or gave up.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let exited = loop {
-        if let Some(status) = agent.child.try_wait().unwrap() {
-            break Some(status);
-        }
-        let eps = from_json!(Vec<api::Endpoint>, site.jg(&["endpoints", "--json"]).await);
-        if eps.iter().any(|e| e.name == "late") {
-            break None;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the agent neither enrolled nor gave up: {}",
-            agent.stderr.text()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // not exist (not listed, cannot be granted to anyone, cannot be
+    // deleted). The gateway's answer: the token's group comes back with the
+    // enrollment (agents::enroll), so the agent enrolls into `tmp`.
+    let agent = site.spawn_agent("late", Some(&token), &[]);
+    site.wait_online("late", true).await;
+    let eps = from_json!(Vec<api::Endpoint>, site.jg(&["endpoints", "--json"]).await);
+    let late = eps
+        .iter()
+        .find(|e| e.name == "late")
+        .unwrap_or_else(|| panic!("not enrolled: {eps:?}\n{}", agent.stderr.text()));
+    assert_eq!(late.group, "tmp");
     let groups = from_json!(
         Vec<api::Group>,
         site.jg(&["admin", "groups", "list", "--json"]).await
     );
-    let eps = from_json!(Vec<api::Endpoint>, site.jg(&["endpoints", "--json"]).await);
     for e in &eps {
         assert!(
             groups.iter().any(|g| g.name == e.group),
@@ -1500,15 +1498,8 @@ async fn an_endpoint_never_lands_in_a_deleted_group() {
             e.group
         );
     }
-    if eps.iter().all(|e| e.name != "late") {
-        // Refused instead: then the agent must say why.
-        assert!(exited.is_some_and(|s| !s.success()));
-        assert!(
-            agent.stderr.text().contains("group"),
-            "{}",
-            agent.stderr.text()
-        );
-    }
+    // And the group is a real one again: not empty, so it may not go.
+    fails(&site.jg(&["admin", "groups", "delete", "tmp"]).await);
 }
 
 #[tokio::test]
@@ -1520,23 +1511,30 @@ async fn a_deleted_role_does_not_stay_in_the_mfa_policy() {
     ok(&site
         .jg(&["admin", "settings", "set", "--mfa-required-roles", "ops"])
         .await);
-    let out = site.jg(&["admin", "roles", "delete", "ops"]).await;
-    if !out.status.success() {
-        let err = stderr(&out);
-        assert!(err.contains("MFA"), "refused without saying why: {err}");
-        return;
-    }
-    // The settings stay editable...
+    // The gateway refuses to delete a role the MFA policy names (rather
+    // than leave the policy naming a role that does not exist: a new `ops`
+    // role would silently inherit the requirement), and says why.
+    let err = fails(&site.jg(&["admin", "roles", "delete", "ops"]).await);
+    assert!(
+        err.contains("requires MFA for role `ops`"),
+        "refused without saying why: {err}"
+    );
+    let roles = ok(&site.jg(&["admin", "roles", "list"]).await);
+    assert!(roles.contains("ops"), "{roles}");
+    // The settings stay editable, still naming the role...
     ok(&site
         .jg(&["admin", "settings", "set", "--lockout-threshold", "4"])
         .await);
-    // ...and name no role that does not exist (a new `ops` role would
-    // silently inherit the requirement).
     let s = from_json!(
         api::SecuritySettings,
         site.jg(&["admin", "settings", "show", "--json"]).await
     );
-    assert!(s.mfa_required_roles.is_empty(), "{s:?}");
+    assert_eq!(s.mfa_required_roles, ["ops"], "{s:?}");
+    // ...and once the policy no longer names it, the role may go.
+    ok(&site
+        .jg(&["admin", "settings", "set", "--mfa-required-roles", "none"])
+        .await);
+    ok(&site.jg(&["admin", "roles", "delete", "ops"]).await);
 }
 
 #[tokio::test]

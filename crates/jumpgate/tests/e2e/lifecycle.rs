@@ -53,6 +53,8 @@ async fn enrollment_tokens_are_one_time_expiring_and_checked() {
 
     // Expired.
     let short = site.enroll_token(&["--ttl", "1s"]).await;
+    // Not synchronisation: the token's life running out is what is tested
+    // (a slower machine only makes it more expired).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut d = site.spawn_agent("web-4", Some(&short), &[]);
     assert!(

@@ -4,6 +4,7 @@
 mod gateway;
 mod identity;
 mod lifecycle;
+mod recording_rotation;
 mod recordings;
 mod revocation;
 mod sessions;

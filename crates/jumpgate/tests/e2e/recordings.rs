@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-async fn recordings(site: &Site, extra: &[&str]) -> Vec<serde_json::Value> {
+pub(crate) async fn recordings(site: &Site, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["recordings", "--json"];
     args.extend_from_slice(extra);
     let v: serde_json::Value = serde_json::from_str(&ok(&site.jg(&args).await)).unwrap();
@@ -14,7 +14,7 @@ async fn recordings(site: &Site, extra: &[&str]) -> Vec<serde_json::Value> {
 }
 
 /// The `o` events of an asciicast text, as (time, data).
-fn output_events(cast: &str) -> Vec<(f64, String)> {
+pub(crate) fn output_events(cast: &str) -> Vec<(f64, String)> {
     let mut lines = cast.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["version"], 2, "{cast}");
@@ -59,6 +59,8 @@ async fn sessions_are_recorded_played_exported_and_guarded_by_view_audit() {
             "--",
             "sh",
             "-c",
+            // The pause is what is recorded (not synchronisation): the
+            // export must keep it.
             "echo rec-first; sleep 1.2; echo rec-second",
         ])
         .await);
@@ -179,8 +181,22 @@ async fn a_recording_survives_kill_9_up_to_the_last_second() {
     let live = recordings(&site, &[]).await;
     assert_eq!(live.len(), 1);
     assert!(live[0]["ended_at"].is_null(), "{live:?}");
-    // Recordings are made durable every second.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Recordings are made durable every second: wait until the file holds
+    // a sealed chunk after its header (the output's), however long the
+    // writer takes on a loaded machine.
+    let file = std::fs::read_dir(site.data_dir().join("recordings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jgrec"))
+        .expect("a recording file");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while complete_chunks(&std::fs::read(&file).unwrap()) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the output never reached the recording file"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let port = site.gateway.addr.to_string();
     signal(&site.gateway.child, rustix::process::Signal::KILL);
@@ -255,4 +271,20 @@ async fn file_transfers_are_audited_with_their_sha256() {
         .find(|e| e.action == "session-open:upload")
         .unwrap();
     assert!(open.detail.contains("remote.bin"), "{open:?}");
+}
+
+/// Complete chunks in a recording file (`JGREC/1\n`, then chunks of
+/// `len: u32 BE | flags: u8 | len bytes`), header chunk included.
+pub(crate) fn complete_chunks(file: &[u8]) -> usize {
+    let mut rest = file.strip_prefix(b"JGREC/1\n").unwrap_or_default();
+    let mut n = 0;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if rest.len() < 5 + len {
+            break;
+        }
+        rest = &rest[5 + len..];
+        n += 1;
+    }
+    n
 }

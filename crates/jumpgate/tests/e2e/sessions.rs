@@ -144,21 +144,33 @@ async fn interactive_shell_has_a_pty_resize_and_ctrl_c() {
             pixel_height: 0,
         })
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    writer.write_all(b"stty size\r").unwrap();
-    wait_for("33 111").await;
+    // The new size travels jg → gateway → agent → PTY while we type: ask
+    // again until the remote terminal reports it (or the deadline passes).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !screen.lock().unwrap().contains("33 111") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the remote terminal never took the new size:\n{}",
+            screen.lock().unwrap()
+        );
+        writer.write_all(b"stty size\r").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Ctrl-C interrupts the remote command, not jg.
     writer
-        .write_all(b"sleep 30; echo not-$((2+3))-interrupted\r")
+        .write_all(b"sleep 30.17; echo not-$((2+3))-interrupted\r")
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Ctrl-C once the remote command runs (before, it would only clear the
+    // typed line and the test would pass without interrupting anything).
+    wait_for_descendant(&["sleep", "30.17"]).await;
     writer.write_all(b"\x03").unwrap();
     writer.write_all(b"echo after-$((1+1))\r").unwrap();
     wait_for("after-2").await;
     assert!(!screen.lock().unwrap().contains("not-5-interrupted"));
     writer.write_all(b"exit 3\r").unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || child.wait()))
         .await
+        .expect("jg shell did not exit")
         .unwrap()
         .unwrap();
     assert_eq!(status.exit_code(), 3);
@@ -262,11 +274,16 @@ async fn cp_streams_files_both_ways_verified_and_keeps_permissions() {
         .unwrap();
     let jg_pid = jg.id().unwrap();
     let mut jg_peak = 0;
+    let deadline = tokio::time::Instant::now() + WAIT * 4;
     let status = loop {
         jg_peak = jg_peak.max(peak_rss_kib(jg_pid));
         if let Some(s) = jg.try_wait().unwrap() {
             break s;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the 256 MiB copy did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success());
@@ -366,7 +383,8 @@ async fn forward_carries_many_concurrent_connections() {
     let n = tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
         .await
         .unwrap();
-    assert!(n.is_err() || buf.is_empty());
+    // Closed (reset or end of stream) without carrying anything.
+    assert!(buf.is_empty(), "{n:?} {buf:?}");
     let mut s = TcpStream::connect(local).await.unwrap();
     s.write_all(b"still works").await.unwrap();
     let mut got = [0u8; 11];
@@ -395,8 +413,10 @@ async fn a_stalled_forward_does_not_slow_other_sessions() {
     let (_f2, echo_local) = forward(&site, &format!("0:127.0.0.1:{}", echo.port())).await;
 
     let mut stalled = TcpStream::connect(stalled_local).await.unwrap();
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let p2 = Arc::clone(&progress);
     let stalled_writer = tokio::spawn(async move {
-        let chunk = vec![0u8; 1 << 20];
+        let chunk = vec![0u8; 64 << 10];
         let mut sent = 0usize;
         // Bounded: gives up after 256 MiB (it will block long before).
         while sent < 256 << 20 {
@@ -404,14 +424,29 @@ async fn a_stalled_forward_does_not_slow_other_sessions() {
                 break;
             }
             sent += chunk.len();
+            p2.store(sent, std::sync::atomic::Ordering::Relaxed);
         }
         sent
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        !stalled_writer.is_finished(),
-        "the stalled stream should be blocked"
-    );
+    // Wait until the stalled stream is blocked: it has sent something and
+    // then made no progress for a second (every window and buffer on the
+    // way is full), however slow the machine.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (mut last, mut still) = (0, 0);
+    while still < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled stream never blocked"
+        );
+        assert!(
+            !stalled_writer.is_finished(),
+            "the stalled stream should be blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = progress.load(std::sync::atomic::Ordering::Relaxed);
+        still = if now == last && now > 0 { still + 1 } else { 0 };
+        last = now;
+    }
 
     // 64 MiB round trip on another session over the same agent connection.
     let s = TcpStream::connect(echo_local).await.unwrap();
@@ -501,4 +536,48 @@ async fn sigterm_closes_sessions_with_a_message_and_stops_cleanly() {
     assert_eq!(ev["outcome"], "terminated: the gateway is shutting down");
     assert!(ev["ended_at"].is_string());
     site.wait_online("srv", true).await;
+}
+
+/// Waits until a process running exactly `argv` descends from this test
+/// process (through the agent it started): a command has really started on
+/// the endpoint, not merely been typed.
+async fn wait_for_descendant(argv: &[&str]) {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let found = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .any(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+                    && descends_from(pid, std::process::id())
+            })
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !found() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no process {argv:?} started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..64 {
+        // The parent id follows the state, after the parenthesised name.
+        let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let (_, rest) = s.rsplit_once(')')?;
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        match parent {
+            Some(p) if p == ancestor => return true,
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
 }

@@ -676,3 +676,45 @@ impl Site {
         agent
     }
 }
+
+// ---------------------------------------------------------------------------
+// Positive controls for "not in the log" checks (issue 10).
+// ---------------------------------------------------------------------------
+
+impl Site {
+    /// The gateway's log up to now, proven captured: makes the gateway log
+    /// a line naming a fresh marker (a refused enrollment logs the name it
+    /// was asked for) and waits until the captured log shows it. The log is
+    /// one ordered stream, so every line the gateway wrote before this call
+    /// is in the text returned, and a "secret not in the log" check over it
+    /// can fail.
+    pub(crate) async fn gateway_log_through_now(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("log-marker-{}-{n}", std::process::id());
+        let body = jumpgate_api_types::EnrollRequest {
+            token: "jge_not-a-token".into(),
+            name: marker.clone(),
+            public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+            details: Default::default(),
+        };
+        let (status, _) = raw_call(
+            &self.api_client(),
+            "POST",
+            "/api/v1/agents/enroll",
+            Some("application/json"),
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        assert!(
+            (400..500).contains(&status),
+            "the marker enrollment should be refused: {status}"
+        );
+        assert!(
+            self.gateway.stderr.wait_for(&marker).await,
+            "the gateway log never showed {marker}: is it captured at all?\n{}",
+            self.gateway.stderr.text()
+        );
+        self.gateway.stderr.text()
+    }
+}

@@ -172,6 +172,8 @@ async fn cookie_sessions_need_the_csrf_token_and_the_gateways_origin() {
     )
     .await;
     assert_eq!(status, 201, "{head}");
+    let groups = ok(&site.jg(&["admin", "groups", "list", "--json"]).await);
+    assert!(groups.contains("made-by-cookie"), "{groups}");
 
     // A session WebSocket from another origin (or none) is refused before
     // anything reaches the endpoint; from the gateway's own origin it opens.
@@ -227,8 +229,10 @@ async fn cookie_sessions_need_the_csrf_token_and_the_gateways_origin() {
     )
     .await;
     assert_eq!(status, 401);
-    // No secret reached the log.
-    let log = site.gateway.stderr.text();
+    // No secret reached the log, which is proven captured up to here and
+    // holds the cookie login (so the check can fail).
+    let log = site.gateway_log_through_now().await;
+    assert!(log.contains("login"), "{log}");
     let session_token = cookie.split_once('=').unwrap().1;
     assert!(
         !log.contains(session_token),

@@ -9,8 +9,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::handler::Handler;
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN,
-    STRICT_TRANSPORT_SECURITY, UPGRADE,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST,
+    ORIGIN, STRICT_TRANSPORT_SECURITY, UPGRADE,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
@@ -167,6 +167,7 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::sessions::recheck::after_change,
         ))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -187,6 +188,57 @@ pub fn route_table() -> Vec<RouteInfo> {
             },
         })
         .collect()
+}
+
+/// Every error answer is a JSON [`ErrorBody`]. The framework's own
+/// rejections (a path segment that is not valid UTF-8, a malformed query
+/// string, an unreadable body, a method the route does not serve) are plain
+/// text or empty; they are rewritten here, in one place, so that no route,
+/// present or future, answers bad input with anything else.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let allow = res.headers().get(ALLOW).cloned();
+    // These texts are short (a sentence); a larger one is cut, not buffered.
+    let text = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let mut out = if status.is_server_error() {
+        tracing::error!(%status, detail = %text, "internal error answering a request");
+        ApiError::new(status, "internal", "internal error; see the gateway log")
+    } else {
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            _ => "bad_request",
+        };
+        let message = if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_owned()
+        } else {
+            text
+        };
+        ApiError::new(status, code, message)
+    }
+    .into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(ALLOW, allow);
+    }
+    out
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {

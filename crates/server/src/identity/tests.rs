@@ -50,6 +50,20 @@ async fn try_login(
     login(db, &limiter(), &a, Duration::from_secs(60)).await
 }
 
+/// Asserts that a login succeeded for `name` with a token that authenticates
+/// as that user (more than `is_ok()`: the session is the right one).
+async fn assert_logged_in(
+    db: &SqlitePool,
+    r: Result<LoginSession, IdentityError>,
+    name: &str,
+) -> LoginSession {
+    let s = r.unwrap_or_else(|e| panic!("{name}: login failed: {e}"));
+    assert_eq!(s.user.username, name);
+    let subject = authenticate(db, &s.token).await.unwrap();
+    assert_eq!(subject.name, name);
+    s
+}
+
 #[tokio::test]
 async fn login_authenticate_logout() {
     let (_d, db) = db().await;
@@ -87,11 +101,10 @@ async fn wrong_password_unknown_user_and_locked_account_fail_alike() {
     // Lock the account (default threshold 5): even the right password fails,
     // with the same message.
     for _ in 0..5 {
-        assert!(
-            try_login(&db, "bob", "wrong password!!", None)
-                .await
-                .is_err()
-        );
+        assert!(matches!(
+            try_login(&db, "bob", "wrong password!!", None).await,
+            Err(IdentityError::InvalidCredentials)
+        ));
     }
     let locked = try_login(&db, "bob", PW, None)
         .await
@@ -111,7 +124,7 @@ async fn wrong_password_unknown_user_and_locked_account_fail_alike() {
     unlock(&db, &get_user(&db, "bob").await.unwrap().id, &audit())
         .await
         .unwrap();
-    assert!(try_login(&db, "bob", PW, None).await.is_ok());
+    assert_logged_in(&db, try_login(&db, "bob", PW, None).await, "bob").await;
 }
 
 #[tokio::test]
@@ -125,16 +138,10 @@ async fn the_source_address_is_rate_limited() {
         password: PW,
         second_factor: None,
     };
-    assert!(
-        login(&db, &tight, &a, Duration::from_secs(60))
-            .await
-            .is_ok()
-    );
-    assert!(
-        login(&db, &tight, &a, Duration::from_secs(60))
-            .await
-            .is_ok()
-    );
+    for _ in 0..2 {
+        let r = login(&db, &tight, &a, Duration::from_secs(60)).await;
+        assert_logged_in(&db, r, "carl").await;
+    }
     assert!(matches!(
         login(&db, &tight, &a, Duration::from_secs(60)).await,
         Err(IdentityError::RateLimited(_))
@@ -167,25 +174,25 @@ async fn totp_login_with_replay_protection_and_one_time_recovery_codes() {
         Err(IdentityError::MfaRequired)
     ));
     let now_code = mfa::code_at(&secret, unix_secs());
-    assert!(try_login(&db, "dana", PW, Some(&now_code)).await.is_ok());
+    let r = try_login(&db, "dana", PW, Some(&now_code)).await;
+    assert_logged_in(&db, r, "dana").await;
     // The same code again is a replay.
     assert!(matches!(
         try_login(&db, "dana", PW, Some(&now_code)).await,
         Err(IdentityError::MfaRequired)
     ));
     // A recovery code works once.
-    assert!(
-        try_login(&db, "dana", PW, Some(&codes[0].to_lowercase()))
-            .await
-            .is_ok()
-    );
-    assert!(try_login(&db, "dana", PW, Some(&codes[0])).await.is_err());
+    let r = try_login(&db, "dana", PW, Some(&codes[0].to_lowercase())).await;
+    assert_logged_in(&db, r, "dana").await;
+    assert!(matches!(
+        try_login(&db, "dana", PW, Some(&codes[0])).await,
+        Err(IdentityError::MfaRequired)
+    ));
     // Wrong password with a valid code still fails.
-    assert!(
-        try_login(&db, "dana", "wrong password!!", Some(&codes[1]))
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        try_login(&db, "dana", "wrong password!!", Some(&codes[1])).await,
+        Err(IdentityError::InvalidCredentials)
+    ));
 }
 
 #[tokio::test]
@@ -240,7 +247,10 @@ async fn expired_passwords_restrict_the_session_to_changing_it() {
         .await
         .unwrap();
     // Changing the password ended every session, the restricted one too.
-    assert!(authenticate(&db, &l.token).await.is_err());
+    assert!(matches!(
+        authenticate(&db, &l.token).await,
+        Err(IdentityError::Unauthenticated)
+    ));
     assert_eq!(
         try_login(&db, "fred", "a brand new passphrase", None)
             .await
@@ -306,11 +316,10 @@ async fn bad_input_is_refused_clearly() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown group"), "{err}");
-    assert!(
-        create_user(&db, &new("h", "admin", &[], Some("not-an-email")), &audit())
-            .await
-            .is_err()
-    );
+    let err = create_user(&db, &new("h", "admin", &[], Some("not-an-email")), &audit())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IdentityError::Invalid(_)), "{err}");
     user(&db, "hank", "admin").await;
     assert!(matches!(
         create_user(&db, &new("hank", "admin", &[], None), &audit()).await,
@@ -372,7 +381,7 @@ async fn nothing_is_acknowledged_when_the_audit_log_cannot_be_written() {
         .execute(&db)
         .await
         .unwrap();
-    assert!(try_login(&db, "kim", PW, None).await.is_ok());
+    assert_logged_in(&db, try_login(&db, "kim", PW, None).await, "kim").await;
 }
 
 #[tokio::test]
@@ -390,7 +399,7 @@ async fn a_user_change_whose_audit_entry_fails_does_not_happen() {
         email: None,
     };
     let made = create_user(&db, &ivy, &audit()).await;
-    assert!(made.is_err());
+    assert!(matches!(made, Err(IdentityError::Db(_))), "{made:?}");
     assert!(matches!(
         get_user(&db, "ivy").await,
         Err(IdentityError::UnknownUser(_))

@@ -350,10 +350,35 @@ mod tests {
 
     #[test]
     fn env_values_are_validated() {
-        let hex = "ab".repeat(32);
-        assert!(LocalRoot::from_env_value(&hex).is_ok());
-        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        assert!(LocalRoot::from_env_value(&b64).is_ok());
+        // The decoded bytes are the key, not merely "something parsed".
+        let hex = "0123456789abcdef".repeat(4);
+        let expected: Vec<u8> = (0..32)
+            .map(|i| [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef][i % 8])
+            .collect();
+        assert_eq!(
+            &LocalRoot::from_env_value(&hex).unwrap().key[..],
+            &expected[..]
+        );
+        assert_eq!(
+            &LocalRoot::from_env_value(&hex.to_uppercase()).unwrap().key[..],
+            &expected[..]
+        );
+        let random: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(37).wrapping_add(5))
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&random);
+        assert_eq!(
+            &LocalRoot::from_env_value(&b64).unwrap().key[..],
+            &random[..]
+        );
+        // Unpadded base64 and surrounding white space (a pasted value) too.
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&random);
+        assert_eq!(
+            &LocalRoot::from_env_value(&format!(" {unpadded}\n"))
+                .unwrap()
+                .key[..],
+            &random[..]
+        );
         for bad in ["", "abc", &"ab".repeat(31), &"00".repeat(32), "zz"] {
             let err = LocalRoot::from_env_value(bad).err().unwrap().to_string();
             assert!(err.contains(ROOT_KEY_ENV), "{err}");

@@ -107,7 +107,7 @@ fn rotation_keeps_old_versions_until_retired() {
     let (key, old) = ring.new_data_key(Purpose::Vault).unwrap();
     let rotated = ring.rotate(&[Purpose::Vault, Purpose::Database]).unwrap();
     assert_eq!(rotated, vec![(Purpose::Vault, 2), (Purpose::Database, 2)]);
-    let (_, new) = ring.new_data_key(Purpose::Vault).unwrap();
+    let (new_key, new) = ring.new_data_key(Purpose::Vault).unwrap();
     assert_eq!(new.version(), Some(2));
     assert_eq!(old.version(), Some(1));
     assert_eq!(ring.old_live_versions(Purpose::Vault), vec![1]);
@@ -132,7 +132,10 @@ fn rotation_keeps_old_versions_until_retired() {
     ));
     let reopened = open(dir.path());
     assert!(reopened.unwrap(Purpose::Vault, &old).is_err());
-    assert!(reopened.unwrap(Purpose::Vault, &new).is_ok());
+    assert_eq!(
+        reopened.unwrap(Purpose::Vault, &new).unwrap().as_bytes(),
+        new_key.as_bytes()
+    );
     let text = fs::read_to_string(dir.path().join("keys/keyring.json")).unwrap();
     let mode = fs::metadata(dir.path().join("keys/keyring.json"))
         .unwrap()

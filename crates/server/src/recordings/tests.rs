@@ -56,6 +56,41 @@ async fn cast_text(s: &Site, id: &str) -> (String, Opened) {
     (String::from_utf8(text).unwrap(), rec)
 }
 
+/// Waits until the site's one recording file holds at least `n` complete
+/// chunks (header chunk included).
+async fn wait_for_chunks(s: &Site, n: usize) {
+    let complete = |file: &[u8]| {
+        let mut rest = file.get(8..).unwrap_or_default();
+        let mut count = 0;
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            if rest.len() < 5 + len {
+                break;
+            }
+            rest = &rest[5 + len..];
+            count += 1;
+        }
+        count
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = std::fs::read_dir(dir(s.dir.path()))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        if complete(&std::fs::read(&path).unwrap()) >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recording never had {n} chunks"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn only_recording(s: &Site) -> api::Recording {
     let all = list(
         &s.db,
@@ -126,9 +161,10 @@ async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
     let rec = start(&s, false, StopHandle::new()).await;
     rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
         .await;
-    // Let the writer seal it (one flush interval), then "crash": the writer
-    // task never finishes the recording.
-    tokio::time::sleep(FLUSH_EVERY + Duration::from_millis(500)).await;
+    // Let the writer seal it (within a flush interval; polled, however
+    // slow the machine), then "crash": the writer task never finishes the
+    // recording.
+    wait_for_chunks(&s, 2).await;
     std::mem::forget(rec);
     let info = only_recording(&s).await;
     assert!(
@@ -154,7 +190,8 @@ async fn cutting_the_end_off_a_finished_recording_is_detected() {
     let s = site().await;
     let rec = start(&s, false, StopHandle::new()).await;
     rec.output(Bytes::from_static(b"one\r\n"), false).await;
-    tokio::time::sleep(FLUSH_EVERY + Duration::from_millis(500)).await;
+    // "one" sealed in a chunk of its own before "two" is written.
+    wait_for_chunks(&s, 2).await;
     rec.output(Bytes::from_static(b"two\r\n"), false).await;
     drop(rec);
     s.tasks.close();

@@ -548,8 +548,9 @@ mod tests {
     async fn a_session_stops_even_when_the_technician_stopped_reading() {
         // A tiny pipe the technician never reads: the relay gets stuck
         // writing output to it.
+        const PIPE: usize = 64 * 1024;
         let (client, _tech) = tokio::io::duplex(64);
-        let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
+        let (agent, mut endpoint) = tokio::io::duplex(PIPE);
         let observer = Observer::default();
         let stop = CancellationToken::new();
         let stopper = stop.clone();
@@ -567,15 +568,32 @@ mod tests {
             .await
         });
         let flood = SessionMsg::Stdout(vec![b'y'; 32 * 1024].into()).to_bytes();
-        for _ in 0..8 {
-            endpoint.write_all(&flood).await.unwrap();
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w2 = std::sync::Arc::clone(&written);
+        let flooder = tokio::spawn(async move {
+            for _ in 0..8 {
+                endpoint.write_all(&flood).await.unwrap();
+                w2.fetch_add(flood.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            endpoint
+        });
+        // More written than the pipe holds: the relay has taken output it
+        // cannot hand to the technician, so it is stuck writing. (A
+        // condition, not a guessed pause.)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while written.load(std::sync::atomic::Ordering::Relaxed) <= PIPE {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the relay never read"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
         stopper.cancel();
         let end = tokio::time::timeout(STOP_GRACE * 3, task)
             .await
             .expect("the relay ignored the stop")
             .unwrap();
         assert!(matches!(end, RelayEnd::Stopped), "{end:?}");
+        flooder.abort();
     }
 }

@@ -4,7 +4,7 @@ use jumpgate_proto::session::{
 };
 use tokio::io::AsyncWriteExt;
 
-use super::{STEP, Tech, ended, pattern};
+use super::{STEP, Tech, ended, pattern, wait_for_descendant};
 use crate::sessions::SessionError;
 
 fn exec(args: &[&str]) -> SessionRequest {
@@ -125,10 +125,12 @@ async fn exec_interrupt_signal_ends_the_command() {
 async fn exec_signal_reaches_what_the_command_started() {
     // The shell waits for its child: signalling only the shell would leave
     // `sleep` holding the output pipe open.
-    let req = exec(&["sh", "-c", "sleep 30; echo not-reached"]);
+    let req = exec(&["sh", "-c", "sleep 32; echo not-reached"]);
     let (mut tech, served) = Tech::open(req).await;
     tech.accepted().await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Signal once the shell's child runs (before, the test would pass
+    // without reaching anything the command started).
+    wait_for_descendant(&["sleep", "32"]).await;
     tech.send(&SessionMsg::Signal(SignalKind::Terminate)).await;
     let (out, _, status) = tech.until_exit().await;
     assert!(out.is_empty());

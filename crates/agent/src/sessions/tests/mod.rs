@@ -18,8 +18,55 @@ mod files;
 mod forward;
 mod shell;
 
-/// Limit of any single wait in these tests.
-const STEP: Duration = Duration::from_secs(5);
+/// Limit of any single wait in these tests: a deadline for what should
+/// happen at once, generous so that a loaded machine does not fail them
+/// (nothing here waits for it to pass).
+const STEP: Duration = Duration::from_secs(30);
+
+/// Waits until a process running exactly `argv` descends from this test
+/// process: a command has really started, not merely been sent. (Each
+/// test uses its own argv, since tests run side by side.)
+async fn wait_for_descendant(argv: &[&str]) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !has_descendant(argv) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no process {argv:?} started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn has_descendant(argv: &[&str]) -> bool {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+                && descends_from(pid, std::process::id())
+        })
+}
+
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..64 {
+        // The parent id follows the state, after the parenthesised name.
+        let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let (_, rest) = s.rsplit_once(')')?;
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        match parent {
+            Some(p) if p == ancestor => return true,
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
 
 fn ctx() -> SessionContext {
     SessionContext {

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use jumpgate_proto::session::{RefusalCode, SessionKind, SessionMsg, SessionRequest};
 
-use super::{STEP, Tech, ctx, ended};
+use super::{Tech, ctx, ended, wait_for_descendant};
 use crate::sessions::SessionContext;
 
 fn sh() -> SessionContext {
@@ -57,8 +57,9 @@ async fn shell_sets_term_and_forwards_ctrl_c_as_an_interrupt() {
     tech.accepted().await;
     tech.send(&stdin("echo term=$TERM\n")).await;
     tech.stdout_until("term=vt100\r\n").await;
-    tech.send(&stdin("sleep 30; echo not-$((2+3))\n")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tech.send(&stdin("sleep 33; echo not-$((2+3))\n")).await;
+    // Ctrl-C once the command runs (before, it would only clear the line).
+    wait_for_descendant(&["sleep", "33"]).await;
     tech.send(&stdin("\x03")).await;
     tech.send(&stdin("echo after-$((1+1))\n")).await;
     let out = tech.stdout_until("after-2").await;
@@ -85,9 +86,8 @@ async fn shell_is_hung_up_when_the_technician_leaves() {
         .and_then(|s| s.parse::<u32>().ok())
         .unwrap_or_else(|| panic!("no pid in {out:?}"));
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let started = std::time::Instant::now();
+    // `ended` is bounded (STEP): a shell left running would fail it.
     let summary = ended(tech, served).await.unwrap();
-    assert!(started.elapsed() < STEP);
     assert_eq!(summary.kind, SessionKind::Shell);
     // The agent reaps the shell before returning.
     assert!(
