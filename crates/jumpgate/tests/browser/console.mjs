@@ -193,8 +193,9 @@ try {
     await route.fulfill({ response: res, json: list });
   });
   await page.locator(`.status.conflict[data-conflict="${ENDPOINT}"]`).waitFor({ timeout: WAIT });
-  for (const width of [1280, 900]) {
+  for (const width of [1280, 1024, 420]) {
     await page.setViewportSize({ width, height: 800 });
+    if (width === 420) await shot(page, '04c-endpoints-long-values-narrow');
     const box = await page.getByRole('link', { name: 'Terminal' }).first().boundingBox();
     check(
       box && box.x >= 0 && box.x + box.width <= width,
