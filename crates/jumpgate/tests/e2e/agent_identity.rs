@@ -425,3 +425,116 @@ async fn a_closed_stdout_ends_jg_quietly() {
         assert_eq!(code, Some(141), "jg {args:?}: {stderr}");
     }
 }
+
+/// A hand-made agent: TLS with the agent ALPN, a signed hello carrying
+/// `info`; returns the gateway's answer and the open connection.
+async fn raw_hello(
+    site: &Site,
+    agent_id: &str,
+    key: &aws_lc_rs::signature::Ed25519KeyPair,
+    info: jumpgate_proto::control::AgentInfo,
+) -> (
+    jumpgate_proto::control::Control,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) {
+    use base64::Engine;
+    use jumpgate_proto::control::{self, Control, Hello};
+    use jumpgate_proto::frame::Frame;
+    use tokio::io::AsyncReadExt;
+    let trust = jumpgate_net::tls::Trust::Pinned(site.gateway.fingerprint.parse().unwrap());
+    let cfg = jumpgate_net::tls::client_config(&trust, &[control::AGENT_ALPN]).unwrap();
+    let url: jumpgate_net::dial::ServerUrl = site.gateway.url().parse().unwrap();
+    let mut tls = jumpgate_net::dial::connect_tls(&url, cfg, None)
+        .await
+        .unwrap();
+    let exporter = tls
+        .get_ref()
+        .1
+        .export_keying_material(
+            [0u8; control::AUTH_EXPORTER_LEN],
+            control::AUTH_EXPORTER_LABEL,
+            None,
+        )
+        .unwrap();
+    let sig = key.sign(&control::auth_message(agent_id, &exporter));
+    let hello = Control::Hello(Hello {
+        versions: control::SUPPORTED_VERSIONS.to_vec(),
+        agent_id: agent_id.to_owned(),
+        signature: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+        info,
+    });
+    let mut out = bytes::BytesMut::new();
+    Frame::Control(hello.to_bytes().into()).encode(&mut out);
+    tls.write_all(&out).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(f) = Frame::decode(&mut buf).unwrap() {
+                break f;
+            }
+            assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "gateway closed");
+        }
+    })
+    .await
+    .expect("no answer to the hello");
+    let Frame::Control(payload) = answer else {
+        panic!("not a control frame: {answer:?}");
+    };
+    (Control::from_bytes(&payload).unwrap(), tls)
+}
+
+#[tokio::test]
+async fn a_hostile_hello_is_cleaned_and_a_malformed_agent_id_refused() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::Engine;
+    use jumpgate_proto::control::{AgentInfo, Control, RejectCode};
+    let site = Site::start().await;
+    let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let key = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+    let token = site.enroll_token(&[]).await;
+    let body = serde_json::json!({
+        "token": token,
+        "name": "raw",
+        "public_key": base64::engine::general_purpose::STANDARD.encode(key.public_key().as_ref()),
+        "details": {"hostname": "plain", "os": "plain", "arch": "x86_64", "agent_version": "1"},
+    });
+    let (status, answer) = raw_call(
+        &site.api_client(),
+        "POST",
+        "/api/v1/agents/enroll",
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let enrolled: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    let agent_id = enrolled["agent_id"].as_str().unwrap().to_owned();
+
+    // The hello reports a hostile host name and a 3,000-character OS.
+    let info = AgentInfo {
+        hostname: "\x1b]0;owned\x07box\u{202e}".into(),
+        os: "y".repeat(3000),
+        arch: "arm\x1b[2J".into(),
+        agent_version: "9".repeat(500),
+    };
+    let (answer, _conn) = raw_hello(&site, &agent_id, &key, info).await;
+    assert!(matches!(answer, Control::Welcome(_)), "{answer:?}");
+    let e = wait_endpoint(&site, "raw", "the hello's details", |e| {
+        e["online"] == true && e["os"] != "plain"
+    })
+    .await;
+    assert_eq!(e["hostname"], "\u{FFFD}]0;owned\u{FFFD}box\u{FFFD}");
+    assert_eq!(e["arch"], "arm\u{FFFD}[2J");
+    assert_eq!(e["os"].as_str().unwrap().chars().count(), 128);
+    assert_eq!(e["agent_version"].as_str().unwrap().chars().count(), 64);
+    let table = ok(&site.jg(&["endpoints"]).await);
+    assert_terminal_safe(&table);
+    assert!(table.contains("owned"), "positive control: {table}");
+
+    // An agent id no gateway ever issues is refused before any lookup.
+    let (answer, _) = raw_hello(&site, &"x".repeat(1000), &key, AgentInfo::default()).await;
+    match answer {
+        Control::Reject(r) => assert_eq!(r.code, RejectCode::Malformed, "{r:?}"),
+        other => panic!("a malformed agent id was not refused: {other:?}"),
+    }
+}
