@@ -47,6 +47,8 @@ pub enum AgentError {
     KeyGeneration,
     #[error("this agent is not enrolled yet: pass --enroll-token (and --server)")]
     NotEnrolled,
+    #[error("--reenroll needs the re-enrollment token (--enroll-token or JUMPGATE_ENROLL_TOKEN)")]
+    NoReenrollToken,
     #[error("--server is required")]
     NoServer,
     #[error("invalid saved server URL: {0}")]
@@ -74,6 +76,9 @@ pub struct AgentOptions {
     pub state_dir: std::path::PathBuf,
     pub name: Option<String>,
     pub enroll_token: Option<String>,
+    /// Already enrolled: use `enroll_token` (a re-enrollment token from
+    /// `jg admin endpoints reenroll`) to give this endpoint a new key.
+    pub reenroll: bool,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -89,6 +94,7 @@ impl AgentOptions {
             state_dir,
             name: None,
             enroll_token: None,
+            reenroll: false,
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             sessions: sessions::SessionContext::default(),
@@ -136,6 +142,15 @@ fn details(info: &AgentInfo) -> api::EndpointDetails {
 pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), AgentError> {
     let dir = StateDir::open(&opts.state_dir)?;
     let (identity, key) = match dir.load()? {
+        Some((identity, key))
+            if opts.reenroll
+                && identity.reenrolled_with.is_some()
+                && identity.reenrolled_with == opts.enroll_token.as_deref().map(token_digest) =>
+        {
+            tracing::info!(endpoint = %identity.endpoint, "already re-enrolled with this token");
+            (identity, key)
+        }
+        Some((identity, _)) if opts.reenroll => reenroll(&opts, &dir, &identity).await?,
         Some((identity, key)) => {
             if opts.enroll_token.is_some() {
                 tracing::info!(endpoint = %identity.endpoint, "already enrolled; ignoring --enroll-token");
@@ -173,6 +188,13 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
                     if was_welcomed {
                         backoff.reset();
                     }
+                }
+                Ok(Ended::Conflict(reason)) => {
+                    tracing::error!(
+                        %reason,
+                        "refused: another agent with this identity is connected; retrying slowly"
+                    );
+                    backoff.raise_to(CONFLICT_BACKOFF);
                 }
                 Err(e @ (AgentError::Revoked | AgentError::Refused(_))) => return Err(e),
                 Err(e) => tracing::warn!(error = %e, "connection attempt failed"),
@@ -221,16 +243,86 @@ async fn enroll(
         group: res.group,
         server: server.to_string(),
         ca_fingerprint: opts.ca_fingerprint.map(|f| f.to_string()),
+        reenrolled_with: None,
     };
     dir.save(&identity)?;
     tracing::info!(endpoint = %identity.endpoint, group = %identity.group, "enrolled");
     Ok((identity, key))
 }
 
+/// SHA-256 of a token, hex: what the state keeps of a used token.
+fn token_digest(token: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Gives this enrolled endpoint a new key with a re-enrollment token: the
+/// new key is kept apart until the gateway accepted it, then replaces the
+/// old one (which the gateway refuses from then on).
+async fn reenroll(
+    opts: &AgentOptions,
+    dir: &StateDir,
+    identity: &Identity,
+) -> Result<(Identity, Ed25519KeyPair), AgentError> {
+    let token = opts
+        .enroll_token
+        .as_deref()
+        .ok_or(AgentError::NoReenrollToken)?;
+    let server = match &opts.server {
+        Some(s) => s.clone(),
+        None => identity.server.parse()?,
+    };
+    let fingerprint = match (&opts.ca_fingerprint, &identity.ca_fingerprint) {
+        (Some(fp), _) => Some(*fp),
+        (None, Some(saved)) => Some(saved.parse()?),
+        (None, None) => None,
+    };
+    let trust = fingerprint.map_or(Trust::SystemRoots, Trust::Pinned);
+    let client =
+        Client::new(server.clone(), &trust, opts.proxy.clone()).map_err(AgentError::Enroll)?;
+    let key = dir.replacement_key()?;
+    let res = client
+        .enroll(&api::EnrollRequest {
+            token: token.to_owned(),
+            name: identity.endpoint.clone(),
+            public_key: state::public_key_b64(&key),
+            details: details(&agent_info()),
+        })
+        .await
+        .map_err(AgentError::Enroll)?;
+    dir.adopt_replacement_key()?;
+    let identity = Identity {
+        agent_id: res.agent_id,
+        endpoint: res.endpoint,
+        group: res.group,
+        server: server.to_string(),
+        ca_fingerprint: fingerprint.map(|f| f.to_string()),
+        reenrolled_with: Some(token_digest(token)),
+    };
+    dir.save(&identity)?;
+    tracing::warn!(
+        endpoint = %identity.endpoint,
+        "re-enrolled with a new key; the old key no longer works (remove --reenroll and the token)"
+    );
+    Ok((identity, key))
+}
+
 enum Ended {
     Shutdown,
-    Lost { was_welcomed: bool },
+    Lost {
+        was_welcomed: bool,
+    },
+    /// Refused because another agent with this identity is connected.
+    Conflict(String),
 }
+
+/// Least wait before retrying after a conflict refusal (capped by the
+/// maximum backoff): a copy of an agent must not hammer the gateway, which
+/// audits every refusal.
+const CONFLICT_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {
@@ -305,6 +397,9 @@ async fn connect_and_serve(
                 return Err(AgentError::Revoked);
             }
             return Err(AgentError::Refused(r));
+        }
+        Control::Reject(r) if r.code == control::RejectCode::Conflict => {
+            return Ok(Ended::Conflict(r.message));
         }
         Control::Reject(r) => {
             tracing::warn!(reason = %r.message, "gateway refused the connection for now");
@@ -388,6 +483,13 @@ impl Backoff {
         self.attempt = 0;
     }
 
+    /// Raises the ceiling to at least `floor` (never past the maximum).
+    fn raise_to(&mut self, floor: Duration) {
+        while self.ceiling() < floor.min(self.max) && self.attempt < 16 {
+            self.attempt += 1;
+        }
+    }
+
     fn ceiling(&self) -> Duration {
         self.min
             .saturating_mul(1u32 << self.attempt.min(16))
@@ -425,5 +527,17 @@ mod tests {
         assert!(delays[8..].windows(2).any(|w| w[0] != w[1]));
         b.reset();
         assert!(b.next_delay() <= Duration::from_secs(1));
+        // After a conflict: at least half of 30 s, and on from there.
+        b.reset();
+        b.raise_to(CONFLICT_BACKOFF);
+        let d = b.next_delay();
+        assert!(
+            d >= Duration::from_secs(16) && d <= Duration::from_secs(32),
+            "{d:?}"
+        );
+        // Never past the maximum.
+        let mut small = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        small.raise_to(CONFLICT_BACKOFF);
+        assert!(small.next_delay() <= Duration::from_secs(2));
     }
 }

@@ -23,6 +23,10 @@ pub struct Identity {
     /// The pinned fingerprint it enrolled with, if any.
     #[serde(default)]
     pub ca_fingerprint: Option<String>,
+    /// SHA-256 (hex) of the re-enrollment token this agent last used, so a
+    /// restart with the same `--reenroll` token does not try it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reenrolled_with: Option<String>,
 }
 
 /// The state directory.
@@ -101,6 +105,42 @@ impl StateDir {
         Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| AgentError::KeyGeneration)
     }
 
+    fn replacement_key_path(&self) -> PathBuf {
+        self.dir.join("agent.key.new")
+    }
+
+    /// The new key pair for a re-enrollment, kept beside the current key
+    /// until the gateway accepted it (so a failed attempt can be retried
+    /// with the same key, and the current key keeps working meanwhile).
+    ///
+    /// # Errors
+    /// The key cannot be generated or written.
+    pub fn replacement_key(&self) -> Result<Ed25519KeyPair, AgentError> {
+        let path = self.replacement_key_path();
+        if let Ok(der) = fs::read(&path)
+            && let Ok(k) = Ed25519KeyPair::from_pkcs8(&der)
+        {
+            return Ok(k);
+        }
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| AgentError::KeyGeneration)?;
+        write_atomic(&path, doc.as_ref(), 0o600)?;
+        Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| AgentError::KeyGeneration)
+    }
+
+    /// The gateway accepted the replacement key: it becomes the key.
+    ///
+    /// # Errors
+    /// The file cannot be renamed.
+    pub fn adopt_replacement_key(&self) -> Result<(), AgentError> {
+        let (from, to) = (self.replacement_key_path(), self.key_path());
+        fs::rename(&from, &to).map_err(io(&to))?;
+        // The rename itself must survive a crash.
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))
+    }
+
     /// Records a successful enrollment.
     ///
     /// # Errors
@@ -153,12 +193,40 @@ mod tests {
             group: "default".into(),
             server: "https://127.0.0.1:1".into(),
             ca_fingerprint: None,
+            reenrolled_with: None,
         };
         sd.save(&id).unwrap();
         let (loaded, key) = sd.load().unwrap().unwrap();
         assert_eq!(loaded, id);
         assert_eq!(key.public_key().as_ref(), k1.public_key().as_ref());
         let mode = fs::metadata(dir.path().join("s/agent.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_replacement_key_is_kept_apart_until_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        let old = sd.pending_key().unwrap();
+        let new = sd.replacement_key().unwrap();
+        assert_ne!(old.public_key().as_ref(), new.public_key().as_ref());
+        // A retry reuses the replacement; the current key is untouched.
+        let again = sd.replacement_key().unwrap();
+        assert_eq!(again.public_key().as_ref(), new.public_key().as_ref());
+        assert_eq!(
+            sd.pending_key().unwrap().public_key().as_ref(),
+            old.public_key().as_ref()
+        );
+        sd.adopt_replacement_key().unwrap();
+        assert_eq!(
+            sd.pending_key().unwrap().public_key().as_ref(),
+            new.public_key().as_ref()
+        );
+        assert!(!dir.path().join("agent.key.new").exists());
+        let mode = fs::metadata(dir.path().join("agent.key"))
             .unwrap()
             .permissions()
             .mode();

@@ -157,6 +157,33 @@ pub struct Endpoint {
     pub os: String,
     pub arch: String,
     pub agent_version: String,
+    /// Set when a second agent with this endpoint's identity (a copied
+    /// state directory, a stolen key) tried to connect while the known one
+    /// was answering; cleared by re-enrolling the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<EndpointConflict>,
+}
+
+/// Refused second connections of one endpoint's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConflict {
+    /// The latest refusal.
+    pub last_at: String,
+    /// Refusals since the endpoint was enrolled or last re-enrolled.
+    pub count: u64,
+    /// Source address of the latest refused connection.
+    pub newcomer: String,
+}
+
+/// `POST /api/v1/endpoints/{name}/reenroll`: a one-time token bound to
+/// that endpoint; the agent that enrolls with it replaces the endpoint's
+/// key, and the old key stops working.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReenrollToken {
+    /// How long the token stays valid, e.g. `30m` (default 1h, at most 30d).
+    #[serde(default)]
+    pub ttl: Option<String>,
 }
 
 /// One row of the session event table.
@@ -383,6 +410,23 @@ impl std::fmt::Debug for EnrollToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrollToken")
             .field("group", &self.group)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-time re-enrollment token, bound to one endpoint.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ReenrollToken {
+    pub token: String,
+    pub endpoint: String,
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for ReenrollToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReenrollToken")
+            .field("endpoint", &self.endpoint)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }

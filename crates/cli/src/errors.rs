@@ -78,6 +78,12 @@ pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 /// `login` means bad credentials, not an expired session.
 pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
     for cause in err.chain() {
+        // Nobody reads our output any more: nothing to say, and nobody to
+        // say it to on stdout (stderr may well be a terminal, but `jg audit
+        // | head` ending is not an error to report).
+        if cause.is::<crate::out::StdoutClosed>() {
+            return (String::new(), crate::out::EXIT_STDOUT_CLOSED);
+        }
         if let Some(closed) = cause.downcast_ref::<GatewayClosed>() {
             return (format!("jg: {closed}"), EXIT_ERROR);
         }

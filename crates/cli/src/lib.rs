@@ -4,11 +4,17 @@
 //! administrators, users, roles, groups, endpoints, API clients and settings;
 //! and secrets in the vault.
 
+// Stdout only through `out!`/`outln!`/`out::bytes` (see `out`).
+#![cfg_attr(not(test), deny(clippy::print_stdout))]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use jumpgate_net::dial::{HttpProxy, ServerUrl};
 use jumpgate_net::tls::Fingerprint;
+
+#[macro_use]
+mod out;
 
 mod args;
 #[cfg(test)]
@@ -211,7 +217,9 @@ pub fn main() -> ! {
         Ok(code) => code,
         Err(e) => {
             let (line, code) = errors::report(&e, is_login);
-            eprintln!("{line}");
+            if !line.is_empty() {
+                eprintln!("{line}");
+            }
             code
         }
     };

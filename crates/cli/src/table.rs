@@ -1,13 +1,58 @@
 //! Plain-text tables and the value formats shown in them.
+//!
+//! Every cell and field value goes through [`printable`]: whatever its
+//! source (an endpoint's reported OS, a user's email, a vault name typed by
+//! anyone), nothing in a table can drive the terminal. Table cells are also
+//! cut at [`MAX_COLUMN`] characters, so one long value cannot widen every
+//! row; `--json` prints the full values.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-/// Left-aligned columns separated by two spaces; no trailing spaces.
+/// Widest a table column gets, in characters; longer cells are cut with `…`.
+pub(crate) const MAX_COLUMN: usize = 60;
+
+/// `s` with every character a terminal would act on, or that hides or
+/// reorders text ([`jumpgate_proto::text::is_unsafe_char`]), written as a
+/// visible escape: `\n`, `\t`, `\r`, `\x1b`, `\u{202e}`.
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    if !s.chars().any(jumpgate_proto::text::is_unsafe_char) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if jumpgate_proto::text::is_unsafe_char(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if jumpgate_proto::text::is_unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// A table cell as shown: escaped, then cut to [`MAX_COLUMN`].
+fn cell(s: &str) -> String {
+    truncate(&printable(s), MAX_COLUMN)
+}
+
+/// Left-aligned columns separated by two spaces; no trailing spaces. Cells
+/// are escaped and cut (see the module).
 pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -31,13 +76,15 @@ pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut headers.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     out
 }
 
-/// One object as `Label:  value` lines, values aligned; no trailing spaces.
+/// One object as `Label:  value` lines, values aligned and escaped (see
+/// [`printable`]; not cut: one object, one value per line); no trailing
+/// spaces.
 pub(crate) fn fields(rows: &[(&str, String)]) -> String {
     let width = rows
         .iter()
@@ -46,7 +93,7 @@ pub(crate) fn fields(rows: &[(&str, String)]) -> String {
         .unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
-        let line = format!("{:<width$}  {v}", format!("{k}:"));
+        let line = format!("{:<width$}  {}", format!("{k}:"), printable(v));
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -120,6 +167,51 @@ mod tests {
             ],
         );
         assert_eq!(out, "NAME    STATUS\nweb-01  online\na       offline\n");
+    }
+
+    #[test]
+    fn cells_and_fields_cannot_drive_the_terminal() {
+        // Clear the screen, set the window title, a C1 CSI, a bidi override.
+        let hostile = "\x1b[2J\x1b]0;pwned\x07x\u{9b}1m\u{202e}cba\n";
+        let out = render(&["OS"], &[vec![hostile.into()]]);
+        assert!(!out.chars().any(|c| c != '\n' && c.is_control()), "{out:?}");
+        assert!(
+            !out.contains('\u{202e}') && !out.contains('\u{9b}'),
+            "{out:?}"
+        );
+        assert_eq!(
+            out,
+            "OS\n\\x1b[2J\\x1b]0;pwned\\x07x\\x9b1m\\u{202e}cba\\n\n"
+        );
+        let f = fields(&[("Email", "a\x1b[31mb".into())]);
+        assert_eq!(f, "Email:  a\\x1b[31mb\n");
+        // Ordinary text is untouched, without a copy.
+        assert!(matches!(
+            printable("Debian 12 é東京"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn a_long_cell_is_cut_and_does_not_widen_the_other_rows() {
+        let long = "v".repeat(5000);
+        let out = render(
+            &["NAME", "ACTION"],
+            &[
+                vec![long, "vault-put".into()],
+                vec!["a".into(), "login".into()],
+            ],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        // MAX_COLUMN - 1 of the long value, plus the one of `vault-put`.
+        assert_eq!(lines[1].chars().filter(|&c| c == 'v').count(), MAX_COLUMN);
+        assert!(lines[1].contains('…'), "{out}");
+        for l in &lines {
+            assert!(
+                l.chars().count() <= MAX_COLUMN + 2 + "vault-put".len(),
+                "{l}"
+            );
+        }
     }
 
     #[test]

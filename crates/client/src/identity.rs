@@ -151,6 +151,17 @@ impl Client {
         self.delete(&named("endpoints", endpoint, "")).await
     }
 
+    /// A one-time token bound to `endpoint`: the agent that enrolls with it
+    /// gives the endpoint a new key, and the old key stops working.
+    pub async fn create_reenroll_token(
+        &self,
+        endpoint: &str,
+        req: &api::CreateReenrollToken,
+    ) -> Result<api::ReenrollToken, ClientError> {
+        self.post_json(&named("endpoints", endpoint, "/reenroll"), req)
+            .await
+    }
+
     pub async fn create_enroll_token(
         &self,
         req: &api::CreateEnrollToken,

@@ -140,9 +140,16 @@ struct AgentArgs {
     /// SHA-256 fingerprint printed by `jumpgate server` (remembered after enrollment).
     #[arg(long, env = "JUMPGATE_CA_FINGERPRINT")]
     ca_fingerprint: Option<String>,
-    /// One-time enrollment token (first run only).
+    /// One-time enrollment token (first run only; or, with --reenroll, a
+    /// re-enrollment token).
     #[arg(long, env = "JUMPGATE_ENROLL_TOKEN", hide_env_values = true)]
     enroll_token: Option<String>,
+    /// Give this already enrolled endpoint a new key, with the token from
+    /// `jg admin endpoints reenroll NAME` (in --enroll-token or
+    /// JUMPGATE_ENROLL_TOKEN). The old key, and every copy of it, stops
+    /// working.
+    #[arg(long)]
+    reenroll: bool,
     /// Where the agent keeps its identity and key.
     #[arg(long, env = "JUMPGATE_STATE_DIR")]
     state_dir: PathBuf,
@@ -423,6 +430,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
         .context("--proxy")?;
     opts.name = args.name;
     opts.enroll_token = args.enroll_token;
+    opts.reenroll = args.reenroll;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

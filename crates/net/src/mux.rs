@@ -186,7 +186,14 @@ struct State {
     closed: Option<String>,
     /// Close once output is flushed.
     closing: bool,
+    /// Liveness probes ([`MuxHandle::probe`]) waiting for their pong.
+    probes: Vec<(u32, tokio::sync::oneshot::Sender<()>)>,
+    probe_seq: u32,
 }
+
+/// Set in the opaque value of a [`MuxHandle::probe`] ping, clear in the
+/// driver's heartbeats, so a heartbeat's pong never answers a probe.
+const PROBE_BIT: u32 = 1 << 31;
 
 impl State {
     fn wake_driver(&mut self) {
@@ -255,6 +262,8 @@ where
             events: EventQueue::default(),
             closed: None,
             closing: false,
+            probes: Vec::new(),
+            probe_seq: 0,
         }),
         closed: Notify::new(),
     });
@@ -325,7 +334,12 @@ fn dispatch(st: &mut State) {
                 }
                 Err(e) => tracing::debug!(error = %e, "ignoring unparseable control message"),
             },
-            Event::Pong(_) => {}
+            Event::Pong(v) => {
+                if let Some(i) = st.probes.iter().position(|(o, _)| *o == v) {
+                    let (_, tx) = st.probes.swap_remove(i);
+                    let _ = tx.send(());
+                }
+            }
             Event::GoAway { code, reason } => {
                 st.events.push(RawEvent::GoAway { code, reason });
             }
@@ -347,6 +361,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Err(e) => e.to_string(),
         });
         st.events.end();
+        st.probes.clear();
         st.wake_all();
         drop(st);
         self.shared.closed.notify_waiters();
@@ -423,7 +438,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if let (Some(next), Some(interval)) = (self.next_ping, self.config.ping_interval)
                 && now >= next
             {
-                self.ping_seq = self.ping_seq.wrapping_add(1);
+                self.ping_seq = self.ping_seq.wrapping_add(1) & !PROBE_BIT;
                 self.shared.lock().mux.ping(self.ping_seq);
                 self.next_ping = Some(now + interval);
             }
@@ -495,6 +510,7 @@ impl<T> Drop for Driver<T> {
             let mut st = self.shared.lock();
             st.closed = Some("connection dropped".to_owned());
             st.events.end();
+            st.probes.clear();
             st.wake_all();
             drop(st);
             self.shared.closed.notify_waiters();
@@ -549,6 +565,32 @@ impl MuxHandle {
             st.closing = true;
             st.wake_driver();
         });
+    }
+
+    /// Pings the peer and waits for its pong, at most `deadline`: `true`
+    /// when the peer answered in time, i.e. the connection is alive and the
+    /// peer is reading it. `false` at once if the connection is closed or
+    /// closing.
+    pub async fn probe(&self, deadline: Duration) -> bool {
+        let waiting = self.shared.with_output(|st| {
+            if st.closed.is_some() || st.closing {
+                return None;
+            }
+            st.probe_seq = st.probe_seq.wrapping_add(1);
+            let opaque = PROBE_BIT | st.probe_seq;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            st.probes.push((opaque, tx));
+            st.mux.ping(opaque);
+            Some((opaque, rx))
+        });
+        let Some((opaque, rx)) = waiting else {
+            return false;
+        };
+        let answered = matches!(tokio::time::timeout(deadline, rx).await, Ok(Ok(())));
+        if !answered {
+            self.shared.lock().probes.retain(|(o, _)| *o != opaque);
+        }
+        answered
     }
 
     /// Whether the driver has stopped.

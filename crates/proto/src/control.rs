@@ -89,6 +89,10 @@ pub enum RejectCode {
     BadSignature,
     Malformed,
     ShuttingDown,
+    /// Another agent with this identity is connected and answering: the
+    /// agent's state (its key) exists twice. Retry later, with backoff:
+    /// once the other connection is gone this one is accepted.
+    Conflict,
 }
 
 impl RejectCode {
@@ -121,6 +125,9 @@ pub mod go_away_code {
     pub const TIMEOUT: u32 = 5;
     /// Another connection of the same agent replaced this one.
     pub const REPLACED: u32 = 6;
+    /// The endpoint was re-enrolled with a new key; this connection's key
+    /// no longer counts.
+    pub const REKEYED: u32 = 7;
 }
 
 /// Every control message.

@@ -17,6 +17,7 @@ mod error;
 pub mod frame;
 pub mod mux;
 pub mod session;
+pub mod text;
 
 pub use error::ProtoError;
 pub use frame::StreamId;

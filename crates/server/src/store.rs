@@ -268,6 +268,15 @@ const MIGRATIONS: &[&str] = &[
             '$[#]', 'vault-read', '$[#]', 'vault-write', '$[#]', 'vault-purge')
         WHERE name = 'admin' AND builtin = 1;
     "#,
+    // 6: cloned agent identities — refused second connections of one
+    // endpoint (see `agents`), and enrollment tokens bound to an existing
+    // endpoint (re-enrollment: a new key for the same endpoint).
+    r"
+    ALTER TABLE endpoints ADD COLUMN conflict_at INTEGER;
+    ALTER TABLE endpoints ADD COLUMN conflict_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE endpoints ADD COLUMN conflict_peer TEXT;
+    ALTER TABLE enroll_tokens ADD COLUMN endpoint_id TEXT;
+    ",
 ];
 
 /// Opens with a fixed test key (unit tests of other modules).

@@ -90,6 +90,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /api/v1/endpoints", Only(VIEWERS)),
         ("PUT /api/v1/endpoints/{name}/group", Only(ADMIN)),
         ("DELETE /api/v1/endpoints/{name}", Only(ADMIN)),
+        ("POST /api/v1/endpoints/{name}/reenroll", Only(ADMIN)),
         ("POST /api/v1/enroll-tokens", Only(ADMIN)),
         ("GET /api/v1/groups", Only(VIEWERS)),
         ("POST /api/v1/groups", Only(ADMIN)),

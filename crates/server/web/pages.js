@@ -152,7 +152,7 @@ function passwordSection() {
 export async function endpointsPage() {
   const search = h('input', { type: 'search', placeholder: 'Name, host or OS', 'aria-controls': 'endpoint-list' });
   const group = h('select', {}, h('option', { value: '' }, 'All groups'));
-  const state = h('select', {}, h('option', { value: '' }, 'Any status'), h('option', { value: 'online' }, 'Online'), h('option', { value: 'offline' }, 'Offline'));
+  const state = h('select', {}, h('option', { value: '' }, 'Any status'), h('option', { value: 'online' }, 'Online'), h('option', { value: 'offline' }, 'Offline'), h('option', { value: 'conflict' }, 'In conflict'));
   const summary = h('p', { 'aria-live': 'polite', class: 'summary' });
   const list = h('div', { id: 'endpoint-list' });
   const status = h('div', {});
@@ -164,14 +164,16 @@ export async function endpointsPage() {
       (e) =>
         (!q || [e.name, e.hostname, e.os, e.arch].some((s) => (s || '').toLowerCase().includes(q))) &&
         (!group.value || e.group === group.value) &&
-        (!state.value || (state.value === 'online') === e.online),
+        (!state.value || (state.value === 'conflict' ? Boolean(e.conflict) : (state.value === 'online') === e.online)),
     );
     // Redraw only on a change: a refresh must not steal keyboard focus.
     const signature = JSON.stringify([rows, endpoints.length]);
     if (signature === drawn) return;
     drawn = signature;
     const online = endpoints.filter((e) => e.online).length;
-    summary.textContent = `${online} of ${endpoints.length} endpoints online; showing ${rows.length}.`;
+    const conflicts = endpoints.filter((e) => e.conflict).length;
+    summary.textContent = `${online} of ${endpoints.length} endpoints online; showing ${rows.length}.` +
+      (conflicts ? ` ${conflicts} in identity conflict (a second agent with the same key was refused).` : '');
     render(
       list,
       table(
@@ -180,7 +182,16 @@ export async function endpointsPage() {
           { label: 'Name', cell: (e) => h('strong', {}, e.name) },
           {
             label: 'Status',
-            cell: (e) => h('span', { class: `status ${e.online ? 'online' : 'offline'}`, 'data-endpoint': e.name }, e.online ? 'online' : 'offline'),
+            cell: (e) => [
+              h('span', { class: `status ${e.online ? 'online' : 'offline'}`, 'data-endpoint': e.name }, e.online ? 'online' : 'offline'),
+              e.conflict
+                ? h('span', {
+                    class: 'status conflict',
+                    'data-conflict': e.name,
+                    title: `A second agent with this endpoint's identity was refused ${e.conflict.count} time(s), last from ${e.conflict.newcomer} at ${fmtTime(e.conflict.last_at)}. Its key exists twice: re-enroll the endpoint (jg admin endpoints reenroll ${e.name}).`,
+                  }, 'conflict')
+                : null,
+            ],
           },
           { label: 'Group', cell: (e) => e.group },
           { label: 'OS', cell: (e) => `${e.os} ${e.arch}`.trim() },

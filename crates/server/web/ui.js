@@ -79,9 +79,19 @@ export function fmtBytes(n) {
 export function table(caption, columns, rows, empty = 'Nothing to show.') {
   const head = h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.label)));
   const body = rows.length
-    ? rows.map((r) => h('tr', {}, columns.map((c) => h('td', { 'data-label': c.label }, c.cell(r)))))
+    ? rows.map((r) => h('tr', {}, columns.map((c) => h('td', { 'data-label': c.label }, clip(c.cell(r))))))
     : [h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, empty))];
   return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', { class: 'sr-only' }, caption), h('thead', {}, head), h('tbody', {}, body)));
+}
+
+/** Plain text in a table cell, on one line cut with an ellipsis at the
+ * column's width limit (the full value in its tooltip): however long a
+ * value is (an endpoint may report anything), the other columns and the
+ * action buttons stay on screen. */
+function clip(cell) {
+  if (typeof cell !== 'string' && typeof cell !== 'number') return cell;
+  const text = String(cell);
+  return h('span', { class: 'clip', title: text.length > 40 ? text : null }, text);
 }
 
 /** A labelled form field. */

@@ -23,9 +23,9 @@ pub(crate) async fn run(
         .await
         .context("listing audit events")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        outln!("{}", serde_json::to_string_pretty(&events)?)?;
     } else {
-        print!("{}", render(&events));
+        out!("{}", render(&events))?;
     }
     Ok(())
 }

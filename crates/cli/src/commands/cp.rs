@@ -135,7 +135,7 @@ pub(crate) async fn run(ctx: &Ctx, src: &str, dst: &str) -> anyhow::Result<()> {
             ("downloaded", r.context(what)?)
         }
     };
-    println!("{}", summary(verb, &op, &outcome, started.elapsed()));
+    outln!("{}", summary(verb, &op, &outcome, started.elapsed()))?;
     Ok(())
 }
 

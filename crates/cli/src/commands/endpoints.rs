@@ -9,11 +9,21 @@ use crate::table;
 pub(crate) async fn run(client: &Client, json: bool) -> anyhow::Result<()> {
     let endpoints = client.endpoints().await.context("listing endpoints")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&endpoints)?);
+        outln!("{}", serde_json::to_string_pretty(&endpoints)?)?;
     } else {
-        print!("{}", render(&endpoints));
+        out!("{}", render(&endpoints))?;
     }
     Ok(())
+}
+
+/// `online`/`offline`, and `conflict` while a second agent with the
+/// endpoint's identity has been refused (until it is re-enrolled).
+fn status(e: &Endpoint) -> String {
+    let state = if e.online { "online" } else { "offline" };
+    match &e.conflict {
+        Some(c) => format!("{state}, conflict ({}x)", c.count),
+        None => state.to_owned(),
+    }
 }
 
 fn render(endpoints: &[Endpoint]) -> String {
@@ -23,7 +33,7 @@ fn render(endpoints: &[Endpoint]) -> String {
             vec![
                 e.name.clone(),
                 e.group.clone(),
-                if e.online { "online" } else { "offline" }.to_owned(),
+                status(e),
                 match (&e.last_seen, e.online) {
                     (_, true) => "now".to_owned(),
                     (Some(t), false) => table::timestamp(t),
@@ -56,6 +66,7 @@ mod tests {
             os: "linux".into(),
             arch: "x86_64".into(),
             agent_version: "0.1.0".into(),
+            conflict: None,
         }
     }
 
@@ -82,6 +93,24 @@ mod tests {
         );
         assert!(
             lines[3].contains("never") && lines[3].ends_with("new.lan"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_conflict_shows_in_the_status() {
+        let mut e = endpoint("web-01", true, None);
+        e.conflict = Some(jumpgate_api_types::EndpointConflict {
+            last_at: "2025-05-01T10:00:00Z".into(),
+            count: 3,
+            newcomer: "10.0.0.9:4711".into(),
+        });
+        let out = render(&[e]);
+        assert!(
+            out.lines()
+                .nth(1)
+                .unwrap()
+                .contains("online, conflict (3x)"),
             "{out}"
         );
     }

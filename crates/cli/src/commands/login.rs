@@ -63,10 +63,12 @@ pub(crate) async fn login(
         role: answer.role.clone(),
     };
     state::save(&ctx.state_dir, &st)?;
-    println!(
+    outln!(
         "Logged in as {} ({}) until {}",
-        answer.username, answer.role, answer.expires_at
-    );
+        answer.username,
+        answer.role,
+        answer.expires_at
+    )?;
     for w in warnings(&answer) {
         eprintln!("{w}");
     }
@@ -108,22 +110,22 @@ pub(crate) async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
     let client = match ctx.authed_client() {
         Ok(c) => c,
         Err(e) if e.is::<crate::errors::NotLoggedIn>() => {
-            println!("Not logged in");
+            outln!("Not logged in")?;
             return Ok(());
         }
         Err(e) => {
             // Unreadable state: nothing to revoke with, forget it anyway.
             state::remove(&ctx.state_dir)?;
-            println!("Logged out (the saved session was unusable: {e:#})");
+            outln!("Logged out (the saved session was unusable: {e:#})")?;
             return Ok(());
         }
     };
     let revoked = client.logout().await;
     state::remove(&ctx.state_dir)?;
     match revoked {
-        Ok(()) => println!("Logged out"),
+        Ok(()) => outln!("Logged out")?,
         Err(e) if e.api_code() == Some("unauthorized") => {
-            println!("Logged out (the session had already expired)");
+            outln!("Logged out (the session had already expired)")?;
         }
         Err(e) => {
             return Err(anyhow::Error::new(e)

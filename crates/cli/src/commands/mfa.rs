@@ -55,11 +55,11 @@ pub(crate) async fn run(client: &Client, cmd: MfaCommand) -> anyhow::Result<()> 
                 .begin_totp()
                 .await
                 .context("starting MFA enrollment")?;
-            print!("{}", render_enrollment(&e));
+            out!("{}", render_enrollment(&e))?;
             if let Some(path) = &qr_file {
                 write_private(path, e.qr_svg.as_bytes())
                     .with_context(|| format!("writing the QR code to {}", path.display()))?;
-                println!("QR code written to {}", path.display());
+                outln!("QR code written to {}", path.display())?;
             }
             let code = input::code(code, CODE_PROMPT)
                 .await
@@ -73,7 +73,7 @@ pub(crate) async fn run(client: &Client, cmd: MfaCommand) -> anyhow::Result<()> 
         MfaCommand::Disable { code } => {
             let code = input::code(code, EITHER_PROMPT).await?;
             client.disable_mfa(&code).await.context("disabling MFA")?;
-            println!("MFA disabled");
+            outln!("MFA disabled")?;
             Ok(())
         }
         MfaCommand::RecoveryCodes { code, json } => {
@@ -83,10 +83,10 @@ pub(crate) async fn run(client: &Client, cmd: MfaCommand) -> anyhow::Result<()> 
                 .await
                 .context("replacing the recovery codes")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&codes)?);
+                outln!("{}", serde_json::to_string_pretty(&codes)?)?;
             } else {
-                print!("{}", render_codes(&codes));
-                println!("Your previous recovery codes no longer work.");
+                out!("{}", render_codes(&codes))?;
+                outln!("Your previous recovery codes no longer work.")?;
             }
             Ok(())
         }
@@ -98,8 +98,8 @@ async fn confirm(client: &Client, code: &str) -> anyhow::Result<()> {
         .confirm_totp(code)
         .await
         .context("confirming MFA enrollment")?;
-    println!("MFA is now enabled.");
-    print!("{}", render_codes(&codes));
+    outln!("MFA is now enabled.")?;
+    out!("{}", render_codes(&codes))?;
     Ok(())
 }
 

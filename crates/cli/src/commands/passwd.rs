@@ -30,6 +30,6 @@ pub(crate) async fn run(
         .await
         .context("changing the password")?;
     state::remove(&ctx.state_dir)?;
-    println!("Password changed; log in again");
+    outln!("Password changed; log in again")?;
     Ok(())
 }

@@ -19,9 +19,9 @@ pub(crate) async fn list(
 ) -> anyhow::Result<()> {
     let recs = client.recordings(f).await.context("listing recordings")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&recs)?);
+        outln!("{}", serde_json::to_string_pretty(&recs)?)?;
     } else {
-        print!("{}", render(&recs));
+        out!("{}", render(&recs))?;
     }
     Ok(())
 }
@@ -77,11 +77,9 @@ pub(crate) async fn export(client: &Client, id: &str, out: Option<&Path>) -> any
         .with_context(|| format!("fetching recording {id}"))?;
     match out {
         None => {
-            let mut stdout = std::io::stdout().lock();
             while let Some(chunk) = stream.next().await? {
-                stdout.write_all(&chunk)?;
+                crate::out::bytes(&chunk)?;
             }
-            stdout.flush()?;
         }
         Some(path) => {
             let dir = path
@@ -156,7 +154,6 @@ pub(crate) async fn play(
     let mut schedule = Schedule::new(speed, idle_limit);
     let mut pending = Vec::new();
     let mut header_seen = false;
-    let mut stdout = std::io::stdout();
     while let Some(chunk) = stream.next().await? {
         pending.extend_from_slice(&chunk);
         while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
@@ -183,8 +180,7 @@ pub(crate) async fn play(
             let at = start + Duration::from_secs_f64(schedule.place(t));
             if code == "o" {
                 tokio::time::sleep_until(at).await;
-                stdout.write_all(data.as_bytes())?;
-                stdout.flush()?;
+                crate::out::bytes(data.as_bytes())?;
             }
         }
     }

@@ -13,9 +13,9 @@ const TARGET_WIDTH: usize = 40;
 pub(crate) async fn run(client: &Client, json: bool) -> anyhow::Result<()> {
     let events = client.sessions().await.context("listing sessions")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        outln!("{}", serde_json::to_string_pretty(&events)?)?;
     } else {
-        print!("{}", render(&events));
+        out!("{}", render(&events))?;
     }
     Ok(())
 }

@@ -156,8 +156,8 @@ where
         tokio::select! {
             m = recv(&mut rd, &mut buf) => match m? {
                 Some(SessionMsg::Stdout(b)) => {
-                    out.write_all(&b).await.context("writing to stdout")?;
-                    out.flush().await.context("writing to stdout")?;
+                    out.write_all(&b).await.map_err(crate::out::error)?;
+                    out.flush().await.map_err(crate::out::error)?;
                 }
                 Some(SessionMsg::Stderr(b)) => {
                     err.write_all(&b).await.context("writing to stderr")?;

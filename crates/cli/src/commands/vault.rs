@@ -3,7 +3,7 @@
 //! never from the command line (where `ps` and shell history would see
 //! them).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -70,19 +70,17 @@ pub(crate) async fn run(client: &Client, cmd: VaultCommand) -> anyhow::Result<()
                 .vault_put(&name, &value)
                 .await
                 .with_context(|| format!("storing secret `{name}`"))?;
-            println!("stored {} version {}", v.name, v.version);
+            outln!("stored {} version {}", v.name, v.version)?;
         }
         VaultCommand::Get { name, version } => {
             let (_, value) = client
                 .vault_get(&name, version)
                 .await
                 .with_context(|| format!("reading secret `{name}`"))?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&value)?;
-            if out.is_terminal() {
-                out.write_all(b"\n")?;
+            crate::out::bytes(&value)?;
+            if std::io::stdout().is_terminal() {
+                crate::out::bytes(b"\n")?;
             }
-            out.flush()?;
         }
         VaultCommand::List { deleted, json } => {
             let list = client
@@ -90,9 +88,9 @@ pub(crate) async fn run(client: &Client, cmd: VaultCommand) -> anyhow::Result<()
                 .await
                 .context("listing secrets")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?)?;
             } else {
-                print!("{}", render_list(&list, deleted));
+                out!("{}", render_list(&list, deleted))?;
             }
         }
         VaultCommand::Versions { name, json } => {
@@ -101,9 +99,9 @@ pub(crate) async fn run(client: &Client, cmd: VaultCommand) -> anyhow::Result<()
                 .await
                 .with_context(|| format!("listing versions of `{name}`"))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                print!("{}", render_versions(&v));
+                out!("{}", render_versions(&v))?;
             }
         }
         VaultCommand::Delete { name } => {
@@ -111,31 +109,31 @@ pub(crate) async fn run(client: &Client, cmd: VaultCommand) -> anyhow::Result<()
                 .vault_delete(&name)
                 .await
                 .with_context(|| format!("deleting secret `{name}`"))?;
-            println!(
+            outln!(
                 "deleted {name}; recoverable until {} (jg vault recover {name})",
                 s.purge_after.unwrap_or_default()
-            );
+            )?;
         }
         VaultCommand::Recover { name } => {
             let s = client
                 .vault_recover(&name)
                 .await
                 .with_context(|| format!("recovering secret `{name}`"))?;
-            println!("recovered {name} (version {})", s.latest_version);
+            outln!("recovered {name} (version {})", s.latest_version)?;
         }
         VaultCommand::Purge { name } => {
             client
                 .vault_purge(&name)
                 .await
                 .with_context(|| format!("purging secret `{name}`"))?;
-            println!("purged {name}");
+            outln!("purged {name}")?;
         }
         VaultCommand::Settings => {
             let s = client
                 .vault_settings()
                 .await
                 .context("reading vault settings")?;
-            print!(
+            out!(
                 "{}",
                 table::fields(&[
                     ("Retention", format!("{} days", s.retention_days)),
@@ -144,14 +142,14 @@ pub(crate) async fn run(client: &Client, cmd: VaultCommand) -> anyhow::Result<()
                         if s.purge_protection { "on" } else { "off" }.to_owned()
                     ),
                 ])
-            );
+            )?;
         }
         VaultCommand::Protect => {
             client
                 .vault_enable_purge_protection()
                 .await
                 .context("enabling purge protection")?;
-            println!("purge protection is on; it cannot be turned off");
+            outln!("purge protection is on; it cannot be turned off")?;
         }
     }
     Ok(())

@@ -10,9 +10,9 @@ use crate::table;
 pub(crate) async fn run(client: &Client, json: bool) -> anyhow::Result<()> {
     let me = client.me().await.context("asking who you are")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&me)?);
+        outln!("{}", serde_json::to_string_pretty(&me)?)?;
     } else {
-        print!("{}", render(&me));
+        out!("{}", render(&me))?;
     }
     Ok(())
 }

@@ -176,6 +176,38 @@ try {
   await page.getByRole('searchbox', { name: 'Search' }).fill(ENDPOINT.slice(0, 3));
   step('endpoint online');
 
+  // --- Endpoints: long values an endpoint reported, and a conflict --------
+  // The gateway bounds what agents report, but the page must hold even a
+  // 3,000-character OS and a 400-character host name (injected into the
+  // real answer): the action buttons stay on screen.
+  const endpointsRoute = '**/api/v1/endpoints';
+  await page.route(endpointsRoute, async (route) => {
+    const res = await route.fetch();
+    const list = await res.json();
+    for (const e of list) {
+      if (e.name !== ENDPOINT) continue;
+      e.os = `Linux ${'x'.repeat(3000)}`;
+      e.hostname = `host-${'h'.repeat(400)}`;
+      e.conflict = { last_at: new Date().toISOString(), count: 3, newcomer: '127.0.0.1:4711' };
+    }
+    await route.fulfill({ response: res, json: list });
+  });
+  await page.locator(`.status.conflict[data-conflict="${ENDPOINT}"]`).waitFor({ timeout: WAIT });
+  for (const width of [1280, 1024, 420]) {
+    await page.setViewportSize({ width, height: 800 });
+    if (width === 420) await shot(page, '04c-endpoints-long-values-narrow');
+    const box = await page.getByRole('link', { name: 'Terminal' }).first().boundingBox();
+    check(
+      box && box.x >= 0 && box.x + box.width <= width,
+      `the Terminal button stays on screen beside a 3,000-character OS at ${width}px: ${JSON.stringify(box)}`,
+    );
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot(page, '04b-endpoints-long-values-conflict');
+  await page.unroute(endpointsRoute);
+  await page.locator(`.status.conflict[data-conflict="${ENDPOINT}"]`).waitFor({ state: 'detached', timeout: WAIT });
+  step('long values fit');
+
   // --- Terminal ---------------------------------------------------------
   const marker = `hello-${crypto.randomInt(1e9)}`;
   // Keyboard only: Tab from the page title to the endpoint's Terminal link, Enter.

@@ -234,3 +234,35 @@ async fn garbage_input_ends_the_connection_with_a_protocol_error() {
     let n = b.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("unknown frame type"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn probe_tells_a_live_peer_from_a_silent_or_closed_one() {
+    // A peer whose driver runs answers at once, also while it sends
+    // heartbeats of its own (their pongs must not be mistaken for ours).
+    let cfg = |ping| DriverConfig {
+        ping_interval: ping,
+        ..DriverConfig::default()
+    };
+    let e = pair_with(cfg(Some(Duration::from_millis(100))), cfg(None));
+    for _ in 0..3 {
+        assert!(e.gateway.probe(Duration::from_secs(2)).await);
+        assert!(e.agent.probe(Duration::from_secs(2)).await);
+    }
+    assert!(e.gateway.shared.lock().probes.is_empty());
+
+    // A peer that does not read (its driver is not running): no answer
+    // within the deadline, and the waiting probe is forgotten.
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (gateway, _events, gd) = start(a, Role::Gateway, &[], cfg(None)).unwrap();
+    let (_agent, _agent_events, _stalled_driver) = start(b, Role::Agent, &[], cfg(None)).unwrap();
+    tokio::spawn(gd);
+    assert!(!gateway.probe(Duration::from_secs(2)).await);
+    assert!(gateway.shared.lock().probes.is_empty());
+
+    // A closed connection answers nothing, at once.
+    e.gateway.close(go_away_code::SHUTDOWN, "bye");
+    timeout(Duration::from_secs(5), e.gateway.closed())
+        .await
+        .unwrap();
+    assert!(!e.gateway.probe(Duration::from_secs(3600)).await);
+}

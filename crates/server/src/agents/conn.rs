@@ -22,6 +22,15 @@ use crate::state::AppState;
 /// Time an agent has to send its `Hello` after the TLS handshake.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the known connection of an agent has to answer a ping when a
+/// second connection with the same identity arrives. It answers: the
+/// newcomer is a clone and is refused. It does not: it is a dead
+/// connection the agent is replacing.
+const LIVENESS_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Longest agent id the gateway looks up (its own are about 30 characters).
+const AGENT_ID_MAX: usize = 64;
+
 #[derive(Debug, thiserror::Error)]
 enum HandshakeError {
     #[error("i/o: {0}")]
@@ -89,7 +98,10 @@ where
     let checked = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(tls, &mut buf)).await {
         Err(_) => Err(HandshakeError::Timeout(HELLO_TIMEOUT)),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(hello)) => check_hello(st, hello, &exporter).await,
+        Ok(Ok(hello)) => match check_hello(st, hello, &exporter).await {
+            Ok((endpoint, hello)) => check_unique(st, endpoint, peer).await.map(|e| (e, hello)),
+            Err(e) => Err(e),
+        },
     };
     let (endpoint, hello) = match checked {
         Ok(v) => v,
@@ -173,6 +185,15 @@ async fn check_hello(
             ),
         ));
     }
+    let well_formed = !hello.agent_id.is_empty()
+        && hello.agent_id.len() <= AGENT_ID_MAX
+        && hello
+            .agent_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !well_formed {
+        return Err(reject(RejectCode::Malformed, "malformed agent id"));
+    }
     let id = AgentId(hello.agent_id.clone());
     let Some(endpoint) = super::find_by_id(&st.db, &id).await? else {
         return Err(reject(
@@ -198,20 +219,59 @@ async fn check_hello(
     .map_err(|_| {
         reject(
             RejectCode::BadSignature,
-            "signature does not verify with the enrolled key",
+            "signature does not verify with the endpoint's key (was the endpoint \
+             re-enrolled with a new key? then this copy of the agent is no longer valid)",
         )
     })?;
     Ok((endpoint, hello))
 }
 
-fn details(info: &AgentInfo) -> EndpointDetails {
-    let cap = |s: &str| s.chars().take(128).collect::<String>();
-    EndpointDetails {
-        hostname: cap(&info.hostname),
-        os: cap(&info.os),
-        arch: cap(&info.arch),
-        agent_version: cap(&info.agent_version),
+/// One live connection per identity. A second agent proving the same key
+/// while the known connection answers a ping is a clone (a copied state
+/// directory, a stolen key): it is refused, audited, and the endpoint is
+/// marked in conflict, so the endpoint keeps its connection and sessions
+/// instead of the two agents replacing each other. A known connection that
+/// does not answer is a dead one the agent is replacing: the newcomer is
+/// accepted.
+async fn check_unique(
+    st: &AppState,
+    endpoint: EndpointRecord,
+    peer: std::net::SocketAddr,
+) -> Result<EndpointRecord, HandshakeError> {
+    let Some((known, known_peer)) = st.agents.connected(&endpoint.id) else {
+        return Ok(endpoint);
+    };
+    if !known.probe(LIVENESS_DEADLINE).await {
+        tracing::info!(
+            endpoint = %endpoint.name, %peer, previous = %known_peer,
+            "the agent's previous connection does not answer; the new one replaces it"
+        );
+        return Ok(endpoint);
     }
+    let count = super::record_conflict(&st.db, &endpoint, known_peer, peer).await?;
+    tracing::warn!(
+        endpoint = %endpoint.name, connected = %known_peer, refused = %peer, count,
+        "refused a second agent with the same identity while the connected one answers; \
+         the agent's state directory was copied or its key stolen: re-enroll the endpoint \
+         (jg admin endpoints reenroll {})",
+        endpoint.name
+    );
+    Err(reject(
+        RejectCode::Conflict,
+        format!(
+            "another agent with the identity of endpoint `{}` is connected and answering, so \
+             this one is refused. Its state directory (agent key) exists twice: run only one \
+             copy, or ask an administrator to re-enroll the endpoint \
+             (jg admin endpoints reenroll {}) and start the legitimate agent with that token \
+             and --reenroll",
+            endpoint.name, endpoint.name
+        ),
+    ))
+}
+
+/// What the agent reports, cleaned (see [`super::reported`]).
+fn details(info: &AgentInfo) -> EndpointDetails {
+    super::reported::details(&info.hostname, &info.os, &info.arch, &info.agent_version)
 }
 
 async fn run_connection<T>(st: AppState, tls: T, accepted: Accepted, peer: std::net::SocketAddr)
@@ -244,7 +304,7 @@ where
         tracing::warn!(error = %e, "could not record agent details");
     }
     drop(reported);
-    let conn = st.agents.insert(id.clone(), handle);
+    let conn = st.agents.insert(id.clone(), handle, peer);
     tracing::info!(%peer, version, "agent connected");
 
     let db = st.db.clone();

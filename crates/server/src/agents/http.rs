@@ -29,6 +29,11 @@ pub(crate) fn routes(api: Api) -> Api {
             revoke,
         )
         .post(
+            "/api/v1/endpoints/{name}/reenroll",
+            Site(Action::WriteEndpoints),
+            reenroll_token,
+        )
+        .post(
             "/api/v1/enroll-tokens",
             Site(Action::WriteEndpoints),
             enroll_token,
@@ -58,6 +63,9 @@ impl From<EnrollError> for ApiError {
             EnrollError::InvalidName(_) | EnrollError::InvalidKey => {
                 Self::bad_request(e.to_string())
             }
+            EnrollError::EndpointGone => {
+                Self::new(StatusCode::GONE, "unknown_endpoint", e.to_string())
+            }
             EnrollError::Db(e) => Self::internal(e),
         }
     }
@@ -68,22 +76,30 @@ async fn enroll(
     ApiJson(req): ApiJson<api::EnrollRequest>,
 ) -> Result<Json<api::EnrollResponse>, ApiError> {
     match super::enroll(&st.db, &req).await {
-        Ok(res) => {
+        Ok(super::Enrolled { response, rekeyed }) => {
             // Its audit entry committed with it.
-            tracing::info!(endpoint = %res.endpoint, group = %res.group, id = %res.agent_id, "endpoint enrolled");
-            Ok(Json(res))
+            if let Some(id) = rekeyed {
+                tracing::info!(endpoint = %response.endpoint, id = %response.agent_id, "endpoint re-enrolled with a new key");
+                // A connection made with the old key (the clone, or the
+                // agent before it re-enrolled) ends now; the old key is
+                // refused from now on.
+                st.agents.disconnect(
+                    &id,
+                    jumpgate_proto::control::go_away_code::REKEYED,
+                    "this endpoint was re-enrolled with a new key",
+                );
+            } else {
+                tracing::info!(endpoint = %response.endpoint, group = %response.group, id = %response.agent_id, "endpoint enrolled");
+            }
+            Ok(Json(response))
         }
         Err(e) => {
-            tracing::info!(endpoint = %req.name, reason = %e, "enrollment refused");
-            events::record(
-                &st.db,
-                &req.name,
-                "enroll",
-                &req.name,
-                "refused",
-                &e.to_string(),
-            )
-            .await?;
+            // The requested name may be anything (this route is public):
+            // kept cleaned and bounded, as everything an endpoint sends.
+            let name = super::reported::text(&req.name, super::reported::NAME_MAX);
+            let why = super::reported::text(&e.to_string(), super::reported::MESSAGE_MAX);
+            tracing::info!(endpoint = %name, reason = %why, "enrollment refused");
+            events::record(&st.db, &name, "enroll", &name, "refused", &why).await?;
             Err(e.into())
         }
     }
@@ -103,6 +119,11 @@ fn to_api(st: &AppState, e: EndpointRecord, now: i64) -> api::Endpoint {
         os: e.details.os,
         arch: e.details.arch,
         agent_version: e.details.agent_version,
+        conflict: e.conflict.map(|c| api::EndpointConflict {
+            last_at: ids::rfc3339(c.last_at),
+            count: c.count.max(0) as u64,
+            newcomer: c.newcomer,
+        }),
     }
 }
 
@@ -194,13 +215,34 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn enroll_token(
+/// A one-time token bound to the endpoint: the agent that enrolls with it
+/// (`jumpgate agent --reenroll --enroll-token …`) gives the endpoint a new
+/// key; the old key, and every copy of it, stops working.
+async fn reenroll_token(
     State(st): State<AppState>,
     Caller(who): Caller,
-    ApiJson(req): ApiJson<api::CreateEnrollToken>,
-) -> Result<(StatusCode, Json<api::EnrollToken>), ApiError> {
-    let group = req.group.unwrap_or_else(|| "default".to_owned());
-    let ttl = match req.ttl.as_deref() {
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::CreateReenrollToken>,
+) -> Result<(StatusCode, Json<api::ReenrollToken>), ApiError> {
+    let ttl = token_ttl(req.ttl.as_deref())?;
+    let t = super::create_reenroll_token(&st.db, &name, ttl, &who.name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::ReenrollToken {
+            token: t.token,
+            endpoint: name,
+            expires_at: ids::rfc3339(t.expires_at_ms),
+        }),
+    ))
+}
+
+/// An enrollment token's lifetime: `ttl` (default 1h), between 1s and 30d.
+fn token_ttl(ttl: Option<&str>) -> Result<std::time::Duration, ApiError> {
+    let ttl = match ttl {
         None => std::time::Duration::from_secs(3600),
         Some(t) => humantime::parse_duration(t)
             .map_err(|e| ApiError::bad_request(format!("ttl `{t}`: {e}")))?,
@@ -208,6 +250,16 @@ async fn enroll_token(
     if ttl.is_zero() || ttl > std::time::Duration::from_secs(30 * 86400) {
         return Err(ApiError::bad_request("ttl must be between 1s and 30d"));
     }
+    Ok(ttl)
+}
+
+async fn enroll_token(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::CreateEnrollToken>,
+) -> Result<(StatusCode, Json<api::EnrollToken>), ApiError> {
+    let group = req.group.unwrap_or_else(|| "default".to_owned());
+    let ttl = token_ttl(req.ttl.as_deref())?;
     let audit = events::Audit::new(&who.name, "enroll-token-create", &group).detail("count=1");
     let t = identity::create_enroll_tokens(&st.db, &group, ttl, 1, &audit)
         .await?

@@ -3,6 +3,7 @@
 
 mod conn;
 pub(crate) mod http;
+pub(crate) mod reported;
 
 pub(crate) use conn::serve_agent;
 
@@ -28,6 +29,18 @@ pub(crate) struct EndpointRecord {
     pub(crate) enrolled_at: i64,
     pub(crate) last_seen: Option<i64>,
     pub(crate) revoked: bool,
+    /// Refused second connections of this identity, if any.
+    pub(crate) conflict: Option<Conflict>,
+}
+
+/// Second connections of one endpoint's identity, refused while the known
+/// connection answered (a copied state directory or a stolen key).
+#[derive(Clone, Debug)]
+pub(crate) struct Conflict {
+    pub(crate) last_at: i64,
+    pub(crate) count: i64,
+    /// Source address of the latest refused connection.
+    pub(crate) newcomer: String,
 }
 
 fn record(row: &sqlx::sqlite::SqliteRow) -> EndpointRecord {
@@ -45,6 +58,15 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> EndpointRecord {
         enrolled_at: row.get("enrolled_at"),
         last_seen: row.get("last_seen"),
         revoked: row.get::<Option<i64>, _>("revoked_at").is_some(),
+        conflict: row
+            .get::<Option<i64>, _>("conflict_at")
+            .map(|last_at| Conflict {
+                last_at,
+                count: row.get("conflict_count"),
+                newcomer: row
+                    .get::<Option<String>, _>("conflict_peer")
+                    .unwrap_or_default(),
+            }),
     }
 }
 
@@ -92,7 +114,8 @@ pub(crate) async fn touch(
     id: &AgentId,
     details: Option<&api::EndpointDetails>,
 ) -> Result<(), sqlx::Error> {
-    match details {
+    let cleaned = details.map(|d| reported::details(&d.hostname, &d.os, &d.arch, &d.agent_version));
+    match &cleaned {
         Some(d) => sqlx::query(
             "UPDATE endpoints SET last_seen = ?, hostname = ?, os = ?, arch = ?, agent_version = ? WHERE id = ?",
         )
@@ -128,17 +151,29 @@ pub enum EnrollError {
     InvalidName(String),
     #[error("public key must be 32 bytes of Ed25519, base64-encoded")]
     InvalidKey,
+    #[error("the endpoint this re-enrollment token was made for no longer exists (revoked?)")]
+    EndpointGone,
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
 
+/// What an accepted enrollment did.
+#[derive(Debug)]
+pub(crate) struct Enrolled {
+    pub(crate) response: api::EnrollResponse,
+    /// A re-enrollment: an existing endpoint got a new key, and a live
+    /// connection made with the old key must be cut.
+    pub(crate) rekeyed: Option<AgentId>,
+}
+
 /// Spends a one-time token and registers the endpoint, atomically: a refused
-/// enrollment leaves the token unspent.
+/// enrollment leaves the token unspent. A token bound to an endpoint
+/// (re-enrollment) gives that endpoint the new key instead: the old key
+/// stops working, and the endpoint's conflict mark is cleared.
 pub(crate) async fn enroll(
     db: &SqlitePool,
     req: &api::EnrollRequest,
-) -> Result<api::EnrollResponse, EnrollError> {
-    ids::validate_name("endpoint", &req.name).map_err(EnrollError::InvalidName)?;
+) -> Result<Enrolled, EnrollError> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(req.public_key.trim())
         .ok()
@@ -146,9 +181,11 @@ pub(crate) async fn enroll(
         .ok_or(EnrollError::InvalidKey)?;
     let hash = ids::token_hash(&req.token);
     let now = ids::now_ms();
+    let d = &req.details;
+    let d = reported::details(&d.hostname, &d.os, &d.arch, &d.agent_version);
     let mut tx = crate::store::begin_write(db).await?;
     let row = sqlx::query(
-        "SELECT group_name, expires_at, used_at FROM enroll_tokens WHERE token_hash = ?",
+        "SELECT group_name, expires_at, used_at, endpoint_id FROM enroll_tokens WHERE token_hash = ?",
     )
     .bind(&hash)
     .fetch_optional(&mut *tx)
@@ -160,40 +197,70 @@ pub(crate) async fn enroll(
     if row.get::<i64, _>("expires_at") <= now {
         return Err(EnrollError::TokenExpired);
     }
-    let group: String = row.get("group_name");
-    // The token outlived its group (deleted while the token was pending):
-    // the group comes back, so the endpoint never lands in a group that
-    // does not exist.
-    sqlx::query("INSERT OR IGNORE INTO groups (name, description, created_at) VALUES (?, '', ?)")
-        .bind(&group)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let id = AgentId::generate();
-    let d = &req.details;
-    let inserted = sqlx::query(
-        "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id.as_str())
-    .bind(&req.name)
-    .bind(&group)
-    .bind(&key)
-    .bind(&d.hostname)
-    .bind(&d.os)
-    .bind(&d.arch)
-    .bind(&d.agent_version)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(EnrollError::NameTaken(req.name.clone()));
+    let (id, name, group, rekeyed) = match row.get::<Option<String>, _>("endpoint_id") {
+        Some(bound) => {
+            let ep = sqlx::query(
+                "UPDATE endpoints SET public_key = ?, hostname = ?, os = ?, arch = ?, agent_version = ?,
+                        conflict_at = NULL, conflict_count = 0, conflict_peer = NULL
+                 WHERE id = ? AND revoked_at IS NULL RETURNING name, group_name",
+            )
+            .bind(&key)
+            .bind(&d.hostname)
+            .bind(&d.os)
+            .bind(&d.arch)
+            .bind(&d.agent_version)
+            .bind(&bound)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(EnrollError::EndpointGone)?;
+            let id = AgentId(bound);
+            (
+                id.clone(),
+                ep.get::<String, _>("name"),
+                ep.get::<String, _>("group_name"),
+                Some(id),
+            )
         }
-        other => {
-            other?;
+        None => {
+            ids::validate_name("endpoint", &req.name).map_err(EnrollError::InvalidName)?;
+            let group: String = row.get("group_name");
+            // The token outlived its group (deleted while the token was
+            // pending): the group comes back, so the endpoint never lands
+            // in a group that does not exist.
+            sqlx::query(
+                "INSERT OR IGNORE INTO groups (name, description, created_at) VALUES (?, '', ?)",
+            )
+            .bind(&group)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let id = AgentId::generate();
+            let inserted = sqlx::query(
+                "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id.as_str())
+            .bind(&req.name)
+            .bind(&group)
+            .bind(&key)
+            .bind(&d.hostname)
+            .bind(&d.os)
+            .bind(&d.arch)
+            .bind(&d.agent_version)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(EnrollError::NameTaken(req.name.clone()));
+                }
+                other => {
+                    other?;
+                }
+            }
+            (id, req.name.clone(), group, None)
         }
-    }
+    };
     let spent = sqlx::query("UPDATE enroll_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL")
         .bind(now)
         .bind(id.as_str())
@@ -203,21 +270,116 @@ pub(crate) async fn enroll(
     if spent.rows_affected() != 1 {
         return Err(EnrollError::TokenSpent);
     }
+    let (action, detail) = if rekeyed.is_some() {
+        (
+            "endpoint-reenroll",
+            format!("group={group} new key; the old key no longer works"),
+        )
+    } else {
+        ("enroll", format!("group={group}"))
+    };
+    crate::events::append_in(&mut tx, &name, action, &name, "ok", &detail).await?;
+    tx.commit().await?;
+    Ok(Enrolled {
+        response: api::EnrollResponse {
+            agent_id: id.0,
+            endpoint: name,
+            group,
+        },
+        rekeyed,
+    })
+}
+
+/// Makes a one-time token bound to the live endpoint `name`: the agent
+/// that enrolls with it gives the endpoint a new key (see [`enroll`]). An
+/// unused earlier re-enrollment token of the endpoint stops working. The
+/// token and its audit entry (by `actor`) commit together. `None` if no
+/// live endpoint has that name.
+pub(crate) async fn create_reenroll_token(
+    db: &SqlitePool,
+    name: &str,
+    ttl: std::time::Duration,
+    actor: &str,
+) -> Result<Option<crate::identity::EnrollToken>, sqlx::Error> {
+    let now = ids::now_ms();
+    let expires_at_ms = now + ttl.as_millis() as i64;
+    let mut tx = crate::store::begin_write(db).await?;
+    let Some(ep) =
+        sqlx::query("SELECT id, group_name FROM endpoints WHERE name = ? AND revoked_at IS NULL")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let id: String = ep.get("id");
+    sqlx::query(
+        "UPDATE enroll_tokens SET expires_at = ? WHERE endpoint_id = ? AND used_at IS NULL AND expires_at > ?",
+    )
+    .bind(now)
+    .bind(&id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let token = ids::random_token("jge");
+    sqlx::query(
+        "INSERT INTO enroll_tokens (token_hash, group_name, created_at, expires_at, endpoint_id) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(ids::token_hash(&token))
+    .bind(ep.get::<String, _>("group_name"))
+    .bind(now)
+    .bind(expires_at_ms)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
     crate::events::append_in(
         &mut tx,
-        &req.name,
-        "enroll",
-        &req.name,
+        actor,
+        "endpoint-reenroll-token",
+        name,
         "ok",
-        &format!("group={group}"),
+        &format!("valid until {}", ids::rfc3339(expires_at_ms)),
     )
     .await?;
     tx.commit().await?;
-    Ok(api::EnrollResponse {
-        agent_id: id.0,
-        endpoint: req.name.clone(),
-        group,
-    })
+    Ok(Some(crate::identity::EnrollToken {
+        token,
+        expires_at_ms,
+    }))
+}
+
+/// Records a refused second connection of `endpoint`'s identity: the
+/// endpoint's conflict mark and an `endpoint-conflict` audit entry with
+/// both source addresses, together. Returns the refusals so far.
+pub(crate) async fn record_conflict(
+    db: &SqlitePool,
+    endpoint: &EndpointRecord,
+    connected: std::net::SocketAddr,
+    newcomer: std::net::SocketAddr,
+) -> Result<i64, sqlx::Error> {
+    let mut tx = crate::store::begin_write(db).await?;
+    let count: i64 = sqlx::query_scalar(
+        "UPDATE endpoints SET conflict_at = ?, conflict_count = conflict_count + 1, conflict_peer = ?
+         WHERE id = ? RETURNING conflict_count",
+    )
+    .bind(ids::now_ms())
+    .bind(newcomer.to_string())
+    .bind(endpoint.id.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    crate::events::append_in(
+        &mut tx,
+        &endpoint.name,
+        "endpoint-conflict",
+        &endpoint.name,
+        "refused",
+        &format!(
+            "a second agent with this identity: connected={connected} refused={newcomer} count={count}"
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(count)
 }
 
 /// Marks an endpoint revoked, with its audit entry (by `actor`, detail
@@ -256,6 +418,8 @@ pub(crate) struct Registry {
 struct Connected {
     conn: u64,
     handle: MuxHandle,
+    /// Where the connection comes from.
+    peer: std::net::SocketAddr,
 }
 
 impl Registry {
@@ -266,10 +430,11 @@ impl Registry {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a connection; an older connection of the same agent is closed.
-    pub(crate) fn insert(&self, id: AgentId, handle: MuxHandle) -> u64 {
+    /// Registers a connection; an older connection of the same agent is
+    /// closed (the handshake checked that it no longer answers).
+    pub(crate) fn insert(&self, id: AgentId, handle: MuxHandle, peer: std::net::SocketAddr) -> u64 {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let old = self.write().insert(id, Connected { conn, handle });
+        let old = self.write().insert(id, Connected { conn, handle, peer });
         if let Some(old) = old {
             old.handle.close(
                 jumpgate_proto::control::go_away_code::REPLACED,
@@ -289,6 +454,11 @@ impl Registry {
 
     pub(crate) fn get(&self, id: &AgentId) -> Option<MuxHandle> {
         self.read().get(id).map(|c| c.handle.clone())
+    }
+
+    /// The agent's live connection and where it comes from.
+    pub(crate) fn connected(&self, id: &AgentId) -> Option<(MuxHandle, std::net::SocketAddr)> {
+        self.read().get(id).map(|c| (c.handle.clone(), c.peer))
     }
 
     pub(crate) fn is_online(&self, id: &AgentId) -> bool {

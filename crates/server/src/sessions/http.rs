@@ -358,11 +358,13 @@ where
     let reply = tokio::time::timeout(OPEN_TIMEOUT, read_msg(&mut agent, &mut abuf)).await;
     let accepted = match reply {
         Ok(Ok(Some(m @ SessionMsg::Accepted(_)))) => m,
-        Ok(Ok(Some(m @ SessionMsg::Refused(_)))) => {
-            let SessionMsg::Refused(r) = &m else {
-                unreachable!()
-            };
+        Ok(Ok(Some(SessionMsg::Refused(mut r)))) => {
+            // The endpoint's words: untrusted, cleaned before they are
+            // stored or shown.
+            r.message =
+                crate::agents::reported::text(&r.message, crate::agents::reported::MESSAGE_MAX);
             let outcome = format!("refused: {}", r.message);
+            let m = SessionMsg::Refused(r);
             let _ = client.write_all(&m.to_bytes()).await;
             let _ = client.shutdown().await;
             return outcome;
@@ -577,7 +579,9 @@ fn transfer_detail(t: &relay::Transfer) -> String {
         {
             out.push_str(&format!(
                 " sender_claimed_size={} sender_claimed_sha256={} mismatch",
-                c.size, c.sha256
+                c.size,
+                // The sender may be the endpoint: its claim is untrusted text.
+                crate::agents::reported::text(&c.sha256, 64)
             ));
         }
         if let Some(r) = &t.result {

@@ -51,7 +51,7 @@ pub(crate) async fn run(client: &Client, cmd: ApiClientsCommand) -> anyhow::Resu
             if json {
                 print_json(&clients)?;
             } else {
-                print!("{}", render(&clients));
+                out!("{}", render(&clients))?;
             }
         }
         ApiClientsCommand::Create {
@@ -85,7 +85,7 @@ pub(crate) async fn run(client: &Client, cmd: ApiClientsCommand) -> anyhow::Resu
                 .delete_api_client(&name)
                 .await
                 .with_context(|| format!("deleting API client {name}"))?;
-            println!("Deleted API client {name}");
+            outln!("Deleted API client {name}")?;
         }
     }
     Ok(())
@@ -95,7 +95,7 @@ fn show_secret(s: &ApiClientSecret, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(s)
     } else {
-        print!("{}", render_secret(s));
+        out!("{}", render_secret(s))?;
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
-//! `jg admin endpoints set-group|revoke|enroll-token`.
+//! `jg admin endpoints set-group|revoke|enroll-token|reenroll`.
 
 use anyhow::Context;
 use clap::Subcommand;
-use jumpgate_api_types::{CreateEnrollToken, EnrollToken};
+use jumpgate_api_types::{CreateEnrollToken, CreateReenrollToken, EnrollToken, ReenrollToken};
 use jumpgate_client::Client;
 
 use super::print_json;
@@ -21,6 +21,21 @@ pub(crate) enum EndpointsCommand {
     /// Revoke an endpoint: its agent is refused from now on and its live
     /// connection is cut at once.
     Revoke { endpoint: String },
+    /// Give an endpoint a new key, e.g. after its agent's state directory
+    /// was copied (`conflict` in `jg endpoints`) or its key stolen: prints a
+    /// one-time token bound to that endpoint (token on stdout, details on
+    /// stderr). Start the legitimate agent with `--reenroll` and this token;
+    /// it gets a new key, and the old key — every copy of it — is refused
+    /// from then on.
+    Reenroll {
+        endpoint: String,
+        /// How long the token stays valid, e.g. 30m, 1h [gateway default: 1h].
+        #[arg(long, value_name = "DURATION", value_parser = ttl)]
+        ttl: Option<String>,
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a one-time enrollment token for a new endpoint (the token on
     /// stdout, the details on stderr).
     EnrollToken {
@@ -55,7 +70,7 @@ pub(crate) async fn run(client: &Client, cmd: EndpointsCommand) -> anyhow::Resul
             if json {
                 print_json(&e)?;
             } else {
-                println!("Endpoint {} is now in group {}", e.name, e.group);
+                outln!("Endpoint {} is now in group {}", e.name, e.group)?;
             }
         }
         EndpointsCommand::Revoke { endpoint } => {
@@ -63,7 +78,23 @@ pub(crate) async fn run(client: &Client, cmd: EndpointsCommand) -> anyhow::Resul
                 .revoke_endpoint(&endpoint)
                 .await
                 .with_context(|| format!("revoking {endpoint}"))?;
-            println!("Revoked endpoint {endpoint}: its agent is cut off and refused from now on");
+            outln!("Revoked endpoint {endpoint}: its agent is cut off and refused from now on")?;
+        }
+        EndpointsCommand::Reenroll {
+            endpoint,
+            ttl,
+            json,
+        } => {
+            let t = client
+                .create_reenroll_token(&endpoint, &CreateReenrollToken { ttl })
+                .await
+                .with_context(|| format!("creating a re-enrollment token for {endpoint}"))?;
+            if json {
+                print_json(&t)?;
+            } else {
+                eprintln!("{}", reenroll_details(&t));
+                outln!("{}", t.token)?;
+            }
         }
         EndpointsCommand::EnrollToken { group, ttl, json } => {
             let t = client
@@ -74,7 +105,7 @@ pub(crate) async fn run(client: &Client, cmd: EndpointsCommand) -> anyhow::Resul
                 print_json(&t)?;
             } else {
                 eprintln!("{}", token_details(&t));
-                println!("{}", t.token);
+                outln!("{}", t.token)?;
             }
         }
     }
@@ -86,6 +117,17 @@ fn token_details(t: &EnrollToken) -> String {
     format!(
         "1 one-time enrollment token for group `{}`, valid until {}:",
         t.group, t.expires_at
+    )
+}
+
+/// The stderr lines of `jg admin endpoints reenroll`.
+fn reenroll_details(t: &ReenrollToken) -> String {
+    format!(
+        "one-time re-enrollment token for endpoint `{e}`, valid until {}.\n\
+         On the endpoint, stop its agent and run: jumpgate agent --state-dir DIR --reenroll \
+         (token in JUMPGATE_ENROLL_TOKEN or --enroll-token); the old key stops working then.",
+        t.expires_at,
+        e = t.endpoint,
     )
 }
 

@@ -37,7 +37,7 @@ pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<(
             if json {
                 print_json(&groups)?;
             } else {
-                print!("{}", render(&groups));
+                out!("{}", render(&groups))?;
             }
         }
         GroupsCommand::Create {
@@ -56,7 +56,7 @@ pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<(
             if json {
                 print_json(&g)?;
             } else {
-                println!("Created group {}", g.name);
+                outln!("Created group {}", g.name)?;
             }
         }
         GroupsCommand::Delete { name } => {
@@ -64,7 +64,7 @@ pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<(
                 .delete_group(&name)
                 .await
                 .with_context(|| format!("deleting group {name}"))?;
-            println!("Deleted group {name}");
+            outln!("Deleted group {name}")?;
         }
     }
     Ok(())

@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
 }
 
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -71,7 +71,7 @@ pub(crate) fn forget_if_self(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let me = state::load(&ctx.state_dir).ok().flatten();
     if me.is_some_and(|s| s.username == name) {
         state::remove(&ctx.state_dir)?;
-        println!("That was your own account: log in again");
+        outln!("That was your own account: log in again")?;
     }
     Ok(())
 }

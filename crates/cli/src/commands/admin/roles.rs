@@ -71,7 +71,7 @@ pub(crate) async fn run(client: &Client, cmd: RolesCommand) -> anyhow::Result<()
             if json {
                 print_json(&roles)?;
             } else {
-                print!("{}", render(&roles));
+                out!("{}", render(&roles))?;
             }
         }
         RolesCommand::Create {
@@ -92,7 +92,7 @@ pub(crate) async fn run(client: &Client, cmd: RolesCommand) -> anyhow::Result<()
             if json {
                 print_json(&r)?;
             } else {
-                println!("Created role {}: {}", r.name, list_cell(&r.permissions));
+                outln!("Created role {}: {}", r.name, list_cell(&r.permissions))?;
             }
         }
         RolesCommand::Update {
@@ -107,7 +107,7 @@ pub(crate) async fn run(client: &Client, cmd: RolesCommand) -> anyhow::Result<()
             if json {
                 print_json(&r)?;
             } else {
-                println!("Updated role {}: {}", r.name, list_cell(&r.permissions));
+                outln!("Updated role {}: {}", r.name, list_cell(&r.permissions))?;
             }
         }
         RolesCommand::Delete { name } => {
@@ -115,7 +115,7 @@ pub(crate) async fn run(client: &Client, cmd: RolesCommand) -> anyhow::Result<()
                 .delete_role(&name)
                 .await
                 .with_context(|| format!("deleting role {name}"))?;
-            println!("Deleted role {name}");
+            outln!("Deleted role {name}")?;
         }
     }
     Ok(())

@@ -77,7 +77,7 @@ pub(crate) async fn run(client: &Client, cmd: SettingsCommand) -> anyhow::Result
     };
     match settings {
         (s, true) => print_json(&s)?,
-        (s, false) => print!("{}", render(&s)),
+        (s, false) => out!("{}", render(&s))?,
     }
     Ok(())
 }

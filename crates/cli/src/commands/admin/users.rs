@@ -105,7 +105,7 @@ pub(crate) async fn run(ctx: &Ctx, client: &Client, cmd: UsersCommand) -> anyhow
             if json {
                 print_json(&users)?;
             } else {
-                print!("{}", render_list(&users));
+                out!("{}", render_list(&users))?;
             }
         }
         UsersCommand::Show { name, json } => {
@@ -139,7 +139,7 @@ pub(crate) async fn run(ctx: &Ctx, client: &Client, cmd: UsersCommand) -> anyhow
             if json {
                 print_json(&u)?;
             } else {
-                println!("Created user {} ({})", u.username, u.role);
+                outln!("Created user {} ({})", u.username, u.role)?;
             }
         }
         UsersCommand::Update {
@@ -158,7 +158,7 @@ pub(crate) async fn run(ctx: &Ctx, client: &Client, cmd: UsersCommand) -> anyhow
                 .delete_user(&name)
                 .await
                 .with_context(|| format!("deleting user {name}"))?;
-            println!("Deleted user {name}");
+            outln!("Deleted user {name}")?;
             forget_if_self(ctx, &name)?;
         }
         UsersCommand::SetPassword {
@@ -171,7 +171,7 @@ pub(crate) async fn run(ctx: &Ctx, client: &Client, cmd: UsersCommand) -> anyhow
                 .set_user_password(&name, &pw)
                 .await
                 .with_context(|| format!("setting the password of {name}"))?;
-            println!("Password of {name} set; their sessions were revoked");
+            outln!("Password of {name} set; their sessions were revoked")?;
             forget_if_self(ctx, &name)?;
         }
         UsersCommand::RevokeSessions { name } => {
@@ -179,7 +179,7 @@ pub(crate) async fn run(ctx: &Ctx, client: &Client, cmd: UsersCommand) -> anyhow
                 .revoke_user_sessions(&name)
                 .await
                 .with_context(|| format!("revoking the sessions of {name}"))?;
-            println!("Revoked all sessions of {name}");
+            outln!("Revoked all sessions of {name}")?;
             forget_if_self(ctx, &name)?;
         }
         UsersCommand::Unlock { name } => {
@@ -187,14 +187,14 @@ pub(crate) async fn run(ctx: &Ctx, client: &Client, cmd: UsersCommand) -> anyhow
                 .unlock_user(&name)
                 .await
                 .with_context(|| format!("unlocking {name}"))?;
-            println!("Unlocked {name}");
+            outln!("Unlocked {name}")?;
         }
         UsersCommand::ResetMfa { name } => {
             client
                 .reset_user_mfa(&name)
                 .await
                 .with_context(|| format!("resetting the MFA of {name}"))?;
-            println!("MFA of {name} removed; they must enroll again if their role requires it");
+            outln!("MFA of {name} removed; they must enroll again if their role requires it")?;
         }
     }
     Ok(())
@@ -204,7 +204,7 @@ fn show(u: &User, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(u)
     } else {
-        print!("{}", render_one(u));
+        out!("{}", render_one(u))?;
         Ok(())
     }
 }
