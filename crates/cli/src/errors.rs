@@ -99,15 +99,7 @@ pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
             );
         }
     }
-    let mut line = format!("jg: error: {}", chain_text(err));
-    // rustls renders the pin verifier's error with `Debug`; say it plainly.
-    if line.contains("PinMismatch(") {
-        line.push_str(
-            "\njg: hint: the gateway's certificate chain does not contain the pinned \
-             CA fingerprint (check --ca-fingerprint or run jg login again)",
-        );
-    }
-    (line, EXIT_ERROR)
+    (format!("jg: error: {}", chain_text(err)), EXIT_ERROR)
 }
 
 /// The line for API errors that say what to do rather than what failed.

@@ -30,6 +30,7 @@ pub(crate) enum UsersCommand {
     /// Create a user account (password from --password-file, else asked
     /// for twice).
     Create {
+        /// The new account's user name (what it logs in with).
         name: String,
         /// Role name (see jg admin roles list).
         #[arg(long)]
