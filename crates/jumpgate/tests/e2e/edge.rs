@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jumpgate_net::tls::{self, Fingerprint, Trust};
@@ -567,4 +568,62 @@ async fn a_man_in_the_middle_is_refused_by_jg_and_the_agent_with_a_clear_message
     let err = fails(&out);
     assert!(err.contains("--ca-fingerprint"), "{err}");
     assert!(!err.contains("UnknownIssuer"), "{err}");
+}
+
+/// The gateway's output on a terminal: coloured, unless `NO_COLOR` is set.
+async fn gateway_on_a_terminal(no_color: bool) -> String {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let pair = portable_pty::native_pty_system()
+        .openpty(portable_pty::PtySize {
+            rows: 40,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = portable_pty::CommandBuilder::new(jumpgate_bin());
+    cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"]);
+    cmd.arg(dir.path().join("data"));
+    cmd.env("RUST_LOG", "info");
+    cmd.env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let screen = Arc::new(Mutex::new(String::new()));
+    let s2 = Arc::clone(&screen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = screen.lock().unwrap().clone();
+        if text.contains("issued a new server certificate") && text.contains("enroll-token") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no start-up lines:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    screen.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn no_color_turns_colour_off_even_on_a_terminal() {
+    // Positive control: on a terminal, log lines are coloured.
+    let coloured = gateway_on_a_terminal(false).await;
+    assert!(coloured.contains('\u{1b}'), "{coloured}");
+    let plain = gateway_on_a_terminal(true).await;
+    assert!(plain.contains(" INFO "), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
 }
