@@ -270,6 +270,11 @@ const MIGRATIONS: &[&str] = &[
             '$[#]', 'vault-read', '$[#]', 'vault-write', '$[#]', 'vault-purge')
         WHERE name = 'admin' AND builtin = 1;
     "#,
+    // 6: a running session's progress (last activity, bytes so far), so a
+    // session cut by a crash ends at its last activity, not at the restart.
+    r"
+    ALTER TABLE session_events ADD COLUMN last_active_at INTEGER;
+    ",
 ];
 
 /// Opens with a fixed test key (unit tests of other modules).

@@ -601,7 +601,9 @@ async fn gateway_on_a_terminal(no_color: bool) -> String {
             if n == 0 {
                 break;
             }
-            s2.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            s2.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -610,7 +612,10 @@ async fn gateway_on_a_terminal(no_color: bool) -> String {
         if text.contains("issued a new server certificate") && text.contains("enroll-token") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no start-up lines:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no start-up lines:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     child.kill().unwrap();
@@ -626,4 +631,91 @@ async fn no_color_turns_colour_off_even_on_a_terminal() {
     let plain = gateway_on_a_terminal(true).await;
     assert!(plain.contains(" INFO "), "{plain}");
     assert!(!plain.contains('\u{1b}'), "{plain:?}");
+}
+
+fn rfc3339(v: &serde_json::Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        v.as_str().unwrap_or_else(|| panic!("not a time: {v}")),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_cut_by_a_crash_ends_at_its_last_activity_with_its_bytes() {
+    let mut site = Site::start().await;
+    let _agent = site.start_agent("crash-1").await;
+    let mut session = site
+        .jg_command(&[
+            "shell",
+            "crash-1",
+            "--",
+            "sh",
+            "-c",
+            "echo before-the-crash; sleep 120",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = session.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("before-the-crash") {
+            let n = out.read(&mut buf).await.unwrap();
+            assert!(n > 0, "session ended early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("no output from the session");
+    // While it runs, its progress is recorded (and shown).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let live = loop {
+        let rows: serde_json::Value =
+            serde_json::from_str(&ok(&site.jg(&["sessions", "--json"]).await)).unwrap();
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["endpoint"] == "crash-1" && r["ended_at"].is_null())
+            .cloned()
+            .expect("the live session is listed");
+        if row["bytes_down"].as_u64().unwrap() > 0 {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no progress recorded: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let port = site.gateway.addr.to_string();
+    let killed_at = time::OffsetDateTime::now_utc();
+    crate::support::signal(&site.gateway.child, rustix::process::Signal::KILL);
+    let _ = tokio::time::timeout(WAIT, site.gateway.child.wait()).await;
+    let _ = tokio::time::timeout(WAIT, session.wait()).await;
+    site.gateway = crate::support::Gateway::start(&site.data_dir(), &["--listen", &port]).await;
+
+    let rows: serde_json::Value =
+        serde_json::from_str(&ok(&site.jg(&["sessions", "--json"]).await)).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == live["id"])
+        .unwrap();
+    assert!(
+        row["outcome"].as_str().unwrap().contains("interrupted"),
+        "{row}"
+    );
+    // Its bytes are the last recorded, and it ends at its last activity:
+    // before the crash, not at the restart.
+    let recorded = live["bytes_down"].as_u64().unwrap();
+    assert!(row["bytes_down"].as_u64().unwrap() >= recorded, "{row}");
+    let (started, ended) = (rfc3339(&row["started_at"]), rfc3339(&row["ended_at"]));
+    assert!(
+        started <= ended && ended <= killed_at,
+        "{row} (killed at {killed_at})"
+    );
 }
