@@ -306,7 +306,7 @@ impl Keyring {
     /// A root key rotation a crash interrupted is finished or rolled back
     /// first (see [`Keyring::rotate_root`]).
     pub(crate) fn open(data_dir: &Path) -> Result<Self, KeyError> {
-        refuse_missing_keyring(data_dir)?;
+        Self::refuse_missing_keyring(data_dir)?;
         if std::env::var(ROOT_KEY_ENV).is_ok() {
             let root = root::site_root(data_dir)?;
             return Self::open_inner(data_dir, root, None);
@@ -332,7 +332,7 @@ impl Keyring {
 
     /// Opens (or creates) the keyring of `data_dir` sealed by `root`.
     pub(crate) fn open_with(data_dir: &Path, root: Box<dyn RootKey>) -> Result<Self, KeyError> {
-        refuse_missing_keyring(data_dir)?;
+        Self::refuse_missing_keyring(data_dir)?;
         Self::open_inner(data_dir, root, None)
     }
 
