@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jumpgate_net::tls::{self, Fingerprint, Trust};
-use rustls::pki_types::{PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::process::Command;
 use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, ServerName};
 
 use crate::support::{ADMIN, ADMIN_PASSWORD, Site, WAIT, fails, http_exchange, jumpgate_bin, ok};
 
@@ -477,6 +477,26 @@ async fn man_in_the_middle(site: &Site) -> (SocketAddr, Fingerprint) {
     (addr, fp)
 }
 
+/// `jg login` through `via`, pinning `fp`, in a home of its own.
+async fn login_via(site: &Site, via: &str, fp: &str, pw: &std::path::Path) -> std::process::Output {
+    let mut cmd = site.jg_command(&[
+        "--server",
+        via,
+        "--ca-fingerprint",
+        fp,
+        "login",
+        "--user",
+        ADMIN,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    cmd.env("JG_HOME", site.dir.path().join(format!("jg-{}", &fp[..8])));
+    tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn assert_plain_pin_message(err: &str, pin: &str) {
     assert!(
         err.contains("does not match the pinned fingerprint") && err.contains(pin),
@@ -495,34 +515,11 @@ async fn a_man_in_the_middle_is_refused_by_jg_and_the_agent_with_a_clear_message
     let via = format!("https://{mitm}");
     let pw = site.dir.path().join("admin.pw");
     std::fs::write(&pw, format!("{ADMIN_PASSWORD}\n")).unwrap();
-    let login = |fp: String| {
-        let via = via.clone();
-        let pw = pw.clone();
-        let home = site.dir.path().join(format!("jg-{}", &fp[..8]));
-        async move {
-            let mut cmd = site.jg_command(&[
-                "--server",
-                &via,
-                "--ca-fingerprint",
-                &fp,
-                "login",
-                "--user",
-                ADMIN,
-                "--password-file",
-                pw.to_str().unwrap(),
-            ]);
-            cmd.env("JG_HOME", home);
-            tokio::time::timeout(WAIT, cmd.output())
-                .await
-                .unwrap()
-                .unwrap()
-        }
-    };
     // Positive control: trusting the proxy's own certificate, the proxy
     // relays to the gateway (so a refusal below is the pin's doing).
-    ok(&login(mitm_fp.to_string()).await);
+    ok(&login_via(&site, &via, &mitm_fp.to_string(), &pw).await);
     // Pinned to the site: refused, in words.
-    let err = fails(&login(site.gateway.fingerprint.clone()).await);
+    let err = fails(&login_via(&site, &via, &site.gateway.fingerprint, &pw).await);
     assert_plain_pin_message(&err, &site.gateway.fingerprint);
 
     // The agent, enrolling through it.
