@@ -390,7 +390,10 @@ fn a_missing_keyring_beside_a_database_is_refused_and_nothing_is_written() {
         Keyring::open(dir.path()),
         Keyring::open_with(dir.path(), root::site_root_file_only(dir.path()).unwrap()),
     ] {
-        let err = attempt.err().expect("refused").to_string();
+        let Err(err) = attempt else {
+            panic!("a missing keyring was not refused")
+        };
+        let err = err.to_string();
         assert!(
             err.contains("keyring file") && err.contains("is missing"),
             "{err}"
