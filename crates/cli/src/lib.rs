@@ -189,6 +189,7 @@ enum RecordingsCommand {
     /// Write a recording as plain asciicast v2, for external players
     /// (`asciinema play FILE`).
     Export {
+        /// The recording's ID (see `jg recordings`).
         id: String,
         /// Write to FILE (whole or not at all) instead of stdout.
         #[arg(short, long, value_name = "FILE")]

@@ -73,6 +73,7 @@ struct AdminArgs {
 enum AdminCommand {
     /// Create a user account.
     CreateUser {
+        /// The new account's user name (what it logs in with).
         name: String,
         /// admin, technician, auditor, or a custom role.
         #[arg(long)]
@@ -99,7 +100,10 @@ enum AdminCommand {
     },
     /// Revoke an endpoint: its agent is refused from now on, and its live
     /// connection is cut at once.
-    RevokeEndpoint { name: String },
+    RevokeEndpoint {
+        /// The endpoint's name.
+        name: String,
+    },
     /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`).
     Fingerprint,
     /// Check the audit log's hash chain; name the first altered or missing entry.

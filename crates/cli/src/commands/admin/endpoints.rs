@@ -12,7 +12,9 @@ use crate::args::parse_duration;
 pub(crate) enum EndpointsCommand {
     /// Move an endpoint to another group.
     SetGroup {
+        /// The endpoint's name (see `jg endpoints`).
         endpoint: String,
+        /// The group to move it to (see `jg admin groups list`).
         group: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -20,7 +22,10 @@ pub(crate) enum EndpointsCommand {
     },
     /// Revoke an endpoint: its agent is refused from now on and its live
     /// connection is cut at once.
-    Revoke { endpoint: String },
+    Revoke {
+        /// The endpoint's name (see `jg endpoints`).
+        endpoint: String,
+    },
     /// Print a one-time enrollment token for a new endpoint (the token on
     /// stdout, the details on stderr).
     EnrollToken {
