@@ -53,6 +53,40 @@ async fn start_slow_request(tls: &mut TlsStream<TcpStream>) -> std::io::Result<(
     tls.flush().await
 }
 
+/// Reads one HTTP answer (head and `Content-Length` body); its status.
+async fn read_response(tls: &mut TlsStream<TcpStream>) -> std::io::Result<u16> {
+    let read = async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let split = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = tls.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while raw.len() < split + 4 + len {
+            let n = tls.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        Ok(head[9..12].parse().unwrap())
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
 /// Waits (with a deadline) until the gateway closes `tls`; returns how long
 /// it took, or `None` if it was still open at the deadline.
 async fn closed_within(tls: &mut TlsStream<TcpStream>, deadline: Duration) -> Option<Duration> {
@@ -194,6 +228,14 @@ async fn a_flood_of_anonymous_connections_does_not_lock_out_agents_and_users() {
         &[],
     )
     .await;
+    // A logged-in user's keep-alive connection, opened before the flood.
+    let token = site.saved_token(&site.jg_home());
+    let me = format!(
+        "GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    let mut user = tls_from(&site, Ipv4Addr::new(127, 0, 0, 5)).await.unwrap();
+    user.write_all(me.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut user).await.unwrap(), 200);
     // 40 slow requests from 10 addresses: five times the unauthenticated
     // share, more than twice the whole connection limit.
     let mut flood = Vec::new();
@@ -216,6 +258,9 @@ async fn a_flood_of_anonymous_connections_does_not_lock_out_agents_and_users() {
         flood.len(),
         site.gateway.stderr.text()
     );
+    // The authenticated connection was not among those displaced.
+    user.write_all(me.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut user).await.expect("still open"), 200);
     // An agent enrolls and connects; a logged-in technician works.
     let _agent = site.start_agent("flooded-1").await;
     let out = site
