@@ -126,7 +126,12 @@ pub(crate) fn chain_text(err: &anyhow::Error) -> String {
     let mut out = String::new();
     let mut previous = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        // TLS failures in words (not rustls's internals or manual links);
+        // what lies below them is rustls's own text.
+        let explained = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| jumpgate_net::tls::explain(io));
+        let text = explained.clone().unwrap_or_else(|| cause.to_string());
         if !previous.is_empty() && previous.ends_with(&text) {
             continue;
         }
@@ -134,6 +139,9 @@ pub(crate) fn chain_text(err: &anyhow::Error) -> String {
             out.push_str(": ");
         }
         out.push_str(&text);
+        if explained.is_some() {
+            break;
+        }
         previous = text;
     }
     out
@@ -168,6 +176,20 @@ mod tests {
             "jg: error: listing endpoints: bad token (401, unauthorized)"
         );
         assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn tls_failures_below_an_http_error_are_told_without_links() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/x",
+        );
+        let err = anyhow::Error::new(eof).context("listing endpoints");
+        let (line, _) = report(&err, false);
+        assert_eq!(
+            line,
+            "jg: error: listing endpoints: the connection was closed abruptly (no TLS close)"
+        );
     }
 
     #[test]

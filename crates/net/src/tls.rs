@@ -172,9 +172,16 @@ pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         // `source()` skips its payload.
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
-            && let Some(text) = explain(inner)
         {
-            return Some(text);
+            if let Some(text) = explain(inner) {
+                return Some(text);
+            }
+            // rustls's text for this one links its manual.
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                && inner.to_string().contains("close_notify")
+            {
+                return Some("the connection was closed abruptly (no TLS close)".to_owned());
+            }
         }
         cause = e.source();
     }
@@ -478,6 +485,14 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("UnknownIssuer"), "{text}");
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/",
+        );
+        assert_eq!(
+            explain(&eof).unwrap(),
+            "the connection was closed abruptly (no TLS close)"
+        );
         let alpn = explain(&Error::NoApplicationProtocol).unwrap();
         assert!(
             alpn.contains("does not speak the Jumpgate protocol"),
