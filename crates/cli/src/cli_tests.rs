@@ -535,3 +535,32 @@ fn audit_flags() {
     }
     assert!(fails(&["audit", "--limit", "0"]).contains("1..=10000"));
 }
+
+/// Every positional argument of every command says what it is in `--help`.
+#[test]
+fn every_positional_argument_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_positionals() {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} <{}>", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&Cli::command(), "jg", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "positional arguments without help: {missing:#?}"
+    );
+    // And it is what `--help` shows.
+    let help = Cli::command()
+        .find_subcommand_mut("shell")
+        .unwrap()
+        .render_help()
+        .to_string();
+    assert!(help.contains("The endpoint's name"), "{help}");
+}

@@ -105,15 +105,7 @@ pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
             );
         }
     }
-    let mut line = format!("jg: error: {}", chain_text(err));
-    // rustls renders the pin verifier's error with `Debug`; say it plainly.
-    if line.contains("PinMismatch(") {
-        line.push_str(
-            "\njg: hint: the gateway's certificate chain does not contain the pinned \
-             CA fingerprint (check --ca-fingerprint or run jg login again)",
-        );
-    }
-    (line, EXIT_ERROR)
+    (format!("jg: error: {}", chain_text(err)), EXIT_ERROR)
 }
 
 /// The line for API errors that say what to do rather than what failed.
@@ -140,7 +132,12 @@ pub(crate) fn chain_text(err: &anyhow::Error) -> String {
     let mut out = String::new();
     let mut previous = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        // TLS failures in words (not rustls's internals or manual links);
+        // what lies below them is rustls's own text.
+        let explained = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| jumpgate_net::tls::explain(io));
+        let text = explained.clone().unwrap_or_else(|| cause.to_string());
         if !previous.is_empty() && previous.ends_with(&text) {
             continue;
         }
@@ -148,6 +145,9 @@ pub(crate) fn chain_text(err: &anyhow::Error) -> String {
             out.push_str(": ");
         }
         out.push_str(&text);
+        if explained.is_some() {
+            break;
+        }
         previous = text;
     }
     out
@@ -182,6 +182,20 @@ mod tests {
             "jg: error: listing endpoints: bad token (401, unauthorized)"
         );
         assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn tls_failures_below_an_http_error_are_told_without_links() {
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/x",
+        );
+        let err = anyhow::Error::new(eof).context("listing endpoints");
+        let (line, _) = report(&err, false);
+        assert_eq!(
+            line,
+            "jg: error: listing endpoints: the connection was closed abruptly (no TLS close)"
+        );
     }
 
     #[test]

@@ -154,6 +154,7 @@ enum Command {
     },
     /// Interactive shell on ENDPOINT, or run `-- CMD ARGS...` there.
     Shell {
+        /// The endpoint's name (see `jg endpoints`).
         endpoint: String,
         /// With a command: send the local stdin even when it is a terminal.
         #[arg(short = 'i', long = "stdin")]
@@ -170,13 +171,18 @@ enum Command {
     },
     /// Copy a file to or from an endpoint; the remote side is ENDPOINT:/path.
     Cp {
+        /// What to copy: a local file, or ENDPOINT:/remote/path (absolute) to
+        /// download.
         #[arg(value_name = "SRC")]
         src: String,
+        /// Where to: ENDPOINT:/remote/path (absolute) to upload, or a local
+        /// path to download to.
         #[arg(value_name = "DST")]
         dst: String,
     },
     /// Forward a local port to HOST:PORT as seen from ENDPOINT.
     Forward {
+        /// The endpoint's name (see `jg endpoints`); TARGET_HOST is resolved there.
         endpoint: String,
         /// [BIND:]LOCAL_PORT:TARGET_HOST:TARGET_PORT (LOCAL_PORT 0: any free port).
         #[arg(value_name = "SPEC")]
@@ -189,6 +195,7 @@ enum RecordingsCommand {
     /// Write a recording as plain asciicast v2, for external players
     /// (`asciinema play FILE`).
     Export {
+        /// The recording's ID (see `jg recordings`).
         id: String,
         /// Write to FILE (whole or not at all) instead of stdout.
         #[arg(short, long, value_name = "FILE")]
@@ -236,7 +243,14 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour_on_stderr())
         .try_init();
+}
+
+/// Colour only for a terminal, and never with `NO_COLOR` set (no-color.org).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -73,6 +73,7 @@ struct AdminArgs {
 enum AdminCommand {
     /// Create a user account.
     CreateUser {
+        /// The new account's user name (what it logs in with).
         name: String,
         /// admin, technician, auditor, or a custom role.
         #[arg(long)]
@@ -99,7 +100,10 @@ enum AdminCommand {
     },
     /// Revoke an endpoint: its agent is refused from now on, and its live
     /// connection is cut at once.
-    RevokeEndpoint { name: String },
+    RevokeEndpoint {
+        /// The endpoint's name.
+        name: String,
+    },
     /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`).
     Fingerprint,
     /// Check the audit log's hash chain; name the first altered or missing entry.
@@ -141,13 +145,17 @@ struct AgentArgs {
     #[arg(long, env = "JUMPGATE_CA_FINGERPRINT")]
     ca_fingerprint: Option<String>,
     /// One-time enrollment token (first run only; or, with --reenroll, a
-    /// re-enrollment token).
+    /// re-enrollment token). Prefer --enroll-token-file or the environment
+    /// variable: a command line is visible to every user of the machine (`ps`).
     #[arg(long, env = "JUMPGATE_ENROLL_TOKEN", hide_env_values = true)]
     enroll_token: Option<String>,
+    /// File holding the one-time enrollment token (`-` for standard input).
+    #[arg(long, conflicts_with = "enroll_token")]
+    enroll_token_file: Option<PathBuf>,
     /// Give this already enrolled endpoint a new key, with the token from
-    /// `jg admin endpoints reenroll NAME` (in --enroll-token or
-    /// JUMPGATE_ENROLL_TOKEN). The old key, and every copy of it, stops
-    /// working.
+    /// `jg admin endpoints reenroll NAME` (in --enroll-token-file,
+    /// --enroll-token or JUMPGATE_ENROLL_TOKEN). The old key, and every copy
+    /// of it, stops working.
     #[arg(long)]
     reenroll: bool,
     /// Where the agent keeps its identity and key.
@@ -193,9 +201,14 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a terminal (log files and journald get plain text),
+    // and never with `NO_COLOR` set (no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }
 
@@ -256,10 +269,16 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
             "certificate fingerprint (SHA-256, {what}): {}",
             s.fingerprint
         );
+        let dir = shell_quote(&data_dir);
+        println!("next steps:");
         println!(
-            "next: jumpgate admin --data-dir {} enroll-token",
-            shell_quote(&data_dir)
+            "  1. create an administrator: jumpgate admin --data-dir {dir} create-user NAME --role admin --password-file FILE"
         );
+        println!(
+            "  2. log in: jg --server https://{}{port} --ca-fingerprint {} login --user NAME",
+            s.hostname, s.fingerprint
+        );
+        println!("  3. enroll an endpoint: jumpgate admin --data-dir {dir} enroll-token");
     })
     .await
     .context("the gateway stopped with an error")?;
@@ -294,6 +313,25 @@ fn read_password(path: &Path) -> Result<String> {
         bail!("the password file is empty");
     }
     Ok(pw.to_owned())
+}
+
+/// The enrollment token in `path` (`-`: standard input), surrounding
+/// whitespace removed.
+fn read_token(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the enrollment token from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the enrollment token file {}", path.display()))?;
+    }
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("the enrollment token file {} is empty", path.display());
+    }
+    Ok(token.to_owned())
 }
 
 async fn admin(args: AdminArgs) -> Result<()> {
@@ -373,7 +411,13 @@ async fn admin(args: AdminArgs) -> Result<()> {
             } else {
                 format!("{count} one-time enrollment tokens")
             };
-            eprintln!("{what} for group `{group}`, valid until {expires}:");
+            // Complete on its own: stdout (the tokens) is often captured.
+            let dest = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                "below"
+            } else {
+                "on standard output"
+            };
+            eprintln!("{what} for group `{group}`, valid until {expires}, {dest}");
             println!("{}", tokens.join("\n"));
         }
         AdminCommand::RevokeEndpoint { name } => {
@@ -429,7 +473,10 @@ async fn agent(args: AgentArgs) -> Result<()> {
         .transpose()
         .context("--proxy")?;
     opts.name = args.name;
-    opts.enroll_token = args.enroll_token;
+    opts.enroll_token = match args.enroll_token_file {
+        Some(path) => Some(read_token(&path)?),
+        None => args.enroll_token,
+    };
     opts.reenroll = args.reenroll;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();

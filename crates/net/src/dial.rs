@@ -201,7 +201,14 @@ pub async fn connect_tls(
         let tcp = connect_tcp(&server.host, server.port, proxy).await?;
         let name = ServerName::try_from(server.host.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        TlsConnector::from(tls).connect(name, tcp).await
+        // Certificate problems are told in words, with what to do.
+        TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| match crate::tls::explain(&e) {
+                Some(text) => io::Error::new(e.kind(), text),
+                None => e,
+            })
     };
     tokio::time::timeout(CONNECT_TIMEOUT, fut)
         .await

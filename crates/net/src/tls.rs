@@ -148,10 +148,103 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(cfg))
 }
 
-/// The pinned certificate is not in the gateway's chain.
+/// The pinned certificate is not in the gateway's chain (or the chain's
+/// leaf is not signed through it).
 #[derive(Debug, thiserror::Error)]
 #[error("the gateway's certificate chain does not contain the pinned certificate {0}")]
 pub struct PinMismatch(pub Fingerprint);
+
+/// What a failed TLS handshake with the gateway means for the person at the
+/// keyboard, and what to do about it; `None` if `err` is not a rustls error.
+///
+/// rustls's own texts name its internals (`Other(OtherError(PinMismatch(…)))`,
+/// `UnknownIssuer`) or link its documentation; clients report this instead.
+pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<Error>() {
+            return Some(explain_rustls(tls));
+        }
+        if let Some(pin) = e.downcast_ref::<PinMismatch>() {
+            return Some(pin_mismatch(pin));
+        }
+        // tokio-rustls hands rustls errors over inside `io::Error`, whose
+        // `source()` skips its payload.
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            if let Some(text) = explain(inner) {
+                return Some(text);
+            }
+            // rustls's text for this one links its manual.
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                && inner.to_string().contains("close_notify")
+            {
+                return Some("the connection was closed abruptly (no TLS close)".to_owned());
+            }
+        }
+        cause = e.source();
+    }
+    None
+}
+
+fn pin_mismatch(pin: &PinMismatch) -> String {
+    format!(
+        "the gateway's certificate does not match the pinned fingerprint {}: someone may be \
+         intercepting the connection. If the site's certificate was replaced, get the new \
+         fingerprint with `jumpgate admin fingerprint` on the gateway and pass it with \
+         --ca-fingerprint",
+        pin.0
+    )
+}
+
+fn explain_rustls(err: &Error) -> String {
+    const PIN_HINT: &str = "pass --ca-fingerprint with the fingerprint `jumpgate server` \
+                            printed (`jumpgate admin fingerprint` shows it again)";
+    match err {
+        Error::InvalidCertificate(CertificateError::Other(other)) => {
+            match other.0.downcast_ref::<PinMismatch>() {
+                Some(pin) => pin_mismatch(pin),
+                None => format!("the gateway's certificate was refused: {}", other.0),
+            }
+        }
+        Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!(
+            "the gateway's certificate is not trusted (it is not signed by a certificate \
+             authority this system trusts): {PIN_HINT}"
+        ),
+        Error::InvalidCertificate(
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. },
+        ) => "the gateway's certificate has expired or is not valid yet (check this \
+              machine's clock, and the certificate's dates on the gateway)"
+            .to_owned(),
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the gateway's certificate is not issued for the host name in the server address: \
+             use the name on the certificate, or {PIN_HINT}"
+        ),
+        Error::InvalidCertificate(other) => {
+            format!("the gateway's certificate was refused ({other:?})")
+        }
+        Error::NoApplicationProtocol => "the server does not speak the Jumpgate protocol \
+                                          (wrong port, or not a Jumpgate gateway)"
+            .to_owned(),
+        Error::AlertReceived(alert) => format!(
+            "the server refused the TLS connection (alert {alert:?}): check the server \
+             address and port"
+        ),
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            "the server did not answer with TLS (wrong port, or a plain-HTTP proxy in the way?)"
+                .to_owned()
+        }
+        other => format!("the TLS handshake with the gateway failed: {other}"),
+    }
+}
 
 /// Trusts exactly the pinned certificate (see [`Trust::Pinned`]).
 ///
@@ -162,6 +255,14 @@ pub struct PinMismatch(pub Fingerprint);
 struct PinnedVerifier {
     pin: Fingerprint,
     algs: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedVerifier {
+    fn mismatch(&self) -> Error {
+        Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+            PinMismatch(self.pin),
+        ))))
+    }
 }
 
 impl ServerCertVerifier for PinnedVerifier {
@@ -180,21 +281,26 @@ impl ServerCertVerifier for PinnedVerifier {
             .iter()
             .find(|c| Fingerprint::of(c) == self.pin)
         else {
-            return Err(Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(PinMismatch(self.pin))),
-            )));
+            return Err(self.mismatch());
         };
         let mut roots = RootCertStore::empty();
         roots.add(anchor.clone().into_owned())?;
         let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
+        match rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
             &roots,
             intermediates,
             now,
             self.algs.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
+        ) {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            // The pinned certificate is public: presenting it beside a leaf
+            // it did not sign is no better than not presenting it.
+            Err(Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            )) => Err(self.mismatch()),
+            Err(e) => Err(e),
+        }
     }
 
     fn verify_tls12_signature(
@@ -240,5 +346,158 @@ mod tests {
         }
         assert!("abc".parse::<Fingerprint>().is_err());
         assert!("zz".repeat(32).parse::<Fingerprint>().is_err());
+    }
+
+    struct Ca {
+        cert: rcgen::Certificate,
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    }
+
+    fn ca() -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Jumpgate site CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            cert,
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn leaf(ca: &Ca) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        (
+            cert.der().clone(),
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+    }
+
+    /// A real handshake over an in-memory pipe: the client pins `pin`, the
+    /// server presents `chain`.
+    async fn handshake(
+        pin: Fingerprint,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), std::io::Error> {
+        let server = server_config(chain, key, &[b"http/1.1"]).unwrap();
+        let client = client_config(&Trust::Pinned(pin), &[b"http/1.1"]).unwrap();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let accept = tokio::spawn(async move {
+            let _ = tokio_rustls::TlsAcceptor::from(server).accept(b).await;
+        });
+        let name = ServerName::try_from("localhost").unwrap();
+        let r = tokio_rustls::TlsConnector::from(client)
+            .connect(name, a)
+            .await
+            .map(drop);
+        let _ = accept.await;
+        r
+    }
+
+    fn is_pin_mismatch(e: &std::io::Error) -> bool {
+        let Some(Error::InvalidCertificate(CertificateError::Other(o))) =
+            e.get_ref().and_then(|i| i.downcast_ref::<Error>())
+        else {
+            return false;
+        };
+        o.0.downcast_ref::<PinMismatch>().is_some()
+    }
+
+    #[tokio::test]
+    async fn the_pinned_ca_or_leaf_is_accepted() {
+        let site = ca();
+        let (cert, key) = leaf(&site);
+        let chain = vec![cert.clone(), site.cert.der().clone()];
+        handshake(
+            Fingerprint::of(site.cert.der()),
+            chain.clone(),
+            key.clone_key(),
+        )
+        .await
+        .expect("CA pin");
+        handshake(Fingerprint::of(&cert), chain, key)
+            .await
+            .expect("leaf pin");
+    }
+
+    #[tokio::test]
+    async fn another_certificate_is_refused_with_a_pin_mismatch_that_says_what_to_do() {
+        let site = ca();
+        let pin = Fingerprint::of(site.cert.der());
+        // A man in the middle with his own CA.
+        let other = ca();
+        let (cert, key) = leaf(&other);
+        let err = handshake(pin, vec![cert, other.cert.der().clone()], key)
+            .await
+            .expect_err("another CA");
+        assert!(is_pin_mismatch(&err), "{err:?}");
+        let text = explain(&err).expect("explained");
+        assert!(text.contains(&pin.to_string()), "{text}");
+        assert!(
+            text.contains("does not match the pinned fingerprint"),
+            "{text}"
+        );
+        assert!(text.contains("jumpgate admin fingerprint"), "{text}");
+        assert!(
+            !text.contains("OtherError") && !text.contains("docs.rs"),
+            "{text}"
+        );
+
+        // ... or one who also presents the (public) site CA certificate
+        // beside a leaf it did not sign.
+        let (cert, key) = leaf(&other);
+        let err = handshake(pin, vec![cert, site.cert.der().clone()], key)
+            .await
+            .expect_err("site CA beside a foreign leaf");
+        assert!(is_pin_mismatch(&err), "{err:?}");
+
+        // A self-signed leaf alone.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let selfsigned = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let err = handshake(
+            pin,
+            vec![selfsigned.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .await
+        .expect_err("self-signed");
+        assert!(is_pin_mismatch(&err), "{err:?}");
+    }
+
+    #[test]
+    fn handshake_errors_are_explained_without_internals() {
+        let unknown = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        let text = explain(&unknown).unwrap();
+        assert!(
+            text.contains("not trusted") && text.contains("--ca-fingerprint"),
+            "{text}"
+        );
+        assert!(!text.contains("UnknownIssuer"), "{text}");
+        let eof = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/",
+        );
+        assert_eq!(
+            explain(&eof).unwrap(),
+            "the connection was closed abruptly (no TLS close)"
+        );
+        let alpn = explain(&Error::NoApplicationProtocol).unwrap();
+        assert!(
+            alpn.contains("does not speak the Jumpgate protocol"),
+            "{alpn}"
+        );
+        assert!(explain(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused)).is_none());
     }
 }

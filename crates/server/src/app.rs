@@ -125,9 +125,11 @@ pub async fn run(
         .map_err(ServerError::Control)?;
 
     let stop = CancellationToken::new();
+    let origins = config.origins(addr.port());
     let st = AppState::new(Inner {
         db: db.clone(),
         config: config.clone(),
+        origins: origins.clone(),
         keys,
         agents: agents::Registry::default(),
         sessions: sessions::LiveSessions::default(),
@@ -148,8 +150,7 @@ pub async fn run(
     if let Some(l) = redirect {
         tokio::spawn(listener::serve_redirect(
             l,
-            addr.port(),
-            config.hostname.clone(),
+            origins[0].clone(),
             stop.clone(),
         ));
     }

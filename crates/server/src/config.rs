@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub redirect_listen: Option<String>,
     /// The site's host name (the generated certificate is issued for it).
     pub hostname: Option<String>,
+    /// Where users reach the console, `https://HOST[:PORT]`, when it is not
+    /// `https://<hostname>` on the TLS port (e.g. behind port forwarding).
+    pub public_url: Option<String>,
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]
@@ -86,6 +89,21 @@ pub struct RawAuth {
 pub struct RawLimits {
     /// Concurrent TCP connections on the TLS port (agents included).
     pub max_connections: Option<usize>,
+    /// Of those, connections not yet authenticated (in the TLS handshake,
+    /// or HTTP connections that have not presented a valid token, or agent
+    /// connections before their hello is verified). When full, the oldest
+    /// one of the address holding the most is closed to admit a newcomer.
+    pub max_unauthenticated: Option<usize>,
+    /// Unauthenticated connections from one source address; more are
+    /// refused at accept.
+    pub max_unauthenticated_per_address: Option<usize>,
+    /// Time a request body may take in all, e.g. "60s".
+    pub request_body_timeout: Option<String>,
+    /// Bytes per second a request body must keep up after a 5 s grace.
+    pub request_body_min_rate: Option<u64>,
+    /// An HTTP connection with no request in progress is closed after this
+    /// long, e.g. "60s" (upgraded sessions and agents are not affected).
+    pub idle_timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -114,6 +132,7 @@ impl RawConfig {
             listen: other.listen.or(self.listen),
             redirect_listen: other.redirect_listen.or(self.redirect_listen),
             hostname: other.hostname.or(self.hostname),
+            public_url: other.public_url.or(self.public_url),
             tls: RawTls {
                 cert: other.tls.cert.or(self.tls.cert),
                 key: other.tls.key.or(self.tls.key),
@@ -126,6 +145,23 @@ impl RawConfig {
             },
             limits: RawLimits {
                 max_connections: other.limits.max_connections.or(self.limits.max_connections),
+                max_unauthenticated: other
+                    .limits
+                    .max_unauthenticated
+                    .or(self.limits.max_unauthenticated),
+                max_unauthenticated_per_address: other
+                    .limits
+                    .max_unauthenticated_per_address
+                    .or(self.limits.max_unauthenticated_per_address),
+                request_body_timeout: other
+                    .limits
+                    .request_body_timeout
+                    .or(self.limits.request_body_timeout),
+                request_body_min_rate: other
+                    .limits
+                    .request_body_min_rate
+                    .or(self.limits.request_body_min_rate),
+                idle_timeout: other.limits.idle_timeout.or(self.limits.idle_timeout),
             },
             recording: RawRecording {
                 keystrokes: other.recording.keystrokes.or(self.recording.keystrokes),
@@ -183,10 +219,13 @@ pub struct Config {
     pub listen: SocketAddr,
     pub redirect_listen: Option<SocketAddr>,
     pub hostname: String,
+    /// `https://host[:port]` from `public_url` (no default port, no path).
+    pub public_origin: Option<String>,
     pub tls: TlsSource,
     pub agent_heartbeat: Duration,
     pub session_ttl: Duration,
     pub max_connections: usize,
+    pub limits: Limits,
     /// Shell recordings include keystrokes.
     pub record_keystrokes: bool,
     /// How long recordings are kept (`None`: forever).
@@ -197,6 +236,26 @@ pub struct Config {
     /// How long a deleted vault secret stays recoverable (7 to 90 days);
     /// `None`: what the site already uses, 90 days for a new site.
     pub vault_retention: Option<Duration>,
+}
+
+/// Connection and request bounds (`[limits]`, beside `max_connections`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections not yet authenticated, site-wide (≤ `max_connections`).
+    pub max_unauthenticated: usize,
+    /// Unauthenticated connections per source address (≤ `max_unauthenticated`).
+    pub max_unauthenticated_per_address: usize,
+    /// A request body must arrive in full within this time...
+    pub request_body_timeout: Duration,
+    /// ...and, after [`Limits::BODY_GRACE`], at this many bytes/s or more.
+    pub request_body_min_rate: u64,
+    /// An HTTP connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// Time a request body may take before the minimum rate applies.
+    pub const BODY_GRACE: Duration = Duration::from_secs(5);
 }
 
 /// Key rotation settings (`[keys]`).
@@ -250,6 +309,7 @@ impl Config {
         }
         let hostname = raw.hostname.unwrap_or_else(|| "localhost".to_owned());
         validate_hostname(&hostname)?;
+        let public_origin = raw.public_url.as_deref().map(parse_origin).transpose()?;
         let tls = match (raw.tls.cert, raw.tls.key) {
             (None, None) => TlsSource::Generated,
             (Some(cert), Some(key)) => TlsSource::Files { cert, key },
@@ -270,6 +330,7 @@ impl Config {
         if max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        let limits = validate_limits(&raw.limits, max_connections)?;
         let days = |key: &'static str, d: Option<u32>| match d {
             None => Ok(None),
             Some(d @ 1..=36_500) => Ok(Some(Duration::from_secs(u64::from(d) * 86_400))),
@@ -320,10 +381,12 @@ impl Config {
             listen,
             redirect_listen,
             hostname,
+            public_origin,
             tls,
             agent_heartbeat,
             session_ttl,
             max_connections,
+            limits,
             record_keystrokes: raw.recording.keystrokes.unwrap_or(false),
             recording_retention,
             audit_retention,
@@ -335,6 +398,124 @@ impl Config {
             vault_retention,
         })
     }
+}
+
+impl Config {
+    /// The origins the console is served from, canonical one first:
+    /// `public_url`, or `https://<hostname>` on `tls_port`. With a loopback
+    /// host name (the default `localhost`), its loopback aliases too.
+    #[must_use]
+    pub fn origins(&self, tls_port: u16) -> Vec<String> {
+        if let Some(o) = &self.public_origin {
+            return vec![o.clone()];
+        }
+        let port = if tls_port == 443 {
+            String::new()
+        } else {
+            format!(":{tls_port}")
+        };
+        let host = match self.hostname.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => self.hostname.to_ascii_lowercase(),
+        };
+        let mut origins = vec![format!("https://{host}{port}")];
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            for alias in ["localhost", "127.0.0.1", "[::1]"] {
+                let o = format!("https://{alias}{port}");
+                if !origins.contains(&o) {
+                    origins.push(o);
+                }
+            }
+        }
+        origins
+    }
+}
+
+/// `https://host[:port]` with nothing after it; the default port dropped.
+fn parse_origin(url: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        invalid(
+            "public_url",
+            format!("`{url}` is not like https://support.example.com or https://host:8443"),
+        )
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad())?;
+    let authority = uri.authority().ok_or_else(bad)?;
+    if uri.scheme_str() != Some("https")
+        || authority.as_str().contains('@')
+        || !matches!(uri.path(), "" | "/")
+        || uri.query().is_some()
+    {
+        return Err(bad());
+    }
+    let host = authority.host();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if validate_hostname(bare).is_err() {
+        return Err(bad());
+    }
+    let port = match authority.port_u16() {
+        None | Some(443) => String::new(),
+        Some(0) => return Err(bad()),
+        Some(p) => format!(":{p}"),
+    };
+    Ok(format!("https://{}{port}", host.to_ascii_lowercase()))
+}
+
+fn validate_limits(raw: &RawLimits, max_connections: usize) -> Result<Limits, ConfigError> {
+    let max_unauthenticated = raw
+        .max_unauthenticated
+        .unwrap_or_else(|| (max_connections / 2).clamp(1, 1024));
+    if max_unauthenticated == 0 || max_unauthenticated > max_connections {
+        return Err(invalid(
+            "limits.max_unauthenticated",
+            format!("must be between 1 and limits.max_connections ({max_connections})"),
+        ));
+    }
+    let per_address = raw
+        .max_unauthenticated_per_address
+        .unwrap_or_else(|| max_unauthenticated.min(64));
+    if per_address == 0 || per_address > max_unauthenticated {
+        return Err(invalid(
+            "limits.max_unauthenticated_per_address",
+            format!("must be between 1 and limits.max_unauthenticated ({max_unauthenticated})"),
+        ));
+    }
+    let request_body_timeout = parse_duration(
+        "limits.request_body_timeout",
+        raw.request_body_timeout.as_deref(),
+        "60s",
+    )?;
+    if request_body_timeout < Duration::from_secs(1)
+        || request_body_timeout > Duration::from_secs(3600)
+    {
+        return Err(invalid(
+            "limits.request_body_timeout",
+            "must be between 1s and 1h",
+        ));
+    }
+    let request_body_min_rate = raw.request_body_min_rate.unwrap_or(1024);
+    if !(1..=100 * 1024 * 1024).contains(&request_body_min_rate) {
+        return Err(invalid(
+            "limits.request_body_min_rate",
+            "must be between 1 and 104857600 bytes per second",
+        ));
+    }
+    let idle_timeout = parse_duration("limits.idle_timeout", raw.idle_timeout.as_deref(), "60s")?;
+    if idle_timeout < Duration::from_secs(1) || idle_timeout > Duration::from_secs(3600) {
+        return Err(invalid("limits.idle_timeout", "must be between 1s and 1h"));
+    }
+    Ok(Limits {
+        max_unauthenticated,
+        max_unauthenticated_per_address: per_address,
+        request_body_timeout,
+        request_body_min_rate,
+        idle_timeout,
+    })
 }
 
 fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {

@@ -32,7 +32,11 @@ pub(crate) async fn bind(data_dir: &Path) -> io::Result<UnixListener> {
         ));
     }
     let _ = std::fs::remove_file(&path);
-    UnixListener::bind(&path)
+    let listener = UnixListener::bind(&path)?;
+    // Whoever can connect administers the site: the owner only, whatever
+    // the data directory's permissions or the umask.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(listener)
 }
 
 pub(crate) async fn serve(listener: UnixListener, st: AppState, shutdown: CancellationToken) {

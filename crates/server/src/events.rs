@@ -514,8 +514,18 @@ pub(crate) async fn write_anchor(
     }
     let path = anchor_path(data_dir);
     let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, format!("{id} {}\n", hex(&hash))).await?;
-    tokio::fs::File::open(&tmp).await?.sync_all().await?;
+    // The owner's only, whatever the data directory's permissions.
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .await?;
+    tokio::io::AsyncWriteExt::write_all(&mut f, format!("{id} {}\n", hex(&hash)).as_bytes())
+        .await?;
+    f.sync_all().await?;
+    drop(f);
     tokio::fs::rename(&tmp, &path).await?;
     Ok(Some(id))
 }

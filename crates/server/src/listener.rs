@@ -3,6 +3,13 @@
 //! Every connection on the TLS port is handshaken in its own task (with a
 //! timeout), then routed by ALPN: `jumpgate-agent/1` to the agent handler,
 //! anything else to HTTP/1.1 (console, REST API, session upgrades).
+//!
+//! Admission (`gate`): connections not yet authenticated have their own
+//! site-wide and per-address limits, and the oldest of them give way to
+//! newcomers. Time bounds: the TLS handshake, the request headers, the
+//! request body (whole time and a minimum rate, `body`), and idle HTTP
+//! connections. Upgraded sessions and agent connections, once past their
+//! handshake, are bounded by their own protocols (heartbeats, session ends).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +23,30 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use jumpgate_proto::control::{AGENT_ALPN, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::config::Limits;
 use crate::state::AppState;
+
+mod body;
+mod gate;
+
+use body::{Activity, BodyBounds, Guarded, TimedBody};
+use gate::{Gate, Refused, Ticket};
+
+tokio::task_local! {
+    /// The admission ticket of the connection this task serves.
+    static TICKET: Arc<Ticket>;
+}
+
+/// Marks the connection the current task serves as authenticated (a valid
+/// token on an HTTP request, a verified agent hello): it leaves the
+/// unauthenticated connections' limits. Does nothing elsewhere.
+pub(crate) fn authenticated() {
+    let _ = TICKET.try_with(|t| t.authenticated());
+}
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,7 +59,12 @@ pub(crate) async fn serve_tls(
     router: Router,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let limit = Arc::new(Semaphore::new(st.config.max_connections));
+    let limits = &st.config.limits;
+    let gate = Arc::new(Gate::new(
+        st.config.max_connections,
+        limits.max_unauthenticated,
+        limits.max_unauthenticated_per_address,
+    ));
     loop {
         let (tcp, peer) = tokio::select! {
             () = st.shutdown.cancelled() => break,
@@ -48,17 +78,28 @@ pub(crate) async fn serve_tls(
                 }
             },
         };
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; dropping connection");
-            continue;
+        let ticket = match gate.admit(peer.ip()) {
+            Ok(t) => Arc::new(t),
+            Err(Refused::PerAddress) => {
+                tracing::debug!(%peer, "too many unauthenticated connections from this address; refused");
+                continue;
+            }
+            Err(Refused::Full) => {
+                tracing::warn!(%peer, "connection limit reached; dropping connection");
+                continue;
+            }
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let st2 = st.clone();
-        st.tasks.spawn(async move {
-            handle_connection(st2, acceptor, router, tcp, peer).await;
-            drop(permit);
-        });
+        st.tasks.spawn(TICKET.scope(Arc::clone(&ticket), async move {
+            tokio::select! {
+                () = handle_connection(st2, acceptor, router, tcp, peer) => {}
+                () = ticket.evicted() => {
+                    tracing::debug!(%peer, "unauthenticated connection closed to admit a newer one");
+                }
+            }
+        }));
     }
 }
 
@@ -106,17 +147,47 @@ async fn handle_connection(
         Box::pin(crate::agents::serve_agent(st, tls, exporter, peer)).await;
         return;
     }
-    Box::pin(serve_http(TokioIo::new(tls), router, peer, &st.shutdown)).await;
+    Box::pin(serve_http(
+        TokioIo::new(tls),
+        router,
+        peer,
+        &st.config.limits,
+        &st.shutdown,
+    ))
+    .await;
 }
 
-async fn serve_http<I>(io: I, router: Router, peer: SocketAddr, shutdown: &CancellationToken)
-where
+async fn serve_http<I>(
+    io: I,
+    router: Router,
+    peer: SocketAddr,
+    limits: &Limits,
+    shutdown: &CancellationToken,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |mut req: Request<Incoming>| {
+    let activity = Activity::new();
+    let bounds = BodyBounds {
+        timeout: limits.request_body_timeout,
+        grace: Limits::BODY_GRACE,
+        min_rate: limits.request_body_min_rate,
+    };
+    let act = Arc::clone(&activity);
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let request = act.begin();
+        let close = act.close.clone();
+        let mut req = req.map(|b| axum::body::Body::new(TimedBody::new(b, bounds, close)));
         // Login rate limits and logs key on the client's address.
         req.extensions_mut().insert(crate::api::PeerAddr(peer));
-        router.clone().oneshot(req)
+        let answer = router.clone().oneshot(req);
+        async move {
+            let res = answer.await?;
+            // The request lasts until its answer is written (a download may
+            // take a while): the connection is not idle meanwhile.
+            Ok::<_, std::convert::Infallible>(
+                res.map(|b| axum::body::Body::new(Guarded::new(b, request))),
+            )
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -124,21 +195,43 @@ where
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => if let Err(e) = r { tracing::debug!(error = %e, "HTTP connection ended") },
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    let idle = limits.idle_timeout;
+    let mut check = tokio::time::Instant::now() + idle;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "HTTP connection ended");
+                }
+                return;
+            }
+            () = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                return;
+            }
+            // A request body broke its bounds (logged where it was cut).
+            () = activity.close.cancelled() => return,
+            () = tokio::time::sleep_until(check) => {
+                match activity.idle_deadline(idle) {
+                    Some(at) if at <= tokio::time::Instant::now() => {
+                        tracing::debug!(%peer, "closing an idle HTTP connection");
+                        return;
+                    }
+                    Some(at) => check = at,
+                    None => check = tokio::time::Instant::now() + idle,
+                }
+            }
         }
     }
 }
 
-/// The plain-HTTP port: every request gets a permanent redirect to https on
-/// the TLS port, and nothing else is served.
+/// The plain-HTTP port: every request gets a permanent redirect to the same
+/// path on the site's public origin (never to the Host the request names),
+/// and nothing else is served.
 pub(crate) async fn serve_redirect(
     listener: TcpListener,
-    https_port: u16,
-    hostname: String,
+    origin: String,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -153,11 +246,11 @@ pub(crate) async fn serve_redirect(
                 }
             },
         };
-        let hostname = hostname.clone();
+        let origin = origin.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let res = redirect(&req, https_port, &hostname);
+                let res = redirect(&req, &origin);
                 async move { Ok::<_, std::convert::Infallible>(res) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -167,32 +260,18 @@ pub(crate) async fn serve_redirect(
             tokio::select! {
                 _ = conn => {}
                 () = shutdown.cancelled() => {}
+                // Nothing here takes long: a connection lingering is a
+                // client holding it open.
+                () = tokio::time::sleep(HTTP_HEADER_TIMEOUT) => {}
             }
         });
     }
 }
 
-fn redirect<B>(req: &Request<B>, https_port: u16, hostname: &str) -> Response<String> {
-    // Use the Host the browser asked for, when it is a plain host name: it
-    // keeps bookmarks by IP or alias working, and cannot inject a path.
-    let host = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| strip_port(h).to_owned())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
-        })
-        .unwrap_or_else(|| hostname.to_owned());
-    let port = if https_port == 443 {
-        String::new()
-    } else {
-        format!(":{https_port}")
-    };
+fn redirect<B>(req: &Request<B>, origin: &str) -> Response<String> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{host}{port}{path}");
+    let path = if path.starts_with('/') { path } else { "/" };
+    let location = format!("{origin}{path}");
     Response::builder()
         .status(StatusCode::PERMANENT_REDIRECT)
         .header(http::header::LOCATION, &location)
@@ -201,49 +280,39 @@ fn redirect<B>(req: &Request<B>, https_port: u16, hostname: &str) -> Response<St
         .unwrap_or_default()
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..=h.len()]);
-    }
-    host.split(':').next().unwrap_or(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn redirects_keep_path_and_use_the_tls_port() {
+    fn redirects_keep_the_path_and_go_to_the_sites_origin_whatever_the_host_says() {
+        for host in [
+            "support.example.com:80",
+            "evil.example",
+            "[::1]:80",
+            "evil.com/x",
+        ] {
+            let req = Request::builder()
+                .uri("/console/x?y=1")
+                .header("host", host)
+                .body(())
+                .unwrap();
+            let res = redirect(&req, "https://support.example.com:8443");
+            assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+            assert_eq!(
+                res.headers()["location"],
+                "https://support.example.com:8443/console/x?y=1",
+                "{host}"
+            );
+        }
+        // An absolute-form request target cannot name another host either.
         let req = Request::builder()
-            .uri("/console/x?y=1")
-            .header("host", "support.example.com:80")
+            .uri("http://evil.example/a")
             .body(())
             .unwrap();
-        let res = redirect(&req, 8443, "fallback");
-        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(
-            res.headers()["location"],
-            "https://support.example.com:8443/console/x?y=1"
-        );
-        let req = Request::builder()
-            .uri("/")
-            .header("host", "[::1]:80")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            redirect(&req, 443, "f").headers()["location"],
-            "https://[::1]/"
-        );
-        let req = Request::builder()
-            .uri("/")
-            .header("host", "evil.com/x")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            redirect(&req, 443, "gw.example").headers()["location"],
-            "https://gw.example/"
+            redirect(&req, "https://gw.example").headers()["location"],
+            "https://gw.example/a"
         );
     }
 }

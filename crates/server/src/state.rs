@@ -17,6 +17,9 @@ pub(crate) struct AppState(Arc<Inner>);
 pub(crate) struct Inner {
     pub(crate) db: SqlitePool,
     pub(crate) config: Config,
+    /// Origins the console is served from (`Config::origins`), canonical
+    /// first: the WebSocket Origin check and the redirect port use them.
+    pub(crate) origins: Vec<String>,
     /// Keys for data at rest (recordings, ...).
     pub(crate) keys: crate::keys::Keyring,
     /// Agents connected right now.

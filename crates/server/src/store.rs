@@ -31,6 +31,8 @@ pub enum StoreError {
     Convert { path: String, cause: std::io::Error },
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
+    #[error("{path}: {cause}")]
+    File { path: String, cause: std::io::Error },
     #[error(
         "the database at {path} was written by a newer Jumpgate (schema {found}, this build knows {known})"
     )]
@@ -277,6 +279,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE endpoints ADD COLUMN conflict_peer TEXT;
     ALTER TABLE enroll_tokens ADD COLUMN endpoint_id TEXT;
     ",
+    // 7: a running session's progress (last activity, bytes so far), so a
+    // session cut by a crash ends at its last activity, not at the restart.
+    r"
+    ALTER TABLE session_events ADD COLUMN last_active_at INTEGER;
+    ",
 ];
 
 /// Opens with a fixed test key (unit tests of other modules).
@@ -305,12 +312,48 @@ pub(crate) async fn open_encrypted(path: &Path, key: &DataKey) -> Result<SqliteP
     if plain {
         encrypt_plain(path, key).await?;
     }
+    private_files(path)?;
     let pool = connect(path, key).await.map_err(|e| wrong_key(e, path))?;
     migrate(&pool, path).await.map_err(|e| match e {
         StoreError::Sqlx(e) => wrong_key(e, path),
         other => other,
     })?;
     Ok(pool)
+}
+
+/// The database and its WAL and shared-memory files are the owner's only,
+/// whatever the data directory's or the process's permissions: a new
+/// database file is created 0600 (SQLite gives its WAL and shm files the
+/// database file's mode), and existing ones wider than that are narrowed.
+fn private_files(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |p: &Path, e: std::io::Error| StoreError::File {
+        path: p.display().to_string(),
+        cause: e,
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(path, e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let p = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io(p, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// SQLCipher logs a failed HMAC check (a wrong key) to stderr; the error

@@ -101,10 +101,11 @@ fn fmt_host_port(host: &str, port: u16) -> String {
 }
 
 pub(crate) async fn run(client: Client, endpoint: &str, spec: &Spec) -> anyhow::Result<()> {
-    // Fail now, not at the first connection, when the login is stale.
+    // Fail now, not at the first connection, when the login is stale or the
+    // endpoint is not one this user may see (as `jg shell` does).
     let listed = client.endpoints().await.context("checking the login")?;
     if !listed.iter().any(|e| e.name == endpoint) {
-        eprintln!("jg: warning: endpoint {endpoint} is not in your endpoint list");
+        bail!("no endpoint named `{endpoint}` (see jg endpoints)");
     }
 
     let bind_host = spec.bind.as_str();

@@ -18,6 +18,7 @@ pub(crate) enum VaultCommand {
     /// Store a new version of secret NAME; the value comes from standard
     /// input, or from FILE with --file.
     Put {
+        /// The secret's name.
         name: String,
         /// Read the value from FILE instead of standard input.
         #[arg(long, value_name = "FILE")]
@@ -29,6 +30,7 @@ pub(crate) enum VaultCommand {
     },
     /// Print the value of secret NAME (every read is audited).
     Get {
+        /// The secret's name.
         name: String,
         /// An older version instead of the latest.
         #[arg(long, value_name = "N")]
@@ -45,17 +47,27 @@ pub(crate) enum VaultCommand {
     },
     /// List the versions of secret NAME.
     Versions {
+        /// The secret's name.
         name: String,
         #[arg(long)]
         json: bool,
     },
     /// Delete secret NAME; it stays recoverable for the site's retention.
-    Delete { name: String },
+    Delete {
+        /// The secret's name.
+        name: String,
+    },
     /// Bring back a deleted secret, with all its versions.
-    Recover { name: String },
+    Recover {
+        /// The secret's name.
+        name: String,
+    },
     /// Remove a deleted secret for good (refused before its retention
     /// ends when purge protection is on).
-    Purge { name: String },
+    Purge {
+        /// The secret's name.
+        name: String,
+    },
     /// Show the vault's retention and purge protection.
     Settings,
     /// Enable purge protection. This cannot be undone.

@@ -59,10 +59,21 @@ async fn only_tls_1_2_and_1_3_are_accepted() {
 #[tokio::test]
 async fn redirect_port_sends_everything_to_https() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&dir.path().join("d"), &["--redirect-listen", "127.0.0.1:0"]).await;
+    let gw = Gateway::start(
+        &dir.path().join("d"),
+        &[
+            "--redirect-listen",
+            "127.0.0.1:0",
+            "--hostname",
+            "support.example.com",
+        ],
+    )
+    .await;
     let redirect = gw.redirect.expect("redirect address printed");
     let mut s = tokio::net::TcpStream::connect(redirect).await.unwrap();
-    s.write_all(b"POST /api/v1/endpoints?x=1 HTTP/1.1\r\nHost: support.example.com\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    // The Host header is the client's to choose: the redirect goes to the
+    // configured host name whatever it says.
+    s.write_all(b"POST /api/v1/endpoints?x=1 HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut res = String::new();

@@ -78,6 +78,8 @@ pub(crate) async fn serve_agent<T>(
     let Some(accepted) = Box::pin(handshake(&st, &mut tls, exporter, peer)).await else {
         return;
     };
+    // A verified agent leaves the unauthenticated connections' limits.
+    crate::listener::authenticated();
     let span = tracing::info_span!("agent", endpoint = %accepted.name, id = %accepted.id);
     run_connection(st, tls, accepted, peer)
         .instrument(span)

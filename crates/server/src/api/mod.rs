@@ -9,8 +9,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::handler::Handler;
 use axum::http::header::{
-    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST,
-    ORIGIN, STRICT_TRANSPORT_SECURITY, UPGRADE,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, ORIGIN,
+    STRICT_TRANSPORT_SECURITY, UPGRADE,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
@@ -332,8 +332,9 @@ pub(crate) fn csrf_token(session_token: &str) -> String {
 ///   [`CSRF_HEADER`] (compared in constant time);
 /// - a WebSocket upgrade (a `GET` that opens a session, and cannot carry
 ///   custom headers from a browser) must come from the gateway's own
-///   origin.
-fn cross_site_check(req: &Request, csrf: &str) -> Result<(), &'static str> {
+///   origin: one of the site's configured origins (`Config::origins`), never
+///   whatever the request's own Host header says.
+fn cross_site_check(req: &Request, csrf: &str, origins: &[String]) -> Result<(), &'static str> {
     let h = req.headers();
     let websocket = h
         .get(UPGRADE)
@@ -341,12 +342,14 @@ fn cross_site_check(req: &Request, csrf: &str) -> Result<(), &'static str> {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if websocket {
         let origin = h.get(ORIGIN).and_then(|v| v.to_str().ok());
-        let host = h
-            .get(HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        return match (origin, host) {
-            (Some(o), Some(host)) if o.strip_prefix("https://") == Some(host) => Ok(()),
+        return match origin {
+            Some(o)
+                if origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(o)) =>
+            {
+                Ok(())
+            }
             _ => Err("a console WebSocket must come from the gateway's own origin"),
         };
     }
@@ -364,7 +367,7 @@ fn cross_site_check(req: &Request, csrf: &str) -> Result<(), &'static str> {
     }
 }
 
-fn presented(req: &Request) -> Presented {
+fn presented(req: &Request, origins: &[String]) -> Presented {
     if let Some(t) = bearer(req.headers()) {
         // Browsers never attach bearer tokens on their own: no CSRF risk.
         return Presented {
@@ -375,7 +378,7 @@ fn presented(req: &Request) -> Presented {
     match session_cookie(req.headers()) {
         Some(t) => {
             let csrf = csrf_token(t);
-            let check = cross_site_check(req, &csrf);
+            let check = cross_site_check(req, &csrf, origins);
             Presented {
                 token: Some(t.to_owned()),
                 cookie: Some((csrf, check)),
@@ -392,7 +395,7 @@ fn presented(req: &Request) -> Presented {
 /// cookies, applies the cross-site checks: the one entry point of every
 /// non-public route.
 async fn authenticate_request(st: &AppState, req: &mut Request) -> Result<Subject, ApiError> {
-    let p = presented(req);
+    let p = presented(req, &st.origins);
     let subject = authenticate(st, p.token).await?;
     if let Some((csrf_token, check)) = p.cookie {
         if let Err(why) = check {
@@ -401,6 +404,8 @@ async fn authenticate_request(st: &AppState, req: &mut Request) -> Result<Subjec
         }
         req.extensions_mut().insert(CookieSession { csrf_token });
     }
+    // The connection leaves the unauthenticated connections' limits.
+    crate::listener::authenticated();
     Ok(subject)
 }
 
@@ -627,31 +632,37 @@ mod tests {
     #[test]
     fn cookie_requests_are_checked_for_cross_site_use() {
         let csrf = csrf_token("jgs_a");
+        let origins = ["https://gw.example:8443".to_owned()];
+        let check = |req: &Request| cross_site_check(req, &csrf, &origins);
         let get = request(Method::GET, &[]);
-        assert!(cross_site_check(&get, &csrf).is_ok());
+        assert!(check(&get).is_ok());
         for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-            assert!(cross_site_check(&request(m.clone(), &[]), &csrf).is_err());
+            assert!(check(&request(m.clone(), &[])).is_err());
             let wrong = request(m.clone(), &[(CSRF_HEADER, "00")]);
-            assert!(cross_site_check(&wrong, &csrf).is_err());
+            assert!(check(&wrong).is_err());
             let right = request(m, &[(CSRF_HEADER, csrf.as_str())]);
-            assert!(cross_site_check(&right, &csrf).is_ok());
+            assert!(check(&right).is_ok());
         }
-        let ws = |origin: Option<&str>| {
-            let mut h = vec![("upgrade", "websocket"), ("host", "gw.example:8443")];
+        let ws = |origin: Option<&str>, host: &str| {
+            let mut h = vec![("upgrade", "websocket"), ("host", host)];
             if let Some(o) = origin {
                 h.push(("origin", o));
             }
             request(Method::GET, &h)
         };
-        assert!(cross_site_check(&ws(Some("https://gw.example:8443")), &csrf).is_ok());
+        assert!(check(&ws(Some("https://gw.example:8443"), "gw.example:8443")).is_ok());
+        // The configured origin decides, not the Host the request names.
+        assert!(check(&ws(Some("https://gw.example:8443"), "other.example")).is_ok());
+        assert!(check(&ws(Some("https://evil.example"), "evil.example")).is_err());
         for bad in [
             None,
             Some("https://evil.example"),
             Some("http://gw.example:8443"),
             Some("https://gw.example:8443.evil.example"),
+            Some("https://gw.example"),
             Some("null"),
         ] {
-            assert!(cross_site_check(&ws(bad), &csrf).is_err(), "{bad:?}");
+            assert!(check(&ws(bad, "gw.example:8443")).is_err(), "{bad:?}");
         }
     }
 }

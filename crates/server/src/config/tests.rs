@@ -90,3 +90,72 @@ fn redirect_port_must_differ_unless_both_are_ephemeral() {
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     assert_eq!((c.listen, c.redirect_listen), (any, Some(any)));
 }
+
+#[test]
+fn public_url_is_an_origin_and_loopback_sites_accept_their_aliases() {
+    let raw = |url: Option<&str>, host: Option<&str>| RawConfig {
+        data_dir: Some("/x".into()),
+        public_url: url.map(str::to_owned),
+        hostname: host.map(str::to_owned),
+        ..RawConfig::default()
+    };
+    let c = Config::validate(raw(None, None)).unwrap();
+    assert_eq!(
+        c.origins(8443),
+        [
+            "https://localhost:8443",
+            "https://127.0.0.1:8443",
+            "https://[::1]:8443"
+        ]
+    );
+    let c = Config::validate(raw(None, Some("support.example.com"))).unwrap();
+    assert_eq!(c.origins(443), ["https://support.example.com"]);
+    let c = Config::validate(raw(
+        Some("https://Support.example.com:443/"),
+        Some("gw.internal"),
+    ))
+    .unwrap();
+    assert_eq!(c.origins(8443), ["https://support.example.com"]);
+    let c = Config::validate(raw(Some("https://[2001:db8::1]:9443"), None)).unwrap();
+    assert_eq!(c.origins(1), ["https://[2001:db8::1]:9443"]);
+    for bad in [
+        "http://support.example.com",
+        "https://support.example.com/console",
+        "https://user@support.example.com",
+        "https://support.example.com?x=1",
+        "https://bad_host",
+        "support.example.com",
+        "https://host:0",
+    ] {
+        let err = Config::validate(raw(Some(bad), None)).expect_err(bad);
+        assert!(err.to_string().contains("`public_url`"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn connection_limits_default_from_max_connections_and_are_validated() {
+    let raw = |total: Option<usize>, unauth: Option<usize>, per: Option<usize>| RawConfig {
+        data_dir: Some("/x".into()),
+        limits: RawLimits {
+            max_connections: total,
+            max_unauthenticated: unauth,
+            max_unauthenticated_per_address: per,
+            ..RawLimits::default()
+        },
+        ..RawConfig::default()
+    };
+    let c = Config::validate(raw(Some(40), None, None)).unwrap();
+    assert_eq!(c.limits.max_unauthenticated, 20);
+    assert_eq!(c.limits.max_unauthenticated_per_address, 20);
+    let c = Config::validate(raw(None, None, None)).unwrap();
+    assert_eq!(c.limits.max_unauthenticated, 1024);
+    assert_eq!(c.limits.max_unauthenticated_per_address, 64);
+    assert_eq!(c.limits.request_body_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+    let err = Config::validate(raw(Some(40), Some(10), Some(11))).unwrap_err();
+    assert!(
+        err.to_string().contains("max_unauthenticated_per_address"),
+        "{err}"
+    );
+    assert!(Config::validate(raw(Some(40), Some(0), None)).is_err());
+}

@@ -97,6 +97,11 @@ pub enum KeyError {
         "the root key file {0} is missing but this site already has a keyring: restore the file from your backup, or set {ROOT_KEY_ENV} if the site was created with it"
     )]
     MissingRoot(String),
+    /// The site has a database but its keyring file is gone.
+    #[error(
+        "the keyring file {0} is missing but this site already has a database: restore keys/keyring.json from your backup (nothing was written)"
+    )]
+    MissingKeyring(String),
     /// The keyring was sealed by another root key.
     #[error(
         "the keyring does not open with the root key from {0}: wrong root key (another site's, or {ROOT_KEY_ENV} set/unset by mistake?), or an altered keyring file"
@@ -301,6 +306,7 @@ impl Keyring {
     /// A root key rotation a crash interrupted is finished or rolled back
     /// first (see [`Keyring::rotate_root`]).
     pub(crate) fn open(data_dir: &Path) -> Result<Self, KeyError> {
+        Self::refuse_missing_keyring(data_dir)?;
         if std::env::var(ROOT_KEY_ENV).is_ok() {
             let root = root::site_root(data_dir)?;
             return Self::open_inner(data_dir, root, None);
@@ -310,8 +316,23 @@ impl Keyring {
         Self::open_inner(data_dir, root, Some(data_dir.join("keys").join(ROOT_FILE)))
     }
 
+    /// A new keyring is made for a new site only: with a database already there
+    /// (not empty), a missing keyring is lost, and a new one would only make
+    /// the database look like another site's. Nothing is written then.
+    fn refuse_missing_keyring(data_dir: &Path) -> Result<(), KeyError> {
+        let keyring = data_dir.join("keys").join(KEYRING_FILE);
+        let has_database = fs::metadata(crate::app::db_path(data_dir)).is_ok_and(|m| m.len() > 0);
+        if has_database
+            && matches!(fs::symlink_metadata(&keyring), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(KeyError::MissingKeyring(keyring.display().to_string()));
+        }
+        Ok(())
+    }
+
     /// Opens (or creates) the keyring of `data_dir` sealed by `root`.
     pub(crate) fn open_with(data_dir: &Path, root: Box<dyn RootKey>) -> Result<Self, KeyError> {
+        Self::refuse_missing_keyring(data_dir)?;
         Self::open_inner(data_dir, root, None)
     }
 

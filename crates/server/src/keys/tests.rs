@@ -376,3 +376,40 @@ fn a_root_key_from_elsewhere_is_rotated_to_the_key_the_operator_gives() {
         key.as_bytes()
     );
 }
+
+#[test]
+fn a_missing_keyring_beside_a_database_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Keyring::open(dir.path()).unwrap());
+    fs::write(
+        crate::app::db_path(dir.path()),
+        b"SQLite format 3\0 (encrypted)",
+    )
+    .unwrap();
+    let keyring = dir.path().join("keys").join(KEYRING_FILE);
+    fs::remove_file(&keyring).unwrap();
+    let root_before = fs::read(dir.path().join("keys").join(ROOT_FILE)).unwrap();
+    for attempt in [
+        Keyring::open(dir.path()),
+        Keyring::open_with(dir.path(), root::site_root_file_only(dir.path()).unwrap()),
+    ] {
+        let Err(err) = attempt else {
+            panic!("a missing keyring was not refused")
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("keyring file") && err.contains("is missing"),
+            "{err}"
+        );
+        assert!(!err.contains("another site"), "{err}");
+    }
+    assert!(!keyring.exists(), "a new keyring was written");
+    assert_eq!(
+        fs::read(dir.path().join("keys").join(ROOT_FILE)).unwrap(),
+        root_before
+    );
+    // A new site (no database yet, or an empty file) still gets its keyring.
+    fs::write(crate::app::db_path(dir.path()), b"").unwrap();
+    drop(Keyring::open(dir.path()).unwrap());
+    assert!(keyring.exists());
+}

@@ -280,8 +280,8 @@ async fn run<C>(
         recorder,
         ..Observer::default()
     };
-    let outcome =
-        open_and_relay(&st, &endpoint, request, &mut client, cbuf, &stop, &observer).await;
+    let relay = open_and_relay(&st, &endpoint, request, &mut client, cbuf, &stop, &observer);
+    let outcome = with_progress(&st, &id, &observer, relay).await;
     st.sessions.remove(&id);
     // Ends the recording (its writer seals the last chunk).
     let Observer {
@@ -308,6 +308,42 @@ async fn run<C>(
         &detail,
     )
     .await;
+}
+
+/// Runs `relay`, writing the session's progress every few seconds while
+/// bytes move (in its own task: the relay never waits for the database), so
+/// that a crash loses at most those seconds of its duration and bytes.
+async fn with_progress(
+    st: &AppState,
+    id: &crate::ids::SessionId,
+    observer: &Observer,
+    relay: impl std::future::Future<Output = String>,
+) -> String {
+    use std::sync::atomic::Ordering;
+    tokio::pin!(relay);
+    let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = (0, 0);
+    loop {
+        tokio::select! {
+            outcome = &mut relay => return outcome,
+            _ = tick.tick() => {
+                let now = (
+                    observer.counters.up.load(Ordering::Relaxed),
+                    observer.counters.down.load(Ordering::Relaxed),
+                );
+                if now != last {
+                    last = now;
+                    let (db, id) = (st.db.clone(), id.clone());
+                    st.tasks.spawn(async move {
+                        if let Err(e) = super::record_progress(&db, &id, now.0, now.1).await {
+                            tracing::warn!(error = %e, session = %id, "cannot record session progress");
+                        }
+                    });
+                }
+            }
+        }
+    }
 }
 
 async fn open_and_relay<C>(

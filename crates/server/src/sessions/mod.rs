@@ -201,12 +201,35 @@ pub(crate) async fn record_end(
 
 /// Sessions left open by a crash are closed at start-up, so the table never
 /// claims a session is still running.
+/// Sessions left open by a crash end at their last recorded activity (or
+/// their start), with the bytes last recorded: not at the restart.
 pub(crate) async fn close_orphans(db: &SqlitePool) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("UPDATE session_events SET ended_at = ?, outcome = 'interrupted: gateway restarted' WHERE ended_at IS NULL")
-        .bind(ids::now_ms())
+    let r = sqlx::query("UPDATE session_events SET ended_at = COALESCE(last_active_at, started_at), outcome = 'interrupted: gateway restarted' WHERE ended_at IS NULL")
         .execute(db)
         .await?;
     Ok(r.rows_affected())
+}
+
+/// How often a running session's progress is written (only when bytes
+/// moved since the last write).
+pub(crate) const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Records a running session's progress: its bytes so far, and now as its
+/// last activity. Never touches a session that has ended.
+pub(crate) async fn record_progress(
+    db: &SqlitePool,
+    id: &SessionId,
+    bytes_up: u64,
+    bytes_down: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE session_events SET last_active_at = ?, bytes_up = ?, bytes_down = ? WHERE id = ? AND ended_at IS NULL")
+        .bind(ids::now_ms())
+        .bind(bytes_up as i64)
+        .bind(bytes_down as i64)
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn list(

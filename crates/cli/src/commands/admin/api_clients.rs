@@ -19,6 +19,7 @@ pub(crate) enum ApiClientsCommand {
     },
     /// Create an API client; its secret is printed once.
     Create {
+        /// The API client's name.
         name: String,
         /// read, write or read,write.
         #[arg(long, value_name = "LIST")]
@@ -35,13 +36,17 @@ pub(crate) enum ApiClientsCommand {
     },
     /// Give an API client a new secret, printed once; the old one stops working.
     Rotate {
+        /// The API client's name.
         name: String,
         /// Print the API's JSON (with the secret).
         #[arg(long)]
         json: bool,
     },
     /// Delete an API client.
-    Delete { name: String },
+    Delete {
+        /// The API client's name.
+        name: String,
+    },
 }
 
 pub(crate) async fn run(client: &Client, cmd: ApiClientsCommand) -> anyhow::Result<()> {

@@ -12,7 +12,9 @@ use crate::args::parse_duration;
 pub(crate) enum EndpointsCommand {
     /// Move an endpoint to another group.
     SetGroup {
+        /// The endpoint's name (see `jg endpoints`).
         endpoint: String,
+        /// The group to move it to (see `jg admin groups list`).
         group: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -20,7 +22,10 @@ pub(crate) enum EndpointsCommand {
     },
     /// Revoke an endpoint: its agent is refused from now on and its live
     /// connection is cut at once.
-    Revoke { endpoint: String },
+    Revoke {
+        /// The endpoint's name (see `jg endpoints`).
+        endpoint: String,
+    },
     /// Give an endpoint a new key, e.g. after its agent's state directory
     /// was copied (`conflict` in `jg endpoints`) or its key stolen: prints a
     /// one-time token bound to that endpoint (token on stdout, details on
@@ -28,6 +33,7 @@ pub(crate) enum EndpointsCommand {
     /// it gets a new key, and the old key — every copy of it — is refused
     /// from then on.
     Reenroll {
+        /// The endpoint's name (see `jg endpoints`).
         endpoint: String,
         /// How long the token stays valid, e.g. 30m, 1h [gateway default: 1h].
         #[arg(long, value_name = "DURATION", value_parser = ttl)]

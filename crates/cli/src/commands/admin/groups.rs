@@ -18,6 +18,7 @@ pub(crate) enum GroupsCommand {
     },
     /// Create an endpoint group.
     Create {
+        /// The group's name.
         name: String,
         /// What the group is for.
         #[arg(long, default_value = "")]
@@ -27,7 +28,10 @@ pub(crate) enum GroupsCommand {
         json: bool,
     },
     /// Delete an endpoint group.
-    Delete { name: String },
+    Delete {
+        /// The group's name.
+        name: String,
+    },
 }
 
 pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<()> {

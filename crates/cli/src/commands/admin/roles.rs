@@ -19,6 +19,7 @@ pub(crate) enum RolesCommand {
     },
     /// Create a role.
     Create {
+        /// The role's name.
         name: String,
         /// Comma-separated: view, shell, exec, files, forward (on the
         /// holder's groups); manage-users, manage-endpoints, view-audit.
@@ -33,6 +34,7 @@ pub(crate) enum RolesCommand {
     },
     /// Change a role's permissions or description.
     Update {
+        /// The role's name.
         name: String,
         #[command(flatten)]
         changes: RoleChanges,
@@ -41,7 +43,10 @@ pub(crate) enum RolesCommand {
         json: bool,
     },
     /// Delete a role (not a built-in one).
-    Delete { name: String },
+    Delete {
+        /// The role's name.
+        name: String,
+    },
 }
 
 /// At least one of these must be given.

@@ -22,6 +22,7 @@ pub(crate) enum UsersCommand {
     },
     /// Show one user account.
     Show {
+        /// The user's name.
         name: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -30,6 +31,7 @@ pub(crate) enum UsersCommand {
     /// Create a user account (password from --password-file, else asked
     /// for twice).
     Create {
+        /// The new account's user name (what it logs in with).
         name: String,
         /// Role name (see jg admin roles list).
         #[arg(long)]
@@ -49,6 +51,7 @@ pub(crate) enum UsersCommand {
     },
     /// Change a user's role, groups or e-mail address.
     Update {
+        /// The user's name.
         name: String,
         #[command(flatten)]
         changes: UserChanges,
@@ -57,20 +60,33 @@ pub(crate) enum UsersCommand {
         json: bool,
     },
     /// Delete a user account.
-    Delete { name: String },
+    Delete {
+        /// The user's name.
+        name: String,
+    },
     /// Set a user's password; their sessions are revoked.
     SetPassword {
+        /// The user's name.
         name: String,
         /// Read the password from the first line of FILE (`-`: stdin).
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
     /// Log a user out everywhere.
-    RevokeSessions { name: String },
+    RevokeSessions {
+        /// The user's name.
+        name: String,
+    },
     /// Lift the lock left by repeated failed logins.
-    Unlock { name: String },
+    Unlock {
+        /// The user's name.
+        name: String,
+    },
     /// Remove a user's MFA (lost device); they enroll again if required.
-    ResetMfa { name: String },
+    ResetMfa {
+        /// The user's name.
+        name: String,
+    },
 }
 
 /// At least one of these must be given.
