@@ -268,6 +268,61 @@ const MIGRATIONS: &[&str] = &[
             '$[#]', 'vault-read', '$[#]', 'vault-write', '$[#]', 'vault-purge')
         WHERE name = 'admin' AND builtin = 1;
     "#,
+    // 6: group scope and user names.
+    //
+    // Sessions, recordings and endpoint-related audit entries carry the
+    // group their endpoint was in when they happened, so reads can be
+    // limited to the caller's groups (`rbac::ReadScope`). The rule: a row
+    // stays with the group of its time — moving an endpoint to another
+    // group later does not move its history, and deleting (revoking) it
+    // keeps its rows where they were. Rows written before this schema are
+    // back-filled from the endpoints as they are now; rows whose endpoint
+    // no longer exists stay without a group (NULL), which only holders of
+    // every group may read. Audit entries hold a JSON array (an endpoint's
+    // move names both groups); NULL marks a site-wide entry.
+    //
+    // User names become unique regardless of case. Accounts that already
+    // clash (`alice` and `Alice`) are kept, not renamed or refused: the
+    // oldest of each set keeps the name, the younger ones are flagged
+    // `name_clash` (the gateway names them in a warning at every start,
+    // they can still log in with their exact name, and an administrator
+    // deletes or re-creates them); no new clash can be made.
+    r#"
+    ALTER TABLE session_events ADD COLUMN endpoint_group TEXT;
+    UPDATE session_events SET endpoint_group =
+        (SELECT e.group_name FROM endpoints e WHERE e.id = session_events.endpoint_id);
+    CREATE INDEX session_events_group ON session_events(endpoint_group, started_at);
+
+    ALTER TABLE recordings ADD COLUMN endpoint_group TEXT;
+    UPDATE recordings SET endpoint_group =
+        (SELECT s.endpoint_group FROM session_events s WHERE s.id = recordings.session_id);
+
+    ALTER TABLE events ADD COLUMN groups TEXT;
+    -- Entries naming an endpoint: the live endpoint of that name, else the
+    -- most recently enrolled one.
+    UPDATE events SET groups = (
+        SELECT json_array(e.group_name) FROM endpoints e WHERE e.name = events.target
+        ORDER BY e.revoked_at IS NOT NULL, e.enrolled_at DESC LIMIT 1)
+    WHERE action LIKE 'session-open:%' OR action LIKE 'session-close:%'
+       OR action LIKE 'open-session:%' OR action IN ('enroll', 'endpoint-revoke', 'endpoint-group');
+    UPDATE events SET groups = (
+        SELECT json_array(s.endpoint_group) FROM session_events s
+        WHERE s.id = events.target AND s.endpoint_group IS NOT NULL)
+    WHERE action = 'session-terminate';
+    UPDATE events SET groups = (
+        SELECT json_array(r.endpoint_group) FROM recordings r
+        WHERE r.id = events.target AND r.endpoint_group IS NOT NULL)
+    WHERE action = 'recording-view';
+    UPDATE events SET groups = json_array(target)
+    WHERE action IN ('group-create', 'group-delete', 'enroll-token-create');
+
+    ALTER TABLE users ADD COLUMN name_clash INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET name_clash = 1 WHERE EXISTS (
+        SELECT 1 FROM users o WHERE lower(o.username) = lower(users.username)
+          AND (o.created_at < users.created_at
+               OR (o.created_at = users.created_at AND o.id < users.id)));
+    CREATE UNIQUE INDEX users_name_nocase ON users(lower(username)) WHERE name_clash = 0;
+    "#,
 ];
 
 /// Opens with a fixed test key (unit tests of other modules).

@@ -75,6 +75,8 @@ async fn enroll(
         }
         Err(e) => {
             tracing::info!(endpoint = %req.name, reason = %e, "enrollment refused");
+            // The name is the enrolling agent's claim, bounded like every
+            // name (the entry is site-wide: no group is known yet).
             events::record(
                 &st.db,
                 &req.name,
@@ -143,25 +145,33 @@ async fn set_group(
     }
     // The change and its audit entry commit together.
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let updated =
-        sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
-            .bind(&req.group)
-            .bind(&name)
-            .execute(&mut *tx)
-            .await?;
-    if updated.rows_affected() == 0 {
+    let from: Option<String> = sqlx::query_scalar(
+        "SELECT group_name FROM endpoints WHERE name = ? AND revoked_at IS NULL",
+    )
+    .bind(&name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(from) = from else {
         return Err(ApiError::not_found(
             "unknown_endpoint",
             format!("no endpoint named `{name}`"),
         ));
-    }
-    events::append_in(
+    };
+    sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
+        .bind(&req.group)
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    // Readers of either group see the move; the endpoint's history stays
+    // with the group it happened in.
+    events::append_in_groups(
         &mut tx,
+        &[&from, &req.group],
         &who.name,
         "endpoint-group",
         &name,
         "ok",
-        &format!("group={}", req.group),
+        &format!("from={from} group={}", req.group),
     )
     .await?;
     tx.commit().await?;
@@ -206,7 +216,9 @@ async fn enroll_token(
     if ttl.is_zero() || ttl > std::time::Duration::from_secs(30 * 86400) {
         return Err(ApiError::bad_request("ttl must be between 1s and 30d"));
     }
-    let audit = events::Audit::new(&who.name, "enroll-token-create", &group).detail("count=1");
+    let audit = events::Audit::new(&who.name, "enroll-token-create", &group)
+        .detail("count=1")
+        .group(&group);
     let t = identity::create_enroll_tokens(&st.db, &group, ttl, 1, &audit)
         .await?
         .pop()
@@ -269,7 +281,16 @@ async fn create_group(
             other?;
         }
     }
-    events::append_in(&mut tx, &who.name, "group-create", &req.name, "ok", "").await?;
+    events::append_in_groups(
+        &mut tx,
+        &[&req.name],
+        &who.name,
+        "group-create",
+        &req.name,
+        "ok",
+        "",
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -308,7 +329,16 @@ async fn delete_group(
         .bind(&name)
         .execute(&mut *tx)
         .await?;
-    events::append_in(&mut tx, &who.name, "group-delete", &name, "ok", "").await?;
+    events::append_in_groups(
+        &mut tx,
+        &[&name],
+        &who.name,
+        "group-delete",
+        &name,
+        "ok",
+        "",
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -203,8 +203,9 @@ pub(crate) async fn enroll(
     if spent.rows_affected() != 1 {
         return Err(EnrollError::TokenSpent);
     }
-    crate::events::append_in(
+    crate::events::append_in_groups(
         &mut tx,
+        &[&group],
         &req.name,
         "enroll",
         &req.name,
@@ -231,16 +232,27 @@ pub(crate) async fn revoke(
 ) -> Result<Option<AgentId>, sqlx::Error> {
     let mut tx = crate::store::begin_write(db).await?;
     let row = sqlx::query(
-        "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id",
+        "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id, group_name",
     )
     .bind(ids::now_ms())
     .bind(name)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(id) = row.map(|r| AgentId(r.get("id"))) else {
+    let Some((id, group)) = row.map(|r| (AgentId(r.get("id")), r.get::<String, _>("group_name")))
+    else {
         return Ok(None);
     };
-    crate::events::append_in(&mut tx, actor, "endpoint-revoke", name, "ok", &detail(&id)).await?;
+    let detail = detail(&id);
+    crate::events::append_in_groups(
+        &mut tx,
+        &[&group],
+        actor,
+        "endpoint-revoke",
+        name,
+        "ok",
+        &detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(id))
 }
