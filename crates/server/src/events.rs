@@ -286,10 +286,10 @@ async fn append_fields(
 }
 
 /// Longest actor, action and target stored (names are at most 64
-/// characters; this leaves room for prefixes such as `open-session:`).
-pub(crate) const MAX_NAME_FIELD: usize = 200;
+/// characters, vault names 128; denied request paths can be longer).
+pub(crate) const MAX_NAME_FIELD: usize = 256;
 /// Longest outcome and detail stored.
-pub(crate) const MAX_TEXT_FIELD: usize = 2000;
+pub(crate) const MAX_TEXT_FIELD: usize = 4096;
 
 /// `s` cut to at most `max` characters, the cut marked with how much was
 /// left out, so an over-long field is visibly shortened, never silently.
@@ -298,8 +298,9 @@ pub(crate) fn bound(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
         None => std::borrow::Cow::Borrowed(s),
         Some(_) => {
             let total = s.chars().count();
-            let note = format!("… ({} more characters)", total - (max - 32));
-            let keep: String = s.chars().take(max - 32).collect();
+            let keep_chars = max - 48;
+            let note = format!("… ({} more characters)", total - keep_chars);
+            let keep: String = s.chars().take(keep_chars).collect();
             std::borrow::Cow::Owned(keep + &note)
         }
     }
@@ -726,6 +727,29 @@ mod tests {
                 .unwrap();
         }
         (dir, db)
+    }
+
+    #[tokio::test]
+    async fn over_long_fields_are_bounded_at_write_and_still_chain() {
+        let (_d, db) = db_with_events(1).await;
+        let huge = "n".repeat(5000);
+        let detail = "d".repeat(50_000);
+        record(&db, "alice", "vault-put", &huge, "failed", &detail)
+            .await
+            .unwrap();
+        let (target, stored): (String, String) =
+            sqlx::query_as("SELECT target, detail FROM events ORDER BY id DESC LIMIT 1")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert!(target.chars().count() <= MAX_NAME_FIELD, "{}", target.len());
+        assert!(target.ends_with("more characters)"), "{target}");
+        assert!(target.contains(&format!("({} more", 5000 - (MAX_NAME_FIELD - 48))));
+        assert!(stored.chars().count() <= MAX_TEXT_FIELD);
+        assert!(stored.ends_with("more characters)"));
+        // Short fields are kept exactly.
+        assert_eq!(bound("alice", MAX_NAME_FIELD), "alice");
+        assert_eq!(verify(&db, None).await.unwrap().unwrap().entries, 2);
     }
 
     #[tokio::test]

@@ -639,6 +639,110 @@ mod tests {
         assert_eq!(n, 32);
     }
 
+    /// Schema 6 on a database of schema 5: rows get the group of their
+    /// endpoint as it is now (none when the endpoint is gone), audit entries
+    /// about endpoints too, site-wide entries stay without; clashing user
+    /// names are kept, the younger flagged, and no new clash can be made.
+    #[tokio::test]
+    async fn schema_6_back_fills_groups_and_flags_clashing_user_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let pool = connect(&path, &DataKey::for_tests(7)).await.unwrap();
+        {
+            let mut tx = begin_write(&pool).await.unwrap();
+            sqlx::query("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            for (i, sql) in MIGRATIONS[..5].iter().enumerate() {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                    .bind(i as i64 + 1)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
+                 VALUES ('ep_w', 'web-1', 'web', x'00', '', '', '', '', 1);
+             INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, kind, target, started_at, outcome)
+                 VALUES ('ses_w', 'u', 'alice', 'ep_w', 'web-1', 'exec', 'ls', 1, 'ok'),
+                        ('ses_gone', 'u', 'alice', 'ep_gone', 'old-1', 'exec', 'ls', 1, 'ok');
+             INSERT INTO recordings (id, session_id, username, endpoint_name, started_at, width, height, input_recorded, wrapped_key, file)
+                 VALUES ('rec_w', 'ses_w', 'alice', 'web-1', 1, 80, 24, 0, 'k', 'rec_w.jgrec');
+             INSERT INTO events (at, actor, action, target, outcome, detail) VALUES
+                 (1, 'alice', 'session-open:exec', 'web-1', 'open', 'ls'),
+                 (2, 'alice', 'session-open:exec', 'old-1', 'open', 'ls'),
+                 (3, 'alice', 'login', 'alice', 'ok', ''),
+                 (4, 'root', 'recording-view', 'rec_w', 'ok', ''),
+                 (5, 'root', 'group-create', 'db', 'ok', '');
+             INSERT INTO users (id, username, password_hash, role, created_at)
+                 VALUES ('u1', 'alice', 'h', 'technician', 1), ('u2', 'Alice', 'h', 'technician', 2),
+                        ('u3', 'bob', 'h', 'admin', 3);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        migrate(&pool, &path).await.unwrap();
+
+        let groups: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, endpoint_group FROM session_events ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            groups,
+            [
+                ("ses_gone".to_owned(), None),
+                ("ses_w".to_owned(), Some("web".to_owned()))
+            ]
+        );
+        let rec: Option<String> = sqlx::query_scalar("SELECT endpoint_group FROM recordings")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rec.as_deref(), Some("web"));
+        let events: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT groups FROM events ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            events,
+            [
+                Some(r#"["web"]"#.to_owned()),
+                None,
+                None,
+                Some(r#"["web"]"#.to_owned()),
+                Some(r#"["db"]"#.to_owned()),
+            ]
+        );
+        let clash: Vec<(String, i64)> =
+            sqlx::query_as("SELECT username, name_clash FROM users ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            clash,
+            [
+                ("alice".to_owned(), 0),
+                ("Alice".to_owned(), 1),
+                ("bob".to_owned(), 0)
+            ]
+        );
+        let again = sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ('u4', 'BOB', 'h', 'admin', 4)")
+            .execute(&pool)
+            .await;
+        assert!(again.is_err(), "{again:?}");
+        let clashes = crate::identity::name_clashes(&pool).await.unwrap();
+        assert_eq!(clashes, [("Alice".to_owned(), "alice".to_owned())]);
+    }
+
     #[tokio::test]
     async fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -258,7 +258,7 @@ async fn every_route_every_role_inside_and_outside_groups() {
     let gw = start_gateway().await;
     gw.enroll("web-1", "web").await;
     gw.enroll("db-1", "db").await;
-    let admin = gw.user("root", "admin", &[]).await;
+    let admin = gw.user("chief", "admin", &[]).await;
     let mut subjects = HashMap::new();
     subjects.insert(
         Who::Technician,
@@ -378,7 +378,7 @@ async fn denials_are_recorded_as_events() {
     let gw = start_gateway().await;
     gw.enroll("web-1", "web").await;
     gw.enroll("db-1", "db").await;
-    let admin = gw.user("root", "admin", &[]).await;
+    let admin = gw.user("chief", "admin", &[]).await;
     let tech = gw.user("tech", "technician", &["web"]).await;
     assert!(matches!(
         tech.users().await,
@@ -517,7 +517,7 @@ async fn group_scope_on_sessions_recordings_and_audit() {
     let _stop_agents = stop.clone().drop_guard();
     gw.agent("web-1", "web", &stop).await;
     gw.agent("db-1", "db", &stop).await;
-    let admin = gw.user("root", "admin", &[]).await;
+    let admin = gw.user("chief", "admin", &[]).await;
     let web_auditor = gw.user("audit-web", "auditor", &["web"]).await;
     let all_auditor = gw.user("audit-all", "auditor", &["*"]).await;
     let tech = gw.user("tech", "technician", &["web"]).await;

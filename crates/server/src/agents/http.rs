@@ -263,6 +263,7 @@ async fn create_group(
     ApiJson(req): ApiJson<api::CreateGroup>,
 ) -> Result<(StatusCode, Json<api::Group>), ApiError> {
     ids::validate_name("group", &req.name).map_err(ApiError::bad_request)?;
+    ids::validate_description("group", &req.description).map_err(ApiError::bad_request)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let res = sqlx::query("INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)")
         .bind(&req.name)
