@@ -5,6 +5,7 @@ mod gateway;
 mod identity;
 mod lifecycle;
 mod recordings;
+mod scope;
 mod sessions;
 mod support;
 mod vault;
