@@ -408,10 +408,10 @@ pub(crate) async fn update_user(
     let user = get_user(db, username).await?;
     if let Some(role) = &u.role {
         check_role(db, role).await?;
-        check_role_name_rule(db, &user.username, role).await?;
         if user.role == "admin" && role != "admin" {
             ensure_another_admin(db, &user.id).await?;
         }
+        check_role_name_rule(db, &user.username, role).await?;
     }
     if let Some(groups) = &u.groups {
         check_groups(db, groups).await?;
@@ -733,7 +733,7 @@ async fn fingerprint_key(db: &SqlitePool) -> Result<Vec<u8>, sqlx::Error> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
