@@ -139,8 +139,8 @@ async fn set_group(
 ) -> Result<Json<api::Endpoint>, ApiError> {
     if !group_exists(&st, &req.group).await? {
         return Err(ApiError::bad_request(format!(
-            "unknown group `{}` (create it first)",
-            req.group
+            "unknown group {} (create it first)",
+            ids::echo(&req.group)
         )));
     }
     // The change and its audit entry commit together.

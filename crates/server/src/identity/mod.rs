@@ -45,7 +45,8 @@ pub enum IdentityError {
     UserExists(String),
     #[error("no user named `{0}`")]
     UnknownUser(String),
-    #[error("unknown role `{0}`")]
+    /// The role as shown by `ids::echo` (quoted, bounded).
+    #[error("unknown role {0}")]
     UnknownRole(String),
     #[error("{0}")]
     InvalidName(String),
@@ -294,7 +295,8 @@ pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(
             .await?;
         if exists.is_none() {
             return Err(IdentityError::Invalid(format!(
-                "unknown group `{g}` (create it first, or use `*` for all groups)"
+                "unknown group {} (create it first, or use `*` for all groups)",
+                ids::echo(g)
             )));
         }
     }
@@ -304,7 +306,7 @@ pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(
 async fn check_role(db: &SqlitePool, role: &str) -> Result<(), IdentityError> {
     match rbac::role_permissions(db, role).await? {
         Some(_) => Ok(()),
-        None => Err(IdentityError::UnknownRole(role.to_owned())),
+        None => Err(IdentityError::UnknownRole(ids::echo(role))),
     }
 }
 
@@ -318,7 +320,8 @@ fn check_email(email: &str) -> Result<(), IdentityError> {
         Ok(())
     } else {
         Err(IdentityError::Invalid(format!(
-            "`{email}` is not an email address"
+            "{} is not an email address",
+            ids::echo(email)
         )))
     }
 }

@@ -425,6 +425,49 @@ async fn user_names_are_unique_ignoring_case_and_log_in_in_any_case() {
 }
 
 #[tokio::test]
+async fn errors_about_bad_input_do_not_repeat_it_whole() {
+    let (_d, db) = db().await;
+    let huge = "x".repeat(5000);
+    let groups = [huge.clone()];
+    for u in [
+        NewUser {
+            username: &huge,
+            password: PW,
+            role: "technician",
+            groups: &[],
+            email: None,
+        },
+        NewUser {
+            username: "ok-name",
+            password: PW,
+            role: &huge,
+            groups: &[],
+            email: None,
+        },
+        NewUser {
+            username: "ok-name",
+            password: PW,
+            role: "technician",
+            groups: &groups,
+            email: None,
+        },
+        NewUser {
+            username: "ok-name",
+            password: PW,
+            role: "technician",
+            groups: &[],
+            email: Some(&huge),
+        },
+    ] {
+        let err = create_user(&db, &u, &audit())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 300 && err.contains("5000 characters"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn reserved_and_role_named_user_names_are_refused() {
     let (_d, db) = db().await;
     user(&db, "chief", "admin").await;
