@@ -97,8 +97,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List session events.
+    /// List session events, newest first (needs the view-audit permission;
+    /// only sessions on endpoints of your groups).
     Sessions {
+        /// Only sessions on ENDPOINT.
+        #[arg(long, value_name = "ENDPOINT")]
+        endpoint: Option<String>,
+        /// Only sessions of user NAME.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only sessions of one kind.
+        #[arg(long, value_parser = ["shell", "exec", "upload", "download", "forward"])]
+        kind: Option<String>,
+        /// Only sessions started from TIME on: RFC 3339 or a duration ago (2h, 7d).
+        #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
+        since: Option<String>,
+        /// Only sessions started before TIME: RFC 3339 or a duration ago.
+        #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
+        until: Option<String>,
+        /// Only sessions still running.
+        #[arg(long, conflicts_with = "ended")]
+        active: bool,
+        /// Only sessions that ended.
+        #[arg(long)]
+        ended: bool,
+        /// The next page: sessions after session ID (the last row shown).
+        #[arg(long, value_name = "ID")]
+        before: Option<String>,
+        /// At most N sessions, 1 to 1000 (default 1000).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -284,7 +312,30 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Endpoints { json } => {
             commands::endpoints::run(&ctx.authed_client()?, json).await?
         }
-        Command::Sessions { json } => commands::sessions::run(&ctx.authed_client()?, json).await?,
+        Command::Sessions {
+            endpoint,
+            user,
+            kind,
+            since,
+            until,
+            active,
+            ended,
+            before,
+            limit,
+            json,
+        } => {
+            let f = jumpgate_client::SessionFilter {
+                endpoint: endpoint.as_deref(),
+                user: user.as_deref(),
+                kind: kind.as_deref(),
+                since: since.as_deref(),
+                until: until.as_deref(),
+                active: (active || ended).then_some(active),
+                before: before.as_deref(),
+                limit,
+            };
+            commands::sessions::run(&ctx.authed_client()?, &f, json).await?;
+        }
         Command::Audit {
             since,
             user,

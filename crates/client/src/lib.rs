@@ -24,6 +24,49 @@ mod identity;
 mod recordings;
 
 pub use recordings::{CastStream, RecordingFilter};
+
+/// Which session events to list (all filters optional).
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter<'a> {
+    pub endpoint: Option<&'a str>,
+    pub user: Option<&'a str>,
+    /// `shell`, `exec`, `upload`, `download` or `forward`.
+    pub kind: Option<&'a str>,
+    /// RFC 3339: sessions started at or after it.
+    pub since: Option<&'a str>,
+    /// RFC 3339: sessions started before it.
+    pub until: Option<&'a str>,
+    /// Only running (`true`) or ended (`false`) sessions.
+    pub active: Option<bool>,
+    /// Paging: the id of the last session of the previous page.
+    pub before: Option<&'a str>,
+    /// 1..=1000 (the gateway's default: 1000).
+    pub limit: Option<u32>,
+}
+
+/// `/api/v1/sessions` with the filter's query parameters, percent-encoded.
+fn sessions_path(f: &SessionFilter<'_>) -> String {
+    let limit = f.limit.map(|n| n.to_string());
+    let active = f.active.map(|a| a.to_string());
+    let params: Vec<String> = [
+        ("endpoint", f.endpoint),
+        ("user", f.user),
+        ("kind", f.kind),
+        ("since", f.since),
+        ("until", f.until),
+        ("active", active.as_deref()),
+        ("before", f.before),
+        ("limit", limit.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent_encode(v))))
+    .collect();
+    if params.is_empty() {
+        "/api/v1/sessions".to_owned()
+    } else {
+        format!("/api/v1/sessions?{}", params.join("&"))
+    }
+}
 mod vault;
 #[cfg(test)]
 mod wire_tests;
@@ -151,8 +194,16 @@ impl Client {
         self.get_json("/api/v1/endpoints").await
     }
 
-    pub async fn sessions(&self) -> Result<Vec<api::SessionEvent>, ClientError> {
-        self.get_json("/api/v1/sessions").await
+    /// Session events, newest first (`view-audit`; only the caller's
+    /// groups), filtered and paged by `f`.
+    ///
+    /// # Errors
+    /// The gateway refused (a bad filter is a 400) or could not be reached.
+    pub async fn sessions(
+        &self,
+        f: &SessionFilter<'_>,
+    ) -> Result<Vec<api::SessionEvent>, ClientError> {
+        self.get_json(&sessions_path(f)).await
     }
 
     /// `GET path`, decoding a JSON answer.
@@ -442,5 +493,24 @@ mod tests {
     fn endpoint_names_are_percent_encoded() {
         assert_eq!(super::percent_encode("web-01.prod_a"), "web-01.prod_a");
         assert_eq!(super::percent_encode("a b/c?"), "a%20b%2Fc%3F");
+    }
+
+    #[test]
+    fn session_query_is_built_from_the_given_filters() {
+        use super::{SessionFilter, sessions_path};
+        assert_eq!(sessions_path(&SessionFilter::default()), "/api/v1/sessions");
+        let f = SessionFilter {
+            endpoint: Some("web 1"),
+            kind: Some("exec"),
+            since: Some("2026-11-23T10:00:00+02:00"),
+            active: Some(false),
+            before: Some("ses_x"),
+            limit: Some(50),
+            ..SessionFilter::default()
+        };
+        assert_eq!(
+            sessions_path(&f),
+            "/api/v1/sessions?endpoint=web%201&kind=exec&since=2026-11-23T10%3A00%3A00%2B02%3A00&active=false&before=ses_x&limit=50"
+        );
     }
 }

@@ -311,7 +311,8 @@ pub async fn enroll_tokens(
     count: u32,
 ) -> Result<(Vec<String>, String), AdminError> {
     let audit = crate::events::Audit::new("(admin cli)", "enroll-token-create", group)
-        .detail(format!("count={count}"));
+        .detail(format!("count={count}"))
+        .group(group);
     let made = identity::create_enroll_tokens(db, group, ttl, count, &audit).await?;
     let expires = made
         .first()

@@ -81,6 +81,13 @@ pub async fn run(
             "chained audit entries written before the audit log was a chain"
         );
     }
+    for (name, older) in crate::identity::name_clashes(&db).await? {
+        tracing::warn!(
+            user = %name,
+            clashes_with = %older,
+            "user names are not case-sensitive: this account, kept from before, clashes with an older one and logs in only with its exact name; delete it (jg admin users delete) and re-create it under another name"
+        );
+    }
     let orphans = sessions::close_orphans(&db).await?;
     if orphans > 0 {
         tracing::warn!(

@@ -69,11 +69,35 @@ pub(crate) async fn record(
     outcome: &str,
     detail: &str,
 ) -> Result<(), sqlx::Error> {
-    append(db, actor, action, target, outcome, detail)
-        .await
-        .inspect_err(|e| {
-            tracing::error!(error = %e, actor, action, target, outcome, "could not record an audit event");
-        })
+    record_in_groups(db, &[], actor, action, target, outcome, detail).await
+}
+
+/// [`record`] for an entry about endpoints of `groups` (readers limited
+/// to some groups see it if they hold one of them; see `rbac::ReadScope`).
+/// An empty list is a site-wide entry.
+///
+/// # Errors
+/// The database write failed.
+pub(crate) async fn record_in_groups(
+    db: &SqlitePool,
+    groups: &[&str],
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    let e = Fields {
+        groups,
+        actor,
+        action,
+        target,
+        outcome,
+        detail,
+    };
+    append(db, &e).await.inspect_err(|err| {
+        tracing::error!(error = %err, actor, action, target, outcome, "could not record an audit event");
+    })
 }
 
 /// For paths that end the same way whether or not the write succeeds (a
@@ -90,18 +114,35 @@ pub(crate) async fn record_or_log(
     let _ = record(db, actor, action, target, outcome, detail).await;
 }
 
-async fn append(
+/// [`record_or_log`] for an entry about endpoints of `groups`.
+pub(crate) async fn record_in_groups_or_log(
     db: &SqlitePool,
+    groups: &[&str],
     actor: &str,
     action: &str,
     target: &str,
     outcome: &str,
     detail: &str,
-) -> Result<(), sqlx::Error> {
+) {
+    let _ = record_in_groups(db, groups, actor, action, target, outcome, detail).await;
+}
+
+/// An entry to append: the chained fields, and the endpoint groups it
+/// concerns (empty: site-wide).
+struct Fields<'a> {
+    groups: &'a [&'a str],
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    outcome: &'a str,
+    detail: &'a str,
+}
+
+async fn append(db: &SqlitePool, e: &Fields<'_>) -> Result<(), sqlx::Error> {
     // The write lock is taken first: the read of the chain's head and the
     // insert after it must not interleave with another writer's.
     let mut tx = crate::store::begin_write(db).await?;
-    append_in(&mut tx, actor, action, target, outcome, detail).await?;
+    append_fields(&mut tx, e).await?;
     tx.commit().await
 }
 
@@ -114,6 +155,8 @@ pub(crate) struct Audit<'a> {
     pub(crate) action: &'a str,
     pub(crate) target: &'a str,
     pub(crate) detail: String,
+    /// The endpoint groups the entry concerns (empty: site-wide).
+    pub(crate) groups: Vec<String>,
 }
 
 impl<'a> Audit<'a> {
@@ -123,7 +166,15 @@ impl<'a> Audit<'a> {
             action,
             target,
             detail: String::new(),
+            groups: Vec::new(),
         }
+    }
+
+    /// Marks the entry as about endpoints of `group`.
+    #[must_use]
+    pub(crate) fn group(mut self, group: impl Into<String>) -> Self {
+        self.groups.push(group.into());
+        self
     }
 
     #[must_use]
@@ -137,7 +188,16 @@ impl<'a> Audit<'a> {
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     ) -> Result<(), sqlx::Error> {
-        append_in(tx, self.actor, self.action, self.target, "ok", &self.detail).await
+        let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
+        let e = Fields {
+            groups: &groups,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            outcome: "ok",
+            detail: &self.detail,
+        };
+        append_fields(tx, &e).await
     }
 }
 
@@ -151,6 +211,43 @@ pub(crate) async fn append_in(
     outcome: &str,
     detail: &str,
 ) -> Result<(), sqlx::Error> {
+    append_in_groups(tx, &[], actor, action, target, outcome, detail).await
+}
+
+/// [`append_in`] for an entry about endpoints of `groups`.
+pub(crate) async fn append_in_groups(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    groups: &[&str],
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    let e = Fields {
+        groups,
+        actor,
+        action,
+        target,
+        outcome,
+        detail,
+    };
+    append_fields(tx, &e).await
+}
+
+async fn append_fields(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    f: &Fields<'_>,
+) -> Result<(), sqlx::Error> {
+    // Free text is bounded at write time: an entry is evidence, not a
+    // place to store whatever a caller sent (see `bound`).
+    let actor = &bound(f.actor, MAX_NAME_FIELD);
+    let action = &bound(f.action, MAX_NAME_FIELD);
+    let target = &bound(f.target, MAX_NAME_FIELD);
+    let outcome = &bound(f.outcome, MAX_TEXT_FIELD);
+    let detail = &bound(f.detail, MAX_TEXT_FIELD);
+    let groups = (!f.groups.is_empty())
+        .then(|| serde_json::to_string(f.groups).unwrap_or_else(|_| "[]".into()));
     let head = sqlx::query("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
         .fetch_optional(&mut **tx)
         .await?;
@@ -171,7 +268,7 @@ pub(crate) async fn append_in(
     };
     let hash = entry_hash(&prev, &entry);
     sqlx::query(
-        "INSERT INTO events (id, at, actor, action, target, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (id, at, actor, action, target, outcome, detail, prev_hash, hash, groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(entry.id)
     .bind(entry.at)
@@ -182,9 +279,31 @@ pub(crate) async fn append_in(
     .bind(detail)
     .bind(&prev)
     .bind(&hash)
+    .bind(groups)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Longest actor, action and target stored (names are at most 64
+/// characters, vault names 128; denied request paths can be longer).
+pub(crate) const MAX_NAME_FIELD: usize = 256;
+/// Longest outcome and detail stored.
+pub(crate) const MAX_TEXT_FIELD: usize = 4096;
+
+/// `s` cut to at most `max` characters, the cut marked with how much was
+/// left out, so an over-long field is visibly shortened, never silently.
+pub(crate) fn bound(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some(_) => {
+            let total = s.chars().count();
+            let keep_chars = max - 48;
+            let note = format!("… ({} more characters)", total - keep_chars);
+            let keep: String = s.chars().take(keep_chars).collect();
+            std::borrow::Cow::Owned(keep + &note)
+        }
+    }
 }
 
 /// Chains entries written before the log was a chain (schema 2), once.
@@ -546,9 +665,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Entries newest first, filtered by `since`, `user` and `limit`.
+/// Entries newest first, filtered by `since`, `user` and `limit`, and
+/// limited to the caller's groups: a reader limited to some groups sees the
+/// entries about endpoints of those groups, never site-wide ones.
 async fn list(
     axum::extract::State(st): axum::extract::State<AppState>,
+    crate::api::Caller(who): crate::api::Caller,
     query: Result<axum::extract::Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Vec<api::SecurityEvent>>, ApiError> {
     let axum::extract::Query(f) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -563,11 +685,14 @@ async fn list(
         return Err(ApiError::bad_request("limit must be between 1 and 10000"));
     }
     let rows = sqlx::query(
-        "SELECT * FROM events WHERE at >= ? AND (? IS NULL OR actor = ?) ORDER BY id DESC LIMIT ?",
+        "SELECT * FROM events WHERE at >= ?1 AND (?2 IS NULL OR actor = ?2)
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(events.groups) g
+                                      WHERE g.value IN (SELECT value FROM json_each(?3))))
+         ORDER BY id DESC LIMIT ?4",
     )
     .bind(since_ms)
     .bind(f.user.as_deref())
-    .bind(f.user.as_deref())
+    .bind(who.read_scope().sql_param())
     .bind(limit)
     .fetch_all(&st.db)
     .await?;
@@ -612,6 +737,29 @@ mod tests {
                 .unwrap();
         }
         (dir, db)
+    }
+
+    #[tokio::test]
+    async fn over_long_fields_are_bounded_at_write_and_still_chain() {
+        let (_d, db) = db_with_events(1).await;
+        let huge = "n".repeat(5000);
+        let detail = "d".repeat(50_000);
+        record(&db, "alice", "vault-put", &huge, "failed", &detail)
+            .await
+            .unwrap();
+        let (target, stored): (String, String) =
+            sqlx::query_as("SELECT target, detail FROM events ORDER BY id DESC LIMIT 1")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert!(target.chars().count() <= MAX_NAME_FIELD, "{}", target.len());
+        assert!(target.ends_with("more characters)"), "{target}");
+        assert!(target.contains(&format!("({} more", 5000 - (MAX_NAME_FIELD - 48))));
+        assert!(stored.chars().count() <= MAX_TEXT_FIELD);
+        assert!(stored.ends_with("more characters)"));
+        // Short fields are kept exactly.
+        assert_eq!(bound("alice", MAX_NAME_FIELD), "alice");
+        assert_eq!(verify(&db, None).await.unwrap().unwrap().entries, 2);
     }
 
     #[tokio::test]

@@ -113,9 +113,47 @@ pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid {what} name `{name}`: use 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+            "invalid {what} name {}: use 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit",
+            echo(name)
         ))
     }
+}
+
+/// Rejected input as an error message shows it: quoted, with at most its
+/// first 64 characters (control characters escaped), and its length when
+/// longer, so an error never repeats a huge or hostile input whole.
+pub(crate) fn echo(input: &str) -> String {
+    let n = input.chars().count();
+    let head: String = input
+        .chars()
+        .take(64)
+        .flat_map(char::escape_debug)
+        .collect();
+    if n > 64 {
+        format!("`{head}…` ({n} characters)")
+    } else {
+        format!("`{head}`")
+    }
+}
+
+/// Longest description (of a role, a group) accepted.
+pub(crate) const MAX_DESCRIPTION: usize = 500;
+
+/// Validates a free-text description: at most [`MAX_DESCRIPTION`]
+/// characters and no control characters (it is shown in tables and pages).
+pub(crate) fn validate_description(what: &str, text: &str) -> Result<(), String> {
+    let n = text.chars().count();
+    if n > MAX_DESCRIPTION {
+        return Err(format!(
+            "the {what} description is {n} characters long; at most {MAX_DESCRIPTION} are allowed"
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "the {what} description may not contain control characters (line breaks, escapes)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -141,6 +179,15 @@ mod tests {
         for bad in ["", "-x", "a b", "a/b", &"x".repeat(65), "ü"] {
             assert!(validate_name("endpoint", bad).is_err(), "{bad}");
         }
+        // Errors name the rule and echo at most the start of the input.
+        let err = validate_name("vault secret", &"v".repeat(5000)).unwrap_err();
+        assert!(err.len() < 300 && err.contains("5000 characters"), "{err}");
+        assert!(validate_description("role", &"d".repeat(MAX_DESCRIPTION)).is_ok());
+        let err = validate_description("role", &"d".repeat(5000)).unwrap_err();
+        assert!(err.contains("5000 characters") && err.len() < 200, "{err}");
+        assert!(validate_description("group", "Web servers, Paris").is_ok());
+        assert!(validate_description("group", "line\nbreak").is_err());
+        assert!(validate_description("group", "clear\u{1b}[2J").is_err());
     }
 
     #[test]

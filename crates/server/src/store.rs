@@ -284,6 +284,61 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE session_events ADD COLUMN last_active_at INTEGER;
     ",
+    // 8: group scope and user names.
+    //
+    // Sessions, recordings and endpoint-related audit entries carry the
+    // group their endpoint was in when they happened, so reads can be
+    // limited to the caller's groups (`rbac::ReadScope`). The rule: a row
+    // stays with the group of its time — moving an endpoint to another
+    // group later does not move its history, and deleting (revoking) it
+    // keeps its rows where they were. Rows written before this schema are
+    // back-filled from the endpoints as they are now; rows whose endpoint
+    // no longer exists stay without a group (NULL), which only holders of
+    // every group may read. Audit entries hold a JSON array (an endpoint's
+    // move names both groups); NULL marks a site-wide entry.
+    //
+    // User names become unique regardless of case. Accounts that already
+    // clash (`alice` and `Alice`) are kept, not renamed or refused: the
+    // oldest of each set keeps the name, the younger ones are flagged
+    // `name_clash` (the gateway names them in a warning at every start,
+    // they can still log in with their exact name, and an administrator
+    // deletes or re-creates them); no new clash can be made.
+    r#"
+    ALTER TABLE session_events ADD COLUMN endpoint_group TEXT;
+    UPDATE session_events SET endpoint_group =
+        (SELECT e.group_name FROM endpoints e WHERE e.id = session_events.endpoint_id);
+    CREATE INDEX session_events_group ON session_events(endpoint_group, started_at);
+
+    ALTER TABLE recordings ADD COLUMN endpoint_group TEXT;
+    UPDATE recordings SET endpoint_group =
+        (SELECT s.endpoint_group FROM session_events s WHERE s.id = recordings.session_id);
+
+    ALTER TABLE events ADD COLUMN groups TEXT;
+    -- Entries naming an endpoint: the live endpoint of that name, else the
+    -- most recently enrolled one.
+    UPDATE events SET groups = (
+        SELECT json_array(e.group_name) FROM endpoints e WHERE e.name = events.target
+        ORDER BY e.revoked_at IS NOT NULL, e.enrolled_at DESC LIMIT 1)
+    WHERE action LIKE 'session-open:%' OR action LIKE 'session-close:%'
+       OR action LIKE 'open-session:%' OR action IN ('enroll', 'endpoint-revoke', 'endpoint-group');
+    UPDATE events SET groups = (
+        SELECT json_array(s.endpoint_group) FROM session_events s
+        WHERE s.id = events.target AND s.endpoint_group IS NOT NULL)
+    WHERE action = 'session-terminate';
+    UPDATE events SET groups = (
+        SELECT json_array(r.endpoint_group) FROM recordings r
+        WHERE r.id = events.target AND r.endpoint_group IS NOT NULL)
+    WHERE action = 'recording-view';
+    UPDATE events SET groups = json_array(target)
+    WHERE action IN ('group-create', 'group-delete', 'enroll-token-create');
+
+    ALTER TABLE users ADD COLUMN name_clash INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET name_clash = 1 WHERE EXISTS (
+        SELECT 1 FROM users o WHERE lower(o.username) = lower(users.username)
+          AND (o.created_at < users.created_at
+               OR (o.created_at = users.created_at AND o.id < users.id)));
+    CREATE UNIQUE INDEX users_name_nocase ON users(lower(username)) WHERE name_clash = 0;
+    "#,
 ];
 
 /// Opens with a fixed test key (unit tests of other modules).
@@ -634,6 +689,110 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 32);
+    }
+
+    /// Schema 6 on a database of schema 5: rows get the group of their
+    /// endpoint as it is now (none when the endpoint is gone), audit entries
+    /// about endpoints too, site-wide entries stay without; clashing user
+    /// names are kept, the younger flagged, and no new clash can be made.
+    #[tokio::test]
+    async fn schema_8_back_fills_groups_and_flags_clashing_user_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let pool = connect(&path, &DataKey::for_tests(7)).await.unwrap();
+        {
+            let mut tx = begin_write(&pool).await.unwrap();
+            sqlx::query("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            for (i, sql) in MIGRATIONS[..5].iter().enumerate() {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                    .bind(i as i64 + 1)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
+                 VALUES ('ep_w', 'web-1', 'web', x'00', '', '', '', '', 1);
+             INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, kind, target, started_at, outcome)
+                 VALUES ('ses_w', 'u', 'alice', 'ep_w', 'web-1', 'exec', 'ls', 1, 'ok'),
+                        ('ses_gone', 'u', 'alice', 'ep_gone', 'old-1', 'exec', 'ls', 1, 'ok');
+             INSERT INTO recordings (id, session_id, username, endpoint_name, started_at, width, height, input_recorded, wrapped_key, file)
+                 VALUES ('rec_w', 'ses_w', 'alice', 'web-1', 1, 80, 24, 0, 'k', 'rec_w.jgrec');
+             INSERT INTO events (at, actor, action, target, outcome, detail) VALUES
+                 (1, 'alice', 'session-open:exec', 'web-1', 'open', 'ls'),
+                 (2, 'alice', 'session-open:exec', 'old-1', 'open', 'ls'),
+                 (3, 'alice', 'login', 'alice', 'ok', ''),
+                 (4, 'root', 'recording-view', 'rec_w', 'ok', ''),
+                 (5, 'root', 'group-create', 'db', 'ok', '');
+             INSERT INTO users (id, username, password_hash, role, created_at)
+                 VALUES ('u1', 'alice', 'h', 'technician', 1), ('u2', 'Alice', 'h', 'technician', 2),
+                        ('u3', 'bob', 'h', 'admin', 3);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        migrate(&pool, &path).await.unwrap();
+
+        let groups: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, endpoint_group FROM session_events ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            groups,
+            [
+                ("ses_gone".to_owned(), None),
+                ("ses_w".to_owned(), Some("web".to_owned()))
+            ]
+        );
+        let rec: Option<String> = sqlx::query_scalar("SELECT endpoint_group FROM recordings")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rec.as_deref(), Some("web"));
+        let events: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT groups FROM events ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            events,
+            [
+                Some(r#"["web"]"#.to_owned()),
+                None,
+                None,
+                Some(r#"["web"]"#.to_owned()),
+                Some(r#"["db"]"#.to_owned()),
+            ]
+        );
+        let clash: Vec<(String, i64)> =
+            sqlx::query_as("SELECT username, name_clash FROM users ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            clash,
+            [
+                ("alice".to_owned(), 0),
+                ("Alice".to_owned(), 1),
+                ("bob".to_owned(), 0)
+            ]
+        );
+        let again = sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ('u4', 'BOB', 'h', 'admin', 4)")
+            .execute(&pool)
+            .await;
+        assert!(again.is_err(), "{again:?}");
+        let clashes = crate::identity::name_clashes(&pool).await.unwrap();
+        assert_eq!(clashes, [("Alice".to_owned(), "alice".to_owned())]);
     }
 
     #[tokio::test]

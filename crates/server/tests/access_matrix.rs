@@ -259,7 +259,7 @@ async fn every_route_every_role_inside_and_outside_groups() {
     let gw = start_gateway().await;
     gw.enroll("web-1", "web").await;
     gw.enroll("db-1", "db").await;
-    let admin = gw.user("root", "admin", &[]).await;
+    let admin = gw.user("chief", "admin", &[]).await;
     let mut subjects = HashMap::new();
     subjects.insert(
         Who::Technician,
@@ -379,7 +379,7 @@ async fn denials_are_recorded_as_events() {
     let gw = start_gateway().await;
     gw.enroll("web-1", "web").await;
     gw.enroll("db-1", "db").await;
-    let admin = gw.user("root", "admin", &[]).await;
+    let admin = gw.user("chief", "admin", &[]).await;
     let tech = gw.user("tech", "technician", &["web"]).await;
     assert!(matches!(
         tech.users().await,
@@ -404,4 +404,275 @@ async fn denials_are_recorded_as_events() {
             .any(|e| e.action == "open-session:shell" && e.target == "db-1"),
         "{events:?}"
     );
+}
+
+// --- Group scope on what endpoints leave behind --------------------------
+
+impl Gateway {
+    /// An in-process agent enrolled as `name` in `group`, online when this
+    /// returns; it stops when `stop` is cancelled.
+    async fn agent(&self, name: &str, group: &str, stop: &tokio_util::sync::CancellationToken) {
+        let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
+        let (token, _) = jumpgate_server::admin::enroll_token(&db, group, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let Trust::Pinned(fp) = &self.trust else {
+            unreachable!("the test gateway is pinned")
+        };
+        let mut opts =
+            jumpgate_agent::AgentOptions::new(self.data_dir.join(format!("agent-{name}")));
+        opts.server = Some(self.url.parse().unwrap());
+        opts.ca_fingerprint = Some(*fp);
+        opts.name = Some(name.to_owned());
+        opts.enroll_token = Some(token);
+        opts.min_backoff = Duration::from_millis(50);
+        let stop = stop.clone();
+        tokio::spawn(async move { jumpgate_agent::run(opts, stop).await });
+        let admin_db = db;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        // Online once the endpoint's row exists and its agent is connected
+        // (a session opens); polled with a deadline.
+        loop {
+            let enrolled: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM endpoints WHERE name = ? AND revoked_at IS NULL",
+            )
+            .bind(name)
+            .fetch_optional(&admin_db)
+            .await
+            .unwrap();
+            if enrolled.is_some() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never enrolled"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Runs `echo MARKER` on `endpoint` as `client` (an exec session, recorded);
+/// retries while the endpoint is not online yet. Returns the output.
+async fn exec(client: &Client, endpoint: &str, marker: &str) -> String {
+    use bytes::BytesMut;
+    use jumpgate_proto::session::{SessionMsg, SessionRequest};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut io = loop {
+        match client.connect(endpoint, SessionKind::Exec).await {
+            Ok(io) => break io,
+            Err(ClientError::Api { status: 409, .. }) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{endpoint} never online"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("exec on {endpoint}: {e}"),
+        }
+    };
+    let open = SessionRequest::Exec {
+        command: vec!["echo".into(), marker.into()],
+    };
+    io.write_all(&SessionMsg::Open(open).to_bytes())
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    loop {
+        while let Some(m) = SessionMsg::decode(&mut buf).unwrap() {
+            match m {
+                SessionMsg::Stdout(b) | SessionMsg::Stderr(b) => out.extend_from_slice(&b),
+                SessionMsg::Exit(_) | SessionMsg::Closed { .. } => {
+                    return String::from_utf8_lossy(&out).into_owned();
+                }
+                SessionMsg::Refused(r) => panic!("exec on {endpoint} refused: {}", r.message),
+                _ => {}
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(30), io.read_buf(&mut buf))
+            .await
+            .expect("exec session hung")
+            .unwrap();
+        if n == 0 {
+            return String::from_utf8_lossy(&out).into_owned();
+        }
+    }
+}
+
+async fn recordings_of(c: &Client) -> Vec<api::Recording> {
+    c.get_json("/api/v1/recordings").await.unwrap()
+}
+
+/// Sessions, recordings (list, replay/export) and the audit log of
+/// endpoint activity are limited to the reader's groups: a group-limited
+/// auditor sees only its group's rows, and another group's recording does
+/// not exist for it (404); an all-groups auditor sees everything,
+/// site-wide entries included. A row stays with the group its endpoint
+/// was in at the time.
+#[tokio::test]
+async fn group_scope_on_sessions_recordings_and_audit() {
+    let gw = start_gateway().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_agents = stop.clone().drop_guard();
+    gw.agent("web-1", "web", &stop).await;
+    gw.agent("db-1", "db", &stop).await;
+    let admin = gw.user("chief", "admin", &[]).await;
+    let web_auditor = gw.user("audit-web", "auditor", &["web"]).await;
+    let all_auditor = gw.user("audit-all", "auditor", &["*"]).await;
+    let tech = gw.user("tech", "technician", &["web"]).await;
+
+    assert!(
+        exec(&admin, "web-1", "marker-web")
+            .await
+            .contains("marker-web")
+    );
+    assert!(
+        exec(&admin, "db-1", "marker-db")
+            .await
+            .contains("marker-db")
+    );
+    // A denial on db-1 is a db row (session table and audit log).
+    assert!(matches!(
+        tech.connect("db-1", SessionKind::Shell).await,
+        Err(ClientError::Api { status: 404, .. })
+    ));
+    // Recordings end just after their sessions.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let all_recs = loop {
+        let recs = recordings_of(&all_auditor).await;
+        if recs.len() == 2 && recs.iter().all(|r| r.ended_at.is_some()) {
+            break recs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{recs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Sessions.
+    let endpoints_of = |rows: &[api::SessionEvent]| {
+        let mut v: Vec<String> = rows.iter().map(|r| r.endpoint.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let web_sessions: Vec<api::SessionEvent> =
+        web_auditor.get_json("/api/v1/sessions").await.unwrap();
+    assert_eq!(endpoints_of(&web_sessions), ["web-1"], "{web_sessions:?}");
+    let all_sessions: Vec<api::SessionEvent> =
+        all_auditor.get_json("/api/v1/sessions").await.unwrap();
+    assert_eq!(
+        endpoints_of(&all_sessions),
+        ["db-1", "web-1"],
+        "{all_sessions:?}"
+    );
+    assert!(
+        all_sessions
+            .iter()
+            .any(|s| s.endpoint == "db-1" && s.outcome == "denied" && s.username == "tech"),
+        "{all_sessions:?}"
+    );
+    // Filtering by another group's endpoint finds nothing, not an error.
+    let none: Vec<api::SessionEvent> = web_auditor
+        .get_json("/api/v1/sessions?endpoint=db-1")
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+
+    // Recordings: listed, played and exported only within the groups.
+    let web_recs = recordings_of(&web_auditor).await;
+    assert_eq!(web_recs.len(), 1, "{web_recs:?}");
+    assert_eq!(web_recs[0].endpoint, "web-1");
+    let db_rec = all_recs.iter().find(|r| r.endpoint == "db-1").unwrap();
+    let web_rec = &web_recs[0];
+    let cast = |c: &Client, id: &str| {
+        let c = c.clone();
+        let path = format!("/api/v1/recordings/{id}/cast");
+        async move { c.raw(Method::GET, &path, None, Vec::new()).await.unwrap() }
+    };
+    let (status, body) = cast(&web_auditor, &db_rec.id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body:?}");
+    let code = serde_json::from_slice::<api::ErrorBody>(&body)
+        .unwrap()
+        .error;
+    assert_eq!(code, "unknown_recording");
+    // The same answer as for a recording that does not exist at all.
+    let (status, _) = cast(&web_auditor, "rec_nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = cast(&web_auditor, &web_rec.id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("marker-web"));
+    let (status, body) = cast(&all_auditor, &db_rec.id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("marker-db"));
+
+    // The audit log: the group's endpoint entries only, no site-wide ones.
+    let web_events: Vec<api::SecurityEvent> = web_auditor.get_json("/api/v1/events").await.unwrap();
+    let all_events: Vec<api::SecurityEvent> = all_auditor.get_json("/api/v1/events").await.unwrap();
+    let has = |evs: &[api::SecurityEvent], action: &str, target: &str| {
+        evs.iter().any(|e| e.action == action && e.target == target)
+    };
+    assert!(
+        has(&web_events, "session-open:exec", "web-1"),
+        "{web_events:?}"
+    );
+    assert!(
+        has(&web_events, "session-close:exec", "web-1"),
+        "{web_events:?}"
+    );
+    assert!(
+        has(&web_events, "recording-view", &web_rec.id),
+        "{web_events:?}"
+    );
+    for e in &web_events {
+        assert!(
+            !e.target.contains("db") && !e.detail.contains("db-1"),
+            "a db entry leaked to the web auditor: {e:?}"
+        );
+        assert!(
+            !matches!(
+                e.action.as_str(),
+                "login" | "user-create" | "api-client-create"
+            ),
+            "a site-wide entry leaked to the web auditor: {e:?}"
+        );
+    }
+    for (action, target) in [
+        ("session-open:exec", "db-1"),
+        ("open-session:shell", "db-1"),
+        ("recording-view", db_rec.id.as_str()),
+        ("user-create", "audit-web"),
+        ("login", "audit-web"),
+    ] {
+        assert!(
+            has(&all_events, action, target),
+            "{action} {target}: {all_events:?}"
+        );
+    }
+
+    // A row stays with the group its endpoint was in at the time: after
+    // web-1 moves to db, its old session stays visible to the web auditor,
+    // the move is visible to both groups, and new sessions are db's.
+    let moved: api::Endpoint = admin
+        .put_json(
+            "/api/v1/endpoints/web-1/group",
+            &api::SetEndpointGroup { group: "db".into() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.group, "db");
+    assert!(
+        exec(&admin, "web-1", "marker-after-move")
+            .await
+            .contains("marker-after-move")
+    );
+    let after: Vec<api::SessionEvent> = web_auditor.get_json("/api/v1/sessions").await.unwrap();
+    assert_eq!(after.len(), web_sessions.len(), "{after:?}");
+    let web_events: Vec<api::SecurityEvent> = web_auditor.get_json("/api/v1/events").await.unwrap();
+    assert!(
+        has(&web_events, "endpoint-group", "web-1"),
+        "{web_events:?}"
+    );
+    let all_after: Vec<api::SessionEvent> = all_auditor.get_json("/api/v1/sessions").await.unwrap();
+    assert_eq!(all_after.len(), all_sessions.len() + 1, "{all_after:?}");
 }

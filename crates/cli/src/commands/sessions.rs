@@ -1,8 +1,10 @@
-//! `jg sessions [--json]`: the session event table.
+//! `jg sessions [--endpoint E] [--user U] [--kind K] [--since T] [--until T]
+//! [--active|--ended] [--before ID] [--limit N] [--json]`: the session event
+//! table, newest first, a page at a time.
 
 use anyhow::Context;
 use jumpgate_api_types::SessionEvent;
-use jumpgate_client::Client;
+use jumpgate_client::{Client, SessionFilter};
 
 use crate::table;
 
@@ -10,12 +12,24 @@ use crate::table;
 /// them whole.
 const TARGET_WIDTH: usize = 40;
 
-pub(crate) async fn run(client: &Client, json: bool) -> anyhow::Result<()> {
-    let events = client.sessions().await.context("listing sessions")?;
+/// The gateway's page size when no `--limit` is given.
+const DEFAULT_PAGE: usize = 1000;
+
+pub(crate) async fn run(client: &Client, f: &SessionFilter<'_>, json: bool) -> anyhow::Result<()> {
+    let events = client.sessions(f).await.context("listing sessions")?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&events)?)?;
     } else {
         out!("{}", render(&events))?;
+    }
+    // A full page may have more after it: say how to get it (on stderr, so
+    // the output stays the rows alone).
+    let page = f.limit.map_or(DEFAULT_PAGE, |n| n as usize);
+    if let Some(last) = events.last().filter(|_| events.len() == page) {
+        eprintln!(
+            "more sessions may follow: jg sessions --before {} ...",
+            last.id
+        );
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod lifecycle;
 mod recording_rotation;
 mod recordings;
 mod revocation;
+mod scope;
 mod sessions;
 mod support;
 mod vault;

@@ -158,31 +158,39 @@ async fn set_group(
 ) -> Result<Json<api::Endpoint>, ApiError> {
     if !group_exists(&st, &req.group).await? {
         return Err(ApiError::bad_request(format!(
-            "unknown group `{}` (create it first)",
-            req.group
+            "unknown group {} (create it first)",
+            ids::echo(&req.group)
         )));
     }
     // The change and its audit entry commit together.
     let mut tx = crate::store::begin_write(&st.db).await?;
-    let updated =
-        sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
-            .bind(&req.group)
-            .bind(&name)
-            .execute(&mut *tx)
-            .await?;
-    if updated.rows_affected() == 0 {
+    let from: Option<String> = sqlx::query_scalar(
+        "SELECT group_name FROM endpoints WHERE name = ? AND revoked_at IS NULL",
+    )
+    .bind(&name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(from) = from else {
         return Err(ApiError::not_found(
             "unknown_endpoint",
             format!("no endpoint named `{name}`"),
         ));
-    }
-    events::append_in(
+    };
+    sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
+        .bind(&req.group)
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    // Readers of either group see the move; the endpoint's history stays
+    // with the group it happened in.
+    events::append_in_groups(
         &mut tx,
+        &[&from, &req.group],
         &who.name,
         "endpoint-group",
         &name,
         "ok",
-        &format!("group={}", req.group),
+        &format!("from={from} group={}", req.group),
     )
     .await?;
     tx.commit().await?;
@@ -260,7 +268,9 @@ async fn enroll_token(
 ) -> Result<(StatusCode, Json<api::EnrollToken>), ApiError> {
     let group = req.group.unwrap_or_else(|| "default".to_owned());
     let ttl = token_ttl(req.ttl.as_deref())?;
-    let audit = events::Audit::new(&who.name, "enroll-token-create", &group).detail("count=1");
+    let audit = events::Audit::new(&who.name, "enroll-token-create", &group)
+        .detail("count=1")
+        .group(&group);
     let t = identity::create_enroll_tokens(&st.db, &group, ttl, 1, &audit)
         .await?
         .pop()
@@ -305,6 +315,7 @@ async fn create_group(
     ApiJson(req): ApiJson<api::CreateGroup>,
 ) -> Result<(StatusCode, Json<api::Group>), ApiError> {
     ids::validate_name("group", &req.name).map_err(ApiError::bad_request)?;
+    ids::validate_description("group", &req.description).map_err(ApiError::bad_request)?;
     let mut tx = crate::store::begin_write(&st.db).await?;
     let res = sqlx::query("INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)")
         .bind(&req.name)
@@ -323,7 +334,16 @@ async fn create_group(
             other?;
         }
     }
-    events::append_in(&mut tx, &who.name, "group-create", &req.name, "ok", "").await?;
+    events::append_in_groups(
+        &mut tx,
+        &[&req.name],
+        &who.name,
+        "group-create",
+        &req.name,
+        "ok",
+        "",
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -362,7 +382,16 @@ async fn delete_group(
         .bind(&name)
         .execute(&mut *tx)
         .await?;
-    events::append_in(&mut tx, &who.name, "group-delete", &name, "ok", "").await?;
+    events::append_in_groups(
+        &mut tx,
+        &[&name],
+        &who.name,
+        "group-delete",
+        &name,
+        "ok",
+        "",
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

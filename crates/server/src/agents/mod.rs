@@ -278,7 +278,8 @@ pub(crate) async fn enroll(
     } else {
         ("enroll", format!("group={group}"))
     };
-    crate::events::append_in(&mut tx, &name, action, &name, "ok", &detail).await?;
+    crate::events::append_in_groups(&mut tx, &[&group], &name, action, &name, "ok", &detail)
+        .await?;
     tx.commit().await?;
     Ok(Enrolled {
         response: api::EnrollResponse {
@@ -313,6 +314,7 @@ pub(crate) async fn create_reenroll_token(
         return Ok(None);
     };
     let id: String = ep.get("id");
+    let group: String = ep.get("group_name");
     sqlx::query(
         "UPDATE enroll_tokens SET expires_at = ? WHERE endpoint_id = ? AND used_at IS NULL AND expires_at > ?",
     )
@@ -326,14 +328,15 @@ pub(crate) async fn create_reenroll_token(
         "INSERT INTO enroll_tokens (token_hash, group_name, created_at, expires_at, endpoint_id) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(ids::token_hash(&token))
-    .bind(ep.get::<String, _>("group_name"))
+    .bind(&group)
     .bind(now)
     .bind(expires_at_ms)
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    crate::events::append_in(
+    crate::events::append_in_groups(
         &mut tx,
+        &[&group],
         actor,
         "endpoint-reenroll-token",
         name,
@@ -367,8 +370,9 @@ pub(crate) async fn record_conflict(
     .bind(endpoint.id.as_str())
     .fetch_one(&mut *tx)
     .await?;
-    crate::events::append_in(
+    crate::events::append_in_groups(
         &mut tx,
+        &[&endpoint.group],
         &endpoint.name,
         "endpoint-conflict",
         &endpoint.name,
@@ -393,16 +397,27 @@ pub(crate) async fn revoke(
 ) -> Result<Option<AgentId>, sqlx::Error> {
     let mut tx = crate::store::begin_write(db).await?;
     let row = sqlx::query(
-        "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id",
+        "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id, group_name",
     )
     .bind(ids::now_ms())
     .bind(name)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(id) = row.map(|r| AgentId(r.get("id"))) else {
+    let Some((id, group)) = row.map(|r| (AgentId(r.get("id")), r.get::<String, _>("group_name")))
+    else {
         return Ok(None);
     };
-    crate::events::append_in(&mut tx, actor, "endpoint-revoke", name, "ok", &detail(&id)).await?;
+    let detail = detail(&id);
+    crate::events::append_in_groups(
+        &mut tx,
+        &[&group],
+        actor,
+        "endpoint-revoke",
+        name,
+        "ok",
+        &detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(id))
 }

@@ -427,7 +427,7 @@ async fn authorize_site(st: AppState, action: Action, mut req: Request, next: Ne
     };
     if let Decision::Forbid(why) = rbac::authorize(&subject, action, Resource::Site) {
         let target = req.uri().path().to_owned();
-        return denied(&st, &subject, action, &target, why)
+        return denied(&st, &subject, action, &target, None, why)
             .await
             .into_response();
     }
@@ -435,16 +435,20 @@ async fn authorize_site(st: AppState, action: Action, mut req: Request, next: Ne
     next.run(req).await
 }
 
-/// Records a denial as a security event and builds its answer.
+/// Records a denial as a security event (about an endpoint of `group`, or
+/// site-wide) and builds its answer.
 pub(crate) async fn denied(
     st: &AppState,
     subject: &Subject,
     action: Action,
     target: &str,
+    group: Option<&str>,
     why: Denial,
 ) -> ApiError {
-    crate::events::record_or_log(
+    let groups: Vec<&str> = group.into_iter().collect();
+    crate::events::record_in_groups_or_log(
         &st.db,
+        &groups,
         &subject.name,
         &action.name(),
         target,

@@ -407,7 +407,8 @@ async fn put_settings(
     for role in &new.mfa_required_roles {
         if rbac::role_permissions(&st.db, role).await?.is_none() {
             return Err(ApiError::bad_request(format!(
-                "unknown role `{role}` in mfa_required_roles"
+                "unknown role {} in mfa_required_roles",
+                ids::echo(role)
             )));
         }
     }

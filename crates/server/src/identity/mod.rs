@@ -41,11 +41,12 @@ pub enum IdentityError {
     RateLimited(Duration),
     #[error("missing, invalid or expired session token")]
     Unauthenticated,
-    #[error("user `{0}` already exists")]
+    #[error("a user named `{0}` already exists (user names are not case-sensitive)")]
     UserExists(String),
     #[error("no user named `{0}`")]
     UnknownUser(String),
-    #[error("unknown role `{0}`")]
+    /// The role as shown by `ids::echo` (quoted, bounded).
+    #[error("unknown role {0}")]
     UnknownRole(String),
     #[error("{0}")]
     InvalidName(String),
@@ -170,16 +171,91 @@ fn user_record(r: &sqlx::sqlite::SqliteRow) -> UserRecord {
     }
 }
 
+/// Finds a user by name, ignoring case (`Alice` logs in as `alice`). An
+/// exact match comes first: accounts that clashed before names became
+/// case-insensitive (schema 6, `name_clash`) are only found by their exact
+/// name.
 pub(crate) async fn find_user(
     db: &SqlitePool,
     username: &str,
 ) -> Result<Option<UserRecord>, sqlx::Error> {
-    Ok(sqlx::query("SELECT * FROM users WHERE username = ?")
-        .bind(username)
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(user_record))
+    Ok(sqlx::query(
+        "SELECT * FROM users
+         WHERE username = ?1 OR (lower(username) = lower(?1) AND name_clash = 0)
+         ORDER BY username = ?1 DESC LIMIT 1",
+    )
+    .bind(username)
+    .fetch_optional(db)
+    .await?
+    .as_ref()
+    .map(user_record))
+}
+
+/// Names no account may take: the gateway's own actors in the audit log
+/// (`jumpgate`, `(gateway start)`...) and a machine's superuser, which a
+/// reader would take for something other than a person's account.
+pub(crate) const RESERVED_USER_NAMES: [&str; 4] = ["jumpgate", "gateway", "system", "root"];
+
+/// Checks a new user's name: valid characters and length, not reserved,
+/// not a role's name unless the user holds that role (a technician called
+/// `admin` would mislead whoever reads the audit log), and not taken in any
+/// case.
+///
+/// # Errors
+/// [`IdentityError::InvalidName`] or [`IdentityError::UserExists`].
+async fn check_new_user_name(db: &SqlitePool, name: &str, role: &str) -> Result<(), IdentityError> {
+    ids::validate_name("user", name).map_err(IdentityError::InvalidName)?;
+    if let Some(r) = RESERVED_USER_NAMES
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(IdentityError::InvalidName(format!(
+            "the user name `{r}` is reserved (the audit log would pass it off as the gateway or a superuser); choose another"
+        )));
+    }
+    check_role_name_rule(db, name, role).await?;
+    let taken: Option<String> =
+        sqlx::query_scalar("SELECT username FROM users WHERE lower(username) = lower(?) LIMIT 1")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
+    match taken {
+        Some(existing) => Err(IdentityError::UserExists(existing)),
+        None => Ok(()),
+    }
+}
+
+/// A user named like a role (`admin`, `auditor`...) must hold that role.
+async fn check_role_name_rule(
+    db: &SqlitePool,
+    name: &str,
+    role: &str,
+) -> Result<(), IdentityError> {
+    let role_named: Option<String> =
+        sqlx::query_scalar("SELECT name FROM roles WHERE lower(name) = lower(?)")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
+    match role_named {
+        Some(r) if r != role => Err(IdentityError::InvalidName(format!(
+            "a user named `{name}` must hold the `{r}` role (a name equal to a role's would mislead whoever reads the audit log); choose another name"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Accounts kept from before user names became case-insensitive that clash
+/// with an older one (`Alice` next to `alice`): each as `name (clashes with
+/// older)`. The gateway names them at start so an administrator can remove
+/// them; they log in only with their exact name.
+pub(crate) async fn name_clashes(db: &SqlitePool) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.username, (SELECT o.username FROM users o
+                             WHERE lower(o.username) = lower(u.username) AND o.name_clash = 0)
+         FROM users u WHERE u.name_clash = 1 ORDER BY u.username",
+    )
+    .fetch_all(db)
+    .await
 }
 
 pub(crate) async fn get_user(db: &SqlitePool, username: &str) -> Result<UserRecord, IdentityError> {
@@ -219,7 +295,8 @@ pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(
             .await?;
         if exists.is_none() {
             return Err(IdentityError::Invalid(format!(
-                "unknown group `{g}` (create it first, or use `*` for all groups)"
+                "unknown group {} (create it first, or use `*` for all groups)",
+                ids::echo(g)
             )));
         }
     }
@@ -229,7 +306,7 @@ pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(
 async fn check_role(db: &SqlitePool, role: &str) -> Result<(), IdentityError> {
     match rbac::role_permissions(db, role).await? {
         Some(_) => Ok(()),
-        None => Err(IdentityError::UnknownRole(role.to_owned())),
+        None => Err(IdentityError::UnknownRole(ids::echo(role))),
     }
 }
 
@@ -243,7 +320,8 @@ fn check_email(email: &str) -> Result<(), IdentityError> {
         Ok(())
     } else {
         Err(IdentityError::Invalid(format!(
-            "`{email}` is not an email address"
+            "{} is not an email address",
+            ids::echo(email)
         )))
     }
 }
@@ -266,8 +344,8 @@ pub(crate) async fn create_user(
     u: &NewUser<'_>,
     audit: &Audit<'_>,
 ) -> Result<UserId, IdentityError> {
-    ids::validate_name("user", u.username).map_err(IdentityError::InvalidName)?;
     check_role(db, u.role).await?;
+    check_new_user_name(db, u.username, u.role).await?;
     check_groups(db, u.groups).await?;
     // An administrator without groups could manage everyone but reach no
     // endpoint: give the built-in admin role every group unless told otherwise.
@@ -336,6 +414,7 @@ pub(crate) async fn update_user(
         if user.role == "admin" && role != "admin" {
             ensure_another_admin(db, &user.id).await?;
         }
+        check_role_name_rule(db, &user.username, role).await?;
     }
     if let Some(groups) = &u.groups {
         check_groups(db, groups).await?;
@@ -355,12 +434,12 @@ pub(crate) async fn update_user(
         .await?;
     let role = u.role.as_deref().unwrap_or(&user.role);
     let groups = u.groups.as_deref().unwrap_or(&user.groups).join(",");
-    Audit::new(actor, "user-update", username)
+    Audit::new(actor, "user-update", &user.username)
         .detail(format!("role={role} groups={groups}"))
         .append(&mut tx)
         .await?;
     tx.commit().await?;
-    get_user(db, username).await
+    get_user(db, &user.username).await
 }
 
 /// Refuses to remove the last administrator (nobody could manage the site).
@@ -536,15 +615,11 @@ pub(crate) async fn login(
     };
     let password_ok = verify_password(a.password.to_owned(), stored).await;
     let Some(user) = user else {
-        crate::events::record(
-            db,
-            a.username,
-            "login",
-            a.username,
-            "failed",
-            "unknown user",
-        )
-        .await?;
+        // What was typed may be a password typed into the wrong field: it
+        // is never stored. A keyed fingerprint lets equal attempts be
+        // correlated without revealing the text.
+        let who = unknown_user_label(db, a.username).await?;
+        crate::events::record(db, &who, "login", &who, "failed", "unknown user").await?;
         return Err(IdentityError::InvalidCredentials);
     };
     if locked || !password_ok {
@@ -606,6 +681,68 @@ pub(crate) async fn login(
         expires_at_ms,
         restriction,
     })
+}
+
+/// The settings key of the site's fingerprint key (32 random bytes, hex),
+/// made on first use; it lives in the encrypted database.
+const FINGERPRINT_KEY: &str = "audit.fingerprint-key";
+
+/// How an unknown login name is recorded: `unknown user (fingerprint
+/// 3f2a…)`, an HMAC-SHA256 of the typed text keyed by a per-site secret
+/// (so it cannot be reversed by guessing, even for short texts, without
+/// the database), cut to 12 hex digits. The same text always gives the
+/// same fingerprint on a site.
+pub(crate) async fn unknown_user_label(
+    db: &SqlitePool,
+    typed: &str,
+) -> Result<String, sqlx::Error> {
+    let key = fingerprint_key(db).await?;
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
+        typed.as_bytes(),
+    );
+    let hex: String = tag.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("unknown user (fingerprint {hex})"))
+}
+
+async fn fingerprint_key(db: &SqlitePool) -> Result<Vec<u8>, sqlx::Error> {
+    let stored = |v: Option<String>| {
+        v.and_then(|s| serde_json::from_str::<String>(&s).ok())
+            .and_then(|h| decode_hex(&h))
+            .filter(|k| k.len() == 32)
+    };
+    let get = || {
+        sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = ?")
+            .bind(FINGERPRINT_KEY)
+            .fetch_optional(db)
+    };
+    if let Some(k) = stored(get().await?) {
+        return Ok(k);
+    }
+    let fresh: String = ids::random_bytes::<32>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // A concurrent first use may win: then its key is the one.
+    sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
+        .bind(FINGERPRINT_KEY)
+        .bind(serde_json::to_string(&fresh).unwrap_or_default())
+        .execute(db)
+        .await?;
+    stored(get().await?).ok_or_else(|| sqlx::Error::Protocol("fingerprint key unreadable".into()))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Re-checks a signed-in user's password (before changing it): rate

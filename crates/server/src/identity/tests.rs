@@ -405,3 +405,191 @@ async fn a_user_change_whose_audit_entry_fails_does_not_happen() {
         Err(IdentityError::UnknownUser(_))
     ));
 }
+
+#[tokio::test]
+async fn user_names_are_unique_ignoring_case_and_log_in_in_any_case() {
+    let (_d, db) = db().await;
+    user(&db, "alice", "technician").await;
+    let new = |name: &'static str| NewUser {
+        username: name,
+        password: PW,
+        role: "technician",
+        groups: &[],
+        email: None,
+    };
+    let err = create_user(&db, &new("Alice"), &audit()).await.unwrap_err();
+    assert!(
+        matches!(&err, IdentityError::UserExists(n) if n == "alice"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not case-sensitive"), "{err}");
+    // The database refuses it too, whatever the code path.
+    let raw = sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ('x', 'ALICE', 'h', 'technician', 0)")
+        .execute(&db)
+        .await;
+    assert!(raw.is_err(), "{raw:?}");
+    let s = try_login(&db, "ALICE", PW, None).await.unwrap();
+    assert_eq!(s.user.username, "alice");
+    assert_eq!(get_user(&db, "Alice").await.unwrap().username, "alice");
+}
+
+#[tokio::test]
+async fn errors_about_bad_input_do_not_repeat_it_whole() {
+    let (_d, db) = db().await;
+    let huge = "x".repeat(5000);
+    let groups = [huge.clone()];
+    for u in [
+        NewUser {
+            username: &huge,
+            password: PW,
+            role: "technician",
+            groups: &[],
+            email: None,
+        },
+        NewUser {
+            username: "ok-name",
+            password: PW,
+            role: &huge,
+            groups: &[],
+            email: None,
+        },
+        NewUser {
+            username: "ok-name",
+            password: PW,
+            role: "technician",
+            groups: &groups,
+            email: None,
+        },
+        NewUser {
+            username: "ok-name",
+            password: PW,
+            role: "technician",
+            groups: &[],
+            email: Some(&huge),
+        },
+    ] {
+        let err = create_user(&db, &u, &audit())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 300 && err.contains("5000 characters"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn reserved_and_role_named_user_names_are_refused() {
+    let (_d, db) = db().await;
+    user(&db, "chief", "admin").await;
+    let new = |name: &'static str, role: &'static str| NewUser {
+        username: name,
+        password: PW,
+        role,
+        groups: &[],
+        email: None,
+    };
+    for (name, role) in [
+        ("root", "admin"),
+        ("Jumpgate", "admin"),
+        ("system", "technician"),
+        ("gateway", "auditor"),
+        ("admin", "technician"),
+        ("Auditor", "technician"),
+    ] {
+        let err = create_user(&db, &new(name, role), &audit())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, IdentityError::InvalidName(_)),
+            "{name}: {err}"
+        );
+    }
+    // The e2e tests' `admin` holds the admin role: allowed, and it may not
+    // be moved to another role while it bears the name.
+    create_user(&db, &new("admin", "admin"), &audit())
+        .await
+        .unwrap();
+    create_user(&db, &new("technician", "technician"), &audit())
+        .await
+        .unwrap();
+    let demote = api::UpdateUser {
+        role: Some("technician".into()),
+        groups: None,
+        email: None,
+    };
+    let err = update_user(&db, "admin", &demote, "chief")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must hold the `admin` role"),
+        "{err}"
+    );
+    // Nor may a role take a user's name, or differ from one only in case.
+    let mut tx = crate::store::begin_write(&db).await.unwrap();
+    let role = |name: &str| api::CreateRole {
+        name: name.into(),
+        description: String::new(),
+        permissions: vec!["view".into()],
+    };
+    let err = rbac::store::create(&mut tx, &role("Chief"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("a user is named `chief`"), "{err}");
+    let err = rbac::store::create(&mut tx, &role("ADMIN"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, rbac::store::RoleError::Exists(ref n) if n == "admin"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_login_names_are_recorded_as_a_keyed_fingerprint() {
+    let (_d, db) = db().await;
+    user(&db, "bob", "technician").await;
+    // A password typed into the name field.
+    let typed = "Tr0ub4dor&3-in-the-wrong-field";
+    for _ in 0..2 {
+        assert!(try_login(&db, typed, PW, None).await.is_err());
+    }
+    assert!(try_login(&db, "someone-else", PW, None).await.is_err());
+    assert!(
+        try_login(&db, "bob", "wrong password!!", None)
+            .await
+            .is_err()
+    );
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT actor, target, detail FROM events WHERE action = 'login' AND outcome = 'failed' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let everything: String =
+        sqlx::query_scalar("SELECT group_concat(actor || target || detail, '|') FROM events")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(!everything.contains("Tr0ub4dor"), "{everything}");
+    assert!(!everything.contains("someone-else"), "{everything}");
+    let label = &rows[0].0;
+    assert!(label.starts_with("unknown user (fingerprint "), "{label}");
+    assert_eq!(
+        label.len(),
+        "unknown user (fingerprint )".len() + 12,
+        "{label}"
+    );
+    assert_eq!(rows[0].1, *label);
+    // Equal attempts correlate; different ones do not.
+    assert_eq!(rows[1].0, *label);
+    assert_ne!(rows[2].0, *label);
+    assert!(rows[2].0.starts_with("unknown user (fingerprint "));
+    // Known users are recorded by name.
+    assert_eq!(
+        (rows[3].0.as_str(), rows[3].2.as_str()),
+        ("bob", "wrong password")
+    );
+    // The key is the site's: another site gives another fingerprint.
+    let (_d2, other) = self::db().await;
+    assert_ne!(unknown_user_label(&other, typed).await.unwrap(), *label);
+}

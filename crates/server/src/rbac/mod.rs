@@ -224,9 +224,55 @@ impl Subject {
         }
     }
 
+    /// The endpoint groups whose records (sessions, recordings, audit
+    /// entries) the subject may read.
+    pub(crate) fn read_scope(&self) -> ReadScope {
+        match &self.groups {
+            Groups::All => ReadScope::All,
+            Groups::Some(s) => ReadScope::Groups(s.iter().cloned().collect()),
+        }
+    }
+
     /// Whether the subject may see endpoints of `group`.
     pub(crate) fn can_view(&self, group: &str) -> bool {
         authorize(self, Action::ViewEndpoint, Resource::Endpoint { group }) == Decision::Allow
+    }
+}
+
+/// Which endpoint groups' records a subject may read: sessions,
+/// recordings and endpoint-related audit entries each carry the group of
+/// their endpoint *at the time* (see `store`, schema 6), and every read of
+/// them is filtered by this scope in the query itself.
+///
+/// - `All` (the subject holds `*`): every row, site-wide ones included.
+/// - `Groups`: only rows of those groups. Site-wide rows (user, role,
+///   settings, key and vault administration, logins) and rows whose group
+///   is unknown (their endpoint was gone before groups were recorded) are
+///   for holders of all groups only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReadScope {
+    All,
+    Groups(Vec<String>),
+}
+
+impl ReadScope {
+    /// Whether a row of `group` (`None`: a site-wide row) is in scope.
+    pub(crate) fn allows(&self, group: Option<&str>) -> bool {
+        match (self, group) {
+            (Self::All, _) => true,
+            (Self::Groups(gs), Some(g)) => gs.iter().any(|x| x == g),
+            (Self::Groups(_), None) => false,
+        }
+    }
+
+    /// The scope as a query parameter: `NULL` for every row, else a JSON
+    /// array of group names (read with `json_each`). Queries write it as
+    /// `(?n IS NULL OR endpoint_group IN (SELECT value FROM json_each(?n)))`.
+    pub(crate) fn sql_param(&self) -> Option<String> {
+        match self {
+            Self::All => None,
+            Self::Groups(gs) => Some(serde_json::to_string(gs).unwrap_or_else(|_| "[]".into())),
+        }
     }
 }
 

@@ -96,7 +96,28 @@ pub(crate) async fn create(
     r: &api::CreateRole,
 ) -> Result<api::Role, RoleError> {
     ids::validate_name("role", &r.name).map_err(RoleError::Invalid)?;
+    ids::validate_description("role", &r.description).map_err(RoleError::Invalid)?;
     let perms = checked_permissions(&r.permissions)?;
+    // Names that differ only in case would pass one for the other; a role
+    // named like a user would pass the user off as holding it.
+    let same: Option<String> =
+        sqlx::query_scalar("SELECT name FROM roles WHERE lower(name) = lower(?)")
+            .bind(&r.name)
+            .fetch_optional(&mut *db)
+            .await?;
+    if let Some(existing) = same {
+        return Err(RoleError::Exists(existing));
+    }
+    let user: Option<String> =
+        sqlx::query_scalar("SELECT username FROM users WHERE lower(username) = lower(?)")
+            .bind(&r.name)
+            .fetch_optional(&mut *db)
+            .await?;
+    if let Some(user) = user {
+        return Err(RoleError::Invalid(format!(
+            "a user is named `{user}`: a role may not take a user's name (it would pass them off as holding it)"
+        )));
+    }
     let res = sqlx::query(
         "INSERT INTO roles (name, description, permissions, builtin) VALUES (?, ?, ?, 0)",
     )
@@ -122,6 +143,9 @@ pub(crate) async fn update(
     let current = get(&mut *db, name).await?;
     if current.builtin {
         return Err(RoleError::Builtin(name.to_owned()));
+    }
+    if let Some(d) = &u.description {
+        ids::validate_description("role", d).map_err(RoleError::Invalid)?;
     }
     let perms = u
         .permissions

@@ -1,5 +1,6 @@
 //! `GET /api/v1/recordings` and `GET /api/v1/recordings/{id}/cast` (both
-//! need `view-audit`; every playback or export is itself audited).
+//! need `view-audit`, and only show recordings of the caller's groups;
+//! every playback or export is itself audited).
 
 use axum::Json;
 use axum::body::Body;
@@ -39,6 +40,7 @@ struct ListQuery {
 
 async fn list(
     State(st): State<AppState>,
+    Caller(who): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<api::Recording>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -53,7 +55,9 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
+    let scope = who.read_scope();
     let f = Filter {
+        scope: Some(&scope),
         endpoint: q.endpoint.as_deref(),
         user: q.user.as_deref(),
         since_ms,
@@ -79,6 +83,13 @@ async fn cast(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let unknown = || ApiError::not_found("unknown_recording", format!("no recording `{id}`"));
+    // Recordings of groups outside the caller's do not exist for them
+    // (404, like endpoints), decided before the file is touched.
+    let group = super::group_of(&st.db, &id).await?.ok_or_else(unknown)?;
+    if !who.read_scope().allows(group.as_deref()) {
+        return Err(unknown());
+    }
     let opened = super::open(&st.db, &st.keys, &st.config.data_dir, &id)
         .await
         .map_err(|e| match e {
@@ -86,16 +97,15 @@ async fn cast(
             other => ApiError::internal(other),
         })?;
     let Some(mut opened) = opened else {
-        return Err(ApiError::not_found(
-            "unknown_recording",
-            format!("no recording `{id}`"),
-        ));
+        return Err(unknown());
     };
     // The header chunk is read first, so an unreadable recording gets a
     // clear error instead of an empty body.
     let first = opened.next().await.map_err(|e| damaged(&e))?;
-    crate::events::record(
+    let groups: Vec<&str> = group.as_deref().into_iter().collect();
+    crate::events::record_in_groups(
         &st.db,
+        &groups,
         &who.name,
         "recording-view",
         &id,

@@ -64,6 +64,8 @@ pub(crate) struct Meta<'a> {
     pub(crate) session_id: &'a SessionId,
     pub(crate) username: &'a str,
     pub(crate) endpoint: &'a str,
+    /// The endpoint's group now: the recording stays with it.
+    pub(crate) endpoint_group: &'a str,
     pub(crate) width: u16,
     pub(crate) height: u16,
     pub(crate) term: &'a str,
@@ -118,13 +120,14 @@ impl Recorder {
         // the next start closes (it plays as empty), never a file nothing
         // knows about.
         sqlx::query(
-            "INSERT INTO recordings (id, session_id, username, endpoint_name, started_at, width, height, input_recorded, wrapped_key, file)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
         .bind(meta.session_id.as_str())
         .bind(meta.username)
         .bind(meta.endpoint)
+        .bind(meta.endpoint_group)
         .bind(started_ms)
         .bind(i64::from(meta.width))
         .bind(i64::from(meta.height))
@@ -386,6 +389,8 @@ async fn write_loop(
 /// Filters for [`list`].
 #[derive(Debug, Default)]
 pub(crate) struct Filter<'a> {
+    /// The caller's groups: other groups' recordings are not listed.
+    pub(crate) scope: Option<&'a crate::rbac::ReadScope>,
     pub(crate) endpoint: Option<&'a str>,
     pub(crate) user: Option<&'a str>,
     pub(crate) since_ms: Option<i64>,
@@ -416,12 +421,14 @@ pub(crate) async fn list(
         "SELECT * FROM recordings
          WHERE (?1 IS NULL OR endpoint_name = ?1) AND (?2 IS NULL OR username = ?2)
            AND (?3 IS NULL OR started_at >= ?3)
+           AND (?5 IS NULL OR endpoint_group IN (SELECT value FROM json_each(?5)))
          ORDER BY started_at DESC, id LIMIT ?4",
     )
     .bind(f.endpoint)
     .bind(f.user)
     .bind(f.since_ms)
     .bind(f.limit)
+    .bind(f.scope.and_then(crate::rbac::ReadScope::sql_param))
     .fetch_all(db)
     .await?;
     Ok(rows.iter().map(to_api).collect())
@@ -449,6 +456,18 @@ impl Opened {
         }
         Ok(())
     }
+}
+
+/// The endpoint group recording `id` was made under (`None`: no such
+/// recording; `Some(None)`: its group is unknown).
+pub(crate) async fn group_of(
+    db: &SqlitePool,
+    id: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT endpoint_group FROM recordings WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 /// Opens recording `id` for reading; `None` if there is no such recording.

@@ -24,6 +24,7 @@ use super::relay::{self, Observer, RelayEnd};
 use super::{NewEvent, record_end, record_start};
 use crate::agents::{self, EndpointRecord};
 use crate::api::{Access, Api, ApiError, Caller, denied};
+use crate::ids;
 use crate::rbac::{self, Action, Decision, Resource, Subject, SubjectKind};
 use crate::state::AppState;
 
@@ -53,8 +54,72 @@ struct ConnectQuery {
     kind: String,
 }
 
-async fn list(State(st): State<AppState>) -> Result<Json<Vec<api::SessionEvent>>, ApiError> {
-    Ok(Json(super::list(&st.db, 1000).await?))
+/// `GET /api/v1/sessions` query: filters like the other lists, and
+/// paging by `before=<session id>` (the last row of the previous page).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    endpoint: Option<String>,
+    user: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    active: Option<bool>,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Most rows one page may hold (and the default).
+const MAX_PAGE: i64 = 1000;
+
+fn time_param(key: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
+    v.map(|s| ids::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request(ids::bad_time(key, s))))
+        .transpose()
+}
+
+/// Session rows newest first, in the caller's groups (`rbac::ReadScope`).
+async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<api::SessionEvent>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since_ms = time_param("since", q.since.as_deref())?;
+    let until_ms = time_param("until", q.until.as_deref())?;
+    if let Some(k) = q.kind.as_deref() {
+        k.parse::<SessionKind>()
+            .map_err(|e| ApiError::bad_request(format!("kind: {e}")))?;
+    }
+    let limit = q.limit.unwrap_or(MAX_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let scope = who.read_scope();
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(id) => {
+            let at = super::cursor(&st.db, &scope, id).await?.ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "before: no session `{id}` (use the id of the last row of the previous page)"
+                ))
+            })?;
+            Some((at, id))
+        }
+    };
+    let f = super::Filter {
+        scope: &scope,
+        endpoint: q.endpoint.as_deref(),
+        user: q.user.as_deref(),
+        kind: q.kind.as_deref(),
+        since_ms,
+        until_ms,
+        active: q.active,
+        before,
+        limit,
+    };
+    Ok(Json(super::list(&st.db, &f).await?))
 }
 
 async fn connect(
@@ -76,7 +141,15 @@ async fn connect(
     };
     if let Decision::Forbid(why) = rbac::authorize(&who, action, resource) {
         record_start(&st.db, &event(&who, &endpoint, kind, "", "denied")).await?;
-        let err = denied(&st, &who, action, &endpoint.name, why).await;
+        let err = denied(
+            &st,
+            &who,
+            action,
+            &endpoint.name,
+            Some(&endpoint.group),
+            why,
+        )
+        .await;
         // Endpoints the caller may not even see do not exist for them.
         return Err(if who.can_view(&endpoint.group) {
             err
@@ -174,6 +247,7 @@ fn event<'a>(
         username: &p.name,
         endpoint_id: Some(e.id.as_str()),
         endpoint_name: &e.name,
+        endpoint_group: &e.group,
         kind: kind.as_str(),
         target,
         outcome,
@@ -242,8 +316,9 @@ async fn run<C>(
             return;
         }
     };
-    let audited = crate::events::record(
+    let audited = crate::events::record_in_groups(
         &st.db,
+        &[&endpoint.group],
         &p.name,
         &format!("session-open:{kind}"),
         &endpoint.name,
@@ -292,15 +367,18 @@ async fn run<C>(
     drop(recorder);
     let up = counters.up.into_inner();
     let down = counters.down.into_inner();
-    tracing::info!(session = %id, %target, %outcome, up, down, "session ended");
+    // The target (a command line, a path) stays out of the plain log: it
+    // may hold secrets, and the encrypted audit log has it.
+    tracing::info!(session = %id, %outcome, up, down, "session ended");
     if let Err(e) = record_end(&st.db, &id, up, down, &outcome).await {
         tracing::error!(error = %e, session = %id, "cannot record session end");
     }
     let mut detail = format!("session={id} up={up} down={down}");
     let transfer = transfer.into_inner().unwrap_or_else(|e| e.into_inner());
     detail.push_str(&transfer_detail(&transfer));
-    crate::events::record_or_log(
+    crate::events::record_in_groups_or_log(
         &st.db,
+        &[&endpoint.group],
         &p.name,
         &format!("session-close:{kind}"),
         &endpoint.name,
@@ -552,14 +630,27 @@ async fn terminate(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let unknown = || ApiError::not_found("unknown_session", format!("no live session `{id}`"));
+    // Sessions of groups outside the caller's do not exist for them.
+    let group = super::group_of(&st.db, &id).await?.flatten();
+    if !who.read_scope().allows(group.as_deref()) {
+        return Err(unknown());
+    }
     let Some(handle) = st.sessions.get(&id) else {
-        return Err(ApiError::not_found(
-            "unknown_session",
-            format!("no live session `{id}`"),
-        ));
+        return Err(unknown());
     };
     // Audited before it takes effect.
-    crate::events::record(&st.db, &who.name, "session-terminate", &id, "ok", "").await?;
+    let groups: Vec<&str> = group.as_deref().into_iter().collect();
+    crate::events::record_in_groups(
+        &st.db,
+        &groups,
+        &who.name,
+        "session-terminate",
+        &id,
+        "ok",
+        "",
+    )
+    .await?;
     handle.stop(&format!("terminated by {}", who.name));
     tracing::info!(session = %id, by = %who.name, "session terminated");
     Ok(StatusCode::NO_CONTENT)
@@ -585,6 +676,7 @@ async fn start_recording(
         session_id: id,
         username: &p.name,
         endpoint: &endpoint.name,
+        endpoint_group: &endpoint.group,
         width,
         height,
         term,

@@ -15,7 +15,7 @@ use sqlx::{Row, SqlitePool};
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::{self, AgentId, SessionId};
-use crate::rbac::SubjectKind;
+use crate::rbac::{ReadScope, SubjectKind};
 
 /// A session being relayed, as seen by whoever may stop it.
 #[derive(Clone, Debug)]
@@ -149,6 +149,8 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) username: &'a str,
     pub(crate) endpoint_id: Option<&'a str>,
     pub(crate) endpoint_name: &'a str,
+    /// The endpoint's group now: the row stays with it (`rbac::ReadScope`).
+    pub(crate) endpoint_group: &'a str,
     pub(crate) kind: &'a str,
     pub(crate) target: &'a str,
     pub(crate) outcome: &'a str,
@@ -162,14 +164,15 @@ pub(crate) async fn record_start(
     let id = SessionId::generate();
     let now = ids::now_ms();
     sqlx::query(
-        "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, kind, target, started_at, ended_at, outcome)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, endpoint_group, kind, target, started_at, ended_at, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(id.as_str())
     .bind(ev.user_id)
     .bind(ev.username)
     .bind(ev.endpoint_id)
     .bind(ev.endpoint_name)
+    .bind(ev.endpoint_group)
     .bind(ev.kind)
     .bind(ev.target)
     .bind(now)
@@ -232,14 +235,83 @@ pub(crate) async fn record_progress(
     Ok(())
 }
 
+/// Filters and paging of [`list`].
+#[derive(Debug)]
+pub(crate) struct Filter<'a> {
+    pub(crate) scope: &'a ReadScope,
+    pub(crate) endpoint: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) kind: Option<&'a str>,
+    pub(crate) since_ms: Option<i64>,
+    pub(crate) until_ms: Option<i64>,
+    /// Only sessions still running (`Some(true)`) or ended (`Some(false)`).
+    pub(crate) active: Option<bool>,
+    /// Paging: only rows after this one in the list's order (newest first).
+    pub(crate) before: Option<(i64, &'a str)>,
+    pub(crate) limit: i64,
+}
+
+/// The position of session `id` in the list's order, for `before=` paging
+/// (`None`: no such session in the caller's scope).
+pub(crate) async fn cursor(
+    db: &SqlitePool,
+    scope: &ReadScope,
+    id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT started_at FROM session_events WHERE id = ?1
+           AND (?2 IS NULL OR endpoint_group IN (SELECT value FROM json_each(?2)))",
+    )
+    .bind(id)
+    .bind(scope.sql_param())
+    .fetch_optional(db)
+    .await
+}
+
+/// The endpoint group a session was recorded under (`None`: no such
+/// session; `Some(None)`: a session whose group is unknown).
+pub(crate) async fn group_of(
+    db: &SqlitePool,
+    id: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT endpoint_group FROM session_events WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Session rows newest first (then by id), in the caller's scope.
 pub(crate) async fn list(
     db: &SqlitePool,
-    limit: i64,
+    f: &Filter<'_>,
 ) -> Result<Vec<api::SessionEvent>, sqlx::Error> {
-    let rows = sqlx::query("SELECT * FROM session_events ORDER BY started_at DESC, id LIMIT ?")
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
+    let (before_at, before_id) = f
+        .before
+        .map_or((None, None), |(at, id)| (Some(at), Some(id)));
+    let rows = sqlx::query(
+        "SELECT * FROM session_events
+         WHERE (?1 IS NULL OR endpoint_group IN (SELECT value FROM json_each(?1)))
+           AND (?2 IS NULL OR endpoint_name = ?2)
+           AND (?3 IS NULL OR username = ?3)
+           AND (?4 IS NULL OR kind = ?4)
+           AND (?5 IS NULL OR started_at >= ?5)
+           AND (?6 IS NULL OR started_at < ?6)
+           AND (?7 IS NULL OR (ended_at IS NULL) = ?7)
+           AND (?8 IS NULL OR started_at < ?8 OR (started_at = ?8 AND id > ?9))
+         ORDER BY started_at DESC, id LIMIT ?10",
+    )
+    .bind(f.scope.sql_param())
+    .bind(f.endpoint)
+    .bind(f.user)
+    .bind(f.kind)
+    .bind(f.since_ms)
+    .bind(f.until_ms)
+    .bind(f.active)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(f.limit)
+    .fetch_all(db)
+    .await?;
     Ok(rows
         .iter()
         .map(|r| api::SessionEvent {

@@ -97,8 +97,24 @@ pub(crate) async fn recheck(st: &AppState) -> usize {
             grant.subject_name, grant.endpoint_name, grant.kind
         );
         // Audited before it takes effect, like a termination.
-        crate::events::record_or_log(&st.db, ACTOR, "session-revoke", id.as_str(), "ok", &detail)
-            .await;
+        // Filed under the group the session was opened in, like its other
+        // entries (group-limited auditors see it).
+        let group = super::group_of(&st.db, id.as_str())
+            .await
+            .ok()
+            .flatten()
+            .flatten();
+        let groups: Vec<&str> = group.as_deref().into_iter().collect();
+        crate::events::record_in_groups_or_log(
+            &st.db,
+            &groups,
+            ACTOR,
+            "session-revoke",
+            id.as_str(),
+            "ok",
+            &detail,
+        )
+        .await;
         tracing::info!(session = %id, subject = %grant.subject_name, endpoint = %grant.endpoint_name, reason = %why, "live session no longer allowed; stopping it");
         stop.stop(&reason);
         stopped += 1;

@@ -120,7 +120,13 @@ async fn failed(
         _ => "failed",
     };
     let detail: String = e.to_string().chars().take(200).collect();
-    crate::events::record_or_log(&st.db, &caller.0.name, action, name, outcome, &detail).await;
+    // A name refused as invalid is recorded as shown in the error (its
+    // start and length), never whole.
+    let name = match &e {
+        VaultError::InvalidName(shown) => shown.clone(),
+        _ => name.to_owned(),
+    };
+    crate::events::record_or_log(&st.db, &caller.0.name, action, &name, outcome, &detail).await;
     ApiError::from(e)
 }
 

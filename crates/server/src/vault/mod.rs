@@ -35,7 +35,7 @@ pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 90;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum VaultError {
     #[error(
-        "invalid secret name `{0}`: use 1 to 128 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+        "invalid secret name {0}: use 1 to 128 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
     )]
     InvalidName(String),
     #[error("the secret value is empty")]
@@ -103,7 +103,7 @@ pub(crate) fn validate_name(name: &str) -> Result<(), VaultError> {
     if ok {
         Ok(())
     } else {
-        Err(VaultError::InvalidName(name.chars().take(140).collect()))
+        Err(VaultError::InvalidName(crate::ids::echo(name)))
     }
 }
 
