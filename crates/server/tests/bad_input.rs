@@ -341,6 +341,21 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/endpoints/{name}")),
         ),
         (
+            "POST /api/v1/endpoints/{name}/reenroll",
+            (Json, {
+                let mut v = named_json("/api/v1/endpoints/{name}/reenroll", "{}");
+                // `web-1` is real; an unknown endpoint and bad lifetimes are not.
+                v.pop();
+                v.push(json("/api/v1/endpoints/no-such-endpoint/reenroll", "{}"));
+                v.push(json(
+                    "/api/v1/endpoints/web-1/reenroll",
+                    r#"{"ttl":"forever"}"#,
+                ));
+                v.push(json("/api/v1/endpoints/web-1/reenroll", r#"{"ttl":"0s"}"#));
+                v
+            }),
+        ),
+        (
             "POST /api/v1/enroll-tokens",
             (
                 Json,
@@ -368,9 +383,23 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             "DELETE /api/v1/groups/{name}",
             (Other, named("/api/v1/groups/{name}")),
         ),
-        // Takes no query parameters yet (issue 10 asks for paging and
-        // filters: give it cases here when it does).
-        ("GET /api/v1/sessions", (Nothing, vec![])),
+        (
+            "GET /api/v1/sessions",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/sessions?limit=0"),
+                    bare("/api/v1/sessions?limit=1001"),
+                    bare("/api/v1/sessions?limit=many"),
+                    bare("/api/v1/sessions?since=yesterday"),
+                    bare("/api/v1/sessions?until=soon"),
+                    bare("/api/v1/sessions?active=perhaps"),
+                    bare("/api/v1/sessions?kind=teleport"),
+                    bare("/api/v1/sessions?before=ses_nosuch"),
+                    bare("/api/v1/sessions?wizard=1"),
+                ],
+            ),
+        ),
         (
             "POST /api/v1/sessions/{id}/terminate",
             (Other, named("/api/v1/sessions/{id}/terminate")),
@@ -569,12 +598,12 @@ async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
         })
         .await
         .unwrap();
-    jumpgate_server::admin::create_user(&db, "root", "admin", &[], "bad-input-password-1")
+    jumpgate_server::admin::create_user(&db, "chief", "admin", &[], "bad-input-password-1")
         .await
         .unwrap();
     let login = gw
         .client()
-        .login("root", "bad-input-password-1", None)
+        .login("chief", "bad-input-password-1", None)
         .await
         .unwrap();
     let admin = gw.client().with_token(login.token);

@@ -64,13 +64,13 @@ impl Gateway {
     /// does), logged in through the client.
     async fn admin(&self) -> Client {
         let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
-        jumpgate_server::admin::create_user(&db, "root", "admin", &[], PW)
+        jumpgate_server::admin::create_user(&db, "chief", "admin", &[], PW)
             .await
             .unwrap();
-        let login = self.client().login("root", PW, None).await.unwrap();
+        let login = self.client().login("chief", PW, None).await.unwrap();
         assert_eq!(
             (login.username.as_str(), login.role.as_str()),
-            ("root", "admin")
+            ("chief", "admin")
         );
         self.client().with_token(login.token)
     }
@@ -163,7 +163,7 @@ async fn self_service_routes_against_the_real_gateway() {
     let gw = start_gateway().await;
     let admin = gw.admin().await;
     let me = admin.me().await.unwrap();
-    assert_eq!((me.username.as_str(), me.role.as_str()), ("root", "admin"));
+    assert_eq!((me.username.as_str(), me.role.as_str()), ("chief", "admin"));
     assert!(!me.mfa_enabled && !me.password_change_required);
     assert!(me.permissions.iter().any(|p| p == "manage-users"), "{me:?}");
 
@@ -178,7 +178,7 @@ async fn self_service_routes_against_the_real_gateway() {
     assert_eq!(api_error(admin.me().await).0, 401);
     let login = gw
         .client()
-        .login("root", "a-new-wire-password-2", None)
+        .login("chief", "a-new-wire-password-2", None)
         .await
         .unwrap();
     let c = gw.client().with_token(login.token);
@@ -200,13 +200,13 @@ async fn self_service_routes_against_the_real_gateway() {
     assert!(c.me().await.unwrap().mfa_enabled);
     let err = api_error(
         gw.client()
-            .login("root", "a-new-wire-password-2", None)
+            .login("chief", "a-new-wire-password-2", None)
             .await,
     );
     assert_eq!((err.0, err.1.as_str()), (401, "mfa_required"));
     let login = gw
         .client()
-        .login("root", "a-new-wire-password-2", Some(&totp(&secret, step)))
+        .login("chief", "a-new-wire-password-2", Some(&totp(&secret, step)))
         .await
         .unwrap();
     let c = gw.client().with_token(login.token);
