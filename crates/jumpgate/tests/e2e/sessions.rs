@@ -510,6 +510,9 @@ async fn sigterm_closes_sessions_with_a_message_and_stops_cleanly() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The row is written before the endpoint accepts: wait until the
+    // command really runs there, so the session is past its opening.
+    wait_for_descendant(&["sleep", "60"]).await;
     let status = site.gateway.terminate().await;
     assert!(
         status.success(),
