@@ -249,8 +249,9 @@ fuzz_target!(|input: Input| {
             for PairOp { agent, op } in ops {
                 let me = usize::from(agent);
                 match op {
+                    // Here the socket delivers what it takes to the peer.
+                    Ok(Local::Drain(n)) | Err(n) => pump(&mut sides, me, usize::from(n)),
                     Ok(l) => sides[me].act(&l),
-                    Err(n) => pump(&mut sides, me, usize::from(n)),
                 }
                 // Honest peers read their sockets: a backlog of half the
                 // output limit drains (answers to it stay under the cut-off).
