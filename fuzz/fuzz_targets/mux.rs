@@ -49,9 +49,9 @@ impl PeerFrame {
                 code: *c,
                 reason: r.clone(),
             },
-            Self::Control(p) => {
-                Frame::Control(Bytes::copy_from_slice(&p[..p.len().min(MAX_CONTROL_PAYLOAD)]))
-            }
+            Self::Control(p) => Frame::Control(Bytes::copy_from_slice(
+                &p[..p.len().min(MAX_CONTROL_PAYLOAD)],
+            )),
         };
         frame.encode(out);
     }

@@ -87,7 +87,11 @@ fuzz_target!(|data: &[u8]| {
         }
         if clean {
             assert!(ok, "the scanner refused a stream that decodes");
-            let want: Vec<_> = msgs.iter().filter(|m| kept(direction, m)).cloned().collect();
+            let want: Vec<_> = msgs
+                .iter()
+                .filter(|m| kept(direction, m))
+                .cloned()
+                .collect();
             assert_eq!(seen, want);
             let data: Vec<u8> = msgs
                 .iter()

@@ -373,10 +373,13 @@ fn a_peer_that_does_not_read_its_answers_is_cut_off() {
     assert!(mux.pending_output().len() <= 2 * 2048 + 12);
 
     // A peer that reads keeps being answered, however many pings it sends.
-    let mut mux = Mux::new(Role::Gateway, MuxConfig {
-        max_out_buffer: 2048,
-        ..MuxConfig::default()
-    });
+    let mut mux = Mux::new(
+        Role::Gateway,
+        MuxConfig {
+            max_out_buffer: 2048,
+            ..MuxConfig::default()
+        },
+    );
     for chunk in flood.chunks(12 * 100) {
         mux.handle_input(chunk).unwrap();
         let n = mux.pending_output().len();

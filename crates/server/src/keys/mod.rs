@@ -1085,8 +1085,12 @@ pub(crate) mod fuzzing {
         let _ = ring.root_info();
         let check = |ring: &Keyring| {
             for p in Purpose::ALL {
-                let (key, wrapped) = ring.new_data_key(p).expect("wrapping under the current KEK");
-                let back = ring.unwrap(p, &wrapped).expect("a key wrapped here unwraps");
+                let (key, wrapped) = ring
+                    .new_data_key(p)
+                    .expect("wrapping under the current KEK");
+                let back = ring
+                    .unwrap(p, &wrapped)
+                    .expect("a key wrapped here unwraps");
                 assert_eq!(back.as_bytes(), key.as_bytes());
                 assert_eq!(wrapped.version(), Some(ring.current_version(p)));
             }

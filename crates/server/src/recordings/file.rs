@@ -142,12 +142,8 @@ fn seal_chunk(
     buf.extend_from_slice(&((plain.len() + TAG_LEN) as u32).to_be_bytes());
     buf.push(flags);
     let mut sealed = plain.to_vec();
-    key.seal_in_place_append_tag(
-        nonce(index),
-        Aad::from(aad(id, index, flags)),
-        &mut sealed,
-    )
-    .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
+    key.seal_in_place_append_tag(nonce(index), Aad::from(aad(id, index, flags)), &mut sealed)
+        .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
     buf.extend_from_slice(&sealed);
     Ok(buf)
 }
@@ -246,10 +242,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
 /// Fills `buf`; `false` if the file ends first (a partial read at the end of
 /// a file a crash cut short).
-async fn read_full(
-    r: &mut (impl AsyncRead + Unpin),
-    buf: &mut [u8],
-) -> std::io::Result<bool> {
+async fn read_full(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
         let n = r.read(&mut buf[got..]).await?;
