@@ -396,8 +396,7 @@ fn out_of_range_or_repeated_versions_in_the_keyring_file_are_refused() {
             .push(serde_json::from_str(extra).unwrap());
         fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
         let err = Keyring::open_with(dir.path(), root::site_root_file_only(dir.path()).unwrap())
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(err.contains("out of range or repeated"), "{extra}: {err}");
     }
