@@ -3,7 +3,7 @@
 //! interleaved with what the local application does (open, write, read,
 //! finish, reset, release, drain the socket). Besides "no panic", the
 //! memory it holds must stay bounded whatever the peer sends: received data
-//! by the stream windows, queued output by the output buffer limit.
+//! by the stream windows, queued output by twice the output buffer limit.
 //!
 //! A second mode connects two muxes (gateway and agent) and lets both
 //! applications act at random, pumping bytes between them in arbitrary
@@ -193,13 +193,14 @@ impl Side {
     }
 
     /// Feeds peer bytes. Whatever the peer sends, what it makes this side
-    /// queue for it (pongs, refusals) stops at the output buffer limit: a
-    /// peer that does not read cannot grow it.
+    /// queue for it (pongs, refusals) stops at twice the output buffer
+    /// limit (then the peer is cut off): a peer that does not read cannot
+    /// grow it.
     fn input(&mut self, bytes: &[u8]) -> Result<(), jumpgate_proto::ProtoError> {
         let before = self.mux.pending_output().len();
         let r = self.mux.handle_input(bytes);
         let after = self.mux.pending_output().len();
-        let limit = config().max_out_buffer + HEADER_LEN;
+        let limit = 2 * config().max_out_buffer + HEADER_LEN;
         assert!(
             after <= before.max(limit),
             "peer input grew the output buffer from {before} to {after}"
