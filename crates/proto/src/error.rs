@@ -19,6 +19,11 @@ pub enum ProtoError {
     /// A frame that is invalid for the stream's state.
     #[error("stream {0}: {1}")]
     StreamViolation(StreamId, &'static str),
+    /// The peer keeps sending frames that call for an answer (pings,
+    /// streams to refuse) but does not read the answers: they would pile
+    /// up without bound.
+    #[error("the peer does not read its answers ({0} bytes wait to be sent)")]
+    PeerNotReading(usize),
     /// A control or session message whose JSON does not parse.
     #[error("invalid message: {0}")]
     InvalidMessage(String),

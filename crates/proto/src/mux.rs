@@ -257,7 +257,7 @@ impl Mux {
                     self.events.push_back(Event::Writable(id));
                 }
             }
-            Frame::Ping(v) => Frame::Pong(v).encode(&mut self.out),
+            Frame::Ping(v) => self.answer(Frame::Pong(v))?,
             Frame::Pong(v) => self.events.push_back(Event::Pong(v)),
             Frame::GoAway { code, reason } => {
                 self.remote_going_away = true;
@@ -265,6 +265,19 @@ impl Mux {
             }
             Frame::Control(payload) => self.events.push_back(Event::Control(payload)),
         }
+        Ok(())
+    }
+
+    /// Queues a frame the peer's input calls for. A peer that does not read
+    /// its socket could otherwise make the output grow without bound (one
+    /// pong per ping): past twice the output limit, such a peer is cut off
+    /// (as HTTP/2 servers do against ping and reset floods). Honest peers
+    /// never get near it.
+    fn answer(&mut self, frame: Frame) -> Result<(), ProtoError> {
+        if self.out.len() >= self.config.max_out_buffer.saturating_mul(2) {
+            return Err(ProtoError::PeerNotReading(self.out.len()));
+        }
+        frame.encode(&mut self.out);
         Ok(())
     }
 
@@ -296,8 +309,7 @@ impl Mux {
         }
         self.highest_remote_id = id.0;
         if self.local_going_away || self.streams.len() >= self.config.max_streams {
-            Frame::Reset(id, reset_code::REFUSED).encode(&mut self.out);
-            return Ok(());
+            return self.answer(Frame::Reset(id, reset_code::REFUSED));
         }
         self.streams
             .insert(id, Stream::new(self.config.initial_window));

@@ -199,8 +199,10 @@ impl ExitStatus {
     pub fn shell_code(self) -> i32 {
         match (self.code, self.signal) {
             (Some(c), _) => c,
-            (None, Some(s)) => 128 + s,
-            (None, None) => 255,
+            // Signal numbers come from the endpoint: only real ones map
+            // to 128 + n (no overflow on a hostile value).
+            (None, Some(s @ 1..=127)) => 128 + s,
+            (None, _) => 255,
         }
     }
 }
@@ -672,6 +674,10 @@ mod tests {
     #[test]
     fn exit_status_maps_to_shell_codes() {
         let s = |code, signal| ExitStatus { code, signal }.shell_code();
+        // Found while writing the session fuzz target: a signal number
+        // near i32::MAX from a hostile endpoint overflowed `128 + n`.
+        assert_eq!(s(None, Some(i32::MAX)), 255);
+        assert_eq!(s(None, Some(-9)), 255);
         assert_eq!(s(Some(0), None), 0);
         assert_eq!(s(Some(42), None), 42);
         assert_eq!(s(None, Some(9)), 137);

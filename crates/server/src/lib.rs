@@ -24,6 +24,9 @@ pub mod app;
 pub mod config;
 mod control;
 mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod housekeeping;
 mod identity;
 mod ids;

@@ -333,3 +333,56 @@ fn many_streams_interleave_in_order() {
         assert_eq!(data, expected);
     }
 }
+
+/// Found by the `mux` fuzz target (docs/fuzzing.md): a peer that sends
+/// pings (or streams to refuse) and never reads made the output buffer grow
+/// by one answer per request, without bound.
+#[test]
+fn a_peer_that_does_not_read_its_answers_is_cut_off() {
+    let config = MuxConfig {
+        max_out_buffer: 2048,
+        max_streams: 1,
+        ..MuxConfig::default()
+    };
+    let mut flood = BytesMut::new();
+    for v in 0..1000 {
+        Frame::Ping(v).encode(&mut flood);
+    }
+    let mut mux = Mux::new(Role::Gateway, config.clone());
+    // A few pings are answered as usual.
+    mux.handle_input(&flood[..12 * 10]).unwrap();
+    assert_eq!(mux.pending_output().len(), 12 * 10);
+    // A flood nobody reads is refused once the answers reach twice the
+    // output limit, and the output stops there.
+    assert!(matches!(
+        mux.handle_input(&flood[12 * 10..]),
+        Err(ProtoError::PeerNotReading(_))
+    ));
+    assert!(mux.pending_output().len() <= 2 * 2048 + 12);
+
+    // Refusals of streams over the limit are answers too.
+    let mut mux = Mux::new(Role::Gateway, config);
+    let mut opens = BytesMut::new();
+    for id in (1..2001).step_by(2) {
+        Frame::Open(StreamId(id)).encode(&mut opens);
+    }
+    assert!(matches!(
+        mux.handle_input(&opens),
+        Err(ProtoError::PeerNotReading(_))
+    ));
+    assert!(mux.pending_output().len() <= 2 * 2048 + 12);
+
+    // A peer that reads keeps being answered, however many pings it sends.
+    let mut mux = Mux::new(
+        Role::Gateway,
+        MuxConfig {
+            max_out_buffer: 2048,
+            ..MuxConfig::default()
+        },
+    );
+    for chunk in flood.chunks(12 * 100) {
+        mux.handle_input(chunk).unwrap();
+        let n = mux.pending_output().len();
+        mux.consume_output(n);
+    }
+}

@@ -166,7 +166,7 @@ impl DataKey {
         s
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn for_tests(byte: u8) -> Self {
         Self([byte; KEY_LEN])
     }
@@ -533,7 +533,17 @@ impl Keyring {
                 .purposes
                 .get_mut(p.as_str())
                 .ok_or(KeyError::UnknownPurpose(p.as_str().to_owned()))?;
-            let version = pk.versions.iter().map(|e| e.version).max().unwrap_or(0) + 1;
+            let version = pk
+                .versions
+                .iter()
+                .map(|e| e.version)
+                .max()
+                .unwrap_or(0)
+                .checked_add(1)
+                .ok_or_else(|| KeyError::BadKeyring {
+                    path: self.0.path.display().to_string(),
+                    message: format!("no {} key version number is left", p.as_str()),
+                })?;
             let mut raw = Zeroizing::new([0u8; KEY_LEN]);
             self.0
                 .rng
@@ -823,7 +833,19 @@ fn unseal_all(
                 message: format!("no {} keys", p.as_str()),
             });
         };
+        let mut seen = std::collections::BTreeSet::new();
         for e in &pk.versions {
+            // Rotation numbers the next version after the highest one.
+            if e.version == 0 || e.version == u32::MAX || !seen.insert(e.version) {
+                return Err(KeyError::BadKeyring {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "{} key version {} is out of range or repeated",
+                        p.as_str(),
+                        e.version
+                    ),
+                });
+            }
             if let Some(sealed) = &e.sealed {
                 let kek = unseal(root, p, e.version, sealed)?;
                 keks.insert((p, e.version), kek);
@@ -1038,3 +1060,76 @@ fn aad(purpose: Purpose, version: u32) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// What the fuzz targets in `fuzz/` drive (cargo feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    use super::*;
+
+    /// The root key fuzz inputs are sealed with (never a real site's).
+    const ROOT_HEX: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+
+    fn root() -> Box<dyn RootKey> {
+        Box::new(LocalRoot::from_env_value(ROOT_HEX).expect("a valid root key"))
+    }
+
+    /// A valid keyring file under the fuzz root key (a corpus seed).
+    pub(crate) fn seed() -> Vec<u8> {
+        let state = new_keyring(root().as_ref(), &SystemRandom::new()).expect("a new keyring");
+        serde_json::to_vec_pretty(&state.file).expect("a serializable keyring")
+    }
+
+    /// Opens `bytes` as `keys/keyring.json` the way [`Keyring::open`] does
+    /// and, when it opens, uses it: wraps and unwraps a key of every
+    /// purpose, rotates and retires. `dir` is a scratch directory.
+    pub(crate) fn keyring(dir: &Path, bytes: &[u8]) {
+        let path = dir.join(KEYRING_FILE);
+        let Ok(file) = parse_keyring(&path, bytes) else {
+            return;
+        };
+        let root = root();
+        let Ok(keks) = unseal_all(&path, &file, root.as_ref()) else {
+            return;
+        };
+        // `store` compares with the file on disk before it writes.
+        fs::write(&path, bytes).expect("writing the scratch keyring");
+        let ring = Keyring(Arc::new(Inner {
+            rng: SystemRandom::new(),
+            root: RwLock::new(root),
+            root_file: None,
+            path,
+            state: RwLock::new(State { file, keks }),
+            writer: Mutex::new(()),
+        }));
+        let _ = ring.database_key();
+        let _ = ring.database_key_next();
+        let _ = ring.root_info();
+        let check = |ring: &Keyring| {
+            for p in Purpose::ALL {
+                let (key, wrapped) = ring
+                    .new_data_key(p)
+                    .expect("wrapping under the current KEK");
+                let back = ring
+                    .unwrap(p, &wrapped)
+                    .expect("a key wrapped here unwraps");
+                assert_eq!(back.as_bytes(), key.as_bytes());
+                assert_eq!(wrapped.version(), Some(ring.current_version(p)));
+            }
+        };
+        check(&ring);
+        if ring.rotate(&Purpose::ALL).is_ok() {
+            check(&ring);
+        }
+        for p in Purpose::ALL {
+            for v in ring.old_live_versions(p) {
+                let _ = ring.retire(p, v);
+            }
+        }
+        check(&ring);
+    }
+
+    /// A root key as an operator writes it (`JUMPGATE_ROOT_KEY`, a new key file).
+    pub(crate) fn root_key_text(text: &str) {
+        let _ = LocalRoot::from_env_value(text);
+    }
+}

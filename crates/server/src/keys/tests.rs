@@ -413,3 +413,38 @@ fn a_missing_keyring_beside_a_database_is_refused_and_nothing_is_written() {
     drop(Keyring::open(dir.path()).unwrap());
     assert!(keyring.exists());
 }
+
+/// Found while writing the keyring fuzz target (`fuzz/fuzz_targets/
+/// keyring.rs`, docs/fuzzing.md): a retired version numbered 4294967295 (it needs no
+/// root key to write) opened, and the next rotation overflowed computing
+/// the version after it. Version numbers are checked when the file is read.
+#[test]
+fn out_of_range_or_repeated_versions_in_the_keyring_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let path = dir.path().join("keys").join(KEYRING_FILE);
+    let good = fs::read(&path).unwrap();
+    for extra in [
+        r#"{"version": 4294967295, "created_at_ms": 0}"#,
+        r#"{"version": 0, "created_at_ms": 0}"#,
+        r#"{"version": 1, "created_at_ms": 0}"#,
+    ] {
+        let mut file: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        file["purposes"]["recordings"]["versions"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::from_str(extra).unwrap());
+        fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        let err = Keyring::open_with(dir.path(), root::site_root_file_only(dir.path()).unwrap())
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("out of range or repeated"), "{extra}: {err}");
+    }
+    // The unaltered file still opens and rotates.
+    fs::write(&path, &good).unwrap();
+    let ring = open(dir.path());
+    assert_eq!(
+        ring.rotate(&[Purpose::Recordings]).unwrap(),
+        vec![(Purpose::Recordings, 2)]
+    );
+}

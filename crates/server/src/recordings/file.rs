@@ -15,7 +15,7 @@
 //! flagged [`LAST`], so removing chunks from its end is detected.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::keys::DataKey;
 
@@ -114,19 +114,7 @@ impl Writer {
     }
 
     async fn append_one(&mut self, plain: &[u8], last: bool) -> std::io::Result<()> {
-        let flags = if last { LAST } else { 0 };
-        let mut buf = Vec::with_capacity(5 + plain.len() + TAG_LEN);
-        buf.extend_from_slice(&((plain.len() + TAG_LEN) as u32).to_be_bytes());
-        buf.push(flags);
-        let mut sealed = plain.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                nonce(self.index),
-                Aad::from(aad(&self.id, self.index, flags)),
-                &mut sealed,
-            )
-            .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
-        buf.extend_from_slice(&sealed);
+        let buf = seal_chunk(&self.key, &self.id, self.index, plain, last)?;
         self.file.write_all(&buf).await?;
         // tokio hands writes to a blocking thread: wait until this one has
         // reached the OS, so the chunk outlives the process from here on.
@@ -141,9 +129,29 @@ impl Writer {
     }
 }
 
-/// Reads a recording file chunk by chunk.
-pub(crate) struct Reader {
-    file: BufReader<tokio::fs::File>,
+/// One sealed chunk as it is stored: `len | flags | ciphertext ‖ tag`.
+fn seal_chunk(
+    key: &LessSafeKey,
+    id: &str,
+    index: u64,
+    plain: &[u8],
+    last: bool,
+) -> std::io::Result<Vec<u8>> {
+    let flags = if last { LAST } else { 0 };
+    let mut buf = Vec::with_capacity(5 + plain.len() + TAG_LEN);
+    buf.extend_from_slice(&((plain.len() + TAG_LEN) as u32).to_be_bytes());
+    buf.push(flags);
+    let mut sealed = plain.to_vec();
+    key.seal_in_place_append_tag(nonce(index), Aad::from(aad(id, index, flags)), &mut sealed)
+        .map_err(|_| std::io::Error::other("sealing a recording chunk failed"))?;
+    buf.extend_from_slice(&sealed);
+    Ok(buf)
+}
+
+/// Reads a recording file chunk by chunk (any byte source in tests and
+/// fuzzing; the file in production).
+pub(crate) struct Reader<R = tokio::fs::File> {
+    file: BufReader<R>,
     key: LessSafeKey,
     id: String,
     index: u64,
@@ -151,7 +159,7 @@ pub(crate) struct Reader {
     ended: bool,
 }
 
-impl std::fmt::Debug for Reader {
+impl<R> std::fmt::Debug for Reader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
             .field("id", &self.id)
@@ -166,7 +174,14 @@ impl Reader {
         key: &DataKey,
         id: &str,
     ) -> Result<Self, ReadError> {
-        let mut file = BufReader::new(tokio::fs::File::open(path).await?);
+        Reader::from_source(tokio::fs::File::open(path).await?, key, id).await
+    }
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads the recording `id` from `source` (the bytes of its file).
+    pub(crate) async fn from_source(source: R, key: &DataKey, id: &str) -> Result<Self, ReadError> {
+        let mut file = BufReader::new(source);
         let mut magic = [0u8; MAGIC.len()];
         match file.read_exact(&mut magic).await {
             Ok(_) if &magic == MAGIC => {}
@@ -227,7 +242,7 @@ impl Reader {
 
 /// Fills `buf`; `false` if the file ends first (a partial read at the end of
 /// a file a crash cut short).
-async fn read_full(r: &mut BufReader<tokio::fs::File>, buf: &mut [u8]) -> std::io::Result<bool> {
+async fn read_full(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
         let n = r.read(&mut buf[got..]).await?;
@@ -237,6 +252,75 @@ async fn read_full(r: &mut BufReader<tokio::fs::File>, buf: &mut [u8]) -> std::i
         got += n;
     }
     Ok(true)
+}
+
+/// What the fuzz targets in `fuzz/` drive (cargo feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    const ID: &str = "rec_fuzz";
+
+    /// Runs a future over in-memory bytes, which never waits.
+    fn ready<T>(fut: impl Future<Output = T>) -> T {
+        let mut cx = Context::from_waker(Waker::noop());
+        match std::pin::pin!(fut).poll(&mut cx) {
+            Poll::Ready(v) => v,
+            Poll::Pending => unreachable!("reading from memory never waits"),
+        }
+    }
+
+    fn read_all(bytes: &[u8], key: &DataKey) -> Result<(Vec<Vec<u8>>, bool), ReadError> {
+        ready(async {
+            let mut r = Reader::from_source(bytes, key, ID).await?;
+            let mut chunks = Vec::new();
+            while let Some(c) = r.next().await? {
+                chunks.push(c);
+            }
+            Ok((chunks, r.ended()))
+        })
+    }
+
+    /// Reads `bytes` as a recording file; each chunk's text goes through
+    /// what reads it after a crash.
+    pub(crate) fn read(bytes: &[u8]) {
+        if let Ok((chunks, _)) = read_all(bytes, &DataKey::for_tests(7)) {
+            for c in chunks {
+                let _ = super::super::last_event_secs(&c);
+            }
+        }
+    }
+
+    /// Writes `pieces` as a recording, cuts the file at `cut` (a crash) and
+    /// reads it back: every whole chunk before the cut, nothing else, no
+    /// error, and "ended" only for the whole file of a finished recording.
+    pub(crate) fn round_trip(pieces: &[&[u8]], last: bool, cut: usize) {
+        let key = DataKey::for_tests(7);
+        let k = cipher(&key);
+        let mut file = MAGIC.to_vec();
+        let mut ends = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            let is_last = last && i + 1 == pieces.len();
+            file.extend(seal_chunk(&k, ID, i as u64, p, is_last).expect("sealing"));
+            ends.push(file.len());
+        }
+        let cut = cut % (file.len() + 1);
+        let got = read_all(&file[..cut], &key);
+        if cut < MAGIC.len() {
+            assert!(matches!(got, Err(ReadError::NotARecording)), "{got:?}");
+            return;
+        }
+        let (chunks, ended) = got.expect("a recording cut short reads up to the cut");
+        let whole = ends.iter().filter(|&&e| e <= cut).count();
+        assert_eq!(chunks.len(), whole);
+        for (c, p) in chunks.iter().zip(pieces) {
+            assert_eq!(c, p);
+        }
+        assert_eq!(ended, last && whole == pieces.len() && !pieces.is_empty());
+    }
 }
 
 #[cfg(test)]

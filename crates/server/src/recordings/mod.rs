@@ -10,6 +10,8 @@
 //! exists only in the writer and in readers.
 
 mod file;
+#[cfg(feature = "fuzzing")]
+pub(crate) use file::fuzzing;
 pub(crate) mod http;
 
 use std::path::{Path, PathBuf};
