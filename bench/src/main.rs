@@ -1068,6 +1068,24 @@ fn print_counts(title: &str, counts: &BTreeMap<String, u64>) {
     }
 }
 
+/// Simulated agents the gateway lists as online.
+async fn online_in_gateway(site: &Site) -> Result<usize> {
+    let out = site.jg().args(["endpoints", "--json"]).output().await?;
+    if !out.status.success() {
+        // The new gateway may not answer yet.
+        return Ok(0);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v.as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|e| {
+                e["online"] == serde_json::Value::Bool(true)
+                    && e["name"].as_str().is_some_and(|n| n.starts_with("idle-"))
+            })
+            .count()
+    }))
+}
+
 /// Restarts the gateway under `n` connected agents and times their return.
 async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()> {
     let before = fleet.take_failures();
@@ -1109,6 +1127,17 @@ async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()>
         marks.push((pct, started.elapsed()));
     }
     let all = started.elapsed();
+    // The agents count themselves online at the gateway's welcome; the
+    // gateway registers them right after. Confirm with its own list.
+    let confirmed = loop {
+        if online_in_gateway(site).await? >= n {
+            break started.elapsed();
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway never listed all {n} agents online");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     println!(
         "reconnect storm: {n} agents connected, gateway restarted (SIGTERM, start again on the same port)"
     );
@@ -1130,6 +1159,10 @@ async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()>
     println!(
         "  => all {n} agents back online {:.2} s after the restart began",
         all.as_secs_f64()
+    );
+    println!(
+        "  gateway lists all {n} online   : {:6.2} s after the restart began",
+        confirmed.as_secs_f64()
     );
     print_counts(
         "agent-side failures and lost connections, by kind",
