@@ -4,31 +4,41 @@
 //! cargo build --release -p jumpgate -p jumpgate-bench
 //! target/release/jumpgate-bench            # everything
 //! target/release/jumpgate-bench --agents 1000 --seconds 3
+//! target/release/jumpgate-bench --rounds 8 --baseline /tmp/before   # before/after, interleaved
 //! ```
 //!
 //! Measures, against the release `jumpgate` and `jg` binaries next to this
 //! one, on loopback:
 //! 1. bulk throughput of one stream `jg forward` → gateway → agent → sink,
-//!    next to a direct loopback connection to the same sink;
-//! 2. 64-byte ping-pong round trips (p50/p99) through the same path and direct;
+//!    next to a direct loopback connection to the same sink, with the CPU
+//!    time the relaying processes spent per GiB; optionally next to another
+//!    build of the binaries (`--baseline DIR`) and to OpenSSH ProxyJump
+//!    through a plain `sshd` jump host (when `sshd` is installed and the
+//!    bench runs as root), in interleaved rounds with medians;
+//! 2. 64-byte ping-pong round trips (p50/p99) through the same paths and direct;
 //! 3. the gateway's resident memory with N idle agents connected (real agent
 //!    handshakes and heartbeats, opened from this process);
 //! 4. recorded session output: `jg shell bench -- CMD` printing text (every
 //!    byte recorded, encrypted and fsync'd each second), next to `jg cp`
 //!    downloading the same bytes (not recorded); the recording's size on
-//!    disk; and `jg recordings export` of it.
+//!    disk; and `jg recordings export` of it;
+//! 5. a reconnect storm: N agents (simulated in this process, with the real
+//!    agent's backoff and handshake) connected, the gateway restarted, and
+//!    the time until all are back online, with failures counted by kind.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::Parser;
 use jumpgate_net::dial::{self, ServerUrl};
-use jumpgate_net::mux::{self, DriverConfig, MuxHandle};
+use jumpgate_net::mux::{self, DriverConfig};
 use jumpgate_net::tls::{self, Trust};
 use jumpgate_proto::control::{self, AGENT_ALPN, Control, Hello};
 use jumpgate_proto::frame::Frame;
@@ -46,6 +56,20 @@ struct Args {
     /// Ping-pong round trips per latency measurement.
     #[arg(long, default_value_t = 20_000)]
     round_trips: usize,
+    /// Interleaved rounds of the bulk and round-trip measurements (medians
+    /// are reported).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// A directory holding `jumpgate` and `jg` of another build (e.g. the
+    /// previous commit), measured in the same rounds as "baseline".
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Skip the OpenSSH ProxyJump reference.
+    #[arg(long)]
+    no_ssh: bool,
+    /// Cipher of the OpenSSH reference.
+    #[arg(long, default_value = "aes128-gcm@openssh.com")]
+    ssh_cipher: String,
     /// Idle agent counts to measure gateway memory at (cumulative).
     #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
     agents: Vec<usize>,
@@ -55,41 +79,67 @@ struct Args {
     /// MiB of terminal output for the recording measurement (0: skip it).
     #[arg(long, default_value_t = 256)]
     recorded_mib: u64,
+    /// Agents in the reconnect storm (0: skip it).
+    #[arg(long, default_value_t = 5000)]
+    storm: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
 
-fn bin(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name(name);
-    if !path.exists() {
-        bail!(
-            "{} not found next to {}; build it first: cargo build --release -p jumpgate -p jumpgate-bench",
-            name,
-            exe.display()
-        );
-    }
-    Ok(path)
+/// The `jumpgate` and `jg` binaries of one build.
+#[derive(Clone, Debug)]
+struct Bins {
+    jumpgate: PathBuf,
+    jg: PathBuf,
 }
+
+impl Bins {
+    /// The binaries next to this one.
+    fn here() -> Result<Self> {
+        let exe = std::env::current_exe()?;
+        Self::in_dir(exe.parent().context("no directory")?)
+            .context("build them first: cargo build --release -p jumpgate -p jumpgate-bench")
+    }
+
+    fn in_dir(dir: &Path) -> Result<Self> {
+        let bins = Self {
+            jumpgate: dir.join("jumpgate"),
+            jg: dir.join("jg"),
+        };
+        for b in [&bins.jumpgate, &bins.jg] {
+            if !b.exists() {
+                bail!("{} not found", b.display());
+            }
+        }
+        Ok(bins)
+    }
+}
+
+/// Warnings and errors a gateway logged, by kind.
+type LogCounts = Arc<Mutex<BTreeMap<String, u64>>>;
 
 struct Site {
     dir: tempfile::TempDir,
+    bins: Bins,
     gateway: Child,
+    /// `host:port` the gateway listens on (kept across restarts).
+    listen: String,
     url: String,
     fingerprint: String,
-    _agent: Child,
+    log: LogCounts,
+    agent: Child,
 }
 
 impl Site {
-    fn jg(&self) -> Result<Command> {
-        let mut c = Command::new(bin("jg")?);
+    fn jg(&self) -> Command {
+        let mut c = Command::new(&self.bins.jg);
         c.env("JG_HOME", self.dir.path().join("jg"))
             .kill_on_drop(true);
-        Ok(c)
+        c
     }
 
     async fn admin(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(bin("jumpgate")?)
+        let out = Command::new(&self.bins.jumpgate)
             .args(["admin", "--data-dir"])
             .arg(self.dir.path().join("data"))
             .args(args)
@@ -102,16 +152,69 @@ impl Site {
     }
 }
 
-async fn start_site() -> Result<Site> {
-    let dir = tempfile::tempdir()?;
-    let mut gateway = Command::new(bin("jumpgate")?)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
+/// The kind of a gateway log line: level, target and message without the
+/// fields (which hold ids and addresses).
+fn log_kind(line: &str) -> Option<String> {
+    let plain: String = {
+        // Drop ANSI colour sequences, should there be any.
+        let mut out = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let level = ["WARN", "ERROR"]
+        .into_iter()
+        .find(|l| plain.split_whitespace().nth(1) == Some(*l))?;
+    let rest = plain.split_once(level)?.1.trim();
+    let words: Vec<&str> = rest
+        .split_whitespace()
+        .take_while(|w| !w.contains('='))
+        .take(12)
+        .collect();
+    Some(format!("{level} {}", words.join(" ")))
+}
+
+/// Starts `jumpgate server` on `listen`; returns it with its URL and CA
+/// fingerprint once it is listening.
+async fn start_gateway(
+    bins: &Bins,
+    dir: &Path,
+    listen: &str,
+    log: &LogCounts,
+) -> Result<(Child, String, String)> {
+    let mut gateway = Command::new(&bins.jumpgate)
+        .args(["server", "--listen", listen, "--data-dir"])
+        .arg(dir.join("data"))
         .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
     let mut lines = BufReader::new(gateway.stdout.take().context("stdout")?).lines();
+    let mut errs = BufReader::new(gateway.stderr.take().context("stderr")?).lines();
+    let counts = Arc::clone(log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = errs.next_line().await {
+            if let Some(kind) = log_kind(&line) {
+                *counts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(kind)
+                    .or_default() += 1;
+            }
+        }
+    });
     let (mut url, mut fingerprint) = (String::new(), String::new());
     while let Some(line) = lines.next_line().await? {
         if let Some(a) = line.strip_prefix("listening on ") {
@@ -122,15 +225,33 @@ async fn start_site() -> Result<Site> {
             break;
         }
     }
+    if url.is_empty() {
+        bail!("the gateway did not start");
+    }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((gateway, url, fingerprint))
+}
+
+async fn start_site(bins: Bins) -> Result<Site> {
+    let dir = tempfile::tempdir()?;
+    let log = LogCounts::default();
+    let (gateway, url, fingerprint) = start_gateway(&bins, dir.path(), "127.0.0.1:0", &log).await?;
+    let listen = url
+        .strip_prefix("https://")
+        .unwrap_or(&url)
+        .trim_end_matches('/')
+        .to_owned();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, PASSWORD)?;
     let mut site = Site {
         dir,
+        bins,
         gateway,
+        listen,
         url,
         fingerprint,
-        _agent: Command::new("true").spawn()?,
+        log,
+        agent: Command::new("true").spawn()?,
     };
     site.admin(&[
         "create-user",
@@ -142,7 +263,7 @@ async fn start_site() -> Result<Site> {
     ])
     .await?;
     let status = site
-        .jg()?
+        .jg()
         .args([
             "--server",
             &site.url,
@@ -161,7 +282,7 @@ async fn start_site() -> Result<Site> {
         bail!("jg login failed");
     }
     let token = site.admin(&["enroll-token"]).await?;
-    site._agent = Command::new(bin("jumpgate")?)
+    site.agent = Command::new(&site.bins.jumpgate)
         .args([
             "agent",
             "--server",
@@ -177,7 +298,7 @@ async fn start_site() -> Result<Site> {
         .kill_on_drop(true)
         .spawn()?;
     for _ in 0..200 {
-        let out = site.jg()?.args(["endpoints", "--json"]).output().await?;
+        let out = site.jg().args(["endpoints", "--json"]).output().await?;
         if String::from_utf8_lossy(&out.stdout).contains("\"online\": true") {
             return Ok(site);
         }
@@ -189,7 +310,7 @@ async fn start_site() -> Result<Site> {
 /// `jg forward bench 0:127.0.0.1:PORT`; returns the local address.
 async fn forward(site: &Site, target: SocketAddr) -> Result<(Child, SocketAddr)> {
     let mut child = site
-        .jg()?
+        .jg()
         .args([
             "forward",
             "bench",
@@ -254,11 +375,12 @@ async fn echo() -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// One bulk transfer: (bytes, Gbit/s as the sink saw it).
 async fn bulk(
     to: SocketAddr,
     seconds: u64,
     results: &mut tokio::sync::mpsc::Receiver<(u64, Duration)>,
-) -> Result<f64> {
+) -> Result<(u64, f64)> {
     let mut s = TcpStream::connect(to).await?;
     let buf = vec![0x5au8; 256 * 1024];
     let end = Instant::now() + Duration::from_secs(seconds);
@@ -268,7 +390,7 @@ async fn bulk(
     s.shutdown().await?;
     drop(s);
     let (bytes, took) = results.recv().await.context("sink result")?;
-    Ok(bytes as f64 * 8.0 / took.as_secs_f64() / 1e9)
+    Ok((bytes, bytes as f64 * 8.0 / took.as_secs_f64() / 1e9))
 }
 
 async fn ping_pong(to: SocketAddr, n: usize) -> Result<(Duration, Duration)> {
@@ -300,14 +422,445 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS")
 }
 
-/// One idle agent: enrolled over the API, connected with a real handshake,
-/// kept alive by heartbeats from this process.
-async fn idle_agent(
+// ---------------------------------------------------------------- CPU time
+
+/// Clock ticks per second of `/proc` times.
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Every process: pid → (parent pid, user + system ticks of all its threads).
+fn process_table() -> HashMap<u32, (u32, u64)> {
+    let mut table = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: fields count
+        // from the last `)`. After it: state(3) ppid(4) … utime(14) stime(15).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        table.insert(pid, (num(1) as u32, num(11) + num(12)));
+    }
+    table
+}
+
+/// CPU seconds used so far by `roots` and all their descendants.
+fn tree_cpu(roots: &[u32], ticks: f64) -> f64 {
+    let table = process_table();
+    let mut total = 0u64;
+    for (&pid, &(_, t)) in &table {
+        let mut p = pid;
+        // Walk up to init; a process counts if a root is among its ancestors.
+        for _ in 0..64 {
+            if roots.contains(&p) {
+                total += t;
+                break;
+            }
+            match table.get(&p) {
+                Some(&(parent, _)) if parent != 0 && parent != p => p = parent,
+                _ => break,
+            }
+        }
+    }
+    total as f64 / ticks
+}
+
+/// (busy, total) jiffies of the whole machine.
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+// ------------------------------------------------------------------ routes
+
+/// One way from the benchmark client to the sink and the echo server.
+struct Route {
+    name: String,
+    bulk: SocketAddr,
+    echo: SocketAddr,
+    /// Processes (with their descendants) doing the relaying.
+    pids: Vec<u32>,
+    _keep: Vec<Child>,
+}
+
+/// One round's figures of one route.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    gbps: f64,
+    cpu_per_gib: f64,
+    busy_cores: f64,
+    p50: f64,
+    p99: f64,
+}
+
+async fn measure(
+    route: &Route,
+    args: &Args,
+    results: &mut tokio::sync::mpsc::Receiver<(u64, Duration)>,
+    ticks: f64,
+) -> Result<Sample> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu0 = tree_cpu(&route.pids, ticks);
+    let (busy0, total0) = machine_jiffies();
+    let (bytes, gbps) = bulk(route.bulk, args.seconds, results).await?;
+    let cpu = tree_cpu(&route.pids, ticks) - cpu0;
+    let (busy1, total1) = machine_jiffies();
+    let busy_cores = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores;
+    let (p50, p99) = ping_pong(route.echo, args.round_trips).await?;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    Ok(Sample {
+        gbps,
+        cpu_per_gib: cpu / (bytes as f64 / f64::from(1u32 << 30)),
+        busy_cores,
+        p50: us(p50),
+        p99: us(p99),
+    })
+}
+
+async fn jumpgate_route(
+    name: &str,
+    site: &Site,
+    sink: SocketAddr,
+    echo: SocketAddr,
+) -> Result<Route> {
+    let (fwd_sink, bulk) = forward(site, sink).await?;
+    let (fwd_echo, echo) = forward(site, echo).await?;
+    let pids = [fwd_sink.id(), site.gateway.id(), site.agent.id()]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Route {
+        name: name.to_owned(),
+        bulk,
+        echo,
+        pids,
+        _keep: vec![fwd_sink, fwd_echo],
+    })
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_for_port(port: u16, what: &str, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited ({status})");
+        }
+        if Instant::now() > deadline {
+            bail!("{what} is not listening on port {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// OpenSSH ProxyJump as administrators would use it: `ssh -J jump target
+/// -L …`, with its own `sshd`s (jump host and target) on loopback ports.
+/// `Ok(None)` (with the reason printed) when it cannot run here.
+async fn ssh_route(
+    cipher: &str,
+    sink: SocketAddr,
+    echo: SocketAddr,
+    dir: &Path,
+) -> Result<Option<Route>> {
+    let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let Some(sshd) = sshd else {
+        println!(
+            "OpenSSH reference skipped: sshd is not installed (Debian: apt-get install openssh-server)"
+        );
+        return Ok(None);
+    };
+    if !rustix::process::geteuid().is_root() {
+        println!("OpenSSH reference skipped: sshd must be started as root");
+        return Ok(None);
+    }
+    // sshd's privilege separation directory.
+    std::fs::create_dir_all("/run/sshd")?;
+    let dir = dir.join("ssh");
+    std::fs::create_dir_all(&dir)?;
+    let keygen = |file: &Path| {
+        let file = file.to_path_buf();
+        async move {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&file)
+                .stdout(Stdio::null())
+                .status()
+                .await?;
+            if !st.success() {
+                bail!("ssh-keygen failed");
+            }
+            anyhow::Ok(())
+        }
+    };
+    keygen(&dir.join("host_key")).await?;
+    keygen(&dir.join("id")).await?;
+    std::fs::copy(dir.join("id.pub"), dir.join("authorized_keys"))?;
+    let mut keep = Vec::new();
+    let mut ports = Vec::new();
+    for name in ["jump", "target"] {
+        let port = free_port()?;
+        let config = dir.join(format!("sshd_{name}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nUsePAM no\n\
+                 AuthorizedKeysFile {ak}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\nStrictModes no\nAllowTcpForwarding yes\n\
+                 Ciphers {cipher}\nLogLevel ERROR\n",
+                hk = dir.join("host_key").display(),
+                ak = dir.join("authorized_keys").display(),
+            ),
+        )?;
+        let mut child = Command::new(&sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting sshd")?;
+        wait_for_port(port, "sshd", &mut child).await?;
+        keep.push(child);
+        ports.push(port);
+    }
+    let client_config = dir.join("ssh_config");
+    let common = format!(
+        "  HostName 127.0.0.1\n  User root\n  IdentityFile {id}\n  IdentitiesOnly yes\n\
+         StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n\
+         LogLevel ERROR\n  Ciphers {cipher}\n",
+        id = dir.join("id").display()
+    );
+    std::fs::write(
+        &client_config,
+        format!(
+            "Host jump\n  Port {}\n{common}\nHost target\n  Port {}\n  ProxyJump jump\n{common}",
+            ports[0], ports[1]
+        ),
+    )?;
+    let (bulk_port, echo_port) = (free_port()?, free_port()?);
+    let mut ssh = Command::new("ssh")
+        .arg("-F")
+        .arg(&client_config)
+        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+        .arg(format!("127.0.0.1:{bulk_port}:{sink}"))
+        .arg("-L")
+        .arg(format!("127.0.0.1:{echo_port}:{echo}"))
+        .arg("target")
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting ssh")?;
+    // Probe the echo forward only: a probe of the sink's would count as a
+    // (0-byte) transfer.
+    wait_for_port(echo_port, "ssh -J", &mut ssh).await?;
+    let mut pids: Vec<u32> = keep.iter().filter_map(Child::id).collect();
+    pids.extend(ssh.id());
+    keep.push(ssh);
+    Ok(Some(Route {
+        name: format!("OpenSSH ProxyJump ({cipher})"),
+        bulk: SocketAddr::from(([127, 0, 0, 1], bulk_port)),
+        echo: SocketAddr::from(([127, 0, 0, 1], echo_port)),
+        pids,
+        _keep: keep,
+    }))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Direct, through this build, through the baseline build and through
+/// OpenSSH: bulk and round trips in interleaved rounds.
+async fn relay_section(site: &Site, args: &Args) -> Result<()> {
+    let (sink_addr, mut results) = sink().await?;
+    let echo_addr = echo().await?;
+    let mut routes = vec![Route {
+        name: "direct loopback".into(),
+        bulk: sink_addr,
+        echo: echo_addr,
+        pids: Vec::new(),
+        _keep: Vec::new(),
+    }];
+    routes.push(jumpgate_route("jumpgate (this build)", site, sink_addr, echo_addr).await?);
+    let baseline = match &args.baseline {
+        Some(dir) => Some(
+            start_site(Bins::in_dir(dir)?)
+                .await
+                .context("baseline site")?,
+        ),
+        None => None,
+    };
+    if let Some(b) = &baseline {
+        let name = format!(
+            "jumpgate (baseline {})",
+            args.baseline.as_deref().unwrap_or(Path::new("")).display()
+        );
+        routes.push(jumpgate_route(&name, b, sink_addr, echo_addr).await?);
+    }
+    if !args.no_ssh
+        && let Some(r) = ssh_route(&args.ssh_cipher, sink_addr, echo_addr, site.dir.path()).await?
+    {
+        routes.push(r);
+    }
+    relay_rounds(&routes, args, &mut results).await?;
+    drop(routes);
+    if let Some(b) = baseline {
+        stop(b).await;
+    }
+    Ok(())
+}
+
+/// Bulk and round trips of every route, in interleaved rounds.
+async fn relay_rounds(
+    routes: &[Route],
+    args: &Args,
+    results: &mut tokio::sync::mpsc::Receiver<(u64, Duration)>,
+) -> Result<()> {
+    let ticks = clock_ticks();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); routes.len()];
+    for round in 1..=args.rounds {
+        for (i, r) in routes.iter().enumerate() {
+            let s = measure(r, args, results, ticks).await?;
+            eprintln!(
+                "round {round}/{}: {:<40} {:6.2} Gbit/s  {:5.2} CPU-s/GiB  {:4.2} cores busy  p50 {:6.1} µs  p99 {:6.1} µs",
+                args.rounds, r.name, s.gbps, s.cpu_per_gib, s.busy_cores, s.p50, s.p99
+            );
+            samples[i].push(s);
+        }
+    }
+    let direct = &samples[0];
+    println!(
+        "relays side by side: medians of {} interleaved round(s); bulk {} s per round, {} round trips",
+        args.rounds, args.seconds, args.round_trips
+    );
+    println!(
+        "  {:<42} {:>11} {:>12} {:>11} {:>10} {:>10} {:>12} {:>12}",
+        "path",
+        "bulk Gbit/s",
+        "CPU-s/GiB",
+        "cores busy",
+        "RTT p50",
+        "RTT p99",
+        "added p50",
+        "added p99"
+    );
+    for (r, s) in routes.iter().zip(&samples) {
+        let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+        let added = |f: fn(&Sample) -> f64| {
+            median(s.iter().zip(direct).map(|(a, d)| f(a) - f(d)).collect())
+        };
+        let cpu = if r.pids.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", m(|x| x.cpu_per_gib))
+        };
+        println!(
+            "  {:<42} {:>11.2} {:>12} {:>11.2} {:>7.1} µs {:>7.1} µs {:>9.1} µs {:>9.1} µs",
+            r.name,
+            m(|x| x.gbps),
+            cpu,
+            m(|x| x.busy_cores),
+            m(|x| x.p50),
+            m(|x| x.p99),
+            added(|x| x.p50),
+            added(|x| x.p99),
+        );
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------ simulated agents
+
+/// What the simulated agents report: how many are online, and every
+/// failed attempt or lost connection by kind.
+#[derive(Default)]
+struct Fleet {
+    online: AtomicUsize,
+    failures: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Fleet {
+    fn fail(&self, kind: String) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+
+    fn take_failures(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn wait_online(&self, n: usize, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while self.online.load(Ordering::Relaxed) != n {
+            if Instant::now() > deadline {
+                bail!(
+                    "only {} of {n} agents online after {limit:?}",
+                    self.online.load(Ordering::Relaxed)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
+
+/// An enrolled simulated agent.
+struct SimAgent {
+    agent_id: String,
+    key: aws_lc_rs::signature::Ed25519KeyPair,
+    /// Its own source address, so that per-address limits of the gateway
+    /// see many endpoints, as in a real deployment.
+    source: std::net::IpAddr,
+}
+
+async fn enroll_sim(
     url: &ServerUrl,
     fp: tls::Fingerprint,
     token: String,
     i: usize,
-) -> Result<MuxHandle> {
+) -> Result<SimAgent> {
     use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())?;
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())?;
@@ -320,63 +873,165 @@ async fn idle_agent(
             details: Default::default(),
         })
         .await?;
-    let cfg = tls::client_config(&Trust::Pinned(fp), &[AGENT_ALPN])?;
-    let mut t = dial::connect_tls(url, cfg, None).await?;
-    let exporter =
-        t.get_ref()
-            .1
-            .export_keying_material([0u8; 32], control::AUTH_EXPORTER_LABEL, None)?;
-    let sig = key.sign(&control::auth_message(&enrolled.agent_id, &exporter));
+    Ok(SimAgent {
+        agent_id: enrolled.agent_id,
+        key,
+        source: std::net::IpAddr::from([127, 1, (i / 250) as u8, (i % 250 + 1) as u8]),
+    })
+}
+
+/// Connects and performs the agent handshake; the error is the failure's kind.
+async fn sim_handshake(
+    agent: &SimAgent,
+    target: SocketAddr,
+    cfg: Arc<tokio_rustls::rustls::ClientConfig>,
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<TcpStream>,
+        bytes::BytesMut,
+        u64,
+    ),
+    String,
+> {
+    let sock = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {:?}", e.kind()))?;
+    sock.bind(SocketAddr::new(agent.source, 0))
+        .map_err(|e| format!("bind: {:?}", e.kind()))?;
+    let tcp = sock
+        .connect(target)
+        .await
+        .map_err(|e| format!("connect: {:?}", e.kind()))?;
+    let _ = tcp.set_nodelay(true);
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .map_err(|e| e.to_string())?;
+    let mut t = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("tls: {:?} {e}", e.kind()))?;
+    let exporter = t
+        .get_ref()
+        .1
+        .export_keying_material([0u8; 32], control::AUTH_EXPORTER_LABEL, None)
+        .map_err(|e| format!("exporter: {e}"))?;
+    let sig = agent
+        .key
+        .sign(&control::auth_message(&agent.agent_id, &exporter));
     let hello = Control::Hello(Hello {
         versions: control::SUPPORTED_VERSIONS.to_vec(),
-        agent_id: enrolled.agent_id,
+        agent_id: agent.agent_id.clone(),
         signature: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
         info: Default::default(),
     });
     let mut out = bytes::BytesMut::new();
     Frame::Control(hello.to_bytes().into()).encode(&mut out);
-    t.write_all(&out).await?;
+    t.write_all(&out)
+        .await
+        .map_err(|e| format!("hello: {:?}", e.kind()))?;
     let mut buf = bytes::BytesMut::new();
-    let welcome = loop {
-        if let Some(f) = Frame::decode(&mut buf)? {
+    let answer = loop {
+        if let Some(f) = Frame::decode(&mut buf).map_err(|e| format!("answer: {e}"))? {
             break f;
         }
-        if t.read_buf(&mut buf).await? == 0 {
-            bail!("gateway closed during handshake");
+        match t.read_buf(&mut buf).await {
+            Ok(0) => return Err("closed during the handshake".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("answer: {:?}", e.kind())),
         }
     };
-    if !matches!(welcome, Frame::Control(ref p) if matches!(Control::from_bytes(p), Ok(Control::Welcome(_))))
-    {
-        bail!("not welcomed: {welcome:?}");
-    }
-    let (handle, _events, driver) = mux::start(
-        t,
-        Role::Agent,
-        &buf,
-        DriverConfig {
-            ping_interval: Some(Duration::from_secs(20)),
-            idle_timeout: Duration::from_secs(600),
-            ..DriverConfig::default()
+    match answer {
+        Frame::Control(p) => match Control::from_bytes(&p) {
+            Ok(Control::Welcome(w)) => Ok((t, buf, u64::from(w.heartbeat_secs.clamp(1, 300)))),
+            Ok(Control::Reject(r)) => Err(format!("rejected: {:?}", r.code)),
+            other => Err(format!("unexpected answer: {other:?}")),
         },
-    )?;
-    tokio::spawn(async move {
-        let _events = _events;
-        let _ = driver.await;
-    });
-    Ok(handle)
+        other => Err(format!("unexpected frame: {other:?}")),
+    }
 }
 
-async fn memory(site: &Site, counts: &[usize]) -> Result<()> {
-    let pid = site.gateway.id().context("gateway pid")?;
+/// Connects, serves until the connection ends, and reconnects with the real
+/// agent's backoff, forever.
+async fn sim_agent(
+    agent: SimAgent,
+    target: SocketAddr,
+    cfg: Arc<tokio_rustls::rustls::ClientConfig>,
+    fleet: Arc<Fleet>,
+) {
+    let mut backoff = jumpgate_agent::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        let attempt = tokio::time::timeout(
+            dial::CONNECT_TIMEOUT,
+            sim_handshake(&agent, target, Arc::clone(&cfg)),
+        );
+        match attempt.await {
+            Err(_) => fleet.fail("handshake timed out".into()),
+            Ok(Err(kind)) => fleet.fail(kind),
+            Ok(Ok((tls, leftover, heartbeat))) => {
+                let config = DriverConfig {
+                    ping_interval: Some(Duration::from_secs(heartbeat)),
+                    idle_timeout: Duration::from_secs(heartbeat * 3),
+                    ..DriverConfig::default()
+                };
+                match mux::start(tls, Role::Agent, &leftover, config) {
+                    Err(e) => fleet.fail(format!("protocol: {e}")),
+                    Ok((_handle, _events, driver)) => {
+                        fleet.online.fetch_add(1, Ordering::Relaxed);
+                        let end = driver.await;
+                        fleet.online.fetch_sub(1, Ordering::Relaxed);
+                        fleet.fail(match end {
+                            Ok(()) => "connection closed".into(),
+                            Err(e) => format!("connection lost: {e}"),
+                        });
+                        backoff.reset();
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Enrolls and connects agents until `n` are online.
+async fn grow_fleet(
+    site: &Site,
+    fleet: &Arc<Fleet>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    tokens: &mut impl Iterator<Item = String>,
+    n: usize,
+) -> Result<()> {
     let url: ServerUrl = site.url.parse()?;
     let fp: tls::Fingerprint = site.fingerprint.parse()?;
-    let total = counts.iter().copied().max().unwrap_or(0);
-    let tokens: Vec<String> = site
-        .admin(&["enroll-token", "--count", &total.to_string()])
-        .await?
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let target: SocketAddr = site.listen.parse()?;
+    let cfg = tls::client_config(&Trust::Pinned(fp), &[AGENT_ALPN])?;
+    let have = tasks.len();
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut enrolling = tokio::task::JoinSet::new();
+    for i in have..n {
+        let token = tokens.next().context("not enough tokens")?;
+        let (url, sem) = (url.clone(), Arc::clone(&sem));
+        enrolling.spawn(async move {
+            let _p = sem.acquire().await;
+            enroll_sim(&url, fp, token, i).await
+        });
+    }
+    while let Some(agent) = enrolling.join_next().await {
+        let agent = agent??;
+        tasks.spawn(sim_agent(
+            agent,
+            target,
+            Arc::clone(&cfg),
+            Arc::clone(fleet),
+        ));
+    }
+    fleet.wait_online(n, Duration::from_secs(600)).await
+}
+
+async fn memory(
+    site: &Site,
+    counts: &[usize],
+    fleet: &Arc<Fleet>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    tokens: &mut impl Iterator<Item = String>,
+) -> Result<()> {
+    let pid = site.gateway.id().context("gateway pid")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let base = rss_kib(pid)?;
     println!("gateway memory with idle agents (VmRSS of the gateway process)");
@@ -384,24 +1039,10 @@ async fn memory(site: &Site, counts: &[usize]) -> Result<()> {
         "  baseline (1 agent, after warm-up): {:.1} MiB",
         base as f64 / 1024.0
     );
-    let mut handles = Vec::new();
-    let mut tokens = tokens.into_iter();
     for &n in counts {
-        let before = handles.len();
+        let before = tasks.len();
         let started = Instant::now();
-        let sem = Arc::new(tokio::sync::Semaphore::new(32));
-        let mut tasks = Vec::new();
-        for i in handles.len()..n {
-            let token = tokens.next().context("not enough tokens")?;
-            let (url, sem) = (url.clone(), Arc::clone(&sem));
-            tasks.push(tokio::spawn(async move {
-                let _p = sem.acquire().await;
-                idle_agent(&url, fp, token, i).await
-            }));
-        }
-        for t in tasks {
-            handles.push(t.await??);
-        }
+        grow_fleet(site, fleet, tasks, tokens, n).await?;
         let took = started.elapsed();
         tokio::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_kib(pid)?;
@@ -410,9 +1051,125 @@ async fn memory(site: &Site, counts: &[usize]) -> Result<()> {
             "  {n:>5} idle agents: {:.1} MiB  => {:.1} KB per idle agent  (enrolled+connected at {:.0}/s)",
             rss as f64 / 1024.0,
             per / 1000.0,
-            (n - before) as f64 / took.as_secs_f64().max(1e-9)
+            n.saturating_sub(before) as f64 / took.as_secs_f64().max(1e-9)
         );
     }
+    Ok(())
+}
+
+fn print_counts(title: &str, counts: &BTreeMap<String, u64>) {
+    if counts.is_empty() {
+        println!("  {title}: none");
+        return;
+    }
+    println!("  {title}:");
+    for (kind, n) in counts {
+        println!("    {n:>7}  {kind}");
+    }
+}
+
+/// Simulated agents the gateway lists as online.
+async fn online_in_gateway(site: &Site) -> Result<usize> {
+    let out = site.jg().args(["endpoints", "--json"]).output().await?;
+    if !out.status.success() {
+        // The new gateway may not answer yet.
+        return Ok(0);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v.as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|e| {
+                e["online"] == serde_json::Value::Bool(true)
+                    && e["name"].as_str().is_some_and(|n| n.starts_with("idle-"))
+            })
+            .count()
+    }))
+}
+
+/// Restarts the gateway under `n` connected agents and times their return.
+async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()> {
+    let before = fleet.take_failures();
+    if !before.is_empty() {
+        print_counts("failures while connecting the fleet", &before);
+    }
+    site.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let started = Instant::now();
+    if let Some(pid) = site
+        .gateway
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    tokio::time::timeout(Duration::from_secs(60), site.gateway.wait())
+        .await
+        .context("the gateway did not stop within 60 s")??;
+    let stopped = started.elapsed();
+    fleet.wait_online(0, Duration::from_secs(60)).await?;
+    let (gateway, _, _) = start_gateway(&site.bins, site.dir.path(), &site.listen, &site.log)
+        .await
+        .context("restarting the gateway")?;
+    site.gateway = gateway;
+    let listening = started.elapsed();
+    let mut marks = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for pct in [50, 90, 99, 100] {
+        let want = (n * pct).div_ceil(100);
+        while fleet.online.load(Ordering::Relaxed) < want {
+            if Instant::now() > deadline {
+                bail!(
+                    "only {} of {n} agents back after 600 s",
+                    fleet.online.load(Ordering::Relaxed)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        marks.push((pct, started.elapsed()));
+    }
+    let all = started.elapsed();
+    // The agents count themselves online at the gateway's welcome; the
+    // gateway registers them right after. Confirm with its own list.
+    let confirmed = loop {
+        if online_in_gateway(site).await? >= n {
+            break started.elapsed();
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway never listed all {n} agents online");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "reconnect storm: {n} agents connected, gateway restarted (SIGTERM, start again on the same port)"
+    );
+    println!(
+        "  gateway stopped after        : {:6.2} s",
+        stopped.as_secs_f64()
+    );
+    println!(
+        "  new gateway listening after  : {:6.2} s",
+        listening.as_secs_f64()
+    );
+    for (pct, at) in &marks {
+        println!(
+            "  {pct:>3} % back online after      : {:6.2} s  ({:.2} s after it listened)",
+            at.as_secs_f64(),
+            (*at - listening).as_secs_f64()
+        );
+    }
+    println!(
+        "  => all {n} agents back online {:.2} s after the restart began",
+        all.as_secs_f64()
+    );
+    println!(
+        "  gateway lists all {n} online   : {:6.2} s after the restart began",
+        confirmed.as_secs_f64()
+    );
+    print_counts(
+        "agent-side failures and lost connections, by kind",
+        &fleet.take_failures(),
+    );
+    let log = std::mem::take(&mut *site.log.lock().unwrap_or_else(|e| e.into_inner()));
+    print_counts("gateway warnings and errors, by kind", &log);
     Ok(())
 }
 
@@ -420,47 +1177,42 @@ async fn memory(site: &Site, counts: &[usize]) -> Result<()> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     raise_fd_limit();
-    let site = start_site().await?;
+    let mut site = start_site(Bins::here()?).await?;
     println!(
         "Jumpgate benchmark — {} cores, release build, loopback",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    let (sink_addr, mut results) = sink().await?;
-    let (_fwd_sink, via_sink) = forward(&site, sink_addr).await?;
-    let direct = bulk(sink_addr, args.seconds, &mut results).await?;
-    let via = bulk(via_sink, args.seconds, &mut results).await?;
-    println!("bulk throughput, one stream, {} s each", args.seconds);
-    println!("  direct loopback                          : {direct:6.2} Gbit/s");
-    println!("  jg forward -> gateway -> agent -> sink   : {via:6.2} Gbit/s");
-
-    let echo_addr = echo().await?;
-    let (_fwd_echo, via_echo) = forward(&site, echo_addr).await?;
-    let (d50, d99) = ping_pong(echo_addr, args.round_trips).await?;
-    let (v50, v99) = ping_pong(via_echo, args.round_trips).await?;
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("64-byte ping-pong round trip, {} samples", args.round_trips);
-    println!(
-        "  direct loopback      : p50 {:7.1} µs   p99 {:7.1} µs",
-        us(d50),
-        us(d99)
-    );
-    println!(
-        "  through the gateway  : p50 {:7.1} µs   p99 {:7.1} µs",
-        us(v50),
-        us(v99)
-    );
-    println!(
-        "  added by the gateway : p50 {:7.1} µs   p99 {:7.1} µs",
-        us(v50) - us(d50),
-        us(v99) - us(d99)
-    );
+    relay_section(&site, &args).await?;
     if args.recorded_mib > 0 {
         recorded_output(&site, args.recorded_mib).await?;
     }
-    if !args.no_memory {
-        memory(&site, &args.agents).await?;
+    let fleet = Arc::new(Fleet::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let wanted = args
+        .agents
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(args.storm);
+    if wanted > 0 && (!args.no_memory || args.storm > 0) {
+        let mut tokens = site
+            .admin(&["enroll-token", "--count", &wanted.to_string()])
+            .await?
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .into_iter();
+        if !args.no_memory {
+            memory(&site, &args.agents, &fleet, &mut tasks, &mut tokens).await?;
+        }
+        if args.storm > 0 {
+            grow_fleet(&site, &fleet, &mut tasks, &mut tokens, args.storm).await?;
+            reconnect_storm(&mut site, &fleet, tasks.len()).await?;
+        }
     }
+    tasks.abort_all();
     stop(site).await;
     Ok(())
 }
@@ -469,7 +1221,7 @@ async fn main() -> Result<()> {
 async fn timed_jg(site: &Site, args: &[&str]) -> Result<Duration> {
     let t = Instant::now();
     let out = site
-        .jg()?
+        .jg()
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -502,7 +1254,7 @@ async fn recorded_output(site: &Site, mib: u64) -> Result<()> {
     // Wait for the recording to be finished, then measure it.
     let mut rec = serde_json::Value::Null;
     for _ in 0..100 {
-        let out = site.jg()?.args(["recordings", "--json"]).output().await?;
+        let out = site.jg().args(["recordings", "--json"]).output().await?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         if let Some(r) = v.as_array().and_then(|a| a.first())
             && r["ended_at"].is_string()

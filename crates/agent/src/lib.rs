@@ -462,16 +462,17 @@ async fn connect_and_serve(
 
 /// Exponential backoff with full jitter (AWS architecture blog's "full
 /// jitter"): thousands of agents reconnecting after a gateway restart spread
-/// out instead of arriving in waves.
+/// out instead of arriving in waves. Public so that the benchmark's
+/// simulated agents reconnect exactly like real ones.
 #[derive(Debug)]
-struct Backoff {
+pub struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
+    pub fn new(min: Duration, max: Duration) -> Self {
         Self {
             min,
             max,
@@ -479,7 +480,8 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    /// After a connection was welcomed: start again from `min`.
+    pub fn reset(&mut self) {
         self.attempt = 0;
     }
 
@@ -496,7 +498,8 @@ impl Backoff {
             .min(self.max)
     }
 
-    fn next_delay(&mut self) -> Duration {
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let mut r = [0u8; 4];

@@ -1,9 +1,16 @@
 //! Runs a [`jumpgate_proto::mux::Mux`] over a byte stream (TLS in production,
 //! an in-memory duplex in tests).
 //!
-//! One [`Driver`] future owns the socket and does all I/O; [`MuxStream`]s and
-//! the [`MuxHandle`] share the protocol state with it behind a mutex and wake
-//! it when they queue output. The lock is never held across an `.await`.
+//! One [`Driver`] future reads the socket and writes what is left to write;
+//! [`MuxStream`]s and the [`MuxHandle`] share the protocol state with it
+//! behind a mutex. The lock is never held across an `.await`.
+//!
+//! Writes take a short cut: a task that queues output while none was pending
+//! writes it to the socket itself when the socket is free (`try_lock`),
+//! instead of waking the driver task to do it. On a loaded machine every
+//! such hand-off costs a wake-up, often on another thread, per chunk and per
+//! window grant. When the socket is busy (the driver is reading) or cannot
+//! take everything, the driver is woken and finishes the job as before.
 //!
 //! Cancel safety: dropping a [`MuxStream`] resets the stream unless both sides
 //! finished it; dropping the [`Driver`] closes the connection and fails every
@@ -212,9 +219,35 @@ impl State {
     }
 }
 
+/// The socket's write side as the streams see it (the driver keeps the typed
+/// handle). `None` once the driver has stopped.
+trait DirectWrite: Send {
+    fn poll_write_io(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl<T: AsyncWrite + Unpin + Send> DirectWrite for Option<T> {
+    fn poll_write_io(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            Some(io) => Pin::new(io).poll_write(cx, buf),
+            None => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     closed: Notify,
+    /// The socket, shared with the driver for direct writes. Lock order:
+    /// `io` before `state`; streams only ever `try_lock` it.
+    io: Arc<Mutex<dyn DirectWrite>>,
 }
 
 impl Shared {
@@ -224,14 +257,52 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the state and wakes the driver if `f` queued the first
-    /// output (when output was already pending, the driver is waiting on the
-    /// socket and will be woken by it).
-    fn with_output<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+    /// Runs `f` on the state; if `f` queued the first output (when output
+    /// was already pending, the driver is waiting on the socket and will be
+    /// woken by it), writes it to the socket from this task when the socket
+    /// is free, else wakes the driver.
+    fn with_output<R>(
+        &self,
+        cx: Option<&mut Context<'_>>,
+        f: impl FnOnce(&mut State, Option<&Waker>) -> R,
+    ) -> R {
         let mut st = self.lock();
         let had_output = !st.mux.pending_output().is_empty();
-        let r = f(&mut st);
-        if !had_output && !st.mux.pending_output().is_empty() {
+        let r = f(&mut st, cx.as_ref().map(|c| c.waker()));
+        if had_output || st.mux.pending_output().is_empty() {
+            return r;
+        }
+        let Some(cx) = cx else {
+            st.wake_driver();
+            return r;
+        };
+        drop(st);
+        let Ok(mut io) = self.io.try_lock() else {
+            // The driver is using the socket; it looks at the output next.
+            self.lock().wake_driver();
+            return r;
+        };
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            return r;
+        }
+        let mut failed = false;
+        while !st.mux.pending_output().is_empty() {
+            match io.poll_write_io(cx, st.mux.pending_output()) {
+                Poll::Ready(Ok(n)) if n > 0 => st.mux.consume_output(n),
+                // Pending, or an error the driver will meet and report.
+                _ => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed && !matches!(io.poll_flush_io(cx), Poll::Ready(Ok(()))) {
+            failed = true;
+        }
+        if failed {
+            // The socket registered this task's waker; the driver takes
+            // over (and registers its own).
             st.wake_driver();
         }
         r
@@ -251,8 +322,10 @@ pub fn start<T>(
     config: DriverConfig,
 ) -> Result<(MuxHandle, MuxEvents, Driver<T>), ProtoError>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let io = Arc::new(Mutex::new(Some(io)));
+    let direct: Arc<Mutex<dyn DirectWrite>> = io.clone();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             mux: Mux::new(role, config.mux.clone()),
@@ -266,6 +339,7 @@ where
             probe_seq: 0,
         }),
         closed: Notify::new(),
+        io: direct,
     });
     let now = Instant::now();
     let driver = Driver {
@@ -292,7 +366,7 @@ where
 
 /// The future that performs a connection's I/O. See [`start`].
 pub struct Driver<T> {
-    io: T,
+    io: Arc<Mutex<Option<T>>>,
     shared: Arc<Shared>,
     config: DriverConfig,
     timer: Pin<Box<Sleep>>,
@@ -353,8 +427,14 @@ const READS_PER_POLL: usize = 16;
 const READ_CHUNK: usize = 32 * 1024;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    fn finish(&mut self, result: Result<(), DriverError>) -> Poll<Result<(), DriverError>> {
+    fn finish(
+        &mut self,
+        io: &mut Option<T>,
+        result: Result<(), DriverError>,
+    ) -> Poll<Result<(), DriverError>> {
         self.finished = true;
+        // Close the socket now, not when the last stream lets go of it.
+        *io = None;
         let mut st = self.shared.lock();
         st.closed = Some(match &result {
             Ok(()) => "connection closed".to_owned(),
@@ -368,11 +448,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Poll::Ready(result)
     }
 
-    fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), DriverError>> {
+    fn poll_reads(&mut self, io: &mut T, cx: &mut Context<'_>) -> Poll<Result<(), DriverError>> {
         for _ in 0..READS_PER_POLL {
             let mut chunk = [0u8; READ_CHUNK];
             let mut rb = ReadBuf::new(&mut chunk);
-            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) => {
                     let data = rb.filled();
                     if data.is_empty() {
@@ -397,7 +477,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Writes queued output; `Ready` once everything is flushed.
-    fn poll_writes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_writes(&mut self, io: &mut T, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let shared = Arc::clone(&self.shared);
         loop {
             let mut st = shared.lock();
@@ -405,7 +485,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if out.is_empty() {
                 break;
             }
-            match Pin::new(&mut self.io).poll_write(cx, out) {
+            match Pin::new(&mut *io).poll_write(cx, out) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     st.mux.consume_output(n);
@@ -418,14 +498,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Pending => {
                     // Push out what the TLS layer buffered, then wait.
                     drop(st);
-                    return match Pin::new(&mut self.io).poll_flush(cx) {
+                    return match Pin::new(&mut *io).poll_flush(cx) {
                         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                         _ => Poll::Pending,
                     };
                 }
             }
         }
-        Pin::new(&mut self.io).poll_flush(cx)
+        Pin::new(&mut *io).poll_flush(cx)
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Result<(), DriverError> {
@@ -471,32 +551,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
                 st.driver_waker = Some(cx.waker().clone());
             }
         }
-        let read_result = this.poll_reads(cx);
+        let io_arc = Arc::clone(&this.io);
+        let mut guard = io_arc.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(io) = guard.as_mut() else {
+            return this.finish(&mut guard, Ok(()));
+        };
+        let read_result = this.poll_reads(io, cx);
         if let Err(e) = this.poll_timer(cx) {
             let shared = Arc::clone(&this.shared);
             shared
                 .lock()
                 .mux
                 .go_away(go_away_code::TIMEOUT, "idle timeout");
-            let _ = this.poll_writes(cx);
-            return this.finish(Err(e));
+            let _ = this.poll_writes(io, cx);
+            return this.finish(&mut guard, Err(e));
         }
-        let write_result = this.poll_writes(cx);
+        let write_result = this.poll_writes(io, cx);
         if let Poll::Ready(Err(e)) = read_result {
             // Best effort: the go-away explaining a protocol error was
             // attempted by poll_writes above.
-            return this.finish(Err(e));
+            return this.finish(&mut guard, Err(e));
         }
         let flushed = match write_result {
             Poll::Ready(Ok(())) => true,
-            Poll::Ready(Err(e)) => return this.finish(Err(e.into())),
+            Poll::Ready(Err(e)) => return this.finish(&mut guard, Err(e.into())),
             Poll::Pending => false,
         };
         let closing = this.shared.lock().closing;
         if closing && flushed {
             this.shutdown_started = true;
-            return match Pin::new(&mut this.io).poll_shutdown(cx) {
-                Poll::Ready(_) => this.finish(Ok(())),
+            return match Pin::new(io).poll_shutdown(cx) {
+                Poll::Ready(_) => this.finish(&mut guard, Ok(())),
                 Poll::Pending => Poll::Pending,
             };
         }
@@ -507,6 +592,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
 impl<T> Drop for Driver<T> {
     fn drop(&mut self) {
         if !self.finished {
+            // Close the socket now, not when the last stream lets go of it.
+            drop(self.io.lock().unwrap_or_else(|e| e.into_inner()).take());
             let mut st = self.shared.lock();
             st.closed = Some("connection dropped".to_owned());
             st.events.end();
@@ -536,7 +623,7 @@ impl MuxHandle {
     /// # Errors
     /// The connection is closed or going away, or the stream limit is reached.
     pub fn open(&self) -> io::Result<MuxStream> {
-        self.shared.with_output(|st| {
+        self.shared.with_output(None, |st, _| {
             if let Some(reason) = &st.closed {
                 return Err(io::Error::new(io::ErrorKind::NotConnected, reason.clone()));
             }
@@ -550,7 +637,7 @@ impl MuxHandle {
 
     /// Sends a control message.
     pub fn send_control(&self, msg: &Control) {
-        self.shared.with_output(|st| {
+        self.shared.with_output(None, |st, _| {
             if let Err(e) = st.mux.send_control(&msg.to_bytes()) {
                 tracing::warn!(error = %e, "control message not sent");
             }
@@ -560,7 +647,7 @@ impl MuxHandle {
     /// Announces the end of the connection, then closes it once queued output
     /// is flushed. Streams still open are cut.
     pub fn close(&self, code: u32, reason: &str) {
-        self.shared.with_output(|st| {
+        self.shared.with_output(None, |st, _| {
             st.mux.go_away(code, reason);
             st.closing = true;
             st.wake_driver();
@@ -643,7 +730,8 @@ impl MuxStream {
 
     /// Aborts the stream in both directions with a reset code.
     pub fn reset(&self, code: u32) {
-        self.shared.with_output(|st| st.mux.reset(self.id, code));
+        self.shared
+            .with_output(None, |st, _| st.mux.reset(self.id, code));
     }
 
     /// Reads the next chunk without copying into a caller's buffer.
@@ -665,8 +753,9 @@ impl AsyncRead for MuxStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let id = self.id;
-        self.shared
-            .with_output(|st| match st.mux.read(id, buf.initialize_unfilled()) {
+        let shared = Arc::clone(&self.shared);
+        shared.with_output(Some(cx), |st, waker| {
+            match st.mux.read(id, buf.initialize_unfilled()) {
                 Ok(ReadOutcome::Data(n)) => {
                     buf.advance(n);
                     Poll::Ready(Ok(()))
@@ -679,11 +768,14 @@ impl AsyncRead for MuxStream {
                             reason.clone(),
                         )));
                     }
-                    st.read_wakers.insert(id, cx.waker().clone());
+                    if let Some(w) = waker {
+                        st.read_wakers.insert(id, w.clone());
+                    }
                     Poll::Pending
                 }
                 Err(e) => Poll::Ready(Err(stream_error(e))),
-            })
+            }
+        })
     }
 }
 
@@ -697,7 +789,8 @@ impl AsyncWrite for MuxStream {
             return Poll::Ready(Ok(0));
         }
         let id = self.id;
-        self.shared.with_output(|st| {
+        let shared = Arc::clone(&self.shared);
+        shared.with_output(Some(cx), |st, waker| {
             if let Some(reason) = &st.closed {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
@@ -706,7 +799,9 @@ impl AsyncWrite for MuxStream {
             }
             match st.mux.write(id, data) {
                 Ok(0) => {
-                    st.write_wakers.insert(id, cx.waker().clone());
+                    if let Some(w) = waker {
+                        st.write_wakers.insert(id, w.clone());
+                    }
                     Poll::Pending
                 }
                 Ok(n) => Poll::Ready(Ok(n)),
@@ -721,9 +816,10 @@ impl AsyncWrite for MuxStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let id = self.id;
-        self.shared.with_output(|st| {
+        let shared = Arc::clone(&self.shared);
+        shared.with_output(Some(cx), |st, _| {
             if st.closed.is_some() {
                 return Poll::Ready(Ok(()));
             }
@@ -735,7 +831,7 @@ impl AsyncWrite for MuxStream {
 impl Drop for MuxStream {
     fn drop(&mut self) {
         let id = self.id;
-        self.shared.with_output(|st| {
+        self.shared.with_output(None, |st, _| {
             st.read_wakers.remove(&id);
             st.write_wakers.remove(&id);
             st.mux.release(id);

@@ -14,7 +14,22 @@
 //! per stream, so a stream whose reader stops reading fills its own window and
 //! stops — it never blocks the connection or the other streams. There is no
 //! connection-level window: the bound on buffered memory is
-//! `max_streams × initial_window` per connection.
+//! `max_streams × initial_window + window_budget` per connection.
+//!
+//! ## Window auto-tuning
+//! A fixed window caps a stream at `window / round trip`, and on a loaded
+//! machine the "round trip" of a grant includes waiting to be scheduled. So a
+//! receiver grows a stream's window (by granting more than was consumed)
+//! when the stream is carrying bulk data and its reader keeps up: after the
+//! application has read twice the current window since the last growth, with
+//! less than a quarter of the window left queued, the window doubles, up to
+//! [`MuxConfig::max_window`]. Growth comes out of a per-connection
+//! [`MuxConfig::window_budget`] that is given back when the stream ends, so a
+//! connection never promises more buffer than `max_streams × initial_window +
+//! window_budget`, and an idle connection holds nothing for it (a window is
+//! a number until data arrives). It needs no clock and no cooperation from
+//! the sender: a sender simply uses the larger grants, so an older peer that
+//! never grows its own windows still interoperates.
 //!
 //! The outgoing buffer is bounded too ([`MuxConfig::max_out_buffer`]): when
 //! the socket is slower than the writers, [`Mux::write`] accepts nothing until
@@ -63,6 +78,12 @@ pub struct MuxConfig {
     /// Receive window of every stream, in bytes. Part of protocol version 1:
     /// both ends must agree, so it is not negotiated.
     pub initial_window: u32,
+    /// Largest receive window auto-tuning may grow a stream to (see the
+    /// module documentation); `initial_window` or less disables growth.
+    pub max_window: u32,
+    /// Receive window beyond `initial_window`, summed over all streams of the
+    /// connection, that auto-tuning may grant.
+    pub window_budget: u32,
     /// Streams the peer may have open at once; more are refused.
     pub max_streams: usize,
     /// Bytes of encoded frames that may wait for the socket before
@@ -73,10 +94,19 @@ pub struct MuxConfig {
 /// The window size of protocol version 1.
 pub const INITIAL_WINDOW: u32 = 256 * 1024;
 
+/// Default upper bound of an auto-tuned stream window.
+pub const MAX_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// Default per-connection budget of window growth: two streams at
+/// [`MAX_WINDOW`] at once.
+pub const WINDOW_BUDGET: u32 = 2 * (MAX_WINDOW - INITIAL_WINDOW);
+
 impl Default for MuxConfig {
     fn default() -> Self {
         Self {
             initial_window: INITIAL_WINDOW,
+            max_window: MAX_WINDOW,
+            window_budget: WINDOW_BUDGET,
             max_streams: 1024,
             max_out_buffer: 256 * 1024,
         }
@@ -134,6 +164,10 @@ pub enum StreamError {
 #[derive(Debug)]
 struct Stream {
     recv: VecDeque<Bytes>,
+    /// Current receive window size (auto-tuned, see the module docs).
+    window: u32,
+    /// Bytes the application read since the window last grew.
+    read_since_growth: u64,
     /// Bytes the peer may still send before it must wait for a `Window` frame.
     recv_window: u32,
     /// Bytes the application consumed that were not granted back yet.
@@ -148,6 +182,8 @@ impl Stream {
     fn new(window: u32) -> Self {
         Self {
             recv: VecDeque::new(),
+            window,
+            read_since_growth: 0,
             recv_window: window,
             unacked: 0,
             send_window: window,
@@ -166,6 +202,8 @@ pub struct Mux {
     next_local_id: u32,
     highest_remote_id: u32,
     streams: HashMap<StreamId, Stream>,
+    /// Window growth currently granted, summed over streams (≤ `window_budget`).
+    window_grown: u32,
     input: BytesMut,
     out: BytesMut,
     events: VecDeque<Event>,
@@ -181,6 +219,7 @@ impl Mux {
             highest_remote_id: 0,
             config,
             streams: HashMap::new(),
+            window_grown: 0,
             input: BytesMut::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -438,11 +477,28 @@ impl Mux {
         }
         if n > 0 {
             s.unacked += n as u32;
+            s.read_since_growth += n as u64;
             // Grant window back in batches, not per read, so small reads do
             // not flood the connection with `Window` frames.
-            if !s.remote_fin && s.unacked >= self.config.initial_window / 4 {
-                Frame::Window(id, s.unacked).encode(&mut self.out);
-                s.recv_window += s.unacked;
+            if !s.remote_fin && s.unacked >= s.window / 4 {
+                let mut grant = s.unacked;
+                let queued: usize = s.recv.iter().map(Bytes::len).sum();
+                if s.read_since_growth >= 2 * u64::from(s.window) && queued < s.window as usize / 4
+                {
+                    let budget = self.config.window_budget.saturating_sub(self.window_grown);
+                    let growth = s
+                        .window
+                        .min(self.config.max_window.saturating_sub(s.window))
+                        .min(budget);
+                    if growth > 0 {
+                        s.window += growth;
+                        self.window_grown += growth;
+                        grant += growth;
+                    }
+                    s.read_since_growth = 0;
+                }
+                Frame::Window(id, grant).encode(&mut self.out);
+                s.recv_window += grant;
                 s.unacked = 0;
             }
             return Ok(ReadOutcome::Data(n));
@@ -482,11 +538,30 @@ impl Mux {
 
     /// Aborts the stream in both directions and forgets it.
     pub fn reset(&mut self, id: StreamId, code: u32) {
-        if let Some(s) = self.streams.remove(&id)
+        if let Some(s) = self.remove_stream(id)
             && s.reset.is_none()
         {
             Frame::Reset(id, code).encode(&mut self.out);
         }
+    }
+
+    /// Forgets a stream, giving its window growth back to the connection.
+    fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
+        let s = self.streams.remove(&id)?;
+        self.window_grown = self
+            .window_grown
+            .saturating_sub(s.window.saturating_sub(self.config.initial_window));
+        Some(s)
+    }
+
+    /// The stream's current receive window (grows by auto-tuning).
+    pub fn recv_window_size(&self, id: StreamId) -> Option<u32> {
+        self.streams.get(&id).map(|s| s.window)
+    }
+
+    /// Window growth granted on this connection, summed over its streams.
+    pub fn window_growth(&self) -> u32 {
+        self.window_grown
     }
 
     /// The application dropped its handle: forget the stream, resetting it
@@ -497,7 +572,7 @@ impl Mux {
             .get(&id)
             .is_some_and(|s| s.local_fin && s.remote_fin && s.recv.is_empty());
         if clean {
-            self.streams.remove(&id);
+            self.remove_stream(id);
         } else {
             self.reset(id, reset_code::CANCEL);
         }

@@ -386,3 +386,158 @@ fn a_peer_that_does_not_read_its_answers_is_cut_off() {
         mux.consume_output(n);
     }
 }
+/// Sends `total` bytes gateway → agent on `id`, delivering after every write
+/// and letting the agent read at most `read_per_round` bytes per round
+/// (`usize::MAX`: everything queued). Returns the bytes the agent read.
+fn transfer(p: &mut Pair, id: StreamId, total: usize, read_per_round: usize) -> usize {
+    let data = vec![3u8; 1024 * 1024];
+    let (mut sent, mut read) = (0, 0);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut rounds = 0;
+    while read < total {
+        rounds += 1;
+        assert!(rounds < 1_000_000, "no progress");
+        if sent < total {
+            let end = (total - sent).min(data.len());
+            sent += p.gateway.write(id, &data[..end]).unwrap();
+        }
+        p.drive();
+        let mut budget = read_per_round;
+        while budget > 0 {
+            let want = budget.min(buf.len());
+            match p.agent.read(id, &mut buf[..want]).unwrap() {
+                ReadOutcome::Data(n) => {
+                    read += n;
+                    budget -= n;
+                }
+                ReadOutcome::Fin | ReadOutcome::WouldBlock => break,
+            }
+        }
+    }
+    read
+}
+
+/// Writes until the sender may send no more (the agent reads nothing).
+fn fill(p: &mut Pair, id: StreamId) -> usize {
+    let data = vec![4u8; 1024 * 1024];
+    let mut sent = 0;
+    // Deliver grants still waiting in the receiver's output first.
+    p.drive();
+    loop {
+        let n = p.gateway.write(id, &data).unwrap();
+        sent += n;
+        p.drive();
+        if n == 0 {
+            return sent;
+        }
+    }
+}
+
+fn roomy() -> MuxConfig {
+    // The output buffer must not be what stops the sender here.
+    MuxConfig {
+        max_out_buffer: 64 * 1024 * 1024,
+        ..MuxConfig::default()
+    }
+}
+
+#[test]
+fn a_bulk_stream_whose_reader_keeps_up_grows_its_window() {
+    let mut p = Pair::with_config(roomy());
+    let id = p.gateway.open().unwrap();
+    assert_eq!(p.agent.recv_window_size(id), None);
+    p.drive();
+    assert_eq!(p.agent.recv_window_size(id), Some(INITIAL_WINDOW));
+
+    transfer(&mut p, id, 32 * 1024 * 1024, usize::MAX);
+    assert_eq!(p.agent.recv_window_size(id), Some(MAX_WINDOW));
+    assert_eq!(p.agent.window_growth(), MAX_WINDOW - INITIAL_WINDOW);
+
+    // The sender uses the larger grants: far more than the initial window is
+    // in flight once the reader pauses, and never more than the grown one.
+    let in_flight = fill(&mut p, id);
+    assert!(
+        in_flight > 2 * INITIAL_WINDOW as usize,
+        "only {in_flight} bytes in flight"
+    );
+    assert!(in_flight <= MAX_WINDOW as usize);
+    assert_eq!(p.agent.readable_len(id), in_flight);
+}
+
+#[test]
+fn a_reader_that_falls_behind_does_not_grow_its_window() {
+    let mut p = Pair::with_config(roomy());
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    // The reader takes 16 KiB per round while the sender keeps its window
+    // full: the queue stays long, so a larger window would only buffer more.
+    let data = vec![5u8; 1024 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut read = 0;
+    while read < 8 * 1024 * 1024 {
+        p.gateway.write(id, &data).unwrap();
+        p.drive();
+        match p.agent.read(id, &mut buf).unwrap() {
+            ReadOutcome::Data(n) => read += n,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(p.agent.recv_window_size(id), Some(INITIAL_WINDOW));
+    assert_eq!(p.agent.window_growth(), 0);
+    assert!(p.agent.readable_len(id) <= INITIAL_WINDOW as usize);
+}
+
+#[test]
+fn window_growth_is_bounded_per_connection_and_given_back_when_a_stream_ends() {
+    let budget = 3 * INITIAL_WINDOW;
+    let mut p = Pair::with_config(MuxConfig {
+        max_window: 4 * INITIAL_WINDOW,
+        window_budget: budget,
+        ..roomy()
+    });
+    let a = p.gateway.open().unwrap();
+    let b = p.gateway.open().unwrap();
+    p.drive();
+    transfer(&mut p, a, 16 * 1024 * 1024, usize::MAX);
+    transfer(&mut p, b, 16 * 1024 * 1024, usize::MAX);
+    let grown = |p: &Pair, id| p.agent.recv_window_size(id).unwrap() - INITIAL_WINDOW;
+    // `a` took what it could (up to its maximum); `b` got the rest.
+    assert_eq!(grown(&p, a), 3 * INITIAL_WINDOW);
+    assert_eq!(grown(&p, b), 0);
+    assert_eq!(p.agent.window_growth(), budget);
+
+    // `a` ends: its growth returns to the connection and `b` can grow.
+    p.agent.release(a);
+    p.drive();
+    assert_eq!(p.agent.window_growth(), 0);
+    transfer(&mut p, b, 16 * 1024 * 1024, usize::MAX);
+    assert_eq!(grown(&p, b), 3 * INITIAL_WINDOW);
+    assert_eq!(p.agent.window_growth(), budget);
+}
+
+#[test]
+fn a_grown_window_is_still_enforced() {
+    let mut p = Pair::with_config(roomy());
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    transfer(&mut p, id, 32 * 1024 * 1024, usize::MAX);
+    assert_eq!(p.agent.recv_window_size(id), Some(MAX_WINDOW));
+    fill(&mut p, id);
+    // One byte beyond what the receiver granted.
+    let mut out = BytesMut::new();
+    frame::encode_data(&mut out, id, b"x");
+    assert_eq!(p.agent.handle_input(&out), Err(ProtoError::FlowControl(id)));
+}
+
+#[test]
+fn growth_can_be_disabled() {
+    let mut p = Pair::with_config(MuxConfig {
+        max_window: INITIAL_WINDOW,
+        ..roomy()
+    });
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    transfer(&mut p, id, 8 * 1024 * 1024, usize::MAX);
+    assert_eq!(p.agent.recv_window_size(id), Some(INITIAL_WINDOW));
+    assert_eq!(fill(&mut p, id), INITIAL_WINDOW as usize);
+}

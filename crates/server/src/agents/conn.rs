@@ -69,7 +69,7 @@ pub(crate) async fn serve_agent<T>(
     exporter: [u8; AUTH_EXPORTER_LEN],
     peer: std::net::SocketAddr,
 ) where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Boxed, so its state (the hello, the endpoint record, database
     // queries) is freed once done instead of being laid out beside the
@@ -278,7 +278,7 @@ fn details(info: &AgentInfo) -> EndpointDetails {
 
 async fn run_connection<T>(st: AppState, tls: T, accepted: Accepted, peer: std::net::SocketAddr)
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Accepted {
         id,

@@ -223,7 +223,11 @@ where
                     "agent ended the stream inside a message",
                 ));
             }
-            w.shutdown().await?;
+            // Every message was written; a technician who already left
+            // (it may, once it has the exit status) cannot take the close.
+            if let Err(e) = w.shutdown().await {
+                tracing::debug!(error = %e, "technician side already closed");
+            }
             return Ok(DownEnd::Eof);
         }
     }
@@ -306,8 +310,16 @@ where
             tokio::select! {
                 r = &mut up, if !up_done => match r {
                     Ok(()) => up_done = true,
-                    // The technician is gone: nobody to tell anything.
-                    Err(e) => return RelayEnd::Failed(format!("technician side: {e}")),
+                    // The technician is gone: nobody to tell anything. It
+                    // may leave as soon as it has the exit status, before
+                    // the endpoint's end of stream reaches the gateway: a
+                    // session whose endpoint then ends cleanly completed.
+                    Err(e) => {
+                        return match tokio::time::timeout(STOP_GRACE, &mut down).await {
+                            Ok(Ok(DownEnd::Eof)) => RelayEnd::Completed,
+                            _ => RelayEnd::Failed(format!("technician side: {e}")),
+                        };
+                    }
                 },
                 r = &mut down => break r,
                 // `down` checks `stop` between messages; a technician who
@@ -595,5 +607,67 @@ mod tests {
             .unwrap();
         assert!(matches!(end, RelayEnd::Stopped), "{end:?}");
         flooder.abort();
+    }
+
+    /// A technician connection that has already dropped: reads fail,
+    /// writes vanish.
+    struct Gone;
+
+    impl AsyncRead for Gone {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()))
+        }
+    }
+
+    impl AsyncWrite for Gone {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            b: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_technician_leaving_before_the_endpoints_end_of_stream_completes_the_session() {
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            let observer = Observer::default();
+            relay(
+                Gone,
+                agent,
+                Pending::default(),
+                true,
+                &stop,
+                String::new,
+                &observer,
+            )
+            .await
+        });
+        // The exit status goes out; the endpoint's end of stream follows
+        // only after the technician has already dropped.
+        endpoint.write_all(&exit_bytes()).await.unwrap();
+        tokio::task::yield_now().await;
+        endpoint.shutdown().await.unwrap();
+        let end = task.await.unwrap();
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
     }
 }
