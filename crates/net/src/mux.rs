@@ -659,7 +659,7 @@ impl MuxHandle {
     /// peer is reading it. `false` at once if the connection is closed or
     /// closing.
     pub async fn probe(&self, deadline: Duration) -> bool {
-        let waiting = self.shared.with_output(|st| {
+        let waiting = self.shared.with_output(None, |st, _| {
             if st.closed.is_some() || st.closing {
                 return None;
             }

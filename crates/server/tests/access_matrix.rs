@@ -16,7 +16,9 @@ use jumpgate_api_types as api;
 use jumpgate_client::{Client, ClientError};
 use jumpgate_net::tls::Trust;
 use jumpgate_proto::session::SessionKind;
-use jumpgate_server::{Config, RawConfig};
+
+mod support;
+use support::{Gateway, start_gateway};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Who {
@@ -124,50 +126,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
     ])
 }
 
-struct Gateway {
-    url: String,
-    trust: Trust,
-    data_dir: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start_gateway() -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let cfg = Config::validate(RawConfig {
-        data_dir: Some(data_dir.clone()),
-        listen: Some("127.0.0.1:0".into()),
-        ..RawConfig::default()
-    })
-    .unwrap();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let stop = async {
-            let _ = stop_rx.await;
-        };
-        jumpgate_server::run(cfg, stop, |s| {
-            let _ = started_tx.send((s.addr, s.fingerprint));
-        })
-        .await
-        .unwrap();
-    });
-    let (addr, fp) = started_rx.await.unwrap();
-    Gateway {
-        url: format!("https://{addr}"),
-        trust: Trust::Pinned(fp),
-        data_dir,
-        _dir: dir,
-        _stop: stop_tx,
-    }
-}
-
 impl Gateway {
-    fn client(&self) -> Client {
-        Client::new(self.url.parse().unwrap(), &self.trust, None).unwrap()
-    }
-
     async fn enroll(&self, name: &str, group: &str) {
         let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
         let (token, _) = jumpgate_server::admin::enroll_token(&db, group, Duration::from_secs(60))

@@ -17,9 +17,9 @@ use aws_lc_rs::signature::KeyPair;
 use base64::Engine;
 use http::Method;
 use jumpgate_api_types as api;
-use jumpgate_client::Client;
-use jumpgate_net::tls::Trust;
-use jumpgate_server::{Config, RawConfig};
+
+mod support;
+use support::start_gateway;
 
 /// How a route takes input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -530,51 +530,6 @@ fn cases(route_path: &str, takes: Takes, own: Vec<Bad>) -> Vec<Bad> {
         all.push((path, None, b"{}".to_vec()));
     }
     all
-}
-
-struct Gateway {
-    url: String,
-    trust: Trust,
-    data_dir: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start_gateway() -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let cfg = Config::validate(RawConfig {
-        data_dir: Some(data_dir.clone()),
-        listen: Some("127.0.0.1:0".into()),
-        ..RawConfig::default()
-    })
-    .unwrap();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let stop = async {
-            let _ = stop_rx.await;
-        };
-        jumpgate_server::run(cfg, stop, |s| {
-            let _ = started_tx.send((s.addr, s.fingerprint));
-        })
-        .await
-        .unwrap();
-    });
-    let (addr, fp) = started_rx.await.unwrap();
-    Gateway {
-        url: format!("https://{addr}"),
-        trust: Trust::Pinned(fp),
-        data_dir,
-        _dir: dir,
-        _stop: stop_tx,
-    }
-}
-
-impl Gateway {
-    fn client(&self) -> Client {
-        Client::new(self.url.parse().unwrap(), &self.trust, None).unwrap()
-    }
 }
 
 #[tokio::test]
