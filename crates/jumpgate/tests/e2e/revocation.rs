@@ -245,6 +245,55 @@ async fn a_password_reset_ends_the_users_sessions() {
 }
 
 #[tokio::test]
+async fn a_technicians_own_password_change_ends_their_sessions_everywhere() {
+    let f = fixture(&[]).await;
+    // The session runs from one login; the password is changed from another
+    // (`jg passwd` revokes every login of the account, its own included).
+    let exec = live_exec(&f.site, &f.home).await;
+    let other = f.site.home("bob-laptop");
+    ok(&f.site.try_login_in(&other, TECH, TECH_PASSWORD, &[]).await);
+    let current = f.site.password_file("bob-current.pw", TECH_PASSWORD);
+    let new = f
+        .site
+        .password_file("bob-new.pw", "a-fresh-technician-passphrase-7");
+    ok(&f
+        .site
+        .jg_in(
+            &other,
+            &[
+                "passwd",
+                "--current-password-file",
+                current.to_str().unwrap(),
+                "--password-file",
+                new.to_str().unwrap(),
+            ],
+        )
+        .await);
+    assert_revoked(&f.site, exec, "your login session was revoked").await;
+}
+
+#[tokio::test]
+async fn changing_a_users_groups_ends_sessions_outside_them() {
+    let f = fixture(&[]).await;
+    ok(&f.site.jg(&["admin", "groups", "create", "lab"]).await);
+    let exec = live_exec(&f.site, &f.home).await;
+    // Adding a group keeps the session (positive control: the change is
+    // re-checked and still allowed).
+    ok(&f
+        .site
+        .jg(&["admin", "users", "update", TECH, "--groups", "default,lab"])
+        .await);
+    // Taking away the endpoint's group ends it.
+    ok(&f
+        .site
+        .jg(&["admin", "users", "update", TECH, "--groups", "lab"])
+        .await);
+    assert_revoked(&f.site, exec, "the endpoint is outside your groups").await;
+    let audit = revoke_audited(&f.site, "kind=exec").await;
+    assert_eq!(audit.len(), 1, "ended once, audited once: {audit:?}");
+}
+
+#[tokio::test]
 async fn a_role_change_that_removes_the_permission_ends_the_session() {
     let f = fixture(&[]).await;
     ok(&f
