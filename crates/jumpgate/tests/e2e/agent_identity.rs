@@ -218,10 +218,12 @@ async fn a_cloned_agent_is_refused_audited_shown_and_resolved_by_reenrolling() {
         !status.success(),
         "an agent with the old key must be refused"
     );
+    // (Its stderr is read by a task of its own: wait for the line, not
+    // only for the exit.)
     assert!(
         old.stderr
-            .text()
-            .contains("does not verify with the endpoint's key"),
+            .wait_for("does not verify with the endpoint's key")
+            .await,
         "{}",
         old.stderr.text()
     );
