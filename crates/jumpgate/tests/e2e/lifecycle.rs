@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::support::*;
@@ -171,28 +170,10 @@ async fn connect_proxy() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
             };
             let c = Arc::clone(&c);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut b = [0u8; 1];
-                    if s.read_exact(&mut b).await.is_err() {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let target = head
-                    .strip_prefix("CONNECT ")
-                    .and_then(|r| r.split(' ').next())
-                    .unwrap()
-                    .to_owned();
-                let Ok(mut up) = tokio::net::TcpStream::connect(&target).await else {
-                    let _ = s.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                let Some(mut up) = open_connect_tunnel(&mut s).await else {
                     return;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await
-                    .unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
             });
         }

@@ -150,20 +150,6 @@ async fn assert_revoked(site: &Site, child: Child, reason: &str) {
     );
 }
 
-async fn echo_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn revoking_a_users_sessions_ends_their_shells_and_forwards() {
     let f = fixture(&[]).await;
@@ -729,30 +715,9 @@ async fn freezable_proxy() -> (std::net::SocketAddr, Arc<AtomicBool>) {
         while let Ok((mut s, _)) = l.accept().await {
             let fz = Arc::clone(&fz);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut b = [0u8; 1];
-                    if s.read_exact(&mut b).await.is_err() {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let target = head
-                    .strip_prefix("CONNECT ")
-                    .and_then(|r| r.split(' ').next())
-                    .unwrap()
-                    .to_owned();
-                let Ok(up) = TcpStream::connect(&target).await else {
-                    let _ = s.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                let Some(up) = open_connect_tunnel(&mut s).await else {
                     return;
                 };
-                if s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
                 let (sr, sw) = s.into_split();
                 let (ur, uw) = up.into_split();
                 // Both halves live until the test ends: a frozen tunnel

@@ -305,20 +305,6 @@ async fn cp_streams_files_both_ways_verified_and_keeps_permissions() {
     }
 }
 
-async fn echo_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// Starts `jg forward` and returns the local port it listens on.
 async fn forward(site: &Site, spec: &str) -> (tokio::process::Child, std::net::SocketAddr) {
     let mut child = site

@@ -718,3 +718,48 @@ impl Site {
         self.gateway.stderr.text()
     }
 }
+
+/// A TCP server on a loopback port that echoes every connection back.
+pub(crate) async fn echo_server() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The proxy side of an HTTP `CONNECT` on an accepted connection: reads
+/// the request head, connects to its target and answers `200` (or `502`
+/// when the target cannot be reached). Returns the connection to the
+/// target, or `None` when the tunnel did not open.
+pub(crate) async fn open_connect_tunnel(
+    s: &mut tokio::net::TcpStream,
+) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.ok()?;
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let target = head
+        .strip_prefix("CONNECT ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_owned();
+    let Ok(up) = tokio::net::TcpStream::connect(&target).await else {
+        let _ = s.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        return None;
+    };
+    s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .ok()?;
+    Some(up)
+}
