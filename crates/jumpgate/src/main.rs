@@ -58,6 +58,11 @@ struct ServerArgs {
     /// PEM private key of the site's own certificate.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// PostgreSQL database, postgres://USER@HOST:PORT/DB (add
+    /// ?sslmode=verify-full&sslrootcert=CA.pem for TLS) [default: the
+    /// embedded encrypted SQLite file in the data directory].
+    #[arg(long, env = "JUMPGATE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +70,10 @@ struct AdminArgs {
     /// The site's data directory.
     #[arg(long, env = "JUMPGATE_DATA_DIR")]
     data_dir: PathBuf,
+    /// The site's PostgreSQL database, when it has one (as given to
+    /// `jumpgate server --database`).
+    #[arg(long, env = "JUMPGATE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -238,6 +247,10 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
             cert: args.tls_cert,
             key: args.tls_key,
         },
+        database: config::RawDatabase {
+            url: args.database,
+            max_connections: None,
+        },
         ..RawConfig::default()
     };
     // Validate everything before binding any port.
@@ -342,7 +355,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             return Ok(());
         }
         AdminCommand::RotateKeys { purpose } => {
-            match admin::rotate_keys(&args.data_dir, purpose).await? {
+            match admin::rotate_keys(&args.data_dir, args.database.as_deref(), purpose).await? {
                 admin::Rotated::ByGateway(v) => println!(
                     "rotated {}; the gateway is re-wrapping stored keys (jumpgate admin key-status)",
                     v.join(" ")
@@ -358,7 +371,12 @@ async fn admin(args: AdminArgs) -> Result<()> {
             return Ok(());
         }
         AdminCommand::RotateRootKey { new_key_file } => {
-            let r = admin::rotate_root_key(&args.data_dir, new_key_file.as_deref()).await?;
+            let r = admin::rotate_root_key(
+                &args.data_dir,
+                args.database.as_deref(),
+                new_key_file.as_deref(),
+            )
+            .await?;
             let whom = if r.by_gateway {
                 "by the running gateway"
             } else {
@@ -382,7 +400,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             return Ok(());
         }
         AdminCommand::KeyStatus { json } => {
-            let status = admin::key_status(&args.data_dir).await?;
+            let status = admin::key_status(&args.data_dir, args.database.as_deref()).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -392,7 +410,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
         }
         _ => {}
     }
-    let db = admin::open(&args.data_dir).await?;
+    let db = admin::open(&args.data_dir, args.database.as_deref()).await?;
     match args.command {
         AdminCommand::CreateUser {
             name,

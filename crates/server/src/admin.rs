@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
-use sqlx::SqlitePool;
 
 use crate::identity::{self, IdentityError};
 use crate::keys::{Keyring, Purpose};
+use crate::store::Store;
 use crate::{agents, control, ids, store};
 
 /// Why an admin command failed.
@@ -47,17 +47,38 @@ pub enum AdminError {
 ///
 /// # Errors
 /// No site there, the keys do not open, or the database cannot be opened.
-pub async fn open(data_dir: &Path) -> Result<SqlitePool, AdminError> {
-    Ok(open_site(data_dir).await?.0)
+pub async fn open(data_dir: &Path, database: Option<&str>) -> Result<Store, AdminError> {
+    Ok(open_site(data_dir, database).await?.0)
 }
 
-async fn open_site(data_dir: &Path) -> Result<(SqlitePool, Keyring), AdminError> {
+/// The site's store and keyring: the embedded database in `data_dir`, or
+/// the PostgreSQL database at `database` (the site's keys stay in
+/// `data_dir` either way).
+async fn open_site(
+    data_dir: &Path,
+    database: Option<&str>,
+) -> Result<(Store, Keyring), AdminError> {
     let path = crate::app::db_path(data_dir);
-    if !path.exists() {
+    let exists = match database {
+        Some(_) => data_dir.join("keys").exists(),
+        None => path.exists(),
+    };
+    if !exists {
         return Err(AdminError::NoSite(data_dir.display().to_string()));
     }
     let keys = Keyring::open(data_dir)?;
-    let db = store::open_site(&path, &keys, false).await?;
+    let at = match database {
+        Some(url) => store::Location::Postgres {
+            url,
+            max_connections: 4,
+        },
+        None => store::Location::Sqlite {
+            path,
+            keys: &keys,
+            rekey: false,
+        },
+    };
+    let db = store::open_site(at).await?;
     crate::events::seal_legacy(&db).await?;
     Ok((db, keys))
 }
@@ -93,7 +114,11 @@ pub enum Rotated {
 ///
 /// # Errors
 /// Unknown purpose, keys or database unusable, the gateway refused.
-pub async fn rotate_keys(data_dir: &Path, names: &[String]) -> Result<Rotated, AdminError> {
+pub async fn rotate_keys(
+    data_dir: &Path,
+    database: Option<&str>,
+    names: &[String],
+) -> Result<Rotated, AdminError> {
     let list = purposes(names)?;
     let line: Vec<&str> = list.iter().map(|p| p.as_str()).collect();
     if let Some(answer) =
@@ -108,7 +133,7 @@ pub async fn rotate_keys(data_dir: &Path, names: &[String]) -> Result<Rotated, A
             )),
         };
     }
-    let (db, keys) = open_site(data_dir).await?;
+    let (db, keys) = open_site(data_dir, database).await?;
     let rotated = crate::keys::sweep::rotate(&db, &keys, &list, "(admin cli)").await?;
     let pace = crate::keys::sweep::Pace {
         batch: 500,
@@ -153,6 +178,7 @@ pub struct RootRotated {
 /// is unusable, keys or database unusable, the gateway refused.
 pub async fn rotate_root_key(
     data_dir: &Path,
+    database: Option<&str>,
     new_key_file: Option<&Path>,
 ) -> Result<RootRotated, AdminError> {
     if std::env::var(crate::keys::ROOT_KEY_ENV).is_ok() && new_key_file.is_none() {
@@ -193,7 +219,7 @@ pub async fn rotate_root_key(
         .as_deref()
         .map(crate::keys::LocalRoot::from_new_key_file)
         .transpose()?;
-    let (db, keys) = open_site(data_dir).await?;
+    let (db, keys) = open_site(data_dir, database).await?;
     let from_env = !keys.root_is_key_file();
     let generation = crate::keys::sweep::rotate_root(&db, &keys, new, "(admin cli)").await?;
     db.close().await;
@@ -228,8 +254,11 @@ pub fn check_root_key(data_dir: &Path, key_file: &Path) -> Result<(), AdminError
 ///
 /// # Errors
 /// Keys or database unusable.
-pub async fn key_status(data_dir: &Path) -> Result<crate::KeyStatus, AdminError> {
-    let (db, keys) = open_site(data_dir).await?;
+pub async fn key_status(
+    data_dir: &Path,
+    database: Option<&str>,
+) -> Result<crate::KeyStatus, AdminError> {
+    let (db, keys) = open_site(data_dir, database).await?;
     let status = crate::keys::sweep::status(&db, &keys).await?;
     db.close().await;
     Ok(status)
@@ -244,7 +273,7 @@ pub async fn key_status(data_dir: &Path) -> Result<crate::KeyStatus, AdminError>
 /// The database or the anchor file cannot be read.
 pub async fn verify_audit(
     data_dir: &Path,
-    db: &SqlitePool,
+    db: &Store,
 ) -> Result<Result<crate::AuditIntact, crate::AuditBroken>, AdminError> {
     let anchor = crate::events::read_anchor(data_dir).map_err(AdminError::Anchor)?;
     Ok(crate::events::verify(db, anchor).await?)
@@ -264,7 +293,7 @@ pub fn fingerprint(data_dir: &Path) -> Result<String, AdminError> {
 /// # Errors
 /// Unknown role, invalid name, weak password, existing user.
 pub async fn create_user(
-    db: &SqlitePool,
+    db: &Store,
     username: &str,
     role: &str,
     groups: &[String],
@@ -291,7 +320,7 @@ pub async fn create_user(
 /// # Errors
 /// Invalid group name.
 pub async fn enroll_token(
-    db: &SqlitePool,
+    db: &Store,
     group: &str,
     ttl: Duration,
 ) -> Result<(String, String), AdminError> {
@@ -305,7 +334,7 @@ pub async fn enroll_token(
 /// # Errors
 /// Invalid group name.
 pub async fn enroll_tokens(
-    db: &SqlitePool,
+    db: &Store,
     group: &str,
     ttl: Duration,
     count: u32,
@@ -338,7 +367,7 @@ pub enum Revoked {
 /// No such endpoint.
 pub async fn revoke_endpoint(
     data_dir: &Path,
-    db: &SqlitePool,
+    db: &Store,
     name: &str,
 ) -> Result<Revoked, AdminError> {
     let id = agents::revoke(db, name, "(admin cli)", |_| String::new())

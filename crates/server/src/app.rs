@@ -52,6 +52,26 @@ pub(crate) fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("jumpgate.db")
 }
 
+/// Where the site's database is: the configured PostgreSQL database, or
+/// the embedded file in the data directory.
+pub(crate) fn location<'a>(
+    config: &'a Config,
+    keys: &'a crate::keys::Keyring,
+    rekey: bool,
+) -> store::Location<'a> {
+    match &config.database {
+        Some(db) => store::Location::Postgres {
+            url: &db.url,
+            max_connections: db.max_connections,
+        },
+        None => store::Location::Sqlite {
+            path: db_path(&config.data_dir),
+            keys,
+            rekey,
+        },
+    }
+}
+
 /// Time each shutdown stage may take before the next one starts anyway.
 const STAGE_GRACE: Duration = Duration::from_secs(5);
 
@@ -70,7 +90,8 @@ pub async fn run(
     let keys = crate::keys::Keyring::open(&config.data_dir)?;
     // Nothing else has the database open yet: a pending re-encryption
     // (after a database key rotation) happens here.
-    let db = store::open_site(&db_path(&config.data_dir), &keys, true).await?;
+    let db = store::open_site(location(&config, &keys, true)).await?;
+    tracing::info!(engine = %db.engine(), "database open");
     crate::vault::fix_retention(&db, config.vault_retention)
         .await
         .map_err(|e| ServerError::Vault(e.to_string()))?;
@@ -207,9 +228,10 @@ pub async fn run(
     if let Err(e) = crate::events::write_anchor(&db, &config.data_dir, None).await {
         tracing::warn!(error = %e, "cannot anchor the audit log's head");
     }
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&db)
-        .await
+    if let Some(pool) = db.sqlite_pool()
+        && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await
     {
         tracing::warn!(error = %e, "database checkpoint failed");
     }

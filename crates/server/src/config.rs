@@ -39,6 +39,31 @@ pub struct RawConfig {
     pub keys: RawKeys,
     #[serde(default)]
     pub vault: RawVault,
+    #[serde(default)]
+    pub database: RawDatabase,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `postgres://USER@HOST:PORT/DB` (libpq URL; `sslmode=verify-full` and
+    /// `sslrootcert=FILE` for TLS with certificate checks). Unset: the
+    /// embedded encrypted SQLite file in the data directory.
+    pub url: Option<String>,
+    /// PostgreSQL connections the gateway keeps at most.
+    pub max_connections: Option<u32>,
+}
+
+impl std::fmt::Debug for RawDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawDatabase")
+            .field(
+                "url",
+                &self.url.as_deref().map(crate::store::postgres::redacted),
+            )
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -181,6 +206,13 @@ impl RawConfig {
             vault: RawVault {
                 retention: other.vault.retention.or(self.vault.retention),
             },
+            database: RawDatabase {
+                url: other.database.url.or(self.database.url),
+                max_connections: other
+                    .database
+                    .max_connections
+                    .or(self.database.max_connections),
+            },
         }
     }
 }
@@ -236,6 +268,25 @@ pub struct Config {
     /// How long a deleted vault secret stays recoverable (7 to 90 days);
     /// `None`: what the site already uses, 90 days for a new site.
     pub vault_retention: Option<Duration>,
+    /// `None`: the embedded encrypted SQLite file in the data directory.
+    pub database: Option<DatabaseConfig>,
+}
+
+/// A PostgreSQL database (`[database]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Checked for shape; may hold a password (never shown: see `Debug`).
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::store::postgres::redacted(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 /// Connection and request bounds (`[limits]`, beside `max_connections`).
@@ -376,6 +427,31 @@ impl Config {
                 Some(d)
             }
         };
+        let database = match raw.database.url {
+            None => {
+                if raw.database.max_connections.is_some() {
+                    return Err(invalid(
+                        "database.max_connections",
+                        "only applies with database.url (PostgreSQL)",
+                    ));
+                }
+                None
+            }
+            Some(url) => {
+                crate::store::postgres::check_url(&url).map_err(|m| invalid("database.url", m))?;
+                let max_connections = raw.database.max_connections.unwrap_or(32);
+                if !(2..=1000).contains(&max_connections) {
+                    return Err(invalid(
+                        "database.max_connections",
+                        "must be between 2 and 1000",
+                    ));
+                }
+                Some(DatabaseConfig {
+                    url,
+                    max_connections,
+                })
+            }
+        };
         Ok(Self {
             data_dir,
             listen,
@@ -396,6 +472,7 @@ impl Config {
                 sweep_pause,
             },
             vault_retention,
+            database,
         })
     }
 }

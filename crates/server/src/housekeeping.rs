@@ -6,8 +6,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-
 use crate::config::Config;
 use crate::state::AppState;
 use crate::{events, ids, recordings};
@@ -24,7 +22,7 @@ pub(crate) struct Expired {
 
 /// Removes what is older than the configured retention, as of `now_ms`.
 pub(crate) async fn sweep(
-    db: &SqlitePool,
+    db: &crate::store::Store,
     data_dir: &Path,
     config: &Config,
     now_ms: i64,

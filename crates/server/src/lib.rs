@@ -37,7 +37,7 @@ mod recordings;
 mod sessions;
 pub mod site;
 mod state;
-mod store;
+pub mod store;
 mod vault;
 mod web;
 

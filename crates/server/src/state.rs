@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -15,7 +14,7 @@ pub(crate) struct AppState(Arc<Inner>);
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) db: SqlitePool,
+    pub(crate) db: crate::store::Store,
     pub(crate) config: Config,
     /// Origins the console is served from (`Config::origins`), canonical
     /// first: the WebSocket Origin check and the redirect port use them.

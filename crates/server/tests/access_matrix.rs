@@ -128,7 +128,9 @@ fn expectations() -> HashMap<&'static str, Rule> {
 
 impl Gateway {
     async fn enroll(&self, name: &str, group: &str) {
-        let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
+        let db = jumpgate_server::admin::open(&self.data_dir, None)
+            .await
+            .unwrap();
         let (token, _) = jumpgate_server::admin::enroll_token(&db, group, Duration::from_secs(60))
             .await
             .unwrap();
@@ -150,7 +152,9 @@ impl Gateway {
     }
 
     async fn user(&self, name: &str, role: &str, groups: &[&str]) -> Client {
-        let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
+        let db = jumpgate_server::admin::open(&self.data_dir, None)
+            .await
+            .unwrap();
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
         jumpgate_server::admin::create_user(&db, name, role, &groups, "matrix-password-1")
             .await
@@ -371,7 +375,9 @@ impl Gateway {
     /// An in-process agent enrolled as `name` in `group`, online when this
     /// returns; it stops when `stop` is cancelled.
     async fn agent(&self, name: &str, group: &str, stop: &tokio_util::sync::CancellationToken) {
-        let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
+        let db = jumpgate_server::admin::open(&self.data_dir, None)
+            .await
+            .unwrap();
         let (token, _) = jumpgate_server::admin::enroll_token(&db, group, Duration::from_secs(60))
             .await
             .unwrap();
@@ -396,7 +402,7 @@ impl Gateway {
                 "SELECT id FROM endpoints WHERE name = ? AND revoked_at IS NULL",
             )
             .bind(name)
-            .fetch_optional(&admin_db)
+            .fetch_optional(&*admin_db)
             .await
             .unwrap();
             if enrolled.is_some() {

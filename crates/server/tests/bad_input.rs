@@ -535,7 +535,9 @@ fn cases(route_path: &str, takes: Takes, own: Vec<Bad>) -> Vec<Bad> {
 #[tokio::test]
 async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
     let gw = start_gateway().await;
-    let db = jumpgate_server::admin::open(&gw.data_dir).await.unwrap();
+    let db = jumpgate_server::admin::open(&gw.data_dir, None)
+        .await
+        .unwrap();
     // An endpoint, so that per-endpoint checks reach their validation.
     let (token, _) = jumpgate_server::admin::enroll_token(&db, "web", Duration::from_secs(60))
         .await

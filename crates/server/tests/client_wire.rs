@@ -21,7 +21,9 @@ impl Gateway {
     /// An administrator created offline (as `jumpgate admin create-user`
     /// does), logged in through the client.
     async fn admin(&self) -> Client {
-        let db = jumpgate_server::admin::open(&self.data_dir).await.unwrap();
+        let db = jumpgate_server::admin::open(&self.data_dir, None)
+            .await
+            .unwrap();
         jumpgate_server::admin::create_user(&db, "chief", "admin", &[], PW)
             .await
             .unwrap();

@@ -145,7 +145,7 @@ async fn list(
 async fn group_exists(st: &AppState, name: &str) -> Result<bool, ApiError> {
     let found: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE name = ?")
         .bind(name)
-        .fetch_optional(&st.db)
+        .fetch_optional(&*st.db)
         .await?;
     Ok(found.is_some())
 }
@@ -295,7 +295,7 @@ async fn groups(
                 (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL) AS n
          FROM groups g ORDER BY g.name",
     )
-    .fetch_all(&st.db)
+    .fetch_all(&*st.db)
     .await?;
     Ok(Json(
         rows.iter()

@@ -63,7 +63,7 @@ fn client(row: &sqlx::sqlite::SqliteRow) -> api::ApiClient {
 
 async fn list(State(st): State<AppState>) -> Result<Json<Vec<api::ApiClient>>, ApiError> {
     let rows = sqlx::query("SELECT * FROM api_clients ORDER BY name")
-        .fetch_all(&st.db)
+        .fetch_all(&*st.db)
         .await?;
     Ok(Json(rows.iter().map(client).collect()))
 }

@@ -261,7 +261,7 @@ async fn disable_mfa(
     ApiJson(req): ApiJson<api::TotpCode>,
 ) -> Result<StatusCode, ApiError> {
     let user = myself(&st, &who).await?;
-    let policy = settings::load(&st.db).await?;
+    let policy = settings::load(&*st.db).await?;
     if policy.mfa_required(&user.role) {
         return Err(ApiError::conflict(format!(
             "the site requires MFA for the `{}` role",
@@ -395,7 +395,7 @@ async fn reset_mfa(
 }
 
 async fn get_settings(State(st): State<AppState>) -> Result<Json<api::SecuritySettings>, ApiError> {
-    Ok(Json(settings::load(&st.db).await?.to_api()))
+    Ok(Json(settings::load(&*st.db).await?.to_api()))
 }
 
 async fn put_settings(

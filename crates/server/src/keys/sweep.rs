@@ -565,7 +565,10 @@ mod tests {
         assert_eq!(st.purposes[0].sweep, "rekey-at-next-start", "{st}");
         db.close().await;
         let path = dir.path().join("j.db");
-        let db = crate::store::open_site(&path, &keys, true).await.unwrap();
+        let db = crate::store::sqlite::open_site(&path, &keys, true)
+            .await
+            .unwrap()
+            .0;
         let st = status(&db, &keys).await.unwrap();
         for p in &st.purposes {
             assert_eq!(p.sweep, "done", "{st}");
@@ -653,7 +656,10 @@ mod measure {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keyring::open(dir.path()).unwrap();
         let path = dir.path().join("j.db");
-        let db = crate::store::open_site(&path, &keys, true).await.unwrap();
+        let db = crate::store::sqlite::open_site(&path, &keys, true)
+            .await
+            .unwrap()
+            .0;
         let n = 10_000;
         let mut tx = crate::store::begin_write(&db).await.unwrap();
         for i in 0..n {
@@ -671,11 +677,17 @@ mod measure {
         db.close().await;
         let t = std::time::Instant::now();
         for _ in 0..20 {
-            let db = crate::store::open_site(&path, &keys, false).await.unwrap();
+            let db = crate::store::sqlite::open_site(&path, &keys, false)
+                .await
+                .unwrap()
+                .0;
             db.close().await;
         }
         println!("open (pool + migrate check): {:?} avg", t.elapsed() / 20);
-        let db = crate::store::open_site(&path, &keys, false).await.unwrap();
+        let db = crate::store::sqlite::open_site(&path, &keys, false)
+            .await
+            .unwrap()
+            .0;
         rotate(&db, &keys, &Purpose::ALL, "m").await.unwrap();
         let t = std::time::Instant::now();
         let k = sweep_all(
@@ -693,7 +705,10 @@ mod measure {
         db.close().await;
         let size = std::fs::metadata(&path).unwrap().len();
         let t = std::time::Instant::now();
-        let db = crate::store::open_site(&path, &keys, true).await.unwrap();
+        let db = crate::store::sqlite::open_site(&path, &keys, true)
+            .await
+            .unwrap()
+            .0;
         println!("rekey of {size} bytes + open: {:?}", t.elapsed());
         db.close().await;
     }

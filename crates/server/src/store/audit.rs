@@ -1,0 +1,381 @@
+//! Audit entries as the store writes them: the typed vocabulary of actions
+//! ([`AuditAction`]), one entry ([`AuditEvent`]), and the append to the
+//! hash chain (the `events` table, owned by the `events` domain, which
+//! verifies, expires, anchors and lists it).
+//!
+//! Each entry carries the hash of the previous one; its own hash covers its
+//! id, time and fields and that previous hash:
+//!
+//! ```text
+//! hash(n) = SHA-256("jumpgate audit v1" ‖ hash(n-1) ‖ id ‖ at ‖ len‖actor ‖ len‖action ‖ …)
+//! ```
+//!
+//! The append reads the chain's head and inserts the next id inside a
+//! write transaction ([`super::Store::write`]), which admits one writer at
+//! a time on both engines: the chain stays one total order with any number
+//! of concurrent writers (and, on PostgreSQL, any number of gateways).
+
+use jumpgate_proto::session::SessionKind;
+
+use super::{Exec, sql};
+use crate::ids;
+
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
+
+/// What an audit entry records. The stored names ([`AuditAction::as_str`])
+/// are evidence that outlives this build: they are frozen by a test, and a
+/// variant is never renamed on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    dead_code,
+    reason = "TRANSITIONAL: domains move to the typed actions one by one"
+)]
+pub(crate) enum AuditAction {
+    // Identity.
+    Login,
+    Lockout,
+    UserCreate,
+    UserUpdate,
+    UserDelete,
+    UserUnlock,
+    PasswordChange,
+    PasswordReset,
+    SessionsRevoke,
+    MfaEnable,
+    MfaDisable,
+    MfaReset,
+    MfaRecoveryCodes,
+    RecoveryCodeUsed,
+    RoleCreate,
+    RoleUpdate,
+    RoleDelete,
+    SettingsChange,
+    ApiClientCreate,
+    ApiClientDelete,
+    ApiClientRotate,
+    // Groups and endpoints.
+    GroupCreate,
+    GroupDelete,
+    EnrollTokenCreate,
+    Enroll,
+    EndpointRevoke,
+    EndpointGroup,
+    EndpointConflict,
+    EndpointReenroll,
+    EndpointReenrollToken,
+    // Sessions and recordings.
+    SessionOpen(SessionKind),
+    SessionClose(SessionKind),
+    SessionTerminate,
+    SessionRevoke,
+    RecordingView,
+    RecordingsExpire,
+    // Keys, vault and the log itself.
+    KeysRotate,
+    KeysRetire,
+    KeysRekey,
+    RootKeyRotate,
+    VaultRead,
+    VaultPut,
+    VaultDelete,
+    VaultRecover,
+    VaultPurge,
+    VaultPurgeProtection,
+    AuditExpire,
+    /// A refused request, named by the authorization action it asked for
+    /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
+    Denied(String),
+}
+
+impl AuditAction {
+    /// The name stored in the log.
+    pub(crate) fn as_str(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        Borrowed(match self {
+            Self::Login => "login",
+            Self::Lockout => "lockout",
+            Self::UserCreate => "user-create",
+            Self::UserUpdate => "user-update",
+            Self::UserDelete => "user-delete",
+            Self::UserUnlock => "user-unlock",
+            Self::PasswordChange => "password-change",
+            Self::PasswordReset => "password-reset",
+            Self::SessionsRevoke => "sessions-revoke",
+            Self::MfaEnable => "mfa-enable",
+            Self::MfaDisable => "mfa-disable",
+            Self::MfaReset => "mfa-reset",
+            Self::MfaRecoveryCodes => "mfa-recovery-codes",
+            Self::RecoveryCodeUsed => "recovery-code-used",
+            Self::RoleCreate => "role-create",
+            Self::RoleUpdate => "role-update",
+            Self::RoleDelete => "role-delete",
+            Self::SettingsChange => "settings-change",
+            Self::ApiClientCreate => "api-client-create",
+            Self::ApiClientDelete => "api-client-delete",
+            Self::ApiClientRotate => "api-client-rotate",
+            Self::GroupCreate => "group-create",
+            Self::GroupDelete => "group-delete",
+            Self::EnrollTokenCreate => "enroll-token-create",
+            Self::Enroll => "enroll",
+            Self::EndpointRevoke => "endpoint-revoke",
+            Self::EndpointGroup => "endpoint-group",
+            Self::EndpointConflict => "endpoint-conflict",
+            Self::EndpointReenroll => "endpoint-reenroll",
+            Self::EndpointReenrollToken => "endpoint-reenroll-token",
+            Self::SessionOpen(k) => return Owned(format!("session-open:{k}")),
+            Self::SessionClose(k) => return Owned(format!("session-close:{k}")),
+            Self::SessionTerminate => "session-terminate",
+            Self::SessionRevoke => "session-revoke",
+            Self::RecordingView => "recording-view",
+            Self::RecordingsExpire => "recordings-expire",
+            Self::KeysRotate => "keys-rotate",
+            Self::KeysRetire => "keys-retire",
+            Self::KeysRekey => "keys-rekey",
+            Self::RootKeyRotate => "root-key-rotate",
+            Self::VaultRead => "vault-read",
+            Self::VaultPut => "vault-put",
+            Self::VaultDelete => "vault-delete",
+            Self::VaultRecover => "vault-recover",
+            Self::VaultPurge => "vault-purge",
+            Self::VaultPurgeProtection => "vault-purge-protection",
+            Self::AuditExpire => "audit-expire",
+            Self::Denied(name) => return Owned(name.clone()),
+        })
+    }
+}
+
+/// One audit entry: who did what to which target, with what outcome; the
+/// endpoint groups it concerns (empty: a site-wide entry, see
+/// `rbac::ReadScope`).
+#[derive(Clone, Debug)]
+pub(crate) struct AuditEvent {
+    pub(crate) actor: String,
+    pub(crate) action: AuditAction,
+    pub(crate) target: String,
+    pub(crate) outcome: String,
+    pub(crate) detail: String,
+    pub(crate) groups: Vec<String>,
+}
+
+impl AuditEvent {
+    /// An entry with outcome `ok`, no detail, site-wide.
+    pub(crate) fn new(
+        actor: impl Into<String>,
+        action: AuditAction,
+        target: impl Into<String>,
+    ) -> Self {
+        Self {
+            actor: actor.into(),
+            action,
+            target: target.into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// The outcome when it is not `ok` (`failed`, `refused`, `denied`, …).
+    #[must_use]
+    pub(crate) fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = outcome.into();
+        self
+    }
+
+    /// Marks the entry as about endpoints of `group`.
+    #[must_use]
+    #[allow(
+        dead_code,
+        reason = "TRANSITIONAL: domains move to the typed actions one by one"
+    )]
+    pub(crate) fn group(mut self, group: impl Into<String>) -> Self {
+        self.groups.push(group.into());
+        self
+    }
+
+    /// Marks the entry as about endpoints of each of `groups`.
+    #[must_use]
+    pub(crate) fn groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups.extend(groups.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// The fields an entry's hash covers.
+pub(crate) struct Entry<'a> {
+    pub(crate) id: i64,
+    pub(crate) at: i64,
+    pub(crate) actor: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) outcome: &'a str,
+    pub(crate) detail: &'a str,
+}
+
+pub(crate) fn entry_hash(prev: &[u8], e: &Entry<'_>) -> Vec<u8> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"jumpgate audit v1\0");
+    ctx.update(prev);
+    ctx.update(&e.id.to_be_bytes());
+    ctx.update(&e.at.to_be_bytes());
+    // Length-prefixed, so no field can bleed into the next.
+    for field in [e.actor, e.action, e.target, e.outcome, e.detail] {
+        ctx.update(&(field.len() as u64).to_be_bytes());
+        ctx.update(field.as_bytes());
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
+/// Longest actor, action and target stored (names are at most 64
+/// characters, vault names 128; denied request paths can be longer).
+pub(crate) const MAX_NAME_FIELD: usize = 256;
+/// Longest outcome and detail stored.
+pub(crate) const MAX_TEXT_FIELD: usize = 4096;
+
+/// `s` cut to at most `max` characters, the cut marked with how much was
+/// left out, so an over-long field is visibly shortened, never silently.
+pub(crate) fn bound(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some(_) => {
+            let total = s.chars().count();
+            let keep_chars = max - 48;
+            let note = format!("… ({} more characters)", total - keep_chars);
+            let keep: String = s.chars().take(keep_chars).collect();
+            std::borrow::Cow::Owned(keep + &note)
+        }
+    }
+}
+
+/// Appends `event` after the chain's head, inside the caller's write
+/// transaction (which holds the write lock: see [`super::Store::write`]).
+pub(crate) async fn append(w: &mut dyn Exec, event: &AuditEvent) -> Result<(), sqlx::Error> {
+    // Free text is bounded at write time: an entry is evidence, not a
+    // place to store whatever a caller sent (see `bound`).
+    let action = event.action.as_str();
+    let actor = &*bound(&event.actor, MAX_NAME_FIELD);
+    let action = &*bound(&action, MAX_NAME_FIELD);
+    let target = &*bound(&event.target, MAX_NAME_FIELD);
+    let outcome = &*bound(&event.outcome, MAX_TEXT_FIELD);
+    let detail = &*bound(&event.detail, MAX_TEXT_FIELD);
+    let groups = (!event.groups.is_empty())
+        .then(|| serde_json::to_string(&event.groups).unwrap_or_else(|_| "[]".into()));
+    let head: Option<(i64, Option<Vec<u8>>)> = sql!(w, |c| {
+        sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *c)
+            .await
+    })?;
+    let (last_id, prev) = head.map_or((0, GENESIS.to_vec()), |(id, hash)| {
+        (id, hash.unwrap_or_default())
+    });
+    let entry = Entry {
+        id: last_id + 1,
+        at: ids::now_ms(),
+        actor,
+        action,
+        target,
+        outcome,
+        detail,
+    };
+    let hash = entry_hash(&prev, &entry);
+    sql!(w, |c| {
+        sqlx::query(
+            "INSERT INTO events (id, at, actor, action, target, outcome, detail, prev_hash, hash, groups)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(entry.id)
+        .bind(entry.at)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(outcome)
+        .bind(detail)
+        .bind(&prev)
+        .bind(&hash)
+        .bind(groups.as_deref())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored action names are evidence read by auditors and tools:
+    /// they never change. A new action adds a row here.
+    #[test]
+    fn stored_action_names_are_frozen() {
+        use AuditAction as A;
+        let table: &[(AuditAction, &str)] = &[
+            (A::Login, "login"),
+            (A::Lockout, "lockout"),
+            (A::UserCreate, "user-create"),
+            (A::UserUpdate, "user-update"),
+            (A::UserDelete, "user-delete"),
+            (A::UserUnlock, "user-unlock"),
+            (A::PasswordChange, "password-change"),
+            (A::PasswordReset, "password-reset"),
+            (A::SessionsRevoke, "sessions-revoke"),
+            (A::MfaEnable, "mfa-enable"),
+            (A::MfaDisable, "mfa-disable"),
+            (A::MfaReset, "mfa-reset"),
+            (A::MfaRecoveryCodes, "mfa-recovery-codes"),
+            (A::RecoveryCodeUsed, "recovery-code-used"),
+            (A::RoleCreate, "role-create"),
+            (A::RoleUpdate, "role-update"),
+            (A::RoleDelete, "role-delete"),
+            (A::SettingsChange, "settings-change"),
+            (A::ApiClientCreate, "api-client-create"),
+            (A::ApiClientDelete, "api-client-delete"),
+            (A::ApiClientRotate, "api-client-rotate"),
+            (A::GroupCreate, "group-create"),
+            (A::GroupDelete, "group-delete"),
+            (A::EnrollTokenCreate, "enroll-token-create"),
+            (A::Enroll, "enroll"),
+            (A::EndpointRevoke, "endpoint-revoke"),
+            (A::EndpointGroup, "endpoint-group"),
+            (A::EndpointConflict, "endpoint-conflict"),
+            (A::EndpointReenroll, "endpoint-reenroll"),
+            (A::EndpointReenrollToken, "endpoint-reenroll-token"),
+            (A::SessionOpen(SessionKind::Shell), "session-open:shell"),
+            (A::SessionOpen(SessionKind::Forward), "session-open:forward"),
+            (A::SessionClose(SessionKind::Exec), "session-close:exec"),
+            (A::SessionClose(SessionKind::Upload), "session-close:upload"),
+            (
+                A::SessionClose(SessionKind::Download),
+                "session-close:download",
+            ),
+            (A::SessionTerminate, "session-terminate"),
+            (A::SessionRevoke, "session-revoke"),
+            (A::RecordingView, "recording-view"),
+            (A::RecordingsExpire, "recordings-expire"),
+            (A::KeysRotate, "keys-rotate"),
+            (A::KeysRetire, "keys-retire"),
+            (A::KeysRekey, "keys-rekey"),
+            (A::RootKeyRotate, "root-key-rotate"),
+            (A::VaultRead, "vault-read"),
+            (A::VaultPut, "vault-put"),
+            (A::VaultDelete, "vault-delete"),
+            (A::VaultRecover, "vault-recover"),
+            (A::VaultPurge, "vault-purge"),
+            (A::VaultPurgeProtection, "vault-purge-protection"),
+            (A::AuditExpire, "audit-expire"),
+            (A::Denied("open-session:shell".into()), "open-session:shell"),
+        ];
+        for (action, name) in table {
+            assert_eq!(action.as_str(), *name, "{action:?}");
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The store layer: one handle ([`Store`]) over the site's database, on one
+//! of two engines.
+//!
+//! - **SQLite** (embedded default): a SQLCipher file in the data directory,
+//!   encrypted as a whole ([`sqlite`]).
+//! - **PostgreSQL** (larger sites): a server the operator runs
+//!   ([`postgres`]); secrets are encrypted by the domains themselves under
+//!   the key hierarchy, on both engines (see `docs/security.md`).
+//!
+//! Domains own their tables and are the only code with SQL for them (the
+//! owner of each table is listed in `ARCHITECTURE.md`). They write SQL once,
+//! in the dialect both engines share (`$1` placeholders, `ON CONFLICT`,
+//! 64-bit integers, no `rowid`), and run it through [`sql!`], which compiles
+//! the same statement for each engine's connection type. Where the engines
+//! differ (JSON functions), the domain picks the text by [`Exec::engine`].
+//!
+//! Every audited change has one shape:
+//!
+//! ```text
+//! let mut w = store.write().await?;   // SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN + the write lock
+//! …domain writes through `sql!(w, …)`…
+//! w.audit(AuditEvent::new(actor, AuditAction::UserCreate, &name)).await?;
+//! w.commit().await?;
+//! ```
+//!
+//! and an entry that must exist even when the action fails is written with
+//! [`Store::audit_now`] (its own transaction).
+
+pub(crate) mod audit;
+pub(crate) mod migrations;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use sqlx::{PgPool, SqlitePool};
+
+pub(crate) use audit::{AuditAction, AuditEvent};
+pub(crate) use sqlite::begin_write;
+#[cfg(test)]
+pub(crate) use sqlite::open;
+#[cfg(test)]
+pub(crate) use sqlite::open_encrypted;
+
+/// Where a site's database is.
+#[derive(Clone, Debug)]
+pub(crate) enum Location<'a> {
+    /// The embedded SQLCipher file, encrypted with the keyring's database
+    /// key; `rekey`: re-encrypt it now if a database key rotation waits
+    /// (the gateway at start-up, when nothing else has the file open).
+    Sqlite {
+        path: std::path::PathBuf,
+        keys: &'a crate::keys::Keyring,
+        rekey: bool,
+    },
+    /// A PostgreSQL database (`postgres://…`).
+    Postgres { url: &'a str, max_connections: u32 },
+}
+
+/// Opens the site's database and brings its schema up to date. A SQLite
+/// file re-keyed by this open gets its `keys-rekey` audit entry.
+///
+/// # Errors
+/// The database cannot be opened, decrypted, reached or migrated.
+pub(crate) async fn open_site(at: Location<'_>) -> Result<Store, StoreError> {
+    match at {
+        Location::Sqlite { path, keys, rekey } => {
+            let (pool, rekeyed) = sqlite::open_site(&path, keys, rekey).await?;
+            let store = Store::sqlite(pool);
+            if rekeyed {
+                store
+                    .audit_or_log(AuditEvent::new(
+                        "(gateway start)",
+                        AuditAction::KeysRekey,
+                        "database",
+                    ))
+                    .await;
+            }
+            Ok(store)
+        }
+        Location::Postgres {
+            url,
+            max_connections,
+        } => Ok(Store::postgres(postgres::open(url, max_connections).await?)),
+    }
+}
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// SQLCipher could not decrypt the file with the key given.
+    #[error(
+        "the database {path} does not open with this site's database key: the keyring or root key belongs to another site, or the file is not a Jumpgate database"
+    )]
+    WrongKey { path: String },
+    #[error("converting the unencrypted database {path}: {cause}")]
+    Convert { path: String, cause: std::io::Error },
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("{path}: {cause}")]
+    File { path: String, cause: std::io::Error },
+    #[error(
+        "the database at {path} was written by a newer Jumpgate (schema {found}, this build knows {known})"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    /// The PostgreSQL URL is not one this gateway can use.
+    #[error("database URL: {0}")]
+    Url(String),
+    /// The PostgreSQL server could not be reached or refused the login.
+    #[error("cannot connect to the PostgreSQL database {target}: {cause}")]
+    Connect { target: String, cause: sqlx::Error },
+}
+
+/// Which engine a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The site's database. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine())
+            .finish()
+    }
+}
+
+/// A constant of this file: the key of PostgreSQL's advisory lock that
+/// serialises writers (what SQLite's single writer gives for free).
+const PG_WRITE_LOCK: i64 = 0x6a75_6d70_6761_7465; // "jumpgate"
+
+impl Store {
+    pub(crate) fn sqlite(pool: SqlitePool) -> Self {
+        Self {
+            db: Db::Sqlite(pool),
+        }
+    }
+
+    pub(crate) fn postgres(pool: PgPool) -> Self {
+        Self {
+            db: Db::Postgres(pool),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.db {
+            Db::Sqlite(_) => Engine::Sqlite,
+            Db::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Begins a write transaction. Writers are serialised on both engines
+    /// (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped
+    /// advisory lock taken first), so a domain's read-check-write inside
+    /// one transaction sees no concurrent writer, and the audit chain's
+    /// head is read and extended by one writer at a time.
+    ///
+    /// # Errors
+    /// The database could not begin the transaction.
+    pub(crate) async fn write(&self) -> Result<WriteTx, sqlx::Error> {
+        match &self.db {
+            Db::Sqlite(p) => Ok(WriteTx {
+                tx: Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            }),
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(WriteTx {
+                    tx: Tx::Postgres(tx),
+                })
+            }
+        }
+    }
+
+    /// A read-only snapshot: every read in it sees the same state (for
+    /// reads that must agree with each other, such as verifying the audit
+    /// chain while retention runs). Dropped or [`ReadTx::end`]ed, it
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// The database could not begin the transaction.
+    pub(crate) async fn snapshot(&self) -> Result<ReadTx, sqlx::Error> {
+        match &self.db {
+            Db::Sqlite(p) => Ok(ReadTx {
+                tx: Tx::Sqlite(p.begin().await?),
+            }),
+            Db::Postgres(p) => Ok(ReadTx {
+                tx: Tx::Postgres(
+                    p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?,
+                ),
+            }),
+        }
+    }
+
+    /// A pooled connection for reads (and single-statement writes that
+    /// need no audit entry).
+    ///
+    /// # Errors
+    /// No connection could be had.
+    pub(crate) async fn conn(&self) -> Result<PoolConn, sqlx::Error> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// Writes an audit entry in its own transaction: for entries that must
+    /// exist whether or not the action they describe succeeded (a failed
+    /// login, a denial, a session that ended).
+    ///
+    /// # Errors
+    /// The write failed (callers that go on anyway use
+    /// [`Store::audit_or_log`]).
+    pub(crate) async fn audit_now(&self, event: AuditEvent) -> Result<(), sqlx::Error> {
+        let r = async {
+            let mut w = self.write().await?;
+            w.audit_ref(&event).await?;
+            w.commit().await
+        }
+        .await;
+        if let Err(e) = &r {
+            tracing::error!(error = %e, actor = %event.actor, action = %event.action.as_str(), target = %event.target, "could not record an audit event");
+        }
+        r
+    }
+
+    /// [`Store::audit_now`] for paths that end the same way whether or not
+    /// the write succeeds (a denial is refused anyway; a closed session is
+    /// closed): the failure is logged.
+    pub(crate) async fn audit_or_log(&self, event: AuditEvent) {
+        let _ = self.audit_now(event).await;
+    }
+
+    /// Closes the pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Runs one statement as it is, outside every domain's rules: for tests
+    /// that play an attacker with database access (and tools). Returns the
+    /// rows affected.
+    ///
+    /// # Errors
+    /// The statement failed.
+    #[doc(hidden)]
+    pub async fn execute_unchecked(&self, statement: &'static str) -> Result<u64, sqlx::Error> {
+        let mut c = self.conn().await?;
+        sql!(c, |c| sqlx::query(statement)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))
+    }
+
+    /// The SQLite pool, for the engine-specific work of [`sqlite`] (re-key,
+    /// integrity checks). `None` on PostgreSQL.
+    pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.db {
+            Db::Sqlite(p) => Some(p),
+            Db::Postgres(_) => None,
+        }
+    }
+}
+
+/// TRANSITIONAL (removed when every domain runs through [`sql!`]): code not
+/// yet moved to the store layer still takes a `&SqlitePool`.
+impl std::ops::Deref for Store {
+    type Target = SqlitePool;
+    fn deref(&self) -> &SqlitePool {
+        match &self.db {
+            Db::Sqlite(p) => p,
+            Db::Postgres(_) => {
+                panic!("this code path has not been moved to the store layer yet (SQLite only)")
+            }
+        }
+    }
+}
+
+/// A connection of either engine, as [`sql!`] hands it to a statement.
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+/// Something statements run on: a write transaction, a snapshot or a
+/// pooled connection.
+pub(crate) trait Exec: Send {
+    fn exec_conn(&mut self) -> Conn<'_>;
+    #[allow(dead_code, reason = "for domains whose SQL differs per engine")]
+    fn engine(&self) -> Engine;
+}
+
+/// Runs one statement (or a few) on whichever engine `$e` is on: the body
+/// is compiled once per engine with `$c` bound to that engine's connection
+/// (`&mut SqliteConnection` or `&mut PgConnection`; pass it as `&mut *$c`).
+///
+/// ```ignore
+/// let n: i64 = sql!(w, |c| sqlx::query_scalar("SELECT COUNT(*) FROM users")
+///     .fetch_one(&mut *c).await)?;
+/// // `execute` answers differ per engine: keep the count only.
+/// let gone = sql!(w, |c| sqlx::query("DELETE FROM t WHERE id = $1").bind(id)
+///     .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+/// ```
+macro_rules! sql {
+    ($e:expr, |$c:ident| $body:expr) => {
+        match {
+            #[allow(unused_imports)]
+            use $crate::store::Exec as _;
+            ($e).exec_conn()
+        } {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use sql;
+
+enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+
+    #[allow(dead_code, reason = "for domains whose SQL differs per engine")]
+    fn engine(&self) -> Engine {
+        match self {
+            Tx::Sqlite(_) => Engine::Sqlite,
+            Tx::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+/// A write transaction (see [`Store::write`]). Dropped without
+/// [`WriteTx::commit`], it rolls back: the action and its audit entries
+/// commit together or not at all.
+pub(crate) struct WriteTx {
+    tx: Tx,
+}
+
+impl WriteTx {
+    /// Appends an audit entry to the chain inside this transaction.
+    ///
+    /// # Errors
+    /// The write failed (the transaction should be dropped).
+    pub(crate) async fn audit(&mut self, event: AuditEvent) -> Result<(), sqlx::Error> {
+        self.audit_ref(&event).await
+    }
+
+    async fn audit_ref(&mut self, event: &AuditEvent) -> Result<(), sqlx::Error> {
+        audit::append(self, event).await
+    }
+
+    /// # Errors
+    /// The commit failed: nothing of the transaction was written.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.tx {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    #[allow(dead_code, reason = "transitional")]
+    /// TRANSITIONAL: the SQLite transaction, for code not yet moved to the
+    /// store layer. Panics on PostgreSQL.
+    pub(crate) fn sqlite_tx(&mut self) -> &mut sqlx::Transaction<'static, sqlx::Sqlite> {
+        match &mut self.tx {
+            Tx::Sqlite(t) => t,
+            Tx::Postgres(_) => {
+                panic!("this code path has not been moved to the store layer yet (SQLite only)")
+            }
+        }
+    }
+}
+
+impl Exec for WriteTx {
+    fn exec_conn(&mut self) -> Conn<'_> {
+        self.tx.conn()
+    }
+    fn engine(&self) -> Engine {
+        self.tx.engine()
+    }
+}
+
+/// A read-only snapshot (see [`Store::snapshot`]).
+pub(crate) struct ReadTx {
+    tx: Tx,
+}
+
+impl ReadTx {
+    /// Ends the snapshot (a rollback: it wrote nothing).
+    ///
+    /// # Errors
+    /// The database failed to end it.
+    pub(crate) async fn end(self) -> Result<(), sqlx::Error> {
+        match self.tx {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+impl Exec for ReadTx {
+    fn exec_conn(&mut self) -> Conn<'_> {
+        self.tx.conn()
+    }
+    fn engine(&self) -> Engine {
+        self.tx.engine()
+    }
+}
+
+/// A pooled connection (see [`Store::conn`]).
+pub(crate) enum PoolConn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl Exec for PoolConn {
+    fn exec_conn(&mut self) -> Conn<'_> {
+        match self {
+            PoolConn::Sqlite(c) => Conn::Sqlite(&mut *c),
+            PoolConn::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+    fn engine(&self) -> Engine {
+        match self {
+            PoolConn::Sqlite(_) => Engine::Sqlite,
+            PoolConn::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+impl Exec for Conn<'_> {
+    fn exec_conn(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+    fn engine(&self) -> Engine {
+        match self {
+            Conn::Sqlite(_) => Engine::Sqlite,
+            Conn::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
