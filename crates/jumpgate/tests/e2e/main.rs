@@ -6,6 +6,7 @@ mod edge;
 mod gateway;
 mod identity;
 mod lifecycle;
+mod listen_address;
 mod recording_rotation;
 mod recordings;
 mod revocation;
