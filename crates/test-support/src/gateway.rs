@@ -102,6 +102,8 @@ impl Gateway {
         cmd.arg("--listen-address-file")
             .arg(&address_file)
             .args(extra)
+            // The database is the test's choice, not the environment's.
+            .env_remove("JUMPGATE_DATABASE")
             .env("RUST_LOG", "info,jumpgate_server=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -139,6 +139,7 @@ impl Site {
             .arg(self.data_dir())
             .args(self.database_args())
             .args(args)
+            .env_remove("JUMPGATE_DATABASE")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         cmd

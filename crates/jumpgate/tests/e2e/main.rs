@@ -4,9 +4,9 @@
 mod agent_identity;
 mod edge;
 mod gateway;
+mod harness;
 mod identity;
 mod lifecycle;
-mod listen_address;
 mod recording_rotation;
 mod recordings;
 mod revocation;

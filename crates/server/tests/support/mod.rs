@@ -69,7 +69,8 @@ fn on_database(raw: RawConfig, database: Option<&PgDatabase>) -> RawConfig {
     let Some(db) = database else {
         return raw;
     };
-    // The store layer (branch `store`) sets `[database] url` here.
+    // Once the store layer (branch `store`) is merged, this is:
+    // RawConfig { database: RawDatabase { url: Some(db.url.clone()), max_connections: None }, ..raw }
     panic!(
         "the gateway has no PostgreSQL engine yet (store layer not merged): cannot use {}",
         db.url

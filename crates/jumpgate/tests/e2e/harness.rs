@@ -1,5 +1,8 @@
-//! `jumpgate server --listen-address-file`: what scripts, benchmarks and
-//! the test builders read instead of the gateway's standard output.
+//! The test harness's footing (crates/test-support): what the builders
+//! read instead of the gateway's standard output (`jumpgate server
+//! --listen-address-file`, also for scripts and benchmarks), and the engine
+//! switch: a site on each database engine (PostgreSQL from
+//! `JUMPGATE_TEST_POSTGRES`, skipped without it), used end to end.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -138,4 +141,31 @@ async fn an_unwritable_listen_address_file_stops_the_start_naming_it() {
         stderr.text()
     );
     assert!(!file.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_runs_end_to_end_on_each_engine() {
+    for_each_engine(async |engine| {
+        let mut site = Site::builder().engine(engine).start().await;
+        assert_eq!(site.engine(), engine);
+        // SQLite keeps the site in the data directory; on PostgreSQL the
+        // file is never made (the gateway found tables in its database:
+        // `Gateway::start` checks that).
+        assert_eq!(
+            site.data_dir().join("jumpgate.db").exists(),
+            engine == Engine::Sqlite,
+            "{engine}"
+        );
+        let _agent = site.start_agent("web").await;
+        let out = ok(&site
+            .jg(&["shell", "web", "--", "echo", "on-each-engine"])
+            .await);
+        assert!(out.contains("on-each-engine"), "{out}");
+        // A restart finds the same database.
+        site.restart(&[]).await;
+        site.wait_online("web", true).await;
+        assert!(ok(&site.jg(&["audit"]).await).contains("web"));
+        ok(&site.admin(&["verify-audit"]).await);
+    })
+    .await;
 }
