@@ -49,6 +49,11 @@ struct ServerArgs {
     /// Optional plain-HTTP address that only redirects to the TLS port.
     #[arg(long)]
     redirect_listen: Option<String>,
+    /// Once listening, write `listen=ADDR`, `redirect_listen=ADDR` (when
+    /// on) and `fingerprint=FP` lines to PATH, replacing it atomically:
+    /// the ports bound (0 resolved) for scripts and tests.
+    #[arg(long, value_name = "PATH")]
+    listen_address_file: Option<PathBuf>,
     /// The site's host name [default: localhost].
     #[arg(long)]
     hostname: Option<String>,
@@ -242,6 +247,7 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         data_dir: args.data_dir,
         listen: args.listen,
         redirect_listen: args.redirect_listen,
+        listen_address_file: args.listen_address_file,
         hostname: args.hostname,
         tls: config::RawTls {
             cert: args.tls_cert,

@@ -48,6 +48,20 @@ pub struct Started {
     pub generated_certificate: bool,
 }
 
+impl Started {
+    /// What `listen_address_file` holds: `key=value` lines, `listen`, then
+    /// `redirect_listen` (only when that port is on), then `fingerprint`.
+    #[must_use]
+    pub fn address_file(&self) -> String {
+        let mut text = format!("listen={}\n", self.addr);
+        if let Some(r) = self.redirect_addr {
+            text.push_str(&format!("redirect_listen={r}\n"));
+        }
+        text.push_str(&format!("fingerprint={}\n", self.fingerprint));
+        text
+    }
+}
+
 pub(crate) fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("jumpgate.db")
 }
@@ -151,6 +165,16 @@ pub async fn run(
     let control_listener = control::bind(&config.data_dir)
         .await
         .map_err(ServerError::Control)?;
+    let started = Started {
+        addr,
+        redirect_addr,
+        hostname: config.hostname.clone(),
+        fingerprint: tls.fingerprint,
+        generated_certificate: tls.generated,
+    };
+    if let Some(path) = &config.listen_address_file {
+        site::write_public(path, started.address_file().as_bytes())?;
+    }
 
     let stop = CancellationToken::new();
     let origins = config.origins(addr.port());
@@ -185,13 +209,7 @@ pub async fn run(
     tokio::spawn(control::serve(control_listener, st.clone(), stop.clone()));
     let upkeep = tokio::spawn(crate::housekeeping::run(st.clone()));
 
-    on_started(&Started {
-        addr,
-        redirect_addr,
-        hostname: config.hostname.clone(),
-        fingerprint: tls.fingerprint,
-        generated_certificate: tls.generated,
-    });
+    on_started(&started);
     shutdown.await;
     tracing::info!(
         agents = st.agents.len(),

@@ -18,6 +18,10 @@ pub struct RawConfig {
     pub listen: Option<String>,
     /// Optional plain-HTTP port that only redirects to `listen`.
     pub redirect_listen: Option<String>,
+    /// A file the gateway writes once it listens: the addresses it bound
+    /// (port 0 resolved) and the fingerprint clients pin, so scripts and
+    /// tests need not read its standard output.
+    pub listen_address_file: Option<PathBuf>,
     /// The site's host name (the generated certificate is issued for it).
     pub hostname: Option<String>,
     /// Where users reach the console, `https://HOST[:PORT]`, when it is not
@@ -156,6 +160,7 @@ impl RawConfig {
             data_dir: other.data_dir.or(self.data_dir),
             listen: other.listen.or(self.listen),
             redirect_listen: other.redirect_listen.or(self.redirect_listen),
+            listen_address_file: other.listen_address_file.or(self.listen_address_file),
             hostname: other.hostname.or(self.hostname),
             public_url: other.public_url.or(self.public_url),
             tls: RawTls {
@@ -250,6 +255,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub redirect_listen: Option<SocketAddr>,
+    /// Where to write [`crate::Started::address_file`] once listening.
+    pub listen_address_file: Option<PathBuf>,
     pub hostname: String,
     /// `https://host[:port]` from `public_url` (no default port, no path).
     pub public_origin: Option<String>,
@@ -456,6 +463,7 @@ impl Config {
             data_dir,
             listen,
             redirect_listen,
+            listen_address_file: raw.listen_address_file,
             hostname,
             public_origin,
             tls,

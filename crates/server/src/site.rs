@@ -231,7 +231,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), SiteError> {
     write_atomic(path, data, 0o600)
 }
 
-fn write_public(path: &Path, data: &[u8]) -> Result<(), SiteError> {
+pub(crate) fn write_public(path: &Path, data: &[u8]) -> Result<(), SiteError> {
     write_atomic(path, data, 0o644)
 }
 

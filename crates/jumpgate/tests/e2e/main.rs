@@ -4,6 +4,7 @@
 mod agent_identity;
 mod edge;
 mod gateway;
+mod harness;
 mod identity;
 mod lifecycle;
 mod recording_rotation;

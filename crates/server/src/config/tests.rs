@@ -59,6 +59,10 @@ fn flags_win_over_the_file() {
     assert_eq!(cfg.listen, "127.0.0.1:9999".parse().unwrap());
     assert_eq!(cfg.hostname, "support.example.com");
     assert_eq!(cfg.agent_heartbeat, Duration::from_secs(15));
+    assert_eq!(
+        cfg.listen_address_file.as_deref(),
+        Some(Path::new("/run/jumpgate/listen-address"))
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use jumpgate_client::Client;
 use jumpgate_net::tls::Trust;
 use jumpgate_server::{Config, RawConfig};
+use jumpgate_test_support::{Engine, PgDatabase};
 
 pub(crate) struct Gateway {
     pub(crate) url: String,
@@ -12,17 +13,34 @@ pub(crate) struct Gateway {
     pub(crate) data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
+    /// After `_stop`: dropped once the gateway is told to stop.
+    _database: Option<PgDatabase>,
 }
 
+/// A gateway on the engine of `JUMPGATE_TEST_ENGINE` (SQLite when unset).
 pub(crate) async fn start_gateway() -> Gateway {
+    start_gateway_on(Engine::from_env()).await
+}
+
+/// A gateway on `engine`: SQLite in its data directory, or a fresh
+/// database of its own on `JUMPGATE_TEST_POSTGRES`, dropped with it (a
+/// test on both engines: `jumpgate_test_support::for_each_engine`).
+pub(crate) async fn start_gateway_on(engine: Engine) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let cfg = Config::validate(RawConfig {
+    let database =
+        match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(PgDatabase::create().await.expect(
+                "JUMPGATE_TEST_POSTGRES unset (for_each_engine skips PostgreSQL without it)",
+            )),
+        };
+    let raw = RawConfig {
         data_dir: Some(data_dir.clone()),
         listen: Some("127.0.0.1:0".into()),
         ..RawConfig::default()
-    })
-    .unwrap();
+    };
+    let cfg = Config::validate(on_database(raw, database.as_ref())).unwrap();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -42,7 +60,21 @@ pub(crate) async fn start_gateway() -> Gateway {
         data_dir,
         _dir: dir,
         _stop: stop_tx,
+        _database: database,
     }
+}
+
+/// `raw` with the gateway's database: `None` keeps SQLite.
+fn on_database(raw: RawConfig, database: Option<&PgDatabase>) -> RawConfig {
+    let Some(db) = database else {
+        return raw;
+    };
+    // Once the store layer (branch `store`) is merged, this is:
+    // RawConfig { database: RawDatabase { url: Some(db.url.clone()), max_connections: None }, ..raw }
+    panic!(
+        "the gateway has no PostgreSQL engine yet (store layer not merged): cannot use {}",
+        db.url
+    )
 }
 
 impl Gateway {
