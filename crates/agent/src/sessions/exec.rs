@@ -72,7 +72,8 @@ where
         let e = std::io::Error::other("child has no pipes");
         return Err(SessionError::local("starting the command")(e));
     };
-    tx.write_msg(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     let mut summary = SessionSummary::new(SessionKind::Exec);
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);

@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 
 use super::wire::{self, MsgStream};
-use jumpgate_net::digest::hex;
 use super::{SessionContext, SessionError, SessionSummary, refusal_code};
+use jumpgate_net::digest::hex;
 
 /// Bytes of the destination's name kept in its temporary file's name, so
 /// that the decorated name stays within NAME_MAX (255).
@@ -72,7 +72,8 @@ where
         );
         return Err(super::refuse(&mut rx, &mut tx, ctx, RefusalCode::Failed, message).await);
     }
-    tx.write_msg(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     let mut summary = SessionSummary::new(SessionKind::Upload);
     let mut hasher = digest::Context::new(&digest::SHA256);

@@ -62,7 +62,8 @@ where
     if let Err(e) = tcp.set_nodelay(true) {
         debug!("cannot set TCP_NODELAY: {e}");
     }
-    tx.write_msg(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     // Bytes the technician sent right after `Open`, without waiting for the
     // answer, were read along with it.

@@ -249,7 +249,11 @@ where
 {
     info!(?code, message, "session refused");
     let refusal = Refusal { code, message };
-    if tx.write_msg(&SessionMsg::Refused(refusal.clone())).await.is_ok() {
+    if tx
+        .write_msg(&SessionMsg::Refused(refusal.clone()))
+        .await
+        .is_ok()
+    {
         wire::finish(rx, tx, ctx.linger).await;
     }
     refusal

@@ -88,7 +88,8 @@ where
         input,
         mut exit,
     } = shell;
-    tx.write_msg(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     let mut summary = SessionSummary::new(SessionKind::Shell);
     let mut input = Some(input);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-pub(super) use jumpgate_net::session::MsgStream;
 use jumpgate_net::session::MsgError;
+pub(super) use jumpgate_net::session::MsgStream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::SessionError;
