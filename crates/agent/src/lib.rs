@@ -22,15 +22,14 @@ use bytes::BytesMut;
 use jumpgate_api_types as api;
 use jumpgate_client::{Client, ClientError};
 use jumpgate_net::dial::{self, HttpProxy, ServerUrl};
+use jumpgate_net::handshake::{self, ControlReadError};
 use jumpgate_net::mux::{self, DriverConfig, MuxEvent};
 use jumpgate_net::tls::{self, Trust};
 use jumpgate_proto::control::{
     self, AGENT_ALPN, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LEN, AgentInfo, Control, Hello, Reject,
     Welcome, go_away_code,
 };
-use jumpgate_proto::frame::{Frame, HEADER_LEN, MAX_CONTROL_PAYLOAD};
 use jumpgate_proto::mux::Role;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -252,11 +251,7 @@ async fn enroll(
 
 /// SHA-256 of a token, hex: what the state keeps of a used token.
 fn token_digest(token: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    jumpgate_net::digest::sha256_hex(token.as_bytes())
 }
 
 /// Gives this enrolled endpoint a new key with a re-enrollment token: the
@@ -362,25 +357,19 @@ async fn connect_and_serve(
             signature: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
             info: agent_info(),
         });
-        let mut out = BytesMut::new();
-        Frame::Control(hello.to_bytes().into()).encode(&mut out);
-        tls.write_all(&out).await?;
+        handshake::write_control(&mut tls, &hello).await?;
         let mut buf = BytesMut::new();
-        let answer = loop {
-            if let Some(f) = Frame::decode(&mut buf)? {
-                break f;
+        let answer = match handshake::read_control_frame(&mut tls, &mut buf).await {
+            Ok(answer) => answer,
+            Err(ControlReadError::Io(e)) => return Err(e.into()),
+            Err(ControlReadError::Frame(e) | ControlReadError::Message(e)) => {
+                return Err(e.into());
             }
-            if buf.len() > HEADER_LEN + MAX_CONTROL_PAYLOAD {
+            Err(ControlReadError::NotControl | ControlReadError::TooLarge) => {
                 return Err(ConnectError::Unexpected);
             }
-            if tls.read_buf(&mut buf).await? == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            }
         };
-        let Frame::Control(payload) = answer else {
-            return Err(ConnectError::Unexpected);
-        };
-        Ok((tls, Control::from_bytes(&payload)?, buf))
+        Ok((tls, answer, buf))
     };
     let (tls, answer, leftover) = tokio::select! {
         () = shutdown.cancelled() => return Ok(Ended::Shutdown),

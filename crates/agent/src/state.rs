@@ -2,8 +2,6 @@
 //! `agent.key` (Ed25519 PKCS#8, mode 0600) and `agent.json` (identity).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -48,8 +46,7 @@ impl StateDir {
     /// # Errors
     /// The directory cannot be created.
     pub fn open(dir: &Path) -> Result<Self, AgentError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        jumpgate_net::fs::create_private_dir(dir).map_err(io(dir))?;
         Ok(Self {
             dir: dir.to_owned(),
         })
@@ -101,7 +98,7 @@ impl StateDir {
         }
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| AgentError::KeyGeneration)?;
-        write_atomic(&path, doc.as_ref(), 0o600)?;
+        write_private(&path, doc.as_ref())?;
         Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| AgentError::KeyGeneration)
     }
 
@@ -124,7 +121,7 @@ impl StateDir {
         }
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| AgentError::KeyGeneration)?;
-        write_atomic(&path, doc.as_ref(), 0o600)?;
+        write_private(&path, doc.as_ref())?;
         Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| AgentError::KeyGeneration)
     }
 
@@ -147,7 +144,7 @@ impl StateDir {
     /// The file cannot be written.
     pub fn save(&self, identity: &Identity) -> Result<(), AgentError> {
         let json = serde_json::to_vec_pretty(identity).unwrap_or_default();
-        write_atomic(&self.identity_path(), &json, 0o600)
+        write_private(&self.identity_path(), &json)
     }
 }
 
@@ -157,22 +154,14 @@ pub fn public_key_b64(key: &Ed25519KeyPair) -> String {
     base64::engine::general_purpose::STANDARD.encode(key.public_key().as_ref())
 }
 
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), AgentError> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(data).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+fn write_private(path: &Path, data: &[u8]) -> Result<(), AgentError> {
+    jumpgate_net::fs::write_private_atomic(path, data).map_err(io(path))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

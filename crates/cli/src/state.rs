@@ -5,8 +5,6 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -74,36 +72,13 @@ pub(crate) fn load(dir: &Path) -> anyhow::Result<Option<State>> {
 /// Writes the state atomically: a 0600 temporary file, fsynced, renamed over
 /// the old one, so a crash never leaves a half-written or world-readable token.
 pub(crate) fn save(dir: &Path, state: &State) -> anyhow::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    jumpgate_net::fs::create_private_dir(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    // `mode` above only applies to directories it creates.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("restricting the permissions of {}", dir.display()))?;
-
     let final_path = path(dir);
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-    let json = serde_json::to_vec_pretty(state).context("encoding the state")?;
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // A stale temporary file keeps its old mode: force ours.
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(&json)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, &final_path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        anyhow::Error::new(e).context(format!("writing {}", final_path.display()))
-    })
+    let mut json = serde_json::to_vec_pretty(state).context("encoding the state")?;
+    json.push(b'\n');
+    jumpgate_net::fs::write_private_atomic(&final_path, &json)
+        .with_context(|| format!("writing {}", final_path.display()))
 }
 
 /// Deletes the state; `false` if there was none.
@@ -118,6 +93,8 @@ pub(crate) fn remove(dir: &Path) -> anyhow::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn sample() -> State {

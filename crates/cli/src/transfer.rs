@@ -8,13 +8,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use aws_lc_rs::digest;
 use bytes::BytesMut;
 use indicatif::ProgressBar;
+use jumpgate_net::digest::Sha256;
+use jumpgate_net::session::MsgStream;
 use jumpgate_proto::session::{CHUNK, FileEnd, SessionMsg, SessionRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 
-use crate::session_io::{self, expect, open, recv};
+use crate::session_io::{expect, open, recv};
 
 /// File bytes read (upload) or buffered (download) per disk operation: fewer,
 /// larger blocking calls than one per `CHUNK`.
@@ -28,25 +29,6 @@ const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) struct Outcome {
     pub(crate) bytes: u64,
     pub(crate) sha256: String,
-}
-
-struct Sha256(digest::Context);
-
-impl Sha256 {
-    fn new() -> Self {
-        Self(digest::Context::new(&digest::SHA256))
-    }
-    fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-    fn hex(self) -> String {
-        self.0
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 }
 
 /// A local file opened for upload, checked before any connection is made.
@@ -101,11 +83,9 @@ pub(crate) async fn upload<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut io = io;
-    let mut rbuf = BytesMut::new();
+    let mut io = MsgStream::new(io);
     open(
         &mut io,
-        &mut rbuf,
         SessionRequest::Upload {
             path: remote_path.to_owned(),
             mode: src.mode,
@@ -114,7 +94,7 @@ where
         },
     )
     .await?;
-    let (mut rd, mut wr) = tokio::io::split(io);
+    let (mut rd, mut wr) = io.split();
 
     let declared = src.size;
     // Set when sending (not reading the local file) failed: only then is the
@@ -124,7 +104,6 @@ where
         let mut hash = Sha256::new();
         let mut total = 0u64;
         let mut data = BytesMut::with_capacity(DISK_BATCH);
-        let mut out = BytesMut::with_capacity(DISK_BATCH + DISK_BATCH / CHUNK * 8);
         loop {
             data.clear();
             // Reclaims the allocation the previous batch's messages shared.
@@ -142,13 +121,12 @@ where
             if total > declared {
                 bail!("the local file grew while it was being copied");
             }
-            out.clear();
             let mut chunks = data.split().freeze();
             while !chunks.is_empty() {
                 let piece = chunks.split_to(chunks.len().min(CHUNK));
-                SessionMsg::FileData(piece).encode(&mut out);
+                wr.queue(&SessionMsg::FileData(piece));
             }
-            if let Err(e) = wr.write_all(&out).await {
+            if let Err(e) = wr.flush().await {
                 network_failed.set(true);
                 return Err(anyhow::Error::new(e).context("sending file data"));
             }
@@ -162,7 +140,7 @@ where
             size: total,
             sha256: sha256.clone(),
         });
-        if let Err(e) = session_io::send(&mut wr, &end).await {
+        if let Err(e) = wr.write_msg(&end).await {
             network_failed.set(true);
             return Err(anyhow::Error::new(e).context("sending the end of the file"));
         }
@@ -178,11 +156,11 @@ where
     let early = tokio::select! {
         biased;
         r = &mut send => Ok(r),
-        m = recv(&mut rd, &mut rbuf) => Err(m),
+        m = recv(&mut rd) => Err(m),
     };
     let (sent, answer) = match early {
         Ok(Ok(sent)) => {
-            let answer = expect(&mut rd, &mut rbuf)
+            let answer = expect(&mut rd)
                 .await
                 .context("waiting for the endpoint's verdict")?;
             (sent, answer)
@@ -191,7 +169,7 @@ where
             // A write failure is usually the agent hanging up; prefer its words.
             if network_failed.get()
                 && let Ok(Ok(Some(SessionMsg::FileResult(r)))) =
-                    tokio::time::timeout(ANSWER_GRACE, recv(&mut rd, &mut rbuf)).await
+                    tokio::time::timeout(ANSWER_GRACE, recv(&mut rd)).await
                 && !r.ok
             {
                 bail!("the endpoint rejected the upload: {}", r.message);
@@ -226,7 +204,7 @@ where
         SessionMsg::FileResult(_) => Ok(sent),
         other => bail!(
             "unexpected {} message instead of the upload result",
-            session_io::name(&other)
+            other.name()
         ),
     }
 }
@@ -308,11 +286,9 @@ pub(crate) async fn download<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut io = io;
-    let mut rbuf = BytesMut::new();
+    let mut io = MsgStream::new(io);
     let accepted = open(
         &mut io,
-        &mut rbuf,
         SessionRequest::Download {
             path: remote_path.to_owned(),
         },
@@ -345,10 +321,7 @@ where
     let mut hash = Sha256::new();
     let mut total = 0u64;
     let end = loop {
-        match expect(&mut io, &mut rbuf)
-            .await
-            .context("receiving the file")?
-        {
+        match expect(&mut io).await.context("receiving the file")? {
             SessionMsg::FileData(data) => {
                 total += data.len() as u64;
                 if accepted.size.is_some_and(|s| total > s) {
@@ -371,10 +344,7 @@ where
             SessionMsg::Closed { reason } => {
                 return Err(crate::errors::GatewayClosed { reason }.into());
             }
-            other => bail!(
-                "unexpected {} message during the download",
-                session_io::name(&other)
-            ),
+            other => bail!("unexpected {} message during the download", other.name()),
         }
     };
     let sha256 = hash.hex();

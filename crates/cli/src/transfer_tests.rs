@@ -9,7 +9,11 @@ use tokio::io::DuplexStream;
 
 use super::*;
 use crate::errors::Refused;
-use crate::session_io::send;
+
+/// Plays the agent's side: one message out.
+async fn send(io: &mut DuplexStream, msg: &SessionMsg) -> std::io::Result<()> {
+    io.write_all(&msg.to_bytes()).await
+}
 
 fn sha_hex(data: &[u8]) -> String {
     let mut h = Sha256::new();
@@ -22,7 +26,10 @@ fn content(len: usize) -> Vec<u8> {
 }
 
 async fn next(io: &mut DuplexStream, buf: &mut BytesMut) -> SessionMsg {
-    recv(io, buf).await.unwrap().expect("stream ended")
+    let mut s = MsgStream::with_buffer(io, std::mem::take(buf));
+    let msg = recv(&mut s).await.unwrap().expect("stream ended");
+    *buf = s.into_parts().1;
+    msg
 }
 
 fn local_file(dir: &Path, data: &[u8], mode: u32) -> PathBuf {
@@ -59,7 +66,7 @@ async fn agent_upload(
                     .unwrap();
                 return (req, got);
             }
-            other => panic!("unexpected {}", session_io::name(&other)),
+            other => panic!("unexpected {}", other.name()),
         }
     }
 }

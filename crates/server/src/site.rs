@@ -9,9 +9,7 @@
 //! such as support.example.com) the site serves that chain unchanged.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -221,8 +219,7 @@ fn generated_identity(
 
 /// Creates `dir` readable by the owner only.
 pub fn create_private_dir(dir: &Path) -> Result<(), SiteError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
+    jumpgate_net::fs::create_private_dir(dir).map_err(io_err(dir))
 }
 
 /// Writes a secret atomically with mode 0600 from the start (never briefly
@@ -236,21 +233,13 @@ pub(crate) fn write_public(path: &Path, data: &[u8]) -> Result<(), SiteError> {
 }
 
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), SiteError> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(data).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    jumpgate_net::fs::write_atomic(path, data, mode).map_err(io_err(path))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

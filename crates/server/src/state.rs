@@ -41,6 +41,13 @@ impl AppState {
     }
 }
 
+impl Inner {
+    /// Stops sessions wherever they run (a single gateway: its own).
+    pub(crate) fn session_control(&self) -> &dyn crate::sessions::control::SessionControl {
+        &self.sessions
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {

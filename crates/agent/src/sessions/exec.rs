@@ -16,7 +16,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::debug;
 
 use super::process::{self, ProcessGroup};
-use super::wire::{self, MsgReader, MsgWriter};
+use super::wire::{self, MsgStream};
 use super::{SessionContext, SessionError, SessionSummary};
 
 /// Stdin chunks queued for the child. Small: the queue exists so that a
@@ -24,8 +24,8 @@ use super::{SessionContext, SessionError, SessionSummary};
 const STDIN_QUEUE: usize = 4;
 
 pub(super) async fn run<R, W>(
-    mut rx: MsgReader<R>,
-    mut tx: MsgWriter<W>,
+    mut rx: MsgStream<R>,
+    mut tx: MsgStream<W>,
     command: &[String],
     ctx: &SessionContext,
 ) -> Result<SessionSummary, SessionError>
@@ -72,7 +72,8 @@ where
         let e = std::io::Error::other("child has no pipes");
         return Err(SessionError::local("starting the command")(e));
     };
-    tx.send(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     let mut summary = SessionSummary::new(SessionKind::Exec);
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
@@ -97,7 +98,7 @@ where
                 // The command closed its stdin: what it would not read is dropped.
                 _ => stdin_tx = None,
             },
-            msg = rx.next(), if input_open && pending.is_none() => match msg {
+            msg = rx.read_msg(), if input_open && pending.is_none() => match msg {
                 Ok(Some(SessionMsg::Stdin(data))) => {
                     summary.bytes_in += data.len() as u64;
                     if stdin_tx.is_some() && !data.is_empty() {
@@ -113,7 +114,7 @@ where
                 Ok(Some(SessionMsg::Closed { reason })) => return Err(super::closed_by_gateway(reason)),
                 Ok(Some(other)) => {
                     return Err(SessionError::Unexpected {
-                        got: super::msg_name(&other),
+                        got: other.name(),
                         during: "during exec",
                     });
                 }
@@ -123,18 +124,18 @@ where
                     input_open = false;
                     stdin_tx = None;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             },
             chunk = out.read(), if !out.is_done() => {
                 if let Some(data) = chunk? {
                     summary.bytes_out += data.len() as u64;
-                    tx.send(&SessionMsg::Stdout(data)).await?;
+                    tx.write_msg(&SessionMsg::Stdout(data)).await?;
                 }
             },
             chunk = err.read(), if !err.is_done() => {
                 if let Some(data) = chunk? {
                     summary.bytes_out += data.len() as u64;
-                    tx.send(&SessionMsg::Stderr(data)).await?;
+                    tx.write_msg(&SessionMsg::Stderr(data)).await?;
                 }
             },
             exit = child.wait(), if status.is_none() => {
@@ -150,7 +151,7 @@ where
         }
     }
     let status = status.unwrap_or_default();
-    tx.send(&SessionMsg::Exit(status)).await?;
+    tx.write_msg(&SessionMsg::Exit(status)).await?;
     wire::finish(&mut rx, &mut tx, ctx.linger).await;
     Ok(summary)
 }

@@ -23,8 +23,9 @@ use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 
-use super::wire::{self, MsgReader, MsgWriter};
+use super::wire::{self, MsgStream};
 use super::{SessionContext, SessionError, SessionSummary, refusal_code};
+use jumpgate_net::digest::hex;
 
 /// Bytes of the destination's name kept in its temporary file's name, so
 /// that the decorated name stays within NAME_MAX (255).
@@ -35,8 +36,8 @@ const PERMISSION_BITS: u32 = 0o7777;
 type Refusal = (RefusalCode, String);
 
 pub(super) async fn upload<R, W>(
-    mut rx: MsgReader<R>,
-    mut tx: MsgWriter<W>,
+    mut rx: MsgStream<R>,
+    mut tx: MsgStream<W>,
     path: &str,
     mode: u32,
     size: u64,
@@ -71,13 +72,14 @@ where
         );
         return Err(super::refuse(&mut rx, &mut tx, ctx, RefusalCode::Failed, message).await);
     }
-    tx.send(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     let mut summary = SessionSummary::new(SessionKind::Upload);
     let mut hasher = digest::Context::new(&digest::SHA256);
     let mut received = 0u64;
     let end = loop {
-        match rx.next().await? {
+        match rx.read_msg().await? {
             Some(SessionMsg::FileData(data)) => {
                 summary.bytes_in += data.len() as u64;
                 received += data.len() as u64;
@@ -92,13 +94,13 @@ where
             Some(SessionMsg::Closed { reason }) => return Err(super::closed_by_gateway(reason)),
             Some(other) => {
                 drop(part);
-                let got = super::msg_name(&other);
+                let got = other.name();
                 let result = FileResult {
                     ok: false,
                     sha256: String::new(),
                     message: format!("unexpected {got} message during an upload"),
                 };
-                let _ = tx.send(&SessionMsg::FileResult(result)).await;
+                let _ = tx.write_msg(&SessionMsg::FileResult(result)).await;
                 return Err(SessionError::Unexpected {
                     got,
                     during: "during an upload",
@@ -131,7 +133,7 @@ where
         sha256,
         message: verdict.as_ref().err().cloned().unwrap_or_default(),
     };
-    tx.send(&SessionMsg::FileResult(result)).await?;
+    tx.write_msg(&SessionMsg::FileResult(result)).await?;
     wire::finish(&mut rx, &mut tx, ctx.linger).await;
     verdict.map(|()| summary).map_err(SessionError::Upload)
 }
@@ -140,8 +142,8 @@ where
 /// and what it still sends up to its `FileEnd` is read and dropped so that
 /// the stream ends cleanly.
 async fn abandon<R, W>(
-    rx: &mut MsgReader<R>,
-    tx: &mut MsgWriter<W>,
+    rx: &mut MsgStream<R>,
+    tx: &mut MsgStream<W>,
     ctx: &SessionContext,
     summary: &mut SessionSummary,
     message: String,
@@ -156,8 +158,8 @@ where
         sha256: String::new(),
         message: message.clone(),
     };
-    if tx.send(&SessionMsg::FileResult(result)).await.is_ok() {
-        while let Ok(Some(SessionMsg::FileData(data))) = rx.next().await {
+    if tx.write_msg(&SessionMsg::FileResult(result)).await.is_ok() {
+        while let Ok(Some(SessionMsg::FileData(data))) = rx.read_msg().await {
             summary.bytes_in += data.len() as u64;
         }
         wire::finish(rx, tx, ctx.linger).await;
@@ -355,8 +357,8 @@ fn random_suffix() -> String {
 }
 
 pub(super) async fn download<R, W>(
-    mut rx: MsgReader<R>,
-    mut tx: MsgWriter<W>,
+    mut rx: MsgStream<R>,
+    mut tx: MsgStream<W>,
     path: &str,
     ctx: &SessionContext,
 ) -> Result<SessionSummary, SessionError>
@@ -400,7 +402,7 @@ where
         size: Some(metadata.len()),
         mode: Some(metadata.permissions().mode() & PERMISSION_BITS),
     };
-    tx.send(&SessionMsg::Accepted(accepted)).await?;
+    tx.write_msg(&SessionMsg::Accepted(accepted)).await?;
 
     let mut summary = SessionSummary::new(SessionKind::Download);
     let mut hasher = digest::Context::new(&digest::SHA256);
@@ -417,7 +419,7 @@ where
                     sha256: String::new(),
                     message: format!("reading the file on the endpoint failed: {e}"),
                 };
-                let _ = tx.send(&SessionMsg::FileResult(failed)).await;
+                let _ = tx.write_msg(&SessionMsg::FileResult(failed)).await;
                 wire::finish(&mut rx, &mut tx, ctx.linger).await;
                 return Err(SessionError::local("reading the file")(e));
             }
@@ -428,24 +430,13 @@ where
         let data = buf.split().freeze();
         hasher.update(&data);
         summary.bytes_out += n as u64;
-        tx.send(&SessionMsg::FileData(data)).await?;
+        tx.write_msg(&SessionMsg::FileData(data)).await?;
     }
     let end = FileEnd {
         size: summary.bytes_out,
         sha256: hex(hasher.finish().as_ref()),
     };
-    tx.send(&SessionMsg::FileEnd(end)).await?;
+    tx.write_msg(&SessionMsg::FileEnd(end)).await?;
     wire::finish(&mut rx, &mut tx, ctx.linger).await;
     Ok(summary)
-}
-
-/// Lowercase hexadecimal, as `FileEnd` carries digests.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }

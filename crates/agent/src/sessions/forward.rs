@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::wire::{MsgReader, MsgWriter};
+use super::wire::MsgStream;
 use super::{SessionContext, SessionError, SessionSummary};
 
 /// Copy buffer of each direction: large reads and writes amortise the
@@ -20,8 +20,8 @@ use super::{SessionContext, SessionError, SessionSummary};
 const BUF_SIZE: usize = 128 * 1024;
 
 pub(super) async fn run<R, W>(
-    mut rx: MsgReader<R>,
-    mut tx: MsgWriter<W>,
+    mut rx: MsgStream<R>,
+    mut tx: MsgStream<W>,
     host: &str,
     port: u16,
     ctx: &SessionContext,
@@ -62,12 +62,13 @@ where
     if let Err(e) = tcp.set_nodelay(true) {
         debug!("cannot set TCP_NODELAY: {e}");
     }
-    tx.send(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     // Bytes the technician sent right after `Open`, without waiting for the
     // answer, were read along with it.
     let (mut from_tech, early) = rx.into_parts();
-    let mut to_tech = tx.into_inner();
+    let (mut to_tech, _) = tx.into_parts();
     let (mut from_target, mut to_target) = tcp.into_split();
     let mut summary = SessionSummary::new(SessionKind::Forward);
     let mut up = vec![0u8; BUF_SIZE];

@@ -36,7 +36,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use wire::{MsgReader, MsgWriter};
+use wire::MsgStream;
 
 /// Settings of the session handlers.
 #[derive(Clone, Debug)]
@@ -158,9 +158,7 @@ pub async fn serve<S>(stream: S, ctx: SessionContext) -> Result<SessionSummary, 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (r, w) = tokio::io::split(stream);
-    let mut rx = MsgReader::new(r);
-    let mut tx = MsgWriter::new(w);
+    let (mut rx, mut tx) = MsgStream::new(stream).split();
     let req = read_open(&mut rx, &mut tx, &ctx).await?;
     let kind = req.kind();
     let result = match req {
@@ -200,8 +198,8 @@ where
 
 /// Reads the first message, which must be `Open`.
 async fn read_open<R, W>(
-    rx: &mut MsgReader<R>,
-    tx: &mut MsgWriter<W>,
+    rx: &mut MsgStream<R>,
+    tx: &mut MsgStream<W>,
     ctx: &SessionContext,
 ) -> Result<SessionRequest, SessionError>
 where
@@ -211,7 +209,7 @@ where
     match tokio::time::timeout(ctx.open_timeout, rx.fill()).await {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return Err(SessionError::NoOpen),
-        Ok(Err(e)) => return Err(e),
+        Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(SessionError::OpenTimeout(ctx.open_timeout)),
     }
     // The message is whole and well framed, so a decoding error means its
@@ -220,7 +218,7 @@ where
     match rx.decode() {
         Ok(Some(SessionMsg::Open(req))) => Ok(req),
         Ok(Some(other)) => {
-            let got = msg_name(&other);
+            let got = other.name();
             let message = format!("the first message must be Open, not {got}");
             send_refusal(rx, tx, ctx, RefusalCode::InvalidRequest, message).await;
             Err(SessionError::Unexpected {
@@ -239,8 +237,8 @@ where
 
 /// Answers `Open` with a refusal and ends the stream.
 async fn send_refusal<R, W>(
-    rx: &mut MsgReader<R>,
-    tx: &mut MsgWriter<W>,
+    rx: &mut MsgStream<R>,
+    tx: &mut MsgStream<W>,
     ctx: &SessionContext,
     code: RefusalCode,
     message: String,
@@ -251,7 +249,11 @@ where
 {
     info!(?code, message, "session refused");
     let refusal = Refusal { code, message };
-    if tx.send(&SessionMsg::Refused(refusal.clone())).await.is_ok() {
+    if tx
+        .write_msg(&SessionMsg::Refused(refusal.clone()))
+        .await
+        .is_ok()
+    {
         wire::finish(rx, tx, ctx.linger).await;
     }
     refusal
@@ -259,8 +261,8 @@ where
 
 /// [`send_refusal`], as the error a handler returns.
 async fn refuse<R, W>(
-    rx: &mut MsgReader<R>,
-    tx: &mut MsgWriter<W>,
+    rx: &mut MsgStream<R>,
+    tx: &mut MsgStream<W>,
     ctx: &SessionContext,
     code: RefusalCode,
     message: impl Into<String>,
@@ -284,26 +286,6 @@ fn refusal_code(e: &io::Error) -> RefusalCode {
         | io::ErrorKind::InvalidInput
         | io::ErrorKind::InvalidFilename => RefusalCode::InvalidRequest,
         _ => RefusalCode::Failed,
-    }
-}
-
-/// A message's name for logs and error texts.
-fn msg_name(m: &SessionMsg) -> &'static str {
-    match m {
-        SessionMsg::Open(_) => "Open",
-        SessionMsg::Accepted(_) => "Accepted",
-        SessionMsg::Refused(_) => "Refused",
-        SessionMsg::Stdin(_) => "Stdin",
-        SessionMsg::Stdout(_) => "Stdout",
-        SessionMsg::Stderr(_) => "Stderr",
-        SessionMsg::Resize { .. } => "Resize",
-        SessionMsg::Exit(_) => "Exit",
-        SessionMsg::StdinEof => "StdinEof",
-        SessionMsg::Signal(_) => "Signal",
-        SessionMsg::FileData(_) => "FileData",
-        SessionMsg::FileEnd(_) => "FileEnd",
-        SessionMsg::FileResult(_) => "FileResult",
-        SessionMsg::Closed { .. } => "Closed",
     }
 }
 

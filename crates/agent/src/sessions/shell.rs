@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::process::{self, ProcessGroup};
-use super::wire::{self, MsgReader, MsgWriter};
+use super::wire::{self, MsgStream};
 use super::{SessionContext, SessionError, SessionSummary};
 
 /// Output chunks waiting for the stream: bounds what a fast producer
@@ -49,8 +49,8 @@ struct Shell {
 }
 
 pub(super) async fn run<R, W>(
-    mut rx: MsgReader<R>,
-    mut tx: MsgWriter<W>,
+    mut rx: MsgStream<R>,
+    mut tx: MsgStream<W>,
     term: &str,
     cols: u16,
     rows: u16,
@@ -88,7 +88,8 @@ where
         input,
         mut exit,
     } = shell;
-    tx.send(&SessionMsg::Accepted(Accepted::default())).await?;
+    tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
+        .await?;
 
     let mut summary = SessionSummary::new(SessionKind::Shell);
     let mut input = Some(input);
@@ -117,7 +118,7 @@ where
                 if let Err(e) = tx.flush().await {
                     drop(input.take());
                     hang_up(&mut group, &mut exit, status).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             },
             result = &mut exit, if status.is_none() => {
@@ -135,7 +136,7 @@ where
                 (Some(permit), Some(data)) => drop(permit.send(data)),
                 _ => input = None,
             },
-            msg = rx.next(), if pending.is_none() => match msg {
+            msg = rx.read_msg(), if pending.is_none() => match msg {
                 Ok(Some(SessionMsg::Stdin(data))) => {
                     summary.bytes_in += data.len() as u64;
                     if input.is_some() && !data.is_empty() {
@@ -165,7 +166,7 @@ where
                     drop(input.take());
                     hang_up(&mut group, &mut exit, status).await;
                     return Err(SessionError::Unexpected {
-                        got: super::msg_name(&other),
+                        got: other.name(),
                         during: "during a shell",
                     });
                 }
@@ -174,7 +175,7 @@ where
                     drop(input.take());
                     let status = hang_up(&mut group, &mut exit, status).await;
                     // Its side may still be readable (a half-close).
-                    if tx.send(&SessionMsg::Exit(status)).await.is_ok() {
+                    if tx.write_msg(&SessionMsg::Exit(status)).await.is_ok() {
                         wire::finish(&mut rx, &mut tx, ctx.linger).await;
                     }
                     return Ok(summary);
@@ -182,14 +183,14 @@ where
                 Err(e) => {
                     drop(input.take());
                     hang_up(&mut group, &mut exit, status).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             },
         }
     }
     drop(master);
     let status = status.unwrap_or_default();
-    tx.send(&SessionMsg::Exit(status)).await?;
+    tx.write_msg(&SessionMsg::Exit(status)).await?;
     wire::finish(&mut rx, &mut tx, ctx.linger).await;
     Ok(summary)
 }

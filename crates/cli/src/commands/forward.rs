@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bytes::BytesMut;
 use jumpgate_client::Client;
+use jumpgate_net::session::MsgStream;
 use jumpgate_proto::session::{SessionKind, SessionRequest};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -160,16 +160,17 @@ async fn relay(
 ) -> anyhow::Result<()> {
     sock.set_nodelay(true).context("setting TCP_NODELAY")?;
     let target = fmt_host_port(&spec.host, spec.port);
-    let mut io = client
-        .connect(endpoint, SessionKind::Forward)
-        .await
-        .with_context(|| format!("cannot open a forward to {target} via {endpoint}"))?;
-    let mut buf = BytesMut::new();
+    let mut io = MsgStream::new(
+        client
+            .connect(endpoint, SessionKind::Forward)
+            .await
+            .with_context(|| format!("cannot open a forward to {target} via {endpoint}"))?,
+    );
     let req = SessionRequest::Forward {
         host: spec.host.clone(),
         port: spec.port,
     };
-    match session_io::open(&mut io, &mut buf, req).await {
+    match session_io::open(&mut io, req).await {
         Ok(_) => {}
         Err(e) if e.is::<Refused>() => {
             bail!("{endpoint} refused the forward to {target}: {e}")
@@ -178,6 +179,7 @@ async fn relay(
     }
     // The target may have spoken first (SSH banners...), in the same read as
     // `Accepted`.
+    let (mut io, buf) = io.into_parts();
     if !buf.is_empty() {
         sock.write_all(&buf)
             .await

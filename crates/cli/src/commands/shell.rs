@@ -4,8 +4,9 @@
 use std::io;
 
 use anyhow::{Context, bail};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use jumpgate_client::Client;
+use jumpgate_net::session::{MsgError, MsgStream};
 use jumpgate_proto::session::{SessionKind, SessionMsg, SessionRequest, SignalKind};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind as UnixSignal, signal};
@@ -55,12 +56,13 @@ pub(crate) async fn run(
         )
     };
 
-    let mut io = client
-        .connect(endpoint, kind)
-        .await
-        .with_context(|| format!("cannot start {what} on {endpoint}"))?;
-    let mut buf = BytesMut::new();
-    match session_io::open(&mut io, &mut buf, req).await {
+    let mut io = MsgStream::new(
+        client
+            .connect(endpoint, kind)
+            .await
+            .with_context(|| format!("cannot start {what} on {endpoint}"))?,
+    );
+    match session_io::open(&mut io, req).await {
         Ok(_) => {}
         Err(e) if e.is::<Refused>() => bail!("{endpoint} refused to start {what}: {e}"),
         Err(e) => return Err(e.context(format!("cannot start {what} on {endpoint}"))),
@@ -78,7 +80,6 @@ pub(crate) async fn run(
     let events = spawn_signal_events(interactive)?;
     let code = pump(
         io,
-        buf,
         input,
         events,
         &mut tokio::io::stdout(),
@@ -133,8 +134,7 @@ fn spawn_signal_events(interactive: bool) -> anyhow::Result<mpsc::Receiver<Event
 /// `input` (if any, else an immediate `StdinEof`) and signal events to the
 /// agent. Returns the exit code to leave with.
 async fn pump<S, O, E>(
-    io: S,
-    mut buf: BytesMut,
+    io: MsgStream<S>,
     input: Option<mpsc::Receiver<io::Result<Bytes>>>,
     mut events: mpsc::Receiver<Event>,
     out: &mut O,
@@ -145,7 +145,7 @@ where
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    let (mut rd, wr) = tokio::io::split(io);
+    let (mut rd, wr) = io.split();
     let (ctrl_tx, ctrl_rx) = mpsc::channel(8);
     // Its own task: a stalled upstream must not stop us reading output.
     let writer = tokio::spawn(write_upstream(wr, input, ctrl_rx));
@@ -154,7 +154,7 @@ where
     let mut events_open = true;
     loop {
         tokio::select! {
-            m = recv(&mut rd, &mut buf) => match m? {
+            m = recv(&mut rd) => match m? {
                 Some(SessionMsg::Stdout(b)) => {
                     out.write_all(&b).await.map_err(crate::out::error)?;
                     out.flush().await.map_err(crate::out::error)?;
@@ -166,7 +166,7 @@ where
                 Some(SessionMsg::Exit(status)) => return Ok(status.shell_code()),
                 Some(SessionMsg::Closed { reason }) => return Err(GatewayClosed { reason }.into()),
                 Some(other) => {
-                    tracing::debug!(message = session_io::name(&other), "ignoring unexpected message");
+                    tracing::debug!(message = other.name(), "ignoring unexpected message");
                 }
                 None => bail!("the connection to the gateway was lost"),
             },
@@ -194,14 +194,13 @@ impl Drop for AbortOnDrop {
 /// Everything that goes to the agent: input chunks then `StdinEof`, and
 /// control messages in between.
 async fn write_upstream<W: AsyncWrite + Unpin>(
-    mut wr: W,
+    mut wr: MsgStream<W>,
     mut input: Option<mpsc::Receiver<io::Result<Bytes>>>,
     mut ctrl: mpsc::Receiver<SessionMsg>,
 ) {
-    let mut out = BytesMut::new();
-    let result: io::Result<()> = async {
+    let result: Result<(), MsgError> = async {
         if input.is_none() {
-            session_io::send(&mut wr, &SessionMsg::StdinEof).await?;
+            wr.write_msg(&SessionMsg::StdinEof).await?;
         }
         loop {
             let msg = tokio::select! {
@@ -223,10 +222,7 @@ async fn write_upstream<W: AsyncWrite + Unpin>(
                     }
                 },
             };
-            out.clear();
-            msg.encode(&mut out);
-            wr.write_all(&out).await?;
-            wr.flush().await?;
+            wr.write_msg(&msg).await?;
         }
     }
     .await;

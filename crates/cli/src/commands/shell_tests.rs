@@ -6,8 +6,7 @@ use tokio::io::DuplexStream;
 use super::*;
 
 struct Harness {
-    agent: DuplexStream,
-    agent_buf: BytesMut,
+    agent: MsgStream<DuplexStream>,
     events: mpsc::Sender<Event>,
     task: tokio::task::JoinHandle<(anyhow::Result<i32>, Vec<u8>, Vec<u8>)>,
 }
@@ -17,12 +16,11 @@ fn start(input: Option<mpsc::Receiver<io::Result<Bytes>>>) -> Harness {
     let (events, rx) = mpsc::channel(8);
     let task = tokio::spawn(async move {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let r = pump(ours, BytesMut::new(), input, rx, &mut out, &mut err).await;
+        let r = pump(MsgStream::new(ours), input, rx, &mut out, &mut err).await;
         (r, out, err)
     });
     Harness {
-        agent,
-        agent_buf: BytesMut::new(),
+        agent: MsgStream::new(agent),
         events,
         task,
     }
@@ -30,14 +28,11 @@ fn start(input: Option<mpsc::Receiver<io::Result<Bytes>>>) -> Harness {
 
 impl Harness {
     async fn next(&mut self) -> SessionMsg {
-        recv(&mut self.agent, &mut self.agent_buf)
-            .await
-            .unwrap()
-            .expect("stream ended")
+        recv(&mut self.agent).await.unwrap().expect("stream ended")
     }
 
     async fn send(&mut self, msg: SessionMsg) {
-        session_io::send(&mut self.agent, &msg).await.unwrap();
+        self.agent.write_msg(&msg).await.unwrap();
     }
 }
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::BytesMut;
 use jumpgate_api_types::EndpointDetails;
+use jumpgate_net::handshake;
 use jumpgate_net::mux::{self, DriverConfig, MuxEvent};
 use jumpgate_proto::control::{
     self, AUTH_EXPORTER_LEN, AgentInfo, Control, Hello, Reject, RejectCode, Welcome,
 };
-use jumpgate_proto::frame::{Frame, HEADER_LEN, MAX_CONTROL_PAYLOAD};
 use jumpgate_proto::mux::{Role, reset_code};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use super::EndpointRecord;
@@ -109,9 +109,7 @@ where
         Ok(v) => v,
         Err(HandshakeError::Rejected(r)) => {
             tracing::info!(%peer, code = ?r.code, reason = %r.message, "agent refused");
-            let mut out = BytesMut::new();
-            Frame::Control(Control::Reject(r).to_bytes().into()).encode(&mut out);
-            let _ = tls.write_all(&out).await;
+            let _ = handshake::write_control(tls, &Control::Reject(r)).await;
             let _ = tls.shutdown().await;
             return None;
         }
@@ -127,9 +125,7 @@ where
         endpoint: endpoint.name.clone(),
         heartbeat_secs: st.config.agent_heartbeat.as_secs() as u32,
     });
-    let mut out = BytesMut::new();
-    Frame::Control(welcome.to_bytes().into()).encode(&mut out);
-    if let Err(e) = tls.write_all(&out).await {
+    if let Err(e) = handshake::write_control(tls, &welcome).await {
         tracing::debug!(%peer, error = %e, "agent left during handshake");
         return None;
     }
@@ -146,29 +142,21 @@ async fn read_hello<T: AsyncRead + Unpin>(
     tls: &mut T,
     buf: &mut BytesMut,
 ) -> Result<Hello, HandshakeError> {
-    loop {
-        if let Some(frame) = Frame::decode(buf)? {
-            let Frame::Control(payload) = frame else {
-                return Err(reject(
-                    RejectCode::Malformed,
-                    "the first frame must be a hello",
-                ));
-            };
-            return match Control::from_bytes(&payload) {
-                Ok(Control::Hello(h)) => Ok(h),
-                Ok(_) => Err(reject(
-                    RejectCode::Malformed,
-                    "the first message must be a hello",
-                )),
-                Err(e) => Err(reject(RejectCode::Malformed, e.to_string())),
-            };
-        }
-        if buf.len() > HEADER_LEN + MAX_CONTROL_PAYLOAD {
-            return Err(reject(RejectCode::Malformed, "hello too large"));
-        }
-        if tls.read_buf(buf).await? == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-        }
+    use handshake::ControlReadError as E;
+    match handshake::read_control_frame(tls, buf).await {
+        Ok(Control::Hello(h)) => Ok(h),
+        Ok(_) => Err(reject(
+            RejectCode::Malformed,
+            "the first message must be a hello",
+        )),
+        Err(E::Io(e)) => Err(e.into()),
+        Err(E::Frame(e)) => Err(e.into()),
+        Err(E::NotControl) => Err(reject(
+            RejectCode::Malformed,
+            "the first frame must be a hello",
+        )),
+        Err(E::TooLarge) => Err(reject(RejectCode::Malformed, "hello too large")),
+        Err(E::Message(e)) => Err(reject(RejectCode::Malformed, e.to_string())),
     }
 }
 

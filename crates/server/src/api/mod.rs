@@ -320,11 +320,7 @@ pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
 pub(crate) fn csrf_token(session_token: &str) -> String {
     let mut input = b"jumpgate-csrf/1:".to_vec();
     input.extend_from_slice(session_token.as_bytes());
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    jumpgate_net::digest::sha256_hex(&input)
 }
 
 /// Cross-site request checks for a cookie-authenticated request:

@@ -22,6 +22,7 @@ pub(crate) mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+#[cfg(test)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -347,8 +348,7 @@ impl Keyring {
             path: dir.display().to_string(),
             cause,
         };
-        fs::create_dir_all(&dir).map_err(io)?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        jumpgate_net::fs::create_private_dir(&dir).map_err(io)?;
         let rng = SystemRandom::new();
         let state = match fs::read(&path) {
             Ok(bytes) => {
@@ -1011,15 +1011,11 @@ fn write_atomically(path: &Path, file: &KeyringFile) -> Result<(), KeyError> {
         path: path.display().to_string(),
         cause,
     };
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(file).map_err(|e| KeyError::BadKeyring {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    let _ = fs::remove_file(&tmp);
-    root::write_new_private(&tmp, &text)?;
-    fs::rename(&tmp, path).map_err(io)?;
-    root::sync_dir(path)
+    jumpgate_net::fs::write_private_atomic(path, &text).map_err(io)
 }
 
 /// Like [`write_atomically`], but only if no keyring exists yet (`false`:

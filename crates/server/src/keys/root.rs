@@ -238,8 +238,7 @@ pub(crate) fn site_root_file_only(data_dir: &Path) -> Result<Box<dyn RootKey>, K
         path: path.display().to_string(),
         cause,
     };
-    fs::create_dir_all(&dir).map_err(io)?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+    jumpgate_net::fs::create_private_dir(&dir).map_err(io)?;
     match fs::read(&path) {
         Ok(bytes) => {
             let bytes = Zeroizing::new(bytes);
@@ -299,15 +298,10 @@ pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), KeyErro
 
 /// fsyncs the directory holding `path`, so a create or rename in it lasts.
 pub(crate) fn sync_dir(path: &Path) -> Result<(), KeyError> {
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|cause| KeyError::Io {
-                path: dir.display().to_string(),
-                cause,
-            })?;
-    }
-    Ok(())
+    jumpgate_net::fs::sync_parent(path).map_err(|cause| KeyError::Io {
+        path: path.parent().unwrap_or(path).display().to_string(),
+        cause,
+    })
 }
 
 fn read_root(path: &Path, bytes: &[u8]) -> Result<Box<dyn RootKey>, KeyError> {

@@ -1,8 +1,9 @@
 //! `GET /api/v1/endpoints/{name}/connect?kind=K` (HTTP upgrade to the
 //! session protocol, or to a WebSocket for the web console),
 //! `GET /api/v1/sessions` and `POST /api/v1/sessions/{id}/terminate`.
-
-use std::time::Duration;
+//!
+//! Only the HTTP side lives here: the route, the upgrade and the WebSocket
+//! pump. The session itself is [`SessionService`]'s (`open.rs`).
 
 use axum::Json;
 use axum::body::Body;
@@ -12,24 +13,18 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{CONNECTION, UPGRADE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
 use jumpgate_api_types as api;
-use jumpgate_proto::mux::reset_code;
-use jumpgate_proto::session::{Refusal, RefusalCode, SessionKind, SessionMsg};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use jumpgate_proto::session::SessionKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tracing::Instrument;
 
-use super::relay::{self, Observer, RelayEnd};
-use super::{NewEvent, record_end, record_start};
-use crate::agents::{self, EndpointRecord};
+use super::open::{NotAuthorized, OPEN_TIMEOUT, SessionService, Ticket};
+use crate::agents;
 use crate::api::{Access, Api, ApiError, Caller, denied};
 use crate::ids;
-use crate::rbac::{self, Action, Decision, Resource, Subject, SubjectKind};
+use crate::rbac::Action;
 use crate::state::AppState;
-
-/// Time allowed for each side's opening message.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn routes(api: Api) -> Api {
     api.get(
@@ -135,28 +130,31 @@ async fn connect(
     let endpoint = agents::find_by_name(&st.db, &name)
         .await?
         .ok_or_else(unknown)?;
-    let action = Action::OpenSession(kind);
-    let resource = Resource::Endpoint {
-        group: &endpoint.group,
+    let service = SessionService::new(st.clone());
+    let credential =
+        crate::identity::Credential::of(crate::api::session_token(&headers).unwrap_or_default());
+    let ticket = match service.authorize(&who, &endpoint, kind, credential).await {
+        Ok(t) => t,
+        Err(NotAuthorized::Db(e)) => return Err(e.into()),
+        Err(NotAuthorized::Denied(why)) => {
+            let action = Action::OpenSession(kind);
+            let err = denied(
+                &st,
+                &who,
+                action,
+                &endpoint.name,
+                Some(&endpoint.group),
+                why,
+            )
+            .await;
+            // Endpoints the caller may not even see do not exist for them.
+            return Err(if who.can_view(&endpoint.group) {
+                err
+            } else {
+                unknown()
+            });
+        }
     };
-    if let Decision::Forbid(why) = rbac::authorize(&who, action, resource) {
-        record_start(&st.db, &event(&who, &endpoint, kind, "", "denied")).await?;
-        let err = denied(
-            &st,
-            &who,
-            action,
-            &endpoint.name,
-            Some(&endpoint.group),
-            why,
-        )
-        .await;
-        // Endpoints the caller may not even see do not exist for them.
-        return Err(if who.can_view(&endpoint.group) {
-            err
-        } else {
-            unknown()
-        });
-    }
     // Access is decided before anything else is said about the request.
     let wants_upgrade = headers
         .get(UPGRADE)
@@ -184,40 +182,17 @@ async fn connect(
             "the gateway is shutting down",
         ));
     }
-    // What the session is decided on again whenever access may change.
-    let grant = super::Grant {
-        credential: crate::identity::Credential::of(
-            crate::api::session_token(&headers).unwrap_or_default(),
-        ),
-        subject: who.kind.clone(),
-        subject_name: who.name.clone(),
-        endpoint_id: endpoint.id.clone(),
-        endpoint_name: endpoint.name.clone(),
-        kind,
-        expires_at: None,
-    };
+    let span = session_span(&ticket, None);
     if websocket {
         // The console's browser: the same session, carried over a WebSocket.
-        return accept_websocket(st, who, grant, endpoint, kind, req).await;
+        return accept_websocket(st, service, ticket, req).await;
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let principal = who.clone();
-    let span =
-        tracing::info_span!("session", user = %principal.name, endpoint = %endpoint.name, %kind);
-    let task_state = st.clone();
     st.tasks.spawn(
         async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    run(
-                        task_state,
-                        principal,
-                        grant,
-                        endpoint,
-                        kind,
-                        TokioIo::new(upgraded),
-                    )
-                    .await
+                    service.accept(ticket, TokioIo::new(upgraded)).await;
                 }
                 Err(e) => tracing::info!(error = %e, "session upgrade failed"),
             }
@@ -232,296 +207,12 @@ async fn connect(
         .map_err(ApiError::internal)
 }
 
-fn event<'a>(
-    p: &'a Subject,
-    e: &'a EndpointRecord,
-    kind: SessionKind,
-    target: &'a str,
-    outcome: &'a str,
-) -> NewEvent<'a> {
-    NewEvent {
-        user_id: match &p.kind {
-            SubjectKind::User(id) => id.as_str(),
-            SubjectKind::ApiClient { client_id } => client_id,
-        },
-        username: &p.name,
-        endpoint_id: Some(e.id.as_str()),
-        endpoint_name: &e.name,
-        endpoint_group: &e.group,
-        kind: kind.as_str(),
-        target,
-        outcome,
-    }
-}
-
-/// Reads one session message.
-async fn read_msg<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut BytesMut,
-) -> std::io::Result<Option<SessionMsg>> {
-    loop {
-        if let Some(m) = SessionMsg::decode(buf)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-        {
-            return Ok(Some(m));
-        }
-        if r.read_buf(buf).await? == 0 {
-            return Ok(None);
-        }
-    }
-}
-
-async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, code: RefusalCode, message: String) {
-    let msg = SessionMsg::Refused(Refusal { code, message }).to_bytes();
-    let _ = w.write_all(&msg).await;
-    let _ = w.shutdown().await;
-}
-
-/// One upgraded session: open exchange, event row, relay, final event.
-async fn run<C>(
-    st: AppState,
-    p: Subject,
-    mut grant: super::Grant,
-    endpoint: EndpointRecord,
-    kind: SessionKind,
-    mut client: C,
-) where
-    C: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut cbuf = BytesMut::new();
-    let request = match tokio::time::timeout(OPEN_TIMEOUT, read_msg(&mut client, &mut cbuf)).await {
-        Ok(Ok(Some(SessionMsg::Open(r)))) if r.kind() == kind => r,
-        other => {
-            // The message's type only: its content may be keystrokes or file data.
-            let got = match &other {
-                Ok(Ok(Some(m))) => m.name().to_owned(),
-                Ok(Ok(None)) => "end of stream".to_owned(),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "nothing in time".to_owned(),
-            };
-            tracing::info!(%got, "technician did not open the session properly");
-            let msg = format!("the first message must open a {kind} session");
-            refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
-            return;
-        }
-    };
-    let target = request.target();
-    // The event is durable before anything reaches the endpoint.
-    let id = match record_start(&st.db, &event(&p, &endpoint, kind, &target, "open")).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record session event; refusing the session");
-            let msg = "the gateway could not record the session".to_owned();
-            refuse(&mut client, RefusalCode::Failed, msg).await;
-            return;
-        }
-    };
-    let audited = crate::events::record_in_groups(
-        &st.db,
-        &[&endpoint.group],
-        &p.name,
-        &format!("session-open:{kind}"),
-        &endpoint.name,
-        "open",
-        &target,
-    )
-    .await;
-    if audited.is_err() {
-        let msg = "the gateway could not record the session".to_owned();
-        refuse(&mut client, RefusalCode::Failed, msg).await;
-        let _ = record_end(&st.db, &id, 0, 0, "error: audit log unavailable").await;
-        return;
-    }
-    grant.expires_at = match grant.credential.expires_at(&st.db).await {
-        Ok(at) => at,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the credential's expiry; the periodic re-check covers it");
-            None
-        }
-    };
-    let stop = st.sessions.register(id.clone(), grant);
-    let recorder = match start_recording(&st, &p, &endpoint, &request, &id, &stop).await {
-        Ok(r) => r,
-        Err(e) => {
-            st.sessions.remove(&id);
-            tracing::error!(error = %e, "cannot start the session recording; refusing the session");
-            let msg = "the gateway could not record the session".to_owned();
-            refuse(&mut client, RefusalCode::Failed, msg).await;
-            let _ = record_end(&st.db, &id, 0, 0, "error: recording unavailable").await;
-            return;
-        }
-    };
-    let observer = Observer {
-        recorder,
-        ..Observer::default()
-    };
-    let relay = open_and_relay(&st, &endpoint, request, &mut client, cbuf, &stop, &observer);
-    let outcome = with_progress(&st, &id, &observer, relay).await;
-    st.sessions.remove(&id);
-    // Ends the recording (its writer seals the last chunk).
-    let Observer {
-        counters,
-        recorder,
-        transfer,
-    } = observer;
-    drop(recorder);
-    let up = counters.up.into_inner();
-    let down = counters.down.into_inner();
-    // The target (a command line, a path) stays out of the plain log: it
-    // may hold secrets, and the encrypted audit log has it.
-    tracing::info!(session = %id, %outcome, up, down, "session ended");
-    if let Err(e) = record_end(&st.db, &id, up, down, &outcome).await {
-        tracing::error!(error = %e, session = %id, "cannot record session end");
-    }
-    let mut detail = format!("session={id} up={up} down={down}");
-    let transfer = transfer.into_inner().unwrap_or_else(|e| e.into_inner());
-    detail.push_str(&transfer_detail(&transfer));
-    crate::events::record_in_groups_or_log(
-        &st.db,
-        &[&endpoint.group],
-        &p.name,
-        &format!("session-close:{kind}"),
-        &endpoint.name,
-        &outcome,
-        &detail,
-    )
-    .await;
-}
-
-/// Runs `relay`, writing the session's progress every few seconds while
-/// bytes move (in its own task: the relay never waits for the database), so
-/// that a crash loses at most those seconds of its duration and bytes.
-async fn with_progress(
-    st: &AppState,
-    id: &crate::ids::SessionId,
-    observer: &Observer,
-    relay: impl std::future::Future<Output = String>,
-) -> String {
-    use std::sync::atomic::Ordering;
-    tokio::pin!(relay);
-    let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = (0, 0);
-    loop {
-        tokio::select! {
-            outcome = &mut relay => return outcome,
-            _ = tick.tick() => {
-                let now = (
-                    observer.counters.up.load(Ordering::Relaxed),
-                    observer.counters.down.load(Ordering::Relaxed),
-                );
-                if now != last {
-                    last = now;
-                    let (db, id) = (st.db.clone(), id.clone());
-                    st.tasks.spawn(async move {
-                        if let Err(e) = super::record_progress(&db, &id, now.0, now.1).await {
-                            tracing::warn!(error = %e, session = %id, "cannot record session progress");
-                        }
-                    });
-                }
-            }
-        }
-    }
-}
-
-async fn open_and_relay<C>(
-    st: &AppState,
-    endpoint: &EndpointRecord,
-    request: jumpgate_proto::session::SessionRequest,
-    client: &mut C,
-    cbuf: BytesMut,
-    stop: &super::StopHandle,
-    observer: &Observer,
-) -> String
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-{
-    let kind = request.kind();
-    let stream = st.agents.get(&endpoint.id).map(|h| h.open());
-    let mut agent = match stream {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            refuse(
-                client,
-                RefusalCode::Failed,
-                format!("cannot reach the endpoint: {e}"),
-            )
-            .await;
-            return format!("error: {e}");
-        }
-        None => {
-            refuse(
-                client,
-                RefusalCode::Failed,
-                "the endpoint went offline".into(),
-            )
-            .await;
-            return "error: endpoint offline".into();
-        }
-    };
-    if let Err(e) = agent.write_all(&SessionMsg::Open(request).to_bytes()).await {
-        refuse(
-            client,
-            RefusalCode::Failed,
-            format!("cannot reach the endpoint: {e}"),
-        )
-        .await;
-        return format!("error: {e}");
-    }
-    let mut abuf = BytesMut::new();
-    let reply = tokio::time::timeout(OPEN_TIMEOUT, read_msg(&mut agent, &mut abuf)).await;
-    let accepted = match reply {
-        Ok(Ok(Some(m @ SessionMsg::Accepted(_)))) => m,
-        Ok(Ok(Some(SessionMsg::Refused(mut r)))) => {
-            // The endpoint's words: untrusted, cleaned before they are
-            // stored or shown.
-            r.message =
-                crate::agents::reported::text(&r.message, crate::agents::reported::MESSAGE_MAX);
-            let outcome = format!("refused: {}", r.message);
-            let m = SessionMsg::Refused(r);
-            let _ = client.write_all(&m.to_bytes()).await;
-            let _ = client.shutdown().await;
-            return outcome;
-        }
-        other => {
-            agent.reset(reset_code::INTERNAL);
-            let why = match other {
-                Err(_) => "the endpoint did not answer in time".to_owned(),
-                Ok(Err(e)) => format!("the endpoint failed: {e}"),
-                Ok(Ok(m)) => format!(
-                    "the endpoint answered out of turn ({})",
-                    m.as_ref().map_or("end of stream", SessionMsg::name)
-                ),
-            };
-            refuse(client, RefusalCode::Failed, why.clone()).await;
-            return format!("error: {why}");
-        }
-    };
-    if let Err(e) = client.write_all(&accepted.to_bytes()).await {
-        return format!("error: technician side: {e}");
-    }
-    let pending = relay::Pending {
-        up: cbuf,
-        down: abuf,
-    };
-    let reason = || stop.reason().to_owned();
-    match relay::relay(
-        client,
-        &mut agent,
-        pending,
-        kind.is_framed(),
-        &stop.token,
-        reason,
-        observer,
-    )
-    .await
-    {
-        RelayEnd::Completed => "ok".into(),
-        RelayEnd::Stopped => {
-            agent.reset(reset_code::TERMINATED);
-            format!("terminated: {}", stop.reason())
-        }
-        RelayEnd::Failed(e) => format!("error: {e}"),
+/// The span of one session's task.
+fn session_span(t: &Ticket, transport: Option<&'static str>) -> tracing::Span {
+    let (user, endpoint, kind) = (&t.subject().name, &t.endpoint().name, t.kind());
+    match transport {
+        None => tracing::info_span!("session", %user, %endpoint, %kind),
+        Some(transport) => tracing::info_span!("session", %user, %endpoint, %kind, transport),
     }
 }
 
@@ -546,17 +237,15 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
 /// binary messages carry the bytes of the session message stream.
 async fn accept_websocket(
     st: AppState,
-    who: Subject,
-    grant: super::Grant,
-    endpoint: EndpointRecord,
-    kind: SessionKind,
+    service: SessionService,
+    ticket: Ticket,
     req: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &st)
         .await
         .map_err(|r| ApiError::bad_request(r.body_text()))?;
-    let span = tracing::info_span!("session", user = %who.name, endpoint = %endpoint.name, %kind, transport = "websocket");
+    let span = session_span(&ticket, Some("websocket"));
     let tasks = st.tasks.clone();
     Ok(ws
         .max_message_size(WS_MAX_MESSAGE)
@@ -565,7 +254,12 @@ async fn accept_websocket(
         .on_upgrade(move |socket| {
             let (session_end, pump_end) = tokio::io::duplex(WS_BUFFER);
             tasks.spawn(pump(socket, pump_end).instrument(span.clone()));
-            tasks.spawn(run(st, who, grant, endpoint, kind, session_end).instrument(span));
+            tasks.spawn(
+                async move {
+                    service.accept(ticket, session_end).await;
+                }
+                .instrument(span),
+            );
             std::future::ready(())
         }))
 }
@@ -636,9 +330,10 @@ async fn terminate(
     if !who.read_scope().allows(group.as_deref()) {
         return Err(unknown());
     }
-    let Some(handle) = st.sessions.get(&id) else {
+    let control = st.session_control();
+    if !control.is_live(&id).await {
         return Err(unknown());
-    };
+    }
     // Audited before it takes effect.
     let groups: Vec<&str> = group.as_deref().into_iter().collect();
     crate::events::record_in_groups(
@@ -651,75 +346,9 @@ async fn terminate(
         "",
     )
     .await?;
-    handle.stop(&format!("terminated by {}", who.name));
+    control
+        .stop(&id, &format!("terminated by {}", who.name))
+        .await;
     tracing::info!(session = %id, by = %who.name, "session terminated");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Shell and exec sessions are recorded; the recording exists, durable,
-/// before anything reaches the endpoint.
-async fn start_recording(
-    st: &AppState,
-    p: &Subject,
-    endpoint: &EndpointRecord,
-    request: &jumpgate_proto::session::SessionRequest,
-    id: &crate::ids::SessionId,
-    stop: &super::StopHandle,
-) -> Result<Option<crate::recordings::Recorder>, crate::recordings::RecordingError> {
-    use jumpgate_proto::session::SessionRequest as R;
-    let (width, height, term, command) = match request {
-        R::Shell { term, cols, rows } => (*cols, *rows, term.as_str(), String::new()),
-        R::Exec { command } => (80, 24, "", command.join(" ")),
-        _ => return Ok(None),
-    };
-    let meta = crate::recordings::Meta {
-        session_id: id,
-        username: &p.name,
-        endpoint: &endpoint.name,
-        endpoint_group: &endpoint.group,
-        width,
-        height,
-        term,
-        command: &command,
-    };
-    crate::recordings::Recorder::start(
-        &st.db,
-        &st.keys,
-        &st.config.data_dir,
-        st.config.record_keystrokes,
-        &meta,
-        stop.clone(),
-        &st.tasks,
-    )
-    .await
-    .map(Some)
-}
-
-/// The audit words for a file transfer: the size and SHA-256 the gateway
-/// computed over the data that crossed it, whether the sender's own claim
-/// matches, and (uploads) whether the endpoint confirmed the same digest.
-fn transfer_detail(t: &relay::Transfer) -> String {
-    let mut out = String::new();
-    if let Some((size, sha)) = &t.crossed {
-        out.push_str(&format!(" size={size} sha256={sha}"));
-        if let Some(c) = &t.claimed
-            && (c.sha256 != *sha || c.size != *size)
-        {
-            out.push_str(&format!(
-                " sender_claimed_size={} sender_claimed_sha256={} mismatch",
-                c.size,
-                // The sender may be the endpoint: its claim is untrusted text.
-                crate::agents::reported::text(&c.sha256, 64)
-            ));
-        }
-        if let Some(r) = &t.result {
-            let confirmed = r.ok && (r.sha256.is_empty() || r.sha256 == *sha);
-            out.push_str(if confirmed {
-                " verified=yes"
-            } else {
-                " verified=no"
-            });
-        }
-    }
-    out
 }

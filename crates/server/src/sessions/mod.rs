@@ -1,10 +1,29 @@
 //! Technician sessions: authorization at open, the relay between the
 //! technician's upgraded connection and a stream to the agent, and the
 //! session event table (who, endpoint, kind, start, end, bytes, outcome).
+//!
+//! # Layout
+//! - `http.rs`: the routes, the HTTP upgrade and the console's WebSocket
+//!   pump (no session logic);
+//! - `open.rs`: [`open::SessionService`], the lifecycle (authorize → event
+//!   row → audit → taps → agent stream → relay → close), callable from any
+//!   entry point;
+//! - `relay.rs`: bytes between the two sides, message by message for
+//!   framed kinds;
+//! - `tap.rs`: [`tap::SessionTap`], what is kept of a session as it passes
+//!   (the recording, the transfer audit), chosen by session kind;
+//! - `outcome.rs`: [`outcome::Outcome`], how a session ended, as stored;
+//! - `control.rs`: [`control::SessionControl`], stopping a session wherever
+//!   it runs;
+//! - `recheck.rs`: live sessions decided again when access may change.
 
+pub(crate) mod control;
 pub(crate) mod http;
+pub(crate) mod open;
+pub(crate) mod outcome;
 pub(crate) mod recheck;
 mod relay;
+pub(crate) mod tap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -119,11 +138,11 @@ impl LiveSessions {
     }
 
     /// Every live session not already stopping, copied out of the lock.
-    fn snapshot(&self) -> Vec<(SessionId, StopHandle, Grant)> {
+    fn snapshot(&self) -> Vec<(SessionId, Grant)> {
         self.lock()
             .iter()
             .filter(|(_, l)| !l.stop.token.is_cancelled())
-            .map(|(id, l)| (id.clone(), l.stop.clone(), l.grant.clone()))
+            .map(|(id, l)| (id.clone(), l.grant.clone()))
             .collect()
     }
 
@@ -358,7 +377,7 @@ mod tests {
         live.register(c, grant(None));
         assert_eq!(live.earliest_expiry(), Some(2_000));
         stop_a.stop("access revoked: test");
-        let ids: Vec<_> = live.snapshot().into_iter().map(|(id, _, _)| id).collect();
+        let ids: Vec<_> = live.snapshot().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids.len(), 2);
         assert!(!ids.contains(&a), "a stopping session is not decided again");
         assert_eq!(

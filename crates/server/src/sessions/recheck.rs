@@ -82,7 +82,7 @@ pub(crate) async fn recheck(st: &AppState) -> usize {
     let mut subjects: HashMap<Credential, Result<Subject, String>> = HashMap::new();
     let mut endpoints: HashMap<AgentId, Option<EndpointRecord>> = HashMap::new();
     let mut stopped = 0;
-    for (id, stop, grant) in live {
+    for (id, grant) in live {
         let verdict = match decide(st, &grant, &mut subjects, &mut endpoints).await {
             Ok(v) => v,
             Err(e) => {
@@ -116,7 +116,7 @@ pub(crate) async fn recheck(st: &AppState) -> usize {
         )
         .await;
         tracing::info!(session = %id, subject = %grant.subject_name, endpoint = %grant.endpoint_name, reason = %why, "live session no longer allowed; stopping it");
-        stop.stop(&reason);
+        st.session_control().stop(id.as_str(), &reason).await;
         stopped += 1;
     }
     stopped

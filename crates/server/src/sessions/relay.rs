@@ -8,9 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use jumpgate_proto::session::{self, Direction, FileEnd, FileResult, Scanned, Scanner, SessionMsg};
+use jumpgate_proto::session::{self, Direction, Scanned, Scanner, SessionMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+use super::outcome::Side;
+use super::tap::SessionTap;
 
 const BUF: usize = 64 * 1024;
 /// How long a stopped session's last message may take to reach a
@@ -24,109 +27,47 @@ pub(crate) struct Counters {
     pub(crate) down: AtomicU64,
 }
 
-/// What the gateway keeps of a framed session as it passes: the
-/// recording, and a file transfer's size and checksum for the audit log.
-#[derive(Debug, Default)]
-pub(crate) struct Observer {
-    pub(crate) counters: Counters,
-    pub(crate) recorder: Option<crate::recordings::Recorder>,
-    pub(crate) transfer: std::sync::Mutex<Transfer>,
-}
-
-/// A file transfer as seen by the gateway.
-#[derive(Debug, Default)]
-pub(crate) struct Transfer {
-    /// Size and SHA-256 (lowercase hex) of the file data that crossed the
-    /// gateway, computed by the gateway itself.
-    pub(crate) crossed: Option<(u64, String)>,
-    /// What the sender said it sent (its first `FileEnd`).
-    pub(crate) claimed: Option<FileEnd>,
-    /// The receiver's verdict on an upload (its first `FileResult`).
-    pub(crate) result: Option<FileResult>,
-}
-
-/// One direction's view: a scanner over its bytes, the running hash of the
-/// file data it carries, and where to report.
+/// One direction's view for the taps: a scanner over its bytes (which also
+/// checks the technician's framing), and the taps to tell.
 struct Watch<'a> {
+    direction: Direction,
     scanner: Scanner,
-    observer: &'a Observer,
-    hash: Option<aws_lc_rs::digest::Context>,
-    file_bytes: u64,
+    taps: &'a [Box<dyn SessionTap>],
 }
 
 impl<'a> Watch<'a> {
-    fn new(direction: Direction, observer: &'a Observer) -> Self {
+    fn new(direction: Direction, taps: &'a [Box<dyn SessionTap>]) -> Self {
         Self {
+            direction,
             scanner: Scanner::new(direction),
-            observer,
-            hash: None,
-            file_bytes: 0,
+            taps,
         }
     }
 
+    /// Tells the taps, in stream order, what `bytes` carry.
     async fn see(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let mut seen = Vec::new();
-        let (hash, file_bytes) = (&mut self.hash, &mut self.file_bytes);
         self.scanner
-            .feed(bytes, &mut |s| match s {
-                Scanned::Msg(m) => seen.push(m),
-                Scanned::FileBytes(b) => {
-                    hash.get_or_insert_with(|| {
-                        aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256)
-                    })
-                    .update(b);
-                    *file_bytes += b.len() as u64;
-                }
-            })
+            .feed(bytes, &mut |s| seen.push(s))
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        for m in seen {
-            let rec = self.observer.recorder.as_ref();
-            match m {
-                SessionMsg::Stdout(d) => {
-                    if let Some(r) = rec {
-                        r.output(d, false).await;
+        for s in seen {
+            match s {
+                Scanned::FileBytes(b) => {
+                    for t in self.taps {
+                        t.on_file_data(self.direction, b);
                     }
                 }
-                SessionMsg::Stderr(d) => {
-                    if let Some(r) = rec {
-                        r.output(d, true).await;
+                Scanned::Msg(m) => {
+                    for t in self.taps {
+                        match self.direction {
+                            Direction::Up => t.on_up(&m).await,
+                            Direction::Down => t.on_down(&m).await,
+                        }
                     }
                 }
-                SessionMsg::Stdin(d) => {
-                    if let Some(r) = rec {
-                        r.input(d).await;
-                    }
-                }
-                SessionMsg::Resize { cols, rows } => {
-                    if let Some(r) = rec {
-                        r.resize(cols, rows).await;
-                    }
-                }
-                SessionMsg::FileEnd(e) => {
-                    // The data before it is the file: its hash is final.
-                    let digest = self.hash.take().map_or_else(
-                        || aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b""),
-                        aws_lc_rs::digest::Context::finish,
-                    );
-                    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                    let mut t = self.transfer();
-                    t.crossed.get_or_insert((self.file_bytes, hex));
-                    t.claimed.get_or_insert(e);
-                }
-                SessionMsg::FileResult(r) => {
-                    self.transfer().result.get_or_insert(r);
-                }
-                _ => {}
             }
         }
         Ok(())
-    }
-
-    fn transfer(&self) -> std::sync::MutexGuard<'_, Transfer> {
-        self.observer
-            .transfer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -138,7 +79,7 @@ pub(crate) enum RelayEnd {
     /// The gateway stopped it (shutdown, termination).
     Stopped,
     /// One side failed.
-    Failed(String),
+    Failed(Side, String),
 }
 
 /// Copies until EOF, then half-closes the writer.
@@ -244,7 +185,9 @@ pub(crate) struct Pending {
 }
 
 /// Relays until both directions finish, one fails, or `stop` fires.
-/// `reason()` is what a framed technician side is told when stopped.
+/// `reason()` is what a framed technician side is told when stopped. The
+/// `taps` see every framed message that passes; the `counters` count bytes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay<C, A>(
     client: C,
     agent: A,
@@ -252,7 +195,8 @@ pub(crate) async fn relay<C, A>(
     framed: bool,
     stop: &CancellationToken,
     reason: impl Fn() -> String,
-    observer: &Observer,
+    counters: &Counters,
+    taps: &[Box<dyn SessionTap>],
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -260,10 +204,7 @@ where
 {
     let (cr, mut cw) = tokio::io::split(client);
     let (ar, aw) = tokio::io::split(agent);
-    // Keystrokes only matter to a recording that keeps them; a transfer's
-    // checksum travels up for uploads.
-    let counters = &observer.counters;
-    let watch = |direction| Watch::new(direction, observer);
+    let watch = |direction| Watch::new(direction, taps);
     let up = copy_raw(
         cr,
         aw,
@@ -282,11 +223,11 @@ where
             tokio::select! {
                 r = &mut up, if !up_done => match r {
                     Ok(()) => up_done = true,
-                    Err(e) => return RelayEnd::Failed(format!("technician side: {e}")),
+                    Err(e) => return RelayEnd::Failed(Side::Technician, e.to_string()),
                 },
                 r = &mut down, if !down_done => match r {
                     Ok(()) => down_done = true,
-                    Err(e) => return RelayEnd::Failed(format!("endpoint side: {e}")),
+                    Err(e) => return RelayEnd::Failed(Side::Endpoint, e.to_string()),
                 },
                 () = stop.cancelled() => return RelayEnd::Stopped,
             }
@@ -317,7 +258,7 @@ where
                     Err(e) => {
                         return match tokio::time::timeout(STOP_GRACE, &mut down).await {
                             Ok(Ok(DownEnd::Eof)) => RelayEnd::Completed,
-                            _ => RelayEnd::Failed(format!("technician side: {e}")),
+                            _ => RelayEnd::Failed(Side::Technician, e.to_string()),
                         };
                     }
                 },
@@ -362,7 +303,7 @@ where
                 cw.shutdown().await
             })
             .await;
-            RelayEnd::Failed(format!("endpoint side: {e}"))
+            RelayEnd::Failed(Side::Endpoint, e.to_string())
         }
     }
 }
@@ -370,7 +311,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jumpgate_proto::session::ExitStatus;
+    use jumpgate_proto::session::{ExitStatus, FileEnd, FileResult};
 
     #[tokio::test]
     async fn framed_relay_stops_at_a_message_boundary_with_a_reason() {
@@ -379,7 +320,7 @@ mod tests {
         let stop = CancellationToken::new();
         let relay_stop = stop.clone();
         let task = tokio::spawn(async move {
-            let observer = Observer::default();
+            let counters = Counters::default();
             relay(
                 client,
                 agent,
@@ -387,7 +328,8 @@ mod tests {
                 true,
                 &relay_stop,
                 || "gateway shutting down".into(),
-                &observer,
+                &counters,
+                &[],
             )
             .await
         });
@@ -424,7 +366,7 @@ mod tests {
         let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
-            let observer = Observer::default();
+            let counters = Counters::default();
             let end = relay(
                 client,
                 agent,
@@ -432,14 +374,11 @@ mod tests {
                 false,
                 &stop,
                 String::new,
-                &observer,
+                &counters,
+                &[],
             )
             .await;
-            (
-                end,
-                observer.counters.up.into_inner(),
-                observer.counters.down.into_inner(),
-            )
+            (end, counters.up.into_inner(), counters.down.into_inner())
         });
         tech.write_all(&[1u8; 100_000]).await.unwrap();
         tech.shutdown().await.unwrap();
@@ -470,14 +409,24 @@ mod tests {
         let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
-            let observer = Observer::default();
+            let counters = Counters::default();
             // The endpoint's first bytes arrived with its acceptance and
             // stop inside a message: the relay must complete it, not cut it.
             let pending = Pending {
                 up: BytesMut::new(),
                 down: BytesMut::from(&exit_bytes()[..4]),
             };
-            relay(client, agent, pending, true, &stop, String::new, &observer).await
+            relay(
+                client,
+                agent,
+                pending,
+                true,
+                &stop,
+                String::new,
+                &counters,
+                &[],
+            )
+            .await
         });
         let exit = exit_bytes();
         endpoint.write_all(&exit[4..]).await.unwrap();
@@ -489,40 +438,69 @@ mod tests {
         assert!(matches!(task.await.unwrap(), RelayEnd::Completed));
     }
 
+    /// A tap that writes down what it is shown.
+    #[derive(Default)]
+    struct Notes(std::sync::Mutex<Vec<String>>);
+
+    impl Notes {
+        fn note(&self, s: String) {
+            self.0.lock().unwrap().push(s);
+        }
+    }
+
+    impl SessionTap for std::sync::Arc<Notes> {
+        fn on_up<'a>(&'a self, msg: &'a SessionMsg) -> super::super::tap::TapFuture<'a> {
+            self.note(format!("up {}", msg.name()));
+            Box::pin(async {})
+        }
+        fn on_down<'a>(&'a self, msg: &'a SessionMsg) -> super::super::tap::TapFuture<'a> {
+            self.note(format!("down {}", msg.name()));
+            Box::pin(async {})
+        }
+        fn on_file_data(&self, from: Direction, bytes: &[u8]) {
+            self.note(format!("{from:?} data {}", bytes.len()));
+        }
+        fn finish(self: Box<Self>) -> String {
+            " noted".into()
+        }
+    }
+
     #[tokio::test]
-    async fn the_gateway_hashes_uploads_itself_and_ignores_what_the_wrong_side_sends() {
+    async fn taps_see_each_sides_messages_in_order_and_only_what_that_side_may_send() {
         let (client, mut tech) = tokio::io::duplex(1 << 20);
         let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
-        let observer = Observer::default();
+        let notes = std::sync::Arc::new(Notes::default());
+        let taps: Vec<Box<dyn SessionTap>> = vec![
+            Box::new(std::sync::Arc::clone(&notes)),
+            Box::new(super::super::tap::TransferTap::new(Direction::Up)),
+        ];
+        let counters = Counters::default();
         let stop = CancellationToken::new();
-        let relay_task = async {
-            relay(
-                client,
-                agent,
-                Pending::default(),
-                true,
-                &stop,
-                String::new,
-                &observer,
-            )
-            .await
-        };
+        let relay_task = relay(
+            client,
+            agent,
+            Pending::default(),
+            true,
+            &stop,
+            String::new,
+            &counters,
+            &taps,
+        );
+        let data = vec![9u8; 70_000];
         let technician = async {
-            let data = vec![9u8; 70_000];
             let mut out = BytesMut::new();
             SessionMsg::FileData(data[..40_000].to_vec().into()).encode(&mut out);
             SessionMsg::FileData(data[40_000..].to_vec().into()).encode(&mut out);
-            // The technician claims another file's digest, and also sends
-            // what only the endpoint may say.
             SessionMsg::FileEnd(FileEnd {
                 size: 70_000,
                 sha256: "00".repeat(32),
             })
             .encode(&mut out);
+            // What only the endpoint may say: not shown to the taps.
             SessionMsg::FileResult(FileResult {
-                ok: true,
-                sha256: "00".repeat(32),
-                message: String::new(),
+                ok: false,
+                sha256: String::new(),
+                message: "forged".into(),
             })
             .encode(&mut out);
             tech.write_all(&out).await.unwrap();
@@ -535,7 +513,7 @@ mod tests {
             endpoint.read_to_end(&mut got).await.unwrap();
             let verdict = SessionMsg::FileResult(FileResult {
                 ok: true,
-                sha256: "11".repeat(32),
+                sha256: jumpgate_net::digest::sha256_hex(&[9u8; 70_000]),
                 message: String::new(),
             });
             endpoint.write_all(&verdict.to_bytes()).await.unwrap();
@@ -543,17 +521,27 @@ mod tests {
         };
         let (end, (), ()) = tokio::join!(relay_task, technician, agent_side);
         assert!(matches!(end, RelayEnd::Completed), "{end:?}");
-        let t = observer.transfer.into_inner().unwrap();
-        let expected: String =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &[9u8; 70_000])
-                .as_ref()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-        assert_eq!(t.crossed, Some((70_000, expected)));
-        assert_eq!(t.claimed.unwrap().sha256, "00".repeat(32));
-        // The verdict is the endpoint's, not the technician's forgery.
-        assert_eq!(t.result.unwrap().sha256, "11".repeat(32));
+        let seen = notes.0.lock().unwrap().clone();
+        let data_bytes: usize = seen
+            .iter()
+            .filter_map(|n| n.strip_prefix("Up data "))
+            .map(|n| n.parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(data_bytes, 70_000);
+        let msgs: Vec<_> = seen.iter().filter(|n| !n.contains(" data ")).collect();
+        assert_eq!(msgs, ["up file-end", "down file-result"]);
+        let mut taps = taps.into_iter();
+        assert_eq!(taps.next().unwrap().finish(), " noted");
+        // The gateway's own digest, confirmed by the endpoint (not the
+        // technician's forged verdict).
+        assert_eq!(
+            taps.next().unwrap().finish(),
+            format!(
+                " size=70000 sha256={} sender_claimed_size=70000 sender_claimed_sha256={} mismatch verified=yes",
+                jumpgate_net::digest::sha256_hex(&[9u8; 70_000]),
+                "00".repeat(32)
+            )
+        );
     }
 
     #[tokio::test]
@@ -563,11 +551,10 @@ mod tests {
         const PIPE: usize = 64 * 1024;
         let (client, _tech) = tokio::io::duplex(64);
         let (agent, mut endpoint) = tokio::io::duplex(PIPE);
-        let observer = Observer::default();
+        let counters = Counters::default();
         let stop = CancellationToken::new();
         let stopper = stop.clone();
         let task = tokio::spawn(async move {
-            let observer = observer;
             relay(
                 client,
                 agent,
@@ -575,7 +562,8 @@ mod tests {
                 true,
                 &stop,
                 String::new,
-                &observer,
+                &counters,
+                &[],
             )
             .await
         });
@@ -650,7 +638,7 @@ mod tests {
         let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
-            let observer = Observer::default();
+            let counters = Counters::default();
             relay(
                 Gone,
                 agent,
@@ -658,7 +646,8 @@ mod tests {
                 true,
                 &stop,
                 String::new,
-                &observer,
+                &counters,
+                &[],
             )
             .await
         });

@@ -9,7 +9,7 @@ use jumpgate_proto::session::{
 
 use super::{Served, Tech, ended, pattern};
 use crate::sessions::SessionError;
-use crate::sessions::files::hex;
+use jumpgate_net::digest::hex;
 
 fn sha256(data: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, data).as_ref())

@@ -215,7 +215,7 @@ async fn first_message_must_be_open() {
     assert!(refusal.message.contains("Open"), "{}", refusal.message);
     let err = ended(tech, served).await.unwrap_err();
     assert!(
-        matches!(err, SessionError::Unexpected { got: "Stdin", .. }),
+        matches!(err, SessionError::Unexpected { got: "stdin", .. }),
         "{err:?}"
     );
 }

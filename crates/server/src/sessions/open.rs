@@ -1,0 +1,464 @@
+//! The session service: a technician session from its authorization to its
+//! last audit entry, with no HTTP in it. Entry points (`http.rs`: `jg`'s
+//! upgraded connection and the console's WebSocket) hand it a byte stream
+//! carrying the session's messages.
+//!
+//! ```text
+//! authorize ─► (entry point answers, e.g. 101) ─► accept: read Open
+//!   ─► open: event row ─► audit session-open ─► register (live, re-checked)
+//!        ─► taps by kind (recording / transfer audit) ─► stream to the agent,
+//!           Open ⇄ Accepted/Refused ─► relay (progress written every few s)
+//!        ─► close: unregister, finish taps, event row end, audit session-close
+//! ```
+
+use std::time::Duration;
+
+use jumpgate_net::session::{Answer, MsgStream, OpenError};
+use jumpgate_proto::mux::reset_code;
+use jumpgate_proto::session::{
+    Direction, Refusal, RefusalCode, SessionKind, SessionMsg, SessionRequest,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::outcome::{self, Outcome};
+use super::relay::{self, Counters, RelayEnd};
+use super::tap::{RecordingTap, SessionTap, TransferTap};
+use super::{Grant, NewEvent, StopHandle, record_end, record_start};
+use crate::agents::EndpointRecord;
+use crate::identity::Credential;
+use crate::ids::SessionId;
+use crate::rbac::{self, Action, Decision, Denial, Resource, Subject, SubjectKind};
+use crate::state::AppState;
+
+/// Time allowed for each side's opening message.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A session the subject may open: only [`SessionService::authorize`]
+/// makes one.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    subject: Subject,
+    endpoint: EndpointRecord,
+    kind: SessionKind,
+    grant: Grant,
+}
+
+impl Ticket {
+    pub(crate) fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    pub(crate) fn endpoint(&self) -> &EndpointRecord {
+        &self.endpoint
+    }
+
+    pub(crate) fn kind(&self) -> SessionKind {
+        self.kind
+    }
+}
+
+/// Why [`SessionService::authorize`] gave no ticket.
+#[derive(Debug)]
+pub(crate) enum NotAuthorized {
+    /// Access control said no; the denied session row is written (the
+    /// entry point audits the denial and answers).
+    Denied(Denial),
+    /// The denied session row could not be written.
+    Db(sqlx::Error),
+}
+
+/// Technician sessions on this gateway.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionService {
+    st: AppState,
+}
+
+impl SessionService {
+    pub(crate) fn new(st: AppState) -> Self {
+        Self { st }
+    }
+
+    /// Decides whether `subject` may open a `kind` session on `endpoint`
+    /// (`credential`: what it authenticated with, for the re-checks while
+    /// the session lives).
+    ///
+    /// # Errors
+    /// See [`NotAuthorized`].
+    pub(crate) async fn authorize(
+        &self,
+        subject: &Subject,
+        endpoint: &EndpointRecord,
+        kind: SessionKind,
+        credential: Credential,
+    ) -> Result<Ticket, NotAuthorized> {
+        let resource = Resource::Endpoint {
+            group: &endpoint.group,
+        };
+        if let Decision::Forbid(why) = rbac::authorize(subject, Action::OpenSession(kind), resource)
+        {
+            let denied = Outcome::Denied.to_string();
+            record_start(&self.st.db, &event(subject, endpoint, kind, "", &denied))
+                .await
+                .map_err(NotAuthorized::Db)?;
+            return Err(NotAuthorized::Denied(why));
+        }
+        // What the session is decided on again whenever access may change.
+        let grant = Grant {
+            credential,
+            subject: subject.kind.clone(),
+            subject_name: subject.name.clone(),
+            endpoint_id: endpoint.id.clone(),
+            endpoint_name: endpoint.name.clone(),
+            kind,
+            expires_at: None,
+        };
+        Ok(Ticket {
+            subject: subject.clone(),
+            endpoint: endpoint.clone(),
+            kind,
+            grant,
+        })
+    }
+
+    /// Runs an authorized session whose technician speaks on `client`: its
+    /// first message must open a session of the ticket's kind. `None`: it
+    /// did not (refused; no session was recorded).
+    pub(crate) async fn accept<C>(&self, ticket: Ticket, client: C) -> Option<Outcome>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let kind = ticket.kind;
+        let mut client = MsgStream::new(client);
+        let request = match tokio::time::timeout(OPEN_TIMEOUT, client.read_msg()).await {
+            Ok(Ok(Some(SessionMsg::Open(r)))) if r.kind() == kind => r,
+            other => {
+                // The message's type only: its content may be keystrokes or file data.
+                let got = match &other {
+                    Ok(Ok(Some(m))) => m.name().to_owned(),
+                    Ok(Ok(None)) => "end of stream".to_owned(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "nothing in time".to_owned(),
+                };
+                tracing::info!(%got, "technician did not open the session properly");
+                let msg = format!("the first message must open a {kind} session");
+                refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
+                return None;
+            }
+        };
+        Some(self.open(ticket, request, client).await)
+    }
+
+    /// Runs an authorized session for `request` (of the ticket's kind) to
+    /// its end, `client` being the technician's side: event row, audit,
+    /// live registration, taps, the agent's stream, relay, close. The
+    /// session's row and audit entries carry the returned outcome.
+    pub(crate) async fn open<C>(
+        &self,
+        ticket: Ticket,
+        request: SessionRequest,
+        mut client: MsgStream<C>,
+    ) -> Outcome
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let st = &self.st;
+        let Ticket {
+            subject: p,
+            endpoint,
+            kind,
+            mut grant,
+        } = ticket;
+        if request.kind() != kind {
+            let msg = format!("the first message must open a {kind} session");
+            refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
+            return Outcome::Refused(format!("not a {kind} session"));
+        }
+        let target = request.target();
+        // The event is durable before anything reaches the endpoint.
+        let running = event(&p, &endpoint, kind, &target, outcome::RUNNING);
+        let id = match record_start(&st.db, &running).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record session event; refusing the session");
+                let msg = "the gateway could not record the session".to_owned();
+                refuse(&mut client, RefusalCode::Failed, msg).await;
+                return Outcome::failed("the session could not be recorded");
+            }
+        };
+        let audited = crate::events::record_in_groups(
+            &st.db,
+            &[&endpoint.group],
+            &p.name,
+            &format!("session-open:{kind}"),
+            &endpoint.name,
+            "open",
+            &target,
+        )
+        .await;
+        if audited.is_err() {
+            let msg = "the gateway could not record the session".to_owned();
+            refuse(&mut client, RefusalCode::Failed, msg).await;
+            let outcome = Outcome::failed("audit log unavailable");
+            let _ = record_end(&st.db, &id, 0, 0, &outcome.to_string()).await;
+            return outcome;
+        }
+        grant.expires_at = match grant.credential.expires_at(&st.db).await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the credential's expiry; the periodic re-check covers it");
+                None
+            }
+        };
+        let stop = st.sessions.register(id.clone(), grant);
+        let taps = match self.taps(&p, &endpoint, &request, &id, &stop).await {
+            Ok(t) => t,
+            Err(e) => {
+                st.sessions.remove(&id);
+                tracing::error!(error = %e, "cannot start the session recording; refusing the session");
+                let msg = "the gateway could not record the session".to_owned();
+                refuse(&mut client, RefusalCode::Failed, msg).await;
+                let outcome = Outcome::failed("recording unavailable");
+                let _ = record_end(&st.db, &id, 0, 0, &outcome.to_string()).await;
+                return outcome;
+            }
+        };
+        let counters = Counters::default();
+        let relay = self.open_and_relay(&endpoint, request, client, &stop, &counters, &taps);
+        let outcome = self.with_progress(&id, &counters, relay).await;
+        st.sessions.remove(&id);
+        // Ends the recording (its writer seals the last chunk) and collects
+        // the transfer's audit words.
+        let tap_words: String = taps.into_iter().map(|t| t.finish()).collect();
+        let up = counters.up.into_inner();
+        let down = counters.down.into_inner();
+        // The target (a command line, a path) stays out of the plain log: it
+        // may hold secrets, and the encrypted audit log has it.
+        tracing::info!(session = %id, %outcome, up, down, "session ended");
+        let stored = outcome.to_string();
+        if let Err(e) = record_end(&st.db, &id, up, down, &stored).await {
+            tracing::error!(error = %e, session = %id, "cannot record session end");
+        }
+        let detail = format!("session={id} up={up} down={down}{tap_words}");
+        crate::events::record_in_groups_or_log(
+            &st.db,
+            &[&endpoint.group],
+            &p.name,
+            &format!("session-close:{kind}"),
+            &endpoint.name,
+            &stored,
+            &detail,
+        )
+        .await;
+        outcome
+    }
+
+    /// The taps a session gets, by kind. A recording exists, durable,
+    /// before anything reaches the endpoint.
+    async fn taps(
+        &self,
+        p: &Subject,
+        endpoint: &EndpointRecord,
+        request: &SessionRequest,
+        id: &SessionId,
+        stop: &StopHandle,
+    ) -> Result<Vec<Box<dyn SessionTap>>, crate::recordings::RecordingError> {
+        use SessionRequest as R;
+        let (width, height, term, command) = match request {
+            R::Shell { term, cols, rows } => (*cols, *rows, term.as_str(), String::new()),
+            R::Exec { command } => (80, 24, "", command.join(" ")),
+            R::Upload { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Up))]),
+            R::Download { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Down))]),
+            R::Forward { .. } => return Ok(Vec::new()),
+        };
+        let st = &self.st;
+        let meta = crate::recordings::Meta {
+            session_id: id,
+            username: &p.name,
+            endpoint: &endpoint.name,
+            endpoint_group: &endpoint.group,
+            width,
+            height,
+            term,
+            command: &command,
+        };
+        let recorder = crate::recordings::Recorder::start(
+            &st.db,
+            &st.keys,
+            &st.config.data_dir,
+            st.config.record_keystrokes,
+            &meta,
+            stop.clone(),
+            &st.tasks,
+        )
+        .await?;
+        Ok(vec![Box::new(RecordingTap(recorder))])
+    }
+
+    /// Runs `relay`, writing the session's progress every few seconds while
+    /// bytes move (in its own task: the relay never waits for the database),
+    /// so that a crash loses at most those seconds of its duration and bytes.
+    async fn with_progress(
+        &self,
+        id: &SessionId,
+        counters: &Counters,
+        relay: impl std::future::Future<Output = Outcome>,
+    ) -> Outcome {
+        use std::sync::atomic::Ordering;
+        let st = &self.st;
+        tokio::pin!(relay);
+        let mut tick = tokio::time::interval(super::PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = (0, 0);
+        loop {
+            tokio::select! {
+                outcome = &mut relay => return outcome,
+                _ = tick.tick() => {
+                    let now = (
+                        counters.up.load(Ordering::Relaxed),
+                        counters.down.load(Ordering::Relaxed),
+                    );
+                    if now != last {
+                        last = now;
+                        let (db, id) = (st.db.clone(), id.clone());
+                        st.tasks.spawn(async move {
+                            if let Err(e) = super::record_progress(&db, &id, now.0, now.1).await {
+                                tracing::warn!(error = %e, session = %id, "cannot record session progress");
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens the agent's stream, relays the open exchange, then the session.
+    async fn open_and_relay<C>(
+        &self,
+        endpoint: &EndpointRecord,
+        request: SessionRequest,
+        client: MsgStream<C>,
+        stop: &StopHandle,
+        counters: &Counters,
+        taps: &[Box<dyn SessionTap>],
+    ) -> Outcome
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut client = client;
+        let kind = request.kind();
+        let stream = self.st.agents.get(&endpoint.id).map(|h| h.open());
+        let agent = match stream {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                let msg = format!("cannot reach the endpoint: {e}");
+                refuse(&mut client, RefusalCode::Failed, msg).await;
+                return Outcome::failed(e.to_string());
+            }
+            None => {
+                let msg = "the endpoint went offline".to_owned();
+                refuse(&mut client, RefusalCode::Failed, msg).await;
+                return Outcome::failed("endpoint offline");
+            }
+        };
+        let mut agent = MsgStream::new(agent);
+        let answer = tokio::time::timeout(OPEN_TIMEOUT, agent.open(request)).await;
+        let accepted = match answer {
+            Ok(Ok(Answer::Accepted(a))) => SessionMsg::Accepted(a),
+            Ok(Ok(Answer::Refused(mut r))) => {
+                // The endpoint's words: untrusted, cleaned before they are
+                // stored or shown.
+                r.message =
+                    crate::agents::reported::text(&r.message, crate::agents::reported::MESSAGE_MAX);
+                let outcome = Outcome::Refused(r.message.clone());
+                let _ = client.write_msg(&SessionMsg::Refused(r)).await;
+                let _ = client.get_mut().shutdown().await;
+                return outcome;
+            }
+            Ok(Err(OpenError::Send(e))) => {
+                let msg = format!("cannot reach the endpoint: {e}");
+                refuse(&mut client, RefusalCode::Failed, msg).await;
+                return Outcome::failed(e.to_string());
+            }
+            other => {
+                agent.get_mut().reset(reset_code::INTERNAL);
+                let why = match other {
+                    Err(_) => "the endpoint did not answer in time".to_owned(),
+                    Ok(Err(OpenError::Read(e))) => format!("the endpoint failed: {e}"),
+                    Ok(Err(OpenError::Unexpected(m))) => {
+                        format!("the endpoint answered out of turn ({})", m.name())
+                    }
+                    Ok(Err(OpenError::Ended)) => {
+                        "the endpoint answered out of turn (end of stream)".to_owned()
+                    }
+                    Ok(Ok(_) | Err(OpenError::Send(_))) => unreachable!("matched above"),
+                };
+                refuse(&mut client, RefusalCode::Failed, why.clone()).await;
+                return Outcome::failed(why);
+            }
+        };
+        if let Err(e) = client.write_msg(&accepted).await {
+            return Outcome::Failed(Some(outcome::Side::Technician), e.to_string());
+        }
+        let (client, cbuf) = client.into_parts();
+        let (mut agent, abuf) = agent.into_parts();
+        let pending = relay::Pending {
+            up: cbuf,
+            down: abuf,
+        };
+        let reason = || stop.reason().to_owned();
+        match relay::relay(
+            client,
+            &mut agent,
+            pending,
+            kind.is_framed(),
+            &stop.token,
+            reason,
+            counters,
+            taps,
+        )
+        .await
+        {
+            RelayEnd::Completed => Outcome::Ok,
+            RelayEnd::Stopped => {
+                agent.reset(reset_code::TERMINATED);
+                Outcome::Terminated(stop.reason().to_owned())
+            }
+            RelayEnd::Failed(side, e) => Outcome::Failed(Some(side), e),
+        }
+    }
+}
+
+/// The session event row of `p` opening a `kind` session on `e`.
+fn event<'a>(
+    p: &'a Subject,
+    e: &'a EndpointRecord,
+    kind: SessionKind,
+    target: &'a str,
+    outcome: &'a str,
+) -> NewEvent<'a> {
+    NewEvent {
+        user_id: match &p.kind {
+            SubjectKind::User(id) => id.as_str(),
+            SubjectKind::ApiClient { client_id } => client_id,
+        },
+        username: &p.name,
+        endpoint_id: Some(e.id.as_str()),
+        endpoint_name: &e.name,
+        endpoint_group: &e.group,
+        kind: kind.as_str(),
+        target,
+        outcome,
+    }
+}
+
+/// Answers the technician's `Open` with a refusal and ends its side.
+async fn refuse<C: AsyncWrite + Unpin>(
+    client: &mut MsgStream<C>,
+    code: RefusalCode,
+    message: String,
+) {
+    let _ = client
+        .write_msg(&SessionMsg::Refused(Refusal { code, message }))
+        .await;
+    let _ = client.get_mut().shutdown().await;
+}
