@@ -13,7 +13,8 @@
 //! | `GET  /api/v1/auth/session`                | cookie  | → [`ConsoleSession`]                  |
 //! | `GET  /healthz`                            | none    | → `ok`                                |
 //!
-//! Every error answer is an [`ErrorBody`] with a stable `error` code.
+//! Every error answer is an [`ErrorBody`] with a stable `error` code
+//! ([`ErrorCode`]).
 //!
 //! The web console authenticates with a session cookie ([`SESSION_COOKIE`],
 //! from a login with [`LoginRequest::cookie`]) instead of a bearer token;
@@ -22,6 +23,9 @@
 //! the gateway's own origin.
 
 use serde::{Deserialize, Serialize};
+
+mod codes;
+pub use codes::{ErrorCode, OAuthErrorCode};
 
 /// The `Upgrade:` token of a session connection. After the `101` answer the
 /// connection carries `jumpgate_proto::session` messages (raw bytes after the
@@ -209,7 +213,7 @@ pub struct SessionEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `unauthorized`, `endpoint_offline`.
-    pub error: String,
+    pub error: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
 }
@@ -491,7 +495,7 @@ impl std::fmt::Debug for TokenResponse {
 /// RFC 6749 §5.2 error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthError {
-    pub error: String,
+    pub error: OAuthErrorCode,
     pub error_description: String,
 }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use jumpgate_api_types::ErrorCode;
 use jumpgate_client::ClientError;
 use jumpgate_proto::session::Refusal;
 
@@ -97,7 +98,7 @@ pub(crate) fn report(err: &anyhow::Error, is_login: bool) -> (String, i32) {
             || cause
                 .downcast_ref::<ClientError>()
                 .and_then(ClientError::api_code)
-                == Some("unauthorized");
+                == Some(&ErrorCode::Unauthorized);
         if unauthorized && !is_login {
             return (
                 "jg: not logged in (or session expired): run jg login".to_owned(),
@@ -113,15 +114,17 @@ fn api_line(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     let Some(ClientError::Api { code, message, .. }) = cause.downcast_ref::<ClientError>() else {
         return None;
     };
-    match code.as_str() {
-        "mfa_enrollment_required" => {
+    match code {
+        ErrorCode::MfaEnrollmentRequired => {
             Some("jg: error: your role requires MFA: run jg mfa enroll".to_owned())
         }
-        "password_change_required" => {
+        ErrorCode::PasswordChangeRequired => {
             Some("jg: error: your password expired: run jg passwd".to_owned())
         }
         // The gateway names what is missing (permission, scope).
-        "forbidden" | "insufficient_scope" => Some(format!("jg: error: {message}")),
+        ErrorCode::Forbidden | ErrorCode::InsufficientScope => {
+            Some(format!("jg: error: {message}"))
+        }
         _ => None,
     }
 }
@@ -162,7 +165,7 @@ mod tests {
     fn api(code: &str) -> anyhow::Error {
         anyhow::Error::new(ClientError::Api {
             status: 401,
-            code: code.to_owned(),
+            code: ErrorCode::from_wire(code),
             message: "bad token".to_owned(),
         })
         .context("listing endpoints")
@@ -211,7 +214,7 @@ mod tests {
     fn api_with(status: u16, code: &str, message: &str) -> anyhow::Error {
         anyhow::Error::new(ClientError::Api {
             status,
-            code: code.to_owned(),
+            code: ErrorCode::from_wire(code),
             message: message.to_owned(),
         })
         .context("deleting user bob")

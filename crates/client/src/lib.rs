@@ -96,7 +96,10 @@ pub enum ClientError {
     #[error("{message} ({status}, {code})")]
     Api {
         status: u16,
-        code: String,
+        /// The gateway's code; a code this client does not know (a newer
+        /// gateway's, the token endpoint's RFC 6749 codes, or `http_error`
+        /// for an answer that was no JSON error) is [`api::ErrorCode::Other`].
+        code: api::ErrorCode,
         message: String,
     },
     /// The answer was not what the API promises.
@@ -106,7 +109,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// The API error code, if the gateway answered with one.
-    pub fn api_code(&self) -> Option<&str> {
+    pub fn api_code(&self) -> Option<&api::ErrorCode> {
         match self {
             Self::Api { code, .. } => Some(code),
             _ => None,
@@ -406,7 +409,7 @@ impl Client {
             return Err(match serde_json::from_slice::<api::OAuthError>(&body) {
                 Ok(e) => ClientError::Api {
                     status: status.as_u16(),
-                    code: e.error,
+                    code: api::ErrorCode::from_wire(e.error.as_str()),
                     message: e.error_description,
                 },
                 Err(_) => api_error(status, &body),
@@ -469,7 +472,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
         },
         Err(_) => ClientError::Api {
             status: status.as_u16(),
-            code: "http_error".into(),
+            code: api::ErrorCode::Other("http_error".into()),
             message: format!("the gateway answered {status}"),
         },
     }

@@ -192,7 +192,7 @@ pub async fn run(
     });
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));
-    let router = crate::api::router(st.clone());
+    let router = crate::routes::router(st.clone());
     let accept = tokio::spawn(listener::serve_tls(
         tcp,
         st.clone(),

@@ -10,7 +10,9 @@
 //!   (users, passwords, tokens), `rbac` (the one authorization decision),
 //!   `agents` (enrollment, live agent connections), `sessions` (open,
 //!   relay, event table).
-//! - `api`: router assembly, the one error→HTTP mapping, extractors.
+//! - `routes`: the one place that assembles every domain's routes, each
+//!   wrapped with its access check; `api`: the toolkit domains declare
+//!   routes with (route builder, the one error→HTTP mapping, extractors).
 //! - [`keys`]: the key hierarchy for data at rest (root key, versioned
 //!   KEKs, rotation and its sweep); `vault`: versioned, envelope-encrypted
 //!   secrets with soft delete and purge protection.
@@ -34,6 +36,7 @@ pub mod keys;
 mod listener;
 mod rbac;
 mod recordings;
+mod routes;
 mod sessions;
 pub mod site;
 mod state;
@@ -42,10 +45,11 @@ mod vault;
 mod web;
 
 pub use agents::EnrollError;
-pub use api::{RouteInfo, route_table};
+pub use api::RouteInfo;
 pub use app::{ServerError, Started, run};
 pub use config::{Config, ConfigError, RawConfig};
 pub use events::{Broken as AuditBroken, Intact as AuditIntact};
 pub use identity::IdentityError;
 pub use keys::sweep::{KeyStatus, PurposeStatus, RootStatus, SweepError, VersionStatus};
+pub use routes::route_table;
 pub use store::StoreError;

@@ -189,7 +189,7 @@ async fn allowed(client: &Client, method: &Method, path: &str, route: &str) -> b
         .await
         .unwrap();
     let code = serde_json::from_slice::<api::ErrorBody>(&answer)
-        .map(|e| e.error)
+        .map(|e| e.error.as_str().to_owned())
         .unwrap_or_default();
     assert_ne!(
         code, "no_route",
@@ -560,7 +560,7 @@ async fn group_scope_on_sessions_recordings_and_audit() {
     let code = serde_json::from_slice::<api::ErrorBody>(&body)
         .unwrap()
         .error;
-    assert_eq!(code, "unknown_recording");
+    assert_eq!(code, api::ErrorCode::UnknownRecording);
     // The same answer as for a recording that does not exist at all.
     let (status, _) = cast(&web_auditor, "rec_nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

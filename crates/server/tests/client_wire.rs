@@ -107,7 +107,7 @@ fn step_now() -> u64 {
         / 30
 }
 
-fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
+fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, api::ErrorCode, String) {
     match r {
         Err(ClientError::Api {
             status,

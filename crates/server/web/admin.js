@@ -5,8 +5,7 @@
 import { get, post, put, del, seg } from './api.js';
 import { h, render, heading, table, field, fmtTime, busy, notice, showError } from './ui.js';
 import { main, ctx } from './app.js';
-
-const PERMISSIONS = ['view', 'shell', 'exec', 'files', 'forward', 'manage-users', 'manage-endpoints', 'view-audit'];
+import { PERMISSIONS } from './contract.js';
 
 const list = (s) =>
   s

@@ -2,6 +2,8 @@
 // the HttpOnly session cookie, and the session's CSRF token on every
 // state-changing request. Errors carry the API's own message.
 
+import { CSRF_HEADER } from './contract.js';
+
 let csrfToken = null;
 
 /** An error answer of the API (`ErrorBody`), or a network failure. */
@@ -25,7 +27,7 @@ export function hasCsrf() {
 export async function api(method, path, body) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  if (method !== 'GET' && csrfToken) headers[CSRF_HEADER] = csrfToken;
   let res;
   try {
     res = await fetch(path, {

@@ -5,6 +5,7 @@ import { get, post, setCsrf, ApiError } from './api.js';
 import { h, render, errorBox } from './ui.js';
 import * as pages from './pages.js';
 import * as admin from './admin.js';
+import { PERMISSION as P } from './contract.js';
 import { terminalPage } from './terminal.js';
 import { filesPage } from './terminal.js';
 import { playerPage } from './player.js';
@@ -17,18 +18,18 @@ const nav = document.getElementById('nav');
 export const ctx = { me: null, cleanup: [] };
 
 export function can(permission) {
-  return !!ctx.me && (ctx.me.permissions.includes(permission) || ctx.me.permissions.includes('*'));
+  return !!ctx.me && ctx.me.permissions.includes(permission);
 }
 
 const NAV = [
-  { href: '#/endpoints', label: 'Endpoints', perm: 'view' },
-  { href: '#/sessions', label: 'Sessions', perm: 'view-audit' },
-  { href: '#/recordings', label: 'Recordings', perm: 'view-audit' },
-  { href: '#/admin/users', label: 'Users', perm: 'manage-users' },
-  { href: '#/admin/roles', label: 'Roles', perm: 'manage-users' },
-  { href: '#/admin/groups', label: 'Groups', perm: 'manage-endpoints' },
-  { href: '#/admin/api-clients', label: 'API clients', perm: 'manage-users' },
-  { href: '#/admin/enroll-tokens', label: 'Enrollment', perm: 'manage-endpoints' },
+  { href: '#/endpoints', label: 'Endpoints', perm: P.VIEW },
+  { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
+  { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
+  { href: '#/admin/users', label: 'Users', perm: P.MANAGE_USERS },
+  { href: '#/admin/roles', label: 'Roles', perm: P.MANAGE_USERS },
+  { href: '#/admin/groups', label: 'Groups', perm: P.MANAGE_ENDPOINTS },
+  { href: '#/admin/api-clients', label: 'API clients', perm: P.MANAGE_USERS },
+  { href: '#/admin/enroll-tokens', label: 'Enrollment', perm: P.MANAGE_ENDPOINTS },
   { href: '#/account', label: 'Account', perm: null },
 ];
 

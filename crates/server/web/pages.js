@@ -4,6 +4,7 @@
 import { get, post, setCsrf, seg, ApiError } from './api.js';
 import { h, render, showError, heading, table, field, fmtTime, fmtBytes, busy, notice } from './ui.js';
 import { ctx, main, can, loadMe, onLeave } from './app.js';
+import { ERROR, PERMISSION as P } from './contract.js';
 
 const REFRESH_MS = 3000;
 
@@ -27,7 +28,7 @@ export function loginPage() {
         const res = await post('/api/v1/auth/login', body);
         setCsrf(res.csrf_token);
       } catch (e) {
-        if (e instanceof ApiError && e.code === 'mfa_required') {
+        if (e instanceof ApiError && e.code === ERROR.MFA_REQUIRED) {
           const first = totpField.hidden;
           totpField.hidden = false;
           totp.focus();
@@ -201,8 +202,8 @@ export async function endpointsPage() {
             label: 'Actions',
             cell: (e) =>
               h('span', { class: 'actions' },
-                can('shell') && e.online ? h('a', { href: `#/terminal/${seg(e.name)}`, class: 'button' }, 'Terminal') : null,
-                can('files') && e.online ? h('a', { href: `#/files/${seg(e.name)}`, class: 'button' }, 'Files') : null),
+                can(P.SHELL) && e.online ? h('a', { href: `#/terminal/${seg(e.name)}`, class: 'button' }, 'Terminal') : null,
+                can(P.FILES) && e.online ? h('a', { href: `#/files/${seg(e.name)}`, class: 'button' }, 'Files') : null),
           },
         ],
         rows,
@@ -272,7 +273,7 @@ export async function sessionsPage() {
         {
           label: 'Actions',
           cell: (r) => {
-            if (!can('manage-endpoints')) return '—';
+            if (!can(P.MANAGE_ENDPOINTS)) return '—';
             const b = h('button', { type: 'button', class: 'danger', dataset: { session: r.id } }, 'Terminate');
             b.addEventListener('click', () => {
               if (!window.confirm(`Terminate ${r.username}'s ${r.kind} session on ${r.endpoint}?`)) return;

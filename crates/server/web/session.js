@@ -5,30 +5,25 @@
 // JSON.
 
 import { sha256 } from './vendor/noble-hashes/sha2.js';
+import {
+  ERROR,
+  MSG_TYPE,
+  JSON_MSG_TYPES,
+  SESSION_HEADER_LEN,
+  SESSION_MAX_PAYLOAD,
+  SESSION_CHUNK,
+} from './contract.js';
 
-export const T = Object.freeze({
-  OPEN: 1,
-  ACCEPTED: 2,
-  REFUSED: 3,
-  STDIN: 4,
-  STDOUT: 5,
-  STDERR: 6,
-  RESIZE: 7,
-  EXIT: 8,
-  STDIN_EOF: 9,
-  SIGNAL: 10,
-  FILE_DATA: 11,
-  FILE_END: 12,
-  FILE_RESULT: 13,
-  CLOSED: 14,
-});
-const MAX_TYPE = 14;
-export const HEADER_LEN = 5;
-export const MAX_PAYLOAD = 1024 * 1024;
+// The message types and framing come from contract.js, generated from
+// crates/proto/src/session.rs.
+export const T = MSG_TYPE;
+const MAX_TYPE = Math.max(...Object.values(T));
+export const HEADER_LEN = SESSION_HEADER_LEN;
+export const MAX_PAYLOAD = SESSION_MAX_PAYLOAD;
 /** Size data is chunked into by senders. */
-export const CHUNK = 32 * 1024;
+export const CHUNK = SESSION_CHUNK;
 
-const JSON_TYPES = new Set([T.OPEN, T.ACCEPTED, T.REFUSED, T.EXIT, T.FILE_END, T.FILE_RESULT, T.CLOSED]);
+const JSON_TYPES = new Set(JSON_MSG_TYPES);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -162,7 +157,7 @@ async function explainRefusal(path) {
   try {
     const res = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
     const body = await res.json();
-    if (body && body.message && body.error !== 'upgrade_required') return body.message;
+    if (body && body.message && body.error !== ERROR.UPGRADE_REQUIRED) return body.message;
   } catch {
     /* nothing better to say */
   }

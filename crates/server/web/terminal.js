@@ -7,6 +7,7 @@ import { h, render, heading, field, notice, fmtBytes, errorBox } from './ui.js';
 import { main, onLeave } from './app.js';
 import { seg } from './api.js';
 import { Session, T, stdin, resize, fileData, fileEnd, Sha256, CHUNK } from './session.js';
+import { SESSION_KIND as KIND } from './contract.js';
 
 const enc = new TextEncoder();
 
@@ -69,7 +70,7 @@ export function terminalPage(endpoint) {
     disconnect.disabled = false;
     state.textContent = 'Connecting…';
     let ended = null;
-    session = new Session(endpoint, 'shell', { kind: 'shell', term: 'xterm-256color', cols: term.cols, rows: term.rows }, {
+    session = new Session(endpoint, KIND.SHELL, { kind: KIND.SHELL, term: 'xterm-256color', cols: term.cols, rows: term.rows }, {
       onMessage: (m) => {
         switch (m.type) {
           case T.ACCEPTED:
@@ -194,7 +195,7 @@ function upload(endpoint, f, dest, progress, done) {
     done(err, r);
   };
   const dir = dest.endsWith('/');
-  const request = { kind: 'upload', path: dest || '/tmp/', mode: 0o644, size: f.size, file_name: f.name };
+  const request = { kind: KIND.UPLOAD, path: dest || '/tmp/', mode: 0o644, size: f.size, file_name: f.name };
   if (!dir) delete request.file_name;
   let sentAll = false;
   const pump = async (s) => {
@@ -255,7 +256,7 @@ function downloadSection(endpoint) {
     let size = 0;
     let received = 0;
     let result = null;
-    const s = new Session(endpoint, 'download', { kind: 'download', path: p }, {
+    const s = new Session(endpoint, KIND.DOWNLOAD, { kind: KIND.DOWNLOAD, path: p }, {
       onMessage: (m) => {
         if (m.type === T.ACCEPTED) {
           size = m.json.size || 0;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use jumpgate_api_types::LoginResponse;
+use jumpgate_api_types::{ErrorCode, LoginResponse};
 use jumpgate_client::ClientError;
 
 use super::Ctx;
@@ -88,8 +88,8 @@ enum Next {
 
 fn on_login_error(err: &ClientError, totp_given: bool, stdin_tty: bool) -> Next {
     match (err.api_code(), totp_given, stdin_tty) {
-        (Some("mfa_required"), false, true) => Next::PromptForCode,
-        (Some("mfa_required"), false, false) => Next::NeedTotpFlag,
+        (Some(ErrorCode::MfaRequired), false, true) => Next::PromptForCode,
+        (Some(ErrorCode::MfaRequired), false, false) => Next::NeedTotpFlag,
         _ => Next::Fail,
     }
 }
@@ -124,7 +124,7 @@ pub(crate) async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
     state::remove(&ctx.state_dir)?;
     match revoked {
         Ok(()) => outln!("Logged out")?,
-        Err(e) if e.api_code() == Some("unauthorized") => {
+        Err(e) if e.api_code() == Some(&ErrorCode::Unauthorized) => {
             outln!("Logged out (the session had already expired)")?;
         }
         Err(e) => {
@@ -142,7 +142,7 @@ mod tests {
     fn api(code: &str) -> ClientError {
         ClientError::Api {
             status: 401,
-            code: code.to_owned(),
+            code: ErrorCode::from_wire(code),
             message: "m".to_owned(),
         }
     }

@@ -25,7 +25,7 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 /// The API error of a client call that must fail.
-fn api_err<T>(r: Result<T, ClientError>) -> (u16, String, String) {
+fn api_err<T>(r: Result<T, ClientError>) -> (u16, api::ErrorCode, String) {
     match r {
         Ok(_) => panic!("the call unexpectedly succeeded"),
         Err(ClientError::Api {
@@ -1044,7 +1044,10 @@ async fn bad_input_is_answered_clearly_and_revoked_sessions_end() {
             )
         });
         assert_eq!(status, want, "{}: {e:?}", String::from_utf8_lossy(body));
-        assert!(!e.error.is_empty() && !e.message.is_empty(), "{e:?}");
+        assert!(
+            !e.error.as_str().is_empty() && !e.message.is_empty(),
+            "{e:?}"
+        );
     }
 
     // Unknown role (and group), wherever a role is named.

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use jumpgate_api_types as api;
+use jumpgate_api_types::{self as api, ErrorCode};
 use sqlx::Row;
 
 use super::{EndpointRecord, EnrollError};
@@ -53,18 +53,18 @@ impl From<EnrollError> for ApiError {
             EnrollError::UnknownToken | EnrollError::TokenSpent | EnrollError::TokenExpired => {
                 Self::new(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_enrollment_token",
+                    ErrorCode::InvalidEnrollmentToken,
                     e.to_string(),
                 )
             }
             EnrollError::NameTaken(_) => {
-                Self::new(StatusCode::CONFLICT, "name_taken", e.to_string())
+                Self::new(StatusCode::CONFLICT, ErrorCode::NameTaken, e.to_string())
             }
             EnrollError::InvalidName(_) | EnrollError::InvalidKey => {
                 Self::bad_request(e.to_string())
             }
             EnrollError::EndpointGone => {
-                Self::new(StatusCode::GONE, "unknown_endpoint", e.to_string())
+                Self::new(StatusCode::GONE, ErrorCode::UnknownEndpoint, e.to_string())
             }
             EnrollError::Db(e) => Self::internal(e),
         }
@@ -172,7 +172,7 @@ async fn set_group(
     .await?;
     let Some(from) = from else {
         return Err(ApiError::not_found(
-            "unknown_endpoint",
+            ErrorCode::UnknownEndpoint,
             format!("no endpoint named `{name}`"),
         ));
     };
@@ -195,7 +195,10 @@ async fn set_group(
     .await?;
     tx.commit().await?;
     let e = super::find_by_name(&st.db, &name).await?.ok_or_else(|| {
-        ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+        ApiError::not_found(
+            ErrorCode::UnknownEndpoint,
+            format!("no endpoint named `{name}`"),
+        )
     })?;
     Ok(Json(to_api(&st, e, ids::now_ms())))
 }
@@ -215,7 +218,10 @@ async fn revoke(
     let id = super::revoke(&st.db, &name, &who.name, online)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+            ApiError::not_found(
+                ErrorCode::UnknownEndpoint,
+                format!("no endpoint named `{name}`"),
+            )
         })?;
     // Its sessions end with the reason before the connection goes.
     crate::sessions::recheck::recheck(&st).await;
@@ -236,7 +242,10 @@ async fn reenroll_token(
     let t = super::create_reenroll_token(&st.db, &name, ttl, &who.name)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"))
+            ApiError::not_found(
+                ErrorCode::UnknownEndpoint,
+                format!("no endpoint named `{name}`"),
+            )
         })?;
     Ok((
         StatusCode::CREATED,
@@ -362,7 +371,7 @@ async fn delete_group(
 ) -> Result<StatusCode, ApiError> {
     if !group_exists(&st, &name).await? {
         return Err(ApiError::not_found(
-            "not_found",
+            ErrorCode::NotFound,
             format!("no group named `{name}`"),
         ));
     }

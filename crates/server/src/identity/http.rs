@@ -6,7 +6,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use jumpgate_api_types as api;
+use jumpgate_api_types::{self as api, ErrorCode};
 
 use super::settings::{self, SecuritySettings};
 use super::{Attempt, IdentityError, NewUser, UserRecord};
@@ -17,6 +17,37 @@ use crate::events::Audit;
 use crate::ids;
 use crate::rbac::{self, Action, Restriction, Subject};
 use crate::state::AppState;
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        use IdentityError as E;
+        match e {
+            E::InvalidCredentials | E::Unauthenticated => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                e.to_string(),
+            ),
+            E::MfaRequired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::MfaRequired,
+                e.to_string(),
+            ),
+            E::RateLimited(_) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                e.to_string(),
+            ),
+            E::UserExists(_) | E::Conflict(_) => Self::conflict(e.to_string()),
+            E::UnknownUser(_) => Self::not_found(ErrorCode::NotFound, e.to_string()),
+            E::UnknownRole(_)
+            | E::InvalidName(_)
+            | E::WeakPassword(_)
+            | E::Invalid(_)
+            | E::WrongCode => Self::bad_request(e.to_string()),
+            E::Hash | E::Db(_) => Self::internal(e),
+        }
+    }
+}
 
 pub(crate) fn routes(api: Api) -> Api {
     use Access::{Public, Site};
@@ -93,7 +124,7 @@ pub(crate) fn routes(api: Api) -> Api {
             Site(Action::WriteSettings),
             put_settings,
         );
-    super::clients::routes(api)
+    super::clients_http::routes(api)
 }
 
 async fn login(
@@ -219,7 +250,7 @@ async fn change_password(
         Err(IdentityError::InvalidCredentials) => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "the current password is wrong",
             ));
         }

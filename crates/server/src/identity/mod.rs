@@ -7,6 +7,7 @@
 //! API client access tokens `jga_`.
 
 pub(crate) mod clients;
+mod clients_http;
 pub(crate) mod http;
 pub(crate) mod lockout;
 pub(crate) mod mfa;

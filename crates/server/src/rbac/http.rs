@@ -1,12 +1,12 @@
-//! `/api/v1/roles`.
+//! `/api/v1/roles`, and the answer to a denied request ([`denied`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use jumpgate_api_types as api;
+use jumpgate_api_types::{self as api, ErrorCode};
 
-use super::Action;
 use super::store::{self, RoleError};
+use super::{Action, Denial, Subject};
 use crate::api::{Access, Api, ApiError, ApiJson, Caller};
 use crate::events;
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub(crate) fn routes(api: Api) -> Api {
 impl From<RoleError> for ApiError {
     fn from(e: RoleError) -> Self {
         match e {
-            RoleError::Unknown(_) => Self::not_found("not_found", e.to_string()),
+            RoleError::Unknown(_) => Self::not_found(ErrorCode::NotFound, e.to_string()),
             RoleError::Exists(_)
             | RoleError::Builtin(_)
             | RoleError::InUse(..)
@@ -38,6 +38,39 @@ impl From<RoleError> for ApiError {
             RoleError::Db(e) => Self::internal(e),
         }
     }
+}
+
+/// Records a denial as a security event (about an endpoint of `group`, or
+/// site-wide) and builds its answer.
+pub(crate) async fn denied(
+    st: &AppState,
+    subject: &Subject,
+    action: Action,
+    target: &str,
+    group: Option<&str>,
+    why: Denial,
+) -> ApiError {
+    let groups: Vec<&str> = group.into_iter().collect();
+    crate::events::record_in_groups_or_log(
+        &st.db,
+        &groups,
+        &subject.name,
+        action.as_str(),
+        target,
+        "denied",
+        &why.to_string(),
+    )
+    .await;
+    tracing::info!(subject = %subject.name, action = %action.as_str(), %target, reason = %why, "access denied");
+    let code = match why {
+        Denial::InsufficientScope => ErrorCode::InsufficientScope,
+        Denial::MfaEnrollmentRequired => ErrorCode::MfaEnrollmentRequired,
+        Denial::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
+        Denial::MissingPermission(_) | Denial::OutsideGroups | Denial::UsersOnly => {
+            ErrorCode::Forbidden
+        }
+    };
+    ApiError::new(StatusCode::FORBIDDEN, code, why.to_string())
 }
 
 async fn list(State(st): State<AppState>) -> Result<Json<Vec<api::Role>>, ApiError> {

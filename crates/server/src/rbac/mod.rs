@@ -370,21 +370,39 @@ impl Action {
         )
     }
 
-    /// Stable name for events.
-    pub(crate) fn name(self) -> String {
+    /// The action's name in the audit log (denials) and the route table.
+    /// These strings are stored: they never change (frozen by a test).
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Self::OpenSession(k) => format!("open-session:{k}"),
-            other => {
-                let dbg = format!("{other:?}");
-                let mut out = String::new();
-                for (i, c) in dbg.chars().enumerate() {
-                    if c.is_ascii_uppercase() && i > 0 {
-                        out.push('-');
-                    }
-                    out.push(c.to_ascii_lowercase());
-                }
-                out
-            }
+            Self::ReadSelf => "read-self",
+            Self::ChangeOwnPassword => "change-own-password",
+            Self::ManageOwnMfa => "manage-own-mfa",
+            Self::Logout => "logout",
+            Self::ListEndpoints => "list-endpoints",
+            Self::ViewEndpoint => "view-endpoint",
+            Self::OpenSession(SessionKind::Shell) => "open-session:shell",
+            Self::OpenSession(SessionKind::Exec) => "open-session:exec",
+            Self::OpenSession(SessionKind::Upload) => "open-session:upload",
+            Self::OpenSession(SessionKind::Download) => "open-session:download",
+            Self::OpenSession(SessionKind::Forward) => "open-session:forward",
+            Self::ReadUsers => "read-users",
+            Self::WriteUsers => "write-users",
+            Self::ReadRoles => "read-roles",
+            Self::WriteRoles => "write-roles",
+            Self::ReadApiClients => "read-api-clients",
+            Self::WriteApiClients => "write-api-clients",
+            Self::ReadGroups => "read-groups",
+            Self::WriteGroups => "write-groups",
+            Self::WriteEndpoints => "write-endpoints",
+            Self::ReadSessionLog => "read-session-log",
+            Self::ReadRecordings => "read-recordings",
+            Self::TerminateSession => "terminate-session",
+            Self::ReadSettings => "read-settings",
+            Self::WriteSettings => "write-settings",
+            Self::ReadSecrets => "read-secrets",
+            Self::ReadSecretValue => "read-secret-value",
+            Self::WriteSecrets => "write-secrets",
+            Self::PurgeSecrets => "purge-secrets",
         }
     }
 }

@@ -149,12 +149,95 @@ fn names_parse_and_print() {
             .unwrap_err()
             .contains("manage-users")
     );
-    assert_eq!(Action::WriteApiClients.name(), "write-api-clients");
-    assert_eq!(
-        Action::OpenSession(SessionKind::Shell).name(),
-        "open-session:shell"
-    );
     assert!(Scopes::parse(&["admin"]).is_err());
     assert_eq!(Scopes::parse(&["write", "read"]).unwrap(), Scopes::FULL);
     assert_eq!(Groups::from_list(&["*".into(), "web".into()]), Groups::All);
+}
+
+/// Action names are stored in the audit log (denials): frozen here, and
+/// checked against the names the `Debug`-derived scheme used to give them.
+#[test]
+fn action_names_are_frozen() {
+    use Action as A;
+    use SessionKind as K;
+    let frozen = [
+        (A::ReadSelf, "read-self"),
+        (A::ChangeOwnPassword, "change-own-password"),
+        (A::ManageOwnMfa, "manage-own-mfa"),
+        (A::Logout, "logout"),
+        (A::ListEndpoints, "list-endpoints"),
+        (A::ViewEndpoint, "view-endpoint"),
+        (A::OpenSession(K::Shell), "open-session:shell"),
+        (A::OpenSession(K::Exec), "open-session:exec"),
+        (A::OpenSession(K::Upload), "open-session:upload"),
+        (A::OpenSession(K::Download), "open-session:download"),
+        (A::OpenSession(K::Forward), "open-session:forward"),
+        (A::ReadUsers, "read-users"),
+        (A::WriteUsers, "write-users"),
+        (A::ReadRoles, "read-roles"),
+        (A::WriteRoles, "write-roles"),
+        (A::ReadApiClients, "read-api-clients"),
+        (A::WriteApiClients, "write-api-clients"),
+        (A::ReadGroups, "read-groups"),
+        (A::WriteGroups, "write-groups"),
+        (A::WriteEndpoints, "write-endpoints"),
+        (A::ReadSessionLog, "read-session-log"),
+        (A::ReadRecordings, "read-recordings"),
+        (A::TerminateSession, "terminate-session"),
+        (A::ReadSettings, "read-settings"),
+        (A::WriteSettings, "write-settings"),
+        (A::ReadSecrets, "read-secrets"),
+        (A::ReadSecretValue, "read-secret-value"),
+        (A::WriteSecrets, "write-secrets"),
+        (A::PurgeSecrets, "purge-secrets"),
+    ];
+    // The names the previous, Debug-derived `Action::name` gave.
+    let derived = |a: Action| match a {
+        A::OpenSession(k) => format!("open-session:{k}"),
+        other => {
+            let mut out = String::new();
+            for (i, c) in format!("{other:?}").chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        }
+    };
+    for (action, name) in frozen {
+        assert_eq!(action.as_str(), name, "{action:?}");
+        assert_eq!(derived(action), name, "{action:?}");
+    }
+    // Every variant is in the table: a new one must be added (the match
+    // fails to compile until it is named here).
+    for (action, _) in frozen {
+        match action {
+            A::ReadSelf
+            | A::ChangeOwnPassword
+            | A::ManageOwnMfa
+            | A::Logout
+            | A::ListEndpoints
+            | A::ViewEndpoint
+            | A::OpenSession(_)
+            | A::ReadUsers
+            | A::WriteUsers
+            | A::ReadRoles
+            | A::WriteRoles
+            | A::ReadApiClients
+            | A::WriteApiClients
+            | A::ReadGroups
+            | A::WriteGroups
+            | A::WriteEndpoints
+            | A::ReadSessionLog
+            | A::ReadRecordings
+            | A::TerminateSession
+            | A::ReadSettings
+            | A::WriteSettings
+            | A::ReadSecrets
+            | A::ReadSecretValue
+            | A::WriteSecrets
+            | A::PurgeSecrets => {}
+        }
+    }
 }

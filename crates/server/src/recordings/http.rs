@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
-use jumpgate_api_types as api;
+use jumpgate_api_types::{self as api, ErrorCode};
 
 use super::{Filter, ReadError, RecordingError};
 use crate::api::{Access, Api, ApiError, Caller};
@@ -70,7 +70,7 @@ fn damaged(e: &ReadError) -> ApiError {
     tracing::warn!(error = %e, "a recording could not be read");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "recording_damaged",
+        ErrorCode::RecordingDamaged,
         format!("the recording cannot be played: {e}"),
     )
 }
@@ -83,7 +83,8 @@ async fn cast(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let unknown = || ApiError::not_found("unknown_recording", format!("no recording `{id}`"));
+    let unknown =
+        || ApiError::not_found(ErrorCode::UnknownRecording, format!("no recording `{id}`"));
     // Recordings of groups outside the caller's do not exist for them
     // (404, like endpoints), decided before the file is touched.
     let group = super::group_of(&st.db, &id).await?.ok_or_else(unknown)?;

@@ -126,7 +126,12 @@ async fn connect(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let kind: SessionKind = q.kind.parse().map_err(ApiError::bad_request)?;
-    let unknown = || ApiError::not_found("unknown_endpoint", format!("no endpoint named `{name}`"));
+    let unknown = || {
+        ApiError::not_found(
+            api::ErrorCode::UnknownEndpoint,
+            format!("no endpoint named `{name}`"),
+        )
+    };
     let endpoint = agents::find_by_name(&st.db, &name)
         .await?
         .ok_or_else(unknown)?;
@@ -164,21 +169,21 @@ async fn connect(
     if !wants_upgrade && !websocket {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
+            api::ErrorCode::UpgradeRequired,
             format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
         ));
     }
     if !st.agents.is_online(&endpoint.id) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "endpoint_offline",
+            api::ErrorCode::EndpointOffline,
             format!("endpoint `{}` is offline", endpoint.name),
         ));
     }
     if st.shutdown.is_cancelled() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            api::ErrorCode::ShuttingDown,
             "the gateway is shutting down",
         ));
     }
@@ -324,7 +329,12 @@ async fn terminate(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let unknown = || ApiError::not_found("unknown_session", format!("no live session `{id}`"));
+    let unknown = || {
+        ApiError::not_found(
+            api::ErrorCode::UnknownSession,
+            format!("no live session `{id}`"),
+        )
+    };
     // Sessions of groups outside the caller's do not exist for them.
     let group = super::group_of(&st.db, &id).await?.flatten();
     if !who.read_scope().allows(group.as_deref()) {

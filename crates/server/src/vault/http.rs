@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use jumpgate_api_types as api;
+use jumpgate_api_types::{self as api, ErrorCode};
 use zeroize::Zeroizing;
 
 use super::{SecretInfo, VaultError};
@@ -71,11 +71,15 @@ impl From<VaultError> for ApiError {
         use VaultError as E;
         match e {
             E::InvalidName(_) | E::Empty | E::TooLarge => Self::bad_request(e.to_string()),
-            E::NotFound(_) | E::NoVersion { .. } => Self::not_found("not_found", e.to_string()),
-            E::Deleted(_) | E::NotDeleted(_) => Self::conflict(e.to_string()),
-            E::PurgeProtected { .. } => {
-                Self::new(StatusCode::FORBIDDEN, "purge_protected", e.to_string())
+            E::NotFound(_) | E::NoVersion { .. } => {
+                Self::not_found(ErrorCode::NotFound, e.to_string())
             }
+            E::Deleted(_) | E::NotDeleted(_) => Self::conflict(e.to_string()),
+            E::PurgeProtected { .. } => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::PurgeProtected,
+                e.to_string(),
+            ),
             E::ProtectionIrreversible => Self::conflict(e.to_string()),
             E::RetentionFixed { .. } | E::Keys(_) | E::Corrupt | E::Db(_) => Self::internal(e),
         }

@@ -4,7 +4,7 @@
 //! The console is a single page (`/`) of plain ES modules with hash routes
 //! (`#/endpoints`, `#/terminal/web-1`…); it talks to the same REST API as
 //! `jg`, authenticated by an `HttpOnly` session cookie plus a CSRF header
-//! (see `api::authenticate_request`), and opens sessions over a WebSocket on
+//! (see `routes::guard`), and opens sessions over a WebSocket on
 //! the connect route. No build step: the files under `crates/server/web/`
 //! are the files served, the xterm.js distribution vendored as published.
 
@@ -12,8 +12,12 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use jumpgate_api_types::ErrorCode;
 
 use crate::api::{Access, Api, ApiError};
+
+#[cfg(test)]
+mod contract;
 
 /// The Content-Security-Policy of every answer of the gateway: scripts,
 /// styles, images and connections from the gateway itself only; no inline
@@ -58,6 +62,7 @@ static ASSETS: &[Asset] = &[
     asset!("index.html", HTML),
     asset!("app.css", CSS),
     asset!("app.js", JS),
+    asset!("contract.js", JS),
     asset!("api.js", JS),
     asset!("session.js", JS),
     asset!("pages.js", JS),
@@ -100,7 +105,7 @@ async fn asset(Path(path): Path<String>) -> Response {
         Some(a) => serve(a),
         None => ApiError::new(
             StatusCode::NOT_FOUND,
-            "no_asset",
+            ErrorCode::NoAsset,
             format!("no console file `{path}`"),
         )
         .into_response(),
