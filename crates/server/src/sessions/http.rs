@@ -170,7 +170,8 @@ async fn connect(
             format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
         ));
     }
-    if !st.agents.is_online(&endpoint.id) {
+    // An agent held by another gateway is not reachable from here (yet).
+    if st.agents.locate(&endpoint.id).local().is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "endpoint_offline",
@@ -437,7 +438,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let kind = request.kind();
-    let stream = st.agents.get(&endpoint.id).map(|h| h.open());
+    let stream = st.agents.locate(&endpoint.id).local().map(|h| h.open());
     let mut agent = match stream {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
