@@ -79,6 +79,14 @@ fn the_first_byte_tells_a_system_stream_from_a_session() {
             StreamPurpose::Session
         );
     }
+    // Every type a session message may have, today's and any the session
+    // decoder would accept, is below the system range.
+    for t in 0..=u8::MAX {
+        if crate::session::message_len(&[t, 0, 0, 0, 0]).is_ok() {
+            assert!(t < FIRST_TYPE, "session message type {t}");
+            assert_eq!(StreamPurpose::of_first_byte(t), StreamPurpose::Session);
+        }
+    }
     let req = request("facts", &Bytes::new());
     assert_eq!(StreamPurpose::of_first_byte(req[0]), StreamPurpose::System);
 }
