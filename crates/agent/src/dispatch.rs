@@ -120,6 +120,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             let n = self.head.len().min(buf.remaining());
             buf.put_slice(&self.head[..n]);
             self.head.advance(n);
+            if self.head.is_empty() {
+                // Free the first read's buffer: a session may last hours.
+                self.head = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

@@ -80,6 +80,8 @@ async fn a_payload_far_beyond_a_control_frame_round_trips_through_gateway_and_ag
         answer,
         format!("ok 70000 {}", sha256_hex(&echo_payload(70_000)))
     );
+    // The refused one never reached the agent: the next one is its fourth.
+    assert!(agent.stderr.wait_for("bytes_in=70000").await);
     assert_eq!(
         agent.stderr.text().matches("system request served").count(),
         4
