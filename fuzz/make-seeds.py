@@ -92,6 +92,13 @@ write("session", "forward-download", b"\x01" + msg(1, {"kind": "forward", "host"
       + msg(1, {"kind": "download", "path": "/etc/hostname"}))
 
 
+# --- system stream messages: split byte, body-limit byte (x64), messages ---
+write("system", "echo-request", b"\x03\xff" + msg(0x80, {"topic": "echo", "size": 300})
+      + msg(0x82, bytes(range(200))) + msg(0x82, bytes(100)))
+write("system", "facts-reply", b"\x00\x40" + msg(0x81, {"status": "ok", "size": 5})
+      + msg(0x82, b'{"a":'))
+write("system", "refused", b"\x07\x01" + msg(0x81, {"status": "unknown-topic", "message": "no", "size": 0}))
+
 # --- recording file (the `File` variant of the recording target's input) ---
 def nonce(i):
     return b"\0" * 4 + struct.pack(">Q", i)

@@ -24,7 +24,9 @@
 //!    disk; and `jg recordings export` of it;
 //! 5. a reconnect storm: N agents (simulated in this process, with the real
 //!    agent's backoff and handshake) connected, the gateway restarted, and
-//!    the time until all are back online, with failures counted by kind.
+//!    the time until all are back online, with failures counted by kind;
+//! 6. system stream round trips (`echo` topic, gateway → agent → gateway,
+//!    asked through the control socket) from an empty body to 16 MiB.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -82,6 +84,9 @@ struct Args {
     /// Agents in the reconnect storm (0: skip it).
     #[arg(long, default_value_t = 5000)]
     storm: usize,
+    /// Round trips per body size of the system stream measurement (0: skip it).
+    #[arg(long, default_value_t = 10)]
+    system_rounds: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -291,6 +296,7 @@ async fn start_site(bins: Bins) -> Result<Site> {
             &site.fingerprint,
             "--name",
             "bench",
+            "--serve-echo-topic",
         ])
         .args(["--enroll-token", token.trim(), "--state-dir"])
         .arg(site.dir.path().join("agent"))
@@ -1187,6 +1193,9 @@ async fn main() -> Result<()> {
     if args.recorded_mib > 0 {
         recorded_output(&site, args.recorded_mib).await?;
     }
+    if args.system_rounds > 0 {
+        system_streams(&site, args.system_rounds).await?;
+    }
     let fleet = Arc::new(Fleet::default());
     let mut tasks = tokio::task::JoinSet::new();
     let wanted = args
@@ -1214,6 +1223,46 @@ async fn main() -> Result<()> {
     }
     tasks.abort_all();
     stop(site).await;
+    Ok(())
+}
+
+/// One request on the gateway's control socket; its answer.
+async fn control(site: &Site, line: &str) -> Result<String> {
+    let s = tokio::net::UnixStream::connect(site.dir.path().join("data").join("control.sock"))
+        .await
+        .context("the gateway's control socket")?;
+    let (r, mut w) = s.into_split();
+    w.write_all(format!("{line}\n").as_bytes()).await?;
+    let mut answer = String::new();
+    BufReader::new(r).read_line(&mut answer).await?;
+    Ok(answer.trim().to_owned())
+}
+
+/// Round trips of the `echo` system topic: the gateway sends the body on a
+/// system stream, the agent sends it back, the gateway hashes the reply.
+async fn system_streams(site: &Site, rounds: usize) -> Result<()> {
+    println!("\nsystem streams: echo round trip gateway → agent → gateway (median of {rounds})");
+    for size in [0usize, 64 << 10, 1 << 20, 16 << 20] {
+        let mut times = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let answer = control(site, &format!("system-echo bench {size}")).await?;
+            if !answer.starts_with(&format!("ok {size} ")) {
+                bail!("system-echo {size}: {answer}");
+            }
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let med = median(times);
+        let rate = if size == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {:.0} MiB/s of body per round trip",
+                size as f64 / med / f64::from(1 << 20)
+            )
+        };
+        println!("  {:>8} KiB body: {:.2} ms{rate}", size >> 10, med * 1e3);
+    }
     Ok(())
 }
 

@@ -3,15 +3,20 @@
 //! It only ever dials out: one TLS connection to the gateway (directly or
 //! through an HTTP proxy), kept open with heartbeats and re-established with
 //! exponential backoff and jitter. The gateway opens one multiplexed stream
-//! per technician session; [`sessions::serve`] runs each.
+//! per technician session, and system streams of its own (agent facts);
+//! [`dispatch`] routes each by its purpose.
 //!
 //! # Layout
 //! - [`state`]: the enrolled identity and Ed25519 key in the state directory.
 //! - this file: enrollment, the connect/handshake/serve loop, backoff.
+//! - `dispatch`: control messages, and each stream to its handler by purpose.
 //! - [`sessions`]: shell, exec, file transfer and forwarding handlers.
+//! - [`system`]: system stream handlers, one per topic.
 
+mod dispatch;
 pub mod sessions;
 pub mod state;
+pub mod system;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +87,7 @@ pub struct AgentOptions {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub sessions: sessions::SessionContext,
+    pub system: system::SystemOptions,
 }
 
 impl AgentOptions {
@@ -97,6 +103,7 @@ impl AgentOptions {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             sessions: sessions::SessionContext::default(),
+            system: system::SystemOptions::default(),
         }
     }
 }
@@ -408,6 +415,7 @@ async fn connect_and_serve(
         mux::start(tls, Role::Agent, &leftover, cfg).map_err(ConnectError::from)?;
     tracing::info!(server = %server, version = welcome.version, "connected");
     let driver = tokio::spawn(driver);
+    let dispatch = dispatch::Dispatcher::new(opts.sessions.clone(), opts.system.clone());
     let mut revoked = false;
     let mut stopping = false;
     loop {
@@ -418,20 +426,12 @@ async fn connect_and_serve(
             }
             ev = events.recv() => match ev {
                 None => break,
-                Some(MuxEvent::Stream(stream)) => {
-                    let ctx = opts.sessions.clone();
-                    tokio::spawn(async move {
-                        match sessions::serve(stream, ctx).await {
-                            Ok(summary) => tracing::info!(?summary, "session ended"),
-                            Err(e) => tracing::info!(error = %e, "session failed"),
-                        }
-                    }.in_current_span());
-                }
+                Some(MuxEvent::Stream(stream)) => dispatch.stream(stream),
                 Some(MuxEvent::GoAway { code, reason }) => {
                     tracing::info!(code, %reason, "gateway is closing the connection");
                     revoked |= code == go_away_code::REVOKED;
                 }
-                Some(MuxEvent::Control(other)) => tracing::debug!(?other, "ignoring control message"),
+                Some(MuxEvent::Control(msg)) => dispatch.control(msg),
             },
         }
     }

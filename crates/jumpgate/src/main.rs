@@ -118,6 +118,13 @@ enum AdminCommand {
         /// The endpoint's name.
         name: String,
     },
+    /// Ask an endpoint's agent for its details now (host name, OS,
+    /// architecture, agent version) and store them. Needs the running
+    /// gateway and the endpoint online.
+    EndpointFacts {
+        /// The endpoint's name.
+        name: String,
+    },
     /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`).
     Fingerprint,
     /// Check the audit log's hash chain; name the first altered or missing entry.
@@ -181,6 +188,9 @@ struct AgentArgs {
     /// HTTP proxy to reach the gateway through (CONNECT), e.g. http://proxy:3128.
     #[arg(long, env = "JUMPGATE_PROXY")]
     proxy: Option<String>,
+    /// Answer the gateway's `echo` system topic (tests of the system channel).
+    #[arg(long, hide = true)]
+    serve_echo_topic: bool,
 }
 
 fn main() -> ExitCode {
@@ -405,6 +415,20 @@ async fn admin(args: AdminArgs) -> Result<()> {
             }
             return Ok(());
         }
+        AdminCommand::EndpointFacts { name } => {
+            let f = admin::endpoint_facts(&args.data_dir, name).await?;
+            let how = if f.changed {
+                "changed; stored"
+            } else {
+                "unchanged"
+            };
+            println!("endpoint {name} ({how})");
+            println!("  hostname       {}", f.hostname);
+            println!("  os             {}", f.os);
+            println!("  arch           {}", f.arch);
+            println!("  agent version  {}", f.agent_version);
+            return Ok(());
+        }
         AdminCommand::KeyStatus { json } => {
             let status = admin::key_status(&args.data_dir, args.database.as_deref()).await?;
             if *json {
@@ -456,6 +480,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("revoked endpoint {name}: {how}");
         }
         AdminCommand::Fingerprint
+        | AdminCommand::EndpointFacts { .. }
         | AdminCommand::RotateKeys { .. }
         | AdminCommand::RotateRootKey { .. }
         | AdminCommand::KeyStatus { .. } => {}
@@ -502,6 +527,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
         None => args.enroll_token,
     };
     opts.reenroll = args.reenroll;
+    opts.system.echo = args.serve_echo_topic;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

@@ -9,6 +9,8 @@
 //!   both ends.
 //! - [`tls`]: rustls configurations (TLS 1.2/1.3 only) and certificate
 //!   pinning by SHA-256 fingerprint.
+//! - [`system`]: system streams: one head and body written in chunks, or
+//!   read whole.
 //! - [`dial`]: gateway URLs, HTTP `CONNECT` proxies, connect + TLS handshake.
 //! - [`fs`]: private directories and atomically replaced private files.
 //! - [`digest`]: SHA-256 as lowercase hex.
@@ -19,4 +21,5 @@ pub mod fs;
 pub mod handshake;
 pub mod mux;
 pub mod session;
+pub mod system;
 pub mod tls;

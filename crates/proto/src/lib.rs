@@ -8,6 +8,8 @@
 //!   (version negotiation, agent authentication).
 //! - [`session`]: messages inside one stream (shell, exec, file transfer,
 //!   forwarding), end to end between technician and agent.
+//! - [`system`]: system streams, which the gateway opens to an agent on its
+//!   own behalf (agent facts, later policies), with bodies up to 16 MiB.
 //!
 //! Nothing here opens a socket or reads a clock, so every rule is tested in
 //! memory (see `mux/tests.rs`).
@@ -17,6 +19,7 @@ mod error;
 pub mod frame;
 pub mod mux;
 pub mod session;
+pub mod system;
 pub mod text;
 
 pub use error::ProtoError;

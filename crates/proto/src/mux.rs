@@ -618,4 +618,4 @@ impl Mux {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

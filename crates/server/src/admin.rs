@@ -39,6 +39,8 @@ pub enum AdminError {
     Sweep(#[from] crate::keys::sweep::SweepError),
     #[error("the running gateway refused: {0}")]
     Refused(String),
+    #[error("the gateway is not running: {0}")]
+    GatewayNotRunning(&'static str),
 }
 
 /// Opens an existing site's database, decrypted with the site's key (the
@@ -380,4 +382,37 @@ pub async fn revoke_endpoint(
             Some(_) => Revoked::WasOffline,
         },
     )
+}
+
+/// An endpoint's details as its agent reports them now.
+#[derive(Debug, serde::Deserialize)]
+pub struct EndpointFacts {
+    pub hostname: String,
+    pub os: String,
+    pub arch: String,
+    pub agent_version: String,
+    /// They differed from the stored details (now replaced; audited as
+    /// `endpoint-details` by `(system)`).
+    pub changed: bool,
+}
+
+/// Asks the running gateway to fetch an endpoint's details from its agent
+/// now (a `facts` system stream) and store them.
+///
+/// # Errors
+/// The gateway is not running, or it could not get the facts (unknown or
+/// offline endpoint, no answer).
+pub async fn endpoint_facts(data_dir: &Path, name: &str) -> Result<EndpointFacts, AdminError> {
+    let answer = control::request(data_dir, &format!("endpoint-facts {name}"))
+        .await?
+        .ok_or(AdminError::GatewayNotRunning(
+            "an endpoint's facts come from its agent, through the gateway",
+        ))?;
+    match answer.strip_prefix("ok ") {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| AdminError::Refused(format!("unexpected answer: {e}"))),
+        None => Err(AdminError::Refused(
+            answer.strip_prefix("error ").unwrap_or(&answer).to_owned(),
+        )),
+    }
 }

@@ -178,12 +178,16 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let origins = config.origins(addr.port());
+    let gateway = crate::ids::GatewayId::generate();
+    tracing::info!(gateway = gateway.as_str(), "gateway starting");
     let st = AppState::new(Inner {
         db: db.clone(),
         config: config.clone(),
         origins: origins.clone(),
         keys,
-        agents: agents::Registry::default(),
+        gateway: gateway.clone(),
+        agents: agents::directory::single_node(),
+        lease: std::sync::Arc::new(crate::lease::LocalLease),
         sessions: sessions::LiveSessions::default(),
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
@@ -212,7 +216,8 @@ pub async fn run(
     on_started(&started);
     shutdown.await;
     tracing::info!(
-        agents = st.agents.len(),
+        gateway = %st.gateway,
+        agents = st.agents.local().len(),
         sessions = st.sessions.len(),
         "shutting down"
     );
@@ -224,7 +229,7 @@ pub async fn run(
     st.sessions.stop_all("the gateway is shutting down");
     wait_until(|| st.sessions.len() == 0).await;
     // 3. Agents are told to come back later.
-    let handles = st.agents.close_all(
+    let handles = st.agents.local().close_all(
         jumpgate_proto::control::go_away_code::SHUTDOWN,
         "the gateway is shutting down",
     );

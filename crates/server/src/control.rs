@@ -113,6 +113,8 @@ async fn handle(st: &AppState, line: &str) -> String {
                 }
             }
         }
+        Some(("endpoint-facts", name)) => endpoint_facts(st, name).await,
+        Some(("system-echo", args)) => system_echo(st, args).await,
         Some(("revoke", id)) => {
             // Its sessions end with the reason before the connection goes.
             crate::sessions::recheck::recheck(st).await;
@@ -125,6 +127,59 @@ async fn handle(st: &AppState, line: &str) -> String {
             if cut { "ok disconnected" } else { "ok offline" }.to_owned()
         }
         _ => "error unknown command".to_owned(),
+    }
+}
+
+/// Asks the endpoint's agent for fresh details over a system stream and
+/// stores them: `endpoint-facts NAME` → `ok {details…, "changed": bool}`.
+async fn endpoint_facts(st: &AppState, name: &str) -> String {
+    match crate::agents::system::refresh_facts(&st.db, &*st.agents, name).await {
+        Ok(f) => {
+            let mut v = serde_json::to_value(&f.details).unwrap_or_default();
+            v["changed"] = f.changed.into();
+            format!("ok {v}")
+        }
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Byte `i` of the payload `system-echo` sends (the tests compute it too).
+pub(crate) fn echo_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// A round trip of the system channel, for tests: `system-echo NAME BYTES`
+/// sends BYTES bytes ([`echo_byte`]) on the `echo` topic (answered only by
+/// agents started for it) → `ok BYTES-BACK SHA256-OF-REPLY`.
+async fn system_echo(st: &AppState, args: &str) -> String {
+    let Some((name, bytes)) = args.split_once(' ') else {
+        return "error usage: system-echo NAME BYTES".to_owned();
+    };
+    let Ok(bytes) = bytes.parse::<usize>() else {
+        return "error BYTES must be a number".to_owned();
+    };
+    let endpoint = match crate::agents::find_by_name(&st.db, name).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return format!("error no enrolled endpoint named `{name}`"),
+        Err(e) => return format!("error {e}"),
+    };
+    let payload: bytes::Bytes = (0..bytes).map(echo_byte).collect::<Vec<u8>>().into();
+    let reply = crate::agents::system::send(
+        &*st.agents,
+        &endpoint.id,
+        jumpgate_proto::system::Topic::Echo,
+        payload,
+        crate::agents::system::TIMEOUT,
+    )
+    .await
+    .and_then(crate::agents::system::SystemReply::ok);
+    match reply {
+        Ok(body) => {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+            let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            format!("ok {} {hex}", body.len())
+        }
+        Err(e) => format!("error {e}"),
     }
 }
 

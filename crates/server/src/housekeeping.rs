@@ -1,17 +1,21 @@
 //! Background upkeep: the audit chain's head is anchored outside the
-//! database every few seconds, and retention removes recordings and audit
-//! entries older than the site keeps them, hourly. Each removal is itself
-//! audited.
+//! database every few seconds, retention removes recordings and audit
+//! entries older than the site keeps them, hourly, and deleted vault
+//! secrets whose retention ended are purged every minute. Each removal is
+//! itself audited. Every job runs only while this gateway holds its
+//! [`Lease`](crate::lease::Lease).
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::lease::{Job, run_held};
 use crate::state::AppState;
 use crate::{events, ids, recordings};
 
 const ANCHOR_EVERY: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+const VAULT_EXPIRY_EVERY: Duration = Duration::from_secs(60);
 
 /// What one retention pass removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -43,28 +47,45 @@ pub(crate) async fn sweep(
 
 /// Runs until the gateway stops accepting work.
 pub(crate) async fn run(st: AppState) {
+    let lease = &*st.lease;
     let mut anchored = None;
     let mut anchor = tokio::time::interval(ANCHOR_EVERY);
     let mut retention = tokio::time::interval(RETENTION_EVERY);
+    let mut vault_expiry = tokio::time::interval(VAULT_EXPIRY_EVERY);
     loop {
         tokio::select! {
             () = st.shutdown.cancelled() => return,
             _ = anchor.tick() => {
-                match events::write_anchor(&st.db, &st.config.data_dir, anchored).await {
-                    Ok(a) => anchored = a,
-                    Err(e) => tracing::warn!(error = %e, "cannot anchor the audit log's head"),
-                }
+                run_held(lease, Job::AuditAnchor, ANCHOR_EVERY * 3, async {
+                    match events::write_anchor(&st.db, &st.config.data_dir, anchored).await {
+                        Ok(a) => anchored = a,
+                        Err(e) => tracing::warn!(error = %e, "cannot anchor the audit log's head"),
+                    }
+                })
+                .await;
             }
             _ = retention.tick() => {
-                match sweep(&st.db, &st.config.data_dir, &st.config, ids::now_ms()).await {
-                    Ok(x) if x != Expired::default() => tracing::info!(
-                        recordings = x.recordings,
-                        audit_entries = x.audit_entries,
-                        "retention removed expired data"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "retention pass failed"),
-                }
+                run_held(lease, Job::Retention, RETENTION_EVERY * 2, async {
+                    match sweep(&st.db, &st.config.data_dir, &st.config, ids::now_ms()).await {
+                        Ok(x) if x != Expired::default() => tracing::info!(
+                            recordings = x.recordings,
+                            audit_entries = x.audit_entries,
+                            "retention removed expired data"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "retention pass failed"),
+                    }
+                })
+                .await;
+            }
+            _ = vault_expiry.tick() => {
+                run_held(
+                    lease,
+                    Job::VaultExpiry,
+                    VAULT_EXPIRY_EVERY * 2,
+                    crate::vault::expire(&st.db),
+                )
+                .await;
             }
         }
     }

@@ -71,6 +71,10 @@ id_type!(
     /// The recording of one shell or exec session.
     RecordingId, "rec"
 );
+id_type!(
+    /// One running gateway: random per start (see `state::Inner::gateway`).
+    GatewayId, "gw"
+);
 
 /// Parses an RFC 3339 time into milliseconds since the Unix epoch.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {

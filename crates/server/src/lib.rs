@@ -33,6 +33,7 @@ mod housekeeping;
 mod identity;
 mod ids;
 pub mod keys;
+mod lease;
 mod listener;
 mod rbac;
 mod recordings;

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agents::Registry;
+use crate::agents::AgentDirectory;
 use crate::config::Config;
+use crate::ids::GatewayId;
+use crate::lease::Lease;
 use crate::sessions::LiveSessions;
 
 #[derive(Clone, Debug)]
@@ -21,8 +23,16 @@ pub(crate) struct Inner {
     pub(crate) origins: Vec<String>,
     /// Keys for data at rest (recordings, ...).
     pub(crate) keys: crate::keys::Keyring,
-    /// Agents connected right now.
-    pub(crate) agents: Registry,
+    /// This gateway, among the site's gateways: random per start, logged
+    /// at start. A restarted gateway holds none of its former connections,
+    /// so it is a new member of the site; and a copied data directory
+    /// (cloned VM) cannot make two gateways one.
+    pub(crate) gateway: GatewayId,
+    /// Where each agent is connected (this gateway's own connections
+    /// included: `agents.local()`).
+    pub(crate) agents: Arc<dyn AgentDirectory>,
+    /// Which background jobs this gateway may run.
+    pub(crate) lease: Arc<dyn Lease>,
     /// Technician sessions being relayed right now.
     pub(crate) sessions: LiveSessions,
     /// Cancelled when the gateway stops accepting new work.

@@ -13,5 +13,6 @@ mod revocation;
 mod scope;
 mod sessions;
 mod support;
+mod system_streams;
 mod vault;
 mod web;

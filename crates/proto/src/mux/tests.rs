@@ -2,15 +2,15 @@
 
 use super::*;
 
-struct Pair {
-    gateway: Mux,
-    agent: Mux,
-    gateway_events: Vec<Event>,
-    agent_events: Vec<Event>,
+pub(crate) struct Pair {
+    pub(crate) gateway: Mux,
+    pub(crate) agent: Mux,
+    pub(crate) gateway_events: Vec<Event>,
+    pub(crate) agent_events: Vec<Event>,
 }
 
 impl Pair {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_config(MuxConfig::default())
     }
 
@@ -24,7 +24,7 @@ impl Pair {
     }
 
     /// Moves bytes both ways until neither side has output left.
-    fn drive(&mut self) {
+    pub(crate) fn drive(&mut self) {
         loop {
             let g = self.gateway.pending_output().to_vec();
             self.gateway.consume_output(g.len());
@@ -50,7 +50,7 @@ impl Pair {
     }
 }
 
-fn read_all(mux: &mut Mux, id: StreamId) -> (Vec<u8>, bool) {
+pub(crate) fn read_all(mux: &mut Mux, id: StreamId) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

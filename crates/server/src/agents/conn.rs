@@ -228,7 +228,7 @@ async fn check_unique(
     endpoint: EndpointRecord,
     peer: std::net::SocketAddr,
 ) -> Result<EndpointRecord, HandshakeError> {
-    let Some((known, known_peer)) = st.agents.connected(&endpoint.id) else {
+    let Some((known, known_peer)) = st.agents.local().connected(&endpoint.id) else {
         return Ok(endpoint);
     };
     if !known.probe(LIVENESS_DEADLINE).await {
@@ -294,7 +294,7 @@ where
         tracing::warn!(error = %e, "could not record agent details");
     }
     drop(reported);
-    let conn = st.agents.insert(id.clone(), handle, peer);
+    let conn = st.agents.local().insert(id.clone(), handle, peer);
     tracing::info!(%peer, version, "agent connected");
 
     let db = st.db.clone();
@@ -320,7 +320,7 @@ where
         }
     };
     let (result, ()) = tokio::join!(driver, handle_events);
-    st.agents.remove(&id, conn);
+    st.agents.local().remove(&id, conn);
     if let Err(e) = Box::pin(super::touch(&st.db, &id, None)).await {
         tracing::warn!(error = %e, "could not record last-seen time");
     }

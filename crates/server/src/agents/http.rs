@@ -106,7 +106,7 @@ async fn enroll(
 }
 
 fn to_api(st: &AppState, e: EndpointRecord, now: i64) -> api::Endpoint {
-    let online = st.agents.is_online(&e.id);
+    let online = st.agents.locate(&e.id).is_online();
     let last_seen = if online { Some(now) } else { e.last_seen };
     api::Endpoint {
         id: e.id.0,
@@ -209,7 +209,7 @@ async fn revoke(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let online = |id: &crate::ids::AgentId| {
-        if st.agents.is_online(id) {
+        if st.agents.locate(id).is_online() {
             "live connection cut".to_owned()
         } else {
             "offline".to_owned()

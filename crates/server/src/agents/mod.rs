@@ -1,11 +1,15 @@
 //! Endpoints and their agents: enrollment, the registry of live agent
-//! connections, and the endpoint records in the store.
+//! connections and the directory that locates them (`directory`), system
+//! streams to agents (`system`), and the endpoint records in the store.
 
 mod conn;
+pub(crate) mod directory;
 pub(crate) mod http;
 pub(crate) mod reported;
+pub(crate) mod system;
 
 pub(crate) use conn::serve_agent;
+pub(crate) use directory::{AgentDirectory, Location};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -422,7 +426,8 @@ pub(crate) async fn revoke(
     Ok(Some(id))
 }
 
-/// Agents connected to this gateway right now.
+/// Agents connected to this gateway right now; the single-node
+/// [`AgentDirectory`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Registry {
     inner: Arc<RwLock<HashMap<AgentId, Connected>>>,
@@ -467,17 +472,13 @@ impl Registry {
         }
     }
 
-    pub(crate) fn get(&self, id: &AgentId) -> Option<MuxHandle> {
+    fn get(&self, id: &AgentId) -> Option<MuxHandle> {
         self.read().get(id).map(|c| c.handle.clone())
     }
 
     /// The agent's live connection and where it comes from.
     pub(crate) fn connected(&self, id: &AgentId) -> Option<(MuxHandle, std::net::SocketAddr)> {
         self.read().get(id).map(|c| (c.handle.clone(), c.peer))
-    }
-
-    pub(crate) fn is_online(&self, id: &AgentId) -> bool {
-        self.read().contains_key(id)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -493,15 +494,6 @@ impl Registry {
             }
             None => false,
         }
-    }
-
-    /// Cuts a revoked endpoint's live connection; `true` if it had one.
-    pub(crate) fn cut_revoked(&self, id: &AgentId) -> bool {
-        self.disconnect(
-            id,
-            jumpgate_proto::control::go_away_code::REVOKED,
-            "this endpoint was revoked by an administrator",
-        )
     }
 
     /// Closes every agent connection (shutdown); returns their handles so the

@@ -289,27 +289,31 @@ fn due(keys: &Keyring, every: Duration, now: i64) -> Vec<Purpose> {
         .collect()
 }
 
-/// The gateway's key task: scheduled rotation, the sweep after any
-/// rotation (woken by `st.key_sweep`), and the vault's expiry of deleted
-/// secrets whose retention ended.
+/// The gateway's key task: scheduled rotation and the sweep after any
+/// rotation (woken by `st.key_sweep`), while this gateway holds the
+/// [`Job::KeySweep`](crate::lease::Job) lease.
 pub(crate) async fn run(st: AppState) {
     let pace = Pace {
         batch: st.config.keys.sweep_batch,
         pause: st.config.keys.sweep_pause,
     };
+    // Renewed before each round; a round waits at most a minute.
+    let ttl = Duration::from_secs(180);
     loop {
-        if let Some(every) = st.config.keys.rotate_every {
-            let due = due(&st.keys, every, now_ms());
-            if !due.is_empty()
-                && let Err(e) = rotate(&st.db, &st.keys, &due, "(scheduled rotation)").await
-            {
-                tracing::error!(error = %e, "scheduled key rotation failed");
+        crate::lease::run_held(&*st.lease, crate::lease::Job::KeySweep, ttl, async {
+            if let Some(every) = st.config.keys.rotate_every {
+                let due = due(&st.keys, every, now_ms());
+                if !due.is_empty()
+                    && let Err(e) = rotate(&st.db, &st.keys, &due, "(scheduled rotation)").await
+                {
+                    tracing::error!(error = %e, "scheduled key rotation failed");
+                }
             }
-        }
-        if let Err(e) = sweep_all(&st.db, &st.keys, pace, &st.shutdown).await {
-            tracing::error!(error = %e, "key sweep failed; it resumes on the next round");
-        }
-        crate::vault::expire(&st.db).await;
+            if let Err(e) = sweep_all(&st.db, &st.keys, pace, &st.shutdown).await {
+                tracing::error!(error = %e, "key sweep failed; it resumes on the next round");
+            }
+        })
+        .await;
         tokio::select! {
             () = st.shutdown.cancelled() => return,
             () = st.key_sweep.notified() => {}

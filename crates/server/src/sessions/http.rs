@@ -173,7 +173,8 @@ async fn connect(
             format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
         ));
     }
-    if !st.agents.is_online(&endpoint.id) {
+    // An agent held by another gateway is not reachable from here (yet).
+    if st.agents.locate(&endpoint.id).local().is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             api::ErrorCode::EndpointOffline,

@@ -346,7 +346,12 @@ impl SessionService {
     {
         let mut client = client;
         let kind = request.kind();
-        let stream = self.st.agents.get(&endpoint.id).map(|h| h.open());
+        let stream = self
+            .st
+            .agents
+            .locate(&endpoint.id)
+            .local()
+            .map(|h| h.open());
         let agent = match stream {
             Some(Ok(s)) => s,
             Some(Err(e)) => {

@@ -63,6 +63,8 @@ pub(crate) enum AuditAction {
     EndpointConflict,
     EndpointReenroll,
     EndpointReenrollToken,
+    /// An endpoint's facts (host name, OS, …) changed; by `(system)`.
+    EndpointDetails,
     // Sessions and recordings.
     SessionOpen(SessionKind),
     SessionClose(SessionKind),
@@ -122,6 +124,7 @@ impl AuditAction {
             Self::EndpointConflict => "endpoint-conflict",
             Self::EndpointReenroll => "endpoint-reenroll",
             Self::EndpointReenrollToken => "endpoint-reenroll-token",
+            Self::EndpointDetails => "endpoint-details",
             Self::SessionOpen(k) => return Owned(format!("session-open:{k}")),
             Self::SessionClose(k) => return Owned(format!("session-close:{k}")),
             Self::SessionTerminate => "session-terminate",
@@ -349,6 +352,7 @@ mod tests {
             (A::EndpointConflict, "endpoint-conflict"),
             (A::EndpointReenroll, "endpoint-reenroll"),
             (A::EndpointReenrollToken, "endpoint-reenroll-token"),
+            (A::EndpointDetails, "endpoint-details"),
             (A::SessionOpen(SessionKind::Shell), "session-open:shell"),
             (A::SessionOpen(SessionKind::Forward), "session-open:forward"),
             (A::SessionClose(SessionKind::Exec), "session-close:exec"),

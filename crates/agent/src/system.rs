@@ -1,0 +1,200 @@
+//! The agent's side of system streams ([`jumpgate_proto::system`]): the
+//! gateway asks on its own behalf, not a technician's; one handler per
+//! topic.
+//!
+//! - `facts`: this machine's details, fresh ([`crate::agent_info`]).
+//! - `echo`: the request body back, only when the agent was started for it
+//!   ([`SystemOptions::echo`], for tests of the system channel).
+//!
+//! A topic this build does not know gets [`Status::UnknownTopic`], so a
+//! newer gateway learns it must wait for a newer agent.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use jumpgate_net::system::{ReadError, read_message, write_message};
+use jumpgate_proto::system::{Head, MAX_BODY, Reply, Status, Topic};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// System streams served at once per connection (each may hold a body of
+/// up to [`MAX_BODY`]); more wait.
+pub(crate) const CONCURRENT: usize = 2;
+
+/// Settings of the system stream handlers.
+#[derive(Clone, Debug)]
+pub struct SystemOptions {
+    /// Answer the `echo` topic (tests of the system channel only).
+    pub echo: bool,
+    /// Limit on receiving a request whole.
+    pub read_timeout: Duration,
+    /// How long to wait for the gateway's end of the stream once the reply
+    /// is sent (so the reply is never overtaken by a reset).
+    pub linger: Duration,
+}
+
+impl Default for SystemOptions {
+    fn default() -> Self {
+        Self {
+            echo: false,
+            read_timeout: Duration::from_secs(60),
+            linger: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a system stream was not served to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("no whole request within {0:?}")]
+    Timeout(Duration),
+    #[error("a system stream must start with a request, not a reply")]
+    NotARequest,
+    #[error("sending the reply failed: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// Serves one system stream whose first bytes (`first`) were read by the
+/// dispatcher: reads the request whole, runs the topic's handler, sends
+/// the reply and ends the stream.
+///
+/// # Errors
+/// The stream broke, timed out or did not hold a valid request.
+pub(crate) async fn serve<S>(
+    mut stream: S,
+    first: Bytes,
+    opts: &SystemOptions,
+) -> Result<(), SystemError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let read = read_message(&mut stream, &first, MAX_BODY);
+    let (head, body) = match tokio::time::timeout(opts.read_timeout, read).await {
+        Ok(r) => r?,
+        Err(_) => return Err(SystemError::Timeout(opts.read_timeout)),
+    };
+    let Head::Request(req) = head else {
+        return Err(SystemError::NotARequest);
+    };
+    let bytes_in = body.len();
+    let (reply, out) = handle(&req.topic, body, opts);
+    tracing::info!(
+        topic = %clean(&req.topic),
+        bytes_in,
+        bytes_out = out.len(),
+        status = ?reply.status,
+        "system request served"
+    );
+    write_message(&mut stream, Head::Reply(reply), &out)
+        .await
+        .map_err(SystemError::Write)?;
+    stream.shutdown().await.map_err(SystemError::Write)?;
+    // The gateway half-closed after its request; wait (bounded) for that
+    // end so that dropping the stream closes it cleanly.
+    let mut rest = [0u8; 64];
+    let _ = tokio::time::timeout(opts.linger, async {
+        while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    Ok(())
+}
+
+/// A topic name from the gateway, fit for a log line: bounded, and no
+/// character that could drive a terminal.
+fn clean(topic: &str) -> String {
+    topic
+        .chars()
+        .take(64)
+        .map(|c| {
+            if jumpgate_proto::text::is_unsafe_char(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The reply (head and body) for a request.
+fn handle(topic: &str, body: Bytes, opts: &SystemOptions) -> (Reply, Bytes) {
+    let reply = |status, message: String| Reply {
+        status,
+        message,
+        size: 0,
+    };
+    match topic.parse::<Topic>() {
+        Ok(Topic::Facts) if !body.is_empty() => (
+            reply(Status::Invalid, "facts takes an empty request".into()),
+            Bytes::new(),
+        ),
+        Ok(Topic::Facts) => {
+            // Serializing a plain struct cannot fail.
+            let facts = serde_json::to_vec(&crate::agent_info()).unwrap_or_default();
+            (reply(Status::Ok, String::new()), facts.into())
+        }
+        Ok(Topic::Echo) if opts.echo => (reply(Status::Ok, String::new()), body),
+        _ => (
+            reply(
+                Status::UnknownTopic,
+                format!("this agent does not serve the topic `{}`", clean(topic)),
+            ),
+            Bytes::new(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jumpgate_proto::control::AgentInfo;
+    use jumpgate_proto::system::Request;
+
+    use super::*;
+
+    /// Sends a request to `serve` over an in-memory stream; the reply.
+    async fn ask(topic: &str, body: Bytes, opts: SystemOptions) -> (Reply, Bytes) {
+        let (mut gw, agent) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move { serve(agent, Bytes::new(), &opts).await });
+        let req = Head::Request(Request {
+            topic: topic.into(),
+            size: 0,
+        });
+        write_message(&mut gw, req, &body).await.unwrap();
+        gw.shutdown().await.unwrap();
+        let (head, out) = read_message(&mut gw, &[], MAX_BODY).await.unwrap();
+        server.await.unwrap().unwrap();
+        let Head::Reply(reply) = head else {
+            panic!("not a reply");
+        };
+        (reply, out)
+    }
+
+    #[tokio::test]
+    async fn facts_are_this_machines_details() {
+        let (reply, body) = ask("facts", Bytes::new(), SystemOptions::default()).await;
+        assert_eq!(reply.status, Status::Ok);
+        let info: AgentInfo = serde_json::from_slice(&body).unwrap();
+        assert_eq!(info, crate::agent_info());
+        assert!(!info.agent_version.is_empty());
+        let (reply, _) = ask("facts", Bytes::from_static(b"x"), SystemOptions::default()).await;
+        assert_eq!(reply.status, Status::Invalid);
+    }
+
+    #[tokio::test]
+    async fn echo_is_served_only_when_enabled_and_unknown_topics_are_answered() {
+        let body: Bytes = (0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>().into();
+        let (reply, _) = ask("echo", body.clone(), SystemOptions::default()).await;
+        assert_eq!(reply.status, Status::UnknownTopic);
+        let opts = SystemOptions {
+            echo: true,
+            ..SystemOptions::default()
+        };
+        let (reply, out) = ask("echo", body.clone(), opts).await;
+        assert_eq!(reply.status, Status::Ok);
+        assert_eq!(out, body);
+        let (reply, _) = ask("policy\x1b[2J", Bytes::new(), SystemOptions::default()).await;
+        assert_eq!(reply.status, Status::UnknownTopic);
+        assert!(reply.message.contains("policy"), "{}", reply.message);
+        assert!(!reply.message.contains('\x1b'), "{}", reply.message);
+    }
+}
