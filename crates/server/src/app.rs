@@ -35,6 +35,8 @@ pub enum ServerError {
     Db(#[from] sqlx::Error),
     #[error("vault: {0}")]
     Vault(String),
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::BlobConfigError),
 }
 
 /// What a started gateway tells its operator.
@@ -95,13 +97,23 @@ pub async fn run(
             "closed session events left open by an unclean stop"
         );
     }
-    let interrupted = crate::recordings::close_orphans(&db, &keys, &config.data_dir).await?;
+    let blobs = crate::blobs::open(&config.blobs, &config.data_dir).await?;
+    tracing::info!(store = blobs.location(), "blob store");
+    let interrupted =
+        crate::recordings::close_orphans(&db, &keys, &blobs, &config.data_dir).await?;
     if interrupted > 0 {
         tracing::warn!(
             count = interrupted,
             "recordings interrupted by an unclean stop end at their last written second"
         );
     }
+    // Listed before any session of this run starts: every one is finished.
+    let spooled = crate::recordings::spooled(&blobs, &config.data_dir)
+        .await
+        .map_err(|cause| ServerError::DataDir {
+            path: crate::recordings::dir(&config.data_dir).display().to_string(),
+            cause,
+        })?;
     let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;
     raise_fd_limit();
 
@@ -138,6 +150,7 @@ pub async fn run(
         config: config.clone(),
         origins: origins.clone(),
         keys,
+        blobs: blobs.clone(),
         agents: agents::Registry::default(),
         sessions: sessions::LiveSessions::default(),
         shutdown: stop.clone(),
@@ -147,6 +160,18 @@ pub async fn run(
     });
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));
+    if !spooled.is_empty() {
+        let (db, blobs, dir) = (db.clone(), blobs.clone(), config.data_dir.clone());
+        st.tasks.spawn(async move {
+            let n = crate::recordings::publish_spooled(&db, &blobs, &dir, &spooled).await;
+            tracing::info!(
+                published = n,
+                waiting = spooled.len(),
+                store = blobs.location(),
+                "recordings from the local spool moved to the blob store"
+            );
+        });
+    }
     let router = crate::api::router(st.clone());
     let accept = tokio::spawn(listener::serve_tls(
         tcp,

@@ -20,6 +20,7 @@
 pub mod admin;
 mod agents;
 mod api;
+mod blobs;
 pub mod app;
 pub mod config;
 mod control;
@@ -44,6 +45,7 @@ mod web;
 pub use agents::EnrollError;
 pub use api::{RouteInfo, route_table};
 pub use app::{ServerError, Started, run};
+pub use blobs::BlobConfigError;
 pub use config::{Config, ConfigError, RawConfig};
 pub use events::{Broken as AuditBroken, Intact as AuditIntact};
 pub use identity::IdentityError;

@@ -5,17 +5,27 @@ struct Site {
     dir: tempfile::TempDir,
     db: SqlitePool,
     keys: Keyring,
+    blobs: Blobs,
     tasks: tokio_util::task::TaskTracker,
 }
 
+/// A site with the default (local) blob store.
 async fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
+    let blobs = crate::blobs::open(&crate::config::BlobsConfig::Local, dir.path())
+        .await
+        .unwrap();
+    site_with(dir, blobs).await
+}
+
+async fn site_with(dir: tempfile::TempDir, blobs: Blobs) -> Site {
     let db = crate::store::open(&dir.path().join("a.db")).await.unwrap();
     let keys = Keyring::open(dir.path()).unwrap();
     Site {
         dir,
         db,
         keys,
+        blobs,
         tasks: tokio_util::task::TaskTracker::new(),
     }
 }
@@ -35,6 +45,7 @@ async fn start(s: &Site, keystrokes: bool, stop: StopHandle) -> Recorder {
     Recorder::start(
         &s.db,
         &s.keys,
+        &s.blobs,
         s.dir.path(),
         keystrokes,
         &meta,
@@ -46,7 +57,7 @@ async fn start(s: &Site, keystrokes: bool, stop: StopHandle) -> Recorder {
 }
 
 async fn cast_text(s: &Site, id: &str) -> (String, Opened) {
-    let mut rec = open(&s.db, &s.keys, s.dir.path(), id)
+    let mut rec = open(&s.db, &s.keys, &s.blobs, s.dir.path(), id)
         .await
         .unwrap()
         .unwrap();
@@ -175,7 +186,7 @@ async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
 
     // The next start closes it.
     assert_eq!(
-        close_orphans(&s.db, &s.keys, s.dir.path()).await.unwrap(),
+        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path()).await.unwrap(),
         1
     );
     let info = only_recording(&s).await;
@@ -238,6 +249,7 @@ async fn a_recording_that_cannot_start_is_an_error() {
     let r = Recorder::start(
         &s.db,
         &s.keys,
+        &s.blobs,
         s.dir.path(),
         false,
         &meta,
@@ -266,11 +278,11 @@ async fn retention_removes_old_recordings_and_their_files() {
         .fetch_one(&s.db)
         .await
         .unwrap();
-    assert_eq!(expire(&s.db, s.dir.path(), ended - 1).await.unwrap(), 0);
-    assert_eq!(expire(&s.db, s.dir.path(), ended + 1).await.unwrap(), 1);
+    assert_eq!(expire(&s.db, &s.blobs, s.dir.path(), ended - 1).await.unwrap(), 0);
+    assert_eq!(expire(&s.db, &s.blobs, s.dir.path(), ended + 1).await.unwrap(), 1);
     assert_eq!(std::fs::read_dir(dir(s.dir.path())).unwrap().count(), 0);
     assert!(
-        open(&s.db, &s.keys, s.dir.path(), &info.id)
+        open(&s.db, &s.keys, &s.blobs, s.dir.path(), &info.id)
             .await
             .unwrap()
             .is_none()

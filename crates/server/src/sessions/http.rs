@@ -685,6 +685,7 @@ async fn start_recording(
     crate::recordings::Recorder::start(
         &st.db,
         &st.keys,
+        &st.blobs,
         &st.config.data_dir,
         st.config.record_keystrokes,
         &meta,
