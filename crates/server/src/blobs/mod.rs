@@ -272,6 +272,18 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
     Ok(Arc::new(blobs))
 }
 
+/// A remote-like store in memory (no local paths, no signer), for tests of
+/// what uses the seam.
+#[cfg(test)]
+pub(crate) fn in_memory(location: &str) -> Blobs {
+    Arc::new(ObjectBlobs::remote(
+        Arc::new(object_store::memory::InMemory::new()),
+        None,
+        "site-a",
+        location.to_owned(),
+    ))
+}
+
 /// Bounded retries: a store that is down fails an operation within about
 /// half a minute (a recording's upload is retried at the next start).
 fn retry() -> object_store::RetryConfig {
