@@ -111,7 +111,9 @@ pub async fn run(
     let spooled = crate::recordings::spooled(&blobs, &config.data_dir)
         .await
         .map_err(|cause| ServerError::DataDir {
-            path: crate::recordings::dir(&config.data_dir).display().to_string(),
+            path: crate::recordings::dir(&config.data_dir)
+                .display()
+                .to_string(),
             cause,
         })?;
     let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;

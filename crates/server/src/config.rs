@@ -665,7 +665,11 @@ fn validate_blobs(raw: RawBlobs) -> Result<BlobsConfig, ConfigError> {
             let ok = matches!(uri.scheme_str(), Some("https" | "http"))
                 && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
                 && uri.query().is_none();
-            if ok { Ok(e.trim_end_matches('/').to_owned()) } else { Err(()) }
+            if ok {
+                Ok(e.trim_end_matches('/').to_owned())
+            } else {
+                Err(())
+            }
         })
         .transpose()
         .map_err(|()| {
@@ -679,9 +683,9 @@ fn validate_blobs(raw: RawBlobs) -> Result<BlobsConfig, ConfigError> {
         "s3" => {
             // S3 bucket names: 3-63 lowercase letters, digits, `-` and `.`.
             let bucket_ok = (3..=63).contains(&root.len())
-                && root
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && root.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                })
                 && !root.starts_with(['-', '.'])
                 && !root.ends_with(['-', '.']);
             if !bucket_ok {

@@ -20,8 +20,8 @@
 pub mod admin;
 mod agents;
 mod api;
-mod blobs;
 pub mod app;
+mod blobs;
 pub mod config;
 mod control;
 mod events;

@@ -178,7 +178,10 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
                 None => env_value("AWS_ACCESS_KEY_ID")
                     .map(|v| v.to_string())
                     .ok_or_else(|| {
-                        cred("no access key id: set `blobs.access_key_id` or AWS_ACCESS_KEY_ID".into())
+                        cred(
+                            "no access key id: set `blobs.access_key_id` or AWS_ACCESS_KEY_ID"
+                                .into(),
+                        )
                     })?,
             };
             let secret = read_secret(
@@ -188,7 +191,10 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
             )
             .map_err(cred)?
             .ok_or_else(|| {
-                cred("no secret access key: set `blobs.secret_key_file` or AWS_SECRET_ACCESS_KEY".into())
+                cred(
+                    "no secret access key: set `blobs.secret_key_file` or AWS_SECRET_ACCESS_KEY"
+                        .into(),
+                )
             })?;
             let token = read_secret(
                 session_token_file.as_deref(),
@@ -206,15 +212,18 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
                 b = b.with_token(t.as_str());
             }
             if let Some(e) = endpoint {
-                b = b
-                    .with_endpoint(e)
-                    .with_allow_http(e.starts_with("http://"));
+                b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
             }
             let s3 = Arc::new(b.build().map_err(|e| BlobConfigError::Build {
                 store: store.clone(),
                 message: e.to_string(),
             })?);
-            Ok(ObjectBlobs::remote(s3.clone(), Some(s3), prefix, store.clone()))
+            Ok(ObjectBlobs::remote(
+                s3.clone(),
+                Some(s3),
+                prefix,
+                store.clone(),
+            ))
         }
         BlobsConfig::Azure {
             container,
@@ -232,7 +241,10 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
                 None => env_value("AZURE_STORAGE_ACCOUNT_NAME")
                     .map(|v| v.to_string())
                     .ok_or_else(|| {
-                        cred("no storage account: set `blobs.account` or AZURE_STORAGE_ACCOUNT_NAME".into())
+                        cred(
+                            "no storage account: set `blobs.account` or AZURE_STORAGE_ACCOUNT_NAME"
+                                .into(),
+                        )
                     })?,
             };
             let key = read_secret(
@@ -242,7 +254,10 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
             )
             .map_err(cred)?
             .ok_or_else(|| {
-                cred("no account key: set `blobs.secret_key_file` or AZURE_STORAGE_ACCOUNT_KEY".into())
+                cred(
+                    "no account key: set `blobs.secret_key_file` or AZURE_STORAGE_ACCOUNT_KEY"
+                        .into(),
+                )
             })?;
             let mut b = object_store::azure::MicrosoftAzureBuilder::new()
                 .with_account(account)
@@ -258,7 +273,12 @@ pub(crate) async fn open(config: &BlobsConfig, data_dir: &Path) -> Result<Blobs,
                 store: store.clone(),
                 message: e.to_string(),
             })?);
-            Ok(ObjectBlobs::remote(az.clone(), Some(az), prefix, store.clone()))
+            Ok(ObjectBlobs::remote(
+                az.clone(),
+                Some(az),
+                prefix,
+                store.clone(),
+            ))
         }
     };
     let blobs = built?;
@@ -431,7 +451,11 @@ impl BlobStore for ObjectBlobs {
 
     fn local_path(&self, key: &BlobKey) -> Option<PathBuf> {
         let root = self.local_root.as_ref()?;
-        Some(key.as_str().split('/').fold(root.clone(), |p, part| p.join(part)))
+        Some(
+            key.as_str()
+                .split('/')
+                .fold(root.clone(), |p, part| p.join(part)),
+        )
     }
 
     async fn put(&self, key: &BlobKey, data: Bytes) -> Result<(), BlobError> {
@@ -475,9 +499,7 @@ impl BlobStore for ObjectBlobs {
         }
         match self.store.get(&self.path(key)).await {
             Ok(got) => {
-                let stream = got
-                    .into_stream()
-                    .map(|r| r.map_err(std::io::Error::other));
+                let stream = got.into_stream().map(|r| r.map_err(std::io::Error::other));
                 Ok(Some(Box::new(tokio_util::io::StreamReader::new(stream))))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),

@@ -45,9 +45,15 @@ async fn exercise(blobs: &Blobs, scratch: &Path) {
     blobs.put(&a, Bytes::from_static(b"first")).await.unwrap();
     blobs.put(&other, Bytes::from_static(b"p")).await.unwrap();
     assert!(blobs.exists(&a).await.unwrap());
-    assert_eq!(read_all(blobs.get(&a).await.unwrap().unwrap()).await, b"first");
+    assert_eq!(
+        read_all(blobs.get(&a).await.unwrap().unwrap()).await,
+        b"first"
+    );
     blobs.put(&a, Bytes::from_static(b"second")).await.unwrap();
-    assert_eq!(read_all(blobs.get(&a).await.unwrap().unwrap()).await, b"second");
+    assert_eq!(
+        read_all(blobs.get(&a).await.unwrap().unwrap()).await,
+        b"second"
+    );
 
     // A file larger than one upload request goes up in parts.
     let big: Vec<u8> = (0..11 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
@@ -55,16 +61,29 @@ async fn exercise(blobs: &Blobs, scratch: &Path) {
     std::fs::write(&file, &big).unwrap();
     blobs.put_file(&b, &file).await.unwrap();
     let got = read_all(blobs.get(&b).await.unwrap().unwrap()).await;
-    assert!(got == big, "the file came back different ({} bytes)", got.len());
+    assert!(
+        got == big,
+        "the file came back different ({} bytes)",
+        got.len()
+    );
 
-    assert_eq!(blobs.list(&key("recordings")).await.unwrap(), vec![a.clone(), b.clone()]);
-    assert_eq!(blobs.list(&key("policy")).await.unwrap(), vec![other.clone()]);
+    assert_eq!(
+        blobs.list(&key("recordings")).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(
+        blobs.list(&key("policy")).await.unwrap(),
+        vec![other.clone()]
+    );
     assert!(blobs.list(&key("nothing")).await.unwrap().is_empty());
 
     blobs.delete(&a).await.unwrap();
     blobs.delete(&a).await.unwrap();
     assert!(blobs.get(&a).await.unwrap().is_none());
-    assert_eq!(blobs.list(&key("recordings")).await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        blobs.list(&key("recordings")).await.unwrap(),
+        vec![b.clone()]
+    );
     blobs.delete(&b).await.unwrap();
     blobs.delete(&other).await.unwrap();
     blobs.check().await.unwrap();
@@ -81,7 +100,12 @@ async fn the_local_store_keeps_blobs_as_files_under_the_data_dir() {
     // storage are found where they are.
     let k = key("recordings/rec_old.jgrec");
     let at = blobs.local_path(&k).unwrap();
-    assert_eq!(at, data.canonicalize().unwrap().join("recordings/rec_old.jgrec"));
+    assert_eq!(
+        at,
+        data.canonicalize()
+            .unwrap()
+            .join("recordings/rec_old.jgrec")
+    );
     std::fs::write(&at, b"written before blob storage").unwrap();
     assert_eq!(
         read_all(blobs.get(&k).await.unwrap().unwrap()).await,
@@ -95,7 +119,10 @@ async fn the_local_store_keeps_blobs_as_files_under_the_data_dir() {
     use std::os::unix::fs::PermissionsExt as _;
     let p = key("policy/x");
     blobs.put(&p, Bytes::from_static(b"x")).await.unwrap();
-    let mode = std::fs::metadata(blobs.local_path(&p).unwrap()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(blobs.local_path(&p).unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // No signed URLs: such blobs are served through the gateway.
@@ -106,7 +133,11 @@ async fn the_local_store_keeps_blobs_as_files_under_the_data_dir() {
             .unwrap()
             .is_none()
     );
-    assert!(blobs.location().starts_with("local "), "{}", blobs.location());
+    assert!(
+        blobs.location().starts_with("local "),
+        "{}",
+        blobs.location()
+    );
 }
 
 #[tokio::test]
@@ -124,7 +155,10 @@ async fn missing_credentials_are_named_without_a_value() {
         session_token_file: None,
     };
     let err = open(&cfg, dir.path()).await.unwrap_err().to_string();
-    assert!(err.contains("blobs.secret_key_file") && err.contains("is empty"), "{err}");
+    assert!(
+        err.contains("blobs.secret_key_file") && err.contains("is empty"),
+        "{err}"
+    );
     let cfg = BlobsConfig::Azure {
         container: "c-1".into(),
         prefix: String::new(),
@@ -133,7 +167,10 @@ async fn missing_credentials_are_named_without_a_value() {
         secret_key_file: Some(dir.path().join("absent")),
     };
     let err = open(&cfg, dir.path()).await.unwrap_err().to_string();
-    assert!(err.contains("blobs.secret_key_file") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("blobs.secret_key_file") && err.contains("cannot read"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -187,7 +224,10 @@ impl Server {
             .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Some(Self { child, port });
             }
             if child.try_wait().unwrap().is_some() {
@@ -213,14 +253,13 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request over loopback: (status, body).
-async fn http(
-    port: u16,
-    method: &str,
-    target: &str,
-    headers: &[(&str, String)],
-) -> (u16, Vec<u8>) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n");
+async fn http(port: u16, method: &str, target: &str, headers: &[(&str, String)]) -> (u16, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -231,7 +270,10 @@ async fn http(
         .await
         .expect("no answer in 30 s")
         .unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     let status = head[9..12].parse().unwrap();
     let mut body = raw[split + 4..].to_vec();
@@ -286,7 +328,11 @@ async fn moto(bucket: &str) -> Option<Server> {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "aws s3 mb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws s3 mb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(server)
 }
 
@@ -319,8 +365,17 @@ async fn s3_stores_lists_deletes_and_signs_urls_on_a_real_server() {
 
     // The prefix is where the keys land in the bucket.
     let k = key("policy/bundle-1");
-    blobs.put(&k, Bytes::from_static(b"signed bundle")).await.unwrap();
-    let (status, _) = http(server.port, "GET", "/jumpgate-blobs/site-a/blobs/policy/bundle-1", &[]).await;
+    blobs
+        .put(&k, Bytes::from_static(b"signed bundle"))
+        .await
+        .unwrap();
+    let (status, _) = http(
+        server.port,
+        "GET",
+        "/jumpgate-blobs/site-a/blobs/policy/bundle-1",
+        &[],
+    )
+    .await;
     assert_eq!(status, 403, "the object needs a signature");
 
     // A signed URL fetches it with no credentials at all...
@@ -329,19 +384,35 @@ async fn s3_stores_lists_deletes_and_signs_urls_on_a_real_server() {
         .await
         .unwrap()
         .expect("S3 signs URLs");
-    assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=300"), "{url}");
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=300"),
+        "{url}"
+    );
     assert!(!url.contains(S3_SECRET));
     let target = url.strip_prefix(&server.endpoint()).unwrap();
-    assert!(target.starts_with("/jumpgate-blobs/site-a/blobs/policy/bundle-1?"), "{url}");
+    assert!(
+        target.starts_with("/jumpgate-blobs/site-a/blobs/policy/bundle-1?"),
+        "{url}"
+    );
     let (status, body) = http(server.port, "GET", target, &[]).await;
     assert_eq!((status, body.as_slice()), (200, &b"signed bundle"[..]));
     // ...and a signed PUT stores one.
     let put = blobs
-        .signed_url(http::Method::PUT, &key("policy/ack"), Duration::from_secs(60))
+        .signed_url(
+            http::Method::PUT,
+            &key("policy/ack"),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap()
         .unwrap();
-    let (status, _) = http(server.port, "PUT", put.strip_prefix(&server.endpoint()).unwrap(), &[]).await;
+    let (status, _) = http(
+        server.port,
+        "PUT",
+        put.strip_prefix(&server.endpoint()).unwrap(),
+        &[],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(blobs.exists(&key("policy/ack")).await.unwrap());
 }
@@ -458,10 +529,16 @@ async fn azure_stores_lists_deletes_and_signs_urls_on_azurite() {
     exercise(&blobs, dir.path()).await;
 
     let k = key("policy/bundle-1");
-    blobs.put(&k, Bytes::from_static(b"signed bundle")).await.unwrap();
+    blobs
+        .put(&k, Bytes::from_static(b"signed bundle"))
+        .await
+        .unwrap();
     let plain = format!("/{AZ_ACCOUNT}/jumpgate-blobs/site-a/policy/bundle-1");
     let (status, _) = http(server.port, "GET", &plain, &[]).await;
-    assert!(status == 403 || status == 404, "anonymous read answered {status}");
+    assert!(
+        status == 403 || status == 404,
+        "anonymous read answered {status}"
+    );
     let url = blobs
         .signed_url(http::Method::GET, &k, Duration::from_secs(300))
         .await
@@ -473,7 +550,13 @@ async fn azure_stores_lists_deletes_and_signs_urls_on_azurite() {
     assert_eq!((status, body.as_slice()), (200, &b"signed bundle"[..]));
 
     // A container that does not exist stops the start.
-    let BlobsConfig::Azure { endpoint, account, secret_key_file, .. } = cfg else {
+    let BlobsConfig::Azure {
+        endpoint,
+        account,
+        secret_key_file,
+        ..
+    } = cfg
+    else {
         unreachable!()
     };
     let err = open(
@@ -489,5 +572,8 @@ async fn azure_stores_lists_deletes_and_signs_urls_on_azurite() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("az://no-such-container") && !err.contains(AZ_KEY), "{err}");
+    assert!(
+        err.contains("az://no-such-container") && !err.contains(AZ_KEY),
+        "{err}"
+    );
 }

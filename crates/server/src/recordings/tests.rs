@@ -186,7 +186,9 @@ async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
 
     // The next start closes it.
     assert_eq!(
-        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path()).await.unwrap(),
+        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
+            .await
+            .unwrap(),
         1
     );
     let info = only_recording(&s).await;
@@ -278,8 +280,18 @@ async fn retention_removes_old_recordings_and_their_files() {
         .fetch_one(&s.db)
         .await
         .unwrap();
-    assert_eq!(expire(&s.db, &s.blobs, s.dir.path(), ended - 1).await.unwrap(), 0);
-    assert_eq!(expire(&s.db, &s.blobs, s.dir.path(), ended + 1).await.unwrap(), 1);
+    assert_eq!(
+        expire(&s.db, &s.blobs, s.dir.path(), ended - 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        expire(&s.db, &s.blobs, s.dir.path(), ended + 1)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(std::fs::read_dir(dir(s.dir.path())).unwrap().count(), 0);
     assert!(
         open(&s.db, &s.keys, &s.blobs, s.dir.path(), &info.id)
@@ -320,7 +332,8 @@ async fn with_a_remote_store_a_finished_recording_moves_from_the_spool_to_the_st
     let tmp = tempfile::tempdir().unwrap();
     let s = site_with(tmp, crate::blobs::in_memory("s3://test/site-a")).await;
     let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"while-live\r\n"), false).await;
+    rec.output(Bytes::from_static(b"while-live\r\n"), false)
+        .await;
     wait_for_chunks(&s, 2).await;
     // While the session runs, the recording plays from its spool file.
     let info = only_recording(&s).await;
@@ -330,7 +343,8 @@ async fn with_a_remote_store_a_finished_recording_moves_from_the_spool_to_the_st
     let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
     assert!(!s.blobs.exists(&key).await.unwrap());
 
-    rec.output(Bytes::from_static(b"at-the-end\r\n"), false).await;
+    rec.output(Bytes::from_static(b"at-the-end\r\n"), false)
+        .await;
     drop(rec);
     s.tasks.close();
     s.tasks.wait().await;
@@ -340,11 +354,19 @@ async fn with_a_remote_store_a_finished_recording_moves_from_the_spool_to_the_st
     let info = only_recording(&s).await;
     assert!(!info.interrupted);
     let (text, opened) = cast_text(&s, &info.id).await;
-    assert!(text.contains("while-live") && text.contains("at-the-end"), "{text}");
+    assert!(
+        text.contains("while-live") && text.contains("at-the-end"),
+        "{text}"
+    );
     opened.check_end().unwrap();
 
     // Retention removes it from the store.
-    assert_eq!(expire(&s.db, &s.blobs, s.dir.path(), i64::MAX).await.unwrap(), 1);
+    assert_eq!(
+        expire(&s.db, &s.blobs, s.dir.path(), i64::MAX)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(!s.blobs.exists(&key).await.unwrap());
 }
 
