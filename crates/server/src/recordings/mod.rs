@@ -113,8 +113,7 @@ impl Recorder {
     pub(crate) async fn start(
         db: &SqlitePool,
         keys: &Keyring,
-        blobs: &Blobs,
-        data_dir: &Path,
+        files: Files,
         keystrokes: bool,
         meta: &Meta<'_>,
         stop: StopHandle,
@@ -122,7 +121,7 @@ impl Recorder {
     ) -> Result<Self, RecordingError> {
         let id = RecordingId::generate();
         let (key, wrapped) = keys.new_data_key(Purpose::Recordings)?;
-        let dir = dir(data_dir);
+        let dir = dir(&files.data_dir);
         crate::site::create_private_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
         let file_name = file_name(&id);
         let started = Instant::now();
@@ -179,8 +178,7 @@ impl Recorder {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let published = Publish {
-            blobs: blobs.clone(),
-            data_dir: data_dir.to_path_buf(),
+            files,
             file: file_name,
         };
         tasks.spawn(write_loop(
@@ -317,11 +315,18 @@ fn event_line(buf: &mut Vec<u8>, at: f64, code: &str, data: impl FnOnce(&mut Vec
     buf.extend_from_slice(b"]\n");
 }
 
+/// Where recordings are written (the spool under the data dir) and
+/// published (the blob store).
+#[derive(Clone, Debug)]
+pub(crate) struct Files {
+    pub(crate) blobs: Blobs,
+    pub(crate) data_dir: PathBuf,
+}
+
 /// Where a finished recording goes.
 #[derive(Debug)]
 struct Publish {
-    blobs: Blobs,
-    data_dir: PathBuf,
+    files: Files,
     file: String,
 }
 
@@ -418,10 +423,11 @@ async fn write_loop(
         tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
     }
     drop(writer);
-    if let Err(e) = file::publish(&publish.blobs, &publish.data_dir, &publish.file).await {
+    let Files { blobs, data_dir } = &publish.files;
+    if let Err(e) = file::publish(blobs, data_dir, &publish.file).await {
         tracing::error!(
             recording = %id,
-            store = publish.blobs.location(),
+            store = blobs.location(),
             error = %e,
             "cannot move a finished recording to the blob store; it stays in the local spool and is moved at the next start"
         );

@@ -9,6 +9,15 @@ struct Site {
     tasks: tokio_util::task::TaskTracker,
 }
 
+impl Site {
+    fn files(&self) -> Files {
+        Files {
+            blobs: self.blobs.clone(),
+            data_dir: self.dir.path().to_path_buf(),
+        }
+    }
+}
+
 /// A site with the default (local) blob store.
 async fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
@@ -42,18 +51,9 @@ async fn start(s: &Site, keystrokes: bool, stop: StopHandle) -> Recorder {
         term: "xterm-256color",
         command: "",
     };
-    Recorder::start(
-        &s.db,
-        &s.keys,
-        &s.blobs,
-        s.dir.path(),
-        keystrokes,
-        &meta,
-        stop,
-        &s.tasks,
-    )
-    .await
-    .unwrap()
+    Recorder::start(&s.db, &s.keys, s.files(), keystrokes, &meta, stop, &s.tasks)
+        .await
+        .unwrap()
 }
 
 async fn cast_text(s: &Site, id: &str) -> (String, Opened) {
@@ -251,8 +251,7 @@ async fn a_recording_that_cannot_start_is_an_error() {
     let r = Recorder::start(
         &s.db,
         &s.keys,
-        &s.blobs,
-        s.dir.path(),
+        s.files(),
         false,
         &meta,
         StopHandle::new(),

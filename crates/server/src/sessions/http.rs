@@ -685,8 +685,10 @@ async fn start_recording(
     crate::recordings::Recorder::start(
         &st.db,
         &st.keys,
-        &st.blobs,
-        &st.config.data_dir,
+        crate::recordings::Files {
+            blobs: st.blobs.clone(),
+            data_dir: st.config.data_dir.clone(),
+        },
         st.config.record_keystrokes,
         &meta,
         stop.clone(),
