@@ -58,8 +58,6 @@ pub(crate) enum RecordingError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Read(#[from] ReadError),
-    #[error(transparent)]
-    Blob(#[from] crate::blobs::BlobError),
 }
 
 /// The directory of recording spool files (and, with the local blob store,
