@@ -628,7 +628,16 @@ pub(crate) async fn publish_spooled(
             }
         }
         match file::publish(blobs, data_dir, file).await {
-            Ok(()) => done += 1,
+            Ok(()) => {
+                done += 1;
+                // Retention may have removed the recording meanwhile (its
+                // pass runs at start too): then the blob goes as well.
+                if let Ok(None) = group_of(db, id).await
+                    && let Err(e) = file::remove(blobs, data_dir, file).await
+                {
+                    tracing::warn!(recording = %id, error = %e, "cannot remove an expired recording's file");
+                }
+            }
             Err(e) => {
                 tracing::error!(
                     recording = %id,
