@@ -35,6 +35,8 @@ pub enum ServerError {
     Db(#[from] sqlx::Error),
     #[error("vault: {0}")]
     Vault(String),
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::BlobConfigError),
 }
 
 /// What a started gateway tells its operator.
@@ -130,13 +132,25 @@ pub async fn run(
             "closed session events left open by an unclean stop"
         );
     }
-    let interrupted = crate::recordings::close_orphans(&db, &keys, &config.data_dir).await?;
+    let blobs = crate::blobs::open(&config.blobs, &config.data_dir).await?;
+    tracing::info!(store = blobs.location(), "blob store");
+    let interrupted =
+        crate::recordings::close_orphans(&db, &keys, &blobs, &config.data_dir).await?;
     if interrupted > 0 {
         tracing::warn!(
             count = interrupted,
             "recordings interrupted by an unclean stop end at their last written second"
         );
     }
+    // Listed before any session of this run starts: every one is finished.
+    let spooled = crate::recordings::spooled(&blobs, &config.data_dir)
+        .await
+        .map_err(|cause| ServerError::DataDir {
+            path: crate::recordings::dir(&config.data_dir)
+                .display()
+                .to_string(),
+            cause,
+        })?;
     let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;
     raise_fd_limit();
 
@@ -188,6 +202,7 @@ pub async fn run(
         gateway: gateway.clone(),
         agents: agents::directory::single_node(),
         lease: std::sync::Arc::new(crate::lease::LocalLease),
+        blobs: blobs.clone(),
         sessions: sessions::LiveSessions::default(),
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
@@ -196,6 +211,18 @@ pub async fn run(
     });
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));
+    if !spooled.is_empty() {
+        let (db, blobs, dir) = (db.clone(), blobs.clone(), config.data_dir.clone());
+        st.tasks.spawn(async move {
+            let n = crate::recordings::publish_spooled(&db, &blobs, &dir, &spooled).await;
+            tracing::info!(
+                published = n,
+                waiting = spooled.len(),
+                store = blobs.location(),
+                "recordings from the local spool moved to the blob store"
+            );
+        });
+    }
     let router = crate::routes::router(st.clone());
     let accept = tokio::spawn(listener::serve_tls(
         tcp,

@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub vault: RawVault,
     #[serde(default)]
     pub database: RawDatabase,
+    #[serde(default)]
+    pub blobs: RawBlobs,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -68,6 +70,30 @@ impl std::fmt::Debug for RawDatabase {
             .field("max_connections", &self.max_connections)
             .finish()
     }
+}
+
+/// `[blobs]`: where recordings (and later other blobs) are stored. Unset:
+/// files under the data dir. Secrets are never written here: they come from
+/// environment variables or from the files named here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBlobs {
+    /// `s3://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]`.
+    pub url: Option<String>,
+    /// The service's URL when it is not the cloud's default (S3-compatible
+    /// servers, Azurite, private endpoints), e.g. `https://s3.example.com`.
+    pub endpoint: Option<String>,
+    /// S3 region (default `us-east-1`).
+    pub region: Option<String>,
+    /// S3 access key id (default: `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// Azure storage account (default: `AZURE_STORAGE_ACCOUNT_NAME`).
+    pub account: Option<String>,
+    /// File holding the S3 secret access key or the Azure account key
+    /// (default: `AWS_SECRET_ACCESS_KEY` / `AZURE_STORAGE_ACCOUNT_KEY`).
+    pub secret_key_file: Option<PathBuf>,
+    /// File holding an S3 session token (default: `AWS_SESSION_TOKEN`, if set).
+    pub session_token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -218,6 +244,18 @@ impl RawConfig {
                     .max_connections
                     .or(self.database.max_connections),
             },
+            blobs: RawBlobs {
+                url: other.blobs.url.or(self.blobs.url),
+                endpoint: other.blobs.endpoint.or(self.blobs.endpoint),
+                region: other.blobs.region.or(self.blobs.region),
+                access_key_id: other.blobs.access_key_id.or(self.blobs.access_key_id),
+                account: other.blobs.account.or(self.blobs.account),
+                secret_key_file: other.blobs.secret_key_file.or(self.blobs.secret_key_file),
+                session_token_file: other
+                    .blobs
+                    .session_token_file
+                    .or(self.blobs.session_token_file),
+            },
         }
     }
 }
@@ -277,6 +315,8 @@ pub struct Config {
     pub vault_retention: Option<Duration>,
     /// `None`: the embedded encrypted SQLite file in the data directory.
     pub database: Option<DatabaseConfig>,
+    /// Where blobs (recordings) are stored.
+    pub blobs: BlobsConfig,
 }
 
 /// A PostgreSQL database (`[database]`).
@@ -293,6 +333,61 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("url", &crate::store::postgres::redacted(&self.url))
             .field("max_connections", &self.max_connections)
             .finish()
+    }
+}
+
+/// Where blobs are stored (`[blobs]`). Holds no secret: credentials are
+/// read from the environment or the named files when the store is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobsConfig {
+    /// Files under the data dir (recordings in `<data dir>/recordings/`).
+    Local,
+    /// An S3 bucket (AWS or an S3-compatible server).
+    S3 {
+        bucket: String,
+        /// Key prefix inside the bucket (no leading or trailing `/`).
+        prefix: String,
+        /// `None`: AWS for `region`.
+        endpoint: Option<String>,
+        region: String,
+        /// `None`: `AWS_ACCESS_KEY_ID`.
+        access_key_id: Option<String>,
+        /// `None`: `AWS_SECRET_ACCESS_KEY`.
+        secret_key_file: Option<PathBuf>,
+        /// `None`: `AWS_SESSION_TOKEN` if set.
+        session_token_file: Option<PathBuf>,
+    },
+    /// An Azure Blob Storage container.
+    Azure {
+        container: String,
+        prefix: String,
+        /// `None`: `https://<account>.blob.core.windows.net`.
+        endpoint: Option<String>,
+        /// `None`: `AZURE_STORAGE_ACCOUNT_NAME`.
+        account: Option<String>,
+        /// `None`: `AZURE_STORAGE_ACCOUNT_KEY`.
+        secret_key_file: Option<PathBuf>,
+    },
+}
+
+impl BlobsConfig {
+    /// The store as a URL for messages (`local`, `s3://bucket/prefix`, ...).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let join = |scheme: &str, root: &str, prefix: &str| {
+            if prefix.is_empty() {
+                format!("{scheme}://{root}")
+            } else {
+                format!("{scheme}://{root}/{prefix}")
+            }
+        };
+        match self {
+            Self::Local => "local files under the data dir".to_owned(),
+            Self::S3 { bucket, prefix, .. } => join("s3", bucket, prefix),
+            Self::Azure {
+                container, prefix, ..
+            } => join("az", container, prefix),
+        }
     }
 }
 
@@ -459,6 +554,7 @@ impl Config {
                 })
             }
         };
+        let blobs = validate_blobs(raw.blobs)?;
         Ok(Self {
             data_dir,
             listen,
@@ -481,6 +577,7 @@ impl Config {
             },
             vault_retention,
             database,
+            blobs,
         })
     }
 }
@@ -601,6 +698,155 @@ fn validate_limits(raw: &RawLimits, max_connections: usize) -> Result<Limits, Co
         request_body_min_rate,
         idle_timeout,
     })
+}
+
+fn validate_blobs(raw: RawBlobs) -> Result<BlobsConfig, ConfigError> {
+    let Some(url) = raw.url else {
+        let set = [
+            ("blobs.endpoint", raw.endpoint.is_some()),
+            ("blobs.region", raw.region.is_some()),
+            ("blobs.access_key_id", raw.access_key_id.is_some()),
+            ("blobs.account", raw.account.is_some()),
+            ("blobs.secret_key_file", raw.secret_key_file.is_some()),
+            ("blobs.session_token_file", raw.session_token_file.is_some()),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, s)| *s) {
+            return Err(invalid(
+                key,
+                "only applies with `blobs.url` (s3://BUCKET/PREFIX or az://CONTAINER/PREFIX)",
+            ));
+        }
+        return Ok(BlobsConfig::Local);
+    };
+    let bad_url = || {
+        invalid(
+            "blobs.url",
+            format!("`{url}` is not like s3://BUCKET/PREFIX or az://CONTAINER/PREFIX"),
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad_url)?;
+    let rest = rest.trim_end_matches('/');
+    let (root, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !prefix.is_empty() && !prefix.split('/').all(segment_ok) {
+        return Err(invalid(
+            "blobs.url",
+            format!(
+                "the prefix `{prefix}` may only hold letters, digits, `-`, `_`, `.` and `/` between non-empty parts"
+            ),
+        ));
+    }
+    let endpoint = raw
+        .endpoint
+        .as_deref()
+        .map(|e| {
+            let uri: http::Uri = e.parse().map_err(|_| ())?;
+            let ok = matches!(uri.scheme_str(), Some("https" | "http"))
+                && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+                && uri.query().is_none();
+            if ok {
+                Ok(e.trim_end_matches('/').to_owned())
+            } else {
+                Err(())
+            }
+        })
+        .transpose()
+        .map_err(|()| {
+            invalid(
+                "blobs.endpoint",
+                "must be an http(s) URL like https://s3.example.com (no user name or query)",
+            )
+        })?;
+    let prefix = prefix.to_owned();
+    match scheme {
+        "s3" => {
+            // S3 bucket names: 3-63 lowercase letters, digits, `-` and `.`.
+            let bucket_ok = (3..=63).contains(&root.len())
+                && root.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                })
+                && !root.starts_with(['-', '.'])
+                && !root.ends_with(['-', '.']);
+            if !bucket_ok {
+                return Err(invalid(
+                    "blobs.url",
+                    format!(
+                        "`{root}` is not an S3 bucket name (3 to 63 lowercase letters, digits, `-` and `.`)"
+                    ),
+                ));
+            }
+            if raw.account.is_some() {
+                return Err(invalid(
+                    "blobs.account",
+                    "is for Azure (az://); S3 takes `blobs.access_key_id`",
+                ));
+            }
+            let region = raw.region.unwrap_or_else(|| "us-east-1".to_owned());
+            if region.is_empty()
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(invalid(
+                    "blobs.region",
+                    format!("`{region}` is not a region like eu-west-1"),
+                ));
+            }
+            Ok(BlobsConfig::S3 {
+                bucket: root.to_owned(),
+                prefix,
+                endpoint,
+                region,
+                access_key_id: raw.access_key_id,
+                secret_key_file: raw.secret_key_file,
+                session_token_file: raw.session_token_file,
+            })
+        }
+        "az" | "azure" => {
+            // Azure container names: 3-63 lowercase letters, digits and `-`.
+            let container_ok = (3..=63).contains(&root.len())
+                && root
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !root.starts_with('-')
+                && !root.ends_with('-')
+                && !root.contains("--");
+            if !container_ok {
+                return Err(invalid(
+                    "blobs.url",
+                    format!(
+                        "`{root}` is not an Azure container name (3 to 63 lowercase letters, digits and single `-`)"
+                    ),
+                ));
+            }
+            for (key, set) in [
+                ("blobs.region", raw.region.is_some()),
+                ("blobs.access_key_id", raw.access_key_id.is_some()),
+                ("blobs.session_token_file", raw.session_token_file.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        key,
+                        "is for S3 (s3://); Azure takes `blobs.account` and `blobs.secret_key_file`",
+                    ));
+                }
+            }
+            Ok(BlobsConfig::Azure {
+                container: root.to_owned(),
+                prefix,
+                endpoint,
+                account: raw.account,
+                secret_key_file: raw.secret_key_file,
+            })
+        }
+        _ => Err(bad_url()),
+    }
 }
 
 fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {

@@ -27,6 +27,7 @@ pub(crate) struct Expired {
 /// Removes what is older than the configured retention, as of `now_ms`.
 pub(crate) async fn sweep(
     db: &crate::store::Store,
+    blobs: &crate::blobs::Blobs,
     data_dir: &Path,
     config: &Config,
     now_ms: i64,
@@ -35,7 +36,7 @@ pub(crate) async fn sweep(
     if let Some(keep) = config.recording_retention {
         let cutoff = now_ms - keep.as_millis() as i64;
         // `expire` records its own entry, in the same transaction.
-        out.recordings = recordings::expire(db, data_dir, cutoff).await?;
+        out.recordings = recordings::expire(db, blobs, data_dir, cutoff).await?;
     }
     if let Some(keep) = config.audit_retention {
         // `expire` records its own entry, in the same transaction.
@@ -66,7 +67,7 @@ pub(crate) async fn run(st: AppState) {
             }
             _ = retention.tick() => {
                 run_held(lease, Job::Retention, RETENTION_EVERY * 2, async {
-                    match sweep(&st.db, &st.config.data_dir, &st.config, ids::now_ms()).await {
+                    match sweep(&st.db, &st.blobs, &st.config.data_dir, &st.config, ids::now_ms()).await {
                         Ok(x) if x != Expired::default() => tracing::info!(
                             recordings = x.recordings,
                             audit_entries = x.audit_entries,

@@ -21,6 +21,8 @@ pub(crate) struct Inner {
     /// Origins the console is served from (`Config::origins`), canonical
     /// first: the WebSocket Origin check and the redirect port use them.
     pub(crate) origins: Vec<String>,
+    /// Where recordings (and other blobs) are stored (`[blobs]`).
+    pub(crate) blobs: crate::blobs::Blobs,
     /// Keys for data at rest (recordings, ...).
     pub(crate) keys: crate::keys::Keyring,
     /// This gateway, among the site's gateways: random per start, logged

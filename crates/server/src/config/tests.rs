@@ -163,3 +163,47 @@ fn connection_limits_default_from_max_connections_and_are_validated() {
     );
     assert!(Config::validate(raw(Some(40), Some(0), None)).is_err());
 }
+
+#[test]
+fn blobs_default_to_local_and_urls_name_the_bucket_and_prefix() {
+    let raw = |blobs: RawBlobs| RawConfig {
+        data_dir: Some("/x".into()),
+        blobs,
+        ..RawConfig::default()
+    };
+    let cfg = Config::validate(raw(RawBlobs::default())).unwrap();
+    assert_eq!(cfg.blobs, BlobsConfig::Local);
+    let cfg = Config::validate(raw(RawBlobs {
+        url: Some("s3://recordings/site-a/".into()),
+        endpoint: Some("http://127.0.0.1:9000/".into()),
+        ..RawBlobs::default()
+    }))
+    .unwrap();
+    assert_eq!(
+        cfg.blobs,
+        BlobsConfig::S3 {
+            bucket: "recordings".into(),
+            prefix: "site-a".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: "us-east-1".into(),
+            access_key_id: None,
+            secret_key_file: None,
+            session_token_file: None,
+        }
+    );
+    assert_eq!(cfg.blobs.describe(), "s3://recordings/site-a");
+    let cfg = Config::validate(raw(RawBlobs {
+        url: Some("az://recordings".into()),
+        ..RawBlobs::default()
+    }))
+    .unwrap();
+    assert_eq!(cfg.blobs.describe(), "az://recordings");
+    // S3-only settings are refused for Azure, naming the key.
+    let err = Config::validate(raw(RawBlobs {
+        url: Some("az://recordings".into()),
+        region: Some("eu-west-1".into()),
+        ..RawBlobs::default()
+    }))
+    .unwrap_err();
+    assert!(err.to_string().contains("`blobs.region`"), "{err}");
+}

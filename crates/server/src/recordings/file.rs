@@ -13,10 +13,25 @@
 //! "last" flag forged. A crash leaves at most one partial chunk at the end,
 //! which the reader ignores; a recording that ended cleanly has a chunk
 //! flagged [`LAST`], so removing chunks from its end is detected.
+//!
+//! Where the file lives: while its session runs, a recording is a **spool
+//! file** in `<data dir>/recordings/`, each chunk written and made durable
+//! there before the session goes on (as before blob storage). When the
+//! session ends, the file is **published** to the blob store under
+//! `recordings/<file>` ([`blob_key`]) and the spool file is removed. With
+//! the local store (the default) the spool file *is* the blob (the store's
+//! root is the data dir), so nothing moves and sites from before blob
+//! storage read their recordings where they are. A spool file whose
+//! publishing failed or was cut short by a crash is published at the next
+//! start ([`spooled`]). Readers take the spool file when there is one (a
+//! live or not yet published recording), else the blob.
+
+use std::path::{Path, PathBuf};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use crate::blobs::{BlobError, BlobKey, BlobRead, Blobs};
 use crate::keys::DataKey;
 
 const MAGIC: &[u8; 8] = b"JGREC/1\n";
@@ -168,6 +183,7 @@ impl<R> std::fmt::Debug for Reader<R> {
     }
 }
 
+#[cfg(test)]
 impl Reader {
     pub(crate) async fn open(
         path: &std::path::Path,
@@ -238,6 +254,114 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub(crate) fn ended(&self) -> bool {
         self.ended
     }
+}
+
+/// Where a recording's spool file is (`file`: its row's `file`, checked by
+/// the caller).
+pub(crate) fn spool_path(data_dir: &Path, file: &str) -> PathBuf {
+    super::dir(data_dir).join(file)
+}
+
+/// The blob a recording is published as: its row's `file` under
+/// `recordings/`.
+pub(crate) fn blob_key(file: &str) -> Result<BlobKey, BlobError> {
+    BlobKey::new(format!("recordings/{file}"))
+}
+
+/// Opens recording `id` (row's `file`) for reading: the spool file if there
+/// is one, else the blob.
+pub(crate) async fn open_reader(
+    blobs: &Blobs,
+    data_dir: &Path,
+    file: &str,
+    key: &DataKey,
+    id: &str,
+) -> Result<Reader<BlobRead>, ReadError> {
+    match tokio::fs::File::open(spool_path(data_dir, file)).await {
+        Ok(f) => return Reader::from_source(Box::new(f) as BlobRead, key, id).await,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let source = blobs
+        .get(&blob_key(file).map_err(|_| ReadError::NotARecording)?)
+        .await
+        .map_err(|e| match e {
+            BlobError::Io(e) => ReadError::Io(e),
+            other => ReadError::Io(std::io::Error::other(other.to_string())),
+        })?
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{file} is missing from the blob store"),
+            )
+        })?;
+    Reader::from_source(source, key, id).await
+}
+
+/// Whether the spool file is where the store keeps the blob (the local
+/// store): then publishing moves nothing.
+async fn spool_is_blob(blobs: &Blobs, spool: &Path, key: &BlobKey) -> bool {
+    let Some(at) = blobs.local_path(key) else {
+        return false;
+    };
+    tokio::fs::canonicalize(spool).await.ok().as_deref() == Some(at.as_path())
+}
+
+/// Publishes a finished recording's spool file to the blob store, then
+/// removes the spool file (the blob is durable first). Nothing to do with
+/// the local store, or when there is no spool file (already published).
+pub(crate) async fn publish(blobs: &Blobs, data_dir: &Path, file: &str) -> Result<(), BlobError> {
+    let key = blob_key(file)?;
+    let spool = spool_path(data_dir, file);
+    if spool_is_blob(blobs, &spool, &key).await {
+        return Ok(());
+    }
+    match tokio::fs::metadata(&spool).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    blobs.put_file(&key, &spool).await?;
+    tokio::fs::remove_file(&spool).await?;
+    Ok(())
+}
+
+/// Removes a recording's file: its blob and any spool file.
+pub(crate) async fn remove(blobs: &Blobs, data_dir: &Path, file: &str) -> Result<(), BlobError> {
+    let key = blob_key(file)?;
+    match tokio::fs::remove_file(spool_path(data_dir, file)).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    blobs.delete(&key).await
+}
+
+/// The spool files waiting to be published (none with the local store,
+/// whose spool files are its blobs): names as the rows hold them.
+pub(crate) async fn spooled(blobs: &Blobs, data_dir: &Path) -> std::io::Result<Vec<String>> {
+    let dir = super::dir(data_dir);
+    let probe = blob_key("rec_probe.jgrec").map_err(std::io::Error::other)?;
+    if let Some(at) = blobs.local_path(&probe)
+        && at.parent() == dir.canonicalize().ok().as_deref()
+    {
+        return Ok(Vec::new());
+    }
+    let mut entries = match tokio::fs::read_dir(&dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        if let Some(name) = entry.file_name().to_str()
+            && super::valid_file_name(name)
+        {
+            out.push(name.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Fills `buf`; `false` if the file ends first (a partial read at the end of

@@ -91,7 +91,7 @@ async fn cast(
     if !who.read_scope().allows(group.as_deref()) {
         return Err(unknown());
     }
-    let opened = super::open(&st.db, &st.keys, &st.config.data_dir, &id)
+    let opened = super::open(&st.db, &st.keys, &st.blobs, &st.config.data_dir, &id)
         .await
         .map_err(|e| match e {
             RecordingError::Read(e) => damaged(&e),

@@ -8,6 +8,10 @@
 //! durable before the next, so a gateway crash loses at most the last
 //! second. The recording's row holds its wrapped data key; the plaintext key
 //! exists only in the writer and in readers.
+//!
+//! Files: written to a spool file under the data dir while the session
+//! runs, then published to the blob store (`[blobs]`; with the default
+//! local store the spool file is already the blob), see [`file`].
 
 mod file;
 #[cfg(feature = "fuzzing")]
@@ -25,11 +29,12 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
+use crate::blobs::Blobs;
 use crate::ids::{self, RecordingId, SessionId};
 use crate::keys::{Keyring, Purpose, WrappedKey};
 use crate::sessions::StopHandle;
 
-pub(crate) use file::ReadError;
+pub(crate) use file::{ReadError, spooled};
 
 /// Plaintext gathered before a chunk is sealed regardless of the clock.
 const CHUNK_TARGET: usize = 256 * 1024;
@@ -55,7 +60,8 @@ pub(crate) enum RecordingError {
     Read(#[from] ReadError),
 }
 
-/// The directory of recording files.
+/// The directory of recording spool files (and, with the local blob store,
+/// of the recordings themselves).
 pub(crate) fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("recordings")
 }
@@ -105,7 +111,7 @@ impl Recorder {
     pub(crate) async fn start(
         db: &SqlitePool,
         keys: &Keyring,
-        data_dir: &Path,
+        files: Files,
         keystrokes: bool,
         meta: &Meta<'_>,
         stop: StopHandle,
@@ -113,7 +119,7 @@ impl Recorder {
     ) -> Result<Self, RecordingError> {
         let id = RecordingId::generate();
         let (key, wrapped) = keys.new_data_key(Purpose::Recordings)?;
-        let dir = dir(data_dir);
+        let dir = dir(&files.data_dir);
         crate::site::create_private_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
         let file_name = file_name(&id);
         let started = Instant::now();
@@ -169,7 +175,19 @@ impl Recorder {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE);
-        tasks.spawn(write_loop(db.clone(), id, writer, rx, stop, started));
+        let published = Publish {
+            files,
+            file: file_name,
+        };
+        tasks.spawn(write_loop(
+            db.clone(),
+            id,
+            writer,
+            rx,
+            stop,
+            started,
+            published,
+        ));
         Ok(Self {
             tx,
             budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
@@ -295,6 +313,21 @@ fn event_line(buf: &mut Vec<u8>, at: f64, code: &str, data: impl FnOnce(&mut Vec
     buf.extend_from_slice(b"]\n");
 }
 
+/// Where recordings are written (the spool under the data dir) and
+/// published (the blob store).
+#[derive(Clone, Debug)]
+pub(crate) struct Files {
+    pub(crate) blobs: Blobs,
+    pub(crate) data_dir: PathBuf,
+}
+
+/// Where a finished recording goes.
+#[derive(Debug)]
+struct Publish {
+    files: Files,
+    file: String,
+}
+
 async fn write_loop(
     db: SqlitePool,
     id: RecordingId,
@@ -302,6 +335,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Event>,
     stop: StopHandle,
     start: Instant,
+    publish: Publish,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_TARGET + 64 * 1024);
     // One partial UTF-8 sequence per stream.
@@ -386,6 +420,16 @@ async fn write_loop(
     if let Err(e) = r {
         tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
     }
+    drop(writer);
+    let Files { blobs, data_dir } = &publish.files;
+    if let Err(e) = file::publish(blobs, data_dir, &publish.file).await {
+        tracing::error!(
+            recording = %id,
+            store = blobs.location(),
+            error = %e,
+            "cannot move a finished recording to the blob store; it stays in the local spool and is moved at the next start"
+        );
+    }
 }
 
 /// Filters for [`list`].
@@ -440,7 +484,7 @@ pub(crate) async fn list(
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) info: api::Recording,
-    reader: file::Reader,
+    reader: file::Reader<crate::blobs::BlobRead>,
 }
 
 impl Opened {
@@ -476,6 +520,7 @@ pub(crate) async fn group_of(
 pub(crate) async fn open(
     db: &SqlitePool,
     keys: &Keyring,
+    blobs: &Blobs,
     data_dir: &Path,
     id: &str,
 ) -> Result<Option<Opened>, RecordingError> {
@@ -492,8 +537,7 @@ pub(crate) async fn open(
     if !valid_file_name(&file) {
         return Err(ReadError::NotARecording.into());
     }
-    let path = dir(data_dir).join(file);
-    let reader = file::Reader::open(&path, &key, id).await?;
+    let reader = file::open_reader(blobs, data_dir, &file, &key, id).await?;
     Ok(Some(Opened {
         info: to_api(&row),
         reader,
@@ -516,6 +560,7 @@ fn last_event_secs(text: &[u8]) -> Option<f64> {
 pub(crate) async fn close_orphans(
     db: &SqlitePool,
     keys: &Keyring,
+    blobs: &Blobs,
     data_dir: &Path,
 ) -> Result<u64, sqlx::Error> {
     let open: Vec<(String, i64)> =
@@ -524,7 +569,7 @@ pub(crate) async fn close_orphans(
             .await?;
     for (id, started_at) in &open {
         let mut last = 0.0f64;
-        match self::open(db, keys, data_dir, id).await {
+        match self::open(db, keys, blobs, data_dir, id).await {
             Ok(Some(mut rec)) => loop {
                 match rec.next().await {
                     Ok(Some(chunk)) => last = last_event_secs(&chunk).unwrap_or(last),
@@ -553,12 +598,66 @@ pub(crate) async fn close_orphans(
     Ok(open.len() as u64)
 }
 
+/// Publishes spool files left by an earlier run (a crash, a store that was
+/// unreachable when their session ended, or a site that moved from the
+/// local store to S3/Azure) to the blob store. `files` were listed before
+/// any session of this run started ([`file::spooled`]); each recording's
+/// end is recorded already ([`close_orphans`]). A spool file no recording
+/// knows is left alone (it has no key, so nothing can read it). Returns
+/// how many were published.
+pub(crate) async fn publish_spooled(
+    db: &SqlitePool,
+    blobs: &Blobs,
+    data_dir: &Path,
+    files: &[String],
+) -> u64 {
+    let mut done = 0;
+    for file in files {
+        let Some(id) = file.strip_suffix(".jgrec") else {
+            continue;
+        };
+        match group_of(db, id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::warn!(file = %file, "a recording spool file that no recording knows is left in place");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish spooled recordings now");
+                return done;
+            }
+        }
+        match file::publish(blobs, data_dir, file).await {
+            Ok(()) => {
+                done += 1;
+                // Retention may have removed the recording meanwhile (its
+                // pass runs at start too): then the blob goes as well.
+                if let Ok(None) = group_of(db, id).await
+                    && let Err(e) = file::remove(blobs, data_dir, file).await
+                {
+                    tracing::warn!(recording = %id, error = %e, "cannot remove an expired recording's file");
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    recording = %id,
+                    store = blobs.location(),
+                    error = %e,
+                    "cannot move a recording to the blob store; it stays in the local spool until the next start"
+                );
+            }
+        }
+    }
+    done
+}
+
 /// Deletes recordings that ended before `cutoff_ms`: the rows and the
 /// audit entry saying so commit together, then the files go (a file that
 /// cannot be removed is logged and skipped; it no longer has a key row, so
 /// it cannot be read). Returns how many were removed.
 pub(crate) async fn expire(
     db: &SqlitePool,
+    blobs: &Blobs,
     data_dir: &Path,
     cutoff_ms: i64,
 ) -> Result<u64, RecordingError> {
@@ -595,12 +694,8 @@ pub(crate) async fn expire(
             tracing::error!(recording = %id, "refusing to delete a recording file with an unexpected name");
             continue;
         }
-        match tokio::fs::remove_file(dir(data_dir).join(file)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(recording = %id, error = %e, "cannot remove an expired recording's file")
-            }
+        if let Err(e) = file::remove(blobs, data_dir, file).await {
+            tracing::warn!(recording = %id, error = %e, "cannot remove an expired recording's file")
         }
     }
     Ok(old.len() as u64)

@@ -5,17 +5,36 @@ struct Site {
     dir: tempfile::TempDir,
     db: SqlitePool,
     keys: Keyring,
+    blobs: Blobs,
     tasks: tokio_util::task::TaskTracker,
 }
 
+impl Site {
+    fn files(&self) -> Files {
+        Files {
+            blobs: self.blobs.clone(),
+            data_dir: self.dir.path().to_path_buf(),
+        }
+    }
+}
+
+/// A site with the default (local) blob store.
 async fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
+    let blobs = crate::blobs::open(&crate::config::BlobsConfig::Local, dir.path())
+        .await
+        .unwrap();
+    site_with(dir, blobs).await
+}
+
+async fn site_with(dir: tempfile::TempDir, blobs: Blobs) -> Site {
     let db = crate::store::open(&dir.path().join("a.db")).await.unwrap();
     let keys = Keyring::open(dir.path()).unwrap();
     Site {
         dir,
         db,
         keys,
+        blobs,
         tasks: tokio_util::task::TaskTracker::new(),
     }
 }
@@ -32,21 +51,13 @@ async fn start(s: &Site, keystrokes: bool, stop: StopHandle) -> Recorder {
         term: "xterm-256color",
         command: "",
     };
-    Recorder::start(
-        &s.db,
-        &s.keys,
-        s.dir.path(),
-        keystrokes,
-        &meta,
-        stop,
-        &s.tasks,
-    )
-    .await
-    .unwrap()
+    Recorder::start(&s.db, &s.keys, s.files(), keystrokes, &meta, stop, &s.tasks)
+        .await
+        .unwrap()
 }
 
 async fn cast_text(s: &Site, id: &str) -> (String, Opened) {
-    let mut rec = open(&s.db, &s.keys, s.dir.path(), id)
+    let mut rec = open(&s.db, &s.keys, &s.blobs, s.dir.path(), id)
         .await
         .unwrap()
         .unwrap();
@@ -175,7 +186,9 @@ async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
 
     // The next start closes it.
     assert_eq!(
-        close_orphans(&s.db, &s.keys, s.dir.path()).await.unwrap(),
+        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
+            .await
+            .unwrap(),
         1
     );
     let info = only_recording(&s).await;
@@ -238,7 +251,7 @@ async fn a_recording_that_cannot_start_is_an_error() {
     let r = Recorder::start(
         &s.db,
         &s.keys,
-        s.dir.path(),
+        s.files(),
         false,
         &meta,
         StopHandle::new(),
@@ -266,13 +279,132 @@ async fn retention_removes_old_recordings_and_their_files() {
         .fetch_one(&s.db)
         .await
         .unwrap();
-    assert_eq!(expire(&s.db, s.dir.path(), ended - 1).await.unwrap(), 0);
-    assert_eq!(expire(&s.db, s.dir.path(), ended + 1).await.unwrap(), 1);
+    assert_eq!(
+        expire(&s.db, &s.blobs, s.dir.path(), ended - 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        expire(&s.db, &s.blobs, s.dir.path(), ended + 1)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(std::fs::read_dir(dir(s.dir.path())).unwrap().count(), 0);
     assert!(
-        open(&s.db, &s.keys, s.dir.path(), &info.id)
+        open(&s.db, &s.keys, &s.blobs, s.dir.path(), &info.id)
             .await
             .unwrap()
             .is_none()
     );
+}
+
+/// The site's recording spool files.
+fn spool_files(s: &Site) -> Vec<String> {
+    match std::fs::read_dir(dir(s.dir.path())) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn with_the_local_store_the_recording_stays_where_it_always_was() {
+    let s = site().await;
+    let rec = start(&s, false, StopHandle::new()).await;
+    rec.output(Bytes::from_static(b"local\r\n"), false).await;
+    drop(rec);
+    s.tasks.close();
+    s.tasks.wait().await;
+    let info = only_recording(&s).await;
+    assert_eq!(spool_files(&s), vec![format!("{}.jgrec", info.id)]);
+    // Nothing waits to be published: the files are the blobs.
+    assert!(spooled(&s.blobs, s.dir.path()).await.unwrap().is_empty());
+    let (text, _) = cast_text(&s, &info.id).await;
+    assert!(text.contains("local"), "{text}");
+}
+
+#[tokio::test]
+async fn with_a_remote_store_a_finished_recording_moves_from_the_spool_to_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = site_with(tmp, crate::blobs::in_memory("s3://test/site-a")).await;
+    let rec = start(&s, false, StopHandle::new()).await;
+    rec.output(Bytes::from_static(b"while-live\r\n"), false)
+        .await;
+    wait_for_chunks(&s, 2).await;
+    // While the session runs, the recording plays from its spool file.
+    let info = only_recording(&s).await;
+    let (text, _) = cast_text(&s, &info.id).await;
+    assert!(text.contains("while-live"), "{text}");
+    let file = format!("{}.jgrec", info.id);
+    let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
+    assert!(!s.blobs.exists(&key).await.unwrap());
+
+    rec.output(Bytes::from_static(b"at-the-end\r\n"), false)
+        .await;
+    drop(rec);
+    s.tasks.close();
+    s.tasks.wait().await;
+    // Published: in the store, no longer in the spool.
+    assert!(s.blobs.exists(&key).await.unwrap());
+    assert!(spool_files(&s).is_empty(), "{:?}", spool_files(&s));
+    let info = only_recording(&s).await;
+    assert!(!info.interrupted);
+    let (text, opened) = cast_text(&s, &info.id).await;
+    assert!(
+        text.contains("while-live") && text.contains("at-the-end"),
+        "{text}"
+    );
+    opened.check_end().unwrap();
+
+    // Retention removes it from the store.
+    assert_eq!(
+        expire(&s.db, &s.blobs, s.dir.path(), i64::MAX)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!s.blobs.exists(&key).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_spool_left_by_a_crash_is_published_at_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = site_with(tmp, crate::blobs::in_memory("s3://test/site-a")).await;
+    let rec = start(&s, false, StopHandle::new()).await;
+    rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
+        .await;
+    wait_for_chunks(&s, 2).await;
+    std::mem::forget(rec);
+    // A spool file no recording knows (its key is gone) stays put.
+    std::fs::write(dir(s.dir.path()).join("rec_unknown.jgrec"), b"JGREC/1\n").unwrap();
+
+    // The next start: close the recording, list the spool, publish.
+    assert_eq!(
+        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
+            .await
+            .unwrap(),
+        1
+    );
+    let info = only_recording(&s).await;
+    let file = format!("{}.jgrec", info.id);
+    let waiting = spooled(&s.blobs, s.dir.path()).await.unwrap();
+    assert_eq!(waiting, {
+        let mut w = vec![file.clone(), "rec_unknown.jgrec".to_owned()];
+        w.sort();
+        w
+    });
+    assert_eq!(
+        publish_spooled(&s.db, &s.blobs, s.dir.path(), &waiting).await,
+        1
+    );
+    assert_eq!(spool_files(&s), vec!["rec_unknown.jgrec".to_owned()]);
+    let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
+    assert!(s.blobs.exists(&key).await.unwrap());
+    let (text, opened) = cast_text(&s, &info.id).await;
+    assert!(text.contains("before-the-crash"), "{text}");
+    assert!(opened.info.interrupted);
+    opened.check_end().unwrap();
 }

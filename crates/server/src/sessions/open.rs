@@ -284,7 +284,10 @@ impl SessionService {
         let recorder = crate::recordings::Recorder::start(
             &st.db,
             &st.keys,
-            &st.config.data_dir,
+            crate::recordings::Files {
+                blobs: st.blobs.clone(),
+                data_dir: st.config.data_dir.clone(),
+            },
             st.config.record_keystrokes,
             &meta,
             stop.clone(),
