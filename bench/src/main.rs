@@ -87,6 +87,15 @@ struct Args {
     /// Round trips per body size of the system stream measurement (0: skip it).
     #[arg(long, default_value_t = 10)]
     system_rounds: usize,
+    /// Plain TCP relay processes chained as a reference path (no TLS, no
+    /// multiplexing; 0: skip it). Three, like `jg`, the gateway and the
+    /// agent: the floor any relay through three processes pays here.
+    #[arg(long, default_value_t = 3)]
+    plain_hops: usize,
+    /// Internal: run as one plain relay process forwarding to these
+    /// addresses (one listener each, addresses printed on stdout).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    tcp_relay_to: Vec<SocketAddr>,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -549,6 +558,63 @@ async fn measure(
     })
 }
 
+/// The reference path: `hops` processes of this binary (`--tcp-relay-to`),
+/// each a plain TCP relay to the next (TCP_NODELAY, one task per
+/// connection), the last to the sink and the echo server.
+async fn plain_route(hops: usize, sink: SocketAddr, echo: SocketAddr) -> Result<Route> {
+    let mut targets = (sink, echo);
+    let mut keep = Vec::new();
+    for _ in 0..hops {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--tcp-relay-to")
+            .arg(format!("{},{}", targets.0, targets.1))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut addrs = Vec::new();
+        for _ in 0..2 {
+            let line = lines
+                .next_line()
+                .await?
+                .context("the relay printed nothing")?;
+            addrs.push(line.parse::<SocketAddr>()?);
+        }
+        targets = (addrs[0], addrs[1]);
+        keep.push(child);
+    }
+    Ok(Route {
+        name: format!("{hops} plain TCP relay processes"),
+        bulk: targets.0,
+        echo: targets.1,
+        pids: keep.iter().filter_map(Child::id).collect(),
+        _keep: keep,
+    })
+}
+
+/// `--tcp-relay-to`: relays every connection to listener *i* to target *i*.
+async fn tcp_relay(targets: &[SocketAddr]) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for &to in targets {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", l.local_addr()?);
+        tasks.spawn(async move {
+            while let Ok((mut a, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut b) = TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let _ = a.set_nodelay(true);
+                    let _ = b.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                });
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
 async fn jumpgate_route(
     name: &str,
     site: &Site,
@@ -740,6 +806,9 @@ async fn relay_section(site: &Site, args: &Args) -> Result<()> {
             args.baseline.as_deref().unwrap_or(Path::new("")).display()
         );
         routes.push(jumpgate_route(&name, b, sink_addr, echo_addr).await?);
+    }
+    if args.plain_hops > 0 {
+        routes.push(plain_route(args.plain_hops, sink_addr, echo_addr).await?);
     }
     if !args.no_ssh
         && let Some(r) = ssh_route(&args.ssh_cipher, sink_addr, echo_addr, site.dir.path()).await?
@@ -1182,6 +1251,9 @@ async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()>
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if !args.tcp_relay_to.is_empty() {
+        return tcp_relay(&args.tcp_relay_to).await;
+    }
     raise_fd_limit();
     let mut site = start_site(Bins::here()?).await?;
     println!(

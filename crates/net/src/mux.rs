@@ -450,8 +450,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     fn poll_reads(&mut self, io: &mut T, cx: &mut Context<'_>) -> Poll<Result<(), DriverError>> {
         for _ in 0..READS_PER_POLL {
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut rb = ReadBuf::new(&mut chunk);
+            // Not zeroed: filling 32 KiB with zeros before every read (two
+            // reads per wake-up at least, the second finding nothing) cost
+            // more than a small message's whole trip through the driver.
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut rb = ReadBuf::uninit(&mut chunk);
             match Pin::new(&mut *io).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) => {
                     let data = rb.filled();

@@ -873,3 +873,237 @@ async fn deleting_an_api_client_ends_the_sessions_it_opened() {
     let audit = revoke_audited(&f.site, "subject=bot").await;
     assert_eq!(audit.len(), 1, "{audit:?}");
 }
+
+// --- Groups -------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_group_a_technicians_access_comes_through_goes_only_after_the_session_ends() {
+    let f = fixture(&[]).await;
+    // bob reaches `srv` only through the group `lab`.
+    ok(&f.site.jg(&["admin", "groups", "create", "lab"]).await);
+    ok(&f
+        .site
+        .jg(&["admin", "endpoints", "set-group", "srv", "lab"])
+        .await);
+    ok(&f
+        .site
+        .jg(&["admin", "users", "update", TECH, "--groups", "lab"])
+        .await);
+    let exec = live_exec(&f.site, &f.home).await;
+
+    // A group that still holds a live endpoint cannot be deleted, so it
+    // cannot vanish under a session (users' lists name groups; only the
+    // endpoint's group decides).
+    let err = fails(&f.site.jg(&["admin", "groups", "delete", "lab"]).await);
+    assert!(
+        err.contains("group `lab` still holds 1 endpoint(s); move them first"),
+        "{err}"
+    );
+    let groups: Vec<api::Group> = serde_json::from_str(&ok(&f
+        .site
+        .jg(&["admin", "groups", "list", "--json"])
+        .await))
+    .unwrap();
+    assert!(groups.iter().any(|g| g.name == "lab"), "{groups:?}");
+    // The refused request was re-checked (every write is) and the session
+    // kept: it still prints, and nothing was audited as revoked.
+    let rows: Vec<api::SessionEvent> =
+        serde_json::from_str(&ok(&f.site.jg(&["sessions", "--json"]).await)).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.username == TECH && r.kind == "exec" && r.ended_at.is_none()),
+        "{rows:#?}"
+    );
+
+    // Emptying the group, as deleting it requires, is what ends the session.
+    ok(&f
+        .site
+        .jg(&["admin", "endpoints", "set-group", "srv", "default"])
+        .await);
+    assert_revoked(&f.site, exec, "the endpoint is outside your groups").await;
+    let audit = revoke_audited(&f.site, "kind=exec").await;
+    assert_eq!(audit.len(), 1, "ended once, audited once: {audit:?}");
+    // Then the group goes.
+    ok(&f.site.jg(&["admin", "groups", "delete", "lab"]).await);
+    let groups: Vec<api::Group> = serde_json::from_str(&ok(&f
+        .site
+        .jg(&["admin", "groups", "list", "--json"])
+        .await))
+    .unwrap();
+    assert!(groups.iter().all(|g| g.name != "lab"), "{groups:?}");
+}
+
+// --- File transfers ---------------------------------------------------------------
+
+/// A CONNECT proxy that passes at most `rate` bytes per second each way on
+/// every tunnel: `jg --proxy` through it makes a transfer last long enough
+/// to be cut mid-way (pacing, not synchronisation: the test waits for
+/// conditions, never for time).
+async fn throttling_proxy(rate: u64) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let Some(up) = open_connect_tunnel(&mut s).await else {
+                    return;
+                };
+                let (sr, sw) = s.into_split();
+                let (ur, uw) = up.into_split();
+                tokio::join!(paced(sr, uw, rate), paced(ur, sw, rate));
+            });
+        }
+    });
+    addr
+}
+
+async fn paced(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    rate: u64,
+) {
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if w.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        sent += n as u64;
+        tokio::time::sleep_until(start + Duration::from_micros(sent * 1_000_000 / rate)).await;
+    }
+    let _ = w.shutdown().await;
+}
+
+/// `size` bytes of a pattern that is not the same in every block.
+fn big_file(path: &std::path::Path, size: usize) {
+    let mut data = Vec::with_capacity(size);
+    let mut i = 0u64;
+    while data.len() < size {
+        data.extend_from_slice(&i.to_le_bytes());
+        i += 1;
+    }
+    data.truncate(size);
+    std::fs::write(path, data).unwrap();
+}
+
+/// Names in `dir`.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn revoking_a_users_sessions_cuts_transfers_mid_way_and_leaves_no_partial_file() {
+    const SIZE: usize = 192 << 20;
+    // 8 MiB/s each way: the copies cannot finish in under 24 s, however
+    // fast the machine; the gateway records progress every 3 s.
+    const RATE: u64 = 8 << 20;
+    let f = fixture(&[]).await;
+    let proxy = format!("http://{}", throttling_proxy(RATE).await);
+    let work = f.site.dir.path().join("transfers");
+    let (src, down_dir, up_dir) = (work.join("src"), work.join("down"), work.join("up"));
+    for d in [&src, &down_dir, &up_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let remote_file = src.join("big.bin");
+    big_file(&remote_file, SIZE);
+    let local_file = src.join("local.bin");
+    big_file(&local_file, SIZE);
+    let up_dest = up_dir.join("big.bin");
+
+    let spawn = |args: Vec<String>| {
+        let mut cmd = f.site.jg_command(&[]);
+        cmd.args(["--proxy", &proxy])
+            .args(&args)
+            .env("JG_HOME", &f.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let download = spawn(vec![
+        "cp".into(),
+        format!("srv:{}", remote_file.display()),
+        format!("{}/", down_dir.display()),
+    ]);
+    let upload = spawn(vec![
+        "cp".into(),
+        local_file.display().to_string(),
+        format!("srv:{}", up_dest.display()),
+    ]);
+
+    // Both are mid-way: the gateway has relayed file data of each.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows: Vec<api::SessionEvent> =
+            serde_json::from_str(&ok(&f.site.jg(&["sessions", "--json"]).await)).unwrap();
+        let moving = |kind: &str| {
+            rows.iter()
+                .any(|r| r.kind == kind && r.ended_at.is_none() && (r.bytes_up + r.bytes_down) > 0)
+        };
+        if moving("download") && moving("upload") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the transfers never got going: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    ok(&f
+        .site
+        .jg(&["admin", "users", "revoke-sessions", TECH])
+        .await);
+
+    for (what, child) in [("download", download), ("upload", upload)] {
+        let err = ended(child).await;
+        assert!(
+            err.contains(
+                "session closed by the gateway: access revoked: your login session was revoked"
+            ),
+            "{what}: jg did not say why it stopped: {err}"
+        );
+    }
+    // Cut mid-way, as the session log says, and audited per transfer.
+    let rows: Vec<api::SessionEvent> =
+        serde_json::from_str(&ok(&f.site.jg(&["sessions", "--json"]).await)).unwrap();
+    for kind in ["download", "upload"] {
+        let row = rows
+            .iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} row: {rows:#?}"));
+        let moved = row.bytes_up + row.bytes_down;
+        assert!(
+            moved > 0 && moved < SIZE as u64,
+            "the {kind} was not cut mid-way: {row:#?}"
+        );
+        revoke_audited(&f.site, &format!("kind={kind}")).await;
+    }
+    session_outcome(&f.site, "your login session was revoked").await;
+
+    // No file at either destination, complete-looking or partial: jg
+    // removed its temporary file at once; the agent removes its own when
+    // the gateway resets the stream.
+    assert_eq!(names_in(&down_dir), Vec::<String>::new());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !names_in(&up_dir).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cut upload left {:?} on the endpoint",
+            names_in(&up_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!up_dest.exists());
+    // The sources are intact.
+    assert_eq!(std::fs::metadata(&remote_file).unwrap().len(), SIZE as u64);
+}
