@@ -1,5 +1,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
+use jumpgate_api_types as api;
+use sqlx::SqlitePool;
+
 use super::*;
 
 const PW: &str = "correct horse battery";
