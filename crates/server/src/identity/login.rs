@@ -1,9 +1,23 @@
 //! Passwords and logins: hashing, the login check with lockout and rate
 //! limiting, password changes, and how failed logins are recorded.
 
-use sqlx::SqlitePool;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use super::*;
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+use super::lockout::{AccountLock, RateLimiter};
+use super::settings::SecuritySettings;
+use super::{
+    IdentityError, UserRecord, check_second_factor, find_user, password, restriction_for, settings,
+};
+use crate::ids::{self, UserId};
+use crate::keys::Keyring;
+use crate::rbac::Restriction;
+use crate::store::{AuditAction, AuditEvent, Exec, Store, sql};
 
 pub(super) async fn hash_password(password: String) -> Result<String, IdentityError> {
     tokio::task::spawn_blocking(move || {
@@ -17,7 +31,7 @@ pub(super) async fn hash_password(password: String) -> Result<String, IdentityEr
 }
 
 /// Verifies in constant time (Argon2's comparison) on a blocking thread.
-pub(super) async fn verify_password(password: String, phc: String) -> bool {
+async fn verify_password(password: String, phc: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc).is_ok_and(|h| {
             Argon2::default()
@@ -31,7 +45,7 @@ pub(super) async fn verify_password(password: String, phc: String) -> bool {
 
 /// A hash of a random password, verified against for unknown or locked
 /// users so that every failed login costs the same time.
-pub(super) fn dummy_hash() -> &'static str {
+fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
         let pw = ids::random_token("dummy");
@@ -43,23 +57,28 @@ pub(super) fn dummy_hash() -> &'static str {
 }
 
 /// Sets a new password under the site policy (history included), and ends
-/// every session of the user.
+/// every session of the user; `audit` commits with it.
 pub(crate) async fn set_password(
-    db: &SqlitePool,
+    db: &Store,
     user: &UserRecord,
     new: &str,
-    audit: &Audit<'_>,
+    audit: AuditEvent,
 ) -> Result<(), IdentityError> {
     let policy = settings::load(db).await?.password;
     let violations = password::check(&policy, &user.username, new);
     if !violations.is_empty() {
         return Err(IdentityError::WeakPassword(password::describe(&violations)));
     }
-    let previous: Vec<String> =
-        sqlx::query_scalar("SELECT password_hash FROM password_history WHERE user_id = ? ORDER BY changed_at DESC LIMIT 24")
-            .bind(user.id.as_str())
-            .fetch_all(db)
-            .await?;
+    let previous: Vec<String> = {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_scalar(
+            "SELECT password_hash FROM password_history WHERE user_id = $1
+              ORDER BY changed_at DESC LIMIT 24"
+        )
+        .bind(user.id.as_str())
+        .fetch_all(&mut *c)
+        .await)?
+    };
     if password::reused(&policy, new, previous).await {
         let v = [password::Violation::Reused {
             history: policy.history,
@@ -68,41 +87,48 @@ pub(crate) async fn set_password(
     }
     let hash = hash_password(new.to_owned()).await?;
     let now = ids::now_ms();
-    let mut tx = crate::store::begin_write(db).await?;
-    sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ?, failed_logins = 0, locked_until = NULL WHERE id = ?")
-        .bind(&hash)
-        .bind(now)
-        .bind(user.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES (?, ?, ?)",
+    let mut w = db.write().await?;
+    sql!(w, |c| sqlx::query(
+        "UPDATE users SET password_hash = $1, password_changed_at = $2, failed_logins = 0,
+                locked_until = NULL WHERE id = $3"
+    )
+    .bind(&hash)
+    .bind(now)
+    .bind(user.id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES ($1, $2, $3)",
     )
     .bind(user.id.as_str())
     .bind(&hash)
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM auth_tokens WHERE user_id = ?")
-        .bind(user.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    audit.append(&mut tx).await?;
-    tx.commit().await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    sql!(w, |c| sqlx::query(
+        "DELETE FROM auth_tokens WHERE user_id = $1"
+    )
+    .bind(user.id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(audit).await?;
+    w.commit().await?;
     Ok(())
 }
 
-pub(super) async fn store_lock(
-    db: &SqlitePool,
-    id: &UserId,
-    lock: AccountLock,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
-        .bind(i64::from(lock.failed))
-        .bind(lock.locked_until_ms)
-        .bind(id.as_str())
-        .execute(db)
-        .await?;
+async fn store_lock(e: &mut dyn Exec, id: &UserId, lock: AccountLock) -> Result<(), sqlx::Error> {
+    sql!(e, |c| sqlx::query(
+        "UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3"
+    )
+    .bind(i64::from(lock.failed))
+    .bind(lock.locked_until_ms)
+    .bind(id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -128,12 +154,23 @@ pub(crate) struct Attempt<'a> {
     pub(crate) second_factor: Option<&'a str>,
 }
 
-/// Checks a login attempt and issues a session token.
+fn login_failed(who: &str, why: &str) -> AuditEvent {
+    AuditEvent::new(who, AuditAction::Login, who)
+        .outcome("failed")
+        .detail(why)
+}
+
+/// Checks a login attempt and issues a session token (`keys` open the
+/// account's TOTP secret).
 ///
 /// Every failure but a missing second factor counts towards the account's
 /// lockout; unknown, wrong and locked all answer the same after the same work.
+/// Failures are audited on their own (they happened even though nothing
+/// else did); a success is audited in the transaction that makes the
+/// session, so no session exists without its entry.
 pub(crate) async fn login(
-    db: &SqlitePool,
+    db: &Store,
+    keys: &Keyring,
     limiter: &RateLimiter,
     a: &Attempt<'_>,
     ttl: Duration,
@@ -155,22 +192,15 @@ pub(crate) async fn login(
         // is never stored. A keyed fingerprint lets equal attempts be
         // correlated without revealing the text.
         let who = unknown_user_label(db, a.username).await?;
-        crate::events::record(db, &who, "login", &who, "failed", "unknown user").await?;
+        db.audit_now(login_failed(&who, "unknown user")).await?;
         return Err(IdentityError::InvalidCredentials);
     };
     if locked || !password_ok {
-        if !locked {
-            fail(db, &settings, &user, now, "wrong password").await?;
+        if locked {
+            db.audit_now(login_failed(&user.username, "account locked"))
+                .await?;
         } else {
-            crate::events::record(
-                db,
-                &user.username,
-                "login",
-                &user.username,
-                "failed",
-                "account locked",
-            )
-            .await?;
+            fail(db, &settings, &user, "wrong password").await?;
         }
         return Err(IdentityError::InvalidCredentials);
     }
@@ -178,13 +208,10 @@ pub(crate) async fn login(
         let Some(code) = a.second_factor.filter(|c| !c.trim().is_empty()) else {
             return Err(IdentityError::MfaRequired);
         };
-        if !check_second_factor(db, &user, code).await? {
-            fail(db, &settings, &user, now, "wrong second factor").await?;
+        if !check_second_factor(db, keys, &user, code).await? {
+            fail(db, &settings, &user, "wrong second factor").await?;
             return Err(IdentityError::MfaRequired);
         }
-    }
-    if user.lock != AccountLock::default() {
-        store_lock(db, &user.id, user.lock.after_success()).await?;
     }
     let restriction = restriction_for(
         &settings,
@@ -193,24 +220,39 @@ pub(crate) async fn login(
         user.mfa_enabled(),
         now,
     );
-    // Audited before the session exists: no unaudited session, ever.
-    crate::events::record(db, &user.username, "login", &user.username, "ok", "").await?;
     let token = ids::random_token("jgs");
-    let expires_at_ms = now + ttl.as_millis() as i64;
-    sqlx::query(
-        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    let expires_at_ms = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut w = db.write().await?;
+    if user.lock != AccountLock::default() {
+        store_lock(&mut w, &user.id, user.lock.after_success()).await?;
+    }
+    sql!(w, |c| {
+        sqlx::query(
+        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(ids::token_hash(&token))
     .bind(user.id.as_str())
     .bind(now)
     .bind(expires_at_ms)
-    .execute(db)
-    .await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     // Expired tokens are dead weight; sweep them opportunistically.
-    sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= ?")
-        .bind(now)
-        .execute(db)
-        .await?;
+    sql!(w, |c| sqlx::query(
+        "DELETE FROM auth_tokens WHERE expires_at <= $1"
+    )
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(AuditEvent::new(
+        &user.username,
+        AuditAction::Login,
+        &user.username,
+    ))
+    .await?;
+    w.commit().await?;
     Ok(LoginSession {
         token,
         user,
@@ -220,18 +262,15 @@ pub(crate) async fn login(
 }
 
 /// The settings key of the site's fingerprint key (32 random bytes, hex),
-/// made on first use; it lives in the encrypted database.
-pub(super) const FINGERPRINT_KEY: &str = "audit.fingerprint-key";
+/// made on first use; it lives in the database (see `docs/security.md`).
+const FINGERPRINT_KEY: &str = "audit.fingerprint-key";
 
 /// How an unknown login name is recorded: `unknown user (fingerprint
 /// 3f2a…)`, an HMAC-SHA256 of the typed text keyed by a per-site secret
 /// (so it cannot be reversed by guessing, even for short texts, without
 /// the database), cut to 12 hex digits. The same text always gives the
 /// same fingerprint on a site.
-pub(crate) async fn unknown_user_label(
-    db: &SqlitePool,
-    typed: &str,
-) -> Result<String, sqlx::Error> {
+pub(crate) async fn unknown_user_label(db: &Store, typed: &str) -> Result<String, sqlx::Error> {
     let key = fingerprint_key(db).await?;
     let tag = aws_lc_rs::hmac::sign(
         &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
@@ -244,18 +283,19 @@ pub(crate) async fn unknown_user_label(
     Ok(format!("unknown user (fingerprint {hex})"))
 }
 
-pub(super) async fn fingerprint_key(db: &SqlitePool) -> Result<Vec<u8>, sqlx::Error> {
+async fn fingerprint_key(db: &Store) -> Result<Vec<u8>, sqlx::Error> {
     let stored = |v: Option<String>| {
         v.and_then(|s| serde_json::from_str::<String>(&s).ok())
             .and_then(|h| decode_hex(&h))
             .filter(|k| k.len() == 32)
     };
-    let get = || {
-        sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = ?")
-            .bind(FINGERPRINT_KEY)
-            .fetch_optional(db)
-    };
-    if let Some(k) = stored(get().await?) {
+    let mut c = db.conn().await?;
+    let get = "SELECT value FROM settings WHERE key = $1";
+    let found: Option<String> = sql!(c, |c| sqlx::query_scalar(get)
+        .bind(FINGERPRINT_KEY)
+        .fetch_optional(&mut *c)
+        .await)?;
+    if let Some(k) = stored(found) {
         return Ok(k);
     }
     let fresh: String = ids::random_bytes::<32>()
@@ -263,15 +303,22 @@ pub(super) async fn fingerprint_key(db: &SqlitePool) -> Result<Vec<u8>, sqlx::Er
         .map(|b| format!("{b:02x}"))
         .collect();
     // A concurrent first use may win: then its key is the one.
-    sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
+    sql!(c, |c| sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+    )
+    .bind(FINGERPRINT_KEY)
+    .bind(serde_json::to_string(&fresh).unwrap_or_default())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let found: Option<String> = sql!(c, |c| sqlx::query_scalar(get)
         .bind(FINGERPRINT_KEY)
-        .bind(serde_json::to_string(&fresh).unwrap_or_default())
-        .execute(db)
-        .await?;
-    stored(get().await?).ok_or_else(|| sqlx::Error::Protocol("fingerprint key unreadable".into()))
+        .fetch_optional(&mut *c)
+        .await)?;
+    stored(found).ok_or_else(|| sqlx::Error::Protocol("fingerprint key unreadable".into()))
 }
 
-pub(super) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
@@ -284,7 +331,7 @@ pub(super) fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// Re-checks a signed-in user's password (before changing it): rate
 /// limited and counted towards lockout like a login.
 pub(crate) async fn check_current_password(
-    db: &SqlitePool,
+    db: &Store,
     limiter: &RateLimiter,
     ip: IpAddr,
     user: &UserRecord,
@@ -301,32 +348,46 @@ pub(crate) async fn check_current_password(
     if verify_password(password.to_owned(), user.password_hash.clone()).await {
         return Ok(());
     }
-    fail(db, &settings, user, now, "wrong current password").await?;
+    fail(db, &settings, user, "wrong current password").await?;
     Err(IdentityError::InvalidCredentials)
 }
 
-pub(super) async fn fail(
-    db: &SqlitePool,
+/// Counts a failed attempt towards the account's lockout, with its audit
+/// entries (and a `lockout` one when it locks the account), in one
+/// transaction. The count is read in that transaction, so concurrent
+/// failures each count.
+async fn fail(
+    db: &Store,
     s: &SecuritySettings,
     user: &UserRecord,
-    now: i64,
     why: &str,
 ) -> Result<(), IdentityError> {
-    let lock = user.lock.after_failure(&s.lockout, now);
-    store_lock(db, &user.id, lock).await?;
-    crate::events::record(db, &user.username, "login", &user.username, "failed", why).await?;
-    if lock.is_locked(now) {
+    let mut w = db.write().await?;
+    let now = ids::now_ms();
+    let current: Option<(i64, Option<i64>)> = sql!(w, |c| sqlx::query_as(
+        "SELECT failed_logins, locked_until FROM users WHERE id = $1"
+    )
+    .bind(user.id.as_str())
+    .fetch_optional(&mut *c)
+    .await)?;
+    let before = current.map_or(user.lock, |(failed, until)| AccountLock {
+        failed: u32::try_from(failed).unwrap_or(u32::MAX),
+        locked_until_ms: until,
+    });
+    let lock = before.after_failure(&s.lockout, now);
+    store_lock(&mut w, &user.id, lock).await?;
+    w.audit(login_failed(&user.username, why)).await?;
+    // Only the failure that locks the account records the lockout (a
+    // concurrent one may have locked it already).
+    if lock.is_locked(now) && !before.is_locked(now) {
         tracing::warn!(user = %user.username, "account locked after repeated failed logins");
-        let detail = format!("locked for {} s", s.lockout.duration_secs);
-        crate::events::record(
-            db,
-            &user.username,
-            "lockout",
-            &user.username,
-            "locked",
-            &detail,
+        w.audit(
+            AuditEvent::new(&user.username, AuditAction::Lockout, &user.username)
+                .outcome("locked")
+                .detail(format!("locked for {} s", s.lockout.duration_secs)),
         )
         .await?;
     }
+    w.commit().await?;
     Ok(())
 }

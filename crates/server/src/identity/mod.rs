@@ -14,19 +14,7 @@ pub(crate) mod mfa;
 pub(crate) mod password;
 pub(crate) mod settings;
 
-use std::net::IpAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
-
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-
-use self::lockout::{AccountLock, RateLimiter};
-use self::settings::SecuritySettings;
-use crate::events::Audit;
-use crate::ids::{self, UserId};
-use crate::rbac::{self, Groups, Restriction, Scopes, Subject, SubjectKind};
 
 /// Identity failures. `InvalidCredentials` deliberately does not say whether
 /// the user exists or is locked.
@@ -62,6 +50,9 @@ pub enum IdentityError {
     Hash,
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// A TOTP secret could not be sealed or opened with the site's keys.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
 }
 
 fn json_list(s: &str) -> Vec<String> {

@@ -1,9 +1,11 @@
 //! Login session tokens: bearer credentials, authentication of every
 //! request, logout and revocation.
 
-use sqlx::{Row, SqlitePool};
-
-use super::*;
+use super::settings::{self, SecuritySettings};
+use super::{IdentityError, clients, json_list, password};
+use crate::ids::{self, UserId};
+use crate::rbac::{self, Groups, Restriction, Scopes, Subject, SubjectKind};
+use crate::store::{AuditEvent, Store, sql};
 
 /// A presented bearer token as the gateway keeps it: its SHA-256 (never the
 /// token itself) and which table it lives in. Live sessions keep theirs, so
@@ -24,16 +26,17 @@ impl Credential {
 
     /// When the token expires (ms since the epoch); `None` if it no longer
     /// exists.
-    pub(crate) async fn expires_at(&self, db: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
-        let sql = if self.api_client {
-            "SELECT expires_at FROM client_tokens WHERE token_hash = ?"
+    pub(crate) async fn expires_at(&self, db: &Store) -> Result<Option<i64>, sqlx::Error> {
+        let q = if self.api_client {
+            "SELECT expires_at FROM client_tokens WHERE token_hash = $1"
         } else {
-            "SELECT expires_at FROM auth_tokens WHERE token_hash = ?"
+            "SELECT expires_at FROM auth_tokens WHERE token_hash = $1"
         };
-        sqlx::query_scalar(sql)
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_scalar(q)
             .bind(&self.hash)
-            .fetch_optional(db)
-            .await
+            .fetch_optional(&mut *c)
+            .await)
     }
 }
 
@@ -50,8 +53,20 @@ impl std::fmt::Debug for Credential {
 ///
 /// # Errors
 /// [`IdentityError::Unauthenticated`] for unknown or expired tokens.
-pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject, IdentityError> {
+pub(crate) async fn authenticate(db: &Store, token: &str) -> Result<Subject, IdentityError> {
     authenticate_credential(db, &Credential::of(token)).await
+}
+
+/// A live session's account, as [`authenticate_credential`] reads it.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    username: String,
+    role: String,
+    groups: String,
+    password_changed_at: i64,
+    locked_until: Option<i64>,
+    mfa: bool,
 }
 
 /// [`authenticate`] for a token known by its hash: the same checks, for the
@@ -61,47 +76,44 @@ pub(crate) async fn authenticate(db: &SqlitePool, token: &str) -> Result<Subject
 /// [`IdentityError::Unauthenticated`] for unknown or expired tokens and
 /// locked accounts.
 pub(crate) async fn authenticate_credential(
-    db: &SqlitePool,
+    db: &Store,
     cred: &Credential,
 ) -> Result<Subject, IdentityError> {
     if cred.api_client {
         return clients::authenticate(db, &cred.hash).await;
     }
-    let row = live_token_row(
-        db,
-        "SELECT u.id, u.username, u.role, u.groups, u.password_changed_at, u.locked_until, u.totp_secret IS NOT NULL AS mfa
-         FROM auth_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.token_hash = ? AND t.expires_at > ?",
-        &cred.hash,
-    )
-    .await?;
+    let now = ids::now_ms();
+    let row: Option<SessionRow> = {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_as(
+            "SELECT u.id, u.username, u.role, u.groups, u.password_changed_at, u.locked_until,
+                    u.totp_secret IS NOT NULL AS mfa
+               FROM auth_tokens t JOIN users u ON u.id = t.user_id
+              WHERE t.token_hash = $1 AND t.expires_at > $2"
+        )
+        .bind(&cred.hash)
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await)?
+    };
+    let row = row.ok_or(IdentityError::Unauthenticated)?;
     // A locked account (repeated failed logins) is locked everywhere: its
     // open sessions end too.
-    if row
-        .get::<Option<i64>, _>("locked_until")
-        .is_some_and(|until| until > ids::now_ms())
-    {
+    if row.locked_until.is_some_and(|until| until > now) {
         return Err(IdentityError::Unauthenticated);
     }
-    let role: String = row.get("role");
     // Decided on every request, not fixed at login: a policy that starts to
     // require MFA (or a password that expires) takes effect on sessions
     // already open.
     let settings = settings::load(db).await?;
-    let restriction = restriction_for(
-        &settings,
-        &role,
-        row.get("password_changed_at"),
-        row.get("mfa"),
-        ids::now_ms(),
-    );
-    let kind = SubjectKind::User(UserId(row.get("id")));
+    let restriction = restriction_for(&settings, &row.role, row.password_changed_at, row.mfa, now);
+    let kind = SubjectKind::User(UserId(row.id));
     subject(
         db,
-        &row,
-        row.get("username"),
+        row.username,
         kind,
-        role,
+        row.role,
+        &row.groups,
         Scopes::FULL,
         restriction,
     )
@@ -112,7 +124,7 @@ pub(crate) async fn authenticate_credential(
 /// its holder. `expires_at` is the token's expiry as known when it last
 /// worked (the row of an expired token may be gone by now).
 pub(crate) async fn why_unauthenticated(
-    db: &SqlitePool,
+    db: &Store,
     cred: &Credential,
     who: &SubjectKind,
     expires_at: Option<i64>,
@@ -120,13 +132,15 @@ pub(crate) async fn why_unauthenticated(
     let now = ids::now_ms();
     let expires_at = cred.expires_at(db).await?.or(expires_at);
     let expired = expires_at.is_some_and(|t| t <= now);
+    let mut c = db.conn().await?;
     Ok(match who {
         SubjectKind::User(id) => {
-            let locked: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT locked_until FROM users WHERE id = ?")
-                    .bind(id.as_str())
-                    .fetch_optional(db)
-                    .await?;
+            let locked: Option<Option<i64>> = sql!(c, |c| sqlx::query_scalar(
+                "SELECT locked_until FROM users WHERE id = $1"
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *c)
+            .await)?;
             match locked {
                 None => "your account was deleted".to_owned(),
                 Some(Some(until)) if until > now => {
@@ -140,11 +154,12 @@ pub(crate) async fn why_unauthenticated(
             }
         }
         SubjectKind::ApiClient { client_id } => {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM api_clients WHERE client_id = ?")
-                    .bind(client_id)
-                    .fetch_optional(db)
-                    .await?;
+            let exists: Option<String> = sql!(c, |c| sqlx::query_scalar(
+                "SELECT client_id FROM api_clients WHERE client_id = $1"
+            )
+            .bind(client_id)
+            .fetch_optional(&mut *c)
+            .await)?;
             match exists {
                 None => "the API client was deleted".to_owned(),
                 Some(_) if expired => "the API client's access token expired".to_owned(),
@@ -172,28 +187,14 @@ pub(super) fn restriction_for(
     }
 }
 
-/// The row of a live (unexpired) token, found by the SHA-256 of the
-/// presented token; `sql` selects it with the hash and the time as binds.
-pub(crate) async fn live_token_row(
-    db: &SqlitePool,
-    sql: &'static str,
-    token_hash: &[u8],
-) -> Result<sqlx::sqlite::SqliteRow, IdentityError> {
-    sqlx::query(sql)
-        .bind(token_hash)
-        .bind(ids::now_ms())
-        .fetch_optional(db)
-        .await?
-        .ok_or(IdentityError::Unauthenticated)
-}
-
-/// A subject with its role's permissions and the `groups` column of `row`.
-pub(crate) async fn subject(
-    db: &SqlitePool,
-    row: &sqlx::sqlite::SqliteRow,
+/// A subject with its role's permissions and its groups (`groups`: the
+/// stored JSON list).
+pub(super) async fn subject(
+    db: &Store,
     name: String,
     kind: SubjectKind,
     role: String,
+    groups: &str,
     scopes: Scopes,
     restriction: Restriction,
 ) -> Result<Subject, IdentityError> {
@@ -202,37 +203,41 @@ pub(crate) async fn subject(
         kind,
         permissions: rbac::role_permissions(db, &role).await?.unwrap_or_default(),
         role,
-        groups: Groups::from_list(&json_list(&row.get::<String, _>("groups"))),
+        groups: Groups::from_list(&json_list(groups)),
         scopes,
         restriction,
     })
 }
 
 /// Revokes one session token.
-pub(crate) async fn logout(db: &SqlitePool, token: &str) -> Result<(), IdentityError> {
-    sqlx::query("DELETE FROM auth_tokens WHERE token_hash = ?")
-        .bind(ids::token_hash(token))
-        .execute(db)
-        .await?;
+pub(crate) async fn logout(db: &Store, token: &str) -> Result<(), IdentityError> {
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query(
+        "DELETE FROM auth_tokens WHERE token_hash = $1"
+    )
+    .bind(ids::token_hash(token))
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-/// Ends every session of a user.
+/// Ends every session of a user; `audit` commits with it, its detail
+/// saying how many ended.
 pub(crate) async fn revoke_sessions(
-    db: &SqlitePool,
+    db: &Store,
     id: &UserId,
-    audit: Audit<'_>,
+    audit: AuditEvent,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = crate::store::begin_write(db).await?;
-    let n = sqlx::query("DELETE FROM auth_tokens WHERE user_id = ?")
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    audit
-        .detail(format!("{n} session(s)"))
-        .append(&mut tx)
-        .await?;
-    tx.commit().await?;
+    let mut w = db.write().await?;
+    let n = sql!(w, |c| sqlx::query(
+        "DELETE FROM auth_tokens WHERE user_id = $1"
+    )
+    .bind(id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(audit.detail(format!("{n} session(s)"))).await?;
+    w.commit().await?;
     Ok(n)
 }

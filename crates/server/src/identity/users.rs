@@ -1,9 +1,13 @@
 //! User accounts: records, names, creation, changes and deletion.
 
 use jumpgate_api_types as api;
-use sqlx::{Row, SqlitePool};
 
-use super::*;
+use super::lockout::AccountLock;
+use super::login::hash_password;
+use super::{IdentityError, json_list, password, settings, to_json};
+use crate::ids::{self, UserId};
+use crate::rbac;
+use crate::store::{AuditAction, AuditEvent, Exec, Store, sql};
 
 /// A user account as stored.
 #[derive(Clone, Debug)]
@@ -16,6 +20,7 @@ pub(crate) struct UserRecord {
     pub(super) password_hash: String,
     pub(crate) password_changed_at: i64,
     pub(crate) lock: AccountLock,
+    /// Sealed under the site's keys (see `second_factor`).
     pub(super) totp_secret: Option<Vec<u8>>,
     pub(super) totp_pending: Option<Vec<u8>>,
     pub(super) totp_last_step: Option<i64>,
@@ -46,23 +51,56 @@ impl UserRecord {
     }
 }
 
-pub(super) fn user_record(r: &sqlx::sqlite::SqliteRow) -> UserRecord {
-    UserRecord {
-        id: UserId(r.get("id")),
-        username: r.get("username"),
-        email: r.get("email"),
-        role: r.get("role"),
-        groups: json_list(&r.get::<String, _>("groups")),
-        password_hash: r.get("password_hash"),
-        password_changed_at: r.get("password_changed_at"),
-        lock: AccountLock {
-            failed: r.get::<i64, _>("failed_logins") as u32,
-            locked_until_ms: r.get("locked_until"),
-        },
-        totp_secret: r.get("totp_secret"),
-        totp_pending: r.get("totp_pending"),
-        totp_last_step: r.get("totp_last_step"),
-        created_at: r.get("created_at"),
+/// `SELECT <the columns of [`UserRow`]> FROM users` and the rest of the
+/// statement, as one literal.
+macro_rules! select_users {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, username, email, role, groups, password_hash, password_changed_at,
+                    failed_logins, locked_until, totp_secret, totp_pending, totp_last_step, created_at
+               FROM users ",
+            $rest
+        )
+    };
+}
+
+/// A `users` row as both engines return it.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    role: String,
+    groups: String,
+    password_hash: String,
+    password_changed_at: i64,
+    failed_logins: i64,
+    locked_until: Option<i64>,
+    totp_secret: Option<Vec<u8>>,
+    totp_pending: Option<Vec<u8>>,
+    totp_last_step: Option<i64>,
+    created_at: i64,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: UserId(r.id),
+            username: r.username,
+            email: r.email,
+            role: r.role,
+            groups: json_list(&r.groups),
+            password_hash: r.password_hash,
+            password_changed_at: r.password_changed_at,
+            lock: AccountLock {
+                failed: u32::try_from(r.failed_logins).unwrap_or(u32::MAX),
+                locked_until_ms: r.locked_until,
+            },
+            totp_secret: r.totp_secret,
+            totp_pending: r.totp_pending,
+            totp_last_step: r.totp_last_step,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -71,19 +109,19 @@ pub(super) fn user_record(r: &sqlx::sqlite::SqliteRow) -> UserRecord {
 /// case-insensitive (schema 6, `name_clash`) are only found by their exact
 /// name.
 pub(crate) async fn find_user(
-    db: &SqlitePool,
+    db: &Store,
     username: &str,
 ) -> Result<Option<UserRecord>, sqlx::Error> {
-    Ok(sqlx::query(
-        "SELECT * FROM users
-         WHERE username = ?1 OR (lower(username) = lower(?1) AND name_clash = 0)
-         ORDER BY username = ?1 DESC LIMIT 1",
-    )
-    .bind(username)
-    .fetch_optional(db)
-    .await?
-    .as_ref()
-    .map(user_record))
+    let q = select_users!(
+        "WHERE username = $1 OR (lower(username) = lower($1) AND name_clash = 0)
+         ORDER BY CASE WHEN username = $1 THEN 0 ELSE 1 END LIMIT 1"
+    );
+    let mut c = db.conn().await?;
+    let row: Option<UserRow> = sql!(c, |c| sqlx::query_as(q)
+        .bind(username)
+        .fetch_optional(&mut *c)
+        .await)?;
+    Ok(row.map(UserRecord::from))
 }
 
 /// Names no account may take: the gateway's own actors in the audit log
@@ -98,8 +136,8 @@ pub(crate) const RESERVED_USER_NAMES: [&str; 4] = ["jumpgate", "gateway", "syste
 ///
 /// # Errors
 /// [`IdentityError::InvalidName`] or [`IdentityError::UserExists`].
-pub(super) async fn check_new_user_name(
-    db: &SqlitePool,
+async fn check_new_user_name(
+    e: &mut dyn Exec,
     name: &str,
     role: &str,
 ) -> Result<(), IdentityError> {
@@ -112,12 +150,13 @@ pub(super) async fn check_new_user_name(
             "the user name `{r}` is reserved (the audit log would pass it off as the gateway or a superuser); choose another"
         )));
     }
-    check_role_name_rule(db, name, role).await?;
-    let taken: Option<String> =
-        sqlx::query_scalar("SELECT username FROM users WHERE lower(username) = lower(?) LIMIT 1")
-            .bind(name)
-            .fetch_optional(db)
-            .await?;
+    check_role_name_rule(e, name, role).await?;
+    let taken: Option<String> = sql!(e, |c| sqlx::query_scalar(
+        "SELECT username FROM users WHERE lower(username) = lower($1) LIMIT 1"
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
     match taken {
         Some(existing) => Err(IdentityError::UserExists(existing)),
         None => Ok(()),
@@ -125,16 +164,17 @@ pub(super) async fn check_new_user_name(
 }
 
 /// A user named like a role (`admin`, `auditor`...) must hold that role.
-pub(super) async fn check_role_name_rule(
-    db: &SqlitePool,
+async fn check_role_name_rule(
+    e: &mut dyn Exec,
     name: &str,
     role: &str,
 ) -> Result<(), IdentityError> {
-    let role_named: Option<String> =
-        sqlx::query_scalar("SELECT name FROM roles WHERE lower(name) = lower(?)")
-            .bind(name)
-            .fetch_optional(db)
-            .await?;
+    let role_named: Option<String> = sql!(e, |c| sqlx::query_scalar(
+        "SELECT name FROM roles WHERE lower(name) = lower($1)"
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
     match role_named {
         Some(r) if r != role => Err(IdentityError::InvalidName(format!(
             "a user named `{name}` must hold the `{r}` role (a name equal to a role's would mislead whoever reads the audit log); choose another name"
@@ -147,51 +187,57 @@ pub(super) async fn check_role_name_rule(
 /// with an older one (`Alice` next to `alice`): each as `name (clashes with
 /// older)`. The gateway names them at start so an administrator can remove
 /// them; they log in only with their exact name.
-pub(crate) async fn name_clashes(db: &SqlitePool) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
+pub(crate) async fn name_clashes(db: &Store) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    let rows: Vec<(String, Option<String>)> = sql!(c, |c| sqlx::query_as(
         "SELECT u.username, (SELECT o.username FROM users o
                              WHERE lower(o.username) = lower(u.username) AND o.name_clash = 0)
          FROM users u WHERE u.name_clash = 1 ORDER BY u.username",
     )
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, older)| (name, older.unwrap_or_default()))
+        .collect())
 }
 
-pub(crate) async fn get_user(db: &SqlitePool, username: &str) -> Result<UserRecord, IdentityError> {
+pub(crate) async fn get_user(db: &Store, username: &str) -> Result<UserRecord, IdentityError> {
     find_user(db, username)
         .await?
         .ok_or_else(|| IdentityError::UnknownUser(username.to_owned()))
 }
 
-pub(crate) async fn user_by_id(db: &SqlitePool, id: &UserId) -> Result<UserRecord, IdentityError> {
-    sqlx::query("SELECT * FROM users WHERE id = ?")
+pub(crate) async fn user_by_id(db: &Store, id: &UserId) -> Result<UserRecord, IdentityError> {
+    let q = select_users!("WHERE id = $1");
+    let mut c = db.conn().await?;
+    let row: Option<UserRow> = sql!(c, |c| sqlx::query_as(q)
         .bind(id.as_str())
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(user_record)
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(UserRecord::from)
         .ok_or(IdentityError::Unauthenticated)
 }
 
-pub(crate) async fn list_users(db: &SqlitePool) -> Result<Vec<UserRecord>, sqlx::Error> {
-    Ok(sqlx::query("SELECT * FROM users ORDER BY username")
-        .fetch_all(db)
-        .await?
-        .iter()
-        .map(user_record)
-        .collect())
+pub(crate) async fn list_users(db: &Store) -> Result<Vec<UserRecord>, sqlx::Error> {
+    let q = select_users!("ORDER BY username");
+    let mut c = db.conn().await?;
+    let rows: Vec<UserRow> = sql!(c, |c| sqlx::query_as(q).fetch_all(&mut *c).await)?;
+    Ok(rows.into_iter().map(UserRecord::from).collect())
 }
 
 /// Checks that `groups` are `*` or existing endpoint groups.
-pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(), IdentityError> {
+pub(crate) async fn check_groups(e: &mut dyn Exec, groups: &[String]) -> Result<(), IdentityError> {
     for g in groups {
         if g == "*" {
             continue;
         }
-        let exists: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE name = ?")
-            .bind(g)
-            .fetch_optional(db)
-            .await?;
+        let exists: Option<String> = sql!(e, |c| sqlx::query_scalar(
+            "SELECT name FROM groups WHERE name = $1"
+        )
+        .bind(g)
+        .fetch_optional(&mut *c)
+        .await)?;
         if exists.is_none() {
             return Err(IdentityError::Invalid(format!(
                 "unknown group {} (create it first, or use `*` for all groups)",
@@ -202,14 +248,14 @@ pub(crate) async fn check_groups(db: &SqlitePool, groups: &[String]) -> Result<(
     Ok(())
 }
 
-pub(super) async fn check_role(db: &SqlitePool, role: &str) -> Result<(), IdentityError> {
-    match rbac::role_permissions(db, role).await? {
+pub(super) async fn check_role(e: &mut dyn Exec, role: &str) -> Result<(), IdentityError> {
+    match rbac::store::role_permissions_in(e, role).await? {
         Some(_) => Ok(()),
         None => Err(IdentityError::UnknownRole(ids::echo(role))),
     }
 }
 
-pub(super) fn check_email(email: &str) -> Result<(), IdentityError> {
+fn check_email(email: &str) -> Result<(), IdentityError> {
     let ok = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -234,18 +280,25 @@ pub(crate) struct NewUser<'a> {
     pub(crate) email: Option<&'a str>,
 }
 
-/// Creates a user, enforcing the site's password policy.
+/// Creates a user, enforcing the site's password policy; `audit` (a
+/// `user-create` entry) commits with it.
 ///
 /// # Errors
 /// Invalid name, email, role or group; weak password; existing user.
 pub(crate) async fn create_user(
-    db: &SqlitePool,
+    db: &Store,
     u: &NewUser<'_>,
-    audit: &Audit<'_>,
+    audit: AuditEvent,
 ) -> Result<UserId, IdentityError> {
-    check_role(db, u.role).await?;
-    check_new_user_name(db, u.username, u.role).await?;
-    check_groups(db, u.groups).await?;
+    if let Some(e) = u.email.filter(|e| !e.is_empty()) {
+        check_email(e)?;
+    }
+    {
+        let mut c = db.conn().await?;
+        check_role(&mut c, u.role).await?;
+        check_new_user_name(&mut c, u.username, u.role).await?;
+        check_groups(&mut c, u.groups).await?;
+    }
     // An administrator without groups could manage everyone but reach no
     // endpoint: give the built-in admin role every group unless told otherwise.
     let all = ["*".to_owned()];
@@ -254,9 +307,6 @@ pub(crate) async fn create_user(
     } else {
         u.groups
     };
-    if let Some(e) = u.email.filter(|e| !e.is_empty()) {
-        check_email(e)?;
-    }
     let policy = settings::load(db).await?.password;
     let violations = password::check(&policy, u.username, u.password);
     if !violations.is_empty() {
@@ -265,10 +315,11 @@ pub(crate) async fn create_user(
     let hash = hash_password(u.password.to_owned()).await?;
     let id = UserId::generate();
     let now = ids::now_ms();
-    let mut tx = crate::store::begin_write(db).await?;
-    let res = sqlx::query(
+    let mut w = db.write().await?;
+    let res = sql!(w, |c| {
+        sqlx::query(
         "INSERT INTO users (id, username, password_hash, role, created_at, email, groups, password_changed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id.as_str())
     .bind(u.username)
@@ -278,8 +329,10 @@ pub(crate) async fn create_user(
     .bind(u.email.filter(|e| !e.is_empty()))
     .bind(to_json(groups))
     .bind(now)
-    .execute(&mut *tx)
-    .await;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    });
     match res {
         Ok(_) => {}
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -287,70 +340,77 @@ pub(crate) async fn create_user(
         }
         Err(e) => return Err(e.into()),
     }
-    sqlx::query(
-        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES (?, ?, ?)",
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES ($1, $2, $3)",
     )
     .bind(id.as_str())
     .bind(&hash)
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    audit.append(&mut tx).await?;
-    tx.commit().await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(audit).await?;
+    w.commit().await?;
     Ok(id)
 }
 
-/// Changes role, groups or email.
+/// Changes role, groups or email (audited as `user-update` by `actor`).
 pub(crate) async fn update_user(
-    db: &SqlitePool,
+    db: &Store,
     username: &str,
     u: &api::UpdateUser,
     actor: &str,
 ) -> Result<UserRecord, IdentityError> {
     let user = get_user(db, username).await?;
-    if let Some(role) = &u.role {
-        check_role(db, role).await?;
-        if user.role == "admin" && role != "admin" {
-            ensure_another_admin(db, &user.id).await?;
-        }
-        check_role_name_rule(db, &user.username, role).await?;
-    }
-    if let Some(groups) = &u.groups {
-        check_groups(db, groups).await?;
-    }
     if let Some(e) = u.email.as_deref().filter(|e| !e.is_empty()) {
         check_email(e)?;
     }
-    let mut tx = crate::store::begin_write(db).await?;
-    sqlx::query("UPDATE users SET role = COALESCE(?, role), groups = COALESCE(?, groups), email = CASE WHEN ? IS NULL THEN email WHEN ? = '' THEN NULL ELSE ? END WHERE id = ?")
-        .bind(u.role.as_deref())
-        .bind(u.groups.as_deref().map(to_json))
-        .bind(u.email.as_deref())
-        .bind(u.email.as_deref())
-        .bind(u.email.as_deref())
-        .bind(user.id.as_str())
-        .execute(&mut *tx)
-        .await?;
+    // The checks run in the write transaction: no concurrent change (the
+    // last other admin demoted, a group deleted) slips between them and
+    // the update.
+    let mut w = db.write().await?;
+    if let Some(role) = &u.role {
+        check_role(&mut w, role).await?;
+        if user.role == "admin" && role != "admin" {
+            ensure_another_admin(&mut w, &user.id).await?;
+        }
+        check_role_name_rule(&mut w, &user.username, role).await?;
+    }
+    if let Some(groups) = &u.groups {
+        check_groups(&mut w, groups).await?;
+    }
+    let groups_json = u.groups.as_deref().map(to_json);
+    sql!(w, |c| sqlx::query(
+        "UPDATE users SET role = COALESCE($1, role), groups = COALESCE($2, groups),
+                email = CASE WHEN $3 IS NULL THEN email WHEN $3 = '' THEN NULL ELSE $3 END
+          WHERE id = $4"
+    )
+    .bind(u.role.as_deref())
+    .bind(groups_json.as_deref())
+    .bind(u.email.as_deref())
+    .bind(user.id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     let role = u.role.as_deref().unwrap_or(&user.role);
     let groups = u.groups.as_deref().unwrap_or(&user.groups).join(",");
-    Audit::new(actor, "user-update", &user.username)
-        .detail(format!("role={role} groups={groups}"))
-        .append(&mut tx)
-        .await?;
-    tx.commit().await?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::UserUpdate, &user.username)
+            .detail(format!("role={role} groups={groups}")),
+    )
+    .await?;
+    w.commit().await?;
     get_user(db, &user.username).await
 }
 
 /// Refuses to remove the last administrator (nobody could manage the site).
-pub(super) async fn ensure_another_admin(
-    db: &SqlitePool,
-    except: &UserId,
-) -> Result<(), IdentityError> {
-    let others: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> ?")
-            .bind(except.as_str())
-            .fetch_one(db)
-            .await?;
+async fn ensure_another_admin(e: &mut dyn Exec, except: &UserId) -> Result<(), IdentityError> {
+    let others: i64 = sql!(e, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> $1"
+    )
+    .bind(except.as_str())
+    .fetch_one(&mut *c)
+    .await)?;
     if others == 0 {
         return Err(IdentityError::Conflict(
             "this is the last admin: make another user admin first".into(),
@@ -359,35 +419,38 @@ pub(super) async fn ensure_another_admin(
     Ok(())
 }
 
+/// Deletes a user (their sessions, password history and recovery codes go
+/// with them); `audit` commits with it.
 pub(crate) async fn delete_user(
-    db: &SqlitePool,
+    db: &Store,
     username: &str,
-    audit: &Audit<'_>,
+    audit: AuditEvent,
 ) -> Result<(), IdentityError> {
     let user = get_user(db, username).await?;
+    let mut w = db.write().await?;
     if user.role == "admin" {
-        ensure_another_admin(db, &user.id).await?;
+        ensure_another_admin(&mut w, &user.id).await?;
     }
-    let mut tx = crate::store::begin_write(db).await?;
-    sqlx::query("DELETE FROM users WHERE id = ?")
+    sql!(w, |c| sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(user.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    audit.append(&mut tx).await?;
-    tx.commit().await?;
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    w.audit(audit).await?;
+    w.commit().await?;
     Ok(())
 }
 
-pub(crate) async fn unlock(
-    db: &SqlitePool,
-    id: &UserId,
-    audit: &Audit<'_>,
-) -> Result<(), sqlx::Error> {
-    let mut tx = crate::store::begin_write(db).await?;
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    audit.append(&mut tx).await?;
-    tx.commit().await
+/// Lifts a lockout; `audit` commits with it.
+pub(crate) async fn unlock(db: &Store, id: &UserId, audit: AuditEvent) -> Result<(), sqlx::Error> {
+    let mut w = db.write().await?;
+    sql!(w, |c| sqlx::query(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1"
+    )
+    .bind(id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(audit).await?;
+    w.commit().await
 }
