@@ -37,6 +37,9 @@ pub(crate) const TOTP_KEY_PURPOSE: Purpose = Purpose::Vault;
 
 const SEALED_MAGIC: &[u8; 8] = b"jgtotp1\0";
 
+/// A stored secret column (`totp_secret` or `totp_pending`).
+type Blob = Option<Vec<u8>>;
+
 fn totp_aad(user: &UserId) -> String {
     format!("jumpgate:totp:{}", user.as_str())
 }
@@ -162,7 +165,7 @@ fn resealed(keys: &Keyring, user: &UserId, blob: &[u8]) -> Result<Option<Vec<u8>
 /// The database failed.
 pub(crate) async fn reseal_totp_secrets(db: &Store, keys: &Keyring) -> Result<u64, sqlx::Error> {
     let mut w = db.write().await?;
-    let rows: Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)> = sql!(w, |c| sqlx::query_as(
+    let rows: Vec<(String, Blob, Blob)> = sql!(w, |c| sqlx::query_as(
         "SELECT id, totp_secret, totp_pending FROM users
           WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL ORDER BY id"
     )
@@ -211,7 +214,7 @@ pub(crate) async fn reseal_totp_secrets(db: &Store, keys: &Keyring) -> Result<u6
 )]
 pub(crate) async fn totp_key_versions(db: &Store) -> Result<BTreeMap<u32, u64>, sqlx::Error> {
     let mut c = db.conn().await?;
-    let rows: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = sql!(c, |c| sqlx::query_as(
+    let rows: Vec<(Blob, Blob)> = sql!(c, |c| sqlx::query_as(
         "SELECT totp_secret, totp_pending FROM users
           WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL"
     )
