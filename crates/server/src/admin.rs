@@ -310,7 +310,7 @@ pub async fn create_user(
             groups,
             email: None,
         },
-        &crate::events::Audit::new("(admin cli)", "user-create", username)
+        store::AuditEvent::new("(admin cli)", store::AuditAction::UserCreate, username)
             .detail(format!("role={role}")),
     )
     .await?;
@@ -341,10 +341,10 @@ pub async fn enroll_tokens(
     ttl: Duration,
     count: u32,
 ) -> Result<(Vec<String>, String), AdminError> {
-    let audit = crate::events::Audit::new("(admin cli)", "enroll-token-create", group)
+    let audit = store::AuditEvent::new("(admin cli)", store::AuditAction::EnrollTokenCreate, group)
         .detail(format!("count={count}"))
         .group(group);
-    let made = identity::create_enroll_tokens(db, group, ttl, count, &audit).await?;
+    let made = identity::create_enroll_tokens(db, group, ttl, count, audit).await?;
     let expires = made
         .first()
         .map(|t| ids::rfc3339(t.expires_at_ms))

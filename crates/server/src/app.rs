@@ -118,6 +118,12 @@ pub async fn run(
             "chained audit entries written before the audit log was a chain"
         );
     }
+    // TOTP secrets stored in the clear (before they were sealed) are
+    // sealed now, and those under an old KEK version re-wrapped.
+    let resealed = crate::identity::reseal_totp_secrets(&db, &keys).await?;
+    if resealed > 0 {
+        tracing::info!(count = resealed, "TOTP secrets sealed or re-wrapped");
+    }
     for (name, older) in crate::identity::name_clashes(&db).await? {
         tracing::warn!(
             user = %name,

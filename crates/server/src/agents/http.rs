@@ -277,10 +277,14 @@ async fn enroll_token(
 ) -> Result<(StatusCode, Json<api::EnrollToken>), ApiError> {
     let group = req.group.unwrap_or_else(|| "default".to_owned());
     let ttl = token_ttl(req.ttl.as_deref())?;
-    let audit = events::Audit::new(&who.name, "enroll-token-create", &group)
-        .detail("count=1")
-        .group(&group);
-    let t = identity::create_enroll_tokens(&st.db, &group, ttl, 1, &audit)
+    let audit = crate::store::AuditEvent::new(
+        &who.name,
+        crate::store::AuditAction::EnrollTokenCreate,
+        &group,
+    )
+    .detail("count=1")
+    .group(&group);
+    let t = identity::create_enroll_tokens(&st.db, &group, ttl, 1, audit)
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal("no enrollment token was made"))?;

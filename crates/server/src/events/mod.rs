@@ -106,6 +106,7 @@ pub(crate) async fn record_in_groups_or_log(
 }
 
 #[derive(Debug)]
+#[allow(dead_code, reason = "TRANSITIONAL: removed with the other wrappers")]
 pub(crate) struct Audit<'a> {
     pub(crate) actor: &'a str,
     pub(crate) action: &'a str,
@@ -114,6 +115,7 @@ pub(crate) struct Audit<'a> {
     pub(crate) groups: Vec<String>,
 }
 
+#[allow(dead_code, reason = "TRANSITIONAL: removed with the other wrappers")]
 impl<'a> Audit<'a> {
     pub(crate) fn new(actor: &'a str, action: &'a str, target: &'a str) -> Self {
         Self {

@@ -226,14 +226,16 @@ async fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
     // The audit log becomes unwritable (here: its table is gone).
     sql(&db, "ALTER TABLE events RENAME TO events_gone").await;
     let mut tx = crate::store::begin_write(&db).await.unwrap();
-    crate::rbac::store::create(&mut tx, &role).await.unwrap();
+    crate::rbac::store::create(&mut crate::store::Conn::Sqlite(&mut tx), &role)
+        .await
+        .unwrap();
     assert!(
         append_in(&mut tx, "alice", "role-create", "night-shift", "ok", "")
             .await
             .is_err()
     );
     drop(tx);
-    let roles = crate::rbac::store::list(&db).await.unwrap();
+    let roles = crate::rbac::store::list(&st(&db)).await.unwrap();
     assert!(roles.iter().all(|r| r.name != "night-shift"), "{roles:?}");
 }
 

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
-use base64::Engine;
+use base64::Engine as _;
 use jumpgate_api_types::{self as api, OAuthErrorCode};
-use sqlx::{Row, SqlitePool};
 
 use super::{IdentityError, json_list, to_json};
 use crate::ids;
 use crate::rbac::{Restriction, Scopes, Subject, SubjectKind};
+use crate::store::{Engine, Exec, Store, sql};
 
 /// Lifetime of an access token.
 pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -79,7 +79,7 @@ fn form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthFailure> {
 }
 
 pub(super) async fn issue(
-    db: &SqlitePool,
+    db: &Store,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<api::TokenResponse, OAuthFailure> {
@@ -152,27 +152,41 @@ pub(super) async fn issue(
         description: "unknown client or wrong secret".into(),
         basic: used_basic,
     };
-    let row = sqlx::query("SELECT secret_hash, scopes FROM api_clients WHERE client_id = ?")
+    let server_error = |e: sqlx::Error| {
+        OAuthFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorCode::ServerError,
+            internal(e),
+        )
+    };
+    let mut c = db.conn().await.map_err(server_error)?;
+    // Stored as lowercase hex text ([`secret_hash`]); SQLite sites from
+    // before kept the raw bytes in the text column, read as hex here.
+    let q = match c.engine() {
+        Engine::Sqlite => {
+            "SELECT CASE WHEN typeof(secret_hash) = 'blob' THEN lower(hex(secret_hash))
+                         ELSE secret_hash END, scopes
+               FROM api_clients WHERE client_id = $1"
+        }
+        Engine::Postgres => "SELECT secret_hash, scopes FROM api_clients WHERE client_id = $1",
+    };
+    let row: Option<(String, String)> = sql!(c, |c| sqlx::query_as(q)
         .bind(&client_id)
-        .fetch_optional(db)
-        .await
-        .map_err(|e| {
-            OAuthFailure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                OAuthErrorCode::ServerError,
-                internal(e),
-            )
-        })?;
+        .fetch_optional(&mut *c)
+        .await)
+    .map_err(server_error)?;
     // Hash and compare even for unknown clients: same work either way.
-    let presented = ids::token_hash(&secret);
-    let stored: Vec<u8> = row
+    let presented = secret_hash(&secret);
+    let stored = row
         .as_ref()
-        .map_or_else(|| vec![0u8; presented.len()], |r| r.get("secret_hash"));
-    let matches = aws_lc_rs::constant_time::verify_slices_are_equal(&presented, &stored).is_ok();
-    let Some(row) = row.filter(|_| matches) else {
+        .map_or_else(|| "0".repeat(presented.len()), |(hash, _)| hash.clone());
+    let matches =
+        aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), stored.as_bytes())
+            .is_ok();
+    let Some((_, scopes)) = row.filter(|_| matches) else {
         return Err(invalid_client());
     };
-    let allowed = Scopes::parse(&json_list(&row.get::<String, _>("scopes"))).unwrap_or(Scopes {
+    let allowed = Scopes::parse(&json_list(&scopes)).unwrap_or(Scopes {
         read: false,
         write: false,
     });
@@ -195,19 +209,26 @@ pub(super) async fn issue(
     };
     let token = ids::random_token("jga");
     let now = ids::now_ms();
-    sqlx::query("INSERT INTO client_tokens (token_hash, client_id, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(ids::token_hash(&token))
-        .bind(&client_id)
-        .bind(to_json(&granted.names()))
-        .bind(now)
-        .bind(now + TOKEN_TTL.as_millis() as i64)
-        .execute(db)
-        .await
-        .map_err(|e| OAuthFailure::new(StatusCode::INTERNAL_SERVER_ERROR, OAuthErrorCode::ServerError, internal(e)))?;
-    let _ = sqlx::query("DELETE FROM client_tokens WHERE expires_at <= ?")
-        .bind(now)
-        .execute(db)
-        .await;
+    sql!(c, |c| sqlx::query(
+        "INSERT INTO client_tokens (token_hash, client_id, scopes, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)"
+    )
+    .bind(ids::token_hash(&token))
+    .bind(&client_id)
+    .bind(to_json(&granted.names()))
+    .bind(now)
+    .bind(now + TOKEN_TTL.as_millis() as i64)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(server_error)?;
+    let _ = sql!(c, |c| sqlx::query(
+        "DELETE FROM client_tokens WHERE expires_at <= $1"
+    )
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()));
     Ok(api::TokenResponse {
         access_token: token,
         token_type: "Bearer".into(),
@@ -216,37 +237,59 @@ pub(super) async fn issue(
     })
 }
 
+/// How a client secret is stored: its SHA-256 (a 256-bit random secret
+/// needs no slow hash), as lowercase hex text.
+pub(super) fn secret_hash(secret: &str) -> String {
+    ids::token_hash(secret)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn internal(e: sqlx::Error) -> String {
     tracing::error!(error = %e, "token endpoint database error");
     "internal error".into()
 }
 
+/// A live access token's client, as [`authenticate`] reads it.
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    client_id: String,
+    name: String,
+    role: String,
+    groups: String,
+    scopes: String,
+}
+
 /// Resolves an access token to its client.
-pub(crate) async fn authenticate(
-    db: &SqlitePool,
-    token_hash: &[u8],
-) -> Result<Subject, IdentityError> {
-    let row = super::live_token_row(
-        db,
-        "SELECT c.client_id, c.name, c.role, c.groups, t.scopes FROM client_tokens t JOIN api_clients c ON c.client_id = t.client_id
-         WHERE t.token_hash = ? AND t.expires_at > ?",
-        token_hash,
-    )
-    .await?;
+pub(crate) async fn authenticate(db: &Store, token_hash: &[u8]) -> Result<Subject, IdentityError> {
+    let row: Option<TokenRow> = {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_as(
+            "SELECT c.client_id, c.name, c.role, c.groups, t.scopes
+               FROM client_tokens t JOIN api_clients c ON c.client_id = t.client_id
+              WHERE t.token_hash = $1 AND t.expires_at > $2"
+        )
+        .bind(token_hash)
+        .bind(ids::now_ms())
+        .fetch_optional(&mut *c)
+        .await)?
+    };
+    let row = row.ok_or(IdentityError::Unauthenticated)?;
     // Scopes were validated when the token was issued; unreadable ones grant nothing.
-    let scopes = Scopes::parse(&json_list(&row.get::<String, _>("scopes"))).unwrap_or(Scopes {
+    let scopes = Scopes::parse(&json_list(&row.scopes)).unwrap_or(Scopes {
         read: false,
         write: false,
     });
     let kind = SubjectKind::ApiClient {
-        client_id: row.get("client_id"),
+        client_id: row.client_id,
     };
     super::subject(
         db,
-        &row,
-        row.get("name"),
+        row.name,
         kind,
-        row.get("role"),
+        row.role,
+        &row.groups,
         scopes,
         Restriction::None,
     )

@@ -6,14 +6,14 @@ use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jumpgate_api_types::{self as api, ErrorCode};
-use sqlx::Row;
 
-use super::clients::{OAuthFailure, issue};
+use super::clients::{OAuthFailure, issue, secret_hash};
 use super::{check_groups, check_role, json_list, to_json};
 use crate::api::{Access, Api, ApiError, ApiJson, Caller};
 use crate::ids;
 use crate::rbac::{Action, Scopes};
-use crate::{events, state::AppState};
+use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent, sql};
 
 pub(crate) fn routes(api: Api) -> Api {
     api.post("/oauth2/token", Access::Public, token)
@@ -39,23 +39,41 @@ pub(crate) fn routes(api: Api) -> Api {
         )
 }
 
-fn client(row: &sqlx::sqlite::SqliteRow) -> api::ApiClient {
-    api::ApiClient {
-        client_id: row.get("client_id"),
-        name: row.get("name"),
-        scopes: json_list(&row.get::<String, _>("scopes")),
-        role: row.get("role"),
-        groups: json_list(&row.get::<String, _>("groups")),
-        created_at: ids::rfc3339(row.get("created_at")),
-        secret_rotated_at: ids::rfc3339(row.get("secret_rotated_at")),
+/// An `api_clients` row as both engines return it (the secret's hash aside).
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    scopes: String,
+    role: String,
+    groups: String,
+    created_at: i64,
+    secret_rotated_at: i64,
+}
+
+impl From<ClientRow> for api::ApiClient {
+    fn from(r: ClientRow) -> Self {
+        Self {
+            client_id: r.client_id,
+            name: r.name,
+            scopes: json_list(&r.scopes),
+            role: r.role,
+            groups: json_list(&r.groups),
+            created_at: ids::rfc3339(r.created_at),
+            secret_rotated_at: ids::rfc3339(r.secret_rotated_at),
+        }
     }
 }
 
 async fn list(State(st): State<AppState>) -> Result<Json<Vec<api::ApiClient>>, ApiError> {
-    let rows = sqlx::query("SELECT * FROM api_clients ORDER BY name")
-        .fetch_all(&*st.db)
-        .await?;
-    Ok(Json(rows.iter().map(client).collect()))
+    let mut c = st.db.conn().await?;
+    let rows: Vec<ClientRow> = sql!(c, |c| sqlx::query_as(
+        "SELECT client_id, name, scopes, role, groups, created_at, secret_rotated_at
+           FROM api_clients ORDER BY name"
+    )
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(Json(rows.into_iter().map(api::ApiClient::from).collect()))
 }
 
 async fn create(
@@ -70,30 +88,33 @@ async fn create(
             "an API client needs the read or write scope (or both)",
         ));
     }
-    check_role(&st.db, &req.role).await?;
-    check_groups(&st.db, &req.groups).await?;
     let client_id = ids::random_token("jgc")
         .chars()
         .take(28)
         .collect::<String>();
     let secret = ids::random_token("jgcs");
     let now = ids::now_ms();
-    // The client and its audit entry commit together.
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let res = sqlx::query(
+    // The checks, the client and its audit entry in one transaction.
+    let mut w = st.db.write().await?;
+    check_role(&mut w, &req.role).await?;
+    check_groups(&mut w, &req.groups).await?;
+    let res = sql!(w, |c| {
+        sqlx::query(
         "INSERT INTO api_clients (client_id, name, secret_hash, scopes, role, groups, created_at, secret_rotated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&client_id)
     .bind(&req.name)
-    .bind(ids::token_hash(&secret))
+    .bind(secret_hash(&secret))
     .bind(to_json(&scopes.names()))
     .bind(&req.role)
     .bind(to_json(&req.groups))
     .bind(now)
     .bind(now)
-    .execute(&mut *tx)
-    .await;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    });
     match res {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             return Err(ApiError::conflict(format!(
@@ -105,16 +126,12 @@ async fn create(
             other?;
         }
     }
-    events::append_in(
-        &mut tx,
-        &who.name,
-        "api-client-create",
-        &req.name,
-        "ok",
-        &scopes.names().join(","),
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::ApiClientCreate, &req.name)
+            .detail(scopes.names().join(",")),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(api::ApiClientSecret {
@@ -130,24 +147,34 @@ async fn rotate(
     Path(name): Path<String>,
 ) -> Result<Json<api::ApiClientSecret>, ApiError> {
     let secret = ids::random_token("jgcs");
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let client_id: Option<String> =
-        sqlx::query_scalar("UPDATE api_clients SET secret_hash = ?, secret_rotated_at = ? WHERE name = ? RETURNING client_id")
-            .bind(ids::token_hash(&secret))
-            .bind(ids::now_ms())
-            .bind(&name)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let mut w = st.db.write().await?;
+    let client_id: Option<String> = sql!(w, |c| sqlx::query_scalar(
+        "UPDATE api_clients SET secret_hash = $1, secret_rotated_at = $2 WHERE name = $3
+         RETURNING client_id"
+    )
+    .bind(secret_hash(&secret))
+    .bind(ids::now_ms())
+    .bind(&name)
+    .fetch_optional(&mut *c)
+    .await)?;
     let client_id = client_id.ok_or_else(|| {
         ApiError::not_found(ErrorCode::NotFound, format!("no API client named `{name}`"))
     })?;
     // Tokens issued under the old secret end with it.
-    sqlx::query("DELETE FROM client_tokens WHERE client_id = ?")
-        .bind(&client_id)
-        .execute(&mut *tx)
-        .await?;
-    events::append_in(&mut tx, &who.name, "api-client-rotate", &name, "ok", "").await?;
-    tx.commit().await?;
+    sql!(w, |c| sqlx::query(
+        "DELETE FROM client_tokens WHERE client_id = $1"
+    )
+    .bind(&client_id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(AuditEvent::new(
+        &who.name,
+        AuditAction::ApiClientRotate,
+        &name,
+    ))
+    .await?;
+    w.commit().await?;
     Ok(Json(api::ApiClientSecret {
         client_id,
         client_secret: secret,
@@ -159,19 +186,27 @@ async fn delete(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let gone = sqlx::query("DELETE FROM api_clients WHERE name = ?")
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
-    if gone.rows_affected() == 0 {
+    let mut w = st.db.write().await?;
+    let gone = sql!(w, |c| sqlx::query(
+        "DELETE FROM api_clients WHERE name = $1"
+    )
+    .bind(&name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if gone == 0 {
         return Err(ApiError::not_found(
             ErrorCode::NotFound,
             format!("no API client named `{name}`"),
         ));
     }
-    events::append_in(&mut tx, &who.name, "api-client-delete", &name, "ok", "").await?;
-    tx.commit().await?;
+    w.audit(AuditEvent::new(
+        &who.name,
+        AuditAction::ApiClientDelete,
+        &name,
+    ))
+    .await?;
+    w.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,10 +13,10 @@ use super::{Attempt, IdentityError, NewUser, UserRecord};
 use crate::api::{
     Access, Api, ApiError, ApiJson, Caller, CookieSession, PeerAddr, csrf_token, session_token,
 };
-use crate::events::Audit;
 use crate::ids;
 use crate::rbac::{self, Action, Restriction, Subject};
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
@@ -44,7 +44,7 @@ impl From<IdentityError> for ApiError {
             | E::WeakPassword(_)
             | E::Invalid(_)
             | E::WrongCode => Self::bad_request(e.to_string()),
-            E::Hash | E::Db(_) => Self::internal(e),
+            E::Hash | E::Db(_) | E::Keys(_) => Self::internal(e),
         }
     }
 }
@@ -138,7 +138,15 @@ async fn login(
         password: &req.password,
         second_factor: req.totp.as_deref(),
     };
-    let s = match super::login(&st.db, &st.login_limiter, &attempt, st.config.session_ttl).await {
+    let s = match super::login(
+        &st.db,
+        &st.keys,
+        &st.login_limiter,
+        &attempt,
+        st.config.session_ttl,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             // The user name may be a mistyped password, and the client's
@@ -256,8 +264,8 @@ async fn change_password(
         }
         Err(e) => return Err(e.into()),
     }
-    let audit = Audit::new(&user.username, "password-change", &user.username);
-    super::set_password(&st.db, &user, &req.new_password, &audit).await?;
+    let audit = AuditEvent::new(&user.username, AuditAction::PasswordChange, &user.username);
+    super::set_password(&st.db, &user, &req.new_password, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -266,7 +274,7 @@ async fn begin_totp(
     Caller(who): Caller,
 ) -> Result<Json<api::TotpEnrollment>, ApiError> {
     let user = myself(&st, &who).await?;
-    let secret = super::begin_totp(&st.db, &user).await?;
+    let secret = super::begin_totp(&st.db, &st.keys, &user).await?;
     let url = secret.otpauth_url(&format!("Jumpgate {}", st.config.hostname), &user.username);
     Ok(Json(api::TotpEnrollment {
         secret: secret.base32(),
@@ -281,8 +289,8 @@ async fn confirm_totp(
     ApiJson(req): ApiJson<api::TotpCode>,
 ) -> Result<Json<api::RecoveryCodes>, ApiError> {
     let user = myself(&st, &who).await?;
-    let audit = Audit::new(&user.username, "mfa-enable", &user.username);
-    let codes = super::confirm_totp(&st.db, &user, &req.code, &audit).await?;
+    let audit = AuditEvent::new(&user.username, AuditAction::MfaEnable, &user.username);
+    let codes = super::confirm_totp(&st.db, &st.keys, &user, &req.code, audit).await?;
     Ok(Json(api::RecoveryCodes { codes }))
 }
 
@@ -292,16 +300,16 @@ async fn disable_mfa(
     ApiJson(req): ApiJson<api::TotpCode>,
 ) -> Result<StatusCode, ApiError> {
     let user = myself(&st, &who).await?;
-    let policy = settings::load(&*st.db).await?;
+    let policy = settings::load(&st.db).await?;
     if policy.mfa_required(&user.role) {
         return Err(ApiError::conflict(format!(
             "the site requires MFA for the `{}` role",
             user.role
         )));
     }
-    super::require_second_factor(&st.db, &user, &req.code).await?;
-    let audit = Audit::new(&user.username, "mfa-disable", &user.username);
-    super::disable_mfa(&st.db, &user.id, &audit).await?;
+    super::require_second_factor(&st.db, &st.keys, &user, &req.code).await?;
+    let audit = AuditEvent::new(&user.username, AuditAction::MfaDisable, &user.username);
+    super::disable_mfa(&st.db, &user.id, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -311,9 +319,13 @@ async fn recovery_codes(
     ApiJson(req): ApiJson<api::TotpCode>,
 ) -> Result<Json<api::RecoveryCodes>, ApiError> {
     let user = myself(&st, &who).await?;
-    super::require_second_factor(&st.db, &user, &req.code).await?;
-    let audit = Audit::new(&user.username, "mfa-recovery-codes", &user.username);
-    let codes = super::new_recovery_codes(&st.db, &user, &audit).await?;
+    super::require_second_factor(&st.db, &st.keys, &user, &req.code).await?;
+    let audit = AuditEvent::new(
+        &user.username,
+        AuditAction::MfaRecoveryCodes,
+        &user.username,
+    );
+    let codes = super::new_recovery_codes(&st.db, &user, audit).await?;
     Ok(Json(api::RecoveryCodes { codes }))
 }
 
@@ -349,7 +361,7 @@ async fn create_user(
             groups: &req.groups,
             email: req.email.as_deref(),
         },
-        &Audit::new(&who.name, "user-create", &req.username).detail(detail),
+        AuditEvent::new(&who.name, AuditAction::UserCreate, &req.username).detail(detail),
     )
     .await?;
     Ok((
@@ -373,7 +385,12 @@ async fn delete_user(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    super::delete_user(&st.db, &name, &Audit::new(&who.name, "user-delete", &name)).await?;
+    super::delete_user(
+        &st.db,
+        &name,
+        AuditEvent::new(&who.name, AuditAction::UserDelete, &name),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,8 +401,8 @@ async fn set_password(
     ApiJson(req): ApiJson<api::SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    let audit = Audit::new(&who.name, "password-reset", &name);
-    super::set_password(&st.db, &user, &req.password, &audit).await?;
+    let audit = AuditEvent::new(&who.name, AuditAction::PasswordReset, &name);
+    super::set_password(&st.db, &user, &req.password, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -395,7 +412,7 @@ async fn revoke_sessions(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    let audit = Audit::new(&who.name, "sessions-revoke", &name);
+    let audit = AuditEvent::new(&who.name, AuditAction::SessionsRevoke, &name);
     super::revoke_sessions(&st.db, &user.id, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -409,7 +426,7 @@ async fn unlock(
     super::unlock(
         &st.db,
         &user.id,
-        &Audit::new(&who.name, "user-unlock", &name),
+        AuditEvent::new(&who.name, AuditAction::UserUnlock, &name),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -421,12 +438,17 @@ async fn reset_mfa(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = super::get_user(&st.db, &name).await?;
-    super::disable_mfa(&st.db, &user.id, &Audit::new(&who.name, "mfa-reset", &name)).await?;
+    super::disable_mfa(
+        &st.db,
+        &user.id,
+        AuditEvent::new(&who.name, AuditAction::MfaReset, &name),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_settings(State(st): State<AppState>) -> Result<Json<api::SecuritySettings>, ApiError> {
-    Ok(Json(settings::load(&*st.db).await?.to_api()))
+    Ok(Json(settings::load(&st.db).await?.to_api()))
 }
 
 async fn put_settings(
@@ -444,7 +466,7 @@ async fn put_settings(
         }
     }
     let detail = serde_json::to_string(&new.to_api()).unwrap_or_default();
-    let audit = Audit::new(&who.name, "settings-change", "security").detail(detail);
-    settings::save(&st.db, &new, Some(&audit)).await?;
+    let audit = AuditEvent::new(&who.name, AuditAction::SettingsChange, "security").detail(detail);
+    settings::save(&st.db, &new, audit).await?;
     Ok(Json(new.to_api()))
 }

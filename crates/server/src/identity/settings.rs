@@ -3,7 +3,8 @@
 
 use jumpgate_api_types as api;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+
+use crate::store::{AuditEvent, Exec, Store, sql};
 
 use super::lockout::LockoutPolicy;
 use super::password::PasswordPolicy;
@@ -20,13 +21,19 @@ pub(crate) struct SecuritySettings {
 
 const KEY: &str = "security";
 
-pub(crate) async fn load<'e>(
-    db: impl sqlx::SqliteExecutor<'e>,
-) -> Result<SecuritySettings, sqlx::Error> {
-    let raw: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-        .bind(KEY)
-        .fetch_optional(db)
-        .await?;
+/// The site's settings (the defaults until an administrator saves some).
+pub(crate) async fn load(db: &Store) -> Result<SecuritySettings, sqlx::Error> {
+    load_in(&mut db.conn().await?).await
+}
+
+/// [`load`] inside a transaction (a change that depends on the policy).
+pub(crate) async fn load_in(e: &mut dyn Exec) -> Result<SecuritySettings, sqlx::Error> {
+    let raw: Option<String> = sql!(e, |c| sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = $1"
+    )
+    .bind(KEY)
+    .fetch_optional(&mut *c)
+    .await)?;
     Ok(raw
         .and_then(|r| match serde_json::from_str(&r) {
             Ok(s) => Some(s),
@@ -40,24 +47,26 @@ pub(crate) async fn load<'e>(
         .unwrap_or_default())
 }
 
-/// Stores the settings; with `audit`, its entry commits in the same
-/// transaction.
+/// Stores the settings; `audit` (a `settings-change` entry) commits with
+/// them.
 pub(crate) async fn save(
-    db: &SqlitePool,
+    db: &Store,
     s: &SecuritySettings,
-    audit: Option<&crate::events::Audit<'_>>,
+    audit: AuditEvent,
 ) -> Result<(), sqlx::Error> {
     let json = serde_json::to_string(s).unwrap_or_default();
-    let mut tx = crate::store::begin_write(db).await?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .bind(KEY)
-        .bind(json)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(a) = audit {
-        a.append(&mut tx).await?;
-    }
-    tx.commit().await
+    let mut w = db.write().await?;
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
+    .bind(KEY)
+    .bind(&json)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(audit).await?;
+    w.commit().await
 }
 
 impl SecuritySettings {
@@ -107,21 +116,31 @@ mod tests {
 
     #[tokio::test]
     async fn defaults_then_saved_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::store::open(&dir.path().join("t.db")).await.unwrap();
-        assert_eq!(load(&db).await.unwrap(), SecuritySettings::default());
-        let mut api = SecuritySettings::default().to_api();
-        api.password_min_length = 16;
-        api.mfa_required_roles = vec!["admin".into()];
-        let s = SecuritySettings::from_api(&api).unwrap();
-        save(&db, &s, None).await.unwrap();
-        assert_eq!(load(&db).await.unwrap(), s);
-        assert!(s.mfa_required("admin") && !s.mfa_required("auditor"));
-        api.password_min_length = 3;
-        assert!(
-            SecuritySettings::from_api(&api)
-                .unwrap_err()
-                .contains("password policy")
-        );
+        for (db, _dir) in crate::store::tests::engines("identity_settings").await {
+            assert_eq!(load(&db).await.unwrap(), SecuritySettings::default());
+            let mut api = SecuritySettings::default().to_api();
+            api.password_min_length = 16;
+            api.mfa_required_roles = vec!["admin".into()];
+            let s = SecuritySettings::from_api(&api).unwrap();
+            let audit = AuditEvent::new(
+                "test",
+                crate::store::AuditAction::SettingsChange,
+                "security",
+            );
+            save(&db, &s, audit.clone()).await.unwrap();
+            assert_eq!(load(&db).await.unwrap(), s, "{}", db.engine());
+            // Saved again (the row exists): replaced, not refused.
+            save(&db, &SecuritySettings::default(), audit)
+                .await
+                .unwrap();
+            assert_eq!(load(&db).await.unwrap(), SecuritySettings::default());
+            assert!(s.mfa_required("admin") && !s.mfa_required("auditor"));
+            api.password_min_length = 3;
+            assert!(
+                SecuritySettings::from_api(&api)
+                    .unwrap_err()
+                    .contains("password policy")
+            );
+        }
     }
 }

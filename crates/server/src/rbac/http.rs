@@ -8,8 +8,8 @@ use jumpgate_api_types::{self as api, ErrorCode};
 use super::store::{self, RoleError};
 use super::{Action, Denial, Subject};
 use crate::api::{Access, Api, ApiError, ApiJson, Caller};
-use crate::events;
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
 
 pub(crate) fn routes(api: Api) -> Api {
     api.get("/api/v1/roles", Access::Site(Action::ReadRoles), list)
@@ -50,17 +50,18 @@ pub(crate) async fn denied(
     group: Option<&str>,
     why: Denial,
 ) -> ApiError {
-    let groups: Vec<&str> = group.into_iter().collect();
-    crate::events::record_in_groups_or_log(
-        &st.db,
-        &groups,
-        &subject.name,
-        action.as_str(),
-        target,
-        "denied",
-        &why.to_string(),
-    )
-    .await;
+    st.db
+        .audit_or_log(
+            AuditEvent::new(
+                &subject.name,
+                AuditAction::Denied(action.as_str().to_owned()),
+                target,
+            )
+            .outcome("denied")
+            .detail(why.to_string())
+            .groups(group),
+        )
+        .await;
     tracing::info!(subject = %subject.name, action = %action.as_str(), %target, reason = %why, "access denied");
     let code = match why {
         Denial::InsufficientScope => ErrorCode::InsufficientScope,
@@ -82,18 +83,14 @@ async fn create(
     Caller(who): Caller,
     ApiJson(req): ApiJson<api::CreateRole>,
 ) -> Result<(StatusCode, Json<api::Role>), ApiError> {
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let role = store::create(&mut tx, &req).await?;
-    events::append_in(
-        &mut tx,
-        &who.name,
-        "role-create",
-        &role.name,
-        "ok",
-        &role.permissions.join(","),
+    let mut w = st.db.write().await?;
+    let role = store::create(&mut w, &req).await?;
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::RoleCreate, &role.name)
+            .detail(role.permissions.join(",")),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -103,18 +100,14 @@ async fn update(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<api::UpdateRole>,
 ) -> Result<Json<api::Role>, ApiError> {
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let role = store::update(&mut tx, &name, &req).await?;
-    events::append_in(
-        &mut tx,
-        &who.name,
-        "role-update",
-        &name,
-        "ok",
-        &role.permissions.join(","),
+    let mut w = st.db.write().await?;
+    let role = store::update(&mut w, &name, &req).await?;
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::RoleUpdate, &name)
+            .detail(role.permissions.join(",")),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(Json(role))
 }
 
@@ -123,9 +116,10 @@ async fn delete(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    store::delete(&mut tx, &name).await?;
-    events::append_in(&mut tx, &who.name, "role-delete", &name, "ok", "").await?;
-    tx.commit().await?;
+    let mut w = st.db.write().await?;
+    store::delete(&mut w, &name).await?;
+    w.audit(AuditEvent::new(&who.name, AuditAction::RoleDelete, &name))
+        .await?;
+    w.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -87,6 +87,9 @@ pub(crate) enum AuditAction {
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
+    /// A second-factor event other than a change (outcome
+    /// `recovery-code-used`); stored as `mfa`. (branch ident)
+    Mfa,
 }
 
 impl AuditAction {
@@ -143,6 +146,7 @@ impl AuditAction {
             Self::VaultPurgeProtection => "vault-purge-protection",
             Self::AuditExpire => "audit-expire",
             Self::Denied(name) => return Owned(name.clone()),
+            Self::Mfa => "mfa", // branch ident
         })
     }
 }
@@ -377,6 +381,7 @@ mod tests {
             (A::VaultPurgeProtection, "vault-purge-protection"),
             (A::AuditExpire, "audit-expire"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
+            (A::Mfa, "mfa"), // branch ident
         ];
         for (action, name) in table {
             assert_eq!(action.as_str(), *name, "{action:?}");

@@ -463,7 +463,9 @@ mod tests {
             .execute(&pool)
             .await;
         assert!(again.is_err(), "{again:?}");
-        let clashes = crate::identity::name_clashes(&pool).await.unwrap();
+        let clashes = crate::identity::name_clashes(&crate::store::Store::sqlite(pool.clone()))
+            .await
+            .unwrap();
         assert_eq!(clashes, [("Alice".to_owned(), "alice".to_owned())]);
     }
 
