@@ -67,13 +67,15 @@ pub(crate) async fn ensure(e: &mut dyn Exec, name: &str, now: i64) -> Result<(),
 /// Every group, by name, with its count of live endpoints.
 pub(crate) async fn list(db: &Store) -> Result<Vec<Group>, sqlx::Error> {
     let mut c = db.conn().await?;
-    let rows: Vec<(String, String, i64)> = sql!(c, |c| sqlx::query_as(
+    let rows: Vec<(String, String, i64)> = sql!(c, |c| {
+        sqlx::query_as(
         "SELECT g.name, g.description,
                 (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL)
          FROM groups g ORDER BY g.name",
     )
     .fetch_all(&mut *c)
-    .await)?;
+    .await
+    })?;
     Ok(rows
         .into_iter()
         .map(|(name, description, n)| Group {

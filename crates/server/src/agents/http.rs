@@ -1,10 +1,6 @@
 //! `/api/v1/agents/enroll`, `/api/v1/endpoints*`, `/api/v1/groups*` and
 //! `/api/v1/enroll-tokens`.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use jumpgate_api_types::{self as api, ErrorCode};
 use super::groups::{self, GroupError};
 use super::{EndpointRecord, EnrollError, MoveError};
 use crate::api::{Access, Api, ApiError, ApiJson, Caller};
@@ -12,6 +8,10 @@ use crate::rbac::Action;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 use crate::{events, identity, ids};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jumpgate_api_types::{self as api, ErrorCode};
 
 pub(crate) fn routes(api: Api) -> Api {
     use Access::{Public, Site};

@@ -16,11 +16,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::ids::{self, AgentId};
+use crate::store::{AuditAction, AuditEvent, Store, sql};
 use base64::Engine;
 use jumpgate_api_types as api;
 use jumpgate_net::mux::MuxHandle;
-use crate::ids::{self, AgentId};
-use crate::store::{AuditAction, AuditEvent, Store, sql};
 
 /// An endpoint as stored.
 #[derive(Clone, Debug)]
@@ -155,7 +155,8 @@ pub(crate) async fn touch(
     let now = ids::now_ms();
     let mut c = db.conn().await?;
     match &cleaned {
-        Some(d) => sql!(c, |c| sqlx::query(
+        Some(d) => sql!(c, |c| {
+            sqlx::query(
             "UPDATE endpoints SET last_seen = $1, hostname = $2, os = $3, arch = $4, agent_version = $5
              WHERE id = $6",
         )
@@ -167,13 +168,16 @@ pub(crate) async fn touch(
         .bind(id.as_str())
         .execute(&mut *c)
         .await
+        .map(|r| r.rows_affected())
+        })?,
+        None => sql!(c, |c| sqlx::query(
+            "UPDATE endpoints SET last_seen = $1 WHERE id = $2"
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *c)
+        .await
         .map(|r| r.rows_affected()))?,
-        None => sql!(c, |c| sqlx::query("UPDATE endpoints SET last_seen = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?,
     };
     Ok(())
 }
@@ -226,12 +230,14 @@ pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrol
     let d = &req.details;
     let d = reported::details(&d.hostname, &d.os, &d.arch, &d.agent_version);
     let mut w = db.write().await?;
-    let token: Option<(String, i64, Option<i64>, Option<String>)> = sql!(w, |c| sqlx::query_as(
+    let token: Option<(String, i64, Option<i64>, Option<String>)> = sql!(w, |c| {
+        sqlx::query_as(
         "SELECT group_name, expires_at, used_at, endpoint_id FROM enroll_tokens WHERE token_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(&mut *c)
-    .await)?;
+    .await
+    })?;
     let (group, expires_at, used_at, bound) = token.ok_or(EnrollError::UnknownToken)?;
     if used_at.is_some() {
         return Err(EnrollError::TokenSpent);
@@ -241,7 +247,8 @@ pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrol
     }
     let (id, name, group, rekeyed) = match bound {
         Some(bound) => {
-            let ep: Option<(String, String)> = sql!(w, |c| sqlx::query_as(
+            let ep: Option<(String, String)> = sql!(w, |c| {
+                sqlx::query_as(
                 "UPDATE endpoints SET public_key = $1, hostname = $2, os = $3, arch = $4, agent_version = $5,
                         conflict_at = NULL, conflict_count = 0, conflict_peer = NULL
                  WHERE id = $6 AND revoked_at IS NULL RETURNING name, group_name",
@@ -253,7 +260,8 @@ pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrol
             .bind(&d.agent_version)
             .bind(&bound)
             .fetch_optional(&mut *c)
-            .await)?;
+            .await
+            })?;
             let (name, group) = ep.ok_or(EnrollError::EndpointGone)?;
             let id = AgentId(bound);
             (id.clone(), name, group, Some(id))
@@ -277,7 +285,8 @@ pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrol
                 return Err(EnrollError::NameTaken(req.name.clone()));
             }
             let id = AgentId::generate();
-            sql!(w, |c| sqlx::query(
+            sql!(w, |c| {
+                sqlx::query(
                 "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
@@ -292,11 +301,13 @@ pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrol
             .bind(now)
             .execute(&mut *c)
             .await
-            .map(|r| r.rows_affected()))?;
+            .map(|r| r.rows_affected())
+            })?;
             (id, req.name.clone(), group, None)
         }
     };
-    let spent = sql!(w, |c| sqlx::query(
+    let spent = sql!(w, |c| {
+        sqlx::query(
         "UPDATE enroll_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3 AND used_at IS NULL"
     )
     .bind(now)
@@ -304,7 +315,8 @@ pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrol
     .bind(&hash)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     if spent != 1 {
         return Err(EnrollError::TokenSpent);
     }
@@ -395,7 +407,8 @@ pub(crate) async fn record_conflict(
     newcomer: std::net::SocketAddr,
 ) -> Result<i64, sqlx::Error> {
     let mut w = db.write().await?;
-    let count: i64 = sql!(w, |c| sqlx::query_scalar(
+    let count: i64 = sql!(w, |c| {
+        sqlx::query_scalar(
         "UPDATE endpoints SET conflict_at = $1, conflict_count = conflict_count + 1, conflict_peer = $2
          WHERE id = $3 RETURNING conflict_count",
     )
@@ -403,7 +416,8 @@ pub(crate) async fn record_conflict(
     .bind(newcomer.to_string())
     .bind(endpoint.id.as_str())
     .fetch_one(&mut *c)
-    .await)?;
+    .await
+    })?;
     w.audit(
         AuditEvent::new(&endpoint.name, AuditAction::EndpointConflict, &endpoint.name)
             .outcome("refused")
@@ -443,14 +457,17 @@ pub(crate) async fn set_group(
     let Some(from) = from else {
         return Err(MoveError::UnknownEndpoint(name.to_owned()));
     };
-    let row: Row = sql!(w, |c| sqlx::query_as(concat!(
+    let row: Row =
+        sql!(w, |c| {
+            sqlx::query_as(concat!(
         "UPDATE endpoints SET group_name = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING ",
         endpoint_columns!()
     ))
     .bind(group)
     .bind(name)
     .fetch_one(&mut *c)
-    .await)?;
+    .await
+        })?;
     w.audit(
         AuditEvent::new(actor, AuditAction::EndpointGroup, name)
             .detail(format!("from={from} group={group}"))

@@ -136,7 +136,10 @@ async fn reenrollment_gives_the_endpoint_a_new_key_and_clears_its_conflict() {
         assert_eq!(record_conflict(&db, &ep, a, b).await.unwrap(), 2, "{e}");
         let marked = find_by_name(&db, "web-1").await.unwrap().unwrap();
         let conflict = marked.conflict.unwrap();
-        assert_eq!((conflict.count, conflict.newcomer.as_str()), (2, "127.0.0.2:2000"));
+        assert_eq!(
+            (conflict.count, conflict.newcomer.as_str()),
+            (2, "127.0.0.2:2000")
+        );
 
         assert!(
             create_reenroll_token(&db, "nobody", Duration::from_secs(60), "alice")
@@ -199,13 +202,25 @@ async fn moving_and_revoking_an_endpoint_are_audited_under_its_groups() {
         let moved = set_group(&db, "web-1", "prod", "alice").await.unwrap();
         assert_eq!(moved.group, "prod", "{e}");
         touch(&db, &moved.id, None).await.unwrap();
-        assert!(find_by_id(&db, &moved.id).await.unwrap().unwrap().last_seen.is_some());
+        assert!(
+            find_by_id(&db, &moved.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen
+                .is_some()
+        );
 
         let id = revoke(&db, "web-1", "alice", |_| "offline".into())
             .await
             .unwrap();
         assert_eq!(id.as_ref(), Some(&moved.id), "{e}");
-        assert!(revoke(&db, "web-1", "alice", |_| String::new()).await.unwrap().is_none());
+        assert!(
+            revoke(&db, "web-1", "alice", |_| String::new())
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(find_by_name(&db, "web-1").await.unwrap().is_none());
         assert!(find_by_id(&db, &moved.id).await.unwrap().unwrap().revoked);
         // The name is free again.

@@ -190,7 +190,8 @@ pub(crate) async fn insert_event(
 ) -> Result<SessionId, sqlx::Error> {
     let id = SessionId::generate();
     let now = ids::now_ms();
-    sql!(e, |c| sqlx::query(
+    sql!(e, |c| {
+        sqlx::query(
         "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, endpoint_group, kind, target, started_at, ended_at, outcome)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
@@ -208,7 +209,8 @@ pub(crate) async fn insert_event(
     .bind(ev.outcome)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(id)
 }
 
@@ -220,7 +222,8 @@ pub(crate) async fn end_event(
     bytes_down: u64,
     outcome: &str,
 ) -> Result<(), sqlx::Error> {
-    sql!(e, |c| sqlx::query(
+    sql!(e, |c| {
+        sqlx::query(
         "UPDATE session_events SET ended_at = $1, bytes_up = $2, bytes_down = $3, outcome = $4 WHERE id = $5"
     )
     .bind(ids::now_ms())
@@ -230,7 +233,8 @@ pub(crate) async fn end_event(
     .bind(id.as_str())
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -386,7 +390,10 @@ macro_rules! list_rest {
 }
 
 /// Session rows newest first (then by id), in the caller's scope.
-pub(crate) async fn list(db: &Store, f: &Filter<'_>) -> Result<Vec<api::SessionEvent>, sqlx::Error> {
+pub(crate) async fn list(
+    db: &Store,
+    f: &Filter<'_>,
+) -> Result<Vec<api::SessionEvent>, sqlx::Error> {
     let q = match db.engine() {
         Engine::Sqlite => concat!(
             "SELECT id, username, endpoint_name, kind, target, started_at, ended_at, \
@@ -518,9 +525,13 @@ mod tests {
     async fn session_rows_record_progress_and_end_and_list_by_scope_and_page() {
         for (db, _dir) in crate::store::tests::engines("sessions_table").await {
             let e = db.engine();
-            let a = record_start(&db, &row("bob", "web-1", "lab", "shell")).await.unwrap();
+            let a = record_start(&db, &row("bob", "web-1", "lab", "shell"))
+                .await
+                .unwrap();
             let mut c = db.conn().await.unwrap();
-            let b = insert_event(&mut c, &row("eve", "db-1", "prod", "exec")).await.unwrap();
+            let b = insert_event(&mut c, &row("eve", "db-1", "prod", "exec"))
+                .await
+                .unwrap();
             drop(c);
             let denied = NewEvent {
                 outcome: "denied",
@@ -533,27 +544,63 @@ mod tests {
             let rows = list(&db, &all(&scope)).await.unwrap();
             assert_eq!(rows.len(), 3, "{e}");
             let ra = rows.iter().find(|r| r.id == a.as_str()).unwrap();
-            assert_eq!((ra.bytes_up, ra.bytes_down, ra.ended_at.is_none()), (10, 2000, true), "{e}");
-            assert!(rows.iter().find(|r| r.id == d.as_str()).unwrap().ended_at.is_some());
+            assert_eq!(
+                (ra.bytes_up, ra.bytes_down, ra.ended_at.is_none()),
+                (10, 2000, true),
+                "{e}"
+            );
+            assert!(
+                rows.iter()
+                    .find(|r| r.id == d.as_str())
+                    .unwrap()
+                    .ended_at
+                    .is_some()
+            );
 
             record_end(&db, &a, 11, 2500, "ok").await.unwrap();
             // Progress after the end changes nothing.
             record_progress(&db, &a, 99, 99).await.unwrap();
             let rows = list(&db, &all(&scope)).await.unwrap();
             let ra = rows.iter().find(|r| r.id == a.as_str()).unwrap();
-            assert_eq!((ra.bytes_up, ra.bytes_down, ra.outcome.as_str()), (11, 2500, "ok"), "{e}");
+            assert_eq!(
+                (ra.bytes_up, ra.bytes_down, ra.outcome.as_str()),
+                (11, 2500, "ok"),
+                "{e}"
+            );
 
             // Filters.
-            let running = Filter { active: Some(true), ..all(&scope) };
-            let ids: Vec<_> = list(&db, &running).await.unwrap().into_iter().map(|r| r.id).collect();
+            let running = Filter {
+                active: Some(true),
+                ..all(&scope)
+            };
+            let ids: Vec<_> = list(&db, &running)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
             assert_eq!(ids, [b.as_str()], "{e}");
-            let ended = Filter { active: Some(false), ..all(&scope) };
+            let ended = Filter {
+                active: Some(false),
+                ..all(&scope)
+            };
             assert_eq!(list(&db, &ended).await.unwrap().len(), 2, "{e}");
-            let by = Filter { user: Some("eve"), kind: Some("exec"), endpoint: Some("db-1"), ..all(&scope) };
+            let by = Filter {
+                user: Some("eve"),
+                kind: Some("exec"),
+                endpoint: Some("db-1"),
+                ..all(&scope)
+            };
             assert_eq!(list(&db, &by).await.unwrap().len(), 1, "{e}");
-            let future = Filter { since_ms: Some(ids::now_ms() + 60_000), ..all(&scope) };
+            let future = Filter {
+                since_ms: Some(ids::now_ms() + 60_000),
+                ..all(&scope)
+            };
             assert!(list(&db, &future).await.unwrap().is_empty(), "{e}");
-            let past = Filter { until_ms: Some(1), ..all(&scope) };
+            let past = Filter {
+                until_ms: Some(1),
+                ..all(&scope)
+            };
             assert!(list(&db, &past).await.unwrap().is_empty(), "{e}");
 
             // Scope: a reader of `lab` sees lab's rows only.
@@ -561,8 +608,14 @@ mod tests {
             let seen = list(&db, &all(&lab)).await.unwrap();
             assert_eq!(seen.len(), 2, "{e}");
             assert!(seen.iter().all(|r| r.endpoint == "web-1"));
-            assert!(cursor(&db, &lab, b.as_str()).await.unwrap().is_none(), "{e}");
-            assert_eq!(group_of(&db, b.as_str()).await.unwrap(), Some(Some("prod".into())));
+            assert!(
+                cursor(&db, &lab, b.as_str()).await.unwrap().is_none(),
+                "{e}"
+            );
+            assert_eq!(
+                group_of(&db, b.as_str()).await.unwrap(),
+                Some(Some("prod".into()))
+            );
             assert_eq!(group_of(&db, "nope").await.unwrap(), None);
 
             // Paging: page after page, newest first, each row once.
@@ -570,10 +623,16 @@ mod tests {
             let mut before: Option<String> = None;
             loop {
                 let at = match &before {
-                    Some(id) => Some((cursor(&db, &scope, id).await.unwrap().unwrap(), id.as_str())),
+                    Some(id) => {
+                        Some((cursor(&db, &scope, id).await.unwrap().unwrap(), id.as_str()))
+                    }
                     None => None,
                 };
-                let page = Filter { before: at, limit: 1, ..all(&scope) };
+                let page = Filter {
+                    before: at,
+                    limit: 1,
+                    ..all(&scope)
+                };
                 let rows = list(&db, &page).await.unwrap();
                 let Some(last) = rows.last() else { break };
                 before = Some(last.id.clone());

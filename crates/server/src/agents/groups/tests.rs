@@ -74,13 +74,19 @@ async fn groups_are_created_listed_and_deleted_with_their_audit_entries() {
             .await
             .unwrap();
         let listed = list(&db).await.unwrap();
-        let names: Vec<_> = listed.iter().map(|g| (g.name.as_str(), g.endpoints)).collect();
+        let names: Vec<_> = listed
+            .iter()
+            .map(|g| (g.name.as_str(), g.endpoints))
+            .collect();
         assert_eq!(names, [("default", 0), ("lab", 1)], "{e}");
         assert_eq!(listed[1].description, "the lab");
 
         // Refused while an endpoint is in it; the refusal is audited.
         let refused = delete(&db, "lab", "alice").await.unwrap_err();
-        assert!(matches!(refused, GroupError::HasEndpoints { count: 1, .. }), "{e}");
+        assert!(
+            matches!(refused, GroupError::HasEndpoints { count: 1, .. }),
+            "{e}"
+        );
         crate::agents::revoke(&db, "web-1", "alice", |_| String::new())
             .await
             .unwrap()
@@ -139,7 +145,10 @@ async fn a_group_still_held_by_users_or_api_clients_is_not_deleted() {
             }
             other => panic!("{e}: {other:?}"),
         }
-        assert!(refused.to_string().contains("user bob, API client ci"), "{refused}");
+        assert!(
+            refused.to_string().contains("user bob, API client ci"),
+            "{refused}"
+        );
         let mut c = db.conn().await.unwrap();
         assert!(exists(&mut c, "lab").await.unwrap(), "{e}");
         drop(c);
