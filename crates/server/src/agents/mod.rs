@@ -457,9 +457,8 @@ pub(crate) async fn set_group(
     let Some(from) = from else {
         return Err(MoveError::UnknownEndpoint(name.to_owned()));
     };
-    let row: Row =
-        sql!(w, |c| {
-            sqlx::query_as(concat!(
+    let row: Row = sql!(w, |c| {
+        sqlx::query_as(concat!(
         "UPDATE endpoints SET group_name = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING ",
         endpoint_columns!()
     ))
@@ -467,7 +466,7 @@ pub(crate) async fn set_group(
     .bind(name)
     .fetch_one(&mut *c)
     .await
-        })?;
+    })?;
     w.audit(
         AuditEvent::new(actor, AuditAction::EndpointGroup, name)
             .detail(format!("from={from} group={group}"))
