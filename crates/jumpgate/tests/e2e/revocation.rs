@@ -923,6 +923,17 @@ async fn the_group_a_technicians_access_comes_through_goes_only_after_the_sessio
     assert_revoked(&f.site, exec, "the endpoint is outside your groups").await;
     let audit = revoke_audited(&f.site, "kind=exec").await;
     assert_eq!(audit.len(), 1, "ended once, audited once: {audit:?}");
+    // Not while a user still holds it: a group of the same name created
+    // later would give them access again.
+    let err = fails(&f.site.jg(&["admin", "groups", "delete", "lab"]).await);
+    assert!(
+        err.contains(&format!("group `lab` is still given to user {TECH}")),
+        "{err}"
+    );
+    ok(&f
+        .site
+        .jg(&["admin", "users", "update", TECH, "--groups", "default"])
+        .await);
     // Then the group goes.
     ok(&f.site.jg(&["admin", "groups", "delete", "lab"]).await);
     let groups: Vec<api::Group> = serde_json::from_str(&ok(&f

@@ -1,18 +1,17 @@
 //! `/api/v1/agents/enroll`, `/api/v1/endpoints*`, `/api/v1/groups*` and
 //! `/api/v1/enroll-tokens`.
 
+use super::groups::{self, GroupError};
+use super::{EndpointRecord, EnrollError, MoveError};
+use crate::api::{Access, Api, ApiError, ApiJson, Caller};
+use crate::rbac::Action;
+use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
+use crate::{events, identity, ids};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jumpgate_api_types::{self as api, ErrorCode};
-use sqlx::Row;
-
-use super::{EndpointRecord, EnrollError};
-use crate::api::{Access, Api, ApiError, ApiJson, Caller};
-use crate::ids;
-use crate::rbac::Action;
-use crate::state::AppState;
-use crate::{events, identity};
 
 pub(crate) fn routes(api: Api) -> Api {
     use Access::{Public, Site};
@@ -71,6 +70,31 @@ impl From<EnrollError> for ApiError {
     }
 }
 
+impl From<MoveError> for ApiError {
+    fn from(e: MoveError) -> Self {
+        match e {
+            MoveError::UnknownEndpoint(_) => {
+                Self::not_found(ErrorCode::UnknownEndpoint, e.to_string())
+            }
+            MoveError::UnknownGroup(_) => Self::bad_request(e.to_string()),
+            MoveError::Db(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::Invalid(_) => Self::bad_request(e.to_string()),
+            GroupError::NotFound(_) => Self::not_found(ErrorCode::NotFound, e.to_string()),
+            GroupError::Exists(_)
+            | GroupError::HasEndpoints { .. }
+            | GroupError::HasMembers { .. } => Self::conflict(e.to_string()),
+            GroupError::Db(e) => Self::internal(e),
+        }
+    }
+}
+
 async fn enroll(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<api::EnrollRequest>,
@@ -99,7 +123,13 @@ async fn enroll(
             let name = super::reported::text(&req.name, super::reported::NAME_MAX);
             let why = super::reported::text(&e.to_string(), super::reported::MESSAGE_MAX);
             tracing::info!(endpoint = %name, reason = %why, "enrollment refused");
-            events::record(&st.db, &name, "enroll", &name, "refused", &why).await?;
+            st.db
+                .audit_now(
+                    AuditEvent::new(&name, AuditAction::Enroll, &name)
+                        .outcome("refused")
+                        .detail(why),
+                )
+                .await?;
             Err(e.into())
         }
     }
@@ -142,64 +172,13 @@ async fn list(
     Ok(Json(endpoints))
 }
 
-async fn group_exists(st: &AppState, name: &str) -> Result<bool, ApiError> {
-    let found: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE name = ?")
-        .bind(name)
-        .fetch_optional(&*st.db)
-        .await?;
-    Ok(found.is_some())
-}
-
 async fn set_group(
     State(st): State<AppState>,
     Caller(who): Caller,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<api::SetEndpointGroup>,
 ) -> Result<Json<api::Endpoint>, ApiError> {
-    if !group_exists(&st, &req.group).await? {
-        return Err(ApiError::bad_request(format!(
-            "unknown group {} (create it first)",
-            ids::echo(&req.group)
-        )));
-    }
-    // The change and its audit entry commit together.
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let from: Option<String> = sqlx::query_scalar(
-        "SELECT group_name FROM endpoints WHERE name = ? AND revoked_at IS NULL",
-    )
-    .bind(&name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(from) = from else {
-        return Err(ApiError::not_found(
-            ErrorCode::UnknownEndpoint,
-            format!("no endpoint named `{name}`"),
-        ));
-    };
-    sqlx::query("UPDATE endpoints SET group_name = ? WHERE name = ? AND revoked_at IS NULL")
-        .bind(&req.group)
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
-    // Readers of either group see the move; the endpoint's history stays
-    // with the group it happened in.
-    events::append_in_groups(
-        &mut tx,
-        &[&from, &req.group],
-        &who.name,
-        "endpoint-group",
-        &name,
-        "ok",
-        &format!("from={from} group={}", req.group),
-    )
-    .await?;
-    tx.commit().await?;
-    let e = super::find_by_name(&st.db, &name).await?.ok_or_else(|| {
-        ApiError::not_found(
-            ErrorCode::UnknownEndpoint,
-            format!("no endpoint named `{name}`"),
-        )
-    })?;
+    let e = super::set_group(&st.db, &name, &req.group, &who.name).await?;
     Ok(Json(to_api(&st, e, ids::now_ms())))
 }
 
@@ -303,23 +282,22 @@ async fn groups(
     State(st): State<AppState>,
     Caller(who): Caller,
 ) -> Result<Json<Vec<api::Group>>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT g.name, g.description,
-                (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL) AS n
-         FROM groups g ORDER BY g.name",
-    )
-    .fetch_all(&*st.db)
-    .await?;
     Ok(Json(
-        rows.iter()
-            .filter(|r| who.can_view(&r.get::<String, _>("name")))
-            .map(|r| api::Group {
-                name: r.get("name"),
-                description: r.get("description"),
-                endpoints: r.get::<i64, _>("n") as u64,
-            })
+        groups::list(&st.db)
+            .await?
+            .into_iter()
+            .filter(|g| who.can_view(&g.name))
+            .map(to_api_group)
             .collect(),
     ))
+}
+
+fn to_api_group(g: groups::Group) -> api::Group {
+    api::Group {
+        name: g.name,
+        description: g.description,
+        endpoints: g.endpoints,
+    }
 }
 
 async fn create_group(
@@ -327,45 +305,8 @@ async fn create_group(
     Caller(who): Caller,
     ApiJson(req): ApiJson<api::CreateGroup>,
 ) -> Result<(StatusCode, Json<api::Group>), ApiError> {
-    ids::validate_name("group", &req.name).map_err(ApiError::bad_request)?;
-    ids::validate_description("group", &req.description).map_err(ApiError::bad_request)?;
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let res = sqlx::query("INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)")
-        .bind(&req.name)
-        .bind(&req.description)
-        .bind(ids::now_ms())
-        .execute(&mut *tx)
-        .await;
-    match res {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(format!(
-                "group `{}` already exists",
-                req.name
-            )));
-        }
-        other => {
-            other?;
-        }
-    }
-    events::append_in_groups(
-        &mut tx,
-        &[&req.name],
-        &who.name,
-        "group-create",
-        &req.name,
-        "ok",
-        "",
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(api::Group {
-            name: req.name,
-            description: req.description,
-            endpoints: 0,
-        }),
-    ))
+    let g = groups::create(&st.db, &req.name, &req.description, &who.name).await?;
+    Ok((StatusCode::CREATED, Json(to_api_group(g))))
 }
 
 async fn delete_group(
@@ -373,38 +314,6 @@ async fn delete_group(
     Caller(who): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !group_exists(&st, &name).await? {
-        return Err(ApiError::not_found(
-            ErrorCode::NotFound,
-            format!("no group named `{name}`"),
-        ));
-    }
-    let mut tx = crate::store::begin_write(&st.db).await?;
-    let members: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM endpoints WHERE group_name = ? AND revoked_at IS NULL",
-    )
-    .bind(&name)
-    .fetch_one(&mut *tx)
-    .await?;
-    if members > 0 {
-        return Err(ApiError::conflict(format!(
-            "group `{name}` still holds {members} endpoint(s); move them first"
-        )));
-    }
-    sqlx::query("DELETE FROM groups WHERE name = ?")
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
-    events::append_in_groups(
-        &mut tx,
-        &[&name],
-        &who.name,
-        "group-delete",
-        &name,
-        "ok",
-        "",
-    )
-    .await?;
-    tx.commit().await?;
+    groups::delete(&st.db, &name, &who.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

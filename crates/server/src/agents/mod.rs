@@ -4,6 +4,7 @@
 
 mod conn;
 pub(crate) mod directory;
+pub(crate) mod groups;
 pub(crate) mod http;
 pub(crate) mod reported;
 pub(crate) mod system;
@@ -15,12 +16,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::ids::{self, AgentId};
+use crate::store::{AuditAction, AuditEvent, Store, sql};
 use base64::Engine;
 use jumpgate_api_types as api;
 use jumpgate_net::mux::MuxHandle;
-use sqlx::{Row, SqlitePool};
-
-use crate::ids::{self, AgentId};
 
 /// An endpoint as stored.
 #[derive(Clone, Debug)]
@@ -47,94 +47,138 @@ pub(crate) struct Conflict {
     pub(crate) newcomer: String,
 }
 
-fn record(row: &sqlx::sqlite::SqliteRow) -> EndpointRecord {
-    EndpointRecord {
-        id: AgentId(row.get("id")),
-        name: row.get("name"),
-        group: row.get("group_name"),
-        public_key: row.get("public_key"),
-        details: api::EndpointDetails {
-            hostname: row.get("hostname"),
-            os: row.get("os"),
-            arch: row.get("arch"),
-            agent_version: row.get("agent_version"),
-        },
-        enrolled_at: row.get("enrolled_at"),
-        last_seen: row.get("last_seen"),
-        revoked: row.get::<Option<i64>, _>("revoked_at").is_some(),
-        conflict: row
-            .get::<Option<i64>, _>("conflict_at")
-            .map(|last_at| Conflict {
+/// The columns of an endpoint row (see [`Row`]), as a literal: query
+/// text must be a constant.
+macro_rules! endpoint_columns {
+    () => {
+        "id, name, group_name, public_key, hostname, os, arch, agent_version, \
+         enrolled_at, last_seen, revoked_at, conflict_at, conflict_count, conflict_peer"
+    };
+}
+
+/// An `endpoints` row as both engines return it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    name: String,
+    group_name: String,
+    public_key: Vec<u8>,
+    hostname: String,
+    os: String,
+    arch: String,
+    agent_version: String,
+    enrolled_at: i64,
+    last_seen: Option<i64>,
+    revoked_at: Option<i64>,
+    conflict_at: Option<i64>,
+    conflict_count: i64,
+    conflict_peer: Option<String>,
+}
+
+impl From<Row> for EndpointRecord {
+    fn from(r: Row) -> Self {
+        EndpointRecord {
+            id: AgentId(r.id),
+            name: r.name,
+            group: r.group_name,
+            public_key: r.public_key,
+            details: api::EndpointDetails {
+                hostname: r.hostname,
+                os: r.os,
+                arch: r.arch,
+                agent_version: r.agent_version,
+            },
+            enrolled_at: r.enrolled_at,
+            last_seen: r.last_seen,
+            revoked: r.revoked_at.is_some(),
+            conflict: r.conflict_at.map(|last_at| Conflict {
                 last_at,
-                count: row.get("conflict_count"),
-                newcomer: row
-                    .get::<Option<String>, _>("conflict_peer")
-                    .unwrap_or_default(),
+                count: r.conflict_count,
+                newcomer: r.conflict_peer.unwrap_or_default(),
             }),
+        }
     }
 }
 
+/// `SELECT <every column> FROM endpoints <rest>`.
+macro_rules! select_endpoints {
+    ($rest:literal) => {
+        concat!("SELECT ", endpoint_columns!(), " FROM endpoints ", $rest)
+    };
+}
+
 pub(crate) async fn find_by_id(
-    db: &SqlitePool,
+    db: &Store,
     id: &AgentId,
 ) -> Result<Option<EndpointRecord>, sqlx::Error> {
-    Ok(sqlx::query("SELECT * FROM endpoints WHERE id = ?")
+    let mut c = db.conn().await?;
+    let row: Option<Row> = sql!(c, |c| sqlx::query_as(select_endpoints!("WHERE id = $1"))
         .bind(id.as_str())
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(record))
+        .fetch_optional(&mut *c)
+        .await)?;
+    Ok(row.map(Into::into))
 }
 
 /// The live (not revoked) endpoint of that name.
 pub(crate) async fn find_by_name(
-    db: &SqlitePool,
+    db: &Store,
     name: &str,
 ) -> Result<Option<EndpointRecord>, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT * FROM endpoints WHERE name = ? AND revoked_at IS NULL")
-            .bind(name)
-            .fetch_optional(db)
-            .await?
-            .as_ref()
-            .map(record),
-    )
+    let mut c = db.conn().await?;
+    let row: Option<Row> = sql!(c, |c| sqlx::query_as(select_endpoints!(
+        "WHERE name = $1 AND revoked_at IS NULL"
+    ))
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(row.map(Into::into))
 }
 
-pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<EndpointRecord>, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT * FROM endpoints WHERE revoked_at IS NULL ORDER BY name")
-            .fetch_all(db)
-            .await?
-            .iter()
-            .map(record)
-            .collect(),
-    )
+/// Every live (not revoked) endpoint, by name.
+pub(crate) async fn list(db: &Store) -> Result<Vec<EndpointRecord>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    let rows: Vec<Row> = sql!(c, |c| sqlx::query_as(select_endpoints!(
+        "WHERE revoked_at IS NULL ORDER BY name"
+    ))
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Records that the agent is (or was just) connected, with fresh details.
 pub(crate) async fn touch(
-    db: &SqlitePool,
+    db: &Store,
     id: &AgentId,
     details: Option<&api::EndpointDetails>,
 ) -> Result<(), sqlx::Error> {
     let cleaned = details.map(|d| reported::details(&d.hostname, &d.os, &d.arch, &d.agent_version));
+    let now = ids::now_ms();
+    let mut c = db.conn().await?;
     match &cleaned {
-        Some(d) => sqlx::query(
-            "UPDATE endpoints SET last_seen = ?, hostname = ?, os = ?, arch = ?, agent_version = ? WHERE id = ?",
+        Some(d) => sql!(c, |c| {
+            sqlx::query(
+            "UPDATE endpoints SET last_seen = $1, hostname = $2, os = $3, arch = $4, agent_version = $5
+             WHERE id = $6",
         )
-        .bind(ids::now_ms())
+        .bind(now)
         .bind(&d.hostname)
         .bind(&d.os)
         .bind(&d.arch)
         .bind(&d.agent_version)
-        .bind(id.as_str()),
-        None => sqlx::query("UPDATE endpoints SET last_seen = ? WHERE id = ?")
-            .bind(ids::now_ms())
-            .bind(id.as_str()),
-    }
-    .execute(db)
-    .await?;
+        .bind(id.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+        })?,
+        None => sql!(c, |c| sqlx::query(
+            "UPDATE endpoints SET last_seen = $1 WHERE id = $2"
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?,
+    };
     Ok(())
 }
 
@@ -171,13 +215,11 @@ pub(crate) struct Enrolled {
 }
 
 /// Spends a one-time token and registers the endpoint, atomically: a refused
-/// enrollment leaves the token unspent. A token bound to an endpoint
-/// (re-enrollment) gives that endpoint the new key instead: the old key
-/// stops working, and the endpoint's conflict mark is cleared.
-pub(crate) async fn enroll(
-    db: &SqlitePool,
-    req: &api::EnrollRequest,
-) -> Result<Enrolled, EnrollError> {
+/// enrollment leaves the token unspent (the caller audits the refusal). A
+/// token bound to an endpoint (re-enrollment) gives that endpoint the new
+/// key instead: the old key stops working, and the endpoint's conflict mark
+/// is cleared.
+pub(crate) async fn enroll(db: &Store, req: &api::EnrollRequest) -> Result<Enrolled, EnrollError> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(req.public_key.trim())
         .ok()
@@ -187,26 +229,29 @@ pub(crate) async fn enroll(
     let now = ids::now_ms();
     let d = &req.details;
     let d = reported::details(&d.hostname, &d.os, &d.arch, &d.agent_version);
-    let mut tx = crate::store::begin_write(db).await?;
-    let row = sqlx::query(
-        "SELECT group_name, expires_at, used_at, endpoint_id FROM enroll_tokens WHERE token_hash = ?",
+    let mut w = db.write().await?;
+    let token: Option<(String, i64, Option<i64>, Option<String>)> = sql!(w, |c| {
+        sqlx::query_as(
+        "SELECT group_name, expires_at, used_at, endpoint_id FROM enroll_tokens WHERE token_hash = $1",
     )
     .bind(&hash)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(EnrollError::UnknownToken)?;
-    if row.get::<Option<i64>, _>("used_at").is_some() {
+    .fetch_optional(&mut *c)
+    .await
+    })?;
+    let (group, expires_at, used_at, bound) = token.ok_or(EnrollError::UnknownToken)?;
+    if used_at.is_some() {
         return Err(EnrollError::TokenSpent);
     }
-    if row.get::<i64, _>("expires_at") <= now {
+    if expires_at <= now {
         return Err(EnrollError::TokenExpired);
     }
-    let (id, name, group, rekeyed) = match row.get::<Option<String>, _>("endpoint_id") {
+    let (id, name, group, rekeyed) = match bound {
         Some(bound) => {
-            let ep = sqlx::query(
-                "UPDATE endpoints SET public_key = ?, hostname = ?, os = ?, arch = ?, agent_version = ?,
+            let ep: Option<(String, String)> = sql!(w, |c| {
+                sqlx::query_as(
+                "UPDATE endpoints SET public_key = $1, hostname = $2, os = $3, arch = $4, agent_version = $5,
                         conflict_at = NULL, conflict_count = 0, conflict_peer = NULL
-                 WHERE id = ? AND revoked_at IS NULL RETURNING name, group_name",
+                 WHERE id = $6 AND revoked_at IS NULL RETURNING name, group_name",
             )
             .bind(&key)
             .bind(&d.hostname)
@@ -214,34 +259,36 @@ pub(crate) async fn enroll(
             .bind(&d.arch)
             .bind(&d.agent_version)
             .bind(&bound)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(EnrollError::EndpointGone)?;
+            .fetch_optional(&mut *c)
+            .await
+            })?;
+            let (name, group) = ep.ok_or(EnrollError::EndpointGone)?;
             let id = AgentId(bound);
-            (
-                id.clone(),
-                ep.get::<String, _>("name"),
-                ep.get::<String, _>("group_name"),
-                Some(id),
-            )
+            (id.clone(), name, group, Some(id))
         }
         None => {
             ids::validate_name("endpoint", &req.name).map_err(EnrollError::InvalidName)?;
-            let group: String = row.get("group_name");
             // The token outlived its group (deleted while the token was
             // pending): the group comes back, so the endpoint never lands
             // in a group that does not exist.
-            sqlx::query(
-                "INSERT OR IGNORE INTO groups (name, description, created_at) VALUES (?, '', ?)",
+            groups::ensure(&mut w, &group, now).await?;
+            // Writers are serialised: the name checked here is still free
+            // at the insert (checked first, so PostgreSQL's transaction is
+            // not aborted by a unique violation).
+            let taken: Option<String> = sql!(w, |c| sqlx::query_scalar(
+                "SELECT id FROM endpoints WHERE name = $1 AND revoked_at IS NULL"
             )
-            .bind(&group)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .bind(&req.name)
+            .fetch_optional(&mut *c)
+            .await)?;
+            if taken.is_some() {
+                return Err(EnrollError::NameTaken(req.name.clone()));
+            }
             let id = AgentId::generate();
-            let inserted = sqlx::query(
+            sql!(w, |c| {
+                sqlx::query(
                 "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(id.as_str())
             .bind(&req.name)
@@ -252,39 +299,36 @@ pub(crate) async fn enroll(
             .bind(&d.arch)
             .bind(&d.agent_version)
             .bind(now)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(EnrollError::NameTaken(req.name.clone()));
-                }
-                other => {
-                    other?;
-                }
-            }
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
             (id, req.name.clone(), group, None)
         }
     };
-    let spent = sqlx::query("UPDATE enroll_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL")
-        .bind(now)
-        .bind(id.as_str())
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-    if spent.rows_affected() != 1 {
+    let spent = sql!(w, |c| {
+        sqlx::query(
+        "UPDATE enroll_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3 AND used_at IS NULL"
+    )
+    .bind(now)
+    .bind(id.as_str())
+    .bind(&hash)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    if spent != 1 {
         return Err(EnrollError::TokenSpent);
     }
-    let (action, detail) = if rekeyed.is_some() {
-        (
-            "endpoint-reenroll",
-            format!("group={group} new key; the old key no longer works"),
-        )
+    let event = if rekeyed.is_some() {
+        AuditEvent::new(&name, AuditAction::EndpointReenroll, &name).detail(format!(
+            "group={group} new key; the old key no longer works"
+        ))
     } else {
-        ("enroll", format!("group={group}"))
+        AuditEvent::new(&name, AuditAction::Enroll, &name).detail(format!("group={group}"))
     };
-    crate::events::append_in_groups(&mut tx, &[&group], &name, action, &name, "ok", &detail)
-        .await?;
-    tx.commit().await?;
+    w.audit(event.group(&group)).await?;
+    w.commit().await?;
     Ok(Enrolled {
         response: api::EnrollResponse {
             agent_id: id.0,
@@ -301,54 +345,52 @@ pub(crate) async fn enroll(
 /// token and its audit entry (by `actor`) commit together. `None` if no
 /// live endpoint has that name.
 pub(crate) async fn create_reenroll_token(
-    db: &SqlitePool,
+    db: &Store,
     name: &str,
     ttl: std::time::Duration,
     actor: &str,
 ) -> Result<Option<crate::identity::EnrollToken>, sqlx::Error> {
     let now = ids::now_ms();
     let expires_at_ms = now + ttl.as_millis() as i64;
-    let mut tx = crate::store::begin_write(db).await?;
-    let Some(ep) =
-        sqlx::query("SELECT id, group_name FROM endpoints WHERE name = ? AND revoked_at IS NULL")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-    else {
+    let mut w = db.write().await?;
+    let ep: Option<(String, String)> = sql!(w, |c| sqlx::query_as(
+        "SELECT id, group_name FROM endpoints WHERE name = $1 AND revoked_at IS NULL"
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
+    let Some((id, group)) = ep else {
         return Ok(None);
     };
-    let id: String = ep.get("id");
-    let group: String = ep.get("group_name");
-    sqlx::query(
-        "UPDATE enroll_tokens SET expires_at = ? WHERE endpoint_id = ? AND used_at IS NULL AND expires_at > ?",
+    sql!(w, |c| sqlx::query(
+        "UPDATE enroll_tokens SET expires_at = $1
+         WHERE endpoint_id = $2 AND used_at IS NULL AND expires_at > $1",
     )
     .bind(now)
     .bind(&id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     let token = ids::random_token("jge");
-    sqlx::query(
-        "INSERT INTO enroll_tokens (token_hash, group_name, created_at, expires_at, endpoint_id) VALUES (?, ?, ?, ?, ?)",
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO enroll_tokens (token_hash, group_name, created_at, expires_at, endpoint_id)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(ids::token_hash(&token))
     .bind(&group)
     .bind(now)
     .bind(expires_at_ms)
     .bind(&id)
-    .execute(&mut *tx)
-    .await?;
-    crate::events::append_in_groups(
-        &mut tx,
-        &[&group],
-        actor,
-        "endpoint-reenroll-token",
-        name,
-        "ok",
-        &format!("valid until {}", ids::rfc3339(expires_at_ms)),
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::EndpointReenrollToken, name)
+            .detail(format!("valid until {}", ids::rfc3339(expires_at_ms)))
+            .group(&group),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(Some(crate::identity::EnrollToken {
         token,
         expires_at_ms,
@@ -359,70 +401,122 @@ pub(crate) async fn create_reenroll_token(
 /// endpoint's conflict mark and an `endpoint-conflict` audit entry with
 /// both source addresses, together. Returns the refusals so far.
 pub(crate) async fn record_conflict(
-    db: &SqlitePool,
+    db: &Store,
     endpoint: &EndpointRecord,
     connected: std::net::SocketAddr,
     newcomer: std::net::SocketAddr,
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = crate::store::begin_write(db).await?;
-    let count: i64 = sqlx::query_scalar(
-        "UPDATE endpoints SET conflict_at = ?, conflict_count = conflict_count + 1, conflict_peer = ?
-         WHERE id = ? RETURNING conflict_count",
+    let mut w = db.write().await?;
+    let count: i64 = sql!(w, |c| {
+        sqlx::query_scalar(
+        "UPDATE endpoints SET conflict_at = $1, conflict_count = conflict_count + 1, conflict_peer = $2
+         WHERE id = $3 RETURNING conflict_count",
     )
     .bind(ids::now_ms())
     .bind(newcomer.to_string())
     .bind(endpoint.id.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    crate::events::append_in_groups(
-        &mut tx,
-        &[&endpoint.group],
-        &endpoint.name,
-        "endpoint-conflict",
-        &endpoint.name,
-        "refused",
-        &format!(
-            "a second agent with this identity: connected={connected} refused={newcomer} count={count}"
-        ),
+    .fetch_one(&mut *c)
+    .await
+    })?;
+    w.audit(
+        AuditEvent::new(&endpoint.name, AuditAction::EndpointConflict, &endpoint.name)
+            .outcome("refused")
+            .detail(format!(
+                "a second agent with this identity: connected={connected} refused={newcomer} count={count}"
+            ))
+            .group(&endpoint.group),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(count)
+}
+
+/// Moves the live endpoint `name` to the existing group `group`, with its
+/// `endpoint-group` audit entry (by `actor`, filed under both groups: the
+/// endpoint's history stays with the group it happened in). Returns the
+/// endpoint as it is now.
+///
+/// # Errors
+/// No such endpoint or group, or the store failed.
+pub(crate) async fn set_group(
+    db: &Store,
+    name: &str,
+    group: &str,
+    actor: &str,
+) -> Result<EndpointRecord, MoveError> {
+    let mut w = db.write().await?;
+    if !groups::exists(&mut w, group).await? {
+        return Err(MoveError::UnknownGroup(group.to_owned()));
+    }
+    let from: Option<String> = sql!(w, |c| sqlx::query_scalar(
+        "SELECT group_name FROM endpoints WHERE name = $1 AND revoked_at IS NULL",
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
+    let Some(from) = from else {
+        return Err(MoveError::UnknownEndpoint(name.to_owned()));
+    };
+    let row: Row = sql!(w, |c| {
+        sqlx::query_as(concat!(
+        "UPDATE endpoints SET group_name = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING ",
+        endpoint_columns!()
+    ))
+    .bind(group)
+    .bind(name)
+    .fetch_one(&mut *c)
+    .await
+    })?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::EndpointGroup, name)
+            .detail(format!("from={from} group={group}"))
+            .groups([from.as_str(), group]),
+    )
+    .await?;
+    w.commit().await?;
+    Ok(row.into())
+}
+
+/// Why an endpoint was not moved to another group.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MoveError {
+    #[error("no endpoint named `{0}`")]
+    UnknownEndpoint(String),
+    #[error("unknown group {} (create it first)", ids::echo(.0))]
+    UnknownGroup(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
 /// Marks an endpoint revoked, with its audit entry (by `actor`, detail
 /// from `detail`) in the same transaction. Returns its id, or `None` if no
 /// live endpoint has that name.
 pub(crate) async fn revoke(
-    db: &SqlitePool,
+    db: &Store,
     name: &str,
     actor: &str,
     detail: impl FnOnce(&AgentId) -> String,
 ) -> Result<Option<AgentId>, sqlx::Error> {
-    let mut tx = crate::store::begin_write(db).await?;
-    let row = sqlx::query(
-        "UPDATE endpoints SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING id, group_name",
+    let mut w = db.write().await?;
+    let row: Option<(String, String)> = sql!(w, |c| sqlx::query_as(
+        "UPDATE endpoints SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL
+         RETURNING id, group_name",
     )
     .bind(ids::now_ms())
     .bind(name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((id, group)) = row.map(|r| (AgentId(r.get("id")), r.get::<String, _>("group_name")))
-    else {
+    .fetch_optional(&mut *c)
+    .await)?;
+    let Some((id, group)) = row else {
         return Ok(None);
     };
-    let detail = detail(&id);
-    crate::events::append_in_groups(
-        &mut tx,
-        &[&group],
-        actor,
-        "endpoint-revoke",
-        name,
-        "ok",
-        &detail,
+    let id = AgentId(id);
+    w.audit(
+        AuditEvent::new(actor, AuditAction::EndpointRevoke, name)
+            .detail(detail(&id))
+            .group(group),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(Some(id))
 }
 
@@ -506,3 +600,6 @@ impl Registry {
         drained
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -227,13 +227,13 @@ mod tests {
 
     #[tokio::test]
     async fn changed_facts_are_stored_and_audited_as_a_system_action_and_unchanged_ones_are_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::store::Store::sqlite(
-            crate::store::open(&dir.path().join("t.db")).await.unwrap(),
-        );
-        let (token, _) = crate::admin::enroll_token(&db, "lab", Duration::from_secs(600))
-            .await
-            .unwrap();
+        for (db, _dir) in crate::store::tests::engines("system_facts").await {
+            facts_on(db).await;
+        }
+    }
+
+    async fn facts_on(db: crate::store::Store) {
+        let token = crate::agents::tests::token(&db, "lab", Duration::from_secs(600)).await;
         let reported = EndpointDetails {
             hostname: "web-1".into(),
             os: "Debian 12".into(),
@@ -255,12 +255,14 @@ mod tests {
         .await
         .unwrap();
         let entries = |db: crate::store::Store| async move {
-            sqlx::query_as::<_, (String, String, String)>(
+            let mut c = db.conn().await.unwrap();
+            let rows: Vec<(String, String, String)> = crate::store::sql!(c, |c| sqlx::query_as(
                 "SELECT actor, target, detail FROM events WHERE action = 'endpoint-details'",
             )
-            .fetch_all(&*db)
-            .await
-            .unwrap()
+            .fetch_all(&mut *c)
+            .await)
+            .unwrap();
+            rows
         };
         let ep = super::super::find_by_name(&db, "web-1")
             .await

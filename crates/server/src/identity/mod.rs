@@ -10,6 +10,7 @@ pub(crate) mod clients;
 mod clients_http;
 pub(crate) mod http;
 pub(crate) mod lockout;
+pub(crate) mod members;
 pub(crate) mod mfa;
 pub(crate) mod password;
 pub(crate) mod settings;

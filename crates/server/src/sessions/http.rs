@@ -25,6 +25,7 @@ use crate::api::{Access, Api, ApiError, Caller, denied};
 use crate::ids;
 use crate::rbac::Action;
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
 
 pub(crate) fn routes(api: Api) -> Api {
     api.get(
@@ -346,17 +347,9 @@ async fn terminate(
         return Err(unknown());
     }
     // Audited before it takes effect.
-    let groups: Vec<&str> = group.as_deref().into_iter().collect();
-    crate::events::record_in_groups(
-        &st.db,
-        &groups,
-        &who.name,
-        "session-terminate",
-        &id,
-        "ok",
-        "",
-    )
-    .await?;
+    st.db
+        .audit_now(AuditEvent::new(&who.name, AuditAction::SessionTerminate, &id).groups(group))
+        .await?;
     control
         .stop(&id, &format!("terminated by {}", who.name))
         .await;

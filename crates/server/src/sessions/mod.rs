@@ -30,11 +30,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use jumpgate_api_types as api;
 use jumpgate_proto::session::SessionKind;
-use sqlx::{Row, SqlitePool};
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::{self, AgentId, SessionId};
 use crate::rbac::{ReadScope, SubjectKind};
+use crate::store::{Engine, Exec, Store, sql};
 
 /// A session being relayed, as seen by whoever may stop it.
 #[derive(Clone, Debug)]
@@ -175,16 +175,25 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) outcome: &'a str,
 }
 
-/// Writes the event row; it is committed (durable) before the session starts.
-pub(crate) async fn record_start(
-    db: &SqlitePool,
+/// Writes the event row of a session that never starts (a denial: it ends
+/// when it starts).
+pub(crate) async fn record_start(db: &Store, ev: &NewEvent<'_>) -> Result<SessionId, sqlx::Error> {
+    let mut c = db.conn().await?;
+    insert_event(&mut c, ev).await
+}
+
+/// Writes the event row inside `e` (a session's open commits it with its
+/// `session-open` entry, durable before the session starts).
+pub(crate) async fn insert_event(
+    e: &mut dyn Exec,
     ev: &NewEvent<'_>,
 ) -> Result<SessionId, sqlx::Error> {
     let id = SessionId::generate();
     let now = ids::now_ms();
-    sqlx::query(
+    sql!(e, |c| {
+        sqlx::query(
         "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, endpoint_group, kind, target, started_at, ended_at, outcome)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(id.as_str())
     .bind(ev.user_id)
@@ -198,38 +207,63 @@ pub(crate) async fn record_start(
     // Events that never become sessions (denials) end when they start.
     .bind((ev.outcome != "open").then_some(now))
     .bind(ev.outcome)
-    .execute(db)
-    .await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     Ok(id)
 }
 
-pub(crate) async fn record_end(
-    db: &SqlitePool,
+/// Writes a session's end (time, bytes, outcome) inside `e`.
+pub(crate) async fn end_event(
+    e: &mut dyn Exec,
     id: &SessionId,
     bytes_up: u64,
     bytes_down: u64,
     outcome: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE session_events SET ended_at = ?, bytes_up = ?, bytes_down = ?, outcome = ? WHERE id = ?")
-        .bind(ids::now_ms())
-        .bind(bytes_up as i64)
-        .bind(bytes_down as i64)
-        .bind(outcome)
-        .bind(id.as_str())
-        .execute(db)
-        .await?;
+    sql!(e, |c| {
+        sqlx::query(
+        "UPDATE session_events SET ended_at = $1, bytes_up = $2, bytes_down = $3, outcome = $4 WHERE id = $5"
+    )
+    .bind(ids::now_ms())
+    .bind(bytes_up as i64)
+    .bind(bytes_down as i64)
+    .bind(outcome)
+    .bind(id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
+/// Writes a session's end on its own (no audit entry with it).
+pub(crate) async fn record_end(
+    db: &Store,
+    id: &SessionId,
+    bytes_up: u64,
+    bytes_down: u64,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    let mut c = db.conn().await?;
+    end_event(&mut c, id, bytes_up, bytes_down, outcome).await
+}
+
 /// Sessions left open by a crash are closed at start-up, so the table never
-/// claims a session is still running.
-/// Sessions left open by a crash end at their last recorded activity (or
-/// their start), with the bytes last recorded: not at the restart.
-pub(crate) async fn close_orphans(db: &SqlitePool) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("UPDATE session_events SET ended_at = COALESCE(last_active_at, started_at), outcome = 'interrupted: gateway restarted' WHERE ended_at IS NULL")
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected())
+/// claims a session is still running. They end at their last recorded
+/// activity (or their start), with the bytes last recorded: not at the
+/// restart.
+pub(crate) async fn close_orphans(db: &Store) -> Result<u64, sqlx::Error> {
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query(
+        "UPDATE session_events SET ended_at = COALESCE(last_active_at, started_at),
+                outcome = 'interrupted: gateway restarted'
+         WHERE ended_at IS NULL"
+    )
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
 }
 
 /// How often a running session's progress is written (only when bytes
@@ -239,18 +273,23 @@ pub(crate) const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from
 /// Records a running session's progress: its bytes so far, and now as its
 /// last activity. Never touches a session that has ended.
 pub(crate) async fn record_progress(
-    db: &SqlitePool,
+    db: &Store,
     id: &SessionId,
     bytes_up: u64,
     bytes_down: u64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE session_events SET last_active_at = ?, bytes_up = ?, bytes_down = ? WHERE id = ? AND ended_at IS NULL")
-        .bind(ids::now_ms())
-        .bind(bytes_up as i64)
-        .bind(bytes_down as i64)
-        .bind(id.as_str())
-        .execute(db)
-        .await?;
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query(
+        "UPDATE session_events SET last_active_at = $1, bytes_up = $2, bytes_down = $3
+         WHERE id = $4 AND ended_at IS NULL"
+    )
+    .bind(ids::now_ms())
+    .bind(bytes_up as i64)
+    .bind(bytes_down as i64)
+    .bind(id.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -270,80 +309,135 @@ pub(crate) struct Filter<'a> {
     pub(crate) limit: i64,
 }
 
+/// `endpoint_group` in the scope given as `$1` (`rbac::ReadScope::sql_param`:
+/// NULL for every row, else a JSON array of group names), per engine.
+macro_rules! in_scope {
+    (sqlite) => {
+        "($1 IS NULL OR endpoint_group IN (SELECT value FROM json_each($1)))"
+    };
+    (postgres) => {
+        "($1::text IS NULL OR endpoint_group IN (SELECT json_array_elements_text($1::json)))"
+    };
+}
+
 /// The position of session `id` in the list's order, for `before=` paging
 /// (`None`: no such session in the caller's scope).
 pub(crate) async fn cursor(
-    db: &SqlitePool,
+    db: &Store,
     scope: &ReadScope,
     id: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT started_at FROM session_events WHERE id = ?1
-           AND (?2 IS NULL OR endpoint_group IN (SELECT value FROM json_each(?2)))",
-    )
-    .bind(id)
-    .bind(scope.sql_param())
-    .fetch_optional(db)
-    .await
+    let q = match db.engine() {
+        Engine::Sqlite => concat!(
+            "SELECT started_at FROM session_events WHERE ",
+            in_scope!(sqlite),
+            " AND id = $2"
+        ),
+        Engine::Postgres => concat!(
+            "SELECT started_at FROM session_events WHERE ",
+            in_scope!(postgres),
+            " AND id = $2"
+        ),
+    };
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query_scalar(q)
+        .bind(scope.sql_param())
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)
 }
 
 /// The endpoint group a session was recorded under (`None`: no such
 /// session; `Some(None)`: a session whose group is unknown).
-pub(crate) async fn group_of(
-    db: &SqlitePool,
-    id: &str,
-) -> Result<Option<Option<String>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT endpoint_group FROM session_events WHERE id = ?")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+pub(crate) async fn group_of(db: &Store, id: &str) -> Result<Option<Option<String>>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query_scalar(
+        "SELECT endpoint_group FROM session_events WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)
+}
+
+/// A `session_events` row as [`list`] reads it.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    username: String,
+    endpoint_name: String,
+    kind: String,
+    target: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    bytes_up: i64,
+    bytes_down: i64,
+    outcome: String,
+}
+
+/// [`list`]'s statement after the scope test (`$1`): the same on both
+/// engines (PostgreSQL learns each parameter's type from its binding).
+macro_rules! list_rest {
+    () => {
+        " AND ($2 IS NULL OR endpoint_name = $2)
+          AND ($3 IS NULL OR username = $3)
+          AND ($4 IS NULL OR kind = $4)
+          AND ($5 IS NULL OR started_at >= $5)
+          AND ($6 IS NULL OR started_at < $6)
+          AND ($7 IS NULL OR (ended_at IS NULL) = $7)
+          AND ($8 IS NULL OR started_at < $8 OR (started_at = $8 AND id > $9))
+        ORDER BY started_at DESC, id LIMIT $10"
+    };
 }
 
 /// Session rows newest first (then by id), in the caller's scope.
 pub(crate) async fn list(
-    db: &SqlitePool,
+    db: &Store,
     f: &Filter<'_>,
 ) -> Result<Vec<api::SessionEvent>, sqlx::Error> {
+    let q = match db.engine() {
+        Engine::Sqlite => concat!(
+            "SELECT id, username, endpoint_name, kind, target, started_at, ended_at, \
+             bytes_up, bytes_down, outcome FROM session_events WHERE ",
+            in_scope!(sqlite),
+            list_rest!()
+        ),
+        Engine::Postgres => concat!(
+            "SELECT id, username, endpoint_name, kind, target, started_at, ended_at, \
+             bytes_up, bytes_down, outcome FROM session_events WHERE ",
+            in_scope!(postgres),
+            list_rest!()
+        ),
+    };
     let (before_at, before_id) = f
         .before
         .map_or((None, None), |(at, id)| (Some(at), Some(id)));
-    let rows = sqlx::query(
-        "SELECT * FROM session_events
-         WHERE (?1 IS NULL OR endpoint_group IN (SELECT value FROM json_each(?1)))
-           AND (?2 IS NULL OR endpoint_name = ?2)
-           AND (?3 IS NULL OR username = ?3)
-           AND (?4 IS NULL OR kind = ?4)
-           AND (?5 IS NULL OR started_at >= ?5)
-           AND (?6 IS NULL OR started_at < ?6)
-           AND (?7 IS NULL OR (ended_at IS NULL) = ?7)
-           AND (?8 IS NULL OR started_at < ?8 OR (started_at = ?8 AND id > ?9))
-         ORDER BY started_at DESC, id LIMIT ?10",
-    )
-    .bind(f.scope.sql_param())
-    .bind(f.endpoint)
-    .bind(f.user)
-    .bind(f.kind)
-    .bind(f.since_ms)
-    .bind(f.until_ms)
-    .bind(f.active)
-    .bind(before_at)
-    .bind(before_id)
-    .bind(f.limit)
-    .fetch_all(db)
-    .await?;
+    let mut c = db.conn().await?;
+    let rows: Vec<EventRow> = sql!(c, |c| sqlx::query_as(q)
+        .bind(f.scope.sql_param())
+        .bind(f.endpoint)
+        .bind(f.user)
+        .bind(f.kind)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(f.active)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(f.limit)
+        .fetch_all(&mut *c)
+        .await)?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| api::SessionEvent {
-            id: r.get("id"),
-            username: r.get("username"),
-            endpoint: r.get("endpoint_name"),
-            kind: r.get("kind"),
-            target: r.get("target"),
-            started_at: ids::rfc3339(r.get("started_at")),
-            ended_at: r.get::<Option<i64>, _>("ended_at").map(ids::rfc3339),
-            bytes_up: r.get::<i64, _>("bytes_up") as u64,
-            bytes_down: r.get::<i64, _>("bytes_down") as u64,
-            outcome: r.get("outcome"),
+            id: r.id,
+            username: r.username,
+            endpoint: r.endpoint_name,
+            kind: r.kind,
+            target: r.target,
+            started_at: ids::rfc3339(r.started_at),
+            ended_at: r.ended_at.map(ids::rfc3339),
+            bytes_up: r.bytes_up.max(0) as u64,
+            bytes_down: r.bytes_down.max(0) as u64,
+            outcome: r.outcome,
         })
         .collect())
 }
@@ -395,5 +489,163 @@ mod tests {
             !shown.contains("hash") && !shown.contains("secret"),
             "{shown}"
         );
+    }
+
+    fn row<'a>(user: &'a str, endpoint: &'a str, group: &'a str, kind: &'a str) -> NewEvent<'a> {
+        NewEvent {
+            user_id: "usr_1",
+            username: user,
+            endpoint_id: Some("ep_1"),
+            endpoint_name: endpoint,
+            endpoint_group: group,
+            kind,
+            target: "",
+            outcome: outcome::RUNNING,
+        }
+    }
+
+    fn all<'a>(scope: &'a ReadScope) -> Filter<'a> {
+        Filter {
+            scope,
+            endpoint: None,
+            user: None,
+            kind: None,
+            since_ms: None,
+            until_ms: None,
+            active: None,
+            before: None,
+            limit: 100,
+        }
+    }
+
+    /// The session event table on both engines: progress while bytes move
+    /// (never after the end), the end, and the list's filters, scope and
+    /// paging.
+    #[tokio::test]
+    async fn session_rows_record_progress_and_end_and_list_by_scope_and_page() {
+        for (db, _dir) in crate::store::tests::engines("sessions_table").await {
+            let e = db.engine();
+            let a = record_start(&db, &row("bob", "web-1", "lab", "shell"))
+                .await
+                .unwrap();
+            let mut c = db.conn().await.unwrap();
+            let b = insert_event(&mut c, &row("eve", "db-1", "prod", "exec"))
+                .await
+                .unwrap();
+            drop(c);
+            let denied = NewEvent {
+                outcome: "denied",
+                ..row("eve", "web-1", "lab", "forward")
+            };
+            let d = record_start(&db, &denied).await.unwrap();
+
+            record_progress(&db, &a, 10, 2000).await.unwrap();
+            let scope = ReadScope::All;
+            let rows = list(&db, &all(&scope)).await.unwrap();
+            assert_eq!(rows.len(), 3, "{e}");
+            let ra = rows.iter().find(|r| r.id == a.as_str()).unwrap();
+            assert_eq!(
+                (ra.bytes_up, ra.bytes_down, ra.ended_at.is_none()),
+                (10, 2000, true),
+                "{e}"
+            );
+            assert!(
+                rows.iter()
+                    .find(|r| r.id == d.as_str())
+                    .unwrap()
+                    .ended_at
+                    .is_some()
+            );
+
+            record_end(&db, &a, 11, 2500, "ok").await.unwrap();
+            // Progress after the end changes nothing.
+            record_progress(&db, &a, 99, 99).await.unwrap();
+            let rows = list(&db, &all(&scope)).await.unwrap();
+            let ra = rows.iter().find(|r| r.id == a.as_str()).unwrap();
+            assert_eq!(
+                (ra.bytes_up, ra.bytes_down, ra.outcome.as_str()),
+                (11, 2500, "ok"),
+                "{e}"
+            );
+
+            // Filters.
+            let running = Filter {
+                active: Some(true),
+                ..all(&scope)
+            };
+            let ids: Vec<_> = list(&db, &running)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(ids, [b.as_str()], "{e}");
+            let ended = Filter {
+                active: Some(false),
+                ..all(&scope)
+            };
+            assert_eq!(list(&db, &ended).await.unwrap().len(), 2, "{e}");
+            let by = Filter {
+                user: Some("eve"),
+                kind: Some("exec"),
+                endpoint: Some("db-1"),
+                ..all(&scope)
+            };
+            assert_eq!(list(&db, &by).await.unwrap().len(), 1, "{e}");
+            let future = Filter {
+                since_ms: Some(ids::now_ms() + 60_000),
+                ..all(&scope)
+            };
+            assert!(list(&db, &future).await.unwrap().is_empty(), "{e}");
+            let past = Filter {
+                until_ms: Some(1),
+                ..all(&scope)
+            };
+            assert!(list(&db, &past).await.unwrap().is_empty(), "{e}");
+
+            // Scope: a reader of `lab` sees lab's rows only.
+            let lab = ReadScope::Groups(vec!["lab".into()]);
+            let seen = list(&db, &all(&lab)).await.unwrap();
+            assert_eq!(seen.len(), 2, "{e}");
+            assert!(seen.iter().all(|r| r.endpoint == "web-1"));
+            assert!(
+                cursor(&db, &lab, b.as_str()).await.unwrap().is_none(),
+                "{e}"
+            );
+            assert_eq!(
+                group_of(&db, b.as_str()).await.unwrap(),
+                Some(Some("prod".into()))
+            );
+            assert_eq!(group_of(&db, "nope").await.unwrap(), None);
+
+            // Paging: page after page, newest first, each row once.
+            let mut seen = Vec::new();
+            let mut before: Option<String> = None;
+            loop {
+                let at = match &before {
+                    Some(id) => {
+                        Some((cursor(&db, &scope, id).await.unwrap().unwrap(), id.as_str()))
+                    }
+                    None => None,
+                };
+                let page = Filter {
+                    before: at,
+                    limit: 1,
+                    ..all(&scope)
+                };
+                let rows = list(&db, &page).await.unwrap();
+                let Some(last) = rows.last() else { break };
+                before = Some(last.id.clone());
+                seen.extend(rows.into_iter().map(|r| r.id));
+            }
+            seen.sort();
+            let mut want = vec![a.0.clone(), b.0.clone(), d.0.clone()];
+            want.sort();
+            assert_eq!(seen, want, "{e}");
+
+            // A crash: the running one ends at its last activity.
+            assert_eq!(close_orphans(&db).await.unwrap(), 1, "{e}");
+            assert!(list(&db, &running).await.unwrap().is_empty());
+        }
     }
 }

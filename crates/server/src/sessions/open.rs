@@ -23,12 +23,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::outcome::{self, Outcome};
 use super::relay::{self, Counters, RelayEnd};
 use super::tap::{RecordingTap, SessionTap, TransferTap};
-use super::{Grant, NewEvent, StopHandle, record_end, record_start};
+use super::{Grant, NewEvent, StopHandle, end_event, insert_event, record_end, record_start};
 use crate::agents::EndpointRecord;
 use crate::identity::Credential;
 use crate::ids::SessionId;
 use crate::rbac::{self, Action, Decision, Denial, Resource, Subject, SubjectKind};
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent, Store};
 
 /// Time allowed for each side's opening message.
 pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -174,34 +175,22 @@ impl SessionService {
             return Outcome::Refused(format!("not a {kind} session"));
         }
         let target = request.target();
-        // The event is durable before anything reaches the endpoint.
+        // The event row and its `session-open` entry are durable, together,
+        // before anything reaches the endpoint.
         let running = event(&p, &endpoint, kind, &target, outcome::RUNNING);
-        let id = match record_start(&st.db, &running).await {
+        let opened = AuditEvent::new(&p.name, AuditAction::SessionOpen(kind), &endpoint.name)
+            .outcome(outcome::RUNNING)
+            .detail(&target)
+            .group(&endpoint.group);
+        let id = match record_open(&st.db, &running, opened).await {
             Ok(id) => id,
             Err(e) => {
-                tracing::error!(error = %e, "cannot record session event; refusing the session");
+                tracing::error!(error = %e, "cannot record the session and its audit entry; refusing the session");
                 let msg = "the gateway could not record the session".to_owned();
                 refuse(&mut client, RefusalCode::Failed, msg).await;
                 return Outcome::failed("the session could not be recorded");
             }
         };
-        let audited = crate::events::record_in_groups(
-            &st.db,
-            &[&endpoint.group],
-            &p.name,
-            &format!("session-open:{kind}"),
-            &endpoint.name,
-            "open",
-            &target,
-        )
-        .await;
-        if audited.is_err() {
-            let msg = "the gateway could not record the session".to_owned();
-            refuse(&mut client, RefusalCode::Failed, msg).await;
-            let outcome = Outcome::failed("audit log unavailable");
-            let _ = record_end(&st.db, &id, 0, 0, &outcome.to_string()).await;
-            return outcome;
-        }
         grant.expires_at = match grant.credential.expires_at(&st.db).await {
             Ok(at) => at,
             Err(e) => {
@@ -218,7 +207,14 @@ impl SessionService {
                 let msg = "the gateway could not record the session".to_owned();
                 refuse(&mut client, RefusalCode::Failed, msg).await;
                 let outcome = Outcome::failed("recording unavailable");
-                let _ = record_end(&st.db, &id, 0, 0, &outcome.to_string()).await;
+                let stored = outcome.to_string();
+                // Its `session-open` entry is closed too.
+                let closed =
+                    AuditEvent::new(&p.name, AuditAction::SessionClose(kind), &endpoint.name)
+                        .outcome(&stored)
+                        .detail(format!("session={id} up=0 down=0"))
+                        .group(&endpoint.group);
+                record_close(&st.db, &id, (0, 0), &stored, closed).await;
                 return outcome;
             }
         };
@@ -235,20 +231,12 @@ impl SessionService {
         // may hold secrets, and the encrypted audit log has it.
         tracing::info!(session = %id, %outcome, up, down, "session ended");
         let stored = outcome.to_string();
-        if let Err(e) = record_end(&st.db, &id, up, down, &stored).await {
-            tracing::error!(error = %e, session = %id, "cannot record session end");
-        }
         let detail = format!("session={id} up={up} down={down}{tap_words}");
-        crate::events::record_in_groups_or_log(
-            &st.db,
-            &[&endpoint.group],
-            &p.name,
-            &format!("session-close:{kind}"),
-            &endpoint.name,
-            &stored,
-            &detail,
-        )
-        .await;
+        let closed = AuditEvent::new(&p.name, AuditAction::SessionClose(kind), &endpoint.name)
+            .outcome(&stored)
+            .detail(detail)
+            .group(&endpoint.group);
+        record_close(&st.db, &id, (up, down), &stored, closed).await;
         outcome
     }
 
@@ -433,6 +421,46 @@ impl SessionService {
             }
             RelayEnd::Failed(side, e) => Outcome::Failed(Some(side), e),
         }
+    }
+}
+
+/// Writes a session's event row and its `session-open` entry, together.
+async fn record_open(
+    db: &Store,
+    row: &NewEvent<'_>,
+    opened: AuditEvent,
+) -> Result<SessionId, sqlx::Error> {
+    let mut w = db.write().await?;
+    let id = insert_event(&mut w, row).await?;
+    w.audit(opened).await?;
+    w.commit().await?;
+    Ok(id)
+}
+
+/// Writes a session's end and its `session-close` entry, together. The
+/// session has ended whatever the store says: when that write fails, each
+/// is tried on its own (and failures logged), so neither is lost for the
+/// other.
+async fn record_close(
+    db: &Store,
+    id: &SessionId,
+    (up, down): (u64, u64),
+    stored: &str,
+    closed: AuditEvent,
+) {
+    let together = async {
+        let mut w = db.write().await?;
+        end_event(&mut w, id, up, down, stored).await?;
+        w.audit(closed.clone()).await?;
+        w.commit().await
+    }
+    .await;
+    if let Err(e) = together {
+        tracing::error!(error = %e, session = %id, "cannot record the session's end with its audit entry; trying each alone");
+        if let Err(e) = record_end(db, id, up, down, stored).await {
+            tracing::error!(error = %e, session = %id, "cannot record session end");
+        }
+        db.audit_or_log(closed).await;
     }
 }
 

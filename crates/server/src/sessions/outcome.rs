@@ -162,37 +162,37 @@ mod tests {
     }
 
     /// The restart's outcome is written by SQL (`close_orphans`): it must
-    /// read back as [`Outcome::Interrupted`].
+    /// read back as [`Outcome::Interrupted`], on both engines.
     #[tokio::test]
     async fn a_session_closed_at_restart_reads_back_as_interrupted() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::store::open(&dir.path().join("a.db")).await.unwrap();
-        let ev = super::super::NewEvent {
-            user_id: "usr_1",
-            username: "bob",
-            endpoint_id: Some("ep_1"),
-            endpoint_name: "web-1",
-            endpoint_group: "default",
-            kind: "shell",
-            target: "",
-            outcome: RUNNING,
-        };
-        super::super::record_start(&db, &ev).await.unwrap();
-        assert_eq!(super::super::close_orphans(&db).await.unwrap(), 1);
-        let scope = crate::rbac::ReadScope::All;
-        let f = super::super::Filter {
-            scope: &scope,
-            endpoint: None,
-            user: None,
-            kind: None,
-            since_ms: None,
-            until_ms: None,
-            active: None,
-            before: None,
-            limit: 10,
-        };
-        let rows = super::super::list(&db, &f).await.unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].outcome.parse(), Ok(Outcome::Interrupted));
+        for (db, _dir) in crate::store::tests::engines("outcome_interrupted").await {
+            let ev = super::super::NewEvent {
+                user_id: "usr_1",
+                username: "bob",
+                endpoint_id: Some("ep_1"),
+                endpoint_name: "web-1",
+                endpoint_group: "default",
+                kind: "shell",
+                target: "",
+                outcome: RUNNING,
+            };
+            super::super::record_start(&db, &ev).await.unwrap();
+            assert_eq!(super::super::close_orphans(&db).await.unwrap(), 1);
+            let scope = crate::rbac::ReadScope::All;
+            let f = super::super::Filter {
+                scope: &scope,
+                endpoint: None,
+                user: None,
+                kind: None,
+                since_ms: None,
+                until_ms: None,
+                active: None,
+                before: None,
+                limit: 10,
+            };
+            let rows = super::super::list(&db, &f).await.unwrap();
+            assert_eq!(rows.len(), 1, "{}", db.engine());
+            assert_eq!(rows[0].outcome.parse(), Ok(Outcome::Interrupted));
+        }
     }
 }

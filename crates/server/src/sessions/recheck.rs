@@ -25,6 +25,7 @@ use crate::identity::{self, Credential, IdentityError};
 use crate::ids::{self, AgentId};
 use crate::rbac::{self, Action, Decision, Resource, Subject};
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
 
 /// The safety sweep's period.
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -104,17 +105,13 @@ pub(crate) async fn recheck(st: &AppState) -> usize {
             .ok()
             .flatten()
             .flatten();
-        let groups: Vec<&str> = group.as_deref().into_iter().collect();
-        crate::events::record_in_groups_or_log(
-            &st.db,
-            &groups,
-            ACTOR,
-            "session-revoke",
-            id.as_str(),
-            "ok",
-            &detail,
-        )
-        .await;
+        st.db
+            .audit_or_log(
+                AuditEvent::new(ACTOR, AuditAction::SessionRevoke, id.as_str())
+                    .detail(detail)
+                    .groups(group),
+            )
+            .await;
         tracing::info!(session = %id, subject = %grant.subject_name, endpoint = %grant.endpoint_name, reason = %why, "live session no longer allowed; stopping it");
         st.session_control().stop(id.as_str(), &reason).await;
         stopped += 1;

@@ -1,0 +1,179 @@
+//! Endpoint groups: the `groups` table's one owner. Every endpoint is in
+//! one group; users and API clients are given groups (their `groups`
+//! lists, kept by `identity`), and access to endpoints follows them.
+//!
+//! A group is deleted only when nothing refers to it any more: no live
+//! endpoint is in it and no user or API client holds it. A membership left
+//! behind would wait, inert, for a group of the same name to be created
+//! again and then silently grant access to it.
+
+use crate::ids;
+use crate::store::{AuditAction, AuditEvent, Exec, Store, sql};
+
+/// A group and how many live endpoints it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) endpoints: u64,
+}
+
+/// Why a group was not created or deleted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GroupError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("group `{0}` already exists")]
+    Exists(String),
+    #[error("no group named `{0}`")]
+    NotFound(String),
+    #[error("group `{name}` still holds {count} endpoint(s); move them first")]
+    HasEndpoints { name: String, count: i64 },
+    #[error(
+        "group `{name}` is still given to {}; remove it from them first",
+        .holders.join(", ")
+    )]
+    HasMembers { name: String, holders: Vec<String> },
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Whether the group exists.
+pub(crate) async fn exists(e: &mut dyn Exec, name: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> = sql!(e, |c| sqlx::query_scalar(
+        "SELECT name FROM groups WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(found.is_some())
+}
+
+/// Creates the group with no description if it does not exist (groups
+/// named by enrollment tokens come into being with them).
+pub(crate) async fn ensure(e: &mut dyn Exec, name: &str, now: i64) -> Result<(), sqlx::Error> {
+    sql!(e, |c| sqlx::query(
+        "INSERT INTO groups (name, description, created_at) VALUES ($1, '', $2)
+         ON CONFLICT (name) DO NOTHING"
+    )
+    .bind(name)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Every group, by name, with its count of live endpoints.
+pub(crate) async fn list(db: &Store) -> Result<Vec<Group>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    let rows: Vec<(String, String, i64)> = sql!(c, |c| {
+        sqlx::query_as(
+        "SELECT g.name, g.description,
+                (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL)
+         FROM groups g ORDER BY g.name",
+    )
+    .fetch_all(&mut *c)
+    .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, description, n)| Group {
+            name,
+            description,
+            endpoints: n.max(0) as u64,
+        })
+        .collect())
+}
+
+/// Creates a group, with its `group-create` entry by `actor`.
+///
+/// # Errors
+/// An invalid name or description, an existing group, or the store failed.
+pub(crate) async fn create(
+    db: &Store,
+    name: &str,
+    description: &str,
+    actor: &str,
+) -> Result<Group, GroupError> {
+    ids::validate_name("group", name).map_err(GroupError::Invalid)?;
+    ids::validate_description("group", description).map_err(GroupError::Invalid)?;
+    let mut w = db.write().await?;
+    // Writers are serialised: checked, then inserted, with no other writer
+    // in between (and no unique violation aborting PostgreSQL's transaction).
+    if exists(&mut w, name).await? {
+        return Err(GroupError::Exists(name.to_owned()));
+    }
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO groups (name, description, created_at) VALUES ($1, $2, $3)"
+    )
+    .bind(name)
+    .bind(description)
+    .bind(ids::now_ms())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(AuditEvent::new(actor, AuditAction::GroupCreate, name).group(name))
+        .await?;
+    w.commit().await?;
+    Ok(Group {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        endpoints: 0,
+    })
+}
+
+/// Deletes a group that nothing refers to, with its `group-delete` entry
+/// by `actor`. Refused, and the refusal audited, while live endpoints are
+/// in it or users or API clients hold it (a membership left behind would
+/// grant access again to a group of the same name created later).
+///
+/// # Errors
+/// No such group, it is still in use, or the store failed.
+pub(crate) async fn delete(db: &Store, name: &str, actor: &str) -> Result<(), GroupError> {
+    let mut w = db.write().await?;
+    if !exists(&mut w, name).await? {
+        return Err(GroupError::NotFound(name.to_owned()));
+    }
+    let count: i64 = sql!(w, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM endpoints WHERE group_name = $1 AND revoked_at IS NULL",
+    )
+    .bind(name)
+    .fetch_one(&mut *c)
+    .await)?;
+    let refused = if count > 0 {
+        Some(GroupError::HasEndpoints {
+            name: name.to_owned(),
+            count,
+        })
+    } else {
+        let holders = crate::identity::members::holding_group(&mut w, name).await?;
+        (!holders.is_empty()).then(|| GroupError::HasMembers {
+            name: name.to_owned(),
+            holders,
+        })
+    };
+    if let Some(why) = refused {
+        drop(w);
+        db.audit_now(
+            AuditEvent::new(actor, AuditAction::GroupDelete, name)
+                .outcome("refused")
+                .detail(why.to_string())
+                .group(name),
+        )
+        .await?;
+        return Err(why);
+    }
+    sql!(w, |c| sqlx::query("DELETE FROM groups WHERE name = $1")
+        .bind(name)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    w.audit(AuditEvent::new(actor, AuditAction::GroupDelete, name).group(name))
+        .await?;
+    w.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
