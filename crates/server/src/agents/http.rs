@@ -7,7 +7,7 @@ use crate::api::{Access, Api, ApiError, ApiJson, Caller};
 use crate::rbac::Action;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
-use crate::{events, identity, ids};
+use crate::{identity, ids};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -93,18 +93,6 @@ pub(crate) async fn record_or_log(
     let _ = record(db, actor, action, target, outcome, detail).await;
 }
 
-pub(crate) async fn record_in_groups_or_log(
-    db: &SqlitePool,
-    groups: &[&str],
-    actor: &str,
-    action: &str,
-    target: &str,
-    outcome: &str,
-    detail: &str,
-) {
-    let _ = record_in_groups(db, groups, actor, action, target, outcome, detail).await;
-}
-
 #[derive(Debug)]
 #[allow(dead_code, reason = "TRANSITIONAL: removed with the other wrappers")]
 pub(crate) struct Audit<'a> {
