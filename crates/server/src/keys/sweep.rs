@@ -282,7 +282,8 @@ async fn pass(
                 n += 1;
             }
         }
-        sql!(w, |c| sqlx::query(
+        sql!(w, |c| {
+            sqlx::query(
             "UPDATE key_rotations SET rewrapped = rewrapped + $1 WHERE purpose = $2 AND version = $3",
         )
         .bind(n as i64)
@@ -290,7 +291,8 @@ async fn pass(
         .bind(i64::from(current))
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         w.commit().await?;
         rewrapped += n;
         if !pace.pause.is_zero() {
@@ -568,7 +570,11 @@ impl std::fmt::Display for KeyStatus {
             )?,
             None => writeln!(f, "ROOT KEY    {} (never rotated)", self.root.source)?,
         }
-        writeln!(f, "DATABASE    {}: {}", self.database.engine, self.database.note)?;
+        writeln!(
+            f,
+            "DATABASE    {}: {}",
+            self.database.engine, self.database.note
+        )?;
         writeln!(
             f,
             "{:<11} {:<8} {:<sweep_w$} {:<9} VERSIONS (wrapped keys)",
@@ -706,7 +712,12 @@ mod tests {
     /// retired; on PostgreSQL there is no database key to rotate.
     #[tokio::test]
     async fn a_rotation_then_a_sweep_rewraps_every_vault_and_recording_key() {
-        for Site { db, keys, _dirs: dirs } in sites("sweep_rewraps").await {
+        for Site {
+            db,
+            keys,
+            _dirs: dirs,
+        } in sites("sweep_rewraps").await
+        {
             let engine = db.engine();
             let mut plain = Vec::new();
             for i in 0..25 {
@@ -714,9 +725,15 @@ mod tests {
             }
             for i in 0..10 {
                 for v in 0..2 {
-                    crate::vault::put(&db, &keys, &format!("s{i}"), format!("{i}-{v}").as_bytes(), "t")
-                        .await
-                        .unwrap();
+                    crate::vault::put(
+                        &db,
+                        &keys,
+                        &format!("s{i}"),
+                        format!("{i}-{v}").as_bytes(),
+                        "t",
+                    )
+                    .await
+                    .unwrap();
                 }
             }
             let rotated = rotate(&db, &keys, &Purpose::ALL, "test").await.unwrap();
@@ -729,11 +746,22 @@ mod tests {
             plain.push(add_recording(&db, &keys, "r25").await);
             let st = status(&db, &keys).await.unwrap();
             let rec = purpose(&st, "recordings");
-            assert_eq!((rec.current, rec.pending, rec.sweep.as_str()), (2, 25, "sweeping"), "{engine}: {st}");
+            assert_eq!(
+                (rec.current, rec.pending, rec.sweep.as_str()),
+                (2, 25, "sweeping"),
+                "{engine}: {st}"
+            );
             assert_eq!(rec.domains.len(), 1);
-            assert_eq!((rec.domains[0].domain.as_str(), rec.domains[0].wrapped_keys), ("recordings", 26));
+            assert_eq!(
+                (rec.domains[0].domain.as_str(), rec.domains[0].wrapped_keys),
+                ("recordings", 26)
+            );
             let vault = purpose(&st, "vault");
-            assert_eq!((vault.pending, vault.versions[0].wrapped_keys), (20, 20), "{st}");
+            assert_eq!(
+                (vault.pending, vault.versions[0].wrapped_keys),
+                (20, 20),
+                "{st}"
+            );
             assert_eq!(vault.domains[0].domain, "vault");
             match engine {
                 Engine::Sqlite => assert!(st.database.encrypted_by_jumpgate),
@@ -741,15 +769,26 @@ mod tests {
                     assert!(!st.database.encrypted_by_jumpgate);
                     assert!(st.purposes.iter().all(|p| p.purpose != "database"), "{st}");
                     let text = st.to_string();
-                    assert!(text.contains("not encrypted by Jumpgate") && text.contains("app-encrypted"), "{text}");
+                    assert!(
+                        text.contains("not encrypted by Jumpgate")
+                            && text.contains("app-encrypted"),
+                        "{text}"
+                    );
                 }
             }
 
             // A stopped sweep makes no progress, and loses nothing.
             let stop = CancellationToken::new();
             stop.cancel();
-            assert_eq!(sweep_purpose(&db, &keys, Purpose::Recordings, FAST, &stop).await.unwrap(), 0);
-            let n = sweep_all(&db, &keys, FAST, &CancellationToken::new()).await.unwrap();
+            assert_eq!(
+                sweep_purpose(&db, &keys, Purpose::Recordings, FAST, &stop)
+                    .await
+                    .unwrap(),
+                0
+            );
+            let n = sweep_all(&db, &keys, FAST, &CancellationToken::new())
+                .await
+                .unwrap();
             assert_eq!(n, 45, "{engine}");
             for (i, k) in plain.iter().enumerate() {
                 let w = recording_key(&db, &format!("r{i:02}")).await;
@@ -761,9 +800,10 @@ mod tests {
             assert!(vk.iter().all(|w| w.version() == Some(2)), "{engine}");
             for i in 0..10 {
                 for v in 0..2u32 {
-                    let (_, value) = crate::vault::get(&db, &keys, &format!("s{i}"), Some(v + 1), "t")
-                        .await
-                        .unwrap();
+                    let (_, value) =
+                        crate::vault::get(&db, &keys, &format!("s{i}"), Some(v + 1), "t")
+                            .await
+                            .unwrap();
                     assert_eq!(&value[..], format!("{i}-{v}").as_bytes());
                 }
             }
@@ -781,10 +821,21 @@ mod tests {
             assert!(st.to_string().contains("v1 retired"), "{st}");
             // The rotation and the retirements are in the audit log.
             let log = actions(&db).await;
-            assert!(log.contains(&("keys-rotate".into(), "vault".into(), "version=2".into())), "{log:?}");
-            assert!(log.contains(&("keys-retire".into(), "recordings".into(), "version=1".into())), "{log:?}");
+            assert!(
+                log.contains(&("keys-rotate".into(), "vault".into(), "version=2".into())),
+                "{log:?}"
+            );
+            assert!(
+                log.contains(&(
+                    "keys-retire".into(),
+                    "recordings".into(),
+                    "version=1".into()
+                )),
+                "{log:?}"
+            );
             assert_eq!(
-                log.iter().any(|(a, t, _)| a == "keys-rotate" && t == "database"),
+                log.iter()
+                    .any(|(a, t, _)| a == "keys-rotate" && t == "database"),
                 engine == Engine::Sqlite,
                 "{log:?}"
             );
@@ -792,10 +843,16 @@ mod tests {
             let dir = dirs[1].as_ref().unwrap().path().to_owned();
             drop(keys);
             let again = keyring(&dir);
-            assert_eq!(again.old_live_versions(Purpose::Recordings), Vec::<u32>::new());
+            assert_eq!(
+                again.old_live_versions(Purpose::Recordings),
+                Vec::<u32>::new()
+            );
             assert_eq!(again.old_live_versions(Purpose::Vault), Vec::<u32>::new());
             let w = recording_key(&db, "r03").await;
-            assert_eq!(again.unwrap(Purpose::Recordings, &w).unwrap().as_bytes(), &plain[3]);
+            assert_eq!(
+                again.unwrap(Purpose::Recordings, &w).unwrap().as_bytes(),
+                &plain[3]
+            );
         }
     }
 
@@ -814,7 +871,10 @@ mod tests {
                 Engine::Postgres => {
                     let err = r.unwrap_err();
                     assert!(matches!(err, SweepError::NoDatabaseKey), "{err}");
-                    assert!(err.to_string().contains("no database key to rotate"), "{err}");
+                    assert!(
+                        err.to_string().contains("no database key to rotate"),
+                        "{err}"
+                    );
                     assert_eq!(keys.current_version(Purpose::Database), 1);
                     assert!(actions(&db).await.is_empty());
                 }
@@ -844,7 +904,9 @@ mod tests {
             e: &mut dyn Exec,
             versions: &[u32],
         ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
-            crate::recordings::StoredKeys.count_by_version(e, versions).await
+            crate::recordings::StoredKeys
+                .count_by_version(e, versions)
+                .await
         }
         async fn stale_after(
             &self,
@@ -890,24 +952,44 @@ mod tests {
             for i in 0..10 {
                 add_recording(&db, &keys, &format!("r{i}")).await;
             }
-            rotate(&db, &keys, &[Purpose::Recordings], "test").await.unwrap();
+            rotate(&db, &keys, &[Purpose::Recordings], "test")
+                .await
+                .unwrap();
             let domain = Interfering {
                 db: db.clone(),
                 keys: keys.clone(),
                 wrote: std::sync::Mutex::new(None),
             };
-            let n = sweep_domains(&db, &keys, Purpose::Recordings, &[&domain], FAST, &CancellationToken::new())
-                .await
-                .unwrap();
-            let (id, mine) = domain.wrote.lock().unwrap().clone().expect("the writer ran");
+            let n = sweep_domains(
+                &db,
+                &keys,
+                Purpose::Recordings,
+                &[&domain],
+                FAST,
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+            let (id, mine) = domain
+                .wrote
+                .lock()
+                .unwrap()
+                .clone()
+                .expect("the writer ran");
             // Its key is kept (the sweep's compare-and-set failed); the
             // other nine were re-wrapped.
             assert_eq!(recording_key(&db, &id).await, mine, "{engine}");
             assert_eq!(n, 9, "{engine}");
             for i in 0..10 {
-                assert_eq!(recording_key(&db, &format!("r{i}")).await.version(), Some(2));
+                assert_eq!(
+                    recording_key(&db, &format!("r{i}")).await.version(),
+                    Some(2)
+                );
             }
-            assert!(keys.old_live_versions(Purpose::Recordings).is_empty(), "{engine}");
+            assert!(
+                keys.old_live_versions(Purpose::Recordings).is_empty(),
+                "{engine}"
+            );
         }
     }
 
@@ -935,15 +1017,23 @@ mod tests {
         for Site { db, keys, _dirs } in sites("sweep_unwrappable").await {
             add_recording(&db, &keys, "good").await;
             insert_recording(&db, "bad", "recordings:v1:AAAA").await;
-            rotate(&db, &keys, &[Purpose::Recordings], "test").await.unwrap();
+            rotate(&db, &keys, &[Purpose::Recordings], "test")
+                .await
+                .unwrap();
             let pace = Pace {
                 batch: 100,
                 pause: Duration::ZERO,
             };
             assert_eq!(
-                sweep_purpose(&db, &keys, Purpose::Recordings, pace, &CancellationToken::new())
-                    .await
-                    .unwrap(),
+                sweep_purpose(
+                    &db,
+                    &keys,
+                    Purpose::Recordings,
+                    pace,
+                    &CancellationToken::new()
+                )
+                .await
+                .unwrap(),
                 1
             );
             assert_eq!(keys.old_live_versions(Purpose::Recordings), vec![1]);
@@ -959,13 +1049,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = keyring(dir.path());
         let path = dir.path().join("j.db");
-        let db = Store::sqlite(crate::store::sqlite::open_site(&path, &keys, true).await.unwrap().0);
+        let db = Store::sqlite(
+            crate::store::sqlite::open_site(&path, &keys, true)
+                .await
+                .unwrap()
+                .0,
+        );
         rotate(&db, &keys, &Purpose::ALL, "test").await.unwrap();
-        sweep_all(&db, &keys, FAST, &CancellationToken::new()).await.unwrap();
+        sweep_all(&db, &keys, FAST, &CancellationToken::new())
+            .await
+            .unwrap();
         let st = status(&db, &keys).await.unwrap();
-        assert_eq!(purpose(&st, "database").sweep, "rekey-at-next-start", "{st}");
+        assert_eq!(
+            purpose(&st, "database").sweep,
+            "rekey-at-next-start",
+            "{st}"
+        );
         db.close().await;
-        let db = Store::sqlite(crate::store::sqlite::open_site(&path, &keys, true).await.unwrap().0);
+        let db = Store::sqlite(
+            crate::store::sqlite::open_site(&path, &keys, true)
+                .await
+                .unwrap()
+                .0,
+        );
         let st = status(&db, &keys).await.unwrap();
         for p in &st.purposes {
             assert_eq!(p.sweep, "done", "{st}");

@@ -129,7 +129,8 @@ impl Recorder {
         // the next start closes (it plays as empty), never a file nothing
         // knows about.
         let mut c = db.conn().await?;
-        sql!(c, |c| sqlx::query(
+        sql!(c, |c| {
+            sqlx::query(
             "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
@@ -146,7 +147,8 @@ impl Recorder {
         .bind(&file_name)
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         drop(c);
         let header = serde_json::json!({
             "version": 2,
@@ -570,13 +572,15 @@ pub(crate) async fn open(
     id: &str,
 ) -> Result<Option<Opened>, RecordingError> {
     let mut c = db.conn().await?;
-    let row: Option<Row> = sql!(c, |c| sqlx::query_as(
+    let row: Option<Row> = sql!(c, |c| {
+        sqlx::query_as(
         "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
            FROM recordings WHERE id = $1"
     )
     .bind(id)
     .fetch_optional(&mut *c)
-    .await)?;
+    .await
+    })?;
     drop(c);
     let Some(row) = row else {
         return Ok(None);

@@ -436,3 +436,48 @@ async fn a_spool_left_by_a_crash_is_published_at_the_next_start() {
         opened.check_end().unwrap();
     }
 }
+
+/// Listing filters by endpoint, user, time and the caller's groups, on
+/// both engines (the group filter is engine-specific SQL).
+#[tokio::test]
+async fn listing_filters_by_endpoint_user_time_and_group() {
+    for s in sites("rec_listing_filters").await {
+        let engine = s.db.engine();
+        drop(start(&s, false, StopHandle::new()).await);
+        s.tasks.close();
+        s.tasks.wait().await;
+        let info = only_recording(&s).await;
+        let web = crate::rbac::ReadScope::Groups(vec!["web".into(), "db".into()]);
+        let other = crate::rbac::ReadScope::Groups(vec!["db".into()]);
+        let all = crate::rbac::ReadScope::All;
+        let found = |scope, endpoint, user, since_ms| {
+            let db = s.db.clone();
+            async move {
+                list(
+                    &db,
+                    &Filter {
+                        scope: Some(scope),
+                        endpoint,
+                        user,
+                        since_ms,
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap()
+                .len()
+            }
+        };
+        assert_eq!(found(&web, None, None, None).await, 1, "{engine}");
+        assert_eq!(found(&all, Some("web-1"), Some("alice"), Some(0)).await, 1);
+        assert_eq!(found(&other, None, None, None).await, 0, "{engine}");
+        assert_eq!(found(&all, Some("web-2"), None, None).await, 0);
+        assert_eq!(found(&all, None, Some("bob"), None).await, 0);
+        assert_eq!(found(&all, None, None, Some(i64::MAX)).await, 0);
+        assert_eq!(
+            group_of(&s.db, &info.id).await.unwrap(),
+            Some(Some("web".into()))
+        );
+        assert_eq!(group_of(&s.db, "rec_none").await.unwrap(), None);
+    }
+}

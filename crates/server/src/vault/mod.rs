@@ -115,10 +115,12 @@ fn value_aad(name: &str, version: u32) -> String {
 }
 
 async fn setting(e: &mut dyn Exec, key: &str) -> Result<Option<String>, sqlx::Error> {
-    sql!(e, |c| sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(key)
-        .fetch_optional(&mut *c)
-        .await)
+    sql!(e, |c| sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(&mut *c)
+    .await)
 }
 
 /// Fixes the site's retention on first start (the configured one, or the
@@ -194,8 +196,7 @@ pub(crate) async fn set_purge_protection(
             .await
             .map(|r| r.rows_affected()))?;
             w.audit(
-                AuditEvent::new(actor, AuditAction::VaultPurgeProtection, "site")
-                    .detail("enabled"),
+                AuditEvent::new(actor, AuditAction::VaultPurgeProtection, "site").detail("enabled"),
             )
             .await?;
             w.commit().await?;
@@ -274,7 +275,8 @@ pub(crate) async fn put(
         &mut sealed,
     )
     .map_err(|_| VaultError::Corrupt)?;
-    sql!(w, |c| sqlx::query(
+    sql!(w, |c| {
+        sqlx::query(
         "INSERT INTO vault_versions (name, version, created_at, created_by, wrapped_key, nonce, ciphertext)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -287,7 +289,8 @@ pub(crate) async fn put(
     .bind(&sealed)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     w.audit(
         AuditEvent::new(actor, AuditAction::VaultPut, name).detail(format!("version={version}")),
     )
@@ -313,13 +316,15 @@ pub(crate) async fn get(
         return Err(VaultError::Deleted(name.to_owned()));
     }
     let version = version.unwrap_or(secret.latest_version);
-    let row: Option<(String, Vec<u8>, Vec<u8>)> = sql!(c, |c| sqlx::query_as(
+    let row: Option<(String, Vec<u8>, Vec<u8>)> = sql!(c, |c| {
+        sqlx::query_as(
         "SELECT wrapped_key, nonce, ciphertext FROM vault_versions WHERE name = $1 AND version = $2",
     )
     .bind(name)
     .bind(i64::from(version))
     .fetch_optional(&mut *c)
-    .await)?;
+    .await
+    })?;
     drop(c);
     let (wrapped, nonce, ciphertext) = row.ok_or_else(|| VaultError::NoVersion {
         name: name.to_owned(),
@@ -399,12 +404,14 @@ pub(crate) async fn versions(db: &Store, name: &str) -> Result<Vec<VersionInfo>,
     validate_name(name)?;
     let mut c = db.conn().await?;
     info_in(&mut c, name).await?;
-    let rows: Vec<(i64, i64, String)> = sql!(c, |c| sqlx::query_as(
+    let rows: Vec<(i64, i64, String)> = sql!(c, |c| {
+        sqlx::query_as(
         "SELECT version, created_at, created_by FROM vault_versions WHERE name = $1 ORDER BY version",
     )
     .bind(name)
     .fetch_all(&mut *c)
-    .await)?;
+    .await
+    })?;
     Ok(rows
         .into_iter()
         .map(|(v, at, by)| VersionInfo {
@@ -431,7 +438,8 @@ pub(crate) async fn delete(
     }
     let days = settings_in(&mut w).await?.retention_days;
     let until = now + i64::from(days) * DAY_MS;
-    sql!(w, |c| sqlx::query(
+    sql!(w, |c| {
+        sqlx::query(
         "UPDATE vault_secrets SET deleted_at = $1, purge_after = $2 WHERE name = $3 AND deleted_at IS NULL",
     )
     .bind(now)
@@ -439,13 +447,12 @@ pub(crate) async fn delete(
     .bind(name)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     let s = info_in(&mut w, name).await?;
     w.audit(
-        AuditEvent::new(actor, AuditAction::VaultDelete, name).detail(format!(
-            "recoverable until {}",
-            crate::ids::rfc3339(until)
-        )),
+        AuditEvent::new(actor, AuditAction::VaultDelete, name)
+            .detail(format!("recoverable until {}", crate::ids::rfc3339(until))),
     )
     .await?;
     w.commit().await?;
@@ -479,7 +486,13 @@ pub(crate) async fn recover(db: &Store, name: &str, actor: &str) -> Result<Secre
 /// as done by `actor`). Refused before the end of its retention when
 /// purge protection is on.
 pub(crate) async fn purge(db: &Store, name: &str, now: i64, actor: &str) -> Result<(), VaultError> {
-    purge_audited(db, name, now, AuditEvent::new(actor, AuditAction::VaultPurge, name)).await
+    purge_audited(
+        db,
+        name,
+        now,
+        AuditEvent::new(actor, AuditAction::VaultPurge, name),
+    )
+    .await
 }
 
 async fn purge_audited(
@@ -608,7 +621,8 @@ impl WrappedKeys for StoredKeys {
         new: &WrappedKey,
     ) -> Result<bool, sqlx::Error> {
         let (name, version) = parse_key_id(id);
-        let n = sql!(e, |c| sqlx::query(
+        let n = sql!(e, |c| {
+            sqlx::query(
             "UPDATE vault_versions SET wrapped_key = $1 WHERE name = $2 AND version = $3 AND wrapped_key = $4",
         )
         .bind(new.as_str())
@@ -617,7 +631,8 @@ impl WrappedKeys for StoredKeys {
         .bind(old.as_str())
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(n == 1)
     }
 }

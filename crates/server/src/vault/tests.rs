@@ -242,17 +242,36 @@ async fn stored_keys_page_by_cursor_and_replace_only_unchanged_keys() {
             .unwrap();
         let ids: Vec<_> = rest.iter().map(|k| k.id.as_str()).collect();
         assert_eq!(ids, ["b/1", "b/2"], "{engine}");
-        assert!(StoredKeys.stale_after(&mut c, 1, "", 4).await.unwrap().is_empty());
+        assert!(
+            StoredKeys
+                .stale_after(&mut c, 1, "", 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         let k = &first[0];
         assert_eq!(k.version, Some(1));
         let other = keys.new_data_key(Purpose::Vault).unwrap().1;
         // Not the stored key any more: nothing replaced.
-        assert!(!StoredKeys.replace(&mut c, &k.id, &other, &other).await.unwrap());
+        assert!(
+            !StoredKeys
+                .replace(&mut c, &k.id, &other, &other)
+                .await
+                .unwrap()
+        );
         let plain = keys.unwrap(Purpose::Vault, &k.wrapped).unwrap();
         let fresh = keys.wrap(Purpose::Vault, &plain).unwrap();
-        assert!(StoredKeys.replace(&mut c, &k.id, &k.wrapped, &fresh).await.unwrap());
+        assert!(
+            StoredKeys
+                .replace(&mut c, &k.id, &k.wrapped, &fresh)
+                .await
+                .unwrap()
+        );
         drop(c);
-        assert_eq!(&get(&db, &keys, "a", Some(1), "t").await.unwrap().1[..], b"a0");
+        assert_eq!(
+            &get(&db, &keys, "a", Some(1), "t").await.unwrap().1[..],
+            b"a0"
+        );
     }
 }
