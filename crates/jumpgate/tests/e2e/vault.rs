@@ -60,11 +60,17 @@ fn admin_client(site: &Site) -> jumpgate_client::Client {
 
 /// `jumpgate server` that is expected not to start: its stderr.
 async fn server_refuses(data_dir: &Path, env: &[(&str, &str)]) -> String {
+    server_refuses_with(data_dir, &[], env).await
+}
+
+/// [`server_refuses`] with more arguments (a site's `--database`).
+async fn server_refuses_with(data_dir: &Path, args: &[String], env: &[(&str, &str)]) -> String {
     let mut cmd = tokio::process::Command::new(jumpgate_bin());
     cmd.arg("server")
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -327,7 +333,12 @@ async fn vault_versions_soft_delete_recover_and_purge_protection() {
     // The retention is fixed for the site once set.
     assert!(site.gateway.terminate().await.success());
     std::fs::write(&cfg, "[vault]\nretention = \"30d\"\n").unwrap();
-    let err = server_refuses(&site.data_dir(), &[("JUMPGATE_CONFIG", cfg_s)]).await;
+    let err = server_refuses_with(
+        &site.data_dir(),
+        &site.database_args(),
+        &[("JUMPGATE_CONFIG", cfg_s)],
+    )
+    .await;
     assert!(err.contains("fixed for this site at 7 days"), "{err}");
 }
 
