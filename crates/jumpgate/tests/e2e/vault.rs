@@ -163,7 +163,8 @@ async fn the_database_file_holds_no_plaintext() {
     // A keyring from another site: the database does not open.
     let other = tempfile::tempdir().unwrap();
     let mut g = Gateway::start(&other.path().join("data"), &[]).await;
-    assert!(g.terminate().await.success());
+    let stopped = g.terminate().await;
+    assert!(stopped.success(), "{stopped}\n{}", g.stderr.text());
     let keys = data.join("keys");
     let saved = site.dir.path().join("keys-saved");
     std::fs::rename(&keys, &saved).unwrap();
