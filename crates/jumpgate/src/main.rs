@@ -236,18 +236,26 @@ fn init_logging() {
         .init();
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn termination() {
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed
+/// when this is called, not when the future is first polled: a gateway
+/// told to stop right after it announced its address (the listen-address
+/// file) stops cleanly instead of dying of the signal.
+fn termination() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending().await,
         }
     }
 }

@@ -53,6 +53,8 @@ pub use blobs::BlobConfigError;
 pub use config::{Config, ConfigError, RawConfig};
 pub use events::{Broken as AuditBroken, Intact as AuditIntact};
 pub use identity::IdentityError;
-pub use keys::sweep::{KeyStatus, PurposeStatus, RootStatus, SweepError, VersionStatus};
+pub use keys::sweep::{
+    DatabaseStatus, DomainStatus, KeyStatus, PurposeStatus, RootStatus, SweepError, VersionStatus,
+};
 pub use routes::route_table;
 pub use store::StoreError;

@@ -82,6 +82,7 @@ pub(crate) async fn record_in_groups(
         .await
 }
 
+#[allow(dead_code, reason = "TRANSITIONAL")]
 pub(crate) async fn record_or_log(
     db: &SqlitePool,
     actor: &str,

@@ -18,6 +18,7 @@
 //! the keyring file). See docs/security.md.
 
 mod root;
+pub(crate) mod stored;
 pub(crate) mod sweep;
 
 use std::collections::{BTreeMap, HashMap};

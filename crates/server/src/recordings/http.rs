@@ -15,6 +15,7 @@ use crate::api::{Access, Api, ApiError, Caller};
 use crate::ids;
 use crate::rbac::Action;
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
 
 pub(crate) fn routes(api: Api) -> Api {
     api.get(
@@ -103,21 +104,17 @@ async fn cast(
     // The header chunk is read first, so an unreadable recording gets a
     // clear error instead of an empty body.
     let first = opened.next().await.map_err(|e| damaged(&e))?;
-    let groups: Vec<&str> = group.as_deref().into_iter().collect();
-    crate::events::record_in_groups(
-        &st.db,
-        &groups,
-        &who.name,
-        "recording-view",
-        &id,
-        "ok",
-        &format!(
-            "session={} endpoint={} user={}",
-            opened.info.session_id, opened.info.endpoint, opened.info.username
-        ),
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    st.db
+        .audit_now(
+            AuditEvent::new(&who.name, AuditAction::RecordingView, &id)
+                .groups(group.iter().cloned())
+                .detail(format!(
+                    "session={} endpoint={} user={}",
+                    opened.info.session_id, opened.info.endpoint, opened.info.username
+                )),
+        )
+        .await
+        .map_err(ApiError::internal)?;
     let stream =
         futures_util::stream::unfold((first, Some(opened)), |(pending, opened)| async move {
             let mut opened = opened?;

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use jumpgate_api_types as api;
-use sqlx::{Row, SqlitePool};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -31,8 +30,10 @@ use tokio::time::Instant;
 
 use crate::blobs::Blobs;
 use crate::ids::{self, RecordingId, SessionId};
+use crate::keys::stored::{self, StoredKey, WrappedKeys};
 use crate::keys::{Keyring, Purpose, WrappedKey};
 use crate::sessions::StopHandle;
+use crate::store::{AuditAction, AuditEvent, Engine, Exec, Store, sql};
 
 pub(crate) use file::{ReadError, spooled};
 
@@ -109,7 +110,7 @@ impl Recorder {
     /// its header, both durable, before this returns. The writer task stops
     /// the session through `stop` if the recording cannot be written.
     pub(crate) async fn start(
-        db: &SqlitePool,
+        db: &Store,
         keys: &Keyring,
         files: Files,
         keystrokes: bool,
@@ -127,9 +128,11 @@ impl Recorder {
         // The row first: a crash before the file exists leaves a row that
         // the next start closes (it plays as empty), never a file nothing
         // knows about.
-        sqlx::query(
+        let mut c = db.conn().await?;
+        sql!(c, |c| {
+            sqlx::query(
             "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id.as_str())
         .bind(meta.session_id.as_str())
@@ -139,11 +142,14 @@ impl Recorder {
         .bind(started_ms)
         .bind(i64::from(meta.width))
         .bind(i64::from(meta.height))
-        .bind(keystrokes)
+        .bind(i64::from(keystrokes))
         .bind(wrapped.as_str())
         .bind(&file_name)
-        .execute(db)
-        .await?;
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        drop(c);
         let header = serde_json::json!({
             "version": 2,
             "width": meta.width,
@@ -167,10 +173,18 @@ impl Recorder {
         let writer = match created {
             Ok(w) => w,
             Err(e) => {
-                let _ = sqlx::query("DELETE FROM recordings WHERE id = ?")
-                    .bind(id.as_str())
-                    .execute(db)
-                    .await;
+                let removed = async {
+                    let mut c = db.conn().await?;
+                    sql!(c, |c| sqlx::query("DELETE FROM recordings WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut *c)
+                        .await
+                        .map(|r| r.rows_affected()))
+                }
+                .await;
+                if let Err(e) = removed {
+                    tracing::warn!(recording = %id, error = %e, "cannot remove the row of a recording that could not start");
+                }
                 return Err(e.into());
             }
         };
@@ -329,7 +343,7 @@ struct Publish {
 }
 
 async fn write_loop(
-    db: SqlitePool,
+    db: Store,
     id: RecordingId,
     mut writer: file::Writer,
     mut rx: mpsc::Receiver<Event>,
@@ -408,14 +422,19 @@ async fn write_loop(
         rx.close();
         while rx.recv().await.is_some() {}
     }
-    let r = sqlx::query(
-        "UPDATE recordings SET ended_at = ?, duration_ms = ?, interrupted = ? WHERE id = ?",
-    )
-    .bind(ids::now_ms())
-    .bind(duration_ms)
-    .bind(failed.is_some())
-    .bind(id.as_str())
-    .execute(&db)
+    let r = async {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query(
+            "UPDATE recordings SET ended_at = $1, duration_ms = $2, interrupted = $3 WHERE id = $4",
+        )
+        .bind(ids::now_ms())
+        .bind(duration_ms)
+        .bind(i64::from(failed.is_some()))
+        .bind(id.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+    }
     .await;
     if let Err(e) = r {
         tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
@@ -443,40 +462,68 @@ pub(crate) struct Filter<'a> {
     pub(crate) limit: i64,
 }
 
-fn to_api(r: &sqlx::sqlite::SqliteRow) -> api::Recording {
+/// A `recordings` row as [`list`] and [`open`] select it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    session_id: String,
+    username: String,
+    endpoint_name: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    duration_ms: i64,
+    width: i64,
+    height: i64,
+    input_recorded: i64,
+    interrupted: i64,
+    wrapped_key: String,
+    file: String,
+}
+
+fn to_api(r: &Row) -> api::Recording {
     api::Recording {
-        id: r.get("id"),
-        session_id: r.get("session_id"),
-        username: r.get("username"),
-        endpoint: r.get("endpoint_name"),
-        started_at: ids::rfc3339(r.get("started_at")),
-        ended_at: r.get::<Option<i64>, _>("ended_at").map(ids::rfc3339),
-        duration_secs: r.get::<i64, _>("duration_ms") as f64 / 1000.0,
-        width: r.get::<i64, _>("width") as u16,
-        height: r.get::<i64, _>("height") as u16,
-        input_recorded: r.get("input_recorded"),
-        interrupted: r.get("interrupted"),
+        id: r.id.clone(),
+        session_id: r.session_id.clone(),
+        username: r.username.clone(),
+        endpoint: r.endpoint_name.clone(),
+        started_at: ids::rfc3339(r.started_at),
+        ended_at: r.ended_at.map(ids::rfc3339),
+        duration_secs: r.duration_ms as f64 / 1000.0,
+        width: u16::try_from(r.width).unwrap_or(0),
+        height: u16::try_from(r.height).unwrap_or(0),
+        input_recorded: r.input_recorded != 0,
+        interrupted: r.interrupted != 0,
     }
 }
 
-pub(crate) async fn list(
-    db: &SqlitePool,
-    f: &Filter<'_>,
-) -> Result<Vec<api::Recording>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT * FROM recordings
-         WHERE (?1 IS NULL OR endpoint_name = ?1) AND (?2 IS NULL OR username = ?2)
-           AND (?3 IS NULL OR started_at >= ?3)
-           AND (?5 IS NULL OR endpoint_group IN (SELECT value FROM json_each(?5)))
-         ORDER BY started_at DESC, id LIMIT ?4",
-    )
-    .bind(f.endpoint)
-    .bind(f.user)
-    .bind(f.since_ms)
-    .bind(f.limit)
-    .bind(f.scope.and_then(crate::rbac::ReadScope::sql_param))
-    .fetch_all(db)
-    .await?;
+pub(crate) async fn list(db: &Store, f: &Filter<'_>) -> Result<Vec<api::Recording>, sqlx::Error> {
+    let q = match db.engine() {
+        Engine::Sqlite => {
+            "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
+               FROM recordings
+              WHERE ($1 IS NULL OR endpoint_name = $1) AND ($2 IS NULL OR username = $2)
+                AND ($3 IS NULL OR started_at >= $3)
+                AND ($5 IS NULL OR endpoint_group IN (SELECT value FROM json_each($5)))
+              ORDER BY started_at DESC, id LIMIT $4"
+        }
+        Engine::Postgres => {
+            "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
+               FROM recordings
+              WHERE ($1::text IS NULL OR endpoint_name = $1) AND ($2::text IS NULL OR username = $2)
+                AND ($3::bigint IS NULL OR started_at >= $3)
+                AND ($5::text IS NULL OR endpoint_group IN (SELECT json_array_elements_text($5::json)))
+              ORDER BY started_at DESC, id LIMIT $4"
+        }
+    };
+    let mut c = db.conn().await?;
+    let rows: Vec<Row> = sql!(c, |c| sqlx::query_as(q)
+        .bind(f.endpoint)
+        .bind(f.user)
+        .bind(f.since_ms)
+        .bind(f.limit)
+        .bind(f.scope.and_then(crate::rbac::ReadScope::sql_param))
+        .fetch_all(&mut *c)
+        .await)?;
     Ok(rows.iter().map(to_api).collect())
 }
 
@@ -506,38 +553,45 @@ impl Opened {
 
 /// The endpoint group recording `id` was made under (`None`: no such
 /// recording; `Some(None)`: its group is unknown).
-pub(crate) async fn group_of(
-    db: &SqlitePool,
-    id: &str,
-) -> Result<Option<Option<String>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT endpoint_group FROM recordings WHERE id = ?")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+pub(crate) async fn group_of(db: &Store, id: &str) -> Result<Option<Option<String>>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query_scalar(
+        "SELECT endpoint_group FROM recordings WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)
 }
 
 /// Opens recording `id` for reading; `None` if there is no such recording.
 pub(crate) async fn open(
-    db: &SqlitePool,
+    db: &Store,
     keys: &Keyring,
     blobs: &Blobs,
     data_dir: &Path,
     id: &str,
 ) -> Result<Option<Opened>, RecordingError> {
-    let Some(row) = sqlx::query("SELECT * FROM recordings WHERE id = ?")
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-    else {
+    let mut c = db.conn().await?;
+    let row: Option<Row> = sql!(c, |c| {
+        sqlx::query_as(
+        "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
+           FROM recordings WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await
+    })?;
+    drop(c);
+    let Some(row) = row else {
         return Ok(None);
     };
-    let wrapped = WrappedKey::from(row.get::<String, _>("wrapped_key"));
+    let wrapped = WrappedKey::from(row.wrapped_key.clone());
     let key = keys.unwrap(Purpose::Recordings, &wrapped)?;
-    let file: String = row.get("file");
-    if !valid_file_name(&file) {
+    let file = &row.file;
+    if !valid_file_name(file) {
         return Err(ReadError::NotARecording.into());
     }
-    let reader = file::open_reader(blobs, data_dir, &file, &key, id).await?;
+    let reader = file::open_reader(blobs, data_dir, file, &key, id).await?;
     Ok(Some(Opened {
         info: to_api(&row),
         reader,
@@ -558,15 +612,19 @@ fn last_event_secs(text: &[u8]) -> Option<f64> {
 /// Recordings a crash left open end at their last sealed second; they are
 /// marked interrupted.
 pub(crate) async fn close_orphans(
-    db: &SqlitePool,
+    db: &Store,
     keys: &Keyring,
     blobs: &Blobs,
     data_dir: &Path,
 ) -> Result<u64, sqlx::Error> {
-    let open: Vec<(String, i64)> =
-        sqlx::query_as("SELECT id, started_at FROM recordings WHERE ended_at IS NULL")
-            .fetch_all(db)
-            .await?;
+    let open: Vec<(String, i64)> = {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_as(
+            "SELECT id, started_at FROM recordings WHERE ended_at IS NULL"
+        )
+        .fetch_all(&mut *c)
+        .await)?
+    };
     for (id, started_at) in &open {
         let mut last = 0.0f64;
         match self::open(db, keys, blobs, data_dir, id).await {
@@ -586,14 +644,16 @@ pub(crate) async fn close_orphans(
             }
         }
         let duration_ms = (last * 1000.0) as i64;
-        sqlx::query(
-            "UPDATE recordings SET ended_at = ?, duration_ms = ?, interrupted = 1 WHERE id = ?",
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query(
+            "UPDATE recordings SET ended_at = $1, duration_ms = $2, interrupted = 1 WHERE id = $3",
         )
         .bind(started_at + duration_ms)
         .bind(duration_ms)
         .bind(id)
-        .execute(db)
-        .await?;
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(open.len() as u64)
 }
@@ -606,7 +666,7 @@ pub(crate) async fn close_orphans(
 /// knows is left alone (it has no key, so nothing can read it). Returns
 /// how many were published.
 pub(crate) async fn publish_spooled(
-    db: &SqlitePool,
+    db: &Store,
     blobs: &Blobs,
     data_dir: &Path,
     files: &[String],
@@ -656,39 +716,37 @@ pub(crate) async fn publish_spooled(
 /// cannot be removed is logged and skipped; it no longer has a key row, so
 /// it cannot be read). Returns how many were removed.
 pub(crate) async fn expire(
-    db: &SqlitePool,
+    db: &Store,
     blobs: &Blobs,
     data_dir: &Path,
     cutoff_ms: i64,
 ) -> Result<u64, RecordingError> {
-    let mut tx = crate::store::begin_write(db).await?;
-    let old: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, file FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ?",
+    let mut w = db.write().await?;
+    let old: Vec<(String, String)> = sql!(w, |c| sqlx::query_as(
+        "SELECT id, file FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1",
     )
     .bind(cutoff_ms)
-    .fetch_all(&mut *tx)
-    .await?;
+    .fetch_all(&mut *c)
+    .await)?;
     if old.is_empty() {
         return Ok(0);
     }
-    sqlx::query("DELETE FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ?")
-        .bind(cutoff_ms)
-        .execute(&mut *tx)
-        .await?;
-    crate::events::append_in(
-        &mut tx,
-        "jumpgate",
-        "recordings-expire",
-        "recordings",
-        "ok",
-        &format!(
+    sql!(w, |c| sqlx::query(
+        "DELETE FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1"
+    )
+    .bind(cutoff_ms)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(
+        AuditEvent::new("jumpgate", AuditAction::RecordingsExpire, "recordings").detail(format!(
             "removed={} ended_before={}",
             old.len(),
             ids::rfc3339(cutoff_ms)
-        ),
+        )),
     )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     for (id, file) in &old {
         if !valid_file_name(file) {
             tracing::error!(recording = %id, "refusing to delete a recording file with an unexpected name");
@@ -699,6 +757,77 @@ pub(crate) async fn expire(
         }
     }
     Ok(old.len() as u64)
+}
+
+/// The recordings' wrapped data keys (one per recording, by recording
+/// id), for the key sweep and key status (`keys::stored`).
+pub(crate) struct StoredKeys;
+
+#[async_trait::async_trait]
+impl WrappedKeys for StoredKeys {
+    fn name(&self) -> &'static str {
+        "recordings"
+    }
+
+    fn purpose(&self) -> Purpose {
+        Purpose::Recordings
+    }
+
+    async fn count_by_version(
+        &self,
+        e: &mut dyn Exec,
+        versions: &[u32],
+    ) -> Result<std::collections::BTreeMap<Option<u32>, u64>, sqlx::Error> {
+        stored::count_like(
+            e,
+            Purpose::Recordings,
+            versions,
+            "SELECT COUNT(*) FROM recordings",
+            "SELECT COUNT(*) FROM recordings WHERE wrapped_key LIKE $1",
+        )
+        .await
+    }
+
+    async fn stale_after(
+        &self,
+        e: &mut dyn Exec,
+        current: u32,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredKey>, sqlx::Error> {
+        let rows: Vec<(String, String)> = sql!(e, |c| sqlx::query_as(
+            "SELECT id, wrapped_key FROM recordings
+              WHERE id > $1 AND wrapped_key NOT LIKE $2 ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(stored::like_version(Purpose::Recordings, current))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, w)| StoredKey::new(id, w))
+            .collect())
+    }
+
+    async fn replace(
+        &self,
+        e: &mut dyn Exec,
+        id: &str,
+        old: &WrappedKey,
+        new: &WrappedKey,
+    ) -> Result<bool, sqlx::Error> {
+        let n = sql!(e, |c| sqlx::query(
+            "UPDATE recordings SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3"
+        )
+        .bind(new.as_str())
+        .bind(id)
+        .bind(old.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
 }
 
 #[cfg(test)]

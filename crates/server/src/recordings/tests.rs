@@ -3,7 +3,9 @@ use crate::ids::SessionId;
 
 struct Site {
     dir: tempfile::TempDir,
-    db: SqlitePool,
+    db: Store,
+    /// Keeps the SQLite file alive (`None` on PostgreSQL).
+    _lite: Option<tempfile::TempDir>,
     keys: Keyring,
     blobs: Blobs,
     tasks: tokio_util::task::TaskTracker,
@@ -18,25 +20,51 @@ impl Site {
     }
 }
 
-/// A site with the default (local) blob store.
-async fn site() -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = crate::blobs::open(&crate::config::BlobsConfig::Local, dir.path())
-        .await
-        .unwrap();
-    site_with(dir, blobs).await
+/// A site per engine with the default (local) blob store.
+async fn sites(test: &str) -> Vec<Site> {
+    let mut out = Vec::new();
+    for (db, lite) in crate::store::tests::engines(test).await {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = crate::blobs::open(&crate::config::BlobsConfig::Local, dir.path())
+            .await
+            .unwrap();
+        out.push(site_with(dir, db, lite, blobs));
+    }
+    out
 }
 
-async fn site_with(dir: tempfile::TempDir, blobs: Blobs) -> Site {
-    let db = crate::store::open(&dir.path().join("a.db")).await.unwrap();
+/// A site per engine with an in-memory remote blob store.
+async fn remote_sites(test: &str) -> Vec<Site> {
+    let mut out = Vec::new();
+    for (db, lite) in crate::store::tests::engines(test).await {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = crate::blobs::in_memory("s3://test/site-a");
+        out.push(site_with(dir, db, lite, blobs));
+    }
+    out
+}
+
+fn site_with(
+    dir: tempfile::TempDir,
+    db: Store,
+    lite: Option<tempfile::TempDir>,
+    blobs: Blobs,
+) -> Site {
     let keys = Keyring::open(dir.path()).unwrap();
     Site {
         dir,
         db,
+        _lite: lite,
         keys,
         blobs,
         tasks: tokio_util::task::TaskTracker::new(),
     }
+}
+
+/// One number a statement answers.
+async fn count(db: &Store, q: &'static str) -> i64 {
+    let mut c = db.conn().await.unwrap();
+    sql!(c, |c| sqlx::query_scalar(q).fetch_one(&mut *c).await).unwrap()
 }
 
 async fn start(s: &Site, keystrokes: bool, stop: StopHandle) -> Recorder {
@@ -120,184 +148,183 @@ async fn only_recording(s: &Site) -> api::Recording {
 #[tokio::test]
 async fn a_session_is_recorded_as_asciicast_and_keystrokes_follow_the_setting() {
     for keystrokes in [false, true] {
-        let s = site().await;
-        let rec = start(&s, keystrokes, StopHandle::new()).await;
-        rec.output(Bytes::from_static(b"$ "), false).await;
-        rec.input(Bytes::from_static(b"secret-typed\r")).await;
-        // A UTF-8 character split across two messages stays one character.
-        rec.output(Bytes::from_static(b"caf\xc3"), false).await;
-        rec.output(Bytes::from_static(b"\xa9\r\n"), false).await;
-        rec.resize(120, 40).await;
-        drop(rec);
-        s.tasks.close();
-        s.tasks.wait().await;
+        for s in sites("rec_a_session_is_recorded_as_asciicast_and_k").await {
+            let rec = start(&s, keystrokes, StopHandle::new()).await;
+            rec.output(Bytes::from_static(b"$ "), false).await;
+            rec.input(Bytes::from_static(b"secret-typed\r")).await;
+            // A UTF-8 character split across two messages stays one character.
+            rec.output(Bytes::from_static(b"caf\xc3"), false).await;
+            rec.output(Bytes::from_static(b"\xa9\r\n"), false).await;
+            rec.resize(120, 40).await;
+            drop(rec);
+            s.tasks.close();
+            s.tasks.wait().await;
 
-        let info = only_recording(&s).await;
-        assert!(info.ended_at.is_some());
-        assert!(!info.interrupted);
-        assert_eq!(info.input_recorded, keystrokes);
-        let (text, opened) = cast_text(&s, &info.id).await;
-        opened.check_end().unwrap();
-        let mut lines = text.lines();
-        let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-        assert_eq!(header["version"], 2);
-        assert_eq!(header["width"], 100);
-        assert_eq!(header["height"], 30);
-        let events: Vec<serde_json::Value> =
-            lines.map(|l| serde_json::from_str(l).unwrap()).collect();
-        let kinds: Vec<&str> = events.iter().map(|e| e[1].as_str().unwrap()).collect();
-        let data: String = events
-            .iter()
-            .filter(|e| e[1] == "o")
-            .map(|e| e[2].as_str().unwrap())
-            .collect();
-        assert_eq!(data, "$ café\r\n");
-        assert_eq!(events.last().unwrap()[2], "120x40");
-        assert_eq!(kinds.contains(&"i"), keystrokes, "{kinds:?}");
-        // Timestamps never go backwards.
-        let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
-        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+            let info = only_recording(&s).await;
+            assert!(info.ended_at.is_some());
+            assert!(!info.interrupted);
+            assert_eq!(info.input_recorded, keystrokes);
+            let (text, opened) = cast_text(&s, &info.id).await;
+            opened.check_end().unwrap();
+            let mut lines = text.lines();
+            let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            assert_eq!(header["version"], 2);
+            assert_eq!(header["width"], 100);
+            assert_eq!(header["height"], 30);
+            let events: Vec<serde_json::Value> =
+                lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+            let kinds: Vec<&str> = events.iter().map(|e| e[1].as_str().unwrap()).collect();
+            let data: String = events
+                .iter()
+                .filter(|e| e[1] == "o")
+                .map(|e| e[2].as_str().unwrap())
+                .collect();
+            assert_eq!(data, "$ café\r\n");
+            assert_eq!(events.last().unwrap()[2], "120x40");
+            assert_eq!(kinds.contains(&"i"), keystrokes, "{kinds:?}");
+            // Timestamps never go backwards.
+            let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]));
 
-        // Nothing of the session is in the clear on disk.
-        for entry in std::fs::read_dir(dir(s.dir.path())).unwrap() {
-            let raw = std::fs::read(entry.unwrap().path()).unwrap();
-            assert!(!raw.windows(4).any(|w| w == b"caf\xc3"));
-            assert!(!raw.windows(12).any(|w| w == b"secret-typed"));
+            // Nothing of the session is in the clear on disk.
+            for entry in std::fs::read_dir(dir(s.dir.path())).unwrap() {
+                let raw = std::fs::read(entry.unwrap().path()).unwrap();
+                assert!(!raw.windows(4).any(|w| w == b"caf\xc3"));
+                assert!(!raw.windows(12).any(|w| w == b"secret-typed"));
+            }
         }
     }
 }
 
 #[tokio::test]
 async fn a_recording_cut_short_by_a_crash_plays_to_its_last_second() {
-    let s = site().await;
-    let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
-        .await;
-    // Let the writer seal it (within a flush interval; polled, however
-    // slow the machine), then "crash": the writer task never finishes the
-    // recording.
-    wait_for_chunks(&s, 2).await;
-    std::mem::forget(rec);
-    let info = only_recording(&s).await;
-    assert!(
-        info.ended_at.is_none(),
-        "still running as far as the row knows"
-    );
+    for s in sites("rec_a_recording_cut_short_by_a_crash_plays_t").await {
+        let rec = start(&s, false, StopHandle::new()).await;
+        rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
+            .await;
+        // Let the writer seal it (within a flush interval; polled, however
+        // slow the machine), then "crash": the writer task never finishes the
+        // recording.
+        wait_for_chunks(&s, 2).await;
+        std::mem::forget(rec);
+        let info = only_recording(&s).await;
+        assert!(
+            info.ended_at.is_none(),
+            "still running as far as the row knows"
+        );
 
-    // The next start closes it.
-    assert_eq!(
-        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
-            .await
-            .unwrap(),
-        1
-    );
-    let info = only_recording(&s).await;
-    assert!(info.interrupted);
-    assert!(info.ended_at.is_some());
-    let (text, opened) = cast_text(&s, &info.id).await;
-    assert!(text.contains("before-the-crash"), "{text}");
-    opened.check_end().unwrap();
+        // The next start closes it.
+        assert_eq!(
+            close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
+                .await
+                .unwrap(),
+            1
+        );
+        let info = only_recording(&s).await;
+        assert!(info.interrupted);
+        assert!(info.ended_at.is_some());
+        let (text, opened) = cast_text(&s, &info.id).await;
+        assert!(text.contains("before-the-crash"), "{text}");
+        opened.check_end().unwrap();
+    }
 }
 
 #[tokio::test]
 async fn cutting_the_end_off_a_finished_recording_is_detected() {
-    let s = site().await;
-    let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"one\r\n"), false).await;
-    // "one" sealed in a chunk of its own before "two" is written.
-    wait_for_chunks(&s, 2).await;
-    rec.output(Bytes::from_static(b"two\r\n"), false).await;
-    drop(rec);
-    s.tasks.close();
-    s.tasks.wait().await;
-    let info = only_recording(&s).await;
-    let path = std::fs::read_dir(dir(s.dir.path()))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    // Drop the final chunk: header chunk + "one" chunk remain.
-    let raw = std::fs::read(&path).unwrap();
-    let mut at = 8;
-    let mut starts = Vec::new();
-    while at < raw.len() {
-        starts.push(at);
-        let len = u32::from_be_bytes(raw[at..at + 4].try_into().unwrap()) as usize;
-        at += 5 + len;
+    for s in sites("rec_cutting_the_end_off_a_finished_recording").await {
+        let rec = start(&s, false, StopHandle::new()).await;
+        rec.output(Bytes::from_static(b"one\r\n"), false).await;
+        // "one" sealed in a chunk of its own before "two" is written.
+        wait_for_chunks(&s, 2).await;
+        rec.output(Bytes::from_static(b"two\r\n"), false).await;
+        drop(rec);
+        s.tasks.close();
+        s.tasks.wait().await;
+        let info = only_recording(&s).await;
+        let path = std::fs::read_dir(dir(s.dir.path()))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        // Drop the final chunk: header chunk + "one" chunk remain.
+        let raw = std::fs::read(&path).unwrap();
+        let mut at = 8;
+        let mut starts = Vec::new();
+        while at < raw.len() {
+            starts.push(at);
+            let len = u32::from_be_bytes(raw[at..at + 4].try_into().unwrap()) as usize;
+            at += 5 + len;
+        }
+        std::fs::write(&path, &raw[..*starts.last().unwrap()]).unwrap();
+        let (text, opened) = cast_text(&s, &info.id).await;
+        assert!(text.contains("one"));
+        assert!(matches!(opened.check_end(), Err(ReadError::Truncated)));
     }
-    std::fs::write(&path, &raw[..*starts.last().unwrap()]).unwrap();
-    let (text, opened) = cast_text(&s, &info.id).await;
-    assert!(text.contains("one"));
-    assert!(matches!(opened.check_end(), Err(ReadError::Truncated)));
 }
 
 #[tokio::test]
 async fn a_recording_that_cannot_start_is_an_error() {
-    let s = site().await;
-    // Where the recordings directory should be, there is a file.
-    std::fs::write(dir(s.dir.path()), b"not a directory").unwrap();
-    let sid = SessionId::generate();
-    let meta = Meta {
-        session_id: &sid,
-        username: "alice",
-        endpoint: "web-1",
-        endpoint_group: "web",
-        width: 80,
-        height: 24,
-        term: "",
-        command: "ls",
-    };
-    let r = Recorder::start(
-        &s.db,
-        &s.keys,
-        s.files(),
-        false,
-        &meta,
-        StopHandle::new(),
-        &s.tasks,
-    )
-    .await;
-    assert!(r.is_err());
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings")
-        .fetch_one(&s.db)
-        .await
-        .unwrap();
-    assert_eq!(rows, 0, "no row for a recording that does not exist");
+    for s in sites("rec_a_recording_that_cannot_start_is_an_erro").await {
+        // Where the recordings directory should be, there is a file.
+        std::fs::write(dir(s.dir.path()), b"not a directory").unwrap();
+        let sid = SessionId::generate();
+        let meta = Meta {
+            session_id: &sid,
+            username: "alice",
+            endpoint: "web-1",
+            endpoint_group: "web",
+            width: 80,
+            height: 24,
+            term: "",
+            command: "ls",
+        };
+        let r = Recorder::start(
+            &s.db,
+            &s.keys,
+            s.files(),
+            false,
+            &meta,
+            StopHandle::new(),
+            &s.tasks,
+        )
+        .await;
+        assert!(r.is_err());
+        let rows = count(&s.db, "SELECT COUNT(*) FROM recordings").await;
+        assert_eq!(rows, 0, "no row for a recording that does not exist");
+    }
 }
 
 #[tokio::test]
 async fn retention_removes_old_recordings_and_their_files() {
-    let s = site().await;
-    let rec = start(&s, false, StopHandle::new()).await;
-    drop(rec);
-    s.tasks.close();
-    s.tasks.wait().await;
-    let info = only_recording(&s).await;
-    // Not yet old.
-    let ended: i64 = sqlx::query_scalar("SELECT ended_at FROM recordings")
-        .fetch_one(&s.db)
-        .await
-        .unwrap();
-    assert_eq!(
-        expire(&s.db, &s.blobs, s.dir.path(), ended - 1)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        expire(&s.db, &s.blobs, s.dir.path(), ended + 1)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(std::fs::read_dir(dir(s.dir.path())).unwrap().count(), 0);
-    assert!(
-        open(&s.db, &s.keys, &s.blobs, s.dir.path(), &info.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    for s in sites("rec_retention_removes_old_recordings_and_the").await {
+        let rec = start(&s, false, StopHandle::new()).await;
+        drop(rec);
+        s.tasks.close();
+        s.tasks.wait().await;
+        let info = only_recording(&s).await;
+        // Not yet old.
+        let ended = count(&s.db, "SELECT ended_at FROM recordings").await;
+        assert_eq!(
+            expire(&s.db, &s.blobs, s.dir.path(), ended - 1)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            expire(&s.db, &s.blobs, s.dir.path(), ended + 1)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(std::fs::read_dir(dir(s.dir.path())).unwrap().count(), 0);
+        assert!(
+            open(&s.db, &s.keys, &s.blobs, s.dir.path(), &info.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }
 
 /// The site's recording spool files.
@@ -312,99 +339,145 @@ fn spool_files(s: &Site) -> Vec<String> {
 
 #[tokio::test]
 async fn with_the_local_store_the_recording_stays_where_it_always_was() {
-    let s = site().await;
-    let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"local\r\n"), false).await;
-    drop(rec);
-    s.tasks.close();
-    s.tasks.wait().await;
-    let info = only_recording(&s).await;
-    assert_eq!(spool_files(&s), vec![format!("{}.jgrec", info.id)]);
-    // Nothing waits to be published: the files are the blobs.
-    assert!(spooled(&s.blobs, s.dir.path()).await.unwrap().is_empty());
-    let (text, _) = cast_text(&s, &info.id).await;
-    assert!(text.contains("local"), "{text}");
+    for s in sites("rec_with_the_local_store_the_recording_stays").await {
+        let rec = start(&s, false, StopHandle::new()).await;
+        rec.output(Bytes::from_static(b"local\r\n"), false).await;
+        drop(rec);
+        s.tasks.close();
+        s.tasks.wait().await;
+        let info = only_recording(&s).await;
+        assert_eq!(spool_files(&s), vec![format!("{}.jgrec", info.id)]);
+        // Nothing waits to be published: the files are the blobs.
+        assert!(spooled(&s.blobs, s.dir.path()).await.unwrap().is_empty());
+        let (text, _) = cast_text(&s, &info.id).await;
+        assert!(text.contains("local"), "{text}");
+    }
 }
 
 #[tokio::test]
 async fn with_a_remote_store_a_finished_recording_moves_from_the_spool_to_the_store() {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = site_with(tmp, crate::blobs::in_memory("s3://test/site-a")).await;
-    let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"while-live\r\n"), false)
-        .await;
-    wait_for_chunks(&s, 2).await;
-    // While the session runs, the recording plays from its spool file.
-    let info = only_recording(&s).await;
-    let (text, _) = cast_text(&s, &info.id).await;
-    assert!(text.contains("while-live"), "{text}");
-    let file = format!("{}.jgrec", info.id);
-    let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
-    assert!(!s.blobs.exists(&key).await.unwrap());
+    for s in remote_sites("rec_with_a_remote_store_a_finished_recording").await {
+        let rec = start(&s, false, StopHandle::new()).await;
+        rec.output(Bytes::from_static(b"while-live\r\n"), false)
+            .await;
+        wait_for_chunks(&s, 2).await;
+        // While the session runs, the recording plays from its spool file.
+        let info = only_recording(&s).await;
+        let (text, _) = cast_text(&s, &info.id).await;
+        assert!(text.contains("while-live"), "{text}");
+        let file = format!("{}.jgrec", info.id);
+        let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
+        assert!(!s.blobs.exists(&key).await.unwrap());
 
-    rec.output(Bytes::from_static(b"at-the-end\r\n"), false)
-        .await;
-    drop(rec);
-    s.tasks.close();
-    s.tasks.wait().await;
-    // Published: in the store, no longer in the spool.
-    assert!(s.blobs.exists(&key).await.unwrap());
-    assert!(spool_files(&s).is_empty(), "{:?}", spool_files(&s));
-    let info = only_recording(&s).await;
-    assert!(!info.interrupted);
-    let (text, opened) = cast_text(&s, &info.id).await;
-    assert!(
-        text.contains("while-live") && text.contains("at-the-end"),
-        "{text}"
-    );
-    opened.check_end().unwrap();
+        rec.output(Bytes::from_static(b"at-the-end\r\n"), false)
+            .await;
+        drop(rec);
+        s.tasks.close();
+        s.tasks.wait().await;
+        // Published: in the store, no longer in the spool.
+        assert!(s.blobs.exists(&key).await.unwrap());
+        assert!(spool_files(&s).is_empty(), "{:?}", spool_files(&s));
+        let info = only_recording(&s).await;
+        assert!(!info.interrupted);
+        let (text, opened) = cast_text(&s, &info.id).await;
+        assert!(
+            text.contains("while-live") && text.contains("at-the-end"),
+            "{text}"
+        );
+        opened.check_end().unwrap();
 
-    // Retention removes it from the store.
-    assert_eq!(
-        expire(&s.db, &s.blobs, s.dir.path(), i64::MAX)
-            .await
-            .unwrap(),
-        1
-    );
-    assert!(!s.blobs.exists(&key).await.unwrap());
+        // Retention removes it from the store.
+        assert_eq!(
+            expire(&s.db, &s.blobs, s.dir.path(), i64::MAX)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(!s.blobs.exists(&key).await.unwrap());
+    }
 }
 
 #[tokio::test]
 async fn a_spool_left_by_a_crash_is_published_at_the_next_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = site_with(tmp, crate::blobs::in_memory("s3://test/site-a")).await;
-    let rec = start(&s, false, StopHandle::new()).await;
-    rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
-        .await;
-    wait_for_chunks(&s, 2).await;
-    std::mem::forget(rec);
-    // A spool file no recording knows (its key is gone) stays put.
-    std::fs::write(dir(s.dir.path()).join("rec_unknown.jgrec"), b"JGREC/1\n").unwrap();
+    for s in remote_sites("rec_a_spool_left_by_a_crash_is_published_at_").await {
+        let rec = start(&s, false, StopHandle::new()).await;
+        rec.output(Bytes::from_static(b"before-the-crash\r\n"), false)
+            .await;
+        wait_for_chunks(&s, 2).await;
+        std::mem::forget(rec);
+        // A spool file no recording knows (its key is gone) stays put.
+        std::fs::write(dir(s.dir.path()).join("rec_unknown.jgrec"), b"JGREC/1\n").unwrap();
 
-    // The next start: close the recording, list the spool, publish.
-    assert_eq!(
-        close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
-            .await
-            .unwrap(),
-        1
-    );
-    let info = only_recording(&s).await;
-    let file = format!("{}.jgrec", info.id);
-    let waiting = spooled(&s.blobs, s.dir.path()).await.unwrap();
-    assert_eq!(waiting, {
-        let mut w = vec![file.clone(), "rec_unknown.jgrec".to_owned()];
-        w.sort();
-        w
-    });
-    assert_eq!(
-        publish_spooled(&s.db, &s.blobs, s.dir.path(), &waiting).await,
-        1
-    );
-    assert_eq!(spool_files(&s), vec!["rec_unknown.jgrec".to_owned()]);
-    let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
-    assert!(s.blobs.exists(&key).await.unwrap());
-    let (text, opened) = cast_text(&s, &info.id).await;
-    assert!(text.contains("before-the-crash"), "{text}");
-    assert!(opened.info.interrupted);
-    opened.check_end().unwrap();
+        // The next start: close the recording, list the spool, publish.
+        assert_eq!(
+            close_orphans(&s.db, &s.keys, &s.blobs, s.dir.path())
+                .await
+                .unwrap(),
+            1
+        );
+        let info = only_recording(&s).await;
+        let file = format!("{}.jgrec", info.id);
+        let waiting = spooled(&s.blobs, s.dir.path()).await.unwrap();
+        assert_eq!(waiting, {
+            let mut w = vec![file.clone(), "rec_unknown.jgrec".to_owned()];
+            w.sort();
+            w
+        });
+        assert_eq!(
+            publish_spooled(&s.db, &s.blobs, s.dir.path(), &waiting).await,
+            1
+        );
+        assert_eq!(spool_files(&s), vec!["rec_unknown.jgrec".to_owned()]);
+        let key = crate::blobs::BlobKey::new(format!("recordings/{file}")).unwrap();
+        assert!(s.blobs.exists(&key).await.unwrap());
+        let (text, opened) = cast_text(&s, &info.id).await;
+        assert!(text.contains("before-the-crash"), "{text}");
+        assert!(opened.info.interrupted);
+        opened.check_end().unwrap();
+    }
+}
+
+/// Listing filters by endpoint, user, time and the caller's groups, on
+/// both engines (the group filter is engine-specific SQL).
+#[tokio::test]
+async fn listing_filters_by_endpoint_user_time_and_group() {
+    for s in sites("rec_listing_filters").await {
+        let engine = s.db.engine();
+        drop(start(&s, false, StopHandle::new()).await);
+        s.tasks.close();
+        s.tasks.wait().await;
+        let info = only_recording(&s).await;
+        let web = crate::rbac::ReadScope::Groups(vec!["web".into(), "db".into()]);
+        let other = crate::rbac::ReadScope::Groups(vec!["db".into()]);
+        let all = crate::rbac::ReadScope::All;
+        let found = |scope, endpoint, user, since_ms| {
+            let db = s.db.clone();
+            async move {
+                list(
+                    &db,
+                    &Filter {
+                        scope: Some(scope),
+                        endpoint,
+                        user,
+                        since_ms,
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap()
+                .len()
+            }
+        };
+        assert_eq!(found(&web, None, None, None).await, 1, "{engine}");
+        assert_eq!(found(&all, Some("web-1"), Some("alice"), Some(0)).await, 1);
+        assert_eq!(found(&other, None, None, None).await, 0, "{engine}");
+        assert_eq!(found(&all, Some("web-2"), None, None).await, 0);
+        assert_eq!(found(&all, None, Some("bob"), None).await, 0);
+        assert_eq!(found(&all, None, None, Some(i64::MAX)).await, 0);
+        assert_eq!(
+            group_of(&s.db, &info.id).await.unwrap(),
+            Some(Some("web".into()))
+        );
+        assert_eq!(group_of(&s.db, "rec_none").await.unwrap(), None);
+    }
 }

@@ -38,6 +38,10 @@ pub(crate) use sqlite::begin_write;
 #[cfg(test)]
 pub(crate) use sqlite::open;
 #[cfg(test)]
+#[allow(
+    unused_imports,
+    reason = "TRANSITIONAL: for tests not yet on `tests::engines`"
+)]
 pub(crate) use sqlite::open_encrypted;
 
 /// Where a site's database is.

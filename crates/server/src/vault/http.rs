@@ -1,6 +1,7 @@
 //! The vault's HTTP routes. Every value read and every change is audited
-//! (name, version, outcome; never the value). A read whose audit entry
-//! cannot be written is refused.
+//! (name, version, outcome; never the value): successes by the domain in
+//! the change's transaction (a read whose audit entry cannot be written is
+//! refused), failures and denials here.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -17,6 +18,7 @@ use crate::ids::rfc3339;
 use crate::keys::now_ms;
 use crate::rbac::Action;
 use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent};
 
 pub(crate) fn routes(api: Api) -> Api {
     api.get(
@@ -97,25 +99,11 @@ fn dto(s: SecretInfo) -> api::SecretInfo {
     }
 }
 
-/// Records an audit entry; a failure to record fails the request.
-async fn audit(
-    st: &AppState,
-    caller: &Caller,
-    action: &str,
-    name: &str,
-    outcome: &str,
-    detail: &str,
-) -> Result<(), ApiError> {
-    crate::events::record(&st.db, &caller.0.name, action, name, outcome, detail)
-        .await
-        .map_err(ApiError::from)
-}
-
 /// Audits the failure of a vault operation, then answers it.
 async fn failed(
     st: &AppState,
     caller: &Caller,
-    action: &str,
+    action: AuditAction,
     name: &str,
     e: VaultError,
 ) -> ApiError {
@@ -130,7 +118,13 @@ async fn failed(
         VaultError::InvalidName(shown) => shown.clone(),
         _ => name.to_owned(),
     };
-    crate::events::record_or_log(&st.db, &caller.0.name, action, &name, outcome, &detail).await;
+    st.db
+        .audit_or_log(
+            AuditEvent::new(&caller.0.name, action, name)
+                .outcome(outcome)
+                .detail(detail),
+        )
+        .await;
     ApiError::from(e)
 }
 
@@ -162,24 +156,13 @@ async fn get(
     query: Result<Query<GetQuery>, QueryRejection>,
 ) -> Result<Json<api::SecretValue>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    match super::get(&st.db, &st.keys, &name, q.version).await {
-        Ok((version, value)) => {
-            audit(
-                &st,
-                &caller,
-                "vault-read",
-                &name,
-                "ok",
-                &format!("version={version}"),
-            )
-            .await?;
-            Ok(Json(api::SecretValue {
-                name,
-                version,
-                value: B64.encode(&value[..]),
-            }))
-        }
-        Err(e) => Err(failed(&st, &caller, "vault-read", &name, e).await),
+    match super::get(&st.db, &st.keys, &name, q.version, &caller.0.name).await {
+        Ok((version, value)) => Ok(Json(api::SecretValue {
+            name,
+            version,
+            value: B64.encode(&value[..]),
+        })),
+        Err(e) => Err(failed(&st, &caller, AuditAction::VaultRead, &name, e).await),
     }
 }
 
@@ -194,22 +177,11 @@ async fn put(
             .map_err(|_| ApiError::bad_request("value: not base64 (standard alphabet)"))?,
     );
     match super::put(&st.db, &st.keys, &name, &value, &caller.0.name).await {
-        Ok(version) => {
-            audit(
-                &st,
-                &caller,
-                "vault-put",
-                &name,
-                "ok",
-                &format!("version={version}"),
-            )
-            .await?;
-            Ok((
-                StatusCode::CREATED,
-                Json(api::SecretVersionCreated { name, version }),
-            ))
-        }
-        Err(e) => Err(failed(&st, &caller, "vault-put", &name, e).await),
+        Ok(version) => Ok((
+            StatusCode::CREATED,
+            Json(api::SecretVersionCreated { name, version }),
+        )),
+        Err(e) => Err(failed(&st, &caller, AuditAction::VaultPut, &name, e).await),
     }
 }
 
@@ -218,21 +190,9 @@ async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<api::SecretInfo>, ApiError> {
-    match super::delete(&st.db, &name, now_ms()).await {
-        Ok(s) => {
-            let until = s.purge_after_ms.map(rfc3339).unwrap_or_default();
-            audit(
-                &st,
-                &caller,
-                "vault-delete",
-                &name,
-                "ok",
-                &format!("recoverable until {until}"),
-            )
-            .await?;
-            Ok(Json(dto(s)))
-        }
-        Err(e) => Err(failed(&st, &caller, "vault-delete", &name, e).await),
+    match super::delete(&st.db, &name, now_ms(), &caller.0.name).await {
+        Ok(s) => Ok(Json(dto(s))),
+        Err(e) => Err(failed(&st, &caller, AuditAction::VaultDelete, &name, e).await),
     }
 }
 
@@ -257,12 +217,9 @@ async fn recover(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<api::SecretInfo>, ApiError> {
-    match super::recover(&st.db, &name).await {
-        Ok(s) => {
-            audit(&st, &caller, "vault-recover", &name, "ok", "").await?;
-            Ok(Json(dto(s)))
-        }
-        Err(e) => Err(failed(&st, &caller, "vault-recover", &name, e).await),
+    match super::recover(&st.db, &name, &caller.0.name).await {
+        Ok(s) => Ok(Json(dto(s))),
+        Err(e) => Err(failed(&st, &caller, AuditAction::VaultRecover, &name, e).await),
     }
 }
 
@@ -271,12 +228,9 @@ async fn purge(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match super::purge(&st.db, &name, now_ms()).await {
-        Ok(()) => {
-            audit(&st, &caller, "vault-purge", &name, "ok", "").await?;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Err(e) => Err(failed(&st, &caller, "vault-purge", &name, e).await),
+    match super::purge(&st.db, &name, now_ms(), &caller.0.name).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(failed(&st, &caller, AuditAction::VaultPurge, &name, e).await),
     }
 }
 
@@ -293,21 +247,8 @@ async fn set_purge_protection(
     caller: Caller,
     ApiJson(body): ApiJson<api::SetPurgeProtection>,
 ) -> Result<Json<api::VaultSettings>, ApiError> {
-    match super::set_purge_protection(&st.db, body.enabled).await {
-        Ok(changed) => {
-            if changed {
-                audit(
-                    &st,
-                    &caller,
-                    "vault-purge-protection",
-                    "site",
-                    "ok",
-                    "enabled",
-                )
-                .await?;
-            }
-            settings(State(st)).await
-        }
-        Err(e) => Err(failed(&st, &caller, "vault-purge-protection", "site", e).await),
+    match super::set_purge_protection(&st.db, body.enabled, &caller.0.name).await {
+        Ok(_changed) => settings(State(st)).await,
+        Err(e) => Err(failed(&st, &caller, AuditAction::VaultPurgeProtection, "site", e).await),
     }
 }

@@ -9,19 +9,22 @@
 //! disabled), nobody can purge a deleted secret before its retention ends;
 //! the gateway purges it itself afterwards ([`expire`]).
 //!
-//! Every read of a value and every change is recorded in the audit log by
-//! the HTTP layer (`http`); values never are.
+//! Every read of a value and every change is recorded in the audit log, in
+//! the change's own transaction (a read: before the value is answered);
+//! failures are recorded by the HTTP layer (`http`). Values never are.
 
 pub(crate) mod http;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use sqlx::SqlitePool;
 use zeroize::Zeroizing;
 
+use crate::keys::stored::{self, StoredKey, WrappedKeys};
 use crate::keys::{KeyError, Keyring, Purpose, WrappedKey, now_ms};
+use crate::store::{AuditAction, AuditEvent, Exec, Store, sql};
 
 /// Largest secret value accepted.
 pub(crate) const MAX_VALUE: usize = 64 * 1024;
@@ -111,21 +114,24 @@ fn value_aad(name: &str, version: u32) -> String {
     format!("jumpgate:vault:{name}:v{version}")
 }
 
-async fn setting(db: &SqlitePool, key: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-        .bind(key)
-        .fetch_optional(db)
-        .await
+async fn setting(e: &mut dyn Exec, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sql!(e, |c| sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(&mut *c)
+    .await)
 }
 
 /// Fixes the site's retention on first start (the configured one, or the
 /// default) and refuses a configuration that asks for another later.
 pub(crate) async fn fix_retention(
-    db: &SqlitePool,
+    db: &Store,
     configured: Option<Duration>,
 ) -> Result<u32, VaultError> {
     let configured_days = configured.map(|d| u32::try_from(d.as_secs() / 86_400).unwrap_or(90));
-    match setting(db, RETENTION_KEY).await? {
+    let mut w = db.write().await?;
+    match setting(&mut w, RETENTION_KEY).await? {
         Some(v) => {
             let stored: u32 = v.parse().unwrap_or(DEFAULT_RETENTION_DAYS);
             match configured_days {
@@ -138,50 +144,71 @@ pub(crate) async fn fix_retention(
         }
         None => {
             let days = configured_days.unwrap_or(DEFAULT_RETENTION_DAYS);
-            sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
-                .bind(RETENTION_KEY)
-                .bind(days.to_string())
-                .execute(db)
-                .await?;
+            sql!(w, |c| sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+            )
+            .bind(RETENTION_KEY)
+            .bind(days.to_string())
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            w.commit().await?;
             Ok(days)
         }
     }
 }
 
-pub(crate) async fn settings(db: &SqlitePool) -> Result<Settings, VaultError> {
-    let retention_days = setting(db, RETENTION_KEY)
+async fn settings_in(e: &mut dyn Exec) -> Result<Settings, VaultError> {
+    let retention_days = setting(e, RETENTION_KEY)
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_RETENTION_DAYS);
-    let purge_protection = setting(db, PROTECTION_KEY).await?.as_deref() == Some("true");
+    let purge_protection = setting(e, PROTECTION_KEY).await?.as_deref() == Some("true");
     Ok(Settings {
         retention_days,
         purge_protection,
     })
 }
 
-/// Enables purge protection (idempotent); `false` is refused once enabled.
+pub(crate) async fn settings(db: &Store) -> Result<Settings, VaultError> {
+    settings_in(&mut db.conn().await?).await
+}
+
+/// Enables purge protection (idempotent; audited when it changes);
+/// `false` is refused once enabled. Answers whether it changed.
 pub(crate) async fn set_purge_protection(
-    db: &SqlitePool,
+    db: &Store,
     enable: bool,
+    actor: &str,
 ) -> Result<bool, VaultError> {
-    let current = settings(db).await?.purge_protection;
+    let mut w = db.write().await?;
+    let current = settings_in(&mut w).await?.purge_protection;
     match (current, enable) {
         (true, false) => Err(VaultError::ProtectionIrreversible),
-        (false, false) => Ok(false),
-        (_, true) => {
-            sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES (?, 'true')")
-                .bind(PROTECTION_KEY)
-                .execute(db)
-                .await?;
-            Ok(!current)
+        (false, false) | (true, true) => Ok(false),
+        (false, true) => {
+            sql!(w, |c| sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, 'true')
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+            .bind(PROTECTION_KEY)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            w.audit(
+                AuditEvent::new(actor, AuditAction::VaultPurgeProtection, "site").detail("enabled"),
+            )
+            .await?;
+            w.commit().await?;
+            Ok(true)
         }
     }
 }
 
-/// Stores `value` as the next version of `name` (creating the secret).
+/// Stores `value` as the next version of `name` (creating the secret),
+/// audited as done by `actor`.
 pub(crate) async fn put(
-    db: &SqlitePool,
+    db: &Store,
     keys: &Keyring,
     name: &str,
     value: &[u8],
@@ -195,37 +222,43 @@ pub(crate) async fn put(
         return Err(VaultError::TooLarge);
     }
     let now = now_ms();
-    let mut tx = crate::store::begin_write(db).await?;
-    let row: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT deleted_at FROM vault_secrets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let mut w = db.write().await?;
+    let row: Option<(Option<i64>,)> = sql!(w, |c| sqlx::query_as(
+        "SELECT deleted_at FROM vault_secrets WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
     match row {
         Some((Some(_),)) => return Err(VaultError::Deleted(name.to_owned())),
         Some((None,)) => {
-            sqlx::query("UPDATE vault_secrets SET updated_at = ? WHERE name = ?")
-                .bind(now)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sql!(w, |c| sqlx::query(
+                "UPDATE vault_secrets SET updated_at = $1 WHERE name = $2"
+            )
+            .bind(now)
+            .bind(name)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         None => {
-            sqlx::query(
-                "INSERT INTO vault_secrets (name, created_at, updated_at) VALUES (?, ?, ?)",
+            sql!(w, |c| sqlx::query(
+                "INSERT INTO vault_secrets (name, created_at, updated_at) VALUES ($1, $2, $3)"
             )
             .bind(name)
             .bind(now)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
     }
-    let latest: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM vault_versions WHERE name = ?")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?;
+    let latest: Option<i64> = sql!(w, |c| sqlx::query_scalar(
+        "SELECT MAX(version) FROM vault_versions WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_one(&mut *c)
+    .await)?;
     let version = u32::try_from(latest.unwrap_or(0) + 1).map_err(|_| VaultError::Corrupt)?;
     let (key, wrapped) = keys.new_data_key(Purpose::Vault)?;
     let mut nonce = [0u8; NONCE_LEN];
@@ -242,8 +275,10 @@ pub(crate) async fn put(
         &mut sealed,
     )
     .map_err(|_| VaultError::Corrupt)?;
-    sqlx::query(
-        "INSERT INTO vault_versions (name, version, created_at, created_by, wrapped_key, nonce, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    sql!(w, |c| {
+        sqlx::query(
+        "INSERT INTO vault_versions (name, version, created_at, created_by, wrapped_key, nonce, ciphertext)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(name)
     .bind(i64::from(version))
@@ -252,33 +287,45 @@ pub(crate) async fn put(
     .bind(wrapped.as_str())
     .bind(&nonce[..])
     .bind(&sealed)
-    .execute(&mut *tx)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::VaultPut, name).detail(format!("version={version}")),
+    )
     .await?;
-    tx.commit().await?;
+    w.commit().await?;
     Ok(version)
 }
 
-/// The value of `name` at `version` (default: the latest). Deleted
+/// The value of `name` at `version` (default: the latest), its read
+/// audited as done by `actor` (no value without its audit entry). Deleted
 /// secrets are not readable until recovered.
 pub(crate) async fn get(
-    db: &SqlitePool,
+    db: &Store,
     keys: &Keyring,
     name: &str,
     version: Option<u32>,
+    actor: &str,
 ) -> Result<(u32, Zeroizing<Vec<u8>>), VaultError> {
     validate_name(name)?;
-    let secret = info(db, name).await?;
+    let mut c = db.conn().await?;
+    let secret = info_in(&mut c, name).await?;
     if secret.deleted_at_ms.is_some() {
         return Err(VaultError::Deleted(name.to_owned()));
     }
     let version = version.unwrap_or(secret.latest_version);
-    let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-        "SELECT wrapped_key, nonce, ciphertext FROM vault_versions WHERE name = ? AND version = ?",
+    let row: Option<(String, Vec<u8>, Vec<u8>)> = sql!(c, |c| {
+        sqlx::query_as(
+        "SELECT wrapped_key, nonce, ciphertext FROM vault_versions WHERE name = $1 AND version = $2",
     )
     .bind(name)
     .bind(i64::from(version))
-    .fetch_optional(db)
-    .await?;
+    .fetch_optional(&mut *c)
+    .await
+    })?;
+    drop(c);
     let (wrapped, nonce, ciphertext) = row.ok_or_else(|| VaultError::NoVersion {
         name: name.to_owned(),
         version,
@@ -298,10 +345,15 @@ pub(crate) async fn get(
         .map_err(|_| VaultError::Corrupt)?
         .len();
     buf.truncate(n);
+    db.audit_now(
+        AuditEvent::new(actor, AuditAction::VaultRead, name).detail(format!("version={version}")),
+    )
+    .await?;
     Ok((version, buf))
 }
 
-/// A `vault_secrets` row as [`SECRET_COLUMNS`] selects it.
+/// A `vault_secrets` row as the `SECRET…` statements select it (with its
+/// latest version).
 type SecretRow = (String, i64, i64, i64, Option<i64>, Option<i64>);
 
 fn secret_from_row(r: SecretRow) -> SecretInfo {
@@ -315,43 +367,51 @@ fn secret_from_row(r: SecretRow) -> SecretInfo {
     }
 }
 
-const SECRET_COLUMNS: &str = "s.name, (SELECT COALESCE(MAX(version), 0) FROM vault_versions v WHERE v.name = s.name), s.created_at, s.updated_at, s.deleted_at, s.purge_after";
+const SECRET_BY_NAME: &str = "SELECT s.name, (SELECT COALESCE(MAX(version), 0) FROM vault_versions v WHERE v.name = s.name), s.created_at, s.updated_at, s.deleted_at, s.purge_after
+     FROM vault_secrets s WHERE s.name = $1";
+const SECRETS_LIVE: &str = "SELECT s.name, (SELECT COALESCE(MAX(version), 0) FROM vault_versions v WHERE v.name = s.name), s.created_at, s.updated_at, s.deleted_at, s.purge_after
+     FROM vault_secrets s WHERE s.deleted_at IS NULL ORDER BY s.name";
+const SECRETS_DELETED: &str = "SELECT s.name, (SELECT COALESCE(MAX(version), 0) FROM vault_versions v WHERE v.name = s.name), s.created_at, s.updated_at, s.deleted_at, s.purge_after
+     FROM vault_secrets s WHERE s.deleted_at IS NOT NULL ORDER BY s.name";
 
-pub(crate) async fn info(db: &SqlitePool, name: &str) -> Result<SecretInfo, VaultError> {
-    let row: Option<SecretRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SECRET_COLUMNS} FROM vault_secrets s WHERE s.name = ?"
-    )))
-    .bind(name)
-    .fetch_optional(db)
-    .await?;
+async fn info_in(e: &mut dyn Exec, name: &str) -> Result<SecretInfo, VaultError> {
+    let row: Option<SecretRow> = sql!(e, |c| sqlx::query_as(SECRET_BY_NAME)
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await)?;
     row.map(secret_from_row)
         .ok_or_else(|| VaultError::NotFound(name.to_owned()))
 }
 
+#[cfg(test)]
+pub(crate) async fn info(db: &Store, name: &str) -> Result<SecretInfo, VaultError> {
+    info_in(&mut db.conn().await?, name).await
+}
+
 /// Live secrets, or (with `deleted`) the soft-deleted ones, by name.
-pub(crate) async fn list(db: &SqlitePool, deleted: bool) -> Result<Vec<SecretInfo>, VaultError> {
-    let cond = if deleted {
-        "s.deleted_at IS NOT NULL"
+pub(crate) async fn list(db: &Store, deleted: bool) -> Result<Vec<SecretInfo>, VaultError> {
+    let q = if deleted {
+        SECRETS_DELETED
     } else {
-        "s.deleted_at IS NULL"
+        SECRETS_LIVE
     };
-    let rows: Vec<SecretRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SECRET_COLUMNS} FROM vault_secrets s WHERE {cond} ORDER BY s.name"
-    )))
-    .fetch_all(db)
-    .await?;
+    let mut c = db.conn().await?;
+    let rows: Vec<SecretRow> = sql!(c, |c| sqlx::query_as(q).fetch_all(&mut *c).await)?;
     Ok(rows.into_iter().map(secret_from_row).collect())
 }
 
-pub(crate) async fn versions(db: &SqlitePool, name: &str) -> Result<Vec<VersionInfo>, VaultError> {
+pub(crate) async fn versions(db: &Store, name: &str) -> Result<Vec<VersionInfo>, VaultError> {
     validate_name(name)?;
-    info(db, name).await?;
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT version, created_at, created_by FROM vault_versions WHERE name = ? ORDER BY version",
+    let mut c = db.conn().await?;
+    info_in(&mut c, name).await?;
+    let rows: Vec<(i64, i64, String)> = sql!(c, |c| {
+        sqlx::query_as(
+        "SELECT version, created_at, created_by FROM vault_versions WHERE name = $1 ORDER BY version",
     )
     .bind(name)
-    .fetch_all(db)
-    .await?;
+    .fetch_all(&mut *c)
+    .await
+    })?;
     Ok(rows
         .into_iter()
         .map(|(v, at, by)| VersionInfo {
@@ -362,85 +422,218 @@ pub(crate) async fn versions(db: &SqlitePool, name: &str) -> Result<Vec<VersionI
         .collect())
 }
 
-/// Soft-deletes `name`: recoverable until `now + retention`.
+/// Soft-deletes `name` (audited as done by `actor`): recoverable until
+/// `now + retention`.
 pub(crate) async fn delete(
-    db: &SqlitePool,
+    db: &Store,
     name: &str,
     now: i64,
+    actor: &str,
 ) -> Result<SecretInfo, VaultError> {
     validate_name(name)?;
-    let s = info(db, name).await?;
+    let mut w = db.write().await?;
+    let s = info_in(&mut w, name).await?;
     if s.deleted_at_ms.is_some() {
         return Err(VaultError::Deleted(name.to_owned()));
     }
-    let days = settings(db).await?.retention_days;
-    sqlx::query(
-        "UPDATE vault_secrets SET deleted_at = ?, purge_after = ? WHERE name = ? AND deleted_at IS NULL",
+    let days = settings_in(&mut w).await?.retention_days;
+    let until = now + i64::from(days) * DAY_MS;
+    sql!(w, |c| {
+        sqlx::query(
+        "UPDATE vault_secrets SET deleted_at = $1, purge_after = $2 WHERE name = $3 AND deleted_at IS NULL",
     )
     .bind(now)
-    .bind(now + i64::from(days) * DAY_MS)
+    .bind(until)
     .bind(name)
-    .execute(db)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    let s = info_in(&mut w, name).await?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::VaultDelete, name)
+            .detail(format!("recoverable until {}", crate::ids::rfc3339(until))),
+    )
     .await?;
-    info(db, name).await
+    w.commit().await?;
+    Ok(s)
 }
 
-/// Brings a soft-deleted secret back, every version intact.
-pub(crate) async fn recover(db: &SqlitePool, name: &str) -> Result<SecretInfo, VaultError> {
+/// Brings a soft-deleted secret back, every version intact (audited as
+/// done by `actor`).
+pub(crate) async fn recover(db: &Store, name: &str, actor: &str) -> Result<SecretInfo, VaultError> {
     validate_name(name)?;
-    let s = info(db, name).await?;
+    let mut w = db.write().await?;
+    let s = info_in(&mut w, name).await?;
     if s.deleted_at_ms.is_none() {
         return Err(VaultError::NotDeleted(name.to_owned()));
     }
-    sqlx::query("UPDATE vault_secrets SET deleted_at = NULL, purge_after = NULL WHERE name = ?")
-        .bind(name)
-        .execute(db)
+    sql!(w, |c| sqlx::query(
+        "UPDATE vault_secrets SET deleted_at = NULL, purge_after = NULL WHERE name = $1"
+    )
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let s = info_in(&mut w, name).await?;
+    w.audit(AuditEvent::new(actor, AuditAction::VaultRecover, name))
         .await?;
-    info(db, name).await
+    w.commit().await?;
+    Ok(s)
 }
 
-/// Removes a soft-deleted secret and all its versions for good. Refused
-/// before the end of its retention when purge protection is on.
-pub(crate) async fn purge(db: &SqlitePool, name: &str, now: i64) -> Result<(), VaultError> {
+/// Removes a soft-deleted secret and all its versions for good (audited
+/// as done by `actor`). Refused before the end of its retention when
+/// purge protection is on.
+pub(crate) async fn purge(db: &Store, name: &str, now: i64, actor: &str) -> Result<(), VaultError> {
+    purge_audited(
+        db,
+        name,
+        now,
+        AuditEvent::new(actor, AuditAction::VaultPurge, name),
+    )
+    .await
+}
+
+async fn purge_audited(
+    db: &Store,
+    name: &str,
+    now: i64,
+    event: AuditEvent,
+) -> Result<(), VaultError> {
     validate_name(name)?;
-    let s = info(db, name).await?;
+    let mut w = db.write().await?;
+    let s = info_in(&mut w, name).await?;
     let Some(purge_after) = s.purge_after_ms.filter(|_| s.deleted_at_ms.is_some()) else {
         return Err(VaultError::NotDeleted(name.to_owned()));
     };
-    if settings(db).await?.purge_protection && now < purge_after {
+    if settings_in(&mut w).await?.purge_protection && now < purge_after {
         return Err(VaultError::PurgeProtected {
             name: name.to_owned(),
             until: crate::ids::rfc3339(purge_after),
         });
     }
-    sqlx::query("DELETE FROM vault_secrets WHERE name = ? AND deleted_at IS NOT NULL")
-        .bind(name)
-        .execute(db)
-        .await?;
+    sql!(w, |c| sqlx::query(
+        "DELETE FROM vault_secrets WHERE name = $1 AND deleted_at IS NOT NULL"
+    )
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(event).await?;
+    w.commit().await?;
     Ok(())
 }
 
 /// Purges deleted secrets whose retention ended (the key task runs it).
-pub(crate) async fn expire(db: &SqlitePool) {
+pub(crate) async fn expire(db: &Store) {
     let now = now_ms();
-    let names: Result<Vec<String>, _> = sqlx::query_scalar(
-        "SELECT name FROM vault_secrets WHERE deleted_at IS NOT NULL AND purge_after <= ?",
-    )
-    .bind(now)
-    .fetch_all(db)
+    let names: Result<Vec<String>, sqlx::Error> = async {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_scalar(
+            "SELECT name FROM vault_secrets WHERE deleted_at IS NOT NULL AND purge_after <= $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *c)
+        .await)
+    }
     .await;
-    for name in names.unwrap_or_default() {
-        if purge(db, &name, now).await.is_ok() {
-            crate::events::record_or_log(
-                db,
-                "(vault retention)",
-                "vault-purge",
-                &name,
-                "ok",
-                "retention ended",
-            )
-            .await;
+    let names = names.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot list expired vault secrets");
+        Vec::new()
+    });
+    for name in names {
+        let event = AuditEvent::new("(vault retention)", AuditAction::VaultPurge, &name)
+            .detail("retention ended");
+        if let Err(e) = purge_audited(db, &name, now, event).await {
+            tracing::warn!(secret = %name, error = %e, "cannot purge an expired vault secret");
         }
+    }
+}
+
+/// The vault's wrapped data keys (one per secret version), for the key
+/// sweep and key status (`keys::stored`). A key's id is `NAME/VERSION`
+/// (names hold no `/`); keys are listed by name, then version.
+pub(crate) struct StoredKeys;
+
+fn parse_key_id(id: &str) -> (&str, i64) {
+    match id.rsplit_once('/') {
+        Some((name, v)) => (name, v.parse().unwrap_or(i64::MIN)),
+        None => (id, i64::MIN),
+    }
+}
+
+#[async_trait::async_trait]
+impl WrappedKeys for StoredKeys {
+    fn name(&self) -> &'static str {
+        "vault"
+    }
+
+    fn purpose(&self) -> Purpose {
+        Purpose::Vault
+    }
+
+    async fn count_by_version(
+        &self,
+        e: &mut dyn Exec,
+        versions: &[u32],
+    ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
+        stored::count_like(
+            e,
+            Purpose::Vault,
+            versions,
+            "SELECT COUNT(*) FROM vault_versions",
+            "SELECT COUNT(*) FROM vault_versions WHERE wrapped_key LIKE $1",
+        )
+        .await
+    }
+
+    async fn stale_after(
+        &self,
+        e: &mut dyn Exec,
+        current: u32,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredKey>, sqlx::Error> {
+        let (name, version) = parse_key_id(after);
+        let rows: Vec<(String, i64, String)> = sql!(e, |c| sqlx::query_as(
+            "SELECT name, version, wrapped_key FROM vault_versions
+              WHERE (name > $1 OR (name = $1 AND version > $2)) AND wrapped_key NOT LIKE $3
+              ORDER BY name, version LIMIT $4",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(stored::like_version(Purpose::Vault, current))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, v, w)| StoredKey::new(format!("{name}/{v}"), w))
+            .collect())
+    }
+
+    async fn replace(
+        &self,
+        e: &mut dyn Exec,
+        id: &str,
+        old: &WrappedKey,
+        new: &WrappedKey,
+    ) -> Result<bool, sqlx::Error> {
+        let (name, version) = parse_key_id(id);
+        let n = sql!(e, |c| {
+            sqlx::query(
+            "UPDATE vault_versions SET wrapped_key = $1 WHERE name = $2 AND version = $3 AND wrapped_key = $4",
+        )
+        .bind(new.as_str())
+        .bind(name)
+        .bind(version)
+        .bind(old.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(n == 1)
     }
 }
 
