@@ -363,6 +363,16 @@ pub enum Revoked {
     GatewayNotRunning,
 }
 
+/// Whether an endpoint named `name` is enrolled and not revoked.
+///
+/// # Errors
+/// The store failed.
+pub async fn endpoint_enrolled(db: &Store, name: &str) -> Result<bool, AdminError> {
+    Ok(agents::find_by_name(db, name)
+        .await?
+        .is_some_and(|e| !e.revoked))
+}
+
 /// Revokes an endpoint and cuts its live connection.
 ///
 /// # Errors

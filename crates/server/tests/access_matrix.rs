@@ -398,14 +398,10 @@ impl Gateway {
         // Online once the endpoint's row exists and its agent is connected
         // (a session opens); polled with a deadline.
         loop {
-            let enrolled: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM endpoints WHERE name = ? AND revoked_at IS NULL",
-            )
-            .bind(name)
-            .fetch_optional(&*admin_db)
-            .await
-            .unwrap();
-            if enrolled.is_some() {
+            let enrolled = jumpgate_server::admin::endpoint_enrolled(&admin_db, name)
+                .await
+                .unwrap();
+            if enrolled {
                 break;
             }
             assert!(

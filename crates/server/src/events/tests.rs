@@ -2,9 +2,25 @@ use super::*;
 use crate::store::audit::{MAX_NAME_FIELD, MAX_TEXT_FIELD, bound};
 use jumpgate_api_types as api;
 use sqlx::Row;
+use sqlx::SqlitePool;
 
 fn st(db: &SqlitePool) -> Store {
     Store::sqlite(db.clone())
+}
+
+/// One audit entry in its own transaction (the action by its stored name).
+async fn record(
+    db: &SqlitePool,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    let event = AuditEvent::new(actor, AuditAction::Denied(action.to_owned()), target)
+        .outcome(outcome)
+        .detail(detail);
+    st(db).audit_now(event).await
 }
 
 async fn sql(db: &SqlitePool, q: &'static str) {
@@ -225,16 +241,12 @@ async fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
     };
     // The audit log becomes unwritable (here: its table is gone).
     sql(&db, "ALTER TABLE events RENAME TO events_gone").await;
-    let mut tx = crate::store::begin_write(&db).await.unwrap();
-    crate::rbac::store::create(&mut crate::store::Conn::Sqlite(&mut tx), &role)
-        .await
-        .unwrap();
-    assert!(
-        append_in(&mut tx, "alice", "role-create", "night-shift", "ok", "")
-            .await
-            .is_err()
-    );
-    drop(tx);
+    let store = st(&db);
+    let mut w = store.write().await.unwrap();
+    crate::rbac::store::create(&mut w, &role).await.unwrap();
+    let entry = AuditEvent::new("alice", AuditAction::RoleCreate, "night-shift");
+    assert!(w.audit(entry).await.is_err());
+    drop(w);
     let roles = crate::rbac::store::list(&st(&db)).await.unwrap();
     assert!(roles.iter().all(|r| r.name != "night-shift"), "{roles:?}");
 }

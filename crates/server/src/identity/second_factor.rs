@@ -446,3 +446,171 @@ pub(crate) async fn disable_mfa(
     w.commit().await?;
     Ok(())
 }
+
+/// Stored TOTP secrets as wrapped keys (`keys::stored`), so that the key
+/// sweep re-wraps them and never retires a vault KEK version one of them
+/// still needs. A key's id is `USERID/secret` or `USERID/pending` (user
+/// ids hold no `/`); keys are listed by user id, then column. A secret
+/// still stored in the clear (before sealing) counts as under no version
+/// (it keeps old versions live until the start seals it).
+pub(crate) struct TotpKeys;
+
+const COLUMNS: [&str; 2] = ["secret", "pending"];
+
+fn totp_key_id(id: &str) -> (&str, usize) {
+    match id.rsplit_once('/') {
+        Some((user, "secret")) => (user, 0),
+        Some((user, _)) => (user, 1),
+        None => (id, 0),
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::keys::stored::WrappedKeys for TotpKeys {
+    fn name(&self) -> &'static str {
+        "identity (TOTP)"
+    }
+
+    fn purpose(&self) -> Purpose {
+        TOTP_KEY_PURPOSE
+    }
+
+    async fn count_by_version(
+        &self,
+        e: &mut dyn Exec,
+        versions: &[u32],
+    ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
+        let rows: Vec<(Blob, Blob)> = sql!(e, |c| sqlx::query_as(
+            "SELECT totp_secret, totp_pending FROM users
+              WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL"
+        )
+        .fetch_all(&mut *c)
+        .await)?;
+        let mut out = BTreeMap::new();
+        for blob in rows.into_iter().flat_map(|(a, b)| [a, b]).flatten() {
+            let v = match parse(&blob) {
+                Ok(Stored::Sealed { wrapped, .. }) => {
+                    wrapped.version().filter(|v| versions.contains(v))
+                }
+                _ => None,
+            };
+            *out.entry(v).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    async fn stale_after(
+        &self,
+        e: &mut dyn Exec,
+        current: u32,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::keys::stored::StoredKey>, sqlx::Error> {
+        let (user, column) = if after.is_empty() {
+            ("", 2)
+        } else {
+            totp_key_id(after)
+        };
+        let mut out = Vec::new();
+        let mut from = user.to_owned();
+        loop {
+            let rows: Vec<(String, Blob, Blob)> = sql!(e, |c| sqlx::query_as(
+                "SELECT id, totp_secret, totp_pending FROM users
+                  WHERE id >= $1 AND (totp_secret IS NOT NULL OR totp_pending IS NOT NULL)
+                  ORDER BY id LIMIT $2"
+            )
+            .bind(&from)
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&mut *c)
+            .await)?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else {
+                return Ok(out);
+            };
+            for (id, secret, pending) in rows {
+                for (i, blob) in [secret, pending].into_iter().enumerate() {
+                    // Skip what the cursor has passed.
+                    if id == user && (column == 2 || i <= column) {
+                        continue;
+                    }
+                    let Some(blob) = blob else { continue };
+                    let Ok(Stored::Sealed { wrapped, .. }) = parse(&blob) else {
+                        continue;
+                    };
+                    if wrapped.version() == Some(current) {
+                        continue;
+                    }
+                    out.push(crate::keys::stored::StoredKey::new(
+                        format!("{id}/{}", COLUMNS[i]),
+                        wrapped.as_str().to_owned(),
+                    ));
+                    if out.len() >= limit as usize {
+                        return Ok(out);
+                    }
+                }
+            }
+            if last == from {
+                return Ok(out);
+            }
+            from = last;
+        }
+    }
+
+    async fn replace(
+        &self,
+        e: &mut dyn Exec,
+        id: &str,
+        old: &WrappedKey,
+        new: &WrappedKey,
+    ) -> Result<bool, sqlx::Error> {
+        let (user, column) = totp_key_id(id);
+        let (select, update) = if column == 0 {
+            (
+                "SELECT totp_secret FROM users WHERE id = $1",
+                "UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3",
+            )
+        } else {
+            (
+                "SELECT totp_pending FROM users WHERE id = $1",
+                "UPDATE users SET totp_pending = $1 WHERE id = $2 AND totp_pending = $3",
+            )
+        };
+        let blob: Option<Blob> = sql!(e, |c| sqlx::query_scalar(select)
+            .bind(user)
+            .fetch_optional(&mut *c)
+            .await)?;
+        let Some(Some(blob)) = blob else {
+            return Ok(false);
+        };
+        let Ok(Stored::Sealed {
+            wrapped,
+            nonce,
+            ciphertext,
+        }) = parse(&blob)
+        else {
+            return Ok(false);
+        };
+        if wrapped != *old {
+            return Ok(false);
+        }
+        // Same data key, nonce and ciphertext: only its wrap changes.
+        let w = new.as_str().as_bytes();
+        let Ok(len) = u16::try_from(w.len()) else {
+            return Ok(false);
+        };
+        let mut fresh =
+            Vec::with_capacity(SEALED_MAGIC.len() + 2 + w.len() + nonce.len() + ciphertext.len());
+        fresh.extend_from_slice(SEALED_MAGIC);
+        fresh.extend_from_slice(&len.to_be_bytes());
+        fresh.extend_from_slice(w);
+        fresh.extend_from_slice(nonce);
+        fresh.extend_from_slice(ciphertext);
+        let n = sql!(e, |c| sqlx::query(update)
+            .bind(&fresh)
+            .bind(user)
+            .bind(&blob)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}

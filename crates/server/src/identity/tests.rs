@@ -399,6 +399,66 @@ async fn plain_totp_secrets_are_sealed_and_rotations_rewrap_them() {
     }
 }
 
+/// The key sweep re-wraps sealed TOTP secrets (`TotpKeys` in the
+/// registry) and retires the old vault KEK only then; the secret opens.
+#[tokio::test]
+async fn the_key_sweep_rewraps_totp_secrets() {
+    use crate::keys::sweep;
+    for s in sites("identity_totp_sweep").await {
+        let db = &s.db;
+        user(db, "quin", "admin").await;
+        let secret = TotpSecret::generate();
+        let mut c = db.conn().await.unwrap();
+        sql!(c, |c| sqlx::query(
+            "UPDATE users SET totp_secret = $1 WHERE username = 'quin'"
+        )
+        .bind(secret.as_bytes())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        drop(c);
+        assert_eq!(reseal_totp_secrets(db, &s.keys).await.unwrap(), 1);
+        let v1 = s.keys.current_version(Purpose::Vault);
+        sweep::rotate(db, &s.keys, &[Purpose::Vault], "t")
+            .await
+            .unwrap();
+        let v2 = s.keys.current_version(Purpose::Vault);
+        let st = sweep::status(db, &s.keys).await.unwrap();
+        assert!(
+            st.to_string()
+                .contains("identity (TOTP) 1 stored, 1 pending"),
+            "{st}"
+        );
+        let n = sweep::sweep_all(
+            db,
+            &s.keys,
+            sweep::Pace {
+                batch: 10,
+                pause: std::time::Duration::ZERO,
+            },
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            totp_key_versions(db)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![(v2, 1)]
+        );
+        assert!(
+            s.keys.old_live_versions(Purpose::Vault).is_empty(),
+            "v{v1} retired"
+        );
+        let r = try_login(&s, "quin", PW, Some(&mfa::code_at(&secret, unix_secs()))).await;
+        assert_logged_in(db, r, "quin").await;
+    }
+}
+
 #[tokio::test]
 async fn mfa_required_roles_get_a_restricted_session_until_enrolled() {
     for s in sites("identity_mfa_required").await {

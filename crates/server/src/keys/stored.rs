@@ -89,7 +89,7 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
     &[
         &crate::recordings::StoredKeys,
         &crate::vault::StoredKeys,
-        // identity: TOTP secrets (app-encrypted) go here.
+        &crate::identity::TotpKeys,
     ]
 }
 

@@ -34,7 +34,6 @@ pub(crate) mod sqlite;
 use sqlx::{PgPool, SqlitePool};
 
 pub(crate) use audit::{AuditAction, AuditEvent};
-pub(crate) use sqlite::begin_write;
 #[cfg(test)]
 pub(crate) use sqlite::open;
 #[cfg(test)]
@@ -304,20 +303,6 @@ impl Store {
     }
 }
 
-/// TRANSITIONAL (removed when every domain runs through [`sql!`]): code not
-/// yet moved to the store layer still takes a `&SqlitePool`.
-impl std::ops::Deref for Store {
-    type Target = SqlitePool;
-    fn deref(&self) -> &SqlitePool {
-        match &self.db {
-            Db::Sqlite(p) => p,
-            Db::Postgres(_) => {
-                panic!("this code path has not been moved to the store layer yet (SQLite only)")
-            }
-        }
-    }
-}
-
 /// A connection of either engine, as [`sql!`] hands it to a statement.
 pub(crate) enum Conn<'a> {
     Sqlite(&'a mut sqlx::SqliteConnection),
@@ -405,18 +390,6 @@ impl WriteTx {
         match self.tx {
             Tx::Sqlite(t) => t.commit().await,
             Tx::Postgres(t) => t.commit().await,
-        }
-    }
-
-    #[allow(dead_code, reason = "transitional")]
-    /// TRANSITIONAL: the SQLite transaction, for code not yet moved to the
-    /// store layer. Panics on PostgreSQL.
-    pub(crate) fn sqlite_tx(&mut self) -> &mut sqlx::Transaction<'static, sqlx::Sqlite> {
-        match &mut self.tx {
-            Tx::Sqlite(t) => t,
-            Tx::Postgres(_) => {
-                panic!("this code path has not been moved to the store layer yet (SQLite only)")
-            }
         }
     }
 }
