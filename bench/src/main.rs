@@ -92,6 +92,18 @@ struct Args {
     /// agent: the floor any relay through three processes pays here.
     #[arg(long, default_value_t = 3)]
     plain_hops: usize,
+    /// Seconds of audited store writes per engine and writer count (0:
+    /// skip them).
+    #[arg(long, default_value_t = 5)]
+    store_seconds: u64,
+    /// A PostgreSQL server (a role that may create databases) for the
+    /// store measurement's second engine: a throw-away database is made on
+    /// it and dropped after. Without it PostgreSQL is skipped.
+    #[arg(long, value_name = "URL", env = "JUMPGATE_BENCH_POSTGRES")]
+    postgres: Option<String>,
+    /// Only the store measurement (no gateway, agents or binaries).
+    #[arg(long)]
+    store_only: bool,
     /// Internal: run as one plain relay process forwarding to these
     /// addresses (one listener each, addresses printed on stdout).
     #[arg(long, hide = true, value_delimiter = ',')]
@@ -1255,6 +1267,9 @@ async fn main() -> Result<()> {
         return tcp_relay(&args.tcp_relay_to).await;
     }
     raise_fd_limit();
+    if args.store_only {
+        return store_writes(&args).await;
+    }
     let mut site = start_site(Bins::here()?).await?;
     println!(
         "Jumpgate benchmark — {} cores, release build, loopback",
@@ -1295,6 +1310,64 @@ async fn main() -> Result<()> {
     }
     tasks.abort_all();
     stop(site).await;
+    if args.store_seconds > 0 {
+        store_writes(&args).await?;
+    }
+    Ok(())
+}
+
+/// Audited writes per second through the store layer (`Store::write()`,
+/// a domain row, `audit`, commit), with 1 and 16 concurrent writers, on
+/// the embedded SQLite (SQLCipher, WAL, synchronous=FULL) and, with
+/// `--postgres`, on PostgreSQL; the audit chain verified after each run.
+async fn store_writes(args: &Args) -> Result<()> {
+    use jumpgate_server::store::bench;
+    let seconds = Duration::from_secs(args.store_seconds.max(1));
+    println!(
+        "\nAudited writes through the store layer ({} s per run; begin → row → audit entry → commit):",
+        seconds.as_secs()
+    );
+    println!(
+        "  {:<10} {:>7} {:>12} {:>10} {:>10} {:>9}",
+        "engine", "writers", "writes/s", "p50", "p99", "chain"
+    );
+    let show = |engine: &str, f: &bench::Figures| {
+        println!(
+            "  {engine:<10} {:>7} {:>12.0} {:>8.2}ms {:>8.2}ms {:>9}",
+            f.writers,
+            f.per_second(),
+            f.p50.as_secs_f64() * 1e3,
+            f.p99.as_secs_f64() * 1e3,
+            f.chain
+        );
+    };
+    for writers in [1, 16] {
+        let dir = tempfile::tempdir()?;
+        let store = bench::open(bench::Target::Sqlite(dir.path()), 0).await?;
+        let f = bench::audited_writes(&store, writers, seconds)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.close().await;
+        show("sqlite", &f);
+    }
+    let Some(server) = &args.postgres else {
+        println!("  postgres   skipped: no --postgres URL (or JUMPGATE_BENCH_POSTGRES)");
+        return Ok(());
+    };
+    for writers in [1, 16] {
+        let url = bench::scratch_database(server).await?;
+        let run = async {
+            let store = bench::open(bench::Target::Postgres(&url), 32).await?;
+            let f = bench::audited_writes(&store, writers, seconds)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"));
+            store.close().await;
+            f
+        }
+        .await;
+        bench::drop_scratch_database(server, &url).await?;
+        show("postgres", &run?);
+    }
     Ok(())
 }
 
