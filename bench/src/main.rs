@@ -26,7 +26,10 @@
 //!    agent's backoff and handshake) connected, the gateway restarted, and
 //!    the time until all are back online, with failures counted by kind;
 //! 6. system stream round trips (`echo` topic, gateway → agent → gateway,
-//!    asked through the control socket) from an empty body to 16 MiB.
+//!    asked through the control socket) from an empty body to 16 MiB;
+//! 7. audited writes per second through the store layer with 1 and 16
+//!    writers, on SQLite and (`--postgres`) PostgreSQL (`store_writes.rs`;
+//!    alone with `--store-writes`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -48,6 +51,8 @@ use jumpgate_proto::mux::Role;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+
+mod store_writes;
 
 #[derive(Parser, Debug)]
 #[command(about = "Jumpgate benchmarks (prints figures)")]
@@ -101,9 +106,9 @@ struct Args {
     /// it and dropped after. Without it PostgreSQL is skipped.
     #[arg(long, value_name = "URL", env = "JUMPGATE_BENCH_POSTGRES")]
     postgres: Option<String>,
-    /// Only the store measurement (no gateway, agents or binaries).
+    /// Only the audited store writes (no gateway, agents or binaries).
     #[arg(long)]
-    store_only: bool,
+    store_writes: bool,
     /// Internal: run as one plain relay process forwarding to these
     /// addresses (one listener each, addresses printed on stdout).
     #[arg(long, hide = true, value_delimiter = ',')]
@@ -1267,8 +1272,8 @@ async fn main() -> Result<()> {
         return tcp_relay(&args.tcp_relay_to).await;
     }
     raise_fd_limit();
-    if args.store_only {
-        return store_writes(&args).await;
+    if args.store_writes {
+        return store_writes::run(args.store_seconds, args.postgres.as_deref()).await;
     }
     let mut site = start_site(Bins::here()?).await?;
     println!(
@@ -1311,62 +1316,7 @@ async fn main() -> Result<()> {
     tasks.abort_all();
     stop(site).await;
     if args.store_seconds > 0 {
-        store_writes(&args).await?;
-    }
-    Ok(())
-}
-
-/// Audited writes per second through the store layer (`Store::write()`,
-/// a domain row, `audit`, commit), with 1 and 16 concurrent writers, on
-/// the embedded SQLite (SQLCipher, WAL, synchronous=FULL) and, with
-/// `--postgres`, on PostgreSQL; the audit chain verified after each run.
-async fn store_writes(args: &Args) -> Result<()> {
-    use jumpgate_server::store::bench;
-    let seconds = Duration::from_secs(args.store_seconds.max(1));
-    println!(
-        "\nAudited writes through the store layer ({} s per run; begin → row → audit entry → commit):",
-        seconds.as_secs()
-    );
-    println!(
-        "  {:<10} {:>7} {:>12} {:>10} {:>10} {:>9}",
-        "engine", "writers", "writes/s", "p50", "p99", "chain"
-    );
-    let show = |engine: &str, f: &bench::Figures| {
-        println!(
-            "  {engine:<10} {:>7} {:>12.0} {:>8.2}ms {:>8.2}ms {:>9}",
-            f.writers,
-            f.per_second(),
-            f.p50.as_secs_f64() * 1e3,
-            f.p99.as_secs_f64() * 1e3,
-            f.chain
-        );
-    };
-    for writers in [1, 16] {
-        let dir = tempfile::tempdir()?;
-        let store = bench::open(bench::Target::Sqlite(dir.path()), 0).await?;
-        let f = bench::audited_writes(&store, writers, seconds)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        store.close().await;
-        show("sqlite", &f);
-    }
-    let Some(server) = &args.postgres else {
-        println!("  postgres   skipped: no --postgres URL (or JUMPGATE_BENCH_POSTGRES)");
-        return Ok(());
-    };
-    for writers in [1, 16] {
-        let url = bench::scratch_database(server).await?;
-        let run = async {
-            let store = bench::open(bench::Target::Postgres(&url), 32).await?;
-            let f = bench::audited_writes(&store, writers, seconds)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"));
-            store.close().await;
-            f
-        }
-        .await;
-        bench::drop_scratch_database(server, &url).await?;
-        show("postgres", &run?);
+        store_writes::run(args.store_seconds, args.postgres.as_deref()).await?;
     }
     Ok(())
 }

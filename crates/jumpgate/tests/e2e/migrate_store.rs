@@ -13,7 +13,7 @@ async fn a_sqlite_site_moves_to_postgres_and_runs_there() {
         return;
     };
     let mut site = Site::builder().engine(Engine::Sqlite).start().await;
-    site.create_user("dora", "technician", "dora-has-a-long-passphrase")
+    site.create_user("dora", "technician", "tech-long-passphrase-42")
         .await;
     let agent = site.start_agent("migrated-ep").await;
     // A failed login: an audit entry written on its own.
@@ -73,23 +73,30 @@ async fn a_sqlite_site_moves_to_postgres_and_runs_there() {
     );
     assert!(twice.contains("not empty"), "{twice}");
 
-    // The site on PostgreSQL: same data directory (keys, TLS, anchor).
+    // The copy, through the real binary on PostgreSQL: the chain verifies
+    // there (against the head anchored in the data directory).
     let target = std::sync::Arc::new(target);
+    site.database = Some(target.clone());
+    let pg_audit = ok(&site.admin(&["verify-audit"]).await);
+    assert!(pg_audit.contains("audit log intact"), "{pg_audit}");
+    assert_eq!(entries(&pg_audit), copied_events, "{pg_audit}");
+
+    // The site on PostgreSQL: same data directory (keys, TLS, anchor).
+    // (In main at the time of writing, the gateway does not start on
+    // PostgreSQL yet: the vault and identity start-up checks still take
+    // the SQLite pool; this part passes once those domains are converted.)
     site.gateway = Gateway::start(
         &site.data_dir(),
         &["--listen", port.as_str(), "--database", target.url.as_str()],
     )
     .await;
-    site.database = Some(target.clone());
-    let pg_audit = ok(&site.admin(&["verify-audit"]).await);
-    assert!(pg_audit.contains("audit log intact"), "{pg_audit}");
-    assert!(entries(&pg_audit) >= copied_events, "{pg_audit}");
     assert!(
-        site.gateway.stderr.text().contains("engine=postgres")
-            || site.gateway.stdout.text().contains("engine=postgres"),
+        site.gateway.stderr.text().contains("engine=postgres"),
         "the gateway did not say it runs on PostgreSQL:\n{}",
         site.gateway.stderr.text()
     );
+    let pg_audit = ok(&site.admin(&["verify-audit"]).await);
+    assert!(entries(&pg_audit) >= copied_events, "{pg_audit}");
 
     // Last, as they go through domains converted to the store layer
     // separately: the administrator's session from before the move still
@@ -102,7 +109,7 @@ async fn a_sqlite_site_moves_to_postgres_and_runs_there() {
             .any(|e| e["name"] == "migrated-ep"),
         "{eps}"
     );
-    site.login("dora", "dora-has-a-long-passphrase").await;
+    site.login("dora", "tech-long-passphrase-42").await;
 }
 
 /// The entry count of a `verify-audit` / `migrate-store` line "… intact…: N entries".
