@@ -26,7 +26,10 @@
 //!    agent's backoff and handshake) connected, the gateway restarted, and
 //!    the time until all are back online, with failures counted by kind;
 //! 6. system stream round trips (`echo` topic, gateway → agent → gateway,
-//!    asked through the control socket) from an empty body to 16 MiB.
+//!    asked through the control socket) from an empty body to 16 MiB;
+//! 7. audited writes per second through the store layer with 1 and 16
+//!    writers, on SQLite and (`--postgres`) PostgreSQL (`store_writes.rs`;
+//!    alone with `--store-writes`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -48,6 +51,8 @@ use jumpgate_proto::mux::Role;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+
+mod store_writes;
 
 #[derive(Parser, Debug)]
 #[command(about = "Jumpgate benchmarks (prints figures)")]
@@ -92,6 +97,18 @@ struct Args {
     /// agent: the floor any relay through three processes pays here.
     #[arg(long, default_value_t = 3)]
     plain_hops: usize,
+    /// Seconds of audited store writes per engine and writer count (0:
+    /// skip them).
+    #[arg(long, default_value_t = 5)]
+    store_seconds: u64,
+    /// A PostgreSQL server (a role that may create databases) for the
+    /// store measurement's second engine: a throw-away database is made on
+    /// it and dropped after. Without it PostgreSQL is skipped.
+    #[arg(long, value_name = "URL", env = "JUMPGATE_BENCH_POSTGRES")]
+    postgres: Option<String>,
+    /// Only the audited store writes (no gateway, agents or binaries).
+    #[arg(long)]
+    store_writes: bool,
     /// Internal: run as one plain relay process forwarding to these
     /// addresses (one listener each, addresses printed on stdout).
     #[arg(long, hide = true, value_delimiter = ',')]
@@ -1255,6 +1272,9 @@ async fn main() -> Result<()> {
         return tcp_relay(&args.tcp_relay_to).await;
     }
     raise_fd_limit();
+    if args.store_writes {
+        return store_writes::run(args.store_seconds, args.postgres.as_deref()).await;
+    }
     let mut site = start_site(Bins::here()?).await?;
     println!(
         "Jumpgate benchmark — {} cores, release build, loopback",
@@ -1295,6 +1315,9 @@ async fn main() -> Result<()> {
     }
     tasks.abort_all();
     stop(site).await;
+    if args.store_seconds > 0 {
+        store_writes::run(args.store_seconds, args.postgres.as_deref()).await?;
+    }
     Ok(())
 }
 

@@ -155,6 +155,16 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the site's embedded SQLite store into an empty PostgreSQL
+    /// database and check the copy (row counts, contents, audit chain).
+    /// Stop the gateway first; then start it with --database URL. The
+    /// source is left unchanged.
+    MigrateStore {
+        /// The empty target, postgres://USER@HOST:PORT/DB (the password in
+        /// PGPASSWORD rather than the URL; ?sslmode=verify-full&sslrootcert=CA.pem for TLS).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -437,6 +447,39 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("  agent version  {}", f.agent_version);
             return Ok(());
         }
+        AdminCommand::MigrateStore { to } => {
+            if args.database.is_some() {
+                bail!(
+                    "migrate-store copies the site's embedded SQLite store: give the PostgreSQL target with --to, not --database"
+                );
+            }
+            let m = admin::migrate_store(&args.data_dir, to).await?;
+            println!("copied {} to {}:", args.data_dir.display(), m.target);
+            let width = m.tables.iter().map(|t| t.table.len()).max().unwrap_or(5);
+            for t in &m.tables {
+                println!("  {:<width$}  {:>9} rows", t.table, t.rows);
+            }
+            let total: u64 = m.tables.iter().map(|t| t.rows).sum();
+            println!(
+                "  {:<width$}  {total:>9} rows in {} tables (counts and contents checked)",
+                "total",
+                m.tables.len()
+            );
+            println!(
+                "audit log intact on the target: {} entries, head {}",
+                m.audit.entries,
+                if m.audit.head.is_empty() {
+                    "(empty)"
+                } else {
+                    m.audit.head.as_str()
+                }
+            );
+            println!(
+                "next: jumpgate server --data-dir {} --database URL (or [database] url in the config file); the SQLite file is no longer used",
+                args.data_dir.display()
+            );
+            return Ok(());
+        }
         AdminCommand::KeyStatus { json } => {
             let status = admin::key_status(&args.data_dir, args.database.as_deref()).await?;
             if *json {
@@ -491,7 +534,8 @@ async fn admin(args: AdminArgs) -> Result<()> {
         | AdminCommand::EndpointFacts { .. }
         | AdminCommand::RotateKeys { .. }
         | AdminCommand::RotateRootKey { .. }
-        | AdminCommand::KeyStatus { .. } => {}
+        | AdminCommand::KeyStatus { .. }
+        | AdminCommand::MigrateStore { .. } => {}
         AdminCommand::VerifyAudit => match admin::verify_audit(&args.data_dir, &db).await? {
             Ok(intact) => println!(
                 "audit log intact: {} entries, head {}",

@@ -41,6 +41,12 @@ pub enum AdminError {
     Refused(String),
     #[error("the gateway is not running: {0}")]
     GatewayNotRunning(&'static str),
+    #[error(
+        "the gateway is running with data dir {0}: stop it before migrate-store (the copy must see every write)"
+    )]
+    GatewayRunning(String),
+    #[error(transparent)]
+    Migrate(#[from] store::migrate::MigrateError),
 }
 
 /// Opens an existing site's database, decrypted with the site's key (the
@@ -425,4 +431,64 @@ pub async fn endpoint_facts(data_dir: &Path, name: &str) -> Result<EndpointFacts
             answer.strip_prefix("error ").unwrap_or(&answer).to_owned(),
         )),
     }
+}
+
+/// Copies the site's embedded SQLite store into the empty PostgreSQL
+/// database at `to`, then checks it (row counts and contents per table, the
+/// audit chain against the anchored head): `jumpgate admin migrate-store`.
+/// The gateway must be stopped; while the copy runs this holds the data
+/// directory's control socket, so no gateway starts on the site and admin
+/// commands are told to wait. The source is left unchanged.
+///
+/// # Errors
+/// The gateway runs, no site, keys or databases unusable, the target is not
+/// empty, or the copy does not check out (see
+/// [`store::migrate::MigrateError`]).
+pub async fn migrate_store(
+    data_dir: &Path,
+    to: &str,
+) -> Result<store::migrate::Migrated, AdminError> {
+    let listener = control::bind(data_dir).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            AdminError::GatewayRunning(data_dir.display().to_string())
+        } else {
+            AdminError::Control(e)
+        }
+    })?;
+    let busy = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tokio::io::AsyncWriteExt::write_all(
+                &mut s,
+                b"error migrate-store is copying this site's database; try again when it has finished\n",
+            )
+            .await;
+        }
+    });
+    let result = async {
+        let (db, keys) = open_site(data_dir, None).await?;
+        let anchor = crate::events::read_anchor(data_dir).map_err(AdminError::Anchor)?;
+        let copied = store::migrate::copy_to_postgres(&db, to, anchor).await;
+        db.close().await;
+        let copied = copied?;
+        // TOTP secrets a site of an earlier version still holds in the clear
+        // (its gateway seals them at start) are sealed on the target before
+        // any gateway serves it; the source stays as it was.
+        let target = store::open_site(store::Location::Postgres {
+            url: to,
+            max_connections: 2,
+        })
+        .await?;
+        let sealed = crate::identity::reseal_totp_secrets(&target, &keys).await;
+        target.close().await;
+        sealed?;
+        Ok(copied)
+    }
+    .await;
+    busy.abort();
+    let _ = busy.await;
+    let _ = std::fs::remove_file(control::socket_path(data_dir));
+    result
 }

@@ -8,6 +8,7 @@ mod gateway;
 mod harness;
 mod identity;
 mod lifecycle;
+mod migrate_store;
 mod recording_rotation;
 mod recordings;
 mod revocation;

@@ -16,7 +16,7 @@ use jumpgate_api_types::{self as api, OAuthErrorCode};
 use super::{IdentityError, json_list, to_json};
 use crate::ids;
 use crate::rbac::{Restriction, Scopes, Subject, SubjectKind};
-use crate::store::{Engine, Exec, Store, sql};
+use crate::store::{Store, sql};
 
 /// Lifetime of an access token.
 pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -160,16 +160,8 @@ pub(super) async fn issue(
         )
     };
     let mut c = db.conn().await.map_err(server_error)?;
-    // Stored as lowercase hex text ([`secret_hash`]); SQLite sites from
-    // before kept the raw bytes in the text column, read as hex here.
-    let q = match c.engine() {
-        Engine::Sqlite => {
-            "SELECT CASE WHEN typeof(secret_hash) = 'blob' THEN lower(hex(secret_hash))
-                         ELSE secret_hash END, scopes
-               FROM api_clients WHERE client_id = $1"
-        }
-        Engine::Postgres => "SELECT secret_hash, scopes FROM api_clients WHERE client_id = $1",
-    };
+    // Stored as lowercase hex text ([`secret_hash`]) on both engines.
+    let q = "SELECT secret_hash, scopes FROM api_clients WHERE client_id = $1";
     let row: Option<(String, String)> = sql!(c, |c| sqlx::query_as(q)
         .bind(&client_id)
         .fetch_optional(&mut *c)

@@ -323,6 +323,12 @@ pub(crate) const SQLITE: &[&str] = &[
                OR (o.created_at = users.created_at AND o.id < users.id)));
     CREATE UNIQUE INDEX users_name_nocase ON users(lower(username)) WHERE name_clash = 0;
     "#,
+    // 9: API client secret hashes as lowercase hex text on both engines
+    // (earlier versions kept the raw SHA-256 bytes in the text column).
+    r"
+    UPDATE api_clients SET secret_hash = lower(hex(secret_hash))
+    WHERE typeof(secret_hash) = 'blob';
+    ",
 ];
 
 /// PostgreSQL: the baseline (equal to SQLite's step 8), per domain.

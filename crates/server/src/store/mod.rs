@@ -27,6 +27,9 @@
 //! [`Store::audit_now`] (its own transaction).
 
 pub(crate) mod audit;
+#[doc(hidden)]
+pub mod bench;
+pub mod migrate;
 pub(crate) mod migrations;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
