@@ -26,7 +26,10 @@
 //!    agent's backoff and handshake) connected, the gateway restarted, and
 //!    the time until all are back online, with failures counted by kind;
 //! 6. system stream round trips (`echo` topic, gateway → agent → gateway,
-//!    asked through the control socket) from an empty body to 16 MiB.
+//!    asked through the control socket) from an empty body to 16 MiB;
+//! 7. (`--store`, alone) the store figures on each engine: session open
+//!    latency (API call → `Accepted`) and `jg endpoints` with 10,000
+//!    endpoints enrolled (`store.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -48,6 +51,8 @@ use jumpgate_proto::mux::Role;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+
+mod store;
 
 #[derive(Parser, Debug)]
 #[command(about = "Jumpgate benchmarks (prints figures)")]
@@ -96,6 +101,20 @@ struct Args {
     /// addresses (one listener each, addresses printed on stdout).
     #[arg(long, hide = true, value_delimiter = ',')]
     tcp_relay_to: Vec<SocketAddr>,
+    /// Only the store figures (session open latency, `jg endpoints` with
+    /// many endpoints), on SQLite and, with `--postgres`, on PostgreSQL.
+    #[arg(long)]
+    store: bool,
+    /// A PostgreSQL server (superuser URL) where the store figures create
+    /// a fresh database of their own (with `psql`).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Endpoints enrolled for the `jg endpoints` figure.
+    #[arg(long, default_value_t = 10_000)]
+    store_endpoints: usize,
+    /// Session opens timed per engine.
+    #[arg(long, default_value_t = 300)]
+    session_opens: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -142,6 +161,8 @@ struct Site {
     fingerprint: String,
     log: LogCounts,
     agent: Child,
+    /// `--database` of the gateway and `admin` (PostgreSQL); `None`: SQLite.
+    database: Option<String>,
 }
 
 impl Site {
@@ -153,9 +174,13 @@ impl Site {
     }
 
     async fn admin(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.bins.jumpgate)
-            .args(["admin", "--data-dir"])
-            .arg(self.dir.path().join("data"))
+        let mut cmd = Command::new(&self.bins.jumpgate);
+        cmd.args(["admin", "--data-dir"])
+            .arg(self.dir.path().join("data"));
+        if let Some(url) = &self.database {
+            cmd.args(["--database", url]);
+        }
+        let out = cmd
             .args(args)
             .output()
             .await?;
@@ -205,10 +230,16 @@ async fn start_gateway(
     dir: &Path,
     listen: &str,
     log: &LogCounts,
+    database: Option<&str>,
 ) -> Result<(Child, String, String)> {
-    let mut gateway = Command::new(&bins.jumpgate)
+    let mut gateway = Command::new(&bins.jumpgate);
+    gateway
         .args(["server", "--listen", listen, "--data-dir"])
-        .arg(dir.join("data"))
+        .arg(dir.join("data"));
+    if let Some(url) = database {
+        gateway.args(["--database", url]);
+    }
+    let mut gateway = gateway
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -246,10 +277,17 @@ async fn start_gateway(
     Ok((gateway, url, fingerprint))
 }
 
-async fn start_site(bins: Bins) -> Result<Site> {
+async fn start_site(bins: Bins, database: Option<String>) -> Result<Site> {
     let dir = tempfile::tempdir()?;
     let log = LogCounts::default();
-    let (gateway, url, fingerprint) = start_gateway(&bins, dir.path(), "127.0.0.1:0", &log).await?;
+    let (gateway, url, fingerprint) = start_gateway(
+        &bins,
+        dir.path(),
+        "127.0.0.1:0",
+        &log,
+        database.as_deref(),
+    )
+    .await?;
     let listen = url
         .strip_prefix("https://")
         .unwrap_or(&url)
@@ -266,6 +304,7 @@ async fn start_site(bins: Bins) -> Result<Site> {
         fingerprint,
         log,
         agent: Command::new("true").spawn()?,
+        database,
     };
     site.admin(&[
         "create-user",
@@ -794,7 +833,7 @@ async fn relay_section(site: &Site, args: &Args) -> Result<()> {
     routes.push(jumpgate_route("jumpgate (this build)", site, sink_addr, echo_addr).await?);
     let baseline = match &args.baseline {
         Some(dir) => Some(
-            start_site(Bins::in_dir(dir)?)
+            start_site(Bins::in_dir(dir)?, None)
                 .await
                 .context("baseline site")?,
         ),
@@ -1181,7 +1220,13 @@ async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()>
         .context("the gateway did not stop within 60 s")??;
     let stopped = started.elapsed();
     fleet.wait_online(0, Duration::from_secs(60)).await?;
-    let (gateway, _, _) = start_gateway(&site.bins, site.dir.path(), &site.listen, &site.log)
+    let (gateway, _, _) = start_gateway(
+        &site.bins,
+        site.dir.path(),
+        &site.listen,
+        &site.log,
+        site.database.as_deref(),
+    )
         .await
         .context("restarting the gateway")?;
     site.gateway = gateway;
@@ -1255,7 +1300,10 @@ async fn main() -> Result<()> {
         return tcp_relay(&args.tcp_relay_to).await;
     }
     raise_fd_limit();
-    let mut site = start_site(Bins::here()?).await?;
+    if args.store {
+        return store::run(&args).await;
+    }
+    let mut site = start_site(Bins::here()?, None).await?;
     println!(
         "Jumpgate benchmark — {} cores, release build, loopback",
         std::thread::available_parallelism().map_or(0, |n| n.get())
