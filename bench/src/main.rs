@@ -30,6 +30,9 @@
 //! 7. audited writes per second through the store layer with 1 and 16
 //!    writers, on SQLite and (`--postgres`) PostgreSQL (`store_writes.rs`;
 //!    alone with `--store-writes`).
+//! 8. (`--store`, alone) the store figures on each engine: session open
+//!    latency (API call → `Accepted`) and `jg endpoints` with 10,000
+//!    endpoints enrolled (`store.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -52,6 +55,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod store;
 mod store_writes;
 
 #[derive(Parser, Debug)]
@@ -113,6 +117,17 @@ struct Args {
     /// addresses (one listener each, addresses printed on stdout).
     #[arg(long, hide = true, value_delimiter = ',')]
     tcp_relay_to: Vec<SocketAddr>,
+    /// Only the store figures (audited writes, session open latency, `jg
+    /// endpoints` with many endpoints), on SQLite and, with `--postgres`,
+    /// on PostgreSQL side by side.
+    #[arg(long)]
+    store: bool,
+    /// Endpoints enrolled for the `jg endpoints` figure.
+    #[arg(long, default_value_t = 10_000)]
+    store_endpoints: usize,
+    /// Session opens timed per engine.
+    #[arg(long, default_value_t = 300)]
+    session_opens: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -159,6 +174,8 @@ struct Site {
     fingerprint: String,
     log: LogCounts,
     agent: Child,
+    /// `--database` of the gateway and `admin` (PostgreSQL); `None`: SQLite.
+    database: Option<String>,
 }
 
 impl Site {
@@ -170,12 +187,13 @@ impl Site {
     }
 
     async fn admin(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.bins.jumpgate)
-            .args(["admin", "--data-dir"])
-            .arg(self.dir.path().join("data"))
-            .args(args)
-            .output()
-            .await?;
+        let mut cmd = Command::new(&self.bins.jumpgate);
+        cmd.args(["admin", "--data-dir"])
+            .arg(self.dir.path().join("data"));
+        if let Some(url) = &self.database {
+            cmd.args(["--database", url]);
+        }
+        let out = cmd.args(args).output().await?;
         if !out.status.success() {
             bail!("admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -222,10 +240,16 @@ async fn start_gateway(
     dir: &Path,
     listen: &str,
     log: &LogCounts,
+    database: Option<&str>,
 ) -> Result<(Child, String, String)> {
-    let mut gateway = Command::new(&bins.jumpgate)
+    let mut gateway = Command::new(&bins.jumpgate);
+    gateway
         .args(["server", "--listen", listen, "--data-dir"])
-        .arg(dir.join("data"))
+        .arg(dir.join("data"));
+    if let Some(url) = database {
+        gateway.args(["--database", url]);
+    }
+    let mut gateway = gateway
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -263,10 +287,11 @@ async fn start_gateway(
     Ok((gateway, url, fingerprint))
 }
 
-async fn start_site(bins: Bins) -> Result<Site> {
+async fn start_site(bins: Bins, database: Option<String>) -> Result<Site> {
     let dir = tempfile::tempdir()?;
     let log = LogCounts::default();
-    let (gateway, url, fingerprint) = start_gateway(&bins, dir.path(), "127.0.0.1:0", &log).await?;
+    let (gateway, url, fingerprint) =
+        start_gateway(&bins, dir.path(), "127.0.0.1:0", &log, database.as_deref()).await?;
     let listen = url
         .strip_prefix("https://")
         .unwrap_or(&url)
@@ -283,6 +308,7 @@ async fn start_site(bins: Bins) -> Result<Site> {
         fingerprint,
         log,
         agent: Command::new("true").spawn()?,
+        database,
     };
     site.admin(&[
         "create-user",
@@ -811,7 +837,7 @@ async fn relay_section(site: &Site, args: &Args) -> Result<()> {
     routes.push(jumpgate_route("jumpgate (this build)", site, sink_addr, echo_addr).await?);
     let baseline = match &args.baseline {
         Some(dir) => Some(
-            start_site(Bins::in_dir(dir)?)
+            start_site(Bins::in_dir(dir)?, None)
                 .await
                 .context("baseline site")?,
         ),
@@ -1198,9 +1224,15 @@ async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()>
         .context("the gateway did not stop within 60 s")??;
     let stopped = started.elapsed();
     fleet.wait_online(0, Duration::from_secs(60)).await?;
-    let (gateway, _, _) = start_gateway(&site.bins, site.dir.path(), &site.listen, &site.log)
-        .await
-        .context("restarting the gateway")?;
+    let (gateway, _, _) = start_gateway(
+        &site.bins,
+        site.dir.path(),
+        &site.listen,
+        &site.log,
+        site.database.as_deref(),
+    )
+    .await
+    .context("restarting the gateway")?;
     site.gateway = gateway;
     let listening = started.elapsed();
     let mut marks = Vec::new();
@@ -1275,7 +1307,10 @@ async fn main() -> Result<()> {
     if args.store_writes {
         return store_writes::run(args.store_seconds, args.postgres.as_deref()).await;
     }
-    let mut site = start_site(Bins::here()?).await?;
+    if args.store {
+        return store::run(&args).await;
+    }
+    let mut site = start_site(Bins::here()?, None).await?;
     println!(
         "Jumpgate benchmark — {} cores, release build, loopback",
         std::thread::available_parallelism().map_or(0, |n| n.get())
