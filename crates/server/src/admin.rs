@@ -49,6 +49,16 @@ pub enum AdminError {
     Migrate(#[from] store::migrate::MigrateError),
 }
 
+impl From<crate::keys::KeyringOpenError> for AdminError {
+    fn from(e: crate::keys::KeyringOpenError) -> Self {
+        match e {
+            crate::keys::KeyringOpenError::Keys(e) => Self::Keys(e),
+            crate::keys::KeyringOpenError::Store(e) => Self::Store(e),
+            crate::keys::KeyringOpenError::Db(e) => Self::Db(e),
+        }
+    }
+}
+
 /// Opens an existing site's database, decrypted with the site's key (the
 /// root key file, or `JUMPGATE_ROOT_KEY`). Anything done through this pool
 /// bypasses the gateway's checks: it is for administration and tests.
@@ -74,7 +84,10 @@ async fn open_site(
     if !exists {
         return Err(AdminError::NoSite(data_dir.display().to_string()));
     }
-    let keys = Keyring::open(data_dir)?;
+    let keys = match database {
+        None => Keyring::open(data_dir)?,
+        Some(url) => Keyring::open_for_postgres(data_dir, url).await?,
+    };
     let at = match database {
         Some(url) => store::Location::Postgres {
             url,

@@ -39,6 +39,16 @@ pub enum ServerError {
     Blobs(#[from] crate::blobs::BlobConfigError),
 }
 
+impl From<crate::keys::KeyringOpenError> for ServerError {
+    fn from(e: crate::keys::KeyringOpenError) -> Self {
+        match e {
+            crate::keys::KeyringOpenError::Keys(e) => Self::Keys(e),
+            crate::keys::KeyringOpenError::Store(e) => Self::Store(e),
+            crate::keys::KeyringOpenError::Db(e) => Self::Db(e),
+        }
+    }
+}
+
 /// What a started gateway tells its operator.
 #[derive(Clone, Debug)]
 pub struct Started {
@@ -103,7 +113,10 @@ pub async fn run(
     on_started: impl FnOnce(&Started),
 ) -> Result<(), ServerError> {
     site::create_private_dir(&config.data_dir)?;
-    let keys = crate::keys::Keyring::open(&config.data_dir)?;
+    let keys = match &config.database {
+        None => crate::keys::Keyring::open(&config.data_dir)?,
+        Some(db) => crate::keys::Keyring::open_for_postgres(&config.data_dir, &db.url).await?,
+    };
     // Nothing else has the database open yet: a pending re-encryption
     // (after a database key rotation) happens here.
     let db = store::open_site(location(&config, &keys, true)).await?;

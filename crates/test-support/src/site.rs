@@ -100,6 +100,12 @@ impl Site {
         }
     }
 
+    /// The site's PostgreSQL URL (`None` on SQLite), for calls into the
+    /// server crate's `admin` functions.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|db| db.url.as_str())
+    }
+
     /// What tells `jumpgate server` or `jumpgate admin` where the site's
     /// database is, for commands a test builds itself: `--database URL`
     /// on PostgreSQL, nothing on SQLite (it is in the data directory).

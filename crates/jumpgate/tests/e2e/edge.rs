@@ -327,12 +327,17 @@ async fn database_audit_head_and_control_socket_are_private_files() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for name in [
-        "jumpgate.db",
-        "jumpgate.db-wal",
-        "jumpgate.db-shm",
-        "audit-head",
-    ] {
+    // On PostgreSQL the data directory holds no database file.
+    let files: &[&str] = match site.engine() {
+        jumpgate_test_support::Engine::Sqlite => &[
+            "jumpgate.db",
+            "jumpgate.db-wal",
+            "jumpgate.db-shm",
+            "audit-head",
+        ],
+        jumpgate_test_support::Engine::Postgres => &["audit-head"],
+    };
+    for name in files {
         let mode = std::fs::metadata(data.join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .permissions()
@@ -366,6 +371,7 @@ async fn a_missing_keyring_is_refused_and_nothing_is_written() {
         Command::new(jumpgate_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(site.data_dir())
+            .args(site.database_args())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),

@@ -300,7 +300,7 @@ async fn verify_audit_names_an_altered_entry() {
 
     // Someone with the database file *and* its key (the site's root key)
     // rewrites history with plain SQL.
-    let db = jumpgate_server::admin::open(&site.data_dir(), None)
+    let db = jumpgate_server::admin::open(&site.data_dir(), site.database_url())
         .await
         .unwrap();
     let changed = db

@@ -30,6 +30,17 @@ use crate::store::{AuditAction, AuditEvent, Engine, Exec, Store, sql};
 mod http;
 pub(crate) use http::routes;
 
+/// Whether the audit log holds any entry: every site writes some as it is
+/// set up, so a database with none holds no site yet.
+pub(crate) async fn has_entries(store: &Store) -> Result<bool, sqlx::Error> {
+    let mut c = store.conn().await?;
+    let any: Option<i64> = sql!(c, |c| sqlx::query_scalar("SELECT id FROM events LIMIT 1")
+        .fetch_optional(&mut *c)
+        .await)?;
+    Ok(any.is_some())
+}
+
+/// Chains entries written before the log was a chain (schema 2), once.
 pub(crate) async fn seal_legacy(store: &Store) -> Result<u64, sqlx::Error> {
     let mut w = store.write().await?;
     // Only the entries written before the first chained one: an unsealed

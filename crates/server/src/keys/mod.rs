@@ -82,6 +82,17 @@ impl std::str::FromStr for Purpose {
     }
 }
 
+/// Why [`Keyring::open_for_postgres`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringOpenError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot read the database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
 /// Why a key could not be loaded, made or unwrapped.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -330,6 +341,35 @@ impl Keyring {
             return Err(KeyError::MissingKeyring(keyring.display().to_string()));
         }
         Ok(())
+    }
+
+    /// [`Keyring::open`] for a site whose database is on PostgreSQL: there
+    /// is no database file in `data_dir` to tell a new site from one whose
+    /// keyring was lost, so the database is asked (its audit log) before a
+    /// keyring is made. Nothing is written when it is refused.
+    ///
+    /// # Errors
+    /// As [`Keyring::open`]; [`KeyError::MissingKeyring`] when the keyring
+    /// file is gone and the database holds a site.
+    pub(crate) async fn open_for_postgres(
+        data_dir: &Path,
+        url: &str,
+    ) -> Result<Self, KeyringOpenError> {
+        let keyring = data_dir.join("keys").join(KEYRING_FILE);
+        if matches!(fs::symlink_metadata(&keyring), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        {
+            let probe = crate::store::open_site(crate::store::Location::Postgres {
+                url,
+                max_connections: 2,
+            })
+            .await?;
+            let holds_site = crate::events::has_entries(&probe).await;
+            probe.close().await;
+            if holds_site? {
+                return Err(KeyError::MissingKeyring(keyring.display().to_string()).into());
+            }
+        }
+        Ok(Self::open(data_dir)?)
     }
 
     /// Opens (or creates) the keyring of `data_dir` sealed by `root`.
