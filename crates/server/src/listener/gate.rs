@@ -9,13 +9,24 @@
 //! unauthenticated connection of the address holding the most, so a flood of
 //! anonymous connections (from however many addresses) cannot keep agents
 //! and logged-in users out: they only pass through the unauthenticated
-//! state for the milliseconds of a handshake and a first request.
+//! state for the milliseconds of a handshake and a first request. Those
+//! still within [`GRACE`] of their arrival are the last to go: a client
+//! that opens several connections at once (an agent enrolling and
+//! connecting while its technician lists endpoints from the same address)
+//! is not made the biggest holder by its own handshakes while older,
+//! lingering connections of other addresses stay.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+
+/// How long a new connection has to authenticate before it is exposed to
+/// evictions like any lingering one (a TLS handshake and a first request
+/// take milliseconds; a loaded machine may take a second).
+pub(crate) const GRACE: Duration = Duration::from_secs(3);
 
 /// The admission limits and the live counts.
 #[derive(Debug)]
@@ -31,8 +42,9 @@ struct State {
     total: usize,
     unauthenticated: usize,
     next_id: u64,
-    /// Unauthenticated connections per address, oldest first.
-    by_address: HashMap<IpAddr, VecDeque<(u64, CancellationToken)>>,
+    /// Unauthenticated connections per address, oldest first, with the
+    /// time each arrived.
+    by_address: HashMap<IpAddr, VecDeque<(u64, Instant, CancellationToken)>>,
 }
 
 /// Why a connection was not admitted.
@@ -76,6 +88,10 @@ impl Gate {
     /// Admits a new, unauthenticated connection from `address`, closing an
     /// older unauthenticated one if the site-wide share is full.
     pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Ticket, Refused> {
+        self.admit_at(address, Instant::now())
+    }
+
+    fn admit_at(self: &Arc<Self>, address: IpAddr, now: Instant) -> Result<Ticket, Refused> {
         let address = address.to_canonical();
         let mut st = self.lock();
         if st
@@ -88,7 +104,7 @@ impl Gate {
         if st.unauthenticated >= self.max_unauthenticated || st.total >= self.max_total {
             // The evicted connection's task ends at once; until it has, the
             // total may exceed its limit by the connections being closed.
-            if !st.evict_one() {
+            if !st.evict_one(now) {
                 return Err(Refused::Full);
             }
         }
@@ -100,7 +116,7 @@ impl Gate {
         st.by_address
             .entry(address)
             .or_default()
-            .push_back((id, evicted.clone()));
+            .push_back((id, now, evicted.clone()));
         Ok(Ticket {
             gate: Arc::clone(self),
             id,
@@ -119,16 +135,30 @@ impl Gate {
 
 impl State {
     /// Closes the oldest unauthenticated connection of the address holding
-    /// the most (ties: the one holding the oldest). False if there is none.
-    fn evict_one(&mut self) -> bool {
-        // Among the biggest holders, the one with the oldest connection: a
-        // newcomer still in its handshake is the last to go.
-        let Some(address) = self
-            .by_address
-            .iter()
-            .max_by_key(|(_, q)| (q.len(), std::cmp::Reverse(q.front().map(|(id, _)| *id))))
-            .map(|(a, _)| *a)
-        else {
+    /// the most (ties: the one holding the oldest), counting first only
+    /// connections past their [`GRACE`]; only when there are none, any.
+    /// False if there is none at all.
+    fn evict_one(&mut self, now: Instant) -> bool {
+        let lingering = |at: &Instant| now.saturating_duration_since(*at) >= GRACE;
+        let pick = |st: &Self, only_lingering: bool| {
+            st.by_address
+                .iter()
+                .map(|(a, q)| {
+                    let held = if only_lingering {
+                        q.iter().filter(|(_, at, _)| lingering(at)).count()
+                    } else {
+                        q.len()
+                    };
+                    (a, held, q.front().map(|(id, _, _)| *id))
+                })
+                .filter(|(_, held, _)| *held > 0)
+                // Among the biggest holders, the one with the oldest
+                // connection: a newcomer still in its handshake is the last
+                // to go.
+                .max_by_key(|(_, held, oldest)| (*held, std::cmp::Reverse(*oldest)))
+                .map(|(a, _, _)| *a)
+        };
+        let Some(address) = pick(self, true).or_else(|| pick(self, false)) else {
             return false;
         };
         let victim = self
@@ -137,7 +167,7 @@ impl State {
             .and_then(VecDeque::pop_front);
         self.forget_if_empty(address);
         match victim {
-            Some((_, token)) => {
+            Some((_, _, token)) => {
                 self.unauthenticated -= 1;
                 token.cancel();
                 true
@@ -152,7 +182,7 @@ impl State {
         let Some(q) = self.by_address.get_mut(&address) else {
             return false;
         };
-        let Some(i) = q.iter().position(|(x, _)| *x == id) else {
+        let Some(i) = q.iter().position(|(x, _, _)| *x == id) else {
             return false;
         };
         q.remove(i);
@@ -243,6 +273,33 @@ mod tests {
         drop(more);
         drop(newcomer);
         assert_eq!(gate.counts(), (1, 1));
+    }
+
+    #[test]
+    fn connections_within_their_grace_go_after_lingering_ones() {
+        let gate = Arc::new(Gate::new(100, 4, 4));
+        let t0 = Instant::now();
+        // Lingering connections, one from each of three addresses.
+        let flood: Vec<Ticket> = (10..13).map(|a| gate.admit_at(ip(a), t0).unwrap()).collect();
+        // Later, one client opens connections in a burst from its address.
+        let later = t0 + GRACE * 2;
+        let own1 = gate.admit_at(ip(1), later).unwrap();
+        let own2 = gate.admit_at(ip(1), later).unwrap();
+        assert!(flood[0].evicted.is_cancelled(), "a lingering one goes first");
+        let own3 = gate.admit_at(ip(1), later).unwrap();
+        // 127.0.0.1 holds the most, but all of them are within their grace.
+        assert!(flood[1].evicted.is_cancelled());
+        assert!(!own1.evicted.is_cancelled() && !own2.evicted.is_cancelled());
+        let _own4 = gate.admit_at(ip(1), later).unwrap();
+        assert!(flood[2].evicted.is_cancelled());
+        assert!(![&own1, &own2, &own3].iter().any(|t| t.evicted.is_cancelled()));
+        // With nothing lingering left, the biggest holder's oldest goes.
+        let _other = gate.admit_at(ip(2), later).unwrap();
+        assert!(own1.evicted.is_cancelled());
+        // Once past its grace, a connection counts as lingering again.
+        let much_later = later + GRACE;
+        let _x = gate.admit_at(ip(3), much_later).unwrap();
+        assert!(own2.evicted.is_cancelled());
     }
 
     #[test]
