@@ -280,19 +280,28 @@ mod tests {
         let gate = Arc::new(Gate::new(100, 4, 4));
         let t0 = Instant::now();
         // Lingering connections, one from each of three addresses.
-        let flood: Vec<Ticket> = (10..13).map(|a| gate.admit_at(ip(a), t0).unwrap()).collect();
+        let flood: Vec<Ticket> = (10..13)
+            .map(|a| gate.admit_at(ip(a), t0).unwrap())
+            .collect();
         // Later, one client opens connections in a burst from its address.
         let later = t0 + GRACE * 2;
         let own1 = gate.admit_at(ip(1), later).unwrap();
         let own2 = gate.admit_at(ip(1), later).unwrap();
-        assert!(flood[0].evicted.is_cancelled(), "a lingering one goes first");
+        assert!(
+            flood[0].evicted.is_cancelled(),
+            "a lingering one goes first"
+        );
         let own3 = gate.admit_at(ip(1), later).unwrap();
         // 127.0.0.1 holds the most, but all of them are within their grace.
         assert!(flood[1].evicted.is_cancelled());
         assert!(!own1.evicted.is_cancelled() && !own2.evicted.is_cancelled());
         let _own4 = gate.admit_at(ip(1), later).unwrap();
         assert!(flood[2].evicted.is_cancelled());
-        assert!(![&own1, &own2, &own3].iter().any(|t| t.evicted.is_cancelled()));
+        assert!(
+            ![&own1, &own2, &own3]
+                .iter()
+                .any(|t| t.evicted.is_cancelled())
+        );
         // With nothing lingering left, the biggest holder's oldest goes.
         let _other = gate.admit_at(ip(2), later).unwrap();
         assert!(own1.evicted.is_cancelled());
