@@ -296,6 +296,14 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         }
     };
     let data_dir = cfg.data_dir.clone();
+    // Admin commands of a PostgreSQL site name its database too (shown
+    // without its password).
+    let database = cfg.database.as_ref().map_or(String::new(), |db| {
+        format!(
+            " --database '{}'",
+            jumpgate_server::store::redacted_url(&db.url)
+        )
+    });
     jumpgate_server::run(cfg, termination(), |s| {
         let port = if s.addr.port() == 443 {
             String::new()
@@ -319,13 +327,13 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         let dir = shell_quote(&data_dir);
         println!("next steps:");
         println!(
-            "  1. create an administrator: jumpgate admin --data-dir {dir} create-user NAME --role admin --password-file FILE"
+            "  1. create an administrator: jumpgate admin --data-dir {dir}{database} create-user NAME --role admin --password-file FILE"
         );
         println!(
             "  2. log in: jg --server https://{}{port} --ca-fingerprint {} login --user NAME",
             s.hostname, s.fingerprint
         );
-        println!("  3. enroll an endpoint: jumpgate admin --data-dir {dir} enroll-token");
+        println!("  3. enroll an endpoint: jumpgate admin --data-dir {dir}{database} enroll-token");
     })
     .await
     .context("the gateway stopped with an error")?;

@@ -156,6 +156,14 @@ async fn a_site_runs_end_to_end_on_each_engine() {
             engine == Engine::Sqlite,
             "{engine}"
         );
+        // The start-up hint's admin commands name the site's database.
+        let hint = site.gateway.stdout.text();
+        assert!(hint.contains("create-user NAME"), "{hint}");
+        assert_eq!(
+            hint.contains(" --database 'postgres://"),
+            engine == Engine::Postgres,
+            "{hint}"
+        );
         let _agent = site.start_agent("web").await;
         let out = ok(&site
             .jg(&["shell", "web", "--", "echo", "on-each-engine"])

@@ -37,6 +37,8 @@ pub(crate) mod sqlite;
 use sqlx::{PgPool, SqlitePool};
 
 pub(crate) use audit::{AuditAction, AuditEvent};
+/// A database URL as it may be shown (its password replaced).
+pub use postgres::redacted as redacted_url;
 #[cfg(test)]
 pub(crate) use sqlite::open;
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::migrations::POSTGRES as MIGRATIONS;
 const MIGRATE_LOCK: i64 = 0x6a67_6d69_6772_6174; // "jgmigrat"
 
 /// `url` with its password replaced, for messages and logs.
-pub(crate) fn redacted(url: &str) -> String {
+pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
@@ -93,7 +93,11 @@ pub(crate) async fn open(url: &str, max_connections: u32) -> Result<PgPool, Stor
         // Statements are logged at debug level by default: never, they
         // carry hashes and wrapped keys as parameters.
         .disable_statement_logging()
-        .application_name("jumpgate");
+        .application_name("jumpgate")
+        // The server's NOTICEs (`CREATE … IF NOT EXISTS` skipping an
+        // existing table at every start) are not the operator's concern;
+        // warnings and errors still come through.
+        .options([("client_min_messages", "warning")]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
