@@ -169,16 +169,12 @@ where
             // A write failure is usually the other end hanging up: prefer
             // its words (the agent's refusal, or the gateway's reason for
             // ending the session, e.g. access revoked).
-            if network_failed.get() {
-                match tokio::time::timeout(ANSWER_GRACE, recv(&mut rd)).await {
-                    Ok(Ok(Some(SessionMsg::FileResult(r)))) if !r.ok => {
-                        bail!("the endpoint rejected the upload: {}", r.message);
-                    }
-                    Ok(Ok(Some(SessionMsg::Closed { reason }))) => {
-                        return Err(crate::errors::GatewayClosed { reason }.into());
-                    }
-                    _ => {}
-                }
+            // (`early_answer` turns both into their errors.)
+            if network_failed.get()
+                && let Ok(Ok(msg @ Some(_))) =
+                    tokio::time::timeout(ANSWER_GRACE, recv(&mut rd)).await
+            {
+                early_answer(msg)?;
             }
             return Err(e);
         }

@@ -271,6 +271,13 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+/// The keyring file's path (for messages) when it does not exist.
+fn missing_keyring(data_dir: &Path) -> Option<String> {
+    let keyring = data_dir.join("keys").join(KEYRING_FILE);
+    matches!(fs::symlink_metadata(&keyring), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        .then(|| keyring.display().to_string())
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -297,14 +304,11 @@ impl Keyring {
     /// (not empty), a missing keyring is lost, and a new one would only make
     /// the database look like another site's. Nothing is written then.
     fn refuse_missing_keyring(data_dir: &Path) -> Result<(), KeyError> {
-        let keyring = data_dir.join("keys").join(KEYRING_FILE);
         let has_database = fs::metadata(crate::app::db_path(data_dir)).is_ok_and(|m| m.len() > 0);
-        if has_database
-            && matches!(fs::symlink_metadata(&keyring), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-        {
-            return Err(KeyError::MissingKeyring(keyring.display().to_string()));
+        match missing_keyring(data_dir) {
+            Some(keyring) if has_database => Err(KeyError::MissingKeyring(keyring)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// [`Keyring::open`] for a site whose database is on PostgreSQL: there
@@ -319,9 +323,7 @@ impl Keyring {
         data_dir: &Path,
         url: &str,
     ) -> Result<Self, KeyringOpenError> {
-        let keyring = data_dir.join("keys").join(KEYRING_FILE);
-        if matches!(fs::symlink_metadata(&keyring), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-        {
+        if let Some(keyring) = missing_keyring(data_dir) {
             let probe = crate::store::open_site(crate::store::Location::Postgres {
                 url,
                 max_connections: 2,
@@ -330,7 +332,7 @@ impl Keyring {
             let holds_site = crate::events::has_entries(&probe).await;
             probe.close().await;
             if holds_site? {
-                return Err(KeyError::MissingKeyring(keyring.display().to_string()).into());
+                return Err(KeyError::MissingKeyring(keyring).into());
             }
         }
         Ok(Self::open(data_dir)?)
