@@ -82,16 +82,13 @@ async fn a_sqlite_site_moves_to_postgres_and_runs_there() {
     assert_eq!(entries(&pg_audit), copied_events, "{pg_audit}");
 
     // The site on PostgreSQL: same data directory (keys, TLS, anchor).
-    // (In main at the time of writing, the gateway does not start on
-    // PostgreSQL yet: the vault and identity start-up checks still take
-    // the SQLite pool; this part passes once those domains are converted.)
     site.gateway = Gateway::start(
         &site.data_dir(),
         &["--listen", port.as_str(), "--database", target.url.as_str()],
     )
     .await;
     assert!(
-        site.gateway.stderr.text().contains("engine=postgres"),
+        site.gateway.stderr.wait_for("engine=postgres").await,
         "the gateway did not say it runs on PostgreSQL:\n{}",
         site.gateway.stderr.text()
     );
