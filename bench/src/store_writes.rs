@@ -9,7 +9,7 @@ use anyhow::Result;
 /// the embedded SQLite (SQLCipher, WAL, synchronous=FULL) and, with
 /// `--postgres`, on PostgreSQL; the audit chain verified after each run.
 pub(crate) async fn run(seconds: u64, postgres: Option<&str>) -> Result<()> {
-    use jumpgate_server::store::bench;
+    use jumpgate_server::bench;
     let seconds = Duration::from_secs(seconds.max(1));
     println!(
         "\nAudited writes through the store layer ({} s per run; begin → row → audit entry → commit):",

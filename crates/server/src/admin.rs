@@ -47,6 +47,21 @@ pub enum AdminError {
     GatewayRunning(String),
     #[error(transparent)]
     Migrate(#[from] store::migrate::MigrateError),
+    #[error(
+        "the copy was committed but its audit chain does not verify on the target ({0}); do not start the gateway on it: drop the target database and report this"
+    )]
+    AuditOnTarget(crate::AuditBroken),
+}
+
+/// What `migrate-store` did.
+#[derive(Debug)]
+pub struct Migrated {
+    /// Per table, in the order copied.
+    pub tables: Vec<store::migrate::TableCopy>,
+    /// The audit chain as verified on the target.
+    pub audit: crate::AuditIntact,
+    /// The target, its password hidden.
+    pub target: String,
 }
 
 impl From<crate::keys::KeyringOpenError> for AdminError {
@@ -86,7 +101,7 @@ async fn open_site(
     }
     let keys = match database {
         None => Keyring::open(data_dir)?,
-        Some(url) => Keyring::open_for_postgres(data_dir, url).await?,
+        Some(url) => Keyring::open_for_postgres(data_dir, url, crate::schema::SCHEMA).await?,
     };
     let at = match database {
         Some(url) => store::Location::Postgres {
@@ -99,7 +114,7 @@ async fn open_site(
             rekey: false,
         },
     };
-    let db = store::open_site(at).await?;
+    let db = store::open_site(at, crate::schema::SCHEMA).await?;
     crate::events::seal_legacy(&db).await?;
     Ok((db, keys))
 }
@@ -457,10 +472,7 @@ pub async fn endpoint_facts(data_dir: &Path, name: &str) -> Result<EndpointFacts
 /// The gateway runs, no site, keys or databases unusable, the target is not
 /// empty, or the copy does not check out (see
 /// [`store::migrate::MigrateError`]).
-pub async fn migrate_store(
-    data_dir: &Path,
-    to: &str,
-) -> Result<store::migrate::Migrated, AdminError> {
+pub async fn migrate_store(data_dir: &Path, to: &str) -> Result<Migrated, AdminError> {
     let listener = control::bind(data_dir).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             AdminError::GatewayRunning(data_dir.display().to_string())
@@ -483,21 +495,42 @@ pub async fn migrate_store(
     let result = async {
         let (db, keys) = open_site(data_dir, None).await?;
         let anchor = crate::events::read_anchor(data_dir).map_err(AdminError::Anchor)?;
-        let copied = store::migrate::copy_to_postgres(&db, to, anchor).await;
+        let copied = store::migrate::copy_to_postgres(&db, to, crate::schema::SCHEMA).await;
         db.close().await;
         let copied = copied?;
+        let target = store::open_site(
+            store::Location::Postgres {
+                url: to,
+                max_connections: 2,
+            },
+            crate::schema::SCHEMA,
+        )
+        .await?;
+        // The audit chain on the committed copy, against the head anchored
+        // in the data directory.
+        let verified = crate::events::verify(&target, anchor).await;
+        let audit = match verified {
+            Ok(Ok(intact)) => intact,
+            Ok(Err(broken)) => {
+                target.close().await;
+                return Err(AdminError::AuditOnTarget(broken));
+            }
+            Err(e) => {
+                target.close().await;
+                return Err(e.into());
+            }
+        };
         // TOTP secrets a site of an earlier version still holds in the clear
         // (its gateway seals them at start) are sealed on the target before
         // any gateway serves it; the source stays as it was.
-        let target = store::open_site(store::Location::Postgres {
-            url: to,
-            max_connections: 2,
-        })
-        .await?;
         let sealed = crate::identity::reseal_totp_secrets(&target, &keys).await;
         target.close().await;
         sealed?;
-        Ok(copied)
+        Ok(Migrated {
+            tables: copied.tables,
+            audit,
+            target: copied.target,
+        })
     }
     .await;
     busy.abort();

@@ -115,11 +115,18 @@ pub async fn run(
     site::create_private_dir(&config.data_dir)?;
     let keys = match &config.database {
         None => crate::keys::Keyring::open(&config.data_dir)?,
-        Some(db) => crate::keys::Keyring::open_for_postgres(&config.data_dir, &db.url).await?,
+        Some(db) => {
+            crate::keys::Keyring::open_for_postgres(
+                &config.data_dir,
+                &db.url,
+                crate::schema::SCHEMA,
+            )
+            .await?
+        }
     };
     // Nothing else has the database open yet: a pending re-encryption
     // (after a database key rotation) happens here.
-    let db = store::open_site(location(&config, &keys, true)).await?;
+    let db = store::open_site(location(&config, &keys, true), crate::schema::SCHEMA).await?;
     tracing::info!(engine = %db.engine(), "database open");
     crate::vault::fix_retention(&db, config.vault_retention)
         .await

@@ -1,12 +1,14 @@
 //! An entry point for the `bench/` harness (not an API): audited writes
-//! through the store layer, as every domain makes them.
+//! through the store layer, as every domain makes them. It sits above the
+//! store (it opens sites with their keys and verifies the audit chain with
+//! `events`), so it is not part of `store/`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AuditAction, AuditEvent, Location, Store, StoreError, sql};
+use crate::store::{AuditAction, AuditEvent, Location, Store, StoreError, open_site, sql};
 
 /// Where the benchmark writes.
 #[derive(Clone, Copy, Debug)]
@@ -46,18 +48,24 @@ pub async fn open(target: Target<'_>, max_connections: u32) -> Result<Store, Sto
     match target {
         Target::Sqlite(dir) => {
             let keys = crate::keys::Keyring::open(dir)?;
-            super::open_site(Location::Sqlite {
-                path: crate::app::db_path(dir),
-                keys: &keys,
-                rekey: false,
-            })
+            open_site(
+                Location::Sqlite {
+                    path: crate::app::db_path(dir),
+                    keys: &keys,
+                    rekey: false,
+                },
+                crate::schema::SCHEMA,
+            )
             .await
         }
         Target::Postgres(url) => {
-            super::open_site(Location::Postgres {
-                url,
-                max_connections,
-            })
+            open_site(
+                Location::Postgres {
+                    url,
+                    max_connections,
+                },
+                crate::schema::SCHEMA,
+            )
             .await
         }
     }
@@ -147,7 +155,7 @@ pub async fn scratch_database(server_url: &str) -> Result<String, StoreError> {
     let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(server_url)
         .await
         .map_err(|cause| StoreError::Connect {
-            target: super::postgres::redacted(server_url),
+            target: crate::store::redacted_url(server_url),
             cause,
         })?;
     // The name is ours: letters, digits and `_`.
@@ -175,7 +183,7 @@ pub async fn drop_scratch_database(server_url: &str, db_url: &str) -> Result<(),
     let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(server_url)
         .await
         .map_err(|cause| StoreError::Connect {
-            target: super::postgres::redacted(server_url),
+            target: crate::store::redacted_url(server_url),
             cause,
         })?;
     sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -23,6 +23,8 @@ pub mod admin;
 mod agents;
 mod api;
 pub mod app;
+#[doc(hidden)]
+pub mod bench;
 mod blobs;
 pub mod config;
 mod control;
@@ -34,11 +36,14 @@ mod housekeeping;
 mod identity;
 mod ids;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 mod lease;
 mod listener;
 mod rbac;
 mod recordings;
 mod routes;
+mod schema;
 mod sessions;
 pub mod site;
 mod state;

@@ -14,7 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use jumpgate_api_types::ErrorCode;
 
-use crate::api::{Access, Api, ApiError, RouteInfo};
+use crate::api::{ApiError, RouteInfo};
+use crate::rbac::Access;
+use crate::state::Api;
 use crate::state::AppState;
 
 /// Every domain's routes, in order.

@@ -11,6 +11,10 @@ use crate::ids::GatewayId;
 use crate::lease::Lease;
 use crate::sessions::LiveSessions;
 
+/// The `api` toolkit's route builder, bound to this state and to `rbac`'s
+/// site actions: what every domain's `routes` takes and returns.
+pub(crate) type Api = crate::api::Api<AppState, crate::rbac::Action>;
+
 #[derive(Clone, Debug)]
 pub(crate) struct AppState(Arc<Inner>);
 

@@ -3,8 +3,10 @@
 
 use super::groups::{self, GroupError};
 use super::{EndpointRecord, EnrollError, MoveError};
-use crate::api::{Access, Api, ApiError, ApiJson, Caller};
+use crate::api::{ApiError, ApiJson};
 use crate::rbac::Action;
+use crate::rbac::Caller;
+use crate::state::Api;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 use crate::{identity, ids};
@@ -14,7 +16,7 @@ use axum::http::StatusCode;
 use jumpgate_api_types::{self as api, ErrorCode};
 
 pub(crate) fn routes(api: Api) -> Api {
-    use Access::{Public, Site};
+    use crate::api::Access::{Public, Site};
     api.post("/api/v1/agents/enroll", Public, enroll)
         .get("/api/v1/endpoints", Site(Action::ListEndpoints), list)
         .put(

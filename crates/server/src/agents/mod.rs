@@ -7,6 +7,7 @@ pub(crate) mod directory;
 pub(crate) mod groups;
 pub(crate) mod http;
 pub(crate) mod reported;
+pub(crate) mod schema;
 pub(crate) mod system;
 
 pub(crate) use conn::serve_agent;

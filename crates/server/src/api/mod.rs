@@ -1,9 +1,13 @@
 //! The HTTP toolkit the domains build their routes with: [`Api`] records
 //! every route with its [`Access`] rule (so none can exist without one),
 //! [`ApiError`] is the one mapping from errors to HTTP answers, and the
-//! extractors ([`Caller`], [`PeerAddr`], [`ApiJson`]). Credentials on
-//! requests are read in [`auth`]. It knows no domain's routes: `routes`
-//! assembles them and wraps each with its access check.
+//! extractors ([`Authenticated`], [`PeerAddr`], [`ApiJson`]). Credentials
+//! on requests are read in [`auth`].
+//!
+//! It imports no domain (a test checks: `crate::layers`): the gateway's
+//! state and the site action a route needs are type parameters, bound by
+//! the domains' aliases (`state::Api`, `rbac::Access`, `rbac::Caller`).
+//! `routes` assembles the domains' routes and wraps each with its check.
 
 mod auth;
 
@@ -21,41 +25,42 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use jumpgate_api_types::{ErrorBody, ErrorCode};
 
 pub(crate) use auth::{CookieSession, csrf_token, presented, session_token};
-// Domains ask `rbac` about an endpoint and answer a denial through this.
-pub(crate) use crate::rbac::http::denied;
-use crate::rbac::{Action, Subject};
-use crate::state::AppState;
+/// What a route may require on the whole site (`rbac::Action`): its name
+/// is the route's access rule as text.
+pub(crate) trait SiteAction: Copy {
+    fn name(self) -> &'static str;
+}
 
-/// Who may call a route.
+/// Who may call a route; `A` is the site action type (`rbac::Access`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
+pub(crate) enum Access<A> {
     /// No credentials: health, login, enrollment (token in the body), the
     /// OAuth2 token endpoint (client credentials).
     Public,
-    /// Authenticated, and `rbac` allows this action on the site.
-    Site(Action),
-    /// Authenticated; the handler asks `rbac` about the endpoint concerned.
+    /// Authenticated, and authorization allows this action on the site.
+    Site(A),
+    /// Authenticated; the handler asks about the endpoint concerned.
     PerEndpoint,
 }
 
-impl Access {
-    /// `public`, `per-endpoint`, or the `rbac` action name.
+impl<A: SiteAction> Access<A> {
+    /// `public`, `per-endpoint`, or the site action's name.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Public => "public",
             Self::PerEndpoint => "per-endpoint",
-            Self::Site(a) => a.as_str(),
+            Self::Site(a) => a.name(),
         }
     }
 }
 
 /// One route as a domain declares it: the access check is added when the
-/// routes are assembled (`routes::router`).
-pub(crate) struct Route {
+/// routes are assembled (`routes::router`). `S` is the handlers' state.
+pub(crate) struct Route<S, A> {
     pub(crate) method: Method,
     pub(crate) path: &'static str,
-    pub(crate) access: Access,
-    pub(crate) handler: MethodRouter<AppState>,
+    pub(crate) access: Access<A>,
+    pub(crate) handler: MethodRouter<S>,
 }
 
 /// A route and its access rule, as text (see `route_table`).
@@ -67,19 +72,19 @@ pub struct RouteInfo {
     pub access: String,
 }
 
-/// Collects routes, each with its access rule.
-#[derive(Default)]
-pub(crate) struct Api {
-    routes: Vec<Route>,
+/// Collects routes, each with its access rule (domains use the alias
+/// `state::Api`).
+pub(crate) struct Api<S, A> {
+    routes: Vec<Route<S, A>>,
 }
 
-impl Api {
+impl<S: Clone + Send + Sync + 'static, A> Api<S, A> {
     pub(crate) fn new() -> Self {
-        Self::default()
+        Self { routes: Vec::new() }
     }
 
     /// Every route added, in order.
-    pub(crate) fn into_routes(self) -> Vec<Route> {
+    pub(crate) fn into_routes(self) -> Vec<Route<S, A>> {
         self.routes
     }
 
@@ -87,8 +92,8 @@ impl Api {
         mut self,
         method: Method,
         path: &'static str,
-        access: Access,
-        handler: MethodRouter<AppState>,
+        access: Access<A>,
+        handler: MethodRouter<S>,
     ) -> Self {
         self.routes.push(Route {
             method,
@@ -99,42 +104,42 @@ impl Api {
         self
     }
 
-    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn get<H: Handler<T, S>, T: 'static>(
         self,
         path: &'static str,
-        access: Access,
+        access: Access<A>,
         h: H,
     ) -> Self {
         self.add(Method::GET, path, access, get(h))
     }
-    pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn post<H: Handler<T, S>, T: 'static>(
         self,
         path: &'static str,
-        access: Access,
+        access: Access<A>,
         h: H,
     ) -> Self {
         self.add(Method::POST, path, access, post(h))
     }
-    pub(crate) fn put<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn put<H: Handler<T, S>, T: 'static>(
         self,
         path: &'static str,
-        access: Access,
+        access: Access<A>,
         h: H,
     ) -> Self {
         self.add(Method::PUT, path, access, put(h))
     }
-    pub(crate) fn patch<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn patch<H: Handler<T, S>, T: 'static>(
         self,
         path: &'static str,
-        access: Access,
+        access: Access<A>,
         h: H,
     ) -> Self {
         self.add(Method::PATCH, path, access, patch(h))
     }
-    pub(crate) fn delete<H: Handler<T, AppState>, T: 'static>(
+    pub(crate) fn delete<H: Handler<T, S>, T: 'static>(
         self,
         path: &'static str,
-        access: Access,
+        access: Access<A>,
         h: H,
     ) -> Self {
         self.add(Method::DELETE, path, access, delete(h))
@@ -197,17 +202,18 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
 }
 
 /// The authenticated, authorized caller of a route registered with
-/// [`Access::Site`] or [`Access::PerEndpoint`].
+/// [`Access::Site`] or [`Access::PerEndpoint`], as the access check put it
+/// on the request (`T`: `rbac::Subject`; domains extract `rbac::Caller`).
 #[derive(Debug)]
-pub(crate) struct Caller(pub(crate) Subject);
+pub(crate) struct Authenticated<T>(pub(crate) T);
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl<S: Send + Sync, T: Clone + Send + Sync + 'static> FromRequestParts<S> for Authenticated<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Subject>()
+            .get::<T>()
             .cloned()
             .map(Self)
             // A handler that wants a caller on a public route is a bug.

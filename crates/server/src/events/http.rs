@@ -3,9 +3,11 @@
 use jumpgate_api_types as api;
 
 use super::hex;
-use crate::api::{Access, Api, ApiError};
+use crate::api::ApiError;
 use crate::ids;
+use crate::rbac::Access;
 use crate::rbac::Action;
+use crate::state::Api;
 use crate::state::AppState;
 
 pub(crate) fn routes(api: Api) -> Api {
@@ -25,7 +27,7 @@ struct Filter {
 /// entries about endpoints of those groups, never site-wide ones.
 async fn list(
     axum::extract::State(st): axum::extract::State<AppState>,
-    crate::api::Caller(who): crate::api::Caller,
+    crate::rbac::Caller(who): crate::rbac::Caller,
     query: Result<axum::extract::Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Vec<api::SecurityEvent>>, ApiError> {
     let axum::extract::Query(f) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -28,6 +28,7 @@ use crate::store::audit::{Entry, GENESIS, entry_hash};
 use crate::store::{AuditAction, AuditEvent, Engine, Exec, Store, sql};
 
 mod http;
+pub(crate) mod schema;
 pub(crate) use http::routes;
 
 /// Whether the audit log holds any entry: every site writes some as it is

@@ -9,9 +9,11 @@ use jumpgate_api_types::{self as api, ErrorCode};
 
 use super::clients::{OAuthFailure, issue, secret_hash};
 use super::{check_groups, check_role, json_list, to_json};
-use crate::api::{Access, Api, ApiError, ApiJson, Caller};
+use crate::api::{ApiError, ApiJson};
 use crate::ids;
+use crate::rbac::{Access, Caller};
 use crate::rbac::{Action, Scopes};
+use crate::state::Api;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent, sql};
 

@@ -10,11 +10,11 @@ use jumpgate_api_types::{self as api, ErrorCode};
 
 use super::settings::{self, SecuritySettings};
 use super::{Attempt, IdentityError, NewUser, UserRecord};
-use crate::api::{
-    Access, Api, ApiError, ApiJson, Caller, CookieSession, PeerAddr, csrf_token, session_token,
-};
+use crate::api::{ApiError, ApiJson, CookieSession, PeerAddr, csrf_token, session_token};
 use crate::ids;
+use crate::rbac::Caller;
 use crate::rbac::{self, Action, Restriction, Subject};
+use crate::state::Api;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 
@@ -50,7 +50,7 @@ impl From<IdentityError> for ApiError {
 }
 
 pub(crate) fn routes(api: Api) -> Api {
-    use Access::{Public, Site};
+    use crate::api::Access::{Public, Site};
     let api = api
         .post("/api/v1/auth/login", Public, login)
         .post("/api/v1/auth/logout", Site(Action::Logout), logout)

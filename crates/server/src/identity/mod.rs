@@ -13,6 +13,7 @@ pub(crate) mod lockout;
 pub(crate) mod members;
 pub(crate) mod mfa;
 pub(crate) mod password;
+pub(crate) mod schema;
 pub(crate) mod settings;
 
 use std::time::Duration;

@@ -20,6 +20,7 @@
 mod file;
 mod root;
 mod rotation;
+pub(crate) mod schema;
 pub(crate) mod stored;
 pub(crate) mod sweep;
 mod wrap;
@@ -322,12 +323,16 @@ impl Keyring {
     pub(crate) async fn open_for_postgres(
         data_dir: &Path,
         url: &str,
+        schema: crate::store::migrations::Schema,
     ) -> Result<Self, KeyringOpenError> {
         if let Some(keyring) = missing_keyring(data_dir) {
-            let probe = crate::store::open_site(crate::store::Location::Postgres {
-                url,
-                max_connections: 2,
-            })
+            let probe = crate::store::open_site(
+                crate::store::Location::Postgres {
+                    url,
+                    max_connections: 2,
+                },
+                schema,
+            )
             .await?;
             let holds_site = crate::events::has_entries(&probe).await;
             probe.close().await;

@@ -1050,7 +1050,7 @@ mod tests {
         let keys = keyring(dir.path());
         let path = dir.path().join("j.db");
         let db = Store::sqlite(
-            crate::store::sqlite::open_site(&path, &keys, true)
+            crate::store::sqlite::open_site(&path, &keys, true, crate::schema::SCHEMA)
                 .await
                 .unwrap()
                 .0,
@@ -1067,7 +1067,7 @@ mod tests {
         );
         db.close().await;
         let db = Store::sqlite(
-            crate::store::sqlite::open_site(&path, &keys, true)
+            crate::store::sqlite::open_site(&path, &keys, true, crate::schema::SCHEMA)
                 .await
                 .unwrap()
                 .0,
@@ -1091,7 +1091,7 @@ mod measure {
         let keys = Keyring::open(dir.path()).unwrap();
         let path = dir.path().join("j.db");
         let db = Store::sqlite(
-            crate::store::sqlite::open_site(&path, &keys, true)
+            crate::store::sqlite::open_site(&path, &keys, true, crate::schema::SCHEMA)
                 .await
                 .unwrap()
                 .0,
@@ -1120,7 +1120,7 @@ mod measure {
         db.close().await;
         let t = std::time::Instant::now();
         for _ in 0..20 {
-            let pool = crate::store::sqlite::open_site(&path, &keys, false)
+            let pool = crate::store::sqlite::open_site(&path, &keys, false, crate::schema::SCHEMA)
                 .await
                 .unwrap()
                 .0;
@@ -1128,7 +1128,7 @@ mod measure {
         }
         println!("open (pool + migrate check): {:?} avg", t.elapsed() / 20);
         let db = Store::sqlite(
-            crate::store::sqlite::open_site(&path, &keys, false)
+            crate::store::sqlite::open_site(&path, &keys, false, crate::schema::SCHEMA)
                 .await
                 .unwrap()
                 .0,
@@ -1150,7 +1150,7 @@ mod measure {
         db.close().await;
         let size = std::fs::metadata(&path).unwrap().len();
         let t = std::time::Instant::now();
-        let db = crate::store::sqlite::open_site(&path, &keys, true)
+        let db = crate::store::sqlite::open_site(&path, &keys, true, crate::schema::SCHEMA)
             .await
             .unwrap()
             .0;

@@ -1,15 +1,44 @@
-//! `/api/v1/roles`, and the answer to a denied request ([`denied`]).
+//! `/api/v1/roles`, the answer to a denied request ([`denied`]), and what
+//! the `api` toolkit's routes are bound to here: their access rule
+//! ([`Access`], naming an [`Action`]) and their caller ([`Caller`]).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use jumpgate_api_types::{self as api, ErrorCode};
 
 use super::store::{self, RoleError};
 use super::{Action, Denial, Subject};
-use crate::api::{Access, Api, ApiError, ApiJson, Caller};
-use crate::state::AppState;
+use crate::api::{ApiError, ApiJson, Authenticated, SiteAction};
+use crate::state::{Api, AppState};
 use crate::store::{AuditAction, AuditEvent};
+
+/// Who may call a route: public, an [`Action`] on the site, or per
+/// endpoint (the handler asks `rbac`).
+pub(crate) type Access = crate::api::Access<Action>;
+
+impl SiteAction for Action {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// The authenticated, authorized caller of a route registered with
+/// [`Access::Site`] or [`Access::PerEndpoint`] (the access check put the
+/// subject on the request).
+#[derive(Debug)]
+pub(crate) struct Caller(pub(crate) Subject);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &S) -> Result<Self, Self::Rejection> {
+        Authenticated::<Subject>::from_request_parts(parts, st)
+            .await
+            .map(|Authenticated(s)| Self(s))
+    }
+}
 
 pub(crate) fn routes(api: Api) -> Api {
     api.get("/api/v1/roles", Access::Site(Action::ReadRoles), list)

@@ -13,8 +13,10 @@
 //!   required) may only fix that, read itself and log out.
 
 pub(crate) mod http;
+pub(crate) mod schema;
 pub(crate) mod store;
 
+pub(crate) use http::{Access, Caller, denied};
 pub(crate) use store::role_permissions;
 
 use std::collections::BTreeSet;

@@ -11,9 +11,11 @@ use axum::response::Response;
 use jumpgate_api_types::{self as api, ErrorCode};
 
 use super::{Filter, ReadError, RecordingError};
-use crate::api::{Access, Api, ApiError, Caller};
+use crate::api::ApiError;
 use crate::ids;
 use crate::rbac::Action;
+use crate::rbac::{Access, Caller};
+use crate::state::Api;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 

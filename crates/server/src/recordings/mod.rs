@@ -17,6 +17,7 @@ mod file;
 #[cfg(feature = "fuzzing")]
 pub(crate) use file::fuzzing;
 pub(crate) mod http;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use jumpgate_api_types::ErrorCode;
 
-use crate::api::{Access, ApiError, CookieSession, presented};
+use crate::api::{ApiError, CookieSession, presented};
 use crate::identity::{self, IdentityError};
+use crate::rbac::Access;
 use crate::rbac::{self, Action, Decision, Resource, Subject};
 use crate::state::AppState;
 

@@ -21,9 +21,11 @@ use tracing::Instrument;
 
 use super::open::{NotAuthorized, OPEN_TIMEOUT, SessionService, Ticket};
 use crate::agents;
-use crate::api::{Access, Api, ApiError, Caller, denied};
+use crate::api::ApiError;
 use crate::ids;
 use crate::rbac::Action;
+use crate::rbac::{Access, Caller, denied};
+use crate::state::Api;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 

@@ -23,6 +23,7 @@ pub(crate) mod open;
 pub(crate) mod outcome;
 pub(crate) mod recheck;
 mod relay;
+pub(crate) mod schema;
 pub(crate) mod tap;
 
 use std::collections::HashMap;

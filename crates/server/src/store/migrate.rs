@@ -19,9 +19,9 @@
 //! - Sequences behind identity columns continue after the copied rows.
 //! - Before the commit, every table's row count and content digest (an
 //!   order-independent SHA-256 sum over its rows) are compared between the
-//!   source and what the target holds; after it, the audit chain is
-//!   verified on the target (against the head anchored in the data
-//!   directory).
+//!   source and what the target holds. After it, the caller verifies the
+//!   audit chain on the target (`admin::migrate_store`, with `events`):
+//!   the store layer imports no domain.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -30,8 +30,9 @@ use futures_util::TryStreamExt;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row};
 
+use super::migrations::Schema;
 use super::postgres::redacted;
-use super::{Store, StoreError, Tx, WriteTx, migrations};
+use super::{Store, StoreError, Tx, WriteTx};
 
 /// Rows per INSERT (bounded by PostgreSQL's 65,535 parameters).
 const BATCH_ROWS: usize = 500;
@@ -44,13 +45,11 @@ pub struct TableCopy {
     pub rows: u64,
 }
 
-/// What a migration did.
+/// What a copy did.
 #[derive(Debug)]
-pub struct Migrated {
+pub struct Copied {
     /// Per table, in the order copied.
     pub tables: Vec<TableCopy>,
-    /// The audit chain as verified on the target.
-    pub audit: crate::AuditIntact,
     /// The target, its password hidden.
     pub target: String,
 }
@@ -87,12 +86,6 @@ pub enum MigrateError {
         "table {table}: the rows in the target differ from the source's; nothing was committed"
     )]
     Content { table: String },
-    #[error(
-        "the copy was committed but its audit chain does not verify on the target ({0}); do not start the gateway on it: drop the target database and report this"
-    )]
-    Audit(crate::AuditBroken),
-    #[error("audit head anchor: {0}")]
-    Anchor(std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database error: {0}")]
@@ -210,71 +203,30 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// The tables of the PostgreSQL registry in the order their steps create
-/// them: a table comes after every table it references.
-pub(crate) fn registry_tables() -> Vec<String> {
-    let mut out = Vec::new();
-    for step in migrations::POSTGRES {
-        let mut rest = step.sql;
-        while let Some(i) = find_ci(rest, "CREATE TABLE") {
-            rest = &rest[i + "CREATE TABLE".len()..];
-            let mut words = rest.split_whitespace();
-            let mut name = words.next().unwrap_or("");
-            if name.eq_ignore_ascii_case("IF") {
-                // IF NOT EXISTS name
-                name = words.nth(2).unwrap_or("");
-            }
-            let name: String = name
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && !out.contains(&name) {
-                out.push(name);
-            }
-        }
-    }
-    out
-}
-
-fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    hay.to_ascii_uppercase().find(needle)
-}
-
 /// Copies the SQLite store `source` into the empty PostgreSQL database at
-/// `target_url`, verifies the copy, and returns what was copied. The
-/// source is not changed. `anchor`: the audit head anchored in the data
-/// directory (the chain on the target must reach it).
+/// `target_url`, checks the copy, and returns what was copied. The source
+/// is not changed. The audit chain on the committed copy is the caller's
+/// to verify.
 ///
 /// # Errors
 /// See [`MigrateError`]: a refused target, differing schemas, a value of
-/// the wrong type, a failed check (nothing is committed), or an audit
-/// chain that does not verify on the committed copy.
+/// the wrong type, or a failed check (nothing is committed).
 pub(crate) async fn copy_to_postgres(
     source: &Store,
     target_url: &str,
-    anchor: Option<(i64, String)>,
-) -> Result<Migrated, MigrateError> {
+    schema: Schema,
+) -> Result<Copied, MigrateError> {
     if source.engine() != super::Engine::Sqlite {
         return Err(MigrateError::SourceNotSqlite);
     }
     let shown = redacted(target_url);
-    let order = registry_tables();
+    let order = schema.tables();
     refuse_foreign_tables(target_url, &order).await?;
-    let target = Store::postgres(super::postgres::open(target_url, 4).await?);
+    let target = Store::postgres(super::postgres::open(target_url, 4, schema).await?);
     let result = copy_tables(source, &target, &order, &shown).await;
-    let tables = match result {
-        Ok(t) => t,
-        Err(e) => {
-            target.close().await;
-            return Err(e);
-        }
-    };
-    let verified = crate::events::verify(&target, anchor).await;
     target.close().await;
-    let audit = verified?.map_err(MigrateError::Audit)?;
-    Ok(Migrated {
-        tables,
-        audit,
+    Ok(Copied {
+        tables: result?,
         target: shown,
     })
 }
@@ -599,7 +551,7 @@ async fn reset_sequences(t: &mut sqlx::PgConnection, table: &Table) -> Result<()
 /// Every table's rows, sorted (tests compare a source with its copy).
 #[cfg(test)]
 pub(crate) async fn dump(store: &Store) -> Vec<(String, Vec<Vec<Value>>)> {
-    let order = registry_tables();
+    let order = crate::schema::SCHEMA.tables();
     let mut out = Vec::new();
     for name in order {
         let mut c = store.conn().await.unwrap();

@@ -27,8 +27,6 @@
 //! [`Store::audit_now`] (its own transaction).
 
 pub(crate) mod audit;
-#[doc(hidden)]
-pub mod bench;
 pub mod migrate;
 pub(crate) mod migrations;
 pub(crate) mod postgres;
@@ -40,13 +38,11 @@ pub(crate) use audit::{AuditAction, AuditEvent};
 /// A database URL as it may be shown (its password replaced).
 pub use postgres::redacted as redacted_url;
 #[cfg(test)]
-pub(crate) use sqlite::open;
-#[cfg(test)]
 #[allow(
     unused_imports,
     reason = "TRANSITIONAL: for tests not yet on `tests::engines`"
 )]
-pub(crate) use sqlite::open_encrypted;
+pub(crate) use sqlite::{open, open_encrypted};
 
 /// Where a site's database is.
 #[derive(Clone, Debug)]
@@ -63,15 +59,19 @@ pub(crate) enum Location<'a> {
     Postgres { url: &'a str, max_connections: u32 },
 }
 
-/// Opens the site's database and brings its schema up to date. A SQLite
-/// file re-keyed by this open gets its `keys-rekey` audit entry.
+/// Opens the site's database and brings its schema up to `schema` (every
+/// domain's, `crate::schema::SCHEMA`). A SQLite file re-keyed by this open
+/// gets its `keys-rekey` audit entry.
 ///
 /// # Errors
 /// The database cannot be opened, decrypted, reached or migrated.
-pub(crate) async fn open_site(at: Location<'_>) -> Result<Store, StoreError> {
+pub(crate) async fn open_site(
+    at: Location<'_>,
+    schema: migrations::Schema,
+) -> Result<Store, StoreError> {
     match at {
         Location::Sqlite { path, keys, rekey } => {
-            let (pool, rekeyed) = sqlite::open_site(&path, keys, rekey).await?;
+            let (pool, rekeyed) = sqlite::open_site(&path, keys, rekey, schema).await?;
             let store = Store::sqlite(pool);
             if rekeyed {
                 store
@@ -87,7 +87,9 @@ pub(crate) async fn open_site(at: Location<'_>) -> Result<Store, StoreError> {
         Location::Postgres {
             url,
             max_connections,
-        } => Ok(Store::postgres(postgres::open(url, max_connections).await?)),
+        } => Ok(Store::postgres(
+            postgres::open(url, max_connections, schema).await?,
+        )),
     }
 }
 
@@ -473,3 +475,5 @@ impl Exec for Conn<'_> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tls_tests;

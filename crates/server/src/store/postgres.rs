@@ -14,8 +14,8 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::StoreError;
-use super::migrations::POSTGRES as MIGRATIONS;
+use super::migrations::Schema;
+use super::{Engine, StoreError};
 
 /// Key of the advisory lock that keeps two gateways starting at once from
 /// migrating the same database together.
@@ -81,12 +81,17 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Connects to the database at `url` and brings its schema up to date.
+/// Connects to the database at `url` and brings its schema up to
+/// `schema`.
 ///
 /// # Errors
 /// Bad URL, the server refused or could not be reached, or a migration
 /// failed (nothing is half-applied).
-pub(crate) async fn open(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+pub(crate) async fn open(
+    url: &str,
+    max_connections: u32,
+    schema: Schema,
+) -> Result<PgPool, StoreError> {
     check_url(url).map_err(StoreError::Url)?;
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Url(format!("`{}`: {e}", redacted(url))))?
@@ -107,11 +112,11 @@ pub(crate) async fn open(url: &str, max_connections: u32) -> Result<PgPool, Stor
             target: redacted(url),
             cause,
         })?;
-    migrate(&pool, url).await?;
+    migrate(&pool, url, schema).await?;
     Ok(pool)
 }
 
-async fn migrate(pool: &PgPool, url: &str) -> Result<(), StoreError> {
+async fn migrate(pool: &PgPool, url: &str, schema: Schema) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATE_LOCK)
@@ -124,7 +129,7 @@ async fn migrate(pool: &PgPool, url: &str) -> Result<(), StoreError> {
         .fetch_one(&mut *tx)
         .await?;
     let current = current.unwrap_or(0);
-    let known = MIGRATIONS.len() as i64;
+    let known = schema.latest(Engine::Postgres);
     if current > known {
         return Err(StoreError::TooNew {
             path: redacted(url),
@@ -132,14 +137,20 @@ async fn migrate(pool: &PgPool, url: &str) -> Result<(), StoreError> {
             known,
         });
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        // The migrations are constants of this crate, not input.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(step.sql))
-            .execute(&mut *tx)
-            .await?;
+    for version in schema
+        .versions(Engine::Postgres)
+        .iter()
+        .skip(current as usize)
+    {
+        for sql in &version.sql {
+            // The migrations are constants of the domains, not input.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO schema_version (version, domain, applied_at) VALUES ($1, $2, $3)")
-            .bind(i as i64 + 1)
-            .bind(step.domain)
+            .bind(version.number)
+            .bind(&version.domains)
             .bind(crate::ids::now_ms())
             .execute(&mut *tx)
             .await?;

@@ -6,8 +6,9 @@
 //! a raw key so no KDF runs per connection. A database written before
 //! encryption is converted in place on first open ([`open_encrypted`]).
 //!
-//! Migrations are plain SQL kept in this file and applied in order inside a
-//! transaction; `schema_version` records how far a database has come.
+//! Migrations are the registry's SQLite versions (`migrations::Schema`,
+//! handed in by the caller), each applied inside a transaction;
+//! `schema_version` records how far a database has come.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,8 +19,8 @@ use sqlx::{ConnectOptions, SqlitePool};
 use crate::keys::DataKey;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::StoreError;
-use super::migrations::SQLITE as MIGRATIONS;
+use super::migrations::Schema;
+use super::{Engine, StoreError};
 
 /// Opens with a fixed test key (unit tests of other modules).
 #[cfg(test)]
@@ -27,17 +28,27 @@ pub(crate) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
     open_encrypted(path, &crate::keys::DataKey::for_tests(7)).await
 }
 
+/// [`open_with_key`] with every domain's schema (tests).
+#[cfg(test)]
+pub(crate) async fn open_encrypted(path: &Path, key: &DataKey) -> Result<SqlitePool, StoreError> {
+    open_with_key(path, key, crate::schema::SCHEMA).await
+}
+
 /// The first 16 bytes of an unencrypted SQLite file.
 const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Opens (creating if needed) the database encrypted with `key` and brings
-/// its schema up to date. An unencrypted database (from a Jumpgate before
-/// encryption) is first converted to an encrypted one.
+/// its schema up to `schema`. An unencrypted database (from a Jumpgate
+/// before encryption) is first converted to an encrypted one.
 ///
 /// # Errors
 /// The key does not open the file, the file cannot be opened, or a
 /// migration failed (nothing is half-applied).
-pub(crate) async fn open_encrypted(path: &Path, key: &DataKey) -> Result<SqlitePool, StoreError> {
+pub(crate) async fn open_with_key(
+    path: &Path,
+    key: &DataKey,
+    schema: Schema,
+) -> Result<SqlitePool, StoreError> {
     quiet_sqlcipher().await;
     let mut head = [0u8; 16];
     let plain = std::fs::File::open(path)
@@ -49,7 +60,7 @@ pub(crate) async fn open_encrypted(path: &Path, key: &DataKey) -> Result<SqliteP
     }
     private_files(path)?;
     let pool = connect(path, key).await.map_err(|e| wrong_key(e, path))?;
-    migrate(&pool, path).await.map_err(|e| match e {
+    migrate(&pool, path, schema).await.map_err(|e| match e {
         StoreError::Sqlx(e) => wrong_key(e, path),
         other => other,
     })?;
@@ -182,9 +193,10 @@ pub(crate) async fn open_site(
     path: &Path,
     keys: &crate::keys::Keyring,
     rekey: bool,
+    schema: Schema,
 ) -> Result<(SqlitePool, bool), StoreError> {
     let current = keys.database_key()?;
-    match open_encrypted(path, &current).await {
+    match open_with_key(path, &current, schema).await {
         Ok(pool) => {
             let Some(next) = keys.database_key_next()?.filter(|_| rekey) else {
                 return Ok((pool, false));
@@ -197,14 +209,14 @@ pub(crate) async fn open_site(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "database re-encrypted with its new key"
             );
-            let pool = open_encrypted(path, &next).await?;
+            let pool = open_with_key(path, &next, schema).await?;
             Ok((pool, true))
         }
         Err(StoreError::WrongKey { path: p }) => {
             let Some(next) = keys.database_key_next()? else {
                 return Err(StoreError::WrongKey { path: p });
             };
-            let pool = open_encrypted(path, &next).await?;
+            let pool = open_with_key(path, &next, schema).await?;
             keys.promote_database_key()?;
             Ok((pool, false))
         }
@@ -271,7 +283,7 @@ pub(crate) async fn begin_write(
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+async fn migrate(pool: &SqlitePool, path: &Path, schema: Schema) -> Result<(), StoreError> {
     let mut tx = begin_write(pool).await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .execute(&mut *tx)
@@ -280,7 +292,7 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
         .fetch_one(&mut *tx)
         .await?;
     let current = current.unwrap_or(0);
-    let known = MIGRATIONS.len() as i64;
+    let known = schema.latest(Engine::Sqlite);
     if current > known {
         return Err(StoreError::TooNew {
             path: path.display().to_string(),
@@ -288,13 +300,19 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        // The migrations are constants of this file, not input.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-            .execute(&mut *tx)
-            .await?;
+    for version in schema
+        .versions(Engine::Sqlite)
+        .iter()
+        .skip(current as usize)
+    {
+        for sql in &version.sql {
+            // The migrations are constants of the domains, not input.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-            .bind(i as i64 + 1)
+            .bind(version.number)
             .execute(&mut *tx)
             .await?;
     }
@@ -326,7 +344,7 @@ mod tests {
             .fetch_one(&pool)
             .await
             .unwrap();
-        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(v, crate::schema::SCHEMA.latest(Engine::Sqlite));
     }
 
     /// Concurrent read-then-write transactions all succeed (they queue on
@@ -378,13 +396,15 @@ mod tests {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            for (i, sql) in MIGRATIONS[..5].iter().enumerate() {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
+            for v in &crate::schema::SCHEMA.versions(Engine::Sqlite)[..5] {
+                for sql in &v.sql {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
                 sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-                    .bind(i as i64 + 1)
+                    .bind(v.number)
                     .execute(&mut *tx)
                     .await
                     .unwrap();
@@ -412,7 +432,7 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        migrate(&pool, &path).await.unwrap();
+        migrate(&pool, &path, crate::schema::SCHEMA).await.unwrap();
 
         let groups: Vec<(String, Option<String>)> =
             sqlx::query_as("SELECT id, endpoint_group FROM session_events ORDER BY id")
@@ -558,7 +578,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
         let keys = Keyring::open(dir.path()).unwrap();
-        let (pool, _) = open_site(&path, &keys, true).await.unwrap();
+        let (pool, _) = open_site(&path, &keys, true, crate::schema::SCHEMA)
+            .await
+            .unwrap();
         sqlx::query("INSERT INTO settings (key, value) VALUES ('k', 'kept')")
             .execute(&pool)
             .await
@@ -570,7 +592,9 @@ mod tests {
         assert_ne!(old.as_bytes(), next.as_bytes());
 
         // Without rekey (an admin process): still the old key.
-        let (pool, _) = open_site(&path, &keys, false).await.unwrap();
+        let (pool, _) = open_site(&path, &keys, false, crate::schema::SCHEMA)
+            .await
+            .unwrap();
         pool.close().await;
         assert!(keys.database_key_next().unwrap().is_some());
 
@@ -582,7 +606,9 @@ mod tests {
             Err(StoreError::WrongKey { .. })
         ));
         let again = Keyring::open(dir.path()).unwrap();
-        let (pool, _) = open_site(&path, &again, false).await.unwrap();
+        let (pool, _) = open_site(&path, &again, false, crate::schema::SCHEMA)
+            .await
+            .unwrap();
         let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'k'")
             .fetch_one(&pool)
             .await
@@ -595,7 +621,9 @@ mod tests {
         // The normal path: rotate, start (rekey), data intact, old key useless.
         again.rotate(&[Purpose::Database]).unwrap();
         let third = again.database_key_next().unwrap().unwrap();
-        let (pool, _) = open_site(&path, &again, true).await.unwrap();
+        let (pool, _) = open_site(&path, &again, true, crate::schema::SCHEMA)
+            .await
+            .unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE value = 'kept'")
             .fetch_one(&pool)
             .await

@@ -10,7 +10,9 @@ pub(crate) async fn engines(test: &str) -> Vec<(Store, Option<tempfile::TempDir>
     let lite = Store::sqlite(sqlite::open(&dir.path().join("s.db")).await.unwrap());
     let mut out = vec![(lite, Some(dir))];
     if let Some(url) = postgres::testdb::fresh(test).await {
-        let pool = postgres::open(&url, 40).await.unwrap();
+        let pool = postgres::open(&url, 40, crate::schema::SCHEMA)
+            .await
+            .unwrap();
         out.push((Store::postgres(pool), None));
     }
     out
@@ -21,21 +23,26 @@ async fn postgres_migrations_apply_once_and_reopen_cleanly() {
     let Some(url) = postgres::testdb::fresh("postgres_migrations").await else {
         return;
     };
-    let pool = postgres::open(&url, 4).await.unwrap();
+    let pool = postgres::open(&url, 4, crate::schema::SCHEMA)
+        .await
+        .unwrap();
     let v: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(v, migrations::POSTGRES.len() as i64);
+    assert_eq!(v, crate::schema::SCHEMA.latest(Engine::Postgres));
     pool.close().await;
     // Twice at once (two gateways starting): the lock serialises them.
-    let (a, b) = tokio::join!(postgres::open(&url, 2), postgres::open(&url, 2));
+    let (a, b) = tokio::join!(
+        postgres::open(&url, 2, crate::schema::SCHEMA),
+        postgres::open(&url, 2, crate::schema::SCHEMA)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_version")
         .fetch_one(&a)
         .await
         .unwrap();
-    assert_eq!(n, migrations::POSTGRES.len() as i64);
+    assert_eq!(n, crate::schema::SCHEMA.latest(Engine::Postgres));
     let roles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE builtin = 1")
         .fetch_one(&b)
         .await
@@ -52,7 +59,9 @@ async fn both_engines_have_the_same_schema() {
     };
     let dir = tempfile::tempdir().unwrap();
     let lite = sqlite::open(&dir.path().join("s.db")).await.unwrap();
-    let pg = postgres::open(&url, 2).await.unwrap();
+    let pg = postgres::open(&url, 2, crate::schema::SCHEMA)
+        .await
+        .unwrap();
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table'
            AND name NOT LIKE 'sqlite_%' AND name <> 'schema_version' ORDER BY name",

@@ -13,10 +13,12 @@ use jumpgate_api_types::{self as api, ErrorCode};
 use zeroize::Zeroizing;
 
 use super::{SecretInfo, VaultError};
-use crate::api::{Access, Api, ApiError, ApiJson, Caller};
+use crate::api::{ApiError, ApiJson};
 use crate::ids::rfc3339;
 use crate::keys::now_ms;
 use crate::rbac::Action;
+use crate::rbac::{Access, Caller};
+use crate::state::Api;
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 

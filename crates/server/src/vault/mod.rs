@@ -14,6 +14,7 @@
 //! failures are recorded by the HTTP layer (`http`). Values never are.
 
 pub(crate) mod http;
+pub(crate) mod schema;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -14,7 +14,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use jumpgate_api_types::ErrorCode;
 
-use crate::api::{Access, Api, ApiError};
+use crate::api::ApiError;
+use crate::rbac::Access;
+use crate::state::Api;
 
 #[cfg(test)]
 mod contract;

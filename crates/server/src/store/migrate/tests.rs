@@ -34,7 +34,7 @@ async fn fill(store: &Store) {
             .unwrap();
     }
     let pool = store.sqlite_pool().unwrap();
-    for table in registry_tables() {
+    for table in crate::schema::SCHEMA.tables() {
         if table == "events" || table == "audit_checkpoints" {
             continue;
         }
@@ -131,14 +131,14 @@ async fn the_registry_lists_every_table_of_the_embedded_store() {
     .fetch_all(src.sqlite_pool().unwrap())
     .await
     .unwrap();
-    let mut registry = registry_tables();
+    let mut registry = crate::schema::SCHEMA.tables();
     registry.sort();
     assert_eq!(tables, registry);
     for (table, rows) in &dump {
         assert!(!rows.is_empty(), "the fill left {table} empty");
     }
     // A referencing table comes after the table it references.
-    let order = registry_tables();
+    let order = crate::schema::SCHEMA.tables();
     let pos = |t: &str| order.iter().position(|x| x == t).unwrap();
     assert!(pos("users") < pos("auth_tokens"));
     assert!(pos("api_clients") < pos("client_tokens"));
@@ -157,14 +157,21 @@ async fn a_filled_store_moves_to_postgres_whole_and_the_source_is_unchanged() {
         .find(|(t, _)| t == "events")
         .map(|(_, r)| r.len())
         .unwrap();
-    let m = copy_to_postgres(&src, &url, None).await.unwrap();
-    assert_eq!(m.audit.entries, events as u64);
+    let m = copy_to_postgres(&src, &url, crate::schema::SCHEMA)
+        .await
+        .unwrap();
     assert_eq!(m.tables.len(), before.len());
     for (copy, (table, rows)) in m.tables.iter().zip(&before) {
         assert_eq!(&copy.table, table);
         assert_eq!(copy.rows, rows.len() as u64, "{table}");
     }
-    let dst = Store::postgres(postgres::open(&url, 4).await.unwrap());
+    let dst = Store::postgres(
+        postgres::open(&url, 4, crate::schema::SCHEMA)
+            .await
+            .unwrap(),
+    );
+    let copied = crate::events::verify(&dst, None).await.unwrap().unwrap();
+    assert_eq!(copied.entries, events as u64);
     let after = dump(&dst).await;
     for ((t1, r1), (t2, r2)) in before.iter().zip(&after) {
         assert_eq!(t1, t2);
@@ -203,11 +210,23 @@ async fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
     };
     // A database where a gateway started once (schema and seeds only) is
     // empty enough; after the copy it is not.
-    postgres::open(&url, 2).await.unwrap().close().await;
-    copy_to_postgres(&src, &url, None).await.unwrap();
-    let dst = Store::postgres(postgres::open(&url, 2).await.unwrap());
+    postgres::open(&url, 2, crate::schema::SCHEMA)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    copy_to_postgres(&src, &url, crate::schema::SCHEMA)
+        .await
+        .unwrap();
+    let dst = Store::postgres(
+        postgres::open(&url, 2, crate::schema::SCHEMA)
+            .await
+            .unwrap(),
+    );
     let copied = dump(&dst).await;
-    let err = copy_to_postgres(&src, &url, None).await.unwrap_err();
+    let err = copy_to_postgres(&src, &url, crate::schema::SCHEMA)
+        .await
+        .unwrap_err();
     assert!(matches!(err, MigrateError::NotEmpty { .. }), "{err}");
     assert!(err.to_string().contains("not empty"), "{err}");
     assert_eq!(dump(&dst).await, copied, "the refused target changed");
@@ -228,7 +247,9 @@ async fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
         .execute(&mut c)
         .await
         .unwrap();
-    let err = copy_to_postgres(&src, &other, None).await.unwrap_err();
+    let err = copy_to_postgres(&src, &other, crate::schema::SCHEMA)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("public.invoices"), "{err}");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
@@ -253,13 +274,19 @@ async fn a_value_of_the_wrong_type_stops_the_copy_with_nothing_committed() {
     .execute(src.sqlite_pool().unwrap())
     .await
     .unwrap();
-    let err = copy_to_postgres(&src, &url, None).await.unwrap_err();
+    let err = copy_to_postgres(&src, &url, crate::schema::SCHEMA)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("users") && text.contains("failed_logins"),
         "{text}"
     );
-    let dst = Store::postgres(postgres::open(&url, 2).await.unwrap());
+    let dst = Store::postgres(
+        postgres::open(&url, 2, crate::schema::SCHEMA)
+            .await
+            .unwrap(),
+    );
     let users = dump(&dst)
         .await
         .into_iter()
@@ -272,6 +299,8 @@ async fn a_value_of_the_wrong_type_stops_the_copy_with_nothing_committed() {
         .execute(src.sqlite_pool().unwrap())
         .await
         .unwrap();
-    copy_to_postgres(&src, &url, None).await.unwrap();
+    copy_to_postgres(&src, &url, crate::schema::SCHEMA)
+        .await
+        .unwrap();
     dst.close().await;
 }

@@ -1,0 +1,124 @@
+//! This domain's tables, on both engines: its part of each schema version
+//! (`store::migrations`; the registry of every domain is `crate::schema`).
+//! A version's parts are applied in one transaction, in the registry's
+//! domain order. Never edit a released part: add a version.
+
+use crate::store::migrations::{DomainSchema, Part};
+
+/// `agents`: endpoints and enrollment tokens.
+pub(crate) const AGENTS: DomainSchema = DomainSchema {
+    domain: "agents",
+    sqlite: &[
+        // 1: endpoints and enrollment tokens.
+        Part {
+            version: 1,
+            sql: r"    CREATE TABLE enroll_tokens (
+        token_hash BLOB PRIMARY KEY,
+        group_name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER,
+        used_by    TEXT
+    );
+    CREATE TABLE endpoints (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        group_name    TEXT NOT NULL,
+        public_key    BLOB NOT NULL,
+        hostname      TEXT NOT NULL,
+        os            TEXT NOT NULL,
+        arch          TEXT NOT NULL,
+        agent_version TEXT NOT NULL,
+        enrolled_at   INTEGER NOT NULL,
+        last_seen     INTEGER,
+        revoked_at    INTEGER
+    );
+    -- A revoked endpoint's name may be enrolled again.
+    CREATE UNIQUE INDEX endpoints_live_name ON endpoints(name) WHERE revoked_at IS NULL;
+",
+        },
+        // 6: cloned agent identities — refused second connections of one
+        // endpoint (see `agents`), and enrollment tokens bound to an existing
+        // endpoint (re-enrollment: a new key for the same endpoint).
+        Part {
+            version: 6,
+            sql: r"
+    ALTER TABLE endpoints ADD COLUMN conflict_at INTEGER;
+    ALTER TABLE endpoints ADD COLUMN conflict_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE endpoints ADD COLUMN conflict_peer TEXT;
+    ALTER TABLE enroll_tokens ADD COLUMN endpoint_id TEXT;
+    ",
+        },
+    ],
+    postgres: &[
+        // 4: the baseline (equal to SQLite schema 8).
+        Part {
+            version: 4,
+            sql: r"
+    CREATE TABLE enroll_tokens (
+        token_hash  BYTEA PRIMARY KEY,
+        group_name  TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL,
+        used_at     BIGINT,
+        used_by     TEXT,
+        endpoint_id TEXT
+    );
+    CREATE TABLE endpoints (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL,
+        group_name     TEXT NOT NULL,
+        public_key     BYTEA NOT NULL,
+        hostname       TEXT NOT NULL,
+        os             TEXT NOT NULL,
+        arch           TEXT NOT NULL,
+        agent_version  TEXT NOT NULL,
+        enrolled_at    BIGINT NOT NULL,
+        last_seen      BIGINT,
+        revoked_at     BIGINT,
+        conflict_at    BIGINT,
+        conflict_count BIGINT NOT NULL DEFAULT 0,
+        conflict_peer  TEXT
+    );
+    CREATE UNIQUE INDEX endpoints_live_name ON endpoints(name) WHERE revoked_at IS NULL;
+    ",
+        },
+    ],
+};
+
+/// `agents::groups`: endpoint groups.
+pub(crate) const GROUPS: DomainSchema = DomainSchema {
+    domain: "groups",
+    sqlite: &[
+        // 2: endpoint groups, one per group endpoints were enrolled in, and `default`.
+        Part {
+            version: 2,
+            sql: r"    CREATE TABLE groups (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL
+    );
+    INSERT INTO groups (name, description, created_at)
+        SELECT DISTINCT group_name, '', 0 FROM endpoints;
+    INSERT OR IGNORE INTO groups (name, description, created_at)
+        VALUES ('default', 'Endpoints enrolled without a group', 0);
+
+",
+        },
+    ],
+    postgres: &[
+        // 3: the baseline (equal to SQLite schema 8).
+        Part {
+            version: 3,
+            sql: r"
+    CREATE TABLE groups (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  BIGINT NOT NULL
+    );
+    INSERT INTO groups (name, description, created_at)
+        VALUES ('default', 'Endpoints enrolled without a group', 0);
+    ",
+        },
+    ],
+};

@@ -1,0 +1,61 @@
+//! This domain's tables, on both engines: its part of each schema version
+//! (`store::migrations`; the registry of every domain is `crate::schema`).
+//! A version's parts are applied in one transaction, in the registry's
+//! domain order. Never edit a released part: add a version.
+
+use crate::store::migrations::{DomainSchema, Part};
+
+/// `rbac`: the stored roles.
+pub(crate) const ROLES: DomainSchema = DomainSchema {
+    domain: "rbac",
+    sqlite: &[
+        // 2: the stored roles and the built-in ones.
+        Part {
+            version: 2,
+            sql: r#"
+    CREATE TABLE roles (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        permissions TEXT NOT NULL,          -- JSON array of permission names
+        builtin     INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO roles (name, description, permissions, builtin) VALUES
+        ('admin', 'Full control of the site',
+         '["view","shell","exec","files","forward","manage-users","manage-endpoints","view-audit"]', 1),
+        ('technician', 'Remote access to endpoints in the user''s groups',
+         '["view","shell","exec","files","forward"]', 1),
+        ('auditor', 'Reads endpoints in the user''s groups and the session log',
+         '["view","view-audit"]', 1);
+
+"#,
+        },
+        // 5: the built-in admin role gets the vault permissions.
+        Part {
+            version: 5,
+            sql: r"    UPDATE roles SET permissions = json_insert(permissions,
+            '$[#]', 'vault-read', '$[#]', 'vault-write', '$[#]', 'vault-purge')
+        WHERE name = 'admin' AND builtin = 1;
+    ",
+        },
+    ],
+    postgres: &[
+        // 1: the baseline (equal to SQLite schema 8).
+        Part {
+            version: 1,
+            sql: r#"    CREATE TABLE roles (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        permissions TEXT NOT NULL,
+        builtin     BIGINT NOT NULL DEFAULT 0
+    );
+    INSERT INTO roles (name, description, permissions, builtin) VALUES
+        ('admin', 'Full control of the site',
+         '["view","shell","exec","files","forward","manage-users","manage-endpoints","view-audit","vault-read","vault-write","vault-purge"]', 1),
+        ('technician', 'Remote access to endpoints in the user''s groups',
+         '["view","shell","exec","files","forward"]', 1),
+        ('auditor', 'Reads endpoints in the user''s groups and the session log',
+         '["view","view-audit"]', 1);
+    "#,
+        },
+    ],
+};
