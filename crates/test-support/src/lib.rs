@@ -26,12 +26,14 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 mod engine;
 mod gateway;
 mod http;
+mod pg_tls;
 mod site;
 mod totp;
 
 pub use engine::{ENGINE_ENV, Engine, POSTGRES_ENV, PgDatabase, for_each_engine, postgres_server};
 pub use gateway::{Gateway, ListenAddresses, signal};
 pub use http::{echo_server, http_exchange, open_connect_tunnel, raw_call};
+pub use pg_tls::TlsPostgres;
 pub use site::{Agent, MfaEnrollment, Site, SiteBuilder};
 pub use totp::{TOTP_STEP_SECS, base32_decode, totp, totp_step_now};
 

@@ -9,6 +9,7 @@ mod harness;
 mod identity;
 mod lifecycle;
 mod migrate_store;
+mod pg_tls;
 mod recording_rotation;
 mod recordings;
 mod revocation;
