@@ -41,8 +41,8 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A file's non-test code, comments removed: a `#[cfg(test)] mod … {` ends
-/// it (test modules come last), any other `#[cfg(test)]` item is left out.
+/// A file's non-test code, comments removed: `#[cfg(test)]` items (inline
+/// test modules included) are left out.
 fn code(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
@@ -50,13 +50,8 @@ fn code(text: &str) -> String {
     while i < lines.len() {
         let t = lines[i].trim_start();
         if t == "#[cfg(test)]" {
-            let next = lines.get(i + 1).map_or("", |n| n.trim());
-            if (next.starts_with("mod ") || next.starts_with("pub(crate) mod "))
-                && next.ends_with('{')
-            {
-                break;
-            }
-            // Skip the item: up to its `;`, or until its braces close.
+            // Skip the item (an inline test module too): up to its `;`, or
+            // until its braces close.
             i += 1;
             let mut depth = 0i32;
             while i < lines.len() {
