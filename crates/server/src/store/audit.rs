@@ -10,10 +10,11 @@
 //! hash(n) = SHA-256("jumpgate audit v1" ‖ hash(n-1) ‖ id ‖ at ‖ len‖actor ‖ len‖action ‖ …)
 //! ```
 //!
-//! The append reads the chain's head and inserts the next id inside a
-//! write transaction ([`super::Store::write`]), which admits one writer at
-//! a time on both engines: the chain stays one total order with any number
-//! of concurrent writers (and, on PostgreSQL, any number of gateways).
+//! The append reads the chain's head (or takes it from the entry its
+//! transaction or batch wrote last) and inserts the next id inside a write
+//! transaction ([`super::Store::write`]), which admits one writer at a time
+//! on both engines: the chain stays one total order with any number of
+//! concurrent writers (and, on PostgreSQL, any number of gateways).
 
 use jumpgate_proto::session::SessionKind;
 
