@@ -160,7 +160,11 @@ impl Batcher {
         m.slot = Some(slot);
         if ready.is_err() {
             // Broken: no writer joins it any more.
-            m.batch.members.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+            m.batch
+                .members
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .closed = true;
         }
         ready.map(|()| m)
     }
@@ -230,7 +234,10 @@ impl Member {
     /// The batch's connection, and the chain head as the batch has it.
     pub(crate) fn parts(&mut self) -> (Conn<'_>, &mut Head) {
         let slot = &mut **self.slot.as_mut().expect("held until commit");
-        let conn = slot.conn.as_mut().expect("begun before the member is handed out");
+        let conn = slot
+            .conn
+            .as_mut()
+            .expect("begun before the member is handed out");
         (Conn::Postgres(&mut **conn), &mut slot.head)
     }
 
@@ -310,18 +317,20 @@ impl Drop for Member {
 async fn commit_batch(batch: Arc<Batch>) {
     let mut guard = batch.slot.lock().await;
     let slot = &mut *guard;
-    let sql = if slot.rollback { ROLLBACK_COMMIT } else { COMMIT };
+    let sql = if slot.rollback {
+        ROLLBACK_COMMIT
+    } else {
+        COMMIT
+    };
     let outcome = match (&slot.failed, slot.conn.as_mut()) {
         (Some(why), _) => Err(why.clone()),
         // No writer began it.
         (None, None) => Ok(()),
-        (None, Some(conn)) => {
-            sqlx::raw_sql(sql)
-                .execute(&mut **conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+        (None, Some(conn)) => sqlx::raw_sql(sql)
+            .execute(&mut **conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     };
     if let Some(mut conn) = slot.conn.take() {
         if outcome.is_err() {

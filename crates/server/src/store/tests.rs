@@ -235,9 +235,11 @@ async fn new_group(w: &mut WriteTx, name: &str) -> Result<(), sqlx::Error> {
 
 async fn audited_targets(store: &Store) -> Vec<String> {
     let mut c = store.conn().await.unwrap();
-    sql!(c, |c| sqlx::query_scalar("SELECT target FROM events ORDER BY id")
-        .fetch_all(&mut *c)
-        .await)
+    sql!(c, |c| sqlx::query_scalar(
+        "SELECT target FROM events ORDER BY id"
+    )
+    .fetch_all(&mut *c)
+    .await)
     .unwrap()
 }
 
@@ -292,7 +294,11 @@ async fn a_writer_failing_inside_a_batch_loses_only_its_own_writes() {
         c.await.unwrap().unwrap();
         assert!(group_exists(&store, "alpha").await, "{engine}");
         assert!(group_exists(&store, "gamma").await, "{engine}");
-        assert_eq!(audited_targets(&store).await, ["alpha", "gamma"], "{engine}");
+        assert_eq!(
+            audited_targets(&store).await,
+            ["alpha", "gamma"],
+            "{engine}"
+        );
         let intact = crate::events::verify(&store, None)
             .await
             .unwrap()
