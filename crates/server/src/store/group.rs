@@ -238,7 +238,7 @@ impl Member {
             .conn
             .as_mut()
             .expect("begun before the member is handed out");
-        (Conn::Postgres(&mut **conn), &mut slot.head)
+        (Conn::Postgres(conn), &mut slot.head)
     }
 
     /// Releases this writer's savepoint into the batch and waits for the
