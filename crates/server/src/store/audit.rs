@@ -10,10 +10,11 @@
 //! hash(n) = SHA-256("jumpgate audit v1" ‖ hash(n-1) ‖ id ‖ at ‖ len‖actor ‖ len‖action ‖ …)
 //! ```
 //!
-//! The append reads the chain's head and inserts the next id inside a
-//! write transaction ([`super::Store::write`]), which admits one writer at
-//! a time on both engines: the chain stays one total order with any number
-//! of concurrent writers (and, on PostgreSQL, any number of gateways).
+//! The append reads the chain's head (or takes it from the entry its
+//! transaction or batch wrote last) and inserts the next id inside a write
+//! transaction ([`super::Store::write`]), which admits one writer at a time
+//! on both engines: the chain stays one total order with any number of
+//! concurrent writers (and, on PostgreSQL, any number of gateways).
 
 use jumpgate_proto::session::SessionKind;
 
@@ -265,7 +266,16 @@ pub(crate) fn bound(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 /// Appends `event` after the chain's head, inside the caller's write
 /// transaction (which holds the write lock: see [`super::Store::write`]).
-pub(crate) async fn append(w: &mut dyn Exec, event: &AuditEvent) -> Result<(), sqlx::Error> {
+/// `head`: the head as this transaction (or its batch) last wrote it, read
+/// from the table when `None`; updated to the new entry. Only this append
+/// writes the chain's end while the lock is held (retention removes its
+/// oldest entries, sealing legacy entries hashes the unhashed ones before
+/// the first hashed one), so a head it wrote stays the head.
+pub(crate) async fn append(
+    w: &mut dyn Exec,
+    head: &mut super::group::Head,
+    event: &AuditEvent,
+) -> Result<(), sqlx::Error> {
     // Free text is bounded at write time: an entry is evidence, not a
     // place to store whatever a caller sent (see `bound`).
     let action = event.action.as_str();
@@ -276,14 +286,19 @@ pub(crate) async fn append(w: &mut dyn Exec, event: &AuditEvent) -> Result<(), s
     let detail = &*bound(&event.detail, MAX_TEXT_FIELD);
     let groups = (!event.groups.is_empty())
         .then(|| serde_json::to_string(&event.groups).unwrap_or_else(|_| "[]".into()));
-    let head: Option<(i64, Option<Vec<u8>>)> = sql!(w, |c| {
-        sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *c)
-            .await
-    })?;
-    let (last_id, prev) = head.map_or((0, GENESIS.to_vec()), |(id, hash)| {
-        (id, hash.unwrap_or_default())
-    });
+    let (last_id, prev) = match head.take() {
+        Some(known) => known,
+        None => {
+            let stored: Option<(i64, Option<Vec<u8>>)> = sql!(w, |c| {
+                sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut *c)
+                    .await
+            })?;
+            stored.map_or((0, GENESIS.to_vec()), |(id, hash)| {
+                (id, hash.unwrap_or_default())
+            })
+        }
+    };
     let entry = Entry {
         id: last_id + 1,
         at: ids::now_ms(),
@@ -313,6 +328,7 @@ pub(crate) async fn append(w: &mut dyn Exec, event: &AuditEvent) -> Result<(), s
         .await
         .map(|r| r.rows_affected())
     })?;
+    *head = Some((entry.id, hash));
     Ok(())
 }
 

@@ -32,7 +32,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use super::migrations::Schema;
 use super::postgres::redacted;
-use super::{Store, StoreError, Tx, WriteTx};
+use super::{Store, StoreError, Tx, WriteKind, WriteTx};
 
 /// Rows per INSERT (bounded by PostgreSQL's 65,535 parameters).
 const BATCH_ROWS: usize = 500;
@@ -280,7 +280,7 @@ async fn tables_of(
     src: &mut sqlx::SqliteConnection,
     order: &[String],
 ) -> Result<Vec<Table>, MigrateError> {
-    let Tx::Postgres(t) = &mut w.tx else {
+    let WriteKind::Own(Tx::Postgres(t)) = &mut w.tx else {
         return Err(MigrateError::SourceNotSqlite);
     };
     let target_tables: BTreeSet<String> = sqlx::query_scalar(
@@ -439,14 +439,14 @@ async fn copy_tables(
 ) -> Result<Vec<TableCopy>, MigrateError> {
     // The source: a write transaction (no other writer meanwhile, one
     // consistent state), never committed.
-    let mut r = source.write().await?;
-    // The target: one transaction holding the store's write lock.
-    let mut w = target.write().await?;
-    let Tx::Sqlite(src) = &mut r.tx else {
+    let mut r = source.write_alone().await?;
+    // The target: one transaction of its own holding the store's write lock.
+    let mut w = target.write_alone().await?;
+    let WriteKind::Own(Tx::Sqlite(src)) = &mut r.tx else {
         return Err(MigrateError::SourceNotSqlite);
     };
     let tables = tables_of(&mut w, src, order).await?;
-    let Tx::Postgres(dst) = &mut w.tx else {
+    let WriteKind::Own(Tx::Postgres(dst)) = &mut w.tx else {
         return Err(MigrateError::SourceNotSqlite);
     };
     // Empty, but for the schema's own seeds.

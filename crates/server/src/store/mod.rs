@@ -17,7 +17,7 @@
 //! Every audited change has one shape:
 //!
 //! ```text
-//! let mut w = store.write().await?;   // SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN + the write lock
+//! let mut w = store.write().await?;   // SQLite: BEGIN IMMEDIATE; PostgreSQL: a savepoint in a batch holding the write lock
 //! …domain writes through `sql!(w, …)`…
 //! w.audit(AuditEvent::new(actor, AuditAction::UserCreate, &name)).await?;
 //! w.commit().await?;
@@ -25,8 +25,14 @@
 //!
 //! and an entry that must exist even when the action fails is written with
 //! [`Store::audit_now`] (its own transaction).
+//!
+//! On PostgreSQL the writers of one gateway share a transaction, each in a
+//! savepoint of its own, so that one COMMIT (one WAL flush) settles many of
+//! them ([`group`]); a writer's `commit()` still returns only once its
+//! writes are durable.
 
 pub(crate) mod audit;
+pub(crate) mod group;
 pub mod migrate;
 pub(crate) mod migrations;
 pub(crate) mod postgres;
@@ -156,7 +162,8 @@ pub struct Store {
 #[derive(Clone)]
 enum Db {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The pool, and the batches its write transactions share.
+    Postgres(PgPool, std::sync::Arc<group::Batcher>),
 }
 
 impl std::fmt::Debug for Store {
@@ -180,40 +187,68 @@ impl Store {
 
     pub(crate) fn postgres(pool: PgPool) -> Self {
         Self {
-            db: Db::Postgres(pool),
+            db: Db::Postgres(pool.clone(), std::sync::Arc::new(group::Batcher::new(pool))),
         }
     }
 
     pub fn engine(&self) -> Engine {
         match self.db {
             Db::Sqlite(_) => Engine::Sqlite,
-            Db::Postgres(_) => Engine::Postgres,
+            Db::Postgres(..) => Engine::Postgres,
         }
     }
 
     /// Begins a write transaction. Writers are serialised on both engines
-    /// (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped
-    /// advisory lock taken first), so a domain's read-check-write inside
-    /// one transaction sees no concurrent writer, and the audit chain's
-    /// head is read and extended by one writer at a time.
+    /// (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: one writer at a time on a
+    /// batch's transaction, which holds a transaction-scoped advisory lock:
+    /// see [`group`]), so a domain's read-check-write inside one
+    /// transaction sees no concurrent writer, and the audit chain's head is
+    /// read and extended by one writer at a time.
     ///
     /// # Errors
     /// The database could not begin the transaction.
     pub(crate) async fn write(&self) -> Result<WriteTx, sqlx::Error> {
         match &self.db {
             Db::Sqlite(p) => Ok(WriteTx {
-                tx: Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+                tx: WriteKind::Own(Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)),
+                head: None,
             }),
-            Db::Postgres(p) => {
+            Db::Postgres(_, batches) => Ok(WriteTx {
+                tx: WriteKind::Batched(batches.begin().await?),
+                head: None,
+            }),
+        }
+    }
+
+    /// A write transaction of its own, never shared with other writers
+    /// (on SQLite the same as [`Store::write`]): for bulk work such as
+    /// `migrate-store`'s copy, which would hold up a batch.
+    ///
+    /// # Errors
+    /// The database could not begin the transaction.
+    pub(crate) async fn write_alone(&self) -> Result<WriteTx, sqlx::Error> {
+        match &self.db {
+            Db::Sqlite(_) => self.write().await,
+            Db::Postgres(p, _) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(PG_WRITE_LOCK)
                     .execute(&mut *tx)
                     .await?;
                 Ok(WriteTx {
-                    tx: Tx::Postgres(tx),
+                    tx: WriteKind::Own(Tx::Postgres(tx)),
+                    head: None,
                 })
             }
+        }
+    }
+
+    /// Writers in the batch now gathering (PostgreSQL; tests).
+    #[cfg(test)]
+    pub(crate) fn batch_members(&self) -> usize {
+        match &self.db {
+            Db::Sqlite(_) => 0,
+            Db::Postgres(_, b) => b.open_members(),
         }
     }
 
@@ -229,7 +264,7 @@ impl Store {
             Db::Sqlite(p) => Ok(ReadTx {
                 tx: Tx::Sqlite(p.begin().await?),
             }),
-            Db::Postgres(p) => Ok(ReadTx {
+            Db::Postgres(p, _) => Ok(ReadTx {
                 tx: Tx::Postgres(
                     p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                         .await?,
@@ -246,7 +281,7 @@ impl Store {
     pub(crate) async fn conn(&self) -> Result<PoolConn, sqlx::Error> {
         Ok(match &self.db {
             Db::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
-            Db::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
+            Db::Postgres(p, _) => PoolConn::Postgres(p.acquire().await?),
         })
     }
 
@@ -281,7 +316,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.db {
             Db::Sqlite(p) => p.close().await,
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres(p, _) => p.close().await,
         }
     }
 
@@ -305,7 +340,7 @@ impl Store {
     pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.db {
             Db::Sqlite(p) => Some(p),
-            Db::Postgres(_) => None,
+            Db::Postgres(..) => None,
         }
     }
 }
@@ -375,7 +410,17 @@ impl Tx {
 /// [`WriteTx::commit`], it rolls back: the action and its audit entries
 /// commit together or not at all.
 pub(crate) struct WriteTx {
-    tx: Tx,
+    tx: WriteKind,
+    /// The chain's head after this transaction's last entry (outside a
+    /// batch, which carries its own).
+    head: group::Head,
+}
+
+enum WriteKind {
+    /// A transaction of its own.
+    Own(Tx),
+    /// A savepoint in a batch (PostgreSQL).
+    Batched(group::Member),
 }
 
 impl WriteTx {
@@ -388,25 +433,41 @@ impl WriteTx {
     }
 
     async fn audit_ref(&mut self, event: &AuditEvent) -> Result<(), sqlx::Error> {
-        audit::append(self, event).await
+        match &mut self.tx {
+            WriteKind::Own(tx) => audit::append(&mut tx.conn(), &mut self.head, event).await,
+            WriteKind::Batched(m) => {
+                let (mut conn, head) = m.parts();
+                audit::append(&mut conn, head, event).await
+            }
+        }
     }
 
+    /// Returns once the transaction is durable (on PostgreSQL, once the
+    /// batch it is part of has committed).
+    ///
     /// # Errors
     /// The commit failed: nothing of the transaction was written.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self.tx {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+            WriteKind::Own(Tx::Sqlite(t)) => t.commit().await,
+            WriteKind::Own(Tx::Postgres(t)) => t.commit().await,
+            WriteKind::Batched(m) => m.commit().await,
         }
     }
 }
 
 impl Exec for WriteTx {
     fn exec_conn(&mut self) -> Conn<'_> {
-        self.tx.conn()
+        match &mut self.tx {
+            WriteKind::Own(tx) => tx.conn(),
+            WriteKind::Batched(m) => m.parts().0,
+        }
     }
     fn engine(&self) -> Engine {
-        self.tx.engine()
+        match &self.tx {
+            WriteKind::Own(tx) => tx.engine(),
+            WriteKind::Batched(_) => Engine::Postgres,
+        }
     }
 }
 

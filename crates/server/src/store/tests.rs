@@ -212,3 +212,260 @@ fn database_urls_are_checked_and_shown_without_passwords() {
     );
     assert!(shown.contains("sslmode=verify-full"), "{shown}");
 }
+
+/// Waits until `n` writers have joined the gathering batch (PostgreSQL's
+/// group commit; SQLite has no batches: nothing to wait for).
+async fn batch_gathered(store: &Store, n: usize) {
+    if store.engine() == Engine::Sqlite {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.batch_members() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} writers never joined one batch (now {})",
+            store.batch_members()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+async fn new_group(w: &mut WriteTx, name: &str) -> Result<(), sqlx::Error> {
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO groups (name, description, created_at) VALUES ($1, '', 0)"
+    )
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(AuditEvent::new("alice", AuditAction::GroupCreate, name))
+        .await
+}
+
+async fn audited_targets(store: &Store) -> Vec<String> {
+    let mut c = store.conn().await.unwrap();
+    sql!(c, |c| sqlx::query_scalar(
+        "SELECT target FROM events ORDER BY id"
+    )
+    .fetch_all(&mut *c)
+    .await)
+    .unwrap()
+}
+
+async fn group_exists(store: &Store, name: &str) -> bool {
+    let mut c = store.conn().await.unwrap();
+    let n: i64 = sql!(c, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM groups WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_one(&mut *c)
+    .await)
+    .unwrap();
+    n == 1
+}
+
+/// Three writers in one batch (on PostgreSQL): the second one's statement
+/// fails (the first one's row is already there, in the same batch); the
+/// first and third commit with their audit entries, the second leaves
+/// nothing, and the chain verifies.
+#[tokio::test]
+async fn a_writer_failing_inside_a_batch_loses_only_its_own_writes() {
+    for (store, _dir) in engines("batch_member_fails").await {
+        let engine = store.engine();
+        let mut a = store.write().await.unwrap();
+        new_group(&mut a, "alpha").await.unwrap();
+        let b = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut w = store.write().await?;
+                // The name the first writer took: a unique violation.
+                new_group(&mut w, "alpha").await?;
+                w.commit().await
+            }
+        });
+        batch_gathered(&store, 2).await;
+        let c = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut w = store.write().await?;
+                new_group(&mut w, "gamma").await?;
+                w.commit().await
+            }
+        });
+        batch_gathered(&store, 3).await;
+        a.commit().await.unwrap();
+        let b = b.await.unwrap().expect_err("a duplicate group");
+        assert!(
+            b.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()),
+            "{engine}: {b}"
+        );
+        c.await.unwrap().unwrap();
+        assert!(group_exists(&store, "alpha").await, "{engine}");
+        assert!(group_exists(&store, "gamma").await, "{engine}");
+        assert_eq!(
+            audited_targets(&store).await,
+            ["alpha", "gamma"],
+            "{engine}"
+        );
+        let intact = crate::events::verify(&store, None)
+            .await
+            .unwrap()
+            .unwrap_or_else(|b| panic!("{engine}: {b}"));
+        assert_eq!(intact.entries, 2, "{engine}");
+    }
+}
+
+/// A batch whose COMMIT fails (a deferred constraint one writer broke) is
+/// an error for every writer in it, and none of their writes (nor audit
+/// entries) remain; the next write works and the chain verifies.
+#[tokio::test]
+async fn a_failed_batch_commit_is_an_error_for_each_of_its_writers() {
+    for (store, _dir) in engines("batch_commit_fails").await {
+        let engine = store.engine();
+        store
+            .execute_unchecked("CREATE TABLE poison_parent (id BIGINT PRIMARY KEY)")
+            .await
+            .unwrap();
+        store
+            .execute_unchecked(
+                "CREATE TABLE poison (parent BIGINT REFERENCES poison_parent (id) \
+                 DEFERRABLE INITIALLY DEFERRED)",
+            )
+            .await
+            .unwrap();
+        let mut a = store.write().await.unwrap();
+        new_group(&mut a, "innocent").await.unwrap();
+        let b = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut w = store.write().await?;
+                new_group(&mut w, "guilty").await?;
+                // Checked only at COMMIT.
+                sql!(w, |c| sqlx::query("INSERT INTO poison (parent) VALUES (1)")
+                    .execute(&mut *c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                w.commit().await
+            }
+        });
+        batch_gathered(&store, 2).await;
+        let a = a.commit().await;
+        let b = b.await.unwrap();
+        assert!(b.is_err(), "{engine}: {b:?}");
+        match engine {
+            // One batch: the innocent writer's commit failed with it.
+            Engine::Postgres => {
+                let e = a.expect_err("the batch failed");
+                assert!(e.to_string().contains("batch"), "{e}");
+                assert!(!group_exists(&store, "innocent").await);
+            }
+            // One writer at a time: only the guilty one failed.
+            Engine::Sqlite => {
+                a.unwrap();
+                assert!(group_exists(&store, "innocent").await);
+            }
+        }
+        assert!(!group_exists(&store, "guilty").await, "{engine}");
+        let mut w = store.write().await.unwrap();
+        new_group(&mut w, "after").await.unwrap();
+        w.commit().await.unwrap();
+        let expected: &[&str] = match engine {
+            Engine::Postgres => &["after"],
+            Engine::Sqlite => &["innocent", "after"],
+        };
+        assert_eq!(audited_targets(&store).await, expected, "{engine}");
+        crate::events::verify(&store, None)
+            .await
+            .unwrap()
+            .unwrap_or_else(|b| panic!("{engine}: {b}"));
+    }
+}
+
+/// Many writers at once, some failing a statement, some dropping their
+/// transaction after writing its audit entry: exactly the committed ones
+/// remain, in one chain that verifies.
+#[tokio::test]
+async fn concurrent_writers_with_failures_keep_one_chain() {
+    for (store, _dir) in engines("concurrent_failing").await {
+        let engine = store.engine();
+        let mut w = store.write().await.unwrap();
+        new_group(&mut w, "taken").await.unwrap();
+        w.commit().await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut committed = 0;
+                for i in 0..20 {
+                    let mut w = store.write().await?;
+                    match i % 4 {
+                        0 => {
+                            let e = new_group(&mut w, "taken").await.expect_err("duplicate");
+                            assert!(e.as_database_error().is_some(), "{e}");
+                        }
+                        1 => new_group(&mut w, &format!("dropped-{t}-{i}")).await?,
+                        _ => {
+                            new_group(&mut w, &format!("w-{t}-{i}")).await?;
+                            w.commit().await?;
+                            committed += 1;
+                        }
+                    }
+                }
+                Ok::<_, sqlx::Error>(committed)
+            }));
+        }
+        let mut committed = 0;
+        for t in tasks {
+            committed += t.await.unwrap().unwrap();
+        }
+        assert_eq!(committed, 16 * 10);
+        let targets = audited_targets(&store).await;
+        assert_eq!(targets.len(), 1 + committed, "{engine}");
+        assert!(
+            targets.iter().skip(1).all(|t| t.starts_with("w-")),
+            "{engine}: {targets:?}"
+        );
+        let mut c = store.conn().await.unwrap();
+        let groups: i64 = sql!(c, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM groups WHERE name LIKE 'w-%' OR name LIKE 'dropped-%'"
+        )
+        .fetch_one(&mut *c)
+        .await)
+        .unwrap();
+        assert_eq!(groups, committed as i64, "{engine}");
+        let intact = crate::events::verify(&store, None)
+            .await
+            .unwrap()
+            .unwrap_or_else(|b| panic!("{engine}: {b}"));
+        assert_eq!(intact.entries, 1 + committed as u64, "{engine}");
+    }
+}
+
+/// A writer given up while it waits for its turn (its future dropped, as
+/// when a client goes away) does not keep the others' batch from
+/// committing.
+#[tokio::test]
+async fn a_writer_dropped_while_waiting_does_not_hold_up_the_batch() {
+    for (store, _dir) in engines("batch_member_cancelled").await {
+        let engine = store.engine();
+        let mut a = store.write().await.unwrap();
+        new_group(&mut a, "kept").await.unwrap();
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let _w = store.write().await;
+                unreachable!("the first writer holds the store until it commits");
+            }
+        });
+        batch_gathered(&store, 2).await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        tokio::time::timeout(std::time::Duration::from_secs(30), a.commit())
+            .await
+            .unwrap_or_else(|_| panic!("{engine}: the commit never completed"))
+            .unwrap();
+        assert!(group_exists(&store, "kept").await, "{engine}");
+        assert_eq!(audited_targets(&store).await, ["kept"], "{engine}");
+    }
+}
