@@ -66,8 +66,8 @@ fn run(display: &str, frames: usize) -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:<28} {ms:>7.2} ms/frame  ({:.0} fps)", 1000.0 / ms);
     }
 
-    // Damage to update: a 64×32 rectangle drawn by another client until
-    // next_update returns it (pixels read).
+    // Damage to update: from another client sending a 64×32 rectangle until
+    // next_update returns a frame holding its pixels.
     let (conn, screen) = x11rb::rust_connection::RustConnection::connect(Some(display))?;
     let root = conn.setup().roots[screen].root;
     let win = conn.generate_id()?;
@@ -106,6 +106,8 @@ fn run(display: &str, frames: usize) -> Result<(), Box<dyn std::error::Error>> {
         let mut lat = Vec::new();
         for i in 0..frames.min(300) {
             let colour = if i % 2 == 0 { 0xffffff } else { 0x000080 };
+            // From sending the drawing until the update holds its pixels.
+            let t = Instant::now();
             conn.change_gc(
                 gc,
                 &x11rb::protocol::xproto::ChangeGCAux::new().foreground(colour),
@@ -122,7 +124,6 @@ fn run(display: &str, frames: usize) -> Result<(), Box<dyn std::error::Error>> {
                 }],
             )?;
             conn.flush()?;
-            let t = Instant::now();
             loop {
                 let Some(u) = cap.next_update(Duration::from_secs(2))? else {
                     return Err("no update".into());

@@ -527,6 +527,55 @@ fn clipboard_goes_both_ways_with_xclip() {
 }
 
 #[test]
+fn large_clipboard_text_is_read_in_incr_chunks_within_the_limit() {
+    let Some(x) = Xvfb::start("320x240x24") else {
+        return;
+    };
+    if support::which("xclip").is_none() {
+        println!("skipped: xclip is not installed (scripts/test installs it)");
+        return;
+    }
+    // xclip sends text above a quarter of the maximum request size
+    // (about 1 MiB with BIG-REQUESTS) incrementally (INCR).
+    let big: String = (0..3_000_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let path = x.path("big.txt");
+    std::fs::write(&path, &big).unwrap();
+    let mut xclip = x.spawn(
+        "xclip",
+        &[
+            "-quiet",
+            "-i",
+            "-selection",
+            "clipboard",
+            path.to_str().unwrap(),
+        ],
+    );
+    let clip = Clipboard::new(&x.target(), 4 << 20).unwrap();
+    clip.next_change(Duration::from_secs(10))
+        .unwrap()
+        .expect("xclip took the clipboard");
+    let got = clip
+        .get(SelectionKind::Clipboard, Duration::from_secs(20))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "content differs");
+    // Below the text's size: refused with the limit named, not cut.
+    let small = Clipboard::new(&x.target(), 1 << 20).unwrap();
+    let err = small
+        .get(SelectionKind::Clipboard, Duration::from_secs(20))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ClipboardTooLarge { limit, .. } if limit == 1 << 20),
+        "{err}"
+    );
+    let _ = xclip.kill();
+    let _ = xclip.wait();
+}
+
+#[test]
 fn a_display_that_goes_away_is_an_error_not_a_panic() {
     let Some(mut x) = Xvfb::start("320x240x24") else {
         return;
