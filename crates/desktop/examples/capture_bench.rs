@@ -66,6 +66,39 @@ fn run(display: &str, frames: usize) -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:<28} {ms:>7.2} ms/frame  ({:.0} fps)", 1000.0 / ms);
     }
 
+    // Where the SHM time goes: the server writing the image into the
+    // segment (the request's round trip) and this side's pread copy.
+    {
+        use std::os::unix::fs::FileExt;
+        use x11rb::protocol::shm::ConnectionExt as _;
+        let (conn, screen) = x11rb::rust_connection::RustConnection::connect(Some(display))?;
+        let root = conn.setup().roots[screen].root;
+        let seg = conn.generate_id()?;
+        let size = 1920 * 1080 * 4;
+        let file = std::fs::File::from(
+            conn.shm_create_segment(seg, size as u32, false)?
+                .reply()?
+                .shm_fd,
+        );
+        let mut buf = vec![0u8; size];
+        let (mut server, mut copy) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..frames {
+            let t = Instant::now();
+            conn.shm_get_image(root, 0, 0, 1920, 1080, !0, 2, seg, 0)?
+                .reply()?;
+            let t2 = Instant::now();
+            file.read_exact_at(&mut buf, 0)?;
+            server += t2 - t;
+            copy += t2.elapsed();
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0 / frames as f64;
+        println!(
+            "  of which ShmGetImage round trip {:.2} ms, pread copy {:.2} ms",
+            ms(server),
+            ms(copy)
+        );
+    }
+
     // Damage to update: from another client sending a 64×32 rectangle until
     // next_update returns a frame holding its pixels.
     let (conn, screen) = x11rb::rust_connection::RustConnection::connect(Some(display))?;

@@ -350,26 +350,23 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
     assert_eq!((cap.frame().width, cap.frame().rgb(652, 22)), (1280, RED));
 }
 
-#[test]
-fn unicode_text_typed_into_xterm_arrives_exactly() {
-    let Some(x) = Xvfb::start("800x600x24") else {
-        return;
-    };
+/// An xterm at the top left running `cat > FILE` in UTF-8; the file, once
+/// its shell and window are up.
+fn xterm_cat(x: &Xvfb) -> Option<(std::process::Child, std::path::PathBuf)> {
     if support::which("xterm").is_none() {
         println!("skipped: xterm is not installed (scripts/test installs it)");
-        return;
+        return None;
     }
     let out = x.path("typed.txt");
     let ready = x.path("ready");
     let script = format!("touch {}; exec cat > {}", ready.display(), out.display());
-    let mut xterm = std::process::Command::new("xterm")
+    let xterm = std::process::Command::new("xterm")
         .args(["-u8", "-geometry", "80x10+0+0", "-e", "sh", "-c", &script])
         .env("DISPLAY", &x.display)
         .env("LC_ALL", "C.UTF-8")
         .env_remove("XAUTHORITY")
         .spawn()
         .unwrap();
-    let target = x.target();
     wait_for("xterm's shell", Duration::from_secs(20), || {
         ready.exists().then_some(())
     });
@@ -381,28 +378,67 @@ fn unicode_text_typed_into_xterm_arrives_exactly() {
             .ok()?;
         (out.status.success() && !out.stdout.is_empty()).then_some(())
     });
-    let mut input = Input::new(&target).unwrap();
+    Some((xterm, out))
+}
+
+/// What `cat` wrote once it holds `lines` complete lines.
+fn typed_lines(out: &std::path::Path, lines: usize) -> String {
+    wait_for("the typed lines", Duration::from_secs(10), || {
+        let s = std::fs::read_to_string(out).ok()?;
+        (s.lines().count() == lines && s.ends_with('\n')).then_some(s)
+    })
+}
+
+#[test]
+fn unicode_text_typed_into_xterm_arrives_exactly() {
+    let Some(x) = Xvfb::start("800x600x24") else {
+        return;
+    };
+    let Some((mut xterm, out)) = xterm_cat(&x) else {
+        return;
+    };
+    let mut input = Input::new(&x.target()).unwrap();
     // No window manager: the keyboard follows the pointer.
     input.move_to(50, 50).unwrap();
+    // On Xvfb's US keymap ü, ß, ö, ½ and € are not on any key: each is
+    // bound to a spare keycode for the moment.
     let text = "Grüße, Wörld! ½ €";
     input.type_text(text).unwrap();
     input.type_text("\n").unwrap();
-    let got = wait_for("the typed line", Duration::from_secs(10), || {
-        let s = std::fs::read_to_string(&out).ok()?;
-        s.ends_with('\n').then_some(s)
-    });
-    assert_eq!(got, format!("{text}\n"));
-    // Upper case through Shift while the technician holds nothing, and a
-    // held Shift kept out of a lower-case key.
+    assert_eq!(typed_lines(&out, 1), format!("{text}\n"));
+    // Keysym `a` while the technician holds Shift arrives as `a` (Shift is
+    // lifted around it); `A` with nothing held gets Shift.
     input.key(keysym::SHIFT_L, true).unwrap();
     input.type_text("a").unwrap();
     input.key(keysym::SHIFT_L, false).unwrap();
     input.type_text("Ab\n").unwrap();
-    let got = wait_for("the second line", Duration::from_secs(10), || {
-        let s = std::fs::read_to_string(&out).ok()?;
-        (s.lines().count() == 2 && s.ends_with('\n')).then_some(s)
-    });
-    assert_eq!(got, format!("{text}\naAb\n"));
+    assert_eq!(typed_lines(&out, 2), format!("{text}\naAb\n"));
+    drop(input);
+    let _ = xterm.kill();
+    let _ = xterm.wait();
+}
+
+#[test]
+fn a_german_keymap_gets_altgr_for_level_three_characters() {
+    let Some(x) = Xvfb::start("800x600x24") else {
+        return;
+    };
+    if support::which("setxkbmap").is_none() {
+        println!("skipped: setxkbmap is not installed (scripts/test installs it)");
+        return;
+    }
+    x.run("setxkbmap", &["de"]);
+    let Some((mut xterm, out)) = xterm_cat(&x) else {
+        return;
+    };
+    let mut input = Input::new(&x.target()).unwrap();
+    input.move_to(50, 50).unwrap();
+    // On `de`: ü ö ß are plain keys, @ € { } | ~ need AltGr, ! " need Shift,
+    // and y/z are swapped; ½ is bound to a spare keycode.
+    let text = "Grüße, Wörld! ½ € @{}|~ \"zy\"";
+    input.type_text(text).unwrap();
+    input.type_text("\n").unwrap();
+    assert_eq!(typed_lines(&out, 1), format!("{text}\n"));
     drop(input);
     let _ = xterm.kill();
     let _ = xterm.wait();
