@@ -159,7 +159,7 @@ impl Frame {
         }
     }
 
-    /// The pixel at (x, y) as `[b, g, r, x]`.
+    /// The pixel at (x, y) as `[b, g, r, x]` (panics outside the frame).
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
         let i = y as usize * self.stride + x as usize * 4;
         [
@@ -238,6 +238,8 @@ pub struct Capturer {
     /// The captured area in root coordinates.
     region: Rect,
     frame: Frame,
+    /// Tile comparison's copy of the previous frame (kept to reuse its memory).
+    previous: Frame,
     scratch: Vec<u8>,
     full_pending: bool,
     cursor_changed: bool,
@@ -294,8 +296,15 @@ impl Capturer {
         }
         if has_randr {
             conn.randr_query_version(1, 5)?.reply()?;
-            conn.randr_select_input(root, randr::NotifyMask::SCREEN_CHANGE)?
-                .check()?;
+            // Screen size, and CRTC/output changes (a monitor switched,
+            // moved or added without the screen size changing).
+            conn.randr_select_input(
+                root,
+                randr::NotifyMask::SCREEN_CHANGE
+                    | randr::NotifyMask::CRTC_CHANGE
+                    | randr::NotifyMask::OUTPUT_CHANGE,
+            )?
+            .check()?;
         }
         conn.change_window_attributes(
             root,
@@ -331,6 +340,7 @@ impl Capturer {
             monitors: Vec::new(),
             region: Rect::new(0, 0, screen_size.0, screen_size.1),
             frame: Frame::default(),
+            previous: Frame::default(),
             scratch: Vec::new(),
             full_pending: true,
             cursor_changed: false,
@@ -517,7 +527,9 @@ impl Capturer {
                 }
             }
             Event::XfixesCursorNotify(_) => self.cursor_changed = true,
-            Event::RandrScreenChangeNotify(_) | Event::ConfigureNotify(_) => {
+            Event::RandrScreenChangeNotify(_)
+            | Event::RandrNotify(_)
+            | Event::ConfigureNotify(_) => {
                 let g = self.conn.get_geometry(self.root)?.reply()?;
                 let size = (u32::from(g.width), u32::from(g.height));
                 let before = (self.screen, self.monitors.clone());
@@ -683,13 +695,23 @@ impl Capturer {
         Ok(())
     }
 
-    /// Refreshes the bounding box of `rects` (one request) and reports them.
+    /// Refreshes `rects` and reports them: one request for their bounding
+    /// box, or one per rectangle when there are few and they are scattered
+    /// (two small changes in opposite corners must not read the screen).
     fn refresh(&mut self, rects: Vec<Rect>, cursor_changed: bool) -> Result<Option<Update<'_>>> {
         let rects = merge(rects);
         let Some(bbox) = rects.iter().copied().reduce(|a, b| a.union(&b)) else {
             return Ok(None);
         };
-        self.grab(bbox)?;
+        let area = |r: &Rect| u64::from(r.width) * u64::from(r.height);
+        let sum: u64 = rects.iter().map(area).sum();
+        if rects.len() <= 16 && sum * 2 < area(&bbox) {
+            for r in &rects {
+                self.grab(*r)?;
+            }
+        } else {
+            self.grab(bbox)?;
+        }
         let (ox, oy) = (self.region.x, self.region.y);
         let rects = rects
             .into_iter()
@@ -706,8 +728,14 @@ impl Capturer {
     /// Without DAMAGE: reads the whole area and reports the 64×64 tiles that
     /// differ from the previous frame.
     fn compare_tiles(&mut self) -> Result<Vec<Rect>> {
-        let old = self.frame.clone();
+        // The frame becomes the previous one; the read overwrites all of
+        // the other buffer (same size), so no copy is made.
+        if (self.previous.width, self.previous.height) != (self.frame.width, self.frame.height) {
+            self.previous = self.frame.clone();
+        }
+        std::mem::swap(&mut self.frame, &mut self.previous);
         self.grab(self.region)?;
+        let old = &self.previous;
         let f = &self.frame;
         let mut out = Vec::new();
         for ty in (0..f.height).step_by(TILE as usize) {
@@ -730,6 +758,15 @@ impl Capturer {
 /// Drops rectangles inside others and caps the list (raw DAMAGE reports one
 /// per drawing operation): above 64, their bounding box.
 fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
+    // Containment checks are quadratic: a flood is its bounding box at once.
+    if rects.len() > 512 {
+        return rects
+            .iter()
+            .copied()
+            .reduce(|a, b| a.union(&b))
+            .into_iter()
+            .collect();
+    }
     rects.sort_by_key(|r| std::cmp::Reverse(u64::from(r.width) * u64::from(r.height)));
     let mut out: Vec<Rect> = Vec::new();
     for r in rects {

@@ -155,6 +155,47 @@ fn a_change_yields_a_damage_rect_and_an_idle_screen_nothing() {
 }
 
 #[test]
+fn scattered_changes_are_reported_apart_and_read_exactly() {
+    let Some(x) = Xvfb::start("1024x768x24") else {
+        return;
+    };
+    let conn = x.conn();
+    let win = window(&conn, 0, 0, 1024, 768, 0x202020, EventMask::NO_EVENT);
+    let mut cap = Capturer::new(&x.target(), CaptureOptions::default()).unwrap();
+    update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    drain(&mut cap);
+    // Two small changes in opposite corners, sent together.
+    let gc_a = Rect::new(2, 3, 10, 10);
+    let gc_b = Rect::new(1000, 740, 20, 20);
+    fill(&conn, win, 2, 3, 10, 10, RED);
+    fill(&conn, win, 1000, 740, 20, 20, BLUE);
+    let mut seen: Vec<Rect> = Vec::new();
+    wait_for("both changes", Duration::from_secs(5), || {
+        if let Some(u) = cap.next_update(Duration::from_millis(200)).unwrap() {
+            seen.extend(u.rects.iter().copied());
+        }
+        (seen.iter().any(|r| r.contains(&gc_a)) && seen.iter().any(|r| r.contains(&gc_b)))
+            .then_some(())
+    });
+    // Reported as two small rectangles, not the screen between them.
+    assert!(
+        seen.iter().all(|r| r.width <= 64 && r.height <= 64),
+        "{seen:?}"
+    );
+    let f = cap.frame();
+    assert_eq!(
+        (
+            f.rgb(2, 3),
+            f.rgb(11, 12),
+            f.rgb(12, 13),
+            f.rgb(1019, 759),
+            f.rgb(999, 740)
+        ),
+        (RED, RED, 0x202020, BLUE, 0x202020)
+    );
+}
+
+#[test]
 fn without_damage_changed_tiles_are_found() {
     damage_then_idle(CaptureOptions {
         force_tiles: true,
@@ -344,6 +385,18 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
         ),
         (3, 652, 22, 12, 22)
     );
+    // A monitor defined mid-session shows up without reconnecting.
+    x.run(
+        "xrandr",
+        &["--setmonitor", "middle", "320/85x240/65+480+100", "none"],
+    );
+    wait_for("the new monitor", Duration::from_secs(5), || {
+        cap.next_update(Duration::from_millis(100)).unwrap();
+        cap.monitors()
+            .iter()
+            .any(|m| m.name == "middle" && m.rect == Rect::new(480, 100, 320, 240))
+            .then_some(())
+    });
     // All monitors: the whole screen.
     cap.select(Selection::All).unwrap();
     update_where(&mut cap, Duration::from_secs(5), |u| u.full);
