@@ -152,6 +152,9 @@ pub struct Input {
     spares: Vec<u8>,
     /// Temporary bindings: keycode → (keysym, last use).
     bound: HashMap<u8, (u32, Instant)>,
+    /// Keycodes whose mapping this side changed, in order: their
+    /// MappingNotify events are not a reason to re-read the keymap.
+    own_changes: std::collections::VecDeque<u8>,
 }
 
 impl std::fmt::Debug for Input {
@@ -187,6 +190,7 @@ impl Input {
             buttons: BTreeSet::new(),
             spares,
             bound: HashMap::new(),
+            own_changes: Default::default(),
         })
     }
 
@@ -257,6 +261,7 @@ impl Input {
     /// Presses or releases the key producing `keysym` (see the module
     /// documentation). Releasing a keysym that was not pressed does nothing.
     pub fn key(&mut self, keysym: u32, down: bool) -> Result<()> {
+        self.follow_keymap()?;
         self.expire_bindings()?;
         if !down {
             if let Some(code) = self.down.remove(&keysym) {
@@ -427,10 +432,54 @@ impl Input {
     fn set_mapping(&mut self, code: u8, keysym: u32) -> Result<()> {
         let syms = [keysym, keysym];
         self.conn.change_keyboard_mapping(1, code, 2, &syms)?;
+        self.own_changes.push_back(code);
         let per = self.keymap.per;
         let i = usize::from(code - self.keymap.min) * per;
         for (j, s) in self.keymap.syms[i..i + per].iter_mut().enumerate() {
             *s = if j < 2 { keysym } else { 0 };
+        }
+        Ok(())
+    }
+
+    /// Reads the events this connection gets (it selects none, but every
+    /// client gets MappingNotify): a keymap changed by someone else (the
+    /// user switched layout) is read again, so keysyms keep arriving as
+    /// typed. X errors caused by input requests are logged.
+    fn follow_keymap(&mut self) -> Result<()> {
+        let mut stale = false;
+        while let Some(e) = self.conn.poll_for_event()? {
+            match e {
+                x11rb::protocol::Event::MappingNotify(m) => {
+                    let ours = m.request == xproto::Mapping::KEYBOARD
+                        && m.count == 1
+                        && self.own_changes.front() == Some(&m.first_keycode);
+                    if ours {
+                        self.own_changes.pop_front();
+                    } else if m.request != xproto::Mapping::POINTER {
+                        stale = true;
+                    }
+                }
+                x11rb::protocol::Event::Error(x) => {
+                    tracing::debug!(error = ?x.error_kind, "input: X error")
+                }
+                _ => {}
+            }
+        }
+        if stale {
+            tracing::debug!("keymap changed: reading it again");
+            self.keymap = Keymap::read(&self.conn)?;
+            self.own_changes.clear();
+            // Bindings of ours that survived stay ours; the new keymap's
+            // empty keycodes are the spares.
+            let survived: Vec<u8> = self
+                .bound
+                .iter()
+                .filter(|(k, (ks, _))| self.keymap.row(**k)[0] == *ks)
+                .map(|(k, _)| *k)
+                .collect();
+            self.bound.retain(|k, _| survived.contains(k));
+            self.spares = self.keymap.spares();
+            self.spares.extend(survived);
         }
         Ok(())
     }

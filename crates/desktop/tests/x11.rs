@@ -480,11 +480,13 @@ fn a_german_keymap_gets_altgr_for_level_three_characters() {
         println!("skipped: setxkbmap is not installed (scripts/test installs it)");
         return;
     }
+    // The Input is made before the layout changes: it must follow.
+    let mut input = Input::new(&x.target()).unwrap();
+    input.type_text("x").unwrap();
     x.run("setxkbmap", &["de"]);
     let Some((mut xterm, out)) = xterm_cat(&x) else {
         return;
     };
-    let mut input = Input::new(&x.target()).unwrap();
     input.move_to(50, 50).unwrap();
     // On `de`: ü ö ß are plain keys, @ € { } | ~ need AltGr, ! " need Shift,
     // and y/z are swapped; ½ is bound to a spare keycode.
