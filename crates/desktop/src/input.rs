@@ -202,6 +202,7 @@ impl Input {
 
     /// Moves the pointer to (x, y) in the area's coordinates.
     pub fn move_to(&mut self, x: i32, y: i32) -> Result<()> {
+        self.follow_keymap()?;
         let (x, y) = match self.area {
             Some(a) => (
                 a.x + x.clamp(0, a.width as i32 - 1),
@@ -221,6 +222,7 @@ impl Input {
 
     /// Presses or releases a button.
     pub fn button(&mut self, button: Button, down: bool) -> Result<()> {
+        self.follow_keymap()?;
         self.raw_button(button.code(), down)?;
         self.conn.flush()?;
         Ok(())
@@ -247,6 +249,7 @@ impl Input {
     /// Wheel steps: `dy > 0` scrolls down (button 5), `dy < 0` up (4),
     /// `dx < 0` left (6), `dx > 0` right (7); each step is a click.
     pub fn scroll(&mut self, dx: i32, dy: i32) -> Result<()> {
+        self.follow_keymap()?;
         for (steps, neg, pos) in [(dy, 4, 5), (dx, 6, 7)] {
             let code = if steps < 0 { neg } else { pos };
             for _ in 0..steps.unsigned_abs().min(100) {

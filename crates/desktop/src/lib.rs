@@ -17,7 +17,9 @@
 //!   notice of changes.
 //!
 //! Each part opens its own X connection, so one part's events never reach
-//! another. A display that goes away is an [`Error::Connection`] (or
+//! another. Calls block (they wait for the X server, `next_update` for a
+//! change): async callers run them on a thread of their own
+//! (`spawn_blocking`); every type is `Send`. A display that goes away is an [`Error::Connection`] (or
 //! [`Error::Protocol`]) from the next call, never a panic.
 //!
 //! # Pixel format
@@ -122,3 +124,15 @@ impl Error {
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    /// The agent moves each part to a thread of its own.
+    #[test]
+    fn parts_are_send() {
+        fn send<T: Send>() {}
+        send::<crate::Capturer>();
+        send::<crate::Input>();
+        send::<crate::Clipboard>();
+    }
+}

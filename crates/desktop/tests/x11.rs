@@ -365,6 +365,8 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
     let mut input = Input::new(&target).unwrap();
     input.set_area(Some(cap.region()));
     input.move_to(12, 22).unwrap();
+    // Another connection asks next: wait until the move was processed.
+    input.sync().unwrap();
     assert_eq!(cap.pointer().unwrap(), (12, 22));
     input.button(Button::Right, true).unwrap();
     input.button(Button::Right, false).unwrap();
