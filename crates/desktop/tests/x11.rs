@@ -57,7 +57,7 @@ fn pattern_round_trip(opts: CaptureOptions, expect_shm: bool) {
     fill(&conn, win, 7, 80, 1, 1, 0x123456);
     let mut cap = Capturer::new(&x.target(), opts).unwrap();
     assert_eq!(cap.uses_shm(), expect_shm);
-    let (full, rects) = update_where(&mut cap, Duration::from_secs(5), |_| true);
+    let (full, rects) = update_where(&mut cap, Duration::from_secs(10), |_| true);
     assert!(full);
     assert_eq!(rects, vec![Rect::new(0, 0, 640, 480)]);
     let f = cap.frame();
@@ -118,7 +118,7 @@ fn damage_then_idle(opts: CaptureOptions) {
     let conn = x.conn();
     let win = window(&conn, 0, 0, 640, 480, 0x202020, EventMask::NO_EVENT);
     let mut cap = Capturer::new(&x.target(), opts).unwrap();
-    update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     drain(&mut cap);
     // Idle: nothing within the timeout.
     assert!(
@@ -130,7 +130,7 @@ fn damage_then_idle(opts: CaptureOptions) {
     // Positive control: a change does produce one, covering the change.
     let changed = Rect::new(300, 200, 40, 30);
     fill(&conn, win, 300, 200, 40, 30, 0xabcdef);
-    let (full, rects) = update_where(&mut cap, Duration::from_secs(5), |u| !u.rects.is_empty());
+    let (full, rects) = update_where(&mut cap, Duration::from_secs(10), |u| !u.rects.is_empty());
     assert!(!full);
     let covered = rects.iter().copied().reduce(|a, b| a.union(&b)).unwrap();
     assert!(
@@ -162,7 +162,7 @@ fn scattered_changes_are_reported_apart_and_read_exactly() {
     let conn = x.conn();
     let win = window(&conn, 0, 0, 1024, 768, 0x202020, EventMask::NO_EVENT);
     let mut cap = Capturer::new(&x.target(), CaptureOptions::default()).unwrap();
-    update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     drain(&mut cap);
     // Two small changes in opposite corners, sent together.
     let gc_a = Rect::new(2, 3, 10, 10);
@@ -170,7 +170,7 @@ fn scattered_changes_are_reported_apart_and_read_exactly() {
     fill(&conn, win, 2, 3, 10, 10, RED);
     fill(&conn, win, 1000, 740, 20, 20, BLUE);
     let mut seen: Vec<Rect> = Vec::new();
-    wait_for("both changes", Duration::from_secs(5), || {
+    wait_for("both changes", Duration::from_secs(10), || {
         if let Some(u) = cap.next_update(Duration::from_millis(200)).unwrap() {
             seen.extend(u.rects.iter().copied());
         }
@@ -235,7 +235,7 @@ fn the_cursor_is_reported_and_a_click_lands_where_sent() {
     input.scroll(-1, 0).unwrap();
     input.sync().unwrap();
     let mut got = Vec::new();
-    wait_for("button events", Duration::from_secs(5), || {
+    wait_for("button events", Duration::from_secs(10), || {
         while let Some(e) = conn.poll_for_event().unwrap() {
             if let Event::ButtonPress(b) = e {
                 assert_eq!(b.event, win);
@@ -265,7 +265,7 @@ fn a_resolution_change_gives_a_full_frame_of_the_new_size_on_the_same_connection
         return;
     };
     let mut cap = Capturer::new(&x.target(), CaptureOptions::default()).unwrap();
-    let (full, _) = update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    let (full, _) = update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     assert!(full);
     assert_eq!((cap.frame().width, cap.frame().height), (1024, 768));
     drain(&mut cap);
@@ -289,7 +289,7 @@ fn a_resolution_change_gives_a_full_frame_of_the_new_size_on_the_same_connection
     );
     x.run("xrandr", &["--addmode", "screen", "m800"]);
     x.run("xrandr", &["--output", "screen", "--mode", "m800"]);
-    let (full, rects) = update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    let (full, rects) = update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     assert!(full);
     assert_eq!(rects, vec![Rect::new(0, 0, 800, 600)]);
     assert_eq!(
@@ -300,16 +300,16 @@ fn a_resolution_change_gives_a_full_frame_of_the_new_size_on_the_same_connection
     // Capture goes on at the new size: draw and read back.
     let conn = x.conn();
     let win = window(&conn, 700, 500, 100, 100, GREEN, EventMask::NO_EVENT);
-    update_where(&mut cap, Duration::from_secs(5), |u| {
+    update_where(&mut cap, Duration::from_secs(10), |u| {
         u.frame.rgb(750, 550) == GREEN
     });
     fill(&conn, win, 90, 90, 10, 10, BLUE);
-    update_where(&mut cap, Duration::from_secs(5), |u| {
+    update_where(&mut cap, Duration::from_secs(10), |u| {
         u.frame.rgb(795, 595) == BLUE
     });
     // And back.
     x.run("xrandr", &["--output", "screen", "--mode", "1024x768"]);
-    update_where(&mut cap, Duration::from_secs(5), |u| {
+    update_where(&mut cap, Duration::from_secs(10), |u| {
         u.full && u.frame.width == 1024
     });
     assert_eq!(cap.snapshot().unwrap().rgb(750, 550), GREEN);
@@ -353,7 +353,7 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
         names.contains(&("right".into(), Rect::new(640, 0, 640, 480))),
         "{names:?}"
     );
-    update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     assert_eq!((cap.frame().width, cap.frame().height), (640, 480));
     assert_eq!(cap.frame().rgb(12, 22), RED);
     assert_eq!(cap.frame().rgb(0, 0), 0x101010);
@@ -371,7 +371,7 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
     input.button(Button::Right, true).unwrap();
     input.button(Button::Right, false).unwrap();
     input.sync().unwrap();
-    let press = wait_for("button press", Duration::from_secs(5), || {
+    let press = wait_for("button press", Duration::from_secs(10), || {
         match conn.poll_for_event().unwrap() {
             Some(Event::ButtonPress(b)) => Some(b),
             _ => None,
@@ -392,7 +392,7 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
         "xrandr",
         &["--setmonitor", "middle", "320/85x240/65+480+100", "none"],
     );
-    wait_for("the new monitor", Duration::from_secs(5), || {
+    wait_for("the new monitor", Duration::from_secs(10), || {
         cap.next_update(Duration::from_millis(100)).unwrap();
         cap.monitors()
             .iter()
@@ -401,7 +401,7 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
     });
     // All monitors: the whole screen.
     cap.select(Selection::All).unwrap();
-    update_where(&mut cap, Duration::from_secs(5), |u| u.full);
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     assert_eq!((cap.frame().width, cap.frame().rgb(652, 22)), (1280, RED));
 }
 
@@ -585,7 +585,7 @@ fn clipboard_goes_both_ways_with_xclip() {
         })
     );
     assert_eq!(
-        clip.get(SelectionKind::Clipboard, Duration::from_secs(5))
+        clip.get(SelectionKind::Clipboard, Duration::from_secs(10))
             .unwrap()
             .as_deref(),
         Some(endpoint_text)
@@ -677,9 +677,9 @@ fn a_display_that_goes_away_is_an_error_not_a_panic() {
     let mut cap = Capturer::new(&target, CaptureOptions::default()).unwrap();
     let mut input = Input::new(&target).unwrap();
     let clip = Clipboard::new(&target, DEFAULT_LIMIT).unwrap();
-    assert!(cap.next_update(Duration::from_secs(5)).unwrap().is_some());
+    assert!(cap.next_update(Duration::from_secs(10)).unwrap().is_some());
     x.kill();
-    let err = wait_for("capture error", Duration::from_secs(5), || {
+    let err = wait_for("capture error", Duration::from_secs(10), || {
         cap.next_update(Duration::from_millis(100)).err()
     });
     assert!(
@@ -689,7 +689,7 @@ fn a_display_that_goes_away_is_an_error_not_a_panic() {
         ),
         "{err}"
     );
-    let err = wait_for("input error", Duration::from_secs(5), || {
+    let err = wait_for("input error", Duration::from_secs(10), || {
         input.move_to(1, 1).and_then(|_| input.sync()).err()
     });
     assert!(matches!(err, Error::Connection(_)), "{err}");
