@@ -384,9 +384,16 @@ impl Capturer {
     }
 
     /// Reads the whole captured area now (a screenshot), whatever changed.
+    /// After a resolution change the frame has the new size (and the next
+    /// update is still a full frame).
     pub fn snapshot(&mut self) -> Result<&Frame> {
-        self.grab(self.region)?;
-        Ok(&self.frame)
+        // A size change that raced the read reconfigures: read again.
+        for _ in 0..3 {
+            if self.try_grab(self.region)? {
+                return Ok(&self.frame);
+            }
+        }
+        Err(Error::Protocol("the display kept changing size".into()))
     }
 
     /// Capture another monitor (or all); the next update is a full frame.
@@ -416,7 +423,9 @@ impl Capturer {
                 self.full_pending = false;
                 self.cursor_changed = false;
                 let all = Rect::new(0, 0, self.region.width, self.region.height);
-                self.grab(self.region)?;
+                if !self.try_grab(self.region)? {
+                    continue;
+                }
                 // Damage already queued is covered by this frame.
                 while let Some(e) = self.conn.poll_for_event()? {
                     self.handle(e, &mut Vec::new())?;
@@ -433,8 +442,16 @@ impl Capturer {
                 }));
             }
             if !dirty.is_empty() {
+                let Some(rects) = self.refresh(std::mem::take(&mut dirty))? else {
+                    continue; // Reconfigured: a full frame follows.
+                };
                 let cursor_changed = std::mem::take(&mut self.cursor_changed);
-                return self.refresh(dirty, cursor_changed);
+                return Ok(Some(Update {
+                    full: false,
+                    rects,
+                    cursor_changed,
+                    frame: &self.frame,
+                }));
             }
             if matches!(self.changes, Changes::Tiles) {
                 let due = self
@@ -442,7 +459,9 @@ impl Capturer {
                     .map_or(Instant::now(), |t| t + self.opts.poll_interval);
                 if Instant::now() >= due {
                     self.last_poll = Some(Instant::now());
-                    let rects = self.compare_tiles()?;
+                    let Some(rects) = self.compare_tiles()? else {
+                        continue; // Reconfigured: a full frame follows.
+                    };
                     let cursor_changed = std::mem::take(&mut self.cursor_changed);
                     if !rects.is_empty() || cursor_changed {
                         return Ok(Some(Update {
@@ -695,46 +714,67 @@ impl Capturer {
         Ok(())
     }
 
-    /// Refreshes `rects` and reports them: one request for their bounding
-    /// box, or one per rectangle when there are few and they are scattered
-    /// (two small changes in opposite corners must not read the screen).
-    fn refresh(&mut self, rects: Vec<Rect>, cursor_changed: bool) -> Result<Option<Update<'_>>> {
+    /// Reads `r`. An X error from a size change that raced the read (the
+    /// rectangle is no longer on screen) reconfigures instead: `false`.
+    fn try_grab(&mut self, r: Rect) -> Result<bool> {
+        match self.grab(r) {
+            Ok(()) => Ok(true),
+            Err(Error::Protocol(e)) => {
+                // The change's event came before the error: handle it.
+                while let Some(ev) = self.conn.poll_for_event()? {
+                    self.handle(ev, &mut Vec::new())?;
+                }
+                if self.full_pending {
+                    Ok(false)
+                } else {
+                    Err(Error::Protocol(e))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refreshes `rects` and returns them in frame coordinates (`None`:
+    /// reconfigured meanwhile). One request for their bounding box, or one
+    /// per rectangle when there are few and they are scattered (two small
+    /// changes in opposite corners must not read the screen between them).
+    fn refresh(&mut self, rects: Vec<Rect>) -> Result<Option<Vec<Rect>>> {
         let rects = merge(rects);
         let Some(bbox) = rects.iter().copied().reduce(|a, b| a.union(&b)) else {
-            return Ok(None);
+            return Ok(Some(Vec::new()));
         };
         let area = |r: &Rect| u64::from(r.width) * u64::from(r.height);
         let sum: u64 = rects.iter().map(area).sum();
         if rects.len() <= 16 && sum * 2 < area(&bbox) {
             for r in &rects {
-                self.grab(*r)?;
+                if !self.try_grab(*r)? {
+                    return Ok(None);
+                }
             }
-        } else {
-            self.grab(bbox)?;
+        } else if !self.try_grab(bbox)? {
+            return Ok(None);
         }
         let (ox, oy) = (self.region.x, self.region.y);
-        let rects = rects
-            .into_iter()
-            .map(|r| Rect::new(r.x - ox, r.y - oy, r.width, r.height))
-            .collect();
-        Ok(Some(Update {
-            full: false,
-            rects,
-            cursor_changed,
-            frame: &self.frame,
-        }))
+        Ok(Some(
+            rects
+                .into_iter()
+                .map(|r| Rect::new(r.x - ox, r.y - oy, r.width, r.height))
+                .collect(),
+        ))
     }
 
     /// Without DAMAGE: reads the whole area and reports the 64×64 tiles that
     /// differ from the previous frame.
-    fn compare_tiles(&mut self) -> Result<Vec<Rect>> {
+    fn compare_tiles(&mut self) -> Result<Option<Vec<Rect>>> {
         // The frame becomes the previous one; the read overwrites all of
         // the other buffer (same size), so no copy is made.
         if (self.previous.width, self.previous.height) != (self.frame.width, self.frame.height) {
             self.previous = self.frame.clone();
         }
         std::mem::swap(&mut self.frame, &mut self.previous);
-        self.grab(self.region)?;
+        if !self.try_grab(self.region)? {
+            return Ok(None);
+        }
         let old = &self.previous;
         let f = &self.frame;
         let mut out = Vec::new();
@@ -751,7 +791,7 @@ impl Capturer {
                 }
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }
 

@@ -289,6 +289,10 @@ fn a_resolution_change_gives_a_full_frame_of_the_new_size_on_the_same_connection
     );
     x.run("xrandr", &["--addmode", "screen", "m800"]);
     x.run("xrandr", &["--output", "screen", "--mode", "m800"]);
+    // A screenshot taken before any update notices the change itself (the
+    // old 1024x768 rectangle is no longer on screen).
+    let shot = cap.snapshot().unwrap();
+    assert_eq!((shot.width, shot.height), (800, 600));
     let (full, rects) = update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     assert!(full);
     assert_eq!(rects, vec![Rect::new(0, 0, 800, 600)]);
