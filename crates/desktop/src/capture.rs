@@ -111,8 +111,9 @@ pub enum Selection {
     #[default]
     All,
     /// One monitor, by its RandR name (e.g. `DVI-0`, or `screen` on a
-    /// display without RandR monitors). If it disappears, capture falls back
-    /// to the whole screen.
+    /// display without RandR monitors). An unknown name is refused
+    /// ([`Error::NoSuchMonitor`]); a monitor that disappears mid-session
+    /// leaves capture on the whole screen.
     Monitor(String),
 }
 
@@ -348,6 +349,12 @@ impl Capturer {
         };
         if shm_ok {
             me.pixels = me.new_segment()?;
+        }
+        me.monitors = me.read_monitors()?;
+        if let Selection::Monitor(name) = &me.opts.selection
+            && !me.monitors.iter().any(|m| &m.name == name)
+        {
+            return Err(Error::NoSuchMonitor(name.clone()));
         }
         me.reconfigure()?;
         Ok(me)

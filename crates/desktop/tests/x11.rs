@@ -365,6 +365,11 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
         cap.select(Selection::Monitor("nope".into())),
         Err(Error::NoSuchMonitor(_))
     ));
+    let unknown = CaptureOptions {
+        selection: Selection::Monitor("nope".into()),
+        ..Default::default()
+    };
+    assert!(matches!(Capturer::new(&target, unknown), Err(Error::NoSuchMonitor(n)) if n == "nope"));
     // Input in the monitor's coordinates.
     let mut input = Input::new(&target).unwrap();
     input.set_area(Some(cap.region()));
