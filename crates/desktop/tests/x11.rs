@@ -412,6 +412,16 @@ fn monitors_are_listed_and_one_is_captured_and_driven_in_its_coordinates() {
     cap.select(Selection::All).unwrap();
     update_where(&mut cap, Duration::from_secs(10), |u| u.full);
     assert_eq!((cap.frame().width, cap.frame().rgb(652, 22)), (1280, RED));
+    // The chosen monitor removed mid-session: a full frame of the whole screen.
+    cap.select(Selection::Monitor("middle".into())).unwrap();
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
+    assert_eq!((cap.frame().width, cap.frame().height), (320, 240));
+    x.run("xrandr", &["--delmonitor", "middle"]);
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
+    assert_eq!(
+        (cap.frame().width, cap.frame().height, cap.region()),
+        (1280, 480, Rect::new(0, 0, 1280, 480))
+    );
 }
 
 /// An xterm at the top left running `cat > FILE` in UTF-8; the file, once
