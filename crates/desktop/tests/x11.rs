@@ -260,6 +260,63 @@ fn the_cursor_is_reported_and_a_click_lands_where_sent() {
 }
 
 #[test]
+fn a_cursor_shape_change_is_an_update_and_frames_leave_the_cursor_out() {
+    let Some(x) = Xvfb::start("640x480x24") else {
+        return;
+    };
+    let conn = x.conn();
+    // A window with its own cursor (a glyph of the standard cursor font).
+    let font = conn.generate_id().unwrap();
+    conn.open_font(font, b"cursor").unwrap();
+    let glyph = conn.generate_id().unwrap();
+    conn.create_glyph_cursor(glyph, font, font, 68, 69, 0, 0, 0, 0xffff, 0xffff, 0xffff)
+        .unwrap();
+    let win = window(&conn, 320, 0, 320, 480, 0x404040, EventMask::NO_EVENT);
+    conn.change_window_attributes(
+        win,
+        &x11rb::protocol::xproto::ChangeWindowAttributesAux::new().cursor(glyph),
+    )
+    .unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+    let target = x.target();
+    let mut cap = Capturer::new(&target, CaptureOptions::default()).unwrap();
+    let mut input = Input::new(&target).unwrap();
+    input.move_to(100, 100).unwrap();
+    input.sync().unwrap();
+    update_where(&mut cap, Duration::from_secs(10), |u| u.full);
+    drain(&mut cap);
+    let before = cap.cursor().unwrap();
+    // The pointer is over the black root at (100,100): no cursor pixels in
+    // the frame there.
+    let shot = cap.snapshot().unwrap();
+    for y in 80..130 {
+        for x in 80..130 {
+            assert_eq!(shot.rgb(x, y), 0, "cursor pixel in the frame at ({x},{y})");
+        }
+    }
+    // Moving within the same cursor: no update (positive control below).
+    input.move_to(110, 110).unwrap();
+    input.sync().unwrap();
+    assert!(
+        cap.next_update(Duration::from_millis(300))
+            .unwrap()
+            .is_none()
+    );
+    // Into the window with another cursor: an update saying so.
+    input.move_to(400, 100).unwrap();
+    input.sync().unwrap();
+    let (full, rects) = update_where(&mut cap, Duration::from_secs(10), |u| u.cursor_changed);
+    assert!(!full && rects.is_empty(), "{rects:?}");
+    let after = cap.cursor().unwrap();
+    assert_ne!(before.serial, after.serial);
+    assert_eq!((after.x, after.y), (400, 100));
+    assert!(
+        after.pixels.iter().any(|p| p >> 24 != 0),
+        "an invisible cursor image"
+    );
+}
+
+#[test]
 fn a_resolution_change_gives_a_full_frame_of_the_new_size_on_the_same_connection() {
     let Some(x) = Xvfb::start("1024x768x24") else {
         return;
