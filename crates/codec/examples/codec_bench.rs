@@ -71,7 +71,10 @@ impl Scene {
         self.step += 1;
         match self.kind {
             Workload::Full => {
-                self.motion.as_ref().expect("motion").draw(&mut self.screen, self.step);
+                self.motion
+                    .as_ref()
+                    .expect("motion")
+                    .draw(&mut self.screen, self.step);
                 None
             }
             Workload::Scroll => {
@@ -99,6 +102,19 @@ struct Figures {
     bytes_to_exact: u64,
     idle_bytes: u64,
     idle_full_compare_ms: f64,
+    /// Sum over frames of the mean absolute error per channel of the
+    /// viewer's picture while the screen changes.
+    error_sum: f64,
+}
+
+fn mean_error(canvas: &Canvas, s: &Screen) -> f64 {
+    let sum: u64 = canvas
+        .pixels()
+        .chunks_exact(4)
+        .zip(s.data.chunks_exact(4))
+        .map(|(a, b)| (0..3).map(|k| u64::from(a[k].abs_diff(b[k]))).sum::<u64>())
+        .sum();
+    sum as f64 / (s.data.len() / 4 * 3) as f64
 }
 
 fn exact(canvas: &Canvas, s: &Screen) -> bool {
@@ -122,7 +138,9 @@ fn run_hybrid(kind: Workload, codec: Codec, threads: u32, frames: u32) -> Figure
     let mut now = t0;
     let apply = |canvas: &mut Canvas, ps: &[Packet]| {
         for p in ps {
-            canvas.apply(p).expect("the reference decoder takes every packet");
+            canvas
+                .apply(p)
+                .expect("the reference decoder takes every packet");
         }
     };
     // The first frame (stream start) is not part of the figures; settle it.
@@ -139,7 +157,9 @@ fn run_hybrid(kind: Workload, codec: Codec, threads: u32, frames: u32) -> Figure
         now += TICK;
         let dirty = scene.advance();
         let (w0, c0) = (Instant::now(), cpu());
-        let ps = enc.encode(&scene.screen.frame(), dirty.as_deref(), now).unwrap();
+        let ps = enc
+            .encode(&scene.screen.frame(), dirty.as_deref(), now)
+            .unwrap();
         let (dw, dc) = (w0.elapsed(), cpu() - c0);
         f.wall += dw;
         f.cpu += dc;
@@ -147,6 +167,7 @@ fn run_hybrid(kind: Workload, codec: Codec, threads: u32, frames: u32) -> Figure
         f.frames += 1;
         f.bytes_active += ps.iter().map(|p| p.len() as u64).sum::<u64>();
         apply(&mut canvas, &ps);
+        f.error_sum += mean_error(&canvas, &scene.screen);
     }
     // Changes stop: tick until the viewer's picture is exact.
     let stop = now;
@@ -187,7 +208,12 @@ fn run_jpeg(kind: Workload, frames: u32) -> Figures {
     let mut f = Figures::default();
     let tile_rect = |i: usize| {
         let (c, r) = (i as u32 % cols, i as u32 / cols);
-        Rect::new(c * TILE, r * TILE, TILE.min(W - c * TILE), TILE.min(H - r * TILE))
+        Rect::new(
+            c * TILE,
+            r * TILE,
+            TILE.min(W - c * TILE),
+            TILE.min(H - r * TILE),
+        )
     };
     for _ in 0..frames {
         let _ = scene.advance();
@@ -206,7 +232,10 @@ fn run_jpeg(kind: Workload, frames: u32) -> Figures {
             }
         }
         let mut bytes = 0u64;
-        let area: u32 = changed.iter().map(|&i| tile_rect(i).w * tile_rect(i).h).sum();
+        let area: u32 = changed
+            .iter()
+            .map(|&i| tile_rect(i).w * tile_rect(i).h)
+            .sum();
         if area > 0 && area <= small {
             for &i in &changed {
                 bytes += lossless_tile(&frame, tile_rect(i), 6).unwrap().len() as u64;
@@ -276,23 +305,29 @@ fn runs(sel: &[bool], cols: u32, rows: u32, tile_rect: &dyn Fn(usize) -> Rect) -
 }
 
 fn main() {
-    let frames: u32 = std::env::args().nth(1).map_or(90, |a| a.parse().expect("FRAMES is a number"));
+    let frames: u32 = std::env::args()
+        .nth(1)
+        .map_or(90, |a| a.parse().expect("FRAMES is a number"));
     println!(
         "# codec-bench: 1920x1080, {frames} frames per workload at a simulated 30 fps, {} CPUs\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| workload | candidate | encode ms/frame (wall) | CPU ms/frame | worst ms | fps possible | kbit/s while changing | pixel-exact after stop | bytes to exact | idle bytes / 10 s | idle full compare ms |"
+        "| workload | candidate | encode ms/frame (wall) | CPU ms/frame | worst ms | fps possible | kbit/s while changing | pixel-exact after stop | bytes to exact | idle bytes / 10 s | idle full compare ms | mean error while changing |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let candidates: [(&str, Option<(Codec, u32)>); 4] = [
         ("tiles + VP9, 2 threads", Some((Codec::Vp9, 2))),
         ("tiles + VP9, 1 thread", Some((Codec::Vp9, 1))),
         ("tiles + VP8, 2 threads", Some((Codec::Vp8, 2))),
         ("tiles + JPEG q75 (jpeg-encoder)", None),
     ];
+    let filter = std::env::args().nth(2).unwrap_or_default();
     for kind in [Workload::Full, Workload::Scroll, Workload::Typing] {
         for (name, cand) in candidates {
+            if !format!("{kind:?} {name}").contains(&filter) {
+                continue;
+            }
             let f = match cand {
                 Some((codec, threads)) => run_hybrid(kind, codec, threads, frames),
                 None => run_jpeg(kind, frames),
@@ -301,7 +336,7 @@ fn main() {
             let wall_ms = f.wall.as_secs_f64() * 1000.0 / n;
             let secs = n * TICK.as_secs_f64();
             println!(
-                "| {kind:?} | {name} | {wall_ms:.2} | {:.2} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} |",
+                "| {kind:?} | {name} | {wall_ms:.2} | {:.2} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
                 f.cpu.as_secs_f64() * 1000.0 / n,
                 f.worst.as_secs_f64() * 1000.0,
                 1000.0 / wall_ms,
@@ -309,8 +344,21 @@ fn main() {
                 f.exact_after
                     .map_or("never (10 s)".into(), |d| format!("{} ms", d.as_millis())),
                 f.bytes_to_exact,
-                if cand.is_some() { f.idle_bytes.to_string() } else { "-".into() },
-                if cand.is_some() { format!("{:.2}", f.idle_full_compare_ms) } else { "-".into() },
+                if cand.is_some() {
+                    f.idle_bytes.to_string()
+                } else {
+                    "-".into()
+                },
+                if cand.is_some() {
+                    format!("{:.2}", f.idle_full_compare_ms)
+                } else {
+                    "-".into()
+                },
+                if cand.is_some() {
+                    format!("{:.2}", f.error_sum / n)
+                } else {
+                    "-".into()
+                },
             );
         }
     }

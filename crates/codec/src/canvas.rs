@@ -64,7 +64,9 @@ impl Canvas {
                     return Ok(());
                 };
                 if (pic.width, pic.height) != (self.width, self.height) {
-                    return Err(Error::BadPacket("picture size differs from the stream".into()));
+                    return Err(Error::BadPacket(
+                        "picture size differs from the stream".into(),
+                    ));
                 }
                 for r in rects {
                     let r = self.clip(*r)?;

@@ -57,9 +57,49 @@ impl Stream {
         let row_bytes = self.width as usize * 4;
         for y in r.y..r.y + r.h {
             let start = y as usize * row_bytes + r.x as usize * 4;
-            self.last[start..start + r.w as usize * 4]
-                .copy_from_slice(frame.row(y as usize, r.x as usize, r.w as usize));
+            self.last[start..start + r.w as usize * 4].copy_from_slice(frame.row(
+                y as usize,
+                r.x as usize,
+                r.w as usize,
+            ));
         }
+    }
+
+    /// The smallest rectangle inside `r` holding every pixel of `frame`
+    /// that differs from `last` (`None`: none differs).
+    fn changed_bounds(&self, frame: &Frame<'_>, r: Rect) -> Option<Rect> {
+        let row_bytes = self.width as usize * 4;
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+        for y in r.y..r.y + r.h {
+            let a = frame.row(y as usize, r.x as usize, r.w as usize);
+            let start = y as usize * row_bytes + r.x as usize * 4;
+            let b = &self.last[start..start + r.w as usize * 4];
+            if a == b {
+                continue;
+            }
+            let first = a
+                .chunks_exact(4)
+                .zip(b.chunks_exact(4))
+                .position(|(p, q)| p != q);
+            let last = a
+                .chunks_exact(4)
+                .zip(b.chunks_exact(4))
+                .rposition(|(p, q)| p != q);
+            if let (Some(f), Some(l)) = (first, last) {
+                x0 = x0.min(r.x + f as u32);
+                x1 = x1.max(r.x + l as u32 + 1);
+                y0 = y0.min(y);
+                y1 = y1.max(y + 1);
+            }
+        }
+        (x0 < x1).then(|| Rect::new(x0, y0, x1 - x0, y1 - y0))
+    }
+
+    /// Whether any tile of the one-row run `r` is held lossy by the viewer.
+    fn any_lossy(&self, r: Rect) -> bool {
+        let row = r.y / TILE;
+        (r.x / TILE..(r.x + r.w).div_ceil(TILE))
+            .any(|c| matches!(self.held[(row * self.cols + c) as usize], Held::Lossy(_)))
     }
 
     /// Horizontal runs of the selected tiles, as pixel rectangles.
@@ -79,7 +119,12 @@ impl Stream {
                     end += 1;
                 }
                 let last = self.tile_rect((row * self.cols + end - 1) as usize);
-                out.push(Rect::new(first.x, first.y, last.x + last.w - first.x, first.h));
+                out.push(Rect::new(
+                    first.x,
+                    first.y,
+                    last.x + last.w - first.x,
+                    first.h,
+                ));
                 c = end;
             }
         }
@@ -87,7 +132,8 @@ impl Stream {
     }
 
     fn next_pts(&mut self, now: Instant) -> (i64, u64) {
-        let pts = (now.saturating_duration_since(self.start).as_millis() as i64).max(self.last_pts_ms + 1);
+        let pts = (now.saturating_duration_since(self.start).as_millis() as i64)
+            .max(self.last_pts_ms + 1);
         let duration = (pts - self.last_pts_ms).max(1) as u64;
         self.last_pts_ms = pts;
         (pts, duration)
@@ -247,13 +293,27 @@ impl Encoder {
                     u64::from(r.w * r.h)
                 })
                 .sum();
-            let video_due = s
-                .last_video
-                .is_none_or(|t| now.saturating_duration_since(t) + Duration::from_millis(2) >= min_interval);
+            let video_due = s.last_video.is_none_or(|t| {
+                now.saturating_duration_since(t) + Duration::from_millis(2) >= min_interval
+            });
             if !may_send {
                 stats.deferred = true;
             } else if area <= u64::from(config.lossless_max_area) {
-                for rect in s.runs(&changed) {
+                // Only the changed pixels (a typed character is one glyph
+                // cell, not a whole tile) unless the viewer holds part of
+                // the run from video: then all of it, to make it exact.
+                let rects: Vec<Rect> = s
+                    .runs(&changed)
+                    .into_iter()
+                    .filter_map(|r| {
+                        if s.any_lossy(r) {
+                            Some(r)
+                        } else {
+                            s.changed_bounds(frame, r)
+                        }
+                    })
+                    .collect();
+                for rect in rects {
                     let (format, data) = lossless::encode(frame, rect, config.zlib_level);
                     packets.push(Packet::Tile { rect, format, data });
                 }
@@ -267,7 +327,9 @@ impl Encoder {
                 }
             } else if video_due {
                 let (pts, duration) = s.next_pts(now);
-                let out = s.vpx.encode(frame.data, frame.stride, pts, duration, false)?;
+                let out = s
+                    .vpx
+                    .encode(frame.data, frame.stride, pts, duration, false)?;
                 if out.is_empty() {
                     stats.deferred = true;
                 } else {
@@ -297,7 +359,10 @@ impl Encoder {
 
         // Lossless refinement of tiles that stopped changing.
         if may_send {
-            let mut budget = self.rate.refine_budget().saturating_sub(packets.iter().map(|p| p.len() as u64).sum());
+            let mut budget = self
+                .rate
+                .refine_budget()
+                .saturating_sub(packets.iter().map(|p| p.len() as u64).sum());
             let mut due = vec![false; s.held.len()];
             let mut any = false;
             for i in 0..s.held.len() {
@@ -362,6 +427,7 @@ impl Encoder {
                 height,
                 threads: self.config.threads,
                 bitrate_kbps: kbps,
+                min_quantizer: self.config.min_quantizer,
             })?,
         };
         self.vpx_kbps = vpx.settings().bitrate_kbps;
@@ -383,7 +449,9 @@ impl Encoder {
             s.remember(frame, i);
         }
         let (pts, duration) = s.next_pts(now);
-        let out = s.vpx.encode(frame.data, frame.stride, pts, duration, true)?;
+        let out = s
+            .vpx
+            .encode(frame.data, frame.stride, pts, duration, true)?;
         let mut packets = vec![Packet::StreamStart {
             width: width as u16,
             height: height as u16,

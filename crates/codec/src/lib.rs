@@ -163,6 +163,10 @@ pub struct Config {
     pub max_bitrate_kbps: u32,
     /// Lower bound the adaptation does not go below (kbit/s).
     pub min_bitrate_kbps: u32,
+    /// The finest quantizer (0..=56) video may use: the quality ceiling of
+    /// moving content. Lower is sharper and costs more bits; what stops
+    /// moving is made exact by the lossless refinement anyway.
+    pub min_quantizer: u32,
     /// Highest video frame rate.
     pub max_fps: u32,
     /// A tile drawn from video is re-sent losslessly once it has been
@@ -182,6 +186,7 @@ impl Default for Config {
             threads: 2,
             max_bitrate_kbps: 6000,
             min_bitrate_kbps: 150,
+            min_quantizer: 48,
             max_fps: 30,
             refine_after: Duration::from_millis(200),
             lossless_max_area: 24 * TILE * TILE,

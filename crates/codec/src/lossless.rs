@@ -52,12 +52,18 @@ pub(crate) fn encode(frame: &Frame<'_>, rect: Rect, level: u32) -> (TileFormat, 
         }
         z.write_all(&head).expect("writing to a Vec");
         z.write_all(&indices).expect("writing to a Vec");
-        (TileFormat::ZlibPalette, z.finish().expect("writing to a Vec"))
+        (
+            TileFormat::ZlibPalette,
+            z.finish().expect("writing to a Vec"),
+        )
     } else {
         let mut rgb = Vec::with_capacity(w * 3);
         for y in 0..h {
             rgb.clear();
-            for px in frame.row(rect.y as usize + y, rect.x as usize, w).chunks_exact(4) {
+            for px in frame
+                .row(rect.y as usize + y, rect.x as usize, w)
+                .chunks_exact(4)
+            {
                 rgb.extend_from_slice(&[px[2], px[1], px[0]]);
             }
             z.write_all(&rgb).expect("writing to a Vec");
@@ -85,10 +91,10 @@ pub(crate) fn decode(rect: Rect, format: TileFormat, data: &[u8]) -> Result<Vec<
             }
         }
         TileFormat::ZlibPalette => {
-            let count = *raw
-                .first()
-                .ok_or_else(|| Error::BadPacket("empty tile".into()))? as usize
-                + 1;
+            let count =
+                *raw.first()
+                    .ok_or_else(|| Error::BadPacket("empty tile".into()))? as usize
+                    + 1;
             if raw.len() != 1 + count * 3 + n {
                 return Err(Error::BadPacket("tile has the wrong size".into()));
             }

@@ -2,9 +2,8 @@
 //!
 //! The caller counts what the viewer (or the gateway's flow control)
 //! acknowledged; the encoder counts what it produced. The difference is in
-//! flight. More than ~250 ms of data at the current target in flight means a
-//! queue is building: the target drops to 80 % of the measured delivery
-//! rate. Little in flight: it climbs back by 15 % per step. More than ~500 ms
+//! flight. More than ~250 ms of data at the measured delivery rate in
+//! flight means a queue is building: the target drops to 80 % of that rate. Little in flight: it climbs back by 15 % per step. More than ~500 ms
 //! in flight: no new frames at all until the queue drains (the skipped
 //! changes go out in the next frame). Without any feedback the link is
 //! treated as unconstrained (the configured maximum).
@@ -27,6 +26,8 @@ pub(crate) struct Rate {
     acked: u64,
     feedback: bool,
     window: Option<(Instant, u64)>,
+    /// Smoothed delivery rate while the link had data queued (kbit/s).
+    delivered_kbps: Option<f64>,
 }
 
 impl Rate {
@@ -40,6 +41,7 @@ impl Rate {
             acked: 0,
             feedback: false,
             window: None,
+            delivered_kbps: None,
         }
     }
 
@@ -60,10 +62,16 @@ impl Rate {
         }
     }
 
-    /// Bytes that may be queued before the target drops.
+    /// Bytes that may be queued before the target drops: 250 ms at what
+    /// the link delivers (or at the target, if lower or not measured yet).
     fn queue_allowance(&self) -> u64 {
-        let at_target = u64::from(self.target_kbps) * 1000 / 8 * QUEUE_TARGET.as_millis() as u64 / 1000;
-        at_target.max(MIN_QUEUE)
+        let kbps = self
+            .delivered_kbps
+            .map_or(f64::from(self.target_kbps), |d| {
+                d.min(f64::from(self.target_kbps))
+            });
+        let bytes = kbps * 1000.0 / 8.0 * QUEUE_TARGET.as_secs_f64();
+        (bytes as u64).max(MIN_QUEUE)
     }
 
     pub(crate) fn on_sent(&mut self, bytes: usize) {
@@ -87,6 +95,13 @@ impl Rate {
         }
         let delivered_kbps = ((self.acked - acked_then) * 8) as f64 / dt.as_secs_f64() / 1000.0;
         let in_flight = self.in_flight();
+        // Only a link with data queued shows what it can carry.
+        if in_flight > 0 {
+            self.delivered_kbps = Some(match self.delivered_kbps {
+                Some(d) => 0.5 * d + 0.5 * delivered_kbps,
+                None => delivered_kbps,
+            });
+        }
         let allowance = self.queue_allowance();
         if in_flight > allowance {
             let lowered = (delivered_kbps * 0.8).min(f64::from(self.target_kbps) * 0.85);

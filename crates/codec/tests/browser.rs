@@ -79,7 +79,8 @@ impl Recorder {
         for p in packets {
             let b = p.to_bytes();
             self.bytes.extend_from_slice(&step.to_le_bytes());
-            self.bytes.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            self.bytes
+                .extend_from_slice(&(b.len() as u32).to_le_bytes());
             self.bytes.extend_from_slice(&b);
             self.canvas.apply(p).unwrap();
         }
@@ -101,7 +102,11 @@ fn scene(w: u32, h: u32, seed: u64) -> (Screen, Terminal) {
 fn browser_error(rgba: &[u8], s: &Screen) -> (f64, usize) {
     let (mut sum, mut n, mut differing) = (0u64, 0u64, 0usize);
     for (a, b) in rgba.chunks_exact(4).zip(s.data.chunks_exact(4)) {
-        let d = [a[0].abs_diff(b[2]), a[1].abs_diff(b[1]), a[2].abs_diff(b[0])];
+        let d = [
+            a[0].abs_diff(b[2]),
+            a[1].abs_diff(b[1]),
+            a[2].abs_diff(b[0]),
+        ];
         sum += d.iter().map(|&x| u64::from(x)).sum::<u64>();
         n += 3;
         differing += usize::from(d != [0, 0, 0]);
@@ -139,7 +144,13 @@ fn chromium_decodes_keyframes_deltas_and_lossless_tiles_to_the_source_pixels() {
         term.scroll();
         term.draw(&mut s);
         let ps = enc.encode(&s.frame(), Some(&[term.rect()]), now).unwrap();
-        assert!(ps.iter().any(|p| matches!(p, Packet::Video { keyframe: false, .. })));
+        assert!(ps.iter().any(|p| matches!(
+            p,
+            Packet::Video {
+                keyframe: false,
+                ..
+            }
+        )));
         rec.push(1, &ps);
     }
     rec.end_step(1, &s);
@@ -191,7 +202,10 @@ fn chromium_decodes_keyframes_deltas_and_lossless_tiles_to_the_source_pixels() {
         run.status,
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(run.status.success() && stdout.contains("DECODE-TEST DONE"), "{report}");
+    assert!(
+        run.status.success() && stdout.contains("DECODE-TEST DONE"),
+        "{report}"
+    );
     assert!(stdout.contains("ERRORS=[]"), "{report}");
 
     for (step, rust_bgra, source) in &rec.expected {
@@ -202,17 +216,28 @@ fn chromium_decodes_keyframes_deltas_and_lossless_tiles_to_the_source_pixels() {
         // The browser's picture against the Rust reference decoder's.
         let (mut vs_rust, mut n) = (0u64, 0u64);
         for (a, b) in rgba.chunks_exact(4).zip(rust_bgra.chunks_exact(4)) {
-            vs_rust += u64::from(a[0].abs_diff(b[2])) + u64::from(a[1].abs_diff(b[1])) + u64::from(a[2].abs_diff(b[0]));
+            vs_rust += u64::from(a[0].abs_diff(b[2]))
+                + u64::from(a[1].abs_diff(b[1]))
+                + u64::from(a[2].abs_diff(b[0]));
             n += 3;
         }
         let vs_rust = vs_rust as f64 / n as f64;
-        println!("step {step}: mean error {mean:.3}, {differing} pixels differ, mean vs Rust decoder {vs_rust:.3}");
+        println!(
+            "step {step}: mean error {mean:.3}, {differing} pixels differ, mean vs Rust decoder {vs_rust:.3}"
+        );
         match step {
             // Lossy stages: close to the source, and really decoded (an
             // undecoded canvas is black or stale: far off).
             0 | 1 | 2 | 4 | 6 => {
-                assert!(mean < 6.0, "step {step}: mean error {mean}");
+                // (min_quantizer 48: measured 4-8 on these small screens.)
+                assert!(mean < 12.0, "step {step}: mean error {mean}");
                 assert!(differing > 0, "step {step}: a lossy stage cannot be exact");
+                // Chromium's VP9/VP8 decode and colour conversion agree with
+                // libvpx + BT.601 limited range (measured: ~0.1).
+                assert!(
+                    vs_rust < 1.0,
+                    "step {step}: {vs_rust} from the Rust decoder"
+                );
             }
             // After the lossless refinement: every pixel exact.
             _ => assert_eq!(differing, 0, "step {step}: {differing} pixels differ"),

@@ -120,10 +120,41 @@ pub fn glyph(c: char) -> [[u8; CELL_W as usize]; CELL_H as usize] {
 }
 
 const WORDS: &[&str] = &[
-    "cargo", "build", "--release", "warning:", "unused", "variable", "src/main.rs:42:9", "fn", "let",
-    "mut", "impl", "Compiling", "serde", "v1.0.228", "tokio", "Finished", "error[E0308]:",
-    "mismatched", "types", "expected", "found", "|", "^^^^", "note:", "/usr/lib/x86_64-linux-gnu",
-    "drwxr-xr-x", "root", "4096", "Dec", "1", "07:12", "README.md", "journalctl", "-u", "ssh.service",
+    "cargo",
+    "build",
+    "--release",
+    "warning:",
+    "unused",
+    "variable",
+    "src/main.rs:42:9",
+    "fn",
+    "let",
+    "mut",
+    "impl",
+    "Compiling",
+    "serde",
+    "v1.0.228",
+    "tokio",
+    "Finished",
+    "error[E0308]:",
+    "mismatched",
+    "types",
+    "expected",
+    "found",
+    "|",
+    "^^^^",
+    "note:",
+    "/usr/lib/x86_64-linux-gnu",
+    "drwxr-xr-x",
+    "root",
+    "4096",
+    "Dec",
+    "1",
+    "07:12",
+    "README.md",
+    "journalctl",
+    "-u",
+    "ssh.service",
 ];
 
 const COLOURS: &[[u8; 3]] = &[
@@ -212,7 +243,10 @@ impl Terminal {
             let ch = b"abcdefghijklmnopqrstuvwxyz  ,.;"[self.rng.below(31) as usize] as char;
             let row = self.rows - 1;
             let col = self.lines.back().map_or(0, |l| l.len()) as u32;
-            self.lines.back_mut().expect("a line").push((ch, COLOURS[0]));
+            self.lines
+                .back_mut()
+                .expect("a line")
+                .push((ch, COLOURS[0]));
             // The new character and the cursor cell after it.
             dirty.push(jumpgate_codec::Rect::new(
                 self.x + col * CELL_W,
@@ -225,7 +259,13 @@ impl Terminal {
     }
 
     pub fn draw(&mut self, s: &mut Screen) {
-        s.fill(self.x, self.y, self.cols * CELL_W, self.rows * CELL_H, TERM_BG);
+        s.fill(
+            self.x,
+            self.y,
+            self.cols * CELL_W,
+            self.rows * CELL_H,
+            TERM_BG,
+        );
         for (r, line) in self.lines.iter().enumerate() {
             for (c, &(ch, fg)) in line.iter().enumerate() {
                 let g = *self.glyphs.entry(ch).or_insert_with(|| glyph(ch));
@@ -236,12 +276,17 @@ impl Terminal {
                             continue;
                         }
                         let mix = |f: u8, b: u8| {
-                            ((u32::from(f) * u32::from(cov) + u32::from(b) * (16 - u32::from(cov))) / 16) as u8
+                            ((u32::from(f) * u32::from(cov) + u32::from(b) * (16 - u32::from(cov)))
+                                / 16) as u8
                         };
                         s.put(
                             ox + gx as u32,
                             oy + gy as u32,
-                            [mix(fg[0], TERM_BG[0]), mix(fg[1], TERM_BG[1]), mix(fg[2], TERM_BG[2])],
+                            [
+                                mix(fg[0], TERM_BG[0]),
+                                mix(fg[1], TERM_BG[1]),
+                                mix(fg[2], TERM_BG[2]),
+                            ],
                         );
                     }
                 }
@@ -277,17 +322,26 @@ impl Motion {
         let octave = |cell: u32, rng: &mut Rng| {
             let gw = tex_w / cell + 2;
             let gh = tex_h / cell + 2;
-            let g: Vec<f32> = (0..gw * gh).map(|_| (rng.below(1000) as f32) / 1000.0).collect();
+            let g: Vec<f32> = (0..gw * gh)
+                .map(|_| (rng.below(1000) as f32) / 1000.0)
+                .collect();
             (cell, gw, g)
         };
-        let octs = [octave(128, &mut rng), octave(32, &mut rng), octave(8, &mut rng)];
+        let octs = [
+            octave(128, &mut rng),
+            octave(32, &mut rng),
+            octave(8, &mut rng),
+        ];
         let mut tex = Vec::with_capacity((tex_w * tex_h) as usize);
         for y in 0..tex_h {
             for x in 0..tex_w {
                 let mut v = [0f32; 3];
                 for (k, (cell, gw, g)) in octs.iter().enumerate() {
                     let (cx, cy) = (x / cell, y / cell);
-                    let (fx, fy) = ((x % cell) as f32 / *cell as f32, (y % cell) as f32 / *cell as f32);
+                    let (fx, fy) = (
+                        (x % cell) as f32 / *cell as f32,
+                        (y % cell) as f32 / *cell as f32,
+                    );
                     let at = |i: u32, j: u32| g[(j * gw + i) as usize];
                     let n = at(cx, cy) * (1.0 - fx) * (1.0 - fy)
                         + at(cx + 1, cy) * fx * (1.0 - fy)
@@ -298,7 +352,11 @@ impl Motion {
                     v[1] += n * weight * (0.8 + 0.1 * k as f32);
                     v[2] += (1.0 - n) * weight;
                 }
-                tex.push([(v[0] * 255.0) as u8, (v[1] * 230.0) as u8, (v[2] * 200.0) as u8]);
+                tex.push([
+                    (v[0] * 255.0) as u8,
+                    (v[1] * 230.0) as u8,
+                    (v[2] * 200.0) as u8,
+                ]);
             }
         }
         Motion { tex_w, tex }
