@@ -231,14 +231,30 @@ impl Terminal {
     /// Types `n` characters on the last line (a new line when it is full).
     /// Returns the cell rectangles that changed.
     pub fn type_chars(&mut self, n: usize) -> Vec<jumpgate_codec::Rect> {
+        self.type_chars_then(n, true)
+    }
+
+    /// As `type_chars`; a full line either scrolls the terminal (`scroll`)
+    /// or is cleared (a prompt redrawn in place).
+    pub fn type_chars_then(&mut self, n: usize, scroll: bool) -> Vec<jumpgate_codec::Rect> {
         let mut dirty = Vec::new();
         for _ in 0..n {
             let len = self.lines.back().map_or(0, |l| l.len()) as u32;
             if len + 1 >= self.cols {
-                self.scroll();
-                self.lines.pop_back();
-                self.lines.push_back(Vec::new());
-                dirty.push(self.rect());
+                if scroll {
+                    self.scroll();
+                    self.lines.pop_back();
+                    self.lines.push_back(Vec::new());
+                    dirty.push(self.rect());
+                } else {
+                    self.lines.back_mut().expect("a line").clear();
+                    dirty.push(jumpgate_codec::Rect::new(
+                        self.x,
+                        self.y + (self.rows - 1) * CELL_H,
+                        self.cols * CELL_W,
+                        CELL_H,
+                    ));
+                }
             }
             let ch = b"abcdefghijklmnopqrstuvwxyz  ,.;"[self.rng.below(31) as usize] as char;
             let row = self.rows - 1;
