@@ -86,7 +86,9 @@ impl Scene {
                 Some(vec![self.term.rect()])
             }
             Workload::Typing | Workload::TypingScroll => {
-                let dirty = self.term.type_chars_then(3, self.kind == Workload::TypingScroll);
+                let dirty = self
+                    .term
+                    .type_chars_then(3, self.kind == Workload::TypingScroll);
                 self.term.draw(&mut self.screen);
                 Some(dirty)
             }
@@ -326,7 +328,12 @@ fn main() {
         ("tiles + JPEG q75 (jpeg-encoder)", None),
     ];
     let filter = std::env::args().nth(2).unwrap_or_default();
-    for kind in [Workload::Full, Workload::Scroll, Workload::Typing, Workload::TypingScroll] {
+    for kind in [
+        Workload::Full,
+        Workload::Scroll,
+        Workload::Typing,
+        Workload::TypingScroll,
+    ] {
         for (name, cand) in candidates {
             if !format!("{kind:?} {name}").contains(&filter) {
                 continue;

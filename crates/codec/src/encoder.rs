@@ -272,17 +272,14 @@ impl Encoder {
                 }
             }
         }
-        let mut changed = vec![false; s.held.len()];
-        for i in 0..s.held.len() {
-            if s.suspect[i] {
-                if s.tile_differs(frame, i) {
-                    changed[i] = true;
-                    stats.changed_tiles += 1;
-                } else {
-                    s.suspect[i] = false;
-                }
-            }
+        let changed: Vec<bool> = (0..s.held.len())
+            .map(|i| s.suspect[i] && s.tile_differs(frame, i))
+            .collect();
+        for (suspect, c) in s.suspect.iter_mut().zip(&changed) {
+            // Compared and equal: the hint is used up.
+            *suspect &= *c;
         }
+        stats.changed_tiles = changed.iter().filter(|c| **c).count() as u32;
 
         let mut packets = Vec::new();
         if stats.changed_tiles > 0 {
