@@ -18,6 +18,10 @@
 //   const dec = new DesktopDecoder(canvas, { onError: (e) => ... });
 //   socket.onmessage = (m) => dec.push(m.data);   // ArrayBuffer or Uint8Array
 //   dec.stats  // { packets, bytes, videoFrames, tiles, width, height }
+//
+// After a decode error (onError) the video decoder is closed and later video
+// packets fail until the next StreamStart: ask the agent for a keyframe
+// (the encoder's force_keyframe, which restarts the stream).
 
 export const PACKET_STREAM_START = 1;
 export const PACKET_VIDEO = 2;

@@ -96,7 +96,8 @@ impl Codec {
 }
 
 /// One screen frame: 32-bit pixels in memory order B, G, R, x (X11's
-/// 24-bit depth on little-endian; the fourth byte is ignored).
+/// 24-bit depth on little-endian). The fourth byte is not sent, but a change
+/// of it counts as a change: it must be constant (X's padding is).
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     pub width: u32,

@@ -110,3 +110,51 @@ pub(crate) fn decode(rect: Rect, format: TileFormat, data: &[u8]) -> Result<Vec<
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(width: u32, height: u32, px: impl Fn(u32, u32) -> [u8; 3], want: TileFormat) {
+        let mut data = vec![0u8; (width * height * 4) as usize];
+        for y in 0..height {
+            for x in 0..width {
+                let i = ((y * width + x) * 4) as usize;
+                let [r, g, b] = px(x, y);
+                data[i..i + 4].copy_from_slice(&[b, g, r, 7]);
+            }
+        }
+        let frame = Frame::new(width, height, width as usize * 4, &data).unwrap();
+        let rect = Rect::new(3, 2, width - 5, height - 3);
+        let (format, payload) = encode(&frame, rect, 6);
+        assert_eq!(format, want);
+        let back = decode(rect, format, &payload).unwrap();
+        for y in 0..rect.h {
+            for x in 0..rect.w {
+                let i = ((y * rect.w + x) * 4) as usize;
+                let [r, g, b] = px(rect.x + x, rect.y + y);
+                assert_eq!(back[i..i + 4], [b, g, r, 255], "({x},{y})");
+            }
+        }
+        // A payload of the wrong size or a broken stream is an error.
+        assert!(decode(Rect::new(0, 0, rect.w + 1, rect.h), format, &payload).is_err());
+        assert!(decode(rect, format, &payload[..payload.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn few_colours_go_as_a_palette_many_as_rgb_both_exact() {
+        // Exactly 256 colours fit the palette; one more does not.
+        check(
+            40,
+            20,
+            |x, y| [((x * 20 + y) % 256) as u8, 9, 200],
+            TileFormat::ZlibPalette,
+        );
+        check(
+            70,
+            40,
+            |x, y| [(x * 3) as u8, (y * 5) as u8, (x ^ y) as u8],
+            TileFormat::ZlibRgb,
+        );
+    }
+}

@@ -137,6 +137,12 @@ fn chromium_decodes_keyframes_deltas_and_lossless_tiles_to_the_source_pixels() {
     // refinement (3); a resolution change (4) and its refinement (5).
     let mut enc = Encoder::new(Config::default());
     let (mut s, mut term) = scene(640, 360, 11);
+    // A picture-like patch (more than 256 colours per tile): RGB tiles.
+    for y in 300..340 {
+        for x in 500..620 {
+            s.put(x, y, [(x * 7 + y) as u8, (y * 13 ^ x) as u8, (x * y) as u8]);
+        }
+    }
     rec.push(0, &enc.encode(&s.frame(), None, now).unwrap());
     rec.end_step(0, &s);
     for _ in 0..4 {
@@ -181,6 +187,33 @@ fn chromium_decodes_keyframes_deltas_and_lossless_tiles_to_the_source_pixels() {
     idle(&mut enc8, &mut rec, &s3, 7, &mut now);
     rec.end_step(7, &s3);
 
+    // Every kind of packet is in the run: both tile formats, keyframes and deltas.
+    let mut at = 0;
+    let mut kinds = std::collections::BTreeSet::new();
+    while at < rec.bytes.len() {
+        let len = u32::from_le_bytes(rec.bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        kinds.insert(
+            match Packet::parse(&rec.bytes[at + 8..at + 8 + len]).unwrap() {
+                Packet::StreamStart { codec, .. } => format!("start {codec}"),
+                Packet::Video { keyframe, .. } => format!("video key={keyframe}"),
+                Packet::Tile { format, .. } => format!("tile {format:?}"),
+            },
+        );
+        at += 8 + len;
+    }
+    let kinds: Vec<_> = kinds.into_iter().collect();
+    assert_eq!(
+        kinds,
+        [
+            "start vp09.00.41.08",
+            "start vp8",
+            "tile ZlibPalette",
+            "tile ZlibRgb",
+            "video key=false",
+            "video key=true"
+        ],
+        "{kinds:?}"
+    );
     let url = serve(std::mem::take(&mut rec.bytes), 20);
     let out = tempfile::tempdir().unwrap();
     let playwright = std::env::var_os("JG_PLAYWRIGHT")
