@@ -330,7 +330,14 @@ impl Encoder {
                 if out.is_empty() {
                     stats.deferred = true;
                 } else {
-                    let rects = s.runs(&changed);
+                    let mut rects = s.runs(&changed);
+                    if rects.len() > usize::from(u16::MAX) {
+                        // More runs than a packet can list (a huge screen
+                        // with scattered changes): draw the whole picture,
+                        // so every tile is now held from video.
+                        rects = vec![Rect::new(0, 0, s.width, s.height)];
+                        s.held.iter_mut().for_each(|h| *h = Held::Lossy(now));
+                    }
                     for (n, f) in out.into_iter().enumerate() {
                         packets.push(Packet::Video {
                             keyframe: f.keyframe,
