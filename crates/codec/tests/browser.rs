@@ -140,7 +140,11 @@ fn chromium_decodes_keyframes_deltas_and_lossless_tiles_to_the_source_pixels() {
     // A picture-like patch (more than 256 colours per tile): RGB tiles.
     for y in 300..340 {
         for x in 500..620 {
-            s.put(x, y, [(x * 7 + y) as u8, (y * 13 ^ x) as u8, (x * y) as u8]);
+            s.put(
+                x,
+                y,
+                [(x * 7 + y) as u8, ((y * 13) ^ x) as u8, (x * y) as u8],
+            );
         }
     }
     rec.push(0, &enc.encode(&s.frame(), None, now).unwrap());
