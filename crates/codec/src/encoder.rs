@@ -1,0 +1,494 @@
+//! The encoder: tile change detection, the lossless/video decision, the
+//! lossless refinement of what stopped changing, and link adaptation.
+
+use std::time::{Duration, Instant};
+
+use crate::packet::Packet;
+use crate::rate::Rate;
+use crate::vpx::{VpxEncoder, VpxSettings};
+use crate::{Config, Error, Frame, Rect, TILE, lossless};
+
+/// What the viewer holds for one tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Exactly the source pixels of `last`.
+    Exact,
+    /// Drawn from a video frame at this time: approximate, to be refined.
+    Lossy(Instant),
+}
+
+/// The stream currently being sent (one size, one libvpx encoder).
+#[derive(Debug)]
+struct Stream {
+    width: u32,
+    height: u32,
+    cols: u32,
+    rows: u32,
+    vpx: VpxEncoder,
+    /// The source pixels the viewer was last sent, per tile (BGRx, packed).
+    last: Vec<u8>,
+    held: Vec<Held>,
+    /// Tiles that may differ from `last` (damage hints not yet consumed).
+    suspect: Vec<bool>,
+    start: Instant,
+    last_pts_ms: i64,
+    last_video: Option<Instant>,
+}
+
+impl Stream {
+    fn tile_rect(&self, i: usize) -> Rect {
+        let (c, r) = (i as u32 % self.cols, i as u32 / self.cols);
+        let (x, y) = (c * TILE, r * TILE);
+        Rect::new(x, y, TILE.min(self.width - x), TILE.min(self.height - y))
+    }
+
+    fn tile_differs(&self, frame: &Frame<'_>, i: usize) -> bool {
+        let r = self.tile_rect(i);
+        let row_bytes = self.width as usize * 4;
+        (r.y..r.y + r.h).any(|y| {
+            let a = frame.row(y as usize, r.x as usize, r.w as usize);
+            let start = y as usize * row_bytes + r.x as usize * 4;
+            a != &self.last[start..start + r.w as usize * 4]
+        })
+    }
+
+    fn remember(&mut self, frame: &Frame<'_>, i: usize) {
+        let r = self.tile_rect(i);
+        let row_bytes = self.width as usize * 4;
+        for y in r.y..r.y + r.h {
+            let start = y as usize * row_bytes + r.x as usize * 4;
+            self.last[start..start + r.w as usize * 4].copy_from_slice(frame.row(
+                y as usize,
+                r.x as usize,
+                r.w as usize,
+            ));
+        }
+    }
+
+    /// The smallest rectangle inside `r` holding every pixel of `frame`
+    /// that differs from `last` (`None`: none differs).
+    fn changed_bounds(&self, frame: &Frame<'_>, r: Rect) -> Option<Rect> {
+        let row_bytes = self.width as usize * 4;
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+        for y in r.y..r.y + r.h {
+            let a = frame.row(y as usize, r.x as usize, r.w as usize);
+            let start = y as usize * row_bytes + r.x as usize * 4;
+            let b = &self.last[start..start + r.w as usize * 4];
+            if a == b {
+                continue;
+            }
+            let first = a
+                .chunks_exact(4)
+                .zip(b.chunks_exact(4))
+                .position(|(p, q)| p != q);
+            let last = a
+                .chunks_exact(4)
+                .zip(b.chunks_exact(4))
+                .rposition(|(p, q)| p != q);
+            if let (Some(f), Some(l)) = (first, last) {
+                x0 = x0.min(r.x + f as u32);
+                x1 = x1.max(r.x + l as u32 + 1);
+                y0 = y0.min(y);
+                y1 = y1.max(y + 1);
+            }
+        }
+        (x0 < x1).then(|| Rect::new(x0, y0, x1 - x0, y1 - y0))
+    }
+
+    /// Whether any tile of the one-row run `r` is held lossy by the viewer.
+    fn any_lossy(&self, r: Rect) -> bool {
+        let row = r.y / TILE;
+        (r.x / TILE..(r.x + r.w).div_ceil(TILE))
+            .any(|c| matches!(self.held[(row * self.cols + c) as usize], Held::Lossy(_)))
+    }
+
+    /// Horizontal runs of the selected tiles, as pixel rectangles.
+    fn runs(&self, selected: &[bool]) -> Vec<Rect> {
+        let mut out = Vec::new();
+        for row in 0..self.rows {
+            let mut c = 0;
+            while c < self.cols {
+                let i = (row * self.cols + c) as usize;
+                if !selected[i] {
+                    c += 1;
+                    continue;
+                }
+                let first = self.tile_rect(i);
+                let mut end = c + 1;
+                while end < self.cols && selected[(row * self.cols + end) as usize] {
+                    end += 1;
+                }
+                let last = self.tile_rect((row * self.cols + end - 1) as usize);
+                out.push(Rect::new(
+                    first.x,
+                    first.y,
+                    last.x + last.w - first.x,
+                    first.h,
+                ));
+                c = end;
+            }
+        }
+        out
+    }
+
+    fn next_pts(&mut self, now: Instant) -> (i64, u64) {
+        let pts = (now.saturating_duration_since(self.start).as_millis() as i64)
+            .max(self.last_pts_ms + 1);
+        let duration = (pts - self.last_pts_ms).max(1) as u64;
+        self.last_pts_ms = pts;
+        (pts, duration)
+    }
+}
+
+/// Screen frames in, [`Packet`]s out. See the crate documentation.
+#[derive(Debug)]
+pub struct Encoder {
+    config: Config,
+    stream: Option<Stream>,
+    restart: bool,
+    rate: Rate,
+    vpx_kbps: u32,
+}
+
+/// What one [`Encoder::encode`] did, for the caller's figures.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeStats {
+    pub changed_tiles: u32,
+    pub video_frames: u32,
+    pub lossless_tiles: u32,
+    pub refined_tiles: u32,
+    /// Changes held back (link busy or frame rate limit).
+    pub deferred: bool,
+}
+
+impl Encoder {
+    pub fn new(config: Config) -> Encoder {
+        let rate = Rate::new(config.max_bitrate_kbps, config.min_bitrate_kbps);
+        Encoder {
+            vpx_kbps: rate.target_kbps(),
+            rate,
+            config,
+            stream: None,
+            restart: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The next [`encode`](Self::encode) starts a new stream: `StreamStart`
+    /// and a keyframe of the whole screen (a new viewer, or a viewer that
+    /// lost packets).
+    pub fn force_keyframe(&mut self) {
+        self.restart = true;
+    }
+
+    /// The viewer side acknowledged `cumulative` bytes of packets in total
+    /// (the sum of [`Packet::len`] of every packet delivered so far).
+    pub fn on_acked(&mut self, now: Instant, cumulative: u64) {
+        self.rate.on_acked(now, cumulative);
+    }
+
+    /// Caps the video bitrate (e.g. a quality setting chosen by the viewer).
+    pub fn set_max_bitrate(&mut self, kbps: u32) {
+        self.rate.set_max(kbps);
+    }
+
+    /// The current video bitrate target (kbit/s).
+    pub fn target_kbps(&self) -> u32 {
+        self.rate.target_kbps()
+    }
+
+    /// Total bytes of packets produced so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.rate.sent()
+    }
+
+    /// When `encode` should be called again even without new damage to
+    /// finish the lossless refinement (`None`: nothing left to refine).
+    pub fn refine_due(&self) -> Option<Instant> {
+        let s = self.stream.as_ref()?;
+        s.held
+            .iter()
+            .filter_map(|h| match h {
+                Held::Lossy(t) => Some(*t + self.config.refine_after),
+                Held::Exact => None,
+            })
+            .min()
+    }
+
+    /// Encodes one frame. `dirty` are the regions that may have changed
+    /// since the previous call (X DAMAGE); `None` compares the whole frame.
+    /// Returns the packets to send, in order: none when nothing changed and
+    /// nothing remains to refine.
+    pub fn encode(
+        &mut self,
+        frame: &Frame<'_>,
+        dirty: Option<&[Rect]>,
+        now: Instant,
+    ) -> Result<Vec<Packet>, Error> {
+        self.encode_with_stats(frame, dirty, now).map(|(p, _)| p)
+    }
+
+    /// [`encode`](Self::encode), also telling what it did.
+    pub fn encode_with_stats(
+        &mut self,
+        frame: &Frame<'_>,
+        dirty: Option<&[Rect]>,
+        now: Instant,
+    ) -> Result<(Vec<Packet>, EncodeStats), Error> {
+        frame.check()?;
+        if frame.width > u32::from(u16::MAX) || frame.height > u32::from(u16::MAX) {
+            return Err(Error::BadSize {
+                width: frame.width,
+                height: frame.height,
+            });
+        }
+        let mut stats = EncodeStats::default();
+        let same_size = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.width == frame.width && s.height == frame.height);
+        if !same_size || self.restart {
+            let packets = self.start_stream(frame, now)?;
+            stats.video_frames = 1;
+            stats.changed_tiles = self.stream.as_ref().map_or(0, |s| s.held.len() as u32);
+            self.account(&packets);
+            return Ok((packets, stats));
+        }
+        self.sync_bitrate()?;
+        let config = self.config.clone();
+        let may_send = self.rate.may_send();
+        let min_interval = self.rate.min_frame_interval(config.max_fps);
+        let s = self.stream.as_mut().expect("a stream");
+
+        // Which tiles changed since the viewer was last sent them.
+        match dirty {
+            None => s.suspect.iter_mut().for_each(|t| *t = true),
+            Some(rects) => {
+                for r in rects {
+                    mark(s, *r);
+                }
+            }
+        }
+        let changed: Vec<bool> = (0..s.held.len())
+            .map(|i| s.suspect[i] && s.tile_differs(frame, i))
+            .collect();
+        for (suspect, c) in s.suspect.iter_mut().zip(&changed) {
+            // Compared and equal: the hint is used up.
+            *suspect &= *c;
+        }
+        stats.changed_tiles = changed.iter().filter(|c| **c).count() as u32;
+
+        let mut packets = Vec::new();
+        if stats.changed_tiles > 0 {
+            let area: u64 = (0..changed.len())
+                .filter(|&i| changed[i])
+                .map(|i| {
+                    let r = s.tile_rect(i);
+                    u64::from(r.w * r.h)
+                })
+                .sum();
+            let video_due = s.last_video.is_none_or(|t| {
+                now.saturating_duration_since(t) + Duration::from_millis(2) >= min_interval
+            });
+            if !may_send {
+                stats.deferred = true;
+            } else if area <= u64::from(config.lossless_max_area) {
+                // Only the changed pixels (a typed character is one glyph
+                // cell, not a whole tile) unless the viewer holds part of
+                // the run from video: then all of it, to make it exact.
+                let rects: Vec<Rect> = s
+                    .runs(&changed)
+                    .into_iter()
+                    .filter_map(|r| {
+                        if s.any_lossy(r) {
+                            Some(r)
+                        } else {
+                            s.changed_bounds(frame, r)
+                        }
+                    })
+                    .collect();
+                for rect in rects {
+                    let (format, data) = lossless::encode(frame, rect, config.zlib_level);
+                    packets.push(Packet::Tile { rect, format, data });
+                }
+                for (i, c) in changed.iter().enumerate() {
+                    if *c {
+                        s.remember(frame, i);
+                        s.held[i] = Held::Exact;
+                        s.suspect[i] = false;
+                        stats.lossless_tiles += 1;
+                    }
+                }
+            } else if video_due {
+                let (pts, duration) = s.next_pts(now);
+                let out = s
+                    .vpx
+                    .encode(frame.data, frame.stride, pts, duration, false)?;
+                if out.is_empty() {
+                    stats.deferred = true;
+                } else {
+                    let mut rects = s.runs(&changed);
+                    if rects.len() > usize::from(u16::MAX) {
+                        // More runs than a packet can list (a huge screen
+                        // with scattered changes): draw the whole picture,
+                        // so every tile is now held from video.
+                        rects = vec![Rect::new(0, 0, s.width, s.height)];
+                        s.held.iter_mut().for_each(|h| *h = Held::Lossy(now));
+                    }
+                    for (n, f) in out.into_iter().enumerate() {
+                        packets.push(Packet::Video {
+                            keyframe: f.keyframe,
+                            timestamp_us: pts as u64 * 1000,
+                            rects: if n == 0 { rects.clone() } else { Vec::new() },
+                            data: f.data,
+                        });
+                    }
+                    for (i, c) in changed.iter().enumerate() {
+                        if *c {
+                            s.remember(frame, i);
+                            s.held[i] = Held::Lossy(now);
+                            s.suspect[i] = false;
+                        }
+                    }
+                    s.last_video = Some(now);
+                    stats.video_frames = 1;
+                }
+            } else {
+                stats.deferred = true;
+            }
+        }
+
+        // Lossless refinement of tiles that stopped changing.
+        if may_send {
+            let mut budget = self
+                .rate
+                .refine_budget()
+                .saturating_sub(packets.iter().map(|p| p.len() as u64).sum());
+            let mut due = vec![false; s.held.len()];
+            let mut any = false;
+            for i in 0..s.held.len() {
+                if let Held::Lossy(t) = s.held[i]
+                    && !changed[i]
+                    && now.saturating_duration_since(t) >= config.refine_after
+                {
+                    due[i] = true;
+                    any = true;
+                }
+            }
+            if any {
+                for rect in s.runs(&due) {
+                    if budget == 0 {
+                        break;
+                    }
+                    let (format, data) = lossless::encode(frame, rect, config.zlib_level);
+                    let p = Packet::Tile { rect, format, data };
+                    budget = budget.saturating_sub(p.len() as u64);
+                    packets.push(p);
+                    // Exact as of this frame (`remember` only matters when
+                    // damage hints missed a change).
+                    let (c0, r0) = (rect.x / TILE, rect.y / TILE);
+                    for c in c0..(rect.x + rect.w).div_ceil(TILE) {
+                        let i = (r0 * s.cols + c) as usize;
+                        s.remember(frame, i);
+                        s.held[i] = Held::Exact;
+                        stats.refined_tiles += 1;
+                    }
+                }
+            }
+        }
+        self.account(&packets);
+        Ok((packets, stats))
+    }
+
+    fn account(&mut self, packets: &[Packet]) {
+        for p in packets {
+            self.rate.on_sent(p.len());
+        }
+    }
+
+    fn sync_bitrate(&mut self) -> Result<(), Error> {
+        let target = self.rate.target_kbps();
+        let differs = target.abs_diff(self.vpx_kbps) * 20 > self.vpx_kbps;
+        if differs && let Some(s) = self.stream.as_mut() {
+            s.vpx.set_bitrate(target)?;
+            self.vpx_kbps = target;
+        }
+        Ok(())
+    }
+
+    fn start_stream(&mut self, frame: &Frame<'_>, now: Instant) -> Result<Vec<Packet>, Error> {
+        let (width, height) = (frame.width, frame.height);
+        let kbps = self.rate.target_kbps();
+        let vpx = match self.stream.take() {
+            // Same size (a forced keyframe): keep the encoder.
+            Some(s) if s.width == width && s.height == height => s.vpx,
+            _ => VpxEncoder::new(VpxSettings {
+                codec: self.config.codec,
+                width,
+                height,
+                threads: self.config.threads,
+                bitrate_kbps: kbps,
+                min_quantizer: self.config.min_quantizer,
+            })?,
+        };
+        self.vpx_kbps = vpx.settings().bitrate_kbps;
+        let (cols, rows) = (width.div_ceil(TILE), height.div_ceil(TILE));
+        let mut s = Stream {
+            width,
+            height,
+            cols,
+            rows,
+            vpx,
+            last: vec![0; width as usize * height as usize * 4],
+            held: vec![Held::Lossy(now); (cols * rows) as usize],
+            suspect: vec![false; (cols * rows) as usize],
+            start: now,
+            last_pts_ms: -1,
+            last_video: Some(now),
+        };
+        for i in 0..s.held.len() {
+            s.remember(frame, i);
+        }
+        let (pts, duration) = s.next_pts(now);
+        let out = s
+            .vpx
+            .encode(frame.data, frame.stride, pts, duration, true)?;
+        let mut packets = vec![Packet::StreamStart {
+            width: width as u16,
+            height: height as u16,
+            codec: self.config.codec.webcodecs_string(width, height),
+        }];
+        for (n, f) in out.into_iter().enumerate() {
+            packets.push(Packet::Video {
+                keyframe: f.keyframe,
+                timestamp_us: pts as u64 * 1000,
+                rects: if n == 0 {
+                    vec![Rect::new(0, 0, width, height)]
+                } else {
+                    Vec::new()
+                },
+                data: f.data,
+            });
+        }
+        self.stream = Some(s);
+        self.restart = false;
+        Ok(packets)
+    }
+}
+
+/// Marks the tiles `r` touches as possibly changed (clipped to the screen).
+fn mark(s: &mut Stream, r: Rect) {
+    if r.w == 0 || r.h == 0 || r.x >= s.width || r.y >= s.height {
+        return;
+    }
+    let x1 = (r.x.saturating_add(r.w)).min(s.width);
+    let y1 = (r.y.saturating_add(r.h)).min(s.height);
+    for row in r.y / TILE..y1.div_ceil(TILE) {
+        for c in r.x / TILE..x1.div_ceil(TILE) {
+            s.suspect[(row * s.cols + c) as usize] = true;
+        }
+    }
+}
