@@ -626,10 +626,8 @@ impl Ui {
                     }
                 }
             }
-            Event::LeaveNotify(e) if e.event == self.bar => {
-                if self.hover.take().is_some() {
-                    self.paint()?;
-                }
+            Event::LeaveNotify(e) if e.event == self.bar && self.hover.take().is_some() => {
+                self.paint()?
             }
             Event::ButtonPress(e) if e.event == self.bar && e.detail == 1 => {
                 self.pressed = self.button_at(e.event_x, e.event_y);

@@ -310,10 +310,7 @@ mod tests {
         let style = Style::new(&fonts.regular, 16.0, 0x000000);
         let w = c.text(style, 2.0, 20.0, "Allow");
         assert!(w > 20.0 && w < 100.0, "width {w}");
-        assert!(
-            c.px.iter().any(|&p| p == 0x000000),
-            "some fully covered pixels"
-        );
+        assert!(c.px.contains(&0x000000), "some fully covered pixels");
         assert!(
             style
                 .fit("a very long technician name indeed", 60.0)

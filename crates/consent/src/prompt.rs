@@ -391,11 +391,7 @@ impl Ui {
                     self.paint()?;
                 }
             }
-            Event::LeaveNotify(_) => {
-                if self.hover.take().is_some() {
-                    self.paint()?;
-                }
-            }
+            Event::LeaveNotify(_) if self.hover.take().is_some() => self.paint()?,
             Event::ButtonPress(e) if e.detail == 1 => {
                 self.pressed = self.button_at(e.event_x, e.event_y);
             }

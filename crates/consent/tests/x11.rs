@@ -19,7 +19,7 @@ const BAR_TITLE: &str = "^Jumpgate: remote session$";
 macro_rules! need_x {
     () => {
         if !have_tools() {
-            eprintln!("skipped: Xvfb, xdotool, openbox or xprop not installed (scripts/test installs them)");
+            eprintln!("skipped: Xvfb, openbox, xdotool, x11-utils, x11-apps or imagemagick missing (scripts/test installs them)");
             return;
         }
     };
@@ -172,4 +172,262 @@ fn prompt_without_a_display_is_an_error() {
     // Display 999 has no server.
     let err = jumpgate_consent::ask(Some(":999"), &request(1_000)).expect_err("no display");
     assert!(matches!(err, ConsentError::NoDisplay(_)), "{err:?}");
+}
+
+/// Shows the indicator on `x`; events arrive on the returned channel.
+fn show_indicator(
+    x: &Xvfb,
+    state: SessionState,
+) -> (
+    jumpgate_consent::Indicator,
+    mpsc::Receiver<IndicatorEvent>,
+    String,
+) {
+    let (tx, rx) = mpsc::channel();
+    let config = IndicatorConfig::new(technician(), state);
+    let indicator = jumpgate_consent::Indicator::show(Some(&x.display), &config, move |e| {
+        let _ = tx.send(e);
+    })
+    .expect("indicator shown");
+    let bar = x.window(BAR_TITLE);
+    (indicator, rx, bar)
+}
+
+fn event(rx: &mpsc::Receiver<IndicatorEvent>) -> IndicatorEvent {
+    rx.recv_timeout(support::WAIT).expect("an indicator event")
+}
+
+fn status(x: &Xvfb, bar: &str) -> String {
+    x.prop(bar, "_JUMPGATE_STATUS")
+        .expect("_JUMPGATE_STATUS set")
+}
+
+#[test]
+fn indicator_border_bar_buttons_and_shortcut() {
+    need_x!();
+    let x = Xvfb::start();
+    let (indicator, rx, bar) = show_indicator(&x, SessionState::Controlling);
+    assert_eq!(indicator.shortcut(), Some("Ctrl+Alt+Shift+Escape"));
+    assert_eq!(status(&x, &bar), "Alice Martin is controlling your screen");
+
+    // The border is on screen, in its colour, at every edge.
+    let orange = jumpgate_consent::indicator::DEFAULT_BORDER_COLOR;
+    x.poll("the border painted", || {
+        (x.pixel(0, 0) == orange).then_some(())
+    });
+    for (px, py) in [(640, 2), (640, 797), (2, 400), (1277, 400)] {
+        assert_eq!(x.pixel(px, py), orange, "border at ({px}, {py})");
+    }
+    assert_ne!(
+        x.pixel(640, 400),
+        orange,
+        "the middle of the screen is not covered"
+    );
+    // The border lets clicks through: the pointer over it is over the root
+    // window, while over the bar it is over the bar (positive control).
+    let (bx, by, bw, bh) = x.geometry(&bar);
+    assert_eq!(
+        x.window_at(bx + bw / 2, by + bh / 2),
+        bar,
+        "the bar takes the pointer"
+    );
+    for (px, py) in [(100, 2), (2, 400), (1277, 600), (300, 797)] {
+        let under = x.window_at(px, py);
+        assert!(
+            !x.output("xwininfo", &["-id", &under])
+                .contains("session border"),
+            "the border at ({px}, {py}) takes the pointer ({under})"
+        );
+    }
+
+    let (sx, sy) = (bx - 30, by.max(0));
+    x.screenshot(
+        "consent-indicator-bar.png",
+        Some((sx.max(0), 0, bw + 60, sy + bh + 40)),
+    );
+    x.screenshot("consent-indicator.png", None);
+
+    // Take back control: the button.
+    x.click(&bar, "take-back-control");
+    assert_eq!(
+        event(&rx),
+        IndicatorEvent::TakeBackControl {
+            trigger: Trigger::Button
+        }
+    );
+    x.poll("the bar saying the user has control", || {
+        status(&x, &bar)
+            .starts_with("You have control")
+            .then_some(())
+    });
+    assert_eq!(
+        status(&x, &bar),
+        "You have control · Alice Martin can still see your screen"
+    );
+
+    // The technician is allowed again: the owner says so.
+    indicator.set_state(SessionState::Controlling);
+    x.poll("the bar back to controlling", || {
+        (status(&x, &bar) == "Alice Martin is controlling your screen").then_some(())
+    });
+
+    // The shortcut, wherever the focus is.
+    x.run("xdotool", &["key", "ctrl+alt+shift+Escape"]);
+    assert_eq!(
+        event(&rx),
+        IndicatorEvent::TakeBackControl {
+            trigger: Trigger::Shortcut
+        }
+    );
+    // Escape alone is not the shortcut (positive control above).
+    x.run("xdotool", &["key", "Escape"]);
+
+    // End session.
+    x.click(&bar, "end-session");
+    assert_eq!(
+        event(&rx),
+        IndicatorEvent::EndSession,
+        "End session (and no event from plain Escape)"
+    );
+
+    indicator.close();
+    x.poll("the indicator gone", || {
+        (x.windows(BAR_TITLE).is_empty() && x.pixel(0, 0) != orange).then_some(())
+    });
+}
+
+#[test]
+fn indicator_stays_on_top_of_new_windows() {
+    need_x!();
+    let x = Xvfb::start();
+    let (_indicator, _rx, bar) = show_indicator(&x, SessionState::Viewing);
+    let (bx, by, bw, bh) = x.geometry(&bar);
+    // A plain window over the bar's place, raised by the window manager.
+    let (tx, rx) = mpsc::channel();
+    let req = PromptRequest {
+        timeout_ms: 20_000,
+        ..request(0)
+    };
+    let display = x.display.clone();
+    thread::spawn(move || {
+        let _ = tx.send(jumpgate_consent::ask(Some(&display), &req));
+    });
+    let w = x.window(PROMPT_TITLE);
+    x.run(
+        "xdotool",
+        &[
+            "windowmove",
+            "--sync",
+            &w,
+            &(bx).to_string(),
+            &(by).to_string(),
+        ],
+    );
+    x.run("xdotool", &["windowraise", &w]);
+    x.poll("the bar back on top", || {
+        (x.window_at(bx + bw / 2, by + bh / 2) == bar).then_some(())
+    });
+    drop(rx);
+}
+
+/// The child process: prompt and indicator over the line protocol, and a
+/// dead child seen as EOF.
+#[test]
+fn child_process_speaks_the_line_protocol_and_dies_visibly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    need_x!();
+    let x = Xvfb::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jumpgate-consent"))
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning jumpgate-consent");
+    let mut stdin = child.stdin.take().expect("piped");
+    let (tx, lines) = mpsc::channel::<Option<serde_json::Value>>();
+    let stdout = child.stdout.take().expect("piped");
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(Some(serde_json::from_str(&line).expect("JSON line")));
+        }
+        let _ = tx.send(None); // EOF
+    });
+    let next = || lines.recv_timeout(support::WAIT).expect("a line or EOF");
+    let mut send = |v: serde_json::Value| {
+        writeln!(stdin, "{v}").expect("writing to the child");
+    };
+    assert_eq!(next().expect("ready")["type"], "ready");
+
+    send(serde_json::json!({"type": "prompt", "id": 7, "request": {
+        "technician": {"name": "Bob\u{202E} <b>Evil</b>", "site": "Acme"},
+        "rights": {"view": true, "control": false, "clipboard": false}}}));
+    let w = x.window(PROMPT_TITLE);
+    x.click(&w, "allow");
+    let answer = next().expect("decision");
+    assert_eq!(
+        answer,
+        serde_json::json!({"type": "decision", "id": 7, "decision": "allowed"})
+    );
+
+    send(serde_json::json!({"type": "nonsense"}));
+    assert_eq!(next().expect("bad request")["type"], "bad_request");
+
+    send(serde_json::json!({"type": "show_indicator", "config": {
+        "technician": {"name": "Bob", "site": "Acme"}, "state": "viewing"}}));
+    let shown = next().expect("shown");
+    assert_eq!(
+        shown,
+        serde_json::json!({"type": "indicator_shown", "shortcut": "Ctrl+Alt+Shift+Escape"})
+    );
+    let bar = x.window(BAR_TITLE);
+    send(serde_json::json!({"type": "set_state", "state": "controlling"}));
+    x.poll("state set", || {
+        (status(&x, &bar) == "Bob is controlling your screen").then_some(())
+    });
+    x.click(&bar, "end-session");
+    assert_eq!(
+        next().expect("event"),
+        serde_json::json!({"type": "indicator", "event": "end_session"})
+    );
+    x.run("xdotool", &["key", "ctrl+alt+shift+Escape"]);
+    assert_eq!(
+        next().expect("event"),
+        serde_json::json!({"type": "indicator", "event": "take_back_control", "trigger": "shortcut"})
+    );
+
+    // A prompt pending when the child dies: the parent reads EOF.
+    send(serde_json::json!({"type": "prompt", "id": 8, "request": {
+        "technician": {"name": "Bob", "site": "Acme"}, "rights": {"view": true, "control": true, "clipboard": false}}}));
+    x.window(PROMPT_TITLE);
+    child.kill().expect("killing the child");
+    assert_eq!(next(), None, "EOF after the child died");
+    let _ = child.wait();
+    // Its windows went with it.
+    x.poll("windows gone", || {
+        (x.windows(PROMPT_TITLE).is_empty() && x.windows(BAR_TITLE).is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn child_exits_and_clears_the_screen_at_eof() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    need_x!();
+    let x = Xvfb::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jumpgate-consent"))
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning jumpgate-consent");
+    let mut stdin = child.stdin.take().expect("piped");
+    writeln!(stdin, r#"{{"type":"show_indicator","config":{{"technician":{{"name":"Bob","site":"Acme"}},"state":"viewing"}}}}"#)
+        .expect("write");
+    x.window(BAR_TITLE);
+    drop(stdin);
+    let status = x.poll("the child exiting", || child.try_wait().ok().flatten());
+    assert!(status.success(), "{status}");
+    assert!(x.windows(BAR_TITLE).is_empty());
 }

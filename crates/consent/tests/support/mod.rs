@@ -58,7 +58,11 @@ fn claim_display(n: u32) -> Option<PathBuf> {
 
 /// Whether the X tools are installed (scripts/test installs them).
 pub fn have_tools() -> bool {
-    ["Xvfb", "xdotool", "openbox", "xprop"].iter().all(|t| {
+    [
+        "Xvfb", "xdotool", "openbox", "xprop", "xwininfo", "xsetroot", "xwd", "convert",
+    ]
+    .iter()
+    .all(|t| {
         Command::new("sh")
             .args(["-c", &format!("command -v {t}")])
             .stdout(Stdio::null())
@@ -102,10 +106,7 @@ impl Xvfb {
                     ])
                     .args(["-nolisten", "tcp", "-nolisten", "local", "-noreset"])
                     .stdout(Stdio::piped())
-                    .stderr(
-                        std::fs::File::create(format!("/tmp/cx-xvfb-{n}-{:?}.log", Instant::now()))
-                            .unwrap(),
-                    )
+                    .stderr(Stdio::null())
                     .spawn()
                     .expect("starting Xvfb");
                 let mut line = String::new();
@@ -144,14 +145,7 @@ impl Xvfb {
             .args(["--sm-disable"])
             .env("DISPLAY", &self.display)
             .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(format!(
-                    "/tmp/cx-ob-{}-{:?}.log",
-                    &self.display[1..],
-                    Instant::now()
-                ))
-                .unwrap(),
-            )
+            .stderr(Stdio::null())
             .spawn()
             .expect("starting openbox");
         self.wm = Some(wm);
