@@ -253,3 +253,64 @@ fn start_prompt(
         });
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Rights, Technician};
+
+    #[test]
+    fn requests_parse_with_defaults_and_unknown_fields_are_refused() {
+        let line = r#"{"type":"prompt","id":3,"request":{"technician":{"name":"A","site":"S"},"rights":{"view":true,"control":false,"clipboard":false}}}"#;
+        let msg: ToChild = serde_json::from_str(line).expect("parses");
+        let ToChild::Prompt { id, request } = msg else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(id, 3);
+        assert_eq!(request.timeout_ms, 30_000, "the default timeout");
+        assert_eq!(
+            request.rights,
+            Rights {
+                view: true,
+                control: false,
+                clipboard: false
+            }
+        );
+        assert_eq!(
+            request.technician,
+            Technician {
+                name: "A".into(),
+                site: "S".into()
+            }
+        );
+        let show = r#"{"type":"show_indicator","config":{"technician":{"name":"A","site":"S"},"state":"viewing"}}"#;
+        let ToChild::ShowIndicator { config } = serde_json::from_str(show).expect("parses") else {
+            panic!()
+        };
+        assert_eq!(config.border_width, crate::indicator::DEFAULT_BORDER_WIDTH);
+        assert!(config.shortcut);
+        assert!(
+            serde_json::from_str::<ToChild>(r#"{"type":"cancel_prompt","id":1,"extra":1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn replies_have_the_documented_shape() {
+        let e = FromChild::Indicator(IndicatorEvent::TakeBackControl {
+            trigger: crate::Trigger::Shortcut,
+        });
+        assert_eq!(
+            serde_json::to_string(&e).expect("serialises"),
+            r#"{"type":"indicator","event":"take_back_control","trigger":"shortcut"}"#
+        );
+        let d = FromChild::Decision {
+            id: 1,
+            decision: Decision::TimedOut,
+        };
+        assert_eq!(
+            serde_json::to_string(&d).expect("serialises"),
+            r#"{"type":"decision","id":1,"decision":"timed_out"}"#
+        );
+    }
+}

@@ -54,6 +54,7 @@ pub enum SessionState {
 
 /// A rectangle of the screen, in root-window pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Area {
     pub x: i16,
     pub y: i16,
@@ -63,6 +64,7 @@ pub struct Area {
 
 /// How the indicator looks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndicatorConfig {
     /// Who is connected.
     pub technician: Technician,
@@ -165,7 +167,7 @@ impl Indicator {
         let (tx, rx) = mpsc::channel();
         let ui = Ui::create(dpy, fonts, config)?;
         let shortcut = !ui.grabs.is_empty();
-        let pump = spawn_pump(ui.dpy.conn.clone(), ui.dpy.atoms._JUMPGATE_WAKE, tx.clone());
+        let pump = spawn_pump(ui.dpy.conn.clone(), ui.dpy.atoms._JUMPGATE_WAKE, tx.clone())?;
         let mut on_event = on_event;
         let thread = std::thread::Builder::new()
             .name("consent-indicator".into())

@@ -44,6 +44,7 @@ pub use xwin::{WM_CLASS_CLASS, WM_CLASS_INSTANCE};
 /// Who asks: shown on the prompt and the indicator as plain text (see
 /// [`text::plain_text`]); both come from the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Technician {
     /// The technician's display name (or user name).
     pub name: String,
@@ -53,6 +54,7 @@ pub struct Technician {
 
 /// The rights a session asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Rights {
     /// See the screen.
     pub view: bool,

@@ -29,6 +29,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the prompt asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PromptRequest {
     /// Who asks.
     pub technician: Technician,
@@ -91,7 +92,7 @@ impl Prompt {
         let view = View::new(request, &fonts);
         let (tx, rx) = mpsc::channel();
         let ui = Ui::create(dpy, fonts, view, request.timeout())?;
-        let pump = spawn_pump(ui.dpy.conn.clone(), ui.dpy.atoms._JUMPGATE_WAKE, tx.clone());
+        let pump = spawn_pump(ui.dpy.conn.clone(), ui.dpy.atoms._JUMPGATE_WAKE, tx.clone())?;
         let thread = std::thread::Builder::new()
             .name("consent-prompt".into())
             .spawn(move || ui.run(rx, pump))

@@ -63,8 +63,11 @@ impl Display {
     /// is 24-bit true colour in 32-bit pixels (every X server of this
     /// century, Xvfb included).
     pub(crate) fn open(display: Option<&str>) -> Result<Self, ConsentError> {
-        let (conn, screen_num) =
-            x11rb::connect(display).map_err(|e| ConsentError::NoDisplay(e.to_string()))?;
+        // x11rb panics (integer overflow) on some absurd display numbers:
+        // any failure to connect is "no display".
+        let connected = std::panic::catch_unwind(|| x11rb::connect(display))
+            .map_err(|_| ConsentError::NoDisplay(format!("invalid display {display:?}")))?;
+        let (conn, screen_num) = connected.map_err(|e| ConsentError::NoDisplay(e.to_string()))?;
         let setup = conn.setup();
         let screen = &setup.roots[screen_num];
         let depth = screen.root_depth;
@@ -319,7 +322,7 @@ pub(crate) fn spawn_pump<C: Send + 'static>(
     conn: Arc<RustConnection>,
     wake_atom: u32,
     tx: Sender<Msg<C>>,
-) -> std::thread::JoinHandle<()> {
+) -> Result<std::thread::JoinHandle<()>, ConsentError> {
     std::thread::Builder::new()
         .name("consent-x11".into())
         .spawn(move || {
@@ -342,7 +345,7 @@ pub(crate) fn spawn_pump<C: Send + 'static>(
                 }
             }
         })
-        .expect("spawning a thread")
+        .map_err(|e| ConsentError::Unsupported(format!("thread: {e}")))
 }
 
 /// X errors of every kind, as the crate's error.

@@ -18,6 +18,7 @@ pub struct Xvfb {
     wm: Option<Child>,
     pub display: String,
     lock: PathBuf,
+    probe: Option<x11rb::rust_connection::RustConnection>,
 }
 
 /// Claims display `n` for this test run: a lock file created exclusively
@@ -127,6 +128,7 @@ impl Xvfb {
             wm: None,
             display,
             lock,
+            probe: None,
         };
         // The number Xvfb reports must lead to it, not to another server.
         let info = x.output("xwininfo", &["-root"]);
@@ -179,6 +181,11 @@ impl Xvfb {
         });
         let _ = conn.destroy_window(probe);
         let _ = conn.flush();
+        // The probe's connection stays open as long as the server runs: on
+        // disconnecting, its id range would go to the next client while
+        // openbox may still act on the destroyed probe's id (seen here: it
+        // resized the indicator's first border window to the probe's 10×10).
+        self.probe = Some(conn);
     }
 
     pub fn cmd(&self, program: &str, args: &[&str]) -> Command {
@@ -357,6 +364,7 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        self.probe = None;
         if let Some(wm) = &mut self.wm {
             stop(wm);
         }
