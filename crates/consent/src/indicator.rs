@@ -17,6 +17,7 @@
 
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use x11rb::connection::{Connection as _, RequestConnection as _};
@@ -336,6 +337,9 @@ struct Ui {
     drag: Option<((i32, i32), (i32, i32))>,
     /// (modifiers, key code) pairs grabbed on the root window.
     grabs: Vec<(ModMask, u8)>,
+    /// Raises in the current one-second window: another program that also
+    /// keeps itself on top must not make us loop forever.
+    raises: (Instant, u32),
 }
 
 impl Ui {
@@ -500,6 +504,7 @@ impl Ui {
             pressed: None,
             drag: None,
             grabs,
+            raises: (Instant::now(), 0),
         })
     }
 
@@ -600,7 +605,7 @@ impl Ui {
         match event {
             Event::Expose(e) if e.window == self.bar && e.count == 0 => self.paint()?,
             // Something covers one of our windows: back on top.
-            Event::VisibilityNotify(e) if e.state != Visibility::UNOBSCURED => {
+            Event::VisibilityNotify(e) if e.state != Visibility::UNOBSCURED && self.may_raise() => {
                 self.dpy
                     .conn
                     .configure_window(
@@ -651,6 +656,16 @@ impl Ui {
             _ => {}
         }
         Ok(())
+    }
+
+    /// At most 20 raises a second.
+    fn may_raise(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.raises.0) >= Duration::from_secs(1) {
+            self.raises = (now, 0);
+        }
+        self.raises.1 += 1;
+        self.raises.1 <= 20
     }
 
     fn take_back(

@@ -303,36 +303,42 @@ fn indicator_border_bar_buttons_and_shortcut() {
 
 #[test]
 fn indicator_stays_on_top_of_new_windows() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, WindowClass};
     need_x!();
     let x = Xvfb::start();
     let (_indicator, _rx, bar) = show_indicator(&x, SessionState::Viewing);
     let (bx, by, bw, bh) = x.geometry(&bar);
-    // A plain window over the bar's place, raised by the window manager.
-    let (tx, rx) = mpsc::channel();
-    let req = PromptRequest {
-        timeout_ms: 20_000,
-        ..request(0)
-    };
-    let display = x.display.clone();
-    thread::spawn(move || {
-        let _ = tx.send(jumpgate_consent::ask(Some(&display), &req));
-    });
-    let w = x.window(PROMPT_TITLE);
-    x.run(
-        "xdotool",
-        &[
-            "windowmove",
-            "--sync",
-            &w,
-            &(bx).to_string(),
-            &(by).to_string(),
-        ],
-    );
-    x.run("xdotool", &["windowraise", &w]);
+    // A window mapped later over the bar's place goes on top of it (an
+    // override-redirect one, so no window manager sorts it below).
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect");
+    let root = conn.setup().roots[screen].root;
+    let cover = conn.generate_id().expect("id");
+    let aux = CreateWindowAux::new()
+        .background_pixel(0x00ff00)
+        .override_redirect(1);
+    conn.create_window(
+        0,
+        cover,
+        root,
+        (bx - 10) as i16,
+        (by - 3) as i16,
+        (bw + 20) as u16,
+        (bh + 6) as u16,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &aux,
+    )
+    .expect("create");
+    conn.map_window(cover).expect("map");
+    conn.flush().expect("flush");
+    // The bar raises itself when covered.
     x.poll("the bar back on top", || {
         (x.window_at(bx + bw / 2, by + bh / 2) == bar).then_some(())
     });
-    drop(rx);
+    // And the cover is really there, around the bar (positive control).
+    assert_eq!(x.window_at(bx - 5, by + bh / 2), cover.to_string());
 }
 
 /// The child process: prompt and indicator over the line protocol, and a
