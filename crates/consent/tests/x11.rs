@@ -269,6 +269,11 @@ fn indicator_border_bar_buttons_and_shortcut() {
         status(&x, &bar),
         "You have control · Alice Martin can still see your screen"
     );
+    let (bx, by, bw, bh) = x.geometry(&bar);
+    x.screenshot(
+        "consent-indicator-user-control.png",
+        Some(((bx - 30).max(0), 0, bw + 60, by + bh + 40)),
+    );
 
     // The technician is allowed again: the owner says so.
     indicator.set_state(SessionState::Controlling);
