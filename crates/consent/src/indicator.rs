@@ -514,6 +514,7 @@ impl Ui {
         pump: JoinHandle<()>,
         on_event: &mut dyn FnMut(IndicatorEvent),
     ) {
+        let mut failure = None;
         while let Ok(msg) = rx.recv() {
             let outcome = match msg {
                 Msg::Cmd(Cmd::Close) => break,
@@ -522,11 +523,8 @@ impl Ui {
                 Msg::Lost(e) => Err(ConsentError::ConnectionLost(e)),
             };
             if let Err(e) = outcome {
-                on_event(IndicatorEvent::Lost {
-                    error: e.to_string(),
-                });
-                let _ = pump.join();
-                return;
+                failure = Some(e);
+                break;
             }
         }
         let conn = &self.dpy.conn;
@@ -541,6 +539,13 @@ impl Ui {
         let _ = pump.join();
         // Make sure the windows are gone before `close` returns.
         let _ = conn.get_input_focus().map(|c| c.reply());
+        // After the clean-up: a failed indicator must not stay on screen
+        // (on a dead connection the server has already removed it).
+        if let Some(e) = failure {
+            on_event(IndicatorEvent::Lost {
+                error: e.to_string(),
+            });
+        }
     }
 
     fn set_state(&mut self, state: SessionState) -> Result<(), ConsentError> {

@@ -358,7 +358,8 @@ impl Ui {
                 }
                 Ok(Msg::Cmd(Cancel)) => return Err(ConsentError::Cancelled),
                 Ok(Msg::Lost(e)) => return Err(ConsentError::ConnectionLost(e)),
-                Err(RecvTimeoutError::Timeout) => self.paint()?,
+                // Only the footer (countdown, progress bar) changes with time.
+                Err(RecvTimeoutError::Timeout) => self.paint_from(self.view.footer_y)?,
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(ConsentError::ConnectionLost("event pump ended".into()));
                 }
@@ -425,6 +426,10 @@ impl Ui {
     }
 
     fn paint(&mut self) -> Result<(), ConsentError> {
+        self.paint_from(0)
+    }
+
+    fn paint_from(&mut self, first_row: i32) -> Result<(), ConsentError> {
         let elapsed = self.started.elapsed();
         let remaining = self.timeout.saturating_sub(elapsed);
         let canvas = render(
@@ -435,7 +440,7 @@ impl Ui {
             self.hover,
             self.pressed,
         );
-        self.dpy.put_canvas(self.window, self.gc, &canvas)
+        self.dpy.put_rows(self.window, self.gc, &canvas, first_row)
     }
 }
 

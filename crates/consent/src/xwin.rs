@@ -202,7 +202,19 @@ impl Display {
         gc: Gcontext,
         canvas: &Canvas,
     ) -> Result<(), ConsentError> {
+        self.put_rows(window, gc, canvas, 0)
+    }
+
+    /// Copies the rows of `canvas` from `first_row` down into `window`.
+    pub(crate) fn put_rows(
+        &self,
+        window: Window,
+        gc: Gcontext,
+        canvas: &Canvas,
+        first_row: i32,
+    ) -> Result<(), ConsentError> {
         let w = canvas.w.max(1) as usize;
+        let first = (first_row.clamp(0, canvas.h) as usize) * w;
         let max_bytes = self
             .conn
             .maximum_request_bytes()
@@ -210,7 +222,7 @@ impl Display {
             .max(4 * w);
         let rows_per_strip = (max_bytes / (4 * w)).max(1);
         let mut bytes = Vec::with_capacity(rows_per_strip * w * 4);
-        for (strip, rows) in canvas.px.chunks(rows_per_strip * w).enumerate() {
+        for (strip, rows) in canvas.px[first..].chunks(rows_per_strip * w).enumerate() {
             bytes.clear();
             for &p in rows {
                 bytes.extend_from_slice(&if self.msb_first {
@@ -220,7 +232,7 @@ impl Display {
                 });
             }
             let h = (rows.len() / w) as u16;
-            let y = (strip * rows_per_strip) as i16;
+            let y = (first / w + strip * rows_per_strip) as i16;
             self.conn
                 .put_image(
                     ImageFormat::Z_PIXMAP,
