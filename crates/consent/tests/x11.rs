@@ -1,0 +1,449 @@
+//! The prompt and the indicator on a real X server (Xvfb + openbox),
+//! clicked with xdotool like a user would.
+
+mod support;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use jumpgate_consent::{
+    ConsentError, Decision, IndicatorConfig, IndicatorEvent, PromptRequest, Rights, SessionState,
+    Technician, Trigger,
+};
+use support::{Xvfb, have_tools};
+
+const PROMPT_TITLE: &str = "^Jumpgate: remote access request$";
+const BAR_TITLE: &str = "^Jumpgate: remote session$";
+
+macro_rules! need_x {
+    () => {
+        if !have_tools() {
+            eprintln!("skipped: Xvfb, openbox, xdotool, x11-utils, x11-apps or imagemagick missing (scripts/test installs them)");
+            return;
+        }
+    };
+}
+
+fn technician() -> Technician {
+    Technician {
+        name: "Alice Martin".into(),
+        site: "Acme IT Support (gw.acme.example)".into(),
+    }
+}
+
+fn request(timeout_ms: u64) -> PromptRequest {
+    PromptRequest {
+        technician: technician(),
+        rights: Rights {
+            view: true,
+            control: true,
+            clipboard: true,
+        },
+        timeout_ms,
+    }
+}
+
+/// Shows a prompt on `x` in a thread; returns the window and the answer.
+fn show_prompt(
+    x: &Xvfb,
+    req: PromptRequest,
+) -> (String, mpsc::Receiver<Result<Decision, ConsentError>>) {
+    let (tx, rx) = mpsc::channel();
+    let display = x.display.clone();
+    thread::spawn(move || {
+        let _ = tx.send(jumpgate_consent::ask(Some(&display), &req));
+    });
+    let w = x.poll("the prompt window", || {
+        if let Ok(early) = rx.try_recv() {
+            panic!("the prompt ended before it was seen: {early:?}");
+        }
+        let w = x.windows(PROMPT_TITLE);
+        (w.len() == 1).then(|| w[0].clone())
+    });
+    (w, rx)
+}
+
+fn answer(rx: &mpsc::Receiver<Result<Decision, ConsentError>>) -> Result<Decision, ConsentError> {
+    rx.recv_timeout(support::WAIT).expect("the prompt answered")
+}
+
+#[test]
+fn prompt_deny_click_denies_and_the_window_goes() {
+    need_x!();
+    let x = Xvfb::start();
+    let (w, rx) = show_prompt(&x, request(60_000));
+    // The screenshot for the record: the window with its frame and a margin.
+    let (wx, wy, ww, wh) = x.geometry(&w);
+    x.poll("the prompt painted", || {
+        (x.pixel(wx + ww / 2, wy + 1) == 0x1A73E8).then_some(())
+    });
+    x.screenshot(
+        "consent-prompt.png",
+        Some((wx - 40, wy - 60, ww + 80, wh + 100)),
+    );
+    x.click(&w, "deny");
+    assert_eq!(answer(&rx).expect("a decision"), Decision::Denied);
+    x.poll("the prompt gone", || {
+        x.windows(PROMPT_TITLE).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn prompt_allow_click_allows() {
+    need_x!();
+    let x = Xvfb::start();
+    let (w, rx) = show_prompt(&x, request(60_000));
+    x.click(&w, "allow");
+    assert_eq!(answer(&rx).expect("a decision"), Decision::Allowed);
+}
+
+#[test]
+fn prompt_without_an_answer_times_out() {
+    need_x!();
+    let x = Xvfb::start();
+    let (w, rx) = show_prompt(&x, request(5_000));
+    // A click outside the buttons is no answer.
+    x.run(
+        "xdotool",
+        &["mousemove", "--window", &w, "20", "20", "click", "1"],
+    );
+    assert_eq!(answer(&rx).expect("a decision"), Decision::TimedOut);
+    x.poll("the prompt gone", || {
+        x.windows(PROMPT_TITLE).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn prompt_closed_by_the_window_manager_is_an_error() {
+    need_x!();
+    let x = Xvfb::start();
+    let (w, rx) = show_prompt(&x, request(60_000));
+    // openbox closes the focused window on Alt+F4 (WM_DELETE_WINDOW).
+    x.run("xdotool", &["windowactivate", "--sync", &w]);
+    x.run("xdotool", &["key", "alt+F4"]);
+    assert!(matches!(answer(&rx), Err(ConsentError::Closed)));
+}
+
+#[test]
+fn prompt_escape_denies_and_press_release_must_be_on_one_button() {
+    need_x!();
+    let x = Xvfb::start();
+    let (w, rx) = show_prompt(&x, request(60_000));
+    // Press on Allow, release on Deny: no answer (like any toolkit).
+    let (ax, ay, aw, ah) = x.button(&w, "allow");
+    let (dx, dy, dw, dh) = x.button(&w, "deny");
+    let s = |v: i32| v.to_string();
+    x.run(
+        "xdotool",
+        &[
+            "mousemove",
+            "--window",
+            &w,
+            &s(ax + aw / 2),
+            &s(ay + ah / 2),
+            "mousedown",
+            "1",
+        ],
+    );
+    x.run(
+        "xdotool",
+        &[
+            "mousemove",
+            "--window",
+            &w,
+            &s(dx + dw / 2),
+            &s(dy + dh / 2),
+            "mouseup",
+            "1",
+        ],
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "no decision from a dragged click"
+    );
+    x.run("xdotool", &["windowactivate", "--sync", &w]);
+    x.run("xdotool", &["key", "Escape"]);
+    assert_eq!(answer(&rx).expect("a decision"), Decision::Denied);
+}
+
+#[test]
+fn prompt_without_a_display_is_an_error() {
+    // No server at 999; 65000 makes x11rb overflow (a panic in debug builds).
+    for display in [":999", ":65000"] {
+        let err = jumpgate_consent::ask(Some(display), &request(1_000)).expect_err("no display");
+        assert!(
+            matches!(err, ConsentError::NoDisplay(_)),
+            "{display}: {err:?}"
+        );
+    }
+}
+
+/// Shows the indicator on `x`; events arrive on the returned channel.
+fn show_indicator(
+    x: &Xvfb,
+    state: SessionState,
+) -> (
+    jumpgate_consent::Indicator,
+    mpsc::Receiver<IndicatorEvent>,
+    String,
+) {
+    let (tx, rx) = mpsc::channel();
+    let config = IndicatorConfig::new(technician(), state);
+    let indicator = jumpgate_consent::Indicator::show(Some(&x.display), &config, move |e| {
+        let _ = tx.send(e);
+    })
+    .expect("indicator shown");
+    let bar = x.window(BAR_TITLE);
+    (indicator, rx, bar)
+}
+
+fn event(rx: &mpsc::Receiver<IndicatorEvent>) -> IndicatorEvent {
+    rx.recv_timeout(support::WAIT).expect("an indicator event")
+}
+
+fn status(x: &Xvfb, bar: &str) -> String {
+    x.prop(bar, "_JUMPGATE_STATUS")
+        .expect("_JUMPGATE_STATUS set")
+}
+
+#[test]
+fn indicator_border_bar_buttons_and_shortcut() {
+    need_x!();
+    let x = Xvfb::start();
+    let (indicator, rx, bar) = show_indicator(&x, SessionState::Controlling);
+    assert_eq!(indicator.shortcut(), Some("Ctrl+Alt+Shift+Escape"));
+    assert_eq!(status(&x, &bar), "Alice Martin is controlling your screen");
+
+    // The border is on screen, in its colour, at every edge.
+    let orange = jumpgate_consent::indicator::DEFAULT_BORDER_COLOR;
+    x.poll("the border painted", || {
+        (x.pixel(0, 0) == orange).then_some(())
+    });
+    for (px, py) in [(640, 2), (640, 797), (2, 400), (1277, 400)] {
+        assert_eq!(x.pixel(px, py), orange, "border at ({px}, {py})");
+    }
+    assert_ne!(
+        x.pixel(640, 400),
+        orange,
+        "the middle of the screen is not covered"
+    );
+    // The border lets clicks through: the pointer over it is over the root
+    // window, while over the bar it is over the bar (positive control).
+    let (bx, by, bw, bh) = x.geometry(&bar);
+    assert_eq!(
+        x.window_at(bx + bw / 2, by + bh / 2),
+        bar,
+        "the bar takes the pointer"
+    );
+    for (px, py) in [(100, 2), (2, 400), (1277, 600), (300, 797)] {
+        let under = x.window_at(px, py);
+        assert!(
+            !x.output("xwininfo", &["-id", &under])
+                .contains("session border"),
+            "the border at ({px}, {py}) takes the pointer ({under})"
+        );
+    }
+
+    let (sx, sy) = (bx - 30, by.max(0));
+    x.screenshot(
+        "consent-indicator-bar.png",
+        Some((sx.max(0), 0, bw + 60, sy + bh + 40)),
+    );
+    x.screenshot("consent-indicator.png", None);
+
+    // Take back control: the button.
+    x.click(&bar, "take-back-control");
+    assert_eq!(
+        event(&rx),
+        IndicatorEvent::TakeBackControl {
+            trigger: Trigger::Button
+        }
+    );
+    x.poll("the bar saying the user has control", || {
+        status(&x, &bar)
+            .starts_with("You have control")
+            .then_some(())
+    });
+    assert_eq!(
+        status(&x, &bar),
+        "You have control · Alice Martin can still see your screen"
+    );
+    let (bx, by, bw, bh) = x.geometry(&bar);
+    x.screenshot(
+        "consent-indicator-user-control.png",
+        Some(((bx - 30).max(0), 0, bw + 60, by + bh + 40)),
+    );
+
+    // The technician is allowed again: the owner says so.
+    indicator.set_state(SessionState::Controlling);
+    x.poll("the bar back to controlling", || {
+        (status(&x, &bar) == "Alice Martin is controlling your screen").then_some(())
+    });
+
+    // The shortcut, wherever the focus is.
+    x.run("xdotool", &["key", "ctrl+alt+shift+Escape"]);
+    assert_eq!(
+        event(&rx),
+        IndicatorEvent::TakeBackControl {
+            trigger: Trigger::Shortcut
+        }
+    );
+    // Escape alone is not the shortcut (positive control above).
+    x.run("xdotool", &["key", "Escape"]);
+
+    // End session.
+    x.click(&bar, "end-session");
+    assert_eq!(
+        event(&rx),
+        IndicatorEvent::EndSession,
+        "End session (and no event from plain Escape)"
+    );
+
+    indicator.close();
+    x.poll("the indicator gone", || {
+        (x.windows(BAR_TITLE).is_empty() && x.pixel(0, 0) != orange).then_some(())
+    });
+}
+
+#[test]
+fn indicator_stays_on_top_of_new_windows() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, WindowClass};
+    need_x!();
+    let x = Xvfb::start();
+    let (_indicator, _rx, bar) = show_indicator(&x, SessionState::Viewing);
+    let (bx, by, bw, bh) = x.geometry(&bar);
+    // A window mapped later over the bar's place goes on top of it (an
+    // override-redirect one, so no window manager sorts it below).
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect");
+    let root = conn.setup().roots[screen].root;
+    let cover = conn.generate_id().expect("id");
+    let aux = CreateWindowAux::new()
+        .background_pixel(0x00ff00)
+        .override_redirect(1);
+    conn.create_window(
+        0,
+        cover,
+        root,
+        (bx - 10) as i16,
+        (by - 3) as i16,
+        (bw + 20) as u16,
+        (bh + 6) as u16,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &aux,
+    )
+    .expect("create");
+    conn.map_window(cover).expect("map");
+    conn.flush().expect("flush");
+    // The bar raises itself when covered.
+    x.poll("the bar back on top", || {
+        (x.window_at(bx + bw / 2, by + bh / 2) == bar).then_some(())
+    });
+    // And the cover is really there, around the bar (positive control).
+    assert_eq!(x.window_at(bx - 5, by + bh / 2), cover.to_string());
+}
+
+/// The child process: prompt and indicator over the line protocol, and a
+/// dead child seen as EOF.
+#[test]
+fn child_process_speaks_the_line_protocol_and_dies_visibly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    need_x!();
+    let x = Xvfb::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jumpgate-consent"))
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning jumpgate-consent");
+    let mut stdin = child.stdin.take().expect("piped");
+    let (tx, lines) = mpsc::channel::<Option<serde_json::Value>>();
+    let stdout = child.stdout.take().expect("piped");
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(Some(serde_json::from_str(&line).expect("JSON line")));
+        }
+        let _ = tx.send(None); // EOF
+    });
+    let next = || lines.recv_timeout(support::WAIT).expect("a line or EOF");
+    let mut send = |v: serde_json::Value| {
+        writeln!(stdin, "{v}").expect("writing to the child");
+    };
+    assert_eq!(next().expect("ready")["type"], "ready");
+
+    send(serde_json::json!({"type": "prompt", "id": 7, "request": {
+        "technician": {"name": "Bob\u{202E} <b>Evil</b>", "site": "Acme"},
+        "rights": {"view": true, "control": false, "clipboard": false}}}));
+    let w = x.window(PROMPT_TITLE);
+    x.click(&w, "allow");
+    let answer = next().expect("decision");
+    assert_eq!(
+        answer,
+        serde_json::json!({"type": "decision", "id": 7, "decision": "allowed"})
+    );
+
+    send(serde_json::json!({"type": "nonsense"}));
+    assert_eq!(next().expect("bad request")["type"], "bad_request");
+
+    send(serde_json::json!({"type": "show_indicator", "config": {
+        "technician": {"name": "Bob", "site": "Acme"}, "state": "viewing"}}));
+    let shown = next().expect("shown");
+    assert_eq!(
+        shown,
+        serde_json::json!({"type": "indicator_shown", "shortcut": "Ctrl+Alt+Shift+Escape"})
+    );
+    let bar = x.window(BAR_TITLE);
+    send(serde_json::json!({"type": "set_state", "state": "controlling"}));
+    x.poll("state set", || {
+        (status(&x, &bar) == "Bob is controlling your screen").then_some(())
+    });
+    x.click(&bar, "end-session");
+    assert_eq!(
+        next().expect("event"),
+        serde_json::json!({"type": "indicator", "event": "end_session"})
+    );
+    x.run("xdotool", &["key", "ctrl+alt+shift+Escape"]);
+    assert_eq!(
+        next().expect("event"),
+        serde_json::json!({"type": "indicator", "event": "take_back_control", "trigger": "shortcut"})
+    );
+
+    // A prompt pending when the child dies: the parent reads EOF.
+    send(serde_json::json!({"type": "prompt", "id": 8, "request": {
+        "technician": {"name": "Bob", "site": "Acme"}, "rights": {"view": true, "control": true, "clipboard": false}}}));
+    x.window(PROMPT_TITLE);
+    child.kill().expect("killing the child");
+    assert_eq!(next(), None, "EOF after the child died");
+    let _ = child.wait();
+    // Its windows went with it.
+    x.poll("windows gone", || {
+        (x.windows(PROMPT_TITLE).is_empty() && x.windows(BAR_TITLE).is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn child_exits_and_clears_the_screen_at_eof() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    need_x!();
+    let x = Xvfb::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jumpgate-consent"))
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning jumpgate-consent");
+    let mut stdin = child.stdin.take().expect("piped");
+    writeln!(stdin, r#"{{"type":"show_indicator","config":{{"technician":{{"name":"Bob","site":"Acme"}},"state":"viewing"}}}}"#)
+        .expect("write");
+    x.window(BAR_TITLE);
+    drop(stdin);
+    let status = x.poll("the child exiting", || child.try_wait().ok().flatten());
+    assert!(status.success(), "{status}");
+    assert!(x.windows(BAR_TITLE).is_empty());
+}
