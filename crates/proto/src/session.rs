@@ -1027,12 +1027,12 @@ mod tests {
         let unknown_command = br#"{"command":"reboot"}"#;
         assert!(SessionMsg::decode(&mut raw_msg(ty::DESKTOP_COMMAND, unknown_command)).is_err());
         // Positive control: the same shapes, well formed, decode.
-        let good = raw_msg(
+        let mut good = raw_msg(
             ty::CURSOR_SHAPE,
             &[0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4],
         );
         assert!(matches!(
-            SessionMsg::decode(&mut good.clone()),
+            SessionMsg::decode(&mut good),
             Ok(Some(SessionMsg::CursorShape(_)))
         ));
     }
