@@ -139,6 +139,14 @@ pub enum SessionRequest {
         /// The monitor to show first; `None` = all.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         monitor: Option<u32>,
+        /// Set by the gateway from the endpoint group's setting, whatever the
+        /// technician sent: how the person at the endpoint is asked.
+        #[serde(default)]
+        consent: ConsentMode,
+        /// Set by the gateway: who is asking, as the person at the endpoint
+        /// sees it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        technician: String,
     },
 }
 
@@ -183,6 +191,43 @@ impl SessionRequest {
                 }
             }
         }
+    }
+}
+
+/// How the person at an endpoint takes part in a desktop session (an
+/// endpoint group's setting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsentMode {
+    /// A window asks them to allow or deny; no answer is a denial.
+    #[default]
+    Prompt,
+    /// No question, but the session is shown while it lasts.
+    Notify,
+    /// Unattended machines: nothing is shown (the session is still audited
+    /// and recorded).
+    None,
+}
+
+impl ConsentMode {
+    pub const ALL: [Self; 3] = [Self::Prompt, Self::Notify, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prompt => "prompt",
+            Self::Notify => "notify",
+            Self::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for ConsentMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown consent mode `{s}` (expected prompt, notify or none)"))
     }
 }
 
@@ -753,6 +798,8 @@ mod tests {
                 control: true,
                 clipboard: true,
                 monitor: Some(1),
+                consent: ConsentMode::Notify,
+                technician: "Tess Tech".into(),
             }),
             SessionMsg::DesktopInfo(DesktopInfo {
                 width: 1920,
@@ -1085,10 +1132,26 @@ mod tests {
             control,
             clipboard,
             monitor: None,
+            consent: ConsentMode::default(),
+            technician: String::new(),
         };
         assert_eq!(d(false, false).target(), "view");
         assert_eq!(d(true, true).target(), "control, clipboard");
         assert_eq!(d(true, false).kind(), SessionKind::Desktop);
         assert_eq!("desktop".parse::<SessionKind>(), Ok(SessionKind::Desktop));
+        for m in ConsentMode::ALL {
+            assert_eq!(m.as_str().parse::<ConsentMode>(), Ok(m));
+        }
+        assert!("ask".parse::<ConsentMode>().is_err());
+        // A technician's request without the gateway's fields asks.
+        let bare: SessionRequest =
+            serde_json::from_str(r#"{"kind":"desktop","control":false}"#).unwrap();
+        assert!(matches!(
+            bare,
+            SessionRequest::Desktop {
+                consent: ConsentMode::Prompt,
+                ..
+            }
+        ));
     }
 }

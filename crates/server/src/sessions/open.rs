@@ -174,6 +174,7 @@ impl SessionService {
             refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
             return Outcome::Refused(format!("not a {kind} session"));
         }
+        let request = for_the_endpoint(request, &p);
         let target = request.target();
         // Watching a screen and driving it are separate rights: the second
         // is decided once the request says which is asked.
@@ -449,6 +450,27 @@ impl SessionService {
             }
             RelayEnd::Failed(side, e) => Outcome::Failed(Some(side), e),
         }
+    }
+}
+
+/// The request as the agent gets it: what the technician may not decide is
+/// the gateway's (who is asking; how the person at the endpoint is asked —
+/// the default, `prompt`, until endpoint groups carry their own setting).
+fn for_the_endpoint(request: SessionRequest, p: &Subject) -> SessionRequest {
+    match request {
+        SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor,
+            ..
+        } => SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor,
+            consent: jumpgate_proto::session::ConsentMode::Prompt,
+            technician: p.name.clone(),
+        },
+        other => other,
     }
 }
 
