@@ -8,6 +8,8 @@
 //!   (version negotiation, agent authentication).
 //! - [`session`]: messages inside one stream (shell, exec, file transfer,
 //!   forwarding), end to end between technician and agent.
+//! - [`desktop`]: what a desktop session's messages carry (screen updates,
+//!   cursor, input by keysym, clipboard, who has control).
 //! - [`system`]: system streams, which the gateway opens to an agent on its
 //!   own behalf (agent facts, later policies), with bodies up to 16 MiB.
 //!
@@ -15,6 +17,7 @@
 //! memory (see `mux/tests.rs`).
 
 pub mod control;
+pub mod desktop;
 mod error;
 pub mod frame;
 pub mod mux;

@@ -13,6 +13,7 @@
 //! | `upload`   | `FileData`…, `FileEnd`             | `FileResult`                         |
 //! | `download` | —                                  | `FileData`…, `FileEnd` (or `FileResult{ok:false}` on a read error) |
 //! | `forward`  | raw bytes (no framing)             | raw bytes (no framing)               |
+//! | `desktop`  | input, `Clipboard`, `DesktopCommand`, `FrameAck`, `Ping` | `DesktopInfo`, `Video`, `Cursor`…, `ControlState`, `Pong` (see [`desktop`](crate::desktop)) |
 //!
 //! The gateway may insert [`SessionMsg::Closed`] towards either side when it
 //! ends a session (shutdown, termination by an administrator).
@@ -27,6 +28,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::ProtoError;
+use crate::desktop::{
+    ControlState, Cursor, CursorShape, DesktopCommand, DesktopInfo, FrameAck, Key, Pointer, Video,
+    Wheel,
+};
 
 /// Message header length.
 pub const HEADER_LEN: usize = 5;
@@ -49,15 +54,18 @@ pub enum SessionKind {
     Download,
     /// TCP connection from the endpoint to a host:port it can reach.
     Forward,
+    /// The endpoint's screen, watched or controlled.
+    Desktop,
 }
 
 impl SessionKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Shell,
         Self::Exec,
         Self::Upload,
         Self::Download,
         Self::Forward,
+        Self::Desktop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +75,7 @@ impl SessionKind {
             Self::Upload => "upload",
             Self::Download => "download",
             Self::Forward => "forward",
+            Self::Desktop => "desktop",
         }
     }
 
@@ -121,6 +130,24 @@ pub enum SessionRequest {
         host: String,
         port: u16,
     },
+    /// `control: false` watches only: the technician's input is dropped by
+    /// the gateway and by the agent. `clipboard` lets text go both ways.
+    Desktop {
+        control: bool,
+        #[serde(default)]
+        clipboard: bool,
+        /// The monitor to show first; `None` = all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        monitor: Option<u32>,
+        /// Set by the gateway from the endpoint group's setting, whatever the
+        /// technician sent: how the person at the endpoint is asked.
+        #[serde(default)]
+        consent: ConsentMode,
+        /// Set by the gateway: who is asking, as the person at the endpoint
+        /// sees it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        technician: String,
+    },
 }
 
 impl SessionRequest {
@@ -131,6 +158,7 @@ impl SessionRequest {
             Self::Upload { .. } => SessionKind::Upload,
             Self::Download { .. } => SessionKind::Download,
             Self::Forward { .. } => SessionKind::Forward,
+            Self::Desktop { .. } => SessionKind::Desktop,
         }
     }
 
@@ -152,7 +180,54 @@ impl SessionRequest {
             } => format!("{path} ({name})"),
             Self::Upload { path, .. } | Self::Download { path } => path.clone(),
             Self::Forward { host, port } => format!("{host}:{port}"),
+            Self::Desktop {
+                control, clipboard, ..
+            } => {
+                let mode = if *control { "control" } else { "view" };
+                if *clipboard {
+                    format!("{mode}, clipboard")
+                } else {
+                    mode.to_owned()
+                }
+            }
         }
+    }
+}
+
+/// How the person at an endpoint takes part in a desktop session (an
+/// endpoint group's setting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsentMode {
+    /// A window asks them to allow or deny; no answer is a denial.
+    #[default]
+    Prompt,
+    /// No question, but the session is shown while it lasts.
+    Notify,
+    /// Unattended machines: nothing is shown (the session is still audited
+    /// and recorded).
+    None,
+}
+
+impl ConsentMode {
+    pub const ALL: [Self; 3] = [Self::Prompt, Self::Notify, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prompt => "prompt",
+            Self::Notify => "notify",
+            Self::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for ConsentMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown consent mode `{s}` (expected prompt, notify or none)"))
     }
 }
 
@@ -242,14 +317,36 @@ pub enum SessionMsg {
     Stdin(Bytes),
     Stdout(Bytes),
     Stderr(Bytes),
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     Exit(ExitStatus),
     StdinEof,
     Signal(SignalKind),
     FileData(Bytes),
     FileEnd(FileEnd),
     FileResult(FileResult),
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
+    // Desktop sessions (see `crate::desktop`).
+    DesktopInfo(DesktopInfo),
+    Video(Video),
+    Cursor(Cursor),
+    CursorShape(CursorShape),
+    Pointer(Pointer),
+    Wheel(Wheel),
+    Key(Key),
+    /// Release every key and button the technician holds.
+    InputReset,
+    /// Clipboard text, either way.
+    Clipboard(String),
+    DesktopCommand(DesktopCommand),
+    FrameAck(FrameAck),
+    ControlState(ControlState),
+    Ping(u64),
+    Pong(u64),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -272,7 +369,21 @@ mod ty {
     pub(super) const FILE_END: u8 = 12;
     pub(super) const FILE_RESULT: u8 = 13;
     pub(super) const CLOSED: u8 = 14;
-    pub(super) const MAX: u8 = 14;
+    pub(super) const DESKTOP_INFO: u8 = 15;
+    pub(super) const VIDEO: u8 = 16;
+    pub(super) const CURSOR: u8 = 17;
+    pub(super) const CURSOR_SHAPE: u8 = 18;
+    pub(super) const POINTER: u8 = 19;
+    pub(super) const WHEEL: u8 = 20;
+    pub(super) const KEY: u8 = 21;
+    pub(super) const INPUT_RESET: u8 = 22;
+    pub(super) const CLIPBOARD: u8 = 23;
+    pub(super) const DESKTOP_COMMAND: u8 = 24;
+    pub(super) const FRAME_ACK: u8 = 25;
+    pub(super) const CONTROL_STATE: u8 = 26;
+    pub(super) const PING: u8 = 27;
+    pub(super) const PONG: u8 = 28;
+    pub(super) const MAX: u8 = 28;
 }
 
 impl SessionMsg {
@@ -288,6 +399,13 @@ impl SessionMsg {
             out.put_u8(t);
             out.put_u32(body.len() as u32);
             out.put_slice(body);
+        }
+        /// A binary body of `len` bytes written in place by `put`.
+        fn bin(out: &mut BytesMut, t: u8, len: usize, put: impl FnOnce(&mut BytesMut)) {
+            out.reserve(HEADER_LEN + len);
+            out.put_u8(t);
+            out.put_u32(len as u32);
+            put(out);
         }
         match self {
             Self::Open(r) => json(out, ty::OPEN, r),
@@ -315,6 +433,20 @@ impl SessionMsg {
                     reason: reason.clone(),
                 },
             ),
+            Self::DesktopInfo(i) => json(out, ty::DESKTOP_INFO, i),
+            Self::Video(v) => bin(out, ty::VIDEO, 4 + v.data.len(), |o| v.put(o)),
+            Self::Cursor(c) => bin(out, ty::CURSOR, 12, |o| c.put(o)),
+            Self::CursorShape(c) => bin(out, ty::CURSOR_SHAPE, c.len(), |o| c.put(o)),
+            Self::Pointer(p) => bin(out, ty::POINTER, 5, |o| p.put(o)),
+            Self::Wheel(w) => bin(out, ty::WHEEL, 4, |o| w.put(o)),
+            Self::Key(k) => bin(out, ty::KEY, 5, |o| k.put(o)),
+            Self::InputReset => raw(out, ty::INPUT_RESET, &[]),
+            Self::Clipboard(t) => raw(out, ty::CLIPBOARD, t.as_bytes()),
+            Self::DesktopCommand(c) => json(out, ty::DESKTOP_COMMAND, c),
+            Self::FrameAck(a) => bin(out, ty::FRAME_ACK, 4, |o| a.put(o)),
+            Self::ControlState(c) => json(out, ty::CONTROL_STATE, c),
+            Self::Ping(n) => raw(out, ty::PING, &n.to_be_bytes()),
+            Self::Pong(n) => raw(out, ty::PONG, &n.to_be_bytes()),
         }
     }
 
@@ -374,6 +506,20 @@ impl SessionMsg {
             ty::CLOSED => Self::Closed {
                 reason: json::<ClosedBody>(&body)?.reason,
             },
+            ty::DESKTOP_INFO => Self::DesktopInfo(json(&body)?),
+            ty::VIDEO => Self::Video(Video::parse(body)?),
+            ty::CURSOR => Self::Cursor(Cursor::parse(&body)?),
+            ty::CURSOR_SHAPE => Self::CursorShape(CursorShape::parse(body)?),
+            ty::POINTER => Self::Pointer(Pointer::parse(&body)?),
+            ty::WHEEL => Self::Wheel(Wheel::parse(&body)?),
+            ty::KEY => Self::Key(Key::parse(&body)?),
+            ty::INPUT_RESET => Self::InputReset,
+            ty::CLIPBOARD => Self::Clipboard(crate::desktop::parse_text(&body)?),
+            ty::DESKTOP_COMMAND => Self::DesktopCommand(json(&body)?),
+            ty::FRAME_ACK => Self::FrameAck(FrameAck::parse(&body)?),
+            ty::CONTROL_STATE => Self::ControlState(json(&body)?),
+            ty::PING => Self::Ping(crate::desktop::parse_u64(&body)?),
+            ty::PONG => Self::Pong(crate::desktop::parse_u64(&body)?),
             _ => return Err(ProtoError::Malformed("unknown session message type")),
         })
     }
@@ -443,17 +589,29 @@ pub struct Scanner {
 
 impl Scanner {
     /// A scanner for what `direction` carries: up, keystrokes (`Stdin`),
-    /// `Resize` and an upload's `FileEnd`; down, terminal output (`Stdout`,
-    /// `Stderr`), `Exit`, a download's `FileEnd` and an upload's
-    /// `FileResult`. File data both ways.
+    /// `Resize`, an upload's `FileEnd` and clipboard text; down, terminal
+    /// output (`Stdout`, `Stderr`), `Exit`, a download's `FileEnd`, an
+    /// upload's `FileResult`, and a desktop's screen (`DesktopInfo`,
+    /// `Video`, `Cursor`, `CursorShape`), clipboard and `ControlState`. File
+    /// data both ways.
     pub fn new(direction: Direction) -> Self {
         fn up(t: u8) -> bool {
-            matches!(t, ty::STDIN | ty::RESIZE | ty::FILE_END)
+            matches!(t, ty::STDIN | ty::RESIZE | ty::FILE_END | ty::CLIPBOARD)
         }
         fn down(t: u8) -> bool {
             matches!(
                 t,
-                ty::STDOUT | ty::STDERR | ty::EXIT | ty::FILE_END | ty::FILE_RESULT
+                ty::STDOUT
+                    | ty::STDERR
+                    | ty::EXIT
+                    | ty::FILE_END
+                    | ty::FILE_RESULT
+                    | ty::DESKTOP_INFO
+                    | ty::VIDEO
+                    | ty::CURSOR
+                    | ty::CURSOR_SHAPE
+                    | ty::CLIPBOARD
+                    | ty::CONTROL_STATE
             )
         }
         Self {
@@ -543,8 +701,38 @@ impl SessionMsg {
             Self::FileEnd(_) => "file-end",
             Self::FileResult(_) => "file-result",
             Self::Closed { .. } => "closed",
+            Self::DesktopInfo(_) => "desktop-info",
+            Self::Video(_) => "video",
+            Self::Cursor(_) => "cursor",
+            Self::CursorShape(_) => "cursor-shape",
+            Self::Pointer(_) => "pointer",
+            Self::Wheel(_) => "wheel",
+            Self::Key(_) => "key",
+            Self::InputReset => "input-reset",
+            Self::Clipboard(_) => "clipboard",
+            Self::DesktopCommand(_) => "desktop-command",
+            Self::FrameAck(_) => "frame-ack",
+            Self::ControlState(_) => "control-state",
+            Self::Ping(_) => "ping",
+            Self::Pong(_) => "pong",
         }
     }
+}
+
+/// Whether a message type (the first byte of a message) is technician
+/// input to a desktop — what a view-only session must not deliver. Clipboard
+/// text counts when it comes from the technician (it changes the endpoint).
+pub fn is_input(message_type: u8) -> bool {
+    matches!(
+        message_type,
+        ty::POINTER | ty::WHEEL | ty::KEY | ty::CLIPBOARD
+    )
+}
+
+/// Whether a message type is clipboard text (audited by size, allowed only
+/// when the session asked for it).
+pub fn is_clipboard(message_type: u8) -> bool {
+    message_type == ty::CLIPBOARD
 }
 
 #[cfg(test)]
@@ -606,6 +794,66 @@ mod tests {
             SessionMsg::Closed {
                 reason: "gateway shutting down".into(),
             },
+            SessionMsg::Open(SessionRequest::Desktop {
+                control: true,
+                clipboard: true,
+                monitor: Some(1),
+                consent: ConsentMode::Notify,
+                technician: "Tess Tech".into(),
+            }),
+            SessionMsg::DesktopInfo(DesktopInfo {
+                width: 1920,
+                height: 1080,
+                monitors: vec![crate::desktop::Monitor {
+                    id: 1,
+                    name: "HDMI-1".into(),
+                    x: 0,
+                    y: 0,
+                    width: 1920,
+                    height: 1080,
+                    primary: true,
+                }],
+                monitor: None,
+                codec: "vp8".into(),
+            }),
+            SessionMsg::Video(Video {
+                seq: 7,
+                data: Bytes::from_static(b"\x9d\x01\x2a"),
+            }),
+            SessionMsg::Cursor(Cursor {
+                x: -3,
+                y: 1079,
+                shape: 2,
+            }),
+            SessionMsg::CursorShape(CursorShape {
+                id: 2,
+                width: 2,
+                height: 1,
+                hot_x: 1,
+                hot_y: 0,
+                rgba: Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            }),
+            SessionMsg::Pointer(Pointer {
+                x: 640,
+                y: 65535,
+                buttons: crate::desktop::button::LEFT | crate::desktop::button::RIGHT,
+            }),
+            SessionMsg::Wheel(Wheel { dx: -1, dy: 3 }),
+            SessionMsg::Key(Key {
+                keysym: 0x0100_20ac,
+                down: true,
+            }),
+            SessionMsg::InputReset,
+            SessionMsg::Clipboard("Grüße ½ €".into()),
+            SessionMsg::DesktopCommand(DesktopCommand::Monitor { monitor: None }),
+            SessionMsg::DesktopCommand(DesktopCommand::Refresh),
+            SessionMsg::FrameAck(FrameAck { seq: u32::MAX }),
+            SessionMsg::ControlState(ControlState {
+                input: crate::desktop::InputState::TakenBack,
+                message: "the user took back control".into(),
+            }),
+            SessionMsg::Ping(u64::MAX - 1),
+            SessionMsg::Pong(42),
         ]
     }
 
@@ -786,5 +1034,124 @@ mod tests {
         assert_eq!(up("/tmp/", Some("notes.txt")).target(), "/tmp/notes.txt");
         assert_eq!(up("/tmp", Some("notes.txt")).target(), "/tmp (notes.txt)");
         assert_eq!(up("/tmp/x.txt", None).target(), "/tmp/x.txt");
+    }
+
+    fn raw_msg(t: u8, body: &[u8]) -> BytesMut {
+        let mut m = BytesMut::new();
+        m.put_u8(t);
+        m.put_u32(body.len() as u32);
+        m.put_slice(body);
+        m
+    }
+
+    #[test]
+    fn malformed_desktop_messages_are_errors() {
+        let bad: [(u8, &[u8]); 11] = [
+            (ty::POINTER, &[0, 1, 0, 2]),
+            (ty::WHEEL, &[0, 1, 0]),
+            (ty::KEY, &[0, 0, 0, 0x41, 2]),
+            (ty::CURSOR, &[0; 11]),
+            (ty::FRAME_ACK, &[0; 5]),
+            (ty::VIDEO, &[0, 0, 1]),
+            (ty::PING, &[0; 7]),
+            (ty::CLIPBOARD, &[0xff, 0xfe]),
+            // 1×1 image with 3 bytes of pixels; a 300-pixel-wide one; a hot
+            // spot outside the image.
+            (
+                ty::CURSOR_SHAPE,
+                &[0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 2, 3],
+            ),
+            (ty::CURSOR_SHAPE, &[0, 0, 0, 1, 1, 44, 0, 0, 0, 0, 0, 0]),
+            (
+                ty::CURSOR_SHAPE,
+                &[0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 1, 2, 3, 4],
+            ),
+        ];
+        for (t, body) in bad {
+            let err = SessionMsg::decode(&mut raw_msg(t, body));
+            assert!(err.is_err(), "type {t} with {body:?} decoded as {err:?}");
+        }
+        let unknown_command = br#"{"command":"reboot"}"#;
+        assert!(SessionMsg::decode(&mut raw_msg(ty::DESKTOP_COMMAND, unknown_command)).is_err());
+        // Positive control: the same shapes, well formed, decode.
+        let mut good = raw_msg(
+            ty::CURSOR_SHAPE,
+            &[0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4],
+        );
+        assert!(matches!(
+            SessionMsg::decode(&mut good),
+            Ok(Some(SessionMsg::CursorShape(_)))
+        ));
+    }
+
+    #[test]
+    fn input_is_told_apart_from_everything_else() {
+        let input: Vec<&str> = all_messages()
+            .iter()
+            .filter(|m| is_input(m.to_bytes()[0]))
+            .map(SessionMsg::name)
+            .collect();
+        assert_eq!(input, ["pointer", "wheel", "key", "clipboard"]);
+        assert!(is_clipboard(
+            SessionMsg::Clipboard(String::new()).to_bytes()[0]
+        ));
+        assert!(!is_clipboard(SessionMsg::Stdin(Bytes::new()).to_bytes()[0]));
+    }
+
+    #[test]
+    fn scanner_keeps_the_screen_going_down_and_not_coming_up() {
+        let video = SessionMsg::Video(Video {
+            seq: 1,
+            data: Bytes::from_static(b"frame"),
+        });
+        let info = SessionMsg::DesktopInfo(DesktopInfo {
+            width: 8,
+            height: 8,
+            monitors: Vec::new(),
+            monitor: None,
+            codec: "vp8".into(),
+        });
+        let key = SessionMsg::Key(Key {
+            keysym: 0x61,
+            down: true,
+        });
+        let mut stream = BytesMut::new();
+        for m in [&info, &video, &key] {
+            m.encode(&mut stream);
+        }
+        let (down, _) = scan(Direction::Down, &stream, 3);
+        assert_eq!(down, [info.clone(), video.clone()]);
+        // A technician cannot put screen updates into the record.
+        let (up, _) = scan(Direction::Up, &stream, 3);
+        assert!(up.is_empty(), "{up:?}");
+    }
+
+    #[test]
+    fn a_desktop_target_says_what_was_asked() {
+        let d = |control, clipboard| SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor: None,
+            consent: ConsentMode::default(),
+            technician: String::new(),
+        };
+        assert_eq!(d(false, false).target(), "view");
+        assert_eq!(d(true, true).target(), "control, clipboard");
+        assert_eq!(d(true, false).kind(), SessionKind::Desktop);
+        assert_eq!("desktop".parse::<SessionKind>(), Ok(SessionKind::Desktop));
+        for m in ConsentMode::ALL {
+            assert_eq!(m.as_str().parse::<ConsentMode>(), Ok(m));
+        }
+        assert!("ask".parse::<ConsentMode>().is_err());
+        // A technician's request without the gateway's fields asks.
+        let bare: SessionRequest =
+            serde_json::from_str(r#"{"kind":"desktop","control":false}"#).unwrap();
+        assert!(matches!(
+            bare,
+            SessionRequest::Desktop {
+                consent: ConsentMode::Prompt,
+                ..
+            }
+        ));
     }
 }

@@ -45,6 +45,8 @@ export const PERMISSIONS = Object.freeze([
   'vault-read',
   'vault-write',
   'vault-purge',
+  'desktop-view',
+  'desktop-control',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -60,6 +62,8 @@ export const PERMISSION = Object.freeze({
   VAULT_READ: 'vault-read',
   VAULT_WRITE: 'vault-write',
   VAULT_PURGE: 'vault-purge',
+  DESKTOP_VIEW: 'desktop-view',
+  DESKTOP_CONTROL: 'desktop-control',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */
@@ -69,6 +73,7 @@ export const SESSION_KIND = Object.freeze({
   UPLOAD: 'upload',
   DOWNLOAD: 'download',
   FORWARD: 'forward',
+  DESKTOP: 'desktop',
 });
 
 /** Session message types (`proto::session::SessionMsg`): the first byte of a message. */
@@ -87,10 +92,24 @@ export const MSG_TYPE = Object.freeze({
   FILE_END: 12,
   FILE_RESULT: 13,
   CLOSED: 14,
+  DESKTOP_INFO: 15,
+  VIDEO: 16,
+  CURSOR: 17,
+  CURSOR_SHAPE: 18,
+  POINTER: 19,
+  WHEEL: 20,
+  KEY: 21,
+  INPUT_RESET: 22,
+  CLIPBOARD: 23,
+  DESKTOP_COMMAND: 24,
+  FRAME_ACK: 25,
+  CONTROL_STATE: 26,
+  PING: 27,
+  PONG: 28,
 });
 
 /** The message types whose payload is JSON (the others carry raw bytes). */
-export const JSON_MSG_TYPES = Object.freeze([MSG_TYPE.OPEN, MSG_TYPE.ACCEPTED, MSG_TYPE.REFUSED, MSG_TYPE.EXIT, MSG_TYPE.FILE_END, MSG_TYPE.FILE_RESULT, MSG_TYPE.CLOSED]);
+export const JSON_MSG_TYPES = Object.freeze([MSG_TYPE.OPEN, MSG_TYPE.ACCEPTED, MSG_TYPE.REFUSED, MSG_TYPE.EXIT, MSG_TYPE.FILE_END, MSG_TYPE.FILE_RESULT, MSG_TYPE.CLOSED, MSG_TYPE.DESKTOP_INFO, MSG_TYPE.DESKTOP_COMMAND, MSG_TYPE.CONTROL_STATE]);
 
 /** Session message framing (`proto::session`). */
 export const SESSION_HEADER_LEN = 5;

@@ -189,6 +189,12 @@ where
             info!(%kind, host, port, "session opened");
             forward::run(rx, tx, &host, port, &ctx).await
         }
+        SessionRequest::Desktop { control, .. } => {
+            info!(%kind, control, "session refused: no screen capture in this agent");
+            let (mut rx, mut tx) = (rx, tx);
+            let msg = "this agent cannot share its screen yet";
+            Err(refuse(&mut rx, &mut tx, &ctx, RefusalCode::Unsupported, msg).await)
+        }
     };
     if let Ok(s) = &result {
         info!(%kind, bytes_in = s.bytes_in, bytes_out = s.bytes_out, "session ended");

@@ -4,7 +4,8 @@
 //!
 //! # Model
 //! - A **role** is a set of [`Permission`]s. Endpoint permissions (`view`,
-//!   `shell`, `exec`, `files`, `forward`) apply to the endpoint **groups** the
+//!   `shell`, `exec`, `files`, `forward`, `desktop-view`, `desktop-control`)
+//!   apply to the endpoint **groups** the
 //!   holder is assigned; site permissions (`manage-users`,
 //!   `manage-endpoints`, `view-audit`) apply site-wide.
 //! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
@@ -43,10 +44,15 @@ pub(crate) enum Permission {
     /// Purge deleted vault secrets for good (never before the retention
     /// ends once purge protection is on).
     VaultPurge,
+    /// Watch an endpoint's screen.
+    DesktopView,
+    /// Drive an endpoint's keyboard, mouse and clipboard (with
+    /// `desktop-view`, which opening the session needs).
+    DesktopControl,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 11] = [
+    pub(crate) const ALL: [Self; 13] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -58,6 +64,8 @@ impl Permission {
         Self::VaultRead,
         Self::VaultWrite,
         Self::VaultPurge,
+        Self::DesktopView,
+        Self::DesktopControl,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -73,6 +81,8 @@ impl Permission {
             Self::VaultRead => "vault-read",
             Self::VaultWrite => "vault-write",
             Self::VaultPurge => "vault-purge",
+            Self::DesktopView => "desktop-view",
+            Self::DesktopControl => "desktop-control",
         }
     }
 
@@ -83,6 +93,7 @@ impl Permission {
             SessionKind::Exec => Self::Exec,
             SessionKind::Upload | SessionKind::Download => Self::Files,
             SessionKind::Forward => Self::Forward,
+            SessionKind::Desktop => Self::DesktopView,
         }
     }
 }
@@ -290,6 +301,8 @@ pub(crate) enum Action {
     ListEndpoints,
     ViewEndpoint,
     OpenSession(SessionKind),
+    /// Input to a desktop session (asked when one is opened with control).
+    ControlDesktop,
     // Site administration.
     ReadUsers,
     WriteUsers,
@@ -335,6 +348,7 @@ impl Action {
             Self::ListEndpoints => R::AnyGroup(P::View),
             Self::ViewEndpoint => R::Endpoint(P::View),
             Self::OpenSession(kind) => R::Endpoint(P::for_session(kind)),
+            Self::ControlDesktop => R::Endpoint(P::DesktopControl),
             Self::ReadUsers
             | Self::WriteUsers
             | Self::ReadRoles
@@ -360,6 +374,7 @@ impl Action {
             Self::ChangeOwnPassword
                 | Self::ManageOwnMfa
                 | Self::OpenSession(_)
+                | Self::ControlDesktop
                 | Self::WriteUsers
                 | Self::WriteRoles
                 | Self::WriteApiClients
@@ -387,6 +402,8 @@ impl Action {
             Self::OpenSession(SessionKind::Upload) => "open-session:upload",
             Self::OpenSession(SessionKind::Download) => "open-session:download",
             Self::OpenSession(SessionKind::Forward) => "open-session:forward",
+            Self::OpenSession(SessionKind::Desktop) => "open-session:desktop",
+            Self::ControlDesktop => "control-desktop",
             Self::ReadUsers => "read-users",
             Self::WriteUsers => "write-users",
             Self::ReadRoles => "read-roles",

@@ -52,6 +52,35 @@ fn session_kinds_map_to_their_permissions() {
 }
 
 #[test]
+fn watching_a_desktop_and_controlling_it_are_separate_rights() {
+    let viewer = subject(&[Permission::DesktopView], &["web"]);
+    let controller = subject(
+        &[Permission::DesktopView, Permission::DesktopControl],
+        &["web"],
+    );
+    let open = Action::OpenSession(SessionKind::Desktop);
+    assert_eq!(authorize(&viewer, open, WEB), Decision::Allow);
+    assert_eq!(
+        authorize(&viewer, Action::ControlDesktop, WEB),
+        Decision::Forbid(Denial::MissingPermission(Permission::DesktopControl))
+    );
+    assert_eq!(
+        authorize(&controller, Action::ControlDesktop, WEB),
+        Decision::Allow
+    );
+    assert_eq!(
+        authorize(&controller, Action::ControlDesktop, DB),
+        Decision::Forbid(Denial::OutsideGroups)
+    );
+    // A shell right does not show the screen.
+    let shell = subject(&[Permission::Shell, Permission::DesktopControl], &["*"]);
+    assert_eq!(
+        authorize(&shell, open, WEB),
+        Decision::Forbid(Denial::MissingPermission(Permission::DesktopView))
+    );
+}
+
+#[test]
 fn site_permissions_ignore_groups() {
     let admin = subject(&[Permission::ManageUsers], &[]);
     assert_eq!(
@@ -172,6 +201,8 @@ fn action_names_are_frozen() {
         (A::OpenSession(K::Upload), "open-session:upload"),
         (A::OpenSession(K::Download), "open-session:download"),
         (A::OpenSession(K::Forward), "open-session:forward"),
+        (A::OpenSession(K::Desktop), "open-session:desktop"),
+        (A::ControlDesktop, "control-desktop"),
         (A::ReadUsers, "read-users"),
         (A::WriteUsers, "write-users"),
         (A::ReadRoles, "read-roles"),
@@ -220,6 +251,7 @@ fn action_names_are_frozen() {
             | A::ListEndpoints
             | A::ViewEndpoint
             | A::OpenSession(_)
+            | A::ControlDesktop
             | A::ReadUsers
             | A::WriteUsers
             | A::ReadRoles

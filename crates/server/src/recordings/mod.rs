@@ -60,6 +60,8 @@ pub(crate) enum RecordingError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error("no recorder for {0} sessions")]
+    NoRecorder(jumpgate_proto::session::SessionKind),
 }
 
 /// The directory of recording spool files (and, with the local blob store,

@@ -174,7 +174,25 @@ impl SessionService {
             refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
             return Outcome::Refused(format!("not a {kind} session"));
         }
+        let request = for_the_endpoint(request, &p);
         let target = request.target();
+        // Watching a screen and driving it are separate rights: the second
+        // is decided once the request says which is asked.
+        if let SessionRequest::Desktop { control: true, .. } = request {
+            let resource = Resource::Endpoint {
+                group: &endpoint.group,
+            };
+            if let Decision::Forbid(why) = rbac::authorize(&p, Action::ControlDesktop, resource) {
+                let denied = Outcome::Denied.to_string();
+                if let Err(e) =
+                    record_start(&st.db, &event(&p, &endpoint, kind, &target, &denied)).await
+                {
+                    tracing::error!(error = %e, "cannot record a denied desktop control");
+                }
+                refuse(&mut client, RefusalCode::PermissionDenied, why.to_string()).await;
+                return Outcome::Denied;
+            }
+        }
         // The event row and its `session-open` entry are durable, together,
         // before anything reaches the endpoint.
         let running = event(&p, &endpoint, kind, &target, outcome::RUNNING);
@@ -227,11 +245,15 @@ impl SessionService {
         let tap_words: String = taps.into_iter().map(|t| t.finish()).collect();
         let up = counters.up.into_inner();
         let down = counters.down.into_inner();
+        let dropped = match counters.dropped.into_inner() {
+            0 => String::new(),
+            n => format!(" dropped_input={n}"),
+        };
         // The target (a command line, a path) stays out of the plain log: it
         // may hold secrets, and the encrypted audit log has it.
         tracing::info!(session = %id, %outcome, up, down, "session ended");
         let stored = outcome.to_string();
-        let detail = format!("session={id} up={up} down={down}{tap_words}");
+        let detail = format!("session={id} up={up} down={down}{dropped}{tap_words}");
         let closed = AuditEvent::new(&p.name, AuditAction::SessionClose(kind), &endpoint.name)
             .outcome(&stored)
             .detail(detail)
@@ -257,6 +279,13 @@ impl SessionService {
             R::Upload { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Up))]),
             R::Download { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Down))]),
             R::Forward { .. } => return Ok(Vec::new()),
+            // Every session is recorded: without a screen recorder, no
+            // desktop session opens.
+            R::Desktop { .. } => {
+                return Err(crate::recordings::RecordingError::NoRecorder(
+                    SessionKind::Desktop,
+                ));
+            }
         };
         let st = &self.st;
         let meta = crate::recordings::Meta {
@@ -336,7 +365,7 @@ impl SessionService {
         C: AsyncRead + AsyncWrite + Unpin,
     {
         let mut client = client;
-        let kind = request.kind();
+        let framing = relay_framing(&request);
         let stream = self
             .st
             .agents
@@ -406,7 +435,7 @@ impl SessionService {
             client,
             &mut agent,
             pending,
-            kind.is_framed(),
+            framing,
             &stop.token,
             reason,
             counters,
@@ -421,6 +450,43 @@ impl SessionService {
             }
             RelayEnd::Failed(side, e) => Outcome::Failed(Some(side), e),
         }
+    }
+}
+
+/// The request as the agent gets it: what the technician may not decide is
+/// the gateway's (who is asking; how the person at the endpoint is asked —
+/// the default, `prompt`, until endpoint groups carry their own setting).
+fn for_the_endpoint(request: SessionRequest, p: &Subject) -> SessionRequest {
+    match request {
+        SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor,
+            ..
+        } => SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor,
+            consent: jumpgate_proto::session::ConsentMode::Prompt,
+            technician: p.name.clone(),
+        },
+        other => other,
+    }
+}
+
+/// How a session is relayed: a desktop session passes only the input it
+/// was opened for (none when view-only; clipboard text only when asked).
+fn relay_framing(request: &SessionRequest) -> relay::Framing {
+    use relay::Framing;
+    match request {
+        SessionRequest::Forward { .. } => Framing::Raw,
+        SessionRequest::Desktop { control: false, .. } => {
+            Framing::MessagesDropping(jumpgate_proto::session::is_input)
+        }
+        SessionRequest::Desktop {
+            clipboard: false, ..
+        } => Framing::MessagesDropping(jumpgate_proto::session::is_clipboard),
+        _ => Framing::Messages,
     }
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Framed sessions (everything but `forward`) are relayed agent→technician
 //! message by message, so the gateway can always end the technician's side
-//! at a message boundary with a `Closed{reason}` message.
+//! at a message boundary with a `Closed{reason}` message. Where the
+//! technician's side may not send everything (a view-only desktop sends no
+//! input), technician→agent is relayed message by message too, and what is
+//! not allowed is dropped here, before the endpoint (which drops it as well).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,6 +28,20 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Counters {
     pub(crate) up: AtomicU64,
     pub(crate) down: AtomicU64,
+    /// Technician messages the session does not allow, dropped.
+    pub(crate) dropped: AtomicU64,
+}
+
+/// How a session's bytes are relayed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Framing {
+    /// Raw bytes both ways (`forward`).
+    Raw,
+    /// Session messages, everything the technician sends relayed.
+    Messages,
+    /// Session messages; technician messages of the types `drop` names
+    /// (by their first byte) are dropped.
+    MessagesDropping(fn(u8) -> bool),
 }
 
 /// One direction's view for the taps: a scanner over its bytes (which also
@@ -116,6 +133,48 @@ where
     w.shutdown().await
 }
 
+/// Technician → agent, message by message, leaving out the messages whose
+/// type `drop` names; then half-closes the writer.
+async fn copy_up_dropping<R, W>(
+    mut r: R,
+    mut w: W,
+    prefix: &[u8],
+    counters: &Counters,
+    mut watch: Watch<'_>,
+    drop: fn(u8) -> bool,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut buf = BytesMut::from(prefix);
+    loop {
+        while let Some(len) = session::message_len(&buf).map_err(invalid)? {
+            let msg = buf.split_to(len);
+            if drop(msg[0]) {
+                if counters.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::info!("technician input dropped: the session does not allow it");
+                }
+                continue;
+            }
+            watch.see(&msg).await?;
+            w.write_all(&msg).await?;
+            counters.up.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        buf.reserve(BUF);
+        if r.read_buf(&mut buf).await? == 0 {
+            if !buf.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "technician ended the stream inside a message",
+                ));
+            }
+            return w.shutdown().await;
+        }
+    }
+}
+
 enum DownEnd {
     Eof,
     Stopped,
@@ -192,7 +251,7 @@ pub(crate) async fn relay<C, A>(
     client: C,
     agent: A,
     pending: Pending,
-    framed: bool,
+    framing: Framing,
     stop: &CancellationToken,
     reason: impl Fn() -> String,
     counters: &Counters,
@@ -205,17 +264,23 @@ where
     let (cr, mut cw) = tokio::io::split(client);
     let (ar, aw) = tokio::io::split(agent);
     let watch = |direction| Watch::new(direction, taps);
-    let up = copy_raw(
-        cr,
-        aw,
-        &pending.up,
-        &counters.up,
-        framed.then(|| watch(Direction::Up)),
-    );
+    let up = async {
+        match framing {
+            Framing::Raw => copy_raw(cr, aw, &pending.up, &counters.up, None).await,
+            Framing::Messages => {
+                let w = Some(watch(Direction::Up));
+                copy_raw(cr, aw, &pending.up, &counters.up, w).await
+            }
+            Framing::MessagesDropping(drop) => {
+                let w = watch(Direction::Up);
+                copy_up_dropping(cr, aw, &pending.up, counters, w, drop).await
+            }
+        }
+    };
     tokio::pin!(up);
     let mut up_done = false;
 
-    if !framed {
+    if matches!(framing, Framing::Raw) {
         let down = copy_raw(ar, cw, &pending.down, &counters.down, None);
         tokio::pin!(down);
         let mut down_done = false;
@@ -325,7 +390,7 @@ mod tests {
                 client,
                 agent,
                 Pending::default(),
-                true,
+                Framing::Messages,
                 &relay_stop,
                 || "gateway shutting down".into(),
                 &counters,
@@ -371,7 +436,7 @@ mod tests {
                 client,
                 agent,
                 Pending::default(),
-                false,
+                Framing::Raw,
                 &stop,
                 String::new,
                 &counters,
@@ -393,6 +458,69 @@ mod tests {
         let (end, up, down) = task.await.unwrap();
         assert!(matches!(end, RelayEnd::Completed));
         assert_eq!((up, down), (100_000, 777));
+    }
+
+    #[tokio::test]
+    async fn a_view_only_desktop_relays_no_input_in_any_split() {
+        use jumpgate_proto::desktop::{FrameAck, Key, Pointer};
+        let input = [
+            SessionMsg::Pointer(Pointer {
+                x: 10,
+                y: 20,
+                buttons: 1,
+            }),
+            SessionMsg::Key(Key {
+                keysym: 0x61,
+                down: true,
+            }),
+            SessionMsg::Clipboard("secret".into()),
+        ];
+        let allowed = [
+            SessionMsg::FrameAck(FrameAck { seq: 3 }),
+            SessionMsg::Ping(9),
+        ];
+        let mut stream = BytesMut::new();
+        for (i, a) in allowed.iter().enumerate() {
+            input[i].encode(&mut stream);
+            a.encode(&mut stream);
+        }
+        input[2].encode(&mut stream);
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            let framing = Framing::MessagesDropping(session::is_input);
+            let end = relay(
+                client,
+                agent,
+                Pending::default(),
+                framing,
+                &stop,
+                String::new,
+                &counters,
+                &[],
+            )
+            .await;
+            (end, counters.dropped.into_inner())
+        });
+        // Three bytes at a time: messages arrive split anywhere.
+        for chunk in stream.chunks(3) {
+            tech.write_all(chunk).await.unwrap();
+        }
+        tech.shutdown().await.unwrap();
+        let mut got = BytesMut::new();
+        endpoint.read_buf(&mut got).await.unwrap();
+        while endpoint.read_buf(&mut got).await.unwrap() > 0 {}
+        let mut seen = Vec::new();
+        while let Some(m) = SessionMsg::decode(&mut got).unwrap() {
+            seen.push(m);
+        }
+        assert_eq!(seen, allowed);
+        endpoint.shutdown().await.unwrap();
+        let (end, dropped) = task.await.unwrap();
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        assert_eq!(dropped, 3);
     }
 
     fn exit_bytes() -> bytes::Bytes {
@@ -420,7 +548,7 @@ mod tests {
                 client,
                 agent,
                 pending,
-                true,
+                Framing::Messages,
                 &stop,
                 String::new,
                 &counters,
@@ -480,7 +608,7 @@ mod tests {
             client,
             agent,
             Pending::default(),
-            true,
+            Framing::Messages,
             &stop,
             String::new,
             &counters,
@@ -559,7 +687,7 @@ mod tests {
                 client,
                 agent,
                 Pending::default(),
-                true,
+                Framing::Messages,
                 &stop,
                 String::new,
                 &counters,
@@ -643,7 +771,7 @@ mod tests {
                 Gone,
                 agent,
                 Pending::default(),
-                true,
+                Framing::Messages,
                 &stop,
                 String::new,
                 &counters,

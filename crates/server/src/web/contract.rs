@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use jumpgate_api_types::{CSRF_HEADER, ErrorCode, SESSION_UPGRADE};
+use jumpgate_proto::desktop;
 use jumpgate_proto::session::{
     self, Accepted, ExitStatus, FileEnd, FileResult, Refusal, RefusalCode, SessionKind, SessionMsg,
     SessionRequest, SignalKind,
@@ -68,6 +69,42 @@ fn one_of_each_message() -> Vec<SessionMsg> {
         SessionMsg::Closed {
             reason: String::new(),
         },
+        SessionMsg::DesktopInfo(desktop::DesktopInfo {
+            width: 1,
+            height: 1,
+            monitors: Vec::new(),
+            monitor: None,
+            codec: String::new(),
+        }),
+        SessionMsg::Video(desktop::Video {
+            seq: 0,
+            data: Bytes::new(),
+        }),
+        SessionMsg::Cursor(desktop::Cursor::default()),
+        SessionMsg::CursorShape(desktop::CursorShape {
+            id: 0,
+            width: 0,
+            height: 0,
+            hot_x: 0,
+            hot_y: 0,
+            rgba: Bytes::new(),
+        }),
+        SessionMsg::Pointer(desktop::Pointer::default()),
+        SessionMsg::Wheel(desktop::Wheel::default()),
+        SessionMsg::Key(desktop::Key {
+            keysym: 0,
+            down: false,
+        }),
+        SessionMsg::InputReset,
+        SessionMsg::Clipboard(String::new()),
+        SessionMsg::DesktopCommand(desktop::DesktopCommand::Refresh),
+        SessionMsg::FrameAck(desktop::FrameAck { seq: 0 }),
+        SessionMsg::ControlState(desktop::ControlState {
+            input: desktop::InputState::Allowed,
+            message: String::new(),
+        }),
+        SessionMsg::Ping(0),
+        SessionMsg::Pong(0),
     ]
 }
 
