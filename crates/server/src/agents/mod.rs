@@ -195,10 +195,7 @@ macro_rules! list_page_sql {
 }
 
 /// Live endpoints in the filter's scope, by name (see [`ListFilter`]).
-pub(crate) async fn list_page(
-    db: &Store,
-    f: &ListFilter<'_>,
-) -> Result<Vec<ListRow>, sqlx::Error> {
+pub(crate) async fn list_page(db: &Store, f: &ListFilter<'_>) -> Result<Vec<ListRow>, sqlx::Error> {
     let q = match db.engine() {
         crate::store::Engine::Sqlite => list_page_sql!(
             "json_group_array",
