@@ -8,9 +8,10 @@
 //!   session row, the audit entry, the recording's start and the agent's
 //!   answer are all inside.
 //! - **Endpoint list**: N endpoints enrolled through the real enrollment
-//!   API, then `GET /api/v1/endpoints` timed in this process and `jg
-//!   endpoints` timed as a whole command (process start, TLS, the list,
-//!   printing the table).
+//!   API, then `GET /api/v1/endpoints` (all of them, and a first page of
+//!   1000) timed in this process and `jg endpoints` timed as a whole
+//!   command (process start, TLS, the list page by page, printing the
+//!   table).
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +173,21 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
     println!(
         "  GET /api/v1/endpoints ({listed} endpoints), 50 times: {}",
         ms(&mut api)
+    );
+    let mut first = Vec::new();
+    let page = jumpgate_client::EndpointFilter {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    for _ in 0..50 {
+        let t = Instant::now();
+        let list = client.endpoints_page(&page).await?;
+        first.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(list);
+    }
+    println!(
+        "  GET /api/v1/endpoints?limit=1000 (a first page), 50 times: {}",
+        ms(&mut first)
     );
     let mut cli = Vec::new();
     for _ in 0..30 {

@@ -6,7 +6,7 @@
 //! | `POST /api/v1/auth/login`                  | none    | [`LoginRequest`] → [`LoginResponse`]  |
 //! | `POST /api/v1/auth/logout`                 | bearer  | → 204                                 |
 //! | `POST /api/v1/agents/enroll`               | token in body | [`EnrollRequest`] → [`EnrollResponse`] |
-//! | `GET  /api/v1/endpoints`                   | bearer  | → `Vec<`[`Endpoint`]`>`               |
+//! | `GET  /api/v1/endpoints?name=&group=&online=&after=&limit=` | bearer | → `Vec<`[`Endpoint`]`>` by name (all filters optional; without `limit`, 1–10000, every endpoint; the next page starts `after` the last name) |
 //! | `GET  /api/v1/endpoints/{name}/connect?kind=K` | bearer | HTTP/1.1 upgrade to [`SESSION_UPGRADE`] |
 //! | `GET  /api/v1/sessions`                    | bearer  | → `Vec<`[`SessionEvent`]`>`           |
 //! | `POST /api/v1/sessions/{id}/terminate`     | bearer  | → 204 (404 when not live)             |

@@ -93,6 +93,21 @@ enum Command {
     Logout,
     /// List the endpoints you can reach.
     Endpoints {
+        /// Only endpoints whose name contains TEXT (any case).
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
+        /// Only endpoints of GROUP.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// Only endpoints whose agent is connected.
+        #[arg(long, conflicts_with = "offline")]
+        online: bool,
+        /// Only endpoints whose agent is not connected.
+        #[arg(long)]
+        offline: bool,
+        /// At most N endpoints (default: all).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -309,8 +324,22 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Mfa { command } => commands::mfa::run(&ctx.authed_client()?, command).await?,
         Command::Admin { command } => commands::admin::run(&ctx, command).await?,
         Command::Logout => commands::login::logout(&ctx).await?,
-        Command::Endpoints { json } => {
-            commands::endpoints::run(&ctx.authed_client()?, json).await?
+        Command::Endpoints {
+            name,
+            group,
+            online,
+            offline,
+            limit,
+            json,
+        } => {
+            let o = commands::endpoints::Options {
+                name,
+                group,
+                online: (online || offline).then_some(online),
+                limit,
+                json,
+            };
+            commands::endpoints::run(&ctx.authed_client()?, &o).await?
         }
         Command::Sessions {
             endpoint,

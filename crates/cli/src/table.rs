@@ -47,39 +47,76 @@ fn cell(s: &str) -> String {
 /// Left-aligned columns separated by two spaces; no trailing spaces. Cells
 /// are escaped and cut (see the module).
 pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| cell(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    Paged::new(headers).page(rows)
+}
+
+/// A table printed a page at a time (a long list shows as it arrives):
+/// the header comes with the first page; a column is as wide as its widest
+/// cell so far, so a later page's wider cell widens that column from there
+/// on (`render` when every row is at hand).
+#[derive(Debug)]
+pub(crate) struct Paged {
+    headers: Vec<String>,
+    widths: Vec<usize>,
+    started: bool,
+}
+
+impl Paged {
+    pub(crate) fn new(headers: &[&str]) -> Self {
+        Self {
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            widths: headers.iter().map(|h| h.chars().count()).collect(),
+            started: false,
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut l = String::new();
-        for (i, cell) in cells.enumerate() {
-            if i > 0 {
-                l.push_str("  ");
+
+    /// The next rows as text (with the header, the first time).
+    pub(crate) fn page(&mut self, rows: &[Vec<String>]) -> String {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.iter().map(|c| cell(c)).collect())
+            .collect();
+        for row in &rows {
+            for (w, cell) in self.widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
             }
-            l.push_str(cell);
-            let pad = widths
-                .get(i)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(cell.chars().count());
-            l.extend(std::iter::repeat_n(' ', pad));
         }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&mut headers.iter().copied());
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            let headers = std::mem::take(&mut self.headers);
+            line(
+                &mut out,
+                &self.widths,
+                &mut headers.iter().map(String::as_str),
+            );
+        }
+        for row in &rows {
+            line(&mut out, &self.widths, &mut row.iter().map(String::as_str));
+        }
+        out
     }
-    out
+}
+
+/// One table line into `out`: cells padded to `widths`, two spaces apart,
+/// no trailing spaces.
+fn line(out: &mut String, widths: &[usize], cells: &mut dyn Iterator<Item = &str>) {
+    let start = out.len();
+    for (i, cell) in cells.enumerate() {
+        if i > 0 {
+            out.push_str("  ");
+        }
+        out.push_str(cell);
+        let pad = widths
+            .get(i)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(cell.chars().count());
+        out.extend(std::iter::repeat_n(' ', pad));
+    }
+    let kept = out[start..].trim_end().len();
+    out.truncate(start + kept);
+    out.push('\n');
 }
 
 /// One object as `Label:  value` lines, values aligned and escaped (see
@@ -156,6 +193,22 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paged_table_has_one_header_and_columns_widen_from_the_page_that_needs_it() {
+        let mut t = Paged::new(&["NAME", "OS"]);
+        let row = |a: &str, b: &str| vec![a.to_owned(), b.to_owned()];
+        let first = t.page(&[row("a", "linux"), row("bb", "bsd")]);
+        assert_eq!(first, "NAME  OS\na     linux\nbb    bsd\n");
+        let second = t.page(&[row("longer-name", "x"), row("c", "y")]);
+        assert_eq!(second, "longer-name  x\nc            y\n");
+        assert_eq!(t.page(&[]), "");
+        // The whole table at once is the same as its single page.
+        assert_eq!(
+            render(&["NAME", "OS"], &[row("a", "linux"), row("bb", "bsd")]),
+            first
+        );
+    }
 
     #[test]
     fn columns_align_on_the_widest_cell() {

@@ -44,6 +44,41 @@ pub struct SessionFilter<'a> {
     pub limit: Option<u32>,
 }
 
+/// Which endpoints to list (all filters optional), and paging.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointFilter<'a> {
+    /// Names containing this text (any case).
+    pub name: Option<&'a str>,
+    pub group: Option<&'a str>,
+    /// Only endpoints whose agent is connected (`true`) or not (`false`).
+    pub online: Option<bool>,
+    /// Paging: the name of the last endpoint of the previous page.
+    pub after: Option<&'a str>,
+    /// 1..=10000 (the gateway's default: every endpoint).
+    pub limit: Option<u32>,
+}
+
+/// `/api/v1/endpoints` with the filter's query parameters, percent-encoded.
+fn endpoints_path(f: &EndpointFilter<'_>) -> String {
+    let limit = f.limit.map(|n| n.to_string());
+    let online = f.online.map(|o| o.to_string());
+    let params: Vec<String> = [
+        ("name", f.name),
+        ("group", f.group),
+        ("online", online.as_deref()),
+        ("after", f.after),
+        ("limit", limit.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent_encode(v))))
+    .collect();
+    if params.is_empty() {
+        "/api/v1/endpoints".to_owned()
+    } else {
+        format!("/api/v1/endpoints?{}", params.join("&"))
+    }
+}
+
 /// `/api/v1/sessions` with the filter's query parameters, percent-encoded.
 fn sessions_path(f: &SessionFilter<'_>) -> String {
     let limit = f.limit.map(|n| n.to_string());
@@ -193,8 +228,22 @@ impl Client {
         self.post_json("/api/v1/agents/enroll", req).await
     }
 
+    /// Every endpoint the caller may see, by name.
     pub async fn endpoints(&self) -> Result<Vec<api::Endpoint>, ClientError> {
         self.get_json("/api/v1/endpoints").await
+    }
+
+    /// Endpoints the caller may see, by name, filtered and paged by `f`
+    /// (a page is full when it has `limit` entries; the next one starts
+    /// `after` its last name).
+    ///
+    /// # Errors
+    /// The gateway refused (a bad filter is a 400) or could not be reached.
+    pub async fn endpoints_page(
+        &self,
+        f: &EndpointFilter<'_>,
+    ) -> Result<Vec<api::Endpoint>, ClientError> {
+        self.get_json(&endpoints_path(f)).await
     }
 
     /// Session events, newest first (`view-audit`; only the caller's
@@ -514,6 +563,26 @@ mod tests {
         assert_eq!(
             sessions_path(&f),
             "/api/v1/sessions?endpoint=web%201&kind=exec&since=2026-11-23T10%3A00%3A00%2B02%3A00&active=false&before=ses_x&limit=50"
+        );
+    }
+
+    #[test]
+    fn endpoint_query_is_built_from_the_given_filters() {
+        use super::{EndpointFilter, endpoints_path};
+        assert_eq!(
+            endpoints_path(&EndpointFilter::default()),
+            "/api/v1/endpoints"
+        );
+        let f = EndpointFilter {
+            name: Some("web&1"),
+            online: Some(true),
+            after: Some("db-9"),
+            limit: Some(500),
+            ..EndpointFilter::default()
+        };
+        assert_eq!(
+            endpoints_path(&f),
+            "/api/v1/endpoints?name=web%261&online=true&after=db-9&limit=500"
         );
     }
 }

@@ -1,20 +1,108 @@
-//! `jg endpoints [--json]`.
+//! `jg endpoints [--name TEXT] [--group G] [--online|--offline] [--limit N] [--json]`.
+//!
+//! The list comes a page at a time, each page after the previous one's
+//! last name, and the table is printed as pages arrive: a first page of
+//! [`FIRST_PAGE`] endpoints shows at once on a site of thousands, then
+//! pages of [`PAGE`] (the gateway's largest: each request is a new TLS
+//! connection, so few requests and large pages).
 
 use anyhow::Context;
 use jumpgate_api_types::Endpoint;
-use jumpgate_client::Client;
+use jumpgate_client::{Client, EndpointFilter};
 
 use crate::table;
 
-pub(crate) async fn run(client: &Client, json: bool) -> anyhow::Result<()> {
-    let endpoints = client.endpoints().await.context("listing endpoints")?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&endpoints)?)?;
-    } else {
-        out!("{}", render(&endpoints))?;
+/// Endpoints asked for by the first request.
+const FIRST_PAGE: u32 = 1000;
+/// Endpoints asked for by each later request (the gateway's largest page).
+const PAGE: u32 = 10_000;
+
+/// What to list.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// Names containing this text (any case).
+    pub(crate) name: Option<String>,
+    pub(crate) group: Option<String>,
+    /// Only online (`true`) or offline (`false`) endpoints.
+    pub(crate) online: Option<bool>,
+    /// At most this many endpoints.
+    pub(crate) limit: Option<u32>,
+    pub(crate) json: bool,
+}
+
+impl Options {
+    /// The filters, checked here too: a gateway from before the list had
+    /// filters answers every endpoint.
+    fn matches(&self, e: &Endpoint) -> bool {
+        self.name
+            .as_deref()
+            .is_none_or(|n| e.name.to_lowercase().contains(&n.to_lowercase()))
+            && self.group.as_deref().is_none_or(|g| e.group == g)
+            && self.online.is_none_or(|o| e.online == o)
+    }
+}
+
+pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
+    let mut table = table::Paged::new(HEADERS);
+    let mut json = Vec::new();
+    let mut shown: u64 = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let size = if after.is_none() { FIRST_PAGE } else { PAGE };
+        let want = match o.limit {
+            Some(limit) => u64::from(size).min(u64::from(limit) - shown) as u32,
+            None => size,
+        };
+        if want == 0 {
+            break;
+        }
+        let f = EndpointFilter {
+            name: o.name.as_deref(),
+            group: o.group.as_deref(),
+            online: o.online,
+            after: after.as_deref(),
+            limit: Some(want),
+        };
+        let page = client
+            .endpoints_page(&f)
+            .await
+            .context("listing endpoints")?;
+        // A gateway from before paging answers the whole list each time:
+        // more than asked for (shown, up to the limit, and done), or the
+        // previous page again, the cursor in it (shown already).
+        if after
+            .as_deref()
+            .is_some_and(|a| page.iter().any(|e| e.name == a))
+        {
+            break;
+        }
+        let more = page.len() == want as usize;
+        after = page.last().map(|e| e.name.clone());
+        let rows: Vec<Endpoint> = page
+            .into_iter()
+            .filter(|e| o.matches(e))
+            .take(want as usize)
+            .collect();
+        shown += rows.len() as u64;
+        if o.json {
+            json.extend(rows);
+        } else {
+            out!("{}", table.page(&cells(&rows)))?;
+        }
+        if !more {
+            break;
+        }
+    }
+    if o.json {
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
+    } else if shown == 0 {
+        // The header alone, as for an empty list.
+        out!("{}", table.page(&[]))?;
     }
     Ok(())
 }
+
+const HEADERS: &[&str] = &["NAME", "GROUP", "STATUS", "LAST SEEN", "OS", "HOSTNAME"];
 
 /// `online`/`offline`, and `conflict` while a second agent with the
 /// endpoint's identity has been refused (until it is re-enrolled).
@@ -26,8 +114,8 @@ fn status(e: &Endpoint) -> String {
     }
 }
 
-fn render(endpoints: &[Endpoint]) -> String {
-    let rows: Vec<Vec<String>> = endpoints
+fn cells(endpoints: &[Endpoint]) -> Vec<Vec<String>> {
+    endpoints
         .iter()
         .map(|e| {
             vec![
@@ -43,11 +131,12 @@ fn render(endpoints: &[Endpoint]) -> String {
                 e.hostname.clone(),
             ]
         })
-        .collect();
-    table::render(
-        &["NAME", "GROUP", "STATUS", "LAST SEEN", "OS", "HOSTNAME"],
-        &rows,
-    )
+        .collect()
+}
+
+#[cfg(test)]
+fn render(endpoints: &[Endpoint]) -> String {
+    table::render(HEADERS, &cells(endpoints))
 }
 
 #[cfg(test)]

@@ -103,7 +103,14 @@ fn fmt_host_port(host: &str, port: u16) -> String {
 pub(crate) async fn run(client: Client, endpoint: &str, spec: &Spec) -> anyhow::Result<()> {
     // Fail now, not at the first connection, when the login is stale or the
     // endpoint is not one this user may see (as `jg shell` does).
-    let listed = client.endpoints().await.context("checking the login")?;
+    let f = jumpgate_client::EndpointFilter {
+        name: Some(endpoint),
+        ..Default::default()
+    };
+    let listed = client
+        .endpoints_page(&f)
+        .await
+        .context("checking the login")?;
     if !listed.iter().any(|e| e.name == endpoint) {
         bail!("no endpoint named `{endpoint}` (see jg endpoints)");
     }

@@ -4,6 +4,7 @@
 mod agent_identity;
 mod blobs;
 mod edge;
+mod endpoint_list;
 mod gateway;
 mod harness;
 mod identity;

@@ -4,6 +4,7 @@
 use super::groups::{self, GroupError};
 use super::{EndpointRecord, EnrollError, MoveError};
 use crate::api::{ApiError, ApiJson};
+use crate::ids::AgentId;
 use crate::rbac::Action;
 use crate::rbac::Caller;
 use crate::state::Api;
@@ -11,7 +12,7 @@ use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent};
 use crate::{identity, ids};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jumpgate_api_types::{self as api, ErrorCode};
 
@@ -159,19 +160,82 @@ fn to_api(st: &AppState, e: EndpointRecord, now: i64) -> api::Endpoint {
     }
 }
 
-/// Endpoints in the groups the caller may view.
+/// `GET /api/v1/endpoints` query: all optional; without `limit` every
+/// endpoint is listed (as before paging existed).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Names containing this text (any case).
+    name: Option<String>,
+    group: Option<String>,
+    /// Only endpoints whose agent is connected (`true`) or not (`false`).
+    online: Option<bool>,
+    /// Paging: the name of the last endpoint of the previous page.
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Most endpoints one page may hold.
+const MAX_PAGE: i64 = 10_000;
+
+/// Endpoints in the groups the caller may view, by name: filtered and paged
+/// in the query itself (`?name=&group=&online=&after=&limit=`).
 async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<api::Endpoint>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(limit) = q.limit
+        && !(1..=MAX_PAGE).contains(&limit)
+    {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let scope = who.read_scope();
+    let f = super::ListFilter {
+        scope: &scope,
+        name: q.name.as_deref().filter(|n| !n.is_empty()),
+        group: q.group.as_deref(),
+        after: q.after.as_deref(),
+        // Whether an agent is connected is not in the store: with that
+        // filter the rows after the cursor are read and the page is cut here.
+        limit: q.limit.filter(|_| q.online.is_none()),
+    };
     let now = ids::now_ms();
-    let endpoints = super::list(&st.db)
-        .await?
+    let rows = super::list_page(&st.db, &f).await?;
+    let endpoints = rows
         .into_iter()
-        .filter(|e| who.can_view(&e.group))
-        .map(|e| to_api(&st, e, now))
+        .filter(|e| who.can_view(&e.group_name))
+        .map(|e| row_to_api(&st, e, now))
+        .filter(|e| q.online.is_none_or(|o| e.online == o))
+        .take(q.limit.map_or(usize::MAX, |n| n as usize))
         .collect();
     Ok(Json(endpoints))
+}
+
+fn row_to_api(st: &AppState, e: super::ListRow, now: i64) -> api::Endpoint {
+    let id = AgentId(e.id);
+    let online = st.agents.locate(&id).is_online();
+    let last_seen = if online { Some(now) } else { e.last_seen };
+    api::Endpoint {
+        id: id.0,
+        name: e.name,
+        group: e.group_name,
+        online,
+        last_seen: last_seen.map(ids::rfc3339),
+        enrolled_at: ids::rfc3339(e.enrolled_at),
+        hostname: e.hostname,
+        os: e.os,
+        arch: e.arch,
+        agent_version: e.agent_version,
+        conflict: e.conflict_at.map(|last_at| api::EndpointConflict {
+            last_at: ids::rfc3339(last_at),
+            count: e.conflict_count.max(0) as u64,
+            newcomer: e.conflict_peer.unwrap_or_default(),
+        }),
+    }
 }
 
 async fn set_group(

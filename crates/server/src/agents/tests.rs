@@ -76,7 +76,8 @@ async fn enrollment_spends_its_token_once_and_is_audited_with_the_endpoint() {
         assert!(!ep.revoked && ep.conflict.is_none() && ep.last_seen.is_none());
         let by_id = find_by_id(&db, &ep.id).await.unwrap().unwrap();
         assert_eq!(by_id.name, "web-1");
-        assert_eq!(list(&db).await.unwrap().len(), 1, "{e}");
+        let all = crate::rbac::ReadScope::All;
+        assert_eq!(list_page(&db, &filter(&all)).await.unwrap().len(), 1, "{e}");
 
         // Spent: a second use is refused and leaves nothing.
         assert!(matches!(
@@ -233,5 +234,112 @@ async fn moving_and_revoking_an_endpoint_are_audited_under_its_groups() {
         let revoked = entries.iter().find(|a| a.1 == "endpoint-revoke").unwrap();
         assert_eq!(revoked.4.as_deref(), Some(r#"["prod"]"#), "{e}");
         assert!(crate::events::verify(&db, None).await.unwrap().is_ok());
+    }
+}
+
+/// Every live endpoint in `scope`, no other filter.
+fn filter(scope: &crate::rbac::ReadScope) -> ListFilter<'_> {
+    ListFilter {
+        scope,
+        name: None,
+        group: None,
+        after: None,
+        limit: None,
+    }
+}
+
+/// The list's filters and paging are the query's: scope, name (any case,
+/// anywhere in it), group, the cursor and the limit, on both engines;
+/// revoked endpoints never show.
+#[tokio::test]
+async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
+    for (db, _dir) in engines("agents_list_page").await {
+        let e = db.engine();
+        for (i, (name, group)) in [
+            ("web-1", "web"),
+            ("web-2", "web"),
+            ("db-1", "db"),
+            ("Web-Admin", "ops"),
+            ("gone-web", "web"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = token(&db, group, Duration::from_secs(600)).await;
+            enroll(&db, &request(&t, name, i as u8 + 1)).await.unwrap();
+        }
+        revoke(&db, "gone-web", "admin", |_| "offline".into())
+            .await
+            .unwrap()
+            .unwrap();
+        let names = |rows: Vec<ListRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        let all = crate::rbac::ReadScope::All;
+        let every = names(list_page(&db, &filter(&all)).await.unwrap());
+        // Name order as the engine sorts it (collations differ in case).
+        let mut sorted = every.clone();
+        sorted.sort_by_key(|n| n.to_lowercase());
+        assert_eq!(sorted, ["db-1", "web-1", "web-2", "Web-Admin"], "{e}");
+
+        let web_db = crate::rbac::ReadScope::Groups(vec!["web".into(), "db".into()]);
+        let mut got = names(list_page(&db, &filter(&web_db)).await.unwrap());
+        got.sort();
+        assert_eq!(got, ["db-1", "web-1", "web-2"], "{e}");
+        let none = crate::rbac::ReadScope::Groups(vec![]);
+        assert!(
+            list_page(&db, &filter(&none)).await.unwrap().is_empty(),
+            "{e}"
+        );
+
+        let mut got = names(
+            list_page(
+                &db,
+                &ListFilter {
+                    name: Some("WEB"),
+                    ..filter(&all)
+                },
+            )
+            .await
+            .unwrap(),
+        );
+        got.sort();
+        assert_eq!(got, ["Web-Admin", "web-1", "web-2"], "{e}");
+        let got = names(
+            list_page(
+                &db,
+                &ListFilter {
+                    group: Some("db"),
+                    ..filter(&all)
+                },
+            )
+            .await
+            .unwrap(),
+        );
+        assert_eq!(got, ["db-1"], "{e}");
+
+        // Pages of one, each after the previous page's last name, give the
+        // whole list in order, once.
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = names(
+                list_page(
+                    &db,
+                    &ListFilter {
+                        after: after.as_deref(),
+                        limit: Some(1),
+                        ..filter(&all)
+                    },
+                )
+                .await
+                .unwrap(),
+            );
+            assert!(page.len() <= 1, "{e}");
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            paged.extend(page);
+            after = Some(last);
+        }
+        assert_eq!(paged, every, "{e}");
     }
 }

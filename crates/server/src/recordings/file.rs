@@ -91,7 +91,8 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Creates the file (mode 0600; it must not exist yet).
+    /// Creates the file (mode 0600; it must not exist yet) with its magic
+    /// written to the OS ([`Writer::sync`] makes it durable).
     pub(crate) async fn create(
         path: &std::path::Path,
         key: &DataKey,
@@ -104,7 +105,7 @@ impl Writer {
             .open(path)
             .await?;
         file.write_all(MAGIC).await?;
-        file.sync_data().await?;
+        file.flush().await?;
         Ok(Self {
             file,
             key: cipher(key),

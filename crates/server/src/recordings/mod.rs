@@ -108,51 +108,50 @@ pub(crate) struct Recorder {
     keystrokes: bool,
 }
 
-impl Recorder {
-    /// Starts recording: the row (with the wrapped key), then the file with
-    /// its header, both durable, before this returns. The writer task stops
-    /// the session through `stop` if the recording cannot be written.
-    pub(crate) async fn start(
-        db: &Store,
+/// A recording about to start: its key made and its row ready to write
+/// ([`Prepared::insert`], in the transaction that records the session, so
+/// that the session, its `session-open` entry and its recording's row are
+/// one durable commit); [`Prepared::begin`] then creates its file.
+pub(crate) struct Prepared {
+    id: RecordingId,
+    key: crate::keys::DataKey,
+    wrapped: WrappedKey,
+    file_name: String,
+    started: Instant,
+    started_ms: i64,
+    keystrokes: bool,
+    session_id: SessionId,
+    username: String,
+    endpoint: String,
+    endpoint_group: String,
+    width: u16,
+    height: u16,
+    /// The asciicast header line.
+    header: String,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("id", &self.id)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Makes the recording's key and everything its row and file need.
+    ///
+    /// # Errors
+    /// The keyring cannot make or wrap a key.
+    pub(crate) fn new(
         keys: &Keyring,
-        files: Files,
         keystrokes: bool,
         meta: &Meta<'_>,
-        stop: StopHandle,
-        tasks: &tokio_util::task::TaskTracker,
     ) -> Result<Self, RecordingError> {
         let id = RecordingId::generate();
         let (key, wrapped) = keys.new_data_key(Purpose::Recordings)?;
-        let dir = dir(&files.data_dir);
-        crate::site::create_private_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let file_name = file_name(&id);
-        let started = Instant::now();
         let started_ms = ids::now_ms();
-        // The row first: a crash before the file exists leaves a row that
-        // the next start closes (it plays as empty), never a file nothing
-        // knows about.
-        let mut c = db.conn().await?;
-        sql!(c, |c| {
-            sqlx::query(
-            "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(id.as_str())
-        .bind(meta.session_id.as_str())
-        .bind(meta.username)
-        .bind(meta.endpoint)
-        .bind(meta.endpoint_group)
-        .bind(started_ms)
-        .bind(i64::from(meta.width))
-        .bind(i64::from(meta.height))
-        .bind(i64::from(keystrokes))
-        .bind(wrapped.as_str())
-        .bind(&file_name)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        drop(c);
         let header = serde_json::json!({
             "version": 2,
             "width": meta.width,
@@ -162,13 +161,88 @@ impl Recorder {
             "command": meta.command,
             "env": { "TERM": meta.term },
         });
-        let mut first = header.to_string();
-        first.push('\n');
+        let mut header = header.to_string();
+        header.push('\n');
+        Ok(Self {
+            file_name: file_name(&id),
+            id,
+            key,
+            wrapped,
+            started: Instant::now(),
+            started_ms,
+            keystrokes,
+            session_id: meta.session_id.clone(),
+            username: meta.username.to_owned(),
+            endpoint: meta.endpoint.to_owned(),
+            endpoint_group: meta.endpoint_group.to_owned(),
+            width: meta.width,
+            height: meta.height,
+            header,
+        })
+    }
+
+    /// Writes the recording's row inside `e` (after its session's row).
+    /// The row comes first: a crash before the file exists leaves a row
+    /// that the next start closes (it plays as empty), never a file nothing
+    /// knows about.
+    ///
+    /// # Errors
+    /// The row could not be written.
+    pub(crate) async fn insert(&self, e: &mut dyn Exec) -> Result<(), sqlx::Error> {
+        sql!(e, |c| {
+            sqlx::query(
+            "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(self.id.as_str())
+        .bind(self.session_id.as_str())
+        .bind(&self.username)
+        .bind(&self.endpoint)
+        .bind(&self.endpoint_group)
+        .bind(self.started_ms)
+        .bind(i64::from(self.width))
+        .bind(i64::from(self.height))
+        .bind(i64::from(self.keystrokes))
+        .bind(self.wrapped.as_str())
+        .bind(&self.file_name)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Creates the recording's file (its row committed) with the header in
+    /// it and starts its writer. The file's data is in the OS when this
+    /// returns, so it outlives the process; the writer makes it, and its
+    /// directory entry, durable at once in the background (its first flush),
+    /// off the session's path. When the file cannot be made, the row is
+    /// removed again.
+    ///
+    /// # Errors
+    /// The file could not be created or written.
+    pub(crate) async fn begin(
+        self,
+        db: &Store,
+        files: Files,
+        stop: StopHandle,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Result<Recorder, RecordingError> {
+        let Self {
+            id,
+            key,
+            file_name,
+            started,
+            keystrokes,
+            header,
+            ..
+        } = self;
+        let dir = dir(&files.data_dir);
         let created = async {
+            crate::site::create_private_dir(&dir)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             let mut writer = file::Writer::create(&dir.join(&file_name), &key, id.as_str()).await?;
-            writer.append(first.as_bytes(), false).await?;
-            writer.sync().await?;
-            sync_dir(&dir).await?;
+            writer.append(header.as_bytes(), false).await?;
             Ok::<_, std::io::Error>(writer)
         }
         .await;
@@ -195,6 +269,7 @@ impl Recorder {
         let published = Publish {
             files,
             file: file_name,
+            dir,
         };
         tasks.spawn(write_loop(
             db.clone(),
@@ -205,11 +280,32 @@ impl Recorder {
             started,
             published,
         ));
-        Ok(Self {
+        Ok(Recorder {
             tx,
             budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
             keystrokes,
         })
+    }
+}
+
+impl Recorder {
+    /// Starts recording on its own: the row (its own commit), then the file
+    /// (see [`Prepared`]; a session writes the row with its own).
+    #[cfg(test)]
+    pub(crate) async fn start(
+        db: &Store,
+        keys: &Keyring,
+        files: Files,
+        keystrokes: bool,
+        meta: &Meta<'_>,
+        stop: StopHandle,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Result<Self, RecordingError> {
+        let prepared = Prepared::new(keys, keystrokes, meta)?;
+        let mut c = db.conn().await?;
+        prepared.insert(&mut c).await?;
+        drop(c);
+        prepared.begin(db, files, stop, tasks).await
     }
 
     async fn send_data(&self, stream: Stream, data: Bytes) {
@@ -343,6 +439,8 @@ pub(crate) struct Files {
 struct Publish {
     files: Files,
     file: String,
+    /// The spool directory (synced with the file's first flush).
+    dir: PathBuf,
 }
 
 async fn write_loop(
@@ -358,8 +456,10 @@ async fn write_loop(
     // One partial UTF-8 sequence per stream.
     let mut carries: [Utf8Carry; 3] = Default::default();
     let mut last_at = 0.0f64;
-    // Chunks written since the last fsync.
-    let mut unsynced = false;
+    // Chunks written since the last fsync: the magic and the header at
+    // first, synced at the first tick (at once), with the directory entry.
+    let mut unsynced = true;
+    let mut dir_unsynced = true;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let failed: Option<std::io::Error> = loop {
@@ -412,6 +512,12 @@ async fn write_loop(
                 break Some(e);
             }
             unsynced = false;
+            if dir_unsynced {
+                if let Err(e) = sync_dir(&publish.dir).await {
+                    break Some(e);
+                }
+                dir_unsynced = false;
+            }
         }
         if done {
             break None;

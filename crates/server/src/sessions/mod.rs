@@ -190,6 +190,17 @@ pub(crate) async fn insert_event(
     ev: &NewEvent<'_>,
 ) -> Result<SessionId, sqlx::Error> {
     let id = SessionId::generate();
+    insert_event_as(e, &id, ev).await?;
+    Ok(id)
+}
+
+/// [`insert_event`] with the id chosen by the caller (rows written in the
+/// same transaction refer to it).
+pub(crate) async fn insert_event_as(
+    e: &mut dyn Exec,
+    id: &SessionId,
+    ev: &NewEvent<'_>,
+) -> Result<(), sqlx::Error> {
     let now = ids::now_ms();
     sql!(e, |c| {
         sqlx::query(
@@ -212,7 +223,7 @@ pub(crate) async fn insert_event(
     .await
     .map(|r| r.rows_affected())
     })?;
-    Ok(id)
+    Ok(())
 }
 
 /// Writes a session's end (time, bytes, outcome) inside `e`.

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::outcome::{self, Outcome};
 use super::relay::{self, Counters, RelayEnd};
 use super::tap::{RecordingTap, SessionTap, TransferTap};
-use super::{Grant, NewEvent, StopHandle, end_event, insert_event, record_end, record_start};
+use super::{Grant, NewEvent, StopHandle, end_event, insert_event_as, record_end, record_start};
 use crate::agents::EndpointRecord;
 use crate::identity::Credential;
 use crate::ids::SessionId;
@@ -200,8 +200,13 @@ impl SessionService {
             .outcome(outcome::RUNNING)
             .detail(&target)
             .group(&endpoint.group);
-        let id = match record_open(&st.db, &running, opened).await {
-            Ok(id) => id,
+        let id = SessionId::generate();
+        // A recording's row is written in the same commit (one durable
+        // write before the session goes on, not two).
+        let recording = self.prepare_recording(&p, &endpoint, &request, &id);
+        let prepared = recording.as_ref().ok().and_then(Option::as_ref);
+        match record_open(&st.db, &id, &running, opened, prepared).await {
+            Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the session and its audit entry; refusing the session");
                 let msg = "the gateway could not record the session".to_owned();
@@ -217,7 +222,7 @@ impl SessionService {
             }
         };
         let stop = st.sessions.register(id.clone(), grant);
-        let taps = match self.taps(&p, &endpoint, &request, &id, &stop).await {
+        let taps = match self.taps(&request, recording, &stop).await {
             Ok(t) => t,
             Err(e) => {
                 st.sessions.remove(&id);
@@ -262,23 +267,20 @@ impl SessionService {
         outcome
     }
 
-    /// The taps a session gets, by kind. A recording exists, durable,
-    /// before anything reaches the endpoint.
-    async fn taps(
+    /// The recording a session gets, by kind (shell and exec), ready to
+    /// be written with the session's row.
+    fn prepare_recording(
         &self,
         p: &Subject,
         endpoint: &EndpointRecord,
         request: &SessionRequest,
         id: &SessionId,
-        stop: &StopHandle,
-    ) -> Result<Vec<Box<dyn SessionTap>>, crate::recordings::RecordingError> {
+    ) -> Result<Option<crate::recordings::Prepared>, crate::recordings::RecordingError> {
         use SessionRequest as R;
         let (width, height, term, command) = match request {
             R::Shell { term, cols, rows } => (*cols, *rows, term.as_str(), String::new()),
             R::Exec { command } => (80, 24, "", command.join(" ")),
-            R::Upload { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Up))]),
-            R::Download { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Down))]),
-            R::Forward { .. } => return Ok(Vec::new()),
+            R::Upload { .. } | R::Download { .. } | R::Forward { .. } => return Ok(None),
             // Every session is recorded: without a screen recorder, no
             // desktop session opens.
             R::Desktop { .. } => {
@@ -287,7 +289,6 @@ impl SessionService {
                 ));
             }
         };
-        let st = &self.st;
         let meta = crate::recordings::Meta {
             session_id: id,
             username: &p.name,
@@ -298,19 +299,41 @@ impl SessionService {
             term,
             command: &command,
         };
-        let recorder = crate::recordings::Recorder::start(
-            &st.db,
-            &st.keys,
-            crate::recordings::Files {
-                blobs: st.blobs.clone(),
-                data_dir: st.config.data_dir.clone(),
-            },
-            st.config.record_keystrokes,
-            &meta,
-            stop.clone(),
-            &st.tasks,
-        )
-        .await?;
+        crate::recordings::Prepared::new(&self.st.keys, self.st.config.record_keystrokes, &meta)
+            .map(Some)
+    }
+
+    /// The taps a session gets, by kind. A recording (its row committed
+    /// with the session's) has its file before anything reaches the
+    /// endpoint.
+    async fn taps(
+        &self,
+        request: &SessionRequest,
+        recording: Result<Option<crate::recordings::Prepared>, crate::recordings::RecordingError>,
+        stop: &StopHandle,
+    ) -> Result<Vec<Box<dyn SessionTap>>, crate::recordings::RecordingError> {
+        use SessionRequest as R;
+        match request {
+            R::Upload { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Up))]),
+            R::Download { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Down))]),
+            R::Forward { .. } => return Ok(Vec::new()),
+            R::Shell { .. } | R::Exec { .. } | R::Desktop { .. } => {}
+        }
+        let Some(prepared) = recording? else {
+            return Ok(Vec::new());
+        };
+        let st = &self.st;
+        let recorder = prepared
+            .begin(
+                &st.db,
+                crate::recordings::Files {
+                    blobs: st.blobs.clone(),
+                    data_dir: st.config.data_dir.clone(),
+                },
+                stop.clone(),
+                &st.tasks,
+            )
+            .await?;
         Ok(vec![Box::new(RecordingTap(recorder))])
     }
 
@@ -490,17 +513,22 @@ fn relay_framing(request: &SessionRequest) -> relay::Framing {
     }
 }
 
-/// Writes a session's event row and its `session-open` entry, together.
+/// Writes a session's event row, its recording's row (shell and exec) and
+/// its `session-open` entry, together: one commit.
 async fn record_open(
     db: &Store,
+    id: &SessionId,
     row: &NewEvent<'_>,
     opened: AuditEvent,
-) -> Result<SessionId, sqlx::Error> {
+    recording: Option<&crate::recordings::Prepared>,
+) -> Result<(), sqlx::Error> {
     let mut w = db.write().await?;
-    let id = insert_event(&mut w, row).await?;
+    insert_event_as(&mut w, id, row).await?;
+    if let Some(r) = recording {
+        r.insert(&mut w).await?;
+    }
     w.audit(opened).await?;
-    w.commit().await?;
-    Ok(id)
+    w.commit().await
 }
 
 /// Writes a session's end and its `session-close` entry, together. The
