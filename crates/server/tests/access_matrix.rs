@@ -369,6 +369,100 @@ async fn denials_are_recorded_as_events() {
     );
 }
 
+/// Opens a desktop session on `endpoint` as `client` and returns the
+/// gateway's or agent's answer to the `Open` (retries while the endpoint is
+/// not online yet).
+async fn open_desktop(
+    client: &Client,
+    endpoint: &str,
+    control: bool,
+) -> jumpgate_proto::session::SessionMsg {
+    use bytes::BytesMut;
+    use jumpgate_proto::session::{ConsentMode, SessionMsg, SessionRequest};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut io = loop {
+        match client.connect(endpoint, SessionKind::Desktop).await {
+            Ok(io) => break io,
+            Err(ClientError::Api { status: 409, .. }) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{endpoint} never online"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("desktop on {endpoint}: {e}"),
+        }
+    };
+    let open = SessionRequest::Desktop {
+        control,
+        clipboard: false,
+        monitor: None,
+        // The technician's claim is replaced by the gateway's.
+        consent: ConsentMode::None,
+        technician: "someone else".into(),
+    };
+    io.write_all(&SessionMsg::Open(open).to_bytes())
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(m) = SessionMsg::decode(&mut buf).unwrap() {
+            return m;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(30), io.read_buf(&mut buf))
+            .await
+            .expect("desktop open hung")
+            .unwrap();
+        assert!(n > 0, "the session ended without an answer");
+    }
+}
+
+/// Watching a desktop and controlling it are separate rights: asking for
+/// control without `desktop-control` is refused as a permission denial and
+/// recorded as a security event, while watching passes authorization (and
+/// is then refused only because no screen recorder exists yet).
+#[tokio::test]
+async fn desktop_control_needs_its_own_right_and_a_denial_is_an_event() {
+    use jumpgate_proto::session::{RefusalCode, SessionMsg};
+    let gw = start_gateway().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_agents = stop.clone().drop_guard();
+    gw.agent("web-1", "web", &stop).await;
+    let admin = gw.user("chief", "admin", &[]).await;
+    let role = api::CreateRole {
+        name: "watcher".into(),
+        description: String::new(),
+        permissions: vec!["view".into(), "desktop-view".into()],
+    };
+    let _: api::Role = admin.post_json("/api/v1/roles", &role).await.unwrap();
+    let watcher = gw.user("watch", "watcher", &["web"]).await;
+
+    match open_desktop(&watcher, "web-1", true).await {
+        SessionMsg::Refused(r) => {
+            assert_eq!(r.code, RefusalCode::PermissionDenied, "{r:?}");
+            assert!(r.message.contains("desktop-control"), "{r:?}");
+        }
+        other => panic!("control without the right: {other:?}"),
+    }
+    // Positive control: watching is authorized, and refused only later.
+    match open_desktop(&watcher, "web-1", false).await {
+        SessionMsg::Refused(r) => {
+            assert_ne!(r.code, RefusalCode::PermissionDenied, "{r:?}");
+            assert!(r.message.contains("could not record"), "{r:?}");
+        }
+        other => panic!("watching: {other:?}"),
+    }
+    let events: Vec<api::SecurityEvent> = admin.get_json("/api/v1/events").await.unwrap();
+    let denials: Vec<_> = events
+        .iter()
+        .filter(|e| e.actor == "watch" && e.outcome == "denied")
+        .collect();
+    assert_eq!(denials.len(), 1, "{events:?}");
+    assert_eq!(denials[0].action, "control-desktop");
+    assert_eq!(denials[0].target, "web-1");
+}
+
 // --- Group scope on what endpoints leave behind --------------------------
 
 impl Gateway {

@@ -12,7 +12,7 @@ use super::store::{self, RoleError};
 use super::{Action, Denial, Subject};
 use crate::api::{ApiError, ApiJson, Authenticated, SiteAction};
 use crate::state::{Api, AppState};
-use crate::store::{AuditAction, AuditEvent};
+use crate::store::{AuditAction, AuditEvent, Store};
 
 /// Who may call a route: public, an [`Action`] on the site, or per
 /// endpoint (the handler asks `rbac`).
@@ -79,19 +79,7 @@ pub(crate) async fn denied(
     group: Option<&str>,
     why: Denial,
 ) -> ApiError {
-    st.db
-        .audit_or_log(
-            AuditEvent::new(
-                &subject.name,
-                AuditAction::Denied(action.as_str().to_owned()),
-                target,
-            )
-            .outcome("denied")
-            .detail(why.to_string())
-            .groups(group),
-        )
-        .await;
-    tracing::info!(subject = %subject.name, action = %action.as_str(), %target, reason = %why, "access denied");
+    record_denial(&st.db, subject, action, target, group, why).await;
     let code = match why {
         Denial::InsufficientScope => ErrorCode::InsufficientScope,
         Denial::MfaEnrollmentRequired => ErrorCode::MfaEnrollmentRequired,
@@ -101,6 +89,30 @@ pub(crate) async fn denied(
         }
     };
     ApiError::new(StatusCode::FORBIDDEN, code, why.to_string())
+}
+
+/// The security event (and log line) of a denial, for refusals that are
+/// not HTTP answers (a session's later checks); [`denied`] writes it too.
+pub(crate) async fn record_denial(
+    db: &Store,
+    subject: &Subject,
+    action: Action,
+    target: &str,
+    group: Option<&str>,
+    why: Denial,
+) {
+    db.audit_or_log(
+        AuditEvent::new(
+            &subject.name,
+            AuditAction::Denied(action.as_str().to_owned()),
+            target,
+        )
+        .outcome("denied")
+        .detail(why.to_string())
+        .groups(group),
+    )
+    .await;
+    tracing::info!(subject = %subject.name, action = %action.as_str(), %target, reason = %why, "access denied");
 }
 
 async fn list(State(st): State<AppState>) -> Result<Json<Vec<api::Role>>, ApiError> {

@@ -97,8 +97,7 @@ impl SessionService {
         };
         if let Decision::Forbid(why) = rbac::authorize(subject, Action::OpenSession(kind), resource)
         {
-            let denied = Outcome::Denied.to_string();
-            record_start(&self.st.db, &event(subject, endpoint, kind, "", &denied))
+            record_denied(&self.st.db, subject, endpoint, kind, "")
                 .await
                 .map_err(NotAuthorized::Db)?;
             return Err(NotAuthorized::Denied(why));
@@ -183,12 +182,14 @@ impl SessionService {
                 group: &endpoint.group,
             };
             if let Decision::Forbid(why) = rbac::authorize(&p, Action::ControlDesktop, resource) {
-                let denied = Outcome::Denied.to_string();
-                if let Err(e) =
-                    record_start(&st.db, &event(&p, &endpoint, kind, &target, &denied)).await
-                {
+                // As for the open itself: a session-log row and a security
+                // event (the HTTP route writes the latter for the open).
+                if let Err(e) = record_denied(&st.db, &p, &endpoint, kind, &target).await {
                     tracing::error!(error = %e, "cannot record a denied desktop control");
                 }
+                let group = Some(endpoint.group.as_str());
+                let action = Action::ControlDesktop;
+                rbac::http::record_denial(&st.db, &p, action, &endpoint.name, group, why).await;
                 refuse(&mut client, RefusalCode::PermissionDenied, why.to_string()).await;
                 return Outcome::Denied;
             }
@@ -511,6 +512,20 @@ fn relay_framing(request: &SessionRequest) -> relay::Framing {
         } => Framing::MessagesDropping(jumpgate_proto::session::is_clipboard),
         _ => Framing::Messages,
     }
+}
+
+/// The session-log row of a refused session.
+async fn record_denied(
+    db: &Store,
+    p: &Subject,
+    endpoint: &EndpointRecord,
+    kind: SessionKind,
+    target: &str,
+) -> Result<(), sqlx::Error> {
+    let denied = Outcome::Denied.to_string();
+    record_start(db, &event(p, endpoint, kind, target, &denied))
+        .await
+        .map(drop)
 }
 
 /// Writes a session's event row, its recording's row (shell and exec) and
