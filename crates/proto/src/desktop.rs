@@ -134,8 +134,12 @@ pub enum InputState {
     /// The session was opened to watch only.
     ViewOnly,
     /// The person at the endpoint took back control: input is dropped until
-    /// they allow it again.
+    /// they allow it again (the technician may ask with
+    /// [`DesktopCommand::RequestControl`]).
     TakenBack,
+    /// The person at the endpoint ended the session; the agent closes it
+    /// next.
+    Ended,
 }
 
 /// Sent by the agent when who has control changes (and once at the start).
@@ -155,6 +159,9 @@ pub enum DesktopCommand {
     Monitor { monitor: Option<u32> },
     /// Send the whole screen again (e.g. after a decoder error).
     Refresh,
+    /// Ask the person at the endpoint for control again after they took it
+    /// back (they are prompted again; ignored by view-only sessions).
+    RequestControl,
 }
 
 fn need(body: &[u8], len: usize, what: &'static str) -> Result<(), ProtoError> {

@@ -252,6 +252,9 @@ pub enum RefusalCode {
     ConnectFailed,
     Unsupported,
     Failed,
+    /// The person at the endpoint denied a desktop session, or did not
+    /// answer the consent prompt in time (the message says which).
+    ConsentDenied,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
