@@ -11,6 +11,9 @@
 //! - [`Engine`], [`PgDatabase`], [`for_each_engine`] (`engine.rs`): SQLite
 //!   or PostgreSQL, and a fresh database per PostgreSQL gateway on the
 //!   server of `JUMPGATE_TEST_POSTGRES`.
+//! - [`xvfb::Xvfb`] (`xvfb.rs`): a real X display (Xvfb, optionally with
+//!   openbox) on a display number claimed at run time, with xdotool/xwd
+//!   helpers, for the desktop and consent tests.
 //! - Protocol helpers: raw HTTP exchanges, TOTP codes, an echo server, the
 //!   proxy side of `CONNECT` (`http.rs`, `totp.rs`).
 //!
@@ -29,6 +32,7 @@ mod http;
 mod pg_tls;
 mod site;
 mod totp;
+pub mod xvfb;
 
 pub use engine::{ENGINE_ENV, Engine, POSTGRES_ENV, PgDatabase, for_each_engine, postgres_server};
 pub use gateway::{Gateway, ListenAddresses, signal};
