@@ -1,6 +1,6 @@
 //! `jg`, the technician's client: log in to a gateway, list endpoints and
-//! sessions, read the audit log, open shells, run commands, copy files and forward ports, always
-//! through the gateway; manage your own password and MFA; and, for
+//! sessions, read the audit log, open shells, run commands, copy files and forward ports, take
+//! screenshots of desktops, always through the gateway; manage your own password and MFA; and, for
 //! administrators, users, roles, groups, endpoints, API clients and settings;
 //! and secrets in the vault.
 
@@ -20,6 +20,7 @@ mod args;
 #[cfg(test)]
 mod cli_tests;
 mod commands;
+mod desktop_export;
 mod errors;
 mod input;
 mod session_io;
@@ -28,6 +29,7 @@ mod stdin;
 mod table;
 mod term;
 mod transfer;
+mod webm;
 
 use commands::Ctx;
 
@@ -122,7 +124,7 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
         /// Only sessions of one kind.
-        #[arg(long, value_parser = ["shell", "exec", "upload", "download", "forward"])]
+        #[arg(long, value_parser = ["shell", "exec", "upload", "download", "forward", "desktop"])]
         kind: Option<String>,
         /// Only sessions started from TIME on: RFC 3339 or a duration ago (2h, 7d).
         #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
@@ -231,18 +233,56 @@ enum Command {
         #[arg(value_name = "SPEC")]
         spec: commands::forward::Spec,
     },
+    /// A picture of ENDPOINT's screen through a view-only desktop session
+    /// (needs desktop-view; the person at the endpoint is asked as the
+    /// endpoint group's consent mode says).
+    #[command(after_help = DESKTOP_HELP)]
+    Desktop {
+        /// The endpoint's name (see `jg endpoints`).
+        endpoint: String,
+        /// Write the screen to FILE as a PNG, pixel-exact: taken once the
+        /// screen has been still for a second.
+        #[arg(long, value_name = "FILE", required = true)]
+        screenshot: PathBuf,
+        /// Only monitor N (the endpoint's RandR monitor number; default:
+        /// all monitors, the whole screen).
+        #[arg(long, value_name = "N")]
+        monitor: Option<u32>,
+        /// Give up after SECS in all, waiting for the endpoint's consent
+        /// included. A screen that never stops changing is written as it
+        /// is then, with a warning.
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
 }
+
+const DESKTOP_HELP: &str = "\
+Examples:
+  jg desktop web-01 --screenshot web-01.png
+  jg desktop kiosk-3 --screenshot left.png --monitor 0 --timeout 20
+
+Watching and controlling a desktop is done in the web console; recordings of
+desktop sessions export as video with `jg recordings export ID -o FILE.webm`.
+Exit status 1 when the session is refused (no desktop-view permission, the
+person at the endpoint denied it or did not answer, no X display there).";
 
 #[derive(Debug, clap::Subcommand)]
 enum RecordingsCommand {
-    /// Write a recording as plain asciicast v2, for external players
-    /// (`asciinema play FILE`).
+    /// Write a recording for external players: a terminal session as
+    /// plain asciicast v2 (`asciinema play FILE`), a desktop session as a
+    /// WebM video (VP9; needs -o).
     Export {
         /// The recording's ID (see `jg recordings`).
         id: String,
         /// Write to FILE (whole or not at all) instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
+        /// Desktop recordings: frames per second of the video (while the
+        /// screen is still, one frame a second is written instead).
+        #[arg(long, value_name = "N", default_value_t = desktop_export::DEFAULT_FPS,
+              value_parser = clap::value_parser!(u32).range(1..=30))]
+        fps: u32,
     },
 }
 
@@ -375,10 +415,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::audit::run(&client, since.as_deref(), user.as_deref(), limit, json).await?;
         }
         Command::Recordings {
-            command: Some(RecordingsCommand::Export { id, output }),
+            command: Some(RecordingsCommand::Export { id, output, fps }),
             ..
         } => {
-            commands::recordings::export(&ctx.authed_client()?, &id, output.as_deref()).await?;
+            commands::recordings::export(&ctx.authed_client()?, &id, output.as_deref(), fps)
+                .await?;
         }
         Command::Recordings {
             command: None,
@@ -414,6 +455,20 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
         Command::Forward { endpoint, spec } => {
             commands::forward::run(ctx.authed_client()?, &endpoint, &spec).await?;
+        }
+        Command::Desktop {
+            endpoint,
+            screenshot,
+            monitor,
+            timeout,
+        } => {
+            let o = commands::desktop::Options {
+                endpoint: &endpoint,
+                screenshot: &screenshot,
+                monitor,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            commands::desktop::screenshot(&ctx.authed_client()?, &o).await?;
         }
     }
     Ok(0)

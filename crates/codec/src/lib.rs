@@ -23,13 +23,15 @@
 //!
 //! [`Packet`] documents the wire format; `js/desktop-decoder.js` is the
 //! browser decoder (WebCodecs), [`Canvas`] the same decoder in Rust (tests,
-//! benchmarks, screenshots).
+//! benchmarks, screenshots). [`VideoEncoder`] is a plain full-frame
+//! encoder for video files (the export of desktop recordings).
 
 mod canvas;
 mod encoder;
 mod lossless;
 mod packet;
 mod rate;
+mod video;
 mod vpx;
 
 use std::time::Duration;
@@ -37,6 +39,7 @@ use std::time::Duration;
 pub use canvas::Canvas;
 pub use encoder::{EncodeStats, Encoder};
 pub use packet::{Packet, TileFormat};
+pub use video::{VideoEncoder, VideoFrame};
 
 /// Side of the square tiles the screen is compared and refined in.
 pub const TILE: u32 = 32;

@@ -14,6 +14,7 @@ use crate::state::{self, State};
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod cp;
+pub(crate) mod desktop;
 pub(crate) mod endpoints;
 pub(crate) mod forward;
 pub(crate) mod login;

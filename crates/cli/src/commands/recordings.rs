@@ -1,15 +1,16 @@
 //! `jg recordings [--endpoint E] [--user U] [--since T] [--limit N] [--json]`,
-//! `jg recordings export ID [-o FILE]` and `jg play ID [--speed N]
+//! `jg recordings export ID [-o FILE] [--fps N]` and `jg play ID [--speed N]
 //! [--idle-limit SECS]`: session recordings (needs `view-audit`).
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use jumpgate_api_types::Recording;
-use jumpgate_client::{Client, RecordingFilter};
+use jumpgate_client::{CastStream, Client, RecordingFilter};
 
+use crate::desktop_export::{Exporter, Header};
 use crate::table;
 
 pub(crate) async fn list(
@@ -68,35 +69,137 @@ fn format_duration(secs: f64) -> String {
     }
 }
 
-/// Writes the plain asciicast to `out` (a file, written whole or not at
-/// all) or to stdout.
-pub(crate) async fn export(client: &Client, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
+/// Writes recording `id` to `out` (a file, written whole or not at all)
+/// or to stdout: a terminal recording as the plain asciicast, a desktop
+/// recording as a WebM video (see [`crate::desktop_export`]). The first
+/// line tells which.
+pub(crate) async fn export(
+    client: &Client,
+    id: &str,
+    out: Option<&Path>,
+    fps: u32,
+) -> anyhow::Result<()> {
     let mut stream = client
         .recording_cast(id)
         .await
         .with_context(|| format!("fetching recording {id}"))?;
+    let mut first = Vec::new();
+    while !first.contains(&b'\n') {
+        match stream.next().await? {
+            Some(chunk) => first.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    let header_end = first
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(first.len());
+    let header = match std::str::from_utf8(&first[..header_end]) {
+        Ok(line) => Header::parse(line)?,
+        Err(_) => None,
+    };
+    match header {
+        Some(h) => export_desktop(id, &h, first, stream, out, fps).await,
+        None => export_cast(id, first, stream, out).await,
+    }
+}
+
+/// The asciicast as it comes (`first`: what was read of it already).
+async fn export_cast(
+    id: &str,
+    first: Vec<u8>,
+    mut stream: CastStream,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
     match out {
         None => {
+            crate::out::bytes(&first)?;
             while let Some(chunk) = stream.next().await? {
                 crate::out::bytes(&chunk)?;
             }
         }
         Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("cannot write into {}", dir.display()))?;
+            let mut tmp = temp_beside(path)?;
+            tmp.write_all(&first)?;
             while let Some(chunk) = stream.next().await? {
                 tmp.write_all(&chunk)?;
             }
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            persist(tmp, path)?;
             eprintln!("recording {id} written to {}", path.display());
         }
     }
+    Ok(())
+}
+
+/// A desktop recording replayed and encoded as WebM into `out`.
+async fn export_desktop(
+    id: &str,
+    header: &Header,
+    mut pending: Vec<u8>,
+    mut stream: CastStream,
+    out: Option<&Path>,
+    fps: u32,
+) -> anyhow::Result<()> {
+    let Some(path) = out else {
+        bail!("recording {id} is a desktop session: give the video file with -o FILE.webm");
+    };
+    let tmp = temp_beside(path)?;
+    let mut exporter = Exporter::new(BufWriter::new(tmp.as_file()), fps);
+    let mut header_seen = false;
+    let mut ended = false;
+    while !ended {
+        match stream.next().await? {
+            Some(chunk) => pending.extend_from_slice(&chunk),
+            None => ended = true,
+        }
+        let mut used = 0;
+        while let Some(nl) = pending[used..].iter().position(|&b| b == b'\n') {
+            let line = &pending[used..used + nl];
+            used += nl + 1;
+            if std::mem::replace(&mut header_seen, true) {
+                exporter.line(std::str::from_utf8(line).context("the recording is not UTF-8")?)?;
+            }
+        }
+        pending.drain(..used);
+        if ended && !pending.is_empty() && header_seen {
+            exporter.line(std::str::from_utf8(&pending).context("the recording is not UTF-8")?)?;
+        }
+    }
+    let (file, summary) = exporter.finish()?;
+    file.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    persist(tmp, path)?;
+    eprintln!(
+        "recording {id} ({}, desktop) written to {} as WebM/VP9: {}x{}, {:.1} s, {} frames",
+        if header.title.is_empty() {
+            "untitled"
+        } else {
+            &header.title
+        },
+        path.display(),
+        summary.width,
+        summary.height,
+        summary.duration_secs,
+        summary.frames
+    );
+    Ok(())
+}
+
+/// A temporary file in `path`'s directory, renamed over it when complete.
+pub(crate) fn temp_beside(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write into {}", dir.display()))
+}
+
+pub(crate) fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<()> {
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -166,6 +269,12 @@ pub(crate) async fn play(
             }
             if !header_seen {
                 header_seen = true;
+                if Header::parse(line)?.is_some() {
+                    bail!(
+                        "recording {id} is a desktop session: play it in the web console, or \
+                         export it as a video with jg recordings export {id} -o FILE.webm"
+                    );
+                }
                 let h: serde_json::Value =
                     serde_json::from_str(line).context("the recording has no asciicast header")?;
                 if h["version"] != 2 {
