@@ -168,7 +168,10 @@ enum AdminCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct AgentArgs {
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
     /// The gateway, e.g. https://support.example.com (remembered after enrollment).
     #[arg(long, env = "JUMPGATE_SERVER")]
     server: Option<String>,
@@ -190,8 +193,8 @@ struct AgentArgs {
     #[arg(long)]
     reenroll: bool,
     /// Where the agent keeps its identity and key.
-    #[arg(long, env = "JUMPGATE_STATE_DIR")]
-    state_dir: PathBuf,
+    #[arg(long, env = "JUMPGATE_STATE_DIR", required = true)]
+    state_dir: Option<PathBuf>,
     /// Endpoint name to enroll as [default: the host name].
     #[arg(long)]
     name: Option<String>,
@@ -201,6 +204,25 @@ struct AgentArgs {
     /// Answer the gateway's `echo` system topic (tests of the system channel).
     #[arg(long, hide = true)]
     serve_echo_topic: bool,
+    /// The X display desktop sessions share, e.g. :0 [default: found from
+    /// the logged-in session].
+    #[arg(long, env = "JUMPGATE_DISPLAY", value_parser = parse_display)]
+    display: Option<String>,
+    /// The Xauthority file (cookie) of that display.
+    #[arg(long, env = "JUMPGATE_XAUTHORITY", value_name = "PATH")]
+    xauthority: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AgentCommand {
+    /// The consent prompt and session indicator on the user's display: a
+    /// child process the agent starts itself (JSON lines on stdin/stdout).
+    #[command(hide = true)]
+    ConsentUi,
+}
+
+fn parse_display(s: &str) -> Result<String, String> {
+    jumpgate_agent::sessions::desktop::check_display_name(s).map(|()| s.to_owned())
 }
 
 fn main() -> ExitCode {
@@ -565,7 +587,24 @@ async fn admin(args: AdminArgs) -> Result<()> {
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
-    let mut opts = jumpgate_agent::AgentOptions::new(args.state_dir);
+    if let Some(AgentCommand::ConsentUi) = args.command {
+        // Blocking line I/O on stdin/stdout until the agent closes it.
+        return tokio::task::spawn_blocking(jumpgate_agent::sessions::desktop::run_consent_ui)
+            .await?
+            .context("consent UI");
+    }
+    let state_dir = args.state_dir.context("--state-dir is required")?;
+    let mut opts = jumpgate_agent::AgentOptions::new(state_dir);
+    if let Some(path) = &args.xauthority {
+        std::fs::File::open(path)
+            .with_context(|| format!("--xauthority {}: cannot read it", path.display()))?;
+    }
+    opts.sessions.desktop.display = args.display;
+    opts.sessions.desktop.xauthority = args.xauthority;
+    if let Some(server) = &args.server {
+        let site = server.trim_start_matches("https://").trim_end_matches('/');
+        opts.sessions.desktop.site = site.to_owned();
+    }
     opts.server = args
         .server
         .map(|s| s.parse())

@@ -9,7 +9,9 @@
 //!   (size and SHA-256), then renamed into place, so the destination never
 //!   holds a partial file;
 //! - `download`: streamed in chunks with its SHA-256 at the end;
-//! - `forward`: a TCP connection from the endpoint, raw bytes both ways.
+//! - `forward`: a TCP connection from the endpoint, raw bytes both ways;
+//! - `desktop`: the endpoint's X display and the technician's input, with
+//!   the consent of the person at the endpoint (see [`desktop`]).
 //!
 //! # Ending a session
 //! Once the agent's side is done it half-closes the stream and waits (at
@@ -26,6 +28,7 @@ use jumpgate_proto::session::{Refusal, RefusalCode, SessionKind, SessionMsg, Ses
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
+pub mod desktop;
 mod exec;
 mod files;
 mod forward;
@@ -55,6 +58,8 @@ pub struct SessionContext {
     /// How long to wait for the technician's end of the stream once the
     /// agent's side is finished.
     pub linger: Duration,
+    /// Desktop sessions: the display and the consent UI.
+    pub desktop: desktop::DesktopOptions,
 }
 
 impl Default for SessionContext {
@@ -65,6 +70,7 @@ impl Default for SessionContext {
             open_timeout: Duration::from_secs(30),
             output_drain: Duration::from_secs(1),
             linger: Duration::from_secs(5),
+            desktop: desktop::DesktopOptions::default(),
         }
     }
 }
@@ -189,11 +195,22 @@ where
             info!(%kind, host, port, "session opened");
             forward::run(rx, tx, &host, port, &ctx).await
         }
-        SessionRequest::Desktop { control, .. } => {
-            info!(%kind, control, "session refused: no screen capture in this agent");
-            let (mut rx, mut tx) = (rx, tx);
-            let msg = "this agent cannot share its screen yet";
-            Err(refuse(&mut rx, &mut tx, &ctx, RefusalCode::Unsupported, msg).await)
+        SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor,
+            consent,
+            technician,
+        } => {
+            info!(%kind, control, clipboard, ?consent, "session opened");
+            let req = desktop::Request {
+                control,
+                clipboard,
+                monitor,
+                consent,
+                technician,
+            };
+            desktop::run(rx, tx, req, &ctx).await
         }
     };
     if let Ok(s) = &result {

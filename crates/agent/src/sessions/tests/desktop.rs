@@ -1,0 +1,546 @@
+//! Desktop sessions against a real Xvfb: the test plays the technician's
+//! viewer (decoding into `jumpgate_codec::Canvas` and acknowledging what it
+//! drew) and the person at the endpoint (xdotool on the consent windows).
+//!
+//! The consent UI child is this test binary itself, run with only
+//! [`consent_ui_child`] selected and `JUMPGATE_TEST_CONSENT_UI` set (the
+//! product runs `jumpgate agent consent-ui`); the harness's own output lines
+//! are not protocol lines and are skipped by the agent.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jumpgate_codec::{Canvas, Packet};
+use jumpgate_desktop::{CaptureOptions, Capturer, DisplayOptions};
+use jumpgate_proto::desktop::{
+    ControlState, DesktopCommand, DesktopInfo, FrameAck, InputState, Key, Pointer, button,
+};
+use jumpgate_proto::session::{ConsentMode, RefusalCode, SessionMsg, SessionRequest};
+use jumpgate_test_support::xvfb::{Xvfb, artifacts, have_tools};
+use tokio::time::{Instant, timeout};
+use x11rb::connection::Connection as _;
+use x11rb::protocol::Event;
+use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, EventMask, WindowClass};
+
+use super::{STEP, Served, Tech, ctx};
+use crate::sessions::SessionContext;
+use crate::sessions::desktop::DesktopOptions;
+
+const CHILD_ENV: &str = "JUMPGATE_TEST_CONSENT_UI";
+const PROMPT_TITLE: &str = "^Jumpgate: remote access request$";
+const BAR_TITLE: &str = "^Jumpgate: remote session$";
+
+/// The consent UI child's body when this binary is run as one.
+#[test]
+fn consent_ui_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    crate::sessions::desktop::run_consent_ui().expect("consent UI child");
+}
+
+fn desktop_ctx(x: &Xvfb) -> SessionContext {
+    assert!(
+        have_tools(),
+        "the X tools (Xvfb, xdotool, openbox…) are installed"
+    );
+    let exe = std::env::current_exe().expect("test binary");
+    let args = [
+        "--exact",
+        "sessions::tests::desktop::consent_ui_child",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    SessionContext {
+        desktop: DesktopOptions {
+            display: Some(x.display.clone()),
+            xauthority: None,
+            consent_ui: Some((exe, args.iter().map(|s| (*s).to_owned()).collect())),
+            consent_ui_env: vec![(CHILD_ENV.to_owned(), "1".to_owned())],
+            site: "Acme IT".to_owned(),
+            ..DesktopOptions::default()
+        },
+        ..ctx()
+    }
+}
+
+fn desktop(control: bool, consent: ConsentMode) -> SessionRequest {
+    SessionRequest::Desktop {
+        control,
+        clipboard: false,
+        monitor: None,
+        consent,
+        technician: "Alice Tech".to_owned(),
+    }
+}
+
+/// The technician's viewer: draws what arrives, acknowledges it.
+struct Viewer {
+    tech: Tech,
+    served: Served,
+    canvas: Canvas,
+    info: Vec<DesktopInfo>,
+    states: Vec<ControlState>,
+    pongs: Vec<u64>,
+    ended: bool,
+}
+
+impl Viewer {
+    async fn open(x: &Xvfb, req: SessionRequest) -> Self {
+        let (tech, served) = Tech::open_with(req, desktop_ctx(x)).await;
+        Self {
+            tech,
+            served,
+            canvas: Canvas::new(),
+            info: Vec::new(),
+            states: Vec::new(),
+            pongs: Vec::new(),
+            ended: false,
+        }
+    }
+
+    async fn accepted(&mut self) {
+        self.tech.accepted().await;
+    }
+
+    /// Handles messages for up to `wait`; false when none came.
+    async fn pump(&mut self, wait: Duration) -> bool {
+        if self.ended {
+            return false;
+        }
+        let Ok(msg) = timeout(wait, self.tech.recv()).await else {
+            return false;
+        };
+        match msg {
+            Some(SessionMsg::Video(v)) => {
+                let packet = Packet::parse(&v.data).expect("a codec packet");
+                self.canvas.apply(&packet).expect("decodes");
+                self.tech
+                    .send(&SessionMsg::FrameAck(FrameAck { seq: v.seq }))
+                    .await;
+            }
+            Some(SessionMsg::DesktopInfo(i)) => self.info.push(i),
+            Some(SessionMsg::ControlState(s)) => self.states.push(s),
+            Some(SessionMsg::Pong(n)) => self.pongs.push(n),
+            Some(SessionMsg::Cursor(_) | SessionMsg::CursorShape(_)) => {}
+            None => self.ended = true,
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+        true
+    }
+
+    /// Pumps until `done` holds.
+    async fn until(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + STEP;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.pump(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A Ping answered: everything sent before it was handled.
+    async fn round_trip(&mut self, n: u64) {
+        self.tech.send(&SessionMsg::Ping(n)).await;
+        self.until("the pong", |v| v.pongs.contains(&n)).await;
+    }
+
+    async fn state(&mut self, input: InputState) -> ControlState {
+        let seen = self.states.len();
+        self.until(&format!("control state {input:?}"), |v| {
+            v.states[seen.min(v.states.len())..]
+                .iter()
+                .any(|s| s.input == input)
+        })
+        .await;
+        self.states[seen..]
+            .iter()
+            .find(|s| s.input == input)
+            .cloned()
+            .expect("found")
+    }
+
+    fn rgb(&self, x: u32, y: u32) -> u32 {
+        let i = (y * self.canvas.width() + x) as usize * 4;
+        let p = &self.canvas.pixels()[i..i + 4];
+        u32::from(p[2]) << 16 | u32::from(p[1]) << 8 | u32::from(p[0])
+    }
+
+    async fn send(&mut self, msg: SessionMsg) {
+        self.tech.send(&msg).await;
+    }
+
+    async fn close(self) {
+        drop(self.tech);
+        let result = timeout(STEP, self.served).await.expect("serve returned");
+        result.expect("no panic").expect("the session ends cleanly");
+    }
+}
+
+/// The screen as the display holds it, as BGR triples.
+fn screen_bgr(x: &Xvfb) -> (u32, u32, Vec<u8>) {
+    let target = DisplayOptions {
+        display: Some(x.display.clone()),
+        xauthority: None,
+    }
+    .resolve()
+    .expect("display");
+    let mut cap = Capturer::new(&target, CaptureOptions::default()).expect("capturer");
+    let f = cap.snapshot().expect("snapshot");
+    let mut out = Vec::with_capacity((f.width * f.height * 3) as usize);
+    for y in 0..f.height as usize {
+        for px in f.data[y * f.stride..y * f.stride + f.width as usize * 4].chunks(4) {
+            out.extend_from_slice(&px[..3]);
+        }
+    }
+    (f.width, f.height, out)
+}
+
+fn canvas_bgr(c: &Canvas) -> Vec<u8> {
+    c.pixels()
+        .chunks(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+fn pointer_at(x: &Xvfb) -> (i32, i32) {
+    let out = x.output("xdotool", &["getmouselocation", "--shell"]);
+    let field = |k: &str| -> i32 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {out}"))
+    };
+    (field("X="), field("Y="))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_a_drawn_pattern_arrives_pixel_exact() {
+    let x = Xvfb::sized(800, 600);
+    x.run("xsetroot", &["-solid", "#1a73e8"]);
+    let mut v = Viewer::open(&x, desktop(false, ConsentMode::None)).await;
+    v.accepted().await;
+    let first = v.state(InputState::ViewOnly).await;
+    assert!(first.message.contains("unattended"), "{first:?}");
+    v.until("desktop info", |v| !v.info.is_empty()).await;
+    let info = v.info[0].clone();
+    assert_eq!((info.width, info.height), (800, 600));
+    assert_eq!(info.codec, "jumpgate-1");
+    assert!(!info.monitors.is_empty());
+    v.until("the blue screen", |v| {
+        v.canvas.width() == 800 && v.rgb(400, 300) == 0x1a73e8 && v.rgb(0, 0) == 0x1a73e8
+    })
+    .await;
+    // A plaid of sharp edges, then the whole canvas must equal the screen.
+    x.run(
+        "xsetroot",
+        &["-mod", "7", "5", "-fg", "#ff8800", "-bg", "#102030"],
+    );
+    let (w, h, want) = screen_bgr(&x);
+    assert_eq!((w, h), (800, 600));
+    v.until("the pattern, pixel-exact", |v| {
+        canvas_bgr(&v.canvas) == want
+    })
+    .await;
+    // Idle: nothing more arrives (positive control above: changes did).
+    let quiet =
+        !v.pump(Duration::from_millis(1500)).await || !v.pump(Duration::from_millis(1500)).await;
+    assert!(quiet, "an idle screen sends (almost) nothing");
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_a_click_lands_at_the_sent_coordinates_and_keys_type_unicode() {
+    let x = Xvfb::sized(800, 600);
+    // A window over the whole screen reporting button presses.
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect");
+    let root = conn.setup().roots[screen].root;
+    let win = conn.generate_id().expect("id");
+    conn.create_window(
+        0,
+        win,
+        root,
+        0,
+        0,
+        800,
+        300,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &CreateWindowAux::new()
+            .background_pixel(0x00ff00)
+            .event_mask(EventMask::BUTTON_PRESS | EventMask::STRUCTURE_NOTIFY),
+    )
+    .expect("window");
+    conn.map_window(win).expect("map");
+    conn.flush().expect("flush");
+    let mut v = Viewer::open(&x, desktop(true, ConsentMode::None)).await;
+    v.accepted().await;
+    v.state(InputState::Allowed).await;
+    v.until("the green window", |v| {
+        v.canvas.width() == 800 && v.rgb(10, 10) == 0x00ff00
+    })
+    .await;
+    let at = |buttons| {
+        SessionMsg::Pointer(Pointer {
+            x: 321,
+            y: 123,
+            buttons,
+        })
+    };
+    v.send(at(0)).await;
+    v.send(at(button::LEFT)).await;
+    v.send(at(0)).await;
+    let press = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + STEP;
+        while std::time::Instant::now() < deadline {
+            match conn.poll_for_event().expect("events") {
+                Some(Event::ButtonPress(e)) => return (e.event_x, e.event_y, e.detail),
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        panic!("no button press arrived");
+    })
+    .await
+    .expect("joined");
+    assert_eq!(press, (321, 123, 1));
+    assert_eq!(pointer_at(&x), (321, 123));
+
+    // Keys by keysym into an xterm below the window.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("typed.txt");
+    let ready = dir.path().join("ready");
+    let script = format!("touch {}; exec cat > {}", ready.display(), out.display());
+    let mut xterm = x
+        .cmd(
+            "xterm",
+            &["-u8", "-geometry", "80x10+0+320", "-e", "sh", "-c", &script],
+        )
+        .env("LC_ALL", "C.UTF-8")
+        .spawn()
+        .expect("xterm");
+    x.poll("xterm's shell", || ready.exists().then_some(()));
+    x.poll("xterm's window", || {
+        (!x.output("xdotool", &["search", "--onlyvisible", "--class", "xterm"])
+            .is_empty())
+        .then_some(())
+    });
+    // No window manager: the keyboard follows the pointer.
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 100,
+        y: 400,
+        buttons: 0,
+    }))
+    .await;
+    let text = "Grüße, Wörld! ½ €\n";
+    for c in text.chars() {
+        let keysym = if c == '\n' {
+            0xff0d
+        } else {
+            jumpgate_desktop::keysym::from_char(c)
+        };
+        for down in [true, false] {
+            v.send(SessionMsg::Key(Key { keysym, down })).await;
+        }
+    }
+    let typed = x.poll("the typed line", || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
+    assert_eq!(typed, text);
+    v.close().await;
+    let _ = xterm.kill();
+    let _ = xterm.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_view_only_drops_input() {
+    let x = Xvfb::sized(640, 480);
+    x.run("xdotool", &["mousemove", "10", "20"]);
+    let mut v = Viewer::open(&x, desktop(false, ConsentMode::None)).await;
+    v.accepted().await;
+    v.state(InputState::ViewOnly).await;
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 300,
+        y: 200,
+        buttons: button::LEFT,
+    }))
+    .await;
+    v.send(SessionMsg::Key(Key {
+        keysym: 0x61,
+        down: true,
+    }))
+    .await;
+    v.round_trip(7).await;
+    assert_eq!(pointer_at(&x), (10, 20), "view-only input was not applied");
+    v.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_consent_denied_refuses_the_session() {
+    let x = Xvfb::start();
+    let (mut tech, served) =
+        Tech::open_with(desktop(true, ConsentMode::Prompt), desktop_ctx(&x)).await;
+    let prompt = tokio::task::spawn_blocking({
+        let display = x.display.clone();
+        move || wait_window(&display, PROMPT_TITLE)
+    })
+    .await
+    .expect("joined");
+    x.screenshot("agent-desktop-consent-prompt.png", None);
+    x.click(&prompt, "deny");
+    let refusal = tech.refused().await;
+    assert_eq!(refusal.code, RefusalCode::ConsentDenied);
+    assert_eq!(
+        refusal.message,
+        "the user at the endpoint denied the session"
+    );
+    let err = super::ended(tech, served).await.unwrap_err();
+    assert!(
+        matches!(err, crate::sessions::SessionError::Refused(_)),
+        "{err:?}"
+    );
+    x.poll("the prompt gone", || {
+        x.windows(PROMPT_TITLE).is_empty().then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_take_back_control_drops_input_and_request_control_asks_again() {
+    let x = Xvfb::start();
+    let mut v = Viewer::open(&x, desktop(true, ConsentMode::Prompt)).await;
+    let display = x.display.clone();
+    let prompt = tokio::task::spawn_blocking(move || wait_window(&display, PROMPT_TITLE))
+        .await
+        .expect("joined");
+    x.click(&prompt, "allow");
+    v.accepted().await;
+    let s = v.state(InputState::Allowed).await;
+    assert_eq!(s.message, "allowed by the user");
+    let bar = x.window(BAR_TITLE);
+    x.screenshot("agent-desktop-indicator.png", None);
+    // Input works (positive control).
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 200,
+        y: 300,
+        buttons: 0,
+    }))
+    .await;
+    x.poll("the pointer moved", || {
+        (pointer_at(&x) == (200, 300)).then_some(())
+    });
+
+    x.click(&bar, "take-back-control");
+    let s = v.state(InputState::TakenBack).await;
+    assert_eq!(s.message, "the user took back control");
+    let (px, py) = pointer_at(&x);
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 5,
+        y: 6,
+        buttons: button::LEFT,
+    }))
+    .await;
+    v.round_trip(1).await;
+    assert_eq!(pointer_at(&x), (px, py), "input after take-back is dropped");
+
+    // The technician asks again; the user allows.
+    v.send(SessionMsg::DesktopCommand(DesktopCommand::RequestControl))
+        .await;
+    let display = x.display.clone();
+    let prompt = tokio::task::spawn_blocking(move || wait_window(&display, PROMPT_TITLE))
+        .await
+        .expect("joined");
+    x.click(&prompt, "allow");
+    let s = v.state(InputState::Allowed).await;
+    assert_eq!(s.message, "the user gave control back");
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 222,
+        y: 333,
+        buttons: 0,
+    }))
+    .await;
+    x.poll("the pointer moved again", || {
+        (pointer_at(&x) == (222, 333)).then_some(())
+    });
+
+    // End session on the bar: Ended, then the agent ends its side.
+    let bar = x.window(BAR_TITLE);
+    x.click(&bar, "end-session");
+    let s = v.state(InputState::Ended).await;
+    assert_eq!(s.message, "the user ended the session");
+    v.until("the end of the stream", |v| v.ended).await;
+    v.close().await;
+    x.poll("the indicator gone", || {
+        x.windows(BAR_TITLE).is_empty().then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_a_resolution_change_sends_new_info_and_a_new_stream() {
+    let x = Xvfb::sized(1024, 768);
+    x.run("xsetroot", &["-solid", "#336699"]);
+    let mut v = Viewer::open(&x, desktop(false, ConsentMode::None)).await;
+    v.accepted().await;
+    v.until("the first screen", |v| {
+        v.canvas.width() == 1024 && v.rgb(512, 384) == 0x336699
+    })
+    .await;
+    x.run(
+        "xrandr",
+        &[
+            "--newmode",
+            "m800",
+            "40",
+            "800",
+            "840",
+            "968",
+            "1056",
+            "600",
+            "601",
+            "605",
+            "628",
+        ],
+    );
+    x.run("xrandr", &["--addmode", "screen", "m800"]);
+    x.run("xrandr", &["--output", "screen", "--mode", "m800"]);
+    v.until("desktop info of 800x600", |v| {
+        v.info
+            .last()
+            .is_some_and(|i| (i.width, i.height) == (800, 600))
+    })
+    .await;
+    x.run("xsetroot", &["-solid", "#aa5500"]);
+    v.until("the new screen", |v| {
+        v.canvas.width() == 800 && v.canvas.height() == 600 && v.rgb(799, 599) == 0xaa5500
+    })
+    .await;
+    assert_eq!(v.info.len(), 2, "{:?}", v.info);
+    v.close().await;
+}
+
+/// Waits (blocking) for exactly one visible window titled like `name`.
+fn wait_window(display: &str, name: &str) -> String {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", name])
+            .env("DISPLAY", display)
+            .output()
+            .expect("xdotool");
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if ids.len() == 1 {
+            return ids[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no window {name}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[allow(dead_code)]
+fn artifact(name: &str) -> PathBuf {
+    artifacts().join(name)
+}
