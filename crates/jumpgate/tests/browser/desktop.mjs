@@ -92,6 +92,7 @@ try {
   step('logged in');
 
   if (process.env.JG_REPLAY_FILE) await replay(page);
+  if (process.env.JG_PAGES_ENDPOINT) await pages(page);
   if (process.env.JG_DESKTOP_ENDPOINT) await live(page);
 
   check(pageErrors.length === 0, `no page errors or CSP violations: ${pageErrors.join(' | ')}`);
@@ -186,6 +187,31 @@ async function replay(page) {
   await shot(page, 'desktop-replay-played');
   console.log('REPLAY=pixel-exact');
   step('replay');
+}
+
+// --- The desktop page and the group form, whatever the endpoint answers --------
+
+async function pages(page) {
+  const ep = env('JG_PAGES_ENDPOINT');
+  await page.goto(`${URL_}/#/admin/groups`);
+  await page.locator('#group-consent').waitFor();
+  check((await page.locator('#group-consent').inputValue()) === 'prompt', 'a new group asks the user by default');
+  await page.locator('#group-consent').selectOption('notify');
+  await shot(page, 'desktop-group-consent-form');
+  await page.goto(`${URL_}/#/endpoints`);
+  await page.locator(`.status.online[data-endpoint="${ep}"]`).waitFor();
+  await page.getByRole('link', { name: 'Desktop' }).first().click();
+  await page.locator('h1', { hasText: `Desktop — ${ep}` }).waitFor();
+  check(await page.locator('#desk-opt-control').isChecked(), 'control is on by default for a user with desktop-control');
+  check(!(await page.locator('#desk-opt-clipboard').isChecked()), 'the clipboard is off by default');
+  await shot(page, 'desktop-options');
+  await page.locator('#desk-connect').click();
+  // Whatever this endpoint answers (no display here), the page says it.
+  await page.locator('#desk-ended, #desk-screen[data-drawn]').first().waitFor({ timeout: 50_000 });
+  const said = (await page.locator('#desk-banner').textContent()) || '';
+  console.log(`DESKTOP_PAGE_SAID=${said.replace(/\s+/g, ' ')}`);
+  await shot(page, 'desktop-page-answer');
+  step('desktop page and group form');
 }
 
 // --- Live desktop -------------------------------------------------------------

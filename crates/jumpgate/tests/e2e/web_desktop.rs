@@ -253,6 +253,7 @@ async fn run_browser(site: &Site, envs: &[(&str, String)]) -> String {
 #[tokio::test]
 async fn a_desktop_recording_replays_in_the_console_pixel_exact_with_seeking() {
     let site = Site::start().await;
+    let _agent = site.start_agent("web-1").await;
     let rec = synthetic_recording();
     let dir = site.dir.path().join("replay");
     std::fs::create_dir_all(&dir).unwrap();
@@ -270,6 +271,7 @@ async fn a_desktop_recording_replays_in_the_console_pixel_exact_with_seeking() {
         &[
             ("JG_REPLAY_FILE", file.display().to_string()),
             ("JG_REPLAY_CHECKPOINTS", checkpoints.join(",")),
+            ("JG_PAGES_ENDPOINT", "web-1".to_owned()),
         ],
     )
     .await;
