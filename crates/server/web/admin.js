@@ -2,7 +2,7 @@
 // Every call goes to the same API routes `jg` and `jumpgate admin` use, so
 // the gateway's authorization decides, not this page.
 
-import { get, post, put, del, seg } from './api.js';
+import { get, post, put, patch, del, seg } from './api.js';
 import { h, render, heading, table, field, fmtTime, busy, notice, showError } from './ui.js';
 import { main, ctx } from './app.js';
 import { PERMISSIONS } from './contract.js';
@@ -125,6 +125,17 @@ export function rolesPage() {
 
 // --- Groups --------------------------------------------------------------
 
+/** Desktop consent modes of an endpoint group (the API's `consent`). */
+const CONSENT = [
+  ['prompt', 'Ask the user (Allow / Deny, denied after 30 s)'],
+  ['notify', 'Notify the user (no question; indicator shown)'],
+  ['none', 'Unattended (no question, no indicator; audited)'],
+];
+
+function consentSelect(value, label) {
+  return h('select', { 'aria-label': label }, CONSENT.map(([v, text]) => h('option', { value: v, selected: v === (value || 'prompt') }, text)));
+}
+
 export function groupsPage() {
   return adminPage('Groups', {
     load: async (refresh, status) => {
@@ -145,6 +156,21 @@ export function groupsPage() {
           { label: 'Group', cell: (g) => h('strong', {}, g.name) },
           { label: 'Description', cell: (g) => g.description || '—' },
           { label: 'Endpoints', cell: (g) => String(g.endpoints) },
+          {
+            label: 'Desktop consent',
+            cell: (g) => {
+              const sel = consentSelect(g.consent, `Desktop consent of ${g.name}`);
+              sel.dataset.group = g.name;
+              sel.addEventListener('change', () =>
+                busy(sel, status, async () => {
+                  await patch(`/api/v1/groups/${seg(g.name)}`, { consent: sel.value });
+                  render(status, notice(`Desktop sessions on ${g.name} now: ${sel.selectedOptions[0].textContent}.`, 'ok'));
+                  await refresh();
+                }),
+              );
+              return sel;
+            },
+          },
           { label: 'Actions', cell: (g) => actionButton('Delete', 'danger', status, `Delete group ${g.name}?`, async () => { await del(`/api/v1/groups/${seg(g.name)}`); await refresh(); }) },
         ], groups),
         h('h2', {}, 'Endpoint membership'),
@@ -157,8 +183,11 @@ export function groupsPage() {
     form: (refresh) => {
       const name = h('input', { required: true });
       const desc = h('input', {});
-      return createForm('Create a group', [field('Name', name), field('Description', desc)], 'Create group', async () => {
-        await post('/api/v1/groups', { name: name.value.trim(), description: desc.value.trim() });
+      const consent = consentSelect('prompt');
+      consent.removeAttribute('aria-label');
+      consent.id = 'group-consent';
+      return createForm('Create a group', [field('Name', name), field('Description', desc), field('Desktop consent', consent, 'How the person at an endpoint of this group takes part in desktop sessions.')], 'Create group', async () => {
+        await post('/api/v1/groups', { name: name.value.trim(), description: desc.value.trim(), consent: consent.value });
         await refresh();
         return notice(`Group ${name.value.trim()} created.`, 'ok');
       });

@@ -9,6 +9,7 @@ import { PERMISSION as P } from './contract.js';
 import { terminalPage } from './terminal.js';
 import { filesPage } from './terminal.js';
 import { playerPage } from './player.js';
+import { desktopPage } from './desktop.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -99,6 +100,7 @@ const routes = [
   [/^#\/endpoints$/, () => pages.endpointsPage()],
   [/^#\/terminal\/([^/]+)$/, (m) => terminalPage(decodeURIComponent(m[1]))],
   [/^#\/files\/([^/]+)$/, (m) => filesPage(decodeURIComponent(m[1]))],
+  [/^#\/desktop\/([^/]+)$/, (m) => desktopPage(decodeURIComponent(m[1]))],
   [/^#\/sessions$/, () => pages.sessionsPage()],
   [/^#\/recordings$/, () => pages.recordingsPage()],
   [/^#\/recordings\/([^/]+)$/, (m) => playerPage(decodeURIComponent(m[1]))],

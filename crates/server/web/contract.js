@@ -111,6 +111,25 @@ export const MSG_TYPE = Object.freeze({
 /** The message types whose payload is JSON (the others carry raw bytes). */
 export const JSON_MSG_TYPES = Object.freeze([MSG_TYPE.OPEN, MSG_TYPE.ACCEPTED, MSG_TYPE.REFUSED, MSG_TYPE.EXIT, MSG_TYPE.FILE_END, MSG_TYPE.FILE_RESULT, MSG_TYPE.CLOSED, MSG_TYPE.DESKTOP_INFO, MSG_TYPE.DESKTOP_COMMAND, MSG_TYPE.CONTROL_STATE]);
 
+/** Why the endpoint refused a session (`proto::session::RefusalCode`). */
+export const REFUSAL_CODE = Object.freeze({
+  NOT_FOUND: 'not-found',
+  PERMISSION_DENIED: 'permission-denied',
+  INVALID_REQUEST: 'invalid-request',
+  CONNECT_FAILED: 'connect-failed',
+  UNSUPPORTED: 'unsupported',
+  FAILED: 'failed',
+  CONSENT_DENIED: 'consent-denied',
+});
+
+/** Whose input reaches a desktop (`proto::desktop::InputState`). */
+export const INPUT_STATE = Object.freeze({
+  ALLOWED: 'allowed',
+  VIEW_ONLY: 'view-only',
+  TAKEN_BACK: 'taken-back',
+  ENDED: 'ended',
+});
+
 /** Session message framing (`proto::session`). */
 export const SESSION_HEADER_LEN = 5;
 export const SESSION_MAX_PAYLOAD = 1048576;

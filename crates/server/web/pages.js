@@ -203,7 +203,8 @@ export async function endpointsPage() {
             cell: (e) =>
               h('span', { class: 'actions' },
                 can(P.SHELL) && e.online ? h('a', { href: `#/terminal/${seg(e.name)}`, class: 'button' }, 'Terminal') : null,
-                can(P.FILES) && e.online ? h('a', { href: `#/files/${seg(e.name)}`, class: 'button' }, 'Files') : null),
+                can(P.FILES) && e.online ? h('a', { href: `#/files/${seg(e.name)}`, class: 'button' }, 'Files') : null,
+                can(P.DESKTOP_VIEW) && e.online ? h('a', { href: `#/desktop/${seg(e.name)}`, class: 'button' }, 'Desktop') : null),
           },
         ],
         rows,
@@ -332,6 +333,7 @@ export async function recordingsPage() {
       table('Recordings', [
         { label: 'User', cell: (r) => r.username },
         { label: 'Endpoint', cell: (r) => r.endpoint },
+        { label: 'Kind', cell: (r) => r.kind || 'terminal' },
         { label: 'Started', cell: (r) => fmtTime(r.started_at) },
         { label: 'Duration', cell: (r) => `${Math.round(r.duration_secs)} s` },
         { label: 'Size', cell: (r) => `${r.width}×${r.height}` },

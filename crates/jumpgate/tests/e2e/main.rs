@@ -20,3 +20,4 @@ mod support;
 mod system_streams;
 mod vault;
 mod web;
+mod web_desktop;

@@ -108,6 +108,60 @@ fn one_of_each_message() -> Vec<SessionMsg> {
     ]
 }
 
+/// Every refusal code (the match fails to compile when one is added
+/// without being listed).
+fn refusal_codes() -> Vec<RefusalCode> {
+    use RefusalCode as R;
+    let all = [
+        R::NotFound,
+        R::PermissionDenied,
+        R::InvalidRequest,
+        R::ConnectFailed,
+        R::Unsupported,
+        R::Failed,
+        R::ConsentDenied,
+    ];
+    for c in all {
+        match c {
+            R::NotFound
+            | R::PermissionDenied
+            | R::InvalidRequest
+            | R::ConnectFailed
+            | R::Unsupported
+            | R::Failed
+            | R::ConsentDenied => {}
+        }
+    }
+    all.to_vec()
+}
+
+/// Every desktop input state (exhaustive like [`refusal_codes`]).
+fn input_states() -> Vec<desktop::InputState> {
+    use desktop::InputState as I;
+    let all = [I::Allowed, I::ViewOnly, I::TakenBack, I::Ended];
+    for i in all {
+        match i {
+            I::Allowed | I::ViewOnly | I::TakenBack | I::Ended => {}
+        }
+    }
+    all.to_vec()
+}
+
+/// `SCREAMING_SNAKE: 'wire-name'` lines of a serde enum's unit variants.
+fn wire_names<T: serde::Serialize + std::fmt::Debug>(w: &mut String, items: &[T]) {
+    for item in items {
+        let wire = serde_json::to_value(item)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            w,
+            "  {}: '{wire}',",
+            constant_of_variant(&format!("{item:?}"))
+        );
+    }
+}
+
 /// The whole text of `web/contract.js`.
 fn render() -> String {
     let mut js = String::new();
@@ -185,6 +239,20 @@ fn render() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let _ = writeln!(
+        w,
+        "/** Why the endpoint refused a session (`proto::session::RefusalCode`). */\n\
+         export const REFUSAL_CODE = Object.freeze({{"
+    );
+    wire_names(w, &refusal_codes());
+    let _ = writeln!(w, "}});\n");
+    let _ = writeln!(
+        w,
+        "/** Whose input reaches a desktop (`proto::desktop::InputState`). */\n\
+         export const INPUT_STATE = Object.freeze({{"
+    );
+    wire_names(w, &input_states());
+    let _ = writeln!(w, "}});\n");
     let _ = writeln!(
         w,
         "/** Session message framing (`proto::session`). */\n\

@@ -71,6 +71,16 @@ static ASSETS: &[Asset] = &[
     asset!("terminal.js", JS),
     asset!("player.js", JS),
     asset!("admin.js", JS),
+    asset!("desktop.js", JS),
+    asset!("keys.js", JS),
+    asset!("desktop-recording.js", JS),
+    // The codec's browser decoder, served from where the codec keeps it
+    // (one copy, tested with the codec in crates/codec/tests/browser.rs).
+    Asset {
+        path: "desktop-decoder.js",
+        content_type: JS,
+        body: include_bytes!("../../../codec/js/desktop-decoder.js"),
+    },
     asset!("ui.js", JS),
     asset!("vendor/xterm/xterm.mjs", JS),
     asset!("vendor/xterm/xterm.css", CSS),
