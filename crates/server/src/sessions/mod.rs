@@ -25,6 +25,8 @@ pub(crate) mod recheck;
 mod relay;
 pub(crate) mod schema;
 pub(crate) mod tap;
+#[cfg(test)]
+mod desktop_tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
