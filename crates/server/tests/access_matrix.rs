@@ -562,7 +562,11 @@ async fn a_groups_consent_mode_round_trips_through_the_api() {
     assert_eq!(g.consent, "none");
     assert_eq!(admin.group("kiosks").await.unwrap().consent, "none");
     let listed = admin.groups().await.unwrap();
-    assert!(listed.iter().any(|g| g.name == "kiosks" && g.consent == "none"));
+    assert!(
+        listed
+            .iter()
+            .any(|g| g.name == "kiosks" && g.consent == "none")
+    );
     match admin
         .update_group(
             "kiosks",

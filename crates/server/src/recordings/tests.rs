@@ -641,7 +641,8 @@ async fn a_desktop_session_is_recorded_as_json_lines_and_its_decisions_audited()
             [
                 (
                     "desktop-control",
-                    format!("{sess} input=allowed message=allowed by the user\u{FFFD}[31m").as_str()
+                    format!("{sess} input=allowed message=allowed by the user\u{FFFD}[31m")
+                        .as_str()
                 ),
                 (
                     "desktop-clipboard",
@@ -658,7 +659,10 @@ async fn a_desktop_session_is_recorded_as_json_lines_and_its_decisions_audited()
             ],
             "{e}"
         );
-        assert!(entries.iter().all(|(_, t, _, g)| t == "web-1"
-            && g.as_deref() == Some(r#"["web"]"#)));
+        assert!(
+            entries
+                .iter()
+                .all(|(_, t, _, g)| t == "web-1" && g.as_deref() == Some(r#"["web"]"#))
+        );
     }
 }

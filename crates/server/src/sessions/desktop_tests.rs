@@ -71,7 +71,9 @@ fn technician() -> Subject {
         name: "tech".into(),
         kind: SubjectKind::User(UserId("usr_tech".into())),
         role: "technician".into(),
-        permissions: [Permission::View, Permission::DesktopView].into_iter().collect(),
+        permissions: [Permission::View, Permission::DesktopView]
+            .into_iter()
+            .collect(),
         groups: Groups::All,
         scopes: Scopes::FULL,
         restriction: Restriction::None,
@@ -94,7 +96,11 @@ fn endpoint(group: &str) -> EndpointRecord {
 
 /// Connects a stand-in agent for `ep`: it hands the first `Open` it gets
 /// to the test and then runs `answer` on the stream.
-fn stand_in_agent<F, Fut>(st: &AppState, ep: &EndpointRecord, answer: F) -> oneshot::Receiver<SessionRequest>
+fn stand_in_agent<F, Fut>(
+    st: &AppState,
+    ep: &EndpointRecord,
+    answer: F,
+) -> oneshot::Receiver<SessionRequest>
 where
     F: FnOnce(MsgStream<jumpgate_net::mux::MuxStream>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -294,7 +300,10 @@ async fn an_accepted_view_only_session_relays_the_screen_records_and_audits() {
                     monitor: None,
                     codec: "jumpgate-1".into(),
                 }),
-                SessionMsg::Video(Video { seq: 1, data: video }),
+                SessionMsg::Video(Video {
+                    seq: 1,
+                    data: video,
+                }),
             ];
             for m in &screen {
                 s.write_msg(m).await.unwrap();
@@ -341,7 +350,10 @@ async fn an_accepted_view_only_session_relays_the_screen_records_and_audits() {
         assert_eq!(closes.len(), 1, "{e}");
         assert_eq!(closes[0].1, "ok");
         assert!(
-            closes[0].2.contains(&format!(" dropped_input=1 video_bytes={} clipboard=0", packet.len())),
+            closes[0].2.contains(&format!(
+                " dropped_input=1 video_bytes={} clipboard=0",
+                packet.len()
+            )),
             "{closes:?}"
         );
         st.tasks.close();

@@ -18,6 +18,8 @@
 //! - `recheck.rs`: live sessions decided again when access may change.
 
 pub(crate) mod control;
+#[cfg(test)]
+mod desktop_tests;
 pub(crate) mod http;
 pub(crate) mod open;
 pub(crate) mod outcome;
@@ -25,8 +27,6 @@ pub(crate) mod recheck;
 mod relay;
 pub(crate) mod schema;
 pub(crate) mod tap;
-#[cfg(test)]
-mod desktop_tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
