@@ -377,6 +377,19 @@ pub struct Group {
     pub name: String,
     pub description: String,
     pub endpoints: u64,
+    /// How the person at the group's endpoints takes part in a desktop
+    /// session: [`CONSENT_MODES`] (`prompt` when the gateway is older).
+    #[serde(default = "default_consent")]
+    pub consent: String,
+}
+
+/// The consent modes of an endpoint group, the default first: `prompt`
+/// (asked to allow or deny), `notify` (shown, not asked), `none`
+/// (unattended; still audited and recorded).
+pub const CONSENT_MODES: [&str; 3] = ["prompt", "notify", "none"];
+
+fn default_consent() -> String {
+    CONSENT_MODES[0].to_owned()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -385,6 +398,20 @@ pub struct CreateGroup {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// One of [`CONSENT_MODES`]; `None`: `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
+}
+
+/// `PATCH /api/v1/groups/{name}`: what is given changes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGroup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// One of [`CONSENT_MODES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -539,10 +566,12 @@ pub struct SecurityEvent {
     pub hash: String,
 }
 
-/// A shell session's recording (`GET /api/v1/recordings`, needs
+/// A session's recording (`GET /api/v1/recordings`, needs
 /// `view-audit`; query parameters: `endpoint`, `user`, `since` (RFC 3339),
 /// `limit` (default 100, at most 1000); newest first). The recording itself,
-/// decrypted, as plain asciicast v2: `GET /api/v1/recordings/{id}/cast`.
+/// decrypted: `GET /api/v1/recordings/{id}/cast`, plain asciicast v2 for a
+/// terminal ([`ASCIICAST_CONTENT_TYPE`]), JSON lines for a desktop
+/// ([`DESKTOP_RECORDING_CONTENT_TYPE`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recording {
     pub id: String,
@@ -556,7 +585,8 @@ pub struct Recording {
     pub ended_at: Option<String>,
     /// Seconds from the first to the last recorded event.
     pub duration_secs: f64,
-    /// Terminal size at the start.
+    /// Terminal size at the start (columns × rows); for a desktop, the
+    /// first screen size in pixels (0 × 0 if no screen was ever shown).
     pub width: u16,
     pub height: u16,
     /// Whether keystrokes were recorded too (a site setting).
@@ -565,10 +595,51 @@ pub struct Recording {
     /// write): it plays up to the last second written.
     #[serde(default)]
     pub interrupted: bool,
+    /// What was recorded: a terminal (asciicast v2) or a screen (JSON
+    /// lines, [`DESKTOP_RECORDING_CONTENT_TYPE`]).
+    #[serde(default)]
+    pub kind: RecordingKind,
 }
 
 /// Content type of a plain asciicast v2 recording.
 pub const ASCIICAST_CONTENT_TYPE: &str = "application/x-asciicast";
+
+/// The content type of a desktop recording's content: JSON lines, a header
+/// object (`{"jumpgate":"desktop","version":1,…}`) then `[t, code, data]`
+/// events (`i` screen info, `v` one codec packet in base64, `c` cursor
+/// position, `s` cursor shape, `x` control state, `b` clipboard size).
+pub const DESKTOP_RECORDING_CONTENT_TYPE: &str = "application/x-jumpgate-desktop";
+
+/// What a recording holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingKind {
+    /// A shell or exec session, as asciicast v2.
+    #[default]
+    Terminal,
+    /// A desktop session's screen, as JSON lines.
+    Desktop,
+}
+
+impl RecordingKind {
+    /// The name stored and sent.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Terminal => "terminal",
+            Self::Desktop => "desktop",
+        }
+    }
+
+    /// The content type its content is served with.
+    #[must_use]
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Terminal => ASCIICAST_CONTENT_TYPE,
+            Self::Desktop => DESKTOP_RECORDING_CONTENT_TYPE,
+        }
+    }
+}
 
 /// `PUT /api/v1/vault/secrets/{name}`: stores a new version (needs
 /// `vault-write`). The value is base64 (standard alphabet), at most 64 KiB

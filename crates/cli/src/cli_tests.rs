@@ -290,6 +290,16 @@ fn admin_groups_and_endpoints() {
         A::Groups { command: G::Create { name, description, .. } } if name == "lab" && description.is_empty()
     ));
     assert!(matches!(
+        admin(&["groups", "create", "racks", "--consent", "none"]),
+        A::Groups { command: G::Create { consent: Some(c), .. } } if c == "none"
+    ));
+    assert!(matches!(
+        admin(&["groups", "update", "lab", "--consent", "notify"]),
+        A::Groups { command: G::Update { name, consent: Some(c), description: None, .. } }
+            if name == "lab" && c == "notify"
+    ));
+    assert!(fails(&["admin", "groups", "create", "lab", "--consent", "ask"]).contains("prompt"));
+    assert!(matches!(
         admin(&["groups", "delete", "lab"]),
         A::Groups { command: G::Delete { name } } if name == "lab"
     ));

@@ -128,6 +128,19 @@ impl Client {
         self.post_json("/api/v1/groups", req).await
     }
 
+    pub async fn group(&self, name: &str) -> Result<api::Group, ClientError> {
+        self.get_json(&named("groups", name, "")).await
+    }
+
+    /// Changes a group's description and/or consent mode.
+    pub async fn update_group(
+        &self,
+        name: &str,
+        req: &api::UpdateGroup,
+    ) -> Result<api::Group, ClientError> {
+        self.patch_json(&named("groups", name, ""), req).await
+    }
+
     pub async fn delete_group(&self, name: &str) -> Result<(), ClientError> {
         self.delete(&named("groups", name, "")).await
     }

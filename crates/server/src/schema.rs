@@ -52,8 +52,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 9);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 9);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 10);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 10);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -70,7 +70,8 @@ mod tests {
                 "recordings",
                 "events",
                 "vault",
-                "keys"
+                "keys",
+                "rbac,groups,recordings"
             ]
         );
     }

@@ -339,6 +339,7 @@ mod tests {
             height: 40,
             input_recorded: true,
             interrupted: false,
+            kind: Default::default(),
         };
         let out = render(&[r]);
         let row = out.lines().nth(1).unwrap();

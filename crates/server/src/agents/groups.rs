@@ -7,6 +7,8 @@
 //! behind would wait, inert, for a group of the same name to be created
 //! again and then silently grant access to it.
 
+use jumpgate_proto::session::ConsentMode;
+
 use crate::ids;
 use crate::store::{AuditAction, AuditEvent, Exec, Store, sql};
 
@@ -16,6 +18,35 @@ pub(crate) struct Group {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) endpoints: u64,
+    /// How the person at its endpoints takes part in a desktop session.
+    pub(crate) consent: ConsentMode,
+}
+
+/// A consent mode as given to the API (`prompt`, `notify`, `none`).
+///
+/// # Errors
+/// Any other text, named in the message.
+pub(crate) fn parse_consent(s: &str) -> Result<ConsentMode, GroupError> {
+    s.parse::<ConsentMode>().map_err(GroupError::Invalid)
+}
+
+/// A stored consent mode; a value this build does not know (a row edited
+/// by hand) is the strictest, `prompt`.
+fn stored_consent(s: &str) -> ConsentMode {
+    s.parse().unwrap_or(ConsentMode::Prompt)
+}
+
+/// The consent mode of group `name` (`prompt` when there is no such group:
+/// the person at the endpoint is asked).
+pub(crate) async fn consent_of(db: &Store, name: &str) -> Result<ConsentMode, sqlx::Error> {
+    let mut c = db.conn().await?;
+    let found: Option<String> = sql!(c, |c| sqlx::query_scalar(
+        "SELECT consent FROM groups WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(found.as_deref().map_or(ConsentMode::Prompt, stored_consent))
 }
 
 /// Why a group was not created or deleted.
@@ -67,10 +98,11 @@ pub(crate) async fn ensure(e: &mut dyn Exec, name: &str, now: i64) -> Result<(),
 /// Every group, by name, with its count of live endpoints.
 pub(crate) async fn list(db: &Store) -> Result<Vec<Group>, sqlx::Error> {
     let mut c = db.conn().await?;
-    let rows: Vec<(String, String, i64)> = sql!(c, |c| {
+    let rows: Vec<(String, String, i64, String)> = sql!(c, |c| {
         sqlx::query_as(
         "SELECT g.name, g.description,
-                (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL)
+                (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL),
+                g.consent
          FROM groups g ORDER BY g.name",
     )
     .fetch_all(&mut *c)
@@ -78,12 +110,94 @@ pub(crate) async fn list(db: &Store) -> Result<Vec<Group>, sqlx::Error> {
     })?;
     Ok(rows
         .into_iter()
-        .map(|(name, description, n)| Group {
+        .map(|(name, description, n, consent)| Group {
             name,
             description,
             endpoints: n.max(0) as u64,
+            consent: stored_consent(&consent),
         })
         .collect())
+}
+
+/// One group with its count of live endpoints.
+async fn get_in(e: &mut dyn Exec, name: &str) -> Result<Option<Group>, sqlx::Error> {
+    let row: Option<(String, String, i64, String)> = sql!(e, |c| {
+        sqlx::query_as(
+        "SELECT g.name, g.description,
+                (SELECT COUNT(*) FROM endpoints e WHERE e.group_name = g.name AND e.revoked_at IS NULL),
+                g.consent
+         FROM groups g WHERE g.name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await
+    })?;
+    Ok(row.map(|(name, description, n, consent)| Group {
+        name,
+        description,
+        endpoints: n.max(0) as u64,
+        consent: stored_consent(&consent),
+    }))
+}
+
+/// Changes a group's description and/or consent mode, with its
+/// `group-update` entry by `actor` naming what changed (from → to).
+///
+/// # Errors
+/// No such group, an invalid value, or the store failed.
+pub(crate) async fn update(
+    db: &Store,
+    name: &str,
+    description: Option<&str>,
+    consent: Option<ConsentMode>,
+    actor: &str,
+) -> Result<Group, GroupError> {
+    if let Some(d) = description {
+        ids::validate_description("group", d).map_err(GroupError::Invalid)?;
+    }
+    let mut w = db.write().await?;
+    let Some(before) = get_in(&mut w, name).await? else {
+        return Err(GroupError::NotFound(name.to_owned()));
+    };
+    let mut changed = Vec::new();
+    if let Some(d) = description
+        && d != before.description
+    {
+        changed.push("description".to_owned());
+    }
+    if let Some(m) = consent
+        && m != before.consent
+    {
+        changed.push(format!(
+            "consent={}->{}",
+            before.consent.as_str(),
+            m.as_str()
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(before);
+    }
+    sql!(w, |c| sqlx::query(
+        "UPDATE groups SET description = COALESCE($1, description), consent = COALESCE($2, consent)
+          WHERE name = $3"
+    )
+    .bind(description)
+    .bind(consent.map(ConsentMode::as_str))
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::GroupUpdate, name)
+            .detail(changed.join(" "))
+            .group(name),
+    )
+    .await?;
+    let after = get_in(&mut w, name)
+        .await?
+        .ok_or_else(|| GroupError::NotFound(name.to_owned()))?;
+    w.commit().await?;
+    Ok(after)
 }
 
 /// Creates a group, with its `group-create` entry by `actor`.
@@ -94,6 +208,7 @@ pub(crate) async fn create(
     db: &Store,
     name: &str,
     description: &str,
+    consent: ConsentMode,
     actor: &str,
 ) -> Result<Group, GroupError> {
     ids::validate_name("group", name).map_err(GroupError::Invalid)?;
@@ -105,21 +220,27 @@ pub(crate) async fn create(
         return Err(GroupError::Exists(name.to_owned()));
     }
     sql!(w, |c| sqlx::query(
-        "INSERT INTO groups (name, description, created_at) VALUES ($1, $2, $3)"
+        "INSERT INTO groups (name, description, created_at, consent) VALUES ($1, $2, $3, $4)"
     )
     .bind(name)
     .bind(description)
     .bind(ids::now_ms())
+    .bind(consent.as_str())
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
-    w.audit(AuditEvent::new(actor, AuditAction::GroupCreate, name).group(name))
-        .await?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::GroupCreate, name)
+            .detail(format!("consent={}", consent.as_str()))
+            .group(name),
+    )
+    .await?;
     w.commit().await?;
     Ok(Group {
         name: name.to_owned(),
         description: description.to_owned(),
         endpoints: 0,
+        consent,
     })
 }
 

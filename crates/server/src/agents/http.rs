@@ -42,6 +42,12 @@ pub(crate) fn routes(api: Api) -> Api {
         )
         .get("/api/v1/groups", Site(Action::ReadGroups), groups)
         .post("/api/v1/groups", Site(Action::WriteGroups), create_group)
+        .get("/api/v1/groups/{name}", Site(Action::ReadGroups), group)
+        .patch(
+            "/api/v1/groups/{name}",
+            Site(Action::WriteGroups),
+            update_group,
+        )
         .delete(
             "/api/v1/groups/{name}",
             Site(Action::WriteGroups),
@@ -363,7 +369,26 @@ fn to_api_group(g: groups::Group) -> api::Group {
         name: g.name,
         description: g.description,
         endpoints: g.endpoints,
+        consent: g.consent.as_str().to_owned(),
     }
+}
+
+/// One group the caller can see (another group does not exist for them).
+async fn group(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<api::Group>, ApiError> {
+    let unknown = || ApiError::not_found(ErrorCode::NotFound, format!("no group named `{name}`"));
+    if !who.can_view(&name) {
+        return Err(unknown());
+    }
+    groups::list(&st.db)
+        .await?
+        .into_iter()
+        .find(|g| g.name == name)
+        .map(|g| Json(to_api_group(g)))
+        .ok_or_else(unknown)
 }
 
 async fn create_group(
@@ -371,8 +396,35 @@ async fn create_group(
     Caller(who): Caller,
     ApiJson(req): ApiJson<api::CreateGroup>,
 ) -> Result<(StatusCode, Json<api::Group>), ApiError> {
-    let g = groups::create(&st.db, &req.name, &req.description, &who.name).await?;
+    let consent = match req.consent.as_deref() {
+        Some(c) => groups::parse_consent(c)?,
+        None => jumpgate_proto::session::ConsentMode::default(),
+    };
+    let g = groups::create(&st.db, &req.name, &req.description, consent, &who.name).await?;
     Ok((StatusCode::CREATED, Json(to_api_group(g))))
+}
+
+/// Changes a group's description and/or consent mode (`group-update`).
+async fn update_group(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::UpdateGroup>,
+) -> Result<Json<api::Group>, ApiError> {
+    let consent = req
+        .consent
+        .as_deref()
+        .map(groups::parse_consent)
+        .transpose()?;
+    let g = groups::update(
+        &st.db,
+        &name,
+        req.description.as_deref(),
+        consent,
+        &who.name,
+    )
+    .await?;
+    Ok(Json(to_api_group(g)))
 }
 
 async fn delete_group(

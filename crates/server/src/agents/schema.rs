@@ -105,6 +105,12 @@ pub(crate) const GROUPS: DomainSchema = DomainSchema {
 
 ",
         },
+        // 10: how the person at an endpoint takes part in a desktop session.
+        Part {
+            version: 10,
+            sql: r"    ALTER TABLE groups ADD COLUMN consent TEXT NOT NULL DEFAULT 'prompt';
+    ",
+        },
     ],
     postgres: &[
         // 3: the baseline (equal to SQLite schema 8).
@@ -118,6 +124,12 @@ pub(crate) const GROUPS: DomainSchema = DomainSchema {
     );
     INSERT INTO groups (name, description, created_at)
         VALUES ('default', 'Endpoints enrolled without a group', 0);
+    ",
+        },
+        // 10: as SQLite's 10.
+        Part {
+            version: 10,
+            sql: r"    ALTER TABLE groups ADD COLUMN consent TEXT NOT NULL DEFAULT 'prompt';
     ",
         },
     ],

@@ -195,7 +195,15 @@ async fn moving_and_revoking_an_endpoint_are_audited_under_its_groups() {
             set_group(&db, "web-1", "prod", "alice").await,
             Err(MoveError::UnknownGroup(_))
         ));
-        groups::create(&db, "prod", "", "alice").await.unwrap();
+        groups::create(
+            &db,
+            "prod",
+            "",
+            jumpgate_proto::session::ConsentMode::Prompt,
+            "alice",
+        )
+        .await
+        .unwrap();
         assert!(matches!(
             set_group(&db, "web-9", "prod", "alice").await,
             Err(MoveError::UnknownEndpoint(_))

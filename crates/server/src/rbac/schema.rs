@@ -37,6 +37,18 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
         WHERE name = 'admin' AND builtin = 1;
     ",
         },
+        // 10: remote desktop: the built-in admin and technician roles may
+        // watch and drive screens (auditor: neither).
+        Part {
+            version: 10,
+            sql: r"    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'desktop-view')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'desktop-view');
+    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'desktop-control')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'desktop-control');
+    ",
+        },
     ],
     postgres: &[
         // 1: the baseline (equal to SQLite schema 8).
@@ -55,6 +67,19 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
          '["view","shell","exec","files","forward"]', 1),
         ('auditor', 'Reads endpoints in the user''s groups and the session log',
          '["view","view-audit"]', 1);
+    "#,
+        },
+        // 10: as SQLite's 10 (the text stays compact JSON).
+        Part {
+            version: 10,
+            sql: r#"    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["desktop-view"]'::jsonb)::text, ', ', ',')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT (permissions::jsonb ? 'desktop-view');
+    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["desktop-control"]'::jsonb)::text, ', ', ',')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT (permissions::jsonb ? 'desktop-control');
     "#,
         },
     ],

@@ -78,7 +78,8 @@ fn damaged(e: &ReadError) -> ApiError {
     )
 }
 
-/// The recording as plain asciicast v2, streamed chunk by chunk. A chunk
+/// The recording as plain asciicast v2 (a desktop's: JSON lines,
+/// `api::DESKTOP_RECORDING_CONTENT_TYPE`), streamed chunk by chunk. A chunk
 /// that fails its integrity check ends the body with an error, so a
 /// client never mistakes a damaged recording for a complete one.
 async fn cast(
@@ -103,6 +104,7 @@ async fn cast(
     let Some(mut opened) = opened else {
         return Err(unknown());
     };
+    let content_type = opened.info.kind.content_type();
     // The header chunk is read first, so an unreadable recording gets a
     // clear error instead of an empty body.
     let first = opened.next().await.map_err(|e| damaged(&e))?;
@@ -136,7 +138,7 @@ async fn cast(
             }
         });
     Response::builder()
-        .header(CONTENT_TYPE, api::ASCIICAST_CONTENT_TYPE)
+        .header(CONTENT_TYPE, content_type)
         .body(Body::from_stream(stream))
         .map_err(ApiError::internal)
 }

@@ -1,7 +1,10 @@
 //! Session recordings: every shell and exec session is written, while it
 //! runs, as an asciicast v2 stream (terminal output, resizes, and keystrokes
 //! when the site records them) sealed chunk by chunk under the recording's
-//! own data key (see [`file`]).
+//! own data key (see [`file`]). Desktop sessions are written the same way
+//! (same sealed file, same writer) as JSON lines: a header object, then
+//! `[t, code, data]` events like asciicast's (`kind` = `desktop`; the
+//! format is in `docs/recordings.md` and `api::DESKTOP_RECORDING_CONTENT_TYPE`).
 //!
 //! The relay hands events to a [`Recorder`]; a writer task batches them and
 //! seals one chunk per second of activity (or per 256 KiB), each made
@@ -60,8 +63,6 @@ pub(crate) enum RecordingError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Read(#[from] ReadError),
-    #[error("no recorder for {0} sessions")]
-    NoRecorder(jumpgate_proto::session::SessionKind),
 }
 
 /// The directory of recording spool files (and, with the local blob store,
@@ -97,6 +98,11 @@ enum Stream {
 enum Event {
     Data(Instant, Stream, Bytes, OwnedSemaphorePermit),
     Resize(Instant, u16, u16),
+    /// One event line of a desktop recording: its code and its data,
+    /// already JSON.
+    Line(Instant, &'static str, String, OwnedSemaphorePermit),
+    /// The recording's screen size is known (its row is updated).
+    Size(u32, u32),
 }
 
 /// The relay's side of a running recording. Dropping it ends the recording.
@@ -126,7 +132,8 @@ pub(crate) struct Prepared {
     endpoint_group: String,
     width: u16,
     height: u16,
-    /// The asciicast header line.
+    kind: api::RecordingKind,
+    /// The header line (asciicast, or a desktop recording's).
     header: String,
 }
 
@@ -177,8 +184,32 @@ impl Prepared {
             endpoint_group: meta.endpoint_group.to_owned(),
             width: meta.width,
             height: meta.height,
+            kind: api::RecordingKind::Terminal,
             header,
         })
+    }
+
+    /// A desktop session's recording: JSON lines, its header first
+    /// (`{"jumpgate":"desktop","version":1,…}`; the size is 0×0 there and
+    /// in the row until the first screen size is known, see
+    /// [`Recorder::desktop_size`]). Technician input is never recorded.
+    ///
+    /// # Errors
+    /// The keyring cannot make or wrap a key.
+    pub(crate) fn desktop(keys: &Keyring, meta: &Meta<'_>) -> Result<Self, RecordingError> {
+        let mut p = Self::new(keys, false, meta)?;
+        let header = serde_json::json!({
+            "jumpgate": "desktop",
+            "version": 1,
+            "width": meta.width,
+            "height": meta.height,
+            "timestamp": p.started_ms / 1000,
+            "title": format!("{}@{}", meta.username, meta.endpoint),
+        });
+        p.header = header.to_string();
+        p.header.push('\n');
+        p.kind = api::RecordingKind::Desktop;
+        Ok(p)
     }
 
     /// Writes the recording's row inside `e` (after its session's row).
@@ -191,8 +222,8 @@ impl Prepared {
     pub(crate) async fn insert(&self, e: &mut dyn Exec) -> Result<(), sqlx::Error> {
         sql!(e, |c| {
             sqlx::query(
-            "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO recordings (id, session_id, username, endpoint_name, endpoint_group, started_at, width, height, input_recorded, wrapped_key, file, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(self.id.as_str())
         .bind(self.session_id.as_str())
@@ -205,6 +236,7 @@ impl Prepared {
         .bind(i64::from(self.keystrokes))
         .bind(self.wrapped.as_str())
         .bind(&self.file_name)
+        .bind(self.kind.as_str())
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected())
@@ -342,6 +374,25 @@ impl Recorder {
             .tx
             .send(Event::Resize(Instant::now(), cols, rows))
             .await;
+    }
+
+    /// One event of a desktop recording: `[t, code, data]`, `data` being
+    /// JSON already. Counts against the same in-flight budget as terminal
+    /// output (the relay waits beyond it).
+    pub(crate) async fn desktop_event(&self, code: &'static str, data: String) {
+        let cost = data.len().clamp(1, QUEUE_BYTES) as u32;
+        let Ok(permit) = Arc::clone(&self.budget).acquire_many_owned(cost).await else {
+            return;
+        };
+        let _ = self
+            .tx
+            .send(Event::Line(Instant::now(), code, data, permit))
+            .await;
+    }
+
+    /// The desktop's first screen size: the recording's row gets it.
+    pub(crate) async fn desktop_size(&self, width: u32, height: u32) {
+        let _ = self.tx.send(Event::Size(width, height)).await;
     }
 }
 
@@ -483,6 +534,15 @@ async fn write_loop(
                     });
                     (buf.len() >= CHUNK_TARGET, false, false)
                 }
+                Some(Event::Line(at, code, data, _permit)) => {
+                    last_at = at.saturating_duration_since(start).as_secs_f64();
+                    event_line(&mut buf, last_at, code, |b| b.extend_from_slice(data.as_bytes()));
+                    (buf.len() >= CHUNK_TARGET, false, false)
+                }
+                Some(Event::Size(w, h)) => {
+                    set_size(&db, &id, w, h).await;
+                    (false, false, false)
+                }
                 None => {
                     // Bytes of a sequence the session never finished.
                     for (i, carry) in carries.iter_mut().enumerate() {
@@ -560,6 +620,27 @@ async fn write_loop(
     }
 }
 
+/// Records a desktop recording's screen size in its row (a failure is
+/// logged: the recording itself has the size in its `i` events).
+async fn set_size(db: &Store, id: &RecordingId, width: u32, height: u32) {
+    let r = async {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query(
+            "UPDATE recordings SET width = $1, height = $2 WHERE id = $3"
+        )
+        .bind(i64::from(width))
+        .bind(i64::from(height))
+        .bind(id.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(recording = %id, error = %e, "cannot record a desktop recording's size");
+    }
+}
+
 /// Filters for [`list`].
 #[derive(Debug, Default)]
 pub(crate) struct Filter<'a> {
@@ -587,6 +668,7 @@ struct Row {
     interrupted: i64,
     wrapped_key: String,
     file: String,
+    kind: String,
 }
 
 fn to_api(r: &Row) -> api::Recording {
@@ -602,13 +684,17 @@ fn to_api(r: &Row) -> api::Recording {
         height: u16::try_from(r.height).unwrap_or(0),
         input_recorded: r.input_recorded != 0,
         interrupted: r.interrupted != 0,
+        kind: match r.kind.as_str() {
+            "desktop" => api::RecordingKind::Desktop,
+            _ => api::RecordingKind::Terminal,
+        },
     }
 }
 
 pub(crate) async fn list(db: &Store, f: &Filter<'_>) -> Result<Vec<api::Recording>, sqlx::Error> {
     let q = match db.engine() {
         Engine::Sqlite => {
-            "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
+            "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file, kind
                FROM recordings
               WHERE ($1 IS NULL OR endpoint_name = $1) AND ($2 IS NULL OR username = $2)
                 AND ($3 IS NULL OR started_at >= $3)
@@ -616,7 +702,7 @@ pub(crate) async fn list(db: &Store, f: &Filter<'_>) -> Result<Vec<api::Recordin
               ORDER BY started_at DESC, id LIMIT $4"
         }
         Engine::Postgres => {
-            "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
+            "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file, kind
                FROM recordings
               WHERE ($1::text IS NULL OR endpoint_name = $1) AND ($2::text IS NULL OR username = $2)
                 AND ($3::bigint IS NULL OR started_at >= $3)
@@ -683,7 +769,7 @@ pub(crate) async fn open(
     let mut c = db.conn().await?;
     let row: Option<Row> = sql!(c, |c| {
         sqlx::query_as(
-        "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file
+        "SELECT id, session_id, username, endpoint_name, started_at, ended_at, duration_ms, width, height, input_recorded, interrupted, wrapped_key, file, kind
            FROM recordings WHERE id = $1"
     )
     .bind(id)

@@ -44,6 +44,13 @@ pub(crate) const RECORDINGS: DomainSchema = DomainSchema {
 
 ",
         },
+        // 10: desktop recordings (JSON lines of screen updates) beside
+        // terminal ones (asciicast).
+        Part {
+            version: 10,
+            sql: r"    ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'terminal';
+    ",
+        },
     ],
     postgres: &[
         // 6: the baseline (equal to SQLite schema 8).
@@ -67,6 +74,12 @@ pub(crate) const RECORDINGS: DomainSchema = DomainSchema {
         endpoint_group TEXT
     );
     CREATE INDEX recordings_started ON recordings(started_at);
+    ",
+        },
+        // 10: as SQLite's 10.
+        Part {
+            version: 10,
+            sql: r"    ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'terminal';
     ",
         },
     ],

@@ -481,3 +481,188 @@ async fn listing_filters_by_endpoint_user_time_and_group() {
         assert_eq!(group_of(&s.db, "rec_none").await.unwrap(), None);
     }
 }
+
+/// A desktop session's tap writes the contract's JSON lines (header
+/// first; screen info, packets in base64, cursor, control, clipboard
+/// sizes) through the sealed file writer, the row becomes `desktop` with
+/// the first screen size, and control changes and clipboard transfers are
+/// audit entries with the endpoint's words cleaned and never the text.
+#[tokio::test]
+async fn a_desktop_session_is_recorded_as_json_lines_and_its_decisions_audited() {
+    use crate::sessions::tap::{DesktopAudit, DesktopTap, SessionTap};
+    use base64::Engine as _;
+    use jumpgate_proto::desktop::{
+        ControlState, Cursor, CursorShape, DesktopInfo, InputState, Video,
+    };
+    use jumpgate_proto::session::SessionMsg;
+    for s in sites("rec_desktop_json_lines").await {
+        let e = s.db.engine();
+        let sid = SessionId::generate();
+        let meta = Meta {
+            session_id: &sid,
+            username: "alice",
+            endpoint: "web-1",
+            endpoint_group: "web",
+            width: 0,
+            height: 0,
+            term: "",
+            command: "",
+        };
+        let prepared = Prepared::desktop(&s.keys, &meta).unwrap();
+        let mut c = s.db.conn().await.unwrap();
+        prepared.insert(&mut c).await.unwrap();
+        drop(c);
+        let rec = prepared
+            .begin(&s.db, s.files(), StopHandle::new(), &s.tasks)
+            .await
+            .unwrap();
+        let tap = DesktopTap::new(
+            rec,
+            DesktopAudit {
+                db: s.db.clone(),
+                actor: "alice".into(),
+                endpoint: "web-1".into(),
+                group: "web".into(),
+                session: sid.to_string(),
+            },
+        );
+        let info = |w, h| DesktopInfo {
+            width: w,
+            height: h,
+            monitors: Vec::new(),
+            monitor: None,
+            codec: "jumpgate-1".into(),
+        };
+        let packet = bytes::Bytes::from_static(b"\x01packet-bytes\xff");
+        let down = [
+            SessionMsg::ControlState(ControlState {
+                input: InputState::Allowed,
+                message: "allowed by the user\x1b[31m".into(),
+            }),
+            SessionMsg::DesktopInfo(info(1280, 800)),
+            SessionMsg::Video(Video {
+                seq: 1,
+                data: packet.clone(),
+            }),
+            SessionMsg::Cursor(Cursor {
+                x: 10,
+                y: -2,
+                shape: 7,
+            }),
+            SessionMsg::CursorShape(CursorShape {
+                id: 7,
+                width: 1,
+                height: 1,
+                hot_x: 0,
+                hot_y: 0,
+                rgba: bytes::Bytes::from_static(&[1, 2, 3, 4]),
+            }),
+            SessionMsg::Clipboard("endpoint-secret".into()),
+            SessionMsg::DesktopInfo(info(1920, 1080)),
+            SessionMsg::ControlState(ControlState {
+                input: InputState::TakenBack,
+                message: "the user took back control".into(),
+            }),
+        ];
+        for m in &down {
+            tap.on_down(m).await;
+        }
+        tap.on_up(&SessionMsg::Clipboard("typed-secret!".into()))
+            .await;
+        let words = Box::new(tap).finish();
+        assert_eq!(words, format!(" video_bytes={} clipboard=2", packet.len()));
+        s.tasks.close();
+        s.tasks.wait().await;
+
+        let row = only_recording(&s).await;
+        assert_eq!(row.kind, api::RecordingKind::Desktop, "{e}");
+        assert_eq!((row.width, row.height), (1280, 800), "{e}");
+        assert!(!row.input_recorded);
+        let (text, opened) = cast_text(&s, &row.id).await;
+        opened.check_end().unwrap();
+        let mut lines = text.lines();
+        let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(header["jumpgate"], "desktop");
+        assert_eq!(header["version"], 1);
+        assert_eq!(header["title"], "alice@web-1");
+        assert!(header["timestamp"].as_i64().unwrap() > 1_700_000_000);
+        let events: Vec<serde_json::Value> = lines
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        let codes: Vec<&str> = events.iter().map(|e| e[1].as_str().unwrap()).collect();
+        assert_eq!(codes, ["x", "i", "v", "c", "s", "b", "i", "x", "b"], "{e}");
+        assert_eq!(events[0][2]["input"], "allowed");
+        assert!(
+            !events[0][2]["message"].as_str().unwrap().contains('\x1b'),
+            "{text}"
+        );
+        assert_eq!(events[1][2]["width"], 1280);
+        assert_eq!(events[1][2]["codec"], "jumpgate-1");
+        let v = base64::engine::general_purpose::STANDARD
+            .decode(events[2][2].as_str().unwrap())
+            .unwrap();
+        assert_eq!(v, packet);
+        assert_eq!(events[3][2], serde_json::json!([10, -2, 7]));
+        assert_eq!(events[4][2]["rgba"], "AQIDBA==");
+        assert_eq!(events[4][2]["hot_x"], 0);
+        assert_eq!(
+            events[5][2],
+            serde_json::json!({"from": "endpoint", "bytes": 15})
+        );
+        assert_eq!(
+            events[8][2],
+            serde_json::json!({"from": "technician", "bytes": 13})
+        );
+        assert_eq!(events[7][2]["input"], "taken-back");
+        // Times as asciicast's: seconds, never going backwards.
+        let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        assert!(!text.contains("secret"), "{text}");
+        // Nothing in the clear on disk either.
+        for entry in std::fs::read_dir(dir(s.dir.path())).unwrap() {
+            let raw = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!raw.windows(8).any(|w| w == b"jumpgate"));
+        }
+
+        let mut c = s.db.conn().await.unwrap();
+        let entries: Vec<(String, String, String, Option<String>)> = sql!(c, |c| sqlx::query_as(
+            "SELECT action, target, detail, groups FROM events WHERE action LIKE 'desktop-%' ORDER BY id"
+        )
+        .fetch_all(&mut *c)
+        .await)
+        .unwrap();
+        let got: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(a, _, d, _)| (a.as_str(), d.as_str()))
+            .collect();
+        let sess = format!("session={sid}");
+        assert_eq!(
+            got,
+            [
+                (
+                    "desktop-control",
+                    format!("{sess} input=allowed message=allowed by the user\u{FFFD}[31m")
+                        .as_str()
+                ),
+                (
+                    "desktop-clipboard",
+                    format!("{sess} from=endpoint bytes=15").as_str()
+                ),
+                (
+                    "desktop-control",
+                    format!("{sess} input=taken-back message=the user took back control").as_str()
+                ),
+                (
+                    "desktop-clipboard",
+                    format!("{sess} from=technician bytes=13").as_str()
+                ),
+            ],
+            "{e}"
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|(_, t, _, g)| t == "web-1" && g.as_deref() == Some(r#"["web"]"#))
+        );
+    }
+}

@@ -18,6 +18,8 @@
 //! - `recheck.rs`: live sessions decided again when access may change.
 
 pub(crate) mod control;
+#[cfg(test)]
+mod desktop_tests;
 pub(crate) mod http;
 pub(crate) mod open;
 pub(crate) mod outcome;

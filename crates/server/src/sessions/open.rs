@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::outcome::{self, Outcome};
 use super::relay::{self, Counters, RelayEnd};
-use super::tap::{RecordingTap, SessionTap, TransferTap};
+use super::tap::{DesktopAudit, DesktopTap, RecordingTap, SessionTap, TransferTap};
 use super::{Grant, NewEvent, StopHandle, end_event, insert_event_as, record_end, record_start};
 use crate::agents::EndpointRecord;
 use crate::identity::Credential;
@@ -33,6 +33,9 @@ use crate::store::{AuditAction, AuditEvent, Store};
 
 /// Time allowed for each side's opening message.
 pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for the agent's answer to a desktop session: the person at
+/// the endpoint may be asked first (their prompt is denied after 30 s).
+pub(crate) const DESKTOP_OPEN_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A session the subject may open: only [`SessionService::authorize`]
 /// makes one.
@@ -173,7 +176,19 @@ impl SessionService {
             refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
             return Outcome::Refused(format!("not a {kind} session"));
         }
-        let request = for_the_endpoint(request, &p);
+        // How the person at the endpoint is asked is the group's setting.
+        let consent = match request {
+            SessionRequest::Desktop { .. } => {
+                crate::agents::groups::consent_of(&st.db, &endpoint.group)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the group's consent mode; the person at the endpoint is asked");
+                        jumpgate_proto::session::ConsentMode::Prompt
+                    })
+            }
+            _ => jumpgate_proto::session::ConsentMode::Prompt,
+        };
+        let request = for_the_endpoint(request, &p, consent);
         let target = request.target();
         // Watching a screen and driving it are separate rights: the second
         // is decided once the request says which is asked.
@@ -223,7 +238,14 @@ impl SessionService {
             }
         };
         let stop = st.sessions.register(id.clone(), grant);
-        let taps = match self.taps(&request, recording, &stop).await {
+        let audit = DesktopAudit {
+            db: st.db.clone(),
+            actor: p.name.clone(),
+            endpoint: endpoint.name.clone(),
+            group: endpoint.group.clone(),
+            session: id.to_string(),
+        };
+        let taps = match self.taps(&request, recording, &stop, audit).await {
             Ok(t) => t,
             Err(e) => {
                 st.sessions.remove(&id);
@@ -282,13 +304,8 @@ impl SessionService {
             R::Shell { term, cols, rows } => (*cols, *rows, term.as_str(), String::new()),
             R::Exec { command } => (80, 24, "", command.join(" ")),
             R::Upload { .. } | R::Download { .. } | R::Forward { .. } => return Ok(None),
-            // Every session is recorded: without a screen recorder, no
-            // desktop session opens.
-            R::Desktop { .. } => {
-                return Err(crate::recordings::RecordingError::NoRecorder(
-                    SessionKind::Desktop,
-                ));
-            }
+            // The screen size is known once the agent says it.
+            R::Desktop { .. } => (0, 0, "", String::new()),
         };
         let meta = crate::recordings::Meta {
             session_id: id,
@@ -300,6 +317,9 @@ impl SessionService {
             term,
             command: &command,
         };
+        if let R::Desktop { .. } = request {
+            return crate::recordings::Prepared::desktop(&self.st.keys, &meta).map(Some);
+        }
         crate::recordings::Prepared::new(&self.st.keys, self.st.config.record_keystrokes, &meta)
             .map(Some)
     }
@@ -312,6 +332,7 @@ impl SessionService {
         request: &SessionRequest,
         recording: Result<Option<crate::recordings::Prepared>, crate::recordings::RecordingError>,
         stop: &StopHandle,
+        audit: DesktopAudit,
     ) -> Result<Vec<Box<dyn SessionTap>>, crate::recordings::RecordingError> {
         use SessionRequest as R;
         match request {
@@ -335,6 +356,9 @@ impl SessionService {
                 &st.tasks,
             )
             .await?;
+        if let R::Desktop { .. } = request {
+            return Ok(vec![Box::new(DesktopTap::new(recorder, audit))]);
+        }
         Ok(vec![Box::new(RecordingTap(recorder))])
     }
 
@@ -410,12 +434,17 @@ impl SessionService {
             }
         };
         let mut agent = MsgStream::new(agent);
-        let answer = tokio::time::timeout(OPEN_TIMEOUT, agent.open(request)).await;
+        let wait = match request {
+            SessionRequest::Desktop { .. } => DESKTOP_OPEN_TIMEOUT,
+            _ => OPEN_TIMEOUT,
+        };
+        let answer = tokio::time::timeout(wait, agent.open(request)).await;
         let accepted = match answer {
             Ok(Ok(Answer::Accepted(a))) => SessionMsg::Accepted(a),
             Ok(Ok(Answer::Refused(mut r))) => {
                 // The endpoint's words: untrusted, cleaned before they are
-                // stored or shown.
+                // stored or shown. Its code (e.g. a consent denial) reaches
+                // the technician as it is.
                 r.message =
                     crate::agents::reported::text(&r.message, crate::agents::reported::MESSAGE_MAX);
                 let outcome = Outcome::Refused(r.message.clone());
@@ -479,8 +508,12 @@ impl SessionService {
 
 /// The request as the agent gets it: what the technician may not decide is
 /// the gateway's (who is asking; how the person at the endpoint is asked —
-/// the default, `prompt`, until endpoint groups carry their own setting).
-fn for_the_endpoint(request: SessionRequest, p: &Subject) -> SessionRequest {
+/// `consent`, the endpoint group's setting).
+fn for_the_endpoint(
+    request: SessionRequest,
+    p: &Subject,
+    consent: jumpgate_proto::session::ConsentMode,
+) -> SessionRequest {
     match request {
         SessionRequest::Desktop {
             control,
@@ -491,7 +524,7 @@ fn for_the_endpoint(request: SessionRequest, p: &Subject) -> SessionRequest {
             control,
             clipboard,
             monitor,
-            consent: jumpgate_proto::session::ConsentMode::Prompt,
+            consent,
             technician: p.name.clone(),
         },
         other => other,

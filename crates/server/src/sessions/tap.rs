@@ -7,19 +7,22 @@
 //! | `shell`, `exec`    | [`RecordingTap`]: the asciicast recording |
 //! | `upload`, `download` | [`TransferTap`]: size and SHA-256 of the file that crossed, for the audit log |
 //! | `forward`          | none (raw bytes) |
+//! | `desktop`          | [`DesktopTap`]: the screen recording (JSON lines), and audit entries for control changes and clipboard transfers |
 //!
 //! A tap sees only what the side it listens to may legitimately send (the
 //! relay's `Scanner` filters by direction), so one side cannot write into
-//! the other's part of the record. A new kind of session (screen sharing)
-//! brings its own tap.
+//! the other's part of the record.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
+use base64::Engine as _;
+use jumpgate_proto::desktop::{ControlState, InputState};
 use jumpgate_proto::session::{Direction, FileEnd, FileResult, SessionMsg};
 
 use crate::recordings::Recorder;
+use crate::store::{AuditAction, AuditEvent, Store};
 
 /// What a tap's handlers return: taps may wait (a recorder applies
 /// back-pressure to the session).
@@ -69,6 +72,158 @@ impl SessionTap for RecordingTap {
 
     fn finish(self: Box<Self>) -> String {
         String::new()
+    }
+}
+
+/// Who a desktop session's audit entries are about.
+#[derive(Debug)]
+pub(crate) struct DesktopAudit {
+    pub(crate) db: Store,
+    /// The technician (the entries' actor).
+    pub(crate) actor: String,
+    pub(crate) endpoint: String,
+    pub(crate) group: String,
+    pub(crate) session: String,
+}
+
+/// What a desktop session's tap counted, for its `session-close` words.
+#[derive(Debug, Default)]
+struct DesktopCounts {
+    /// `Video` payload bytes (codec packets) from the endpoint.
+    video_bytes: u64,
+    /// Clipboard transfers, either way.
+    clipboard: u64,
+    /// The first `DesktopInfo` was seen (its size is the recording's).
+    sized: bool,
+}
+
+/// The recording and audit of a desktop session. The screen (`DesktopInfo`,
+/// `Video`, `Cursor`, `CursorShape`) and control changes go into the
+/// recording as JSON lines (see `recordings`); every `ControlState` from
+/// the agent is a `desktop-control` entry and every clipboard transfer a
+/// `desktop-clipboard` entry (its size, never its text). Dropping it (at
+/// [`SessionTap::finish`]) ends the recording.
+#[derive(Debug)]
+pub(crate) struct DesktopTap {
+    recorder: Recorder,
+    audit: DesktopAudit,
+    counts: Mutex<DesktopCounts>,
+}
+
+impl DesktopTap {
+    pub(crate) fn new(recorder: Recorder, audit: DesktopAudit) -> Self {
+        Self {
+            recorder,
+            audit,
+            counts: Mutex::new(DesktopCounts::default()),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, DesktopCounts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An audit entry about this session (written before the relay goes
+    /// on, so the entries keep the session's order; they are rare).
+    async fn audit(&self, action: AuditAction, detail: String) {
+        let a = &self.audit;
+        let event = AuditEvent::new(&a.actor, action, &a.endpoint)
+            .detail(format!("session={} {detail}", a.session))
+            .group(&a.group);
+        a.db.audit_or_log(event).await;
+    }
+
+    async fn clipboard(&self, from: &str, text: &str) {
+        self.counts().clipboard += 1;
+        let bytes = text.len();
+        let line = serde_json::json!({ "from": from, "bytes": bytes }).to_string();
+        self.recorder.desktop_event("b", line).await;
+        self.audit(
+            AuditAction::DesktopClipboard,
+            format!("from={from} bytes={bytes}"),
+        )
+        .await;
+    }
+
+    async fn control(&self, state: &ControlState) {
+        // The endpoint's words: untrusted, cleaned before they are stored.
+        let message =
+            crate::agents::reported::text(&state.message, crate::agents::reported::MESSAGE_MAX);
+        let cleaned = ControlState {
+            input: state.input,
+            message: message.clone(),
+        };
+        let line = serde_json::to_string(&cleaned).unwrap_or_default();
+        self.recorder.desktop_event("x", line).await;
+        let input = match state.input {
+            InputState::Allowed => "allowed",
+            InputState::ViewOnly => "view-only",
+            InputState::TakenBack => "taken-back",
+            InputState::Ended => "ended",
+        };
+        self.audit(
+            AuditAction::DesktopControl,
+            format!("input={input} message={message}"),
+        )
+        .await;
+    }
+
+    async fn down(&self, msg: &SessionMsg) {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match msg {
+            SessionMsg::DesktopInfo(i) => {
+                let first = !std::mem::replace(&mut self.counts().sized, true);
+                if first {
+                    self.recorder.desktop_size(i.width, i.height).await;
+                }
+                let line = serde_json::to_string(i).unwrap_or_default();
+                self.recorder.desktop_event("i", line).await;
+            }
+            SessionMsg::Video(v) => {
+                self.counts().video_bytes += v.data.len() as u64;
+                let line = serde_json::Value::String(b64(&v.data)).to_string();
+                self.recorder.desktop_event("v", line).await;
+            }
+            SessionMsg::Cursor(c) => {
+                let line = format!("[{}, {}, {}]", c.x, c.y, c.shape);
+                self.recorder.desktop_event("c", line).await;
+            }
+            SessionMsg::CursorShape(s) => {
+                let line = serde_json::json!({
+                    "id": s.id,
+                    "width": s.width,
+                    "height": s.height,
+                    "hot_x": s.hot_x,
+                    "hot_y": s.hot_y,
+                    "rgba": b64(&s.rgba),
+                })
+                .to_string();
+                self.recorder.desktop_event("s", line).await;
+            }
+            SessionMsg::ControlState(c) => self.control(c).await,
+            SessionMsg::Clipboard(t) => self.clipboard("endpoint", t).await,
+            _ => {}
+        }
+    }
+}
+
+impl SessionTap for DesktopTap {
+    fn on_up<'a>(&'a self, msg: &'a SessionMsg) -> TapFuture<'a> {
+        match msg {
+            // Only what the session allows gets here (the relay dropped
+            // the rest).
+            SessionMsg::Clipboard(t) => Box::pin(self.clipboard("technician", t)),
+            _ => nothing(),
+        }
+    }
+
+    fn on_down<'a>(&'a self, msg: &'a SessionMsg) -> TapFuture<'a> {
+        Box::pin(self.down(msg))
+    }
+
+    fn finish(self: Box<Self>) -> String {
+        let c = self.counts.into_inner().unwrap_or_else(|e| e.into_inner());
+        format!(" video_bytes={} clipboard={}", c.video_bytes, c.clipboard)
     }
 }
 

@@ -56,6 +56,7 @@ pub(crate) enum AuditAction {
     ApiClientRotate,
     // Groups and endpoints.
     GroupCreate,
+    GroupUpdate,
     GroupDelete,
     EnrollTokenCreate,
     Enroll,
@@ -73,6 +74,11 @@ pub(crate) enum AuditAction {
     SessionRevoke,
     RecordingView,
     RecordingsExpire,
+    /// Who has control of a desktop session changed (the agent's
+    /// `ControlState`, the endpoint user's decisions included).
+    DesktopControl,
+    /// Clipboard text crossed a desktop session (its size only).
+    DesktopClipboard,
     // Keys, vault and the log itself.
     KeysRotate,
     KeysRetire,
@@ -120,6 +126,7 @@ impl AuditAction {
             Self::ApiClientDelete => "api-client-delete",
             Self::ApiClientRotate => "api-client-rotate",
             Self::GroupCreate => "group-create",
+            Self::GroupUpdate => "group-update",
             Self::GroupDelete => "group-delete",
             Self::EnrollTokenCreate => "enroll-token-create",
             Self::Enroll => "enroll",
@@ -135,6 +142,8 @@ impl AuditAction {
             Self::SessionRevoke => "session-revoke",
             Self::RecordingView => "recording-view",
             Self::RecordingsExpire => "recordings-expire",
+            Self::DesktopControl => "desktop-control",
+            Self::DesktopClipboard => "desktop-clipboard",
             Self::KeysRotate => "keys-rotate",
             Self::KeysRetire => "keys-retire",
             Self::KeysRekey => "keys-rekey",
@@ -364,6 +373,7 @@ mod tests {
             (A::ApiClientDelete, "api-client-delete"),
             (A::ApiClientRotate, "api-client-rotate"),
             (A::GroupCreate, "group-create"),
+            (A::GroupUpdate, "group-update"),
             (A::GroupDelete, "group-delete"),
             (A::EnrollTokenCreate, "enroll-token-create"),
             (A::Enroll, "enroll"),
@@ -385,6 +395,8 @@ mod tests {
             (A::SessionRevoke, "session-revoke"),
             (A::RecordingView, "recording-view"),
             (A::RecordingsExpire, "recordings-expire"),
+            (A::DesktopControl, "desktop-control"),
+            (A::DesktopClipboard, "desktop-clipboard"),
             (A::KeysRotate, "keys-rotate"),
             (A::KeysRetire, "keys-retire"),
             (A::KeysRekey, "keys-rekey"),

@@ -1,8 +1,8 @@
-//! `jg admin groups list|create|delete`.
+//! `jg admin groups list|create|update|delete`.
 
 use anyhow::Context;
 use clap::Subcommand;
-use jumpgate_api_types::{CreateGroup, Group};
+use jumpgate_api_types::{CreateGroup, Group, UpdateGroup};
 use jumpgate_client::Client;
 
 use super::print_json;
@@ -23,6 +23,25 @@ pub(crate) enum GroupsCommand {
         /// What the group is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// How the person at the group's endpoints takes part in a desktop
+        /// session: asked to allow (`prompt`, the default), shown it
+        /// (`notify`), or neither (`none`, unattended machines).
+        #[arg(long, value_parser = ["prompt", "notify", "none"])]
+        consent: Option<String>,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an endpoint group's description or consent mode.
+    Update {
+        /// The group's name.
+        name: String,
+        /// What the group is for.
+        #[arg(long)]
+        description: Option<String>,
+        /// `prompt`, `notify` or `none` (see `create`).
+        #[arg(long, value_parser = ["prompt", "notify", "none"])]
+        consent: Option<String>,
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
@@ -47,11 +66,13 @@ pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<(
         GroupsCommand::Create {
             name,
             description,
+            consent,
             json,
         } => {
             let req = CreateGroup {
                 name: name.clone(),
                 description,
+                consent,
             };
             let g = client
                 .create_group(&req)
@@ -61,6 +82,29 @@ pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<(
                 print_json(&g)?;
             } else {
                 outln!("Created group {}", g.name)?;
+            }
+        }
+        GroupsCommand::Update {
+            name,
+            description,
+            consent,
+            json,
+        } => {
+            if description.is_none() && consent.is_none() {
+                anyhow::bail!("nothing to change: give --description or --consent");
+            }
+            let req = UpdateGroup {
+                description,
+                consent,
+            };
+            let g = client
+                .update_group(&name, &req)
+                .await
+                .with_context(|| format!("updating group {name}"))?;
+            if json {
+                print_json(&g)?;
+            } else {
+                outln!("Updated group {} (consent: {})", g.name, g.consent)?;
             }
         }
         GroupsCommand::Delete { name } => {
@@ -81,11 +125,12 @@ fn render(groups: &[Group]) -> String {
             vec![
                 g.name.clone(),
                 g.endpoints.to_string(),
+                g.consent.clone(),
                 g.description.clone(),
             ]
         })
         .collect();
-    table::render(&["NAME", "ENDPOINTS", "DESCRIPTION"], &rows)
+    table::render(&["NAME", "ENDPOINTS", "CONSENT", "DESCRIPTION"], &rows)
 }
 
 #[cfg(test)]
@@ -99,18 +144,20 @@ mod tests {
                 name: "default".into(),
                 description: String::new(),
                 endpoints: 12,
+                consent: "prompt".into(),
             },
             Group {
                 name: "prod".into(),
                 description: "production servers".into(),
                 endpoints: 3,
+                consent: "none".into(),
             },
         ]);
         assert_eq!(
             out,
-            "NAME     ENDPOINTS  DESCRIPTION\n\
-             default  12\n\
-             prod     3          production servers\n"
+            "NAME     ENDPOINTS  CONSENT  DESCRIPTION\n\
+             default  12         prompt\n\
+             prod     3          none     production servers\n"
         );
     }
 }

@@ -59,14 +59,16 @@ async fn set_groups(db: &Store, table_is_users: bool, name: &str, groups: &[&str
 async fn groups_are_created_listed_and_deleted_with_their_audit_entries() {
     for (db, _dir) in engines("groups_crud").await {
         let e = db.engine();
-        let lab = create(&db, "lab", "the lab", "alice").await.unwrap();
+        let lab = create(&db, "lab", "the lab", ConsentMode::Prompt, "alice")
+            .await
+            .unwrap();
         assert_eq!(lab.endpoints, 0);
         assert!(matches!(
-            create(&db, "lab", "", "alice").await,
+            create(&db, "lab", "", ConsentMode::Prompt, "alice").await,
             Err(GroupError::Exists(_))
         ));
         assert!(matches!(
-            create(&db, "no spaces", "", "alice").await,
+            create(&db, "no spaces", "", ConsentMode::Prompt, "alice").await,
             Err(GroupError::Invalid(_))
         ));
         let t = token(&db, "lab", Duration::from_secs(60)).await;
@@ -133,7 +135,9 @@ async fn groups_are_created_listed_and_deleted_with_their_audit_entries() {
 async fn a_group_still_held_by_users_or_api_clients_is_not_deleted() {
     for (db, _dir) in engines("groups_held").await {
         let e = db.engine();
-        create(&db, "lab", "", "alice").await.unwrap();
+        create(&db, "lab", "", ConsentMode::Prompt, "alice")
+            .await
+            .unwrap();
         holder(&db, "bob", &["lab", "web"], false).await;
         holder(&db, "root", &["*"], false).await;
         holder(&db, "ci", &["lab"], true).await;
@@ -169,5 +173,89 @@ async fn a_group_still_held_by_users_or_api_clients_is_not_deleted() {
             .map(|a| a.3)
             .collect();
         assert_eq!(outcomes, ["refused", "refused", "ok"], "{e}");
+    }
+}
+
+/// A group's consent mode (how the person at its endpoints takes part in
+/// a desktop session): `prompt` unless set, set at creation or changed
+/// later, each change audited from → to; what a session opens with.
+#[tokio::test]
+async fn a_groups_consent_mode_is_set_changed_and_audited() {
+    for (db, _dir) in engines("groups_consent").await {
+        let e = db.engine();
+        let lab = create(&db, "lab", "", ConsentMode::Prompt, "alice")
+            .await
+            .unwrap();
+        assert_eq!(lab.consent, ConsentMode::Prompt, "{e}");
+        create(&db, "servers", "racks", ConsentMode::None, "alice")
+            .await
+            .unwrap();
+        assert_eq!(consent_of(&db, "servers").await.unwrap(), ConsentMode::None);
+        // An unknown group asks (the strictest mode).
+        assert_eq!(consent_of(&db, "nope").await.unwrap(), ConsentMode::Prompt);
+
+        let g = update(&db, "lab", None, Some(ConsentMode::Notify), "alice")
+            .await
+            .unwrap();
+        assert_eq!(
+            (g.consent, g.description.as_str()),
+            (ConsentMode::Notify, "")
+        );
+        assert_eq!(consent_of(&db, "lab").await.unwrap(), ConsentMode::Notify);
+        // Nothing changed: no entry.
+        update(&db, "lab", None, Some(ConsentMode::Notify), "alice")
+            .await
+            .unwrap();
+        let g = update(&db, "servers", Some("the racks"), None, "alice")
+            .await
+            .unwrap();
+        assert_eq!(
+            (g.consent, g.description.as_str()),
+            (ConsentMode::None, "the racks")
+        );
+        assert!(matches!(
+            update(&db, "gone", None, Some(ConsentMode::None), "alice").await,
+            Err(GroupError::NotFound(_))
+        ));
+        assert!(
+            matches!(parse_consent("ask"), Err(GroupError::Invalid(m)) if m.contains("prompt, notify or none"))
+        );
+        let listed: Vec<_> = list(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.name, g.consent))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("default".to_owned(), ConsentMode::Prompt),
+                ("lab".to_owned(), ConsentMode::Notify),
+                ("servers".to_owned(), ConsentMode::None)
+            ],
+            "{e}"
+        );
+
+        let mut c = db.conn().await.unwrap();
+        let entries: Vec<(String, String, String)> = sql!(c, |c| sqlx::query_as(
+            "SELECT action, target, detail FROM events WHERE action LIKE 'group-%' ORDER BY id"
+        )
+        .fetch_all(&mut *c)
+        .await)
+        .unwrap();
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|(a, t, d)| (a.as_str(), t.as_str(), d.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("group-create", "lab", "consent=prompt"),
+                ("group-create", "servers", "consent=none"),
+                ("group-update", "lab", "consent=prompt->notify"),
+                ("group-update", "servers", "description"),
+            ],
+            "{e}"
+        );
     }
 }
