@@ -33,6 +33,9 @@
 //! 8. (`--store`, alone) the store figures on each engine: session open
 //!    latency (API call → `Accepted`) and `jg endpoints` with 10,000
 //!    endpoints enrolled (`store.rs`).
+//! 9. (`--desktop`, alone) remote desktop figures, Jumpgate and x11vnc side
+//!    by side on the same Xvfb workloads: frames and kbit/s, time to
+//!    pixel-exact, idle bytes, input to pixel, CPU (`desktop.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -55,6 +58,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod desktop;
 mod store;
 mod store_writes;
 
@@ -128,6 +132,33 @@ struct Args {
     /// Session opens timed per engine.
     #[arg(long, default_value_t = 300)]
     session_opens: usize,
+    /// Only the remote desktop figures: Jumpgate and x11vnc side by side
+    /// on the same 1920x1080 Xvfb workloads (full-screen change,
+    /// scrolling, typing, clicks, idle). About 2 minutes with the defaults.
+    #[arg(long)]
+    desktop: bool,
+    /// Seconds of each changing desktop workload (full screen, scrolling,
+    /// typing), per system.
+    #[arg(long, default_value_t = 8)]
+    desktop_seconds: u64,
+    /// Seconds of the idle desktop measurement, per system.
+    #[arg(long, default_value_t = 20)]
+    desktop_idle_seconds: u64,
+    /// Clicks of the desktop input-to-pixel measurement, per system.
+    #[arg(long, default_value_t = 60)]
+    desktop_clicks: usize,
+    /// Leave x11vnc out of the desktop figures.
+    #[arg(long)]
+    desktop_no_x11vnc: bool,
+    /// Leave Jumpgate out of the desktop figures.
+    #[arg(long)]
+    desktop_no_jumpgate: bool,
+    /// Internal: run one of the desktop benchmark's X clients (`painter`,
+    /// `clicker`) on `--desktop-display`.
+    #[arg(long, hide = true)]
+    desktop_client: Option<String>,
+    #[arg(long, hide = true)]
+    desktop_display: Option<String>,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -1303,7 +1334,27 @@ async fn main() -> Result<()> {
     if !args.tcp_relay_to.is_empty() {
         return tcp_relay(&args.tcp_relay_to).await;
     }
+    if let Some(client) = &args.desktop_client {
+        let display = args
+            .desktop_display
+            .as_deref()
+            .context("--desktop-display")?;
+        if client == "pipeline" {
+            return desktop::pipeline::serve(display).await;
+        }
+        return desktop::xclients::run(client, display);
+    }
     raise_fd_limit();
+    if args.desktop {
+        return desktop::run(&desktop::Opts {
+            seconds: args.desktop_seconds,
+            idle_seconds: args.desktop_idle_seconds,
+            clicks: args.desktop_clicks,
+            no_x11vnc: args.desktop_no_x11vnc,
+            no_jumpgate: args.desktop_no_jumpgate,
+        })
+        .await;
+    }
     if args.store_writes {
         return store_writes::run(args.store_seconds, args.postgres.as_deref()).await;
     }
