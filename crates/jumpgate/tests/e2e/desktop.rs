@@ -1,0 +1,215 @@
+//! Remote desktop end to end: a real gateway, a real agent on a real Xvfb
+//! display, and `jg` as the technician — the screen read back exact, the
+//! recording exported as a video `ffprobe` accepts, and the person at the
+//! endpoint refusing a session with the consent prompt (clicked with
+//! xdotool).
+
+use std::path::Path;
+
+use jumpgate_test_support::xvfb::Xvfb;
+
+use crate::support::*;
+
+/// Enrolls an agent on `x`'s display and waits until it is online.
+async fn desktop_agent(site: &Site, name: &str, x: &Xvfb) -> Agent {
+    let token = site.enroll_token(&[]).await;
+    let agent = site.spawn_agent(name, Some(&token), &["--display", &x.display]);
+    site.wait_online(name, true).await;
+    agent
+}
+
+/// RGB pixels of a PNG file.
+fn png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("PNG written"),
+    ));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    buf.truncate(info.buffer_size());
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buf,
+        png::ColorType::Rgba => buf
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        other => panic!("unexpected PNG colour type {other:?}"),
+    };
+    (info.width, info.height, rgb)
+}
+
+#[tokio::test]
+async fn the_endpoint_screen_reads_back_exact_and_its_recording_exports_as_webm() {
+    let site = Site::start().await;
+    // An unattended machine: no one to ask.
+    ok(&site
+        .jg(&["admin", "groups", "update", "default", "--consent", "none"])
+        .await);
+    let x = Xvfb::sized(640, 480);
+    // A pattern no codec gets exactly right by accident: a plaid of two
+    // colours, and a window of a third.
+    x.run(
+        "xsetroot",
+        &["-mod", "3", "5", "-fg", "#e0301f", "-bg", "#1f60d0"],
+    );
+    let mut xterm = x.spawn(
+        "xterm",
+        &["-geometry", "20x5+200+150", "-bg", "#20a040", "-fg", "#ffffff"],
+    );
+    x.poll("the xterm window", || {
+        (!x.output("xdotool", &["search", "--onlyvisible", "--class", "xterm"])
+            .is_empty())
+        .then_some(())
+    });
+    let _agent = desktop_agent(&site, "desk", &x).await;
+
+    let shot = site.dir.path().join("screen.png");
+    let out = site
+        .jg(&[
+            "desktop",
+            "desk",
+            "--screenshot",
+            shot.to_str().unwrap(),
+            "--timeout",
+            "60",
+        ])
+        .await;
+    ok(&out);
+    // The reference: the X server's own picture of its screen.
+    let reference = site.dir.path().join("reference.png");
+    x.run(
+        "sh",
+        &[
+            "-c",
+            &format!("xwd -root -silent | convert xwd:- png:{}", reference.display()),
+        ],
+    );
+    let (w, h, got) = png_rgb(&shot);
+    let (rw, rh, want) = png_rgb(&reference);
+    assert_eq!((w, h), (rw, rh), "the screenshot has the screen's size");
+    assert_eq!((w, h), (640, 480));
+    let differing = got
+        .chunks_exact(3)
+        .zip(want.chunks_exact(3))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(differing, 0, "every pixel of the screenshot is exact");
+    // Positive control: the picture holds the three colours drawn.
+    let at = |x: usize, y: usize| &got[(y * 640 + x) * 3..(y * 640 + x) * 3 + 3];
+    let colours: std::collections::HashSet<&[u8]> = (0..480)
+        .step_by(7)
+        .flat_map(|y| (0..640).step_by(5).map(move |x| (x, y)))
+        .map(|(x, y)| at(x, y))
+        .collect();
+    assert!(colours.contains(&[0xe0, 0x30, 0x1f][..]), "plaid foreground");
+    assert!(colours.contains(&[0x1f, 0x60, 0xd0][..]), "plaid background");
+    assert!(colours.contains(&[0x20, 0xa0, 0x40][..]), "the xterm");
+
+    // The session was recorded as a desktop recording, and its decisions
+    // audited.
+    let recs: serde_json::Value =
+        serde_json::from_str(&ok(&site.jg(&["recordings", "--json"]).await)).unwrap();
+    let rec = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "desk" && r["kind"] == "desktop")
+        .unwrap_or_else(|| panic!("a desktop recording in {recs}"));
+    let id = rec["id"].as_str().unwrap().to_owned();
+    let webm = site.dir.path().join("session.webm");
+    ok(&site
+        .jg(&["recordings", "export", &id, "-o", webm.to_str().unwrap()])
+        .await);
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .arg(&webm)
+        .output()
+        .expect("ffprobe (scripts/test installs ffmpeg)");
+    assert!(
+        probe.status.success(),
+        "ffprobe refused the export: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert!(
+        probe["format"]["format_name"]
+            .as_str()
+            .unwrap()
+            .contains("webm"),
+        "{probe}"
+    );
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "vp9", "{probe}");
+    assert_eq!(stream["width"], 640, "{probe}");
+    assert_eq!(stream["height"], 480, "{probe}");
+
+    let audit: serde_json::Value =
+        serde_json::from_str(&ok(&site.jg(&["audit", "--json"]).await)).unwrap();
+    let control = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "desktop-control")
+        .unwrap_or_else(|| panic!("a desktop-control entry in {audit}"));
+    assert!(
+        control["detail"]
+            .as_str()
+            .unwrap()
+            .contains("input=view-only"),
+        "{control}"
+    );
+    let _ = xterm.kill();
+    let _ = xterm.wait();
+}
+
+#[tokio::test]
+async fn the_person_at_the_endpoint_denies_a_session_and_it_is_refused_and_audited() {
+    let site = Site::start().await;
+    // The default consent mode is `prompt`: a window asks the person.
+    let x = Xvfb::start_sized(1024, 768);
+    let _agent = desktop_agent(&site, "attended", &x).await;
+
+    let shot = site.dir.path().join("never.png");
+    let mut jg = site
+        .jg_command(&[
+            "desktop",
+            "attended",
+            "--screenshot",
+            shot.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prompt = x.window("^Jumpgate: remote access request$");
+    // The prompt names who asks.
+    let shown = x.output("xprop", &["-id", &prompt]);
+    assert!(shown.contains(ADMIN), "the prompt names the technician: {shown}");
+    x.click(&prompt, "deny");
+    let out = tokio::time::timeout(WAIT, jg.wait_with_output())
+        .await
+        .expect("jg ends after the denial")
+        .unwrap();
+    let err = fails(&out);
+    assert!(err.contains("denied"), "{err}");
+    assert!(!shot.exists(), "no screenshot after a denial");
+
+    let events: serde_json::Value =
+        serde_json::from_str(&ok(&site.jg(&["sessions", "--json"]).await)).unwrap();
+    let ev = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "desktop" && e["endpoint"] == "attended")
+        .unwrap_or_else(|| panic!("the desktop session in {events}"));
+    let outcome = ev["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("refused:") && outcome.contains("denied"),
+        "{outcome}"
+    );
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(
+        audit.contains("session-close:desktop") && audit.contains("the user at the endpoint denied"),
+        "the denial is in the audit log: {audit}"
+    );
+}
