@@ -118,13 +118,25 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
         open_once(&client).await?;
     }
     let mut opens = Vec::with_capacity(args.session_opens);
+    let (mut upgrades, mut answers) = (Vec::new(), Vec::new());
     for _ in 0..args.session_opens {
-        opens.push(open_once(&client).await?.as_secs_f64());
+        let (upgraded, accepted) = open_once(&client).await?;
+        opens.push(accepted.as_secs_f64());
+        upgrades.push(upgraded.as_secs_f64());
+        answers.push((accepted - upgraded).as_secs_f64());
     }
     println!(
         "  session open (API call → Accepted), {} sequential: {}",
         opens.len(),
         ms(&mut opens)
+    );
+    println!(
+        "    of which API call → 101 (TLS, authentication, authorization): {}",
+        ms(&mut upgrades)
+    );
+    println!(
+        "    and Open → Accepted (session row + audit commit, recording, agent): {}",
+        ms(&mut answers)
     );
 
     let n = args.store_endpoints;
@@ -163,6 +175,7 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
     if listed < n {
         bail!("the endpoint list has {listed} entries, expected at least {n}");
     }
+    hold(site).await?;
     let mut api = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
@@ -200,10 +213,12 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// One exec session opened and answered; the time to `Accepted`.
-async fn open_once(client: &jumpgate_client::Client) -> Result<Duration> {
+/// One exec session opened and answered; the times to the upgrade and to
+/// `Accepted`.
+async fn open_once(client: &jumpgate_client::Client) -> Result<(Duration, Duration)> {
     let t = Instant::now();
     let io = client.connect("bench", SessionKind::Exec).await?;
+    let upgraded = t.elapsed();
     let mut s = MsgStream::new(io);
     let answer = s
         .open(SessionRequest::Exec {
@@ -219,5 +234,28 @@ async fn open_once(client: &jumpgate_client::Client) -> Result<Duration> {
     // Let the session end on its own (`true` exits): the next one does
     // not queue behind it.
     while let Ok(Some(_)) = s.read_msg().await {}
-    Ok(took)
+    Ok((upgraded, took))
+}
+
+/// With `JUMPGATE_BENCH_HOLD=FILE`: the site is described in FILE (its
+/// `JG_HOME`, URL, CA fingerprint and the gateway's pid) once the
+/// endpoints are enrolled, and the run waits until FILE is removed: time
+/// to profile the gateway or `jg` by hand against a full site.
+async fn hold(site: &Site) -> Result<()> {
+    let Some(file) = std::env::var_os("JUMPGATE_BENCH_HOLD") else {
+        return Ok(());
+    };
+    let about = format!(
+        "JG_HOME={}\nURL={}\nFP={}\nGATEWAY_PID={}\n",
+        site.dir.path().join("jg").display(),
+        site.url,
+        site.fingerprint,
+        site.gateway.id().unwrap_or(0),
+    );
+    std::fs::write(&file, about)?;
+    eprintln!("holding until {} is removed", file.to_string_lossy());
+    while std::fs::exists(&file)? {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }

@@ -1,16 +1,19 @@
 //! Typed HTTPS client for the gateway's REST API, used by `jg`, the agent's
 //! enrollment, the benchmarks and the end-to-end tests.
 //!
-//! Each call opens its own TLS connection (HTTP/1.1); sessions are HTTP
-//! upgrades ([`Client::connect`]) that turn the connection into a raw byte
-//! stream carrying `jumpgate_proto::session` messages.
+//! Calls go over HTTP/1.1 on TLS; a connection whose exchange is over is
+//! kept open for the client's next call (keep-alive, shared by its clones),
+//! so a command making several calls pays for one TLS handshake. Sessions
+//! are HTTP upgrades ([`Client::connect`]) that turn a connection into a
+//! raw byte stream carrying `jumpgate_proto::session` messages.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use jumpgate_api_types as api;
@@ -112,6 +115,34 @@ pub type SessionIo = TokioIo<Upgraded>;
 /// Largest response body the client accepts.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
+/// Most idle connections a client keeps for its next calls.
+const MAX_IDLE: usize = 4;
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Connections to the gateway whose last exchange is over, kept open for
+/// the next call (HTTP/1.1 keep-alive). One the gateway has closed
+/// meanwhile (its idle timeout) is skipped.
+#[derive(Clone, Default)]
+struct Idle(Arc<Mutex<Vec<Sender>>>);
+
+impl Idle {
+    fn take(&self) -> Option<Sender> {
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        std::iter::from_fn(|| idle.pop()).find(|s| !s.is_closed())
+    }
+
+    fn put(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -159,6 +190,7 @@ pub struct Client {
     tls: Arc<rustls::ClientConfig>,
     proxy: Option<HttpProxy>,
     token: Option<String>,
+    idle: Idle,
 }
 
 impl std::fmt::Debug for Client {
@@ -184,6 +216,7 @@ impl Client {
             tls: tls::client_config(trust, &[b"http/1.1"])?,
             proxy,
             token: None,
+            idle: Idle::default(),
         })
     }
 
@@ -344,23 +377,48 @@ impl Client {
             .map(drop)
     }
 
+    /// Sends `req` on a kept connection, or a new one. The connection is
+    /// returned with the answer: give it back ([`Idle::put`]) once the
+    /// answer's body has been read to its end, or drop it (an upgrade, a
+    /// streamed body).
     async fn send(
         &self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Sender), ClientError> {
+        while let Some(mut sender) = self.idle.take() {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(res) => return Ok((res, sender)),
+                // Closed before the request was written: it goes on
+                // another connection (it never reached the gateway).
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.handshake().await?;
+        let res = sender.send_request(req).await?;
+        Ok((res, sender))
+    }
+
+    /// A new connection to the gateway (TCP, the proxy if any, TLS, HTTP/1.1).
+    async fn handshake(&self) -> Result<Sender, ClientError> {
         let tls = dial::connect_tls(&self.server, Arc::clone(&self.tls), self.proxy.as_ref())
             .await
             .map_err(|source| ClientError::Connect {
                 server: self.server.to_string(),
                 cause: source,
             })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "gateway connection ended");
             }
         });
-        Ok(sender.send_request(req).await?)
+        Ok(sender)
     }
 
     fn builder(&self, method: Method, path: &str) -> http::request::Builder {
@@ -415,13 +473,15 @@ impl Client {
         let req = b
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let res = self.send(req).await?;
+        let (res, sender) = self.send(req).await?;
         let status = res.status();
         let body = Limited::new(res.into_body(), MAX_BODY)
             .collect()
             .await
             .map_err(|e| ClientError::Protocol(format!("reading body: {e}")))?
             .to_bytes();
+        // The exchange is over: the connection serves the next call.
+        self.idle.put(sender);
         Ok((status, body))
     }
 
@@ -489,7 +549,8 @@ impl Client {
             .header(UPGRADE, api::SESSION_UPGRADE)
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let res = self.send(req).await?;
+        // The connection becomes the session's (an upgrade): never kept.
+        let (res, _) = self.send(req).await?;
         let status = res.status();
         if status != StatusCode::SWITCHING_PROTOCOLS {
             let body = Limited::new(res.into_body(), MAX_BODY)

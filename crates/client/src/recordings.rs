@@ -85,7 +85,8 @@ impl Client {
             .builder(Method::GET, &path)
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let res = self.send(req).await?;
+        // The body is streamed to the caller: the connection is not kept.
+        let (res, _) = self.send(req).await?;
         let status = res.status();
         if !status.is_success() {
             let body = Limited::new(res.into_body(), MAX_BODY)

@@ -9,6 +9,7 @@
 //! `crates/server/tests/client_wire.rs`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -54,12 +55,15 @@ struct Seen {
     auth: Option<String>,
 }
 
-type Script = Arc<Mutex<VecDeque<(u16, String)>>>;
+/// Answers in order: status, body, and whether the connection closes after.
+type Script = Arc<Mutex<VecDeque<(u16, String, bool)>>>;
 
 struct Fake {
     client: Client,
     script: Script,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// TLS connections accepted so far.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Fake {
@@ -73,11 +77,17 @@ impl Fake {
         let port = listener.local_addr().unwrap().port();
         let script: Script = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let (s, r) = (Arc::clone(&script), Arc::clone(&seen));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s, r, n) = (
+            Arc::clone(&script),
+            Arc::clone(&seen),
+            Arc::clone(&connections),
+        );
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = listener.accept().await.unwrap();
                 let tls = acceptor.accept(tcp).await.unwrap();
+                n.fetch_add(1, Ordering::SeqCst);
                 let (s, r) = (Arc::clone(&s), Arc::clone(&r));
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let (s, r) = (Arc::clone(&s), Arc::clone(&r));
@@ -97,14 +107,15 @@ impl Fake {
                             seen.body = serde_json::from_slice(&body).unwrap();
                         }
                         r.lock().unwrap().push(seen);
-                        let (status, text) = s.lock().unwrap().pop_front().expect("unscripted");
-                        Ok::<_, hyper::Error>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .header(http::header::CONTENT_TYPE, "application/json")
-                                .body(Full::new(Bytes::from(text)))
-                                .unwrap(),
-                        )
+                        let (status, text, close) =
+                            s.lock().unwrap().pop_front().expect("unscripted");
+                        let mut res = hyper::Response::builder()
+                            .status(status)
+                            .header(http::header::CONTENT_TYPE, "application/json");
+                        if close {
+                            res = res.header(http::header::CONNECTION, "close");
+                        }
+                        Ok::<_, hyper::Error>(res.body(Full::new(Bytes::from(text))).unwrap())
                     }
                 });
                 tokio::spawn(
@@ -121,18 +132,53 @@ impl Fake {
             client,
             script,
             seen,
+            connections,
         }
     }
 
     /// Queues the next answer.
     fn answer(&self, status: u16, body: Value) {
+        self.answer_then(status, body, false);
+    }
+
+    /// Queues the next answer; `close`: the connection closes after it.
+    fn answer_then(&self, status: u16, body: Value, close: bool) {
         let text = if body.is_null() {
             String::new()
         } else {
             body.to_string()
         };
-        self.script.lock().unwrap().push_back((status, text));
+        self.script.lock().unwrap().push_back((status, text, close));
     }
+}
+
+#[tokio::test]
+async fn calls_share_a_kept_connection_and_a_closed_one_is_replaced() {
+    let f = Fake::start().await;
+    let c = &f.client;
+    for _ in 0..3 {
+        f.answer(200, json!([]));
+        assert!(c.endpoints().await.unwrap().is_empty());
+    }
+    // An error answer ends its exchange too: the connection stays.
+    f.answer(404, json!({"error": "unknown_user", "message": "no user"}));
+    c.unlock_user("nobody").await.unwrap_err();
+    // Clones share the kept connection.
+    f.answer(200, json!([]));
+    c.clone().endpoints().await.unwrap();
+    assert_eq!(f.connections.load(Ordering::SeqCst), 1);
+    // The gateway closes the connection after an answer: the next call
+    // goes on a new one, and is answered.
+    f.answer_then(200, json!([]), true);
+    c.endpoints().await.unwrap();
+    f.answer(200, json!([]));
+    c.endpoints().await.unwrap();
+    assert_eq!(f.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        f.seen.lock().unwrap().len(),
+        7,
+        "every call reached the gateway once"
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 //! The list comes a page at a time, each page after the previous one's
 //! last name, and the table is printed as pages arrive: a first page of
 //! [`FIRST_PAGE`] endpoints shows at once on a site of thousands, then
-//! pages of [`PAGE`] (the gateway's largest: each request is a new TLS
-//! connection, so few requests and large pages).
+//! pages of [`PAGE`] (the gateway's largest: few requests, all on the one
+//! kept connection of the client).
 
 use anyhow::Context;
 use jumpgate_api_types::Endpoint;

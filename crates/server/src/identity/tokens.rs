@@ -104,20 +104,20 @@ pub(crate) async fn authenticate_credential(
     }
     // Decided on every request, not fixed at login: a policy that starts to
     // require MFA (or a password that expires) takes effect on sessions
-    // already open.
-    let settings = settings::load(db).await?;
-    let restriction = restriction_for(&settings, &row.role, row.password_changed_at, row.mfa, now);
-    let kind = SubjectKind::User(UserId(row.id));
-    subject(
-        db,
-        row.username,
-        kind,
-        row.role,
-        &row.groups,
-        Scopes::FULL,
+    // already open. The policy and the role's permissions are read side by
+    // side (every request waits for both).
+    let (settings, permissions) =
+        tokio::join!(settings::load(db), rbac::role_permissions(db, &row.role));
+    let restriction = restriction_for(&settings?, &row.role, row.password_changed_at, row.mfa, now);
+    Ok(Subject {
+        name: row.username,
+        kind: SubjectKind::User(UserId(row.id)),
+        permissions: permissions?.unwrap_or_default(),
+        role: row.role,
+        groups: Groups::from_list(&json_list(&row.groups)),
+        scopes: Scopes::FULL,
         restriction,
-    )
-    .await
+    })
 }
 
 /// Why a credential that authenticated before no longer does, in words for

@@ -221,7 +221,12 @@ impl SessionService {
         // write before the session goes on, not two).
         let recording = self.prepare_recording(&p, &endpoint, &request, &id);
         let prepared = recording.as_ref().ok().and_then(Option::as_ref);
-        match record_open(&st.db, &id, &running, opened, prepared).await {
+        // The credential's expiry is read while the commit is flushed.
+        let (recorded, expires_at) = tokio::join!(
+            record_open(&st.db, &id, &running, opened, prepared),
+            grant.credential.expires_at(&st.db)
+        );
+        match recorded {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the session and its audit entry; refusing the session");
@@ -230,7 +235,7 @@ impl SessionService {
                 return Outcome::failed("the session could not be recorded");
             }
         };
-        grant.expires_at = match grant.credential.expires_at(&st.db).await {
+        grant.expires_at = match expires_at {
             Ok(at) => at,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the credential's expiry; the periodic re-check covers it");
