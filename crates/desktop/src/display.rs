@@ -213,9 +213,20 @@ fn uid_of(proc_dir: &Path) -> Option<u32> {
 
 /// Connects to `display` with the cookie from `xauthority` (or, when
 /// `None`, from `$XAUTHORITY` / `~/.Xauthority` as Xlib does).
+/// The largest X display number (TCP port 6000 + n must be a port).
+pub const MAX_DISPLAY: u16 = u16::MAX - 6000;
+
 pub(crate) fn connect(display: &str, xauthority: Option<&Path>) -> Result<(RustConnection, usize)> {
     let parsed = parse_display::parse_display(Some(display))
         .map_err(|e| Error::connect(display, e.into()))?;
+    // X over TCP listens on 6000 + the display number (a u16): larger
+    // numbers name no display.
+    if parsed.display > MAX_DISPLAY {
+        return Err(Error::Connect {
+            display: display.to_owned(),
+            reason: format!("display numbers go up to {MAX_DISPLAY}"),
+        });
+    }
     let screen = usize::from(parsed.screen);
     let mut last = None;
     for addr in parsed.connect_instruction() {

@@ -190,6 +190,7 @@ async fn user_role_and_group_routes_against_the_real_gateway() {
         .create_group(&api::CreateGroup {
             name: "lab".into(),
             description: "d".into(),
+            consent: None,
         })
         .await
         .unwrap();
@@ -300,6 +301,7 @@ async fn endpoint_client_and_settings_routes_against_the_real_gateway() {
         c.create_group(&api::CreateGroup {
             name: g.into(),
             description: String::new(),
+            consent: None,
         })
         .await
         .unwrap();

@@ -109,14 +109,7 @@ impl Xvfb {
             .find_map(|n| {
                 let lock = claim_display(n)?;
                 let mut server = Command::new("Xvfb")
-                    .args([
-                        &format!(":{n}"),
-                        "-displayfd",
-                        "1",
-                        "-screen",
-                        "0",
-                        &size,
-                    ])
+                    .args([&format!(":{n}"), "-displayfd", "1", "-screen", "0", &size])
                     .args(["-nolisten", "tcp", "-nolisten", "local", "-noreset"])
                     .args(["+extension", "RANDR"])
                     .stdout(Stdio::piped())
@@ -146,7 +139,8 @@ impl Xvfb {
         // The number Xvfb reports must lead to it, not to another server.
         let info = x.output("xwininfo", &["-root"]);
         assert!(
-            info.contains(&format!("Width: {width}")) && info.contains(&format!("Height: {height}")),
+            info.contains(&format!("Width: {width}"))
+                && info.contains(&format!("Height: {height}")),
             "{} is not our Xvfb: {info}",
             x.display
         );

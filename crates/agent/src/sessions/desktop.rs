@@ -118,6 +118,15 @@ pub fn check_display_name(name: &str) -> Result<(), String> {
     if !digits(number) || !digits(screen) {
         return Err(format!("{name:?} is not an X display name like :0 or :1.0"));
     }
+    if number
+        .parse::<u16>()
+        .map_or(true, |n| n > jumpgate_desktop::display::MAX_DISPLAY)
+    {
+        return Err(format!(
+            "{name:?}: X display numbers go up to {}",
+            jumpgate_desktop::display::MAX_DISPLAY
+        ));
+    }
     if host.len() > 255
         || host
             .bytes()
@@ -1457,10 +1466,12 @@ mod tests {
 
     #[test]
     fn display_names_are_checked() {
-        for ok in [":0", ":1.0", "localhost:10", "unix:3.1"] {
+        for ok in [":0", ":1.0", "localhost:10", "unix:3.1", ":59535"] {
             assert!(check_display_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "0", ":", ":x", ":1.", ":1.y", "a b:0", ":123456"] {
+        for bad in [
+            "", "0", ":", ":x", ":1.", ":1.y", "a b:0", ":123456", ":59536", ":65535",
+        ] {
             assert!(check_display_name(bad).is_err(), "{bad}");
         }
     }

@@ -249,13 +249,18 @@ async function live(page) {
     const [x, y, hex] = p.split(',');
     return { x: Number(x), y: Number(y), rgb: [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)) };
   });
+  let lastPx;
   await poll('the pattern on the canvas', async () => {
     const px = await page.evaluate((pts) => {
       const c = document.getElementById('desk-canvas');
       const ctx = c.getContext('2d');
       return pts.map((p) => [...ctx.getImageData(p.x, p.y, 1, 1).data]);
     }, pattern);
+    lastPx = px;
     return pattern.every((p, i) => p.rgb.every((v, k) => Math.abs(v - px[i][k]) <= 2));
+  }).catch(async (e) => {
+    await shot(page, 'desktop-live-pattern-missing');
+    throw new Error(`${e.message}: the canvas shows ${JSON.stringify(lastPx)} where ${JSON.stringify(pattern)} was drawn`);
   });
   await page.waitForFunction(() => Number(document.getElementById('desk-fps').dataset.fps ?? -1) >= 0 && document.getElementById('desk-rtt').dataset.ms !== undefined, null, { timeout: WAIT });
   console.log(`RTT_MS=${await page.locator('#desk-rtt').getAttribute('data-ms')}`);

@@ -3,6 +3,7 @@
 
 mod agent_identity;
 mod blobs;
+mod desktop;
 mod edge;
 mod endpoint_list;
 mod gateway;

@@ -253,7 +253,11 @@ async fn run_browser(site: &Site, envs: &[(&str, String)]) -> String {
 #[tokio::test]
 async fn a_desktop_recording_replays_in_the_console_pixel_exact_with_seeking() {
     let site = Site::start().await;
-    let _agent = site.start_agent("web-1").await;
+    // An endpoint with no X display: given one that does not exist, so that
+    // it cannot find another test's Xvfb on this machine instead.
+    let token = site.enroll_token(&[]).await;
+    let _agent = site.spawn_agent("web-1", Some(&token), &["--display", ":59000"]);
+    site.wait_online("web-1", true).await;
     let rec = synthetic_recording();
     let dir = site.dir.path().join("replay");
     std::fs::create_dir_all(&dir).unwrap();
@@ -276,4 +280,90 @@ async fn a_desktop_recording_replays_in_the_console_pixel_exact_with_seeking() {
     )
     .await;
     assert!(stdout.contains("REPLAY=pixel-exact"), "{stdout}");
+    let said = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DESKTOP_PAGE_SAID="))
+        .unwrap_or_default();
+    assert!(
+        said.contains("no X display"),
+        "the page gives the endpoint's answer: {stdout}"
+    );
+}
+
+/// The live desktop page against a real agent on a real Xvfb display: the
+/// screen's pattern read back from the canvas, a click landing at the same
+/// pixel on the endpoint, and text typed in the browser arriving as typed
+/// in an xterm there.
+#[tokio::test]
+async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typing() {
+    use jumpgate_test_support::xvfb::Xvfb;
+    let site = Site::start().await;
+    let out = site
+        .jg(&["admin", "groups", "update", "default", "--consent", "none"])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    let x = Xvfb::sized(1024, 768);
+    x.run("xsetroot", &["-solid", "#1f60d0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let typed = dir.path().join("typed.txt");
+    let ready = dir.path().join("ready");
+    let script = format!("touch {}; exec cat > {}", ready.display(), typed.display());
+    let mut xterm = x
+        .cmd(
+            "xterm",
+            &[
+                "-u8",
+                "-geometry",
+                "80x10+100+100",
+                "-bg",
+                "#20a040",
+                "-fg",
+                "#ffffff",
+                "-e",
+                "sh",
+                "-c",
+                &script,
+            ],
+        )
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xterm");
+    x.poll("the xterm's shell", || ready.exists().then_some(()));
+    let geometry = x.poll("the xterm's window", || {
+        let ids = x.output("xdotool", &["search", "--onlyvisible", "--class", "xterm"]);
+        ids.lines().next().map(|id| x.geometry(id))
+    });
+    let (wx, wy, ww, wh) = geometry;
+    let token = site.enroll_token(&[]).await;
+    let _agent = site.spawn_agent("live", Some(&token), &["--display", &x.display]);
+    site.wait_online("live", true).await;
+    // The root's colour far from the xterm, and the xterm's background in
+    // its lower right corner (no text there).
+    let pattern = format!(
+        "900,700,1f60d0;20,20,1f60d0;{},{},20a040",
+        wx + ww - 6,
+        wy + wh - 6
+    );
+    let stdout = run_browser(
+        &site,
+        &[
+            ("JG_DESKTOP_ENDPOINT", "live".to_owned()),
+            ("JG_DISPLAY", x.display.clone()),
+            ("JG_PATTERN", pattern),
+            ("JG_CLICK", format!("{},{}", wx + ww / 2, wy + wh / 2)),
+            ("JG_TYPED_FILE", typed.display().to_string()),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("TYPED=ok"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&typed).unwrap(),
+        "Grüße, Wörld! ½ €\n",
+        "typed exactly"
+    );
+    let _ = xterm.kill();
+    let _ = xterm.wait();
 }
