@@ -375,6 +375,8 @@ fn clicker_centre() -> (u32, u32) {
 
 // -------------------------------------------------------------- the systems
 
+// One or two per run: the size of a variant costs nothing here.
+#[allow(clippy::large_enum_variant)]
 enum System {
     X11vnc {
         port: u16,

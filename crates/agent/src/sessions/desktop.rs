@@ -659,12 +659,12 @@ impl<'c> Live<'c> {
         }))
         .await?;
         let config = IndicatorConfig::new(self.technician.clone(), self.indicator_state());
-        if let Some(ui) = &mut self.ui {
-            if let Err(e) = ui.send(&ToChild::ShowIndicator { config }).await {
-                return self
-                    .end(tx, &format!("the session indicator failed: {e}"))
-                    .await;
-            }
+        if let Some(ui) = &mut self.ui
+            && let Err(e) = ui.send(&ToChild::ShowIndicator { config }).await
+        {
+            return self
+                .end(tx, &format!("the session indicator failed: {e}"))
+                .await;
         }
         let (mut produced, mut clip_down) = self.start_threads()?;
         loop {
@@ -1115,10 +1115,8 @@ impl CaptureState {
                     u.full,
                     u.rects
                         .iter()
-                        .filter_map(|r| {
-                            (r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0)
-                                .then(|| CodecRect::new(r.x as u32, r.y as u32, r.width, r.height))
-                        })
+                        .filter(|r| r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0)
+                        .map(|r| CodecRect::new(r.x as u32, r.y as u32, r.width, r.height))
                         .collect::<Vec<_>>(),
                     u.cursor_changed,
                 ),
@@ -1291,13 +1289,8 @@ impl CaptureState {
                     .copied()
                     .unwrap_or(0);
                 let a = p >> 24;
-                let un = |v: u32| -> u8 {
-                    if a == 0 {
-                        0
-                    } else {
-                        (v * 255 / a).min(255) as u8
-                    }
-                };
+                let un =
+                    |v: u32| -> u8 { (v * 255).checked_div(a).map_or(0, |u| u.min(255) as u8) };
                 rgba.extend_from_slice(&[
                     un((p >> 16) & 0xff),
                     un((p >> 8) & 0xff),

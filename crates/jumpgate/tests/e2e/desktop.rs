@@ -195,7 +195,7 @@ async fn the_person_at_the_endpoint_denies_a_session_and_it_is_refused_and_audit
     let _agent = desktop_agent(&site, "attended", &x).await;
 
     let shot = site.dir.path().join("never.png");
-    let mut jg = site
+    let jg = site
         .jg_command(&[
             "desktop",
             "attended",
