@@ -376,8 +376,25 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 vec![
                     json("/api/v1/groups", r#"{"name":"bad name","description":""}"#),
                     json("/api/v1/groups", r#"{"name":"web","description":""}"#),
+                    json("/api/v1/groups", r#"{"name":"lab","consent":"ask"}"#),
                 ],
             ),
+        ),
+        (
+            "GET /api/v1/groups/{name}",
+            (Other, named("/api/v1/groups/{name}")),
+        ),
+        (
+            "PATCH /api/v1/groups/{name}",
+            (Json, {
+                let mut v = named_json("/api/v1/groups/{name}", r#"{"consent":"ask"}"#);
+                // The real group: an unknown consent mode, a field that
+                // does not exist, a description of the wrong type.
+                v.push(json("/api/v1/groups/default", r#"{"consent":"ask"}"#));
+                v.push(json("/api/v1/groups/default", r#"{"colour":"red"}"#));
+                v.push(json("/api/v1/groups/default", r#"{"description":7}"#));
+                v
+            }),
         ),
         (
             "DELETE /api/v1/groups/{name}",
