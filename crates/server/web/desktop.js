@@ -196,6 +196,7 @@ export function desktopPage(endpoint) {
       case T.ACCEPTED:
         state.textContent = `Connected to ${endpoint}`;
         stage.hidden = false;
+        fitHeight();
         keyTrap.focus();
         break;
       case T.CONTROL_STATE:
@@ -421,6 +422,16 @@ export function desktopPage(endpoint) {
     screen.classList.toggle('view-only', viewOnly.checked);
   });
   scale.addEventListener('change', () => screen.classList.toggle('fit', scale.value === 'fit'));
+  // "Fit" fits the screen into what is left of the window below the page's
+  // heading, toolbar and banners (recomputed when they or the window change).
+  const fitHeight = () => {
+    if (stage.hidden) return;
+    const top = stage.getBoundingClientRect().top + window.scrollY;
+    stage.style.setProperty('--desk-fit-height', `${Math.max(160, Math.floor(window.innerHeight - top - 12))}px`);
+  };
+  const above = new ResizeObserver(fitHeight);
+  for (const el of [options, toolbar, banner, clipPanel]) above.observe(el);
+  window.addEventListener('resize', fitHeight);
   monitor.addEventListener('change', () => send(T.DESKTOP_COMMAND, { command: 'monitor', monitor: monitor.value === '' ? null : Number(monitor.value) }));
   clipSend.addEventListener('click', () => {
     const bytes = enc.encode(clipText.value);
@@ -455,6 +466,8 @@ export function desktopPage(endpoint) {
   withControl.addEventListener('click', () => connect(true, opened.clipboard));
 
   onLeave(() => {
+    above.disconnect();
+    window.removeEventListener('resize', fitHeight);
     document.removeEventListener('fullscreenchange', onFull);
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     clearInterval(pingTimer);
