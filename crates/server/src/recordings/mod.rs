@@ -340,10 +340,15 @@ impl Recorder {
         prepared.begin(db, files, stop, tasks).await
     }
 
+    /// Waits until `len` more bytes may be in flight to the writer; `None`
+    /// once the writer is gone (then nothing more is recorded).
+    async fn room_for(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let cost = len.clamp(1, QUEUE_BYTES) as u32;
+        Arc::clone(&self.budget).acquire_many_owned(cost).await.ok()
+    }
+
     async fn send_data(&self, stream: Stream, data: Bytes) {
-        let cost = data.len().clamp(1, QUEUE_BYTES) as u32;
-        // Closed only if the writer is gone; then nothing is recorded.
-        let Ok(permit) = Arc::clone(&self.budget).acquire_many_owned(cost).await else {
+        let Some(permit) = self.room_for(data.len()).await else {
             return;
         };
         let _ = self
@@ -380,8 +385,7 @@ impl Recorder {
     /// JSON already. Counts against the same in-flight budget as terminal
     /// output (the relay waits beyond it).
     pub(crate) async fn desktop_event(&self, code: &'static str, data: String) {
-        let cost = data.len().clamp(1, QUEUE_BYTES) as u32;
-        let Ok(permit) = Arc::clone(&self.budget).acquire_many_owned(cost).await else {
+        let Some(permit) = self.room_for(data.len()).await else {
             return;
         };
         let _ = self
