@@ -234,6 +234,7 @@ pub async fn run(
         tasks: TaskTracker::new(),
         login_limiter: crate::identity::login_rate_limiter(),
         key_sweep: std::sync::Arc::default(),
+        endpoint_list: Default::default(),
     });
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));

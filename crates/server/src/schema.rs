@@ -52,8 +52,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 10);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 10);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 11);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 11);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -71,7 +71,8 @@ mod tests {
                 "events",
                 "vault",
                 "keys",
-                "rbac,groups,recordings"
+                "rbac,groups,recordings",
+                "agents"
             ]
         );
     }

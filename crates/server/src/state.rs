@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) login_limiter: crate::identity::lockout::RateLimiter,
     /// Wakes the key task (a rotation happened: sweep now).
     pub(crate) key_sweep: Arc<tokio::sync::Notify>,
+    /// The endpoint list, as last read from the store.
+    pub(crate) endpoint_list: crate::agents::listing::EndpointList,
 }
 
 impl AppState {

@@ -2,9 +2,9 @@
 //! `/api/v1/enroll-tokens`.
 
 use super::groups::{self, GroupError};
+use super::listing;
 use super::{EndpointRecord, EnrollError, MoveError};
 use crate::api::{ApiError, ApiJson};
-use crate::ids::AgentId;
 use crate::rbac::Action;
 use crate::rbac::Caller;
 use crate::state::Api;
@@ -13,7 +13,8 @@ use crate::store::{AuditAction, AuditEvent};
 use crate::{identity, ids};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use jumpgate_api_types::{self as api, ErrorCode};
 
 pub(crate) fn routes(api: Api) -> Api {
@@ -185,12 +186,13 @@ struct ListQuery {
 const MAX_PAGE: i64 = 10_000;
 
 /// Endpoints in the groups the caller may view, by name: filtered and paged
-/// in the query itself (`?name=&group=&online=&after=&limit=`).
+/// (`?name=&group=&online=&after=&limit=`) over the gateway's copy of the
+/// list (`agents::listing`), written straight from it.
 async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<api::Endpoint>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if let Some(limit) = q.limit
         && !(1..=MAX_PAGE).contains(&limit)
@@ -200,48 +202,25 @@ async fn list(
         )));
     }
     let scope = who.read_scope();
-    let f = super::ListFilter {
+    let f = listing::ListFilter {
         scope: &scope,
         name: q.name.as_deref().filter(|n| !n.is_empty()),
         group: q.group.as_deref(),
         after: q.after.as_deref(),
-        // Whether an agent is connected is not in the store: with that
-        // filter the rows after the cursor are read and the page is cut here.
-        limit: q.limit.filter(|_| q.online.is_none()),
     };
-    let now = ids::now_ms();
-    let rows = super::list_page(&st.db, &f).await?;
-    let endpoints = rows
-        .into_iter()
-        .filter(|e| who.can_view(&e.group_name))
-        .map(|e| row_to_api(&st, e, now))
-        .filter(|e| q.online.is_none_or(|o| e.online == o))
+    let rows = st.endpoint_list.rows(&st.db).await?;
+    let now = ids::rfc3339(ids::now_ms());
+    let page: Vec<listing::View<'_>> = listing::page(&rows, &f)
+        .filter(|e| who.can_view(&e.group))
+        .map(|e| {
+            let online = st.agents.locate(&e.id).is_online();
+            listing::View::new(e, online, &now)
+        })
+        .filter(|e| q.online.is_none_or(|o| e.online() == o))
         .take(q.limit.map_or(usize::MAX, |n| n as usize))
         .collect();
-    Ok(Json(endpoints))
-}
-
-fn row_to_api(st: &AppState, e: super::ListRow, now: i64) -> api::Endpoint {
-    let id = AgentId(e.id);
-    let online = st.agents.locate(&id).is_online();
-    let last_seen = if online { Some(now) } else { e.last_seen };
-    api::Endpoint {
-        id: id.0,
-        name: e.name,
-        group: e.group_name,
-        online,
-        last_seen: last_seen.map(ids::rfc3339),
-        enrolled_at: ids::rfc3339(e.enrolled_at),
-        hostname: e.hostname,
-        os: e.os,
-        arch: e.arch,
-        agent_version: e.agent_version,
-        conflict: e.conflict_at.map(|last_at| api::EndpointConflict {
-            last_at: ids::rfc3339(last_at),
-            count: e.conflict_count.max(0) as u64,
-            newcomer: e.conflict_peer.unwrap_or_default(),
-        }),
-    }
+    let body = serde_json::to_vec(&page).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn set_group(

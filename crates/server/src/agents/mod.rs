@@ -6,6 +6,7 @@ mod conn;
 pub(crate) mod directory;
 pub(crate) mod groups;
 pub(crate) mod http;
+pub(crate) mod listing;
 pub(crate) mod reported;
 pub(crate) mod schema;
 pub(crate) mod system;
@@ -133,136 +134,6 @@ pub(crate) async fn find_by_name(
     .fetch_optional(&mut *c)
     .await)?;
     Ok(row.map(Into::into))
-}
-
-/// What [`list_page`] returns, in name order.
-#[derive(Debug)]
-pub(crate) struct ListFilter<'a> {
-    /// The caller's groups: rows outside it are never read.
-    pub(crate) scope: &'a crate::rbac::ReadScope,
-    /// Names containing this text, in any case.
-    pub(crate) name: Option<&'a str>,
-    /// Only this group.
-    pub(crate) group: Option<&'a str>,
-    /// Paging: only names after this one (the last of the previous page).
-    pub(crate) after: Option<&'a str>,
-    /// At most this many rows (`None`: all).
-    pub(crate) limit: Option<i64>,
-}
-
-/// An endpoint as a list shows it: without the key.
-#[derive(Debug, serde::Deserialize, sqlx::FromRow)]
-pub(crate) struct ListRow {
-    pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) group_name: String,
-    pub(crate) hostname: String,
-    pub(crate) os: String,
-    pub(crate) arch: String,
-    pub(crate) agent_version: String,
-    pub(crate) enrolled_at: i64,
-    pub(crate) last_seen: Option<i64>,
-    pub(crate) conflict_at: Option<i64>,
-    pub(crate) conflict_count: i64,
-    pub(crate) conflict_peer: Option<String>,
-}
-
-/// [`list_page`]'s page, per engine: one query with the scope and every
-/// filter in it, by name.
-macro_rules! list_page_sql {
-    ($from:literal, $scope:literal, $contains:literal) => {
-        concat!(
-            "SELECT id, name, group_name, hostname, os, arch, agent_version, enrolled_at, \
-             last_seen, conflict_at, conflict_count, conflict_peer \
-             FROM ",
-            $from,
-            " WHERE revoked_at IS NULL AND ",
-            $scope,
-            " AND ($2 IS NULL OR ",
-            $contains,
-            ") AND ($3 IS NULL OR group_name = $3) AND ($4 IS NULL OR name > $4) \
-             ORDER BY name LIMIT $5"
-        )
-    };
-}
-
-/// The JSON array of a SQLite page (see [`list_page`]).
-macro_rules! sqlite_list_json {
-    ($from:literal) => {
-        concat!(
-            "SELECT json_group_array(json_object('id', id, 'name', name, \
-             'group_name', group_name, 'hostname', hostname, 'os', os, 'arch', arch, \
-             'agent_version', agent_version, 'enrolled_at', enrolled_at, \
-             'last_seen', last_seen, 'conflict_at', conflict_at, \
-             'conflict_count', conflict_count, 'conflict_peer', conflict_peer) \
-             ORDER BY name) FROM (",
-            list_page_sql!(
-                $from,
-                "($1 IS NULL OR group_name IN (SELECT value FROM json_each($1)))",
-                "instr(lower(name), lower($2)) > 0"
-            ),
-            ") page"
-        )
-    };
-}
-
-/// Pages of at least this many endpoints are read from SQLite in the
-/// table's stored order and sorted by name, not by the name index.
-const SQLITE_SCAN_FROM: i64 = 1000;
-
-/// Live endpoints in the filter's scope, by name (see [`ListFilter`]).
-///
-/// On SQLite the engine aggregates the page into one JSON array: a list of
-/// thousands is then one value to move out of the engine, not a dozen per
-/// row (each a copy made under its allocator's lock and handed across
-/// threads). A large page reads the table in its stored order and sorts
-/// (`NOT INDEXED`): following the name index means one table lookup per
-/// row, in no particular order of the table's pages, and with SQLCipher
-/// each page read from the file is decrypted and authenticated — about one
-/// page per row instead of each page once (a list of 10,000 spent half its
-/// time in page decryption). A small page follows the index (its rows
-/// only).
-///
-/// PostgreSQL sends rows faster than it builds JSON (`json_agg` of 10,000
-/// rows took twice as long as reading them), so there the rows are read as
-/// they are.
-pub(crate) async fn list_page(db: &Store, f: &ListFilter<'_>) -> Result<Vec<ListRow>, sqlx::Error> {
-    let limit = f.limit.unwrap_or(i64::MAX);
-    let mut c = db.conn().await?;
-    match db.engine() {
-        crate::store::Engine::Sqlite => {
-            let q = if limit >= SQLITE_SCAN_FROM {
-                sqlite_list_json!("endpoints NOT INDEXED")
-            } else {
-                sqlite_list_json!("endpoints")
-            };
-            let json: String = sql!(c, |c| sqlx::query_scalar(q)
-                .bind(f.scope.sql_param())
-                .bind(f.name)
-                .bind(f.group)
-                .bind(f.after)
-                .bind(limit)
-                .fetch_one(&mut *c)
-                .await)?;
-            drop(c);
-            serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-        }
-        crate::store::Engine::Postgres => {
-            let q = list_page_sql!(
-                "endpoints",
-                "($1::text IS NULL OR group_name IN (SELECT json_array_elements_text($1::json)))",
-                "strpos(lower(name), lower($2::text)) > 0"
-            );
-            sql!(c, |c| sqlx::query_as(q)
-                .bind(f.scope.sql_param())
-                .bind(f.name)
-                .bind(f.group)
-                .bind(f.after)
-                .bind(limit)
-                .fetch_all(&mut *c)
-                .await)
-        }
-    }
 }
 
 /// Records that the agent is (or was just) connected, with fresh details.

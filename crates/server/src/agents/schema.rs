@@ -49,6 +49,29 @@ pub(crate) const AGENTS: DomainSchema = DomainSchema {
     ALTER TABLE enroll_tokens ADD COLUMN endpoint_id TEXT;
     ",
         },
+        // 11: the endpoint list's revision — every change to `endpoints`
+        // bumps it in the same transaction, so a gateway's in-memory copy of
+        // the list (`agents::listing`) knows when it is stale. Sixteen
+        // counters on both engines (PostgreSQL's writers spread over them;
+        // SQLite's writers are one at a time and bump the first).
+        Part {
+            version: 11,
+            sql: r"
+    CREATE TABLE endpoint_revisions (
+        shard INTEGER PRIMARY KEY,
+        rev   INTEGER NOT NULL
+    );
+    INSERT INTO endpoint_revisions (shard, rev)
+        VALUES (0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0),
+               (8, 0), (9, 0), (10, 0), (11, 0), (12, 0), (13, 0), (14, 0), (15, 0);
+    CREATE TRIGGER endpoints_revision_insert AFTER INSERT ON endpoints
+    BEGIN UPDATE endpoint_revisions SET rev = rev + 1 WHERE shard = 0; END;
+    CREATE TRIGGER endpoints_revision_update AFTER UPDATE ON endpoints
+    BEGIN UPDATE endpoint_revisions SET rev = rev + 1 WHERE shard = 0; END;
+    CREATE TRIGGER endpoints_revision_delete AFTER DELETE ON endpoints
+    BEGIN UPDATE endpoint_revisions SET rev = rev + 1 WHERE shard = 0; END;
+    ",
+        },
     ],
     postgres: &[
         // 4: the baseline (equal to SQLite schema 8).
@@ -81,6 +104,30 @@ pub(crate) const AGENTS: DomainSchema = DomainSchema {
         conflict_peer  TEXT
     );
     CREATE UNIQUE INDEX endpoints_live_name ON endpoints(name) WHERE revoked_at IS NULL;
+    ",
+        },
+        // 11: as SQLite's 11. A writer holds its counter's row lock until
+        // it commits, so a reader never sees a revision without the rows
+        // it counts; the shard is a hash of the endpoint's id, so writers
+        // of different endpoints rarely wait for each other.
+        Part {
+            version: 11,
+            sql: r"
+    CREATE TABLE endpoint_revisions (
+        shard BIGINT PRIMARY KEY,
+        rev   BIGINT NOT NULL
+    );
+    INSERT INTO endpoint_revisions (shard, rev)
+        SELECT s, 0 FROM generate_series(0, 15) AS s;
+    CREATE FUNCTION endpoints_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE endpoint_revisions SET rev = rev + 1
+         WHERE shard = (hashtext(COALESCE(NEW.id, OLD.id)) & 15);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER endpoints_revision AFTER INSERT OR UPDATE OR DELETE ON endpoints
+        FOR EACH ROW EXECUTE FUNCTION endpoints_bump_revision();
     ",
         },
     ],

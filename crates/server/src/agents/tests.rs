@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use jumpgate_api_types as api;
 
+use super::listing::{EndpointList, ListFilter, Listed, list_page, revision};
 use super::*;
 use crate::store::tests::engines;
 
@@ -77,7 +78,11 @@ async fn enrollment_spends_its_token_once_and_is_audited_with_the_endpoint() {
         let by_id = find_by_id(&db, &ep.id).await.unwrap().unwrap();
         assert_eq!(by_id.name, "web-1");
         let all = crate::rbac::ReadScope::All;
-        assert_eq!(list_page(&db, &filter(&all)).await.unwrap().len(), 1, "{e}");
+        assert_eq!(
+            list_page(&db, &filter(&all), None).await.unwrap().len(),
+            1,
+            "{e}"
+        );
 
         // Spent: a second use is refused and leaves nothing.
         assert!(matches!(
@@ -252,15 +257,14 @@ fn filter(scope: &crate::rbac::ReadScope) -> ListFilter<'_> {
         name: None,
         group: None,
         after: None,
-        limit: None,
     }
 }
 
-/// The list's filters and paging are the query's: scope, name (any case,
-/// anywhere in it), group, the cursor and the limit, on both engines;
-/// revoked endpoints never show.
+/// The list's filters and paging: scope, name (any case, anywhere in it),
+/// group, the cursor and the limit, on both engines; revoked endpoints
+/// never show.
 #[tokio::test]
-async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
+async fn the_endpoint_list_is_filtered_and_paged() {
     for (db, _dir) in engines("agents_list_page").await {
         let e = db.engine();
         for (i, (name, group)) in [
@@ -280,21 +284,22 @@ async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
             .await
             .unwrap()
             .unwrap();
-        let names = |rows: Vec<ListRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        let names = |rows: Vec<Listed>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
         let all = crate::rbac::ReadScope::All;
-        let every = names(list_page(&db, &filter(&all)).await.unwrap());
-        // Name order as the engine sorts it (collations differ in case).
-        let mut sorted = every.clone();
-        sorted.sort_by_key(|n| n.to_lowercase());
-        assert_eq!(sorted, ["db-1", "web-1", "web-2", "Web-Admin"], "{e}");
+        let every = names(list_page(&db, &filter(&all), None).await.unwrap());
+        // Byte order on both engines (upper case first).
+        assert_eq!(every, ["Web-Admin", "db-1", "web-1", "web-2"], "{e}");
 
         let web_db = crate::rbac::ReadScope::Groups(vec!["web".into(), "db".into()]);
-        let mut got = names(list_page(&db, &filter(&web_db)).await.unwrap());
+        let mut got = names(list_page(&db, &filter(&web_db), None).await.unwrap());
         got.sort();
         assert_eq!(got, ["db-1", "web-1", "web-2"], "{e}");
         let none = crate::rbac::ReadScope::Groups(vec![]);
         assert!(
-            list_page(&db, &filter(&none)).await.unwrap().is_empty(),
+            list_page(&db, &filter(&none), None)
+                .await
+                .unwrap()
+                .is_empty(),
             "{e}"
         );
 
@@ -305,6 +310,7 @@ async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
                     name: Some("WEB"),
                     ..filter(&all)
                 },
+                None,
             )
             .await
             .unwrap(),
@@ -318,6 +324,7 @@ async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
                     group: Some("db"),
                     ..filter(&all)
                 },
+                None,
             )
             .await
             .unwrap(),
@@ -334,9 +341,9 @@ async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
                     &db,
                     &ListFilter {
                         after: after.as_deref(),
-                        limit: Some(1),
                         ..filter(&all)
                     },
+                    Some(1),
                 )
                 .await
                 .unwrap(),
@@ -349,5 +356,135 @@ async fn the_endpoint_list_is_filtered_and_paged_in_the_query() {
             after = Some(last);
         }
         assert_eq!(paged, every, "{e}");
+    }
+}
+
+/// The gateway's copy of the list follows every change to `endpoints` —
+/// enrollment, a new group, a connection's `last_seen`, revocation, a
+/// plain SQL update — and is reused while nothing changed.
+#[tokio::test]
+async fn the_endpoint_list_copy_follows_every_change() {
+    for (db, _dir) in engines("agents_list_copy").await {
+        let e = db.engine();
+        let list = EndpointList::default();
+        let all = crate::rbac::ReadScope::All;
+        let names = |rows: &[Listed]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert!(list.rows(&db).await.unwrap().is_empty(), "{e}");
+
+        let t = token(&db, "web", Duration::from_secs(600)).await;
+        let a = enroll(&db, &request(&t, "alpha", 1)).await.unwrap();
+        let rows = list.rows(&db).await.unwrap();
+        assert_eq!(names(&rows), ["alpha"], "{e}");
+        assert_eq!(rows[0].group, "web", "{e}");
+        assert!(rows[0].last_seen.is_none(), "{e}");
+        // Nothing changed: the same copy (no read).
+        let again = list.rows(&db).await.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&rows, &again), "{e}");
+
+        let before = revision(&db).await.unwrap();
+        touch(&db, &AgentId(a.response.agent_id.clone()), None)
+            .await
+            .unwrap();
+        assert_ne!(revision(&db).await.unwrap(), before, "{e}");
+        let rows = list.rows(&db).await.unwrap();
+        assert!(rows[0].last_seen.is_some(), "{e}");
+
+        groups::create(
+            &db,
+            "db",
+            "",
+            jumpgate_proto::session::ConsentMode::Prompt,
+            "admin",
+        )
+        .await
+        .unwrap();
+        set_group(&db, "alpha", "db", "admin").await.unwrap();
+        let rows = list.rows(&db).await.unwrap();
+        assert_eq!(rows[0].group, "db", "{e}");
+        let db_only = crate::rbac::ReadScope::Groups(vec!["db".into()]);
+        assert_eq!(
+            listing_names(&rows, &db_only),
+            ["alpha"],
+            "{e}: the scope filters the copy"
+        );
+
+        // Any write to the table counts, not only this domain's functions
+        // (another gateway's, an admin's by hand).
+        let mut c = db.conn().await.unwrap();
+        sql!(c, |c| sqlx::query(
+            "UPDATE endpoints SET hostname = 'renamed'"
+        )
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        drop(c);
+        assert_eq!(list.rows(&db).await.unwrap()[0].hostname, "renamed", "{e}");
+
+        let t = token(&db, "web", Duration::from_secs(600)).await;
+        enroll(&db, &request(&t, "beta", 2)).await.unwrap();
+        assert_eq!(
+            names(&list.rows(&db).await.unwrap()),
+            ["alpha", "beta"],
+            "{e}"
+        );
+
+        revoke(&db, "alpha", "admin", |_| "offline".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&list.rows(&db).await.unwrap()), ["beta"], "{e}");
+        assert_eq!(
+            listing_names(&list.rows(&db).await.unwrap(), &all),
+            ["beta"],
+            "{e}"
+        );
+    }
+}
+
+fn listing_names(rows: &[Listed], scope: &crate::rbac::ReadScope) -> Vec<String> {
+    super::listing::page(rows, &filter(scope))
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// The list's JSON, written from the copy, is the API's `Endpoint`.
+#[tokio::test]
+async fn the_listed_json_is_the_api_endpoint() {
+    for (db, _dir) in engines("agents_list_json").await {
+        let e = db.engine();
+        let t = token(&db, "web", Duration::from_secs(600)).await;
+        let a = enroll(&db, &request(&t, "alpha", 1)).await.unwrap();
+        touch(&db, &AgentId(a.response.agent_id.clone()), None)
+            .await
+            .unwrap();
+        let rows = EndpointList::default().rows(&db).await.unwrap();
+        let record = find_by_name(&db, "alpha").await.unwrap().unwrap();
+        for online in [false, true] {
+            let now = ids::rfc3339(ids::now_ms());
+            let view = super::listing::View::new(&rows[0], online, &now);
+            let api = api::Endpoint {
+                id: record.id.0.clone(),
+                name: record.name.clone(),
+                group: record.group.clone(),
+                online,
+                last_seen: Some(if online {
+                    now.clone()
+                } else {
+                    ids::rfc3339(record.last_seen.unwrap())
+                }),
+                enrolled_at: ids::rfc3339(record.enrolled_at),
+                hostname: record.details.hostname.clone(),
+                os: record.details.os.clone(),
+                arch: record.details.arch.clone(),
+                agent_version: record.details.agent_version.clone(),
+                conflict: None,
+            };
+            assert_eq!(
+                serde_json::to_value(&view).unwrap(),
+                serde_json::to_value(&api).unwrap(),
+                "{e}"
+            );
+        }
     }
 }

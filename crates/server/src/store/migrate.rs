@@ -421,14 +421,16 @@ async fn insert_batch(
     Ok(())
 }
 
-/// Rows a fresh schema seeds (built-in roles, the `default` group): they
-/// do not make a target non-empty, and are replaced by the source's.
+/// Rows a fresh schema seeds (built-in roles, the `default` group, the
+/// endpoint list's revision counters at zero): they do not make a target
+/// non-empty, and are replaced by the source's.
 const SEEDED: &[(&str, &str)] = &[
     (
         "roles",
         "builtin = 1 AND name IN ('admin', 'technician', 'auditor')",
     ),
     ("groups", "name = 'default' AND created_at = 0"),
+    ("endpoint_revisions", "rev = 0"),
 ];
 
 async fn copy_tables(

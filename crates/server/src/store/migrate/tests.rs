@@ -53,7 +53,9 @@ async fn fill(store: &Store) {
         .unwrap();
         for k in 0..3i64 {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "INSERT INTO {table} ({}) ",
+                // (OR REPLACE: a seeded row may hold the first key, as
+                // the endpoint list's revision counters do)
+                "INSERT OR REPLACE INTO {table} ({}) ",
                 cols.iter()
                     .map(|c| format!("\"{}\"", c.0))
                     .collect::<Vec<_>>()
