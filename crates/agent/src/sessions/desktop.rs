@@ -958,6 +958,13 @@ impl<'c> Live<'c> {
         let area = Arc::new(Mutex::new(None));
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (cap_tx, cap_rx) = std_mpsc::channel();
+        if let Some(monitor) = self.req.monitor {
+            // The monitor asked for at the start (selected when the display
+            // was opened) is the capture thread's first command, so its
+            // first `DesktopInfo` names it and input lands in its
+            // coordinates.
+            let _ = cap_tx.send(CaptureCmd::Monitor(Some(monitor)));
+        }
         let max_fps = self.ctx.desktop.max_fps.clamp(1, 60);
         let capture_area = area.clone();
         let stop = self.stop.clone();

@@ -673,7 +673,9 @@ async fn desktop_the_display_going_away_ends_the_session_with_a_clear_message() 
 /// Two monitors (RandR 1.5 monitors on one wide screen): both are listed;
 /// `Monitor{1}` gives a new `DesktopInfo` of that monitor's size and a new
 /// stream showing it; `Refresh` on an idle screen sends a keyframe; all
-/// monitors again gives the whole screen.
+/// monitors again gives the whole screen. A session opened on a monitor
+/// names it in its first `DesktopInfo` and takes input in its coordinates;
+/// one the endpoint lacks is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_monitors_are_listed_and_chosen_and_refresh_sends_a_keyframe() {
     let x = Xvfb::sized(1280, 480);
@@ -771,6 +773,42 @@ async fn desktop_monitors_are_listed_and_chosen_and_refresh_sends_a_keyframe() {
     })
     .await;
     v.close().await;
+
+    // A monitor asked for at the start (input in its coordinates), and
+    // one the endpoint lacks.
+    let on = |monitor| SessionRequest::Desktop {
+        control: true,
+        clipboard: false,
+        monitor: Some(monitor),
+        consent: ConsentMode::None,
+        technician: "Alice Tech".to_owned(),
+    };
+    let mut v = Viewer::open(&x, on(right.id)).await;
+    v.accepted().await;
+    v.until("the right monitor", |v| {
+        v.canvas.width() == 640 && v.rgb(10, 10) == 0x00ff00
+    })
+    .await;
+    let first = v.info[0].clone();
+    assert_eq!(
+        (first.width, first.height, first.monitor),
+        (640, 480, Some(right.id))
+    );
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 12,
+        y: 22,
+        buttons: 0,
+    }))
+    .await;
+    x.poll("the pointer on the right monitor", || {
+        (pointer_at(&x) == (652, 22)).then_some(())
+    });
+    v.close().await;
+    let (mut tech, served) = Tech::open_with(on(99), desktop_ctx(&x)).await;
+    let refusal = tech.refused().await;
+    assert_eq!(refusal.code, RefusalCode::InvalidRequest);
+    assert_eq!(refusal.message, "no monitor 99 on this endpoint");
+    let _ = super::ended(tech, served).await;
     drop(conn);
 }
 
