@@ -239,9 +239,16 @@ where
             match first_prompt(&mut child, request, &mut rx).await {
                 FirstPrompt::Allowed => {}
                 FirstPrompt::Denied(message) => {
-                    info!(message, "consent denied");
                     child.close().await;
-                    let code = RefusalCode::ConsentDenied;
+                    // The prompt also goes when the display does: that is
+                    // no one's denial.
+                    let (code, message) = if display_gone(&display.target).await {
+                        warn!("the display went away while asking for consent");
+                        (RefusalCode::Failed, DISPLAY_GONE.to_owned())
+                    } else {
+                        info!(message, "consent denied");
+                        (RefusalCode::ConsentDenied, message)
+                    };
                     return Err(super::refuse(&mut rx, &mut tx, ctx, code, message).await);
                 }
                 FirstPrompt::TechnicianGone(result) => {

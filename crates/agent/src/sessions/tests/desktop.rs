@@ -670,6 +670,30 @@ async fn desktop_the_display_going_away_ends_the_session_with_a_clear_message() 
     }
 }
 
+/// The display going away while the consent prompt is up is not a
+/// denial: the session is refused as failed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_the_display_going_away_during_the_prompt_is_not_a_denial() {
+    let mut x = Xvfb::start();
+    let (mut tech, served) =
+        Tech::open_with(desktop(true, ConsentMode::Prompt), desktop_ctx(&x)).await;
+    let display = x.display.clone();
+    tokio::task::spawn_blocking(move || wait_window(&display, PROMPT_TITLE))
+        .await
+        .expect("joined");
+    x.stop_server();
+    let refusal = tech.refused().await;
+    assert_eq!(
+        (refusal.code, refusal.message.as_str()),
+        (RefusalCode::Failed, "the endpoint's display went away")
+    );
+    let err = super::ended(tech, served).await.unwrap_err();
+    assert!(
+        matches!(err, crate::sessions::SessionError::Refused(_)),
+        "{err:?}"
+    );
+}
+
 /// Two monitors (RandR 1.5 monitors on one wide screen): both are listed;
 /// `Monitor{1}` gives a new `DesktopInfo` of that monitor's size and a new
 /// stream showing it; `Refresh` on an idle screen sends a keyframe; all
