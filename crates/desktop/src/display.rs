@@ -3,11 +3,18 @@
 //! Given `--display` (and optionally `--xauthority`), that display is used.
 //! Otherwise the display is found the way remote-support agents running as
 //! a service do: the agent's own `DISPLAY`, then the `DISPLAY`/`XAUTHORITY`
-//! in the environment of running processes (other users' first: an agent
-//! runs as root, the logged-in user does not; with `$HOME/.Xauthority` when
-//! a process has `DISPLAY` but no `XAUTHORITY`), then every socket in
-//! `/tmp/.X11-unix` without a cookie. Each candidate is tried by connecting;
-//! the first that accepts wins, and when none does the error lists them all.
+//! in the environment of running processes (with `$HOME/.Xauthority` when a
+//! process has `DISPLAY` but no `XAUTHORITY`), then every socket in
+//! `/tmp/.X11-unix` without a cookie. Processes are ranked by the login
+//! sessions systemd-logind keeps in `/run/systemd/sessions` (the records
+//! `sd_session_get_display` reads): the display of the seat's *active*
+//! local session, in that session user's processes, comes first (with
+//! several users logged in, the one at the screen), then that display in
+//! other processes, then other sessions' displays, then the rest (other
+//! users' first: an agent runs as root, the logged-in user does not; then
+//! the display most processes use). Without logind (no such directory) only
+//! that last order applies. Each candidate is tried by connecting; the first
+//! that accepts wins, and when none does the error lists them all.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -80,15 +87,20 @@ impl DisplayOptions {
             own.map(|d| (d, own_auth)),
             Path::new("/proc"),
             Path::new("/tmp/.X11-unix"),
+            Path::new(LOGIND_SESSIONS),
         )
     }
 }
+
+/// Where systemd-logind keeps one record per login session.
+const LOGIND_SESSIONS: &str = "/run/systemd/sessions";
 
 /// Discovery over the given roots (tests point them at their own trees).
 pub(crate) fn discover(
     own: Option<(String, Option<PathBuf>)>,
     proc_root: &Path,
     socket_dir: &Path,
+    sessions_dir: &Path,
 ) -> Result<DisplayTarget> {
     let mut candidates: Vec<DisplayTarget> = Vec::new();
     if let Some((display, xauthority)) = own {
@@ -98,7 +110,11 @@ pub(crate) fn discover(
             source: TargetSource::OwnEnvironment,
         });
     }
-    candidates.extend(from_processes(proc_root));
+    let sessions = login_sessions(sessions_dir);
+    let mut found = from_processes(proc_root);
+    // Stable: within a rank, the order `from_processes` chose.
+    found.sort_by_key(|t| session_rank(t, &sessions));
+    candidates.extend(found);
     for n in sockets(socket_dir) {
         candidates.push(DisplayTarget {
             display: format!(":{n}"),
@@ -130,6 +146,92 @@ pub(crate) fn discover(
         }
     }
     Err(Error::NoDisplay { tried })
+}
+
+/// A local graphical login session, as systemd-logind records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LoginSession {
+    /// The X display number of its `DISPLAY`.
+    display: u32,
+    uid: u32,
+    /// The session in front on its seat (`ACTIVE=1`).
+    active: bool,
+}
+
+/// The local sessions with an X display in logind's records (`KEY=value`
+/// lines; remote and closing sessions left out). None without logind.
+fn login_sessions(dir: &Path) -> Vec<LoginSession> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_none_or(|n| n.starts_with('.'))
+        {
+            continue;
+        }
+        let mut text = String::new();
+        // Bounded: a record is a few hundred bytes.
+        let Ok(f) = fs::File::open(entry.path()) else {
+            continue;
+        };
+        if f.take(64 * 1024).read_to_string(&mut text).is_err() {
+            continue;
+        }
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::trim)
+        };
+        if field("REMOTE") == Some("1") || field("STATE") == Some("closing") {
+            continue;
+        }
+        let (Some(display), Some(uid)) = (
+            field("DISPLAY").and_then(display_number),
+            field("UID").and_then(|u| u.parse().ok()),
+        ) else {
+            continue;
+        };
+        out.push(LoginSession {
+            display,
+            uid,
+            active: field("ACTIVE") == Some("1"),
+        });
+    }
+    out
+}
+
+/// The number of a local display name (`:N` or `:N.S`).
+fn display_number(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(':')?;
+    rest.split_once('.').map_or(rest, |(n, _)| n).parse().ok()
+}
+
+/// How well a candidate matches the login sessions (lower is better): the
+/// active session's display in its user's processes, that display in other
+/// processes, another session's display, anything else.
+fn session_rank(t: &DisplayTarget, sessions: &[LoginSession]) -> u8 {
+    let Some(n) = display_number(&t.display) else {
+        return 3;
+    };
+    let uid = match t.source {
+        TargetSource::Process { uid, .. } => Some(uid),
+        _ => None,
+    };
+    let on = |s: &&LoginSession| s.display == n;
+    if sessions
+        .iter()
+        .filter(on)
+        .any(|s| s.active && Some(s.uid) == uid)
+    {
+        0
+    } else if sessions.iter().filter(on).any(|s| s.active) {
+        1
+    } else if sessions.iter().any(|s| on(&s)) {
+        2
+    } else {
+        3
+    }
 }
 
 /// Display numbers with a socket `X<n>` in `dir`, ascending.
@@ -386,6 +488,142 @@ mod tests {
         );
     }
 
+    /// A logind directory that does not exist (a system without logind).
+    fn no_logind() -> PathBuf {
+        PathBuf::from("/nonexistent/jumpgate-test/no-logind")
+    }
+
+    /// A fake process: its environment and its owner.
+    fn process(root: &Path, pid: u32, uid: u32, env: &str) {
+        let p = root.join(pid.to_string());
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("environ"), env.replace(' ', "\0")).unwrap();
+        fs::write(
+            p.join("status"),
+            format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn logind_records_are_read_and_rank_the_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |name: &str, text: &str| fs::write(dir.path().join(name), text).unwrap();
+        record(
+            "2",
+            "# This is private data. Do not parse.\nUID=1000\nUSER=alice\nACTIVE=1\nSTATE=active\nREMOTE=0\nTYPE=x11\nDISPLAY=:3.0\n",
+        );
+        record(
+            "5",
+            "UID=1001\nACTIVE=0\nSTATE=online\nTYPE=x11\nDISPLAY=:4\n",
+        );
+        // Remote, closing, without a display, or a remote display: not ours.
+        record("7", "UID=1002\nACTIVE=1\nREMOTE=1\nDISPLAY=:9\n");
+        record("8", "UID=1003\nACTIVE=1\nSTATE=closing\nDISPLAY=:8\n");
+        record("9", "UID=1004\nACTIVE=1\nTYPE=tty\n");
+        record("10", "UID=1005\nACTIVE=1\nDISPLAY=host:2\n");
+        record(".#2abc", "UID=1006\nACTIVE=1\nDISPLAY=:6\n");
+        let mut got = login_sessions(dir.path());
+        got.sort_by_key(|s| s.display);
+        assert_eq!(
+            got,
+            [
+                LoginSession {
+                    display: 3,
+                    uid: 1000,
+                    active: true
+                },
+                LoginSession {
+                    display: 4,
+                    uid: 1001,
+                    active: false
+                },
+            ]
+        );
+        assert!(login_sessions(&no_logind()).is_empty());
+        let t = |display: &str, uid: u32| DisplayTarget {
+            display: display.into(),
+            xauthority: None,
+            source: TargetSource::Process { pid: 1, uid },
+        };
+        assert_eq!(session_rank(&t(":3", 1000), &got), 0);
+        assert_eq!(session_rank(&t(":3.0", 0), &got), 1);
+        assert_eq!(session_rank(&t(":4", 1001), &got), 2);
+        assert_eq!(session_rank(&t(":5", 1000), &got), 3);
+        assert_eq!(session_rank(&t(":3", 1000), &[]), 3);
+    }
+
+    /// Two real displays; a second user's session has more processes (what
+    /// ranked first before logind was asked), the active session is the
+    /// other one: the active one is chosen. Without logind's records the
+    /// busier display is (the positive control).
+    #[test]
+    fn the_active_login_sessions_display_is_preferred() {
+        use std::io::BufRead;
+        if !Path::new("/usr/bin/Xvfb").exists() {
+            println!("skipped: Xvfb is not installed (scripts/test installs it)");
+            return;
+        }
+        let start = || {
+            let mut x = std::process::Command::new("Xvfb")
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-nolisten",
+                    "tcp",
+                    "-screen",
+                    "0",
+                    "64x64x24",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(x.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            (x, format!(":{}", line.trim()))
+        };
+        let (mut xa, busy) = start();
+        let (mut xb, active) = start();
+        let proc_root = tempfile::tempdir().unwrap();
+        let sockets = tempfile::tempdir().unwrap();
+        let logind = tempfile::tempdir().unwrap();
+        for pid in [100, 101, 102] {
+            process(proc_root.path(), pid, 1001, &format!("DISPLAY={busy}"));
+        }
+        process(proc_root.path(), 200, 1000, &format!("DISPLAY={active}"));
+        fs::write(
+            logind.path().join("1"),
+            format!("UID=1001\nACTIVE=0\nSTATE=online\nTYPE=x11\nDISPLAY={busy}\n"),
+        )
+        .unwrap();
+        fs::write(
+            logind.path().join("2"),
+            format!("UID=1000\nACTIVE=1\nSTATE=active\nTYPE=x11\nDISPLAY={active}\n"),
+        )
+        .unwrap();
+        let with_logind = discover(None, proc_root.path(), sockets.path(), logind.path());
+        let without = discover(None, proc_root.path(), sockets.path(), &no_logind());
+        for x in [&mut xa, &mut xb] {
+            let _ = x.kill();
+            let _ = x.wait();
+        }
+        let chosen = with_logind.unwrap();
+        assert_eq!(
+            (chosen.display.as_str(), chosen.source),
+            (
+                active.as_str(),
+                TargetSource::Process {
+                    pid: 200,
+                    uid: 1000
+                }
+            )
+        );
+        assert_eq!(without.unwrap().display, busy);
+    }
+
     #[test]
     fn nothing_found_names_what_was_tried() {
         let proc_root = tempfile::tempdir().unwrap();
@@ -398,7 +636,7 @@ mod tests {
         let q = proc_root.path().join("4243");
         fs::create_dir(&q).unwrap();
         fs::write(q.join("environ"), b"DISPLAY=remote:0\0").unwrap();
-        let err = discover(None, proc_root.path(), sockets.path()).unwrap_err();
+        let err = discover(None, proc_root.path(), sockets.path(), &no_logind()).unwrap_err();
         let msg = err.to_string();
         assert!(
             matches!(err, Error::NoDisplay { ref tried } if tried.len() == 1),
@@ -410,7 +648,7 @@ mod tests {
         );
         assert!(!msg.contains("remote"), "{msg}");
         let empty = tempfile::tempdir().unwrap();
-        let msg = discover(None, empty.path(), sockets.path())
+        let msg = discover(None, empty.path(), sockets.path(), &no_logind())
             .unwrap_err()
             .to_string();
         assert!(
@@ -466,20 +704,20 @@ mod tests {
             format!("DISPLAY={display}\0XAUTHORITY={}\0", auth.display()),
         )
         .unwrap();
-        let found = discover(None, proc_root.path(), sockets.path());
+        let found = discover(None, proc_root.path(), sockets.path(), &no_logind());
         fs::write(
             p.join("environ"),
             format!("HOME={}\0DISPLAY={display}\0", home.path().display()),
         )
         .unwrap();
-        let from_home = discover(None, proc_root.path(), sockets.path());
+        let from_home = discover(None, proc_root.path(), sockets.path(), &no_logind());
         // Negative control: the same display without the cookie is refused.
         fs::write(
             p.join("environ"),
             format!("DISPLAY={display}\0XAUTHORITY=/nonexistent\0"),
         )
         .unwrap();
-        let refused = discover(None, proc_root.path(), sockets.path());
+        let refused = discover(None, proc_root.path(), sockets.path(), &no_logind());
         let _ = xvfb.kill();
         let _ = xvfb.wait();
         let found = found.unwrap();

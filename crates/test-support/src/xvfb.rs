@@ -14,6 +14,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct Xvfb {
     server: Child,
+    /// The server was stopped ([`Xvfb::stop_server`]): not signalled again
+    /// (its pid may belong to another process by now).
+    stopped: bool,
     wm: Option<Child>,
     pub display: String,
     lock: PathBuf,
@@ -131,6 +134,7 @@ impl Xvfb {
         drop(guard);
         let x = Self {
             server,
+            stopped: false,
             wm: None,
             display,
             lock,
@@ -379,13 +383,26 @@ impl Xvfb {
     }
 }
 
+impl Xvfb {
+    /// Stops the X server now (SIGTERM, as at shutdown or logout): the
+    /// display goes away under its clients. Returns once it has exited.
+    pub fn stop_server(&mut self) {
+        self.probe = None;
+        if !std::mem::replace(&mut self.stopped, true) {
+            stop(&mut self.server);
+        }
+    }
+}
+
 impl Drop for Xvfb {
     fn drop(&mut self) {
         self.probe = None;
         if let Some(wm) = &mut self.wm {
             stop(wm);
         }
-        stop(&mut self.server);
+        if !self.stopped {
+            stop(&mut self.server);
+        }
         let _ = std::fs::remove_file(&self.lock);
     }
 }

@@ -22,6 +22,11 @@
 //!    `Allowed`: checked by the input thread on every event against a flag
 //!    the loop clears the moment the user takes back control (then held
 //!    keys and buttons are released).
+//! 5. The display going away mid-session (the X server died, the user
+//!    logged out: capture fails, or the UI child dies with it) ends the
+//!    session cleanly with `ControlState{Ended, "the endpoint's display went
+//!    away"}` ([`DISPLAY_GONE`]); whether it went away is checked by
+//!    connecting to it again.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -72,6 +77,11 @@ const CAPTURE_TICK: Duration = Duration::from_millis(50);
 const OUT_QUEUE: usize = 64;
 /// Clipboard text limit, both ways.
 const CLIPBOARD_LIMIT: usize = 1 << 20;
+/// What the technician is told when the display went away mid-session (the
+/// X server died, the user logged out).
+pub const DISPLAY_GONE: &str = "the endpoint's display went away";
+/// How long a check that the display still answers may take.
+const DISPLAY_PROBE: Duration = Duration::from_secs(5);
 
 /// Settings of desktop sessions (the agent's flags).
 #[derive(Clone, Debug)]
@@ -229,9 +239,16 @@ where
             match first_prompt(&mut child, request, &mut rx).await {
                 FirstPrompt::Allowed => {}
                 FirstPrompt::Denied(message) => {
-                    info!(message, "consent denied");
                     child.close().await;
-                    let code = RefusalCode::ConsentDenied;
+                    // The prompt also goes when the display does: that is
+                    // no one's denial.
+                    let (code, message) = if display_gone(&display.target).await {
+                        warn!("the display went away while asking for consent");
+                        (RefusalCode::Failed, DISPLAY_GONE.to_owned())
+                    } else {
+                        info!(message, "consent denied");
+                        (RefusalCode::ConsentDenied, message)
+                    };
                     return Err(super::refuse(&mut rx, &mut tx, ctx, code, message).await);
                 }
                 FirstPrompt::TechnicianGone(result) => {
@@ -582,6 +599,8 @@ struct Live<'c> {
     req: Request,
     ctx: &'c SessionContext,
     technician: Technician,
+    /// The display, to check that it is still there.
+    target: DisplayTarget,
     opened: Option<(Capturer, Option<Input>, Option<Clipboard>)>,
     ui: Option<Ui>,
     state: InputState,
@@ -616,6 +635,7 @@ impl<'c> Live<'c> {
             req,
             ctx,
             technician,
+            target: opened.target,
             opened: Some((opened.capturer, opened.input, opened.clipboard)),
             ui,
             state,
@@ -686,15 +706,15 @@ impl<'c> Live<'c> {
                                 }
                                 Ok(Produced::Failed(e)) => {
                                     tx.flush().await?;
-                                    return Err(display_lost(e));
+                                    return self.capture_failed(tx, e).await;
                                 }
                                 Err(_) => break,
                             }
                         }
                         tx.flush().await?;
                     }
-                    Some(Produced::Failed(e)) => return Err(display_lost(e)),
-                    None => return Err(display_lost("capture stopped".into())),
+                    Some(Produced::Failed(e)) => return self.capture_failed(tx, e).await,
+                    None => return self.capture_failed(tx, "capture stopped".into()).await,
                 },
                 text = recv_opt(&mut clip_down) => {
                     if let Some(text) = text {
@@ -812,7 +832,7 @@ impl<'c> Live<'c> {
         tx: &mut MsgStream<W>,
     ) -> Result<Option<String>, SessionError> {
         let Some(event) = event else {
-            return Ok(Some("the user ended the session".to_owned()));
+            return Ok(Some(ui_gone(&self.target).await));
         };
         match event {
             FromChild::Indicator(IndicatorEvent::TakeBackControl { trigger }) => {
@@ -833,7 +853,7 @@ impl<'c> Live<'c> {
             }
             FromChild::Indicator(IndicatorEvent::Lost { error }) => {
                 warn!(error, "the session indicator was lost");
-                return Ok(Some("the user ended the session".to_owned()));
+                return Ok(Some(ui_gone(&self.target).await));
             }
             FromChild::IndicatorFailed { message } => {
                 warn!(message, "the session indicator could not be shown");
@@ -879,6 +899,23 @@ impl<'c> Live<'c> {
         }))
         .await?;
         Ok(())
+    }
+
+    /// Capturing failed: the display went away, or capture itself broke.
+    /// Either way the technician is told why and the session ends.
+    async fn capture_failed<W: AsyncWrite + Unpin>(
+        &mut self,
+        tx: &mut MsgStream<W>,
+        error: String,
+    ) -> Result<(), SessionError> {
+        let message = if display_gone(&self.target).await {
+            warn!(error, "the display went away");
+            DISPLAY_GONE.to_owned()
+        } else {
+            warn!(error, "desktop capture failed");
+            format!("capturing the screen failed: {error}")
+        };
+        self.end(tx, &message).await
     }
 
     /// The user ended the session (or its UI died): say so, then end.
@@ -928,6 +965,13 @@ impl<'c> Live<'c> {
         let area = Arc::new(Mutex::new(None));
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (cap_tx, cap_rx) = std_mpsc::channel();
+        if let Some(monitor) = self.req.monitor {
+            // The monitor asked for at the start (selected when the display
+            // was opened) is the capture thread's first command, so its
+            // first `DesktopInfo` names it and input lands in its
+            // coordinates.
+            let _ = cap_tx.send(CaptureCmd::Monitor(Some(monitor)));
+        }
         let max_fps = self.ctx.desktop.max_fps.clamp(1, 60);
         let capture_area = area.clone();
         let stop = self.stop.clone();
@@ -959,10 +1003,26 @@ impl<'c> Live<'c> {
     }
 }
 
-fn display_lost(e: String) -> SessionError {
-    SessionError::Local {
-        what: "desktop capture",
-        source: std::io::Error::other(e),
+/// The UI child died or lost its windows: the user ended the session,
+/// unless the display itself went away (which takes the child along).
+async fn ui_gone(target: &DisplayTarget) -> String {
+    if display_gone(target).await {
+        DISPLAY_GONE.to_owned()
+    } else {
+        "the user ended the session".to_owned()
+    }
+}
+
+/// Whether the display no longer accepts a connection (a server that does
+/// not answer within [`DISPLAY_PROBE`] counts as gone).
+fn display_gone(target: &DisplayTarget) -> impl Future<Output = bool> + Send + 'static {
+    let target = target.clone();
+    async move {
+        let probe = tokio::task::spawn_blocking(move || target.connect().is_err());
+        !matches!(
+            tokio::time::timeout(DISPLAY_PROBE, probe).await,
+            Ok(Ok(false))
+        )
     }
 }
 
@@ -1191,7 +1251,12 @@ impl CaptureState {
                     self.encoder.on_acked(Instant::now(), c);
                 }
             }
-            CaptureCmd::Refresh => self.encoder.force_keyframe(),
+            CaptureCmd::Refresh => {
+                self.encoder.force_keyframe();
+                // Encode without waiting for a change (an idle screen has
+                // none coming).
+                self.retry = true;
+            }
             CaptureCmd::Monitor(monitor) => {
                 let selection = match monitor {
                     None => jumpgate_desktop::Selection::All,

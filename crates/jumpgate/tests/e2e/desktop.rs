@@ -1,8 +1,9 @@
 //! Remote desktop end to end: a real gateway, a real agent on a real Xvfb
-//! display, and `jg` as the technician — the screen read back exact, the
-//! recording exported as a video `ffprobe` accepts, and the person at the
-//! endpoint refusing a session with the consent prompt (clicked with
-//! xdotool).
+//! display, and `jg` (or a program speaking session messages) as the
+//! technician — the screen read back exact, the recording exported as a
+//! video `ffprobe` accepts, the clipboard both ways (audited by size), the
+//! display going away mid-session, and the person at the endpoint refusing
+//! a session with the consent prompt (clicked with xdotool).
 
 use std::path::Path;
 
@@ -235,5 +236,227 @@ async fn the_person_at_the_endpoint_denies_a_session_and_it_is_refused_and_audit
         audit.contains("session-close:desktop")
             && audit.contains("the user at the endpoint denied"),
         "the denial is in the audit log: {audit}"
+    );
+}
+
+/// A technician's program on a desktop session, speaking the session
+/// messages over the gateway's upgraded connection: draws nothing, but
+/// acknowledges every packet the way a viewer does.
+struct RawViewer {
+    io: jumpgate_net::session::MsgStream<jumpgate_client::SessionIo>,
+    clipboards: Vec<String>,
+    states: Vec<jumpgate_proto::desktop::ControlState>,
+    videos: usize,
+    ended: bool,
+}
+
+impl RawViewer {
+    /// Opens a desktop session on `endpoint` as the admin `jg` is logged in
+    /// as, and waits for `Accepted`.
+    async fn open(site: &Site, endpoint: &str, control: bool, clipboard: bool) -> Self {
+        use jumpgate_proto::session::{ConsentMode, SessionKind, SessionMsg, SessionRequest};
+        let client = site
+            .api_client()
+            .with_token(site.saved_token(&site.jg_home()));
+        let io = client
+            .connect(endpoint, SessionKind::Desktop)
+            .await
+            .expect("desktop session authorized");
+        let mut io = jumpgate_net::session::MsgStream::new(io);
+        io.write_msg(&SessionMsg::Open(SessionRequest::Desktop {
+            control,
+            clipboard,
+            monitor: None,
+            consent: ConsentMode::None,
+            technician: String::new(),
+        }))
+        .await
+        .unwrap();
+        let first = tokio::time::timeout(WAIT, io.read_msg())
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(matches!(first, Some(SessionMsg::Accepted(_))), "{first:?}");
+        Self {
+            io,
+            clipboards: Vec::new(),
+            states: Vec::new(),
+            videos: 0,
+            ended: false,
+        }
+    }
+
+    async fn send(&mut self, msg: jumpgate_proto::session::SessionMsg) {
+        self.io.write_msg(&msg).await.unwrap();
+    }
+
+    /// Handles what arrives until `done` holds (failing after [`WAIT`]).
+    async fn until(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) {
+        use jumpgate_proto::desktop::FrameAck;
+        use jumpgate_proto::session::SessionMsg;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(self) {
+            assert!(!self.ended, "the session ended before {what}");
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = tokio::time::timeout(left, self.io.read_msg())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("a session message");
+            match msg {
+                Some(SessionMsg::Video(v)) => {
+                    self.videos += 1;
+                    self.send(SessionMsg::FrameAck(FrameAck { seq: v.seq }))
+                        .await;
+                }
+                Some(SessionMsg::Clipboard(t)) => self.clipboards.push(t),
+                Some(SessionMsg::ControlState(c)) => self.states.push(c),
+                Some(SessionMsg::Closed { reason }) => panic!("closed by the gateway: {reason}"),
+                Some(_) => {}
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// Ends the technician's side and reads what is still coming.
+    async fn close(mut self) {
+        self.io.shutdown().await.unwrap();
+        while !self.ended {
+            match tokio::time::timeout(WAIT, self.io.read_msg()).await {
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
+                Err(_) => panic!("the session did not end"),
+            }
+        }
+    }
+}
+
+/// The endpoint's clipboard as an X application reads it.
+fn endpoint_clipboard(x: &Xvfb) -> String {
+    x.output("xclip", &["-o", "-selection", "clipboard"])
+}
+
+/// The audit log as `jg audit --json` shows it.
+async fn audit(site: &Site) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&site.jg(&["audit", "--json"]).await)).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+/// Clipboard text through the real gateway and agent: copied by an X
+/// application on the endpoint, it reaches the technician; the
+/// technician's text becomes the endpoint's clipboard; each transfer is a
+/// `desktop-clipboard` audit entry with its direction and size, and the
+/// text is nowhere in the audit log.
+#[tokio::test]
+async fn clipboard_text_crosses_both_ways_and_only_its_size_is_audited() {
+    use jumpgate_proto::session::SessionMsg;
+    const ON_ENDPOINT: &str = "copied on the endpoint: Grüße ½ €";
+    const FROM_TECH: &str = "pasted by the technician: Wörld ✓";
+    let site = Site::start().await;
+    ok(&site
+        .jg(&["admin", "groups", "update", "default", "--consent", "none"])
+        .await);
+    let x = Xvfb::sized(320, 240);
+    let _agent = desktop_agent(&site, "clip", &x).await;
+    let mut v = RawViewer::open(&site, "clip", true, true).await;
+    v.until("the first frame", |v| v.videos > 0).await;
+
+    let mut xclip = x
+        .cmd("xclip", &["-quiet", "-i", "-selection", "clipboard"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("xclip");
+    {
+        use std::io::Write as _;
+        let mut stdin = xclip.stdin.take().expect("piped");
+        stdin.write_all(ON_ENDPOINT.as_bytes()).unwrap();
+    }
+    v.until("the endpoint's clipboard", |v| {
+        v.clipboards.iter().any(|t| t == ON_ENDPOINT)
+    })
+    .await;
+    v.send(SessionMsg::Clipboard(FROM_TECH.to_owned())).await;
+    x.poll("the technician's text on the endpoint", || {
+        (endpoint_clipboard(&x) == FROM_TECH).then_some(())
+    });
+    v.close().await;
+    let _ = xclip.kill();
+    let _ = xclip.wait();
+
+    let entries = audit(&site).await;
+    let clip: Vec<String> = entries
+        .iter()
+        .filter(|e| e["action"] == "desktop-clipboard")
+        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .collect();
+    let has = |from: &str, text: &str| {
+        let want = format!("from={from} bytes={}", text.len());
+        clip.iter().any(|d| d.ends_with(&want))
+    };
+    assert!(
+        has("endpoint", ON_ENDPOINT) && has("technician", FROM_TECH),
+        "{clip:?}"
+    );
+    let all = serde_json::to_string(&entries).unwrap();
+    assert!(
+        !all.contains("Grüße") && !all.contains("Wörld"),
+        "clipboard text in the audit log"
+    );
+}
+
+/// The endpoint's X server going away in the middle of a session: the
+/// technician is told so (`ControlState{Ended}` with the reason), the
+/// session ends cleanly, and the audit log says why.
+#[tokio::test]
+async fn the_display_going_away_ends_the_session_with_the_reason_audited() {
+    use jumpgate_proto::desktop::InputState;
+    const GONE: &str = "the endpoint's display went away";
+    let site = Site::start().await;
+    ok(&site
+        .jg(&["admin", "groups", "update", "default", "--consent", "none"])
+        .await);
+    let mut x = Xvfb::sized(320, 240);
+    let _agent = desktop_agent(&site, "fragile", &x).await;
+    let mut v = RawViewer::open(&site, "fragile", false, false).await;
+    v.until("the first frame", |v| v.videos > 0).await;
+    x.stop_server();
+    v.until("the end message", |v| {
+        v.states.iter().any(|s| s.input == InputState::Ended)
+    })
+    .await;
+    let ended = v.states.last().unwrap();
+    assert_eq!(
+        (ended.input, ended.message.as_str()),
+        (InputState::Ended, GONE)
+    );
+    v.until("the end of the stream", |v| v.ended).await;
+
+    // The session's end and the reason, once the gateway has recorded it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let close = loop {
+        let entries = audit(&site).await;
+        if let Some(c) = entries
+            .iter()
+            .find(|e| e["action"] == "session-close:desktop")
+        {
+            break c.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session-close entry"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(close["outcome"], "ok", "{close}");
+    let entries = audit(&site).await;
+    assert!(
+        entries.iter().any(|e| e["action"] == "desktop-control"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("input=ended message={GONE}"))),
+        "{entries:?}"
     );
 }

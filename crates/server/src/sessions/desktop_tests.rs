@@ -72,9 +72,13 @@ fn technician() -> Subject {
         name: "tech".into(),
         kind: SubjectKind::User(UserId("usr_tech".into())),
         role: "technician".into(),
-        permissions: [Permission::View, Permission::DesktopView]
-            .into_iter()
-            .collect(),
+        permissions: [
+            Permission::View,
+            Permission::DesktopView,
+            Permission::DesktopControl,
+        ]
+        .into_iter()
+        .collect(),
         groups: Groups::All,
         scopes: Scopes::FULL,
         restriction: Restriction::None,
@@ -135,10 +139,10 @@ where
 
 /// What the technician asks for: it claims a consent mode and a name of
 /// its own, which the gateway replaces.
-fn open_request(control: bool) -> SessionRequest {
+fn open_request(control: bool, clipboard: bool) -> SessionRequest {
     SessionRequest::Desktop {
         control,
-        clipboard: false,
+        clipboard,
         monitor: None,
         consent: ConsentMode::None,
         technician: "someone else".into(),
@@ -153,6 +157,15 @@ async fn run_session(
     control: bool,
     up: Vec<SessionMsg>,
 ) -> (Vec<SessionMsg>, Outcome) {
+    run_session_with(st, ep, open_request(control, false), up).await
+}
+
+async fn run_session_with(
+    st: &AppState,
+    ep: &EndpointRecord,
+    request: SessionRequest,
+    up: Vec<SessionMsg>,
+) -> (Vec<SessionMsg>, Outcome) {
     let service = SessionService::new(st.clone());
     let ticket = service
         .authorize(
@@ -164,11 +177,8 @@ async fn run_session(
         .await
         .unwrap();
     let (gw_side, tech_side) = tokio::io::duplex(1 << 20);
-    let session = tokio::spawn(async move {
-        service
-            .open(ticket, open_request(control), MsgStream::new(gw_side))
-            .await
-    });
+    let session =
+        tokio::spawn(async move { service.open(ticket, request, MsgStream::new(gw_side)).await });
     let mut tech = MsgStream::new(tech_side);
     let mut got = Vec::new();
     let deadline = Duration::from_secs(30);
@@ -372,5 +382,112 @@ async fn an_accepted_view_only_session_relays_the_screen_records_and_audits() {
         assert_eq!(recs[0].kind, jumpgate_api_types::RecordingKind::Desktop);
         assert_eq!((recs[0].width, recs[0].height), (640, 480));
         assert!(recs[0].ended_at.is_some());
+    }
+}
+
+/// Clipboard text crosses the gateway only on sessions opened with
+/// clipboard rights, in both directions, and each transfer that crosses is
+/// a `desktop-clipboard` entry with its size and direction, never its text.
+/// Without the rights the endpoint's clipboard (which the agent should not
+/// send) is dropped at the gateway too, like the technician's, and
+/// counted. The positive control is the same session with the rights.
+#[tokio::test]
+async fn clipboard_text_crosses_only_with_clipboard_rights_both_ways_and_is_audited_by_size() {
+    const FROM_TECH: &str = "päss wörd from the technician €";
+    const FROM_ENDPOINT: &str = "copied at the endpoint: Grüße ½";
+    for s in sites("desktop_clipboard").await {
+        let st = &s.st;
+        let e = st.db.engine();
+        crate::agents::groups::create(&st.db, "desks", "", ConsentMode::None, "admin")
+            .await
+            .unwrap();
+        let ep = endpoint("desks");
+        for clipboard in [true, false] {
+            let (from_tech_tx, from_tech) = oneshot::channel::<Vec<SessionMsg>>();
+            let _opened = stand_in_agent(st, &ep, move |mut s| async move {
+                s.write_msg(&SessionMsg::Accepted(Accepted::default()))
+                    .await
+                    .unwrap();
+                s.write_msg(&SessionMsg::ControlState(ControlState {
+                    input: InputState::Allowed,
+                    message: "unattended: no consent asked".into(),
+                }))
+                .await
+                .unwrap();
+                // Sent whatever the session allows: the gateway decides.
+                s.write_msg(&SessionMsg::Clipboard(FROM_ENDPOINT.into()))
+                    .await
+                    .unwrap();
+                s.write_msg(&SessionMsg::Pong(1)).await.unwrap();
+                let mut seen = Vec::new();
+                while let Ok(Some(m)) = s.read_msg().await {
+                    seen.push(m);
+                }
+                let _ = from_tech_tx.send(seen);
+                let _ = s.get_mut().shutdown().await;
+            });
+            let up = vec![SessionMsg::Clipboard(FROM_TECH.into()), SessionMsg::Ping(2)];
+            let request = open_request(true, clipboard);
+            let (got, outcome) = run_session_with(st, &ep, request, up).await;
+            assert!(matches!(outcome, Outcome::Ok), "{e}: {outcome}");
+            let from_tech = from_tech.await.unwrap();
+            let clip_entries = events(&st.db, "desktop-clipboard").await;
+            let closes = events(&st.db, "session-close:desktop").await;
+            let close = &closes.last().unwrap().2;
+            if clipboard {
+                assert!(
+                    got.contains(&SessionMsg::Clipboard(FROM_ENDPOINT.into())),
+                    "{e}: {got:?}"
+                );
+                assert_eq!(
+                    from_tech,
+                    [SessionMsg::Clipboard(FROM_TECH.into()), SessionMsg::Ping(2)],
+                    "{e}"
+                );
+                let details: Vec<&str> = clip_entries
+                    .iter()
+                    .map(|(_, _, d)| d.split_once(' ').unwrap().1)
+                    .collect();
+                let mut details = details;
+                details.sort_unstable();
+                let want_endpoint = format!("from=endpoint bytes={}", FROM_ENDPOINT.len());
+                let want_tech = format!("from=technician bytes={}", FROM_TECH.len());
+                assert_eq!(details, [want_endpoint, want_tech], "{e}");
+                assert!(close.contains(" clipboard=2"), "{e}: {close}");
+                assert!(!close.contains("dropped"), "{e}: {close}");
+            } else {
+                assert!(
+                    !got.iter().any(|m| matches!(m, SessionMsg::Clipboard(_))),
+                    "{e}: the endpoint's clipboard reached the technician: {got:?}"
+                );
+                // What was sent beside it passed.
+                assert!(got.contains(&SessionMsg::Pong(1)), "{e}: {got:?}");
+                assert_eq!(from_tech, [SessionMsg::Ping(2)], "{e}");
+                assert_eq!(
+                    clip_entries.len(),
+                    2,
+                    "{e}: no new entries: {clip_entries:?}"
+                );
+                assert!(
+                    close.contains(" dropped_input=1 dropped_from_endpoint=1")
+                        && close.contains(" clipboard=0"),
+                    "{e}: {close}"
+                );
+            }
+            // Never the text, in any entry.
+            let mut c = st.db.conn().await.unwrap();
+            let all: Vec<(String,)> = sql!(c, |c| sqlx::query_as(
+                "SELECT COALESCE(detail, '') FROM events"
+            )
+            .fetch_all(&mut *c)
+            .await)
+            .unwrap();
+            for (d,) in all {
+                assert!(
+                    !d.contains("wörd") && !d.contains("Grüße"),
+                    "{e}: clipboard text in the log: {d}"
+                );
+            }
+        }
     }
 }

@@ -282,6 +282,10 @@ impl SessionService {
             0 => String::new(),
             n => format!(" dropped_input={n}"),
         };
+        let dropped = match counters.dropped_down.into_inner() {
+            0 => dropped,
+            n => format!("{dropped} dropped_from_endpoint={n}"),
+        };
         // The target (a command line, a path) stays out of the plain log: it
         // may hold secrets, and the encrypted audit log has it.
         tracing::info!(session = %id, %outcome, up, down, "session ended");
@@ -537,17 +541,27 @@ fn for_the_endpoint(
 }
 
 /// How a session is relayed: a desktop session passes only the input it
-/// was opened for (none when view-only; clipboard text only when asked).
+/// was opened for (none when view-only), and clipboard text only when it
+/// was asked for — either way.
 fn relay_framing(request: &SessionRequest) -> relay::Framing {
+    use jumpgate_proto::session::{is_clipboard, is_input};
     use relay::Framing;
-    match request {
+    match *request {
         SessionRequest::Forward { .. } => Framing::Raw,
-        SessionRequest::Desktop { control: false, .. } => {
-            Framing::MessagesDropping(jumpgate_proto::session::is_input)
-        }
         SessionRequest::Desktop {
-            clipboard: false, ..
-        } => Framing::MessagesDropping(jumpgate_proto::session::is_clipboard),
+            control, clipboard, ..
+        } => {
+            let up: Option<fn(u8) -> bool> = match (control, clipboard) {
+                (false, _) => Some(is_input),
+                (true, false) => Some(is_clipboard),
+                (true, true) => None,
+            };
+            let down: Option<fn(u8) -> bool> = (!clipboard).then_some(is_clipboard);
+            match (up, down) {
+                (None, None) => Framing::Messages,
+                (up, down) => Framing::MessagesDropping { up, down },
+            }
+        }
         _ => Framing::Messages,
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! Framed sessions (everything but `forward`) are relayed agent→technician
 //! message by message, so the gateway can always end the technician's side
-//! at a message boundary with a `Closed{reason}` message. Where the
-//! technician's side may not send everything (a view-only desktop sends no
-//! input), technician→agent is relayed message by message too, and what is
-//! not allowed is dropped here, before the endpoint (which drops it as well).
+//! at a message boundary with a `Closed{reason}` message. Where a side may
+//! not send everything (a view-only desktop sends no input; a desktop
+//! without clipboard rights sends no clipboard text either way), what is
+//! not allowed is dropped here: technician→agent before the endpoint (which
+//! drops it as well), agent→technician before the technician (an endpoint
+//! should not send it; the gateway does not rely on that). Dropped messages
+//! are not shown to the taps, so they are neither recorded nor audited as
+//! transfers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,6 +34,8 @@ pub(crate) struct Counters {
     pub(crate) down: AtomicU64,
     /// Technician messages the session does not allow, dropped.
     pub(crate) dropped: AtomicU64,
+    /// Endpoint messages the session does not allow, dropped.
+    pub(crate) dropped_down: AtomicU64,
 }
 
 /// How a session's bytes are relayed.
@@ -39,9 +45,13 @@ pub(crate) enum Framing {
     Raw,
     /// Session messages, everything the technician sends relayed.
     Messages,
-    /// Session messages; technician messages of the types `drop` names
-    /// (by their first byte) are dropped.
-    MessagesDropping(fn(u8) -> bool),
+    /// Session messages; those whose types the filters name (by their
+    /// first byte) are dropped: `up` from the technician, `down` from the
+    /// endpoint.
+    MessagesDropping {
+        up: Option<fn(u8) -> bool>,
+        down: Option<fn(u8) -> bool>,
+    },
 }
 
 /// One direction's view for the taps: a scanner over its bytes (which also
@@ -175,6 +185,29 @@ where
     }
 }
 
+/// The whole messages in `msgs` without those whose type `drop` names
+/// (counted in `dropped`).
+fn leave_out(
+    mut msgs: BytesMut,
+    drop: fn(u8) -> bool,
+    dropped: &AtomicU64,
+) -> Result<BytesMut, jumpgate_proto::ProtoError> {
+    let mut kept = BytesMut::with_capacity(msgs.len());
+    while let Some(len) = session::message_len(&msgs)? {
+        let msg = msgs.split_to(len);
+        if drop(msg[0]) {
+            if dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    "endpoint message dropped: the session does not allow it (the agent should not send it)"
+                );
+            }
+        } else {
+            kept.extend_from_slice(&msg);
+        }
+    }
+    Ok(kept)
+}
+
 enum DownEnd {
     Eof,
     Stopped,
@@ -186,29 +219,36 @@ async fn copy_framed<R, W>(
     mut r: R,
     w: &mut W,
     mut buf: BytesMut,
-    counter: &AtomicU64,
+    counters: &Counters,
     stop: &CancellationToken,
     mut watch: Option<Watch<'_>>,
+    drop: Option<fn(u8) -> bool>,
 ) -> std::io::Result<DownEnd>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     loop {
-        // Forward every whole message buffered so far.
+        // Forward every whole message buffered so far (in one write).
         let mut whole = 0;
-        while let Some(len) = session::message_len(&buf[whole..])
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-        {
+        let mut dropping = false;
+        while let Some(len) = session::message_len(&buf[whole..]).map_err(invalid)? {
+            dropping |= drop.is_some_and(|d| d(buf[whole]));
             whole += len;
         }
         if whole > 0 {
-            let msgs = buf.split_to(whole);
+            let mut msgs = buf.split_to(whole);
+            if let (true, Some(drop)) = (dropping, drop) {
+                msgs = leave_out(msgs, drop, &counters.dropped_down).map_err(invalid)?;
+            }
             if let Some(w) = &mut watch {
                 w.see(&msgs).await?;
             }
             w.write_all(&msgs).await?;
-            counter.fetch_add(whole as u64, Ordering::Relaxed);
+            counters
+                .down
+                .fetch_add(msgs.len() as u64, Ordering::Relaxed);
         }
         buf.reserve(BUF);
         let n = tokio::select! {
@@ -271,7 +311,11 @@ where
                 let w = Some(watch(Direction::Up));
                 copy_raw(cr, aw, &pending.up, &counters.up, w).await
             }
-            Framing::MessagesDropping(drop) => {
+            Framing::MessagesDropping { up: None, .. } => {
+                let w = Some(watch(Direction::Up));
+                copy_raw(cr, aw, &pending.up, &counters.up, w).await
+            }
+            Framing::MessagesDropping { up: Some(drop), .. } => {
                 let w = watch(Direction::Up);
                 copy_up_dropping(cr, aw, &pending.up, counters, w, drop).await
             }
@@ -303,13 +347,18 @@ where
     }
 
     let end = {
+        let drop_down = match framing {
+            Framing::MessagesDropping { down, .. } => down,
+            _ => None,
+        };
         let down = copy_framed(
             ar,
             &mut cw,
             pending.down,
-            &counters.down,
+            counters,
             stop,
             Some(watch(Direction::Down)),
+            drop_down,
         );
         tokio::pin!(down);
         loop {
@@ -490,7 +539,10 @@ mod tests {
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
             let counters = Counters::default();
-            let framing = Framing::MessagesDropping(session::is_input);
+            let framing = Framing::MessagesDropping {
+                up: Some(session::is_input),
+                down: None,
+            };
             let end = relay(
                 client,
                 agent,
@@ -521,6 +573,87 @@ mod tests {
         let (end, dropped) = task.await.unwrap();
         assert!(matches!(end, RelayEnd::Completed), "{end:?}");
         assert_eq!(dropped, 3);
+    }
+
+    /// A desktop session without clipboard rights: clipboard text from the
+    /// endpoint is dropped whatever the split, also when it came with the
+    /// acceptance; the taps never see it (not recorded, not audited); the
+    /// rest passes in order (the positive control).
+    #[tokio::test]
+    async fn a_desktop_without_clipboard_rights_relays_no_endpoint_clipboard_in_any_split() {
+        use jumpgate_proto::desktop::{Cursor, Video};
+        let allowed = [
+            SessionMsg::Video(Video {
+                seq: 1,
+                data: bytes::Bytes::from_static(b"packet"),
+            }),
+            SessionMsg::Pong(4),
+            SessionMsg::Cursor(Cursor {
+                x: 1,
+                y: 2,
+                shape: 0,
+            }),
+        ];
+        let clip = SessionMsg::Clipboard("endpoint secret".into());
+        let mut pending = BytesMut::new();
+        clip.encode(&mut pending);
+        let mut stream = BytesMut::new();
+        for a in &allowed {
+            a.encode(&mut stream);
+            clip.encode(&mut stream);
+        }
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let notes = std::sync::Arc::new(Notes::default());
+        let taps: Vec<Box<dyn SessionTap>> = vec![Box::new(std::sync::Arc::clone(&notes))];
+        let counters = Counters::default();
+        let stop = CancellationToken::new();
+        let framing = Framing::MessagesDropping {
+            up: Some(session::is_clipboard),
+            down: Some(session::is_clipboard),
+        };
+        let relay_task = relay(
+            client,
+            agent,
+            Pending {
+                up: BytesMut::new(),
+                // Half of a clipboard message came with the acceptance.
+                down: pending.split_to(5),
+            },
+            framing,
+            &stop,
+            String::new,
+            &counters,
+            &taps,
+        );
+        let agent_side = async {
+            endpoint.write_all(&pending).await.unwrap();
+            for chunk in stream.chunks(3) {
+                endpoint.write_all(chunk).await.unwrap();
+            }
+            endpoint.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            endpoint.read_to_end(&mut rest).await.unwrap();
+        };
+        let technician = async {
+            tech.shutdown().await.unwrap();
+            let mut got = BytesMut::new();
+            while tech.read_buf(&mut got).await.unwrap() > 0 {}
+            let mut seen = Vec::new();
+            while let Some(m) = SessionMsg::decode(&mut got).unwrap() {
+                seen.push(m);
+            }
+            seen
+        };
+        let (end, (), seen) = tokio::join!(relay_task, agent_side, technician);
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        assert_eq!(seen, allowed);
+        assert_eq!(counters.dropped_down.load(Ordering::Relaxed), 4);
+        let down_bytes: usize = allowed.iter().map(|m| m.to_bytes().len()).sum();
+        assert_eq!(counters.down.load(Ordering::Relaxed), down_bytes as u64);
+        let noted = notes.0.lock().unwrap().clone();
+        // (Pongs are nothing the taps look at; clipboard text would be.)
+        assert_eq!(noted, ["down video", "down cursor"]);
     }
 
     fn exit_bytes() -> bytes::Bytes {

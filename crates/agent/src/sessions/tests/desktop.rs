@@ -65,9 +65,13 @@ fn desktop_ctx(x: &Xvfb) -> SessionContext {
 }
 
 fn desktop(control: bool, consent: ConsentMode) -> SessionRequest {
+    desktop_with(control, false, consent)
+}
+
+fn desktop_with(control: bool, clipboard: bool, consent: ConsentMode) -> SessionRequest {
     SessionRequest::Desktop {
         control,
-        clipboard: false,
+        clipboard,
         monitor: None,
         consent,
         technician: "Alice Tech".to_owned(),
@@ -82,6 +86,13 @@ struct Viewer {
     info: Vec<DesktopInfo>,
     states: Vec<ControlState>,
     pongs: Vec<u64>,
+    /// Clipboard texts from the endpoint.
+    clipboards: Vec<String>,
+    /// `StreamStart` packets and keyframes received.
+    starts: usize,
+    keyframes: usize,
+    /// `Video` messages received.
+    videos: usize,
     ended: bool,
 }
 
@@ -95,6 +106,10 @@ impl Viewer {
             info: Vec::new(),
             states: Vec::new(),
             pongs: Vec::new(),
+            clipboards: Vec::new(),
+            starts: 0,
+            keyframes: 0,
+            videos: 0,
             ended: false,
         }
     }
@@ -114,6 +129,12 @@ impl Viewer {
         match msg {
             Some(SessionMsg::Video(v)) => {
                 let packet = Packet::parse(&v.data).expect("a codec packet");
+                self.videos += 1;
+                match &packet {
+                    Packet::StreamStart { .. } => self.starts += 1,
+                    Packet::Video { keyframe: true, .. } => self.keyframes += 1,
+                    _ => {}
+                }
                 self.canvas.apply(&packet).expect("decodes");
                 self.tech
                     .send(&SessionMsg::FrameAck(FrameAck { seq: v.seq }))
@@ -122,6 +143,7 @@ impl Viewer {
             Some(SessionMsg::DesktopInfo(i)) => self.info.push(i),
             Some(SessionMsg::ControlState(s)) => self.states.push(s),
             Some(SessionMsg::Pong(n)) => self.pongs.push(n),
+            Some(SessionMsg::Clipboard(text)) => self.clipboards.push(text),
             Some(SessionMsg::Cursor(_) | SessionMsg::CursorShape(_)) => {}
             None => self.ended = true,
             Some(other) => panic!("unexpected {other:?}"),
@@ -135,6 +157,22 @@ impl Viewer {
         while !done(self) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             self.pump(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no `Video` has come for a second: the screen is idle
+    /// (refinement done).
+    async fn idle(&mut self) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let (videos, quiet_from) = (self.videos, Instant::now());
+            while self.videos == videos && quiet_from.elapsed() < Duration::from_secs(1) {
+                self.pump(Duration::from_millis(100)).await;
+            }
+            if self.videos == videos {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the screen never went idle");
         }
     }
 
@@ -169,7 +207,18 @@ impl Viewer {
         self.tech.send(&msg).await;
     }
 
-    async fn close(self) {
+    /// Ends the technician's side the way a viewer does (its end of the
+    /// stream, then reading what is still coming), so a frame the agent
+    /// sends meanwhile (a blinking xterm cursor) does not meet a closed
+    /// pipe; the session must then end cleanly.
+    async fn close(mut self) {
+        use tokio::io::AsyncWriteExt as _;
+        self.tech
+            .io
+            .shutdown()
+            .await
+            .expect("end of the technician's side");
+        while self.tech.recv().await.is_some() {}
         drop(self.tech);
         let result = timeout(STEP, self.served).await.expect("serve returned");
         result.expect("no panic").expect("the session ends cleanly");
@@ -517,6 +566,274 @@ async fn desktop_a_resolution_change_sends_new_info_and_a_new_stream() {
     .await;
     assert_eq!(v.info.len(), 2, "{:?}", v.info);
     v.close().await;
+}
+
+/// The endpoint's clipboard as an X application reads it (empty when
+/// nobody owns it).
+fn endpoint_clipboard(x: &Xvfb) -> String {
+    x.output("xclip", &["-o", "-selection", "clipboard"])
+}
+
+/// Clipboard text crosses the session both ways only when it was opened
+/// with clipboard rights, and technician text only under control: text an
+/// X application (xclip) copies on the endpoint arrives as `Clipboard`, and
+/// the technician's `Clipboard` becomes the endpoint's clipboard, read back
+/// by xclip. The first case is the positive control of the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_clipboard_goes_both_ways_only_when_the_session_allows_it() {
+    const ON_ENDPOINT: &str = "copied on the endpoint: Grüße, Wörld! ½ € ✓\nline 2";
+    const FROM_TECH: &str = "pasted by the technician: Ünïcödé ½ €";
+    // (control, clipboard): text down, text up.
+    for (control, clipboard, down, up) in [
+        (true, true, true, true),
+        (false, true, true, false),
+        (true, false, false, false),
+    ] {
+        let case = format!("control={control} clipboard={clipboard}");
+        let x = Xvfb::sized(320, 240);
+        let mut v = Viewer::open(&x, desktop_with(control, clipboard, ConsentMode::None)).await;
+        v.accepted().await;
+        v.until("desktop info", |v| !v.info.is_empty()).await;
+        // Copied by an X application on the endpoint (xclip owns the
+        // selection until another owner takes it).
+        let mut xclip = x
+            .cmd("xclip", &["-quiet", "-i", "-selection", "clipboard"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("xclip");
+        {
+            use std::io::Write as _;
+            let mut stdin = xclip.stdin.take().expect("piped");
+            stdin.write_all(ON_ENDPOINT.as_bytes()).expect("to xclip");
+        }
+        x.poll("xclip owning the clipboard", || {
+            (endpoint_clipboard(&x) == ON_ENDPOINT).then_some(())
+        });
+        if down {
+            v.until(&format!("the endpoint's clipboard ({case})"), |v| {
+                v.clipboards.iter().any(|t| t == ON_ENDPOINT)
+            })
+            .await;
+        } else {
+            // As long as the positive control took, and more.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                v.pump(Duration::from_millis(100)).await;
+            }
+        }
+        v.send(SessionMsg::Clipboard(FROM_TECH.to_owned())).await;
+        v.round_trip(1).await;
+        if up {
+            x.poll("the technician's text in the endpoint's clipboard", || {
+                (endpoint_clipboard(&x) == FROM_TECH).then_some(())
+            });
+            // Set by the technician: not sent back as an endpoint change.
+            v.round_trip(2).await;
+        } else {
+            // Handled (dropped) before the pong: the endpoint's own text stays.
+            assert_eq!(endpoint_clipboard(&x), ON_ENDPOINT, "{case}");
+        }
+        let want: Vec<&str> = if down { vec![ON_ENDPOINT] } else { vec![] };
+        assert_eq!(v.clipboards, want, "{case}");
+        v.close().await;
+        let _ = xclip.kill();
+        let _ = xclip.wait();
+    }
+}
+
+/// The X server dying mid-session (a crash, a logout) ends the session
+/// cleanly with a message that says so, with and without the UI child
+/// (which dies with the display).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_the_display_going_away_ends_the_session_with_a_clear_message() {
+    for consent in [ConsentMode::None, ConsentMode::Notify] {
+        let mut x = Xvfb::start_sized(640, 480);
+        x.run("xsetroot", &["-solid", "#336699"]);
+        let mut v = Viewer::open(&x, desktop(true, consent)).await;
+        v.accepted().await;
+        v.state(InputState::Allowed).await;
+        v.until("the screen", |v| {
+            v.canvas.width() == 640 && v.rgb(320, 240) == 0x336699
+        })
+        .await;
+        if consent == ConsentMode::Notify {
+            x.window(BAR_TITLE);
+        }
+        x.stop_server();
+        let s = v.state(InputState::Ended).await;
+        assert_eq!(s.message, "the endpoint's display went away", "{consent:?}");
+        assert_eq!(s.message, crate::sessions::desktop::DISPLAY_GONE);
+        v.until("the end of the stream", |v| v.ended).await;
+        v.close().await;
+    }
+}
+
+/// The display going away while the consent prompt is up is not a
+/// denial: the session is refused as failed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_the_display_going_away_during_the_prompt_is_not_a_denial() {
+    let mut x = Xvfb::start();
+    let (mut tech, served) =
+        Tech::open_with(desktop(true, ConsentMode::Prompt), desktop_ctx(&x)).await;
+    let display = x.display.clone();
+    tokio::task::spawn_blocking(move || wait_window(&display, PROMPT_TITLE))
+        .await
+        .expect("joined");
+    x.stop_server();
+    let refusal = tech.refused().await;
+    assert_eq!(
+        (refusal.code, refusal.message.as_str()),
+        (RefusalCode::Failed, "the endpoint's display went away")
+    );
+    let err = super::ended(tech, served).await.unwrap_err();
+    assert!(
+        matches!(err, crate::sessions::SessionError::Refused(_)),
+        "{err:?}"
+    );
+}
+
+/// Two monitors (RandR 1.5 monitors on one wide screen): both are listed;
+/// `Monitor{1}` gives a new `DesktopInfo` of that monitor's size and a new
+/// stream showing it; `Refresh` on an idle screen sends a keyframe; all
+/// monitors again gives the whole screen. A session opened on a monitor
+/// names it in its first `DesktopInfo` and takes input in its coordinates;
+/// one the endpoint lacks is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_monitors_are_listed_and_chosen_and_refresh_sends_a_keyframe() {
+    let x = Xvfb::sized(1280, 480);
+    x.run(
+        "xrandr",
+        &["--setmonitor", "left", "640/170x480/130+0+0", "none"],
+    );
+    x.run(
+        "xrandr",
+        &["--setmonitor", "right", "640/170x480/130+640+0", "none"],
+    );
+    x.run("xsetroot", &["-solid", "#336699"]);
+    // The right monitor shows a green window.
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect");
+    let root = conn.setup().roots[screen].root;
+    let win = conn.generate_id().expect("id");
+    conn.create_window(
+        0,
+        win,
+        root,
+        640,
+        0,
+        640,
+        480,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &CreateWindowAux::new().background_pixel(0x00ff00),
+    )
+    .expect("window");
+    conn.map_window(win).expect("map");
+    conn.flush().expect("flush");
+
+    let mut v = Viewer::open(&x, desktop(false, ConsentMode::None)).await;
+    v.accepted().await;
+    v.until("the whole screen", |v| {
+        v.canvas.width() == 1280 && v.rgb(10, 10) == 0x336699 && v.rgb(650, 10) == 0x00ff00
+    })
+    .await;
+    let info = v.info[0].clone();
+    assert_eq!((info.width, info.height, info.monitor), (1280, 480, None));
+    let find = |name: &str| {
+        info.monitors
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("monitor {name} in {:?}", info.monitors))
+            .clone()
+    };
+    let (left, right) = (find("left"), find("right"));
+    assert_eq!((left.x, left.y, left.width, left.height), (0, 0, 640, 480));
+    assert_eq!(
+        (right.x, right.y, right.width, right.height),
+        (640, 0, 640, 480)
+    );
+
+    let (infos, starts) = (v.info.len(), v.starts);
+    v.send(SessionMsg::DesktopCommand(DesktopCommand::Monitor {
+        monitor: Some(right.id),
+    }))
+    .await;
+    v.until("the right monitor's info", |v| v.info.len() > infos)
+        .await;
+    let chosen = v.info.last().expect("info").clone();
+    assert_eq!(
+        (chosen.width, chosen.height, chosen.monitor),
+        (640, 480, Some(right.id))
+    );
+    v.until("a new stream of the right monitor", |v| {
+        v.starts > starts && v.canvas.width() == 640 && v.rgb(10, 10) == 0x00ff00
+    })
+    .await;
+
+    // Idle (nothing changes on the screen, refinement done): Refresh
+    // still sends a keyframe at once.
+    v.idle().await;
+    let keyframes = v.keyframes;
+    v.send(SessionMsg::DesktopCommand(DesktopCommand::Refresh))
+        .await;
+    v.until("a keyframe after Refresh", |v| v.keyframes > keyframes)
+        .await;
+    assert_eq!(v.canvas.width(), 640);
+
+    // All monitors again.
+    let infos = v.info.len();
+    v.send(SessionMsg::DesktopCommand(DesktopCommand::Monitor {
+        monitor: None,
+    }))
+    .await;
+    v.until("the whole screen's info", |v| v.info.len() > infos)
+        .await;
+    let all = v.info.last().expect("info").clone();
+    assert_eq!((all.width, all.height, all.monitor), (1280, 480, None));
+    v.until("the whole screen again", |v| {
+        v.canvas.width() == 1280 && v.rgb(10, 10) == 0x336699 && v.rgb(650, 10) == 0x00ff00
+    })
+    .await;
+    v.close().await;
+
+    // A monitor asked for at the start (input in its coordinates), and
+    // one the endpoint lacks.
+    let on = |monitor| SessionRequest::Desktop {
+        control: true,
+        clipboard: false,
+        monitor: Some(monitor),
+        consent: ConsentMode::None,
+        technician: "Alice Tech".to_owned(),
+    };
+    let mut v = Viewer::open(&x, on(right.id)).await;
+    v.accepted().await;
+    v.until("the right monitor", |v| {
+        v.canvas.width() == 640 && v.rgb(10, 10) == 0x00ff00
+    })
+    .await;
+    let first = v.info[0].clone();
+    assert_eq!(
+        (first.width, first.height, first.monitor),
+        (640, 480, Some(right.id))
+    );
+    v.send(SessionMsg::Pointer(Pointer {
+        x: 12,
+        y: 22,
+        buttons: 0,
+    }))
+    .await;
+    x.poll("the pointer on the right monitor", || {
+        (pointer_at(&x) == (652, 22)).then_some(())
+    });
+    v.close().await;
+    let (mut tech, served) = Tech::open_with(on(99), desktop_ctx(&x)).await;
+    let refusal = tech.refused().await;
+    assert_eq!(refusal.code, RefusalCode::InvalidRequest);
+    assert_eq!(refusal.message, "no monitor 99 on this endpoint");
+    let _ = super::ended(tech, served).await;
+    drop(conn);
 }
 
 /// Waits (blocking) for exactly one visible window titled like `name`.
