@@ -6,6 +6,8 @@
 //! cut at [`MAX_COLUMN`] characters, so one long value cannot widen every
 //! row; `--json` prints the full values.
 
+use std::borrow::Cow;
+
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -16,7 +18,7 @@ pub(crate) const MAX_COLUMN: usize = 60;
 /// `s` with every character a terminal would act on, or that hides or
 /// reorders text ([`jumpgate_proto::text::is_unsafe_char`]), written as a
 /// visible escape: `\n`, `\t`, `\r`, `\x1b`, `\u{202e}`.
-pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(s: &str) -> Cow<'_, str> {
     use std::fmt::Write;
     if !s.chars().any(jumpgate_proto::text::is_unsafe_char) {
         return s.into();
@@ -39,9 +41,16 @@ pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// A table cell as shown: escaped, then cut to [`MAX_COLUMN`].
-fn cell(s: &str) -> String {
-    truncate(&printable(s), MAX_COLUMN)
+/// A table cell as shown: escaped, then cut to [`MAX_COLUMN`]; with its
+/// width in characters. Printable ASCII that fits (most cells) is shown as
+/// it is, without a copy.
+fn cell(s: &str) -> (Cow<'_, str>, usize) {
+    if s.len() <= MAX_COLUMN && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return (Cow::Borrowed(s), s.len());
+    }
+    let shown = truncate(&printable(s), MAX_COLUMN);
+    let width = shown.chars().count();
+    (Cow::Owned(shown), width)
 }
 
 /// Left-aligned columns separated by two spaces; no trailing spaces. Cells
@@ -71,48 +80,54 @@ impl Paged {
     }
 
     /// The next rows as text (with the header, the first time).
-    pub(crate) fn page(&mut self, rows: &[Vec<String>]) -> String {
-        let rows: Vec<Vec<String>> = rows
+    pub(crate) fn page<R: AsRef<[C]>, C: AsRef<str>>(&mut self, rows: &[R]) -> String {
+        let rows: Vec<Vec<(Cow<'_, str>, usize)>> = rows
             .iter()
-            .map(|r| r.iter().map(|c| cell(c)).collect())
+            .map(|r| r.as_ref().iter().map(|c| cell(c.as_ref())).collect())
             .collect();
         for row in &rows {
-            for (w, cell) in self.widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+            for (w, (_, width)) in self.widths.iter_mut().zip(row) {
+                *w = (*w).max(*width);
             }
         }
-        let mut out = String::new();
+        let line_len: usize = self.widths.iter().map(|w| w + 2).sum::<usize>() + 1;
+        let mut out = String::with_capacity(line_len * (rows.len() + 1));
         if !self.started {
             self.started = true;
             let headers = std::mem::take(&mut self.headers);
             line(
                 &mut out,
                 &self.widths,
-                &mut headers.iter().map(String::as_str),
+                headers.iter().map(|h| (h.as_str(), h.chars().count())),
             );
         }
         for row in &rows {
-            line(&mut out, &self.widths, &mut row.iter().map(String::as_str));
+            line(
+                &mut out,
+                &self.widths,
+                row.iter().map(|(c, width)| (c.as_ref(), *width)),
+            );
         }
         out
     }
 }
 
-/// One table line into `out`: cells padded to `widths`, two spaces apart,
-/// no trailing spaces.
-fn line(out: &mut String, widths: &[usize], cells: &mut dyn Iterator<Item = &str>) {
+/// One table line into `out`: cells (with their widths in characters)
+/// padded to `widths`, two spaces apart, no trailing spaces.
+fn line<'c>(out: &mut String, widths: &[usize], cells: impl Iterator<Item = (&'c str, usize)>) {
+    const SPACES: &str = "                                                                ";
     let start = out.len();
-    for (i, cell) in cells.enumerate() {
+    for (i, (cell, width)) in cells.enumerate() {
         if i > 0 {
             out.push_str("  ");
         }
         out.push_str(cell);
-        let pad = widths
-            .get(i)
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(cell.chars().count());
-        out.extend(std::iter::repeat_n(' ', pad));
+        let mut pad = widths.get(i).copied().unwrap_or(0).saturating_sub(width);
+        while pad > 0 {
+            let n = pad.min(SPACES.len());
+            out.push_str(&SPACES[..n]);
+            pad -= n;
+        }
     }
     let kept = out[start..].trim_end().len();
     out.truncate(start + kept);
@@ -152,12 +167,45 @@ pub(crate) fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (fields in range) as `YYYY-MM-DD HH:MM:SS`.
+fn utc_seconds(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |at: usize, len: usize| -> Option<u32> {
+        let digits = b.get(at..at + len)?;
+        digits.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let (month, day) = (num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    num(0, 4)?;
+    let fits = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60;
+    fits.then(|| format!("{} {}", &s[..10], &s[11..19]))
+}
+
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
 /// An API timestamp as `YYYY-MM-DD HH:MM:SS` (UTC); unparsable ones as is.
 pub(crate) fn timestamp(s: &str) -> String {
+    // The gateway's own form, `YYYY-MM-DDTHH:MM:SSZ`, needs no parsing: the
+    // same text with a space (a list of thousands shows thousands).
+    utc_seconds(s).unwrap_or_else(|| timestamp_parsed(s))
+}
+
+/// [`timestamp`] of any RFC 3339 time.
+fn timestamp_parsed(s: &str) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     parse_time(s)
         .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&fmt).ok())
@@ -195,6 +243,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_gateways_timestamps_show_the_same_without_parsing() {
+        for t in [
+            "2025-05-01T10:00:00Z",
+            "1999-12-31T23:59:59Z",
+            "2026-02-28T00:00:00Z",
+        ] {
+            assert_eq!(
+                utc_seconds(t).as_deref(),
+                Some(timestamp_parsed(t).as_str())
+            );
+            assert_eq!(timestamp(t), timestamp_parsed(t));
+        }
+        for t in [
+            "2025-13-01T10:00:00Z",
+            "2025-05-01T24:00:00Z",
+            "2025-05-01T10:00:00+02:00",
+            "2025-05-01T10:00:00.5Z",
+            "2025-05-01 10:00:00Z",
+            "x",
+        ] {
+            assert!(utc_seconds(t).is_none(), "{t}");
+        }
+        assert_eq!(
+            timestamp("2025-05-01T12:00:00+02:00"),
+            "2025-05-01 10:00:00"
+        );
+        assert_eq!(timestamp("2025-05-01T10:00:00.5Z"), "2025-05-01 10:00:00");
+        assert_eq!(timestamp("not a time"), "not a time");
+    }
+
+    #[test]
+    fn ascii_cells_are_shown_as_they_are_and_others_escaped_and_cut() {
+        assert_eq!(cell("web-01"), (Cow::Borrowed("web-01"), 6));
+        assert_eq!(cell("a\x1bb").0, "a\\x1bb");
+        assert_eq!(cell("Grüße").1, 5);
+        let long = "x".repeat(MAX_COLUMN + 5);
+        let (shown, width) = cell(&long);
+        assert_eq!(width, MAX_COLUMN);
+        assert!(shown.ends_with('…'));
+    }
+
+    #[test]
     fn a_paged_table_has_one_header_and_columns_widen_from_the_page_that_needs_it() {
         let mut t = Paged::new(&["NAME", "OS"]);
         let row = |a: &str, b: &str| vec![a.to_owned(), b.to_owned()];
@@ -202,7 +292,7 @@ mod tests {
         assert_eq!(first, "NAME  OS\na     linux\nbb    bsd\n");
         let second = t.page(&[row("longer-name", "x"), row("c", "y")]);
         assert_eq!(second, "longer-name  x\nc            y\n");
-        assert_eq!(t.page(&[]), "");
+        assert_eq!(t.page::<Vec<String>, String>(&[]), "");
         // The whole table at once is the same as its single page.
         assert_eq!(
             render(&["NAME", "OS"], &[row("a", "linux"), row("bb", "bsd")]),

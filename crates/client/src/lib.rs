@@ -279,6 +279,16 @@ impl Client {
         self.get_json(&endpoints_path(f)).await
     }
 
+    /// [`Client::endpoints_page`] as the gateway wrote it: a JSON array of
+    /// [`api::Endpoint`], for a caller that reads only some fields of a
+    /// page of thousands without copying every value.
+    ///
+    /// # Errors
+    /// As [`Client::endpoints_page`], but the JSON is not checked.
+    pub async fn endpoints_page_json(&self, f: &EndpointFilter<'_>) -> Result<Bytes, ClientError> {
+        self.request(Method::GET, &endpoints_path(f), None).await
+    }
+
     /// Session events, newest first (`view-audit`; only the caller's
     /// groups), filtered and paged by `f`.
     ///

@@ -6,6 +6,8 @@
 //! pages of [`PAGE`] (the gateway's largest: few requests, all on the one
 //! kept connection of the client).
 
+use std::borrow::Cow;
+
 use anyhow::Context;
 use jumpgate_api_types::Endpoint;
 use jumpgate_client::{Client, EndpointFilter};
@@ -33,18 +35,18 @@ pub(crate) struct Options {
 impl Options {
     /// The filters, checked here too: a gateway from before the list had
     /// filters answers every endpoint.
-    fn matches(&self, e: &Endpoint) -> bool {
+    fn matches(&self, e: &impl Listed) -> bool {
         self.name
             .as_deref()
-            .is_none_or(|n| e.name.to_lowercase().contains(&n.to_lowercase()))
-            && self.group.as_deref().is_none_or(|g| e.group == g)
-            && self.online.is_none_or(|o| e.online == o)
+            .is_none_or(|n| e.name().to_lowercase().contains(&n.to_lowercase()))
+            && self.group.as_deref().is_none_or(|g| e.group() == g)
+            && self.online.is_none_or(|o| e.online() == o)
     }
 }
 
 pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
     let mut table = table::Paged::new(HEADERS);
-    let mut json = Vec::new();
+    let mut json: Vec<Endpoint> = Vec::new();
     let mut shown: u64 = 0;
     let mut after: Option<String> = None;
     loop {
@@ -63,33 +65,48 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
             after: after.as_deref(),
             limit: Some(want),
         };
-        let page = client
-            .endpoints_page(&f)
+        let body = client
+            .endpoints_page_json(&f)
             .await
             .context("listing endpoints")?;
+        // The table needs six fields of each endpoint: they are read in
+        // place (a page of thousands, not a copy of every value).
+        let seen = if o.json {
+            let page: Vec<Endpoint> = parse(&body)?;
+            let seen = Seen::of(&page, after.as_deref(), want);
+            if !seen.repeated {
+                let before = json.len();
+                json.extend(
+                    page.into_iter()
+                        .filter(|e| o.matches(e))
+                        .take(want as usize),
+                );
+                shown += (json.len() - before) as u64;
+            }
+            seen
+        } else {
+            let page: Vec<Row<'_>> = parse(&body)?;
+            let seen = Seen::of(&page, after.as_deref(), want);
+            let rows: Vec<[Cow<'_, str>; 6]> = page
+                .iter()
+                .filter(|e| o.matches(*e))
+                .take(want as usize)
+                .map(Row::cells)
+                .collect();
+            if !seen.repeated {
+                shown += rows.len() as u64;
+                out!("{}", table.page(&rows))?;
+            }
+            seen
+        };
         // A gateway from before paging answers the whole list each time:
         // more than asked for (shown, up to the limit, and done), or the
         // previous page again, the cursor in it (shown already).
-        if after
-            .as_deref()
-            .is_some_and(|a| page.iter().any(|e| e.name == a))
-        {
+        if seen.repeated {
             break;
         }
-        let more = page.len() == want as usize;
-        after = page.last().map(|e| e.name.clone());
-        let rows: Vec<Endpoint> = page
-            .into_iter()
-            .filter(|e| o.matches(e))
-            .take(want as usize)
-            .collect();
-        shown += rows.len() as u64;
-        if o.json {
-            json.extend(rows);
-        } else {
-            out!("{}", table.page(&cells(&rows)))?;
-        }
-        if !more {
+        after = seen.last;
+        if !seen.more {
             break;
         }
     }
@@ -97,46 +114,132 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if shown == 0 {
         // The header alone, as for an empty list.
-        out!("{}", table.page(&[]))?;
+        out!("{}", table.page::<[&str; 0], &str>(&[]))?;
     }
     Ok(())
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> anyhow::Result<Vec<T>> {
+    serde_json::from_slice(body)
+        .context("listing endpoints: the gateway's answer is not an endpoint list")
+}
+
+/// What the paging loop needs of an endpoint, whichever way it was read.
+trait Listed {
+    fn name(&self) -> &str;
+    fn group(&self) -> &str;
+    fn online(&self) -> bool;
+}
+
+impl Listed for Endpoint {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn group(&self) -> &str {
+        &self.group
+    }
+    fn online(&self) -> bool {
+        self.online
+    }
+}
+
+impl Listed for Row<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn group(&self) -> &str {
+        &self.group
+    }
+    fn online(&self) -> bool {
+        self.online
+    }
+}
+
+/// What one page tells the paging loop.
+struct Seen {
+    /// The page holds the cursor: a gateway from before paging sent the
+    /// previous page again.
+    repeated: bool,
+    /// A full page: there may be more.
+    more: bool,
+    /// The cursor for the next page.
+    last: Option<String>,
+}
+
+impl Seen {
+    fn of<E: Listed>(page: &[E], after: Option<&str>, want: u32) -> Self {
+        Self {
+            repeated: after.is_some_and(|a| page.iter().any(|e| e.name() == a)),
+            more: page.len() == want as usize,
+            last: page.last().map(|e| e.name().to_owned()),
+        }
+    }
+}
+
+/// The fields of an [`Endpoint`] the table shows, borrowed from the
+/// gateway's answer where no escape forces a copy.
+#[derive(Debug, serde::Deserialize)]
+struct Row<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    online: bool,
+    #[serde(default)]
+    last_seen: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    os: Cow<'a, str>,
+    #[serde(borrow)]
+    hostname: Cow<'a, str>,
+    #[serde(default)]
+    conflict: Option<RowConflict>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RowConflict {
+    count: u64,
+}
+
+impl Row<'_> {
+    fn cells(&self) -> [Cow<'_, str>; 6] {
+        [
+            Cow::Borrowed(&*self.name),
+            Cow::Borrowed(&*self.group),
+            status(self.online, self.conflict.as_ref().map(|c| c.count)),
+            last_seen(self.online, self.last_seen.as_deref()),
+            Cow::Borrowed(&*self.os),
+            Cow::Borrowed(&*self.hostname),
+        ]
+    }
 }
 
 const HEADERS: &[&str] = &["NAME", "GROUP", "STATUS", "LAST SEEN", "OS", "HOSTNAME"];
 
 /// `online`/`offline`, and `conflict` while a second agent with the
 /// endpoint's identity has been refused (until it is re-enrolled).
-fn status(e: &Endpoint) -> String {
-    let state = if e.online { "online" } else { "offline" };
-    match &e.conflict {
-        Some(c) => format!("{state}, conflict ({}x)", c.count),
-        None => state.to_owned(),
+fn status(online: bool, conflicts: Option<u64>) -> Cow<'static, str> {
+    let state = if online { "online" } else { "offline" };
+    match conflicts {
+        Some(n) => Cow::Owned(format!("{state}, conflict ({n}x)")),
+        None => Cow::Borrowed(state),
     }
 }
 
-fn cells(endpoints: &[Endpoint]) -> Vec<Vec<String>> {
-    endpoints
-        .iter()
-        .map(|e| {
-            vec![
-                e.name.clone(),
-                e.group.clone(),
-                status(e),
-                match (&e.last_seen, e.online) {
-                    (_, true) => "now".to_owned(),
-                    (Some(t), false) => table::timestamp(t),
-                    (None, false) => "never".to_owned(),
-                },
-                e.os.clone(),
-                e.hostname.clone(),
-            ]
-        })
-        .collect()
+fn last_seen(online: bool, at: Option<&str>) -> Cow<'static, str> {
+    match (at, online) {
+        (_, true) => Cow::Borrowed("now"),
+        (Some(t), false) => Cow::Owned(table::timestamp(t)),
+        (None, false) => Cow::Borrowed("never"),
+    }
 }
 
+/// The table of `endpoints`, read as `run` reads the gateway's answer.
 #[cfg(test)]
 fn render(endpoints: &[Endpoint]) -> String {
-    table::render(HEADERS, &cells(endpoints))
+    let body = serde_json::to_vec(endpoints).unwrap();
+    let rows: Vec<Row<'_>> = parse(&body).unwrap();
+    let cells: Vec<[Cow<'_, str>; 6]> = rows.iter().map(Row::cells).collect();
+    table::Paged::new(HEADERS).page(&cells)
 }
 
 #[cfg(test)]
