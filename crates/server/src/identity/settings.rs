@@ -34,18 +34,26 @@ pub(crate) async fn load_in(e: &mut dyn Exec) -> Result<SecuritySettings, sqlx::
     .bind(KEY)
     .fetch_optional(&mut *c)
     .await)?;
-    Ok(raw
-        .and_then(|r| match serde_json::from_str(&r) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                // Stored by this code, so this is corruption: fall back to
-                // the (strict) defaults rather than to no policy at all.
-                tracing::error!(error = %e, "stored security settings are unreadable; using defaults");
-                None
-            }
-        })
-        .unwrap_or_default())
+    Ok(parse(raw.as_deref()))
 }
+
+/// The settings as stored under their key (`None`: never saved).
+pub(crate) fn parse(raw: Option<&str>) -> SecuritySettings {
+    raw.and_then(|r| match serde_json::from_str(r) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // Stored by this code, so this is corruption: fall back to the
+            // (strict) defaults rather than to no policy at all.
+            tracing::error!(error = %e, "stored security settings are unreadable; using defaults");
+            None
+        }
+    })
+    .unwrap_or_default()
+}
+
+/// The row of `settings` holding them: for a query that reads them along
+/// with other things (`identity::tokens`).
+pub(crate) const STORED_KEY: &str = KEY;
 
 /// Stores the settings; `audit` (a `settings-change` entry) commits with
 /// them.

@@ -67,6 +67,10 @@ struct SessionRow {
     password_changed_at: i64,
     locked_until: Option<i64>,
     mfa: bool,
+    /// The role's permissions (`None`: the role is gone).
+    permissions: Option<String>,
+    /// The site's security settings (`None`: never saved).
+    settings: Option<String>,
 }
 
 /// [`authenticate`] for a token known by its hash: the same checks, for the
@@ -85,14 +89,19 @@ pub(crate) async fn authenticate_credential(
     let now = ids::now_ms();
     let row: Option<SessionRow> = {
         let mut c = db.conn().await?;
+        // One round trip: the account, its role's permissions and the
+        // security settings in one query (every request waits for it).
         sql!(c, |c| sqlx::query_as(
             "SELECT u.id, u.username, u.role, u.groups, u.password_changed_at, u.locked_until,
-                    u.totp_secret IS NOT NULL AS mfa
+                    u.totp_secret IS NOT NULL AS mfa,
+                    (SELECT r.permissions FROM roles r WHERE r.name = u.role) AS permissions,
+                    (SELECT s.value FROM settings s WHERE s.key = $3) AS settings
                FROM auth_tokens t JOIN users u ON u.id = t.user_id
               WHERE t.token_hash = $1 AND t.expires_at > $2"
         )
         .bind(&cred.hash)
         .bind(now)
+        .bind(settings::STORED_KEY)
         .fetch_optional(&mut *c)
         .await)?
     };
@@ -104,15 +113,17 @@ pub(crate) async fn authenticate_credential(
     }
     // Decided on every request, not fixed at login: a policy that starts to
     // require MFA (or a password that expires) takes effect on sessions
-    // already open. The policy and the role's permissions are read side by
-    // side (every request waits for both).
-    let (settings, permissions) =
-        tokio::join!(settings::load(db), rbac::role_permissions(db, &row.role));
-    let restriction = restriction_for(&settings?, &row.role, row.password_changed_at, row.mfa, now);
+    // already open.
+    let settings = settings::parse(row.settings.as_deref());
+    let restriction = restriction_for(&settings, &row.role, row.password_changed_at, row.mfa, now);
     Ok(Subject {
         name: row.username,
         kind: SubjectKind::User(UserId(row.id)),
-        permissions: permissions?.unwrap_or_default(),
+        permissions: row
+            .permissions
+            .as_deref()
+            .map(rbac::store::stored_permissions)
+            .unwrap_or_default(),
         role: row.role,
         groups: Groups::from_list(&json_list(&row.groups)),
         scopes: Scopes::FULL,

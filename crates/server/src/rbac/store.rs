@@ -67,13 +67,17 @@ pub(crate) async fn role_permissions_in(
     .bind(name)
     .fetch_optional(&mut *c)
     .await)?;
-    Ok(json.map(|j| {
-        serde_json::from_str::<Vec<String>>(&j)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }))
+    Ok(json.as_deref().map(stored_permissions))
+}
+
+/// A role's permissions as stored (a JSON array of names; unknown names
+/// are left out).
+pub(crate) fn stored_permissions(json: &str) -> BTreeSet<Permission> {
+    serde_json::from_str::<Vec<String>>(json)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 pub(crate) async fn list(db: &Store) -> Result<Vec<api::Role>, sqlx::Error> {
