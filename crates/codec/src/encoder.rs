@@ -38,6 +38,8 @@ struct Stream {
     /// libvpx time per changed screen pixel, as if coded at full size
     /// (smoothed; nanoseconds): what a change is predicted to cost.
     cost_ns_per_px: Option<f64>,
+    /// Frame intervals between video frames (smoothed, 1..=8).
+    spacing: f64,
 }
 
 impl Stream {
@@ -356,7 +358,15 @@ impl Encoder {
                 }
             } else if video_due {
                 let (pts, duration) = s.next_pts(now);
-                let shift = choose_shift(s.cost_ns_per_px, s.shift, area, &config);
+                // Frame intervals since the last video frame, smoothed:
+                // bursts inside occasional video (scrolling between
+                // keystrokes) keep the relaxed budget.
+                let gap = s.last_video.map_or(8.0, |t| {
+                    now.saturating_duration_since(t).as_secs_f64()
+                        * f64::from(config.max_fps.max(1))
+                });
+                s.spacing = 0.7 * s.spacing + 0.3 * gap.clamp(1.0, 8.0);
+                let shift = choose_shift(s.cost_ns_per_px, s.shift, area, s.spacing, &config);
                 let out = s
                     .vpx
                     .encode(frame.data, frame.stride, shift, pts, duration, false)?;
@@ -490,6 +500,7 @@ impl Encoder {
             // What was learnt about this screen's cost carries over a
             // forced keyframe (the keyframe itself is not typical).
             cost_ns_per_px: cost,
+            spacing: 8.0,
         };
         s.remember_rect(frame, Rect::new(0, 0, width, height));
         let (pts, duration) = s.next_pts(now);
@@ -523,8 +534,11 @@ impl Encoder {
 /// changed pixels: the finest whose predicted libvpx time fits the
 /// budget (a finer size than now only with a quarter of it to spare,
 /// so sizes do not flip-flop), and at most one halving more than the
-/// last frame (VP9 predicts across at most a 2× size step).
-fn choose_shift(cost: Option<f64>, last: u32, area: u64, config: &Config) -> u32 {
+/// last frame (VP9 predicts across at most a 2× size step). `spacing` is
+/// the smoothed time between video frames in frame intervals (1..=8): the
+/// budget is per interval, so occasional video (a scroll now and then
+/// between typing) may take longer per frame and stays full size.
+fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &Config) -> u32 {
     let max = if config.codec == crate::Codec::Vp9 {
         config.max_downscale.min(2)
     } else {
@@ -533,7 +547,7 @@ fn choose_shift(cost: Option<f64>, last: u32, area: u64, config: &Config) -> u32
     let Some(cost) = cost else {
         return 0;
     };
-    let budget = config.video_budget.as_nanos() as f64;
+    let budget = config.video_budget.as_nanos() as f64 * spacing.clamp(1.0, 8.0);
     let predicted = |shift: u32| cost * area as f64 / f64::from(1u32 << (2 * shift));
     let want = (0..=max)
         .find(|&l| {
@@ -574,35 +588,38 @@ mod tests {
         // at half, 5 ms at a quarter.
         let cost = Some(40.0);
         // Nothing measured yet: full size.
-        assert_eq!(choose_shift(None, 0, screen, &config), 0);
+        assert_eq!(choose_shift(None, 0, screen, 1.0, &config), 0);
         // Over budget: one halving per frame, down to a quarter.
-        assert_eq!(choose_shift(cost, 0, screen, &config), 1);
-        assert_eq!(choose_shift(cost, 1, screen, &config), 2);
-        assert_eq!(choose_shift(cost, 2, screen, &config), 2);
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &config), 1);
+        assert_eq!(choose_shift(cost, 1, screen, 1.0, &config), 2);
+        assert_eq!(choose_shift(cost, 2, screen, 1.0, &config), 2);
         // A small change fits at full size: straight back (VP9 predicts
         // from smaller references at any ratio up to 16×).
-        assert_eq!(choose_shift(cost, 2, 200 * 200, &config), 0);
+        assert_eq!(choose_shift(cost, 2, 200 * 200, 1.0, &config), 0);
         // Half size would fit, but not with a quarter of the budget spare:
         // stay (no flip-flop at the edge).
         let edge = (16e6 * 4.0 / 40.0 * 0.9) as u64;
-        assert_eq!(choose_shift(cost, 2, edge, &config), 2);
-        assert_eq!(choose_shift(cost, 1, edge, &config), 1);
+        assert_eq!(choose_shift(cost, 2, edge, 1.0, &config), 2);
+        assert_eq!(choose_shift(cost, 1, edge, 1.0, &config), 1);
+        // Video only every fifth interval: five times the time per frame.
+        assert_eq!(choose_shift(cost, 0, screen / 4, 5.0, &config), 0);
+        assert_eq!(choose_shift(cost, 0, screen / 4, 1.0, &config), 1);
         // Never reduced: VP8, max_downscale 0, or no budget.
         let vp8 = Config {
             codec: crate::Codec::Vp8,
             ..config
         };
-        assert_eq!(choose_shift(cost, 0, screen, &vp8), 0);
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &vp8), 0);
         let off = Config {
             max_downscale: 0,
             ..config
         };
-        assert_eq!(choose_shift(cost, 0, screen, &off), 0);
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &off), 0);
         let unlimited = Config {
             video_budget: Duration::MAX,
             ..config
         };
-        assert_eq!(choose_shift(cost, 0, screen, &unlimited), 0);
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &unlimited), 0);
     }
 
     /// A moving diagonal gradient with a white square at (x0, 40).
