@@ -119,7 +119,11 @@ fn encode_loop(
     size: &std::sync::mpsc::Sender<(u32, u32)>,
 ) -> Result<()> {
     let mut cap = Capturer::new(target, CaptureOptions::default())?;
-    let mut enc = Encoder::new(Config::default());
+    // The agent's settings at its default 30 fps.
+    let mut enc = Encoder::new(Config {
+        video_budget: Duration::from_micros(500_000 / 30),
+        ..Config::default()
+    });
     let mut deferred = false;
     let mut told = false;
     while !stop.load(Ordering::Relaxed) {

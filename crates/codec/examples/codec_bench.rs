@@ -3,15 +3,18 @@
 //! `cargo run --release -p jumpgate-codec --example codec-bench [-- FRAMES]`
 //!
 //! Synthetic 1920×1080 workloads at a simulated 30 frames per second:
-//! full-screen motion, a scrolling terminal, typing in a terminal, idle.
+//! full-screen motion (a smooth panning picture, and block noise like the
+//! desktop benchmark's painter), a scrolling terminal, typing in a
+//! terminal, idle.
 //! For each encoder candidate it prints the encode time per frame (wall
 //! and process CPU), the frame rate that allows, kbit/s while the screen
 //! changes, and the time and bytes until the viewer's picture (decoded by
 //! the crate's reference decoder) is pixel-exact after the changes stop.
 //!
 //! Candidates: the crate's encoder (lossless tiles for small changes,
-//! VP9 or VP8 for large ones, lossless refinement) with VP9/2 threads,
-//! VP9/1 thread and VP8/2 threads; and dirty rectangles as JPEG (the
+//! VP9 or VP8 for large ones, lossless refinement) with VP9/2 threads
+//! (always full size, and with the agent's time budget: reduced size under
+//! heavy motion), VP9/1 thread and VP8/2 threads; and dirty rectangles as JPEG (the
 //! bounding box of the changed tiles, pure-Rust `jpeg-encoder` q75) with the
 //! same lossless tiles for small changes and refinement.
 
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use jumpgate_codec::{Canvas, Codec, Config, Encoder, Packet, Rect, TILE, lossless_tile};
 use rustix::time::{ClockId, clock_gettime};
-use synth::{Motion, Screen, Terminal};
+use synth::{BlockNoise, Motion, Screen, Terminal};
 
 const W: u32 = 1920;
 const H: u32 = 1080;
@@ -36,6 +39,8 @@ fn cpu() -> Duration {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Workload {
     Full,
+    /// Harder full-screen motion: the desktop benchmark's painter content.
+    Noise,
     Scroll,
     /// 3 characters per frame; a full line is cleared and typing goes on.
     Typing,
@@ -48,6 +53,7 @@ struct Scene {
     kind: Workload,
     screen: Screen,
     motion: Option<Motion>,
+    noise: Option<BlockNoise>,
     term: Terminal,
     step: u32,
 }
@@ -57,14 +63,17 @@ impl Scene {
         let mut screen = Screen::desktop(W, H);
         let mut term = Terminal::new(120, 90, 160, 50, 7);
         let motion = (kind == Workload::Full).then(|| Motion::new(W, H));
-        match &motion {
-            Some(m) => m.draw(&mut screen, 0),
-            None => term.draw(&mut screen),
+        let mut noise = (kind == Workload::Noise).then(|| BlockNoise::new(W, H));
+        match (&motion, &mut noise) {
+            (Some(m), _) => m.draw(&mut screen, 0),
+            (_, Some(n)) => n.draw(&mut screen, 0),
+            _ => term.draw(&mut screen),
         }
         Scene {
             kind,
             screen,
             motion,
+            noise,
             term,
             step: 0,
         }
@@ -77,6 +86,13 @@ impl Scene {
                 self.motion
                     .as_ref()
                     .expect("motion")
+                    .draw(&mut self.screen, self.step);
+                None
+            }
+            Workload::Noise => {
+                self.noise
+                    .as_mut()
+                    .expect("noise")
                     .draw(&mut self.screen, self.step);
                 None
             }
@@ -131,11 +147,18 @@ fn exact(canvas: &Canvas, s: &Screen) -> bool {
             .all(|(a, b)| a[..3] == b[..3])
 }
 
-fn run_hybrid(kind: Workload, codec: Codec, threads: u32, frames: u32) -> Figures {
+fn run_hybrid(
+    kind: Workload,
+    codec: Codec,
+    threads: u32,
+    budget: Duration,
+    frames: u32,
+) -> Figures {
     let mut scene = Scene::new(kind);
     let mut enc = Encoder::new(Config {
         codec,
         threads,
+        video_budget: budget,
         ..Config::default()
     });
     let mut canvas = Canvas::new();
@@ -309,6 +332,9 @@ fn runs(sel: &[bool], cols: u32, rows: u32, tile_rect: &dyn Fn(usize) -> Rect) -
     out
 }
 
+/// A name and (codec, threads, video budget), or `None` for JPEG.
+type Candidate = (&'static str, Option<(Codec, u32, Duration)>);
+
 fn main() {
     let frames: u32 = std::env::args()
         .nth(1)
@@ -321,15 +347,32 @@ fn main() {
         "| workload | candidate | encode ms/frame (wall) | CPU ms/frame | worst ms (wall) | fps by CPU time | kbit/s while changing | pixel-exact after stop | bytes to exact | idle bytes / 10 s | idle full compare ms | mean error while changing |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let candidates: [(&str, Option<(Codec, u32)>); 4] = [
-        ("tiles + VP9, 2 threads", Some((Codec::Vp9, 2))),
-        ("tiles + VP9, 1 thread", Some((Codec::Vp9, 1))),
-        ("tiles + VP8, 2 threads", Some((Codec::Vp8, 2))),
+    // The agent's budget at 30 fps (libvpx time per frame before large
+    // changes are coded at half or a quarter of the size).
+    let agent = Duration::from_micros(500_000 / 30);
+    let candidates: [Candidate; 5] = [
+        (
+            "tiles + VP9, 2 threads",
+            Some((Codec::Vp9, 2, Duration::MAX)),
+        ),
+        (
+            "tiles + VP9, 2 threads, 16.7 ms budget (the agent)",
+            Some((Codec::Vp9, 2, agent)),
+        ),
+        (
+            "tiles + VP9, 1 thread",
+            Some((Codec::Vp9, 1, Duration::MAX)),
+        ),
+        (
+            "tiles + VP8, 2 threads",
+            Some((Codec::Vp8, 2, Duration::MAX)),
+        ),
         ("tiles + JPEG q75 (jpeg-encoder)", None),
     ];
     let filter = std::env::args().nth(2).unwrap_or_default();
     for kind in [
         Workload::Full,
+        Workload::Noise,
         Workload::Scroll,
         Workload::Typing,
         Workload::TypingScroll,
@@ -339,7 +382,7 @@ fn main() {
                 continue;
             }
             let f = match cand {
-                Some((codec, threads)) => run_hybrid(kind, codec, threads, frames),
+                Some((codec, threads, budget)) => run_hybrid(kind, codec, threads, budget, frames),
                 None => run_jpeg(kind, frames),
             };
             let n = f64::from(f.frames.max(1));

@@ -9,7 +9,9 @@
 //                  (format 1: RGB; format 2: u8 count-1, palette RGB, indices)
 //
 // Video frames are decoded with WebCodecs (secure context needed: https or
-// 127.0.0.1) and only the listed rectangles are copied to the canvas; tiles
+// 127.0.0.1) and only the listed rectangles are copied to the canvas (a
+// picture smaller than the stream, video coded at a reduced size, is scaled
+// up to the screen); tiles
 // are lossless and drawn with putImageData. Packets are applied strictly in
 // order (a tile waits for the video frames sent before it).
 //
@@ -17,7 +19,7 @@
 //   import { DesktopDecoder } from './desktop-decoder.js';
 //   const dec = new DesktopDecoder(canvas, { onError: (e) => ... });
 //   socket.onmessage = (m) => dec.push(m.data);   // ArrayBuffer or Uint8Array
-//   dec.stats  // { packets, bytes, videoFrames, tiles, width, height }
+//   dec.stats  // { packets, bytes, videoFrames, scaledFrames, tiles, width, height }
 //
 // After a decode error (onError) the video decoder is closed and later video
 // packets fail until the next StreamStart: ask the agent for a keyframe
@@ -123,7 +125,7 @@ export class DesktopDecoder {
     this.decoder = null;
     this.waiting = [];
     this.queue = Promise.resolve();
-    this.stats = { packets: 0, bytes: 0, videoFrames: 0, tiles: 0, width: 0, height: 0 };
+    this.stats = { packets: 0, bytes: 0, videoFrames: 0, scaledFrames: 0, tiles: 0, width: 0, height: 0 };
   }
 
   /** Queues one packet; the promise settles once it has been drawn. */
@@ -189,9 +191,23 @@ export class DesktopDecoder {
         );
       });
       try {
+        // A frame coded at a reduced size (heavy motion) covers the whole
+        // screen: its rectangles are scaled up, smoothed.
+        const fw = frame.displayWidth;
+        const fh = frame.displayHeight;
+        const sx = fw / this.canvas.width;
+        const sy = fh / this.canvas.height;
+        const scaled = sx !== 1 || sy !== 1;
+        this.ctx.imageSmoothingEnabled = scaled;
         for (const r of p.rects) {
-          this.ctx.drawImage(frame, r.x, r.y, r.w, r.h, r.x, r.y, r.w, r.h);
+          if (scaled) {
+            this.ctx.drawImage(frame, r.x * sx, r.y * sy, r.w * sx, r.h * sy, r.x, r.y, r.w, r.h);
+          } else {
+            this.ctx.drawImage(frame, r.x, r.y, r.w, r.h, r.x, r.y, r.w, r.h);
+          }
         }
+        this.ctx.imageSmoothingEnabled = false;
+        if (scaled) this.stats.scaledFrames += 1;
       } finally {
         frame.close();
       }

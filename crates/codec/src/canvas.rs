@@ -1,6 +1,8 @@
 //! The viewer's side in Rust: applies packets to a BGRA canvas exactly as
 //! `js/desktop-decoder.js` does in the browser (decode every video frame,
-//! draw only its listed rectangles; draw lossless tiles as they come).
+//! draw only its listed rectangles; draw lossless tiles as they come). A
+//! picture smaller than the stream (video coded at a reduced size under
+//! heavy motion) is scaled up to the screen.
 
 use crate::packet::Packet;
 use crate::vpx::VpxDecoder;
@@ -63,18 +65,38 @@ impl Canvas {
                 let Some(pic) = dec.decode(data)? else {
                     return Ok(());
                 };
-                if (pic.width, pic.height) != (self.width, self.height) {
-                    return Err(Error::BadPacket(
-                        "picture size differs from the stream".into(),
-                    ));
+                if pic.width > self.width || pic.height > self.height {
+                    return Err(Error::BadPacket("picture larger than the stream".into()));
                 }
+                let row = self.width as usize * 4;
+                let scaled = (pic.width, pic.height) != (self.width, self.height);
                 for r in rects {
                     let r = self.clip(*r)?;
-                    let row = self.width as usize * 4;
+                    if !scaled {
+                        for y in r.y..r.y + r.h {
+                            let s = y as usize * row + r.x as usize * 4;
+                            let e = s + r.w as usize * 4;
+                            self.bgra[s..e].copy_from_slice(&pic.bgra[s..e]);
+                        }
+                        continue;
+                    }
+                    // A frame coded at a reduced size covers the whole
+                    // screen: each screen pixel takes the picture's pixel
+                    // under its centre (nearest neighbour).
+                    let (pw, ph) = (u64::from(pic.width), u64::from(pic.height));
+                    let (sw, sh) = (u64::from(self.width), u64::from(self.height));
+                    let src_x: Vec<usize> = (r.x..r.x + r.w)
+                        .map(|x| ((u64::from(x) * 2 + 1) * pw / (2 * sw)) as usize * 4)
+                        .collect();
                     for y in r.y..r.y + r.h {
+                        let py = ((u64::from(y) * 2 + 1) * ph / (2 * sh)) as usize;
+                        let src =
+                            &pic.bgra[py * pic.width as usize * 4..][..pic.width as usize * 4];
                         let s = y as usize * row + r.x as usize * 4;
-                        let e = s + r.w as usize * 4;
-                        self.bgra[s..e].copy_from_slice(&pic.bgra[s..e]);
+                        let dst = &mut self.bgra[s..s + r.w as usize * 4];
+                        for (d, &sx) in dst.chunks_exact_mut(4).zip(&src_x) {
+                            d.copy_from_slice(&src[sx..sx + 4]);
+                        }
                     }
                 }
             }

@@ -33,6 +33,13 @@ struct Stream {
     start: Instant,
     last_pts_ms: i64,
     last_video: Option<Instant>,
+    /// Halvings each way of the size the last video frame was coded at.
+    shift: u32,
+    /// libvpx time per changed screen pixel, as if coded at full size
+    /// (smoothed; nanoseconds): what a change is predicted to cost.
+    cost_ns_per_px: Option<f64>,
+    /// Frame intervals between video frames (smoothed, 1..=8).
+    spacing: f64,
 }
 
 impl Stream {
@@ -52,9 +59,16 @@ impl Stream {
         })
     }
 
-    fn remember(&mut self, frame: &Frame<'_>, i: usize) {
-        let r = self.tile_rect(i);
+    /// Remembers the pixels of `r` (whole rows at once where it spans the
+    /// screen: a full-screen change is a handful of large copies, not one
+    /// per tile row, which cost a third of the agent's CPU at 30 fps).
+    fn remember_rect(&mut self, frame: &Frame<'_>, r: Rect) {
         let row_bytes = self.width as usize * 4;
+        if r.x == 0 && r.w == self.width && frame.stride == row_bytes {
+            let (a, b) = (r.y as usize * row_bytes, (r.y + r.h) as usize * row_bytes);
+            self.last[a..b].copy_from_slice(&frame.data[a..b]);
+            return;
+        }
         for y in r.y..r.y + r.h {
             let start = y as usize * row_bytes + r.x as usize * 4;
             self.last[start..start + r.w as usize * 4].copy_from_slice(frame.row(
@@ -131,6 +145,19 @@ impl Stream {
         out
     }
 
+    /// Learns from a video frame of `area` changed pixels coded at `shift`.
+    fn note_cost(&mut self, took: Duration, area: u64, shift: u32) {
+        if area == 0 {
+            return;
+        }
+        let per_px = took.as_nanos() as f64 * f64::from(1u32 << (2 * shift)) / area as f64;
+        self.cost_ns_per_px = Some(match self.cost_ns_per_px {
+            Some(c) => 0.6 * c + 0.4 * per_px,
+            None => per_px,
+        });
+        self.shift = shift;
+    }
+
     fn next_pts(&mut self, now: Instant) -> (i64, u64) {
         let pts = (now.saturating_duration_since(self.start).as_millis() as i64)
             .max(self.last_pts_ms + 1);
@@ -159,6 +186,9 @@ pub struct EncodeStats {
     pub refined_tiles: u32,
     /// Changes held back (link busy or frame rate limit).
     pub deferred: bool,
+    /// The video frame was coded at half the screen's size each way this
+    /// many times (0: full size; see [`Config::video_budget`]).
+    pub video_shift: u32,
 }
 
 impl Encoder {
@@ -290,8 +320,10 @@ impl Encoder {
                     u64::from(r.w * r.h)
                 })
                 .sum();
+            // An eighth of the interval early is on time (a source at the
+            // frame rate with jitter would otherwise lose frames).
             let video_due = s.last_video.is_none_or(|t| {
-                now.saturating_duration_since(t) + Duration::from_millis(2) >= min_interval
+                now.saturating_duration_since(t) + min_interval / 8 >= min_interval
             });
             if !may_send {
                 stats.deferred = true;
@@ -314,9 +346,11 @@ impl Encoder {
                     let (format, data) = lossless::encode(frame, rect, config.zlib_level);
                     packets.push(Packet::Tile { rect, format, data });
                 }
+                for r in s.runs(&changed) {
+                    s.remember_rect(frame, r);
+                }
                 for (i, c) in changed.iter().enumerate() {
                     if *c {
-                        s.remember(frame, i);
                         s.held[i] = Held::Exact;
                         s.suspect[i] = false;
                         stats.lossless_tiles += 1;
@@ -324,9 +358,20 @@ impl Encoder {
                 }
             } else if video_due {
                 let (pts, duration) = s.next_pts(now);
+                // Frame intervals since the last video frame, smoothed:
+                // bursts inside occasional video (scrolling between
+                // keystrokes) keep the relaxed budget.
+                let gap = s.last_video.map_or(8.0, |t| {
+                    now.saturating_duration_since(t).as_secs_f64()
+                        * f64::from(config.max_fps.max(1))
+                });
+                s.spacing = 0.7 * s.spacing + 0.3 * gap.clamp(1.0, 8.0);
+                let shift = choose_shift(s.cost_ns_per_px, s.shift, area, s.spacing, &config);
                 let out = s
                     .vpx
-                    .encode(frame.data, frame.stride, pts, duration, false)?;
+                    .encode(frame.data, frame.stride, shift, pts, duration, false)?;
+                s.note_cost(s.vpx.last_took(), area, shift);
+                stats.video_shift = shift;
                 if out.is_empty() {
                     stats.deferred = true;
                 } else {
@@ -346,9 +391,11 @@ impl Encoder {
                             data: f.data,
                         });
                     }
+                    for r in s.runs(&changed) {
+                        s.remember_rect(frame, r);
+                    }
                     for (i, c) in changed.iter().enumerate() {
                         if *c {
-                            s.remember(frame, i);
                             s.held[i] = Held::Lossy(now);
                             s.suspect[i] = false;
                         }
@@ -389,10 +436,10 @@ impl Encoder {
                     packets.push(p);
                     // Exact as of this frame (`remember` only matters when
                     // damage hints missed a change).
+                    s.remember_rect(frame, rect);
                     let (c0, r0) = (rect.x / TILE, rect.y / TILE);
                     for c in c0..(rect.x + rect.w).div_ceil(TILE) {
                         let i = (r0 * s.cols + c) as usize;
-                        s.remember(frame, i);
                         s.held[i] = Held::Exact;
                         stats.refined_tiles += 1;
                     }
@@ -422,6 +469,7 @@ impl Encoder {
     fn start_stream(&mut self, frame: &Frame<'_>, now: Instant) -> Result<Vec<Packet>, Error> {
         let (width, height) = (frame.width, frame.height);
         let kbps = self.rate.target_kbps();
+        let cost = self.stream.as_ref().and_then(|s| s.cost_ns_per_px);
         let vpx = match self.stream.take() {
             // Same size (a forced keyframe): keep the encoder.
             Some(s) if s.width == width && s.height == height => s.vpx,
@@ -448,14 +496,17 @@ impl Encoder {
             start: now,
             last_pts_ms: -1,
             last_video: Some(now),
+            shift: 0,
+            // What was learnt about this screen's cost carries over a
+            // forced keyframe (the keyframe itself is not typical).
+            cost_ns_per_px: cost,
+            spacing: 8.0,
         };
-        for i in 0..s.held.len() {
-            s.remember(frame, i);
-        }
+        s.remember_rect(frame, Rect::new(0, 0, width, height));
         let (pts, duration) = s.next_pts(now);
         let out = s
             .vpx
-            .encode(frame.data, frame.stride, pts, duration, true)?;
+            .encode(frame.data, frame.stride, 0, pts, duration, true)?;
         let mut packets = vec![Packet::StreamStart {
             width: width as u16,
             height: height as u16,
@@ -479,6 +530,34 @@ impl Encoder {
     }
 }
 
+/// The coded size (halvings each way) for a video frame of `area`
+/// changed pixels: the finest whose predicted libvpx time fits the
+/// budget (a finer size than now only with a quarter of it to spare,
+/// so sizes do not flip-flop), and at most one halving more than the
+/// last frame (VP9 predicts across at most a 2× size step). `spacing` is
+/// the smoothed time between video frames in frame intervals (1..=8): the
+/// budget is per interval, so occasional video (a scroll now and then
+/// between typing) may take longer per frame and stays full size.
+fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &Config) -> u32 {
+    let max = if config.codec == crate::Codec::Vp9 {
+        config.max_downscale.min(2)
+    } else {
+        0
+    };
+    let Some(cost) = cost else {
+        return 0;
+    };
+    let budget = config.video_budget.as_nanos() as f64 * spacing.clamp(1.0, 8.0);
+    let predicted = |shift: u32| cost * area as f64 / f64::from(1u32 << (2 * shift));
+    let want = (0..=max)
+        .find(|&l| {
+            let allowed = if l < last { budget * 0.75 } else { budget };
+            predicted(l) <= allowed
+        })
+        .unwrap_or(max);
+    want.min(last + 1)
+}
+
 /// Marks the tiles `r` touches as possibly changed (clipped to the screen).
 fn mark(s: &mut Stream, r: Rect) {
     if r.w == 0 || r.h == 0 || r.x >= s.width || r.y >= s.height {
@@ -490,5 +569,119 @@ fn mark(s: &mut Stream, r: Rect) {
         for c in r.x / TILE..x1.div_ceil(TILE) {
             s.suspect[(row * s.cols + c) as usize] = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coded_size_follows_the_predicted_cost_one_halving_at_a_time() {
+        let config = Config {
+            video_budget: Duration::from_millis(16),
+            max_downscale: 2,
+            ..Config::default()
+        };
+        let screen = 1920 * 1080;
+        // 40 ns per pixel: a full screen takes 83 ms at full size, 21 ms
+        // at half, 5 ms at a quarter.
+        let cost = Some(40.0);
+        // Nothing measured yet: full size.
+        assert_eq!(choose_shift(None, 0, screen, 1.0, &config), 0);
+        // Over budget: one halving per frame, down to a quarter.
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &config), 1);
+        assert_eq!(choose_shift(cost, 1, screen, 1.0, &config), 2);
+        assert_eq!(choose_shift(cost, 2, screen, 1.0, &config), 2);
+        // A small change fits at full size: straight back (VP9 predicts
+        // from smaller references at any ratio up to 16×).
+        assert_eq!(choose_shift(cost, 2, 200 * 200, 1.0, &config), 0);
+        // Half size would fit, but not with a quarter of the budget spare:
+        // stay (no flip-flop at the edge).
+        let edge = (16e6 * 4.0 / 40.0 * 0.9) as u64;
+        assert_eq!(choose_shift(cost, 2, edge, 1.0, &config), 2);
+        assert_eq!(choose_shift(cost, 1, edge, 1.0, &config), 1);
+        // Video only every fifth interval: five times the time per frame.
+        assert_eq!(choose_shift(cost, 0, screen / 4, 5.0, &config), 0);
+        assert_eq!(choose_shift(cost, 0, screen / 4, 1.0, &config), 1);
+        // Never reduced: VP8, max_downscale 0, or no budget.
+        let vp8 = Config {
+            codec: crate::Codec::Vp8,
+            ..config
+        };
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &vp8), 0);
+        let off = Config {
+            max_downscale: 0,
+            ..config
+        };
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &off), 0);
+        let unlimited = Config {
+            video_budget: Duration::MAX,
+            ..config
+        };
+        assert_eq!(choose_shift(cost, 0, screen, 1.0, &unlimited), 0);
+    }
+
+    /// A moving diagonal gradient with a white square at (x0, 40).
+    fn picture(w: u32, h: u32, t: u32, x0: u32) -> Vec<u8> {
+        let mut px = vec![255u8; (w * h * 4) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                let i = ((y * w + x) * 4) as usize;
+                if !((x0..x0 + 48).contains(&x) && (40..88).contains(&y)) {
+                    let v = ((x + y + t * 7) % 256) as u8;
+                    px[i..i + 3].copy_from_slice(&[v, 255 - v, (x * 255 / w) as u8]);
+                }
+            }
+        }
+        px
+    }
+
+    #[test]
+    fn reduced_frames_go_back_to_full_size_without_a_keyframe() {
+        let (w, h) = (320, 192);
+        let mut enc = Encoder::new(Config {
+            video_budget: Duration::ZERO,
+            ..Config::default()
+        });
+        let mut canvas = crate::Canvas::new();
+        let mut now = Instant::now();
+        let mut shifts = Vec::new();
+        for t in 0..8 {
+            if t == 5 {
+                // Time to spare again: the next frame is full size, coded
+                // from the quarter-size references.
+                enc.config.video_budget = Duration::MAX;
+            }
+            let px = picture(w, h, t, 40 + t * 8);
+            let frame = Frame::new(w, h, w as usize * 4, &px).unwrap();
+            let (packets, stats) = enc.encode_with_stats(&frame, None, now).unwrap();
+            for p in &packets {
+                assert!(
+                    t == 0 || !matches!(p, Packet::Video { keyframe: true, .. }),
+                    "{t}"
+                );
+                canvas.apply(p).unwrap();
+            }
+            shifts.push(stats.video_shift);
+            // The square is where it is now, at the screen's size.
+            let at = |x: u32, y: u32| {
+                let i = ((y * w + x) * 4) as usize;
+                canvas.pixels()[i..i + 3].to_vec()
+            };
+            let x0 = 40 + t * 8;
+            assert!(
+                at(x0 + 24, 64).iter().all(|&c| c > 190),
+                "{t}: {:?}",
+                at(x0 + 24, 64)
+            );
+            assert!(
+                at(x0 + 24, 150).iter().any(|&c| c < 190),
+                "{t}: {:?}",
+                at(x0 + 24, 150)
+            );
+            now += Duration::from_millis(40);
+        }
+        assert_eq!(shifts, [0, 0, 1, 2, 2, 0, 0, 0]);
     }
 }

@@ -1,5 +1,6 @@
 //! Remote-desktop encoding for Jumpgate: screen frames in, packets a browser
-//! decodes out. No I/O and no clock of its own (the caller passes `now`).
+//! decodes out. No I/O and no clock of its own (the caller passes `now`),
+//! except that libvpx calls are timed when [`Config::video_budget`] is set.
 //!
 //! The scheme (chosen by measurement, see ARCHITECTURE.md "Desktop
 //! encoding" and docs/benchmarks.md):
@@ -13,7 +14,10 @@
 //! * A large change (scrolling, a moving window, video) is one VP9 (or VP8)
 //!   frame from libvpx, realtime, CBR, zero lag, screen-content tuning, at
 //!   most 2 threads. The viewer draws only the changed tiles of the decoded
-//!   picture, so regions it already holds exactly stay exact.
+//!   picture, so regions it already holds exactly stay exact. When such a
+//!   frame would take libvpx longer than [`Config::video_budget`], it is
+//!   coded at half or a quarter of the size (VP9, no keyframe) and the
+//!   viewer scales it up.
 //! * Tiles last drawn from video are re-sent losslessly once they have not
 //!   changed for [`Config::refine_after`]: static text ends pixel-exact.
 //! * The caller reports what the link acknowledged ([`Encoder::on_acked`]);
@@ -181,6 +185,18 @@ pub struct Config {
     pub lossless_max_area: u32,
     /// zlib level of the lossless tiles (1 fastest … 9 smallest).
     pub zlib_level: u32,
+    /// libvpx time per video frame (wall clock) the encoder stays under by
+    /// coding large changes at a reduced size: a change predicted to take
+    /// longer at full size is coded at half the size each way (or a
+    /// quarter, see `max_downscale`). About half the frame interval leaves
+    /// room for capture and the rest of the machine (what the agent sets).
+    /// `Duration::MAX` (the default): always full size, and the output
+    /// does not depend on how fast the machine is.
+    pub video_budget: Duration,
+    /// How many halvings (each way) video may be coded at under
+    /// `video_budget`: 0 never reduces, 1 allows half, 2 a quarter. VP9
+    /// only (VP8 would need a keyframe for each size change).
+    pub max_downscale: u32,
 }
 
 impl Default for Config {
@@ -195,6 +211,8 @@ impl Default for Config {
             refine_after: Duration::from_millis(200),
             lossless_max_area: 24 * TILE * TILE,
             zlib_level: 6,
+            video_budget: Duration::MAX,
+            max_downscale: 2,
         }
     }
 }

@@ -19,7 +19,11 @@
 //!   a stream is a keyframe: WebCodecs `EncodedVideoChunk` type `key`/`delta`
 //!   with the timestamp). Only the listed rectangles of the decoded picture
 //!   are drawn onto the canvas: the rest of the picture is the codec's
-//!   approximation of regions the canvas already holds pixel-exact.
+//!   approximation of regions the canvas already holds pixel-exact. A
+//!   VP9 picture may be smaller than the stream (half or a quarter each
+//!   way: heavy motion coded at a reduced size, without a keyframe): it
+//!   covers the whole screen, so each rectangle is taken from the picture
+//!   scaled to the stream's size.
 //! * **Tile** is a lossless rectangle, drawn after every packet before it:
 //!   format 1 = zlib (RFC 1950) of w × h RGB triplets, row by row;
 //!   format 2 = zlib of a palette: u8 count−1, count × RGB, then w × h

@@ -68,7 +68,7 @@ impl VideoEncoder {
             i64::try_from(pts_ms).map_err(|_| Error::BadFrame("timestamp out of range".into()))?;
         let out = self
             .vpx
-            .encode(frame.data, frame.stride, pts, duration_ms, keyframe)?;
+            .encode(frame.data, frame.stride, 0, pts, duration_ms, keyframe)?;
         Ok(out
             .into_iter()
             .map(|f| VideoFrame {

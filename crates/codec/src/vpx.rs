@@ -63,11 +63,21 @@ pub(crate) struct EncodedFrame {
 }
 
 /// A realtime, zero-lag, CBR libvpx encoder tuned for screen content.
+///
+/// VP9 frames may be coded at a reduced size ([`VpxEncoder::encode`]'s
+/// `shift`): the same stream, no keyframe (VP9 predicts from references of
+/// another size, up to 2× per step); the decoder outputs the smaller picture.
 pub(crate) struct VpxEncoder {
     ctx: Box<ffi::vpx_codec_ctx_t>,
     cfg: Box<ffi::vpx_codec_enc_cfg_t>,
+    /// I420 of the coded size (`cfg.g_w` × `cfg.g_h`).
     img: *mut ffi::vpx_image_t,
     settings: VpxSettings,
+    /// The full-size I420 picture a reduced frame is shrunk from.
+    scratch: Vec<u8>,
+    /// Wall-clock time of the last `vpx_codec_encode` (the encoder's cost
+    /// measure for choosing the coded size).
+    last_took: std::time::Duration,
 }
 
 impl std::fmt::Debug for VpxEncoder {
@@ -158,6 +168,8 @@ impl VpxEncoder {
                 cfg,
                 img,
                 settings: s,
+                scratch: Vec::new(),
+                last_took: std::time::Duration::ZERO,
             };
             if img.is_null() {
                 return Err(Error::Vpx("vpx_img_alloc failed".into()));
@@ -215,6 +227,11 @@ impl VpxEncoder {
         self.settings
     }
 
+    /// How long libvpx took to code the last frame (wall clock).
+    pub(crate) fn last_took(&self) -> std::time::Duration {
+        self.last_took
+    }
+
     /// Changes the CBR target (kbit/s) without a keyframe.
     pub(crate) fn set_bitrate(&mut self, kbps: u32) -> Result<(), Error> {
         let kbps = kbps.max(50);
@@ -231,42 +248,125 @@ impl VpxEncoder {
         Ok(())
     }
 
-    /// Encodes one BGRA frame (`stride` bytes per row) of the encoder's size.
+    /// The size frames are coded at with `shift` (halvings each way).
+    pub(crate) fn coded_size(&self, shift: u32) -> (u32, u32) {
+        let (w, h) = (self.settings.width, self.settings.height);
+        (w.div_ceil(1 << shift), h.div_ceil(1 << shift))
+    }
+
+    /// Codes the next frames at `w` × `h` (no keyframe: see the type).
+    fn set_coded_size(&mut self, w: u32, h: u32) -> Result<(), Error> {
+        if (w, h) == (self.cfg.g_w, self.cfg.g_h) {
+            return Ok(());
+        }
+        // SAFETY: `img` was allocated by vpx_img_alloc (or is null after a
+        // failed allocation below) and is replaced before any use.
+        let img = unsafe {
+            if !self.img.is_null() {
+                ffi::vpx_img_free(self.img);
+            }
+            self.img = std::ptr::null_mut();
+            ffi::vpx_img_alloc(
+                std::ptr::null_mut(),
+                ffi::vpx_img_fmt::VPX_IMG_FMT_I420,
+                w,
+                h,
+                32,
+            )
+        };
+        if img.is_null() {
+            return Err(Error::Vpx("vpx_img_alloc failed".into()));
+        }
+        self.img = img;
+        self.cfg.g_w = w;
+        self.cfg.g_h = h;
+        // SAFETY: `cfg` is the configuration the context was made with.
+        let rc = unsafe { ffi::vpx_codec_enc_config_set(&mut *self.ctx, &*self.cfg) };
+        if rc != ffi::VPX_CODEC_OK {
+            return Err(codec_error(
+                &mut self.ctx,
+                "vpx_codec_enc_config_set (size)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Encodes one BGRA frame (`stride` bytes per row) of the encoder's size,
+    /// coded at half the size each way `shift` times (VP9 only; 0 for VP8).
     /// `pts_ms`/`duration_ms` are in the 1/1000 timebase.
     pub(crate) fn encode(
         &mut self,
         bgra: &[u8],
         stride: usize,
+        shift: u32,
         pts_ms: i64,
         duration_ms: u64,
         force_key: bool,
     ) -> Result<Vec<EncodedFrame>, Error> {
+        let shift = if self.settings.codec == Codec::Vp9 {
+            shift.min(4)
+        } else {
+            0
+        };
         let (w, h) = (self.settings.width, self.settings.height);
-        // SAFETY: `img` was allocated by vpx_img_alloc for (w, h) I420: its
-        // planes hold `stride[i] * rows` bytes each, rows = h for Y and
-        // ceil(h/2) for U and V; the slices below stay inside them and end
-        // before the next libvpx call.
-        unsafe {
-            let img = &mut *self.img;
-            let ch = h.div_ceil(2) as usize;
-            let ys = img.stride[0] as usize;
-            let us = img.stride[1] as usize;
-            let vs = img.stride[2] as usize;
+        let (cw, ch) = self.coded_size(shift);
+        if (cw, ch) != (self.cfg.g_w, self.cfg.g_h) && self.settings.codec == Codec::Vp9 {
+            // Reduced size means heavy motion: the screen-content tools
+            // (palette, intra block copy search) cost a quarter more there
+            // and help little on moving pictures (measured on the
+            // benchmark's full-screen workload: 41 → 33 ms of CPU per
+            // half-size frame).
+            let content = i32::from(shift == 0);
+            self.control(
+                ffi::vp8e_enc_control_id::VP9E_SET_TUNE_CONTENT as u32,
+                content,
+                "tune-content",
+            )?;
+        }
+        self.set_coded_size(cw, ch)?;
+        // Full size straight into the picture libvpx reads; reduced: into
+        // the full-size scratch, then shrunk into it.
+        let (ys, us) = if shift == 0 {
+            // SAFETY: `img` is a valid I420 picture of (w, h).
+            unsafe {
+                (
+                    (*self.img).stride[0] as usize,
+                    (*self.img).stride[1] as usize,
+                )
+            }
+        } else {
+            (w as usize, w.div_ceil(2) as usize)
+        };
+        let uvh = h.div_ceil(2) as usize;
+        if shift > 0 {
+            self.scratch.resize(ys * h as usize + 2 * us * uvh, 0);
+        }
+        {
+            let (y_plane, u_plane, v_plane): (&mut [u8], &mut [u8], &mut [u8]) = if shift == 0 {
+                // SAFETY: `img` was allocated by vpx_img_alloc for (w, h)
+                // I420: its planes hold `stride[i] * rows` bytes each, rows
+                // = h for Y and ceil(h/2) for U and V; the slices end
+                // before the next libvpx call.
+                unsafe {
+                    let img = &mut *self.img;
+                    (
+                        std::slice::from_raw_parts_mut(img.planes[0], ys * h as usize),
+                        std::slice::from_raw_parts_mut(img.planes[1], us * uvh),
+                        std::slice::from_raw_parts_mut(img.planes[2], img.stride[2] as usize * uvh),
+                    )
+                }
+            } else {
+                let (y, uv) = self.scratch.split_at_mut(ys * h as usize);
+                let (u, v) = uv.split_at_mut(us * uvh);
+                (y, u, v)
+            };
+            let vs = v_plane.len() / uvh;
             let mut planar = YuvPlanarImageMut {
-                y_plane: BufferStoreMut::Borrowed(std::slice::from_raw_parts_mut(
-                    img.planes[0],
-                    ys * h as usize,
-                )),
+                y_plane: BufferStoreMut::Borrowed(y_plane),
                 y_stride: ys as u32,
-                u_plane: BufferStoreMut::Borrowed(std::slice::from_raw_parts_mut(
-                    img.planes[1],
-                    us * ch,
-                )),
+                u_plane: BufferStoreMut::Borrowed(u_plane),
                 u_stride: us as u32,
-                v_plane: BufferStoreMut::Borrowed(std::slice::from_raw_parts_mut(
-                    img.planes[2],
-                    vs * ch,
-                )),
+                v_plane: BufferStoreMut::Borrowed(v_plane),
                 v_stride: vs as u32,
                 width: w,
                 height: h,
@@ -281,6 +381,25 @@ impl VpxEncoder {
             )
             .map_err(|e| Error::Vpx(format!("colour conversion: {e}")))?;
         }
+        if shift > 0 {
+            let (y, uv) = self.scratch.split_at(ys * h as usize);
+            let (u, v) = uv.split_at(us * uvh);
+            let planes = [
+                (y, w as usize, h as usize, ys),
+                (u, w.div_ceil(2) as usize, uvh, us),
+                (v, w.div_ceil(2) as usize, uvh, us),
+            ];
+            // SAFETY: as above, for the coded size (cw, ch): plane i holds
+            // `stride[i]` × rows bytes (ch rows for Y, ceil(ch/2) for U, V).
+            let img = unsafe { &mut *self.img };
+            for (i, (src, pw, ph, ps)) in planes.into_iter().enumerate() {
+                let rows = if i == 0 { ch } else { ch.div_ceil(2) } as usize;
+                let ds = img.stride[i] as usize;
+                // SAFETY: see above.
+                let dst = unsafe { std::slice::from_raw_parts_mut(img.planes[i], ds * rows) };
+                shrink(src, pw, ph, ps, shift, dst, ds);
+            }
+        }
         let flags = if force_key {
             ffi::VPX_EFLAG_FORCE_KF as ffi::vpx_enc_frame_flags_t
         } else {
@@ -289,6 +408,7 @@ impl VpxEncoder {
         // SAFETY: the context and image are valid; output packets are
         // copied out before the next call into libvpx.
         unsafe {
+            let started = std::time::Instant::now();
             let rc = ffi::vpx_codec_encode(
                 &mut *self.ctx,
                 self.img,
@@ -297,6 +417,7 @@ impl VpxEncoder {
                 flags,
                 ffi::VPX_DL_REALTIME as _,
             );
+            self.last_took = started.elapsed();
             if rc != ffi::VPX_CODEC_OK {
                 return Err(codec_error(&mut self.ctx, "vpx_codec_encode"));
             }
@@ -319,6 +440,54 @@ impl VpxEncoder {
                 });
             }
             Ok(out)
+        }
+    }
+}
+
+/// Shrinks a `w` × `h` plane (`stride` bytes per row) by 2^`shift` each
+/// way into `dst` (`dst_stride` per row, ceil(w/2^shift) × ceil(h/2^shift)):
+/// each output sample is the mean of its 2×2 block, `shift` times (edge
+/// samples repeat where an odd size leaves half a block).
+fn shrink(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    stride: usize,
+    shift: u32,
+    dst: &mut [u8],
+    dst_stride: usize,
+) {
+    let mut cur: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(src);
+    let (mut cw, mut chh, mut cs) = (w, h, stride);
+    for step in 0..shift {
+        let (nw, nh) = (cw.div_ceil(2), chh.div_ceil(2));
+        let last = step + 1 == shift;
+        let mut next = if last { Vec::new() } else { vec![0u8; nw * nh] };
+        let (out, os): (&mut [u8], usize) = if last {
+            (&mut *dst, dst_stride)
+        } else {
+            (&mut next, nw)
+        };
+        for y in 0..nh {
+            let r0 = &cur[2 * y * cs..][..cw];
+            let r1 = &cur[(2 * y + 1).min(chh - 1) * cs..][..cw];
+            let o = &mut out[y * os..][..nw];
+            let pairs = cw / 2;
+            for ((o, a), b) in o[..pairs]
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                *o = ((u16::from(a[0]) + u16::from(a[1]) + u16::from(b[0]) + u16::from(b[1]) + 2)
+                    >> 2) as u8;
+            }
+            if cw % 2 == 1 {
+                o[pairs] = ((u16::from(r0[cw - 1]) + u16::from(r1[cw - 1]) + 1) >> 1) as u8;
+            }
+        }
+        if !last {
+            cur = std::borrow::Cow::Owned(next);
+            (cw, chh, cs) = (nw, nh, nw);
         }
     }
 }

@@ -8,7 +8,7 @@ mod synth;
 use std::time::{Duration, Instant};
 
 use jumpgate_codec::{Canvas, Codec, Config, Encoder, Error, Frame, Packet, Rect};
-use synth::{Screen, Terminal};
+use synth::{Motion, Screen, Terminal};
 
 const TICK: Duration = Duration::from_millis(33);
 
@@ -248,6 +248,66 @@ fn a_resolution_change_starts_a_new_stream_with_a_keyframe() {
     let ps = enc.encode(&big.frame(), Some(&[]), now).unwrap();
     assert!(matches!(ps[0], Packet::StreamStart { .. }));
     assert!(matches!(ps[1], Packet::Video { keyframe: true, .. }));
+}
+
+#[test]
+fn heavy_motion_is_coded_smaller_drawn_at_screen_size_and_ends_exact() {
+    // A budget no frame meets: every large change is coded reduced, one
+    // halving per frame down to a quarter (the keyframe and the first
+    // delta, before any cost is known, are full size).
+    let (w, h) = (640, 360);
+    let mut s = Screen::desktop(w, h);
+    let motion = Motion::new(w, h);
+    let paint = |s: &mut Screen, t: u32| {
+        motion.draw(s, t);
+        // A white square at a fixed place: drawn scaled wrongly, it would
+        // land elsewhere.
+        s.fill(400, 200, 96, 64, [255, 255, 255]);
+    };
+    paint(&mut s, 0);
+    let mut enc = Encoder::new(Config {
+        video_budget: Duration::ZERO,
+        ..Config::default()
+    });
+    let mut canvas = Canvas::new();
+    let mut now = Instant::now();
+    apply(&mut canvas, &enc.encode(&s.frame(), None, now).unwrap());
+    let mut shifts = Vec::new();
+    for t in 1..=8 {
+        now += TICK;
+        paint(&mut s, t);
+        let (ps, stats) = enc.encode_with_stats(&s.frame(), None, now).unwrap();
+        assert_eq!(stats.video_frames, 1, "{stats:?}");
+        assert!(
+            !ps.iter().any(|p| matches!(
+                p,
+                Packet::StreamStart { .. } | Packet::Video { keyframe: true, .. }
+            )),
+            "no keyframe, no new stream for a size change: {ps:?}"
+        );
+        shifts.push(stats.video_shift);
+        apply(&mut canvas, &ps);
+        assert_eq!((canvas.width(), canvas.height()), (w, h));
+        let (mean, far) = error(&canvas, &s);
+        println!(
+            "t {t}: coded at 1/{}, mean error {mean:.2}, far {far:.4}",
+            1 << stats.video_shift
+        );
+        assert!(
+            mean < 16.0 && far < 0.3,
+            "t {t}: mean {mean:.2}, far {far:.4}"
+        );
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 4) as usize;
+            canvas.pixels()[i..i + 3].to_vec()
+        };
+        assert!(px(448, 232).iter().all(|&c| c > 200), "{:?}", px(448, 232));
+        assert!(px(448, 120).iter().any(|&c| c < 200), "{:?}", px(448, 120));
+    }
+    assert_eq!(shifts, [0, 1, 2, 2, 2, 2, 2, 2]);
+    // The motion stops: the refinement makes every pixel exact, at the
+    // screen's full size.
+    tick_until_exact(&mut enc, &mut canvas, &s, &mut now);
 }
 
 /// Scrolls for `secs` at 30 fps; the link delivers `link_kbps` when given

@@ -1069,6 +1069,9 @@ fn capture_loop(
     let mut cap = CaptureState {
         encoder: Encoder::new(CodecConfig {
             max_fps,
+            // Half the frame interval for libvpx; the rest is capture,
+            // comparison and the other processes of the machine.
+            video_budget: Duration::from_micros(500_000 / u64::from(max_fps.max(1))),
             ..CodecConfig::default()
         }),
         seq: 0,
@@ -1145,10 +1148,14 @@ impl CaptureState {
                 continue;
             }
             let now = Instant::now();
+            // An eighth of the interval early is on time: a source painting
+            // at the frame rate with some jitter is then not caught a little
+            // late every frame until one of its frames is skipped (the
+            // encoder keeps the average rate).
             if let Some(t) = last_encode
-                && now < t + interval
+                && now + interval / 8 < t + interval
             {
-                match cmds.recv_timeout(t + interval - now) {
+                match cmds.recv_timeout(t + interval - interval / 8 - now) {
                     Ok(cmd) => self.command(cmd, capturer).map_err(|e| e.to_string())?,
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return Ok(()),

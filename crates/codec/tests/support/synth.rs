@@ -393,3 +393,54 @@ impl Motion {
         }
     }
 }
+
+/// A harder full-screen picture (like the desktop benchmark's painter):
+/// 8×8 blocks of noise over a gradient panning diagonally, and fresh random
+/// 16×16 blocks every frame. Little of it predicts well.
+pub struct BlockNoise {
+    tex_w: u32,
+    tex: Vec<[u8; 3]>,
+    rng: Rng,
+}
+
+impl BlockNoise {
+    pub fn new(w: u32, h: u32) -> BlockNoise {
+        let (tex_w, tex_h) = (w + 512, h + 512);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let bw = tex_w / 8 + 1;
+        let blocks: Vec<u64> = (0..bw * (tex_h / 8 + 1)).map(|_| rng.next()).collect();
+        let mut tex = Vec::with_capacity((tex_w * tex_h) as usize);
+        for y in 0..tex_h {
+            for x in 0..tex_w {
+                let n = blocks[((y / 8) * bw + x / 8) as usize];
+                let g = [
+                    x * 255 / tex_w,
+                    y * 255 / tex_h,
+                    (x + y) * 255 / (tex_w + tex_h),
+                ];
+                tex.push(std::array::from_fn(|c| {
+                    (g[c] as u8 / 2).wrapping_add((n >> (c * 8)) as u8 / 2)
+                }));
+            }
+        }
+        BlockNoise { tex_w, tex, rng }
+    }
+
+    pub fn draw(&mut self, s: &mut Screen, t: u32) {
+        let (ox, oy) = ((t * 6) % 512, (t * 3) % 512);
+        for y in 0..s.h {
+            let row = ((y + oy) * self.tex_w + ox) as usize;
+            for x in 0..s.w {
+                let c = self.tex[row + x as usize];
+                s.put(x, y, [c[2], c[1], c[0]]);
+            }
+        }
+        for _ in 0..(s.w / 16) * (s.h / 16) / 27 {
+            let r = self.rng.next();
+            let bx = (r % u64::from(s.w / 16)) as u32 * 16;
+            let by = ((r >> 16) % u64::from(s.h / 16)) as u32 * 16;
+            let c = (r >> 32).to_le_bytes();
+            s.fill(bx, by, 16, 16, [c[2], c[1], c[0]]);
+        }
+    }
+}
