@@ -69,8 +69,6 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
             .endpoints_page_json(&f)
             .await
             .context("listing endpoints")?;
-        // The table needs six fields of each endpoint: they are read in
-        // place (a page of thousands, not a copy of every value).
         let seen = if o.json {
             let page: Vec<Endpoint> = parse(&body)?;
             let seen = Seen::of(&page, after.as_deref(), want);
@@ -85,15 +83,17 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
             }
             seen
         } else {
+            // The table needs six fields of each endpoint: they are read in
+            // place (a page of thousands, not a copy of every value).
             let page: Vec<Row<'_>> = parse(&body)?;
             let seen = Seen::of(&page, after.as_deref(), want);
-            let rows: Vec<[Cow<'_, str>; 6]> = page
-                .iter()
-                .filter(|e| o.matches(*e))
-                .take(want as usize)
-                .map(Row::cells)
-                .collect();
             if !seen.repeated {
+                let rows: Vec<[Cow<'_, str>; 6]> = page
+                    .iter()
+                    .filter(|e| o.matches(*e))
+                    .take(want as usize)
+                    .map(Row::cells)
+                    .collect();
                 shown += rows.len() as u64;
                 out!("{}", table.page(&rows))?;
             }

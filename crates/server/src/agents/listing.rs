@@ -176,19 +176,17 @@ async fn load(db: &Store) -> Result<Arc<[Listed]>, sqlx::Error> {
 }
 
 /// The rows of `rows` (sorted by name) that pass the filter, in order.
-pub(crate) fn page<'r>(
+pub(crate) fn page<'r, 'f>(
     rows: &'r [Listed],
-    f: &ListFilter<'_>,
-) -> impl Iterator<Item = &'r Listed> + use<'r> {
+    f: &'f ListFilter<'f>,
+) -> impl Iterator<Item = &'r Listed> + use<'r, 'f> {
     let start = f
         .after
         .map_or(0, |a| rows.partition_point(|r| r.name.as_str() <= a));
     let needle = f.name.map(str::to_lowercase);
-    let group = f.group.map(str::to_owned);
-    let scope = f.scope.clone();
     rows[start..].iter().filter(move |r| {
-        scope.allows(Some(&r.group))
-            && group.as_deref().is_none_or(|g| r.group == g)
+        f.scope.allows(Some(&r.group))
+            && f.group.is_none_or(|g| r.group == g)
             && needle.as_deref().is_none_or(|n| r.name_lower.contains(n))
     })
 }

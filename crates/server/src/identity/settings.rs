@@ -19,7 +19,9 @@ pub(crate) struct SecuritySettings {
     pub(crate) mfa_required_roles: Vec<String>,
 }
 
-const KEY: &str = "security";
+/// The row of `settings` holding them (also read with other things by
+/// `identity::tokens`).
+pub(crate) const KEY: &str = "security";
 
 /// The site's settings (the defaults until an administrator saves some).
 pub(crate) async fn load(db: &Store) -> Result<SecuritySettings, sqlx::Error> {
@@ -50,10 +52,6 @@ pub(crate) fn parse(raw: Option<&str>) -> SecuritySettings {
     })
     .unwrap_or_default()
 }
-
-/// The row of `settings` holding them: for a query that reads them along
-/// with other things (`identity::tokens`).
-pub(crate) const STORED_KEY: &str = KEY;
 
 /// Stores the settings; `audit` (a `settings-change` entry) commits with
 /// them.

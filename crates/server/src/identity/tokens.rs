@@ -101,7 +101,7 @@ pub(crate) async fn authenticate_credential(
         )
         .bind(&cred.hash)
         .bind(now)
-        .bind(settings::STORED_KEY)
+        .bind(settings::KEY)
         .fetch_optional(&mut *c)
         .await)?
     };

@@ -160,17 +160,20 @@ where
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let mut buf = BytesMut::from(prefix);
     loop {
-        while let Some(len) = session::message_len(&buf).map_err(invalid)? {
-            let msg = buf.split_to(len);
-            if drop(msg[0]) {
-                if counters.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::info!("technician input dropped: the session does not allow it");
-                }
-                continue;
+        let mut whole = 0;
+        while let Some(len) = session::message_len(&buf[whole..]).map_err(invalid)? {
+            whole += len;
+        }
+        if whole > 0 {
+            let msgs = leave_out(buf.split_to(whole), drop, &counters.dropped, || {
+                tracing::info!("technician input dropped: the session does not allow it");
+            })
+            .map_err(invalid)?;
+            if !msgs.is_empty() {
+                watch.see(&msgs).await?;
+                w.write_all(&msgs).await?;
+                counters.up.fetch_add(msgs.len() as u64, Ordering::Relaxed);
             }
-            watch.see(&msg).await?;
-            w.write_all(&msg).await?;
-            counters.up.fetch_add(len as u64, Ordering::Relaxed);
         }
         buf.reserve(BUF);
         if r.read_buf(&mut buf).await? == 0 {
@@ -186,20 +189,19 @@ where
 }
 
 /// The whole messages in `msgs` without those whose type `drop` names
-/// (counted in `dropped`).
+/// (counted in `dropped`; `first_drop` is told of the session's first).
 fn leave_out(
     mut msgs: BytesMut,
     drop: fn(u8) -> bool,
     dropped: &AtomicU64,
+    first_drop: impl Fn(),
 ) -> Result<BytesMut, jumpgate_proto::ProtoError> {
     let mut kept = BytesMut::with_capacity(msgs.len());
     while let Some(len) = session::message_len(&msgs)? {
         let msg = msgs.split_to(len);
         if drop(msg[0]) {
             if dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(
-                    "endpoint message dropped: the session does not allow it (the agent should not send it)"
-                );
+                first_drop();
             }
         } else {
             kept.extend_from_slice(&msg);
@@ -240,7 +242,12 @@ where
         if whole > 0 {
             let mut msgs = buf.split_to(whole);
             if let (true, Some(drop)) = (dropping, drop) {
-                msgs = leave_out(msgs, drop, &counters.dropped_down).map_err(invalid)?;
+                msgs = leave_out(msgs, drop, &counters.dropped_down, || {
+                    tracing::warn!(
+                        "endpoint message dropped: the session does not allow it (the agent should not send it)"
+                    );
+                })
+                .map_err(invalid)?;
             }
             if let Some(w) = &mut watch {
                 w.see(&msgs).await?;
