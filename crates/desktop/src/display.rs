@@ -553,40 +553,47 @@ mod tests {
         assert_eq!(session_rank(&t(":3", 1000), &[]), 3);
     }
 
+    /// An Xvfb of this test's own (the display number it picked), with a
+    /// cookie file when `auth` is given; killed by the caller.
+    fn private_xvfb(screen: &str, auth: Option<&Path>) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new("Xvfb");
+        cmd.args([
+            "-displayfd",
+            "1",
+            "-nolisten",
+            "tcp",
+            "-screen",
+            "0",
+            screen,
+        ]);
+        if let Some(auth) = auth {
+            cmd.arg("-auth").arg(auth);
+        }
+        let mut x = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(x.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (x, format!(":{}", line.trim()))
+    }
+
     /// Two real displays; a second user's session has more processes (what
     /// ranked first before logind was asked), the active session is the
     /// other one: the active one is chosen. Without logind's records the
     /// busier display is (the positive control).
     #[test]
     fn the_active_login_sessions_display_is_preferred() {
-        use std::io::BufRead;
         if !Path::new("/usr/bin/Xvfb").exists() {
             println!("skipped: Xvfb is not installed (scripts/test installs it)");
             return;
         }
-        let start = || {
-            let mut x = std::process::Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-nolisten",
-                    "tcp",
-                    "-screen",
-                    "0",
-                    "64x64x24",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            std::io::BufReader::new(x.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            (x, format!(":{}", line.trim()))
-        };
-        let (mut xa, busy) = start();
-        let (mut xb, active) = start();
+        let (mut xa, busy) = private_xvfb("64x64x24", None);
+        let (mut xb, active) = private_xvfb("64x64x24", None);
         let proc_root = tempfile::tempdir().unwrap();
         let sockets = tempfile::tempdir().unwrap();
         let logind = tempfile::tempdir().unwrap();
@@ -661,7 +668,6 @@ mod tests {
     /// DISPLAY and XAUTHORITY, and `$HOME/.Xauthority` when XAUTHORITY is unset.
     #[test]
     fn a_session_display_is_found_from_a_process_environment() {
-        use std::io::BufRead;
         if !Path::new("/usr/bin/Xvfb").exists() {
             println!("skipped: Xvfb is not installed (scripts/test installs it)");
             return;
@@ -673,27 +679,7 @@ mod tests {
             entry(65535, b"", b"", b"MIT-MAGIC-COOKIE-1", b"0123456789abcdef"),
         )
         .unwrap();
-        let mut xvfb = std::process::Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-                "320x240x24",
-                "-auth",
-            ])
-            .arg(&auth)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(xvfb.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let display = format!(":{}", line.trim());
+        let (mut xvfb, display) = private_xvfb("320x240x24", Some(&auth));
         let proc_root = tempfile::tempdir().unwrap();
         let sockets = tempfile::tempdir().unwrap();
         let p = proc_root.path().join("777");

@@ -225,6 +225,30 @@ impl Xvfb {
             .unwrap_or_else(|e| panic!("{program}: {e}"))
     }
 
+    /// The display's clipboard text as an X application reads it (`xclip
+    /// -o`; empty when nobody owns the clipboard).
+    pub fn clipboard(&self) -> String {
+        self.output("xclip", &["-o", "-selection", "clipboard"])
+    }
+
+    /// Copies `text` to the display's clipboard as an X application does:
+    /// the returned `xclip` owns the selection until another owner takes it
+    /// or it is dropped (killed).
+    pub fn copy_to_clipboard(&self, text: &str) -> ClipboardOwner {
+        use std::io::Write as _;
+        let mut xclip = self
+            .cmd("xclip", &["-quiet", "-i", "-selection", "clipboard"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("xclip: {e}"));
+        // Closing its input makes xclip take the selection.
+        let mut stdin = xclip.stdin.take().expect("piped");
+        stdin.write_all(text.as_bytes()).expect("writing to xclip");
+        ClipboardOwner(xclip)
+    }
+
     /// Runs a tool and requires success.
     pub fn run(&self, program: &str, args: &[&str]) {
         let status = self
@@ -391,6 +415,18 @@ impl Xvfb {
         if !std::mem::replace(&mut self.stopped, true) {
             stop(&mut self.server);
         }
+    }
+}
+
+/// An `xclip` holding a display's clipboard ([`Xvfb::copy_to_clipboard`]);
+/// killed when dropped.
+#[derive(Debug)]
+pub struct ClipboardOwner(Child);
+
+impl Drop for ClipboardOwner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -330,11 +330,6 @@ impl RawViewer {
     }
 }
 
-/// The endpoint's clipboard as an X application reads it.
-fn endpoint_clipboard(x: &Xvfb) -> String {
-    x.output("xclip", &["-o", "-selection", "clipboard"])
-}
-
 /// The audit log as `jg audit --json` shows it.
 async fn audit(site: &Site) -> Vec<serde_json::Value> {
     let v: serde_json::Value =
@@ -361,29 +356,17 @@ async fn clipboard_text_crosses_both_ways_and_only_its_size_is_audited() {
     let mut v = RawViewer::open(&site, "clip", true, true).await;
     v.until("the first frame", |v| v.videos > 0).await;
 
-    let mut xclip = x
-        .cmd("xclip", &["-quiet", "-i", "-selection", "clipboard"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("xclip");
-    {
-        use std::io::Write as _;
-        let mut stdin = xclip.stdin.take().expect("piped");
-        stdin.write_all(ON_ENDPOINT.as_bytes()).unwrap();
-    }
+    let copied = x.copy_to_clipboard(ON_ENDPOINT);
     v.until("the endpoint's clipboard", |v| {
         v.clipboards.iter().any(|t| t == ON_ENDPOINT)
     })
     .await;
     v.send(SessionMsg::Clipboard(FROM_TECH.to_owned())).await;
     x.poll("the technician's text on the endpoint", || {
-        (endpoint_clipboard(&x) == FROM_TECH).then_some(())
+        (x.clipboard() == FROM_TECH).then_some(())
     });
     v.close().await;
-    let _ = xclip.kill();
-    let _ = xclip.wait();
+    drop(copied);
 
     let entries = audit(&site).await;
     let clip: Vec<String> = entries

@@ -568,12 +568,6 @@ async fn desktop_a_resolution_change_sends_new_info_and_a_new_stream() {
     v.close().await;
 }
 
-/// The endpoint's clipboard as an X application reads it (empty when
-/// nobody owns it).
-fn endpoint_clipboard(x: &Xvfb) -> String {
-    x.output("xclip", &["-o", "-selection", "clipboard"])
-}
-
 /// Clipboard text crosses the session both ways only when it was opened
 /// with clipboard rights, and technician text only under control: text an
 /// X application (xclip) copies on the endpoint arrives as `Clipboard`, and
@@ -594,22 +588,10 @@ async fn desktop_clipboard_goes_both_ways_only_when_the_session_allows_it() {
         let mut v = Viewer::open(&x, desktop_with(control, clipboard, ConsentMode::None)).await;
         v.accepted().await;
         v.until("desktop info", |v| !v.info.is_empty()).await;
-        // Copied by an X application on the endpoint (xclip owns the
-        // selection until another owner takes it).
-        let mut xclip = x
-            .cmd("xclip", &["-quiet", "-i", "-selection", "clipboard"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("xclip");
-        {
-            use std::io::Write as _;
-            let mut stdin = xclip.stdin.take().expect("piped");
-            stdin.write_all(ON_ENDPOINT.as_bytes()).expect("to xclip");
-        }
+        // Copied by an X application on the endpoint.
+        let copied = x.copy_to_clipboard(ON_ENDPOINT);
         x.poll("xclip owning the clipboard", || {
-            (endpoint_clipboard(&x) == ON_ENDPOINT).then_some(())
+            (x.clipboard() == ON_ENDPOINT).then_some(())
         });
         if down {
             v.until(&format!("the endpoint's clipboard ({case})"), |v| {
@@ -627,19 +609,18 @@ async fn desktop_clipboard_goes_both_ways_only_when_the_session_allows_it() {
         v.round_trip(1).await;
         if up {
             x.poll("the technician's text in the endpoint's clipboard", || {
-                (endpoint_clipboard(&x) == FROM_TECH).then_some(())
+                (x.clipboard() == FROM_TECH).then_some(())
             });
             // Set by the technician: not sent back as an endpoint change.
             v.round_trip(2).await;
         } else {
             // Handled (dropped) before the pong: the endpoint's own text stays.
-            assert_eq!(endpoint_clipboard(&x), ON_ENDPOINT, "{case}");
+            assert_eq!(x.clipboard(), ON_ENDPOINT, "{case}");
         }
         let want: Vec<&str> = if down { vec![ON_ENDPOINT] } else { vec![] };
         assert_eq!(v.clipboards, want, "{case}");
         v.close().await;
-        let _ = xclip.kill();
-        let _ = xclip.wait();
+        drop(copied);
     }
 }
 
