@@ -144,7 +144,7 @@ pub(crate) async fn touch(
 ) -> Result<(), sqlx::Error> {
     let cleaned = details.map(|d| reported::details(&d.hostname, &d.os, &d.arch, &d.agent_version));
     let now = ids::now_ms();
-    let mut c = db.conn().await?;
+    let mut c = db.write_conn().await?;
     match &cleaned {
         Some(d) => sql!(c, |c| {
             sqlx::query(

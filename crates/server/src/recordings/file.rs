@@ -114,6 +114,45 @@ impl Writer {
         })
     }
 
+    /// [`Writer::create`] with `first` as its first chunk, the file made
+    /// and written in one trip to a blocking thread (not one per step: a
+    /// session waits for this before it starts).
+    pub(crate) async fn create_with(
+        path: &std::path::Path,
+        key: &DataKey,
+        id: &str,
+        first: &[u8],
+    ) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if first.len() > MAX_CHUNK {
+            let mut w = Self::create(path, key, id).await?;
+            w.append(first, false).await?;
+            return Ok(w);
+        }
+        let key = cipher(key);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&seal_chunk(&key, id, 0, first, false)?);
+        let path = path.to_owned();
+        let file = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(&bytes)?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Self {
+            file: tokio::fs::File::from_std(file),
+            key,
+            id: id.to_owned(),
+            index: 1,
+        })
+    }
+
     /// Seals `plain` as the next chunk and writes it (to the OS: it
     /// survives the process; [`Writer::sync`] makes it survive the machine).
     /// Longer text is split over several chunks (readers concatenate).
@@ -482,6 +521,32 @@ mod tests {
         // Another recording's id (or key) does not open it.
         let mut other = Reader::open(&path, &key, "rec_2").await.unwrap();
         assert!(matches!(other.next().await, Err(ReadError::Altered(0))));
+    }
+
+    /// A file made with its first chunk in one step reads like one made
+    /// step by step, refuses to replace a file, and is private.
+    #[tokio::test]
+    async fn a_file_created_with_its_first_chunk_reads_back_in_order() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open(dir.path()).unwrap();
+        let (key, _) = ring.new_data_key(Purpose::Recordings).unwrap();
+        let path = dir.path().join("r.jgrec");
+        let mut w = Writer::create_with(&path, &key, "rec_1", b"header\n")
+            .await
+            .unwrap();
+        w.append(b"body\n", true).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
+        let chunks = read_all(&mut r).await.unwrap();
+        assert_eq!(chunks, [b"header\n".to_vec(), b"body\n".to_vec()]);
+        assert!(r.ended());
+        let again = Writer::create_with(&path, &key, "rec_1", b"x").await;
+        assert_eq!(
+            again.err().map(|e| e.kind()),
+            Some(std::io::ErrorKind::AlreadyExists)
+        );
     }
 
     #[tokio::test]

@@ -273,9 +273,8 @@ impl Prepared {
         let created = async {
             crate::site::create_private_dir(&dir)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let mut writer = file::Writer::create(&dir.join(&file_name), &key, id.as_str()).await?;
-            writer.append(header.as_bytes(), false).await?;
-            Ok::<_, std::io::Error>(writer)
+            file::Writer::create_with(&dir.join(&file_name), &key, id.as_str(), header.as_bytes())
+                .await
         }
         .await;
         drop(key);
@@ -283,7 +282,7 @@ impl Prepared {
             Ok(w) => w,
             Err(e) => {
                 let removed = async {
-                    let mut c = db.conn().await?;
+                    let mut c = db.write_conn().await?;
                     sql!(c, |c| sqlx::query("DELETE FROM recordings WHERE id = $1")
                         .bind(id.as_str())
                         .execute(&mut *c)
@@ -596,7 +595,7 @@ async fn write_loop(
         while rx.recv().await.is_some() {}
     }
     let r = async {
-        let mut c = db.conn().await?;
+        let mut c = db.write_conn().await?;
         sql!(c, |c| sqlx::query(
             "UPDATE recordings SET ended_at = $1, duration_ms = $2, interrupted = $3 WHERE id = $4",
         )
@@ -628,7 +627,7 @@ async fn write_loop(
 /// logged: the recording itself has the size in its `i` events).
 async fn set_size(db: &Store, id: &RecordingId, width: u32, height: u32) {
     let r = async {
-        let mut c = db.conn().await?;
+        let mut c = db.write_conn().await?;
         sql!(c, |c| sqlx::query(
             "UPDATE recordings SET width = $1, height = $2 WHERE id = $3"
         )
@@ -843,7 +842,7 @@ pub(crate) async fn close_orphans(
             }
         }
         let duration_ms = (last * 1000.0) as i64;
-        let mut c = db.conn().await?;
+        let mut c = db.write_conn().await?;
         sql!(c, |c| sqlx::query(
             "UPDATE recordings SET ended_at = $1, duration_ms = $2, interrupted = 1 WHERE id = $3",
         )

@@ -181,7 +181,7 @@ pub(crate) struct NewEvent<'a> {
 /// Writes the event row of a session that never starts (a denial: it ends
 /// when it starts).
 pub(crate) async fn record_start(db: &Store, ev: &NewEvent<'_>) -> Result<SessionId, sqlx::Error> {
-    let mut c = db.conn().await?;
+    let mut c = db.write_conn().await?;
     insert_event(&mut c, ev).await
 }
 
@@ -260,7 +260,7 @@ pub(crate) async fn record_end(
     bytes_down: u64,
     outcome: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut c = db.conn().await?;
+    let mut c = db.write_conn().await?;
     end_event(&mut c, id, bytes_up, bytes_down, outcome).await
 }
 
@@ -292,7 +292,7 @@ pub(crate) async fn record_progress(
     bytes_up: u64,
     bytes_down: u64,
 ) -> Result<(), sqlx::Error> {
-    let mut c = db.conn().await?;
+    let mut c = db.write_conn().await?;
     sql!(c, |c| sqlx::query(
         "UPDATE session_events SET last_active_at = $1, bytes_up = $2, bytes_down = $3
          WHERE id = $4 AND ended_at IS NULL"

@@ -444,9 +444,10 @@ async fn copy_tables(
     let mut r = source.write_alone().await?;
     // The target: one transaction of its own holding the store's write lock.
     let mut w = target.write_alone().await?;
-    let WriteKind::Own(Tx::Sqlite(src)) = &mut r.tx else {
+    let WriteKind::Writer(turn) = &mut r.tx else {
         return Err(MigrateError::SourceNotSqlite);
     };
+    let src = turn.conn();
     let tables = tables_of(&mut w, src, order).await?;
     let WriteKind::Own(Tx::Postgres(dst)) = &mut w.tx else {
         return Err(MigrateError::SourceNotSqlite);
@@ -484,7 +485,7 @@ async fn copy_tables(
         let mut digest = Digest::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let select = t.select();
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(select.as_str())).fetch(&mut **src);
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(select.as_str())).fetch(&mut *src);
         while let Some(row) = rows.try_next().await? {
             let values = sqlite_values(t, &row)?;
             digest.add(&values);

@@ -161,7 +161,8 @@ pub struct Store {
 
 #[derive(Clone)]
 enum Db {
-    Sqlite(SqlitePool),
+    /// The pool, and the gate its writers pass one at a time.
+    Sqlite(SqlitePool, std::sync::Arc<WriteGate>),
     /// The pool, and the batches its write transactions share.
     Postgres(PgPool, std::sync::Arc<group::Batcher>),
 }
@@ -178,10 +179,134 @@ impl std::fmt::Debug for Store {
 /// serialises writers (what SQLite's single writer gives for free).
 const PG_WRITE_LOCK: i64 = 0x6a75_6d70_6761_7465; // "jumpgate"
 
+/// SQLite's writer: one connection kept for writes, used by one writer at
+/// a time, in the order they asked.
+///
+/// SQLite admits one writer. Writers on pooled connections meet on its lock:
+/// a second `BEGIN IMMEDIATE` gets `SQLITE_BUSY`, and its busy handler
+/// sleeps and retries (1, 2, 5, 10 ms …), so a writer arriving just after
+/// another waits for the sleep, not for the commit; and a connection that
+/// writes after another drops its page cache (SQLCipher then decrypts the
+/// pages again). Here writers queue for the one connection, each starts the
+/// moment the one before it ends, and that connection's cache stays warm.
+/// Readers keep the pool (WAL: they never wait for the writer); writers
+/// from other processes (`jumpgate admin`) are still kept apart by SQLite's
+/// lock and its busy timeout.
+pub(crate) struct WriteGate {
+    writer: std::sync::Arc<tokio::sync::Mutex<Writer>>,
+    options: std::sync::Arc<sqlx::sqlite::SqliteConnectOptions>,
+    /// How long a writer waits for its turn: as long as SQLite's busy
+    /// timeout, so that a writer nested inside another (a bug) fails as it
+    /// would on SQLite's lock instead of waiting forever.
+    wait: std::time::Duration,
+}
+
+/// The writer's connection (made at the first write) and whether a
+/// transaction is open on it.
+#[derive(Default)]
+struct Writer {
+    conn: Option<sqlx::SqliteConnection>,
+    in_transaction: bool,
+}
+
+impl Writer {
+    /// Ends a transaction left open. When the rollback fails (a commit
+    /// cancelled half-way may have ended it already), the connection is
+    /// closed instead, which ends whatever it had open, and the next turn
+    /// makes a new one.
+    async fn roll_back(&mut self) {
+        if !std::mem::take(&mut self.in_transaction) {
+            return;
+        }
+        let Some(c) = self.conn.as_mut() else { return };
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *c).await {
+            tracing::debug!(error = %e, "the writer's rollback failed; its connection is closed instead");
+            self.conn = None;
+        }
+    }
+}
+
+impl WriteGate {
+    fn new(pool: &SqlitePool, wait: std::time::Duration) -> Self {
+        Self {
+            writer: std::sync::Arc::default(),
+            options: pool.connect_options(),
+            wait,
+        }
+    }
+
+    /// Waits for the writer's connection, ready for a new statement.
+    async fn turn(&self) -> Result<Turn, sqlx::Error> {
+        let mut w = tokio::time::timeout(self.wait, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        // A writer that ended without its rollback having run.
+        w.roll_back().await;
+        if w.conn.is_none() {
+            let c =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&self.options).await?;
+            w.conn = Some(c);
+        }
+        Ok(Turn(Some(w)))
+    }
+
+    async fn close(&self) {
+        let taken = self.writer.lock().await.conn.take();
+        if let Some(c) = taken
+            && let Err(e) = sqlx::Connection::close(c).await
+        {
+            tracing::warn!(error = %e, "cannot close the database's writer connection");
+        }
+    }
+}
+
+/// A writer's turn on SQLite's writer connection (see [`WriteGate`]).
+/// Given back when dropped; a transaction left open is rolled back first.
+pub(crate) struct Turn(Option<tokio::sync::OwnedMutexGuard<Writer>>);
+
+impl Turn {
+    fn writer(&mut self) -> &mut Writer {
+        self.0
+            .as_mut()
+            .expect("a turn holds the writer until dropped")
+    }
+
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        self.writer()
+            .conn
+            .as_mut()
+            .expect("the writer's connection is made before its turn is given")
+    }
+
+    async fn execute(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::query(statement).execute(self.conn()).await.map(drop)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let Some(mut w) = self.0.take() else { return };
+        if !w.in_transaction {
+            return;
+        }
+        // Rolled back now, before the next writer's turn (which would
+        // otherwise do it); without a runtime, the next turn does.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { w.roll_back().await });
+        }
+    }
+}
+
 impl Store {
     pub(crate) fn sqlite(pool: SqlitePool) -> Self {
+        Self::sqlite_with_gate(pool, sqlite::BUSY_TIMEOUT)
+    }
+
+    /// [`Store::sqlite`] whose writers wait `wait` at most for their turn.
+    pub(crate) fn sqlite_with_gate(pool: SqlitePool, wait: std::time::Duration) -> Self {
+        let gate = std::sync::Arc::new(WriteGate::new(&pool, wait));
         Self {
-            db: Db::Sqlite(pool),
+            db: Db::Sqlite(pool, gate),
         }
     }
 
@@ -193,7 +318,7 @@ impl Store {
 
     pub fn engine(&self) -> Engine {
         match self.db {
-            Db::Sqlite(_) => Engine::Sqlite,
+            Db::Sqlite(..) => Engine::Sqlite,
             Db::Postgres(..) => Engine::Postgres,
         }
     }
@@ -209,15 +334,34 @@ impl Store {
     /// The database could not begin the transaction.
     pub(crate) async fn write(&self) -> Result<WriteTx, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(p) => Ok(WriteTx {
-                tx: WriteKind::Own(Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)),
-                head: None,
-            }),
+            Db::Sqlite(_, gate) => {
+                let mut turn = gate.turn().await?;
+                turn.execute("BEGIN IMMEDIATE").await?;
+                turn.writer().in_transaction = true;
+                Ok(WriteTx {
+                    tx: WriteKind::Writer(turn),
+                    head: None,
+                })
+            }
             Db::Postgres(_, batches) => Ok(WriteTx {
                 tx: WriteKind::Batched(batches.begin().await?),
                 head: None,
             }),
         }
+    }
+
+    /// A pooled connection for one statement that writes but needs no
+    /// audit entry (a session's progress, an agent's last contact). On
+    /// SQLite it waits its turn among the writers ([`WriteGate`]) instead of
+    /// meeting them on SQLite's lock; on PostgreSQL it is [`Store::conn`].
+    ///
+    /// # Errors
+    /// No connection could be had.
+    pub(crate) async fn write_conn(&self) -> Result<WriteConn, sqlx::Error> {
+        Ok(match &self.db {
+            Db::Sqlite(_, gate) => WriteConn::Writer(gate.turn().await?),
+            Db::Postgres(p, _) => WriteConn::Pooled(PoolConn::Postgres(p.acquire().await?)),
+        })
     }
 
     /// A write transaction of its own, never shared with other writers
@@ -228,7 +372,7 @@ impl Store {
     /// The database could not begin the transaction.
     pub(crate) async fn write_alone(&self) -> Result<WriteTx, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(_) => self.write().await,
+            Db::Sqlite(..) => self.write().await,
             Db::Postgres(p, _) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -247,7 +391,7 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn batch_members(&self) -> usize {
         match &self.db {
-            Db::Sqlite(_) => 0,
+            Db::Sqlite(..) => 0,
             Db::Postgres(_, b) => b.open_members(),
         }
     }
@@ -261,7 +405,7 @@ impl Store {
     /// The database could not begin the transaction.
     pub(crate) async fn snapshot(&self) -> Result<ReadTx, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(p) => Ok(ReadTx {
+            Db::Sqlite(p, _) => Ok(ReadTx {
                 tx: Tx::Sqlite(p.begin().await?),
             }),
             Db::Postgres(p, _) => Ok(ReadTx {
@@ -280,7 +424,7 @@ impl Store {
     /// No connection could be had.
     pub(crate) async fn conn(&self) -> Result<PoolConn, sqlx::Error> {
         Ok(match &self.db {
-            Db::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+            Db::Sqlite(p, _) => PoolConn::Sqlite(p.acquire().await?),
             Db::Postgres(p, _) => PoolConn::Postgres(p.acquire().await?),
         })
     }
@@ -315,7 +459,10 @@ impl Store {
     /// Closes the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(p, gate) => {
+                gate.close().await;
+                p.close().await;
+            }
             Db::Postgres(p, _) => p.close().await,
         }
     }
@@ -339,7 +486,7 @@ impl Store {
     /// integrity checks). `None` on PostgreSQL.
     pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.db {
-            Db::Sqlite(p) => Some(p),
+            Db::Sqlite(p, _) => Some(p),
             Db::Postgres(..) => None,
         }
     }
@@ -417,7 +564,9 @@ pub(crate) struct WriteTx {
 }
 
 enum WriteKind {
-    /// A transaction of its own.
+    /// A transaction on SQLite's writer connection.
+    Writer(Turn),
+    /// A transaction of its own (PostgreSQL, alone).
     Own(Tx),
     /// A savepoint in a batch (PostgreSQL).
     Batched(group::Member),
@@ -434,6 +583,9 @@ impl WriteTx {
 
     async fn audit_ref(&mut self, event: &AuditEvent) -> Result<(), sqlx::Error> {
         match &mut self.tx {
+            WriteKind::Writer(t) => {
+                audit::append(&mut Conn::Sqlite(t.conn()), &mut self.head, event).await
+            }
             WriteKind::Own(tx) => audit::append(&mut tx.conn(), &mut self.head, event).await,
             WriteKind::Batched(m) => {
                 let (mut conn, head) = m.parts();
@@ -449,6 +601,13 @@ impl WriteTx {
     /// The commit failed: nothing of the transaction was written.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self.tx {
+            WriteKind::Writer(mut t) => {
+                // A failed COMMIT leaves the transaction open: the turn's
+                // drop rolls it back.
+                t.execute("COMMIT").await?;
+                t.writer().in_transaction = false;
+                Ok(())
+            }
             WriteKind::Own(Tx::Sqlite(t)) => t.commit().await,
             WriteKind::Own(Tx::Postgres(t)) => t.commit().await,
             WriteKind::Batched(m) => m.commit().await,
@@ -459,12 +618,14 @@ impl WriteTx {
 impl Exec for WriteTx {
     fn exec_conn(&mut self) -> Conn<'_> {
         match &mut self.tx {
+            WriteKind::Writer(t) => Conn::Sqlite(t.conn()),
             WriteKind::Own(tx) => tx.conn(),
             WriteKind::Batched(m) => m.parts().0,
         }
     }
     fn engine(&self) -> Engine {
         match &self.tx {
+            WriteKind::Writer(_) => Engine::Sqlite,
             WriteKind::Own(tx) => tx.engine(),
             WriteKind::Batched(_) => Engine::Postgres,
         }
@@ -495,6 +656,28 @@ impl Exec for ReadTx {
     }
     fn engine(&self) -> Engine {
         self.tx.engine()
+    }
+}
+
+/// A connection for a single-statement write (see [`Store::write_conn`]).
+pub(crate) enum WriteConn {
+    /// SQLite's writer connection, for this statement's turn.
+    Writer(Turn),
+    Pooled(PoolConn),
+}
+
+impl Exec for WriteConn {
+    fn exec_conn(&mut self) -> Conn<'_> {
+        match self {
+            WriteConn::Writer(t) => Conn::Sqlite(t.conn()),
+            WriteConn::Pooled(c) => c.exec_conn(),
+        }
+    }
+    fn engine(&self) -> Engine {
+        match self {
+            WriteConn::Writer(_) => Engine::Sqlite,
+            WriteConn::Pooled(c) => c.engine(),
+        }
     }
 }
 

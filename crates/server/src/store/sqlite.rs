@@ -245,6 +245,10 @@ async fn rekey_file(path: &Path, old: &DataKey, new: &DataKey) -> Result<(), Sto
     Ok(())
 }
 
+/// How long a writer waits for another to finish (SQLite's busy timeout,
+/// and the store's own queue of writers: `super::WriteGate`).
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn connect(path: &Path, key: &DataKey) -> Result<SqlitePool, sqlx::Error> {
     let opts = SqliteConnectOptions::from_str("sqlite://")?
         // sqlx logs every statement at debug level, the `PRAGMA key` it
@@ -261,7 +265,7 @@ async fn connect(path: &Path, key: &DataKey) -> Result<SqlitePool, sqlx::Error> 
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         // `jumpgate admin` writes while the server runs.
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         // 256 KiB of page cache per pooled connection (SQLite's default is
         // 2 MiB): a gateway's working set is small, and its memory is what
         // bounds how many agents one machine holds.
@@ -269,6 +273,9 @@ async fn connect(path: &Path, key: &DataKey) -> Result<SqlitePool, sqlx::Error> 
     // SQLite has one writer at a time; more connections only add caches.
     SqlitePoolOptions::new()
         .max_connections(4)
+        // An embedded file does not drop its connections: no ping (a round
+        // trip to the connection's thread) before each use.
+        .test_before_acquire(false)
         .connect_with(opts)
         .await
 }

@@ -142,6 +142,61 @@ async fn concurrent_audited_writers_keep_one_chain() {
     }
 }
 
+/// SQLite's writers queue in the store ([`WriteGate`]): one waiting for its
+/// turn starts when the writer before it commits, and a writer that can
+/// never have its turn (nested inside another) fails after the wait instead
+/// of hanging.
+#[tokio::test]
+async fn sqlite_writers_take_turns_and_a_nested_writer_fails_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlite::open(&dir.path().join("s.db")).await.unwrap();
+    let store = Store::sqlite_with_gate(pool, std::time::Duration::from_millis(300));
+    let mut first = store.write().await.unwrap();
+    first
+        .audit(AuditEvent::new(
+            "first",
+            AuditAction::SettingsChange,
+            "site",
+        ))
+        .await
+        .unwrap();
+    // Nested: both kinds of writer are refused with the pool's time-out.
+    assert!(matches!(
+        store.write().await.err(),
+        Some(sqlx::Error::PoolTimedOut)
+    ));
+    assert!(matches!(
+        store.write_conn().await.err(),
+        Some(sqlx::Error::PoolTimedOut)
+    ));
+    // A writer queued behind `first` goes on once it commits.
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut w = store.write().await?;
+            w.audit(AuditEvent::new(
+                "second",
+                AuditAction::SettingsChange,
+                "site",
+            ))
+            .await?;
+            w.commit().await
+        }
+    });
+    first.commit().await.unwrap();
+    second.await.unwrap().unwrap();
+    let mut c = store.conn().await.unwrap();
+    let actors: Vec<String> = sql!(c, |c| sqlx::query_scalar(
+        "SELECT actor FROM events ORDER BY id"
+    )
+    .fetch_all(&mut *c)
+    .await)
+    .unwrap();
+    assert_eq!(actors, ["first", "second"]);
+    let intact = crate::events::verify(&store, None).await.unwrap().unwrap();
+    assert_eq!(intact.entries, 2);
+}
+
 /// A write transaction dropped without commit leaves neither its changes
 /// nor its audit entry; `audit_now` writes even so.
 #[tokio::test]
