@@ -102,6 +102,7 @@ fn one_of_each_message() -> Vec<SessionMsg> {
         SessionMsg::ControlState(desktop::ControlState {
             input: desktop::InputState::Allowed,
             message: String::new(),
+            note: None,
         }),
         SessionMsg::Ping(0),
         SessionMsg::Pong(0),
