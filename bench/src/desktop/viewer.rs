@@ -276,6 +276,7 @@ impl Viewer {
                 monitor: None,
                 consent: Default::default(),
                 technician: String::new(),
+                codecs: None,
             })
             .await
             .map_err(|e| anyhow::anyhow!("desktop session: {e}"))?;

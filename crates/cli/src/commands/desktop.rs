@@ -162,6 +162,7 @@ pub(crate) async fn screenshot(client: &Client, o: &Options<'_>) -> anyhow::Resu
         monitor: o.monitor,
         consent: Default::default(),
         technician: String::new(),
+        codecs: None,
     };
     match tokio::time::timeout_at(deadline, session_io::open(&mut io, req)).await {
         Err(_) => return Err(timed_out()),

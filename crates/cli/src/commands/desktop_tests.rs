@@ -100,6 +100,7 @@ fn packets_become_an_exact_png_once_the_screen_is_quiet() {
         SessionMsg::ControlState(ControlState {
             input: InputState::ViewOnly,
             message: "the user was notified".into(),
+            note: None,
         }),
         t0,
     )
@@ -179,6 +180,7 @@ fn a_new_stream_needs_its_own_keyframe_and_bad_input_is_named() {
             SessionMsg::ControlState(ControlState {
                 input: InputState::Ended,
                 message: "the user ended the session".into(),
+                note: None,
             }),
             now,
         )
@@ -203,6 +205,7 @@ async fn capture_acknowledges_updates_and_stops_when_quiet() {
         wr.write_msg(&SessionMsg::ControlState(ControlState {
             input: InputState::ViewOnly,
             message: String::new(),
+            note: None,
         }))
         .await
         .unwrap();

@@ -269,6 +269,7 @@ impl RawViewer {
             monitor: None,
             consent: ConsentMode::None,
             technician: String::new(),
+            codecs: None,
         }))
         .await
         .unwrap();
