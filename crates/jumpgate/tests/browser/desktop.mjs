@@ -295,6 +295,30 @@ async function live(page) {
   await shot(page, 'desktop-live-typed');
   step('typed');
 
+  // Two monitors are listed; one that went away in the meantime (an option
+  // the page still had) is answered with a note, and the page stays on
+  // the whole screen.
+  await page.locator('#desk-monitor').waitFor();
+  const listed = await page.locator('#desk-monitor option').count();
+  check(listed >= 3, `all monitors and the endpoint's two are offered (${listed})`);
+  await page.evaluate(() => {
+    const sel = document.getElementById('desk-monitor');
+    const gone = document.createElement('option');
+    gone.value = '7';
+    gone.textContent = 'gone (640×480)';
+    sel.append(gone);
+  });
+  await page.locator('#desk-monitor').selectOption('7');
+  const refused = await page.locator('#desk-refused').textContent();
+  check(/there is no monitor 7 on this endpoint/.test(refused) && /still showing all monitors/.test(refused), `the note says what happened: ${refused}`);
+  console.log(`MONITOR_NOTE=${refused}`);
+  check(await page.locator('#desk-monitor').inputValue() === '', 'the choice shows the whole screen again');
+  check(await page.locator('#desk-state', { hasText: 'You have control' }).count() === 1, 'control unchanged');
+  const still = await page.evaluate(() => document.getElementById('desk-canvas').width);
+  check(still === 1024, `still the whole screen (${still})`);
+  await shot(page, 'desktop-live-monitor-refused');
+  step('monitor refused');
+
   // The keys menu and the view-only switch.
   await page.locator('#desk-keys summary').click();
   await shot(page, 'desktop-keys-menu');

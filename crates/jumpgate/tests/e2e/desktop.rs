@@ -269,7 +269,12 @@ impl RawViewer {
             monitor: None,
             consent: ConsentMode::None,
             technician: String::new(),
-            codecs: None,
+            codecs: Some(
+                jumpgate_proto::desktop::codec::ALL
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect(),
+            ),
         }))
         .await
         .unwrap();
@@ -391,8 +396,9 @@ async fn clipboard_text_crosses_both_ways_and_only_its_size_is_audited() {
 }
 
 /// The endpoint's X server going away in the middle of a session: the
-/// technician is told so (`ControlState{Ended}` with the reason), the
-/// session ends cleanly, and the audit log says why.
+/// technician is told so (`ControlState{Ended}` with the reason, noted as
+/// a failure), the session ends, its outcome is an endpoint-side error, and
+/// the audit log says why.
 #[tokio::test]
 async fn the_display_going_away_ends_the_session_with_the_reason_audited() {
     use jumpgate_proto::desktop::InputState;
@@ -433,7 +439,12 @@ async fn the_display_going_away_ends_the_session_with_the_reason_audited() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert_eq!(close["outcome"], "ok", "{close}");
+    // Not anyone's choice: the session failed on the endpoint's side.
+    assert_eq!(
+        close["outcome"],
+        format!("error: endpoint side: {GONE}"),
+        "{close}"
+    );
     let entries = audit(&site).await;
     assert!(
         entries.iter().any(|e| e["action"] == "desktop-control"

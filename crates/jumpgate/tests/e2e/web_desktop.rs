@@ -292,8 +292,8 @@ async fn a_desktop_recording_replays_in_the_console_pixel_exact_with_seeking() {
 
 /// The live desktop page against a real agent on a real Xvfb display: the
 /// screen's pattern read back from the canvas, a click landing at the same
-/// pixel on the endpoint, and text typed in the browser arriving as typed
-/// in an xterm there.
+/// pixel on the endpoint, text typed in the browser arriving as typed in an
+/// xterm there, and a monitor that is gone answered with a note.
 #[tokio::test]
 async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typing() {
     use jumpgate_test_support::xvfb::Xvfb;
@@ -304,6 +304,15 @@ async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typ
     assert!(out.status.success(), "{out:?}");
     let x = Xvfb::sized(1024, 768);
     x.run("xsetroot", &["-solid", "#1f60d0"]);
+    // Two monitors side by side (the page lists them).
+    x.run(
+        "xrandr",
+        &["--setmonitor", "left", "512/135x768/203+0+0", "none"],
+    );
+    x.run(
+        "xrandr",
+        &["--setmonitor", "right", "512/135x768/203+512+0", "none"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let typed = dir.path().join("typed.txt");
     let ready = dir.path().join("ready");
@@ -359,6 +368,10 @@ async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typ
     )
     .await;
     assert!(stdout.contains("TYPED=ok"), "{stdout}");
+    assert!(
+        stdout.contains("MONITOR_NOTE=The endpoint could not do that: there is no monitor 7"),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read_to_string(&typed).unwrap(),
         "Grüße, Wörld! ½ €\n",
