@@ -276,6 +276,12 @@ impl Viewer {
                 monitor: None,
                 consent: Default::default(),
                 technician: String::new(),
+                codecs: Some(
+                    jumpgate_proto::desktop::codec::ALL
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect(),
+                ),
             })
             .await
             .map_err(|e| anyhow::anyhow!("desktop session: {e}"))?;

@@ -237,7 +237,21 @@ impl<W: Write + Seek> Exporter<W> {
                 );
                 self.dirty = true;
             }
-            // Desktop info, control state, clipboard sizes: not pictures.
+            // The screen's codec: the packets that follow are drawn by
+            // `Canvas`, which draws every codec named so far (an old
+            // recording's `jumpgate-1` as well).
+            "i" => {
+                let codec = data.get("codec").and_then(|c| c.as_str()).unwrap_or("");
+                if !jumpgate_proto::desktop::codec::ALL.contains(&codec) {
+                    bail!(
+                        "line {}: the recording's screen codec {:?} is not one this jg draws ({})",
+                        self.line_no,
+                        codec.chars().take(32).collect::<String>(),
+                        jumpgate_proto::desktop::codec::ALL.join(", ")
+                    );
+                }
+            }
+            // Control state, clipboard sizes: not pictures.
             _ => {}
         }
         Ok(())

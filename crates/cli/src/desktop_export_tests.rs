@@ -357,3 +357,33 @@ fn the_pointer_is_blended_at_its_hot_spot() {
     draw_cursor(&mut px, 4, 4, 4, 3, &img);
     assert_eq!(p(&px, 3, 3), [0, 0, 255]);
 }
+
+/// The codec the recording names: an old recording's `jumpgate-1` and a
+/// new one's `jumpgate-2` both export; one this jg does not know is an
+/// error that names it (not a garbled video).
+#[test]
+fn a_recording_is_exported_by_the_codec_it_names() {
+    let (w, h) = (64, 48);
+    for codec in ["jumpgate-1", "jumpgate-2", "jumpgate-9"] {
+        let mut rec = Rec::new(w, h);
+        rec.event(
+            0.0,
+            "i",
+            &format!(r#"{{"width":{w},"height":{h},"monitors":[],"codec":"{codec}"}}"#),
+        );
+        rec.frame(0.1, w, h, &screen(w, h, (8, 8, 8)));
+        let mut ex = Exporter::new(Cursor::new(Vec::new()), 10);
+        let fed: anyhow::Result<()> = rec.text.lines().skip(1).try_for_each(|l| ex.line(l));
+        if codec == "jumpgate-9" {
+            let err = fed.unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "line 2: the recording's screen codec \"jumpgate-9\" is not one this jg draws (jumpgate-2, jumpgate-1)"
+            );
+        } else {
+            fed.unwrap();
+            let (_, s) = ex.finish().unwrap();
+            assert!(s.frames > 0, "{codec}: {s:?}");
+        }
+    }
+}

@@ -121,7 +121,8 @@ pub struct DesktopInfo {
     /// The monitor shown; `None` = all of them (the whole screen).
     #[serde(default)]
     pub monitor: Option<u32>,
-    /// How `Video` payloads are encoded, e.g. `vp8` or `tiles`.
+    /// How `Video` payloads are encoded: one of [`codec`]'s names, chosen
+    /// by the agent from what the viewer offered.
     pub codec: String,
 }
 
@@ -143,12 +144,73 @@ pub enum InputState {
 }
 
 /// Sent by the agent when who has control changes (and once at the start).
+/// The gateway follows it: while `input` is not `Allowed` it drops the
+/// technician's input and clipboard itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlState {
     pub input: InputState,
     /// Words for the technician, e.g. "the user took back control".
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// What this message is besides (or instead of) a change of who has
+    /// control; `None`: a change, or the first state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<ControlNote>,
+}
+
+impl ControlState {
+    /// A change of who has control (no note).
+    pub fn new(input: InputState, message: impl Into<String>) -> Self {
+        Self {
+            input,
+            message: message.into(),
+            note: None,
+        }
+    }
+}
+
+/// Why a [`ControlState`] was sent when it is not only a change of control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlNote {
+    /// With `Ended`: the session ends because something failed at the
+    /// endpoint (its display went away, capturing the screen broke), not
+    /// by anyone's choice. The gateway records the session's outcome as an
+    /// endpoint-side error with `message`.
+    Failed,
+    /// A request of the technician could not be carried out (a monitor
+    /// that does not exist): `message` says why. Who has control did not
+    /// change: `input` repeats the current state.
+    Refused,
+}
+
+/// The names of the screen codecs, in [`DesktopInfo::codec`] and in the
+/// `codecs` a viewer offers when it opens a desktop session. Both are
+/// `jumpgate_codec` packets; they differ in what the viewer must draw.
+pub mod codec {
+    /// Full-size pictures only: the agent never codes a frame at a reduced
+    /// size. What a viewer that offers no list (one from before the
+    /// negotiation) gets.
+    pub const FULL_SIZE: &str = "jumpgate-1";
+    /// As `jumpgate-1`, plus VP9 pictures coded at half or a quarter of the
+    /// stream's size under heavy motion, which the viewer scales up.
+    pub const REDUCED_SIZE: &str = "jumpgate-2";
+    /// Every codec, best first: what a viewer that decodes all of them
+    /// offers, and the order in which an agent prefers them.
+    pub const ALL: [&str; 2] = [REDUCED_SIZE, FULL_SIZE];
+
+    /// The best codec of `supported` (best first) that the viewer offers.
+    /// `None` as the offer: a viewer from before codecs were negotiated,
+    /// which decodes [`FULL_SIZE`] only.
+    pub fn choose<'a>(offered: Option<&[String]>, supported: &[&'a str]) -> Option<&'a str> {
+        match offered {
+            None => supported.iter().copied().find(|c| *c == FULL_SIZE),
+            Some(list) => supported
+                .iter()
+                .copied()
+                .find(|c| list.iter().any(|o| o == c)),
+        }
+    }
 }
 
 /// The technician's requests about what is shown.

@@ -147,6 +147,12 @@ pub enum SessionRequest {
         /// sees it.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         technician: String,
+        /// The screen codecs the viewer decodes ([`crate::desktop::codec`]
+        /// names); the agent picks the best it also has, and refuses the
+        /// session when there is none. `None`: a viewer from before codecs
+        /// were negotiated (`jumpgate-1` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        codecs: Option<Vec<String>>,
     },
 }
 
@@ -732,6 +738,12 @@ pub fn is_input(message_type: u8) -> bool {
     )
 }
 
+/// Whether a message type is `ControlState` (the gateway follows who has
+/// control of a desktop session).
+pub fn is_control_state(message_type: u8) -> bool {
+    message_type == ty::CONTROL_STATE
+}
+
 /// Whether a message type is clipboard text (audited by size, allowed only
 /// when the session asked for it).
 pub fn is_clipboard(message_type: u8) -> bool {
@@ -803,6 +815,7 @@ mod tests {
                 monitor: Some(1),
                 consent: ConsentMode::Notify,
                 technician: "Tess Tech".into(),
+                codecs: Some(vec!["jumpgate-2".into(), "jumpgate-1".into()]),
             }),
             SessionMsg::DesktopInfo(DesktopInfo {
                 width: 1920,
@@ -851,9 +864,14 @@ mod tests {
             SessionMsg::DesktopCommand(DesktopCommand::Monitor { monitor: None }),
             SessionMsg::DesktopCommand(DesktopCommand::Refresh),
             SessionMsg::FrameAck(FrameAck { seq: u32::MAX }),
+            SessionMsg::ControlState(ControlState::new(
+                crate::desktop::InputState::TakenBack,
+                "the user took back control",
+            )),
             SessionMsg::ControlState(ControlState {
-                input: crate::desktop::InputState::TakenBack,
-                message: "the user took back control".into(),
+                input: crate::desktop::InputState::Ended,
+                message: "the endpoint's display went away".into(),
+                note: Some(crate::desktop::ControlNote::Failed),
             }),
             SessionMsg::Ping(u64::MAX - 1),
             SessionMsg::Pong(42),
@@ -1137,6 +1155,7 @@ mod tests {
             monitor: None,
             consent: ConsentMode::default(),
             technician: String::new(),
+            codecs: None,
         };
         assert_eq!(d(false, false).target(), "view");
         assert_eq!(d(true, true).target(), "control, clipboard");
@@ -1153,8 +1172,39 @@ mod tests {
             bare,
             SessionRequest::Desktop {
                 consent: ConsentMode::Prompt,
+                codecs: None,
                 ..
             }
         ));
+    }
+
+    /// The agent picks the best codec both sides have; a viewer from
+    /// before the negotiation gets full-size pictures only; a viewer
+    /// offering nothing the agent knows gets none.
+    #[test]
+    fn the_best_common_codec_is_chosen() {
+        use crate::desktop::codec::{ALL, FULL_SIZE, REDUCED_SIZE, choose};
+        let offer = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(choose(Some(&offer(&ALL)), &ALL), Some(REDUCED_SIZE));
+        assert_eq!(
+            choose(Some(&offer(&[FULL_SIZE, REDUCED_SIZE])), &ALL),
+            Some(REDUCED_SIZE)
+        );
+        assert_eq!(choose(Some(&offer(&[FULL_SIZE])), &ALL), Some(FULL_SIZE));
+        assert_eq!(choose(None, &ALL), Some(FULL_SIZE));
+        assert_eq!(choose(Some(&offer(&["vp8", "jumpgate-9"])), &ALL), None);
+        assert_eq!(choose(Some(&[]), &ALL), None);
+        // An agent that has full size only never answers with reduced.
+        assert_eq!(choose(Some(&offer(&ALL)), &[FULL_SIZE]), Some(FULL_SIZE));
+        // Absent on the wire when not offered (older agents read it).
+        let req = SessionRequest::Desktop {
+            control: false,
+            clipboard: false,
+            monitor: None,
+            consent: ConsentMode::Prompt,
+            technician: String::new(),
+            codecs: None,
+        };
+        assert!(!serde_json::to_string(&req).unwrap().contains("codecs"));
     }
 }

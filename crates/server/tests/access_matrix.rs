@@ -403,6 +403,7 @@ async fn open_desktop(
         // The technician's claim is replaced by the gateway's.
         consent: ConsentMode::None,
         technician: "someone else".into(),
+        codecs: None,
     };
     io.write_all(&SessionMsg::Open(open).to_bytes())
         .await

@@ -130,6 +130,16 @@ export const INPUT_STATE = Object.freeze({
   ENDED: 'ended',
 });
 
+/** What a control state is besides a change of control (`proto::desktop::ControlNote`). */
+export const CONTROL_NOTE = Object.freeze({
+  FAILED: 'failed',
+  REFUSED: 'refused',
+});
+
+/** The screen codecs, best first (`proto::desktop::codec::ALL`): what the console's decoder
+ * draws (reduced-size pictures included), offered when it opens a desktop session. */
+export const DESKTOP_CODECS = Object.freeze(['jumpgate-2', 'jumpgate-1']);
+
 /** Session message framing (`proto::session`). */
 export const SESSION_HEADER_LEN = 5;
 export const SESSION_MAX_PAYLOAD = 1048576;

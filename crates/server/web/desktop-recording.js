@@ -31,6 +31,8 @@ export function isDesktopRecording(text) {
 /** Words for a control-state or clipboard event (captions, timeline). */
 export function caption(e) {
   if (e.kind === 'x') {
+    if (e.data.note === 'refused') return `request refused (${e.data.message})`;
+    if (e.data.note === 'failed') return `the session failed at the endpoint (${e.data.message})`;
     const what = { allowed: 'technician has control', 'view-only': 'view only', 'taken-back': 'the user took back control', ended: 'the user ended the session' }[e.data.input] || e.data.input;
     return e.data.message && e.data.message !== what ? `${what} (${e.data.message})` : what;
   }
@@ -43,8 +45,11 @@ export function caption(e) {
  * Parses a recording: `{header, events: [{t, kind, data, start?}], duration,
  * marks}`; `marks` are the control-state and clipboard events (the
  * timeline). A line that is not an event is an error naming its number.
+ * `codecs`: the screen codecs the caller's decoder draws (the contract's
+ * DESKTOP_CODECS); a recording in another one is refused rather than drawn
+ * wrongly (an old recording's `jumpgate-1` is one of them).
  */
-export function parseDesktopRecording(text) {
+export function parseDesktopRecording(text, codecs) {
   const lines = text.split('\n');
   const header = JSON.parse(lines[0] || 'null');
   if (!header || header.jumpgate !== 'desktop') throw new Error('This is not a desktop recording.');
@@ -71,6 +76,9 @@ export function parseDesktopRecording(text) {
       ev.data = { x: Number(data[0]), y: Number(data[1]), shape: Number(data[2]) };
     } else if (kind === 's') {
       ev.data = { ...data, rgba: base64(String(data.rgba || '')) };
+    } else if (kind === 'i' && codecs && !codecs.includes(data && data.codec)) {
+      // Its packets would be drawn wrongly (an old recording's jumpgate-1 is known).
+      throw new Error(`This recording's screen codec (${data && data.codec}) cannot be replayed by this console.`);
     } else if (!['i', 'x', 'b'].includes(kind)) {
       continue; // a kind from a newer gateway: skipped
     }

@@ -8,12 +8,18 @@
 // and buttons are released first). A session opened without control cannot
 // gain it (the gateway and the agent both drop its input): the page offers
 // "Reconnect with control" instead.
+//
+// The page offers the screen codecs its decoder draws (DESKTOP_CODECS) when
+// it opens the session; the agent picks one. A control state noted
+// `refused` answers a request that could not be done (a monitor that is
+// gone): it is shown as a note and changes nothing else; one noted `failed`
+// ended the session because something failed at the endpoint.
 
 import { DesktopDecoder } from './desktop-decoder.js';
 import { h, render, heading, field, notice } from './ui.js';
 import { main, onLeave, can } from './app.js';
 import { Session, T, encode } from './session.js';
-import { SESSION_KIND as KIND, PERMISSION as P, REFUSAL_CODE, INPUT_STATE as IS } from './contract.js';
+import { SESSION_KIND as KIND, PERMISSION as P, REFUSAL_CODE, INPUT_STATE as IS, CONTROL_NOTE, DESKTOP_CODECS } from './contract.js';
 import * as K from './keys.js';
 
 const enc = new TextEncoder();
@@ -29,7 +35,7 @@ function controlText(state) {
     case IS.TAKEN_BACK:
       return 'The user took back control';
     case IS.ENDED:
-      return 'The user ended the session';
+      return state.note === CONTROL_NOTE.FAILED ? 'The session failed at the endpoint' : 'The user ended the session';
     default:
       return state.input;
   }
@@ -68,6 +74,8 @@ export function desktopPage(endpoint) {
     keysMenu, fullBtn, disconnect, reconnect, withControl,
     h('small', { class: 'hint' }, 'Click the screen to type into it; Alt+Shift+ArrowUp leaves it.'));
   const banner = h('div', { id: 'desk-banner' });
+  // Answers to requests that could not be done (a monitor that is gone).
+  const note = h('div', { id: 'desk-note' });
 
   const clipText = h('textarea', { id: 'desk-clip-text', rows: 3, spellcheck: 'false', 'aria-describedby': 'desk-clip-status' });
   const clipSend = h('button', { type: 'button', id: 'desk-clip-send' }, 'Send to the endpoint');
@@ -83,7 +91,7 @@ export function desktopPage(endpoint) {
   const screen = h('div', { class: 'desk-screen fit', id: 'desk-screen' }, canvas, cursorCanvas, keyTrap);
   const stage = h('div', { class: 'desk-stage', id: 'desk-stage', hidden: true }, screen);
 
-  render(main, heading(`Desktop — ${endpoint}`), options, toolbar, banner, clipPanel, stage);
+  render(main, heading(`Desktop — ${endpoint}`), options, toolbar, banner, note, clipPanel, stage);
 
   // --- Session state ----------------------------------------------------
   let session = null;
@@ -132,6 +140,12 @@ export function desktopPage(endpoint) {
   };
 
   const setControl = (cs) => {
+    if (cs.note === CONTROL_NOTE.REFUSED) {
+      // Who has control did not change; the choice shown goes back to what is shown.
+      render(note, h('div', { class: 'notice warn desk-banner', role: 'alert', id: 'desk-refused' }, `The endpoint could not do that: ${cs.message}.`));
+      if (info) showMonitors();
+      return;
+    }
     control = cs;
     screen.dataset.control = cs.input;
     const why = cs.message ? ` (${cs.message})` : '';
@@ -144,6 +158,9 @@ export function desktopPage(endpoint) {
       });
       render(banner, h('div', { class: 'notice warn desk-banner', role: 'alert', dataset: { state: cs.input } }, `The user took back control${why}. Your keyboard and mouse no longer reach the endpoint. `, opened.control ? ask : null));
       releaseAll();
+    } else if (cs.input === IS.ENDED && cs.note === CONTROL_NOTE.FAILED) {
+      ended = { text: `The session ended at the endpoint: ${cs.message || 'something failed there'}.` };
+      render(banner, h('div', { class: 'notice warn desk-banner', role: 'alert', dataset: { state: cs.input } }, ended.text));
     } else if (cs.input === IS.ENDED) {
       ended = { text: `The user ended the session${why}.` };
       render(banner, h('div', { class: 'notice warn desk-banner', role: 'alert', dataset: { state: cs.input } }, `The user ended the session${why}.`));
@@ -203,6 +220,12 @@ export function desktopPage(endpoint) {
         setControl(m.json);
         break;
       case T.DESKTOP_INFO:
+        if (!DESKTOP_CODECS.includes(m.json.codec)) {
+          // Not one this page offered: it would be drawn wrongly.
+          ended = { text: `The endpoint sends the screen in a codec this console does not draw (${m.json.codec}).` };
+          if (session) session.close();
+          break;
+        }
         info = m.json;
         cursorCanvas.width = info.width;
         cursorCanvas.height = info.height;
@@ -277,6 +300,7 @@ export function desktopPage(endpoint) {
     info = null;
     shapes.clear();
     render(banner);
+    render(note);
     options.hidden = true;
     toolbar.hidden = false;
     reconnect.hidden = true;
@@ -298,7 +322,8 @@ export function desktopPage(endpoint) {
         }
       },
     });
-    const request = { kind: KIND.DESKTOP, control: withCtl, clipboard: withClip };
+    // The decoder draws every codec, reduced-size pictures included.
+    const request = { kind: KIND.DESKTOP, control: withCtl, clipboard: withClip, codecs: [...DESKTOP_CODECS] };
     const s = new Session(endpoint, KIND.DESKTOP, request, {
       onMessage: (m) => {
         if (session === s) onMessage(m);
@@ -432,7 +457,10 @@ export function desktopPage(endpoint) {
   const above = new ResizeObserver(fitHeight);
   for (const el of [options, toolbar, banner, clipPanel]) above.observe(el);
   window.addEventListener('resize', fitHeight);
-  monitor.addEventListener('change', () => send(T.DESKTOP_COMMAND, { command: 'monitor', monitor: monitor.value === '' ? null : Number(monitor.value) }));
+  monitor.addEventListener('change', () => {
+    render(note);
+    send(T.DESKTOP_COMMAND, { command: 'monitor', monitor: monitor.value === '' ? null : Number(monitor.value) });
+  });
   clipSend.addEventListener('click', () => {
     const bytes = enc.encode(clipText.value);
     send(T.CLIPBOARD, bytes);

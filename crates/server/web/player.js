@@ -9,6 +9,7 @@ import { main, onLeave } from './app.js';
 import { apiText, seg } from './api.js';
 import { DesktopDecoder } from './desktop-decoder.js';
 import { isDesktopRecording, parseDesktopRecording, countAt, restartPoint, lastOf, caption } from './desktop-recording.js';
+import { DESKTOP_CODECS } from './contract.js';
 
 /** Parses asciicast v2 text: `{header, events: [{t, kind, data}], duration}`. */
 export function parseCast(text) {
@@ -34,7 +35,7 @@ export async function playerPage(id) {
   try {
     const text = await apiText(`/api/v1/recordings/${seg(id)}/cast`);
     if (isDesktopRecording(text)) {
-      desktopPlayer(parseDesktopRecording(text));
+      desktopPlayer(parseDesktopRecording(text, DESKTOP_CODECS));
       return;
     }
     cast = parseCast(text);

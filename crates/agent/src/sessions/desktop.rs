@@ -26,7 +26,17 @@
 //!    logged out: capture fails, or the UI child dies with it) ends the
 //!    session cleanly with `ControlState{Ended, "the endpoint's display went
 //!    away"}` ([`DISPLAY_GONE`]); whether it went away is checked by
-//!    connecting to it again.
+//!    connecting to it again. That state is noted as a failure
+//!    (`ControlNote::Failed`), so the gateway records the session as failed
+//!    on the endpoint's side.
+//! 6. The screen codec is the best of [`CODECS`] that the viewer offers
+//!    (`jumpgate-1`, full-size pictures only, for a viewer that offers none:
+//!    one from before the negotiation); a viewer offering none of them is
+//!    refused. With `jumpgate-1` the encoder never codes a picture at a
+//!    reduced size.
+//! 7. A `Monitor` request for a monitor the endpoint does not have is
+//!    answered with a `ControlState` noted `Refused` that says so; the
+//!    session stays on what it shows.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -46,8 +56,8 @@ use jumpgate_desktop::{
     SelectionKind, TargetSource,
 };
 use jumpgate_proto::desktop::{
-    ControlState, Cursor, CursorShape, DesktopCommand, DesktopInfo, FrameAck, InputState, Key,
-    MAX_CURSOR_SIDE, Monitor, Pointer, Video, Wheel, button,
+    ControlNote, ControlState, Cursor, CursorShape, DesktopCommand, DesktopInfo, FrameAck,
+    InputState, Key, MAX_CURSOR_SIDE, Monitor, Pointer, Video, Wheel, button, codec,
 };
 use jumpgate_proto::session::{Accepted, ConsentMode, RefusalCode, SessionKind, SessionMsg};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -58,8 +68,10 @@ use tracing::{debug, info, warn};
 use super::wire::{self, MsgStream};
 use super::{SessionContext, SessionError, SessionSummary};
 
-/// The codec name in [`DesktopInfo::codec`]: `jumpgate_codec` packets.
-pub const CODEC: &str = "jumpgate-1";
+/// The screen codecs this agent sends, best first (names of
+/// [`jumpgate_proto::desktop::codec`]): `jumpgate_codec` packets, with
+/// pictures at a reduced size under heavy motion or without.
+pub const CODECS: [&str; 2] = [codec::REDUCED_SIZE, codec::FULL_SIZE];
 /// How long the UI child gets to start and say it is ready.
 const UI_READY: Duration = Duration::from_secs(15);
 /// The consent prompt's own timeout (the child denies after it).
@@ -154,6 +166,38 @@ pub(super) struct Request {
     pub(super) monitor: Option<u32>,
     pub(super) consent: ConsentMode,
     pub(super) technician: String,
+    /// The screen codecs the viewer decodes (`None`: a viewer from before
+    /// the negotiation).
+    pub(super) codecs: Option<Vec<String>>,
+}
+
+/// The codec of the session: the best both sides have, or the refusal.
+fn choose_codec(offered: Option<&[String]>) -> Result<&'static str, String> {
+    codec::choose(offered, &CODECS).ok_or_else(|| {
+        let offered = offered.unwrap_or_default();
+        let mut named: Vec<String> = offered
+            .iter()
+            .take(8)
+            .map(|c| {
+                c.chars()
+                    .filter(|c| !jumpgate_proto::text::is_unsafe_char(*c))
+                    .take(32)
+                    .collect()
+            })
+            .collect();
+        if offered.len() > named.len() {
+            named.push("…".to_owned());
+        }
+        format!(
+            "the viewer decodes none of this endpoint's screen codecs ({}); it offered: {}",
+            CODECS.join(", "),
+            if named.is_empty() {
+                "none".to_owned()
+            } else {
+                named.join(", ")
+            }
+        )
+    })
 }
 
 pub(super) async fn run<R, W>(
@@ -166,6 +210,14 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let codec = match choose_codec(req.codecs.as_deref()) {
+        Ok(c) => c,
+        Err(message) => {
+            return Err(
+                super::refuse(&mut rx, &mut tx, ctx, RefusalCode::Unsupported, message).await,
+            );
+        }
+    };
     let opts = ctx.desktop.clone();
     // Find and open the display (blocking X calls).
     let monitor = req.monitor;
@@ -263,7 +315,7 @@ where
 
     tx.write_msg(&SessionMsg::Accepted(Accepted::default()))
         .await?;
-    let mut session = Live::new(req, display, ui, technician, ctx);
+    let mut session = Live::new(req, display, ui, technician, codec, ctx);
     let result = session.run(&mut rx, &mut tx, decision_message).await;
     session.stop().await;
     match result {
@@ -615,6 +667,10 @@ struct Live<'c> {
     summary: SessionSummary,
     /// The prompt asking for control again, if one is up.
     asking: Option<u64>,
+    /// The screen codec chosen for the viewer.
+    codec: &'static str,
+    /// The last `DesktopInfo` sent (the monitors a request may name).
+    shown: Option<DesktopInfo>,
 }
 
 impl<'c> Live<'c> {
@@ -623,6 +679,7 @@ impl<'c> Live<'c> {
         opened: Opened,
         ui: Option<Ui>,
         technician: Technician,
+        codec: &'static str,
         ctx: &'c SessionContext,
     ) -> Self {
         let state = if req.control {
@@ -647,6 +704,8 @@ impl<'c> Live<'c> {
             threads: Vec::new(),
             summary: SessionSummary::new(SessionKind::Desktop),
             asking: None,
+            codec,
+            shown: None,
         }
     }
 
@@ -673,17 +732,16 @@ impl<'c> Live<'c> {
         } else {
             format!("view only; {decision}")
         };
-        tx.write_msg(&SessionMsg::ControlState(ControlState {
-            input: self.state,
-            message,
-        }))
+        tx.write_msg(&SessionMsg::ControlState(ControlState::new(
+            self.state, message,
+        )))
         .await?;
         let config = IndicatorConfig::new(self.technician.clone(), self.indicator_state());
         if let Some(ui) = &mut self.ui
             && let Err(e) = ui.send(&ToChild::ShowIndicator { config }).await
         {
             return self
-                .end(tx, &format!("the session indicator failed: {e}"))
+                .end(tx, &format!("the session indicator failed: {e}"), true)
                 .await;
         }
         let (mut produced, mut clip_down) = self.start_threads()?;
@@ -691,17 +749,13 @@ impl<'c> Live<'c> {
             tokio::select! {
                 out = produced.recv() => match out {
                     Some(Produced::Msg(msg)) => {
-                        if let SessionMsg::Video(v) = &msg {
-                            self.summary.bytes_out += v.data.len() as u64;
-                        }
+                        self.sending(&msg);
                         tx.queue(&msg);
                         // Whatever else is ready goes in the same write.
                         while tx.queued() < 256 * 1024 {
                             match produced.try_recv() {
                                 Ok(Produced::Msg(msg)) => {
-                                    if let SessionMsg::Video(v) = &msg {
-                                        self.summary.bytes_out += v.data.len() as u64;
-                                    }
+                                    self.sending(&msg);
                                     tx.queue(&msg);
                                 }
                                 Ok(Produced::Failed(e)) => {
@@ -723,8 +777,8 @@ impl<'c> Live<'c> {
                     }
                 },
                 event = ui_recv(&mut self.ui) => {
-                    if let Some(end) = self.on_ui(event, tx).await? {
-                        return self.end(tx, &end).await;
+                    if let Some((end, failed)) = self.on_ui(event, tx).await? {
+                        return self.end(tx, &end, failed).await;
                     }
                 },
                 msg = rx.read_msg() => match msg {
@@ -738,6 +792,40 @@ impl<'c> Live<'c> {
                 },
             }
         }
+    }
+
+    /// Notes what goes to the technician from the capture thread.
+    fn sending(&mut self, msg: &SessionMsg) {
+        match msg {
+            SessionMsg::Video(v) => self.summary.bytes_out += v.data.len() as u64,
+            SessionMsg::DesktopInfo(i) => self.shown = Some(i.clone()),
+            _ => {}
+        }
+    }
+
+    /// A monitor the endpoint does not have (by the monitors last shown to
+    /// the technician): the words saying so, and what is still shown.
+    fn unknown_monitor(&self, id: u32) -> Option<String> {
+        let shown = self.shown.as_ref()?;
+        if shown.monitors.iter().any(|m| m.id == id) {
+            return None;
+        }
+        let still = match shown
+            .monitor
+            .and_then(|m| shown.monitors.iter().find(|x| x.id == m))
+        {
+            Some(m) => format!("monitor {} ({})", m.id, m.name),
+            None => "all monitors".to_owned(),
+        };
+        let ids: Vec<String> = shown.monitors.iter().map(|m| m.id.to_string()).collect();
+        let has = if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        };
+        Some(format!(
+            "there is no monitor {id} on this endpoint (its monitors: {has}); still showing {still}"
+        ))
     }
 
     /// A message from the technician; `true` ends the session.
@@ -767,7 +855,17 @@ impl<'c> Live<'c> {
                 self.capture(CaptureCmd::Refresh);
             }
             SessionMsg::DesktopCommand(DesktopCommand::Monitor { monitor }) => {
-                self.capture(CaptureCmd::Monitor(monitor));
+                if let Some(message) = monitor.and_then(|id| self.unknown_monitor(id)) {
+                    debug!(message, "monitor request refused");
+                    tx.write_msg(&SessionMsg::ControlState(ControlState {
+                        input: self.state,
+                        message,
+                        note: Some(ControlNote::Refused),
+                    }))
+                    .await?;
+                } else {
+                    self.capture(CaptureCmd::Monitor(monitor));
+                }
             }
             SessionMsg::DesktopCommand(DesktopCommand::RequestControl) => {
                 self.request_control().await;
@@ -825,12 +923,13 @@ impl<'c> Live<'c> {
         }
     }
 
-    /// An event of the UI child; `Some(message)` ends the session.
+    /// An event of the UI child; `Some((message, failed))` ends the
+    /// session.
     async fn on_ui<W: AsyncWrite + Unpin>(
         &mut self,
         event: Option<FromChild>,
         tx: &mut MsgStream<W>,
-    ) -> Result<Option<String>, SessionError> {
+    ) -> Result<Option<(String, bool)>, SessionError> {
         let Some(event) = event else {
             return Ok(Some(ui_gone(&self.target).await));
         };
@@ -849,7 +948,7 @@ impl<'c> Live<'c> {
                 }
             }
             FromChild::Indicator(IndicatorEvent::EndSession) => {
-                return Ok(Some("the user ended the session".to_owned()));
+                return Ok(Some(("the user ended the session".to_owned(), false)));
             }
             FromChild::Indicator(IndicatorEvent::Lost { error }) => {
                 warn!(error, "the session indicator was lost");
@@ -857,8 +956,9 @@ impl<'c> Live<'c> {
             }
             FromChild::IndicatorFailed { message } => {
                 warn!(message, "the session indicator could not be shown");
-                return Ok(Some(format!(
-                    "the session indicator could not be shown: {message}"
+                return Ok(Some((
+                    format!("the session indicator could not be shown: {message}"),
+                    true,
                 )));
             }
             FromChild::Decision { id, decision } if Some(id) == self.asking => {
@@ -893,11 +993,8 @@ impl<'c> Live<'c> {
         if let Some(ui) = &mut self.ui {
             let _ = ui.send(&ToChild::SetState { state: shown }).await;
         }
-        tx.write_msg(&SessionMsg::ControlState(ControlState {
-            input: state,
-            message: message.to_owned(),
-        }))
-        .await?;
+        tx.write_msg(&SessionMsg::ControlState(ControlState::new(state, message)))
+            .await?;
         Ok(())
     }
 
@@ -915,14 +1012,16 @@ impl<'c> Live<'c> {
             warn!(error, "desktop capture failed");
             format!("capturing the screen failed: {error}")
         };
-        self.end(tx, &message).await
+        self.end(tx, &message, true).await
     }
 
-    /// The user ended the session (or its UI died): say so, then end.
+    /// The user ended the session (or its UI died), or something failed
+    /// here (`failed`: the display went away): say so, then end.
     async fn end<W: AsyncWrite + Unpin>(
         &mut self,
         tx: &mut MsgStream<W>,
         message: &str,
+        failed: bool,
     ) -> Result<(), SessionError> {
         self.allowed.store(false, Ordering::SeqCst);
         if let Some(i) = &self.input {
@@ -933,6 +1032,7 @@ impl<'c> Live<'c> {
         tx.write_msg(&SessionMsg::ControlState(ControlState {
             input: InputState::Ended,
             message: message.to_owned(),
+            note: failed.then_some(ControlNote::Failed),
         }))
         .await?;
         Ok(())
@@ -975,8 +1075,17 @@ impl<'c> Live<'c> {
         let max_fps = self.ctx.desktop.max_fps.clamp(1, 60);
         let capture_area = area.clone();
         let stop = self.stop.clone();
+        let codec = self.codec;
         self.threads.push(spawn("jg-desktop-capture", move || {
-            capture_loop(capturer, &cap_rx, &out_tx, &capture_area, &stop, max_fps);
+            capture_loop(
+                capturer,
+                &cap_rx,
+                &out_tx,
+                &capture_area,
+                &stop,
+                max_fps,
+                codec,
+            );
         })?);
         self.capture = Some(cap_tx);
         if let Some(input) = input {
@@ -1004,12 +1113,13 @@ impl<'c> Live<'c> {
 }
 
 /// The UI child died or lost its windows: the user ended the session,
-/// unless the display itself went away (which takes the child along).
-async fn ui_gone(target: &DisplayTarget) -> String {
+/// unless the display itself went away (which takes the child along: a
+/// failure).
+async fn ui_gone(target: &DisplayTarget) -> (String, bool) {
     if display_gone(target).await {
-        DISPLAY_GONE.to_owned()
+        (DISPLAY_GONE.to_owned(), true)
     } else {
-        "the user ended the session".to_owned()
+        ("the user ended the session".to_owned(), false)
     }
 }
 
@@ -1057,6 +1167,22 @@ fn spawn(
         .map_err(SessionError::local("starting a desktop thread"))
 }
 
+/// The encoder's settings for a session at `max_fps` with `codec`.
+fn encoder_config(max_fps: u32, codec: &str) -> CodecConfig {
+    let mut config = CodecConfig {
+        max_fps,
+        // Half the frame interval for libvpx; the rest is capture,
+        // comparison and the other processes of the machine.
+        video_budget: Duration::from_micros(500_000 / u64::from(max_fps.max(1))),
+        ..CodecConfig::default()
+    };
+    if codec != codec::REDUCED_SIZE {
+        // The viewer draws full-size pictures only.
+        config.max_downscale = 0;
+    }
+    config
+}
+
 /// Capture → encode → `Video`, paced by acknowledgements.
 fn capture_loop(
     mut capturer: Capturer,
@@ -1065,15 +1191,11 @@ fn capture_loop(
     area: &Mutex<Option<Rect>>,
     stop: &AtomicBool,
     max_fps: u32,
+    codec: &'static str,
 ) {
     let mut cap = CaptureState {
-        encoder: Encoder::new(CodecConfig {
-            max_fps,
-            // Half the frame interval for libvpx; the rest is capture,
-            // comparison and the other processes of the machine.
-            video_budget: Duration::from_micros(500_000 / u64::from(max_fps.max(1))),
-            ..CodecConfig::default()
-        }),
+        codec,
+        encoder: Encoder::new(encoder_config(max_fps, codec)),
         seq: 0,
         sent: 0,
         acked: 0,
@@ -1092,6 +1214,8 @@ fn capture_loop(
 }
 
 struct CaptureState {
+    /// The session's codec name (in `DesktopInfo`).
+    codec: &'static str,
     encoder: Encoder,
     seq: u32,
     /// Cumulative packet bytes produced / acknowledged.
@@ -1322,7 +1446,7 @@ impl CaptureState {
             height: region.height,
             monitors,
             monitor: selected,
-            codec: CODEC.to_owned(),
+            codec: self.codec.to_owned(),
         };
         if let Ok(mut a) = area.lock() {
             *a = selected.map(|_| region);
@@ -1527,7 +1651,31 @@ pub fn run_consent_ui() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_display_name;
+    use super::{CODECS, check_display_name, choose_codec, encoder_config};
+    use jumpgate_proto::desktop::codec;
+
+    /// A viewer that draws full-size pictures only never gets a reduced
+    /// one: the encoder may not scale down. One that offers no list is
+    /// such a viewer; one that offers nothing known is refused, by name.
+    #[test]
+    fn the_codec_decides_whether_pictures_may_be_reduced() {
+        assert_eq!(encoder_config(30, codec::FULL_SIZE).max_downscale, 0);
+        assert!(encoder_config(30, codec::REDUCED_SIZE).max_downscale > 0);
+        let all: Vec<String> = CODECS.iter().map(|c| (*c).to_owned()).collect();
+        assert_eq!(choose_codec(Some(&all)), Ok(codec::REDUCED_SIZE));
+        assert_eq!(choose_codec(None), Ok(codec::FULL_SIZE));
+        let odd = ["vp8".to_owned(), "jumpgate-9\u{1b}[31m".to_owned()];
+        let refusal = choose_codec(Some(&odd)).unwrap_err();
+        assert_eq!(
+            refusal,
+            "the viewer decodes none of this endpoint's screen codecs (jumpgate-2, jumpgate-1); it offered: vp8, jumpgate-9[31m"
+        );
+        assert!(
+            choose_codec(Some(&[]))
+                .unwrap_err()
+                .ends_with("it offered: none")
+        );
+    }
 
     #[test]
     fn display_names_are_checked() {

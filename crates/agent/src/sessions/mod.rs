@@ -201,6 +201,7 @@ where
             monitor,
             consent,
             technician,
+            codecs,
         } => {
             info!(%kind, control, clipboard, ?consent, "session opened");
             let req = desktop::Request {
@@ -209,6 +210,7 @@ where
                 monitor,
                 consent,
                 technician,
+                codecs,
             };
             desktop::run(rx, tx, req, &ctx).await
         }

@@ -17,7 +17,7 @@ use anyhow::{Context, anyhow, bail};
 use jumpgate_client::Client;
 use jumpgate_codec::{Canvas, Packet};
 use jumpgate_net::session::MsgStream;
-use jumpgate_proto::desktop::{DesktopInfo, FrameAck, InputState};
+use jumpgate_proto::desktop::{DesktopInfo, FrameAck, InputState, codec};
 use jumpgate_proto::session::{RefusalCode, SessionKind, SessionMsg, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -65,6 +65,12 @@ impl Shot {
                 );
             }
             SessionMsg::DesktopInfo(info) => {
+                if !codec::ALL.contains(&info.codec.as_str()) {
+                    bail!(
+                        "the endpoint sends the screen in codec {:?}, which was not offered",
+                        info.codec.chars().take(32).collect::<String>()
+                    );
+                }
                 if let Some(want) = self.monitor
                     && !info.monitors.iter().any(|m| m.id == want)
                 {
@@ -162,6 +168,8 @@ pub(crate) async fn screenshot(client: &Client, o: &Options<'_>) -> anyhow::Resu
         monitor: o.monitor,
         consent: Default::default(),
         technician: String::new(),
+        // `Canvas` draws every codec, reduced-size pictures included.
+        codecs: Some(codec::ALL.iter().map(|c| (*c).to_owned()).collect()),
     };
     match tokio::time::timeout_at(deadline, session_io::open(&mut io, req)).await {
         Err(_) => return Err(timed_out()),

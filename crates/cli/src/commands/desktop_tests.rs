@@ -100,6 +100,7 @@ fn packets_become_an_exact_png_once_the_screen_is_quiet() {
         SessionMsg::ControlState(ControlState {
             input: InputState::ViewOnly,
             message: "the user was notified".into(),
+            note: None,
         }),
         t0,
     )
@@ -171,6 +172,19 @@ fn a_new_stream_needs_its_own_keyframe_and_bad_input_is_named() {
         "the endpoint has no monitor 3; its monitors: 0 (screen, 10x10)"
     );
 
+    // The codec must be one that was offered (reduced-size pictures are).
+    let mut shot = Shot::new(None, Duration::from_secs(1));
+    let mut reduced = info(10, 10);
+    reduced.codec = "jumpgate-2".into();
+    shot.on_msg(SessionMsg::DesktopInfo(reduced), now).unwrap();
+    let mut odd = info(10, 10);
+    odd.codec = "jumpgate-9".into();
+    let err = shot.on_msg(SessionMsg::DesktopInfo(odd), now).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the endpoint sends the screen in codec \"jumpgate-9\", which was not offered"
+    );
+
     let mut shot = Shot::new(None, Duration::from_secs(1));
     let err = shot.on_msg(video(1, &[9, 9]), now).unwrap_err();
     assert!(err.to_string().contains("malformed screen update"), "{err}");
@@ -179,6 +193,7 @@ fn a_new_stream_needs_its_own_keyframe_and_bad_input_is_named() {
             SessionMsg::ControlState(ControlState {
                 input: InputState::Ended,
                 message: "the user ended the session".into(),
+                note: None,
             }),
             now,
         )
@@ -203,6 +218,7 @@ async fn capture_acknowledges_updates_and_stops_when_quiet() {
         wr.write_msg(&SessionMsg::ControlState(ControlState {
             input: InputState::ViewOnly,
             message: String::new(),
+            note: None,
         }))
         .await
         .unwrap();

@@ -10,7 +10,9 @@
 // - live: JG_DESKTOP_ENDPOINT, JG_DISPLAY (the endpoint's Xvfb, for
 //   xdotool), JG_PATTERN (`x,y,rrggbb;…` pixels of the pattern drawn on it),
 //   JG_CLICK (`x,y`: where to click), JG_TYPED_FILE (where the xterm on the
-//   endpoint writes what is typed).
+//   endpoint writes what is typed);
+// - display gone: JG_GONE_ENDPOINT, JG_GONE_READY (a file written once the
+//   screen is drawn; the Rust side then stops the endpoint's X server).
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -94,6 +96,7 @@ try {
   if (process.env.JG_REPLAY_FILE) await replay(page);
   if (process.env.JG_PAGES_ENDPOINT) await pages(page);
   if (process.env.JG_DESKTOP_ENDPOINT) await live(page);
+  if (process.env.JG_GONE_ENDPOINT) await gone(page);
 
   check(pageErrors.length === 0, `no page errors or CSP violations: ${pageErrors.join(' | ')}`);
   console.log('DESKTOP-TEST PASSED');
@@ -295,6 +298,30 @@ async function live(page) {
   await shot(page, 'desktop-live-typed');
   step('typed');
 
+  // Two monitors are listed; one that went away in the meantime (an option
+  // the page still had) is answered with a note, and the page stays on
+  // the whole screen.
+  await page.locator('#desk-monitor').waitFor();
+  const listed = await page.locator('#desk-monitor option').count();
+  check(listed >= 3, `all monitors and the endpoint's two are offered (${listed})`);
+  await page.evaluate(() => {
+    const sel = document.getElementById('desk-monitor');
+    const gone = document.createElement('option');
+    gone.value = '7';
+    gone.textContent = 'gone (640×480)';
+    sel.append(gone);
+  });
+  await page.locator('#desk-monitor').selectOption('7');
+  const refused = await page.locator('#desk-refused').textContent();
+  check(/there is no monitor 7 on this endpoint/.test(refused) && /still showing all monitors/.test(refused), `the note says what happened: ${refused}`);
+  console.log(`MONITOR_NOTE=${refused}`);
+  check(await page.locator('#desk-monitor').inputValue() === '', 'the choice shows the whole screen again');
+  check(await page.locator('#desk-state', { hasText: 'You have control' }).count() === 1, 'control unchanged');
+  const still = await page.evaluate(() => document.getElementById('desk-canvas').width);
+  check(still === 1024, `still the whole screen (${still})`);
+  await shot(page, 'desktop-live-monitor-refused');
+  step('monitor refused');
+
   // The keys menu and the view-only switch.
   await page.locator('#desk-keys summary').click();
   await shot(page, 'desktop-keys-menu');
@@ -304,4 +331,43 @@ async function live(page) {
   await page.locator('#desk-ended').waitFor();
   await shot(page, 'desktop-disconnected');
   step('live desktop');
+}
+
+// --- The endpoint's display going away ------------------------------------------
+
+async function gone(page) {
+  const ep = env('JG_GONE_ENDPOINT');
+  await page.goto(`${URL_}/#/desktop/${ep}`);
+  await page.locator('h1', { hasText: `Desktop — ${ep}` }).waitFor();
+  await page.locator('#desk-connect').click();
+  await page.locator('#desk-screen[data-drawn]').waitFor({ timeout: 45_000 });
+  fs.writeFileSync(env('JG_GONE_READY'), 'drawn');
+  step('connected; the X server is stopped');
+  const ended = page.locator('#desk-ended');
+  await ended.waitFor({ timeout: 45_000 });
+  const said = (await ended.textContent()).trim();
+  console.log(`GONE_PAGE=${said}`);
+  check(said === "The session ended at the endpoint: the endpoint's display went away.", `the page says why: ${said}`);
+  await shot(page, 'desktop-display-gone');
+
+  // The session list shows the outcome as stored.
+  const outcome = "error: endpoint side: the endpoint's display went away";
+  await page.goto(`${URL_}/#/sessions`);
+  await page.locator('#past-title').waitFor();
+  await poll('the outcome in the session list', async () => (await page.getByRole('cell', { name: outcome, exact: true }).count()) > 0);
+  console.log(`GONE_OUTCOME=${outcome}`);
+  await shot(page, 'sessions-display-gone');
+
+  // The recording's timeline names the failure.
+  await page.goto(`${URL_}/#/recordings`);
+  await page.getByRole('link', { name: 'Play' }).first().click();
+  await page.locator('h1', { hasText: 'Desktop recording' }).waitFor();
+  const mark = page.locator('#replay-events button', { hasText: 'the session failed at the endpoint' });
+  await mark.waitFor();
+  await mark.click();
+  const caption = await page.locator('#replay-caption').textContent();
+  console.log(`GONE_CAPTION=${caption}`);
+  check(caption === "the session failed at the endpoint (the endpoint's display went away)", `the replay's caption: ${caption}`);
+  await shot(page, 'replay-display-gone');
+  step('display gone');
 }

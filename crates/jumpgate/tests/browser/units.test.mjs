@@ -133,6 +133,21 @@ test('desktop recordings parse, and seeking restarts at the last stream start', 
   assert.equal(R.lastOf(rec.events, 3, 'c'), null);
 });
 
+test('a recording names its screen codec: known ones replay, others are refused; notes have captions', () => {
+  const codecs = ['jumpgate-2', 'jumpgate-1'];
+  const rec = (codec) => [
+    JSON.stringify({ jumpgate: 'desktop', version: 1, width: 4, height: 2, timestamp: 1, title: 'a@b' }),
+    JSON.stringify([0.01, 'i', { width: 4, height: 2, monitors: [], monitor: null, codec }]),
+    JSON.stringify([0.5, 'x', { input: 'allowed', message: 'there is no monitor 7 on this endpoint', note: 'refused' }]),
+    JSON.stringify([1.0, 'x', { input: 'ended', message: "the endpoint's display went away", note: 'failed' }]),
+  ].join('\n');
+  const old = R.parseDesktopRecording(rec('jumpgate-1'), codecs);
+  assert.equal(R.parseDesktopRecording(rec('jumpgate-2'), codecs).events.length, 3);
+  assert.throws(() => R.parseDesktopRecording(rec('jumpgate-9'), codecs), /screen codec \(jumpgate-9\) cannot be replayed/);
+  assert.equal(R.caption(old.marks[0]), 'request refused (there is no monitor 7 on this endpoint)');
+  assert.equal(R.caption(old.marks[1]), "the session failed at the endpoint (the endpoint's display went away)");
+});
+
 test('damaged or foreign recordings are refused with the line named', () => {
   assert.throws(() => R.parseDesktopRecording('{"version":2}\n'), /not a desktop recording/);
   assert.throws(() => R.parseDesktopRecording('{"jumpgate":"desktop","version":9}\n'), /version 9/);

@@ -2,8 +2,9 @@
 //! display, and `jg` (or a program speaking session messages) as the
 //! technician — the screen read back exact, the recording exported as a
 //! video `ffprobe` accepts, the clipboard both ways (audited by size), the
-//! display going away mid-session, and the person at the endpoint refusing
-//! a session with the consent prompt (clicked with xdotool).
+//! display going away mid-session (an endpoint-side error), the person at
+//! the endpoint refusing a session with the consent prompt and taking back
+//! control on the indicator bar (clicked with xdotool).
 
 use std::path::Path;
 
@@ -269,6 +270,12 @@ impl RawViewer {
             monitor: None,
             consent: ConsentMode::None,
             technician: String::new(),
+            codecs: Some(
+                jumpgate_proto::desktop::codec::ALL
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect(),
+            ),
         }))
         .await
         .unwrap();
@@ -390,8 +397,9 @@ async fn clipboard_text_crosses_both_ways_and_only_its_size_is_audited() {
 }
 
 /// The endpoint's X server going away in the middle of a session: the
-/// technician is told so (`ControlState{Ended}` with the reason), the
-/// session ends cleanly, and the audit log says why.
+/// technician is told so (`ControlState{Ended}` with the reason, noted as
+/// a failure), the session ends, its outcome is an endpoint-side error, and
+/// the audit log says why.
 #[tokio::test]
 async fn the_display_going_away_ends_the_session_with_the_reason_audited() {
     use jumpgate_proto::desktop::InputState;
@@ -432,7 +440,12 @@ async fn the_display_going_away_ends_the_session_with_the_reason_audited() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert_eq!(close["outcome"], "ok", "{close}");
+    // Not anyone's choice: the session failed on the endpoint's side.
+    assert_eq!(
+        close["outcome"],
+        format!("error: endpoint side: {GONE}"),
+        "{close}"
+    );
     let entries = audit(&site).await;
     assert!(
         entries.iter().any(|e| e["action"] == "desktop-control"
@@ -442,4 +455,97 @@ async fn the_display_going_away_ends_the_session_with_the_reason_audited() {
                 .ends_with(&format!("input=ended message={GONE}"))),
         "{entries:?}"
     );
+}
+
+/// Take back control on the endpoint's bar (clicked with xdotool), through
+/// the real gateway and agent: the technician's clipboard sent while the
+/// user holds control is dropped by the gateway itself — never audited as
+/// a transfer, counted in the session-close entry — and once the user gives
+/// control back (asked again, Allow clicked) clipboard text passes again.
+/// The positive control is the text sent before the take-back.
+#[tokio::test]
+async fn after_take_back_the_technicians_clipboard_stops_at_the_gateway_until_control_returns() {
+    use jumpgate_proto::desktop::{DesktopCommand, InputState};
+    use jumpgate_proto::session::SessionMsg;
+    const BEFORE: &str = "sent with control";
+    const WHILE_TAKEN: &str = "sent while the user holds control";
+    const AFTER: &str = "sent after control came back: Grüße";
+    let site = Site::start().await;
+    ok(&site
+        .jg(&[
+            "admin",
+            "groups",
+            "update",
+            "default",
+            "--consent",
+            "notify",
+        ])
+        .await);
+    let x = Xvfb::start_sized(640, 480);
+    let _agent = desktop_agent(&site, "taken", &x).await;
+    let mut v = RawViewer::open(&site, "taken", true, true).await;
+    v.until("the first frame", |v| v.videos > 0).await;
+    let bar = x.window("^Jumpgate: remote session$");
+
+    v.send(SessionMsg::Clipboard(BEFORE.to_owned())).await;
+    x.poll("the first text on the endpoint", || {
+        (x.clipboard() == BEFORE).then_some(())
+    });
+
+    x.click(&bar, "take-back-control");
+    v.until("the take-back", |v| {
+        v.states.iter().any(|s| s.input == InputState::TakenBack)
+    })
+    .await;
+    v.send(SessionMsg::Clipboard(WHILE_TAKEN.to_owned())).await;
+
+    v.send(SessionMsg::DesktopCommand(DesktopCommand::RequestControl))
+        .await;
+    let prompt = x.window("^Jumpgate: remote access request$");
+    x.click(&prompt, "allow");
+    v.until("control given back", |v| {
+        v.states
+            .last()
+            .is_some_and(|s| s.input == InputState::Allowed)
+    })
+    .await;
+    v.send(SessionMsg::Clipboard(AFTER.to_owned())).await;
+    x.poll("the last text on the endpoint", || {
+        (x.clipboard() == AFTER).then_some(())
+    });
+    v.close().await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let entries = loop {
+        let entries = audit(&site).await;
+        if entries
+            .iter()
+            .any(|e| e["action"] == "session-close:desktop")
+        {
+            break entries;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session-close entry"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut from_tech: Vec<String> = entries
+        .iter()
+        .filter(|e| e["action"] == "desktop-clipboard")
+        .filter_map(|e| e["detail"].as_str())
+        .filter_map(|d| d.split_once("from=technician bytes="))
+        .map(|(_, n)| n.to_owned())
+        .collect();
+    from_tech.sort();
+    let mut want = vec![BEFORE.len().to_string(), AFTER.len().to_string()];
+    want.sort();
+    assert_eq!(from_tech, want, "only the texts sent with control crossed");
+    let close = entries
+        .iter()
+        .find(|e| e["action"] == "session-close:desktop")
+        .unwrap();
+    let detail = close["detail"].as_str().unwrap();
+    assert!(detail.contains(" dropped_input=1 "), "{detail}");
+    assert_eq!(close["outcome"], "ok");
 }

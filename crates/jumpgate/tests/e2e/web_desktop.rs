@@ -292,8 +292,8 @@ async fn a_desktop_recording_replays_in_the_console_pixel_exact_with_seeking() {
 
 /// The live desktop page against a real agent on a real Xvfb display: the
 /// screen's pattern read back from the canvas, a click landing at the same
-/// pixel on the endpoint, and text typed in the browser arriving as typed
-/// in an xterm there.
+/// pixel on the endpoint, text typed in the browser arriving as typed in an
+/// xterm there, and a monitor that is gone answered with a note.
 #[tokio::test]
 async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typing() {
     use jumpgate_test_support::xvfb::Xvfb;
@@ -304,6 +304,15 @@ async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typ
     assert!(out.status.success(), "{out:?}");
     let x = Xvfb::sized(1024, 768);
     x.run("xsetroot", &["-solid", "#1f60d0"]);
+    // Two monitors side by side (the page lists them).
+    x.run(
+        "xrandr",
+        &["--setmonitor", "left", "512/135x768/203+0+0", "none"],
+    );
+    x.run(
+        "xrandr",
+        &["--setmonitor", "right", "512/135x768/203+512+0", "none"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let typed = dir.path().join("typed.txt");
     let ready = dir.path().join("ready");
@@ -359,6 +368,10 @@ async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typ
     )
     .await;
     assert!(stdout.contains("TYPED=ok"), "{stdout}");
+    assert!(
+        stdout.contains("MONITOR_NOTE=The endpoint could not do that: there is no monitor 7"),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read_to_string(&typed).unwrap(),
         "Grüße, Wörld! ½ €\n",
@@ -366,4 +379,46 @@ async fn a_live_desktop_in_the_console_shows_the_screen_and_takes_clicks_and_typ
     );
     let _ = xterm.kill();
     let _ = xterm.wait();
+}
+
+/// The endpoint's X server stops while the console shows its screen: the
+/// page says the session ended at the endpoint and why, the session list
+/// shows the stored outcome (an endpoint-side error), and the recording's
+/// timeline names the failure.
+#[tokio::test]
+async fn a_display_going_away_shows_in_the_page_the_session_list_and_the_replay() {
+    use jumpgate_test_support::xvfb::Xvfb;
+    let site = Site::start().await;
+    let out = site
+        .jg(&["admin", "groups", "update", "default", "--consent", "none"])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    let mut x = Xvfb::sized(640, 480);
+    x.run("xsetroot", &["-solid", "#1f60d0"]);
+    let token = site.enroll_token(&[]).await;
+    let _agent = site.spawn_agent("fragile", Some(&token), &["--display", &x.display]);
+    site.wait_online("fragile", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("drawn");
+    let envs = [
+        ("JG_GONE_ENDPOINT", "fragile".to_owned()),
+        ("JG_GONE_READY", ready.display().to_string()),
+    ];
+    let browser = run_browser(&site, &envs);
+    let stop_x = async {
+        let deadline = tokio::time::Instant::now() + BROWSER_RUN;
+        while !ready.exists() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page never drew the screen"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        x.stop_server();
+    };
+    let (stdout, ()) = tokio::join!(browser, stop_x);
+    assert!(
+        stdout.contains("GONE_OUTCOME=error: endpoint side: the endpoint's display went away"),
+        "{stdout}"
+    );
 }

@@ -538,6 +538,7 @@ async fn a_desktop_session_is_recorded_as_json_lines_and_its_decisions_audited()
             SessionMsg::ControlState(ControlState {
                 input: InputState::Allowed,
                 message: "allowed by the user\x1b[31m".into(),
+                note: None,
             }),
             SessionMsg::DesktopInfo(info(1280, 800)),
             SessionMsg::Video(Video {
@@ -562,6 +563,7 @@ async fn a_desktop_session_is_recorded_as_json_lines_and_its_decisions_audited()
             SessionMsg::ControlState(ControlState {
                 input: InputState::TakenBack,
                 message: "the user took back control".into(),
+                note: None,
             }),
         ];
         for m in &down {

@@ -146,6 +146,7 @@ fn open_request(control: bool, clipboard: bool) -> SessionRequest {
         monitor: None,
         consent: ConsentMode::None,
         technician: "someone else".into(),
+        codecs: None,
     }
 }
 
@@ -303,6 +304,7 @@ async fn an_accepted_view_only_session_relays_the_screen_records_and_audits() {
                 SessionMsg::ControlState(ControlState {
                     input: InputState::ViewOnly,
                     message: "unattended: no consent asked".into(),
+                    note: None,
                 }),
                 SessionMsg::DesktopInfo(DesktopInfo {
                     width: 640,
@@ -411,6 +413,7 @@ async fn clipboard_text_crosses_only_with_clipboard_rights_both_ways_and_is_audi
                 s.write_msg(&SessionMsg::ControlState(ControlState {
                     input: InputState::Allowed,
                     message: "unattended: no consent asked".into(),
+                    note: None,
                 }))
                 .await
                 .unwrap();
@@ -488,6 +491,215 @@ async fn clipboard_text_crosses_only_with_clipboard_rights_both_ways_and_is_audi
                     "{e}: clipboard text in the log: {d}"
                 );
             }
+        }
+    }
+}
+
+/// Opens a desktop session as the technician and hands back its side
+/// (after `Accepted`) and the running session.
+async fn open_live(
+    st: &AppState,
+    ep: &EndpointRecord,
+    request: SessionRequest,
+) -> (
+    MsgStream<tokio::io::DuplexStream>,
+    tokio::task::JoinHandle<Outcome>,
+) {
+    let service = SessionService::new(st.clone());
+    let ticket = service
+        .authorize(
+            &technician(),
+            ep,
+            SessionKind::Desktop,
+            crate::identity::Credential::of("jgt_test"),
+        )
+        .await
+        .unwrap();
+    let (gw_side, tech_side) = tokio::io::duplex(1 << 20);
+    let session =
+        tokio::spawn(async move { service.open(ticket, request, MsgStream::new(gw_side)).await });
+    let mut tech = MsgStream::new(tech_side);
+    let first = read_within(&mut tech).await;
+    assert!(matches!(first, Some(SessionMsg::Accepted(_))), "{first:?}");
+    (tech, session)
+}
+
+async fn read_within<S: tokio::io::AsyncRead + Unpin>(s: &mut MsgStream<S>) -> Option<SessionMsg> {
+    tokio::time::timeout(Duration::from_secs(30), s.read_msg())
+        .await
+        .expect("the session hung")
+        .unwrap()
+}
+
+/// Reads what the technician gets until a control state with `input`
+/// (which it returns).
+async fn until_state(
+    tech: &mut MsgStream<tokio::io::DuplexStream>,
+    input: InputState,
+) -> ControlState {
+    loop {
+        match read_within(tech).await {
+            Some(SessionMsg::ControlState(c)) if c.input == input => return c,
+            Some(_) => {}
+            None => panic!("the session ended before {input:?}"),
+        }
+    }
+}
+
+/// Once the person at the endpoint takes back control, the gateway itself
+/// drops the technician's clipboard and input (not relayed, not audited as
+/// a transfer, counted in the session-close entry), and relays them again
+/// once control is given back (the positive control). The viewer's codecs
+/// reach the agent as offered.
+#[tokio::test]
+async fn after_take_back_the_gateway_drops_technician_clipboard_and_input_until_control_returns() {
+    const WHILE_TAKEN: &str = "clipboard while the user holds control";
+    const AFTER: &str = "clipboard after control came back";
+    for s in sites("desktop_take_back").await {
+        let st = &s.st;
+        let e = st.db.engine();
+        crate::agents::groups::create(&st.db, "desks", "", ConsentMode::Notify, "admin")
+            .await
+            .unwrap();
+        let ep = endpoint("desks");
+        let (from_tech_tx, from_tech) = oneshot::channel::<Vec<SessionMsg>>();
+        let opened = stand_in_agent(st, &ep, move |mut s| async move {
+            s.write_msg(&SessionMsg::Accepted(Accepted::default()))
+                .await
+                .unwrap();
+            for c in [
+                ControlState::new(InputState::Allowed, "the user was notified"),
+                ControlState::new(InputState::TakenBack, "the user took back control"),
+            ] {
+                s.write_msg(&SessionMsg::ControlState(c)).await.unwrap();
+            }
+            let mut seen = Vec::new();
+            loop {
+                let m = read_within(&mut s).await;
+                let Some(m) = m else { break };
+                if m == SessionMsg::Ping(1) {
+                    let back = ControlState::new(InputState::Allowed, "the user gave control back");
+                    s.write_msg(&SessionMsg::ControlState(back)).await.unwrap();
+                }
+                seen.push(m);
+            }
+            let _ = from_tech_tx.send(seen);
+            let _ = s.get_mut().shutdown().await;
+        });
+        let mut request = open_request(true, true);
+        if let SessionRequest::Desktop { codecs, .. } = &mut request {
+            *codecs = Some(vec!["jumpgate-2".into(), "jumpgate-1".into()]);
+        }
+        let (mut tech, session) = open_live(st, &ep, request).await;
+        until_state(&mut tech, InputState::TakenBack).await;
+        let key = |down| SessionMsg::Key(Key { keysym: 0x61, down });
+        for m in [
+            SessionMsg::Clipboard(WHILE_TAKEN.into()),
+            key(true),
+            SessionMsg::InputReset,
+            SessionMsg::Ping(1),
+        ] {
+            tech.write_msg(&m).await.unwrap();
+        }
+        until_state(&mut tech, InputState::Allowed).await;
+        for m in [
+            SessionMsg::Clipboard(AFTER.into()),
+            key(false),
+            SessionMsg::Ping(2),
+        ] {
+            tech.write_msg(&m).await.unwrap();
+        }
+        tech.get_mut().shutdown().await.unwrap();
+        while read_within(&mut tech).await.is_some() {}
+        let outcome = session.await.unwrap();
+        assert!(matches!(outcome, Outcome::Ok), "{e}: {outcome}");
+        let SessionRequest::Desktop { codecs, .. } = opened.await.unwrap() else {
+            panic!("not a desktop open")
+        };
+        assert_eq!(
+            codecs,
+            Some(vec!["jumpgate-2".to_owned(), "jumpgate-1".to_owned()])
+        );
+        // Releasing what is held always passes; the rest only with control.
+        assert_eq!(
+            from_tech.await.unwrap(),
+            [
+                SessionMsg::InputReset,
+                SessionMsg::Ping(1),
+                SessionMsg::Clipboard(AFTER.into()),
+                key(false),
+                SessionMsg::Ping(2),
+            ],
+            "{e}"
+        );
+        let clip = events(&st.db, "desktop-clipboard").await;
+        assert_eq!(clip.len(), 1, "{e}: {clip:?}");
+        assert!(
+            clip[0]
+                .2
+                .ends_with(&format!("from=technician bytes={}", AFTER.len())),
+            "{e}: {clip:?}"
+        );
+        let closes = events(&st.db, "session-close:desktop").await;
+        assert_eq!(closes.len(), 1, "{e}");
+        assert!(
+            closes[0].2.contains(" dropped_input=2 ") && closes[0].2.contains(" clipboard=1"),
+            "{e}: {closes:?}"
+        );
+    }
+}
+
+/// An endpoint that ends the session because its display went away (the
+/// `Ended` state noted as a failure) makes the session's outcome an
+/// endpoint-side error with its words; the person at the endpoint ending
+/// it is an `ok` session (the positive control).
+#[tokio::test]
+async fn a_display_gone_at_the_endpoint_is_an_endpoint_side_error() {
+    const GONE: &str = "the endpoint's display went away";
+    for s in sites("desktop_display_gone").await {
+        let st = &s.st;
+        let e = st.db.engine();
+        crate::agents::groups::create(&st.db, "desks", "", ConsentMode::None, "admin")
+            .await
+            .unwrap();
+        let ep = endpoint("desks");
+        for failed in [true, false] {
+            let end = ControlState {
+                input: InputState::Ended,
+                message: if failed {
+                    GONE.into()
+                } else {
+                    "the user ended the session".into()
+                },
+                note: failed.then_some(jumpgate_proto::desktop::ControlNote::Failed),
+            };
+            let sent = end.clone();
+            let _opened = stand_in_agent(st, &ep, move |mut s| async move {
+                s.write_msg(&SessionMsg::Accepted(Accepted::default()))
+                    .await
+                    .unwrap();
+                let allowed = ControlState::new(InputState::Allowed, "unattended");
+                s.write_msg(&SessionMsg::ControlState(allowed))
+                    .await
+                    .unwrap();
+                s.write_msg(&SessionMsg::ControlState(sent)).await.unwrap();
+                let _ = s.get_mut().shutdown().await;
+                while let Ok(Some(_)) = s.read_msg().await {}
+            });
+            let (got, outcome) = run_session(st, &ep, true, Vec::new()).await;
+            assert_eq!(
+                got.last(),
+                Some(&SessionMsg::ControlState(end)),
+                "{e}: the technician is told"
+            );
+            let want = if failed {
+                format!("error: endpoint side: {GONE}")
+            } else {
+                "ok".to_owned()
+            };
+            assert_eq!(outcome.to_string(), want, "{e}");
+            let closes = events(&st.db, "session-close:desktop").await;
+            assert_eq!(closes.last().unwrap().1, want, "{e}: {closes:?}");
         }
     }
 }

@@ -528,6 +528,7 @@ fn for_the_endpoint(
             control,
             clipboard,
             monitor,
+            codecs,
             ..
         } => SessionRequest::Desktop {
             control,
@@ -535,33 +536,23 @@ fn for_the_endpoint(
             monitor,
             consent,
             technician: p.name.clone(),
+            codecs,
         },
         other => other,
     }
 }
 
 /// How a session is relayed: a desktop session passes only the input it
-/// was opened for (none when view-only), and clipboard text only when it
-/// was asked for — either way.
+/// was opened for (none when view-only, none while the person at the
+/// endpoint holds control), and clipboard text only when it was asked for
+/// — either way.
 fn relay_framing(request: &SessionRequest) -> relay::Framing {
-    use jumpgate_proto::session::{is_clipboard, is_input};
     use relay::Framing;
     match *request {
         SessionRequest::Forward { .. } => Framing::Raw,
         SessionRequest::Desktop {
             control, clipboard, ..
-        } => {
-            let up: Option<fn(u8) -> bool> = match (control, clipboard) {
-                (false, _) => Some(is_input),
-                (true, false) => Some(is_clipboard),
-                (true, true) => None,
-            };
-            let down: Option<fn(u8) -> bool> = (!clipboard).then_some(is_clipboard);
-            match (up, down) {
-                (None, None) => Framing::Messages,
-                (up, down) => Framing::MessagesDropping { up, down },
-            }
-        }
+        } => Framing::Desktop { control, clipboard },
         _ => Framing::Messages,
     }
 }

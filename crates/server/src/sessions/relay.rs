@@ -10,11 +10,20 @@
 //! should not send it; the gateway does not rely on that). Dropped messages
 //! are not shown to the taps, so they are neither recorded nor audited as
 //! transfers.
+//!
+//! A desktop session with control also follows the agent's `ControlState`s
+//! ([`DesktopGate`]): while the person at the endpoint holds control (took
+//! it back, or the session ended) the technician's input and clipboard are
+//! dropped here as well, and pass again once control is given back. An
+//! `Ended` state noted as a failure at the endpoint (its display went away)
+//! makes the session's end an endpoint-side error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use jumpgate_proto::desktop::{ControlNote, InputState};
 use jumpgate_proto::session::{self, Direction, Scanned, Scanner, SessionMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -45,13 +54,83 @@ pub(crate) enum Framing {
     Raw,
     /// Session messages, everything the technician sends relayed.
     Messages,
-    /// Session messages; those whose types the filters name (by their
-    /// first byte) are dropped: `up` from the technician, `down` from the
-    /// endpoint.
-    MessagesDropping {
-        up: Option<fn(u8) -> bool>,
-        down: Option<fn(u8) -> bool>,
-    },
+    /// A desktop session: session messages; no input when view-only, no
+    /// clipboard text either way without `clipboard`, and with `control`
+    /// no input or clipboard while the person at the endpoint holds
+    /// control ([`DesktopGate`]).
+    Desktop { control: bool, clipboard: bool },
+}
+
+/// What the gateway follows of a desktop session, from the agent's
+/// `ControlState`s.
+#[derive(Debug)]
+struct DesktopGate {
+    /// The session was opened with control / with clipboard rights.
+    control: bool,
+    clipboard: bool,
+    /// The technician's input and clipboard reach the endpoint: the session
+    /// has control and the last state was `Allowed`.
+    open: AtomicBool,
+    /// The endpoint ended the session because something failed there (its
+    /// words, cleaned).
+    failure: Mutex<Option<String>>,
+}
+
+impl DesktopGate {
+    fn new(control: bool, clipboard: bool) -> Self {
+        Self {
+            control,
+            clipboard,
+            open: AtomicBool::new(control),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Follows one `ControlState` message (whole, as framed) from the
+    /// endpoint, before it is relayed.
+    fn follow(&self, msg: &[u8]) {
+        let mut one = BytesMut::from(msg);
+        let Ok(Some(SessionMsg::ControlState(c))) = SessionMsg::decode(&mut one) else {
+            tracing::warn!("a malformed control state from the endpoint");
+            return;
+        };
+        let open = self.control && c.input == InputState::Allowed;
+        if self.open.swap(open, Ordering::SeqCst) != open {
+            tracing::info!(
+                input = ?c.input,
+                "desktop control changed: technician input {}",
+                if open { "passes" } else { "dropped at the gateway" }
+            );
+        }
+        if c.input == InputState::Ended && c.note == Some(ControlNote::Failed) {
+            let message =
+                crate::agents::reported::text(&c.message, crate::agents::reported::MESSAGE_MAX);
+            let message = if message.is_empty() {
+                "the session failed at the endpoint".to_owned()
+            } else {
+                message
+            };
+            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+        }
+    }
+
+    /// Whether a technician message of this type is dropped now.
+    fn drops_up(&self, message_type: u8) -> bool {
+        (session::is_input(message_type) && !self.open.load(Ordering::SeqCst))
+            || (!self.clipboard && session::is_clipboard(message_type))
+    }
+
+    /// Whether an endpoint message of this type is dropped.
+    fn drops_down(&self, message_type: u8) -> bool {
+        !self.clipboard && session::is_clipboard(message_type)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// One direction's view for the taps: a scanner over its bytes (which also
@@ -151,7 +230,7 @@ async fn copy_up_dropping<R, W>(
     prefix: &[u8],
     counters: &Counters,
     mut watch: Watch<'_>,
-    drop: fn(u8) -> bool,
+    drop: &(dyn Fn(u8) -> bool + Sync),
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -166,7 +245,9 @@ where
         }
         if whole > 0 {
             let msgs = leave_out(buf.split_to(whole), drop, &counters.dropped, || {
-                tracing::info!("technician input dropped: the session does not allow it");
+                tracing::info!(
+                    "technician input dropped: the session does not allow it, or the user at the endpoint holds control"
+                );
             })
             .map_err(invalid)?;
             if !msgs.is_empty() {
@@ -192,7 +273,7 @@ where
 /// (counted in `dropped`; `first_drop` is told of the session's first).
 fn leave_out(
     mut msgs: BytesMut,
-    drop: fn(u8) -> bool,
+    drop: &dyn Fn(u8) -> bool,
     dropped: &AtomicU64,
     first_drop: impl Fn(),
 ) -> Result<BytesMut, jumpgate_proto::ProtoError> {
@@ -224,7 +305,7 @@ async fn copy_framed<R, W>(
     counters: &Counters,
     stop: &CancellationToken,
     mut watch: Option<Watch<'_>>,
-    drop: Option<fn(u8) -> bool>,
+    gate: Option<&DesktopGate>,
 ) -> std::io::Result<DownEnd>
 where
     R: AsyncRead + Unpin,
@@ -236,13 +317,19 @@ where
         let mut whole = 0;
         let mut dropping = false;
         while let Some(len) = session::message_len(&buf[whole..]).map_err(invalid)? {
-            dropping |= drop.is_some_and(|d| d(buf[whole]));
+            dropping |= gate.is_some_and(|g| g.drops_down(buf[whole]));
+            // Who has control changes before the technician hears of it.
+            if let Some(gate) = gate
+                && session::is_control_state(buf[whole])
+            {
+                gate.follow(&buf[whole..whole + len]);
+            }
             whole += len;
         }
         if whole > 0 {
             let mut msgs = buf.split_to(whole);
-            if let (true, Some(drop)) = (dropping, drop) {
-                msgs = leave_out(msgs, drop, &counters.dropped_down, || {
+            if let (true, Some(gate)) = (dropping, gate) {
+                msgs = leave_out(msgs, &|t| gate.drops_down(t), &counters.dropped_down, || {
                     tracing::warn!(
                         "endpoint message dropped: the session does not allow it (the agent should not send it)"
                     );
@@ -311,6 +398,11 @@ where
     let (cr, mut cw) = tokio::io::split(client);
     let (ar, aw) = tokio::io::split(agent);
     let watch = |direction| Watch::new(direction, taps);
+    let gate = match framing {
+        Framing::Desktop { control, clipboard } => Some(DesktopGate::new(control, clipboard)),
+        _ => None,
+    };
+    let gate = gate.as_ref();
     let up = async {
         match framing {
             Framing::Raw => copy_raw(cr, aw, &pending.up, &counters.up, None).await,
@@ -318,13 +410,10 @@ where
                 let w = Some(watch(Direction::Up));
                 copy_raw(cr, aw, &pending.up, &counters.up, w).await
             }
-            Framing::MessagesDropping { up: None, .. } => {
-                let w = Some(watch(Direction::Up));
-                copy_raw(cr, aw, &pending.up, &counters.up, w).await
-            }
-            Framing::MessagesDropping { up: Some(drop), .. } => {
+            Framing::Desktop { .. } => {
                 let w = watch(Direction::Up);
-                copy_up_dropping(cr, aw, &pending.up, counters, w, drop).await
+                let drop = |t: u8| gate.is_some_and(|g| g.drops_up(t));
+                copy_up_dropping(cr, aw, &pending.up, counters, w, &drop).await
             }
         }
     };
@@ -354,10 +443,6 @@ where
     }
 
     let end = {
-        let drop_down = match framing {
-            Framing::MessagesDropping { down, .. } => down,
-            _ => None,
-        };
         let down = copy_framed(
             ar,
             &mut cw,
@@ -365,7 +450,7 @@ where
             counters,
             stop,
             Some(watch(Direction::Down)),
-            drop_down,
+            gate,
         );
         tokio::pin!(down);
         loop {
@@ -378,7 +463,10 @@ where
                     // session whose endpoint then ends cleanly completed.
                     Err(e) => {
                         return match tokio::time::timeout(STOP_GRACE, &mut down).await {
-                            Ok(Ok(DownEnd::Eof)) => RelayEnd::Completed,
+                            Ok(Ok(DownEnd::Eof)) => match gate.and_then(DesktopGate::failure) {
+                                Some(why) => RelayEnd::Failed(Side::Endpoint, why),
+                                None => RelayEnd::Completed,
+                            },
                             _ => RelayEnd::Failed(Side::Technician, e.to_string()),
                         };
                     }
@@ -403,7 +491,12 @@ where
             if !up_done {
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut up).await;
             }
-            RelayEnd::Completed
+            // A desktop whose endpoint ended it because something failed
+            // there (its display went away) failed on the endpoint's side.
+            match gate.and_then(DesktopGate::failure) {
+                Some(why) => RelayEnd::Failed(Side::Endpoint, why),
+                None => RelayEnd::Completed,
+            }
         }
         Ok(DownEnd::Stopped) => {
             let msg = SessionMsg::Closed { reason: reason() }.to_bytes();
@@ -546,9 +639,9 @@ mod tests {
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
             let counters = Counters::default();
-            let framing = Framing::MessagesDropping {
-                up: Some(session::is_input),
-                down: None,
+            let framing = Framing::Desktop {
+                control: false,
+                clipboard: true,
             };
             let end = relay(
                 client,
@@ -615,9 +708,9 @@ mod tests {
         let taps: Vec<Box<dyn SessionTap>> = vec![Box::new(std::sync::Arc::clone(&notes))];
         let counters = Counters::default();
         let stop = CancellationToken::new();
-        let framing = Framing::MessagesDropping {
-            up: Some(session::is_clipboard),
-            down: Some(session::is_clipboard),
+        let framing = Framing::Desktop {
+            control: true,
+            clipboard: false,
         };
         let relay_task = relay(
             client,

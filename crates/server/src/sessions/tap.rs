@@ -152,6 +152,7 @@ impl DesktopTap {
         let cleaned = ControlState {
             input: state.input,
             message: message.clone(),
+            note: state.note,
         };
         let line = serde_json::to_string(&cleaned).unwrap_or_default();
         self.recorder.desktop_event("x", line).await;

@@ -102,6 +102,7 @@ fn one_of_each_message() -> Vec<SessionMsg> {
         SessionMsg::ControlState(desktop::ControlState {
             input: desktop::InputState::Allowed,
             message: String::new(),
+            note: None,
         }),
         SessionMsg::Ping(0),
         SessionMsg::Pong(0),
@@ -142,6 +143,18 @@ fn input_states() -> Vec<desktop::InputState> {
     for i in all {
         match i {
             I::Allowed | I::ViewOnly | I::TakenBack | I::Ended => {}
+        }
+    }
+    all.to_vec()
+}
+
+/// Every control-state note (exhaustive like [`refusal_codes`]).
+fn control_notes() -> Vec<desktop::ControlNote> {
+    use desktop::ControlNote as N;
+    let all = [N::Failed, N::Refused];
+    for n in all {
+        match n {
+            N::Failed | N::Refused => {}
         }
     }
     all.to_vec()
@@ -253,6 +266,24 @@ fn render() -> String {
     );
     wire_names(w, &input_states());
     let _ = writeln!(w, "}});\n");
+    let _ = writeln!(
+        w,
+        "/** What a control state is besides a change of control (`proto::desktop::ControlNote`). */\n\
+         export const CONTROL_NOTE = Object.freeze({{"
+    );
+    wire_names(w, &control_notes());
+    let _ = writeln!(w, "}});\n");
+    let codecs: Vec<String> = desktop::codec::ALL
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect();
+    let _ = writeln!(
+        w,
+        "/** The screen codecs, best first (`proto::desktop::codec::ALL`): what the console's decoder\n\
+         \x20* draws (reduced-size pictures included), offered when it opens a desktop session. */\n\
+         export const DESKTOP_CODECS = Object.freeze([{}]);\n",
+        codecs.join(", ")
+    );
     let _ = writeln!(
         w,
         "/** Session message framing (`proto::session`). */\n\

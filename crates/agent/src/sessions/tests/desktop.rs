@@ -13,7 +13,8 @@ use std::time::Duration;
 use jumpgate_codec::{Canvas, Packet};
 use jumpgate_desktop::{CaptureOptions, Capturer, DisplayOptions};
 use jumpgate_proto::desktop::{
-    ControlState, DesktopCommand, DesktopInfo, FrameAck, InputState, Key, Pointer, button,
+    ControlNote, ControlState, DesktopCommand, DesktopInfo, FrameAck, InputState, Key, Pointer,
+    button, codec,
 };
 use jumpgate_proto::session::{ConsentMode, RefusalCode, SessionMsg, SessionRequest};
 use jumpgate_test_support::xvfb::{Xvfb, artifacts, have_tools};
@@ -75,6 +76,7 @@ fn desktop_with(control: bool, clipboard: bool, consent: ConsentMode) -> Session
         monitor: None,
         consent,
         technician: "Alice Tech".to_owned(),
+        codecs: None,
     }
 }
 
@@ -646,6 +648,8 @@ async fn desktop_the_display_going_away_ends_the_session_with_a_clear_message() 
         let s = v.state(InputState::Ended).await;
         assert_eq!(s.message, "the endpoint's display went away", "{consent:?}");
         assert_eq!(s.message, crate::sessions::desktop::DISPLAY_GONE);
+        // A failure, not anyone's choice: the gateway's outcome says so.
+        assert_eq!(s.note, Some(ControlNote::Failed), "{consent:?}");
         v.until("the end of the stream", |v| v.ended).await;
         v.close().await;
     }
@@ -753,6 +757,31 @@ async fn desktop_monitors_are_listed_and_chosen_and_refresh_sends_a_keyframe() {
     })
     .await;
 
+    // A monitor the endpoint does not have: the technician is told, and
+    // the session stays on the right monitor (no new info, no new stream).
+    let (infos, starts, states) = (v.info.len(), v.starts, v.states.len());
+    v.send(SessionMsg::DesktopCommand(DesktopCommand::Monitor {
+        monitor: Some(7),
+    }))
+    .await;
+    v.until("the answer about monitor 7", |v| v.states.len() > states)
+        .await;
+    let answer = v.states.last().expect("state").clone();
+    assert_eq!(answer.note, Some(ControlNote::Refused), "{answer:?}");
+    assert_eq!(answer.input, InputState::ViewOnly, "control did not change");
+    let ids: Vec<String> = chosen.monitors.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(
+        answer.message,
+        format!(
+            "there is no monitor 7 on this endpoint (its monitors: {}); still showing monitor {} (right)",
+            ids.join(", "),
+            right.id
+        )
+    );
+    v.round_trip(70).await;
+    assert_eq!((v.info.len(), v.starts), (infos, starts));
+    assert_eq!((v.canvas.width(), v.rgb(10, 10)), (640, 0x00ff00));
+
     // Idle (nothing changes on the screen, refinement done): Refresh
     // still sends a keyframe at once.
     v.idle().await;
@@ -787,6 +816,7 @@ async fn desktop_monitors_are_listed_and_chosen_and_refresh_sends_a_keyframe() {
         monitor: Some(monitor),
         consent: ConsentMode::None,
         technician: "Alice Tech".to_owned(),
+        codecs: None,
     };
     let mut v = Viewer::open(&x, on(right.id)).await;
     v.accepted().await;
@@ -841,4 +871,48 @@ fn wait_window(display: &str, name: &str) -> String {
 #[allow(dead_code)]
 fn artifact(name: &str) -> PathBuf {
     artifacts().join(name)
+}
+
+/// The screen codec is negotiated: a viewer offering both gets pictures
+/// that may be reduced (`jumpgate-2`), one from before the negotiation
+/// (no list) full-size ones only (`jumpgate-1`), and one offering nothing
+/// the agent knows is refused before anyone at the endpoint is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_the_screen_codec_is_negotiated() {
+    let x = Xvfb::sized(320, 240);
+    x.run("xsetroot", &["-solid", "#336699"]);
+    let with = |codecs: Option<&[&str]>| SessionRequest::Desktop {
+        control: false,
+        clipboard: false,
+        monitor: None,
+        consent: ConsentMode::Prompt,
+        technician: "Alice Tech".to_owned(),
+        codecs: codecs.map(|l| l.iter().map(|c| (*c).to_owned()).collect()),
+    };
+    for (offer, want) in [
+        (Some(&codec::ALL[..]), codec::REDUCED_SIZE),
+        (Some(&[codec::FULL_SIZE][..]), codec::FULL_SIZE),
+        (None, codec::FULL_SIZE),
+    ] {
+        let mut req = with(offer);
+        if let SessionRequest::Desktop { consent, .. } = &mut req {
+            *consent = ConsentMode::None;
+        }
+        let mut v = Viewer::open(&x, req).await;
+        v.accepted().await;
+        v.until("desktop info", |v| !v.info.is_empty()).await;
+        assert_eq!(v.info[0].codec, want, "{offer:?}");
+        v.until("the screen", |v| v.canvas.width() == 320).await;
+        v.close().await;
+    }
+    // Prompt mode: refused before a prompt would be shown.
+    let (mut tech, served) =
+        Tech::open_with(with(Some(&["vp8", "jumpgate-9"])), desktop_ctx(&x)).await;
+    let refusal = tech.refused().await;
+    assert_eq!(refusal.code, RefusalCode::Unsupported);
+    assert_eq!(
+        refusal.message,
+        "the viewer decodes none of this endpoint's screen codecs (jumpgate-2, jumpgate-1); it offered: vp8, jumpgate-9"
+    );
+    let _ = super::ended(tech, served).await;
 }
