@@ -375,7 +375,17 @@ impl Encoder {
                         * f64::from(config.max_fps.max(1))
                 });
                 s.spacing = 0.7 * s.spacing + 0.3 * gap.clamp(MIN_SPACING, 8.0);
-                let shift = choose_shift(s.cost_ns_per_px, s.shift, area, s.spacing, &config);
+                // Reduced size only when most of the screen changed (heavy
+                // motion): a smaller change (a scrolling terminal, a moving
+                // window) stays sharp at full size, even if slower, so its
+                // last frame is close to exact instead of waiting for the
+                // refinement.
+                let most = area * 2 >= u64::from(s.width) * u64::from(s.height);
+                let shift = if most {
+                    choose_shift(s.cost_ns_per_px, s.shift, area, s.spacing, &config)
+                } else {
+                    0
+                };
                 let out = s
                     .vpx
                     .encode(frame.data, frame.stride, shift, pts, duration, false)?;
@@ -696,6 +706,38 @@ mod tests {
             choose_shift(cost, 0, area, 0.1, &config),
             choose_shift(cost, 0, area, 0.75, &config)
         );
+    }
+
+    #[test]
+    fn only_a_change_of_most_of_the_screen_is_coded_at_reduced_size() {
+        let (w, h) = (320, 192);
+        let mut enc = Encoder::new(Config {
+            video_budget: Duration::ZERO,
+            // Two rows of tiles go as video, not lossless.
+            lossless_max_area: 4 * TILE * TILE,
+            ..Config::default()
+        });
+        let mut now = Instant::now();
+        let mut shifts = Vec::new();
+        let mut canvas = crate::Canvas::new();
+        // Frames 1..=3 change the top 60 rows (two rows of tiles, a third
+        // of the screen), then 4..=6 all of it.
+        let mut px = picture(w, h, 0, 40);
+        for t in 0..7u32 {
+            let next = picture(w, h, t, 40 + t * 8);
+            let rows = if (1..=3).contains(&t) { 60 } else { h };
+            let bytes = (rows * w * 4) as usize;
+            px[..bytes].copy_from_slice(&next[..bytes]);
+            let frame = Frame::new(w, h, w as usize * 4, &px).unwrap();
+            let (packets, stats) = enc.encode_with_stats(&frame, None, now).unwrap();
+            for p in &packets {
+                canvas.apply(p).unwrap();
+            }
+            assert_eq!(stats.video_frames, 1, "{t}");
+            shifts.push(stats.video_shift);
+            now += Duration::from_millis(40);
+        }
+        assert_eq!(shifts, [0, 0, 0, 0, 1, 2, 2]);
     }
 
     /// A moving diagonal gradient with a white square at (x0, 40).
