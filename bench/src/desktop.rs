@@ -34,6 +34,7 @@
 
 pub(crate) mod pipeline;
 mod rfb;
+mod takeback;
 mod viewer;
 pub(crate) mod xclients;
 
@@ -74,6 +75,8 @@ pub(crate) struct Opts {
     pub(crate) idle_seconds: u64,
     /// Clicks of the input-to-pixel measurement, per system.
     pub(crate) clicks: usize,
+    /// Repetitions of the take-back-control measurement (Jumpgate).
+    pub(crate) take_backs: usize,
     /// Skip x11vnc / Jumpgate.
     pub(crate) no_x11vnc: bool,
     pub(crate) no_jumpgate: bool,
@@ -661,6 +664,8 @@ async fn measure(
         updates: c1.updates - c0.updates,
         area: c1.area - c0.area,
         frames: c1.frames - c0.frames,
+        skipped: c1.skipped - c0.skipped,
+        unreadable: c1.unreadable - c0.unreadable,
         video: c1.video - c0.video,
         tiles: c1.tiles - c0.tiles,
     };
@@ -692,6 +697,30 @@ async fn measure(
     }
     viewer.close().await;
     Ok(fig)
+}
+
+/// The take-back-control figures (see [`takeback`]): the endpoint moved
+/// to a group with consent `notify` for one session (so the agent shows its
+/// indicator), then back.
+async fn measure_take_back(
+    desk: &Desk,
+    system: &System,
+    client: &jumpgate_client::Client,
+    reps: usize,
+) -> Result<takeback::TakeBack> {
+    let _: serde_json::Value = client
+        .post_json(
+            "/api/v1/groups",
+            &serde_json::json!({"name": "bench-notify", "consent": "notify"}),
+        )
+        .await
+        .context("creating a group with consent notify")?;
+    client.set_endpoint_group("bench", "bench-notify").await?;
+    let viewer = system.connect().await?;
+    let figures = takeback::measure(desk, &viewer, reps).await;
+    viewer.close().await;
+    client.set_endpoint_group("bench", "bench-desktop").await?;
+    figures
 }
 
 /// Waits `run`, sending a `Ping` every 250 ms (Jumpgate; a no-op for RFB).
@@ -817,6 +846,16 @@ fn print_workload(table: &Table, workload: Workload, figs: &[Figures], opts: &Op
             &col(&|f| per_s(f, f.counts.frames)),
             1,
         );
+        table.row(
+            "painted frames never shown, per second",
+            &col(&|f| per_s(f, f.counts.skipped)),
+            1,
+        );
+        table.row(
+            "updates with an unreadable frame number, per s",
+            &col(&|f| per_s(f, f.counts.unreadable)),
+            1,
+        );
     }
     table.row(
         "updates per second (viewer)",
@@ -933,6 +972,16 @@ pub(crate) async fn run(opts: &Opts) -> Result<()> {
         }
         all.push((workload, figs));
     }
+    let mut take_back = Vec::new();
+    for system in &systems {
+        take_back.push(match system {
+            System::Jumpgate { client, .. } if opts.take_backs > 0 => {
+                eprintln!("  measuring take back control on {}", system.name());
+                Some(measure_take_back(&desk, system, client, opts.take_backs).await?)
+            }
+            _ => None,
+        });
+    }
     let table = Table {
         names: systems.iter().map(System::name).collect(),
     };
@@ -940,6 +989,36 @@ pub(crate) async fn run(opts: &Opts) -> Result<()> {
     table.header();
     for (workload, figs) in &all {
         print_workload(&table, *workload, figs, opts);
+    }
+    if take_back.iter().any(Option::is_some) {
+        println!(
+            "\ntake back control: the shortcut pressed at the endpoint while the viewer moves the pointer every {} ms ({} times)",
+            takeback::MOTION_EVERY.as_millis(),
+            opts.take_backs
+        );
+        let col = |f: &dyn Fn(&takeback::TakeBack) -> Option<f64>| {
+            take_back
+                .iter()
+                .map(|t| t.as_ref().and_then(f))
+                .collect::<Vec<_>>()
+        };
+        for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
+            table.row(
+                &format!("last technician input applied after it, {label} ms"),
+                &col(&|t| pct(&t.last_input, p).map(|v| v * 1e3)),
+                1,
+            );
+        }
+        table.row(
+            "technician told (ControlState), p50 ms",
+            &col(&|t| pct(&t.told, 50.0).map(|v| v * 1e3)),
+            1,
+        );
+        table.row(
+            "pointer moves seen before the press, fewest",
+            &col(&|t| Some(t.fewest_before as f64)),
+            0,
+        );
     }
     let first: Vec<Option<f64>> = (0..systems.len())
         .map(|i| {

@@ -147,6 +147,10 @@ struct Args {
     /// Clicks of the desktop input-to-pixel measurement, per system.
     #[arg(long, default_value_t = 60)]
     desktop_clicks: usize,
+    /// Repetitions of the desktop take-back-control measurement (Jumpgate;
+    /// 0 leaves it out).
+    #[arg(long, default_value_t = 20)]
+    desktop_take_backs: usize,
     /// Leave x11vnc out of the desktop figures.
     #[arg(long)]
     desktop_no_x11vnc: bool,
@@ -1350,6 +1354,7 @@ async fn main() -> Result<()> {
             seconds: args.desktop_seconds,
             idle_seconds: args.desktop_idle_seconds,
             clicks: args.desktop_clicks,
+            take_backs: args.desktop_take_backs,
             no_x11vnc: args.desktop_no_x11vnc,
             no_jumpgate: args.desktop_no_jumpgate,
         })

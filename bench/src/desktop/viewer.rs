@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use jumpgate_codec::{Canvas, Packet};
 use jumpgate_net::session::{Answer, MsgStream};
-use jumpgate_proto::desktop::{FrameAck, Pointer};
+use jumpgate_proto::desktop::{FrameAck, InputState, Pointer};
 use jumpgate_proto::session::{SessionKind, SessionMsg, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, WriteHalf};
 use tokio::net::TcpStream;
@@ -105,6 +105,12 @@ pub(crate) struct Counts {
     pub(crate) area: u64,
     /// Distinct painter frames seen (marker changes).
     pub(crate) frames: u64,
+    /// Painter frames never shown: gaps in the marker numbers between
+    /// two frames seen.
+    pub(crate) skipped: u64,
+    /// Updates after which the marker did not read back (a torn or
+    /// blurred picture, or no painter on screen).
+    pub(crate) unreadable: u64,
     /// Jumpgate: video frames and lossless tiles among the updates.
     pub(crate) video: u64,
     pub(crate) tiles: u64,
@@ -119,6 +125,8 @@ struct State {
     probe: Option<(Check, oneshot::Sender<Instant>)>,
     pings: HashMap<u64, Instant>,
     rtts: Vec<f64>,
+    /// The last `ControlState` (Jumpgate) and when it arrived.
+    control: Option<(InputState, Instant)>,
     ended: Option<String>,
 }
 
@@ -130,12 +138,19 @@ impl State {
             return;
         };
         let (px, w, h) = picture.view();
-        if w > 0
-            && let Some(m) = xclients::read_marker(px, w as usize * 4)
-            && self.marker != Some(m)
-        {
-            self.marker = Some(m);
-            self.counts.frames += 1;
+        if w > 0 {
+            match xclients::read_marker(px, w as usize * 4) {
+                Some(m) if self.marker != Some(m) => {
+                    if let Some(p) = self.marker {
+                        // Frame numbers are modulo 4096 and only grow.
+                        self.counts.skipped += u64::from(m.wrapping_sub(p).wrapping_sub(1) & 0xfff);
+                    }
+                    self.marker = Some(m);
+                    self.counts.frames += 1;
+                }
+                Some(_) => {}
+                None => self.counts.unreadable += 1,
+            }
         }
         if let Some((check, _)) = &mut self.probe
             && check(px, w, h)
@@ -387,6 +402,19 @@ impl Viewer {
         Ok(())
     }
 
+    /// The last `ControlState` and when it arrived (Jumpgate).
+    pub(crate) fn control(&self) -> Option<(InputState, Instant)> {
+        lock(&self.state).control
+    }
+
+    /// Sends `msg` on a Jumpgate session (RFB: nothing).
+    pub(crate) async fn send(&self, msg: &SessionMsg) -> Result<()> {
+        if let Writer::Jumpgate(w) = &*self.writer {
+            w.lock().await.write_msg(msg).await?;
+        }
+        Ok(())
+    }
+
     /// Sends a `Ping` (Jumpgate only; RFB has no such message).
     pub(crate) async fn ping(&mut self) -> Result<()> {
         if let Writer::Jumpgate(w) = &*self.writer {
@@ -514,10 +542,11 @@ async fn jumpgate_reader(
                     }
                 }
                 SessionMsg::Closed { reason } => return Ok(format!("closed: {reason}")),
-                SessionMsg::ControlState(c)
-                    if c.input != jumpgate_proto::desktop::InputState::Allowed =>
-                {
-                    return Ok(format!("control state {:?}: {}", c.input, c.message));
+                SessionMsg::ControlState(c) => {
+                    lock(&state).control = Some((c.input, Instant::now()));
+                    if c.input == InputState::Ended {
+                        return Ok(format!("control state {:?}: {}", c.input, c.message));
+                    }
                 }
                 _ => {}
             }

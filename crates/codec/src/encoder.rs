@@ -320,11 +320,20 @@ impl Encoder {
                     u64::from(r.w * r.h)
                 })
                 .sum();
-            // An eighth of the interval early is on time (a source at the
-            // frame rate with jitter would otherwise lose frames).
-            let video_due = s.last_video.is_none_or(|t| {
-                now.saturating_duration_since(t) + min_interval / 8 >= min_interval
-            });
+            // At the full frame rate a frame [`crate::min_spacing`] after
+            // the last is on time: a source at about the frame rate with
+            // jitter (one frame late, the next on time) would otherwise
+            // lose frames; the rate stays the source's, and the libvpx
+            // budget follows the actual spacing (below). At a rate lowered
+            // for the link, an eighth early.
+            let earliest = if min_interval > config.frame_interval() {
+                min_interval - min_interval / 8
+            } else {
+                crate::min_spacing(min_interval)
+            };
+            let video_due = s
+                .last_video
+                .is_none_or(|t| now.saturating_duration_since(t) >= earliest);
             if !may_send {
                 stats.deferred = true;
             } else if area <= u64::from(config.lossless_max_area) {
@@ -365,8 +374,18 @@ impl Encoder {
                     now.saturating_duration_since(t).as_secs_f64()
                         * f64::from(config.max_fps.max(1))
                 });
-                s.spacing = 0.7 * s.spacing + 0.3 * gap.clamp(1.0, 8.0);
-                let shift = choose_shift(s.cost_ns_per_px, s.shift, area, s.spacing, &config);
+                s.spacing = 0.7 * s.spacing + 0.3 * gap.clamp(MIN_SPACING, 8.0);
+                // Reduced size only when most of the screen changed (heavy
+                // motion): a smaller change (a scrolling terminal, a moving
+                // window) stays sharp at full size, even if slower, so its
+                // last frame is close to exact instead of waiting for the
+                // refinement.
+                let most = area * 2 >= u64::from(s.width) * u64::from(s.height);
+                let shift = if most {
+                    choose_shift(s.cost_ns_per_px, s.shift, area, s.spacing, &config)
+                } else {
+                    0
+                };
                 let out = s
                     .vpx
                     .encode(frame.data, frame.stride, shift, pts, duration, false)?;
@@ -535,9 +554,11 @@ impl Encoder {
 /// budget (a finer size than now only with a quarter of it to spare,
 /// so sizes do not flip-flop), and at most one halving more than the
 /// last frame (VP9 predicts across at most a 2× size step). `spacing` is
-/// the smoothed time between video frames in frame intervals (1..=8): the
-/// budget is per interval, so occasional video (a scroll now and then
-/// between typing) may take longer per frame and stays full size.
+/// the smoothed time between video frames in frame intervals (0.75..=8):
+/// the budget is per interval, so occasional video (a scroll now and then
+/// between typing) may take longer per frame and stays full size, and a
+/// source faster than the frame rate (captured up to [`crate::min_spacing`]
+/// apart) gets less per frame: libvpx time per second stays the same.
 fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &Config) -> u32 {
     let max = if config.codec == crate::Codec::Vp9 {
         config.max_downscale.min(2)
@@ -547,7 +568,7 @@ fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &
     let Some(cost) = cost else {
         return 0;
     };
-    let budget = config.video_budget.as_nanos() as f64 * spacing.clamp(1.0, 8.0);
+    let budget = config.video_budget.as_nanos() as f64 * spacing.clamp(MIN_SPACING, 8.0);
     let predicted = |shift: u32| cost * area as f64 / f64::from(1u32 << (2 * shift));
     let want = (0..=max)
         .find(|&l| {
@@ -557,6 +578,10 @@ fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &
         .unwrap_or(max);
     want.min(last + 1)
 }
+
+/// The shortest smoothed spacing (in frame intervals) the budget is
+/// scaled by: [`crate::min_spacing`] as a fraction of the interval.
+const MIN_SPACING: f64 = 0.75;
 
 /// Marks the tiles `r` touches as possibly changed (clipped to the screen).
 fn mark(s: &mut Stream, r: Rect) {
@@ -620,6 +645,99 @@ mod tests {
             ..config
         };
         assert_eq!(choose_shift(cost, 0, screen, 1.0, &unlimited), 0);
+    }
+
+    #[test]
+    fn a_source_a_little_faster_or_jittery_is_coded_once_per_frame() {
+        let (w, h) = (320, 192);
+        let mut enc = Encoder::new(Config::default());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // (time, video expected): 33 ms frames with one 8 ms late and the
+        // next on time (25 ms apart), then two frames 20 ms apart: the
+        // second is under the minimum spacing (25 ms at 30 fps) and held.
+        let plan = [
+            (0, true),
+            (33, true),
+            (74, true),
+            (99, true),
+            (132, true),
+            (152, false),
+            (160, true),
+        ];
+        for (n, (ms, video)) in plan.into_iter().enumerate() {
+            let px = picture(w, h, n as u32, 40 + n as u32 * 8);
+            let frame = Frame::new(w, h, w as usize * 4, &px).unwrap();
+            let (_, stats) = enc.encode_with_stats(&frame, None, at(ms)).unwrap();
+            assert_eq!(stats.video_frames == 1, video, "frame {n} at {ms} ms");
+            assert_eq!(stats.deferred, !video, "frame {n} at {ms} ms");
+        }
+        assert_eq!(
+            crate::min_spacing(Duration::from_millis(40)),
+            Duration::from_millis(30)
+        );
+    }
+
+    #[test]
+    fn frames_closer_than_the_interval_get_a_smaller_budget_each() {
+        let config = Config {
+            video_budget: Duration::from_millis(16),
+            max_downscale: 2,
+            ..Config::default()
+        };
+        // 20 ns per pixel. 1,600,000 pixels: 32 ms at full size, 8 ms at
+        // half: half size both at the frame rate (budget 16 ms) and at 4/3
+        // of it (12 ms per frame).
+        let cost = Some(20.0);
+        let area = 1_600_000;
+        assert_eq!(choose_shift(cost, 1, area, 1.0, &config), 1);
+        assert_eq!(choose_shift(cost, 1, area, 0.75, &config), 1);
+        // 500,000 pixels, 10 ms: full size either way.
+        let area = 500_000;
+        assert_eq!(choose_shift(cost, 0, area, 1.0, &config), 0);
+        assert_eq!(choose_shift(cost, 0, area, 0.75, &config), 0);
+        // 700,000 pixels, 14 ms: full size at the frame rate, half size
+        // when frames come 0.75 intervals apart.
+        let area = 700_000;
+        assert_eq!(choose_shift(cost, 0, area, 1.0, &config), 0);
+        assert_eq!(choose_shift(cost, 0, area, 0.75, &config), 1);
+        // Never below 0.75 intervals, whatever the caller passes.
+        assert_eq!(
+            choose_shift(cost, 0, area, 0.1, &config),
+            choose_shift(cost, 0, area, 0.75, &config)
+        );
+    }
+
+    #[test]
+    fn only_a_change_of_most_of_the_screen_is_coded_at_reduced_size() {
+        let (w, h) = (320, 192);
+        let mut enc = Encoder::new(Config {
+            video_budget: Duration::ZERO,
+            // Two rows of tiles go as video, not lossless.
+            lossless_max_area: 4 * TILE * TILE,
+            ..Config::default()
+        });
+        let mut now = Instant::now();
+        let mut shifts = Vec::new();
+        let mut canvas = crate::Canvas::new();
+        // Frames 1..=3 change the top 60 rows (two rows of tiles, a third
+        // of the screen), then 4..=6 all of it.
+        let mut px = picture(w, h, 0, 40);
+        for t in 0..7u32 {
+            let next = picture(w, h, t, 40 + t * 8);
+            let rows = if (1..=3).contains(&t) { 60 } else { h };
+            let bytes = (rows * w * 4) as usize;
+            px[..bytes].copy_from_slice(&next[..bytes]);
+            let frame = Frame::new(w, h, w as usize * 4, &px).unwrap();
+            let (packets, stats) = enc.encode_with_stats(&frame, None, now).unwrap();
+            for p in &packets {
+                canvas.apply(p).unwrap();
+            }
+            assert_eq!(stats.video_frames, 1, "{t}");
+            shifts.push(stats.video_shift);
+            now += Duration::from_millis(40);
+        }
+        assert_eq!(shifts, [0, 0, 0, 0, 1, 2, 2]);
     }
 
     /// A moving diagonal gradient with a white square at (x0, 40).

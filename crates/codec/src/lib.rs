@@ -175,7 +175,8 @@ pub struct Config {
     /// moving content. Lower is sharper and costs more bits; what stops
     /// moving is made exact by the lossless refinement anyway.
     pub min_quantizer: u32,
-    /// Highest video frame rate.
+    /// Nominal video frame rate: the budget and the link adaptation count
+    /// in its intervals; frames may come [`min_spacing`] apart.
     pub max_fps: u32,
     /// A tile drawn from video is re-sent losslessly once it has been
     /// unchanged this long.
@@ -215,6 +216,23 @@ impl Default for Config {
             max_downscale: 2,
         }
     }
+}
+
+impl Config {
+    /// The interval of [`Config::max_fps`].
+    pub fn frame_interval(&self) -> Duration {
+        Duration::from_micros(1_000_000 / u64::from(self.max_fps.max(1)))
+    }
+}
+
+/// The shortest time between two captured (and video) frames for a frame
+/// `interval`: three quarters of it (25 ms at 30 fps). Capture is driven
+/// by damage, not by a fixed grid, and a source painting at about the frame
+/// rate with jitter (one frame late, the next on time) is then captured once
+/// per frame; a source faster than the frame rate is captured at most 4/3
+/// as often, and [`Config::video_budget`] per frame shrinks to match.
+pub fn min_spacing(interval: Duration) -> Duration {
+    interval * 3 / 4
 }
 
 /// `rect` of `frame` as one lossless tile packet (screenshots, tools).

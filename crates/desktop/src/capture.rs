@@ -7,7 +7,7 @@
 //!
 //! - Pixels come through MIT-SHM when the display offers it (the server
 //!   writes into a shared segment it created and handed over as a file
-//!   descriptor; it is read with `pread`), and through plain `GetImage`
+//!   descriptor, mapped read-only here), and through plain `GetImage`
 //!   otherwise (remote displays, servers without SHM 1.2).
 //! - Changes come from a DAMAGE object on the root window (raw rectangles).
 //!   Without DAMAGE, frames are compared in 64×64 tiles every
@@ -20,7 +20,6 @@
 //!   the next update a full frame of the new size, on the same connection.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use x11rb::connection::{Connection, RequestConnection};
@@ -35,6 +34,7 @@ use x11rb::protocol::xproto::{
 use x11rb::rust_connection::RustConnection;
 
 use crate::display::DisplayTarget;
+use crate::shm_map::ShmMap;
 use crate::wait::event_until;
 use crate::{Error, Result};
 
@@ -214,7 +214,7 @@ pub struct CursorImage {
 enum Pixels {
     Shm {
         seg: shm::Seg,
-        file: File,
+        map: ShmMap,
         size: usize,
     },
     GetImage,
@@ -648,11 +648,8 @@ impl Capturer {
             .conn
             .shm_create_segment(seg, size as u32, false)?
             .reply()?;
-        Ok(Pixels::Shm {
-            seg,
-            file: File::from(reply.shm_fd),
-            size,
-        })
+        let map = ShmMap::new(&File::from(reply.shm_fd), size)?;
+        Ok(Pixels::Shm { seg, map, size })
     }
 
     /// Reads `r` (root coordinates, inside the region) into the frame.
@@ -667,7 +664,7 @@ impl Capturer {
         );
         let direct = fx == 0 && r.width == self.frame.width && self.frame.stride == row;
         match &self.pixels {
-            Pixels::Shm { seg, file, .. } => {
+            Pixels::Shm { seg, map, .. } => {
                 self.conn
                     .shm_get_image(
                         self.root,
@@ -681,14 +678,18 @@ impl Capturer {
                         0,
                     )?
                     .reply()?;
-                let len = row * r.height as usize;
+                // The reply came: the server has written the segment.
+                let src = map.bytes(row * r.height as usize);
                 if direct {
                     let start = fy * self.frame.stride;
-                    file.read_exact_at(&mut self.frame.data[start..start + len], 0)?;
+                    self.frame.data[start..start + src.len()].copy_from_slice(src);
                     return Ok(());
                 }
-                self.scratch.resize(len, 0);
-                file.read_exact_at(&mut self.scratch, 0)?;
+                for (y, line) in src.chunks_exact(row).enumerate() {
+                    let dst = (fy + y) * self.frame.stride + fx * 4;
+                    self.frame.data[dst..dst + row].copy_from_slice(line);
+                }
+                return Ok(());
             }
             Pixels::GetImage => {
                 let reply = self

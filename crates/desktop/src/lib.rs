@@ -34,6 +34,7 @@ pub mod clipboard;
 pub mod display;
 pub mod input;
 pub mod keysym;
+mod shm_map;
 mod wait;
 
 pub use capture::{CaptureOptions, Capturer, CursorImage, Frame, Monitor, Rect, Selection, Update};

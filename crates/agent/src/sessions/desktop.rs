@@ -14,8 +14,10 @@
 //!    technician has a bar of their own, and taking back control or ending
 //!    acts on that session only).
 //! 3. After `Accepted`: `ControlState`, `DesktopInfo`, then `Video`s. Three
-//!    blocking threads do the X and libvpx work: capture → encode (paced by
-//!    `FrameAck`s and at most [`DesktopOptions::max_fps`]), input (XTEST),
+//!    blocking threads do the X and libvpx work: capture → encode (driven
+//!    by DAMAGE, paced by `FrameAck`s, captures at least
+//!    `jumpgate_codec::min_spacing` of [`DesktopOptions::max_fps`]'s
+//!    interval apart), input (XTEST),
 //!    and, when the session allows it, the clipboard. The async loop here
 //!    routes messages between them, the stream and the UI child.
 //! 4. Input is applied only while the session has control and the state is
@@ -110,7 +112,9 @@ pub struct DesktopOptions {
     pub consent_ui_env: Vec<(String, String)>,
     /// Where the technician connects from, as the prompt shows it.
     pub site: String,
-    /// Highest capture and encode rate.
+    /// Nominal capture and encode rate: changes are captured as they come,
+    /// at most every three quarters of its interval, and libvpx gets half
+    /// its interval per frame.
     pub max_fps: u32,
 }
 
@@ -1247,6 +1251,7 @@ impl CaptureState {
         max_fps: u32,
     ) -> Result<(), String> {
         let interval = Duration::from_micros(1_000_000 / u64::from(max_fps));
+        let min_spacing = jumpgate_codec::min_spacing(interval);
         let mut last_encode: Option<Instant> = None;
         // The last encode produced nothing (refinement held back).
         let mut idle_encode = false;
@@ -1272,14 +1277,17 @@ impl CaptureState {
                 continue;
             }
             let now = Instant::now();
-            // An eighth of the interval early is on time: a source painting
-            // at the frame rate with some jitter is then not caught a little
-            // late every frame until one of its frames is skipped (the
-            // encoder keeps the average rate).
+            // Driven by damage: a change is captured as soon as
+            // `min_spacing` has passed since the last capture that sent
+            // something, not on a fixed grid. The spacing is a quarter
+            // below the frame interval, so a source painting at about the
+            // frame rate is captured once per frame even when its frames
+            // come a little late and then early (jitter), instead of one
+            // being overwritten before the grid reaches it.
             if let Some(t) = last_encode
-                && now + interval / 8 < t + interval
+                && now < t + min_spacing
             {
-                match cmds.recv_timeout(t + interval - interval / 8 - now) {
+                match cmds.recv_timeout(t + min_spacing - now) {
                     Ok(cmd) => self.command(cmd, capturer).map_err(|e| e.to_string())?,
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
