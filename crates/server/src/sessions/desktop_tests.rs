@@ -161,12 +161,16 @@ async fn run_session(
     run_session_with(st, ep, open_request(control, false), up).await
 }
 
-async fn run_session_with(
+/// The technician's side of a desktop session opened through the session
+/// service (authorized as the test technician), and the session's task.
+async fn start(
     st: &AppState,
     ep: &EndpointRecord,
     request: SessionRequest,
-    up: Vec<SessionMsg>,
-) -> (Vec<SessionMsg>, Outcome) {
+) -> (
+    MsgStream<tokio::io::DuplexStream>,
+    tokio::task::JoinHandle<Outcome>,
+) {
     let service = SessionService::new(st.clone());
     let ticket = service
         .authorize(
@@ -180,7 +184,16 @@ async fn run_session_with(
     let (gw_side, tech_side) = tokio::io::duplex(1 << 20);
     let session =
         tokio::spawn(async move { service.open(ticket, request, MsgStream::new(gw_side)).await });
-    let mut tech = MsgStream::new(tech_side);
+    (MsgStream::new(tech_side), session)
+}
+
+async fn run_session_with(
+    st: &AppState,
+    ep: &EndpointRecord,
+    request: SessionRequest,
+    up: Vec<SessionMsg>,
+) -> (Vec<SessionMsg>, Outcome) {
+    let (mut tech, session) = start(st, ep, request).await;
     let mut got = Vec::new();
     let deadline = Duration::from_secs(30);
     loop {
@@ -505,20 +518,7 @@ async fn open_live(
     MsgStream<tokio::io::DuplexStream>,
     tokio::task::JoinHandle<Outcome>,
 ) {
-    let service = SessionService::new(st.clone());
-    let ticket = service
-        .authorize(
-            &technician(),
-            ep,
-            SessionKind::Desktop,
-            crate::identity::Credential::of("jgt_test"),
-        )
-        .await
-        .unwrap();
-    let (gw_side, tech_side) = tokio::io::duplex(1 << 20);
-    let session =
-        tokio::spawn(async move { service.open(ticket, request, MsgStream::new(gw_side)).await });
-    let mut tech = MsgStream::new(tech_side);
+    let (mut tech, session) = start(st, ep, request).await;
     let first = read_within(&mut tech).await;
     assert!(matches!(first, Some(SessionMsg::Accepted(_))), "{first:?}");
     (tech, session)
