@@ -32,7 +32,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use super::migrations::Schema;
 use super::postgres::redacted;
-use super::{Store, StoreError, Tx, WriteKind, WriteTx};
+use super::{Store, StoreError, WriteKind, WriteTx};
 
 /// Rows per INSERT (bounded by PostgreSQL's 65,535 parameters).
 const BATCH_ROWS: usize = 500;
@@ -280,7 +280,7 @@ async fn tables_of(
     src: &mut sqlx::SqliteConnection,
     order: &[String],
 ) -> Result<Vec<Table>, MigrateError> {
-    let WriteKind::Own(Tx::Postgres(t)) = &mut w.tx else {
+    let WriteKind::Own(t) = &mut w.tx else {
         return Err(MigrateError::SourceNotSqlite);
     };
     let target_tables: BTreeSet<String> = sqlx::query_scalar(
@@ -449,7 +449,7 @@ async fn copy_tables(
     };
     let src = turn.conn();
     let tables = tables_of(&mut w, src, order).await?;
-    let WriteKind::Own(Tx::Postgres(dst)) = &mut w.tx else {
+    let WriteKind::Own(dst) = &mut w.tx else {
         return Err(MigrateError::SourceNotSqlite);
     };
     // Empty, but for the schema's own seeds.

@@ -350,10 +350,11 @@ impl Store {
         }
     }
 
-    /// A pooled connection for one statement that writes but needs no
-    /// audit entry (a session's progress, an agent's last contact). On
-    /// SQLite it waits its turn among the writers ([`WriteGate`]) instead of
-    /// meeting them on SQLite's lock; on PostgreSQL it is [`Store::conn`].
+    /// A connection for one statement that writes but needs no audit entry
+    /// (a session's progress, an agent's last contact). On SQLite it is the
+    /// writer connection, for a turn among the writers ([`WriteGate`])
+    /// instead of a meeting with them on SQLite's lock; on PostgreSQL a
+    /// pooled connection, as [`Store::conn`] gives.
     ///
     /// # Errors
     /// No connection could be had.
@@ -380,7 +381,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 Ok(WriteTx {
-                    tx: WriteKind::Own(Tx::Postgres(tx)),
+                    tx: WriteKind::Own(tx),
                     head: None,
                 })
             }
@@ -531,6 +532,7 @@ macro_rules! sql {
 }
 pub(crate) use sql;
 
+/// A read-only snapshot's transaction, on either engine.
 enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -566,8 +568,8 @@ pub(crate) struct WriteTx {
 enum WriteKind {
     /// A transaction on SQLite's writer connection.
     Writer(Turn),
-    /// A transaction of its own (PostgreSQL, alone).
-    Own(Tx),
+    /// A transaction of its own on PostgreSQL ([`Store::write_alone`]).
+    Own(sqlx::Transaction<'static, sqlx::Postgres>),
     /// A savepoint in a batch (PostgreSQL).
     Batched(group::Member),
 }
@@ -586,7 +588,9 @@ impl WriteTx {
             WriteKind::Writer(t) => {
                 audit::append(&mut Conn::Sqlite(t.conn()), &mut self.head, event).await
             }
-            WriteKind::Own(tx) => audit::append(&mut tx.conn(), &mut self.head, event).await,
+            WriteKind::Own(tx) => {
+                audit::append(&mut Conn::Postgres(tx), &mut self.head, event).await
+            }
             WriteKind::Batched(m) => {
                 let (mut conn, head) = m.parts();
                 audit::append(&mut conn, head, event).await
@@ -608,8 +612,7 @@ impl WriteTx {
                 t.writer().in_transaction = false;
                 Ok(())
             }
-            WriteKind::Own(Tx::Sqlite(t)) => t.commit().await,
-            WriteKind::Own(Tx::Postgres(t)) => t.commit().await,
+            WriteKind::Own(t) => t.commit().await,
             WriteKind::Batched(m) => m.commit().await,
         }
     }
@@ -619,15 +622,14 @@ impl Exec for WriteTx {
     fn exec_conn(&mut self) -> Conn<'_> {
         match &mut self.tx {
             WriteKind::Writer(t) => Conn::Sqlite(t.conn()),
-            WriteKind::Own(tx) => tx.conn(),
+            WriteKind::Own(tx) => Conn::Postgres(tx),
             WriteKind::Batched(m) => m.parts().0,
         }
     }
     fn engine(&self) -> Engine {
         match &self.tx {
             WriteKind::Writer(_) => Engine::Sqlite,
-            WriteKind::Own(tx) => tx.engine(),
-            WriteKind::Batched(_) => Engine::Postgres,
+            WriteKind::Own(_) | WriteKind::Batched(_) => Engine::Postgres,
         }
     }
 }
