@@ -133,6 +133,16 @@ impl DesktopGate {
     }
 }
 
+/// How a session whose endpoint side ended cleanly ended: completed, unless
+/// it is a desktop the endpoint ended because something failed there (its
+/// display went away), which failed on the endpoint's side.
+fn ended_cleanly(gate: Option<&DesktopGate>) -> RelayEnd {
+    match gate.and_then(DesktopGate::failure) {
+        Some(why) => RelayEnd::Failed(Side::Endpoint, why),
+        None => RelayEnd::Completed,
+    }
+}
+
 /// One direction's view for the taps: a scanner over its bytes (which also
 /// checks the technician's framing), and the taps to tell.
 struct Watch<'a> {
@@ -463,10 +473,7 @@ where
                     // session whose endpoint then ends cleanly completed.
                     Err(e) => {
                         return match tokio::time::timeout(STOP_GRACE, &mut down).await {
-                            Ok(Ok(DownEnd::Eof)) => match gate.and_then(DesktopGate::failure) {
-                                Some(why) => RelayEnd::Failed(Side::Endpoint, why),
-                                None => RelayEnd::Completed,
-                            },
+                            Ok(Ok(DownEnd::Eof)) => ended_cleanly(gate),
                             _ => RelayEnd::Failed(Side::Technician, e.to_string()),
                         };
                     }
@@ -491,12 +498,7 @@ where
             if !up_done {
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut up).await;
             }
-            // A desktop whose endpoint ended it because something failed
-            // there (its display went away) failed on the endpoint's side.
-            match gate.and_then(DesktopGate::failure) {
-                Some(why) => RelayEnd::Failed(Side::Endpoint, why),
-                None => RelayEnd::Completed,
-            }
+            ended_cleanly(gate)
         }
         Ok(DownEnd::Stopped) => {
             let msg = SessionMsg::Closed { reason: reason() }.to_bytes();
