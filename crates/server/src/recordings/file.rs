@@ -93,46 +93,44 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Creates the file (mode 0600; it must not exist yet) with its magic
     /// written to the OS ([`Writer::sync`] makes it durable).
+    #[cfg(test)]
     pub(crate) async fn create(
         path: &std::path::Path,
         key: &DataKey,
         id: &str,
     ) -> std::io::Result<Self> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .await?;
-        file.write_all(MAGIC).await?;
-        file.flush().await?;
-        Ok(Self {
-            file,
-            key: cipher(key),
-            id: id.to_owned(),
-            index: 0,
-        })
+        Self::create_sealed(path, cipher(key), id, MAGIC.to_vec(), 0).await
     }
 
-    /// [`Writer::create`] with `first` as its first chunk, the file made
-    /// and written in one trip to a blocking thread (not one per step: a
-    /// session waits for this before it starts).
+    /// [`Writer::create`] followed by [`Writer::append`] of `first`, the
+    /// file made and written in one trip to a blocking thread (not one per
+    /// step: a session waits for this before it starts).
     pub(crate) async fn create_with(
         path: &std::path::Path,
         key: &DataKey,
         id: &str,
         first: &[u8],
     ) -> std::io::Result<Self> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        if first.len() > MAX_CHUNK {
-            let mut w = Self::create(path, key, id).await?;
-            w.append(first, false).await?;
-            return Ok(w);
-        }
         let key = cipher(key);
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&seal_chunk(&key, id, 0, first, false)?);
+        let mut index = 0;
+        for piece in pieces(first) {
+            bytes.extend_from_slice(&seal_chunk(&key, id, index, piece, false)?);
+            index += 1;
+        }
+        Self::create_sealed(path, key, id, bytes, index).await
+    }
+
+    /// Creates the file with `bytes` (the magic and `index` sealed chunks).
+    async fn create_sealed(
+        path: &std::path::Path,
+        key: LessSafeKey,
+        id: &str,
+        bytes: Vec<u8>,
+        index: u64,
+    ) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let path = path.to_owned();
         let file = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::OpenOptions::new()
@@ -149,7 +147,7 @@ impl Writer {
             file: tokio::fs::File::from_std(file),
             key,
             id: id.to_owned(),
-            index: 1,
+            index,
         })
     }
 
@@ -157,10 +155,7 @@ impl Writer {
     /// survives the process; [`Writer::sync`] makes it survive the machine).
     /// Longer text is split over several chunks (readers concatenate).
     pub(crate) async fn append(&mut self, plain: &[u8], last: bool) -> std::io::Result<()> {
-        let mut pieces = plain.chunks(MAX_CHUNK).peekable();
-        if pieces.peek().is_none() {
-            return self.append_one(&[], last).await;
-        }
+        let mut pieces = pieces(plain).peekable();
         while let Some(piece) = pieces.next() {
             self.append_one(piece, last && pieces.peek().is_none())
                 .await?;
@@ -182,6 +177,13 @@ impl Writer {
     pub(crate) async fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data().await
     }
+}
+
+/// The chunks `plain` is stored in: pieces of at most [`MAX_CHUNK`] bytes,
+/// and one empty chunk for empty text.
+fn pieces(plain: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let n = plain.len().div_ceil(MAX_CHUNK).max(1);
+    (0..n).map(move |i| &plain[i * MAX_CHUNK..((i + 1) * MAX_CHUNK).min(plain.len())])
 }
 
 /// One sealed chunk as it is stored: `len | flags | ciphertext ‖ tag`.
@@ -604,6 +606,17 @@ mod tests {
         let mut r = Reader::open(&path, &key, "rec_1").await.unwrap();
         let chunks = read_all(&mut r).await.unwrap();
         assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), big);
+        assert!(r.ended());
+        // The same text as a new file's first chunks.
+        let path = dir.path().join("r2.jgrec");
+        let mut w = Writer::create_with(&path, &key, "rec_2", &big)
+            .await
+            .unwrap();
+        w.append(b"", true).await.unwrap();
+        let mut r = Reader::open(&path, &key, "rec_2").await.unwrap();
+        let chunks = read_all(&mut r).await.unwrap();
+        assert_eq!(chunks.len(), 4);
         assert_eq!(chunks.concat(), big);
         assert!(r.ended());
     }
