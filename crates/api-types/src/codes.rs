@@ -127,6 +127,21 @@ wire_codes! {
         NoAsset = "no_asset",
         /// The gateway failed; the details are in its log.
         Internal = "internal",
+        /// A support session key that is unknown, used or expired (the
+        /// portal gives one answer for all three).
+        InvalidSessionKey = "invalid_session_key",
+        /// No support queue of that name.
+        UnknownQueue = "unknown_queue",
+        /// No support session with that id (or not visible to the caller).
+        UnknownSupportSession = "unknown_support_session",
+        /// The queue holds as many waiting customers as it takes.
+        QueueFull = "queue_full",
+        /// Another technician accepted the support session first.
+        AlreadyTaken = "already_taken",
+        /// The customer has not allowed that right.
+        RightNotGranted = "right_not_granted",
+        /// The customer's support client is not connected.
+        CustomerOffline = "customer_offline",
     }
 }
 
@@ -178,6 +193,13 @@ mod tests {
             "purge_protected",
             "no_asset",
             "internal",
+            "invalid_session_key",
+            "unknown_queue",
+            "unknown_support_session",
+            "queue_full",
+            "already_taken",
+            "right_not_granted",
+            "customer_offline",
         ];
         let names: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
         assert_eq!(names, frozen);

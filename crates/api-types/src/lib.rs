@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 mod codes;
+pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 
 /// The `Upgrade:` token of a session connection. After the `101` answer the
@@ -207,6 +208,9 @@ pub struct SessionEvent {
     pub bytes_down: u64,
     /// `open`, `ok`, `refused: ...`, `error: ...`, `denied`, `terminated: ...`.
     pub outcome: String,
+    /// The attended-support session this one belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_id: Option<String>,
 }
 
 /// Body of every error answer.

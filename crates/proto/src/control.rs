@@ -50,6 +50,17 @@ pub fn auth_message(agent_id: &str, exporter: &[u8]) -> Vec<u8> {
     msg
 }
 
+/// The message a customer's support client signs with its ephemeral key
+/// on this TLS session (see [`AssistHello`]).
+pub fn assist_auth_message(public_key: &[u8], exporter: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(32 + public_key.len() + exporter.len());
+    msg.extend_from_slice(b"jumpgate assist auth v1\0");
+    msg.extend_from_slice(&(public_key.len() as u32).to_be_bytes());
+    msg.extend_from_slice(public_key);
+    msg.extend_from_slice(exporter);
+    msg
+}
+
 /// What an agent reports about its endpoint. Endpoint details are the only
 /// personal data the product keeps about a machine.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +89,37 @@ pub struct Welcome {
     pub heartbeat_secs: u32,
 }
 
+/// How a customer's support client (`jumpgate assist`) introduces itself,
+/// instead of [`Hello`]: it has no enrollment, only the ticket its download
+/// carried and a key made in memory for this run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssistHello {
+    pub versions: Vec<u16>,
+    /// The single-use ticket from the download (first connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// The support session, when reconnecting with the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_id: Option<String>,
+    /// The client's ephemeral Ed25519 public key, base64 (standard).
+    pub public_key: String,
+    /// Ed25519 signature of [`assist_auth_message`], base64 (standard).
+    pub signature: String,
+    pub info: AgentInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssistWelcome {
+    pub version: u16,
+    pub support_id: String,
+    pub heartbeat_secs: u32,
+    /// The site's name, as the portal shows it.
+    pub site: String,
+    pub queue: String,
+    /// The customer's name as they gave it (or "Customer").
+    pub customer: String,
+}
+
 /// Why the gateway refused an agent. An agent stops retrying on `Revoked` and
 /// `UnknownAgent`: no amount of reconnecting will help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +135,9 @@ pub enum RejectCode {
     /// agent's state (its key) exists twice. Retry later, with backoff:
     /// once the other connection is gone this one is accepted.
     Conflict,
+    /// A support client's ticket is unknown, spent or expired, or its
+    /// support session is over.
+    InvalidTicket,
 }
 
 impl RejectCode {
@@ -100,7 +145,7 @@ impl RejectCode {
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            Self::Revoked | Self::UnknownAgent | Self::BadSignature
+            Self::Revoked | Self::UnknownAgent | Self::BadSignature | Self::InvalidTicket
         )
     }
 }
@@ -139,6 +184,12 @@ pub enum Control {
     Reject(Reject),
     /// The agent's endpoint details changed (hostname, OS upgrade...).
     AgentInfo(AgentInfo),
+    /// A support client's hello (instead of `Hello`).
+    AssistHello(AssistHello),
+    /// The gateway's answer to `AssistHello` (instead of `Welcome`).
+    AssistWelcome(AssistWelcome),
+    /// Attended support, both ways, after `AssistWelcome`.
+    Assist(crate::assist::AssistMsg),
 }
 
 impl Control {
@@ -164,6 +215,26 @@ mod tests {
         assert_eq!(negotiate(&[1, 2, 3]), Some(1));
         assert_eq!(negotiate(&[0, 7]), None);
         assert_eq!(negotiate(&[]), None);
+    }
+
+    #[test]
+    fn assist_hello_roundtrips_and_its_signed_message_is_bound_to_the_key() {
+        let hello = Control::AssistHello(AssistHello {
+            versions: vec![1],
+            ticket: Some("jga_x".into()),
+            support_id: None,
+            public_key: "cGs=".into(),
+            signature: "c2ln".into(),
+            info: AgentInfo::default(),
+        });
+        let json = String::from_utf8(hello.to_bytes()).unwrap();
+        assert!(json.starts_with(r#"{"type":"assist_hello""#), "{json}");
+        assert!(!json.contains("support_id"), "{json}");
+        assert_eq!(Control::from_bytes(json.as_bytes()).unwrap(), hello);
+        let a = assist_auth_message(b"key-a", &[7; 32]);
+        assert_ne!(a, assist_auth_message(b"key-b", &[7; 32]));
+        assert_ne!(a, auth_message("key-a", &[7; 32]), "distinct labels");
+        assert!(RejectCode::InvalidTicket.is_permanent());
     }
 
     #[test]

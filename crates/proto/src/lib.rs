@@ -10,12 +10,15 @@
 //!   forwarding), end to end between technician and agent.
 //! - [`desktop`]: what a desktop session's messages carry (screen updates,
 //!   cursor, input by keysym, clipboard, who has control).
+//! - [`assist`]: attended support between the gateway and a customer's
+//!   client (chat, rights asked and granted, participants).
 //! - [`system`]: system streams, which the gateway opens to an agent on its
 //!   own behalf (agent facts, later policies), with bodies up to 16 MiB.
 //!
 //! Nothing here opens a socket or reads a clock, so every rule is tested in
 //! memory (see `mux/tests.rs`).
 
+pub mod assist;
 pub mod control;
 pub mod desktop;
 mod error;

@@ -213,6 +213,12 @@ pub enum ConsentMode {
     /// Unattended machines: nothing is shown (the session is still audited
     /// and recorded).
     None,
+    /// An attended-support customer's own client (`jumpgate assist`): the
+    /// customer's rights switches decide, no prompt. Only the gateway sets
+    /// it, for a support session's sub-sessions; it is not a group setting
+    /// (not in [`ConsentMode::ALL`], so `FromStr` refuses it) and enrolled
+    /// agents refuse it.
+    Assist,
 }
 
 impl ConsentMode {
@@ -223,6 +229,7 @@ impl ConsentMode {
             Self::Prompt => "prompt",
             Self::Notify => "notify",
             Self::None => "none",
+            Self::Assist => "assist",
         }
     }
 }

@@ -48,6 +48,7 @@ mod sessions;
 pub mod site;
 mod state;
 pub mod store;
+mod support;
 mod vault;
 mod web;
 

@@ -17,6 +17,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::agents::schema::AGENTS,
     &crate::sessions::schema::SESSIONS,
     &crate::recordings::schema::RECORDINGS,
+    &crate::support::schema::SUPPORT,
     &crate::events::schema::EVENTS,
     &crate::vault::schema::VAULT,
     &crate::keys::schema::KEYS,
@@ -52,8 +53,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 11);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 11);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 12);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 12);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -72,7 +73,8 @@ mod tests {
                 "vault",
                 "keys",
                 "rbac,groups,recordings",
-                "agents"
+                "agents",
+                "rbac,sessions,support"
             ]
         );
     }

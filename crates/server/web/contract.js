@@ -30,6 +30,13 @@ export const ERROR = Object.freeze({
   PURGE_PROTECTED: 'purge_protected',
   NO_ASSET: 'no_asset',
   INTERNAL: 'internal',
+  INVALID_SESSION_KEY: 'invalid_session_key',
+  UNKNOWN_QUEUE: 'unknown_queue',
+  UNKNOWN_SUPPORT_SESSION: 'unknown_support_session',
+  QUEUE_FULL: 'queue_full',
+  ALREADY_TAKEN: 'already_taken',
+  RIGHT_NOT_GRANTED: 'right_not_granted',
+  CUSTOMER_OFFLINE: 'customer_offline',
 });
 
 /** Permission names (`rbac::Permission`), in the gateway's order. */
@@ -47,6 +54,8 @@ export const PERMISSIONS = Object.freeze([
   'vault-purge',
   'desktop-view',
   'desktop-control',
+  'support',
+  'monitor-sessions',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -64,6 +73,8 @@ export const PERMISSION = Object.freeze({
   VAULT_PURGE: 'vault-purge',
   DESKTOP_VIEW: 'desktop-view',
   DESKTOP_CONTROL: 'desktop-control',
+  SUPPORT: 'support',
+  MONITOR_SESSIONS: 'monitor-sessions',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

@@ -258,6 +258,13 @@ where
     let mut ui = None;
     let decision_message;
     match req.consent {
+        // Only the customer client of attended support serves these.
+        ConsentMode::Assist => {
+            let message = "this endpoint is not an attended-support client".to_owned();
+            return Err(
+                super::refuse(&mut rx, &mut tx, ctx, RefusalCode::Unsupported, message).await,
+            );
+        }
         ConsentMode::None => decision_message = "unattended: no consent asked",
         ConsentMode::Notify => {
             ui = Some(match Ui::spawn(&ctx.desktop, &display.target).await {

@@ -80,6 +80,7 @@ mod tests {
             bytes_up: 10,
             bytes_down: 2048,
             outcome: "ok".into(),
+            support_id: None,
         };
         let running = SessionEvent {
             id: "2".into(),

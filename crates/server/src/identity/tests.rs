@@ -991,7 +991,12 @@ async fn roles_are_created_changed_and_deleted_under_their_rules() {
             .into_iter()
             .map(|r| r.name)
             .collect();
-        assert_eq!(names, ["admin", "auditor", "technician"], "{}", db.engine());
+        assert_eq!(
+            names,
+            ["admin", "auditor", "supervisor", "technician"],
+            "{}",
+            db.engine()
+        );
     }
 }
 

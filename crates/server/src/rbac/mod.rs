@@ -4,10 +4,11 @@
 //!
 //! # Model
 //! - A **role** is a set of [`Permission`]s. Endpoint permissions (`view`,
-//!   `shell`, `exec`, `files`, `forward`, `desktop-view`, `desktop-control`)
-//!   apply to the endpoint **groups** the
-//!   holder is assigned; site permissions (`manage-users`,
-//!   `manage-endpoints`, `view-audit`) apply site-wide.
+//!   `shell`, `exec`, `files`, `forward`, `desktop-view`, `desktop-control`,
+//!   `support`, `monitor-sessions`) apply to the endpoint **groups** the
+//!   holder is assigned (a support queue belongs to a group); site
+//!   permissions (`manage-users`, `manage-endpoints`, `view-audit`) apply
+//!   site-wide.
 //! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
 //!   groups + scopes). A `read`-scoped token is refused every write.
 //! - A user whose token is restricted (MFA enrollment or password change
@@ -49,10 +50,16 @@ pub(crate) enum Permission {
     /// Drive an endpoint's keyboard, mouse and clipboard (with
     /// `desktop-view`, which opening the session needs).
     DesktopControl,
+    /// Attended support: create session keys, take customers from the
+    /// queues one is a member of, work in support sessions.
+    Support,
+    /// Watch any live session in one's groups, read-only, without being
+    /// invited (supervisors).
+    MonitorSessions,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 13] = [
+    pub(crate) const ALL: [Self; 15] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -66,6 +73,8 @@ impl Permission {
         Self::VaultPurge,
         Self::DesktopView,
         Self::DesktopControl,
+        Self::Support,
+        Self::MonitorSessions,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -83,6 +92,8 @@ impl Permission {
             Self::VaultPurge => "vault-purge",
             Self::DesktopView => "desktop-view",
             Self::DesktopControl => "desktop-control",
+            Self::Support => "support",
+            Self::MonitorSessions => "monitor-sessions",
         }
     }
 
@@ -324,6 +335,22 @@ pub(crate) enum Action {
     ReadSecretValue,
     WriteSecrets,
     PurgeSecrets,
+    // Attended support.
+    /// See queues and their waiting customers (filtered per group).
+    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
+    ReadQueues,
+    /// Create session keys, accept, chat, ask rights, transfer, invite.
+    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
+    HandleSupport,
+    /// The history of support sessions (filtered per group).
+    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
+    ReadSupportSessions,
+    /// Create, change and delete queues.
+    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
+    WriteQueues,
+    /// Watch a live session one does not take part in.
+    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
+    WatchSession,
 }
 
 enum Requirement {
@@ -364,6 +391,11 @@ impl Action {
             Self::ReadSecrets | Self::ReadSecretValue => R::Site(P::VaultRead),
             Self::WriteSecrets => R::Site(P::VaultWrite),
             Self::PurgeSecrets => R::Site(P::VaultPurge),
+            Self::ReadQueues | Self::HandleSupport | Self::ReadSupportSessions => {
+                R::AnyGroup(P::Support)
+            }
+            Self::WriteQueues => R::Site(P::ManageEndpoints),
+            Self::WatchSession => R::Endpoint(P::MonitorSessions),
         }
     }
 
@@ -384,6 +416,8 @@ impl Action {
                 | Self::TerminateSession
                 | Self::WriteSecrets
                 | Self::PurgeSecrets
+                | Self::HandleSupport
+                | Self::WriteQueues
         )
     }
 
@@ -422,6 +456,11 @@ impl Action {
             Self::ReadSecretValue => "read-secret-value",
             Self::WriteSecrets => "write-secrets",
             Self::PurgeSecrets => "purge-secrets",
+            Self::ReadQueues => "read-queues",
+            Self::HandleSupport => "handle-support",
+            Self::ReadSupportSessions => "read-support-sessions",
+            Self::WriteQueues => "write-queues",
+            Self::WatchSession => "watch-session",
         }
     }
 }

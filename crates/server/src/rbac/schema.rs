@@ -49,6 +49,23 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
           AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'desktop-control');
     ",
         },
+        // 12: attended support: admin and technician take customers
+        // (`support`), admin may watch any session (`monitor-sessions`), and
+        // a built-in `supervisor` role watches and reads the log.
+        Part {
+            version: 12,
+            sql: r#"    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'support')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'support');
+    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'monitor-sessions')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'monitor-sessions');
+    INSERT INTO roles (name, description, permissions, builtin)
+        SELECT 'supervisor', 'Watches live sessions and support queues in the user''s groups',
+               '["view","support","desktop-view","monitor-sessions","view-audit"]', 1
+        WHERE NOT EXISTS (SELECT 1 FROM roles WHERE name = 'supervisor');
+    "#,
+        },
     ],
     postgres: &[
         // 1: the baseline (equal to SQLite schema 8).
@@ -80,6 +97,23 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
         replace((permissions::jsonb || '["desktop-control"]'::jsonb)::text, ', ', ',')
         WHERE name IN ('admin', 'technician') AND builtin = 1
           AND NOT (permissions::jsonb ? 'desktop-control');
+    "#,
+        },
+        // 12: as SQLite's 12.
+        Part {
+            version: 12,
+            sql: r#"    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["support"]'::jsonb)::text, ', ', ',')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT (permissions::jsonb ? 'support');
+    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["monitor-sessions"]'::jsonb)::text, ', ', ',')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT (permissions::jsonb ? 'monitor-sessions');
+    INSERT INTO roles (name, description, permissions, builtin)
+        SELECT 'supervisor', 'Watches live sessions and support queues in the user''s groups',
+               '["view","support","desktop-view","monitor-sessions","view-audit"]', 1
+        WHERE NOT EXISTS (SELECT 1 FROM roles WHERE name = 'supervisor');
     "#,
         },
     ],

@@ -221,6 +221,11 @@ fn action_names_are_frozen() {
         (A::ReadSecretValue, "read-secret-value"),
         (A::WriteSecrets, "write-secrets"),
         (A::PurgeSecrets, "purge-secrets"),
+        (A::ReadQueues, "read-queues"),
+        (A::HandleSupport, "handle-support"),
+        (A::ReadSupportSessions, "read-support-sessions"),
+        (A::WriteQueues, "write-queues"),
+        (A::WatchSession, "watch-session"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -269,7 +274,60 @@ fn action_names_are_frozen() {
             | A::ReadSecrets
             | A::ReadSecretValue
             | A::WriteSecrets
-            | A::PurgeSecrets => {}
+            | A::PurgeSecrets
+            | A::ReadQueues
+            | A::HandleSupport
+            | A::ReadSupportSessions
+            | A::WriteQueues
+            | A::WatchSession => {}
         }
     }
+}
+
+/// Attended support: `support` is a group permission (a queue belongs to a
+/// group), watching others' sessions needs `monitor-sessions` on the
+/// session's group, and changing queues is endpoint administration.
+#[test]
+fn support_actions_need_their_permissions() {
+    let tech = subject(&[Permission::View, Permission::Support], &["helpdesk"]);
+    for a in [
+        Action::ReadQueues,
+        Action::HandleSupport,
+        Action::ReadSupportSessions,
+    ] {
+        assert_eq!(
+            authorize(&tech, a, Resource::Site),
+            Decision::Allow,
+            "{a:?}"
+        );
+    }
+    assert_eq!(
+        authorize(&tech, Action::WriteQueues, Resource::Site),
+        Decision::Forbid(Denial::MissingPermission(Permission::ManageEndpoints))
+    );
+    let watch =
+        |s: &Subject, group| authorize(s, Action::WatchSession, Resource::Endpoint { group });
+    assert_eq!(
+        watch(&tech, "helpdesk"),
+        Decision::Forbid(Denial::MissingPermission(Permission::MonitorSessions))
+    );
+    let sup = subject(&[Permission::MonitorSessions], &["helpdesk"]);
+    assert_eq!(watch(&sup, "helpdesk"), Decision::Allow);
+    assert_eq!(
+        watch(&sup, "servers"),
+        Decision::Forbid(Denial::OutsideGroups)
+    );
+    let mut read_only = subject(&Permission::ALL, &["*"]);
+    read_only.scopes = Scopes {
+        read: true,
+        write: false,
+    };
+    assert_eq!(
+        authorize(&read_only, Action::HandleSupport, Resource::Site),
+        Decision::Forbid(Denial::InsufficientScope)
+    );
+    assert_eq!(
+        authorize(&read_only, Action::ReadQueues, Resource::Site),
+        Decision::Allow
+    );
 }

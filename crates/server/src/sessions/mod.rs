@@ -452,6 +452,7 @@ pub(crate) async fn list(
             bytes_up: r.bytes_up.max(0) as u64,
             bytes_down: r.bytes_down.max(0) as u64,
             outcome: r.outcome,
+            support_id: None,
         })
         .collect())
 }

@@ -48,6 +48,14 @@ pub(crate) const SESSIONS: DomainSchema = DomainSchema {
 
 ",
         },
+        // 12: attended support: a sub-session names its support session.
+        Part {
+            version: 12,
+            sql: r"
+    ALTER TABLE session_events ADD COLUMN support_id TEXT;
+    CREATE INDEX session_events_support ON session_events(support_id);
+    ",
+        },
     ],
     postgres: &[
         // 5: the baseline (equal to SQLite schema 8).
@@ -72,6 +80,14 @@ pub(crate) const SESSIONS: DomainSchema = DomainSchema {
     );
     CREATE INDEX session_events_started ON session_events(started_at);
     CREATE INDEX session_events_group ON session_events(endpoint_group, started_at);
+    ",
+        },
+        // 12: as SQLite's 12.
+        Part {
+            version: 12,
+            sql: r"
+    ALTER TABLE session_events ADD COLUMN support_id TEXT;
+    CREATE INDEX session_events_support ON session_events(support_id);
     ",
         },
     ],

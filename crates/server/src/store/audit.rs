@@ -79,6 +79,36 @@ pub(crate) enum AuditAction {
     DesktopControl,
     /// Clipboard text crossed a desktop session (its size only).
     DesktopClipboard,
+    // Attended support.
+    /// A support session key was made (its queue and lifetime; never the key).
+    SupportKeyCreate,
+    /// Wrong session keys from one address, counted per minute.
+    SupportKeyFailed,
+    /// A customer redeemed a key or sent the portal's request form.
+    SupportRequest,
+    /// The customer's client connected (or reconnected).
+    SupportJoin,
+    /// A technician (or automatic assignment) took a support session.
+    SupportAccept,
+    /// A support session went to another technician or queue.
+    SupportTransfer,
+    /// A technician joined, left or was removed (outcome `joined:observer`, `left`, `removed`).
+    SupportParticipant,
+    /// A right was asked, allowed, denied, revoked or reset.
+    SupportRight,
+    /// A chat line (its size only).
+    SupportChat,
+    /// A support session ended (reason, rating).
+    SupportEnd,
+    /// The customer's machine was offered (and turned into) an enrolled endpoint.
+    SupportPin,
+    /// Retention removed ended support sessions.
+    SupportExpire,
+    /// Someone started or stopped watching a live session.
+    SessionWatch,
+    QueueCreate,
+    QueueUpdate,
+    QueueDelete,
     // Keys, vault and the log itself.
     KeysRotate,
     KeysRetire,
@@ -144,6 +174,22 @@ impl AuditAction {
             Self::RecordingsExpire => "recordings-expire",
             Self::DesktopControl => "desktop-control",
             Self::DesktopClipboard => "desktop-clipboard",
+            Self::SupportKeyCreate => "support-key-create",
+            Self::SupportKeyFailed => "support-key-failed",
+            Self::SupportRequest => "support-request",
+            Self::SupportJoin => "support-join",
+            Self::SupportAccept => "support-accept",
+            Self::SupportTransfer => "support-transfer",
+            Self::SupportParticipant => "support-participant",
+            Self::SupportRight => "support-right",
+            Self::SupportChat => "support-chat",
+            Self::SupportEnd => "support-end",
+            Self::SupportPin => "support-pin",
+            Self::SupportExpire => "support-expire",
+            Self::SessionWatch => "session-watch",
+            Self::QueueCreate => "queue-create",
+            Self::QueueUpdate => "queue-update",
+            Self::QueueDelete => "queue-delete",
             Self::KeysRotate => "keys-rotate",
             Self::KeysRetire => "keys-retire",
             Self::KeysRekey => "keys-rekey",
@@ -397,6 +443,22 @@ mod tests {
             (A::RecordingsExpire, "recordings-expire"),
             (A::DesktopControl, "desktop-control"),
             (A::DesktopClipboard, "desktop-clipboard"),
+            (A::SupportKeyCreate, "support-key-create"),
+            (A::SupportKeyFailed, "support-key-failed"),
+            (A::SupportRequest, "support-request"),
+            (A::SupportJoin, "support-join"),
+            (A::SupportAccept, "support-accept"),
+            (A::SupportTransfer, "support-transfer"),
+            (A::SupportParticipant, "support-participant"),
+            (A::SupportRight, "support-right"),
+            (A::SupportChat, "support-chat"),
+            (A::SupportEnd, "support-end"),
+            (A::SupportPin, "support-pin"),
+            (A::SupportExpire, "support-expire"),
+            (A::SessionWatch, "session-watch"),
+            (A::QueueCreate, "queue-create"),
+            (A::QueueUpdate, "queue-update"),
+            (A::QueueDelete, "queue-delete"),
             (A::KeysRotate, "keys-rotate"),
             (A::KeysRetire, "keys-retire"),
             (A::KeysRekey, "keys-rekey"),

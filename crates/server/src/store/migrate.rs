@@ -427,7 +427,7 @@ async fn insert_batch(
 const SEEDED: &[(&str, &str)] = &[
     (
         "roles",
-        "builtin = 1 AND name IN ('admin', 'technician', 'auditor')",
+        "builtin = 1 AND name IN ('admin', 'technician', 'auditor', 'supervisor')",
     ),
     ("groups", "name = 'default' AND created_at = 0"),
     ("endpoint_revisions", "rev = 0"),

@@ -47,7 +47,7 @@ async fn postgres_migrations_apply_once_and_reopen_cleanly() {
         .fetch_one(&b)
         .await
         .unwrap();
-    assert_eq!(roles, 3);
+    assert_eq!(roles, 4);
 }
 
 /// Both engines end with the same tables and columns (names and kinds), so

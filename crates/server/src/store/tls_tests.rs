@@ -55,7 +55,7 @@ async fn postgres_over_tls_verifies_the_certificate_and_host_name() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(roles, 3);
+    assert_eq!(roles, 4);
     pool.close().await;
 
     // Another CA: the chain does not verify.

@@ -457,6 +457,24 @@ async fn desktop_consent_denied_refuses_the_session() {
     });
 }
 
+/// `assist` is the attended-support client's mode: an enrolled agent
+/// refuses it (and shows nothing) rather than serving without consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_an_enrolled_agent_refuses_the_assist_consent_mode() {
+    let x = Xvfb::start();
+    let (mut tech, served) =
+        Tech::open_with(desktop(true, ConsentMode::Assist), desktop_ctx(&x)).await;
+    let refusal = tech.refused().await;
+    assert_eq!(refusal.code, RefusalCode::Unsupported);
+    assert!(refusal.message.contains("attended-support"), "{refusal:?}");
+    let err = super::ended(tech, served).await.unwrap_err();
+    assert!(
+        matches!(err, crate::sessions::SessionError::Refused(_)),
+        "{err:?}"
+    );
+    assert!(x.windows(PROMPT_TITLE).is_empty(), "no prompt for assist");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_take_back_control_drops_input_and_request_control_asks_again() {
     let x = Xvfb::start();
