@@ -233,6 +233,7 @@ pub async fn run(
         shutdown: stop.clone(),
         tasks: TaskTracker::new(),
         login_limiter: crate::identity::login_rate_limiter(),
+        support_limits: crate::support::Limits::default(),
         key_sweep: std::sync::Arc::default(),
         endpoint_list: Default::default(),
     });

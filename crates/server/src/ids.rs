@@ -72,6 +72,11 @@ id_type!(
     RecordingId, "rec"
 );
 id_type!(
+    /// One attended-support session (a customer, their client, its
+    /// technicians, chat and sub-sessions).
+    SupportId, "sup"
+);
+id_type!(
     /// One running gateway: random per start (see `state::Inner::gateway`).
     GatewayId, "gw"
 );

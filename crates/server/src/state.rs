@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: TaskTracker,
     /// Login attempts per source address.
     pub(crate) login_limiter: crate::identity::lockout::RateLimiter,
+    /// The support portal's key and request limits.
+    pub(crate) support_limits: crate::support::Limits,
     /// Wakes the key task (a rotation happened: sweep now).
     pub(crate) key_sweep: Arc<tokio::sync::Notify>,
     /// The endpoint list, as last read from the store.

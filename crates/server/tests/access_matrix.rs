@@ -50,6 +50,8 @@ const USERS: &[Who] = &[Who::Admin, Who::Technician, Who::Auditor];
 const ADMIN: &[Who] = &[Who::Admin];
 const ADMIN_AND_READERS: &[Who] = &[Who::Admin, Who::ReadClient];
 const AUDITORS: &[Who] = &[Who::Admin, Who::Auditor, Who::ReadClient];
+const SUPPORT: &[Who] = &[Who::Admin, Who::Technician];
+const SUPPORT_READERS: &[Who] = &[Who::Admin, Who::Technician, Who::ReadClient];
 const VIEWERS: &[Who] = &[Who::Admin, Who::Technician, Who::Auditor, Who::ReadClient];
 
 fn expectations() -> HashMap<&'static str, Rule> {
@@ -118,6 +120,21 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/vault/secrets/{name}/purge", Only(ADMIN)),
         ("GET /api/v1/vault/settings", Only(ADMIN_AND_READERS)),
         ("PUT /api/v1/vault/settings/purge-protection", Only(ADMIN)),
+        // Attended support: the portal is public; `support` (admin and
+        // technician) makes keys and reads queues and sessions (a read-scoped
+        // client reads); queues and branding are administration.
+        ("GET /api/v1/portal", Public),
+        ("GET /portal/logo", Public),
+        ("POST /api/v1/portal/key", Public),
+        ("POST /api/v1/portal/requests", Public),
+        ("GET /api/v1/portal/settings", Only(ADMIN_AND_READERS)),
+        ("PUT /api/v1/portal/settings", Only(ADMIN)),
+        ("POST /api/v1/support/keys", Only(SUPPORT)),
+        ("GET /api/v1/support/sessions", Only(SUPPORT_READERS)),
+        ("GET /api/v1/queues", Only(SUPPORT_READERS)),
+        ("POST /api/v1/queues", Only(ADMIN)),
+        ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
+        ("DELETE /api/v1/queues/{name}", Only(ADMIN)),
         (
             "GET /api/v1/endpoints/{name}/connect",
             PerEndpoint {

@@ -380,6 +380,112 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 ],
             ),
         ),
+        // Attended support.
+        ("GET /api/v1/portal", (Nothing, vec![])),
+        ("GET /portal/logo", (Nothing, vec![])),
+        ("GET /api/v1/portal/settings", (Nothing, vec![])),
+        ("GET /api/v1/queues", (Nothing, vec![])),
+        (
+            "POST /api/v1/portal/key",
+            (
+                Json,
+                vec![
+                    json("/api/v1/portal/key", r#"{"key":5}"#),
+                    json("/api/v1/portal/key", r#"{"key":"1","extra":1}"#),
+                    json("/api/v1/portal/key", r#"{"key":"123"}"#),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/portal/requests",
+            (
+                Json,
+                vec![
+                    json("/api/v1/portal/requests", r#"{"name":"a","problem":"b"}"#),
+                    json(
+                        "/api/v1/portal/requests",
+                        r#"{"name":" ","problem":"b","queue":"x"}"#,
+                    ),
+                    json(
+                        "/api/v1/portal/requests",
+                        r#"{"name":"a","problem":"b","queue":"nope"}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "PUT /api/v1/portal/settings",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/portal/settings",
+                        r##"{"site_name":"x","colors":{"primary":"red","background":"#000000","text":"#ffffff"}}"##,
+                    ),
+                    json(
+                        "/api/v1/portal/settings",
+                        r#"{"site_name":"x","logo":"!!"}"#,
+                    ),
+                    json("/api/v1/portal/settings", r#"{"site_name":5}"#),
+                    json("/api/v1/portal/settings", r#"{"site_name":"x","wat":1}"#),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/support/keys",
+            (
+                Json,
+                vec![
+                    json("/api/v1/support/keys", r#"{"ttl":"forever"}"#),
+                    json("/api/v1/support/keys", r#"{"queue":"nope"}"#),
+                    json("/api/v1/support/keys", r#"{"queue":5}"#),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/support/sessions",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/support/sessions?limit=many"),
+                    bare("/api/v1/support/sessions?limit=0"),
+                    bare("/api/v1/support/sessions?before=yesterday"),
+                    bare("/api/v1/support/sessions?bogus=1"),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/queues",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/queues",
+                        r#"{"name":"bad name!","group":"default"}"#,
+                    ),
+                    json("/api/v1/queues", r#"{"name":"q","group":"nowhere"}"#),
+                    json(
+                        "/api/v1/queues",
+                        r#"{"name":"q","group":"default","members":["ghost"]}"#,
+                    ),
+                    json(
+                        "/api/v1/queues",
+                        r#"{"name":"q","group":"default","max_waiting":0}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "PATCH /api/v1/queues/{name}",
+            (
+                Json,
+                named_json("/api/v1/queues/{name}", r#"{"max_waiting":0}"#),
+            ),
+        ),
+        (
+            "DELETE /api/v1/queues/{name}",
+            (Other, named("/api/v1/queues/{name}")),
+        ),
         (
             "GET /api/v1/groups/{name}",
             (Other, named("/api/v1/groups/{name}")),

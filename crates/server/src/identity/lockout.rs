@@ -185,6 +185,25 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Whether an attempt for `ip` would be allowed at `now`, without
+    /// taking it (for limits charged only on failure).
+    ///
+    /// # Errors
+    /// When limited: how long until the next attempt will be allowed.
+    pub(crate) fn peek(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let key = bucket_key(ip);
+        let map = self.full_at.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(full_at) = map.get(&key) else {
+            return Ok(());
+        };
+        let debt = (*full_at).max(now) - now;
+        if debt > self.tolerance {
+            Err(debt - self.tolerance)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Makes room for at least a tenth of the capacity, so the O(n) sweep runs
     /// once per many insertions even under a flood of new addresses.
     fn evict(&self, map: &mut HashMap<IpAddr, Instant>, now: Instant) {

@@ -90,6 +90,8 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
         &crate::recordings::StoredKeys,
         &crate::vault::StoredKeys,
         &crate::identity::TotpKeys,
+        &crate::support::SessionKeys,
+        &crate::support::PepperKey,
     ]
 }
 

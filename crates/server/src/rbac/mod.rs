@@ -337,16 +337,12 @@ pub(crate) enum Action {
     PurgeSecrets,
     // Attended support.
     /// See queues and their waiting customers (filtered per group).
-    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
     ReadQueues,
     /// Create session keys, accept, chat, ask rights, transfer, invite.
-    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
     HandleSupport,
     /// The history of support sessions (filtered per group).
-    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
     ReadSupportSessions,
     /// Create, change and delete queues.
-    #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
     WriteQueues,
     /// Watch a live session one does not take part in.
     #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]

@@ -55,6 +55,7 @@ async fn sites(test: &str) -> Vec<Site> {
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             login_limiter: crate::identity::login_rate_limiter(),
+            support_limits: crate::support::Limits::default(),
             key_sweep: std::sync::Arc::default(),
             endpoint_list: Default::default(),
         });

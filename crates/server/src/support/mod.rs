@@ -2,6 +2,76 @@
 //! customer's client connection, chat, rights the customer grants, and
 //! technicians working together (design: `docs/design/13-attended-support.md`).
 //!
-//! Owns the `support_*` tables ([`schema`]).
+//! Built so far: queues ([`queues`]), session keys and the portal's
+//! request form ([`keys`]), the portal's branding and public information
+//! ([`portal`]), the sealed fields and their keys ([`crypto`]), the list of
+//! support sessions ([`history`]), and their routes ([`http`]). Owns the `support_*` tables ([`schema`]).
 
+mod crypto;
+mod history;
+pub(crate) mod http;
+mod keys;
+mod portal;
+mod queues;
 pub(crate) mod schema;
+
+use std::time::Duration;
+
+pub(crate) use crypto::{PepperKey, SessionKeys};
+
+use crate::identity::lockout::RateLimiter;
+use crate::keys::KeyError;
+
+/// Why a support request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SupportError {
+    /// Unknown, used, expired or malformed: one answer for all.
+    #[error("This key is not valid. Ask your technician for a new one.")]
+    InvalidKey,
+    #[error("too many attempts; try again in {} s", .0.as_secs().max(1))]
+    RateLimited(Duration),
+    #[error("no queue named `{0}`")]
+    UnknownQueue(String),
+    #[error("this queue is full; please try again later")]
+    QueueFull,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Exists(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the system's random source failed")]
+    Random,
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Pepper(#[from] crypto::PepperError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The portal's rate limits (per source address; IPv6 per /64).
+#[derive(Debug)]
+pub(crate) struct Limits {
+    /// Key attempts per address: 5 at once, 10 a minute.
+    pub(crate) key_attempts: RateLimiter,
+    /// Wrong keys site-wide (one bucket): 30 at once, 60 a minute. Checked
+    /// before a key is verified, charged only when it was wrong, so an
+    /// attacker with many addresses still gets 60 guesses a minute at most.
+    pub(crate) key_failures: RateLimiter,
+    /// Request forms per address: 3 at once, 6 a minute.
+    pub(crate) requests: RateLimiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            key_attempts: RateLimiter::new(5, 10),
+            key_failures: RateLimiter::new(30, 60),
+            requests: RateLimiter::new(3, 6),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -34,7 +34,7 @@ pub(crate) const SUPPORT: DomainSchema = DomainSchema {
     );
     CREATE TABLE support_queue_members (
         queue     TEXT NOT NULL REFERENCES support_queues(name) ON DELETE CASCADE,
-        user_id   TEXT NOT NULL,
+        user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
         added_at  INTEGER NOT NULL,
         PRIMARY KEY (queue, user_id)
     );
@@ -128,7 +128,7 @@ pub(crate) const SUPPORT: DomainSchema = DomainSchema {
     );
     CREATE TABLE support_queue_members (
         queue     TEXT NOT NULL REFERENCES support_queues(name) ON DELETE CASCADE,
-        user_id   TEXT NOT NULL,
+        user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
         added_at  BIGINT NOT NULL,
         PRIMARY KEY (queue, user_id)
     );

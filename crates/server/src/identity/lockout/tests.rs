@@ -264,3 +264,18 @@ fn zero_settings_are_raised_to_one() {
     assert_eq!(rl.check(ip, t), Err(Duration::from_secs(60)));
     assert!(rl.check(ip, t + Duration::from_secs(60)).is_ok());
 }
+
+#[test]
+fn peek_answers_like_check_without_taking_an_attempt() {
+    let l = RateLimiter::new(2, 60);
+    let now = Instant::now();
+    let ip = v4(7);
+    for _ in 0..5 {
+        assert_eq!(l.peek(ip, now), Ok(()));
+    }
+    l.check(ip, now).unwrap();
+    l.check(ip, now).unwrap();
+    let wait = l.peek(ip, now).unwrap_err();
+    assert_eq!(l.check(ip, now), Err(wait));
+    assert_eq!(l.peek(ip, now + wait), Ok(()));
+}

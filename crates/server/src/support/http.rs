@@ -1,0 +1,290 @@
+//! Attended support's routes: the public portal's (no login), the
+//! technicians' session keys, queues and the portal's branding.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jumpgate_api_types::ErrorCode;
+use jumpgate_api_types::support as api;
+use tokio::time::Instant;
+
+use super::{SupportError, history, keys, portal, queues};
+use crate::api::{ApiError, ApiJson, PeerAddr};
+use crate::ids;
+use crate::rbac::{Action, Caller};
+use crate::state::{Api, AppState};
+
+impl From<SupportError> for ApiError {
+    fn from(e: SupportError) -> Self {
+        use SupportError as E;
+        match e {
+            E::InvalidKey => Self::not_found(ErrorCode::InvalidSessionKey, e.to_string()),
+            E::RateLimited(_) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                e.to_string(),
+            ),
+            E::UnknownQueue(_) => Self::not_found(ErrorCode::UnknownQueue, e.to_string()),
+            E::QueueFull => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::QueueFull,
+                e.to_string(),
+            ),
+            E::Invalid(_) => Self::bad_request(e.to_string()),
+            E::Exists(_) => Self::conflict(e.to_string()),
+            E::Forbidden(_) => Self::forbidden(e.to_string()),
+            E::Random | E::Keys(_) | E::Pepper(_) | E::Db(_) => Self::internal(e),
+        }
+    }
+}
+
+/// A 429 with `Retry-After`.
+fn limited(wait: std::time::Duration) -> Response {
+    let mut res = ApiError::from(SupportError::RateLimited(wait)).into_response();
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+pub(crate) fn routes(api: Api) -> Api {
+    use crate::api::Access::{Public, Site};
+    api.get("/api/v1/portal", Public, portal_info)
+        .get("/portal/logo", Public, portal_logo)
+        .post("/api/v1/portal/key", Public, redeem_key)
+        .post("/api/v1/portal/requests", Public, request_help)
+        .get(
+            "/api/v1/portal/settings",
+            Site(Action::ReadSettings),
+            get_settings,
+        )
+        .put(
+            "/api/v1/portal/settings",
+            Site(Action::WriteSettings),
+            put_settings,
+        )
+        .post(
+            "/api/v1/support/keys",
+            Site(Action::HandleSupport),
+            create_key,
+        )
+        .get(
+            "/api/v1/support/sessions",
+            Site(Action::ReadSupportSessions),
+            list_sessions,
+        )
+        .get("/api/v1/queues", Site(Action::ReadQueues), list_queues)
+        .post("/api/v1/queues", Site(Action::WriteQueues), create_queue)
+        .patch(
+            "/api/v1/queues/{name}",
+            Site(Action::WriteQueues),
+            update_queue,
+        )
+        .delete(
+            "/api/v1/queues/{name}",
+            Site(Action::WriteQueues),
+            delete_queue,
+        )
+}
+
+async fn portal_info(State(st): State<AppState>) -> Result<Json<api::PortalInfo>, ApiError> {
+    Ok(Json(portal::info(&st.db).await?))
+}
+
+async fn portal_logo(State(st): State<AppState>) -> Result<Response, ApiError> {
+    match portal::logo(&st.db).await? {
+        Some((bytes, kind)) => Ok(([(header::CONTENT_TYPE, kind)], bytes).into_response()),
+        None => Err(ApiError::not_found(ErrorCode::NotFound, "no logo is set")),
+    }
+}
+
+fn download(p: &keys::Pending) -> api::PortalDownload {
+    api::PortalDownload {
+        download: format!("/portal/download/{}", p.download),
+        expires_at: ids::rfc3339(p.expires_at_ms),
+    }
+}
+
+/// A key typed at the portal. The per-address limit is taken first, the
+/// site-wide limit of wrong keys is looked at (not taken) before the key is
+/// verified and taken when it was wrong.
+async fn redeem_key(
+    State(st): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    ApiJson(req): ApiJson<api::RedeemKey>,
+) -> Result<Response, ApiError> {
+    let now = Instant::now();
+    let limits = &st.support_limits;
+    if let Err(wait) = limits.key_attempts.check(peer.ip(), now) {
+        return Ok(limited(wait));
+    }
+    if let Err(wait) = limits.key_failures.peek(SITE, now) {
+        tracing::warn!("session key guessing: the site-wide limit of wrong keys is reached");
+        return Ok(limited(wait));
+    }
+    let addr = peer.ip().to_string();
+    match keys::redeem(&st.db, &st.keys, &req.key, &addr).await {
+        Ok(p) => Ok(Json(download(&p)).into_response()),
+        Err(SupportError::InvalidKey) => {
+            let _ = limits.key_failures.check(SITE, now);
+            keys::audit_failure(&st.db, &addr).await?;
+            Err(SupportError::InvalidKey.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The one bucket of the site-wide limit.
+const SITE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+async fn request_help(
+    State(st): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    ApiJson(req): ApiJson<api::HelpRequest>,
+) -> Result<Response, ApiError> {
+    if let Err(wait) = st.support_limits.requests.check(peer.ip(), Instant::now()) {
+        return Ok(limited(wait));
+    }
+    let p = keys::request_help(
+        &st.db,
+        &st.keys,
+        &req.name,
+        &req.problem,
+        &req.queue,
+        &peer.ip().to_string(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(download(&p))).into_response())
+}
+
+async fn get_settings(State(st): State<AppState>) -> Result<Json<api::PortalSettings>, ApiError> {
+    Ok(Json(portal::load(&st.db).await?))
+}
+
+async fn put_settings(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::PortalSettings>,
+) -> Result<Json<api::PortalSettings>, ApiError> {
+    Ok(Json(portal::save(&st.db, req, &who.name).await?))
+}
+
+async fn create_key(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::CreateSupportKey>,
+) -> Result<(StatusCode, Json<api::SupportKey>), ApiError> {
+    let Some(user_id) = who.user_id() else {
+        return Err(ApiError::forbidden(
+            "session keys are made by technicians, not API clients",
+        ));
+    };
+    let ttl = match req.ttl.as_deref() {
+        Some(t) => keys::parse_ttl(t)?,
+        None => keys::DEFAULT_TTL,
+    };
+    let in_group = |g: &str| who.groups.contains(g);
+    let creator = keys::Creator {
+        user_id: user_id.as_str(),
+        name: &who.name,
+        in_group: &in_group,
+    };
+    let k = keys::create_key(&st.db, &st.keys, &creator, req.queue.as_deref(), ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::SupportKey {
+            key: k.key,
+            expires_at: ids::rfc3339(k.expires_at_ms),
+            queue: Some(k.queue),
+        }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    queue: Option<String>,
+    /// RFC 3339: only sessions requested before.
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Support sessions of the caller's groups, newest first.
+async fn list_sessions(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Result<Json<Vec<api::SupportSessionRow>>, ApiError> {
+    let before = match q.before.as_deref() {
+        Some(b) => Some(
+            ids::parse_rfc3339(b)
+                .ok_or_else(|| ApiError::bad_request(ids::bad_time("before", b)))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=history::LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: must be between 1 and {}",
+            history::LIMIT_MAX
+        )));
+    }
+    let rows = history::list(
+        &st.db,
+        &st.keys,
+        &who.read_scope(),
+        q.queue.as_deref(),
+        before,
+        limit,
+    )
+    .await?;
+    Ok(Json(rows))
+}
+
+/// The queues of the caller's groups.
+async fn list_queues(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<Vec<api::Queue>>, ApiError> {
+    Ok(Json(
+        queues::list(&st.db)
+            .await?
+            .iter()
+            .filter(|q| who.groups.contains(&q.group))
+            .map(queues::Queue::to_api)
+            .collect(),
+    ))
+}
+
+async fn create_queue(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<api::CreateQueue>,
+) -> Result<(StatusCode, Json<api::Queue>), ApiError> {
+    let q = queues::create(&st.db, &req, &who.name).await?;
+    Ok((StatusCode::CREATED, Json(q.to_api())))
+}
+
+async fn update_queue(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::UpdateQueue>,
+) -> Result<Json<api::Queue>, ApiError> {
+    Ok(Json(
+        queues::update(&st.db, &name, &req, &who.name)
+            .await?
+            .to_api(),
+    ))
+}
+
+async fn delete_queue(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    queues::delete(&st.db, &name, &who.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
