@@ -208,6 +208,11 @@ enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Attended support: session keys for customers, support sessions.
+    Support {
+        #[command(subcommand)]
+        command: commands::support::SupportCommand,
+    },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
     Vault {
@@ -451,6 +456,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Vault { command } => {
             commands::vault::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::Support { command } => {
+            commands::support::run(&ctx.authed_client()?, command).await?;
         }
         Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
         Command::Forward { endpoint, spec } => {

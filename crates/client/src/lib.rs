@@ -10,8 +10,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use http::Request;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
-use http::{Method, Request, StatusCode};
+pub use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::Upgraded;
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 mod identity;
 mod recordings;
+mod support;
 
 pub use recordings::{CastStream, RecordingFilter};
 

@@ -23,6 +23,7 @@ pub(crate) mod passwd;
 pub(crate) mod recordings;
 pub(crate) mod sessions;
 pub(crate) mod shell;
+pub(crate) mod support;
 pub(crate) mod vault;
 pub(crate) mod whoami;
 

@@ -2,6 +2,7 @@
 //! processes talking TLS over loopback ports picked at run time.
 
 mod agent_identity;
+mod attended;
 mod blobs;
 mod desktop;
 mod edge;

@@ -10,6 +10,7 @@ use crate::state;
 pub(crate) mod api_clients;
 pub(crate) mod endpoints;
 pub(crate) mod groups;
+pub(crate) mod queues;
 pub(crate) mod roles;
 pub(crate) mod settings;
 pub(crate) mod users;
@@ -30,6 +31,11 @@ pub(crate) enum AdminCommand {
     Groups {
         #[command(subcommand)]
         command: groups::GroupsCommand,
+    },
+    /// Support queues: teams of technicians for attended support.
+    Queues {
+        #[command(subcommand)]
+        command: queues::QueuesCommand,
     },
     /// Endpoints: move between groups, revoke; enrollment tokens.
     Endpoints {
@@ -54,6 +60,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Users { command } => users::run(ctx, &client, command).await,
         AdminCommand::Roles { command } => roles::run(&client, command).await,
         AdminCommand::Groups { command } => groups::run(&client, command).await,
+        AdminCommand::Queues { command } => queues::run(&client, command).await,
         AdminCommand::Endpoints { command } => endpoints::run(&client, command).await,
         AdminCommand::ApiClients { command } => api_clients::run(&client, command).await,
         AdminCommand::Settings { command } => settings::run(&client, command).await,
