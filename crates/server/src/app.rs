@@ -306,6 +306,7 @@ pub async fn run(
     if let Err(e) = crate::events::write_anchor(&db, &config.data_dir, None).await {
         tracing::warn!(error = %e, "cannot anchor the audit log's head");
     }
+    db.stop_checkpoints().await;
     if let Some(pool) = db.sqlite_pool()
         && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(pool)

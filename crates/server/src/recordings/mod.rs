@@ -29,7 +29,7 @@ use bytes::Bytes;
 use jumpgate_api_types as api;
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::blobs::Blobs;
@@ -112,6 +112,8 @@ pub(crate) struct Recorder {
     /// Bytes in flight to the writer: the relay waits beyond [`QUEUE_BYTES`].
     budget: Arc<Semaphore>,
     keystrokes: bool,
+    /// Taken by a session that writes the recording's end with its own.
+    end: Option<EndWait>,
 }
 
 /// A recording about to start: its key made and its row ready to write
@@ -247,9 +249,12 @@ impl Prepared {
     /// Creates the recording's file (its row committed) with the header in
     /// it and starts its writer. The file's data is in the OS when this
     /// returns, so it outlives the process; the writer makes it, and its
-    /// directory entry, durable at once in the background (its first flush),
-    /// off the session's path. When the file cannot be made, the row is
-    /// removed again.
+    /// directory entry, durable in the background at its first flush (a
+    /// second in, or the recording's end if sooner: a crash before leaves
+    /// a row whose file is missing or short, which the next start closes),
+    /// off the session's path. A session that takes [`Recorder::take_end`]
+    /// writes the recording's end in its own closing commit. When the file
+    /// cannot be made, the row is removed again.
     ///
     /// # Errors
     /// The file could not be created or written.
@@ -297,6 +302,7 @@ impl Prepared {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (ended, end) = oneshot::channel();
         let published = Publish {
             files,
             file: file_name,
@@ -310,11 +316,13 @@ impl Prepared {
             stop,
             started,
             published,
+            ended,
         ));
         Ok(Recorder {
             tx,
             budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
             keystrokes,
+            end: Some(EndWait(end)),
         })
     }
 }
@@ -337,6 +345,15 @@ impl Recorder {
         prepared.insert(&mut c).await?;
         drop(c);
         prepared.begin(db, files, stop, tasks).await
+    }
+
+    /// Where to wait for the recording's end, so that its row's end is
+    /// written in the session's closing commit (one durable write, not
+    /// two). Whoever takes it must, once the recorder is dropped, wait for
+    /// [`EndWait::ended`], write the [`Ended`] and answer on its sender (or
+    /// drop it to leave the write to the recording).
+    pub(crate) fn take_end(&mut self) -> Option<EndWait> {
+        self.end.take()
     }
 
     /// Waits until `len` more bytes may be in flight to the writer; `None`
@@ -497,6 +514,53 @@ struct Publish {
     dir: PathBuf,
 }
 
+/// A recording's end, once its last chunk is durable: for its row.
+#[derive(Clone, Debug)]
+pub(crate) struct Ended {
+    id: RecordingId,
+    ended_at: i64,
+    duration_ms: i64,
+    interrupted: bool,
+}
+
+impl Ended {
+    /// Writes the end into the recording's row, inside `e`.
+    ///
+    /// # Errors
+    /// The row could not be written.
+    pub(crate) async fn write(&self, e: &mut dyn Exec) -> Result<(), sqlx::Error> {
+        sql!(e, |c| sqlx::query(
+            "UPDATE recordings SET ended_at = $1, duration_ms = $2, interrupted = $3 WHERE id = $4",
+        )
+        .bind(self.ended_at)
+        .bind(self.duration_ms)
+        .bind(i64::from(self.interrupted))
+        .bind(self.id.as_str())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// What the recording's writer hands over when it is done: the end for its
+/// row, and the sender to call once that is written (dropped unsent, the
+/// writer writes the end itself).
+pub(crate) type Ending = (Ended, oneshot::Sender<()>);
+
+/// Where a session waits for its recording's end ([`Recorder::take_end`]).
+#[derive(Debug)]
+pub(crate) struct EndWait(oneshot::Receiver<Ending>);
+
+impl EndWait {
+    /// Waits until the recording's last chunk is durable (its relay side
+    /// dropped first); `None` if the writer is gone without one.
+    pub(crate) async fn ended(self) -> Option<Ending> {
+        self.0.await.ok()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn write_loop(
     db: Store,
     id: RecordingId,
@@ -505,16 +569,19 @@ async fn write_loop(
     stop: StopHandle,
     start: Instant,
     publish: Publish,
+    ended: oneshot::Sender<Ending>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_TARGET + 64 * 1024);
     // One partial UTF-8 sequence per stream.
     let mut carries: [Utf8Carry; 3] = Default::default();
     let mut last_at = 0.0f64;
     // Chunks written since the last fsync: the magic and the header at
-    // first, synced at the first tick (at once), with the directory entry.
+    // first, synced with the directory entry at the first tick (a second
+    // in) or at the end, whichever comes first: a short session's file
+    // costs the disk one flush, not two, while sessions are opening.
     let mut unsynced = true;
     let mut dir_unsynced = true;
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let failed: Option<std::io::Error> = loop {
         // (write the buffer as a chunk, also fsync, this was the last event)
@@ -594,22 +661,29 @@ async fn write_loop(
         rx.close();
         while rx.recv().await.is_some() {}
     }
-    let r = async {
-        let mut c = db.write_conn().await?;
-        sql!(c, |c| sqlx::query(
-            "UPDATE recordings SET ended_at = $1, duration_ms = $2, interrupted = $3 WHERE id = $4",
-        )
-        .bind(ids::now_ms())
-        .bind(duration_ms)
-        .bind(i64::from(failed.is_some()))
-        .bind(id.as_str())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))
-    }
-    .await;
-    if let Err(e) = r {
-        tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
+    let end = Ended {
+        id: id.clone(),
+        ended_at: ids::now_ms(),
+        duration_ms,
+        interrupted: failed.is_some(),
+    };
+    // The session writes the end with its own (one commit); when it does
+    // not (no session waits for it, or its write failed), it is written
+    // here, alone.
+    let (written, was_written) = oneshot::channel();
+    let by_session = match ended.send((end.clone(), written)) {
+        Ok(()) => was_written.await.is_ok(),
+        Err(_) => false,
+    };
+    if !by_session {
+        let r = async {
+            let mut c = db.write_conn().await?;
+            end.write(&mut c).await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
+        }
     }
     drop(writer);
     let Files { blobs, data_dir } = &publish.files;

@@ -28,6 +28,7 @@ use crate::agents::EndpointRecord;
 use crate::identity::Credential;
 use crate::ids::SessionId;
 use crate::rbac::{self, Action, Decision, Denial, Resource, Subject, SubjectKind};
+use crate::recordings::{EndWait, Ending};
 use crate::state::AppState;
 use crate::store::{AuditAction, AuditEvent, Store};
 
@@ -250,7 +251,7 @@ impl SessionService {
             group: endpoint.group.clone(),
             session: id.to_string(),
         };
-        let taps = match self.taps(&request, recording, &stop, audit).await {
+        let (taps, recording_end) = match self.taps(&request, recording, &stop, audit).await {
             Ok(t) => t,
             Err(e) => {
                 st.sessions.remove(&id);
@@ -265,7 +266,7 @@ impl SessionService {
                         .outcome(&stored)
                         .detail(format!("session={id} up=0 down=0"))
                         .group(&endpoint.group);
-                record_close(&st.db, &id, (0, 0), &stored, closed).await;
+                record_close(&st.db, &id, (0, 0), &stored, closed, None).await;
                 return outcome;
             }
         };
@@ -276,6 +277,12 @@ impl SessionService {
         // Ends the recording (its writer seals the last chunk) and collects
         // the transfer's audit words.
         let tap_words: String = taps.into_iter().map(|t| t.finish()).collect();
+        // The recording's last chunk is durable before its end is written,
+        // with the session's (the recorder went with its tap just now).
+        let recording_end = match recording_end {
+            Some(wait) => wait.ended().await,
+            None => None,
+        };
         let up = counters.up.into_inner();
         let down = counters.down.into_inner();
         let dropped = match counters.dropped.into_inner() {
@@ -295,7 +302,7 @@ impl SessionService {
             .outcome(&stored)
             .detail(detail)
             .group(&endpoint.group);
-        record_close(&st.db, &id, (up, down), &stored, closed).await;
+        record_close(&st.db, &id, (up, down), &stored, closed, recording_end).await;
         outcome
     }
 
@@ -333,28 +340,33 @@ impl SessionService {
             .map(Some)
     }
 
-    /// The taps a session gets, by kind. A recording (its row committed
-    /// with the session's) has its file before anything reaches the
-    /// endpoint.
+    /// The taps a session gets, by kind, and where to wait for its
+    /// recording's end. A recording (its row committed with the session's)
+    /// has its file before anything reaches the endpoint.
     async fn taps(
         &self,
         request: &SessionRequest,
         recording: Result<Option<crate::recordings::Prepared>, crate::recordings::RecordingError>,
         stop: &StopHandle,
         audit: DesktopAudit,
-    ) -> Result<Vec<Box<dyn SessionTap>>, crate::recordings::RecordingError> {
+    ) -> Result<(Vec<Box<dyn SessionTap>>, Option<EndWait>), crate::recordings::RecordingError>
+    {
         use SessionRequest as R;
         match request {
-            R::Upload { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Up))]),
-            R::Download { .. } => return Ok(vec![Box::new(TransferTap::new(Direction::Down))]),
-            R::Forward { .. } => return Ok(Vec::new()),
+            R::Upload { .. } => {
+                return Ok((vec![Box::new(TransferTap::new(Direction::Up))], None));
+            }
+            R::Download { .. } => {
+                return Ok((vec![Box::new(TransferTap::new(Direction::Down))], None));
+            }
+            R::Forward { .. } => return Ok((Vec::new(), None)),
             R::Shell { .. } | R::Exec { .. } | R::Desktop { .. } => {}
         }
         let Some(prepared) = recording? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let st = &self.st;
-        let recorder = prepared
+        let mut recorder = prepared
             .begin(
                 &st.db,
                 crate::recordings::Files {
@@ -365,10 +377,11 @@ impl SessionService {
                 &st.tasks,
             )
             .await?;
+        let end = recorder.take_end();
         if let R::Desktop { .. } = request {
-            return Ok(vec![Box::new(DesktopTap::new(recorder, audit))]);
+            return Ok((vec![Box::new(DesktopTap::new(recorder, audit))], end));
         }
-        Ok(vec![Box::new(RecordingTap(recorder))])
+        Ok((vec![Box::new(RecordingTap(recorder))], end))
     }
 
     /// Runs `relay`, writing the session's progress every few seconds while
@@ -589,24 +602,34 @@ async fn record_open(
     w.commit().await
 }
 
-/// Writes a session's end and its `session-close` entry, together. The
-/// session has ended whatever the store says: when that write fails, each
-/// is tried on its own (and failures logged), so neither is lost for the
-/// other.
+/// Writes a session's end, its recording's end (when the recording handed
+/// it over) and its `session-close` entry, together. The session has ended
+/// whatever the store says: when that write fails, each is tried on its
+/// own (and failures logged; the recording writes its own end), so none is
+/// lost for the others.
 async fn record_close(
     db: &Store,
     id: &SessionId,
     (up, down): (u64, u64),
     stored: &str,
     closed: AuditEvent,
+    recording: Option<Ending>,
 ) {
     let together = async {
         let mut w = db.write().await?;
         end_event(&mut w, id, up, down, stored).await?;
+        if let Some((ended, _)) = &recording {
+            ended.write(&mut w).await?;
+        }
         w.audit(closed.clone()).await?;
         w.commit().await
     }
     .await;
+    if together.is_ok()
+        && let Some((_, written)) = recording
+    {
+        let _ = written.send(());
+    }
     if let Err(e) = together {
         tracing::error!(error = %e, session = %id, "cannot record the session's end with its audit entry; trying each alone");
         if let Err(e) = record_end(db, id, up, down, stored).await {

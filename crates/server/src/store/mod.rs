@@ -161,8 +161,13 @@ pub struct Store {
 
 #[derive(Clone)]
 enum Db {
-    /// The pool, and the gate its writers pass one at a time.
-    Sqlite(SqlitePool, std::sync::Arc<WriteGate>),
+    /// The pool, the gate its writers pass one at a time, and its
+    /// background checkpoints.
+    Sqlite(
+        SqlitePool,
+        std::sync::Arc<WriteGate>,
+        std::sync::Arc<sqlite::Checkpointer>,
+    ),
     /// The pool, and the batches its write transactions share.
     Postgres(PgPool, std::sync::Arc<group::Batcher>),
 }
@@ -305,8 +310,9 @@ impl Store {
     /// [`Store::sqlite`] whose writers wait `wait` at most for their turn.
     pub(crate) fn sqlite_with_gate(pool: SqlitePool, wait: std::time::Duration) -> Self {
         let gate = std::sync::Arc::new(WriteGate::new(&pool, wait));
+        let checkpoints = std::sync::Arc::new(sqlite::Checkpointer::start(&pool));
         Self {
-            db: Db::Sqlite(pool, gate),
+            db: Db::Sqlite(pool, gate, checkpoints),
         }
     }
 
@@ -334,7 +340,7 @@ impl Store {
     /// The database could not begin the transaction.
     pub(crate) async fn write(&self) -> Result<WriteTx, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(_, gate) => {
+            Db::Sqlite(_, gate, _) => {
                 let mut turn = gate.turn().await?;
                 turn.execute("BEGIN IMMEDIATE").await?;
                 turn.writer().in_transaction = true;
@@ -360,7 +366,7 @@ impl Store {
     /// No connection could be had.
     pub(crate) async fn write_conn(&self) -> Result<WriteConn, sqlx::Error> {
         Ok(match &self.db {
-            Db::Sqlite(_, gate) => WriteConn::Writer(gate.turn().await?),
+            Db::Sqlite(_, gate, _) => WriteConn::Writer(gate.turn().await?),
             Db::Postgres(p, _) => WriteConn::Pooled(PoolConn::Postgres(p.acquire().await?)),
         })
     }
@@ -406,7 +412,7 @@ impl Store {
     /// The database could not begin the transaction.
     pub(crate) async fn snapshot(&self) -> Result<ReadTx, sqlx::Error> {
         match &self.db {
-            Db::Sqlite(p, _) => Ok(ReadTx {
+            Db::Sqlite(p, ..) => Ok(ReadTx {
                 tx: Tx::Sqlite(p.begin().await?),
             }),
             Db::Postgres(p, _) => Ok(ReadTx {
@@ -425,7 +431,7 @@ impl Store {
     /// No connection could be had.
     pub(crate) async fn conn(&self) -> Result<PoolConn, sqlx::Error> {
         Ok(match &self.db {
-            Db::Sqlite(p, _) => PoolConn::Sqlite(p.acquire().await?),
+            Db::Sqlite(p, ..) => PoolConn::Sqlite(p.acquire().await?),
             Db::Postgres(p, _) => PoolConn::Postgres(p.acquire().await?),
         })
     }
@@ -457,10 +463,19 @@ impl Store {
         let _ = self.audit_now(event).await;
     }
 
+    /// Stops SQLite's background checkpoints (the gateway's ordered
+    /// shutdown, before its last full checkpoint); nothing on PostgreSQL.
+    pub(crate) async fn stop_checkpoints(&self) {
+        if let Db::Sqlite(_, _, c) = &self.db {
+            c.stop().await;
+        }
+    }
+
     /// Closes the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite(p, gate) => {
+            Db::Sqlite(p, gate, checkpoints) => {
+                checkpoints.stop().await;
                 gate.close().await;
                 p.close().await;
             }
@@ -487,7 +502,7 @@ impl Store {
     /// integrity checks). `None` on PostgreSQL.
     pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.db {
-            Db::Sqlite(p, _) => Some(p),
+            Db::Sqlite(p, ..) => Some(p),
             Db::Postgres(..) => None,
         }
     }

@@ -245,6 +245,94 @@ async fn rekey_file(path: &Path, old: &DataKey, new: &DataKey) -> Result<(), Sto
     Ok(())
 }
 
+/// How often [`Checkpointer`] copies the WAL back into the database file.
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Bytes the WAL file is truncated to when SQLite starts it over.
+const WAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Checkpoints the WAL in the background, on a connection of its own,
+/// every [`CHECKPOINT_EVERY`]: `PASSIVE`, so it never waits for readers or
+/// holds up writers (they go on appending to the WAL meanwhile). The WAL
+/// therefore holds about a second of writes (more while a long read keeps
+/// its pages: the next checkpoint copies them). Stopped by [`Checkpointer::stop`]
+/// (the gateway's ordered shutdown, before its last full checkpoint) or
+/// when the last handle of its store is dropped.
+pub(crate) struct Checkpointer {
+    stop: tokio_util::sync::CancellationToken,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database `pool` opens (without a runtime,
+    /// e.g. a store made outside one, nothing is started and SQLite's last
+    /// connection checkpoints when it closes).
+    pub(crate) fn start(pool: &SqlitePool) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|rt| rt.spawn(checkpoints(pool.connect_options(), stop.clone())));
+        Self {
+            stop,
+            task: std::sync::Mutex::new(task),
+        }
+    }
+
+    /// Stops checkpointing and waits for a checkpoint under way.
+    pub(crate) async fn stop(&self) {
+        self.stop.cancel();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn checkpoints(
+    options: std::sync::Arc<SqliteConnectOptions>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut conn: Option<sqlx::SqliteConnection> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if conn.is_none() {
+            match <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&*options).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the database's checkpoint connection");
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut *c)
+            .await
+        {
+            tracing::warn!(error = %e, "database checkpoint failed");
+            conn = None;
+        }
+    }
+    if let Some(c) = conn
+        && let Err(e) = sqlx::Connection::close(c).await
+    {
+        tracing::debug!(error = %e, "cannot close the database's checkpoint connection");
+    }
+}
+
 /// How long a writer waits for another to finish (SQLite's busy timeout,
 /// and the store's own queue of writers: `super::WriteGate`).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -266,6 +354,13 @@ async fn connect(path: &Path, key: &DataKey) -> Result<SqlitePool, sqlx::Error> 
         .foreign_keys(true)
         // `jumpgate admin` writes while the server runs.
         .busy_timeout(BUSY_TIMEOUT)
+        // No checkpoint inside a committing writer (SQLite's default runs
+        // one in the commit that takes the WAL past 1000 pages, and every
+        // writer queued behind it waits): [`Checkpointer`] does them in the
+        // background. The WAL file is cut back to this size when it is
+        // reused after a burst.
+        .pragma("wal_autocheckpoint", "0")
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         // 256 KiB of page cache per pooled connection (SQLite's default is
         // 2 MiB): a gateway's working set is small, and its memory is what
         // bounds how many agents one machine holds.
@@ -494,6 +589,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(clashes, [("Alice".to_owned(), "alice".to_owned())]);
+    }
+
+    /// No writer's commit checkpoints the WAL (the control: the database
+    /// file keeps its size however much is written); the store's
+    /// background checkpoints copy it into the file, and stop with it.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_in_the_background_not_by_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let pool = open(&path).await.unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        // Far past SQLite's default auto-checkpoint (1000 pages).
+        for _ in 0..1200 {
+            sqlx::query("INSERT INTO t (v) VALUES (randomblob(4000))")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        assert_eq!(size(), before, "a writer checkpointed the WAL");
+        let store = crate::store::Store::sqlite(pool);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while size() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was never checkpointed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(size() > 1200 * 4000, "{}", size());
+        store.close().await;
     }
 
     #[tokio::test]
