@@ -38,7 +38,7 @@ struct Stream {
     /// libvpx time per changed screen pixel, as if coded at full size
     /// (smoothed; nanoseconds): what a change is predicted to cost.
     cost_ns_per_px: Option<f64>,
-    /// Frame intervals between video frames (smoothed, 1..=8).
+    /// Frame intervals between video frames (smoothed, see `next_spacing`: 0.75..=2).
     spacing: f64,
 }
 
@@ -367,14 +367,16 @@ impl Encoder {
                 }
             } else if video_due {
                 let (pts, duration) = s.next_pts(now);
-                // Frame intervals since the last video frame, smoothed:
-                // bursts inside occasional video (scrolling between
-                // keystrokes) keep the relaxed budget.
-                let gap = s.last_video.map_or(8.0, |t| {
-                    now.saturating_duration_since(t).as_secs_f64()
-                        * f64::from(config.max_fps.max(1))
+                // Frame intervals since the last video frame, smoothed
+                // (see `next_spacing`).
+                let gap = s.last_video.map_or(MAX_SPACING, |t| {
+                    video_gap(
+                        now.saturating_duration_since(t),
+                        s.vpx.last_took(),
+                        config.frame_interval(),
+                    )
                 });
-                s.spacing = 0.7 * s.spacing + 0.3 * gap.clamp(MIN_SPACING, 8.0);
+                s.spacing = next_spacing(s.spacing, gap);
                 // Reduced size only when most of the screen changed (heavy
                 // motion): a smaller change (a scrolling terminal, a moving
                 // window) stays sharp at full size, even if slower, so its
@@ -519,13 +521,21 @@ impl Encoder {
             // What was learnt about this screen's cost carries over a
             // forced keyframe (the keyframe itself is not typical).
             cost_ns_per_px: cost,
-            spacing: 8.0,
+            spacing: MAX_SPACING,
         };
         s.remember_rect(frame, Rect::new(0, 0, width, height));
         let (pts, duration) = s.next_pts(now);
         let out = s
             .vpx
             .encode(frame.data, frame.stride, 0, pts, duration, true)?;
+        if s.cost_ns_per_px.is_none() {
+            // Nothing learnt yet: the keyframe is the first estimate. A
+            // keyframe costs more than the frames after it, so the first
+            // frame of motion is coded smaller rather than too slowly
+            // (then the estimate follows the frames actually coded).
+            let area = u64::from(width) * u64::from(height);
+            s.note_cost(s.vpx.last_took(), area, 0);
+        }
         let mut packets = vec![Packet::StreamStart {
             width: width as u16,
             height: height as u16,
@@ -554,10 +564,10 @@ impl Encoder {
 /// budget (a finer size than now only with a quarter of it to spare,
 /// so sizes do not flip-flop), and at most one halving more than the
 /// last frame (VP9 predicts across at most a 2× size step). `spacing` is
-/// the smoothed time between video frames in frame intervals (0.75..=8):
-/// the budget is per interval, so occasional video (a scroll now and then
-/// between typing) may take longer per frame and stays full size, and a
-/// source faster than the frame rate (captured up to [`crate::min_spacing`]
+/// the smoothed time between video frames in frame intervals
+/// ([`MIN_SPACING`]..=[`MAX_SPACING`]): the budget is per interval, so
+/// occasional video may take a little longer per frame, and a source
+/// faster than the frame rate (captured up to [`crate::min_spacing`]
 /// apart) gets less per frame: libvpx time per second stays the same.
 fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &Config) -> u32 {
     let max = if config.codec == crate::Codec::Vp9 {
@@ -568,7 +578,7 @@ fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &
     let Some(cost) = cost else {
         return 0;
     };
-    let budget = config.video_budget.as_nanos() as f64 * spacing.clamp(MIN_SPACING, 8.0);
+    let budget = config.video_budget.as_nanos() as f64 * spacing.clamp(MIN_SPACING, MAX_SPACING);
     let predicted = |shift: u32| cost * area as f64 / f64::from(1u32 << (2 * shift));
     let want = (0..=max)
         .find(|&l| {
@@ -579,9 +589,42 @@ fn choose_shift(cost: Option<f64>, last: u32, area: u64, spacing: f64, config: &
     want.min(last + 1)
 }
 
+/// The time between two video frames in frame intervals, not counting
+/// what the previous frame's own coding took beyond one interval: a source
+/// painting every interval while a frame took three intervals to code is
+/// still a source of one frame per interval (counted as three, the slow
+/// frame would earn the next one a larger budget, and the one after that
+/// too: full-size frames for most of a second after motion starts).
+fn video_gap(since_last: Duration, last_took: Duration, interval: Duration) -> f64 {
+    let late = last_took.saturating_sub(interval);
+    since_last.saturating_sub(late).as_secs_f64() / interval.as_secs_f64().max(1e-6)
+}
+
+/// The smoothed spacing after a video frame `gap` intervals after the
+/// last: a shorter gap is taken at once (motion started: the budget per
+/// frame shrinks with the next frame, not over a dozen), a longer one
+/// raises it gradually (one pause in motion does not make the next frame
+/// full size).
+fn next_spacing(spacing: f64, gap: f64) -> f64 {
+    let gap = gap.clamp(MIN_SPACING, MAX_SPACING);
+    if gap < spacing {
+        gap
+    } else {
+        0.7 * spacing + 0.3 * gap
+    }
+}
+
 /// The shortest smoothed spacing (in frame intervals) the budget is
 /// scaled by: [`crate::min_spacing`] as a fraction of the interval.
 const MIN_SPACING: f64 = 0.75;
+
+/// The longest: a change of most of the screen after a pause gets at most
+/// two intervals' budget. The first frame of motion cannot be told from a
+/// one-off change (a window maximised); with more time it was coded at
+/// full size, several intervals long, and the source's next frames were
+/// replaced before they were captured. A one-off change coded at reduced
+/// size is made exact by the lossless refinement.
+const MAX_SPACING: f64 = 2.0;
 
 /// Marks the tiles `r` touches as possibly changed (clipped to the screen).
 fn mark(s: &mut Stream, r: Rect) {
@@ -626,7 +669,8 @@ mod tests {
         let edge = (16e6 * 4.0 / 40.0 * 0.9) as u64;
         assert_eq!(choose_shift(cost, 2, edge, 1.0, &config), 2);
         assert_eq!(choose_shift(cost, 1, edge, 1.0, &config), 1);
-        // Video only every fifth interval: five times the time per frame.
+        // Video only every fifth interval: more time per frame (two
+        // intervals at most, see MAX_SPACING).
         assert_eq!(choose_shift(cost, 0, screen / 4, 5.0, &config), 0);
         assert_eq!(choose_shift(cost, 0, screen / 4, 1.0, &config), 1);
         // Never reduced: VP8, max_downscale 0, or no budget.
@@ -645,6 +689,45 @@ mod tests {
             ..config
         };
         assert_eq!(choose_shift(cost, 0, screen, 1.0, &unlimited), 0);
+    }
+
+    /// Motion after a pause: the first frame gets at most two intervals'
+    /// budget, the ones after it shrink at once to what fits one interval,
+    /// even when the one before took three intervals to code (which is not
+    /// the source's spacing); a pause raises the budget again gradually.
+    #[test]
+    fn motion_shrinks_the_coded_size_from_the_second_frame() {
+        let config = Config {
+            video_budget: Duration::from_micros(16_667),
+            max_downscale: 2,
+            ..Config::default()
+        };
+        let interval = config.frame_interval();
+        let ms = Duration::from_millis;
+        let screen = 1920 * 1080;
+        // 40 ns per pixel: 83 ms at full size, 21 ms at half, 5 at a quarter.
+        let cost = Some(40.0);
+        // After a pause: two intervals' budget (not eight: full size).
+        let mut spacing = next_spacing(MAX_SPACING, 8.0);
+        assert_eq!(spacing, MAX_SPACING);
+        assert_eq!(choose_shift(cost, 0, screen, spacing, &config), 1);
+        assert_eq!(choose_shift(cost, 0, screen, 8.0, &config), 1);
+        // The source paints every 33 ms; the full-size frame took 83 ms,
+        // the next is captured 86 ms after it: about one interval apart.
+        let gap = video_gap(ms(86), ms(83), interval);
+        assert!((gap - 1.09).abs() < 0.01, "{gap}");
+        spacing = next_spacing(spacing, gap);
+        assert_eq!(spacing, gap);
+        assert_eq!(choose_shift(cost, 0, screen, spacing, &config), 1);
+        spacing = next_spacing(spacing, video_gap(ms(34), ms(21), interval));
+        assert_eq!(choose_shift(cost, 1, screen, spacing, &config), 2);
+        // A frame that took under an interval: the gap counts in full.
+        assert!((video_gap(ms(100), ms(5), interval) - 3.0).abs() < 0.01);
+        // Gaps under the shortest spacing count as it.
+        assert_eq!(next_spacing(1.0, 0.2), MIN_SPACING);
+        // A pause raises the spacing gradually, up to two intervals.
+        assert!((next_spacing(1.0, 8.0) - 1.3).abs() < 1e-9);
+        assert!((next_spacing(1.0, 1.5) - 1.15).abs() < 1e-9);
     }
 
     #[test]
@@ -800,6 +883,8 @@ mod tests {
             );
             now += Duration::from_millis(40);
         }
-        assert_eq!(shifts, [0, 0, 1, 2, 2, 0, 0, 0]);
+        // The keyframe (t = 0) is the first cost estimate: over a zero
+        // budget, so the first frame after it is half size already.
+        assert_eq!(shifts, [0, 1, 2, 2, 2, 0, 0, 0]);
     }
 }

@@ -1194,6 +1194,16 @@ fn encoder_config(max_fps: u32, codec: &str) -> CodecConfig {
     config
 }
 
+/// Whether an encode that did `stats` starts [`jumpgate_codec::min_spacing`]
+/// before the next capture: one that sent changes (a video frame or
+/// lossless tiles of a change) does. A refinement alone does not: made
+/// between two frames of a moving source (its still parts, made exact),
+/// it would push the capture of the next frame back by most of an
+/// interval, past the frame after it.
+fn spaces_next_capture(stats: &jumpgate_codec::EncodeStats) -> bool {
+    stats.video_frames > 0 || stats.lossless_tiles > 0
+}
+
 /// Capture → encode → `Video`, paced by acknowledgements.
 fn capture_loop(
     mut capturer: Capturer,
@@ -1347,7 +1357,7 @@ impl CaptureState {
                     .map_err(|e| e.to_string())?;
                 self.retry = stats.deferred;
                 idle_encode = packets.is_empty();
-                if !packets.is_empty() {
+                if spaces_next_capture(&stats) {
                     last_encode = Some(now);
                 }
                 for p in packets {
@@ -1666,8 +1676,39 @@ pub fn run_consent_ui() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CODECS, check_display_name, choose_codec, encoder_config};
+    use super::{CODECS, check_display_name, choose_codec, encoder_config, spaces_next_capture};
+    use jumpgate_codec::EncodeStats;
     use jumpgate_proto::desktop::codec;
+
+    /// A refinement made between two frames of a moving picture does not
+    /// hold the next frame's capture back; a change sent does.
+    #[test]
+    fn only_a_change_sent_spaces_the_next_capture() {
+        let video = EncodeStats {
+            changed_tiles: 2040,
+            video_frames: 1,
+            refined_tiles: 2,
+            ..EncodeStats::default()
+        };
+        let typed = EncodeStats {
+            changed_tiles: 1,
+            lossless_tiles: 1,
+            ..EncodeStats::default()
+        };
+        let refined = EncodeStats {
+            refined_tiles: 2,
+            ..EncodeStats::default()
+        };
+        let held = EncodeStats {
+            changed_tiles: 2040,
+            deferred: true,
+            ..EncodeStats::default()
+        };
+        assert!(spaces_next_capture(&video));
+        assert!(spaces_next_capture(&typed));
+        assert!(!spaces_next_capture(&refined));
+        assert!(!spaces_next_capture(&held));
+    }
 
     /// A viewer that draws full-size pictures only never gets a reduced
     /// one: the encoder may not scale down. One that offers no list is
