@@ -29,6 +29,7 @@ mod recordings;
 mod support;
 
 pub use recordings::{CastStream, RecordingFilter};
+pub use support::SupportEvents;
 
 /// Which session events to list (all filters optional).
 #[derive(Clone, Debug, Default)]

@@ -234,6 +234,7 @@ pub async fn run(
         tasks: TaskTracker::new(),
         login_limiter: crate::identity::login_rate_limiter(),
         support_limits: crate::support::Limits::default(),
+        support_hub: Default::default(),
         key_sweep: std::sync::Arc::default(),
         endpoint_list: Default::default(),
     });

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) login_limiter: crate::identity::lockout::RateLimiter,
     /// The support portal's key and request limits.
     pub(crate) support_limits: crate::support::Limits,
+    /// Attended support's live events (technicians' queues).
+    pub(crate) support_hub: crate::support::hub::Hub,
     /// Wakes the key task (a rotation happened: sweep now).
     pub(crate) key_sweep: Arc<tokio::sync::Notify>,
     /// The endpoint list, as last read from the store.

@@ -132,6 +132,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/support/keys", Only(SUPPORT)),
         ("GET /api/v1/support/sessions", Only(SUPPORT_READERS)),
         ("GET /api/v1/queues", Only(SUPPORT_READERS)),
+        ("GET /api/v1/support/events", Only(SUPPORT_READERS)),
         ("POST /api/v1/queues", Only(ADMIN)),
         ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
         ("DELETE /api/v1/queues/{name}", Only(ADMIN)),
@@ -192,6 +193,14 @@ impl Gateway {
 /// the caller's view do not exist for it), or denied.
 async fn allowed(client: &Client, method: &Method, path: &str, route: &str) -> bool {
     let per_endpoint = route.ends_with("/connect");
+    if path == "/api/v1/support/events" {
+        // An event stream never ends: allowed once its headers say so.
+        return match client.support_events().await {
+            Ok(_) => true,
+            Err(ClientError::Api { status, .. }) => !(status == 401 || status == 403),
+            Err(e) => panic!("{route}: {e}"),
+        };
+    }
     let body = if matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE

@@ -385,6 +385,7 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ("GET /portal/logo", (Nothing, vec![])),
         ("GET /api/v1/portal/settings", (Nothing, vec![])),
         ("GET /api/v1/queues", (Nothing, vec![])),
+        ("GET /api/v1/support/events", (Nothing, vec![])),
         (
             "POST /api/v1/portal/key",
             (

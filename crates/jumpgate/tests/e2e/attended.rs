@@ -1,8 +1,9 @@
 //! Attended support, first part: an administrator makes a queue, a
 //! technician makes a session key with `jg support key`, a customer
 //! redeems it at the portal (no login) and asks for help with the form,
-//! and the technician lists the sessions; one answer for a used and an
-//! unknown key; nothing of the key in the audit log or the gateway log.
+//! and the technician lists the sessions and follows the queue live; one
+//! answer for a used and an unknown key; nothing of the key in the audit
+//! log or the gateway log.
 
 use jumpgate_api_types::support as api;
 use jumpgate_client::Method;
@@ -83,6 +84,22 @@ async fn a_queue_a_key_redeemed_at_the_portal_and_a_request_list_as_support_sess
         String::from_utf8_lossy(&used.1).contains("invalid_session_key"),
         "{used:?}"
     );
+    // The technician follows the queue live: a snapshot (the key's session,
+    // waiting for its download), then the form's session as it arrives.
+    let token = site.saved_token(&tina);
+    let follower = site.api_client().with_token(token);
+    let mut events = tokio::time::timeout(WAIT, follower.support_events())
+        .await
+        .unwrap()
+        .unwrap();
+    match next(&mut events).await {
+        Some(api::SupportEvent::Snapshot { sessions }) => {
+            let who: Vec<&str> = sessions.iter().map(|s| s.customer.as_str()).collect();
+            assert_eq!(who, ["Customer"], "{sessions:?}");
+            assert_eq!(sessions[0].for_user.as_deref(), Some("tina"));
+        }
+        other => panic!("expected a snapshot first: {other:?}"),
+    }
     let form = anon
         .portal_request(&api::HelpRequest {
             name: "Jo Customer".into(),
@@ -92,6 +109,36 @@ async fn a_queue_a_key_redeemed_at_the_portal_and_a_request_list_as_support_sess
         .await
         .unwrap();
     assert_ne!(form.download, dl.download);
+    match next(&mut events).await {
+        Some(api::SupportEvent::Session { session }) => {
+            assert_eq!(
+                (session.customer.as_str(), session.problem.as_str()),
+                ("Jo Customer", "The printer prints nothing")
+            );
+            assert_eq!(
+                (session.queue.as_str(), session.state.as_str()),
+                ("helpdesk", "pending")
+            );
+        }
+        other => panic!("expected the new session: {other:?}"),
+    }
+    // Someone who is no queue's member follows nothing.
+    let outsider = tokio::time::timeout(
+        WAIT,
+        site.api_client()
+            .with_token(site.saved_token(&site.jg_home()))
+            .support_events(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut outsider = outsider;
+    match next(&mut outsider).await {
+        Some(api::SupportEvent::Snapshot { sessions }) => {
+            assert!(sessions.is_empty(), "{sessions:?}")
+        }
+        other => panic!("expected an empty snapshot: {other:?}"),
+    }
 
     // The technician sees both, newest first.
     let rows: Vec<api::SupportSessionRow> = serde_json::from_str(&ok(&site
@@ -140,4 +187,9 @@ async fn a_queue_a_key_redeemed_at_the_portal_and_a_request_list_as_support_sess
     let log = site.gateway_log_through_now().await;
     assert!(log.contains("login"), "the log was captured: {log}");
     assert!(!log.contains(&digits), "the key is in the gateway log");
+}
+
+/// The next support event, within the harness's patience.
+async fn next(e: &mut jumpgate_client::SupportEvents) -> Option<api::SupportEvent> {
+    tokio::time::timeout(WAIT, e.next()).await.unwrap().unwrap()
 }

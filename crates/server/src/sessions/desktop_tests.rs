@@ -56,6 +56,7 @@ async fn sites(test: &str) -> Vec<Site> {
             tasks: tokio_util::task::TaskTracker::new(),
             login_limiter: crate::identity::login_rate_limiter(),
             support_limits: crate::support::Limits::default(),
+            support_hub: Default::default(),
             key_sweep: std::sync::Arc::default(),
             endpoint_list: Default::default(),
         });

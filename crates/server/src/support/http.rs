@@ -4,12 +4,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
 use jumpgate_api_types::ErrorCode;
 use jumpgate_api_types::support as api;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{SupportError, history, keys, portal, queues};
+use super::{SupportError, history, hub, keys, portal, queues};
 use crate::api::{ApiError, ApiJson, PeerAddr};
 use crate::ids;
 use crate::rbac::{Action, Caller};
@@ -75,6 +78,7 @@ pub(crate) fn routes(api: Api) -> Api {
             Site(Action::ReadSupportSessions),
             list_sessions,
         )
+        .get("/api/v1/support/events", Site(Action::ReadQueues), events)
         .get("/api/v1/queues", Site(Action::ReadQueues), list_queues)
         .post("/api/v1/queues", Site(Action::WriteQueues), create_queue)
         .patch(
@@ -126,7 +130,10 @@ async fn redeem_key(
     }
     let addr = peer.ip().to_string();
     match keys::redeem(&st.db, &st.keys, &req.key, &addr).await {
-        Ok(p) => Ok(Json(download(&p)).into_response()),
+        Ok(p) => {
+            announce(&st, &p).await;
+            Ok(Json(download(&p)).into_response())
+        }
         Err(SupportError::InvalidKey) => {
             let _ = limits.key_failures.check(SITE, now);
             keys::audit_failure(&st.db, &addr).await?;
@@ -156,7 +163,96 @@ async fn request_help(
         &peer.ip().to_string(),
     )
     .await?;
+    announce(&st, &p).await;
     Ok((StatusCode::CREATED, Json(download(&p))).into_response())
+}
+
+/// Tells the technicians' event streams about a new support session.
+async fn announce(st: &AppState, p: &keys::Pending) {
+    match hub::session(&st.db, &st.keys, p.id.as_str()).await {
+        Ok(Some(s)) => {
+            let queue = s.queue.clone();
+            st.support_hub.publish(
+                &queue,
+                api::SupportEvent::Session {
+                    session: Box::new(s),
+                },
+            );
+        }
+        Ok(None) => {}
+        // The session is stored; a stream that missed it shows it on its
+        // next snapshot.
+        Err(e) => tracing::warn!(support = %p.id, error = %e, "cannot announce a support session"),
+    }
+}
+
+/// How often an idle event stream gets a comment line (keeps proxies from
+/// closing it, and tells the client the gateway is there).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn sse_event(e: &api::SupportEvent) -> Event {
+    let name = match e {
+        api::SupportEvent::Snapshot { .. } => "snapshot",
+        api::SupportEvent::Session { .. } => "session",
+        api::SupportEvent::Left { .. } => "left",
+        api::SupportEvent::Chat { .. } => "chat",
+        api::SupportEvent::Invite { .. } => "invite",
+    };
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(e).unwrap_or_default())
+}
+
+/// `GET /api/v1/support/events`: a snapshot of the subscriber's queues,
+/// then every change as it happens (server-sent events). A subscriber that
+/// falls behind gets a fresh snapshot.
+async fn events(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let in_group = |g: &str| who.groups.contains(g);
+    let visible = match who.user_id() {
+        Some(id) => hub::visible_queues(&st.db, id.as_str(), &in_group).await?,
+        // An API client (a reporting tool) sees every queue of its groups.
+        None => queues::list(&st.db)
+            .await?
+            .into_iter()
+            .filter(|q| in_group(&q.group))
+            .map(|q| q.name)
+            .collect(),
+    };
+    // Subscribed before the snapshot is read: nothing falls in between.
+    let rx = st.support_hub.subscribe();
+    let snapshot = hub::open_sessions(&st.db, &st.keys, &visible).await?;
+    let first = api::SupportEvent::Snapshot { sessions: snapshot };
+    let state = (rx, Some(first), st.clone(), visible);
+    let stream = futures_util::stream::unfold(state, |(mut rx, pending, st, visible)| async move {
+        if let Some(e) = pending {
+            return Some((Ok(sse_event(&e)), (rx, None, st, visible)));
+        }
+        loop {
+            match rx.recv().await {
+                Ok(p) if visible.contains(&p.queue) => {
+                    return Some((Ok(sse_event(&p.event)), (rx, None, st, visible)));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match hub::open_sessions(&st.db, &st.keys, &visible).await {
+                        Ok(sessions) => {
+                            let e = api::SupportEvent::Snapshot { sessions };
+                            return Some((Ok(sse_event(&e)), (rx, None, st, visible)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "support events: cannot read a snapshot; closing the stream");
+                            return None;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 async fn get_settings(State(st): State<AppState>) -> Result<Json<api::PortalSettings>, ApiError> {

@@ -5,11 +5,13 @@
 //! Built so far: queues ([`queues`]), session keys and the portal's
 //! request form ([`keys`]), the portal's branding and public information
 //! ([`portal`]), the sealed fields and their keys ([`crypto`]), the list of
-//! support sessions ([`history`]), and their routes ([`http`]). Owns the `support_*` tables ([`schema`]).
+//! support sessions ([`history`]), the live events technicians' queues
+//! follow ([`hub`]), and their routes ([`http`]). Owns the `support_*` tables ([`schema`]).
 
 mod crypto;
 mod history;
 pub(crate) mod http;
+pub(crate) mod hub;
 mod keys;
 mod portal;
 mod queues;
