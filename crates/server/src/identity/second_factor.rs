@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::NONCE_LEN;
 
 use super::{IdentityError, UserRecord, mfa};
 use crate::ids::{self, UserId};
@@ -56,17 +56,7 @@ fn seal_with(
     user: &UserId,
     secret: &mfa::TotpSecret,
 ) -> Result<Vec<u8>, KeyError> {
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| KeyError::Malformed)?,
-    );
-    let nonce = ids::random_bytes::<NONCE_LEN>();
-    let mut sealed = secret.as_bytes().to_vec();
-    aead.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(totp_aad(user).as_bytes()),
-        &mut sealed,
-    )
-    .map_err(|_| KeyError::Random)?;
+    let (nonce, sealed) = key.seal(totp_aad(user).as_bytes(), secret.as_bytes())?;
     let w = wrapped.as_str().as_bytes();
     let len = u16::try_from(w.len()).map_err(|_| KeyError::Malformed)?;
     let mut out = Vec::with_capacity(SEALED_MAGIC.len() + 2 + w.len() + NONCE_LEN + sealed.len());
@@ -120,15 +110,10 @@ fn open(keys: &Keyring, user: &UserId, blob: &[u8]) -> Result<mfa::TotpSecret, K
             ciphertext,
         } => {
             let key = keys.unwrap(TOTP_KEY_PURPOSE, &wrapped)?;
-            let aead = LessSafeKey::new(
-                UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| KeyError::Malformed)?,
-            );
-            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Malformed)?;
-            let mut buf = zeroize::Zeroizing::new(ciphertext.to_vec());
-            let plain = aead
-                .open_in_place(nonce, Aad::from(totp_aad(user).as_bytes()), &mut buf)
+            let plain = key
+                .open(totp_aad(user).as_bytes(), nonce, ciphertext)
                 .map_err(|_| KeyError::Unwrap(TOTP_KEY_PURPOSE.as_str()))?;
-            mfa::TotpSecret::from_bytes(plain).ok_or(KeyError::Malformed)
+            mfa::TotpSecret::from_bytes(&plain).ok_or(KeyError::Malformed)
         }
     }
 }

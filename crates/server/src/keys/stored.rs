@@ -79,6 +79,80 @@ pub(crate) trait WrappedKeys: Sync {
     ) -> Result<bool, sqlx::Error>;
 }
 
+/// A domain table that holds one wrapped key per row under a text id: the
+/// [`WrappedKeys`] of the domain is its four statements (constants of the
+/// domain, which owns the table).
+pub(crate) struct TableKeys {
+    pub(crate) name: &'static str,
+    pub(crate) purpose: Purpose,
+    /// `SELECT COUNT(*) FROM t`.
+    pub(crate) count_all: &'static str,
+    /// The same, `WHERE wrapped_key LIKE $1`.
+    pub(crate) count_like: &'static str,
+    /// `SELECT id, wrapped_key FROM t WHERE id > $1 AND wrapped_key NOT
+    /// LIKE $2 ORDER BY id LIMIT $3`.
+    pub(crate) stale_after: &'static str,
+    /// `UPDATE t SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3`.
+    pub(crate) replace: &'static str,
+}
+
+#[async_trait::async_trait]
+impl WrappedKeys for TableKeys {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    async fn count_by_version(
+        &self,
+        e: &mut dyn Exec,
+        versions: &[u32],
+    ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
+        count_like(e, self.purpose, versions, self.count_all, self.count_like).await
+    }
+
+    async fn stale_after(
+        &self,
+        e: &mut dyn Exec,
+        current: u32,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredKey>, sqlx::Error> {
+        use crate::store::sql;
+        let rows: Vec<(String, String)> = sql!(e, |c| sqlx::query_as(self.stale_after)
+            .bind(after)
+            .bind(like_version(self.purpose, current))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, w)| StoredKey::new(id, w))
+            .collect())
+    }
+
+    async fn replace(
+        &self,
+        e: &mut dyn Exec,
+        id: &str,
+        old: &WrappedKey,
+        new: &WrappedKey,
+    ) -> Result<bool, sqlx::Error> {
+        use crate::store::sql;
+        let n = sql!(e, |c| sqlx::query(self.replace)
+            .bind(new.as_str())
+            .bind(id)
+            .bind(old.as_str())
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}
+
 /// Every domain that stores wrapped data keys, in sweep order.
 ///
 /// A domain that starts storing wrapped keys adds itself here, and it is
@@ -87,11 +161,11 @@ pub(crate) trait WrappedKeys: Sync {
 /// as `&crate::identity::…` once they exist.
 pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
     &[
-        &crate::recordings::StoredKeys,
+        &crate::recordings::STORED_KEYS,
         &crate::vault::StoredKeys,
         &crate::identity::TotpKeys,
-        &crate::support::SessionKeys,
-        &crate::support::PepperKey,
+        &crate::support::SESSION_KEYS,
+        &crate::support::PEPPER_KEY,
     ]
 }
 

@@ -905,7 +905,7 @@ mod tests {
             e: &mut dyn Exec,
             versions: &[u32],
         ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
-            crate::recordings::StoredKeys
+            crate::recordings::STORED_KEYS
                 .count_by_version(e, versions)
                 .await
         }
@@ -916,7 +916,7 @@ mod tests {
             after: &str,
             limit: u32,
         ) -> Result<Vec<StoredKey>, sqlx::Error> {
-            let batch = crate::recordings::StoredKeys
+            let batch = crate::recordings::STORED_KEYS
                 .stale_after(e, current, after, limit)
                 .await?;
             let first = self.wrote.lock().unwrap().is_none();
@@ -926,7 +926,7 @@ mod tests {
                 let (_, mine) = self.keys.new_data_key(Purpose::Recordings).unwrap();
                 let mut w = self.db.write().await?;
                 assert!(
-                    crate::recordings::StoredKeys
+                    crate::recordings::STORED_KEYS
                         .replace(&mut w, &k.id, &k.wrapped, &mine)
                         .await?
                 );
@@ -942,7 +942,9 @@ mod tests {
             old: &WrappedKey,
             new: &WrappedKey,
         ) -> Result<bool, sqlx::Error> {
-            crate::recordings::StoredKeys.replace(e, id, old, new).await
+            crate::recordings::STORED_KEYS
+                .replace(e, id, old, new)
+                .await
         }
     }
 

@@ -150,3 +150,58 @@ pub(super) fn wrap_with(
 pub(super) fn aad(purpose: Purpose, version: u32) -> String {
     format!("jumpgate:{}:v{version}", purpose.as_str())
 }
+
+impl DataKey {
+    /// Seals `plain` with AES-256-GCM under this data key, bound to `aad`
+    /// (which names what the value is, so it cannot be moved): a fresh
+    /// random nonce, and the ciphertext with its tag. The domains that
+    /// keep sealed values (vault versions, TOTP secrets, support sessions)
+    /// store the two as they like.
+    pub(crate) fn seal(
+        &self,
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>), KeyError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| KeyError::Random)?;
+        let mut sealed = plain.to_vec();
+        self.aead()?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut sealed,
+            )
+            .map_err(|_| KeyError::Random)?;
+        Ok((nonce, sealed))
+    }
+
+    /// Opens what [`DataKey::seal`] made, with the same `aad`.
+    ///
+    /// # Errors
+    /// [`KeyError::Malformed`]: a nonce of the wrong length, or a
+    /// ciphertext altered or sealed under another key or `aad`.
+    pub(crate) fn open(
+        &self,
+        aad: &[u8],
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Malformed)?;
+        let mut buf = Zeroizing::new(ciphertext.to_vec());
+        let n = self
+            .aead()?
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| KeyError::Malformed)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    fn aead(&self) -> Result<LessSafeKey, KeyError> {
+        Ok(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &self.0).map_err(|_| KeyError::Malformed)?,
+        ))
+    }
+}

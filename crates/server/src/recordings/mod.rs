@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::blobs::Blobs;
 use crate::ids::{self, RecordingId, SessionId};
-use crate::keys::stored::{self, StoredKey, WrappedKeys};
+use crate::keys::stored;
 use crate::keys::{Keyring, Purpose, WrappedKey};
 use crate::sessions::StopHandle;
 use crate::store::{AuditAction, AuditEvent, Engine, Exec, Store, sql};
@@ -1033,74 +1033,15 @@ pub(crate) async fn expire(
 
 /// The recordings' wrapped data keys (one per recording, by recording
 /// id), for the key sweep and key status (`keys::stored`).
-pub(crate) struct StoredKeys;
-
-#[async_trait::async_trait]
-impl WrappedKeys for StoredKeys {
-    fn name(&self) -> &'static str {
-        "recordings"
-    }
-
-    fn purpose(&self) -> Purpose {
-        Purpose::Recordings
-    }
-
-    async fn count_by_version(
-        &self,
-        e: &mut dyn Exec,
-        versions: &[u32],
-    ) -> Result<std::collections::BTreeMap<Option<u32>, u64>, sqlx::Error> {
-        stored::count_like(
-            e,
-            Purpose::Recordings,
-            versions,
-            "SELECT COUNT(*) FROM recordings",
-            "SELECT COUNT(*) FROM recordings WHERE wrapped_key LIKE $1",
-        )
-        .await
-    }
-
-    async fn stale_after(
-        &self,
-        e: &mut dyn Exec,
-        current: u32,
-        after: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredKey>, sqlx::Error> {
-        let rows: Vec<(String, String)> = sql!(e, |c| sqlx::query_as(
-            "SELECT id, wrapped_key FROM recordings
-              WHERE id > $1 AND wrapped_key NOT LIKE $2 ORDER BY id LIMIT $3",
-        )
-        .bind(after)
-        .bind(stored::like_version(Purpose::Recordings, current))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, w)| StoredKey::new(id, w))
-            .collect())
-    }
-
-    async fn replace(
-        &self,
-        e: &mut dyn Exec,
-        id: &str,
-        old: &WrappedKey,
-        new: &WrappedKey,
-    ) -> Result<bool, sqlx::Error> {
-        let n = sql!(e, |c| sqlx::query(
-            "UPDATE recordings SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3"
-        )
-        .bind(new.as_str())
-        .bind(id)
-        .bind(old.as_str())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(n == 1)
-    }
-}
+pub(crate) const STORED_KEYS: stored::TableKeys = stored::TableKeys {
+    name: "recordings",
+    purpose: Purpose::Recordings,
+    count_all: "SELECT COUNT(*) FROM recordings",
+    count_like: "SELECT COUNT(*) FROM recordings WHERE wrapped_key LIKE $1",
+    stale_after: "SELECT id, wrapped_key FROM recordings
+          WHERE id > $1 AND wrapped_key NOT LIKE $2 ORDER BY id LIMIT $3",
+    replace: "UPDATE recordings SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3",
+};
 
 #[cfg(test)]
 mod tests;

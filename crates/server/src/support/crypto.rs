@@ -4,12 +4,9 @@
 //! pepper that session keys are hashed with (wrapped by the `Vault` KEK).
 //! Both are swept by the key rotation ([`SessionKeys`], [`PepperKey`]).
 
-use std::collections::BTreeMap;
+use aws_lc_rs::aead::NONCE_LEN;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-
-use crate::keys::stored::{self, StoredKey, WrappedKeys};
+use crate::keys::stored::TableKeys;
 use crate::keys::{DataKey, KeyError, Keyring, Purpose, WrappedKey};
 use crate::store::{Exec, sql};
 
@@ -18,48 +15,47 @@ pub(crate) const SESSION_KEY_PURPOSE: Purpose = Purpose::Recordings;
 /// The KEK purpose of the session-key pepper.
 pub(crate) const PEPPER_PURPOSE: Purpose = Purpose::Vault;
 
-/// Seals `plain` as `nonce ‖ ciphertext ‖ tag`, bound to `aad` (which
-/// names the row and field, so a sealed value cannot be moved).
+/// Seals `plain` as `nonce ‖ ciphertext ‖ tag` ([`DataKey::seal`]), bound
+/// to `aad` (which names the row and field, so a sealed value cannot be
+/// moved).
 pub(crate) fn seal(key: &DataKey, aad: &str, plain: &[u8]) -> Result<Vec<u8>, KeyError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
-        .map_err(|_| KeyError::Random)?;
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| KeyError::Malformed)?,
-    );
-    let mut body = plain.to_vec();
-    aead.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad.as_bytes()),
-        &mut body,
-    )
-    .map_err(|_| KeyError::Malformed)?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&body);
-    Ok(out)
+    let (nonce, sealed) = key.seal(aad.as_bytes(), plain)?;
+    Ok([&nonce[..], &sealed].concat())
 }
 
 /// Opens what [`seal`] made with the same `aad`.
 pub(crate) fn open(key: &DataKey, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
-    if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-        return Err(KeyError::Malformed);
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Malformed)?;
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| KeyError::Malformed)?,
-    );
-    let mut body = body.to_vec();
-    let plain = aead
-        .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut body)
-        .map_err(|_| KeyError::Malformed)?;
-    Ok(plain.to_vec())
+    let (nonce, body) = sealed
+        .split_at_checked(NONCE_LEN)
+        .ok_or(KeyError::Malformed)?;
+    Ok(key.open(aad.as_bytes(), nonce, body)?.to_vec())
 }
 
 /// The associated data of a support session's sealed field.
 pub(crate) fn field_aad(support_id: &str, field: &str) -> String {
     format!("jumpgate support v1\0{support_id}\0{field}")
+}
+
+/// A sealed field of support session `id` as technicians see it, opened
+/// with the session's wrapped key: `?` (and an error in the log) when it
+/// does not open, so a damaged row is shown, not hidden.
+pub(crate) fn shown_field(
+    keys: &Keyring,
+    id: &str,
+    wrapped: &str,
+    field: &str,
+    sealed: &[u8],
+) -> String {
+    let plain = keys
+        .unwrap(SESSION_KEY_PURPOSE, &WrappedKey::from(wrapped.to_owned()))
+        .and_then(|k| open(&k, &field_aad(id, field), sealed));
+    match plain {
+        Ok(p) => String::from_utf8_lossy(&p).into_owned(),
+        Err(e) => {
+            tracing::error!(support = %id, field, error = %e, "a support session's sealed field does not open");
+            "?".to_owned()
+        }
+    }
 }
 
 /// The pepper's data key, made (and stored wrapped) on first use. Several
@@ -101,141 +97,23 @@ pub(crate) enum PepperError {
 }
 
 /// Support sessions' data keys (by support session id).
-pub(crate) struct SessionKeys;
+pub(crate) const SESSION_KEYS: TableKeys = TableKeys {
+    name: "support sessions",
+    purpose: SESSION_KEY_PURPOSE,
+    count_all: "SELECT COUNT(*) FROM support_sessions",
+    count_like: "SELECT COUNT(*) FROM support_sessions WHERE wrapped_key LIKE $1",
+    stale_after: "SELECT id, wrapped_key FROM support_sessions
+          WHERE id > $1 AND wrapped_key NOT LIKE $2 ORDER BY id LIMIT $3",
+    replace: "UPDATE support_sessions SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3",
+};
 
-#[async_trait::async_trait]
-impl WrappedKeys for SessionKeys {
-    fn name(&self) -> &'static str {
-        "support sessions"
-    }
-
-    fn purpose(&self) -> Purpose {
-        SESSION_KEY_PURPOSE
-    }
-
-    async fn count_by_version(
-        &self,
-        e: &mut dyn Exec,
-        versions: &[u32],
-    ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
-        stored::count_like(
-            e,
-            SESSION_KEY_PURPOSE,
-            versions,
-            "SELECT COUNT(*) FROM support_sessions",
-            "SELECT COUNT(*) FROM support_sessions WHERE wrapped_key LIKE $1",
-        )
-        .await
-    }
-
-    async fn stale_after(
-        &self,
-        e: &mut dyn Exec,
-        current: u32,
-        after: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredKey>, sqlx::Error> {
-        let rows: Vec<(String, String)> = sql!(e, |c| sqlx::query_as(
-            "SELECT id, wrapped_key FROM support_sessions
-              WHERE id > $1 AND wrapped_key NOT LIKE $2 ORDER BY id LIMIT $3",
-        )
-        .bind(after)
-        .bind(stored::like_version(SESSION_KEY_PURPOSE, current))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, w)| StoredKey::new(id, w))
-            .collect())
-    }
-
-    async fn replace(
-        &self,
-        e: &mut dyn Exec,
-        id: &str,
-        old: &WrappedKey,
-        new: &WrappedKey,
-    ) -> Result<bool, sqlx::Error> {
-        let n = sql!(e, |c| sqlx::query(
-            "UPDATE support_sessions SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3"
-        )
-        .bind(new.as_str())
-        .bind(id)
-        .bind(old.as_str())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(n == 1)
-    }
-}
-
-/// The session-key pepper (one row).
-pub(crate) struct PepperKey;
-
-#[async_trait::async_trait]
-impl WrappedKeys for PepperKey {
-    fn name(&self) -> &'static str {
-        "support key pepper"
-    }
-
-    fn purpose(&self) -> Purpose {
-        PEPPER_PURPOSE
-    }
-
-    async fn count_by_version(
-        &self,
-        e: &mut dyn Exec,
-        versions: &[u32],
-    ) -> Result<BTreeMap<Option<u32>, u64>, sqlx::Error> {
-        stored::count_like(
-            e,
-            PEPPER_PURPOSE,
-            versions,
-            "SELECT COUNT(*) FROM support_pepper",
-            "SELECT COUNT(*) FROM support_pepper WHERE wrapped_key LIKE $1",
-        )
-        .await
-    }
-
-    async fn stale_after(
-        &self,
-        e: &mut dyn Exec,
-        current: u32,
-        after: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredKey>, sqlx::Error> {
-        let rows: Vec<(String, String)> = sql!(e, |c| sqlx::query_as(
-            "SELECT name, wrapped_key FROM support_pepper
-              WHERE name > $1 AND wrapped_key NOT LIKE $2 ORDER BY name LIMIT $3",
-        )
-        .bind(after)
-        .bind(stored::like_version(PEPPER_PURPOSE, current))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, w)| StoredKey::new(id, w))
-            .collect())
-    }
-
-    async fn replace(
-        &self,
-        e: &mut dyn Exec,
-        id: &str,
-        old: &WrappedKey,
-        new: &WrappedKey,
-    ) -> Result<bool, sqlx::Error> {
-        let n = sql!(e, |c| sqlx::query(
-            "UPDATE support_pepper SET wrapped_key = $1 WHERE name = $2 AND wrapped_key = $3"
-        )
-        .bind(new.as_str())
-        .bind(id)
-        .bind(old.as_str())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(n == 1)
-    }
-}
+/// The session-key pepper (one row, by name).
+pub(crate) const PEPPER_KEY: TableKeys = TableKeys {
+    name: "support key pepper",
+    purpose: PEPPER_PURPOSE,
+    count_all: "SELECT COUNT(*) FROM support_pepper",
+    count_like: "SELECT COUNT(*) FROM support_pepper WHERE wrapped_key LIKE $1",
+    stale_after: "SELECT name, wrapped_key FROM support_pepper
+          WHERE name > $1 AND wrapped_key NOT LIKE $2 ORDER BY name LIMIT $3",
+    replace: "UPDATE support_pepper SET wrapped_key = $1 WHERE name = $2 AND wrapped_key = $3",
+};

@@ -4,9 +4,9 @@
 use jumpgate_api_types::support as api;
 
 use super::SupportError;
-use super::crypto::{self, field_aad};
+use super::crypto;
 use crate::ids;
-use crate::keys::{Keyring, WrappedKey};
+use crate::keys::Keyring;
 use crate::rbac::ReadScope;
 use crate::store::{Engine, Store, sql};
 
@@ -28,23 +28,6 @@ struct Row {
     rating: Option<i64>,
     rights_used: String,
     end_reason: Option<String>,
-}
-
-/// The customer's name of a row (`?` when it does not open: a damaged row
-/// is shown, not hidden).
-fn customer(keys: &Keyring, r: &Row) -> String {
-    let open = || -> Result<String, crate::keys::KeyError> {
-        let key = keys.unwrap(
-            crypto::SESSION_KEY_PURPOSE,
-            &WrappedKey::from(r.wrapped_key.clone()),
-        )?;
-        let plain = crypto::open(&key, &field_aad(&r.id, "customer"), &r.customer_sealed)?;
-        Ok(String::from_utf8_lossy(&plain).into_owned())
-    };
-    open().unwrap_or_else(|e| {
-        tracing::error!(support = %r.id, error = %e, "a support session's customer name does not open");
-        "?".to_owned()
-    })
 }
 
 macro_rules! columns {
@@ -107,7 +90,13 @@ pub(crate) async fn list(
             _ => None,
         };
         out.push(api::SupportSessionRow {
-            customer: customer(keys, &r),
+            customer: crypto::shown_field(
+                keys,
+                &r.id,
+                &r.wrapped_key,
+                "customer",
+                &r.customer_sealed,
+            ),
             wait_secs: secs(r.joined_at, r.accepted_at),
             duration_secs: secs(r.accepted_at, r.ended_at),
             rights_used: serde_json::from_str(&r.rights_used).unwrap_or_default(),

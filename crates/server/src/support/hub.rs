@@ -13,10 +13,10 @@ use jumpgate_api_types::support::{self as api, SupportEvent};
 use tokio::sync::broadcast;
 
 use super::SupportError;
-use super::crypto::{self, field_aad};
+use super::crypto;
 use super::queues;
 use crate::ids;
-use crate::keys::{Keyring, WrappedKey};
+use crate::keys::Keyring;
 use crate::store::{Store, sql};
 
 /// Events a slow subscriber may fall behind by before it gets a fresh
@@ -91,21 +91,8 @@ struct Row {
 }
 
 fn view(keys: &Keyring, r: Row) -> api::SupportSession {
-    let open = |field: &str, sealed: &[u8]| -> String {
-        let plain = keys
-            .unwrap(
-                crypto::SESSION_KEY_PURPOSE,
-                &WrappedKey::from(r.wrapped_key.clone()),
-            )
-            .and_then(|k| crypto::open(&k, &field_aad(&r.id, field), sealed));
-        match plain {
-            Ok(p) => String::from_utf8_lossy(&p).into_owned(),
-            Err(e) => {
-                tracing::error!(support = %r.id, field, error = %e, "a support session's sealed field does not open");
-                "?".to_owned()
-            }
-        }
-    };
+    let open =
+        |field, sealed: &[u8]| crypto::shown_field(keys, &r.id, &r.wrapped_key, field, sealed);
     api::SupportSession {
         customer: open("customer", &r.customer_sealed),
         problem: open("problem", &r.problem_sealed),

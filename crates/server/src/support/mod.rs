@@ -19,7 +19,7 @@ pub(crate) mod schema;
 
 use std::time::Duration;
 
-pub(crate) use crypto::{PepperKey, SessionKeys};
+pub(crate) use crypto::{PEPPER_KEY, SESSION_KEYS};
 
 use crate::identity::lockout::RateLimiter;
 use crate::keys::KeyError;

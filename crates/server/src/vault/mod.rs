@@ -19,8 +19,6 @@ pub(crate) mod schema;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::keys::stored::{self, StoredKey, WrappedKeys};
@@ -262,20 +260,7 @@ pub(crate) async fn put(
     .await)?;
     let version = u32::try_from(latest.unwrap_or(0) + 1).map_err(|_| VaultError::Corrupt)?;
     let (key, wrapped) = keys.new_data_key(Purpose::Vault)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
-        .map_err(|_| KeyError::Random)?;
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| VaultError::Corrupt)?,
-    );
-    let mut sealed = value.to_vec();
-    aead.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(value_aad(name, version).as_bytes()),
-        &mut sealed,
-    )
-    .map_err(|_| VaultError::Corrupt)?;
+    let (nonce, sealed) = key.seal(value_aad(name, version).as_bytes(), value)?;
     sql!(w, |c| {
         sqlx::query(
         "INSERT INTO vault_versions (name, version, created_at, created_by, wrapped_key, nonce, ciphertext)
@@ -332,20 +317,9 @@ pub(crate) async fn get(
         version,
     })?;
     let key = keys.unwrap(Purpose::Vault, &WrappedKey::from(wrapped))?;
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| VaultError::Corrupt)?,
-    );
-    let nonce = Nonce::try_assume_unique_for_key(&nonce).map_err(|_| VaultError::Corrupt)?;
-    let mut buf = Zeroizing::new(ciphertext);
-    let n = aead
-        .open_in_place(
-            nonce,
-            Aad::from(value_aad(name, version).as_bytes()),
-            &mut buf,
-        )
-        .map_err(|_| VaultError::Corrupt)?
-        .len();
-    buf.truncate(n);
+    let buf = key
+        .open(value_aad(name, version).as_bytes(), &nonce, &ciphertext)
+        .map_err(|_| VaultError::Corrupt)?;
     db.audit_now(
         AuditEvent::new(actor, AuditAction::VaultRead, name).detail(format!("version={version}")),
     )
