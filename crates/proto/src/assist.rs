@@ -310,6 +310,69 @@ impl AssistMsg {
     }
 }
 
+/// What a downloaded customer client carries at its end, so the customer
+/// only runs it: `JSON ‖ u32 big-endian length of the JSON ‖ b"JGASSIST"`,
+/// appended to the executable by the gateway's `/portal/download/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    /// Format version (1).
+    pub v: u16,
+    /// Where the client dials: `https://host[:port]` (the portal's origin
+    /// when one is configured, else the site's).
+    pub url: String,
+    /// The site CA certificate's SHA-256 fingerprint the client pins.
+    pub fingerprint: String,
+    /// The single-use assist ticket (a bearer secret, valid minutes).
+    pub ticket: String,
+    /// The site's name, for the window's title.
+    pub site: String,
+    pub support_id: String,
+    /// When the ticket stops working, Unix milliseconds.
+    pub expires_at_ms: i64,
+}
+
+impl Trailer {
+    /// The last bytes of a downloaded client.
+    pub const MAGIC: &'static [u8; 8] = b"JGASSIST";
+    /// Longest trailer JSON a reader accepts.
+    pub const MAX_JSON: usize = 16 * 1024;
+
+    /// The bytes appended to the executable.
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(json.len() + 12);
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        out.extend_from_slice(Self::MAGIC);
+        out
+    }
+
+    /// Reads a trailer from the end of `tail` (the last bytes of a file,
+    /// at least [`Self::MAX_JSON`] + 12 of them when the file is that long).
+    /// `Ok(None)`: the file carries no trailer.
+    ///
+    /// # Errors
+    /// The magic is there but what precedes it is not a valid trailer.
+    pub fn parse(tail: &[u8]) -> Result<Option<Self>, ProtoError> {
+        let Some(rest) = tail.strip_suffix(Self::MAGIC.as_slice()) else {
+            return Ok(None);
+        };
+        let bad = |what: &str| ProtoError::InvalidMessage(format!("assist trailer: {what}"));
+        let split = rest.len().checked_sub(4).ok_or_else(|| bad("too short"))?;
+        let (body, len) = rest.split_at(split);
+        let len = u32::from_be_bytes(len.try_into().map_err(|_| bad("too short"))?) as usize;
+        if len > Self::MAX_JSON || len > body.len() {
+            return Err(bad("length out of range"));
+        }
+        let json = &body[body.len() - len..];
+        let t: Self = serde_json::from_slice(json).map_err(|e| bad(&e.to_string()))?;
+        if t.v != 1 {
+            return Err(bad(&format!("version {} (this client reads 1)", t.v)));
+        }
+        Ok(Some(t))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +456,33 @@ mod tests {
         };
         assert!(stars.check().is_err());
         assert!(serde_json::from_str::<AssistMsg>(r#"{"type":"revoke","right":"root"}"#).is_err());
+    }
+
+    #[test]
+    fn a_trailer_is_found_at_the_end_of_the_file() {
+        let t = Trailer {
+            v: 1,
+            url: "https://support.example.com".into(),
+            fingerprint: "ab:cd".into(),
+            ticket: "jga_x".into(),
+            site: "Example".into(),
+            support_id: "sup_1".into(),
+            expires_at_ms: 7,
+        };
+        let mut file = b"\x7fELF...binary...".to_vec();
+        file.extend(t.encode());
+        assert_eq!(Trailer::parse(&file).unwrap(), Some(t.clone()));
+        assert_eq!(Trailer::parse(b"\x7fELF no trailer").unwrap(), None);
+        let mut cut = t.encode();
+        cut.drain(..5);
+        assert!(Trailer::parse(&cut).is_err());
+        let mut v2 = t;
+        v2.v = 2;
+        assert!(
+            Trailer::parse(&v2.encode())
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
     }
 }
