@@ -188,8 +188,31 @@ pub enum Control {
     AssistHello(AssistHello),
     /// The gateway's answer to `AssistHello` (instead of `Welcome`).
     AssistWelcome(AssistWelcome),
-    /// Attended support, both ways, after `AssistWelcome`.
-    Assist(crate::assist::AssistMsg),
+    /// Attended support, both ways, after `AssistWelcome`. On the wire
+    /// `{"type":"assist","msg":{"type":…}}`: the message keeps its own
+    /// `type` inside `msg`.
+    Assist(#[serde(with = "assist_wire")] crate::assist::AssistMsg),
+}
+
+/// [`Control::Assist`]'s content under `msg` (both enums are tagged by
+/// `type`; flattened, the two tags would collide).
+mod assist_wire {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::assist::AssistMsg;
+
+    #[derive(Serialize, Deserialize)]
+    struct Wire<T> {
+        msg: T,
+    }
+
+    pub(super) fn serialize<S: Serializer>(m: &AssistMsg, s: S) -> Result<S::Ok, S::Error> {
+        Wire { msg: m }.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AssistMsg, D::Error> {
+        Ok(Wire::<AssistMsg>::deserialize(d)?.msg)
+    }
 }
 
 impl Control {
@@ -231,6 +254,14 @@ mod tests {
         assert!(json.starts_with(r#"{"type":"assist_hello""#), "{json}");
         assert!(!json.contains("support_id"), "{json}");
         assert_eq!(Control::from_bytes(json.as_bytes()).unwrap(), hello);
+        // Inside `Control`, an assist message keeps its own type.
+        let chat = Control::Assist(crate::assist::AssistMsg::SendChat { text: "hi".into() });
+        let json = String::from_utf8(chat.to_bytes()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"assist","msg":{"type":"send_chat","text":"hi"}}"#
+        );
+        assert_eq!(Control::from_bytes(json.as_bytes()).unwrap(), chat);
         let a = assist_auth_message(b"key-a", &[7; 32]);
         assert_ne!(a, assist_auth_message(b"key-b", &[7; 32]));
         assert_ne!(a, auth_message("key-a", &[7; 32]), "distinct labels");
