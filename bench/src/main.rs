@@ -61,6 +61,7 @@ use tokio::process::{Child, Command};
 mod desktop;
 mod store;
 mod store_writes;
+mod support;
 
 #[derive(Parser, Debug)]
 #[command(about = "Jumpgate benchmarks (prints figures)")]
@@ -163,6 +164,22 @@ struct Args {
     desktop_client: Option<String>,
     #[arg(long, hide = true)]
     desktop_display: Option<String>,
+    /// Only the attended support figures: customer joins → technician's
+    /// queue with customers waiting, and the session key guessing rate.
+    #[arg(long)]
+    support: bool,
+    /// Customers already waiting when the joins are timed.
+    #[arg(long, default_value_t = 200)]
+    support_waiting: usize,
+    /// Joins timed.
+    #[arg(long, default_value_t = 500)]
+    support_joins: usize,
+    /// Joins per second.
+    #[arg(long, default_value_t = 20.0)]
+    support_rate: f64,
+    /// Seconds of each key guessing round (1, 16, 254 addresses; 0: none).
+    #[arg(long, default_value_t = 60)]
+    support_guess_seconds: u64,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -277,10 +294,22 @@ async fn start_gateway(
     log: &LogCounts,
     database: Option<&str>,
 ) -> Result<(Child, String, String)> {
+    start_gateway_with(bins, dir, listen, log, database, &[]).await
+}
+
+async fn start_gateway_with(
+    bins: &Bins,
+    dir: &Path,
+    listen: &str,
+    log: &LogCounts,
+    database: Option<&str>,
+    extra: &[&str],
+) -> Result<(Child, String, String)> {
     let mut gateway = Command::new(&bins.jumpgate);
     gateway
         .args(["server", "--listen", listen, "--data-dir"])
-        .arg(dir.join("data"));
+        .arg(dir.join("data"))
+        .args(extra);
     if let Some(url) = database {
         gateway.args(["--database", url]);
     }
@@ -323,10 +352,22 @@ async fn start_gateway(
 }
 
 async fn start_site(bins: Bins, database: Option<String>) -> Result<Site> {
+    start_site_with(bins, database, &[]).await
+}
+
+/// [`start_site`] with more arguments for `jumpgate server`.
+async fn start_site_with(bins: Bins, database: Option<String>, extra: &[&str]) -> Result<Site> {
     let dir = tempfile::tempdir()?;
     let log = LogCounts::default();
-    let (gateway, url, fingerprint) =
-        start_gateway(&bins, dir.path(), "127.0.0.1:0", &log, database.as_deref()).await?;
+    let (gateway, url, fingerprint) = start_gateway_with(
+        &bins,
+        dir.path(),
+        "127.0.0.1:0",
+        &log,
+        database.as_deref(),
+        extra,
+    )
+    .await?;
     let listen = url
         .strip_prefix("https://")
         .unwrap_or(&url)
@@ -1357,6 +1398,15 @@ async fn main() -> Result<()> {
             take_backs: args.desktop_take_backs,
             no_x11vnc: args.desktop_no_x11vnc,
             no_jumpgate: args.desktop_no_jumpgate,
+        })
+        .await;
+    }
+    if args.support {
+        return support::run(&support::Opts {
+            waiting: args.support_waiting,
+            joins: args.support_joins,
+            rate: args.support_rate,
+            guess_seconds: args.support_guess_seconds,
         })
         .await;
     }

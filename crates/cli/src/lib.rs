@@ -452,13 +452,19 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             stdin,
             command,
         } => {
-            return commands::shell::run(&ctx.authed_client()?, &endpoint, command, stdin).await;
+            return commands::shell::run(
+                &ctx.authed_client()?,
+                commands::shell::Target::Endpoint(&endpoint),
+                command,
+                stdin,
+            )
+            .await;
         }
         Command::Vault { command } => {
             commands::vault::run(&ctx.authed_client()?, command).await?;
         }
         Command::Support { command } => {
-            commands::support::run(&ctx.authed_client()?, command).await?;
+            return commands::support::run(&ctx.authed_client()?, command).await;
         }
         Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
         Command::Forward { endpoint, spec } => {

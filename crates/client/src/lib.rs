@@ -194,6 +194,9 @@ pub struct Client {
     proxy: Option<HttpProxy>,
     token: Option<String>,
     idle: Idle,
+    /// The local address connections are made from (`None`: the system's
+    /// choice).
+    source: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Client {
@@ -220,7 +223,17 @@ impl Client {
             proxy,
             token: None,
             idle: Idle::default(),
+            source: None,
         })
+    }
+
+    /// The same client, connecting from local address `ip` (tests and
+    /// benchmarks speak as several loopback addresses this way).
+    #[must_use]
+    pub fn bind_source(mut self, ip: std::net::IpAddr) -> Self {
+        self.source = Some(ip);
+        self.idle = Idle::default();
+        self
     }
 
     /// The same client, authenticated with a bearer token.
@@ -419,12 +432,17 @@ impl Client {
 
     /// A new connection to the gateway (TCP, the proxy if any, TLS, HTTP/1.1).
     async fn handshake(&self) -> Result<Sender, ClientError> {
-        let tls = dial::connect_tls(&self.server, Arc::clone(&self.tls), self.proxy.as_ref())
-            .await
-            .map_err(|source| ClientError::Connect {
-                server: self.server.to_string(),
-                cause: source,
-            })?;
+        let tls = dial::connect_tls_from(
+            &self.server,
+            Arc::clone(&self.tls),
+            self.proxy.as_ref(),
+            self.source,
+        )
+        .await
+        .map_err(|source| ClientError::Connect {
+            server: self.server.to_string(),
+            cause: source,
+        })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -556,8 +574,14 @@ impl Client {
             percent_encode(endpoint),
             kind.as_str()
         );
+        self.upgrade(&path).await
+    }
+
+    /// Opens a session on `path` (a `…/connect?kind=` route) by upgrading
+    /// the connection.
+    pub(crate) async fn upgrade(&self, path: &str) -> Result<SessionIo, ClientError> {
         let req = self
-            .builder(Method::GET, &path)
+            .builder(Method::GET, path)
             .header(CONNECTION, "upgrade")
             .header(UPGRADE, api::SESSION_UPGRADE)
             .body(Full::new(Bytes::new()))

@@ -5,6 +5,10 @@ use jumpgate_api_types::support as api;
 
 use crate::{Client, ClientError, percent_encode};
 
+fn session(id: &str, tail: &str) -> String {
+    format!("/api/v1/support/sessions/{}{tail}", percent_encode(id))
+}
+
 fn queue(name: &str) -> String {
     format!("/api/v1/queues/{}", percent_encode(name))
 }
@@ -80,6 +84,92 @@ impl Client {
     pub async fn portal_redeem(&self, key: &str) -> Result<api::PortalDownload, ClientError> {
         let req = api::RedeemKey { key: key.into() };
         self.post_json("/api/v1/portal/key", &req).await
+    }
+
+    /// One support session as its technicians see it.
+    pub async fn support_session(&self, id: &str) -> Result<api::SupportSession, ClientError> {
+        self.get_json(&session(id, "")).await
+    }
+
+    /// Takes a waiting customer.
+    pub async fn accept_support(&self, id: &str) -> Result<api::SupportSession, ClientError> {
+        self.post_json(&session(id, "/accept"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Writes to the customer.
+    pub async fn support_chat(&self, id: &str, text: &str) -> Result<api::ChatLine, ClientError> {
+        let req = api::SendChat { text: text.into() };
+        self.post_json(&session(id, "/chat"), &req).await
+    }
+
+    /// Asks the customer for a right (`view`, `control`, `clipboard`,
+    /// `shell`, `files`).
+    pub async fn ask_support_right(
+        &self,
+        id: &str,
+        right: &str,
+    ) -> Result<api::SupportSession, ClientError> {
+        let req = api::AskRight {
+            right: right.into(),
+        };
+        self.post_json(&session(id, "/rights"), &req).await
+    }
+
+    /// Ends a support session.
+    pub async fn end_support(&self, id: &str) -> Result<(), ClientError> {
+        self.request(
+            http::Method::POST,
+            &session(id, "/end"),
+            Some(b"{}".to_vec()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Opens a sub-session of `kind` on the customer's machine (the
+    /// customer must have allowed its right).
+    pub async fn connect_support(
+        &self,
+        id: &str,
+        kind: jumpgate_proto::session::SessionKind,
+    ) -> Result<crate::SessionIo, ClientError> {
+        self.upgrade(&session(id, &format!("/connect?kind={}", kind.as_str())))
+            .await
+    }
+
+    /// Downloads `path` (the portal's client download) into `to`; returns
+    /// the bytes written.
+    pub async fn download_to(&self, path: &str, to: &std::path::Path) -> Result<u64, ClientError> {
+        use http_body_util::BodyExt;
+        use tokio::io::AsyncWriteExt;
+        let req = self
+            .builder(http::Method::GET, path)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (res, _) = self.send(req).await?;
+        let status = res.status();
+        let mut body = res.into_body();
+        if !status.is_success() {
+            let bytes = http_body_util::Limited::new(body, crate::MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(format!("reading body: {e}")))?
+                .to_bytes();
+            return Err(crate::api_error(status, &bytes));
+        }
+        let io = |e: std::io::Error| ClientError::Protocol(format!("{}: {e}", to.display()));
+        let mut file = tokio::fs::File::create(to).await.map_err(io)?;
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Protocol(format!("download: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data).await.map_err(io)?;
+                n += data.len() as u64;
+            }
+        }
+        file.flush().await.map_err(io)?;
+        Ok(n)
     }
 
     /// The portal's request form (no login needed).

@@ -139,9 +139,38 @@ pub async fn connect_tcp(
     port: u16,
     proxy: Option<&HttpProxy>,
 ) -> io::Result<TcpStream> {
-    let stream = match proxy {
-        None => TcpStream::connect((host, port)).await?,
-        Some(p) => {
+    connect_tcp_from(host, port, proxy, None).await
+}
+
+/// [`connect_tcp`] from a chosen local address (a multi-homed machine,
+/// or tests and benchmarks speaking as several loopback addresses).
+///
+/// # Errors
+/// As [`connect_tcp`], or the local address cannot be bound.
+pub async fn connect_tcp_from(
+    host: &str,
+    port: u16,
+    proxy: Option<&HttpProxy>,
+    source: Option<std::net::IpAddr>,
+) -> io::Result<TcpStream> {
+    let stream = match (proxy, source) {
+        (None, Some(ip)) => {
+            let target = tokio::net::lookup_host((host, port))
+                .await?
+                .find(|a| a.is_ipv4() == ip.is_ipv4())
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"))
+                })?;
+            let sock = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            sock.bind(std::net::SocketAddr::new(ip, 0))?;
+            sock.connect(target).await?
+        }
+        (None, None) => TcpStream::connect((host, port)).await?,
+        (Some(p), _) => {
             let mut s = TcpStream::connect((p.host.as_str(), p.port)).await?;
             let target = if host.contains(':') {
                 format!("[{host}]:{port}")
@@ -197,8 +226,21 @@ pub async fn connect_tls(
     tls: Arc<ClientConfig>,
     proxy: Option<&HttpProxy>,
 ) -> io::Result<TlsStream<TcpStream>> {
+    connect_tls_from(server, tls, proxy, None).await
+}
+
+/// [`connect_tls`] from a chosen local address ([`connect_tcp_from`]).
+///
+/// # Errors
+/// As [`connect_tls`].
+pub async fn connect_tls_from(
+    server: &ServerUrl,
+    tls: Arc<ClientConfig>,
+    proxy: Option<&HttpProxy>,
+    source: Option<std::net::IpAddr>,
+) -> io::Result<TlsStream<TcpStream>> {
     let fut = async {
-        let tcp = connect_tcp(&server.host, server.port, proxy).await?;
+        let tcp = connect_tcp_from(&server.host, server.port, proxy, source).await?;
         let name = ServerName::try_from(server.host.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // Certificate problems are told in words, with what to do.

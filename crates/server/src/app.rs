@@ -224,6 +224,7 @@ pub async fn run(
         db: db.clone(),
         config: config.clone(),
         origins: origins.clone(),
+        fingerprint: tls.fingerprint.to_string(),
         keys,
         gateway: gateway.clone(),
         agents: agents::directory::single_node(),

@@ -25,6 +25,9 @@ pub(crate) struct Inner {
     /// Origins the console is served from (`Config::origins`), canonical
     /// first: the WebSocket Origin check and the redirect port use them.
     pub(crate) origins: Vec<String>,
+    /// The site CA fingerprint clients pin (the customer's client gets it
+    /// in its download).
+    pub(crate) fingerprint: String,
     /// Where recordings (and other blobs) are stored (`[blobs]`).
     pub(crate) blobs: crate::blobs::Blobs,
     /// Keys for data at rest (recordings, ...).

@@ -456,6 +456,76 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             ),
         ),
         (
+            "GET /portal/download/{token}",
+            (
+                Other,
+                vec![
+                    bare("/portal/download/nope"),
+                    bare("/portal/download/jgd_unknown"),
+                    bare(&format!("/portal/download/{}", "n".repeat(2000))),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/support/sessions/{id}",
+            (Other, named("/api/v1/support/sessions/{id}")),
+        ),
+        (
+            "GET /api/v1/support/sessions/{id}/connect",
+            (Other, {
+                let mut v: Vec<Bad> =
+                    bad_names("/api/v1/support/sessions/{id}/connect", "?kind=shell")
+                        .into_iter()
+                        .map(|p| bare(&p))
+                        .collect();
+                v.push(bare("/api/v1/support/sessions/sup_x/connect?kind=forward"));
+                v.push(bare("/api/v1/support/sessions/sup_x/connect?kind=bogus"));
+                v.push(bare("/api/v1/support/sessions/sup_x/connect"));
+                v
+            }),
+        ),
+        (
+            "POST /api/v1/support/sessions/{id}/accept",
+            (Other, named("/api/v1/support/sessions/{id}/accept")),
+        ),
+        (
+            "POST /api/v1/support/sessions/{id}/end",
+            (Other, named("/api/v1/support/sessions/{id}/end")),
+        ),
+        (
+            "POST /api/v1/support/sessions/{id}/chat",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/support/sessions/{id}/chat", "")
+                    .into_iter()
+                    .map(|p| json(&p, r#"{"text":"hi"}"#))
+                    .collect();
+                v.push(json("/api/v1/support/sessions/sup_x/chat", r#"{"text":5}"#));
+                v.push(json(
+                    "/api/v1/support/sessions/sup_x/chat",
+                    r#"{"text":"x","y":1}"#,
+                ));
+                v
+            }),
+        ),
+        (
+            "POST /api/v1/support/sessions/{id}/rights",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/support/sessions/{id}/rights", "")
+                    .into_iter()
+                    .map(|p| json(&p, r#"{"right":"view"}"#))
+                    .collect();
+                v.push(json(
+                    "/api/v1/support/sessions/sup_x/rights",
+                    r#"{"right":"root"}"#,
+                ));
+                v.push(json(
+                    "/api/v1/support/sessions/sup_x/rights",
+                    r#"{"right":"forward"}"#,
+                ));
+                v
+            }),
+        ),
+        (
             "POST /api/v1/queues",
             (
                 Json,

@@ -10,6 +10,7 @@ import { terminalPage } from './terminal.js';
 import { filesPage } from './terminal.js';
 import { playerPage } from './player.js';
 import { desktopPage } from './desktop.js';
+import { supportPage, supportSessionPage } from './support.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -24,6 +25,7 @@ export function can(permission) {
 
 const NAV = [
   { href: '#/endpoints', label: 'Endpoints', perm: P.VIEW },
+  { href: '#/support', label: 'Support', perm: P.SUPPORT },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
   { href: '#/admin/users', label: 'Users', perm: P.MANAGE_USERS },
@@ -101,6 +103,8 @@ const routes = [
   [/^#\/terminal\/([^/]+)$/, (m) => terminalPage(decodeURIComponent(m[1]))],
   [/^#\/files\/([^/]+)$/, (m) => filesPage(decodeURIComponent(m[1]))],
   [/^#\/desktop\/([^/]+)$/, (m) => desktopPage(decodeURIComponent(m[1]))],
+  [/^#\/support$/, () => supportPage()],
+  [/^#\/support\/([^/]+)$/, (m) => supportSessionPage(decodeURIComponent(m[1]))],
   [/^#\/sessions$/, () => pages.sessionsPage()],
   [/^#\/recordings$/, () => pages.recordingsPage()],
   [/^#\/recordings\/([^/]+)$/, (m) => playerPage(decodeURIComponent(m[1]))],

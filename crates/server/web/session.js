@@ -87,13 +87,17 @@ export class Decoder {
 }
 
 /**
- * One session over a WebSocket to `GET /api/v1/endpoints/{name}/connect`.
+ * One session over a WebSocket to `GET /api/v1/endpoints/{name}/connect`
+ * (or, for `support:ID`, `GET /api/v1/support/sessions/{ID}/connect`).
  * The browser sends the session cookie (SameSite=Strict) and its Origin;
  * no secret is in the URL. Callbacks: onMessage(msg), onClose(reason).
  */
 export class Session {
   constructor(endpoint, kind, request, { onMessage, onClose, onOpen }) {
-    const path = `/api/v1/endpoints/${encodeURIComponent(endpoint)}/connect?kind=${encodeURIComponent(kind)}`;
+    // `support:ID`: the machine of a customer in attended support.
+    const path = endpoint.startsWith('support:')
+      ? `/api/v1/support/sessions/${encodeURIComponent(endpoint.slice(8))}/connect?kind=${encodeURIComponent(kind)}`
+      : `/api/v1/endpoints/${encodeURIComponent(endpoint)}/connect?kind=${encodeURIComponent(kind)}`;
     const url = `wss://${location.host}${path}`;
     this.decoder = new Decoder();
     this.answered = false;

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+pub mod assist;
 mod engine;
 mod gateway;
 mod http;

@@ -28,9 +28,39 @@ enum Event {
     Exit(i32),
 }
 
+/// Where a shell or command runs: an endpoint, or the machine of a
+/// customer in attended support (who allowed it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target<'a> {
+    Endpoint(&'a str),
+    Support(&'a str),
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Endpoint(name) => f.write_str(name),
+            Self::Support(id) => write!(f, "the customer's machine ({id})"),
+        }
+    }
+}
+
+impl Target<'_> {
+    async fn connect(
+        self,
+        client: &Client,
+        kind: SessionKind,
+    ) -> Result<jumpgate_client::SessionIo, jumpgate_client::ClientError> {
+        match self {
+            Self::Endpoint(name) => client.connect(name, kind).await,
+            Self::Support(id) => client.connect_support(id, kind).await,
+        }
+    }
+}
+
 pub(crate) async fn run(
     client: &Client,
-    endpoint: &str,
+    endpoint: Target<'_>,
     command: Vec<String>,
     force_stdin: bool,
 ) -> anyhow::Result<i32> {
@@ -57,8 +87,8 @@ pub(crate) async fn run(
     };
 
     let mut io = MsgStream::new(
-        client
-            .connect(endpoint, kind)
+        endpoint
+            .connect(client, kind)
             .await
             .with_context(|| format!("cannot start {what} on {endpoint}"))?,
     );

@@ -1,8 +1,12 @@
-//! `jg support key|sessions`: attended support from the technician's side.
+//! `jg support …`: attended support from the technician's side: session
+//! keys, the queue (live with `--watch`), accepting, chat, rights, a
+//! shell on the customer's machine, ending, and the history.
 
 use anyhow::Context;
 use clap::Subcommand;
-use jumpgate_api_types::support::{CreateSupportKey, SupportSessionRow};
+use jumpgate_api_types::support::{
+    CreateSupportKey, SupportEvent, SupportSession, SupportSessionRow,
+};
 use jumpgate_client::Client;
 
 use super::admin::print_json;
@@ -23,6 +27,46 @@ pub(crate) enum SupportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Customers in your queues: who waits, since when, and why; with
+    /// `--watch`, every change as it happens (until interrupted).
+    Queue {
+        /// Only this queue's.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Keep following the queue: print each change.
+        #[arg(long)]
+        watch: bool,
+        /// Print the events' JSON (one per line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a waiting customer.
+    Accept {
+        /// The support session's id (`sup_…`, from `jg support queue`).
+        id: String,
+    },
+    /// Write to the customer (the words after the id).
+    Chat {
+        id: String,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Ask the customer for a right: view, control, clipboard, shell or
+    /// files. They answer in their window.
+    Ask { id: String, right: String },
+    /// A shell (or, with a command after `--`, that command) on the
+    /// customer's machine, as the customer's user; needs their `shell` right.
+    Shell {
+        id: String,
+        /// Send standard input to the command even when it is not a
+        /// terminal.
+        #[arg(long)]
+        stdin: bool,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// End a support session.
+    End { id: String },
     /// Support sessions in your groups, newest first.
     Sessions {
         /// Only this queue's.
@@ -37,8 +81,41 @@ pub(crate) enum SupportCommand {
     },
 }
 
-pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<i32> {
     match cmd {
+        SupportCommand::Queue { queue, watch, json } => {
+            follow(client, queue.as_deref(), watch, json).await?;
+        }
+        SupportCommand::Accept { id } => {
+            let s = client
+                .accept_support(&id)
+                .await
+                .with_context(|| format!("accepting {id}"))?;
+            outln!("You have {} ({}) from queue {}.", s.customer, s.id, s.queue)?;
+        }
+        SupportCommand::Chat { id, text } => {
+            client
+                .support_chat(&id, &text.join(" "))
+                .await
+                .with_context(|| format!("writing to {id}"))?;
+        }
+        SupportCommand::Ask { id, right } => {
+            client
+                .ask_support_right(&id, &right)
+                .await
+                .with_context(|| format!("asking {id} for {right}"))?;
+            outln!("Asked; the customer answers in their window.")?;
+        }
+        SupportCommand::Shell { id, stdin, command } => {
+            return super::shell::run(client, super::shell::Target::Support(&id), command, stdin)
+                .await;
+        }
+        SupportCommand::End { id } => {
+            client
+                .end_support(&id)
+                .await
+                .with_context(|| format!("ending {id}"))?;
+        }
         SupportCommand::Key { queue, ttl, json } => {
             let k = client
                 .create_support_key(&CreateSupportKey { queue, ttl })
@@ -67,7 +144,109 @@ pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<
             }
         }
     }
+    Ok(0)
+}
+
+/// Prints the queue (the snapshot), then with `watch` each change.
+async fn follow(
+    client: &Client,
+    queue: Option<&str>,
+    watch: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut events = client
+        .support_events()
+        .await
+        .context("following the support queues")?;
+    let mine = |s: &SupportSession| queue.is_none_or(|q| s.queue == q);
+    while let Some(e) = events
+        .next()
+        .await
+        .context("following the support queues")?
+    {
+        if json {
+            let keep = match &e {
+                SupportEvent::Snapshot { .. } | SupportEvent::Left { .. } => true,
+                SupportEvent::Session { session } => mine(session),
+                SupportEvent::Chat { .. } | SupportEvent::Invite { .. } => true,
+            };
+            if keep {
+                outln!("{}", serde_json::to_string(&e)?)?;
+            }
+        } else {
+            match &e {
+                SupportEvent::Snapshot { sessions } => {
+                    let shown: Vec<&SupportSession> = sessions.iter().filter(|s| mine(s)).collect();
+                    out!("{}", render_queue(&shown))?;
+                }
+                SupportEvent::Session { session } if mine(session) => {
+                    outln!("{}", line(session))?;
+                }
+                SupportEvent::Session { .. } => {}
+                SupportEvent::Left { id, reason } => outln!("{id}  left: {reason}")?,
+                SupportEvent::Chat { id, line } => {
+                    outln!("{id}  {}: {}", line.from, line.text)?;
+                }
+                SupportEvent::Invite { id, by, role } => {
+                    outln!("{id}  {by} invites you as {role}")?;
+                }
+            }
+        }
+        if !watch {
+            break;
+        }
+    }
     Ok(())
+}
+
+/// How long ago `at` (RFC 3339) was, as `2m05s`.
+fn since(at: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(t) = time::OffsetDateTime::parse(at, &Rfc3339) else {
+        return "-".into();
+    };
+    let s = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+    secs(Some(s as u64))
+}
+
+fn line(s: &SupportSession) -> String {
+    format!(
+        "{}  {}  {}  {}{}  {}",
+        s.id,
+        s.queue,
+        s.state,
+        s.customer,
+        if s.online { "" } else { " (offline)" },
+        if s.granted.is_empty() {
+            String::new()
+        } else {
+            format!("granted: {}", s.granted.join(","))
+        }
+    )
+}
+
+fn render_queue(rows: &[&SupportSession]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.queue.clone(),
+                s.state.clone(),
+                s.joined_at.as_deref().map_or_else(|| "-".to_owned(), since),
+                s.customer.clone(),
+                s.problem.chars().take(40).collect(),
+                s.owner.clone().unwrap_or_else(|| "-".into()),
+                if s.online { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "ID", "QUEUE", "STATE", "WAITING", "CUSTOMER", "PROBLEM", "OWNER", "ONLINE",
+        ],
+        &cells,
+    )
 }
 
 fn secs(s: Option<u64>) -> String {

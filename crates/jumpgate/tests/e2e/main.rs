@@ -3,6 +3,7 @@
 
 mod agent_identity;
 mod attended;
+mod attended_live;
 mod blobs;
 mod desktop;
 mod edge;

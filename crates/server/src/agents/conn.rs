@@ -75,7 +75,25 @@ pub(crate) async fn serve_agent<T>(
     // queries) is freed once done instead of being laid out beside the
     // connection's state for the connection's whole life: memory per idle
     // agent is what bounds a gateway.
-    let Some(accepted) = Box::pin(handshake(&st, &mut tls, exporter, peer)).await else {
+    let mut buf = BytesMut::new();
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut tls, &mut buf)).await {
+        Err(_) => Err(HandshakeError::Timeout(HELLO_TIMEOUT)),
+        Ok(r) => r,
+    };
+    let hello = match first {
+        Ok(First::Agent(h)) => Ok(h),
+        Ok(First::Assist(h)) => {
+            // A customer's client (attended support), not an agent.
+            Box::pin(crate::support::assist::serve(
+                st, tls, exporter, peer, h, buf,
+            ))
+            .await;
+            return;
+        }
+        Err(e) => Err(e),
+    };
+    let Some(accepted) = Box::pin(handshake(&st, &mut tls, exporter, peer, hello, buf)).await
+    else {
         return;
     };
     // A verified agent leaves the unauthenticated connections' limits.
@@ -86,21 +104,21 @@ pub(crate) async fn serve_agent<T>(
         .await;
 }
 
-/// Reads and checks the hello, answers welcome or reject.
+/// Checks the hello read, answers welcome or reject.
 async fn handshake<T>(
     st: &AppState,
     tls: &mut T,
     exporter: [u8; AUTH_EXPORTER_LEN],
     peer: std::net::SocketAddr,
+    hello: Result<Hello, HandshakeError>,
+    buf: BytesMut,
 ) -> Option<Accepted>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf = BytesMut::new();
-    let checked = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(tls, &mut buf)).await {
-        Err(_) => Err(HandshakeError::Timeout(HELLO_TIMEOUT)),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(hello)) => match check_hello(st, hello, &exporter).await {
+    let checked = match hello {
+        Err(e) => Err(e),
+        Ok(hello) => match check_hello(st, hello, &exporter).await {
             Ok((endpoint, hello)) => check_unique(st, endpoint, peer).await.map(|e| (e, hello)),
             Err(e) => Err(e),
         },
@@ -138,13 +156,20 @@ where
     })
 }
 
+/// The first message on an agent-ALPN connection.
+enum First {
+    Agent(Hello),
+    Assist(jumpgate_proto::control::AssistHello),
+}
+
 async fn read_hello<T: AsyncRead + Unpin>(
     tls: &mut T,
     buf: &mut BytesMut,
-) -> Result<Hello, HandshakeError> {
+) -> Result<First, HandshakeError> {
     use handshake::ControlReadError as E;
     match handshake::read_control_frame(tls, buf).await {
-        Ok(Control::Hello(h)) => Ok(h),
+        Ok(Control::Hello(h)) => Ok(First::Agent(h)),
+        Ok(Control::AssistHello(h)) => Ok(First::Assist(h)),
         Ok(_) => Err(reject(
             RejectCode::Malformed,
             "the first message must be a hello",

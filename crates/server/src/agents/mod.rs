@@ -39,6 +39,25 @@ pub(crate) struct EndpointRecord {
     pub(crate) conflict: Option<Conflict>,
 }
 
+impl EndpointRecord {
+    /// The customer's client of support session `id` as sessions see it:
+    /// reached under the session's own agent id, filed under its queue's
+    /// endpoint `group`; it has no row in `endpoints`.
+    pub(crate) fn support_client(id: &str, group: &str) -> Self {
+        Self {
+            id: crate::support::live::LiveSupport::agent_id(id),
+            name: format!("support:{id}"),
+            group: group.to_owned(),
+            public_key: Vec::new(),
+            details: api::EndpointDetails::default(),
+            enrolled_at: 0,
+            last_seen: None,
+            revoked: false,
+            conflict: None,
+        }
+    }
+}
+
 /// Second connections of one endpoint's identity, refused while the known
 /// connection answered (a copied state directory or a stolen key).
 #[derive(Clone, Debug)]

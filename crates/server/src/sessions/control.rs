@@ -53,6 +53,7 @@ mod tests {
             endpoint_name: "srv".into(),
             kind: SessionKind::Shell,
             expires_at: None,
+            support: None,
         }
     }
 

@@ -46,6 +46,7 @@ async fn sites(test: &str) -> Vec<Site> {
             db,
             config,
             origins: vec!["https://localhost".into()],
+            fingerprint: String::new(),
             blobs,
             keys: crate::keys::Keyring::open(dir.path()).unwrap(),
             gateway: crate::ids::GatewayId::generate(),

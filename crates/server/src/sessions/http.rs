@@ -48,7 +48,7 @@ pub(crate) fn routes(api: Api) -> Api {
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct ConnectQuery {
+pub(crate) struct ConnectQuery {
     kind: String,
 }
 
@@ -126,7 +126,7 @@ async fn connect(
     Query(q): Query<ConnectQuery>,
     Caller(who): Caller,
     headers: HeaderMap,
-    mut req: Request,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let kind: SessionKind = q.kind.parse().map_err(ApiError::bad_request)?;
     let unknown = || {
@@ -163,12 +163,25 @@ async fn connect(
             });
         }
     };
+    start(st, service, ticket, &headers, req).await
+}
+
+/// Runs an authorized session on the connection's upgrade (`jg`) or
+/// WebSocket (the console).
+async fn start(
+    st: AppState,
+    service: SessionService,
+    ticket: Ticket,
+    headers: &HeaderMap,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let endpoint = ticket.endpoint().clone();
     // Access is decided before anything else is said about the request.
     let wants_upgrade = headers
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
-    let websocket = wants_websocket(&headers);
+    let websocket = wants_websocket(headers);
     if !wants_upgrade && !websocket {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -214,6 +227,88 @@ async fn connect(
         .header(UPGRADE, api::SESSION_UPGRADE)
         .body(Body::empty())
         .map_err(ApiError::internal)
+}
+
+/// `GET /api/v1/support/sessions/{id}/connect?kind=K`: a technician's
+/// sub-session of attended support (the customer's screen, a shell as the
+/// customer, files in their home), on the customer's client: only for the
+/// owner or a participant, only with the right the customer allowed (the
+/// client checks it again), only while the client is connected.
+pub(crate) async fn connect_support(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ConnectQuery>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, ApiError> {
+    use jumpgate_proto::assist::ParticipantRole as R;
+    let kind: SessionKind = q.kind.parse().map_err(ApiError::bad_request)?;
+    let Some(right) = crate::support::right_for(kind) else {
+        return Err(ApiError::bad_request(format!(
+            "{kind} sessions are not part of attended support"
+        )));
+    };
+    let Some(user_id) = who.user_id().map(|u| u.as_str().to_owned()) else {
+        return Err(ApiError::forbidden(
+            "API clients do not join support sessions",
+        ));
+    };
+    let found = st.support_hub.live.with(&id, |l| {
+        (
+            l.group.clone(),
+            l.role_of(&user_id),
+            l.online(),
+            l.granted.contains(right),
+        )
+    });
+    let unknown = || {
+        ApiError::not_found(
+            api::ErrorCode::UnknownSupportSession,
+            format!("no live support session `{id}`"),
+        )
+    };
+    let Some((group, role, online, granted)) = found else {
+        return Err(unknown());
+    };
+    if !who.groups.contains(&group) {
+        return Err(unknown());
+    }
+    if !matches!(role, Some(R::Owner | R::Participant)) {
+        return Err(ApiError::forbidden(format!(
+            "you do not work on support session `{id}` (accept it, or be invited)"
+        )));
+    }
+    if !online {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            api::ErrorCode::CustomerOffline,
+            "the customer's client is not connected",
+        ));
+    }
+    if !granted {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            api::ErrorCode::RightNotGranted,
+            format!(
+                "the customer has not allowed \"{}\"; ask for it first",
+                right.label()
+            ),
+        ));
+    }
+    let endpoint = agents::EndpointRecord::support_client(&id, &group);
+    let service = SessionService::new(st.clone());
+    let credential =
+        crate::identity::Credential::of(crate::api::session_token(&headers).unwrap_or_default());
+    let ticket = match service.authorize(&who, &endpoint, kind, credential).await {
+        Ok(t) => t.for_support(&id, &user_id),
+        Err(NotAuthorized::Db(e)) => return Err(e.into()),
+        Err(NotAuthorized::Denied(why)) => {
+            let action = Action::OpenSession(kind);
+            return Err(denied(&st, &who, action, &endpoint.name, Some(&group), why).await);
+        }
+    };
+    start(st, service, ticket, &headers, req).await
 }
 
 /// The span of one session's task.

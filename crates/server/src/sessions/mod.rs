@@ -80,6 +80,10 @@ pub(crate) struct Grant {
     pub(crate) kind: SessionKind,
     /// When the credential expires (ms since the epoch), if known.
     pub(crate) expires_at: Option<i64>,
+    /// A sub-session of attended support: its support session and the
+    /// technician's user id (decided again by the support hub: still
+    /// taking part, the right still granted, the client still there).
+    pub(crate) support: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -470,6 +474,7 @@ mod tests {
             endpoint_name: "srv".into(),
             kind: SessionKind::Shell,
             expires_at,
+            support: None,
         }
     }
 

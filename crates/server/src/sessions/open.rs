@@ -60,6 +60,16 @@ impl Ticket {
     pub(crate) fn kind(&self) -> SessionKind {
         self.kind
     }
+
+    /// Makes it a sub-session of support session `id`, opened by the
+    /// technician `user_id`: the customer's client is asked with
+    /// [`ConsentMode::Assist`](jumpgate_proto::session::ConsentMode::Assist)
+    /// (its window is the consent), and the session lives only as long as
+    /// the customer allows.
+    pub(crate) fn for_support(mut self, id: &str, user_id: &str) -> Self {
+        self.grant.support = Some((id.to_owned(), user_id.to_owned()));
+        self
+    }
 }
 
 /// Why [`SessionService::authorize`] gave no ticket.
@@ -115,6 +125,7 @@ impl SessionService {
             endpoint_name: endpoint.name.clone(),
             kind,
             expires_at: None,
+            support: None,
         };
         Ok(Ticket {
             subject: subject.clone(),
@@ -177,8 +188,12 @@ impl SessionService {
             refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
             return Outcome::Refused(format!("not a {kind} session"));
         }
-        // How the person at the endpoint is asked is the group's setting.
+        // How the person at the endpoint is asked is the group's setting;
+        // a customer in attended support answers in their own window.
         let consent = match request {
+            SessionRequest::Desktop { .. } if grant.support.is_some() => {
+                jumpgate_proto::session::ConsentMode::Assist
+            }
             SessionRequest::Desktop { .. } => {
                 crate::agents::groups::consent_of(&st.db, &endpoint.group)
                     .await

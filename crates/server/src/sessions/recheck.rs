@@ -144,6 +144,32 @@ async fn decide(
         Ok(s) => s,
         Err(why) => return Ok(Some(why.clone())),
     };
+    if let Some((support_id, user_id)) = &grant.support {
+        // A customer's client has no endpoint row: the support hub knows.
+        let Some(right) = crate::support::right_for(grant.kind) else {
+            return Ok(Some(format!(
+                "{} sessions are not part of attended support",
+                grant.kind
+            )));
+        };
+        if let Some(why) = st
+            .support_hub
+            .live
+            .still_allowed(support_id, user_id, right)
+        {
+            return Ok(Some(why));
+        }
+        let Some(group) = st.support_hub.live.with(support_id, |l| l.group.clone()) else {
+            return Ok(Some("the support session ended".into()));
+        };
+        let resource = Resource::Endpoint { group: &group };
+        return Ok(
+            match rbac::authorize(subject, Action::OpenSession(grant.kind), resource) {
+                Decision::Allow => None,
+                Decision::Forbid(denial) => Some(denial.to_string()),
+            },
+        );
+    }
     if !endpoints.contains_key(&grant.endpoint_id) {
         let found = agents::find_by_id(&st.db, &grant.endpoint_id).await?;
         endpoints.insert(grant.endpoint_id.clone(), found);

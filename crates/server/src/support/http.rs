@@ -12,7 +12,7 @@ use jumpgate_api_types::support as api;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{SupportError, history, hub, keys, portal, queues};
+use super::{SupportError, download, history, hub, keys, portal, queues, session};
 use crate::api::{ApiError, ApiJson, PeerAddr};
 use crate::ids;
 use crate::rbac::{Action, Caller};
@@ -34,10 +34,21 @@ impl From<SupportError> for ApiError {
                 ErrorCode::QueueFull,
                 e.to_string(),
             ),
+            E::UnknownSession(_) => {
+                Self::not_found(ErrorCode::UnknownSupportSession, e.to_string())
+            }
+            E::NotLive(_) | E::Offline => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::CustomerOffline,
+                e.to_string(),
+            ),
+            E::AlreadyTaken(_) => {
+                Self::new(StatusCode::CONFLICT, ErrorCode::AlreadyTaken, e.to_string())
+            }
             E::Invalid(_) => Self::bad_request(e.to_string()),
             E::Exists(_) => Self::conflict(e.to_string()),
             E::Forbidden(_) => Self::forbidden(e.to_string()),
-            E::Random | E::Keys(_) | E::Pepper(_) | E::Db(_) => Self::internal(e),
+            E::Binary(_) | E::Random | E::Keys(_) | E::Pepper(_) | E::Db(_) => Self::internal(e),
         }
     }
 }
@@ -58,6 +69,7 @@ pub(crate) fn routes(api: Api) -> Api {
         .get("/portal/logo", Public, portal_logo)
         .post("/api/v1/portal/key", Public, redeem_key)
         .post("/api/v1/portal/requests", Public, request_help)
+        .get("/portal/download/{token}", Public, download_client)
         .get(
             "/api/v1/portal/settings",
             Site(Action::ReadSettings),
@@ -79,6 +91,36 @@ pub(crate) fn routes(api: Api) -> Api {
             list_sessions,
         )
         .get("/api/v1/support/events", Site(Action::ReadQueues), events)
+        .get(
+            "/api/v1/support/sessions/{id}",
+            Site(Action::HandleSupport),
+            get_session,
+        )
+        .get(
+            "/api/v1/support/sessions/{id}/connect",
+            Site(Action::HandleSupport),
+            crate::sessions::http::connect_support,
+        )
+        .post(
+            "/api/v1/support/sessions/{id}/accept",
+            Site(Action::HandleSupport),
+            accept_session,
+        )
+        .post(
+            "/api/v1/support/sessions/{id}/chat",
+            Site(Action::HandleSupport),
+            send_chat,
+        )
+        .post(
+            "/api/v1/support/sessions/{id}/rights",
+            Site(Action::HandleSupport),
+            ask_right,
+        )
+        .post(
+            "/api/v1/support/sessions/{id}/end",
+            Site(Action::HandleSupport),
+            end_session,
+        )
         .get("/api/v1/queues", Site(Action::ReadQueues), list_queues)
         .post("/api/v1/queues", Site(Action::WriteQueues), create_queue)
         .patch(
@@ -203,6 +245,19 @@ fn sse_event(e: &api::SupportEvent) -> Event {
         .data(serde_json::to_string(e).unwrap_or_default())
 }
 
+/// The sessions of `visible` queues not over, with their live parts.
+async fn snapshot(
+    st: &AppState,
+    visible: &std::collections::BTreeSet<String>,
+) -> Result<api::SupportEvent, SupportError> {
+    let mut sessions = hub::open_sessions(&st.db, &st.keys, visible).await?;
+    for s in &mut sessions {
+        let id = s.id.clone();
+        st.support_hub.live.with(&id, |l| l.fill(s));
+    }
+    Ok(api::SupportEvent::Snapshot { sessions })
+}
+
 /// `GET /api/v1/support/events`: a snapshot of the subscriber's queues,
 /// then every change as it happens (server-sent events). A subscriber that
 /// falls behind gets a fresh snapshot.
@@ -223,35 +278,40 @@ async fn events(
     };
     // Subscribed before the snapshot is read: nothing falls in between.
     let rx = st.support_hub.subscribe();
-    let snapshot = hub::open_sessions(&st.db, &st.keys, &visible).await?;
-    let first = api::SupportEvent::Snapshot { sessions: snapshot };
-    let state = (rx, Some(first), st.clone(), visible);
-    let stream = futures_util::stream::unfold(state, |(mut rx, pending, st, visible)| async move {
-        if let Some(e) = pending {
-            return Some((Ok(sse_event(&e)), (rx, None, st, visible)));
-        }
-        loop {
-            match rx.recv().await {
-                Ok(p) if visible.contains(&p.queue) => {
-                    return Some((Ok(sse_event(&p.event)), (rx, None, st, visible)));
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    match hub::open_sessions(&st.db, &st.keys, &visible).await {
-                        Ok(sessions) => {
-                            let e = api::SupportEvent::Snapshot { sessions };
-                            return Some((Ok(sse_event(&e)), (rx, None, st, visible)));
-                        }
+    let first = snapshot(&st, &visible).await?;
+    let user = who.user_id().map(|u| u.as_str().to_owned());
+    let state = (rx, Some(first), st.clone(), visible, user);
+    let stream = futures_util::stream::unfold(
+        state,
+        |(mut rx, pending, st, visible, user)| async move {
+            if let Some(e) = pending {
+                return Some((Ok(sse_event(&e)), (rx, None, st, visible, user)));
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(p)
+                        if visible.contains(&p.queue)
+                            && p.audience
+                                .as_ref()
+                                .is_none_or(|a| user.as_ref().is_some_and(|u| a.contains(u))) =>
+                    {
+                        return Some((Ok(sse_event(&p.event)), (rx, None, st, visible, user)));
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => match snapshot(&st, &visible)
+                        .await
+                    {
+                        Ok(e) => return Some((Ok(sse_event(&e)), (rx, None, st, visible, user))),
                         Err(e) => {
                             tracing::warn!(error = %e, "support events: cannot read a snapshot; closing the stream");
                             return None;
                         }
-                    }
+                    },
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
@@ -382,5 +442,86 @@ async fn delete_queue(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     queues::delete(&st.db, &name, &who.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /portal/download/{token}`: the customer's client with its trailer.
+/// An unknown, used-up or expired link answers like an invalid key.
+async fn download_client(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(download::serve(&st, &token).await?)
+}
+
+/// A support session the caller may see (its queue's group is theirs).
+async fn visible(
+    st: &AppState,
+    who: &crate::rbac::Subject,
+    id: &str,
+) -> Result<api::SupportSession, ApiError> {
+    let v = session::view(st, id).await?;
+    let group = st.support_hub.live.with(id, |l| l.group.clone());
+    let group = match group {
+        Some(g) => g,
+        None => queues::get(&st.db, &v.queue)
+            .await?
+            .map(|q| q.group)
+            .unwrap_or_default(),
+    };
+    if who.groups.contains(&group) {
+        Ok(v)
+    } else {
+        Err(SupportError::UnknownSession(id.to_owned()).into())
+    }
+}
+
+async fn get_session(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<api::SupportSession>, ApiError> {
+    Ok(Json(visible(&st, &who, &id).await?))
+}
+
+async fn accept_session(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<api::SupportSession>, ApiError> {
+    session::accept(&st, &id, &who).await?;
+    Ok(Json(session::view(&st, &id).await?))
+}
+
+async fn send_chat(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<api::SendChat>,
+) -> Result<(StatusCode, Json<api::ChatLine>), ApiError> {
+    visible(&st, &who, &id).await?;
+    let line = session::technician_chat(&st, &id, &who, &req.text).await?;
+    Ok((StatusCode::CREATED, Json(line)))
+}
+
+async fn ask_right(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<api::AskRight>,
+) -> Result<Json<api::SupportSession>, ApiError> {
+    let right: jumpgate_proto::assist::Right = req.right.parse().map_err(ApiError::bad_request)?;
+    visible(&st, &who, &id).await?;
+    session::ask(&st, &id, &who, right).await?;
+    Ok(Json(session::view(&st, &id).await?))
+}
+
+async fn end_session(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible(&st, &who, &id).await?;
+    session::technician_end(&st, &id, &who).await?;
     Ok(StatusCode::NO_CONTENT)
 }

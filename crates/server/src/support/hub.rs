@@ -27,18 +27,23 @@ const CAPACITY: usize = 1024;
 #[derive(Clone, Debug)]
 pub(crate) struct Published {
     pub(crate) queue: String,
+    /// Only these users (ids) get it; `None`: every subscriber of the queue.
+    pub(crate) audience: Option<Vec<String>>,
     pub(crate) event: SupportEvent,
 }
 
 #[derive(Debug)]
 pub(crate) struct Hub {
     tx: broadcast::Sender<Published>,
+    /// The support sessions whose client is (or was just) connected here.
+    pub(crate) live: super::live::LiveSupport,
 }
 
 impl Default for Hub {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(CAPACITY).0,
+            live: super::live::LiveSupport::default(),
         }
     }
 }
@@ -48,6 +53,17 @@ impl Hub {
         // No subscriber is not an error.
         let _ = self.tx.send(Published {
             queue: queue.to_owned(),
+            audience: None,
+            event,
+        });
+    }
+
+    /// Publishes to some users of `queue`'s subscribers only (a chat line
+    /// goes to those taking part).
+    pub(crate) fn publish_to(&self, queue: &str, audience: Vec<String>, event: SupportEvent) {
+        let _ = self.tx.send(Published {
+            queue: queue.to_owned(),
+            audience: Some(audience),
             event,
         });
     }

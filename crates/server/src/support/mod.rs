@@ -8,14 +8,18 @@
 //! support sessions ([`history`]), the live events technicians' queues
 //! follow ([`hub`]), and their routes ([`http`]). Owns the `support_*` tables ([`schema`]).
 
+pub(crate) mod assist;
 mod crypto;
+mod download;
 mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
 mod keys;
+pub(crate) mod live;
 mod portal;
 mod queues;
 pub(crate) mod schema;
+pub(crate) mod session;
 
 use std::time::Duration;
 
@@ -23,6 +27,21 @@ pub(crate) use crypto::{PEPPER_KEY, SESSION_KEYS};
 
 use crate::identity::lockout::RateLimiter;
 use crate::keys::KeyError;
+
+/// The right a technician's sub-session of `kind` needs from the customer
+/// (`None`: never part of attended support).
+pub(crate) fn right_for(
+    kind: jumpgate_proto::session::SessionKind,
+) -> Option<jumpgate_proto::assist::Right> {
+    use jumpgate_proto::assist::Right;
+    use jumpgate_proto::session::SessionKind as K;
+    match kind {
+        K::Desktop => Some(Right::View),
+        K::Shell | K::Exec => Some(Right::Shell),
+        K::Upload | K::Download => Some(Right::Files),
+        K::Forward => None,
+    }
+}
 
 /// Why a support request failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +55,22 @@ pub(crate) enum SupportError {
     UnknownQueue(String),
     #[error("this queue is full; please try again later")]
     QueueFull,
+    #[error("no support session `{0}`")]
+    UnknownSession(String),
+    #[error("support session `{0}` is not live on this gateway (its customer is not connected)")]
+    NotLive(String),
+    #[error("this support session is {0} already: someone else took it")]
+    AlreadyTaken(String),
+    #[error("the customer's client is not connected")]
+    Offline,
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
     Exists(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("cannot read the customer client's executable: {0}")]
+    Binary(std::io::Error),
     #[error("the system's random source failed")]
     Random,
     #[error("{0}")]

@@ -1,0 +1,346 @@
+//! Attended support with the customer's client connected (at the protocol
+//! level, `SimCustomer`: real TLS, the real hello with an ephemeral key):
+//! the download carries the site's address, fingerprint and a single-use
+//! ticket; the customer waits in the queue (told their place); a
+//! technician accepts (a second accept is refused), they chat both ways,
+//! the technician asks for control and the customer allows then takes it
+//! back, the customer ends and rates the session. The technician's event
+//! stream follows each step; everything is audited, the chat's words are
+//! not in the audit log or the gateway log.
+
+use std::time::Duration;
+
+use jumpgate_api_types::support as api;
+use jumpgate_client::ClientError;
+use jumpgate_proto::assist::{AssistMsg, ChatFrom, ParticipantRole, Right, SupportState, Trailer};
+use jumpgate_proto::control::RejectCode;
+use jumpgate_proto::session::SessionKind;
+use jumpgate_test_support::assist::{SimCustomer, SimError};
+
+use crate::support::*;
+
+/// A technician `tina` in queue `helpdesk`; returns her `jg` home.
+async fn technician_and_queue(site: &Site) -> std::path::PathBuf {
+    let pw = site.password_file("tina.pw", "helps-customers-daily-7");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "tina",
+            "--role",
+            "technician",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    ok(&site
+        .jg(&[
+            "admin", "queues", "create", "helpdesk", "--group", "default", "--member", "tina",
+        ])
+        .await);
+    let tina = site.home("tina");
+    ok(&site
+        .try_login_in(&tina, "tina", "helps-customers-daily-7", &[])
+        .await);
+    tina
+}
+
+/// The next support event matching `want`, within the harness's patience.
+async fn event_where(
+    events: &mut jumpgate_client::SupportEvents,
+    what: &str,
+    want: impl Fn(&api::SupportEvent) -> bool,
+) -> api::SupportEvent {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, events.next()).await {
+            Ok(Ok(Some(e))) if want(&e) => return e,
+            Ok(Ok(Some(e))) => seen.push(e),
+            other => panic!("no {what}: {other:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+fn session_where(
+    id: &str,
+    want: impl Fn(&api::SupportSession) -> bool,
+) -> impl Fn(&api::SupportEvent) -> bool {
+    let id = id.to_owned();
+    move |e| matches!(e, api::SupportEvent::Session { session } if session.id == id && want(session))
+}
+
+/// The trailer at the end of a downloaded file.
+fn trailer_of(file: &std::path::Path) -> Trailer {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).unwrap();
+    let len = f.metadata().unwrap().len();
+    let tail = (Trailer::MAX_JSON as u64 + 12).min(len);
+    f.seek(SeekFrom::Start(len - tail)).unwrap();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    Trailer::parse(&buf)
+        .unwrap()
+        .expect("the download carries a trailer")
+}
+
+const PATIENCE: Duration = WAIT;
+
+#[tokio::test]
+async fn a_customer_waits_is_accepted_chats_allows_and_revokes_control_and_rates() {
+    let site = Site::start().await;
+    let tina = technician_and_queue(&site).await;
+    let anon = site.api_client();
+    let dl = anon
+        .portal_request(&api::HelpRequest {
+            name: "Jo Customer".into(),
+            problem: "The printer prints nothing".into(),
+            queue: "helpdesk".into(),
+        })
+        .await
+        .unwrap();
+    let tech = site.api_client().with_token(site.saved_token(&tina));
+    let mut events = tokio::time::timeout(WAIT, tech.support_events())
+        .await
+        .unwrap()
+        .unwrap();
+    event_where(
+        &mut events,
+        "snapshot",
+        |e| matches!(e, api::SupportEvent::Snapshot { sessions } if sessions.len() == 1),
+    )
+    .await;
+
+    // The download: an executable with what it needs at its end.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jumpgate-assist");
+    let n = tokio::time::timeout(
+        Duration::from_secs(120),
+        anon.download_to(&dl.download, &file),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let head = std::fs::read(&file).map(|b| b[..4].to_vec()).unwrap();
+    assert_eq!(head, b"\x7fELF", "an executable ({n} bytes)");
+    let t = trailer_of(&file);
+    // The site's canonical address (`localhost` for a loopback site).
+    let port = site.gateway.url().rsplit(':').next().unwrap().to_owned();
+    assert_eq!(t.url, format!("https://localhost:{port}"));
+    assert_eq!(t.fingerprint, site.gateway.fingerprint);
+    assert!(
+        t.ticket.starts_with("jga_") && t.support_id.starts_with("sup_"),
+        "{t:?}"
+    );
+    let id = t.support_id.clone();
+
+    // The customer's client connects and waits, first in line.
+    let mut c = SimCustomer::connect(&t.url, &t.fingerprint, &t.ticket)
+        .await
+        .unwrap();
+    assert_eq!(c.welcome.support_id, id);
+    assert_eq!(
+        (c.welcome.queue.as_str(), c.welcome.customer.as_str()),
+        ("helpdesk", "Jo Customer")
+    );
+    c.expect(PATIENCE, "first place in the queue", |m| {
+        matches!(
+            m,
+            AssistMsg::Status {
+                state: SupportState::Waiting,
+                position: Some(1),
+                ..
+            }
+        )
+    })
+    .await;
+    event_where(
+        &mut events,
+        "the customer waiting, online",
+        session_where(&id, |s| s.state == "waiting" && s.online),
+    )
+    .await;
+    // The ticket was spent.
+    match SimCustomer::connect(&t.url, &t.fingerprint, &t.ticket).await {
+        Err(SimError::Rejected(r)) => assert_eq!(r.code, RejectCode::InvalidTicket, "{r:?}"),
+        other => panic!("a spent ticket connected: {other:?}"),
+    }
+
+    // Tina takes the customer; nobody takes them twice.
+    let taken = tech.accept_support(&id).await.unwrap();
+    assert_eq!(
+        (taken.state.as_str(), taken.owner.as_deref()),
+        ("active", Some("tina"))
+    );
+    match tech.accept_support(&id).await {
+        Err(ClientError::Api {
+            status: 409, code, ..
+        }) => {
+            assert_eq!(code, jumpgate_api_types::ErrorCode::AlreadyTaken)
+        }
+        other => panic!("accepted twice: {other:?}"),
+    }
+    c.expect(PATIENCE, "the session active", |m| {
+        matches!(
+            m,
+            AssistMsg::Status {
+                state: SupportState::Active,
+                ..
+            }
+        )
+    })
+    .await;
+    c.expect(PATIENCE, "tina as owner", |m| {
+        matches!(m, AssistMsg::Participants { list }
+            if list.len() == 1 && list[0].name == "tina" && list[0].role == ParticipantRole::Owner)
+    })
+    .await;
+
+    // Chat both ways.
+    tech.support_chat(&id, "Hello, this is Tina. Secret-word-tech")
+        .await
+        .unwrap();
+    c.expect(PATIENCE, "tina's line", |m| {
+        matches!(m, AssistMsg::Chat(l) if l.from == "tina" && l.from_kind == ChatFrom::Technician && l.text.contains("Secret-word-tech"))
+    })
+    .await;
+    c.send(AssistMsg::SendChat {
+        text: "Hi Tina, Secret-word-customer".into(),
+    });
+    let line = event_where(&mut events, "the customer's line", |e| {
+        matches!(e, api::SupportEvent::Chat { id: i, line } if *i == id && line.from_kind == "customer")
+    })
+    .await;
+    let api::SupportEvent::Chat { line, .. } = line else {
+        unreachable!()
+    };
+    assert_eq!(
+        (line.from.as_str(), line.text.as_str(), line.seq),
+        ("Jo Customer", "Hi Tina, Secret-word-customer", 2)
+    );
+
+    // Nothing the customer did not allow: a shell is refused.
+    match tech.connect_support(&id, SessionKind::Shell).await {
+        Err(ClientError::Api {
+            status: 403, code, ..
+        }) => {
+            assert_eq!(code, jumpgate_api_types::ErrorCode::RightNotGranted)
+        }
+        Err(e) => panic!("expected right_not_granted: {e}"),
+        Ok(_) => panic!("a shell opened without the customer's consent"),
+    }
+
+    // Tina asks for control; the customer allows, then takes it back.
+    tech.ask_support_right(&id, "control").await.unwrap();
+    let ask = c
+        .expect(PATIENCE, "the ask", |m| {
+            matches!(m, AssistMsg::Ask { right: Right::Control, technician, .. } if technician == "tina")
+        })
+        .await;
+    let AssistMsg::Ask { id: ask_id, .. } = ask else {
+        unreachable!()
+    };
+    event_where(
+        &mut events,
+        "control asked",
+        session_where(&id, |s| s.asked == ["control"]),
+    )
+    .await;
+    c.send(AssistMsg::Answer {
+        id: ask_id,
+        allowed: true,
+    });
+    event_where(
+        &mut events,
+        "control granted",
+        session_where(&id, |s| {
+            s.granted == ["view", "control"] && s.asked.is_empty()
+        }),
+    )
+    .await;
+    c.send(AssistMsg::Revoke {
+        right: Right::Control,
+    });
+    event_where(
+        &mut events,
+        "control taken back",
+        session_where(&id, |s| s.granted == ["view"]),
+    )
+    .await;
+
+    // The customer ends the session and rates it.
+    c.send(AssistMsg::EndSession);
+    c.expect(PATIENCE, "the end", |m| matches!(m, AssistMsg::End { .. }))
+        .await;
+    event_where(&mut events, "the session leaving the queue", |e| {
+        matches!(e, api::SupportEvent::Left { id: i, reason } if *i == id && reason.contains("customer"))
+    })
+    .await;
+    c.send(AssistMsg::Rating {
+        stars: 5,
+        comment: "Quick and kind".into(),
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let row = loop {
+        let rows = tech.support_sessions(None, None).await.unwrap();
+        let row = rows.into_iter().find(|r| r.id == id).unwrap();
+        if row.rating.is_some() || tokio::time::Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(row.rating, Some(5), "{row:?}");
+    assert_eq!(row.state, "ended");
+    assert_eq!(row.technicians, ["tina"]);
+    assert_eq!(row.rights_used, ["view", "control"]);
+    c.close();
+
+    // Audited step by step; the words are not in the audit or the log.
+    let events = site.security_events().await;
+    let actions: Vec<&str> = events
+        .iter()
+        .filter(|e| e.target == id)
+        .map(|e| e.action.as_str())
+        .collect();
+    for a in [
+        "support-request",
+        "support-join",
+        "support-accept",
+        "support-chat",
+        "support-right",
+        "support-end",
+    ] {
+        assert!(actions.contains(&a), "{a} missing: {actions:?}");
+    }
+    let rights: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.action == "support-right")
+        .map(|e| (e.outcome.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        rights,
+        [
+            ("revoked", "customer:Jo Customer"),
+            ("allowed", "customer:Jo Customer"),
+            ("asked", "tina"),
+        ],
+        "newest first"
+    );
+    for e in &events {
+        assert!(!e.detail.contains("Secret-word"), "{e:?}");
+    }
+    let log = site.gateway_log_through_now().await;
+    assert!(
+        log.contains("customer client connected"),
+        "the log was captured: {log}"
+    );
+    assert!(
+        !log.contains("Secret-word"),
+        "chat words in the gateway log"
+    );
+    assert!(!log.contains(&t.ticket), "the ticket in the gateway log");
+}

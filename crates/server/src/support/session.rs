@@ -1,0 +1,727 @@
+//! A support session once its customer's client is connected: technicians
+//! accept it, chat, ask for rights and end it; the customer answers,
+//! chats, takes rights back, ends it and rates it. Each step is stored
+//! and audited in one commit, then told to the client and to the
+//! technicians' event streams.
+
+use jumpgate_api_types::support::{self as api, SupportEvent};
+use jumpgate_proto::assist::{
+    self, AssistMsg, ChatFrom, ChatLine, ParticipantRole, Right, Rights, SupportState,
+};
+
+use super::SupportError;
+use super::crypto::{self, field_aad};
+use super::live::{Live, Person};
+use super::{hub, queues};
+use crate::ids;
+use crate::keys::WrappedKey;
+use crate::rbac::Subject;
+use crate::state::AppState;
+use crate::store::{AuditAction, AuditEvent, Exec, WriteTx, sql};
+
+/// Who the audit log names for the customer.
+pub(crate) fn customer_actor(name: &str) -> String {
+    format!("customer:{name}")
+}
+
+/// The technicians' view of `id`: the store's row and the live fold.
+pub(crate) async fn view(st: &AppState, id: &str) -> Result<api::SupportSession, SupportError> {
+    let mut v = hub::session(&st.db, &st.keys, id)
+        .await?
+        .ok_or_else(|| SupportError::UnknownSession(id.to_owned()))?;
+    st.support_hub.live.with(id, |l| l.fill(&mut v));
+    Ok(v)
+}
+
+/// Tells the technicians' streams (and the waiting customers of its
+/// queue, their place) that `id` changed.
+pub(crate) async fn publish(st: &AppState, id: &str) {
+    match view(st, id).await {
+        Ok(v) => {
+            let queue = v.queue.clone();
+            if v.state == "ended" {
+                let reason = v.end_reason.unwrap_or_else(|| "ended".into());
+                st.support_hub.publish(
+                    &queue,
+                    SupportEvent::Left {
+                        id: id.to_owned(),
+                        reason,
+                    },
+                );
+            } else {
+                st.support_hub.publish(
+                    &queue,
+                    SupportEvent::Session {
+                        session: Box::new(v),
+                    },
+                );
+            }
+            tell_positions(st, &queue);
+        }
+        Err(e) => tracing::warn!(support = %id, error = %e, "cannot publish a support session"),
+    }
+}
+
+/// Sends each waiting customer of `queue` their place in it.
+pub(crate) fn tell_positions(st: &AppState, queue: &str) {
+    let live = &st.support_hub.live;
+    let mut waiting: Vec<(i64, String)> = live
+        .ids()
+        .into_iter()
+        .filter_map(|id| {
+            live.with(&id, |l| {
+                (l.queue == queue && l.state == SupportState::Waiting).then_some(l.joined_at_ms)
+            })
+            .flatten()
+            .map(|at| (at, id))
+        })
+        .collect();
+    waiting.sort();
+    for (n, (_, id)) in waiting.iter().enumerate() {
+        live.with(id, |l| {
+            let position = u32::try_from(n + 1).ok();
+            if l.told_position != position {
+                l.told_position = position;
+                l.send(AssistMsg::Status {
+                    state: SupportState::Waiting,
+                    queue: l.queue.clone(),
+                    position,
+                });
+            }
+        });
+    }
+}
+
+/// A technician's role in `id`, or why they have none.
+fn role(st: &AppState, id: &str, who: &Subject) -> Result<ParticipantRole, SupportError> {
+    let user = who.user_id().map(|u| u.as_str().to_owned());
+    st.support_hub
+        .live
+        .with(id, |l| user.as_deref().and_then(|u| l.role_of(u)))
+        .ok_or_else(|| SupportError::NotLive(id.to_owned()))?
+        .ok_or_else(|| {
+            SupportError::Forbidden(format!("you do not take part in support session `{id}`"))
+        })
+}
+
+/// `POST …/{id}/accept`: a queue member takes a waiting customer.
+///
+/// # Errors
+/// Unknown session, not a member of its queue, already taken, store.
+pub(crate) async fn accept(st: &AppState, id: &str, who: &Subject) -> Result<(), SupportError> {
+    let Some(user_id) = who.user_id().map(|u| u.as_str().to_owned()) else {
+        return Err(SupportError::Forbidden(
+            "support sessions are accepted by technicians, not API clients".into(),
+        ));
+    };
+    let now = ids::now_ms();
+    let mut w = st.db.write().await?;
+    let found: Option<(String, String, String)> = sql!(w, |c| sqlx::query_as(
+        "SELECT queue, group_name, state FROM support_sessions WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    let Some((queue, group, state)) = found.filter(|(_, g, _)| who.groups.contains(g)) else {
+        return Err(SupportError::UnknownSession(id.to_owned()));
+    };
+    let member = queues::get_in(&mut w, &queue)
+        .await?
+        .is_some_and(|q| q.has_member(&user_id));
+    if !member {
+        return Err(SupportError::Forbidden(format!(
+            "you are not a member of queue `{queue}`"
+        )));
+    }
+    if state != "waiting" {
+        return Err(SupportError::AlreadyTaken(state));
+    }
+    let taken = sql!(w, |c| sqlx::query(
+        "UPDATE support_sessions SET state = 'active', accepted_at = $1, owner_id = $2,
+                owner_name = $3
+          WHERE id = $4 AND state = 'waiting'"
+    )
+    .bind(now)
+    .bind(&user_id)
+    .bind(&who.name)
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if taken != 1 {
+        return Err(SupportError::AlreadyTaken("active".into()));
+    }
+    insert_participant(&mut w, id, &user_id, &who.name, ParticipantRole::Owner, now).await?;
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::SupportAccept, id)
+            .detail(format!("queue={queue}"))
+            .group(&group),
+    )
+    .await?;
+    w.commit().await?;
+    st.support_hub.live.with(id, |l| {
+        l.state = SupportState::Active;
+        l.people.retain(|p| p.user_id != user_id);
+        l.people.insert(
+            0,
+            Person {
+                user_id: user_id.clone(),
+                name: who.name.clone(),
+                role: ParticipantRole::Owner,
+                joined_at_ms: now,
+            },
+        );
+        l.send(AssistMsg::Status {
+            state: SupportState::Active,
+            queue: l.queue.clone(),
+            position: None,
+        });
+        l.send(l.participants_msg());
+    });
+    publish(st, id).await;
+    Ok(())
+}
+
+async fn insert_participant(
+    e: &mut dyn Exec,
+    id: &str,
+    user_id: &str,
+    name: &str,
+    role: ParticipantRole,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sql!(e, |c| sqlx::query(
+        "INSERT INTO support_participants (support_id, user_id, joined_at, username, role)
+         VALUES ($1, $2, $3, $4, $5)"
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(now)
+    .bind(name)
+    .bind(role.as_str())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A chat text as kept: control characters (but newlines and tabs) out,
+/// at most [`assist::MAX_CHAT_BYTES`], not empty.
+fn clean_chat(text: &str) -> Result<String, SupportError> {
+    if text.len() > assist::MAX_CHAT_BYTES {
+        return Err(SupportError::Invalid(format!(
+            "text: at most {} bytes",
+            assist::MAX_CHAT_BYTES
+        )));
+    }
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect();
+    let clean = clean.trim().to_owned();
+    if clean.is_empty() {
+        return Err(SupportError::Invalid("text: empty".into()));
+    }
+    Ok(clean)
+}
+
+/// Stores and passes on one chat line.
+async fn chat_line(
+    st: &AppState,
+    id: &str,
+    from_kind: ChatFrom,
+    from: &str,
+    text: &str,
+) -> Result<ChatLine, SupportError> {
+    let seq = st
+        .support_hub
+        .live
+        .with(id, |l| {
+            l.chat_seq += 1;
+            l.chat_seq
+        })
+        .ok_or_else(|| SupportError::NotLive(id.to_owned()))?;
+    let at_ms = ids::now_ms();
+    let kind = match from_kind {
+        ChatFrom::Customer => "customer",
+        ChatFrom::Technician => "technician",
+        ChatFrom::System => "system",
+    };
+    let mut w = st.db.write().await?;
+    let (group, wrapped) = key_of(&mut w, id).await?;
+    let key = st
+        .keys
+        .unwrap(crypto::SESSION_KEY_PURPOSE, &WrappedKey::from(wrapped))?;
+    let aad = field_aad(id, &format!("chat\0{seq}\0{kind}"));
+    let sealed = crypto::seal(&key, &aad, text.as_bytes())?;
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO support_messages (support_id, seq, at, sender_kind, sender, sealed)
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(id)
+    .bind(seq as i64)
+    .bind(at_ms)
+    .bind(kind)
+    .bind(from)
+    .bind(&sealed)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let actor = match from_kind {
+        ChatFrom::Customer => customer_actor(from),
+        _ => from.to_owned(),
+    };
+    w.audit(
+        AuditEvent::new(actor, AuditAction::SupportChat, id)
+            .detail(format!("from={kind} bytes={}", text.len()))
+            .group(&group),
+    )
+    .await?;
+    w.commit().await?;
+    let line = ChatLine {
+        seq,
+        at_ms,
+        from_kind,
+        from: from.to_owned(),
+        text: text.to_owned(),
+    };
+    let audience = st
+        .support_hub
+        .live
+        .with(id, |l| {
+            l.send(AssistMsg::Chat(line.clone()));
+            (
+                l.queue.clone(),
+                l.people.iter().map(|p| p.user_id.clone()).collect(),
+            )
+        })
+        .unwrap_or_default();
+    st.support_hub.publish_to(
+        &audience.0,
+        audience.1,
+        SupportEvent::Chat {
+            id: id.to_owned(),
+            line: api_line(&line),
+        },
+    );
+    Ok(line)
+}
+
+fn api_line(l: &ChatLine) -> api::ChatLine {
+    api::ChatLine {
+        seq: l.seq,
+        at: ids::rfc3339(l.at_ms),
+        from_kind: match l.from_kind {
+            ChatFrom::Customer => "customer",
+            ChatFrom::Technician => "technician",
+            ChatFrom::System => "system",
+        }
+        .to_owned(),
+        from: l.from.clone(),
+        text: l.text.clone(),
+    }
+}
+
+/// The session's group and wrapped data key.
+async fn key_of(e: &mut dyn Exec, id: &str) -> Result<(String, String), SupportError> {
+    let found: Option<(String, String)> = sql!(e, |c| sqlx::query_as(
+        "SELECT group_name, wrapped_key FROM support_sessions WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    found.ok_or_else(|| SupportError::UnknownSession(id.to_owned()))
+}
+
+/// `POST …/{id}/chat`: a technician taking part writes to the customer.
+///
+/// # Errors
+/// Not taking part, bad text, store.
+pub(crate) async fn technician_chat(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+    text: &str,
+) -> Result<api::ChatLine, SupportError> {
+    match role(st, id, who)? {
+        ParticipantRole::Owner | ParticipantRole::Participant => {}
+        _ => {
+            return Err(SupportError::Forbidden(
+                "observers and supervisors do not chat".into(),
+            ));
+        }
+    }
+    let text = clean_chat(text)?;
+    let line = chat_line(st, id, ChatFrom::Technician, &who.name, &text).await?;
+    Ok(api_line(&line))
+}
+
+/// One grant event, stored and audited.
+async fn grant_event(
+    st: &AppState,
+    id: &str,
+    right: Right,
+    event: &str,
+    by: &str,
+) -> Result<(), SupportError> {
+    let Some((seq, used)) = st.support_hub.live.with(id, |l| {
+        l.grant_seq += 1;
+        if event == "allowed" {
+            l.used = l.used.with(right);
+        }
+        (l.grant_seq, l.used)
+    }) else {
+        return Err(SupportError::NotLive(id.to_owned()));
+    };
+    let now = ids::now_ms();
+    let mut w = st.db.write().await?;
+    let (group, _) = key_of(&mut w, id).await?;
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO support_grants (support_id, seq, right_name, event, by_name, at)
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(id)
+    .bind(seq as i64)
+    .bind(right.as_str())
+    .bind(event)
+    .bind(by)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if event == "allowed" {
+        let used: Vec<&str> = used.iter().map(Right::as_str).collect();
+        let used = serde_json::to_string(&used).unwrap_or_else(|_| "[]".into());
+        sql!(w, |c| sqlx::query(
+            "UPDATE support_sessions SET rights_used = $1 WHERE id = $2"
+        )
+        .bind(&used)
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    w.audit(
+        AuditEvent::new(by, AuditAction::SupportRight, id)
+            .outcome(event)
+            .detail(format!("right={right} event={event} by={by}"))
+            .group(&group),
+    )
+    .await?;
+    w.commit().await?;
+    Ok(())
+}
+
+/// `POST …/{id}/rights`: ask the customer for a right. Already granted:
+/// nothing to ask.
+///
+/// # Errors
+/// Not taking part, the client offline, store.
+pub(crate) async fn ask(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+    right: Right,
+) -> Result<(), SupportError> {
+    match role(st, id, who)? {
+        ParticipantRole::Owner | ParticipantRole::Participant => {}
+        _ => {
+            return Err(SupportError::Forbidden(
+                "observers and supervisors do not ask for rights".into(),
+            ));
+        }
+    }
+    let asked = st.support_hub.live.with(id, |l| {
+        if !l.online() {
+            return Err(SupportError::Offline);
+        }
+        if l.granted.contains(right) {
+            return Ok(None);
+        }
+        if let Some((&n, _)) = l.asked.iter().find(|(_, a)| a.right == right) {
+            return Ok(Some(n));
+        }
+        let n = l.ask(right);
+        l.send(AssistMsg::Ask {
+            id: n,
+            right,
+            technician: who.name.clone(),
+        });
+        Ok(Some(n))
+    });
+    let Some(n) = asked.ok_or_else(|| SupportError::NotLive(id.to_owned()))?? else {
+        return Ok(());
+    };
+    grant_event(st, id, right, "asked", &who.name).await?;
+    publish(st, id).await;
+    // Unanswered asks go (the client denies them itself after the same time).
+    let (st2, id2) = (st.clone(), id.to_owned());
+    st.tasks.spawn(async move {
+        let wait = std::time::Duration::from_secs(u64::from(assist::ASK_TIMEOUT_SECS) + 5);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = st2.shutdown.cancelled() => return,
+        }
+        let gone = st2
+            .support_hub
+            .live
+            .with(&id2, |l| l.asked.remove(&n).is_some())
+            .unwrap_or(false);
+        if gone {
+            let _ = grant_event(&st2, &id2, right, "denied", "(no answer)").await;
+            publish(&st2, &id2).await;
+        }
+    });
+    Ok(())
+}
+
+/// Ends a support session (technician, customer, or the gateway) and tells
+/// everyone; `false` when it had ended already.
+///
+/// # Errors
+/// The store failed.
+pub(crate) async fn end(
+    st: &AppState,
+    id: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<bool, SupportError> {
+    let now = ids::now_ms();
+    let mut w = st.db.write().await?;
+    let ended = end_in(&mut w, id, actor, reason, now).await?;
+    w.commit().await?;
+    if !ended {
+        return Ok(false);
+    }
+    if let Some(live) = st.support_hub.live.remove(id) {
+        live.send(AssistMsg::End {
+            reason: reason.to_owned(),
+        });
+        // The client may rate the session before it closes its connection.
+    }
+    // Sub-sessions of the session end with it.
+    st.sessions.changed();
+    publish(st, id).await;
+    Ok(true)
+}
+
+async fn end_in(
+    w: &mut WriteTx,
+    id: &str,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, SupportError> {
+    let found: Option<String> = sql!(w, |c| sqlx::query_scalar(
+        "UPDATE support_sessions SET state = 'ended', ended_at = $1, end_reason = $2,
+                ticket_hash = NULL, download_hash = NULL
+          WHERE id = $3 AND state <> 'ended'
+         RETURNING group_name"
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    let Some(group) = found else {
+        return Ok(false);
+    };
+    sql!(w, |c| sqlx::query(
+        "UPDATE support_participants SET left_at = $1, left_reason = 'ended'
+          WHERE support_id = $2 AND left_at IS NULL"
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::SupportEnd, id)
+            .outcome("ended")
+            .detail(format!("reason={reason}"))
+            .group(&group),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// `POST …/{id}/end`: the owner (or a participant) ends the session.
+///
+/// # Errors
+/// Not the owner, store.
+pub(crate) async fn technician_end(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+) -> Result<(), SupportError> {
+    match role(st, id, who) {
+        Ok(ParticipantRole::Owner | ParticipantRole::Participant) => {}
+        Ok(_) => {
+            return Err(SupportError::Forbidden(
+                "only the technicians working on the session end it".into(),
+            ));
+        }
+        // Not live (its client never came back): a queue member may end it.
+        Err(SupportError::NotLive(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let reason = format!("ended by {}", who.name);
+    if !end(st, id, &who.name, &reason).await? {
+        return Err(SupportError::UnknownSession(id.to_owned()));
+    }
+    Ok(())
+}
+
+/// One message from the customer's client.
+pub(crate) async fn from_client(st: &AppState, id: &str, customer: &str, msg: AssistMsg) {
+    if let Err(e) = msg.check() {
+        tracing::info!(support = %id, error = %e, "customer client sent a message out of bounds");
+        return;
+    }
+    let result = match msg {
+        AssistMsg::SendChat { text } => {
+            let ok = st
+                .support_hub
+                .live
+                .with(id, Live::customer_may_chat)
+                .unwrap_or(false);
+            match clean_chat(&text) {
+                Ok(text) if ok => chat_line(st, id, ChatFrom::Customer, customer, &text)
+                    .await
+                    .map(drop),
+                Ok(_) => {
+                    tracing::info!(support = %id, "customer chat over its rate; dropped");
+                    Ok(())
+                }
+                Err(_) => Ok(()),
+            }
+        }
+        AssistMsg::Answer { id: n, allowed } => answer(st, id, customer, n, allowed).await,
+        AssistMsg::Revoke { right } => {
+            let was = st.support_hub.live.with(id, |l| {
+                let was = l.granted.contains(right);
+                l.granted = l.granted.without(right);
+                was
+            });
+            if was == Some(true) {
+                let r = grant_event(st, id, right, "revoked", &customer_actor(customer)).await;
+                st.sessions.changed();
+                publish(st, id).await;
+                r
+            } else {
+                Ok(())
+            }
+        }
+        AssistMsg::Granted { rights } => granted(st, id, customer, rights).await,
+        AssistMsg::EndSession => end(st, id, &customer_actor(customer), "ended by the customer")
+            .await
+            .map(drop),
+        AssistMsg::Rating { stars, comment } => rate(st, id, customer, stars, &comment).await,
+        AssistMsg::PinResult { ok, message } => {
+            tracing::info!(support = %id, ok, %message, "pin result");
+            Ok(())
+        }
+        other => {
+            tracing::debug!(support = %id, ?other, "ignoring a gateway-side message from a client");
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(support = %id, error = %e, "cannot handle the customer's message");
+    }
+}
+
+async fn answer(
+    st: &AppState,
+    id: &str,
+    customer: &str,
+    n: u64,
+    allowed: bool,
+) -> Result<(), SupportError> {
+    let Some(Some(ask)) = st.support_hub.live.with(id, |l| {
+        let ask = l.asked.remove(&n)?;
+        if allowed {
+            l.granted = l.granted.with(ask.right);
+        }
+        Some(ask)
+    }) else {
+        return Ok(());
+    };
+    let event = if allowed { "allowed" } else { "denied" };
+    let r = grant_event(st, id, ask.right, event, &customer_actor(customer)).await;
+    publish(st, id).await;
+    r
+}
+
+/// The client's own account of what it enforces: what it dropped is
+/// recorded as revoked (and sub-sessions re-checked), and the fold
+/// follows it (it never gains what the customer did not allow: the
+/// gateway keeps the smaller of the two).
+async fn granted(
+    st: &AppState,
+    id: &str,
+    customer: &str,
+    rights: Rights,
+) -> Result<(), SupportError> {
+    let Some(dropped) = st.support_hub.live.with(id, |l| {
+        let dropped: Vec<Right> = l.granted.iter().filter(|r| !rights.contains(*r)).collect();
+        l.granted = l.granted.iter().filter(|r| rights.contains(*r)).collect();
+        dropped
+    }) else {
+        return Ok(());
+    };
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    st.sessions.changed();
+    for right in dropped {
+        grant_event(st, id, right, "revoked", &customer_actor(customer)).await?;
+    }
+    publish(st, id).await;
+    Ok(())
+}
+
+async fn rate(
+    st: &AppState,
+    id: &str,
+    customer: &str,
+    stars: u8,
+    comment: &str,
+) -> Result<(), SupportError> {
+    let mut w = st.db.write().await?;
+    let (group, wrapped) = key_of(&mut w, id).await?;
+    let comment = crate::agents::reported::text(comment.trim(), super::keys::PROBLEM_MAX);
+    let sealed = if comment.is_empty() {
+        None
+    } else {
+        let key = st
+            .keys
+            .unwrap(crypto::SESSION_KEY_PURPOSE, &WrappedKey::from(wrapped))?;
+        Some(crypto::seal(
+            &key,
+            &field_aad(id, "comment"),
+            comment.as_bytes(),
+        )?)
+    };
+    let n = sql!(w, |c| sqlx::query(
+        "UPDATE support_sessions SET rating = $1, comment_sealed = $2
+          WHERE id = $3 AND state = 'ended' AND rating IS NULL"
+    )
+    .bind(i64::from(stars))
+    .bind(sealed.as_deref())
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if n == 1 {
+        w.audit(
+            AuditEvent::new(customer_actor(customer), AuditAction::SupportEnd, id)
+                .outcome("rated")
+                .detail(format!("rating={stars} comment_bytes={}", comment.len()))
+                .group(&group),
+        )
+        .await?;
+    }
+    w.commit().await?;
+    Ok(())
+}

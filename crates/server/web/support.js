@@ -1,0 +1,262 @@
+// Attended support, the technician's side: the live queue (one
+// EventSource on `GET /api/v1/support/events`, no polling), session keys,
+// and one support session's page (chat, rights asked of the customer, the
+// customer's screen and a shell once allowed, end).
+
+import { get, post, seg } from './api.js';
+import { h, render, heading, table, notice, busy, showError } from './ui.js';
+import { ctx, main, onLeave } from './app.js';
+
+const RIGHTS = [
+  ['view', 'See the screen'],
+  ['control', 'Control mouse and keyboard'],
+  ['clipboard', 'Share the clipboard'],
+  ['shell', 'Run commands'],
+  ['files', 'Transfer files'],
+];
+
+/** m:ss since an RFC 3339 time. */
+function since(iso) {
+  if (!iso) return '—';
+  const s = Math.max(0, Math.floor((Date.now() - new Date(iso).getTime()) / 1000));
+  const m = Math.floor(s / 60);
+  return m >= 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${m}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/**
+ * Follows the caller's support events: `onEvent(event)` for each; the
+ * browser's EventSource reconnects by itself (and the gateway starts each
+ * connection with a snapshot). Closed when the page changes.
+ */
+function follow(onEvent, onState) {
+  const es = new EventSource('/api/v1/support/events');
+  const handle = (ev) => {
+    try {
+      onEvent(JSON.parse(ev.data));
+    } catch {
+      /* not an event */
+    }
+  };
+  for (const name of ['snapshot', 'session', 'left', 'chat', 'invite']) es.addEventListener(name, handle);
+  es.onopen = () => onState(true);
+  es.onerror = () => onState(false);
+  onLeave(() => es.close());
+  return es;
+}
+
+// --- The queue -----------------------------------------------------------
+
+export function supportPage() {
+  const sessions = new Map();
+  const live = h('span', { class: 'conn-state', role: 'status', id: 'support-live' }, 'Connecting…');
+  const waitingSlot = h('div', { id: 'support-waiting' });
+  const mineSlot = h('div', { id: 'support-mine' });
+  const status = h('div', { 'aria-live': 'polite' });
+  const keySlot = h('div', { id: 'support-key', 'aria-live': 'polite' });
+  const keyBtn = h('button', { type: 'button', class: 'primary', id: 'support-make-key' }, 'Create session key');
+  keyBtn.addEventListener('click', () =>
+    busy(keyBtn, status, async () => {
+      const k = await post('/api/v1/support/keys', {});
+      render(
+        keySlot,
+        h('div', { class: 'card key-card' },
+          h('p', {}, 'Read this key to your customer. They type it at the support portal:'),
+          h('p', { class: 'big-key', id: 'support-key-value' }, k.key),
+          h('small', {}, `Works once, until ${new Date(k.expires_at).toLocaleTimeString()}, queue ${k.queue || '—'}.`)),
+      );
+    }),
+  );
+
+  const accept = (s, btn) =>
+    busy(btn, status, async () => {
+      await post(`/api/v1/support/sessions/${seg(s.id)}/accept`, {});
+      location.hash = `#/support/${encodeURIComponent(s.id)}`;
+    });
+
+  const draw = () => {
+    const all = [...sessions.values()];
+    const waiting = all.filter((s) => s.state === 'waiting' || s.state === 'pending');
+    const mine = all.filter((s) => s.state === 'active' && s.participants.some((p) => p.username === ctx.me.username));
+    render(
+      waitingSlot,
+      table('Customers waiting', [
+        { label: 'Customer', cell: (s) => s.customer },
+        { label: 'Problem', cell: (s) => s.problem || '—' },
+        { label: 'Queue', cell: (s) => s.queue },
+        { label: 'Waiting', cell: (s) => (s.state === 'pending' ? 'downloading the app' : h('span', { class: 'ticker', dataset: { since: s.joined_at } }, since(s.joined_at))) },
+        { label: 'From', cell: (s) => (s.origin === 'key' ? `key${s.for_user ? ` (${s.for_user})` : ''}` : 'request form') },
+        {
+          label: 'Action',
+          cell: (s) => {
+            if (s.state !== 'waiting') return '—';
+            const b = h('button', { type: 'button', class: 'primary', dataset: { accept: s.id } }, 'Accept');
+            b.addEventListener('click', () => accept(s, b));
+            return b;
+          },
+        },
+      ], waiting, 'Nobody is waiting.'),
+    );
+    render(
+      mineSlot,
+      table('Your support sessions', [
+        { label: 'Customer', cell: (s) => h('a', { href: `#/support/${encodeURIComponent(s.id)}` }, s.customer) },
+        { label: 'Queue', cell: (s) => s.queue },
+        { label: 'Granted', cell: (s) => s.granted.join(', ') || '—' },
+        { label: 'Client', cell: (s) => (s.online ? 'connected' : 'offline') },
+      ], mine, 'You have no support session.'),
+    );
+  };
+
+  follow(
+    (e) => {
+      if (e.type === 'snapshot') {
+        sessions.clear();
+        for (const s of e.sessions) sessions.set(s.id, s);
+      } else if (e.type === 'session') {
+        if (e.session.state === 'ended') sessions.delete(e.session.id);
+        else sessions.set(e.session.id, e.session);
+      } else if (e.type === 'left') {
+        sessions.delete(e.id);
+      } else {
+        return;
+      }
+      draw();
+    },
+    (up) => {
+      live.textContent = up ? 'Live' : 'Reconnecting…';
+    },
+  );
+  // The waiting times tick here, with no call to the gateway.
+  const tick = setInterval(() => {
+    for (const el of waitingSlot.querySelectorAll('.ticker')) el.textContent = since(el.dataset.since);
+  }, 1000);
+  onLeave(() => clearInterval(tick));
+
+  render(
+    main,
+    heading('Support'),
+    h('div', { class: 'toolbar' }, keyBtn, live),
+    status,
+    keySlot,
+    h('h2', {}, 'Waiting'),
+    waitingSlot,
+    h('h2', {}, 'Your sessions'),
+    mineSlot,
+  );
+  draw();
+}
+
+// --- One support session -------------------------------------------------
+
+export async function supportSessionPage(id) {
+  const status = h('div', { 'aria-live': 'polite' });
+  const head = h('div', { id: 'ss-head' });
+  const rights = h('div', { id: 'ss-rights', class: 'toolbar' });
+  const tools = h('div', { id: 'ss-tools', class: 'toolbar' });
+  const log = h('ol', { class: 'chat-log', id: 'ss-chat', 'aria-live': 'polite', 'aria-label': 'Chat' });
+  const text = h('input', { id: 'ss-chat-text', autocomplete: 'off', maxlength: 4096, 'aria-label': 'Message to the customer' });
+  const send = h('button', { type: 'submit' }, 'Send');
+  const form = h('form', { class: 'chat-form' }, text, send);
+  const end = h('button', { type: 'button', class: 'danger', id: 'ss-end' }, 'End session');
+  let s = null;
+
+  const addLine = (l) => {
+    if (log.querySelector(`[data-seq="${l.seq}"]`)) return;
+    log.appendChild(
+      h('li', { class: `chat-${l.from_kind}`, dataset: { seq: String(l.seq) } },
+        h('span', { class: 'chat-from' }, l.from_kind === 'system' ? '' : `${l.from}: `),
+        h('span', { class: 'chat-text' }, l.text)),
+    );
+    log.scrollTop = log.scrollHeight;
+  };
+
+  const draw = () => {
+    if (!s) return;
+    const people = s.participants.map((p) => `${p.username} (${p.role})`).join(', ') || 'nobody yet';
+    render(
+      head,
+      h('p', {}, h('strong', {}, s.customer), ` — ${s.problem || 'no description'}`),
+      h('p', {}, `Queue ${s.queue} · ${s.state}${s.online ? ' · client connected' : ' · client offline'}${s.hostname ? ` · ${s.hostname}` : ''}`),
+      h('p', {}, `Technicians: ${people}`),
+    );
+    render(
+      rights,
+      RIGHTS.map(([r, label]) => {
+        const granted = s.granted.includes(r);
+        const asked = s.asked.includes(r);
+        const b = h('button', { type: 'button', dataset: { right: r }, disabled: granted || asked || !s.online, 'aria-pressed': granted ? 'true' : 'false' },
+          granted ? `✓ ${label}` : asked ? `${label}: asked…` : `Ask: ${label}`);
+        b.addEventListener('click', () => busy(b, status, () => post(`/api/v1/support/sessions/${seg(id)}/rights`, { right: r })));
+        return b;
+      }),
+    );
+    const target = `support:${id}`;
+    render(
+      tools,
+      s.granted.includes('view') ? h('a', { class: 'button', href: `#/desktop/${encodeURIComponent(target)}`, id: 'ss-open-screen' }, 'Open the screen') : null,
+      s.granted.includes('shell') ? h('a', { class: 'button', href: `#/terminal/${encodeURIComponent(target)}`, id: 'ss-open-shell' }, 'Open a shell') : null,
+      end,
+    );
+    if (s.state === 'ended') {
+      render(tools, notice(`This session has ended${s.end_reason ? `: ${s.end_reason}` : ''}.`));
+      rights.hidden = true;
+      form.hidden = true;
+    }
+  };
+
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const t = text.value.trim();
+    if (!t) return;
+    busy(send, status, async () => {
+      const line = await post(`/api/v1/support/sessions/${seg(id)}/chat`, { text: t });
+      text.value = '';
+      addLine(line);
+    });
+  });
+  end.addEventListener('click', () =>
+    busy(end, status, async () => {
+      await post(`/api/v1/support/sessions/${seg(id)}/end`, {});
+      s.state = 'ended';
+      draw();
+    }),
+  );
+
+  render(
+    main,
+    heading('Support session'),
+    status,
+    head,
+    h('section', { class: 'card', 'aria-labelledby': 'ss-rights-title' }, h('h2', { id: 'ss-rights-title' }, 'What the customer allows'),
+      h('p', { class: 'hint' }, 'Each right needs the customer\'s Allow in their window; they can take any of them back at any time.'), rights, tools),
+    h('section', { class: 'card', 'aria-labelledby': 'ss-chat-title' }, h('h2', { id: 'ss-chat-title' }, 'Chat'), log, form),
+  );
+  try {
+    s = await get(`/api/v1/support/sessions/${seg(id)}`);
+  } catch (e) {
+    showError(status, e);
+    return;
+  }
+  draw();
+  follow(
+    (e) => {
+      if (e.type === 'session' && e.session.id === id) {
+        s = e.session;
+        draw();
+      } else if (e.type === 'snapshot') {
+        const found = e.sessions.find((x) => x.id === id);
+        if (found) {
+          s = found;
+          draw();
+        }
+      } else if (e.type === 'left' && e.id === id) {
+        s.state = 'ended';
+        s.end_reason = e.reason;
+        draw();
+      } else if (e.type === 'chat' && e.id === id) {
+        addLine(e.line);
+      }
+    },
+    () => {},
+  );
+}
