@@ -13,6 +13,7 @@ mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
 mod keys;
+pub(crate) mod page;
 mod portal;
 mod queues;
 pub(crate) mod schema;
