@@ -349,7 +349,12 @@ export async function queuesPage() {
             cell: (q) =>
               h('span', { class: 'actions' },
                 actionButton('Edit', '', status, null, async () => edit(q, refresh, status)),
-                actionButton('Delete', 'danger', status, `Delete queue ${q.name}?`, async () => { await del(`/api/v1/queues/${seg(q.name)}`); render(editSlot); await refresh(); })),
+                actionButton('Delete', 'danger', status, `Delete queue ${q.name}?`, async () => {
+                  await del(`/api/v1/queues/${seg(q.name)}`);
+                  render(editSlot);
+                  render(status, notice(`Queue ${q.name} deleted.`, 'ok'));
+                  await refresh();
+                })),
           },
         ], queues, 'No queue yet: create one below.'),
         editSlot);

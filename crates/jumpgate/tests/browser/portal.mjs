@@ -194,6 +194,8 @@ try {
   await page.locator('.notice', { hasText: 'Queue printers saved.' }).waitFor();
   await page.locator('tr', { has: page.locator('strong[data-queue="printers"]') }).locator('td[data-label="Most waiting"]', { hasText: '5' }).waitFor();
   check((await page.locator('tr', { has: page.locator('strong[data-queue="printers"]') }).locator('td[data-label="Auto-assign"]').textContent()) === 'on', 'auto-assign shown on');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shot(page, 'admin-queues');
   // A queue made and deleted again.
   await create.getByLabel('Name').fill('scratch');
   await create.getByLabel('Endpoint group').fill('default');
@@ -201,8 +203,7 @@ try {
   await page.locator('strong[data-queue="scratch"]').waitFor();
   await page.locator('tr', { has: page.locator('strong[data-queue="scratch"]') }).getByRole('button', { name: 'Delete' }).click();
   await page.locator('strong[data-queue="scratch"]').waitFor({ state: 'detached' });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await shot(page, 'admin-queues');
+  await page.locator('.notice', { hasText: 'Queue scratch deleted.' }).waitFor();
   step('queues created, edited, deleted');
 
   // --- The portal on its own host, as a visitor without an account -------
