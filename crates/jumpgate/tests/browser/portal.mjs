@@ -279,6 +279,24 @@ try {
   check(href2 !== href && href2.startsWith('/portal/download/jgd_'), 'a new download for the request');
   step('request form works');
 
+  // --- Too many keys from one address: the wait, plainly ------------------
+  await p.getByRole('button', { name: 'Start over' }).click();
+  await p.locator('#start').waitFor({ state: 'visible' });
+  let limited = null;
+  // 5 attempts at once, then one every 6 s: a dozen quick tries hit it.
+  for (let i = 0; i < 12 && !limited; i++) {
+    await p.locator('#key').fill(`999 999 ${String(1000 + i)}`);
+    await p.getByRole('button', { name: 'Continue' }).click();
+    await p.locator('#key-error').waitFor({ state: 'visible' });
+    await p.waitForFunction(() => !document.querySelector('#key-form button[type=submit]').disabled);
+    const t = await p.locator('#key-error').textContent();
+    if (t.startsWith('Too many attempts')) limited = t;
+    else check(t === INVALID, `a wrong key before the limit: ${t}`);
+  }
+  check(limited && /^Too many attempts\. Please try again in \d+ s\.$/.test(limited), `the rate limit's message: ${limited}`);
+  await shot(p, 'portal-rate-limited', false);
+  step('rate limit shown with its wait');
+
   // --- The portal on the console's host --------------------------------
   await page.goto(`${URL_}/portal`);
   await page.locator('#start').waitFor({ state: 'visible' });
