@@ -63,6 +63,19 @@ struct ServerArgs {
     /// PEM private key of the site's own certificate.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A host name of its own for the support portal (e.g.
+    /// support.example.com), on the same TLS port: on it only the portal
+    /// is reachable. Without --portal-tls-cert the generated certificate
+    /// covers it too.
+    #[arg(long, value_name = "HOST")]
+    portal_hostname: Option<String>,
+    /// PEM certificate chain for the portal's host name (chosen by SNI;
+    /// agents always get the site's certificate).
+    #[arg(long, requires = "portal_tls_key")]
+    portal_tls_cert: Option<PathBuf>,
+    /// PEM private key of the portal's certificate.
+    #[arg(long, requires = "portal_tls_cert")]
+    portal_tls_key: Option<PathBuf>,
     /// PostgreSQL database, postgres://USER@HOST:PORT/DB (add
     /// ?sslmode=verify-full&sslrootcert=CA.pem for TLS) [default: the
     /// embedded encrypted SQLite file in the data directory].
@@ -307,6 +320,11 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
             url: args.database,
             max_connections: None,
         },
+        support: config::RawSupport {
+            portal_hostname: args.portal_hostname,
+            portal_tls_cert: args.portal_tls_cert,
+            portal_tls_key: args.portal_tls_key,
+        },
         ..RawConfig::default()
     };
     // Validate everything before binding any port.
@@ -318,6 +336,7 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         }
     };
     let data_dir = cfg.data_dir.clone();
+    let portal = cfg.portal_hostname().map(str::to_owned);
     // Admin commands of a PostgreSQL site name its database too (shown
     // without its password).
     let database = cfg.database.as_ref().map_or(String::new(), |db| {
@@ -334,6 +353,9 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         };
         println!("Jumpgate gateway for https://{}{port}", s.hostname);
         println!("listening on https://{}", s.addr);
+        if let Some(p) = &portal {
+            println!("support portal at https://{p}{port}/");
+        }
         if let Some(r) = s.redirect_addr {
             println!("redirecting http://{r} to https");
         }

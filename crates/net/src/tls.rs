@@ -13,6 +13,8 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, ServerConfig,
     SignatureScheme,
@@ -114,6 +116,84 @@ pub fn server_config(
         .with_single_cert(chain, key)?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
+}
+
+/// A certificate chain with its signing key, as a resolver hands it out.
+///
+/// # Errors
+/// The key is unsupported or does not match the chain's leaf.
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, Error> {
+    let signing = provider().key_provider.load_private_key(key)?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match()?;
+    Ok(Arc::new(ck))
+}
+
+/// Server configuration whose certificate depends on the ClientHello: the
+/// portal's when the client names `portal.0` (SNI) and does not offer
+/// `agent_alpn`, the site's otherwise. Agents and the support client offer
+/// `agent_alpn` and pin the site's CA, so they get the site certificate
+/// whatever name they dial.
+///
+/// # Errors
+/// The protocol versions are refused by the provider.
+pub fn server_config_resolving(
+    site: Arc<CertifiedKey>,
+    portal: Option<(String, Arc<CertifiedKey>)>,
+    agent_alpn: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, Error> {
+    let resolver = SniResolver {
+        site,
+        portal,
+        agent_alpn: agent_alpn.to_vec(),
+    };
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// See [`server_config_resolving`].
+#[derive(Debug)]
+struct SniResolver {
+    site: Arc<CertifiedKey>,
+    /// Lowercase host name without a trailing dot, and its certificate.
+    portal: Option<(String, Arc<CertifiedKey>)>,
+    agent_alpn: Vec<u8>,
+}
+
+impl SniResolver {
+    fn pick(
+        &self,
+        sni: Option<&str>,
+        mut alpn: impl Iterator<Item = Vec<u8>>,
+    ) -> Arc<CertifiedKey> {
+        let Some((host, cert)) = &self.portal else {
+            return Arc::clone(&self.site);
+        };
+        let named = sni.is_some_and(|s| s.trim_end_matches('.').eq_ignore_ascii_case(host));
+        if named && !alpn.any(|p| p == self.agent_alpn) {
+            Arc::clone(cert)
+        } else {
+            Arc::clone(&self.site)
+        }
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let alpn: Vec<Vec<u8>> = hello
+            .alpn()
+            .map(|i| i.map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        Some(self.pick(hello.server_name(), alpn.into_iter()))
+    }
 }
 
 /// Client configuration for talking to a gateway.
@@ -471,6 +551,113 @@ mod tests {
         .await
         .expect_err("self-signed");
         assert!(is_pin_mismatch(&err), "{err:?}");
+    }
+
+    /// A handshake against `server` naming `sni` and offering `alpn`:
+    /// the leaf certificate the server presented.
+    async fn presented(
+        server: Arc<ServerConfig>,
+        sni: &str,
+        alpn: &[&[u8]],
+    ) -> CertificateDer<'static> {
+        // Any certificate: the test looks at which one came.
+        let client = client_config(&Trust::Pinned(Fingerprint([0; 32])), alpn).unwrap();
+        let mut client = Arc::unwrap_or_clone(client);
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        client
+            .dangerous()
+            .set_certificate_verifier(Arc::new(Recorder(Arc::clone(&seen))));
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let accept = tokio::spawn(async move {
+            let _ = tokio_rustls::TlsAcceptor::from(server).accept(b).await;
+        });
+        let name = ServerName::try_from(sni.to_owned()).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, a)
+            .await
+            .unwrap();
+        let _ = accept.await;
+        seen.lock().unwrap().take().expect("a certificate")
+    }
+
+    #[derive(Debug)]
+    struct Recorder(Arc<std::sync::Mutex<Option<CertificateDer<'static>>>>);
+
+    impl ServerCertVerifier for Recorder {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, Error> {
+            *self.0.lock().unwrap() = Some(end_entity.clone().into_owned());
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_portal_certificate_goes_to_browsers_naming_the_portal_only() {
+        let site_ca = ca();
+        let (site_cert, site_key) = leaf(&site_ca);
+        let site = certified_key(
+            vec![site_cert.clone(), site_ca.cert.der().clone()],
+            site_key,
+        )
+        .unwrap();
+        let other = ca();
+        let (portal_cert, portal_key) = leaf(&other);
+        let portal = certified_key(vec![portal_cert.clone()], portal_key).unwrap();
+        const AGENT: &[u8] = b"jumpgate-agent/1";
+        let server = server_config_resolving(
+            site,
+            Some(("support.example.com".into(), portal)),
+            AGENT,
+            &[AGENT, b"http/1.1"],
+        )
+        .unwrap();
+        let http: &[&[u8]] = &[b"http/1.1"];
+        let cases: [(&str, &[&[u8]], &CertificateDer<'_>); 6] = [
+            ("support.example.com", http, &portal_cert),
+            ("SUPPORT.example.com", http, &portal_cert),
+            ("support.example.com", &[], &portal_cert),
+            // Agents and the support client always get the site's.
+            ("support.example.com", &[AGENT], &site_cert),
+            ("gw.example.com", http, &site_cert),
+            ("localhost", &[AGENT], &site_cert),
+        ];
+        for (sni, alpn, want) in cases {
+            let got = presented(Arc::clone(&server), sni, alpn).await;
+            assert_eq!(&got, want, "{sni} {alpn:?}");
+        }
+        // An IP address (no SNI sent at all): the site's.
+        let got = presented(Arc::clone(&server), "127.0.0.1", http).await;
+        assert_eq!(got, site_cert);
+        // A key that does not belong to the chain is refused up front.
+        let (_, stray) = leaf(&other);
+        assert!(certified_key(vec![site_cert], stray).is_err());
     }
 
     #[test]

@@ -47,6 +47,22 @@ pub struct RawConfig {
     pub database: RawDatabase,
     #[serde(default)]
     pub blobs: RawBlobs,
+    #[serde(default)]
+    pub support: RawSupport,
+}
+
+/// `[support]`: attended support's public portal.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSupport {
+    /// A host name of its own for the portal (e.g. support.example.com),
+    /// served on the same TLS port; on it only the portal is reachable.
+    pub portal_hostname: Option<String>,
+    /// PEM certificate chain for the portal's host name (chosen by SNI);
+    /// unset: the generated server certificate also covers it.
+    pub portal_tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub portal_tls_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -256,6 +272,17 @@ impl RawConfig {
                     .session_token_file
                     .or(self.blobs.session_token_file),
             },
+            support: RawSupport {
+                portal_hostname: other
+                    .support
+                    .portal_hostname
+                    .or(self.support.portal_hostname),
+                portal_tls_cert: other
+                    .support
+                    .portal_tls_cert
+                    .or(self.support.portal_tls_cert),
+                portal_tls_key: other.support.portal_tls_key.or(self.support.portal_tls_key),
+            },
         }
     }
 }
@@ -287,6 +314,25 @@ pub enum TlsSource {
     Files { cert: PathBuf, key: PathBuf },
 }
 
+/// Everything the TLS port presents: the site's certificate and, if the
+/// portal has a host name of its own, what it needs for that name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub site: TlsSource,
+    pub portal: Option<PortalTls>,
+}
+
+/// The portal's host name and, if it has one, its own certificate
+/// (otherwise the generated site certificate covers the name too; with
+/// the site's own certificate files, that certificate must).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortalTls {
+    /// Lowercase, without a trailing dot.
+    pub hostname: String,
+    /// `(cert, key)` PEM files, chosen by SNI for the portal's host name.
+    pub files: Option<(PathBuf, PathBuf)>,
+}
+
 /// The validated configuration. Every field is meaningful as it is.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -298,7 +344,7 @@ pub struct Config {
     pub hostname: String,
     /// `https://host[:port]` from `public_url` (no default port, no path).
     pub public_origin: Option<String>,
-    pub tls: TlsSource,
+    pub tls: TlsConfig,
     pub agent_heartbeat: Duration,
     pub session_ttl: Duration,
     pub max_connections: usize,
@@ -469,6 +515,8 @@ impl Config {
             (Some(_), None) => return Err(invalid("tls.key", "required when tls.cert is set")),
             (None, Some(_)) => return Err(invalid("tls.cert", "required when tls.key is set")),
         };
+        let portal = validate_portal(raw.support, &hostname, public_origin.as_deref())?;
+        let tls = TlsConfig { site: tls, portal };
         let agent_heartbeat =
             parse_duration("agents.heartbeat", raw.agents.heartbeat.as_deref(), "20s")?;
         if agent_heartbeat < Duration::from_secs(1) || agent_heartbeat > Duration::from_secs(300) {
@@ -583,6 +631,37 @@ impl Config {
 }
 
 impl Config {
+    /// The portal's own host name (`[support] portal_hostname`), if any.
+    #[must_use]
+    pub fn portal_hostname(&self) -> Option<&str> {
+        self.tls.portal.as_ref().map(|p| p.hostname.as_str())
+    }
+
+    /// The portal's origin, `https://<portal_hostname>[:port]`, when it has
+    /// a host name of its own: on the console's external port (that of
+    /// `public_url` if set, else `tls_port`), as both share the TLS port.
+    #[must_use]
+    pub fn portal_origin(&self, tls_port: u16) -> Option<String> {
+        let host = self.portal_hostname()?;
+        let port = match &self.public_origin {
+            Some(o) => o
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.port_u16())
+                .unwrap_or(443),
+            None => tls_port,
+        };
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => host.to_owned(),
+        };
+        Some(if port == 443 {
+            format!("https://{host}")
+        } else {
+            format!("https://{host}:{port}")
+        })
+    }
+
     /// The origins the console is served from, canonical one first:
     /// `public_url`, or `https://<hostname>` on `tls_port`. With a loopback
     /// host name (the default `localhost`), its loopback aliases too.
@@ -646,6 +725,60 @@ fn parse_origin(url: &str) -> Result<String, ConfigError> {
         Some(p) => format!(":{p}"),
     };
     Ok(format!("https://{}{port}", host.to_ascii_lowercase()))
+}
+
+fn validate_portal(
+    raw: RawSupport,
+    hostname: &str,
+    public_origin: Option<&str>,
+) -> Result<Option<PortalTls>, ConfigError> {
+    let files = match (raw.portal_tls_cert, raw.portal_tls_key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((c, k)),
+        (Some(_), None) => {
+            return Err(invalid(
+                "support.portal_tls_key",
+                "required when support.portal_tls_cert is set",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "support.portal_tls_cert",
+                "required when support.portal_tls_key is set",
+            ));
+        }
+    };
+    let Some(name) = raw.portal_hostname else {
+        if files.is_some() {
+            return Err(invalid(
+                "support.portal_tls_cert",
+                "only applies with support.portal_hostname (the name it is chosen for)",
+            ));
+        }
+        return Ok(None);
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if validate_hostname(&name).is_err() || name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(invalid(
+            "support.portal_hostname",
+            format!("`{name}` is not a host name like support.example.com"),
+        ));
+    }
+    let console_host = public_origin
+        .and_then(|o| o.parse::<http::Uri>().ok())
+        .and_then(|u| u.host().map(str::to_owned));
+    if name.eq_ignore_ascii_case(hostname)
+        || console_host.is_some_and(|h| h.eq_ignore_ascii_case(&name))
+    {
+        return Err(invalid(
+            "support.portal_hostname",
+            "must differ from the console's host name (hostname, public_url)",
+        ));
+    }
+    Ok(Some(PortalTls {
+        hostname: name,
+        files,
+    }))
 }
 
 fn validate_limits(raw: &RawLimits, max_connections: usize) -> Result<Limits, ConfigError> {

@@ -7,11 +7,11 @@
 mod guard;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, HOST, STRICT_TRANSPORT_SECURITY};
+use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jumpgate_api_types::ErrorCode;
 
 use crate::api::{ApiError, RouteInfo};
@@ -41,7 +41,8 @@ pub(crate) fn router(state: AppState) -> Router {
         router = router.route(route.path, handler);
     }
     router
-        .fallback(|| async { ApiError::not_found(ErrorCode::NoRoute, "no such route") })
+        .fallback(|| async { no_route() })
+        .layer(middleware::from_fn_with_state(state.clone(), portal_host))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::sessions::recheck::after_change,
@@ -49,6 +50,40 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::api::json_errors))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// The answer to a path the gateway does not serve.
+fn no_route() -> ApiError {
+    ApiError::not_found(ErrorCode::NoRoute, "no such route")
+}
+
+/// The support portal's own host name (`[support] portal_hostname`): on it
+/// only the portal is reachable (`support::page::portal_path`), `/` being
+/// the portal's page; every other path answers exactly as an unknown one,
+/// before any login check, so the portal's host tells nothing about the
+/// console, users or endpoints. On the console's host the portal stays at
+/// `/portal`. Also checks the `Origin` of the portal's POSTs, on either host.
+async fn portal_host(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    use crate::support::page;
+    if let Err(e) = page::check_origin(&st, req.method(), req.uri().path(), req.headers()) {
+        return e.into_response();
+    }
+    let on_portal = st.config.portal_hostname().is_some_and(|portal| {
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        host.is_some_and(|h| page::names_portal(h, portal))
+    });
+    if !on_portal {
+        return next.run(req).await;
+    }
+    match req.uri().path() {
+        "/" if matches!(*req.method(), Method::GET | Method::HEAD) => page::portal_page().await,
+        p if page::portal_path(p) && p != "/" => next.run(req).await,
+        _ => no_route().into_response(),
+    }
 }
 
 /// Every HTTP route with its access rule, built by the same code as the

@@ -124,6 +124,8 @@ fn expectations() -> HashMap<&'static str, Rule> {
         // technician) makes keys and reads queues and sessions (a read-scoped
         // client reads); queues and branding are administration.
         ("GET /api/v1/portal", Public),
+        ("GET /portal", Public),
+        ("GET /portal/theme.css", Public),
         ("GET /portal/logo", Public),
         ("POST /api/v1/portal/key", Public),
         ("POST /api/v1/portal/requests", Public),

@@ -382,6 +382,8 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ),
         // Attended support.
         ("GET /api/v1/portal", (Nothing, vec![])),
+        ("GET /portal", (Nothing, vec![])),
+        ("GET /portal/theme.css", (Nothing, vec![])),
         ("GET /portal/logo", (Nothing, vec![])),
         ("GET /api/v1/portal/settings", (Nothing, vec![])),
         ("GET /api/v1/queues", (Nothing, vec![])),

@@ -260,3 +260,277 @@ export function enrollTokensPage() {
 }
 
 
+// --- Support queues ------------------------------------------------------
+
+/** Members' and groups' names for the queue forms (what the caller may list). */
+async function queueChoices() {
+  const [users, groups] = await Promise.all([
+    get('/api/v1/users').catch(() => []),
+    get('/api/v1/groups').catch(() => []),
+  ]);
+  return { users: users.map((u) => u.username), groups: groups.map((g) => g.name) };
+}
+
+function datalist(id, values) {
+  return h('datalist', { id }, values.map((v) => h('option', { value: v })));
+}
+
+/** The fields of a queue (creation or editing), and how to read them back. */
+function queueFields(q, choices) {
+  const lists = q ? 'edit' : 'new';
+  const description = h('input', { value: q ? q.description : '', maxlength: '200' });
+  const group = h('input', { required: true, value: q ? q.group : 'default', list: `queue-groups-${lists}`, autocomplete: 'off' });
+  const members = h('input', { value: q ? q.members.join(', ') : '', placeholder: 'tina, tom', list: `queue-users-${lists}`, autocomplete: 'off' });
+  const maxWaiting = h('input', { type: 'number', min: '1', max: '10000', value: String(q ? q.max_waiting : 200) });
+  const pub = h('input', { type: 'checkbox', checked: q ? q.public : true });
+  const auto = h('input', { type: 'checkbox', checked: q ? q.auto_assign : false });
+  // Defaults the creation form returns to after each queue it made.
+  for (const el of [description, group, members, maxWaiting]) el.defaultValue = el.value;
+  const fields = [
+    field('Description', description, 'Shown to customers on the portal.'),
+    field('Endpoint group', group, 'Its permissions decide who may handle the queue’s sessions.'),
+    field('Members', members, 'Technicians, comma-separated.'),
+    field('Most waiting', maxWaiting, 'Further requests are asked to try later.'),
+    h('fieldset', {}, h('legend', {}, 'Options'),
+      h('label', { class: 'check' }, pub, ' Offered on the portal’s request form'),
+      h('label', { class: 'check' }, auto, ' Assign new customers to a member in turn')),
+    datalist(`queue-groups-${lists}`, choices.groups),
+    datalist(`queue-users-${lists}`, choices.users),
+  ];
+  const read = () => ({
+    description: description.value.trim(),
+    group: group.value.trim(),
+    members: list(members.value),
+    max_waiting: Number.parseInt(maxWaiting.value, 10) || undefined,
+    public: pub.checked,
+    auto_assign: auto.checked,
+  });
+  return { fields, read };
+}
+
+export async function queuesPage() {
+  const choices = await queueChoices();
+  const editSlot = h('div', {});
+  const edit = (q, refresh, status) => {
+    const { fields, read } = queueFields(q, choices);
+    const save = h('button', { type: 'submit', class: 'primary' }, 'Save changes');
+    const cancel = h('button', { type: 'button' }, 'Cancel');
+    const out = h('div', { 'aria-live': 'polite' });
+    const form = styled(h('form', { class: 'grid-form' }, fields, h('div', { class: 'actions' }, save, cancel)), { alignItems: 'start' });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy(save, out, async () => {
+        await patch(`/api/v1/queues/${seg(q.name)}`, read());
+        render(editSlot);
+        render(status, notice(`Queue ${q.name} saved.`, 'ok'));
+        await refresh();
+      });
+    });
+    cancel.addEventListener('click', () => render(editSlot));
+    const card = h('section', { class: 'card', 'aria-labelledby': 'edit-queue-title' }, h('h2', { id: 'edit-queue-title', tabindex: '-1' }, `Edit queue ${q.name}`), form, out);
+    render(editSlot, card);
+    card.querySelector('h2').focus();
+  };
+  return adminPage('Support queues', {
+    load: async (refresh, status) => {
+      const queues = await get('/api/v1/queues');
+      return h('div', {},
+        h('p', { class: 'hint' }, 'Customers land in a queue from the portal’s request form or with a technician’s session key; its members see it live. ', h('a', { href: '/portal', target: '_blank', rel: 'noopener' }, 'Open the portal'), '.'),
+        table('Support queues', [
+          { label: 'Queue', cell: (q) => h('strong', { dataset: { queue: q.name } }, q.name) },
+          { label: 'Description', cell: (q) => q.description || '—' },
+          { label: 'Group', cell: (q) => q.group },
+          { label: 'Members', cell: (q) => q.members.join(', ') || '—' },
+          { label: 'Portal', cell: (q) => (q.public ? 'offered' : 'keys only') },
+          { label: 'Auto-assign', cell: (q) => (q.auto_assign ? 'on' : 'off') },
+          { label: 'Most waiting', cell: (q) => String(q.max_waiting) },
+          {
+            label: 'Actions',
+            cell: (q) =>
+              h('span', { class: 'actions' },
+                actionButton('Edit', '', status, null, async () => edit(q, refresh, status)),
+                actionButton('Delete', 'danger', status, `Delete queue ${q.name}?`, async () => {
+                  await del(`/api/v1/queues/${seg(q.name)}`);
+                  render(editSlot);
+                  render(status, notice(`Queue ${q.name} deleted.`, 'ok'));
+                  await refresh();
+                })),
+          },
+        ], queues, 'No queue yet: create one below.'),
+        editSlot);
+    },
+    form: (refresh) => {
+      const name = h('input', { required: true, autocomplete: 'off', maxlength: '64' });
+      const { fields, read } = queueFields(null, choices);
+      const card = createForm('Create a queue', [field('Name', name), fields], 'Create queue', async () => {
+        const q = await post('/api/v1/queues', { name: name.value.trim(), ...read() });
+        await refresh();
+        return notice(`Queue ${q.name} created.`, 'ok');
+      });
+      // Inputs in one line whatever the length of their hints.
+      styled(card.querySelector('form'), { alignItems: 'start' });
+      return card;
+    },
+  });
+}
+
+// --- Support portal branding --------------------------------------------
+
+/** Styles set through the CSSOM (allowed by the CSP, unlike style attributes). */
+function styled(el, props) {
+  Object.assign(el.style, props);
+  return el;
+}
+
+/** Largest logo the gateway takes (`support::portal::LOGO_MAX`). */
+const LOGO_MAX = 64 * 1024;
+
+function base64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** Draws an image file on a canvas (no blob: or data: URL, which the CSP forbids). */
+async function drawPreview(canvas, file) {
+  const bmp = await createImageBitmap(file);
+  const scale = Math.min(1, 240 / bmp.width, 80 / bmp.height);
+  canvas.width = Math.max(1, Math.round(bmp.width * scale));
+  canvas.height = Math.max(1, Math.round(bmp.height * scale));
+  canvas.getContext('2d').drawImage(bmp, 0, 0, canvas.width, canvas.height);
+  bmp.close();
+}
+
+export async function portalPage() {
+  const s = await get('/api/v1/portal/settings');
+  const status = h('div', { 'aria-live': 'polite', class: 'status' });
+  const siteName = h('input', { required: true, maxlength: '80', value: s.site_name });
+  const color = (v) => styled(h('input', { type: 'color', value: v, class: 'swatch' }), { width: '5rem', height: '2.4rem', padding: '2px' });
+  const primary = color(s.colors.primary);
+  const background = color(s.colors.background);
+  const text = color(s.colors.text);
+  const area = (v, rows = 3) =>
+    styled(h('textarea', { rows: String(rows), maxlength: '2000' }, v || ''), { width: '100%', maxWidth: '44rem', font: 'inherit', padding: '.45rem .55rem', border: '1px solid #8c959f', borderRadius: '5px' });
+  const welcome = area(s.texts.welcome);
+  const keyHelp = area(s.texts.key_help, 2);
+  const formHelp = area(s.texts.form_help, 2);
+  const privacy = area(s.texts.privacy, 2);
+
+  // Logo: the stored one (from the public route), a new one drawn on a canvas.
+  let logo; // undefined: keep; '': remove; base64: new
+  const logoBox = { maxHeight: '80px', maxWidth: '240px', border: '1px solid var(--line)', borderRadius: '6px', padding: '4px', background: '#fff' };
+  const current = styled(h('img', { class: 'logo-preview', alt: 'Current logo', src: s.logo ? `/portal/logo?${Date.now()}` : null, hidden: !s.logo }), logoBox);
+  const chosen = styled(h('canvas', { class: 'logo-preview', hidden: true, role: 'img', 'aria-label': 'New logo' }), logoBox);
+  const none = h('span', { class: 'hint', hidden: !!s.logo }, 'No logo.');
+  const file = h('input', { type: 'file', accept: 'image/png,image/jpeg' });
+  const remove = h('button', { type: 'button', class: 'danger', hidden: !s.logo }, 'Remove logo');
+  const logoStatus = h('div', { 'aria-live': 'polite' });
+  file.addEventListener('change', async () => {
+    render(logoStatus);
+    const f = file.files[0];
+    if (!f) return;
+    if (!['image/png', 'image/jpeg'].includes(f.type)) {
+      render(logoStatus, errorText('The logo must be a PNG or JPEG image.'));
+      file.value = '';
+      return;
+    }
+    if (f.size > LOGO_MAX) {
+      render(logoStatus, errorText(`The logo is ${Math.ceil(f.size / 1024)} KiB; at most 64 KiB.`));
+      file.value = '';
+      return;
+    }
+    try {
+      await drawPreview(chosen, f);
+    } catch {
+      render(logoStatus, errorText('This file is not an image the browser can show.'));
+      file.value = '';
+      return;
+    }
+    logo = base64(new Uint8Array(await f.arrayBuffer()));
+    current.hidden = true;
+    none.hidden = true;
+    chosen.hidden = false;
+    remove.hidden = false;
+    render(logoStatus, notice('New logo chosen; save to publish it.', 'info'));
+  });
+  remove.addEventListener('click', () => {
+    logo = '';
+    file.value = '';
+    current.hidden = true;
+    chosen.hidden = true;
+    none.hidden = false;
+    remove.hidden = true;
+    render(logoStatus, notice('The logo will be removed when you save.', 'info'));
+  });
+
+  // A small live preview in the chosen colours (CSSOM, not style attributes).
+  const pvName = styled(h('span', { class: 'pv-name' }, s.site_name), { fontWeight: '700', fontSize: '1.05rem' });
+  const pvBar = styled(h('div', { class: 'pv-bar' }, pvName), { padding: '.6rem .9rem' });
+  const pvText = styled(h('p', {}, s.texts.welcome), { margin: '0 0 .75rem', whiteSpace: 'pre-line' });
+  const pvButton = styled(h('span', { class: 'pv-button' }, 'Request help'), { display: 'inline-block', padding: '.4rem .9rem', borderRadius: '5px', fontWeight: '600' });
+  const pvBody = styled(h('div', { class: 'pv-body' }, pvText, pvButton), { padding: '.9rem' });
+  const preview = styled(h('div', { class: 'portal-preview', 'aria-hidden': 'true' }, pvBar, pvBody), { maxWidth: '30rem', border: '1px solid var(--line)', borderRadius: '8px', overflow: 'hidden' });
+  const lum = (hex) => {
+    const c = [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const paint = () => {
+    const on = 1.05 / (lum(primary.value) + 0.05) >= (lum(primary.value) + 0.05) / 0.05 ? '#ffffff' : '#111418';
+    pvBar.style.background = primary.value;
+    pvBar.style.color = on;
+    pvButton.style.background = primary.value;
+    pvButton.style.color = on;
+    pvBody.style.background = background.value;
+    pvBody.style.color = text.value;
+    pvName.textContent = siteName.value || '—';
+    pvText.textContent = welcome.value;
+  };
+  for (const el of [primary, background, text, siteName, welcome]) el.addEventListener('input', paint);
+  paint();
+
+  const save = h('button', { type: 'submit', class: 'primary' }, 'Save portal');
+  const form = h('form', { class: 'portal-form' },
+    h('section', { class: 'card' }, h('h2', {}, 'Name and colours'),
+      field('Site name', siteName, 'Shown at the top of the portal and as the page title.'),
+      styled(h('div', { class: 'swatches' }, field('Main colour', primary, 'Header and buttons.'), field('Background', background), field('Text', text)), { display: 'flex', flexWrap: 'wrap', gap: '0 2rem' }),
+      h('h3', {}, 'Preview'), preview),
+    h('section', { class: 'card' }, h('h2', {}, 'Logo'),
+      styled(h('div', { class: 'logo-row' }, current, chosen, none), { margin: '0 0 .75rem' }),
+      field('Upload a logo', file, 'PNG or JPEG, at most 64 KiB. Shown beside the site name.'),
+      remove, logoStatus),
+    h('section', { class: 'card' }, h('h2', {}, 'Texts'),
+      field('Welcome', welcome, 'The first thing visitors read.'),
+      field('Session key help', keyHelp, 'Beside the session key field.'),
+      field('Request form help', formHelp, 'Above the “Describe your problem” form.'),
+      field('Privacy note', privacy, 'At the bottom of the page; leave empty for none.')),
+    h('div', { class: 'actions' }, save, h('a', { class: 'button', href: '/portal', target: '_blank', rel: 'noopener' }, 'Open the portal')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(save, status, async () => {
+      const body = {
+        site_name: siteName.value.trim(),
+        colors: { primary: primary.value, background: background.value, text: text.value },
+        texts: { welcome: welcome.value, key_help: keyHelp.value, form_help: formHelp.value, privacy: privacy.value },
+      };
+      if (logo !== undefined) body.logo = logo;
+      const saved = await put('/api/v1/portal/settings', body);
+      logo = undefined;
+      file.value = '';
+      render(status, notice('The portal is updated.', 'ok'));
+      render(logoStatus);
+      if (saved.logo) {
+        current.src = `/portal/logo?${Date.now()}`;
+        current.hidden = false;
+        chosen.hidden = true;
+        none.hidden = true;
+        remove.hidden = false;
+      }
+      status.scrollIntoView({ block: 'nearest' });
+    });
+  });
+  render(main, heading('Support portal'), h('p', { class: 'hint' }, 'What people without an account see when they ask for help: the site’s name, logo, colours and texts.'), status, form);
+}
+
+function errorText(text) {
+  return h('div', { class: 'error', role: 'alert' }, text);
+}

@@ -33,6 +33,8 @@ const NAV = [
   { href: '#/admin/groups', label: 'Groups', perm: P.MANAGE_ENDPOINTS },
   { href: '#/admin/api-clients', label: 'API clients', perm: P.MANAGE_USERS },
   { href: '#/admin/enroll-tokens', label: 'Enrollment', perm: P.MANAGE_ENDPOINTS },
+  { href: '#/admin/queues', label: 'Queues', perm: P.MANAGE_ENDPOINTS },
+  { href: '#/admin/portal', label: 'Portal', perm: P.MANAGE_USERS },
   { href: '#/account', label: 'Account', perm: null },
 ];
 
@@ -113,6 +115,8 @@ const routes = [
   [/^#\/admin\/groups$/, () => admin.groupsPage()],
   [/^#\/admin\/api-clients$/, () => admin.apiClientsPage()],
   [/^#\/admin\/enroll-tokens$/, () => admin.enrollTokensPage()],
+  [/^#\/admin\/queues$/, () => admin.queuesPage()],
+  [/^#\/admin\/portal$/, () => admin.portalPage()],
 ];
 
 /** Registers something to undo when the page changes (timers, sockets). */

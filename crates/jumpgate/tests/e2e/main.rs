@@ -24,3 +24,4 @@ mod system_streams;
 mod vault;
 mod web;
 mod web_desktop;
+mod web_portal;

@@ -73,7 +73,8 @@ fn defaults_need_only_a_data_dir() {
     })
     .unwrap();
     assert_eq!(cfg.listen, "0.0.0.0:443".parse().unwrap());
-    assert_eq!(cfg.tls, TlsSource::Generated);
+    assert_eq!(cfg.tls.site, TlsSource::Generated);
+    assert_eq!(cfg.tls.portal, None);
     assert_eq!(cfg.hostname, "localhost");
     let err = Config::validate(RawConfig::default()).unwrap_err();
     assert!(err.to_string().contains("data_dir"));
@@ -206,4 +207,93 @@ fn blobs_default_to_local_and_urls_name_the_bucket_and_prefix() {
     }))
     .unwrap_err();
     assert!(err.to_string().contains("`blobs.region`"), "{err}");
+}
+
+#[test]
+fn the_portal_host_name_its_certificate_and_its_origin() {
+    let raw = |host: Option<&str>, cert: Option<&str>, key: Option<&str>| RawConfig {
+        data_dir: Some("/x".into()),
+        hostname: Some("gw.example.com".into()),
+        support: RawSupport {
+            portal_hostname: host.map(str::to_owned),
+            portal_tls_cert: cert.map(PathBuf::from),
+            portal_tls_key: key.map(PathBuf::from),
+        },
+        ..RawConfig::default()
+    };
+    let c = Config::validate(raw(Some("Support.Example.com."), None, None)).unwrap();
+    assert_eq!(c.portal_hostname(), Some("support.example.com"));
+    assert_eq!(c.tls.portal.as_ref().unwrap().files, None);
+    assert_eq!(
+        c.portal_origin(8443).as_deref(),
+        Some("https://support.example.com:8443")
+    );
+    assert_eq!(
+        c.portal_origin(443).as_deref(),
+        Some("https://support.example.com")
+    );
+    let c = Config::validate(raw(
+        Some("support.example.com"),
+        Some("c.pem"),
+        Some("k.pem"),
+    ))
+    .unwrap();
+    assert_eq!(
+        c.tls.portal.unwrap().files,
+        Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+    );
+    // Behind port forwarding: the external port of public_url.
+    let mut r = raw(Some("support.example.com"), None, None);
+    r.public_url = Some("https://gw.example.com:9443".into());
+    let c = Config::validate(r).unwrap();
+    assert_eq!(
+        c.portal_origin(8443).as_deref(),
+        Some("https://support.example.com:9443")
+    );
+    // No portal host name: no portal origin.
+    let c = Config::validate(raw(None, None, None)).unwrap();
+    assert_eq!((c.portal_hostname(), c.portal_origin(443)), (None, None));
+
+    for (bad, key) in [
+        (
+            raw(Some("gw.example.com"), None, None),
+            "support.portal_hostname",
+        ),
+        (raw(Some("bad_host"), None, None), "support.portal_hostname"),
+        (raw(Some("10.0.0.1"), None, None), "support.portal_hostname"),
+        (
+            raw(Some("s.example.com"), Some("c.pem"), None),
+            "support.portal_tls_key",
+        ),
+        (
+            raw(Some("s.example.com"), None, Some("k.pem")),
+            "support.portal_tls_cert",
+        ),
+        (
+            raw(None, Some("c.pem"), Some("k.pem")),
+            "support.portal_tls_cert",
+        ),
+    ] {
+        let err = Config::validate(bad).unwrap_err().to_string();
+        assert!(err.contains(key), "{err} lacks {key}");
+    }
+    // Flags win over the file, as for every other setting.
+    let file = RawConfig {
+        support: RawSupport {
+            portal_hostname: Some("a.example.com".into()),
+            ..RawSupport::default()
+        },
+        ..RawConfig::default()
+    };
+    let merged = file.merged_with(raw(Some("b.example.com"), None, None));
+    assert_eq!(
+        merged.support.portal_hostname.as_deref(),
+        Some("b.example.com")
+    );
+    let toml: RawConfig =
+        toml::from_str("[support]\nportal_hostname = \"help.example.com\"\n").unwrap();
+    assert_eq!(
+        toml.support.portal_hostname.as_deref(),
+        Some("help.example.com")
+    );
 }

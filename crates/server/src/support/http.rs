@@ -65,6 +65,7 @@ fn limited(wait: std::time::Duration) -> Response {
 
 pub(crate) fn routes(api: Api) -> Api {
     use crate::api::Access::{Public, Site};
+    let api = super::page::routes(api);
     api.get("/api/v1/portal", Public, portal_info)
         .get("/portal/logo", Public, portal_logo)
         .post("/api/v1/portal/key", Public, redeem_key)

@@ -16,6 +16,7 @@ pub(crate) mod http;
 pub(crate) mod hub;
 mod keys;
 pub(crate) mod live;
+pub(crate) mod page;
 mod portal;
 mod queues;
 pub(crate) mod schema;

@@ -83,6 +83,10 @@ static ASSETS: &[Asset] = &[
         body: include_bytes!("../../../codec/js/desktop-decoder.js"),
     },
     asset!("ui.js", JS),
+    // The support portal's page (public; see `support::page`).
+    asset!("portal.html", HTML),
+    asset!("portal.css", CSS),
+    asset!("portal.js", JS),
     asset!("vendor/xterm/xterm.mjs", JS),
     asset!("vendor/xterm/xterm.css", CSS),
     asset!("vendor/addon-fit/addon-fit.mjs", JS),
@@ -107,9 +111,14 @@ fn serve(a: &'static Asset) -> Response {
 }
 
 async fn index() -> Response {
-    match find("index.html") {
+    page("index.html")
+}
+
+/// An embedded page, by file name (`index.html`, `portal.html`).
+pub(crate) fn page(name: &str) -> Response {
+    match find(name) {
         Some(a) => serve(a),
-        None => ApiError::internal("the console's index.html is not embedded").into_response(),
+        None => ApiError::internal(format!("{name} is not embedded")).into_response(),
     }
 }
 
@@ -147,9 +156,23 @@ mod tests {
 
     #[test]
     fn pages_load_no_inline_script() {
-        let index = std::str::from_utf8(find("index.html").map(|a| a.body).unwrap_or_default())
+        for (page, script) in [("index.html", "app.js"), ("portal.html", "portal.js")] {
+            page_loads_no_inline_script(page, script);
+        }
+        // The portal's page has no inline style either: its colours come
+        // from /portal/theme.css.
+        let portal = std::str::from_utf8(find("portal.html").map(|a| a.body).unwrap_or_default())
             .unwrap_or_default();
-        assert!(index.contains("<script type=\"module\" src=\"/assets/app.js\">"));
+        assert!(!portal.contains("<style") && !portal.contains(" style="));
+        assert!(portal.contains("href=\"/portal/theme.css\""));
+    }
+
+    fn page_loads_no_inline_script(name: &str, script: &str) {
+        let index =
+            std::str::from_utf8(find(name).map(|a| a.body).unwrap_or_default()).unwrap_or_default();
+        assert!(index.contains(&format!(
+            "<script type=\"module\" src=\"/assets/{script}\">"
+        )));
         // Every <script> has a src: nothing inline for the CSP to forbid.
         assert_eq!(
             index.matches("<script").count(),
@@ -161,7 +184,7 @@ mod tests {
             let name: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
             !name.is_empty() && rest[name.len()..].starts_with('=')
         });
-        assert_eq!(handlers.count(), 0, "inline event handler in index.html");
+        assert_eq!(handlers.count(), 0, "inline event handler in {name}");
     }
 
     #[test]
