@@ -76,6 +76,10 @@ struct ServerArgs {
     /// PEM private key of the portal's certificate.
     #[arg(long, requires = "portal_tls_cert")]
     portal_tls_key: Option<PathBuf>,
+    /// The customer client the portal offers for download [default:
+    /// jumpgate-assist next to this executable, else this executable].
+    #[arg(long, value_name = "FILE")]
+    assist_binary: Option<PathBuf>,
     /// PostgreSQL database, postgres://USER@HOST:PORT/DB (add
     /// ?sslmode=verify-full&sslrootcert=CA.pem for TLS) [default: the
     /// embedded encrypted SQLite file in the data directory].
@@ -324,6 +328,7 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
             portal_hostname: args.portal_hostname,
             portal_tls_cert: args.portal_tls_cert,
             portal_tls_key: args.portal_tls_key,
+            assist_binary: args.assist_binary,
         },
         ..RawConfig::default()
     };

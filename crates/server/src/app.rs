@@ -225,6 +225,7 @@ pub async fn run(
         config: config.clone(),
         origins: origins.clone(),
         fingerprint: tls.fingerprint.to_string(),
+        portal_origin: config.portal_origin(addr.port()),
         keys,
         gateway: gateway.clone(),
         agents: agents::directory::single_node(),

@@ -63,6 +63,10 @@ pub struct RawSupport {
     pub portal_tls_cert: Option<PathBuf>,
     /// PEM private key of that certificate.
     pub portal_tls_key: Option<PathBuf>,
+    /// The customer client the portal offers for download (its trailer is
+    /// appended per download). Unset: `jumpgate-assist` next to the
+    /// gateway's executable, else the gateway's executable itself.
+    pub assist_binary: Option<PathBuf>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -282,6 +286,7 @@ impl RawConfig {
                     .portal_tls_cert
                     .or(self.support.portal_tls_cert),
                 portal_tls_key: other.support.portal_tls_key.or(self.support.portal_tls_key),
+                assist_binary: other.support.assist_binary.or(self.support.assist_binary),
             },
         }
     }
@@ -345,6 +350,8 @@ pub struct Config {
     /// `https://host[:port]` from `public_url` (no default port, no path).
     pub public_origin: Option<String>,
     pub tls: TlsConfig,
+    /// `[support] assist_binary`: an existing file, when set.
+    pub assist_binary: Option<PathBuf>,
     pub agent_heartbeat: Duration,
     pub session_ttl: Duration,
     pub max_connections: usize,
@@ -515,6 +522,15 @@ impl Config {
             (Some(_), None) => return Err(invalid("tls.key", "required when tls.cert is set")),
             (None, Some(_)) => return Err(invalid("tls.cert", "required when tls.key is set")),
         };
+        let assist_binary = raw.support.assist_binary.clone();
+        if let Some(p) = &assist_binary
+            && !p.is_file()
+        {
+            return Err(invalid(
+                "support.assist_binary",
+                format!("{} is not a file", p.display()),
+            ));
+        }
         let portal = validate_portal(raw.support, &hostname, public_origin.as_deref())?;
         let tls = TlsConfig { site: tls, portal };
         let agent_heartbeat =
@@ -611,6 +627,7 @@ impl Config {
             hostname,
             public_origin,
             tls,
+            assist_binary,
             agent_heartbeat,
             session_ttl,
             max_connections,

@@ -25,6 +25,9 @@ pub(crate) struct Inner {
     /// Origins the console is served from (`Config::origins`), canonical
     /// first: the WebSocket Origin check and the redirect port use them.
     pub(crate) origins: Vec<String>,
+    /// The portal's origin when it has a host name of its own: where a
+    /// downloaded customer client dials.
+    pub(crate) portal_origin: Option<String>,
     /// The site CA fingerprint clients pin (the customer's client gets it
     /// in its download).
     pub(crate) fingerprint: String,

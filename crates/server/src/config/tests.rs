@@ -218,6 +218,7 @@ fn the_portal_host_name_its_certificate_and_its_origin() {
             portal_hostname: host.map(str::to_owned),
             portal_tls_cert: cert.map(PathBuf::from),
             portal_tls_key: key.map(PathBuf::from),
+            assist_binary: None,
         },
         ..RawConfig::default()
     };
@@ -296,4 +297,23 @@ fn the_portal_host_name_its_certificate_and_its_origin() {
         toml.support.portal_hostname.as_deref(),
         Some("help.example.com")
     );
+}
+
+#[test]
+fn the_assist_binary_must_be_a_file() {
+    let raw = |p: &str| RawConfig {
+        data_dir: Some("/x".into()),
+        support: RawSupport {
+            assist_binary: Some(PathBuf::from(p)),
+            ..RawSupport::default()
+        },
+        ..RawConfig::default()
+    };
+    let err = Config::validate(raw("/nonexistent/jumpgate-assist"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("support.assist_binary"), "{err}");
+    let exe = std::env::current_exe().unwrap();
+    let c = Config::validate(raw(exe.to_str().unwrap())).unwrap();
+    assert_eq!(c.assist_binary.as_deref(), Some(exe.as_path()));
 }

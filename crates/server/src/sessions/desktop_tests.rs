@@ -47,6 +47,7 @@ async fn sites(test: &str) -> Vec<Site> {
             config,
             origins: vec!["https://localhost".into()],
             fingerprint: String::new(),
+            portal_origin: None,
             blobs,
             keys: crate::keys::Keyring::open(dir.path()).unwrap(),
             gateway: crate::ids::GatewayId::generate(),

@@ -23,10 +23,14 @@ use crate::store::sql;
 /// The file name the browser saves.
 pub(crate) const FILE_NAME: &str = "jumpgate-assist";
 
-/// The executable sent: `jumpgate-assist` next to the gateway's own
-/// executable when there is one (the lean client), else the gateway's
-/// executable itself (it has the `assist` command too).
-pub(crate) fn client_binary() -> std::io::Result<PathBuf> {
+/// The executable sent: `[support] assist_binary`, else `jumpgate-assist`
+/// next to the gateway's own executable when there is one (the lean
+/// client), else the gateway's executable itself (it has the `assist`
+/// command too).
+pub(crate) fn client_binary(configured: Option<&std::path::Path>) -> std::io::Result<PathBuf> {
+    if let Some(p) = configured {
+        return Ok(p.to_owned());
+    }
     let me = std::env::current_exe()?;
     let lean = me.with_file_name(FILE_NAME);
     Ok(if lean.is_file() { lean } else { me })
@@ -64,7 +68,10 @@ pub(crate) async fn serve(st: &AppState, token: &str) -> Result<Response, Suppor
     let site = super::portal::info(&st.db).await?.site_name;
     let trailer = Trailer {
         v: 1,
-        url: st.origins[0].clone(),
+        url: st
+            .portal_origin
+            .clone()
+            .unwrap_or_else(|| st.origins[0].clone()),
         fingerprint: st.fingerprint.clone(),
         ticket,
         site,
@@ -73,7 +80,7 @@ pub(crate) async fn serve(st: &AppState, token: &str) -> Result<Response, Suppor
     }
     .encode();
     let trailer = bytes::Bytes::from(trailer);
-    let path = client_binary().map_err(SupportError::Binary)?;
+    let path = client_binary(st.config.assist_binary.as_deref()).map_err(SupportError::Binary)?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(SupportError::Binary)?;
