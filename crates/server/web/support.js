@@ -15,6 +15,9 @@ const RIGHTS = [
   ['files', 'Transfer files'],
 ];
 
+/** A right's name for people (`control` → "Control mouse and keyboard"). */
+const labelOf = (r) => (RIGHTS.find(([k]) => k === r) || [r, r])[1];
+
 /** m:ss since an RFC 3339 time. */
 function since(iso) {
   if (!iso) return '—';
@@ -101,7 +104,7 @@ export function supportPage() {
       table('Your support sessions', [
         { label: 'Customer', cell: (s) => h('a', { href: `#/support/${encodeURIComponent(s.id)}` }, s.customer) },
         { label: 'Queue', cell: (s) => s.queue },
-        { label: 'Granted', cell: (s) => s.granted.join(', ') || '—' },
+        { label: 'Granted', cell: (s) => s.granted.map(labelOf).join(', ') || '—' },
         { label: 'Client', cell: (s) => h('span', { class: s.online ? 'status online' : 'status offline' }, s.online ? 'connected' : 'offline') },
       ], mine, 'You have no support session.'),
     );
@@ -177,7 +180,6 @@ export async function supportSessionPage(id) {
     log.scrollTop = log.scrollHeight;
   };
 
-  const labelOf = (r) => (RIGHTS.find(([k]) => k === r) || [r, r])[1];
   const tell = (next) => {
     if (!before) return;
     const who = next.customer || 'The customer';
@@ -247,15 +249,16 @@ export async function supportSessionPage(id) {
       text.focus();
     });
   });
-  end.addEventListener('click', () =>
+  end.addEventListener('click', () => {
+    if (!window.confirm(`End the support session with ${s ? s.customer : 'this customer'}? Their app is told and closes the session.`)) return;
     busy(end, status, async () => {
       await post(`/api/v1/support/sessions/${seg(id)}/end`, {});
       if (s) {
         s.state = 'ended';
         draw();
       }
-    }),
-  );
+    });
+  });
 
   render(
     main,

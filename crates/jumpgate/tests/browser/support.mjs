@@ -77,6 +77,7 @@ const cspViolations = [];
 const pageErrors = [];
 const httpErrors = [];
 let loggedIn = false;
+const dialogs = [];
 function watch(page, who) {
   page.on('console', (m) => {
     const t = m.text();
@@ -87,7 +88,10 @@ function watch(page, who) {
     // Before the login, the console's probe of the session answers 401.
     if (r.status() >= 400 && loggedIn) httpErrors.push(`${who}: ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
   });
-  page.on('dialog', (d) => d.accept());
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    d.accept();
+  });
 }
 async function shot(page, name, fullPage = true) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage });
@@ -223,12 +227,18 @@ try {
   check(!(await control.isDisabled()), 'control may be asked again');
   await page.locator('#ss-news', { hasText: `${CUSTOMER} took back: ${CONTROL}.` }).waitFor();
   step('control revoked');
+  // A narrow window: rights and chat stack, nothing runs off the side.
+  await page.setViewportSize({ width: 420, height: 800 });
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling at 420 px');
+  await shot(page, 'support-session-narrow');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // --- A session key, on the queue page ------------------------------------
   await page.locator('nav a', { hasText: 'Support' }).click();
   await page.locator('#support-live', { hasText: 'Live' }).waitFor();
   const mineRow = page.locator('#support-mine tbody tr', { hasText: CUSTOMER });
   await mineRow.waitFor();
+  check((await mineRow.locator('td[data-label="Granted"]').textContent()) === 'See the screen', 'the rights named for people');
   check((await page.locator('#support-waiting td.empty').count()) === 1, 'nobody waiting once accepted');
   await page.getByRole('button', { name: 'Create session key' }).click();
   const keyEl = page.locator('#support-key-value');
@@ -245,6 +255,7 @@ try {
   await page.locator('#ss-head', { hasText: CUSTOMER }).waitFor();
   await page.getByRole('button', { name: 'End session' }).click();
   await page.locator('.notice', { hasText: 'This session has ended' }).waitFor();
+  check(dialogs.some((m) => m.startsWith(`End the support session with ${CUSTOMER}?`)), `End asks first: ${dialogs.join(' | ')}`);
   check(await page.locator('#ss-rights').isHidden(), 'no rights to ask once ended');
   check(await page.locator('.chat-form').isHidden(), 'no chat once ended');
   say('ended');
