@@ -18,6 +18,23 @@ const RIGHTS = [
 /** A right's name for people (`control` → "Control mouse and keyboard"). */
 const labelOf = (r) => (RIGHTS.find(([k]) => k === r) || [r, r])[1];
 
+/**
+ * The chat lines this page has seen, per support session, kept while the
+ * console is open (both pages follow the events), so going back to a
+ * session shows its conversation. In memory only: a reload starts empty
+ * (the API has no transcript to read yet).
+ */
+const transcripts = new Map();
+const MAX_LINES = 500;
+function remember(id, line) {
+  let lines = transcripts.get(id);
+  if (!lines) transcripts.set(id, (lines = []));
+  if (lines.some((l) => l.seq === line.seq)) return;
+  lines.push(line);
+  lines.sort((a, b) => a.seq - b.seq);
+  if (lines.length > MAX_LINES) lines.splice(0, lines.length - MAX_LINES);
+}
+
 /** m:ss since an RFC 3339 time. */
 function since(iso) {
   if (!iso) return '—';
@@ -121,6 +138,7 @@ export function supportPage() {
       } else if (e.type === 'left') {
         sessions.delete(e.id);
       } else {
+        if (e.type === 'chat') remember(e.id, e.line);
         return;
       }
       draw();
@@ -169,14 +187,16 @@ export async function supportSessionPage(id) {
   let before = null;
 
   const addLine = (l) => {
+    remember(id, l);
     if (log.querySelector(`[data-seq="${l.seq}"]`)) return;
     const at = new Date(l.at);
-    log.appendChild(
-      h('li', { class: `chat-${l.from_kind}`, dataset: { seq: String(l.seq) } },
-        h('span', { class: 'chat-from' }, l.from_kind === 'system' ? '' : `${l.from}: `),
-        h('span', { class: 'chat-text' }, l.text),
-        Number.isNaN(at.getTime()) ? null : h('time', { class: 'chat-at', datetime: l.at }, at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }))),
-    );
+    const li = h('li', { class: `chat-${l.from_kind}`, dataset: { seq: String(l.seq) } },
+      h('span', { class: 'chat-from' }, l.from_kind === 'system' ? '' : `${l.from}: `),
+      h('span', { class: 'chat-text' }, l.text),
+      Number.isNaN(at.getTime()) ? null : h('time', { class: 'chat-at', datetime: l.at }, at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+    // In the gateway's order, whichever of the POST's answer and the event came first.
+    const later = [...log.children].find((x) => Number(x.dataset.seq) > l.seq);
+    log.insertBefore(li, later || null);
     log.scrollTop = log.scrollHeight;
   };
 
@@ -270,6 +290,7 @@ export async function supportSessionPage(id) {
         h('p', { class: 'hint' }, 'Each right needs the customer\'s Allow in their window; they can take any of them back at any time.'), rights, news, tools),
       h('section', { class: 'card ss-card', 'aria-labelledby': 'ss-chat-title' }, h('h2', { id: 'ss-chat-title' }, 'Chat'), log, form)),
   );
+  for (const l of transcripts.get(id) || []) addLine(l);
   try {
     s = await get(`/api/v1/support/sessions/${seg(id)}`);
   } catch (e) {

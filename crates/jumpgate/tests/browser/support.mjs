@@ -253,6 +253,9 @@ try {
   // --- Back to the session; End --------------------------------------------
   await mineRow.getByRole('link', { name: CUSTOMER }).click();
   await page.locator('#ss-head', { hasText: CUSTOMER }).waitFor();
+  // The conversation is still there, in order.
+  const said = await page.locator('#ss-chat .chat-text').allTextContents();
+  check(said.length === 2 && said[0] === mine && said[1] === theirs.text, `the chat kept: ${JSON.stringify(said)}`);
   await page.getByRole('button', { name: 'End session' }).click();
   await page.locator('.notice', { hasText: 'This session has ended' }).waitFor();
   check(dialogs.some((m) => m.startsWith(`End the support session with ${CUSTOMER}?`)), `End asks first: ${dialogs.join(' | ')}`);
