@@ -154,7 +154,9 @@ try {
   // --- A customer asks: the row appears while their app downloads --------
   const req = await hear('requested');
   const pendingAt = await seenAt(page, 'pending');
-  figure('request_to_row', pendingAt - req.done);
+  // From just before the request (an upper bound: the row may appear
+  // before the POST's answer reaches the Rust side).
+  figure('request_to_row', pendingAt - req.at);
   const pendingRow = page.locator('#support-waiting tbody tr', { hasText: CUSTOMER });
   check((await pendingRow.locator('td[data-label="Waiting"]').textContent()) === 'downloading the app', 'pending: downloading');
   check((await pendingRow.locator('[data-accept]').count()) === 0, 'no Accept before the client connects');
@@ -166,6 +168,8 @@ try {
   // --- Their client connects: the Accept button, live ---------------------
   const conn = await hear('connected');
   const acceptAt = await seenAt(page, 'accept');
+  // From the client's hello done (`joined`), and from before it dialled
+  // (`dialled`: TLS and the hello included, an upper bound).
   figure('join_to_dom', acceptAt - conn.joined);
   figure('dial_to_dom', acceptAt - conn.dialled);
   const accept = page.locator(`button[data-accept="${conn.id}"]`);
