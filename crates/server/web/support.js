@@ -64,11 +64,22 @@ function follow(onEvent, onState) {
   return es;
 }
 
+/** The state of a page's event stream, shown as a pill. */
+function liveState(id) {
+  const el = h('span', { class: 'conn-state live-state', role: 'status', id, dataset: { up: 'no' } }, 'Connecting…');
+  const set = (up) => {
+    el.textContent = up ? 'Live' : 'Reconnecting…';
+    el.dataset.up = up ? 'yes' : 'no';
+    el.title = up ? 'This page follows the gateway as it changes.' : 'Reconnecting to the gateway: this page may be out of date.';
+  };
+  return [el, set];
+}
+
 // --- The queue -----------------------------------------------------------
 
 export function supportPage() {
   const sessions = new Map();
-  const live = h('span', { class: 'conn-state live-state', role: 'status', id: 'support-live', dataset: { up: 'no' } }, 'Connecting…');
+  const [live, setLive] = liveState('support-live');
   const waitingSlot = h('div', { id: 'support-waiting' });
   const mineSlot = h('div', { id: 'support-mine' });
   const status = h('div', { 'aria-live': 'polite' });
@@ -143,11 +154,7 @@ export function supportPage() {
       }
       draw();
     },
-    (up) => {
-      live.textContent = up ? 'Live' : 'Reconnecting…';
-      live.dataset.up = up ? 'yes' : 'no';
-      live.title = up ? 'This list follows the gateway as it changes.' : 'The live list is reconnecting; it may be out of date.';
-    },
+    setLive,
   );
   // The waiting times tick here, with no call to the gateway.
   const tick = setInterval(() => {
@@ -183,6 +190,7 @@ export async function supportSessionPage(id) {
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send');
   const form = h('form', { class: 'chat-form' }, text, send);
   const end = h('button', { type: 'button', class: 'danger', id: 'ss-end' }, 'End session');
+  const [live, setLive] = liveState('ss-live');
   let s = null;
   let before = null;
 
@@ -225,7 +233,7 @@ export async function supportSessionPage(id) {
         h('span', {}, `queue ${s.queue}`),
         s.hostname ? h('span', {}, s.hostname) : null,
         h('span', {}, `technicians: ${people}`)),
-      h('div', { class: 'toolbar ss-actions' }, ended ? null : end, h('a', { href: '#/support' }, 'Back to the queue')),
+      h('div', { class: 'toolbar ss-actions' }, ended ? null : end, h('a', { href: '#/support' }, 'Back to the queue'), ended ? null : live),
     );
     render(
       rights,
@@ -317,6 +325,6 @@ export async function supportSessionPage(id) {
         addLine(e.line);
       }
     },
-    () => {},
+    setLive,
   );
 }

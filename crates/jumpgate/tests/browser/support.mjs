@@ -188,6 +188,7 @@ try {
   await page.locator('h1', { hasText: 'Support session' }).waitFor();
   await page.locator('#ss-head', { hasText: CUSTOMER }).waitFor();
   await page.locator('#ss-head', { hasText: 'tina (owner)' }).waitFor();
+  await page.locator('#ss-live', { hasText: 'Live' }).waitFor();
   step('accepted');
 
   // --- Chat both ways -----------------------------------------------------
