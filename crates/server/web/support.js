@@ -15,6 +15,26 @@ const RIGHTS = [
   ['files', 'Transfer files'],
 ];
 
+/** A right's name for people (`control` → "Control mouse and keyboard"). */
+const labelOf = (r) => (RIGHTS.find(([k]) => k === r) || [r, r])[1];
+
+/**
+ * The chat lines this page has seen, per support session, kept while the
+ * console is open (both pages follow the events), so going back to a
+ * session shows its conversation. In memory only: a reload starts empty
+ * (the API has no transcript to read yet).
+ */
+const transcripts = new Map();
+const MAX_LINES = 500;
+function remember(id, line) {
+  let lines = transcripts.get(id);
+  if (!lines) transcripts.set(id, (lines = []));
+  if (lines.some((l) => l.seq === line.seq)) return;
+  lines.push(line);
+  lines.sort((a, b) => a.seq - b.seq);
+  if (lines.length > MAX_LINES) lines.splice(0, lines.length - MAX_LINES);
+}
+
 /** m:ss since an RFC 3339 time. */
 function since(iso) {
   if (!iso) return '—';
@@ -44,11 +64,22 @@ function follow(onEvent, onState) {
   return es;
 }
 
+/** The state of a page's event stream, shown as a pill. */
+function liveState(id) {
+  const el = h('span', { class: 'conn-state live-state', role: 'status', id, dataset: { up: 'no' } }, 'Connecting…');
+  const set = (up) => {
+    el.textContent = up ? 'Live' : 'Reconnecting…';
+    el.dataset.up = up ? 'yes' : 'no';
+    el.title = up ? 'This page follows the gateway as it changes.' : 'Reconnecting to the gateway: this page may be out of date.';
+  };
+  return [el, set];
+}
+
 // --- The queue -----------------------------------------------------------
 
 export function supportPage() {
   const sessions = new Map();
-  const live = h('span', { class: 'conn-state', role: 'status', id: 'support-live' }, 'Connecting…');
+  const [live, setLive] = liveState('support-live');
   const waitingSlot = h('div', { id: 'support-waiting' });
   const mineSlot = h('div', { id: 'support-mine' });
   const status = h('div', { 'aria-live': 'polite' });
@@ -101,8 +132,8 @@ export function supportPage() {
       table('Your support sessions', [
         { label: 'Customer', cell: (s) => h('a', { href: `#/support/${encodeURIComponent(s.id)}` }, s.customer) },
         { label: 'Queue', cell: (s) => s.queue },
-        { label: 'Granted', cell: (s) => s.granted.join(', ') || '—' },
-        { label: 'Client', cell: (s) => (s.online ? 'connected' : 'offline') },
+        { label: 'Granted', cell: (s) => s.granted.map(labelOf).join(', ') || '—' },
+        { label: 'Client', cell: (s) => h('span', { class: s.online ? 'status online' : 'status offline' }, s.online ? 'connected' : 'offline') },
       ], mine, 'You have no support session.'),
     );
   };
@@ -118,13 +149,12 @@ export function supportPage() {
       } else if (e.type === 'left') {
         sessions.delete(e.id);
       } else {
+        if (e.type === 'chat') remember(e.id, e.line);
         return;
       }
       draw();
     },
-    (up) => {
-      live.textContent = up ? 'Live' : 'Reconnecting…';
-    },
+    setLive,
   );
   // The waiting times tick here, with no call to the gateway.
   const tick = setInterval(() => {
@@ -150,42 +180,74 @@ export function supportPage() {
 
 export async function supportSessionPage(id) {
   const status = h('div', { 'aria-live': 'polite' });
-  const head = h('div', { id: 'ss-head' });
-  const rights = h('div', { id: 'ss-rights', class: 'toolbar' });
+  const head = h('div', { id: 'ss-head', class: 'ss-head' });
+  // What the customer just allowed or took back, said once, plainly.
+  const news = h('p', { id: 'ss-news', class: 'ss-news', role: 'status' });
+  const rights = h('div', { id: 'ss-rights', class: 'ss-rights' });
   const tools = h('div', { id: 'ss-tools', class: 'toolbar' });
   const log = h('ol', { class: 'chat-log', id: 'ss-chat', 'aria-live': 'polite', 'aria-label': 'Chat' });
-  const text = h('input', { id: 'ss-chat-text', autocomplete: 'off', maxlength: 4096, 'aria-label': 'Message to the customer' });
-  const send = h('button', { type: 'submit' }, 'Send');
+  const text = h('input', { id: 'ss-chat-text', autocomplete: 'off', maxlength: 4096, 'aria-label': 'Message to the customer', placeholder: 'Write to the customer…' });
+  const send = h('button', { type: 'submit', class: 'primary' }, 'Send');
   const form = h('form', { class: 'chat-form' }, text, send);
   const end = h('button', { type: 'button', class: 'danger', id: 'ss-end' }, 'End session');
+  const [live, setLive] = liveState('ss-live');
   let s = null;
+  let before = null;
 
   const addLine = (l) => {
+    remember(id, l);
     if (log.querySelector(`[data-seq="${l.seq}"]`)) return;
-    log.appendChild(
-      h('li', { class: `chat-${l.from_kind}`, dataset: { seq: String(l.seq) } },
-        h('span', { class: 'chat-from' }, l.from_kind === 'system' ? '' : `${l.from}: `),
-        h('span', { class: 'chat-text' }, l.text)),
-    );
+    const at = new Date(l.at);
+    const li = h('li', { class: `chat-${l.from_kind}`, dataset: { seq: String(l.seq) } },
+      h('span', { class: 'chat-from' }, l.from_kind === 'system' ? '' : `${l.from}: `),
+      h('span', { class: 'chat-text' }, l.text),
+      Number.isNaN(at.getTime()) ? null : h('time', { class: 'chat-at', datetime: l.at }, at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+    // In the gateway's order, whichever of the POST's answer and the event came first.
+    const later = [...log.children].find((x) => Number(x.dataset.seq) > l.seq);
+    log.insertBefore(li, later || null);
     log.scrollTop = log.scrollHeight;
+  };
+
+  const tell = (next) => {
+    if (!before) return;
+    const who = next.customer || 'The customer';
+    const gained = next.granted.filter((r) => !before.includes(r));
+    const lost = before.filter((r) => !next.granted.includes(r));
+    if (lost.length) news.textContent = `${who} took back: ${lost.map(labelOf).join(', ')}.`;
+    else if (gained.length) news.textContent = `${who} allowed: ${gained.map(labelOf).join(', ')}.`;
+    news.dataset.kind = lost.length ? 'lost' : 'gained';
   };
 
   const draw = () => {
     if (!s) return;
+    tell(s);
+    before = [...s.granted];
     const people = s.participants.map((p) => `${p.username} (${p.role})`).join(', ') || 'nobody yet';
+    const ended = s.state === 'ended';
     render(
       head,
-      h('p', {}, h('strong', {}, s.customer), ` — ${s.problem || 'no description'}`),
-      h('p', {}, `Queue ${s.queue} · ${s.state}${s.online ? ' · client connected' : ' · client offline'}${s.hostname ? ` · ${s.hostname}` : ''}`),
-      h('p', {}, `Technicians: ${people}`),
+      h('p', { class: 'ss-customer' }, h('strong', {}, s.customer), s.problem ? ` — ${s.problem}` : ''),
+      h('p', { class: 'ss-meta' },
+        h('span', { class: `ss-state ss-state-${s.state}` }, s.state),
+        h('span', { class: s.online ? 'status online' : 'status offline' }, s.online ? 'client connected' : 'client offline'),
+        h('span', {}, `queue ${s.queue}`),
+        s.hostname ? h('span', {}, s.hostname) : null,
+        h('span', {}, `technicians: ${people}`)),
+      h('div', { class: 'toolbar ss-actions' }, ended ? null : end, h('a', { href: '#/support' }, 'Back to the queue'), ended ? null : live),
     );
     render(
       rights,
       RIGHTS.map(([r, label]) => {
         const granted = s.granted.includes(r);
         const asked = s.asked.includes(r);
-        const b = h('button', { type: 'button', dataset: { right: r }, disabled: granted || asked || !s.online, 'aria-pressed': granted ? 'true' : 'false' },
-          granted ? `✓ ${label}` : asked ? `${label}: asked…` : `Ask: ${label}`);
+        const b = h('button', {
+          type: 'button',
+          class: `right ${granted ? 'right-granted' : asked ? 'right-asked' : ''}`,
+          dataset: { right: r },
+          disabled: granted || asked || !s.online,
+          'aria-pressed': granted ? 'true' : 'false',
+          title: granted ? 'Allowed by the customer' : asked ? 'Waiting for the customer to answer' : !s.online ? 'The customer\'s client is offline' : null,
+        }, granted ? `✓ ${label}` : asked ? `${label}: asked…` : `Ask: ${label}`);
         b.addEventListener('click', () => busy(b, status, () => post(`/api/v1/support/sessions/${seg(id)}/rights`, { right: r })));
         return b;
       }),
@@ -193,14 +255,14 @@ export async function supportSessionPage(id) {
     const target = `support:${id}`;
     render(
       tools,
-      s.granted.includes('view') ? h('a', { class: 'button', href: `#/desktop/${encodeURIComponent(target)}`, id: 'ss-open-screen' }, 'Open the screen') : null,
-      s.granted.includes('shell') ? h('a', { class: 'button', href: `#/terminal/${encodeURIComponent(target)}`, id: 'ss-open-shell' }, 'Open a shell') : null,
-      end,
+      s.granted.includes('view') ? h('a', { class: 'button primary', href: `#/desktop/${encodeURIComponent(target)}`, id: 'ss-open-screen' }, 'Open the screen') : null,
+      s.granted.includes('shell') ? h('a', { class: 'button primary', href: `#/terminal/${encodeURIComponent(target)}`, id: 'ss-open-shell' }, 'Open a shell') : null,
     );
-    if (s.state === 'ended') {
+    if (ended) {
       render(tools, notice(`This session has ended${s.end_reason ? `: ${s.end_reason}` : ''}.`));
       rights.hidden = true;
       form.hidden = true;
+      news.hidden = true;
     }
   };
 
@@ -212,25 +274,31 @@ export async function supportSessionPage(id) {
       const line = await post(`/api/v1/support/sessions/${seg(id)}/chat`, { text: t });
       text.value = '';
       addLine(line);
+      text.focus();
     });
   });
-  end.addEventListener('click', () =>
+  end.addEventListener('click', () => {
+    if (!window.confirm(`End the support session with ${s ? s.customer : 'this customer'}? Their app is told and closes the session.`)) return;
     busy(end, status, async () => {
       await post(`/api/v1/support/sessions/${seg(id)}/end`, {});
-      s.state = 'ended';
-      draw();
-    }),
-  );
+      if (s) {
+        s.state = 'ended';
+        draw();
+      }
+    });
+  });
 
   render(
     main,
     heading('Support session'),
     status,
     head,
-    h('section', { class: 'card', 'aria-labelledby': 'ss-rights-title' }, h('h2', { id: 'ss-rights-title' }, 'What the customer allows'),
-      h('p', { class: 'hint' }, 'Each right needs the customer\'s Allow in their window; they can take any of them back at any time.'), rights, tools),
-    h('section', { class: 'card', 'aria-labelledby': 'ss-chat-title' }, h('h2', { id: 'ss-chat-title' }, 'Chat'), log, form),
+    h('div', { class: 'ss-grid' },
+      h('section', { class: 'card ss-card', 'aria-labelledby': 'ss-rights-title' }, h('h2', { id: 'ss-rights-title' }, 'What the customer allows'),
+        h('p', { class: 'hint' }, 'Each right needs the customer\'s Allow in their window; they can take any of them back at any time.'), rights, news, tools),
+      h('section', { class: 'card ss-card', 'aria-labelledby': 'ss-chat-title' }, h('h2', { id: 'ss-chat-title' }, 'Chat'), log, form)),
   );
+  for (const l of transcripts.get(id) || []) addLine(l);
   try {
     s = await get(`/api/v1/support/sessions/${seg(id)}`);
   } catch (e) {
@@ -257,6 +325,6 @@ export async function supportSessionPage(id) {
         addLine(e.line);
       }
     },
-    () => {},
+    setLive,
   );
 }

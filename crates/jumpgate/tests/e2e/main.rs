@@ -25,3 +25,4 @@ mod vault;
 mod web;
 mod web_desktop;
 mod web_portal;
+mod web_support;
