@@ -116,6 +116,43 @@ impl Client {
         self.post_json(&session(id, "/rights"), &req).await
     }
 
+    /// Hands a support session to another technician (`user`) or back to a
+    /// queue.
+    pub async fn transfer_support(
+        &self,
+        id: &str,
+        req: &api::TransferSupport,
+    ) -> Result<api::SupportSession, ClientError> {
+        self.post_json(&session(id, "/transfer"), req).await
+    }
+
+    /// Invites a technician as `participant` or `observer`.
+    pub async fn invite_support(
+        &self,
+        id: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<api::SupportSession, ClientError> {
+        let req = api::InviteTechnician {
+            user: user.into(),
+            role: role.into(),
+        };
+        self.post_json(&session(id, "/invite"), &req).await
+    }
+
+    /// Removes someone from a support session (or leaves it: your own name).
+    pub async fn remove_support_participant(
+        &self,
+        id: &str,
+        user: &str,
+    ) -> Result<(), ClientError> {
+        self.delete(&session(
+            id,
+            &format!("/participants/{}", percent_encode(user)),
+        ))
+        .await
+    }
+
     /// Ends a support session.
     pub async fn end_support(&self, id: &str) -> Result<(), ClientError> {
         self.request(

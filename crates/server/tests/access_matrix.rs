@@ -142,6 +142,12 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/support/sessions/{id}/chat", Only(SUPPORT)),
         ("POST /api/v1/support/sessions/{id}/rights", Only(SUPPORT)),
         ("POST /api/v1/support/sessions/{id}/end", Only(SUPPORT)),
+        ("POST /api/v1/support/sessions/{id}/transfer", Only(SUPPORT)),
+        ("POST /api/v1/support/sessions/{id}/invite", Only(SUPPORT)),
+        (
+            "DELETE /api/v1/support/sessions/{id}/participants/{user}",
+            Only(SUPPORT),
+        ),
         ("POST /api/v1/queues", Only(ADMIN)),
         ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
         ("DELETE /api/v1/queues/{name}", Only(ADMIN)),

@@ -495,6 +495,54 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/support/sessions/{id}/end")),
         ),
         (
+            "POST /api/v1/support/sessions/{id}/transfer",
+            (
+                Json,
+                vec![
+                    json("/api/v1/support/sessions/sup_x/transfer", r#"{}"#),
+                    json(
+                        "/api/v1/support/sessions/sup_x/transfer",
+                        r#"{"user":"a","queue":"b"}"#,
+                    ),
+                    json("/api/v1/support/sessions/sup_x/transfer", r#"{"user":5}"#),
+                    json(
+                        "/api/v1/support/sessions/sup_x/transfer",
+                        r#"{"user":"bob"}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/support/sessions/{id}/invite",
+            (
+                Json,
+                vec![
+                    json("/api/v1/support/sessions/sup_x/invite", r#"{"user":"bob"}"#),
+                    json(
+                        "/api/v1/support/sessions/sup_x/invite",
+                        r#"{"user":"bob","as":"owner"}"#,
+                    ),
+                    json(
+                        "/api/v1/support/sessions/sup_x/invite",
+                        r#"{"user":"bob","as":"observer"}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "DELETE /api/v1/support/sessions/{id}/participants/{user}",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/support/sessions/sup_x/participants/bob"),
+                    bare(&format!(
+                        "/api/v1/support/sessions/sup_x/participants/{}",
+                        "n".repeat(2000)
+                    )),
+                ],
+            ),
+        ),
+        (
             "POST /api/v1/support/sessions/{id}/chat",
             (Json, {
                 let mut v: Vec<Bad> = bad_names("/api/v1/support/sessions/{id}/chat", "")

@@ -65,6 +65,28 @@ pub(crate) enum SupportCommand {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Hand a support session to another technician, or back to a queue
+    /// (the customer allows rights again for the new person).
+    Transfer {
+        id: String,
+        /// The technician who takes it.
+        #[arg(long, conflicts_with = "queue", required_unless_present = "queue")]
+        to: Option<String>,
+        /// The queue it waits in again.
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Invite a technician to a support session (the customer sees them).
+    Invite {
+        id: String,
+        user: String,
+        /// Read along only.
+        #[arg(long)]
+        observer: bool,
+    },
+    /// Remove a technician from a support session (or leave it: your own
+    /// name).
+    Remove { id: String, user: String },
     /// End a support session.
     End { id: String },
     /// Support sessions in your groups, newest first.
@@ -109,6 +131,33 @@ pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<
         SupportCommand::Shell { id, stdin, command } => {
             return super::shell::run(client, super::shell::Target::Support(&id), command, stdin)
                 .await;
+        }
+        SupportCommand::Transfer { id, to, queue } => {
+            let s = client
+                .transfer_support(
+                    &id,
+                    &jumpgate_api_types::support::TransferSupport { user: to, queue },
+                )
+                .await
+                .with_context(|| format!("transferring {id}"))?;
+            match &s.owner {
+                Some(o) => outln!("{} now belongs to {o}.", s.id)?,
+                None => outln!("{} waits in queue {} again.", s.id, s.queue)?,
+            }
+        }
+        SupportCommand::Invite { id, user, observer } => {
+            let role = if observer { "observer" } else { "participant" };
+            client
+                .invite_support(&id, &user, role)
+                .await
+                .with_context(|| format!("inviting {user} to {id}"))?;
+            outln!("{user} takes part in {id} as {role}.")?;
+        }
+        SupportCommand::Remove { id, user } => {
+            client
+                .remove_support_participant(&id, &user)
+                .await
+                .with_context(|| format!("removing {user} from {id}"))?;
         }
         SupportCommand::End { id } => {
             client

@@ -344,3 +344,192 @@ async fn a_customer_waits_is_accepted_chats_allows_and_revokes_control_and_rates
     );
     assert!(!log.contains(&t.ticket), "the ticket in the gateway log");
 }
+
+#[tokio::test]
+async fn two_technicians_invite_an_observer_transfer_and_hand_back_to_the_queue() {
+    let site = Site::start().await;
+    let tina = technician_and_queue(&site).await;
+    let pw = site.password_file("bob.pw", "also-helps-customers-9");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "bob",
+            "--role",
+            "technician",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    ok(&site
+        .jg(&[
+            "admin", "queues", "update", "helpdesk", "--member", "tina", "--member", "bob",
+        ])
+        .await);
+    let bob = site.home("bob");
+    ok(&site
+        .try_login_in(&bob, "bob", "also-helps-customers-9", &[])
+        .await);
+    let tina_api = site.api_client().with_token(site.saved_token(&tina));
+    let bob_api = site.api_client().with_token(site.saved_token(&bob));
+    let mut bob_events = tokio::time::timeout(WAIT, bob_api.support_events())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let anon = site.api_client();
+    let dl = anon
+        .portal_request(&api::HelpRequest {
+            name: "Kim".into(),
+            problem: "VPN".into(),
+            queue: "helpdesk".into(),
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jumpgate-assist");
+    anon.download_to(&dl.download, &file).await.unwrap();
+    let t = trailer_of(&file);
+    let id = t.support_id.clone();
+    let mut c = SimCustomer::connect(&t.url, &t.fingerprint, &t.ticket)
+        .await
+        .unwrap();
+    ok(&site.jg_in(&tina, &["support", "accept", &id]).await);
+    let participants = |want: &'static [(&'static str, ParticipantRole)]| {
+        move |m: &AssistMsg| {
+            matches!(m, AssistMsg::Participants { list }
+                if list.iter().map(|p| (p.name.as_str(), p.role)).collect::<Vec<_>>() == want)
+        }
+    };
+    c.expect(
+        PATIENCE,
+        "tina alone",
+        participants(&[("tina", ParticipantRole::Owner)]),
+    )
+    .await;
+
+    // Bob joins as an observer: the customer sees him, he is told, and he
+    // may not chat or ask.
+    ok(&site
+        .jg_in(&tina, &["support", "invite", &id, "bob", "--observer"])
+        .await);
+    c.expect(
+        PATIENCE,
+        "bob listed as observer",
+        participants(&[
+            ("tina", ParticipantRole::Owner),
+            ("bob", ParticipantRole::Observer),
+        ]),
+    )
+    .await;
+    c.expect(PATIENCE, "the system's line", |m| {
+        matches!(m, AssistMsg::Chat(l) if l.from_kind == ChatFrom::System && l.text == "bob joined as observer")
+    })
+    .await;
+    event_where(&mut bob_events, "bob's invitation", |e| {
+        matches!(e, api::SupportEvent::Invite { id: i, by, role } if *i == id && by == "tina" && role == "observer")
+    })
+    .await;
+    match bob_api.support_chat(&id, "hello").await {
+        Err(ClientError::Api { status: 403, .. }) => {}
+        other => panic!("an observer chatted: {other:?}"),
+    }
+
+    // Tina grants nothing to bob by handing over: the customer's rights
+    // are reset, and tina is out.
+    tina_api.ask_support_right(&id, "view").await.unwrap();
+    let ask = c
+        .expect(PATIENCE, "the ask", |m| matches!(m, AssistMsg::Ask { .. }))
+        .await;
+    let AssistMsg::Ask { id: n, .. } = ask else {
+        unreachable!()
+    };
+    c.send(AssistMsg::Answer {
+        id: n,
+        allowed: true,
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tina_api
+        .support_session(&id)
+        .await
+        .unwrap()
+        .granted
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "view never granted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = ok(&site
+        .jg_in(&tina, &["support", "transfer", &id, "--to", "bob"])
+        .await);
+    assert!(out.contains("now belongs to bob"), "{out}");
+    c.expect(PATIENCE, "the reset", |m| {
+        matches!(m, AssistMsg::Reset { reason } if reason.contains("tina transferred the session to bob"))
+    })
+    .await;
+    c.expect(
+        PATIENCE,
+        "bob as owner",
+        participants(&[("bob", ParticipantRole::Owner)]),
+    )
+    .await;
+    let s = bob_api.support_session(&id).await.unwrap();
+    assert_eq!(
+        (s.owner.as_deref(), s.granted.len()),
+        (Some("bob"), 0),
+        "{s:?}"
+    );
+    match tina_api.ask_support_right(&id, "view").await {
+        Err(ClientError::Api { status: 403, .. }) => {}
+        other => panic!("tina still works on the session: {other:?}"),
+    }
+
+    // Bob hands it back to the queue: it waits again, and tina takes it.
+    let out = ok(&site
+        .jg_in(&bob, &["support", "transfer", &id, "--queue", "helpdesk"])
+        .await);
+    assert!(out.contains("waits in queue helpdesk again"), "{out}");
+    c.expect(PATIENCE, "waiting again", |m| {
+        matches!(
+            m,
+            AssistMsg::Status {
+                state: SupportState::Waiting,
+                ..
+            }
+        )
+    })
+    .await;
+    let queue = ok(&site.jg_in(&tina, &["support", "queue"]).await);
+    assert!(queue.contains(&id) && queue.contains("waiting"), "{queue}");
+    tina_api.accept_support(&id).await.unwrap();
+    ok(&site.jg_in(&tina, &["support", "end", &id]).await);
+    c.expect(PATIENCE, "the end", |m| matches!(m, AssistMsg::End { .. }))
+        .await;
+
+    let events = site.security_events().await;
+    let mine: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| {
+            e.target == id
+                && matches!(
+                    e.action.as_str(),
+                    "support-transfer" | "support-participant" | "support-accept"
+                )
+        })
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            ("support-accept", "tina", "ok"),
+            ("support-transfer", "bob", "ok"),
+            ("support-transfer", "tina", "ok"),
+            ("support-participant", "tina", "joined:observer"),
+            ("support-accept", "tina", "ok"),
+        ],
+        "newest first"
+    );
+}

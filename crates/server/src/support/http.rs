@@ -118,6 +118,21 @@ pub(crate) fn routes(api: Api) -> Api {
             ask_right,
         )
         .post(
+            "/api/v1/support/sessions/{id}/transfer",
+            Site(Action::HandleSupport),
+            transfer_session,
+        )
+        .post(
+            "/api/v1/support/sessions/{id}/invite",
+            Site(Action::HandleSupport),
+            invite_technician,
+        )
+        .delete(
+            "/api/v1/support/sessions/{id}/participants/{user}",
+            Site(Action::HandleSupport),
+            remove_participant,
+        )
+        .post(
             "/api/v1/support/sessions/{id}/end",
             Site(Action::HandleSupport),
             end_session,
@@ -291,10 +306,12 @@ async fn events(
             loop {
                 match rx.recv().await {
                     Ok(p)
-                        if visible.contains(&p.queue)
-                            && p.audience
-                                .as_ref()
-                                .is_none_or(|a| user.as_ref().is_some_and(|u| a.contains(u))) =>
+                        if match &p.audience {
+                            None => visible.contains(&p.queue),
+                            // Addressed to some users (chat, invitations):
+                            // wherever their queue is.
+                            Some(a) => user.as_ref().is_some_and(|u| a.contains(u)),
+                        } =>
                     {
                         return Some((Ok(sse_event(&p.event)), (rx, None, st, visible, user)));
                     }
@@ -524,5 +541,46 @@ async fn end_session(
 ) -> Result<StatusCode, ApiError> {
     visible(&st, &who, &id).await?;
     session::technician_end(&st, &id, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn transfer_session(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<api::TransferSupport>,
+) -> Result<Json<api::SupportSession>, ApiError> {
+    let to = match (req.user, req.queue) {
+        (Some(u), None) => session::TransferTo::User(u),
+        (None, Some(q)) => session::TransferTo::Queue(q),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either `user` (a technician) or `queue`",
+            ));
+        }
+    };
+    visible(&st, &who, &id).await?;
+    session::transfer(&st, &id, &who, to).await?;
+    Ok(Json(session::view(&st, &id).await?))
+}
+
+async fn invite_technician(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<api::InviteTechnician>,
+) -> Result<Json<api::SupportSession>, ApiError> {
+    visible(&st, &who, &id).await?;
+    session::invite(&st, &id, &who, &req.user, &req.role).await?;
+    Ok(Json(session::view(&st, &id).await?))
+}
+
+async fn remove_participant(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    visible(&st, &who, &id).await?;
+    session::remove(&st, &id, &who, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

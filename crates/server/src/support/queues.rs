@@ -95,6 +95,11 @@ pub(crate) async fn get(db: &Store, name: &str) -> Result<Option<Queue>, sqlx::E
 /// Every queue, by name.
 pub(crate) async fn list(db: &Store) -> Result<Vec<Queue>, sqlx::Error> {
     let mut c = db.conn().await?;
+    list_in(&mut c).await
+}
+
+/// Every queue, by name, within a transaction (or on a connection).
+pub(crate) async fn list_in(c: &mut dyn Exec) -> Result<Vec<Queue>, sqlx::Error> {
     let rows: Vec<QueueRow> = sql!(c, |c| sqlx::query_as(
         "SELECT name, description, group_name, public, auto_assign, max_waiting
            FROM support_queues ORDER BY name"

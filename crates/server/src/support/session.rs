@@ -269,7 +269,8 @@ async fn chat_line(
     .map(|r| r.rows_affected()))?;
     let actor = match from_kind {
         ChatFrom::Customer => customer_actor(from),
-        _ => from.to_owned(),
+        ChatFrom::Technician => from.to_owned(),
+        ChatFrom::System => "(gateway)".to_owned(),
     };
     w.audit(
         AuditEvent::new(actor, AuditAction::SupportChat, id)
@@ -723,5 +724,345 @@ async fn rate(
         .await?;
     }
     w.commit().await?;
+    Ok(())
+}
+
+/// A technician someone may hand a session to or invite: a member of a
+/// queue of the session's group (a team working on those machines).
+async fn teammate(
+    e: &mut dyn Exec,
+    group: &str,
+    username: &str,
+) -> Result<(String, String), SupportError> {
+    let all = queues::list_in(e).await?;
+    all.iter()
+        .filter(|q| q.group == group)
+        .flat_map(|q| q.members.iter())
+        .find(|(_, name)| name.eq_ignore_ascii_case(username))
+        .cloned()
+        .ok_or_else(|| {
+            SupportError::Invalid(format!(
+                "user: `{username}` is not a member of a queue of this session's group"
+            ))
+        })
+}
+
+/// Closes `user_id`'s open participation row.
+async fn leave_row(
+    e: &mut dyn Exec,
+    id: &str,
+    user_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sql!(e, |c| sqlx::query(
+        "UPDATE support_participants SET left_at = $1, left_reason = $2
+          WHERE support_id = $3 AND user_id = $4 AND left_at IS NULL"
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(id)
+    .bind(user_id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// What a transfer hands the session to.
+#[derive(Debug)]
+pub(crate) enum TransferTo {
+    User(String),
+    Queue(String),
+}
+
+/// `POST …/{id}/transfer`: the owner hands the session to another
+/// technician (who owns it at once) or back to a queue (where it waits
+/// again). The rights the customer granted are reset: they allow again for
+/// the new person. The old owner's sub-sessions end.
+///
+/// # Errors
+/// Not the owner, an unknown target, store.
+pub(crate) async fn transfer(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+    to: TransferTo,
+) -> Result<String, SupportError> {
+    if role(st, id, who)? != ParticipantRole::Owner {
+        return Err(SupportError::Forbidden(
+            "only the session's owner transfers it".into(),
+        ));
+    }
+    let me = who
+        .user_id()
+        .map(|u| u.as_str().to_owned())
+        .unwrap_or_default();
+    let now = ids::now_ms();
+    let mut w = st.db.write().await?;
+    let (group, _) = key_of(&mut w, id).await?;
+    let old_queue = st
+        .support_hub
+        .live
+        .with(id, |l| l.queue.clone())
+        .unwrap_or_default();
+    leave_row(&mut w, id, &me, "transferred", now).await?;
+    let (target, new_owner, new_queue) = match &to {
+        TransferTo::User(name) => {
+            let (user_id, username) = teammate(&mut w, &group, name).await?;
+            if user_id == me {
+                return Err(SupportError::Invalid("user: that is you".into()));
+            }
+            sql!(w, |c| sqlx::query(
+                "UPDATE support_sessions SET owner_id = $1, owner_name = $2 WHERE id = $3"
+            )
+            .bind(&user_id)
+            .bind(&username)
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            leave_row(&mut w, id, &user_id, "became owner", now).await?;
+            insert_participant(&mut w, id, &user_id, &username, ParticipantRole::Owner, now)
+                .await?;
+            (username.clone(), Some((user_id, username)), None)
+        }
+        TransferTo::Queue(name) => {
+            let q = queues::get_in(&mut w, name)
+                .await?
+                .filter(|q| who.groups.contains(&q.group))
+                .ok_or_else(|| SupportError::UnknownQueue(name.clone()))?;
+            sql!(w, |c| sqlx::query(
+                "UPDATE support_sessions SET state = 'waiting', queue = $1, group_name = $2,
+                        owner_id = NULL, owner_name = NULL, accepted_at = NULL
+                  WHERE id = $3"
+            )
+            .bind(&q.name)
+            .bind(&q.group)
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            // Everyone else leaves with the owner.
+            sql!(w, |c| sqlx::query(
+                "UPDATE support_participants SET left_at = $1, left_reason = 'transferred'
+                  WHERE support_id = $2 AND left_at IS NULL"
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            (format!("queue {}", q.name), None, Some((q.name, q.group)))
+        }
+    };
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::SupportTransfer, id)
+            .detail(format!("to={target}"))
+            .group(&group),
+    )
+    .await?;
+    w.commit().await?;
+    let reason = format!("{} transferred the session to {target}", who.name);
+    st.support_hub.live.with(id, |l| {
+        l.granted = Rights::NONE;
+        l.asked.clear();
+        match (&new_owner, &new_queue) {
+            (Some((user_id, name)), _) => {
+                l.people
+                    .retain(|p| p.user_id != me && &p.user_id != user_id);
+                l.people.insert(
+                    0,
+                    Person {
+                        user_id: user_id.clone(),
+                        name: name.clone(),
+                        role: ParticipantRole::Owner,
+                        joined_at_ms: now,
+                    },
+                );
+            }
+            (None, Some((queue, group))) => {
+                l.people.clear();
+                l.queue.clone_from(queue);
+                l.group.clone_from(group);
+                l.state = SupportState::Waiting;
+                l.told_position = None;
+            }
+            (None, None) => {}
+        }
+        l.send(AssistMsg::Reset {
+            reason: reason.clone(),
+        });
+        l.send(l.participants_msg());
+        if l.state == SupportState::Waiting {
+            l.send(AssistMsg::Status {
+                state: SupportState::Waiting,
+                queue: l.queue.clone(),
+                position: None,
+            });
+        }
+    });
+    let _ = chat_line(st, id, ChatFrom::System, "", &reason).await;
+    // The old owner's sub-sessions end; grants are gone.
+    st.sessions.changed();
+    if new_queue.is_some() && !old_queue.is_empty() {
+        st.support_hub.publish(
+            &old_queue,
+            SupportEvent::Left {
+                id: id.to_owned(),
+                reason: reason.clone(),
+            },
+        );
+    }
+    publish(st, id).await;
+    Ok(target)
+}
+
+/// `POST …/{id}/invite`: the owner or a participant invites a teammate as
+/// `participant` (chats, may open sub-sessions with the rights granted) or
+/// `observer` (reads along). The customer sees them at once.
+///
+/// # Errors
+/// Not taking part, an unknown user or role, store.
+pub(crate) async fn invite(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+    username: &str,
+    as_role: &str,
+) -> Result<(), SupportError> {
+    let invited_role = match as_role {
+        "participant" => ParticipantRole::Participant,
+        "observer" => ParticipantRole::Observer,
+        other => {
+            return Err(SupportError::Invalid(format!(
+                "as: `{other}` (expected participant or observer)"
+            )));
+        }
+    };
+    match role(st, id, who)? {
+        ParticipantRole::Owner | ParticipantRole::Participant => {}
+        _ => {
+            return Err(SupportError::Forbidden(
+                "observers and supervisors do not invite".into(),
+            ));
+        }
+    }
+    let now = ids::now_ms();
+    let mut w = st.db.write().await?;
+    let (group, _) = key_of(&mut w, id).await?;
+    let (user_id, name) = teammate(&mut w, &group, username).await?;
+    let already = st
+        .support_hub
+        .live
+        .with(id, |l| l.role_of(&user_id).is_some())
+        .unwrap_or(false);
+    if already {
+        return Err(SupportError::Exists(format!(
+            "`{name}` already takes part in this session"
+        )));
+    }
+    insert_participant(&mut w, id, &user_id, &name, invited_role, now).await?;
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::SupportParticipant, id)
+            .outcome(format!("joined:{}", invited_role.as_str()))
+            .detail(format!("user={name} by={}", who.name))
+            .group(&group),
+    )
+    .await?;
+    w.commit().await?;
+    let queue = st
+        .support_hub
+        .live
+        .with(id, |l| {
+            l.people.push(Person {
+                user_id: user_id.clone(),
+                name: name.clone(),
+                role: invited_role,
+                joined_at_ms: now,
+            });
+            l.send(l.participants_msg());
+            l.queue.clone()
+        })
+        .unwrap_or_default();
+    let text = format!("{name} joined as {}", invited_role.as_str());
+    let _ = chat_line(st, id, ChatFrom::System, "", &text).await;
+    st.support_hub.publish_to(
+        &queue,
+        vec![user_id],
+        SupportEvent::Invite {
+            id: id.to_owned(),
+            by: who.name.clone(),
+            role: invited_role.as_str().to_owned(),
+        },
+    );
+    publish(st, id).await;
+    Ok(())
+}
+
+/// `DELETE …/{id}/participants/{user}`: the owner removes someone, or a
+/// participant or observer leaves. The owner cannot leave this way (they
+/// transfer or end).
+///
+/// # Errors
+/// Not allowed, not taking part, store.
+pub(crate) async fn remove(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+    username: &str,
+) -> Result<(), SupportError> {
+    let mine = role(st, id, who)?;
+    let target = st
+        .support_hub
+        .live
+        .with(id, |l| {
+            l.people
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(username))
+                .cloned()
+        })
+        .flatten()
+        .ok_or_else(|| SupportError::Invalid(format!("user: `{username}` does not take part")))?;
+    let me = who
+        .user_id()
+        .map(|u| u.as_str().to_owned())
+        .unwrap_or_default();
+    let leaving = target.user_id == me;
+    if target.role == ParticipantRole::Owner {
+        return Err(SupportError::Invalid(
+            "the owner does not leave: transfer the session or end it".into(),
+        ));
+    }
+    if !leaving && mine != ParticipantRole::Owner {
+        return Err(SupportError::Forbidden(
+            "only the session's owner removes others".into(),
+        ));
+    }
+    let reason = if leaving { "left" } else { "removed" };
+    let now = ids::now_ms();
+    let mut w = st.db.write().await?;
+    let (group, _) = key_of(&mut w, id).await?;
+    leave_row(&mut w, id, &target.user_id, reason, now).await?;
+    w.audit(
+        AuditEvent::new(&who.name, AuditAction::SupportParticipant, id)
+            .outcome(reason)
+            .detail(format!("user={}", target.name))
+            .group(&group),
+    )
+    .await?;
+    w.commit().await?;
+    st.support_hub.live.with(id, |l| {
+        l.people.retain(|p| p.user_id != target.user_id);
+        l.send(l.participants_msg());
+    });
+    let text = if leaving {
+        format!("{} left", target.name)
+    } else {
+        format!("{} was removed by {}", target.name, who.name)
+    };
+    let _ = chat_line(st, id, ChatFrom::System, "", &text).await;
+    st.sessions.changed();
+    publish(st, id).await;
     Ok(())
 }
