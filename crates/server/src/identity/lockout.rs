@@ -185,22 +185,16 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Whether an attempt for `ip` would be allowed at `now`, without
-    /// taking it (for limits charged only on failure).
-    ///
-    /// # Errors
-    /// When limited: how long until the next attempt will be allowed.
-    pub(crate) fn peek(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Gives back an attempt [`Self::check`] took for `ip` (one that turned
+    /// out not to count, such as a right answer under a limit of wrong
+    /// ones). Taking first and giving back after holds under concurrency:
+    /// looking first and taking after would let every concurrent attempt
+    /// through the same last token.
+    pub(crate) fn refund(&self, ip: IpAddr) {
         let key = bucket_key(ip);
-        let map = self.full_at.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(full_at) = map.get(&key) else {
-            return Ok(());
-        };
-        let debt = (*full_at).max(now) - now;
-        if debt > self.tolerance {
-            Err(debt - self.tolerance)
-        } else {
-            Ok(())
+        let mut map = self.full_at.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(full_at) = map.get_mut(&key) {
+            *full_at = full_at.checked_sub(self.interval).unwrap_or(*full_at);
         }
     }
 

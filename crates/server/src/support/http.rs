@@ -169,9 +169,8 @@ fn download(p: &keys::Pending) -> api::PortalDownload {
     }
 }
 
-/// A key typed at the portal. The per-address limit is taken first, the
-/// site-wide limit of wrong keys is looked at (not taken) before the key is
-/// verified and taken when it was wrong.
+/// A key typed at the portal. The per-address limit is taken first, then
+/// the site-wide limit of wrong keys (given back when the key was right).
 async fn redeem_key(
     State(st): State<AppState>,
     PeerAddr(peer): PeerAddr,
@@ -182,18 +181,20 @@ async fn redeem_key(
     if let Err(wait) = limits.key_attempts.check(peer.ip(), now) {
         return Ok(limited(wait));
     }
-    if let Err(wait) = limits.key_failures.peek(SITE, now) {
+    // Taken before the key is verified (so concurrent guesses cannot all
+    // pass on the last token), given back when the key was right.
+    if let Err(wait) = limits.key_failures.check(SITE, now) {
         tracing::warn!("session key guessing: the site-wide limit of wrong keys is reached");
         return Ok(limited(wait));
     }
     let addr = peer.ip().to_string();
     match keys::redeem(&st.db, &st.keys, &req.key, &addr).await {
         Ok(p) => {
+            limits.key_failures.refund(SITE);
             announce(&st, &p).await;
             Ok(Json(download(&p)).into_response())
         }
         Err(SupportError::InvalidKey) => {
-            let _ = limits.key_failures.check(SITE, now);
             keys::audit_failure(&st.db, &addr).await?;
             Err(SupportError::InvalidKey.into())
         }

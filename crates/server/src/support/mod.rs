@@ -87,9 +87,10 @@ pub(crate) enum SupportError {
 pub(crate) struct Limits {
     /// Key attempts per address: 5 at once, 10 a minute.
     pub(crate) key_attempts: RateLimiter,
-    /// Wrong keys site-wide (one bucket): 30 at once, 60 a minute. Checked
-    /// before a key is verified, charged only when it was wrong, so an
-    /// attacker with many addresses still gets 60 guesses a minute at most.
+    /// Wrong keys site-wide (one bucket): 30 at once, 60 a minute. Taken
+    /// before a key is verified and given back when it was right, so an
+    /// attacker with many addresses, however concurrent, still gets 60
+    /// guesses a minute at most (after a first 30).
     pub(crate) key_failures: RateLimiter,
     /// Request forms per address: 3 at once, 6 a minute.
     pub(crate) requests: RateLimiter,
