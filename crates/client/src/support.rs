@@ -91,6 +91,11 @@ impl Client {
         self.get_json(&session(id, "")).await
     }
 
+    /// A support session's chat (for those taking part, or auditors).
+    pub async fn support_transcript(&self, id: &str) -> Result<Vec<api::ChatLine>, ClientError> {
+        self.get_json(&session(id, "/transcript")).await
+    }
+
     /// Takes a waiting customer.
     pub async fn accept_support(&self, id: &str) -> Result<api::SupportSession, ClientError> {
         self.post_json(&session(id, "/accept"), &serde_json::json!({}))

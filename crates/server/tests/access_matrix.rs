@@ -143,6 +143,10 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/support/sessions/{id}/rights", Only(SUPPORT)),
         ("POST /api/v1/support/sessions/{id}/end", Only(SUPPORT)),
         ("POST /api/v1/support/sessions/{id}/transfer", Only(SUPPORT)),
+        (
+            "GET /api/v1/support/sessions/{id}/transcript",
+            Only(SUPPORT_READERS),
+        ),
         ("POST /api/v1/support/sessions/{id}/invite", Only(SUPPORT)),
         (
             "DELETE /api/v1/support/sessions/{id}/participants/{user}",

@@ -306,6 +306,12 @@ export async function supportSessionPage(id) {
     return;
   }
   draw();
+  // The chat so far, as the gateway keeps it (a reload loses nothing).
+  try {
+    for (const l of await get(`/api/v1/support/sessions/${seg(id)}/transcript`)) addLine(l);
+  } catch (e) {
+    showError(status, e);
+  }
   follow(
     (e) => {
       if (e.type === 'session' && e.session.id === id) {

@@ -298,6 +298,19 @@ async fn a_customer_waits_is_accepted_chats_allows_and_revokes_control_and_rates
     assert_eq!(row.technicians, ["tina"]);
     assert_eq!(row.rights_used, ["view", "control"]);
     c.close();
+    // The chat is kept, sealed, and read back in order.
+    let chat = tech.support_transcript(&id).await.unwrap();
+    let lines: Vec<(&str, &str)> = chat
+        .iter()
+        .map(|l| (l.from_kind.as_str(), l.text.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("technician", "Hello, this is Tina. Secret-word-tech"),
+            ("customer", "Hi Tina, Secret-word-customer"),
+        ]
+    );
 
     // Audited step by step; the words are not in the audit or the log.
     let events = site.security_events().await;

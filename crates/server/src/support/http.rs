@@ -117,6 +117,11 @@ pub(crate) fn routes(api: Api) -> Api {
             Site(Action::HandleSupport),
             ask_right,
         )
+        .get(
+            "/api/v1/support/sessions/{id}/transcript",
+            Site(Action::ReadSupportSessions),
+            get_transcript,
+        )
         .post(
             "/api/v1/support/sessions/{id}/transfer",
             Site(Action::HandleSupport),
@@ -584,4 +589,13 @@ async fn remove_participant(
     visible(&st, &who, &id).await?;
     session::remove(&st, &id, &who, &user).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_transcript(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<api::ChatLine>>, ApiError> {
+    visible(&st, &who, &id).await?;
+    Ok(Json(session::transcript(&st, &id, &who).await?))
 }

@@ -1066,3 +1066,71 @@ pub(crate) async fn remove(
     publish(st, id).await;
     Ok(())
 }
+
+/// `GET …/{id}/transcript`: the chat of a support session, opened. For
+/// those who take or took part in it; others need `view-audit` on its group
+/// (reading it is then audited like viewing a recording).
+///
+/// # Errors
+/// Unknown session, not allowed, store, a key that does not open.
+pub(crate) async fn transcript(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+) -> Result<Vec<api::ChatLine>, SupportError> {
+    use crate::rbac::{Action, Decision, Resource};
+    let mut c = st.db.conn().await?;
+    let (group, wrapped) = key_of(&mut c, id).await?;
+    // Those who took part at some point (the history has them).
+    let user = who
+        .user_id()
+        .map(|u| u.as_str().to_owned())
+        .unwrap_or_default();
+    let took_part: i64 = sql!(c, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM support_participants WHERE support_id = $1 AND user_id = $2"
+    )
+    .bind(id)
+    .bind(&user)
+    .fetch_one(&mut *c)
+    .await)?;
+    let taking_part = took_part > 0;
+    if !taking_part {
+        let resource = Resource::Endpoint { group: &group };
+        if let Decision::Forbid(_) = crate::rbac::authorize(who, Action::ReadRecordings, resource) {
+            return Err(SupportError::Forbidden(
+                "only those taking part (or auditors of its group) read a support session's chat"
+                    .into(),
+            ));
+        }
+        st.db
+            .audit_or_log(
+                AuditEvent::new(&who.name, AuditAction::RecordingView, id)
+                    .detail(format!("support={id} transcript"))
+                    .group(&group),
+            )
+            .await;
+    }
+    let rows: Vec<(i64, i64, String, String, Vec<u8>)> = sql!(c, |c| sqlx::query_as(
+        "SELECT seq, at, sender_kind, sender, sealed FROM support_messages
+          WHERE support_id = $1 ORDER BY seq"
+    )
+    .bind(id)
+    .fetch_all(&mut *c)
+    .await)?;
+    let key = st
+        .keys
+        .unwrap(crypto::SESSION_KEY_PURPOSE, &WrappedKey::from(wrapped))?;
+    rows.into_iter()
+        .map(|(seq, at, kind, from, sealed)| {
+            let aad = field_aad(id, &format!("chat\0{seq}\0{kind}"));
+            let text = crypto::open(&key, &aad, &sealed)?;
+            Ok(api::ChatLine {
+                seq: seq as u64,
+                at: ids::rfc3339(at),
+                from_kind: kind,
+                from,
+                text: String::from_utf8_lossy(&text).into_owned(),
+            })
+        })
+        .collect()
+}
