@@ -114,6 +114,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Watch a live terminal session (shell or exec), read-only, from its
+    /// recent output on, until it ends (needs monitor-sessions on its
+    /// endpoint's group; the watch is audited).
+    Watch {
+        /// The session's id (`jg sessions --active`).
+        session: String,
+    },
     /// List session events, newest first (needs the view-audit permission;
     /// only sessions on endpoints of your groups).
     Sessions {
@@ -385,6 +392,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 json,
             };
             commands::endpoints::run(&ctx.authed_client()?, &o).await?
+        }
+        Command::Watch { session } => {
+            return commands::sessions::watch(&ctx.authed_client()?, &session).await;
         }
         Command::Sessions {
             endpoint,

@@ -577,6 +577,17 @@ impl Client {
         self.upgrade(&path).await
     }
 
+    /// Watches a live terminal session, read-only (`monitor-sessions`):
+    /// the gateway sends `Accepted`, the recent output, then the live
+    /// output until `Closed`.
+    ///
+    /// # Errors
+    /// Not allowed, no such live session, or a connection failure.
+    pub async fn watch_session(&self, id: &str) -> Result<SessionIo, ClientError> {
+        self.upgrade(&format!("/api/v1/sessions/{}/watch", percent_encode(id)))
+            .await
+    }
+
     /// Opens a session on `path` (a `…/connect?kind=` route) by upgrading
     /// the connection.
     pub(crate) async fn upgrade(&self, path: &str) -> Result<SessionIo, ClientError> {

@@ -103,6 +103,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("DELETE /api/v1/groups/{name}", Only(ADMIN)),
         ("GET /api/v1/sessions", Only(AUDITORS)),
         ("POST /api/v1/sessions/{id}/terminate", Only(ADMIN)),
+        ("GET /api/v1/sessions/{id}/watch", Only(ADMIN_AND_READERS)),
         ("GET /api/v1/events", Only(AUDITORS)),
         ("GET /api/v1/recordings", Only(AUDITORS)),
         ("GET /api/v1/recordings/{id}/cast", Only(AUDITORS)),

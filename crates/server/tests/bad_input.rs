@@ -495,6 +495,10 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/support/sessions/{id}/end")),
         ),
         (
+            "GET /api/v1/sessions/{id}/watch",
+            (Other, named("/api/v1/sessions/{id}/watch")),
+        ),
+        (
             "GET /api/v1/support/sessions/{id}/transcript",
             (Other, named("/api/v1/support/sessions/{id}/transcript")),
         ),

@@ -546,3 +546,162 @@ async fn two_technicians_invite_an_observer_transfer_and_hand_back_to_the_queue(
         "newest first"
     );
 }
+
+/// Reads `SessionMsg`s from a watch until the output holds `want`;
+/// returns the output read.
+async fn watched_until(
+    io: &mut jumpgate_net::session::MsgStream<jumpgate_client::SessionIo>,
+    seen: &mut String,
+    want: &str,
+) {
+    use jumpgate_proto::session::SessionMsg;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, io.read_msg()).await {
+            Ok(Ok(Some(SessionMsg::Stdout(b)))) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Ok(Ok(Some(_))) => {}
+            other => panic!("no {want:?} in the watch: {other:?}; saw {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_supervisor_watches_a_live_shell_read_only() {
+    use jumpgate_net::session::MsgStream;
+    use jumpgate_proto::session::SessionMsg;
+    use tokio::io::AsyncWriteExt;
+
+    let site = Site::start().await;
+    let _agent = site.start_agent("srv").await;
+    let tina = technician_and_queue(&site).await;
+    let pw = site.password_file("sam.pw", "watches-over-sessions-3");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "sam",
+            "--role",
+            "supervisor",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    let sam = site.home("sam");
+    ok(&site
+        .try_login_in(&sam, "sam", "watches-over-sessions-3", &[])
+        .await);
+
+    // The administrator's live shell: it echoes what it reads.
+    let mut child = site
+        .jg_command(&[
+            "shell",
+            "srv",
+            "--stdin",
+            "--",
+            "sh",
+            "-c",
+            "while read l; do echo got-$l; done",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first\n").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let id = loop {
+        let rows: serde_json::Value =
+            serde_json::from_str(&ok(&site.jg(&["sessions", "--active", "--json"]).await)).unwrap();
+        if let Some(id) = rows
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["endpoint"] == "srv"))
+            .and_then(|r| r["id"].as_str())
+        {
+            break id.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shell never showed as active"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // A technician without monitor-sessions may not watch.
+    let tina_api = site.api_client().with_token(site.saved_token(&tina));
+    match tina_api.watch_session(&id).await {
+        Err(ClientError::Api { status: 403, .. }) => {}
+        Err(e) => panic!("expected 403: {e}"),
+        Ok(_) => panic!("a technician watched without monitor-sessions"),
+    }
+
+    // The supervisor sees the output so far, then live.
+    let sam_api = site.api_client().with_token(site.saved_token(&sam));
+    let mut w = MsgStream::new(sam_api.watch_session(&id).await.unwrap());
+    let mut seen = String::new();
+    watched_until(&mut w, &mut seen, "got-first").await;
+    // What the watcher types goes nowhere.
+    w.write_msg(&SessionMsg::Stdin(bytes::Bytes::from_static(b"INJECTED\n")))
+        .await
+        .unwrap();
+    stdin.write_all(b"second\n").await.unwrap();
+    watched_until(&mut w, &mut seen, "got-second").await;
+    stdin.write_all(b"third\n").await.unwrap();
+    watched_until(&mut w, &mut seen, "got-third").await;
+    assert!(
+        !seen.contains("INJECTED"),
+        "the watcher's input reached the shell: {seen}"
+    );
+
+    // The session ends; so does the watch, with the reason.
+    drop(stdin);
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let shell_out = ok(&out);
+    assert_eq!(shell_out, "got-first\ngot-second\ngot-third\n");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, w.read_msg()).await {
+            Ok(Ok(Some(SessionMsg::Closed { reason }))) => {
+                assert!(reason.contains("ended"), "{reason}");
+                break;
+            }
+            Ok(Ok(Some(_))) => {}
+            other => panic!("the watch did not end with the session: {other:?}"),
+        }
+    }
+    let events = site.security_events().await;
+    let watch: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.action == "session-watch" && e.target == id)
+        .map(|e| (e.actor.as_str(), e.outcome.as_str()))
+        .collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut watch = watch
+        .into_iter()
+        .map(|(a, o)| (a.to_owned(), o.to_owned()))
+        .collect::<Vec<_>>();
+    while watch.len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        watch = site
+            .security_events()
+            .await
+            .into_iter()
+            .filter(|e| e.action == "session-watch" && e.target == id)
+            .map(|e| (e.actor, e.outcome))
+            .collect();
+    }
+    assert_eq!(
+        watch,
+        [
+            ("sam".to_owned(), "stopped".to_owned()),
+            ("sam".to_owned(), "started".to_owned())
+        ]
+    );
+}

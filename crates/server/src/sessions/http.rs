@@ -40,6 +40,7 @@ pub(crate) fn routes(api: Api) -> Api {
         Access::Site(Action::ReadSessionLog),
         list,
     )
+    .get("/api/v1/sessions/{id}/watch", Access::PerEndpoint, watch)
     .post(
         "/api/v1/sessions/{id}/terminate",
         Access::Site(Action::TerminateSession),
@@ -452,4 +453,161 @@ async fn terminate(
         .await;
     tracing::info!(session = %id, by = %who.name, "session terminated");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/sessions/{id}/watch` (`Upgrade: jumpgate-session/1`): a
+/// live terminal session's output, read-only, for a holder of
+/// `monitor-sessions` on its group — from the last 64 KiB on, until the
+/// session ends. Nothing the watcher sends reaches the session. Audited
+/// (`session-watch`) when it starts and when it stops.
+async fn watch(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    use crate::rbac::{Decision, Resource};
+    let unknown = || {
+        ApiError::not_found(
+            api::ErrorCode::NotFound,
+            format!("no live terminal session `{id}` to watch"),
+        )
+    };
+    // Who holds monitor-sessions nowhere is refused before anything is
+    // said about the session.
+    if !who
+        .permissions
+        .contains(&crate::rbac::Permission::MonitorSessions)
+    {
+        return Err(ApiError::forbidden(
+            "watching sessions needs the monitor-sessions permission",
+        ));
+    }
+    let w = st.sessions.watches.get(&id).ok_or_else(unknown)?;
+    let resource = Resource::Endpoint { group: &w.group };
+    if let Decision::Forbid(why) = crate::rbac::authorize(&who, Action::WatchSession, resource) {
+        let err = denied(&st, &who, Action::WatchSession, &id, Some(&w.group), why).await;
+        return Err(if who.can_view(&w.group) {
+            err
+        } else {
+            unknown()
+        });
+    }
+    let wants_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
+    if !wants_upgrade {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            api::ErrorCode::UpgradeRequired,
+            format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
+        ));
+    }
+    let (backlog, rx) = w.subscribe();
+    let detail = format!(
+        "session={id} endpoint={} technician={} as=supervisor",
+        w.endpoint, w.technician
+    );
+    let group = w.group.clone();
+    // The watcher must not keep the session's output channel open.
+    drop(w);
+    st.db
+        .audit_now(
+            AuditEvent::new(&who.name, AuditAction::SessionWatch, &id)
+                .outcome("started")
+                .detail(&detail)
+                .group(&group),
+        )
+        .await?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (db, name) = (st.db.clone(), who.name.clone());
+    let span = tracing::info_span!("watch", session = %id, user = %who.name);
+    st.tasks.spawn(
+        async move {
+            let sent = match on_upgrade.await {
+                Ok(upgraded) => relay_watch(TokioIo::new(upgraded), backlog, rx).await,
+                Err(e) => {
+                    tracing::info!(error = %e, "watch upgrade failed");
+                    0
+                }
+            };
+            db.audit_or_log(
+                AuditEvent::new(&name, AuditAction::SessionWatch, &id)
+                    .outcome("stopped")
+                    .detail(format!("{detail} bytes={sent}"))
+                    .group(&group),
+            )
+            .await;
+        }
+        .instrument(span),
+    );
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, "upgrade")
+        .header(UPGRADE, api::SESSION_UPGRADE)
+        .body(Body::empty())
+        .map_err(ApiError::internal)
+}
+
+/// Sends the watcher `Accepted`, the catch-up, then the live output until
+/// the session ends (`Closed`) or the watcher leaves; what the watcher
+/// sends is read and dropped. Returns the output bytes sent.
+async fn relay_watch<S>(
+    io: S,
+    backlog: bytes::Bytes,
+    mut rx: tokio::sync::broadcast::Receiver<jumpgate_proto::session::SessionMsg>,
+) -> u64
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use jumpgate_proto::session::{Accepted, SessionMsg};
+    use tokio::sync::broadcast::error::RecvError;
+    let (r, w) = tokio::io::split(io);
+    let mut out = jumpgate_net::session::MsgStream::new(w);
+    let mut input = jumpgate_net::session::MsgStream::new(r);
+    let mut sent = backlog.len() as u64;
+    let start = [
+        SessionMsg::Accepted(Accepted::default()),
+        SessionMsg::Stdout(backlog),
+    ];
+    for m in &start {
+        if out.write_msg(m).await.is_err() {
+            return 0;
+        }
+    }
+    let reason = loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Ok(m) => {
+                    if let SessionMsg::Stdout(b) | SessionMsg::Stderr(b) = &m {
+                        sent += b.len() as u64;
+                    }
+                    if out.write_msg(&m).await.is_err() {
+                        return sent;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    let note = format!("\r\n[jumpgate: {n} messages skipped: this watcher fell behind]\r\n");
+                    if out.write_msg(&SessionMsg::Stderr(note.into())).await.is_err() {
+                        return sent;
+                    }
+                }
+                Err(RecvError::Closed) => break "the watched session ended",
+            },
+            // Read-only: input is dropped; the watcher leaving ends the watch.
+            m = input.read_msg() => match m {
+                Ok(Some(_)) => {}
+                _ => return sent,
+            },
+        }
+    };
+    let _ = out
+        .write_msg(&SessionMsg::Closed {
+            reason: reason.to_owned(),
+        })
+        .await;
+    let _ = out.shutdown().await;
+    sent
 }

@@ -27,6 +27,7 @@ pub(crate) mod recheck;
 mod relay;
 pub(crate) mod schema;
 pub(crate) mod tap;
+pub(crate) mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -100,6 +101,8 @@ pub(crate) struct LiveSessions {
     changed: Arc<tokio::sync::Notify>,
     /// One re-check at a time (each ends a session once, audited once).
     rechecking: Arc<tokio::sync::Mutex<()>>,
+    /// Live terminal sessions' output, for supervisors watching.
+    pub(crate) watches: watch::Watches,
 }
 
 impl LiveSessions {

@@ -266,7 +266,7 @@ impl SessionService {
             group: endpoint.group.clone(),
             session: id.to_string(),
         };
-        let (taps, recording_end) = match self.taps(&request, recording, &stop, audit).await {
+        let (mut taps, recording_end) = match self.taps(&request, recording, &stop, audit).await {
             Ok(t) => t,
             Err(e) => {
                 st.sessions.remove(&id);
@@ -285,9 +285,18 @@ impl SessionService {
                 return outcome;
             }
         };
+        // A terminal session can be watched (read-only) while it lives.
+        if matches!(kind, SessionKind::Shell | SessionKind::Exec) {
+            let w = super::watch::Watch::new(&endpoint.group, &endpoint.name, &p.name);
+            st.sessions
+                .watches
+                .insert(id.clone(), std::sync::Arc::clone(&w));
+            taps.push(Box::new(super::watch::WatchTap(w)));
+        }
         let counters = Counters::default();
         let relay = self.open_and_relay(&endpoint, request, client, &stop, &counters, &taps);
         let outcome = self.with_progress(&id, &counters, relay).await;
+        st.sessions.watches.remove(&id);
         st.sessions.remove(&id);
         // Ends the recording (its writer seals the last chunk) and collects
         // the transfer's audit words.
