@@ -491,6 +491,35 @@ mod assist_window {
         }
     }
 
+    /// The window with its frame, as a PNG among the test artifacts (and
+    /// in /work/shots when there is one), with ImageMagick's own convert
+    /// (a stand-in may shadow it on PATH).
+    fn shot(x: &Xvfb, w: &str, file: &str) {
+        let convert = ["/usr/bin/convert-im6.q16", "/usr/bin/convert"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(convert) = convert else {
+            eprintln!("no screenshot: ImageMagick missing");
+            return;
+        };
+        let (wx, wy, ww, wh) = x.geometry(w);
+        let path = super::support::artifacts().join(file);
+        let crop = format!("{}x{}+{}+{}", ww + 40, wh + 60, (wx - 20).max(0), (wy - 40).max(0));
+        x.run(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "xwd -root -silent | {convert} xwd:- -crop {crop} +repage png:{}",
+                    path.display()
+                ),
+            ],
+        );
+        if std::path::Path::new("/work/shots").is_dir() {
+            let _ = std::fs::copy(&path, std::path::Path::new("/work/shots").join(file));
+        }
+    }
+
     fn status(x: &Xvfb, w: &str) -> String {
         x.prop(w, "_JUMPGATE_STATUS").unwrap_or_default()
     }
@@ -595,17 +624,7 @@ mod assist_window {
         window.send(switches(&["view"]));
         wait_status(&x, &w, "ask=8");
         wait_status(&x, &w, "on=view;");
-        let (wx, wy, ww, wh) = x.geometry(&w);
-        x.poll("the window painted", || {
-            (x.pixel(wx + ww / 2, wy + 1) == 0x1A73E8).then_some(())
-        });
-        let shot = x.screenshot(
-            "assist-window.png",
-            Some((wx - 20, wy - 40, ww + 40, wh + 60)),
-        );
-        if std::path::Path::new("/work/shots").is_dir() {
-            let _ = std::fs::copy(&shot, "/work/shots/assist-window.png");
-        }
+        shot(&x, &w, "assist-window.png");
         x.click(&w, "deny");
         assert_eq!(
             next(&rx),
@@ -646,14 +665,7 @@ mod assist_window {
         wait_status(&x, &w, "screen=rating");
         x.click(&w, "star-4");
         wait_status(&x, &w, "stars=4");
-        let (wx, wy, ww, wh) = x.geometry(&w);
-        let shot = x.screenshot(
-            "assist-rating.png",
-            Some((wx - 20, wy - 40, ww + 40, wh + 60)),
-        );
-        if std::path::Path::new("/work/shots").is_dir() {
-            let _ = std::fs::copy(&shot, "/work/shots/assist-rating.png");
-        }
+        shot(&x, &w, "assist-rating.png");
         x.run(
             "xdotool",
             &["type", "--window", &w, "--delay", "5", "quick"],
