@@ -504,7 +504,13 @@ mod assist_window {
         };
         let (wx, wy, ww, wh) = x.geometry(w);
         let path = super::support::artifacts().join(file);
-        let crop = format!("{}x{}+{}+{}", ww + 40, wh + 60, (wx - 20).max(0), (wy - 40).max(0));
+        let crop = format!(
+            "{}x{}+{}+{}",
+            ww + 40,
+            wh + 60,
+            (wx - 20).max(0),
+            (wy - 40).max(0)
+        );
         x.run(
             "sh",
             &[

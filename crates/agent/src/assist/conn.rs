@@ -123,7 +123,6 @@ async fn serve(
             }
             Attempt::Failed(e) => {
                 warn!(error = %e, "connection attempt failed");
-                eprintln!("DEBUG attempt failed: {e}");
                 let since = *lost_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= opts.reconnect_grace {
                     let reason = "The connection to the support site was lost.";

@@ -301,6 +301,18 @@ impl Customer {
     }
 }
 
+/// The client process, killed if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
@@ -362,7 +374,7 @@ async fn a_downloaded_client_serves_what_the_customer_allows_and_leaves_nothing(
     let before = customer.listing();
     let shm_before = shm();
 
-    let mut client = customer.run(&x, false);
+    let mut client = Running(customer.run(&x, false));
     let mut gw = Gateway::accept(&listener, Arc::clone(&config), &trailer.ticket, None)
         .await
         .expect("welcomed");
@@ -431,7 +443,7 @@ async fn a_downloaded_client_serves_what_the_customer_allows_and_leaves_nothing(
         SessionMsg::Accepted(_)
     ));
     let pid = x.poll("the command running", || find_process(&argv));
-    for p in [client.id(), pid] {
+    for p in [client.0.id(), pid] {
         let files = open_files(p);
         assert!(
             files
@@ -472,7 +484,7 @@ async fn a_downloaded_client_serves_what_the_customer_allows_and_leaves_nothing(
         matches!(m, AssistMsg::Rating { stars: 5, .. })
     })
     .await;
-    let status = wait_exit(&mut client);
+    let status = wait_exit(&mut client.0);
     assert!(status.success(), "{status:?}");
 
     // Nothing stays.
@@ -494,7 +506,7 @@ async fn a_downloaded_client_serves_what_the_customer_allows_and_leaves_nothing(
     // With --keep, and a ticket the site refuses: the message, then the
     // end; the file stays.
     let customer = Customer::new(&trailer);
-    let mut client = customer.run(&x, true);
+    let mut client = Running(customer.run(&x, true));
     let refused = Gateway::accept(
         &listener,
         config,
@@ -513,7 +525,7 @@ async fn a_downloaded_client_serves_what_the_customer_allows_and_leaves_nothing(
             .then_some(())
     });
     click_when(&x, &w, "close");
-    let status = wait_exit(&mut client);
+    let status = wait_exit(&mut client.0);
     assert_eq!(status.code(), Some(3), "a refused session is an error");
     assert!(customer.download.exists(), "--keep keeps the download");
 }
