@@ -68,7 +68,7 @@ impl Harness {
         }
     }
 
-    async fn from_gateway(&self, m: AssistMsg) {
+    async fn gateway_says(&self, m: AssistMsg) {
         self.gateway.send(m).await.unwrap();
     }
 
@@ -91,7 +91,7 @@ async fn asks_answers_revocations_chat_and_the_end() {
         }
     );
 
-    h.from_gateway(AssistMsg::Ask {
+    h.gateway_says(AssistMsg::Ask {
         id: 1,
         right: Right::Control,
         technician: "alice".into(),
@@ -154,7 +154,7 @@ async fn asks_answers_revocations_chat_and_the_end() {
     assert!(!h.grants.allows(Right::Control));
 
     // An ask nobody answers is denied.
-    h.from_gateway(AssistMsg::Ask {
+    h.gateway_says(AssistMsg::Ask {
         id: 2,
         right: Right::Shell,
         technician: "alice".into(),
@@ -186,7 +186,7 @@ async fn asks_answers_revocations_chat_and_the_end() {
     );
 
     // The technician ends: everything off, the rating goes out.
-    h.from_gateway(AssistMsg::End {
+    h.gateway_says(AssistMsg::End {
         reason: "solved".into(),
     })
     .await;
@@ -246,7 +246,7 @@ async fn the_customer_ends_or_the_window_dies_or_the_connection_drops() {
     let mut h = Harness::start(Duration::from_secs(60));
     h.sent().await;
     h.grants.grant(Right::View);
-    h.from_gateway(AssistMsg::Ask {
+    h.gateway_says(AssistMsg::Ask {
         id: 9,
         right: Right::Files,
         technician: "bob".into(),
