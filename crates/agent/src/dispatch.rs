@@ -23,7 +23,9 @@ use crate::system::{self, SystemOptions};
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
     sessions: SessionContext,
-    system: SystemOptions,
+    /// `None`: the customer client of attended support, which serves no
+    /// system topics (they are for enrolled endpoints).
+    system: Option<SystemOptions>,
     /// System streams served at once on this connection: each may hold a
     /// body of up to 16 MiB, so they wait for a slot.
     system_slots: Arc<tokio::sync::Semaphore>,
@@ -33,8 +35,18 @@ impl Dispatcher {
     pub(crate) fn new(sessions: SessionContext, system: SystemOptions) -> Self {
         Self {
             sessions,
-            system,
+            system: Some(system),
             system_slots: Arc::new(tokio::sync::Semaphore::new(system::CONCURRENT)),
+        }
+    }
+
+    /// The customer client's dispatcher: sessions only (gated by
+    /// `sessions.assist`), no system topics.
+    pub(crate) fn for_assist(sessions: SessionContext) -> Self {
+        Self {
+            sessions,
+            system: None,
+            system_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -56,7 +68,7 @@ impl Dispatcher {
 async fn route(
     mut stream: MuxStream,
     sessions: SessionContext,
-    system: SystemOptions,
+    system: Option<SystemOptions>,
     slots: Arc<tokio::sync::Semaphore>,
 ) {
     let first = match tokio::time::timeout(
@@ -87,6 +99,11 @@ async fn route(
             }
         }
         StreamPurpose::System => {
+            let Some(system) = system else {
+                tracing::info!("system stream refused: this is a support client");
+                stream.reset(jumpgate_proto::mux::reset_code::REFUSED);
+                return;
+            };
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };

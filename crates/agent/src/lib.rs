@@ -12,7 +12,10 @@
 //! - `dispatch`: control messages, and each stream to its handler by purpose.
 //! - [`sessions`]: shell, exec, file transfer and forwarding handlers.
 //! - [`system`]: system stream handlers, one per topic.
+//! - [`assist`]: `jumpgate assist`, the customer's client of attended
+//!   support (no enrollment: a ticket, rights the customer grants).
 
+pub mod assist;
 mod dispatch;
 pub mod sessions;
 pub mod state;

@@ -17,6 +17,11 @@
 //!   user on their display; [`child::run_child`] is the body of a child
 //!   process speaking JSON lines on stdin/stdout. If the child dies, the
 //!   parent reads EOF: treat it as a denial / the end of the indication.
+//! - [`assist`] / [`assist_child`]: the attended-support window of the
+//!   customer client (`jumpgate assist`): status, technicians, the
+//!   technician's asks (Allow / Deny), a switch per granted right, chat,
+//!   End session and the rating screen; run as a child process speaking
+//!   JSON lines like the consent child.
 //! - `paint`, `text`, `xwin`: a small software painter (anti-aliased shapes,
 //!   text from a system TrueType font through `ab_glyph`), the sanitising of
 //!   network text, and the X11 plumbing (pure-Rust `x11rb`, no GL, no
@@ -26,6 +31,8 @@
 //! their buttons' positions in the `_JUMPGATE_BUTTONS` property
 //! (`name x y w h;…`), which the tests use to click them with `xdotool`.
 
+pub mod assist;
+pub mod assist_child;
 pub mod child;
 pub mod indicator;
 mod paint;

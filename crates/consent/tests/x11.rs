@@ -447,3 +447,336 @@ fn child_exits_and_clears_the_screen_at_eof() {
     assert!(status.success(), "{status}");
     assert!(x.windows(BAR_TITLE).is_empty());
 }
+
+// ---- the attended-support window (jumpgate assist) -------------------------
+
+const ASSIST_TITLE: &str = "^Jumpgate: remote support$";
+
+mod assist_window {
+    use std::sync::mpsc;
+
+    use jumpgate_consent::assist::AssistWindow;
+    use jumpgate_consent::assist_child::{ChatKind, FromAssistUi, Switch, ToAssistUi};
+
+    use super::support::{WAIT, Xvfb};
+    use super::{ASSIST_TITLE, have_tools};
+
+    fn switches(on: &[&str]) -> ToAssistUi {
+        let all = [
+            ("view", "See your screen"),
+            ("control", "Control mouse and keyboard"),
+            ("clipboard", "Share the clipboard"),
+            ("shell", "Run commands"),
+            ("files", "Transfer files"),
+        ];
+        ToAssistUi::Switches {
+            list: all
+                .iter()
+                .map(|(r, l)| Switch {
+                    right: (*r).into(),
+                    label: (*l).into(),
+                    on: on.contains(r),
+                })
+                .collect(),
+        }
+    }
+
+    /// The next event that is not a geometry report.
+    fn next(rx: &mpsc::Receiver<FromAssistUi>) -> FromAssistUi {
+        loop {
+            match rx.recv_timeout(WAIT).expect("an event from the window") {
+                FromAssistUi::Geometry { .. } => {}
+                e => return e,
+            }
+        }
+    }
+
+    /// The window with its frame, as a PNG among the test artifacts (and
+    /// in /work/shots when there is one), with ImageMagick's own convert
+    /// (a stand-in may shadow it on PATH).
+    fn shot(x: &Xvfb, w: &str, file: &str) {
+        let convert = ["/usr/bin/convert-im6.q16", "/usr/bin/convert"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(convert) = convert else {
+            eprintln!("no screenshot: ImageMagick missing");
+            return;
+        };
+        let (wx, wy, ww, wh) = x.geometry(w);
+        let path = super::support::artifacts().join(file);
+        let crop = format!(
+            "{}x{}+{}+{}",
+            ww + 40,
+            wh + 60,
+            (wx - 20).max(0),
+            (wy - 40).max(0)
+        );
+        x.run(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "xwd -root -silent | {convert} xwd:- -crop {crop} +repage png:{}",
+                    path.display()
+                ),
+            ],
+        );
+        if std::path::Path::new("/work/shots").is_dir() {
+            let _ = std::fs::copy(&path, std::path::Path::new("/work/shots").join(file));
+        }
+    }
+
+    fn status(x: &Xvfb, w: &str) -> String {
+        x.prop(w, "_JUMPGATE_STATUS").unwrap_or_default()
+    }
+
+    fn wait_status(x: &Xvfb, w: &str, needle: &str) {
+        x.poll(&format!("status with {needle:?}"), || {
+            status(x, w).contains(needle).then_some(())
+        });
+    }
+
+    #[test]
+    fn asks_switches_chat_end_and_rating() {
+        if !have_tools() {
+            eprintln!("skipped: X tools missing");
+            return;
+        }
+        let x = Xvfb::start();
+        let (tx, rx) = mpsc::channel();
+        let window = AssistWindow::show(Some(&x.display), move |e| {
+            let _ = tx.send(e);
+        })
+        .expect("window shown");
+        let w = x.window(ASSIST_TITLE);
+        // Where it is, for the client's input guard.
+        let geometry = loop {
+            if let FromAssistUi::Geometry { w, h, .. } = rx.recv_timeout(WAIT).expect("geometry") {
+                break (w, h);
+            }
+        };
+        assert_eq!(geometry, (400, 680));
+
+        window.send(ToAssistUi::Setup {
+            site: "Acme IT Support".into(),
+            server: "https://support.acme.example".into(),
+        });
+        window.send(ToAssistUi::Status {
+            text: "Connected with alice".into(),
+            connected: true,
+        });
+        window.send(ToAssistUi::Participants {
+            list: vec!["alice (technician)".into(), "bob (observer)".into()],
+        });
+        window.send(switches(&[]));
+        for (from, text, kind) in [
+            ("", "alice accepted your request", ChatKind::System),
+            (
+                "alice",
+                "Hello! I will need to see your screen to look at the printer settings.",
+                ChatKind::Technician,
+            ),
+            ("Customer", "Sure, go ahead.", ChatKind::Customer),
+        ] {
+            window.send(ToAssistUi::Chat {
+                from: from.into(),
+                text: text.into(),
+                kind,
+            });
+        }
+
+        // An ask: Allow.
+        window.send(ToAssistUi::Ask {
+            id: 7,
+            right: "control".into(),
+            label: "Control mouse and keyboard".into(),
+            technician: "alice".into(),
+            timeout_ms: 60_000,
+        });
+        wait_status(&x, &w, "ask=7");
+        x.click(&w, "allow");
+        assert_eq!(
+            next(&rx),
+            FromAssistUi::Answer {
+                id: 7,
+                allowed: true
+            }
+        );
+        wait_status(&x, &w, "ask=;");
+
+        // Switches show what the client granted; clicking an on switch
+        // revokes, an off switch does nothing (a right is only given by
+        // answering an ask).
+        window.send(switches(&["view", "control"]));
+        wait_status(&x, &w, "on=view,control;");
+        x.click(&w, "switch-shell");
+        x.click(&w, "switch-control");
+        assert_eq!(
+            next(&rx),
+            FromAssistUi::Revoke {
+                right: "control".into()
+            },
+            "the off switch sent nothing"
+        );
+
+        // Another ask: Deny; the screenshot while it is up.
+        window.send(ToAssistUi::Ask {
+            id: 8,
+            right: "shell".into(),
+            label: "Run commands".into(),
+            technician: "alice".into(),
+            timeout_ms: 60_000,
+        });
+        window.send(switches(&["view"]));
+        wait_status(&x, &w, "ask=8");
+        wait_status(&x, &w, "on=view;");
+        shot(&x, &w, "assist-window.png");
+        x.click(&w, "deny");
+        assert_eq!(
+            next(&rx),
+            FromAssistUi::Answer {
+                id: 8,
+                allowed: false
+            }
+        );
+
+        // Chat typed into the entry.
+        x.run("xdotool", &["windowactivate", "--sync", &w]);
+        x.run(
+            "xdotool",
+            &[
+                "type",
+                "--window",
+                &w,
+                "--delay",
+                "5",
+                "It works now, thanks!",
+            ],
+        );
+        x.run("xdotool", &["key", "--window", &w, "Return"]);
+        assert_eq!(
+            next(&rx),
+            FromAssistUi::Chat {
+                text: "It works now, thanks!".into()
+            }
+        );
+
+        // End session, then the rating.
+        x.click(&w, "end");
+        assert_eq!(next(&rx), FromAssistUi::End);
+        window.send(ToAssistUi::Ended {
+            reason: "You ended the session.".into(),
+            rating: true,
+        });
+        wait_status(&x, &w, "screen=rating");
+        x.click(&w, "star-4");
+        wait_status(&x, &w, "stars=4");
+        shot(&x, &w, "assist-rating.png");
+        x.run(
+            "xdotool",
+            &["type", "--window", &w, "--delay", "5", "quick"],
+        );
+        x.click(&w, "submit");
+        assert_eq!(
+            next(&rx),
+            FromAssistUi::Rating {
+                stars: 4,
+                comment: "quick".into()
+            }
+        );
+        assert_eq!(next(&rx), FromAssistUi::Closed);
+        drop(window);
+        x.poll("the window gone", || {
+            x.windows(ASSIST_TITLE).is_empty().then_some(())
+        });
+    }
+
+    #[test]
+    fn the_child_process_shows_the_window_and_eof_takes_it_down() {
+        if !have_tools() {
+            eprintln!("skipped: X tools missing");
+            return;
+        }
+        let x = Xvfb::start();
+        let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>();
+        let (out_tx, out_rx) = mpsc::channel::<String>();
+        let display = x.display.clone();
+        let child = std::thread::spawn(move || {
+            let input = std::io::BufReader::new(ChannelReader(in_rx, Vec::new()));
+            jumpgate_consent::assist_child::run_assist_child_on(
+                Some(&display),
+                input,
+                LineWriter(out_tx, Vec::new()),
+            )
+        });
+        let ready = out_rx.recv_timeout(WAIT).expect("ready");
+        assert!(ready.contains(r#""type":"ready""#), "{ready}");
+        let w = x.window(ASSIST_TITLE);
+        in_tx
+            .send(
+                br#"{"type":"status","text":"Waiting for a technician","connected":false}"#
+                    .to_vec(),
+            )
+            .unwrap();
+        in_tx.send(b"\n".to_vec()).unwrap();
+        x.poll("the status shown", || {
+            status(&x, &w)
+                .contains("Waiting for a technician")
+                .then_some(())
+        });
+        in_tx.send(b"{\"type\":\"nonsense\"}\n".to_vec()).unwrap();
+        loop {
+            let line = out_rx.recv_timeout(WAIT).expect("bad request");
+            if line.contains("bad_request") {
+                break;
+            }
+        }
+        x.click(&w, "end");
+        loop {
+            let line = out_rx.recv_timeout(WAIT).expect("end");
+            if line.contains(r#"{"type":"end"}"#) {
+                break;
+            }
+        }
+        drop(in_tx);
+        child.join().unwrap().expect("child body");
+        x.poll("the window gone", || {
+            x.windows(ASSIST_TITLE).is_empty().then_some(())
+        });
+    }
+
+    struct ChannelReader(mpsc::Receiver<Vec<u8>>, Vec<u8>);
+
+    impl std::io::Read for ChannelReader {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.1.is_empty() {
+                match self.0.recv() {
+                    Ok(b) => self.1 = b,
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.1.len());
+            buf[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            Ok(n)
+        }
+    }
+
+    struct LineWriter(mpsc::Sender<String>, Vec<u8>);
+
+    impl std::io::Write for LineWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.1.extend_from_slice(buf);
+            while let Some(i) = self.1.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.1.drain(..=i).collect();
+                let _ = self
+                    .0
+                    .send(String::from_utf8_lossy(&line).trim().to_owned());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}

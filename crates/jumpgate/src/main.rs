@@ -33,6 +33,37 @@ enum Command {
     Admin(AdminArgs),
     /// Run the endpoint agent (dials out to the gateway).
     Agent(AgentArgs),
+    /// The customer's client of attended support: run the file the support
+    /// portal gave you; it connects, shows a window, and leaves nothing
+    /// behind when the session ends.
+    Assist(AssistArgs),
+}
+
+#[derive(Args, Debug)]
+struct AssistArgs {
+    #[command(subcommand)]
+    command: Option<AssistCommand>,
+    /// Development: the site to dial instead of the download's (https://host[:port]).
+    #[arg(long, requires_all = ["ca_fingerprint", "ticket"])]
+    server: Option<String>,
+    /// Development: the site CA's SHA-256 fingerprint to pin.
+    #[arg(long, requires_all = ["server", "ticket"])]
+    ca_fingerprint: Option<String>,
+    /// Development: the assist ticket.
+    #[arg(long, env = "JUMPGATE_ASSIST_TICKET", hide_env_values = true, requires_all = ["server", "ca_fingerprint"])]
+    ticket: Option<String>,
+    /// Keep the downloaded file when the session ends (it removes itself
+    /// otherwise).
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum AssistCommand {
+    /// The support window: a child process the client starts itself (JSON
+    /// lines on stdin/stdout).
+    #[command(hide = true)]
+    Ui,
 }
 
 #[derive(Args, Debug)]
@@ -260,6 +291,7 @@ fn main() -> ExitCode {
             Command::Server(args) => server(args).await,
             Command::Admin(args) => admin(args).await.map(|()| ExitCode::SUCCESS),
             Command::Agent(args) => agent(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Assist(args) => assist(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
@@ -661,5 +693,29 @@ async fn agent(args: AgentArgs) -> Result<()> {
         trigger.cancel();
     });
     jumpgate_agent::run(opts, shutdown).await?;
+    Ok(())
+}
+
+/// `jumpgate assist`: the customer client (see `jumpgate_agent::assist`).
+async fn assist(args: AssistArgs) -> Result<()> {
+    if let Some(AssistCommand::Ui) = args.command {
+        return tokio::task::spawn_blocking(jumpgate_agent::assist::run_ui)
+            .await?
+            .context("support window");
+    }
+    let flags = jumpgate_agent::assist::AssistFlags {
+        server: args.server,
+        ca_fingerprint: args.ca_fingerprint,
+        ticket: args.ticket,
+        keep: args.keep,
+    };
+    let opts = jumpgate_agent::assist::options(&flags)?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        termination().await;
+        trigger.cancel();
+    });
+    jumpgate_agent::assist::run(opts, shutdown).await?;
     Ok(())
 }

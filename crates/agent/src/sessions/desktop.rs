@@ -57,6 +57,7 @@ use jumpgate_desktop::{
     Button, CaptureOptions, Capturer, Clipboard, DisplayOptions, DisplayTarget, Input, Rect,
     SelectionKind, TargetSource,
 };
+use jumpgate_proto::assist::Right as AssistRight;
 use jumpgate_proto::desktop::{
     ControlNote, ControlState, Cursor, CursorShape, DesktopCommand, DesktopInfo, FrameAck,
     InputState, Key, MAX_CURSOR_SIDE, Monitor, Pointer, Video, Wheel, button, codec,
@@ -258,12 +259,23 @@ where
     let mut ui = None;
     let decision_message;
     match req.consent {
-        // Only the customer client of attended support serves these.
+        // Only the customer client of attended support serves these; its
+        // window is the consent (the customer's `view` right).
         ConsentMode::Assist => {
-            let message = "this endpoint is not an attended-support client".to_owned();
-            return Err(
-                super::refuse(&mut rx, &mut tx, ctx, RefusalCode::Unsupported, message).await,
-            );
+            let refusal = match &ctx.assist {
+                None => Some((
+                    RefusalCode::Unsupported,
+                    "this endpoint is not an attended-support client".to_owned(),
+                )),
+                Some(g) if !g.allows(AssistRight::View) => {
+                    Some(crate::assist::gate::not_allowed(AssistRight::View))
+                }
+                Some(_) => None,
+            };
+            if let Some((code, message)) = refusal {
+                return Err(super::refuse(&mut rx, &mut tx, ctx, code, message).await);
+            }
+            decision_message = "shared by the customer";
         }
         ConsentMode::None => decision_message = "unattended: no consent asked",
         ConsentMode::Notify => {
@@ -682,6 +694,19 @@ struct Live<'c> {
     codec: &'static str,
     /// The last `DesktopInfo` sent (the monitors a request may name).
     shown: Option<DesktopInfo>,
+    /// Attended support: the customer's rights decide (see [`AssistLive`]).
+    assist: Option<AssistLive>,
+    /// The captured area (root coordinates), shared with the input thread.
+    area: Arc<Mutex<Option<Rect>>>,
+}
+
+/// A desktop session of the attended-support client: `view` keeps it
+/// alive, `control` (no ask pending) lets input through, `clipboard` lets
+/// the clipboard through; the assist window never gets technician input.
+struct AssistLive {
+    grants: crate::assist::AssistGrants,
+    watch: tokio::sync::watch::Receiver<crate::assist::GrantState>,
+    clipboard: bool,
 }
 
 impl<'c> Live<'c> {
@@ -693,12 +718,26 @@ impl<'c> Live<'c> {
         codec: &'static str,
         ctx: &'c SessionContext,
     ) -> Self {
-        let state = if req.control {
-            InputState::Allowed
-        } else {
-            InputState::ViewOnly
+        let assist = (req.consent == ConsentMode::Assist)
+            .then(|| ctx.assist.clone())
+            .flatten()
+            .map(|grants| {
+                let watch = grants.subscribe();
+                let clipboard = grants.allows(AssistRight::Clipboard);
+                AssistLive {
+                    grants,
+                    watch,
+                    clipboard,
+                }
+            });
+        let state = match &assist {
+            _ if !req.control => InputState::ViewOnly,
+            Some(a) if !a.grants.state().input_allowed() => InputState::TakenBack,
+            _ => InputState::Allowed,
         };
         Self {
+            assist,
+            area: Arc::default(),
             allowed: Arc::new(AtomicBool::new(state == InputState::Allowed)),
             req,
             ctx,
@@ -782,9 +821,14 @@ impl<'c> Live<'c> {
                     None => return self.capture_failed(tx, "capture stopped".into()).await,
                 },
                 text = recv_opt(&mut clip_down) => {
-                    if let Some(text) = text {
+                    if let Some(text) = text.filter(|_| self.clipboard_ok()) {
                         self.summary.bytes_out += text.len() as u64;
                         tx.write_msg(&SessionMsg::Clipboard(text)).await?;
+                    }
+                },
+                () = assist_changed(&mut self.assist) => {
+                    if let Some(end) = self.on_grants(tx).await? {
+                        return self.end(tx, &end, false).await;
                     }
                 },
                 event = ui_recv(&mut self.ui) => {
@@ -852,6 +896,7 @@ impl<'c> Live<'c> {
             SessionMsg::InputReset => self.input(InputCmd::Release, 0),
             SessionMsg::Clipboard(text) => {
                 if self.allowed.load(Ordering::SeqCst)
+                    && self.clipboard_ok()
                     && let Some(c) = &self.clip_set
                 {
                     self.summary.bytes_in += text.len() as u64;
@@ -894,7 +939,7 @@ impl<'c> Live<'c> {
 
     fn input(&mut self, cmd: InputCmd, bytes: u64) {
         let release = matches!(cmd, InputCmd::Release);
-        if !release && !self.allowed.load(Ordering::SeqCst) {
+        if !release && (!self.allowed.load(Ordering::SeqCst) || self.on_assist_window(&cmd)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -910,6 +955,71 @@ impl<'c> Live<'c> {
         if let Some(c) = &self.capture {
             let _ = c.send(cmd);
         }
+    }
+
+    /// Whether the clipboard may cross (attended support: the customer's
+    /// `clipboard` right).
+    fn clipboard_ok(&self) -> bool {
+        self.assist.as_ref().is_none_or(|a| a.clipboard)
+    }
+
+    /// Whether `cmd` would reach the customer's assist window (a pointer
+    /// event over it, a key while it has the focus): never applied.
+    fn on_assist_window(&self, cmd: &InputCmd) -> bool {
+        let Some(a) = &self.assist else { return false };
+        let w = a.grants.window();
+        match cmd {
+            InputCmd::Pointer(p) => {
+                let (ox, oy) = self
+                    .area
+                    .lock()
+                    .ok()
+                    .and_then(|a| *a)
+                    .map_or((0, 0), |r| (r.x, r.y));
+                w.covers(ox + i32::from(p.x), oy + i32::from(p.y))
+            }
+            InputCmd::Key(_) => w.focused,
+            _ => false,
+        }
+    }
+
+    /// The customer's rights changed: `Some(message)` ends the session
+    /// (`view` revoked).
+    async fn on_grants<W: AsyncWrite + Unpin>(
+        &mut self,
+        tx: &mut MsgStream<W>,
+    ) -> Result<Option<String>, SessionError> {
+        let Some(a) = &mut self.assist else {
+            return Ok(None);
+        };
+        let g = *a.watch.borrow_and_update();
+        if !g.rights.contains(AssistRight::View) {
+            return Ok(Some("the customer stopped sharing the screen".to_owned()));
+        }
+        a.clipboard = g.rights.contains(AssistRight::Clipboard);
+        if !self.req.control {
+            return Ok(None);
+        }
+        let want = g.input_allowed();
+        if want == self.allowed.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.allowed.store(want, Ordering::SeqCst);
+        if want {
+            self.set_state(InputState::Allowed, "the customer allowed control", tx)
+                .await?;
+        } else {
+            if let Some(i) = &self.input {
+                let _ = i.send(InputCmd::Release);
+            }
+            let message = if g.asking {
+                "control paused while the customer answers a request"
+            } else {
+                "the customer took back control"
+            };
+            self.set_state(InputState::TakenBack, message, tx).await?;
+        }
+        Ok(None)
     }
 
     /// The technician asks for control again: prompt the user.
@@ -1073,7 +1183,7 @@ impl<'c> Live<'c> {
         &mut self,
     ) -> Result<(mpsc::Receiver<Produced>, Option<mpsc::Receiver<String>>), SessionError> {
         let (capturer, input, clipboard) = self.opened.take().expect("opened once");
-        let area = Arc::new(Mutex::new(None));
+        let area = Arc::clone(&self.area);
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (cap_tx, cap_rx) = std_mpsc::channel();
         if let Some(monitor) = self.req.monitor {
@@ -1158,6 +1268,18 @@ async fn recv_opt(rx: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
             got
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Completes when the customer's rights change; never outside attended
+/// support (nor once the grants are gone, which `AssistLive` prevents).
+async fn assist_changed(assist: &mut Option<AssistLive>) {
+    let changed = match assist {
+        Some(a) => a.watch.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -60,6 +60,9 @@ pub struct SessionContext {
     pub linger: Duration,
     /// Desktop sessions: the display and the consent UI.
     pub desktop: desktop::DesktopOptions,
+    /// The customer client of attended support (`jumpgate assist`): every
+    /// session needs the customer's rights (see [`crate::assist`]).
+    pub assist: Option<crate::assist::AssistGrants>,
 }
 
 impl Default for SessionContext {
@@ -71,6 +74,7 @@ impl Default for SessionContext {
             output_drain: Duration::from_secs(1),
             linger: Duration::from_secs(5),
             desktop: desktop::DesktopOptions::default(),
+            assist: None,
         }
     }
 }
@@ -135,6 +139,10 @@ pub enum SessionError {
     /// got a `FileResult` with this message and the destination is untouched.
     #[error("upload failed: {0}")]
     Upload(String),
+    /// Attended support: the customer revoked the right the session
+    /// needed; it was stopped and the technician told `reason`.
+    #[error("{reason}")]
+    Revoked { reason: String },
     /// A local resource failed after the session was accepted: the PTY, the
     /// child process, the file, or the forwarded connection.
     #[error("{what}: {source}")]
@@ -164,19 +172,88 @@ pub async fn serve<S>(stream: S, ctx: SessionContext) -> Result<SessionSummary, 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if let Some(grants) = ctx.assist.clone() {
+        return serve_assist(stream, ctx, grants).await;
+    }
     let (mut rx, mut tx) = MsgStream::new(stream).split();
     let req = read_open(&mut rx, &mut tx, &ctx).await?;
+    run_request(req, rx, tx, &ctx).await
+}
+
+/// [`serve`] in the customer client of attended support: the session needs
+/// the customer's right for its kind (see [`crate::assist::gate`]) and ends
+/// the moment that right is revoked: the handler is dropped (its process
+/// group killed, a partial upload removed) and the technician gets
+/// `Closed{reason}`.
+async fn serve_assist<S>(
+    stream: S,
+    ctx: SessionContext,
+    grants: crate::assist::AssistGrants,
+) -> Result<SessionSummary, SessionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use crate::assist::gate;
+    let tracked = gate::Tracked::new(stream);
+    let (mut rx, mut tx) = MsgStream::new(tracked.clone()).split();
+    let req = read_open(&mut rx, &mut tx, &ctx).await?;
+    let right = match gate::needed(&req, &grants) {
+        Ok(Some(right)) => right,
+        Ok(None) => return run_request(req, rx, tx, &ctx).await,
+        Err((code, message)) => return Err(refuse(&mut rx, &mut tx, &ctx, code, message).await),
+    };
+    let mut rights = grants.subscribe();
+    let outcome = {
+        let run = run_request(req, rx, tx, &ctx);
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => Some(result),
+            () = crate::assist::until_revoked(&mut rights, right) => None,
+        }
+        // The handler is dropped here: nothing it started runs on.
+    };
+    if let Some(result) = outcome {
+        return result;
+    }
+    let reason = gate::revoked_reason(right);
+    info!(%right, "right revoked: session stopped");
+    if tracked.at_boundary() {
+        let (mut rx, mut tx) = MsgStream::new(tracked).split();
+        if tx
+            .write_msg(&SessionMsg::Closed {
+                reason: reason.clone(),
+            })
+            .await
+            .is_ok()
+        {
+            wire::finish(&mut rx, &mut tx, ctx.linger).await;
+        }
+    }
+    Err(SessionError::Revoked { reason })
+}
+
+/// Runs an opened session to its end.
+async fn run_request<R, W>(
+    req: SessionRequest,
+    rx: MsgStream<R>,
+    tx: MsgStream<W>,
+    ctx: &SessionContext,
+) -> Result<SessionSummary, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let kind = req.kind();
     let result = match req {
         SessionRequest::Shell { term, cols, rows } => {
             info!(%kind, %term, cols, rows, "session opened");
-            shell::run(rx, tx, &term, cols, rows, &ctx).await
+            shell::run(rx, tx, &term, cols, rows, ctx).await
         }
         SessionRequest::Exec { command } => {
             // Arguments may carry secrets: only the program is logged.
             let program = command.first().map_or("", String::as_str);
             info!(%kind, program, "session opened");
-            exec::run(rx, tx, &command, &ctx).await
+            exec::run(rx, tx, &command, ctx).await
         }
         SessionRequest::Upload {
             path,
@@ -185,15 +262,15 @@ where
             file_name,
         } => {
             info!(%kind, path, size, "session opened");
-            files::upload(rx, tx, &path, mode, size, file_name.as_deref(), &ctx).await
+            files::upload(rx, tx, &path, mode, size, file_name.as_deref(), ctx).await
         }
         SessionRequest::Download { path } => {
             info!(%kind, path, "session opened");
-            files::download(rx, tx, &path, &ctx).await
+            files::download(rx, tx, &path, ctx).await
         }
         SessionRequest::Forward { host, port } => {
             info!(%kind, host, port, "session opened");
-            forward::run(rx, tx, &host, port, &ctx).await
+            forward::run(rx, tx, &host, port, ctx).await
         }
         SessionRequest::Desktop {
             control,
@@ -212,7 +289,7 @@ where
                 technician,
                 codecs,
             };
-            desktop::run(rx, tx, req, &ctx).await
+            desktop::run(rx, tx, req, ctx).await
         }
     };
     if let Ok(s) = &result {

@@ -13,6 +13,7 @@ use tokio::time::timeout;
 
 use super::{SessionContext, SessionError, SessionSummary, serve};
 
+mod assist;
 mod desktop;
 mod exec;
 mod files;
