@@ -63,6 +63,45 @@ fn render(events: &[SessionEvent]) -> String {
     )
 }
 
+/// `jg watch SESSION`: the session's output on this terminal, read-only.
+pub(crate) async fn watch(client: &Client, id: &str) -> anyhow::Result<i32> {
+    use jumpgate_net::session::MsgStream;
+    use jumpgate_proto::session::SessionMsg;
+    use tokio::io::AsyncWriteExt;
+    let mut io = MsgStream::new(
+        client
+            .watch_session(id)
+            .await
+            .with_context(|| format!("cannot watch session {id}"))?,
+    );
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    loop {
+        match io.read_msg().await.context("watching")? {
+            Some(SessionMsg::Accepted(_)) => {
+                stderr
+                    .write_all(format!("[watching {id}, read-only; Ctrl-C to stop]\r\n").as_bytes())
+                    .await?;
+            }
+            Some(SessionMsg::Stdout(b)) => {
+                stdout.write_all(&b).await?;
+                stdout.flush().await?;
+            }
+            Some(SessionMsg::Stderr(b)) => {
+                stderr.write_all(&b).await?;
+            }
+            Some(SessionMsg::Closed { reason }) => {
+                stderr
+                    .write_all(format!("\r\n[{reason}]\r\n").as_bytes())
+                    .await?;
+                return Ok(0);
+            }
+            Some(_) => {}
+            None => return Ok(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,44 +140,5 @@ mod tests {
             lines[2].contains("running") && lines[2].ends_with("open"),
             "{out}"
         );
-    }
-}
-
-/// `jg watch SESSION`: the session's output on this terminal, read-only.
-pub(crate) async fn watch(client: &Client, id: &str) -> anyhow::Result<i32> {
-    use jumpgate_net::session::MsgStream;
-    use jumpgate_proto::session::SessionMsg;
-    use tokio::io::AsyncWriteExt;
-    let mut io = MsgStream::new(
-        client
-            .watch_session(id)
-            .await
-            .with_context(|| format!("cannot watch session {id}"))?,
-    );
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    loop {
-        match io.read_msg().await.context("watching")? {
-            Some(SessionMsg::Accepted(_)) => {
-                stderr
-                    .write_all(format!("[watching {id}, read-only; Ctrl-C to stop]\r\n").as_bytes())
-                    .await?;
-            }
-            Some(SessionMsg::Stdout(b)) => {
-                stdout.write_all(&b).await?;
-                stdout.flush().await?;
-            }
-            Some(SessionMsg::Stderr(b)) => {
-                stderr.write_all(&b).await?;
-            }
-            Some(SessionMsg::Closed { reason }) => {
-                stderr
-                    .write_all(format!("\r\n[{reason}]\r\n").as_bytes())
-                    .await?;
-                return Ok(0);
-            }
-            Some(_) => {}
-            None => return Ok(0),
-        }
     }
 }
