@@ -20,6 +20,7 @@ mod revocation;
 mod scope;
 mod sessions;
 mod support;
+mod support_client;
 mod system_streams;
 mod vault;
 mod web;
