@@ -166,6 +166,42 @@ impl Site {
             .await);
     }
 
+    /// A technician `name` (endpoint group `default`), made with `jg admin
+    /// users create` and logged in with `jg` in a home of their own, which
+    /// is returned.
+    pub async fn technician(&self, name: &str, password: &str) -> PathBuf {
+        let pw = self.password_file(&format!("{name}.pw"), password);
+        ok(&self
+            .jg(&[
+                "admin",
+                "users",
+                "create",
+                name,
+                "--role",
+                "technician",
+                "--groups",
+                "default",
+                "--password-file",
+                pw.to_str().unwrap(),
+            ])
+            .await);
+        let home = self.home(name);
+        ok(&self.try_login_in(&home, name, password, &[]).await);
+        home
+    }
+
+    /// [`Self::technician`], and a support queue `queue` (group `default`)
+    /// with them as its member.
+    pub async fn technician_in_queue(&self, name: &str, password: &str, queue: &str) -> PathBuf {
+        let home = self.technician(name, password).await;
+        ok(&self
+            .jg(&[
+                "admin", "queues", "create", queue, "--group", "default", "--member", name,
+            ])
+            .await);
+        home
+    }
+
     pub async fn login(&self, name: &str, password: &str) {
         let pw = self.dir.path().join(format!("{name}.pw"));
         std::fs::write(&pw, format!("{password}\n")).unwrap();

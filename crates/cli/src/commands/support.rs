@@ -47,27 +47,37 @@ pub(crate) enum SupportCommand {
     },
     /// Write to the customer (the words after the id).
     Chat {
+        /// The support session's id (`sup_…`, from `jg support queue`).
         id: String,
+        /// The words to send (one line).
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
     /// Ask the customer for a right: view, control, clipboard, shell or
     /// files. They answer in their window.
-    Ask { id: String, right: String },
+    Ask {
+        /// The support session's id (`sup_…`, from `jg support queue`).
+        id: String,
+        /// view, control, clipboard, shell or files.
+        right: String,
+    },
     /// A shell (or, with a command after `--`, that command) on the
     /// customer's machine, as the customer's user; needs their `shell` right.
     Shell {
+        /// The support session's id (`sup_…`, from `jg support queue`).
         id: String,
         /// Send standard input to the command even when it is not a
         /// terminal.
         #[arg(long)]
         stdin: bool,
+        /// The command and its arguments (none: an interactive shell).
         #[arg(last = true)]
         command: Vec<String>,
     },
     /// Hand a support session to another technician, or back to a queue
     /// (the customer allows rights again for the new person).
     Transfer {
+        /// The support session's id (`sup_…`, from `jg support queue`).
         id: String,
         /// The technician who takes it.
         #[arg(long, conflicts_with = "queue", required_unless_present = "queue")]
@@ -78,7 +88,9 @@ pub(crate) enum SupportCommand {
     },
     /// Invite a technician to a support session (the customer sees them).
     Invite {
+        /// The support session's id (`sup_…`, from `jg support queue`).
         id: String,
+        /// The technician to invite.
         user: String,
         /// Read along only.
         #[arg(long)]
@@ -86,9 +98,17 @@ pub(crate) enum SupportCommand {
     },
     /// Remove a technician from a support session (or leave it: your own
     /// name).
-    Remove { id: String, user: String },
+    Remove {
+        /// The support session's id (`sup_…`, from `jg support queue`).
+        id: String,
+        /// The technician to remove (your own name: leave).
+        user: String,
+    },
     /// End a support session.
-    End { id: String },
+    End {
+        /// The support session's id (`sup_…`, from `jg support queue`).
+        id: String,
+    },
     /// Support sessions in your groups, newest first.
     Sessions {
         /// Only this queue's.

@@ -21,31 +21,8 @@ use crate::support::*;
 
 /// A technician `tina` in queue `helpdesk`; returns her `jg` home.
 async fn technician_and_queue(site: &Site) -> std::path::PathBuf {
-    let pw = site.password_file("tina.pw", "helps-customers-daily-7");
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "tina",
-            "--role",
-            "technician",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    ok(&site
-        .jg(&[
-            "admin", "queues", "create", "helpdesk", "--group", "default", "--member", "tina",
-        ])
-        .await);
-    let tina = site.home("tina");
-    ok(&site
-        .try_login_in(&tina, "tina", "helps-customers-daily-7", &[])
-        .await);
-    tina
+    site.technician_in_queue("tina", "helps-customers-daily-7", "helpdesk")
+        .await
 }
 
 /// The next support event matching `want`, within the harness's patience.
@@ -362,29 +339,11 @@ async fn a_customer_waits_is_accepted_chats_allows_and_revokes_control_and_rates
 async fn two_technicians_invite_an_observer_transfer_and_hand_back_to_the_queue() {
     let site = Site::start().await;
     let tina = technician_and_queue(&site).await;
-    let pw = site.password_file("bob.pw", "also-helps-customers-9");
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "bob",
-            "--role",
-            "technician",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
+    let bob = site.technician("bob", "also-helps-customers-9").await;
     ok(&site
         .jg(&[
             "admin", "queues", "update", "helpdesk", "--member", "tina", "--member", "bob",
         ])
-        .await);
-    let bob = site.home("bob");
-    ok(&site
-        .try_login_in(&bob, "bob", "also-helps-customers-9", &[])
         .await);
     let tina_api = site.api_client().with_token(site.saved_token(&tina));
     let bob_api = site.api_client().with_token(site.saved_token(&bob));

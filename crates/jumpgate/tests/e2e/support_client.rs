@@ -77,30 +77,9 @@ async fn the_downloaded_client_serves_what_the_customer_allows_and_leaves_nothin
     );
     let x = tokio::task::block_in_place(Xvfb::start);
     let site = Site::start().await;
-    let pw = site.password_file("tina.pw", "helps-customers-daily-7");
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "tina",
-            "--role",
-            "technician",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    ok(&site
-        .jg(&[
-            "admin", "queues", "create", "helpdesk", "--group", "default", "--member", "tina",
-        ])
-        .await);
-    let tina = site.home("tina");
-    ok(&site
-        .try_login_in(&tina, "tina", "helps-customers-daily-7", &[])
-        .await);
+    let tina = site
+        .technician_in_queue("tina", "helps-customers-daily-7", "helpdesk")
+        .await;
     let tech = site.api_client().with_token(site.saved_token(&tina));
 
     // The customer's machine: a home, TMPDIR and XDG directories.

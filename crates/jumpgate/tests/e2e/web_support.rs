@@ -163,30 +163,9 @@ fn trailer_of(file: &Path) -> Trailer {
 async fn a_technician_takes_a_customer_in_the_console_live() {
     let chromium = chromium();
     let site = Site::start().await;
-    let pw = site.password_file("tina.pw", TINA_PASSWORD);
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "tina",
-            "--role",
-            "technician",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    ok(&site
-        .jg(&[
-            "admin", "queues", "create", "helpdesk", "--group", "default", "--member", "tina",
-        ])
-        .await);
-    let tina_home = site.home("tina");
-    ok(&site
-        .try_login_in(&tina_home, "tina", TINA_PASSWORD, &[])
-        .await);
+    let tina_home = site
+        .technician_in_queue("tina", TINA_PASSWORD, "helpdesk")
+        .await;
     let tina = site.api_client().with_token(site.saved_token(&tina_home));
 
     let artifacts =
