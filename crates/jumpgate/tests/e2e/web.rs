@@ -15,7 +15,7 @@ use crate::support::{ADMIN, ADMIN_PASSWORD, Site, WAIT, http_exchange, ok, sha25
 /// Upper bound for the whole browser run (it caps itself at 240 s too).
 const BROWSER_RUN: Duration = Duration::from_secs(300);
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
@@ -335,7 +335,7 @@ async fn upgrade_head(site: &Site, request: &str) -> String {
 
 /// What the browser run needs; a missing piece fails the test with the
 /// command that installs it (never a silent pass).
-fn browser_prerequisites() -> PathBuf {
+pub(crate) fn browser_prerequisites() -> PathBuf {
     let chromium = chromium();
     assert!(
         chromium.exists(),

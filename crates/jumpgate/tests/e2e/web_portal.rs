@@ -25,6 +25,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::support::{ADMIN, ADMIN_PASSWORD, Site, WAIT, ok};
+use crate::web::{browser_dir, browser_prerequisites as chromium};
 
 const PORTAL: &str = "support.localhost";
 const AGENT_ALPN: &[u8] = jumpgate_proto::control::AGENT_ALPN;
@@ -317,29 +318,6 @@ async fn without_its_own_files_the_generated_certificate_names_the_portal() {
 
 /// Upper bound for the whole browser run (it caps itself at 200 s too).
 const BROWSER_RUN: Duration = Duration::from_secs(240);
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-fn chromium() -> PathBuf {
-    let c = std::env::var_os("JG_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        c.exists(),
-        "{} is missing: run ./scripts/test, which installs Debian's chromium (or set JG_CHROMIUM)",
-        c.display()
-    );
-    let module = browser_dir().join("node_modules/playwright-core/package.json");
-    assert!(
-        module.exists(),
-        "{} is missing: run ./scripts/test, which runs `npm ci` in {}",
-        module.display(),
-        browser_dir().display()
-    );
-    c
-}
 
 #[tokio::test]
 async fn the_portal_and_its_admin_pages_in_a_real_browser() {

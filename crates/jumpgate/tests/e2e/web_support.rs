@@ -29,34 +29,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::support::*;
+use crate::web::{browser_dir, browser_prerequisites as chromium};
 
 const TINA_PASSWORD: &str = "helps-customers-daily-7";
 const CUSTOMER: &str = "Jo Browser";
 /// How long one step of the browser may take (its own waits are 20 s).
 const STEP: Duration = Duration::from_secs(90);
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-fn chromium() -> PathBuf {
-    let c = std::env::var_os("JG_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        c.exists(),
-        "{} is missing: run ./scripts/test, which installs Debian's chromium (or set JG_CHROMIUM)",
-        c.display()
-    );
-    let module = browser_dir().join("node_modules/playwright-core/package.json");
-    assert!(
-        module.exists(),
-        "{} is missing: run ./scripts/test, which runs `npm ci` in {}",
-        module.display(),
-        browser_dir().display()
-    );
-    c
-}
 
 /// Unix milliseconds, the clock the page's `Date.now()` reads too.
 fn now_ms() -> u64 {

@@ -110,9 +110,6 @@ impl Watches {
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Watch>> {
-        self.lock()
-            .iter()
-            .find(|(k, _)| k.as_str() == id)
-            .map(|(_, w)| Arc::clone(w))
+        self.lock().get(&SessionId(id.to_owned())).cloned()
     }
 }

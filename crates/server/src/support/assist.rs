@@ -67,7 +67,7 @@ pub(crate) async fn serve<T>(
             return;
         }
     };
-    let site = super::portal::info(&st.db)
+    let site = super::portal::load(&st.db)
         .await
         .map(|i| i.site_name)
         .unwrap_or_default();

@@ -65,7 +65,7 @@ pub(crate) async fn serve(st: &AppState, token: &str) -> Result<Response, Suppor
     let Some((support_id, ticket, expires_at_ms)) = spend(st, token).await? else {
         return Err(SupportError::InvalidKey);
     };
-    let site = super::portal::info(&st.db).await?.site_name;
+    let site = super::portal::load(&st.db).await?.site_name;
     let trailer = Trailer {
         v: 1,
         url: st

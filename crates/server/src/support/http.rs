@@ -478,23 +478,12 @@ async fn download_client(
     Ok(download::serve(&st, &token).await?)
 }
 
-/// A support session the caller may see (its queue's group is theirs).
-async fn visible(
-    st: &AppState,
-    who: &crate::rbac::Subject,
-    id: &str,
-) -> Result<api::SupportSession, ApiError> {
-    let v = session::view(st, id).await?;
-    let group = st.support_hub.live.with(id, |l| l.group.clone());
-    let group = match group {
-        Some(g) => g,
-        None => queues::get(&st.db, &v.queue)
-            .await?
-            .map(|q| q.group)
-            .unwrap_or_default(),
-    };
+/// Whether the caller may see support session `id` (its group is
+/// theirs); one that is not theirs does not exist for them.
+async fn in_scope(st: &AppState, who: &crate::rbac::Subject, id: &str) -> Result<(), ApiError> {
+    let group = session::group_of(&st.db, id).await?;
     if who.groups.contains(&group) {
-        Ok(v)
+        Ok(())
     } else {
         Err(SupportError::UnknownSession(id.to_owned()).into())
     }
@@ -505,7 +494,8 @@ async fn get_session(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<api::SupportSession>, ApiError> {
-    Ok(Json(visible(&st, &who, &id).await?))
+    in_scope(&st, &who, &id).await?;
+    Ok(Json(session::view(&st, &id).await?))
 }
 
 async fn accept_session(
@@ -523,7 +513,7 @@ async fn send_chat(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<api::SendChat>,
 ) -> Result<(StatusCode, Json<api::ChatLine>), ApiError> {
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     let line = session::technician_chat(&st, &id, &who, &req.text).await?;
     Ok((StatusCode::CREATED, Json(line)))
 }
@@ -535,7 +525,7 @@ async fn ask_right(
     ApiJson(req): ApiJson<api::AskRight>,
 ) -> Result<Json<api::SupportSession>, ApiError> {
     let right: jumpgate_proto::assist::Right = req.right.parse().map_err(ApiError::bad_request)?;
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     session::ask(&st, &id, &who, right).await?;
     Ok(Json(session::view(&st, &id).await?))
 }
@@ -545,7 +535,7 @@ async fn end_session(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     session::technician_end(&st, &id, &who).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -565,7 +555,7 @@ async fn transfer_session(
             ));
         }
     };
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     session::transfer(&st, &id, &who, to).await?;
     Ok(Json(session::view(&st, &id).await?))
 }
@@ -576,7 +566,7 @@ async fn invite_technician(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<api::InviteTechnician>,
 ) -> Result<Json<api::SupportSession>, ApiError> {
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     session::invite(&st, &id, &who, &req.user, &req.role).await?;
     Ok(Json(session::view(&st, &id).await?))
 }
@@ -586,7 +576,7 @@ async fn remove_participant(
     Caller(who): Caller,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     session::remove(&st, &id, &who, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -596,6 +586,6 @@ async fn get_transcript(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<api::ChatLine>>, ApiError> {
-    visible(&st, &who, &id).await?;
+    in_scope(&st, &who, &id).await?;
     Ok(Json(session::transcript(&st, &id, &who).await?))
 }

@@ -28,12 +28,6 @@ pub(crate) struct Person {
     pub(crate) joined_at_ms: i64,
 }
 
-/// A right asked and not answered yet.
-#[derive(Clone, Debug)]
-pub(crate) struct Ask {
-    pub(crate) right: Right,
-}
-
 /// One support session that is not over.
 #[derive(Debug)]
 pub(crate) struct Live {
@@ -50,7 +44,8 @@ pub(crate) struct Live {
     /// What the customer's client enforces now (its last `Granted`, or
     /// the fold of answers and revocations until then).
     pub(crate) granted: Rights,
-    pub(crate) asked: BTreeMap<u64, Ask>,
+    /// Rights asked and not answered yet, by ask number.
+    pub(crate) asked: BTreeMap<u64, Right>,
     next_ask: u64,
     /// The last chat line's number (the store's, read when the session
     /// came live).
@@ -103,7 +98,7 @@ impl Live {
     /// A new ask's number.
     pub(crate) fn ask(&mut self, right: Right) -> u64 {
         self.next_ask += 1;
-        self.asked.insert(self.next_ask, Ask { right });
+        self.asked.insert(self.next_ask, right);
         self.next_ask
     }
 
@@ -130,11 +125,7 @@ impl Live {
             })
             .collect();
         v.granted = self.granted.iter().map(|r| r.as_str().to_owned()).collect();
-        let mut asked: Vec<String> = self
-            .asked
-            .values()
-            .map(|a| a.right.as_str().to_owned())
-            .collect();
+        let mut asked: Vec<String> = self.asked.values().map(|r| r.as_str().to_owned()).collect();
         asked.dedup();
         v.asked = asked;
         v.online = self.online();
@@ -252,8 +243,25 @@ impl LiveSupport {
         AgentId(id.to_owned())
     }
 
-    /// Every live session's id.
-    pub(crate) fn ids(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+    /// Sends each waiting customer of `queue` their place in it (1 = next),
+    /// when it changed since they were last told.
+    pub(crate) fn tell_positions(&self, queue: &str) {
+        let mut all = self.lock();
+        let mut waiting: Vec<&mut Live> = all
+            .values_mut()
+            .filter(|l| l.queue == queue && l.state == SupportState::Waiting)
+            .collect();
+        waiting.sort_by_key(|l| l.joined_at_ms);
+        for (n, l) in waiting.into_iter().enumerate() {
+            let position = u32::try_from(n + 1).ok();
+            if l.told_position != position {
+                l.told_position = position;
+                l.send(AssistMsg::Status {
+                    state: SupportState::Waiting,
+                    queue: l.queue.clone(),
+                    position,
+                });
+            }
+        }
     }
 }

@@ -87,6 +87,7 @@ pub(crate) async fn get_in(e: &mut dyn Exec, name: &str) -> Result<Option<Queue>
 }
 
 /// One queue.
+#[cfg(test)]
 pub(crate) async fn get(db: &Store, name: &str) -> Result<Option<Queue>, sqlx::Error> {
     let mut c = db.conn().await?;
     get_in(&mut c, name).await

@@ -56,39 +56,9 @@ pub(crate) async fn publish(st: &AppState, id: &str) {
                     },
                 );
             }
-            tell_positions(st, &queue);
+            st.support_hub.live.tell_positions(&queue);
         }
         Err(e) => tracing::warn!(support = %id, error = %e, "cannot publish a support session"),
-    }
-}
-
-/// Sends each waiting customer of `queue` their place in it.
-pub(crate) fn tell_positions(st: &AppState, queue: &str) {
-    let live = &st.support_hub.live;
-    let mut waiting: Vec<(i64, String)> = live
-        .ids()
-        .into_iter()
-        .filter_map(|id| {
-            live.with(&id, |l| {
-                (l.queue == queue && l.state == SupportState::Waiting).then_some(l.joined_at_ms)
-            })
-            .flatten()
-            .map(|at| (at, id))
-        })
-        .collect();
-    waiting.sort();
-    for (n, (_, id)) in waiting.iter().enumerate() {
-        live.with(id, |l| {
-            let position = u32::try_from(n + 1).ok();
-            if l.told_position != position {
-                l.told_position = position;
-                l.send(AssistMsg::Status {
-                    state: SupportState::Waiting,
-                    queue: l.queue.clone(),
-                    position,
-                });
-            }
-        });
     }
 }
 
@@ -102,6 +72,17 @@ fn role(st: &AppState, id: &str, who: &Subject) -> Result<ParticipantRole, Suppo
         .ok_or_else(|| {
             SupportError::Forbidden(format!("you do not take part in support session `{id}`"))
         })
+}
+
+/// Checks that `who` works on `id` (its owner or a participant):
+/// observers and supervisors only read along, and may not `what`.
+fn working(st: &AppState, id: &str, who: &Subject, what: &str) -> Result<(), SupportError> {
+    match role(st, id, who)? {
+        ParticipantRole::Owner | ParticipantRole::Participant => Ok(()),
+        _ => Err(SupportError::Forbidden(format!(
+            "observers and supervisors do not {what}"
+        ))),
+    }
 }
 
 /// `POST …/{id}/accept`: a queue member takes a waiting customer.
@@ -334,6 +315,15 @@ async fn key_of(e: &mut dyn Exec, id: &str) -> Result<(String, String), SupportE
     found.ok_or_else(|| SupportError::UnknownSession(id.to_owned()))
 }
 
+/// The endpoint group of support session `id` (its scope).
+///
+/// # Errors
+/// Unknown session, store.
+pub(crate) async fn group_of(db: &crate::store::Store, id: &str) -> Result<String, SupportError> {
+    let mut c = db.conn().await?;
+    Ok(key_of(&mut c, id).await?.0)
+}
+
 /// `POST …/{id}/chat`: a technician taking part writes to the customer.
 ///
 /// # Errors
@@ -344,14 +334,7 @@ pub(crate) async fn technician_chat(
     who: &Subject,
     text: &str,
 ) -> Result<api::ChatLine, SupportError> {
-    match role(st, id, who)? {
-        ParticipantRole::Owner | ParticipantRole::Participant => {}
-        _ => {
-            return Err(SupportError::Forbidden(
-                "observers and supervisors do not chat".into(),
-            ));
-        }
-    }
+    working(st, id, who, "chat")?;
     let text = clean_chat(text)?;
     let line = chat_line(st, id, ChatFrom::Technician, &who.name, &text).await?;
     Ok(api_line(&line))
@@ -424,14 +407,7 @@ pub(crate) async fn ask(
     who: &Subject,
     right: Right,
 ) -> Result<(), SupportError> {
-    match role(st, id, who)? {
-        ParticipantRole::Owner | ParticipantRole::Participant => {}
-        _ => {
-            return Err(SupportError::Forbidden(
-                "observers and supervisors do not ask for rights".into(),
-            ));
-        }
-    }
+    working(st, id, who, "ask for rights")?;
     let asked = st.support_hub.live.with(id, |l| {
         if !l.online() {
             return Err(SupportError::Offline);
@@ -439,7 +415,7 @@ pub(crate) async fn ask(
         if l.granted.contains(right) {
             return Ok(None);
         }
-        if let Some((&n, _)) = l.asked.iter().find(|(_, a)| a.right == right) {
+        if let Some((&n, _)) = l.asked.iter().find(|(_, r)| **r == right) {
             return Ok(Some(n));
         }
         let n = l.ask(right);
@@ -639,17 +615,17 @@ async fn answer(
     n: u64,
     allowed: bool,
 ) -> Result<(), SupportError> {
-    let Some(Some(ask)) = st.support_hub.live.with(id, |l| {
-        let ask = l.asked.remove(&n)?;
+    let Some(Some(right)) = st.support_hub.live.with(id, |l| {
+        let right = l.asked.remove(&n)?;
         if allowed {
-            l.granted = l.granted.with(ask.right);
+            l.granted = l.granted.with(right);
         }
-        Some(ask)
+        Some(right)
     }) else {
         return Ok(());
     };
     let event = if allowed { "allowed" } else { "denied" };
-    let r = grant_event(st, id, ask.right, event, &customer_actor(customer)).await;
+    let r = grant_event(st, id, right, event, &customer_actor(customer)).await;
     publish(st, id).await;
     r
 }
@@ -940,14 +916,7 @@ pub(crate) async fn invite(
             )));
         }
     };
-    match role(st, id, who)? {
-        ParticipantRole::Owner | ParticipantRole::Participant => {}
-        _ => {
-            return Err(SupportError::Forbidden(
-                "observers and supervisors do not invite".into(),
-            ));
-        }
-    }
+    working(st, id, who, "invite")?;
     let now = ids::now_ms();
     let mut w = st.db.write().await?;
     let (group, _) = key_of(&mut w, id).await?;
