@@ -164,6 +164,11 @@ pub struct Queue {
     pub max_waiting: u32,
     /// Member usernames.
     pub members: Vec<String>,
+    /// Members following the queue live right now (the console's Support
+    /// page or `jg support queue --watch` open): those automatic
+    /// assignment chooses from. Filled in lists only.
+    #[serde(default)]
+    pub available: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -196,6 +196,9 @@ pub struct RawRetention {
     pub recordings_days: Option<u32>,
     /// Days audit entries are kept; unset keeps them forever.
     pub audit_days: Option<u32>,
+    /// Days ended support sessions (chat, rights, participants) are kept;
+    /// unset follows `recordings_days`.
+    pub support_days: Option<u32>,
 }
 
 impl RawConfig {
@@ -248,6 +251,7 @@ impl RawConfig {
                     .recordings_days
                     .or(self.retention.recordings_days),
                 audit_days: other.retention.audit_days.or(self.retention.audit_days),
+                support_days: other.retention.support_days.or(self.retention.support_days),
             },
             keys: RawKeys {
                 rotate_every: other.keys.rotate_every.or(self.keys.rotate_every),
@@ -362,6 +366,8 @@ pub struct Config {
     pub recording_retention: Option<Duration>,
     /// How long audit entries are kept (`None`: forever).
     pub audit_retention: Option<Duration>,
+    /// How long ended support sessions are kept (`None`: as recordings).
+    pub support_retention: Option<Duration>,
     pub keys: KeysConfig,
     /// How long a deleted vault secret stays recoverable (7 to 90 days);
     /// `None`: what the site already uses, 90 days for a new site.
@@ -555,6 +561,7 @@ impl Config {
         };
         let recording_retention = days("retention.recordings_days", raw.retention.recordings_days)?;
         let audit_retention = days("retention.audit_days", raw.retention.audit_days)?;
+        let support_retention = days("retention.support_days", raw.retention.support_days)?;
         let rotate_every = match raw.keys.rotate_every.as_deref() {
             Some("never") => None,
             other => {
@@ -635,6 +642,7 @@ impl Config {
             record_keystrokes: raw.recording.keystrokes.unwrap_or(false),
             recording_retention,
             audit_retention,
+            support_retention,
             keys: KeysConfig {
                 rotate_every,
                 sweep_batch,

@@ -1,8 +1,9 @@
 //! Background upkeep: the audit chain's head is anchored outside the
 //! database every few seconds, retention removes recordings and audit
 //! entries older than the site keeps them, hourly, and deleted vault
-//! secrets whose retention ended are purged every minute. Each removal is
-//! itself audited. Every job runs only while this gateway holds its
+//! secrets whose retention ended are purged every minute, and support
+//! sessions get their upkeep every minute ([`crate::support::upkeep`]). Each
+//! removal is itself audited. Every job runs only while this gateway holds its
 //! [`Lease`](crate::lease::Lease).
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::lease::{Job, run_held};
 use crate::state::AppState;
-use crate::{events, ids, recordings};
+use crate::{events, ids, recordings, support};
 
 const ANCHOR_EVERY: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -53,6 +54,8 @@ pub(crate) async fn run(st: AppState) {
     let mut anchor = tokio::time::interval(ANCHOR_EVERY);
     let mut retention = tokio::time::interval(RETENTION_EVERY);
     let mut vault_expiry = tokio::time::interval(VAULT_EXPIRY_EVERY);
+    let mut support = tokio::time::interval(support::upkeep::EVERY);
+    let started = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = st.shutdown.cancelled() => return,
@@ -85,6 +88,15 @@ pub(crate) async fn run(st: AppState) {
                     Job::VaultExpiry,
                     VAULT_EXPIRY_EVERY * 2,
                     crate::vault::expire(&st.db),
+                )
+                .await;
+            }
+            _ = support.tick() => {
+                run_held(
+                    lease,
+                    Job::SupportUpkeep,
+                    support::upkeep::EVERY * 2,
+                    support::upkeep::run(&st, started.elapsed()),
                 )
                 .await;
             }

@@ -24,6 +24,8 @@ pub(crate) enum Job {
     VaultExpiry,
     /// Scheduled key rotation and the re-wrap sweep.
     KeySweep,
+    /// Ending abandoned support sessions and removing old ones.
+    SupportUpkeep,
 }
 
 impl Job {
@@ -33,6 +35,7 @@ impl Job {
             Self::Retention => "retention",
             Self::VaultExpiry => "vault-expiry",
             Self::KeySweep => "key-sweep",
+            Self::SupportUpkeep => "support-upkeep",
         }
     }
 }
@@ -99,6 +102,7 @@ mod tests {
             Job::Retention,
             Job::VaultExpiry,
             Job::KeySweep,
+            Job::SupportUpkeep,
         ];
         for job in jobs {
             let mut ran = false;
@@ -122,7 +126,7 @@ mod tests {
         }
         assert_eq!(ran, [Job::Retention]);
         let asked = lease.asked.lock().unwrap().clone();
-        assert_eq!(asked.len(), 4);
+        assert_eq!(asked.len(), jobs.len());
         assert!(asked.iter().all(|(_, ttl)| *ttl == Duration::from_secs(7)));
     }
 }

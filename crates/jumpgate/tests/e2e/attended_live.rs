@@ -664,3 +664,165 @@ async fn a_supervisor_watches_a_live_shell_read_only() {
         ]
     );
 }
+
+/// A customer who asked for help in `helpdesk` and whose client is
+/// connected: the session's id and the client. Each asks from an address
+/// of their own (`127.0.0.N`): the portal limits forms per address.
+async fn customer_waits(site: &Site, name: &str, n: u8) -> (String, SimCustomer) {
+    let anon = site
+        .api_client()
+        .bind_source(std::net::Ipv4Addr::new(127, 0, 0, n).into());
+    let dl = anon
+        .portal_request(&api::HelpRequest {
+            name: name.into(),
+            problem: "printer".into(),
+            queue: "helpdesk".into(),
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jumpgate-assist");
+    anon.download_to(&dl.download, &file).await.unwrap();
+    let t = trailer_of(&file);
+    let c = SimCustomer::connect(&t.url, &t.fingerprint, &t.ticket)
+        .await
+        .unwrap();
+    (t.support_id, c)
+}
+
+/// Polls `id` until its owner is `want` (`None`: still waiting).
+async fn owner_becomes(api: &jumpgate_client::Client, id: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = api.support_session(id).await.unwrap();
+        if s.owner.as_deref() == Some(want) {
+            assert_eq!(s.state, "active");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never went to {want}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_auto_assign_queue_gives_customers_to_available_members_in_turn() {
+    let site = Site::start().await;
+    let tina = technician_and_queue(&site).await;
+    let bob = site.technician("bob", "also-helps-customers-9").await;
+    ok(&site
+        .jg(&[
+            "admin",
+            "queues",
+            "update",
+            "helpdesk",
+            "--member",
+            "tina",
+            "--member",
+            "bob",
+            "--auto-assign",
+            "true",
+        ])
+        .await);
+    let tina_api = site.api_client().with_token(site.saved_token(&tina));
+    let bob_api = site.api_client().with_token(site.saved_token(&bob));
+
+    // Nobody follows the queue: Kim waits. Positive control: the session
+    // is there, live and waiting, once her client told its place.
+    let (kim, mut kim_c) = customer_waits(&site, "Kim", 11).await;
+    kim_c
+        .expect(PATIENCE, "Kim's place", |m| {
+            matches!(
+                m,
+                AssistMsg::Status {
+                    state: SupportState::Waiting,
+                    position: Some(1),
+                    ..
+                }
+            )
+        })
+        .await;
+    let s = tina_api.support_session(&kim).await.unwrap();
+    assert_eq!(
+        (s.state.as_str(), s.owner.as_deref(), s.online),
+        ("waiting", None, true)
+    );
+
+    // Tina opens her queue: she is available, and Kim is hers at once.
+    let mut tina_events = tokio::time::timeout(WAIT, tina_api.support_events())
+        .await
+        .unwrap()
+        .unwrap();
+    owner_becomes(&tina_api, &kim, "tina").await;
+    kim_c
+        .expect(PATIENCE, "Kim is taken", |m| {
+            matches!(
+                m,
+                AssistMsg::Status {
+                    state: SupportState::Active,
+                    ..
+                }
+            )
+        })
+        .await;
+    event_where(
+        &mut tina_events,
+        "Kim's session, tina's",
+        session_where(&kim, |s| s.owner.as_deref() == Some("tina")),
+    )
+    .await;
+
+    // Bob opens his too. In name order after tina comes bob (wrapping),
+    // then tina again.
+    let bob_events = tokio::time::timeout(WAIT, bob_api.support_events())
+        .await
+        .unwrap()
+        .unwrap();
+    let (lee, _lee_c) = customer_waits(&site, "Lee", 12).await;
+    owner_becomes(&tina_api, &lee, "bob").await;
+    let (max, _max_c) = customer_waits(&site, "Max", 13).await;
+    owner_becomes(&tina_api, &max, "tina").await;
+
+    // Bob closes his queue: he is not available any more (the queue list
+    // says so), so the next customer goes to tina although it is bob's
+    // turn.
+    let available = || async {
+        let qs = tina_api.queues().await.unwrap();
+        qs.into_iter()
+            .find(|q| q.name == "helpdesk")
+            .unwrap()
+            .available
+    };
+    assert_eq!(available().await, ["bob", "tina"]);
+    drop(bob_events);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while available().await != ["tina"] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob stays available"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ned, _ned_c) = customer_waits(&site, "Ned", 14).await;
+    owner_becomes(&tina_api, &ned, "tina").await;
+    drop(tina_events);
+
+    let events = site.security_events().await;
+    let accepts: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| e.action == "support-accept")
+        .map(|e| (e.target.as_str(), e.actor.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        accepts,
+        [
+            (ned.as_str(), "tina", "queue=helpdesk assigned=auto"),
+            (max.as_str(), "tina", "queue=helpdesk assigned=auto"),
+            (lee.as_str(), "bob", "queue=helpdesk assigned=auto"),
+            (kim.as_str(), "tina", "queue=helpdesk assigned=auto"),
+        ],
+        "newest first"
+    );
+}

@@ -60,6 +60,10 @@ fn flags_win_over_the_file() {
     assert_eq!(cfg.hostname, "support.example.com");
     assert_eq!(cfg.agent_heartbeat, Duration::from_secs(15));
     assert_eq!(
+        cfg.support_retention,
+        Some(Duration::from_secs(180 * 86_400))
+    );
+    assert_eq!(
         cfg.listen_address_file.as_deref(),
         Some(Path::new("/run/jumpgate/listen-address"))
     );

@@ -339,6 +339,8 @@ async fn run<T>(
         .agents
         .local()
         .insert(agent.clone(), handle.clone(), peer);
+    let joined_waiting = joined.init.state == SupportState::Waiting;
+    let joined_queue = joined.init.queue.clone();
     let conn = st.support_hub.live.attach(&id, joined.init, handle.clone());
     st.support_hub.live.with(&id, |l| {
         l.told_position = None;
@@ -351,6 +353,9 @@ async fn run<T>(
     });
     tracing::info!(%peer, "customer client connected");
     session::publish(&st, &id).await;
+    if joined_waiting {
+        super::assign::spawn(&st, joined_queue);
+    }
 
     let customer = joined.customer.clone();
     let st2 = st.clone();

@@ -12,7 +12,7 @@ use jumpgate_api_types::support as api;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{SupportError, download, history, hub, keys, portal, queues, session};
+use super::{SupportError, assign, download, history, hub, keys, portal, queues, session};
 use crate::api::{ApiError, ApiJson, PeerAddr};
 use crate::ids;
 use crate::rbac::{Action, Caller};
@@ -302,6 +302,16 @@ async fn events(
     let rx = st.support_hub.subscribe();
     let first = snapshot(&st, &visible).await?;
     let user = who.user_id().map(|u| u.as_str().to_owned());
+    // Available for automatic assignment while the stream is open.
+    let here = st.support_hub.presence.arrive(&who);
+    if here.is_some() {
+        let st = st.clone();
+        let who = who.clone();
+        st.tasks
+            .clone()
+            .spawn(async move { assign::arrived(&st, &who).await });
+    }
+    let user = (user, here);
     let state = (rx, Some(first), st.clone(), visible, user);
     let stream = futures_util::stream::unfold(
         state,
@@ -316,7 +326,7 @@ async fn events(
                             None => visible.contains(&p.queue),
                             // Addressed to some users (chat, invitations):
                             // wherever their queue is.
-                            Some(a) => user.as_ref().is_some_and(|u| a.contains(u)),
+                            Some(a) => user.0.as_ref().is_some_and(|u| a.contains(u)),
                         } =>
                     {
                         return Some((Ok(sse_event(&p.event)), (rx, None, st, visible, user)));
@@ -433,7 +443,11 @@ async fn list_queues(
             .await?
             .iter()
             .filter(|q| who.groups.contains(&q.group))
-            .map(queues::Queue::to_api)
+            .map(|q| {
+                let mut api = q.to_api();
+                api.available = st.support_hub.presence.available_in(q);
+                api
+            })
             .collect(),
     ))
 }
@@ -453,11 +467,12 @@ async fn update_queue(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<api::UpdateQueue>,
 ) -> Result<Json<api::Queue>, ApiError> {
-    Ok(Json(
-        queues::update(&st.db, &name, &req, &who.name)
-            .await?
-            .to_api(),
-    ))
+    let q = queues::update(&st.db, &name, &req, &who.name).await?;
+    if q.auto_assign {
+        // Members may have been added, or assignment turned on.
+        assign::spawn(&st, q.name.clone());
+    }
+    Ok(Json(q.to_api()))
 }
 
 async fn delete_queue(

@@ -37,6 +37,8 @@ pub(crate) struct Hub {
     tx: broadcast::Sender<Published>,
     /// The support sessions whose client is (or was just) connected here.
     pub(crate) live: super::live::LiveSupport,
+    /// Technicians following their queues live (automatic assignment).
+    pub(crate) presence: std::sync::Arc<super::assign::Presence>,
 }
 
 impl Default for Hub {
@@ -44,6 +46,7 @@ impl Default for Hub {
         Self {
             tx: broadcast::channel(CAPACITY).0,
             live: super::live::LiveSupport::default(),
+            presence: std::sync::Arc::default(),
         }
     }
 }

@@ -243,6 +243,19 @@ impl LiveSupport {
         AgentId(id.to_owned())
     }
 
+    /// The sessions of `queue` waiting with their client connected, the
+    /// longest waiting first.
+    pub(crate) fn waiting_in(&self, queue: &str) -> Vec<String> {
+        let all = self.lock();
+        let mut waiting: Vec<(i64, &String)> = all
+            .iter()
+            .filter(|(_, l)| l.queue == queue && l.state == SupportState::Waiting && l.online())
+            .map(|(id, l)| (l.joined_at_ms, id))
+            .collect();
+        waiting.sort();
+        waiting.into_iter().map(|(_, id)| id.clone()).collect()
+    }
+
     /// Sends each waiting customer of `queue` their place in it (1 = next),
     /// when it changed since they were last told.
     pub(crate) fn tell_positions(&self, queue: &str) {

@@ -8,6 +8,7 @@
 //! support sessions ([`history`]), the live events technicians' queues
 //! follow ([`hub`]), and their routes ([`http`]). Owns the `support_*` tables ([`schema`]).
 
+pub(crate) mod assign;
 pub(crate) mod assist;
 mod crypto;
 mod download;
@@ -21,6 +22,7 @@ mod portal;
 mod queues;
 pub(crate) mod schema;
 pub(crate) mod session;
+pub(crate) mod upkeep;
 
 use std::time::Duration;
 

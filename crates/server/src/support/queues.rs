@@ -35,6 +35,7 @@ impl Queue {
             auto_assign: self.auto_assign,
             max_waiting: self.max_waiting,
             members: self.members.iter().map(|(_, n)| n.clone()).collect(),
+            available: Vec::new(),
         }
     }
 
@@ -87,7 +88,6 @@ pub(crate) async fn get_in(e: &mut dyn Exec, name: &str) -> Result<Option<Queue>
 }
 
 /// One queue.
-#[cfg(test)]
 pub(crate) async fn get(db: &Store, name: &str) -> Result<Option<Queue>, sqlx::Error> {
     let mut c = db.conn().await?;
     get_in(&mut c, name).await

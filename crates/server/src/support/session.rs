@@ -85,11 +85,33 @@ fn working(st: &AppState, id: &str, who: &Subject, what: &str) -> Result<(), Sup
     }
 }
 
+/// How a session came to its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The technician pressed Accept.
+    Accepted,
+    /// The queue assigned it ([`super::assign`]).
+    Assigned,
+}
+
 /// `POST …/{id}/accept`: a queue member takes a waiting customer.
 ///
 /// # Errors
 /// Unknown session, not a member of its queue, already taken, store.
 pub(crate) async fn accept(st: &AppState, id: &str, who: &Subject) -> Result<(), SupportError> {
+    accept_as(st, id, who, Taken::Accepted).await
+}
+
+/// A waiting session becomes `who`'s, by their Accept or by assignment.
+///
+/// # Errors
+/// As [`accept`].
+pub(crate) async fn accept_as(
+    st: &AppState,
+    id: &str,
+    who: &Subject,
+    how: Taken,
+) -> Result<(), SupportError> {
     let Some(user_id) = who.user_id().map(|u| u.as_str().to_owned()) else {
         return Err(SupportError::Forbidden(
             "support sessions are accepted by technicians, not API clients".into(),
@@ -135,7 +157,10 @@ pub(crate) async fn accept(st: &AppState, id: &str, who: &Subject) -> Result<(),
     insert_participant(&mut w, id, &user_id, &who.name, ParticipantRole::Owner, now).await?;
     w.audit(
         AuditEvent::new(&who.name, AuditAction::SupportAccept, id)
-            .detail(format!("queue={queue}"))
+            .detail(match how {
+                Taken::Accepted => format!("queue={queue}"),
+                Taken::Assigned => format!("queue={queue} assigned=auto"),
+            })
             .group(&group),
     )
     .await?;
@@ -891,6 +916,9 @@ pub(crate) async fn transfer(
         );
     }
     publish(st, id).await;
+    if let Some((queue, _)) = new_queue {
+        super::assign::spawn(st, queue);
+    }
     Ok(target)
 }
 

@@ -388,3 +388,86 @@ async fn rotation_rewraps_session_keys_and_the_pepper() {
         keys::redeem(db, keys, &k.key, "::1").await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn abandoned_requests_are_found_once_their_link_expired_and_old_ended_sessions_go() {
+    for s in sites("support_upkeep").await {
+        let (db, keys) = (&s.db, &s.keys);
+        queues::create(db, &queue("helpdesk", &[]), "admin")
+            .await
+            .unwrap();
+        let a = keys::request_help(db, keys, "Jo", "Printer", "helpdesk", "::1")
+            .await
+            .unwrap();
+        let b = keys::request_help(db, keys, "Al", "Mail", "helpdesk", "::1")
+            .await
+            .unwrap();
+        let now = crate::ids::now_ms();
+        // While the links work, nothing is abandoned; after, both are,
+        // oldest first.
+        assert!(super::upkeep::abandoned(db, now).await.unwrap().is_empty());
+        let later = a.expires_at_ms.max(b.expires_at_ms) + 1;
+        assert_eq!(
+            super::upkeep::abandoned(db, later).await.unwrap(),
+            [a.id.as_str().to_owned(), b.id.as_str().to_owned()]
+        );
+
+        // `a` ended long ago with a chat line; `b` just now.
+        let mut w = db.write().await.unwrap();
+        for (id, ended) in [(a.id.as_str(), 1_000), (b.id.as_str(), now)] {
+            sql!(w, |c| sqlx::query(
+                "UPDATE support_sessions SET state = 'ended', ended_at = $1 WHERE id = $2"
+            )
+            .bind(ended)
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))
+            .unwrap();
+            sql!(w, |c| sqlx::query(
+                "INSERT INTO support_messages (support_id, seq, at, sender_kind, sender, sealed)
+                 VALUES ($1, 1, $2, 'customer', 'Jo', $3)"
+            )
+            .bind(id)
+            .bind(ended)
+            .bind(vec![1u8, 2, 3])
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))
+            .unwrap();
+        }
+        w.commit().await.unwrap();
+        // No retention: nothing goes.
+        assert_eq!(super::upkeep::remove_ended(db, None, now).await.unwrap(), 0);
+        // A day's retention: `a` and its chat go, `b` stays.
+        let removed = super::upkeep::remove_ended(db, Some(now - 86_400_000), now)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1, "{}", db.engine());
+        let mut c = db.conn().await.unwrap();
+        let left: Vec<(String, i64)> = sql!(c, |c| sqlx::query_as(
+            "SELECT s.id, (SELECT COUNT(*) FROM support_messages m WHERE m.support_id = s.id)
+               FROM support_sessions s ORDER BY s.id"
+        )
+        .fetch_all(&mut *c)
+        .await)
+        .unwrap();
+        assert_eq!(left, [(b.id.as_str().to_owned(), 1)]);
+        let orphans: i64 = sql!(c, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM support_messages WHERE support_id = $1"
+        )
+        .bind(a.id.as_str())
+        .fetch_one(&mut *c)
+        .await)
+        .unwrap();
+        assert_eq!(orphans, 0);
+        drop(c);
+        let log = actions(db).await;
+        let expired: Vec<_> = log
+            .iter()
+            .filter(|(_, action, _, _)| action == "support-expire")
+            .map(|(actor, _, _, detail)| (actor.as_str(), detail.as_str()))
+            .collect();
+        assert_eq!(expired, [("(retention)", "sessions=1 keys=0")]);
+    }
+}

@@ -186,6 +186,11 @@ fn render(qs: &[Queue]) -> String {
                 } else {
                     q.members.join(",")
                 },
+                if q.available.is_empty() {
+                    "-".to_owned()
+                } else {
+                    q.available.join(",")
+                },
                 q.description.clone(),
             ]
         })
@@ -198,6 +203,7 @@ fn render(qs: &[Queue]) -> String {
             "ASSIGN",
             "MAX",
             "MEMBERS",
+            "AVAILABLE",
             "DESCRIPTION",
         ],
         &rows,
