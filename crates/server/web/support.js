@@ -3,7 +3,7 @@
 // and one support session's page (chat, rights asked of the customer, the
 // customer's screen and a shell once allowed, end).
 
-import { get, post, seg } from './api.js';
+import { get, post, del, seg } from './api.js';
 import { h, render, heading, table, notice, busy, showError } from './ui.js';
 import { ctx, main, onLeave } from './app.js';
 
@@ -83,6 +83,8 @@ export function supportPage() {
   const waitingSlot = h('div', { id: 'support-waiting' });
   const mineSlot = h('div', { id: 'support-mine' });
   const status = h('div', { 'aria-live': 'polite' });
+  const invites = h('div', { id: 'support-invites', 'aria-live': 'polite' });
+  const queuesSlot = h('p', { id: 'support-queues', class: 'hint' });
   const keySlot = h('div', { id: 'support-key', 'aria-live': 'polite' });
   const keyBtn = h('button', { type: 'button', class: 'primary', id: 'support-make-key' }, 'Create session key');
   keyBtn.addEventListener('click', () =>
@@ -148,13 +150,24 @@ export function supportPage() {
         else sessions.set(e.session.id, e.session);
       } else if (e.type === 'left') {
         sessions.delete(e.id);
+      } else if (e.type === 'invite') {
+        invites.prepend(
+          notice(`${e.by} invited you to a support session as ${e.role}.`),
+          h('p', { class: 'invite-link' }, h('a', { class: 'button primary', href: `#/support/${encodeURIComponent(e.id)}`, dataset: { invite: e.id } }, 'Open the session')),
+        );
+        return;
       } else {
         if (e.type === 'chat') remember(e.id, e.line);
         return;
       }
       draw();
     },
-    setLive,
+    (up) => {
+      setLive(up);
+      // Following the queue makes this technician available to queues
+      // that assign automatically; say so, and who else is.
+      if (up) showQueues(queuesSlot);
+    },
   );
   // The waiting times tick here, with no call to the gateway.
   const tick = setInterval(() => {
@@ -166,7 +179,9 @@ export function supportPage() {
     main,
     heading('Support'),
     h('div', { class: 'toolbar' }, keyBtn, live),
+    queuesSlot,
     status,
+    invites,
     keySlot,
     h('h2', {}, 'Waiting'),
     waitingSlot,
@@ -176,7 +191,100 @@ export function supportPage() {
   draw();
 }
 
+/** The caller's queues: which assign automatically, and who is available. */
+async function showQueues(slot) {
+  let qs;
+  try {
+    qs = await get('/api/v1/queues');
+  } catch {
+    return;
+  }
+  const mine = qs.filter((q) => q.members.includes(ctx.me.username));
+  if (!mine.length) {
+    render(slot, 'You are not a member of any support queue.');
+    return;
+  }
+  render(
+    slot,
+    mine.map((q, i) => [
+      i ? ' · ' : '',
+      h('strong', {}, q.name),
+      q.auto_assign
+        ? ` assigns automatically; available now: ${q.available.join(', ') || 'nobody'}`
+        : ': you accept customers yourself',
+    ]),
+  );
+}
+
 // --- One support session -------------------------------------------------
+
+/**
+ * The technicians' card: who takes part, and for the owner and
+ * participants, Invite… and Transfer… (inline forms: a username, a role or
+ * a queue), and Remove for each teammate.
+ */
+function drawTeam(slot, id, s, status) {
+  const me = s.participants.find((p) => p.username === ctx.me.username);
+  const working = me && (me.role === 'owner' || me.role === 'participant');
+  const live = s.state !== 'ended';
+  const people = h('ul', { class: 'ss-people', id: 'ss-people' },
+    s.participants.length
+      ? s.participants.map((p) => {
+        const li = h('li', { dataset: { user: p.username } }, h('strong', {}, p.username), ` ${p.role}`);
+        const mayRemove = live && me && me.role === 'owner' && p.username !== me.username;
+        if (mayRemove) {
+          const b = h('button', { type: 'button', class: 'link', dataset: { remove: p.username } }, 'Remove');
+          b.addEventListener('click', () => busy(b, status, () => del(`/api/v1/support/sessions/${seg(id)}/participants/${seg(p.username)}`)));
+          li.append(' ', b);
+        }
+        return li;
+      })
+      : h('li', {}, 'Nobody has taken this session yet.'));
+  if (!live || !working) {
+    render(slot, people);
+    return;
+  }
+  const user = h('input', { id: 'ss-invite-user', autocomplete: 'off', required: true, placeholder: 'username', 'aria-label': 'Technician to invite' });
+  const role = h('select', { id: 'ss-invite-role', 'aria-label': 'As' },
+    h('option', { value: 'participant' }, 'participant (chats, works with the rights granted)'),
+    h('option', { value: 'observer' }, 'observer (reads along)'));
+  const inviteBtn = h('button', { type: 'submit', class: 'primary', id: 'ss-invite' }, 'Invite');
+  const invite = h('form', { class: 'inline-form', id: 'ss-invite-form' }, user, role, inviteBtn);
+  invite.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(inviteBtn, status, async () => {
+      await post(`/api/v1/support/sessions/${seg(id)}/invite`, { user: user.value.trim(), as: role.value });
+      user.value = '';
+    });
+  });
+
+  const toWhom = h('select', { id: 'ss-transfer-kind', 'aria-label': 'Transfer to' },
+    h('option', { value: 'user' }, 'a technician'),
+    h('option', { value: 'queue' }, 'a queue'));
+  const target = h('input', { id: 'ss-transfer-to', autocomplete: 'off', required: true, placeholder: 'username', 'aria-label': 'Technician or queue' });
+  toWhom.addEventListener('change', () => {
+    target.placeholder = toWhom.value === 'user' ? 'username' : 'queue name';
+  });
+  const transferBtn = h('button', { type: 'submit', id: 'ss-transfer' }, 'Transfer');
+  const transfer = h('form', { class: 'inline-form', id: 'ss-transfer-form' }, 'to ', toWhom, target, transferBtn);
+  transfer.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const to = target.value.trim();
+    const what = toWhom.value === 'user' ? `to ${to}` : `back to queue ${to}`;
+    if (!window.confirm(`Transfer this session ${what}? The customer is told, and allows rights again for the new technician.`)) return;
+    busy(transferBtn, status, async () => {
+      await post(`/api/v1/support/sessions/${seg(id)}/transfer`, toWhom.value === 'user' ? { user: to } : { queue: to });
+      location.hash = '#/support';
+    });
+  });
+  render(
+    slot,
+    people,
+    h('h3', {}, 'Invite a teammate'),
+    invite,
+    me.role === 'owner' ? [h('h3', {}, 'Transfer the session'), transfer] : null,
+  );
+}
 
 export async function supportSessionPage(id) {
   const status = h('div', { 'aria-live': 'polite' });
@@ -190,6 +298,7 @@ export async function supportSessionPage(id) {
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send');
   const form = h('form', { class: 'chat-form' }, text, send);
   const end = h('button', { type: 'button', class: 'danger', id: 'ss-end' }, 'End session');
+  const team = h('div', { id: 'ss-team', class: 'ss-team' });
   const [live, setLive] = liveState('ss-live');
   let s = null;
   let before = null;
@@ -213,6 +322,8 @@ export async function supportSessionPage(id) {
     const who = next.customer || 'The customer';
     const gained = next.granted.filter((r) => !before.includes(r));
     const lost = before.filter((r) => !next.granted.includes(r));
+    // Another change (a teammate joined): the last news stays as it was.
+    if (!gained.length && !lost.length) return;
     if (lost.length) news.textContent = `${who} took back: ${lost.map(labelOf).join(', ')}.`;
     else if (gained.length) news.textContent = `${who} allowed: ${gained.map(labelOf).join(', ')}.`;
     news.dataset.kind = lost.length ? 'lost' : 'gained';
@@ -258,6 +369,7 @@ export async function supportSessionPage(id) {
       s.granted.includes('view') ? h('a', { class: 'button primary', href: `#/desktop/${encodeURIComponent(target)}`, id: 'ss-open-screen' }, 'Open the screen') : null,
       s.granted.includes('shell') ? h('a', { class: 'button primary', href: `#/terminal/${encodeURIComponent(target)}`, id: 'ss-open-shell' }, 'Open a shell') : null,
     );
+    drawTeam(team, id, s, status);
     if (ended) {
       render(tools, notice(`This session has ended${s.end_reason ? `: ${s.end_reason}` : ''}.`));
       rights.hidden = true;
@@ -297,6 +409,7 @@ export async function supportSessionPage(id) {
       h('section', { class: 'card ss-card', 'aria-labelledby': 'ss-rights-title' }, h('h2', { id: 'ss-rights-title' }, 'What the customer allows'),
         h('p', { class: 'hint' }, 'Each right needs the customer\'s Allow in their window; they can take any of them back at any time.'), rights, news, tools),
       h('section', { class: 'card ss-card', 'aria-labelledby': 'ss-chat-title' }, h('h2', { id: 'ss-chat-title' }, 'Chat'), log, form)),
+    h('section', { class: 'card ss-card', 'aria-labelledby': 'ss-team-title' }, h('h2', { id: 'ss-team-title' }, 'Technicians'), team),
   );
   for (const l of transcripts.get(id) || []) addLine(l);
   try {

@@ -232,6 +232,21 @@ try {
   check(!(await control.isDisabled()), 'control may be asked again');
   await page.locator('#ss-news', { hasText: `${CUSTOMER} took back: ${CONTROL}.` }).waitFor();
   step('control revoked');
+
+  // --- Invite a teammate as observer; the customer sees him; remove him ---
+  await page.locator('#ss-invite-user').fill('bob');
+  await page.locator('#ss-invite-role').selectOption('observer');
+  await page.getByRole('button', { name: 'Invite', exact: true }).click();
+  await page.locator('#ss-people li[data-user="bob"]', { hasText: 'observer' }).waitFor();
+  check((await page.locator('#ss-invite-user').inputValue()) === '', 'the invite field is cleared');
+  check((await page.locator('#ss-transfer-form').count()) === 1, 'the owner may transfer');
+  await shot(page, 'support-team');
+  say('invited');
+  await hear('saw-bob');
+  await page.locator('#ss-people button[data-remove="bob"]').click();
+  await page.locator('#ss-people li[data-user="bob"]').waitFor({ state: 'detached' });
+  say('removed');
+  step('observer invited and removed');
   // A narrow window: rights and chat stack, nothing runs off the side.
   await page.setViewportSize({ width: 420, height: 800 });
   check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling at 420 px');
@@ -241,6 +256,7 @@ try {
   // --- A session key, on the queue page ------------------------------------
   await page.locator('nav a', { hasText: 'Support' }).click();
   await page.locator('#support-live', { hasText: 'Live' }).waitFor();
+  await page.locator('#support-queues', { hasText: 'helpdesk: you accept customers yourself' }).waitFor();
   const mineRow = page.locator('#support-mine tbody tr', { hasText: CUSTOMER });
   await mineRow.waitFor();
   check((await mineRow.locator('td[data-label="Granted"]').textContent()) === 'See the screen', 'the rights named for people');
@@ -259,8 +275,10 @@ try {
   await mineRow.getByRole('link', { name: CUSTOMER }).click();
   await page.locator('#ss-head', { hasText: CUSTOMER }).waitFor();
   // The conversation is still there, in order.
-  const said = await page.locator('#ss-chat .chat-text').allTextContents();
+  const said = await page.locator('#ss-chat li:not(.chat-system) .chat-text').allTextContents();
   check(said.length === 2 && said[0] === mine && said[1] === theirs.text, `the chat kept: ${JSON.stringify(said)}`);
+  const told = await page.locator('#ss-chat li.chat-system .chat-text').allTextContents();
+  check(told.join('|') === 'bob joined as observer|bob was removed by tina', `the system's lines: ${JSON.stringify(told)}`);
   await page.getByRole('button', { name: 'End session' }).click();
   await page.locator('.notice', { hasText: 'This session has ended' }).waitFor();
   check(dialogs.some((m) => m.startsWith(`End the support session with ${CUSTOMER}?`)), `End asks first: ${dialogs.join(' | ')}`);

@@ -14,8 +14,9 @@
 //! its Accept button) appears live in the page, the delay is measured and
 //! printed (not asserted). Tina accepts in the browser, chats both ways,
 //! asks for control (the customer allows, then takes it back: the page
-//! follows at once), makes a session key, and ends the session; the
-//! customer's client is told.
+//! follows at once), invites bob as an observer and removes him (the
+//! customer's list follows), makes a session key, and ends the session;
+//! the customer's client is told.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -145,6 +146,13 @@ async fn a_technician_takes_a_customer_in_the_console_live() {
         .technician_in_queue("tina", TINA_PASSWORD, "helpdesk")
         .await;
     let tina = site.api_client().with_token(site.saved_token(&tina_home));
+    // Bob, in the same queue: tina may invite him.
+    site.technician("bob", "also-helps-customers-9").await;
+    ok(&site
+        .jg(&[
+            "admin", "queues", "update", "helpdesk", "--member", "tina", "--member", "bob",
+        ])
+        .await);
 
     let artifacts =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/support");
@@ -286,6 +294,20 @@ async fn a_technician_takes_a_customer_in_the_console_live() {
     });
     b.tell("revoked", json!({ "at": revoked_at })).await;
 
+    // Tina invites bob as an observer in the page: the customer sees him;
+    // she removes him: he is gone from the customer's list.
+    b.until("invited").await;
+    let listed = |want: &'static [&'static str]| {
+        move |m: &AssistMsg| {
+            matches!(m, AssistMsg::Participants { list }
+                if list.iter().map(|p| p.name.as_str()).collect::<Vec<_>>() == want)
+        }
+    };
+    c.expect(WAIT, "bob listed", listed(&["tina", "bob"])).await;
+    b.tell("saw-bob", json!({})).await;
+    b.until("removed").await;
+    c.expect(WAIT, "bob gone", listed(&["tina"])).await;
+
     // A session key, then Tina ends the session in the page.
     b.until("ended").await;
     c.expect(WAIT, "the end", |m| matches!(m, AssistMsg::End { .. }))
@@ -303,7 +325,8 @@ async fn a_technician_takes_a_customer_in_the_console_live() {
         .find(|r| r.id == id)
         .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
     assert_eq!(row.state, "ended", "{row:?}");
-    assert_eq!(row.technicians, ["tina"], "{row:?}");
+    // Everyone who took part, the observer bob included.
+    assert_eq!(row.technicians, ["bob", "tina"], "{row:?}");
     assert_eq!(row.rights_used, ["view", "control"], "{row:?}");
     let events = site.security_events().await;
     let actions: Vec<&str> = events
