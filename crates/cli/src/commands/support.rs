@@ -46,11 +46,14 @@ pub(crate) enum SupportCommand {
         id: String,
     },
     /// Write to the customer (the words after the id).
+    /// Write to the customer. With words: send them as one line. Without:
+    /// a conversation — each line typed (standard input) is sent, and what
+    /// the customer and teammates write is printed as it arrives, until the
+    /// session ends or input ends (Ctrl-D).
     Chat {
         /// The support session's id (`sup_…`, from `jg support queue`).
         id: String,
-        /// The words to send (one line).
-        #[arg(required = true, num_args = 1..)]
+        /// The words to send (one line); none for a conversation.
         text: Vec<String>,
     },
     /// Ask the customer for a right: view, control, clipboard, shell or
@@ -135,6 +138,9 @@ pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<
                 .with_context(|| format!("accepting {id}"))?;
             outln!("You have {} ({}) from queue {}.", s.customer, s.id, s.queue)?;
         }
+        SupportCommand::Chat { id, text } if text.is_empty() => {
+            converse(client, &id).await?;
+        }
         SupportCommand::Chat { id, text } => {
             client
                 .support_chat(&id, &text.join(" "))
@@ -214,6 +220,60 @@ pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<
         }
     }
     Ok(0)
+}
+
+/// `jg support chat ID` without words: lines from standard input go to
+/// the customer; the session's chat (the customer, teammates, the system's
+/// notes) is printed as it arrives. Ends with the session or with input.
+async fn converse(client: &Client, id: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let session = client
+        .support_session(id)
+        .await
+        .with_context(|| format!("reading support session {id}"))?;
+    if session.state == "ended" {
+        anyhow::bail!("support session {id} has ended");
+    }
+    let mut events = client
+        .support_events()
+        .await
+        .context("following the support session")?;
+    outln!(
+        "Chat with {} ({}). Type a line and Enter to send; Ctrl-D to stop.",
+        session.customer,
+        session.queue
+    )?;
+    // What this side types is on the screen already: its echo is not
+    // printed again.
+    let me = client.me().await.context("reading who you are")?.username;
+    let mut input = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = input.next_line() => match line.context("reading standard input")? {
+                Some(text) if text.trim().is_empty() => {}
+                Some(text) => {
+                    client
+                        .support_chat(id, &text)
+                        .await
+                        .with_context(|| format!("writing to {id}"))?;
+                }
+                None => return Ok(()),
+            },
+            e = events.next() => match e.context("following the support session")? {
+                Some(SupportEvent::Chat { id: of, line }) if of == id => match line.from_kind.as_str() {
+                    "system" => outln!("* {}", line.text)?,
+                    "technician" if line.from == me => {}
+                    _ => outln!("{}: {}", line.from, line.text)?,
+                },
+                Some(SupportEvent::Left { id: of, reason }) if of == id => {
+                    outln!("* the session ended: {reason}")?;
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => anyhow::bail!("the gateway closed the event stream"),
+            },
+        }
+    }
 }
 
 /// Prints the queue (the snapshot), then with `watch` each change.

@@ -200,6 +200,49 @@ async fn a_customer_waits_is_accepted_chats_allows_and_revokes_control_and_rates
         ("Jo Customer", "Hi Tina, Secret-word-customer", 2)
     );
 
+    // The same as a conversation in `jg support chat ID`: a typed line goes
+    // to the customer, the customer's answer is printed (tina's own line
+    // is not printed back), and the end of input ends it.
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut conv = site.jg_command(&["support", "chat", &id]);
+        conv.env("JG_HOME", &tina)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = conv.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut next_line = async || {
+            tokio::time::timeout(WAIT, out.next_line())
+                .await
+                .expect("jg support chat printed nothing")
+                .unwrap()
+                .expect("jg support chat closed its output")
+        };
+        let banner = next_line().await;
+        assert!(
+            banner.starts_with("Chat with Jo Customer (helpdesk)."),
+            "{banner}"
+        );
+        stdin.write_all(b"Typed in jg\n").await.unwrap();
+        c.expect(
+            PATIENCE,
+            "jg's line",
+            |m| matches!(m, AssistMsg::Chat(l) if l.from == "tina" && l.text == "Typed in jg"),
+        )
+        .await;
+        c.send(AssistMsg::SendChat {
+            text: "An answer for jg".into(),
+        });
+        assert_eq!(next_line().await, "Jo Customer: An answer for jg");
+        drop(stdin);
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("jg support chat did not stop at the end of its input")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+
     // Nothing the customer did not allow: a shell is refused.
     match tech.connect_support(&id, SessionKind::Shell).await {
         Err(ClientError::Api {
@@ -286,6 +329,8 @@ async fn a_customer_waits_is_accepted_chats_allows_and_revokes_control_and_rates
         [
             ("technician", "Hello, this is Tina. Secret-word-tech"),
             ("customer", "Hi Tina, Secret-word-customer"),
+            ("technician", "Typed in jg"),
+            ("customer", "An answer for jg"),
         ]
     );
 
