@@ -77,6 +77,8 @@ pub(crate) struct Opts {
     pub(crate) clicks: usize,
     /// Repetitions of the take-back-control measurement (Jumpgate).
     pub(crate) take_backs: usize,
+    /// Frames per second of the full-screen painter.
+    pub(crate) paint_hz: u32,
     /// Skip x11vnc / Jumpgate.
     pub(crate) no_x11vnc: bool,
     pub(crate) no_jumpgate: bool,
@@ -292,10 +294,12 @@ impl Desk {
     }
 
     /// Starts the painter and stops it (SIGSTOP) once it has drawn.
-    async fn start_painter(&mut self) -> Result<()> {
+    async fn start_painter(&mut self, hz: u32) -> Result<()> {
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .args(["--desktop-client", "painter", "--desktop-display"])
             .arg(self.display())
+            .arg("--desktop-paint-hz")
+            .arg(hz.to_string())
             .stdout(Stdio::piped())
             .spawn()?;
         let out = child.stdout.take().context("painter stdout")?;
@@ -774,7 +778,7 @@ fn print_workload(table: &Table, workload: Workload, figs: &[Figures], opts: &Op
     let title = match workload {
         Workload::FullScreen => format!(
             "full-screen change, {} fps painter ({} s)",
-            xclients::PAINT_HZ,
+            opts.paint_hz,
             opts.seconds
         ),
         Workload::Scrolling => format!(
@@ -960,7 +964,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<()> {
     let mut all = Vec::new();
     for workload in Workload::ALL {
         if workload == Workload::FullScreen {
-            desk.start_painter().await?;
+            desk.start_painter(opts.paint_hz).await?;
         }
         let mut figs = Vec::new();
         for system in &systems {

@@ -152,6 +152,11 @@ struct Args {
     /// 0 leaves it out).
     #[arg(long, default_value_t = 20)]
     desktop_take_backs: usize,
+    /// Frames per second the full-screen workload's painter draws (each a
+    /// whole new 1920x1080 picture). At 30, any frame lost shows below 30
+    /// delivered; a faster painter measures what the viewer can be given.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+    desktop_paint_hz: u32,
     /// Leave x11vnc out of the desktop figures.
     #[arg(long)]
     desktop_no_x11vnc: bool,
@@ -1387,7 +1392,7 @@ async fn main() -> Result<()> {
         if client == "pipeline" {
             return desktop::pipeline::serve(display).await;
         }
-        return desktop::xclients::run(client, display);
+        return desktop::xclients::run(client, display, args.desktop_paint_hz);
     }
     raise_fd_limit();
     if args.desktop {
@@ -1396,6 +1401,7 @@ async fn main() -> Result<()> {
             idle_seconds: args.desktop_idle_seconds,
             clicks: args.desktop_clicks,
             take_backs: args.desktop_take_backs,
+            paint_hz: args.desktop_paint_hz,
             no_x11vnc: args.desktop_no_x11vnc,
             no_jumpgate: args.desktop_no_jumpgate,
         })

@@ -3,7 +3,7 @@
 //! are ordinary X applications to both capture paths:
 //!
 //! - **painter**: a full-screen override-redirect window repainted at
-//!   [`PAINT_HZ`] through MIT-SHM (`ShmPutImage` from a memfd it writes with
+//!   `--desktop-paint-hz` (30 by default) through MIT-SHM (`ShmPutImage` from a memfd it writes with
 //!   `pwrite`): a block-noise texture over a colour gradient moving
 //!   diagonally, a few hundred fresh random blocks each frame, and the frame
 //!   number as a [`MARKER_BITS`]-block black/white marker in the top-left
@@ -26,8 +26,6 @@ use x11rb::protocol::xproto::{
     ImageFormat, WindowClass,
 };
 
-/// The painter's frame rate.
-pub(crate) const PAINT_HZ: u32 = 30;
 /// Blocks of the frame marker (12 bits of frame number, 4 of check).
 pub(crate) const MARKER_BITS: u32 = 16;
 /// Side of one marker block.
@@ -89,15 +87,15 @@ pub(crate) fn read_marker(pixels: &[u8], stride: usize) -> Option<u16> {
     (v & 0xf == marker_check(c)).then_some(c)
 }
 
-pub(crate) fn run(which: &str, display: &str) -> Result<()> {
+pub(crate) fn run(which: &str, display: &str, paint_hz: u32) -> Result<()> {
     match which {
-        "painter" => painter(display),
+        "painter" => painter(display, paint_hz),
         "clicker" => clicker(display),
         other => bail!("unknown desktop client {other:?}"),
     }
 }
 
-fn painter(display: &str) -> Result<()> {
+fn painter(display: &str, hz: u32) -> Result<()> {
     let (conn, screen) = x11rb::connect(Some(display)).context("connecting to the display")?;
     let screen = &conn.setup().roots[screen];
     if (
@@ -165,7 +163,7 @@ fn painter(display: &str) -> Result<()> {
         }
     }
     let mut frame = vec![0u8; size];
-    let period = Duration::from_secs(1) / PAINT_HZ;
+    let period = Duration::from_secs(1) / hz;
     let mut next = Instant::now();
     let mut stdout = std::io::stdout();
     for n in 0u64.. {
