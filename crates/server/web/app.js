@@ -10,7 +10,7 @@ import { terminalPage } from './terminal.js';
 import { filesPage } from './terminal.js';
 import { playerPage } from './player.js';
 import { desktopPage } from './desktop.js';
-import { supportPage, supportSessionPage } from './support.js';
+import { supportPage, supportSessionPage, supportHistoryPage } from './support.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -106,6 +106,7 @@ const routes = [
   [/^#\/files\/([^/]+)$/, (m) => filesPage(decodeURIComponent(m[1]))],
   [/^#\/desktop\/([^/]+)$/, (m) => desktopPage(decodeURIComponent(m[1]))],
   [/^#\/support$/, () => supportPage()],
+  [/^#\/support\/history$/, () => supportHistoryPage()],
   [/^#\/support\/([^/]+)$/, (m) => supportSessionPage(decodeURIComponent(m[1]))],
   [/^#\/sessions$/, () => pages.sessionsPage()],
   [/^#\/recordings$/, () => pages.recordingsPage()],

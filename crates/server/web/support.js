@@ -4,7 +4,7 @@
 // customer's screen and a shell once allowed, end).
 
 import { get, post, del, seg } from './api.js';
-import { h, render, heading, table, notice, busy, showError } from './ui.js';
+import { h, render, heading, table, notice, busy, showError, fmtTime } from './ui.js';
 import { ctx, main, onLeave } from './app.js';
 
 const RIGHTS = [
@@ -178,7 +178,7 @@ export function supportPage() {
   render(
     main,
     heading('Support'),
-    h('div', { class: 'toolbar' }, keyBtn, live),
+    h('div', { class: 'toolbar' }, keyBtn, live, h('a', { href: '#/support/history', id: 'support-history-link' }, 'History')),
     queuesSlot,
     status,
     invites,
@@ -214,6 +214,65 @@ async function showQueues(slot) {
         : ': you accept customers yourself',
     ]),
   );
+}
+
+// --- History --------------------------------------------------------------
+
+/** Seconds as "4 min 05 s" / "1 h 02 min". */
+function span(secs) {
+  if (secs === undefined || secs === null) return '—';
+  const m = Math.floor(secs / 60);
+  if (m >= 60) return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+  return m ? `${m} min ${String(secs % 60).padStart(2, '0')} s` : `${secs} s`;
+}
+
+const PAGE = 50;
+
+/**
+ * Attended sessions of the caller's groups, newest first, 50 at a time:
+ * queue, wait, duration, technicians, rights used, rating, how it ended.
+ */
+export async function supportHistoryPage() {
+  const status = h('div', { 'aria-live': 'polite' });
+  const queue = h('input', { id: 'sh-queue', autocomplete: 'off', placeholder: 'all queues', 'aria-label': 'Queue' });
+  const filter = h('form', { class: 'inline-form toolbar' }, h('label', { for: 'sh-queue' }, 'Queue'), queue, h('button', { type: 'submit' }, 'Show'), h('a', { href: '#/support' }, 'Back to the queue'));
+  const slot = h('div', { id: 'support-history' });
+  const more = h('button', { type: 'button', id: 'sh-more', hidden: true }, 'Older sessions');
+  let rows = [];
+  const draw = () => render(
+    slot,
+    table('Attended support sessions', [
+      { label: 'Customer', cell: (r) => h('a', { href: `#/support/${encodeURIComponent(r.id)}` }, r.customer) },
+      { label: 'Queue', cell: (r) => r.queue },
+      { label: 'Requested', cell: (r) => fmtTime(r.requested_at) },
+      { label: 'Wait', cell: (r) => span(r.wait_secs) },
+      { label: 'Duration', cell: (r) => span(r.duration_secs) },
+      { label: 'Technicians', cell: (r) => r.technicians.join(', ') || '—' },
+      { label: 'Rights used', cell: (r) => r.rights_used.map(labelOf).join(', ') || '—' },
+      { label: 'Rating', cell: (r) => (r.rating ? h('span', { class: 'rating', title: `${r.rating} of 5` }, '★'.repeat(r.rating) + '☆'.repeat(5 - r.rating)) : '—') },
+      { label: 'Outcome', cell: (r) => (r.state === 'ended' ? r.end_reason || 'ended' : r.state) },
+    ], rows, 'No attended sessions yet.'),
+  );
+  const load = async (before) => {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (queue.value.trim()) q.set('queue', queue.value.trim());
+    if (before) q.set('before', before);
+    const page = await get(`/api/v1/support/sessions?${q}`);
+    rows = before ? rows.concat(page) : page;
+    more.hidden = page.length < PAGE;
+    draw();
+  };
+  filter.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    load(null).catch((e) => showError(status, e));
+  });
+  more.addEventListener('click', () => busy(more, status, () => load(rows[rows.length - 1].requested_at)));
+  render(main, heading('Support history'), filter, status, slot, more);
+  try {
+    await load(null);
+  } catch (e) {
+    showError(status, e);
+  }
 }
 
 // --- One support session -------------------------------------------------

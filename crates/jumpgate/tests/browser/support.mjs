@@ -287,6 +287,20 @@ try {
   say('ended');
   step('ended');
 
+  // --- The history lists it, with who, what was used and how it ended -----
+  await page.locator('nav a', { hasText: 'Support' }).click();
+  await page.locator('#support-history-link').click();
+  const hist = page.locator('#support-history tbody tr', { hasText: CUSTOMER });
+  await hist.waitFor();
+  const cell = async (label) => (await hist.locator(`td[data-label="${label}"]`).textContent()).trim();
+  check((await cell('Queue')) === 'helpdesk', `history queue: ${await cell('Queue')}`);
+  check((await cell('Technicians')) === 'bob, tina', `history technicians: ${await cell('Technicians')}`);
+  check((await cell('Rights used')) === `See the screen, ${CONTROL}`, `history rights: ${await cell('Rights used')}`);
+  check((await cell('Outcome')) === 'ended by tina', `history outcome: ${await cell('Outcome')}`);
+  check(/^\d+ s$|min/.test(await cell('Duration')), `history duration: ${await cell('Duration')}`);
+  await shot(page, 'support-history');
+  step('history');
+
   check(cspViolations.length === 0, `no CSP violations: ${cspViolations.join(' | ')}`);
   check(pageErrors.length === 0, `no page errors: ${pageErrors.join(' | ')}`);
   check(httpErrors.length === 0, `no refused calls: ${httpErrors.join(' | ')}`);
