@@ -116,7 +116,8 @@ enum Command {
     },
     /// Watch a live terminal session (shell or exec), read-only, from its
     /// recent output on, until it ends (needs monitor-sessions on its
-    /// endpoint's group; the watch is audited).
+    /// endpoint's group; the watch is audited). Desktop sessions are
+    /// watched in the web console.
     Watch {
         /// The session's id (`jg sessions --active`).
         session: String,
