@@ -243,6 +243,135 @@ async fn entries(
     }
 }
 
+const SAM_PASSWORD: &str = "watches-over-sessions-3";
+
+/// A supervisor `sam` (group `default`), logged in with `jg`; their home.
+async fn supervisor(site: &Site) -> std::path::PathBuf {
+    let pw = site.password_file("sam.pw", SAM_PASSWORD);
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "sam",
+            "--role",
+            "supervisor",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    let sam = site.home("sam");
+    ok(&site.try_login_in(&sam, "sam", SAM_PASSWORD, &[]).await);
+    sam
+}
+
+/// An endpoint `desk` on a 640×480 Xvfb showing a plaid, online, and the
+/// administrator's live desktop session on it (with control).
+async fn watched_desk(site: &Site) -> (Xvfb, Agent, Owner, String) {
+    ok(&site
+        .jg(&["admin", "groups", "update", "default", "--consent", "none"])
+        .await);
+    let x = tokio::task::block_in_place(|| {
+        let x = Xvfb::sized(640, 480);
+        x.run(
+            "xsetroot",
+            &["-mod", "3", "5", "-fg", "#e0301f", "-bg", "#1f60d0"],
+        );
+        x
+    });
+    let token = site.enroll_token(&[]).await;
+    let agent = site.spawn_agent("desk", Some(&token), &["--display", &x.display]);
+    site.wait_online("desk", true).await;
+    let admin = site
+        .api_client()
+        .with_token(site.saved_token(&site.jg_home()));
+    let owner = Owner::run(
+        admin.connect("desk", SessionKind::Desktop).await.unwrap(),
+        true,
+    )
+    .await;
+    let id = live_session_on(site, "desk").await;
+    (x, agent, owner, id)
+}
+
+/// The console's watch mode in chromium (`tests/browser/watch.mjs`): the
+/// supervisor finds the live desktop session on Sessions, clicks Watch, and
+/// sees the "Watching" label and the endpoint's plaid on the canvas; their
+/// click on the screen does not reach the endpoint (the owner's pointer,
+/// the positive control, does). Screenshot: /work/shots/desktop-watch.png
+/// (or `JG_WATCH_SHOT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_watches_a_desktop_in_the_console_read_only() {
+    let chromium = crate::web::browser_prerequisites();
+    let site = Site::start().await;
+    supervisor(&site).await;
+    let (x, _agent, owner, id) = watched_desk(&site).await;
+    let points = [(0, 0), (1, 1), (3, 5), (101, 61), (600, 400)];
+    let pattern: Vec<String> = tokio::task::block_in_place(|| {
+        points
+            .iter()
+            .map(|&(px, py)| format!("{px},{py},{:06x}", x.pixel(px, py)))
+            .collect()
+    });
+    let shot =
+        std::env::var("JG_WATCH_SHOT").unwrap_or_else(|_| "/work/shots/desktop-watch.png".into());
+    let click = (321, 123);
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("node")
+            .arg(crate::web::browser_dir().join("watch.mjs"))
+            .current_dir(crate::web::browser_dir())
+            .env("JG_URL", site.gateway.url())
+            .env("JG_USER", "sam")
+            .env("JG_PASSWORD", SAM_PASSWORD)
+            .env("JG_SESSION", &id)
+            .env("JG_PATTERN", pattern.join(";"))
+            .env("JG_CLICK", format!("{},{}", click.0, click.1))
+            .env("JG_SHOT", &shot)
+            .env(
+                "JG_ARTIFACTS",
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../target/browser-artifacts/watch"),
+            )
+            .env("JG_CHROMIUM", &chromium)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test hung")
+    .expect("cannot run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = format!(
+        "node exited {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(stdout.contains("WATCH-TEST PASSED"), "{report}");
+    assert_ne!(
+        tokio::task::block_in_place(|| pointer_at(&x)),
+        click,
+        "the watcher's click reached the endpoint"
+    );
+    owner.send(SessionMsg::Pointer(Pointer {
+        x: 12,
+        y: 34,
+        buttons: 0,
+    }));
+    pointer_reaches(&x, (12, 34));
+    owner.close().await;
+    let watch = entries(&site, "session-watch", 2, |e| e.target == id).await;
+    assert!(
+        watch
+            .iter()
+            .any(|(a, o, d)| a == "sam" && o == "started" && d.contains("as=supervisor")),
+        "{watch:?}"
+    );
+}
+
 const PLAID_FG: u32 = 0xe0301f;
 const PLAID_BG: u32 = 0x1f60d0;
 const CHANGED: u32 = 0x30c070;
@@ -264,25 +393,7 @@ async fn a_supervisor_watches_a_live_desktop_and_nothing_they_send_reaches_it() 
     let token = site.enroll_token(&[]).await;
     let _agent = site.spawn_agent("desk", Some(&token), &["--display", &x.display]);
     site.wait_online("desk", true).await;
-    let pw = site.password_file("sam.pw", "watches-over-sessions-3");
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "sam",
-            "--role",
-            "supervisor",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    let sam = site.home("sam");
-    ok(&site
-        .try_login_in(&sam, "sam", "watches-over-sessions-3", &[])
-        .await);
+    let sam = supervisor(&site).await;
     let tina = site.technician("tina", "helps-daily-7").await;
 
     // The administrator's live desktop session, with control.
