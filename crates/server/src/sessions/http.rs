@@ -872,3 +872,119 @@ where
     }
     sent
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::tap::SessionTap;
+    use crate::sessions::watch::{Watch, WatchTap};
+    use jumpgate_proto::desktop::{DesktopCommand, FrameAck, Pointer, Video};
+    use jumpgate_proto::session::SessionMsg;
+
+    fn video(seq: u32, start: bool) -> SessionMsg {
+        // A codec packet's first byte: 1 = StreamStart, 2 = Video.
+        let data = if start { vec![1, 0, 0] } else { vec![2, 0, 0] };
+        SessionMsg::Video(Video {
+            seq,
+            data: data.into(),
+        })
+    }
+
+    async fn read(w: &mut jumpgate_net::session::MsgStream<tokio::io::DuplexStream>) -> SessionMsg {
+        tokio::time::timeout(std::time::Duration::from_secs(30), w.read_msg())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .expect("not the end")
+    }
+
+    /// A desktop watcher: video only from a stream start on (a refresh
+    /// asked when it joins); its ping answered, its acknowledgements and
+    /// input going nowhere; when it falls behind, a refresh asked again
+    /// and nothing drawn until the next stream start — never a packet
+    /// after a gap.
+    #[tokio::test]
+    async fn a_desktop_watcher_starts_at_a_stream_start_and_skips_to_the_next_when_behind() {
+        let w = Watch::desktop("default", "desk", "tina");
+        let mut injector = w.injector().unwrap();
+        let tap = WatchTap(std::sync::Arc::clone(&w));
+        // Before the watcher: a stream that began earlier.
+        tap.on_down(&video(1, true)).await;
+        let (catch_up, rx) = w.subscribe();
+        let feed = Feed {
+            catch_up,
+            rx,
+            desktop: true,
+            refresh: w.inject(),
+            driver: None,
+        };
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let task = tokio::spawn(relay_watch(theirs, feed));
+        let mut me = jumpgate_net::session::MsgStream::new(ours);
+        assert!(matches!(read(&mut me).await, SessionMsg::Accepted(_)));
+        let refresh = SessionMsg::DesktopCommand(DesktopCommand::Refresh);
+        assert_eq!(injector.next().await, refresh, "asked when it joined");
+        // Deltas of the old stream are not drawable: skipped.
+        tap.on_down(&video(2, false)).await;
+        tap.on_down(&video(3, true)).await;
+        tap.on_down(&video(4, false)).await;
+        assert_eq!(read(&mut me).await, video(3, true));
+        assert_eq!(read(&mut me).await, video(4, false));
+        // Its ping is answered; its acknowledgement and pointer go nowhere.
+        me.write_msg(&SessionMsg::FrameAck(FrameAck { seq: 4 }))
+            .await
+            .unwrap();
+        me.write_msg(&SessionMsg::Pointer(Pointer::default()))
+            .await
+            .unwrap();
+        me.write_msg(&SessionMsg::Ping(7)).await.unwrap();
+        assert_eq!(read(&mut me).await, SessionMsg::Pong(7));
+
+        // It stops reading while 400 deltas pass: more than are kept.
+        for seq in 100..500 {
+            tap.on_down(&video(seq, false)).await;
+        }
+        tap.on_down(&video(1000, true)).await;
+        tap.on_down(&video(1001, false)).await;
+        let mut seen = Vec::new();
+        loop {
+            match read(&mut me).await {
+                SessionMsg::Video(v) => {
+                    seen.push(v.seq);
+                    if v.seq == 1001 {
+                        break;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let tail = &seen[seen.len() - 2..];
+        assert_eq!(tail, [1000, 1001], "{seen:?}");
+        let before: Vec<u32> = seen[..seen.len() - 2].to_vec();
+        let contiguous: Vec<u32> = (100..100 + before.len() as u32).collect();
+        assert_eq!(before, contiguous, "never a packet after a gap");
+        assert!(before.len() < 400, "it fell behind: {}", before.len());
+        assert_eq!(injector.next().await, refresh, "asked again when behind");
+        assert!(injector.next().now_or_never_pending(), "nothing injected");
+
+        // The session ends: so does the watch, with the reason.
+        drop(tap);
+        drop(w);
+        assert!(matches!(read(&mut me).await, SessionMsg::Closed { .. }));
+        task.await.unwrap();
+    }
+
+    trait NowOrNever {
+        fn now_or_never_pending(self) -> bool;
+    }
+
+    impl<F: std::future::Future> NowOrNever for F {
+        /// Whether the future is still pending when first polled.
+        fn now_or_never_pending(self) -> bool {
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut f = std::pin::pin!(self);
+            f.as_mut().poll(&mut cx).is_pending()
+        }
+    }
+}
