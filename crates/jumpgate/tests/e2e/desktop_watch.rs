@@ -4,7 +4,8 @@
 //! the endpoint (then a change, live), while nothing the supervisor sends
 //! reaches the endpoint; a participant of a support session drives the
 //! owner's desktop on the customer's display only while the customer
-//! allows `control`.
+//! allows `control` (an observer never); the console's watch mode in
+//! chromium.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -574,13 +575,16 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
         .technician_in_queue("tina", "helps-customers-daily-7", "helpdesk")
         .await;
     let bob = site.technician("bob", "also-helps-customers-9").await;
+    let carol = site.technician("carol", "looks-over-shoulders-5").await;
     ok(&site
         .jg(&[
             "admin", "queues", "update", "helpdesk", "--member", "tina", "--member", "bob",
+            "--member", "carol",
         ])
         .await);
     let tech = site.api_client().with_token(site.saved_token(&tina));
     let bob_api = site.api_client().with_token(site.saved_token(&bob));
+    let carol_api = site.api_client().with_token(site.saved_token(&carol));
 
     // The customer's machine: the real client, downloaded from the portal.
     let home = tempfile::tempdir().unwrap();
@@ -635,6 +639,9 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
     support_until(&tech, &id, "online", |s| s.online).await;
     ok(&site.jg_in(&tina, &["support", "accept", &id]).await);
     ok(&site.jg_in(&tina, &["support", "invite", &id, "bob"]).await);
+    ok(&site
+        .jg_in(&tina, &["support", "invite", &id, "carol", "--observer"])
+        .await);
     let w = tokio::task::block_in_place(|| x.window("^Jumpgate: remote support$"));
     allow(&site, &tina, &x, &w, &tech, &id, "view").await;
 
@@ -650,6 +657,10 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
     let session = live_session_on(&site, &endpoint).await;
     let mut b = Watcher::start(bob_api.watch_session(&session).await.unwrap()).await;
     b.until("the customer's screen", |w| w.canvas.width() == 1280)
+        .await;
+    // Carol, an observer, watches too (without monitor-sessions).
+    let mut c = Watcher::start(carol_api.watch_session(&session).await.unwrap()).await;
+    c.until("the customer's screen", |w| w.canvas.width() == 1280)
         .await;
 
     // Without control, bob's pointer goes nowhere.
@@ -688,6 +699,10 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
                 .then_some(())
         });
     });
+    // The observer's pointer goes nowhere, control or not.
+    c.send(move_to((250, 620), 0)).await;
+    c.round_trip().await;
+    assert_eq!(tokio::task::block_in_place(|| pointer_at(&x)), spot);
 
     // The customer takes control back: bob's pointer goes nowhere again.
     click_when(&x, &w, "switch-control");
@@ -712,13 +727,15 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
         .map(|(a, o, _)| (a.as_str(), o.as_str()))
         .collect();
     assert_eq!(control, [("bob", "stopped"), ("bob", "started")]);
-    let watch = entries(&site, "session-watch", 1, |e| e.target == session).await;
-    assert!(
-        watch
-            .iter()
-            .any(|(a, o, d)| a == "bob" && o == "started" && d.contains("as=participant")),
-        "{watch:?}"
-    );
+    let watch = entries(&site, "session-watch", 2, |e| e.target == session).await;
+    for (who, role) in [("bob", "as=participant"), ("carol", "as=observer")] {
+        assert!(
+            watch
+                .iter()
+                .any(|(a, o, d)| a == who && o == "started" && d.contains(role)),
+            "{watch:?}"
+        );
+    }
     ok(&site.jg_in(&tina, &["support", "end", &id]).await);
     let _ = xev.kill();
     let _ = xev.wait();
