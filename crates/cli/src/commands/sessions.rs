@@ -100,7 +100,7 @@ pub(crate) async fn watch(client: &Client, id: &str) -> anyhow::Result<i32> {
             // A screen is not for a terminal.
             Some(SessionMsg::DesktopInfo(_) | SessionMsg::Video(_)) => {
                 anyhow::bail!(
-                    "session {id} is a desktop session: watch it in the web console (Sessions, then Watch)"
+                    "session {id} is a desktop session: watch it in the web console (Sessions, then Watch), or take a picture with --screenshot FILE"
                 );
             }
             Some(_) => {}

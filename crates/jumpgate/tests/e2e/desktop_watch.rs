@@ -178,6 +178,19 @@ impl Watcher {
     }
 }
 
+/// RGB pixels of a PNG file jg wrote (8-bit RGB).
+fn png_rgb(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("PNG written"),
+    ));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    buf.truncate(info.buffer_size());
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    (info.width, info.height, buf)
+}
+
 /// Where X's pointer is.
 fn pointer_at(x: &Xvfb) -> (i32, i32) {
     let out = x.output("xdotool", &["getmouselocation"]);
@@ -449,6 +462,22 @@ async fn a_supervisor_watches_a_live_desktop_and_nothing_they_send_reaches_it() 
         w.pixel(5, 5) == CHANGED && w.pixel(300, 200) == CHANGED
     })
     .await;
+    // jg takes one picture of it, as a watcher.
+    let shot = site.dir.path().join("watched.png");
+    let out = site
+        .jg_in(
+            &sam,
+            &["watch", &id, "--screenshot", shot.to_str().unwrap()],
+        )
+        .await;
+    ok(&out);
+    let (sw, sh, rgb) = png_rgb(&shot);
+    assert_eq!((sw, sh), (320, 240));
+    let changed = [(CHANGED >> 16) as u8, (CHANGED >> 8) as u8, CHANGED as u8];
+    assert!(
+        rgb.chunks_exact(3).all(|p| p == changed),
+        "the screenshot is the changed screen"
+    );
 
     // The watcher's pointer goes nowhere (the gateway answers its ping:
     // by then its input was handled); the owner's does (the positive
@@ -489,9 +518,10 @@ async fn a_supervisor_watches_a_live_desktop_and_nothing_they_send_reaches_it() 
         .await;
     let reason = w.closed.clone().unwrap();
     assert!(reason.contains("ended"), "{reason}");
-    // Two watches (jg's, refused, and the one above), each started and
-    // stopped; the last to stop is the one that saw the session end.
-    let watch = entries(&site, "session-watch", 4, |e| e.target == id).await;
+    // Three watches (jg's, refused; jg's screenshot; the one above), each
+    // started and stopped; the last to stop is the one that saw the
+    // session end.
+    let watch = entries(&site, "session-watch", 6, |e| e.target == id).await;
     let mut seen: Vec<(&str, &str)> = watch
         .iter()
         .map(|(a, o, d)| {
@@ -506,6 +536,8 @@ async fn a_supervisor_watches_a_live_desktop_and_nothing_they_send_reaches_it() 
         [
             ("sam", "started"),
             ("sam", "started"),
+            ("sam", "started"),
+            ("sam", "stopped"),
             ("sam", "stopped"),
             ("sam", "stopped")
         ]
