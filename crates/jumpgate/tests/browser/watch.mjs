@@ -7,10 +7,15 @@
 // the screen (the Rust side checks nothing reached the endpoint). Every
 // wait is bounded; prints `WATCH-TEST PASSED` on success.
 //
+// With JG_DRIVE=1 it is a support participant instead, opening
+// `#/watch/desktop/ID/drive` directly (the co-driving viewer): the label
+// says they may drive, and the click is meant to land (the Rust side checks
+// it did).
+//
 // Env: JG_URL, JG_USER/JG_PASSWORD (the supervisor), JG_SESSION (the
 // watched session's id), JG_PATTERN (`x,y,rrggbb;…` pixels drawn on the
-// endpoint), JG_CLICK (`x,y`: where to click), JG_SHOT (the screenshot's
-// path), JG_ARTIFACTS, JG_CHROMIUM.
+// endpoint; may be empty), JG_CLICK (`x,y`: where to click), JG_SHOT (the
+// screenshot's path), JG_DRIVE, JG_ARTIFACTS, JG_CHROMIUM.
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -31,6 +36,7 @@ const SESSION = env('JG_SESSION');
 const SHOT = env('JG_SHOT');
 const ARTIFACTS = env('JG_ARTIFACTS');
 const CHROMIUM = env('JG_CHROMIUM', '/usr/bin/chromium');
+const DRIVE = env('JG_DRIVE', '') === '1';
 const WAIT = 20_000;
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -78,19 +84,23 @@ try {
   await page.locator('h1', { hasText: 'Endpoints' }).waitFor();
   step('logged in');
 
-  // Sessions: the live desktop session has a Watch action.
-  await page.goto(`${URL_}/#/sessions`);
-  const watch = page.locator(`a[data-watch="${SESSION}"]`);
-  await watch.waitFor();
-  await watch.click();
+  if (DRIVE) {
+    await page.goto(`${URL_}/#/watch/desktop/${encodeURIComponent(SESSION)}/drive`);
+  } else {
+    // Sessions: the live desktop session has a Watch action.
+    await page.goto(`${URL_}/#/sessions`);
+    const watch = page.locator(`a[data-watch="${SESSION}"]`);
+    await watch.waitFor();
+    await watch.click();
+  }
   await page.locator('h1', { hasText: 'Watching' }).waitFor();
   const label = await page.locator('#desk-watching').textContent();
-  check(/Watching/.test(label) && /read-only/.test(label), `the Watching label: ${label}`);
+  check(/Watching/.test(label) && (DRIVE ? /may drive/ : /read-only/).test(label), `the Watching label: ${label}`);
   check(await page.locator('#desk-options').count() === 0, 'no session options when watching');
   await page.locator('#desk-screen[data-drawn]').waitFor({ timeout: 45_000 });
   step('watching');
 
-  const pattern = env('JG_PATTERN').split(';').map((p) => {
+  const pattern = env('JG_PATTERN').split(';').filter((p) => p).map((p) => {
     const [x, y, hex] = p.split(',');
     return { x: Number(x), y: Number(y), rgb: [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)) };
   });
@@ -105,8 +115,9 @@ try {
   }).catch((e) => {
     throw new Error(`${e.message}: the canvas shows ${JSON.stringify(lastPx)} where ${JSON.stringify(pattern)} was drawn`);
   });
+  if (DRIVE) await page.locator('#desk-state', { hasText: 'You have control' }).waitFor();
   const state = await page.locator('#desk-state').textContent();
-  check(!/You have control/.test(state), `a watcher is not told it has control: ${state}`);
+  check(DRIVE || !/You have control/.test(state), `a watcher is not told it has control: ${state}`);
   console.log(`STATE=${state}`);
   step('pattern read back');
   await page.screenshot({ path: SHOT });
@@ -121,7 +132,7 @@ try {
   const py = box.y + ((cy + 0.5) * box.height) / size[1];
   await page.mouse.move(px, py);
   await page.mouse.click(px, py);
-  await page.keyboard.type('not-typed');
+  if (!DRIVE) await page.keyboard.type('not-typed');
   console.log('CLICKED=1');
   step('clicked');
 

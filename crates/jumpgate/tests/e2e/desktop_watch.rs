@@ -310,40 +310,32 @@ async fn watched_desk(site: &Site) -> (Xvfb, Agent, Owner, String) {
     (x, agent, owner, id)
 }
 
-/// The console's watch mode in chromium (`tests/browser/watch.mjs`): the
-/// supervisor finds the live desktop session on Sessions, clicks Watch, and
-/// sees the "Watching" label and the endpoint's plaid on the canvas; their
-/// click on the screen does not reach the endpoint (the owner's pointer,
-/// the positive control, does). Screenshot: /work/shots/desktop-watch.png
-/// (or `JG_WATCH_SHOT`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_supervisor_watches_a_desktop_in_the_console_read_only() {
+/// Runs `tests/browser/watch.mjs` as `user` on the live session `id`
+/// (`drive`: as a support participant, on the co-driving viewer), clicking
+/// at `click`; fails with everything it printed when it fails.
+async fn run_watch_browser(
+    site: &Site,
+    (user, password): (&str, &str),
+    id: &str,
+    pattern: &str,
+    click: (i32, i32),
+    shot: &str,
+    drive: bool,
+) {
     let chromium = crate::web::browser_prerequisites();
-    let site = Site::start().await;
-    supervisor(&site).await;
-    let (x, _agent, owner, id) = watched_desk(&site).await;
-    let points = [(0, 0), (1, 1), (3, 5), (101, 61), (600, 400)];
-    let pattern: Vec<String> = tokio::task::block_in_place(|| {
-        points
-            .iter()
-            .map(|&(px, py)| format!("{px},{py},{:06x}", x.pixel(px, py)))
-            .collect()
-    });
-    let shot =
-        std::env::var("JG_WATCH_SHOT").unwrap_or_else(|_| "/work/shots/desktop-watch.png".into());
-    let click = (321, 123);
     let out = tokio::time::timeout(
         Duration::from_secs(180),
         tokio::process::Command::new("node")
             .arg(crate::web::browser_dir().join("watch.mjs"))
             .current_dir(crate::web::browser_dir())
             .env("JG_URL", site.gateway.url())
-            .env("JG_USER", "sam")
-            .env("JG_PASSWORD", SAM_PASSWORD)
-            .env("JG_SESSION", &id)
-            .env("JG_PATTERN", pattern.join(";"))
+            .env("JG_USER", user)
+            .env("JG_PASSWORD", password)
+            .env("JG_SESSION", id)
+            .env("JG_PATTERN", pattern)
             .env("JG_CLICK", format!("{},{}", click.0, click.1))
-            .env("JG_SHOT", &shot)
+            .env("JG_SHOT", shot)
+            .env("JG_DRIVE", if drive { "1" } else { "" })
             .env(
                 "JG_ARTIFACTS",
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -365,6 +357,40 @@ async fn a_supervisor_watches_a_desktop_in_the_console_read_only() {
     );
     assert!(out.status.success(), "{report}");
     assert!(stdout.contains("WATCH-TEST PASSED"), "{report}");
+}
+
+/// The console's watch mode in chromium (`tests/browser/watch.mjs`): the
+/// supervisor finds the live desktop session on Sessions, clicks Watch, and
+/// sees the "Watching" label and the endpoint's plaid on the canvas; their
+/// click on the screen does not reach the endpoint (the owner's pointer,
+/// the positive control, does). Screenshot: /work/shots/desktop-watch.png
+/// (or `JG_WATCH_SHOT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_watches_a_desktop_in_the_console_read_only() {
+    crate::web::browser_prerequisites();
+    let site = Site::start().await;
+    supervisor(&site).await;
+    let (x, _agent, owner, id) = watched_desk(&site).await;
+    let points = [(0, 0), (1, 1), (3, 5), (101, 61), (600, 400)];
+    let pattern: Vec<String> = tokio::task::block_in_place(|| {
+        points
+            .iter()
+            .map(|&(px, py)| format!("{px},{py},{:06x}", x.pixel(px, py)))
+            .collect()
+    });
+    let shot =
+        std::env::var("JG_WATCH_SHOT").unwrap_or_else(|_| "/work/shots/desktop-watch.png".into());
+    let click = (321, 123);
+    run_watch_browser(
+        &site,
+        ("sam", SAM_PASSWORD),
+        &id,
+        &pattern.join(";"),
+        click,
+        &shot,
+        false,
+    )
+    .await;
     assert_ne!(
         tokio::task::block_in_place(|| pointer_at(&x)),
         click,
@@ -736,6 +762,37 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
     c.round_trip().await;
     assert_eq!(tokio::task::block_in_place(|| pointer_at(&x)), spot);
 
+    // The same from the console's co-driving viewer (chromium): bob's
+    // click on the screen lands in the application.
+    let presses = || {
+        std::fs::read_to_string(&xev_out)
+            .unwrap_or_default()
+            .matches("ButtonPress")
+            .count()
+    };
+    let before = presses();
+    let shot =
+        std::env::var("JG_DRIVE_SHOT").unwrap_or_else(|_| "/work/shots/desktop-drive.png".into());
+    let in_app = (210, 610);
+    run_watch_browser(
+        &site,
+        ("bob", "also-helps-customers-9"),
+        &session,
+        "",
+        in_app,
+        &shot,
+        true,
+    )
+    .await;
+    pointer_reaches(&x, in_app);
+    tokio::task::block_in_place(|| {
+        x.poll("the console's click in the application", || {
+            (presses() > before).then_some(())
+        });
+    });
+    b.send(move_to(spot, 0)).await;
+    pointer_reaches(&x, spot);
+
     // The customer takes control back: bob's pointer goes nowhere again.
     click_when(&x, &w, "switch-control");
     support_until(&tech, &id, "control revoked", |s| {
@@ -750,15 +807,27 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
     assert_eq!(tokio::task::block_in_place(|| pointer_at(&x)), before);
 
     owner.close().await;
-    let control = entries(&site, "desktop-control", 2, |e| {
+    // Bob drove twice (his program, the console), each started and
+    // stopped once.
+    let control = entries(&site, "desktop-control", 4, |e| {
         e.detail.contains("input-from=bob")
     })
     .await;
-    let control: Vec<(&str, &str)> = control
+    let mut control: Vec<(&str, &str)> = control
         .iter()
         .map(|(a, o, _)| (a.as_str(), o.as_str()))
         .collect();
-    assert_eq!(control, [("bob", "stopped"), ("bob", "started")]);
+    assert_eq!(control[0], ("bob", "stopped"), "{control:?}");
+    control.sort_unstable();
+    assert_eq!(
+        control,
+        [
+            ("bob", "started"),
+            ("bob", "started"),
+            ("bob", "stopped"),
+            ("bob", "stopped")
+        ]
+    );
     let watch = entries(&site, "session-watch", 2, |e| e.target == session).await;
     for (who, role) in [("bob", "as=participant"), ("carol", "as=observer")] {
         assert!(
