@@ -116,10 +116,20 @@ enum Command {
     },
     /// Watch a live terminal session (shell or exec), read-only, from its
     /// recent output on, until it ends (needs monitor-sessions on its
-    /// endpoint's group; the watch is audited).
+    /// endpoint's group; the watch is audited). Desktop sessions are
+    /// watched in the web console; `--screenshot` takes one picture of one.
     Watch {
         /// The session's id (`jg sessions --active`).
         session: String,
+        /// A desktop session: write its screen to FILE as a PNG (taken once
+        /// the screen has been still for a second), then stop watching.
+        #[arg(long, value_name = "FILE")]
+        screenshot: Option<PathBuf>,
+        /// With --screenshot: give up after SECS. A screen that never stops
+        /// changing is written as it is then, with a warning.
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
     },
     /// List session events, newest first (needs the view-audit permission;
     /// only sessions on endpoints of your groups).
@@ -393,8 +403,21 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::endpoints::run(&ctx.authed_client()?, &o).await?
         }
-        Command::Watch { session } => {
+        Command::Watch {
+            session,
+            screenshot: None,
+            ..
+        } => {
             return commands::sessions::watch(&ctx.authed_client()?, &session).await;
+        }
+        Command::Watch {
+            session,
+            screenshot: Some(file),
+            timeout,
+        } => {
+            let timeout = std::time::Duration::from_secs(timeout);
+            commands::desktop::watch_screenshot(&ctx.authed_client()?, &session, &file, timeout)
+                .await?;
         }
         Command::Sessions {
             endpoint,

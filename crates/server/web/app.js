@@ -6,10 +6,10 @@ import { h, render, errorBox } from './ui.js';
 import * as pages from './pages.js';
 import * as admin from './admin.js';
 import { PERMISSION as P } from './contract.js';
-import { terminalPage } from './terminal.js';
+import { terminalPage, watchTerminalPage } from './terminal.js';
 import { filesPage } from './terminal.js';
 import { playerPage } from './player.js';
-import { desktopPage } from './desktop.js';
+import { desktopPage, watchDesktopPage } from './desktop.js';
 import { supportPage, supportSessionPage, supportHistoryPage } from './support.js';
 
 const main = document.getElementById('main');
@@ -109,6 +109,9 @@ const routes = [
   [/^#\/support\/history$/, () => supportHistoryPage()],
   [/^#\/support\/([^/]+)$/, (m) => supportSessionPage(decodeURIComponent(m[1]))],
   [/^#\/sessions$/, () => pages.sessionsPage()],
+  // Someone's live session, watched (`/drive`: a support participant, with input).
+  [/^#\/watch\/desktop\/([^/]+)(\/drive)?$/, (m) => watchDesktopPage(decodeURIComponent(m[1]), !!m[2])],
+  [/^#\/watch\/terminal\/([^/]+)$/, (m) => watchTerminalPage(decodeURIComponent(m[1]))],
   [/^#\/recordings$/, () => pages.recordingsPage()],
   [/^#\/recordings\/([^/]+)$/, (m) => playerPage(decodeURIComponent(m[1]))],
   [/^#\/admin\/users$/, () => admin.usersPage()],

@@ -9,6 +9,13 @@
 // gain it (the gateway and the agent both drop its input): the page offers
 // "Reconnect with control" instead.
 //
+// Watch mode (`#/watch/desktop/ID`, see `watchDesktopPage`): someone else's
+// live desktop session, as the gateway fans it out to watchers — no options,
+// no request, no acknowledgements (the owner paces the screen), a visible
+// "Watching" label, and no input capture; a participant of the support
+// session it belongs to (`…/drive`) may drive while the customer allows
+// control (the gateway decides each message).
+//
 // The page offers the screen codecs its decoder draws (DESKTOP_CODECS) when
 // it opens the session; the agent picks one. A control state noted
 // `refused` answers a request that could not be done (a monitor that is
@@ -18,7 +25,7 @@
 import { DesktopDecoder } from './desktop-decoder.js';
 import { h, render, heading, field, notice } from './ui.js';
 import { main, onLeave, can } from './app.js';
-import { Session, T, encode } from './session.js';
+import { Session, T, encode, watchTarget } from './session.js';
 import { SESSION_KIND as KIND, PERMISSION as P, REFUSAL_CODE, INPUT_STATE as IS, CONTROL_NOTE, DESKTOP_CODECS } from './contract.js';
 import * as K from './keys.js';
 
@@ -41,7 +48,12 @@ function controlText(state) {
   }
 }
 
-export function desktopPage(endpoint) {
+/** Watching the live desktop session `id`; `drive`: as a support participant, with input. */
+export function watchDesktopPage(id, drive) {
+  desktopPage(`session ${id}`, { session: id, drive });
+}
+
+export function desktopPage(endpoint, watch = null) {
   const mayControl = can(P.DESKTOP_CONTROL);
   const wantControl = h('input', { type: 'checkbox', id: 'desk-opt-control', checked: mayControl, disabled: !mayControl });
   const wantClipboard = h('input', { type: 'checkbox', id: 'desk-opt-clipboard' });
@@ -68,11 +80,17 @@ export function desktopPage(endpoint) {
   const disconnect = h('button', { type: 'button', class: 'danger', id: 'desk-disconnect' }, 'Disconnect');
   const reconnect = h('button', { type: 'button', hidden: true, id: 'desk-reconnect' }, 'Reconnect');
   const withControl = h('button', { type: 'button', hidden: true, id: 'desk-with-control' }, 'Reconnect with control');
+  const watching = watch
+    ? h('strong', { class: 'live-state watching', id: 'desk-watching', dataset: { drive: watch.drive ? 'yes' : 'no' } },
+      watch.drive ? 'Watching — you may drive while the customer allows control' : 'Watching — read-only')
+    : null;
   const toolbar = h('div', { class: 'toolbar desk-toolbar', hidden: true },
-    state, figures, field('Scale', scale), monitorField,
+    watching, state, figures, field('Scale', scale), monitorField,
     h('label', { class: 'check' }, viewOnly, ' View only'),
     keysMenu, fullBtn, disconnect, reconnect, withControl,
-    h('small', { class: 'hint' }, 'Click the screen to type into it; Alt+Shift+ArrowUp leaves it.'));
+    watch && !watch.drive
+      ? h('small', { class: 'hint' }, 'Nothing you do here reaches the endpoint.')
+      : h('small', { class: 'hint' }, 'Click the screen to type into it; Alt+Shift+ArrowUp leaves it.'));
   const banner = h('div', { id: 'desk-banner' });
   // Answers to requests that could not be done (a monitor that is gone).
   const note = h('div', { id: 'desk-note' });
@@ -91,7 +109,7 @@ export function desktopPage(endpoint) {
   const screen = h('div', { class: 'desk-screen fit', id: 'desk-screen' }, canvas, cursorCanvas, keyTrap);
   const stage = h('div', { class: 'desk-stage', id: 'desk-stage', hidden: true }, screen);
 
-  render(main, heading(`Desktop — ${endpoint}`), options, toolbar, banner, note, clipPanel, stage);
+  render(main, heading(watch ? `Watching — desktop ${endpoint}` : `Desktop — ${endpoint}`), watch ? null : options, toolbar, banner, note, clipPanel, stage);
 
   // --- Session state ----------------------------------------------------
   let session = null;
@@ -114,6 +132,10 @@ export function desktopPage(endpoint) {
 
   const send = (type, body) => session && session.send(encode(type, body));
   const inputOn = () => !!session && opened.control && !viewOnly.checked && control && control.input === IS.ALLOWED;
+  // A watcher's acknowledgements would be ignored: none are sent.
+  const ack = (seq) => {
+    if (!watch) send(T.FRAME_ACK, K.u32Body(seq));
+  };
 
   const sendKey = (keysym, down) => send(T.KEY, K.keyBody(keysym, down));
   const releaseAll = () => {
@@ -156,7 +178,7 @@ export function desktopPage(endpoint) {
         ask.disabled = true;
         ask.textContent = 'Asked the user…';
       });
-      render(banner, h('div', { class: 'notice warn desk-banner', role: 'alert', dataset: { state: cs.input } }, `The user took back control${why}. Your keyboard and mouse no longer reach the endpoint. `, opened.control ? ask : null));
+      render(banner, h('div', { class: 'notice warn desk-banner', role: 'alert', dataset: { state: cs.input } }, `The user took back control${why}. Your keyboard and mouse no longer reach the endpoint. `, opened.control && !watch ? ask : null));
       releaseAll();
     } else if (cs.input === IS.ENDED && cs.note === CONTROL_NOTE.FAILED) {
       ended = { text: `The session ended at the endpoint: ${cs.message || 'something failed there'}.` };
@@ -167,15 +189,16 @@ export function desktopPage(endpoint) {
     } else if (cs.input === IS.VIEW_ONLY) {
       render(banner, h('div', { class: 'notice info desk-banner', role: 'status', dataset: { state: cs.input } }, `View only${why}: the endpoint does not accept your keyboard and mouse.`));
     } else {
-      render(banner, cs.message ? h('div', { class: 'notice ok desk-banner', role: 'status', dataset: { state: cs.input } }, `You have control (${cs.message}).`) : null);
+      render(banner, cs.message && !watch ? h('div', { class: 'notice ok desk-banner', role: 'status', dataset: { state: cs.input } }, `You have control (${cs.message}).`) : null);
     }
     showState();
   };
 
   const showState = () => {
     if (!session) return;
-    const parts = [`Connected to ${endpoint}`];
-    if (control) parts.push(controlText(control));
+    const parts = [watch ? `Watching ${endpoint}` : `Connected to ${endpoint}`];
+    // A read-only watcher is told who drives, not "You have control".
+    if (control) parts.push(watch && !opened.control && control.input === IS.ALLOWED ? 'The technician has control' : controlText(control));
     if (info) parts.push(`${info.width}×${info.height}`);
     state.textContent = parts.join(' — ');
   };
@@ -198,12 +221,12 @@ export function desktopPage(endpoint) {
         if (d !== decoder) return;
         stats.frames += 1;
         screen.dataset.drawn = String(v.seq);
-        send(T.FRAME_ACK, K.u32Body(v.seq));
+        ack(v.seq);
       },
       () => {
         if (d !== decoder) return;
         // Acknowledged all the same (it was consumed); a refresh restarts the stream.
-        send(T.FRAME_ACK, K.u32Body(v.seq));
+        ack(v.seq);
       },
     );
   };
@@ -211,7 +234,7 @@ export function desktopPage(endpoint) {
   const onMessage = (m) => {
     switch (m.type) {
       case T.ACCEPTED:
-        state.textContent = `Connected to ${endpoint}`;
+        state.textContent = watch ? `Watching ${endpoint}` : `Connected to ${endpoint}`;
         stage.hidden = false;
         fitHeight();
         keyTrap.focus();
@@ -324,7 +347,7 @@ export function desktopPage(endpoint) {
     });
     // The decoder draws every codec, reduced-size pictures included.
     const request = { kind: KIND.DESKTOP, control: withCtl, clipboard: withClip, codecs: [...DESKTOP_CODECS] };
-    const s = new Session(endpoint, KIND.DESKTOP, request, {
+    const s = new Session(watch ? watchTarget(watch.session) : endpoint, KIND.DESKTOP, watch ? null : request, {
       onMessage: (m) => {
         if (session === s) onMessage(m);
       },
@@ -337,7 +360,7 @@ export function desktopPage(endpoint) {
         state.textContent = ended && ended.consent ? 'Denied by the user' : 'Disconnected';
         render(banner, h('div', { class: 'error desk-banner', role: 'alert', id: 'desk-ended', dataset: { consent: ended && ended.consent ? 'denied' : null } }, why));
         reconnect.hidden = false;
-        withControl.hidden = opened.control || !mayControl;
+        withControl.hidden = opened.control || !mayControl || !!watch;
         disconnect.disabled = true;
         reconnect.focus();
       },
@@ -505,5 +528,11 @@ export function desktopPage(endpoint) {
     if (s) s.close();
     if (decoder) decoder.close();
   });
-  wantControl.focus();
+  if (watch) {
+    // Straight to the screen: the watched session's owner chose the options.
+    connect(watch.drive, false);
+    state.textContent = 'Connecting…';
+  } else {
+    wantControl.focus();
+  }
 }

@@ -274,7 +274,12 @@ export async function sessionsPage() {
         {
           label: 'Actions',
           cell: (r) => {
-            if (!can(P.MANAGE_ENDPOINTS)) return '—';
+            // Supervisors watch shells, commands and desktops (read-only).
+            const kind = { shell: 'terminal', exec: 'terminal', desktop: 'desktop' }[r.kind];
+            const watch = can(P.MONITOR_SESSIONS) && kind
+              ? h('a', { class: 'button', href: `#/watch/${kind}/${seg(r.id)}`, dataset: { watch: r.id } }, 'Watch')
+              : null;
+            if (!can(P.MANAGE_ENDPOINTS)) return watch || '—';
             const b = h('button', { type: 'button', class: 'danger', dataset: { session: r.id } }, 'Terminate');
             b.addEventListener('click', () => {
               if (!window.confirm(`Terminate ${r.username}'s ${r.kind} session on ${r.endpoint}?`)) return;
@@ -284,7 +289,7 @@ export async function sessionsPage() {
                 await load();
               });
             });
-            return b;
+            return watch ? h('span', { class: 'actions' }, watch, b) : b;
           },
         },
       ], live, 'No session is active.'),

@@ -86,18 +86,25 @@ export class Decoder {
   }
 }
 
+/** What `Session` is given to watch the live session `id` (no request is sent). */
+export const watchTarget = (id) => `watch:${id}`;
+
 /**
  * One session over a WebSocket to `GET /api/v1/endpoints/{name}/connect`
- * (or, for `support:ID`, `GET /api/v1/support/sessions/{ID}/connect`).
+ * (or, for `support:ID`, `GET /api/v1/support/sessions/{ID}/connect`; for
+ * `watch:ID`, `GET /api/v1/sessions/{ID}/watch`: someone else's live
+ * session, watched — the gateway answers without a request).
  * The browser sends the session cookie (SameSite=Strict) and its Origin;
  * no secret is in the URL. Callbacks: onMessage(msg), onClose(reason).
  */
 export class Session {
   constructor(endpoint, kind, request, { onMessage, onClose, onOpen }) {
     // `support:ID`: the machine of a customer in attended support.
-    const path = endpoint.startsWith('support:')
-      ? `/api/v1/support/sessions/${encodeURIComponent(endpoint.slice(8))}/connect?kind=${encodeURIComponent(kind)}`
-      : `/api/v1/endpoints/${encodeURIComponent(endpoint)}/connect?kind=${encodeURIComponent(kind)}`;
+    const watching = endpoint.startsWith('watch:');
+    let path;
+    if (watching) path = `/api/v1/sessions/${encodeURIComponent(endpoint.slice(6))}/watch`;
+    else if (endpoint.startsWith('support:')) path = `/api/v1/support/sessions/${encodeURIComponent(endpoint.slice(8))}/connect?kind=${encodeURIComponent(kind)}`;
+    else path = `/api/v1/endpoints/${encodeURIComponent(endpoint)}/connect?kind=${encodeURIComponent(kind)}`;
     const url = `wss://${location.host}${path}`;
     this.decoder = new Decoder();
     this.answered = false;
@@ -106,7 +113,7 @@ export class Session {
     this.ws = new WebSocket(url);
     this.ws.binaryType = 'arraybuffer';
     this.ws.onopen = () => {
-      this.ws.send(open(request));
+      if (!watching) this.ws.send(open(request));
       if (onOpen) onOpen();
     };
     this.ws.onmessage = (ev) => {

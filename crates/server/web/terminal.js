@@ -6,7 +6,7 @@ import { FitAddon } from './vendor/addon-fit/addon-fit.mjs';
 import { h, render, heading, field, notice, fmtBytes, errorBox } from './ui.js';
 import { main, onLeave } from './app.js';
 import { seg } from './api.js';
-import { Session, T, stdin, resize, fileData, fileEnd, Sha256, CHUNK } from './session.js';
+import { Session, T, stdin, resize, fileData, fileEnd, Sha256, CHUNK, watchTarget } from './session.js';
 import { SESSION_KIND as KIND } from './contract.js';
 
 const enc = new TextEncoder();
@@ -19,7 +19,13 @@ function exitText(status) {
 
 // --- Terminal ------------------------------------------------------------
 
-export function terminalPage(endpoint) {
+/** Watching someone's live shell or command `id`, read-only (`#/watch/terminal/ID`). */
+export function watchTerminalPage(id) {
+  terminalPage(`session ${id}`, id);
+}
+
+export function terminalPage(endpoint, watchId = null) {
+  const watching = watchId ? h('strong', { class: 'live-state watching', id: 'term-watching' }, 'Watching — read-only') : null;
   const state = h('span', { class: 'conn-state', role: 'status', 'aria-live': 'polite', id: 'term-state' }, 'Connecting…');
   const reconnect = h('button', { type: 'button', hidden: true, id: 'reconnect' }, 'Reconnect');
   const disconnect = h('button', { type: 'button', class: 'danger' }, 'Disconnect');
@@ -27,8 +33,8 @@ export function terminalPage(endpoint) {
   const box = h('div', { class: 'terminal', id: 'terminal', 'aria-label': `Terminal on ${endpoint}` });
   render(
     main,
-    heading(`Terminal — ${endpoint}`),
-    h('div', { class: 'toolbar' }, state, reconnect, disconnect, h('a', { href: `#/files/${seg(endpoint)}`, class: 'button' }, 'Files'),
+    heading(watchId ? `Watching — terminal ${endpoint}` : `Terminal — ${endpoint}`),
+    h('div', { class: 'toolbar' }, watching, state, reconnect, disconnect, watchId ? null : h('a', { href: `#/files/${seg(endpoint)}`, class: 'button' }, 'Files'),
       // The terminal captures Tab: keyboard users leave it with Alt+Shift+ArrowUp.
       h('small', { class: 'hint' }, 'Copy: select text, then Ctrl+Shift+C. Paste: Ctrl+Shift+V. Alt+Shift+ArrowUp leaves the terminal.')),
     banner,
@@ -70,11 +76,12 @@ export function terminalPage(endpoint) {
     disconnect.disabled = false;
     state.textContent = 'Connecting…';
     let ended = null;
-    session = new Session(endpoint, KIND.SHELL, { kind: KIND.SHELL, term: 'xterm-256color', cols: term.cols, rows: term.rows }, {
+    const request = { kind: KIND.SHELL, term: 'xterm-256color', cols: term.cols, rows: term.rows };
+    session = new Session(watchId ? watchTarget(watchId) : endpoint, KIND.SHELL, watchId ? null : request, {
       onMessage: (m) => {
         switch (m.type) {
           case T.ACCEPTED:
-            state.textContent = `Connected to ${endpoint}`;
+            state.textContent = watchId ? `Watching ${endpoint}` : `Connected to ${endpoint}`;
             term.focus();
             break;
           case T.STDOUT:
@@ -105,9 +112,11 @@ export function terminalPage(endpoint) {
       },
     });
   };
-  const dataSub = term.onData((d) => session && session.send(stdin(enc.encode(d))));
-  const binSub = term.onBinary((d) => session && session.send(stdin(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff))));
-  const resizeSub = term.onResize(({ cols, rows }) => session && session.send(resize(cols, rows)));
+  // A watcher types nothing (the gateway would drop it anyway).
+  const live = () => session && !watchId;
+  const dataSub = term.onData((d) => live() && session.send(stdin(enc.encode(d))));
+  const binSub = term.onBinary((d) => live() && session.send(stdin(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff))));
+  const resizeSub = term.onResize(({ cols, rows }) => live() && session.send(resize(cols, rows)));
   const ro = new ResizeObserver(() => {
     try {
       fit.fit();

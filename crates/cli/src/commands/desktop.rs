@@ -203,6 +203,58 @@ pub(crate) async fn screenshot(client: &Client, o: &Options<'_>) -> anyhow::Resu
     Ok(())
 }
 
+/// `jg watch SESSION --screenshot FILE`: one picture of someone's live
+/// desktop session, as a watcher gets it (from the next stream start on;
+/// the gateway ignores a watcher's acknowledgements).
+pub(crate) async fn watch_screenshot(
+    client: &Client,
+    id: &str,
+    file: &Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || {
+        anyhow!(
+            "no picture of session {id} within {} s (see --timeout)",
+            timeout.as_secs()
+        )
+    };
+    let mut io = MsgStream::new(
+        tokio::time::timeout_at(deadline, client.watch_session(id))
+            .await
+            .map_err(|_| timed_out())?
+            .with_context(|| format!("cannot watch session {id}"))?,
+    );
+    match tokio::time::timeout_at(deadline, recv(&mut io)).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Ok(Some(SessionMsg::Accepted(_)))) => {}
+        Ok(Ok(other)) => bail!(
+            "the gateway answered the watch with {}",
+            other
+                .as_ref()
+                .map_or("the end of the stream", SessionMsg::name)
+        ),
+        Ok(Err(e)) => return Err(e.context(format!("cannot watch session {id}"))),
+    }
+    let shot = capture(io, None, QUIET, deadline)
+        .await
+        .with_context(|| format!("screenshot of session {id} (is it a desktop session?)"))?;
+    if !shot.complete {
+        eprintln!(
+            "jg: warning: the screen of session {id} kept changing for {} s; wrote the latest picture",
+            timeout.as_secs()
+        );
+    }
+    write_png(shot.shot.canvas(), file)?;
+    eprintln!(
+        "screenshot of session {id} ({}x{}) written to {}",
+        shot.shot.canvas().width(),
+        shot.shot.canvas().height(),
+        file.display()
+    );
+    Ok(())
+}
+
 /// The outcome of [`capture`].
 #[derive(Debug)]
 pub(crate) struct Captured {

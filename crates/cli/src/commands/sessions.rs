@@ -63,7 +63,8 @@ fn render(events: &[SessionEvent]) -> String {
     )
 }
 
-/// `jg watch SESSION`: the session's output on this terminal, read-only.
+/// `jg watch SESSION`: the session's output on this terminal, read-only. A
+/// desktop session is refused with a pointer to the console.
 pub(crate) async fn watch(client: &Client, id: &str) -> anyhow::Result<i32> {
     use jumpgate_net::session::MsgStream;
     use jumpgate_proto::session::SessionMsg;
@@ -95,6 +96,12 @@ pub(crate) async fn watch(client: &Client, id: &str) -> anyhow::Result<i32> {
                     .write_all(format!("\r\n[{reason}]\r\n").as_bytes())
                     .await?;
                 return Ok(0);
+            }
+            // A screen is not for a terminal.
+            Some(SessionMsg::DesktopInfo(_) | SessionMsg::Video(_)) => {
+                anyhow::bail!(
+                    "session {id} is a desktop session: watch it in the web console (Sessions, then Watch), or take a picture with --screenshot FILE"
+                );
             }
             Some(_) => {}
             None => return Ok(0),

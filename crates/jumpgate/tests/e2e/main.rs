@@ -6,6 +6,7 @@ mod attended;
 mod attended_live;
 mod blobs;
 mod desktop;
+mod desktop_watch;
 mod edge;
 mod endpoint_list;
 mod gateway;

@@ -455,60 +455,149 @@ async fn terminate(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/sessions/{id}/watch` (`Upgrade: jumpgate-session/1`): a
-/// live terminal session's output, read-only, for a holder of
-/// `monitor-sessions` on its group — from the last 64 KiB on, until the
-/// session ends. Nothing the watcher sends reaches the session. Audited
-/// (`session-watch`) when it starts and when it stops.
+// --- Watching a live session ---------------------------------------------
+
+/// Who a watcher is to the watched session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WatchAs {
+    /// `monitor-sessions` on the session's group: read-only.
+    Supervisor,
+    /// An observer of the support session: read-only.
+    Observer,
+    /// The owner or a participant of the support session: may drive the
+    /// owner's desktop while the customer allows `control`.
+    Participant,
+}
+
+impl WatchAs {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Supervisor => "supervisor",
+            Self::Observer => "observer",
+            Self::Participant => "participant",
+        }
+    }
+}
+
+/// `GET /api/v1/sessions/{id}/watch` (`Upgrade: jumpgate-session/1` for
+/// `jg`, a WebSocket for the console): a live shell, exec or desktop
+/// session as its endpoint sends it, for a holder of `monitor-sessions` on
+/// its group, or for an observer or participant of the support session it
+/// belongs to — `Accepted`, a catch-up (a terminal's last 64 KiB; a
+/// desktop's size, control state and cursor, then its next stream start),
+/// then live until the session ends. Read-only: what the watcher sends is
+/// dropped (`Ping` is answered), except that a support participant's
+/// `Pointer`/`Wheel`/`Key`/`InputReset` reach the owner's desktop while the
+/// customer allows `control` (decided again for each message). Audited
+/// (`session-watch`) when it starts and when it stops; a participant
+/// starting and stopping to drive is a `desktop-control` entry
+/// (`input-from=<user>`).
 async fn watch(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Caller(who): Caller,
     headers: HeaderMap,
-    mut req: Request,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    use crate::rbac::{Decision, Resource};
+    use crate::rbac::{Decision, Permission, Resource};
+    use jumpgate_proto::assist::ParticipantRole as R;
     let unknown = || {
         ApiError::not_found(
             api::ErrorCode::NotFound,
-            format!("no live terminal session `{id}` to watch"),
+            format!("no live session `{id}` to watch"),
         )
     };
-    // Who holds monitor-sessions nowhere is refused before anything is
-    // said about the session.
-    if !who
-        .permissions
-        .contains(&crate::rbac::Permission::MonitorSessions)
-    {
-        return Err(ApiError::forbidden(
-            "watching sessions needs the monitor-sessions permission",
-        ));
-    }
-    let w = st.sessions.watches.get(&id).ok_or_else(unknown)?;
-    let resource = Resource::Endpoint { group: &w.group };
-    if let Decision::Forbid(why) = crate::rbac::authorize(&who, Action::WatchSession, resource) {
-        let err = denied(&st, &who, Action::WatchSession, &id, Some(&w.group), why).await;
-        return Err(if who.can_view(&w.group) {
-            err
-        } else {
-            unknown()
-        });
-    }
+    let refused = || ApiError::forbidden("watching sessions needs the monitor-sessions permission");
+    let supervisor = who.has(Permission::MonitorSessions);
+    let Some(w) = st.sessions.watches.get(&id) else {
+        // Who may watch nothing is told nothing about the session.
+        return Err(if supervisor { unknown() } else { refused() });
+    };
+    // Observers and participants of the support session it belongs to.
+    let role = match (&w.support, who.user_id()) {
+        (Some(sid), Some(user)) if who.groups.contains(&w.group) => st
+            .support_hub
+            .live
+            .with(sid, |l| {
+                (l.group == w.group).then(|| l.role_of(user.as_str()))
+            })
+            .flatten()
+            .flatten(),
+        _ => None,
+    };
+    let watch_as = match role {
+        Some(R::Owner | R::Participant) => WatchAs::Participant,
+        Some(R::Observer) => WatchAs::Observer,
+        // Joined the support session as its supervisor: read-only.
+        Some(R::Supervisor) => WatchAs::Supervisor,
+        None if !supervisor => return Err(refused()),
+        None => {
+            let resource = Resource::Endpoint { group: &w.group };
+            if let Decision::Forbid(why) =
+                crate::rbac::authorize(&who, Action::WatchSession, resource)
+            {
+                let err = denied(&st, &who, Action::WatchSession, &id, Some(&w.group), why).await;
+                return Err(if who.can_view(&w.group) {
+                    err
+                } else {
+                    unknown()
+                });
+            }
+            WatchAs::Supervisor
+        }
+    };
     let wants_upgrade = headers
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case(api::SESSION_UPGRADE));
-    if !wants_upgrade {
+    let websocket = wants_websocket(&headers);
+    if !wants_upgrade && !websocket {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
             api::ErrorCode::UpgradeRequired,
             format!("this endpoint needs `Upgrade: {}`", api::SESSION_UPGRADE),
         ));
     }
-    let (backlog, rx) = w.subscribe();
+    // A participant drives only with the right to control a desktop of
+    // the group (as for their own sub-sessions), and only while the
+    // customer allows it (decided per message).
+    let driver = match (&w.support, who.user_id(), w.inject()) {
+        (Some(sid), Some(user), Some(inject)) if watch_as == WatchAs::Participant => {
+            let resource = Resource::Endpoint { group: &w.group };
+            (crate::rbac::authorize(&who, Action::ControlDesktop, resource) == Decision::Allow)
+                .then(|| Driver {
+                    st: st.clone(),
+                    support: sid.clone(),
+                    user_id: user.as_str().to_owned(),
+                    name: who.name.clone(),
+                    session: id.clone(),
+                    endpoint: w.endpoint.clone(),
+                    group: w.group.clone(),
+                    inject: inject.clone(),
+                    driving: false,
+                    passed: 0,
+                })
+        }
+        _ => None,
+    };
+    let (catch_up, rx) = w.subscribe();
+    let feed = Feed {
+        catch_up,
+        rx,
+        desktop: w.is_desktop(),
+        refresh: w.inject(),
+        driver,
+    };
+    let support = w
+        .support
+        .as_deref()
+        .map(|s| format!(" support={s}"))
+        .unwrap_or_default();
     let detail = format!(
-        "session={id} endpoint={} technician={} as=supervisor",
-        w.endpoint, w.technician
+        "session={id} endpoint={} technician={} as={}{support}",
+        w.endpoint,
+        w.technician,
+        watch_as.as_str()
     );
     let group = w.group.clone();
     // The watcher must not keep the session's output channel open.
@@ -521,25 +610,48 @@ async fn watch(
                 .group(&group),
         )
         .await?;
-    let on_upgrade = hyper::upgrade::on(&mut req);
     let (db, name) = (st.db.clone(), who.name.clone());
     let span = tracing::info_span!("watch", session = %id, user = %who.name);
+    let done = move |sent: u64| async move {
+        db.audit_or_log(
+            AuditEvent::new(&name, AuditAction::SessionWatch, &id)
+                .outcome("stopped")
+                .detail(format!("{detail} bytes={sent}"))
+                .group(&group),
+        )
+        .await;
+    };
+    if websocket {
+        let (mut parts, _) = req.into_parts();
+        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &st)
+            .await
+            .map_err(|r| ApiError::bad_request(r.body_text()))?;
+        let tasks = st.tasks.clone();
+        return Ok(ws
+            .max_message_size(WS_MAX_MESSAGE)
+            .max_frame_size(WS_MAX_MESSAGE)
+            .on_failed_upgrade(|e| tracing::info!(error = %e, "watch websocket upgrade failed"))
+            .on_upgrade(move |socket| {
+                let (watch_end, pump_end) = tokio::io::duplex(WS_BUFFER);
+                tasks.spawn(pump(socket, pump_end).instrument(span.clone()));
+                tasks.spawn(
+                    async move { done(relay_watch(watch_end, feed).await).await }.instrument(span),
+                );
+                std::future::ready(())
+            }));
+    }
+    let mut req = req;
+    let on_upgrade = hyper::upgrade::on(&mut req);
     st.tasks.spawn(
         async move {
             let sent = match on_upgrade.await {
-                Ok(upgraded) => relay_watch(TokioIo::new(upgraded), backlog, rx).await,
+                Ok(upgraded) => relay_watch(TokioIo::new(upgraded), feed).await,
                 Err(e) => {
                     tracing::info!(error = %e, "watch upgrade failed");
                     0
                 }
             };
-            db.audit_or_log(
-                AuditEvent::new(&name, AuditAction::SessionWatch, &id)
-                    .outcome("stopped")
-                    .detail(format!("{detail} bytes={sent}"))
-                    .group(&group),
-            )
-            .await;
+            done(sent).await;
         }
         .instrument(span),
     );
@@ -551,63 +663,328 @@ async fn watch(
         .map_err(ApiError::internal)
 }
 
-/// Sends the watcher `Accepted`, the catch-up, then the live output until
-/// the session ends (`Closed`) or the watcher leaves; what the watcher
-/// sends is read and dropped. Returns the output bytes sent.
-async fn relay_watch<S>(
-    io: S,
-    backlog: bytes::Bytes,
-    mut rx: tokio::sync::broadcast::Receiver<jumpgate_proto::session::SessionMsg>,
-) -> u64
+/// What one watcher is sent, and where its refreshes and input go.
+struct Feed {
+    catch_up: Vec<jumpgate_proto::session::SessionMsg>,
+    rx: tokio::sync::broadcast::Receiver<jumpgate_proto::session::SessionMsg>,
+    desktop: bool,
+    /// The session's injector (desktop), for refresh requests.
+    refresh: Option<tokio::sync::mpsc::Sender<jumpgate_proto::session::SessionMsg>>,
+    /// A support participant who may drive the owner's desktop.
+    driver: Option<Driver>,
+}
+
+/// A support participant's input to the owner's desktop: passed while the
+/// customer allows `control` and the participant still takes part
+/// ([`crate::support::live::LiveSupport::still_allowed`], asked for each
+/// message and every second), with one `desktop-control` entry when they
+/// start driving and one when they stop.
+struct Driver {
+    st: AppState,
+    support: String,
+    user_id: String,
+    name: String,
+    session: String,
+    endpoint: String,
+    group: String,
+    inject: tokio::sync::mpsc::Sender<jumpgate_proto::session::SessionMsg>,
+    driving: bool,
+    /// Input messages passed since they started driving.
+    passed: u64,
+}
+
+impl Driver {
+    fn not_allowed(&self) -> Option<String> {
+        let control = jumpgate_proto::assist::Right::Control;
+        self.st
+            .support_hub
+            .live
+            .still_allowed(&self.support, &self.user_id, control)
+    }
+
+    async fn audit(&self, outcome: &str, more: &str) {
+        let event = AuditEvent::new(&self.name, AuditAction::DesktopControl, &self.endpoint)
+            .outcome(outcome)
+            .detail(format!(
+                "session={} support={} input-from={}{more}",
+                self.session, self.support, self.name
+            ))
+            .group(&self.group);
+        self.st.db.audit_or_log(event).await;
+    }
+
+    /// One input message from the participant: passed, or dropped (`false`).
+    async fn input(&mut self, msg: jumpgate_proto::session::SessionMsg) -> bool {
+        if let Some(why) = self.not_allowed() {
+            self.stop(&why).await;
+            return false;
+        }
+        if !self.driving {
+            self.driving = true;
+            self.passed = 0;
+            self.audit("started", "").await;
+        }
+        self.passed += 1;
+        self.inject.send(msg).await.is_ok()
+    }
+
+    /// Stops driving if the participant may no longer.
+    async fn recheck(&mut self) {
+        if self.driving
+            && let Some(why) = self.not_allowed()
+        {
+            self.stop(&why).await;
+        }
+    }
+
+    /// Stops driving (keys and buttons held are released), audited.
+    async fn stop(&mut self, why: &str) {
+        if !std::mem::replace(&mut self.driving, false) {
+            return;
+        }
+        let _ = self
+            .inject
+            .try_send(jumpgate_proto::session::SessionMsg::InputReset);
+        let why = why.replace(char::is_whitespace, "-");
+        self.audit("stopped", &format!(" inputs={} why={why}", self.passed))
+            .await;
+    }
+}
+
+/// Sends the watcher `Accepted`, the catch-up, then the session live until
+/// it ends (`Closed`) or the watcher leaves. A desktop watcher's video
+/// starts at a stream start (asked for with `Refresh` when it joins and
+/// when it falls behind); its `Ping`s are answered here, its `FrameAck`s
+/// ignored (the owner paces the encoder). What else the watcher sends is
+/// dropped, except a driving participant's input. Returns the output
+/// bytes sent (terminal output, video payload).
+async fn relay_watch<S>(io: S, feed: Feed) -> u64
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    use jumpgate_proto::desktop::DesktopCommand;
     use jumpgate_proto::session::{Accepted, SessionMsg};
     use tokio::sync::broadcast::error::RecvError;
+    let Feed {
+        catch_up,
+        mut rx,
+        desktop,
+        refresh,
+        mut driver,
+    } = feed;
+    let ask_refresh = || {
+        if let Some(r) = &refresh {
+            let _ = r.try_send(SessionMsg::DesktopCommand(DesktopCommand::Refresh));
+        }
+    };
     let (r, w) = tokio::io::split(io);
     let mut out = jumpgate_net::session::MsgStream::new(w);
     let mut input = jumpgate_net::session::MsgStream::new(r);
-    let mut sent = backlog.len() as u64;
-    let start = [
-        SessionMsg::Accepted(Accepted::default()),
-        SessionMsg::Stdout(backlog),
-    ];
-    for m in &start {
-        if out.write_msg(m).await.is_err() {
+    let mut sent = 0u64;
+    let count = |m: &SessionMsg| match m {
+        SessionMsg::Stdout(b) | SessionMsg::Stderr(b) => b.len() as u64,
+        SessionMsg::Video(v) => v.data.len() as u64,
+        _ => 0,
+    };
+    for m in std::iter::once(SessionMsg::Accepted(Accepted::default())).chain(catch_up) {
+        sent += count(&m);
+        if out.write_msg(&m).await.is_err() {
             return 0;
         }
     }
+    // A desktop watcher draws from the next stream start on.
+    let mut synced = !desktop;
+    if desktop {
+        ask_refresh();
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
         tokio::select! {
             got = rx.recv() => match got {
                 Ok(m) => {
-                    if let SessionMsg::Stdout(b) | SessionMsg::Stderr(b) = &m {
-                        sent += b.len() as u64;
+                    if let SessionMsg::Video(v) = &m {
+                        synced |= crate::sessions::watch::starts_stream(&v.data);
+                        if !synced {
+                            continue;
+                        }
                     }
+                    sent += count(&m);
                     if out.write_msg(&m).await.is_err() {
-                        return sent;
+                        break None;
                     }
+                }
+                Err(RecvError::Lagged(n)) if desktop => {
+                    tracing::debug!(skipped = n, "desktop watcher fell behind; waiting for a keyframe");
+                    synced = false;
+                    ask_refresh();
                 }
                 Err(RecvError::Lagged(n)) => {
                     let note = format!("\r\n[jumpgate: {n} messages skipped: this watcher fell behind]\r\n");
                     if out.write_msg(&SessionMsg::Stderr(note.into())).await.is_err() {
-                        return sent;
+                        break None;
                     }
                 }
-                Err(RecvError::Closed) => break "the watched session ended",
+                Err(RecvError::Closed) => break Some("the watched session ended"),
             },
-            // Read-only: input is dropped; the watcher leaving ends the watch.
             m = input.read_msg() => match m {
+                Ok(Some(SessionMsg::Ping(n))) => {
+                    if out.write_msg(&SessionMsg::Pong(n)).await.is_err() {
+                        break None;
+                    }
+                }
+                Ok(Some(SessionMsg::DesktopCommand(DesktopCommand::Refresh))) if desktop => {
+                    ask_refresh();
+                }
+                Ok(Some(
+                    m @ (SessionMsg::Pointer(_)
+                    | SessionMsg::Wheel(_)
+                    | SessionMsg::Key(_)
+                    | SessionMsg::InputReset),
+                )) => {
+                    if let Some(d) = driver.as_mut() {
+                        d.input(m).await;
+                    }
+                }
+                // Read-only: anything else is dropped (a watcher's
+                // `FrameAck`s among it: the owner paces the encoder).
                 Ok(Some(_)) => {}
-                _ => return sent,
+                // The watcher leaving ends the watch.
+                _ => break None,
             },
+            _ = tick.tick(), if driver.is_some() => {
+                if let Some(d) = driver.as_mut() {
+                    d.recheck().await;
+                }
+            }
         }
     };
-    let _ = out
-        .write_msg(&SessionMsg::Closed {
-            reason: reason.to_owned(),
-        })
-        .await;
-    let _ = out.shutdown().await;
+    if let Some(d) = driver.as_mut() {
+        d.stop("the watch ended").await;
+    }
+    if let Some(reason) = reason {
+        let _ = out
+            .write_msg(&SessionMsg::Closed {
+                reason: reason.to_owned(),
+            })
+            .await;
+        let _ = out.shutdown().await;
+    }
     sent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::tap::SessionTap;
+    use crate::sessions::watch::{Watch, WatchTap};
+    use jumpgate_proto::desktop::{DesktopCommand, FrameAck, Pointer, Video};
+    use jumpgate_proto::session::SessionMsg;
+
+    fn video(seq: u32, start: bool) -> SessionMsg {
+        // A codec packet's first byte: 1 = StreamStart, 2 = Video.
+        let data = if start { vec![1, 0, 0] } else { vec![2, 0, 0] };
+        SessionMsg::Video(Video {
+            seq,
+            data: data.into(),
+        })
+    }
+
+    async fn read(w: &mut jumpgate_net::session::MsgStream<tokio::io::DuplexStream>) -> SessionMsg {
+        tokio::time::timeout(std::time::Duration::from_secs(30), w.read_msg())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .expect("not the end")
+    }
+
+    /// A desktop watcher: video only from a stream start on (a refresh
+    /// asked when it joins); its ping answered, its acknowledgements and
+    /// input going nowhere; when it falls behind, a refresh asked again
+    /// and nothing drawn until the next stream start — never a packet
+    /// after a gap.
+    #[tokio::test]
+    async fn a_desktop_watcher_starts_at_a_stream_start_and_skips_to_the_next_when_behind() {
+        let w = Watch::desktop("default", "desk", "tina");
+        let mut injector = w.injector().unwrap();
+        let tap = WatchTap(std::sync::Arc::clone(&w));
+        // Before the watcher: a stream that began earlier.
+        tap.on_down(&video(1, true)).await;
+        let (catch_up, rx) = w.subscribe();
+        let feed = Feed {
+            catch_up,
+            rx,
+            desktop: true,
+            refresh: w.inject(),
+            driver: None,
+        };
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let task = tokio::spawn(relay_watch(theirs, feed));
+        let mut me = jumpgate_net::session::MsgStream::new(ours);
+        assert!(matches!(read(&mut me).await, SessionMsg::Accepted(_)));
+        let refresh = SessionMsg::DesktopCommand(DesktopCommand::Refresh);
+        assert_eq!(injector.next().await, refresh, "asked when it joined");
+        // Deltas of the old stream are not drawable: skipped.
+        tap.on_down(&video(2, false)).await;
+        tap.on_down(&video(3, true)).await;
+        tap.on_down(&video(4, false)).await;
+        assert_eq!(read(&mut me).await, video(3, true));
+        assert_eq!(read(&mut me).await, video(4, false));
+        // Its ping is answered; its acknowledgement and pointer go nowhere.
+        me.write_msg(&SessionMsg::FrameAck(FrameAck { seq: 4 }))
+            .await
+            .unwrap();
+        me.write_msg(&SessionMsg::Pointer(Pointer::default()))
+            .await
+            .unwrap();
+        me.write_msg(&SessionMsg::Ping(7)).await.unwrap();
+        assert_eq!(read(&mut me).await, SessionMsg::Pong(7));
+
+        // It stops reading while 400 deltas pass: more than are kept.
+        for seq in 100..500 {
+            tap.on_down(&video(seq, false)).await;
+        }
+        tap.on_down(&video(1000, true)).await;
+        tap.on_down(&video(1001, false)).await;
+        let mut seen = Vec::new();
+        loop {
+            match read(&mut me).await {
+                SessionMsg::Video(v) => {
+                    seen.push(v.seq);
+                    if v.seq == 1001 {
+                        break;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let tail = &seen[seen.len() - 2..];
+        assert_eq!(tail, [1000, 1001], "{seen:?}");
+        let before: Vec<u32> = seen[..seen.len() - 2].to_vec();
+        let contiguous: Vec<u32> = (100..100 + before.len() as u32).collect();
+        assert_eq!(before, contiguous, "never a packet after a gap");
+        assert!(before.len() < 400, "it fell behind: {}", before.len());
+        assert_eq!(injector.next().await, refresh, "asked again when behind");
+        assert!(injector.next().now_or_never_pending(), "nothing injected");
+
+        // The session ends: so does the watch, with the reason.
+        drop(tap);
+        drop(w);
+        assert!(matches!(read(&mut me).await, SessionMsg::Closed { .. }));
+        task.await.unwrap();
+    }
+
+    trait NowOrNever {
+        fn now_or_never_pending(self) -> bool;
+    }
+
+    impl<F: std::future::Future> NowOrNever for F {
+        /// Whether the future is still pending when first polled.
+        fn now_or_never_pending(self) -> bool {
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut f = std::pin::pin!(self);
+            f.as_mut().poll(&mut cx).is_pending()
+        }
+    }
 }

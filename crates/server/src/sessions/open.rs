@@ -285,16 +285,26 @@ impl SessionService {
                 return outcome;
             }
         };
-        // A terminal session can be watched (read-only) while it lives.
-        if matches!(kind, SessionKind::Shell | SessionKind::Exec) {
-            let w = super::watch::Watch::new(&endpoint.group, &endpoint.name, &p.name);
+        // A terminal or desktop session can be watched while it lives.
+        let mut inject = None;
+        if matches!(
+            kind,
+            SessionKind::Shell | SessionKind::Exec | SessionKind::Desktop
+        ) {
+            let (group, name) = (&endpoint.group, &endpoint.name);
+            let w = match kind {
+                SessionKind::Desktop => super::watch::Watch::desktop(group, name, &p.name),
+                _ => super::watch::Watch::new(group, name, &p.name),
+            };
+            inject = w.injector();
             st.sessions
                 .watches
                 .insert(id.clone(), std::sync::Arc::clone(&w));
             taps.push(Box::new(super::watch::WatchTap(w)));
         }
         let counters = Counters::default();
-        let relay = self.open_and_relay(&endpoint, request, client, &stop, &counters, &taps);
+        let relay =
+            self.open_and_relay(&endpoint, request, client, &stop, &counters, &taps, inject);
         let outcome = self.with_progress(&id, &counters, relay).await;
         st.sessions.watches.remove(&id);
         st.sessions.remove(&id);
@@ -445,7 +455,9 @@ impl SessionService {
         }
     }
 
-    /// Opens the agent's stream, relays the open exchange, then the session.
+    /// Opens the agent's stream, relays the open exchange, then the session
+    /// (with a desktop watch's injector merged in).
+    #[allow(clippy::too_many_arguments)]
     async fn open_and_relay<C>(
         &self,
         endpoint: &EndpointRecord,
@@ -454,6 +466,7 @@ impl SessionService {
         stop: &StopHandle,
         counters: &Counters,
         taps: &[Box<dyn SessionTap>],
+        inject: Option<super::watch::Injector>,
     ) -> Outcome
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -530,7 +543,7 @@ impl SessionService {
             down: abuf,
         };
         let reason = || stop.reason().to_owned();
-        match relay::relay(
+        match relay::relay_with(
             client,
             &mut agent,
             pending,
@@ -539,6 +552,7 @@ impl SessionService {
             reason,
             counters,
             taps,
+            inject,
         )
         .await
         {

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outcome::Side;
 use super::tap::SessionTap;
+use super::watch::Injector;
 
 const BUF: usize = 64 * 1024;
 /// How long a stopped session's last message may take to reach a
@@ -45,6 +46,8 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     /// Endpoint messages the session does not allow, dropped.
     pub(crate) dropped_down: AtomicU64,
+    /// Injected messages (participants' input) not allowed now, dropped.
+    pub(crate) dropped_injected: AtomicU64,
 }
 
 /// How a session's bytes are relayed.
@@ -233,7 +236,10 @@ where
 }
 
 /// Technician → agent, message by message, leaving out the messages whose
-/// type `drop` names; then half-closes the writer.
+/// type `drop` names; then half-closes the writer. What `inject` yields
+/// (watchers' refreshes, participants' input) is merged in between whole
+/// messages, under the same `drop` rule; the taps do not see it (nothing
+/// of it is recorded: it is not the technician's).
 async fn copy_up_dropping<R, W>(
     mut r: R,
     mut w: W,
@@ -241,6 +247,7 @@ async fn copy_up_dropping<R, W>(
     counters: &Counters,
     mut watch: Watch<'_>,
     drop: &(dyn Fn(u8) -> bool + Sync),
+    mut inject: Option<&mut Injector>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -267,7 +274,22 @@ where
             }
         }
         buf.reserve(BUF);
-        if r.read_buf(&mut buf).await? == 0 {
+        // Only whole messages were written: `w` is at a message boundary,
+        // where an injected message may go.
+        let n = tokio::select! {
+            n = r.read_buf(&mut buf) => n?,
+            m = injected(inject.as_deref_mut()) => {
+                let m = m.to_bytes();
+                if drop(m[0]) {
+                    counters.dropped_injected.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    w.write_all(&m).await?;
+                    counters.up.fetch_add(m.len() as u64, Ordering::Relaxed);
+                }
+                continue;
+            }
+        };
+        if n == 0 {
             if !buf.is_empty() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -276,6 +298,14 @@ where
             }
             return w.shutdown().await;
         }
+    }
+}
+
+/// The next message `inject` yields; never without one.
+async fn injected(inject: Option<&mut Injector>) -> SessionMsg {
+    match inject {
+        Some(i) => i.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -390,6 +420,8 @@ pub(crate) struct Pending {
 /// Relays until both directions finish, one fails, or `stop` fires.
 /// `reason()` is what a framed technician side is told when stopped. The
 /// `taps` see every framed message that passes; the `counters` count bytes.
+/// (The sessions use [`relay_with`].)
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay<C, A>(
     client: C,
@@ -400,6 +432,32 @@ pub(crate) async fn relay<C, A>(
     reason: impl Fn() -> String,
     counters: &Counters,
     taps: &[Box<dyn SessionTap>],
+) -> RelayEnd
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+{
+    let inject = None;
+    relay_with(
+        client, agent, pending, framing, stop, reason, counters, taps, inject,
+    )
+    .await
+}
+
+/// [`relay`], with a desktop session's [`Injector`] merged into the
+/// technician → endpoint direction (watchers' refreshes, participants'
+/// input; see `watch.rs`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay_with<C, A>(
+    client: C,
+    agent: A,
+    pending: Pending,
+    framing: Framing,
+    stop: &CancellationToken,
+    reason: impl Fn() -> String,
+    counters: &Counters,
+    taps: &[Box<dyn SessionTap>],
+    mut inject: Option<Injector>,
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -423,7 +481,8 @@ where
             Framing::Desktop { .. } => {
                 let w = watch(Direction::Up);
                 let drop = |t: u8| gate.is_some_and(|g| g.drops_up(t));
-                copy_up_dropping(cr, aw, &pending.up, counters, w, &drop).await
+                let inject = inject.as_mut();
+                copy_up_dropping(cr, aw, &pending.up, counters, w, &drop, inject).await
             }
         }
     };
@@ -756,6 +815,82 @@ mod tests {
         let noted = notes.0.lock().unwrap().clone();
         // (Pongs are nothing the taps look at; clipboard text would be.)
         assert_eq!(noted, ["down video", "down cursor"]);
+    }
+
+    /// Injected messages reach the endpoint between the technician's, never
+    /// inside one: a message the technician has half sent is completed
+    /// after the injected one. Input injected into a view-only desktop is
+    /// dropped (counted); a refresh passes.
+    #[tokio::test]
+    async fn injected_messages_go_between_the_technicians_whole_messages() {
+        use jumpgate_proto::desktop::{DesktopCommand, Pointer};
+        for control in [true, false] {
+            let (client, mut tech) = tokio::io::duplex(1 << 16);
+            let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            let counters = Counters::default();
+            let stop = CancellationToken::new();
+            let framing = Framing::Desktop {
+                control,
+                clipboard: true,
+            };
+            let inject = Some(Injector::new(rx));
+            let relay_task = relay_with(
+                client,
+                agent,
+                Pending::default(),
+                framing,
+                &stop,
+                String::new,
+                &counters,
+                &[],
+                inject,
+            );
+            // The technician's own, sent in two halves (allowed either way).
+            let own = SessionMsg::DesktopCommand(DesktopCommand::Monitor { monitor: Some(0) });
+            let pointer = SessionMsg::Pointer(Pointer {
+                x: 7,
+                y: 8,
+                buttons: 1,
+            });
+            let refresh = SessionMsg::DesktopCommand(DesktopCommand::Refresh);
+            let sides = async {
+                let bytes = own.to_bytes();
+                tech.write_all(&bytes[..9]).await.unwrap();
+                // Injected while the technician's message is half sent:
+                // it arrives whole, first.
+                tx.send(pointer.clone()).await.unwrap();
+                tx.send(refresh.clone()).await.unwrap();
+                let mut got = BytesMut::new();
+                let want =
+                    refresh.to_bytes().len() + if control { pointer.to_bytes().len() } else { 0 };
+                while got.len() < want {
+                    assert!(endpoint.read_buf(&mut got).await.unwrap() > 0);
+                }
+                tech.write_all(&bytes[9..]).await.unwrap();
+                tech.shutdown().await.unwrap();
+                while endpoint.read_buf(&mut got).await.unwrap() > 0 {}
+                endpoint.shutdown().await.unwrap();
+                let mut seen = Vec::new();
+                while let Some(m) = SessionMsg::decode(&mut got).unwrap() {
+                    seen.push(m);
+                }
+                assert!(got.is_empty(), "whole messages only");
+                let mut rest = Vec::new();
+                tech.read_to_end(&mut rest).await.unwrap();
+                seen
+            };
+            let (end, seen) = tokio::join!(relay_task, sides);
+            assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+            let want = if control {
+                vec![pointer.clone(), refresh.clone(), own.clone()]
+            } else {
+                vec![refresh.clone(), own.clone()]
+            };
+            assert_eq!(seen, want, "control={control}");
+            let dropped = counters.dropped_injected.load(Ordering::Relaxed);
+            assert_eq!(dropped, u64::from(!control), "control={control}");
+        }
     }
 
     fn exit_bytes() -> bytes::Bytes {
