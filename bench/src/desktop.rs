@@ -778,8 +778,7 @@ fn print_workload(table: &Table, workload: Workload, figs: &[Figures], opts: &Op
     let title = match workload {
         Workload::FullScreen => format!(
             "full-screen change, {} fps painter ({} s)",
-            opts.paint_hz,
-            opts.seconds
+            opts.paint_hz, opts.seconds
         ),
         Workload::Scrolling => format!(
             "scrolling text: xterm 200x60, {} lines/s ({} s)",

@@ -178,6 +178,24 @@ async fn the_downloaded_client_serves_what_the_customer_allows_and_leaves_nothin
         )
         .await);
     assert_eq!(out, "on-the-customers-machine-robin\n");
+    // The session log files it under its support session.
+    let log: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&site.jg(&["sessions", "--json"]).await)).unwrap();
+    let sub: Vec<_> = log
+        .iter()
+        .filter(|r| r["endpoint"] == format!("support:{id}").as_str())
+        .map(|r| {
+            (
+                r["kind"].as_str(),
+                r["support_id"].as_str(),
+                r["outcome"].as_str(),
+            )
+        })
+        .collect();
+    assert!(
+        sub.contains(&(Some("exec"), Some(id.as_str()), Some("ok"))),
+        "{sub:?}"
+    );
 
     // The customer takes it back with the switch: refused again.
     click_when(&x, &w, "switch-shell");

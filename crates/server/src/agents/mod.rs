@@ -56,6 +56,14 @@ impl EndpointRecord {
             conflict: None,
         }
     }
+
+    /// The support session this is the customer's client of (see
+    /// [`Self::support_client`]), `None` for an enrolled endpoint.
+    pub(crate) fn support_id(&self) -> Option<&str> {
+        self.name
+            .strip_prefix("support:")
+            .filter(|id| *id == self.id.as_str() && self.public_key.is_empty())
+    }
 }
 
 /// Second connections of one endpoint's identity, refused while the known

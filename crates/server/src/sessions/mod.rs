@@ -183,6 +183,8 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) kind: &'a str,
     pub(crate) target: &'a str,
     pub(crate) outcome: &'a str,
+    /// The support session of a sub-session on a customer's machine.
+    pub(crate) support_id: Option<&'a str>,
 }
 
 /// Writes the event row of a session that never starts (a denial: it ends
@@ -213,8 +215,8 @@ pub(crate) async fn insert_event_as(
     let now = ids::now_ms();
     sql!(e, |c| {
         sqlx::query(
-        "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, endpoint_group, kind, target, started_at, ended_at, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO session_events (id, user_id, username, endpoint_id, endpoint_name, endpoint_group, kind, target, started_at, ended_at, outcome, support_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(id.as_str())
     .bind(ev.user_id)
@@ -228,6 +230,7 @@ pub(crate) async fn insert_event_as(
     // Events that never become sessions (denials) end when they start.
     .bind((ev.outcome != "open").then_some(now))
     .bind(ev.outcome)
+    .bind(ev.support_id)
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected())
@@ -393,6 +396,7 @@ struct EventRow {
     bytes_up: i64,
     bytes_down: i64,
     outcome: String,
+    support_id: Option<String>,
 }
 
 /// [`list`]'s statement after the scope test (`$1`): the same on both
@@ -418,13 +422,13 @@ pub(crate) async fn list(
     let q = match db.engine() {
         Engine::Sqlite => concat!(
             "SELECT id, username, endpoint_name, kind, target, started_at, ended_at, \
-             bytes_up, bytes_down, outcome FROM session_events WHERE ",
+             bytes_up, bytes_down, outcome, support_id FROM session_events WHERE ",
             in_scope!(sqlite),
             list_rest!()
         ),
         Engine::Postgres => concat!(
             "SELECT id, username, endpoint_name, kind, target, started_at, ended_at, \
-             bytes_up, bytes_down, outcome FROM session_events WHERE ",
+             bytes_up, bytes_down, outcome, support_id FROM session_events WHERE ",
             in_scope!(postgres),
             list_rest!()
         ),
@@ -459,7 +463,7 @@ pub(crate) async fn list(
             bytes_up: r.bytes_up.max(0) as u64,
             bytes_down: r.bytes_down.max(0) as u64,
             outcome: r.outcome,
-            support_id: None,
+            support_id: r.support_id,
         })
         .collect())
 }
@@ -524,6 +528,7 @@ mod tests {
             kind,
             target: "",
             outcome: outcome::RUNNING,
+            support_id: None,
         }
     }
 

@@ -697,6 +697,7 @@ fn event<'a>(
         kind: kind.as_str(),
         target,
         outcome,
+        support_id: e.support_id(),
     }
 }
 

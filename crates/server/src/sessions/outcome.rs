@@ -175,6 +175,7 @@ mod tests {
                 kind: "shell",
                 target: "",
                 outcome: RUNNING,
+                support_id: None,
             };
             super::super::record_start(&db, &ev).await.unwrap();
             assert_eq!(super::super::close_orphans(&db).await.unwrap(), 1);
