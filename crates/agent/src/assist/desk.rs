@@ -149,6 +149,10 @@ impl Desk {
         send(AssistMsg::Granted {
             rights: self.grants.rights(),
         });
+        // An offer withdrawn while the connection was away.
+        if let Some(m) = self.pin.unsent.take() {
+            send(m);
+        }
         ui.show(self.switches()).await;
         loop {
             let next_deadline = self
@@ -179,7 +183,12 @@ impl Desk {
                         info!(reason, "the gateway ended the support session");
                         return self.finish(&reason, true, Some(send), ui).await;
                     }
-                    Some(msg) => self.on_gateway(msg, send, ui).await,
+                    Some(msg) => {
+                        self.on_gateway(msg, send, ui).await;
+                        if let Some(m) = self.pin.unsent.take() {
+                            send(m);
+                        }
+                    }
                 },
                 event = ui.rx.recv() => match event {
                     None => {
@@ -286,7 +295,8 @@ impl Desk {
             AssistMsg::Reset { reason } => {
                 info!(reason, "rights reset by the gateway");
                 self.grants.reset();
-                self.cancel_asks(ui).await;
+                self.cancel_asks(ui, "the session went to someone else")
+                    .await;
                 ui.show(ToAssistUi::Chat {
                     from: String::new(),
                     text: reason,
@@ -442,18 +452,18 @@ impl Desk {
         self.update_asking();
     }
 
-    async fn cancel_asks(&mut self, ui: &mut UiLink) {
+    async fn cancel_asks(&mut self, ui: &mut UiLink, why: &str) {
         for ask in std::mem::take(&mut self.asks) {
             ui.show(ToAssistUi::AskDone { id: ask.id }).await;
         }
-        if self.pin.withdraw() {
+        if self.pin.withdraw(why) {
             ui.show(ToAssistUi::PinDone { ok: false }).await;
         }
         self.update_asking();
     }
 
     async fn connection_lost(&mut self, ui: &mut UiLink) {
-        self.cancel_asks(ui).await;
+        self.cancel_asks(ui, "the connection was lost").await;
         ui.show(ToAssistUi::Status {
             text: "Connection lost, reconnecting…".to_owned(),
             connected: false,
@@ -464,7 +474,7 @@ impl Desk {
     /// Everything off: what a technician could do stops now.
     fn end_locally(&mut self) {
         self.asks.clear();
-        self.pin.withdraw();
+        self.pin.withdraw("the session ended");
         self.update_asking();
         self.grants.reset();
     }

@@ -64,6 +64,9 @@ pub struct PinState {
     /// The install's outcome, read while a connection is served (one
     /// that ends while the connection is away is sent once it is back).
     done: Option<oneshot::Receiver<(bool, String)>>,
+    /// The answer to an offer taken off the screen, for the gateway (sent
+    /// once a connection is there).
+    pub unsent: Option<AssistMsg>,
 }
 
 fn result(ok: bool, message: impl Into<String>) -> AssistMsg {
@@ -143,10 +146,14 @@ impl PinState {
     }
 
     /// Takes an offer off the screen that is not installing (the
-    /// connection or the session is gone): no answer is sent.
-    pub fn withdraw(&mut self) -> bool {
+    /// connection is lost, the session went to someone else or ended):
+    /// the gateway is told it was not installed (`unsent`), so the
+    /// technician may offer again.
+    pub fn withdraw(&mut self, why: &str) -> bool {
         if self.pending.as_ref().is_some_and(|p| !p.running) {
             self.pending = None;
+            info!(why, "the offer of permanent access is withdrawn");
+            self.unsent = Some(result(false, format!("the offer was withdrawn: {why}")));
             return true;
         }
         false
