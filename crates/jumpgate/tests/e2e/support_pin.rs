@@ -412,3 +412,93 @@ async fn a_failed_install_says_why_and_leaves_nothing_behind() {
     assert!(err.contains("installed on this machine already"), "{err}");
     assert_eq!(listing(&root), made, "a refused install changed files");
 }
+
+/// The console's "Pin as unattended…" in chromium (`browser/support_pin.mjs`):
+/// the owner (the administrator, who may enroll endpoints) names the
+/// group in the prompt, the customer's client (at the protocol level)
+/// gets the offer and refuses; the page shows the refusal in the chat.
+#[tokio::test]
+async fn the_console_offers_permanent_access_and_shows_the_answer() {
+    use jumpgate_proto::assist::{AssistMsg, Trailer};
+    use jumpgate_test_support::assist::SimCustomer;
+
+    let chromium = crate::web::browser_prerequisites();
+    let site = Site::start().await;
+    ok(&site
+        .jg(&[
+            "admin", "queues", "create", "helpdesk", "--group", "default", "--member", ADMIN,
+        ])
+        .await);
+    let admin = site
+        .api_client()
+        .with_token(site.saved_token(&site.jg_home()));
+    let anon = site.api_client();
+    let dl = anon
+        .portal_request(&api::HelpRequest {
+            name: "Jo Browser".into(),
+            problem: "Keep an eye on this one".into(),
+            queue: "helpdesk".into(),
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jumpgate-assist");
+    anon.download_to(&dl.download, &file).await.unwrap();
+    let t = {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&file).unwrap();
+        let len = f.metadata().unwrap().len();
+        f.seek(SeekFrom::Start(
+            len - (Trailer::MAX_JSON as u64 + 12).min(len),
+        ))
+        .unwrap();
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).unwrap();
+        Trailer::parse(&buf).unwrap().unwrap()
+    };
+    let mut customer = SimCustomer::connect(&t.url, &t.fingerprint, &t.ticket)
+        .await
+        .unwrap();
+    admin.accept_support(&t.support_id).await.unwrap();
+
+    let artifacts = jumpgate_test_support::xvfb::artifacts();
+    let node = tokio::process::Command::new("node")
+        .arg(crate::web::browser_dir().join("support_pin.mjs"))
+        .current_dir(crate::web::browser_dir())
+        .env("JG_URL", site.gateway.url())
+        .env("JG_USER", ADMIN)
+        .env("JG_PASSWORD", ADMIN_PASSWORD)
+        .env("JG_SESSION", &t.support_id)
+        .env("JG_GROUP", "desks")
+        .env("JG_ARTIFACTS", &artifacts)
+        .env("JG_CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let answer = async {
+        let offer = customer
+            .expect(
+                WAIT * 2,
+                "the offer",
+                |m| matches!(m, AssistMsg::PinOffer { group, .. } if group == "desks"),
+            )
+            .await;
+        let AssistMsg::PinOffer { token, .. } = offer else {
+            unreachable!()
+        };
+        assert!(token.starts_with("jge_"), "an enrollment token");
+        customer.send(AssistMsg::PinResult {
+            ok: false,
+            message: "the customer declined".into(),
+        });
+    };
+    let (out, ()) = tokio::join!(node, answer);
+    let out = out.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains("PIN-TEST PASSED"),
+        "{printed}\n{}\ngateway:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        site.gateway.stderr.text()
+    );
+}
