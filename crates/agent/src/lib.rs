@@ -14,9 +14,12 @@
 //! - [`system`]: system stream handlers, one per topic.
 //! - [`assist`]: `jumpgate assist`, the customer's client of attended
 //!   support (no enrollment: a ticket, rights the customer grants).
+//! - [`install`]: `jumpgate agent install`, this program as a systemd
+//!   service, enrolled (attended support's "pin as unattended").
 
 pub mod assist;
 mod dispatch;
+pub mod install;
 pub mod sessions;
 pub mod state;
 pub mod system;

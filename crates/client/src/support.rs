@@ -169,6 +169,19 @@ impl Client {
         .map(drop)
     }
 
+    /// Offers the customer to make their machine an enrolled endpoint of
+    /// `group` (pin as unattended): 202 once the offer is on its way; the
+    /// customer answers in their window.
+    pub async fn pin_support(&self, id: &str, group: &str) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&api::PinEndpoint {
+            group: group.into(),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.request(http::Method::POST, &session(id, "/pin"), Some(body))
+            .await
+            .map(drop)
+    }
+
     /// Opens a sub-session of `kind` on the customer's machine (the
     /// customer must have allowed its right).
     pub async fn connect_support(

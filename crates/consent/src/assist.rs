@@ -71,6 +71,10 @@ const ENTRY: Rect = Rect::new(PAD, 578, WIDTH - 2 * PAD - 78, 32);
 const SEND: Rect = Rect::new(WIDTH - PAD - 70, 578, 70, 32);
 const END: Rect = Rect::new(WIDTH - PAD - 130, 632, 130, 34);
 const CHAT_LINE_H: i32 = 17;
+// The offer of permanent access covers the chat while it is asked.
+const PIN_PANEL: Rect = Rect::new(PAD, 400, WIDTH - 2 * PAD, 212);
+const PIN_ALLOW: Rect = Rect::new(WIDTH - PAD - 12 - 80, 568, 80, 32);
+const PIN_DENY: Rect = Rect::new(WIDTH - PAD - 12 - 80 - 8 - 80, 568, 80, 32);
 
 // Rating screen.
 const STARS_Y: i32 = 206;
@@ -106,6 +110,16 @@ struct Ask {
     until: Instant,
 }
 
+/// The offer of permanent access (pin as unattended).
+#[derive(Debug, Clone)]
+struct PinAsk {
+    technician: String,
+    group: String,
+    until: Instant,
+    /// Allowed: the install runs (the system asks for the password).
+    installing: bool,
+}
+
 #[derive(Debug, Clone)]
 struct ChatEntry {
     from: String,
@@ -123,6 +137,7 @@ struct State {
     participants: Vec<String>,
     switches: Vec<Switch>,
     asks: Vec<Ask>,
+    pin: Option<PinAsk>,
     chat: Vec<ChatEntry>,
     entry: String,
     screen: Screen,
@@ -140,6 +155,7 @@ impl Default for State {
             participants: Vec::new(),
             switches: Vec::new(),
             asks: Vec::new(),
+            pin: None,
             chat: Vec::new(),
             entry: String::new(),
             screen: Screen::Main,
@@ -160,6 +176,8 @@ enum Target {
     Star(u8),
     Submit,
     Skip,
+    PinAllow,
+    PinDeny,
 }
 
 /// The window on screen. Dropping it takes it down.
@@ -367,7 +385,7 @@ impl Ui {
                 Ok(Msg::Lost(e)) => return Err(ConsentError::ConnectionLost(e)),
                 Err(RecvTimeoutError::Timeout) => {
                     // The ask's countdown.
-                    if !self.state.asks.is_empty() && !self.done {
+                    if (!self.state.asks.is_empty() || self.state.pin.is_some()) && !self.done {
                         self.paint()?;
                     }
                 }
@@ -430,8 +448,22 @@ impl Ui {
                 });
             }
             ToAssistUi::AskDone { id } => s.asks.retain(|a| a.id != id),
+            ToAssistUi::AskPin {
+                technician,
+                group,
+                timeout_ms,
+            } => {
+                s.pin = Some(PinAsk {
+                    technician: plain_text(&technician, MAX_NAME_CHARS),
+                    group: plain_text(&group, 64),
+                    until: Instant::now() + Duration::from_millis(timeout_ms.min(3_600_000)),
+                    installing: false,
+                });
+            }
+            ToAssistUi::PinDone { .. } => s.pin = None,
             ToAssistUi::Ended { reason, rating } => {
                 s.asks.clear();
+                s.pin = None;
                 s.screen = Screen::Ended {
                     reason: plain_text(&reason, 200),
                     rating,
@@ -456,7 +488,14 @@ impl Ui {
                         Target::Switch(i),
                     ));
                 }
-                t.push(("send".into(), SEND, Target::Send));
+                match &self.state.pin {
+                    Some(p) if !p.installing => {
+                        t.push(("pin-allow".into(), PIN_ALLOW, Target::PinAllow));
+                        t.push(("pin-deny".into(), PIN_DENY, Target::PinDeny));
+                    }
+                    Some(_) => {}
+                    None => t.push(("send".into(), SEND, Target::Send)),
+                }
                 t.push(("end".into(), END, Target::End));
             }
             Screen::Ended { rating: true, .. } => {
@@ -491,7 +530,8 @@ impl Ui {
         let mut named: Vec<(&str, Rect)> =
             targets.iter().map(|(n, r, _)| (n.as_str(), *r)).collect();
         match self.state.screen {
-            Screen::Main => named.push(("entry", ENTRY)),
+            Screen::Main if self.state.pin.is_none() => named.push(("entry", ENTRY)),
+            Screen::Main => {}
             Screen::Ended { rating: true, .. } => named.push(("comment", COMMENT)),
             Screen::Ended { .. } => {}
         }
@@ -509,8 +549,13 @@ impl Ui {
             Screen::Ended { .. } => "ended",
         };
         let asks: Vec<String> = s.asks.iter().map(|a| a.id.to_string()).collect();
+        let pin = match &s.pin {
+            Some(p) if p.installing => "installing",
+            Some(_) => "asked",
+            None => "",
+        };
         let status = format!(
-            "screen={screen}; status={}; on={}; ask={}; chat={}; stars={}",
+            "screen={screen}; status={}; on={}; ask={}; chat={}; stars={}; pin={pin}",
             s.status,
             on.join(","),
             asks.join(","),
@@ -632,6 +677,17 @@ impl Ui {
                 }
             }
             Target::Send => self.send_entry(),
+            Target::PinAllow | Target::PinDeny => {
+                if let Some(p) = self.state.pin.as_mut().filter(|p| !p.installing) {
+                    let allowed = t == Target::PinAllow;
+                    if allowed {
+                        p.installing = true;
+                    } else {
+                        self.state.pin = None;
+                    }
+                    self.emit(FromAssistUi::PinAnswer { allowed });
+                }
+            }
             Target::End => self.emit(FromAssistUi::End),
             Target::Star(n) => self.state.stars = n,
             Target::Submit => {
@@ -664,7 +720,8 @@ impl Ui {
     fn key(&mut self, sym: u32) -> Result<(), ConsentError> {
         let rating = matches!(self.state.screen, Screen::Ended { rating: true, .. });
         let main = self.state.screen == Screen::Main;
-        if !rating && !main {
+        // The entry is hidden under the offer of permanent access.
+        if (!rating && !main) || (main && self.state.pin.is_some()) {
             return Ok(());
         }
         let field = if main {
@@ -781,6 +838,57 @@ fn entry_box(c: &mut Canvas, fonts: &Fonts, r: Rect, text: &str, placeholder: &s
     c.fill(Rect::new(r.x + 11 + w as i32, r.y + 7, 1, r.h - 14), INK);
 }
 
+/// The offer of permanent access, over the chat: the question, what it
+/// means, the countdown, Allow / Deny; once allowed, that it installs.
+fn pin_panel(c: &mut Canvas, fonts: &Fonts, pin: &PinAsk, hover: Option<&Target>) {
+    c.round_rect(PIN_PANEL, 8.0, ASK_BG);
+    c.round_rect_outline(PIN_PANEL, 8.0, 1.0, ASK_BORDER);
+    let x = (PIN_PANEL.x + 12) as f32;
+    let w = (PIN_PANEL.w - 24) as f32;
+    let question = Style::new(&fonts.bold, 14.0, INK);
+    let text = format!(
+        "Install permanent remote access for {} into group {}? This needs an administrator password.",
+        pin.technician, pin.group
+    );
+    for (i, line) in wrap(question, &text, w).iter().take(4).enumerate() {
+        c.text(question, x, 424.0 + 18.0 * i as f32, line);
+    }
+    let note = Style::new(&fonts.regular, 12.0, MUTED);
+    let means = "A service stays on this computer after the session: the technicians of this \
+                 site can connect to it without asking you again.";
+    for (i, line) in wrap(note, means, w).iter().take(3).enumerate() {
+        c.text(note, x, 502.0 + 16.0 * i as f32, line);
+    }
+    if pin.installing {
+        c.text(
+            Style::new(&fonts.bold, 13.0, WARN),
+            x,
+            590.0,
+            "Installing… enter the administrator password if asked.",
+        );
+        return;
+    }
+    let left = pin.until.saturating_duration_since(Instant::now());
+    let secs = format!("Denied in {} s", left.as_secs_f64().ceil() as u64);
+    c.text(Style::new(&fonts.regular, 12.0, WARN), x, 590.0, &secs);
+    button(
+        c,
+        fonts,
+        PIN_DENY,
+        "Deny",
+        false,
+        hover == Some(&Target::PinDeny),
+    );
+    button(
+        c,
+        fonts,
+        PIN_ALLOW,
+        "Allow",
+        true,
+        hover == Some(&Target::PinAllow),
+    );
+}
+
 fn render(fonts: &Fonts, s: &State, hover: Option<&Target>) -> Canvas {
     let mut c = Canvas::new(WIDTH, HEIGHT, BG);
     let padf = PAD as f32;
@@ -882,63 +990,67 @@ fn render(fonts: &Fonts, s: &State, hover: Option<&Target>) -> Canvas {
                 c.circle(knob_x as f32, (r.y + 11) as f32, 8.0, BG);
             }
 
-            c.text(
-                Style::new(&fonts.bold, 12.0, MUTED),
-                padf,
-                (CHAT_BOX.y - 8) as f32,
-                "CHAT",
-            );
-            c.round_rect(CHAT_BOX, 6.0, PANEL);
-            let body = Style::new(&fonts.regular, 13.0, INK);
-            let width = (CHAT_BOX.w - 20) as f32;
-            let mut lines: Vec<(String, u32, bool)> = Vec::new();
-            for e in &s.chat {
-                let (who, color) = match e.kind {
-                    ChatKind::Customer => ("You".to_owned(), INK),
-                    ChatKind::Technician => (e.from.clone(), ACCENT),
-                    ChatKind::System => (String::new(), MUTED),
-                };
-                let text = if who.is_empty() {
-                    e.text.clone()
-                } else {
-                    format!("{who}: {}", e.text)
-                };
-                for (i, l) in wrap(body, &text, width).into_iter().enumerate() {
-                    lines.push((l, color, i == 0 && !who.is_empty()));
-                }
-            }
-            let fit = ((CHAT_BOX.h - 12) / CHAT_LINE_H) as usize;
-            let start = lines.len().saturating_sub(fit);
-            for (i, (line, color, first)) in lines[start..].iter().enumerate() {
-                let baseline = (CHAT_BOX.y + 20 + CHAT_LINE_H * i as i32) as f32;
-                let x = (CHAT_BOX.x + 10) as f32;
-                if *first && let Some((who, rest)) = line.split_once(": ") {
-                    let w = c.text(
-                        Style::new(&fonts.bold, 13.0, *color),
-                        x,
-                        baseline,
-                        &format!("{who}:"),
-                    );
-                    c.text(body, x + w + 4.0, baseline, rest);
-                } else {
-                    let style = Style::new(
-                        &fonts.regular,
-                        13.0,
-                        if *color == MUTED { MUTED } else { INK },
-                    );
-                    c.text(style, x, baseline, line);
-                }
-            }
-            if lines.is_empty() {
+            if let Some(pin) = &s.pin {
+                pin_panel(&mut c, fonts, pin, hover);
+            } else {
                 c.text(
-                    Style::new(&fonts.regular, 13.0, MUTED),
-                    (CHAT_BOX.x + 10) as f32,
-                    (CHAT_BOX.y + 20) as f32,
-                    "Messages with the technician appear here.",
+                    Style::new(&fonts.bold, 12.0, MUTED),
+                    padf,
+                    (CHAT_BOX.y - 8) as f32,
+                    "CHAT",
                 );
+                c.round_rect(CHAT_BOX, 6.0, PANEL);
+                let body = Style::new(&fonts.regular, 13.0, INK);
+                let width = (CHAT_BOX.w - 20) as f32;
+                let mut lines: Vec<(String, u32, bool)> = Vec::new();
+                for e in &s.chat {
+                    let (who, color) = match e.kind {
+                        ChatKind::Customer => ("You".to_owned(), INK),
+                        ChatKind::Technician => (e.from.clone(), ACCENT),
+                        ChatKind::System => (String::new(), MUTED),
+                    };
+                    let text = if who.is_empty() {
+                        e.text.clone()
+                    } else {
+                        format!("{who}: {}", e.text)
+                    };
+                    for (i, l) in wrap(body, &text, width).into_iter().enumerate() {
+                        lines.push((l, color, i == 0 && !who.is_empty()));
+                    }
+                }
+                let fit = ((CHAT_BOX.h - 12) / CHAT_LINE_H) as usize;
+                let start = lines.len().saturating_sub(fit);
+                for (i, (line, color, first)) in lines[start..].iter().enumerate() {
+                    let baseline = (CHAT_BOX.y + 20 + CHAT_LINE_H * i as i32) as f32;
+                    let x = (CHAT_BOX.x + 10) as f32;
+                    if *first && let Some((who, rest)) = line.split_once(": ") {
+                        let w = c.text(
+                            Style::new(&fonts.bold, 13.0, *color),
+                            x,
+                            baseline,
+                            &format!("{who}:"),
+                        );
+                        c.text(body, x + w + 4.0, baseline, rest);
+                    } else {
+                        let style = Style::new(
+                            &fonts.regular,
+                            13.0,
+                            if *color == MUTED { MUTED } else { INK },
+                        );
+                        c.text(style, x, baseline, line);
+                    }
+                }
+                if lines.is_empty() {
+                    c.text(
+                        Style::new(&fonts.regular, 13.0, MUTED),
+                        (CHAT_BOX.x + 10) as f32,
+                        (CHAT_BOX.y + 20) as f32,
+                        "Messages with the technician appear here.",
+                    );
+                }
+                entry_box(&mut c, fonts, ENTRY, &s.entry, "Type a message…");
+                button(&mut c, fonts, SEND, "Send", true, hovering(&Target::Send));
             }
-            entry_box(&mut c, fonts, ENTRY, &s.entry, "Type a message…");
-            button(&mut c, fonts, SEND, "Send", true, hovering(&Target::Send));
 
             c.fill(Rect::new(0, END.y - 10, WIDTH, 1), LINE);
             let end_bg = if hovering(&Target::End) {
@@ -1036,6 +1148,13 @@ mod tests {
     #[test]
     fn buttons_do_not_overlap() {
         let mut all = vec![ALLOW, DENY, CHAT_BOX, ENTRY, SEND, END];
+        // The offer's buttons only share the chat's place, never a switch's.
+        for pin in [PIN_ALLOW, PIN_DENY] {
+            assert!(pin.y >= PIN_PANEL.y && pin.y + pin.h <= PIN_PANEL.y + PIN_PANEL.h);
+        }
+        const { assert!(PIN_PANEL.y + PIN_PANEL.h < END.y) };
+        assert!(switch_rect(4).y + 22 < PIN_PANEL.y);
+        const { assert!(PIN_DENY.x + PIN_DENY.w <= PIN_ALLOW.x) };
         all.extend((0..5).map(switch_rect));
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -13,10 +13,13 @@
 //!                  "technician":"alice","timeout_ms":60000}
 //!                 {"type":"ask_done","id":1}
 //!                 {"type":"ended","reason":"the technician ended the session","rating":true}
+//!                 {"type":"ask_pin","technician":"alice","group":"desks","timeout_ms":120000}
+//!                 {"type":"pin_done","ok":true}
 //! child → client  {"type":"ready","version":1}
 //!                 {"type":"geometry","x":440,"y":60,"w":400,"h":680,"focused":false}
 //!                 {"type":"chat","text":"hi"}   {"type":"answer","id":1,"allowed":true}
 //!                 {"type":"revoke","right":"control"}   {"type":"end"}
+//!                 {"type":"pin_answer","allowed":true}
 //!                 {"type":"rating","stars":5,"comment":"quick"}   {"type":"closed"}
 //!                 {"type":"failed","message":"no display: …"}
 //! ```
@@ -89,6 +92,15 @@ pub enum ToAssistUi {
     /// The session is over: the rating screen (`rating`), or only the
     /// reason and a Close button.
     Ended { reason: String, rating: bool },
+    /// The technician offers to install permanent remote access (pin as
+    /// unattended): Allow / Deny in the window, denied after `timeout_ms`.
+    AskPin {
+        technician: String,
+        group: String,
+        timeout_ms: u64,
+    },
+    /// The offer is over (answered and done, timed out, withdrawn).
+    PinDone { ok: bool },
 }
 
 /// A message from the window child to the client.
@@ -112,6 +124,9 @@ pub enum FromAssistUi {
     Answer { id: u64, allowed: bool },
     /// The customer turned a right off.
     Revoke { right: String },
+    /// The customer's answer to `AskPin` (Allow: the window then shows
+    /// that it installs until `PinDone`).
+    PinAnswer { allowed: bool },
     /// The customer ended the session.
     End,
     /// The customer's rating, 1–5 stars.

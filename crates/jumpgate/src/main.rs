@@ -267,6 +267,72 @@ enum AgentCommand {
     /// child process the agent starts itself (JSON lines on stdin/stdout).
     #[command(hide = true)]
     ConsentUi,
+    /// Install this program as the endpoint agent of this machine, for
+    /// good: copy it to /usr/local/lib/jumpgate/jumpgate, enroll it (state
+    /// in /var/lib/jumpgate-agent) and run it as the systemd service
+    /// jumpgate-agent. Needs root.
+    Install(InstallArgs),
+}
+
+#[derive(Args, Debug)]
+struct InstallArgs {
+    /// The gateway, e.g. https://support.example.com.
+    #[arg(long, env = "JUMPGATE_SERVER")]
+    server: String,
+    /// SHA-256 fingerprint of the site's CA.
+    #[arg(long, env = "JUMPGATE_CA_FINGERPRINT")]
+    ca_fingerprint: String,
+    /// One-time enrollment token; prefer --enroll-token-file (a command
+    /// line is visible to every user of the machine).
+    #[arg(
+        long,
+        env = "JUMPGATE_ENROLL_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "enroll_token_file"
+    )]
+    enroll_token: Option<String>,
+    /// File holding the one-time enrollment token (`-` for standard input).
+    #[arg(long, conflicts_with = "enroll_token")]
+    enroll_token_file: Option<PathBuf>,
+    /// Endpoint name to enroll as [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Tests: install under this directory instead of `/`.
+    #[arg(long, hide = true)]
+    root: Option<PathBuf>,
+    /// Tests: run no systemctl (the unit file is still written).
+    #[arg(long, hide = true)]
+    no_systemd: bool,
+}
+
+/// `jumpgate agent install` (see `jumpgate_agent::install`).
+async fn agent_install(args: InstallArgs) -> Result<()> {
+    let token = match args.enroll_token_file {
+        Some(path) => read_token(&path)?,
+        None => args.enroll_token.context("--enroll-token is required")?,
+    };
+    let mut opts = jumpgate_agent::install::InstallOptions::new(
+        args.server.parse().context("--server")?,
+        args.ca_fingerprint.parse().context("--ca-fingerprint")?,
+        token,
+    );
+    opts.name = args.name;
+    if let Some(root) = args.root {
+        opts.root = root;
+    }
+    opts.systemd = !args.no_systemd;
+    let done = jumpgate_agent::install::install(&opts).await?;
+    println!(
+        "installed: this computer is endpoint `{}` in group `{}`{}",
+        done.endpoint,
+        done.group,
+        if done.started {
+            " (service jumpgate-agent started)"
+        } else {
+            " (service not started: --no-systemd)"
+        }
+    );
+    Ok(())
 }
 
 fn parse_display(s: &str) -> Result<String, String> {
@@ -658,6 +724,9 @@ async fn admin(args: AdminArgs) -> Result<()> {
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
+    if let Some(AgentCommand::Install(install)) = args.command {
+        return agent_install(install).await;
+    }
     if let Some(AgentCommand::ConsentUi) = args.command {
         // Blocking line I/O on stdin/stdout until the agent closes it.
         return tokio::task::spawn_blocking(jumpgate_agent::sessions::desktop::run_consent_ui)

@@ -30,6 +30,7 @@ fn assemble() -> Api {
     let api = crate::sessions::http::routes(api);
     let api = crate::vault::http::routes(api);
     let api = crate::support::http::routes(api);
+    let api = crate::support::pin::routes(api);
     crate::web::routes(api)
 }
 

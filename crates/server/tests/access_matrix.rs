@@ -149,6 +149,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
             Only(SUPPORT_READERS),
         ),
         ("POST /api/v1/support/sessions/{id}/invite", Only(SUPPORT)),
+        ("POST /api/v1/support/sessions/{id}/pin", Only(SUPPORT)),
         (
             "DELETE /api/v1/support/sessions/{id}/participants/{user}",
             Only(SUPPORT),

@@ -538,6 +538,26 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             ),
         ),
         (
+            "POST /api/v1/support/sessions/{id}/pin",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/support/sessions/{id}/pin", "")
+                    .into_iter()
+                    .map(|p| json(&p, r#"{"group":"desks"}"#))
+                    .collect();
+                v.push(json("/api/v1/support/sessions/sup_x/pin", r#"{}"#));
+                v.push(json("/api/v1/support/sessions/sup_x/pin", r#"{"group":5}"#));
+                v.push(json(
+                    "/api/v1/support/sessions/sup_x/pin",
+                    r#"{"group":"bad name"}"#,
+                ));
+                v.push(json(
+                    "/api/v1/support/sessions/sup_x/pin",
+                    r#"{"group":"desks","x":1}"#,
+                ));
+                v
+            }),
+        ),
+        (
             "DELETE /api/v1/support/sessions/{id}/participants/{user}",
             (
                 Other,

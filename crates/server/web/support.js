@@ -359,6 +359,7 @@ export async function supportSessionPage(id) {
   const end = h('button', { type: 'button', class: 'danger', id: 'ss-end' }, 'End session');
   const team = h('div', { id: 'ss-team', class: 'ss-team' });
   const [live, setLive] = liveState('ss-live');
+  const pin = pinButton(id, () => s, status);
   let s = null;
   let before = null;
 
@@ -427,6 +428,8 @@ export async function supportSessionPage(id) {
       tools,
       s.granted.includes('view') ? h('a', { class: 'button primary', href: `#/desktop/${encodeURIComponent(target)}`, id: 'ss-open-screen' }, 'Open the screen') : null,
       s.granted.includes('shell') ? h('a', { class: 'button primary', href: `#/terminal/${encodeURIComponent(target)}`, id: 'ss-open-shell' }, 'Open a shell') : null,
+      // Pin as unattended: the owner, with the right to enroll endpoints.
+      s.online && ctx.me && s.owner === ctx.me.username && ctx.me.permissions.includes('manage-endpoints') ? pin : null,
     );
     drawTeam(team, id, s, status);
     if (ended) {
@@ -505,4 +508,29 @@ export async function supportSessionPage(id) {
     },
     setLive,
   );
+}
+
+/**
+ * "Pin as unattended…": asks for the endpoint group, then offers the
+ * customer to make their machine an endpoint of it for good (they allow it
+ * in their window and give an administrator's password). The outcome comes
+ * as a system line of the chat.
+ */
+function pinButton(id, current, status) {
+  const b = h('button', {
+    type: 'button',
+    id: 'ss-pin',
+    title: 'Offer the customer to make this machine an endpoint for good: they allow it in their window and give an administrator password.',
+  }, 'Pin as unattended…');
+  b.addEventListener('click', () => {
+    const s = current();
+    const answer = window.prompt(`Make ${s ? s.customer : 'the customer'}'s machine an endpoint for good, in which group?`, 'default');
+    const group = (answer || '').trim();
+    if (!group) return;
+    busy(b, status, async () => {
+      await post(`/api/v1/support/sessions/${seg(id)}/pin`, { group });
+      render(status, notice(`Offered: the customer answers in their window (group ${group}). The outcome appears in the chat.`));
+    });
+  });
+  return b;
 }

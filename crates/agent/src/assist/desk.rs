@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::grants::{AssistGrants, WindowGuard};
+use super::pin::{self, PinState};
 use super::ui::UiLink;
 
 /// Asks waiting at once; more are denied at once.
@@ -52,6 +53,9 @@ pub struct Desk {
     queue: String,
     chat_sent: VecDeque<Instant>,
     ask_timeout: Duration,
+    /// The offer of permanent access (pin as unattended).
+    pin: PinState,
+    pin_timeout: Duration,
 }
 
 impl Desk {
@@ -64,7 +68,23 @@ impl Desk {
             queue: String::new(),
             chat_sent: VecDeque::new(),
             ask_timeout: Duration::from_secs(u64::from(ASK_TIMEOUT_SECS)),
+            pin: PinState::default(),
+            pin_timeout: pin::PIN_TIMEOUT,
         }
+    }
+
+    /// The offer of permanent access is denied after `t` instead of
+    /// [`pin::PIN_TIMEOUT`] (tests).
+    pub fn with_pin_timeout(mut self, t: Duration) -> Self {
+        self.pin_timeout = t;
+        self
+    }
+
+    /// Technician input waits while the customer answers anything (an
+    /// ask, or the offer of permanent access and its password).
+    fn update_asking(&self) {
+        self.grants
+            .set_asking(!self.asks.is_empty() || self.pin.active());
     }
 
     /// Asks time out after `t` instead of [`ASK_TIMEOUT_SECS`] (tests).
@@ -129,9 +149,18 @@ impl Desk {
         send(AssistMsg::Granted {
             rights: self.grants.rights(),
         });
+        // An offer withdrawn while the connection was away.
+        if let Some(m) = self.pin.unsent.take() {
+            send(m);
+        }
         ui.show(self.switches()).await;
         loop {
-            let next_deadline = self.asks.iter().map(|a| a.deadline).min();
+            let next_deadline = self
+                .asks
+                .iter()
+                .map(|a| a.deadline)
+                .chain(self.pin.deadline())
+                .min();
             tokio::select! {
                 () = shutdown.cancelled() => {
                     send(AssistMsg::EndSession);
@@ -139,6 +168,12 @@ impl Desk {
                     return Step::Shutdown;
                 }
                 () = sleep_until(next_deadline) => self.expire(send, ui).await,
+                outcome = self.pin.finished() => {
+                    let ok = matches!(outcome, AssistMsg::PinResult { ok: true, .. });
+                    send(outcome);
+                    ui.show(ToAssistUi::PinDone { ok }).await;
+                    self.update_asking();
+                }
                 msg = from_gateway.recv() => match msg {
                     None => {
                         self.connection_lost(ui).await;
@@ -148,7 +183,12 @@ impl Desk {
                         info!(reason, "the gateway ended the support session");
                         return self.finish(&reason, true, Some(send), ui).await;
                     }
-                    Some(msg) => self.on_gateway(msg, send, ui).await,
+                    Some(msg) => {
+                        self.on_gateway(msg, send, ui).await;
+                        if let Some(m) = self.pin.unsent.take() {
+                            send(m);
+                        }
+                    }
                 },
                 event = ui.rx.recv() => match event {
                     None => {
@@ -242,7 +282,7 @@ impl Desk {
                     right,
                     deadline: Instant::now() + self.ask_timeout,
                 });
-                self.grants.set_asking(true);
+                self.update_asking();
                 ui.show(ToAssistUi::Ask {
                     id,
                     right: right.as_str().to_owned(),
@@ -255,7 +295,8 @@ impl Desk {
             AssistMsg::Reset { reason } => {
                 info!(reason, "rights reset by the gateway");
                 self.grants.reset();
-                self.cancel_asks(ui).await;
+                self.cancel_asks(ui, "the session went to someone else")
+                    .await;
                 ui.show(ToAssistUi::Chat {
                     from: String::new(),
                     text: reason,
@@ -267,10 +308,28 @@ impl Desk {
                     rights: self.grants.rights(),
                 });
             }
-            AssistMsg::PinOffer { .. } => send(AssistMsg::PinResult {
-                ok: false,
-                message: "this support client does not install endpoints".to_owned(),
-            }),
+            AssistMsg::PinOffer {
+                group,
+                technician,
+                server,
+                fingerprint,
+                token,
+            } => {
+                let offer = pin::Offer {
+                    group,
+                    technician,
+                    server,
+                    fingerprint,
+                    token,
+                };
+                match self.pin.offer(offer, self.pin_timeout) {
+                    Ok(show) => {
+                        self.update_asking();
+                        ui.show(show).await;
+                    }
+                    Err(refusal) => send(refusal),
+                }
+            }
             other => debug!(?other, "not a message for the client"),
         }
     }
@@ -318,7 +377,7 @@ impl Desk {
                 if allowed {
                     self.grants.grant(ask.right);
                 }
-                self.grants.set_asking(!self.asks.is_empty());
+                self.update_asking();
                 info!(id, right = %ask.right, allowed, "the customer answered");
                 if let Some(send) = send {
                     send(AssistMsg::Answer { id, allowed });
@@ -328,6 +387,16 @@ impl Desk {
                 }
                 ui.show(ToAssistUi::AskDone { id }).await;
                 ui.show(self.switches()).await;
+            }
+            FromAssistUi::PinAnswer { allowed } => {
+                let denied = self.pin.answer(allowed);
+                if let Some(msg) = denied {
+                    if let Some(send) = send {
+                        send(msg);
+                    }
+                    ui.show(ToAssistUi::PinDone { ok: false }).await;
+                }
+                self.update_asking();
             }
             FromAssistUi::Revoke { right } => {
                 let Ok(right) = right.parse::<Right>() else {
@@ -376,18 +445,25 @@ impl Desk {
             });
             ui.show(ToAssistUi::AskDone { id: ask.id }).await;
         }
-        self.grants.set_asking(!self.asks.is_empty());
+        if let Some(denied) = self.pin.expire(now) {
+            send(denied);
+            ui.show(ToAssistUi::PinDone { ok: false }).await;
+        }
+        self.update_asking();
     }
 
-    async fn cancel_asks(&mut self, ui: &mut UiLink) {
+    async fn cancel_asks(&mut self, ui: &mut UiLink, why: &str) {
         for ask in std::mem::take(&mut self.asks) {
             ui.show(ToAssistUi::AskDone { id: ask.id }).await;
         }
-        self.grants.set_asking(false);
+        if self.pin.withdraw(why) {
+            ui.show(ToAssistUi::PinDone { ok: false }).await;
+        }
+        self.update_asking();
     }
 
     async fn connection_lost(&mut self, ui: &mut UiLink) {
-        self.cancel_asks(ui).await;
+        self.cancel_asks(ui, "the connection was lost").await;
         ui.show(ToAssistUi::Status {
             text: "Connection lost, reconnecting…".to_owned(),
             connected: false,
@@ -398,7 +474,8 @@ impl Desk {
     /// Everything off: what a technician could do stops now.
     fn end_locally(&mut self) {
         self.asks.clear();
-        self.grants.set_asking(false);
+        self.pin.withdraw("the session ended");
+        self.update_asking();
         self.grants.reset();
     }
 

@@ -17,7 +17,10 @@
 //!    (the agent's dispatcher and handlers), gated by the customer's
 //!    rights ([`grants`], [`gate`]); stream 0 carries the attended-support
 //!    messages, handled by the control loop ([`desk`]).
-//! 4. At the end: the rating screen, every right off (what a technician
+//! 4. The technician may offer to make the machine an enrolled endpoint
+//!    ([`pin`]): only with the customer's Allow and an administrator's
+//!    password; the one exception to "nothing stays".
+//! 5. At the end: the rating screen, every right off (what a technician
 //!    started is stopped), the window child ended and, for a downloaded
 //!    file, the file removed ("nothing stays").
 
@@ -25,6 +28,7 @@ pub mod conn;
 pub mod desk;
 pub(crate) mod gate;
 pub mod grants;
+pub mod pin;
 pub mod trailer;
 pub mod ui;
 

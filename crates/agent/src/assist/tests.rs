@@ -27,7 +27,9 @@ struct Harness {
 impl Harness {
     fn start(ask_timeout: Duration) -> Self {
         let grants = AssistGrants::new(None);
-        let mut desk = Desk::new(grants.clone()).with_ask_timeout(ask_timeout);
+        let mut desk = Desk::new(grants.clone())
+            .with_ask_timeout(ask_timeout)
+            .with_pin_timeout(ask_timeout);
         let (mut ui, shown, window) = UiLink::pair();
         let (gateway, mut from_gateway) = mpsc::channel(16);
         let (sent_tx, sent) = mpsc::unbounded_channel();
@@ -269,4 +271,105 @@ async fn the_customer_ends_or_the_window_dies_or_the_connection_drops() {
     }
     assert!(withdrawn, "the ask left the window");
     drop(window);
+}
+
+fn pin_offer(group: &str) -> AssistMsg {
+    AssistMsg::PinOffer {
+        group: group.into(),
+        technician: "alice".into(),
+        server: "https://127.0.0.1:1".into(),
+        fingerprint: "00".repeat(32),
+        token: "jge_secret".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_offer_of_permanent_access_is_asked_one_at_a_time_and_denied_without_an_answer() {
+    let mut h = Harness::start(Duration::from_millis(300));
+    h.sent().await;
+    h.gateway_says(pin_offer("desks")).await;
+    let shown = h
+        .shown("the offer", |m| matches!(m, ToAssistUi::AskPin { .. }))
+        .await;
+    assert!(
+        matches!(&shown, ToAssistUi::AskPin { technician, group, .. } if technician == "alice" && group == "desks"),
+        "{shown:?}"
+    );
+    assert!(
+        h.grants.state().asking,
+        "input waits while the offer is asked"
+    );
+    // A second offer meanwhile is refused at once.
+    h.gateway_says(pin_offer("other")).await;
+    assert!(matches!(
+        h.sent().await,
+        AssistMsg::PinResult { ok: false, .. }
+    ));
+    h.click(FromAssistUi::PinAnswer { allowed: false }).await;
+    assert_eq!(
+        h.sent().await,
+        AssistMsg::PinResult {
+            ok: false,
+            message: "the customer declined".into()
+        }
+    );
+    h.shown("the offer gone", |m| {
+        matches!(m, ToAssistUi::PinDone { ok: false })
+    })
+    .await;
+    assert!(!h.grants.state().asking);
+    // Unanswered: denied after the timeout.
+    h.gateway_says(pin_offer("desks")).await;
+    h.shown("the offer", |m| matches!(m, ToAssistUi::AskPin { .. }))
+        .await;
+    assert_eq!(
+        h.sent().await,
+        AssistMsg::PinResult {
+            ok: false,
+            message: "the customer did not answer in time".into()
+        }
+    );
+    h.shown("the offer gone", |m| {
+        matches!(m, ToAssistUi::PinDone { ok: false })
+    })
+    .await;
+    assert!(!h.grants.state().asking);
+    // A late answer changes nothing.
+    h.click(FromAssistUi::PinAnswer { allowed: true }).await;
+    assert!(
+        timeout(Duration::from_millis(300), h.sent.recv())
+            .await
+            .is_err(),
+        "a late answer was acted on"
+    );
+}
+
+#[tokio::test]
+async fn a_transfer_withdraws_the_offer_and_tells_the_gateway() {
+    let mut h = Harness::start(Duration::from_secs(30));
+    h.sent().await;
+    h.gateway_says(pin_offer("desks")).await;
+    h.shown("the offer", |m| matches!(m, ToAssistUi::AskPin { .. }))
+        .await;
+    h.gateway_says(AssistMsg::Reset {
+        reason: "alice transferred the session to bob".into(),
+    })
+    .await;
+    h.shown("the offer gone", |m| {
+        matches!(m, ToAssistUi::PinDone { ok: false })
+    })
+    .await;
+    let withdrawn = loop {
+        if let m @ AssistMsg::PinResult { .. } = h.sent().await {
+            break m;
+        }
+    };
+    assert_eq!(
+        withdrawn,
+        AssistMsg::PinResult {
+            ok: false,
+            message: "the offer was withdrawn: the session went to someone else".into()
+        }
+    );
+    assert!(!h.grants.state().asking);
 }

@@ -24,6 +24,7 @@ pub(crate) mod recordings;
 pub(crate) mod sessions;
 pub(crate) mod shell;
 pub(crate) mod support;
+pub(crate) mod support_pin;
 pub(crate) mod vault;
 pub(crate) mod whoami;
 

@@ -124,10 +124,27 @@ pub(crate) enum SupportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Offer to make the customer's machine an endpoint of GROUP for good
+    /// (an agent service); they allow it in their window and give an
+    /// administrator's password. Needs `manage-endpoints` and GROUP among
+    /// your groups.
+    Pin {
+        /// The support session's id (`sup_…`, from `jg support queue`).
+        id: String,
+        /// The endpoint group the machine joins.
+        #[arg(long)]
+        group: String,
+        /// Wait for the outcome (the customer's answer and the install).
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 pub(crate) async fn run(client: &Client, cmd: SupportCommand) -> anyhow::Result<i32> {
     match cmd {
+        SupportCommand::Pin { id, group, wait } => {
+            return super::support_pin::run(client, &id, &group, wait).await;
+        }
         SupportCommand::Queue { queue, watch, json } => {
             follow(client, queue.as_deref(), watch, json).await?;
         }

@@ -22,6 +22,7 @@ mod scope;
 mod sessions;
 mod support;
 mod support_client;
+mod support_pin;
 mod system_streams;
 mod vault;
 mod web;

@@ -18,6 +18,7 @@ pub(crate) mod hub;
 mod keys;
 pub(crate) mod live;
 pub(crate) mod page;
+pub(crate) mod pin;
 mod portal;
 mod queues;
 pub(crate) mod schema;

@@ -232,7 +232,7 @@ fn clean_chat(text: &str) -> Result<String, SupportError> {
 }
 
 /// Stores and passes on one chat line.
-async fn chat_line(
+pub(crate) async fn chat_line(
     st: &AppState,
     id: &str,
     from_kind: ChatFrom,
@@ -620,8 +620,7 @@ pub(crate) async fn from_client(st: &AppState, id: &str, customer: &str, msg: As
             .map(drop),
         AssistMsg::Rating { stars, comment } => rate(st, id, customer, stars, &comment).await,
         AssistMsg::PinResult { ok, message } => {
-            tracing::info!(support = %id, ok, %message, "pin result");
-            Ok(())
+            super::pin::result(st, id, customer, ok, &message).await
         }
         other => {
             tracing::debug!(support = %id, ?other, "ignoring a gateway-side message from a client");
