@@ -53,6 +53,13 @@ pub fn jumpgate_bin() -> &'static str {
     BIN.get_or_init(|| binary("jumpgate"))
 }
 
+/// The `jumpgate-assist` binary: the lean customer client the portal
+/// offers (it sits next to `jumpgate`).
+pub fn assist_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| binary("jumpgate-assist"))
+}
+
 /// The `jg` binary.
 pub fn jg_bin() -> &'static str {
     static BIN: OnceLock<String> = OnceLock::new();

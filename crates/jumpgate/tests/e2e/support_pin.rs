@@ -233,12 +233,13 @@ async fn pinning_makes_the_customers_machine_an_endpoint_only_with_its_consent()
     assert!(unit.contains(
         "ExecStart=/usr/local/lib/jumpgate/jumpgate agent --state-dir /var/lib/jumpgate-agent"
     ));
-    // The program without the download's trailer: the gateway's own.
+    // The program without the download's trailer: the lean client the
+    // portal offers (next to the gateway's executable), byte for byte.
     let installed = std::fs::metadata(&binary).unwrap();
     assert_eq!(installed.permissions().mode() & 0o777, 0o755);
     assert_eq!(
-        installed.len(),
-        std::fs::metadata(jumpgate_bin()).unwrap().len()
+        std::fs::read(&binary).unwrap(),
+        std::fs::read(jumpgate_test_support::assist_bin()).unwrap()
     );
     assert!(download.metadata().unwrap().len() > installed.len());
     let identity: serde_json::Value =
