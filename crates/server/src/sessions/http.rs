@@ -600,8 +600,19 @@ async fn watch(
         watch_as.as_str()
     );
     let group = w.group.clone();
+    // A supervisor watching a customer's machine is shown to the customer
+    // (invited observers and participants are listed already).
+    let shown = match (&w.support, who.user_id()) {
+        (Some(sid), Some(user)) if watch_as == WatchAs::Supervisor => {
+            Some((sid.clone(), user.as_str().to_owned(), who.name.clone()))
+        }
+        _ => None,
+    };
     // The watcher must not keep the session's output channel open.
     drop(w);
+    if let Some((sid, user, name)) = &shown {
+        crate::support::session::supervisor_watch(&st, sid, user, name, true).await;
+    }
     st.db
         .audit_now(
             AuditEvent::new(&who.name, AuditAction::SessionWatch, &id)
@@ -612,7 +623,11 @@ async fn watch(
         .await?;
     let (db, name) = (st.db.clone(), who.name.clone());
     let span = tracing::info_span!("watch", session = %id, user = %who.name);
+    let st2 = st.clone();
     let done = move |sent: u64| async move {
+        if let Some((sid, user, name)) = &shown {
+            crate::support::session::supervisor_watch(&st2, sid, user, name, false).await;
+        }
         db.audit_or_log(
             AuditEvent::new(&name, AuditAction::SessionWatch, &id)
                 .outcome("stopped")

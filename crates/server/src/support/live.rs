@@ -59,6 +59,9 @@ pub(crate) struct Live {
     next_conn: u64,
     /// Chat lines the customer sent in the current second (rate limit).
     chat_window: (i64, u32),
+    /// Supervisors watching a sub-session, by user id: how many watches
+    /// each holds open (they are listed while at least one is).
+    supervising: BTreeMap<String, u32>,
 }
 
 impl Live {
@@ -92,6 +95,40 @@ impl Live {
                     role: p.role,
                 })
                 .collect(),
+        }
+    }
+
+    /// A supervisor started (`true`) or stopped watching one of this
+    /// session's sub-sessions; `true` when the list of people changed (they
+    /// are listed, as supervisor, from their first watch to their last).
+    pub(crate) fn supervise(&mut self, user_id: &str, name: &str, watching: bool) -> bool {
+        if watching {
+            let n = self.supervising.entry(user_id.to_owned()).or_default();
+            *n += 1;
+            if *n > 1 || self.role_of(user_id).is_some() {
+                return false;
+            }
+            self.people.push(Person {
+                user_id: user_id.to_owned(),
+                name: name.to_owned(),
+                role: ParticipantRole::Supervisor,
+                joined_at_ms: ids::now_ms(),
+            });
+            return true;
+        }
+        match self.supervising.get_mut(user_id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.supervising.remove(user_id);
+                let before = self.people.len();
+                self.people
+                    .retain(|p| !(p.user_id == user_id && p.role == ParticipantRole::Supervisor));
+                self.people.len() != before
+            }
+            None => false,
         }
     }
 
@@ -182,6 +219,7 @@ impl LiveSupport {
             client: None,
             next_conn: 0,
             chat_window: (0, 0),
+            supervising: BTreeMap::new(),
         });
         live.hostname = init.hostname.or(live.hostname.take());
         live.next_conn += 1;

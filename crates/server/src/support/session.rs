@@ -85,6 +85,42 @@ fn working(st: &AppState, id: &str, who: &Subject, what: &str) -> Result<(), Sup
     }
 }
 
+/// A supervisor started (`watching`) or stopped watching a sub-session of
+/// support session `id` without being invited: the customer's window lists
+/// them while they watch, and the chat says so (to the customer and the
+/// technicians).
+pub(crate) async fn supervisor_watch(
+    st: &AppState,
+    id: &str,
+    user_id: &str,
+    name: &str,
+    watching: bool,
+) {
+    let changed = st
+        .support_hub
+        .live
+        .with(id, |l| {
+            let changed = l.supervise(user_id, name, watching);
+            if changed {
+                l.send(l.participants_msg());
+            }
+            changed
+        })
+        .unwrap_or(false);
+    if !changed {
+        return;
+    }
+    let text = if watching {
+        format!("{name} (supervisor) is watching")
+    } else {
+        format!("{name} (supervisor) stopped watching")
+    };
+    if let Err(e) = chat_line(st, id, ChatFrom::System, "", &text).await {
+        tracing::warn!(support = %id, error = %e, "cannot tell the customer about a supervisor");
+    }
+    publish(st, id).await;
+}
+
 /// How a session came to its owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Taken {
