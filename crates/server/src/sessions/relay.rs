@@ -1014,6 +1014,80 @@ mod tests {
         assert!(matches!(task.await.unwrap(), RelayEnd::Completed));
     }
 
+    /// The endpoint's exit status reaches the technician only when the
+    /// caller tells it (after recording the session's end); what came
+    /// before it is relayed at once.
+    #[tokio::test]
+    async fn the_exit_status_waits_for_the_caller_to_tell_it() {
+        use futures_util::FutureExt as _;
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let output = SessionMsg::Stdout("done".into()).to_bytes();
+        endpoint.write_all(&output).await.unwrap();
+        endpoint.write_all(&exit_bytes()).await.unwrap();
+        endpoint.shutdown().await.unwrap();
+        let stop = CancellationToken::new();
+        let counters = Counters::default();
+        let (end, last) = relay_until_last_word(
+            client,
+            agent,
+            Pending::default(),
+            Framing::Messages,
+            &stop,
+            String::new,
+            &counters,
+            &[],
+        )
+        .await;
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        let mut got = vec![0; output.len()];
+        tech.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, output.to_vec());
+        // The relay has returned: whatever it wrote is readable now, and
+        // it wrote neither the exit status nor the end of the stream.
+        let mut more = [0u8; 1];
+        assert!(tech.read(&mut more).now_or_never().is_none());
+        last.expect("the exit status is held").tell().await;
+        let mut rest = Vec::new();
+        tech.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, exit_bytes().to_vec());
+    }
+
+    /// An endpoint that sends its exit status but never ends its stream:
+    /// the status is not held back for good.
+    #[tokio::test]
+    async fn an_exit_status_without_an_end_of_stream_is_passed_on() {
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let relay_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            relay_until_last_word(
+                client,
+                agent,
+                Pending::default(),
+                Framing::Messages,
+                &relay_stop,
+                String::new,
+                &counters,
+                &[],
+            )
+            .await
+            .0
+        });
+        endpoint.write_all(&exit_bytes()).await.unwrap();
+        let exit = exit_bytes();
+        let mut got = vec![0; exit.len()];
+        tokio::time::timeout(Duration::from_secs(30), tech.read_exact(&mut got))
+            .await
+            .expect("the exit status was held for good")
+            .unwrap();
+        assert_eq!(got, exit.to_vec());
+        stop.cancel();
+        assert!(matches!(task.await.unwrap(), RelayEnd::Stopped));
+    }
+
     /// A tap that writes down what it is shown.
     #[derive(Default)]
     struct Notes(std::sync::Mutex<Vec<String>>);
