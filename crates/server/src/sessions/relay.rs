@@ -450,7 +450,7 @@ where
 
 /// What a framed technician side is told last — the endpoint's exit
 /// status, or the gateway's `Closed` — and the end of its stream, held
-/// back by [`relay_until_last_word`] so that its caller can record the
+/// back by [`relay_with`] so that its caller can record the
 /// session's end first: when a technician learns that a session ended, its
 /// end is durable, and the gateway's closing writes are not still queued
 /// ahead of the technician's next session.
@@ -913,17 +913,24 @@ mod tests {
                 clipboard: true,
             };
             let inject = Some(Injector::new(rx));
-            let relay_task = relay_with(
-                client,
-                agent,
-                Pending::default(),
-                framing,
-                &stop,
-                String::new,
-                &counters,
-                &[],
-                inject,
-            );
+            let relay_task = async {
+                let (end, last) = relay_with(
+                    client,
+                    agent,
+                    Pending::default(),
+                    framing,
+                    &stop,
+                    String::new,
+                    &counters,
+                    &[],
+                    inject,
+                )
+                .await;
+                if let Some(last) = last {
+                    last.tell().await;
+                }
+                end
+            };
             // The technician's own, sent in two halves (allowed either way).
             let own = SessionMsg::DesktopCommand(DesktopCommand::Monitor { monitor: Some(0) });
             let pointer = SessionMsg::Pointer(Pointer {
@@ -1028,7 +1035,7 @@ mod tests {
         endpoint.shutdown().await.unwrap();
         let stop = CancellationToken::new();
         let counters = Counters::default();
-        let (end, last) = relay_until_last_word(
+        let (end, last) = relay_with(
             client,
             agent,
             Pending::default(),
@@ -1037,6 +1044,7 @@ mod tests {
             String::new,
             &counters,
             &[],
+            None,
         )
         .await;
         assert!(matches!(end, RelayEnd::Completed), "{end:?}");
@@ -1063,7 +1071,7 @@ mod tests {
         let relay_stop = stop.clone();
         let task = tokio::spawn(async move {
             let counters = Counters::default();
-            relay_until_last_word(
+            relay_with(
                 client,
                 agent,
                 Pending::default(),
@@ -1072,6 +1080,7 @@ mod tests {
                 String::new,
                 &counters,
                 &[],
+                None,
             )
             .await
             .0
