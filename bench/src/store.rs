@@ -118,12 +118,13 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
         open_once(&client).await?;
     }
     let mut opens = Vec::with_capacity(args.session_opens);
-    let (mut upgrades, mut answers) = (Vec::new(), Vec::new());
+    let (mut upgrades, mut answers, mut ends) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.session_opens {
-        let (upgraded, accepted) = open_once(&client).await?;
+        let (upgraded, accepted, ended) = open_once(&client).await?;
         opens.push(accepted.as_secs_f64());
         upgrades.push(upgraded.as_secs_f64());
         answers.push((accepted - upgraded).as_secs_f64());
+        ends.push((ended - accepted).as_secs_f64());
     }
     println!(
         "  session open (API call → Accepted), {} sequential: {}",
@@ -137,6 +138,10 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
     println!(
         "    and Open → Accepted (session row + audit commit, recording, agent): {}",
         ms(&mut answers)
+    );
+    println!(
+        "  then Accepted → the session's end at the client (`true` runs, exits; the end recorded): {}",
+        ms(&mut ends)
     );
 
     let n = args.store_endpoints;
@@ -213,9 +218,9 @@ async fn measure(site: &Site, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// One exec session opened and answered; the times to the upgrade and to
-/// `Accepted`.
-async fn open_once(client: &jumpgate_client::Client) -> Result<(Duration, Duration)> {
+/// One exec session opened and answered; the times to the upgrade, to
+/// `Accepted`, and to the end of the session's stream.
+async fn open_once(client: &jumpgate_client::Client) -> Result<(Duration, Duration, Duration)> {
     let t = Instant::now();
     let io = client.connect("bench", SessionKind::Exec).await?;
     let upgraded = t.elapsed();
@@ -234,7 +239,7 @@ async fn open_once(client: &jumpgate_client::Client) -> Result<(Duration, Durati
     // Let the session end on its own (`true` exits): the next one does
     // not queue behind it.
     while let Ok(Some(_)) = s.read_msg().await {}
-    Ok((upgraded, took))
+    Ok((upgraded, took, t.elapsed()))
 }
 
 /// With `JUMPGATE_BENCH_HOLD=FILE`: the site is described in FILE (its

@@ -81,13 +81,12 @@ impl Paged {
 
     /// The next rows as text (with the header, the first time).
     pub(crate) fn page<R: AsRef<[C]>, C: AsRef<str>>(&mut self, rows: &[R]) -> String {
-        let rows: Vec<Vec<(Cow<'_, str>, usize)>> = rows
-            .iter()
-            .map(|r| r.as_ref().iter().map(|c| cell(c.as_ref())).collect())
-            .collect();
-        for row in &rows {
-            for (w, (_, width)) in self.widths.iter_mut().zip(row) {
-                *w = (*w).max(*width);
+        // Each cell is looked at twice (its width, then its text) rather
+        // than kept: a page of thousands of rows then makes one string,
+        // not a vector per row.
+        for row in rows {
+            for (w, c) in self.widths.iter_mut().zip(row.as_ref()) {
+                *w = (*w).max(cell(c.as_ref()).1);
             }
         }
         let line_len: usize = self.widths.iter().map(|w| w + 2).sum::<usize>() + 1;
@@ -101,11 +100,11 @@ impl Paged {
                 headers.iter().map(|h| (h.as_str(), h.chars().count())),
             );
         }
-        for row in &rows {
+        for row in rows {
             line(
                 &mut out,
                 &self.widths,
-                row.iter().map(|(c, width)| (c.as_ref(), *width)),
+                row.as_ref().iter().map(|c| cell(c.as_ref())),
             );
         }
         out
@@ -114,15 +113,24 @@ impl Paged {
 
 /// One table line into `out`: cells (with their widths in characters)
 /// padded to `widths`, two spaces apart, no trailing spaces.
-fn line<'c>(out: &mut String, widths: &[usize], cells: impl Iterator<Item = (&'c str, usize)>) {
+fn line<S: AsRef<str>>(
+    out: &mut String,
+    widths: &[usize],
+    cells: impl Iterator<Item = (S, usize)>,
+) {
     const SPACES: &str = "                                                                ";
     let start = out.len();
-    for (i, (cell, width)) in cells.enumerate() {
+    let mut cells = cells.enumerate().peekable();
+    while let Some((i, (cell, width))) = cells.next() {
         if i > 0 {
             out.push_str("  ");
         }
-        out.push_str(cell);
-        let mut pad = widths.get(i).copied().unwrap_or(0).saturating_sub(width);
+        out.push_str(cell.as_ref());
+        // (The last cell is not padded: it would be trimmed.)
+        let mut pad = match cells.peek() {
+            Some(_) => widths.get(i).copied().unwrap_or(0).saturating_sub(width),
+            None => 0,
+        };
         while pad > 0 {
             let n = pad.min(SPACES.len());
             out.push_str(&SPACES[..n]);

@@ -70,7 +70,7 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
             .await
             .context("listing endpoints")?;
         let seen = if o.json {
-            let page: Vec<Endpoint> = parse(&body)?;
+            let page: Vec<Endpoint> = parse(&body, want)?;
             let seen = Seen::of(&page, after.as_deref(), want);
             if !seen.repeated {
                 let before = json.len();
@@ -85,17 +85,18 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
         } else {
             // The table needs six fields of each endpoint: they are read in
             // place (a page of thousands, not a copy of every value).
-            let page: Vec<Row<'_>> = parse(&body)?;
+            let page: Vec<Row<'_>> = parse(&body, want)?;
             let seen = Seen::of(&page, after.as_deref(), want);
             if !seen.repeated {
-                let rows: Vec<[Cow<'_, str>; 6]> = page
-                    .iter()
-                    .filter(|e| o.matches(*e))
-                    .take(want as usize)
-                    .map(Row::cells)
-                    .collect();
+                let mut rows: Vec<[Cow<'_, str>; 6]> = Vec::with_capacity(page.len());
+                rows.extend(
+                    page.iter()
+                        .filter(|e| o.matches(*e))
+                        .take(want as usize)
+                        .map(Row::cells),
+                );
                 shown += rows.len() as u64;
-                out!("{}", table.page(&rows))?;
+                crate::out::text(&table.page(&rows))?;
             }
             seen
         };
@@ -119,9 +120,44 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> anyhow::Result<Vec<T>> {
-    serde_json::from_slice(body)
+/// A page of the list: a JSON array of `T`, read into a vector made with
+/// room for the `want` entries asked for (not grown and copied while a
+/// page of thousands is read).
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8], want: u32) -> anyhow::Result<Vec<T>> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Reserved(want as usize, std::marker::PhantomData)
+        .deserialize(&mut de)
+        .and_then(|page| de.end().map(|()| page))
         .context("listing endpoints: the gateway's answer is not an endpoint list")
+}
+
+/// Reads a JSON array into a vector with room for this many entries
+/// (at most [`PAGE`]: the answer decides, not the hint).
+struct Reserved<T>(usize, std::marker::PhantomData<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for Reserved<T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Reserved<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of endpoints")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut page = Vec::with_capacity(self.0.min(PAGE as usize));
+        while let Some(e) = seq.next_element()? {
+            page.push(e);
+        }
+        Ok(page)
+    }
 }
 
 /// What the paging loop needs of an endpoint, whichever way it was read.
@@ -237,7 +273,7 @@ fn last_seen(online: bool, at: Option<&str>) -> Cow<'static, str> {
 #[cfg(test)]
 fn render(endpoints: &[Endpoint]) -> String {
     let body = serde_json::to_vec(endpoints).unwrap();
-    let rows: Vec<Row<'_>> = parse(&body).unwrap();
+    let rows: Vec<Row<'_>> = parse(&body, 10).unwrap();
     let cells: Vec<[Cow<'_, str>; 6]> = rows.iter().map(Row::cells).collect();
     table::Paged::new(HEADERS).page(&cells)
 }
@@ -287,6 +323,24 @@ mod tests {
             lines[3].contains("never") && lines[3].ends_with("new.lan"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_page_is_read_whole_whatever_room_was_made_and_only_as_an_array() {
+        let three = [
+            endpoint("a", true, None),
+            endpoint("b", false, None),
+            endpoint("c", false, None),
+        ];
+        let body = serde_json::to_vec(&three).unwrap();
+        let rows: Vec<Row<'_>> = parse(&body, 1).unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let whole: Vec<Endpoint> = parse(&body, PAGE).unwrap();
+        assert_eq!(whole, three);
+        assert!(parse::<Row<'_>>(b"{}", 10).is_err());
+        assert!(parse::<Row<'_>>(b"[] []", 10).is_err());
+        assert!(parse::<Row<'_>>(b"[", 10).is_err());
     }
 
     #[test]

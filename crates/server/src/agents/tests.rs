@@ -488,3 +488,53 @@ async fn the_listed_json_is_the_api_endpoint() {
         }
     }
 }
+
+/// The list's body, written from each row's JSON pieces, is byte for byte
+/// what `serde_json` makes of the rows' views: online or not, never seen
+/// or seen, with a conflict, and with reported details that need escaping.
+#[tokio::test]
+async fn the_written_list_is_the_views_json_byte_for_byte() {
+    for (db, _dir) in engines("agents_list_bytes").await {
+        let e = db.engine();
+        let t = token(&db, "web", Duration::from_secs(600)).await;
+        let mut odd = request(&t, "alpha", 1);
+        odd.details.hostname = "a \"quoted\" host,\"online\":true\\".into();
+        odd.details.os = "Debian\t12 ünïcödé".into();
+        let a = enroll(&db, &odd).await.unwrap();
+        touch(&db, &AgentId(a.response.agent_id.clone()), None)
+            .await
+            .unwrap();
+        let t = token(&db, "db", Duration::from_secs(600)).await;
+        enroll(&db, &request(&t, "beta", 2)).await.unwrap();
+        let beta = find_by_name(&db, "beta").await.unwrap().unwrap();
+        let (x, y): (std::net::SocketAddr, std::net::SocketAddr) = (
+            "127.0.0.1:1000".parse().unwrap(),
+            "127.0.0.2:2000".parse().unwrap(),
+        );
+        record_conflict(&db, &beta, x, y).await.unwrap();
+        let rows = EndpointList::default().rows(&db).await.unwrap();
+        assert_eq!(rows.len(), 2, "{e}");
+        let now = ids::rfc3339(ids::now_ms());
+        let now_json = serde_json::to_string(&now).unwrap();
+        for online in [[false, false], [true, false], [false, true], [true, true]] {
+            let views: Vec<_> = rows
+                .iter()
+                .zip(online)
+                .map(|(r, o)| super::listing::View::new(r, o, &now))
+                .collect();
+            let mut written = vec![b'['];
+            for (i, (r, o)) in rows.iter().zip(online).enumerate() {
+                if i > 0 {
+                    written.push(b',');
+                }
+                r.write_json(o, &now_json, &mut written);
+            }
+            written.push(b']');
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&views).unwrap(),
+                "{e} {online:?}"
+            );
+        }
+    }
+}

@@ -21,7 +21,7 @@ use jumpgate_proto::session::{
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::outcome::{self, Outcome};
-use super::relay::{self, Counters, RelayEnd};
+use super::relay::{self, Counters, LastWord, RelayEnd};
 use super::tap::{DesktopAudit, DesktopTap, RecordingTap, SessionTap, TransferTap};
 use super::{Grant, NewEvent, StopHandle, end_event, insert_event_as, record_end, record_start};
 use crate::agents::EndpointRecord;
@@ -305,7 +305,7 @@ impl SessionService {
         let counters = Counters::default();
         let relay =
             self.open_and_relay(&endpoint, request, client, &stop, &counters, &taps, inject);
-        let outcome = self.with_progress(&id, &counters, relay).await;
+        let (outcome, last_word) = self.with_progress(&id, &counters, relay).await;
         st.sessions.watches.remove(&id);
         st.sessions.remove(&id);
         // Ends the recording (its writer seals the last chunk) and collects
@@ -337,6 +337,12 @@ impl SessionService {
             .detail(detail)
             .group(&endpoint.group);
         record_close(&st.db, &id, (up, down), &stored, closed, recording_end).await;
+        // Only now is the technician told that the session ended (its exit
+        // status, or why it was closed): its end is recorded by then, and
+        // the closing writes are not queued ahead of its next session.
+        if let Some(last_word) = last_word {
+            last_word.tell().await;
+        }
         outcome
     }
 
@@ -421,12 +427,12 @@ impl SessionService {
     /// Runs `relay`, writing the session's progress every few seconds while
     /// bytes move (in its own task: the relay never waits for the database),
     /// so that a crash loses at most those seconds of its duration and bytes.
-    async fn with_progress(
+    async fn with_progress<T>(
         &self,
         id: &SessionId,
         counters: &Counters,
-        relay: impl std::future::Future<Output = Outcome>,
-    ) -> Outcome {
+        relay: impl std::future::Future<Output = T>,
+    ) -> T {
         use std::sync::atomic::Ordering;
         let st = &self.st;
         tokio::pin!(relay);
@@ -456,7 +462,8 @@ impl SessionService {
     }
 
     /// Opens the agent's stream, relays the open exchange, then the session
-    /// (with a desktop watch's injector merged in).
+    /// (with a desktop watch's injector merged in); what the technician is
+    /// told last is handed back, for after the session's end is recorded.
     #[allow(clippy::too_many_arguments)]
     async fn open_and_relay<C>(
         &self,
@@ -467,7 +474,7 @@ impl SessionService {
         counters: &Counters,
         taps: &[Box<dyn SessionTap>],
         inject: Option<super::watch::Injector>,
-    ) -> Outcome
+    ) -> (Outcome, Option<LastWord<tokio::io::WriteHalf<C>>>)
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
@@ -484,12 +491,12 @@ impl SessionService {
             Some(Err(e)) => {
                 let msg = format!("cannot reach the endpoint: {e}");
                 refuse(&mut client, RefusalCode::Failed, msg).await;
-                return Outcome::failed(e.to_string());
+                return (Outcome::failed(e.to_string()), None);
             }
             None => {
                 let msg = "the endpoint went offline".to_owned();
                 refuse(&mut client, RefusalCode::Failed, msg).await;
-                return Outcome::failed("endpoint offline");
+                return (Outcome::failed("endpoint offline"), None);
             }
         };
         let mut agent = MsgStream::new(agent);
@@ -509,12 +516,12 @@ impl SessionService {
                 let outcome = Outcome::Refused(r.message.clone());
                 let _ = client.write_msg(&SessionMsg::Refused(r)).await;
                 let _ = client.get_mut().shutdown().await;
-                return outcome;
+                return (outcome, None);
             }
             Ok(Err(OpenError::Send(e))) => {
                 let msg = format!("cannot reach the endpoint: {e}");
                 refuse(&mut client, RefusalCode::Failed, msg).await;
-                return Outcome::failed(e.to_string());
+                return (Outcome::failed(e.to_string()), None);
             }
             other => {
                 agent.get_mut().reset(reset_code::INTERNAL);
@@ -530,11 +537,14 @@ impl SessionService {
                     Ok(Ok(_) | Err(OpenError::Send(_))) => unreachable!("matched above"),
                 };
                 refuse(&mut client, RefusalCode::Failed, why.clone()).await;
-                return Outcome::failed(why);
+                return (Outcome::failed(why), None);
             }
         };
         if let Err(e) = client.write_msg(&accepted).await {
-            return Outcome::Failed(Some(outcome::Side::Technician), e.to_string());
+            return (
+                Outcome::Failed(Some(outcome::Side::Technician), e.to_string()),
+                None,
+            );
         }
         let (client, cbuf) = client.into_parts();
         let (mut agent, abuf) = agent.into_parts();
@@ -543,7 +553,7 @@ impl SessionService {
             down: abuf,
         };
         let reason = || stop.reason().to_owned();
-        match relay::relay_with(
+        let (end, last_word) = relay::relay_with(
             client,
             &mut agent,
             pending,
@@ -554,15 +564,23 @@ impl SessionService {
             taps,
             inject,
         )
-        .await
-        {
-            RelayEnd::Completed => Outcome::Ok,
+        .await;
+        let outcome = match end {
+            RelayEnd::Completed => {
+                // The endpoint's stream ends now, cleanly (its side is
+                // done), while the technician's waits for the last word.
+                if last_word.is_some() {
+                    let _ = agent.shutdown().await;
+                }
+                Outcome::Ok
+            }
             RelayEnd::Stopped => {
                 agent.reset(reset_code::TERMINATED);
                 Outcome::Terminated(stop.reason().to_owned())
             }
             RelayEnd::Failed(side, e) => Outcome::Failed(Some(side), e),
-        }
+        };
+        (outcome, last_word)
     }
 }
 

@@ -336,12 +336,41 @@ enum DownEnd {
     Stopped,
 }
 
+/// Longest an endpoint's exit status is held back waiting for its end of
+/// stream (an agent half-closes right after it).
+const HOLD_EXIT: Duration = Duration::from_secs(1);
+
+/// The type byte of an `Exit` message.
+fn exit_type() -> u8 {
+    static EXIT: std::sync::LazyLock<u8> = std::sync::LazyLock::new(|| {
+        SessionMsg::Exit(jumpgate_proto::session::ExitStatus::default()).to_bytes()[0]
+    });
+    *EXIT
+}
+
+/// Where the first `Exit` message of `msgs` (whole messages) starts.
+fn exit_at(msgs: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Ok(Some(len)) = session::message_len(&msgs[at..]) {
+        if msgs[at] == exit_type() {
+            return Some(at);
+        }
+        at += len;
+    }
+    None
+}
+
 /// Agent → technician for framed sessions: forwards whole messages only, and
-/// checks `stop` only between them. `buf` holds bytes already read.
+/// checks `stop` only between them. `buf` holds bytes already read. The
+/// endpoint's exit status (and anything after it) is kept in `held`, not
+/// written, while the endpoint's end of stream follows it (at most
+/// [`HOLD_EXIT`]): the caller tells it once the session's end is recorded.
+#[allow(clippy::too_many_arguments)]
 async fn copy_framed<R, W>(
     mut r: R,
     w: &mut W,
     mut buf: BytesMut,
+    held: &mut BytesMut,
     counters: &Counters,
     stop: &CancellationToken,
     mut watch: Option<Watch<'_>>,
@@ -352,6 +381,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut hold_until = tokio::time::Instant::now();
     loop {
         // Forward every whole message buffered so far (in one write).
         let mut whole = 0;
@@ -379,15 +409,31 @@ where
             if let Some(w) = &mut watch {
                 w.see(&msgs).await?;
             }
-            w.write_all(&msgs).await?;
-            counters
-                .down
-                .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+            let len = msgs.len() as u64;
+            // More after a held exit status: it was not the last word.
+            if !held.is_empty() {
+                w.write_all(held).await?;
+                held.clear();
+            }
+            if let Some(at) = exit_at(&msgs) {
+                *held = msgs.split_off(at);
+                hold_until = tokio::time::Instant::now() + HOLD_EXIT;
+            }
+            if !msgs.is_empty() {
+                w.write_all(&msgs).await?;
+            }
+            counters.down.fetch_add(len, Ordering::Relaxed);
         }
         buf.reserve(BUF);
         let n = tokio::select! {
             biased;
             () = stop.cancelled() => return Ok(DownEnd::Stopped),
+            // (A timer only while something is held.)
+            () = async { tokio::time::sleep_until(hold_until).await }, if !held.is_empty() => {
+                w.write_all(held).await?;
+                held.clear();
+                continue;
+            }
             n = r.read_buf(&mut buf) => n?,
         };
         if n == 0 {
@@ -397,13 +443,31 @@ where
                     "agent ended the stream inside a message",
                 ));
             }
-            // Every message was written; a technician who already left
-            // (it may, once it has the exit status) cannot take the close.
-            if let Err(e) = w.shutdown().await {
-                tracing::debug!(error = %e, "technician side already closed");
-            }
             return Ok(DownEnd::Eof);
         }
+    }
+}
+
+/// What a framed technician side is told last — the endpoint's exit
+/// status, or the gateway's `Closed` — and the end of its stream, held
+/// back by [`relay_with`] so that its caller can record the
+/// session's end first: when a technician learns that a session ended, its
+/// end is durable, and the gateway's closing writes are not still queued
+/// ahead of the technician's next session.
+pub(crate) struct LastWord<W> {
+    w: W,
+    bytes: BytesMut,
+}
+
+impl<W: AsyncWrite + Unpin> LastWord<W> {
+    /// Writes it and ends the technician's stream (a technician who does
+    /// not read gets [`STOP_GRACE`]).
+    pub(crate) async fn tell(mut self) {
+        let _ = tokio::time::timeout(STOP_GRACE, async {
+            self.w.write_all(&self.bytes).await?;
+            self.w.shutdown().await
+        })
+        .await;
     }
 }
 
@@ -420,7 +484,8 @@ pub(crate) struct Pending {
 /// Relays until both directions finish, one fails, or `stop` fires.
 /// `reason()` is what a framed technician side is told when stopped. The
 /// `taps` see every framed message that passes; the `counters` count bytes.
-/// (The sessions use [`relay_with`].)
+/// The technician is told the end as it happens (the sessions use
+/// [`relay_with`], which leaves that to its caller).
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay<C, A>(
@@ -438,15 +503,25 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
 {
     let inject = None;
-    relay_with(
+    let (end, last) = relay_with(
         client, agent, pending, framing, stop, reason, counters, taps, inject,
     )
-    .await
+    .await;
+    if let Some(last) = last {
+        last.tell().await;
+    }
+    end
 }
 
 /// [`relay`], with a desktop session's [`Injector`] merged into the
 /// technician → endpoint direction (watchers' refreshes, participants'
-/// input; see `watch.rs`).
+/// input; see `watch.rs`). What a framed technician side is told last (the
+/// endpoint's exit status, the gateway's `Closed{reason}`) and the end of
+/// its stream are handed back, for the caller to tell once the session's
+/// end is recorded. `None`: nothing is left to tell (a raw relay, a
+/// technician who is gone or stopped reading, or a framed session whose
+/// endpoint ended without an exit status: its end was passed on, and the
+/// technician given a moment to finish its side).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay_with<C, A>(
     client: C,
@@ -458,7 +533,7 @@ pub(crate) async fn relay_with<C, A>(
     counters: &Counters,
     taps: &[Box<dyn SessionTap>],
     mut inject: Option<Injector>,
-) -> RelayEnd
+) -> (RelayEnd, Option<LastWord<tokio::io::WriteHalf<C>>>)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     A: AsyncRead + AsyncWrite + Unpin,
@@ -497,25 +572,27 @@ where
             tokio::select! {
                 r = &mut up, if !up_done => match r {
                     Ok(()) => up_done = true,
-                    Err(e) => return RelayEnd::Failed(Side::Technician, e.to_string()),
+                    Err(e) => return (RelayEnd::Failed(Side::Technician, e.to_string()), None),
                 },
                 r = &mut down, if !down_done => match r {
                     Ok(()) => down_done = true,
-                    Err(e) => return RelayEnd::Failed(Side::Endpoint, e.to_string()),
+                    Err(e) => return (RelayEnd::Failed(Side::Endpoint, e.to_string()), None),
                 },
-                () = stop.cancelled() => return RelayEnd::Stopped,
+                () = stop.cancelled() => return (RelayEnd::Stopped, None),
             }
             if up_done && down_done {
-                return RelayEnd::Completed;
+                return (RelayEnd::Completed, None);
             }
         }
     }
 
+    let mut held = BytesMut::new();
     let end = {
         let down = copy_framed(
             ar,
             &mut cw,
             pending.down,
+            &mut held,
             counters,
             stop,
             Some(watch(Direction::Down)),
@@ -531,10 +608,11 @@ where
                     // the endpoint's end of stream reaches the gateway: a
                     // session whose endpoint then ends cleanly completed.
                     Err(e) => {
-                        return match tokio::time::timeout(STOP_GRACE, &mut down).await {
+                        let end = match tokio::time::timeout(STOP_GRACE, &mut down).await {
                             Ok(Ok(DownEnd::Eof)) => ended_cleanly(gate),
                             _ => RelayEnd::Failed(Side::Technician, e.to_string()),
                         };
+                        return (end, None);
                     }
                 },
                 r = &mut down => break r,
@@ -544,41 +622,41 @@ where
                 () = stop.cancelled() => {
                     match tokio::time::timeout(STOP_GRACE, &mut down).await {
                         Ok(r) => break r,
-                        Err(_) => return RelayEnd::Stopped,
+                        Err(_) => return (RelayEnd::Stopped, None),
                     }
                 }
             }
         }
     };
     match end {
-        Ok(DownEnd::Eof) => {
-            // The endpoint finished (e.g. the shell exited). Give the
-            // technician a moment to finish its side, then end anyway.
+        Ok(DownEnd::Eof) if held.is_empty() => {
+            // Every message was written; a technician who already left
+            // (it may, once it has what it waited for) cannot take the close.
+            if let Err(e) = cw.shutdown().await {
+                tracing::debug!(error = %e, "technician side already closed");
+            }
+            // The endpoint finished. Give the technician a moment to finish
+            // its side, then end anyway.
             if !up_done {
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut up).await;
             }
-            ended_cleanly(gate)
+            (ended_cleanly(gate), None)
         }
+        // The endpoint finished with an exit status (e.g. the shell
+        // exited), which the technician waits for: it is told once the
+        // session's end is recorded.
+        Ok(DownEnd::Eof) => (ended_cleanly(gate), Some(LastWord { w: cw, bytes: held })),
         Ok(DownEnd::Stopped) => {
-            let msg = SessionMsg::Closed { reason: reason() }.to_bytes();
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                cw.write_all(&msg).await?;
-                cw.shutdown().await
-            })
-            .await;
-            RelayEnd::Stopped
+            SessionMsg::Closed { reason: reason() }.encode(&mut held);
+            (RelayEnd::Stopped, Some(LastWord { w: cw, bytes: held }))
         }
         Err(e) => {
-            let msg = SessionMsg::Closed {
+            SessionMsg::Closed {
                 reason: format!("connection to the endpoint failed: {e}"),
             }
-            .to_bytes();
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                cw.write_all(&msg).await?;
-                cw.shutdown().await
-            })
-            .await;
-            RelayEnd::Failed(Side::Endpoint, e.to_string())
+            .encode(&mut held);
+            let end = RelayEnd::Failed(Side::Endpoint, e.to_string());
+            (end, Some(LastWord { w: cw, bytes: held }))
         }
     }
 }
@@ -835,17 +913,24 @@ mod tests {
                 clipboard: true,
             };
             let inject = Some(Injector::new(rx));
-            let relay_task = relay_with(
-                client,
-                agent,
-                Pending::default(),
-                framing,
-                &stop,
-                String::new,
-                &counters,
-                &[],
-                inject,
-            );
+            let relay_task = async {
+                let (end, last) = relay_with(
+                    client,
+                    agent,
+                    Pending::default(),
+                    framing,
+                    &stop,
+                    String::new,
+                    &counters,
+                    &[],
+                    inject,
+                )
+                .await;
+                if let Some(last) = last {
+                    last.tell().await;
+                }
+                end
+            };
             // The technician's own, sent in two halves (allowed either way).
             let own = SessionMsg::DesktopCommand(DesktopCommand::Monitor { monitor: Some(0) });
             let pointer = SessionMsg::Pointer(Pointer {
@@ -934,6 +1019,82 @@ mod tests {
         assert_eq!(got, exit.to_vec());
         tech.shutdown().await.unwrap();
         assert!(matches!(task.await.unwrap(), RelayEnd::Completed));
+    }
+
+    /// The endpoint's exit status reaches the technician only when the
+    /// caller tells it (after recording the session's end); what came
+    /// before it is relayed at once.
+    #[tokio::test]
+    async fn the_exit_status_waits_for_the_caller_to_tell_it() {
+        use futures_util::FutureExt as _;
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let output = SessionMsg::Stdout("done".into()).to_bytes();
+        endpoint.write_all(&output).await.unwrap();
+        endpoint.write_all(&exit_bytes()).await.unwrap();
+        endpoint.shutdown().await.unwrap();
+        let stop = CancellationToken::new();
+        let counters = Counters::default();
+        let (end, last) = relay_with(
+            client,
+            agent,
+            Pending::default(),
+            Framing::Messages,
+            &stop,
+            String::new,
+            &counters,
+            &[],
+            None,
+        )
+        .await;
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        let mut got = vec![0; output.len()];
+        tech.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, output.to_vec());
+        // The relay has returned: whatever it wrote is readable now, and
+        // it wrote neither the exit status nor the end of the stream.
+        let mut more = [0u8; 1];
+        assert!(tech.read(&mut more).now_or_never().is_none());
+        last.expect("the exit status is held").tell().await;
+        let mut rest = Vec::new();
+        tech.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, exit_bytes().to_vec());
+    }
+
+    /// An endpoint that sends its exit status but never ends its stream:
+    /// the status is not held back for good.
+    #[tokio::test]
+    async fn an_exit_status_without_an_end_of_stream_is_passed_on() {
+        let (client, mut tech) = tokio::io::duplex(1 << 16);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let relay_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            relay_with(
+                client,
+                agent,
+                Pending::default(),
+                Framing::Messages,
+                &relay_stop,
+                String::new,
+                &counters,
+                &[],
+                None,
+            )
+            .await
+            .0
+        });
+        endpoint.write_all(&exit_bytes()).await.unwrap();
+        let exit = exit_bytes();
+        let mut got = vec![0; exit.len()];
+        tokio::time::timeout(Duration::from_secs(30), tech.read_exact(&mut got))
+            .await
+            .expect("the exit status was held for good")
+            .unwrap();
+        assert_eq!(got, exit.to_vec());
+        stop.cancel();
+        assert!(matches!(task.await.unwrap(), RelayEnd::Stopped));
     }
 
     /// A tap that writes down what it is shown.
