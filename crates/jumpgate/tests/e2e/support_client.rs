@@ -197,6 +197,101 @@ async fn the_downloaded_client_serves_what_the_customer_allows_and_leaves_nothin
         "{sub:?}"
     );
 
+    // A supervisor watches a command on the customer's machine without
+    // being invited: the customer's window lists them while they watch,
+    // and the chat says so.
+    let pw = site.password_file("sam.pw", "watches-over-sessions-3");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "sam",
+            "--role",
+            "supervisor",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    let sam_home = site.home("sam");
+    ok(&site
+        .try_login_in(&sam_home, "sam", "watches-over-sessions-3", &[])
+        .await);
+    let sam = site.api_client().with_token(site.saved_token(&sam_home));
+    let mut cmd = site.jg_command(&[
+        "support",
+        "shell",
+        &id,
+        "--stdin",
+        "--",
+        "sh",
+        "-c",
+        "read l; echo got-$l",
+    ]);
+    cmd.env("JG_HOME", &tina)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut running = cmd.spawn().unwrap();
+    let mut stdin = running.stdin.take().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let sub = loop {
+        let log: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&site.jg(&["sessions", "--active", "--json"]).await)).unwrap();
+        if let Some(r) = log.iter().find(|r| r["support_id"] == id.as_str()) {
+            break r["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no live sub-session"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let watch = sam.watch_session(&sub).await.unwrap();
+    let people = |want: &'static [(&'static str, &'static str)]| {
+        move |s: &api::SupportSession| {
+            s.participants
+                .iter()
+                .map(|p| (p.username.as_str(), p.role.as_str()))
+                .collect::<Vec<_>>()
+                == want
+        }
+    };
+    session_until(
+        &tech,
+        &id,
+        "sam listed",
+        people(&[("tina", "owner"), ("sam", "supervisor")]),
+    )
+    .await;
+    {
+        use tokio::io::AsyncWriteExt;
+        stdin.write_all(b"done\n").await.unwrap();
+    }
+    let out = tokio::time::timeout(WAIT, running.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-done\n");
+    drop(watch);
+    session_until(&tech, &id, "sam gone", people(&[("tina", "owner")])).await;
+    let said: Vec<String> = site
+        .api_client()
+        .with_token(site.saved_token(&site.jg_home()))
+        .support_transcript(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.from_kind == "system")
+        .map(|l| l.text)
+        .collect();
+    assert!(
+        said.contains(&"sam (supervisor) is watching".to_owned())
+            && said.contains(&"sam (supervisor) stopped watching".to_owned()),
+        "{said:?}"
+    );
+
     // The customer takes it back with the switch: refused again.
     click_when(&x, &w, "switch-shell");
     session_until(&tech, &id, "shell revoked", |s| s.granted.is_empty()).await;
