@@ -212,3 +212,57 @@ impl SimCustomer {
         self.handle.close(0, "customer left");
     }
 }
+
+/// The trailer at the end of a file downloaded from the portal.
+///
+/// # Panics
+/// The file cannot be read or carries no trailer.
+pub fn trailer_of(file: &std::path::Path) -> jumpgate_proto::assist::Trailer {
+    use jumpgate_proto::assist::Trailer;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).unwrap();
+    let len = f.metadata().unwrap().len();
+    let tail = (Trailer::MAX_JSON as u64 + 12).min(len);
+    f.seek(SeekFrom::Start(len - tail)).unwrap();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    Trailer::parse(&buf)
+        .unwrap()
+        .expect("the download carries a trailer")
+}
+
+/// Polls the technicians' view of support session `id` (through `api`)
+/// until `want` holds; the view that did.
+///
+/// # Panics
+/// Not within [`crate::WAIT`].
+pub async fn session_until(
+    api: &jumpgate_client::Client,
+    id: &str,
+    what: &str,
+    want: impl Fn(&jumpgate_api_types::support::SupportSession) -> bool,
+) -> jumpgate_api_types::support::SupportSession {
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    loop {
+        if let Ok(s) = api.support_session(id).await
+            && want(&s)
+        {
+            return s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks `button` of the customer's window `w` (on display `x`) once the
+/// window publishes it (`_JUMPGATE_BUTTONS`).
+pub fn click_when(x: &crate::xvfb::Xvfb, w: &str, button: &str) {
+    tokio::task::block_in_place(|| {
+        x.poll(&format!("button {button}"), || {
+            x.prop(w, "_JUMPGATE_BUTTONS")
+                .is_some_and(|b| b.split(';').any(|e| e.starts_with(&format!("{button} "))))
+                .then_some(())
+        });
+        x.click(w, button);
+    });
+}

@@ -190,6 +190,29 @@ impl Site {
         home
     }
 
+    /// A user `name` with the built-in `supervisor` role (group `default`:
+    /// `monitor-sessions`), logged in with `jg`; their `JG_HOME`.
+    pub async fn supervisor(&self, name: &str, password: &str) -> PathBuf {
+        let pw = self.password_file(&format!("{name}.pw"), password);
+        ok(&self
+            .jg(&[
+                "admin",
+                "users",
+                "create",
+                name,
+                "--role",
+                "supervisor",
+                "--groups",
+                "default",
+                "--password-file",
+                pw.to_str().unwrap(),
+            ])
+            .await);
+        let home = self.home(name);
+        ok(&self.try_login_in(&home, name, password, &[]).await);
+        home
+    }
+
     /// [`Self::technician`], and a support queue `queue` (group `default`)
     /// with them as its member.
     pub async fn technician_in_queue(&self, name: &str, password: &str, queue: &str) -> PathBuf {

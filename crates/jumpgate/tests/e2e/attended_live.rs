@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use jumpgate_api_types::support as api;
 use jumpgate_client::ClientError;
-use jumpgate_proto::assist::{AssistMsg, ChatFrom, ParticipantRole, Right, SupportState, Trailer};
+use jumpgate_proto::assist::{AssistMsg, ChatFrom, ParticipantRole, Right, SupportState};
 use jumpgate_proto::control::RejectCode;
 use jumpgate_proto::session::SessionKind;
-use jumpgate_test_support::assist::{SimCustomer, SimError};
+use jumpgate_test_support::assist::{SimCustomer, SimError, trailer_of};
 
 use crate::support::*;
 
@@ -49,20 +49,6 @@ fn session_where(
 ) -> impl Fn(&api::SupportEvent) -> bool {
     let id = id.to_owned();
     move |e| matches!(e, api::SupportEvent::Session { session } if session.id == id && want(session))
-}
-
-/// The trailer at the end of a downloaded file.
-fn trailer_of(file: &std::path::Path) -> Trailer {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(file).unwrap();
-    let len = f.metadata().unwrap().len();
-    let tail = (Trailer::MAX_JSON as u64 + 12).min(len);
-    f.seek(SeekFrom::Start(len - tail)).unwrap();
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).unwrap();
-    Trailer::parse(&buf)
-        .unwrap()
-        .expect("the download carries a trailer")
 }
 
 const PATIENCE: Duration = WAIT;
@@ -579,25 +565,7 @@ async fn a_supervisor_watches_a_live_shell_read_only() {
     let site = Site::start().await;
     let _agent = site.start_agent("srv").await;
     let tina = technician_and_queue(&site).await;
-    let pw = site.password_file("sam.pw", "watches-over-sessions-3");
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "sam",
-            "--role",
-            "supervisor",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    let sam = site.home("sam");
-    ok(&site
-        .try_login_in(&sam, "sam", "watches-over-sessions-3", &[])
-        .await);
+    let sam = site.supervisor("sam", "watches-over-sessions-3").await;
 
     // The administrator's live shell: it echoes what it reads.
     let mut child = site

@@ -14,6 +14,7 @@ use jumpgate_codec::{Canvas, Packet};
 use jumpgate_net::session::MsgStream;
 use jumpgate_proto::desktop::{ControlState, FrameAck, InputState, Pointer};
 use jumpgate_proto::session::{ConsentMode, SessionKind, SessionMsg, SessionRequest};
+use jumpgate_test_support::assist::{click_when, session_until};
 use jumpgate_test_support::xvfb::Xvfb;
 use tokio::sync::mpsc;
 
@@ -261,24 +262,7 @@ const SAM_PASSWORD: &str = "watches-over-sessions-3";
 
 /// A supervisor `sam` (group `default`), logged in with `jg`; their home.
 async fn supervisor(site: &Site) -> std::path::PathBuf {
-    let pw = site.password_file("sam.pw", SAM_PASSWORD);
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "sam",
-            "--role",
-            "supervisor",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    let sam = site.home("sam");
-    ok(&site.try_login_in(&sam, "sam", SAM_PASSWORD, &[]).await);
-    sam
+    site.supervisor("sam", SAM_PASSWORD).await
 }
 
 /// An endpoint `desk` on a 640×480 Xvfb showing a plaid, online, and the
@@ -570,37 +554,6 @@ async fn a_supervisor_watches_a_live_desktop_and_nothing_they_send_reaches_it() 
     );
 }
 
-/// Clicks `button` of the assist window once it is published.
-fn click_when(x: &Xvfb, w: &str, button: &str) {
-    tokio::task::block_in_place(|| {
-        x.poll(&format!("button {button}"), || {
-            x.prop(w, "_JUMPGATE_BUTTONS")
-                .is_some_and(|b| b.split(';').any(|e| e.starts_with(&format!("{button} "))))
-                .then_some(())
-        });
-        x.click(w, button);
-    });
-}
-
-/// Polls the technicians' view of `id` until `want` holds.
-async fn support_until(
-    api: &jumpgate_client::Client,
-    id: &str,
-    what: &str,
-    want: impl Fn(&jumpgate_api_types::support::SupportSession) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Ok(s) = api.support_session(id).await
-            && want(&s)
-        {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The customer asked for `right`: Allow clicked in their window.
 async fn allow(
     site: &Site,
@@ -613,7 +566,7 @@ async fn allow(
 ) {
     ok(&site.jg_in(home, &["support", "ask", id, right]).await);
     click_when(x, w, "allow");
-    support_until(api, id, &format!("{right} granted"), |s| {
+    session_until(api, id, &format!("{right} granted"), |s| {
         s.granted.iter().any(|g| g == right)
     })
     .await;
@@ -694,7 +647,7 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
         assert!(tokio::time::Instant::now() < deadline, "never waiting");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    support_until(&tech, &id, "online", |s| s.online).await;
+    session_until(&tech, &id, "online", |s| s.online).await;
     ok(&site.jg_in(&tina, &["support", "accept", &id]).await);
     ok(&site.jg_in(&tina, &["support", "invite", &id, "bob"]).await);
     ok(&site
@@ -795,7 +748,7 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
 
     // The customer takes control back: bob's pointer goes nowhere again.
     click_when(&x, &w, "switch-control");
-    support_until(&tech, &id, "control revoked", |s| {
+    session_until(&tech, &id, "control revoked", |s| {
         !s.granted.iter().any(|g| g == "control")
     })
     .await;

@@ -16,6 +16,8 @@ use std::time::Duration;
 use jumpgate_api_types::support as api;
 use jumpgate_test_support::xvfb::{Xvfb, have_tools};
 
+use jumpgate_test_support::assist::{click_when, session_until};
+
 use crate::support::*;
 
 const TITLE: &str = "^Jumpgate: remote support$";
@@ -36,37 +38,6 @@ fn listing(dirs: &[PathBuf]) -> BTreeSet<PathBuf> {
         walk(d, &mut out);
     }
     out
-}
-
-/// Clicks `button` of the window once it is published.
-fn click_when(x: &Xvfb, w: &str, button: &str) {
-    tokio::task::block_in_place(|| {
-        x.poll(&format!("button {button}"), || {
-            x.prop(w, "_JUMPGATE_BUTTONS")
-                .is_some_and(|b| b.split(';').any(|e| e.starts_with(&format!("{button} "))))
-                .then_some(())
-        });
-        x.click(w, button);
-    });
-}
-
-/// Polls the technicians' view of `id` until `want` holds.
-async fn session_until(
-    api: &jumpgate_client::Client,
-    id: &str,
-    what: &str,
-    want: impl Fn(&api::SupportSession) -> bool,
-) -> api::SupportSession {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Ok(s) = api.support_session(id).await
-            && want(&s)
-        {
-            return s;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,25 +171,7 @@ async fn the_downloaded_client_serves_what_the_customer_allows_and_leaves_nothin
     // A supervisor watches a command on the customer's machine without
     // being invited: the customer's window lists them while they watch,
     // and the chat says so.
-    let pw = site.password_file("sam.pw", "watches-over-sessions-3");
-    ok(&site
-        .jg(&[
-            "admin",
-            "users",
-            "create",
-            "sam",
-            "--role",
-            "supervisor",
-            "--groups",
-            "default",
-            "--password-file",
-            pw.to_str().unwrap(),
-        ])
-        .await);
-    let sam_home = site.home("sam");
-    ok(&site
-        .try_login_in(&sam_home, "sam", "watches-over-sessions-3", &[])
-        .await);
+    let sam_home = site.supervisor("sam", "watches-over-sessions-3").await;
     let sam = site.api_client().with_token(site.saved_token(&sam_home));
     let mut cmd = site.jg_command(&[
         "support",

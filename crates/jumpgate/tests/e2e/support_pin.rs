@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use jumpgate_api_types::support as api;
 use jumpgate_client::ClientError;
+use jumpgate_test_support::assist::{click_when, trailer_of};
 use jumpgate_test_support::xvfb::{Xvfb, have_tools};
 
 use crate::support::*;
@@ -38,14 +39,6 @@ fn listing(dir: &Path) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     walk(dir, &mut out);
     out
-}
-
-/// Clicks `button` of the window once it is published.
-fn click_when(x: &Xvfb, w: &str, button: &str) {
-    tokio::task::block_in_place(|| {
-        wait_button(x, w, button);
-        x.click(w, button);
-    });
 }
 
 fn wait_button(x: &Xvfb, w: &str, button: &str) {
@@ -420,7 +413,7 @@ async fn a_failed_install_says_why_and_leaves_nothing_behind() {
 /// gets the offer and refuses; the page shows the refusal in the chat.
 #[tokio::test]
 async fn the_console_offers_permanent_access_and_shows_the_answer() {
-    use jumpgate_proto::assist::{AssistMsg, Trailer};
+    use jumpgate_proto::assist::AssistMsg;
     use jumpgate_test_support::assist::SimCustomer;
 
     let chromium = crate::web::browser_prerequisites();
@@ -445,18 +438,7 @@ async fn the_console_offers_permanent_access_and_shows_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("jumpgate-assist");
     anon.download_to(&dl.download, &file).await.unwrap();
-    let t = {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&file).unwrap();
-        let len = f.metadata().unwrap().len();
-        f.seek(SeekFrom::Start(
-            len - (Trailer::MAX_JSON as u64 + 12).min(len),
-        ))
-        .unwrap();
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf).unwrap();
-        Trailer::parse(&buf).unwrap().unwrap()
-    };
+    let t = trailer_of(&file);
     let mut customer = SimCustomer::connect(&t.url, &t.fingerprint, &t.ticket)
         .await
         .unwrap();

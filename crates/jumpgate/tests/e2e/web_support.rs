@@ -23,8 +23,8 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jumpgate_api_types::support as sapi;
-use jumpgate_proto::assist::{AssistMsg, ChatFrom, Right, SupportState, Trailer};
-use jumpgate_test_support::assist::SimCustomer;
+use jumpgate_proto::assist::{AssistMsg, ChatFrom, Right, SupportState};
+use jumpgate_test_support::assist::{SimCustomer, trailer_of};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -122,20 +122,6 @@ impl Browser<'_> {
         }
         self.printed
     }
-}
-
-/// The trailer at the end of a downloaded file.
-fn trailer_of(file: &Path) -> Trailer {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(file).unwrap();
-    let len = f.metadata().unwrap().len();
-    let tail = (Trailer::MAX_JSON as u64 + 12).min(len);
-    f.seek(SeekFrom::Start(len - tail)).unwrap();
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).unwrap();
-    Trailer::parse(&buf)
-        .unwrap()
-        .expect("the download carries a trailer")
 }
 
 #[tokio::test]
