@@ -15,7 +15,7 @@ use jumpgate_client::ClientError;
 use jumpgate_proto::assist::{AssistMsg, ChatFrom, ParticipantRole, Right, SupportState};
 use jumpgate_proto::control::RejectCode;
 use jumpgate_proto::session::SessionKind;
-use jumpgate_test_support::assist::{SimCustomer, SimError, trailer_of};
+use jumpgate_test_support::assist::{SimCustomer, SimError, session_until, trailer_of};
 
 use crate::support::*;
 
@@ -703,21 +703,13 @@ async fn customer_waits(site: &Site, name: &str, n: u8) -> (String, SimCustomer)
     (t.support_id, c)
 }
 
-/// Polls `id` until its owner is `want` (`None`: still waiting).
+/// Polls `id` until its owner is `want`, and checks it is active then.
 async fn owner_becomes(api: &jumpgate_client::Client, id: &str, want: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = api.support_session(id).await.unwrap();
-        if s.owner.as_deref() == Some(want) {
-            assert_eq!(s.state, "active");
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never went to {want}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let s = session_until(api, id, &format!("{id} goes to {want}"), |s| {
+        s.owner.as_deref() == Some(want)
+    })
+    .await;
+    assert_eq!(s.state, "active", "{s:?}");
 }
 
 #[tokio::test]

@@ -76,30 +76,18 @@ pub(crate) async fn remove_ended(
     now_ms: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut w = db.write().await?;
-    let mut removed = 0;
-    if let Some(cutoff) = cutoff_ms {
-        for q in [
-            "DELETE FROM support_messages WHERE support_id IN
-                (SELECT id FROM support_sessions WHERE state = 'ended' AND ended_at < $1)",
-            "DELETE FROM support_grants WHERE support_id IN
-                (SELECT id FROM support_sessions WHERE state = 'ended' AND ended_at < $1)",
-            "DELETE FROM support_participants WHERE support_id IN
-                (SELECT id FROM support_sessions WHERE state = 'ended' AND ended_at < $1)",
-        ] {
-            sql!(w, |c| sqlx::query(q)
-                .bind(cutoff)
-                .execute(&mut *c)
-                .await
-                .map(|r| r.rows_affected()))?;
-        }
-        removed = sql!(w, |c| sqlx::query(
+    // Their chat, grants and participants go with them (`ON DELETE
+    // CASCADE` on both engines).
+    let removed = match cutoff_ms {
+        Some(cutoff) => sql!(w, |c| sqlx::query(
             "DELETE FROM support_sessions WHERE state = 'ended' AND ended_at < $1"
         )
         .bind(cutoff)
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?;
-    }
+        .map(|r| r.rows_affected()))?,
+        None => 0,
+    };
     let keys_before = now_ms - KEYS_KEPT.as_millis() as i64;
     let keys = sql!(w, |c| sqlx::query(
         "DELETE FROM support_keys WHERE expires_at < $1"
