@@ -192,6 +192,14 @@ pub enum Control {
     /// `{"type":"assist","msg":{"type":…}}`: the message keeps its own
     /// `type` inside `msg`.
     Assist(#[serde(with = "assist_wire")] crate::assist::AssistMsg),
+    /// EPM events from an enrolled agent's journal, in order (at most
+    /// [`MAX_EVENTS_PAYLOAD`](crate::epm::MAX_EVENTS_PAYLOAD) bytes).
+    EpmEvents(crate::epm::EpmEventBatch),
+    /// The gateway stored every EPM event up to `through` (a sequence
+    /// number): the agent may forget them.
+    EpmAck {
+        through: u64,
+    },
 }
 
 /// [`Control::Assist`]'s content under `msg` (both enums are tagged by

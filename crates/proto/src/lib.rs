@@ -12,6 +12,8 @@
 //!   cursor, input by keysym, clipboard, who has control).
 //! - [`assist`]: attended support between the gateway and a customer's
 //!   client (chat, rights asked and granted, participants).
+//! - [`epm`]: endpoint privilege management: policy notices, approval
+//!   decisions and the events endpoints report.
 //! - [`system`]: system streams, which the gateway opens to an agent on its
 //!   own behalf (agent facts, later policies), with bodies up to 16 MiB.
 //!
@@ -21,6 +23,7 @@
 pub mod assist;
 pub mod control;
 pub mod desktop;
+pub mod epm;
 mod error;
 pub mod frame;
 pub mod mux;

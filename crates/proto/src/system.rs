@@ -77,15 +77,25 @@ pub enum Topic {
     /// The reply body is the request body. A diagnostic of the system
     /// channel: agents answer it only when started for it (tests).
     Echo,
+    /// The current EPM policy bundle. Request body: JSON
+    /// [`PolicyNotice`](crate::epm::PolicyNotice); reply body: JSON
+    /// [`PolicyAck`](crate::epm::PolicyAck).
+    EpmPolicy,
+    /// A technician's answer to an approval request. Request body: JSON
+    /// [`ApprovalDecision`](crate::epm::ApprovalDecision); reply body
+    /// empty (`invalid` when no such request is waiting).
+    EpmDecision,
 }
 
 impl Topic {
-    pub const ALL: [Self; 2] = [Self::Facts, Self::Echo];
+    pub const ALL: [Self; 4] = [Self::Facts, Self::Echo, Self::EpmPolicy, Self::EpmDecision];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Facts => "facts",
             Self::Echo => "echo",
+            Self::EpmPolicy => "epm-policy",
+            Self::EpmDecision => "epm-decision",
         }
     }
 }
