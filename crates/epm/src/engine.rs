@@ -1,17 +1,19 @@
 //! A policy compiled for one endpoint, and the decision for one program.
 //!
 //! Compiling drops the rules whose endpoint groups do not include this
-//! endpoint, indexes applications by exact path (a hash map) and puts the
-//! glob paths in one [`RegexSet`], and keeps each application's rules in
-//! policy order. Deciding is then: the applications whose path matches
-//! (one lookup plus one set match), filtered by hash and arguments, and
+//! endpoint, indexes applications by exact path (a hash map) and glob
+//! paths by the directory before their first wildcard (another hash map:
+//! a program is compared only with the globs under one of its own
+//! ancestor directories), and keeps each application's rules in policy
+//! order. Deciding is then: the applications whose path matches (a lookup
+//! per path component), filtered by hash and arguments, and
 //! among their rules the first in policy order whose people match the
 //! caller — first match wins, as in a firewall.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 
 use crate::policy::{Action, DEFAULT_APPROVAL_TIMEOUT, Policy, Proof, Scope, parse_timeout};
 
@@ -113,9 +115,9 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     /// Exact path → applications.
     exact: HashMap<String, Vec<usize>>,
-    /// Glob paths, one pattern per entry of `glob_apps`.
-    globs: RegexSet,
-    glob_apps: Vec<usize>,
+    /// Glob paths by their literal directory (`/opt/vendor/` for
+    /// `/opt/vendor/*/bin/tool*`): the pattern and the application.
+    globs: HashMap<String, Vec<(Regex, usize)>>,
     admin: Vec<(Scope, AdminGrant)>,
 }
 
@@ -130,7 +132,18 @@ pub fn args_regex(re: &str) -> Result<Regex, regex::Error> {
 }
 
 fn is_glob(path: &str) -> bool {
-    path.contains(['*', '?', '['])
+    path.contains(['*', '?'])
+}
+
+/// The literal directory a glob starts with, up to its last `/` before the
+/// first wildcard: `/opt/vendor/` for `/opt/vendor/*/bin/tool*`.
+fn glob_dir(glob: &str) -> &str {
+    let first = glob.find(['*', '?']).unwrap_or(glob.len());
+    let cut = glob
+        .get(..first)
+        .and_then(|s| s.rfind('/'))
+        .map_or(0, |i| i + 1);
+    glob.get(..cut).unwrap_or("/")
 }
 
 /// A glob over absolute paths as a regex: `**` any characters, `*` any
@@ -160,8 +173,7 @@ impl Engine {
         let mut apps: Vec<App> = Vec::with_capacity(policy.applications.len());
         let mut by_name = HashMap::with_capacity(policy.applications.len());
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut glob_patterns = Vec::new();
-        let mut glob_apps = Vec::new();
+        let mut globs: HashMap<String, Vec<(Regex, usize)>> = HashMap::new();
         for a in &policy.applications {
             let i = apps.len();
             by_name.insert(a.name.as_str(), i);
@@ -175,8 +187,16 @@ impl Engine {
                 None => None,
             };
             if is_glob(&a.path) {
-                glob_patterns.push(glob_regex(&a.path));
-                glob_apps.push(i);
+                let Ok(re) = RegexBuilder::new(&glob_regex(&a.path))
+                    .size_limit(1 << 20)
+                    .build()
+                else {
+                    continue;
+                };
+                globs
+                    .entry(glob_dir(&a.path).to_owned())
+                    .or_default()
+                    .push((re, i));
             } else {
                 exact.entry(a.path.clone()).or_default().push(i);
             }
@@ -187,13 +207,6 @@ impl Engine {
                 rules: Vec::new(),
             });
         }
-        let globs = RegexSetBuilder::new(&glob_patterns)
-            .size_limit(64 << 20)
-            .build()
-            .unwrap_or_else(|_| {
-                glob_apps.clear();
-                RegexSet::empty()
-            });
         let mut rules = Vec::new();
         for r in &policy.rules {
             if !endpoint_match(&r.scope, endpoint_groups) {
@@ -241,7 +254,6 @@ impl Engine {
             rules,
             exact,
             globs,
-            glob_apps,
             admin,
         }
     }
@@ -283,10 +295,15 @@ impl Engine {
                 consider(a);
             }
         }
-        if !self.glob_apps.is_empty() {
-            for m in self.globs.matches(&program.path).iter() {
-                if let Some(&a) = self.glob_apps.get(m) {
-                    consider(a);
+        if !self.globs.is_empty() {
+            // Every ancestor directory, `/` included, with its slash.
+            for (i, _) in program.path.match_indices('/') {
+                if let Some(list) = program.path.get(..=i).and_then(|d| self.globs.get(d)) {
+                    for (re, a) in list {
+                        if re.is_match(&program.path) {
+                            consider(*a);
+                        }
+                    }
                 }
             }
         }
@@ -393,6 +410,9 @@ mod tests {
         let d = e.decide(&caller("x", &[]), &program("/usr/sbin/sub/reboot", &[]));
         assert_eq!(d.action, Action::Block);
         assert_eq!(glob_regex("/opt/**/bin/?.sh"), r"^/opt/.*/bin/[^/]\.sh$");
+        assert_eq!(glob_dir("/opt/**/bin/?.sh"), "/opt/");
+        assert_eq!(glob_dir("/usr/sbin/*"), "/usr/sbin/");
+        assert_eq!(glob_dir("/*"), "/");
     }
 
     #[test]
