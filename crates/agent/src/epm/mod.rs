@@ -463,3 +463,136 @@ impl Epm {
         self.journal().pending().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jumpgate_epm::bundle::{BundleContent, SigningKey};
+    use jumpgate_epm::policy::Policy;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Serves `body` to every request on loopback; its base URL.
+    async fn serve(body: Vec<u8>) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut req = vec![0u8; 4096];
+                    let _ = s.read(&mut req).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}/epm/bundles/x")
+    }
+
+    fn sealed(key: &SigningKey, version: u64) -> Vec<u8> {
+        let policy = Policy::from_yaml("default: block\n").unwrap();
+        bundle::seal(
+            &BundleContent {
+                version,
+                published_at: "2026-12-02T05:00:00Z".into(),
+                published_by: "admin".into(),
+                policy,
+            },
+            key,
+        )
+    }
+
+    async fn notice_for(key: &SigningKey, bytes: Vec<u8>, version: u64) -> PolicyNotice {
+        PolicyNotice {
+            version,
+            sha256: bundle::sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            url: serve(bytes).await,
+            keys: vec![key.trusted()],
+            groups: vec!["linux".into()],
+            code_secret: base64::engine::general_purpose::STANDARD.encode([3u8; 32]),
+        }
+    }
+
+    fn opts() -> EpmOptions {
+        EpmOptions {
+            socket: None,
+            ..EpmOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn notices_switch_policies_and_refuse_rollbacks_and_bad_content() {
+        let state = tempfile::tempdir().unwrap();
+        let epm = Epm::open(state.path(), opts()).unwrap();
+        assert_eq!(epm.version(), None);
+        let (key, _) = SigningKey::generate("pk_a").unwrap();
+
+        let ack = epm
+            .handle_notice(notice_for(&key, sealed(&key, 2), 2).await)
+            .await;
+        assert_eq!(
+            ack,
+            PolicyAck {
+                accepted: Some(2),
+                refused: None
+            }
+        );
+        assert_eq!(epm.version(), Some(2));
+        assert_eq!(epm.code_secret().unwrap().as_slice(), &[3u8; 32]);
+        // The same notice again: nothing to do.
+        let again = epm
+            .handle_notice(notice_for(&key, sealed(&key, 2), 2).await)
+            .await;
+        assert_eq!(again.accepted, Some(2));
+
+        // Older, signed correctly: refused (rollback), the policy stays.
+        let ack = epm
+            .handle_notice(notice_for(&key, sealed(&key, 1), 1).await)
+            .await;
+        assert_eq!(ack.accepted, Some(2));
+        assert!(ack.refused.unwrap().contains('1'));
+        // Content that does not match the announced hash.
+        let mut n = notice_for(&key, sealed(&key, 3), 3).await;
+        n.sha256 = bundle::sha256_hex(b"other");
+        let ack = epm.handle_notice(n).await;
+        assert!(ack.refused.is_some());
+        assert_eq!(epm.version(), Some(2));
+        // Signed by a key the gateway does not name.
+        let (stranger, _) = SigningKey::generate("pk_b").unwrap();
+        let mut n = notice_for(&key, sealed(&stranger, 3), 3).await;
+        n.keys = vec![key.trusted()];
+        let ack = epm.handle_notice(n).await;
+        assert!(ack.refused.is_some());
+
+        let kinds: Vec<_> = epm.pending_events().into_iter().map(|e| e.kind).collect();
+        assert!(matches!(
+            kinds[0],
+            EpmEventKind::BundleAccepted { version: 2 }
+        ));
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| matches!(k, EpmEventKind::BundleRefused { .. }))
+                .count(),
+            3
+        );
+        // After a restart, offline: the last good policy, verified again.
+        drop(epm);
+        let epm = Epm::open(state.path(), opts()).unwrap();
+        assert_eq!(epm.version(), Some(2));
+        assert_eq!(epm.active().unwrap().groups, ["linux"]);
+        // An approval nobody waits for is answered as such.
+        assert!(!epm.handle_decision(ApprovalDecision {
+            request: "er_nope".into(),
+            approved: true,
+            by: "t".into(),
+            comment: String::new(),
+        }));
+    }
+}
