@@ -629,7 +629,131 @@ async fn admin_session(
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
+    use jumpgate_epm::bundle::{self, BundleContent, SigningKey};
+    use jumpgate_epm::policy::Policy;
+    use jumpgate_proto::epm::ApprovalDecision;
+
     use super::*;
+    use crate::epm::EpmOptions;
+
+    /// An EPM with `yaml` in force and its service on a socket.
+    async fn service(yaml: &str) -> (Arc<Epm>, std::path::PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = SigningKey::generate("pk_t").unwrap();
+        let bytes = bundle::seal(
+            &BundleContent {
+                version: 1,
+                published_at: "2026-12-02T05:00:00Z".into(),
+                published_by: "t".into(),
+                policy: Policy::from_yaml(yaml).unwrap(),
+            },
+            &key,
+        );
+        let store = crate::epm::store::Store::open(&dir.path().join("epm")).unwrap();
+        store
+            .accept(
+                1,
+                &bytes,
+                &crate::epm::store::Trust {
+                    keys: vec![key.trusted()],
+                    groups: vec![],
+                },
+            )
+            .unwrap();
+        let epm = Epm::open(
+            dir.path(),
+            EpmOptions {
+                socket: None,
+                ..EpmOptions::default()
+            },
+        )
+        .unwrap();
+        let socket = dir.path().join("elevate.sock");
+        let listener = bind(&socket).unwrap();
+        tokio::spawn(serve(Arc::clone(&epm), listener, CancellationToken::new()));
+        (epm, socket, dir)
+    }
+
+    /// Connects and sends a request with `/dev/null` as its fds.
+    fn request(socket: &Path, argv: &[&str]) -> std::os::unix::net::UnixStream {
+        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        wire::send_with_fds(
+            &mut s,
+            &ClientMsg::Elevate(Elevate {
+                argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+                cwd: "/".into(),
+                path: "/usr/bin:/bin".into(),
+                reason: Some("deploy".into()),
+                ..Elevate::default()
+            }),
+            &[null.as_fd(), null.as_fd(), null.as_fd()],
+        )
+        .unwrap();
+        s
+    }
+
+    fn next(s: &mut std::os::unix::net::UnixStream) -> AgentMsg {
+        loop {
+            match wire::recv::<_, AgentMsg>(s).unwrap().unwrap() {
+                AgentMsg::Started { .. } | AgentMsg::Notice { .. } => {}
+                m => return m,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn approvals_wait_for_the_technicians_answer() {
+        let (epm, socket, _dir) = service(
+            "default: block\napplications:\n  - { name: true, path: /usr/bin/true }\nrules:\n  - { name: ask, applications: [true], action: elevate-with-approval, approval_timeout: 1m }\n",
+        )
+        .await;
+        for approved in [true, false] {
+            let sock = socket.clone();
+            let client = tokio::task::spawn_blocking(move || {
+                let mut s = request(&sock, &["true"]);
+                let AgentMsg::NeedApproval { request: id, .. } = next(&mut s) else {
+                    panic!("no approval asked");
+                };
+                (id, s)
+            });
+            let (id, mut s) = client.await.unwrap();
+            assert!(id.starts_with("er_"));
+            // The request is journalled before anyone is asked.
+            assert!(epm.pending_events().iter().any(|e| matches!(
+                &e.kind,
+                EpmEventKind::ApprovalRequested { request, rule, reason, .. }
+                    if *request == id && rule == "ask" && reason == "deploy"
+            )));
+            assert!(epm.handle_decision(ApprovalDecision {
+                request: id.clone(),
+                approved,
+                by: "tech".into(),
+                comment: "ok".into(),
+            }));
+            let end = tokio::task::spawn_blocking(move || next(&mut s))
+                .await
+                .unwrap();
+            if approved {
+                assert_eq!(end, AgentMsg::Exited { code: 0 });
+            } else {
+                let AgentMsg::Refused { rule, message } = end else {
+                    panic!("{end:?}");
+                };
+                assert_eq!(rule, "ask");
+                assert!(message.contains("denied by tech"), "{message}");
+            }
+            // Answered once: a second answer finds nothing waiting.
+            assert!(!epm.handle_decision(ApprovalDecision {
+                request: id,
+                approved: true,
+                by: "tech".into(),
+                comment: String::new(),
+            }));
+        }
+    }
 
     #[test]
     fn events_keep_a_bounded_argument_list_and_reasons_are_cleaned() {
