@@ -105,7 +105,6 @@ impl Journal {
     /// # Errors
     /// As [`Journal::open`].
     pub fn open_with_cap(dir: &Path, cap: u64) -> Result<Self, JournalError> {
-        jumpgate_net::fs::create_private_dir(dir).map_err(io_at(dir))?;
         let meta_path = dir.join("meta.json");
         let meta = match fs::read(&meta_path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| JournalError::Corrupt {
@@ -116,7 +115,13 @@ impl Journal {
             Err(e) => return Err(io_at(&meta_path)(e)),
         };
         let mut firsts = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e.collect::<Vec<_>>(),
+            // Created with the first event.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_at(dir)(e)),
+        };
+        for entry in entries {
             let entry = entry.map_err(io_at(dir))?;
             let name = entry.file_name();
             let Some(first) = name
@@ -179,6 +184,14 @@ impl Journal {
         Ok(j)
     }
 
+    /// The journal's directory and its parent (`epm/`), owner only.
+    fn create_dirs(&self) -> Result<(), JournalError> {
+        if let Some(parent) = self.dir.parent() {
+            jumpgate_net::fs::create_private_dir(parent).map_err(io_at(parent))?;
+        }
+        jumpgate_net::fs::create_private_dir(&self.dir).map_err(io_at(&self.dir))
+    }
+
     fn segment_path(&self, first: u64) -> PathBuf {
         self.dir.join(format!("{first:020}.seg"))
     }
@@ -199,6 +212,7 @@ impl Journal {
         };
         if needs_new || self.tail.is_none() {
             if needs_new {
+                self.create_dirs()?;
                 let path = self.segment_path(seq);
                 self.segments.push(Segment {
                     first: seq,
@@ -311,6 +325,7 @@ impl Journal {
     }
 
     fn save_meta(&self) -> Result<(), JournalError> {
+        self.create_dirs()?;
         let path = self.dir.join("meta.json");
         let bytes = serde_json::to_vec(&self.meta).unwrap_or_default();
         jumpgate_net::fs::write_private_atomic(&path, &bytes).map_err(io_at(&path))

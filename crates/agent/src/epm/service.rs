@@ -426,7 +426,7 @@ async fn elevate(
         lang: req.lang.clone(),
         fds,
     };
-    run_reported(conn, spec, None).await
+    run_reported(conn, spec, None, None).await
 }
 
 /// Journals the decision, runs the program, passes signals on, reports
@@ -435,6 +435,7 @@ async fn run_reported(
     conn: &mut Conn,
     spec: run::Spec<'_>,
     limit: Option<Duration>,
+    end: Option<EpmEventKind>,
 ) -> Result<(), WireError> {
     // On disk before it happens.
     if let Err(e) = conn
@@ -457,6 +458,9 @@ async fn run_reported(
             let message = e.to_string();
             let event = conn.report.decision(Outcome::Failed, message.clone(), None);
             let _ = conn.epm.record(event).await;
+            if let Some(end) = end {
+                let _ = conn.epm.record(end).await;
+            }
             let rule = conn.report.rule.clone();
             return conn.send(AgentMsg::Refused { rule, message }).await;
         }
@@ -510,6 +514,11 @@ async fn run_reported(
         .decision(Outcome::Allowed, "ended".into(), Some(code));
     if let Err(e) = conn.epm.record(event).await {
         tracing::warn!(error = %e, "EPM: journalling the end failed");
+    }
+    if let Some(end) = end
+        && let Err(e) = conn.epm.record(end).await
+    {
+        tracing::warn!(error = %e, "EPM: journalling the session's end failed");
     }
     if caller_gone {
         return Ok(());
@@ -607,12 +616,6 @@ async fn admin_session(
         lang: req.lang.clone(),
         fds,
     };
-    let result = run_reported(
-        &mut conn,
-        spec,
-        Some(Duration::from_secs(u64::from(minutes) * 60)),
-    )
-    .await;
     let end = EpmEventKind::AdminSession {
         user: caller.name.clone(),
         uid: caller.uid,
@@ -621,10 +624,8 @@ async fn admin_session(
         rule: grant.rule.clone(),
         ended: true,
     };
-    if let Err(e) = conn.epm.record(end).await {
-        tracing::warn!(error = %e, "EPM: journalling the session's end failed");
-    }
-    result
+    let limit = Duration::from_secs(u64::from(minutes) * 60);
+    run_reported(&mut conn, spec, Some(limit), Some(end)).await
 }
 
 #[cfg(test)]

@@ -53,12 +53,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating, mode 0700) `dir`.
+    /// The store in `dir`, created (mode 0700) with its first file: an
+    /// agent that never had a policy leaves no trace in its state directory.
     ///
     /// # Errors
-    /// The directory cannot be created.
+    /// None yet; kept for a store that checks `dir` when opened.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        jumpgate_net::fs::create_private_dir(dir).map_err(io_at(dir))?;
         Ok(Self {
             dir: dir.to_owned(),
         })
@@ -84,6 +84,7 @@ impl Store {
     }
 
     fn write(&self, name: &str, data: &[u8]) -> Result<(), StoreError> {
+        jumpgate_net::fs::create_private_dir(&self.dir).map_err(io_at(&self.dir))?;
         let path = self.dir.join(name);
         jumpgate_net::fs::write_private_atomic(&path, data).map_err(io_at(&path))
     }
@@ -194,6 +195,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("epm");
         let store = Store::open(&dir).unwrap();
+        assert!(!dir.exists(), "created with its first file");
         assert_eq!(store.accepted().unwrap(), None);
         assert!(store.current().unwrap().is_none());
         assert!(store.code_secret().unwrap().is_none());

@@ -82,6 +82,8 @@ rules:
   - {{ name: groups-with-code, applications: [groups], action: elevate-with-code }}
   - {{ name: touch-audited, applications: [touch], action: audit-only }}
   - {{ name: shell-for-tests, applications: [sh, true], action: elevate }}
+admin_sessions:
+  - {{ name: oncall, users: [{user}], max_minutes: 1, needs: reason }}
 "#
     );
     Policy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e:?}"))
@@ -306,6 +308,22 @@ async fn an_unprivileged_user_elevates_what_the_policy_allows_and_nothing_else()
         )
     );
 
+    // An admin session: root's shell, time-boxed to the rule's minute.
+    let out = elevate(
+        &user,
+        &socket,
+        &["--admin-session", "15m", "--reason", "incident 7"],
+        "id -u\nexit 3\n",
+    )
+    .await;
+    assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("admin session for 1 minutes (rule `oncall`)"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Each decision is journalled: allowed, denied, the caller, the hash.
     let events = journal(&state);
     let decisions: Vec<_> = events
@@ -341,6 +359,20 @@ async fn an_unprivileged_user_elevates_what_the_policy_allows_and_nothing_else()
             .iter()
             .any(|d| d.1 == "/usr/bin/uname" && d.2 == Outcome::Denied && d.3 == "no-uname")
     );
+    let sessions: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EpmEventKind::AdminSession {
+                ended,
+                minutes: 1,
+                rule,
+                reason,
+                ..
+            } if rule == "oncall" && reason == "incident 7" => Some(*ended),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sessions, [false, true]);
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }
