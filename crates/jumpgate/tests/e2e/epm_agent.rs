@@ -308,6 +308,34 @@ async fn an_unprivileged_user_elevates_what_the_policy_allows_and_nothing_else()
         )
     );
 
+    // A signal the caller gets reaches the program.
+    let mut child = elevate_cmd(
+        &user,
+        &socket,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' INT; echo ready; while :; do sleep 0.1; done",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    tokio::time::timeout(WAIT, stdout.read_exact(&mut ready))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&ready, b"ready\n");
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(42));
+
     // An admin session: root's shell, time-boxed to the rule's minute.
     let out = elevate(
         &user,
