@@ -222,11 +222,11 @@ pub fn spawn(spec: Spec<'_>) -> Result<tokio::process::Child, RunError> {
         .env("LOGNAME", &user)
         .env("JUMPGATE_ELEVATE_USER", &spec.caller.name)
         .env("JUMPGATE_ELEVATE_UID", spec.caller.uid.to_string());
-    if let Some(t) = &spec.term {
+    if let Some(t) = spec.term.as_ref().filter(|t| safe_env_value(t)) {
         cmd.env("TERM", t);
     }
     for (k, v) in &spec.lang {
-        if k == "LANG" || k == "LANGUAGE" || k.starts_with("LC_") {
+        if (k == "LANG" || k == "LANGUAGE" || k.starts_with("LC_")) && safe_env_value(v) {
             cmd.env(k, v);
         }
     }
@@ -255,6 +255,13 @@ pub fn spawn(spec: Spec<'_>) -> Result<tokio::process::Child, RunError> {
         path: spec.program.path.display().to_string(),
         cause,
     })
+}
+
+/// Whether a caller's `TERM`/`LANG`/`LC_*` value may pass to a root
+/// program: like sudo's `env_check`, no `/` or `%` (a locale or terminfo
+/// name must not become a path to the caller's own files), short, printable.
+fn safe_env_value(v: &str) -> bool {
+    v.len() <= 128 && !v.contains(['/', '%']) && !v.chars().any(char::is_control)
 }
 
 fn is_script(file: &File) -> bool {
@@ -306,6 +313,13 @@ mod tests {
         let unknown = local_user(etc.path(), 4242, 4242);
         assert_eq!(unknown.name, "4242");
         assert!(unknown.groups.is_empty());
+    }
+
+    #[test]
+    fn caller_locale_and_terminal_values_are_checked_like_sudo() {
+        assert!(safe_env_value("en_US.UTF-8") && safe_env_value("xterm-256color"));
+        assert!(!safe_env_value("../../tmp/evil") && !safe_env_value("C%n"));
+        assert!(!safe_env_value("a\nb") && !safe_env_value(&"x".repeat(200)));
     }
 
     #[test]
