@@ -230,6 +230,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::support::SupportCommand,
     },
+    /// Endpoint privilege management: the policy, what-if, publishing,
+    /// events, approval requests and offline codes.
+    Epm {
+        #[command(subcommand)]
+        command: commands::epm::EpmCommand,
+    },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
     Vault {
@@ -499,6 +505,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Support { command } => {
             return commands::support::run(&ctx.authed_client()?, command).await;
         }
+        Command::Epm { command } => commands::epm::run(&ctx.authed_client()?, command).await?,
         Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
         Command::Forward { endpoint, spec } => {
             commands::forward::run(ctx.authed_client()?, &endpoint, &spec).await?;
