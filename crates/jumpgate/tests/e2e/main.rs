@@ -9,6 +9,7 @@ mod desktop;
 mod desktop_watch;
 mod edge;
 mod endpoint_list;
+mod epm;
 mod gateway;
 mod harness;
 mod identity;
