@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 mod codes;
+pub mod epm;
 pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 
