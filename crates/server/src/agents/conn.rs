@@ -319,11 +319,22 @@ where
         tracing::warn!(error = %e, "could not record agent details");
     }
     drop(reported);
+    let epm_handle = handle.clone();
     let conn = st.agents.local().insert(id.clone(), handle, peer);
     tracing::info!(%peer, version, "agent connected");
+    // EPM: tell the agent the current policy bundle (it may have been
+    // offline when it was published).
+    if let Ok(Some(ep)) = super::find_by_id(&st.db, &id).await {
+        st.tasks.spawn(crate::epm::notify::on_connect(
+            st.clone(),
+            id.clone(),
+            ep.group,
+        ));
+    }
 
     let db = st.db.clone();
     let events_id = id.clone();
+    let epm_st = st.clone();
     let handle_events = async move {
         while let Some(ev) = events.recv().await {
             match ev {
@@ -334,6 +345,16 @@ where
                     {
                         tracing::warn!(error = %e, "could not record agent details");
                     }
+                }
+                MuxEvent::Control(Control::EpmEvents(batch)) => {
+                    // In order, one batch at a time: the ack follows the store.
+                    Box::pin(crate::epm::ingest::on_events(
+                        &epm_st,
+                        &events_id,
+                        &epm_handle,
+                        batch,
+                    ))
+                    .await;
                 }
                 MuxEvent::Control(other) => tracing::debug!(?other, "ignoring control message"),
                 // Agents do not open streams towards the gateway (yet).

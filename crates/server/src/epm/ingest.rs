@@ -57,6 +57,7 @@ pub(crate) async fn store_batch(
                 request,
                 user,
                 program,
+                sha256,
                 args,
                 rule,
                 reason,
@@ -68,6 +69,7 @@ pub(crate) async fn store_batch(
                     seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
                     username: reported::text(user, 256),
                     program: reported::text(program, FIELD_MAX),
+                    sha256: reported::text(sha256, 64),
                     args: serde_json::to_string(
                         &args
                             .iter()

@@ -13,7 +13,7 @@
 //!   secret, `bundle-url` signs the gateway's bundle download route.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jumpgate_epm::bundle::SigningKey;
 use jumpgate_proto::epm::TrustedKey;
 
@@ -100,8 +100,7 @@ fn sealed_aad(id: &str) -> Vec<u8> {
 /// Answers its id.
 pub(crate) async fn add_signing_key(e: &mut dyn Exec, keys: &Keyring) -> Result<String, EpmError> {
     let id = format!("pk_{}", URL_SAFE_NO_PAD.encode(random_bytes::<12>()));
-    let (key, pkcs8) =
-        SigningKey::generate(&id).map_err(|e| EpmError::Bundle(e.to_string()))?;
+    let (key, pkcs8) = SigningKey::generate(&id).map_err(|e| EpmError::Bundle(e.to_string()))?;
     let (data_key, wrapped) = keys.new_data_key(PURPOSE)?;
     let (nonce, ct) = data_key.seal(&sealed_aad(&id), &pkcs8)?;
     let mut sealed = nonce.to_vec();
@@ -184,21 +183,35 @@ pub(crate) async fn trusted(e: &mut dyn Exec) -> Result<Vec<TrustedKey>, sqlx::E
         .collect())
 }
 
-/// Endpoint `agent`'s offline-code secret, base64.
-pub(crate) async fn code_secret(
-    db: &Store,
-    keys: &Keyring,
-    agent: &str,
-) -> Result<String, EpmError> {
-    let site = code_key(db, keys).await?;
-    Ok(B64.encode(jumpgate_epm::code::endpoint_secret(
-        site.as_bytes(),
-        agent,
-    )))
-}
-
 /// The site's offline-code key.
 pub(crate) async fn code_key(db: &Store, keys: &Keyring) -> Result<DataKey, EpmError> {
     let mut c = db.conn().await?;
     site_key(&mut c, keys, CODE_KEY).await
+}
+
+/// Every signing key's public key, retired ones too (the gateway reading
+/// back an old bundle).
+pub(crate) async fn all_public(e: &mut dyn Exec) -> Result<Vec<TrustedKey>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sql!(e, |c| sqlx::query_as(
+        "SELECT id, public_key FROM epm_signing_keys ORDER BY created_at DESC, id DESC"
+    )
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, public_key)| TrustedKey { id, public_key })
+        .collect())
+}
+
+/// Every signing key: (id, public key, created_at, retired_at), newest
+/// first.
+pub(crate) async fn list(
+    e: &mut dyn Exec,
+) -> Result<Vec<(String, String, i64, Option<i64>)>, sqlx::Error> {
+    sql!(e, |c| sqlx::query_as(
+        "SELECT id, public_key, created_at, retired_at FROM epm_signing_keys
+         ORDER BY created_at DESC, id DESC"
+    )
+    .fetch_all(&mut *c)
+    .await)
 }

@@ -45,9 +45,11 @@ macro_rules! bundles {
 /// The latest published bundle.
 pub(crate) async fn latest_bundle(db: &Store) -> Result<Option<BundleRow>, sqlx::Error> {
     let mut c = db.conn().await?;
-    let r: Option<RawBundle> = sql!(c, |c| sqlx::query_as(bundles!("ORDER BY version DESC LIMIT 1"))
-        .fetch_optional(&mut *c)
-        .await)?;
+    let r: Option<RawBundle> = sql!(c, |c| sqlx::query_as(bundles!(
+        "ORDER BY version DESC LIMIT 1"
+    ))
+    .fetch_optional(&mut *c)
+    .await)?;
     Ok(r.map(bundle))
 }
 
@@ -65,10 +67,12 @@ pub(crate) async fn bundle_of(db: &Store, version: u64) -> Result<Option<BundleR
 /// Every published bundle, newest first.
 pub(crate) async fn bundles(db: &Store, limit: u32) -> Result<Vec<BundleRow>, sqlx::Error> {
     let mut c = db.conn().await?;
-    let r: Vec<RawBundle> = sql!(c, |c| sqlx::query_as(bundles!("ORDER BY version DESC LIMIT $1"))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await)?;
+    let r: Vec<RawBundle> = sql!(c, |c| sqlx::query_as(bundles!(
+        "ORDER BY version DESC LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)?;
     Ok(r.into_iter().map(bundle).collect())
 }
 
@@ -84,7 +88,8 @@ pub(crate) async fn next_version(w: &mut WriteTx) -> Result<u64, sqlx::Error> {
 }
 
 pub(crate) async fn insert_bundle(w: &mut WriteTx, b: &BundleRow) -> Result<(), sqlx::Error> {
-    sql!(w, |c| sqlx::query(
+    sql!(w, |c| {
+        sqlx::query(
         "INSERT INTO epm_bundles (version, sha256, size, blob_key, key_id, published_by, published_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
@@ -97,7 +102,8 @@ pub(crate) async fn insert_bundle(w: &mut WriteTx, b: &BundleRow) -> Result<(), 
     .bind(b.published_at)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -145,7 +151,11 @@ pub(crate) async fn put_draft(
 }
 
 /// Records what an agent answered to a notice.
-pub(crate) async fn record_ack(db: &Store, agent: &str, ack: &PolicyAck) -> Result<(), sqlx::Error> {
+pub(crate) async fn record_ack(
+    db: &Store,
+    agent: &str,
+    ack: &PolicyAck,
+) -> Result<(), sqlx::Error> {
     let mut c = db.write_conn().await?;
     let accepted = ack.accepted.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
     let refusal = ack
@@ -172,7 +182,15 @@ pub(crate) async fn record_ack(db: &Store, agent: &str, ack: &PolicyAck) -> Resu
 
 /// One agent's status: (agent id, endpoint name, group, accepted version,
 /// last refusal, dropped events, updated at).
-pub(crate) type StatusRow = (String, String, String, Option<i64>, Option<String>, i64, Option<i64>);
+pub(crate) type StatusRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
 
 /// Every live endpoint with its EPM status.
 pub(crate) async fn status(db: &Store) -> Result<Vec<StatusRow>, sqlx::Error> {
@@ -223,28 +241,26 @@ pub(crate) async fn insert_event(
     Ok(n == 1)
 }
 
-/// A stored event row: (stored_at, agent id, seq, body JSON).
-pub(crate) type EventRow = (i64, String, i64, String);
+/// A stored event row: (id, endpoint name, seq, at, body JSON, group).
+pub(crate) type EventRow = (i64, String, i64, String, String, String);
 
-/// Events after the cursor (`stored_at`, `agent`, `seq`), in storage
-/// order, of one agent or all.
+/// Events after the cursor `after` (an event id), oldest first, of one
+/// agent or all.
 pub(crate) async fn events(
     db: &Store,
     agent: Option<&str>,
-    after: (i64, &str, i64),
+    after: i64,
     limit: u32,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
     let mut c = db.conn().await?;
     sql!(c, |c| sqlx::query_as(
-        "SELECT stored_at, agent_id, seq, body FROM epm_events
-         WHERE ($1 IS NULL OR agent_id = $1)
-           AND (stored_at > $2 OR (stored_at = $2 AND (agent_id > $3 OR (agent_id = $3 AND seq > $4))))
-         ORDER BY stored_at, agent_id, seq LIMIT $5"
+        "SELECT v.id, COALESCE(e.name, v.agent_id), v.seq, v.at, v.body, COALESCE(e.group_name, '')
+         FROM epm_events v LEFT JOIN endpoints e ON e.id = v.agent_id
+         WHERE ($1 IS NULL OR v.agent_id = $1) AND v.id > $2
+         ORDER BY v.id LIMIT $3"
     )
     .bind(agent)
-    .bind(after.0)
-    .bind(after.1)
-    .bind(after.2)
+    .bind(after)
     .bind(i64::from(limit))
     .fetch_all(&mut *c)
     .await)
@@ -258,6 +274,7 @@ pub(crate) struct RequestRow {
     pub(crate) seq: i64,
     pub(crate) username: String,
     pub(crate) program: String,
+    pub(crate) sha256: String,
     /// JSON array.
     pub(crate) args: String,
     pub(crate) reason: String,
@@ -273,7 +290,7 @@ pub(crate) struct RequestRow {
 macro_rules! requests {
     ($rest:literal) => {
         concat!(
-            "SELECT id, agent_id, seq, username, program, args, reason, rule, state,
+            "SELECT id, agent_id, seq, username, program, sha256, args, reason, rule, state,
                 decided_by, decided_at, comment, created_at, expires_at FROM epm_requests ",
             $rest
         )
@@ -283,9 +300,9 @@ macro_rules! requests {
 /// Stores a new pending request (once per id).
 pub(crate) async fn insert_request(w: &mut WriteTx, r: &RequestRow) -> Result<bool, sqlx::Error> {
     let n = sql!(w, |c| sqlx::query(
-        "INSERT INTO epm_requests (id, agent_id, seq, username, program, args, reason, rule,
-             state, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
+        "INSERT INTO epm_requests (id, agent_id, seq, username, program, sha256, args, reason,
+             rule, state, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)
          ON CONFLICT (id) DO NOTHING"
     )
     .bind(&r.id)
@@ -293,6 +310,7 @@ pub(crate) async fn insert_request(w: &mut WriteTx, r: &RequestRow) -> Result<bo
     .bind(r.seq)
     .bind(&r.username)
     .bind(&r.program)
+    .bind(&r.sha256)
     .bind(&r.args)
     .bind(&r.reason)
     .bind(&r.rule)
@@ -334,10 +352,10 @@ pub(crate) async fn requests(
     sql!(c, |c| sqlx::query_as(requests!(
         "WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, id LIMIT $2"
     ))
-        .bind(state)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await)
+    .bind(state)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)
 }
 
 /// Decides a pending request; `false` if it was not pending (any more).

@@ -369,6 +369,9 @@ pub(crate) enum Action {
     /// See, approve and deny elevation requests, and give offline codes,
     /// on endpoints of one's groups (results filtered per group).
     ApproveElevation,
+    /// Approve or deny one request, give an offline code or ask a what-if
+    /// about one endpoint (`epm-approve` on its group).
+    DecideElevation,
 }
 
 enum Requirement {
@@ -418,6 +421,7 @@ impl Action {
                 R::Site(P::EpmManage)
             }
             Self::ApproveElevation => R::AnyGroup(P::EpmApprove),
+            Self::DecideElevation => R::Endpoint(P::EpmApprove),
         }
     }
 
@@ -441,7 +445,7 @@ impl Action {
                 | Self::HandleSupport
                 | Self::WriteQueues
                 | Self::WriteEpmPolicy
-                | Self::ApproveElevation
+                | Self::DecideElevation
         )
     }
 
@@ -489,6 +493,7 @@ impl Action {
             Self::WriteEpmPolicy => "write-epm-policy",
             Self::ReadEpmEvents => "read-epm-events",
             Self::ApproveElevation => "approve-elevation",
+            Self::DecideElevation => "decide-elevation",
         }
     }
 }
