@@ -24,10 +24,12 @@ use jumpgate_proto::session::SessionKind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod epm;
 mod identity;
 mod recordings;
 mod support;
 
+pub use epm::EpmRequestEvents;
 pub use recordings::{CastStream, RecordingFilter};
 pub use support::SupportEvents;
 

@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 
 use super::{EpmError, notify, store};
 use crate::agents::system;
-use crate::api::{ApiError, ApiJson, PeerAddr};
+use crate::api::{ApiError, PeerAddr};
 use crate::ids::{AgentId, rfc3339};
 use crate::keys::now_ms;
 use crate::rbac::{Action, Caller, Decision, Permission, Resource, Subject, authorize};
@@ -293,11 +293,41 @@ async fn check_group(
     }
 }
 
+/// The first check of a per-endpoint EPM route, before its body is read:
+/// `who` holds `epm-approve` (on some group; the endpoint's group is checked
+/// once it is known) or `epm-manage` where `manage` allows it, and the
+/// token's scope allows a `write`.
+async fn may_approve(
+    st: &AppState,
+    who: &Subject,
+    manage: bool,
+    write: bool,
+    target: &str,
+) -> Result<(), ApiError> {
+    use crate::rbac::Denial;
+    let action = if write {
+        Action::DecideElevation
+    } else {
+        Action::ApproveElevation
+    };
+    let why = if !(who.has(Permission::EpmApprove) || (manage && who.has(Permission::EpmManage))) {
+        Denial::MissingPermission(Permission::EpmApprove)
+    } else if !who.scopes.read || (write && !who.scopes.write) {
+        Denial::InsufficientScope
+    } else {
+        return Ok(());
+    };
+    Err(crate::rbac::denied(st, who, action, target, None, why).await)
+}
+
 async fn what_if(
     State(st): State<AppState>,
     Caller(who): Caller,
-    ApiJson(q): ApiJson<api::WhatIf>,
+    body: Bytes,
 ) -> Result<Json<api::WhatIfAnswer>, Failure> {
+    may_approve(&st, &who, true, false, "epm what-if").await?;
+    let q: api::WhatIf = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid what-if: {e}")))?;
     let Some(ep) = crate::agents::find_by_name(&st.db, &q.endpoint).await? else {
         return Err(
             ApiError::from(EpmError::UnknownEndpoint(crate::ids::echo(&q.endpoint))).into(),
@@ -399,7 +429,6 @@ async fn events(
     Caller(who): Caller,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<api::EpmEventRow>>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     // `epm-manage` or `view-audit` (then only endpoints of the caller's
     // groups, unless it holds all).
     let all = who.has(Permission::EpmManage);
@@ -415,6 +444,7 @@ async fn events(
             crate::rbac::denied(&st, &who, Action::ReadEpmEvents, "epm events", None, why).await,
         );
     }
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let agent = match &q.endpoint {
         Some(name) => match crate::agents::find_by_name(&st.db, name).await? {
             Some(ep) => Some(ep),
@@ -550,6 +580,7 @@ async fn decide(
     body: Bytes,
     approved: bool,
 ) -> Result<Json<api::ElevationRequest>, ApiError> {
+    may_approve(&st, &who, false, true, "epm request").await?;
     // The body is optional (`{}` or nothing: no comment).
     let req: api::DecideRequest = if body.iter().all(u8::is_ascii_whitespace) {
         api::DecideRequest::default()
@@ -630,8 +661,11 @@ pub(crate) async fn decide_as(
 async fn code(
     State(st): State<AppState>,
     Caller(who): Caller,
-    ApiJson(q): ApiJson<api::CodeRequest>,
+    body: Bytes,
 ) -> Result<Json<api::CodeResponse>, ApiError> {
+    may_approve(&st, &who, false, true, "epm code").await?;
+    let q: api::CodeRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid code request: {e}")))?;
     let ep = endpoint_for(&st, &who, &q.endpoint, Action::DecideElevation).await?;
     let challenge = jumpgate_epm::code::normalize_challenge(&q.challenge)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
