@@ -210,8 +210,17 @@ pub(crate) async fn publish_and_notify(
 /// A new signing key signs from now on; the previous one stays trusted
 /// (and older ones are retired). Audited. Answers the new key's id.
 pub(crate) async fn rotate_signing_key(st: &AppState, by: &str) -> Result<String, EpmError> {
-    let mut w = st.db.write().await?;
-    let id = keys::add_signing_key(&mut w, &st.keys).await?;
+    rotate_signing_key_with(&st.db, &st.keys, by).await
+}
+
+/// [`rotate_signing_key`] on a store and keyring (`jumpgate admin`).
+pub(crate) async fn rotate_signing_key_with(
+    db: &crate::store::Store,
+    keyring: &crate::keys::Keyring,
+    by: &str,
+) -> Result<String, EpmError> {
+    let mut w = db.write().await?;
+    let id = keys::add_signing_key(&mut w, keyring).await?;
     w.audit(AuditEvent::new(by, AuditAction::EpmKeyRotate, &id))
         .await?;
     w.commit().await?;

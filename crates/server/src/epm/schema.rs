@@ -2,7 +2,7 @@
 //! (`store::migrations`; the registry of every domain is `crate::schema`).
 //! Never edit a released part: add a version.
 //!
-//! - `epm_policy`: one row (`id = 1`), the draft policy as JSON, its
+//! - `epm_policy`: one row (`id = 1`, the only one the domain writes), the draft policy as JSON, its
 //!   revision (optimistic concurrency of `PUT /policy`).
 //! - `epm_bundles`: every published bundle (the bytes are in the blob
 //!   store under `blob_key`).
@@ -27,7 +27,7 @@ pub(crate) const EPM: DomainSchema = DomainSchema {
         version: 13,
         sql: r"
     CREATE TABLE epm_policy (
-        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        id          INTEGER PRIMARY KEY,
         policy      TEXT NOT NULL,
         revision    INTEGER NOT NULL,
         updated_by  TEXT NOT NULL,
@@ -95,7 +95,7 @@ pub(crate) const EPM: DomainSchema = DomainSchema {
         version: 13,
         sql: r"
     CREATE TABLE epm_policy (
-        id          BIGINT PRIMARY KEY CHECK (id = 1),
+        id          BIGINT PRIMARY KEY,
         policy      TEXT NOT NULL,
         revision    BIGINT NOT NULL,
         updated_by  TEXT NOT NULL,

@@ -675,3 +675,115 @@ async fn with_azure_on_azurite_agents_download_bundles_from_the_container() {
         site.st.blobs.delete(&key).await.unwrap();
     }
 }
+
+/// Publish one bundle to N connected agents, each on its own in-memory
+/// connection, each fetching the bundle through the gateway's signed route
+/// (local blob store) and acknowledging it: the time until every agent
+/// acknowledged, and the bytes the gateway sent (notices and bundles).
+///
+/// `EPM_AGENTS=1000 cargo test -p jumpgate-server --lib --release
+/// epm::tests::measure_publish_fan_out -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, run by hand"]
+async fn measure_publish_fan_out() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let n: usize = std::env::var("EPM_AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let dir = tempfile::tempdir().unwrap();
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = Store::sqlite(
+        crate::store::sqlite::open(&db_dir.path().join("s.db"))
+            .await
+            .unwrap(),
+    );
+    let site = state(db, Some(db_dir), dir, &BlobsConfig::Local).await;
+    let st = &site.st;
+    // A policy of 200 applications and rules.
+    let mut yaml = String::from("default: block\napplications:\n");
+    for i in 0..200 {
+        yaml.push_str(&format!(
+            "  - name: app{i}\n    path: /usr/local/bin/tool{i}\n"
+        ));
+    }
+    yaml.push_str("rules:\n");
+    for i in 0..200 {
+        yaml.push_str(&format!(
+            "  - name: rule{i}\n    applications: [app{i}]\n    groups: [staff]\n    action: elevate-with-reason\n"
+        ));
+    }
+    save(st, &yaml).await;
+    let notices = Arc::new(AtomicU64::new(0));
+    let bundles = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let ep = enroll(&st.db, &format!("fan-{i}"), "lab", (i % 250) as u8).await;
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (gw, _gev, gd) = mux::start(a, Role::Gateway, &[], DriverConfig::default()).unwrap();
+        let (agent, mut aev, ad) =
+            mux::start(b, Role::Agent, &[], DriverConfig::default()).unwrap();
+        tokio::spawn(gd);
+        tokio::spawn(ad);
+        st.agents
+            .local()
+            .insert(ep.id.clone(), gw, "127.0.0.1:1".parse().unwrap());
+        let (st2, notices, bundles) = (st.clone(), notices.clone(), bundles.clone());
+        tokio::spawn(async move {
+            let _agent = agent;
+            while let Some(ev) = aev.recv().await {
+                let MuxEvent::Stream(mut s) = ev else {
+                    continue;
+                };
+                let Ok((Head::Request(_), body)) = read_message(&mut s, &[], MAX_BODY).await else {
+                    continue;
+                };
+                notices.fetch_add(body.len() as u64, Ordering::Relaxed);
+                let notice: PolicyNotice = serde_json::from_slice(&body).unwrap();
+                let (status, bytes) = get(&st2, &notice.url).await;
+                assert_eq!(status, 200);
+                bundles.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                let content =
+                    bundle::verify(&bytes, &notice.keys, Some(&notice.sha256), None).unwrap();
+                let ack = serde_json::to_vec(&PolicyAck {
+                    accepted: Some(content.version),
+                    refused: None,
+                })
+                .unwrap();
+                let head = Head::Reply(Reply {
+                    status: Status::Ok,
+                    message: String::new(),
+                    size: 0,
+                });
+                let _ = write_message(&mut s, head, &Bytes::from(ack)).await;
+                let _ = s.shutdown().await;
+            }
+        });
+    }
+    println!(
+        "{n} agents enrolled and connected in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let row = super::publish(st, "admin").await.unwrap();
+    let t0 = std::time::Instant::now();
+    let accepted = notify::notify_all(st).await.unwrap();
+    let elapsed = t0.elapsed();
+    assert_eq!(accepted, n);
+    let status = store::status(&st.db).await.unwrap();
+    assert!(status.iter().all(|s| s.3 == Some(1)));
+    let (nb, bb) = (
+        notices.load(Ordering::Relaxed),
+        bundles.load(Ordering::Relaxed),
+    );
+    println!(
+        "publish v{} ({} bytes) to {n} agents: all acknowledged in {:.0} ms ({:.0} agents/s); \
+         the gateway sent {nb} bytes of notices ({} per agent) and {bb} bytes of bundles \
+         (local store; with S3/Azure the bundles come from the store, not the gateway)",
+        row.version,
+        row.size,
+        elapsed.as_secs_f64() * 1000.0,
+        n as f64 / elapsed.as_secs_f64(),
+        nb / n as u64
+    );
+}
