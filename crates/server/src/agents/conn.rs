@@ -56,6 +56,8 @@ fn reject(code: RejectCode, message: impl Into<String>) -> HandshakeError {
 struct Accepted {
     id: AgentId,
     name: String,
+    /// The endpoint's group (EPM notices name it).
+    group: String,
     details: EndpointDetails,
     version: u16,
     /// Bytes read past the hello.
@@ -150,6 +152,7 @@ where
     Some(Accepted {
         id: endpoint.id,
         name: endpoint.name,
+        group: endpoint.group,
         details: details(&hello.info),
         version,
         leftover: buf,
@@ -295,6 +298,7 @@ where
 {
     let Accepted {
         id,
+        group,
         details: reported,
         version,
         leftover,
@@ -324,13 +328,11 @@ where
     tracing::info!(%peer, version, "agent connected");
     // EPM: tell the agent the current policy bundle (it may have been
     // offline when it was published).
-    if let Ok(Some(ep)) = super::find_by_id(&st.db, &id).await {
-        st.tasks.spawn(crate::epm::notify::on_connect(
-            st.clone(),
-            id.clone(),
-            ep.group,
-        ));
-    }
+    st.tasks.spawn(crate::epm::notify::on_connect(
+        st.clone(),
+        id.clone(),
+        group,
+    ));
 
     let db = st.db.clone();
     let events_id = id.clone();
