@@ -230,8 +230,9 @@ enum Command {
         #[command(subcommand)]
         command: commands::support::SupportCommand,
     },
-    /// Endpoint privilege management: the policy, what-if, publishing,
-    /// events, approval requests and offline codes.
+    /// Endpoint privilege management: the policy (show, export, import,
+    /// validate, publish), what-if tests, status, events, elevation
+    /// requests (approve, deny, watch) and offline codes.
     Epm {
         #[command(subcommand)]
         command: commands::epm::EpmCommand,
@@ -502,10 +503,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Vault { command } => {
             commands::vault::run(&ctx.authed_client()?, command).await?;
         }
+        Command::Epm { command } => {
+            commands::epm::run(&ctx.authed_client()?, command).await?;
+        }
         Command::Support { command } => {
             return commands::support::run(&ctx.authed_client()?, command).await;
         }
-        Command::Epm { command } => commands::epm::run(&ctx.authed_client()?, command).await?,
         Command::Cp { src, dst } => commands::cp::run(&ctx, &src, &dst).await?,
         Command::Forward { endpoint, spec } => {
             commands::forward::run(ctx.authed_client()?, &endpoint, &spec).await?;
