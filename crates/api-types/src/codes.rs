@@ -142,6 +142,9 @@ wire_codes! {
         RightNotGranted = "right_not_granted",
         /// The customer's support client is not connected.
         CustomerOffline = "customer_offline",
+        /// The EPM policy does not validate: the body also carries
+        /// `problems`, each `{field, message}` (`rules[2].action`).
+        InvalidPolicy = "invalid_policy",
     }
 }
 
@@ -200,6 +203,7 @@ mod tests {
             "already_taken",
             "right_not_granted",
             "customer_offline",
+            "invalid_policy",
         ];
         let names: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
         assert_eq!(names, frozen);

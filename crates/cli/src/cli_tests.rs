@@ -574,3 +574,41 @@ fn every_positional_argument_has_help() {
         .to_string();
     assert!(help.contains("The endpoint's name"), "{help}");
 }
+
+#[test]
+fn epm_test_takes_the_command_after_the_double_dash() {
+    use crate::commands::epm::EpmCommand as P;
+    let Command::Epm { command } = parse(&[
+        "epm",
+        "test",
+        "--endpoint",
+        "web-01",
+        "--user",
+        "bob",
+        "--group",
+        "staff",
+        "--",
+        "/usr/bin/apt",
+        "install",
+        "-y",
+        "curl",
+    ]) else {
+        panic!("not epm");
+    };
+    let P::Test {
+        endpoint,
+        user,
+        groups,
+        command,
+        published,
+        ..
+    } = command
+    else {
+        panic!("not test: {command:?}");
+    };
+    assert_eq!((endpoint.as_str(), user.as_str()), ("web-01", "bob"));
+    assert_eq!(groups, ["staff"]);
+    assert_eq!(command, ["/usr/bin/apt", "install", "-y", "curl"]);
+    assert!(!published);
+    assert!(fails(&["epm", "test", "--endpoint", "e", "--user", "u"]).contains("CMD"));
+}

@@ -230,6 +230,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::support::SupportCommand,
     },
+    /// Endpoint privilege management: the policy (show, export, import,
+    /// validate, publish), what-if tests, status, events, elevation
+    /// requests (approve, deny, watch) and offline codes.
+    Epm {
+        #[command(subcommand)]
+        command: commands::epm::EpmCommand,
+    },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
     Vault {
@@ -495,6 +502,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Vault { command } => {
             commands::vault::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::Epm { command } => {
+            commands::epm::run(&ctx.authed_client()?, command).await?;
         }
         Command::Support { command } => {
             return commands::support::run(&ctx.authed_client()?, command).await;

@@ -24,11 +24,15 @@ use jumpgate_proto::session::SessionKind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod epm;
 mod identity;
 mod recordings;
+mod sse;
 mod support;
 
+pub use epm::EpmEventFilter;
 pub use recordings::{CastStream, RecordingFilter};
+pub use sse::EventStream;
 pub use support::SupportEvents;
 
 /// Which session events to list (all filters optional).

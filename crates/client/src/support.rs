@@ -238,56 +238,7 @@ impl Client {
 
 /// The technicians' live support events (`GET /api/v1/support/events`,
 /// server-sent events), one [`api::SupportEvent`] at a time.
-#[derive(Debug)]
-pub struct SupportEvents {
-    body: hyper::body::Incoming,
-    buf: Vec<u8>,
-}
-
-/// Longest event line kept (a snapshot of many sessions is one line).
-const MAX_EVENT: usize = 16 * 1024 * 1024;
-
-impl SupportEvents {
-    /// The next event; `None` when the gateway closed the stream. Comment
-    /// lines (keep-alives) and event names are skipped: the JSON names its
-    /// own type.
-    ///
-    /// # Errors
-    /// The connection broke, an event was over 16 MiB, or its data was not
-    /// an event.
-    pub async fn next(&mut self) -> Result<Option<api::SupportEvent>, ClientError> {
-        use http_body_util::BodyExt;
-        loop {
-            while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                let line = String::from_utf8_lossy(&line);
-                let line = line.trim_end_matches(['\r', '\n']);
-                if let Some(data) = line.strip_prefix("data:") {
-                    let e = serde_json::from_str(data.trim_start()).map_err(|e| {
-                        ClientError::Protocol(format!("a support event is not JSON: {e}"))
-                    })?;
-                    return Ok(Some(e));
-                }
-            }
-            if self.buf.len() > MAX_EVENT {
-                return Err(ClientError::Protocol("a support event is too long".into()));
-            }
-            match self.body.frame().await {
-                None => return Ok(None),
-                Some(Err(e)) => {
-                    return Err(ClientError::Protocol(format!(
-                        "the support event stream broke off: {e}"
-                    )));
-                }
-                Some(Ok(f)) => {
-                    if let Ok(data) = f.into_data() {
-                        self.buf.extend_from_slice(&data);
-                    }
-                }
-            }
-        }
-    }
-}
+pub type SupportEvents = crate::sse::EventStream<api::SupportEvent>;
 
 impl Client {
     /// Follows the support queues the caller is a member of: first a
@@ -296,24 +247,6 @@ impl Client {
     /// # Errors
     /// Refused, or the gateway could not be reached.
     pub async fn support_events(&self) -> Result<SupportEvents, ClientError> {
-        use http_body_util::{BodyExt, Full, Limited};
-        let req = self
-            .builder(http::Method::GET, "/api/v1/support/events")
-            .body(Full::new(bytes::Bytes::new()))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let (res, _) = self.send(req).await?;
-        let status = res.status();
-        if !status.is_success() {
-            let body = Limited::new(res.into_body(), crate::MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(format!("reading body: {e}")))?
-                .to_bytes();
-            return Err(crate::api_error(status, &body));
-        }
-        Ok(SupportEvents {
-            body: res.into_body(),
-            buf: Vec::new(),
-        })
+        self.event_stream("/api/v1/support/events").await
     }
 }

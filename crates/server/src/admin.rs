@@ -39,6 +39,8 @@ pub enum AdminError {
     Sweep(#[from] crate::keys::sweep::SweepError),
     #[error("the running gateway refused: {0}")]
     Refused(String),
+    #[error("endpoint privilege management: {0}")]
+    Epm(String),
     #[error("the gateway is not running: {0}")]
     GatewayNotRunning(&'static str),
     #[error(
@@ -190,6 +192,22 @@ pub async fn rotate_keys(
             .collect(),
         rewrapped,
     })
+}
+
+/// `jumpgate admin epm rotate-signing-key`: a new policy signing key
+/// signs the next bundle; the previous one stays trusted (older ones are
+/// retired). Answers the new key's id (`pk_…`). Audited as the admin CLI.
+///
+/// # Errors
+/// Keys or database unusable.
+pub async fn epm_rotate_signing_key(
+    data_dir: &Path,
+    database: Option<&str>,
+) -> Result<String, AdminError> {
+    let (db, keys) = open_site(data_dir, database).await?;
+    let r = crate::epm::rotate_signing_key_with(&db, &keys, "(admin cli)").await;
+    db.close().await;
+    r.map_err(|e| AdminError::Epm(e.to_string()))
 }
 
 /// What `rotate-root-key` did.

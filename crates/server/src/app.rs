@@ -237,6 +237,7 @@ pub async fn run(
         login_limiter: crate::identity::login_rate_limiter(),
         support_limits: crate::support::Limits::default(),
         support_hub: Default::default(),
+        epm: Default::default(),
         key_sweep: std::sync::Arc::default(),
         endpoint_list: Default::default(),
     });

@@ -28,6 +28,7 @@ pub mod bench;
 mod blobs;
 pub mod config;
 mod control;
+mod epm;
 mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

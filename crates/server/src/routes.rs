@@ -31,6 +31,7 @@ fn assemble() -> Api {
     let api = crate::vault::http::routes(api);
     let api = crate::support::http::routes(api);
     let api = crate::support::pin::routes(api);
+    let api = crate::epm::http::routes(api);
     crate::web::routes(api)
 }
 

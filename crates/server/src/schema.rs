@@ -21,6 +21,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::events::schema::EVENTS,
     &crate::vault::schema::VAULT,
     &crate::keys::schema::KEYS,
+    &crate::epm::schema::EPM,
 ]);
 
 #[cfg(test)]
@@ -53,8 +54,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 12);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 12);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 13);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 13);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -74,7 +75,8 @@ mod tests {
                 "keys",
                 "rbac,groups,recordings",
                 "agents",
-                "rbac,sessions,support"
+                "rbac,sessions,support",
+                "rbac,epm"
             ]
         );
     }

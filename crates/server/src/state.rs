@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) support_limits: crate::support::Limits,
     /// Attended support's live events (technicians' queues).
     pub(crate) support_hub: crate::support::hub::Hub,
+    /// Endpoint privilege management's live state (request stream).
+    pub(crate) epm: crate::epm::Epm,
     /// Wakes the key task (a rotation happened: sweep now).
     pub(crate) key_sweep: Arc<tokio::sync::Notify>,
     /// The endpoint list, as last read from the store.

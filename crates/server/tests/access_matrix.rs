@@ -154,6 +154,27 @@ fn expectations() -> HashMap<&'static str, Rule> {
             "DELETE /api/v1/support/sessions/{id}/participants/{user}",
             Only(SUPPORT),
         ),
+        // Endpoint privilege management: the policy is `epm-manage` (admin;
+        // a read-scoped admin client reads it); approvals and codes are
+        // `epm-approve` (admin and technician; per endpoint group once the
+        // request or endpoint is known); events are `epm-manage` or
+        // `view-audit`; the bundle route's signature is its credential.
+        ("GET /api/v1/epm/policy", Only(ADMIN_AND_READERS)),
+        ("PUT /api/v1/epm/policy", Only(ADMIN)),
+        ("POST /api/v1/epm/policy/validate", Only(ADMIN_AND_READERS)),
+        ("POST /api/v1/epm/test", Only(SUPPORT_READERS)),
+        ("POST /api/v1/epm/publish", Only(ADMIN)),
+        ("GET /api/v1/epm/bundles", Only(ADMIN_AND_READERS)),
+        ("GET /api/v1/epm/status", Only(ADMIN_AND_READERS)),
+        ("GET /api/v1/epm/events", Only(AUDITORS)),
+        ("GET /api/v1/epm/requests", Only(SUPPORT_READERS)),
+        ("GET /api/v1/epm/requests/events", Only(SUPPORT_READERS)),
+        ("POST /api/v1/epm/requests/{id}/approve", Only(SUPPORT)),
+        ("POST /api/v1/epm/requests/{id}/deny", Only(SUPPORT)),
+        ("POST /api/v1/epm/code", Only(SUPPORT)),
+        ("GET /api/v1/epm/signing-keys", Only(ADMIN_AND_READERS)),
+        ("POST /api/v1/epm/signing-keys/rotate", Only(ADMIN)),
+        ("GET /epm/bundles/{version}", Public),
         ("POST /api/v1/queues", Only(ADMIN)),
         ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
         ("DELETE /api/v1/queues/{name}", Only(ADMIN)),
@@ -214,6 +235,13 @@ impl Gateway {
 /// the caller's view do not exist for it), or denied.
 async fn allowed(client: &Client, method: &Method, path: &str, route: &str) -> bool {
     let per_endpoint = route.ends_with("/connect");
+    if path == "/api/v1/epm/requests/events" {
+        return match client.epm_request_events().await {
+            Ok(_) => true,
+            Err(ClientError::Api { status, .. }) => !(status == 401 || status == 403),
+            Err(e) => panic!("{route}: {e}"),
+        };
+    }
     if path == "/api/v1/support/events" {
         // An event stream never ends: allowed once its headers say so.
         return match client.support_events().await {

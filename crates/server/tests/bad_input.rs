@@ -380,6 +380,145 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 ],
             ),
         ),
+        // Endpoint privilege management.
+        (
+            "GET /api/v1/epm/policy",
+            (Other, vec![bare("/api/v1/epm/policy?format=xml")]),
+        ),
+        (
+            "PUT /api/v1/epm/policy",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/epm/policy",
+                        r#"{"revision":0,"policy":{"default":"sometimes"}}"#,
+                    ),
+                    json(
+                        "/api/v1/epm/policy",
+                        r#"{"revision":0,"policy":{"default":"block","rules":[{"name":"r","applications":["nope"],"action":"elevate"}]}}"#,
+                    ),
+                    json(
+                        "/api/v1/epm/policy",
+                        r#"{"revision":99,"policy":{"default":"block"}}"#,
+                    ),
+                    (
+                        "/api/v1/epm/policy".into(),
+                        Some("application/yaml"),
+                        b"default: [1".to_vec(),
+                    ),
+                    (
+                        "/api/v1/epm/policy".into(),
+                        Some("application/yaml"),
+                        b"default: block\n".to_vec(),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/epm/policy/validate",
+            (
+                Json,
+                vec![json(
+                    "/api/v1/epm/policy/validate",
+                    r#"{"revision":0,"policy":{"default":5}}"#,
+                )],
+            ),
+        ),
+        (
+            "POST /api/v1/epm/test",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/epm/test",
+                        r#"{"endpoint":"nowhere","user":"a","command":["/bin/true"]}"#,
+                    ),
+                    json(
+                        "/api/v1/epm/test",
+                        r#"{"endpoint":"web-1","user":"a","command":[]}"#,
+                    ),
+                    json(
+                        "/api/v1/epm/test",
+                        r#"{"endpoint":"web-1","user":"a","command":["/bin/true"],"published":true}"#,
+                    ),
+                ],
+            ),
+        ),
+        ("POST /api/v1/epm/publish", (Nothing, vec![])),
+        ("GET /api/v1/epm/bundles", (Nothing, vec![])),
+        ("GET /api/v1/epm/status", (Nothing, vec![])),
+        (
+            "GET /api/v1/epm/events",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/epm/events?after=-1"),
+                    bare("/api/v1/epm/events?limit=many"),
+                    bare("/api/v1/epm/events?endpoint=nowhere"),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/epm/requests",
+            (Other, vec![bare("/api/v1/epm/requests?state=bogus")]),
+        ),
+        ("GET /api/v1/epm/requests/events", (Nothing, vec![])),
+        (
+            "POST /api/v1/epm/requests/{id}/approve",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/epm/requests/{id}/approve", "")
+                    .into_iter()
+                    .map(|p| json(&p, "{}"))
+                    .collect();
+                v.push(json(
+                    "/api/v1/epm/requests/er_none/approve",
+                    r#"{"comment":5}"#,
+                ));
+                v
+            }),
+        ),
+        (
+            "POST /api/v1/epm/requests/{id}/deny",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/epm/requests/{id}/deny", "")
+                    .into_iter()
+                    .map(|p| json(&p, "{}"))
+                    .collect();
+                v.push(json("/api/v1/epm/requests/er_none/deny", "{}"));
+                v
+            }),
+        ),
+        (
+            "POST /api/v1/epm/code",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/epm/code",
+                        r#"{"endpoint":"web-1","challenge":"nope"}"#,
+                    ),
+                    json(
+                        "/api/v1/epm/code",
+                        r#"{"endpoint":"nowhere","challenge":"ABCD-EFGH-JK"}"#,
+                    ),
+                ],
+            ),
+        ),
+        ("GET /api/v1/epm/signing-keys", (Nothing, vec![])),
+        ("POST /api/v1/epm/signing-keys/rotate", (Nothing, vec![])),
+        (
+            "GET /epm/bundles/{version}",
+            (
+                Other,
+                vec![
+                    bare("/epm/bundles/abc?expires=1&sig=x"),
+                    bare("/epm/bundles/1"),
+                    bare("/epm/bundles/1?expires=soon&sig=x"),
+                    bare("/epm/bundles/1?expires=99999999999&sig=AAAA"),
+                ],
+            ),
+        ),
         // Attended support.
         ("GET /api/v1/portal", (Nothing, vec![])),
         ("GET /portal", (Nothing, vec![])),

@@ -93,3 +93,32 @@ export const del = (p, b) => api('DELETE', p, b);
 
 /** A path segment, escaped. */
 export const seg = (s) => encodeURIComponent(s);
+
+/**
+ * Sends a text body of another type (a policy as YAML) and resolves to the
+ * parsed JSON answer. A 400 whose body is JSON resolves too when `keep400`
+ * (validation answers carry their problems).
+ */
+export async function sendText(method, path, text, contentType, extraHeaders = {}) {
+  const headers = { accept: 'application/json', 'content-type': contentType, ...extraHeaders };
+  if (csrfToken) headers[CSRF_HEADER] = csrfToken;
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: text, credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+  } catch (e) {
+    throw new ApiError(0, 'network', `Cannot reach the gateway (${e.message}).`);
+  }
+  const body = await res.text();
+  let json = null;
+  try {
+    json = body ? JSON.parse(body) : null;
+  } catch {
+    json = null;
+  }
+  if (!res.ok) {
+    const err = new ApiError(res.status, json && json.error ? json.error : `http_${res.status}`, json && json.message ? json.message : `The gateway answered ${res.status}.`);
+    err.body = json;
+    throw err;
+  }
+  return json;
+}

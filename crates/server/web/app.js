@@ -11,6 +11,7 @@ import { filesPage } from './terminal.js';
 import { playerPage } from './player.js';
 import { desktopPage, watchDesktopPage } from './desktop.js';
 import { supportPage, supportSessionPage, supportHistoryPage } from './support.js';
+import { epmPolicyPage, epmRequestsPage, epmEventsPage } from './epm.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -26,6 +27,8 @@ export function can(permission) {
 const NAV = [
   { href: '#/endpoints', label: 'Endpoints', perm: P.VIEW },
   { href: '#/support', label: 'Support', perm: P.SUPPORT },
+  { href: '#/epm', label: 'Privilege', perm: P.EPM_MANAGE },
+  { href: '#/epm/requests', label: 'Elevation requests', perm: P.EPM_APPROVE },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
   { href: '#/admin/users', label: 'Users', perm: P.MANAGE_USERS },
@@ -108,6 +111,9 @@ const routes = [
   [/^#\/support$/, () => supportPage()],
   [/^#\/support\/history$/, () => supportHistoryPage()],
   [/^#\/support\/([^/]+)$/, (m) => supportSessionPage(decodeURIComponent(m[1]))],
+  [/^#\/epm$/, () => epmPolicyPage()],
+  [/^#\/epm\/requests$/, () => epmRequestsPage()],
+  [/^#\/epm\/events$/, () => epmEventsPage()],
   [/^#\/sessions$/, () => pages.sessionsPage()],
   // Someone's live session, watched (`/drive`: a support participant, with input).
   [/^#\/watch\/desktop\/([^/]+)(\/drive)?$/, (m) => watchDesktopPage(decodeURIComponent(m[1]), !!m[2])],

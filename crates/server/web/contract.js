@@ -37,6 +37,7 @@ export const ERROR = Object.freeze({
   ALREADY_TAKEN: 'already_taken',
   RIGHT_NOT_GRANTED: 'right_not_granted',
   CUSTOMER_OFFLINE: 'customer_offline',
+  INVALID_POLICY: 'invalid_policy',
 });
 
 /** Permission names (`rbac::Permission`), in the gateway's order. */
@@ -56,6 +57,8 @@ export const PERMISSIONS = Object.freeze([
   'desktop-control',
   'support',
   'monitor-sessions',
+  'epm-manage',
+  'epm-approve',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -75,6 +78,8 @@ export const PERMISSION = Object.freeze({
   DESKTOP_CONTROL: 'desktop-control',
   SUPPORT: 'support',
   MONITOR_SESSIONS: 'monitor-sessions',
+  EPM_MANAGE: 'epm-manage',
+  EPM_APPROVE: 'epm-approve',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

@@ -14,6 +14,8 @@
 //! - [`xvfb::Xvfb`] (`xvfb.rs`): a real X display (Xvfb, optionally with
 //!   openbox) on a display number claimed at run time, with xdotool/xwd
 //!   helpers, for the desktop and consent tests.
+//! - [`s3::SeaweedFs`] (`s3.rs`): a real S3 server (SeaweedFS) on loopback
+//!   ports picked at run time, and awscli to act on its buckets.
 //! - Protocol helpers: raw HTTP exchanges, TOTP codes, an echo server, the
 //!   proxy side of `CONNECT` (`http.rs`, `totp.rs`).
 //!
@@ -31,6 +33,7 @@ mod engine;
 mod gateway;
 mod http;
 mod pg_tls;
+pub mod s3;
 mod site;
 mod totp;
 pub mod xvfb;

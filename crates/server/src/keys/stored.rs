@@ -166,6 +166,8 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
         &crate::identity::TotpKeys,
         &crate::support::SESSION_KEYS,
         &crate::support::PEPPER_KEY,
+        &crate::epm::SIGNING_KEYS,
+        &crate::epm::SITE_KEYS,
     ]
 }
 

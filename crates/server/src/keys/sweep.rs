@@ -739,8 +739,11 @@ mod tests {
             let rotated = rotate(&db, &keys, &Purpose::ALL, "test").await.unwrap();
             let names: Vec<&str> = rotated.iter().map(|(p, _)| p.as_str()).collect();
             match engine {
-                Engine::Sqlite => assert_eq!(names, ["database", "recordings", "vault", "blobs"]),
-                Engine::Postgres => assert_eq!(names, ["recordings", "vault", "blobs"]),
+                Engine::Sqlite => assert_eq!(
+                    names,
+                    ["database", "recordings", "vault", "blobs", "policy"]
+                ),
+                Engine::Postgres => assert_eq!(names, ["recordings", "vault", "blobs", "policy"]),
             }
             // A recording made after the rotation is wrapped by v2 at once.
             plain.push(add_recording(&db, &keys, "r25").await);

@@ -448,3 +448,34 @@ fn out_of_range_or_repeated_versions_in_the_keyring_file_are_refused() {
         vec![(Purpose::Recordings, 2)]
     );
 }
+
+/// A keyring written before the `policy` purpose existed gets version 1 of
+/// it when opened (written at once), and every other key is unchanged.
+#[test]
+fn a_keyring_without_a_later_purpose_gets_it_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = open(dir.path());
+    let (key, wrapped) = ring.new_data_key(Purpose::Vault).unwrap();
+    drop(ring);
+    let path = dir.path().join("keys").join(KEYRING_FILE);
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    file["purposes"].as_object_mut().unwrap().remove("policy");
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+
+    let ring = open(dir.path());
+    assert_eq!(
+        ring.unwrap(Purpose::Vault, &wrapped).unwrap().as_bytes(),
+        key.as_bytes()
+    );
+    let (p, w) = ring.new_data_key(Purpose::Policy).unwrap();
+    assert_eq!(ring.current_version(Purpose::Policy), 1);
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(stored["purposes"].get("policy").is_some());
+    // Another process opening it later sees the same policy KEK.
+    let again = open(dir.path());
+    assert_eq!(
+        again.unwrap(Purpose::Policy, &w).unwrap().as_bytes(),
+        p.as_bytes()
+    );
+}

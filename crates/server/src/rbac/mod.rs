@@ -5,9 +5,10 @@
 //! # Model
 //! - A **role** is a set of [`Permission`]s. Endpoint permissions (`view`,
 //!   `shell`, `exec`, `files`, `forward`, `desktop-view`, `desktop-control`,
-//!   `support`, `monitor-sessions`) apply to the endpoint **groups** the
+//!   `support`, `monitor-sessions`, `epm-approve`) apply to the endpoint **groups** the
 //!   holder is assigned (a support queue belongs to a group); site
-//!   permissions (`manage-users`, `manage-endpoints`, `view-audit`) apply
+//!   permissions (`manage-users`, `manage-endpoints`, `view-audit`,
+//!   `epm-manage`) apply
 //!   site-wide.
 //! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
 //!   groups + scopes). A `read`-scoped token is refused every write.
@@ -56,10 +57,16 @@ pub(crate) enum Permission {
     /// Watch any live session in one's groups, read-only, without being
     /// invited (supervisors).
     MonitorSessions,
+    /// Endpoint privilege management: edit, test and publish the policy,
+    /// rotate its signing key, read every endpoint's EPM events (site-wide).
+    EpmManage,
+    /// Approve or deny elevation requests and give offline codes, for
+    /// endpoints of one's groups.
+    EpmApprove,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 15] = [
+    pub(crate) const ALL: [Self; 17] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -75,6 +82,8 @@ impl Permission {
         Self::DesktopControl,
         Self::Support,
         Self::MonitorSessions,
+        Self::EpmManage,
+        Self::EpmApprove,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -94,6 +103,8 @@ impl Permission {
             Self::DesktopControl => "desktop-control",
             Self::Support => "support",
             Self::MonitorSessions => "monitor-sessions",
+            Self::EpmManage => "epm-manage",
+            Self::EpmApprove => "epm-approve",
         }
     }
 
@@ -347,6 +358,20 @@ pub(crate) enum Action {
     /// Watch a live session one does not take part in.
     #[allow(dead_code, reason = "attended support's routes (issue #13) land next")]
     WatchSession,
+    // Endpoint privilege management.
+    /// Read the policy, its bundles and the agents' status; what-if tests.
+    ReadEpmPolicy,
+    /// Change, publish the policy; rotate its signing key.
+    WriteEpmPolicy,
+    /// Read EPM events (site-wide: `epm-manage` or `view-audit`, checked by
+    /// the handler; routed as `epm-manage`'s read).
+    ReadEpmEvents,
+    /// See, approve and deny elevation requests, and give offline codes,
+    /// on endpoints of one's groups (results filtered per group).
+    ApproveElevation,
+    /// Approve or deny one request, give an offline code or ask a what-if
+    /// about one endpoint (`epm-approve` on its group).
+    DecideElevation,
 }
 
 enum Requirement {
@@ -392,6 +417,11 @@ impl Action {
             }
             Self::WriteQueues => R::Site(P::ManageEndpoints),
             Self::WatchSession => R::Endpoint(P::MonitorSessions),
+            Self::ReadEpmPolicy | Self::WriteEpmPolicy | Self::ReadEpmEvents => {
+                R::Site(P::EpmManage)
+            }
+            Self::ApproveElevation => R::AnyGroup(P::EpmApprove),
+            Self::DecideElevation => R::Endpoint(P::EpmApprove),
         }
     }
 
@@ -414,6 +444,8 @@ impl Action {
                 | Self::PurgeSecrets
                 | Self::HandleSupport
                 | Self::WriteQueues
+                | Self::WriteEpmPolicy
+                | Self::DecideElevation
         )
     }
 
@@ -457,6 +489,11 @@ impl Action {
             Self::ReadSupportSessions => "read-support-sessions",
             Self::WriteQueues => "write-queues",
             Self::WatchSession => "watch-session",
+            Self::ReadEpmPolicy => "read-epm-policy",
+            Self::WriteEpmPolicy => "write-epm-policy",
+            Self::ReadEpmEvents => "read-epm-events",
+            Self::ApproveElevation => "approve-elevation",
+            Self::DecideElevation => "decide-elevation",
         }
     }
 }

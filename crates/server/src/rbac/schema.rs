@@ -66,6 +66,19 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
         WHERE NOT EXISTS (SELECT 1 FROM roles WHERE name = 'supervisor');
     "#,
         },
+        // 13: endpoint privilege management: admin manages the policy
+        // (`epm-manage`) and, with technician, approves elevations
+        // (`epm-approve`).
+        Part {
+            version: 13,
+            sql: r"    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'epm-manage')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'epm-manage');
+    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'epm-approve')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'epm-approve');
+    ",
+        },
     ],
     postgres: &[
         // 1: the baseline (equal to SQLite schema 8).
@@ -114,6 +127,19 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
         SELECT 'supervisor', 'Watches live sessions and support queues in the user''s groups',
                '["view","support","desktop-view","monitor-sessions","view-audit"]', 1
         WHERE NOT EXISTS (SELECT 1 FROM roles WHERE name = 'supervisor');
+    "#,
+        },
+        // 13: as SQLite's 13.
+        Part {
+            version: 13,
+            sql: r#"    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["epm-manage"]'::jsonb)::text, ', ', ',')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT (permissions::jsonb ? 'epm-manage');
+    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["epm-approve"]'::jsonb)::text, ', ', ',')
+        WHERE name IN ('admin', 'technician') AND builtin = 1
+          AND NOT (permissions::jsonb ? 'epm-approve');
     "#,
         },
     ],

@@ -226,6 +226,11 @@ fn action_names_are_frozen() {
         (A::ReadSupportSessions, "read-support-sessions"),
         (A::WriteQueues, "write-queues"),
         (A::WatchSession, "watch-session"),
+        (A::ReadEpmPolicy, "read-epm-policy"),
+        (A::WriteEpmPolicy, "write-epm-policy"),
+        (A::ReadEpmEvents, "read-epm-events"),
+        (A::ApproveElevation, "approve-elevation"),
+        (A::DecideElevation, "decide-elevation"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -279,7 +284,12 @@ fn action_names_are_frozen() {
             | A::HandleSupport
             | A::ReadSupportSessions
             | A::WriteQueues
-            | A::WatchSession => {}
+            | A::WatchSession
+            | A::ReadEpmPolicy
+            | A::WriteEpmPolicy
+            | A::ReadEpmEvents
+            | A::ApproveElevation
+            | A::DecideElevation => {}
         }
     }
 }

@@ -59,6 +59,7 @@ async fn sites(test: &str) -> Vec<Site> {
             login_limiter: crate::identity::login_rate_limiter(),
             support_limits: crate::support::Limits::default(),
             support_hub: Default::default(),
+            epm: Default::default(),
             key_sweep: std::sync::Arc::default(),
             endpoint_list: Default::default(),
         });

@@ -121,6 +121,17 @@ pub(crate) enum AuditAction {
     VaultPurge,
     VaultPurgeProtection,
     AuditExpire,
+    // Endpoint privilege management.
+    /// The draft policy was changed.
+    EpmPolicyUpdate,
+    /// A policy bundle was published (version, sha256, key).
+    EpmPublish,
+    /// The policy signing key was rotated.
+    EpmKeyRotate,
+    /// An elevation request was approved or denied (outcome).
+    EpmDecide,
+    /// An offline code was given for an endpoint's challenge.
+    EpmCode,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -201,6 +212,11 @@ impl AuditAction {
             Self::VaultPurge => "vault-purge",
             Self::VaultPurgeProtection => "vault-purge-protection",
             Self::AuditExpire => "audit-expire",
+            Self::EpmPolicyUpdate => "epm-policy-update",
+            Self::EpmPublish => "epm-publish",
+            Self::EpmKeyRotate => "epm-key-rotate",
+            Self::EpmDecide => "epm-decide",
+            Self::EpmCode => "epm-code",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -470,6 +486,11 @@ mod tests {
             (A::VaultPurge, "vault-purge"),
             (A::VaultPurgeProtection, "vault-purge-protection"),
             (A::AuditExpire, "audit-expire"),
+            (A::EpmPolicyUpdate, "epm-policy-update"),
+            (A::EpmPublish, "epm-publish"),
+            (A::EpmKeyRotate, "epm-key-rotate"),
+            (A::EpmDecide, "epm-decide"),
+            (A::EpmCode, "epm-code"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];

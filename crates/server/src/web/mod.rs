@@ -73,6 +73,7 @@ static ASSETS: &[Asset] = &[
     asset!("admin.js", JS),
     asset!("desktop.js", JS),
     asset!("support.js", JS),
+    asset!("epm.js", JS),
     asset!("keys.js", JS),
     asset!("desktop-recording.js", JS),
     // The codec's browser decoder, served from where the codec keeps it
