@@ -50,10 +50,13 @@ impl Dispatcher {
         }
     }
 
-    /// A control message after the handshake. None calls for an action
-    /// from an agent yet.
+    /// A control message after the handshake: the gateway's
+    /// acknowledgement of EPM events; others call for no action.
     pub(crate) fn control(&self, msg: Control) {
-        tracing::debug!(?msg, "ignoring control message");
+        match (msg, self.system.as_ref().and_then(|s| s.epm.as_ref())) {
+            (Control::EpmAck { through }, Some(epm)) => epm.ack(through),
+            (msg, _) => tracing::debug!(?msg, "ignoring control message"),
+        }
     }
 
     /// Serves a stream the gateway opened, in a task of its own.

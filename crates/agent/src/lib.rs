@@ -16,9 +16,12 @@
 //!   support (no enrollment: a ticket, rights the customer grants).
 //! - [`install`]: `jumpgate agent install`, this program as a systemd
 //!   service, enrolled (attended support's "pin as unattended").
+//! - [`epm`]: endpoint privilege management (policies, the elevation
+//!   socket, `jumpgate elevate`, the event journal).
 
 pub mod assist;
 mod dispatch;
+pub mod epm;
 pub mod install;
 pub mod sessions;
 pub mod state;
@@ -75,6 +78,8 @@ pub enum AgentError {
     Tls(#[from] rustls::Error),
     #[error("connection to the gateway failed: {0}")]
     Connection(String),
+    #[error(transparent)]
+    Epm(#[from] epm::EpmError),
 }
 
 /// How to run the agent (from flags).
@@ -94,6 +99,7 @@ pub struct AgentOptions {
     pub max_backoff: Duration,
     pub sessions: sessions::SessionContext,
     pub system: system::SystemOptions,
+    pub epm: epm::EpmOptions,
 }
 
 impl AgentOptions {
@@ -110,6 +116,7 @@ impl AgentOptions {
             max_backoff: Duration::from_secs(60),
             sessions: sessions::SessionContext::default(),
             system: system::SystemOptions::default(),
+            epm: epm::EpmOptions::default(),
         }
     }
 }
@@ -181,6 +188,9 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         (None, None) => Trust::SystemRoots,
     };
     let tls_config = tls::client_config(&trust, &[AGENT_ALPN])?;
+    let epm = start_epm(&opts, &server, &trust, &shutdown)?;
+    let mut opts = opts;
+    opts.system.epm = Some(Arc::clone(&epm));
     let key = Arc::new(key);
     let mut backoff = Backoff::new(opts.min_backoff, opts.max_backoff);
     let span = tracing::info_span!("agent", endpoint = %identity.endpoint);
@@ -221,6 +231,40 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
     }
     .instrument(span)
     .await
+}
+
+/// Opens EPM's state and starts the elevation service (root only): both
+/// work with the gateway unreachable.
+fn start_epm(
+    opts: &AgentOptions,
+    server: &ServerUrl,
+    trust: &Trust,
+    shutdown: &CancellationToken,
+) -> Result<Arc<epm::Epm>, AgentError> {
+    let epm = epm::Epm::open(&opts.state_dir, opts.epm.clone())?;
+    epm.set_gateway(epm::fetch::Gateway {
+        server: server.clone(),
+        tls: tls::client_config(trust, &[b"http/1.1"])?,
+        proxy: opts.proxy.clone(),
+    });
+    match &opts.epm.socket {
+        None => tracing::info!("elevation service off (no socket)"),
+        Some(_) if !rustix::process::geteuid().is_root() => {
+            tracing::info!("elevation service off: the agent does not run as root");
+        }
+        Some(path) => match epm::service::bind(path) {
+            Ok(listener) => {
+                tracing::info!(socket = %path.display(), version = ?epm.version(), "elevation service listening");
+                tokio::spawn(epm::service::serve(
+                    Arc::clone(&epm),
+                    listener,
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "elevation service off"),
+        },
+    }
+    Ok(epm)
 }
 
 async fn enroll(
@@ -421,6 +465,13 @@ async fn connect_and_serve(
         mux::start(tls, Role::Agent, &leftover, cfg).map_err(ConnectError::from)?;
     tracing::info!(server = %server, version = welcome.version, "connected");
     let driver = tokio::spawn(driver);
+    if let Some(epm) = &opts.system.epm {
+        tokio::spawn(
+            Arc::clone(epm)
+                .send_events(handle.clone())
+                .in_current_span(),
+        );
+    }
     let dispatch = dispatch::Dispatcher::new(opts.sessions.clone(), opts.system.clone());
     let mut revoked = false;
     let mut stopping = false;

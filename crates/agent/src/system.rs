@@ -5,10 +5,15 @@
 //! - `facts`: this machine's details, fresh ([`crate::agent_info`]).
 //! - `echo`: the request body back, only when the agent was started for it
 //!   ([`SystemOptions::echo`], for tests of the system channel).
+//! - `epm-policy`: a policy notice; the bundle is fetched, verified and put
+//!   in force ([`crate::epm::Epm::handle_notice`]), the reply a `PolicyAck`.
+//! - `epm-decision`: a technician's answer to an approval request; `Ok` if
+//!   the request was waiting, `Invalid` if not.
 //!
 //! A topic this build does not know gets [`Status::UnknownTopic`], so a
 //! newer gateway learns it must wait for a newer agent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +35,8 @@ pub struct SystemOptions {
     /// How long to wait for the gateway's end of the stream once the reply
     /// is sent (so the reply is never overtaken by a reset).
     pub linger: Duration,
+    /// EPM, when this agent runs it (an enrolled agent always does).
+    pub epm: Option<Arc<crate::epm::Epm>>,
 }
 
 impl Default for SystemOptions {
@@ -38,6 +45,7 @@ impl Default for SystemOptions {
             echo: false,
             read_timeout: Duration::from_secs(60),
             linger: Duration::from_secs(5),
+            epm: None,
         }
     }
 }
@@ -78,7 +86,11 @@ where
         return Err(SystemError::NotARequest);
     };
     let bytes_in = body.len();
-    let (reply, out) = handle(&req.topic, body, opts);
+    let (reply, out) = match (req.topic.parse::<Topic>(), &opts.epm) {
+        (Ok(Topic::EpmPolicy), Some(epm)) => epm_policy(epm, &body).await,
+        (Ok(Topic::EpmDecision), Some(epm)) => epm_decision(epm, &body),
+        _ => handle(&req.topic, body, opts),
+    };
     tracing::info!(
         topic = %clean(&req.topic),
         bytes_in,
@@ -114,6 +126,49 @@ fn clean(topic: &str) -> String {
             }
         })
         .collect()
+}
+
+fn reply(status: Status, message: String) -> Reply {
+    Reply {
+        status,
+        message,
+        size: 0,
+    }
+}
+
+async fn epm_policy(epm: &Arc<crate::epm::Epm>, body: &[u8]) -> (Reply, Bytes) {
+    let notice: jumpgate_proto::epm::PolicyNotice = match serde_json::from_slice(body) {
+        Ok(n) => n,
+        Err(e) => {
+            return (
+                reply(Status::Invalid, format!("not a policy notice: {e}")),
+                Bytes::new(),
+            );
+        }
+    };
+    let ack = epm.handle_notice(notice).await;
+    let out = serde_json::to_vec(&ack).unwrap_or_default();
+    (reply(Status::Ok, String::new()), out.into())
+}
+
+fn epm_decision(epm: &crate::epm::Epm, body: &[u8]) -> (Reply, Bytes) {
+    let decision: jumpgate_proto::epm::ApprovalDecision = match serde_json::from_slice(body) {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                reply(Status::Invalid, format!("not an approval decision: {e}")),
+                Bytes::new(),
+            );
+        }
+    };
+    if epm.handle_decision(decision) {
+        (reply(Status::Ok, String::new()), Bytes::new())
+    } else {
+        (
+            reply(Status::Invalid, "no request of that id is waiting".into()),
+            Bytes::new(),
+        )
+    }
 }
 
 /// The reply (head and body) for a request.

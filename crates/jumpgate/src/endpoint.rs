@@ -92,6 +92,71 @@ pub(crate) struct AgentArgs {
     /// The Xauthority file (cookie) of that display.
     #[arg(long, env = "JUMPGATE_XAUTHORITY", value_name = "PATH")]
     xauthority: Option<PathBuf>,
+    /// The elevation socket `jumpgate elevate` talks to (served only when
+    /// the agent runs as root).
+    #[arg(
+        long,
+        env = "JUMPGATE_ELEVATE_SOCKET",
+        value_name = "PATH",
+        default_value = jumpgate_agent::epm::DEFAULT_SOCKET
+    )]
+    elevate_socket: PathBuf,
+    /// Serve no elevation socket (endpoint privilege management off on
+    /// this machine; policies are still received).
+    #[arg(long)]
+    no_elevate: bool,
+    /// A private CA (PEM) trusted for policy downloads from blob storage,
+    /// besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    blob_ca: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ElevateArgs {
+    /// Why you need it (asked for when the rule wants one and this is
+    /// not given).
+    #[arg(long)]
+    reason: Option<String>,
+    /// A root shell for this long (e.g. 15m), when a policy's admin-session
+    /// rule allows it (it may shorten it).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "command")]
+    admin_session: Option<std::time::Duration>,
+    /// The agent's elevation socket.
+    #[arg(
+        long,
+        env = "JUMPGATE_ELEVATE_SOCKET",
+        value_name = "PATH",
+        default_value = jumpgate_agent::epm::DEFAULT_SOCKET
+    )]
+    socket: PathBuf,
+    /// The command and its arguments (after `--`).
+    #[arg(
+        last = true,
+        value_name = "CMD",
+        required_unless_present = "admin_session"
+    )]
+    command: Vec<String>,
+}
+
+/// `jumpgate elevate`: the command's exit code.
+// `jumpgate-assist` includes this file and has no `elevate` command.
+#[allow(dead_code)]
+pub(crate) async fn elevate(args: ElevateArgs) -> Result<std::process::ExitCode> {
+    let admin_minutes = args.admin_session.map(|d| {
+        u32::try_from(d.as_secs().div_ceil(60))
+            .unwrap_or(u32::MAX)
+            .max(1)
+    });
+    let code = jumpgate_agent::epm::client::elevate(jumpgate_agent::epm::client::ElevateRequest {
+        socket: args.socket,
+        reason: args.reason,
+        admin_minutes,
+        argv: args.command,
+    })
+    .await?;
+    Ok(std::process::ExitCode::from(
+        u8::try_from(code).unwrap_or(255),
+    ))
 }
 
 #[derive(Subcommand, Debug)]
@@ -273,6 +338,8 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<()> {
     };
     opts.reenroll = args.reenroll;
     opts.system.echo = args.serve_echo_topic;
+    opts.epm.socket = (!args.no_elevate).then_some(args.elevate_socket);
+    opts.epm.blob_ca = args.blob_ca;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

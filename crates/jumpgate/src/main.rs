@@ -12,7 +12,9 @@ use jumpgate_server::{Config, RawConfig, config};
 
 mod endpoint;
 
-use endpoint::{AgentArgs, AssistArgs, agent, assist, init_logging, termination};
+use endpoint::{
+    AgentArgs, AssistArgs, ElevateArgs, agent, assist, elevate, init_logging, termination,
+};
 
 /// Exit code for invalid configuration (sysexits.h `EX_USAGE`).
 const EXIT_CONFIG: u8 = 64;
@@ -40,6 +42,9 @@ enum Command {
     /// portal gave you; it connects, shows a window, and leaves nothing
     /// behind when the session ends.
     Assist(AssistArgs),
+    /// Run a command as root when this machine's privilege policy allows
+    /// it (asks the Jumpgate agent; no setuid): `jumpgate elevate -- CMD ARGS`.
+    Elevate(ElevateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -217,6 +222,7 @@ fn main() -> ExitCode {
             Command::Admin(args) => admin(args).await.map(|()| ExitCode::SUCCESS),
             Command::Agent(args) => agent(args).await.map(|()| ExitCode::SUCCESS),
             Command::Assist(args) => assist(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Elevate(args) => elevate(args).await,
         }
     });
     match result {

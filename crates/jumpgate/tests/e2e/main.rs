@@ -10,6 +10,7 @@ mod desktop_watch;
 mod edge;
 mod endpoint_list;
 mod epm;
+mod epm_agent;
 mod gateway;
 mod harness;
 mod identity;
