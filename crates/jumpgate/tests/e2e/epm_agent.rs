@@ -218,13 +218,20 @@ async fn an_unprivileged_user_elevates_what_the_policy_allows_and_nothing_else()
     let sockets = socket_dir();
     let socket = sockets.path().join("elevate.sock");
     let token = site.enroll_token(&[]).await;
-    let (_agent, log) = spawn_agent(
+    let (mut agent, _log) = spawn_agent(
         &state,
         &site.gateway.url(),
         &site.gateway.fingerprint,
         Some(&token),
         &socket,
     );
+    site.wait_online("epm-1", true).await;
+    // Elevation works without the gateway; offline, the journal keeps every
+    // event for the checks below (the gateway would acknowledge them).
+    agent.start_kill().unwrap();
+    agent.wait().await.unwrap();
+    let dead = "https://127.0.0.1:1";
+    let (_agent, log) = spawn_agent(&state, dead, &site.gateway.fingerprint, None, &socket);
     wait_for_socket(&socket, &log).await;
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o666);
