@@ -62,12 +62,14 @@ pub(crate) enum EpmCommand {
     },
     /// Approve elevation request ID.
     Approve {
+        /// The request's id (`er_…`).
         id: String,
         #[arg(long, default_value = "")]
         comment: String,
     },
     /// Deny elevation request ID.
     Deny {
+        /// The request's id (`er_…`).
         id: String,
         #[arg(long, default_value = "")]
         comment: String,
@@ -76,6 +78,7 @@ pub(crate) enum EpmCommand {
     Code {
         #[arg(long)]
         endpoint: String,
+        /// The challenge the endpoint shows (`ABCD-EFGH-JK`).
         challenge: String,
     },
 }
@@ -90,9 +93,15 @@ pub(crate) enum PolicyCommand {
         output: Option<PathBuf>,
     },
     /// Replace the draft with the YAML in FILE (validated by the gateway).
-    Import { file: PathBuf },
+    Import {
+        /// The policy, as YAML.
+        file: PathBuf,
+    },
     /// Check the YAML in FILE without saving it.
-    Validate { file: PathBuf },
+    Validate {
+        /// The policy, as YAML.
+        file: PathBuf,
+    },
     /// Publish the draft to every endpoint.
     Publish,
 }
