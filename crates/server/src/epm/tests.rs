@@ -292,6 +292,28 @@ async fn drafts_validate_and_publishing_seals_increasing_versions_into_the_blob_
     }
 }
 
+/// An invalid policy is a 400 `invalid_policy` whose body is an error
+/// body (for every client) plus each problem with its field.
+#[tokio::test]
+async fn an_invalid_policy_answers_every_problem_with_its_field() {
+    use axum::response::IntoResponse;
+    let mut p = Policy::from_yaml(POLICY).unwrap();
+    p.rules[0].applications = vec!["aptt".into()];
+    let problems = p.validate().unwrap_err();
+    let r = super::http::Failure::from(EpmError::Invalid(problems)).into_response();
+    assert_eq!(r.status(), 400);
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let e: jumpgate_api_types::ErrorBody = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e.error, jumpgate_api_types::ErrorCode::InvalidPolicy);
+    let p: jumpgate_api_types::epm::PolicyProblems = serde_json::from_slice(&body).unwrap();
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| x.field.starts_with("rules[0].applications") && x.message.contains("aptt")),
+        "{p:?}"
+    );
+}
+
 /// One request through the whole router (no socket), from `peer`.
 async fn get(st: &AppState, target: &str) -> (u16, Vec<u8>) {
     use tower::ServiceExt;
