@@ -114,6 +114,16 @@ pub enum EpmEventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
     },
+    /// An elevated program that was allowed (a `decision` event with
+    /// outcome `allowed`, written before it started) ended.
+    Exited {
+        user: String,
+        uid: u32,
+        program: String,
+        rule: String,
+        /// Its exit code (128 + the signal when a signal ended it).
+        exit_code: i32,
+    },
     /// A rule needs a technician's approval; the caller waits.
     ApprovalRequested {
         /// `er_…`, the id technicians approve.

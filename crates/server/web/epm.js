@@ -258,6 +258,8 @@ function describe(e) {
   switch (v.kind) {
     case 'decision':
       return `${v.outcome}: ${[v.program, ...(v.args || [])].join(' ')} → ${v.action} (${v.rule ? `rule ${v.rule}` : 'default'})${v.reason ? `, reason: ${v.reason}` : ''}${v.detail ? ` — ${v.detail}` : ''}`;
+    case 'exited':
+      return `${v.program} ended with exit code ${v.exit_code}`;
     case 'approval-requested':
       return `approval requested (${v.request}): ${v.program} (rule ${v.rule})`;
     case 'bundle-accepted':

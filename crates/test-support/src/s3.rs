@@ -57,7 +57,7 @@ impl SeaweedFs {
         };
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
-            let p = free_ports(10);
+            let p = free_ports(9);
             let flag = |name: &str, port: u16| format!("-{name}={port}");
             let mut child = Command::new(&weed)
                 .arg("server")
@@ -72,8 +72,9 @@ impl SeaweedFs {
                 .arg("-s3")
                 .arg(flag("s3.port", p[6]))
                 .arg(flag("s3.port.grpc", p[7]))
-                .arg(flag("s3.port.iceberg", p[8]))
-                .arg(flag("metricsPort", p[9]))
+                // 0: off (their defaults are fixed ports, 9101 among them).
+                .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+                .arg(flag("metricsPort", p[8]))
                 .args([
                     "-iam=false",
                     "-master.telemetry=false",

@@ -120,6 +120,17 @@ struct Report {
 }
 
 impl Report {
+    /// The end of a program whose `decision` (allowed) was recorded.
+    fn exited(&self, exit_code: i32) -> EpmEventKind {
+        EpmEventKind::Exited {
+            user: self.user.clone(),
+            uid: self.uid,
+            program: self.program.clone(),
+            rule: self.rule.clone(),
+            exit_code,
+        }
+    }
+
     fn decision(&self, outcome: Outcome, detail: String, exit_code: Option<i32>) -> EpmEventKind {
         EpmEventKind::Decision {
             user: self.user.clone(),
@@ -509,9 +520,7 @@ async fn run_reported(
         Ok(s) => run::exit_code(s),
         Err(_) => 1,
     };
-    let event = conn
-        .report
-        .decision(Outcome::Allowed, "ended".into(), Some(code));
+    let event = conn.report.exited(code);
     if let Err(e) = conn.epm.record(event).await {
         tracing::warn!(error = %e, "EPM: journalling the end failed");
     }

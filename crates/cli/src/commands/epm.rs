@@ -460,6 +460,12 @@ fn event_line(e: &api::EpmEventRow) -> String {
             field("program"),
             field("rule")
         ),
+        "exited" => format!(
+            "{} by {} ended with exit code {}",
+            field("program"),
+            field("user"),
+            field("exit_code")
+        ),
         "bundle-accepted" => format!("policy version {} in force", field("version")),
         "bundle-refused" => format!(
             "policy version {} refused: {}",

@@ -249,7 +249,14 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
     );
 
     // Publish: a signed bundle in the bucket; the endpoint takes it.
-    let published = ok(&site.jg(&["epm", "publish"]).await);
+    let published = site.jg(&["epm", "publish"]).await;
+    assert!(
+        published.status.success(),
+        "{}\n{}",
+        text(&published.stderr),
+        site.gateway.stderr.text()
+    );
+    let published = text(&published.stdout);
     assert!(published.contains("version 1"), "{published}");
     let listing = s3
         .aws(&["s3", "ls", &format!("s3://{BUCKET}/site/epm/bundles/")])
@@ -516,7 +523,11 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
         let ev = events(&site).await;
         let unlisted = ev
             .iter()
-            .filter(|e| e["event"]["kind"] == "decision" && e["event"]["program"] == "/usr/bin/ls")
+            .filter(|e| {
+                e["event"]["kind"] == "decision"
+                    && e["event"]["program"] == "/usr/bin/ls"
+                    && e["event"]["args"] == serde_json::json!([])
+            })
             .count();
         let mut seqs: Vec<u64> = ev.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         let n = seqs.len();

@@ -388,7 +388,15 @@ async fn an_unprivileged_user_elevates_what_the_policy_allows_and_nothing_else()
         && d.2 == Outcome::Allowed
         && d.3 == "id-for-tester"
         && d.4.len() == 64
-        && d.5 == Some(0)));
+        && d.5.is_none()));
+    // …and its end, with the exit code, as an event of its own.
+    assert!(
+        events.iter().any(
+            |e| matches!(&e.kind, EpmEventKind::Exited { program, rule, exit_code: 0, .. }
+            if program == "/usr/bin/id" && rule == "id-for-tester")
+        ),
+        "{events:?}"
+    );
     assert!(
         decisions
             .iter()

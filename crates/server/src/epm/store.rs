@@ -209,6 +209,7 @@ pub(crate) async fn status(db: &Store) -> Result<Vec<StatusRow>, sqlx::Error> {
 pub(crate) fn kind_name(k: &EpmEventKind) -> &'static str {
     match k {
         EpmEventKind::Decision { .. } => "decision",
+        EpmEventKind::Exited { .. } => "exited",
         EpmEventKind::ApprovalRequested { .. } => "approval-requested",
         EpmEventKind::BundleAccepted { .. } => "bundle-accepted",
         EpmEventKind::BundleRefused { .. } => "bundle-refused",
