@@ -164,10 +164,14 @@ enum AdminCommand {
     /// rotates and sweeps here.
     RotateKeys {
         /// Purposes to rotate, comma-separated: database, recordings, vault,
-        /// blobs [default: all].
+        /// blobs, policy [default: all].
         #[arg(long, value_delimiter = ',')]
         purpose: Vec<String>,
     },
+    /// Make a new policy-signing key (EPM): it signs the next published
+    /// bundle; the previous key stays trusted by endpoints until the next
+    /// rotation (also `jg epm signing-keys --rotate`).
+    RotateSigningKey,
     /// Rotate the root key: re-seal every key-encryption key under a new
     /// root key (made and stored in keys/root.key; with JUMPGATE_ROOT_KEY
     /// set, given with --new-key-file). Works while the gateway runs.
@@ -367,6 +371,12 @@ async fn admin(args: AdminArgs) -> Result<()> {
             }
             return Ok(());
         }
+        AdminCommand::RotateSigningKey => {
+            let id =
+                admin::epm_rotate_signing_key(&args.data_dir, args.database.as_deref()).await?;
+            println!("new policy-signing key {id}; it signs the next bundle (jg epm publish)");
+            return Ok(());
+        }
         AdminCommand::RotateRootKey { new_key_file } => {
             let r = admin::rotate_root_key(
                 &args.data_dir,
@@ -496,6 +506,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
         AdminCommand::Fingerprint
         | AdminCommand::EndpointFacts { .. }
         | AdminCommand::RotateKeys { .. }
+        | AdminCommand::RotateSigningKey
         | AdminCommand::RotateRootKey { .. }
         | AdminCommand::KeyStatus { .. }
         | AdminCommand::MigrateStore { .. } => {}

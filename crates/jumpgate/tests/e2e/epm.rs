@@ -427,6 +427,12 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
         Gateway::start(&site.data_dir(), &["--listen", &port, "--config", &config]).await;
     site.wait_online("ws-01", true).await;
 
+    // The signing key rotates (the administrator's command, the gateway
+    // running): version 2 is signed by the new key, which endpoints learn
+    // over their connection.
+    let rotated = ok(&site.admin(&["rotate-signing-key"]).await);
+    assert!(rotated.contains("pk_"), "{rotated}");
+
     // Version 2 allows whoami; tampered with in the bucket before the
     // endpoint fetches it, it is refused and the old policy stays.
     drop(agent);
@@ -476,6 +482,10 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
     .await;
     let out = run(elevate(&bin, &user, &socket, &["--", "whoami"])).await;
     assert_eq!(text(&out.stdout).trim(), "root", "{}", text(&out.stderr));
+    let bundles: serde_json::Value =
+        serde_json::from_str(&ok(&site.jg(&["epm", "bundles", "--json"]).await)).unwrap();
+    assert_eq!(bundles[0]["version"], 2, "{bundles:#}");
+    assert_ne!(bundles[0]["key"], bundles[1]["key"], "not signed by the rotated key: {bundles:#}");
 
     // The gateway restored from the backup announces version 1 again: a
     // correctly signed but older bundle, refused (rollback).
