@@ -119,6 +119,10 @@ export async function epmPolicyPage() {
     h('section', { class: 'card' }, h('h2', {}, 'Endpoints'), endpoints),
   );
   await drawBundles();
+  // Which version each endpoint runs changes as they take a bundle: the
+  // tables follow every three seconds while the page is open.
+  const timer = setInterval(() => drawBundles().catch(() => {}), 3000);
+  onLeave(() => clearInterval(timer));
 }
 
 function whatIfCard() {
@@ -204,7 +208,8 @@ export function epmRequestsPage() {
       ], done, 'None yet.'));
   };
   const es = new EventSource('/api/v1/epm/requests/events');
-  es.onmessage = (ev) => {
+  // Each request arrives (and again when it changes) as a `request` event.
+  es.addEventListener('request', (ev) => {
     try {
       const r = JSON.parse(ev.data);
       requests.set(r.id, r);
@@ -212,7 +217,7 @@ export function epmRequestsPage() {
     } catch {
       /* not a request */
     }
-  };
+  });
   es.onopen = () => {
     live.textContent = 'Live';
     live.dataset.up = 'yes';

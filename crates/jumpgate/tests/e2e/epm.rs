@@ -26,12 +26,12 @@ use crate::support::*;
 const BUCKET: &str = "jumpgate-epm";
 
 /// A throw-away local user, removed on drop.
-struct LocalUser {
-    name: String,
+pub(crate) struct LocalUser {
+    pub(crate) name: String,
 }
 
 impl LocalUser {
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         let name = format!("jgepm{}", std::process::id() % 100_000);
         let _ = std::process::Command::new("userdel").arg(&name).output();
         let out = std::process::Command::new("useradd")
@@ -63,7 +63,12 @@ impl Drop for LocalUser {
 
 /// `jumpgate elevate ARGS` as `user` (through `setpriv`, so no PAM session
 /// and no terminal), talking to the agent on `socket`.
-fn elevate(bin: &Path, user: &LocalUser, socket: &Path, args: &[&str]) -> tokio::process::Command {
+pub(crate) fn elevate(
+    bin: &Path,
+    user: &LocalUser,
+    socket: &Path,
+    args: &[&str],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("setpriv");
     cmd.arg(format!("--reuid={}", user.name))
         .arg(format!("--regid={}", user.name))
@@ -88,7 +93,7 @@ async fn run(mut cmd: tokio::process::Command) -> std::process::Output {
         .unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -133,7 +138,7 @@ async fn events(site: &Site) -> Vec<serde_json::Value> {
     .collect()
 }
 
-const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 default: block
 applications:
   - name: id
@@ -485,7 +490,10 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
     let bundles: serde_json::Value =
         serde_json::from_str(&ok(&site.jg(&["epm", "bundles", "--json"]).await)).unwrap();
     assert_eq!(bundles[0]["version"], 2, "{bundles:#}");
-    assert_ne!(bundles[0]["key"], bundles[1]["key"], "not signed by the rotated key: {bundles:#}");
+    assert_ne!(
+        bundles[0]["key"], bundles[1]["key"],
+        "not signed by the rotated key: {bundles:#}"
+    );
 
     // The gateway restored from the backup announces version 1 again: a
     // correctly signed but older bundle, refused (rollback).

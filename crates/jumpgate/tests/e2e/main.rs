@@ -29,5 +29,6 @@ mod system_streams;
 mod vault;
 mod web;
 mod web_desktop;
+mod web_epm;
 mod web_portal;
 mod web_support;
