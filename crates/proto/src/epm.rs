@@ -136,6 +136,11 @@ pub enum EpmEventKind {
         rule: String,
         #[serde(default)]
         reason: String,
+        /// How long the caller waits (the rule's `approval_timeout`), in
+        /// seconds; the gateway expires the request then. 0: not said
+        /// (an older agent): the gateway's default.
+        #[serde(default)]
+        timeout_secs: u64,
     },
     /// A bundle was verified and is now in force.
     BundleAccepted { version: u64 },

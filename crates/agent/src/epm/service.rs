@@ -265,6 +265,7 @@ impl Conn {
             args: self.report.args.clone(),
             rule: self.report.rule.clone(),
             reason: self.report.reason.clone(),
+            timeout_secs: timeout.as_secs(),
         };
         if let Err(e) = self.epm.record(event).await {
             self.epm.forget_request(&request);

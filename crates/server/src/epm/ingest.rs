@@ -16,8 +16,8 @@ use crate::keys::now_ms;
 use crate::state::AppState;
 use crate::store::sql;
 
-/// How long a pending request waits for a technician when the rule names
-/// no other time (the agent's own wait ends it there too).
+/// How long a pending request waits for a technician when its event does
+/// not say (an agent older than `timeout_secs`).
 pub(crate) const REQUEST_TTL_MS: i64 = 10 * 60 * 1000;
 /// Events accepted in one batch (a control frame holds fewer).
 const MAX_BATCH: usize = 4096;
@@ -61,8 +61,15 @@ pub(crate) async fn store_batch(
                 args,
                 rule,
                 reason,
+                timeout_secs,
                 ..
             } => {
+                // Expires when the caller stops waiting (the rule's
+                // timeout, at most a day), else after the default.
+                let ttl = match *timeout_secs {
+                    0 => REQUEST_TTL_MS,
+                    t => i64::try_from(t.min(24 * 3600) * 1000).unwrap_or(REQUEST_TTL_MS),
+                };
                 let row = RequestRow {
                     id: reported::text(request, 64),
                     agent_id: agent.0.clone(),
@@ -85,7 +92,7 @@ pub(crate) async fn store_batch(
                     decided_at: None,
                     comment: None,
                     created_at: now,
-                    expires_at: now + REQUEST_TTL_MS,
+                    expires_at: now + ttl,
                 };
                 if store::insert_request(&mut w, &row).await? {
                     new_requests.push(row);

@@ -408,6 +408,7 @@ fn approval(seq: u64, request: &str) -> EpmEvent {
             args: vec!["upgrade".into()],
             rule: "helpdesk-apt".into(),
             reason: "patch day".into(),
+            timeout_secs: 300,
         },
     )
 }
@@ -471,6 +472,18 @@ async fn events_are_stored_once_and_acknowledged_through_the_highest_sequence() 
         let pending = store::requests(&st.db, Some("pending"), 10).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].username, "alice");
+        // It expires when the caller stops waiting (the rule's 300 s).
+        assert_eq!(pending[0].expires_at - pending[0].created_at, 300_000);
+        store::expire_requests(&st.db, pending[0].expires_at - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store::requests(&st.db, Some("pending"), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         // Status: accepted version and dropped events.
         let status = store::status(&st.db).await.unwrap();
         assert_eq!(status.len(), 1);
