@@ -83,12 +83,15 @@ pub(crate) enum EpmCommand {
     Approve {
         /// The request's id (er_…).
         id: String,
+        /// Why (kept with the request and audited).
         #[arg(long, default_value = "")]
         comment: String,
     },
     /// Deny a waiting elevation request.
     Deny {
+        /// The request's id (er_…).
         id: String,
+        /// Why (kept with the request and audited).
         #[arg(long, default_value = "")]
         comment: String,
     },
@@ -122,13 +125,17 @@ pub(crate) enum PolicyCommand {
     /// standard input). It is validated first; nothing is saved if any
     /// field is bad.
     Import {
+        /// The policy file (YAML or JSON; `-` for standard input).
         file: PathBuf,
         /// Fail if the draft changed since this revision (see `show`).
         #[arg(long)]
         revision: Option<u64>,
     },
     /// Check the policy in FILE without saving it.
-    Validate { file: PathBuf },
+    Validate {
+        /// The policy file (YAML or JSON; `-` for standard input).
+        file: PathBuf,
+    },
 }
 
 fn read_policy_file(file: &PathBuf) -> anyhow::Result<Policy> {

@@ -496,30 +496,38 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
     );
 
     // The gateway restored from the backup announces version 1 again: a
-    // correctly signed but older bundle, refused (rollback).
+    // correctly signed but older bundle, refused (rollback). On SQLite the
+    // data directory is the whole site, so copying it back restores it; a
+    // PostgreSQL site's backup is its database's, outside this test.
     assert!(site.gateway.terminate().await.success());
-    let current = conf.path().join("current");
-    std::fs::rename(site.data_dir(), &current).unwrap();
-    copy_dir(&backup, &site.data_dir());
-    site.gateway =
-        Gateway::start(&site.data_dir(), &["--listen", &port, "--config", &config]).await;
-    let row = wait_status(&site, "ws-01", "rollback refused", |r| {
-        r["last_refusal"]
-            .as_str()
-            .is_some_and(|s| s.contains("older") || s.contains("rollback"))
-    })
-    .await;
-    assert_eq!(row["accepted_version"], 2, "{row}");
-    let out = run(elevate(&bin, &user, &socket, &["--", "whoami"])).await;
-    assert_eq!(
-        text(&out.stdout).trim(),
-        "root",
-        "rolled back: {}",
-        text(&out.stderr)
-    );
-    assert!(site.gateway.terminate().await.success());
-    std::fs::remove_dir_all(site.data_dir()).unwrap();
-    std::fs::rename(&current, site.data_dir()).unwrap();
+    if site.engine() == Engine::Sqlite {
+        let current = conf.path().join("current");
+        std::fs::rename(site.data_dir(), &current).unwrap();
+        copy_dir(&backup, &site.data_dir());
+        site.gateway =
+            Gateway::start(&site.data_dir(), &["--listen", &port, "--config", &config]).await;
+        let row = wait_status(&site, "ws-01", "rollback refused", |r| {
+            r["last_refusal"]
+                .as_str()
+                .is_some_and(|s| s.contains("older") || s.contains("rollback"))
+        })
+        .await;
+        assert_eq!(row["accepted_version"], 2, "{row}");
+        let out = run(elevate(&bin, &user, &socket, &["--", "whoami"])).await;
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "root",
+            "rolled back: {}",
+            text(&out.stderr)
+        );
+        assert!(site.gateway.terminate().await.success());
+        std::fs::remove_dir_all(site.data_dir()).unwrap();
+        std::fs::rename(&current, site.data_dir()).unwrap();
+    } else {
+        println!(
+            "note: the restored-backup rollback is checked on SQLite (this pass is PostgreSQL)"
+        );
+    }
 
     // 1,000 decisions while the gateway is away, the agent killed -9 with
     // them queued: after a restart they all arrive, once each.
