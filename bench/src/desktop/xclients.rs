@@ -12,6 +12,8 @@
 //! - **clicker**: a [`CLICKER_SIZE`]-pixel square at ([`CLICKER_X`],
 //!   [`CLICKER_Y`]) whose colour steps through [`CLICKER_COLOURS`] on every
 //!   button press: the input-to-pixel target.
+//! - **stages** (run by hand, not by the bench): the agent's capture and
+//!   encoding CPU time per painter frame, see [`stages`].
 
 use std::io::Write as _;
 use std::os::unix::fs::FileExt;
@@ -91,6 +93,7 @@ pub(crate) fn run(which: &str, display: &str, paint_hz: u32) -> Result<()> {
     match which {
         "painter" => painter(display, paint_hz),
         "clicker" => clicker(display),
+        "stages" => stages(display, paint_hz),
         other => bail!("unknown desktop client {other:?}"),
     }
 }
@@ -140,53 +143,13 @@ fn painter(display: &str, hz: u32) -> Result<()> {
     // Per segment: the request whose answer says the server has read it.
     let mut reading = [None, None];
 
-    // The texture: 8×8 blocks of noise over a gradient, wider and taller
-    // than the screen by TRAVEL so a moving window over it never wraps.
-    let (tw, th) = (W + TRAVEL, H + TRAVEL);
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
-    let mut texture = vec![0u8; tw * th * 4];
-    let (bw, bh) = (tw / 8, th / 8);
-    let blocks: Vec<u64> = (0..bw * bh).map(|_| noise.next()).collect();
-    for y in 0..th {
-        for x in 0..tw {
-            let n = blocks[(y / 8) * bw + x / 8];
-            let at = (y * tw + x) * 4;
-            let g = [
-                (x * 255 / tw) as u8,
-                (y * 255 / th) as u8,
-                ((x + y) * 255 / (tw + th)) as u8,
-            ];
-            for c in 0..3 {
-                // Half gradient, half noise.
-                texture[at + c] = (g[c] / 2).wrapping_add((n >> (c * 8)) as u8 / 2);
-            }
-        }
-    }
+    let (texture, mut noise) = texture();
     let mut frame = vec![0u8; size];
     let period = Duration::from_secs(1) / hz;
     let mut next = Instant::now();
     let mut stdout = std::io::stdout();
     for n in 0u64.. {
-        let (ox, oy) = ((n as usize * 6) % TRAVEL, (n as usize * 3) % TRAVEL);
-        for y in 0..H {
-            let src = ((y + oy) * tw + ox) * 4;
-            frame[y * W * 4..(y + 1) * W * 4].copy_from_slice(&texture[src..src + W * 4]);
-        }
-        // Fresh noise: 300 random 16×16 blocks.
-        for _ in 0..300 {
-            let r = noise.next();
-            let (bx, by) = (
-                (r as usize % (W / 16)) * 16,
-                ((r >> 16) as usize % (H / 16)) * 16,
-            );
-            let colour = (r >> 32).to_le_bytes();
-            for y in by..by + 16 {
-                for x in bx..bx + 16 {
-                    frame[(y * W + x) * 4..(y * W + x) * 4 + 3].copy_from_slice(&colour[..3]);
-                }
-            }
-        }
-        draw_marker(&mut frame, marker_value(n));
+        paint(&mut frame, &texture, &mut noise, n);
         let turn = (n % 2) as usize;
         let (file, seg) = &segments[turn];
         let seg = *seg;
@@ -235,6 +198,58 @@ fn painter(display: &str, hz: u32) -> Result<()> {
     Ok(())
 }
 
+/// The painter's texture: 8×8 blocks of noise over a gradient, wider and
+/// taller than the screen by TRAVEL so a moving window over it never
+/// wraps; and the noise that goes on making fresh blocks.
+fn texture() -> (Vec<u8>, Noise) {
+    let (tw, th) = (W + TRAVEL, H + TRAVEL);
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut texture = vec![0u8; tw * th * 4];
+    let (bw, bh) = (tw / 8, th / 8);
+    let blocks: Vec<u64> = (0..bw * bh).map(|_| noise.next()).collect();
+    for y in 0..th {
+        for x in 0..tw {
+            let n = blocks[(y / 8) * bw + x / 8];
+            let at = (y * tw + x) * 4;
+            let g = [
+                (x * 255 / tw) as u8,
+                (y * 255 / th) as u8,
+                ((x + y) * 255 / (tw + th)) as u8,
+            ];
+            for c in 0..3 {
+                // Half gradient, half noise.
+                texture[at + c] = (g[c] / 2).wrapping_add((n >> (c * 8)) as u8 / 2);
+            }
+        }
+    }
+    (texture, noise)
+}
+
+/// Paints frame `n` of the painter into `frame` (W×H BGRx).
+fn paint(frame: &mut [u8], texture: &[u8], noise: &mut Noise, n: u64) {
+    let tw = W + TRAVEL;
+    let (ox, oy) = ((n as usize * 6) % TRAVEL, (n as usize * 3) % TRAVEL);
+    for y in 0..H {
+        let src = ((y + oy) * tw + ox) * 4;
+        frame[y * W * 4..(y + 1) * W * 4].copy_from_slice(&texture[src..src + W * 4]);
+    }
+    // Fresh noise: 300 random 16×16 blocks.
+    for _ in 0..300 {
+        let r = noise.next();
+        let (bx, by) = (
+            (r as usize % (W / 16)) * 16,
+            ((r >> 16) as usize % (H / 16)) * 16,
+        );
+        let colour = (r >> 32).to_le_bytes();
+        for y in by..by + 16 {
+            for x in bx..bx + 16 {
+                frame[(y * W + x) * 4..(y * W + x) * 4 + 3].copy_from_slice(&colour[..3]);
+            }
+        }
+    }
+    draw_marker(frame, marker_value(n));
+}
+
 fn draw_marker(frame: &mut [u8], value: u16) {
     let side = MARKER_BLOCK as usize;
     // A grey strip under the marker, one block taller and wider.
@@ -252,6 +267,168 @@ fn draw_marker(frame: &mut [u8], value: u16) {
             }
         }
     }
+}
+
+/// CPU time (ns) the scheduler has run this process's threads for, all of
+/// them (libvpx's own thread included), or only the calling thread.
+fn cpu_ns(all: bool) -> u64 {
+    // The kernel brings the running thread's count up to date when it
+    // yields (schedstat is otherwise as of the last switch).
+    std::thread::yield_now();
+    let read = |p: &std::path::Path| -> u64 {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    if !all {
+        return read(std::path::Path::new("/proc/thread-self/schedstat"));
+    }
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| read(&e.path().join("schedstat")))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The agent's capture → encode work per painted frame, in CPU time
+/// (`--desktop-client stages --desktop-display :N --desktop-paint-hz
+/// FRAMES`, a 1920×1080 display with nothing else on it): the painter's
+/// frames are put on screen one at a time, each captured
+/// (`Capturer::next_update`) and encoded with the agent's settings at
+/// 30 fps as if 33 ms apart. CPU time, not wall clock, so other work on
+/// the machine changes the figures little.
+fn stages(display: &str, frames: u32) -> Result<()> {
+    use jumpgate_codec::{Config, Encoder, Frame, Rect};
+    use jumpgate_desktop::{CaptureOptions, Capturer, DisplayOptions};
+
+    let (conn, screen) = x11rb::connect(Some(display)).context("connecting to the display")?;
+    let screen = &conn.setup().roots[screen];
+    if (
+        usize::from(screen.width_in_pixels),
+        usize::from(screen.height_in_pixels),
+    ) != (W, H)
+    {
+        bail!("the stages measurement needs a {W}x{H} screen");
+    }
+    let win = conn.generate_id()?;
+    conn.create_window(
+        screen.root_depth,
+        win,
+        screen.root,
+        0,
+        0,
+        W as u16,
+        H as u16,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        screen.root_visual,
+        &CreateWindowAux::new().override_redirect(1),
+    )?;
+    let gc = conn.generate_id()?;
+    conn.create_gc(gc, win, &CreateGCAux::new().graphics_exposures(0))?;
+    conn.map_window(win)?;
+    let size = W * H * 4;
+    let fd = rustix::fs::memfd_create("jumpgate-bench-stages", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let file = std::fs::File::from(fd.try_clone()?);
+    file.set_len(size as u64)?;
+    let seg = conn.generate_id()?;
+    conn.shm_attach_fd(seg, fd, true)?.check()?;
+    conn.get_input_focus()?.reply()?;
+
+    let target = DisplayOptions {
+        display: Some(display.into()),
+        xauthority: None,
+    }
+    .resolve()?;
+    let (texture, mut noise) = texture();
+    let mut frame = vec![0u8; size];
+    // The coded size forced (a zero budget: reduced as far as allowed;
+    // none: full size), then as the agent chooses it (by libvpx's wall
+    // clock time, so it varies with the machine's load).
+    let agent = Duration::from_micros(500_000 / 30);
+    for (name, budget, max_downscale) in [
+        ("full size", Duration::MAX, 0),
+        ("half size", Duration::ZERO, 1),
+        ("quarter size", Duration::ZERO, 2),
+        ("as the agent", agent, 2),
+    ] {
+        let mut cap = Capturer::new(&target, CaptureOptions::default())?;
+        let mut enc = Encoder::new(Config {
+            video_budget: budget,
+            max_downscale,
+            ..Config::default()
+        });
+        let start = Instant::now();
+        let (mut capture_ns, mut encode_ns, mut bytes) = (0u64, 0u64, 0u64);
+        let mut shifts = [0u32; 3];
+        let warm = 10;
+        for n in 0..u64::from(frames) + warm {
+            paint(&mut frame, &texture, &mut noise, n);
+            file.write_all_at(&frame, 0)?;
+            conn.shm_put_image(
+                win,
+                gc,
+                W as u16,
+                H as u16,
+                0,
+                0,
+                W as u16,
+                H as u16,
+                0,
+                0,
+                screen.root_depth,
+                ImageFormat::Z_PIXMAP.into(),
+                false,
+                seg,
+                0,
+            )?;
+            conn.get_input_focus()?.reply()?;
+            let c0 = cpu_ns(false);
+            let dirty: Option<Vec<Rect>> = loop {
+                let Some(u) = cap.next_update(Duration::from_secs(2))? else {
+                    bail!("no update for frame {n}");
+                };
+                if u.full {
+                    break None;
+                }
+                if u.rects.is_empty() {
+                    continue;
+                }
+                break Some(
+                    u.rects
+                        .iter()
+                        .map(|r| Rect::new(r.x.max(0) as u32, r.y.max(0) as u32, r.width, r.height))
+                        .collect(),
+                );
+            };
+            let c1 = cpu_ns(false);
+            let p0 = cpu_ns(true);
+            let f = cap.frame();
+            let picture = Frame::new(f.width, f.height, f.stride, &f.data)?;
+            let now = start + Duration::from_micros(33_333 * n);
+            let (packets, stats) = enc.encode_with_stats(&picture, dirty.as_deref(), now)?;
+            let p1 = cpu_ns(true);
+            if n >= warm {
+                capture_ns += c1 - c0;
+                encode_ns += p1 - p0;
+                bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
+                shifts[stats.video_shift.min(2) as usize] += 1;
+            }
+        }
+        let per = |ns: u64| ns as f64 / 1e6 / f64::from(frames);
+        println!(
+            "{name:<13} capture {:.2} ms + encode {:.2} ms = {:.2} ms CPU per frame; \
+             {:.0} kbit/s at 30 fps; coded full/half/quarter {shifts:?}",
+            per(capture_ns),
+            per(encode_ns),
+            per(capture_ns + encode_ns),
+            bytes as f64 * 8.0 * 30.0 / 1000.0 / f64::from(frames),
+        );
+    }
+    Ok(())
 }
 
 fn clicker(display: &str) -> Result<()> {

@@ -27,6 +27,9 @@ struct Stream {
     vpx: VpxEncoder,
     /// The source pixels the viewer was last sent, per tile (BGRx, packed).
     last: Vec<u8>,
+    /// The next `last` when a whole frame is remembered at once (filled
+    /// while the frame is shrunk, then swapped in; empty until needed).
+    spare: Vec<u8>,
     held: Vec<Held>,
     /// Tiles that may differ from `last` (damage hints not yet consumed).
     suspect: Vec<bool>,
@@ -388,9 +391,24 @@ impl Encoder {
                 } else {
                     0
                 };
-                let out = s
-                    .vpx
-                    .encode(frame.data, frame.stride, shift, pts, duration, false)?;
+                // Every tile changed and the frame is reduced: the
+                // shrinking pass reads every pixel anyway, so it also
+                // copies the frame into the spare buffer, which becomes
+                // what the viewer was sent (no second pass over the screen
+                // to remember it).
+                let whole = shift > 0 && changed.iter().all(|c| *c);
+                if whole {
+                    s.spare.resize(s.last.len(), 0);
+                }
+                let out = s.vpx.encode(
+                    frame.data,
+                    frame.stride,
+                    shift,
+                    pts,
+                    duration,
+                    false,
+                    whole.then_some(&mut s.spare[..]),
+                )?;
                 s.note_cost(s.vpx.last_took(), area, shift);
                 stats.video_shift = shift;
                 if out.is_empty() {
@@ -412,8 +430,12 @@ impl Encoder {
                             data: f.data,
                         });
                     }
-                    for r in s.runs(&changed) {
-                        s.remember_rect(frame, r);
+                    if whole {
+                        std::mem::swap(&mut s.last, &mut s.spare);
+                    } else {
+                        for r in s.runs(&changed) {
+                            s.remember_rect(frame, r);
+                        }
                     }
                     for (i, c) in changed.iter().enumerate() {
                         if *c {
@@ -512,6 +534,7 @@ impl Encoder {
             rows,
             vpx,
             last: vec![0; width as usize * height as usize * 4],
+            spare: Vec::new(),
             held: vec![Held::Lossy(now); (cols * rows) as usize],
             suspect: vec![false; (cols * rows) as usize],
             start: now,
@@ -527,7 +550,7 @@ impl Encoder {
         let (pts, duration) = s.next_pts(now);
         let out = s
             .vpx
-            .encode(frame.data, frame.stride, 0, pts, duration, true)?;
+            .encode(frame.data, frame.stride, 0, pts, duration, true, None)?;
         if s.cost_ns_per_px.is_none() {
             // Nothing learnt yet: the keyframe is the first estimate. A
             // keyframe costs more than the frames after it, so the first
@@ -821,6 +844,52 @@ mod tests {
             now += Duration::from_millis(40);
         }
         assert_eq!(shifts, [0, 0, 0, 0, 1, 2, 2]);
+    }
+
+    /// Reduced frames of a wholly changed screen remember the frame while
+    /// shrinking it: the same picture again is no change, and the
+    /// refinement then makes the viewer's picture exact.
+    #[test]
+    fn a_wholly_changed_reduced_frame_is_remembered_exactly() {
+        let (w, h) = (320, 192);
+        let mut enc = Encoder::new(Config {
+            video_budget: Duration::ZERO,
+            ..Config::default()
+        });
+        let mut canvas = crate::Canvas::new();
+        let mut now = Instant::now();
+        let mut shifts = Vec::new();
+        let mut px = Vec::new();
+        for t in 0..4 {
+            px = picture(w, h, t, 40 + t * 8);
+            let frame = Frame::new(w, h, w as usize * 4, &px).unwrap();
+            let (packets, stats) = enc.encode_with_stats(&frame, None, now).unwrap();
+            for p in &packets {
+                canvas.apply(p).unwrap();
+            }
+            shifts.push(stats.video_shift);
+            now += Duration::from_millis(40);
+        }
+        assert_eq!(shifts, [0, 1, 2, 2]);
+        let frame = Frame::new(w, h, w as usize * 4, &px).unwrap();
+        let (_, stats) = enc.encode_with_stats(&frame, None, now).unwrap();
+        assert_eq!(stats.changed_tiles, 0);
+        for _ in 0..20 {
+            now += Duration::from_millis(250);
+            for p in enc.encode(&frame, Some(&[]), now).unwrap() {
+                canvas.apply(&p).unwrap();
+            }
+            if enc.refine_due().is_none() {
+                break;
+            }
+        }
+        assert!(enc.refine_due().is_none());
+        let exact = canvas
+            .pixels()
+            .chunks_exact(4)
+            .zip(px.chunks_exact(4))
+            .all(|(a, b)| a[..3] == b[..3]);
+        assert!(exact, "the viewer's picture is not the screen's");
     }
 
     /// A moving diagonal gradient with a white square at (x0, 40).

@@ -66,9 +66,15 @@ impl VideoEncoder {
         }
         let pts =
             i64::try_from(pts_ms).map_err(|_| Error::BadFrame("timestamp out of range".into()))?;
-        let out = self
-            .vpx
-            .encode(frame.data, frame.stride, 0, pts, duration_ms, keyframe)?;
+        let out = self.vpx.encode(
+            frame.data,
+            frame.stride,
+            0,
+            pts,
+            duration_ms,
+            keyframe,
+            None,
+        )?;
         Ok(out
             .into_iter()
             .map(|f| VideoFrame {

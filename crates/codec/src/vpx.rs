@@ -73,8 +73,10 @@ pub(crate) struct VpxEncoder {
     /// I420 of the coded size (`cfg.g_w` × `cfg.g_h`).
     img: *mut ffi::vpx_image_t,
     settings: VpxSettings,
-    /// The full-size I420 picture a reduced frame is shrunk from.
+    /// A reduced frame's BGRx picture at the coded size.
     scratch: Vec<u8>,
+    /// Column sums of one output row while shrinking.
+    sums: Vec<u16>,
     /// Wall-clock time of the last `vpx_codec_encode` (the encoder's cost
     /// measure for choosing the coded size).
     last_took: std::time::Duration,
@@ -169,6 +171,7 @@ impl VpxEncoder {
                 img,
                 settings: s,
                 scratch: Vec::new(),
+                sums: Vec::new(),
                 last_took: std::time::Duration::ZERO,
             };
             if img.is_null() {
@@ -293,7 +296,10 @@ impl VpxEncoder {
 
     /// Encodes one BGRA frame (`stride` bytes per row) of the encoder's size,
     /// coded at half the size each way `shift` times (VP9 only; 0 for VP8).
-    /// `pts_ms`/`duration_ms` are in the 1/1000 timebase.
+    /// `pts_ms`/`duration_ms` are in the 1/1000 timebase. `copy_to`
+    /// (`width * height * 4` bytes) receives a packed copy of the frame,
+    /// made while its pixels are read anyway for a reduced size.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn encode(
         &mut self,
         bgra: &[u8],
@@ -302,6 +308,7 @@ impl VpxEncoder {
         pts_ms: i64,
         duration_ms: u64,
         force_key: bool,
+        copy_to: Option<&mut [u8]>,
     ) -> Result<Vec<EncodedFrame>, Error> {
         let shift = if self.settings.codec == Codec::Vp9 {
             shift.min(4)
@@ -324,81 +331,68 @@ impl VpxEncoder {
             )?;
         }
         self.set_coded_size(cw, ch)?;
-        // Full size straight into the picture libvpx reads; reduced: into
-        // the full-size scratch, then shrunk into it.
-        let (ys, us) = if shift == 0 {
-            // SAFETY: `img` is a valid I420 picture of (w, h).
-            unsafe {
-                (
-                    (*self.img).stride[0] as usize,
-                    (*self.img).stride[1] as usize,
-                )
+        // Full size: the caller's pixels straight into the picture libvpx
+        // reads. Reduced: BGRx averaged down to the coded size first (one
+        // pass over the screen), then only the small picture converted;
+        // converting the full size and shrinking the I420 planes read and
+        // wrote the screen's worth of pixels twice more.
+        let (src, src_stride) = if shift == 0 {
+            if let Some(copy) = copy_to {
+                copy_packed(bgra, w as usize, h as usize, stride, copy);
             }
+            (bgra, stride)
         } else {
-            (w as usize, w.div_ceil(2) as usize)
+            shrink_bgrx(
+                bgra,
+                w as usize,
+                h as usize,
+                stride,
+                shift,
+                &mut self.scratch,
+                &mut self.sums,
+                copy_to,
+            );
+            (&self.scratch[..], cw as usize * 4)
         };
-        let uvh = h.div_ceil(2) as usize;
-        if shift > 0 {
-            self.scratch.resize(ys * h as usize + 2 * us * uvh, 0);
-        }
         {
-            let (y_plane, u_plane, v_plane): (&mut [u8], &mut [u8], &mut [u8]) = if shift == 0 {
-                // SAFETY: `img` was allocated by vpx_img_alloc for (w, h)
-                // I420: its planes hold `stride[i] * rows` bytes each, rows
-                // = h for Y and ceil(h/2) for U and V; the slices end
-                // before the next libvpx call.
-                unsafe {
-                    let img = &mut *self.img;
-                    (
-                        std::slice::from_raw_parts_mut(img.planes[0], ys * h as usize),
-                        std::slice::from_raw_parts_mut(img.planes[1], us * uvh),
-                        std::slice::from_raw_parts_mut(img.planes[2], img.stride[2] as usize * uvh),
-                    )
-                }
-            } else {
-                let (y, uv) = self.scratch.split_at_mut(ys * h as usize);
-                let (u, v) = uv.split_at_mut(us * uvh);
-                (y, u, v)
+            let uvh = ch.div_ceil(2) as usize;
+            // SAFETY: `img` was allocated by vpx_img_alloc for (cw, ch)
+            // I420 (`set_coded_size` above): its planes hold `stride[i] *
+            // rows` bytes each, rows = ch for Y and ceil(ch/2) for U and V;
+            // the slices end before the next libvpx call.
+            let (y_plane, u_plane, v_plane, strides) = unsafe {
+                let img = &mut *self.img;
+                let st = [
+                    img.stride[0] as usize,
+                    img.stride[1] as usize,
+                    img.stride[2] as usize,
+                ];
+                (
+                    std::slice::from_raw_parts_mut(img.planes[0], st[0] * ch as usize),
+                    std::slice::from_raw_parts_mut(img.planes[1], st[1] * uvh),
+                    std::slice::from_raw_parts_mut(img.planes[2], st[2] * uvh),
+                    st,
+                )
             };
-            let vs = v_plane.len() / uvh;
             let mut planar = YuvPlanarImageMut {
                 y_plane: BufferStoreMut::Borrowed(y_plane),
-                y_stride: ys as u32,
+                y_stride: strides[0] as u32,
                 u_plane: BufferStoreMut::Borrowed(u_plane),
-                u_stride: us as u32,
+                u_stride: strides[1] as u32,
                 v_plane: BufferStoreMut::Borrowed(v_plane),
-                v_stride: vs as u32,
-                width: w,
-                height: h,
+                v_stride: strides[2] as u32,
+                width: cw,
+                height: ch,
             };
             yuv::bgra_to_yuv420(
                 &mut planar,
-                bgra,
-                stride as u32,
+                src,
+                src_stride as u32,
                 RANGE,
                 MATRIX,
                 YuvConversionMode::Balanced,
             )
             .map_err(|e| Error::Vpx(format!("colour conversion: {e}")))?;
-        }
-        if shift > 0 {
-            let (y, uv) = self.scratch.split_at(ys * h as usize);
-            let (u, v) = uv.split_at(us * uvh);
-            let planes = [
-                (y, w as usize, h as usize, ys),
-                (u, w.div_ceil(2) as usize, uvh, us),
-                (v, w.div_ceil(2) as usize, uvh, us),
-            ];
-            // SAFETY: as above, for the coded size (cw, ch): plane i holds
-            // `stride[i]` × rows bytes (ch rows for Y, ceil(ch/2) for U, V).
-            let img = unsafe { &mut *self.img };
-            for (i, (src, pw, ph, ps)) in planes.into_iter().enumerate() {
-                let rows = if i == 0 { ch } else { ch.div_ceil(2) } as usize;
-                let ds = img.stride[i] as usize;
-                // SAFETY: see above.
-                let dst = unsafe { std::slice::from_raw_parts_mut(img.planes[i], ds * rows) };
-                shrink(src, pw, ph, ps, shift, dst, ds);
-            }
         }
         let flags = if force_key {
             ffi::VPX_EFLAG_FORCE_KF as ffi::vpx_enc_frame_flags_t
@@ -444,50 +438,113 @@ impl VpxEncoder {
     }
 }
 
-/// Shrinks a `w` × `h` plane (`stride` bytes per row) by 2^`shift` each
-/// way into `dst` (`dst_stride` per row, ceil(w/2^shift) × ceil(h/2^shift)):
-/// each output sample is the mean of its 2×2 block, `shift` times (edge
-/// samples repeat where an odd size leaves half a block).
-fn shrink(
+/// Copies a `w` × `h` BGRx picture (`stride` bytes per row) into `dst`,
+/// `w * 4` bytes per row.
+fn copy_packed(src: &[u8], w: usize, h: usize, stride: usize, dst: &mut [u8]) {
+    let row = w * 4;
+    if stride == row {
+        dst[..row * h].copy_from_slice(&src[..row * h]);
+        return;
+    }
+    for (d, s) in dst[..row * h].chunks_exact_mut(row).zip(src.chunks(stride)) {
+        d.copy_from_slice(&s[..row]);
+    }
+}
+
+/// Shrinks a `w` × `h` BGRx picture (`stride` bytes per row) by 2^`shift`
+/// each way into `dst`, packed (ceil(w/2^shift) × ceil(h/2^shift)
+/// pixels): each output pixel is the rounded mean of its block (of the
+/// part inside the picture at the right and bottom edges). `copy`, when
+/// given, receives a packed copy of the picture on the way (each row is
+/// read once for both).
+#[allow(clippy::too_many_arguments)]
+fn shrink_bgrx(
     src: &[u8],
     w: usize,
     h: usize,
     stride: usize,
     shift: u32,
-    dst: &mut [u8],
-    dst_stride: usize,
+    dst: &mut Vec<u8>,
+    sums: &mut Vec<u16>,
+    mut copy: Option<&mut [u8]>,
 ) {
-    let mut cur: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(src);
-    let (mut cw, mut chh, mut cs) = (w, h, stride);
-    for step in 0..shift {
-        let (nw, nh) = (cw.div_ceil(2), chh.div_ceil(2));
-        let last = step + 1 == shift;
-        let mut next = if last { Vec::new() } else { vec![0u8; nw * nh] };
-        let (out, os): (&mut [u8], usize) = if last {
-            (&mut *dst, dst_stride)
-        } else {
-            (&mut next, nw)
-        };
-        for y in 0..nh {
-            let r0 = &cur[2 * y * cs..][..cw];
-            let r1 = &cur[(2 * y + 1).min(chh - 1) * cs..][..cw];
-            let o = &mut out[y * os..][..nw];
-            let pairs = cw / 2;
-            for ((o, a), b) in o[..pairs]
-                .iter_mut()
-                .zip(r0.chunks_exact(2))
-                .zip(r1.chunks_exact(2))
-            {
-                *o = ((u16::from(a[0]) + u16::from(a[1]) + u16::from(b[0]) + u16::from(b[1]) + 2)
-                    >> 2) as u8;
+    let f = 1usize << shift;
+    let (cw, ch) = (w.div_ceil(f), h.div_ceil(f));
+    let row = w * 4;
+    dst.resize(cw * ch * 4, 0);
+    // Up to 16 rows of 255 per column: fits in u16.
+    sums.resize(row, 0);
+    for oy in 0..ch {
+        let y0 = oy * f;
+        let rows = f.min(h - y0);
+        for r in 0..rows {
+            let line = &src[(y0 + r) * stride..][..row];
+            if r == 0 {
+                for (a, &b) in sums.iter_mut().zip(line) {
+                    *a = u16::from(b);
+                }
+            } else {
+                for (a, &b) in sums.iter_mut().zip(line) {
+                    *a += u16::from(b);
+                }
             }
-            if cw % 2 == 1 {
-                o[pairs] = ((u16::from(r0[cw - 1]) + u16::from(r1[cw - 1]) + 1) >> 1) as u8;
+            if let Some(copy) = copy.as_deref_mut() {
+                copy[(y0 + r) * row..][..row].copy_from_slice(line);
             }
         }
-        if !last {
-            cur = std::borrow::Cow::Owned(next);
-            (cw, chh, cs) = (nw, nh, nw);
+        let out = &mut dst[oy * cw * 4..][..cw * 4];
+        let whole = w / f;
+        if rows == f {
+            let bits = 2 * shift;
+            match f {
+                2 => block_means::<8>(&sums[..whole * 8], &mut out[..whole * 4], bits),
+                4 => block_means::<16>(&sums[..whole * 16], &mut out[..whole * 4], bits),
+                _ => block_means_any(&sums[..whole * f * 4], f, rows, &mut out[..whole * 4]),
+            }
+        } else {
+            block_means_any(&sums[..whole * f * 4], f, rows, &mut out[..whole * 4]);
+        }
+        if whole < cw {
+            // The right edge's partial block.
+            block_means_any(
+                &sums[whole * f * 4..],
+                w - whole * f,
+                rows,
+                &mut out[whole * 4..],
+            );
+        }
+    }
+}
+
+/// Means of blocks of `N / 4` pixels' column sums (each the sum of
+/// `2^bits / (N / 4)` rows): one output pixel per `N` sums.
+fn block_means<const N: usize>(sums: &[u16], out: &mut [u8], bits: u32) {
+    let round = 1u32 << (bits - 1);
+    for (o, b) in out.chunks_exact_mut(4).zip(sums.chunks_exact(N)) {
+        let mut s = [0u32; 4];
+        for px in b.chunks_exact(4) {
+            for c in 0..4 {
+                s[c] += u32::from(px[c]);
+            }
+        }
+        for c in 0..4 {
+            o[c] = ((s[c] + round) >> bits) as u8;
+        }
+    }
+}
+
+/// Means of blocks `cols` pixels wide of column sums of `rows` rows.
+fn block_means_any(sums: &[u16], cols: usize, rows: usize, out: &mut [u8]) {
+    let n = (cols * rows) as u32;
+    for (o, b) in out.chunks_exact_mut(4).zip(sums.chunks_exact(cols * 4)) {
+        let mut s = [0u32; 4];
+        for px in b.chunks_exact(4) {
+            for c in 0..4 {
+                s[c] += u32::from(px[c]);
+            }
+        }
+        for c in 0..4 {
+            o[c] = ((s[c] + n / 2) / n) as u8;
         }
     }
 }
@@ -612,6 +669,58 @@ impl Drop for VpxDecoder {
         // SAFETY: initialised in `new`, destroyed once.
         unsafe {
             ffi::vpx_codec_destroy(&mut *self.ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every output pixel is the rounded mean of its block (the part of it
+    /// inside the picture at the edges), for odd sizes and a padded stride,
+    /// and the copy made on the way is the picture.
+    #[test]
+    fn shrinking_averages_blocks_and_copies_the_picture() {
+        for (w, h, shift) in [(37, 21, 1), (37, 21, 2), (64, 32, 2), (10, 7, 3), (5, 3, 1)] {
+            let stride = w * 4 + 12;
+            let src: Vec<u8> = (0..stride * h).map(|i| (i * 7 + i / 5) as u8).collect();
+            let (mut dst, mut sums) = (Vec::new(), Vec::new());
+            let mut copy = vec![0u8; w * h * 4];
+            shrink_bgrx(
+                &src,
+                w,
+                h,
+                stride,
+                shift,
+                &mut dst,
+                &mut sums,
+                Some(&mut copy),
+            );
+            let f = 1usize << shift;
+            let (cw, ch) = (w.div_ceil(f), h.div_ceil(f));
+            assert_eq!(dst.len(), cw * ch * 4);
+            for oy in 0..ch {
+                for ox in 0..cw {
+                    for c in 0..4 {
+                        let (mut sum, mut n) = (0u32, 0u32);
+                        for y in oy * f..((oy + 1) * f).min(h) {
+                            for x in ox * f..((ox + 1) * f).min(w) {
+                                sum += u32::from(src[y * stride + x * 4 + c]);
+                                n += 1;
+                            }
+                        }
+                        let want = ((sum + n / 2) / n) as u8;
+                        assert_eq!(dst[(oy * cw + ox) * 4 + c], want, "{w}x{h}>>{shift}");
+                    }
+                }
+            }
+            for y in 0..h {
+                assert_eq!(
+                    copy[y * w * 4..(y + 1) * w * 4],
+                    src[y * stride..y * stride + w * 4]
+                );
+            }
         }
     }
 }

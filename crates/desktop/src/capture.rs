@@ -8,7 +8,10 @@
 //! - Pixels come through MIT-SHM when the display offers it (the server
 //!   writes into a shared segment it created and handed over as a file
 //!   descriptor, mapped read-only here), and through plain `GetImage`
-//!   otherwise (remote displays, servers without SHM 1.2).
+//!   otherwise (remote displays, servers without SHM 1.2). With DAMAGE and
+//!   MIT-SHM the frame *is* the segment: each change is read as whole rows
+//!   of the captured area, which the server writes in place, and nothing
+//!   is copied on this side.
 //! - Changes come from a DAMAGE object on the root window (raw rectangles).
 //!   Without DAMAGE, frames are compared in 64×64 tiles every
 //!   [`CaptureOptions::poll_interval`].
@@ -20,6 +23,7 @@
 //!   the next update a full frame of the new size, on the same connection.
 
 use std::fs::File;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use x11rb::connection::{Connection, RequestConnection};
@@ -146,7 +150,64 @@ pub struct Frame {
     pub width: u32,
     pub height: u32,
     pub stride: usize,
-    pub data: Vec<u8>,
+    /// The pixels (`stride * height` bytes; a byte slice through `Deref`).
+    pub data: FrameData,
+}
+
+/// A frame's pixels: its own buffer, or (capture through MIT-SHM with
+/// DAMAGE) the shared segment the X server writes the screen into, where
+/// the capturer keeps the current image with no copy of its own. A clone
+/// is always its own buffer, so pixels seen through one never change.
+pub struct FrameData(Pixelbuf);
+
+enum Pixelbuf {
+    Owned(Vec<u8>),
+    Shared(Arc<ShmMap>, usize),
+}
+
+impl FrameData {
+    fn owned(len: usize) -> Self {
+        Self(Pixelbuf::Owned(vec![0; len]))
+    }
+
+    fn as_mut_vec(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.0 {
+            Pixelbuf::Owned(v) => Some(v),
+            Pixelbuf::Shared(..) => None,
+        }
+    }
+}
+
+impl std::ops::Deref for FrameData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Pixelbuf::Owned(v) => v,
+            Pixelbuf::Shared(map, len) => map.bytes(*len),
+        }
+    }
+}
+
+impl Clone for FrameData {
+    fn clone(&self) -> Self {
+        Self(Pixelbuf::Owned(self.to_vec()))
+    }
+}
+
+impl Default for FrameData {
+    fn default() -> Self {
+        Self(Pixelbuf::Owned(Vec::new()))
+    }
+}
+
+impl std::fmt::Debug for FrameData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameData")
+            .field("len", &self.len())
+            .field("shared", &matches!(self.0, Pixelbuf::Shared(..)))
+            .finish()
+    }
 }
 
 impl Frame {
@@ -156,7 +217,18 @@ impl Frame {
             width,
             height,
             stride,
-            data: vec![0; stride * height as usize],
+            data: FrameData::owned(stride * height as usize),
+        }
+    }
+
+    /// A frame kept in the capture segment `map` (at its start).
+    fn shared(width: u32, height: u32, map: Arc<ShmMap>) -> Self {
+        let stride = width as usize * 4;
+        Self {
+            width,
+            height,
+            stride,
+            data: FrameData(Pixelbuf::Shared(map, stride * height as usize)),
         }
     }
 
@@ -214,7 +286,7 @@ pub struct CursorImage {
 enum Pixels {
     Shm {
         seg: shm::Seg,
-        map: ShmMap,
+        map: Arc<ShmMap>,
         size: usize,
     },
     GetImage,
@@ -603,7 +675,16 @@ impl Capturer {
             }
             self.pixels = self.new_segment()?;
         }
-        self.frame = Frame::new(self.region.width, self.region.height);
+        self.frame = match &self.pixels {
+            // With DAMAGE the current image lives in the segment: the
+            // server writes each change in place (whole rows of the
+            // captured area, see `grab`), nothing is copied out of it.
+            // Tile comparison keeps two frames of its own.
+            Pixels::Shm { map, .. } if self.uses_damage() => {
+                Frame::shared(self.region.width, self.region.height, Arc::clone(map))
+            }
+            _ => Frame::new(self.region.width, self.region.height),
+        };
         self.full_pending = true;
         Ok(())
     }
@@ -648,7 +729,7 @@ impl Capturer {
             .conn
             .shm_create_segment(seg, size as u32, false)?
             .reply()?;
-        let map = ShmMap::new(&File::from(reply.shm_fd), size)?;
+        let map = Arc::new(ShmMap::new(&File::from(reply.shm_fd), size)?);
         Ok(Pixels::Shm { seg, map, size })
     }
 
@@ -662,7 +743,34 @@ impl Capturer {
             (r.x - self.region.x) as usize,
             (r.y - self.region.y) as usize,
         );
-        let direct = fx == 0 && r.width == self.frame.width && self.frame.stride == row;
+        let stride = self.frame.stride;
+        let direct = fx == 0 && r.width == self.frame.width && stride == row;
+        let in_place = matches!(self.frame.data.0, Pixelbuf::Shared(..));
+        match &self.pixels {
+            Pixels::Shm { seg, .. } if in_place => {
+                // The frame is the segment: the server writes the rows of
+                // `r` across the whole captured area in place (its rows
+                // are the frame's rows), so nothing is copied here.
+                self.conn
+                    .shm_get_image(
+                        self.root,
+                        self.region.x as i16,
+                        r.y as i16,
+                        self.region.width as u16,
+                        r.height as u16,
+                        !0,
+                        ImageFormat::Z_PIXMAP.into(),
+                        *seg,
+                        (fy * stride) as u32,
+                    )?
+                    .reply()?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(frame) = self.frame.data.as_mut_vec() else {
+            return Err(Error::Protocol("a shared frame without a segment".into()));
+        };
         match &self.pixels {
             Pixels::Shm { seg, map, .. } => {
                 self.conn
@@ -681,13 +789,13 @@ impl Capturer {
                 // The reply came: the server has written the segment.
                 let src = map.bytes(row * r.height as usize);
                 if direct {
-                    let start = fy * self.frame.stride;
-                    self.frame.data[start..start + src.len()].copy_from_slice(src);
+                    let start = fy * stride;
+                    frame[start..start + src.len()].copy_from_slice(src);
                     return Ok(());
                 }
                 for (y, line) in src.chunks_exact(row).enumerate() {
-                    let dst = (fy + y) * self.frame.stride + fx * 4;
-                    self.frame.data[dst..dst + row].copy_from_slice(line);
+                    let dst = (fy + y) * stride + fx * 4;
+                    frame[dst..dst + row].copy_from_slice(line);
                 }
                 return Ok(());
             }
@@ -716,8 +824,8 @@ impl Capturer {
             }
         }
         for y in 0..r.height as usize {
-            let dst = (fy + y) * self.frame.stride + fx * 4;
-            self.frame.data[dst..dst + row].copy_from_slice(&self.scratch[y * row..(y + 1) * row]);
+            let dst = (fy + y) * stride + fx * 4;
+            frame[dst..dst + row].copy_from_slice(&self.scratch[y * row..(y + 1) * row]);
         }
         Ok(())
     }
@@ -753,7 +861,30 @@ impl Capturer {
         };
         let area = |r: &Rect| u64::from(r.width) * u64::from(r.height);
         let sum: u64 = rects.iter().map(area).sum();
-        if rects.len() <= 16 && sum * 2 < area(&bbox) {
+        if matches!(self.frame.data.0, Pixelbuf::Shared(..)) {
+            // Read in place, whole rows at a time: one read per run of
+            // rows that some rectangle covers.
+            let mut rows: Vec<(i32, i32)> =
+                rects.iter().map(|r| (r.y, r.y + r.height as i32)).collect();
+            rows.sort_unstable();
+            let mut bands: Vec<(i32, i32)> = Vec::new();
+            for (a, b) in rows {
+                match bands.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => bands.push((a, b)),
+                }
+            }
+            for (a, b) in bands {
+                if !self.try_grab(Rect::new(
+                    self.region.x,
+                    a,
+                    self.region.width,
+                    (b - a) as u32,
+                ))? {
+                    return Ok(None);
+                }
+            }
+        } else if rects.len() <= 16 && sum * 2 < area(&bbox) {
             for r in &rects {
                 if !self.try_grab(*r)? {
                     return Ok(None);

@@ -37,7 +37,9 @@ pub mod keysym;
 mod shm_map;
 mod wait;
 
-pub use capture::{CaptureOptions, Capturer, CursorImage, Frame, Monitor, Rect, Selection, Update};
+pub use capture::{
+    CaptureOptions, Capturer, CursorImage, Frame, FrameData, Monitor, Rect, Selection, Update,
+};
 pub use clipboard::{Clipboard, ClipboardChange, SelectionKind};
 pub use display::{DisplayOptions, DisplayTarget, TargetSource};
 pub use input::{Button, Input};

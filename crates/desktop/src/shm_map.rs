@@ -1,7 +1,8 @@
-//! The MIT-SHM segment the X server made for capture, mapped read-only so
-//! captured pixels are copied once, from the segment straight into the
-//! frame (`pread` copied them through the kernel: 17 % of the agent's CPU
-//! besides libvpx on a full-screen change at 30 fps).
+//! The MIT-SHM segment the X server made for capture, mapped read-only.
+//! With DAMAGE the capturer's frame is the segment itself: the server
+//! writes each change in place and nothing is copied (`pread` copied the
+//! pixels through the kernel, then a copy from the mapping into a frame of
+//! its own cost ~1 ms of the agent's CPU per 1080p frame).
 //!
 //! The crate's only `unsafe`: mapping the file.
 
@@ -30,9 +31,12 @@ impl ShmMap {
         // descriptor to us), and the server writes into it only while it
         // answers one of our ShmGetImage requests. `Capturer` reads it
         // only after that request's reply, on the same thread, and sends no
-        // other ShmGetImage while a slice of it is alive, so the bytes do
-        // not change under a reference. The mapping is read-only and `len`
-        // is the size the segment was created with.
+        // other ShmGetImage while a slice of it is alive: the requests need
+        // `&mut Capturer`, and the only other holder of the mapping is the
+        // capturer's own `Frame`, lent out only as `&Frame` borrowed from
+        // the capturer (a clone of a frame copies the pixels out), so the
+        // bytes do not change under a reference. The mapping is read-only
+        // and `len` is the size the segment was created with.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
         Ok(Self { map })
     }

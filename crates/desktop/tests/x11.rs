@@ -147,6 +147,13 @@ fn damage_then_idle(opts: CaptureOptions) {
             .unwrap()
             .is_none()
     );
+    // A clone keeps its pixels while the capturer's frame (with MIT-SHM,
+    // the server's segment itself) moves on.
+    let before = cap.frame().clone();
+    fill(&conn, win, 300, 200, 40, 30, 0x123456);
+    update_where(&mut cap, Duration::from_secs(10), |u| !u.rects.is_empty());
+    assert_eq!(cap.frame().rgb(310, 210), 0x123456);
+    assert_eq!(before.rgb(310, 210), 0xabcdef);
 }
 
 #[test]
