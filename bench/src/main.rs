@@ -36,6 +36,9 @@
 //! 9. (`--desktop`, alone) remote desktop figures, Jumpgate and x11vnc side
 //!    by side on the same Xvfb workloads: frames and kbit/s, time to
 //!    pixel-exact, idle bytes, input to pixel, CPU (`desktop.rs`).
+//! 10. (`--epm-publish-agents N`, alone) one EPM bundle published to N
+//!     connected idle agents: time until all verified it, bytes the gateway
+//!     sent, bytes downloaded from S3 / the gateway (`epm.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -59,6 +62,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 mod desktop;
+mod epm;
 mod store;
 mod store_writes;
 mod support;
@@ -185,6 +189,13 @@ struct Args {
     /// Seconds of each key guessing round (1, 16, 254 addresses; 0: none).
     #[arg(long, default_value_t = 60)]
     support_guess_seconds: u64,
+    /// Only the EPM publish figure: one bundle to this many connected idle
+    /// agents that download and verify it (`epm.rs`; 0: none).
+    #[arg(long, default_value_t = 0)]
+    epm_publish_agents: usize,
+    /// Where the gateway keeps the bundle for `--epm-publish-agents`.
+    #[arg(long, value_enum, default_value = "s3")]
+    epm_blobs: epm::Blobs,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -1421,6 +1432,9 @@ async fn main() -> Result<()> {
     }
     if args.store {
         return store::run(&args).await;
+    }
+    if args.epm_publish_agents > 0 {
+        return epm::run(args.epm_publish_agents, args.epm_blobs).await;
     }
     let mut site = start_site(Bins::here()?, None).await?;
     println!(
