@@ -154,6 +154,31 @@ pub fn fails(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Spawns `cmd`, whose program this test process has just written (a
+/// download, a copy). Until every child forked by another thread while the
+/// file was open for writing has called exec (which closes the inherited
+/// descriptor), exec of the file fails with `ETXTBSY`: try again, polling
+/// until [`WAIT`].
+///
+/// # Panics
+/// Any other spawn error, or still busy after [`WAIT`].
+pub async fn spawn_written(cmd: &mut tokio::process::Command) -> tokio::process::Child {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "still `text file busy` after {WAIT:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("spawning {cmd:?}: {e}"),
+        }
+    }
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
         .as_ref()

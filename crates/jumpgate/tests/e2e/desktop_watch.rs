@@ -611,18 +611,19 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
     let download = home.path().join("jumpgate-assist");
     anon.download_to(&dl.download, &download).await.unwrap();
     std::fs::set_permissions(&download, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let _client = tokio::process::Command::new(&download)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DISPLAY", &x.display)
-        .env("HOME", home.path())
-        .env("TMPDIR", home.path())
-        .env("USER", "robin")
-        .current_dir(home.path())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let _client = spawn_written(
+        tokio::process::Command::new(&download)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISPLAY", &x.display)
+            .env("HOME", home.path())
+            .env("TMPDIR", home.path())
+            .env("USER", "robin")
+            .current_dir(home.path())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true),
+    )
+    .await;
     // An X application on the customer's screen, away from the window,
     // saying what it is clicked with.
     let xev_out = home.path().join("xev.out");

@@ -199,6 +199,14 @@ async fn policies_through_s3_decide_elevation_on_the_endpoint() {
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = shared.path().join("jumpgate");
     std::fs::copy(jumpgate_bin(), &bin).unwrap();
+    // Run once here, so no user's exec meets it still open for writing.
+    let settled = spawn_written(
+        tokio::process::Command::new(&bin)
+            .arg("--version")
+            .stdout(Stdio::null()),
+    )
+    .await;
+    assert!(settled.wait_with_output().await.unwrap().status.success());
     let socket = shared.path().join("elevate.sock");
     let sock = socket.to_str().unwrap().to_owned();
     let token = site.enroll_token(&[]).await;

@@ -80,24 +80,25 @@ async fn the_downloaded_client_serves_what_the_customer_allows_and_leaves_nothin
     anon.download_to(&dl.download, &download).await.unwrap();
     std::fs::set_permissions(&download, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let mut client = tokio::process::Command::new(&download)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DISPLAY", &x.display)
-        .env("HOME", &dirs[0])
-        .env("TMPDIR", &dirs[1])
-        .env("XDG_RUNTIME_DIR", &dirs[2])
-        .env("XDG_CACHE_HOME", &dirs[3])
-        .env("XDG_CONFIG_HOME", &dirs[4])
-        .env("XDG_DATA_HOME", &dirs[5])
-        .env("XDG_STATE_HOME", &dirs[6])
-        .env("USER", "robin")
-        .current_dir(&dirs[0])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut client = spawn_written(
+        tokio::process::Command::new(&download)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISPLAY", &x.display)
+            .env("HOME", &dirs[0])
+            .env("TMPDIR", &dirs[1])
+            .env("XDG_RUNTIME_DIR", &dirs[2])
+            .env("XDG_CACHE_HOME", &dirs[3])
+            .env("XDG_CONFIG_HOME", &dirs[4])
+            .env("XDG_DATA_HOME", &dirs[5])
+            .env("XDG_STATE_HOME", &dirs[6])
+            .env("USER", "robin")
+            .current_dir(&dirs[0])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true),
+    )
+    .await;
 
     // It joins the queue; tina takes it and asks for the shell right.
     let deadline = tokio::time::Instant::now() + WAIT;

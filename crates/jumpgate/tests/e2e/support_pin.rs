@@ -129,21 +129,22 @@ async fn pinning_makes_the_customers_machine_an_endpoint_only_with_its_consent()
     let download = home.join("Downloads/jumpgate-assist");
     anon.download_to(&dl.download, &download).await.unwrap();
     std::fs::set_permissions(&download, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut client = tokio::process::Command::new(&download)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DISPLAY", &x.display)
-        .env("HOME", &home)
-        .env("TMPDIR", &tmp)
-        .env("USER", "robin")
-        .env("RUST_LOG", "info")
-        .env("JUMPGATE_ASSIST_TEST_PIN_ROOT", &root)
-        .current_dir(&home)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut client = spawn_written(
+        tokio::process::Command::new(&download)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISPLAY", &x.display)
+            .env("HOME", &home)
+            .env("TMPDIR", &tmp)
+            .env("USER", "robin")
+            .env("RUST_LOG", "info")
+            .env("JUMPGATE_ASSIST_TEST_PIN_ROOT", &root)
+            .current_dir(&home)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true),
+    )
+    .await;
     let client_log = Log::default();
     client_log.drain(client.stderr.take().unwrap());
 

@@ -34,6 +34,14 @@ async fn privilege_management_in_a_real_browser() {
     let socket = shared.path().join("elevate.sock");
     let bin = shared.path().join("jumpgate");
     std::fs::copy(jumpgate_bin(), &bin).unwrap();
+    // Run once here, so no user's exec meets it still open for writing.
+    let settled = spawn_written(
+        tokio::process::Command::new(&bin)
+            .arg("--version")
+            .stdout(Stdio::null()),
+    )
+    .await;
+    assert!(settled.wait_with_output().await.unwrap().status.success());
     let token = site.enroll_token(&[]).await;
     let sock = socket.to_str().unwrap().to_owned();
     let _agent = site.spawn_agent("desk-7", Some(&token), &["--elevate-socket", &sock]);
