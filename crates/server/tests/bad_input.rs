@@ -1059,6 +1059,8 @@ async fn bad_input_to_every_route_is_a_4xx_with_a_json_error() {
             .collect::<Vec<_>>(),
         [("web-1", "web")]
     );
+    db.close().await;
+    gw.stop().await;
 }
 
 /// The framework's own rejections become the API's JSON errors too: a
@@ -1100,4 +1102,5 @@ async fn framework_rejections_are_json_errors() {
         );
         assert!(!e.message.is_empty());
     }
+    gw.stop().await;
 }

@@ -12,7 +12,8 @@ pub(crate) struct Gateway {
     pub(crate) trust: Trust,
     pub(crate) data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     /// After `_stop`: dropped once the gateway is told to stop.
     _database: Option<PgDatabase>,
 }
@@ -43,7 +44,7 @@ pub(crate) async fn start_gateway_on(engine: Engine) -> Gateway {
     let cfg = Config::validate(on_database(raw, database.as_ref())).unwrap();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let stop = async {
             let _ = stop_rx.await;
         };
@@ -59,7 +60,8 @@ pub(crate) async fn start_gateway_on(engine: Engine) -> Gateway {
         trust: Trust::Pinned(fp),
         data_dir,
         _dir: dir,
-        _stop: stop_tx,
+        stop: Some(stop_tx),
+        task: Some(task),
         _database: database,
     }
 }
@@ -78,6 +80,20 @@ fn on_database(raw: RawConfig, database: Option<&PgDatabase>) -> RawConfig {
 }
 
 impl Gateway {
+    /// Stops the gateway and waits for its ordered shutdown (its database
+    /// closed), so no thread of it is still inside SQLCipher when the test
+    /// process exits (an exit racing such a thread dies of SIGSEGV after
+    /// the tests passed). Dropping the handle only asks it to stop.
+    #[allow(dead_code)] // each test binary compiles this module; not all stop explicitly
+    pub(crate) async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), t).await;
+        }
+    }
+
     /// A client with no credentials yet.
     pub(crate) fn client(&self) -> Client {
         Client::new(self.url.parse().unwrap(), &self.trust, None).unwrap()
