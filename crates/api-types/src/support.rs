@@ -308,6 +308,21 @@ pub struct SupportSession {
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
+    /// The customer's screen as technicians of this session show it now:
+    /// one entry per live desktop sub-session. The others join one with
+    /// `GET /api/v1/sessions/{session}/watch` (participants drive it while
+    /// the customer allows `control`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screens: Vec<SupportScreen>,
+}
+
+/// A live desktop sub-session of a support session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportScreen {
+    /// The sub-session's id (what `…/sessions/{id}/watch` takes).
+    pub session: String,
+    /// The technician who opened it.
+    pub technician: String,
 }
 
 /// One row of `GET /api/v1/support/sessions` (history and reports).

@@ -424,8 +424,19 @@ export async function supportSessionPage(id) {
       }),
     );
     const target = `support:${id}`;
+    const me = s.participants.find((p) => ctx.me && p.username === ctx.me.username);
+    // A teammate's screen already shown: join it rather than open a second
+    // capture (participants drive it while the customer allows control).
+    const drives = me && (me.role === 'owner' || me.role === 'participant') && s.granted.includes('control');
+    const joins = (s.screens || []).filter((x) => !ctx.me || x.technician !== ctx.me.username).map((x) =>
+      h('a', {
+        class: 'button',
+        href: `#/watch/desktop/${seg(x.session)}${drives ? '/drive' : ''}`,
+        dataset: { screen: x.session },
+      }, drives ? `Join ${x.technician}'s screen` : `Watch ${x.technician}'s screen`));
     render(
       tools,
+      ...joins,
       s.granted.includes('view') ? h('a', { class: 'button primary', href: `#/desktop/${encodeURIComponent(target)}`, id: 'ss-open-screen' }, 'Open the screen') : null,
       s.granted.includes('shell') ? h('a', { class: 'button primary', href: `#/terminal/${encodeURIComponent(target)}`, id: 'ss-open-shell' }, 'Open a shell') : null,
       // Pin as unattended: the owner, with the right to enroll endpoints.

@@ -8,14 +8,15 @@
 // wait is bounded; prints `WATCH-TEST PASSED` on success.
 //
 // With JG_DRIVE=1 it is a support participant instead, opening
-// `#/watch/desktop/ID/drive` directly (the co-driving viewer): the label
+// the owner's screen from the support session's page (JG_SUPPORT), the
+// co-driving viewer `#/watch/desktop/ID/drive`: the label
 // says they may drive, and the click is meant to land (the Rust side checks
 // it did).
 //
 // Env: JG_URL, JG_USER/JG_PASSWORD (the supervisor), JG_SESSION (the
 // watched session's id), JG_PATTERN (`x,y,rrggbb;…` pixels drawn on the
 // endpoint; may be empty), JG_CLICK (`x,y`: where to click), JG_SHOT (the
-// screenshot's path), JG_DRIVE, JG_ARTIFACTS, JG_CHROMIUM.
+// screenshot's path), JG_DRIVE, JG_SUPPORT, JG_ARTIFACTS, JG_CHROMIUM.
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -85,7 +86,15 @@ try {
   step('logged in');
 
   if (DRIVE) {
-    await page.goto(`${URL_}/#/watch/desktop/${encodeURIComponent(SESSION)}/drive`);
+    // The support session's page offers the owner's live screen to join.
+    await page.goto(`${URL_}/#/support/${encodeURIComponent(env('JG_SUPPORT'))}`);
+    const join = page.locator(`a[data-screen="${SESSION}"]`);
+    await join.waitFor();
+    const text = await join.textContent();
+    check(/^Join .+'s screen$/.test(text), `the support page's join link: ${text}`);
+    check((await join.getAttribute('href')).endsWith('/drive'), 'a participant joins to drive');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'support-join.png') });
+    await join.click();
   } else {
     // Sessions: the live desktop session has a Watch action.
     await page.goto(`${URL_}/#/sessions`);

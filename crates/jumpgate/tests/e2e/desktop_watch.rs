@@ -295,8 +295,9 @@ async fn watched_desk(site: &Site) -> (Xvfb, Agent, Owner, String) {
 }
 
 /// Runs `tests/browser/watch.mjs` as `user` on the live session `id`
-/// (`drive`: as a support participant, on the co-driving viewer), clicking
-/// at `click`; fails with everything it printed when it fails.
+/// (`drive`: as a participant of that support session, joining from its
+/// page into the co-driving viewer), clicking at `click`; fails with
+/// everything it printed when it fails.
 async fn run_watch_browser(
     site: &Site,
     (user, password): (&str, &str),
@@ -304,7 +305,7 @@ async fn run_watch_browser(
     pattern: &str,
     click: (i32, i32),
     shot: &str,
-    drive: bool,
+    drive: Option<&str>,
 ) {
     let chromium = crate::web::browser_prerequisites();
     let out = tokio::time::timeout(
@@ -319,7 +320,8 @@ async fn run_watch_browser(
             .env("JG_PATTERN", pattern)
             .env("JG_CLICK", format!("{},{}", click.0, click.1))
             .env("JG_SHOT", shot)
-            .env("JG_DRIVE", if drive { "1" } else { "" })
+            .env("JG_DRIVE", if drive.is_some() { "1" } else { "" })
+            .env("JG_SUPPORT", drive.unwrap_or_default())
             .env(
                 "JG_ARTIFACTS",
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -372,7 +374,7 @@ async fn a_supervisor_watches_a_desktop_in_the_console_read_only() {
         &pattern.join(";"),
         click,
         &shot,
-        false,
+        None,
     )
     .await;
     assert_ne!(
@@ -667,6 +669,16 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
     .await;
     let endpoint = format!("support:{id}");
     let session = live_session_on(&site, &endpoint).await;
+    // The support session shows the screen to its technicians, to join.
+    let shown = session_until(&tech, &id, "the screen listed", |s| !s.screens.is_empty()).await;
+    assert_eq!(shown.screens.len(), 1, "{:?}", shown.screens);
+    assert_eq!(
+        (
+            shown.screens[0].session.as_str(),
+            shown.screens[0].technician.as_str()
+        ),
+        (session.as_str(), "tina")
+    );
     let mut b = Watcher::start(bob_api.watch_session(&session).await.unwrap()).await;
     b.until("the customer's screen", |w| w.canvas.width() == 1280)
         .await;
@@ -735,7 +747,7 @@ async fn a_participant_drives_the_owners_desktop_only_while_the_customer_allows_
         "",
         in_app,
         &shot,
-        true,
+        Some(&id),
     )
     .await;
     pointer_reaches(&x, in_app);

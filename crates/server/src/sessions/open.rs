@@ -287,6 +287,7 @@ impl SessionService {
         };
         // A terminal or desktop session can be watched while it lives.
         let mut inject = None;
+        let mut screen_of = None;
         if matches!(
             kind,
             SessionKind::Shell | SessionKind::Exec | SessionKind::Desktop
@@ -300,7 +301,13 @@ impl SessionService {
             st.sessions
                 .watches
                 .insert(id.clone(), std::sync::Arc::clone(&w));
+            screen_of = w.support.clone().filter(|_| w.is_desktop());
             taps.push(Box::new(super::watch::WatchTap(w)));
+        }
+        // The support session's technicians see the customer's screen
+        // shown (and can join it), live.
+        if let Some(sid) = &screen_of {
+            crate::support::session::publish(st, sid).await;
         }
         let counters = Counters::default();
         let relay =
@@ -308,6 +315,9 @@ impl SessionService {
         let (outcome, last_word) = self.with_progress(&id, &counters, relay).await;
         st.sessions.watches.remove(&id);
         st.sessions.remove(&id);
+        if let Some(sid) = &screen_of {
+            crate::support::session::publish(st, sid).await;
+        }
         // Ends the recording (its writer seals the last chunk) and collects
         // the transfer's audit words.
         let tap_words: String = taps.into_iter().map(|t| t.finish()).collect();

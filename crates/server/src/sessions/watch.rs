@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use jumpgate_api_types::support as api;
 use jumpgate_proto::desktop::{ControlState, Cursor, CursorShape, DesktopCommand, DesktopInfo};
 use jumpgate_proto::session::SessionMsg;
 use tokio::sync::{broadcast, mpsc};
@@ -314,6 +315,22 @@ impl Watches {
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Watch>> {
         self.lock().get(&SessionId(id.to_owned())).cloned()
+    }
+
+    /// The live desktop sub-sessions of support session `support`, oldest
+    /// id first.
+    pub(crate) fn support_screens(&self, support: &str) -> Vec<api::SupportScreen> {
+        let mut screens: Vec<_> = self
+            .lock()
+            .iter()
+            .filter(|(_, w)| w.is_desktop() && w.support.as_deref() == Some(support))
+            .map(|(id, w)| api::SupportScreen {
+                session: id.0.clone(),
+                technician: w.technician.clone(),
+            })
+            .collect();
+        screens.sort_by(|a, b| a.session.cmp(&b.session));
+        screens
     }
 }
 

@@ -131,6 +131,7 @@ fn view(keys: &Keyring, r: Row) -> api::SupportSession {
         online: false,
         hostname: None,
         end_reason: r.end_reason,
+        screens: Vec::new(),
     }
 }
 

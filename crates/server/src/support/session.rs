@@ -30,6 +30,9 @@ pub(crate) async fn view(st: &AppState, id: &str) -> Result<api::SupportSession,
         .await?
         .ok_or_else(|| SupportError::UnknownSession(id.to_owned()))?;
     st.support_hub.live.with(id, |l| l.fill(&mut v));
+    if v.state != "ended" {
+        v.screens = st.sessions.watches.support_screens(id);
+    }
     Ok(v)
 }
 
