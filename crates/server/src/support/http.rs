@@ -274,8 +274,7 @@ async fn snapshot(
 ) -> Result<api::SupportEvent, SupportError> {
     let mut sessions = hub::open_sessions(&st.db, &st.keys, visible).await?;
     for s in &mut sessions {
-        let id = s.id.clone();
-        st.support_hub.live.with(&id, |l| l.fill(s));
+        super::session::fill_live(st, s);
     }
     Ok(api::SupportEvent::Snapshot { sessions })
 }

@@ -29,11 +29,18 @@ pub(crate) async fn view(st: &AppState, id: &str) -> Result<api::SupportSession,
     let mut v = hub::session(&st.db, &st.keys, id)
         .await?
         .ok_or_else(|| SupportError::UnknownSession(id.to_owned()))?;
-    st.support_hub.live.with(id, |l| l.fill(&mut v));
-    if v.state != "ended" {
-        v.screens = st.sessions.watches.support_screens(id);
-    }
+    fill_live(st, &mut v);
     Ok(v)
+}
+
+/// Fills the live parts of a technicians' view of a session: the live
+/// fold's (people, rights, client) and the customer's screens shown now.
+pub(crate) fn fill_live(st: &AppState, v: &mut api::SupportSession) {
+    let id = v.id.clone();
+    st.support_hub.live.with(&id, |l| l.fill(v));
+    if v.state != "ended" {
+        v.screens = st.sessions.watches.support_screens(&id);
+    }
 }
 
 /// Tells the technicians' streams (and the waiting customers of its
