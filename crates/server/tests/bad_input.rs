@@ -547,7 +547,13 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ),
         (
             "GET /api/v1/packages",
-            (Other, vec![bare("/api/v1/packages?name=%FF")]),
+            (
+                Other,
+                vec![
+                    bare("/api/v1/packages?name=Bad_Name"),
+                    bare("/api/v1/packages?name=%FF"),
+                ],
+            ),
         ),
         ("GET /api/v1/packages/{id}", (Other, named("/api/v1/packages/{id}"))),
         (
@@ -628,7 +634,13 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ),
         (
             "GET /api/v1/packages/status",
-            (Other, vec![bare("/api/v1/packages/status?endpoint=%FF")]),
+            (
+                Other,
+                vec![
+                    bare("/api/v1/packages/status?endpoint=bad%20name!"),
+                    bare("/api/v1/packages/status?package=UPPER"),
+                ],
+            ),
         ),
         (
             "GET /api/v1/packages/inventory",
@@ -639,6 +651,7 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     bare("/api/v1/packages/inventory?version=%3C1"),
                     bare("/api/v1/packages/inventory?package=openssl&version=3.0.11"),
                     bare("/api/v1/packages/inventory?package=openssl&version=%3C%20abc"),
+                    bare("/api/v1/packages/inventory?package=Not%20A%20Name"),
                 ],
             ),
         ),

@@ -493,4 +493,188 @@ async fn packages_from_the_local_store_through_the_signed_route() {
     )
     .await;
     assert!(installed(&root).contains(&("jg-local".into(), "0.1".into())));
+
+    // A pinned upload cannot be deleted; unassigned, it can.
+    let pinned = upload(&site, &deb).await;
+    let id = pinned["id"].as_str().unwrap();
+    ok(&site
+        .jg(&[
+            "epm",
+            "packages",
+            "assign",
+            "jg-local",
+            "--group",
+            "lab",
+            "--version",
+            "0.1",
+        ])
+        .await);
+    let refused = fails(&site.jg(&["epm", "packages", "delete", id]).await);
+    assert!(refused.contains("pinned"), "{refused}");
+    ok(&site
+        .jg(&["epm", "packages", "unassign", "jg-local", "--group", "lab"])
+        .await);
+    ok(&site.jg(&["epm", "packages", "delete", id]).await);
+    let list = ok(&site.jg(&["epm", "packages", "list"]).await);
+    assert!(!list.contains("jg-local"), "{list}");
+}
+
+/// Publisher signatures (minisign) and a local APT repository import.
+#[tokio::test]
+async fn signed_uploads_and_an_apt_repository_import() {
+    if !can_run() {
+        return;
+    }
+    let have = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("minisign") || !have("dpkg-scanpackages") {
+        println!(
+            "skipped: minisign or dpkg-scanpackages is not installed (apt-get install minisign dpkg-dev)"
+        );
+        return;
+    }
+    let site = Site::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pk, sk) = (dir.path().join("acme.pub"), dir.path().join("acme.key"));
+    let out = std::process::Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(&pk)
+        .arg("-s")
+        .arg(&sk)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let deb = build_deb(dir.path(), "jg-signed", "1.0", None);
+    let sign = |file: &Path| {
+        let out = std::process::Command::new("minisign")
+            .args(["-S", "-s"])
+            .arg(&sk)
+            .arg("-m")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    sign(&deb);
+    let sig = format!("{}.minisig", deb.display());
+    // Unknown publisher: refused; trusted: the publisher is recorded.
+    let refused = fails(
+        &site
+            .jg(&[
+                "epm",
+                "packages",
+                "upload",
+                deb.to_str().unwrap(),
+                "--signature",
+                &sig,
+            ])
+            .await,
+    );
+    assert!(refused.contains("not a trusted publisher"), "{refused}");
+    ok(&site
+        .jg(&[
+            "epm",
+            "packages",
+            "publishers",
+            "add",
+            "acme",
+            pk.to_str().unwrap(),
+        ])
+        .await);
+    ok(&site
+        .jg(&["epm", "packages", "require-signature", "on"])
+        .await);
+    let unsigned = build_deb(dir.path(), "jg-unsigned", "1.0", None);
+    let refused = fails(
+        &site
+            .jg(&["epm", "packages", "upload", unsigned.to_str().unwrap()])
+            .await,
+    );
+    assert!(refused.contains("requires packages signed"), "{refused}");
+    // A signature of other bytes does not pass.
+    let refused = fails(
+        &site
+            .jg(&[
+                "epm",
+                "packages",
+                "upload",
+                unsigned.to_str().unwrap(),
+                "--signature",
+                &sig,
+            ])
+            .await,
+    );
+    assert!(refused.contains("does not match"), "{refused}");
+    let signed: serde_json::Value = serde_json::from_str(&ok(&site
+        .jg(&[
+            "epm",
+            "packages",
+            "upload",
+            deb.to_str().unwrap(),
+            "--signature",
+            &sig,
+            "--json",
+        ])
+        .await))
+    .unwrap();
+    assert_eq!(signed["publisher"], "acme");
+
+    // An APT repository: a pool and its Packages index; signatures beside
+    // the packages are sent with them.
+    ok(&site
+        .jg(&["epm", "packages", "require-signature", "off"])
+        .await);
+    let repo = dir.path().join("repo");
+    let pool = repo.join("pool/main");
+    std::fs::create_dir_all(&pool).unwrap();
+    for (name, version) in [
+        ("jg-apt-a", "1.0"),
+        ("jg-apt-b", "2:0.3-1"),
+        ("jg-apt-a", "1.1"),
+    ] {
+        let built = build_deb(dir.path(), name, version, None);
+        let to = pool.join(built.file_name().unwrap());
+        std::fs::rename(&built, &to).unwrap();
+        if version == "1.1" {
+            sign(&to);
+        }
+    }
+    let index = std::process::Command::new("dpkg-scanpackages")
+        .args(["--multiversion", "pool"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(index.status.success(), "{index:?}");
+    let dists = repo.join("dists/stable/main/binary-all");
+    std::fs::create_dir_all(&dists).unwrap();
+    std::fs::write(dists.join("Packages"), &index.stdout).unwrap();
+    let text = ok(&site
+        .jg(&["epm", "packages", "import-apt", repo.to_str().unwrap()])
+        .await);
+    assert!(
+        text.contains("3 uploaded, 0 already there, 0 refused"),
+        "{text}"
+    );
+    let again = ok(&site
+        .jg(&["epm", "packages", "import-apt", repo.to_str().unwrap()])
+        .await);
+    assert!(again.contains("0 uploaded, 3 already there"), "{again}");
+    let list: serde_json::Value = serde_json::from_str(&ok(&site
+        .jg(&["epm", "packages", "list", "--name", "jg-apt-a", "--json"])
+        .await))
+    .unwrap();
+    let versions: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.1", "1.0"], "newest first");
+    assert_eq!(list[0]["publisher"], "acme");
 }

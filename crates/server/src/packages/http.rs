@@ -111,6 +111,18 @@ impl From<PackageError> for ApiError {
     }
 }
 
+/// A query's package name must be one (Debian policy §5.6.1).
+fn check_package_name(name: &str) -> Result<(), ApiError> {
+    if jumpgate_epm::package::deb::valid_package_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{} is not a Debian package name (lowercase letters, digits, +, - and .)",
+            crate::ids::echo(name)
+        )))
+    }
+}
+
 const MEDIA_TYPES: [&str; 3] = [
     "application/vnd.debian.binary-package",
     "application/x-debian-package",
@@ -185,6 +197,9 @@ async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<api::PackageInfo>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(n) = &q.name {
+        check_package_name(n)?;
+    }
     let mut c = st.db.conn().await?;
     let mut rows = store::packages(&mut c, q.name.as_deref()).await?;
     // By name, then newest version first (Debian order).
@@ -359,6 +374,12 @@ async fn status(
     q: Result<Query<StatusQuery>, QueryRejection>,
 ) -> Result<Json<Vec<api::EndpointPackageStatus>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(n) = &q.package {
+        check_package_name(n)?;
+    }
+    if let Some(e) = &q.endpoint {
+        crate::ids::validate_name("endpoint", e).map_err(ApiError::bad_request)?;
+    }
     let rows = store::results(&st.db).await?;
     Ok(Json(
         rows.into_iter()
@@ -407,6 +428,9 @@ async fn inventory(
         return Err(ApiError::bad_request(
             "name a package (package=) or an endpoint (endpoint=)",
         ));
+    }
+    if let Some(n) = &q.package {
+        check_package_name(n)?;
     }
     let constraint = match &q.version {
         Some(_) if q.package.is_none() => {
