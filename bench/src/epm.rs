@@ -215,7 +215,7 @@ async fn epm_agent(
 }
 
 /// `wchar` and `write_bytes` of `/proc/PID/io`.
-fn proc_io(pid: u32) -> Result<(u64, u64)> {
+pub(crate) fn proc_io(pid: u32) -> Result<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
     let field = |name: &str| -> Result<u64> {
         text.lines()
@@ -227,7 +227,7 @@ fn proc_io(pid: u32) -> Result<(u64, u64)> {
 
 /// `bytes_sent` of every TCP socket of process `pid`, by socket (`ss
 /// -tinp`): what the kernel sent on it so far.
-async fn socket_bytes(pid: u32) -> Result<std::collections::HashMap<String, u64>> {
+pub(crate) async fn socket_bytes(pid: u32) -> Result<std::collections::HashMap<String, u64>> {
     let out = tokio::process::Command::new("ss")
         .args(["-tinpH"])
         .output()
@@ -284,7 +284,7 @@ fn policy_yaml() -> String {
     y
 }
 
-fn mib(b: u64) -> f64 {
+pub(crate) fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 

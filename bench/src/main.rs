@@ -63,6 +63,7 @@ use tokio::process::{Child, Command};
 
 mod desktop;
 mod epm;
+mod packages;
 mod store;
 mod store_writes;
 mod support;
@@ -196,6 +197,14 @@ struct Args {
     /// Where the gateway keeps the bundle for `--epm-publish-agents`.
     #[arg(long, value_enum, default_value = "s3")]
     epm_blobs: epm::Blobs,
+    /// Only the Package Manager figure: one package assigned to this many
+    /// connected idle agents that download and verify it from S3
+    /// (`packages.rs`; 0: none).
+    #[arg(long, default_value_t = 0)]
+    package_agents: usize,
+    /// The package's size for `--package-agents`, MiB.
+    #[arg(long, default_value_t = 50)]
+    package_mib: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -1432,6 +1441,9 @@ async fn main() -> Result<()> {
     }
     if args.store {
         return store::run(&args).await;
+    }
+    if args.package_agents > 0 {
+        return packages::run(args.package_agents, args.package_mib).await;
     }
     if args.epm_publish_agents > 0 {
         return epm::run(args.epm_publish_agents, args.epm_blobs).await;

@@ -18,11 +18,14 @@
 //!   service, enrolled (attended support's "pin as unattended").
 //! - [`epm`]: endpoint privilege management (policies, the elevation
 //!   socket, `jumpgate elevate`, the event journal).
+//! - [`packages`]: the Package Manager (assigned packages fetched from
+//!   blob storage, verified, installed with dpkg; the inventory).
 
 pub mod assist;
 mod dispatch;
 pub mod epm;
 pub mod install;
+pub mod packages;
 pub mod sessions;
 pub mod state;
 pub mod system;
@@ -80,6 +83,8 @@ pub enum AgentError {
     Connection(String),
     #[error(transparent)]
     Epm(#[from] epm::EpmError),
+    #[error(transparent)]
+    Packages(#[from] packages::PackagesError),
 }
 
 /// How to run the agent (from flags).
@@ -100,6 +105,7 @@ pub struct AgentOptions {
     pub sessions: sessions::SessionContext,
     pub system: system::SystemOptions,
     pub epm: epm::EpmOptions,
+    pub packages: packages::PackageOptions,
 }
 
 impl AgentOptions {
@@ -117,6 +123,7 @@ impl AgentOptions {
             sessions: sessions::SessionContext::default(),
             system: system::SystemOptions::default(),
             epm: epm::EpmOptions::default(),
+            packages: packages::PackageOptions::default(),
         }
     }
 }
@@ -189,8 +196,23 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
     };
     let tls_config = tls::client_config(&trust, &[AGENT_ALPN])?;
     let epm = start_epm(&opts, &server, &trust, &shutdown)?;
+    let packages = packages::Packages::open(
+        &opts.state_dir,
+        opts.packages.clone(),
+        epm::fetch::Fetcher {
+            gateway: Some(epm::fetch::Gateway {
+                server: server.clone(),
+                tls: tls::client_config(&trust, &[b"http/1.1"])?,
+                proxy: opts.proxy.clone(),
+            }),
+            blob_tls: epm::fetch::blob_tls(opts.epm.blob_ca.as_deref())
+                .map_err(epm::EpmError::from)?,
+            timeout: opts.packages.fetch_timeout,
+        },
+    )?;
     let mut opts = opts;
     opts.system.epm = Some(Arc::clone(&epm));
+    opts.system.packages = Some(packages);
     let key = Arc::new(key);
     let mut backoff = Backoff::new(opts.min_backoff, opts.max_backoff);
     let span = tracing::info_span!("agent", endpoint = %identity.endpoint);
@@ -471,6 +493,9 @@ async fn connect_and_serve(
                 .send_events(handle.clone())
                 .in_current_span(),
         );
+    }
+    if let Some(p) = &opts.system.packages {
+        tokio::spawn(Arc::clone(p).watch(handle.clone()).in_current_span());
     }
     let dispatch = dispatch::Dispatcher::new(opts.sessions.clone(), opts.system.clone());
     let mut revoked = false;

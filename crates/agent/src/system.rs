@@ -9,6 +9,10 @@
 //!   in force ([`crate::epm::Epm::handle_notice`]), the reply a `PolicyAck`.
 //! - `epm-decision`: a technician's answer to an approval request; `Ok` if
 //!   the request was waiting, `Invalid` if not.
+//! - `packages`: the desired state of assigned packages; downloaded,
+//!   verified, installed or removed ([`crate::packages::Packages`]), the
+//!   reply a `PackageAck` with the results and inventory.
+//! - `package-inventory`: the installed packages (a diff or all).
 //!
 //! A topic this build does not know gets [`Status::UnknownTopic`], so a
 //! newer gateway learns it must wait for a newer agent.
@@ -37,6 +41,8 @@ pub struct SystemOptions {
     pub linger: Duration,
     /// EPM, when this agent runs it (an enrolled agent always does).
     pub epm: Option<Arc<crate::epm::Epm>>,
+    /// The Package Manager, likewise.
+    pub packages: Option<Arc<crate::packages::Packages>>,
 }
 
 impl Default for SystemOptions {
@@ -46,6 +52,7 @@ impl Default for SystemOptions {
             read_timeout: Duration::from_secs(60),
             linger: Duration::from_secs(5),
             epm: None,
+            packages: None,
         }
     }
 }
@@ -86,9 +93,11 @@ where
         return Err(SystemError::NotARequest);
     };
     let bytes_in = body.len();
-    let (reply, out) = match (req.topic.parse::<Topic>(), &opts.epm) {
-        (Ok(Topic::EpmPolicy), Some(epm)) => epm_policy(epm, &body).await,
-        (Ok(Topic::EpmDecision), Some(epm)) => epm_decision(epm, &body),
+    let (reply, out) = match (req.topic.parse::<Topic>(), &opts.epm, &opts.packages) {
+        (Ok(Topic::EpmPolicy), Some(epm), _) => epm_policy(epm, &body).await,
+        (Ok(Topic::EpmDecision), Some(epm), _) => epm_decision(epm, &body),
+        (Ok(Topic::Packages), _, Some(p)) => packages(p, &body).await,
+        (Ok(Topic::PackageInventory), _, Some(p)) => package_inventory(p, &body).await,
         _ => handle(&req.topic, body, opts),
     };
     tracing::info!(
@@ -148,6 +157,36 @@ async fn epm_policy(epm: &Arc<crate::epm::Epm>, body: &[u8]) -> (Reply, Bytes) {
     };
     let ack = epm.handle_notice(notice).await;
     let out = serde_json::to_vec(&ack).unwrap_or_default();
+    (reply(Status::Ok, String::new()), out.into())
+}
+
+async fn packages(p: &Arc<crate::packages::Packages>, body: &[u8]) -> (Reply, Bytes) {
+    let notice: jumpgate_proto::packages::PackageNotice = match serde_json::from_slice(body) {
+        Ok(n) => n,
+        Err(e) => {
+            return (
+                reply(Status::Invalid, format!("not a package notice: {e}")),
+                Bytes::new(),
+            );
+        }
+    };
+    let ack = p.handle_notice(notice).await;
+    let out = serde_json::to_vec(&ack).unwrap_or_default();
+    (reply(Status::Ok, String::new()), out.into())
+}
+
+async fn package_inventory(p: &Arc<crate::packages::Packages>, body: &[u8]) -> (Reply, Bytes) {
+    let req: jumpgate_proto::packages::InventoryRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                reply(Status::Invalid, format!("not an inventory request: {e}")),
+                Bytes::new(),
+            );
+        }
+    };
+    let report = p.handle_inventory(req).await;
+    let out = serde_json::to_vec(&report).unwrap_or_default();
     (reply(Status::Ok, String::new()), out.into())
 }
 

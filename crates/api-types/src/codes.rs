@@ -145,6 +145,11 @@ wire_codes! {
         /// The EPM policy does not validate: the body also carries
         /// `problems`, each `{field, message}` (`rules[2].action`).
         InvalidPolicy = "invalid_policy",
+        /// The upload is not an acceptable Debian package, or its
+        /// signature is missing, unknown or wrong (the message names what).
+        InvalidPackage = "invalid_package",
+        /// No uploaded package with that id (or name and version).
+        UnknownPackage = "unknown_package",
     }
 }
 

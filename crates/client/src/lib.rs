@@ -26,11 +26,13 @@ use serde::de::DeserializeOwned;
 
 mod epm;
 mod identity;
+mod packages;
 mod recordings;
 mod sse;
 mod support;
 
 pub use epm::EpmEventFilter;
+pub use packages::InventoryFilter;
 pub use recordings::{CastStream, RecordingFilter};
 pub use sse::EventStream;
 pub use support::SupportEvents;

@@ -123,6 +123,12 @@ impl SigningKey {
         B64.encode(self.pair.public_key().as_ref())
     }
 
+    /// Signs `payload`: the base64 Ed25519 signature (package manifests
+    /// are signed with the same keys as bundles).
+    pub fn sign_b64(&self, payload: &[u8]) -> String {
+        B64.encode(self.pair.sign(payload).as_ref())
+    }
+
     pub fn trusted(&self) -> jumpgate_proto::epm::TrustedKey {
         jumpgate_proto::epm::TrustedKey {
             id: self.id.clone(),
@@ -201,19 +207,7 @@ pub fn verify(
     let payload = payload.get(1..).unwrap_or_default();
     let header: Header = serde_json::from_slice(header)
         .map_err(|e| BundleError::Malformed(format!("header: {e}")))?;
-    let key = keys
-        .iter()
-        .find(|k| k.id == header.key)
-        .ok_or_else(|| BundleError::UnknownKey(header.key.clone()))?;
-    let public = B64
-        .decode(&key.public_key)
-        .map_err(|_| BundleError::Key(format!("trusted key `{}` is not base64", key.id)))?;
-    let sig = B64
-        .decode(&header.sig)
-        .map_err(|_| BundleError::BadSignature)?;
-    UnparsedPublicKey::new(&ED25519, &public)
-        .verify(payload, &sig)
-        .map_err(|_| BundleError::BadSignature)?;
+    verify_signature(keys, &header.key, payload, &header.sig)?;
     let content: BundleContent = serde_json::from_slice(payload)
         .map_err(|e| BundleError::Malformed(format!("payload: {e}")))?;
     if let Some(accepted) = last_accepted
@@ -229,6 +223,29 @@ pub fn verify(
         .validate()
         .map_err(|e| BundleError::InvalidPolicy(e.to_string()))?;
     Ok(content)
+}
+
+/// Checks `sig` (base64) over `payload` by the key `key_id` of `keys`.
+///
+/// # Errors
+/// The key is not among `keys`, or the signature does not verify.
+pub fn verify_signature(
+    keys: &[jumpgate_proto::epm::TrustedKey],
+    key_id: &str,
+    payload: &[u8],
+    sig: &str,
+) -> Result<(), BundleError> {
+    let key = keys
+        .iter()
+        .find(|k| k.id == key_id)
+        .ok_or_else(|| BundleError::UnknownKey(key_id.to_owned()))?;
+    let public = B64
+        .decode(&key.public_key)
+        .map_err(|_| BundleError::Key(format!("trusted key `{}` is not base64", key.id)))?;
+    let sig = B64.decode(sig).map_err(|_| BundleError::BadSignature)?;
+    UnparsedPublicKey::new(&ED25519, &public)
+        .verify(payload, &sig)
+        .map_err(|_| BundleError::BadSignature)
 }
 
 #[cfg(test)]

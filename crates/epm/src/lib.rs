@@ -8,6 +8,8 @@
 //! - [`bundle`]: the signed, immutable file a published policy becomes
 //!   (canonical JSON, Ed25519), and its verification with rollback
 //!   protection.
+//! - [`package`]: the Package Manager's parts: `.deb` reading, Debian
+//!   version order, signed package manifests, publisher signatures.
 //! - [`code`]: the offline challenge/response that unlocks one elevation
 //!   when the endpoint cannot reach the gateway.
 //!
@@ -16,6 +18,7 @@
 pub mod bundle;
 pub mod code;
 pub mod engine;
+pub mod package;
 pub mod policy;
 
 pub use engine::{Caller, Decision, Engine, Program};

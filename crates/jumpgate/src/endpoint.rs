@@ -109,6 +109,15 @@ pub(crate) struct AgentArgs {
     /// besides the system's roots.
     #[arg(long, value_name = "FILE")]
     blob_ca: Option<PathBuf>,
+    /// The root dpkg installs assigned packages under (`dpkg --root`):
+    /// `/` on a real endpoint; a private directory keeps this machine's
+    /// packages untouched (tests, benchmarks).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    package_root: PathBuf,
+    /// How often dpkg's status file is checked for changes (the inventory
+    /// is reported when it changed).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    package_poll: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -340,6 +349,8 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<()> {
     opts.system.echo = args.serve_echo_topic;
     opts.epm.socket = (!args.no_elevate).then_some(args.elevate_socket);
     opts.epm.blob_ca = args.blob_ca;
+    opts.packages.root = args.package_root;
+    opts.packages.poll = args.package_poll;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

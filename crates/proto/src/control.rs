@@ -200,6 +200,11 @@ pub enum Control {
     EpmAck {
         through: u64,
     },
+    /// The agent's installed packages changed (dpkg's status file moved
+    /// on): the gateway asks for the inventory (`package-inventory`).
+    PackagesChanged {
+        revision: u64,
+    },
 }
 
 /// [`Control::Assist`]'s content under `msg` (both enums are tagged by

@@ -14,6 +14,8 @@
 //!   client (chat, rights asked and granted, participants).
 //! - [`epm`]: endpoint privilege management: policy notices, approval
 //!   decisions and the events endpoints report.
+//! - [`packages`]: the Package Manager: package notices, results and the
+//!   endpoints' inventories.
 //! - [`system`]: system streams, which the gateway opens to an agent on its
 //!   own behalf (agent facts, later policies), with bodies up to 16 MiB.
 //!
@@ -27,6 +29,7 @@ pub mod epm;
 mod error;
 pub mod frame;
 pub mod mux;
+pub mod packages;
 pub mod session;
 pub mod system;
 pub mod text;

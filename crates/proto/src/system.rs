@@ -85,10 +85,25 @@ pub enum Topic {
     /// [`ApprovalDecision`](crate::epm::ApprovalDecision); reply body
     /// empty (`invalid` when no such request is waiting).
     EpmDecision,
+    /// The desired state of the endpoint's assigned packages. Request
+    /// body: JSON [`PackageNotice`](crate::packages::PackageNotice); reply
+    /// body: JSON [`PackageAck`](crate::packages::PackageAck).
+    Packages,
+    /// The endpoint's installed packages. Request body: JSON
+    /// [`InventoryRequest`](crate::packages::InventoryRequest); reply body:
+    /// JSON [`InventoryReport`](crate::packages::InventoryReport).
+    PackageInventory,
 }
 
 impl Topic {
-    pub const ALL: [Self; 4] = [Self::Facts, Self::Echo, Self::EpmPolicy, Self::EpmDecision];
+    pub const ALL: [Self; 6] = [
+        Self::Facts,
+        Self::Echo,
+        Self::EpmPolicy,
+        Self::EpmDecision,
+        Self::Packages,
+        Self::PackageInventory,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +111,8 @@ impl Topic {
             Self::Echo => "echo",
             Self::EpmPolicy => "epm-policy",
             Self::EpmDecision => "epm-decision",
+            Self::Packages => "packages",
+            Self::PackageInventory => "package-inventory",
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod keys;
 mod layers;
 mod lease;
 mod listener;
+mod packages;
 mod rbac;
 mod recordings;
 mod routes;

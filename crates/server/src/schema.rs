@@ -22,6 +22,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::vault::schema::VAULT,
     &crate::keys::schema::KEYS,
     &crate::epm::schema::EPM,
+    &crate::packages::schema::PACKAGES,
 ]);
 
 #[cfg(test)]
@@ -54,8 +55,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 13);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 13);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 14);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 14);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -76,7 +77,8 @@ mod tests {
                 "rbac,groups,recordings",
                 "agents",
                 "rbac,sessions,support",
-                "rbac,epm"
+                "rbac,epm",
+                "packages"
             ]
         );
     }

@@ -175,6 +175,27 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /api/v1/epm/signing-keys", Only(ADMIN_AND_READERS)),
         ("POST /api/v1/epm/signing-keys/rotate", Only(ADMIN)),
         ("GET /epm/bundles/{version}", Public),
+        // The Package Manager: `epm-manage` (admin; a read-scoped admin
+        // client reads); the inventory is `view` (rows of one's groups);
+        // the download route's signature is its credential.
+        ("POST /api/v1/packages", Only(ADMIN)),
+        ("GET /api/v1/packages", Only(ADMIN_AND_READERS)),
+        ("GET /api/v1/packages/{id}", Only(ADMIN_AND_READERS)),
+        ("DELETE /api/v1/packages/{id}", Only(ADMIN)),
+        ("GET /api/v1/packages/publishers", Only(ADMIN_AND_READERS)),
+        ("POST /api/v1/packages/publishers", Only(ADMIN)),
+        ("DELETE /api/v1/packages/publishers/{name}", Only(ADMIN)),
+        ("GET /api/v1/packages/settings", Only(ADMIN_AND_READERS)),
+        ("PUT /api/v1/packages/settings", Only(ADMIN)),
+        ("GET /api/v1/packages/assignments", Only(ADMIN_AND_READERS)),
+        ("PUT /api/v1/packages/assignments", Only(ADMIN)),
+        (
+            "DELETE /api/v1/packages/assignments/{group}/{package}",
+            Only(ADMIN),
+        ),
+        ("GET /api/v1/packages/status", Only(ADMIN_AND_READERS)),
+        ("GET /api/v1/packages/inventory", Only(VIEWERS)),
+        ("GET /packages/{id}/{file}", Public),
         ("POST /api/v1/queues", Only(ADMIN)),
         ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
         ("DELETE /api/v1/queues/{name}", Only(ADMIN)),

@@ -519,6 +519,154 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 ],
             ),
         ),
+        // The Package Manager.
+        (
+            "POST /api/v1/packages",
+            (
+                Other,
+                vec![
+                    (
+                        "/api/v1/packages".into(),
+                        Some("application/vnd.debian.binary-package"),
+                        b"not a debian package".to_vec(),
+                    ),
+                    (
+                        "/api/v1/packages".into(),
+                        Some("application/vnd.debian.binary-package"),
+                        b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n".to_vec(),
+                    ),
+                    (
+                        "/api/v1/packages".into(),
+                        Some("application/octet-stream"),
+                        Vec::new(),
+                    ),
+                    json("/api/v1/packages", "{}"),
+                    bare("/api/v1/packages"),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/packages",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/packages?name=Bad_Name"),
+                    bare("/api/v1/packages?name=%FF"),
+                ],
+            ),
+        ),
+        ("GET /api/v1/packages/{id}", (Other, named("/api/v1/packages/{id}"))),
+        (
+            "DELETE /api/v1/packages/{id}",
+            (Other, named("/api/v1/packages/{id}")),
+        ),
+        ("GET /api/v1/packages/publishers", (Nothing, vec![])),
+        (
+            "POST /api/v1/packages/publishers",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/packages/publishers",
+                        r#"{"name":"acme","public_key":"not a key"}"#,
+                    ),
+                    json(
+                        "/api/v1/packages/publishers",
+                        r#"{"name":"bad name!","public_key":"RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"}"#,
+                    ),
+                    json("/api/v1/packages/publishers", r#"{"name":"acme"}"#),
+                ],
+            ),
+        ),
+        (
+            "DELETE /api/v1/packages/publishers/{name}",
+            (Other, named("/api/v1/packages/publishers/{name}")),
+        ),
+        ("GET /api/v1/packages/settings", (Nothing, vec![])),
+        (
+            "PUT /api/v1/packages/settings",
+            (
+                Json,
+                vec![
+                    json("/api/v1/packages/settings", r#"{"require_signature":"yes"}"#),
+                    json("/api/v1/packages/settings", "{}"),
+                ],
+            ),
+        ),
+        ("GET /api/v1/packages/assignments", (Nothing, vec![])),
+        (
+            "PUT /api/v1/packages/assignments",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/packages/assignments",
+                        r#"{"group":"web","package":"nothing-here","action":"install"}"#,
+                    ),
+                    json(
+                        "/api/v1/packages/assignments",
+                        r#"{"group":"no-such-group","package":"x-y","action":"remove"}"#,
+                    ),
+                    json(
+                        "/api/v1/packages/assignments",
+                        r#"{"group":"web","package":"x-y","action":"explode"}"#,
+                    ),
+                    json(
+                        "/api/v1/packages/assignments",
+                        r#"{"group":"web","package":"Bad_Name","action":"remove"}"#,
+                    ),
+                    json(
+                        "/api/v1/packages/assignments",
+                        r#"{"group":"web","package":"x-y","action":"remove","version":"1.0"}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "DELETE /api/v1/packages/assignments/{group}/{package}",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/packages/assignments/web/nothing"),
+                    bare("/api/v1/packages/assignments/%FF/x"),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/packages/status",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/packages/status?endpoint=bad%20name!"),
+                    bare("/api/v1/packages/status?package=UPPER"),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/packages/inventory",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/packages/inventory"),
+                    bare("/api/v1/packages/inventory?version=%3C1"),
+                    bare("/api/v1/packages/inventory?package=openssl&version=3.0.11"),
+                    bare("/api/v1/packages/inventory?package=openssl&version=%3C%20abc"),
+                    bare("/api/v1/packages/inventory?package=Not%20A%20Name"),
+                ],
+            ),
+        ),
+        (
+            "GET /packages/{id}/{file}",
+            (
+                Other,
+                vec![
+                    bare("/packages/pkg_x/deb"),
+                    bare("/packages/pkg_x/other?expires=1&sig=x"),
+                    bare("/packages/pkg_x/deb?expires=soon&sig=x"),
+                    bare("/packages/pkg_x/manifest?expires=99999999999&sig=AAAA"),
+                ],
+            ),
+        ),
         // Attended support.
         ("GET /api/v1/portal", (Nothing, vec![])),
         ("GET /portal", (Nothing, vec![])),

@@ -12,6 +12,7 @@ import { playerPage } from './player.js';
 import { desktopPage, watchDesktopPage } from './desktop.js';
 import { supportPage, supportSessionPage, supportHistoryPage } from './support.js';
 import { epmPolicyPage, epmRequestsPage, epmEventsPage } from './epm.js';
+import { packagesPage, inventoryPage } from './packages.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -29,6 +30,8 @@ const NAV = [
   { href: '#/support', label: 'Support', perm: P.SUPPORT },
   { href: '#/epm', label: 'Privilege', perm: P.EPM_MANAGE },
   { href: '#/epm/requests', label: 'Elevation requests', perm: P.EPM_APPROVE },
+  { href: '#/packages', label: 'Packages', perm: P.EPM_MANAGE },
+  { href: '#/inventory', label: 'Inventory', perm: P.VIEW },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
   { href: '#/admin/users', label: 'Users', perm: P.MANAGE_USERS },
@@ -114,6 +117,8 @@ const routes = [
   [/^#\/epm$/, () => epmPolicyPage()],
   [/^#\/epm\/requests$/, () => epmRequestsPage()],
   [/^#\/epm\/events$/, () => epmEventsPage()],
+  [/^#\/packages$/, () => packagesPage()],
+  [/^#\/inventory$/, () => inventoryPage()],
   [/^#\/sessions$/, () => pages.sessionsPage()],
   // Someone's live session, watched (`/drive`: a support participant, with input).
   [/^#\/watch\/desktop\/([^/]+)(\/drive)?$/, (m) => watchDesktopPage(decodeURIComponent(m[1]), !!m[2])],

@@ -38,6 +38,8 @@ export const ERROR = Object.freeze({
   RIGHT_NOT_GRANTED: 'right_not_granted',
   CUSTOMER_OFFLINE: 'customer_offline',
   INVALID_POLICY: 'invalid_policy',
+  INVALID_PACKAGE: 'invalid_package',
+  UNKNOWN_PACKAGE: 'unknown_package',
 });
 
 /** Permission names (`rbac::Permission`), in the gateway's order. */

@@ -16,6 +16,8 @@
 //!   helpers, for the desktop and consent tests.
 //! - [`s3::SeaweedFs`] (`s3.rs`): a real S3 server (SeaweedFS) on loopback
 //!   ports picked at run time, and awscli to act on its buckets.
+//! - [`azurite::Azurite`] (`azurite.rs`): a real Azure Blob service
+//!   (Azurite) on a loopback port picked at run time, with a container.
 //! - Protocol helpers: raw HTTP exchanges, TOTP codes, an echo server, the
 //!   proxy side of `CONNECT` (`http.rs`, `totp.rs`).
 //!
@@ -29,6 +31,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 pub mod assist;
+pub mod azurite;
 mod engine;
 mod gateway;
 mod http;

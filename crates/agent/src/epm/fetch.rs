@@ -178,8 +178,47 @@ impl Fetcher {
         }
     }
 
-    async fn get_inner(&self, url: &str, max: u64) -> Result<Vec<u8>, FetchError> {
-        let (target, tls, proxy) = if url.starts_with('/') {
+    /// Downloads `url` into `file` (created or truncated), at most `max`
+    /// bytes, streamed (packages may be far larger than a bundle); answers
+    /// the SHA-256 (lowercase hex) and size of what was written. What
+    /// arrives is verified by the caller, never trusted.
+    ///
+    /// # Errors
+    /// See [`FetchError`].
+    pub async fn download_to(
+        &self,
+        url: &str,
+        max: u64,
+        file: &Path,
+    ) -> Result<(String, u64), FetchError> {
+        let go = async {
+            let (target, tls, proxy) = self.route(url)?;
+            let tcp = dial::connect_tcp(&target.host, target.port, proxy.as_ref()).await?;
+            match tls {
+                None => request_to_file(tcp, &target, max, file).await,
+                Some(cfg) => {
+                    let name = ServerName::try_from(target.host.clone())
+                        .map_err(|_| FetchError::BadUrl(target.host.clone()))?;
+                    let stream = tokio_rustls::TlsConnector::from(cfg)
+                        .connect(name, tcp)
+                        .await?;
+                    request_to_file(stream, &target, max, file).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, go).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Where `url` is, and the TLS trust and proxy to reach it with.
+    #[allow(clippy::type_complexity, reason = "private plumbing")]
+    fn route(
+        &self,
+        url: &str,
+    ) -> Result<(Target, Option<Arc<ClientConfig>>, Option<HttpProxy>), FetchError> {
+        Ok(if url.starts_with('/') {
             let gw = self.gateway.as_ref().ok_or(FetchError::NoGateway)?;
             let t = Target {
                 tls: true,
@@ -204,7 +243,11 @@ impl Fetcher {
                     None => (t, Some(Arc::clone(&self.blob_tls)), None),
                 }
             }
-        };
+        })
+    }
+
+    async fn get_inner(&self, url: &str, max: u64) -> Result<Vec<u8>, FetchError> {
+        let (target, tls, proxy) = self.route(url)?;
         let tcp = dial::connect_tcp(&target.host, target.port, proxy.as_ref()).await?;
         match tls {
             None => request(tcp, &target, max).await,
@@ -217,6 +260,60 @@ impl Fetcher {
                 request(stream, &target, max).await
             }
         }
+    }
+}
+
+/// [`request`], the body streamed into `file`: (SHA-256 hex, size).
+async fn request_to_file<S>(
+    io: S,
+    target: &Target,
+    max: u64,
+    file: &Path,
+) -> Result<(String, u64), FetchError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncWriteExt;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::get(target.path.as_str())
+        .header(http::header::HOST, host_header(target))
+        .header(http::header::USER_AGENT, "jumpgate-agent")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| FetchError::BadUrl(e.to_string()))?;
+    let res = sender.send_request(req).await?;
+    if !res.status().is_success() {
+        conn.abort();
+        return Err(FetchError::Status(res.status().as_u16()));
+    }
+    let mut body = res.into_body();
+    let mut out = tokio::fs::File::create(file).await?;
+    let mut hash = jumpgate_net::digest::Sha256::new();
+    let mut size = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        size += data.len() as u64;
+        if size > max {
+            conn.abort();
+            return Err(FetchError::TooLarge(max));
+        }
+        hash.update(&data);
+        out.write_all(&data).await?;
+    }
+    out.sync_all().await?;
+    conn.abort();
+    Ok((hash.hex(), size))
+}
+
+fn host_header(target: &Target) -> String {
+    if target.host.contains(':') {
+        format!("[{}]:{}", target.host, target.port)
+    } else {
+        format!("{}:{}", target.host, target.port)
     }
 }
 

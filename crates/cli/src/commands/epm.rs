@@ -110,6 +110,15 @@ pub(crate) enum EpmCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The Package Manager: upload, list, assign packages; see what
+    /// endpoints did.
+    Packages {
+        #[command(subcommand)]
+        command: super::packages::PackagesCommand,
+    },
+    /// Which endpoints run which packages (e.g. `--package openssl
+    /// --version-lt 3.0.11`).
+    Inventory(super::packages::InventoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +166,8 @@ fn read_policy_file(file: &PathBuf) -> anyhow::Result<Policy> {
 pub(crate) async fn run(client: &Client, cmd: EpmCommand) -> anyhow::Result<()> {
     match cmd {
         EpmCommand::Policy { command } => policy(client, command).await?,
+        EpmCommand::Packages { command } => super::packages::run(client, command).await?,
+        EpmCommand::Inventory(args) => super::packages::inventory(client, args).await?,
         EpmCommand::Test {
             endpoint,
             user,

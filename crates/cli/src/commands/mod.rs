@@ -20,6 +20,7 @@ pub(crate) mod epm;
 pub(crate) mod forward;
 pub(crate) mod login;
 pub(crate) mod mfa;
+pub(crate) mod packages;
 pub(crate) mod passwd;
 pub(crate) mod recordings;
 pub(crate) mod sessions;

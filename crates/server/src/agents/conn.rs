@@ -331,6 +331,12 @@ where
     st.tasks.spawn(crate::epm::notify::on_connect(
         st.clone(),
         id.clone(),
+        group.clone(),
+    ));
+    // Packages: the group's assignments (or just the inventory).
+    st.tasks.spawn(crate::packages::notify::on_connect(
+        st.clone(),
+        id.clone(),
         group,
     ));
 
@@ -357,6 +363,13 @@ where
                         batch,
                     ))
                     .await;
+                }
+                MuxEvent::Control(Control::PackagesChanged { revision }) => {
+                    epm_st.tasks.spawn(crate::packages::notify::on_changed(
+                        epm_st.clone(),
+                        events_id.clone(),
+                        revision,
+                    ));
                 }
                 MuxEvent::Control(other) => tracing::debug!(?other, "ignoring control message"),
                 // Agents do not open streams towards the gateway (yet).

@@ -372,6 +372,13 @@ pub(crate) enum Action {
     /// Approve or deny one request, give an offline code or ask a what-if
     /// about one endpoint (`epm-approve` on its group).
     DecideElevation,
+    // The Package Manager (part of EPM: `epm-manage`).
+    /// List packages, publishers, settings, assignments and results.
+    ReadPackages,
+    /// Upload, delete, assign packages; manage publisher keys and settings.
+    WritePackages,
+    /// Query endpoints' installed packages (rows of one's groups).
+    ReadInventory,
 }
 
 enum Requirement {
@@ -422,6 +429,8 @@ impl Action {
             }
             Self::ApproveElevation => R::AnyGroup(P::EpmApprove),
             Self::DecideElevation => R::Endpoint(P::EpmApprove),
+            Self::ReadPackages | Self::WritePackages => R::Site(P::EpmManage),
+            Self::ReadInventory => R::AnyGroup(P::View),
         }
     }
 
@@ -446,6 +455,7 @@ impl Action {
                 | Self::WriteQueues
                 | Self::WriteEpmPolicy
                 | Self::DecideElevation
+                | Self::WritePackages
         )
     }
 
@@ -494,6 +504,9 @@ impl Action {
             Self::ReadEpmEvents => "read-epm-events",
             Self::ApproveElevation => "approve-elevation",
             Self::DecideElevation => "decide-elevation",
+            Self::ReadPackages => "read-packages",
+            Self::WritePackages => "write-packages",
+            Self::ReadInventory => "read-inventory",
         }
     }
 }

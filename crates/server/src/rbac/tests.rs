@@ -231,6 +231,9 @@ fn action_names_are_frozen() {
         (A::ReadEpmEvents, "read-epm-events"),
         (A::ApproveElevation, "approve-elevation"),
         (A::DecideElevation, "decide-elevation"),
+        (A::ReadPackages, "read-packages"),
+        (A::WritePackages, "write-packages"),
+        (A::ReadInventory, "read-inventory"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -289,7 +292,10 @@ fn action_names_are_frozen() {
             | A::WriteEpmPolicy
             | A::ReadEpmEvents
             | A::ApproveElevation
-            | A::DecideElevation => {}
+            | A::DecideElevation
+            | A::ReadPackages
+            | A::WritePackages
+            | A::ReadInventory => {}
         }
     }
 }

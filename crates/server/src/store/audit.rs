@@ -132,6 +132,21 @@ pub(crate) enum AuditAction {
     EpmDecide,
     /// An offline code was given for an endpoint's challenge.
     EpmCode,
+    // The Package Manager.
+    /// A package was uploaded (name, version, sha256, publisher).
+    PackageUpload,
+    /// An uploaded package was deleted.
+    PackageDelete,
+    /// An assignment was made or changed (group, package, action).
+    PackageAssign,
+    /// An assignment was removed.
+    PackageUnassign,
+    /// A trusted publisher key was added.
+    PackagePublisherAdd,
+    /// A trusted publisher key was removed.
+    PackagePublisherRemove,
+    /// The Package Manager's settings changed.
+    PackageSettings,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -217,6 +232,13 @@ impl AuditAction {
             Self::EpmKeyRotate => "epm-key-rotate",
             Self::EpmDecide => "epm-decide",
             Self::EpmCode => "epm-code",
+            Self::PackageUpload => "package-upload",
+            Self::PackageDelete => "package-delete",
+            Self::PackageAssign => "package-assign",
+            Self::PackageUnassign => "package-unassign",
+            Self::PackagePublisherAdd => "package-publisher-add",
+            Self::PackagePublisherRemove => "package-publisher-remove",
+            Self::PackageSettings => "package-settings",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -491,6 +513,13 @@ mod tests {
             (A::EpmKeyRotate, "epm-key-rotate"),
             (A::EpmDecide, "epm-decide"),
             (A::EpmCode, "epm-code"),
+            (A::PackageUpload, "package-upload"),
+            (A::PackageDelete, "package-delete"),
+            (A::PackageAssign, "package-assign"),
+            (A::PackageUnassign, "package-unassign"),
+            (A::PackagePublisherAdd, "package-publisher-add"),
+            (A::PackagePublisherRemove, "package-publisher-remove"),
+            (A::PackageSettings, "package-settings"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];
