@@ -61,6 +61,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod analytics;
 mod desktop;
 mod epm;
 mod store;
@@ -196,6 +197,20 @@ struct Args {
     /// Where the gateway keeps the bundle for `--epm-publish-agents`.
     #[arg(long, value_enum, default_value = "s3")]
     epm_blobs: epm::Blobs,
+    /// Only the analytics figures (`analytics.rs`): events ingested per
+    /// second by each backend (embedded; PostgreSQL with `--postgres`) and
+    /// report latency over a large store.
+    #[arg(long)]
+    analytics: bool,
+    /// Events timed for the ingest figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    analytics_events: usize,
+    /// Events in the store when the reports are timed.
+    #[arg(long, default_value_t = 10_000_000)]
+    analytics_report_events: usize,
+    /// Runs of each report per window.
+    #[arg(long, default_value_t = 20)]
+    analytics_runs: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -1432,6 +1447,15 @@ async fn main() -> Result<()> {
     }
     if args.store {
         return store::run(&args).await;
+    }
+    if args.analytics {
+        return analytics::run(&analytics::Opts {
+            events: args.analytics_events,
+            report_events: args.analytics_report_events,
+            runs: args.analytics_runs,
+            postgres: args.postgres.clone(),
+        })
+        .await;
     }
     if args.epm_publish_agents > 0 {
         return epm::run(args.epm_publish_agents, args.epm_blobs).await;

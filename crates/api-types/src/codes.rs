@@ -145,6 +145,10 @@ wire_codes! {
         /// The EPM policy does not validate: the body also carries
         /// `problems`, each `{field, message}` (`rules[2].action`).
         InvalidPolicy = "invalid_policy",
+        /// No report of that name (`GET /api/v1/reports` lists them).
+        UnknownReport = "unknown_report",
+        /// The analytics store cannot be read right now.
+        AnalyticsUnavailable = "analytics_unavailable",
     }
 }
 
@@ -204,6 +208,8 @@ mod tests {
             "right_not_granted",
             "customer_offline",
             "invalid_policy",
+            "unknown_report",
+            "analytics_unavailable",
         ];
         let names: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
         assert_eq!(names, frozen);

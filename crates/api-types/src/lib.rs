@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 mod codes;
 pub mod epm;
+pub mod reports;
 pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 

@@ -27,11 +27,13 @@ use serde::de::DeserializeOwned;
 mod epm;
 mod identity;
 mod recordings;
+mod reports;
 mod sse;
 mod support;
 
 pub use epm::EpmEventFilter;
 pub use recordings::{CastStream, RecordingFilter};
+pub use reports::ReportFilter;
 pub use sse::EventStream;
 pub use support::SupportEvents;
 

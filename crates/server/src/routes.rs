@@ -32,6 +32,7 @@ fn assemble() -> Api {
     let api = crate::support::http::routes(api);
     let api = crate::support::pin::routes(api);
     let api = crate::epm::http::routes(api);
+    let api = crate::analytics::http::routes(api);
     crate::web::routes(api)
 }
 

@@ -38,6 +38,8 @@ export const ERROR = Object.freeze({
   RIGHT_NOT_GRANTED: 'right_not_granted',
   CUSTOMER_OFFLINE: 'customer_offline',
   INVALID_POLICY: 'invalid_policy',
+  UNKNOWN_REPORT: 'unknown_report',
+  ANALYTICS_UNAVAILABLE: 'analytics_unavailable',
 });
 
 /** Permission names (`rbac::Permission`), in the gateway's order. */
@@ -59,6 +61,7 @@ export const PERMISSIONS = Object.freeze([
   'monitor-sessions',
   'epm-manage',
   'epm-approve',
+  'reports-read',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -80,6 +83,7 @@ export const PERMISSION = Object.freeze({
   MONITOR_SESSIONS: 'monitor-sessions',
   EPM_MANAGE: 'epm-manage',
   EPM_APPROVE: 'epm-approve',
+  REPORTS_READ: 'reports-read',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

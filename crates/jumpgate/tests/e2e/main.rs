@@ -19,6 +19,7 @@ mod migrate_store;
 mod pg_tls;
 mod recording_rotation;
 mod recordings;
+mod reports;
 mod revocation;
 mod scope;
 mod sessions;

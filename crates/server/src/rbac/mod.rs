@@ -8,8 +8,9 @@
 //!   `support`, `monitor-sessions`, `epm-approve`) apply to the endpoint **groups** the
 //!   holder is assigned (a support queue belongs to a group); site
 //!   permissions (`manage-users`, `manage-endpoints`, `view-audit`,
-//!   `epm-manage`) apply
-//!   site-wide.
+//!   `epm-manage`, `reports-read`) apply
+//!   site-wide (`reports-read` shows a holder limited to some groups only
+//!   their rows).
 //! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
 //!   groups + scopes). A `read`-scoped token is refused every write.
 //! - A user whose token is restricted (MFA enrollment or password change
@@ -63,10 +64,13 @@ pub(crate) enum Permission {
     /// Approve or deny elevation requests and give offline codes, for
     /// endpoints of one's groups.
     EpmApprove,
+    /// Read the reports of the analytics store (site-wide; a role limited
+    /// to some groups sees their rows only).
+    ReportsRead,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 17] = [
+    pub(crate) const ALL: [Self; 18] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -84,6 +88,7 @@ impl Permission {
         Self::MonitorSessions,
         Self::EpmManage,
         Self::EpmApprove,
+        Self::ReportsRead,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -105,6 +110,7 @@ impl Permission {
             Self::MonitorSessions => "monitor-sessions",
             Self::EpmManage => "epm-manage",
             Self::EpmApprove => "epm-approve",
+            Self::ReportsRead => "reports-read",
         }
     }
 
@@ -372,6 +378,9 @@ pub(crate) enum Action {
     /// Approve or deny one request, give an offline code or ask a what-if
     /// about one endpoint (`epm-approve` on its group).
     DecideElevation,
+    // Reports.
+    /// Run the reports of the analytics store.
+    ReadReports,
 }
 
 enum Requirement {
@@ -422,6 +431,7 @@ impl Action {
             }
             Self::ApproveElevation => R::AnyGroup(P::EpmApprove),
             Self::DecideElevation => R::Endpoint(P::EpmApprove),
+            Self::ReadReports => R::Site(P::ReportsRead),
         }
     }
 
@@ -494,6 +504,7 @@ impl Action {
             Self::ReadEpmEvents => "read-epm-events",
             Self::ApproveElevation => "approve-elevation",
             Self::DecideElevation => "decide-elevation",
+            Self::ReadReports => "read-reports",
         }
     }
 }

@@ -231,6 +231,7 @@ fn action_names_are_frozen() {
         (A::ReadEpmEvents, "read-epm-events"),
         (A::ApproveElevation, "approve-elevation"),
         (A::DecideElevation, "decide-elevation"),
+        (A::ReadReports, "read-reports"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -289,7 +290,8 @@ fn action_names_are_frozen() {
             | A::WriteEpmPolicy
             | A::ReadEpmEvents
             | A::ApproveElevation
-            | A::DecideElevation => {}
+            | A::DecideElevation
+            | A::ReadReports => {}
         }
     }
 }
