@@ -61,6 +61,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod analytics;
 mod desktop;
 mod epm;
 mod packages;
@@ -205,6 +206,20 @@ struct Args {
     /// The package's size for `--package-agents`, MiB.
     #[arg(long, default_value_t = 50)]
     package_mib: usize,
+    /// Only the analytics figures (`analytics.rs`): events ingested per
+    /// second by each backend (embedded; PostgreSQL with `--postgres`) and
+    /// report latency over a large store.
+    #[arg(long)]
+    analytics: bool,
+    /// Events timed for the ingest figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    analytics_events: usize,
+    /// Events in the store when the reports are timed.
+    #[arg(long, default_value_t = 10_000_000)]
+    analytics_report_events: usize,
+    /// Runs of each report per window.
+    #[arg(long, default_value_t = 20)]
+    analytics_runs: usize,
 }
 
 const PASSWORD: &str = "a-long-benchmark-passphrase-7";
@@ -1444,6 +1459,15 @@ async fn main() -> Result<()> {
     }
     if args.package_agents > 0 {
         return packages::run(args.package_agents, args.package_mib).await;
+    }
+    if args.analytics {
+        return analytics::run(&analytics::Opts {
+            events: args.analytics_events,
+            report_events: args.analytics_report_events,
+            runs: args.analytics_runs,
+            postgres: args.postgres.clone(),
+        })
+        .await;
     }
     if args.epm_publish_agents > 0 {
         return epm::run(args.epm_publish_agents, args.epm_blobs).await;

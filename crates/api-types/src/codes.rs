@@ -150,6 +150,10 @@ wire_codes! {
         InvalidPackage = "invalid_package",
         /// No uploaded package with that id (or name and version).
         UnknownPackage = "unknown_package",
+        /// No report of that name (`GET /api/v1/reports` lists them).
+        UnknownReport = "unknown_report",
+        /// The analytics store cannot be read right now.
+        AnalyticsUnavailable = "analytics_unavailable",
     }
 }
 
@@ -209,6 +213,8 @@ mod tests {
             "right_not_granted",
             "customer_offline",
             "invalid_policy",
+            "unknown_report",
+            "analytics_unavailable",
         ];
         let names: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
         assert_eq!(names, frozen);

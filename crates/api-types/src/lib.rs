@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 mod codes;
 pub mod epm;
 pub mod packages;
+pub mod reports;
 pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 

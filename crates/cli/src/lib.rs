@@ -237,6 +237,32 @@ enum Command {
         #[command(subcommand)]
         command: commands::epm::EpmCommand,
     },
+    /// Reports of the analytics store (needs reports-read): sessions per
+    /// technician, endpoint and day, support wait times and ratings,
+    /// elevation decisions, blocked programs, failed logins. Without NAME,
+    /// the list.
+    Report {
+        /// The report (see `jg report`).
+        name: Option<String>,
+        /// From TIME on: RFC 3339 or a duration ago (2h, 7d).
+        #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
+        since: Option<String>,
+        /// Before TIME: RFC 3339 or a duration ago.
+        #[arg(long, value_name = "TIME", value_parser = args::parse_since)]
+        until: Option<String>,
+        /// Only events of endpoint group G.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Only events by user (technician, account) U.
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+        /// Only events about endpoint E.
+        #[arg(long, value_name = "E")]
+        endpoint: Option<String>,
+        /// table (default), csv or json.
+        #[arg(long, value_enum, default_value = "table")]
+        format: commands::report::Format,
+    },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
     Vault {
@@ -505,6 +531,26 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Epm { command } => {
             commands::epm::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::Report {
+            name,
+            since,
+            until,
+            group,
+            user,
+            endpoint,
+            format,
+        } => {
+            let a = commands::report::Args {
+                name,
+                since,
+                until,
+                group,
+                user,
+                endpoint,
+                format,
+            };
+            commands::report::run(&ctx.authed_client()?, a).await?;
         }
         Command::Support { command } => {
             return commands::support::run(&ctx.authed_client()?, command).await;

@@ -28,12 +28,14 @@ mod epm;
 mod identity;
 mod packages;
 mod recordings;
+mod reports;
 mod sse;
 mod support;
 
 pub use epm::EpmEventFilter;
 pub use packages::InventoryFilter;
 pub use recordings::{CastStream, RecordingFilter};
+pub use reports::ReportFilter;
 pub use sse::EventStream;
 pub use support::SupportEvents;
 

@@ -198,6 +198,37 @@ enum AdminCommand {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// The analytics store reports read (see `[analytics]`).
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AnalyticsCommand {
+    /// On PostgreSQL: create the event table and two roles, one that may
+    /// only INSERT into it (the gateway's logging pipeline) and one that
+    /// may only SELECT (reports; hand its URL to an outside reporting tool
+    /// too). Run again to reset their passwords and rights.
+    Init {
+        /// The analytics database as its owner (or a superuser),
+        /// postgres://OWNER@HOST:PORT/DB (the password in PGPASSWORD).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// The write role's name.
+        #[arg(long, default_value = "jumpgate_analytics_writer")]
+        writer_role: String,
+        /// File holding the write role's password.
+        #[arg(long, value_name = "FILE")]
+        writer_password_file: PathBuf,
+        /// The read role's name.
+        #[arg(long, default_value = "jumpgate_analytics_reader")]
+        reader_role: String,
+        /// File holding the read role's password.
+        #[arg(long, value_name = "FILE")]
+        reader_password_file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -351,6 +382,48 @@ fn read_password(path: &Path) -> Result<String> {
 async fn admin(args: AdminArgs) -> Result<()> {
     use jumpgate_server::admin;
     match &args.command {
+        AdminCommand::Analytics {
+            command:
+                AnalyticsCommand::Init {
+                    url,
+                    writer_role,
+                    writer_password_file,
+                    reader_role,
+                    reader_password_file,
+                },
+        } => {
+            let wpw = read_password(writer_password_file)?;
+            let rpw = read_password(reader_password_file)?;
+            let r = jumpgate_server::analytics::init_postgres(
+                url,
+                writer_role,
+                &wpw,
+                reader_role,
+                &rpw,
+            )
+            .await?;
+            println!("analytics store ready on {}:", r.database);
+            println!(
+                "  {writer_role}: INSERT into analytics_events only (the gateway's logging pipeline)"
+            );
+            println!(
+                "  {reader_role}: SELECT from analytics_events only (reports; an outside reporting tool may use it too)"
+            );
+            println!("configure the gateway:");
+            println!("  [analytics]");
+            println!("  backend = \"postgres\"");
+            println!("  write_url = \"{}\"", r.write_url);
+            println!(
+                "  write_password_file = \"{}\"",
+                writer_password_file.display()
+            );
+            println!("  read_url = \"{}\"", r.read_url);
+            println!(
+                "  read_password_file = \"{}\"",
+                reader_password_file.display()
+            );
+            return Ok(());
+        }
         AdminCommand::Fingerprint => {
             println!("{}", admin::fingerprint(&args.data_dir)?);
             return Ok(());
@@ -509,7 +582,8 @@ async fn admin(args: AdminArgs) -> Result<()> {
         | AdminCommand::RotateSigningKey
         | AdminCommand::RotateRootKey { .. }
         | AdminCommand::KeyStatus { .. }
-        | AdminCommand::MigrateStore { .. } => {}
+        | AdminCommand::MigrateStore { .. }
+        | AdminCommand::Analytics { .. } => {}
         AdminCommand::VerifyAudit => match admin::verify_audit(&args.data_dir, &db).await? {
             Ok(intact) => println!(
                 "audit log intact: {} entries, head {}",

@@ -37,6 +37,8 @@ pub enum ServerError {
     Vault(String),
     #[error(transparent)]
     Blobs(#[from] crate::blobs::BlobConfigError),
+    #[error(transparent)]
+    Analytics(#[from] crate::analytics::AnalyticsError),
 }
 
 impl From<crate::keys::KeyringOpenError> for ServerError {
@@ -177,6 +179,9 @@ pub async fn run(
                 .to_string(),
             cause,
         })?;
+    let (analytics_writer, analytics_reader) =
+        crate::analytics::open(&config.analytics, &config.data_dir, &keys).await?;
+    tracing::info!(store = %analytics_writer.describe(), "analytics store");
     let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;
     raise_fd_limit();
 
@@ -240,7 +245,17 @@ pub async fn run(
         epm: Default::default(),
         key_sweep: std::sync::Arc::default(),
         endpoint_list: Default::default(),
+        analytics: crate::analytics::Reports::new(analytics_reader),
     });
+    // The logging pipeline has its own stop: it ships the last events of
+    // the shutdown after everything else has stopped writing.
+    let shipper_stop = CancellationToken::new();
+    let shipper = tokio::spawn(crate::analytics::shipper::run(
+        db.clone(),
+        analytics_writer,
+        config.data_dir.clone(),
+        shipper_stop.clone(),
+    ));
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));
     if !spooled.is_empty() {
@@ -307,6 +322,13 @@ pub async fn run(
         tracing::warn!("some connections did not finish in time");
     }
     let _ = upkeep.await;
+    // Backend before frontend: the shipper flushes what the stages above
+    // wrote, then closes the write identity; then the reports' reader.
+    shipper_stop.cancel();
+    let _ = shipper.await;
+    if let Some(r) = st.analytics.reader() {
+        r.close().await;
+    }
     if let Err(e) = crate::events::write_anchor(&db, &config.data_dir, None).await {
         tracing::warn!(error = %e, "cannot anchor the audit log's head");
     }

@@ -49,6 +49,38 @@ pub struct RawConfig {
     pub blobs: RawBlobs,
     #[serde(default)]
     pub support: RawSupport,
+    #[serde(default)]
+    pub analytics: RawAnalytics,
+}
+
+/// `[analytics]`: where reports read the site's events from, with a write
+/// identity (the gateway's logging pipeline) and a read identity (reports)
+/// of their own. Unset: the embedded encrypted file in the data directory.
+/// Passwords come from files, never from this file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnalytics {
+    /// `embedded` (default), `postgres` or `opensearch`.
+    pub backend: Option<String>,
+    /// PostgreSQL: the write role's URL, `postgres://WRITER@HOST:PORT/DB`.
+    pub write_url: Option<String>,
+    /// PostgreSQL: the read role's URL, `postgres://READER@HOST:PORT/DB`.
+    pub read_url: Option<String>,
+    /// OpenSearch/Elasticsearch: the cluster, `https://HOST:9200`.
+    pub url: Option<String>,
+    /// OpenSearch: the index (default `jumpgate-events`).
+    pub index: Option<String>,
+    /// OpenSearch: the user allowed `_bulk` on the index.
+    pub write_user: Option<String>,
+    /// OpenSearch: the user allowed `_search` on the index.
+    pub read_user: Option<String>,
+    /// File holding the write identity's password.
+    pub write_password_file: Option<PathBuf>,
+    /// File holding the read identity's password.
+    pub read_password_file: Option<PathBuf>,
+    /// OpenSearch over https: the SHA-256 fingerprint of a certificate of
+    /// the cluster's chain (its CA); unset: the system's roots.
+    pub ca_fingerprint: Option<String>,
 }
 
 /// `[support]`: attended support's public portal.
@@ -292,6 +324,27 @@ impl RawConfig {
                 portal_tls_key: other.support.portal_tls_key.or(self.support.portal_tls_key),
                 assist_binary: other.support.assist_binary.or(self.support.assist_binary),
             },
+            analytics: RawAnalytics {
+                backend: other.analytics.backend.or(self.analytics.backend),
+                write_url: other.analytics.write_url.or(self.analytics.write_url),
+                read_url: other.analytics.read_url.or(self.analytics.read_url),
+                url: other.analytics.url.or(self.analytics.url),
+                index: other.analytics.index.or(self.analytics.index),
+                write_user: other.analytics.write_user.or(self.analytics.write_user),
+                read_user: other.analytics.read_user.or(self.analytics.read_user),
+                write_password_file: other
+                    .analytics
+                    .write_password_file
+                    .or(self.analytics.write_password_file),
+                read_password_file: other
+                    .analytics
+                    .read_password_file
+                    .or(self.analytics.read_password_file),
+                ca_fingerprint: other
+                    .analytics
+                    .ca_fingerprint
+                    .or(self.analytics.ca_fingerprint),
+            },
         }
     }
 }
@@ -376,6 +429,60 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     /// Where blobs (recordings) are stored.
     pub blobs: BlobsConfig,
+    /// The analytics store reports read (`[analytics]`).
+    pub analytics: AnalyticsConfig,
+}
+
+/// The analytics store (`[analytics]`). Holds no secret: passwords are
+/// read from the named files when the store is opened.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AnalyticsConfig {
+    /// `<data dir>/analytics.db`, encrypted, written and read by the
+    /// gateway's two connections.
+    Embedded,
+    /// PostgreSQL with two roles (`jumpgate admin analytics init`).
+    Postgres {
+        write_url: String,
+        write_password_file: Option<PathBuf>,
+        read_url: String,
+        read_password_file: Option<PathBuf>,
+    },
+    /// An OpenSearch/Elasticsearch cluster with two users.
+    OpenSearch(OpenSearchConfig),
+}
+
+impl std::fmt::Debug for AnalyticsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("Embedded"),
+            Self::Postgres {
+                write_url,
+                write_password_file,
+                read_url,
+                read_password_file,
+            } => f
+                .debug_struct("Postgres")
+                .field("write_url", &crate::store::postgres::redacted(write_url))
+                .field("write_password_file", write_password_file)
+                .field("read_url", &crate::store::postgres::redacted(read_url))
+                .field("read_password_file", read_password_file)
+                .finish(),
+            Self::OpenSearch(c) => c.fmt(f),
+        }
+    }
+}
+
+/// `[analytics] backend = "opensearch"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenSearchConfig {
+    /// `https://HOST:PORT[/PREFIX]` (no credentials in it).
+    pub url: String,
+    pub index: String,
+    pub write_user: String,
+    pub write_password_file: PathBuf,
+    pub read_user: String,
+    pub read_password_file: PathBuf,
+    pub ca_fingerprint: Option<String>,
 }
 
 /// A PostgreSQL database (`[database]`).
@@ -626,6 +733,7 @@ impl Config {
             }
         };
         let blobs = validate_blobs(raw.blobs)?;
+        let analytics = validate_analytics(raw.analytics)?;
         Ok(Self {
             data_dir,
             listen,
@@ -651,6 +759,7 @@ impl Config {
             vault_retention,
             database,
             blobs,
+            analytics,
         })
     }
 }
@@ -856,6 +965,174 @@ fn validate_limits(raw: &RawLimits, max_connections: usize) -> Result<Limits, Co
         request_body_min_rate,
         idle_timeout,
     })
+}
+
+/// `[analytics]`: each backend takes its own keys and refuses the others'.
+fn validate_analytics(raw: RawAnalytics) -> Result<AnalyticsConfig, ConfigError> {
+    let set = [
+        ("analytics.write_url", raw.write_url.is_some()),
+        ("analytics.read_url", raw.read_url.is_some()),
+        ("analytics.url", raw.url.is_some()),
+        ("analytics.index", raw.index.is_some()),
+        ("analytics.write_user", raw.write_user.is_some()),
+        ("analytics.read_user", raw.read_user.is_some()),
+        (
+            "analytics.write_password_file",
+            raw.write_password_file.is_some(),
+        ),
+        (
+            "analytics.read_password_file",
+            raw.read_password_file.is_some(),
+        ),
+        ("analytics.ca_fingerprint", raw.ca_fingerprint.is_some()),
+    ];
+    let refuse = |allowed: &[&str], why: &str| -> Result<(), ConfigError> {
+        match set.iter().find(|(k, on)| *on && !allowed.contains(k)) {
+            Some((k, _)) => Err(invalid(*k, why)),
+            None => Ok(()),
+        }
+    };
+    let file = |key: &'static str, p: &Option<PathBuf>| -> Result<(), ConfigError> {
+        match p {
+            Some(p) if !p.is_file() => Err(invalid(key, format!("{} is not a file", p.display()))),
+            _ => Ok(()),
+        }
+    };
+    match raw.backend.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            refuse(
+                &[],
+                "only applies with analytics.backend = \"postgres\" or \"opensearch\"",
+            )?;
+            Ok(AnalyticsConfig::Embedded)
+        }
+        "postgres" => {
+            refuse(
+                &[
+                    "analytics.write_url",
+                    "analytics.read_url",
+                    "analytics.write_password_file",
+                    "analytics.read_password_file",
+                ],
+                "is for analytics.backend = \"opensearch\"",
+            )?;
+            let need = |key: &'static str, v: Option<String>| {
+                let v = v.ok_or_else(|| {
+                    invalid(key, "is required with analytics.backend = \"postgres\"")
+                })?;
+                crate::store::postgres::check_url(&v).map_err(|m| invalid(key, m))?;
+                Ok::<_, ConfigError>(v)
+            };
+            let write_url = need("analytics.write_url", raw.write_url)?;
+            let read_url = need("analytics.read_url", raw.read_url)?;
+            let user = |u: &str| {
+                url::Url::parse(u)
+                    .map(|u| u.username().to_owned())
+                    .unwrap_or_default()
+            };
+            if user(&write_url) == user(&read_url) {
+                return Err(invalid(
+                    "analytics.read_url",
+                    "must name another role than analytics.write_url: the write and read identities are separate (jumpgate admin analytics init makes both)",
+                ));
+            }
+            file("analytics.write_password_file", &raw.write_password_file)?;
+            file("analytics.read_password_file", &raw.read_password_file)?;
+            Ok(AnalyticsConfig::Postgres {
+                write_url,
+                write_password_file: raw.write_password_file,
+                read_url,
+                read_password_file: raw.read_password_file,
+            })
+        }
+        "opensearch" | "elasticsearch" => {
+            refuse(
+                &[
+                    "analytics.url",
+                    "analytics.index",
+                    "analytics.write_user",
+                    "analytics.read_user",
+                    "analytics.write_password_file",
+                    "analytics.read_password_file",
+                    "analytics.ca_fingerprint",
+                ],
+                "is for analytics.backend = \"postgres\"",
+            )?;
+            let url = raw.url.ok_or_else(|| {
+                invalid(
+                    "analytics.url",
+                    "is required with analytics.backend = \"opensearch\"",
+                )
+            })?;
+            let u = url::Url::parse(&url)
+                .map_err(|e| invalid("analytics.url", format!("`{url}` is not a URL ({e})")))?;
+            if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none() {
+                return Err(invalid("analytics.url", "expected https://HOST:PORT"));
+            }
+            if !u.username().is_empty() || u.password().is_some() {
+                return Err(invalid(
+                    "analytics.url",
+                    "must not hold credentials: use analytics.write_user/read_user and their password files",
+                ));
+            }
+            let index = raw.index.unwrap_or_else(|| "jumpgate-events".to_owned());
+            if index.is_empty()
+                || index.len() > 200
+                || index.starts_with(['_', '-', '+', '.'])
+                || !index
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+            {
+                return Err(invalid(
+                    "analytics.index",
+                    "use lower-case letters, digits, -, _ and . (not first)",
+                ));
+            }
+            let req = |key: &'static str, v: Option<String>| {
+                v.filter(|s| !s.is_empty()).ok_or_else(|| {
+                    invalid(key, "is required with analytics.backend = \"opensearch\"")
+                })
+            };
+            let write_user = req("analytics.write_user", raw.write_user)?;
+            let read_user = req("analytics.read_user", raw.read_user)?;
+            if write_user == read_user {
+                return Err(invalid(
+                    "analytics.read_user",
+                    "must differ from analytics.write_user: the write and read identities are separate",
+                ));
+            }
+            let pw = |key: &'static str, p: Option<PathBuf>| {
+                let p = p.ok_or_else(|| {
+                    invalid(key, "is required with analytics.backend = \"opensearch\"")
+                })?;
+                file(key, &Some(p.clone()))?;
+                Ok::<_, ConfigError>(p)
+            };
+            let write_password_file = pw("analytics.write_password_file", raw.write_password_file)?;
+            let read_password_file = pw("analytics.read_password_file", raw.read_password_file)?;
+            if let Some(fp) = &raw.ca_fingerprint
+                && fp.parse::<jumpgate_net::tls::Fingerprint>().is_err()
+            {
+                return Err(invalid(
+                    "analytics.ca_fingerprint",
+                    "expected a SHA-256 fingerprint (64 hex digits, colons allowed)",
+                ));
+            }
+            Ok(AnalyticsConfig::OpenSearch(OpenSearchConfig {
+                url,
+                index,
+                write_user,
+                write_password_file,
+                read_user,
+                read_password_file,
+                ca_fingerprint: raw.ca_fingerprint,
+            }))
+        }
+        other => Err(invalid(
+            "analytics.backend",
+            format!("`{other}`: expected embedded, postgres or opensearch"),
+        )),
+    }
 }
 
 fn validate_blobs(raw: RawBlobs) -> Result<BlobsConfig, ConfigError> {

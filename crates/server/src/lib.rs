@@ -21,6 +21,7 @@
 
 pub mod admin;
 mod agents;
+pub mod analytics;
 mod api;
 pub mod app;
 #[doc(hidden)]

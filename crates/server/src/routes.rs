@@ -33,6 +33,7 @@ fn assemble() -> Api {
     let api = crate::support::pin::routes(api);
     let api = crate::epm::http::routes(api);
     let api = crate::packages::http::routes(api);
+    let api = crate::analytics::http::routes(api);
     crate::web::routes(api)
 }
 

@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) key_sweep: Arc<tokio::sync::Notify>,
     /// The endpoint list, as last read from the store.
     pub(crate) endpoint_list: crate::agents::listing::EndpointList,
+    /// The analytics store's read identity, for reports.
+    pub(crate) analytics: crate::analytics::Reports,
 }
 
 impl AppState {

@@ -464,6 +464,24 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, vec![bare("/api/v1/epm/requests?state=bogus")]),
         ),
         ("GET /api/v1/epm/requests/events", (Nothing, vec![])),
+        ("GET /api/v1/reports", (Nothing, vec![])),
+        (
+            "GET /api/v1/reports/{name}",
+            (Other, {
+                let mut v: Vec<Bad> = named("/api/v1/reports/{name}");
+                for q in [
+                    "since=yesterday",
+                    "until=2026-13-45",
+                    "since=2026-12-02&until=2026-12-01",
+                    "format=xml",
+                    "color=red",
+                    "user=",
+                ] {
+                    v.push(bare(&format!("/api/v1/reports/failed-logins?{q}")));
+                }
+                v
+            }),
+        ),
         (
             "POST /api/v1/epm/requests/{id}/approve",
             (Json, {

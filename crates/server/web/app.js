@@ -13,6 +13,7 @@ import { desktopPage, watchDesktopPage } from './desktop.js';
 import { supportPage, supportSessionPage, supportHistoryPage } from './support.js';
 import { epmPolicyPage, epmRequestsPage, epmEventsPage } from './epm.js';
 import { packagesPage, inventoryPage } from './packages.js';
+import { reportsPage } from './reports.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -34,6 +35,7 @@ const NAV = [
   { href: '#/inventory', label: 'Inventory', perm: P.VIEW },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
+  { href: '#/reports', label: 'Reports', perm: P.REPORTS_READ },
   { href: '#/admin/users', label: 'Users', perm: P.MANAGE_USERS },
   { href: '#/admin/roles', label: 'Roles', perm: P.MANAGE_USERS },
   { href: '#/admin/groups', label: 'Groups', perm: P.MANAGE_ENDPOINTS },
@@ -124,6 +126,7 @@ const routes = [
   [/^#\/watch\/desktop\/([^/]+)(\/drive)?$/, (m) => watchDesktopPage(decodeURIComponent(m[1]), !!m[2])],
   [/^#\/watch\/terminal\/([^/]+)$/, (m) => watchTerminalPage(decodeURIComponent(m[1]))],
   [/^#\/recordings$/, () => pages.recordingsPage()],
+  [/^#\/reports$/, () => reportsPage()],
   [/^#\/recordings\/([^/]+)$/, (m) => playerPage(decodeURIComponent(m[1]))],
   [/^#\/admin\/users$/, () => admin.usersPage()],
   [/^#\/admin\/roles$/, () => admin.rolesPage()],

@@ -40,6 +40,8 @@ export const ERROR = Object.freeze({
   INVALID_POLICY: 'invalid_policy',
   INVALID_PACKAGE: 'invalid_package',
   UNKNOWN_PACKAGE: 'unknown_package',
+  UNKNOWN_REPORT: 'unknown_report',
+  ANALYTICS_UNAVAILABLE: 'analytics_unavailable',
 });
 
 /** Permission names (`rbac::Permission`), in the gateway's order. */
@@ -61,6 +63,7 @@ export const PERMISSIONS = Object.freeze([
   'monitor-sessions',
   'epm-manage',
   'epm-approve',
+  'reports-read',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -82,6 +85,7 @@ export const PERMISSION = Object.freeze({
   MONITOR_SESSIONS: 'monitor-sessions',
   EPM_MANAGE: 'epm-manage',
   EPM_APPROVE: 'epm-approve',
+  REPORTS_READ: 'reports-read',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

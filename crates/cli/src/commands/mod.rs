@@ -23,6 +23,7 @@ pub(crate) mod mfa;
 pub(crate) mod packages;
 pub(crate) mod passwd;
 pub(crate) mod recordings;
+pub(crate) mod report;
 pub(crate) mod sessions;
 pub(crate) mod shell;
 pub(crate) mod support;

@@ -20,6 +20,7 @@ mod packages;
 mod pg_tls;
 mod recording_rotation;
 mod recordings;
+mod reports;
 mod revocation;
 mod scope;
 mod sessions;

@@ -76,6 +76,7 @@ async fn state(
         epm: Default::default(),
         key_sweep: std::sync::Arc::default(),
         endpoint_list: Default::default(),
+        analytics: Default::default(),
     });
     Site {
         st,

@@ -8,8 +8,9 @@
 //!   `support`, `monitor-sessions`, `epm-approve`) apply to the endpoint **groups** the
 //!   holder is assigned (a support queue belongs to a group); site
 //!   permissions (`manage-users`, `manage-endpoints`, `view-audit`,
-//!   `epm-manage`) apply
-//!   site-wide.
+//!   `epm-manage`, `reports-read`) apply
+//!   site-wide (`reports-read` shows a holder limited to some groups only
+//!   their rows).
 //! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
 //!   groups + scopes). A `read`-scoped token is refused every write.
 //! - A user whose token is restricted (MFA enrollment or password change
@@ -63,10 +64,13 @@ pub(crate) enum Permission {
     /// Approve or deny elevation requests and give offline codes, for
     /// endpoints of one's groups.
     EpmApprove,
+    /// Read the reports of the analytics store (site-wide; a role limited
+    /// to some groups sees their rows only).
+    ReportsRead,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 17] = [
+    pub(crate) const ALL: [Self; 18] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -84,6 +88,7 @@ impl Permission {
         Self::MonitorSessions,
         Self::EpmManage,
         Self::EpmApprove,
+        Self::ReportsRead,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -105,6 +110,7 @@ impl Permission {
             Self::MonitorSessions => "monitor-sessions",
             Self::EpmManage => "epm-manage",
             Self::EpmApprove => "epm-approve",
+            Self::ReportsRead => "reports-read",
         }
     }
 
@@ -379,6 +385,9 @@ pub(crate) enum Action {
     WritePackages,
     /// Query endpoints' installed packages (rows of one's groups).
     ReadInventory,
+    // Reports.
+    /// Run the reports of the analytics store.
+    ReadReports,
 }
 
 enum Requirement {
@@ -431,6 +440,7 @@ impl Action {
             Self::DecideElevation => R::Endpoint(P::EpmApprove),
             Self::ReadPackages | Self::WritePackages => R::Site(P::EpmManage),
             Self::ReadInventory => R::AnyGroup(P::View),
+            Self::ReadReports => R::Site(P::ReportsRead),
         }
     }
 
@@ -507,6 +517,7 @@ impl Action {
             Self::ReadPackages => "read-packages",
             Self::WritePackages => "write-packages",
             Self::ReadInventory => "read-inventory",
+            Self::ReadReports => "read-reports",
         }
     }
 }

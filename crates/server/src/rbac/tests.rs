@@ -234,6 +234,7 @@ fn action_names_are_frozen() {
         (A::ReadPackages, "read-packages"),
         (A::WritePackages, "write-packages"),
         (A::ReadInventory, "read-inventory"),
+        (A::ReadReports, "read-reports"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -296,6 +297,7 @@ fn action_names_are_frozen() {
             | A::ReadPackages
             | A::WritePackages
             | A::ReadInventory => {}
+            | A::ReadReports => {}
         }
     }
 }

@@ -62,6 +62,7 @@ async fn sites(test: &str) -> Vec<Site> {
             epm: Default::default(),
             key_sweep: std::sync::Arc::default(),
             endpoint_list: Default::default(),
+            analytics: Default::default(),
         });
         out.push(Site {
             st,

@@ -1,0 +1,298 @@
+//! The embedded analytics store: `<data dir>/analytics.db`, a SQLCipher
+//! file of its own next to the main store, encrypted with a data key of
+//! its own (`<data dir>/analytics.key`: the key wrapped under the
+//! `database` KEK of the keyring, re-wrapped under the current KEK at start
+//! and within a minute of a rotation, [`KeyWrap`]). The write identity is one connection that inserts; the read
+//! identity is a pool opened read-only (`SQLITE_OPEN_READONLY`, i.e.
+//! `mode=ro`, and `PRAGMA query_only`): SQLite itself refuses its writes.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::reports::{self, Group};
+use super::{AnalyticsError, Event};
+use crate::keys::{DataKey, Keyring, Purpose, WrappedKey};
+
+/// The analytics file.
+pub(crate) fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("analytics.db")
+}
+
+/// The file holding the analytics file's wrapped key.
+pub(crate) fn key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("analytics.key")
+}
+
+/// The table, as on PostgreSQL (`pg::SCHEMA`): one flat row per event.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS analytics_events (
+        id      TEXT PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        day     TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        grp     TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        rule    TEXT NOT NULL,
+        program TEXT NOT NULL,
+        value   INTEGER,
+        detail  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS analytics_events_kind_at ON analytics_events(kind, at);
+";
+
+/// The insert both SQL engines run (`ON CONFLICT DO NOTHING`: an id
+/// already stored is a resend).
+pub(crate) const INSERT: &str = "INSERT INTO analytics_events
+    (id, at, day, kind, action, actor, target, grp, outcome, rule, program, value, detail)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+
+/// The analytics file's key: made and wrapped on first use, unwrapped
+/// afterwards (and re-wrapped when the `database` KEK was rotated since).
+///
+/// # Errors
+/// The key file cannot be read or written, does not unwrap, or is missing
+/// while the analytics file exists (it could not be opened again).
+pub(crate) fn key(data_dir: &Path, keys: &Keyring) -> Result<DataKey, AnalyticsError> {
+    let kp = key_path(data_dir);
+    let io = |cause| AnalyticsError::Io {
+        path: kp.display().to_string(),
+        cause,
+    };
+    match std::fs::read_to_string(&kp) {
+        Ok(text) => {
+            let stored = WrappedKey::from(text.trim().to_owned());
+            let key = keys.unwrap(Purpose::Database, &stored)?;
+            let current = keys.wrap(Purpose::Database, &key)?;
+            if current.version() != stored.version() {
+                jumpgate_net::fs::write_private_atomic(&kp, current.as_str().as_bytes())
+                    .map_err(io)?;
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if path(data_dir).exists() {
+                return Err(AnalyticsError::Config(format!(
+                    "{} is missing but {} exists: restore the key file from your backup (or move the analytics file away to start a new one)",
+                    kp.display(),
+                    path(data_dir).display()
+                )));
+            }
+            let (key, wrapped) = keys.new_data_key(Purpose::Database)?;
+            jumpgate_net::fs::write_private_atomic(&kp, wrapped.as_str().as_bytes()).map_err(io)?;
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn options(path: &Path, key: &DataKey) -> Result<SqliteConnectOptions, sqlx::Error> {
+    Ok(SqliteConnectOptions::from_str("sqlite://")?
+        // Never log statements: the first is the `PRAGMA key`.
+        .disable_statement_logging()
+        .pragma("key", key.sqlcipher_literal().to_string())
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10)))
+}
+
+/// Keeps `analytics.key` wrapped under the `database` KEK in force while
+/// the gateway runs: the rotation sweep does not know this file, so the
+/// shipper checks now and then ([`Writer::maintain`]) and re-wraps it after
+/// a rotation, long before the old KEK can be retired.
+#[derive(Debug)]
+pub(crate) struct KeyWrap {
+    data_dir: PathBuf,
+    keys: Keyring,
+    key: DataKey,
+}
+
+impl KeyWrap {
+    pub(crate) fn new(data_dir: &Path, keys: &Keyring, key: DataKey) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            keys: keys.clone(),
+            key,
+        }
+    }
+
+    /// Re-wraps the key when the KEK rotated; answers whether it did.
+    ///
+    /// # Errors
+    /// The key file cannot be read or written, or the keyring fails.
+    pub(crate) fn check(&self) -> Result<bool, AnalyticsError> {
+        let kp = key_path(&self.data_dir);
+        let io = |cause| AnalyticsError::Io {
+            path: kp.display().to_string(),
+            cause,
+        };
+        let stored = WrappedKey::from(std::fs::read_to_string(&kp).map_err(io)?.trim().to_owned());
+        let current = self.keys.wrap(Purpose::Database, &self.key)?;
+        if current.version() == stored.version() {
+            return Ok(false);
+        }
+        jumpgate_net::fs::write_private_atomic(&kp, current.as_str().as_bytes()).map_err(io)?;
+        Ok(true)
+    }
+}
+
+/// The write identity of the embedded store.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pool: SqlitePool,
+    path: PathBuf,
+    key_wrap: Option<KeyWrap>,
+}
+
+impl Writer {
+    /// Opens (creating) the file and its table.
+    ///
+    /// # Errors
+    /// The file cannot be created or the key does not open it.
+    pub(crate) async fn open(path: &Path, key: &DataKey) -> Result<Self, AnalyticsError> {
+        let opts = options(path, key)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A batch is acknowledged (the cursor moves) only once it is
+            // durable.
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(opts)
+            .await?;
+        set_private(path);
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            key_wrap: None,
+        })
+    }
+
+    /// The writer keeps the key file wrapped under the current KEK.
+    pub(crate) fn with_key_wrap(mut self, kw: KeyWrap) -> Self {
+        self.key_wrap = Some(kw);
+        self
+    }
+
+    /// Upkeep between batches: the key file's wrap.
+    pub(crate) fn maintain(&self) {
+        if let Some(kw) = &self.key_wrap {
+            match kw.check() {
+                Ok(true) => {
+                    tracing::info!("analytics key re-wrapped under the current database KEK")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot re-wrap the analytics key"),
+            }
+        }
+    }
+
+    /// Inserts a batch in one transaction.
+    ///
+    /// # Errors
+    /// The file is unavailable.
+    pub(crate) async fn insert(&self, events: &[Event]) -> Result<(), AnalyticsError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(INSERT)
+                .bind(&e.id)
+                .bind(e.at)
+                .bind(e.day())
+                .bind(&e.kind)
+                .bind(&e.action)
+                .bind(&e.actor)
+                .bind(&e.target)
+                .bind(&e.grp)
+                .bind(&e.outcome)
+                .bind(&e.rule)
+                .bind(&e.program)
+                .bind(e.value)
+                .bind(&e.detail)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!("embedded:{}", self.path.display())
+    }
+
+    pub(crate) async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await;
+        self.pool.close().await;
+    }
+}
+
+/// The file and its WAL are the site's data: owner only.
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+/// The read identity of the embedded store: read-only connections.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pool: SqlitePool,
+}
+
+impl Reader {
+    /// Opens the file read-only (it must exist: the writer made it).
+    ///
+    /// # Errors
+    /// The file is missing or the key does not open it.
+    pub(crate) async fn open(path: &Path, key: &DataKey) -> Result<Self, AnalyticsError> {
+        let opts = options(path, key)?
+            .read_only(true)
+            .pragma("query_only", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Runs a report query.
+    ///
+    /// # Errors
+    /// The file is unavailable.
+    pub(crate) async fn query(&self, q: &reports::Query<'_>) -> Result<Vec<Group>, AnalyticsError> {
+        let (sql, binds) = reports::sql(q);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                reports::Bind::Text(s) => query.bind(s),
+                reports::Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        reports::groups_from_rows(q.spec, &rows)
+    }
+
+    /// Runs a statement as the read identity (tests: proof that writes
+    /// are refused by SQLite, not only by the type).
+    #[cfg(test)]
+    pub(crate) async fn execute_for_tests(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
