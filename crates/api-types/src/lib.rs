@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 mod codes;
 pub mod epm;
+pub mod recording_search;
 pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 
