@@ -73,20 +73,18 @@ pub(crate) async fn search(
 ) -> anyhow::Result<()> {
     let mut hits = Vec::new();
     let mut cursor: Option<String> = None;
-    let mut not_indexed = 0;
-    loop {
+    let not_indexed = loop {
         let want = limit.saturating_sub(hits.len() as u32).max(1);
         let page = client
             .search_recordings(text, Some(want.min(MAX_RESULTS)), cursor.as_deref())
             .await
             .context("searching recordings")?;
-        not_indexed = page.not_indexed;
         hits.extend(page.results);
         match page.next_cursor {
             Some(c) if (hits.len() as u32) < limit => cursor = Some(c),
-            _ => break,
+            _ => break page.not_indexed,
         }
-    }
+    };
     hits.truncate(limit as usize);
     if json {
         outln!("{}", serde_json::to_string_pretty(&hits)?)?;
