@@ -28,6 +28,7 @@ mod codes;
 pub mod epm;
 pub mod packages;
 pub mod reports;
+pub mod recording_search;
 pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 

@@ -339,6 +339,20 @@ enum RecordingsCommand {
               value_parser = clap::value_parser!(u32).range(1..=30))]
         fps: u32,
     },
+    /// Find the terminal sessions where TEXT was printed or typed: whole
+    /// words, case and spacing ignored (`grep -iwF`), with the moment of
+    /// each match (`jg play ID`, or the console's player at that time).
+    Search {
+        /// The text, e.g. "rm -rf /var/lib" (quote it).
+        text: String,
+        /// At most N recordings, 1 to 1000 (default 20).
+        #[arg(long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print the API's JSON (the recordings and their matches).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `jg` with the process's arguments and exits. The `jg` binary is
@@ -491,6 +505,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => {
             commands::recordings::export(&ctx.authed_client()?, &id, output.as_deref(), fps)
                 .await?;
+        }
+        Command::Recordings {
+            command: Some(RecordingsCommand::Search { text, limit, json }),
+            ..
+        } => {
+            commands::recordings::search(&ctx.authed_client()?, &text, limit, json).await?;
         }
         Command::Recordings {
             command: None,

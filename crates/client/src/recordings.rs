@@ -98,4 +98,27 @@ impl Client {
         }
         Ok(CastStream(res.into_body()))
     }
+
+    /// One page of a search inside terminal recordings (needs
+    /// `view-audit`): `text` as whole words, newest recordings first;
+    /// `cursor` is a previous page's `next_cursor`.
+    ///
+    /// # Errors
+    /// A refused query (empty, too long, no word), refusal, or connection
+    /// failure.
+    pub async fn search_recordings(
+        &self,
+        text: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<api::recording_search::RecordingSearch, ClientError> {
+        let mut path = format!("/api/v1/recordings/search?q={}", percent_encode(text));
+        if let Some(n) = limit {
+            path.push_str(&format!("&limit={n}"));
+        }
+        if let Some(c) = cursor {
+            path.push_str(&format!("&cursor={}", percent_encode(c)));
+        }
+        self.get_json(&path).await
+    }
 }

@@ -164,7 +164,7 @@ enum AdminCommand {
     /// rotates and sweeps here.
     RotateKeys {
         /// Purposes to rotate, comma-separated: database, recordings, vault,
-        /// blobs, policy [default: all].
+        /// blobs, policy, search [default: all].
         #[arg(long, value_delimiter = ',')]
         purpose: Vec<String>,
     },

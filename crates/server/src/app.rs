@@ -258,6 +258,8 @@ pub async fn run(
     ));
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));
+    // Search inside recordings: indexes every ended terminal recording.
+    st.tasks.spawn(crate::recordings::search::run(st.clone()));
     if !spooled.is_empty() {
         let (db, blobs, dir) = (db.clone(), blobs.clone(), config.data_dir.clone());
         st.tasks.spawn(async move {

@@ -194,3 +194,51 @@ pub async fn drop_scratch_database(server_url: &str, db_url: &str) -> Result<(),
     let _ = sqlx::Connection::close(c).await;
     Ok(())
 }
+
+pub use crate::recordings::search::bench::Figures as SearchFigures;
+
+/// Search inside recordings (`examples/recording_search.rs`): `n` sealed
+/// terminal recordings of about `kib` KiB written into a new site at
+/// `data_dir` (its database there, or the empty PostgreSQL database at
+/// `postgres`), indexed, then searched `searches` times per query.
+///
+/// # Errors
+/// The site cannot be made, or writing, indexing or searching failed.
+pub async fn recording_search(
+    data_dir: &Path,
+    postgres: Option<&str>,
+    n: usize,
+    kib: usize,
+    searches: usize,
+) -> Result<SearchFigures, Box<dyn std::error::Error + Send + Sync>> {
+    let keys = crate::keys::Keyring::open(data_dir)?;
+    let store = match postgres {
+        None => {
+            open_site(
+                Location::Sqlite {
+                    path: crate::app::db_path(data_dir),
+                    keys: &keys,
+                    rekey: false,
+                },
+                crate::schema::SCHEMA,
+            )
+            .await?
+        }
+        Some(url) => {
+            open_site(
+                Location::Postgres {
+                    url,
+                    max_connections: 8,
+                },
+                crate::schema::SCHEMA,
+            )
+            .await?
+        }
+    };
+    let blobs = crate::blobs::open(&crate::config::BlobsConfig::Local, data_dir).await?;
+    let figures =
+        crate::recordings::search::bench::run(&store, &keys, &blobs, data_dir, n, kib, searches)
+            .await;
+    store.close().await;
+    figures
+}

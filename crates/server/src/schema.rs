@@ -30,6 +30,11 @@ mod tests {
     use super::SCHEMA;
     use crate::store::Engine;
 
+    /// Versions taken by work merged separately (the package manager's
+    /// 14, analytics' 15): empty on a branch without it. Removed once
+    /// every version has its parts.
+    const RESERVED: &[i64] = &[14, 15];
+
     /// Every version of each engine has parts (no gap), each domain lists
     /// its parts in version order, and SQLite's history and PostgreSQL's
     /// baseline are where existing databases expect them.
@@ -38,7 +43,7 @@ mod tests {
         for engine in [Engine::Sqlite, Engine::Postgres] {
             for v in SCHEMA.versions(engine) {
                 assert!(
-                    !v.sql.is_empty(),
+                    !v.sql.is_empty() || RESERVED.contains(&v.number),
                     "{engine}: version {} has no part",
                     v.number
                 );
@@ -55,8 +60,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 14);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 14);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 15);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 15);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -78,7 +83,8 @@ mod tests {
                 "agents",
                 "rbac,sessions,support",
                 "rbac,epm",
-                "packages"
+                "packages",
+                "recordings"
             ]
         );
     }
@@ -132,7 +138,7 @@ mod tests {
         let want = describe(&fresh).await;
         fresh.close().await;
         let latest = SCHEMA.latest(Engine::Sqlite);
-        for old in 1..latest {
+        for old in (1..latest).filter(|v| !RESERVED.contains(v)) {
             let path = dir.path().join(format!("v{old}.db"));
             let pool = open_with_key(&path, &key, SCHEMA.until(old)).await.unwrap();
             let v: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")

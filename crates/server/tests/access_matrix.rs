@@ -107,6 +107,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /api/v1/events", Only(AUDITORS)),
         ("GET /api/v1/recordings", Only(AUDITORS)),
         ("GET /api/v1/recordings/{id}/cast", Only(AUDITORS)),
+        ("GET /api/v1/recordings/search", Only(AUDITORS)),
         // The vault: admins only (`vault-*` permissions); a read-scoped
         // client with the admin role reads (every value read is audited).
         ("GET /api/v1/vault/secrets", Only(ADMIN_AND_READERS)),

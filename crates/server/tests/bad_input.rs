@@ -1011,6 +1011,23 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/recordings/{id}/cast")),
         ),
         (
+            "GET /api/v1/recordings/search",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/recordings/search"),
+                    bare("/api/v1/recordings/search?q="),
+                    bare("/api/v1/recordings/search?q=%20%20"),
+                    bare("/api/v1/recordings/search?q=%2F%20-%20a"),
+                    bare(&format!("/api/v1/recordings/search?q={}", "x".repeat(300))),
+                    bare("/api/v1/recordings/search?q=ls&limit=0"),
+                    bare("/api/v1/recordings/search?q=ls&limit=abc"),
+                    bare("/api/v1/recordings/search?q=ls&cursor=nope"),
+                    bare("/api/v1/recordings/search?q=ls&bogus=1"),
+                ],
+            ),
+        ),
+        (
             "GET /api/v1/vault/secrets",
             (
                 Other,

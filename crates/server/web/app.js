@@ -127,7 +127,8 @@ const routes = [
   [/^#\/watch\/terminal\/([^/]+)$/, (m) => watchTerminalPage(decodeURIComponent(m[1]))],
   [/^#\/recordings$/, () => pages.recordingsPage()],
   [/^#\/reports$/, () => reportsPage()],
-  [/^#\/recordings\/([^/]+)$/, (m) => playerPage(decodeURIComponent(m[1]))],
+  // `?t=SECONDS`: the player opens at that moment (a search hit).
+  [/^#\/recordings\/([^/?]+)(?:\?t=([0-9.e+-]+))?$/, (m) => playerPage(decodeURIComponent(m[1]), Number(m[2]) || 0)],
   [/^#\/admin\/users$/, () => admin.usersPage()],
   [/^#\/admin\/roles$/, () => admin.rolesPage()],
   [/^#\/admin\/groups$/, () => admin.groupsPage()],

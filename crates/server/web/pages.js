@@ -5,6 +5,7 @@ import { get, post, setCsrf, seg, ApiError } from './api.js';
 import { h, render, showError, heading, table, field, fmtTime, fmtBytes, busy, notice } from './ui.js';
 import { ctx, main, can, loadMe, onLeave } from './app.js';
 import { ERROR, PERMISSION as P } from './contract.js';
+import { recordingSearch } from './recording-search.js';
 
 const REFRESH_MS = 3000;
 
@@ -351,6 +352,6 @@ export async function recordingsPage() {
     ev.preventDefault();
     load();
   });
-  render(main, heading('Recordings'), form, status, list);
+  render(main, heading('Recordings'), recordingSearch(), form, status, list);
   await load();
 }

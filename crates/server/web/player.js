@@ -29,7 +29,8 @@ export function parseCast(text) {
 
 const fmt = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
 
-export async function playerPage(id) {
+/** The player of recording `id`, positioned at `startAt` seconds (a search hit's moment). */
+export async function playerPage(id, startAt = 0) {
   render(main, heading('Recording'), h('p', {}, 'Loading…'));
   let cast;
   try {
@@ -127,6 +128,10 @@ export async function playerPage(id) {
     term.dispose();
   });
   show();
+  // Opened at a moment (a search hit): everything up to it is on the
+  // screen, paused there.
+  if (startAt > 0) advanceTo(Math.min(startAt, duration));
+  box.dataset.ready = 'true';
 }
 
 // --- Desktop recordings ----------------------------------------------------

@@ -1,6 +1,7 @@
 //! `jg recordings [--endpoint E] [--user U] [--since T] [--limit N] [--json]`,
-//! `jg recordings export ID [-o FILE] [--fps N]` and `jg play ID [--speed N]
-//! [--idle-limit SECS]`: session recordings (needs `view-audit`).
+//! `jg recordings export ID [-o FILE] [--fps N]`, `jg recordings search TEXT
+//! [--limit N] [--json]` and `jg play ID [--speed N] [--idle-limit SECS]`:
+//! session recordings (needs `view-audit`).
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use jumpgate_api_types::Recording;
+use jumpgate_api_types::recording_search::{MAX_RESULTS, RecordingHit, SearchStream};
 use jumpgate_client::{CastStream, Client, RecordingFilter};
 
 use crate::desktop_export::{Exporter, Header};
@@ -58,6 +60,111 @@ fn render(recs: &[Recording]) -> String {
         ],
         &rows,
     )
+}
+
+/// `jg recordings search TEXT`: the recordings where TEXT was printed or
+/// typed, newest first, one line per match with its moment (pages are
+/// followed until `limit` recordings are found or none is left).
+pub(crate) async fn search(
+    client: &Client,
+    text: &str,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut hits = Vec::new();
+    let mut cursor: Option<String> = None;
+    let not_indexed = loop {
+        let want = limit.saturating_sub(hits.len() as u32).max(1);
+        let page = client
+            .search_recordings(text, Some(want.min(MAX_RESULTS)), cursor.as_deref())
+            .await
+            .context("searching recordings")?;
+        hits.extend(page.results);
+        match page.next_cursor {
+            Some(c) if (hits.len() as u32) < limit => cursor = Some(c),
+            _ => break page.not_indexed,
+        }
+    };
+    hits.truncate(limit as usize);
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&hits)?)?;
+    } else if hits.is_empty() {
+        eprintln!("no recording has `{text}`");
+    } else {
+        out!("{}", render_hits(&hits))?;
+    }
+    if not_indexed > 0 {
+        eprintln!(
+            "{not_indexed} recording(s) not searched yet (still running, or just ended and being indexed)"
+        );
+    }
+    Ok(())
+}
+
+fn render_hits(hits: &[RecordingHit]) -> String {
+    let mut rows = Vec::new();
+    for h in hits {
+        let r = &h.recording;
+        for m in &h.matches {
+            rows.push(vec![
+                r.id.clone(),
+                r.session_id.clone(),
+                r.username.clone(),
+                r.endpoint.clone(),
+                table::timestamp(&r.started_at),
+                format_offset(m.offset_secs),
+                match m.stream {
+                    SearchStream::Output => "output".to_owned(),
+                    SearchStream::Input => "typed".to_owned(),
+                },
+                middle(&m.snippet, table::MAX_COLUMN - 2),
+            ]);
+        }
+        if h.more {
+            rows.push(vec![
+                r.id.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "(more matches)".to_owned(),
+            ]);
+        }
+    }
+    table::render(
+        &[
+            "RECORDING",
+            "SESSION",
+            "USER",
+            "ENDPOINT",
+            "STARTED",
+            "AT",
+            "IN",
+            "MATCH",
+        ],
+        &rows,
+    )
+}
+
+/// The middle `max` characters of a snippet (the gateway centres the
+/// match in it), so a table's cut keeps the match in view.
+fn middle(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_owned();
+    }
+    let skip = (n - max).div_ceil(2);
+    let inner: String = s.chars().skip(skip).take(max.saturating_sub(2)).collect();
+    format!("…{inner}…")
+}
+
+/// Seconds into a recording as `m:ss.s` (`jg play` and the console's
+/// player count the same way).
+fn format_offset(secs: f64) -> String {
+    let tenths = (secs * 10.0).round() as u64;
+    format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
 }
 
 fn format_duration(secs: f64) -> String {
@@ -346,5 +453,55 @@ mod tests {
         assert!(row.contains("1h02m05s"), "{out}");
         assert!(row.contains("live,keystrokes"), "{out}");
         assert!(row.contains("120x40"), "{out}");
+    }
+
+    #[test]
+    fn search_hits_show_session_user_endpoint_and_moment() {
+        use jumpgate_api_types::recording_search::SearchMatch;
+        let r = Recording {
+            id: "rec_1".into(),
+            session_id: "ses_1".into(),
+            username: "alice".into(),
+            endpoint: "web-1".into(),
+            started_at: "2026-11-23T10:00:00Z".into(),
+            ended_at: Some("2026-11-23T10:05:00Z".into()),
+            duration_secs: 300.0,
+            width: 80,
+            height: 24,
+            input_recorded: false,
+            interrupted: false,
+            kind: Default::default(),
+        };
+        let hit = RecordingHit {
+            recording: r,
+            matches: vec![SearchMatch {
+                offset_secs: 75.26,
+                stream: SearchStream::Output,
+                snippet: "$ rm -rf /var/lib/x".into(),
+            }],
+            more: true,
+        };
+        let out = render_hits(&[hit]);
+        let row = out.lines().nth(1).unwrap();
+        for want in [
+            "rec_1",
+            "ses_1",
+            "alice",
+            "web-1",
+            "1:15.3",
+            "output",
+            "rm -rf /var/lib/x",
+        ] {
+            assert!(row.contains(want), "{want}: {out}");
+        }
+        assert!(out.contains("(more matches)"), "{out}");
+        let long = format!("{}rm -rf /var/lib{}", "a".repeat(40), "b".repeat(40));
+        let mid = middle(&long, 58);
+        assert!(
+            mid.contains("rm -rf /var/lib") && mid.chars().count() <= 58,
+            "{mid}"
+        );
+        assert_eq!(format_offset(0.04), "0:00.0");
+        assert_eq!(format_offset(3600.0), "60:00.0");
     }
 }

@@ -69,15 +69,19 @@ pub(crate) enum Purpose {
     /// key and the bundle route's key (`epm`). Added after the others: a
     /// keyring written before it gets its first version when it is opened.
     Policy,
+    /// Search inside recordings: the key of the blind index's words
+    /// (`recordings::search`). Added after `Policy`, the same way.
+    Search,
 }
 
 impl Purpose {
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Database,
         Self::Recordings,
         Self::Vault,
         Self::Blobs,
         Self::Policy,
+        Self::Search,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -87,6 +91,7 @@ impl Purpose {
             Self::Vault => "vault",
             Self::Blobs => "blobs",
             Self::Policy => "policy",
+            Self::Search => "search",
         }
     }
 }
@@ -149,7 +154,9 @@ pub enum KeyError {
     /// The wrapped key names a KEK version the keyring no longer has.
     #[error("no {purpose} key version {version} in the keyring (retired, or from another site)")]
     UnknownVersion { purpose: &'static str, version: u32 },
-    #[error("unknown key purpose `{0}` (expected database, recordings, vault or blobs)")]
+    #[error(
+        "unknown key purpose `{0}` (expected database, recordings, vault, blobs, policy or search)"
+    )]
     UnknownPurpose(String),
     #[error("the system random generator failed")]
     Random,

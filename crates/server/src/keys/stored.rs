@@ -168,6 +168,7 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
         &crate::support::PEPPER_KEY,
         &crate::epm::SIGNING_KEYS,
         &crate::epm::SITE_KEYS,
+        &crate::recordings::search::SEARCH_KEY,
     ]
 }
 

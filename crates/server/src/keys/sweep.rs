@@ -741,9 +741,18 @@ mod tests {
             match engine {
                 Engine::Sqlite => assert_eq!(
                     names,
-                    ["database", "recordings", "vault", "blobs", "policy"]
+                    [
+                        "database",
+                        "recordings",
+                        "vault",
+                        "blobs",
+                        "policy",
+                        "search"
+                    ]
                 ),
-                Engine::Postgres => assert_eq!(names, ["recordings", "vault", "blobs", "policy"]),
+                Engine::Postgres => {
+                    assert_eq!(names, ["recordings", "vault", "blobs", "policy", "search"])
+                }
             }
             // A recording made after the rotation is wrapped by v2 at once.
             plain.push(add_recording(&db, &keys, "r25").await);

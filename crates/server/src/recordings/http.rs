@@ -1,6 +1,7 @@
-//! `GET /api/v1/recordings` and `GET /api/v1/recordings/{id}/cast` (both
-//! need `view-audit`, and only show recordings of the caller's groups;
-//! every playback or export is itself audited).
+//! `GET /api/v1/recordings`, `GET /api/v1/recordings/{id}/cast` and
+//! `GET /api/v1/recordings/search` (all need `view-audit`, and only show
+//! recordings of the caller's groups; every playback, export or search is
+//! itself audited).
 
 use axum::Json;
 use axum::body::Body;
@@ -30,6 +31,86 @@ pub(crate) fn routes(api: Api) -> Api {
         Access::Site(Action::ReadRecordings),
         cast,
     )
+    .get(
+        "/api/v1/recordings/search",
+        Access::Site(Action::ReadRecordings),
+        search,
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// Finds the recordings (of the caller's groups) where a text was printed
+/// or typed (`recordings::search`). The audit entry has the text's size
+/// and the recordings found, never the text: what someone searches for in
+/// sessions may be what was typed in them (a password, a token), and the
+/// audit log is read, exported and shipped more widely than recordings.
+async fn search(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<api::recording_search::RecordingSearch>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let text =
+        q.q.ok_or_else(|| ApiError::bad_request("give the text to search for as q"))?;
+    let parsed =
+        super::search::Query::parse(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let limit = q.limit.unwrap_or(20);
+    let max = i64::from(api::recording_search::MAX_RESULTS);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    let after = q
+        .cursor
+        .as_deref()
+        .map(super::search::Cursor::parse)
+        .transpose()
+        .map_err(|_| ApiError::bad_request("cursor is not one a search answered with"))?;
+    let scope = who.read_scope();
+    let req = super::search::Request {
+        query: &parsed,
+        scope: &scope,
+        limit: usize::try_from(limit).unwrap_or(20),
+        after,
+    };
+    let src = super::search::Source {
+        db: &st.db,
+        keys: &st.keys,
+        blobs: &st.blobs,
+        data_dir: &st.config.data_dir,
+    };
+    let found = super::search::search(src, &req)
+        .await
+        .map_err(ApiError::internal)?;
+    let ids: Vec<&str> = found
+        .page
+        .results
+        .iter()
+        .map(|h| h.recording.id.as_str())
+        .collect();
+    st.db
+        .audit_now(
+            AuditEvent::new(&who.name, AuditAction::RecordingSearch, "recordings")
+                .groups(found.groups.iter().cloned())
+                .detail(format!(
+                    "query_chars={} words={} found={} recordings={}",
+                    text.trim().chars().count(),
+                    parsed.words.len(),
+                    ids.len(),
+                    ids.join(",")
+                )),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(found.page))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -15,12 +15,16 @@
 //! Files: written to a spool file under the data dir while the session
 //! runs, then published to the blob store (`[blobs]`; with the default
 //! local store the spool file is already the blob), see [`file`].
+//!
+//! Search: ended terminal recordings are indexed (a blind index of their
+//! words) and searched for a phrase, see [`search`].
 
 mod file;
 #[cfg(feature = "fuzzing")]
 pub(crate) use file::fuzzing;
 pub(crate) mod http;
 pub(crate) mod schema;
+pub(crate) mod search;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -685,6 +689,8 @@ async fn write_loop(
             tracing::error!(recording = %id, error = %e, "cannot record the end of a recording");
         }
     }
+    // Its end is committed: it can be indexed for search.
+    search::recording_ended();
     drop(writer);
     let Files { blobs, data_dir } = &publish.files;
     if let Err(e) = file::publish(blobs, data_dir, &publish.file).await {
@@ -857,17 +863,27 @@ pub(crate) async fn open(
     let Some(row) = row else {
         return Ok(None);
     };
+    open_row(keys, blobs, data_dir, row).await.map(Some)
+}
+
+/// Opens the recording of `row` (as [`open`] selects it) for reading.
+async fn open_row(
+    keys: &Keyring,
+    blobs: &Blobs,
+    data_dir: &Path,
+    row: Row,
+) -> Result<Opened, RecordingError> {
     let wrapped = WrappedKey::from(row.wrapped_key.clone());
     let key = keys.unwrap(Purpose::Recordings, &wrapped)?;
     let file = &row.file;
     if !valid_file_name(file) {
         return Err(ReadError::NotARecording.into());
     }
-    let reader = file::open_reader(blobs, data_dir, file, &key, id).await?;
-    Ok(Some(Opened {
+    let reader = file::open_reader(blobs, data_dir, file, &key, &row.id).await?;
+    Ok(Opened {
         info: to_api(&row),
         reader,
-    }))
+    })
 }
 
 /// The time (seconds) of the last event in a piece of asciicast text.
@@ -1003,6 +1019,8 @@ pub(crate) async fn expire(
     if old.is_empty() {
         return Ok(0);
     }
+    // Their search index goes with them (before them: it names them).
+    search::forget_ended_before(&mut w, cutoff_ms).await?;
     sql!(w, |c| sqlx::query(
         "DELETE FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1"
     )

@@ -51,6 +51,11 @@ pub(crate) const RECORDINGS: DomainSchema = DomainSchema {
             sql: r"    ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'terminal';
     ",
         },
+        // 15: search inside terminal recordings (`recordings::search`).
+        Part {
+            version: 15,
+            sql: SEARCH_SQLITE,
+        },
     ],
     postgres: &[
         // 6: the baseline (equal to SQLite schema 8).
@@ -82,5 +87,64 @@ pub(crate) const RECORDINGS: DomainSchema = DomainSchema {
             sql: r"    ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'terminal';
     ",
         },
+        // 15: as SQLite's 15.
+        Part {
+            version: 15,
+            sql: SEARCH_POSTGRES,
+        },
     ],
 };
+
+/// Version 15 on SQLite: the blind index of recordings' words. Its words
+/// are keyed hashes (HMAC under the `search` key); nothing of a recording's
+/// text is stored (see `recordings::search` and docs/security.md).
+const SEARCH_SQLITE: &str = r"
+    -- The key of the index's words: one data key, wrapped by the search KEK.
+    CREATE TABLE recording_search_key (
+        id          TEXT PRIMARY KEY,
+        wrapped_key TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    -- One row per indexed recording (written with its words, in one
+    -- commit): the durable mark of what is indexed.
+    CREATE TABLE recording_search_docs (
+        recording_id TEXT PRIMARY KEY,
+        indexed_at   INTEGER NOT NULL,
+        -- Distinct words, and bytes of text read (escape sequences gone).
+        words        INTEGER NOT NULL,
+        text_bytes   INTEGER NOT NULL,
+        -- 1: its words are in recording_search_words; 0: too many words to
+        -- list, so every search reads it.
+        listed       INTEGER NOT NULL
+    );
+    -- Which recording has which word: the word as HMAC-SHA-256 under the
+    -- search key, first 16 bytes, hex.
+    CREATE TABLE recording_search_words (
+        word         TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        PRIMARY KEY (word, recording_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX recording_search_words_recording ON recording_search_words(recording_id);
+";
+
+/// Version 15 on PostgreSQL: as SQLite's.
+const SEARCH_POSTGRES: &str = r"
+    CREATE TABLE recording_search_key (
+        id          TEXT PRIMARY KEY,
+        wrapped_key TEXT NOT NULL,
+        created_at  BIGINT NOT NULL
+    );
+    CREATE TABLE recording_search_docs (
+        recording_id TEXT PRIMARY KEY,
+        indexed_at   BIGINT NOT NULL,
+        words        BIGINT NOT NULL,
+        text_bytes   BIGINT NOT NULL,
+        listed       BIGINT NOT NULL
+    );
+    CREATE TABLE recording_search_words (
+        word         TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        PRIMARY KEY (word, recording_id)
+    );
+    CREATE INDEX recording_search_words_recording ON recording_search_words(recording_id);
+";

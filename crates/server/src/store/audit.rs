@@ -74,6 +74,9 @@ pub(crate) enum AuditAction {
     SessionRevoke,
     RecordingView,
     RecordingsExpire,
+    /// A search inside recordings: the size of the text and the
+    /// recordings found, never the text (it may be a secret someone typed).
+    RecordingSearch,
     /// Who has control of a desktop session changed (the agent's
     /// `ControlState`, the endpoint user's decisions included).
     DesktopControl,
@@ -198,6 +201,7 @@ impl AuditAction {
             Self::SessionRevoke => "session-revoke",
             Self::RecordingView => "recording-view",
             Self::RecordingsExpire => "recordings-expire",
+            Self::RecordingSearch => "recording-search",
             Self::DesktopControl => "desktop-control",
             Self::DesktopClipboard => "desktop-clipboard",
             Self::SupportKeyCreate => "support-key-create",
@@ -479,6 +483,7 @@ mod tests {
             (A::SessionRevoke, "session-revoke"),
             (A::RecordingView, "recording-view"),
             (A::RecordingsExpire, "recordings-expire"),
+            (A::RecordingSearch, "recording-search"),
             (A::DesktopControl, "desktop-control"),
             (A::DesktopClipboard, "desktop-clipboard"),
             (A::SupportKeyCreate, "support-key-create"),

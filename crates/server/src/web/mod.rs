@@ -70,6 +70,7 @@ static ASSETS: &[Asset] = &[
     asset!("pages.js", JS),
     asset!("terminal.js", JS),
     asset!("player.js", JS),
+    asset!("recording-search.js", JS),
     asset!("admin.js", JS),
     asset!("desktop.js", JS),
     asset!("support.js", JS),
