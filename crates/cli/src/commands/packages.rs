@@ -43,12 +43,19 @@ pub(crate) enum PackagesCommand {
         json: bool,
     },
     /// One uploaded package.
-    Show { id: String },
+    Show {
+        /// The upload's id (pkg_…, see `list`).
+        id: String,
+    },
     /// Delete an uploaded package (not while an assignment pins it).
-    Delete { id: String },
+    Delete {
+        /// The upload's id (pkg_…, see `list`).
+        id: String,
+    },
     /// Install (or upgrade/downgrade to --version) a package on every
     /// endpoint of a group.
     Assign {
+        /// The package name.
         package: String,
         #[arg(long)]
         group: String,
@@ -58,6 +65,7 @@ pub(crate) enum PackagesCommand {
     },
     /// Remove a package from every endpoint of a group.
     Remove {
+        /// The package name.
         package: String,
         #[arg(long)]
         group: String,
@@ -65,6 +73,7 @@ pub(crate) enum PackagesCommand {
     /// Forget a group's assignment of a package (nothing is removed from
     /// the endpoints).
     Unassign {
+        /// The package name.
         package: String,
         #[arg(long)]
         group: String,
@@ -94,6 +103,7 @@ pub(crate) enum PackagesCommand {
     },
     /// Require a trusted publisher's signature on every upload (or not).
     RequireSignature {
+        /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
         value: String,
     },
@@ -103,6 +113,7 @@ pub(crate) enum PackagesCommand {
 pub(crate) enum PublishersCommand {
     /// Trust a publisher's minisign public key (minisign.pub).
     Add {
+        /// A name for the publisher (letters, digits, `.`, `_`, `-`).
         name: String,
         /// The public key file.
         key_file: PathBuf,
@@ -112,6 +123,7 @@ pub(crate) enum PublishersCommand {
         json: bool,
     },
     Remove {
+        /// The publisher's name.
         name: String,
     },
 }
