@@ -197,10 +197,10 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /api/v1/packages/status", Only(ADMIN_AND_READERS)),
         ("GET /api/v1/packages/inventory", Only(VIEWERS)),
         ("GET /packages/{id}/{file}", Public),
-        // Reports: `reports-read` (admin; a read-scoped admin client reads
-        // them: they change nothing).
-        ("GET /api/v1/reports", Only(ADMIN_AND_READERS)),
-        ("GET /api/v1/reports/{name}", Only(ADMIN_AND_READERS)),
+        // Reports: `reports-read`, or `view-audit` (they summarise the
+        // audit log): admin, auditor, a read-scoped admin client.
+        ("GET /api/v1/reports", Only(AUDITORS)),
+        ("GET /api/v1/reports/{name}", Only(AUDITORS)),
         ("POST /api/v1/queues", Only(ADMIN)),
         ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
         ("DELETE /api/v1/queues/{name}", Only(ADMIN)),

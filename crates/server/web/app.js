@@ -35,7 +35,8 @@ const NAV = [
   { href: '#/inventory', label: 'Inventory', perm: P.VIEW },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
-  { href: '#/reports', label: 'Reports', perm: P.REPORTS_READ },
+  // Reports: `reports-read`, or `view-audit`, which implies it.
+  { href: '#/reports', label: 'Reports', perm: [P.REPORTS_READ, P.VIEW_AUDIT] },
   { href: '#/admin/users', label: 'Users', perm: P.MANAGE_USERS },
   { href: '#/admin/roles', label: 'Roles', perm: P.MANAGE_USERS },
   { href: '#/admin/groups', label: 'Groups', perm: P.MANAGE_ENDPOINTS },
@@ -48,7 +49,8 @@ const NAV = [
 
 function drawNav() {
   const restricted = ctx.me.mfa_enrollment_required || ctx.me.password_change_required;
-  const items = NAV.filter((n) => (restricted ? n.perm === null : n.perm === null || can(n.perm)));
+  const allowed = (perm) => (Array.isArray(perm) ? perm.some((p) => can(p)) : can(perm));
+  const items = NAV.filter((n) => (restricted ? n.perm === null : n.perm === null || allowed(n.perm)));
   const here = location.hash.split('/').slice(0, 3).join('/');
   render(
     nav,

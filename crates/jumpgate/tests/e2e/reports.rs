@@ -69,7 +69,8 @@ async fn wait_failed_logins(site: &Site, user: &str, want: i64, within: Duration
     );
 }
 
-/// Failed logins of an unknown account (each one audited).
+/// Failed logins of an existing account (each one audited under its name;
+/// unknown names are audited as fingerprints).
 async fn fail_logins(site: &Site, user: &str, n: usize) {
     let home = site.home("intruder");
     for _ in 0..n {
@@ -84,6 +85,8 @@ async fn reports_from_the_embedded_store_through_jg_the_api_and_a_restart() {
     let _agent = site.start_agent("web-1").await;
     ok(&site.jg(&["shell", "web-1", "--", "true"]).await);
     ok(&site.jg(&["shell", "web-1", "--", "true"]).await);
+    site.create_user("ghost", "technician", "correct-horse-staple-42")
+        .await;
     fail_logins(&site, "ghost", 3).await;
     wait_failed_logins(&site, "ghost", 3, WAIT).await;
 
@@ -133,7 +136,7 @@ async fn reports_from_the_embedded_store_through_jg_the_api_and_a_restart() {
     assert_eq!(csv, "technician,sessions\r\nadmin,2\r\n");
 
     // Reports need `reports-read`: a technician is refused.
-    let tech = site.technician("tina", "tina-password-123").await;
+    let tech = site.technician("tina", "purple-monkey-dishwasher-9").await;
     let out = site.jg_in(&tech, &["report", "failed-logins"]).await;
     assert!(
         fails(&out).contains("reports-read"),
@@ -268,6 +271,8 @@ async fn postgres_analytics_lose_nothing_and_duplicate_nothing_while_the_store_i
         .args(&["--config", cfg])
         .start()
         .await;
+    site.create_user("ghost", "technician", "correct-horse-staple-42")
+        .await;
     fail_logins(&site, "ghost", 2).await;
     wait_failed_logins(&site, "ghost", 2, WAIT).await;
 
@@ -315,6 +320,10 @@ async fn the_reports_dashboard_in_a_real_browser() {
     let site = Site::start().await;
     let _agent = site.start_agent("web-1").await;
     ok(&site.jg(&["shell", "web-1", "--", "true"]).await);
+    site.create_user("ghost", "technician", "correct-horse-staple-42")
+        .await;
+    site.create_user("mallory", "technician", "battery-horse-staple-43")
+        .await;
     fail_logins(&site, "ghost", 3).await;
     fail_logins(&site, "mallory", 2).await;
     wait_failed_logins(&site, "ghost", 3, WAIT).await;

@@ -368,8 +368,11 @@ pub mod bench {
         /// # Errors
         /// The file cannot be made.
         pub async fn embedded(dir: &Path) -> Result<Self, AnalyticsError> {
-            let key = crate::keys::DataKey::for_tests(0x42);
-            let path = dir.join("analytics.db");
+            // A site's keyring in `dir`, and the analytics key as a site
+            // makes it.
+            let keys = crate::keys::Keyring::open(dir)?;
+            let key = embedded::key(dir, &keys)?;
+            let path = embedded::path(dir);
             let writer = AnalyticsWriter::Embedded(embedded::Writer::open(&path, &key).await?);
             let reader = AnalyticsReader::Embedded(embedded::Reader::open(&path, &key).await?);
             Ok(Self { writer, reader })

@@ -10,7 +10,7 @@
 //!   permissions (`manage-users`, `manage-endpoints`, `view-audit`,
 //!   `epm-manage`, `reports-read`) apply
 //!   site-wide (`reports-read` shows a holder limited to some groups only
-//!   their rows).
+//!   their rows; `view-audit` implies it).
 //! - A **subject** is a user (role + groups) or an OAuth2 API client (role +
 //!   groups + scopes). A `read`-scoped token is refused every write.
 //! - A user whose token is restricted (MFA enrollment or password change
@@ -65,7 +65,7 @@ pub(crate) enum Permission {
     /// endpoints of one's groups.
     EpmApprove,
     /// Read the reports of the analytics store (site-wide; a role limited
-    /// to some groups sees their rows only).
+    /// to some groups sees their rows only). `view-audit` implies it.
     ReportsRead,
 }
 
@@ -601,7 +601,12 @@ pub(crate) fn authorize(subject: &Subject, action: Action, resource: Resource<'_
             SubjectKind::ApiClient { .. } => Forbid(Denial::UsersOnly),
         },
         Requirement::Site(p) | Requirement::AnyGroup(p) => {
-            if subject.has(p) {
+            // Reports summarise the audit log, which `view-audit` reads
+            // whole: its holders (the built-in admin and auditor roles
+            // among them) read reports too.
+            if subject.has(p)
+                || (p == Permission::ReportsRead && subject.has(Permission::ViewAudit))
+            {
                 Allow
             } else {
                 Forbid(Denial::MissingPermission(p))

@@ -349,3 +349,19 @@ fn support_actions_need_their_permissions() {
         Decision::Allow
     );
 }
+
+/// Reports: `reports-read`, or `view-audit` (reports summarise the audit
+/// log its holders read whole); nothing else grants them.
+#[test]
+fn reports_need_reports_read_or_view_audit() {
+    use Permission as P;
+    for (perms, allowed) in [
+        (vec![P::ReportsRead], true),
+        (vec![P::ViewAudit], true),
+        (vec![P::ManageUsers, P::EpmManage, P::Shell], false),
+    ] {
+        let s = subject(&perms, &[]);
+        let d = authorize(&s, Action::ReadReports, Resource::Site);
+        assert_eq!(d == Decision::Allow, allowed, "{perms:?}: {d:?}");
+    }
+}
