@@ -325,8 +325,9 @@ impl Query {
             let end = i + self.needle.len();
             let before = text[..i].chars().next_back();
             let after = text[end..].chars().next();
-            let bounded = !(self.starts_in_word && before.is_some_and(is_word_char))
-                && !(self.ends_in_word && after.is_some_and(is_word_char));
+            let cut_start = self.starts_in_word && before.is_some_and(is_word_char);
+            let cut_end = self.ends_in_word && after.is_some_and(is_word_char);
+            let bounded = !cut_start && !cut_end;
             if bounded {
                 out.push(i..end);
                 from = end;
