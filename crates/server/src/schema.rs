@@ -30,11 +30,6 @@ mod tests {
     use super::SCHEMA;
     use crate::store::Engine;
 
-    /// Versions taken by work merged separately (the package manager's
-    /// 14, analytics' 15): empty on a branch without it. Removed once
-    /// every version has its parts.
-    const RESERVED: &[i64] = &[14, 15];
-
     /// Every version of each engine has parts (no gap), each domain lists
     /// its parts in version order, and SQLite's history and PostgreSQL's
     /// baseline are where existing databases expect them.
@@ -43,7 +38,7 @@ mod tests {
         for engine in [Engine::Sqlite, Engine::Postgres] {
             for v in SCHEMA.versions(engine) {
                 assert!(
-                    !v.sql.is_empty() || RESERVED.contains(&v.number),
+                    !v.sql.is_empty(),
                     "{engine}: version {} has no part",
                     v.number
                 );
@@ -138,7 +133,7 @@ mod tests {
         let want = describe(&fresh).await;
         fresh.close().await;
         let latest = SCHEMA.latest(Engine::Sqlite);
-        for old in (1..latest).filter(|v| !RESERVED.contains(v)) {
+        for old in 1..latest {
             let path = dir.path().join(format!("v{old}.db"));
             let pool = open_with_key(&path, &key, SCHEMA.until(old)).await.unwrap();
             let v: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
