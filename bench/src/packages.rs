@@ -6,8 +6,9 @@
 //! the manifest and the package from the presigned S3 URLs, the manifest
 //! is checked with [`manifest::verify`] (signature by a notice key, the
 //! announced SHA-256) and against the task, and the package's SHA-256 and
-//! size are computed while it streams ([`Fetcher::download_to`]) and
-//! compared. The package is written to `/dev/null` and **not installed**:
+//! size are computed while it streams ([`Fetcher::download_into`], as the
+//! agent's `download_to` does) and compared. The package is written to a
+//! sink (not to disk) and **not installed**:
 //! a no-op stand-in replaces dpkg (a thousand dpkg runs would measure
 //! dpkg on two cores, not the distribution).
 //!
@@ -140,7 +141,7 @@ impl Ctx {
         }
         let (sha, size) = self
             .fetcher
-            .download_to(&cand.url, m.size, Path::new("/dev/null"))
+            .download_into(&cand.url, m.size, &mut tokio::io::sink())
             .await
             .map_err(|e| e.to_string())?;
         self.count(&cand.url, size);
@@ -384,7 +385,19 @@ pub(crate) async fn run(n: usize, package_mib: usize) -> Result<()> {
         .await?;
     let assign_took = t0.elapsed();
     let deadline = t0 + Duration::from_secs(1800);
+    let mut report_at = Instant::now() + Duration::from_secs(15);
     while ctx.tally.verified.load(Ordering::Relaxed) < n {
+        if Instant::now() > report_at {
+            report_at += Duration::from_secs(15);
+            eprintln!(
+                "    … {:.0} s: {} of {n} verified, {} notices, {:.0} MiB from S3",
+                t0.elapsed().as_secs_f64(),
+                ctx.tally.verified.load(Ordering::Relaxed),
+                ctx.tally.notices.load(Ordering::Relaxed),
+                mib(ctx.tally.from_s3.load(Ordering::Relaxed))
+            );
+            print_counts("failures so far", &fleet.take_failures());
+        }
         if Instant::now() > deadline {
             bail!(
                 "only {} of {n} agents verified the package after 1800 s",

@@ -178,10 +178,10 @@ impl Fetcher {
         }
     }
 
-    /// Downloads `url` into `file` (created or truncated), at most `max`
-    /// bytes, streamed (packages may be far larger than a bundle); answers
-    /// the SHA-256 (lowercase hex) and size of what was written. What
-    /// arrives is verified by the caller, never trusted.
+    /// Downloads `url` into `file` (created or truncated, fsynced), at most
+    /// `max` bytes, streamed (packages may be far larger than a bundle);
+    /// answers the SHA-256 (lowercase hex) and size of what was written.
+    /// What arrives is verified by the caller, never trusted.
     ///
     /// # Errors
     /// See [`FetchError`].
@@ -191,18 +191,37 @@ impl Fetcher {
         max: u64,
         file: &Path,
     ) -> Result<(String, u64), FetchError> {
+        let mut out = tokio::fs::File::create(file).await?;
+        let got = self.download_into(url, max, &mut out).await?;
+        out.sync_all().await?;
+        Ok(got)
+    }
+
+    /// [`Fetcher::download_to`] into any writer.
+    ///
+    /// # Errors
+    /// See [`FetchError`].
+    pub async fn download_into<W>(
+        &self,
+        url: &str,
+        max: u64,
+        sink: &mut W,
+    ) -> Result<(String, u64), FetchError>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
         let go = async {
             let (target, tls, proxy) = self.route(url)?;
             let tcp = dial::connect_tcp(&target.host, target.port, proxy.as_ref()).await?;
             match tls {
-                None => request_to_file(tcp, &target, max, file).await,
+                None => request_into(tcp, &target, max, sink).await,
                 Some(cfg) => {
                     let name = ServerName::try_from(target.host.clone())
                         .map_err(|_| FetchError::BadUrl(target.host.clone()))?;
                     let stream = tokio_rustls::TlsConnector::from(cfg)
                         .connect(name, tcp)
                         .await?;
-                    request_to_file(stream, &target, max, file).await
+                    request_into(stream, &target, max, sink).await
                 }
             }
         };
@@ -263,15 +282,16 @@ impl Fetcher {
     }
 }
 
-/// [`request`], the body streamed into `file`: (SHA-256 hex, size).
-async fn request_to_file<S>(
+/// [`request`], the body streamed into `sink`: (SHA-256 hex, size).
+async fn request_into<S, W>(
     io: S,
     target: &Target,
     max: u64,
-    file: &Path,
+    sink: &mut W,
 ) -> Result<(String, u64), FetchError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::AsyncWriteExt;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
@@ -289,7 +309,6 @@ where
         return Err(FetchError::Status(res.status().as_u16()));
     }
     let mut body = res.into_body();
-    let mut out = tokio::fs::File::create(file).await?;
     let mut hash = jumpgate_net::digest::Sha256::new();
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
@@ -302,9 +321,9 @@ where
             return Err(FetchError::TooLarge(max));
         }
         hash.update(&data);
-        out.write_all(&data).await?;
+        sink.write_all(&data).await?;
     }
-    out.sync_all().await?;
+    sink.flush().await?;
     conn.abort();
     Ok((hash.hex(), size))
 }

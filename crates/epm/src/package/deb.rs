@@ -596,7 +596,7 @@ mod tests {
         );
         assert!(e(&deb("Package: ok\nVersion: v1\nArchitecture: all\n")).contains("Version"));
         // A header whose size is not a number.
-        let mut broken = good.clone();
+        let mut broken = good;
         broken[8 + 48] = b'x';
         assert!(e(&broken).contains("malformed"));
         // No control file inside the control archive.
