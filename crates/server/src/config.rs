@@ -988,7 +988,7 @@ fn validate_analytics(raw: RawAnalytics) -> Result<AnalyticsConfig, ConfigError>
     ];
     let refuse = |allowed: &[&str], why: &str| -> Result<(), ConfigError> {
         match set.iter().find(|(k, on)| *on && !allowed.contains(k)) {
-            Some((k, _)) => Err(invalid(*k, why)),
+            Some((k, _)) => Err(invalid(k, why)),
             None => Ok(()),
         }
     };
