@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 mod codes;
 pub mod epm;
 pub mod packages;
-pub mod reports;
 pub mod recording_search;
+pub mod reports;
 pub mod support;
 pub use codes::{ErrorCode, OAuthErrorCode};
 

@@ -296,7 +296,7 @@ fn action_names_are_frozen() {
             | A::DecideElevation
             | A::ReadPackages
             | A::WritePackages
-            | A::ReadInventory => {}
+            | A::ReadInventory
             | A::ReadReports => {}
         }
     }
