@@ -213,6 +213,8 @@ mod tests {
             "right_not_granted",
             "customer_offline",
             "invalid_policy",
+            "invalid_package",
+            "unknown_package",
             "unknown_report",
             "analytics_unavailable",
         ];

@@ -70,7 +70,19 @@ pub(crate) fn key(data_dir: &Path, keys: &Keyring) -> Result<DataKey, AnalyticsE
     match std::fs::read_to_string(&kp) {
         Ok(text) => {
             let stored = WrappedKey::from(text.trim().to_owned());
-            let key = keys.unwrap(Purpose::Database, &stored)?;
+            let key = match keys.unwrap(Purpose::Database, &stored) {
+                Ok(key) => key,
+                // The `database` KEK it was wrapped under is gone: a
+                // rotation retires the old version at once, and this
+                // gateway stopped before re-wrapping the file (see
+                // [`KeyWrap`]). The analytics file is a copy of the main
+                // store's events: it is set aside and shipped again from
+                // the start, not lost.
+                Err(crate::keys::KeyError::UnknownVersion { version, .. }) => {
+                    return rebuild(data_dir, keys, version);
+                }
+                Err(e) => return Err(e.into()),
+            };
             let current = keys.wrap(Purpose::Database, &key)?;
             if current.version() != stored.version() {
                 jumpgate_net::fs::write_private_atomic(&kp, current.as_str().as_bytes())
@@ -92,6 +104,51 @@ pub(crate) fn key(data_dir: &Path, keys: &Keyring) -> Result<DataKey, AnalyticsE
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// A new analytics file and key in place of one whose key no longer
+/// opens (wrapped under retired `database` KEK version `version`): the
+/// old file is renamed `analytics.db.unreadable-<ms>` (with its `-wal` and
+/// `-shm`), and the shipper's cursor is removed so that every event the
+/// main store still holds is shipped again.
+fn rebuild(data_dir: &Path, keys: &Keyring, version: u32) -> Result<DataKey, AnalyticsError> {
+    let db = path(data_dir);
+    let aside = format!("unreadable-{}", crate::ids::now_ms());
+    tracing::warn!(
+        file = %db.display(),
+        kek_version = version,
+        "the analytics key was wrapped under a retired database key version: the analytics file is set aside and its events shipped again from the main store"
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", db.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}.{aside}", db.display()));
+            std::fs::rename(&from, &to).map_err(|cause| AnalyticsError::Io {
+                path: from.display().to_string(),
+                cause,
+            })?;
+        }
+    }
+    let cursor = super::shipper::cursor_path(data_dir);
+    match std::fs::remove_file(&cursor) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(cause) => {
+            return Err(AnalyticsError::Io {
+                path: cursor.display().to_string(),
+                cause,
+            });
+        }
+    }
+    let kp = key_path(data_dir);
+    let (key, wrapped) = keys.new_data_key(Purpose::Database)?;
+    jumpgate_net::fs::write_private_atomic(&kp, wrapped.as_str().as_bytes()).map_err(|cause| {
+        AnalyticsError::Io {
+            path: kp.display().to_string(),
+            cause,
+        }
+    })?;
+    Ok(key)
 }
 
 fn options(path: &Path, key: &DataKey) -> Result<SqliteConnectOptions, sqlx::Error> {

@@ -142,8 +142,29 @@ async fn the_analytics_key_is_wrapped_in_the_keyring_and_survives_a_restart() {
     // A lost key file with the analytics file still there is an error, not
     // a new key.
     std::fs::write(embedded::path(dir.path()), b"x").unwrap();
+    let kept = std::fs::read(embedded::key_path(dir.path())).unwrap();
     std::fs::remove_file(embedded::key_path(dir.path())).unwrap();
     assert!(embedded::key(dir.path(), &keys).is_err());
+    // A rotation of the `database` KEK retires its old version at once: a
+    // key file still wrapped under it (the gateway stopped before
+    // re-wrapping it) gives a new file and key, the old file set aside and
+    // the cursor gone, so everything is shipped again.
+    std::fs::write(embedded::key_path(dir.path()), &kept).unwrap();
+    let cursor = shipper::cursor_path(dir.path());
+    std::fs::write(&cursor, b"{}").unwrap();
+    keys.rotate(&[crate::keys::Purpose::Database]).unwrap();
+    let k3 = embedded::key(dir.path(), &keys).unwrap();
+    assert_ne!(k1.as_bytes(), k3.as_bytes());
+    assert!(!embedded::path(dir.path()).exists());
+    assert!(!cursor.exists());
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("analytics.db.unreadable-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let k4 = embedded::key(dir.path(), &keys).unwrap();
+    assert_eq!(k3.as_bytes(), k4.as_bytes());
 }
 
 fn audit_row(id: i64, action: &str, outcome: &str, detail: &str) -> shipper::AuditRow {

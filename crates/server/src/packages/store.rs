@@ -279,7 +279,8 @@ pub(crate) async fn pinned(
 
 pub(crate) async fn group_exists(e: &mut dyn Exec, group: &str) -> Result<bool, sqlx::Error> {
     let n: Option<i64> = sql!(e, |c| sqlx::query_scalar(
-        "SELECT 1 FROM groups WHERE name = $1"
+        // BIGINT on both engines (PostgreSQL's bare `1` is INT4).
+        "SELECT CAST(1 AS BIGINT) FROM groups WHERE name = $1"
     )
     .bind(group)
     .fetch_optional(&mut *c)
