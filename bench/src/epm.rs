@@ -126,35 +126,28 @@ impl Ctx {
 }
 
 /// Serves one system stream the gateway opened, as the real agent's
-/// `system::serve` does: request whole, reply, end, wait for its end.
-async fn serve_stream(mut s: MuxStream, ctx: Arc<Ctx>) {
+/// `system::serve` does: request whole, reply with what `answer` makes of
+/// its topic and body, end, wait for its end.
+pub(crate) async fn serve_system_stream<F, Fut>(mut s: MuxStream, fleet: &Fleet, answer: F)
+where
+    F: FnOnce(Option<Topic>, Bytes) -> Fut,
+    Fut: std::future::Future<Output = (Status, Vec<u8>)>,
+{
     let read = read_message(&mut s, &[], MAX_BODY);
     let Ok(Ok((Head::Request(req), body))) =
         tokio::time::timeout(Duration::from_secs(60), read).await
     else {
-        ctx.fleet.fail("system stream: no whole request".into());
+        fleet.fail("system stream: no whole request".into());
         return;
     };
-    let (status, out) = match req.topic.parse::<Topic>() {
-        Ok(Topic::EpmPolicy) => match serde_json::from_slice::<PolicyNotice>(&body) {
-            Ok(n) => {
-                ctx.tally
-                    .notice_bytes
-                    .fetch_add(body.len() as u64, Ordering::Relaxed);
-                let ack = ctx.handle(n).await;
-                (Status::Ok, serde_json::to_vec(&ack).unwrap_or_default())
-            }
-            Err(_) => (Status::Invalid, Vec::new()),
-        },
-        _ => (Status::UnknownTopic, Vec::new()),
-    };
+    let (status, out) = answer(req.topic.parse::<Topic>().ok(), body).await;
     let reply = Reply {
         status,
         message: String::new(),
         size: 0,
     };
     if let Err(e) = write_message(&mut s, Head::Reply(reply), &Bytes::from(out)).await {
-        ctx.fleet.fail(format!("system reply: {:?}", e.kind()));
+        fleet.fail(format!("system reply: {:?}", e.kind()));
         return;
     }
     let _ = s.shutdown().await;
@@ -165,14 +158,40 @@ async fn serve_stream(mut s: MuxStream, ctx: Arc<Ctx>) {
     .await;
 }
 
-/// A simulated agent that serves system streams: connects, serves until the
-/// connection ends, reconnects with the real agent's backoff, forever.
-async fn epm_agent(
+/// An EPM notice: verified as the agent would, acknowledged.
+async fn serve_stream(s: MuxStream, ctx: Arc<Ctx>) {
+    let fleet = Arc::clone(&ctx.fleet);
+    serve_system_stream(s, &fleet, |topic, body| async move {
+        match topic {
+            Some(Topic::EpmPolicy) => match serde_json::from_slice::<PolicyNotice>(&body) {
+                Ok(n) => {
+                    ctx.tally
+                        .notice_bytes
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    let ack = ctx.handle(n).await;
+                    (Status::Ok, serde_json::to_vec(&ack).unwrap_or_default())
+                }
+                Err(_) => (Status::Invalid, Vec::new()),
+            },
+            _ => (Status::UnknownTopic, Vec::new()),
+        }
+    })
+    .await;
+}
+
+/// A simulated agent that serves system streams with `serve`: connects,
+/// serves until the connection ends, reconnects with the real agent's
+/// backoff, forever.
+pub(crate) async fn sim_agent<S, Fut>(
     agent: SimAgent,
     target: SocketAddr,
     cfg: Arc<tokio_rustls::rustls::ClientConfig>,
-    ctx: Arc<Ctx>,
-) {
+    fleet: Arc<Fleet>,
+    serve: S,
+) where
+    S: Fn(MuxStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut backoff = jumpgate_agent::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         let attempt = tokio::time::timeout(
@@ -180,8 +199,8 @@ async fn epm_agent(
             sim_handshake(&agent, target, Arc::clone(&cfg)),
         );
         match attempt.await {
-            Err(_) => ctx.fleet.fail("handshake timed out".into()),
-            Ok(Err(kind)) => ctx.fleet.fail(kind),
+            Err(_) => fleet.fail("handshake timed out".into()),
+            Ok(Err(kind)) => fleet.fail(kind),
             Ok(Ok((tls, leftover, heartbeat))) => {
                 let config = DriverConfig {
                     ping_interval: Some(Duration::from_secs(heartbeat)),
@@ -189,19 +208,19 @@ async fn epm_agent(
                     ..DriverConfig::default()
                 };
                 match mux::start(tls, Role::Agent, &leftover, config) {
-                    Err(e) => ctx.fleet.fail(format!("protocol: {e}")),
+                    Err(e) => fleet.fail(format!("protocol: {e}")),
                     Ok((_handle, mut events, driver)) => {
-                        ctx.fleet.online.fetch_add(1, Ordering::Relaxed);
+                        fleet.online.fetch_add(1, Ordering::Relaxed);
                         let serve = async {
                             while let Some(ev) = events.recv().await {
                                 if let MuxEvent::Stream(s) = ev {
-                                    tokio::spawn(serve_stream(s, Arc::clone(&ctx)));
+                                    tokio::spawn(serve(s));
                                 }
                             }
                         };
                         let (end, ()) = tokio::join!(driver, serve);
-                        ctx.fleet.online.fetch_sub(1, Ordering::Relaxed);
-                        ctx.fleet.fail(match end {
+                        fleet.online.fetch_sub(1, Ordering::Relaxed);
+                        fleet.fail(match end {
                             Ok(()) => "connection closed".into(),
                             Err(e) => format!("connection lost: {e}"),
                         });
@@ -367,11 +386,13 @@ pub(crate) async fn run(n: usize, blobs: Blobs) -> Result<()> {
     }
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(agent) = enrolling.join_next().await {
-        tasks.spawn(epm_agent(
+        let ctx = Arc::clone(&ctx);
+        tasks.spawn(sim_agent(
             agent??,
             target,
             Arc::clone(&cfg),
-            Arc::clone(&ctx),
+            Arc::clone(&fleet),
+            move |s| serve_stream(s, Arc::clone(&ctx)),
         ));
     }
     fleet.wait_online(n, Duration::from_secs(900)).await?;

@@ -25,22 +25,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use jumpgate_agent::epm::fetch::{self, Fetcher};
 use jumpgate_epm::package::manifest;
-use jumpgate_net::dial::{self, ServerUrl};
-use jumpgate_net::mux::{self, DriverConfig, MuxEvent, MuxStream};
-use jumpgate_net::system::{read_message, write_message};
+use jumpgate_net::dial::ServerUrl;
+use jumpgate_net::mux::MuxStream;
 use jumpgate_net::tls::{self, Trust};
 use jumpgate_proto::control::AGENT_ALPN;
-use jumpgate_proto::mux::Role;
 use jumpgate_proto::packages::{PackageAck, PackageNotice, TaskAction, TaskOutcome, TaskResult};
-use jumpgate_proto::system::{Head, MAX_BODY, Reply, Status, Topic};
+use jumpgate_proto::system::{Status, Topic};
 use jumpgate_test_support::s3::SeaweedFs;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::epm::{mib, proc_io, socket_bytes};
-use crate::{Bins, Fleet, PASSWORD, SimAgent, enroll_sim, print_counts, sim_handshake, stop};
+use crate::epm::{mib, proc_io, serve_system_stream, sim_agent, socket_bytes};
+use crate::{Bins, Fleet, PASSWORD, enroll_sim, print_counts, stop};
 
 const BUCKET: &str = "jumpgate-packages";
 const PACKAGE: &str = "bench-payload";
@@ -152,100 +148,35 @@ impl Ctx {
     }
 }
 
-async fn serve_stream(mut s: MuxStream, ctx: Arc<Ctx>) {
-    let read = read_message(&mut s, &[], MAX_BODY);
-    let Ok(Ok((Head::Request(req), body))) =
-        tokio::time::timeout(Duration::from_secs(60), read).await
-    else {
-        ctx.fleet.fail("system stream: no whole request".into());
-        return;
-    };
-    let (status, out) = match req.topic.parse::<Topic>() {
-        Ok(Topic::Packages) => match serde_json::from_slice::<PackageNotice>(&body) {
-            Ok(n) => {
-                ctx.tally
-                    .notice_bytes
-                    .fetch_add(body.len() as u64, Ordering::Relaxed);
-                ctx.tally.notices.fetch_add(1, Ordering::Relaxed);
-                let ack = ctx.handle(n).await;
-                (Status::Ok, serde_json::to_vec(&ack).unwrap_or_default())
-            }
-            Err(_) => (Status::Invalid, Vec::new()),
-        },
-        // No inventory in the stand-in: an empty full list.
-        Ok(Topic::PackageInventory) => (
-            Status::Ok,
-            serde_json::to_vec(&jumpgate_proto::packages::InventoryReport {
-                revision: 1,
-                full: true,
-                ..Default::default()
-            })
-            .unwrap_or_default(),
-        ),
-        _ => (Status::UnknownTopic, Vec::new()),
-    };
-    let reply = Reply {
-        status,
-        message: String::new(),
-        size: 0,
-    };
-    if let Err(e) = write_message(&mut s, Head::Reply(reply), &Bytes::from(out)).await {
-        ctx.fleet.fail(format!("system reply: {:?}", e.kind()));
-        return;
-    }
-    let _ = s.shutdown().await;
-    let mut rest = [0u8; 64];
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while matches!(s.read(&mut rest).await, Ok(n) if n > 0) {}
+async fn serve_stream(s: MuxStream, ctx: Arc<Ctx>) {
+    let fleet = Arc::clone(&ctx.fleet);
+    serve_system_stream(s, &fleet, |topic, body| async move {
+        match topic {
+            Some(Topic::Packages) => match serde_json::from_slice::<PackageNotice>(&body) {
+                Ok(n) => {
+                    ctx.tally
+                        .notice_bytes
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    ctx.tally.notices.fetch_add(1, Ordering::Relaxed);
+                    let ack = ctx.handle(n).await;
+                    (Status::Ok, serde_json::to_vec(&ack).unwrap_or_default())
+                }
+                Err(_) => (Status::Invalid, Vec::new()),
+            },
+            // No inventory in the stand-in: an empty full list.
+            Some(Topic::PackageInventory) => (
+                Status::Ok,
+                serde_json::to_vec(&jumpgate_proto::packages::InventoryReport {
+                    revision: 1,
+                    full: true,
+                    ..Default::default()
+                })
+                .unwrap_or_default(),
+            ),
+            _ => (Status::UnknownTopic, Vec::new()),
+        }
     })
     .await;
-}
-
-async fn agent(
-    agent: SimAgent,
-    target: SocketAddr,
-    cfg: Arc<tokio_rustls::rustls::ClientConfig>,
-    ctx: Arc<Ctx>,
-) {
-    let mut backoff = jumpgate_agent::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    loop {
-        let attempt = tokio::time::timeout(
-            dial::CONNECT_TIMEOUT,
-            sim_handshake(&agent, target, Arc::clone(&cfg)),
-        );
-        match attempt.await {
-            Err(_) => ctx.fleet.fail("handshake timed out".into()),
-            Ok(Err(kind)) => ctx.fleet.fail(kind),
-            Ok(Ok((tls, leftover, heartbeat))) => {
-                let config = DriverConfig {
-                    ping_interval: Some(Duration::from_secs(heartbeat)),
-                    idle_timeout: Duration::from_secs(heartbeat * 3),
-                    ..DriverConfig::default()
-                };
-                match mux::start(tls, Role::Agent, &leftover, config) {
-                    Err(e) => ctx.fleet.fail(format!("protocol: {e}")),
-                    Ok((_handle, mut events, driver)) => {
-                        ctx.fleet.online.fetch_add(1, Ordering::Relaxed);
-                        let serve = async {
-                            while let Some(ev) = events.recv().await {
-                                if let MuxEvent::Stream(s) = ev {
-                                    tokio::spawn(serve_stream(s, Arc::clone(&ctx)));
-                                }
-                            }
-                        };
-                        let (end, ()) = tokio::join!(driver, serve);
-                        ctx.fleet.online.fetch_sub(1, Ordering::Relaxed);
-                        ctx.fleet.fail(match end {
-                            Ok(()) => "connection closed".into(),
-                            Err(e) => format!("connection lost: {e}"),
-                        });
-                        backoff.reset();
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
 }
 
 /// A `.deb` of `mib` MiB of incompressible data (built uncompressed with
@@ -344,7 +275,14 @@ pub(crate) async fn run(n: usize, package_mib: usize) -> Result<()> {
     }
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(a) = enrolling.join_next().await {
-        tasks.spawn(agent(a??, target, Arc::clone(&cfg), Arc::clone(&ctx)));
+        let ctx = Arc::clone(&ctx);
+        tasks.spawn(sim_agent(
+            a??,
+            target,
+            Arc::clone(&cfg),
+            Arc::clone(&fleet),
+            move |s| serve_stream(s, Arc::clone(&ctx)),
+        ));
     }
     fleet.wait_online(n, Duration::from_secs(900)).await?;
     println!(
