@@ -29,6 +29,7 @@ pub mod packages;
 pub mod sessions;
 pub mod state;
 pub mod system;
+pub mod target;
 
 use std::sync::Arc;
 use std::time::Duration;

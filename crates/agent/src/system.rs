@@ -43,6 +43,9 @@ pub struct SystemOptions {
     pub epm: Option<Arc<crate::epm::Epm>>,
     /// The Package Manager, likewise.
     pub packages: Option<Arc<crate::packages::Packages>>,
+    /// Serve the target topics (`target-host-key`, `target-rotate`): this
+    /// agent agreed to be a jump point (`--jump-point`).
+    pub jump_point: bool,
 }
 
 impl Default for SystemOptions {
@@ -53,6 +56,7 @@ impl Default for SystemOptions {
             linger: Duration::from_secs(5),
             epm: None,
             packages: None,
+            jump_point: false,
         }
     }
 }
@@ -98,6 +102,8 @@ where
         (Ok(Topic::EpmDecision), Some(epm), _) => epm_decision(epm, &body),
         (Ok(Topic::Packages), _, Some(p)) => packages(p, &body).await,
         (Ok(Topic::PackageInventory), _, Some(p)) => package_inventory(p, &body).await,
+        (Ok(Topic::TargetHostKey), _, _) if opts.jump_point => target_host_key(&body).await,
+        (Ok(Topic::TargetRotate), _, _) if opts.jump_point => target_rotate(&body).await,
         _ => handle(&req.topic, body, opts),
     };
     tracing::info!(
@@ -173,6 +179,46 @@ async fn packages(p: &Arc<crate::packages::Packages>, body: &[u8]) -> (Reply, By
     let ack = p.handle_notice(notice).await;
     let out = serde_json::to_vec(&ack).unwrap_or_default();
     (reply(Status::Ok, String::new()), out.into())
+}
+
+/// `target-host-key`: the key an SSH target offers (trust on first use).
+async fn target_host_key(body: &[u8]) -> (Reply, Bytes) {
+    use jumpgate_proto::target::{HostKeyReply, HostKeyRequest};
+    let req: HostKeyRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                reply(Status::Invalid, format!("not a host key request: {e}")),
+                Bytes::new(),
+            );
+        }
+    };
+    match crate::target::offered_host_key(&req.host, req.port).await {
+        Ok(host_key) => {
+            let out = serde_json::to_vec(&HostKeyReply { host_key }).unwrap_or_default();
+            (reply(Status::Ok, String::new()), out.into())
+        }
+        Err(e) => (reply(Status::Failed, e.to_string()), Bytes::new()),
+    }
+}
+
+/// `target-rotate`: a new password on an SSH target's account. The
+/// request holds two secrets: it is neither logged nor kept.
+async fn target_rotate(body: &[u8]) -> (Reply, Bytes) {
+    let req: jumpgate_proto::target::RotateRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        // serde's message could quote the body: not repeated.
+        Err(_) => {
+            return (
+                reply(Status::Invalid, "not a rotation request".into()),
+                Bytes::new(),
+            );
+        }
+    };
+    match crate::target::rotate(&req.login, &req.new_password).await {
+        Ok(()) => (reply(Status::Ok, String::new()), Bytes::new()),
+        Err(e) => (reply(Status::Failed, e.to_string()), Bytes::new()),
+    }
 }
 
 async fn package_inventory(p: &Arc<crate::packages::Packages>, body: &[u8]) -> (Reply, Bytes) {

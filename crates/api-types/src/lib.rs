@@ -30,6 +30,7 @@ pub mod packages;
 pub mod recording_search;
 pub mod reports;
 pub mod support;
+pub mod targets;
 pub use codes::{ErrorCode, OAuthErrorCode};
 
 /// The `Upgrade:` token of a session connection. After the `101` answer the

@@ -85,6 +85,12 @@ pub(crate) struct AgentArgs {
     /// Answer the gateway's `echo` system topic (tests of the system channel).
     #[arg(long, hide = true)]
     serve_echo_topic: bool,
+    /// Agree to be a jump point: reach agentless targets (SSH and TCP
+    /// hosts in this network) for the gateway. The gateway's administrator
+    /// must mark this endpoint too (`jg endpoints jump-point NAME on`);
+    /// without this flag target sessions are refused here.
+    #[arg(long, env = "JUMPGATE_JUMP_POINT")]
+    jump_point: bool,
     /// The X display desktop sessions share, e.g. :0 [default: found from
     /// the logged-in session].
     #[arg(long, env = "JUMPGATE_DISPLAY", value_parser = parse_display)]
@@ -347,6 +353,8 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<()> {
     };
     opts.reenroll = args.reenroll;
     opts.system.echo = args.serve_echo_topic;
+    opts.system.jump_point = args.jump_point;
+    opts.sessions.jump_point = args.jump_point;
     opts.epm.socket = (!args.no_elevate).then_some(args.elevate_socket);
     opts.epm.blob_ca = args.blob_ca;
     opts.packages.root = args.package_root;

@@ -231,7 +231,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MsgStream<S> {
     /// # Errors
     /// See [`OpenError`].
     pub async fn open(&mut self, request: SessionRequest) -> Result<Answer, OpenError> {
-        match self.write_msg(&SessionMsg::Open(request)).await {
+        self.open_with(SessionMsg::Open(request)).await
+    }
+
+    /// [`Self::open`] with another first message (`OpenTarget`, which the
+    /// gateway sends a jump point).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_with(&mut self, first: SessionMsg) -> Result<Answer, OpenError> {
+        match self.write_msg(&first).await {
             Ok(()) => {}
             Err(MsgError::Io(e)) => return Err(OpenError::Send(e)),
             Err(e) => return Err(OpenError::Send(std::io::Error::other(e))),

@@ -19,6 +19,8 @@
 //! - [`system`]: system streams, which the gateway opens to an agent on its
 //!   own behalf (agent facts, later policies), with bodies up to 16 MiB.
 //!
+//! - [`target`]: agentless targets reached through a jump point.
+//!
 //! Nothing here opens a socket or reads a clock, so every rule is tested in
 //! memory (see `mux/tests.rs`).
 
@@ -32,6 +34,7 @@ pub mod mux;
 pub mod packages;
 pub mod session;
 pub mod system;
+pub mod target;
 pub mod text;
 
 pub use error::ProtoError;

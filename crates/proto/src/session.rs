@@ -363,6 +363,9 @@ pub enum SessionMsg {
     ControlState(ControlState),
     Ping(u64),
     Pong(u64),
+    /// Gateway → jump point only: a session on an agentless target
+    /// ([`crate::target`]), in place of `Open`.
+    OpenTarget(Box<crate::target::TargetOpen>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -399,7 +402,8 @@ mod ty {
     pub(super) const CONTROL_STATE: u8 = 26;
     pub(super) const PING: u8 = 27;
     pub(super) const PONG: u8 = 28;
-    pub(super) const MAX: u8 = 28;
+    pub(super) const OPEN_TARGET: u8 = 29;
+    pub(super) const MAX: u8 = 29;
 }
 
 impl SessionMsg {
@@ -463,6 +467,7 @@ impl SessionMsg {
             Self::ControlState(c) => json(out, ty::CONTROL_STATE, c),
             Self::Ping(n) => raw(out, ty::PING, &n.to_be_bytes()),
             Self::Pong(n) => raw(out, ty::PONG, &n.to_be_bytes()),
+            Self::OpenTarget(t) => json(out, ty::OPEN_TARGET, t),
         }
     }
 
@@ -536,6 +541,7 @@ impl SessionMsg {
             ty::CONTROL_STATE => Self::ControlState(json(&body)?),
             ty::PING => Self::Ping(crate::desktop::parse_u64(&body)?),
             ty::PONG => Self::Pong(crate::desktop::parse_u64(&body)?),
+            ty::OPEN_TARGET => Self::OpenTarget(Box::new(json(&body)?)),
             _ => return Err(ProtoError::Malformed("unknown session message type")),
         })
     }
@@ -731,6 +737,7 @@ impl SessionMsg {
             Self::ControlState(_) => "control-state",
             Self::Ping(_) => "ping",
             Self::Pong(_) => "pong",
+            Self::OpenTarget(_) => "open-target",
         }
     }
 }

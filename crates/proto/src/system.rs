@@ -93,16 +93,27 @@ pub enum Topic {
     /// [`InventoryRequest`](crate::packages::InventoryRequest); reply body:
     /// JSON [`InventoryReport`](crate::packages::InventoryReport).
     PackageInventory,
+    /// The host key an SSH target offers (trust on first use), asked of a
+    /// jump point. Request body: JSON
+    /// [`HostKeyRequest`](crate::target::HostKeyRequest); reply body: JSON
+    /// [`HostKeyReply`](crate::target::HostKeyReply).
+    TargetHostKey,
+    /// Set a new password on an SSH target's account (rotation after use).
+    /// Request body: JSON [`RotateRequest`](crate::target::RotateRequest);
+    /// reply body empty (`ok`, or `failed` with the reason).
+    TargetRotate,
 }
 
 impl Topic {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Facts,
         Self::Echo,
         Self::EpmPolicy,
         Self::EpmDecision,
         Self::Packages,
         Self::PackageInventory,
+        Self::TargetHostKey,
+        Self::TargetRotate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +124,8 @@ impl Topic {
             Self::EpmDecision => "epm-decision",
             Self::Packages => "packages",
             Self::PackageInventory => "package-inventory",
+            Self::TargetHostKey => "target-host-key",
+            Self::TargetRotate => "target-rotate",
         }
     }
 }

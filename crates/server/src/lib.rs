@@ -52,6 +52,7 @@ pub mod site;
 mod state;
 pub mod store;
 mod support;
+mod targets;
 mod vault;
 mod web;
 

@@ -29,6 +29,7 @@ fn assemble() -> Api {
     let api = crate::recordings::http::routes(api);
     let api = crate::sessions::http::routes(api);
     let api = crate::vault::http::routes(api);
+    let api = crate::targets::http::routes(api);
     let api = crate::support::http::routes(api);
     let api = crate::support::pin::routes(api);
     let api = crate::epm::http::routes(api);

@@ -34,6 +34,7 @@ mod files;
 mod forward;
 mod process;
 mod shell;
+mod target;
 mod wire;
 
 #[cfg(test)]
@@ -63,6 +64,10 @@ pub struct SessionContext {
     /// The customer client of attended support (`jumpgate assist`): every
     /// session needs the customer's rights (see [`crate::assist`]).
     pub assist: Option<crate::assist::AssistGrants>,
+    /// This agent agrees to be a jump point: it reaches agentless targets
+    /// for the gateway (`--jump-point`). Without it, target sessions are
+    /// refused whatever the gateway says.
+    pub jump_point: bool,
 }
 
 impl Default for SessionContext {
@@ -75,6 +80,7 @@ impl Default for SessionContext {
             linger: Duration::from_secs(5),
             desktop: desktop::DesktopOptions::default(),
             assist: None,
+            jump_point: false,
         }
     }
 }
@@ -176,8 +182,17 @@ where
         return serve_assist(stream, ctx, grants).await;
     }
     let (mut rx, mut tx) = MsgStream::new(stream).split();
-    let req = read_open(&mut rx, &mut tx, &ctx).await?;
-    run_request(req, rx, tx, &ctx).await
+    match read_open(&mut rx, &mut tx, &ctx).await? {
+        Opening::Plain(req) => run_request(req, rx, tx, &ctx).await,
+        Opening::Target(open) => target::run(*open, rx, tx, &ctx).await,
+    }
+}
+
+/// What the first message of a session stream asked for.
+enum Opening {
+    Plain(SessionRequest),
+    /// A session on an agentless target, for a jump point.
+    Target(Box<jumpgate_proto::target::TargetOpen>),
 }
 
 /// [`serve`] in the customer client of attended support: the session needs
@@ -196,7 +211,14 @@ where
     use crate::assist::gate;
     let tracked = gate::Tracked::new(stream);
     let (mut rx, mut tx) = MsgStream::new(tracked.clone()).split();
-    let req = read_open(&mut rx, &mut tx, &ctx).await?;
+    let req = match read_open(&mut rx, &mut tx, &ctx).await? {
+        Opening::Plain(req) => req,
+        Opening::Target(_) => {
+            let message = "the customer's client is not a jump point";
+            let code = RefusalCode::PermissionDenied;
+            return Err(refuse(&mut rx, &mut tx, &ctx, code, message).await);
+        }
+    };
     let right = match gate::needed(&req, &grants) {
         Ok(Some(right)) => right,
         Ok(None) => return run_request(req, rx, tx, &ctx).await,
@@ -303,7 +325,7 @@ async fn read_open<R, W>(
     rx: &mut MsgStream<R>,
     tx: &mut MsgStream<W>,
     ctx: &SessionContext,
-) -> Result<SessionRequest, SessionError>
+) -> Result<Opening, SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -318,7 +340,8 @@ where
     // content is wrong (an unknown kind from a newer client, say): that
     // deserves an answer rather than a silent reset.
     match rx.decode() {
-        Ok(Some(SessionMsg::Open(req))) => Ok(req),
+        Ok(Some(SessionMsg::Open(req))) => Ok(Opening::Plain(req)),
+        Ok(Some(SessionMsg::OpenTarget(open))) => Ok(Opening::Target(open)),
         Ok(Some(other)) => {
             let got = other.name();
             let message = format!("the first message must be Open, not {got}");

@@ -37,6 +37,10 @@ pub(crate) struct EndpointRecord {
     pub(crate) revoked: bool,
     /// Refused second connections of this identity, if any.
     pub(crate) conflict: Option<Conflict>,
+    /// An agentless target reached through this record's agent (its jump
+    /// point): `name` and `group` are the target's, `id` the jump point's
+    /// (see [`crate::targets::resolve`]). `None` for an endpoint.
+    pub(crate) target: Option<Box<crate::targets::Target>>,
 }
 
 impl EndpointRecord {
@@ -54,6 +58,7 @@ impl EndpointRecord {
             last_seen: None,
             revoked: false,
             conflict: None,
+            target: None,
         }
     }
 
@@ -125,6 +130,7 @@ impl From<Row> for EndpointRecord {
                 count: r.conflict_count,
                 newcomer: r.conflict_peer.unwrap_or_default(),
             }),
+            target: None,
         }
     }
 }

@@ -40,8 +40,13 @@ pub(crate) enum Permission {
     ManageUsers,
     ManageEndpoints,
     ViewAudit,
-    /// Read vault secret values (and list them).
+    /// List vault secrets and their versions (never a value).
     VaultRead,
+    /// Read a vault secret's value through the vault API (a checkout).
+    /// Using a target whose credential is in the vault needs only the
+    /// session right on the target's group: the value goes to the jump
+    /// point, never to the technician.
+    VaultCheckout,
     /// Store, delete and recover vault secrets.
     VaultWrite,
     /// Purge deleted vault secrets for good (never before the retention
@@ -70,7 +75,7 @@ pub(crate) enum Permission {
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 18] = [
+    pub(crate) const ALL: [Self; 19] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -80,6 +85,7 @@ impl Permission {
         Self::ManageEndpoints,
         Self::ViewAudit,
         Self::VaultRead,
+        Self::VaultCheckout,
         Self::VaultWrite,
         Self::VaultPurge,
         Self::DesktopView,
@@ -102,6 +108,7 @@ impl Permission {
             Self::ManageEndpoints => "manage-endpoints",
             Self::ViewAudit => "view-audit",
             Self::VaultRead => "vault-read",
+            Self::VaultCheckout => "vault-checkout",
             Self::VaultWrite => "vault-write",
             Self::VaultPurge => "vault-purge",
             Self::DesktopView => "desktop-view",
@@ -425,7 +432,8 @@ impl Action {
             Self::WriteGroups | Self::WriteEndpoints => R::Site(P::ManageEndpoints),
             Self::ReadSessionLog | Self::ReadRecordings => R::Site(P::ViewAudit),
             Self::TerminateSession => R::Site(P::ManageEndpoints),
-            Self::ReadSecrets | Self::ReadSecretValue => R::Site(P::VaultRead),
+            Self::ReadSecrets => R::Site(P::VaultRead),
+            Self::ReadSecretValue => R::Site(P::VaultCheckout),
             Self::WriteSecrets => R::Site(P::VaultWrite),
             Self::PurgeSecrets => R::Site(P::VaultPurge),
             Self::ReadQueues | Self::HandleSupport | Self::ReadSupportSessions => {

@@ -79,6 +79,15 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
           AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'epm-approve');
     ",
         },
+        // 17: reading a secret's value is its own right (`vault-checkout`);
+        // the built-in admin role keeps it.
+        Part {
+            version: 17,
+            sql: r"    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'vault-checkout')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'vault-checkout');
+    ",
+        },
     ],
     postgres: &[
         // 1: the baseline (equal to SQLite schema 8).
@@ -140,6 +149,15 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
         replace((permissions::jsonb || '["epm-approve"]'::jsonb)::text, ', ', ',')
         WHERE name IN ('admin', 'technician') AND builtin = 1
           AND NOT (permissions::jsonb ? 'epm-approve');
+    "#,
+        },
+        // 17: as SQLite's 17.
+        Part {
+            version: 17,
+            sql: r#"    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["vault-checkout"]'::jsonb)::text, ', ', ',')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT (permissions::jsonb ? 'vault-checkout');
     "#,
         },
     ],

@@ -54,6 +54,7 @@ mod tests {
             kind: SessionKind::Shell,
             expires_at: None,
             support: None,
+            target: None,
         }
     }
 

@@ -102,6 +102,7 @@ fn endpoint(group: &str) -> EndpointRecord {
         last_seen: None,
         revoked: false,
         conflict: None,
+        target: None,
     }
 }
 

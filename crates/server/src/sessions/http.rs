@@ -136,10 +136,8 @@ async fn connect(
             format!("no endpoint named `{name}`"),
         )
     };
-    let endpoint = agents::find_by_name(&st.db, &name)
-        .await?
-        .ok_or_else(unknown)?;
     let service = SessionService::new(st.clone());
+    let endpoint = service.lookup(&name).await?.ok_or_else(unknown)?;
     let credential =
         crate::identity::Credential::of(crate::api::session_token(&headers).unwrap_or_default());
     let ticket = match service.authorize(&who, &endpoint, kind, credential).await {

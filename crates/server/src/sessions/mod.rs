@@ -85,6 +85,9 @@ pub(crate) struct Grant {
     /// technician's user id (decided again by the support hub: still
     /// taking part, the right still granted, the client still there).
     pub(crate) support: Option<(String, String)>,
+    /// A session on an agentless target (its name): decided on the
+    /// target's group, and stopped when the target is removed.
+    pub(crate) target: Option<String>,
 }
 
 #[derive(Debug)]
@@ -482,6 +485,7 @@ mod tests {
             kind: SessionKind::Shell,
             expires_at,
             support: None,
+            target: None,
         }
     }
 

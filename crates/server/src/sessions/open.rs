@@ -93,6 +93,17 @@ impl SessionService {
         Self { st }
     }
 
+    /// What a session opens by name: a live endpoint, else an agentless
+    /// target (reached through its jump point; see [`crate::targets`]).
+    /// Every entry point looks names up here, then calls
+    /// [`Self::authorize`] with the record.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub(crate) async fn lookup(&self, name: &str) -> Result<Option<EndpointRecord>, sqlx::Error> {
+        crate::targets::resolve(&self.st.db, name).await
+    }
+
     /// Decides whether `subject` may open a `kind` session on `endpoint`
     /// (`credential`: what it authenticated with, for the re-checks while
     /// the session lives).
@@ -126,6 +137,7 @@ impl SessionService {
             kind,
             expires_at: None,
             support: None,
+            target: endpoint.target.as_ref().map(|t| t.name.clone()),
         };
         Ok(Ticket {
             subject: subject.clone(),
@@ -310,8 +322,9 @@ impl SessionService {
             crate::support::session::publish(st, sid).await;
         }
         let counters = Counters::default();
-        let relay =
-            self.open_and_relay(&endpoint, request, client, &stop, &counters, &taps, inject);
+        let relay = self.open_and_relay(
+            &p.name, &endpoint, request, client, &stop, &counters, &taps, inject,
+        );
         let (outcome, last_word) = self.with_progress(&id, &counters, relay).await;
         st.sessions.watches.remove(&id);
         st.sessions.remove(&id);
@@ -347,6 +360,16 @@ impl SessionService {
             .detail(detail)
             .group(&endpoint.group);
         record_close(&st.db, &id, (up, down), &stored, closed, recording_end).await;
+        // A target's password is rotated after use, once the session's end
+        // is recorded (only when the session reached the target).
+        if let Some(t) = endpoint.target.as_deref().filter(|t| t.rotate)
+            && !matches!(outcome, Outcome::Denied | Outcome::Refused(_))
+        {
+            let (st2, t) = (st.clone(), t.clone());
+            st.tasks.spawn(async move {
+                crate::targets::rotate_after_use(&st2, &t).await;
+            });
+        }
         // Only now is the technician told that the session ended (its exit
         // status, or why it was closed): its end is recorded by then, and
         // the closing writes are not queued ahead of its next session.
@@ -477,6 +500,7 @@ impl SessionService {
     #[allow(clippy::too_many_arguments)]
     async fn open_and_relay<C>(
         &self,
+        actor: &str,
         endpoint: &EndpointRecord,
         request: SessionRequest,
         client: MsgStream<C>,
@@ -514,7 +538,27 @@ impl SessionService {
             SessionRequest::Desktop { .. } => DESKTOP_OPEN_TIMEOUT,
             _ => OPEN_TIMEOUT,
         };
-        let answer = tokio::time::timeout(wait, agent.open(request)).await;
+        // A target's session goes to its jump point with where to connect
+        // and the credential, read from the vault for this connection only.
+        let first = match endpoint.target.as_deref() {
+            None => SessionMsg::Open(request),
+            Some(t) => match crate::targets::address_for(&self.st, t, actor).await {
+                Ok(address) => {
+                    SessionMsg::OpenTarget(Box::new(jumpgate_proto::target::TargetOpen {
+                        name: t.name.clone(),
+                        address,
+                        request,
+                    }))
+                }
+                Err(e) => {
+                    agent.get_mut().reset(reset_code::INTERNAL);
+                    let why = e.to_string();
+                    refuse(&mut client, RefusalCode::Failed, why.clone()).await;
+                    return (Outcome::failed(why), None);
+                }
+            },
+        };
+        let answer = tokio::time::timeout(wait, agent.open_with(first)).await;
         let accepted = match answer {
             Ok(Ok(Answer::Accepted(a))) => SessionMsg::Accepted(a),
             Ok(Ok(Answer::Refused(mut r))) => {
@@ -523,6 +567,11 @@ impl SessionService {
                 // the technician as it is.
                 r.message =
                     crate::agents::reported::text(&r.message, crate::agents::reported::MESSAGE_MAX);
+                if let Some(t) = endpoint.target.as_deref()
+                    && r.message.contains(jumpgate_proto::target::HOST_KEY_CHANGED)
+                {
+                    crate::targets::host_key_refused(&self.st.db, t, actor, &r.message).await;
+                }
                 let outcome = Outcome::Refused(r.message.clone());
                 let _ = client.write_msg(&SessionMsg::Refused(r)).await;
                 let _ = client.get_mut().shutdown().await;

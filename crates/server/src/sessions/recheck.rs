@@ -170,6 +170,25 @@ async fn decide(
             },
         );
     }
+    if let Some(name) = &grant.target {
+        // A target is decided on its own group; its jump point's
+        // revocation ends it too.
+        let Some(t) = crate::targets::find(&st.db, name).await? else {
+            return Ok(Some(format!("target `{name}` was removed")));
+        };
+        if let Some(Some(e)) = endpoints.get(&t.via)
+            && e.revoked
+        {
+            return Ok(Some(format!("jump point `{}` was revoked", e.name)));
+        }
+        let resource = Resource::Endpoint { group: &t.group };
+        return Ok(
+            match rbac::authorize(subject, Action::OpenSession(grant.kind), resource) {
+                Decision::Allow => None,
+                Decision::Forbid(denial) => Some(denial.to_string()),
+            },
+        );
+    }
     if !endpoints.contains_key(&grant.endpoint_id) {
         let found = agents::find_by_id(&st.db, &grant.endpoint_id).await?;
         endpoints.insert(grant.endpoint_id.clone(), found);

@@ -67,6 +67,17 @@ pub(crate) enum AuditAction {
     EndpointReenrollToken,
     /// An endpoint's facts (host name, OS, …) changed; by `(system)`.
     EndpointDetails,
+    /// An endpoint was marked (`on`) or unmarked (`off`) as a jump point.
+    JumpPoint,
+    /// An agentless target was added, changed or removed.
+    TargetAdd,
+    TargetRemove,
+    /// A target's host key: stored on first use (`trusted`), or a changed
+    /// key refused (`denied`, naming both fingerprints).
+    TargetHostKey,
+    /// A target account's password was rotated after use (or the rotation
+    /// failed and the old version was kept).
+    TargetRotate,
     // Sessions and recordings.
     SessionOpen(SessionKind),
     SessionClose(SessionKind),
@@ -195,6 +206,11 @@ impl AuditAction {
             Self::EndpointReenroll => "endpoint-reenroll",
             Self::EndpointReenrollToken => "endpoint-reenroll-token",
             Self::EndpointDetails => "endpoint-details",
+            Self::JumpPoint => "jump-point",
+            Self::TargetAdd => "target-add",
+            Self::TargetRemove => "target-remove",
+            Self::TargetHostKey => "target-host-key",
+            Self::TargetRotate => "target-rotate",
             Self::SessionOpen(k) => return Owned(format!("session-open:{k}")),
             Self::SessionClose(k) => return Owned(format!("session-close:{k}")),
             Self::SessionTerminate => "session-terminate",
@@ -471,6 +487,11 @@ mod tests {
             (A::EndpointReenroll, "endpoint-reenroll"),
             (A::EndpointReenrollToken, "endpoint-reenroll-token"),
             (A::EndpointDetails, "endpoint-details"),
+            (A::JumpPoint, "jump-point"),
+            (A::TargetAdd, "target-add"),
+            (A::TargetRemove, "target-remove"),
+            (A::TargetHostKey, "target-host-key"),
+            (A::TargetRotate, "target-rotate"),
             (A::SessionOpen(SessionKind::Shell), "session-open:shell"),
             (A::SessionOpen(SessionKind::Forward), "session-open:forward"),
             (A::SessionClose(SessionKind::Exec), "session-close:exec"),

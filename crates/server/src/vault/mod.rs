@@ -295,6 +295,20 @@ pub(crate) async fn get(
     version: Option<u32>,
     actor: &str,
 ) -> Result<(u32, Zeroizing<Vec<u8>>), VaultError> {
+    get_as(db, keys, name, version, actor, "").await
+}
+
+/// [`get`], its audit entry's detail saying why (`injected target=…`: the
+/// gateway read it for a jump point on `actor`'s behalf; the value never
+/// reached `actor`).
+pub(crate) async fn get_as(
+    db: &Store,
+    keys: &Keyring,
+    name: &str,
+    version: Option<u32>,
+    actor: &str,
+    why: &str,
+) -> Result<(u32, Zeroizing<Vec<u8>>), VaultError> {
     validate_name(name)?;
     let mut c = db.conn().await?;
     let secret = info_in(&mut c, name).await?;
@@ -321,7 +335,11 @@ pub(crate) async fn get(
         .open(value_aad(name, version).as_bytes(), &nonce, &ciphertext)
         .map_err(|_| VaultError::Corrupt)?;
     db.audit_now(
-        AuditEvent::new(actor, AuditAction::VaultRead, name).detail(format!("version={version}")),
+        AuditEvent::new(actor, AuditAction::VaultRead, name).detail(if why.is_empty() {
+            format!("version={version}")
+        } else {
+            format!("version={version} {why}")
+        }),
     )
     .await?;
     Ok((version, buf))
