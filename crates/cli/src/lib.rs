@@ -50,6 +50,24 @@ struct Cli {
     command: Command,
 }
 
+/// `jg endpoints …` subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum EndpointsCommand {
+    /// Mark endpoint NAME as a jump point (`on`) or not (`off`): only jump
+    /// points reach agentless targets, and their agent must agree too
+    /// (`jumpgate agent --jump-point`). Audited.
+    JumpPoint {
+        name: String,
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Log in and save the session in $JG_HOME/session.json.
@@ -93,8 +111,12 @@ enum Command {
     },
     /// End the session on the gateway and forget it locally.
     Logout,
-    /// List the endpoints you can reach.
+    /// List the endpoints you can reach (and the agentless targets, marked
+    /// `target`); `jg endpoints jump-point NAME on|off` marks a jump point.
+    #[command(args_conflicts_with_subcommands = true)]
     Endpoints {
+        #[command(subcommand)]
+        command: Option<EndpointsCommand>,
         /// Only endpoints whose name contains TEXT (any case).
         #[arg(long, value_name = "TEXT")]
         name: Option<String>,
@@ -262,6 +284,12 @@ enum Command {
         /// table (default), csv or json.
         #[arg(long, value_enum, default_value = "table")]
         format: commands::report::Format,
+    },
+    /// Agentless targets reached through jump points: add, list, show,
+    /// remove.
+    Targets {
+        #[command(subcommand)]
+        command: commands::targets::TargetsCommand,
     },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
@@ -434,6 +462,16 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Admin { command } => commands::admin::run(&ctx, command).await?,
         Command::Logout => commands::login::logout(&ctx).await?,
         Command::Endpoints {
+            command: Some(EndpointsCommand::JumpPoint { name, state }),
+            ..
+        } => {
+            commands::targets::jump_point(&ctx.authed_client()?, &name, state == OnOff::On).await?;
+        }
+        Command::Targets { command } => {
+            commands::targets::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::Endpoints {
+            command: None,
             name,
             group,
             online,

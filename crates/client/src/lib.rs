@@ -31,6 +31,7 @@ mod recordings;
 mod reports;
 mod sse;
 mod support;
+mod targets;
 
 pub use epm::EpmEventFilter;
 pub use packages::InventoryFilter;

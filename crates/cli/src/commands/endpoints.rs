@@ -111,6 +111,38 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
             break;
         }
     }
+    // Agentless targets follow, marked as such (a gateway without
+    // targets answers 404: none then).
+    if !o.json && o.online.is_none() && o.limit.is_none_or(|l| shown < u64::from(l)) {
+        let targets = client.targets().await.unwrap_or_default();
+        let rows: Vec<[String; 6]> = targets
+            .iter()
+            .filter(|t| {
+                o.name
+                    .as_deref()
+                    .is_none_or(|n| t.name.to_lowercase().contains(&n.to_lowercase()))
+                    && o.group.as_deref().is_none_or(|g| t.group == g)
+            })
+            .take(
+                o.limit
+                    .map_or(usize::MAX, |l| (u64::from(l) - shown) as usize),
+            )
+            .map(|t| {
+                [
+                    t.name.clone(),
+                    t.group.clone(),
+                    format!("target ({})", t.kind),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    format!("{} via {}", super::targets::address(t), t.via),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            shown += rows.len() as u64;
+            crate::out::text(&table.page(&rows))?;
+        }
+    }
     if o.json {
         outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if shown == 0 {

@@ -28,6 +28,7 @@ pub(crate) mod sessions;
 pub(crate) mod shell;
 pub(crate) mod support;
 pub(crate) mod support_pin;
+pub(crate) mod targets;
 pub(crate) mod vault;
 pub(crate) mod whoami;
 
