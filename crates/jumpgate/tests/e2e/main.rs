@@ -29,6 +29,7 @@ mod support;
 mod support_client;
 mod support_pin;
 mod system_streams;
+mod targets;
 mod vault;
 mod web;
 mod web_desktop;
