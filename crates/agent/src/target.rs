@@ -194,15 +194,24 @@ pub(crate) async fn connect(login: &SshLogin) -> Result<Connected, TargetError> 
     let addr = address(&login.host, login.port);
     let (mut handle, _) = handshake(&login.host, login.port, Some(expected)).await?;
     let user = login.user.clone();
+    // The key is read before any login: its parse error (which could
+    // quote it) is dropped for a plain `BadKey`.
+    let key = match &login.credential {
+        TargetCredential::Password(_) => None,
+        TargetCredential::PrivateKey(pem) => Some(Arc::new(
+            russh::keys::decode_secret_key(pem, None).map_err(|_| TargetError::BadKey)?,
+        )),
+    };
     let auth = async {
-        match &login.credential {
-            TargetCredential::Password(p) => handle.authenticate_password(&user, p.as_str()).await,
-            TargetCredential::PrivateKey(pem) => {
-                let key = russh::keys::decode_secret_key(pem, None)
-                    .map_err(|_| russh::Error::NotAuthenticated)?;
+        match (&login.credential, key) {
+            (TargetCredential::Password(p), _) => {
+                handle.authenticate_password(&user, p.as_str()).await
+            }
+            (TargetCredential::PrivateKey(_), None) => Err(russh::Error::NotAuthenticated),
+            (TargetCredential::PrivateKey(_), Some(key)) => {
                 let hash = handle.best_supported_rsa_hash().await?.flatten();
                 handle
-                    .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                    .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(key, hash))
                     .await
             }
         }

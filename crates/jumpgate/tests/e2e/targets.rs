@@ -598,6 +598,25 @@ async fn a_changed_host_key_is_refused_with_both_fingerprints_and_audited() {
         .await);
     let out = ok(&site.jg(&["shell", "hk-01", "--", "echo", "trusted"]).await);
     assert!(out.contains("trusted"), "{out}");
+
+    // A private-key credential: the account's authorized key, injected
+    // the same way (same host, the key pinned by the first target).
+    let user_key = sshd.dir.path().join("user_key");
+    sshd.keygen(&user_key);
+    let ssh_dir = sshd.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::copy(user_key.with_extension("pub"), ssh_dir.join("authorized_keys")).unwrap();
+    let pem = std::fs::read(&user_key).unwrap();
+    ok(&jg_input(&site, None, &["vault", "put", "hk-key", "--exact"], &pem).await);
+    let pinned = sshd.host_key();
+    ok(&site
+        .jg(&[
+            "targets", "add", "pk-01", "--via", "jp-k", "--ssh", &addr, "--user", &sshd.user,
+            "--credential", "hk-key", "--host-key", pinned.trim(),
+        ])
+        .await);
+    let out = ok(&site.jg(&["shell", "pk-01", "--", "echo", "by-key"]).await);
+    assert!(out.contains("by-key"), "{out}");
     let shown = ok(&site.jg(&["targets", "show", "hk-01"]).await);
     let expected = shown
         .lines()
