@@ -80,7 +80,9 @@ mod tests {
                 "rbac,sessions,support",
                 "rbac,epm",
                 "packages",
-                "recordings"
+                "recordings",
+                // 16: another branch's version (merged before this one).
+                "rbac,targets"
             ]
         );
     }

@@ -96,6 +96,13 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("DELETE /api/v1/endpoints/{name}", Only(ADMIN)),
         ("POST /api/v1/endpoints/{name}/reenroll", Only(ADMIN)),
         ("POST /api/v1/enroll-tokens", Only(ADMIN)),
+        // Agentless targets: listed like endpoints (one's groups); added,
+        // removed and jump points marked by `manage-endpoints`.
+        ("GET /api/v1/targets", Only(VIEWERS)),
+        ("POST /api/v1/targets", Only(ADMIN)),
+        ("GET /api/v1/targets/{name}", Only(VIEWERS)),
+        ("DELETE /api/v1/targets/{name}", Only(ADMIN)),
+        ("PUT /api/v1/endpoints/{name}/jump-point", Only(ADMIN)),
         ("GET /api/v1/groups", Only(VIEWERS)),
         ("POST /api/v1/groups", Only(ADMIN)),
         ("GET /api/v1/groups/{name}", Only(VIEWERS)),

@@ -1081,6 +1081,43 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/vault/secrets/{name}/purge")),
         ),
         ("GET /api/v1/vault/settings", (Nothing, vec![])),
+        // Agentless targets and jump points.
+        ("GET /api/v1/targets", (Nothing, vec![])),
+        (
+            "POST /api/v1/targets",
+            (
+                Json,
+                vec![
+                    json("/api/v1/targets", r#"{"name":"t","via":"web-1"}"#),
+                    json("/api/v1/targets", r#"{"name":"bad name!","via":"web-1","tcp":"h:1"}"#),
+                    json(
+                        "/api/v1/targets",
+                        r#"{"name":"t","via":"web-1","ssh":"h","tcp":"h:1"}"#,
+                    ),
+                    json("/api/v1/targets", r#"{"name":"t","via":"web-1","tcp":"h:0"}"#),
+                    json("/api/v1/targets", r#"{"name":"t","via":"web-1","tcp":"h"}"#),
+                    json(
+                        "/api/v1/targets",
+                        r#"{"name":"t","via":"web-1","ssh":"h","user":"u","credential":"c","host_key":"nonsense"}"#,
+                    ),
+                    json(
+                        "/api/v1/targets",
+                        r#"{"name":"t","via":"web-1","ssh":"h","user":"u","credential":"c"}"#,
+                    ),
+                    json("/api/v1/targets", r#"{"name":"t","via":"no-such","tcp":"h:1"}"#),
+                    json("/api/v1/targets", r#"{"name":"t","via":"web-1","tcp":"h:1","x":1}"#),
+                ],
+            ),
+        ),
+        ("GET /api/v1/targets/{name}", (Other, named("/api/v1/targets/{name}"))),
+        ("DELETE /api/v1/targets/{name}", (Other, named("/api/v1/targets/{name}"))),
+        (
+            "PUT /api/v1/endpoints/{name}/jump-point",
+            (
+                Json,
+                named_json("/api/v1/endpoints/{name}/jump-point", r#"{"on":"yes"}"#),
+            ),
+        ),
         (
             "PUT /api/v1/vault/settings/purge-protection",
             (

@@ -176,10 +176,16 @@ async fn decide(
         let Some(t) = crate::targets::find(&st.db, name).await? else {
             return Ok(Some(format!("target `{name}` was removed")));
         };
-        if let Some(Some(e)) = endpoints.get(&t.via)
-            && e.revoked
-        {
-            return Ok(Some(format!("jump point `{}` was revoked", e.name)));
+        if !endpoints.contains_key(&t.via) {
+            let found = agents::find_by_id(&st.db, &t.via).await?;
+            endpoints.insert(t.via.clone(), found);
+        }
+        match &endpoints[&t.via] {
+            None => return Ok(Some(format!("jump point `{}` was removed", t.via_name))),
+            Some(e) if e.revoked => {
+                return Ok(Some(format!("jump point `{}` was revoked", e.name)));
+            }
+            Some(_) => {}
         }
         let resource = Resource::Endpoint { group: &t.group };
         return Ok(
