@@ -360,6 +360,10 @@ async fn ssh_and_tcp_targets_work_with_an_injected_password_that_nobody_sees() {
     outputs.push_str(&String::from_utf8_lossy(&out.stderr));
     let denied = site.jg_in(&tech, &["vault", "get", "db-pw"]).await;
     assert!(!denied.status.success(), "a technician read the secret");
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("vault-checkout"),
+        "{denied:?}"
+    );
     outputs.push_str(&String::from_utf8_lossy(&denied.stdout));
     outputs.push_str(&String::from_utf8_lossy(&denied.stderr));
 
@@ -605,14 +609,29 @@ async fn a_changed_host_key_is_refused_with_both_fingerprints_and_audited() {
     sshd.keygen(&user_key);
     let ssh_dir = sshd.home().join(".ssh");
     std::fs::create_dir_all(&ssh_dir).unwrap();
-    std::fs::copy(user_key.with_extension("pub"), ssh_dir.join("authorized_keys")).unwrap();
+    std::fs::copy(
+        user_key.with_extension("pub"),
+        ssh_dir.join("authorized_keys"),
+    )
+    .unwrap();
     let pem = std::fs::read(&user_key).unwrap();
     ok(&jg_input(&site, None, &["vault", "put", "hk-key", "--exact"], &pem).await);
     let pinned = sshd.host_key();
     ok(&site
         .jg(&[
-            "targets", "add", "pk-01", "--via", "jp-k", "--ssh", &addr, "--user", &sshd.user,
-            "--credential", "hk-key", "--host-key", pinned.trim(),
+            "targets",
+            "add",
+            "pk-01",
+            "--via",
+            "jp-k",
+            "--ssh",
+            &addr,
+            "--user",
+            &sshd.user,
+            "--credential",
+            "hk-key",
+            "--host-key",
+            pinned.trim(),
         ])
         .await);
     let out = ok(&site.jg(&["shell", "pk-01", "--", "echo", "by-key"]).await);

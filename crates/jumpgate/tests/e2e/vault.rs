@@ -305,7 +305,8 @@ async fn vault_versions_soft_delete_recover_and_purge_protection() {
         .try_login_in(&home, "tech", "Orbit-Lantern-Gravel-42", &[])
         .await);
     let err = fails(&site.jg_in(&home, &["vault", "get", "ssh-web"]).await);
-    assert!(err.contains("vault-read"), "{err}");
+    // Reading a value is a checkout (issue #16).
+    assert!(err.contains("vault-checkout"), "{err}");
 
     // Every read is audited, with the version and never the value.
     let events = site.security_events().await;
