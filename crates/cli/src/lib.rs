@@ -57,7 +57,9 @@ enum EndpointsCommand {
     /// points reach agentless targets, and their agent must agree too
     /// (`jumpgate agent --jump-point`). Audited.
     JumpPoint {
+        /// The endpoint's name.
         name: String,
+        /// `on` to mark it, `off` to unmark it.
         #[arg(value_enum)]
         state: OnOff,
     },

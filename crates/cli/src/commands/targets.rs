@@ -61,12 +61,16 @@ pub(crate) enum TargetsCommand {
     },
     /// Show one target.
     Show {
+        /// The target's name.
         name: String,
         #[arg(long)]
         json: bool,
     },
     /// Remove a target (live sessions on it end).
-    Remove { name: String },
+    Remove {
+        /// The target's name.
+        name: String,
+    },
 }
 
 pub(crate) async fn run(client: &Client, cmd: TargetsCommand) -> anyhow::Result<()> {
