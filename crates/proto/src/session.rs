@@ -796,6 +796,19 @@ mod tests {
                 mode: Some(0o644),
             }),
             SessionMsg::Accepted(Accepted::default()),
+            SessionMsg::OpenTarget(Box::new(crate::target::TargetOpen {
+                name: "db-01".into(),
+                address: crate::target::TargetAddress::Ssh(crate::target::SshLogin {
+                    host: "10.0.0.5".into(),
+                    port: 22,
+                    user: "ops".into(),
+                    host_key: "ssh-ed25519 AAAA".into(),
+                    credential: crate::target::TargetCredential::Password("pw".into()),
+                }),
+                request: SessionRequest::Exec {
+                    command: vec!["id".into()],
+                },
+            })),
             SessionMsg::Refused(Refusal {
                 code: RefusalCode::NotFound,
                 message: "no such file".into(),
