@@ -401,6 +401,23 @@ async fn ssh_and_tcp_targets_work_with_an_injected_password_that_nobody_sees() {
     let (mut fwd2, local2) = forward(&site, "echo-01", "0:ignored:1").await;
     assert_eq!(echo_through(local2, b"via-tcp").await, b"via-tcp");
 
+    // A group holding a target is not deleted; its removal (audited) lets
+    // it go. A technician outside the group does not see the target.
+    ok(&site.jg(&["admin", "groups", "create", "lab"]).await);
+    ok(&site
+        .jg(&[
+            "targets", "add", "lab-01", "--via", "jp-1", "--tcp", &tcp, "--group", "lab",
+        ])
+        .await);
+    let err = fails(&site.jg(&["admin", "groups", "delete", "lab"]).await);
+    assert!(err.contains("target"), "{err}");
+    let seen = ok(&site.jg_in(&tech, &["targets", "list"]).await);
+    assert!(seen.contains("db-01") && !seen.contains("lab-01"), "{seen}");
+    let err = fails(&site.jg_in(&tech, &["shell", "lab-01", "--", "true"]).await);
+    assert!(err.contains("no endpoint named `lab-01`"), "{err}");
+    ok(&site.jg(&["targets", "remove", "lab-01"]).await);
+    ok(&site.jg(&["admin", "groups", "delete", "lab"]).await);
+
     // No process shows the secret (the probe proves `ps` shows arguments).
     let probe = std::process::Command::new("sh")
         .args(["-c", "sleep 30", "ps-probe-marker"])

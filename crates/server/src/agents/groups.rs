@@ -60,6 +60,8 @@ pub(crate) enum GroupError {
     NotFound(String),
     #[error("group `{name}` still holds {count} endpoint(s); move them first")]
     HasEndpoints { name: String, count: i64 },
+    #[error("group `{name}` still holds {count} target(s); remove them first")]
+    HasTargets { name: String, count: i64 },
     #[error(
         "group `{name}` is still given to {}; remove it from them first",
         .holders.join(", ")
@@ -262,10 +264,16 @@ pub(crate) async fn delete(db: &Store, name: &str, actor: &str) -> Result<(), Gr
     .bind(name)
     .fetch_one(&mut *c)
     .await)?;
+    let targets = crate::targets::count_in_group(&mut w, name).await?;
     let refused = if count > 0 {
         Some(GroupError::HasEndpoints {
             name: name.to_owned(),
             count,
+        })
+    } else if targets > 0 {
+        Some(GroupError::HasTargets {
+            name: name.to_owned(),
+            count: targets,
         })
     } else {
         let holders = crate::identity::members::holding_group(&mut w, name).await?;

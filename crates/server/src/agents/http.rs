@@ -99,6 +99,7 @@ impl From<GroupError> for ApiError {
             GroupError::NotFound(_) => Self::not_found(ErrorCode::NotFound, e.to_string()),
             GroupError::Exists(_)
             | GroupError::HasEndpoints { .. }
+            | GroupError::HasTargets { .. }
             | GroupError::HasMembers { .. } => Self::conflict(e.to_string()),
             GroupError::Db(e) => Self::internal(e),
         }

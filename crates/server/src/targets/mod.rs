@@ -226,6 +226,20 @@ pub(crate) async fn resolve(db: &Store, name: &str) -> Result<Option<EndpointRec
     }))
 }
 
+/// How many targets are in group `group` (a group holding any is not
+/// deleted).
+pub(crate) async fn count_in_group(
+    e: &mut dyn crate::store::Exec,
+    group: &str,
+) -> Result<i64, sqlx::Error> {
+    sql!(e, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM targets WHERE group_name = $1"
+    )
+    .bind(group)
+    .fetch_one(&mut *c)
+    .await)
+}
+
 /// Whether the endpoint `id` is marked as a jump point.
 pub(crate) async fn is_jump_point(db: &Store, id: &AgentId) -> Result<bool, sqlx::Error> {
     let mut c = db.conn().await?;
