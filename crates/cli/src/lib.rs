@@ -113,8 +113,9 @@ enum Command {
     },
     /// End the session on the gateway and forget it locally.
     Logout,
-    /// List the endpoints you can reach (and the agentless targets, marked
-    /// `target`); `jg endpoints jump-point NAME on|off` marks a jump point.
+    /// List the endpoints you can reach (and, in the table, the agentless
+    /// targets, marked `target`: `jg targets list --json` gives theirs);
+    /// `jg endpoints jump-point NAME on|off` marks a jump point.
     #[command(args_conflicts_with_subcommands = true)]
     Endpoints {
         #[command(subcommand)]
