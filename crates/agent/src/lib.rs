@@ -29,7 +29,7 @@ pub mod packages;
 pub mod sessions;
 pub mod state;
 pub mod system;
-pub mod target;
+pub(crate) mod target;
 
 use std::sync::Arc;
 use std::time::Duration;

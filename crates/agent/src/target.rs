@@ -26,7 +26,7 @@ const ROTATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a target could not be reached or used.
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("cannot reach {0}: {1}")]
     Connect(String, #[source] std::io::Error),
     #[error("{0}: timed out")]

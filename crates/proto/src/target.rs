@@ -1,8 +1,9 @@
 //! Agentless targets reached through a **jump point** (an agent that its
 //! administrator and its own configuration both allow to connect onwards).
 //!
-//! The gateway opens a target session with [`SessionMsg::OpenTarget`]
-//! (crate::session::SessionMsg::OpenTarget) instead of `Open`: the
+//! The gateway opens a target session with
+//! [`SessionMsg::OpenTarget`](crate::session::SessionMsg::OpenTarget)
+//! instead of `Open`: the
 //! technician's request plus where to connect and, for SSH targets, the
 //! account, the pinned host key and the credential taken from the vault
 //! for this one connection. A technician never sends it (the gateway
