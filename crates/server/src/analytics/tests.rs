@@ -88,6 +88,181 @@ async fn the_embedded_store_keeps_each_id_once_and_answers_reports() {
     r.close().await;
 }
 
+/// Events over four days with values, actors, endpoints and outcomes
+/// spread, some at the very edges of days.
+fn spread_events() -> Vec<Event> {
+    let kinds = [
+        ("session", "shell", "ok"),
+        ("login", "login", "failed"),
+        ("elevation", "elevate", "denied"),
+        ("elevation", "elevate", "allowed"),
+        ("support", "accept", "ok"),
+        ("support", "rated", "rated"),
+    ];
+    (0..600_i64)
+        .map(|i| {
+            let (kind, action, outcome) = kinds[(i % 6) as usize];
+            let mut e = event(&format!("audit:{i}"), kind, &format!("u{}", i % 5), outcome);
+            e.action = action.into();
+            // Midnight itself, the last ms of a day, and in between.
+            e.at = DAY0 + (i / 6) * 3_600_000 + [0, 1, 86_399_999, 7, 13, 59_999][(i % 6) as usize];
+            e.target = format!("web-{}", i % 7);
+            e.rule = format!("r{}", i % 3);
+            e.program = format!("/bin/p{}", i % 4);
+            e.value = match kind {
+                "support" if i % 4 != 0 => Some(i * 10),
+                _ => None,
+            };
+            e
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn reports_from_the_day_rollups_answer_as_the_events_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, r) = embedded(dir.path()).await;
+    let events = spread_events();
+    for chunk in events.chunks(70) {
+        w.insert(chunk).await.unwrap();
+    }
+    // Resends, alone and mixed with new events, are not counted again.
+    w.insert(&events[..100]).await.unwrap();
+    let mut moved = events[5].clone();
+    moved.at += 86_400_000;
+    w.insert(&[moved, events[6].clone()]).await.unwrap();
+    let AnalyticsReader::Embedded(er) = &r else {
+        unreachable!()
+    };
+    let h = 3_600_000;
+    let windows: [(Option<i64>, Option<i64>); 6] = [
+        (None, None),
+        (Some(DAY0), None),
+        (Some(DAY0 + 5 * h), Some(DAY0 + 3 * 24 * h + 7 * h)),
+        (None, Some(DAY0 + 2 * 24 * h)),
+        (Some(DAY0 + 24 * h + 1), None),
+        (Some(DAY0 + 2 * h), Some(DAY0 + 5 * h)),
+    ];
+    let mut through_rollups = 0;
+    for spec in reports::REPORTS {
+        for (since, until) in windows {
+            for (user, endpoint) in [(None, None), (Some("u2"), None), (None, Some("web-3"))] {
+                let q = Query {
+                    since,
+                    until,
+                    user,
+                    endpoint,
+                    ..Query::all(spec)
+                };
+                if reports::rollup_sql(&q).is_some() {
+                    through_rollups += 1;
+                }
+                let mut got = r.query(&q).await.unwrap();
+                let mut want = er.query_events_for_tests(&q).await.unwrap();
+                reports::sort(spec, &mut got);
+                reports::sort(spec, &mut want);
+                assert_eq!(
+                    got, want,
+                    "{} {since:?}..{until:?} {user:?} {endpoint:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+    // Most of them did go through the rollups (and some answers are
+    // non-empty: the comparison is not of two empty lists).
+    assert!(
+        through_rollups > reports::REPORTS.len() * 6,
+        "{through_rollups}"
+    );
+    assert_eq!(
+        rows(&r, "sessions-per-day")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .sum::<i64>(),
+        100
+    );
+    w.close().await;
+    r.close().await;
+}
+
+#[tokio::test]
+async fn the_day_rollups_are_rebuilt_when_the_reports_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, r) = embedded(dir.path()).await;
+    w.insert(&spread_events()).await.unwrap();
+    let AnalyticsWriter::Embedded(ew) = &w else {
+        unreachable!()
+    };
+    // A file from a gateway with other reports: another fingerprint and
+    // stale rollups. Until the writer opens again, reports read the events.
+    ew.execute_for_tests("UPDATE analytics_rollup SET n = n + 1000")
+        .await
+        .unwrap();
+    ew.execute_for_tests("UPDATE analytics_meta SET value = 'older' WHERE key = 'rollup'")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&r, "sessions-per-day")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .sum::<i64>(),
+        100
+    );
+    w.close().await;
+    let (w, r2) = embedded(dir.path()).await;
+    // Current again, so read from the rollups, and rebuilt: the +1000 gone.
+    ew_fingerprint_is_current(&w).await;
+    assert_eq!(
+        rows(&r2, "sessions-per-day")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .sum::<i64>(),
+        100
+    );
+    w.close().await;
+    r.close().await;
+    r2.close().await;
+}
+
+async fn ew_fingerprint_is_current(w: &AnalyticsWriter) {
+    let AnalyticsWriter::Embedded(ew) = w else {
+        unreachable!()
+    };
+    // The stored fingerprint is the current one: an UPDATE that only
+    // matches the current value changes one row.
+    let q: &'static str = Box::leak(
+        format!(
+            "UPDATE analytics_meta SET value = value WHERE key = 'rollup' AND value = '{}'",
+            reports::rollup_fingerprint()
+        )
+        .into_boxed_str(),
+    );
+    assert_eq!(ew.execute_for_tests(q).await.unwrap(), 1);
+}
+
+#[test]
+fn every_report_is_a_plain_constant() {
+    for s in reports::REPORTS {
+        for text in std::iter::once(s.kind)
+            .chain(std::iter::once(s.name))
+            .chain(s.actions.iter().copied())
+            .chain(s.outcomes.iter().copied())
+        {
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{}: `{text}`",
+                s.name
+            );
+        }
+        assert!(s.dims.len() <= 3, "{}", s.name);
+    }
+}
+
 #[tokio::test]
 async fn the_embedded_read_identity_cannot_write_and_the_file_is_encrypted() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,6 +609,14 @@ async fn postgres_roles_are_refused_each_others_statements() {
         "DELETE FROM analytics_events",
         "TRUNCATE analytics_events",
         "CREATE TABLE stolen (x int)",
+        // The day rollups are the trigger's (as the owner), not the
+        // writer's.
+        "SELECT * FROM analytics_rollup",
+        "INSERT INTO analytics_rollup (report, day, k1, k2, k3, n, vn) VALUES ('x', 'd', '', '', '', 1, 0)",
+        "UPDATE analytics_rollup SET n = 0",
+        "DELETE FROM analytics_rollup",
+        "UPDATE analytics_meta SET value = 'x'",
+        "SELECT analytics_rollup_add()",
     ] {
         denied(
             sqlx::query(stmt).execute(&mut wc).await,
@@ -448,6 +631,10 @@ async fn postgres_roles_are_refused_each_others_statements() {
         "DELETE FROM analytics_events",
         "TRUNCATE analytics_events",
         "CREATE TABLE stolen (x int)",
+        "INSERT INTO analytics_rollup (report, day, k1, k2, k3, n, vn) VALUES ('x', 'd', '', '', '', 1, 0)",
+        "UPDATE analytics_rollup SET n = 0",
+        "DELETE FROM analytics_rollup",
+        "UPDATE analytics_meta SET value = 'x'",
     ] {
         denied(sqlx::query(stmt).execute(&mut rc).await, &format!("reader: {stmt}"));
     }
@@ -456,6 +643,14 @@ async fn postgres_roles_are_refused_each_others_statements() {
         .await
         .unwrap();
     assert_eq!(n, 2);
+    // The trigger counted each stored event once (the resend skipped).
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(n) AS BIGINT) FROM analytics_rollup WHERE report = 'sessions-per-endpoint'",
+    )
+    .fetch_one(&mut rc)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
     w.close().await;
     r.close().await;
 }
