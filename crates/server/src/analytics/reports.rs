@@ -21,6 +21,7 @@ pub(crate) enum Dim {
     Outcome,
     Rule,
     Program,
+    Group,
 }
 
 impl Dim {
@@ -33,6 +34,7 @@ impl Dim {
             Self::Outcome => "outcome",
             Self::Rule => "rule",
             Self::Program => "program",
+            Self::Group => "grp",
         }
     }
 
@@ -45,6 +47,7 @@ impl Dim {
             Self::Outcome => "outcome",
             Self::Rule => "rule",
             Self::Program => "program",
+            Self::Group => "grp",
         }
     }
 }
@@ -57,6 +60,15 @@ pub(crate) enum Metric {
     /// Events per group, the mean and the largest of their value, divided
     /// by `scale` (1000: ms shown as seconds).
     Value { scale: i64 },
+    /// Endpoints by the outcome of their latest event per package (the
+    /// first grouping column must be the package, `program`): how many,
+    /// and how many of them are compliant (`installed`, `removed`,
+    /// `unchanged`), failed (`failed`, `refused`) and pending (told, no
+    /// answer yet). A state, not a count of events: read from the events
+    /// (a window per package and endpoint), never from the day rollups. In
+    /// a [`Group`]: `count` the endpoints, `sum` the compliant, `values`
+    /// the failed, `max` the pending.
+    Compliance,
 }
 
 /// How rows are ordered.
@@ -199,7 +211,25 @@ pub(crate) const REPORTS: &[Spec] = &[
         order: Order::Dims,
         chart: api::ChartKind::Bar,
     },
+    Spec {
+        name: "package-compliance",
+        title: "Package compliance",
+        description: "Per package and endpoint group, the endpoints whose latest result in the window is compliant (installed, removed or already as assigned), failed (the installer failed or the download was refused) or pending (told, no answer yet).",
+        kind: "package",
+        actions: &[],
+        outcomes: &[],
+        dims: &[(Dim::Program, "package"), (Dim::Group, "group")],
+        metric: Metric::Compliance,
+        metric_names: &["endpoints", "compliant", "failed", "pending"],
+        order: Order::Dims,
+        chart: api::ChartKind::StackedBar,
+    },
 ];
+
+/// The outcomes a compliance report counts as compliant and as failed
+/// (anything else, `pending`, as pending).
+const COMPLIANT: &str = "'installed', 'removed', 'unchanged'";
+const FAILED: &str = "'failed', 'refused'";
 
 /// The report named `name`.
 pub(crate) fn find(name: &str) -> Option<&'static Spec> {
@@ -303,6 +333,24 @@ pub(crate) fn sql(q: &Query<'_>) -> (String, Vec<Bind>) {
     }
     let dims: Vec<&str> = q.spec.dims.iter().map(|(d, _)| d.sql()).collect();
     let dims = dims.join(", ");
+    if q.spec.metric == Metric::Compliance {
+        // The latest event per package (the first column) and endpoint.
+        let text = format!(
+            "SELECT {dims}, COUNT(*),
+                    CAST(SUM(CASE WHEN outcome IN ({COMPLIANT}) THEN 1 ELSE 0 END) AS BIGINT),
+                    CAST(SUM(CASE WHEN outcome IN ({FAILED}) THEN 1 ELSE 0 END) AS BIGINT),
+                    CAST(SUM(CASE WHEN outcome IN ({COMPLIANT}) OR outcome IN ({FAILED})
+                                  THEN 0 ELSE 1 END) AS BIGINT)
+               FROM (SELECT {dims}, outcome,
+                            ROW_NUMBER() OVER (PARTITION BY {first}, target
+                                               ORDER BY at DESC, id DESC) AS latest
+                       FROM analytics_events WHERE {}) l
+              WHERE latest = 1 GROUP BY {dims} ORDER BY {dims} LIMIT {MAX_ROWS}",
+            wh.join(" AND "),
+            first = q.spec.dims[0].0.sql(),
+        );
+        return (text, binds);
+    }
     let order = match q.spec.order {
         Order::Dims => dims.clone(),
         Order::CountDesc => format!("COUNT(*) DESC, {dims}"),
@@ -390,7 +438,11 @@ pub(crate) fn rollup_add_sql(spec: &Spec, source: &str) -> String {
 
 /// Every report's rollup statement over `source`.
 pub(crate) fn rollup_adds(source: &str) -> Vec<String> {
-    REPORTS.iter().map(|s| rollup_add_sql(s, source)).collect()
+    REPORTS
+        .iter()
+        .filter(|s| s.metric != Metric::Compliance)
+        .map(|s| rollup_add_sql(s, source))
+        .collect()
 }
 
 /// What the rollups were built for: a hash of every rollup statement. A
@@ -445,7 +497,11 @@ pub(crate) fn rollup_sql(q: &Query<'_>) -> Option<(String, Vec<Bind>)> {
         format!("${}", binds.len())
     }
     let spec = q.spec;
-    if q.scope.is_some() || q.group.is_some() || spec.dims.len() > 3 {
+    if q.scope.is_some()
+        || q.group.is_some()
+        || spec.dims.len() > 3
+        || spec.metric == Metric::Compliance
+    {
         return None;
     }
     let pos = |dim: Dim| spec.dims.iter().position(|(d, _)| *d == dim);
@@ -607,6 +663,11 @@ pub(crate) fn table(spec: &Spec, groups: &[Group]) -> api::Report {
                 .map(|d| serde_json::Value::from(d.as_str()))
                 .collect();
             row.push(g.count.into());
+            if spec.metric == Metric::Compliance {
+                row.push(g.sum.unwrap_or(0).into());
+                row.push(g.values.into());
+                row.push(g.max.unwrap_or(0).into());
+            }
             if let Metric::Value { scale } = spec.metric {
                 let mean = match (g.sum, g.values) {
                     (Some(s), n) if n > 0 => Some(round2(s as f64 / n as f64 / scale as f64)),

@@ -514,6 +514,114 @@ async fn events_written_while_the_store_is_unavailable_arrive_exactly_once() {
     }
 }
 
+#[tokio::test]
+async fn package_results_are_shipped_and_reported_as_compliance() {
+    use jumpgate_proto::packages::{PackageTask, TaskAction, TaskOutcome, TaskResult};
+    for (db, _lite) in crate::store::tests::engines("analytics_packages").await {
+        let dir = tempfile::tempdir().unwrap();
+        let cpath = shipper::cursor_path(dir.path());
+        let (w, r) = embedded(dir.path()).await;
+        let task = |name: &str| PackageTask {
+            name: name.into(),
+            action: TaskAction::Install,
+            version: Some("1.0".into()),
+            candidates: Vec::new(),
+        };
+        let result = |name: &str, outcome: TaskOutcome| TaskResult {
+            name: name.into(),
+            action: TaskAction::Install,
+            version: (outcome == TaskOutcome::Installed).then(|| "1.0".to_owned()),
+            outcome,
+            message: String::new(),
+            output: String::new(),
+            attempts: 1,
+        };
+        use crate::packages::store::{record_pending, record_results};
+        for agent in ["a1", "a2", "a3", "a4"] {
+            record_pending(&db, agent, &[task("hello"), task("tool")])
+                .await
+                .unwrap();
+        }
+        record_results(&db, "a1", &[result("hello", TaskOutcome::Installed)])
+            .await
+            .unwrap();
+        record_results(&db, "a2", &[result("hello", TaskOutcome::Failed)])
+            .await
+            .unwrap();
+        record_results(&db, "a4", &[result("hello", TaskOutcome::Refused)])
+            .await
+            .unwrap();
+        let mut cursor = Cursor::load(&cpath, &w.describe()).unwrap();
+        assert_eq!(
+            shipper::ship_once(&db, &w, &mut cursor, &cpath)
+                .await
+                .unwrap(),
+            11
+        );
+        assert_eq!(cursor.packages, 11);
+        // a4 tried again and succeeded: its latest result counts.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        record_results(&db, "a4", &[result("hello", TaskOutcome::Unchanged)])
+            .await
+            .unwrap();
+        shipper::ship_once(&db, &w, &mut cursor, &cpath)
+            .await
+            .unwrap();
+        // Everything shipped again: counted once.
+        let mut stale = Cursor {
+            store: w.describe(),
+            ..Cursor::default()
+        };
+        shipper::ship_once(&db, &w, &mut stale, &cpath)
+            .await
+            .unwrap();
+        let spec = reports::find("package-compliance").unwrap();
+        let mut g = r.query(&Query::all(spec)).await.unwrap();
+        reports::sort(spec, &mut g);
+        let t = reports::table(spec, &g);
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "package",
+                "group",
+                "endpoints",
+                "compliant",
+                "failed",
+                "pending"
+            ]
+        );
+        assert_eq!(
+            t.rows,
+            [
+                vec![
+                    json!("hello"),
+                    json!(""),
+                    json!(4),
+                    json!(2),
+                    json!(1),
+                    json!(1)
+                ],
+                vec![
+                    json!("tool"),
+                    json!(""),
+                    json!(4),
+                    json!(0),
+                    json!(0),
+                    json!(4)
+                ],
+            ]
+        );
+        // A group scope the rows are not in: nothing.
+        let scope = vec!["db".to_owned()];
+        let mut q = Query::all(spec);
+        q.scope = Some(&scope);
+        assert!(r.query(&q).await.unwrap().is_empty());
+        w.close().await;
+        r.close().await;
+    }
+}
+
 #[test]
 fn report_sql_binds_every_value() {
     let spec = reports::find("blocked-programs").unwrap();
@@ -999,6 +1107,7 @@ fn every_report_has_columns_for_its_metric() {
         let want = match s.metric {
             reports::Metric::Count => 1,
             reports::Metric::Value { .. } => 3,
+            reports::Metric::Compliance => 4,
         };
         assert_eq!(s.metric_names.len(), want, "{}", s.name);
         assert!(!s.dims.is_empty(), "{}", s.name);
