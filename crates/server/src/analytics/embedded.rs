@@ -65,54 +65,51 @@ const SCHEMA: &str = "
     );
 ";
 
-/// The write identity's batch table: the batch is put here first, the ids
-/// already stored are dropped from it, and what remains is inserted into
-/// the events and added to the rollups (`reports::rollup_add_sql` reads
-/// `new_rows`, as PostgreSQL's trigger reads its transition table). In
-/// memory (`temp_store`), the writer's connection only.
-const BATCH_TABLE: &str = "
-    CREATE TEMP TABLE IF NOT EXISTS new_rows (
-        id      TEXT PRIMARY KEY,
-        at      INTEGER NOT NULL,
-        day     TEXT NOT NULL,
-        kind    TEXT NOT NULL,
-        action  TEXT NOT NULL,
-        actor   TEXT NOT NULL,
-        target  TEXT NOT NULL,
-        grp     TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        rule    TEXT NOT NULL,
-        program TEXT NOT NULL,
-        value   INTEGER,
-        detail  TEXT NOT NULL
-    ) WITHOUT ROWID";
-
 /// Rows per multi-row `INSERT` (13 parameters each: far below SQLite's
 /// limit of 32,766); a full chunk's statement text is always the same, so
 /// it is prepared once per connection (sqlx's statement cache).
 const CHUNK: usize = 250;
+/// Rollup rows per multi-row upsert (9 parameters each).
+const ROLLUP_CHUNK: usize = 250;
 
-/// `INSERT OR IGNORE INTO new_rows VALUES (…), …` for `rows` rows.
-fn chunk_insert(rows: usize) -> String {
-    let mut s = String::from(
-        "INSERT OR IGNORE INTO new_rows
-           (id, at, day, kind, action, actor, target, grp, outcome, rule, program, value, detail)
-         VALUES ",
-    );
+/// `(?1, ?2, …), (…), …`: `rows` groups of `cols` parameters.
+fn values(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
     for r in 0..rows {
         if r > 0 {
             s.push_str(", ");
         }
         s.push('(');
-        for c in 0..13 {
+        for c in 0..cols {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("?{}", r * 13 + c + 1));
+            s.push_str(&format!("?{}", r * cols + c + 1));
         }
         s.push(')');
     }
     s
+}
+
+/// The events of a chunk, the ids already stored skipped; answers the ids
+/// it did store (`RETURNING` names only the rows inserted).
+fn events_insert(rows: usize) -> String {
+    format!(
+        "INSERT INTO analytics_events
+           (id, at, day, kind, action, actor, target, grp, outcome, rule, program, value, detail)
+         VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+        values(rows, 13)
+    )
+}
+
+/// Rollup rows added to what is stored.
+fn rollup_upsert(rows: usize) -> String {
+    format!(
+        "INSERT INTO analytics_rollup ({}) VALUES {} {}",
+        reports::ROLLUP_COLUMNS,
+        values(rows, 9),
+        reports::ROLLUP_MERGE
+    )
 }
 
 /// The analytics file's key: made and wrapped on first use, unwrapped
@@ -283,8 +280,7 @@ impl Writer {
             // 64 MiB of decrypted pages: the hot ends of the id and
             // (kind, at) indexes and of the rollup stay in memory as the
             // file grows.
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "MEMORY");
+            .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -320,19 +316,18 @@ impl Writer {
     }
 
     /// Inserts a batch in one transaction: the events whose ids are not
-    /// stored yet, and their counts into the day rollups.
+    /// stored yet, and their counts into the day rollups (aggregated here,
+    /// then one multi-row upsert per chunk).
     ///
     /// # Errors
     /// The file is unavailable.
     pub(crate) async fn insert(&self, events: &[Event]) -> Result<(), AnalyticsError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(BATCH_TABLE).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM new_rows")
-            .execute(&mut *tx)
-            .await?;
+        let mut stored: std::collections::HashSet<String> =
+            std::collections::HashSet::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
-            let text = chunk_insert(chunk.len());
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+            let mut q =
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(events_insert(chunk.len())));
             for e in chunk {
                 q = q
                     .bind(&e.id)
@@ -349,31 +344,28 @@ impl Writer {
                     .bind(e.value)
                     .bind(&e.detail);
             }
+            stored.extend(q.fetch_all(&mut *tx).await?);
+        }
+        // Only what was stored now is counted (a resent id is not; an id
+        // twice in the batch was stored once, the first).
+        let fresh = events.iter().filter(|e| stored.remove(&e.id));
+        let rows = reports::rollup_rows(fresh);
+        for chunk in rows.chunks(ROLLUP_CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(rollup_upsert(chunk.len())));
+            for r in chunk {
+                q = q
+                    .bind(r.report)
+                    .bind(&r.day)
+                    .bind(&r.k[0])
+                    .bind(&r.k[1])
+                    .bind(&r.k[2])
+                    .bind(r.n)
+                    .bind(r.vsum)
+                    .bind(r.vn)
+                    .bind(r.vmax);
+            }
             q.execute(&mut *tx).await?;
         }
-        // A resend: what is stored stays as it is, and is not counted again.
-        sqlx::query(
-            "DELETE FROM new_rows WHERE EXISTS
-               (SELECT 1 FROM main.analytics_events a WHERE a.id = new_rows.id)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO main.analytics_events
-               (id, at, day, kind, action, actor, target, grp, outcome, rule, program, value, detail)
-             SELECT id, at, day, kind, action, actor, target, grp, outcome, rule, program, value,
-                    detail FROM new_rows WHERE true",
-        )
-        .execute(&mut *tx)
-        .await?;
-        for add in ROLLUP_ADDS.iter() {
-            sqlx::query(sqlx::AssertSqlSafe(add.as_str()))
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM new_rows")
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -398,10 +390,6 @@ impl Writer {
         self.pool.close().await;
     }
 }
-
-/// The rollup statements over the batch table (made once).
-static ROLLUP_ADDS: std::sync::LazyLock<Vec<String>> =
-    std::sync::LazyLock::new(|| reports::rollup_adds("new_rows"));
 
 /// Rebuilds the day rollups from the stored events when they were made
 /// for another set of reports (or never: a file from before the rollups),

@@ -406,6 +406,87 @@ fn key_exprs(spec: &Spec) -> [&'static str; 3] {
     k
 }
 
+/// How a rollup row already stored takes in a new one (both engines).
+pub(crate) const ROLLUP_MERGE: &str = "ON CONFLICT (report, day, k1, k2, k3) DO UPDATE SET
+           n = analytics_rollup.n + excluded.n,
+           vsum = CASE WHEN analytics_rollup.vsum IS NULL THEN excluded.vsum
+                       WHEN excluded.vsum IS NULL THEN analytics_rollup.vsum
+                       ELSE analytics_rollup.vsum + excluded.vsum END,
+           vn = analytics_rollup.vn + excluded.vn,
+           vmax = CASE WHEN analytics_rollup.vmax IS NULL THEN excluded.vmax
+                       WHEN excluded.vmax IS NULL OR excluded.vmax <= analytics_rollup.vmax
+                         THEN analytics_rollup.vmax
+                       ELSE excluded.vmax END";
+
+/// One day-rollup row a batch adds (the embedded writer aggregates in
+/// memory what [`rollup_add_sql`] aggregates in SQL: the same filter,
+/// keys and sums; `reports_from_the_day_rollups_answer_as_the_events_do`
+/// compares the result with the events).
+#[derive(Debug, Default)]
+pub(crate) struct RollupRow {
+    pub(crate) report: &'static str,
+    pub(crate) day: String,
+    pub(crate) k: [String; 3],
+    pub(crate) n: i64,
+    pub(crate) vsum: Option<i64>,
+    pub(crate) vn: i64,
+    pub(crate) vmax: Option<i64>,
+}
+
+impl Dim {
+    /// This column's value in an event.
+    fn of(self, e: &super::Event) -> String {
+        match self {
+            Self::Day => e.day(),
+            Self::Actor => e.actor.clone(),
+            Self::Target => e.target.clone(),
+            Self::Outcome => e.outcome.clone(),
+            Self::Rule => e.rule.clone(),
+            Self::Program => e.program.clone(),
+            Self::Group => e.grp.clone(),
+        }
+    }
+}
+
+/// The rollup rows of `events` (the events just stored), one per report,
+/// day and grouping values.
+pub(crate) fn rollup_rows<'e>(events: impl Iterator<Item = &'e super::Event>) -> Vec<RollupRow> {
+    let mut rows: std::collections::HashMap<(usize, String, [String; 3]), RollupRow> =
+        std::collections::HashMap::new();
+    for e in events {
+        let mut day: Option<String> = None;
+        for (i, spec) in REPORTS.iter().enumerate() {
+            if spec.metric == Metric::Compliance
+                || spec.kind != e.kind
+                || (!spec.actions.is_empty() && !spec.actions.contains(&e.action.as_str()))
+                || (!spec.outcomes.is_empty() && !spec.outcomes.contains(&e.outcome.as_str()))
+            {
+                continue;
+            }
+            let d = day.get_or_insert_with(|| e.day()).clone();
+            let mut k: [String; 3] = Default::default();
+            for (j, (dim, _)) in spec.dims.iter().take(3).enumerate() {
+                k[j] = dim.of(e);
+            }
+            let r = rows
+                .entry((i, d.clone(), k.clone()))
+                .or_insert_with(|| RollupRow {
+                    report: spec.name,
+                    day: d,
+                    k,
+                    ..RollupRow::default()
+                });
+            r.n += 1;
+            if let Some(v) = e.value {
+                r.vsum = Some(r.vsum.unwrap_or(0) + v);
+                r.vn += 1;
+                r.vmax = Some(r.vmax.map_or(v, |m| m.max(v)));
+            }
+        }
+    }
+    rows.into_values().collect()
+}
+
 /// Adds the events of table `source` (the batch just stored, or every
 /// event when rebuilding) to `spec`'s rollup rows: one `INSERT … SELECT …
 /// GROUP BY … ON CONFLICT DO UPDATE`, the same text on SQLite and
@@ -417,16 +498,7 @@ pub(crate) fn rollup_add_sql(spec: &Spec, source: &str) -> String {
         "INSERT INTO analytics_rollup ({ROLLUP_COLUMNS})
          SELECT '{name}', day, {k1}, {k2}, {k3}, COUNT(*), SUM(value), COUNT(value), MAX(value)
            FROM {source} WHERE {wh} GROUP BY day, {group}
-         ON CONFLICT (report, day, k1, k2, k3) DO UPDATE SET
-           n = analytics_rollup.n + excluded.n,
-           vsum = CASE WHEN analytics_rollup.vsum IS NULL THEN excluded.vsum
-                       WHEN excluded.vsum IS NULL THEN analytics_rollup.vsum
-                       ELSE analytics_rollup.vsum + excluded.vsum END,
-           vn = analytics_rollup.vn + excluded.vn,
-           vmax = CASE WHEN analytics_rollup.vmax IS NULL THEN excluded.vmax
-                       WHEN excluded.vmax IS NULL OR excluded.vmax <= analytics_rollup.vmax
-                         THEN analytics_rollup.vmax
-                       ELSE excluded.vmax END",
+ {ROLLUP_MERGE}",
         name = spec.name,
         k1 = k[0],
         k2 = k[1],
