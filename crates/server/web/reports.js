@@ -52,7 +52,8 @@ export function chart(report) {
   const H = 260;
   const left = 44;
   const right = 12;
-  const top = 12;
+  // Stacked bars have their legend in a band of its own above the plot.
+  const top = report.chart === 'stacked-bar' ? 34 : 12;
   const bottom = 78;
   const plotW = W - left - right;
   const plotH = H - top - bottom;
@@ -106,8 +107,8 @@ export function chart(report) {
     // The legend, top right.
     parts.forEach((col, k) => {
       const lx = W - right - 90 * (parts.length - k);
-      svg.appendChild(s('rect', { x: lx, y: top, width: 10, height: 10, fill: colours[k % colours.length] }));
-      svg.appendChild(s('text', { x: lx + 14, y: top + 9, 'font-size': 11, fill: '#3b4150' }, report.columns[col].name));
+      svg.appendChild(s('rect', { x: lx, y: 6, width: 10, height: 10, fill: colours[k % colours.length] }));
+      svg.appendChild(s('text', { x: lx + 14, y: 15, 'font-size': 11, fill: '#3b4150' }, report.columns[col].name));
     });
   } else if (report.chart === 'line') {
     const pts = values.map((v, i) => `${left + step * i + step / 2},${y(v)}`).join(' ');

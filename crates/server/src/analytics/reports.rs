@@ -370,9 +370,10 @@ const ROLLUP_KEYS: [&str; 3] = ["k1", "k2", "k3"];
 /// The day rollup of every report (`analytics_rollup`): per report, UTC
 /// day and grouping values, the count, the sum, count and largest of the
 /// values. Both SQL engines keep it in the same transaction as the events
-/// (embedded: the write identity's batch; PostgreSQL: a statement trigger
-/// owned by the database owner, see `pg.rs`); reports over whole days read
-/// it instead of the events.
+/// (embedded: the write identity's batch, [`rollup_rows`]; PostgreSQL: a
+/// statement trigger owned by the database owner running
+/// [`rollup_add_sql`], see `pg.rs`); reports over whole days read it
+/// instead of the events.
 pub(crate) const ROLLUP_COLUMNS: &str = "report, day, k1, k2, k3, n, vsum, vn, vmax";
 
 /// The filter of a spec as SQL with its constants inline (they come from
@@ -487,8 +488,9 @@ pub(crate) fn rollup_rows<'e>(events: impl Iterator<Item = &'e super::Event>) ->
     rows.into_values().collect()
 }
 
-/// Adds the events of table `source` (the batch just stored, or every
-/// event when rebuilding) to `spec`'s rollup rows: one `INSERT … SELECT …
+/// Adds the events of table `source` (PostgreSQL's trigger: the statement's
+/// transition table; either engine's rebuild: every event) to `spec`'s
+/// rollup rows: one `INSERT … SELECT …
 /// GROUP BY … ON CONFLICT DO UPDATE`, the same text on SQLite and
 /// PostgreSQL.
 pub(crate) fn rollup_add_sql(spec: &Spec, source: &str) -> String {
