@@ -201,6 +201,25 @@ impl Reader {
         reports::groups_from_rows(q.spec, &rows)
     }
 
+    /// Runs `q` over the events, never the rollups (tests: the trigger's
+    /// rollups are compared with it).
+    #[cfg(test)]
+    pub(crate) async fn query_events_for_tests(
+        &self,
+        q: &reports::Query<'_>,
+    ) -> Result<Vec<Group>, AnalyticsError> {
+        let (sql, binds) = reports::sql(q);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                reports::Bind::Text(s) => query.bind(s),
+                reports::Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        reports::groups_from_rows(q.spec, &rows)
+    }
+
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
