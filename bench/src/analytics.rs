@@ -2,16 +2,21 @@
 //! by each backend's write identity, and report query latency by the read
 //! identity over a large store.
 //!
-//! - **Ingest**: `--analytics-events` synthetic events (a year of a site:
-//!   sessions, logins, elevations, support, other audit entries) inserted
-//!   in batches of 1000 — the shipper's batch — into the embedded
-//!   SQLCipher file (`synchronous=FULL`, one transaction per batch) and,
-//!   with `--postgres URL`, into PostgreSQL through the write role that
-//!   `jumpgate admin analytics init` makes (one `INSERT … SELECT FROM
-//!   UNNEST` per batch).
-//! - **Reports**: the store grown to `--analytics-report-events`; then each
-//!   report run `--analytics-runs` times over the whole year and over the
-//!   last 7 days, timed from the query to the shaped table; p50 and p99.
+//! - **Ingest**: `--analytics-report-events` synthetic events (a year of a
+//!   site: sessions, logins, elevations, support, other audit entries, in
+//!   time order as the shipper sends them) inserted in batches of 1000 —
+//!   the shipper's batch — into the embedded SQLCipher file
+//!   (`synchronous=FULL`, one transaction per batch with its day rollups)
+//!   and, with `--postgres URL`, into PostgreSQL through the write role
+//!   that `jumpgate admin analytics init` makes (one `INSERT … SELECT FROM
+//!   UNNEST` per batch, the rollups by its statement trigger). The rate is
+//!   printed for each step of `--analytics-events` events, so that a rate
+//!   falling as the file grows shows.
+//! - **Reports**: then each report run `--analytics-runs` times over the
+//!   whole year, over the last 7 days, over the last 7 days from 10:00
+//!   (partial first day: from the events) and over the last 7 days of one
+//!   group (a group filter: from the events), timed from the query to the
+//!   shaped table; p50 and p99.
 
 use std::time::Duration;
 
@@ -32,6 +37,8 @@ const BATCH: usize = 1000;
 const STEP: usize = 200_000;
 /// 2025-12-25, the last 7 days of the synthetic year.
 const LAST_WEEK: i64 = 1_766_620_800_000;
+/// 2025-12-25T10:00:00Z.
+const LAST_WEEK_10H: i64 = LAST_WEEK + 10 * 3_600_000;
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
@@ -39,26 +46,31 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[rank.clamp(1, v.len()) - 1]
 }
 
-async fn grow(b: &Bench, from: usize, to: usize) -> Result<Duration> {
-    let mut total = Duration::ZERO;
+async fn grow(b: &Bench, from: usize, to: usize, total: usize) -> Result<Duration> {
+    let mut spent = Duration::ZERO;
     let mut i = from;
     while i < to {
         let n = STEP.min(to - i);
-        let events = synthetic(i as u64, n, 7);
-        total += b.ingest(&events, BATCH).await.context("ingest")?;
+        let events = synthetic(i as u64, n, total as u64, 7);
+        spent += b.ingest(&events, BATCH).await.context("ingest")?;
         i += n;
     }
-    Ok(total)
+    Ok(spent)
 }
 
 async fn reports(b: &Bench, runs: usize) -> Result<()> {
-    for (label, since) in [("whole year", None), ("last 7 days", Some(LAST_WEEK))] {
+    for (label, since, group) in [
+        ("whole year", None, None),
+        ("last 7 days", Some(LAST_WEEK), None),
+        ("last 7 days from 10:00", Some(LAST_WEEK_10H), None),
+        ("last 7 days of group-7", Some(LAST_WEEK), Some("group-7")),
+    ] {
         println!("  reports over the {label} ({runs} runs each):");
         for name in Bench::report_names() {
             let mut times = Vec::with_capacity(runs);
             let mut rows = 0;
             for _ in 0..runs {
-                let (t, n) = b.report(name, since, None).await.context("report")?;
+                let (t, n) = b.report(name, since, None, group).await.context("report")?;
                 times.push(t);
                 rows = n;
             }
@@ -73,28 +85,32 @@ async fn reports(b: &Bench, runs: usize) -> Result<()> {
 }
 
 async fn engine(name: &str, b: &Bench, o: &Opts) -> Result<()> {
-    let t = grow(b, 0, o.events).await?;
+    let total = o.report_events.max(o.events);
+    let step = o.events.clamp(1, total);
+    let mut spent = Duration::ZERO;
+    let mut at = 0;
+    while at < total {
+        let to = (at + step).min(total);
+        let t = grow(b, at, to, total).await?;
+        spent += t;
+        println!(
+            "{name}: events {at:>9}..{to:<9} ingested at {:>7.0} events/s",
+            (to - at) as f64 / t.as_secs_f64()
+        );
+        at = to;
+    }
     println!(
-        "{name}: ingest {} events in batches of {BATCH}: {:.2} s, {:.0} events/s",
-        o.events,
-        t.as_secs_f64(),
-        o.events as f64 / t.as_secs_f64()
+        "{name}: ingest {total} events in batches of {BATCH}: {:.1} s, {:.0} events/s overall",
+        spent.as_secs_f64(),
+        total as f64 / spent.as_secs_f64()
     );
     // A resend of the first batches: the ids are kept, nothing changes.
-    let again = synthetic(0, 10_000, 7);
+    let again = synthetic(0, 10_000, total as u64, 7);
     let t = b.ingest(&again, BATCH).await?;
     println!(
         "{name}: resend of 10000 stored events (all skipped): {:.0} events/s",
         10_000.0 / t.as_secs_f64()
     );
-    if o.report_events > o.events {
-        let t = grow(b, o.events, o.report_events).await?;
-        println!(
-            "{name}: grown to {} events ({:.0} events/s)",
-            o.report_events,
-            (o.report_events - o.events) as f64 / t.as_secs_f64()
-        );
-    }
     reports(b, o.runs).await
 }
 

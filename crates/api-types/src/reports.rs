@@ -19,6 +19,9 @@ pub enum ChartKind {
     Bar,
     /// A line over the rows in order (days).
     Line,
+    /// One bar per row, stacked from its second, third and following
+    /// numbers (the first is their total): compliant, failed, pending.
+    StackedBar,
 }
 
 /// A report the gateway offers.

@@ -1,6 +1,7 @@
 // Reports: a dashboard of the analytics store's reports (`GET
 // /api/v1/reports`, then each `GET /api/v1/reports/{name}` with the same
-// filters), each drawn as a plain SVG chart (bars, or a line over days)
+// filters), each drawn as a plain SVG chart (bars, stacked bars — package
+// compliance: compliant, failed, pending —, or a line over days)
 // with its table and CSV/JSON exports. No chart library: the SVG is made
 // with createElementNS and presentation attributes (the CSP allows no
 // inline styles), and every value goes in as text.
@@ -51,7 +52,8 @@ export function chart(report) {
   const H = 260;
   const left = 44;
   const right = 12;
-  const top = 12;
+  // Stacked bars have their legend in a band of its own above the plot.
+  const top = report.chart === 'stacked-bar' ? 34 : 12;
   const bottom = 78;
   const plotW = W - left - right;
   const plotH = H - top - bottom;
@@ -84,7 +86,31 @@ export function chart(report) {
       );
     }
   });
-  if (report.chart === 'line') {
+  if (report.chart === 'stacked-bar') {
+    // The first number is the total; the following ones are its parts.
+    const parts = report.columns.map((c, i) => (c.numeric ? i : -1)).filter((i) => i >= 0 && i !== num);
+    const colours = ['#2e8540', '#c62828', '#9aa1ad', '#2f6fde'];
+    const bw = Math.max(2, Math.min(48, step * 0.7));
+    rows.forEach((r, i) => {
+      const x = left + step * i + (step - bw) / 2;
+      let base = 0;
+      parts.forEach((col, k) => {
+        const v = Number(r[col]) || 0;
+        if (v > 0) {
+          svg.appendChild(
+            s('rect', { x, y: y(base + v), width: bw, height: Math.max(0, y(base) - y(base + v)), fill: colours[k % colours.length], class: `bar part-${report.columns[col].name}`, 'data-value': v }, s('title', {}, `${labels[i]}: ${v} ${report.columns[col].name}`)),
+          );
+        }
+        base += v;
+      });
+    });
+    // The legend, top right.
+    parts.forEach((col, k) => {
+      const lx = W - right - 90 * (parts.length - k);
+      svg.appendChild(s('rect', { x: lx, y: 6, width: 10, height: 10, fill: colours[k % colours.length] }));
+      svg.appendChild(s('text', { x: lx + 14, y: 15, 'font-size': 11, fill: '#3b4150' }, report.columns[col].name));
+    });
+  } else if (report.chart === 'line') {
     const pts = values.map((v, i) => `${left + step * i + step / 2},${y(v)}`).join(' ');
     svg.appendChild(s('polyline', { points: pts, fill: 'none', stroke: '#2f6fde', 'stroke-width': 2.5, class: 'series' }));
     values.forEach((v, i) => {

@@ -506,7 +506,7 @@ mod tests {
             .arg("--version")
             .output()
         else {
-            println!("skipped: dpkg-deb is not installed");
+            crate::package::skip("dpkg-deb is not installed");
             return;
         };
         assert!(probe.status.success());

@@ -13,3 +13,15 @@ pub mod deb;
 pub mod manifest;
 pub mod publisher;
 pub mod version;
+
+/// A test that needs a tool this machine lacks (dpkg, dpkg-deb, minisign)
+/// says `skipped:` and returns — unless `JUMPGATE_REQUIRE_PACKAGE_TOOLS`
+/// is set (`scripts/test`, which installs them), where it fails.
+#[cfg(test)]
+pub(crate) fn skip(why: &str) {
+    assert!(
+        std::env::var_os("JUMPGATE_REQUIRE_PACKAGE_TOOLS").is_none(),
+        "{why}, and JUMPGATE_REQUIRE_PACKAGE_TOOLS is set"
+    );
+    println!("skipped: {why}");
+}

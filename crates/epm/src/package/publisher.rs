@@ -168,7 +168,7 @@ mod tests {
             .arg(&sk)
             .output()
         else {
-            println!("skipped: minisign is not installed (apt-get install minisign)");
+            crate::package::skip("minisign is not installed (apt-get install minisign)");
             return;
         };
         assert!(gen_out.status.success(), "{gen_out:?}");

@@ -7,7 +7,9 @@
 //! (`--package-root`, `dpkg --root`): these tests never change this
 //! machine's dpkg database. A package changed in the bucket (one byte) is
 //! refused and reported with the system unchanged; a package whose
-//! install fails is rolled back; the inventory answers version queries.
+//! install fails is rolled back, an upgrade that fails leaves the version
+//! before installed; the inventory answers version queries; the results
+//! reach the analytics store's `package-compliance` report.
 //!
 //! Needs root (dpkg installs as root, even under a private root; CI runs
 //! the tests as root) and dpkg-deb; skipped otherwise.
@@ -23,11 +25,20 @@ use crate::support::*;
 
 const BUCKET: &str = "jumpgate-packages";
 
+/// A package test that cannot run here says `skipped:` — unless
+/// `JUMPGATE_REQUIRE_PACKAGE_TOOLS` is set (`scripts/test`, which runs as
+/// root and installs the tools), where it fails.
+pub(crate) fn skip(why: &str) {
+    assert!(
+        std::env::var_os("JUMPGATE_REQUIRE_PACKAGE_TOOLS").is_none(),
+        "{why}, and JUMPGATE_REQUIRE_PACKAGE_TOOLS is set"
+    );
+    println!("skipped: {why}");
+}
+
 fn can_run() -> bool {
     if !rustix::process::geteuid().is_root() {
-        println!(
-            "skipped: needs root (dpkg installs as root, under a private root); CI runs as root"
-        );
+        skip("needs root (dpkg installs as root, under a private root); CI runs as root");
         return false;
     }
     if std::process::Command::new("dpkg-deb")
@@ -35,7 +46,7 @@ fn can_run() -> bool {
         .output()
         .is_err()
     {
-        println!("skipped: dpkg-deb is not installed");
+        skip("dpkg-deb is not installed");
         return false;
     }
     true
@@ -361,6 +372,37 @@ async fn packages_from_s3_install_upgrade_refuse_tampering_roll_back_and_remove(
     assert!(!installed(&root).iter().any(|(n, _)| n == "jg-broken"));
     assert!(!root.join("usr/share/jg-broken").exists());
 
+    // An upgrade that fails (3.0-1 needs what nobody provides) leaves the
+    // version before installed, files and dpkg's database alike.
+    let v3 = build_deb(&debs, "jg-hello", "3.0-1", Some("jg-no-such-dependency"));
+    upload(&site, &v3).await;
+    ok(&site
+        .jg(&["epm", "packages", "assign", "jg-hello", "--group", "lab"])
+        .await);
+    let row = wait_status(&site, "pk-1", "jg-hello", "failed upgrade", |r| {
+        r["outcome"] == "failed"
+    })
+    .await;
+    assert_eq!(row["version"], "2.0-1", "{row:#}");
+    assert!(
+        row["output"]
+            .as_str()
+            .unwrap()
+            .contains("jg-no-such-dependency"),
+        "{row:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/share/jg-hello/version")).unwrap(),
+        "2.0-1"
+    );
+    assert!(installed(&root).contains(&("jg-hello".into(), "2.0-1".into())));
+    // The compliance report: jg-hello failed on the endpoint, jg-tamper
+    // refused (failed too), nothing pending.
+    let row = wait_compliance(&site, "jg-hello", |r| r[4] == 1).await;
+    assert_eq!(row, serde_json::json!(["jg-hello", "lab", 1, 0, 1, 0]));
+    let row = wait_compliance(&site, "jg-tamper", |r| r[4] == 1).await;
+    assert_eq!(row, serde_json::json!(["jg-tamper", "lab", 1, 0, 1, 0]));
+
     // Inventory: what the agent installed, and what changed under it
     // (dpkg run by someone else) once the status file moved.
     wait_inventory(
@@ -469,6 +511,76 @@ async fn packages_from_azure_install_and_remove() {
     assert!(!installed(&root).iter().any(|(n, _)| n == "jg-azure"));
 }
 
+/// Polls `jg report package-compliance` until the row of `package`
+/// satisfies `pred`; the row (package, group, endpoints, compliant, failed,
+/// pending).
+async fn wait_compliance(
+    site: &Site,
+    package: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = ok(&site
+            .jg(&["report", "package-compliance", "--format", "json"])
+            .await);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if let Some(row) = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0] == package)
+            && pred(row.as_array().unwrap())
+        {
+            return row.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "package-compliance of {package}: {v:#}\n{}",
+            site.gateway.stderr.text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The console's Reports page shows the package-compliance card with the
+/// package's row and a compliant bar (`tests/browser/report-compliance.mjs`;
+/// screenshot `target/browser-artifacts/report-compliance/report-compliance.png`).
+async fn compliance_in_the_browser(site: &Site, package: &str, group: &str) {
+    let chromium = crate::web::browser_prerequisites();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/browser-artifacts/report-compliance");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let run = tokio::process::Command::new("node")
+        .arg(crate::web::browser_dir().join("report-compliance.mjs"))
+        .current_dir(crate::web::browser_dir())
+        .env("JG_URL", site.gateway.url())
+        .env("JG_ADMIN", ADMIN)
+        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("JG_PACKAGE", package)
+        .env("JG_GROUP", group)
+        .env("JG_ARTIFACTS", &artifacts)
+        .env("JG_CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the browser test hung")
+        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!(
+        "node exited {}\nstdout:\n{stdout}\nstderr:\n{}\nscreenshots: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        artifacts.display()
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(stdout.contains("REPORT-COMPLIANCE-TEST PASSED"), "{report}");
+    assert!(artifacts.join("report-compliance.png").exists());
+}
+
 /// The local blob store: the agent downloads through the gateway's signed
 /// route, with the same verification.
 #[tokio::test]
@@ -493,6 +605,13 @@ async fn packages_from_the_local_store_through_the_signed_route() {
     )
     .await;
     assert!(installed(&root).contains(&("jg-local".into(), "0.1".into())));
+
+    // The result is shipped to the analytics store: the package-compliance
+    // report counts the endpoint compliant (its pending record before the
+    // result is superseded), through `jg report` and the console's card.
+    let row = wait_compliance(&site, "jg-local", |r| r[3] == 1).await;
+    assert_eq!(row, serde_json::json!(["jg-local", "lab", 1, 1, 0, 0]));
+    compliance_in_the_browser(&site, "jg-local", "lab").await;
 
     // A pinned upload cannot be deleted; unassigned, it can.
     let pinned = upload(&site, &deb).await;
@@ -534,9 +653,7 @@ async fn signed_uploads_and_an_apt_repository_import() {
             .is_ok()
     };
     if !have("minisign") || !have("dpkg-scanpackages") {
-        println!(
-            "skipped: minisign or dpkg-scanpackages is not installed (apt-get install minisign dpkg-dev)"
-        );
+        skip("minisign or dpkg-scanpackages is not installed (apt-get install minisign dpkg-dev)");
         return;
     }
     let site = Site::start().await;

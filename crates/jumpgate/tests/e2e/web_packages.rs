@@ -21,8 +21,8 @@ const BROWSER_RUN: std::time::Duration = std::time::Duration::from_secs(240);
 #[tokio::test]
 async fn packages_in_a_real_browser() {
     if !rustix::process::geteuid().is_root() {
-        println!(
-            "skipped: needs root (dpkg installs as root, under a private root); CI runs as root"
+        crate::packages::skip(
+            "needs root (dpkg installs as root, under a private root); CI runs as root",
         );
         return;
     }

@@ -47,13 +47,60 @@ const SCHEMA: &str = "
         detail  TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS analytics_events_kind_at ON analytics_events(kind, at);
+    CREATE TABLE IF NOT EXISTS analytics_rollup (
+        report  TEXT NOT NULL,
+        day     TEXT NOT NULL,
+        k1      TEXT NOT NULL,
+        k2      TEXT NOT NULL,
+        k3      TEXT NOT NULL,
+        n       INTEGER NOT NULL,
+        vsum    INTEGER,
+        vn      INTEGER NOT NULL,
+        vmax    INTEGER,
+        PRIMARY KEY (report, day, k1, k2, k3)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS analytics_meta (
+        key     TEXT PRIMARY KEY,
+        value   TEXT NOT NULL
+    );
 ";
 
-/// The insert both SQL engines run (`ON CONFLICT DO NOTHING`: an id
-/// already stored is a resend).
-pub(crate) const INSERT: &str = "INSERT INTO analytics_events
-    (id, at, day, kind, action, actor, target, grp, outcome, rule, program, value, detail)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+/// Rows per multi-row `INSERT` (13 parameters each: far below SQLite's
+/// limit of 32,766); a full chunk's statement text is always the same, so
+/// it is prepared once per connection (sqlx's statement cache).
+const CHUNK: usize = 250;
+/// Rollup rows per multi-row upsert (9 parameters each).
+const ROLLUP_CHUNK: usize = 250;
+
+/// `(?, ?, …), (…), …`: `rows` groups of `cols` parameters. Anonymous
+/// parameters: sqlx looks each parameter's name up when binding, and
+/// SQLite's lookup of a numbered name walks the list of names (binding
+/// thousands of `?NNN` was quadratic: 75 % of the writer's time).
+fn values(rows: usize, cols: usize) -> String {
+    let group = format!("({})", vec!["?"; cols].join(", "));
+    vec![group; rows].join(", ")
+}
+
+/// The events of a chunk, the ids already stored skipped; answers the ids
+/// it did store (`RETURNING` names only the rows inserted).
+fn events_insert(rows: usize) -> String {
+    format!(
+        "INSERT INTO analytics_events
+           (id, at, day, kind, action, actor, target, grp, outcome, rule, program, value, detail)
+         VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+        values(rows, 13)
+    )
+}
+
+/// Rollup rows added to what is stored.
+fn rollup_upsert(rows: usize) -> String {
+    format!(
+        "INSERT INTO analytics_rollup ({}) VALUES {} {}",
+        reports::ROLLUP_COLUMNS,
+        values(rows, 9),
+        reports::ROLLUP_MERGE
+    )
+}
 
 /// The analytics file's key: made and wrapped on first use, unwrapped
 /// afterwards (and re-wrapped when the `database` KEK was rotated since).
@@ -219,7 +266,11 @@ impl Writer {
             .journal_mode(SqliteJournalMode::Wal)
             // A batch is acknowledged (the cursor moves) only once it is
             // durable.
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // 64 MiB of decrypted pages: the hot ends of the id and
+            // (kind, at) indexes and of the rollup stay in memory as the
+            // file grows.
+            .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -227,6 +278,7 @@ impl Writer {
             .await?;
         set_private(path);
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        rebuild_rollups(&pool).await?;
         Ok(Self {
             pool,
             path: path.to_owned(),
@@ -253,29 +305,56 @@ impl Writer {
         }
     }
 
-    /// Inserts a batch in one transaction.
+    /// Inserts a batch in one transaction: the events whose ids are not
+    /// stored yet, and their counts into the day rollups (aggregated here,
+    /// then one multi-row upsert per chunk).
     ///
     /// # Errors
     /// The file is unavailable.
     pub(crate) async fn insert(&self, events: &[Event]) -> Result<(), AnalyticsError> {
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(INSERT)
-                .bind(&e.id)
-                .bind(e.at)
-                .bind(e.day())
-                .bind(&e.kind)
-                .bind(&e.action)
-                .bind(&e.actor)
-                .bind(&e.target)
-                .bind(&e.grp)
-                .bind(&e.outcome)
-                .bind(&e.rule)
-                .bind(&e.program)
-                .bind(e.value)
-                .bind(&e.detail)
-                .execute(&mut *tx)
-                .await?;
+        let mut stored: std::collections::HashSet<String> =
+            std::collections::HashSet::with_capacity(events.len());
+        for chunk in events.chunks(CHUNK) {
+            let mut q =
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(events_insert(chunk.len())));
+            for e in chunk {
+                q = q
+                    .bind(&e.id)
+                    .bind(e.at)
+                    .bind(e.day())
+                    .bind(&e.kind)
+                    .bind(&e.action)
+                    .bind(&e.actor)
+                    .bind(&e.target)
+                    .bind(&e.grp)
+                    .bind(&e.outcome)
+                    .bind(&e.rule)
+                    .bind(&e.program)
+                    .bind(e.value)
+                    .bind(&e.detail);
+            }
+            stored.extend(q.fetch_all(&mut *tx).await?);
+        }
+        // Only what was stored now is counted (a resent id is not; an id
+        // twice in the batch was stored once, the first).
+        let fresh = events.iter().filter(|e| stored.remove(&e.id));
+        let rows = reports::rollup_rows(fresh);
+        for chunk in rows.chunks(ROLLUP_CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(rollup_upsert(chunk.len())));
+            for r in chunk {
+                q = q
+                    .bind(r.report)
+                    .bind(&r.day)
+                    .bind(&r.k[0])
+                    .bind(&r.k[1])
+                    .bind(&r.k[2])
+                    .bind(r.n)
+                    .bind(r.vsum)
+                    .bind(r.vn)
+                    .bind(r.vmax);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -285,12 +364,59 @@ impl Writer {
         format!("embedded:{}", self.path.display())
     }
 
+    /// Runs a statement as the write identity (tests).
+    #[cfg(test)]
+    pub(crate) async fn execute_for_tests(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+    }
+
     pub(crate) async fn close(&self) {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await;
         self.pool.close().await;
     }
+}
+
+/// Rebuilds the day rollups from the stored events when they were made
+/// for another set of reports (or never: a file from before the rollups),
+/// in one transaction.
+async fn rebuild_rollups(pool: &SqlitePool) -> Result<(), AnalyticsError> {
+    let fp = reports::rollup_fingerprint();
+    let stored: Option<String> = sqlx::query_scalar(reports::ROLLUP_META)
+        .fetch_optional(pool)
+        .await?;
+    if stored.as_deref() == Some(fp) {
+        return Ok(());
+    }
+    let t = std::time::Instant::now();
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM analytics_rollup")
+        .execute(&mut *tx)
+        .await?;
+    for add in reports::rollup_adds("analytics_events") {
+        sqlx::query(sqlx::AssertSqlSafe(add))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO analytics_meta (key, value) VALUES ('rollup', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(fp)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if stored.is_some() {
+        tracing::info!(
+            ms = t.elapsed().as_millis() as u64,
+            "analytics: the reports changed; day rollups rebuilt from the stored events"
+        );
+    }
+    Ok(())
 }
 
 /// The file and its WAL are the site's data: owner only.
@@ -313,7 +439,8 @@ impl Reader {
     pub(crate) async fn open(path: &Path, key: &DataKey) -> Result<Self, AnalyticsError> {
         let opts = options(path, key)?
             .read_only(true)
-            .pragma("query_only", "ON");
+            .pragma("query_only", "ON")
+            .pragma("cache_size", "-16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -327,7 +454,10 @@ impl Reader {
     /// # Errors
     /// The file is unavailable.
     pub(crate) async fn query(&self, q: &reports::Query<'_>) -> Result<Vec<Group>, AnalyticsError> {
-        let (sql, binds) = reports::sql(q);
+        let stored: Option<String> = sqlx::query_scalar(reports::ROLLUP_META)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (sql, binds) = reports::plan(q, stored.as_deref());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
             query = match b {
@@ -347,6 +477,25 @@ impl Reader {
             .execute(&self.pool)
             .await
             .map(|r| r.rows_affected())
+    }
+
+    /// Runs `q` over the events, never the rollups (tests: the rollups'
+    /// answers are compared with it).
+    #[cfg(test)]
+    pub(crate) async fn query_events_for_tests(
+        &self,
+        q: &reports::Query<'_>,
+    ) -> Result<Vec<Group>, AnalyticsError> {
+        let (sql, binds) = reports::sql(q);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                reports::Bind::Text(s) => query.bind(s),
+                reports::Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        reports::groups_from_rows(q.spec, &rows)
     }
 
     pub(crate) async fn close(&self) {

@@ -270,12 +270,13 @@ pub mod bench {
 
     use super::{AnalyticsError, AnalyticsReader, AnalyticsWriter, Event, embedded, pg, reports};
 
-    /// Events generated from `seed`: a year of a site with 200
-    /// technicians, 5,000 endpoints in 50 groups; a mix of sessions,
-    /// logins (a third failed), elevations (a fifth denied), support and
-    /// other audit entries.
+    /// Events `from..from + n` of `total` generated from `seed`: a year of
+    /// a site with 200 technicians, 5,000 endpoints in 50 groups; a mix of
+    /// sessions, logins (a third failed), elevations (a fifth denied),
+    /// support and other audit entries. In time order as the shipper sends
+    /// them (event `i` at `i / total` of the year, give or take a slot).
     #[must_use]
-    pub fn synthetic(from: u64, n: usize, seed: u64) -> Vec<EventRow> {
+    pub fn synthetic(from: u64, n: usize, total: u64, seed: u64) -> Vec<EventRow> {
         let mut x = seed ^ 0x9e37_79b9_7f4a_7c15 ^ from;
         let mut next = move || {
             x ^= x << 13;
@@ -284,10 +285,13 @@ pub mod bench {
             x
         };
         let start = 1_735_689_600_000_i64; // 2025-01-01
+        let year: u64 = 365 * 86_400_000;
+        let slot = (year / total.max(1)).max(1);
         (0..n as u64)
             .map(|i| {
                 let r = next();
-                let at = start + i64::try_from(r % (365 * 86_400_000)).unwrap_or(0);
+                let at = start
+                    + i64::try_from(((from + i) * slot + r % slot).min(year - 1)).unwrap_or(0);
                 let tech = format!("tech-{}", next() % 200);
                 let ep = next() % 5000;
                 let endpoint = format!("host-{ep}");
@@ -417,7 +421,8 @@ pub mod bench {
         }
 
         /// Runs report `name` with the read identity over `[since, until)`
-        /// (ms; `None`: unbounded); its time and row count.
+        /// (ms; `None`: unbounded), of one group or all; its time and row
+        /// count.
         ///
         /// # Errors
         /// Unknown report, or the store failed.
@@ -426,12 +431,14 @@ pub mod bench {
             name: &str,
             since: Option<i64>,
             until: Option<i64>,
+            group: Option<&str>,
         ) -> Result<(Duration, usize), AnalyticsError> {
             let spec = reports::find(name)
                 .ok_or_else(|| AnalyticsError::Config(format!("no report {name}")))?;
             let mut q = reports::Query::all(spec);
             q.since = since;
             q.until = until;
+            q.group = group;
             let t = Instant::now();
             let mut g = self.reader.query(&q).await?;
             reports::sort(spec, &mut g);

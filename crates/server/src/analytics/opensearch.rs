@@ -408,6 +408,14 @@ impl Reader {
     /// # Errors
     /// The cluster is unreachable or refused.
     pub(crate) async fn query(&self, q: &reports::Query<'_>) -> Result<Vec<Group>, AnalyticsError> {
+        if q.spec.metric == reports::Metric::Compliance {
+            // Each endpoint's latest record needs a window over the
+            // events; composite aggregations have none.
+            return Err(AnalyticsError::Config(format!(
+                "the {} report needs an SQL analytics store (embedded or PostgreSQL)",
+                q.spec.name
+            )));
+        }
         let path = format!("/{}/_search", self.index);
         let mut out = Vec::new();
         let mut after: Option<Value> = None;

@@ -32,7 +32,51 @@ pub(crate) const SCHEMA: &str = "
         detail  TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS analytics_events_kind_at ON analytics_events(kind, at);
+    CREATE TABLE IF NOT EXISTS analytics_rollup (
+        report  TEXT NOT NULL,
+        day     TEXT NOT NULL,
+        k1      TEXT NOT NULL,
+        k2      TEXT NOT NULL,
+        k3      TEXT NOT NULL,
+        n       BIGINT NOT NULL,
+        vsum    BIGINT,
+        vn      BIGINT NOT NULL,
+        vmax    BIGINT,
+        PRIMARY KEY (report, day, k1, k2, k3)
+    );
+    CREATE TABLE IF NOT EXISTS analytics_meta (
+        key     TEXT PRIMARY KEY,
+        value   TEXT NOT NULL
+    );
 ";
+
+/// The day rollups' trigger: after each `INSERT` statement on the events,
+/// the rows it really inserted (its transition table `new_rows`: a resent
+/// id skipped by `ON CONFLICT DO NOTHING` is not in it) are added to every
+/// report's rollup. `SECURITY DEFINER`: it runs as the function's owner
+/// (the database owner who ran `jumpgate admin analytics init`), so the
+/// write role keeps `INSERT` on the events as its only right and cannot
+/// touch the rollups itself.
+fn trigger_sql() -> String {
+    let adds: Vec<String> = reports::rollup_adds("new_rows")
+        .into_iter()
+        .map(|a| format!("{a};"))
+        .collect();
+    format!(
+        "CREATE OR REPLACE FUNCTION analytics_rollup_add() RETURNS trigger
+           LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $f$
+         BEGIN
+           {}
+           RETURN NULL;
+         END $f$;
+         REVOKE ALL ON FUNCTION analytics_rollup_add() FROM PUBLIC;
+         DROP TRIGGER IF EXISTS analytics_rollup_add ON analytics_events;
+         CREATE TRIGGER analytics_rollup_add AFTER INSERT ON analytics_events
+           REFERENCING NEW TABLE AS new_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION analytics_rollup_add();",
+        adds.join("\n")
+    )
+}
 
 /// A batch in one statement (arrays unnested): one round trip. `ON
 /// CONFLICT DO NOTHING` without a conflict target needs only `INSERT`.
@@ -134,6 +178,36 @@ impl Reader {
     /// # Errors
     /// The server is unreachable or refused.
     pub(crate) async fn query(&self, q: &reports::Query<'_>) -> Result<Vec<Group>, AnalyticsError> {
+        // A store made before the rollups (no `analytics_meta`, or another
+        // fingerprint) is read from its events until `jumpgate admin
+        // analytics init` runs again.
+        let stored: Option<String> = match sqlx::query_scalar(reports::ROLLUP_META)
+            .fetch_optional(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+            Err(e) => return Err(e.into()),
+        };
+        let (sql, binds) = reports::plan(q, stored.as_deref());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                reports::Bind::Text(s) => query.bind(s),
+                reports::Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        reports::groups_from_rows(q.spec, &rows)
+    }
+
+    /// Runs `q` over the events, never the rollups (tests: the trigger's
+    /// rollups are compared with it).
+    #[cfg(test)]
+    pub(crate) async fn query_events_for_tests(
+        &self,
+        q: &reports::Query<'_>,
+    ) -> Result<Vec<Group>, AnalyticsError> {
         let (sql, binds) = reports::sql(q);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
@@ -184,7 +258,9 @@ fn check_role(name: &str) -> Result<(), AnalyticsError> {
 /// `jumpgate admin analytics init`: as the database's owner (`admin_url`),
 /// creates the event table and the two roles (or resets their passwords
 /// and rights when they exist): `writer` may only `INSERT` into the event
-/// table, `reader` may only `SELECT` from it. Idempotent.
+/// table, `reader` may only `SELECT` from it and its day rollups. The
+/// rollups are kept by a trigger owned by the caller ([`trigger_sql`]), and
+/// rebuilt from the events when the reports changed. Idempotent.
 ///
 /// # Errors
 /// Bad URL or role names, the server refused (the caller is not allowed to
@@ -207,6 +283,35 @@ pub async fn init_postgres(
     let mut conn = opts.connect().await?;
     let mut tx = sqlx::Connection::begin(&mut conn).await?;
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    // No insert between the rollups' rebuild and the trigger taking over
+    // (the gateway waits, and retries if it times out).
+    sqlx::raw_sql("LOCK TABLE analytics_events IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(trigger_sql()))
+        .execute(&mut *tx)
+        .await?;
+    let fp = reports::rollup_fingerprint();
+    let stored: Option<String> = sqlx::query_scalar(reports::ROLLUP_META)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if stored.as_deref() != Some(fp) {
+        sqlx::raw_sql("DELETE FROM analytics_rollup")
+            .execute(&mut *tx)
+            .await?;
+        for add in reports::rollup_adds("analytics_events") {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(add))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO analytics_meta (key, value) VALUES ('rollup', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(fp)
+        .execute(&mut *tx)
+        .await?;
+    }
     for (role, password) in [(writer, writer_password), (reader, reader_password)] {
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
@@ -228,17 +333,17 @@ pub async fn init_postgres(
             .await?;
         // Whatever it held before: only what is granted below.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "REVOKE ALL ON analytics_events FROM {role}"
+            "REVOKE ALL ON analytics_events, analytics_rollup, analytics_meta FROM {role}"
         )))
         .execute(&mut *tx)
         .await?;
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "REVOKE ALL ON analytics_events FROM PUBLIC;
+        "REVOKE ALL ON analytics_events, analytics_rollup, analytics_meta FROM PUBLIC;
          GRANT CONNECT ON DATABASE {db} TO {writer}, {reader};
          GRANT USAGE ON SCHEMA public TO {writer}, {reader};
          GRANT INSERT ON analytics_events TO {writer};
-         GRANT SELECT ON analytics_events TO {reader};",
+         GRANT SELECT ON analytics_events, analytics_rollup, analytics_meta TO {reader};",
         db = current_database(&mut tx).await?,
     )))
     .execute(&mut *tx)

@@ -7,7 +7,10 @@
 //!   support (request, accept — with the customer's wait —, rating, end),
 //!   logins (failed ones included) and every other audited action;
 //! - the EPM events endpoints reported (`epm_events`, by row id): elevation
-//!   decisions with their rule, program and outcome.
+//!   decisions with their rule, program and outcome;
+//! - the Package Manager's per-endpoint records (`package_events`, by row
+//!   id): each task sent (`pending`) and each result (installed, removed,
+//!   unchanged, refused, failed) with the version afterwards.
 //!
 //! A batch is written to the analytics store first; only then is the
 //! cursor advanced and saved (`<data dir>/analytics-cursor.json`, replaced
@@ -46,6 +49,10 @@ pub(crate) struct Cursor {
     pub(crate) audit: i64,
     /// Last EPM event row id shipped.
     pub(crate) epm: i64,
+    /// Last `package_events` row id shipped (absent in cursors from
+    /// before the package source: from the start).
+    #[serde(default)]
+    pub(crate) packages: i64,
 }
 
 /// The cursor file.
@@ -291,6 +298,28 @@ pub(crate) fn from_epm(row: &crate::epm::store::EventRow) -> Event {
     e
 }
 
+/// A Package Manager record (`packages::store::events_after`) as an
+/// analytics event: kind `package`, the task's action, the endpoint and its
+/// group, the package as `program`, the outcome, the version afterwards
+/// (or asked, for `pending`) as `detail`.
+pub(crate) fn from_package(row: &crate::packages::store::EventRow) -> Event {
+    let (id, endpoint, group, package, action, version, outcome, _message, at) = row;
+    Event {
+        id: format!("package:{id}"),
+        at: *at,
+        kind: "package".into(),
+        action: action.clone(),
+        actor: String::new(),
+        target: endpoint.clone(),
+        grp: group.clone(),
+        outcome: outcome.clone(),
+        rule: String::new(),
+        program: package.clone(),
+        value: None,
+        detail: version.clone().unwrap_or_default(),
+    }
+}
+
 /// Why a shipping round stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ShipError {
@@ -338,6 +367,14 @@ pub(crate) async fn ship_once(
         cursor.save(path).map_err(ShipError::Cursor)?;
         shipped += events.len();
     }
+    let rows = crate::packages::store::events_after(db, cursor.packages, BATCH).await?;
+    if let Some(last) = rows.last().map(|r| r.0) {
+        let events: Vec<Event> = rows.iter().map(from_package).collect();
+        writer.insert(&events).await?;
+        cursor.packages = last;
+        cursor.save(path).map_err(ShipError::Cursor)?;
+        shipped += events.len();
+    }
     Ok(shipped)
 }
 
@@ -361,7 +398,7 @@ pub(crate) async fn run(
             }
         }
     };
-    tracing::info!(store = %store, audit = cursor.audit, epm = cursor.epm, "analytics shipper started");
+    tracing::info!(store = %store, audit = cursor.audit, epm = cursor.epm, packages = cursor.packages, "analytics shipper started");
     let mut backoff = BACKOFF_MIN;
     let mut failing = false;
     let mut upkeep = std::time::Instant::now();
@@ -421,6 +458,7 @@ pub(crate) async fn run(
     tracing::info!(
         audit = cursor.audit,
         epm = cursor.epm,
+        packages = cursor.packages,
         "analytics shipper stopped"
     );
 }

@@ -88,6 +88,236 @@ async fn the_embedded_store_keeps_each_id_once_and_answers_reports() {
     r.close().await;
 }
 
+/// Events over four days with values, actors, endpoints and outcomes
+/// spread, some at the very edges of days.
+fn spread_events() -> Vec<Event> {
+    let kinds = [
+        ("session", "shell", "ok"),
+        ("login", "login", "failed"),
+        ("elevation", "elevate", "denied"),
+        ("elevation", "elevate", "allowed"),
+        ("support", "accept", "ok"),
+        ("support", "rated", "rated"),
+    ];
+    (0..600_i64)
+        .map(|i| {
+            let (kind, action, outcome) = kinds[(i % 6) as usize];
+            let mut e = event(&format!("audit:{i}"), kind, &format!("u{}", i % 5), outcome);
+            e.action = action.into();
+            // Midnight itself, the last ms of a day, and in between.
+            e.at = DAY0 + (i / 6) * 3_600_000 + [0, 1, 86_399_999, 7, 13, 59_999][(i % 6) as usize];
+            e.target = format!("web-{}", i % 7);
+            e.rule = format!("r{}", i % 3);
+            e.program = format!("/bin/p{}", i % 4);
+            e.value = match kind {
+                "support" if i % 4 != 0 => Some(i * 10),
+                _ => None,
+            };
+            e
+        })
+        .collect()
+}
+
+/// Stores [`spread_events`] (in chunks, with resends alone and mixed
+/// with new events) and compares every report, over windows with whole
+/// and partial days and with user and endpoint filters, as read (through
+/// the rollups where possible) with the same report over the events.
+async fn rollups_match_events(w: &AnalyticsWriter, r: &AnalyticsReader) {
+    let events = spread_events();
+    for chunk in events.chunks(70) {
+        w.insert(chunk).await.unwrap();
+    }
+    // Resends, alone and mixed with new events, are not counted again.
+    w.insert(&events[..100]).await.unwrap();
+    let mut moved = events[5].clone();
+    moved.at += 86_400_000;
+    w.insert(&[moved, events[6].clone()]).await.unwrap();
+    let h = 3_600_000;
+    let windows: [(Option<i64>, Option<i64>); 6] = [
+        (None, None),
+        (Some(DAY0), None),
+        (Some(DAY0 + 5 * h), Some(DAY0 + 3 * 24 * h + 7 * h)),
+        (None, Some(DAY0 + 2 * 24 * h)),
+        (Some(DAY0 + 24 * h + 1), None),
+        (Some(DAY0 + 2 * h), Some(DAY0 + 5 * h)),
+    ];
+    let mut through_rollups = 0;
+    for spec in reports::REPORTS {
+        for (since, until) in windows {
+            for (user, endpoint) in [(None, None), (Some("u2"), None), (None, Some("web-3"))] {
+                let q = Query {
+                    since,
+                    until,
+                    user,
+                    endpoint,
+                    ..Query::all(spec)
+                };
+                if reports::rollup_sql(&q).is_some() {
+                    through_rollups += 1;
+                }
+                let mut got = r.query(&q).await.unwrap();
+                let mut want = match r {
+                    AnalyticsReader::Embedded(er) => er.query_events_for_tests(&q).await,
+                    AnalyticsReader::Postgres(pr) => pr.query_events_for_tests(&q).await,
+                    AnalyticsReader::OpenSearch(_) => unreachable!(),
+                }
+                .unwrap();
+                reports::sort(spec, &mut got);
+                reports::sort(spec, &mut want);
+                assert_eq!(
+                    got, want,
+                    "{} {since:?}..{until:?} {user:?} {endpoint:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+    // Most of them did go through the rollups (and some answers are
+    // non-empty: the comparison is not of two empty lists).
+    assert!(
+        through_rollups > reports::REPORTS.len() * 6,
+        "{through_rollups}"
+    );
+    assert_eq!(
+        rows(r, "sessions-per-day")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .sum::<i64>(),
+        100
+    );
+}
+
+#[tokio::test]
+async fn reports_from_the_day_rollups_answer_as_the_events_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, r) = embedded(dir.path()).await;
+    rollups_match_events(&w, &r).await;
+    w.close().await;
+    r.close().await;
+}
+
+/// The same on PostgreSQL, where the trigger `init` installs keeps the
+/// rollups.
+#[tokio::test]
+async fn postgres_rollups_kept_by_the_trigger_answer_as_the_events_do() {
+    let Some(url) = crate::store::postgres::testdb::fresh("analytics_rollups").await else {
+        return;
+    };
+    let tag: String = crate::ids::random_bytes::<4>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (wrole, rrole) = (format!("jg_aw_{tag}"), format!("jg_ar_{tag}"));
+    let init = init_postgres(&url, &wrole, "w-pass", &rrole, "r-pass")
+        .await
+        .unwrap();
+    let w = AnalyticsWriter::Postgres(pg::Writer::open(&init.write_url, Some("w-pass")).unwrap());
+    let r = AnalyticsReader::Postgres(pg::Reader::open(&init.read_url, Some("r-pass")).unwrap());
+    rollups_match_events(&w, &r).await;
+    // `init` again (an upgraded gateway whose reports changed): the
+    // rollups are rebuilt from the events, to the same answers.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE analytics_rollup SET n = n + 1000")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE analytics_meta SET value = 'older'")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    init_postgres(&url, &wrole, "w-pass", &rrole, "r-pass")
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(n) AS BIGINT) FROM analytics_rollup WHERE report = 'sessions-per-day'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(n, 100);
+    w.close().await;
+    r.close().await;
+}
+
+#[tokio::test]
+async fn the_day_rollups_are_rebuilt_when_the_reports_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, r) = embedded(dir.path()).await;
+    w.insert(&spread_events()).await.unwrap();
+    let AnalyticsWriter::Embedded(ew) = &w else {
+        unreachable!()
+    };
+    // A file from a gateway with other reports: another fingerprint and
+    // stale rollups. Until the writer opens again, reports read the events.
+    ew.execute_for_tests("UPDATE analytics_rollup SET n = n + 1000")
+        .await
+        .unwrap();
+    ew.execute_for_tests("UPDATE analytics_meta SET value = 'older' WHERE key = 'rollup'")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&r, "sessions-per-day")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .sum::<i64>(),
+        100
+    );
+    w.close().await;
+    let (w, r2) = embedded(dir.path()).await;
+    // Current again, so read from the rollups, and rebuilt: the +1000 gone.
+    ew_fingerprint_is_current(&w).await;
+    assert_eq!(
+        rows(&r2, "sessions-per-day")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .sum::<i64>(),
+        100
+    );
+    w.close().await;
+    r.close().await;
+    r2.close().await;
+}
+
+async fn ew_fingerprint_is_current(w: &AnalyticsWriter) {
+    let AnalyticsWriter::Embedded(ew) = w else {
+        unreachable!()
+    };
+    // The stored fingerprint is the current one: an UPDATE that only
+    // matches the current value changes one row.
+    let q: &'static str = Box::leak(
+        format!(
+            "UPDATE analytics_meta SET value = value WHERE key = 'rollup' AND value = '{}'",
+            reports::rollup_fingerprint()
+        )
+        .into_boxed_str(),
+    );
+    assert_eq!(ew.execute_for_tests(q).await.unwrap(), 1);
+}
+
+#[test]
+fn every_report_is_a_plain_constant() {
+    for s in reports::REPORTS {
+        for text in std::iter::once(s.kind)
+            .chain(std::iter::once(s.name))
+            .chain(s.actions.iter().copied())
+            .chain(s.outcomes.iter().copied())
+        {
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{}: `{text}`",
+                s.name
+            );
+        }
+        assert!(s.dims.len() <= 3, "{}", s.name);
+    }
+}
+
 #[tokio::test]
 async fn the_embedded_read_identity_cannot_write_and_the_file_is_encrypted() {
     let dir = tempfile::tempdir().unwrap();
@@ -339,6 +569,114 @@ async fn events_written_while_the_store_is_unavailable_arrive_exactly_once() {
     }
 }
 
+#[tokio::test]
+async fn package_results_are_shipped_and_reported_as_compliance() {
+    use jumpgate_proto::packages::{PackageTask, TaskAction, TaskOutcome, TaskResult};
+    for (db, _lite) in crate::store::tests::engines("analytics_packages").await {
+        let dir = tempfile::tempdir().unwrap();
+        let cpath = shipper::cursor_path(dir.path());
+        let (w, r) = embedded(dir.path()).await;
+        let task = |name: &str| PackageTask {
+            name: name.into(),
+            action: TaskAction::Install,
+            version: Some("1.0".into()),
+            candidates: Vec::new(),
+        };
+        let result = |name: &str, outcome: TaskOutcome| TaskResult {
+            name: name.into(),
+            action: TaskAction::Install,
+            version: (outcome == TaskOutcome::Installed).then(|| "1.0".to_owned()),
+            outcome,
+            message: String::new(),
+            output: String::new(),
+            attempts: 1,
+        };
+        use crate::packages::store::{record_pending, record_results};
+        for agent in ["a1", "a2", "a3", "a4"] {
+            record_pending(&db, agent, &[task("hello"), task("tool")])
+                .await
+                .unwrap();
+        }
+        record_results(&db, "a1", &[result("hello", TaskOutcome::Installed)])
+            .await
+            .unwrap();
+        record_results(&db, "a2", &[result("hello", TaskOutcome::Failed)])
+            .await
+            .unwrap();
+        record_results(&db, "a4", &[result("hello", TaskOutcome::Refused)])
+            .await
+            .unwrap();
+        let mut cursor = Cursor::load(&cpath, &w.describe()).unwrap();
+        assert_eq!(
+            shipper::ship_once(&db, &w, &mut cursor, &cpath)
+                .await
+                .unwrap(),
+            11
+        );
+        assert_eq!(cursor.packages, 11);
+        // a4 tried again and succeeded: its latest result counts.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        record_results(&db, "a4", &[result("hello", TaskOutcome::Unchanged)])
+            .await
+            .unwrap();
+        shipper::ship_once(&db, &w, &mut cursor, &cpath)
+            .await
+            .unwrap();
+        // Everything shipped again: counted once.
+        let mut stale = Cursor {
+            store: w.describe(),
+            ..Cursor::default()
+        };
+        shipper::ship_once(&db, &w, &mut stale, &cpath)
+            .await
+            .unwrap();
+        let spec = reports::find("package-compliance").unwrap();
+        let mut g = r.query(&Query::all(spec)).await.unwrap();
+        reports::sort(spec, &mut g);
+        let t = reports::table(spec, &g);
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "package",
+                "group",
+                "endpoints",
+                "compliant",
+                "failed",
+                "pending"
+            ]
+        );
+        assert_eq!(
+            t.rows,
+            [
+                vec![
+                    json!("hello"),
+                    json!(""),
+                    json!(4),
+                    json!(2),
+                    json!(1),
+                    json!(1)
+                ],
+                vec![
+                    json!("tool"),
+                    json!(""),
+                    json!(4),
+                    json!(0),
+                    json!(0),
+                    json!(4)
+                ],
+            ]
+        );
+        // A group scope the rows are not in: nothing.
+        let scope = vec!["db".to_owned()];
+        let mut q = Query::all(spec);
+        q.scope = Some(&scope);
+        assert!(r.query(&q).await.unwrap().is_empty());
+        w.close().await;
+        r.close().await;
+    }
+}
+
 #[test]
 fn report_sql_binds_every_value() {
     let spec = reports::find("blocked-programs").unwrap();
@@ -434,6 +772,14 @@ async fn postgres_roles_are_refused_each_others_statements() {
         "DELETE FROM analytics_events",
         "TRUNCATE analytics_events",
         "CREATE TABLE stolen (x int)",
+        // The day rollups are the trigger's (as the owner), not the
+        // writer's.
+        "SELECT * FROM analytics_rollup",
+        "INSERT INTO analytics_rollup (report, day, k1, k2, k3, n, vn) VALUES ('x', 'd', '', '', '', 1, 0)",
+        "UPDATE analytics_rollup SET n = 0",
+        "DELETE FROM analytics_rollup",
+        "UPDATE analytics_meta SET value = 'x'",
+        "SELECT analytics_rollup_add()",
     ] {
         denied(
             sqlx::query(stmt).execute(&mut wc).await,
@@ -448,6 +794,10 @@ async fn postgres_roles_are_refused_each_others_statements() {
         "DELETE FROM analytics_events",
         "TRUNCATE analytics_events",
         "CREATE TABLE stolen (x int)",
+        "INSERT INTO analytics_rollup (report, day, k1, k2, k3, n, vn) VALUES ('x', 'd', '', '', '', 1, 0)",
+        "UPDATE analytics_rollup SET n = 0",
+        "DELETE FROM analytics_rollup",
+        "UPDATE analytics_meta SET value = 'x'",
     ] {
         denied(sqlx::query(stmt).execute(&mut rc).await, &format!("reader: {stmt}"));
     }
@@ -456,6 +806,14 @@ async fn postgres_roles_are_refused_each_others_statements() {
         .await
         .unwrap();
     assert_eq!(n, 2);
+    // The trigger counted each stored event once (the resend skipped).
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(n) AS BIGINT) FROM analytics_rollup WHERE report = 'sessions-per-endpoint'",
+    )
+    .fetch_one(&mut rc)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
     w.close().await;
     r.close().await;
 }
@@ -804,6 +1162,7 @@ fn every_report_has_columns_for_its_metric() {
         let want = match s.metric {
             reports::Metric::Count => 1,
             reports::Metric::Value { .. } => 3,
+            reports::Metric::Compliance => 4,
         };
         assert_eq!(s.metric_names.len(), want, "{}", s.name);
         assert!(!s.dims.is_empty(), "{}", s.name);

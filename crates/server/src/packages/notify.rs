@@ -236,8 +236,59 @@ impl Plan {
     }
 }
 
-/// Sends the notice to one agent and stores its answer.
+/// Attempts at a notice an agent did not answer (the first and the
+/// retries).
+pub(crate) const ATTEMPTS: u32 = 5;
+/// The first retry's delay; doubled each time, at most [`RETRY_MAX`].
+pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Sends the notice to one agent and stores its answer. An agent that did
+/// not answer (the stream failed, or the answer was unreadable) is sent
+/// the notice again with backoff ([`RETRY_FIRST`] doubling, up to
+/// [`ATTEMPTS`] in all), rebuilt from the assignments then in force, for
+/// as long as it stays connected here and the gateway runs.
 pub(crate) async fn notify_one(
+    st: &AppState,
+    plan: &Plan,
+    agent: &AgentId,
+    group: &str,
+) -> Option<PackageAck> {
+    if let Some(ack) = try_notify(st, plan, agent, group).await {
+        return Some(ack);
+    }
+    let mut wait = RETRY_FIRST;
+    for attempt in 2..=ATTEMPTS {
+        tokio::select! {
+            () = st.shutdown.cancelled() => return None,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(RETRY_MAX);
+        if !st.agents.local().ids().contains(agent) {
+            // Gone: it is told again when it connects.
+            return None;
+        }
+        let plan = match Plan::load(st, Some(group)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(endpoint_id = %agent, error = %e, "cannot plan package notices");
+                continue;
+            }
+        };
+        if !plan.has_tasks(group) {
+            return None;
+        }
+        tracing::info!(endpoint_id = %agent, attempt, "package notice sent again");
+        if let Some(ack) = try_notify(st, &plan, agent, group).await {
+            return Some(ack);
+        }
+    }
+    tracing::warn!(endpoint_id = %agent, attempts = ATTEMPTS, "package notice never acknowledged; the endpoint is told again when it reconnects or the assignments change");
+    None
+}
+
+/// One notice to one agent, and its answer stored.
+async fn try_notify(
     st: &AppState,
     plan: &Plan,
     agent: &AgentId,
@@ -254,6 +305,9 @@ pub(crate) async fn notify_one(
             return None;
         }
     };
+    if let Err(e) = store::record_pending(&st.db, agent.as_str(), &notice.tasks).await {
+        tracing::warn!(endpoint_id = %agent, error = %e, "cannot record package tasks as pending");
+    }
     let payload = Bytes::from(serde_json::to_vec(&notice).unwrap_or_default());
     let reply = system::send(
         st.agents.as_ref(),

@@ -323,8 +323,111 @@ pub(crate) async fn record_results(
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
+        let message: String = message.chars().take(500).collect();
+        add_event(
+            &mut w,
+            agent,
+            &r.name,
+            r.action.as_str(),
+            r.version.as_deref(),
+            r.outcome.as_str(),
+            &message,
+            now,
+        )
+        .await?;
     }
     w.commit().await
+}
+
+/// One row of `package_events` (the analytics shipper's source).
+#[allow(clippy::too_many_arguments)]
+async fn add_event(
+    w: &mut WriteTx,
+    agent: &str,
+    package: &str,
+    action: &str,
+    version: Option<&str>,
+    outcome: &str,
+    message: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO package_events (agent_id, package, action, version, outcome, message, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(agent)
+    .bind(package)
+    .bind(action)
+    .bind(version)
+    .bind(outcome)
+    .bind(message)
+    .bind(at)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Records that `agent` was sent `tasks` (each `pending` until it
+/// answers): the compliance report counts an endpoint told but silent.
+pub(crate) async fn record_pending(
+    db: &Store,
+    agent: &str,
+    tasks: &[jumpgate_proto::packages::PackageTask],
+) -> Result<(), sqlx::Error> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut w = db.write().await?;
+    for t in tasks {
+        add_event(
+            &mut w,
+            agent,
+            &t.name,
+            t.action.as_str(),
+            t.version.as_deref(),
+            "pending",
+            "",
+            now,
+        )
+        .await?;
+    }
+    w.commit().await
+}
+
+/// A `package_events` row with its endpoint: (id, endpoint name, group,
+/// package, action, version, outcome, message, at).
+pub(crate) type EventRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+/// `package_events` after row `after`, oldest first (the shipper's
+/// source).
+pub(crate) async fn events_after(
+    db: &Store,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query_as(
+        "SELECT v.id, COALESCE(e.name, v.agent_id), COALESCE(e.group_name, ''), v.package,
+                v.action, v.version, v.outcome, v.message, v.at
+         FROM package_events v LEFT JOIN endpoints e ON e.id = v.agent_id
+         WHERE v.id > $1 ORDER BY v.id LIMIT $2"
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)
 }
 
 /// A result row with its endpoint: (endpoint, group, agent id, package,
