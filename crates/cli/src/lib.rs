@@ -263,6 +263,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: commands::report::Format,
     },
+    /// Your SSH public keys for the gateway's SSH front door: add FILE|-,
+    /// list, remove ID.
+    SshKeys {
+        #[command(subcommand)]
+        command: commands::ssh_keys::SshKeysCommand,
+    },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
     Vault {
@@ -548,6 +554,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Vault { command } => {
             commands::vault::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::SshKeys { command } => {
+            commands::ssh_keys::run(&ctx.authed_client()?, command).await?;
         }
         Command::Epm { command } => {
             commands::epm::run(&ctx.authed_client()?, command).await?;

@@ -23,6 +23,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::keys::schema::KEYS,
     &crate::epm::schema::EPM,
     &crate::packages::schema::PACKAGES,
+    &crate::ssh::schema::SSH,
 ]);
 
 #[cfg(test)]
@@ -55,8 +56,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 15);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 15);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 16);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 16);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
