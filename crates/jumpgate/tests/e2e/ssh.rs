@@ -505,3 +505,85 @@ async fn ssh_refuses_without_rights_and_ends_a_terminated_session() {
     assert!(all.contains("terminated"), "{all}");
     drop(stdin);
 }
+
+#[tokio::test]
+async fn ssh_logs_in_with_password_and_second_factor_through_keyboard_interactive() {
+    let (site, _agent, ssh) = ssh_site().await;
+    const PW: &str = "kim's long passphrase 42";
+    let home = site.technician("kim", PW).await;
+    let mfa = site.mfa_enroll(&home).await;
+    let code = mfa.recovery_codes[0].clone();
+    // The answers come from files through SSH_ASKPASS (as a person would
+    // type them): the password, then the second factor.
+    let pw_file = ssh.dir.path().join("pw");
+    let code_file = ssh.dir.path().join("code");
+    std::fs::write(&pw_file, format!("{PW}\n")).unwrap();
+    std::fs::write(&code_file, format!("{code}\n")).unwrap();
+    let askpass = ssh.dir.path().join("askpass");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in *assword*) cat {};; *code*) cat {};; *) exit 1;; esac\n",
+            pw_file.display(),
+            code_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let interactive = |cmd: &str| {
+        let mut c = ssh.command(
+            "ssh",
+            &[
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "PreferredAuthentications=keyboard-interactive",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "kim+web-01@gw",
+                cmd,
+            ],
+        );
+        c.env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0");
+        c
+    };
+    let out = bounded(interactive("echo kbd-ok").output(), "ssh", &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "kbd-ok\n");
+
+    // The recovery code is spent: the same answers no longer log in, and
+    // a wrong password neither; both are audited as failed logins.
+    let out = bounded(interactive("true").output(), "ssh", &[]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "a recovery code was used twice"
+    );
+    std::fs::write(&pw_file, "wrong password\n").unwrap();
+    let out = bounded(interactive("true").output(), "ssh", &[]).await;
+    assert_eq!(out.status.code(), Some(255));
+    let audit = json(&site, &["audit", "--json"]).await;
+    let failed: Vec<&str> = audit
+        .iter()
+        .filter(|e| e["actor"] == "kim" && e["action"] == "login" && e["outcome"] == "failed")
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert!(failed.contains(&"wrong password"), "{audit:?}");
+    assert!(failed.contains(&"wrong second factor"), "{audit:?}");
+    // No secret reaches the gateway's log (which did see the logins).
+    let log = site.gateway_log_through_now().await;
+    assert!(
+        log.contains("SSH keyboard-interactive login refused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(PW) && !log.contains(&code),
+        "a secret in the log"
+    );
+}
