@@ -509,7 +509,7 @@ async fn ssh_refuses_without_rights_and_ends_a_terminated_session() {
 #[tokio::test]
 async fn ssh_logs_in_with_password_and_second_factor_through_keyboard_interactive() {
     let (site, _agent, ssh) = ssh_site().await;
-    const PW: &str = "kim's long passphrase 42";
+    const PW: &str = "tangerine orbit ledger 42";
     let home = site.technician("kim", PW).await;
     let mfa = site.mfa_enroll(&home).await;
     let code = mfa.recovery_codes[0].clone();
