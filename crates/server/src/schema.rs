@@ -80,7 +80,8 @@ mod tests {
                 "rbac,sessions,support",
                 "rbac,epm",
                 "packages",
-                "recordings"
+                "recordings",
+                "ssh"
             ]
         );
     }

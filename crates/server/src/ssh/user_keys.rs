@@ -235,3 +235,39 @@ pub(crate) async fn used(db: &Store, id: &str) -> Result<(), SshError> {
     .map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An Ed25519 key from `ssh-keygen -t ed25519 -C alice@laptop`; its
+    // fingerprint as `ssh-keygen -l -E sha256` prints it.
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJu6vjXLab+hpbd7oL+Z3kVTYam0qHVPKmWKGJH1wLgf alice@laptop";
+    const FINGERPRINT: &str = "SHA256:iPyyXyypKhcB0qG23C7ATvpkLwbPUQ3VIpw0dQsiEQU";
+
+    #[test]
+    fn a_public_key_line_is_parsed_with_its_fingerprint_and_comment() {
+        let p = parse(&format!("  {KEY}\n")).unwrap();
+        assert_eq!(p.fingerprint, FINGERPRINT);
+        assert_eq!(p.comment, "alice@laptop");
+        assert!(p.openssh.starts_with("ssh-ed25519 AAAA"));
+        assert!(!p.openssh.contains("alice"), "the comment is kept apart");
+        // The comment does not change the key's identity.
+        let other = parse(KEY.trim_end_matches("alice@laptop")).unwrap();
+        assert_eq!(other.fingerprint, p.fingerprint);
+    }
+
+    #[test]
+    fn what_is_not_one_public_key_is_refused_with_a_reason() {
+        let why = |t: &str| parse(t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(why("").contains("empty"));
+        assert!(why("not a key").contains("not an OpenSSH public key"));
+        assert!(why("ssh-ed25519 AAAA").contains("not an OpenSSH public key"));
+        assert!(why(&format!("{KEY}\n{KEY}")).contains("one public key"));
+        assert!(
+            why("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")
+                .contains("private key")
+        );
+        assert!(why(&"A".repeat(MAX_LINE + 1)).contains("longer"));
+    }
+}
