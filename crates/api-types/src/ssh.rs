@@ -26,3 +26,16 @@ pub struct SshKey {
 pub struct AddSshKey {
     pub public_key: String,
 }
+
+/// `GET /api/v1/ssh/host-key`: what a client needs to trust and reach the
+/// gateway's SSH front door (`jg ssh-config`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshHostKey {
+    /// OpenSSH's one-line form (`ssh-ed25519 AAAA…`), for `known_hosts`.
+    pub public_key: String,
+    /// As OpenSSH shows it: `SHA256:…`.
+    pub fingerprint: String,
+    /// The port the front door listens on; `None`: it is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}

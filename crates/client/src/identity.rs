@@ -221,6 +221,11 @@ impl Client {
         self.post_json("/api/v1/ssh-keys", &req).await
     }
 
+    /// The gateway's SSH host key and front door port.
+    pub async fn ssh_host_key(&self) -> Result<api::ssh::SshHostKey, ClientError> {
+        self.get_json("/api/v1/ssh/host-key").await
+    }
+
     /// Removes one of the caller's SSH keys by its id.
     pub async fn remove_ssh_key(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&named("ssh-keys", id, "")).await

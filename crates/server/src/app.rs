@@ -249,9 +249,13 @@ pub async fn run(
     let origins = config.origins(addr.port());
     let gateway = crate::ids::GatewayId::generate();
     tracing::info!(gateway = gateway.as_str(), "gateway starting");
+    // What the gateway serves with: ports bound (`:0` resolved), so routes
+    // can tell clients where the SSH front door is.
+    let mut served = config.clone();
+    served.ssh_listen = ssh_addr;
     let st = AppState::new(Inner {
         db: db.clone(),
-        config: config.clone(),
+        config: served,
         origins: origins.clone(),
         fingerprint: tls.fingerprint.to_string(),
         portal_origin: config.portal_origin(addr.port()),

@@ -187,6 +187,7 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             ),
         ),
         ("GET /api/v1/ssh-keys", (Nothing, vec![])),
+        ("GET /api/v1/ssh/host-key", (Nothing, vec![])),
         (
             "POST /api/v1/ssh-keys",
             (

@@ -249,6 +249,37 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "via-jump\n");
 
+    // `jg ssh-config`: plain `ssh web-01` goes through the gateway. The
+    // user's own settings (here: the key) stay below the block it adds.
+    let dot_ssh = ssh.dir.path().join("dot-ssh");
+    std::fs::create_dir_all(&dot_ssh).unwrap();
+    let key = ssh.dir.path().join("id_ed25519");
+    std::fs::write(
+        dot_ssh.join("config"),
+        format!(
+            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
+             BatchMode yes\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let said = ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot_ssh.to_str().unwrap()])
+        .await);
+    assert!(said.contains("1 endpoint(s)"), "{said}");
+    let written = std::fs::read_to_string(dot_ssh.join("config")).unwrap();
+    assert!(written.starts_with("# >>> jumpgate"), "{written}");
+    let mut plain = Command::new("ssh");
+    plain
+        .arg("-F")
+        .arg(dot_ssh.join("config"))
+        .args(["web-01", "echo plain-ssh"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = bounded(plain.output(), "ssh", &["web-01"]).await;
+    assert!(out.status.success(), "{}\n{written}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "plain-ssh\n");
+
     // scp both ways (SFTP protocol, then the legacy one over exec).
     let remote = tempfile::tempdir().unwrap();
     let up = remote.path().join("up.bin");

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jumpgate_api_types::ErrorCode;
-use jumpgate_api_types::ssh::{AddSshKey, SshKey};
+use jumpgate_api_types::ssh::{AddSshKey, SshHostKey, SshKey};
 
 use super::{SshError, user_keys};
 use crate::api::{ApiError, ApiJson};
@@ -29,6 +29,25 @@ pub(crate) fn routes(api: Api) -> Api {
         Access::Site(Action::ManageOwnSshKeys),
         remove,
     )
+    .get(
+        "/api/v1/ssh/host-key",
+        Access::Site(Action::ReadOwnSshKeys),
+        host_key,
+    )
+}
+
+/// The gateway's SSH host key (public) and port, for `jg ssh-config`.
+async fn host_key(State(st): State<AppState>) -> Result<Json<SshHostKey>, ApiError> {
+    let path = super::host_key::public_file(&st.config.data_dir);
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let key = russh::keys::PublicKey::from_openssh(text.trim()).map_err(ApiError::internal)?;
+    Ok(Json(SshHostKey {
+        public_key: text.trim().to_owned(),
+        fingerprint: super::host_key::fingerprint(&key),
+        port: st.config.ssh_listen.map(|a| a.port()),
+    }))
 }
 
 impl From<SshError> for ApiError {
