@@ -200,7 +200,13 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 .await?;
             let took = started.elapsed();
             if !out.status.success() {
-                bail!("{name}: {}", String::from_utf8_lossy(&out.stderr));
+                // One path failing must not hide the others' figures.
+                println!(
+                    "  {name}: FAILED: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                let _ = std::fs::remove_file(&target);
+                continue;
             }
             // Children reaped just after the copy still count.
             tokio::time::sleep(Duration::from_millis(200)).await;
