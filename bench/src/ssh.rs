@@ -167,8 +167,18 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 config.as_path(),
             ),
             (
-                "jumpgate scp -J operator@gw bench",
-                vec!["-J".into(), "operator@gw".into(), to("bench")],
+                "jumpgate scp via ProxyJump (-W)",
+                // scp runs ssh with ClearAllForwardings, which a ProxyJump
+                // (ssh -W) inherits and then refuses: the same hop as a
+                // ProxyCommand instead.
+                vec![
+                    "-o".into(),
+                    format!(
+                        "ProxyCommand=ssh -F {} -W %h:%p operator@gw",
+                        config.display()
+                    ),
+                    to("bench"),
+                ],
                 gateway_pid.clone(),
                 agent_pid.clone(),
                 config.as_path(),
@@ -179,7 +189,11 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
             let (jump, target) = sshd_pids(&routes[3]);
             cases.push((
                 "OpenSSH scp via ProxyJump",
-                vec![to("target")],
+                vec![
+                    "-o".into(),
+                    format!("ProxyCommand=ssh -F {} -W %h:%p jump", ssh_config.display()),
+                    to("target"),
+                ],
                 jump,
                 target,
                 ssh_config.as_path(),
@@ -192,7 +206,9 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
             let out = Command::new("scp")
                 .arg("-F")
                 .arg(config)
-                .arg("-q")
+                // The legacy protocol (`scp -t` run on the far side), as the
+                // reference sshd has no sftp subsystem configured.
+                .args(["-q", "-O"])
                 .arg(&file)
                 .args(&dest_args)
                 .stdin(Stdio::null())
