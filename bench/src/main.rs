@@ -39,6 +39,9 @@
 //! 10. (`--epm-publish-agents N`, alone) one EPM bundle published to N
 //!     connected idle agents: time until all verified it, bytes the gateway
 //!     sent, bytes downloaded from S3 / the gateway (`epm.rs`).
+//! 11. (`--ssh`, alone) the SSH front door next to OpenSSH's ProxyJump:
+//!     `ssh -L` bulk, round trips and CPU per GiB, `scp` throughput and CPU
+//!     per GiB (`ssh.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -65,6 +68,7 @@ mod analytics;
 mod desktop;
 mod epm;
 mod packages;
+mod ssh;
 mod store;
 mod store_writes;
 mod support;
@@ -191,6 +195,14 @@ struct Args {
     /// Seconds of each key guessing round (1, 16, 254 addresses; 0: none).
     #[arg(long, default_value_t = 60)]
     support_guess_seconds: u64,
+    /// Only the SSH front door figures (issue #16): `ssh -L` bulk and
+    /// round trips, one step and ProxyJump through the gateway, and `scp`,
+    /// next to OpenSSH's ProxyJump through a plain `sshd` (`ssh.rs`).
+    #[arg(long)]
+    ssh: bool,
+    /// MiB per `scp` of the SSH front door figures.
+    #[arg(long, default_value_t = 256)]
+    ssh_scp_mib: u64,
     /// Only the EPM publish figure: one bundle to this many connected idle
     /// agents that download and verify it (`epm.rs`; 0: none).
     #[arg(long, default_value_t = 0)]
@@ -1468,6 +1480,9 @@ async fn main() -> Result<()> {
             postgres: args.postgres.clone(),
         })
         .await;
+    }
+    if args.ssh {
+        return ssh::run(&args).await;
     }
     if args.epm_publish_agents > 0 {
         return epm::run(args.epm_publish_agents, args.epm_blobs).await;

@@ -29,6 +29,7 @@ pub mod epm;
 pub mod packages;
 pub mod recording_search;
 pub mod reports;
+pub mod ssh;
 pub mod support;
 pub mod targets;
 pub use codes::{ErrorCode, OAuthErrorCode};

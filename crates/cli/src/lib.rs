@@ -294,6 +294,23 @@ enum Command {
         #[command(subcommand)]
         command: commands::targets::TargetsCommand,
     },
+    /// Your SSH public keys for the gateway's SSH front door: add FILE|-,
+    /// list, remove ID.
+    SshKeys {
+        #[command(subcommand)]
+        command: commands::ssh_keys::SshKeysCommand,
+    },
+    /// Put a block at the top of ~/.ssh/config so that plain `ssh ENDPOINT`
+    /// goes through the gateway's SSH front door (ProxyJump), with the
+    /// gateway's host key in ~/.ssh/jumpgate_known_hosts.
+    SshConfig {
+        /// Where the ssh files are [default: ~/.ssh].
+        #[arg(long, value_name = "DIR")]
+        ssh_dir: Option<std::path::PathBuf>,
+        /// Print the block instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
     /// Secrets in the gateway's vault: put, get, list, versions, delete,
     /// recover, purge (values from stdin or a file, never the command line).
     Vault {
@@ -589,6 +606,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Vault { command } => {
             commands::vault::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::SshConfig { ssh_dir, print } => {
+            commands::ssh_config::run(&ctx, &ctx.authed_client()?, ssh_dir, print).await?;
+        }
+        Command::SshKeys { command } => {
+            commands::ssh_keys::run(&ctx.authed_client()?, command).await?;
         }
         Command::Epm { command } => {
             commands::epm::run(&ctx.authed_client()?, command).await?;

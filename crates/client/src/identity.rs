@@ -206,6 +206,31 @@ impl Client {
         self.delete(&named("api-clients", name, "")).await
     }
 
+    // --- the caller's SSH keys (the SSH front door) --------------------------
+
+    /// The caller's SSH public keys.
+    pub async fn ssh_keys(&self) -> Result<Vec<api::ssh::SshKey>, ClientError> {
+        self.get_json("/api/v1/ssh-keys").await
+    }
+
+    /// Registers an SSH public key (OpenSSH's one-line form) for the caller.
+    pub async fn add_ssh_key(&self, public_key: &str) -> Result<api::ssh::SshKey, ClientError> {
+        let req = api::ssh::AddSshKey {
+            public_key: public_key.to_owned(),
+        };
+        self.post_json("/api/v1/ssh-keys", &req).await
+    }
+
+    /// The gateway's SSH host key and front door port.
+    pub async fn ssh_host_key(&self) -> Result<api::ssh::SshHostKey, ClientError> {
+        self.get_json("/api/v1/ssh/host-key").await
+    }
+
+    /// Removes one of the caller's SSH keys by its id.
+    pub async fn remove_ssh_key(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&named("ssh-keys", id, "")).await
+    }
+
     // --- audit log --------------------------------------------------------------
 
     /// Audit log entries, newest first (`view-audit`). `since` is RFC 3339,

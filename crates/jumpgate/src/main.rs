@@ -61,8 +61,11 @@ struct ServerArgs {
     /// Optional plain-HTTP address that only redirects to the TLS port.
     #[arg(long)]
     redirect_listen: Option<String>,
-    /// Once listening, write `listen=ADDR`, `redirect_listen=ADDR` (when
-    /// on) and `fingerprint=FP` lines to PATH, replacing it atomically:
+    /// Address of the SSH front door (`[ssh] listen`; off unless set).
+    #[arg(long)]
+    ssh_listen: Option<String>,
+    /// Once listening, write `listen=ADDR`, `redirect_listen=ADDR` and
+    /// `ssh_listen=ADDR` (when on) and `fingerprint=FP` lines to PATH, replacing it atomically:
     /// the ports bound (0 resolved) for scripts and tests.
     #[arg(long, value_name = "PATH")]
     listen_address_file: Option<PathBuf>,
@@ -154,8 +157,13 @@ enum AdminCommand {
         /// The endpoint's name.
         name: String,
     },
-    /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`).
-    Fingerprint,
+    /// Print the site CA fingerprint that clients pin (`--ca-fingerprint`),
+    /// or with `--ssh` the SSH host key's, as OpenSSH shows it.
+    Fingerprint {
+        /// The SSH front door's host key (`SHA256:…`) instead.
+        #[arg(long)]
+        ssh: bool,
+    },
     /// Check the audit log's hash chain; name the first altered or missing entry.
     VerifyAudit,
     /// Rotate key-encryption keys: new data uses the new version at once; a
@@ -274,6 +282,9 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         data_dir: args.data_dir,
         listen: args.listen,
         redirect_listen: args.redirect_listen,
+        ssh: config::RawSsh {
+            listen: args.ssh_listen,
+        },
         listen_address_file: args.listen_address_file,
         hostname: args.hostname,
         tls: config::RawTls {
@@ -424,8 +435,12 @@ async fn admin(args: AdminArgs) -> Result<()> {
             );
             return Ok(());
         }
-        AdminCommand::Fingerprint => {
-            println!("{}", admin::fingerprint(&args.data_dir)?);
+        AdminCommand::Fingerprint { ssh } => {
+            if *ssh {
+                println!("{}", admin::ssh_fingerprint(&args.data_dir)?);
+            } else {
+                println!("{}", admin::fingerprint(&args.data_dir)?);
+            }
             return Ok(());
         }
         AdminCommand::RotateKeys { purpose } => {
@@ -576,7 +591,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             };
             println!("revoked endpoint {name}: {how}");
         }
-        AdminCommand::Fingerprint
+        AdminCommand::Fingerprint { .. }
         | AdminCommand::EndpointFacts { .. }
         | AdminCommand::RotateKeys { .. }
         | AdminCommand::RotateSigningKey

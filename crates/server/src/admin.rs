@@ -29,6 +29,8 @@ pub enum AdminError {
         "no generated site CA at {0}: this site uses its own certificate; pin the fingerprint printed by `jumpgate server`"
     )]
     NoGeneratedCa(String),
+    #[error("no SSH host key at {0}: start the gateway once (it makes its SSH host key at start)")]
+    NoSshHostKey(String),
     #[error("audit head anchor: {0}")]
     Anchor(std::io::Error),
     #[error("the running gateway did not answer: {0}")]
@@ -342,6 +344,20 @@ pub fn fingerprint(data_dir: &Path) -> Result<String, AdminError> {
     let der = rustls::pki_types::CertificateDer::from_pem_file(&ca)
         .map_err(|_| AdminError::NoGeneratedCa(ca.display().to_string()))?;
     Ok(jumpgate_net::tls::Fingerprint::of(&der).to_string())
+}
+
+/// The gateway's SSH host key fingerprint as OpenSSH shows it
+/// (`SHA256:…`), from the public half the gateway writes at start.
+///
+/// # Errors
+/// The gateway has not made its host key yet, or the file is damaged.
+pub fn ssh_fingerprint(data_dir: &Path) -> Result<String, AdminError> {
+    let path = crate::ssh::host_key::public_file(data_dir);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| AdminError::NoSshHostKey(path.display().to_string()))?;
+    let key = russh::keys::PublicKey::from_openssh(text.trim())
+        .map_err(|_| AdminError::NoSshHostKey(path.display().to_string()))?;
+    Ok(crate::ssh::host_key::fingerprint(&key))
 }
 
 /// # Errors

@@ -39,6 +39,8 @@ pub enum ServerError {
     Blobs(#[from] crate::blobs::BlobConfigError),
     #[error(transparent)]
     Analytics(#[from] crate::analytics::AnalyticsError),
+    #[error("SSH front door: {0}")]
+    Ssh(#[from] crate::ssh::SshError),
 }
 
 impl From<crate::keys::KeyringOpenError> for ServerError {
@@ -56,6 +58,8 @@ impl From<crate::keys::KeyringOpenError> for ServerError {
 pub struct Started {
     pub addr: SocketAddr,
     pub redirect_addr: Option<SocketAddr>,
+    /// The SSH front door's port, when `[ssh] listen` is set.
+    pub ssh_addr: Option<SocketAddr>,
     pub hostname: String,
     /// The fingerprint clients pin (`--ca-fingerprint`).
     pub fingerprint: Fingerprint,
@@ -64,12 +68,16 @@ pub struct Started {
 
 impl Started {
     /// What `listen_address_file` holds: `key=value` lines, `listen`, then
-    /// `redirect_listen` (only when that port is on), then `fingerprint`.
+    /// `redirect_listen` and `ssh_listen` (only when that port is on), then
+    /// `fingerprint`.
     #[must_use]
     pub fn address_file(&self) -> String {
         let mut text = format!("listen={}\n", self.addr);
         if let Some(r) = self.redirect_addr {
             text.push_str(&format!("redirect_listen={r}\n"));
+        }
+        if let Some(r) = self.ssh_addr {
+            text.push_str(&format!("ssh_listen={r}\n"));
         }
         text.push_str(&format!("fingerprint={}\n", self.fingerprint));
         text
@@ -183,6 +191,9 @@ pub async fn run(
         crate::analytics::open(&config.analytics, &config.data_dir, &keys).await?;
     tracing::info!(store = %analytics_writer.describe(), "analytics store");
     let tls = site::load_or_create(&config.data_dir, &config.hostname, &config.tls)?;
+    // Made on the first start (whether or not the SSH port is on), so its
+    // fingerprint can be published before the port is opened.
+    let ssh_host_key = crate::ssh::host_key::load_or_create(&db, &keys, &config.data_dir).await?;
     raise_fd_limit();
 
     let tcp = TcpListener::bind(config.listen)
@@ -207,12 +218,25 @@ pub async fn run(
         None => None,
     };
     let redirect_addr = redirect.as_ref().and_then(|l| l.local_addr().ok());
+    let ssh = match config.ssh_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: a,
+                    cause: source,
+                })?,
+        ),
+        None => None,
+    };
+    let ssh_addr = ssh.as_ref().and_then(|l| l.local_addr().ok());
     let control_listener = control::bind(&config.data_dir)
         .await
         .map_err(ServerError::Control)?;
     let started = Started {
         addr,
         redirect_addr,
+        ssh_addr,
         hostname: config.hostname.clone(),
         fingerprint: tls.fingerprint,
         generated_certificate: tls.generated,
@@ -225,9 +249,13 @@ pub async fn run(
     let origins = config.origins(addr.port());
     let gateway = crate::ids::GatewayId::generate();
     tracing::info!(gateway = gateway.as_str(), "gateway starting");
+    // What the gateway serves with: ports bound (`:0` resolved), so routes
+    // can tell clients where the SSH front door is.
+    let mut served = config.clone();
+    served.ssh_listen = ssh_addr;
     let st = AppState::new(Inner {
         db: db.clone(),
-        config: config.clone(),
+        config: served,
         origins: origins.clone(),
         fingerprint: tls.fingerprint.to_string(),
         portal_origin: config.portal_origin(addr.port()),
@@ -286,6 +314,7 @@ pub async fn run(
             stop.clone(),
         ));
     }
+    let ssh_accept = ssh.map(|l| tokio::spawn(crate::ssh::serve(l, st.clone(), ssh_host_key)));
     tokio::spawn(control::serve(control_listener, st.clone(), stop.clone()));
     let upkeep = tokio::spawn(crate::housekeeping::run(st.clone()));
 
@@ -301,6 +330,9 @@ pub async fn run(
     // 1. No new connections, sessions or requests.
     stop.cancel();
     let _ = accept.await;
+    if let Some(a) = ssh_accept {
+        let _ = a.await;
+    }
     // 2. Live sessions end at a message boundary with a reason.
     st.sessions.stop_all("the gateway is shutting down");
     wait_until(|| st.sessions.len() == 0).await;

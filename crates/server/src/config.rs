@@ -51,6 +51,17 @@ pub struct RawConfig {
     pub support: RawSupport,
     #[serde(default)]
     pub analytics: RawAnalytics,
+    #[serde(default)]
+    pub ssh: RawSsh,
+}
+
+/// `[ssh]`: the SSH front door (stock OpenSSH clients reach endpoints
+/// through the gateway). Off unless `listen` is set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// `ADDR:PORT` for SSH (port 22 in production).
+    pub listen: Option<String>,
 }
 
 /// `[analytics]`: where reports read the site's events from, with a write
@@ -324,6 +335,9 @@ impl RawConfig {
                 portal_tls_key: other.support.portal_tls_key.or(self.support.portal_tls_key),
                 assist_binary: other.support.assist_binary.or(self.support.assist_binary),
             },
+            ssh: RawSsh {
+                listen: other.ssh.listen.or(self.ssh.listen),
+            },
             analytics: RawAnalytics {
                 backend: other.analytics.backend.or(self.analytics.backend),
                 write_url: other.analytics.write_url.or(self.analytics.write_url),
@@ -431,6 +445,8 @@ pub struct Config {
     pub blobs: BlobsConfig,
     /// The analytics store reports read (`[analytics]`).
     pub analytics: AnalyticsConfig,
+    /// `[ssh] listen`: the SSH front door's address (`None`: off).
+    pub ssh_listen: Option<SocketAddr>,
 }
 
 /// The analytics store (`[analytics]`). Holds no secret: passwords are
@@ -626,6 +642,21 @@ impl Config {
         if redirect_listen.is_some_and(|r| r == listen && r.port() != 0) {
             return Err(invalid("redirect_listen", "must differ from `listen`"));
         }
+        let ssh_listen = raw
+            .ssh
+            .listen
+            .as_deref()
+            .map(|a| parse_addr("ssh.listen", a))
+            .transpose()?;
+        if let Some(s) = ssh_listen
+            && s.port() != 0
+            && (s == listen || redirect_listen == Some(s))
+        {
+            return Err(invalid(
+                "ssh.listen",
+                "must differ from `listen` and `redirect_listen`",
+            ));
+        }
         let hostname = raw.hostname.unwrap_or_else(|| "localhost".to_owned());
         validate_hostname(&hostname)?;
         let public_origin = raw.public_url.as_deref().map(parse_origin).transpose()?;
@@ -760,6 +791,7 @@ impl Config {
             database,
             blobs,
             analytics,
+            ssh_listen,
         })
     }
 }

@@ -49,6 +49,7 @@ mod routes;
 mod schema;
 mod sessions;
 pub mod site;
+mod ssh;
 mod state;
 pub mod store;
 mod support;

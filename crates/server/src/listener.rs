@@ -31,7 +31,7 @@ use crate::config::Limits;
 use crate::state::AppState;
 
 mod body;
-mod gate;
+pub(crate) mod gate;
 
 use body::{Activity, BodyBounds, Guarded, TimedBody};
 use gate::{Gate, Refused, Ticket};

@@ -35,6 +35,7 @@ fn assemble() -> Api {
     let api = crate::epm::http::routes(api);
     let api = crate::packages::http::routes(api);
     let api = crate::analytics::http::routes(api);
+    let api = crate::ssh::http::routes(api);
     crate::web::routes(api)
 }
 

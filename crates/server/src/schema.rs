@@ -23,6 +23,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::keys::schema::KEYS,
     &crate::epm::schema::EPM,
     &crate::packages::schema::PACKAGES,
+    &crate::ssh::schema::SSH,
     &crate::targets::schema::TARGETS,
 ]);
 
@@ -81,8 +82,7 @@ mod tests {
                 "rbac,epm",
                 "packages",
                 "recordings",
-                // 16: another branch's part (merged separately).
-                "",
+                "ssh",
                 "rbac,targets",
                 "packages"
             ]

@@ -186,6 +186,27 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 vec![json("/api/v1/me/mfa/recovery-codes", r#"{"code":""}"#)],
             ),
         ),
+        ("GET /api/v1/ssh-keys", (Nothing, vec![])),
+        ("GET /api/v1/ssh/host-key", (Nothing, vec![])),
+        (
+            "POST /api/v1/ssh-keys",
+            (
+                Json,
+                vec![
+                    json("/api/v1/ssh-keys", r#"{"public_key":"not a key"}"#),
+                    json("/api/v1/ssh-keys", r#"{"public_key":"ssh-ed25519 AAAA"}"#),
+                    json("/api/v1/ssh-keys", r#"{"public_key":""}"#),
+                    json(
+                        "/api/v1/ssh-keys",
+                        r#"{"public_key":"-----BEGIN OPENSSH PRIVATE KEY-----"}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "DELETE /api/v1/ssh-keys/{id}",
+            (Other, named("/api/v1/ssh-keys/{id}")),
+        ),
         ("GET /api/v1/users", (Nothing, vec![])),
         (
             "POST /api/v1/users",

@@ -19,6 +19,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The redirect port, when `--redirect-listen` was given.
     pub redirect: Option<SocketAddr>,
+    /// The SSH front door, when `--ssh-listen` was given.
+    pub ssh: Option<SocketAddr>,
     /// What clients pin (`--ca-fingerprint`).
     pub fingerprint: String,
     pub stdout: Log,
@@ -35,6 +37,7 @@ pub struct Gateway {
 pub struct ListenAddresses {
     pub listen: SocketAddr,
     pub redirect_listen: Option<SocketAddr>,
+    pub ssh_listen: Option<SocketAddr>,
     pub fingerprint: String,
 }
 
@@ -45,6 +48,7 @@ impl ListenAddresses {
     /// A line that is not `key=value`, a bad address, or a key missing.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (mut listen, mut redirect_listen, mut fingerprint) = (None, None, None);
+        let mut ssh_listen = None;
         for line in text.lines() {
             let (key, value) = line
                 .split_once('=')
@@ -57,6 +61,7 @@ impl ListenAddresses {
             match key {
                 "listen" => listen = Some(addr()?),
                 "redirect_listen" => redirect_listen = Some(addr()?),
+                "ssh_listen" => ssh_listen = Some(addr()?),
                 "fingerprint" => fingerprint = Some(value.to_owned()),
                 // Room for more: unknown keys are not an error.
                 _ => {}
@@ -65,6 +70,7 @@ impl ListenAddresses {
         Ok(Self {
             listen: listen.ok_or("no listen= line")?,
             redirect_listen,
+            ssh_listen,
             fingerprint: fingerprint.ok_or("no fingerprint= line")?,
         })
     }
@@ -130,6 +136,7 @@ impl Gateway {
             child,
             addr: addresses.listen,
             redirect: addresses.redirect_listen,
+            ssh: addresses.ssh_listen,
             fingerprint: addresses.fingerprint,
             stdout,
             stderr,

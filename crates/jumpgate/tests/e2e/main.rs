@@ -25,6 +25,7 @@ mod reports;
 mod revocation;
 mod scope;
 mod sessions;
+mod ssh;
 mod support;
 mod support_client;
 mod support_pin;

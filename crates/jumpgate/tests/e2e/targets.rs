@@ -17,17 +17,17 @@ use crate::support::*;
 
 /// An OpenSSH server on 127.0.0.1 with a test account of its own; stopped
 /// (and the account removed) when dropped.
-struct Sshd {
+pub(crate) struct Sshd {
     dir: tempfile::TempDir,
-    port: u16,
-    user: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
     child: Option<std::process::Child>,
 }
 
 impl Sshd {
     /// `None` (the test is skipped, said on stderr) when not root or
     /// `sshd` is missing; `scripts/test` installs it and runs as root.
-    fn start(tag: &str, password: &str) -> Option<Self> {
+    pub(crate) fn start(tag: &str, password: &str) -> Option<Self> {
         if !rustix::process::geteuid().is_root() || !Path::new("/usr/sbin/sshd").exists() {
             eprintln!("skipped: needs root and /usr/sbin/sshd (openssh-server)");
             return None;
@@ -150,7 +150,7 @@ impl Sshd {
         self.run(&key);
     }
 
-    fn host_key(&self) -> String {
+    pub(crate) fn host_key(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host.pub")).unwrap()
     }
 
@@ -173,7 +173,7 @@ impl Drop for Sshd {
 }
 
 /// `jg ARGS` (as `home`'s user, or the admin) with `input` on stdin.
-async fn jg_input(
+pub(crate) async fn jg_input(
     site: &Site,
     home: Option<&Path>,
     args: &[&str],
@@ -226,7 +226,7 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 
 /// An enrolled agent started with `--jump-point`, marked as one by the
 /// admin (audited), and a password secret in the vault.
-async fn jump_point(site: &Site, name: &str) -> Agent {
+pub(crate) async fn jump_point(site: &Site, name: &str) -> Agent {
     let token = site.enroll_token(&[]).await;
     let agent = site.spawn_agent(name, Some(&token), &["--jump-point"]);
     site.wait_online(name, true).await;

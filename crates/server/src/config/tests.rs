@@ -101,6 +101,31 @@ fn redirect_port_must_differ_unless_both_are_ephemeral() {
 }
 
 #[test]
+fn the_ssh_port_is_off_by_default_validated_and_apart_from_the_others() {
+    let raw = |ssh: Option<&str>| RawConfig {
+        data_dir: Some("/tmp/x".into()),
+        listen: Some("0.0.0.0:443".into()),
+        redirect_listen: Some("0.0.0.0:80".into()),
+        ssh: RawSsh {
+            listen: ssh.map(str::to_owned),
+        },
+        ..RawConfig::default()
+    };
+    assert_eq!(Config::validate(raw(None)).unwrap().ssh_listen, None);
+    let c = Config::validate(raw(Some("0.0.0.0:22"))).unwrap();
+    assert_eq!(c.ssh_listen, Some("0.0.0.0:22".parse().unwrap()));
+    for bad in ["22", "0.0.0.0:443", "0.0.0.0:80"] {
+        let err = Config::validate(raw(Some(bad))).unwrap_err().to_string();
+        assert!(err.contains("ssh.listen"), "{bad}: {err}");
+    }
+    // In a file, an unknown key of the section is named.
+    let err = toml::from_str::<RawConfig>("[ssh]\nlisten = \"0.0.0.0:22\"\nport = 22\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+}
+
+#[test]
 fn public_url_is_an_origin_and_loopback_sites_accept_their_aliases() {
     let raw = |url: Option<&str>, host: Option<&str>| RawConfig {
         data_dir: Some("/x".into()),

@@ -220,6 +220,20 @@ pub(crate) async fn login(
         user.mfa_enabled(),
         now,
     );
+    issue(db, user, restriction, ttl, None).await
+}
+
+/// Stores a new session token for `user` (and clears a lockout count),
+/// with its `login` audit entry (`detail`: how, when not the password
+/// form), in one commit.
+async fn issue(
+    db: &Store,
+    user: UserRecord,
+    restriction: Restriction,
+    ttl: Duration,
+    detail: Option<&str>,
+) -> Result<LoginSession, IdentityError> {
+    let now = ids::now_ms();
     let token = ids::random_token("jgs");
     let expires_at_ms = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let mut w = db.write().await?;
@@ -246,12 +260,11 @@ pub(crate) async fn login(
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
-    w.audit(AuditEvent::new(
-        &user.username,
-        AuditAction::Login,
-        &user.username,
-    ))
-    .await?;
+    let mut entry = AuditEvent::new(&user.username, AuditAction::Login, &user.username);
+    if let Some(d) = detail {
+        entry = entry.detail(d);
+    }
+    w.audit(entry).await?;
     w.commit().await?;
     Ok(LoginSession {
         token,
@@ -259,6 +272,37 @@ pub(crate) async fn login(
         expires_at_ms,
         restriction,
     })
+}
+
+/// A login with an SSH public key (the SSH front door): the client proved
+/// the key by its signature and the key is registered to `user`. A locked
+/// account is refused (audited like a password login's); otherwise a
+/// session token is issued as for a password login, its `login` entry
+/// saying how (`detail`).
+///
+/// # Errors
+/// [`IdentityError::InvalidCredentials`] for a locked account.
+pub(crate) async fn login_with_key(
+    db: &Store,
+    user: UserRecord,
+    ttl: Duration,
+    detail: &str,
+) -> Result<LoginSession, IdentityError> {
+    let now = ids::now_ms();
+    if user.lock.is_locked(now) {
+        db.audit_now(login_failed(&user.username, "account locked"))
+            .await?;
+        return Err(IdentityError::InvalidCredentials);
+    }
+    let settings = settings::load(db).await?;
+    let restriction = restriction_for(
+        &settings,
+        &user.role,
+        user.password_changed_at,
+        user.mfa_enabled(),
+        now,
+    );
+    issue(db, user, restriction, ttl, Some(detail)).await
 }
 
 /// The settings key of the site's fingerprint key (32 random bytes, hex),

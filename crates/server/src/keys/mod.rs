@@ -72,16 +72,20 @@ pub(crate) enum Purpose {
     /// Search inside recordings: the key of the blind index's words
     /// (`recordings::search`). Added after `Policy`, the same way.
     Search,
+    /// The SSH front door: the gateway's SSH host key (`ssh::host_key`).
+    /// Added after `Search`, the same way.
+    Ssh,
 }
 
 impl Purpose {
-    pub(crate) const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::Database,
         Self::Recordings,
         Self::Vault,
         Self::Blobs,
         Self::Policy,
         Self::Search,
+        Self::Ssh,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -92,6 +96,7 @@ impl Purpose {
             Self::Blobs => "blobs",
             Self::Policy => "policy",
             Self::Search => "search",
+            Self::Ssh => "ssh",
         }
     }
 }

@@ -169,6 +169,7 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
         &crate::epm::SIGNING_KEYS,
         &crate::epm::SITE_KEYS,
         &crate::recordings::search::SEARCH_KEY,
+        &crate::ssh::HOST_KEYS,
     ]
 }
 

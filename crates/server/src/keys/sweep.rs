@@ -747,11 +747,15 @@ mod tests {
                         "vault",
                         "blobs",
                         "policy",
-                        "search"
+                        "search",
+                        "ssh"
                     ]
                 ),
                 Engine::Postgres => {
-                    assert_eq!(names, ["recordings", "vault", "blobs", "policy", "search"])
+                    assert_eq!(
+                        names,
+                        ["recordings", "vault", "blobs", "policy", "search", "ssh"]
+                    )
                 }
             }
             // A recording made after the rotation is wrapped by v2 at once.

@@ -331,6 +331,10 @@ pub(crate) enum Action {
     ReadSelf,
     ChangeOwnPassword,
     ManageOwnMfa,
+    /// List one's own SSH public keys (the SSH front door).
+    ReadOwnSshKeys,
+    /// Add or remove one's own SSH public keys.
+    ManageOwnSshKeys,
     Logout,
     // Endpoints.
     ListEndpoints,
@@ -413,9 +417,12 @@ impl Action {
         use Permission as P;
         use Requirement as R;
         match self {
-            Self::ReadSelf | Self::ChangeOwnPassword | Self::ManageOwnMfa | Self::Logout => {
-                R::SelfService
-            }
+            Self::ReadSelf
+            | Self::ChangeOwnPassword
+            | Self::ManageOwnMfa
+            | Self::ReadOwnSshKeys
+            | Self::ManageOwnSshKeys
+            | Self::Logout => R::SelfService,
             Self::ListEndpoints => R::AnyGroup(P::View),
             Self::ViewEndpoint => R::Endpoint(P::View),
             Self::OpenSession(kind) => R::Endpoint(P::for_session(kind)),
@@ -458,6 +465,7 @@ impl Action {
             self,
             Self::ChangeOwnPassword
                 | Self::ManageOwnMfa
+                | Self::ManageOwnSshKeys
                 | Self::OpenSession(_)
                 | Self::ControlDesktop
                 | Self::WriteUsers
@@ -484,6 +492,8 @@ impl Action {
             Self::ReadSelf => "read-self",
             Self::ChangeOwnPassword => "change-own-password",
             Self::ManageOwnMfa => "manage-own-mfa",
+            Self::ReadOwnSshKeys => "read-own-ssh-keys",
+            Self::ManageOwnSshKeys => "manage-own-ssh-keys",
             Self::Logout => "logout",
             Self::ListEndpoints => "list-endpoints",
             Self::ViewEndpoint => "view-endpoint",

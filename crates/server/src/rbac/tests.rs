@@ -193,6 +193,8 @@ fn action_names_are_frozen() {
         (A::ReadSelf, "read-self"),
         (A::ChangeOwnPassword, "change-own-password"),
         (A::ManageOwnMfa, "manage-own-mfa"),
+        (A::ReadOwnSshKeys, "read-own-ssh-keys"),
+        (A::ManageOwnSshKeys, "manage-own-ssh-keys"),
         (A::Logout, "logout"),
         (A::ListEndpoints, "list-endpoints"),
         (A::ViewEndpoint, "view-endpoint"),
@@ -261,6 +263,8 @@ fn action_names_are_frozen() {
             A::ReadSelf
             | A::ChangeOwnPassword
             | A::ManageOwnMfa
+            | A::ReadOwnSshKeys
+            | A::ManageOwnSshKeys
             | A::Logout
             | A::ListEndpoints
             | A::ViewEndpoint

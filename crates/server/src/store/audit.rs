@@ -161,6 +161,11 @@ pub(crate) enum AuditAction {
     PackagePublisherRemove,
     /// The Package Manager's settings changed.
     PackageSettings,
+    // The SSH front door.
+    /// A user registered an SSH public key.
+    SshKeyAdd,
+    /// A user removed one of their SSH public keys.
+    SshKeyRemove,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -259,6 +264,8 @@ impl AuditAction {
             Self::PackagePublisherAdd => "package-publisher-add",
             Self::PackagePublisherRemove => "package-publisher-remove",
             Self::PackageSettings => "package-settings",
+            Self::SshKeyAdd => "ssh-key-add",
+            Self::SshKeyRemove => "ssh-key-remove",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -546,6 +553,8 @@ mod tests {
             (A::PackagePublisherAdd, "package-publisher-add"),
             (A::PackagePublisherRemove, "package-publisher-remove"),
             (A::PackageSettings, "package-settings"),
+            (A::SshKeyAdd, "ssh-key-add"),
+            (A::SshKeyRemove, "ssh-key-remove"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];

@@ -1,0 +1,41 @@
+//! The SSH front door: users' SSH public keys (`/api/v1/ssh-keys`).
+
+use serde::{Deserialize, Serialize};
+
+/// One of the caller's SSH public keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKey {
+    /// `sk_…`: what `jg ssh-keys remove` takes.
+    pub id: String,
+    /// As OpenSSH shows it: `SHA256:…`.
+    pub fingerprint: String,
+    /// The key's algorithm (`ssh-ed25519`, `ecdsa-sha2-nistp256`, …).
+    pub algorithm: String,
+    /// The comment given with the key (may be empty).
+    pub comment: String,
+    pub created_at: String,
+    /// The last login with it through the SSH front door.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+/// `POST /api/v1/ssh-keys`: a public key in OpenSSH's one-line form
+/// (`ssh-ed25519 AAAA… comment`, as in `id_ed25519.pub`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddSshKey {
+    pub public_key: String,
+}
+
+/// `GET /api/v1/ssh/host-key`: what a client needs to trust and reach the
+/// gateway's SSH front door (`jg ssh-config`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshHostKey {
+    /// OpenSSH's one-line form (`ssh-ed25519 AAAA…`), for `known_hosts`.
+    pub public_key: String,
+    /// As OpenSSH shows it: `SHA256:…`.
+    pub fingerprint: String,
+    /// The port the front door listens on; `None`: it is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}

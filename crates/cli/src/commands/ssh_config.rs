@@ -1,0 +1,183 @@
+//! `jg ssh-config`: a block at the top of `~/.ssh/config` so that plain
+//! `ssh ENDPOINT` (and `scp`, `sftp`) goes through the gateway's SSH front
+//! door: a `Host` entry for the gateway (its address, the front door's
+//! port, your user name) and one for the endpoints you may see, with
+//! `ProxyJump` to it. The gateway's host key goes to a known-hosts file of
+//! its own (`~/.ssh/jumpgate_known_hosts`, under one `HostKeyAlias`: the
+//! gateway answers as every endpoint with the same key). Running it again
+//! replaces the block (new endpoints, a new port).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use jumpgate_client::Client;
+
+use super::Ctx;
+use crate::state;
+
+/// The markers around the block this command owns.
+const BEGIN: &str = "# >>> jumpgate (jg ssh-config) >>>";
+const END: &str = "# <<< jumpgate (jg ssh-config) <<<";
+
+pub(crate) async fn run(
+    ctx: &Ctx,
+    client: &Client,
+    ssh_dir: Option<PathBuf>,
+    print: bool,
+) -> anyhow::Result<()> {
+    let st = state::load(&ctx.state_dir)?.context("not logged in: run `jg login` first")?;
+    let info = client
+        .ssh_host_key()
+        .await
+        .context("reading the gateway's SSH host key")?;
+    let Some(port) = info.port else {
+        bail!("the gateway's SSH front door is off (`[ssh] listen` in its configuration)");
+    };
+    let host = gateway_host(&st.server)?;
+    let mut names: Vec<String> = client
+        .endpoints()
+        .await
+        .context("listing endpoints")?
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .collect();
+    names.sort();
+    let dir = match ssh_dir {
+        Some(d) => d,
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".ssh"),
+    };
+    let known = dir.join("jumpgate_known_hosts");
+    let block = block(&host, port, &st.username, &names, &known);
+    let alias = alias(&host);
+    if print {
+        outln!("{block}")?;
+        outln!("# {}: {alias} {}", known.display(), info.public_key)?;
+        return Ok(());
+    }
+    jumpgate_net::fs::create_private_dir(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    jumpgate_net::fs::write_atomic(
+        &known,
+        format!("{alias} {}\n", info.public_key).as_bytes(),
+        0o600,
+    )
+    .with_context(|| format!("writing {}", known.display()))?;
+    let config = dir.join("config");
+    let old = match std::fs::read_to_string(&config) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", config.display())),
+    };
+    jumpgate_net::fs::write_atomic(&config, replace_block(&old, &block).as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", config.display()))?;
+    outln!(
+        "wrote {} (gateway {host}:{port}, {} endpoint(s)) and {}; host key {}",
+        config.display(),
+        names.len(),
+        known.display(),
+        info.fingerprint
+    )?;
+    Ok(())
+}
+
+/// The host part of `https://HOST[:PORT]`.
+fn gateway_host(server: &str) -> anyhow::Result<String> {
+    let rest = server
+        .strip_prefix("https://")
+        .context("the saved server is not an https:// URL")?;
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+        None => hostport
+            .rsplit_once(':')
+            .map_or(hostport, |(h, _)| h)
+            .to_owned(),
+    };
+    if host.is_empty() {
+        bail!("no host in the saved server URL `{server}`");
+    }
+    Ok(host)
+}
+
+fn alias(host: &str) -> String {
+    format!("jumpgate-{host}")
+}
+
+/// The config block: the gateway, then the endpoints through it.
+fn block(host: &str, port: u16, user: &str, endpoints: &[String], known: &Path) -> String {
+    let alias = alias(host);
+    let common = format!(
+        "  HostKeyAlias {alias}\n  UserKnownHostsFile \"{}\"\n",
+        known.display()
+    );
+    let mut b =
+        format!("{BEGIN}\nHost {alias}\n  HostName {host}\n  Port {port}\n  User {user}\n{common}");
+    if !endpoints.is_empty() {
+        b.push_str(&format!(
+            "Host {}\n  ProxyJump {alias}\n{common}",
+            endpoints.join(" ")
+        ));
+    }
+    b.push_str(END);
+    b
+}
+
+/// `config` with its jumpgate block replaced by `block`, or `block` put
+/// first (ssh takes the first value it finds for each option).
+fn replace_block(config: &str, block: &str) -> String {
+    if let (Some(start), Some(end)) = (config.find(BEGIN), config.find(END))
+        && start < end
+    {
+        let after = &config[end + END.len()..];
+        return format!("{}{block}{after}", &config[..start]);
+    }
+    if config.is_empty() {
+        format!("{block}\n")
+    } else {
+        format!("{block}\n\n{config}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_goes_first_and_is_replaced_in_place() {
+        let known = Path::new("/home/a/.ssh/jumpgate_known_hosts");
+        let b1 = block("gw.example", 22, "alice", &["web-01".into()], known);
+        assert!(
+            b1.contains("Host jumpgate-gw.example\n  HostName gw.example\n  Port 22\n  User alice")
+        );
+        assert!(b1.contains("Host web-01\n  ProxyJump jumpgate-gw.example"));
+        let mine = "Host *\n  ServerAliveInterval 30\n";
+        let once = replace_block(mine, &b1);
+        assert!(once.starts_with(BEGIN) && once.ends_with(mine), "{once}");
+        let b2 = block(
+            "gw.example",
+            2222,
+            "alice",
+            &["db-02".into(), "web-01".into()],
+            known,
+        );
+        let twice = replace_block(&once, &b2);
+        assert_eq!(twice.matches(BEGIN).count(), 1, "{twice}");
+        assert!(twice.contains("Port 2222") && !twice.contains("Port 22\n"));
+        assert!(twice.contains("Host db-02 web-01") && twice.ends_with(mine));
+    }
+
+    #[test]
+    fn the_gateway_host_comes_from_the_saved_url() {
+        assert_eq!(
+            gateway_host("https://gw.example:8443").unwrap(),
+            "gw.example"
+        );
+        assert_eq!(gateway_host("https://127.0.0.1:443/").unwrap(), "127.0.0.1");
+        assert_eq!(gateway_host("https://[::1]:443").unwrap(), "::1");
+        assert!(gateway_host("http://x").is_err());
+    }
+}

@@ -1,0 +1,693 @@
+//! The SSH front door with Debian's real OpenSSH client (`ssh`, `scp`,
+//! `sftp`, keys from `ssh-keygen`): one-step `ssh USER+ENDPOINT@gateway`,
+//! ProxyJump, scp both ways, sftp, `ssh -L`, a technician without rights
+//! refused and audited, the session log, a recording replayed, and a
+//! session terminated from the API ending the client.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::support::*;
+
+/// An OpenSSH client set up for a gateway: its own key, a config file (so
+/// ProxyJump's inner `ssh` gets the same options) and a known-hosts file
+/// holding the gateway's host key (for its address and, as ProxyJump's
+/// inner server, for the endpoint `web-01`).
+struct Ssh {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    public: PathBuf,
+}
+
+impl Ssh {
+    fn new(site: &Site) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "tech@test", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client) is installed");
+        assert!(st.success());
+        let port = site.gateway.ssh.expect("--ssh-listen was given").port();
+        let host_key =
+            std::fs::read_to_string(site.data_dir().join("ssh_host_ed25519_key.pub")).unwrap();
+        let host_key = host_key.trim();
+        let known = dir.path().join("known_hosts");
+        std::fs::write(
+            &known,
+            format!("[127.0.0.1]:{port} {host_key}\nweb-01 {host_key}\n"),
+        )
+        .unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host gw\n  HostName 127.0.0.1\n  Port {port}\n\
+                 Host *\n  BatchMode yes\n  StrictHostKeyChecking yes\n  \
+                 UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n  \
+                 IdentityFile {key}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
+                 ConnectTimeout 10\n  LogLevel ERROR\n  ControlMaster no\n",
+                known = known.display(),
+                key = key.display(),
+            ),
+        )
+        .unwrap();
+        let public = dir.path().join("id_ed25519.pub");
+        Self {
+            dir,
+            config,
+            public,
+        }
+    }
+
+    /// `program -F CONFIG ARGS` (ssh, scp or sftp), stdin closed.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("-F")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(&self, program: &str, args: &[&str]) -> Output {
+        bounded(self.command(program, args).output(), program, args).await
+    }
+
+    /// `ssh ARGS` with `input` on its standard input.
+    async fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command("ssh", args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+        let out = bounded(child.wait_with_output(), "ssh", args).await;
+        let _ = writer.await;
+        out
+    }
+
+    /// The fingerprint `ssh-keygen -l` gives the client's public key.
+    fn fingerprint(&self) -> String {
+        fingerprint_of(&self.public)
+    }
+}
+
+async fn bounded(
+    f: impl std::future::Future<Output = std::io::Result<Output>>,
+    program: &str,
+    args: &[&str],
+) -> Output {
+    tokio::time::timeout(WAIT * 2, f)
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} hung"))
+        .unwrap()
+}
+
+/// `SHA256:…` of a public key file, as OpenSSH prints it.
+fn fingerprint_of(public: &Path) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(public)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sha256_file(p: &Path) -> String {
+    jumpgate_net::digest::sha256_hex(&std::fs::read(p).unwrap())
+}
+
+fn random_file(p: &Path, len: usize) {
+    let mut data = vec![0u8; len];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
+    for b in &mut data {
+        // xorshift: incompressible, every byte value.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> 24) as u8;
+    }
+    std::fs::write(p, data).unwrap();
+}
+
+async fn json(site: &Site, args: &[&str]) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&ok(&site.jg(args).await)).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+async fn ssh_site() -> (Site, Agent, Ssh) {
+    let site = Site::start_with(&["--ssh-listen", "127.0.0.1:0"]).await;
+    let agent = site.start_agent("web-01").await;
+    let ssh = Ssh::new(&site);
+    (site, agent, ssh)
+}
+
+#[tokio::test]
+async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
+    let (site, _agent, ssh) = ssh_site().await;
+    let admin = format!("{ADMIN}+web-01@gw");
+
+    // The host key's fingerprint, as OpenSSH shows it.
+    let printed = ok(&site.admin(&["fingerprint", "--ssh"]).await);
+    assert_eq!(
+        printed.trim(),
+        fingerprint_of(&site.data_dir().join("ssh_host_ed25519_key.pub"))
+    );
+
+    // No key registered yet: refused (and the positive control below
+    // shows it is the key that makes the difference).
+    let out = ssh.run("ssh", &[&admin, "true"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let added = ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    assert!(added.contains(&ssh.fingerprint()), "{added}");
+    let keys = json(&site, &["ssh-keys", "list", "--json"]).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["fingerprint"], ssh.fingerprint().as_str());
+    assert_eq!(keys[0]["algorithm"], "ssh-ed25519");
+    // The same key twice is refused, and a private key never taken.
+    fails(
+        &site
+            .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+            .await,
+    );
+    let private = ssh.dir.path().join("id_ed25519");
+    let err = fails(
+        &site
+            .jg(&["ssh-keys", "add", private.to_str().unwrap()])
+            .await,
+    );
+    assert!(err.contains("private key"), "{err}");
+
+    // One step: exec with its output, stderr and exit status.
+    let out = ssh
+        .run("ssh", &[&admin, "echo to-out; echo to-err >&2; exit 7"])
+        .await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "to-out\n");
+    assert!(text(&out.stderr).contains("to-err"));
+    // Standard input (binary, 1 MiB) reaches the command, EOF ends it.
+    let input = ssh.dir.path().join("input.bin");
+    random_file(&input, 1 << 20);
+    let data = std::fs::read(&input).unwrap();
+    let out = ssh.run_with_input(&[&admin, "sha256sum"], &data).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(&sha256_file(&input)));
+
+    // A shell on a PTY: prompt, output, exit status.
+    let out = ssh
+        .run_with_input(
+            &["-tt", &admin],
+            b"stty size; echo answer-$((6*7)); exit 3\n",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let shell_out = text(&out.stdout);
+    assert!(shell_out.contains("answer-42"), "{shell_out}");
+    assert!(
+        shell_out.contains("24 80"),
+        "no PTY of the default size: {shell_out}"
+    );
+
+    // ProxyJump: the gateway answers as web-01's SSH server itself.
+    let out = ssh
+        .run(
+            "ssh",
+            &[
+                "-J",
+                &format!("{ADMIN}@gw"),
+                "web-01",
+                "echo via-jump; exit 4",
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "via-jump\n");
+
+    // `jg ssh-config`: plain `ssh web-01` goes through the gateway. The
+    // user's own settings (here: the key) stay below the block it adds.
+    let dot_ssh = ssh.dir.path().join("dot-ssh");
+    std::fs::create_dir_all(&dot_ssh).unwrap();
+    let key = ssh.dir.path().join("id_ed25519");
+    std::fs::write(
+        dot_ssh.join("config"),
+        format!(
+            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
+             BatchMode yes\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let said = ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot_ssh.to_str().unwrap()])
+        .await);
+    assert!(said.contains("1 endpoint(s)"), "{said}");
+    let written = std::fs::read_to_string(dot_ssh.join("config")).unwrap();
+    assert!(written.starts_with("# >>> jumpgate"), "{written}");
+    let mut plain = Command::new("ssh");
+    plain
+        .arg("-F")
+        .arg(dot_ssh.join("config"))
+        .args(["web-01", "echo plain-ssh"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = bounded(plain.output(), "ssh", &["web-01"]).await;
+    assert!(out.status.success(), "{}\n{written}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "plain-ssh\n");
+
+    // scp both ways (SFTP protocol, then the legacy one over exec).
+    let remote = tempfile::tempdir().unwrap();
+    let up = remote.path().join("up.bin");
+    let back = ssh.dir.path().join("back.bin");
+    for legacy in [false, true] {
+        let mut args = vec![];
+        if legacy {
+            args.push("-O");
+        }
+        let dst = format!("{admin}:{}", up.display());
+        let mut a = args.clone();
+        a.extend([input.to_str().unwrap(), dst.as_str()]);
+        let out = ssh.run("scp", &a).await;
+        assert!(out.status.success(), "scp up: {}", text(&out.stderr));
+        assert_eq!(sha256_file(&up), sha256_file(&input), "legacy={legacy}");
+        let mut a = args.clone();
+        a.extend([dst.as_str(), back.to_str().unwrap()]);
+        let out = ssh.run("scp", &a).await;
+        assert!(out.status.success(), "scp down: {}", text(&out.stderr));
+        assert_eq!(sha256_file(&back), sha256_file(&input), "legacy={legacy}");
+        std::fs::remove_file(&up).unwrap();
+        std::fs::remove_file(&back).unwrap();
+    }
+
+    // sftp: put, list, get.
+    let batch = ssh.dir.path().join("batch");
+    let got = ssh.dir.path().join("got.bin");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}/via-sftp.bin\nls {}\nget {}/via-sftp.bin {}\n",
+            input.display(),
+            remote.path().display(),
+            remote.path().display(),
+            remote.path().display(),
+            got.display()
+        ),
+    )
+    .unwrap();
+    let out = ssh
+        .run("sftp", &["-b", batch.to_str().unwrap(), &admin])
+        .await;
+    assert!(out.status.success(), "sftp: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("via-sftp.bin"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(sha256_file(&got), sha256_file(&input));
+
+    // ssh -L: a forward session from the endpoint to a loopback echo server.
+    let echo = echo_server().await;
+    let local = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spec = format!("127.0.0.1:{local}:127.0.0.1:{}", echo.port());
+    let mut fwd = ssh
+        .command(
+            "ssh",
+            &["-N", "-o", "ExitOnForwardFailure=yes", "-L", &spec, &admin],
+        )
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut conn = loop {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", local)).await {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the forwarded port never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let ping: Vec<u8> = (0u8..64).collect();
+    conn.write_all(&ping).await.unwrap();
+    let mut pong = vec![0u8; 64];
+    tokio::time::timeout(WAIT, conn.read_exact(&mut pong))
+        .await
+        .expect("no echo through ssh -L")
+        .unwrap();
+    assert_eq!(pong, ping);
+    drop(conn);
+    let _ = fwd.kill().await;
+
+    // Every session is in the session log, by the key's user, on web-01.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let events = loop {
+        let events = json(&site, &["sessions", "--json"]).await;
+        let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+        if ["shell", "exec", "forward"]
+            .iter()
+            .all(|k| kinds.contains(k))
+        {
+            break events;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for e in &events {
+        assert_eq!(e["username"], ADMIN, "{e}");
+        assert_eq!(e["endpoint"], "web-01", "{e}");
+    }
+    // The logins are audited as SSH ones, with the key.
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(audit.contains("ssh publickey"), "{audit}");
+    assert!(audit.contains(&ssh.fingerprint()), "{audit}");
+    assert!(audit.contains("ssh-key-add"), "{audit}");
+
+    // The PTY shell's recording replays.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let recs = json(&site, &["recordings", "--json"]).await;
+        let mut played = String::new();
+        for r in recs.iter().filter(|r| r["ended_at"].is_string()) {
+            let id = r["id"].as_str().unwrap();
+            played.push_str(&ok(&site.jg(&["play", id, "--speed", "64"]).await));
+        }
+        if played.contains("answer-42") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recording replays the shell: {recs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A removed key no longer logs in.
+    let id = keys[0]["id"].as_str().unwrap();
+    ok(&site.jg(&["ssh-keys", "remove", id]).await);
+    let out = ssh.run("ssh", &[&admin, "true"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn ssh_refuses_without_rights_and_ends_a_terminated_session() {
+    let (site, _agent, ssh) = ssh_site().await;
+    // A user whose role may only see endpoints.
+    ok(&site
+        .jg(&[
+            "admin",
+            "roles",
+            "create",
+            "viewer",
+            "--permissions",
+            "view",
+        ])
+        .await);
+    let pw = site.password_file("vic.pw", "correct horse battery staple 9");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "vic",
+            "--role",
+            "viewer",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    let home = site.home("vic");
+    ok(&site
+        .try_login_in(&home, "vic", "correct horse battery staple 9", &[])
+        .await);
+    ok(&site
+        .jg_in(&home, &["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+
+    // Logged in, but refused a command, a shell and sftp, with reasons.
+    let out = ssh
+        .run("ssh", &["vic+web-01@gw", "echo should-not-run"])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    let err = text(&out.stderr);
+    assert!(err.contains("exec session on `web-01` refused"), "{err}");
+    let out = ssh
+        .run_with_input(&["-tt", "vic+web-01@gw"], b"exit\n")
+        .await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ssh.run("sftp", &["-b", "/dev/null", "vic+web-01@gw"]).await;
+    assert!(!out.status.success());
+    // Each refusal is a security event by vic.
+    let audit = json(&site, &["audit", "--json"]).await;
+    let denied: Vec<&str> = audit
+        .iter()
+        .filter(|e| e["actor"] == "vic" && e["outcome"] == "denied")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(denied.contains(&"open-session:exec"), "{audit:?}");
+    assert!(denied.contains(&"open-session:shell"), "{audit:?}");
+    assert!(denied.contains(&"open-session:upload"), "{audit:?}");
+
+    // The administrator's live shell, terminated through the API.
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let mut child = ssh
+        .command("ssh", &["-tt", &format!("{ADMIN}+web-01@gw")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo live-$((40+2))\n").await.unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text(&seen).contains("live-42") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+            .await
+            .expect("the shell never answered")
+            .unwrap();
+        assert!(n > 0, "the shell ended: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let events = json(&site, &["sessions", "--json"]).await;
+    let live = events
+        .iter()
+        .find(|e| e["ended_at"].is_null() && e["kind"] == "shell" && e["username"] == ADMIN)
+        .unwrap_or_else(|| panic!("no live shell: {events:?}"));
+    let id = live["id"].as_str().unwrap();
+    site.api_client()
+        .with_token(site.saved_token(&site.jg_home()))
+        .post_no_content(&format!("/api/v1/sessions/{id}/terminate"))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the ssh client did not end when its session was terminated")
+        .unwrap();
+    assert!(!status.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stdout.read_to_end(&mut rest).await;
+    let all = format!("{err}{}", text(&rest));
+    assert!(all.contains("terminated"), "{all}");
+    drop(stdin);
+}
+
+#[tokio::test]
+async fn ssh_logs_in_with_password_and_second_factor_through_keyboard_interactive() {
+    let (site, _agent, ssh) = ssh_site().await;
+    const PW: &str = "tangerine orbit ledger 42";
+    let home = site.technician("kim", PW).await;
+    let mfa = site.mfa_enroll(&home).await;
+    let code = mfa.recovery_codes[0].clone();
+    // The answers come from files through SSH_ASKPASS (as a person would
+    // type them): the password, then the second factor.
+    let pw_file = ssh.dir.path().join("pw");
+    let code_file = ssh.dir.path().join("code");
+    std::fs::write(&pw_file, format!("{PW}\n")).unwrap();
+    std::fs::write(&code_file, format!("{code}\n")).unwrap();
+    let askpass = ssh.dir.path().join("askpass");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in *assword*) cat {};; *code*) cat {};; *) exit 1;; esac\n",
+            pw_file.display(),
+            code_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let interactive = |cmd: &str| {
+        let mut c = ssh.command(
+            "ssh",
+            &[
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "PreferredAuthentications=keyboard-interactive",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "kim+web-01@gw",
+                cmd,
+            ],
+        );
+        c.env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0");
+        c
+    };
+    let out = bounded(interactive("echo kbd-ok").output(), "ssh", &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "kbd-ok\n");
+
+    // The recovery code is spent: the same answers no longer log in, and
+    // a wrong password neither; both are audited as failed logins.
+    let out = bounded(interactive("true").output(), "ssh", &[]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "a recovery code was used twice"
+    );
+    std::fs::write(&pw_file, "wrong password\n").unwrap();
+    let out = bounded(interactive("true").output(), "ssh", &[]).await;
+    assert_eq!(out.status.code(), Some(255));
+    let audit = json(&site, &["audit", "--json"]).await;
+    let failed: Vec<&str> = audit
+        .iter()
+        .filter(|e| e["actor"] == "kim" && e["action"] == "login" && e["outcome"] == "failed")
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert!(failed.contains(&"wrong password"), "{audit:?}");
+    assert!(failed.contains(&"wrong second factor"), "{audit:?}");
+    // No secret reaches the gateway's log (which did see the logins).
+    let log = site.gateway_log_through_now().await;
+    assert!(
+        log.contains("SSH keyboard-interactive login refused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(PW) && !log.contains(&code),
+        "a secret in the log"
+    );
+}
+
+/// The front door reaches an agentless target as it reaches an endpoint
+/// (the same `SessionService` lookup as `jg shell`): the jump point logs in
+/// to a real sshd with the password injected from the vault, which the
+/// OpenSSH client never sees; exec with its status, scp both ways.
+#[tokio::test]
+async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
+    const PW: &str = "Fd-pw-7Hq2Lx9VztK";
+    let Some(sshd) = crate::targets::Sshd::start("f", PW) else {
+        return;
+    };
+    let site = Site::start_with(&["--ssh-listen", "127.0.0.1:0"]).await;
+    let _jp = crate::targets::jump_point(&site, "jp-f").await;
+    ok(&crate::targets::jg_input(
+        &site,
+        None,
+        &["vault", "put", "fd-pw"],
+        format!("{PW}\n").as_bytes(),
+    )
+    .await);
+    let addr = format!("127.0.0.1:{}", sshd.port);
+    let key = sshd.host_key();
+    ok(&site
+        .jg(&[
+            "targets",
+            "add",
+            "db-01",
+            "--via",
+            "jp-f",
+            "--ssh",
+            &addr,
+            "--user",
+            &sshd.user,
+            "--credential",
+            "fd-pw",
+            "--host-key",
+            key.trim(),
+        ])
+        .await);
+    let ssh = Ssh::new(&site);
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let admin = format!("{ADMIN}+db-01@gw");
+
+    let out = ssh
+        .run("ssh", &[&admin, "echo on-$(whoami); exit 5"])
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("on-{}\n", sshd.user));
+
+    // scp (the SFTP protocol: the target's sftp-server through the jump
+    // point) up and down, into the target account's home.
+    let input = ssh.dir.path().join("up.bin");
+    random_file(&input, 300_000);
+    let back = ssh.dir.path().join("back.bin");
+    let dst = format!("{admin}:fd-up.bin");
+    let out = ssh.run("scp", &[input.to_str().unwrap(), &dst]).await;
+    assert!(out.status.success(), "scp up: {}", text(&out.stderr));
+    let home = PathBuf::from(format!("/home/{}/fd-up.bin", sshd.user));
+    assert_eq!(sha256_file(&home), sha256_file(&input));
+    let out = ssh.run("scp", &[&dst, back.to_str().unwrap()]).await;
+    assert!(out.status.success(), "scp down: {}", text(&out.stderr));
+    assert_eq!(sha256_file(&back), sha256_file(&input));
+
+    // The sessions are the target's, and nothing the client saw holds
+    // the password (the vault's value, checked to be it).
+    assert_eq!(ok(&site.jg(&["vault", "get", "fd-pw"]).await).trim(), PW);
+    let sessions = ok(&site.jg(&["sessions", "--json"]).await);
+    assert!(sessions.contains("db-01"), "{sessions}");
+    assert!(!text(&out.stdout).contains(PW) && !text(&out.stderr).contains(PW));
+    assert!(!sessions.contains(PW));
+}

@@ -1,0 +1,334 @@
+//! One SSH channel as one Jumpgate session: the channel speaks the
+//! session's messages over an in-memory pipe to
+//! [`SessionService::accept`], exactly as `jg`'s upgraded connection and
+//! the console's WebSocket do, so the session is authorized, recorded,
+//! audited, re-checked and can be terminated like theirs.
+//!
+//! | SSH                                   | session                                         |
+//! |---------------------------------------|-------------------------------------------------|
+//! | `pty-req` + `shell`                   | `shell` (PTY; `window-change` → `Resize`)       |
+//! | `shell` without a PTY (`ssh -T`)      | `exec` of `sh` (commands on stdin)              |
+//! | `exec CMD` (`ssh host CMD`, `scp -O`) | `exec` of `sh -c CMD`, stdin and EOF carried    |
+//! | `subsystem sftp` (`sftp`, `scp`)      | `exec` of the endpoint's `sftp-server`; needs the `files` right too |
+//! | `direct-tcpip HOST:PORT` (`ssh -L`)   | `forward` to HOST:PORT from the endpoint        |
+//!
+//! Exit statuses reach the client (`exit-status`); a session ended by
+//! the gateway (terminated, access revoked, shutdown) tells the client why
+//! on stderr and closes the channel.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jumpgate_net::session::{Answer, MsgStream};
+use jumpgate_proto::session::{SessionKind, SessionMsg, SessionRequest, SignalKind};
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
+use tokio::io::{AsyncWriteExt, DuplexStream};
+use tracing::Instrument;
+
+use super::server::Login;
+use crate::identity::Credential;
+use crate::rbac::{self, Action, Decision, Resource};
+use crate::sessions::open::{NotAuthorized, SessionService};
+use crate::state::AppState;
+
+/// The SFTP subsystem's name.
+pub(super) const SFTP: &str = "sftp";
+
+/// How an endpoint runs its SFTP server: the first of the usual places
+/// (Debian, Red Hat, Arch, others).
+const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server \
+     /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; do \
+     [ -x \"$p\" ] && exec \"$p\"; done; \
+     echo 'jumpgate: no sftp-server on this endpoint' >&2; exit 127";
+
+/// The in-memory pipe between a channel and its session: room for a few
+/// messages each way.
+const PIPE: usize = 256 * 1024;
+
+/// What a channel's session needs of its connection.
+pub(super) struct Ctx {
+    pub(super) st: AppState,
+    pub(super) login: Arc<Login>,
+    /// The endpoint the connection is for (`alice+web-01`, or a jump's).
+    pub(super) endpoint: Option<String>,
+}
+
+/// What the client asked a session channel for.
+enum Asked {
+    Shell,
+    Exec(String),
+    Sftp,
+}
+
+/// Runs a session channel: waits for its request (shell, exec, sftp),
+/// opens the session, then carries it until either side ends.
+pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
+    let (mut rd, wr) = channel.split();
+    let mut pty: Option<(String, u16, u16)> = None;
+    let asked = loop {
+        match rd.wait().await {
+            Some(ChannelMsg::RequestPty {
+                term,
+                col_width,
+                row_height,
+                ..
+            }) => pty = Some((term, size(col_width, 80), size(row_height, 24))),
+            Some(ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                ..
+            }) => {
+                if let Some(p) = pty.as_mut() {
+                    p.1 = size(col_width, p.1);
+                    p.2 = size(row_height, p.2);
+                }
+            }
+            Some(ChannelMsg::RequestShell { .. }) => break Asked::Shell,
+            Some(ChannelMsg::Exec { command, .. }) => {
+                break Asked::Exec(String::from_utf8_lossy(&command).into_owned());
+            }
+            Some(ChannelMsg::RequestSubsystem { name, .. }) if name == SFTP => break Asked::Sftp,
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
+            Some(_) => {}
+        }
+    };
+    let Some(endpoint) = ctx.endpoint.clone() else {
+        let msg = format!(
+            "name an endpoint: ssh {user}+ENDPOINT@gateway, or ssh -J {user}@gateway ENDPOINT",
+            user = ctx.login.username
+        );
+        fail(&wr, &msg).await;
+        return;
+    };
+    let sh = |script: &str| SessionRequest::Exec {
+        command: vec!["sh".into(), "-c".into(), script.into()],
+    };
+    let (request, files) = match asked {
+        Asked::Shell => match pty {
+            Some((term, cols, rows)) => (SessionRequest::Shell { term, cols, rows }, false),
+            None => (
+                SessionRequest::Exec {
+                    command: vec!["sh".into()],
+                },
+                false,
+            ),
+        },
+        Asked::Exec(cmd) => (sh(&cmd), false),
+        Asked::Sftp => (sh(SFTP_SERVER), true),
+    };
+    let stream = match open(&ctx, &endpoint, request, files).await {
+        Ok(s) => s,
+        Err(msg) => {
+            fail(&wr, &msg).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("ssh", endpoint = %endpoint, user = %ctx.login.username);
+    pump(rd, wr, stream).instrument(span).await;
+}
+
+/// `ssh -L`: a `direct-tcpip` channel as a forward session from the
+/// endpoint to `host:port`. Refused channels are closed at once (the
+/// reason goes to the gateway's audit log; SSH has no words for it here).
+pub(super) async fn forward(ctx: Ctx, channel: Channel<Msg>, host: String, port: u16) {
+    let Some(endpoint) = ctx.endpoint.clone() else {
+        let _ = channel.close().await;
+        return;
+    };
+    let request = SessionRequest::Forward { host, port };
+    let stream = match open(&ctx, &endpoint, request, false).await {
+        Ok(s) => s,
+        Err(msg) => {
+            tracing::info!(%endpoint, reason = %msg, "SSH port forward refused");
+            let _ = channel.close().await;
+            return;
+        }
+    };
+    // After `Accepted` a forward carries raw bytes.
+    let (mut pipe, leftover) = stream.into_parts();
+    let mut ssh = channel.into_stream();
+    if !leftover.is_empty() && ssh.write_all(&leftover).await.is_err() {
+        return;
+    }
+    match tokio::io::copy_bidirectional(&mut ssh, &mut pipe).await {
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "SSH port forward ended"),
+    }
+    let _ = ssh.shutdown().await;
+}
+
+/// Authorizes and opens a session of `request` on `name` for the
+/// connection's user, through [`SessionService`]: the technician's side
+/// of the session, accepted. `files`: the session moves files (SFTP), so
+/// the `files` right is needed too. Err: what to tell the client (the
+/// refusal is recorded and audited by then).
+async fn open(
+    ctx: &Ctx,
+    name: &str,
+    request: SessionRequest,
+    files: bool,
+) -> Result<MsgStream<DuplexStream>, String> {
+    let st = &ctx.st;
+    let token: &str = &ctx.login.token;
+    let subject = crate::identity::authenticate(&st.db, token)
+        .await
+        .map_err(|_| "your login has ended: connect again".to_owned())?;
+    let unknown = || format!("no endpoint named `{name}`");
+    // An endpoint, or an agentless target reached through its jump point:
+    // the service's one lookup, so both take the same path below.
+    let service = SessionService::new(st.clone());
+    let endpoint = service
+        .lookup(name)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot look up an endpoint for SSH");
+            "the gateway cannot look up the endpoint now".to_owned()
+        })?
+        .ok_or_else(unknown)?;
+    let kind = request.kind();
+    // Endpoints the user may not even see do not exist for them.
+    let refused = |why: rbac::Denial, what: &str| {
+        if subject.can_view(&endpoint.group) {
+            format!("{what} on `{name}` refused: {why}")
+        } else {
+            unknown()
+        }
+    };
+    if files {
+        let upload = Action::OpenSession(SessionKind::Upload);
+        let resource = Resource::Endpoint {
+            group: &endpoint.group,
+        };
+        if let Decision::Forbid(why) = rbac::authorize(&subject, upload, resource) {
+            let group = Some(endpoint.group.as_str());
+            rbac::http::record_denial(&st.db, &subject, upload, &endpoint.name, group, why).await;
+            return Err(refused(why, "file transfer (sftp/scp)"));
+        }
+    }
+    let ticket = match service
+        .authorize(&subject, &endpoint, kind, Credential::of(token))
+        .await
+    {
+        Ok(t) => t,
+        Err(NotAuthorized::Denied(why)) => {
+            let action = Action::OpenSession(kind);
+            let group = Some(endpoint.group.as_str());
+            rbac::http::record_denial(&st.db, &subject, action, &endpoint.name, group, why).await;
+            return Err(refused(why, &format!("a {kind} session")));
+        }
+        Err(NotAuthorized::Db(e)) => {
+            tracing::error!(error = %e, "cannot record a denied SSH session");
+            return Err("the gateway could not record the session".to_owned());
+        }
+    };
+    if st.agents.locate(&endpoint.id).local().is_none() {
+        return Err(format!("endpoint `{name}` is offline"));
+    }
+    if st.shutdown.is_cancelled() {
+        return Err("the gateway is shutting down".to_owned());
+    }
+    let (ours, theirs) = tokio::io::duplex(PIPE);
+    let span = tracing::info_span!("session", endpoint = %endpoint.name, %kind, via = "ssh");
+    st.tasks.spawn(
+        async move {
+            service.accept(ticket, theirs).await;
+        }
+        .instrument(span),
+    );
+    let mut stream = MsgStream::new(ours);
+    match stream.open(request).await {
+        Ok(Answer::Accepted(_)) => Ok(stream),
+        Ok(Answer::Refused(r)) => Err(r.message),
+        Err(e) => Err(format!("the session did not open: {e}")),
+    }
+}
+
+/// Carries an open session: the client's input and window changes up,
+/// the endpoint's output, exit status and the gateway's last word down.
+async fn pump(mut rd: ChannelReadHalf, wr: ChannelWriteHalf<Msg>, stream: MsgStream<DuplexStream>) {
+    let (mut down, mut up) = stream.split();
+    let client = async {
+        loop {
+            let msg = match rd.wait().await {
+                Some(ChannelMsg::Data { data }) => SessionMsg::Stdin(data),
+                Some(ChannelMsg::Eof) => SessionMsg::StdinEof,
+                Some(ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    ..
+                }) => SessionMsg::Resize {
+                    cols: size(col_width, 80),
+                    rows: size(row_height, 24),
+                },
+                Some(ChannelMsg::Signal { signal }) => match signal {
+                    Sig::INT => SessionMsg::Signal(SignalKind::Interrupt),
+                    Sig::TERM | Sig::HUP => SessionMsg::Signal(SignalKind::Terminate),
+                    Sig::KILL => SessionMsg::Signal(SignalKind::Kill),
+                    _ => continue,
+                },
+                // The client closed the channel (or the connection went).
+                Some(ChannelMsg::Close) | None => return,
+                Some(_) => continue,
+            };
+            if up.write_msg(&msg).await.is_err() {
+                // The session is over; its end comes down.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let endpoint = async {
+        let mut exit = None;
+        loop {
+            match down.read_msg().await {
+                Ok(Some(SessionMsg::Stdout(b))) => {
+                    if wr.data_bytes(b).await.is_err() {
+                        return None;
+                    }
+                }
+                Ok(Some(SessionMsg::Stderr(b))) => {
+                    if wr.extended_data_bytes(1, b).await.is_err() {
+                        return None;
+                    }
+                }
+                Ok(Some(SessionMsg::Exit(status))) => {
+                    exit = Some(u32::try_from(status.shell_code()).unwrap_or(255));
+                }
+                Ok(Some(SessionMsg::Closed { reason })) => {
+                    let text = format!("\r\njumpgate: {reason}\r\n");
+                    let _ = wr.extended_data_bytes(1, Bytes::from(text)).await;
+                    return None;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return exit,
+            }
+        }
+    };
+    let exit = tokio::select! {
+        () = client => None,
+        exit = endpoint => exit,
+    };
+    if let Some(code) = exit {
+        let _ = wr.exit_status(code).await;
+    }
+    let _ = wr.eof().await;
+    let _ = wr.close().await;
+}
+
+/// Tells the client why nothing runs (on stderr, exit status 1) and
+/// closes the channel.
+async fn fail(wr: &ChannelWriteHalf<Msg>, msg: &str) {
+    let text = format!("jumpgate: {msg}\r\n");
+    let _ = wr.extended_data_bytes(1, Bytes::from(text)).await;
+    let _ = wr.exit_status(1).await;
+    let _ = wr.eof().await;
+    let _ = wr.close().await;
+}
+
+/// A terminal dimension from SSH (0 or absurd: `fallback`).
+fn size(v: u32, fallback: u16) -> u16 {
+    u16::try_from(v)
+        .ok()
+        .filter(|n| (1..=4096).contains(n))
+        .unwrap_or(fallback)
+}

@@ -1,0 +1,60 @@
+//! The SSH front door (issue #16): stock OpenSSH clients reach endpoints
+//! through the gateway, every session going through the same
+//! [`SessionService`](crate::sessions::open::SessionService) as `jg shell`
+//! (authorize → event row → audit → taps/recording → relay → close), so
+//! it is authorized, audited, recorded and can be terminated like any.
+//!
+//! ```text
+//! ssh alice+web-01@gw            ssh -J alice@gw web-01
+//!   │ publickey / keyboard-        │ outer connection: alice authenticates
+//!   │ interactive (password+TOTP)  │ direct-tcpip to web-01:22 ──► the gateway
+//!   ▼                              │ itself runs an inner SSH server on that
+//! connection (server.rs) ◄─────────┘ channel (same host key, alice's auth again)
+//!   │ session channel: pty-req, shell / exec / subsystem sftp, window-change
+//!   │ direct-tcpip HOST:PORT (ssh -L) on a connection naming an endpoint
+//!   ▼
+//! channel.rs: the channel speaks SessionMsg over an in-memory pipe to
+//!   SessionService::accept (shell, exec, forward sessions)
+//! ```
+//!
+//! - `server`: the listener (admission limits like the TLS port's,
+//!   authentication timeout), the per-connection [`russh::server::Handler`]
+//!   and its authentication (a login token is issued per connection, so
+//!   live sessions are re-checked like `jg`'s).
+//! - `channel`: one SSH channel mapped onto one Jumpgate session.
+//! - `host_key`: the gateway's Ed25519 host key in the key hierarchy.
+//! - `user_keys`, `http`: users' public keys and their routes.
+
+mod channel;
+pub(crate) mod host_key;
+pub(crate) mod http;
+pub(crate) mod schema;
+mod server;
+pub(crate) mod user_keys;
+
+pub(crate) use host_key::HOST_KEYS;
+pub(crate) use server::serve;
+
+/// What can go wrong with SSH keys.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// A public key that cannot be registered (the message says why).
+    #[error("{0}")]
+    BadKey(String),
+    /// The user already registered this key.
+    #[error("this key is registered already ({0})")]
+    Duplicate(String),
+    /// The user holds as many keys as allowed.
+    #[error("at most {0} SSH keys per user: remove one first")]
+    TooMany(i64),
+    /// No key of the caller's with that id.
+    #[error("you have no SSH key `{0}`")]
+    UnknownKey(String),
+    /// The host key cannot be made, read or opened.
+    #[error("host key: {0}")]
+    Key(String),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}

@@ -1,0 +1,546 @@
+//! The SSH listener and each connection's [`Handler`]: admission limits,
+//! the authentication timeout, authentication (public keys users
+//! registered; password and second factor through keyboard-interactive,
+//! with the HTTPS login's lockout and rate limits), and channels handed to
+//! `channel`.
+//!
+//! A connection that authenticates gets a login token, as a password login
+//! on HTTPS does (its `login` audit entry says `ssh`): the sessions it
+//! opens carry that credential, so the re-checks of live sessions (account
+//! locked or deleted, sessions revoked, role changed) stop them like
+//! `jg`'s. The token is removed when the connection and its sessions end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
+
+use super::channel::{self, Ctx};
+use super::user_keys;
+use crate::identity::{self, IdentityError};
+use crate::listener::gate::{Gate, Refused, Ticket as Admission};
+use crate::state::AppState;
+
+/// Time a connection has to authenticate (OpenSSH's `LoginGraceTime`
+/// defaults to 120 s; a person typing a password and a code needs less).
+pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Authentication attempts per connection.
+const MAX_AUTH_ATTEMPTS: usize = 6;
+/// The port SSH clients ask a jump host for (`ssh -J gw ENDPOINT`).
+const SSH_PORT: u32 = 22;
+
+/// Accepts SSH connections until the gateway shuts down. Admission is the
+/// TLS port's: `[limits]` bound all connections and the unauthenticated
+/// ones (site-wide and per address, the oldest giving way).
+pub(crate) async fn serve(listener: TcpListener, st: AppState, host_key: PrivateKey) {
+    let config = Arc::new(config(host_key));
+    let limits = &st.config.limits;
+    let gate = Arc::new(Gate::new(
+        st.config.max_connections,
+        limits.max_unauthenticated,
+        limits.max_unauthenticated_per_address,
+    ));
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!(addr = %a, "SSH front door listening");
+    }
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = st.shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SSH accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let admission = match gate.admit(peer.ip()) {
+            Ok(t) => Arc::new(t),
+            Err(Refused::PerAddress) => {
+                tracing::debug!(%peer, "too many unauthenticated SSH connections from this address; refused");
+                continue;
+            }
+            Err(Refused::Full) => {
+                tracing::warn!(%peer, "connection limit reached; SSH connection dropped");
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn = Conn::new(st.clone(), Arc::clone(&config), peer, Some(admission), None);
+        st.tasks.spawn(run(conn, tcp));
+    }
+}
+
+/// The server's settings: Ed25519 host key, publickey and
+/// keyboard-interactive only, rejections slowed to a constant time.
+fn config(host_key: PrivateKey) -> russh::server::Config {
+    let mut methods = MethodSet::empty();
+    methods.push(MethodKind::PublicKey);
+    methods.push(MethodKind::KeyboardInteractive);
+    russh::server::Config {
+        server_id: SshId::Standard("SSH-2.0-Jumpgate".into()),
+        methods,
+        // Longer than a password check (Argon2id) takes, so a rejection
+        // says nothing by its timing; OpenSSH's first `none` probe is
+        // answered at once.
+        auth_rejection_time: Duration::from_millis(700),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key],
+        max_auth_attempts: MAX_AUTH_ATTEMPTS,
+        // Sessions may sit idle for hours (a shell); dead peers are found
+        // by keepalives instead.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Runs one SSH connection (a TCP one, or ProxyJump's inner one over a
+/// channel) until it ends, is evicted, does not authenticate in time, or
+/// the gateway shuts down.
+async fn run<S>(conn: Conn, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let st = conn.st.clone();
+    let authed = conn.authed.clone();
+    let admission = conn.admission.clone();
+    let peer = conn.peer;
+    let config = Arc::clone(&conn.config);
+    let session = match russh::server::run_stream(config, io, conn).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "SSH connection setup failed");
+            return;
+        }
+    };
+    let handle = session.handle();
+    let auth_deadline = async {
+        if tokio::time::timeout(AUTH_TIMEOUT, authed.cancelled())
+            .await
+            .is_ok()
+        {
+            std::future::pending::<()>().await;
+        }
+    };
+    let evicted = async {
+        match &admission {
+            Some(a) => a.evicted().await,
+            None => std::future::pending().await,
+        }
+    };
+    let why = tokio::select! {
+        r = session => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "SSH connection ended");
+            }
+            return;
+        }
+        () = auth_deadline => "authentication timed out",
+        () = evicted => "too many unauthenticated connections",
+        () = st.shutdown.cancelled() => "the gateway is shutting down",
+    };
+    tracing::debug!(%peer, why, "SSH connection closed by the gateway");
+    let _ = handle
+        .disconnect(Disconnect::ByApplication, why.to_owned(), "en".to_owned())
+        .await;
+}
+
+/// A connection's login: the token its sessions carry. Logged out (the
+/// token removed) once the connection and every session it opened have
+/// ended: the last holder drops it.
+pub(super) struct Login {
+    st: AppState,
+    pub(super) token: Zeroizing<String>,
+    pub(super) username: String,
+}
+
+impl Drop for Login {
+    fn drop(&mut self) {
+        let db = self.st.db.clone();
+        let token = std::mem::take(&mut *self.token);
+        self.st.tasks.spawn(async move {
+            let token = Zeroizing::new(token);
+            if let Err(e) = identity::logout(&db, &token).await {
+                tracing::warn!(error = %e, "cannot remove an SSH connection's login token");
+            }
+        });
+    }
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A ProxyJump connection's fixed user and endpoint (inside the outer
+/// connection's `direct-tcpip` channel).
+#[derive(Clone, Debug)]
+struct Jump {
+    user: String,
+    endpoint: String,
+}
+
+/// One SSH connection.
+pub(super) struct Conn {
+    st: AppState,
+    config: Arc<russh::server::Config>,
+    peer: SocketAddr,
+    /// The admission slot (TCP connections only); authenticated once the
+    /// user is.
+    admission: Option<Arc<Admission>>,
+    authed: CancellationToken,
+    /// `Some` for ProxyJump's inner connection.
+    jump: Option<Jump>,
+    login: Option<Arc<Login>>,
+    /// The endpoint named by the user name (`alice+web-01`), or the jump's.
+    endpoint: Option<String>,
+    /// The password typed in the first keyboard-interactive round, kept
+    /// for the second (the code) only.
+    password: Option<Zeroizing<String>>,
+}
+
+impl Conn {
+    fn new(
+        st: AppState,
+        config: Arc<russh::server::Config>,
+        peer: SocketAddr,
+        admission: Option<Arc<Admission>>,
+        jump: Option<Jump>,
+    ) -> Self {
+        Self {
+            st,
+            config,
+            peer,
+            admission,
+            authed: CancellationToken::new(),
+            jump,
+            login: None,
+            endpoint: None,
+            password: None,
+        }
+    }
+
+    /// The gateway user and the endpoint an SSH user name means:
+    /// `alice+web-01` is alice on web-01, `alice` is alice (a jump host
+    /// or `-L` needs no endpoint yet). Inside a jump, the outer
+    /// connection's user and endpoint, whatever the name.
+    fn who<'a>(&'a self, user: &'a str) -> (&'a str, Option<&'a str>) {
+        if let Some(j) = &self.jump {
+            return (&j.user, Some(&j.endpoint));
+        }
+        match user.split_once('+') {
+            Some((u, e)) if !e.is_empty() => (u, Some(e)),
+            _ => (user, None),
+        }
+    }
+
+    /// `user`'s account and the id of their registered key `key`, if both.
+    async fn key_of(
+        &self,
+        user: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Option<(identity::UserRecord, String)> {
+        let (name, _) = self.who(user);
+        let account = match identity::find_user(&self.st.db, name).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the account for an SSH login");
+                return None;
+            }
+        };
+        match user_keys::find(&self.st.db, &account.id, key).await {
+            Ok(Some(id)) => Some((account, id)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read SSH keys for a login");
+                None
+            }
+        }
+    }
+
+    fn logged_in(&mut self, user: &str, s: identity::LoginSession) {
+        let endpoint = self.who(user).1.map(str::to_owned);
+        self.endpoint = endpoint;
+        self.login = Some(Arc::new(Login {
+            st: self.st.clone(),
+            token: Zeroizing::new(s.token),
+            username: s.user.username,
+        }));
+    }
+
+    /// A password login (with its second factor when the account has one).
+    async fn password_login(
+        &mut self,
+        user: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<identity::LoginSession, IdentityError> {
+        let (name, _) = self.who(user);
+        let attempt = identity::Attempt {
+            ip: self.peer.ip(),
+            username: name,
+            password,
+            second_factor: code,
+        };
+        let st = &self.st;
+        identity::login(
+            &st.db,
+            &st.keys,
+            &st.login_limiter,
+            &attempt,
+            st.config.session_ttl,
+        )
+        .await
+    }
+
+    fn ctx(&self) -> Option<Ctx> {
+        Some(Ctx {
+            st: self.st.clone(),
+            login: Arc::clone(self.login.as_ref()?),
+            endpoint: self.endpoint.clone(),
+        })
+    }
+}
+
+fn prompt(text: &'static str) -> Auth {
+    Auth::Partial {
+        name: "Jumpgate".into(),
+        instructions: "".into(),
+        prompts: vec![(text.into(), false)].into(),
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only keys the user registered are worth a signature.
+        Ok(match self.key_of(user, offer.public_key).await {
+            Some(_) => Auth::Accept,
+            None => Auth::reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let Some((account, key_id)) = self.key_of(user, key.public_key).await else {
+            return Ok(Auth::reject());
+        };
+        let fingerprint = super::host_key::fingerprint(key.public_key);
+        let how = format!("ssh publickey {fingerprint} from {}", self.peer.ip());
+        let st = &self.st;
+        match identity::login_with_key(&st.db, account, st.config.session_ttl, &how).await {
+            Ok(s) => {
+                if let Err(e) = user_keys::used(&st.db, &key_id).await {
+                    tracing::warn!(error = %e, "cannot note an SSH key's use");
+                }
+                self.logged_in(user, s);
+                Ok(Auth::Accept)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "SSH public key login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut response) = response else {
+            self.password = None;
+            return Ok(prompt("Password: "));
+        };
+        let answer = response
+            .next()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(Zeroizing::new);
+        let Some(answer) = answer else {
+            self.password = None;
+            return Ok(Auth::reject());
+        };
+        let (password, code) = match self.password.take() {
+            // The second round: the code, for the password kept.
+            Some(p) => (p, Some(answer)),
+            None => (answer, None),
+        };
+        let result = self
+            .password_login(user, &password, code.as_deref().map(String::as_str))
+            .await;
+        match result {
+            Ok(s) => {
+                self.logged_in(user, s);
+                Ok(Auth::Accept)
+            }
+            Err(IdentityError::MfaRequired) if code.is_none() => {
+                self.password = Some(password);
+                Ok(prompt("Verification code: "))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "SSH keyboard-interactive login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
+        if let Some(a) = &self.admission {
+            a.authenticated();
+        }
+        self.authed.cancel();
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(ctx) = self.ctx() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        self.st.tasks.spawn(channel::session(ctx, channel));
+        reply.accept().await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(ctx) = self.ctx() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let Ok(port) = u16::try_from(port_to_connect) else {
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        };
+        if ctx.endpoint.is_none() && self.jump.is_none() {
+            // `ssh -J alice@gw web-01`: the gateway answers as web-01's SSH
+            // server itself, on this channel.
+            if port_to_connect != SSH_PORT {
+                reply
+                    .reject(ChannelOpenFailure::Other {
+                        code: ChannelOpenFailure::AdministrativelyProhibited.code(),
+                        reason:
+                            "name the endpoint in the user name (USER+ENDPOINT) to forward ports"
+                                .into(),
+                    })
+                    .await;
+                return Ok(());
+            }
+            let jump = Jump {
+                user: ctx.login.username.clone(),
+                endpoint: host_to_connect.to_owned(),
+            };
+            tracing::debug!(endpoint = %jump.endpoint, "SSH jump to an endpoint");
+            let inner = Conn::new(
+                self.st.clone(),
+                Arc::clone(&self.config),
+                self.peer,
+                None,
+                Some(jump),
+            );
+            // The outer login lives as long as the inner connection.
+            let outer = ctx.login;
+            self.st.tasks.spawn(async move {
+                run(inner, channel.into_stream()).await;
+                drop(outer);
+            });
+            reply.accept().await;
+            return Ok(());
+        }
+        // `ssh -L …` on a connection to an endpoint: a forward session.
+        self.st.tasks.spawn(channel::forward(
+            ctx,
+            channel,
+            host_to_connect.to_owned(),
+            port,
+        ));
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == channel::SFTP {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+}
