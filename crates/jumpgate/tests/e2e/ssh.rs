@@ -663,9 +663,7 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
         .await);
     let admin = format!("{ADMIN}+db-01@gw");
 
-    let out = ssh
-        .run("ssh", &[&admin, "echo on-$(whoami); exit 5"])
-        .await;
+    let out = ssh.run("ssh", &[&admin, "echo on-$(whoami); exit 5"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("on-{}\n", sshd.user));
 
