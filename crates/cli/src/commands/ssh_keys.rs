@@ -17,6 +17,8 @@ pub(crate) enum SshKeysCommand {
     /// Register a public key: FILE (e.g. ~/.ssh/id_ed25519.pub), or `-`
     /// for standard input.
     Add {
+        /// The public key file (OpenSSH format, one line), or `-` for
+        /// standard input.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -28,6 +30,7 @@ pub(crate) enum SshKeysCommand {
     },
     /// Remove one of your SSH keys by its id (see `jg ssh-keys list`).
     Remove {
+        /// The key's id, as `jg ssh-keys list` shows it.
         #[arg(value_name = "ID")]
         id: String,
     },
