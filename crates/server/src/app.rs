@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jumpgate_net::tls::Fingerprint;
@@ -262,7 +263,7 @@ pub async fn run(
         keys,
         gateway: gateway.clone(),
         agents: agents::directory::single_node(),
-        lease: std::sync::Arc::new(crate::lease::LocalLease),
+        lease: Arc::new(crate::lease::LocalLease),
         blobs: blobs.clone(),
         sessions: sessions::LiveSessions::default(),
         shutdown: stop.clone(),
@@ -271,7 +272,7 @@ pub async fn run(
         support_limits: crate::support::Limits::default(),
         support_hub: Default::default(),
         epm: Default::default(),
-        key_sweep: std::sync::Arc::default(),
+        key_sweep: Arc::default(),
         endpoint_list: Default::default(),
         analytics: crate::analytics::Reports::new(analytics_reader),
     });
@@ -301,9 +302,13 @@ pub async fn run(
         });
     }
     let router = crate::routes::router(st.clone());
+    // One admission gate for the site: `[limits]` bound the TLS port and
+    // the SSH front door together.
+    let gate = listener::site_gate(&st);
     let accept = tokio::spawn(listener::serve_tls(
         tcp,
         st.clone(),
+        Arc::clone(&gate),
         tls.config.clone(),
         router,
     ));
@@ -314,7 +319,14 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    let ssh_accept = ssh.map(|l| tokio::spawn(crate::ssh::serve(l, st.clone(), ssh_host_key)));
+    let ssh_accept = ssh.map(|l| {
+        tokio::spawn(crate::ssh::serve(
+            l,
+            st.clone(),
+            Arc::clone(&gate),
+            ssh_host_key,
+        ))
+    });
     tokio::spawn(control::serve(control_listener, st.clone(), stop.clone()));
     let upkeep = tokio::spawn(crate::housekeeping::run(st.clone()));
 

@@ -51,44 +51,64 @@ pub(crate) fn authenticated() {
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts on the TLS port until shutdown.
-pub(crate) async fn serve_tls(
-    listener: TcpListener,
-    st: AppState,
-    tls: Arc<ServerConfig>,
-    router: Router,
-) {
-    let acceptor = TlsAcceptor::from(tls);
+/// The site's admission gate from `[limits]`: one for every port that
+/// takes connections (the TLS port and the SSH front door), so the limits
+/// bound the site, not each port.
+pub(crate) fn site_gate(st: &AppState) -> Arc<Gate> {
     let limits = &st.config.limits;
-    let gate = Arc::new(Gate::new(
+    Arc::new(Gate::new(
         st.config.max_connections,
         limits.max_unauthenticated,
         limits.max_unauthenticated_per_address,
-    ));
+    ))
+}
+
+/// The next connection `gate` admits on `listener`, or `None` once the
+/// gateway shuts down. Refused connections are dropped (and said at debug
+/// or warn level, naming `port`); a failing accept (typically EMFILE)
+/// backs off instead of spinning.
+pub(crate) async fn accept_admitted(
+    listener: &TcpListener,
+    gate: &Arc<Gate>,
+    shutdown: &tokio_util::sync::CancellationToken,
+    port: &'static str,
+) -> Option<(TcpStream, SocketAddr, Arc<Ticket>)> {
     loop {
         let (tcp, peer) = tokio::select! {
-            () = st.shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return None,
             r = listener.accept() => match r {
                 Ok(v) => v,
                 Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(error = %e, port, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
-        let ticket = match gate.admit(peer.ip()) {
-            Ok(t) => Arc::new(t),
+        match gate.admit(peer.ip()) {
+            Ok(t) => return Some((tcp, peer, Arc::new(t))),
             Err(Refused::PerAddress) => {
-                tracing::debug!(%peer, "too many unauthenticated connections from this address; refused");
-                continue;
+                tracing::debug!(%peer, port, "too many unauthenticated connections from this address; refused");
             }
             Err(Refused::Full) => {
-                tracing::warn!(%peer, "connection limit reached; dropping connection");
-                continue;
+                tracing::warn!(%peer, port, "connection limit reached; dropping connection");
             }
-        };
+        }
+    }
+}
+
+/// Accepts on the TLS port until shutdown, admitted by the site's `gate`.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    st: AppState,
+    gate: Arc<Gate>,
+    tls: Arc<ServerConfig>,
+    router: Router,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    while let Some((tcp, peer, ticket)) =
+        accept_admitted(&listener, &gate, &st.shutdown, "tls").await
+    {
         let acceptor = acceptor.clone();
         let router = router.clone();
         let st2 = st.clone();

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use super::channel::{self, Ctx};
 use super::user_keys;
 use crate::identity::{self, IdentityError};
-use crate::listener::gate::{Gate, Refused, Ticket as Admission};
+use crate::listener::gate::{Gate, Ticket as Admission};
 use crate::state::AppState;
 
 /// Time a connection has to authenticate (OpenSSH's `LoginGraceTime`
@@ -36,43 +36,23 @@ const MAX_AUTH_ATTEMPTS: usize = 6;
 /// The port SSH clients ask a jump host for (`ssh -J gw ENDPOINT`).
 const SSH_PORT: u32 = 22;
 
-/// Accepts SSH connections until the gateway shuts down. Admission is the
-/// TLS port's: `[limits]` bound all connections and the unauthenticated
-/// ones (site-wide and per address, the oldest giving way).
-pub(crate) async fn serve(listener: TcpListener, st: AppState, host_key: PrivateKey) {
+/// Accepts SSH connections until the gateway shuts down, admitted by the
+/// site's `gate`, the TLS port's too: `[limits]` bound all connections and
+/// the unauthenticated ones (site-wide and per address, the oldest giving
+/// way) across both ports.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    st: AppState,
+    gate: Arc<Gate>,
+    host_key: PrivateKey,
+) {
     let config = Arc::new(config(host_key));
-    let limits = &st.config.limits;
-    let gate = Arc::new(Gate::new(
-        st.config.max_connections,
-        limits.max_unauthenticated,
-        limits.max_unauthenticated_per_address,
-    ));
     if let Ok(a) = listener.local_addr() {
         tracing::info!(addr = %a, "SSH front door listening");
     }
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = st.shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "SSH accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let admission = match gate.admit(peer.ip()) {
-            Ok(t) => Arc::new(t),
-            Err(Refused::PerAddress) => {
-                tracing::debug!(%peer, "too many unauthenticated SSH connections from this address; refused");
-                continue;
-            }
-            Err(Refused::Full) => {
-                tracing::warn!(%peer, "connection limit reached; SSH connection dropped");
-                continue;
-            }
-        };
+    while let Some((tcp, peer, admission)) =
+        crate::listener::accept_admitted(&listener, &gate, &st.shutdown, "ssh").await
+    {
         let _ = tcp.set_nodelay(true);
         let conn = Conn::new(st.clone(), Arc::clone(&config), peer, Some(admission), None);
         st.tasks.spawn(run(conn, tcp));
