@@ -12,18 +12,8 @@
 // Env: JG_URL, JG_ADMIN/JG_ADMIN_PASSWORD, JG_QUERY, JG_PRINTED,
 // JG_RECORDING, JG_OFFSET, JG_ARTIFACTS, JG_CHROMIUM.
 
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { check, consoleTest, env, logIn, step } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const ADMIN = env('JG_ADMIN');
 const ADMIN_PASSWORD = env('JG_ADMIN_PASSWORD');
@@ -31,46 +21,9 @@ const QUERY = env('JG_QUERY');
 const PRINTED = env('JG_PRINTED');
 const RECORDING = env('JG_RECORDING');
 const OFFSET = Number(env('JG_OFFSET'));
-const ARTIFACTS = env('JG_ARTIFACTS');
-const CHROMIUM = env('JG_CHROMIUM', '/usr/bin/chromium');
-const WAIT = 20_000;
 
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-const hardStop = setTimeout(() => {
-  console.error('FAIL: the browser test took longer than 150 s');
-  process.exit(3);
-}, 150_000);
-const step = (s) => console.log(`STEP ${s}`);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-const cspViolations = [];
-const pageErrors = [];
-const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  timeout: WAIT,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-let failed = false;
-try {
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('console', (m) => {
-    if (/Content Security Policy|Refused to (apply|load|execute|connect)/i.test(m.text())) cspViolations.push(m.text());
-  });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-
-  await page.goto(`${URL_}/#/login`);
-  await page.locator('input[name=username]').waitFor();
-  await page.keyboard.type(ADMIN);
-  await page.keyboard.press('Tab');
-  await page.keyboard.type(ADMIN_PASSWORD);
-  await page.keyboard.press('Enter');
-  await page.locator('h1', { hasText: 'Endpoints' }).waitFor();
+await consoleTest({ name: 'RECORDING-SEARCH-TEST', seconds: 150 }, async ({ page, shot }) => {
+  await logIn(page, URL_, ADMIN, ADMIN_PASSWORD);
   step('logged in');
 
   await page.locator('nav a', { hasText: 'Recordings' }).click();
@@ -115,20 +68,4 @@ try {
   await shot(page, 'player-at-hit');
   step('the player opened at the hit');
 
-  check(cspViolations.length === 0, `no CSP violations: ${cspViolations.join(' | ')}`);
-  check(pageErrors.length === 0, `no page errors: ${pageErrors.join(' | ')}`);
-  console.log('RECORDING-SEARCH-TEST PASSED');
-} catch (e) {
-  failed = true;
-  console.error(`FAIL: ${e.stack || e}`);
-  if (pageErrors.length) console.error(`page errors: ${pageErrors.join('\n')}`);
-  try {
-    for (const [i, pg] of browser.contexts().flatMap((c) => c.pages()).entries()) await pg.screenshot({ path: path.join(ARTIFACTS, `failure-${i}.png`), fullPage: true });
-  } catch {
-    /* best effort */
-  }
-} finally {
-  clearTimeout(hardStop);
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

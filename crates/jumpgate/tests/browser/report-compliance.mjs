@@ -10,61 +10,17 @@
 // Env: JG_URL, JG_ADMIN/JG_ADMIN_PASSWORD, JG_PACKAGE, JG_GROUP,
 // JG_ARTIFACTS, JG_CHROMIUM.
 
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
 import path from 'node:path';
+import { check, consoleTest, env, logIn } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const ADMIN = env('JG_ADMIN');
 const ADMIN_PASSWORD = env('JG_ADMIN_PASSWORD');
 const PACKAGE = env('JG_PACKAGE');
 const GROUP = env('JG_GROUP');
-const ARTIFACTS = env('JG_ARTIFACTS');
-const CHROMIUM = env('JG_CHROMIUM', '/usr/bin/chromium');
-const WAIT = 20_000;
 
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-const hardStop = setTimeout(() => {
-  console.error('FAIL: the browser test took longer than 120 s');
-  process.exit(3);
-}, 120_000);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-const cspViolations = [];
-const pageErrors = [];
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  timeout: WAIT,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-let failed = false;
-try {
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('console', (m) => {
-    if (/Content Security Policy|Refused to (apply|load|execute|connect)/i.test(m.text())) cspViolations.push(m.text());
-  });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-
-  await page.goto(`${URL_}/#/login`);
-  await page.locator('input[name=username]').waitFor();
-  await page.keyboard.type(ADMIN);
-  await page.keyboard.press('Tab');
-  await page.keyboard.type(ADMIN_PASSWORD);
-  await page.keyboard.press('Enter');
-  await page.locator('h1', { hasText: 'Endpoints' }).waitFor();
+await consoleTest({ name: 'REPORT-COMPLIANCE-TEST', seconds: 120 }, async ({ page, artifacts }) => {
+  await logIn(page, URL_, ADMIN, ADMIN_PASSWORD);
   await page.locator('nav a', { hasText: 'Reports' }).click();
   await page.locator('main[data-loaded=reports]').waitFor();
 
@@ -82,21 +38,6 @@ try {
   const title = await part.first().locator('title').textContent();
   check(title.includes(PACKAGE) && title.includes('compliant'), `the part is labelled: ${title}`);
   check((await card.locator('svg text', { hasText: 'pending' }).count()) === 1, 'the legend names pending');
-  await card.screenshot({ path: path.join(ARTIFACTS, 'report-compliance.png') });
+  await card.screenshot({ path: path.join(artifacts, 'report-compliance.png') });
 
-  check(cspViolations.length === 0, `no CSP violations: ${cspViolations.join(' | ')}`);
-  check(pageErrors.length === 0, `no page errors: ${pageErrors.join(' | ')}`);
-  console.log('REPORT-COMPLIANCE-TEST PASSED');
-} catch (e) {
-  failed = true;
-  console.error(`FAIL: ${e.stack || e}`);
-  try {
-    for (const [i, pg] of browser.contexts().flatMap((c) => c.pages()).entries()) await pg.screenshot({ path: path.join(ARTIFACTS, `failure-${i}.png`), fullPage: true });
-  } catch {
-    // the page may be gone
-  }
-} finally {
-  clearTimeout(hardStop);
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});
