@@ -457,16 +457,7 @@ impl Reader {
         let stored: Option<String> = sqlx::query_scalar(reports::ROLLUP_META)
             .fetch_optional(&self.pool)
             .await?;
-        let (sql, binds) = reports::plan(q, stored.as_deref());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = match b {
-                reports::Bind::Text(s) => query.bind(s),
-                reports::Bind::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        reports::groups_from_rows(q.spec, &rows)
+        reports::fetch_groups(&self.pool, q.spec, reports::plan(q, stored.as_deref())).await
     }
 
     /// Runs a statement as the read identity (tests: proof that writes
@@ -486,16 +477,7 @@ impl Reader {
         &self,
         q: &reports::Query<'_>,
     ) -> Result<Vec<Group>, AnalyticsError> {
-        let (sql, binds) = reports::sql(q);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = match b {
-                reports::Bind::Text(s) => query.bind(s),
-                reports::Bind::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        reports::groups_from_rows(q.spec, &rows)
+        reports::fetch_groups(&self.pool, q.spec, reports::sql(q)).await
     }
 
     pub(crate) async fn close(&self) {

@@ -189,16 +189,7 @@ impl Reader {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
             Err(e) => return Err(e.into()),
         };
-        let (sql, binds) = reports::plan(q, stored.as_deref());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = match b {
-                reports::Bind::Text(s) => query.bind(s),
-                reports::Bind::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        reports::groups_from_rows(q.spec, &rows)
+        reports::fetch_groups(&self.pool, q.spec, reports::plan(q, stored.as_deref())).await
     }
 
     /// Runs `q` over the events, never the rollups (tests: the trigger's
@@ -208,16 +199,7 @@ impl Reader {
         &self,
         q: &reports::Query<'_>,
     ) -> Result<Vec<Group>, AnalyticsError> {
-        let (sql, binds) = reports::sql(q);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = match b {
-                reports::Bind::Text(s) => query.bind(s),
-                reports::Bind::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        reports::groups_from_rows(q.spec, &rows)
+        reports::fetch_groups(&self.pool, q.spec, reports::sql(q)).await
     }
 
     pub(crate) async fn close(&self) {

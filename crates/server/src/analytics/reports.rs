@@ -672,6 +672,35 @@ pub(crate) fn rollup_sql(q: &Query<'_>) -> Option<(String, Vec<Bind>)> {
     Some((text, binds))
 }
 
+/// Runs a report statement (`sql` with its `binds`, from [`sql`] or
+/// [`plan`]) on either SQL engine's pool and reads its groups.
+pub(crate) async fn fetch_groups<DB>(
+    pool: &sqlx::Pool<DB>,
+    spec: &Spec,
+    (sql, binds): (String, Vec<Bind>),
+) -> Result<Vec<Group>, AnalyticsError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'r> Option<String>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Option<i64>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+{
+    let mut query = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    let rows = query.fetch_all(pool).await?;
+    groups_from_rows(spec, &rows)
+}
+
 /// Rows of [`sql`]'s answer as groups.
 ///
 /// # Errors
