@@ -26,6 +26,15 @@ pub(crate) enum Job {
     KeySweep,
     /// Ending abandoned support sessions and removing old ones.
     SupportUpkeep,
+    /// Turning audit entries into alert mail (`notify`).
+    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    Alerts,
+    /// Turning audit entries into webhook deliveries (`notify`).
+    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    Webhooks,
+    /// Ending access grants whose window closed (`access`).
+    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    AccessExpiry,
 }
 
 impl Job {
@@ -36,6 +45,9 @@ impl Job {
             Self::VaultExpiry => "vault-expiry",
             Self::KeySweep => "key-sweep",
             Self::SupportUpkeep => "support-upkeep",
+            Self::Alerts => "alerts",
+            Self::Webhooks => "webhooks",
+            Self::AccessExpiry => "access-expiry",
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::packages::schema::PACKAGES,
     &crate::ssh::schema::SSH,
     &crate::targets::schema::TARGETS,
+    &crate::notify::schema::NOTIFY,
 ]);
 
 #[cfg(test)]
@@ -57,8 +58,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 18);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 18);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 19);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 19);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -84,7 +85,8 @@ mod tests {
                 "recordings",
                 "ssh",
                 "rbac,targets",
-                "packages"
+                "packages",
+                "notify"
             ]
         );
     }

@@ -93,29 +93,11 @@ impl Cursor {
 }
 
 /// An audit entry as the shipper reads it.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct AuditRow {
-    pub(crate) id: i64,
-    pub(crate) at: i64,
-    pub(crate) actor: String,
-    pub(crate) action: String,
-    pub(crate) target: String,
-    pub(crate) outcome: String,
-    pub(crate) detail: String,
-    pub(crate) groups: Option<String>,
-}
+pub(crate) use crate::store::audit::Row as AuditRow;
 
 /// Audit entries after `after`, oldest first.
 async fn audit_after(db: &Store, after: i64, limit: u32) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let mut c = db.conn().await?;
-    sql!(c, |c| sqlx::query_as::<_, AuditRow>(
-        "SELECT id, at, actor, action, target, outcome, detail, groups FROM events
-          WHERE id > $1 ORDER BY id LIMIT $2"
-    )
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *c)
-    .await)
+    crate::store::audit::after(db, after, limit).await
 }
 
 /// A support session's request time and technician, for the wait of

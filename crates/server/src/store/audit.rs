@@ -452,6 +452,66 @@ pub(crate) async fn append(
     Ok(())
 }
 
+/// A stored audit entry, as readers of the chain after a cursor see it
+/// (the analytics shipper, the notifier).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct Row {
+    pub(crate) id: i64,
+    pub(crate) at: i64,
+    pub(crate) actor: String,
+    pub(crate) action: String,
+    pub(crate) target: String,
+    pub(crate) outcome: String,
+    pub(crate) detail: String,
+    /// The endpoint groups the entry concerns, as a JSON array (`None`:
+    /// site-wide); [`Row::group_names`] decodes it.
+    pub(crate) groups: Option<String>,
+}
+
+impl Row {
+    /// The endpoint groups the entry concerns (empty: site-wide).
+    #[allow(dead_code, reason = "#17's consumers filter on it as they land")]
+    pub(crate) fn group_names(&self) -> Vec<String> {
+        self.groups
+            .as_deref()
+            .and_then(|g| serde_json::from_str(g).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Audit entries after id `after`, oldest first, at most `limit`.
+///
+/// # Errors
+/// The read failed.
+pub(crate) async fn after(
+    db: &super::Store,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Row>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    sql!(c, |c| sqlx::query_as::<_, Row>(
+        "SELECT id, at, actor, action, target, outcome, detail, groups FROM events
+          WHERE id > $1 ORDER BY id LIMIT $2"
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)
+}
+
+/// The id of the chain's last entry (0 when empty).
+///
+/// # Errors
+/// The read failed.
+pub(crate) async fn last_id(e: &mut impl Exec) -> Result<i64, sqlx::Error> {
+    let id: Option<i64> = sql!(e, |c| sqlx::query_scalar(
+        "SELECT CAST(MAX(id) AS BIGINT) FROM events"
+    )
+    .fetch_one(&mut *c)
+    .await)?;
+    Ok(id.unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,10 @@ impl std::fmt::Display for Engine {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// Woken after every commit, so readers of the audit chain after a
+    /// cursor (`notify`) see new entries at once instead of at their next
+    /// poll.
+    committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -313,12 +317,14 @@ impl Store {
         let checkpoints = std::sync::Arc::new(sqlite::Checkpointer::start(&pool));
         Self {
             db: Db::Sqlite(pool, gate, checkpoints),
+            committed: std::sync::Arc::default(),
         }
     }
 
     pub(crate) fn postgres(pool: PgPool) -> Self {
         Self {
             db: Db::Postgres(pool.clone(), std::sync::Arc::new(group::Batcher::new(pool))),
+            committed: std::sync::Arc::default(),
         }
     }
 
@@ -347,11 +353,13 @@ impl Store {
                 Ok(WriteTx {
                     tx: WriteKind::Writer(turn),
                     head: None,
+                    committed: self.committed.clone(),
                 })
             }
             Db::Postgres(_, batches) => Ok(WriteTx {
                 tx: WriteKind::Batched(batches.begin().await?),
                 head: None,
+                committed: self.committed.clone(),
             }),
         }
     }
@@ -389,9 +397,18 @@ impl Store {
                 Ok(WriteTx {
                     tx: WriteKind::Own(tx),
                     head: None,
+                    committed: self.committed.clone(),
                 })
             }
         }
+    }
+
+    /// Woken after each commit of a write transaction (on any of this
+    /// store's handles): what a reader of the audit chain waits on between
+    /// polls. A wake-up is a hint, never a guarantee (another process may
+    /// write), so such readers still poll.
+    pub(crate) fn committed(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.committed.clone()
     }
 
     /// Writers in the batch now gathering (PostgreSQL; tests).
@@ -578,6 +595,8 @@ pub(crate) struct WriteTx {
     /// The chain's head after this transaction's last entry (outside a
     /// batch, which carries its own).
     head: group::Head,
+    /// The store's commit signal ([`Store::committed`]).
+    committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 enum WriteKind {
@@ -625,11 +644,12 @@ impl WriteTx {
                 // drop rolls it back.
                 t.execute("COMMIT").await?;
                 t.writer().in_transaction = false;
-                Ok(())
             }
-            WriteKind::Own(t) => t.commit().await,
-            WriteKind::Batched(m) => m.commit().await,
+            WriteKind::Own(t) => t.commit().await?,
+            WriteKind::Batched(m) => m.commit().await?,
         }
+        self.committed.notify_waiters();
+        Ok(())
     }
 }
 
