@@ -14,7 +14,7 @@ const list = (s) =>
     .filter(Boolean);
 
 /** A page: heading, a list refreshed by `load`, and a creation form. */
-async function adminPage(title, { load, form }) {
+export async function adminPage(title, { load, form }) {
   const status = h('div', { 'aria-live': 'polite', class: 'status' });
   const slot = h('div', {});
   const refresh = async () => {
@@ -28,7 +28,7 @@ async function adminPage(title, { load, form }) {
   await refresh();
 }
 
-function actionButton(label, cls, status, confirmText, fn) {
+export function actionButton(label, cls, status, confirmText, fn) {
   const b = h('button', { type: 'button', class: cls }, label);
   b.addEventListener('click', () => {
     if (confirmText && !window.confirm(confirmText)) return;
@@ -37,7 +37,7 @@ function actionButton(label, cls, status, confirmText, fn) {
   return b;
 }
 
-function createForm(titleText, fields, submitLabel, onSubmit) {
+export function createForm(titleText, fields, submitLabel, onSubmit) {
   const submit = h('button', { type: 'submit', class: 'primary' }, submitLabel);
   const out = h('div', { 'aria-live': 'polite' });
   const form = h('form', { class: 'grid-form' }, fields, h('div', {}, submit));

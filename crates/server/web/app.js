@@ -14,6 +14,7 @@ import { supportPage, supportSessionPage, supportHistoryPage } from './support.j
 import { epmPolicyPage, epmRequestsPage, epmEventsPage } from './epm.js';
 import { packagesPage, inventoryPage } from './packages.js';
 import { reportsPage } from './reports.js';
+import { targetsPage } from './targets.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -32,6 +33,7 @@ const NAV = [
   { href: '#/epm', label: 'Privilege', perm: P.EPM_MANAGE },
   { href: '#/epm/requests', label: 'Elevation requests', perm: P.EPM_APPROVE },
   { href: '#/packages', label: 'Packages', perm: P.EPM_MANAGE },
+  { href: '#/targets', label: 'Targets', perm: P.VIEW },
   { href: '#/inventory', label: 'Inventory', perm: P.VIEW },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
@@ -123,6 +125,7 @@ const routes = [
   [/^#\/epm\/events$/, () => epmEventsPage()],
   [/^#\/packages$/, () => packagesPage()],
   [/^#\/inventory$/, () => inventoryPage()],
+  [/^#\/targets$/, () => targetsPage()],
   [/^#\/sessions$/, () => pages.sessionsPage()],
   // Someone's live session, watched (`/drive`: a support participant, with input).
   [/^#\/watch\/desktop\/([^/]+)(\/drive)?$/, (m) => watchDesktopPage(decodeURIComponent(m[1]), !!m[2])],

@@ -6,6 +6,7 @@ import { h, render, showError, heading, table, field, fmtTime, fmtBytes, busy, n
 import { ctx, main, can, loadMe, onLeave } from './app.js';
 import { ERROR, PERMISSION as P } from './contract.js';
 import { recordingSearch } from './recording-search.js';
+import { sshKeysSection } from './targets.js';
 
 const REFRESH_MS = 3000;
 
@@ -64,6 +65,8 @@ export function accountPage() {
   const groups = me.groups.includes('*') ? 'all' : me.groups.join(', ') || 'none';
   parts.push(h('p', {}, `Signed in as ${me.username}, role ${me.role}, endpoint groups: ${groups}.`));
   parts.push(mfaSection(me), passwordSection());
+  // Not while the account must first change its password or set up MFA.
+  if (!me.password_change_required && !me.mfa_enrollment_required) parts.push(sshKeysSection());
   render(main, ...parts);
 }
 

@@ -193,7 +193,21 @@ where
                 Some(other) => {
                     return Err(SessionError::Unexpected { got: other.name(), during: "during a target session" });
                 }
-                None => tech_open = false,
+                // The technician left. A terminal hangs up, as closing it
+                // would (sshd hangs up the shell when its channel closes);
+                // a command only loses its input (a half-close: the output
+                // may still be read).
+                None if pty.is_some() => {
+                    let _ = ch.close().await;
+                    if tx.write_msg(&SessionMsg::Exit(status)).await.is_ok() {
+                        wire::finish(&mut rx, &mut tx, ctx.linger).await;
+                    }
+                    return Ok(summary);
+                }
+                None => {
+                    tech_open = false;
+                    ch.eof().await.map_err(ssh_error)?;
+                }
             },
             msg = ch.wait() => match msg {
                 Some(ChannelMsg::Data { data }) => {
