@@ -547,37 +547,19 @@ async fn wait_compliance(
 /// package's row and a compliant bar (`tests/browser/report-compliance.mjs`;
 /// screenshot `target/browser-artifacts/report-compliance/report-compliance.png`).
 async fn compliance_in_the_browser(site: &Site, package: &str, group: &str) {
-    let chromium = crate::web::browser_prerequisites();
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/browser-artifacts/report-compliance");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let run = tokio::process::Command::new("node")
-        .arg(crate::web::browser_dir().join("report-compliance.mjs"))
-        .current_dir(crate::web::browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_PACKAGE", package)
-        .env("JG_GROUP", group)
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("the browser test hung")
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = format!(
-        "node exited {}\nstdout:\n{stdout}\nstderr:\n{}\nscreenshots: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(stdout.contains("REPORT-COMPLIANCE-TEST PASSED"), "{report}");
+    let env: [(&str, &std::ffi::OsStr); 2] = [
+        ("JG_PACKAGE", package.as_ref()),
+        ("JG_GROUP", group.as_ref()),
+    ];
+    let artifacts = crate::web::run_browser(
+        site,
+        "report-compliance.mjs",
+        "report-compliance",
+        "REPORT-COMPLIANCE-TEST PASSED",
+        &env,
+        Duration::from_secs(150),
+    )
+    .await;
     assert!(artifacts.join("report-compliance.png").exists());
 }
 

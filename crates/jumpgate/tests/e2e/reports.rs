@@ -10,13 +10,12 @@
 //! - the dashboard in Debian's chromium (`tests/browser/reports.mjs`).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
 use crate::support::*;
-use crate::web::{browser_dir, browser_prerequisites as chromium};
+use crate::web::{browser_prerequisites, run_browser};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -316,7 +315,7 @@ async fn postgres_analytics_lose_nothing_and_duplicate_nothing_while_the_store_i
 
 #[tokio::test]
 async fn the_reports_dashboard_in_a_real_browser() {
-    let chromium = chromium();
+    browser_prerequisites();
     let site = Site::start().await;
     let _agent = site.start_agent("web-1").await;
     ok(&site.jg(&["shell", "web-1", "--", "true"]).await);
@@ -328,38 +327,14 @@ async fn the_reports_dashboard_in_a_real_browser() {
     fail_logins(&site, "mallory", 2).await;
     wait_failed_logins(&site, "ghost", 3, WAIT).await;
     wait_failed_logins(&site, "mallory", 2, WAIT).await;
-    let artifacts =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/reports");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let run = Command::new("node")
-        .arg(browser_dir().join("reports.mjs"))
-        .current_dir(browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_FAILED_USER", "ghost")
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the browser test hung")
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let report = format!(
-        "node exited {}\nstdout:\n{}\nstderr:\n{}\ngateway log:\n{}\nscreenshots: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr),
-        site.gateway.stderr.text(),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(
-        text(&out.stdout).contains("REPORTS-TEST PASSED"),
-        "{report}"
-    );
+    let artifacts = run_browser(
+        &site,
+        "reports.mjs",
+        "reports",
+        "REPORTS-TEST PASSED",
+        &[("JG_FAILED_USER", "ghost".as_ref())],
+        Duration::from_secs(180),
+    )
+    .await;
     assert!(artifacts.join("reports-dashboard.png").exists());
 }

@@ -333,6 +333,55 @@ async fn upgrade_head(site: &Site, request: &str) -> String {
         .expect("upgrade hung")
 }
 
+/// Runs `tests/browser/SCRIPT` (playwright-core driving Debian's chromium)
+/// against `site`, as its administrator (`JG_URL`, `JG_ADMIN`,
+/// `JG_ADMIN_PASSWORD`, `JG_ARTIFACTS` = `target/browser-artifacts/ARTIFACTS`,
+/// emptied first, `JG_CHROMIUM`) with `env` added, for at most `limit`.
+/// Fails the test, with the script's output, the gateway's log and where
+/// the screenshots are, unless the script exited 0 and printed the line
+/// `PASSED` (`NAME-TEST PASSED`). Answers the screenshots' folder.
+pub(crate) async fn run_browser(
+    site: &Site,
+    script: &str,
+    artifacts: &str,
+    passed: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    limit: Duration,
+) -> PathBuf {
+    let chromium = browser_prerequisites();
+    let artifacts = artifacts_dir().join(artifacts);
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(browser_dir().join(script))
+        .current_dir(browser_dir())
+        .env("JG_URL", site.gateway.url())
+        .env("JG_ADMIN", ADMIN)
+        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("JG_ARTIFACTS", &artifacts)
+        .env("JG_CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test {script} hung"))
+        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = format!(
+        "node exited {}\nstdout:\n{printed}\nstderr:\n{}\ngateway log:\n{}\nscreenshots: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        site.gateway.stderr.text(),
+        artifacts.display()
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(printed.lines().any(|l| l == passed), "{report}");
+    artifacts
+}
+
 /// What the browser run needs; a missing piece fails the test with the
 /// command that installs it (never a silent pass).
 pub(crate) fn browser_prerequisites() -> PathBuf {

@@ -7,14 +7,10 @@
 //! output, and an inventory query. Needs root and dpkg-deb (as the other
 //! package tests); screenshots in `target/browser-artifacts/packages/`.
 
-use std::path::Path;
-use std::process::Stdio;
-
-use tokio::io::AsyncBufReadExt;
-use tokio::process::Command;
+use std::ffi::OsStr;
 
 use crate::support::*;
-use crate::web::{browser_dir, browser_prerequisites as chromium};
+use crate::web::{browser_prerequisites, run_browser};
 
 const BROWSER_RUN: std::time::Duration = std::time::Duration::from_secs(240);
 
@@ -26,7 +22,7 @@ async fn packages_in_a_real_browser() {
         );
         return;
     }
-    let chromium = chromium();
+    browser_prerequisites();
     let site = Site::start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -61,52 +57,21 @@ async fn packages_in_a_real_browser() {
         .unwrap();
     assert!(built.status.success(), "{built:?}");
 
-    let artifacts =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/packages");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let mut child = Command::new("node")
-        .arg(browser_dir().join("packages.mjs"))
-        .current_dir(browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_ENDPOINT", "desk-9")
-        .env("JG_GROUP", "desks")
-        .env("JG_DEB", &deb)
-        .env("JG_PACKAGE", "jg-console")
-        .env("JG_VERSION", "2.4.1-1")
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let run = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            printed.push(line);
-        }
-    };
-    tokio::time::timeout(BROWSER_RUN, run)
-        .await
-        .expect("the browser test hung");
-    let out = child.wait_with_output().await.unwrap();
-    let report = format!(
-        "node exited {}\nstdout:\n{}\nstderr:\n{}\ngateway log:\n{}\nscreenshots: {}",
-        out.status,
-        printed.join("\n"),
-        String::from_utf8_lossy(&out.stderr),
-        site.gateway.stderr.text(),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(
-        printed.iter().any(|l| l == "PACKAGES-TEST PASSED"),
-        "{report}"
-    );
+    let env: [(&str, &OsStr); 5] = [
+        ("JG_ENDPOINT", "desk-9".as_ref()),
+        ("JG_GROUP", "desks".as_ref()),
+        ("JG_DEB", deb.as_ref()),
+        ("JG_PACKAGE", "jg-console".as_ref()),
+        ("JG_VERSION", "2.4.1-1".as_ref()),
+    ];
+    run_browser(
+        &site,
+        "packages.mjs",
+        "packages",
+        "PACKAGES-TEST PASSED",
+        &env,
+        BROWSER_RUN,
+    )
+    .await;
     assert!(root.join("usr/share/jg-console/readme").is_file());
 }

@@ -6,22 +6,20 @@
 //! what came after it not yet. Screenshots in
 //! target/browser-artifacts/recording-search/.
 
-use std::path::Path;
-use std::process::Stdio;
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use jumpgate_api_types::recording_search::RecordingHit;
-use tokio::process::Command;
 
 use crate::support::*;
-use crate::web::{browser_dir, browser_prerequisites as chromium};
+use crate::web::{browser_prerequisites, run_browser};
 
 const BROWSER_RUN: Duration = Duration::from_secs(200);
 const PRINTED: &str = "rm -rf /var/lib/web-x";
 
 #[tokio::test]
 async fn a_search_hit_opens_the_player_at_its_moment() {
-    let chromium = chromium();
+    browser_prerequisites();
     let site = Site::start().await;
     let _agent = site.start_agent("srv").await;
     // The pauses are what is recorded (the hit is a second and a half in,
@@ -51,44 +49,22 @@ async fn a_search_hit_opens_the_player_at_its_moment() {
     let offset = hit.matches[0].offset_secs;
     assert!(offset >= 1.0, "{hit:?}");
 
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/browser-artifacts/recording-search");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let child = Command::new("node")
-        .arg(browser_dir().join("recording_search.mjs"))
-        .current_dir(browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_QUERY", "RM -rf /var/lib/web-x")
-        .env("JG_PRINTED", PRINTED)
-        .env("JG_RECORDING", &hit.recording.id)
-        .env("JG_OFFSET", offset.to_string())
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let out = tokio::time::timeout(BROWSER_RUN, child.wait_with_output())
-        .await
-        .expect("the browser test hung")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = format!(
-        "node exited {}\nstdout:\n{stdout}\nstderr:\n{}\ngateway log:\n{}\nscreenshots: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        site.gateway.stderr.text(),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(
-        stdout.lines().any(|l| l == "RECORDING-SEARCH-TEST PASSED"),
-        "{report}"
-    );
+    let offset = offset.to_string();
+    let env: [(&str, &OsStr); 4] = [
+        ("JG_QUERY", "RM -rf /var/lib/web-x".as_ref()),
+        ("JG_PRINTED", PRINTED.as_ref()),
+        ("JG_RECORDING", hit.recording.id.as_ref()),
+        ("JG_OFFSET", offset.as_ref()),
+    ];
+    let artifacts = run_browser(
+        &site,
+        "recording_search.mjs",
+        "recording-search",
+        "RECORDING-SEARCH-TEST PASSED",
+        &env,
+        BROWSER_RUN,
+    )
+    .await;
     for shot in ["search-results", "player-at-hit"] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}");
     }

@@ -7,15 +7,11 @@
 //! an SSH key added and removed; the injected password on no page.
 //! Screenshots in `target/browser-artifacts/targets/`.
 
-use std::path::Path;
-use std::process::Stdio;
-
-use tokio::io::AsyncBufReadExt;
-use tokio::process::Command;
+use std::ffi::OsStr;
 
 use crate::support::*;
 use crate::targets::{Sshd, jg_input, jump_point};
-use crate::web::{browser_dir, browser_prerequisites as chromium};
+use crate::web::{browser_prerequisites, run_browser};
 
 const BROWSER_RUN: std::time::Duration = std::time::Duration::from_secs(200);
 
@@ -25,7 +21,7 @@ async fn targets_and_ssh_keys_in_a_real_browser() {
     let Some(sshd) = Sshd::start("web", SECRET) else {
         return;
     };
-    let chromium = chromium();
+    browser_prerequisites();
     let site = Site::start_with(&["--ssh-listen", "127.0.0.1:0"]).await;
     let _jp = jump_point(&site, "jp-web").await;
     let _plain = site.start_agent("plain-1").await;
@@ -58,56 +54,26 @@ async fn targets_and_ssh_keys_in_a_real_browser() {
         .to_owned();
     assert!(fp.starts_with("SHA256:"), "{fp}");
 
-    let artifacts =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/targets");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let mut child = Command::new("node")
-        .arg(browser_dir().join("targets.mjs"))
-        .current_dir(browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_JUMP_POINT", "jp-web")
-        .env("JG_PLAIN_ENDPOINT", "plain-1")
-        .env("JG_SSH_ADDR", format!("127.0.0.1:{}", sshd.port))
-        .env("JG_SSH_USER", &sshd.user)
-        .env("JG_CREDENTIAL", "web-db-pw")
-        .env("JG_SECRET", SECRET)
-        .env("JG_PUBLIC_KEY", public.trim())
-        .env("JG_PUBLIC_FP", &fp)
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let run = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            printed.push(line);
-        }
-    };
-    tokio::time::timeout(BROWSER_RUN, run)
-        .await
-        .expect("the browser test hung");
-    let out = child.wait_with_output().await.unwrap();
-    let report = format!(
-        "node exited {}\nstdout:\n{}\nstderr:\n{}\ngateway log:\n{}\nscreenshots: {}",
-        out.status,
-        printed.join("\n"),
-        String::from_utf8_lossy(&out.stderr),
-        site.gateway.stderr.text(),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(
-        printed.iter().any(|l| l == "TARGETS-TEST PASSED"),
-        "{report}"
-    );
+    let (addr, jp, plain) = (format!("127.0.0.1:{}", sshd.port), "jp-web", "plain-1");
+    let env: [(&str, &OsStr); 8] = [
+        ("JG_JUMP_POINT", jp.as_ref()),
+        ("JG_PLAIN_ENDPOINT", plain.as_ref()),
+        ("JG_SSH_ADDR", addr.as_ref()),
+        ("JG_SSH_USER", sshd.user.as_ref()),
+        ("JG_CREDENTIAL", "web-db-pw".as_ref()),
+        ("JG_SECRET", SECRET.as_ref()),
+        ("JG_PUBLIC_KEY", public.trim().as_ref()),
+        ("JG_PUBLIC_FP", fp.as_ref()),
+    ];
+    run_browser(
+        &site,
+        "targets.mjs",
+        "targets",
+        "TARGETS-TEST PASSED",
+        &env,
+        BROWSER_RUN,
+    )
+    .await;
     // What the browser did, as the gateway recorded it: the target added
     // by the admin, its session, the key added and removed.
     let shown = ok(&site.jg(&["targets", "show", "db-01"]).await);
