@@ -14,15 +14,8 @@ import { chromium } from 'playwright-core';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { check, env, step } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const USER = env('JG_USER');
 const PASSWORD = env('JG_PASSWORD');
@@ -41,11 +34,6 @@ const hardStop = setTimeout(() => {
   console.error('FAIL: the browser test took longer than 240 s');
   process.exit(3);
 }, 240_000);
-
-const step = (s) => console.log(`STEP ${s}`);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
 
 // RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits), as an authenticator app.
 function base32(s) {

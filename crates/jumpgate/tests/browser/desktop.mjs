@@ -18,15 +18,8 @@ import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { check, env, step } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const ADMIN = env('JG_ADMIN');
 const ADMIN_PASSWORD = env('JG_ADMIN_PASSWORD');
@@ -40,10 +33,6 @@ const hardStop = setTimeout(() => {
   process.exit(3);
 }, 220_000);
 
-const step = (s) => console.log(`STEP ${s}`);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
 const pageErrors = [];
 function watch(page, who) {
   page.on('console', (m) => {

@@ -18,15 +18,8 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { check, env, step } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const ADMIN = env('JG_ADMIN');
 const ADMIN_PASSWORD = env('JG_ADMIN_PASSWORD');
@@ -44,10 +37,6 @@ const hardStop = setTimeout(() => {
   console.error('FAIL: the browser test took longer than 200 s');
   process.exit(3);
 }, 200_000);
-const step = (s) => console.log(`STEP ${s}`);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
 const lines = readline.createInterface({ input: process.stdin });
 const inbox = [];
 let wake = null;

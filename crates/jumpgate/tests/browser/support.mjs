@@ -17,15 +17,8 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { check, env, step } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const USER = env('JG_USER');
 const PASSWORD = env('JG_PASSWORD');
@@ -40,11 +33,6 @@ const hardStop = setTimeout(() => {
   console.error('FAIL: the browser test took longer than 300 s');
   process.exit(3);
 }, 300_000);
-
-const step = (s) => console.log(`STEP ${s}`);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
 
 // --- Turns with the Rust side ----------------------------------------------
 const inbox = [];

@@ -12,15 +12,8 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { env } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const USER = env('JG_USER');
 const PASSWORD = env('JG_PASSWORD');

@@ -21,15 +21,8 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { check, env, step } from './lib.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) {
-    console.error(`missing env ${k}`);
-    process.exit(2);
-  }
-  return v;
-};
 const URL_ = env('JG_URL');
 const USER = env('JG_USER');
 const PASSWORD = env('JG_PASSWORD');
@@ -47,10 +40,6 @@ const hardStop = setTimeout(() => {
   process.exit(3);
 }, 150_000);
 
-const step = (s) => console.log(`STEP ${s}`);
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
 async function poll(what, f, ms = WAIT) {
   const end = Date.now() + ms;
   for (;;) {
