@@ -26,6 +26,9 @@ pub(crate) enum Job {
     KeySweep,
     /// Ending abandoned support sessions and removing old ones.
     SupportUpkeep,
+    /// Ending access grants whose window closed (and the sessions under
+    /// them), and pending access requests never decided.
+    AccessExpiry,
 }
 
 impl Job {
@@ -36,6 +39,7 @@ impl Job {
             Self::VaultExpiry => "vault-expiry",
             Self::KeySweep => "key-sweep",
             Self::SupportUpkeep => "support-upkeep",
+            Self::AccessExpiry => "access-expiry",
         }
     }
 }
@@ -103,6 +107,7 @@ mod tests {
             Job::VaultExpiry,
             Job::KeySweep,
             Job::SupportUpkeep,
+            Job::AccessExpiry,
         ];
         for job in jobs {
             let mut ran = false;

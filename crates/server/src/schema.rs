@@ -25,6 +25,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::packages::schema::PACKAGES,
     &crate::ssh::schema::SSH,
     &crate::targets::schema::TARGETS,
+    &crate::access::schema::ACCESS,
 ]);
 
 #[cfg(test)]
