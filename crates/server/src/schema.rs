@@ -58,8 +58,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 18);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 18);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 20);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 20);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -85,7 +85,10 @@ mod tests {
                 "recordings",
                 "ssh",
                 "rbac,targets",
-                "packages"
+                "packages",
+                // 19: issue #17's notifier (merged from its branch).
+                "notify",
+                "access"
             ]
         );
     }

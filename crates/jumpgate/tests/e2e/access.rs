@@ -175,7 +175,7 @@ async fn two_approvers_grant_access_for_the_window_and_nobody_approves_their_own
         (r.state.as_str(), r.approvals_required, r.window_secs),
         ("pending", 2, 3600)
     );
-    assert_eq!(r.permissions, ["exec", "shell"]);
+    assert_eq!(r.permissions, ["shell", "exec"]);
     let id = r.id.clone();
 
     // Nobody approves their own request, even when named an approver.
@@ -218,7 +218,7 @@ async fn two_approvers_grant_access_for_the_window_and_nobody_approves_their_own
     for needle in [
         "requester=bob",
         "target=group:default",
-        "permissions=exec,shell",
+        "permissions=shell,exec",
         "window=1h",
         "approvals=0/2",
         "reason=INC-123",
@@ -375,4 +375,66 @@ async fn a_session_is_closed_when_its_grant_expires() {
     }
     assert_eq!(access(site, &f.bob, &["show", &id]).await.state, "expired");
     shell_refused(site, &f.bob).await;
+}
+
+#[tokio::test]
+async fn the_access_requests_page_in_a_real_browser() {
+    use crate::web::{browser_dir, browser_prerequisites as chromium};
+    let chromium = chromium();
+    let f = fixture().await;
+    let site = &f.site;
+    ok(&site
+        .jg(&[
+            "admin",
+            "groups",
+            "approval",
+            "default",
+            "--permissions",
+            "shell,exec",
+            "--approvers",
+            "role:admin",
+        ])
+        .await);
+    shell_refused(site, &f.bob).await;
+    let r = access(
+        site,
+        &f.bob,
+        &["request", "default", "--for", "2h", "--reason", "INC-4242"],
+    )
+    .await;
+    let artifacts =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/access");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir().join("access.mjs"))
+        .current_dir(browser_dir())
+        .env("JG_URL", site.gateway.url())
+        .env("JG_ADMIN", ADMIN)
+        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("JG_REQUESTER", "bob")
+        .env("JG_REQUEST_ID", &r.id)
+        .env("JG_ARTIFACTS", &artifacts)
+        .env("JG_CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the browser test hung")
+        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let report = format!(
+        "node exited {}\nstdout:\n{}\nstderr:\n{}\nscreenshots: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr),
+        artifacts.display()
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(text(&out.stdout).contains("ACCESS-TEST PASSED"), "{report}");
+    assert!(artifacts.join("access-requests.png").exists());
+    // Approved in the browser: bob's sessions are allowed now.
+    assert_eq!(access(site, &f.bob, &["show", &r.id]).await.state, "active");
+    shell_works(site, &f.bob).await;
 }
