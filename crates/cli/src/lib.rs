@@ -288,6 +288,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: commands::report::Format,
     },
+    /// Access requests with approval: request access to a group or
+    /// endpoint for a window, list, show, approve, deny, cancel.
+    Access {
+        #[command(subcommand)]
+        command: commands::access::AccessCommand,
+    },
     /// Agentless targets reached through jump points: add, list, show,
     /// remove.
     Targets {
@@ -489,6 +495,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Targets { command } => {
             commands::targets::run(&ctx.authed_client()?, command).await?;
+        }
+        Command::Access { command } => {
+            commands::access::run(&ctx.authed_client()?, command).await?;
         }
         Command::Endpoints {
             command: None,

@@ -273,6 +273,7 @@ pub async fn run(
         support_hub: Default::default(),
         epm: Default::default(),
         key_sweep: Arc::default(),
+        access_wake: Arc::default(),
         endpoint_list: Default::default(),
         analytics: crate::analytics::Reports::new(analytics_reader),
     });
@@ -287,6 +288,7 @@ pub async fn run(
     ));
     st.tasks.spawn(crate::keys::sweep::run(st.clone()));
     st.tasks.spawn(sessions::recheck::run(st.clone()));
+    st.tasks.spawn(crate::access::expiry::run(st.clone()));
     // Search inside recordings: indexes every ended terminal recording.
     st.tasks.spawn(crate::recordings::search::run(st.clone()));
     if !spooled.is_empty() {

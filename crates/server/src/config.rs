@@ -200,6 +200,9 @@ pub struct RawAgents {
 pub struct RawAuth {
     /// Lifetime of a login session token, e.g. "12h".
     pub session_ttl: Option<String>,
+    /// The longest window an access request may ask for, e.g. "8h"
+    /// (default 8h, at most 30d).
+    pub access_max_window: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -264,6 +267,7 @@ impl RawConfig {
             },
             auth: RawAuth {
                 session_ttl: other.auth.session_ttl.or(self.auth.session_ttl),
+                access_max_window: other.auth.access_max_window.or(self.auth.access_max_window),
             },
             limits: RawLimits {
                 max_connections: other.limits.max_connections.or(self.limits.max_connections),
@@ -425,6 +429,9 @@ pub struct Config {
     pub assist_binary: Option<PathBuf>,
     pub agent_heartbeat: Duration,
     pub session_ttl: Duration,
+    /// `auth.access_max_window`: the longest access grant a request may
+    /// ask for.
+    pub access_max_window: Duration,
     pub max_connections: usize,
     pub limits: Limits,
     /// Shell recordings include keystrokes.
@@ -687,6 +694,19 @@ impl Config {
         if session_ttl < Duration::from_secs(10) || session_ttl > Duration::from_secs(7 * 86400) {
             return Err(invalid("auth.session_ttl", "must be between 10s and 7d"));
         }
+        let access_max_window = parse_duration(
+            "auth.access_max_window",
+            raw.auth.access_max_window.as_deref(),
+            "8h",
+        )?;
+        if access_max_window < Duration::from_secs(60)
+            || access_max_window > Duration::from_secs(30 * 86400)
+        {
+            return Err(invalid(
+                "auth.access_max_window",
+                "must be between 1m and 30d",
+            ));
+        }
         let max_connections = raw.limits.max_connections.unwrap_or(20_000);
         if max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
@@ -776,6 +796,7 @@ impl Config {
             assist_binary,
             agent_heartbeat,
             session_ttl,
+            access_max_window,
             max_connections,
             limits,
             record_keystrokes: raw.recording.keystrokes.unwrap_or(false),

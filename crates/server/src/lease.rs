@@ -32,8 +32,8 @@ pub(crate) enum Job {
     /// Turning audit entries into webhook deliveries (`notify`).
     #[allow(dead_code, reason = "#17: wired as its parts land")]
     Webhooks,
-    /// Ending access grants whose window closed (`access`).
-    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    /// Ending access grants whose window closed (and the sessions under
+    /// them), and pending access requests never decided.
     AccessExpiry,
 }
 
@@ -115,6 +115,7 @@ mod tests {
             Job::VaultExpiry,
             Job::KeySweep,
             Job::SupportUpkeep,
+            Job::AccessExpiry,
         ];
         for job in jobs {
             let mut ran = false;

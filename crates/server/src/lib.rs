@@ -19,6 +19,7 @@
 //! - [`admin`] and `control`: `jumpgate admin` operations and the Unix
 //!   socket that lets them reach a running gateway.
 
+mod access;
 pub mod admin;
 mod agents;
 pub mod analytics;

@@ -26,6 +26,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::ssh::schema::SSH,
     &crate::targets::schema::TARGETS,
     &crate::notify::schema::NOTIFY,
+    &crate::access::schema::ACCESS,
 ]);
 
 #[cfg(test)]
@@ -58,8 +59,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 19);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 19);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 20);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 20);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -86,7 +87,8 @@ mod tests {
                 "ssh",
                 "rbac,targets",
                 "packages",
-                "notify"
+                "notify",
+                "access"
             ]
         );
     }

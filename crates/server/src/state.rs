@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub(crate) epm: crate::epm::Epm,
     /// Wakes the key task (a rotation happened: sweep now).
     pub(crate) key_sweep: Arc<tokio::sync::Notify>,
+    /// Wakes `access::expiry` when a grant becomes active.
+    pub(crate) access_wake: Arc<tokio::sync::Notify>,
     /// The endpoint list, as last read from the store.
     pub(crate) endpoint_list: crate::agents::listing::EndpointList,
     /// The analytics store's read identity, for reports.

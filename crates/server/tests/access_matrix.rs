@@ -212,6 +212,19 @@ fn expectations() -> HashMap<&'static str, Rule> {
         // audit log): admin, auditor, a read-scoped admin client.
         ("GET /api/v1/reports", Only(AUDITORS)),
         ("GET /api/v1/reports/{name}", Only(AUDITORS)),
+        // Access requests: any user asks (`view` on some group) and reads
+        // or decides what concerns them (the handler checks approvers and
+        // requesters); API clients neither ask nor decide. A group's
+        // approval setting is read like the group, changed like it.
+        ("GET /api/v1/access-requests", Only(USERS)),
+        ("POST /api/v1/access-requests", Only(USERS)),
+        ("GET /api/v1/access-requests/{id}", Only(USERS)),
+        ("POST /api/v1/access-requests/{id}/approve", Only(USERS)),
+        ("POST /api/v1/access-requests/{id}/deny", Only(USERS)),
+        ("POST /api/v1/access-requests/{id}/cancel", Only(USERS)),
+        ("GET /api/v1/groups/{name}/approval", Only(VIEWERS)),
+        ("PUT /api/v1/groups/{name}/approval", Only(ADMIN)),
+        ("DELETE /api/v1/groups/{name}/approval", Only(ADMIN)),
         ("POST /api/v1/queues", Only(ADMIN)),
         ("PATCH /api/v1/queues/{name}", Only(ADMIN)),
         ("DELETE /api/v1/queues/{name}", Only(ADMIN)),

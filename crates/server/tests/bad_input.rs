@@ -1102,6 +1102,106 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/vault/secrets/{name}/purge")),
         ),
         ("GET /api/v1/vault/settings", (Nothing, vec![])),
+        // Access requests with approval.
+        (
+            "GET /api/v1/access-requests",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/access-requests?state=bogus"),
+                    bare("/api/v1/access-requests?nope=1"),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/access-requests",
+            (
+                Json,
+                vec![
+                    json("/api/v1/access-requests", r#"{"target":"web","reason":"x"}"#),
+                    json(
+                        "/api/v1/access-requests",
+                        r#"{"target":"web","window_secs":-1,"reason":"x"}"#,
+                    ),
+                    json(
+                        "/api/v1/access-requests",
+                        r#"{"target":"web","window_secs":60,"reason":"x"}"#,
+                    ),
+                    json(
+                        "/api/v1/access-requests",
+                        r#"{"target":"nowhere","window_secs":60,"reason":"x"}"#,
+                    ),
+                    json(
+                        "/api/v1/access-requests",
+                        r#"{"target":"","window_secs":60,"reason":"x"}"#,
+                    ),
+                    json(
+                        "/api/v1/access-requests",
+                        r#"{"target":"web","window_secs":60,"reason":"x","x":1}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "GET /api/v1/access-requests/{id}",
+            (Other, named("/api/v1/access-requests/{id}")),
+        ),
+        (
+            "POST /api/v1/access-requests/{id}/approve",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/access-requests/{id}/approve", "")
+                    .iter()
+                    .map(|p| json(p, "{}"))
+                    .collect();
+                v.push(json("/api/v1/access-requests/acc_x/approve", r#"{"reason":5}"#));
+                v
+            }),
+        ),
+        (
+            "POST /api/v1/access-requests/{id}/deny",
+            (Json, {
+                let mut v: Vec<Bad> = bad_names("/api/v1/access-requests/{id}/deny", "")
+                    .iter()
+                    .map(|p| json(p, "{}"))
+                    .collect();
+                v.push(json("/api/v1/access-requests/acc_x/deny", r#"{"x":1}"#));
+                v
+            }),
+        ),
+        (
+            "POST /api/v1/access-requests/{id}/cancel",
+            (Other, named("/api/v1/access-requests/{id}/cancel")),
+        ),
+        (
+            "GET /api/v1/groups/{name}/approval",
+            (Other, named("/api/v1/groups/{name}/approval")),
+        ),
+        (
+            "PUT /api/v1/groups/{name}/approval",
+            (Json, {
+                let p = "/api/v1/groups/web/approval";
+                let mut v = named_json(
+                    "/api/v1/groups/{name}/approval",
+                    r#"{"permissions":["shell"],"approvers":["role:admin"],"approvals":1}"#,
+                );
+                v.pop();
+                v.extend([
+                    json(p, r#"{"permissions":["view"],"approvers":["role:admin"],"approvals":1}"#),
+                    json(p, r#"{"permissions":["all","shell"],"approvers":["role:admin"],"approvals":1}"#),
+                    json(p, r#"{"permissions":[],"approvers":["role:admin"],"approvals":1}"#),
+                    json(p, r#"{"permissions":["shell"],"approvers":["role:admin"],"approvals":3}"#),
+                    json(p, r#"{"permissions":["shell"],"approvers":["boss"],"approvals":1}"#),
+                    json(p, r#"{"permissions":["shell"],"approvers":["role:nosuch"],"approvals":1}"#),
+                    json(p, r#"{"permissions":["shell"],"approvers":["user:nosuch"],"approvals":1}"#),
+                    json(p, r#"{"permissions":["shell"],"approvers":[],"approvals":1}"#),
+                ]);
+                v
+            }),
+        ),
+        (
+            "DELETE /api/v1/groups/{name}/approval",
+            (Other, named("/api/v1/groups/{name}/approval")),
+        ),
         // Agentless targets and jump points.
         ("GET /api/v1/targets", (Nothing, vec![])),
         (

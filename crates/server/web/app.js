@@ -15,6 +15,7 @@ import { epmPolicyPage, epmRequestsPage, epmEventsPage } from './epm.js';
 import { packagesPage, inventoryPage } from './packages.js';
 import { reportsPage } from './reports.js';
 import { targetsPage } from './targets.js';
+import { accessPage } from './access.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -35,6 +36,8 @@ const NAV = [
   { href: '#/packages', label: 'Packages', perm: P.EPM_MANAGE },
   { href: '#/targets', label: 'Targets', perm: P.VIEW },
   { href: '#/inventory', label: 'Inventory', perm: P.VIEW },
+  // Access requests: anyone who sees endpoints asks; approvers decide.
+  { href: '#/access', label: 'Access requests', perm: P.VIEW },
   { href: '#/sessions', label: 'Sessions', perm: P.VIEW_AUDIT },
   { href: '#/recordings', label: 'Recordings', perm: P.VIEW_AUDIT },
   // Reports: `reports-read`, or `view-audit`, which implies it.
@@ -132,6 +135,7 @@ const routes = [
   [/^#\/watch\/terminal\/([^/]+)$/, (m) => watchTerminalPage(decodeURIComponent(m[1]))],
   [/^#\/recordings$/, () => pages.recordingsPage()],
   [/^#\/reports$/, () => reportsPage()],
+  [/^#\/access$/, () => accessPage()],
   // `?t=SECONDS`: the player opens at that moment (a search hit).
   [/^#\/recordings\/([^/?]+)(?:\?t=([0-9.e+-]+))?$/, (m) => playerPage(decodeURIComponent(m[1]), Number(m[2]) || 0)],
   [/^#\/admin\/users$/, () => admin.usersPage()],

@@ -11,6 +11,7 @@ use jumpgate_net::tls::{Fingerprint, Trust};
 use crate::errors::NotLoggedIn;
 use crate::state::{self, State};
 
+pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod cp;

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `jumpgate server`, `jumpgate agent` and `jg`
 //! processes talking TLS over loopback ports picked at run time.
 
+mod access;
 mod agent_identity;
 mod attended;
 mod attended_live;

@@ -298,6 +298,9 @@ pub(crate) async fn delete(db: &Store, name: &str, actor: &str) -> Result<(), Gr
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
+    // Its approval setting goes with it (a group created later under the
+    // same name starts without one).
+    crate::access::remove_policy(&mut w, name).await?;
     w.audit(AuditEvent::new(actor, AuditAction::GroupDelete, name).group(name))
         .await?;
     w.commit().await?;

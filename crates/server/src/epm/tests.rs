@@ -75,6 +75,7 @@ async fn state(
         support_hub: Default::default(),
         epm: Default::default(),
         key_sweep: std::sync::Arc::default(),
+        access_wake: std::sync::Arc::default(),
         endpoint_list: Default::default(),
         analytics: Default::default(),
     });
@@ -103,6 +104,7 @@ fn subject(name: &str, permissions: &[Permission], groups: Groups) -> Subject {
         groups,
         scopes: Scopes::FULL,
         restriction: Restriction::None,
+        approvals: Default::default(),
     }
 }
 

@@ -116,9 +116,13 @@ pub(crate) async fn authenticate_credential(
     // already open.
     let settings = settings::parse(row.settings.as_deref());
     let restriction = restriction_for(&settings, &row.role, row.password_changed_at, row.mfa, now);
+    let id = UserId(row.id);
+    // Groups requiring approval and this user's grants active now, read on
+    // every request (an expiry or cancellation takes effect at once).
+    let approvals = crate::access::load(db, Some(&id), now).await?;
     Ok(Subject {
         name: row.username,
-        kind: SubjectKind::User(UserId(row.id)),
+        kind: SubjectKind::User(id),
         permissions: row
             .permissions
             .as_deref()
@@ -128,6 +132,7 @@ pub(crate) async fn authenticate_credential(
         groups: Groups::from_list(&json_list(&row.groups)),
         scopes: Scopes::FULL,
         restriction,
+        approvals,
     })
 }
 
@@ -209,6 +214,11 @@ pub(super) async fn subject(
     scopes: Scopes,
     restriction: Restriction,
 ) -> Result<Subject, IdentityError> {
+    let user = match &kind {
+        SubjectKind::User(id) => Some(id.clone()),
+        SubjectKind::ApiClient { .. } => None,
+    };
+    let approvals = crate::access::load(db, user.as_ref(), ids::now_ms()).await?;
     Ok(Subject {
         name,
         kind,
@@ -217,6 +227,7 @@ pub(super) async fn subject(
         groups: Groups::from_list(&json_list(groups)),
         scopes,
         restriction,
+        approvals,
     })
 }
 

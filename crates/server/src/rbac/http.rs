@@ -84,9 +84,10 @@ pub(crate) async fn denied(
         Denial::InsufficientScope => ErrorCode::InsufficientScope,
         Denial::MfaEnrollmentRequired => ErrorCode::MfaEnrollmentRequired,
         Denial::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
-        Denial::MissingPermission(_) | Denial::OutsideGroups | Denial::UsersOnly => {
-            ErrorCode::Forbidden
-        }
+        Denial::MissingPermission(_)
+        | Denial::OutsideGroups
+        | Denial::UsersOnly
+        | Denial::ApprovalRequired(_) => ErrorCode::Forbidden,
     };
     ApiError::new(StatusCode::FORBIDDEN, code, why.to_string())
 }

@@ -23,7 +23,7 @@ pub(crate) mod store;
 pub(crate) use http::{Access, Caller, denied};
 pub(crate) use store::role_permissions;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jumpgate_proto::session::SessionKind;
 
@@ -258,6 +258,66 @@ pub(crate) struct Subject {
     pub(crate) groups: Groups,
     pub(crate) scopes: Scopes,
     pub(crate) restriction: Restriction,
+    /// The approval requirements of groups and the subject's active
+    /// access grants, read on each request (`access::load`).
+    pub(crate) approvals: Approvals,
+}
+
+/// Groups whose permissions need an approved access request (their
+/// `approval` setting), and the subject's grants active when it was
+/// loaded. Holding a gated permission through a role is not enough on such
+/// a group: a grant covering it is needed too (`access`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Approvals {
+    /// Group → the permissions that need a grant there.
+    pub(crate) gated: BTreeMap<String, BTreeSet<Permission>>,
+    pub(crate) grants: Vec<ActiveGrant>,
+}
+
+/// An approved access request, active now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ActiveGrant {
+    /// The access request's id.
+    pub(crate) request: String,
+    pub(crate) group: String,
+    /// One endpoint of the group (its id) only; `None`: the whole group.
+    pub(crate) endpoint: Option<String>,
+    pub(crate) permissions: BTreeSet<Permission>,
+    /// When it ends (ms since the epoch).
+    pub(crate) until: i64,
+}
+
+impl Approvals {
+    /// Whether `p` on `group` needs a grant.
+    pub(crate) fn gates(&self, group: &str, p: Permission) -> bool {
+        self.gated.get(group).is_some_and(|ps| ps.contains(&p))
+    }
+
+    /// The grant that allows `p` on `group` (on endpoint `endpoint` when
+    /// known) where the group gates it; `None` when none does or none is
+    /// needed.
+    pub(crate) fn covering(
+        &self,
+        group: &str,
+        endpoint: Option<&str>,
+        p: Permission,
+    ) -> Option<&ActiveGrant> {
+        if !self.gates(group, p) {
+            return None;
+        }
+        self.grants.iter().find(|g| {
+            g.group == group
+                && g.permissions.contains(&p)
+                && match &g.endpoint {
+                    None => true,
+                    Some(id) => endpoint == Some(id.as_str()),
+                }
+        })
+    }
+
+    fn allows(&self, group: &str, endpoint: Option<&str>, p: Permission) -> bool {
+        !self.gates(group, p) || self.covering(group, endpoint, p).is_some()
+    }
 }
 
 impl Subject {
@@ -399,6 +459,15 @@ pub(crate) enum Action {
     // Reports.
     /// Run the reports of the analytics store.
     ReadReports,
+    // Access requests with approval (`access`).
+    /// Ask for access to a group or endpoint one can view (the handler
+    /// checks the target's group).
+    RequestAccess,
+    /// List one's own requests and those one may decide.
+    ReadAccessRequests,
+    /// Approve, deny or cancel a request (the handler checks that the
+    /// caller is an approver of its group, or its requester).
+    DecideAccess,
 }
 
 enum Requirement {
@@ -456,6 +525,8 @@ impl Action {
             Self::ReadPackages | Self::WritePackages => R::Site(P::EpmManage),
             Self::ReadInventory => R::AnyGroup(P::View),
             Self::ReadReports => R::Site(P::ReportsRead),
+            Self::RequestAccess => R::AnyGroup(P::View),
+            Self::ReadAccessRequests | Self::DecideAccess => R::SelfService,
         }
     }
 
@@ -482,6 +553,8 @@ impl Action {
                 | Self::WriteEpmPolicy
                 | Self::DecideElevation
                 | Self::WritePackages
+                | Self::RequestAccess
+                | Self::DecideAccess
         )
     }
 
@@ -536,6 +609,9 @@ impl Action {
             Self::WritePackages => "write-packages",
             Self::ReadInventory => "read-inventory",
             Self::ReadReports => "read-reports",
+            Self::RequestAccess => "request-access",
+            Self::ReadAccessRequests => "read-access-requests",
+            Self::DecideAccess => "decide-access",
         }
     }
 }
@@ -544,7 +620,15 @@ impl Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resource<'a> {
     Site,
-    Endpoint { group: &'a str },
+    Endpoint {
+        group: &'a str,
+    },
+    /// One endpoint known by its id (session opens and re-checks): a grant
+    /// for that endpoint alone counts here, not only one for its group.
+    OneEndpoint {
+        group: &'a str,
+        id: &'a str,
+    },
 }
 
 /// Why access was refused. The API maps each to its own error code.
@@ -556,6 +640,9 @@ pub(crate) enum Denial {
     MfaEnrollmentRequired,
     PasswordChangeRequired,
     UsersOnly,
+    /// The group requires an approved access request for the permission
+    /// and no active grant covers it.
+    ApprovalRequired(Permission),
 }
 
 impl std::fmt::Display for Denial {
@@ -573,6 +660,11 @@ impl std::fmt::Display for Denial {
                 f.write_str("your password expired: change it first (jg passwd)")
             }
             Self::UsersOnly => f.write_str("only users can do this, not API clients"),
+            Self::ApprovalRequired(p) => write!(
+                f,
+                "the endpoint's group requires an approved access request for `{}` (jg access request)",
+                p.as_str()
+            ),
         }
     }
 }
@@ -634,12 +726,19 @@ pub(crate) fn authorize(subject: &Subject, action: Action, resource: Resource<'_
             if !subject.has(p) {
                 return Forbid(Denial::MissingPermission(p));
             }
-            match resource {
-                Resource::Endpoint { group } if subject.groups.contains(group) => Allow,
-                Resource::Endpoint { .. } => Forbid(Denial::OutsideGroups),
+            let (group, endpoint) = match resource {
+                Resource::Endpoint { group } => (group, None),
+                Resource::OneEndpoint { group, id } => (group, Some(id)),
                 // An endpoint permission asked about the site as a whole is a
                 // programming error; refuse rather than guess.
-                Resource::Site => Forbid(Denial::OutsideGroups),
+                Resource::Site => return Forbid(Denial::OutsideGroups),
+            };
+            if !subject.groups.contains(group) {
+                Forbid(Denial::OutsideGroups)
+            } else if !subject.approvals.allows(group, endpoint, p) {
+                Forbid(Denial::ApprovalRequired(p))
+            } else {
+                Allow
             }
         }
     }

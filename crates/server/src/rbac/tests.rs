@@ -9,6 +9,7 @@ fn subject(perms: &[Permission], groups: &[&str]) -> Subject {
         groups: Groups::from_list(&groups.iter().map(|g| (*g).to_owned()).collect::<Vec<_>>()),
         scopes: Scopes::FULL,
         restriction: Restriction::None,
+        approvals: Default::default(),
     }
 }
 
@@ -237,6 +238,9 @@ fn action_names_are_frozen() {
         (A::WritePackages, "write-packages"),
         (A::ReadInventory, "read-inventory"),
         (A::ReadReports, "read-reports"),
+        (A::RequestAccess, "request-access"),
+        (A::ReadAccessRequests, "read-access-requests"),
+        (A::DecideAccess, "decide-access"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -368,4 +372,72 @@ fn reports_need_reports_read_or_view_audit() {
         let d = authorize(&s, Action::ReadReports, Resource::Site);
         assert_eq!(d == Decision::Allow, allowed, "{perms:?}: {d:?}");
     }
+}
+
+/// On a group requiring approval for a permission, the role's permission
+/// is not enough: an active grant covering it is needed, for the whole
+/// group or for that one endpoint; other permissions and groups are as
+/// before.
+#[test]
+fn gated_permissions_need_a_covering_grant() {
+    use SessionKind as K;
+    let mut tech = subject(
+        &[Permission::View, Permission::Shell, Permission::Exec],
+        &["web", "db"],
+    );
+    tech.approvals
+        .gated
+        .insert("web".into(), [Permission::Shell].into_iter().collect());
+    let shell = Action::OpenSession(K::Shell);
+    let one = Resource::OneEndpoint {
+        group: "web",
+        id: "ep_1",
+    };
+    let other = Resource::OneEndpoint {
+        group: "web",
+        id: "ep_2",
+    };
+    let gated = Decision::Forbid(Denial::ApprovalRequired(Permission::Shell));
+    assert_eq!(authorize(&tech, shell, WEB), gated);
+    assert_eq!(authorize(&tech, shell, one), gated);
+    // Not gated: another permission, another group, viewing.
+    assert_eq!(
+        authorize(&tech, Action::OpenSession(K::Exec), WEB),
+        Decision::Allow
+    );
+    assert_eq!(authorize(&tech, shell, DB), Decision::Allow);
+    assert!(tech.can_view("web"));
+    // A grant for one endpoint covers that endpoint only.
+    tech.approvals.grants.push(ActiveGrant {
+        request: "acc_1".into(),
+        group: "web".into(),
+        endpoint: Some("ep_1".into()),
+        permissions: [Permission::Shell].into_iter().collect(),
+        until: i64::MAX,
+    });
+    assert_eq!(authorize(&tech, shell, one), Decision::Allow);
+    assert_eq!(authorize(&tech, shell, other), gated);
+    assert_eq!(authorize(&tech, shell, WEB), gated);
+    assert_eq!(
+        tech.approvals
+            .covering("web", Some("ep_1"), Permission::Shell)
+            .map(|g| g.request.as_str()),
+        Some("acc_1")
+    );
+    // A grant for the group covers every endpoint of it, for its
+    // permissions only; it never widens the subject's groups or role.
+    tech.approvals.grants[0].endpoint = None;
+    assert_eq!(authorize(&tech, shell, other), Decision::Allow);
+    assert_eq!(authorize(&tech, shell, WEB), Decision::Allow);
+    tech.groups = Groups::from_list(&["db".into()]);
+    assert_eq!(
+        authorize(&tech, shell, WEB),
+        Decision::Forbid(Denial::OutsideGroups)
+    );
+    tech.groups = Groups::All;
+    tech.permissions.remove(&Permission::Shell);
+    assert_eq!(
+        authorize(&tech, shell, WEB),
+        Decision::Forbid(Denial::MissingPermission(Permission::Shell))
+    );
 }

@@ -55,6 +55,7 @@ mod tests {
             expires_at: None,
             support: None,
             target: None,
+            access_request: None,
         }
     }
 

@@ -61,6 +61,7 @@ async fn sites(test: &str) -> Vec<Site> {
             support_hub: Default::default(),
             epm: Default::default(),
             key_sweep: std::sync::Arc::default(),
+            access_wake: std::sync::Arc::default(),
             endpoint_list: Default::default(),
             analytics: Default::default(),
         });
@@ -88,6 +89,7 @@ fn technician() -> Subject {
         groups: Groups::All,
         scopes: Scopes::FULL,
         restriction: Restriction::None,
+        approvals: Default::default(),
     }
 }
 

@@ -88,6 +88,10 @@ pub(crate) struct Grant {
     /// A session on an agentless target (its name): decided on the
     /// target's group, and stopped when the target is removed.
     pub(crate) target: Option<String>,
+    /// The access request whose grant allowed it (its group requires
+    /// approval): when the grant ends, the re-check stops the session
+    /// saying so ("access grant expired").
+    pub(crate) access_request: Option<String>,
 }
 
 #[derive(Debug)]
@@ -486,6 +490,7 @@ mod tests {
             expires_at,
             support: None,
             target: None,
+            access_request: None,
         }
     }
 

@@ -117,8 +117,9 @@ impl SessionService {
         kind: SessionKind,
         credential: Credential,
     ) -> Result<Ticket, NotAuthorized> {
-        let resource = Resource::Endpoint {
+        let resource = Resource::OneEndpoint {
             group: &endpoint.group,
+            id: endpoint.id.as_str(),
         };
         if let Decision::Forbid(why) = rbac::authorize(subject, Action::OpenSession(kind), resource)
         {
@@ -138,6 +139,14 @@ impl SessionService {
             expires_at: None,
             support: None,
             target: endpoint.target.as_ref().map(|t| t.name.clone()),
+            access_request: subject
+                .approvals
+                .covering(
+                    &endpoint.group,
+                    Some(endpoint.id.as_str()),
+                    rbac::Permission::for_session(kind),
+                )
+                .map(|g| g.request.clone()),
         };
         Ok(Ticket {
             subject: subject.clone(),
@@ -221,8 +230,9 @@ impl SessionService {
         // Watching a screen and driving it are separate rights: the second
         // is decided once the request says which is asked.
         if let SessionRequest::Desktop { control: true, .. } = request {
-            let resource = Resource::Endpoint {
+            let resource = Resource::OneEndpoint {
                 group: &endpoint.group,
+                id: endpoint.id.as_str(),
             };
             if let Decision::Forbid(why) = rbac::authorize(&p, Action::ControlDesktop, resource) {
                 // As for the open itself: a session-log row and a security

@@ -92,7 +92,15 @@ pub(crate) async fn recheck(st: &AppState) -> usize {
             }
         };
         let Some(why) = verdict else { continue };
-        let reason = format!("access revoked: {why}");
+        // A session under an access grant that ended says so plainly.
+        let grant_ended = match &grant.access_request {
+            Some(request) => crate::access::ended(&st.db, request).await.ok().flatten(),
+            None => None,
+        };
+        let (why, reason) = match grant_ended {
+            Some(ended) => (ended.clone(), ended),
+            None => (why.clone(), format!("access revoked: {why}")),
+        };
         let detail = format!(
             "session={id} subject={} endpoint={} kind={} reason={why}",
             grant.subject_name, grant.endpoint_name, grant.kind
@@ -211,8 +219,9 @@ async fn decide(
         }
         Some(e) => e,
     };
-    let resource = Resource::Endpoint {
+    let resource = Resource::OneEndpoint {
         group: &endpoint.group,
+        id: endpoint.id.as_str(),
     };
     Ok(
         match rbac::authorize(subject, Action::OpenSession(grant.kind), resource) {

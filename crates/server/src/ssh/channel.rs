@@ -197,8 +197,9 @@ async fn open(
     };
     if files {
         let upload = Action::OpenSession(SessionKind::Upload);
-        let resource = Resource::Endpoint {
+        let resource = Resource::OneEndpoint {
             group: &endpoint.group,
+            id: endpoint.id.as_str(),
         };
         if let Decision::Forbid(why) = rbac::authorize(&subject, upload, resource) {
             let group = Some(endpoint.group.as_str());

@@ -166,6 +166,21 @@ pub(crate) enum AuditAction {
     SshKeyAdd,
     /// A user removed one of their SSH public keys.
     SshKeyRemove,
+    // Access requests (`access`): target = the request id; detail =
+    // `request= requester= target= group= permissions= window=
+    // approvals=N/M [until=] reason=` (see `access::Request::detail`).
+    /// A technician asked for access (outcome `pending`).
+    AccessRequest,
+    /// An approver approved (outcome `pending`: more approvals needed;
+    /// `active`: the grant started).
+    AccessApprove,
+    /// An approver denied (outcome `denied`).
+    AccessDeny,
+    /// A grant's window ended (outcome `expired`), or a request waited too
+    /// long for approvals (`expired-pending`).
+    AccessExpire,
+    /// The requester withdrew a request or ended a grant early.
+    AccessCancel,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -266,6 +281,11 @@ impl AuditAction {
             Self::PackageSettings => "package-settings",
             Self::SshKeyAdd => "ssh-key-add",
             Self::SshKeyRemove => "ssh-key-remove",
+            Self::AccessRequest => "access-request",
+            Self::AccessApprove => "access-approve",
+            Self::AccessDeny => "access-deny",
+            Self::AccessExpire => "access-expire",
+            Self::AccessCancel => "access-cancel",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -615,6 +635,11 @@ mod tests {
             (A::PackageSettings, "package-settings"),
             (A::SshKeyAdd, "ssh-key-add"),
             (A::SshKeyRemove, "ssh-key-remove"),
+            (A::AccessRequest, "access-request"),
+            (A::AccessApprove, "access-approve"),
+            (A::AccessDeny, "access-deny"),
+            (A::AccessExpire, "access-expire"),
+            (A::AccessCancel, "access-cancel"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];

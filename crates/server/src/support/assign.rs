@@ -214,6 +214,7 @@ mod tests {
             groups: Groups::from_list(&groups.iter().map(|g| (*g).to_owned()).collect::<Vec<_>>()),
             scopes: Scopes::FULL,
             restriction: Restriction::None,
+            approvals: Default::default(),
         }
     }
 

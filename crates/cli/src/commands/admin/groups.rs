@@ -1,7 +1,8 @@
-//! `jg admin groups list|create|update|delete`.
+//! `jg admin groups list|create|update|approval|delete`.
 
 use anyhow::Context;
 use clap::Subcommand;
+use jumpgate_api_types::access::SetApprovalPolicy;
 use jumpgate_api_types::{CreateGroup, Group, UpdateGroup};
 use jumpgate_client::Client;
 
@@ -43,6 +44,36 @@ pub(crate) enum GroupsCommand {
         #[arg(long, value_parser = ["prompt", "notify", "none"])]
         consent: Option<String>,
         /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Require an approved access request (`jg access request`) for some
+    /// or all of a group's session permissions, name its approvers and how
+    /// many approvals are needed; `--off` removes the requirement; with
+    /// neither, shows it.
+    Approval {
+        /// The group's name.
+        name: String,
+        /// Permissions that need approval, comma-separated (shell, exec,
+        /// files, forward, desktop-view, desktop-control), or `all`.
+        #[arg(long, value_name = "P,P|all", value_delimiter = ',', conflicts_with = "off",
+              requires_all = ["approvers"])]
+        permissions: Vec<String>,
+        /// Who approves: `role:NAME`, or `user:A,user:B`.
+        #[arg(
+            long,
+            value_name = "role:NAME|user:A,user:B",
+            value_delimiter = ',',
+            conflicts_with = "off",
+            requires = "permissions"
+        )]
+        approvers: Vec<String>,
+        /// Approvals needed: 1 or 2 (two different approvers).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        approvals: u8,
+        /// Remove the requirement.
+        #[arg(long)]
+        off: bool,
         #[arg(long)]
         json: bool,
     },
@@ -105,6 +136,50 @@ pub(crate) async fn run(client: &Client, cmd: GroupsCommand) -> anyhow::Result<(
                 print_json(&g)?;
             } else {
                 outln!("Updated group {} (consent: {})", g.name, g.consent)?;
+            }
+        }
+        GroupsCommand::Approval {
+            name,
+            permissions,
+            approvers,
+            approvals,
+            off,
+            json,
+        } => {
+            if off {
+                client
+                    .remove_approval_policy(&name)
+                    .await
+                    .with_context(|| format!("removing group {name}'s approval setting"))?;
+                outln!("Group {name} requires no approval any more")?;
+                return Ok(());
+            }
+            let p = if permissions.is_empty() {
+                client
+                    .approval_policy(&name)
+                    .await
+                    .with_context(|| format!("reading group {name}'s approval setting"))?
+            } else {
+                let req = SetApprovalPolicy {
+                    permissions,
+                    approvers,
+                    approvals,
+                };
+                client
+                    .set_approval_policy(&name, &req)
+                    .await
+                    .with_context(|| format!("setting group {name}'s approval"))?
+            };
+            if json {
+                print_json(&p)?;
+            } else {
+                outln!(
+                    "Group {} requires approval for {} by {} ({} approval(s))",
+                    p.group,
+                    p.permissions.join(","),
+                    p.approvers.join(","),
+                    p.approvals
+                )?;
             }
         }
         GroupsCommand::Delete { name } => {
