@@ -144,6 +144,9 @@ pub(crate) async fn policy(e: &mut dyn Exec, group: &str) -> Result<Option<Polic
     Ok(row.map(Into::into))
 }
 
+/// An active grant's row: id, group, endpoint id, permissions, end.
+type GrantRow = (String, String, Option<String>, String, Option<i64>);
+
 /// What `rbac::authorize` needs about approvals for `user` (`None`: an API
 /// client, which holds no grants): every group's requirement and the
 /// user's grants active at `now`.
@@ -167,15 +170,14 @@ pub(crate) async fn load(
         .collect();
     let mut grants = Vec::new();
     if let Some(user) = user {
-        let rows: Vec<(String, String, Option<String>, String, Option<i64>)> =
-            sql!(c, |c| sqlx::query_as(
-                "SELECT id, group_name, endpoint_id, permissions, until_at FROM access_requests
+        let rows: Vec<GrantRow> = sql!(c, |c| sqlx::query_as(
+            "SELECT id, group_name, endpoint_id, permissions, until_at FROM access_requests
                   WHERE requester_id = $1 AND state = 'active' AND until_at > $2"
-            )
-            .bind(user.as_str())
-            .bind(now)
-            .fetch_all(&mut *c)
-            .await)?;
+        )
+        .bind(user.as_str())
+        .bind(now)
+        .fetch_all(&mut *c)
+        .await)?;
         grants = rows
             .into_iter()
             .map(|(request, group, endpoint, perms, until)| ActiveGrant {
@@ -418,7 +420,7 @@ pub(crate) async fn resolve_target(
             "`{name}` is both a group and an endpoint: say group:{name} or endpoint:{name}"
         ))),
         (true, None) => Ok((name.to_owned(), None)),
-        (false, Some(e)) => Ok((e.group.clone(), Some((e.id.0.clone(), e.name.clone())))),
+        (false, Some(e)) => Ok((e.group, Some((e.id.0, e.name)))),
         (false, None) => Err(AccessError::NotFound(format!(
             "no group or endpoint named `{name}`"
         ))),

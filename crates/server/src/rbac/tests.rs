@@ -305,7 +305,10 @@ fn action_names_are_frozen() {
             | A::ReadPackages
             | A::WritePackages
             | A::ReadInventory
-            | A::ReadReports => {}
+            | A::ReadReports
+            | A::RequestAccess
+            | A::ReadAccessRequests
+            | A::DecideAccess => {}
         }
     }
 }
