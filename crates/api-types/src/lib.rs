@@ -24,6 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod alerts;
 mod codes;
 pub mod epm;
 pub mod packages;

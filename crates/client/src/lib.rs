@@ -24,6 +24,7 @@ use jumpgate_proto::session::SessionKind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod alerts;
 mod epm;
 mod identity;
 mod packages;

@@ -26,6 +26,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::ssh::schema::SSH,
     &crate::targets::schema::TARGETS,
     &crate::notify::schema::NOTIFY,
+    &crate::notify::alerts::schema::ALERTS,
 ]);
 
 #[cfg(test)]
@@ -40,8 +41,10 @@ mod tests {
     fn the_registry_has_every_version_in_order() {
         for engine in [Engine::Sqlite, Engine::Postgres] {
             for v in SCHEMA.versions(engine) {
+                // 20 and 21: #17's webhooks and access requests, built in
+                // parallel with the mail alerts (22) on other branches.
                 assert!(
-                    !v.sql.is_empty(),
+                    !v.sql.is_empty() || matches!(v.number, 20 | 21),
                     "{engine}: version {} has no part",
                     v.number
                 );
@@ -58,8 +61,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 19);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 19);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 22);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 22);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -86,7 +89,10 @@ mod tests {
                 "ssh",
                 "rbac,targets",
                 "packages",
-                "notify"
+                "notify",
+                "",
+                "",
+                "rbac,alerts"
             ]
         );
     }

@@ -2,6 +2,7 @@
 //! processes talking TLS over loopback ports picked at run time.
 
 mod agent_identity;
+mod alerts;
 mod attended;
 mod attended_live;
 mod blobs;

@@ -72,10 +72,12 @@ pub(crate) enum Permission {
     /// Read the reports of the analytics store (site-wide; a role limited
     /// to some groups sees their rows only). `view-audit` implies it.
     ReportsRead,
+    /// Mail alert rules and the SMTP test (site-wide).
+    ManageAlerts,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 19] = [
+    pub(crate) const ALL: [Self; 20] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -95,6 +97,7 @@ impl Permission {
         Self::EpmManage,
         Self::EpmApprove,
         Self::ReportsRead,
+        Self::ManageAlerts,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -118,6 +121,7 @@ impl Permission {
             Self::EpmManage => "epm-manage",
             Self::EpmApprove => "epm-approve",
             Self::ReportsRead => "reports-read",
+            Self::ManageAlerts => "manage-alerts",
         }
     }
 
@@ -399,6 +403,11 @@ pub(crate) enum Action {
     // Reports.
     /// Run the reports of the analytics store.
     ReadReports,
+    // Mail alerts.
+    /// List alert rules and the mail queue's state.
+    ReadAlerts,
+    /// Add and remove alert rules; send a test mail.
+    WriteAlerts,
 }
 
 enum Requirement {
@@ -456,6 +465,7 @@ impl Action {
             Self::ReadPackages | Self::WritePackages => R::Site(P::EpmManage),
             Self::ReadInventory => R::AnyGroup(P::View),
             Self::ReadReports => R::Site(P::ReportsRead),
+            Self::ReadAlerts | Self::WriteAlerts => R::Site(P::ManageAlerts),
         }
     }
 
@@ -482,6 +492,7 @@ impl Action {
                 | Self::WriteEpmPolicy
                 | Self::DecideElevation
                 | Self::WritePackages
+                | Self::WriteAlerts
         )
     }
 
@@ -536,6 +547,8 @@ impl Action {
             Self::WritePackages => "write-packages",
             Self::ReadInventory => "read-inventory",
             Self::ReadReports => "read-reports",
+            Self::ReadAlerts => "read-alerts",
+            Self::WriteAlerts => "write-alerts",
         }
     }
 }

@@ -166,6 +166,16 @@ pub(crate) enum AuditAction {
     SshKeyAdd,
     /// A user removed one of their SSH public keys.
     SshKeyRemove,
+    // Mail alerts.
+    /// An alert rule was added (its events, mode and recipient counts).
+    AlertRuleAdd,
+    /// An alert rule was removed.
+    AlertRuleRemove,
+    /// A test mail was sent (or failed) through `[smtp]`; target: the address.
+    SmtpTest,
+    /// An endpoint has not been in contact for longer than an alert rule's
+    /// `offline_minutes`; one entry per outage, by `(system)`.
+    EndpointOffline,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -266,6 +276,10 @@ impl AuditAction {
             Self::PackageSettings => "package-settings",
             Self::SshKeyAdd => "ssh-key-add",
             Self::SshKeyRemove => "ssh-key-remove",
+            Self::AlertRuleAdd => "alert-rule-add",
+            Self::AlertRuleRemove => "alert-rule-remove",
+            Self::SmtpTest => "smtp-test",
+            Self::EndpointOffline => "endpoint-offline",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -470,7 +484,6 @@ pub(crate) struct Row {
 
 impl Row {
     /// The endpoint groups the entry concerns (empty: site-wide).
-    #[allow(dead_code, reason = "#17's consumers filter on it as they land")]
     pub(crate) fn group_names(&self) -> Vec<String> {
         self.groups
             .as_deref()
@@ -615,6 +628,10 @@ mod tests {
             (A::PackageSettings, "package-settings"),
             (A::SshKeyAdd, "ssh-key-add"),
             (A::SshKeyRemove, "ssh-key-remove"),
+            (A::AlertRuleAdd, "alert-rule-add"),
+            (A::AlertRuleRemove, "alert-rule-remove"),
+            (A::SmtpTest, "smtp-test"),
+            (A::EndpointOffline, "endpoint-offline"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];
