@@ -1399,7 +1399,9 @@ fn validate_smtp(raw: RawSmtp) -> Result<SmtpConfig, ConfigError> {
     if security == SmtpSecurity::None && !loopback {
         return Err(invalid(
             "smtp.security",
-            format!("`none` sends mail (and any password) in the clear: only allowed to a loopback host, not `{host}`"),
+            format!(
+                "`none` sends mail (and any password) in the clear: only allowed to a loopback host, not `{host}`"
+            ),
         ));
     }
     let port = match raw.port {
@@ -1424,7 +1426,9 @@ fn validate_smtp(raw: RawSmtp) -> Result<SmtpConfig, ConfigError> {
                 "required with `smtp.user` (the vault secret holding its password)",
             ));
         }
-        (None, Some(_)) => return Err(invalid("smtp.user", "required with `smtp.password_secret`")),
+        (None, Some(_)) => {
+            return Err(invalid("smtp.user", "required with `smtp.password_secret`"));
+        }
     };
     let sender = raw
         .sender

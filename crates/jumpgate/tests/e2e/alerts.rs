@@ -261,8 +261,22 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
             "1h",
         ])
         .await);
-    user(&site, "secops", "auditor", Some("secops@example.test"), false).await;
-    user(&site, "lucy", "technician", Some("lucy@example.test"), false).await;
+    user(
+        &site,
+        "secops",
+        "auditor",
+        Some("secops@example.test"),
+        false,
+    )
+    .await;
+    user(
+        &site,
+        "lucy",
+        "technician",
+        Some("lucy@example.test"),
+        false,
+    )
+    .await;
     user(&site, "mark", "technician", None, false).await;
     let viewer = user(&site, "vic", "auditor", None, true).await;
 
@@ -321,8 +335,16 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
     let bad = fails(
         &site
             .jg(&[
-                "admin", "alerts", "add", "bad", "--event", "lockout", "--to", "x@example.test",
-                "--body", "{password}",
+                "admin",
+                "alerts",
+                "add",
+                "bad",
+                "--event",
+                "lockout",
+                "--to",
+                "x@example.test",
+                "--body",
+                "{password}",
             ])
             .await,
     );
@@ -330,7 +352,9 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
 
     // A session with output, a vault read, a denied session, two lockouts.
     let _agent = site.start_agent("srv").await;
-    let out = ok(&site.jg(&["shell", "srv", "--", "echo", SESSION_OUTPUT]).await);
+    let out = ok(&site
+        .jg(&["shell", "srv", "--", "echo", SESSION_OUTPUT])
+        .await);
     assert!(out.contains(SESSION_OUTPUT), "{out}");
     let out = ok(&site.jg(&["vault", "get", "db-root"]).await);
     assert!(out.contains(VAULT_VALUE), "{out}");
@@ -356,8 +380,17 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
     assert_eq!(lockout["authenticated"], true, "{lockout}");
     assert_eq!(lockout["mail_from"], "jumpgate@example.test");
     assert_eq!(subject(&lockout), "[Jumpgate] lockout: lucy (locked)");
-    for field in ["Action:  lockout", "Actor:   lucy", "Outcome: locked", "locked for 3600 s"] {
-        assert!(data(&lockout).contains(field), "{field}: {}", data(&lockout));
+    for field in [
+        "Action:  lockout",
+        "Actor:   lucy",
+        "Outcome: locked",
+        "locked for 3600 s",
+    ] {
+        assert!(
+            data(&lockout).contains(field),
+            "{field}: {}",
+            data(&lockout)
+        );
     }
 
     // The denied session, with the rule's own subject.
@@ -365,8 +398,16 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
         .wait_for("denied-session mail", |m| to(m, "denied@example.test"))
         .await;
     assert_eq!(subject(&denied), "Denied: vic on srv");
-    assert!(data(&denied).contains("Outcome: denied"), "{}", data(&denied));
-    assert!(data(&denied).contains("open-session:exec"), "{}", data(&denied));
+    assert!(
+        data(&denied).contains("Outcome: denied"),
+        "{}",
+        data(&denied)
+    );
+    assert!(
+        data(&denied).contains("open-session:exec"),
+        "{}",
+        data(&denied)
+    );
 
     // The digest: one mail with both lockouts, the denial and the session.
     let digest = smtpd
@@ -376,9 +417,17 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
                 && data(m).contains("open-session:exec")
         })
         .await;
-    assert!(subject(&digest).starts_with("[Jumpgate] everything: "), "{}", subject(&digest));
+    assert!(
+        subject(&digest).starts_with("[Jumpgate] everything: "),
+        "{}",
+        subject(&digest)
+    );
     assert!(data(&digest).contains("lockout: lucy"), "{}", data(&digest));
-    assert!(data(&digest).contains("session-open:exec"), "{}", data(&digest));
+    assert!(
+        data(&digest).contains("session-open:exec"),
+        "{}",
+        data(&digest)
+    );
 
     // The rate limit held mark's lockout back (the digest shows it was
     // taken): no mail about it, counted as limited.
@@ -390,35 +439,44 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
         "{:#?}",
         smtpd.messages()
     );
-    let rules: Value = serde_json::from_str(&ok(&site
-        .jg(&["admin", "alerts", "list", "--json"])
-        .await))
-    .unwrap();
+    let rules: Value =
+        serde_json::from_str(&ok(&site.jg(&["admin", "alerts", "list", "--json"]).await)).unwrap();
     let lockouts = rules
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["name"] == "lockouts")
         .unwrap();
-    assert_eq!((lockouts["sent"].as_u64(), lockouts["limited"].as_u64()), (Some(1), Some(1)), "{lockouts}");
+    assert_eq!(
+        (lockouts["sent"].as_u64(), lockouts["limited"].as_u64()),
+        (Some(1), Some(1)),
+        "{lockouts}"
+    );
 
     // `jg admin smtp test`, audited.
     let out = ok(&site
         .jg(&["admin", "smtp", "test", "check@example.test"])
         .await);
-    assert!(out.contains("Sent a test mail to check@example.test"), "{out}");
+    assert!(
+        out.contains("Sent a test mail to check@example.test"),
+        "{out}"
+    );
     let test = smtpd
         .wait_for("test mail", |m| to(m, "check@example.test"))
         .await;
     assert_eq!(subject(&test), "[Jumpgate] test mail");
     let events = site.security_events().await;
     assert!(
-        events
-            .iter()
-            .any(|e| e.action == "smtp-test" && e.target == "check@example.test" && e.outcome == "ok"),
+        events.iter().any(|e| e.action == "smtp-test"
+            && e.target == "check@example.test"
+            && e.outcome == "ok"),
         "{events:#?}"
     );
-    assert!(events.iter().any(|e| e.action == "alert-rule-add" && e.target == "lockouts"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "alert-rule-add" && e.target == "lockouts")
+    );
 
     // No secret in anything delivered. Positive control: the same scan
     // finds what the mails do carry (the users' names, the endpoint).
@@ -444,9 +502,15 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
     // Removing a rule: audited, gone from the list.
     ok(&site.jg(&["admin", "alerts", "remove", "denied"]).await);
     let list = ok(&site.jg(&["admin", "alerts", "list"]).await);
-    assert!(list.contains("lockouts") && !list.contains("denied@"), "{list}");
+    assert!(
+        list.contains("lockouts") && !list.contains("denied@"),
+        "{list}"
+    );
     let missing = fails(&site.jg(&["admin", "alerts", "remove", "denied"]).await);
-    assert!(missing.contains("no alert rule named `denied`"), "{missing}");
+    assert!(
+        missing.contains("no alert rule named `denied`"),
+        "{missing}"
+    );
 }
 
 /// `security = "none"` is refused to anything but loopback, naming the key.

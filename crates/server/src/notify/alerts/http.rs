@@ -33,9 +33,11 @@ impl From<AlertError> for ApiError {
                 Self::new(StatusCode::CONFLICT, ErrorCode::NameTaken, e.to_string())
             }
             AlertError::NotFound(_) => Self::not_found(ErrorCode::UnknownAlertRule, e.to_string()),
-            AlertError::Smtp(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, ErrorCode::SmtpFailed, e.to_string())
-            }
+            AlertError::Smtp(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::SmtpFailed,
+                e.to_string(),
+            ),
             AlertError::Db(e) => Self::internal(e),
         }
     }
@@ -52,7 +54,10 @@ async fn add(
     ApiJson(req): ApiJson<api::NewAlertRule>,
 ) -> Result<(StatusCode, Json<api::AlertRule>), ApiError> {
     let rule = rules::add(&st.db, &req, &who.name).await?;
-    Ok((StatusCode::CREATED, Json(rule.dto(rules::Counts::default()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(rule.dto(rules::Counts::default())),
+    ))
 }
 
 async fn remove(
@@ -87,11 +92,7 @@ async fn test(
         st.config.hostname, who.name
     );
     let sent = mailer
-        .send(
-            std::slice::from_ref(&req.to),
-            "[Jumpgate] test mail",
-            &body,
-        )
+        .send(std::slice::from_ref(&req.to), "[Jumpgate] test mail", &body)
         .await;
     let event = AuditEvent::new(&who.name, AuditAction::SmtpTest, &req.to);
     match sent {

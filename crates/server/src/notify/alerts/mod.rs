@@ -65,11 +65,7 @@ impl Consumer for Alerts {
 ///
 /// # Errors
 /// The store failed (nothing is queued: the entries come again).
-pub(crate) async fn take(
-    tx: &mut WriteTx,
-    entries: &[Entry],
-    now: i64,
-) -> Result<(), sqlx::Error> {
+pub(crate) async fn take(tx: &mut WriteTx, entries: &[Entry], now: i64) -> Result<(), sqlx::Error> {
     let mut rules = rules::all(tx).await?;
     if rules.is_empty() {
         return Ok(());
@@ -119,12 +115,15 @@ pub(crate) async fn take(
 /// When the rule's open digest window ends (the window opens at its first
 /// entry).
 async fn digest_due(tx: &mut WriteTx, rule: &Rule, now: i64) -> Result<i64, sqlx::Error> {
-    let open: Option<i64> = sql!(tx, |c| sqlx::query_scalar(
+    let open: Option<i64> =
+        sql!(tx, |c| {
+            sqlx::query_scalar(
         "SELECT CAST(MIN(due_at) AS BIGINT) FROM alert_mail WHERE rule = $1 AND state = 'digest'"
     )
     .bind(&rule.name)
     .fetch_one(&mut *c)
-    .await)?;
+    .await
+        })?;
     Ok(open.unwrap_or(now + rule.digest_secs * 1000))
 }
 
@@ -139,7 +138,8 @@ async fn queue(
 ) -> Result<(), sqlx::Error> {
     let subject = templates::one_line(&templates::render(&rule.subject, entry, &rule.name));
     let body = templates::render(&rule.body, entry, &rule.name);
-    sql!(tx, |c| sqlx::query(
+    sql!(tx, |c| {
+        sqlx::query(
         "INSERT INTO alert_mail (rule, entry_id, recipients, subject, body, state, due_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -153,7 +153,8 @@ async fn queue(
     .bind(now)
     .execute(&mut *c)
     .await
-    .map(|_| ()))
+    .map(|_| ())
+    })
 }
 
 /// Folds each rule's digest rows whose window ended into one `pending`
@@ -194,20 +195,27 @@ pub(crate) async fn fold_digests(db: &Store, now: i64) -> Result<(), sqlx::Error
                     to.push(a);
                 }
             }
-            body.push_str(&format!("\n--- {} of {}: {subject}\n\n{text}\n", n + 1, rows.len()));
+            body.push_str(&format!(
+                "\n--- {} of {}: {subject}\n\n{text}\n",
+                n + 1,
+                rows.len()
+            ));
         }
         let subject = format!("[Jumpgate] {rule}: {} alert(s)", rows.len());
         let to = serde_json::to_string(&to).unwrap_or_else(|_| "[]".into());
         let (first_entry, last_id) = (first.1, rows.last().map_or(first.0, |r| r.0));
-        sql!(tx, |c| sqlx::query(
+        sql!(tx, |c| {
+            sqlx::query(
             "UPDATE alert_mail SET state = 'digested' WHERE rule = $1 AND state = 'digest' AND id <= $2"
         )
         .bind(&rule)
         .bind(last_id)
         .execute(&mut *c)
         .await
-        .map(|_| ()))?;
-        sql!(tx, |c| sqlx::query(
+        .map(|_| ())
+        })?;
+        sql!(tx, |c| {
+            sqlx::query(
             "INSERT INTO alert_mail (rule, entry_id, recipients, subject, body, state, due_at, created_at)
              VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)"
         )
@@ -219,7 +227,8 @@ pub(crate) async fn fold_digests(db: &Store, now: i64) -> Result<(), sqlx::Error
         .bind(now)
         .execute(&mut *c)
         .await
-        .map(|_| ()))?;
+        .map(|_| ())
+        })?;
         tx.commit().await?;
     }
     Ok(())
@@ -239,12 +248,8 @@ pub(crate) fn start(st: &AppState) {
         alerts,
         st.shutdown.clone(),
     ));
-    st.tasks.spawn(smtp::run(
-        st.db.clone(),
-        mailer,
-        wake,
-        st.shutdown.clone(),
-    ));
+    st.tasks
+        .spawn(smtp::run(st.db.clone(), mailer, wake, st.shutdown.clone()));
 }
 
 /// The mailer for `[smtp]`, if set.
@@ -261,7 +266,9 @@ pub(crate) fn mailer(
 
 /// Reads one mail of the queue (tests).
 #[cfg(test)]
-pub(crate) async fn queued(e: &mut impl crate::store::Exec) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+pub(crate) async fn queued(
+    e: &mut impl crate::store::Exec,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
     sql!(e, |c| sqlx::query_as(
         "SELECT rule, state, subject FROM alert_mail ORDER BY id"
     )

@@ -89,7 +89,8 @@ type RuleRow = (
     i64,
 );
 
-const SELECT_RULES: &str = "SELECT name, events, outcome, recipients, mode, digest_secs, max_per_hour,
+const SELECT_RULES: &str =
+    "SELECT name, events, outcome, recipients, mode, digest_secs, max_per_hour,
         tokens_milli, refilled_at, subject, body, created_by, created_at
    FROM alert_rules ORDER BY name";
 
@@ -156,7 +157,12 @@ impl Rule {
             users: self.recipients.users.clone(),
             roles: self.recipients.roles.clone(),
             addresses: self.recipients.addresses.clone(),
-            mode: if self.digest_secs > 0 { "digest" } else { "each" }.to_owned(),
+            mode: if self.digest_secs > 0 {
+                "digest"
+            } else {
+                "each"
+            }
+            .to_owned(),
             digest_every_secs: u64::try_from(self.digest_secs).unwrap_or(0),
             max_per_hour: u32::try_from(self.max_per_hour).unwrap_or(0),
             subject: self.subject.clone(),
@@ -204,7 +210,11 @@ fn validate(req: &api::NewAlertRule) -> Result<(), AlertError> {
             "events: `{e}` is not an audit action name (lowercase, digits, `-`, `:`, a final `*`)"
         ));
     }
-    if req.outcome.as_deref().is_some_and(|o| o.is_empty() || o.len() > 64) {
+    if req
+        .outcome
+        .as_deref()
+        .is_some_and(|o| o.is_empty() || o.len() > 64)
+    {
         return bad("outcome: 1 to 64 characters".into());
     }
     if req.users.is_empty() && req.roles.is_empty() && req.addresses.is_empty() {
@@ -358,9 +368,7 @@ pub(crate) async fn add(
 /// # Errors
 /// The read failed.
 pub(crate) async fn all(e: &mut impl Exec) -> Result<Vec<Rule>, sqlx::Error> {
-    let rows: Vec<RuleRow> = sql!(e, |c| sqlx::query_as(SELECT_RULES)
-        .fetch_all(&mut *c)
-        .await)?;
+    let rows: Vec<RuleRow> = sql!(e, |c| sqlx::query_as(SELECT_RULES).fetch_all(&mut *c).await)?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 
@@ -403,11 +411,13 @@ pub(crate) async fn list(db: &Store) -> Result<Vec<(Rule, Counts)>, sqlx::Error>
 /// No such rule, or the store failed.
 pub(crate) async fn remove(db: &Store, name: &str, actor: &str) -> Result<(), AlertError> {
     let mut tx = db.write().await?;
-    let n = sql!(tx, |c| sqlx::query("DELETE FROM alert_rules WHERE name = $1")
-        .bind(name)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = sql!(tx, |c| sqlx::query(
+        "DELETE FROM alert_rules WHERE name = $1"
+    )
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(AlertError::NotFound(name.to_owned()));
     }

@@ -75,9 +75,8 @@ impl Mailer {
                 let pem = std::fs::read(f).map_err(|e| {
                     AlertError::Smtp(format!("cannot read smtp.ca_file {}: {e}", f.display()))
                 })?;
-                let cert = Certificate::from_pem(&pem).map_err(|e| {
-                    AlertError::Smtp(format!("smtp.ca_file {}: {e}", f.display()))
-                })?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| AlertError::Smtp(format!("smtp.ca_file {}: {e}", f.display())))?;
                 b = b.add_root_certificate(cert);
             }
             b.build_rustls()
@@ -92,16 +91,10 @@ impl Mailer {
                 SmtpSecurity::None => Tls::None,
             });
         if let Some((user, secret)) = &c.auth {
-            let (_, value) = crate::vault::get_as(
-                &self.db,
-                &self.keys,
-                secret,
-                None,
-                ACTOR,
-                "smtp password",
-            )
-            .await
-            .map_err(|e| AlertError::Smtp(format!("smtp.password_secret: {e}")))?;
+            let (_, value) =
+                crate::vault::get_as(&self.db, &self.keys, secret, None, ACTOR, "smtp password")
+                    .await
+                    .map_err(|e| AlertError::Smtp(format!("smtp.password_secret: {e}")))?;
             let pw = std::str::from_utf8(&value)
                 .map_err(|_| AlertError::Smtp("smtp.password_secret: not UTF-8 text".into()))?;
             let pw = pw.strip_suffix('\n').unwrap_or(pw);
@@ -142,7 +135,11 @@ impl Mailer {
             .map_err(|e| AlertError::Smtp(format!("cannot build the mail: {e}")))?;
         let t = self.transport().await?;
         match t.send(msg).await {
-            Ok(r) => Ok(format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))),
+            Ok(r) => Ok(format!(
+                "{} {}",
+                r.code(),
+                r.message().collect::<Vec<_>>().join(" ")
+            )),
             Err(e) => {
                 // The next try connects (and reads the password) again.
                 *self.transport.lock().await = None;

@@ -141,7 +141,11 @@ mod tests {
         assert!(check("{action").is_err());
         assert!(check("action}").is_err());
         assert_eq!(
-            render("{action} {target} {outcome} {groups} #{id} {rule}", &entry(), "r1"),
+            render(
+                "{action} {target} {outcome} {groups} #{id} {rule}",
+                &entry(),
+                "r1"
+            ),
             "lockout lucy locked default #42 r1"
         );
         assert_eq!(render("at {at}", &entry(), "r"), "at 1970-01-01T00:00:00Z");
