@@ -147,6 +147,10 @@ mod tests {
         fresh.close().await;
         let latest = SCHEMA.latest(Engine::Sqlite);
         for old in 1..latest {
+            // 20 and 21: #17's other parts' versions, on their branches.
+            if matches!(old, 20 | 21) {
+                continue;
+            }
             let path = dir.path().join(format!("v{old}.db"));
             let pool = open_with_key(&path, &key, SCHEMA.until(old)).await.unwrap();
             let v: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")

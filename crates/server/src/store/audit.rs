@@ -173,9 +173,6 @@ pub(crate) enum AuditAction {
     AlertRuleRemove,
     /// A test mail was sent (or failed) through `[smtp]`; target: the address.
     SmtpTest,
-    /// An endpoint has not been in contact for longer than an alert rule's
-    /// `offline_minutes`; one entry per outage, by `(system)`.
-    EndpointOffline,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -279,7 +276,6 @@ impl AuditAction {
             Self::AlertRuleAdd => "alert-rule-add",
             Self::AlertRuleRemove => "alert-rule-remove",
             Self::SmtpTest => "smtp-test",
-            Self::EndpointOffline => "endpoint-offline",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -631,7 +627,6 @@ mod tests {
             (A::AlertRuleAdd, "alert-rule-add"),
             (A::AlertRuleRemove, "alert-rule-remove"),
             (A::SmtpTest, "smtp-test"),
-            (A::EndpointOffline, "endpoint-offline"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];

@@ -115,15 +115,14 @@ pub(crate) async fn take(tx: &mut WriteTx, entries: &[Entry], now: i64) -> Resul
 /// When the rule's open digest window ends (the window opens at its first
 /// entry).
 async fn digest_due(tx: &mut WriteTx, rule: &Rule, now: i64) -> Result<i64, sqlx::Error> {
-    let open: Option<i64> =
-        sql!(tx, |c| {
-            sqlx::query_scalar(
+    let open: Option<i64> = sql!(tx, |c| {
+        sqlx::query_scalar(
         "SELECT CAST(MIN(due_at) AS BIGINT) FROM alert_mail WHERE rule = $1 AND state = 'digest'"
     )
     .bind(&rule.name)
     .fetch_one(&mut *c)
     .await
-        })?;
+    })?;
     Ok(open.unwrap_or(now + rule.digest_secs * 1000))
 }
 
@@ -275,3 +274,6 @@ pub(crate) async fn queued(
     .fetch_all(&mut *c)
     .await)
 }
+
+#[cfg(test)]
+mod tests;
