@@ -18,47 +18,50 @@ pub(crate) enum AlertsCommand {
         json: bool,
     },
     /// Add an alert rule: audit actions that send mail, and to whom.
-    Add {
-        /// The rule's name.
-        name: String,
-        /// An audit action (`lockout`, `open-session:*` for a prefix);
-        /// repeat for several.
-        #[arg(long = "event", value_name = "ACTION", required = true)]
-        events: Vec<String>,
-        /// Only entries with this outcome (`denied`, `failed`, …).
-        #[arg(long)]
-        outcome: Option<String>,
-        /// A user whose email gets the mail (repeat).
-        #[arg(long = "user", value_name = "USER")]
-        users: Vec<String>,
-        /// A role whose members' emails get the mail (repeat).
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// An address that gets the mail (repeat).
-        #[arg(long = "to", value_name = "ADDRESS")]
-        addresses: Vec<String>,
-        /// One digest mail per window (`15m`, `1h`) instead of one per event.
-        #[arg(long, value_name = "DURATION")]
-        digest: Option<String>,
-        /// At most this many mails (digest entries) per hour [default: 60].
-        #[arg(long)]
-        max_per_hour: Option<u32>,
-        /// Subject template (`{action}`, `{actor}`, `{target}`, `{outcome}`,
-        /// `{at}`, `{groups}`, `{detail}`, `{id}`, `{rule}`).
-        #[arg(long)]
-        subject: Option<String>,
-        /// Body template (the same placeholders).
-        #[arg(long)]
-        body: Option<String>,
-        /// Print the API's JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Add(Box<AddRule>),
     /// Remove an alert rule (mail it queued is still sent).
     Remove {
         /// The rule's name.
         name: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AddRule {
+    /// The rule's name.
+    name: String,
+    /// An audit action (`lockout`, `open-session:*` for a prefix);
+    /// repeat for several.
+    #[arg(long = "event", value_name = "ACTION", required = true)]
+    events: Vec<String>,
+    /// Only entries with this outcome (`denied`, `failed`, …).
+    #[arg(long)]
+    outcome: Option<String>,
+    /// A user whose email gets the mail (repeat).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// A role whose members' emails get the mail (repeat).
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// An address that gets the mail (repeat).
+    #[arg(long = "to", value_name = "ADDRESS")]
+    addresses: Vec<String>,
+    /// One digest mail per window (`15m`, `1h`) instead of one per event.
+    #[arg(long, value_name = "DURATION")]
+    digest: Option<String>,
+    /// At most this many mails (digest entries) per hour [default: 60].
+    #[arg(long)]
+    max_per_hour: Option<u32>,
+    /// Subject template (`{action}`, `{actor}`, `{target}`, `{outcome}`,
+    /// `{at}`, `{groups}`, `{detail}`, `{id}`, `{rule}`).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Body template (the same placeholders).
+    #[arg(long)]
+    body: Option<String>,
+    /// Print the API's JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,19 +83,20 @@ pub(crate) async fn run(client: &Client, cmd: AlertsCommand) -> anyhow::Result<(
                 out!("{}", render(&rules))?;
             }
         }
-        AlertsCommand::Add {
-            name,
-            events,
-            outcome,
-            users,
-            roles,
-            addresses,
-            digest,
-            max_per_hour,
-            subject,
-            body,
-            json,
-        } => {
+        AlertsCommand::Add(add) => {
+            let AddRule {
+                name,
+                events,
+                outcome,
+                users,
+                roles,
+                addresses,
+                digest,
+                max_per_hour,
+                subject,
+                body,
+                json,
+            } = *add;
             let req = NewAlertRule {
                 name: name.clone(),
                 events,

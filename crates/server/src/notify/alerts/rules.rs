@@ -596,7 +596,7 @@ mod tests {
             (
                 api::NewAlertRule {
                     body: Some("{password}".into()),
-                    ..ok.clone()
+                    ..ok
                 },
                 "body:",
             ),
