@@ -67,6 +67,7 @@ use tokio::process::{Child, Command};
 mod analytics;
 mod desktop;
 mod epm;
+mod notify_mail;
 mod packages;
 mod ssh;
 mod store;
@@ -128,6 +129,10 @@ struct Args {
     /// Only the audited store writes (no gateway, agents or binaries).
     #[arg(long)]
     store_writes: bool,
+    /// Only the alert mail figure: this many audited events, each to its
+    /// mail at a real SMTP server (aiosmtpd; 0: skip it).
+    #[arg(long, default_value_t = 0)]
+    notify_mail: usize,
     /// Internal: run as one plain relay process forwarding to these
     /// addresses (one listener each, addresses printed on stdout).
     #[arg(long, hide = true, value_delimiter = ',')]
@@ -1462,6 +1467,9 @@ async fn main() -> Result<()> {
             guess_seconds: args.support_guess_seconds,
         })
         .await;
+    }
+    if args.notify_mail > 0 {
+        return notify_mail::run(args.notify_mail).await;
     }
     if args.store_writes {
         return store_writes::run(args.store_seconds, args.postgres.as_deref()).await;

@@ -154,6 +154,11 @@ wire_codes! {
         UnknownReport = "unknown_report",
         /// The analytics store cannot be read right now.
         AnalyticsUnavailable = "analytics_unavailable",
+        /// No mail server is configured (`[smtp]`), or it refused or
+        /// could not be reached (the message says which, never a password).
+        SmtpFailed = "smtp_failed",
+        /// No alert rule of that name.
+        UnknownAlertRule = "unknown_alert_rule",
     }
 }
 
@@ -217,6 +222,8 @@ mod tests {
             "unknown_package",
             "unknown_report",
             "analytics_unavailable",
+            "smtp_failed",
+            "unknown_alert_rule",
         ];
         let names: Vec<&str> = ErrorCode::ALL.iter().map(ErrorCode::as_str).collect();
         assert_eq!(names, frozen);

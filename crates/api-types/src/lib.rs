@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod access;
+pub mod alerts;
 mod codes;
 pub mod epm;
 pub mod packages;

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod access;
+mod alerts;
 mod epm;
 mod identity;
 mod packages;

@@ -291,6 +291,8 @@ pub async fn run(
     st.tasks.spawn(crate::access::expiry::run(st.clone()));
     // Search inside recordings: indexes every ended terminal recording.
     st.tasks.spawn(crate::recordings::search::run(st.clone()));
+    // Mail alerts (`[smtp]`): the audit chain's reader and the mail worker.
+    crate::notify::alerts::start(&st);
     if !spooled.is_empty() {
         let (db, blobs, dir) = (db.clone(), blobs.clone(), config.data_dir.clone());
         st.tasks.spawn(async move {

@@ -53,6 +53,54 @@ pub struct RawConfig {
     pub analytics: RawAnalytics,
     #[serde(default)]
     pub ssh: RawSsh,
+    /// `[smtp]`: the mail server alerts are sent through (unset: no mail).
+    pub smtp: Option<RawSmtp>,
+}
+
+/// `[smtp]`: the mail server alert mail goes through. The password is not
+/// in this file: it is a vault secret, named here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    /// The mail server's host name (checked against its certificate).
+    pub host: Option<String>,
+    /// Default: 587 (`starttls`), 465 (`tls`), 25 (`none`).
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit TLS) or `none` (only to a
+    /// loopback host).
+    pub security: Option<String>,
+    /// The user to authenticate as (unset: no AUTH).
+    pub user: Option<String>,
+    /// The vault secret holding the user's password.
+    pub password_secret: Option<String>,
+    /// The `From` address, e.g. `Jumpgate <jumpgate@example.com>`.
+    pub sender: Option<String>,
+    /// A PEM file of CA certificates trusted for the mail server besides
+    /// the system's roots (a site's own CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required, never optional).
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No TLS: only to a loopback host.
+    None,
+}
+
+/// `[smtp]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// `(user, vault secret name)` when the server wants AUTH.
+    pub auth: Option<(String, String)>,
+    pub sender: String,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[ssh]`: the SSH front door (stock OpenSSH clients reach endpoints
@@ -342,6 +390,7 @@ impl RawConfig {
             ssh: RawSsh {
                 listen: other.ssh.listen.or(self.ssh.listen),
             },
+            smtp: other.smtp.or(self.smtp),
             analytics: RawAnalytics {
                 backend: other.analytics.backend.or(self.analytics.backend),
                 write_url: other.analytics.write_url.or(self.analytics.write_url),
@@ -454,6 +503,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// `[ssh] listen`: the SSH front door's address (`None`: off).
     pub ssh_listen: Option<SocketAddr>,
+    /// `[smtp]`: where alert mail goes (`None`: no mail is sent).
+    pub smtp: Option<SmtpConfig>,
 }
 
 /// The analytics store (`[analytics]`). Holds no secret: passwords are
@@ -785,6 +836,7 @@ impl Config {
         };
         let blobs = validate_blobs(raw.blobs)?;
         let analytics = validate_analytics(raw.analytics)?;
+        let smtp = raw.smtp.map(validate_smtp).transpose()?;
         Ok(Self {
             data_dir,
             listen,
@@ -813,6 +865,7 @@ impl Config {
             blobs,
             analytics,
             ssh_listen,
+            smtp,
         })
     }
 }
@@ -1335,6 +1388,94 @@ fn validate_blobs(raw: RawBlobs) -> Result<BlobsConfig, ConfigError> {
         }
         _ => Err(bad_url()),
     }
+}
+
+/// `[smtp]`: a host, a sender, and no plain text to anything but loopback.
+fn validate_smtp(raw: RawSmtp) -> Result<SmtpConfig, ConfigError> {
+    let host = raw
+        .host
+        .filter(|h| !h.trim().is_empty())
+        .ok_or_else(|| invalid("smtp.host", "required"))?;
+    if validate_hostname(&host).is_err() {
+        return Err(invalid(
+            "smtp.host",
+            format!("`{host}` is not a valid host name"),
+        ));
+    }
+    let security = match raw.security.as_deref().unwrap_or("starttls") {
+        "starttls" => SmtpSecurity::StartTls,
+        "tls" => SmtpSecurity::Tls,
+        "none" => SmtpSecurity::None,
+        other => {
+            return Err(invalid(
+                "smtp.security",
+                format!("`{other}`: expected starttls, tls or none"),
+            ));
+        }
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if security == SmtpSecurity::None && !loopback {
+        return Err(invalid(
+            "smtp.security",
+            format!(
+                "`none` sends mail (and any password) in the clear: only allowed to a loopback host, not `{host}`"
+            ),
+        ));
+    }
+    let port = match raw.port {
+        Some(0) => return Err(invalid("smtp.port", "must be 1 to 65535")),
+        Some(p) => p,
+        None => match security {
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        },
+    };
+    let auth = match (raw.user, raw.password_secret) {
+        (Some(u), Some(s)) => {
+            crate::vault::validate_name(&s)
+                .map_err(|e| invalid("smtp.password_secret", e.to_string()))?;
+            Some((u, s))
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "smtp.password_secret",
+                "required with `smtp.user` (the vault secret holding its password)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid("smtp.user", "required with `smtp.password_secret`"));
+        }
+    };
+    let sender = raw
+        .sender
+        .ok_or_else(|| invalid("smtp.sender", "required (the From address)"))?;
+    if sender.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid(
+            "smtp.sender",
+            format!("`{sender}` is not a mail address"),
+        ));
+    }
+    if let Some(f) = &raw.ca_file
+        && !f.is_file()
+    {
+        return Err(invalid(
+            "smtp.ca_file",
+            format!("{} is not a file", f.display()),
+        ));
+    }
+    Ok(SmtpConfig {
+        host,
+        port,
+        security,
+        auth,
+        sender,
+        ca_file: raw.ca_file,
+    })
 }
 
 fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {

@@ -26,8 +26,7 @@ pub(crate) enum Job {
     KeySweep,
     /// Ending abandoned support sessions and removing old ones.
     SupportUpkeep,
-    /// Turning audit entries into alert mail (`notify`).
-    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    /// Turning audit entries into alert mail (`notify::alerts`).
     Alerts,
     /// Turning audit entries into webhook deliveries (`notify`).
     #[allow(dead_code, reason = "#17: wired as its parts land")]

@@ -37,6 +37,7 @@ fn assemble() -> Api {
     let api = crate::analytics::http::routes(api);
     let api = crate::ssh::http::routes(api);
     let api = crate::access::http::routes(api);
+    let api = crate::notify::alerts::http::routes(api);
     crate::web::routes(api)
 }
 

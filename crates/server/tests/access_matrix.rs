@@ -210,6 +210,11 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /packages/{id}/{file}", Public),
         // Reports: `reports-read`, or `view-audit` (they summarise the
         // audit log): admin, auditor, a read-scoped admin client.
+        // Mail alerts: `manage-alerts` (the admin role's).
+        ("GET /api/v1/alert-rules", Only(ADMIN_AND_READERS)),
+        ("POST /api/v1/alert-rules", Only(ADMIN)),
+        ("DELETE /api/v1/alert-rules/{name}", Only(ADMIN)),
+        ("POST /api/v1/smtp/test", Only(ADMIN)),
         ("GET /api/v1/reports", Only(AUDITORS)),
         ("GET /api/v1/reports/{name}", Only(AUDITORS)),
         // Access requests: any user asks (`view` on some group) and reads

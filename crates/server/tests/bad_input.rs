@@ -1138,6 +1138,53 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     json(
                         "/api/v1/access-requests",
                         r#"{"target":"web","window_secs":60,"reason":"x","x":1}"#,
+        // Mail alerts.
+        ("GET /api/v1/alert-rules", (Nothing, vec![])),
+        (
+            "POST /api/v1/alert-rules",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":[],"addresses":["a@example.com"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"bad name!","events":["lockout"],"addresses":["a@example.com"]}"#,
+                    ),
+                    json("/api/v1/alert-rules", r#"{"name":"r","events":["lockout"]}"#),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["Lock Out"],"addresses":["a@example.com"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["not an address"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"users":["no-such-user"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"roles":["no-such-role"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"body":"{password}"}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"digest_every":"1s"}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"max_per_hour":0}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"x":1}"#,
                     ),
                 ],
             ),
@@ -1201,6 +1248,18 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         (
             "DELETE /api/v1/groups/{name}/approval",
             (Other, named("/api/v1/groups/{name}/approval")),
+            "DELETE /api/v1/alert-rules/{name}",
+            (Other, named("/api/v1/alert-rules/{name}")),
+        ),
+        (
+            "POST /api/v1/smtp/test",
+            (
+                Json,
+                vec![
+                    json("/api/v1/smtp/test", r#"{"to":"not an address"}"#),
+                    json("/api/v1/smtp/test", r#"{"to":"a@example.com","x":1}"#),
+                ],
+            ),
         ),
         // Agentless targets and jump points.
         ("GET /api/v1/targets", (Nothing, vec![])),

@@ -42,6 +42,8 @@ export const ERROR = Object.freeze({
   UNKNOWN_PACKAGE: 'unknown_package',
   UNKNOWN_REPORT: 'unknown_report',
   ANALYTICS_UNAVAILABLE: 'analytics_unavailable',
+  SMTP_FAILED: 'smtp_failed',
+  UNKNOWN_ALERT_RULE: 'unknown_alert_rule',
 });
 
 /** Permission names (`rbac::Permission`), in the gateway's order. */
@@ -65,6 +67,7 @@ export const PERMISSIONS = Object.freeze([
   'epm-manage',
   'epm-approve',
   'reports-read',
+  'manage-alerts',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -88,6 +91,7 @@ export const PERMISSION = Object.freeze({
   EPM_MANAGE: 'epm-manage',
   EPM_APPROVE: 'epm-approve',
   REPORTS_READ: 'reports-read',
+  MANAGE_ALERTS: 'manage-alerts',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

@@ -3,6 +3,7 @@
 
 mod access;
 mod agent_identity;
+mod alerts;
 mod attended;
 mod attended_live;
 mod blobs;

@@ -25,6 +25,7 @@
 //!
 //! A new consumer starts at the chain's head: history is not replayed.
 
+pub(crate) mod alerts;
 pub(crate) mod schema;
 
 use std::future::Future;

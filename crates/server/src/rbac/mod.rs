@@ -72,10 +72,12 @@ pub(crate) enum Permission {
     /// Read the reports of the analytics store (site-wide; a role limited
     /// to some groups sees their rows only). `view-audit` implies it.
     ReportsRead,
+    /// Mail alert rules and the SMTP test (site-wide).
+    ManageAlerts,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 19] = [
+    pub(crate) const ALL: [Self; 20] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -95,6 +97,7 @@ impl Permission {
         Self::EpmManage,
         Self::EpmApprove,
         Self::ReportsRead,
+        Self::ManageAlerts,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -118,6 +121,7 @@ impl Permission {
             Self::EpmManage => "epm-manage",
             Self::EpmApprove => "epm-approve",
             Self::ReportsRead => "reports-read",
+            Self::ManageAlerts => "manage-alerts",
         }
     }
 
@@ -468,6 +472,11 @@ pub(crate) enum Action {
     /// Approve, deny or cancel a request (the handler checks that the
     /// caller is an approver of its group, or its requester).
     DecideAccess,
+    // Mail alerts.
+    /// List alert rules and the mail queue's state.
+    ReadAlerts,
+    /// Add and remove alert rules; send a test mail.
+    WriteAlerts,
 }
 
 enum Requirement {
@@ -527,6 +536,7 @@ impl Action {
             Self::ReadReports => R::Site(P::ReportsRead),
             Self::RequestAccess => R::AnyGroup(P::View),
             Self::ReadAccessRequests | Self::DecideAccess => R::SelfService,
+            Self::ReadAlerts | Self::WriteAlerts => R::Site(P::ManageAlerts),
         }
     }
 
@@ -555,6 +565,7 @@ impl Action {
                 | Self::WritePackages
                 | Self::RequestAccess
                 | Self::DecideAccess
+                | Self::WriteAlerts
         )
     }
 
@@ -612,6 +623,8 @@ impl Action {
             Self::RequestAccess => "request-access",
             Self::ReadAccessRequests => "read-access-requests",
             Self::DecideAccess => "decide-access",
+            Self::ReadAlerts => "read-alerts",
+            Self::WriteAlerts => "write-alerts",
         }
     }
 }

@@ -88,6 +88,14 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
           AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'vault-checkout');
     ",
         },
+        // 22: mail alert rules and the SMTP test are `manage-alerts`'.
+        Part {
+            version: 22,
+            sql: r"    UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'manage-alerts')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'manage-alerts');
+    ",
+        },
     ],
     postgres: &[
         // 1: the baseline (equal to SQLite schema 8).
@@ -158,6 +166,15 @@ pub(crate) const ROLES: DomainSchema = DomainSchema {
         replace((permissions::jsonb || '["vault-checkout"]'::jsonb)::text, ', ', ',')
         WHERE name = 'admin' AND builtin = 1
           AND NOT (permissions::jsonb ? 'vault-checkout');
+    "#,
+        },
+        // 22: as SQLite's 22.
+        Part {
+            version: 22,
+            sql: r#"    UPDATE roles SET permissions =
+        replace((permissions::jsonb || '["manage-alerts"]'::jsonb)::text, ', ', ',')
+        WHERE name = 'admin' AND builtin = 1
+          AND NOT (permissions::jsonb ? 'manage-alerts');
     "#,
         },
     ],

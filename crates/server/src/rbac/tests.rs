@@ -241,6 +241,8 @@ fn action_names_are_frozen() {
         (A::RequestAccess, "request-access"),
         (A::ReadAccessRequests, "read-access-requests"),
         (A::DecideAccess, "decide-access"),
+        (A::ReadAlerts, "read-alerts"),
+        (A::WriteAlerts, "write-alerts"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -309,6 +311,8 @@ fn action_names_are_frozen() {
             | A::RequestAccess
             | A::ReadAccessRequests
             | A::DecideAccess => {}
+            | A::ReadAlerts
+            | A::WriteAlerts => {}
         }
     }
 }

@@ -181,6 +181,13 @@ pub(crate) enum AuditAction {
     AccessExpire,
     /// The requester withdrew a request or ended a grant early.
     AccessCancel,
+    // Mail alerts.
+    /// An alert rule was added (its events, mode and recipient counts).
+    AlertRuleAdd,
+    /// An alert rule was removed.
+    AlertRuleRemove,
+    /// A test mail was sent (or failed) through `[smtp]`; target: the address.
+    SmtpTest,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -286,6 +293,9 @@ impl AuditAction {
             Self::AccessDeny => "access-deny",
             Self::AccessExpire => "access-expire",
             Self::AccessCancel => "access-cancel",
+            Self::AlertRuleAdd => "alert-rule-add",
+            Self::AlertRuleRemove => "alert-rule-remove",
+            Self::SmtpTest => "smtp-test",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -490,7 +500,6 @@ pub(crate) struct Row {
 
 impl Row {
     /// The endpoint groups the entry concerns (empty: site-wide).
-    #[allow(dead_code, reason = "#17's consumers filter on it as they land")]
     pub(crate) fn group_names(&self) -> Vec<String> {
         self.groups
             .as_deref()
@@ -640,6 +649,9 @@ mod tests {
             (A::AccessDeny, "access-deny"),
             (A::AccessExpire, "access-expire"),
             (A::AccessCancel, "access-cancel"),
+            (A::AlertRuleAdd, "alert-rule-add"),
+            (A::AlertRuleRemove, "alert-rule-remove"),
+            (A::SmtpTest, "smtp-test"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::state;
 
+pub(crate) mod alerts;
 pub(crate) mod api_clients;
 pub(crate) mod endpoints;
 pub(crate) mod groups;
@@ -52,6 +53,16 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         command: settings::SettingsCommand,
     },
+    /// Mail alert rules: audit events that send mail.
+    Alerts {
+        #[command(subcommand)]
+        command: alerts::AlertsCommand,
+    },
+    /// The gateway's mail server (`[smtp]`).
+    Smtp {
+        #[command(subcommand)]
+        command: alerts::SmtpCommand,
+    },
 }
 
 pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
@@ -64,6 +75,8 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Endpoints { command } => endpoints::run(&client, command).await,
         AdminCommand::ApiClients { command } => api_clients::run(&client, command).await,
         AdminCommand::Settings { command } => settings::run(&client, command).await,
+        AdminCommand::Alerts { command } => alerts::run(&client, command).await,
+        AdminCommand::Smtp { command } => alerts::smtp(&client, command).await,
     }
 }
 
