@@ -1138,53 +1138,6 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     json(
                         "/api/v1/access-requests",
                         r#"{"target":"web","window_secs":60,"reason":"x","x":1}"#,
-        // Mail alerts.
-        ("GET /api/v1/alert-rules", (Nothing, vec![])),
-        (
-            "POST /api/v1/alert-rules",
-            (
-                Json,
-                vec![
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":[],"addresses":["a@example.com"]}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"bad name!","events":["lockout"],"addresses":["a@example.com"]}"#,
-                    ),
-                    json("/api/v1/alert-rules", r#"{"name":"r","events":["lockout"]}"#),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["Lock Out"],"addresses":["a@example.com"]}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"addresses":["not an address"]}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"users":["no-such-user"]}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"roles":["no-such-role"]}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"body":"{password}"}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"digest_every":"1s"}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"max_per_hour":0}"#,
-                    ),
-                    json(
-                        "/api/v1/alert-rules",
-                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"x":1}"#,
                     ),
                 ],
             ),
@@ -1248,6 +1201,59 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         (
             "DELETE /api/v1/groups/{name}/approval",
             (Other, named("/api/v1/groups/{name}/approval")),
+        ),
+        // Mail alerts.
+        ("GET /api/v1/alert-rules", (Nothing, vec![])),
+        (
+            "POST /api/v1/alert-rules",
+            (
+                Json,
+                vec![
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":[],"addresses":["a@example.com"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"bad name!","events":["lockout"],"addresses":["a@example.com"]}"#,
+                    ),
+                    json("/api/v1/alert-rules", r#"{"name":"r","events":["lockout"]}"#),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["Lock Out"],"addresses":["a@example.com"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["not an address"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"users":["no-such-user"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"roles":["no-such-role"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"body":"{password}"}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"digest_every":"1s"}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"max_per_hour":0}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"x":1}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
             "DELETE /api/v1/alert-rules/{name}",
             (Other, named("/api/v1/alert-rules/{name}")),
         ),
