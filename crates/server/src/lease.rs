@@ -29,8 +29,8 @@ pub(crate) enum Job {
     /// Turning audit entries into alert mail (`notify`).
     #[allow(dead_code, reason = "#17: wired as its parts land")]
     Alerts,
-    /// Turning audit entries into webhook deliveries (`notify`).
-    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    /// Turning audit entries into webhook deliveries, and sending them
+    /// (`notify::webhooks`).
     Webhooks,
     /// Ending access grants whose window closed (`access`).
     #[allow(dead_code, reason = "#17: wired as its parts land")]

@@ -35,6 +35,7 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod housekeeping;
+mod http_client;
 mod identity;
 mod ids;
 pub mod keys;
@@ -42,10 +43,6 @@ pub mod keys;
 mod layers;
 mod lease;
 mod listener;
-#[allow(
-    dead_code,
-    reason = "the seam of #17: its consumers (alerts, webhooks) are wired as they land"
-)]
 mod notify;
 mod packages;
 mod rbac;

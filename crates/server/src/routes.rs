@@ -36,6 +36,7 @@ fn assemble() -> Api {
     let api = crate::packages::http::routes(api);
     let api = crate::analytics::http::routes(api);
     let api = crate::ssh::http::routes(api);
+    let api = crate::notify::webhooks::http::routes(api);
     crate::web::routes(api)
 }
 

@@ -26,6 +26,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::ssh::schema::SSH,
     &crate::targets::schema::TARGETS,
     &crate::notify::schema::NOTIFY,
+    &crate::notify::webhooks::schema::WEBHOOKS,
 ]);
 
 #[cfg(test)]

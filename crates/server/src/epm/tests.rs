@@ -77,6 +77,7 @@ async fn state(
         key_sweep: std::sync::Arc::default(),
         endpoint_list: Default::default(),
         analytics: Default::default(),
+        webhooks: Default::default(),
     });
     Site {
         st,

@@ -26,6 +26,7 @@
 //! A new consumer starts at the chain's head: history is not replayed.
 
 pub(crate) mod schema;
+pub(crate) mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;

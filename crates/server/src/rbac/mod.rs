@@ -72,10 +72,13 @@ pub(crate) enum Permission {
     /// Read the reports of the analytics store (site-wide; a role limited
     /// to some groups sees their rows only). `view-audit` implies it.
     ReportsRead,
+    /// Add, remove and replay webhook subscriptions (outbound events;
+    /// site-wide).
+    ManageWebhooks,
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 19] = [
+    pub(crate) const ALL: [Self; 20] = [
         Self::View,
         Self::Shell,
         Self::Exec,
@@ -95,6 +98,7 @@ impl Permission {
         Self::EpmManage,
         Self::EpmApprove,
         Self::ReportsRead,
+        Self::ManageWebhooks,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -118,6 +122,7 @@ impl Permission {
             Self::EpmManage => "epm-manage",
             Self::EpmApprove => "epm-approve",
             Self::ReportsRead => "reports-read",
+            Self::ManageWebhooks => "manage-webhooks",
         }
     }
 
@@ -399,6 +404,11 @@ pub(crate) enum Action {
     // Reports.
     /// Run the reports of the analytics store.
     ReadReports,
+    // Outbound events.
+    /// List webhook subscriptions and their deliveries.
+    ReadWebhooks,
+    /// Add, remove subscriptions, rotate their secrets, replay deliveries.
+    WriteWebhooks,
 }
 
 enum Requirement {
@@ -456,6 +466,7 @@ impl Action {
             Self::ReadPackages | Self::WritePackages => R::Site(P::EpmManage),
             Self::ReadInventory => R::AnyGroup(P::View),
             Self::ReadReports => R::Site(P::ReportsRead),
+            Self::ReadWebhooks | Self::WriteWebhooks => R::Site(P::ManageWebhooks),
         }
     }
 
@@ -482,6 +493,7 @@ impl Action {
                 | Self::WriteEpmPolicy
                 | Self::DecideElevation
                 | Self::WritePackages
+                | Self::WriteWebhooks
         )
     }
 
@@ -536,6 +548,8 @@ impl Action {
             Self::WritePackages => "write-packages",
             Self::ReadInventory => "read-inventory",
             Self::ReadReports => "read-reports",
+            Self::ReadWebhooks => "read-webhooks",
+            Self::WriteWebhooks => "write-webhooks",
         }
     }
 }

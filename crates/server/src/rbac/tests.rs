@@ -237,6 +237,8 @@ fn action_names_are_frozen() {
         (A::WritePackages, "write-packages"),
         (A::ReadInventory, "read-inventory"),
         (A::ReadReports, "read-reports"),
+        (A::ReadWebhooks, "read-webhooks"),
+        (A::WriteWebhooks, "write-webhooks"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -301,7 +303,9 @@ fn action_names_are_frozen() {
             | A::ReadPackages
             | A::WritePackages
             | A::ReadInventory
-            | A::ReadReports => {}
+            | A::ReadReports
+            | A::ReadWebhooks
+            | A::WriteWebhooks => {}
         }
     }
 }

@@ -63,6 +63,7 @@ async fn sites(test: &str) -> Vec<Site> {
             key_sweep: std::sync::Arc::default(),
             endpoint_list: Default::default(),
             analytics: Default::default(),
+            webhooks: Default::default(),
         });
         out.push(Site {
             st,

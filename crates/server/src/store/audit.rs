@@ -123,6 +123,14 @@ pub(crate) enum AuditAction {
     QueueCreate,
     QueueUpdate,
     QueueDelete,
+    // Outbound events.
+    /// A webhook subscription was added (URL, format, events; never its secret).
+    WebhookAdd,
+    WebhookRemove,
+    /// A subscription's secret was replaced (never the secret).
+    WebhookRotateSecret,
+    /// Dead deliveries were queued again.
+    WebhookReplay,
     // Keys, vault and the log itself.
     KeysRotate,
     KeysRetire,
@@ -241,6 +249,10 @@ impl AuditAction {
             Self::QueueCreate => "queue-create",
             Self::QueueUpdate => "queue-update",
             Self::QueueDelete => "queue-delete",
+            Self::WebhookAdd => "webhook-add",
+            Self::WebhookRemove => "webhook-remove",
+            Self::WebhookRotateSecret => "webhook-rotate-secret",
+            Self::WebhookReplay => "webhook-replay",
             Self::KeysRotate => "keys-rotate",
             Self::KeysRetire => "keys-retire",
             Self::KeysRekey => "keys-rekey",
@@ -470,7 +482,6 @@ pub(crate) struct Row {
 
 impl Row {
     /// The endpoint groups the entry concerns (empty: site-wide).
-    #[allow(dead_code, reason = "#17's consumers filter on it as they land")]
     pub(crate) fn group_names(&self) -> Vec<String> {
         self.groups
             .as_deref()
@@ -590,6 +601,10 @@ mod tests {
             (A::QueueCreate, "queue-create"),
             (A::QueueUpdate, "queue-update"),
             (A::QueueDelete, "queue-delete"),
+            (A::WebhookAdd, "webhook-add"),
+            (A::WebhookRemove, "webhook-remove"),
+            (A::WebhookRotateSecret, "webhook-rotate-secret"),
+            (A::WebhookReplay, "webhook-replay"),
             (A::KeysRotate, "keys-rotate"),
             (A::KeysRetire, "keys-retire"),
             (A::KeysRekey, "keys-rekey"),

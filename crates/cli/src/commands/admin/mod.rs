@@ -14,6 +14,7 @@ pub(crate) mod queues;
 pub(crate) mod roles;
 pub(crate) mod settings;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
@@ -52,6 +53,11 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         command: settings::SettingsCommand,
     },
+    /// Outbound events: signed webhooks to ITSM/SIEM receivers.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
 }
 
 pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
@@ -64,6 +70,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Endpoints { command } => endpoints::run(&client, command).await,
         AdminCommand::ApiClients { command } => api_clients::run(&client, command).await,
         AdminCommand::Settings { command } => settings::run(&client, command).await,
+        AdminCommand::Webhooks { command } => webhooks::run(&client, command).await,
     }
 }
 
