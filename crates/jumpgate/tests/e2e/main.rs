@@ -39,3 +39,4 @@ mod web_packages;
 mod web_portal;
 mod web_recording_search;
 mod web_support;
+mod webhooks;

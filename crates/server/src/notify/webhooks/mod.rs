@@ -620,9 +620,8 @@ pub(crate) async fn replay(
     }
     let mut count = 0;
     if req.all_dead {
-        count =
-            sql!(w, |c| {
-                sqlx::query(
+        count = sql!(w, |c| {
+            sqlx::query(
             "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, first_try_at = NULL,
                     next_at = $1, done_at = NULL, last_error = ''
               WHERE state = 'dead' AND ($2 IS NULL OR subscription = $2)"
@@ -632,7 +631,7 @@ pub(crate) async fn replay(
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
     } else {
         for id in &req.ids {
             let n = sql!(w, |c| {
