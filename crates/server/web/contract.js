@@ -65,6 +65,7 @@ export const PERMISSIONS = Object.freeze([
   'epm-manage',
   'epm-approve',
   'reports-read',
+  'manage-webhooks',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -88,6 +89,7 @@ export const PERMISSION = Object.freeze({
   EPM_MANAGE: 'epm-manage',
   EPM_APPROVE: 'epm-approve',
   REPORTS_READ: 'reports-read',
+  MANAGE_WEBHOOKS: 'manage-webhooks',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

@@ -77,6 +77,7 @@ static ASSETS: &[Asset] = &[
     asset!("epm.js", JS),
     asset!("packages.js", JS),
     asset!("reports.js", JS),
+    asset!("webhooks.js", JS),
     asset!("keys.js", JS),
     asset!("desktop-recording.js", JS),
     // The codec's browser decoder, served from where the codec keeps it
