@@ -28,7 +28,7 @@ await consoleTest({ name: 'WEBHOOKS-TEST', seconds: 90 }, async ({ page, shot })
   await page.locator('nav a', { hasText: 'Webhooks' }).click();
   await page.locator('h1', { hasText: 'Webhooks' }).waitFor();
   await page.locator('main[data-loaded=webhooks]').waitFor();
-  const row = page.locator('tr', { has: page.locator('strong', { hasText: DEAD_SUB }) });
+  const row = page.locator('tr', { has: page.locator('td strong', { hasText: DEAD_SUB }) });
   await row.waitFor();
   check((await row.locator('td[data-label=Dead]').textContent()).trim() === '1', 'one dead delivery listed');
   step('the subscription made by jg is listed');
@@ -42,7 +42,7 @@ await consoleTest({ name: 'WEBHOOKS-TEST', seconds: 90 }, async ({ page, shot })
   const secret = page.locator('code.secret-value');
   await secret.waitFor();
   check((await secret.textContent()).startsWith('whsec_'), 'the secret is shown');
-  await page.locator('strong', { hasText: 'console-made' }).waitFor();
+  await page.locator('td strong', { hasText: 'console-made' }).waitFor();
   step('a subscription added');
 
   // The dead delivery, replayed from its row.
@@ -55,7 +55,7 @@ await consoleTest({ name: 'WEBHOOKS-TEST', seconds: 90 }, async ({ page, shot })
   await page.locator('span.state-pending, span.state-delivered').first().waitFor();
   step('the dead delivery replayed');
 
-  const made = page.locator('tr', { has: page.locator('strong', { hasText: 'console-made' }) });
+  const made = page.locator('tr', { has: page.locator('td strong', { hasText: 'console-made' }) });
   await made.getByRole('button', { name: 'Remove' }).click();
   await made.waitFor({ state: 'detached' });
   step('the subscription removed');
