@@ -603,7 +603,8 @@ pub(crate) async fn replay(
     req: &api::Replay,
     actor: &str,
 ) -> Result<u64, WebhookError> {
-    if req.all_dead == !req.ids.is_empty() {
+    // Exactly one of the two.
+    if req.all_dead != req.ids.is_empty() {
         return Err(WebhookError::Invalid(
             "give delivery ids or --all-dead (not both)".into(),
         ));
