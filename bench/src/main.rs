@@ -42,6 +42,9 @@
 //! 11. (`--ssh`, alone) the SSH front door next to OpenSSH's ProxyJump:
 //!     `ssh -L` bulk, round trips and CPU per GiB, `scp` throughput and CPU
 //!     per GiB (`ssh.rs`).
+//! 12. (`--notify`, alone) outbound events: webhook events delivered per
+//!     second to a fast receiver, and the delay a dead receiver adds to it
+//!     (`notify.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -68,6 +71,7 @@ mod analytics;
 mod desktop;
 mod epm;
 mod notify_mail;
+mod notify;
 mod packages;
 mod ssh;
 mod store;
@@ -205,6 +209,14 @@ struct Args {
     /// next to OpenSSH's ProxyJump through a plain `sshd` (`ssh.rs`).
     #[arg(long)]
     ssh: bool,
+    /// Only the outbound events figures (issue #17): webhook events
+    /// delivered per second to a fast receiver, and the delay a dead
+    /// receiver's subscription adds to it (`notify.rs`).
+    #[arg(long)]
+    notify: bool,
+    /// Events per `--notify` phase.
+    #[arg(long, default_value_t = 2000)]
+    notify_events: usize,
     /// MiB per `scp` of the SSH front door figures.
     #[arg(long, default_value_t = 256)]
     ssh_scp_mib: u64,
@@ -1491,6 +1503,9 @@ async fn main() -> Result<()> {
     }
     if args.ssh {
         return ssh::run(&args).await;
+    }
+    if args.notify {
+        return notify::run(args.notify_events).await;
     }
     if args.epm_publish_agents > 0 {
         return epm::run(args.epm_publish_agents, args.epm_blobs).await;

@@ -34,6 +34,7 @@ pub mod reports;
 pub mod ssh;
 pub mod support;
 pub mod targets;
+pub mod webhooks;
 pub use codes::{ErrorCode, OAuthErrorCode};
 
 /// The `Upgrade:` token of a session connection. After the `101` answer the

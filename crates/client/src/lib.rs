@@ -34,6 +34,7 @@ mod reports;
 mod sse;
 mod support;
 mod targets;
+mod webhooks;
 
 pub use epm::EpmEventFilter;
 pub use packages::InventoryFilter;

@@ -276,6 +276,7 @@ pub async fn run(
         access_wake: Arc::default(),
         endpoint_list: Default::default(),
         analytics: crate::analytics::Reports::new(analytics_reader),
+        webhooks: Default::default(),
     });
     // The logging pipeline has its own stop: it ships the last events of
     // the shutdown after everything else has stopped writing.
@@ -293,6 +294,9 @@ pub async fn run(
     st.tasks.spawn(crate::recordings::search::run(st.clone()));
     // Mail alerts (`[smtp]`): the audit chain's reader and the mail worker.
     crate::notify::alerts::start(&st);
+    // Outbound events: the audit chain's reader and one worker per webhook
+    // subscription.
+    st.tasks.spawn(crate::notify::webhooks::run(st.clone()));
     if !spooled.is_empty() {
         let (db, blobs, dir) = (db.clone(), blobs.clone(), config.data_dir.clone());
         st.tasks.spawn(async move {

@@ -28,8 +28,8 @@ pub(crate) enum Job {
     SupportUpkeep,
     /// Turning audit entries into alert mail (`notify::alerts`).
     Alerts,
-    /// Turning audit entries into webhook deliveries (`notify`).
-    #[allow(dead_code, reason = "#17: wired as its parts land")]
+    /// Turning audit entries into webhook deliveries, and sending them
+    /// (`notify::webhooks`).
     Webhooks,
     /// Ending access grants whose window closed (and the sessions under
     /// them), and pending access requests never decided.

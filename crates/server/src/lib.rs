@@ -36,6 +36,7 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod housekeeping;
+mod http_client;
 mod identity;
 mod ids;
 pub mod keys;

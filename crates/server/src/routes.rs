@@ -38,6 +38,7 @@ fn assemble() -> Api {
     let api = crate::ssh::http::routes(api);
     let api = crate::access::http::routes(api);
     let api = crate::notify::alerts::http::routes(api);
+    let api = crate::notify::webhooks::http::routes(api);
     crate::web::routes(api)
 }
 

@@ -28,6 +28,7 @@ pub(crate) const SCHEMA: Schema = Schema(&[
     &crate::notify::schema::NOTIFY,
     &crate::access::schema::ACCESS,
     &crate::notify::alerts::schema::ALERTS,
+    &crate::notify::webhooks::schema::WEBHOOKS,
 ]);
 
 #[cfg(test)]
@@ -62,8 +63,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 22);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 22);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 23);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 23);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -93,7 +94,8 @@ mod tests {
                 "notify",
                 "access",
                 "",
-                "rbac,alerts"
+                "rbac,alerts",
+                "webhooks"
             ]
         );
     }

@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) endpoint_list: crate::agents::listing::EndpointList,
     /// The analytics store's read identity, for reports.
     pub(crate) analytics: crate::analytics::Reports,
+    /// Outbound events: this gateway's webhook workers.
+    pub(crate) webhooks: Arc<crate::notify::webhooks::Hub>,
 }
 
 impl AppState {

@@ -68,6 +68,7 @@ export const PERMISSIONS = Object.freeze([
   'epm-approve',
   'reports-read',
   'manage-alerts',
+  'manage-webhooks',
 ]);
 
 /** Each permission by name: `PERMISSION.MANAGE_USERS` is `'manage-users'`. */
@@ -92,6 +93,7 @@ export const PERMISSION = Object.freeze({
   EPM_APPROVE: 'epm-approve',
   REPORTS_READ: 'reports-read',
   MANAGE_ALERTS: 'manage-alerts',
+  MANAGE_WEBHOOKS: 'manage-webhooks',
 });
 
 /** Session kinds (`proto::session::SessionKind`). */

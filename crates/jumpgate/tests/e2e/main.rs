@@ -42,3 +42,4 @@ mod web_portal;
 mod web_recording_search;
 mod web_support;
 mod web_targets;
+mod webhooks;

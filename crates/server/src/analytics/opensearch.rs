@@ -3,88 +3,36 @@
 //! event answers 409 and is skipped) as a write-only user, and reports run
 //! `POST /<index>/_search` (a composite aggregation) as a read-only user,
 //! each with its own credentials (HTTP basic). The client is the gateway's
-//! own HTTP stack: hyper over tokio-rustls (`jumpgate_net::tls`: the
-//! system's roots, or a pinned certificate fingerprint).
+//! own HTTP stack (`crate::http_client`: hyper over tokio-rustls, the
+//! system's roots or a pinned certificate fingerprint).
 //!
 //! The index's fields are keywords (`kind`, `actor`, …), `at` and `value`
 //! numbers: README shows the mapping and the two roles to create.
 
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use http::{Method, header};
-use jumpgate_net::tls::{Fingerprint, Trust};
+use http::{HeaderValue, Method, header};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use super::reports::{self, Dim, Group};
 use super::{AnalyticsError, Event};
 use crate::config::OpenSearchConfig;
+use crate::http_client::{Endpoint, PlainHttp, TrustSpec};
 
 /// How long one request may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest answer read.
-const MAX_ANSWER: usize = 64 << 20;
 /// Groups asked per composite-aggregation page.
 const PAGE: usize = 1000;
 
-/// Where the cluster is and how to reach it.
-#[derive(Clone)]
-struct Endpoint {
-    host: String,
-    port: u16,
-    /// Path prefix of the cluster (no trailing `/`), usually empty.
-    base: String,
-    /// `None`: plain HTTP.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// The URL for messages (no credentials).
-    url: String,
-}
-
-impl Endpoint {
-    fn parse(url: &str, pin: Option<&str>) -> Result<Self, AnalyticsError> {
-        let bad = |m: String| AnalyticsError::Config(format!("analytics.url: {m}"));
-        let u = url::Url::parse(url).map_err(|e| bad(format!("`{url}`: {e}")))?;
-        let tls = match u.scheme() {
-            "https" => {
-                let trust = match pin {
-                    Some(p) => Trust::Pinned(
-                        p.parse::<Fingerprint>()
-                            .map_err(|_| bad(format!("bad ca_fingerprint `{p}`")))?,
-                    ),
-                    None => Trust::SystemRoots,
-                };
-                Some(
-                    jumpgate_net::tls::client_config(&trust, &[b"http/1.1"])
-                        .map_err(|e| bad(e.to_string()))?,
-                )
-            }
-            "http" => None,
-            s => return Err(bad(format!("scheme `{s}`: use https:// (or http://)"))),
-        };
-        let host = u
-            .host_str()
-            .ok_or_else(|| bad("no host".into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = u.port_or_known_default().unwrap_or(9200);
-        Ok(Self {
-            host,
-            port,
-            base: u.path().trim_end_matches('/').to_owned(),
-            tls,
-            url: format!(
-                "{}://{}:{port}{}",
-                u.scheme(),
-                u.host_str().unwrap_or(""),
-                u.path()
-            ),
-        })
-    }
+/// The cluster's endpoint from the configuration.
+fn endpoint(url: &str, pin: Option<&str>) -> Result<Endpoint, AnalyticsError> {
+    let trust = match pin {
+        Some(p) => TrustSpec::Pinned(p),
+        None => TrustSpec::System,
+    };
+    Endpoint::parse(url, &trust, PlainHttp::Allowed)
+        .map_err(|m| AnalyticsError::Config(format!("analytics.url: {m}")))
 }
 
 /// One identity's client: the endpoint and its basic credentials.
@@ -126,88 +74,26 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(u16, Vec<u8>), AnalyticsError> {
-        let http = |message: String| AnalyticsError::Http {
-            url: self.ep.url.clone(),
-            message,
-        };
-        tokio::time::timeout(TIMEOUT, self.call_inner(method, path, content_type, body))
+        let headers = [
+            (
+                header::AUTHORIZATION,
+                HeaderValue::from_str(self.authorization.as_str())
+                    .map_err(|e| AnalyticsError::Config(format!("analytics credentials: {e}")))?,
+            ),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type)
+                    .map_err(|e| AnalyticsError::Config(e.to_string()))?,
+            ),
+        ];
+        self.ep
+            .call(method, path, &headers, body, TIMEOUT)
             .await
-            .map_err(|_| http(format!("no answer within {}s", TIMEOUT.as_secs())))?
-            .map_err(http)
+            .map_err(|message| AnalyticsError::Http {
+                url: self.ep.url.clone(),
+                message,
+            })
     }
-
-    async fn call_inner(
-        &self,
-        method: Method,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> Result<(u16, Vec<u8>), String> {
-        let tcp = TcpStream::connect((self.ep.host.as_str(), self.ep.port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
-        let host = if self.ep.host.contains(':') {
-            format!("[{}]:{}", self.ep.host, self.ep.port)
-        } else {
-            format!("{}:{}", self.ep.host, self.ep.port)
-        };
-        let req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.ep.base))
-            .header(header::HOST, host)
-            .header(header::AUTHORIZATION, self.authorization.as_str())
-            .header(header::CONTENT_TYPE, content_type)
-            .header(header::CONTENT_LENGTH, body.len())
-            .body(axum::body::Body::from(body))
-            .map_err(|e| e.to_string())?;
-        match &self.ep.tls {
-            Some(cfg) => {
-                let name = rustls::pki_types::ServerName::try_from(self.ep.host.clone())
-                    .map_err(|e| e.to_string())?;
-                let s = tokio_rustls::TlsConnector::from(Arc::clone(cfg))
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| {
-                        jumpgate_net::tls::explain(&e).unwrap_or_else(|| format!("TLS: {e}"))
-                    })?;
-                send(s, req).await
-            }
-            None => send(tcp, req).await,
-        }
-    }
-}
-
-async fn send<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    stream: S,
-    req: http::Request<axum::body::Body>,
-) -> Result<(u16, Vec<u8>), String> {
-    use http_body::Body as _;
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let answer = async {
-        let resp = tx.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        let mut out = Vec::new();
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
-            let frame = frame.map_err(|e| e.to_string())?;
-            if let Ok(data) = frame.into_data() {
-                out.extend_from_slice(&data);
-                if out.len() > MAX_ANSWER {
-                    return Err("answer too large".to_owned());
-                }
-            }
-        }
-        Ok((status, out))
-    }
-    .await;
-    driver.abort();
-    answer
 }
 
 /// A short excerpt of an error answer for messages.
@@ -245,7 +131,7 @@ impl Writer {
     /// # Errors
     /// Bad URL or certificate pin.
     pub(crate) fn new(c: &OpenSearchConfig, password: &str) -> Result<Self, AnalyticsError> {
-        let ep = Endpoint::parse(&c.url, c.ca_fingerprint.as_deref())?;
+        let ep = endpoint(&c.url, c.ca_fingerprint.as_deref())?;
         Ok(Self {
             client: Client::new(ep, &c.write_user, password),
             index: c.index.clone(),
@@ -336,7 +222,7 @@ impl Reader {
     /// # Errors
     /// Bad URL or certificate pin.
     pub(crate) fn new(c: &OpenSearchConfig, password: &str) -> Result<Self, AnalyticsError> {
-        let ep = Endpoint::parse(&c.url, c.ca_fingerprint.as_deref())?;
+        let ep = endpoint(&c.url, c.ca_fingerprint.as_deref())?;
         Ok(Self {
             client: Client::new(ep, &c.read_user, password),
             index: c.index.clone(),

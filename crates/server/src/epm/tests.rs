@@ -78,6 +78,7 @@ async fn state(
         access_wake: std::sync::Arc::default(),
         endpoint_list: Default::default(),
         analytics: Default::default(),
+        webhooks: Default::default(),
     });
     Site {
         st,

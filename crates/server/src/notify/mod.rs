@@ -27,6 +27,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod schema;
+pub(crate) mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -74,6 +74,9 @@ pub(crate) enum Permission {
     ReportsRead,
     /// Mail alert rules and the SMTP test (site-wide).
     ManageAlerts,
+    /// Add, remove and replay webhook subscriptions (outbound events;
+    /// site-wide).
+    ManageWebhooks,
 }
 
 impl Permission {
@@ -98,6 +101,7 @@ impl Permission {
         Self::EpmApprove,
         Self::ReportsRead,
         Self::ManageAlerts,
+        Self::ManageWebhooks,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -122,6 +126,7 @@ impl Permission {
             Self::EpmApprove => "epm-approve",
             Self::ReportsRead => "reports-read",
             Self::ManageAlerts => "manage-alerts",
+            Self::ManageWebhooks => "manage-webhooks",
         }
     }
 
@@ -477,6 +482,11 @@ pub(crate) enum Action {
     ReadAlerts,
     /// Add and remove alert rules; send a test mail.
     WriteAlerts,
+    // Outbound events.
+    /// List webhook subscriptions and their deliveries.
+    ReadWebhooks,
+    /// Add, remove subscriptions, rotate their secrets, replay deliveries.
+    WriteWebhooks,
 }
 
 enum Requirement {
@@ -537,6 +547,7 @@ impl Action {
             Self::RequestAccess => R::AnyGroup(P::View),
             Self::ReadAccessRequests | Self::DecideAccess => R::SelfService,
             Self::ReadAlerts | Self::WriteAlerts => R::Site(P::ManageAlerts),
+            Self::ReadWebhooks | Self::WriteWebhooks => R::Site(P::ManageWebhooks),
         }
     }
 
@@ -566,6 +577,7 @@ impl Action {
                 | Self::RequestAccess
                 | Self::DecideAccess
                 | Self::WriteAlerts
+                | Self::WriteWebhooks
         )
     }
 
@@ -625,6 +637,8 @@ impl Action {
             Self::DecideAccess => "decide-access",
             Self::ReadAlerts => "read-alerts",
             Self::WriteAlerts => "write-alerts",
+            Self::ReadWebhooks => "read-webhooks",
+            Self::WriteWebhooks => "write-webhooks",
         }
     }
 }

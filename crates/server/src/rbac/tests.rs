@@ -243,6 +243,8 @@ fn action_names_are_frozen() {
         (A::DecideAccess, "decide-access"),
         (A::ReadAlerts, "read-alerts"),
         (A::WriteAlerts, "write-alerts"),
+        (A::ReadWebhooks, "read-webhooks"),
+        (A::WriteWebhooks, "write-webhooks"),
     ];
     // The names the previous, Debug-derived `Action::name` gave.
     let derived = |a: Action| match a {
@@ -313,6 +315,8 @@ fn action_names_are_frozen() {
             | A::DecideAccess => {}
             | A::ReadAlerts
             | A::WriteAlerts => {}
+            | A::ReadWebhooks
+            | A::WriteWebhooks => {}
         }
     }
 }

@@ -64,6 +64,7 @@ async fn sites(test: &str) -> Vec<Site> {
             access_wake: std::sync::Arc::default(),
             endpoint_list: Default::default(),
             analytics: Default::default(),
+            webhooks: Default::default(),
         });
         out.push(Site {
             st,

@@ -123,6 +123,14 @@ pub(crate) enum AuditAction {
     QueueCreate,
     QueueUpdate,
     QueueDelete,
+    // Outbound events.
+    /// A webhook subscription was added (URL, format, events; never its secret).
+    WebhookAdd,
+    WebhookRemove,
+    /// A subscription's secret was replaced (never the secret).
+    WebhookRotateSecret,
+    /// Dead deliveries were queued again.
+    WebhookReplay,
     // Keys, vault and the log itself.
     KeysRotate,
     KeysRetire,
@@ -263,6 +271,10 @@ impl AuditAction {
             Self::QueueCreate => "queue-create",
             Self::QueueUpdate => "queue-update",
             Self::QueueDelete => "queue-delete",
+            Self::WebhookAdd => "webhook-add",
+            Self::WebhookRemove => "webhook-remove",
+            Self::WebhookRotateSecret => "webhook-rotate-secret",
+            Self::WebhookReplay => "webhook-replay",
             Self::KeysRotate => "keys-rotate",
             Self::KeysRetire => "keys-retire",
             Self::KeysRekey => "keys-rekey",
@@ -619,6 +631,10 @@ mod tests {
             (A::QueueCreate, "queue-create"),
             (A::QueueUpdate, "queue-update"),
             (A::QueueDelete, "queue-delete"),
+            (A::WebhookAdd, "webhook-add"),
+            (A::WebhookRemove, "webhook-remove"),
+            (A::WebhookRotateSecret, "webhook-rotate-secret"),
+            (A::WebhookReplay, "webhook-replay"),
             (A::KeysRotate, "keys-rotate"),
             (A::KeysRetire, "keys-retire"),
             (A::KeysRekey, "keys-rekey"),

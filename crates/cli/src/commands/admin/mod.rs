@@ -15,6 +15,7 @@ pub(crate) mod queues;
 pub(crate) mod roles;
 pub(crate) mod settings;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
@@ -62,6 +63,10 @@ pub(crate) enum AdminCommand {
     Smtp {
         #[command(subcommand)]
         command: alerts::SmtpCommand,
+    /// Outbound events: signed webhooks to ITSM/SIEM receivers.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
 }
 
@@ -77,6 +82,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Settings { command } => settings::run(&client, command).await,
         AdminCommand::Alerts { command } => alerts::run(&client, command).await,
         AdminCommand::Smtp { command } => alerts::smtp(&client, command).await,
+        AdminCommand::Webhooks { command } => webhooks::run(&client, command).await,
     }
 }
 
