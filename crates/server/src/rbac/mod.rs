@@ -80,7 +80,7 @@ pub(crate) enum Permission {
 }
 
 impl Permission {
-    pub(crate) const ALL: [Self; 20] = [
+    pub(crate) const ALL: [Self; 21] = [
         Self::View,
         Self::Shell,
         Self::Exec,

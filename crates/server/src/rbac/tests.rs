@@ -313,10 +313,8 @@ fn action_names_are_frozen() {
             | A::RequestAccess
             | A::ReadAccessRequests
             | A::DecideAccess => {}
-            | A::ReadAlerts
-            | A::WriteAlerts => {}
-            | A::ReadWebhooks
-            | A::WriteWebhooks => {}
+            A::ReadAlerts | A::WriteAlerts => {}
+            A::ReadWebhooks | A::WriteWebhooks => {}
         }
     }
 }

@@ -63,6 +63,7 @@ pub(crate) enum AdminCommand {
     Smtp {
         #[command(subcommand)]
         command: alerts::SmtpCommand,
+    },
     /// Outbound events: signed webhooks to ITSM/SIEM receivers.
     Webhooks {
         #[command(subcommand)]
