@@ -28,6 +28,10 @@ pub struct AlertRule {
     /// Addresses that get the mail.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The approvers of an access request's group get the mail (for
+    /// `access-*` entries: their group's approval setting names them).
+    #[serde(default)]
+    pub approvers: bool,
     /// `each` (a mail per entry) or `digest`.
     pub mode: String,
     /// `digest`: the window, in seconds (it opens at its first entry).
@@ -62,6 +66,9 @@ pub struct NewAlertRule {
     pub roles: Vec<String>,
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The approvers of an access request's group (`access-*` entries).
+    #[serde(default)]
+    pub approvers: bool,
     /// Set (`15m`, `1h`; 10 s to 1 day): one digest mail per window
     /// instead of a mail per entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]

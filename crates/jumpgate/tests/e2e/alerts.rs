@@ -163,8 +163,35 @@ fn rcpts(m: &Value) -> Vec<String> {
     r
 }
 
-fn data(m: &Value) -> &str {
-    m["data"].as_str().unwrap()
+/// The message as a reader sees it: quoted-printable undone (soft line
+/// breaks joined, `=XX` decoded), so that a search for a value finds it
+/// however the mail was wrapped.
+fn data(m: &Value) -> String {
+    let raw = m["data"]
+        .as_str()
+        .unwrap()
+        .replace("=\r\n", "")
+        .replace("=\n", "");
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'=', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn subject(m: &Value) -> String {
@@ -486,7 +513,7 @@ async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_withou
     let all: String = smtpd
         .messages()
         .iter()
-        .map(|m| data(m).to_owned())
+        .map(data)
         .collect::<Vec<_>>()
         .join("\n");
     for present in ["lucy", "mark", "srv", "vic"] {
@@ -539,4 +566,120 @@ async fn plain_text_smtp_is_refused_off_loopback() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("smtp.security"), "{err}");
+}
+
+/// An access request reaches its group's approvers by mail (the rule names
+/// "the approvers", not people: the group's approval setting does, a role
+/// and a user here), never the requester; two of them approve with `jg`,
+/// and the grant is told to them too. The mail names the request, its
+/// reason and window, so an approver can decide from it.
+#[tokio::test]
+async fn approvers_are_told_by_mail_and_two_approve_with_the_cli() {
+    let Some(smtpd) = Smtpd::start() else {
+        return;
+    };
+    let files = tempfile::tempdir().unwrap();
+    let cfg = config(files.path(), &smtpd);
+    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
+    let _agent = site.start_agent("srv").await;
+    admin_client(&site)
+        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
+    // bob asks; carol (named) and the supervisors (a role: sue) approve;
+    // nobody else is told.
+    let bob = user(&site, "bob", "technician", Some("bob@example.test"), true).await;
+    let carol = user(
+        &site,
+        "carol",
+        "technician",
+        Some("carol@example.test"),
+        true,
+    )
+    .await;
+    let sue = user(&site, "sue", "supervisor", Some("sue@example.test"), true).await;
+    user(&site, "tom", "technician", Some("tom@example.test"), false).await;
+    ok(&site
+        .jg(&[
+            "admin",
+            "groups",
+            "approval",
+            "default",
+            "--permissions",
+            "shell,exec",
+            "--approvers",
+            "user:carol,role:supervisor",
+            "--approvals",
+            "2",
+        ])
+        .await);
+    let out = ok(&site
+        .jg(&[
+            "admin",
+            "alerts",
+            "add",
+            "access",
+            "--event",
+            "access-*",
+            "--approvers",
+            "--subject",
+            "Jumpgate {action}: {actor} ({outcome})",
+        ])
+        .await);
+    assert!(out.contains("Added alert rule access"), "{out}");
+    let listed = ok(&site.jg(&["admin", "alerts", "list"]).await);
+    assert!(listed.contains("approvers"), "{listed}");
+
+    let asked: Value = serde_json::from_str(&ok(&site
+        .jg_in(
+            &bob,
+            &[
+                "access", "request", "default", "--for", "30m", "--reason", "INC-4242", "--json",
+            ],
+        )
+        .await))
+    .unwrap();
+    let id = asked["id"].as_str().unwrap().to_owned();
+
+    // The approvers' mail: both of them, not bob, not tom; it names the
+    // request, the reason and the window.
+    let mail = smtpd
+        .wait_for("the access request's mail", |m| {
+            subject(m).contains("access-request")
+        })
+        .await;
+    let mut got = rcpts(&mail);
+    got.sort();
+    assert_eq!(got, ["carol@example.test", "sue@example.test"], "{mail:#}");
+    for needle in [id.as_str(), "INC-4242", "window=30m", "requester=bob"] {
+        assert!(data(&mail).contains(needle), "{needle}: {}", data(&mail));
+    }
+
+    // Two approvals with the CLI: the grant starts; the decisions are
+    // mailed too (to the approvers who did not just act).
+    ok(&site.jg_in(&carol, &["access", "approve", &id]).await);
+    ok(&site.jg_in(&sue, &["access", "approve", &id]).await);
+    let shown: Value = serde_json::from_str(&ok(&site
+        .jg_in(&bob, &["access", "show", &id, "--json"])
+        .await))
+    .unwrap();
+    assert_eq!(shown["state"], "active", "{shown:#}");
+    let out = ok(&site
+        .jg_in(&bob, &["shell", "srv", "--", "echo", "granted"])
+        .await);
+    assert_eq!(out.trim(), "granted");
+    let active = smtpd
+        .wait_for("the grant's mail", |m| {
+            subject(m).contains("access-approve") && subject(m).contains("(active)")
+        })
+        .await;
+    assert_eq!(rcpts(&active), ["carol@example.test"], "{active:#}");
+    // Nothing of this reached the requester or a bystander (positive
+    // control: mail was delivered above, to the approvers).
+    for m in smtpd.messages() {
+        assert!(
+            !to(&m, "bob@example.test") && !to(&m, "tom@example.test"),
+            "{m:#}"
+        );
+    }
 }

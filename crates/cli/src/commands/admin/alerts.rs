@@ -46,6 +46,10 @@ pub(crate) struct AddRule {
     /// An address that gets the mail (repeat).
     #[arg(long = "to", value_name = "ADDRESS")]
     addresses: Vec<String>,
+    /// The approvers of an access request's group (with
+    /// `--event access-request` and the other `access-*` events).
+    #[arg(long)]
+    approvers: bool,
     /// One digest mail per window (`15m`, `1h`) instead of one per event.
     #[arg(long, value_name = "DURATION")]
     digest: Option<String>,
@@ -91,6 +95,7 @@ pub(crate) async fn run(client: &Client, cmd: AlertsCommand) -> anyhow::Result<(
                 users,
                 roles,
                 addresses,
+                approvers,
                 digest,
                 max_per_hour,
                 subject,
@@ -104,6 +109,7 @@ pub(crate) async fn run(client: &Client, cmd: AlertsCommand) -> anyhow::Result<(
                 users,
                 roles,
                 addresses,
+                approvers,
                 digest_every: digest,
                 max_per_hour,
                 subject,
@@ -151,6 +157,9 @@ fn render(rules: &[AlertRule]) -> String {
             to.extend(r.users.iter().map(|u| format!("user:{u}")));
             to.extend(r.roles.iter().map(|u| format!("role:{u}")));
             to.extend(r.addresses.iter().cloned());
+            if r.approvers {
+                to.push("approvers".into());
+            }
             vec![
                 r.name.clone(),
                 r.events.join(","),

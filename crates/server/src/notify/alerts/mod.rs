@@ -78,7 +78,7 @@ pub(crate) async fn take(tx: &mut WriteTx, entries: &[Entry], now: i64) -> Resul
                 continue;
             }
             touched[i] = true;
-            let to = match addresses.get(&rule.name) {
+            let mut to = match addresses.get(&rule.name) {
                 Some(a) => a.clone(),
                 None => {
                     let a = rules::addresses(tx, &rule.recipients).await?;
@@ -87,6 +87,17 @@ pub(crate) async fn take(tx: &mut WriteTx, entries: &[Entry], now: i64) -> Resul
                     a
                 }
             };
+            if rule.recipients.approvers && entry.action.starts_with("access-") {
+                // This entry's approvers, besides the rule's fixed list:
+                // its group's approval setting, now.
+                let mut all: Vec<String> = serde_json::from_str(&to).unwrap_or_default();
+                for a in rules::approver_addresses(tx, &entry.group_names(), &entry.actor).await? {
+                    if !all.iter().any(|o| o.eq_ignore_ascii_case(&a)) {
+                        all.push(a);
+                    }
+                }
+                to = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
+            }
             let (state, due) = if to == "[]" {
                 ("dead", now)
             } else if !rule.take_token(now) {

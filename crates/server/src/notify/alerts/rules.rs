@@ -53,6 +53,10 @@ pub(crate) struct Recipients {
     pub(crate) roles: Vec<String>,
     #[serde(default)]
     pub(crate) addresses: Vec<String>,
+    /// The approvers of the entry's group (access requests: the group's
+    /// approval setting names them, as roles or users).
+    #[serde(default)]
+    pub(crate) approvers: bool,
 }
 
 /// A stored rule.
@@ -157,6 +161,7 @@ impl Rule {
             users: self.recipients.users.clone(),
             roles: self.recipients.roles.clone(),
             addresses: self.recipients.addresses.clone(),
+            approvers: self.recipients.approvers,
             mode: if self.digest_secs > 0 {
                 "digest"
             } else {
@@ -217,8 +222,18 @@ fn validate(req: &api::NewAlertRule) -> Result<(), AlertError> {
     {
         return bad("outcome: 1 to 64 characters".into());
     }
-    if req.users.is_empty() && req.roles.is_empty() && req.addresses.is_empty() {
-        return bad("recipients: at least one user, role or address".into());
+    if req.users.is_empty() && req.roles.is_empty() && req.addresses.is_empty() && !req.approvers {
+        return bad("recipients: at least one user, role, address or the approvers".into());
+    }
+    if req.approvers
+        && !req
+            .events
+            .iter()
+            .any(|e| e.starts_with("access-") || e == "*")
+    {
+        return bad(
+            "approvers: only for access request events (access-request, access-approve, …)".into(),
+        );
     }
     for (what, list) in [
         ("users", &req.users),
@@ -305,6 +320,7 @@ pub(crate) async fn add(
             users: req.users.clone(),
             roles: req.roles.clone(),
             addresses: req.addresses.clone(),
+            approvers: req.approvers,
         },
         digest_secs,
         max_per_hour,
@@ -477,6 +493,42 @@ pub(crate) async fn addresses(
     }
     for a in &r.addresses {
         push(a.clone());
+    }
+    Ok(out)
+}
+
+/// The mail addresses of the approvers of `groups` (their approval
+/// settings' `role:` members and `user:`s), excluding `requester`: who is
+/// told about an access request.
+pub(crate) async fn approver_addresses(
+    e: &mut impl Exec,
+    groups: &[String],
+    requester: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut r = Recipients::default();
+    for g in groups {
+        if let Some(p) = crate::access::policy(e, g).await? {
+            for a in p.approvers {
+                match a.split_once(':') {
+                    Some(("role", role)) => r.roles.push(role.to_owned()),
+                    Some(("user", u)) if u != requester => r.users.push(u.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut out = addresses(e, &r).await?;
+    // A requester in an approving role is not asked to decide their own.
+    if !r.roles.is_empty() {
+        let own: Option<Option<String>> = sql!(e, |c| sqlx::query_scalar(
+            "SELECT email FROM users WHERE username = $1"
+        )
+        .bind(requester)
+        .fetch_optional(&mut *c)
+        .await)?;
+        if let Some(Some(own)) = own {
+            out.retain(|a| !a.eq_ignore_ascii_case(&own));
+        }
     }
     Ok(out)
 }
