@@ -76,6 +76,8 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/ssh-keys", Only(USERS)),
         ("DELETE /api/v1/ssh-keys/{id}", Only(USERS)),
         ("GET /api/v1/ssh/host-key", Only(USERS)),
+        ("GET /api/v1/ssh/user-ca", Only(USERS)),
+        ("POST /api/v1/ssh/user-cert", Only(USERS)),
         ("GET /api/v1/users", Only(ADMIN_AND_READERS)),
         ("POST /api/v1/users", Only(ADMIN)),
         ("GET /api/v1/users/{name}", Only(ADMIN_AND_READERS)),

@@ -689,3 +689,197 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
     assert!(!text(&out.stdout).contains(PW) && !text(&out.stderr).contains(PW));
     assert!(!sessions.contains(PW));
 }
+
+/// A `~/.ssh` whose config only makes `ssh` non-interactive and strict,
+/// with no key of its own: what `jg ssh-config` adds is all it has.
+fn bare_dot_ssh(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("config"),
+        "Host *\n  IdentitiesOnly yes\n  IdentityAgent none\n  BatchMode yes\n  \
+         StrictHostKeyChecking yes\n  GlobalKnownHostsFile /dev/null\n  \
+         ConnectTimeout 10\n  LogLevel ERROR\n  ControlMaster no\n",
+    )
+    .unwrap();
+    d
+}
+
+/// `ssh -F CONFIG ARGS`, stdin closed.
+async fn plain_ssh(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-F")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    bounded(cmd.output(), "ssh", args).await
+}
+
+#[tokio::test]
+async fn ssh_certificates_from_jg_login_log_in_with_no_registered_key() {
+    let (site, _agent, ssh) = ssh_site().await;
+    // `jg login` (done by the harness) made a key pair and got a
+    // certificate: principal the user, key id naming user and login,
+    // signed by the CA `jumpgate admin fingerprint --ssh-user-ca` shows.
+    let jg_ssh = site.jg_home().join("ssh");
+    let cert = jg_ssh.join("id_ed25519-cert.pub");
+    let shown = std::process::Command::new("ssh-keygen")
+        .args(["-L", "-f"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let shown = text(&shown.stdout);
+    let ca = ok(&site.admin(&["fingerprint", "--ssh-user-ca"]).await);
+    assert!(ca.trim().starts_with("SHA256:"), "{ca}");
+    assert!(shown.contains("user certificate"), "{shown}");
+    assert!(
+        shown.contains(&format!("Signing CA: ED25519 {}", ca.trim())),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("user={ADMIN} login=")), "{shown}");
+    assert!(
+        shown.contains(&format!("Principals: \n                {ADMIN}\n")),
+        "{shown}"
+    );
+    // The same CA over the API.
+    let api_ca = ok(&site.jg(&["ssh-cert"]).await);
+    assert!(
+        api_ca.contains("SSH certificate for admin until"),
+        "{api_ca}"
+    );
+    assert!(
+        json(&site, &["ssh-keys", "list", "--json"])
+            .await
+            .is_empty()
+    );
+
+    // `jg ssh-config`, then plain `ssh web-01 CMD`: both hops (the gateway,
+    // then its inner server for web-01) log in with the certificate.
+    let dot = bare_dot_ssh(ssh.dir.path(), "dot-ssh");
+    ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot.to_str().unwrap()])
+        .await);
+    let config = dot.join("config");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("CertificateFile"), "{written}");
+    let out = plain_ssh(&config, &["web-01", "echo via-cert; exit 5"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{written}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "via-cert\n");
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(audit.contains("ssh-cert-issue"), "{audit}");
+
+    // The same key certified by another CA is refused.
+    let forged = ssh.dir.path().join("forged");
+    std::fs::copy(jg_ssh.join("id_ed25519"), &forged).unwrap();
+    std::fs::copy(jg_ssh.join("id_ed25519.pub"), forged.with_extension("pub")).unwrap();
+    let other_ca = ssh.dir.path().join("other_ca");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_ca)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&other_ca)
+        .args(["-I", "forged", "-n", ADMIN, "-V", "+1h"])
+        .arg(forged.with_extension("pub"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let forged_cert = ssh.dir.path().join("forged-cert.pub");
+    assert!(forged_cert.exists());
+    let forged_config = dot.join("forged-config");
+    std::fs::write(
+        &forged_config,
+        written
+            .replace(
+                &cert.display().to_string(),
+                &forged_cert.display().to_string(),
+            )
+            .replace(
+                &jg_ssh.join("id_ed25519").display().to_string(),
+                &forged.display().to_string(),
+            ),
+    )
+    .unwrap();
+    let out = plain_ssh(&forged_config, &["web-01", "echo forged"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Permission denied"));
+
+    // Logging out ends the login the certificate was issued for: the
+    // same certificate (kept aside) is refused from then on.
+    let kept = std::fs::read(&cert).unwrap();
+    ok(&site.jg(&["logout"]).await);
+    assert!(!cert.exists(), "jg logout leaves the certificate behind");
+    std::fs::write(&cert, &kept).unwrap();
+    let out = plain_ssh(&config, &["web-01", "echo after-logout"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("after-logout"));
+    // A new login, a new certificate: in again.
+    site.login(ADMIN, ADMIN_PASSWORD).await;
+    assert_ne!(std::fs::read(&cert).unwrap(), kept);
+    let out = plain_ssh(&config, &["web-01", "echo again"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "again\n");
+
+    // A user without rights on web-01 logs in with their certificate and
+    // is refused the session, audited.
+    ok(&site
+        .jg(&[
+            "admin",
+            "roles",
+            "create",
+            "viewer",
+            "--permissions",
+            "view",
+        ])
+        .await);
+    let pw = site.password_file("vic.pw", "correct horse battery staple 9");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "vic",
+            "--role",
+            "viewer",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    let home = site.home("vic");
+    let said = ok(&site
+        .try_login_in(&home, "vic", "correct horse battery staple 9", &[])
+        .await);
+    assert!(said.contains("SSH certificate until"), "{said}");
+    let vic_dot = bare_dot_ssh(ssh.dir.path(), "vic-dot-ssh");
+    ok(&site
+        .jg_in(
+            &home,
+            &["ssh-config", "--ssh-dir", vic_dot.to_str().unwrap()],
+        )
+        .await);
+    let out = plain_ssh(&vic_dot.join("config"), &["web-01", "echo should-not-run"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    let err = text(&out.stderr);
+    assert!(err.contains("exec session on `web-01` refused"), "{err}");
+    let audit = json(&site, &["audit", "--json"]).await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["actor"] == "vic" && e["action"] == "open-session:exec"),
+        "{audit:?}"
+    );
+}

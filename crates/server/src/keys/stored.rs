@@ -170,6 +170,7 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
         &crate::epm::SITE_KEYS,
         &crate::recordings::search::SEARCH_KEY,
         &crate::ssh::HOST_KEYS,
+        &crate::ssh::USER_CAS,
     ]
 }
 

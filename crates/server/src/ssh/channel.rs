@@ -27,7 +27,6 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tracing::Instrument;
 
 use super::server::Login;
-use crate::identity::Credential;
 use crate::rbac::{self, Action, Decision, Resource};
 use crate::sessions::open::{NotAuthorized, SessionService};
 use crate::state::AppState;
@@ -170,8 +169,8 @@ async fn open(
     files: bool,
 ) -> Result<MsgStream<DuplexStream>, String> {
     let st = &ctx.st;
-    let token: &str = &ctx.login.token;
-    let subject = crate::identity::authenticate(&st.db, token)
+    let credential = &ctx.login.credential;
+    let subject = crate::identity::authenticate_credential(&st.db, credential)
         .await
         .map_err(|_| "your login has ended: connect again".to_owned())?;
     let unknown = || format!("no endpoint named `{name}`");
@@ -207,7 +206,7 @@ async fn open(
         }
     }
     let ticket = match service
-        .authorize(&subject, &endpoint, kind, Credential::of(token))
+        .authorize(&subject, &endpoint, kind, credential.clone())
         .await
     {
         Ok(t) => t,

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
+use russh::keys::{Certificate, PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use super::channel::{self, Ctx};
-use super::user_keys;
-use crate::identity::{self, IdentityError};
+use super::{certs, user_keys};
+use crate::identity::{self, Credential, IdentityError};
 use crate::listener::gate::{Gate, Ticket as Admission};
 use crate::state::AppState;
 
@@ -45,8 +45,10 @@ pub(crate) async fn serve(
     st: AppState,
     gate: Arc<Gate>,
     host_key: PrivateKey,
+    user_ca: PublicKey,
 ) {
     let config = Arc::new(config(host_key));
+    let user_ca = Arc::new(user_ca);
     if let Ok(a) = listener.local_addr() {
         tracing::info!(addr = %a, "SSH front door listening");
     }
@@ -54,7 +56,14 @@ pub(crate) async fn serve(
         crate::listener::accept_admitted(&listener, &gate, &st.shutdown, "ssh").await
     {
         let _ = tcp.set_nodelay(true);
-        let conn = Conn::new(st.clone(), Arc::clone(&config), peer, Some(admission), None);
+        let conn = Conn::new(
+            st.clone(),
+            Arc::clone(&config),
+            Arc::clone(&user_ca),
+            peer,
+            Some(admission),
+            None,
+        );
         st.tasks.spawn(run(conn, tcp));
     }
 }
@@ -141,14 +150,24 @@ where
 /// ended: the last holder drops it.
 pub(super) struct Login {
     st: AppState,
-    pub(super) token: Zeroizing<String>,
+    /// What the connection's sessions carry: the connection's own login
+    /// token, or (a certificate login) the `jg login` the certificate was
+    /// issued for.
+    pub(super) credential: Credential,
+    /// The connection's own token (not a certificate login's), removed
+    /// when the last holder drops.
+    token: Option<Zeroizing<String>>,
     pub(super) username: String,
 }
 
 impl Drop for Login {
     fn drop(&mut self) {
+        let Some(mut token) = self.token.take() else {
+            // A certificate's login is `jg`'s: it outlives the connection.
+            return;
+        };
         let db = self.st.db.clone();
-        let token = std::mem::take(&mut *self.token);
+        let token = std::mem::take(&mut *token);
         self.st.tasks.spawn(async move {
             let token = Zeroizing::new(token);
             if let Err(e) = identity::logout(&db, &token).await {
@@ -178,6 +197,8 @@ struct Jump {
 pub(super) struct Conn {
     st: AppState,
     config: Arc<russh::server::Config>,
+    /// The CA whose user certificates are accepted.
+    user_ca: Arc<PublicKey>,
     peer: SocketAddr,
     /// The admission slot (TCP connections only); authenticated once the
     /// user is.
@@ -197,6 +218,7 @@ impl Conn {
     fn new(
         st: AppState,
         config: Arc<russh::server::Config>,
+        user_ca: Arc<PublicKey>,
         peer: SocketAddr,
         admission: Option<Arc<Admission>>,
         jump: Option<Jump>,
@@ -204,6 +226,7 @@ impl Conn {
         Self {
             st,
             config,
+            user_ca,
             peer,
             admission,
             authed: CancellationToken::new(),
@@ -258,9 +281,22 @@ impl Conn {
         self.endpoint = endpoint;
         self.login = Some(Arc::new(Login {
             st: self.st.clone(),
-            token: Zeroizing::new(s.token),
+            credential: Credential::of(&s.token),
+            token: Some(Zeroizing::new(s.token)),
             username: s.user.username,
         }));
+    }
+
+    /// `user`'s account (`None`: no such user, or the store failed).
+    async fn account(&self, user: &str) -> Option<identity::UserRecord> {
+        let (name, _) = self.who(user);
+        match identity::find_user(&self.st.db, name).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the account for an SSH login");
+                None
+            }
+        }
     }
 
     /// A password login (with its second factor when the account has one).
@@ -313,11 +349,66 @@ impl russh::server::Handler for Conn {
         user: &str,
         offer: russh::server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        // Only keys the user registered are worth a signature.
-        Ok(match self.key_of(user, offer.public_key).await {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
-        })
+        // Only keys the user registered, or holds a live certificate for
+        // (russh offers a certificate's key), are worth a signature.
+        if self.key_of(user, offer.public_key).await.is_some() {
+            return Ok(Auth::Accept);
+        }
+        let Some(account) = self.account(user).await else {
+            return Ok(Auth::reject());
+        };
+        Ok(
+            match certs::holds(&self.st.db, &account.id, offer.public_key).await {
+                Ok(true) => Auth::Accept,
+                Ok(false) => Auth::reject(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read SSH certificates for a login");
+                    Auth::reject()
+                }
+            },
+        )
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let Some(account) = self.account(user).await else {
+            return Ok(Auth::reject());
+        };
+        let now = crate::ids::now_ms();
+        if account.lock.is_locked(now) {
+            return Ok(Auth::reject());
+        }
+        match certs::check(&self.st.db, &self.user_ca, certificate, &account).await {
+            Ok(credential) => {
+                tracing::info!(
+                    user = %account.username,
+                    key_id = %certificate.key_id(),
+                    peer = %self.peer.ip(),
+                    "SSH certificate login"
+                );
+                let endpoint = self.who(user).1.map(str::to_owned);
+                self.endpoint = endpoint;
+                self.login = Some(Arc::new(Login {
+                    st: self.st.clone(),
+                    credential,
+                    token: None,
+                    username: account.username,
+                }));
+                Ok(Auth::Accept)
+            }
+            Err(why) => {
+                tracing::info!(
+                    user = %account.username,
+                    key_id = %certificate.key_id(),
+                    %why,
+                    "SSH certificate refused"
+                );
+                Ok(Auth::reject())
+            }
+        }
     }
 
     async fn auth_publickey(
@@ -456,6 +547,7 @@ impl russh::server::Handler for Conn {
             let inner = Conn::new(
                 self.st.clone(),
                 Arc::clone(&self.config),
+                Arc::clone(&self.user_ca),
                 self.peer,
                 None,
                 Some(jump),

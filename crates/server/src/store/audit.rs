@@ -166,6 +166,12 @@ pub(crate) enum AuditAction {
     SshKeyAdd,
     /// A user removed one of their SSH public keys.
     SshKeyRemove,
+    /// The user CA issued a user certificate (serial, key fingerprint,
+    /// login, end of validity).
+    SshCertIssue,
+    /// A target's pinned host key was replaced (`jg targets
+    /// set-host-key`).
+    TargetHostKeySet,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -266,6 +272,8 @@ impl AuditAction {
             Self::PackageSettings => "package-settings",
             Self::SshKeyAdd => "ssh-key-add",
             Self::SshKeyRemove => "ssh-key-remove",
+            Self::SshCertIssue => "ssh-cert-issue",
+            Self::TargetHostKeySet => "target-host-key-set",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -555,6 +563,8 @@ mod tests {
             (A::PackageSettings, "package-settings"),
             (A::SshKeyAdd, "ssh-key-add"),
             (A::SshKeyRemove, "ssh-key-remove"),
+            (A::SshCertIssue, "ssh-cert-issue"),
+            (A::TargetHostKeySet, "target-host-key-set"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];
