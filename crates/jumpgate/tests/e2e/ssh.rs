@@ -883,3 +883,55 @@ async fn ssh_certificates_from_jg_login_log_in_with_no_registered_key() {
         "{audit:?}"
     );
 }
+
+#[tokio::test]
+async fn removing_an_ssh_key_cuts_the_connections_that_logged_in_with_it() {
+    let (site, _agent, ssh) = ssh_site().await;
+    let added = ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let id = added.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(id.starts_with("sk_"), "{added}");
+    // A live shell, logged in with the key (it answers: the control).
+    let mut child = ssh
+        .command("ssh", &["-tt", &format!("{ADMIN}+web-01@gw")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo live-$((40+2))\n").await.unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text(&seen).contains("live-42") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+            .await
+            .expect("the shell never answered")
+            .unwrap();
+        assert!(n > 0, "the shell ended: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    ok(&site.jg(&["ssh-keys", "remove", &id]).await);
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the connection outlived the removal of its key")
+        .unwrap();
+    assert!(!status.success());
+    // Its session ended too, and the key no longer logs in.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = json(&site, &["sessions", "--json"]).await;
+        let shells: Vec<_> = events.iter().filter(|e| e["kind"] == "shell").collect();
+        if !shells.is_empty() && shells.iter().all(|e| !e["ended_at"].is_null()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = ssh
+        .run("ssh", &[&format!("{ADMIN}+web-01@gw"), "true"])
+        .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    drop(stdin);
+}

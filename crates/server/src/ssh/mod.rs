@@ -37,7 +37,7 @@ pub(crate) mod user_ca;
 pub(crate) mod user_keys;
 
 pub(crate) use host_key::HOST_KEYS;
-pub(crate) use server::serve;
+pub(crate) use server::{cut_key, serve};
 pub(crate) use user_ca::USER_CAS;
 
 /// What can go wrong with SSH keys.

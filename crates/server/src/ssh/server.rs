@@ -36,6 +36,37 @@ const MAX_AUTH_ATTEMPTS: usize = 6;
 /// The port SSH clients ask a jump host for (`ssh -J gw ENDPOINT`).
 const SSH_PORT: u32 = 22;
 
+/// Open connections that logged in with a registered key, by the key's id:
+/// removing the key cuts them ([`cut_key`]). Entries of ended connections
+/// (their token cancelled) are pruned on every registration.
+static BY_KEY: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, Vec<CancellationToken>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn register_key(key_id: &str, cut: &CancellationToken) {
+    let mut m = BY_KEY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    m.retain(|_, v| {
+        v.retain(|t| !t.is_cancelled());
+        !v.is_empty()
+    });
+    m.entry(key_id.to_owned()).or_default().push(cut.clone());
+}
+
+/// Closes this gateway's connections that logged in with key `key_id`
+/// (the key was just removed); their sessions end with them.
+pub(crate) fn cut_key(key_id: &str) -> usize {
+    let mut m = BY_KEY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cut = m.remove(key_id).unwrap_or_default();
+    for t in &cut {
+        t.cancel();
+    }
+    cut.len()
+}
+
 /// Accepts SSH connections until the gateway shuts down, admitted by the
 /// site's `gate`, the TLS port's too: `[limits]` bound all connections and
 /// the unauthenticated ones (site-wide and per address, the oldest giving
@@ -103,6 +134,7 @@ where
 {
     let st = conn.st.clone();
     let authed = conn.authed.clone();
+    let cut = conn.cut.clone();
     let admission = conn.admission.clone();
     let peer = conn.peer;
     let config = Arc::clone(&conn.config);
@@ -133,10 +165,13 @@ where
             if let Err(e) = r {
                 tracing::debug!(%peer, error = %e, "SSH connection ended");
             }
+            // Ended: its entry in the key registry may go.
+            cut.cancel();
             return;
         }
         () = auth_deadline => "authentication timed out",
         () = evicted => "too many unauthenticated connections",
+        () = cut.cancelled() => "the SSH key this connection logged in with was removed",
         () = st.shutdown.cancelled() => "the gateway is shutting down",
     };
     tracing::debug!(%peer, why, "SSH connection closed by the gateway");
@@ -204,6 +239,9 @@ pub(super) struct Conn {
     /// user is.
     admission: Option<Arc<Admission>>,
     authed: CancellationToken,
+    /// Cancelled to close the connection (its key was removed), and once
+    /// it has ended.
+    cut: CancellationToken,
     /// `Some` for ProxyJump's inner connection.
     jump: Option<Jump>,
     login: Option<Arc<Login>>,
@@ -230,6 +268,7 @@ impl Conn {
             peer,
             admission,
             authed: CancellationToken::new(),
+            cut: CancellationToken::new(),
             jump,
             login: None,
             endpoint: None,
@@ -427,6 +466,7 @@ impl russh::server::Handler for Conn {
                 if let Err(e) = user_keys::used(&st.db, &key_id).await {
                     tracing::warn!(error = %e, "cannot note an SSH key's use");
                 }
+                register_key(&key_id, &self.cut);
                 self.logged_in(user, s);
                 Ok(Auth::Accept)
             }
