@@ -935,3 +935,48 @@ async fn removing_an_ssh_key_cuts_the_connections_that_logged_in_with_it() {
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
     drop(stdin);
 }
+
+#[tokio::test]
+async fn scp_goes_through_the_gateway_as_a_proxyjump_hop() {
+    let (site, _agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let input = ssh.dir.path().join("input.bin");
+    random_file(&input, 1 << 20);
+    let remote = tempfile::tempdir().unwrap();
+    let up = remote.path().join("up.bin");
+    let back = ssh.dir.path().join("back.bin");
+    let jump = format!("{ADMIN}@gw");
+    let dst = format!("web-01:{}", up.display());
+    // SFTP protocol, then the legacy one (`scp -t`/`-f` over exec); with
+    // `-J`, and with ProxyCommand `ssh -W` (what ProxyJump expands to).
+    let proxy = format!(
+        "ProxyCommand=ssh -F {} -W %h:%p {jump}",
+        ssh.config.display()
+    );
+    for legacy in [false, true] {
+        for hop in [vec!["-J", jump.as_str()], vec!["-o", proxy.as_str()]] {
+            let mut args: Vec<&str> = hop.clone();
+            if legacy {
+                args.push("-O");
+            }
+            let mut a = args.clone();
+            a.extend([input.to_str().unwrap(), dst.as_str()]);
+            let out = ssh.run("scp", &a).await;
+            assert!(out.status.success(), "scp up {a:?}: {}", text(&out.stderr));
+            assert_eq!(sha256_file(&up), sha256_file(&input), "{a:?}");
+            let mut a = args.clone();
+            a.extend([dst.as_str(), back.to_str().unwrap()]);
+            let out = ssh.run("scp", &a).await;
+            assert!(
+                out.status.success(),
+                "scp down {a:?}: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(sha256_file(&back), sha256_file(&input), "{a:?}");
+            std::fs::remove_file(&up).unwrap();
+            std::fs::remove_file(&back).unwrap();
+        }
+    }
+}
