@@ -1148,6 +1148,16 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ("GET /api/v1/targets/{name}", (Other, named("/api/v1/targets/{name}"))),
         ("DELETE /api/v1/targets/{name}", (Other, named("/api/v1/targets/{name}"))),
         (
+            "PUT /api/v1/targets/{name}/host-key",
+            (
+                Json,
+                named_json(
+                    "/api/v1/targets/{name}/host-key",
+                    r#"{"trust_on_first_use":"yes"}"#,
+                ),
+            ),
+        ),
+        (
             "PUT /api/v1/endpoints/{name}/jump-point",
             (
                 Json,

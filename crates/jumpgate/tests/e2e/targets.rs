@@ -708,4 +708,44 @@ async fn a_changed_host_key_is_refused_with_both_fingerprints_and_audited() {
                 && e["detail"].as_str().unwrap_or("").contains(&offered)),
         "{audit}"
     );
+    // Re-pinned without remove + add: the new key works, audited with
+    // both fingerprints; bad input changes nothing.
+    let new_key = std::fs::read_to_string(sshd.dir.path().join("host2.pub")).unwrap();
+    let err = fails(
+        &site
+            .jg(&["targets", "set-host-key", "hk-01", "nonsense"])
+            .await,
+    );
+    assert!(err.contains("host key"), "{err}");
+    let said = ok(&site
+        .jg(&["targets", "set-host-key", "hk-01", new_key.trim()])
+        .await);
+    assert!(said.contains(&offered), "{said}");
+    let out = ok(&site
+        .jg(&["shell", "hk-01", "--", "echo", "re-pinned"])
+        .await);
+    assert!(out.contains("re-pinned"), "{out}");
+    // Back to trust on first use: the key offered next is learned.
+    let said = ok(&site
+        .jg(&["targets", "set-host-key", "pk-01", "--trust-on-first-use"])
+        .await);
+    assert!(said.contains("trusted on first use"), "{said}");
+    let out = ok(&site.jg(&["shell", "pk-01", "--", "echo", "learned"]).await);
+    assert!(out.contains("learned"), "{out}");
+    let shown = ok(&site.jg(&["targets", "show", "pk-01"]).await);
+    assert!(shown.contains(&offered), "{shown}");
+    let audit = ok(&site.jg(&["audit", "--json", "--limit", "10000"]).await);
+    let events: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "target-host-key"
+                && e["outcome"] == "set"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&format!("host-key={offered} was={expected}")))),
+        "{audit}"
+    );
 }

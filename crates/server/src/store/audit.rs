@@ -169,9 +169,6 @@ pub(crate) enum AuditAction {
     /// The user CA issued a user certificate (serial, key fingerprint,
     /// login, end of validity).
     SshCertIssue,
-    /// A target's pinned host key was replaced (`jg targets
-    /// set-host-key`).
-    TargetHostKeySet,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -273,7 +270,6 @@ impl AuditAction {
             Self::SshKeyAdd => "ssh-key-add",
             Self::SshKeyRemove => "ssh-key-remove",
             Self::SshCertIssue => "ssh-cert-issue",
-            Self::TargetHostKeySet => "target-host-key-set",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -564,7 +560,6 @@ mod tests {
             (A::SshKeyAdd, "ssh-key-add"),
             (A::SshKeyRemove, "ssh-key-remove"),
             (A::SshCertIssue, "ssh-cert-issue"),
-            (A::TargetHostKeySet, "target-host-key-set"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];
