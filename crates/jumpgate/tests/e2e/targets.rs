@@ -340,6 +340,19 @@ async fn ssh_and_tcp_targets_work_with_an_injected_password_that_nobody_sees() {
         "{listed}"
     );
     outputs.push_str(&listed);
+    // And in the JSON list: the endpoint as before, each target as its own
+    // object marked `"target": true`.
+    let listed = ok(&site.jg(&["endpoints", "--json"]).await);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    let by = |n: &str| all.iter().find(|e| e["name"] == n).cloned();
+    let jp = by("jp-1").unwrap_or_else(|| panic!("{listed}"));
+    assert!(jp.get("target").is_none(), "{jp}");
+    let db = by("db-01").unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(db["target"], true, "{db}");
+    assert_eq!(db["kind"], "ssh", "{db}");
+    assert_eq!(db["via"], "jp-1", "{db}");
+    assert_eq!(by("echo-01").map(|e| e["kind"].clone()), Some("tcp".into()));
+    outputs.push_str(&listed);
     let shown = ok(&site.jg(&["targets", "show", "db-01"]).await);
     assert!(shown.contains("SHA256:"), "{shown}");
     outputs.push_str(&shown);
