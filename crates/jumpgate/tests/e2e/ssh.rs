@@ -980,3 +980,82 @@ async fn scp_goes_through_the_gateway_as_a_proxyjump_hop() {
         }
     }
 }
+
+/// A russh client that trusts the gateway's host key (read from its data
+/// directory and compared).
+struct PinnedHost(russh::keys::PublicKey);
+
+impl russh::client::Handler for PinnedHost {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(
+            matches!(key, russh::keys::PublicKeyOrCertificate::PublicKey { key, .. }
+            if key.key_data() == self.0.key_data()),
+        )
+    }
+}
+
+/// Reads a channel's output until it contains `want` (bounded).
+async fn read_until(ch: &mut russh::Channel<russh::client::Msg>, seen: &mut String, want: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen.contains(want) {
+        let msg = tokio::time::timeout_at(deadline, ch.wait())
+            .await
+            .unwrap_or_else(|_| panic!("never saw {want:?} in {seen:?}"));
+        match msg {
+            Some(russh::ChannelMsg::Data { data }) => seen.push_str(&text(&data)),
+            Some(_) => {}
+            None => panic!("the channel closed before {want:?}: {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn window_changes_reach_the_shells_pty() {
+    let (site, _agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let host_key =
+        std::fs::read_to_string(site.data_dir().join("ssh_host_ed25519_key.pub")).unwrap();
+    let host_key = russh::keys::PublicKey::from_openssh(host_key.trim()).unwrap();
+    let key = russh::keys::load_secret_key(ssh.dir.path().join("id_ed25519"), None).unwrap();
+    let addr = site.gateway.ssh.unwrap();
+    let config = std::sync::Arc::new(russh::client::Config::default());
+    let mut handle = tokio::time::timeout(
+        WAIT,
+        russh::client::connect(config, addr, PinnedHost(host_key)),
+    )
+    .await
+    .expect("connect hung")
+    .unwrap();
+    let auth = handle
+        .authenticate_publickey(
+            format!("{ADMIN}+web-01"),
+            russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None),
+        )
+        .await
+        .unwrap();
+    assert!(auth.success());
+    let mut ch = handle.channel_open_session().await.unwrap();
+    ch.request_pty(false, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    ch.request_shell(false).await.unwrap();
+    let mut seen = String::new();
+    // `stty size` prints ROWS COLS; the markers make each answer unique.
+    ch.data(&b"echo A-$(stty size)-A\n"[..]).await.unwrap();
+    read_until(&mut ch, &mut seen, "A-24 80-A").await;
+    ch.window_change(132, 43, 0, 0).await.unwrap();
+    // The resize and the next line travel in order on the session.
+    ch.data(&b"echo B-$(stty size)-B\n"[..]).await.unwrap();
+    read_until(&mut ch, &mut seen, "B-43 132-B").await;
+    ch.data(&b"exit\n"[..]).await.unwrap();
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+}
