@@ -1059,3 +1059,52 @@ async fn window_changes_reach_the_shells_pty() {
         .disconnect(russh::Disconnect::ByApplication, "", "en")
         .await;
 }
+
+#[tokio::test]
+async fn an_ssh_certificate_ends_with_its_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jumpgate.toml");
+    std::fs::write(&config, "[auth]\nsession_ttl = \"20s\"\n").unwrap();
+    let site = Site::start_with(&[
+        "--ssh-listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    let _agent = site.start_agent("web-01").await;
+    // A fresh login (20 s) and its certificate; the config written now.
+    site.login(ADMIN, ADMIN_PASSWORD).await;
+    let logged_in = tokio::time::Instant::now();
+    let dot = bare_dot_ssh(dir.path(), "dot-ssh");
+    ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot.to_str().unwrap()])
+        .await);
+    let config = dot.join("config");
+    // Valid now (the control)...
+    let out = plain_ssh(&config, &["web-01", "echo in-time"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "in-time\n");
+    // ...refused once the login (and so the certificate) has run out.
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        let out = plain_ssh(&config, &["web-01", "echo late"]).await;
+        if !out.status.success() {
+            assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+            assert!(text(&out.stderr).contains("Permission denied"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the certificate outlived its login"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        logged_in.elapsed() >= Duration::from_secs(15),
+        "refused before the login could have expired"
+    );
+    // And no new one without a new login.
+    let err = fails(&site.jg(&["ssh-cert"]).await);
+    assert!(!err.is_empty());
+}
