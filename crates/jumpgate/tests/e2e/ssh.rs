@@ -2,7 +2,11 @@
 //! `sftp`, keys from `ssh-keygen`): one-step `ssh USER+ENDPOINT@gateway`,
 //! ProxyJump, scp both ways, sftp, `ssh -L`, a technician without rights
 //! refused and audited, the session log, a recording replayed, and a
-//! session terminated from the API ending the client.
+//! session terminated from the API ending the client; the short-lived
+//! user certificates `jg login` gets (plain `ssh web-01` after `jg
+//! ssh-config`, another CA's refused, refused after logout and after the
+//! login runs out); a removed key cutting its connections; scp through a
+//! ProxyJump hop; window changes reaching the PTY (a russh client).
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

@@ -1,5 +1,6 @@
 //! The SSH listener and each connection's [`Handler`]: admission limits,
-//! the authentication timeout, authentication (public keys users
+//! the authentication timeout, authentication (user certificates from the
+//! user CA, bound to a `jg login`: see `certs`; public keys users
 //! registered; password and second factor through keyboard-interactive,
 //! with the HTTPS login's lockout and rate limits), and channels handed to
 //! `channel`.
