@@ -1019,7 +1019,7 @@ async fn read_until(ch: &mut russh::Channel<russh::client::Msg>, seen: &mut Stri
 }
 
 #[tokio::test]
-async fn window_changes_reach_the_shells_pty() {
+async fn window_changes_reach_the_pty_and_ssh_t_runs_a_command_in_one() {
     let (site, _agent, ssh) = ssh_site().await;
     ok(&site
         .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
@@ -1062,6 +1062,28 @@ async fn window_changes_reach_the_shells_pty() {
     let _ = handle
         .disconnect(russh::Disconnect::ByApplication, "", "en")
         .await;
+    // `ssh -t host CMD`: the command runs in a PTY (`stty size` works, the
+    // exit status comes back); without -t it has none (the control).
+    let admin = format!("{ADMIN}+web-01@gw");
+    let out = ssh
+        .run("ssh", &["-tt", &admin, "stty size; echo pty-$?; exit 6"])
+        .await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("24 80") && said.contains("pty-0"), "{said}");
+    let out = ssh
+        .run("ssh", &["-T", &admin, "stty size; echo pty-$?"])
+        .await;
+    assert!(text(&out.stdout).contains("pty-1"), "{}", text(&out.stdout));
+    // It is a shell session with its command in the session log.
+    let events = json(&site, &["sessions", "--json"]).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "shell"
+                && e.to_string().contains("stty size; echo pty-$?; exit 6")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //! | `pty-req` + `shell`                   | `shell` (PTY; `window-change` → `Resize`)       |
 //! | `shell` without a PTY (`ssh -T`)      | `exec` of `sh` (commands on stdin)              |
 //! | `exec CMD` (`ssh host CMD`, `scp -O`) | `exec` of `sh -c CMD`, stdin and EOF carried    |
+//! | `pty-req` + `exec CMD` (`ssh -t`)     | `shell` running `sh -c CMD` in the PTY          |
 //! | `subsystem sftp` (`sftp`, `scp`)      | `exec` of the endpoint's `sftp-server`; needs the `files` right too |
 //! | `direct-tcpip HOST:PORT` (`ssh -L`)   | `forward` to HOST:PORT from the endpoint        |
 //!
@@ -105,7 +106,15 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
     };
     let (request, files) = match asked {
         Asked::Shell => match pty {
-            Some((term, cols, rows)) => (SessionRequest::Shell { term, cols, rows }, false),
+            Some((term, cols, rows)) => (
+                SessionRequest::Shell {
+                    term,
+                    cols,
+                    rows,
+                    command: None,
+                },
+                false,
+            ),
             None => (
                 SessionRequest::Exec {
                     command: vec!["sh".into()],
@@ -113,7 +122,19 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
                 false,
             ),
         },
-        Asked::Exec(cmd) => (sh(&cmd), false),
+        // `ssh -t host CMD`: the command in a PTY (a shell session).
+        Asked::Exec(cmd) => match pty {
+            Some((term, cols, rows)) => (
+                SessionRequest::Shell {
+                    term,
+                    cols,
+                    rows,
+                    command: Some(cmd),
+                },
+                false,
+            ),
+            None => (sh(&cmd), false),
+        },
         Asked::Sftp => (sh(SFTP_SERVER), true),
     };
     let stream = match open(&ctx, &endpoint, request, files).await {
