@@ -39,3 +39,36 @@ pub struct SshHostKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 }
+
+/// `POST /api/v1/ssh/user-cert`: the public key (OpenSSH one-line form) to
+/// certify for the caller's current login (`jg login`, `jg ssh-cert`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueSshCert {
+    pub public_key: String,
+}
+
+/// A short-lived OpenSSH user certificate signed by the gateway's user CA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshCert {
+    /// OpenSSH's one-line form (`ssh-ed25519-cert-v01@openssh.com AAAA…`),
+    /// as in an `id_ed25519-cert.pub` file.
+    pub certificate: String,
+    /// Names the user, the login and the serial (`sshd` and the audit log
+    /// show it).
+    pub key_id: String,
+    /// The one principal: the user's name.
+    pub principal: String,
+    /// When it stops being valid (RFC 3339): the login's end at the latest.
+    pub valid_before: String,
+}
+
+/// `GET /api/v1/ssh/user-ca`: the public key of the CA that signs users'
+/// certificates (for an OpenSSH server's `TrustedUserCAKeys`, or to check).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshUserCa {
+    /// OpenSSH's one-line form.
+    pub public_key: String,
+    /// As OpenSSH shows it: `SHA256:…`.
+    pub fingerprint: String,
+}

@@ -60,6 +60,19 @@ pub struct NewTarget {
     pub rotate_after_use: bool,
 }
 
+/// `PUT /api/v1/targets/{name}/host-key`: re-pin an SSH target's host key
+/// (exactly one of the two).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetHostKey {
+    /// The host key to pin, OpenSSH public-key text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// Forget the pinned key and trust the one offered on next use.
+    #[serde(default)]
+    pub trust_on_first_use: bool,
+}
+
 /// `PUT /api/v1/endpoints/{name}/jump-point`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

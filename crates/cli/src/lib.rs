@@ -306,6 +306,9 @@ enum Command {
         #[command(subcommand)]
         command: commands::ssh_keys::SshKeysCommand,
     },
+    /// Get a new short-lived SSH certificate for your login (`jg login`
+    /// gets one too), for plain `ssh` through the gateway's front door.
+    SshCert,
     /// Put a block at the top of ~/.ssh/config so that plain `ssh ENDPOINT`
     /// goes through the gateway's SSH front door (ProxyJump), with the
     /// gateway's host key in ~/.ssh/jumpgate_known_hosts.
@@ -618,6 +621,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::SshConfig { ssh_dir, print } => {
             commands::ssh_config::run(&ctx, &ctx.authed_client()?, ssh_dir, print).await?;
+        }
+        Command::SshCert => {
+            commands::ssh_cert::run(&ctx.authed_client()?, &ctx.state_dir).await?;
         }
         Command::SshKeys { command } => {
             commands::ssh_keys::run(&ctx.authed_client()?, command).await?;

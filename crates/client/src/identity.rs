@@ -226,6 +226,20 @@ impl Client {
         self.get_json("/api/v1/ssh/host-key").await
     }
 
+    /// A short-lived SSH user certificate for `public_key`, bound to this
+    /// client's login.
+    pub async fn issue_ssh_cert(&self, public_key: &str) -> Result<api::ssh::SshCert, ClientError> {
+        let req = api::ssh::IssueSshCert {
+            public_key: public_key.to_owned(),
+        };
+        self.post_json("/api/v1/ssh/user-cert", &req).await
+    }
+
+    /// The public key of the CA that signs users' SSH certificates.
+    pub async fn ssh_user_ca(&self) -> Result<api::ssh::SshUserCa, ClientError> {
+        self.get_json("/api/v1/ssh/user-ca").await
+    }
+
     /// Removes one of the caller's SSH keys by its id.
     pub async fn remove_ssh_key(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&named("ssh-keys", id, "")).await

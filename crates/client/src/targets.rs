@@ -25,6 +25,16 @@ impl Client {
         self.request(Method::DELETE, &path, None).await.map(drop)
     }
 
+    /// Re-pins an SSH target's host key (or goes back to trust on first use).
+    pub async fn target_set_host_key(
+        &self,
+        name: &str,
+        req: &api::SetHostKey,
+    ) -> Result<api::Target, ClientError> {
+        let path = format!("/api/v1/targets/{}/host-key", percent_encode(name));
+        self.put_json(&path, req).await
+    }
+
     /// Marks (or unmarks) endpoint `name` as a jump point.
     pub async fn set_jump_point(
         &self,

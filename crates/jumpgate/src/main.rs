@@ -161,8 +161,12 @@ enum AdminCommand {
     /// or with `--ssh` the SSH host key's, as OpenSSH shows it.
     Fingerprint {
         /// The SSH front door's host key (`SHA256:…`) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ssh_user_ca")]
         ssh: bool,
+        /// The SSH user CA's key (`SHA256:…`), which signs the
+        /// certificates `jg login` gets, instead.
+        #[arg(long)]
+        ssh_user_ca: bool,
     },
     /// Check the audit log's hash chain; name the first altered or missing entry.
     VerifyAudit,
@@ -435,8 +439,10 @@ async fn admin(args: AdminArgs) -> Result<()> {
             );
             return Ok(());
         }
-        AdminCommand::Fingerprint { ssh } => {
-            if *ssh {
+        AdminCommand::Fingerprint { ssh, ssh_user_ca } => {
+            if *ssh_user_ca {
+                println!("{}", admin::ssh_user_ca_fingerprint(&args.data_dir)?);
+            } else if *ssh {
                 println!("{}", admin::ssh_fingerprint(&args.data_dir)?);
             } else {
                 println!("{}", admin::fingerprint(&args.data_dir)?);

@@ -110,6 +110,11 @@ pub enum SessionRequest {
         term: String,
         cols: u16,
         rows: u16,
+        /// A command line run by `sh -c` in the PTY instead of the login
+        /// shell (`ssh -t host CMD`). An agent from before this field
+        /// refuses the request (unknown field) rather than start a shell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
     },
     Exec {
         command: Vec<String>,
@@ -171,7 +176,7 @@ impl SessionRequest {
     /// A one-line description for the event log (no file contents, no env).
     pub fn target(&self) -> String {
         match self {
-            Self::Shell { .. } => String::new(),
+            Self::Shell { command, .. } => command.clone().unwrap_or_default(),
             Self::Exec { command } => command.join(" "),
             // An upload into a directory names the file it will create.
             Self::Upload {
@@ -774,6 +779,7 @@ mod tests {
                 term: "xterm-256color".into(),
                 cols: 120,
                 rows: 40,
+                command: None,
             }),
             SessionMsg::Open(SessionRequest::Exec {
                 command: vec!["ls".into(), "-la".into()],

@@ -31,6 +31,8 @@ pub enum AdminError {
     NoGeneratedCa(String),
     #[error("no SSH host key at {0}: start the gateway once (it makes its SSH host key at start)")]
     NoSshHostKey(String),
+    #[error("no SSH user CA at {0}: start the gateway once (it makes its user CA at start)")]
+    NoSshUserCa(String),
     #[error("audit head anchor: {0}")]
     Anchor(std::io::Error),
     #[error("the running gateway did not answer: {0}")]
@@ -357,6 +359,19 @@ pub fn ssh_fingerprint(data_dir: &Path) -> Result<String, AdminError> {
         .map_err(|_| AdminError::NoSshHostKey(path.display().to_string()))?;
     let key = russh::keys::PublicKey::from_openssh(text.trim())
         .map_err(|_| AdminError::NoSshHostKey(path.display().to_string()))?;
+    Ok(crate::ssh::host_key::fingerprint(&key))
+}
+
+/// The SSH user CA's fingerprint (`SHA256:…`), from its public file.
+///
+/// # Errors
+/// The gateway has not made the CA yet (it does on its first start).
+pub fn ssh_user_ca_fingerprint(data_dir: &Path) -> Result<String, AdminError> {
+    let path = crate::ssh::user_ca::public_file(data_dir);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| AdminError::NoSshUserCa(path.display().to_string()))?;
+    let key = russh::keys::PublicKey::from_openssh(text.trim())
+        .map_err(|_| AdminError::NoSshUserCa(path.display().to_string()))?;
     Ok(crate::ssh::host_key::fingerprint(&key))
 }
 

@@ -195,6 +195,9 @@ pub async fn run(
     // Made on the first start (whether or not the SSH port is on), so its
     // fingerprint can be published before the port is opened.
     let ssh_host_key = crate::ssh::host_key::load_or_create(&db, &keys, &config.data_dir).await?;
+    // The user CA likewise: the front door trusts the certificates it signs.
+    let ssh_user_ca =
+        crate::ssh::user_ca::load_or_create(&db, &keys, Some(&config.data_dir)).await?;
     raise_fd_limit();
 
     let tcp = TcpListener::bind(config.listen)
@@ -333,6 +336,7 @@ pub async fn run(
             st.clone(),
             Arc::clone(&gate),
             ssh_host_key,
+            ssh_user_ca.public_key().clone(),
         ))
     });
     tokio::spawn(control::serve(control_listener, st.clone(), stop.clone()));

@@ -188,6 +188,21 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ),
         ("GET /api/v1/ssh-keys", (Nothing, vec![])),
         ("GET /api/v1/ssh/host-key", (Nothing, vec![])),
+        ("GET /api/v1/ssh/user-ca", (Nothing, vec![])),
+        (
+            "POST /api/v1/ssh/user-cert",
+            (
+                Json,
+                vec![
+                    json("/api/v1/ssh/user-cert", r#"{"public_key":"not a key"}"#),
+                    json("/api/v1/ssh/user-cert", r#"{"public_key":""}"#),
+                    json(
+                        "/api/v1/ssh/user-cert",
+                        r#"{"public_key":"-----BEGIN OPENSSH PRIVATE KEY-----"}"#,
+                    ),
+                ],
+            ),
+        ),
         (
             "POST /api/v1/ssh-keys",
             (
@@ -1297,6 +1312,16 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ),
         ("GET /api/v1/targets/{name}", (Other, named("/api/v1/targets/{name}"))),
         ("DELETE /api/v1/targets/{name}", (Other, named("/api/v1/targets/{name}"))),
+        (
+            "PUT /api/v1/targets/{name}/host-key",
+            (
+                Json,
+                named_json(
+                    "/api/v1/targets/{name}/host-key",
+                    r#"{"trust_on_first_use":"yes"}"#,
+                ),
+            ),
+        ),
         (
             "PUT /api/v1/endpoints/{name}/jump-point",
             (

@@ -267,9 +267,15 @@ where
 {
     let kind = req.kind();
     let result = match req {
-        SessionRequest::Shell { term, cols, rows } => {
-            info!(%kind, %term, cols, rows, "session opened");
-            shell::run(rx, tx, &term, cols, rows, ctx).await
+        SessionRequest::Shell {
+            term,
+            cols,
+            rows,
+            command,
+        } => {
+            // A command line may carry secrets: only whether there is one.
+            info!(%kind, %term, cols, rows, command = command.is_some(), "session opened");
+            shell::run(rx, tx, &term, cols, rows, command, ctx).await
         }
         SessionRequest::Exec { command } => {
             // Arguments may carry secrets: only the program is logged.

@@ -54,6 +54,7 @@ pub(super) async fn run<R, W>(
     term: &str,
     cols: u16,
     rows: u16,
+    command: Option<String>,
     ctx: &SessionContext,
 ) -> Result<SessionSummary, SessionError>
 where
@@ -68,8 +69,10 @@ where
     let term = term.to_owned();
     let program = ctx.shell.clone();
     // Forking and opening the PTY block.
-    let started =
-        tokio::task::spawn_blocking(move || start(&term, cols, rows, program.as_deref())).await;
+    let started = tokio::task::spawn_blocking(move || {
+        start(&term, cols, rows, program.as_deref(), command.as_deref())
+    })
+    .await;
     let shell = match started {
         Ok(Ok(shell)) => shell,
         Ok(Err(message)) => {
@@ -196,13 +199,25 @@ where
 }
 
 /// Opens the PTY, starts the shell in it and the threads around it.
-fn start(term: &str, cols: u16, rows: u16, program: Option<&Path>) -> Result<Shell, String> {
+fn start(
+    term: &str,
+    cols: u16,
+    rows: u16,
+    program: Option<&Path>,
+    command: Option<&str>,
+) -> Result<Shell, String> {
     let pair = native_pty_system()
         .openpty(pty_size(cols, rows))
         .map_err(|e| format!("cannot open a pseudo-terminal: {e:#}"))?;
-    let mut cmd = match program {
-        Some(p) => CommandBuilder::new(p),
-        None => CommandBuilder::new_default_prog(),
+    let mut cmd = match (command, program) {
+        // `ssh -t host CMD`: the command line, by `sh`, in the PTY.
+        (Some(line), _) => {
+            let mut c = CommandBuilder::new("sh");
+            c.args(["-c", line]);
+            c
+        }
+        (None, Some(p)) => CommandBuilder::new(p),
+        (None, None) => CommandBuilder::new_default_prog(),
     };
     cmd.env("TERM", term);
     let child = pair

@@ -87,9 +87,12 @@ where
         }
     };
     let result = match open.request {
-        SessionRequest::Shell { term, cols, rows } => {
-            command(&conn, rx, tx, Some((term, cols, rows)), None, ctx).await
-        }
+        SessionRequest::Shell {
+            term,
+            cols,
+            rows,
+            command: line,
+        } => command(&conn, rx, tx, Some((term, cols, rows)), line, ctx).await,
         SessionRequest::Exec { command: argv } => {
             if argv.is_empty() || argv.iter().any(|a| a.contains('\0')) {
                 let message = "empty command or a NUL byte in it";
@@ -149,7 +152,10 @@ where
         if let Some((term, cols, rows)) = &pty {
             ch.request_pty(true, term, u32::from(*cols), u32::from(*rows), 0, 0, &[])
                 .await?;
-            ch.request_shell(true).await?;
+            // With a command line: that command in the PTY (`ssh -t`).
+            if line.is_none() {
+                ch.request_shell(true).await?;
+            }
         }
         if let Some(line) = &line {
             ch.exec(true, line.as_str()).await?;

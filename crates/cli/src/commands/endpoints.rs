@@ -46,7 +46,7 @@ impl Options {
 
 pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
     let mut table = table::Paged::new(HEADERS);
-    let mut json: Vec<Endpoint> = Vec::new();
+    let mut json: Vec<serde_json::Value> = Vec::new();
     let mut shown: u64 = 0;
     let mut after: Option<String> = None;
     loop {
@@ -74,11 +74,13 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
             let seen = Seen::of(&page, after.as_deref(), want);
             if !seen.repeated {
                 let before = json.len();
-                json.extend(
-                    page.into_iter()
-                        .filter(|e| o.matches(e))
-                        .take(want as usize),
-                );
+                for e in page
+                    .into_iter()
+                    .filter(|e| o.matches(e))
+                    .take(want as usize)
+                {
+                    json.push(serde_json::to_value(e)?);
+                }
                 shown += (json.len() - before) as u64;
             }
             seen
@@ -113,9 +115,10 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
     }
     // Agentless targets follow, marked as such (a gateway without
     // targets answers 404: none then).
-    if !o.json && o.online.is_none() && o.limit.is_none_or(|l| shown < u64::from(l)) {
+    // With --json each is the target's own object plus `"target": true`.
+    if o.online.is_none() && o.limit.is_none_or(|l| shown < u64::from(l)) {
         let targets = client.targets().await.unwrap_or_default();
-        let rows: Vec<[String; 6]> = targets
+        let wanted: Vec<_> = targets
             .iter()
             .filter(|t| {
                 o.name
@@ -127,6 +130,19 @@ pub(crate) async fn run(client: &Client, o: &Options) -> anyhow::Result<()> {
                 o.limit
                     .map_or(usize::MAX, |l| (u64::from(l) - shown) as usize),
             )
+            .collect();
+        if o.json {
+            for t in &wanted {
+                let mut v = serde_json::to_value(t)?;
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("target".into(), serde_json::Value::Bool(true));
+                }
+                json.push(v);
+            }
+        }
+        let rows: Vec<[String; 6]> = wanted
+            .iter()
+            .filter(|_| !o.json)
             .map(|t| {
                 [
                     t.name.clone(),

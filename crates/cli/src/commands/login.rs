@@ -69,8 +69,18 @@ pub(crate) async fn login(
         answer.role,
         answer.expires_at
     )?;
-    for w in warnings(&answer) {
+    let warned = warnings(&answer);
+    for w in &warned {
         eprintln!("{w}");
+    }
+    // A certificate for the SSH front door, as long as this login; a
+    // restricted login (warned above) may not have one yet.
+    if warned.is_empty() {
+        let authed = client.with_token(answer.token.clone());
+        match super::ssh_cert::refresh(&authed, &ctx.state_dir).await {
+            Ok(c) => outln!("SSH certificate until {}", c.valid_before)?,
+            Err(e) => eprintln!("jg: no SSH certificate ({e:#}): run jg ssh-cert later"),
+        }
     }
     Ok(())
 }
@@ -122,6 +132,8 @@ pub(crate) async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
     };
     let revoked = client.logout().await;
     state::remove(&ctx.state_dir)?;
+    // The gateway refuses it now anyway; do not leave it lying about.
+    let _ = std::fs::remove_file(super::ssh_cert::cert_file(&ctx.state_dir));
     match revoked {
         Ok(()) => outln!("Logged out")?,
         Err(e) if e.api_code() == Some(&ErrorCode::Unauthorized) => {

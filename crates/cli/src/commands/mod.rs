@@ -27,6 +27,7 @@ pub(crate) mod recordings;
 pub(crate) mod report;
 pub(crate) mod sessions;
 pub(crate) mod shell;
+pub(crate) mod ssh_cert;
 pub(crate) mod ssh_config;
 pub(crate) mod ssh_keys;
 pub(crate) mod support;

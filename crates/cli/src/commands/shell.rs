@@ -76,6 +76,7 @@ pub(crate) async fn run(
             term: term_name,
             cols,
             rows,
+            command: None,
         };
         (SessionKind::Shell, req, "a shell")
     } else {

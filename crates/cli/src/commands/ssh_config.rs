@@ -4,7 +4,9 @@
 //! port, your user name) and one for the endpoints you may see, with
 //! `ProxyJump` to it. The gateway's host key goes to a known-hosts file of
 //! its own (`~/.ssh/jumpgate_known_hosts`, under one `HostKeyAlias`: the
-//! gateway answers as every endpoint with the same key). Running it again
+//! gateway answers as every endpoint with the same key). Both log in with
+//! jg's key and the short-lived certificate `jg login` got for it
+//! (`IdentityFile`, `CertificateFile`), when there. Running it again
 //! replaces the block (new endpoints, a new port).
 
 use std::path::{Path, PathBuf};
@@ -51,7 +53,19 @@ pub(crate) async fn run(
         None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".ssh"),
     };
     let known = dir.join("jumpgate_known_hosts");
-    let block = block(&host, port, &st.username, &names, &known);
+    // jg's own key and the certificate `jg login` got for it, when there.
+    let identity = super::ssh_cert::key_file(&ctx.state_dir);
+    let identity = identity
+        .exists()
+        .then(|| (identity.clone(), super::ssh_cert::cert_file(&ctx.state_dir)));
+    let block = block(
+        &host,
+        port,
+        &st.username,
+        &names,
+        &known,
+        identity.as_ref().map(|(k, c)| (k.as_path(), c.as_path())),
+    );
     let alias = alias(&host);
     if print {
         outln!("{block}")?;
@@ -108,12 +122,27 @@ fn alias(host: &str) -> String {
 }
 
 /// The config block: the gateway, then the endpoints through it.
-fn block(host: &str, port: u16, user: &str, endpoints: &[String], known: &Path) -> String {
+/// `identity`: jg's key and certificate files (both hops log in with them).
+fn block(
+    host: &str,
+    port: u16,
+    user: &str,
+    endpoints: &[String],
+    known: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> String {
     let alias = alias(host);
-    let common = format!(
+    let mut common = format!(
         "  HostKeyAlias {alias}\n  UserKnownHostsFile \"{}\"\n",
         known.display()
     );
+    if let Some((key, cert)) = identity {
+        common.push_str(&format!(
+            "  IdentityFile \"{}\"\n  CertificateFile \"{}\"\n",
+            key.display(),
+            cert.display()
+        ));
+    }
     let mut b =
         format!("{BEGIN}\nHost {alias}\n  HostName {host}\n  Port {port}\n  User {user}\n{common}");
     if !endpoints.is_empty() {
@@ -149,7 +178,7 @@ mod tests {
     #[test]
     fn the_block_goes_first_and_is_replaced_in_place() {
         let known = Path::new("/home/a/.ssh/jumpgate_known_hosts");
-        let b1 = block("gw.example", 22, "alice", &["web-01".into()], known);
+        let b1 = block("gw.example", 22, "alice", &["web-01".into()], known, None);
         assert!(
             b1.contains("Host jumpgate-gw.example\n  HostName gw.example\n  Port 22\n  User alice")
         );
@@ -163,11 +192,19 @@ mod tests {
             "alice",
             &["db-02".into(), "web-01".into()],
             known,
+            Some((Path::new("/h/k"), Path::new("/h/k-cert.pub"))),
         );
         let twice = replace_block(&once, &b2);
         assert_eq!(twice.matches(BEGIN).count(), 1, "{twice}");
         assert!(twice.contains("Port 2222") && !twice.contains("Port 22\n"));
         assert!(twice.contains("Host db-02 web-01") && twice.ends_with(mine));
+        // Both hops log in with jg's certificate.
+        assert_eq!(
+            twice.matches("CertificateFile \"/h/k-cert.pub\"").count(),
+            2
+        );
+        assert_eq!(twice.matches("IdentityFile \"/h/k\"").count(), 2);
+        assert!(!once.contains("CertificateFile"));
     }
 
     #[test]

@@ -66,6 +66,22 @@ pub(crate) enum TargetsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Re-pin an SSH target's host key (the host was rebuilt or its key
+    /// changed), or go back to trusting the key offered on next use.
+    SetHostKey {
+        /// The target's name.
+        name: String,
+        /// The host key to pin, OpenSSH text (`ssh-ed25519 AAAA…`).
+        #[arg(
+            value_name = "KEY",
+            conflicts_with = "trust_on_first_use",
+            required_unless_present = "trust_on_first_use"
+        )]
+        key: Option<String>,
+        /// Forget the pinned key; trust the one offered on next use.
+        #[arg(long)]
+        trust_on_first_use: bool,
+    },
     /// Remove a target (live sessions on it end).
     Remove {
         /// The target's name.
@@ -134,6 +150,27 @@ pub(crate) async fn run(client: &Client, cmd: TargetsCommand) -> anyhow::Result<
             } else {
                 out!("{}", details(&t))?;
             }
+        }
+        TargetsCommand::SetHostKey {
+            name,
+            key,
+            trust_on_first_use,
+        } => {
+            let req = jumpgate_api_types::targets::SetHostKey {
+                host_key: key,
+                trust_on_first_use,
+            };
+            let t = client
+                .target_set_host_key(&name, &req)
+                .await
+                .context("setting the target's host key")?;
+            outln!(
+                "target {}: host key {}",
+                t.name,
+                t.host_key_fingerprint
+                    .as_deref()
+                    .unwrap_or("trusted on first use")
+            )?;
         }
         TargetsCommand::Remove { name } => {
             client

@@ -2,7 +2,11 @@
 //! `sftp`, keys from `ssh-keygen`): one-step `ssh USER+ENDPOINT@gateway`,
 //! ProxyJump, scp both ways, sftp, `ssh -L`, a technician without rights
 //! refused and audited, the session log, a recording replayed, and a
-//! session terminated from the API ending the client.
+//! session terminated from the API ending the client; the short-lived
+//! user certificates `jg login` gets (plain `ssh web-01` after `jg
+//! ssh-config`, another CA's refused, refused after logout and after the
+//! login runs out); a removed key cutting its connections; scp through a
+//! ProxyJump hop; window changes reaching the PTY (a russh client).
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -688,4 +692,445 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
     assert!(sessions.contains("db-01"), "{sessions}");
     assert!(!text(&out.stdout).contains(PW) && !text(&out.stderr).contains(PW));
     assert!(!sessions.contains(PW));
+}
+
+/// A `~/.ssh` whose config only makes `ssh` non-interactive and strict,
+/// with no key of its own: what `jg ssh-config` adds is all it has.
+fn bare_dot_ssh(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("config"),
+        "Host *\n  IdentitiesOnly yes\n  IdentityAgent none\n  BatchMode yes\n  \
+         StrictHostKeyChecking yes\n  GlobalKnownHostsFile /dev/null\n  \
+         ConnectTimeout 10\n  LogLevel ERROR\n  ControlMaster no\n",
+    )
+    .unwrap();
+    d
+}
+
+/// `ssh -F CONFIG ARGS`, stdin closed.
+async fn plain_ssh(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-F")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    bounded(cmd.output(), "ssh", args).await
+}
+
+#[tokio::test]
+async fn ssh_certificates_from_jg_login_log_in_with_no_registered_key() {
+    let (site, _agent, ssh) = ssh_site().await;
+    // `jg login` (done by the harness) made a key pair and got a
+    // certificate: principal the user, key id naming user and login,
+    // signed by the CA `jumpgate admin fingerprint --ssh-user-ca` shows.
+    let jg_ssh = site.jg_home().join("ssh");
+    let cert = jg_ssh.join("id_ed25519-cert.pub");
+    let shown = std::process::Command::new("ssh-keygen")
+        .args(["-L", "-f"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let shown = text(&shown.stdout);
+    let ca = ok(&site.admin(&["fingerprint", "--ssh-user-ca"]).await);
+    assert!(ca.trim().starts_with("SHA256:"), "{ca}");
+    assert!(shown.contains("user certificate"), "{shown}");
+    assert!(
+        shown.contains(&format!("Signing CA: ED25519 {}", ca.trim())),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("user={ADMIN} login=")), "{shown}");
+    assert!(
+        shown.contains(&format!("Principals: \n                {ADMIN}\n")),
+        "{shown}"
+    );
+    // The same CA over the API.
+    let api_ca = ok(&site.jg(&["ssh-cert"]).await);
+    assert!(
+        api_ca.contains("SSH certificate for admin until"),
+        "{api_ca}"
+    );
+    assert!(
+        json(&site, &["ssh-keys", "list", "--json"])
+            .await
+            .is_empty()
+    );
+
+    // `jg ssh-config`, then plain `ssh web-01 CMD`: both hops (the gateway,
+    // then its inner server for web-01) log in with the certificate.
+    let dot = bare_dot_ssh(ssh.dir.path(), "dot-ssh");
+    ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot.to_str().unwrap()])
+        .await);
+    let config = dot.join("config");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("CertificateFile"), "{written}");
+    let out = plain_ssh(&config, &["web-01", "echo via-cert; exit 5"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{written}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "via-cert\n");
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(audit.contains("ssh-cert-issue"), "{audit}");
+
+    // The same key certified by another CA is refused.
+    let forged = ssh.dir.path().join("forged");
+    std::fs::copy(jg_ssh.join("id_ed25519"), &forged).unwrap();
+    std::fs::copy(jg_ssh.join("id_ed25519.pub"), forged.with_extension("pub")).unwrap();
+    let other_ca = ssh.dir.path().join("other_ca");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_ca)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&other_ca)
+        .args(["-I", "forged", "-n", ADMIN, "-V", "+1h"])
+        .arg(forged.with_extension("pub"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let forged_cert = ssh.dir.path().join("forged-cert.pub");
+    assert!(forged_cert.exists());
+    let forged_config = dot.join("forged-config");
+    std::fs::write(
+        &forged_config,
+        written
+            .replace(
+                &cert.display().to_string(),
+                &forged_cert.display().to_string(),
+            )
+            .replace(
+                &jg_ssh.join("id_ed25519").display().to_string(),
+                &forged.display().to_string(),
+            ),
+    )
+    .unwrap();
+    let out = plain_ssh(&forged_config, &["web-01", "echo forged"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Permission denied"));
+
+    // Logging out ends the login the certificate was issued for: the
+    // same certificate (kept aside) is refused from then on.
+    let kept = std::fs::read(&cert).unwrap();
+    ok(&site.jg(&["logout"]).await);
+    assert!(!cert.exists(), "jg logout leaves the certificate behind");
+    std::fs::write(&cert, &kept).unwrap();
+    let out = plain_ssh(&config, &["web-01", "echo after-logout"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("after-logout"));
+    // A new login, a new certificate: in again.
+    site.login(ADMIN, ADMIN_PASSWORD).await;
+    assert_ne!(std::fs::read(&cert).unwrap(), kept);
+    let out = plain_ssh(&config, &["web-01", "echo again"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "again\n");
+
+    // A user without rights on web-01 logs in with their certificate and
+    // is refused the session, audited.
+    ok(&site
+        .jg(&[
+            "admin",
+            "roles",
+            "create",
+            "viewer",
+            "--permissions",
+            "view",
+        ])
+        .await);
+    let pw = site.password_file("vic.pw", "correct horse battery staple 9");
+    ok(&site
+        .jg(&[
+            "admin",
+            "users",
+            "create",
+            "vic",
+            "--role",
+            "viewer",
+            "--groups",
+            "default",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .await);
+    let home = site.home("vic");
+    let said = ok(&site
+        .try_login_in(&home, "vic", "correct horse battery staple 9", &[])
+        .await);
+    assert!(said.contains("SSH certificate until"), "{said}");
+    let vic_dot = bare_dot_ssh(ssh.dir.path(), "vic-dot-ssh");
+    ok(&site
+        .jg_in(
+            &home,
+            &["ssh-config", "--ssh-dir", vic_dot.to_str().unwrap()],
+        )
+        .await);
+    let out = plain_ssh(&vic_dot.join("config"), &["web-01", "echo should-not-run"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    let err = text(&out.stderr);
+    assert!(err.contains("exec session on `web-01` refused"), "{err}");
+    let audit = json(&site, &["audit", "--json"]).await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["actor"] == "vic" && e["action"] == "open-session:exec"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn removing_an_ssh_key_cuts_the_connections_that_logged_in_with_it() {
+    let (site, _agent, ssh) = ssh_site().await;
+    let added = ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let id = added.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(id.starts_with("sk_"), "{added}");
+    // A live shell, logged in with the key (it answers: the control).
+    let mut child = ssh
+        .command("ssh", &["-tt", &format!("{ADMIN}+web-01@gw")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo live-$((40+2))\n").await.unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text(&seen).contains("live-42") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+            .await
+            .expect("the shell never answered")
+            .unwrap();
+        assert!(n > 0, "the shell ended: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    ok(&site.jg(&["ssh-keys", "remove", &id]).await);
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the connection outlived the removal of its key")
+        .unwrap();
+    assert!(!status.success());
+    // Its session ended too, and the key no longer logs in.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = json(&site, &["sessions", "--json"]).await;
+        let shells: Vec<_> = events.iter().filter(|e| e["kind"] == "shell").collect();
+        if !shells.is_empty() && shells.iter().all(|e| !e["ended_at"].is_null()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = ssh
+        .run("ssh", &[&format!("{ADMIN}+web-01@gw"), "true"])
+        .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    drop(stdin);
+}
+
+#[tokio::test]
+async fn scp_goes_through_the_gateway_as_a_proxyjump_hop() {
+    let (site, _agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let input = ssh.dir.path().join("input.bin");
+    random_file(&input, 1 << 20);
+    let remote = tempfile::tempdir().unwrap();
+    let up = remote.path().join("up.bin");
+    let back = ssh.dir.path().join("back.bin");
+    let jump = format!("{ADMIN}@gw");
+    let dst = format!("web-01:{}", up.display());
+    // SFTP protocol, then the legacy one (`scp -t`/`-f` over exec); with
+    // `-J`, and with ProxyCommand `ssh -W` (what ProxyJump expands to).
+    let proxy = format!(
+        "ProxyCommand=ssh -F {} -W %h:%p {jump}",
+        ssh.config.display()
+    );
+    for legacy in [false, true] {
+        for hop in [vec!["-J", jump.as_str()], vec!["-o", proxy.as_str()]] {
+            let mut args: Vec<&str> = hop.clone();
+            if legacy {
+                args.push("-O");
+            }
+            let mut a = args.clone();
+            a.extend([input.to_str().unwrap(), dst.as_str()]);
+            let out = ssh.run("scp", &a).await;
+            assert!(out.status.success(), "scp up {a:?}: {}", text(&out.stderr));
+            assert_eq!(sha256_file(&up), sha256_file(&input), "{a:?}");
+            let mut a = args.clone();
+            a.extend([dst.as_str(), back.to_str().unwrap()]);
+            let out = ssh.run("scp", &a).await;
+            assert!(
+                out.status.success(),
+                "scp down {a:?}: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(sha256_file(&back), sha256_file(&input), "{a:?}");
+            std::fs::remove_file(&up).unwrap();
+            std::fs::remove_file(&back).unwrap();
+        }
+    }
+}
+
+/// A russh client that trusts the gateway's host key (read from its data
+/// directory and compared).
+struct PinnedHost(russh::keys::PublicKey);
+
+impl russh::client::Handler for PinnedHost {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(
+            matches!(key, russh::keys::PublicKeyOrCertificate::PublicKey { key, .. }
+            if key.key_data() == self.0.key_data()),
+        )
+    }
+}
+
+/// Reads a channel's output until it contains `want` (bounded).
+async fn read_until(ch: &mut russh::Channel<russh::client::Msg>, seen: &mut String, want: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen.contains(want) {
+        let msg = tokio::time::timeout_at(deadline, ch.wait())
+            .await
+            .unwrap_or_else(|_| panic!("never saw {want:?} in {seen:?}"));
+        match msg {
+            Some(russh::ChannelMsg::Data { data }) => seen.push_str(&text(&data)),
+            Some(_) => {}
+            None => panic!("the channel closed before {want:?}: {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn window_changes_reach_the_pty_and_ssh_t_runs_a_command_in_one() {
+    let (site, _agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let host_key =
+        std::fs::read_to_string(site.data_dir().join("ssh_host_ed25519_key.pub")).unwrap();
+    let host_key = russh::keys::PublicKey::from_openssh(host_key.trim()).unwrap();
+    let key = russh::keys::load_secret_key(ssh.dir.path().join("id_ed25519"), None).unwrap();
+    let addr = site.gateway.ssh.unwrap();
+    let config = std::sync::Arc::new(russh::client::Config::default());
+    let mut handle = tokio::time::timeout(
+        WAIT,
+        russh::client::connect(config, addr, PinnedHost(host_key)),
+    )
+    .await
+    .expect("connect hung")
+    .unwrap();
+    let auth = handle
+        .authenticate_publickey(
+            format!("{ADMIN}+web-01"),
+            russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None),
+        )
+        .await
+        .unwrap();
+    assert!(auth.success());
+    let mut ch = handle.channel_open_session().await.unwrap();
+    ch.request_pty(false, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    ch.request_shell(false).await.unwrap();
+    let mut seen = String::new();
+    // `stty size` prints ROWS COLS; the markers make each answer unique.
+    ch.data(&b"echo A-$(stty size)-A\n"[..]).await.unwrap();
+    read_until(&mut ch, &mut seen, "A-24 80-A").await;
+    ch.window_change(132, 43, 0, 0).await.unwrap();
+    // The resize and the next line travel in order on the session.
+    ch.data(&b"echo B-$(stty size)-B\n"[..]).await.unwrap();
+    read_until(&mut ch, &mut seen, "B-43 132-B").await;
+    ch.data(&b"exit\n"[..]).await.unwrap();
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    // `ssh -t host CMD`: the command runs in a PTY (`stty size` works, the
+    // exit status comes back); without -t it has none (the control).
+    let admin = format!("{ADMIN}+web-01@gw");
+    let out = ssh
+        .run("ssh", &["-tt", &admin, "stty size; echo pty-$?; exit 6"])
+        .await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("24 80") && said.contains("pty-0"), "{said}");
+    let out = ssh
+        .run("ssh", &["-T", &admin, "stty size; echo pty-$?"])
+        .await;
+    assert!(text(&out.stdout).contains("pty-1"), "{}", text(&out.stdout));
+    // It is a shell session with its command in the session log.
+    let events = json(&site, &["sessions", "--json"]).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "shell"
+                && e.to_string().contains("stty size; echo pty-$?; exit 6")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_ssh_certificate_ends_with_its_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jumpgate.toml");
+    std::fs::write(&config, "[auth]\nsession_ttl = \"20s\"\n").unwrap();
+    let site = Site::start_with(&[
+        "--ssh-listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    let _agent = site.start_agent("web-01").await;
+    // A fresh login (20 s) and its certificate; the config written now.
+    site.login(ADMIN, ADMIN_PASSWORD).await;
+    let logged_in = tokio::time::Instant::now();
+    let dot = bare_dot_ssh(dir.path(), "dot-ssh");
+    ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot.to_str().unwrap()])
+        .await);
+    let config = dot.join("config");
+    // Valid now (the control)...
+    let out = plain_ssh(&config, &["web-01", "echo in-time"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "in-time\n");
+    // ...refused once the login (and so the certificate) has run out.
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        let out = plain_ssh(&config, &["web-01", "echo late"]).await;
+        if !out.status.success() {
+            assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+            assert!(text(&out.stderr).contains("Permission denied"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the certificate outlived its login"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        logged_in.elapsed() >= Duration::from_secs(15),
+        "refused before the login could have expired"
+    );
+    // And no new one without a new login.
+    let err = fails(&site.jg(&["ssh-cert"]).await);
+    assert!(!err.is_empty());
 }

@@ -340,6 +340,19 @@ async fn ssh_and_tcp_targets_work_with_an_injected_password_that_nobody_sees() {
         "{listed}"
     );
     outputs.push_str(&listed);
+    // And in the JSON list: the endpoint as before, each target as its own
+    // object marked `"target": true`.
+    let listed = ok(&site.jg(&["endpoints", "--json"]).await);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    let by = |n: &str| all.iter().find(|e| e["name"] == n).cloned();
+    let jp = by("jp-1").unwrap_or_else(|| panic!("{listed}"));
+    assert!(jp.get("target").is_none(), "{jp}");
+    let db = by("db-01").unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(db["target"], true, "{db}");
+    assert_eq!(db["kind"], "ssh", "{db}");
+    assert_eq!(db["via"], "jp-1", "{db}");
+    assert_eq!(by("echo-01").map(|e| e["kind"].clone()), Some("tcp".into()));
+    outputs.push_str(&listed);
     let shown = ok(&site.jg(&["targets", "show", "db-01"]).await);
     assert!(shown.contains("SHA256:"), "{shown}");
     outputs.push_str(&shown);
@@ -706,6 +719,46 @@ async fn a_changed_host_key_is_refused_with_both_fingerprints_and_audited() {
             .iter()
             .any(|e| e["outcome"] == "denied"
                 && e["detail"].as_str().unwrap_or("").contains(&offered)),
+        "{audit}"
+    );
+    // Re-pinned without remove + add: the new key works, audited with
+    // both fingerprints; bad input changes nothing.
+    let new_key = std::fs::read_to_string(sshd.dir.path().join("host2.pub")).unwrap();
+    let err = fails(
+        &site
+            .jg(&["targets", "set-host-key", "hk-01", "nonsense"])
+            .await,
+    );
+    assert!(err.contains("host key"), "{err}");
+    let said = ok(&site
+        .jg(&["targets", "set-host-key", "hk-01", new_key.trim()])
+        .await);
+    assert!(said.contains(&offered), "{said}");
+    let out = ok(&site
+        .jg(&["shell", "hk-01", "--", "echo", "re-pinned"])
+        .await);
+    assert!(out.contains("re-pinned"), "{out}");
+    // Back to trust on first use: the key offered next is learned.
+    let said = ok(&site
+        .jg(&["targets", "set-host-key", "pk-01", "--trust-on-first-use"])
+        .await);
+    assert!(said.contains("trusted on first use"), "{said}");
+    let out = ok(&site.jg(&["shell", "pk-01", "--", "echo", "learned"]).await);
+    assert!(out.contains("learned"), "{out}");
+    let shown = ok(&site.jg(&["targets", "show", "pk-01"]).await);
+    assert!(shown.contains(&offered), "{shown}");
+    let audit = ok(&site.jg(&["audit", "--json", "--limit", "10000"]).await);
+    let events: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "target-host-key"
+                && e["outcome"] == "set"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&format!("host-key={offered} was={expected}")))),
         "{audit}"
     );
 }

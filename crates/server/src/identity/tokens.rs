@@ -24,6 +24,20 @@ impl Credential {
         }
     }
 
+    /// A user's login token known only by its hash (an SSH certificate
+    /// names the login it was issued for by this hash).
+    pub(crate) fn of_user_hash(hash: Vec<u8>) -> Self {
+        Self {
+            hash,
+            api_client: false,
+        }
+    }
+
+    /// The token's SHA-256 (`None` for an API client's token).
+    pub(crate) fn user_hash(&self) -> Option<&[u8]> {
+        (!self.api_client).then_some(self.hash.as_slice())
+    }
+
     /// When the token expires (ms since the epoch); `None` if it no longer
     /// exists.
     pub(crate) async fn expires_at(&self, db: &Store) -> Result<Option<i64>, sqlx::Error> {

@@ -171,6 +171,7 @@ pub(crate) fn domains() -> &'static [&'static dyn WrappedKeys] {
         &crate::recordings::search::SEARCH_KEY,
         &crate::ssh::HOST_KEYS,
         &crate::notify::webhooks::SECRET_KEYS,
+        &crate::ssh::USER_CAS,
     ]
 }
 

@@ -400,7 +400,17 @@ impl SessionService {
     ) -> Result<Option<crate::recordings::Prepared>, crate::recordings::RecordingError> {
         use SessionRequest as R;
         let (width, height, term, command) = match request {
-            R::Shell { term, cols, rows } => (*cols, *rows, term.as_str(), String::new()),
+            R::Shell {
+                term,
+                cols,
+                rows,
+                command,
+            } => (
+                *cols,
+                *rows,
+                term.as_str(),
+                command.clone().unwrap_or_default(),
+            ),
             R::Exec { command } => (80, 24, "", command.join(" ")),
             R::Upload { .. } | R::Download { .. } | R::Forward { .. } => return Ok(None),
             // The screen size is known once the agent says it.

@@ -9,6 +9,7 @@
 //! | `pty-req` + `shell`                   | `shell` (PTY; `window-change` → `Resize`)       |
 //! | `shell` without a PTY (`ssh -T`)      | `exec` of `sh` (commands on stdin)              |
 //! | `exec CMD` (`ssh host CMD`, `scp -O`) | `exec` of `sh -c CMD`, stdin and EOF carried    |
+//! | `pty-req` + `exec CMD` (`ssh -t`)     | `shell` running `sh -c CMD` in the PTY          |
 //! | `subsystem sftp` (`sftp`, `scp`)      | `exec` of the endpoint's `sftp-server`; needs the `files` right too |
 //! | `direct-tcpip HOST:PORT` (`ssh -L`)   | `forward` to HOST:PORT from the endpoint        |
 //!
@@ -27,7 +28,6 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tracing::Instrument;
 
 use super::server::Login;
-use crate::identity::Credential;
 use crate::rbac::{self, Action, Decision, Resource};
 use crate::sessions::open::{NotAuthorized, SessionService};
 use crate::state::AppState;
@@ -106,7 +106,15 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
     };
     let (request, files) = match asked {
         Asked::Shell => match pty {
-            Some((term, cols, rows)) => (SessionRequest::Shell { term, cols, rows }, false),
+            Some((term, cols, rows)) => (
+                SessionRequest::Shell {
+                    term,
+                    cols,
+                    rows,
+                    command: None,
+                },
+                false,
+            ),
             None => (
                 SessionRequest::Exec {
                     command: vec!["sh".into()],
@@ -114,7 +122,19 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
                 false,
             ),
         },
-        Asked::Exec(cmd) => (sh(&cmd), false),
+        // `ssh -t host CMD`: the command in a PTY (a shell session).
+        Asked::Exec(cmd) => match pty {
+            Some((term, cols, rows)) => (
+                SessionRequest::Shell {
+                    term,
+                    cols,
+                    rows,
+                    command: Some(cmd),
+                },
+                false,
+            ),
+            None => (sh(&cmd), false),
+        },
         Asked::Sftp => (sh(SFTP_SERVER), true),
     };
     let stream = match open(&ctx, &endpoint, request, files).await {
@@ -170,8 +190,8 @@ async fn open(
     files: bool,
 ) -> Result<MsgStream<DuplexStream>, String> {
     let st = &ctx.st;
-    let token: &str = &ctx.login.token;
-    let subject = crate::identity::authenticate(&st.db, token)
+    let credential = &ctx.login.credential;
+    let subject = crate::identity::authenticate_credential(&st.db, credential)
         .await
         .map_err(|_| "your login has ended: connect again".to_owned())?;
     let unknown = || format!("no endpoint named `{name}`");
@@ -208,7 +228,7 @@ async fn open(
         }
     }
     let ticket = match service
-        .authorize(&subject, &endpoint, kind, Credential::of(token))
+        .authorize(&subject, &endpoint, kind, credential.clone())
         .await
     {
         Ok(t) => t,

@@ -3,9 +3,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use jumpgate_api_types::ErrorCode;
-use jumpgate_api_types::ssh::{AddSshKey, SshHostKey, SshKey};
+use jumpgate_api_types::ssh::{AddSshKey, IssueSshCert, SshCert, SshHostKey, SshKey, SshUserCa};
 
 use super::{SshError, user_keys};
 use crate::api::{ApiError, ApiJson};
@@ -34,6 +35,57 @@ pub(crate) fn routes(api: Api) -> Api {
         Access::Site(Action::ReadOwnSshKeys),
         host_key,
     )
+    .get(
+        "/api/v1/ssh/user-ca",
+        Access::Site(Action::ReadOwnSshKeys),
+        user_ca,
+    )
+    .post(
+        "/api/v1/ssh/user-cert",
+        Access::Site(Action::ManageOwnSshKeys),
+        user_cert,
+    )
+}
+
+/// The user CA's public key.
+async fn user_ca(State(st): State<AppState>) -> Result<Json<SshUserCa>, ApiError> {
+    let ca = super::user_ca::load_or_create(&st.db, &st.keys, None).await?;
+    let public_key = ca.public_key().to_openssh().map_err(ApiError::internal)?;
+    Ok(Json(SshUserCa {
+        public_key,
+        fingerprint: super::host_key::fingerprint(ca.public_key()),
+    }))
+}
+
+/// A short-lived certificate for the caller's key, bound to the login the
+/// request carries (a user's token: an API client is refused).
+async fn user_cert(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<IssueSshCert>,
+) -> Result<(StatusCode, Json<SshCert>), ApiError> {
+    let user_id = user(&who)?;
+    let token = crate::api::session_token(&headers)
+        .ok_or_else(|| ApiError::forbidden("a certificate needs a login token"))?;
+    let login = crate::identity::Credential::of(token);
+    let expires = login
+        .expires_at(&st.db)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::forbidden("a certificate needs a user's login"))?;
+    let ca = super::user_ca::load_or_create(&st.db, &st.keys, None).await?;
+    let cert = super::certs::issue(
+        &st.db,
+        &ca,
+        user_id,
+        &who.name,
+        &login,
+        expires,
+        &req.public_key,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(cert)))
 }
 
 /// The gateway's SSH host key (public) and port, for `jg ssh-config`.

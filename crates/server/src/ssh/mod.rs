@@ -23,17 +23,22 @@
 //!   live sessions are re-checked like `jg`'s).
 //! - `channel`: one SSH channel mapped onto one Jumpgate session.
 //! - `host_key`: the gateway's Ed25519 host key in the key hierarchy.
+//! - `user_ca`, `certs`: the user CA and the short-lived user certificates
+//!   it issues at `jg login` (bound to that login).
 //! - `user_keys`, `http`: users' public keys and their routes.
 
+pub(crate) mod certs;
 mod channel;
 pub(crate) mod host_key;
 pub(crate) mod http;
 pub(crate) mod schema;
 mod server;
+pub(crate) mod user_ca;
 pub(crate) mod user_keys;
 
 pub(crate) use host_key::HOST_KEYS;
-pub(crate) use server::serve;
+pub(crate) use server::{cut_key, serve};
+pub(crate) use user_ca::USER_CAS;
 
 /// What can go wrong with SSH keys.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! The SSH listener and each connection's [`Handler`]: admission limits,
-//! the authentication timeout, authentication (public keys users
+//! the authentication timeout, authentication (user certificates from the
+//! user CA, bound to a `jg login`: see `certs`; public keys users
 //! registered; password and second factor through keyboard-interactive,
 //! with the HTTPS login's lockout and rate limits), and channels handed to
 //! `channel`.
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
+use russh::keys::{Certificate, PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use super::channel::{self, Ctx};
-use super::user_keys;
-use crate::identity::{self, IdentityError};
+use super::{certs, user_keys};
+use crate::identity::{self, Credential, IdentityError};
 use crate::listener::gate::{Gate, Ticket as Admission};
 use crate::state::AppState;
 
@@ -36,6 +37,37 @@ const MAX_AUTH_ATTEMPTS: usize = 6;
 /// The port SSH clients ask a jump host for (`ssh -J gw ENDPOINT`).
 const SSH_PORT: u32 = 22;
 
+/// Open connections that logged in with a registered key, by the key's id:
+/// removing the key cuts them ([`cut_key`]). Entries of ended connections
+/// (their token cancelled) are pruned on every registration.
+static BY_KEY: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, Vec<CancellationToken>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn register_key(key_id: &str, cut: &CancellationToken) {
+    let mut m = BY_KEY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    m.retain(|_, v| {
+        v.retain(|t| !t.is_cancelled());
+        !v.is_empty()
+    });
+    m.entry(key_id.to_owned()).or_default().push(cut.clone());
+}
+
+/// Closes this gateway's connections that logged in with key `key_id`
+/// (the key was just removed); their sessions end with them.
+pub(crate) fn cut_key(key_id: &str) -> usize {
+    let mut m = BY_KEY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cut = m.remove(key_id).unwrap_or_default();
+    for t in &cut {
+        t.cancel();
+    }
+    cut.len()
+}
+
 /// Accepts SSH connections until the gateway shuts down, admitted by the
 /// site's `gate`, the TLS port's too: `[limits]` bound all connections and
 /// the unauthenticated ones (site-wide and per address, the oldest giving
@@ -45,8 +77,10 @@ pub(crate) async fn serve(
     st: AppState,
     gate: Arc<Gate>,
     host_key: PrivateKey,
+    user_ca: PublicKey,
 ) {
     let config = Arc::new(config(host_key));
+    let user_ca = Arc::new(user_ca);
     if let Ok(a) = listener.local_addr() {
         tracing::info!(addr = %a, "SSH front door listening");
     }
@@ -54,7 +88,14 @@ pub(crate) async fn serve(
         crate::listener::accept_admitted(&listener, &gate, &st.shutdown, "ssh").await
     {
         let _ = tcp.set_nodelay(true);
-        let conn = Conn::new(st.clone(), Arc::clone(&config), peer, Some(admission), None);
+        let conn = Conn::new(
+            st.clone(),
+            Arc::clone(&config),
+            Arc::clone(&user_ca),
+            peer,
+            Some(admission),
+            None,
+        );
         st.tasks.spawn(run(conn, tcp));
     }
 }
@@ -94,6 +135,7 @@ where
 {
     let st = conn.st.clone();
     let authed = conn.authed.clone();
+    let cut = conn.cut.clone();
     let admission = conn.admission.clone();
     let peer = conn.peer;
     let config = Arc::clone(&conn.config);
@@ -124,10 +166,13 @@ where
             if let Err(e) = r {
                 tracing::debug!(%peer, error = %e, "SSH connection ended");
             }
+            // Ended: its entry in the key registry may go.
+            cut.cancel();
             return;
         }
         () = auth_deadline => "authentication timed out",
         () = evicted => "too many unauthenticated connections",
+        () = cut.cancelled() => "the SSH key this connection logged in with was removed",
         () = st.shutdown.cancelled() => "the gateway is shutting down",
     };
     tracing::debug!(%peer, why, "SSH connection closed by the gateway");
@@ -141,14 +186,24 @@ where
 /// ended: the last holder drops it.
 pub(super) struct Login {
     st: AppState,
-    pub(super) token: Zeroizing<String>,
+    /// What the connection's sessions carry: the connection's own login
+    /// token, or (a certificate login) the `jg login` the certificate was
+    /// issued for.
+    pub(super) credential: Credential,
+    /// The connection's own token (not a certificate login's), removed
+    /// when the last holder drops.
+    token: Option<Zeroizing<String>>,
     pub(super) username: String,
 }
 
 impl Drop for Login {
     fn drop(&mut self) {
+        let Some(mut token) = self.token.take() else {
+            // A certificate's login is `jg`'s: it outlives the connection.
+            return;
+        };
         let db = self.st.db.clone();
-        let token = std::mem::take(&mut *self.token);
+        let token = std::mem::take(&mut *token);
         self.st.tasks.spawn(async move {
             let token = Zeroizing::new(token);
             if let Err(e) = identity::logout(&db, &token).await {
@@ -178,11 +233,16 @@ struct Jump {
 pub(super) struct Conn {
     st: AppState,
     config: Arc<russh::server::Config>,
+    /// The CA whose user certificates are accepted.
+    user_ca: Arc<PublicKey>,
     peer: SocketAddr,
     /// The admission slot (TCP connections only); authenticated once the
     /// user is.
     admission: Option<Arc<Admission>>,
     authed: CancellationToken,
+    /// Cancelled to close the connection (its key was removed), and once
+    /// it has ended.
+    cut: CancellationToken,
     /// `Some` for ProxyJump's inner connection.
     jump: Option<Jump>,
     login: Option<Arc<Login>>,
@@ -197,6 +257,7 @@ impl Conn {
     fn new(
         st: AppState,
         config: Arc<russh::server::Config>,
+        user_ca: Arc<PublicKey>,
         peer: SocketAddr,
         admission: Option<Arc<Admission>>,
         jump: Option<Jump>,
@@ -204,9 +265,11 @@ impl Conn {
         Self {
             st,
             config,
+            user_ca,
             peer,
             admission,
             authed: CancellationToken::new(),
+            cut: CancellationToken::new(),
             jump,
             login: None,
             endpoint: None,
@@ -258,9 +321,22 @@ impl Conn {
         self.endpoint = endpoint;
         self.login = Some(Arc::new(Login {
             st: self.st.clone(),
-            token: Zeroizing::new(s.token),
+            credential: Credential::of(&s.token),
+            token: Some(Zeroizing::new(s.token)),
             username: s.user.username,
         }));
+    }
+
+    /// `user`'s account (`None`: no such user, or the store failed).
+    async fn account(&self, user: &str) -> Option<identity::UserRecord> {
+        let (name, _) = self.who(user);
+        match identity::find_user(&self.st.db, name).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the account for an SSH login");
+                None
+            }
+        }
     }
 
     /// A password login (with its second factor when the account has one).
@@ -313,11 +389,66 @@ impl russh::server::Handler for Conn {
         user: &str,
         offer: russh::server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        // Only keys the user registered are worth a signature.
-        Ok(match self.key_of(user, offer.public_key).await {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
-        })
+        // Only keys the user registered, or holds a live certificate for
+        // (russh offers a certificate's key), are worth a signature.
+        if self.key_of(user, offer.public_key).await.is_some() {
+            return Ok(Auth::Accept);
+        }
+        let Some(account) = self.account(user).await else {
+            return Ok(Auth::reject());
+        };
+        Ok(
+            match certs::holds(&self.st.db, &account.id, offer.public_key).await {
+                Ok(true) => Auth::Accept,
+                Ok(false) => Auth::reject(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read SSH certificates for a login");
+                    Auth::reject()
+                }
+            },
+        )
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let Some(account) = self.account(user).await else {
+            return Ok(Auth::reject());
+        };
+        let now = crate::ids::now_ms();
+        if account.lock.is_locked(now) {
+            return Ok(Auth::reject());
+        }
+        match certs::check(&self.st.db, &self.user_ca, certificate, &account).await {
+            Ok(credential) => {
+                tracing::info!(
+                    user = %account.username,
+                    key_id = %certificate.key_id(),
+                    peer = %self.peer.ip(),
+                    "SSH certificate login"
+                );
+                let endpoint = self.who(user).1.map(str::to_owned);
+                self.endpoint = endpoint;
+                self.login = Some(Arc::new(Login {
+                    st: self.st.clone(),
+                    credential,
+                    token: None,
+                    username: account.username,
+                }));
+                Ok(Auth::Accept)
+            }
+            Err(why) => {
+                tracing::info!(
+                    user = %account.username,
+                    key_id = %certificate.key_id(),
+                    %why,
+                    "SSH certificate refused"
+                );
+                Ok(Auth::reject())
+            }
+        }
     }
 
     async fn auth_publickey(
@@ -336,6 +467,7 @@ impl russh::server::Handler for Conn {
                 if let Err(e) = user_keys::used(&st.db, &key_id).await {
                     tracing::warn!(error = %e, "cannot note an SSH key's use");
                 }
+                register_key(&key_id, &self.cut);
                 self.logged_in(user, s);
                 Ok(Auth::Accept)
             }
@@ -456,6 +588,7 @@ impl russh::server::Handler for Conn {
             let inner = Conn::new(
                 self.st.clone(),
                 Arc::clone(&self.config),
+                Arc::clone(&self.user_ca),
                 self.peer,
                 None,
                 Some(jump),

@@ -170,7 +170,8 @@ pub(crate) async fn list(db: &Store, user_id: &UserId) -> Result<Vec<SshKey>, Ss
     Ok(rows.into_iter().map(SshKey::from).collect())
 }
 
-/// Removes the user's key `id` (another user's key is unknown to them).
+/// Removes the user's key `id` (another user's key is unknown to them)
+/// and closes this gateway's connections that logged in with it.
 ///
 /// # Errors
 /// [`SshError::UnknownKey`], the store.
@@ -197,6 +198,11 @@ pub(crate) async fn remove(
     )
     .await?;
     w.commit().await?;
+    // Connections that logged in with it end now, with their sessions.
+    let cut = super::cut_key(id);
+    if cut > 0 {
+        tracing::info!(key = %id, connections = cut, "SSH connections of a removed key closed");
+    }
     Ok(())
 }
 

@@ -196,6 +196,9 @@ pub(crate) enum AuditAction {
     AlertRuleRemove,
     /// A test mail was sent (or failed) through `[smtp]`; target: the address.
     SmtpTest,
+    /// The user CA issued a user certificate (serial, key fingerprint,
+    /// login, end of validity).
+    SshCertIssue,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -308,6 +311,7 @@ impl AuditAction {
             Self::AlertRuleAdd => "alert-rule-add",
             Self::AlertRuleRemove => "alert-rule-remove",
             Self::SmtpTest => "smtp-test",
+            Self::SshCertIssue => "ssh-cert-issue",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -668,6 +672,7 @@ mod tests {
             (A::AlertRuleAdd, "alert-rule-add"),
             (A::AlertRuleRemove, "alert-rule-remove"),
             (A::SmtpTest, "smtp-test"),
+            (A::SshCertIssue, "ssh-cert-issue"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];

@@ -26,6 +26,11 @@ pub(crate) fn routes(api: Api) -> Api {
             remove,
         )
         .put(
+            "/api/v1/targets/{name}/host-key",
+            Site(Action::WriteEndpoints),
+            set_host_key,
+        )
+        .put(
             "/api/v1/endpoints/{name}/jump-point",
             Site(Action::WriteEndpoints),
             jump_point,
@@ -88,6 +93,16 @@ async fn remove(
     super::remove(&st.db, &name, &who.name).await?;
     // Live sessions on it end at the re-check (the target is gone).
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_host_key(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::SetHostKey>,
+) -> Result<Json<api::Target>, ApiError> {
+    let t = super::set_host_key(&st.db, &name, &req, &who.name).await?;
+    Ok(Json(t.dto()))
 }
 
 async fn jump_point(

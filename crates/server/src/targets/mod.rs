@@ -491,6 +491,71 @@ pub(crate) async fn add(
         .ok_or_else(|| TargetError::NotFound(req.name.clone()))
 }
 
+/// Re-pins SSH target `name`'s host key (a host rebuilt or its key
+/// rotated), or forgets it for trust on first use; audited
+/// `target-host-key` with the old and new fingerprints. Sessions already
+/// open keep their connection; the next one checks the new key.
+///
+/// # Errors
+/// No such target, a TCP target, not exactly one of key and TOFU, a bad
+/// key, the store.
+pub(crate) async fn set_host_key(
+    db: &Store,
+    name: &str,
+    req: &api::SetHostKey,
+    actor: &str,
+) -> Result<Target, TargetError> {
+    let t = find(db, name)
+        .await?
+        .ok_or_else(|| TargetError::NotFound(name.to_owned()))?;
+    if t.kind != Kind::Ssh {
+        return Err(TargetError::Invalid(format!(
+            "`{name}` is a TCP target: it has no host key"
+        )));
+    }
+    let new = match (&req.host_key, req.trust_on_first_use) {
+        (Some(k), false) => {
+            fingerprint(k)?;
+            Some(k.trim().to_owned())
+        }
+        (None, true) => None,
+        _ => {
+            return Err(TargetError::Invalid(
+                "give exactly one of KEY and --trust-on-first-use".into(),
+            ));
+        }
+    };
+    let was = match &t.host_key {
+        Some(k) => fingerprint(k).unwrap_or_else(|_| "unreadable".into()),
+        None => "none".into(),
+    };
+    let now_fp = match &new {
+        Some(k) => fingerprint(k)?,
+        None => "trust-on-first-use".into(),
+    };
+    let mut w = db.write().await?;
+    sql!(w, |c| sqlx::query(
+        "UPDATE targets SET host_key = $1, tofu = $2 WHERE name = $3"
+    )
+    .bind(new.as_deref())
+    .bind(i64::from(req.trust_on_first_use))
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.audit(
+        AuditEvent::new(actor, AuditAction::TargetHostKey, name)
+            .outcome("set")
+            .detail(format!("host-key={now_fp} was={was}"))
+            .group(&t.group),
+    )
+    .await?;
+    w.commit().await?;
+    find(db, name)
+        .await?
+        .ok_or_else(|| TargetError::NotFound(name.to_owned()))
+}
+
 /// Removes a target, audited.
 ///
 /// # Errors

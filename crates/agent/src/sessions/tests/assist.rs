@@ -73,6 +73,7 @@ async fn a_shell_is_refused_then_served_once_allowed() {
         term: "xterm".into(),
         cols: 80,
         rows: 24,
+        command: None,
     };
     let (mut tech, served) = Tech::open_with(shell.clone(), assist_ctx(&grants)).await;
     assert_eq!(tech.refused().await.code, RefusalCode::ConsentDenied);

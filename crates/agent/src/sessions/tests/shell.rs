@@ -18,6 +18,7 @@ fn shell(term: &str) -> SessionRequest {
         term: term.to_owned(),
         cols: 80,
         rows: 24,
+        command: None,
     }
 }
 
