@@ -213,13 +213,20 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("GET /packages/{id}/{file}", Public),
         // Reports: `reports-read`, or `view-audit` (they summarise the
         // audit log): admin, auditor, a read-scoped admin client.
+        ("GET /api/v1/reports", Only(AUDITORS)),
+        ("GET /api/v1/reports/{name}", Only(AUDITORS)),
         // Mail alerts: `manage-alerts` (the admin role's).
         ("GET /api/v1/alert-rules", Only(ADMIN_AND_READERS)),
         ("POST /api/v1/alert-rules", Only(ADMIN)),
         ("DELETE /api/v1/alert-rules/{name}", Only(ADMIN)),
         ("POST /api/v1/smtp/test", Only(ADMIN)),
-        ("GET /api/v1/reports", Only(AUDITORS)),
-        ("GET /api/v1/reports/{name}", Only(AUDITORS)),
+        // Outbound events: `manage-webhooks` (the admin role's).
+        ("GET /api/v1/webhooks", Only(ADMIN_AND_READERS)),
+        ("POST /api/v1/webhooks", Only(ADMIN)),
+        ("DELETE /api/v1/webhooks/{name}", Only(ADMIN)),
+        ("POST /api/v1/webhooks/{name}/rotate-secret", Only(ADMIN)),
+        ("GET /api/v1/webhooks/deliveries", Only(ADMIN_AND_READERS)),
+        ("POST /api/v1/webhooks/deliveries/replay", Only(ADMIN)),
         // Access requests: any user asks (`view` on some group) and reads
         // or decides what concerns them (the handler checks approvers and
         // requesters); API clients neither ask nor decide. A group's

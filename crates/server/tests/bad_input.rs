@@ -1282,6 +1282,70 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                 ],
             ),
         ),
+        // Outbound events (webhooks).
+        ("GET /api/v1/webhooks", (Nothing, vec![])),
+        (
+            "POST /api/v1/webhooks",
+            (
+                Json,
+                vec![
+                    json("/api/v1/webhooks", r#"{"url":"https://r.example/h"}"#),
+                    json("/api/v1/webhooks", r#"{"url":"https://r.example/h","events":[]}"#),
+                    json("/api/v1/webhooks", r#"{"url":"ftp://r.example/h","events":["all"]}"#),
+                    json("/api/v1/webhooks", r#"{"url":"http://r.example/h","events":["all"]}"#),
+                    json("/api/v1/webhooks", r#"{"url":"not a url","events":["all"]}"#),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["Lock Out"]}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"format":"xml"}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"ca_pem":"nope"}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"x":1}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"name":"bad name!"}"#,
+                    ),
+                ],
+            ),
+        ),
+        (
+            "DELETE /api/v1/webhooks/{name}",
+            (Other, named("/api/v1/webhooks/{name}")),
+        ),
+        (
+            "POST /api/v1/webhooks/{name}/rotate-secret",
+            (Other, named("/api/v1/webhooks/{name}/rotate-secret")),
+        ),
+        (
+            "GET /api/v1/webhooks/deliveries",
+            (
+                Other,
+                vec![
+                    bare("/api/v1/webhooks/deliveries?dead=maybe"),
+                    bare("/api/v1/webhooks/deliveries?bogus=1"),
+                ],
+            ),
+        ),
+        (
+            "POST /api/v1/webhooks/deliveries/replay",
+            (
+                Json,
+                vec![
+                    json("/api/v1/webhooks/deliveries/replay", r#"{}"#),
+                    json("/api/v1/webhooks/deliveries/replay", r#"{"ids":["x"]}"#),
+                    json("/api/v1/webhooks/deliveries/replay", r#"{"ids":[1],"x":1}"#),
+                ],
+            ),
+        ),
         // Agentless targets and jump points.
         ("GET /api/v1/targets", (Nothing, vec![])),
         (
