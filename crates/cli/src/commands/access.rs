@@ -46,6 +46,7 @@ pub(crate) enum AccessCommand {
     },
     /// Show one request with its decisions.
     Show {
+        /// The request's id (`acc_…`, from `jg access list`).
         id: String,
         #[arg(long)]
         json: bool,
@@ -53,6 +54,7 @@ pub(crate) enum AccessCommand {
     /// Approve a request (not your own); the last approval needed starts
     /// the grant.
     Approve {
+        /// The request's id (`acc_…`, from `jg access list`).
         id: String,
         #[arg(long)]
         reason: Option<String>,
@@ -61,6 +63,7 @@ pub(crate) enum AccessCommand {
     },
     /// Deny a request.
     Deny {
+        /// The request's id (`acc_…`, from `jg access list`).
         id: String,
         #[arg(long)]
         reason: Option<String>,
@@ -70,6 +73,7 @@ pub(crate) enum AccessCommand {
     /// Withdraw your pending request, or end your active grant now (its
     /// sessions are closed).
     Cancel {
+        /// The request's id (`acc_…`, from `jg access list`).
         id: String,
         #[arg(long)]
         json: bool,
