@@ -22,7 +22,8 @@
 //!   and its authentication (a login token is issued per connection, so
 //!   live sessions are re-checked like `jg`'s).
 //! - `channel`: one SSH channel mapped onto one Jumpgate session.
-//! - `host_key`: the gateway's Ed25519 host key in the key hierarchy.
+//! - `host_key`: the gateway's Ed25519 host key in the key hierarchy
+//!   (`stored_key`: how it and the user CA are sealed, stored and opened).
 //! - `user_ca`, `certs`: the user CA and the short-lived user certificates
 //!   it issues at `jg login` (bound to that login).
 //! - `user_keys`, `http`: users' public keys and their routes.
@@ -33,6 +34,7 @@ pub(crate) mod host_key;
 pub(crate) mod http;
 pub(crate) mod schema;
 mod server;
+mod stored_key;
 pub(crate) mod user_ca;
 pub(crate) mod user_keys;
 
