@@ -64,6 +64,32 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// `jg admin groups approval default`: sessions needing `permissions` on
+/// the group `default` need an approved request, decided by `approvers`
+/// (`approvals` of them).
+pub(crate) async fn require_approval(
+    site: &Site,
+    permissions: &str,
+    approvers: &str,
+    approvals: u8,
+) {
+    let approvals = approvals.to_string();
+    ok(&site
+        .jg(&[
+            "admin",
+            "groups",
+            "approval",
+            "default",
+            "--permissions",
+            permissions,
+            "--approvers",
+            approvers,
+            "--approvals",
+            &approvals,
+        ])
+        .await);
+}
+
 /// `jg access …ARGS --json` in `home`, decoded.
 async fn access(site: &Site, home: &Path, args: &[&str]) -> AccessRequest {
     let mut all = vec!["access"];
@@ -115,20 +141,7 @@ async fn two_approvers_grant_access_for_the_window_and_nobody_approves_their_own
     // Positive control: before the group requires approval, bob's role is
     // enough.
     shell_works(site, &f.bob).await;
-    ok(&site
-        .jg(&[
-            "admin",
-            "groups",
-            "approval",
-            "default",
-            "--permissions",
-            "shell,exec",
-            "--approvers",
-            "user:bob,user:carol,user:dave",
-            "--approvals",
-            "2",
-        ])
-        .await);
+    require_approval(site, "shell,exec", "user:bob,user:carol,user:dave", 2).await;
     // Without a grant bob is refused (and the refusal is audited).
     shell_refused(site, &f.bob).await;
     let events = site.security_events().await;
@@ -251,18 +264,7 @@ async fn two_approvers_grant_access_for_the_window_and_nobody_approves_their_own
 async fn a_denied_request_grants_nothing() {
     let f = fixture().await;
     let site = &f.site;
-    ok(&site
-        .jg(&[
-            "admin",
-            "groups",
-            "approval",
-            "default",
-            "--permissions",
-            "all",
-            "--approvers",
-            "role:technician",
-        ])
-        .await);
+    require_approval(site, "all", "role:technician", 1).await;
     shell_refused(site, &f.bob).await;
     let r = access(
         site,
@@ -322,18 +324,7 @@ async fn live_exec(site: &Site, home: &Path) -> Child {
 async fn a_session_is_closed_when_its_grant_expires() {
     let f = fixture().await;
     let site = &f.site;
-    ok(&site
-        .jg(&[
-            "admin",
-            "groups",
-            "approval",
-            "default",
-            "--permissions",
-            "exec,shell",
-            "--approvers",
-            "user:carol",
-        ])
-        .await);
+    require_approval(site, "exec,shell", "user:carol", 1).await;
     let r = access(
         site,
         &f.bob,
@@ -379,22 +370,10 @@ async fn a_session_is_closed_when_its_grant_expires() {
 
 #[tokio::test]
 async fn the_access_requests_page_in_a_real_browser() {
-    use crate::web::{browser_dir, browser_prerequisites as chromium};
-    let chromium = chromium();
+    crate::web::browser_prerequisites();
     let f = fixture().await;
     let site = &f.site;
-    ok(&site
-        .jg(&[
-            "admin",
-            "groups",
-            "approval",
-            "default",
-            "--permissions",
-            "shell,exec",
-            "--approvers",
-            "role:admin",
-        ])
-        .await);
+    require_approval(site, "shell,exec", "role:admin", 1).await;
     shell_refused(site, &f.bob).await;
     let r = access(
         site,
@@ -402,37 +381,18 @@ async fn the_access_requests_page_in_a_real_browser() {
         &["request", "default", "--for", "2h", "--reason", "INC-4242"],
     )
     .await;
-    let artifacts =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/access");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let run = tokio::process::Command::new("node")
-        .arg(browser_dir().join("access.mjs"))
-        .current_dir(browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_REQUESTER", "bob")
-        .env("JG_REQUEST_ID", &r.id)
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("the browser test hung")
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let report = format!(
-        "node exited {}\nstdout:\n{}\nstderr:\n{}\nscreenshots: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(text(&out.stdout).contains("ACCESS-TEST PASSED"), "{report}");
+    let artifacts = crate::web::run_browser(
+        site,
+        "access.mjs",
+        "access",
+        "ACCESS-TEST PASSED",
+        &[
+            ("JG_REQUESTER", "bob".as_ref()),
+            ("JG_REQUEST_ID", r.id.as_ref()),
+        ],
+        Duration::from_secs(150),
+    )
+    .await;
     assert!(artifacts.join("access-requests.png").exists());
     // Approved in the browser: bob's sessions are allowed now.
     assert_eq!(access(site, &f.bob, &["show", &r.id]).await.state, "active");

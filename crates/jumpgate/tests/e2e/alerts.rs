@@ -599,20 +599,7 @@ async fn approvers_are_told_by_mail_and_two_approve_with_the_cli() {
     .await;
     let sue = user(&site, "sue", "supervisor", Some("sue@example.test"), true).await;
     user(&site, "tom", "technician", Some("tom@example.test"), false).await;
-    ok(&site
-        .jg(&[
-            "admin",
-            "groups",
-            "approval",
-            "default",
-            "--permissions",
-            "shell,exec",
-            "--approvers",
-            "user:carol,role:supervisor",
-            "--approvals",
-            "2",
-        ])
-        .await);
+    crate::access::require_approval(&site, "shell,exec", "user:carol,role:supervisor", 2).await;
     let out = ok(&site
         .jg(&[
             "admin",

@@ -488,14 +488,7 @@ async fn an_https_receiver_is_verified_with_the_subscriptions_ca() {
 /// added one removed.
 #[tokio::test]
 async fn the_webhooks_page_in_a_real_browser() {
-    use std::path::Path;
-    use std::process::Stdio;
-
-    use jumpgate_test_support::{ADMIN, ADMIN_PASSWORD};
-    use tokio::process::Command;
-
-    use crate::web::{browser_dir, browser_prerequisites};
-    let chromium = browser_prerequisites();
+    crate::web::browser_prerequisites();
     let site = Site::start().await;
     let rx = Receiver::start(
         Behaviour {
@@ -524,41 +517,19 @@ async fn the_webhooks_page_in_a_real_browser() {
         assert!(tokio::time::Instant::now() < deadline, "no dead delivery");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let artifacts =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts/webhooks");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let run = Command::new("node")
-        .arg(browser_dir().join("webhooks.mjs"))
-        .current_dir(browser_dir())
-        .env("JG_URL", site.gateway.url())
-        .env("JG_ADMIN", ADMIN)
-        .env("JG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JG_DEAD_SUB", &sub)
-        .env("JG_RECEIVER", rx.url("http"))
-        .env("JG_ARTIFACTS", &artifacts)
-        .env("JG_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("the browser test hung")
-        .expect("cannot run node: run ./scripts/test, which installs what the browser tests need");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let report = format!(
-        "node exited {}\nstdout:\n{}\nstderr:\n{}\ngateway log:\n{}\nscreenshots: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr),
-        site.gateway.stderr.text(),
-        artifacts.display()
-    );
-    assert!(out.status.success(), "{report}");
-    assert!(
-        text(&out.stdout).contains("WEBHOOKS-TEST PASSED"),
-        "{report}"
-    );
+    let receiver = rx.url("http");
+    let artifacts = crate::web::run_browser(
+        &site,
+        "webhooks.mjs",
+        "webhooks",
+        "WEBHOOKS-TEST PASSED",
+        &[
+            ("JG_DEAD_SUB", sub.as_ref()),
+            ("JG_RECEIVER", receiver.as_ref()),
+        ],
+        Duration::from_secs(150),
+    )
+    .await;
     assert!(artifacts.join("webhooks.png").exists());
     // The replay from the page reached the gateway.
     let audit = ok(&site.jg(&["audit", "--json"]).await);
