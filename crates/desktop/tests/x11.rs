@@ -718,6 +718,9 @@ fn large_clipboard_text_is_read_in_incr_chunks_within_the_limit() {
         .collect();
     let path = x.path("big.txt");
     std::fs::write(&path, &big).unwrap();
+    // Watching before xclip starts: a change made before the watcher
+    // existed would never be reported.
+    let clip = Clipboard::new(&x.target(), 4 << 20).unwrap();
     let mut xclip = x.spawn(
         "xclip",
         &[
@@ -728,7 +731,6 @@ fn large_clipboard_text_is_read_in_incr_chunks_within_the_limit() {
             path.to_str().unwrap(),
         ],
     );
-    let clip = Clipboard::new(&x.target(), 4 << 20).unwrap();
     clip.next_change(Duration::from_secs(10))
         .unwrap()
         .expect("xclip took the clipboard");
