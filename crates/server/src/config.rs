@@ -53,6 +53,8 @@ pub struct RawConfig {
     pub analytics: RawAnalytics,
     #[serde(default)]
     pub ssh: RawSsh,
+    #[serde(default)]
+    pub audit: RawAudit,
     /// `[smtp]`: the mail server alerts are sent through (unset: no mail).
     pub smtp: Option<RawSmtp>,
 }
@@ -241,6 +243,19 @@ pub struct RawTls {
 pub struct RawAgents {
     /// How often agents ping, e.g. "20s".
     pub heartbeat: Option<String>,
+    /// An endpoint offline this long gets an `endpoint-offline` audit
+    /// entry (which alert rules and webhooks pick up), e.g. "15m"
+    /// (default), or "off".
+    pub offline_after: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// How often the gateway walks the whole audit chain, e.g. "1h"
+    /// (default), or "off"; a broken chain gets an `audit-verify` entry
+    /// with outcome `failure`.
+    pub verify_every: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -312,6 +327,10 @@ impl RawConfig {
             },
             agents: RawAgents {
                 heartbeat: other.agents.heartbeat.or(self.agents.heartbeat),
+                offline_after: other.agents.offline_after.or(self.agents.offline_after),
+            },
+            audit: RawAudit {
+                verify_every: other.audit.verify_every.or(self.audit.verify_every),
             },
             auth: RawAuth {
                 session_ttl: other.auth.session_ttl.or(self.auth.session_ttl),
@@ -477,6 +496,10 @@ pub struct Config {
     /// `[support] assist_binary`: an existing file, when set.
     pub assist_binary: Option<PathBuf>,
     pub agent_heartbeat: Duration,
+    /// `agents.offline_after` (`None`: off).
+    pub endpoint_offline_after: Option<Duration>,
+    /// `audit.verify_every` (`None`: off).
+    pub audit_verify_every: Option<Duration>,
     pub session_ttl: Duration,
     /// `auth.access_max_window`: the longest access grant a request may
     /// ask for.
@@ -740,6 +763,22 @@ impl Config {
         if agent_heartbeat < Duration::from_secs(1) || agent_heartbeat > Duration::from_secs(300) {
             return Err(invalid("agents.heartbeat", "must be between 1s and 5m"));
         }
+        let endpoint_offline_after = optional_duration(
+            "agents.offline_after",
+            raw.agents.offline_after.as_deref(),
+            "15m",
+            Duration::from_secs(1),
+            Duration::from_secs(30 * 86400),
+            "must be between 1s and 30d, or off",
+        )?;
+        let audit_verify_every = optional_duration(
+            "audit.verify_every",
+            raw.audit.verify_every.as_deref(),
+            "1h",
+            Duration::from_secs(1),
+            Duration::from_secs(30 * 86400),
+            "must be between 1s and 30d, or off",
+        )?;
         let session_ttl =
             parse_duration("auth.session_ttl", raw.auth.session_ttl.as_deref(), "12h")?;
         if session_ttl < Duration::from_secs(10) || session_ttl > Duration::from_secs(7 * 86400) {
@@ -847,6 +886,8 @@ impl Config {
             tls,
             assist_binary,
             agent_heartbeat,
+            endpoint_offline_after,
+            audit_verify_every,
             session_ttl,
             access_max_window,
             max_connections,
@@ -1494,6 +1535,25 @@ fn parse_duration(
 ) -> Result<Duration, ConfigError> {
     let s = s.unwrap_or(default);
     humantime::parse_duration(s).map_err(|e| invalid(key, format!("`{s}`: {e}")))
+}
+
+/// A duration setting that may be `off` (`None`), within `min..=max`.
+fn optional_duration(
+    key: &'static str,
+    s: Option<&str>,
+    default: &str,
+    min: Duration,
+    max: Duration,
+    range: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    if s.is_some_and(|s| s.trim() == "off") {
+        return Ok(None);
+    }
+    let d = parse_duration(key, s, default)?;
+    if d < min || d > max {
+        return Err(invalid(key, range));
+    }
+    Ok(Some(d))
 }
 
 fn validate_hostname(h: &str) -> Result<(), ConfigError> {

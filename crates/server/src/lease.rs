@@ -34,6 +34,11 @@ pub(crate) enum Job {
     /// Ending access grants whose window closed (and the sessions under
     /// them), and pending access requests never decided.
     AccessExpiry,
+    /// Reporting endpoints offline longer than `[agents] offline_after`
+    /// (and back again): `agents::watch`.
+    EndpointWatch,
+    /// Walking the whole audit chain every `[audit] verify_every`.
+    AuditVerify,
 }
 
 impl Job {
@@ -47,6 +52,8 @@ impl Job {
             Self::Alerts => "alerts",
             Self::Webhooks => "webhooks",
             Self::AccessExpiry => "access-expiry",
+            Self::EndpointWatch => "endpoint-watch",
+            Self::AuditVerify => "audit-verify",
         }
     }
 }
@@ -115,6 +122,8 @@ mod tests {
             Job::KeySweep,
             Job::SupportUpkeep,
             Job::AccessExpiry,
+            Job::EndpointWatch,
+            Job::AuditVerify,
         ];
         for job in jobs {
             let mut ran = false;

@@ -670,3 +670,112 @@ async fn approvers_are_told_by_mail_and_two_approve_with_the_cli() {
         );
     }
 }
+
+/// The watches as alert sources: an endpoint offline for longer than
+/// `[agents] offline_after` is mailed once for the spell and once when it is
+/// back, and a broken audit chain (a row altered with plain SQL) is found
+/// by the periodic verification (`[audit] verify_every`) and mailed,
+/// naming the entry.
+#[tokio::test]
+async fn offline_endpoints_and_a_broken_audit_chain_are_mailed() {
+    let Some(smtpd) = Smtpd::start() else {
+        return;
+    };
+    let files = tempfile::tempdir().unwrap();
+    let cfg = config(files.path(), &smtpd);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[agents]\noffline_after = \"2s\"\n\n[audit]\nverify_every = \"1s\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
+    admin_client(&site)
+        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
+    ok(&site
+        .jg(&[
+            "admin",
+            "alerts",
+            "add",
+            "watch",
+            "--event",
+            "endpoint-offline",
+            "--event",
+            "endpoint-online",
+            "--event",
+            "audit-verify",
+            "--to",
+            "ops@example.test",
+            "--subject",
+            "{action} {target} ({outcome})",
+        ])
+        .await);
+    let mut agent = site.start_agent("srv").await;
+    ok(&site.jg(&["shell", "srv", "--", "true"]).await);
+
+    // Away: one mail for the spell.
+    agent.child.kill().await.unwrap();
+    site.wait_online("srv", false).await;
+    let mail = smtpd
+        .wait_for("the offline mail", |m| {
+            subject(m) == "endpoint-offline srv (offline)"
+        })
+        .await;
+    assert_eq!(rcpts(&mail), ["ops@example.test"]);
+    assert!(data(&mail).contains("last seen "), "{}", data(&mail));
+
+    // Back: one mail for the end of the spell.
+    let _agent = site.spawn_agent("srv", None, &[]);
+    site.wait_online("srv", true).await;
+    smtpd
+        .wait_for("the back-online mail", |m| {
+            subject(m) == "endpoint-online srv (online)"
+        })
+        .await;
+    // The spell was reported once, although the watch looked many times
+    // while srv was away (positive control: the online entry came after).
+    let events = site.security_events().await;
+    let count = |action: &str| events.iter().filter(|e| e.action == action).count();
+    assert_eq!(count("endpoint-online"), 1, "{events:#?}");
+    assert_eq!(count("endpoint-offline"), 1, "{events:#?}");
+    assert_eq!(count("audit-verify"), 0, "an intact chain is not reported");
+
+    // History rewritten with plain SQL (by someone with the database and
+    // its key): the next verification reports the entry.
+    let db = jumpgate_server::admin::open(&site.data_dir(), site.database_url())
+        .await
+        .unwrap();
+    let changed = db
+        .execute_unchecked("UPDATE events SET detail = 'nothing happened' WHERE id = 2")
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    db.close().await;
+    let mail = smtpd
+        .wait_for("the broken-chain mail", |m| {
+            subject(m) == "audit-verify audit-log (failure)"
+        })
+        .await;
+    let body = data(&mail);
+    assert!(body.contains("audit log broken at entry #2"), "{body}");
+    assert!(body.contains("altered"), "{body}");
+    // Reported once while the break stays the same: later passes ran (the
+    // gateway logs each), but no second entry.
+    let deadline = Instant::now() + WAIT;
+    while site
+        .gateway
+        .stderr
+        .text()
+        .matches("the audit chain does not verify")
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "verification did not run again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = site.security_events().await;
+    assert_eq!(
+        events.iter().filter(|e| e.action == "audit-verify").count(),
+        1,
+        "{events:#?}"
+    );
+}

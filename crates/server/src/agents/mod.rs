@@ -10,6 +10,7 @@ pub(crate) mod listing;
 pub(crate) mod reported;
 pub(crate) mod schema;
 pub(crate) mod system;
+pub(crate) mod watch;
 
 pub(crate) use conn::serve_agent;
 pub(crate) use directory::{AgentDirectory, Location};

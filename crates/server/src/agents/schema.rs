@@ -72,6 +72,18 @@ pub(crate) const AGENTS: DomainSchema = DomainSchema {
     BEGIN UPDATE endpoint_revisions SET rev = rev + 1 WHERE shard = 0; END;
     ",
         },
+        // 27: endpoints reported offline (`agents::watch`), so each offline
+        // spell is reported once, and its end once.
+        Part {
+            version: 27,
+            sql: r"
+    CREATE TABLE endpoint_offline_reports (
+        endpoint_id TEXT PRIMARY KEY,
+        last_seen   INTEGER NOT NULL,       -- the spell reported
+        reported_at INTEGER NOT NULL
+    );
+    ",
+        },
     ],
     postgres: &[
         // 4: the baseline (equal to SQLite schema 8).
@@ -128,6 +140,17 @@ pub(crate) const AGENTS: DomainSchema = DomainSchema {
     $$;
     CREATE TRIGGER endpoints_revision AFTER INSERT OR UPDATE OR DELETE ON endpoints
         FOR EACH ROW EXECUTE FUNCTION endpoints_bump_revision();
+    ",
+        },
+        // 27: as SQLite's 27.
+        Part {
+            version: 27,
+            sql: r"
+    CREATE TABLE endpoint_offline_reports (
+        endpoint_id TEXT PRIMARY KEY,
+        last_seen   BIGINT NOT NULL,
+        reported_at BIGINT NOT NULL
+    );
     ",
         },
     ],

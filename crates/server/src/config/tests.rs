@@ -59,6 +59,8 @@ fn flags_win_over_the_file() {
     assert_eq!(cfg.listen, "127.0.0.1:9999".parse().unwrap());
     assert_eq!(cfg.hostname, "support.example.com");
     assert_eq!(cfg.agent_heartbeat, Duration::from_secs(15));
+    assert_eq!(cfg.endpoint_offline_after, None, "off");
+    assert_eq!(cfg.audit_verify_every, Some(Duration::from_secs(6 * 3600)));
     assert_eq!(
         cfg.support_retention,
         Some(Duration::from_secs(180 * 86_400))
@@ -80,6 +82,8 @@ fn defaults_need_only_a_data_dir() {
     assert_eq!(cfg.tls.site, TlsSource::Generated);
     assert_eq!(cfg.tls.portal, None);
     assert_eq!(cfg.hostname, "localhost");
+    assert_eq!(cfg.endpoint_offline_after, Some(Duration::from_secs(900)));
+    assert_eq!(cfg.audit_verify_every, Some(Duration::from_secs(3600)));
     let err = Config::validate(RawConfig::default()).unwrap_err();
     assert!(err.to_string().contains("data_dir"));
 }

@@ -45,6 +45,8 @@ const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/op
 /// The in-memory pipe between a channel and its session: room for a few
 /// messages each way.
 const PIPE: usize = 256 * 1024;
+/// Buffer of each direction of a port forward's copy.
+const COPY_BUF: usize = 64 * 1024;
 
 /// What a channel's session needs of its connection.
 pub(super) struct Ctx {
@@ -171,7 +173,9 @@ pub(super) async fn forward(ctx: Ctx, channel: Channel<Msg>, host: String, port:
     if !leftover.is_empty() && ssh.write_all(&leftover).await.is_err() {
         return;
     }
-    match tokio::io::copy_bidirectional(&mut ssh, &mut pipe).await {
+    // 64 KiB buffers (tokio's default is 8 KiB): a full SSH packet
+    // (32 KiB) in one read and one write.
+    match tokio::io::copy_bidirectional_with_sizes(&mut ssh, &mut pipe, COPY_BUF, COPY_BUF).await {
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "SSH port forward ended"),
     }

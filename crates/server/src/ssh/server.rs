@@ -18,7 +18,7 @@ use std::time::Duration;
 use russh::keys::{Certificate, PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
@@ -96,9 +96,15 @@ pub(crate) async fn serve(
             Some(admission),
             None,
         );
-        st.tasks.spawn(run(conn, tcp));
+        // russh reads each packet with two `read_exact`s (its length,
+        // then the rest): a buffer turns them into one read per 64 KiB.
+        st.tasks
+            .spawn(run(conn, BufReader::with_capacity(READ_BUF, tcp)));
     }
 }
+
+/// Read buffer of a TCP connection.
+const READ_BUF: usize = 64 * 1024;
 
 /// The server's settings: Ed25519 host key, publickey and
 /// keyboard-interactive only, rejections slowed to a constant time.

@@ -199,6 +199,15 @@ pub(crate) enum AuditAction {
     /// The user CA issued a user certificate (serial, key fingerprint,
     /// login, end of validity).
     SshCertIssue,
+    // Watches (by `(system)`).
+    /// An endpoint has been offline longer than `[agents] offline_after`
+    /// (outcome `offline`; detail: when it was last seen, for how long).
+    EndpointOffline,
+    /// An endpoint reported offline is connected again (outcome `online`).
+    EndpointOnline,
+    /// The periodic verification of the audit chain found it broken
+    /// (outcome `failure`; detail: the entry and why).
+    AuditVerify,
     /// A refused request, named by the authorization action it asked for
     /// (`rbac::Action::name`, e.g. `read-users`, `open-session:shell`).
     Denied(String),
@@ -312,6 +321,9 @@ impl AuditAction {
             Self::AlertRuleRemove => "alert-rule-remove",
             Self::SmtpTest => "smtp-test",
             Self::SshCertIssue => "ssh-cert-issue",
+            Self::EndpointOffline => "endpoint-offline",
+            Self::EndpointOnline => "endpoint-online",
+            Self::AuditVerify => "audit-verify",
             Self::Denied(name) => return Owned(name.clone()),
             Self::Mfa => "mfa", // branch ident
         })
@@ -673,6 +685,9 @@ mod tests {
             (A::AlertRuleRemove, "alert-rule-remove"),
             (A::SmtpTest, "smtp-test"),
             (A::SshCertIssue, "ssh-cert-issue"),
+            (A::EndpointOffline, "endpoint-offline"),
+            (A::EndpointOnline, "endpoint-online"),
+            (A::AuditVerify, "audit-verify"),
             (A::Denied("open-session:shell".into()), "open-session:shell"),
             (A::Mfa, "mfa"), // branch ident
         ];
