@@ -63,12 +63,30 @@ pub struct AccessDecision {
     pub at: String,
 }
 
+/// What an elevation request (kind `elevation`) asks to run: an endpoint
+/// user's EPM approval request (`/api/v1/epm/requests` shows the same
+/// request by the same id).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElevationAsked {
+    /// The user on the endpoint, as the endpoint reported them.
+    pub user: String,
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub sha256: String,
+    /// The policy rule that asks for approval.
+    pub rule: String,
+}
+
 /// An access request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRequest {
     pub id: String,
-    /// `access`.
+    /// `access` (a technician asks for a grant) or `elevation` (an
+    /// endpoint's user asks to run a program elevated: see `elevation`).
     pub kind: String,
+    /// A user; for an elevation, `USER@ENDPOINT` as the endpoint reported.
     pub requester: String,
     pub group: String,
     /// One endpoint of the group only (`None`: the whole group).
@@ -77,7 +95,8 @@ pub struct AccessRequest {
     pub permissions: Vec<String>,
     pub window_secs: u64,
     pub reason: String,
-    /// `pending`, `active`, `expired`, `denied` or `cancelled`.
+    /// `pending`, `active`, `expired`, `denied` or `cancelled`; an
+    /// elevation is `pending`, `approved`, `denied` or `expired`.
     pub state: String,
     pub approvals_required: u8,
     pub decisions: Vec<AccessDecision>,
@@ -94,4 +113,11 @@ pub struct AccessRequest {
     /// Whether the caller may approve or deny it now.
     #[serde(default)]
     pub can_decide: bool,
+    /// When a pending request expires, if it has its own end (an
+    /// elevation: when the caller on the endpoint stops waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Kind `elevation`: the program asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation: Option<ElevationAsked>,
 }

@@ -3,6 +3,9 @@
 // permissions); approvers approve or deny here or with `jg access`.
 // `GET /api/v1/access-requests` lists the caller's own requests, those they
 // may decide (`can_decide`) and, for auditors, those of their groups.
+// Elevation requests (kind `elevation`: a user on an endpoint asks to run a
+// program elevated and waits) are listed and decided here too, by holders
+// of `epm-approve` on the endpoint's group.
 
 import { get, post, seg } from './api.js';
 import { h, render, heading, table, notice, busy, showError, fmtTime, field } from './ui.js';
@@ -24,6 +27,16 @@ function windowText(secs) {
 
 const approvals = (r) => `${r.decisions.filter((d) => d.decision === 'approve').length}/${r.approvals_required}`;
 const targetOf = (r) => (r.endpoint ? `endpoint ${r.endpoint}` : `group ${r.group}`);
+// What is asked: the permissions, or the program an elevation would run.
+const asks = (r) => {
+  if (!r.elevation) return r.permissions.join(', ');
+  const e = r.elevation;
+  return h('span', { class: 'elevation', dataset: { program: e.program } },
+    h('code', {}, [e.program, ...e.args].join(' ')),
+    ` (rule ${e.rule || 'default'})`);
+};
+const windowOf = (r) => (r.elevation ? '—' : windowText(r.window_secs));
+const kindOf = (r) => h('span', { class: `kind kind-${r.kind}`, dataset: { kind: r.kind } }, r.kind);
 
 export async function accessPage() {
   const status = h('div', { id: 'access-status', 'aria-live': 'polite' });
@@ -33,7 +46,8 @@ export async function accessPage() {
     busy(btn, status, async () => {
       const body = verb === 'cancel' ? undefined : {};
       const d = await post(`/api/v1/access-requests/${seg(r.id)}/${verb}`, body);
-      render(status, notice(`Access request ${d.id} is ${d.state}${d.state === 'pending' ? ` (${approvals(d)} approvals)` : ''}.`, 'ok'));
+      const what = d.kind === 'elevation' ? 'Elevation request' : 'Access request';
+      render(status, notice(`${what} ${d.id} is ${d.state}${d.state === 'pending' ? ` (${approvals(d)} approvals)` : ''}.`, 'ok'));
       await draw();
     });
 
@@ -44,10 +58,11 @@ export async function accessPage() {
     render(slot,
       h('h2', {}, 'Waiting for your decision'),
       table('Waiting for your decision', [
+        { label: 'Kind', cell: kindOf },
         { label: 'Requester', cell: (r) => r.requester },
         { label: 'Target', cell: (r) => targetOf(r) },
-        { label: 'Permissions', cell: (r) => r.permissions.join(', ') },
-        { label: 'Window', cell: (r) => windowText(r.window_secs) },
+        { label: 'Asks', cell: asks },
+        { label: 'Window', cell: windowOf },
         { label: 'Reason', cell: (r) => r.reason },
         { label: 'Approvals', cell: (r) => approvals(r) },
         { label: 'Asked', cell: (r) => fmtTime(r.created_at) },
@@ -65,11 +80,12 @@ export async function accessPage() {
       h('h2', {}, 'Requests'),
       table('Access requests', [
         { label: 'Id', cell: (r) => r.id },
+        { label: 'Kind', cell: kindOf },
         { label: 'State', cell: (r) => h('span', { class: `state state-${r.state}`, dataset: { state: r.state, id: r.id } }, r.state) },
         { label: 'Requester', cell: (r) => r.requester },
         { label: 'Target', cell: (r) => targetOf(r) },
-        { label: 'Permissions', cell: (r) => r.permissions.join(', ') },
-        { label: 'Window', cell: (r) => windowText(r.window_secs) },
+        { label: 'Asks', cell: asks },
+        { label: 'Window', cell: windowOf },
         { label: 'Approvals', cell: (r) => approvals(r) },
         { label: 'Until', cell: (r) => (r.until ? fmtTime(r.until) : '—') },
         { label: 'Reason', cell: (r) => r.reason },
@@ -112,7 +128,7 @@ export async function accessPage() {
   });
 
   render(main, heading('Access requests'),
-    h('p', { class: 'hint' }, 'Groups may require an approved request before sessions on their endpoints; approvers are told and decide here or with jg access.'),
+    h('p', { class: 'hint' }, 'Groups may require an approved request before sessions on their endpoints; approvers are told and decide here or with jg access. Elevation requests from endpoints\u2019 users wait here too for a holder of epm-approve.'),
     h('section', { class: 'card narrow' }, h('h2', {}, 'Request access'), form),
     status,
     slot);

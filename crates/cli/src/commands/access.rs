@@ -1,7 +1,9 @@
 //! `jg access request|list|show|approve|deny|cancel`: access requests with
 //! approval. A group may require an approved request for some of its
 //! permissions (`jg admin groups approval`); the grant lasts the window
-//! asked for, from the last approval needed.
+//! asked for, from the last approval needed. Elevation requests (an
+//! endpoint user's EPM approval request, kind `elevation`) are listed and
+//! decided here too, by holders of `epm-approve` (as with `jg epm approve`).
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -33,28 +35,32 @@ pub(crate) enum AccessCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List your requests and those you may decide, newest first.
+    /// List your requests and those you may decide (elevation requests
+    /// included), newest first.
     List {
         /// Only pending requests.
         #[arg(long, conflicts_with = "state")]
         pending: bool,
-        /// Only requests in STATE.
-        #[arg(long, value_parser = ["pending", "active", "expired", "denied", "cancelled"])]
+        /// Only requests in STATE (`approved`: elevations).
+        #[arg(long, value_parser = ["pending", "active", "approved", "expired", "denied", "cancelled"])]
         state: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Show one request with its decisions.
     Show {
-        /// The request's id (`acc_…`, from `jg access list`).
+        /// The request's id (`acc_…` or an elevation's `er_…`, from `jg
+        /// access list`).
         id: String,
         #[arg(long)]
         json: bool,
     },
     /// Approve a request (not your own); the last approval needed starts
-    /// the grant.
+    /// the grant. An elevation request is approved at once and the
+    /// endpoint runs the program.
     Approve {
-        /// The request's id (`acc_…`, from `jg access list`).
+        /// The request's id (`acc_…` or an elevation's `er_…`, from `jg
+        /// access list`).
         id: String,
         #[arg(long)]
         reason: Option<String>,
@@ -63,7 +69,8 @@ pub(crate) enum AccessCommand {
     },
     /// Deny a request.
     Deny {
-        /// The request's id (`acc_…`, from `jg access list`).
+        /// The request's id (`acc_…` or an elevation's `er_…`, from `jg
+        /// access list`).
         id: String,
         #[arg(long)]
         reason: Option<String>,
@@ -186,9 +193,42 @@ async fn decided(
             r.id,
             r.approvals_required
         )?,
+        "approved" => outln!(
+            "Elevation request {} is approved: {} runs {} on {}",
+            r.id,
+            r.elevation.as_ref().map_or("?", |e| e.user.as_str()),
+            asks(&r),
+            r.endpoint.as_deref().unwrap_or("?")
+        )?,
+        other if r.elevation.is_some() => outln!("Elevation request {} is {other}", r.id)?,
         other => outln!("Access request {} is {other}", r.id)?,
     }
     Ok(())
+}
+
+/// What a request asks for: its permissions, or an elevation's program
+/// with its arguments.
+fn asks(r: &AccessRequest) -> String {
+    match &r.elevation {
+        Some(e) => {
+            let mut s = e.program.clone();
+            for a in &e.args {
+                s.push(' ');
+                s.push_str(a);
+            }
+            s
+        }
+        None => r.permissions.join(","),
+    }
+}
+
+/// The window column: an elevation has none (it runs once).
+fn window_of(r: &AccessRequest) -> String {
+    if r.elevation.is_some() {
+        "-".to_owned()
+    } else {
+        window_text(r.window_secs)
+    }
 }
 
 fn target_of(r: &AccessRequest) -> String {
@@ -217,13 +257,14 @@ fn render(list: &[AccessRequest]) -> String {
                 .count();
             vec![
                 r.id.clone(),
+                r.kind.clone(),
                 r.state.clone(),
                 r.requester.clone(),
                 r.endpoint
                     .clone()
                     .map_or_else(|| format!("group:{}", r.group), |e| format!("endpoint:{e}")),
-                r.permissions.join(","),
-                window_text(r.window_secs),
+                asks(r),
+                window_of(r),
                 format!("{approvals}/{}", r.approvals_required),
                 r.until.clone().unwrap_or_default(),
                 r.reason.clone(),
@@ -233,10 +274,11 @@ fn render(list: &[AccessRequest]) -> String {
     table::render(
         &[
             "ID",
+            "KIND",
             "STATE",
             "REQUESTER",
             "TARGET",
-            "PERMISSIONS",
+            "ASKS",
             "WINDOW",
             "APPROVALS",
             "UNTIL",
@@ -247,17 +289,34 @@ fn render(list: &[AccessRequest]) -> String {
 }
 
 fn render_one(r: &AccessRequest) -> String {
-    let mut out = table::fields(&[
-        ("Id", r.id.clone()),
-        ("State", r.state.clone()),
-        ("Requester", r.requester.clone()),
-        ("Target", target_of(r)),
-        ("Permissions", r.permissions.join(",")),
-        ("Window", window_text(r.window_secs)),
-        ("Reason", r.reason.clone()),
-        ("Requested", r.created_at.clone()),
-        ("Until", r.until.clone().unwrap_or_default()),
-    ]);
+    let mut out = match &r.elevation {
+        Some(e) => table::fields(&[
+            ("Id", r.id.clone()),
+            ("Kind", r.kind.clone()),
+            ("State", r.state.clone()),
+            ("Requester", r.requester.clone()),
+            ("User", e.user.clone()),
+            ("Target", target_of(r)),
+            ("Program", asks(r)),
+            ("SHA-256", e.sha256.clone()),
+            ("Rule", e.rule.clone()),
+            ("Reason", r.reason.clone()),
+            ("Requested", r.created_at.clone()),
+            ("Expires", r.expires_at.clone().unwrap_or_default()),
+        ]),
+        None => table::fields(&[
+            ("Id", r.id.clone()),
+            ("Kind", r.kind.clone()),
+            ("State", r.state.clone()),
+            ("Requester", r.requester.clone()),
+            ("Target", target_of(r)),
+            ("Permissions", r.permissions.join(",")),
+            ("Window", window_text(r.window_secs)),
+            ("Reason", r.reason.clone()),
+            ("Requested", r.created_at.clone()),
+            ("Until", r.until.clone().unwrap_or_default()),
+        ]),
+    };
     for d in &r.decisions {
         out.push_str(&format!(
             "{}: {} at {}{}\n",

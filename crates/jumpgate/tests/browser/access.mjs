@@ -8,10 +8,13 @@
 // technician's request waits for their decision with its reason; Approve
 // makes it active; the administrator's own request, made with the form,
 // is listed but never offered for their own decision.
-// Screenshot: access-requests.
+// With JG_ELEVATION_ID (a user on an endpoint waits in `jumpgate elevate`
+// for approval), the elevation request is listed too, kind `elevation`
+// with its program and rule, and Approve approves it (state approved).
+// Screenshots: access-requests, access-elevation, access-approved.
 //
 // Env: JG_URL, JG_ADMIN/JG_ADMIN_PASSWORD, JG_REQUESTER, JG_REQUEST_ID,
-// JG_ARTIFACTS, JG_CHROMIUM.
+// JG_ELEVATION_ID (may be empty), JG_ARTIFACTS, JG_CHROMIUM.
 
 import { check, consoleTest, env, logIn, step } from './lib.mjs';
 
@@ -20,6 +23,7 @@ const ADMIN = env('JG_ADMIN');
 const ADMIN_PASSWORD = env('JG_ADMIN_PASSWORD');
 const REQUESTER = env('JG_REQUESTER');
 const ID = env('JG_REQUEST_ID');
+const ELEVATION = process.env.JG_ELEVATION_ID || '';
 
 await consoleTest({ name: 'ACCESS-TEST', seconds: 120 }, async ({ page, shot }) => {
   await logIn(page, URL_, ADMIN, ADMIN_PASSWORD);
@@ -56,4 +60,22 @@ await consoleTest({ name: 'ACCESS-TEST', seconds: 120 }, async ({ page, shot }) 
   await page.locator('#access-status', { hasText: 'is active' }).waitFor();
   await shot(page, 'access-approved');
   step('approved in the console');
+
+  if (ELEVATION) {
+    // The endpoint user's elevation request waits here too.
+    const approveElev = page.locator(`button[data-approve="${ELEVATION}"]`);
+    await approveElev.waitFor();
+    const erow = page.locator('tr', { has: approveElev });
+    const etext = await erow.textContent();
+    check(etext.includes('elevation') && etext.includes('/usr/bin/date +%Y') && etext.includes('date-approved')
+      && etext.includes('INC-31 printer driver') && etext.includes('@desk-3'), `the elevation row: ${etext}`);
+    check((await page.locator(`button[data-deny="${ELEVATION}"]`).count()) === 1, 'a Deny button for the elevation');
+    await shot(page, 'access-elevation');
+    await approveElev.click();
+    await page.locator(`span[data-id="${ELEVATION}"][data-state=approved]`).waitFor();
+    await page.locator('#access-status', { hasText: 'Elevation request' }).waitFor();
+    check((await page.locator(`button[data-approve="${ELEVATION}"]`).count()) === 0, 'the elevation no longer waits');
+    await shot(page, 'access-elevation-approved');
+    step('an elevation approved in the console');
+  }
 });

@@ -368,6 +368,89 @@ async fn a_session_is_closed_when_its_grant_expires() {
     shell_refused(site, &f.bob).await;
 }
 
+/// A real elevation waiting for approval on endpoint `desk-3` (an agent
+/// with an elevation socket, the EPM test policy published, a throw-away
+/// local user running `jumpgate elevate -- date +%Y`): its process and
+/// request id. `None` unless root (CI runs as root).
+struct Elevation {
+    id: String,
+    waiting: Child,
+    _agent: Agent,
+    _user: crate::epm::LocalUser,
+    _dir: tempfile::TempDir,
+}
+
+async fn elevation_waiting(site: &Site) -> Option<Elevation> {
+    use std::os::unix::fs::PermissionsExt;
+    if !rustix::process::geteuid().is_root() {
+        println!("note: not root, so no elevation request on the page (CI runs as root)");
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("jg-accel")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("jumpgate");
+    std::fs::copy(jumpgate_bin(), &bin).unwrap();
+    let settled = spawn_written(
+        tokio::process::Command::new(&bin)
+            .arg("--version")
+            .stdout(Stdio::null()),
+    )
+    .await;
+    assert!(settled.wait_with_output().await.unwrap().status.success());
+    let socket = dir.path().join("elevate.sock");
+    let token = site.enroll_token(&[]).await;
+    let agent = site.spawn_agent(
+        "desk-3",
+        Some(&token),
+        &["--elevate-socket", socket.to_str().unwrap()],
+    );
+    site.wait_online("desk-3", true).await;
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, crate::epm::POLICY).unwrap();
+    ok(&site
+        .jg(&["epm", "policy", "import", file.to_str().unwrap()])
+        .await);
+    ok(&site.jg(&["epm", "publish"]).await);
+    crate::epm::wait_status(site, "desk-3", "version 1 accepted", |r| {
+        r["accepted_version"] == 1
+    })
+    .await;
+    let user = crate::epm::LocalUser::random("jgacc");
+    let waiting = crate::epm::elevate(
+        &bin,
+        &user,
+        &socket,
+        &["--reason", "INC-31 printer driver", "--", "date", "+%Y"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let id = loop {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(&site.jg(&["epm", "requests", "--json"]).await)).unwrap();
+        if let Some(r) = list.as_array().unwrap().first() {
+            break r["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no elevation request"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    Some(Elevation {
+        id,
+        waiting,
+        _agent: agent,
+        _user: user,
+        _dir: dir,
+    })
+}
+
 #[tokio::test]
 async fn the_access_requests_page_in_a_real_browser() {
     crate::web::browser_prerequisites();
@@ -381,6 +464,9 @@ async fn the_access_requests_page_in_a_real_browser() {
         &["request", "default", "--for", "2h", "--reason", "INC-4242"],
     )
     .await;
+    // An endpoint user's elevation request waits on the same page.
+    let elevation = elevation_waiting(site).await;
+    let elevation_id = elevation.as_ref().map_or("", |e| e.id.as_str());
     let artifacts = crate::web::run_browser(
         site,
         "access.mjs",
@@ -389,6 +475,7 @@ async fn the_access_requests_page_in_a_real_browser() {
         &[
             ("JG_REQUESTER", "bob".as_ref()),
             ("JG_REQUEST_ID", r.id.as_ref()),
+            ("JG_ELEVATION_ID", elevation_id.as_ref()),
         ],
         Duration::from_secs(150),
     )
@@ -397,4 +484,30 @@ async fn the_access_requests_page_in_a_real_browser() {
     // Approved in the browser: bob's sessions are allowed now.
     assert_eq!(access(site, &f.bob, &["show", &r.id]).await.state, "active");
     shell_works(site, &f.bob).await;
+    // The elevation approved with a click: the program ran as root.
+    if let Some(e) = elevation {
+        assert!(artifacts.join("access-elevation.png").exists());
+        let out = tokio::time::timeout(WAIT, e.waiting.wait_with_output())
+            .await
+            .expect("the elevation still waits after the approval")
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .starts_with("20"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let shown = access(site, &f.bob, &["show", &e.id]).await;
+        // bob (a technician of the group: epm-approve) sees it approved.
+        assert_eq!(
+            (shown.kind.as_str(), shown.state.as_str()),
+            ("elevation", "approved")
+        );
+    }
 }

@@ -20,14 +20,14 @@ use serde_json::Value;
 use crate::support::*;
 
 const SMTP_USER: &str = "alerts";
-const SMTP_PASSWORD: &str = "Smtp-pw-8Jr2Lq9XvT";
+pub(crate) const SMTP_PASSWORD: &str = "Smtp-pw-8Jr2Lq9XvT";
 const LUCY_PASSWORD: &str = "Real-pw-4Fh7Wc2Zs-q";
 const WRONG_PASSWORD: &str = "Wrong-pw-6Tn3Bq8Ky-q";
 const VAULT_VALUE: &str = "Vault-value-3Mx9Pd5Rg";
 const SESSION_OUTPUT: &str = "Session-output-7Yw4Hc1Nj";
 
 /// aiosmtpd with STARTTLS and AUTH required; killed when dropped.
-struct Smtpd {
+pub(crate) struct Smtpd {
     dir: tempfile::TempDir,
     child: std::process::Child,
     port: u16,
@@ -43,7 +43,7 @@ impl Drop for Smtpd {
 impl Smtpd {
     /// `None` (skipped, said on stderr) when aiosmtpd is not installed;
     /// `JUMPGATE_REQUIRE_SMTPD` (scripts/test) makes that a failure.
-    fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         let have = std::process::Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .stdout(Stdio::null())
@@ -111,7 +111,7 @@ impl Smtpd {
     }
 
     /// Every message delivered so far, in order.
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("spool"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -125,7 +125,7 @@ impl Smtpd {
     }
 
     /// Waits (bounded) for a message `pick` accepts.
-    async fn wait_for(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(m) = self.messages().into_iter().find(|m| pick(m)) {
@@ -152,7 +152,7 @@ fn ca(name: &str) -> (Issuer<'static, KeyPair>, String) {
     (Issuer::new(params, key), cert.pem())
 }
 
-fn rcpts(m: &Value) -> Vec<String> {
+pub(crate) fn rcpts(m: &Value) -> Vec<String> {
     let mut r: Vec<String> = m["rcpt_tos"]
         .as_array()
         .unwrap()
@@ -166,7 +166,7 @@ fn rcpts(m: &Value) -> Vec<String> {
 /// The message as a reader sees it: quoted-printable undone (soft line
 /// breaks joined, `=XX` decoded), so that a search for a value finds it
 /// however the mail was wrapped.
-fn data(m: &Value) -> String {
+pub(crate) fn data(m: &Value) -> String {
     let raw = m["data"]
         .as_str()
         .unwrap()
@@ -194,7 +194,7 @@ fn data(m: &Value) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn subject(m: &Value) -> String {
+pub(crate) fn subject(m: &Value) -> String {
     data(m)
         .lines()
         .find_map(|l| l.strip_prefix("Subject: "))
@@ -202,18 +202,24 @@ fn subject(m: &Value) -> String {
         .to_owned()
 }
 
-fn to(m: &Value, addr: &str) -> bool {
+pub(crate) fn to(m: &Value, addr: &str) -> bool {
     rcpts(m).iter().any(|r| r == addr)
 }
 
-fn admin_client(site: &Site) -> jumpgate_client::Client {
+pub(crate) fn admin_client(site: &Site) -> jumpgate_client::Client {
     site.api_client()
         .with_token(site.saved_token(&site.jg_home()))
 }
 
 /// `jg admin users create NAME --role ROLE [--email E]`, logged in in a
 /// home of their own when `login`.
-async fn user(site: &Site, name: &str, role: &str, email: Option<&str>, login: bool) -> PathBuf {
+pub(crate) async fn user(
+    site: &Site,
+    name: &str,
+    role: &str,
+    email: Option<&str>,
+    login: bool,
+) -> PathBuf {
     let pw = site.password_file(&format!("{name}.pw"), LUCY_PASSWORD);
     let mut args = vec![
         "admin",
@@ -238,7 +244,7 @@ async fn user(site: &Site, name: &str, role: &str, email: Option<&str>, login: b
     home
 }
 
-fn config(dir: &Path, smtpd: &Smtpd) -> PathBuf {
+pub(crate) fn config(dir: &Path, smtpd: &Smtpd) -> PathBuf {
     let cfg = dir.join("gateway.toml");
     std::fs::write(
         &cfg,

@@ -53,6 +53,35 @@ impl LocalUser {
     }
 }
 
+impl LocalUser {
+    /// A user with a random name (`prefix` + 6 hex digits), for a test
+    /// that may run beside the others of this process.
+    pub(crate) fn random(prefix: &str) -> Self {
+        let mut raw = [0u8; 3];
+        aws_lc_rs::rand::fill(&mut raw).unwrap();
+        let name = format!(
+            "{prefix}{}",
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let out = std::process::Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--shell",
+                "/bin/sh",
+                "--user-group",
+                &name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { name }
+    }
+}
+
 impl Drop for LocalUser {
     fn drop(&mut self) {
         let _ = std::process::Command::new("userdel")
@@ -86,7 +115,7 @@ pub(crate) fn elevate(
     cmd
 }
 
-async fn run(mut cmd: tokio::process::Command) -> std::process::Output {
+pub(crate) async fn run(mut cmd: tokio::process::Command) -> std::process::Output {
     tokio::time::timeout(WAIT, cmd.output())
         .await
         .expect("jumpgate elevate hung")
@@ -97,12 +126,12 @@ pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-async fn status(site: &Site) -> serde_json::Value {
+pub(crate) async fn status(site: &Site) -> serde_json::Value {
     serde_json::from_str(&ok(&site.jg(&["epm", "status", "--json"]).await)).unwrap()
 }
 
 /// Polls `jg epm status` until `endpoint`'s row satisfies `pred`.
-async fn wait_status(
+pub(crate) async fn wait_status(
     site: &Site,
     endpoint: &str,
     what: &str,
@@ -129,7 +158,7 @@ async fn wait_status(
     }
 }
 
-async fn events(site: &Site) -> Vec<serde_json::Value> {
+pub(crate) async fn events(site: &Site) -> Vec<serde_json::Value> {
     ok(&site
         .jg(&["epm", "events", "--json", "--limit", "5000"])
         .await)

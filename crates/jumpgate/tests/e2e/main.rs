@@ -12,6 +12,7 @@ mod desktop_watch;
 mod edge;
 mod endpoint_list;
 mod epm;
+mod epm_access;
 mod epm_agent;
 mod gateway;
 mod harness;

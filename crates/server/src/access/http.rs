@@ -2,7 +2,10 @@
 //!
 //! A request is visible to its requester, to the approvers of its group,
 //! and to auditors (`view-audit`) of its group; to anyone else it does not
-//! exist.
+//! exist. An elevation request's approvers are the holders of
+//! `epm-approve` on its group, and approving or denying one is
+//! `epm::http::decide_checked` (the same code, checks and refusals as
+//! `POST /api/v1/epm/requests/{id}/approve|deny`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -89,14 +92,27 @@ struct ListQuery {
     state: Option<String>,
 }
 
-const STATES: [&str; 5] = ["pending", "active", "expired", "denied", "cancelled"];
+const STATES: [&str; 6] = [
+    "pending",
+    "active",
+    "approved",
+    "expired",
+    "denied",
+    "cancelled",
+];
 
 /// What the caller may do with a request: see it, and decide it now.
 async fn standing(st: &AppState, who: &Subject, req: &Request) -> Result<(bool, bool), ApiError> {
+    let auditor = who.has(Permission::ViewAudit) && who.read_scope().allows(Some(&req.group_name));
+    if req.is_elevation() {
+        // `epm-approve` on the endpoint's group, as the EPM routes check.
+        let approver = who.has(Permission::EpmApprove) && who.groups.contains(&req.group_name);
+        let can_decide = approver && who.scopes.write && req.state == "pending";
+        return Ok((approver || auditor, can_decide));
+    }
     let mine = who.user_id().map(|u| u.as_str()) == Some(req.requester_id.as_str());
     let policy = super::policy(&mut st.db.conn().await?, &req.group_name).await?;
     let approver = policy.as_ref().is_some_and(|p| p.is_approver(who));
-    let auditor = who.has(Permission::ViewAudit) && who.read_scope().allows(Some(&req.group_name));
     let visible = mine || approver || auditor;
     let can_decide = approver && !mine && req.state == "pending";
     Ok((visible, can_decide))
@@ -123,9 +139,11 @@ async fn list(
         && !STATES.contains(&s.as_str())
     {
         return Err(ApiError::bad_request(
-            "state must be pending, active, expired, denied or cancelled",
+            "state must be pending, active, approved, expired, denied or cancelled",
         ));
     }
+    // Elevations whose caller stopped waiting read as expired at once.
+    super::expire_elevations(&st.db, crate::ids::now_ms()).await?;
     let mut out = Vec::new();
     for req in super::list(&st.db, q.state.as_deref()).await? {
         let (visible, can_decide) = standing(&st, &who, &req).await?;
@@ -142,6 +160,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<api::AccessRequest>, ApiError> {
     let unknown = || ApiError::not_found(ErrorCode::NotFound, format!("no access request `{id}`"));
+    super::expire_elevations(&st.db, crate::ids::now_ms()).await?;
     let Some(req) = super::get(&mut st.db.conn().await?, &id).await? else {
         return Err(unknown());
     };
@@ -238,7 +257,9 @@ fn asked_permissions(
     Ok(set)
 }
 
-async fn decide(
+/// Approves or denies request `id` as `who` (an elevation request: the EPM
+/// decision, `epm::http::decide_checked`).
+pub(crate) async fn decide(
     st: &AppState,
     who: &Subject,
     id: &str,
@@ -254,6 +275,17 @@ async fn decide(
             format!("no access request `{id}`"),
         ));
     };
+    if req.is_elevation() {
+        // The EPM decision: `epm-approve` on the group (the same refusal
+        // as the EPM route's), sent to the agent, `epm-decide` audited;
+        // the access row moves in step in its transaction.
+        crate::epm::http::decide_checked(st, who, id, verdict == Verdict::Approve, reason).await?;
+        let req = super::get(&mut st.db.conn().await?, id)
+            .await?
+            .ok_or_else(|| ApiError::internal("a decided elevation request vanished"))?;
+        let (_, can_decide) = standing(st, who, &req).await?;
+        return Ok(Json(dto(st, &req, can_decide).await?));
+    }
     let (visible, _) = standing(st, who, &req).await?;
     if !visible {
         return Err(ApiError::not_found(

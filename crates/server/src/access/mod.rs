@@ -24,10 +24,36 @@
 //!   `access-deny`, `access-expire`, `access-cancel`) filed under the
 //!   target's group, whose target is the request id and whose detail
 //!   carries what a notice needs ([`Request::detail`]).
+//!
+//! **Elevation requests** (kind `elevation`): an endpoint user's EPM
+//! approval request is an access request too, with the same id as its
+//! `epm_requests` row, so one list, one approve/deny path and one
+//! notification path serve both.
+//!
+//! ```text
+//!  agent's approval-requested ─► pending ─(epm::http::decide_as)─► approved | denied
+//!   (epm::ingest, same tx:          └─(its expires_at: the caller stops waiting)─► expired
+//!    create_elevation)
+//! ```
+//!
+//! - Created by `epm::ingest` in the transaction that stores the EPM
+//!   request, audited `access-request` by `USER@ENDPOINT` (no console user:
+//!   `requester_id` is `endpoint:AGENT_ID`, which no user has).
+//! - Deciding it (here or on `/api/v1/epm/requests/{id}/…`) is always
+//!   `epm::http::decide_as`: `epm-approve` on the endpoint's group, the
+//!   decision sent to the agent, `epm-decide` audited; it calls
+//!   [`record_elevation_decision`] in its transaction, which moves this row
+//!   in step and writes `access-approve`/`access-deny`.
+//! - Its approvers are the users holding `epm-approve` on the group (not
+//!   the group's approval setting), for the list and for mail alerts.
+//! - It expires at `expires_at` ([`expire_elevations`], also run by the EPM
+//!   routes before they read), with its `epm_requests` row.
 
 pub(crate) mod expiry;
 pub(crate) mod http;
 pub(crate) mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -230,6 +256,26 @@ pub(crate) struct Request {
     pub(crate) decided_at: Option<i64>,
     pub(crate) until_at: Option<i64>,
     pub(crate) ended_at: Option<i64>,
+    /// When a pending request expires, if it has its own end (elevations).
+    pub(crate) expires_at: Option<i64>,
+    /// Kind `elevation`: an [`Elevation`] as JSON.
+    pub(crate) elevation: Option<String>,
+}
+
+/// Kind `elevation`.
+pub(crate) const ELEVATION: &str = "elevation";
+
+/// What an elevation request asks to run (stored as JSON in
+/// `access_requests.elevation`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Elevation {
+    pub(crate) user: String,
+    pub(crate) program: String,
+    #[serde(default)]
+    pub(crate) args: Vec<String>,
+    #[serde(default)]
+    pub(crate) sha256: String,
+    pub(crate) rule: String,
 }
 
 /// One approver's decision.
@@ -242,6 +288,17 @@ pub(crate) struct Decision {
 }
 
 impl Request {
+    pub(crate) fn is_elevation(&self) -> bool {
+        self.kind == ELEVATION
+    }
+
+    /// What an elevation asks to run (`None` for other kinds).
+    pub(crate) fn elevation(&self) -> Option<Elevation> {
+        self.elevation
+            .as_deref()
+            .map(|j| serde_json::from_str(j).unwrap_or_default())
+    }
+
     /// `group:NAME` or `endpoint:NAME`.
     pub(crate) fn target(&self) -> String {
         match &self.endpoint_name {
@@ -253,6 +310,33 @@ impl Request {
     /// The audit detail every step carries, for notices: `key=value`
     /// fields, the reason (bounded, plain text) last.
     pub(crate) fn detail(&self, approvals: usize) -> String {
+        if let Some(e) = self.elevation() {
+            // The program last but one: it may hold spaces; the reason,
+            // plain text, last as always.
+            let mut s = format!(
+                "request={} kind=elevation requester={} target={} group={} rule={} approvals={}/{}",
+                self.id,
+                self.requester,
+                self.target(),
+                self.group_name,
+                if e.rule.is_empty() {
+                    "(default)"
+                } else {
+                    &e.rule
+                },
+                approvals,
+                self.approvals_required,
+            );
+            if let Some(at) = self.expires_at {
+                s.push_str(&format!(" expires={}", ids::rfc3339(at)));
+            }
+            s.push_str(&format!(
+                " program={} reason={}",
+                crate::store::audit::bound(&e.program, 200),
+                self.reason
+            ));
+            return s;
+        }
         let mut s = format!(
             "request={} requester={} target={} group={} permissions={} window={} approvals={}/{}",
             self.id,
@@ -301,6 +385,14 @@ impl Request {
             decided_at: self.decided_at.map(ids::rfc3339),
             ended_at: self.ended_at.map(ids::rfc3339),
             can_decide,
+            expires_at: self.expires_at.map(ids::rfc3339),
+            elevation: self.elevation().map(|e| api::ElevationAsked {
+                user: e.user,
+                program: e.program,
+                args: e.args,
+                sha256: e.sha256,
+                rule: e.rule,
+            }),
         }
     }
 }
@@ -338,12 +430,12 @@ pub(crate) fn check_reason(what: &str, s: &str, required: bool) -> Result<String
     Ok(s.to_owned())
 }
 
-const REQUEST_COLUMNS: &str = "id, kind, requester_id, requester, group_name, endpoint_id, endpoint_name, permissions, window_secs, reason, state, approvals_required, created_at, decided_at, until_at, ended_at";
+const REQUEST_COLUMNS: &str = "id, kind, requester_id, requester, group_name, endpoint_id, endpoint_name, permissions, window_secs, reason, state, approvals_required, created_at, decided_at, until_at, ended_at, expires_at, elevation";
 
 macro_rules! select_requests {
     ($rest:literal) => {
         concat!(
-            "SELECT id, kind, requester_id, requester, group_name, endpoint_id, endpoint_name, permissions, window_secs, reason, state, approvals_required, created_at, decided_at, until_at, ended_at FROM access_requests ",
+            "SELECT id, kind, requester_id, requester, group_name, endpoint_id, endpoint_name, permissions, window_secs, reason, state, approvals_required, created_at, decided_at, until_at, ended_at, expires_at, elevation FROM access_requests ",
             $rest
         )
     };
@@ -510,6 +602,12 @@ pub(crate) async fn decide(
     let req = get(&mut w, id)
         .await?
         .ok_or_else(|| AccessError::NotFound(format!("no access request `{id}`")))?;
+    if req.is_elevation() {
+        // Decided by `epm::http::decide_as` (the HTTP layer routes there).
+        return Err(AccessError::Conflict(format!(
+            "{id} is an elevation request: it is decided by epm-approve holders (jg access approve or jg epm approve)"
+        )));
+    }
     let policy = policy(&mut w, &req.group_name).await?;
     let Some(policy) = policy.filter(|p| p.is_approver(who)) else {
         return Err(AccessError::Forbidden(format!(
@@ -605,6 +703,11 @@ pub(crate) async fn cancel(db: &Store, who: &Subject, id: &str) -> Result<Reques
     let req = get(&mut w, id)
         .await?
         .ok_or_else(|| AccessError::NotFound(format!("no access request `{id}`")))?;
+    if req.is_elevation() {
+        return Err(AccessError::Conflict(format!(
+            "{id} is an elevation request: it ends when the user on the endpoint stops waiting, or is denied"
+        )));
+    }
     if who.user_id().map(UserId::as_str) != Some(req.requester_id.as_str()) {
         return Err(AccessError::Forbidden(
             "only the requester can cancel an access request".into(),
@@ -656,14 +759,36 @@ pub(crate) async fn expire_due(db: &Store, now: i64) -> Result<usize, sqlx::Erro
         let mut c = db.conn().await?;
         sql!(c, |c| {
             sqlx::query_as(select_requests!(
-            "WHERE (state = 'active' AND until_at <= $1) OR (state = 'pending' AND created_at <= $2)"
+            "WHERE (state = 'active' AND until_at <= $1) OR (state = 'pending' AND created_at <= $2)
+                OR (state = 'pending' AND expires_at <= $1)"
         ))
-        .bind(now)
-        .bind(now - PENDING_TTL.as_millis() as i64)
-        .fetch_all(&mut *c)
-        .await
+            .bind(now)
+            .bind(now - PENDING_TTL.as_millis() as i64)
+            .fetch_all(&mut *c)
+            .await
         })?
     };
+    expire(db, now, due).await
+}
+
+/// Marks pending elevation requests whose caller stopped waiting expired,
+/// with their `epm_requests` rows (each audited `access-expire`); returns
+/// how many. Grants are left to [`expire_due`] (its timer also stops their
+/// sessions).
+pub(crate) async fn expire_elevations(db: &Store, now: i64) -> Result<usize, sqlx::Error> {
+    let due: Vec<Request> = {
+        let mut c = db.conn().await?;
+        sql!(c, |c| sqlx::query_as(select_requests!(
+            "WHERE kind = 'elevation' AND state = 'pending' AND expires_at <= $1"
+        ))
+        .bind(now)
+        .fetch_all(&mut *c)
+        .await)?
+    };
+    expire(db, now, due).await
+}
+
+async fn expire(db: &Store, now: i64, due: Vec<Request>) -> Result<usize, sqlx::Error> {
     let mut n = 0;
     for req in due {
         let mut w = db.write().await?;
@@ -680,6 +805,16 @@ pub(crate) async fn expire_due(db: &Store, now: i64) -> Result<usize, sqlx::Erro
         if changed == 0 {
             // Decided or cancelled meanwhile.
             continue;
+        }
+        if req.is_elevation() {
+            // Its EPM twin, in step.
+            sql!(w, |c| sqlx::query(
+                "UPDATE epm_requests SET state = 'expired' WHERE id = $1 AND state = 'pending'"
+            )
+            .bind(&req.id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         let approvals = count_approvals(&mut w, &req.id).await?;
         let outcome = if req.state == "active" {
@@ -698,6 +833,158 @@ pub(crate) async fn expire_due(db: &Store, now: i64) -> Result<usize, sqlx::Erro
         n += 1;
     }
     Ok(n)
+}
+
+/// The kind of request `id` (`None`: no such request).
+pub(crate) async fn kind_of(e: &mut dyn Exec, id: &str) -> Result<Option<String>, sqlx::Error> {
+    sql!(e, |c| sqlx::query_scalar(
+        "SELECT kind FROM access_requests WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)
+}
+
+/// A new elevation request, as `epm::ingest` stores it.
+pub(crate) struct NewElevation<'a> {
+    /// The EPM request's id (`er_…`).
+    pub(crate) id: &'a str,
+    pub(crate) agent_id: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) asked: Elevation,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
+}
+
+/// Records an endpoint user's elevation request as an access request of
+/// kind `elevation` in `w` (the transaction storing its `epm_requests`
+/// row), audited `access-request` by `USER@ENDPOINT`, so alert rules and
+/// webhooks see it as any access request. Answers the request (`None`: one
+/// with that id existed).
+pub(crate) async fn create_elevation(
+    w: &mut WriteTx,
+    new: NewElevation<'_>,
+) -> Result<Option<Request>, sqlx::Error> {
+    let requester = format!("{}@{}", new.asked.user, new.endpoint);
+    let reason = plain(new.reason, MAX_REASON);
+    let asked = serde_json::to_string(&new.asked).unwrap_or_else(|_| "{}".into());
+    let n = sql!(w, |c| {
+        sqlx::query(
+        "INSERT INTO access_requests (id, kind, requester_id, requester, group_name, endpoint_id,
+                endpoint_name, permissions, window_secs, reason, state, approvals_required,
+                created_at, expires_at, elevation)
+         VALUES ($1, 'elevation', $2, $3, $4, $5, $6, '[]', 0, $7, 'pending', 1, $8, $9, $10)
+         ON CONFLICT (id) DO NOTHING"
+    )
+    .bind(new.id)
+    .bind(format!("endpoint:{}", new.agent_id))
+    .bind(&requester)
+    .bind(new.group)
+    .bind(new.agent_id)
+    .bind(new.endpoint)
+    .bind(&reason)
+    .bind(new.created_at)
+    .bind(new.expires_at)
+    .bind(&asked)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let Some(req) = get(w, new.id).await? else {
+        return Ok(None);
+    };
+    w.audit(
+        AuditEvent::new(&requester, AuditAction::AccessRequest, new.id)
+            .outcome("pending")
+            .detail(req.detail(0))
+            .group(new.group),
+    )
+    .await?;
+    Ok(Some(req))
+}
+
+/// Moves elevation request `id` in step with its EPM decision, in `w`
+/// (`epm::http::decide_as`'s transaction): `approved` or `denied`, the
+/// decision recorded as an approver's, audited `access-approve` or
+/// `access-deny`. Nothing when no elevation request has that id (an EPM
+/// request stored before schema 24 and not copied) or it is not pending.
+pub(crate) async fn record_elevation_decision(
+    w: &mut WriteTx,
+    id: &str,
+    who: &Subject,
+    approved: bool,
+    comment: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let Some(req) = get(w, id).await? else {
+        return Ok(());
+    };
+    if !req.is_elevation() || req.state != "pending" {
+        return Ok(());
+    }
+    let state = if approved { "approved" } else { "denied" };
+    sql!(w, |c| sqlx::query(
+        "UPDATE access_requests SET state = $1, decided_at = $2,
+                ended_at = CASE WHEN $1 = 'denied' THEN $2 ELSE NULL END
+          WHERE id = $3 AND state = 'pending'"
+    )
+    .bind(state)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let approver_id = match who.user_id() {
+        Some(u) => u.as_str().to_owned(),
+        None => format!("client:{}", who.name),
+    };
+    let reason = plain(comment, MAX_REASON);
+    sql!(w, |c| sqlx::query(
+        "INSERT INTO access_approvals (request_id, approver_id, approver, decision, reason, at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, approver_id) DO NOTHING"
+    )
+    .bind(id)
+    .bind(&approver_id)
+    .bind(&who.name)
+    .bind(if approved { "approve" } else { "deny" })
+    .bind(&reason)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let req = get(w, id).await?.unwrap_or(req);
+    let mut detail = req.detail(usize::from(approved));
+    if !reason.is_empty() {
+        detail.push_str(&format!(" decision-reason={reason}"));
+    }
+    let action = if approved {
+        AuditAction::AccessApprove
+    } else {
+        AuditAction::AccessDeny
+    };
+    w.audit(
+        AuditEvent::new(&who.name, action, id)
+            .outcome(state)
+            .detail(detail)
+            .group(&req.group_name),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `s` as one line of plain text of at most `max` characters (control
+/// characters become spaces): reported text going into an audit detail.
+fn plain(s: &str, max: usize) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    crate::store::audit::bound(s.trim(), max).into_owned()
 }
 
 /// The earliest end of an active grant, if any.

@@ -589,11 +589,31 @@ async fn decide(
             .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
     };
     let comment: String = req.comment.chars().take(1000).collect();
-    decide_as(&st, &who, &id, approved, comment).await.map(Json)
+    decide_checked(&st, &who, &id, approved, comment)
+        .await
+        .map(Json)
+}
+
+/// A technician's decision on elevation request `id`, from either route
+/// (`/api/v1/epm/requests/{id}/…` or `/api/v1/access-requests/{id}/…`):
+/// `who` holds `epm-approve` and a token allowing writes (else the same
+/// refusal, audited), then [`decide_as`].
+pub(crate) async fn decide_checked(
+    st: &AppState,
+    who: &Subject,
+    id: &str,
+    approved: bool,
+    comment: String,
+) -> Result<api::ElevationRequest, ApiError> {
+    may_approve(st, who, false, true, "epm request").await?;
+    decide_as(st, who, id, approved, comment).await
 }
 
 /// Approves or denies request `id` as `who` (`epm-approve` on the
-/// endpoint's group), audited, then tells the agent (`epm-decision`).
+/// endpoint's group), audited, then tells the agent (`epm-decision`). Its
+/// access request (kind `elevation`, the same id) moves in step in the
+/// same transaction (`access::record_elevation_decision`: `access-approve`
+/// or `access-deny` audited too, for alert rules and webhooks).
 pub(crate) async fn decide_as(
     st: &AppState,
     who: &Subject,
@@ -618,6 +638,7 @@ pub(crate) async fn decide_as(
             .map_or_else(|| "gone".to_owned(), |r| r.state);
         return Err(EpmError::NotPending(state).into());
     }
+    crate::access::record_elevation_decision(&mut w, &r.id, who, approved, &comment, now).await?;
     w.audit(
         AuditEvent::new(&who.name, AuditAction::EpmDecide, &r.id)
             .outcome(if approved { "approved" } else { "denied" })

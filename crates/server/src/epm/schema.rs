@@ -16,16 +16,23 @@
 //!   `id` is the gateway-wide cursor of `GET /events`.
 //! - `epm_agents`: per agent: the version it accepted, its last refusal,
 //!   the events its journal dropped.
-//! - `epm_requests`: approval requests and their decisions.
+//! - `epm_requests`: approval requests and their decisions. Since
+//!   version 24 each is also an access request of kind `elevation` (same
+//!   id, `access_requests`), kept in step with it (`access` owns the list,
+//!   the decisions' record and the expiry).
+//! - `epm_blocked` (24): the `epm-blocked` audit entries' folding, one row
+//!   per (endpoint, program, rule) hashed into `key`: when the last entry
+//!   was written and how many blocked launches were folded since.
 
 use crate::store::migrations::{DomainSchema, Part};
 
 /// `epm`: endpoint privilege management.
 pub(crate) const EPM: DomainSchema = DomainSchema {
     domain: "epm",
-    sqlite: &[Part {
-        version: 13,
-        sql: r"
+    sqlite: &[
+        Part {
+            version: 13,
+            sql: r"
     CREATE TABLE epm_policy (
         id          INTEGER PRIMARY KEY,
         policy      TEXT NOT NULL,
@@ -90,10 +97,24 @@ pub(crate) const EPM: DomainSchema = DomainSchema {
     );
     CREATE INDEX epm_requests_state ON epm_requests(state, created_at);
     ",
-    }],
-    postgres: &[Part {
-        version: 13,
-        sql: r"
+        },
+        // 24: the folding of `epm-blocked` audit entries.
+        Part {
+            version: 24,
+            sql: r"
+    CREATE TABLE epm_blocked (
+        key            TEXT PRIMARY KEY,     -- hex SHA-256 of agent, program, rule
+        last_entry_at  INTEGER NOT NULL,     -- the last epm-blocked entry's time
+        folded         INTEGER NOT NULL      -- blocked launches since, without an entry
+    );
+    CREATE INDEX epm_blocked_at ON epm_blocked(last_entry_at);
+    ",
+        },
+    ],
+    postgres: &[
+        Part {
+            version: 13,
+            sql: r"
     CREATE TABLE epm_policy (
         id          BIGINT PRIMARY KEY,
         policy      TEXT NOT NULL,
@@ -158,5 +179,18 @@ pub(crate) const EPM: DomainSchema = DomainSchema {
     );
     CREATE INDEX epm_requests_state ON epm_requests(state, created_at);
     ",
-    }],
+        },
+        // 24: as SQLite's 24.
+        Part {
+            version: 24,
+            sql: r"
+    CREATE TABLE epm_blocked (
+        key            TEXT PRIMARY KEY,
+        last_entry_at  BIGINT NOT NULL,
+        folded         BIGINT NOT NULL
+    );
+    CREATE INDEX epm_blocked_at ON epm_blocked(last_entry_at);
+    ",
+        },
+    ],
 };

@@ -323,8 +323,11 @@ pub(crate) async fn insert_request(w: &mut WriteTx, r: &RequestRow) -> Result<bo
     Ok(n == 1)
 }
 
-/// Pending requests past their time become `expired`.
+/// Pending requests past their time become `expired`: through their
+/// access requests (`access::expire_elevations`: both rows, audited
+/// `access-expire`), then any without one (stored before schema 24).
 pub(crate) async fn expire_requests(db: &Store, now: i64) -> Result<u64, sqlx::Error> {
+    crate::access::expire_elevations(db, now).await?;
     let mut c = db.write_conn().await?;
     sql!(c, |c| sqlx::query(
         "UPDATE epm_requests SET state = 'expired' WHERE state = 'pending' AND expires_at <= $1"

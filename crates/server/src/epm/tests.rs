@@ -826,3 +826,373 @@ async fn measure_publish_fan_out() {
         nb / n as u64
     );
 }
+
+/// Every audit entry of `action`: (actor, target, outcome, detail, groups).
+async fn entries(db: &Store, action: &str) -> Vec<(String, String, String, String, String)> {
+    let mut c = db.conn().await.unwrap();
+    sql!(c, |c| sqlx::query_as(
+        "SELECT actor, target, outcome, detail, COALESCE(groups, '') FROM events
+          WHERE action = $1 ORDER BY id"
+    )
+    .bind(action)
+    .fetch_all(&mut *c)
+    .await)
+    .unwrap()
+}
+
+async fn user(db: &Store, name: &str, role: &str, groups: &[&str]) {
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    let email = format!("{name}@example.test");
+    crate::identity::create_user(
+        db,
+        &crate::identity::NewUser {
+            username: name,
+            password: "a-long-enough-password-4Kq",
+            role,
+            groups: &groups,
+            email: Some(&email),
+        },
+        crate::store::AuditEvent::new("admin", crate::store::AuditAction::UserCreate, name),
+    )
+    .await
+    .unwrap();
+}
+
+/// An agent's approval request is an access request of kind `elevation`
+/// (same id, same transaction, audited `access-request` under the group,
+/// naming the program), whose mail goes to the holders of `epm-approve` on
+/// the group; deciding it through the access route is the EPM decision
+/// (refused alike without `epm-approve`, sent to the agent, `epm-decide`
+/// audited) and both rows keep in step: approved, denied, expired.
+#[tokio::test]
+async fn an_elevation_request_is_an_access_request_decided_through_either_route() {
+    use crate::notify::alerts::{Alerts, rules};
+    for s in sites("epm_access").await {
+        let st = &s.st;
+        let engine = st.db.engine();
+        let ep = enroll(&st.db, "web-1", "lab", 3).await;
+        enroll(&st.db, "db-1", "db", 4).await;
+        let mut agent = connect_agent(st, &ep.id, accept);
+        // tina may decide on lab; olga holds epm-approve on db only; aude
+        // (an auditor) none: only tina is told.
+        user(&st.db, "tina", "technician", &["lab"]).await;
+        user(&st.db, "olga", "technician", &["db"]).await;
+        user(&st.db, "aude", "auditor", &["lab"]).await;
+        let alerts = Alerts::default();
+        crate::notify::take_once(&st.db, &alerts).await.unwrap();
+        rules::add(
+            &st.db,
+            &jumpgate_api_types::alerts::NewAlertRule {
+                name: "elevations".into(),
+                events: vec!["access-request".into()],
+                approvers: true,
+                ..Default::default()
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+        let batch = EpmEventBatch {
+            events: vec![
+                approval(1, "er_one"),
+                approval(2, "er_two"),
+                approval(3, "er_three"),
+            ],
+            dropped: 0,
+        };
+        ingest::store_batch(st, &ep.id, &batch).await.unwrap();
+
+        let req = crate::access::get(&mut st.db.conn().await.unwrap(), "er_one")
+            .await
+            .unwrap()
+            .expect("the access request");
+        assert_eq!(
+            (
+                req.kind.as_str(),
+                req.requester.as_str(),
+                req.group_name.as_str(),
+                req.endpoint_name.as_deref(),
+                req.state.as_str(),
+                req.approvals_required,
+                req.reason.as_str()
+            ),
+            (
+                "elevation",
+                "alice@web-1",
+                "lab",
+                Some("web-1"),
+                "pending",
+                1,
+                "patch day"
+            ),
+            "{engine}"
+        );
+        assert_eq!(req.expires_at, Some(req.created_at + 300_000));
+        let dto = req.dto(&[], false);
+        let asked = dto.elevation.expect("the program asked");
+        assert_eq!(
+            (asked.program.as_str(), asked.args, asked.rule.as_str()),
+            ("/usr/bin/apt", vec!["upgrade".to_owned()], "helpdesk-apt")
+        );
+        let requested = entries(&st.db, "access-request").await;
+        let one = requested.iter().find(|e| e.1 == "er_one").unwrap();
+        assert_eq!(
+            (one.0.as_str(), one.2.as_str(), one.4.as_str()),
+            ("alice@web-1", "pending", r#"["lab"]"#)
+        );
+        assert!(
+            one.3.contains("kind=elevation") && one.3.contains("program=/usr/bin/apt"),
+            "{}",
+            one.3
+        );
+        // The rule's mail: to the epm-approve holders of lab only.
+        crate::notify::take_once(&st.db, &alerts).await.unwrap();
+        let mut c = st.db.conn().await.unwrap();
+        let to: Vec<String> = sql!(c, |c| sqlx::query_scalar(
+            "SELECT recipients FROM alert_mail WHERE rule = 'elevations' ORDER BY id"
+        )
+        .fetch_all(&mut *c)
+        .await)
+        .unwrap();
+        drop(c);
+        assert_eq!(to.len(), 3, "{engine}: {to:?}");
+        assert!(to.iter().all(|t| t == r#"["tina@example.test"]"#), "{to:?}");
+
+        // Without epm-approve: the same refusal on both routes.
+        let aude = subject(
+            "aude",
+            &[Permission::View, Permission::ViewAudit],
+            Groups::from_list(&["lab".to_owned()]),
+        );
+        for e in [
+            crate::access::http::decide(
+                st,
+                &aude,
+                "er_one",
+                crate::access::Verdict::Approve,
+                Default::default(),
+            )
+            .await
+            .unwrap_err(),
+            super::http::decide_checked(st, &aude, "er_one", true, String::new())
+                .await
+                .unwrap_err(),
+        ] {
+            assert!(
+                format!("{e:?}").contains("lacks the `epm-approve` permission"),
+                "{e:?}"
+            );
+        }
+
+        // Approved through the access route: the EPM decision, sent to
+        // the agent; both rows approved; epm-decide and access-approve.
+        let tina = subject(
+            "tina",
+            &[Permission::EpmApprove],
+            Groups::from_list(&["lab".to_owned()]),
+        );
+        let axum::Json(r) = crate::access::http::decide(
+            st,
+            &tina,
+            "er_one",
+            crate::access::Verdict::Approve,
+            jumpgate_api_types::access::DecideAccess {
+                reason: Some("patch window".into()),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (r.kind.as_str(), r.state.as_str()),
+            ("elevation", "approved")
+        );
+        assert_eq!(r.decisions.len(), 1);
+        assert_eq!(r.decisions[0].approver, "tina");
+        let (topic, body) = next_message(&mut agent).await;
+        assert_eq!(topic, "epm-decision");
+        let d: ApprovalDecision = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (d.request.as_str(), d.approved, d.comment.as_str()),
+            ("er_one", true, "patch window")
+        );
+        assert_eq!(
+            store::request(&st.db, "er_one")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "approved"
+        );
+        // Denied through the EPM route: the access row follows.
+        super::http::decide_checked(st, &tina, "er_two", false, String::new())
+            .await
+            .unwrap();
+        let _ = next_message(&mut agent).await;
+        let two = crate::access::get(&mut st.db.conn().await.unwrap(), "er_two")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(two.state, "denied", "{engine}");
+        // Decided once, whichever route asks again.
+        let again = crate::access::http::decide(
+            st,
+            &tina,
+            "er_two",
+            crate::access::Verdict::Approve,
+            Default::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            format!("{again:?}").contains("no longer pending"),
+            "{again:?}"
+        );
+        let audit = actions(&st.db).await;
+        for (a, t, o) in [
+            ("epm-decide", "er_one", "approved"),
+            ("access-approve", "er_one", "approved"),
+            ("epm-decide", "er_two", "denied"),
+            ("access-deny", "er_two", "denied"),
+        ] {
+            assert!(
+                audit.contains(&(a.into(), t.into(), o.into())),
+                "{engine}: {a} {t} {o}: {audit:?}"
+            );
+        }
+
+        // The caller stopped waiting: both rows expire, audited.
+        let three = crate::access::get(&mut st.db.conn().await.unwrap(), "er_three")
+            .await
+            .unwrap()
+            .unwrap();
+        store::expire_requests(&st.db, three.expires_at.unwrap() - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store::request(&st.db, "er_three")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "pending"
+        );
+        store::expire_requests(&st.db, three.expires_at.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            store::request(&st.db, "er_three")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "expired"
+        );
+        let three = crate::access::get(&mut st.db.conn().await.unwrap(), "er_three")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(three.state, "expired", "{engine}");
+        assert!(actions(&st.db).await.contains(&(
+            "access-expire".into(),
+            "er_three".into(),
+            "expired-pending".into()
+        )));
+        // The list shows elevations with the requests of their kind.
+        let listed = crate::access::list(&st.db, None).await.unwrap();
+        assert_eq!(
+            listed.iter().filter(|r| r.is_elevation()).count(),
+            3,
+            "{engine}"
+        );
+        assert!(agent.try_recv().is_err(), "{engine}: nothing else was sent");
+    }
+}
+
+fn decision(seq: u64, program: &str, action: &str, rule: &str, outcome: Outcome) -> EpmEvent {
+    event(
+        seq,
+        EpmEventKind::Decision {
+            user: "alice".into(),
+            uid: 1000,
+            program: program.into(),
+            sha256: "00".repeat(32),
+            args: vec![],
+            action: action.into(),
+            rule: rule.into(),
+            outcome,
+            reason: String::new(),
+            detail: String::new(),
+            exit_code: None,
+        },
+    )
+}
+
+/// A blocked launch is audited `epm-blocked` (the endpoint's user, the
+/// endpoint, the rule and program, under the group), at most once a minute
+/// per (endpoint, program, rule): the launches folded meanwhile are
+/// counted into the next entry. Other decisions write nothing.
+#[tokio::test]
+async fn blocked_launches_are_audited_at_most_once_a_minute_per_program_and_rule() {
+    for s in sites("epm_blocked").await {
+        let st = &s.st;
+        let engine = st.db.engine();
+        let ep = enroll(&st.db, "web-1", "lab", 3).await;
+        let batch = EpmEventBatch {
+            events: vec![
+                decision(1, "/usr/bin/whoami", "block", "no-whoami", Outcome::Denied),
+                decision(2, "/usr/bin/whoami", "block", "no-whoami", Outcome::Denied),
+                decision(3, "/usr/bin/whoami", "block", "no-whoami", Outcome::Denied),
+                decision(4, "/usr/bin/ls", "block", "", Outcome::Denied),
+                decision(5, "/usr/bin/id", "elevate", "ids", Outcome::Allowed),
+                decision(
+                    6,
+                    "/usr/bin/true",
+                    "elevate-with-reason",
+                    "r",
+                    Outcome::Denied,
+                ),
+            ],
+            dropped: 0,
+        };
+        ingest::store_batch(st, &ep.id, &batch).await.unwrap();
+        let got = entries(&st.db, "epm-blocked").await;
+        assert_eq!(got.len(), 2, "{engine}: {got:?}");
+        assert_eq!(
+            got[0],
+            (
+                "alice".to_owned(),
+                "web-1".to_owned(),
+                "blocked".to_owned(),
+                "rule=no-whoami count=1 program=/usr/bin/whoami".to_owned(),
+                r#"["lab"]"#.to_owned()
+            )
+        );
+        assert_eq!(got[1].3, "rule=(default) count=1 program=/usr/bin/ls");
+        // A minute later: the next one carries the two folded meanwhile.
+        let mut c = st.db.write_conn().await.unwrap();
+        sql!(c, |c| sqlx::query(
+            "UPDATE epm_blocked SET last_entry_at = last_entry_at - 61000"
+        )
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        drop(c);
+        let later = EpmEventBatch {
+            events: vec![
+                decision(7, "/usr/bin/whoami", "block", "no-whoami", Outcome::Denied),
+                decision(8, "/usr/bin/whoami", "block", "no-whoami", Outcome::Denied),
+            ],
+            dropped: 0,
+        };
+        ingest::store_batch(st, &ep.id, &later).await.unwrap();
+        let got = entries(&st.db, "epm-blocked").await;
+        assert_eq!(got.len(), 3, "{engine}: {got:?}");
+        assert!(
+            got[2].3.starts_with("rule=no-whoami count=3 since=")
+                && got[2].3.ends_with(" program=/usr/bin/whoami"),
+            "{}",
+            got[2].3
+        );
+    }
+}

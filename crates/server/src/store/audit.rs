@@ -154,6 +154,12 @@ pub(crate) enum AuditAction {
     EpmDecide,
     /// An offline code was given for an endpoint's challenge.
     EpmCode,
+    /// The policy blocked a launch on an endpoint (outcome `blocked`;
+    /// actor: the endpoint's user as reported; target: the endpoint;
+    /// detail `rule= count= [since=] program=`): at most one entry per
+    /// (endpoint, program, rule) a minute, `count` folding the launches
+    /// blocked since the previous one (`epm::ingest`).
+    EpmBlocked,
     // The Package Manager.
     /// A package was uploaded (name, version, sha256, publisher).
     PackageUpload,
@@ -176,7 +182,9 @@ pub(crate) enum AuditAction {
     SshKeyRemove,
     // Access requests (`access`): target = the request id; detail =
     // `request= requester= target= group= permissions= window=
-    // approvals=N/M [until=] reason=` (see `access::Request::detail`).
+    // approvals=N/M [until=] reason=` (see `access::Request::detail`); an
+    // elevation request's: `request= kind=elevation requester=USER@ENDPOINT
+    // target= group= rule= approvals=N/1 [expires=] program= reason=`.
     /// A technician asked for access (outcome `pending`).
     AccessRequest,
     /// An approver approved (outcome `pending`: more approvals needed;
@@ -303,6 +311,7 @@ impl AuditAction {
             Self::EpmKeyRotate => "epm-key-rotate",
             Self::EpmDecide => "epm-decide",
             Self::EpmCode => "epm-code",
+            Self::EpmBlocked => "epm-blocked",
             Self::PackageUpload => "package-upload",
             Self::PackageDelete => "package-delete",
             Self::PackageAssign => "package-assign",
@@ -667,6 +676,7 @@ mod tests {
             (A::EpmKeyRotate, "epm-key-rotate"),
             (A::EpmDecide, "epm-decide"),
             (A::EpmCode, "epm-code"),
+            (A::EpmBlocked, "epm-blocked"),
             (A::PackageUpload, "package-upload"),
             (A::PackageDelete, "package-delete"),
             (A::PackageAssign, "package-assign"),

@@ -47,7 +47,8 @@ pub(crate) struct AddRule {
     #[arg(long = "to", value_name = "ADDRESS")]
     addresses: Vec<String>,
     /// The approvers of an access request's group (with
-    /// `--event access-request` and the other `access-*` events).
+    /// `--event access-request` and the other `access-*` events); for an
+    /// elevation request, the holders of `epm-approve` on its group.
     #[arg(long)]
     approvers: bool,
     /// One digest mail per window (`15m`, `1h`) instead of one per event.

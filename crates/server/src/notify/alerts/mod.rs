@@ -89,9 +89,18 @@ pub(crate) async fn take(tx: &mut WriteTx, entries: &[Entry], now: i64) -> Resul
             };
             if rule.recipients.approvers && entry.action.starts_with("access-") {
                 // This entry's approvers, besides the rule's fixed list:
-                // its group's approval setting, now.
+                // its group's approval setting, now; for an elevation
+                // request, the holders of `epm-approve` on its group.
                 let mut all: Vec<String> = serde_json::from_str(&to).unwrap_or_default();
-                for a in rules::approver_addresses(tx, &entry.group_names(), &entry.actor).await? {
+                let elevation = crate::access::kind_of(tx, &entry.target).await?.as_deref()
+                    == Some(crate::access::ELEVATION);
+                let approvers = if elevation {
+                    rules::elevation_approver_addresses(tx, &entry.group_names(), &entry.actor)
+                        .await?
+                } else {
+                    rules::approver_addresses(tx, &entry.group_names(), &entry.actor).await?
+                };
+                for a in approvers {
                     if !all.iter().any(|o| o.eq_ignore_ascii_case(&a)) {
                         all.push(a);
                     }

@@ -533,6 +533,43 @@ pub(crate) async fn approver_addresses(
     Ok(out)
 }
 
+/// The mail addresses of the users who may decide an elevation request
+/// on `groups`: those whose role holds `epm-approve` and whose groups
+/// include one of them, except `actor` (the approver who just acted; an
+/// elevation's requester is no console user, so nobody else is left out).
+pub(crate) async fn elevation_approver_addresses(
+    e: &mut impl Exec,
+    groups: &[String],
+    actor: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String, Option<String>, String, Option<String>)> = sql!(e, |c| {
+        sqlx::query_as(
+            "SELECT u.username, u.email, u.groups, r.permissions
+               FROM users u LEFT JOIN roles r ON r.name = u.role
+              WHERE u.email IS NOT NULL ORDER BY u.username",
+        )
+        .fetch_all(&mut *c)
+        .await
+    })?;
+    let mut out: Vec<String> = Vec::new();
+    for (name, email, user_groups, permissions) in rows {
+        let Some(email) = email else { continue };
+        let holds = permissions
+            .as_deref()
+            .map(crate::rbac::store::stored_permissions)
+            .is_some_and(|p| p.contains(&crate::rbac::Permission::EpmApprove));
+        let list: Vec<String> = serde_json::from_str(&user_groups).unwrap_or_default();
+        let scope = crate::rbac::Groups::from_list(&list);
+        if name == actor || !holds || !groups.iter().any(|g| scope.contains(g)) {
+            continue;
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&email)) {
+            out.push(email);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
