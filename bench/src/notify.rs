@@ -7,9 +7,13 @@
 //!   delay from the API's answer to its arrival (p50/p99);
 //! - the same with a second subscription, to a dead receiver (accepts the
 //!   connection and never answers), getting every event too: the delay it
-//!   adds to the fast one (target: none).
+//!   adds to the fast one (target: none);
+//! - the fast receiver again, answering `Connection: close` each time (a
+//!   new connection per delivery, as before the workers kept theirs): what
+//!   keep-alive saves. Each phase says how many connections it took.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,59 +27,70 @@ use super::{Bins, PASSWORD, start_site, stop};
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// A receiver answering 204 to each request; records each body's
-/// `target` with its arrival time.
-async fn fast_receiver() -> Result<(String, Arrivals)> {
+/// A receiver answering 204 to each request (keeping the connection open,
+/// or closing it after each answer when `close`); records each body's
+/// `target` with its arrival time, and counts connections.
+async fn fast_receiver(close: bool) -> Result<(String, Arrivals, Arc<AtomicUsize>)> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", l.local_addr()?);
     let got: Arrivals = Arc::default();
-    let g = Arc::clone(&got);
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (g, n) = (Arc::clone(&got), Arc::clone(&conns));
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
+            n.fetch_add(1, Ordering::Relaxed);
             let g = Arc::clone(&g);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head_end, len) = loop {
-                    let Ok(n) = s.read(&mut chunk).await else {
-                        return;
+                loop {
+                    let mut chunk = [0u8; 8192];
+                    let (head_end, len) = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (i + 4, len);
+                        }
+                        let Ok(n) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
                     };
-                    if n == 0 {
-                        return;
+                    while buf.len() < head_end + len {
+                        let Ok(n) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
                     }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (i + 4, len);
+                    let at = Instant::now();
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or_default();
+                    if let Some(t) = body["target"].as_str() {
+                        g.lock().unwrap().insert(t.to_owned(), at);
                     }
-                };
-                while buf.len() < head_end + len {
-                    let Ok(n) = s.read(&mut chunk).await else {
-                        return;
+                    buf.drain(..head_end + len);
+                    let answer: &[u8] = if close {
+                        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 204 No Content\r\n\r\n"
                     };
-                    if n == 0 {
+                    if s.write_all(answer).await.is_err() || close {
                         return;
                     }
-                    buf.extend_from_slice(&chunk[..n]);
                 }
-                let at = Instant::now();
-                let body: serde_json::Value =
-                    serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or_default();
-                if let Some(t) = body["target"].as_str() {
-                    g.lock().unwrap().insert(t.to_owned(), at);
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                    .await;
             });
         }
     });
-    Ok((url, got))
+    Ok((url, got, conns))
 }
 
 /// A receiver that accepts connections and never answers.
@@ -192,21 +207,34 @@ async fn measure(site: &super::Site, events: usize) -> Result<()> {
     let anon = jumpgate_client::Client::new(url, &Trust::Pinned(fp), None)?;
     let login = anon.login("operator", PASSWORD, None).await?;
     let client = anon.with_token(login.token);
-    let (fast, got) = fast_receiver().await?;
-    let add = |url: String| jumpgate_api_types::webhooks::NewWebhook {
+    let (fast, got, conns) = fast_receiver(false).await?;
+    let add = |url: String, name: &str| jumpgate_api_types::webhooks::NewWebhook {
         url,
+        name: Some(name.to_owned()),
         events: vec!["group-create".into()],
         ..Default::default()
     };
     client
-        .webhook_add(&add(fast))
+        .webhook_add(&add(fast, "fast"))
         .await
         .context("adding the fast subscription")?;
     // Warm-up.
     phase(&client, &got, "warm", 50, "warm-up").await?;
-    let (r1, a50, a99) = phase(&client, &got, "alone", events, "fast receiver alone").await?;
+    let before = conns.load(Ordering::Relaxed);
+    let (r1, a50, a99) = phase(
+        &client,
+        &got,
+        "alone",
+        events,
+        "fast receiver alone (keep-alive)",
+    )
+    .await?;
+    println!(
+        "    connections: {}",
+        conns.load(Ordering::Relaxed) - before
+    );
     client
-        .webhook_add(&add(dead_receiver().await?))
+        .webhook_add(&add(dead_receiver().await?, "dead"))
         .await
         .context("adding the dead subscription")?;
     let (r2, b50, b99) = phase(
@@ -222,6 +250,38 @@ async fn measure(site: &super::Site, events: usize) -> Result<()> {
         (r2 / r1 - 1.0) * 100.0,
         (b50.as_secs_f64() - a50.as_secs_f64()) * 1e3,
         (b99.as_secs_f64() - a99.as_secs_f64()) * 1e3
+    );
+    // A new connection per delivery: the receiver closes each one.
+    for s in ["fast", "dead"] {
+        client
+            .webhook_remove(s)
+            .await
+            .context("removing a subscription")?;
+    }
+    let (closing, got, conns) = fast_receiver(true).await?;
+    client
+        .webhook_add(&add(closing, "closing"))
+        .await
+        .context("adding the closing subscription")?;
+    phase(&client, &got, "warm2", 50, "warm-up (Connection: close)").await?;
+    let before = conns.load(Ordering::Relaxed);
+    let (r3, c50, c99) = phase(
+        &client,
+        &got,
+        "close",
+        events,
+        "fast receiver alone, a connection per event",
+    )
+    .await?;
+    println!(
+        "    connections: {}",
+        conns.load(Ordering::Relaxed) - before
+    );
+    println!(
+        "  keep-alive against a connection per event: rate x{:.2}, delay p50 {:+.1} ms, p99 {:+.1} ms",
+        r1 / r3,
+        (a50.as_secs_f64() - c50.as_secs_f64()) * 1e3,
+        (a99.as_secs_f64() - c99.as_secs_f64()) * 1e3
     );
     Ok(())
 }

@@ -19,6 +19,10 @@ pub struct AlertRule {
     /// Only entries with this outcome (`denied`, `failed`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// Only entries concerning one of these endpoint groups (the entry's
+    /// groups, as `jg audit` shows them); empty: any entry.
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Users whose email gets the mail.
     #[serde(default)]
     pub users: Vec<String>,
@@ -60,6 +64,10 @@ pub struct NewAlertRule {
     pub events: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// Only entries concerning one of these endpoint groups (existing
+    /// groups; empty: any entry; site-wide entries concern none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     #[serde(default)]
     pub users: Vec<String>,
     #[serde(default)]

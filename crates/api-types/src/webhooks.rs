@@ -24,6 +24,10 @@ pub struct Webhook {
     /// Whether the subscription trusts its own CA (else the system's roots).
     #[serde(default)]
     pub custom_ca: bool,
+    /// Whether deliveries carry an `Authorization` header (its value is
+    /// never shown back).
+    #[serde(default)]
+    pub auth_header: bool,
     /// How long a delivery is retried before it is dead.
     pub retry_for_secs: u64,
     pub created_at: String,
@@ -36,8 +40,9 @@ pub struct Webhook {
     pub dead: u64,
 }
 
-/// `POST /api/v1/webhooks`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /api/v1/webhooks`. Its `Debug` leaves out the `Authorization`
+/// header's value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// Default: `wh-` and random characters.
@@ -60,9 +65,32 @@ pub struct NewWebhook {
     /// CA certificate(s), PEM, the receiver's chain must lead to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
+    /// The `Authorization` header value sent with each delivery (`Bearer
+    /// …`, `Basic …`): stored sealed like the signing secret, never shown
+    /// back nor logged. At most 4096 visible ASCII characters and spaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_header: Option<String>,
     /// Default: 86400 (24 hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_for_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for NewWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("groups", &self.groups)
+            .field("format", &self.format)
+            .field("jira_project", &self.jira_project)
+            .field("jira_issue_type", &self.jira_issue_type)
+            .field("servicenow_category", &self.servicenow_category)
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("auth_header", &self.auth_header.as_ref().map(|_| "(set)"))
+            .field("retry_for_secs", &self.retry_for_secs)
+            .finish()
+    }
 }
 
 /// The answer to `add` and `rotate-secret`: the secret, shown once.

@@ -308,6 +308,10 @@ pub struct RawRetention {
     /// Days ended support sessions (chat, rights, participants) are kept;
     /// unset follows `recordings_days`.
     pub support_days: Option<u32>,
+    /// Days delivered webhook deliveries stay listed before they are
+    /// removed (dead ones stay until replayed or their subscription is
+    /// removed); default 7.
+    pub webhook_deliveries_days: Option<u32>,
 }
 
 impl RawConfig {
@@ -366,6 +370,10 @@ impl RawConfig {
                     .or(self.retention.recordings_days),
                 audit_days: other.retention.audit_days.or(self.retention.audit_days),
                 support_days: other.retention.support_days.or(self.retention.support_days),
+                webhook_deliveries_days: other
+                    .retention
+                    .webhook_deliveries_days
+                    .or(self.retention.webhook_deliveries_days),
             },
             keys: RawKeys {
                 rotate_every: other.keys.rotate_every.or(self.keys.rotate_every),
@@ -514,6 +522,8 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     /// How long ended support sessions are kept (`None`: as recordings).
     pub support_retention: Option<Duration>,
+    /// How long delivered webhook deliveries are kept (default 7 days).
+    pub webhook_delivery_retention: Duration,
     pub keys: KeysConfig,
     /// How long a deleted vault secret stays recoverable (7 to 90 days);
     /// `None`: what the site already uses, 90 days for a new site.
@@ -810,6 +820,11 @@ impl Config {
         let recording_retention = days("retention.recordings_days", raw.retention.recordings_days)?;
         let audit_retention = days("retention.audit_days", raw.retention.audit_days)?;
         let support_retention = days("retention.support_days", raw.retention.support_days)?;
+        let webhook_delivery_retention = days(
+            "retention.webhook_deliveries_days",
+            raw.retention.webhook_deliveries_days,
+        )?
+        .unwrap_or(Duration::from_secs(7 * 86_400));
         let rotate_every = match raw.keys.rotate_every.as_deref() {
             Some("never") => None,
             other => {
@@ -896,6 +911,7 @@ impl Config {
             recording_retention,
             audit_retention,
             support_retention,
+            webhook_delivery_retention,
             keys: KeysConfig {
                 rotate_every,
                 sweep_batch,

@@ -1,6 +1,8 @@
 //! Background upkeep: the audit chain's head is anchored outside the
 //! database every few seconds, retention removes recordings and audit
-//! entries older than the site keeps them, hourly, and deleted vault
+//! entries older than the site keeps them, and delivered webhook
+//! deliveries older than `[retention] webhook_deliveries_days`, hourly, and
+//! deleted vault
 //! secrets whose retention ended are purged every minute, and support
 //! sessions get their upkeep every minute ([`crate::support::upkeep`]),
 //! the whole audit chain is verified every `[audit] verify_every` (a broken
@@ -29,6 +31,9 @@ const IDLE: Duration = Duration::from_secs(86_400);
 pub(crate) struct Expired {
     pub(crate) recordings: u64,
     pub(crate) audit_entries: u64,
+    /// Delivered webhook deliveries (not audited: a queue's history, not
+    /// a record; the audit entries they carried stay).
+    pub(crate) webhook_deliveries: u64,
 }
 
 /// Removes what is older than the configured retention, as of `now_ms`.
@@ -50,6 +55,8 @@ pub(crate) async fn sweep(
         let anchored = events::read_anchor(data_dir)?.map(|(id, _)| id);
         out.audit_entries = events::expire(db, now_ms - keep.as_millis() as i64, anchored).await?;
     }
+    let keep = config.webhook_delivery_retention.as_millis() as i64;
+    out.webhook_deliveries = crate::notify::webhooks::expire_delivered(db, now_ms - keep).await?;
     Ok(out)
 }
 
@@ -124,6 +131,7 @@ pub(crate) async fn run(st: AppState) {
                         Ok(x) if x != Expired::default() => tracing::info!(
                             recordings = x.recordings,
                             audit_entries = x.audit_entries,
+                            webhook_deliveries = x.webhook_deliveries,
                             "retention removed expired data"
                         ),
                         Ok(_) => {}

@@ -1,7 +1,9 @@
-//! The gateway's outbound HTTP client: hyper over tokio-rustls, one
-//! request per connection. Shared by the analytics OpenSearch writer and
-//! reader (`analytics::opensearch`) and webhook deliveries
-//! (`notify::webhooks`), so the gateway has one HTTP stack.
+//! The gateway's outbound HTTP client: hyper (HTTP/1.1) over tokio-rustls.
+//! Shared by the analytics OpenSearch writer and reader
+//! (`analytics::opensearch`, one request per connection: [`Endpoint::call`])
+//! and webhook deliveries (`notify::webhooks`, each subscription's worker
+//! keeps its connection open between deliveries: [`Endpoint::call_kept`]),
+//! so the gateway has one HTTP stack.
 //!
 //! Trust is the system's roots, a pinned certificate fingerprint, or a CA
 //! given as PEM (a webhook subscription's own CA).
@@ -19,6 +21,37 @@ use tokio::net::TcpStream;
 
 /// Largest answer read.
 const MAX_ANSWER: usize = 64 << 20;
+/// A kept connection unused this long is closed rather than used again
+/// (receivers close idle connections after a while; most wait longer).
+pub(crate) const KEEP_IDLE: Duration = Duration::from_secs(30);
+
+/// An open HTTP/1.1 connection to one endpoint, kept between requests
+/// (keep-alive). Dropping it closes it.
+pub(crate) struct Conn {
+    tx: hyper::client::conn::http1::SendRequest<axum::body::Body>,
+    driver: tokio::task::JoinHandle<()>,
+    used: std::time::Instant,
+}
+
+impl Conn {
+    /// Whether it sat unused longer than [`KEEP_IDLE`] or the other side
+    /// closed it.
+    pub(crate) fn stale(&self) -> bool {
+        self.used.elapsed() >= KEEP_IDLE || self.tx.is_closed()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("used", &self.used).finish()
+    }
+}
 
 /// Whose certificates an `https` endpoint must present.
 pub(crate) enum TrustSpec<'a> {
@@ -170,22 +203,65 @@ impl Endpoint {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<(u16, Vec<u8>), String> {
-        tokio::time::timeout(timeout, self.call_inner(method, path, headers, body))
+        self.call_kept(&mut None, method, path, headers, body, timeout)
             .await
-            .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
     }
 
-    async fn call_inner(
+    /// One request like [`Self::call`], on the connection `kept` holds when
+    /// it is still open (and not stale), else on a new one; the connection
+    /// is left in `kept` for the next request when the exchange completed
+    /// (whatever its status), and closed on any error or timeout. A kept
+    /// connection that fails before an answer came (the receiver closed it
+    /// meanwhile) is replaced by a new one for this request, once.
+    ///
+    /// # Errors
+    /// Unreachable, TLS refused, no answer in time (a message for people).
+    pub(crate) async fn call_kept(
+        &self,
+        kept: &mut Option<Conn>,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let reuse = kept.take().filter(|c| !c.stale());
+        let work = async {
+            if let Some(mut c) = reuse {
+                let req = self.request(method.clone(), path, headers, body.clone())?;
+                if c.tx.ready().await.is_ok() {
+                    match exchange(&mut c.tx, req).await {
+                        Ok(answer) => {
+                            c.used = std::time::Instant::now();
+                            return Ok((answer, Some(c)));
+                        }
+                        // An answer that came and was bad: no second try.
+                        Err((e, true)) => return Err(e),
+                        // Closed before answering: a new connection.
+                        Err((_, false)) => {}
+                    }
+                }
+            }
+            let mut c = self.connect().await?;
+            let req = self.request(method, path, headers, body)?;
+            let answer = exchange(&mut c.tx, req).await.map_err(|(e, _)| e)?;
+            c.used = std::time::Instant::now();
+            Ok((answer, Some(c)))
+        };
+        let (answer, conn) = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| format!("no answer within {}s", timeout.as_secs()))??;
+        *kept = conn;
+        Ok(answer)
+    }
+
+    fn request(
         &self,
         method: Method,
         path: &str,
         headers: &[(HeaderName, HeaderValue)],
         body: Vec<u8>,
-    ) -> Result<(u16, Vec<u8>), String> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
+    ) -> Result<http::Request<axum::body::Body>, String> {
         let host = if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -203,9 +279,16 @@ impl Endpoint {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req
-            .body(axum::body::Body::from(body))
+        req.body(axum::body::Body::from(body))
+            .map_err(|e| e.to_string())
+    }
+
+    /// A new connection (TCP, TLS when `https`, the HTTP/1.1 handshake).
+    async fn connect(&self) -> Result<Conn, String> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
             .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
         match &self.tls {
             Some(cfg) => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
@@ -216,48 +299,172 @@ impl Endpoint {
                     .map_err(|e| {
                         jumpgate_net::tls::explain(&e).unwrap_or_else(|| format!("TLS: {e}"))
                     })?;
-                send(s, req).await
+                handshake(s).await
             }
-            None => send(tcp, req).await,
+            None => handshake(tcp).await,
         }
     }
 }
 
-async fn send<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
+) -> Result<Conn, String> {
+    let (tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Conn {
+        tx,
+        driver,
+        used: std::time::Instant::now(),
+    })
+}
+
+/// Sends `req` and reads the whole answer: (status, body). An error says
+/// whether an answer had begun (`true`: not worth sending again).
+async fn exchange(
+    tx: &mut hyper::client::conn::http1::SendRequest<axum::body::Body>,
     req: http::Request<axum::body::Body>,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<(u16, Vec<u8>), (String, bool)> {
     use http_body::Body as _;
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let answer = async {
-        let resp = tx.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        let mut out = Vec::new();
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
-            let frame = frame.map_err(|e| e.to_string())?;
-            if let Ok(data) = frame.into_data() {
-                out.extend_from_slice(&data);
-                if out.len() > MAX_ANSWER {
-                    return Err("answer too large".to_owned());
-                }
+    let resp = tx
+        .send_request(req)
+        .await
+        .map_err(|e| (e.to_string(), false))?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| (e.to_string(), true))?;
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() > MAX_ANSWER {
+                return Err(("answer too large".to_owned(), true));
             }
         }
-        Ok((status, out))
     }
-    .await;
-    driver.abort();
-    answer
+    Ok((status, out))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use http::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::{Endpoint, PlainHttp, TrustSpec};
+
+    /// How a test server ends each exchange.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Then {
+        /// Keeps the connection for the next request.
+        Keep,
+        /// Answers `Connection: close` and closes.
+        SaysClose,
+        /// Closes without saying so (an idle timeout on its side).
+        Drops,
+    }
+
+    /// An HTTP/1.1 server on loopback answering 200 `n` (the request's
+    /// number) to POSTs with a body; counts connections.
+    async fn server(then: Then) -> (String, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (n, served) = (Arc::clone(&conns), Arc::new(AtomicUsize::new(0)));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                n.fetch_add(1, Ordering::SeqCst);
+                let served = Arc::clone(&served);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < end + 4 + len {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        }
+                        buf.drain(..end + 4 + len);
+                        let body = (served.fetch_add(1, Ordering::SeqCst) + 1).to_string();
+                        let close = if then == Then::SaysClose {
+                            "Connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\n{close}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(answer.as_bytes()).await.is_err() || then != Then::Keep {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, conns)
+    }
+
+    /// Requests in a row share one connection while the server keeps it;
+    /// a server that closes (saying so or not) gets a new one each time,
+    /// and no request fails for it.
+    #[tokio::test]
+    async fn a_kept_connection_is_reused_and_replaced_when_closed() {
+        for (then, want) in [(Then::Keep, 1), (Then::SaysClose, 3), (Then::Drops, 3)] {
+            let (url, conns) = server(then).await;
+            let ep = Endpoint::parse(&url, &TrustSpec::System, PlainHttp::LoopbackOnly).unwrap();
+            let mut kept = None;
+            for i in 1..=3 {
+                if then == Then::Drops {
+                    // Let the server's close arrive, or not: both are fine.
+                    tokio::time::sleep(Duration::from_millis(20 * (i % 2))).await;
+                }
+                let (status, body) = ep
+                    .call_kept(
+                        &mut kept,
+                        Method::POST,
+                        "",
+                        &[],
+                        b"{}".to_vec(),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!((status, body), (200, i.to_string().into_bytes()));
+            }
+            assert_eq!(conns.load(Ordering::SeqCst), want);
+            // The one-shot call never keeps one.
+            ep.call(
+                Method::POST,
+                "",
+                &[],
+                b"{}".to_vec(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!(conns.load(Ordering::SeqCst), want + 1);
+        }
+    }
 
     #[test]
     fn plain_http_only_to_loopback_when_asked() {

@@ -61,8 +61,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 24);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 24);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 27);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 27);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -94,7 +94,10 @@ mod tests {
                 "ssh",
                 "rbac,alerts",
                 "webhooks",
-                "epm,access"
+                "epm,access",
+                "targets",
+                "alerts,webhooks",
+                "agents"
             ]
         );
     }

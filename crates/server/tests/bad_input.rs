@@ -1265,6 +1265,14 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                         "/api/v1/alert-rules",
                         r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"x":1}"#,
                     ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"groups":["no-such-group"]}"#,
+                    ),
+                    json(
+                        "/api/v1/alert-rules",
+                        r#"{"name":"r","events":["lockout"],"addresses":["a@example.com"],"groups":["bad name!"]}"#,
+                    ),
                 ],
             ),
         ),
@@ -1313,6 +1321,18 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     json(
                         "/api/v1/webhooks",
                         r#"{"url":"https://r.example/h","events":["all"],"name":"bad name!"}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"auth_header":"Bearer a\nb"}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"auth_header":" "}"#,
+                    ),
+                    json(
+                        "/api/v1/webhooks",
+                        r#"{"url":"https://r.example/h","events":["all"],"groups":["no-such-group"]}"#,
                     ),
                 ],
             ),

@@ -20,6 +20,8 @@ struct Got {
     event_id: String,
     delivery: String,
     signature: String,
+    /// The `Authorization` header ('' when none).
+    authorization: String,
     body: Vec<u8>,
     /// Whether the receiver answered 2xx.
     accepted: bool,
@@ -42,6 +44,8 @@ struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Got>>>,
     how: Arc<Behaviour>,
+    /// Connections accepted.
+    conns: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -50,12 +54,14 @@ impl Receiver {
         let addr = listener.local_addr().unwrap();
         let got: Arc<Mutex<Vec<Got>>> = Arc::default();
         let how = Arc::new(how);
-        let (g, h) = (Arc::clone(&got), Arc::clone(&how));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (g, h, n) = (Arc::clone(&got), Arc::clone(&how), Arc::clone(&conns));
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                n.fetch_add(1, Ordering::SeqCst);
                 let (g, h, tls) = (Arc::clone(&g), Arc::clone(&h), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -68,10 +74,11 @@ impl Receiver {
                                     .unwrap_or("")
                                     .to_owned()
                             };
-                            let (event_id, delivery, signature) = (
+                            let (event_id, delivery, signature, authorization) = (
                                 header("jumpgate-event-id"),
                                 header("jumpgate-delivery"),
                                 header("jumpgate-signature"),
+                                header("authorization"),
                             );
                             let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
                             if h.hang.load(Ordering::SeqCst) {
@@ -79,6 +86,7 @@ impl Receiver {
                                     event_id: event_id.clone(),
                                     delivery: delivery.clone(),
                                     signature: signature.clone(),
+                                    authorization: authorization.clone(),
                                     body: body.clone(),
                                     accepted: false,
                                 });
@@ -94,6 +102,7 @@ impl Receiver {
                                 event_id,
                                 delivery,
                                 signature,
+                                authorization,
                                 body,
                                 accepted: !fail,
                             });
@@ -120,7 +129,12 @@ impl Receiver {
                 });
             }
         });
-        Self { addr, got, how }
+        Self {
+            addr,
+            got,
+            how,
+            conns,
+        }
     }
 
     fn url(&self, scheme: &str) -> String {
@@ -303,6 +317,125 @@ async fn a_failing_receiver_gets_every_event_once_in_order_across_a_restart() {
         !audit.contains(&secret),
         "the secret is never in the audit log"
     );
+}
+
+/// A subscription with an `Authorization` header (from a file, sealed,
+/// never shown back nor logged) and two groups (`--group`, repeated): only
+/// entries about those groups go (another group's, the negative, next to
+/// theirs, the positive control), each with the header, all on one kept
+/// connection; the header survives a secret rotation. A header value that
+/// is not one is refused naming the option, without repeating it.
+#[tokio::test]
+async fn authorization_header_groups_and_one_kept_connection() {
+    const TOKEN: &str = "Bearer tok-Secret-9QzLm4";
+    let site = Site::start().await;
+    for g in ["ka-1", "ka-2", "ka-3"] {
+        ok(&site.jg(&["admin", "groups", "create", g]).await);
+    }
+    let rx = Receiver::start(Behaviour::default(), None).await;
+    let bad = site.dir.path().join("bad-auth");
+    std::fs::write(&bad, "Bearer two\nlines-Hidden7\n").unwrap();
+    let out = fails(
+        &site
+            .jg(&[
+                "admin",
+                "webhooks",
+                "add",
+                &rx.url("http"),
+                "--events",
+                "group-update",
+                "--auth-header-file",
+                bad.to_str().unwrap(),
+            ])
+            .await,
+    );
+    assert!(
+        out.contains("--auth-header-file") && !out.contains("Hidden7"),
+        "{out}"
+    );
+    let file = site.dir.path().join("auth");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let (sub, secret) = subscribe(
+        &site,
+        &rx.url("http"),
+        &[
+            "--events",
+            "group-update",
+            "--group",
+            "ka-1",
+            "--group",
+            "ka-3",
+            "--auth-header-file",
+            file.to_str().unwrap(),
+            "--name",
+            "itsm",
+        ],
+    )
+    .await;
+    let list = ok(&site.jg(&["admin", "webhooks", "list", "--json"]).await);
+    let listed: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(listed[0]["auth_header"], true, "{listed}");
+    assert_eq!(listed[0]["groups"], serde_json::json!(["ka-1", "ka-3"]));
+    for (i, g) in ["ka-1", "ka-2", "ka-3", "ka-1"].iter().enumerate() {
+        let d = format!("change {i}");
+        ok(&site
+            .jg(&["admin", "groups", "update", g, "--description", &d])
+            .await);
+    }
+    wait_for("three events", || rx.accepted().len() >= 3).await;
+    // Another event after them: ka-2's would have come before it.
+    ok(&site
+        .jg(&["admin", "groups", "update", "ka-3", "--description", "last"])
+        .await);
+    wait_for("the fourth event", || rx.accepted().len() >= 4).await;
+    let targets: Vec<String> = rx
+        .accepted()
+        .iter()
+        .map(|g| {
+            serde_json::from_slice::<Value>(&g.body).unwrap()["target"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(targets, ["ka-1", "ka-3", "ka-1", "ka-3"], "not ka-2");
+    for g in rx.got() {
+        assert_eq!(g.authorization, TOKEN, "{g:?}");
+        assert!(signature_valid(&secret, &g.signature, &g.body));
+    }
+    assert_eq!(
+        rx.conns.load(Ordering::SeqCst),
+        1,
+        "every delivery on one kept connection"
+    );
+    // A new secret: the header still goes (sealed again with it).
+    let v: Value = serde_json::from_str(&ok(&site
+        .jg(&["admin", "webhooks", "rotate-secret", &sub, "--json"])
+        .await))
+    .unwrap();
+    let new_secret = v["secret"].as_str().unwrap().to_owned();
+    ok(&site
+        .jg(&[
+            "admin",
+            "groups",
+            "update",
+            "ka-1",
+            "--description",
+            "rotated",
+        ])
+        .await);
+    wait_for("the event after rotation", || rx.accepted().len() >= 5).await;
+    let last = &rx.accepted()[4];
+    assert_eq!(last.authorization, TOKEN);
+    assert!(signature_valid(&new_secret, &last.signature, &last.body));
+    // Never shown back, never logged, never in the audit log (which says
+    // that there is one).
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(audit.contains("authorization=set"), "{audit}");
+    let human = ok(&site.jg(&["admin", "webhooks", "list"]).await);
+    let shown = format!("{list}{human}{audit}{}", site.gateway.stderr.text());
+    assert!(shown.contains("itsm"), "positive control");
+    assert!(!shown.contains("tok-Secret"), "the header's value leaked");
 }
 
 /// A delivery whose retry period ends is dead; the next one goes; replay

@@ -66,6 +66,10 @@ fn flags_win_over_the_file() {
         Some(Duration::from_secs(180 * 86_400))
     );
     assert_eq!(
+        cfg.webhook_delivery_retention,
+        Duration::from_secs(14 * 86_400)
+    );
+    assert_eq!(
         cfg.listen_address_file.as_deref(),
         Some(Path::new("/run/jumpgate/listen-address"))
     );
@@ -84,6 +88,10 @@ fn defaults_need_only_a_data_dir() {
     assert_eq!(cfg.hostname, "localhost");
     assert_eq!(cfg.endpoint_offline_after, Some(Duration::from_secs(900)));
     assert_eq!(cfg.audit_verify_every, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        cfg.webhook_delivery_retention,
+        Duration::from_secs(7 * 86_400)
+    );
     let err = Config::validate(RawConfig::default()).unwrap_err();
     assert!(err.to_string().contains("data_dir"));
 }

@@ -52,6 +52,19 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long a round's lease is asked for.
 const LEASE_TTL: Duration = Duration::from_secs(15);
+/// First wait before a failed send (a mail, a webhook delivery) is tried
+/// again, and the longest wait between two tries.
+pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// The wait before the next try of something sent (a mail, a webhook
+/// delivery) after `failures` failed tries: 1 s after the first, doubling
+/// (2 s, 4 s, …) up to 10 minutes. The consumers' workers share it, so
+/// mail and webhooks retry on the same schedule (docs/webhooks.md).
+pub(crate) fn retry_after(failures: i64) -> Duration {
+    let exp = u32::try_from(failures.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    (RETRY_FIRST * (1u32 << exp)).min(RETRY_MAX)
+}
 
 /// What a consumer's `take` returns.
 pub(crate) type TakeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;

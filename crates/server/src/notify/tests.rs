@@ -138,3 +138,12 @@ async fn the_reading_loop_takes_new_entries_and_stops() {
             .unwrap();
     }
 }
+
+/// Mail and webhooks retry on one schedule: 1 s, doubling, 10 min at most.
+#[test]
+fn retries_wait_a_second_doubling_to_ten_minutes() {
+    let got: Vec<u64> = (1..=12).map(|a| retry_after(a).as_secs()).collect();
+    assert_eq!(got, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+    assert_eq!(retry_after(0), Duration::from_secs(1));
+    assert_eq!(retry_after(i64::MAX), Duration::from_secs(600));
+}

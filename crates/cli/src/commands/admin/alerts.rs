@@ -37,6 +37,10 @@ pub(crate) struct AddRule {
     /// Only entries with this outcome (`denied`, `failed`, …).
     #[arg(long)]
     outcome: Option<String>,
+    /// Only entries concerning this endpoint group (a session on one of
+    /// its endpoints, …); repeat for several: an entry about one of them.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
     /// A user whose email gets the mail (repeat).
     #[arg(long = "user", value_name = "USER")]
     users: Vec<String>,
@@ -93,6 +97,7 @@ pub(crate) async fn run(client: &Client, cmd: AlertsCommand) -> anyhow::Result<(
                 name,
                 events,
                 outcome,
+                groups,
                 users,
                 roles,
                 addresses,
@@ -107,6 +112,7 @@ pub(crate) async fn run(client: &Client, cmd: AlertsCommand) -> anyhow::Result<(
                 name: name.clone(),
                 events,
                 outcome,
+                groups,
                 users,
                 roles,
                 addresses,
@@ -165,6 +171,11 @@ fn render(rules: &[AlertRule]) -> String {
                 r.name.clone(),
                 r.events.join(","),
                 r.outcome.clone().unwrap_or_else(|| "-".into()),
+                if r.groups.is_empty() {
+                    "any".into()
+                } else {
+                    r.groups.join(",")
+                },
                 to.join(","),
                 if r.mode == "digest" {
                     format!("digest {}s", r.digest_every_secs)
@@ -181,8 +192,8 @@ fn render(rules: &[AlertRule]) -> String {
         .collect();
     table::render(
         &[
-            "NAME", "EVENTS", "OUTCOME", "TO", "MODE", "LIMIT", "SENT", "WAITING", "LIMITED",
-            "DEAD",
+            "NAME", "EVENTS", "OUTCOME", "GROUPS", "TO", "MODE", "LIMIT", "SENT", "WAITING",
+            "LIMITED", "DEAD",
         ],
         &rows,
     )

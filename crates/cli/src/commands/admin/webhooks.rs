@@ -28,8 +28,14 @@ pub(crate) enum WebhooksCommand {
         /// (lockout,session-open:denied), or `all`.
         #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
         events: Vec<String>,
-        /// Only entries concerning one of these endpoint groups.
-        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        /// Only entries concerning this endpoint group; repeat (or
+        /// comma-separate) for several: an entry about one of them.
+        #[arg(
+            long = "group",
+            visible_alias = "groups",
+            value_name = "GROUP",
+            value_delimiter = ','
+        )]
         groups: Vec<String>,
         /// The subscription's name [default: wh- and random characters].
         #[arg(long)]
@@ -50,6 +56,11 @@ pub(crate) enum WebhooksCommand {
         /// (else the system's roots).
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// A file holding the `Authorization` header value sent with each
+        /// delivery (`Bearer …`, `Basic …`: a ServiceNow or Jira account).
+        /// Stored sealed, never shown back.
+        #[arg(long, value_name = "FILE")]
+        auth_header_file: Option<PathBuf>,
         /// How long a failing delivery is retried before it is dead
         /// (90s, 15m, 24h, 7d) [default: 24h].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -115,9 +126,22 @@ pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result
             jira_issue_type,
             servicenow_category,
             ca_file,
+            auth_header_file,
             retry_for,
             json,
         } => {
+            let auth_header = match auth_header_file {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading --auth-header-file {}", p.display()))?;
+                    let v = text.trim_end_matches(['\r', '\n']);
+                    if v.trim().is_empty() {
+                        anyhow::bail!("--auth-header-file {}: the file is empty", p.display());
+                    }
+                    Some(v.to_owned())
+                }
+                None => None,
+            };
             let ca_pem = match ca_file {
                 Some(p) => Some(
                     std::fs::read_to_string(&p)
@@ -135,6 +159,7 @@ pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result
                 jira_issue_type,
                 servicenow_category,
                 ca_pem,
+                auth_header,
                 retry_for_secs: retry_for,
             };
             let s = client
@@ -218,7 +243,11 @@ fn render(all: &[Webhook]) -> String {
             vec![
                 w.name.clone(),
                 w.url.clone(),
-                w.format.clone(),
+                if w.auth_header {
+                    format!("{} +authorization", w.format)
+                } else {
+                    w.format.clone()
+                },
                 list_cell(&w.events),
                 list_cell(&w.groups),
                 w.pending.to_string(),

@@ -65,6 +65,8 @@ pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) events: Vec<String>,
     pub(crate) outcome: Option<String>,
+    /// Endpoint groups an entry must concern (one of them); empty: any.
+    pub(crate) groups: Vec<String>,
     pub(crate) recipients: Recipients,
     /// 0: a mail per entry; else the digest window in seconds.
     pub(crate) digest_secs: i64,
@@ -91,11 +93,12 @@ type RuleRow = (
     String,
     String,
     i64,
+    String,
 );
 
 const SELECT_RULES: &str =
     "SELECT name, events, outcome, recipients, mode, digest_secs, max_per_hour,
-        tokens_milli, refilled_at, subject, body, created_by, created_at
+        tokens_milli, refilled_at, subject, body, created_by, created_at, groups
    FROM alert_rules ORDER BY name";
 
 fn from_row(r: RuleRow) -> Rule {
@@ -103,6 +106,7 @@ fn from_row(r: RuleRow) -> Rule {
         name: r.0,
         events: serde_json::from_str(&r.1).unwrap_or_default(),
         outcome: r.2,
+        groups: serde_json::from_str(&r.13).unwrap_or_default(),
         recipients: serde_json::from_str(&r.3).unwrap_or_default(),
         digest_secs: if r.4 == "digest" { r.5 } else { 0 },
         max_per_hour: r.6,
@@ -117,14 +121,18 @@ fn from_row(r: RuleRow) -> Rule {
 
 impl Rule {
     /// Whether `entry` calls for this rule's mail: its action is one of the
-    /// rule's events (`prefix*` matches a prefix) and, if the rule names
-    /// one, its outcome is that outcome.
+    /// rule's events (`prefix*` matches a prefix), if the rule names one,
+    /// its outcome is that outcome, and if the rule names groups, the entry
+    /// concerns one of them (site-wide entries concern none).
     pub(crate) fn matches(&self, entry: &Entry) -> bool {
         let action = self.events.iter().any(|e| match e.strip_suffix('*') {
             Some(prefix) => entry.action.starts_with(prefix),
             None => *e == entry.action,
         });
-        action && self.outcome.as_ref().is_none_or(|o| *o == entry.outcome)
+        action
+            && self.outcome.as_ref().is_none_or(|o| *o == entry.outcome)
+            && (self.groups.is_empty()
+                || entry.group_names().iter().any(|g| self.groups.contains(g)))
     }
 
     /// Takes a token from the bucket as of `now_ms` (refilled first);
@@ -158,6 +166,7 @@ impl Rule {
             name: self.name.clone(),
             events: self.events.clone(),
             outcome: self.outcome.clone(),
+            groups: self.groups.clone(),
             users: self.recipients.users.clone(),
             roles: self.recipients.roles.clone(),
             addresses: self.recipients.addresses.clone(),
@@ -221,6 +230,16 @@ fn validate(req: &api::NewAlertRule) -> Result<(), AlertError> {
         .is_some_and(|o| o.is_empty() || o.len() > 64)
     {
         return bad("outcome: 1 to 64 characters".into());
+    }
+    if req.groups.len() > MAX_RECIPIENTS {
+        return bad(format!("groups: at most {MAX_RECIPIENTS}"));
+    }
+    if let Some(g) = req
+        .groups
+        .iter()
+        .find(|g| crate::ids::validate_name("group", g).is_err())
+    {
+        return bad(format!("groups: `{g}` is not a group name"));
     }
     if req.users.is_empty() && req.roles.is_empty() && req.addresses.is_empty() && !req.approvers {
         return bad("recipients: at least one user, role, address or the approvers".into());
@@ -295,6 +314,11 @@ pub(crate) async fn add(
             return Err(AlertError::Invalid(format!("users: no user `{u}`")));
         }
     }
+    for g in &req.groups {
+        if !crate::agents::groups::exists(&mut tx, g).await? {
+            return Err(AlertError::Invalid(format!("groups: no group `{g}`")));
+        }
+    }
     for r in &req.roles {
         let n: i64 = sql!(tx, |c| sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM roles WHERE name = $1"
@@ -316,6 +340,12 @@ pub(crate) async fn add(
         name: req.name.clone(),
         events: req.events.clone(),
         outcome: req.outcome.clone(),
+        groups: {
+            let mut g = req.groups.clone();
+            g.sort();
+            g.dedup();
+            g
+        },
         recipients: Recipients {
             users: req.users.clone(),
             roles: req.roles.clone(),
@@ -339,11 +369,13 @@ pub(crate) async fn add(
     };
     let events = serde_json::to_string(&rule.events).unwrap_or_default();
     let recipients = serde_json::to_string(&rule.recipients).unwrap_or_default();
+    let groups = serde_json::to_string(&rule.groups).unwrap_or_else(|_| "[]".into());
     let mode = if digest_secs > 0 { "digest" } else { "each" };
     let inserted = sql!(tx, |c| sqlx::query(
         "INSERT INTO alert_rules (name, events, outcome, recipients, mode, digest_secs,
-             max_per_hour, tokens_milli, refilled_at, subject, body, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             max_per_hour, tokens_milli, refilled_at, subject, body, created_by, created_at,
+             groups)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (name) DO NOTHING"
     )
     .bind(&rule.name)
@@ -359,20 +391,27 @@ pub(crate) async fn add(
     .bind(&rule.body)
     .bind(&rule.created_by)
     .bind(rule.created_at)
+    .bind(&groups)
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
     if inserted == 0 {
         return Err(AlertError::NameTaken(rule.name));
     }
+    let mut detail = format!(
+        "events={} mode={mode} users={} roles={} addresses={} max_per_hour={max_per_hour}",
+        rule.events.join(","),
+        rule.recipients.users.len(),
+        rule.recipients.roles.len(),
+        rule.recipients.addresses.len(),
+    );
+    if !rule.groups.is_empty() {
+        detail.push_str(&format!(" groups={}", rule.groups.join(",")));
+    }
     tx.audit(
-        AuditEvent::new(actor, AuditAction::AlertRuleAdd, &rule.name).detail(format!(
-            "events={} mode={mode} users={} roles={} addresses={} max_per_hour={max_per_hour}",
-            rule.events.join(","),
-            rule.recipients.users.len(),
-            rule.recipients.roles.len(),
-            rule.recipients.addresses.len(),
-        )),
+        AuditEvent::new(actor, AuditAction::AlertRuleAdd, &rule.name)
+            .detail(detail)
+            .groups(&rule.groups),
     )
     .await?;
     tx.commit().await?;
@@ -579,6 +618,7 @@ mod tests {
             name: "r".into(),
             events: events.iter().map(|&e| e.to_owned()).collect(),
             outcome: outcome.map(str::to_owned),
+            groups: Vec::new(),
             recipients: Recipients::default(),
             digest_secs: 0,
             max_per_hour: per_hour,
@@ -613,6 +653,30 @@ mod tests {
         let r = rule(&["open-session:*"], Some("denied"), 1);
         assert!(r.matches(&entry("open-session:exec", "denied")));
         assert!(!r.matches(&entry("open-session:exec", "ok")));
+    }
+
+    #[test]
+    fn a_rule_with_groups_matches_only_entries_about_one_of_them() {
+        let mut r = rule(&["session-open:*"], None, 1);
+        r.groups = vec!["prod".into(), "pci".into()];
+        let about = |groups: Option<&str>| Entry {
+            groups: groups.map(str::to_owned),
+            ..entry("session-open:shell", "ok")
+        };
+        assert!(r.matches(&about(Some(r#"["pci"]"#))));
+        assert!(r.matches(&about(Some(r#"["web","prod"]"#))));
+        assert!(!r.matches(&about(Some(r#"["web"]"#))));
+        assert!(!r.matches(&about(Some("[]"))));
+        // A site-wide entry concerns no group.
+        assert!(!r.matches(&about(None)));
+        // The action still has to match.
+        assert!(!r.matches(&Entry {
+            groups: Some(r#"["prod"]"#.into()),
+            ..entry("login", "ok")
+        }));
+        // Without groups: any entry.
+        r.groups.clear();
+        assert!(r.matches(&about(None)));
     }
 
     #[test]
@@ -681,6 +745,13 @@ mod tests {
                     ..ok.clone()
                 },
                 "max_per_hour:",
+            ),
+            (
+                api::NewAlertRule {
+                    groups: vec!["not a group!".into()],
+                    ..ok.clone()
+                },
+                "groups:",
             ),
             (
                 api::NewAlertRule {

@@ -14,15 +14,18 @@
 //!   backoff (`attempts`, `due_at`) until `sent` or `dead`; `limited` rows
 //!   are what a rule's rate limit held back (kept for `jg admin alerts
 //!   list`, never sent). Recipients are resolved when the row is queued.
+//! - version 26: `alert_rules.groups` (JSON array of endpoint group names;
+//!   `[]`: any entry): the rule matches only entries concerning one of them.
 
 use crate::store::migrations::{DomainSchema, Part};
 
 /// `alerts`: mail alert rules and the mail queue.
 pub(crate) const ALERTS: DomainSchema = DomainSchema {
     domain: "alerts",
-    sqlite: &[Part {
-        version: 22,
-        sql: r"
+    sqlite: &[
+        Part {
+            version: 22,
+            sql: r"
     CREATE TABLE alert_rules (
         name            TEXT PRIMARY KEY,
         events          TEXT NOT NULL,
@@ -54,10 +57,18 @@ pub(crate) const ALERTS: DomainSchema = DomainSchema {
     );
     CREATE INDEX alert_mail_due ON alert_mail(state, due_at);
 ",
-    }],
-    postgres: &[Part {
-        version: 22,
-        sql: r"
+        },
+        Part {
+            version: 26,
+            sql: r"
+    ALTER TABLE alert_rules ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+",
+        },
+    ],
+    postgres: &[
+        Part {
+            version: 22,
+            sql: r"
     CREATE TABLE alert_rules (
         name            TEXT PRIMARY KEY,
         events          TEXT NOT NULL,
@@ -89,5 +100,12 @@ pub(crate) const ALERTS: DomainSchema = DomainSchema {
     );
     CREATE INDEX alert_mail_due ON alert_mail(state, due_at);
 ",
-    }],
+        },
+        Part {
+            version: 26,
+            sql: r"
+    ALTER TABLE alert_rules ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+",
+        },
+    ],
 };

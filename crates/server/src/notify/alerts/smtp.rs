@@ -1,7 +1,8 @@
 //! Sending alert mail: the `[smtp]` connection (`lettre` over rustls with
 //! aws-lc-rs; STARTTLS required, implicit TLS, or plain text to a loopback
 //! host only) and the worker that drains the mail queue (`alert_mail`)
-//! with backoff.
+//! with backoff ([`crate::notify::retry_after`]: 1 s doubling to 10 min,
+//! at most [`MAX_ATTEMPTS`] tries).
 //!
 //! The SMTP password is a vault secret read when the connection is first
 //! made (its read audited as `vault-read` by `(alerts)`) and again after
@@ -27,8 +28,6 @@ use crate::store::{Store, sql};
 pub(crate) const ACTOR: &str = "(alerts)";
 /// Retries of a mail before it is `dead`.
 const MAX_ATTEMPTS: i64 = 12;
-const BACKOFF_MIN_MS: i64 = 1000;
-const BACKOFF_MAX_MS: i64 = 600_000;
 /// How often the worker looks at the queue when nothing woke it.
 const POLL: Duration = Duration::from_secs(1);
 /// Mails sent per round.
@@ -211,7 +210,9 @@ pub(crate) async fn round(db: &Store, mailer: &Mailer) -> Result<(), sqlx::Error
             Err(e) => {
                 let attempts = attempts + 1;
                 let dead = attempts >= MAX_ATTEMPTS;
-                let wait = (BACKOFF_MIN_MS << attempts.min(20)).min(BACKOFF_MAX_MS);
+                // The schedule webhooks use too: 1 s, doubling, 10 min at most.
+                let wait = i64::try_from(crate::notify::retry_after(attempts).as_millis())
+                    .unwrap_or(i64::MAX);
                 if dead {
                     tracing::error!(mail = id, error = %e, "alert mail given up after its retries");
                 } else {

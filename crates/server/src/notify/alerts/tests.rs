@@ -3,6 +3,7 @@ use jumpgate_api_types::alerts::NewAlertRule;
 use super::rules::AlertError;
 use super::*;
 use crate::store::audit::{AuditAction, AuditEvent};
+use jumpgate_proto::session::SessionKind;
 
 async fn lockout(db: &Store, who: &str) {
     db.audit_now(
@@ -85,5 +86,63 @@ async fn entries_are_queued_per_rule_limited_and_digested() {
             rules::remove(&db, "each", "admin").await,
             Err(AlertError::NotFound(_))
         ));
+    }
+}
+
+/// A rule naming groups (stored, listed, and matched after a reload):
+/// only entries about one of them become mail; a group that does not
+/// exist is refused, naming the field.
+#[tokio::test]
+async fn a_rule_with_groups_queues_only_entries_about_them() {
+    for (db, _lite) in crate::store::tests::engines("alerts_groups").await {
+        let alerts = Alerts::default();
+        assert_eq!(crate::notify::take_once(&db, &alerts).await.unwrap(), 0);
+        {
+            let mut w = db.write().await.unwrap();
+            for g in ["pci", "web"] {
+                crate::agents::groups::ensure(&mut w, g, 0).await.unwrap();
+            }
+            w.commit().await.unwrap();
+        }
+        let req = NewAlertRule {
+            name: "sensitive".into(),
+            events: vec!["session-open:*".into()],
+            groups: vec!["pci".into()],
+            addresses: vec!["sec@example.com".into()],
+            ..Default::default()
+        };
+        let missing = rules::add(
+            &db,
+            &NewAlertRule {
+                groups: vec!["nope".into()],
+                ..req.clone()
+            },
+            "admin",
+        )
+        .await;
+        assert!(
+            matches!(&missing, Err(AlertError::Invalid(m)) if m == "groups: no group `nope`"),
+            "{missing:?}"
+        );
+        rules::add(&db, &req, "admin").await.unwrap();
+        let listed = rules::list(&db).await.unwrap();
+        assert_eq!(listed[0].0.dto(listed[0].1).groups, ["pci"]);
+        for (target, groups) in [("db-1", vec!["pci"]), ("www-1", vec!["web"]), ("x", vec![])] {
+            db.audit_now(
+                AuditEvent::new("lucy", AuditAction::SessionOpen(SessionKind::Shell), target)
+                    .groups(groups),
+            )
+            .await
+            .unwrap();
+        }
+        crate::notify::take_once(&db, &alerts).await.unwrap();
+        let q = queued(&mut db.conn().await.unwrap()).await.unwrap();
+        let subjects: Vec<&str> = q.iter().map(|r| r.2.as_str()).collect();
+        assert_eq!(
+            subjects,
+            ["[Jumpgate] session-open:shell: db-1 (ok)"],
+            "{}",
+            db.engine()
+        );
     }
 }

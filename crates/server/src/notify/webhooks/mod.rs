@@ -96,6 +96,9 @@ pub(crate) struct Subscription {
     pub(crate) ca_pem: Option<String>,
     wrapped_key: String,
     sealed: Vec<u8>,
+    /// The `Authorization` header's value, sealed under the same data key
+    /// as the secret (its own AAD); `None`: no such header.
+    auth_sealed: Option<Vec<u8>>,
     pub(crate) retry_secs: i64,
     pub(crate) after_id: i64,
     created_at: i64,
@@ -116,7 +119,11 @@ type SubRow = (
     i64,
     i64,
     String,
+    Option<Vec<u8>>,
 );
+
+/// Longest `Authorization` header value accepted.
+const MAX_AUTH_HEADER: usize = 4096;
 
 impl Subscription {
     fn from_row(r: SubRow) -> Self {
@@ -135,6 +142,7 @@ impl Subscription {
             after_id: r.10,
             created_at: r.11,
             created_by: r.12,
+            auth_sealed: r.13,
         }
     }
 
@@ -166,11 +174,22 @@ impl Subscription {
     /// The data key does not unwrap or the secret does not open.
     pub(crate) fn secret(&self, keys: &Keyring) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
         let dk = keys.unwrap(PURPOSE, &WrappedKey::from(self.wrapped_key.clone()))?;
-        if self.sealed.len() < 12 {
-            return Err(KeyError::Malformed);
-        }
-        let (nonce, ct) = self.sealed.split_at(12);
-        dk.open(&aad(&self.name), nonce, ct)
+        open_sealed(&dk, &aad(&self.name), &self.sealed)
+    }
+
+    /// The `Authorization` header's value, if the subscription has one.
+    ///
+    /// # Errors
+    /// The data key does not unwrap or the value does not open.
+    pub(crate) fn auth_header(
+        &self,
+        keys: &Keyring,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, KeyError> {
+        let Some(sealed) = &self.auth_sealed else {
+            return Ok(None);
+        };
+        let dk = keys.unwrap(PURPOSE, &WrappedKey::from(self.wrapped_key.clone()))?;
+        open_sealed(&dk, &auth_aad(&self.name), sealed).map(Some)
     }
 
     fn dto(&self, counts: (u64, u64, u64)) -> api::Webhook {
@@ -184,6 +203,7 @@ impl Subscription {
             jira_issue_type: self.options.jira_issue_type.clone(),
             servicenow_category: self.options.servicenow_category.clone(),
             custom_ca: self.ca_pem.is_some(),
+            auth_header: self.auth_sealed.is_some(),
             retry_for_secs: u64::try_from(self.retry_secs).unwrap_or(0),
             created_at: rfc3339(self.created_at),
             created_by: self.created_by.clone(),
@@ -197,6 +217,47 @@ impl Subscription {
 /// What binds a sealed secret to its subscription.
 fn aad(name: &str) -> Vec<u8> {
     format!("jumpgate webhook secret v1:{name}").into_bytes()
+}
+
+/// What binds a sealed `Authorization` header value to its subscription.
+fn auth_aad(name: &str) -> Vec<u8> {
+    format!("jumpgate webhook authorization v1:{name}").into_bytes()
+}
+
+fn seal(dk: &crate::keys::DataKey, aad: &[u8], value: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let (nonce, ct) = dk.seal(aad, value)?;
+    let mut sealed = nonce.to_vec();
+    sealed.extend_from_slice(&ct);
+    Ok(sealed)
+}
+
+fn open_sealed(
+    dk: &crate::keys::DataKey,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
+    if sealed.len() < 12 {
+        return Err(KeyError::Malformed);
+    }
+    let (nonce, ct) = sealed.split_at(12);
+    dk.open(aad, nonce, ct)
+}
+
+/// Checks an `Authorization` header value: what an HTTP header may hold
+/// (visible ASCII and spaces), not empty, at most [`MAX_AUTH_HEADER`]
+/// characters. The message never repeats the value.
+fn validate_auth_header(v: &str) -> Result<(), WebhookError> {
+    let bad = |m: &str| Err(WebhookError::Invalid(format!("--auth-header-file: {m}")));
+    if v.trim().is_empty() {
+        return bad("the value is empty");
+    }
+    if v.len() > MAX_AUTH_HEADER {
+        return bad("at most 4096 characters");
+    }
+    if !v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return bad("visible ASCII characters and spaces only (one line)");
+    }
+    Ok(())
 }
 
 /// Whether event spec `spec` (`all`, an action, an action family such as
@@ -262,7 +323,7 @@ async fn counts(e: &mut impl Exec) -> Result<HashMap<String, (u64, u64, u64)>, s
 pub(crate) async fn list_all(e: &mut impl Exec) -> Result<Vec<Subscription>, sqlx::Error> {
     let rows: Vec<SubRow> = sql!(e, |c| sqlx::query_as(
         "SELECT name, url, events, groups, format, options, ca_pem, wrapped_key, sealed,
-                retry_secs, after_id, created_at, created_by
+                retry_secs, after_id, created_at, created_by, auth_sealed
            FROM webhook_subscriptions ORDER BY name"
     )
     .fetch_all(&mut *c)
@@ -277,7 +338,7 @@ pub(crate) async fn find(
 ) -> Result<Option<Subscription>, sqlx::Error> {
     let row: Option<SubRow> = sql!(e, |c| sqlx::query_as(
         "SELECT name, url, events, groups, format, options, ca_pem, wrapped_key, sealed,
-                retry_secs, after_id, created_at, created_by
+                retry_secs, after_id, created_at, created_by, auth_sealed
            FROM webhook_subscriptions WHERE name = $1"
     )
     .bind(name)
@@ -297,15 +358,17 @@ pub(crate) async fn list(db: &Store) -> Result<Vec<api::Webhook>, sqlx::Error> {
         .collect())
 }
 
-/// A new secret: its text (`whsec_` and 32 random bytes) and its sealed
-/// form under a new data key.
-fn new_secret(keys: &Keyring, name: &str) -> Result<(String, String, Vec<u8>), KeyError> {
+/// A new secret: its text (`whsec_` and 32 random bytes), its sealed form
+/// under a new data key, that key wrapped, and the key (to seal the
+/// `Authorization` header with).
+fn new_secret(
+    keys: &Keyring,
+    name: &str,
+) -> Result<(String, String, Vec<u8>, crate::keys::DataKey), KeyError> {
     let secret = format!("whsec_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
     let (dk, wrapped) = keys.new_data_key(PURPOSE)?;
-    let (nonce, ct) = dk.seal(&aad(name), secret.as_bytes())?;
-    let mut sealed = nonce.to_vec();
-    sealed.extend_from_slice(&ct);
-    Ok((secret, wrapped.as_str().to_owned(), sealed))
+    let sealed = seal(&dk, &aad(name), secret.as_bytes())?;
+    Ok((secret, wrapped.as_str().to_owned(), sealed, dk))
 }
 
 /// Adds a subscription (audited `webhook-add`); answers it with its
@@ -377,10 +440,19 @@ pub(crate) async fn add(
     }
     Endpoint::parse(&req.url, &probe, PlainHttp::LoopbackOnly)
         .map_err(|e| WebhookError::Invalid(format!("URL: {e}")))?;
-    let mut groups = req.groups.clone();
+    let mut groups: Vec<String> = req.groups.iter().map(|g| g.trim().to_owned()).collect();
+    groups.retain(|g| !g.is_empty());
     groups.sort();
     groups.dedup();
-    let (secret, wrapped, sealed) = new_secret(&st.keys, &name)?;
+    if let Some(a) = &req.auth_header {
+        validate_auth_header(a)?;
+    }
+    let (secret, wrapped, sealed, dk) = new_secret(&st.keys, &name)?;
+    let auth_sealed = match &req.auth_header {
+        Some(a) => Some(seal(&dk, &auth_aad(&name), a.as_bytes())?),
+        None => None,
+    };
+    drop(dk);
     let now = now_ms();
     let mut w = st.db.write().await?;
     for g in &groups {
@@ -415,6 +487,10 @@ pub(crate) async fn add(
     if ca.is_some() {
         detail.push_str(" ca=custom");
     }
+    if auth_sealed.is_some() {
+        // That there is one, never its value.
+        detail.push_str(" authorization=set");
+    }
     w.audit(
         AuditEvent::new(actor, AuditAction::WebhookAdd, &name)
             .detail(detail)
@@ -426,8 +502,8 @@ pub(crate) async fn add(
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     sql!(w, |c| sqlx::query(
         "INSERT INTO webhook_subscriptions (name, url, events, groups, format, options, ca_pem,
-             wrapped_key, sealed, retry_secs, after_id, created_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             wrapped_key, sealed, retry_secs, after_id, created_at, created_by, auth_sealed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )
     .bind(&name)
     .bind(&req.url)
@@ -442,6 +518,7 @@ pub(crate) async fn add(
     .bind(after_id)
     .bind(now)
     .bind(actor)
+    .bind(auth_sealed.as_deref())
     .execute(&mut *c)
     .await
     .map(|_| ()))?;
@@ -457,6 +534,8 @@ pub(crate) async fn add(
 }
 
 /// Gives a subscription a new secret (audited); the old one stops at once.
+/// Its `Authorization` header, if any, is sealed again under the new data
+/// key.
 ///
 /// # Errors
 /// No such subscription, the keys, the store.
@@ -465,13 +544,23 @@ pub(crate) async fn rotate_secret(
     name: &str,
     actor: &str,
 ) -> Result<api::WebhookSecret, WebhookError> {
-    let (secret, wrapped, sealed) = new_secret(&st.keys, name)?;
+    let (secret, wrapped, sealed, dk) = new_secret(&st.keys, name)?;
     let mut w = st.db.write().await?;
+    let Some(old) = find(&mut w, name).await? else {
+        return Err(WebhookError::NotFound(name.to_owned()));
+    };
+    let auth_sealed = match old.auth_header(&st.keys)? {
+        Some(v) => Some(seal(&dk, &auth_aad(name), &v)?),
+        None => None,
+    };
+    drop(dk);
     let n = sql!(w, |c| sqlx::query(
-        "UPDATE webhook_subscriptions SET wrapped_key = $1, sealed = $2 WHERE name = $3"
+        "UPDATE webhook_subscriptions SET wrapped_key = $1, sealed = $2, auth_sealed = $3
+          WHERE name = $4"
     )
     .bind(&wrapped)
     .bind(&sealed)
+    .bind(auth_sealed.as_deref())
     .bind(name)
     .execute(&mut *c)
     .await
@@ -677,6 +766,26 @@ pub(crate) async fn replay(
     Ok(count)
 }
 
+/// Removes delivered deliveries done before `cutoff_ms` (retention:
+/// `[retention] webhook_deliveries_days`). Pending and dead ones stay: a
+/// dead letter is kept until it is replayed or its subscription removed.
+/// Answers how many were removed.
+///
+/// # Errors
+/// The store.
+pub(crate) async fn expire_delivered(db: &Store, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    let mut w = db.write().await?;
+    let n = sql!(w, |c| sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE state = 'delivered' AND done_at < $1"
+    )
+    .bind(cutoff_ms)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    w.commit().await?;
+    Ok(n)
+}
+
 /// The running workers of this gateway, and what wakes them.
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
@@ -816,7 +925,108 @@ fn supervise(st: &AppState, hub: &Hub, subs: &[Subscription]) {
 
 #[cfg(test)]
 mod tests {
-    use super::event_matches;
+    use super::*;
+
+    /// Retention removes delivered rows done before the cutoff; dead
+    /// letters and pending deliveries stay whatever their age.
+    #[tokio::test]
+    async fn old_delivered_rows_expire_while_dead_and_pending_stay() {
+        for (db, _lite) in crate::store::tests::engines("webhooks_expire").await {
+            let mut w = db.write().await.unwrap();
+            sql!(w, |c| sqlx::query(
+                "INSERT INTO webhook_subscriptions (name, url, events, format, wrapped_key, sealed,
+                     retry_secs, after_id, created_at, created_by)
+                 VALUES ('s', 'http://127.0.0.1:1/', '[\"all\"]', 'json', 'k', $1, 60, 0, 0, 'a')"
+            )
+            .bind(vec![0u8; 20])
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))
+            .unwrap();
+            for (state, done) in [
+                ("delivered", Some(1_000i64)),
+                ("delivered", Some(9_000)),
+                ("dead", Some(1_000)),
+                ("pending", None),
+            ] {
+                sql!(w, |c| sqlx::query(
+                    "INSERT INTO webhook_deliveries (subscription, entry_id, action, body, state,
+                         next_at, created_at, done_at)
+                     VALUES ('s', 1, 'x', $1, $2, 0, 0, $3)"
+                )
+                .bind(b"{}".to_vec())
+                .bind(state)
+                .bind(done)
+                .execute(&mut *c)
+                .await
+                .map(|_| ()))
+                .unwrap();
+            }
+            w.commit().await.unwrap();
+            assert_eq!(expire_delivered(&db, 5_000).await.unwrap(), 1);
+            assert_eq!(expire_delivered(&db, 5_000).await.unwrap(), 0);
+            let left = deliveries(&db, Some("s"), false).await.unwrap();
+            let mut states: Vec<&str> = left.iter().map(|d| d.state.as_str()).collect();
+            states.sort_unstable();
+            assert_eq!(states, ["dead", "delivered", "pending"], "{}", db.engine());
+        }
+    }
+
+    /// The `Authorization` value opens with its subscription's data key
+    /// and name only, never as the signing secret; bad values are refused
+    /// without being repeated.
+    #[test]
+    fn the_authorization_header_is_sealed_to_its_subscription() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::open(dir.path()).unwrap();
+        let (_, wrapped, sealed, dk) = new_secret(&keys, "snow").unwrap();
+        let auth = seal(&dk, &auth_aad("snow"), b"Basic c25vdzpwdw==").unwrap();
+        let sub = Subscription {
+            name: "snow".into(),
+            url: "https://snow.example.com/".into(),
+            events: vec!["all".into()],
+            groups: vec![],
+            format: Format::ServiceNow,
+            options: Options::default(),
+            ca_pem: None,
+            wrapped_key: wrapped,
+            sealed,
+            auth_sealed: Some(auth.clone()),
+            retry_secs: 60,
+            after_id: 0,
+            created_at: 0,
+            created_by: "a".into(),
+        };
+        assert_eq!(
+            sub.auth_header(&keys).unwrap().unwrap().as_slice(),
+            b"Basic c25vdzpwdw=="
+        );
+        assert!(sub.secret(&keys).unwrap().starts_with(b"whsec_"));
+        // Bound to the name, and not the secret.
+        let renamed = Subscription {
+            name: "other".into(),
+            ..sub.clone()
+        };
+        assert!(renamed.auth_header(&keys).is_err());
+        let swapped = Subscription {
+            sealed: auth,
+            ..sub.clone()
+        };
+        assert!(swapped.secret(&keys).is_err());
+        let none = Subscription {
+            auth_sealed: None,
+            ..sub
+        };
+        assert!(none.auth_header(&keys).unwrap().is_none());
+        assert!(validate_auth_header("Bearer abc.def").is_ok());
+        for bad in ["", "  ", "Bearer a\nb", "Bearer \u{e9}"] {
+            let e = validate_auth_header(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--auth-header-file: "), "{e}");
+            assert!(bad.trim().is_empty() || !e.contains(bad.trim()), "{e}");
+        }
+        let long = "x".repeat(MAX_AUTH_HEADER + 1);
+        assert!(validate_auth_header(&long).is_err());
+    }
 
     #[test]
     fn event_specs_select_actions_families_and_outcomes() {

@@ -11,15 +11,21 @@
 //! - `webhook_deliveries`: each subscription's durable queue, sent in `id`
 //!   order one at a time; `state` is `pending`, `delivered` or `dead`.
 //! - the built-in `admin` role gets `manage-webhooks`.
+//!
+//! Version 26: `webhook_subscriptions.auth_sealed`: an optional
+//! `Authorization` header value sent with each delivery (ServiceNow, Jira),
+//! sealed like the HMAC secret, under the same data key (`wrapped_key`) with
+//! its own AAD; `NULL`: none.
 
 use crate::store::migrations::{DomainSchema, Part};
 
 /// `webhooks`: outbound events.
 pub(crate) const WEBHOOKS: DomainSchema = DomainSchema {
     domain: "webhooks",
-    sqlite: &[Part {
-        version: 23,
-        sql: r"
+    sqlite: &[
+        Part {
+            version: 23,
+            sql: r"
     CREATE TABLE webhook_subscriptions (
         name         TEXT PRIMARY KEY,
         url          TEXT NOT NULL,
@@ -55,10 +61,18 @@ pub(crate) const WEBHOOKS: DomainSchema = DomainSchema {
         WHERE name = 'admin' AND builtin = 1
           AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'manage-webhooks');
 ",
-    }],
-    postgres: &[Part {
-        version: 23,
-        sql: r#"
+        },
+        Part {
+            version: 26,
+            sql: r"
+    ALTER TABLE webhook_subscriptions ADD COLUMN auth_sealed BLOB;
+",
+        },
+    ],
+    postgres: &[
+        Part {
+            version: 23,
+            sql: r#"
     CREATE TABLE webhook_subscriptions (
         name         TEXT PRIMARY KEY,
         url          TEXT NOT NULL,
@@ -95,5 +109,12 @@ pub(crate) const WEBHOOKS: DomainSchema = DomainSchema {
         WHERE name = 'admin' AND builtin = 1
           AND NOT (permissions::jsonb ? 'manage-webhooks');
 "#,
-    }],
+        },
+        Part {
+            version: 26,
+            sql: r"
+    ALTER TABLE webhook_subscriptions ADD COLUMN auth_sealed BYTEA;
+",
+        },
+    ],
 };

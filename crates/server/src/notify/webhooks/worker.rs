@@ -1,6 +1,6 @@
 //! One subscription's sender: its oldest pending delivery, one at a time,
-//! signed; a failure waits its backoff (1 s doubling to [`BACKOFF_MAX`])
-//! and the delivery is tried again until the subscription's retry period
+//! signed; a failure waits its backoff ([`crate::notify::retry_after`]: 1 s
+//! doubling to 10 min, as mail alerts) and the delivery is tried again until the subscription's retry period
 //! (counted from its first try) ends, then it is `dead` and the next one
 //! goes.
 
@@ -13,14 +13,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Subscription;
-use crate::http_client::Endpoint;
+use crate::http_client::{Conn, Endpoint};
 use crate::ids::now_ms;
 use crate::lease::Job;
 use crate::state::AppState;
 use crate::store::sql;
 
-/// Longest wait between two tries of a delivery.
-const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// How long one try may take, connection included.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 /// Look at the queue unasked this often (deliveries queued by another
@@ -42,22 +40,21 @@ pub(crate) fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", crate::events::hex(ctx.sign().as_ref()))
 }
 
-/// The wait before try `attempts + 1` (after `attempts` failed).
-fn backoff(attempts: i64) -> Duration {
-    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-    Duration::from_secs(1u64 << exp).min(BACKOFF_MAX)
-}
-
 /// The next pending delivery: (id, entry id, body, attempts, first try,
 /// next try).
 type Next = (i64, i64, Vec<u8>, i64, Option<i64>, i64);
 
 /// What the worker keeps between tries: the endpoint (rebuilt when the
-/// URL or CA change) and the secret (when it was rotated).
+/// URL or CA change), its open connection (HTTP keep-alive: deliveries in
+/// a row reuse it; closed on an error, a timeout, a new endpoint, or
+/// [`crate::http_client::KEEP_IDLE`] unused), and the secret and `Authorization` header (by
+/// their sealed forms: opened again when rotated).
 #[derive(Default)]
 struct Cache {
     endpoint: Option<(String, Option<String>, Result<Endpoint, String>)>,
+    conn: Option<Conn>,
     secret: Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>,
+    auth: Option<(Vec<u8>, HeaderValue)>,
 }
 
 /// Runs subscription `name`'s queue until it is removed or the gateway
@@ -85,6 +82,11 @@ pub(crate) async fn run(st: AppState, name: String, wake: Arc<Notify>, stop: Can
         };
         if wait.is_zero() {
             continue;
+        }
+        // Nothing to send now: a connection that will sit idle too long
+        // is closed now rather than kept open.
+        if cache.conn.as_ref().is_some_and(Conn::stale) {
+            cache.conn = None;
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -158,7 +160,8 @@ async fn round(
             let error: String = error.chars().take(MAX_ERROR).collect();
             let dead = now.saturating_sub(first) >= sub.retry_secs.saturating_mul(1000);
             let next = now.saturating_add(
-                i64::try_from(backoff(attempts + 1).as_millis()).unwrap_or(i64::MAX),
+                i64::try_from(crate::notify::retry_after(attempts + 1).as_millis())
+                    .unwrap_or(i64::MAX),
             );
             sql!(w, |c| sqlx::query(
                 "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1,
@@ -197,6 +200,7 @@ async fn attempt(
     let fresh = !matches!(&cache.endpoint, Some((u, ca, _)) if *u == sub.url && *ca == sub.ca_pem);
     if fresh {
         cache.endpoint = Some((sub.url.clone(), sub.ca_pem.clone(), sub.endpoint()));
+        cache.conn = None;
     }
     let ep = match cache.endpoint.as_ref().map(|(_, _, ep)| ep) {
         Some(Ok(ep)) => ep.clone(),
@@ -209,13 +213,37 @@ async fn attempt(
             .map_err(|e| (None, format!("cannot open the subscription's secret: {e}")))?;
         cache.secret = Some((sub.sealed.clone(), secret));
     }
+    match sub.auth_sealed.as_deref() {
+        None => cache.auth = None,
+        Some(a) if cache.auth.as_ref().is_some_and(|(s, _)| s == a) => {}
+        Some(a) => {
+            let Some(v) = sub.auth_header(&st.keys).map_err(|e| {
+                (
+                    None,
+                    format!("cannot open the subscription's Authorization header: {e}"),
+                )
+            })?
+            else {
+                return Err((None, "no Authorization header".into()));
+            };
+            // Never in a message: the value is checked when added.
+            let mut v = HeaderValue::from_bytes(&v).map_err(|_| {
+                (
+                    None,
+                    "the stored Authorization header is not a header value".to_owned(),
+                )
+            })?;
+            v.set_sensitive(true);
+            cache.auth = Some((a.to_vec(), v));
+        }
+    }
     let Some((_, secret)) = &cache.secret else {
         return Err((None, "no secret".into()));
     };
     let t = now_ms() / 1000;
     let sig = signature(secret, t, &body);
     let value = |s: String| HeaderValue::from_str(&s).map_err(|e| (None, e.to_string()));
-    let headers = [
+    let mut headers = vec![
         (
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -234,7 +262,13 @@ async fn attempt(
             value(id.to_string())?,
         ),
     ];
-    match ep.call(Method::POST, "", &headers, body, TIMEOUT).await {
+    if let Some((_, auth)) = &cache.auth {
+        headers.push((header::AUTHORIZATION, auth.clone()));
+    }
+    match ep
+        .call_kept(&mut cache.conn, Method::POST, "", &headers, body, TIMEOUT)
+        .await
+    {
         Ok((status, _)) if (200..300).contains(&status) => Ok(status),
         Ok((status, answer)) => Err((
             Some(status),
@@ -252,16 +286,7 @@ async fn attempt(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::{backoff, signature};
-
-    #[test]
-    fn backoff_doubles_from_a_second_to_ten_minutes() {
-        let got: Vec<u64> = (1..=12).map(|a| backoff(a).as_secs()).collect();
-        assert_eq!(got, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
-        assert_eq!(backoff(1_000), Duration::from_secs(600));
-    }
+    use super::signature;
 
     /// The example of docs/webhooks.md.
     #[test]
