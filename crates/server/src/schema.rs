@@ -61,8 +61,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(SCHEMA.latest(Engine::Sqlite), 23);
-        assert_eq!(SCHEMA.latest(Engine::Postgres), 23);
+        assert_eq!(SCHEMA.latest(Engine::Sqlite), 25);
+        assert_eq!(SCHEMA.latest(Engine::Postgres), 25);
         let pg: Vec<String> = SCHEMA
             .versions(Engine::Postgres)
             .into_iter()
@@ -93,7 +93,9 @@ mod tests {
                 "access",
                 "ssh",
                 "rbac,alerts",
-                "webhooks"
+                "webhooks",
+                // 24: another branch's.
+                "targets"
             ]
         );
     }
