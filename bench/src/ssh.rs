@@ -161,7 +161,8 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
         let mut cases: Vec<ScpCase<'_>> = vec![
             (
                 "jumpgate scp (operator+bench@gw)",
-                vec![to("operator+bench@gw")],
+                Vec::new(),
+                to("operator+bench@gw"),
                 gateway_pid.clone(),
                 agent_pid.clone(),
                 config.as_path(),
@@ -177,8 +178,8 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                         "ProxyCommand=ssh -F {} -W %h:%p operator@gw",
                         config.display()
                     ),
-                    to("bench"),
                 ],
+                to("bench"),
                 gateway_pid.clone(),
                 agent_pid.clone(),
                 config.as_path(),
@@ -192,14 +193,14 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 vec![
                     "-o".into(),
                     format!("ProxyCommand=ssh -F {} -W %h:%p jump", ssh_config.display()),
-                    to("target"),
                 ],
+                to("target"),
                 jump,
                 target,
                 ssh_config.as_path(),
             ));
         }
-        for (name, dest_args, jump, endpoint, config) in cases {
+        for (name, options, to, jump, endpoint, config) in cases {
             let jump0 = cpu_with_reaped(&jump, ticks);
             let end0 = cpu_with_reaped(&endpoint, ticks);
             let started = Instant::now();
@@ -209,8 +210,12 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 // The legacy protocol (`scp -t` run on the far side), as the
                 // reference sshd has no sftp subsystem configured.
                 .args(["-q", "-O"])
+                // Options before the operands: scp's getopt stops at the
+                // first operand, so an `-o` after the file would be taken
+                // for another file to copy (and the hop never used).
+                .args(&options)
                 .arg(&file)
-                .args(&dest_args)
+                .arg(&to)
                 .stdin(Stdio::null())
                 .output()
                 .await?;
@@ -270,9 +275,9 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// One scp path: its name, scp's destination arguments, the jump side's
-/// and the endpoint side's processes, the client config.
-type ScpCase<'a> = (&'a str, Vec<String>, Vec<u32>, Vec<u32>, &'a Path);
+/// One scp path: its name, scp's options (the hop), its destination, the
+/// jump side's and the endpoint side's processes, the client config.
+type ScpCase<'a> = (&'a str, Vec<String>, String, Vec<u32>, Vec<u32>, &'a Path);
 
 /// The OpenSSH route's `sshd`s: (jump host, target), from its processes
 /// (two `sshd`s, then the client).

@@ -31,6 +31,9 @@ pub mod state;
 pub mod system;
 pub(crate) mod target;
 
+/// A jump point's list of destinations (`--jump-point-allow`).
+pub use jumpgate_net::allow::AllowList;
+
 use std::sync::Arc;
 use std::time::Duration;
 

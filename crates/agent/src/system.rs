@@ -46,6 +46,8 @@ pub struct SystemOptions {
     /// Serve the target topics (`target-host-key`, `target-rotate`): this
     /// agent agreed to be a jump point (`--jump-point`).
     pub jump_point: bool,
+    /// Its own list of destinations (`--jump-point-allow`).
+    pub jump_point_allow: jumpgate_net::allow::AllowList,
 }
 
 impl Default for SystemOptions {
@@ -57,6 +59,7 @@ impl Default for SystemOptions {
             epm: None,
             packages: None,
             jump_point: false,
+            jump_point_allow: jumpgate_net::allow::AllowList::any(),
         }
     }
 }
@@ -102,8 +105,12 @@ where
         (Ok(Topic::EpmDecision), Some(epm), _) => epm_decision(epm, &body),
         (Ok(Topic::Packages), _, Some(p)) => packages(p, &body).await,
         (Ok(Topic::PackageInventory), _, Some(p)) => package_inventory(p, &body).await,
-        (Ok(Topic::TargetHostKey), _, _) if opts.jump_point => target_host_key(&body).await,
-        (Ok(Topic::TargetRotate), _, _) if opts.jump_point => target_rotate(&body).await,
+        (Ok(Topic::TargetHostKey), _, _) if opts.jump_point => {
+            target_host_key(&body, &opts.jump_point_allow).await
+        }
+        (Ok(Topic::TargetRotate), _, _) if opts.jump_point => {
+            target_rotate(&body, &opts.jump_point_allow).await
+        }
         _ => handle(&req.topic, body, opts),
     };
     tracing::info!(
@@ -182,7 +189,7 @@ async fn packages(p: &Arc<crate::packages::Packages>, body: &[u8]) -> (Reply, By
 }
 
 /// `target-host-key`: the key an SSH target offers (trust on first use).
-async fn target_host_key(body: &[u8]) -> (Reply, Bytes) {
+async fn target_host_key(body: &[u8], local: &jumpgate_net::allow::AllowList) -> (Reply, Bytes) {
     use jumpgate_proto::target::{HostKeyReply, HostKeyRequest};
     let req: HostKeyRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -193,7 +200,11 @@ async fn target_host_key(body: &[u8]) -> (Reply, Bytes) {
             );
         }
     };
-    match crate::target::offered_host_key(&req.host, req.port).await {
+    let reach = match crate::target::Reach::new(req.allowed.as_deref(), local) {
+        Ok(r) => r,
+        Err(e) => return (reply(Status::Failed, e.to_string()), Bytes::new()),
+    };
+    match crate::target::offered_host_key(&req.host, req.port, &reach).await {
         Ok(host_key) => {
             let out = serde_json::to_vec(&HostKeyReply { host_key }).unwrap_or_default();
             (reply(Status::Ok, String::new()), out.into())
@@ -204,7 +215,7 @@ async fn target_host_key(body: &[u8]) -> (Reply, Bytes) {
 
 /// `target-rotate`: a new password on an SSH target's account. The
 /// request holds two secrets: it is neither logged nor kept.
-async fn target_rotate(body: &[u8]) -> (Reply, Bytes) {
+async fn target_rotate(body: &[u8], local: &jumpgate_net::allow::AllowList) -> (Reply, Bytes) {
     let req: jumpgate_proto::target::RotateRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         // serde's message could quote the body: not repeated.
@@ -215,7 +226,7 @@ async fn target_rotate(body: &[u8]) -> (Reply, Bytes) {
             );
         }
     };
-    match crate::target::rotate(&req.login, &req.new_password).await {
+    match crate::target::rotate(&req.login, &req.new_password, local).await {
         Ok(()) => (reply(Status::Ok, String::new()), Bytes::new()),
         Err(e) => (reply(Status::Failed, e.to_string()), Bytes::new()),
     }

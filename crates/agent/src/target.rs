@@ -1,6 +1,11 @@
 //! The jump point's SSH client (`russh`): how an agent started with
 //! `--jump-point` reaches agentless targets for the gateway.
 //!
+//! Every connection goes only where both the administrator's list (sent
+//! by the gateway with each request) and this agent's own
+//! `--jump-point-allow` list allow: the name is resolved here and only its
+//! allowed addresses are connected to ([`jumpgate_net::allow`]).
+//!
 //! - [`connect`]: TCP, the SSH handshake with the **pinned** host key (any
 //!   other key refuses the connection, [`TargetError::HostKeyChanged`]
 //!   names both fingerprints), then the login with the credential the
@@ -14,6 +19,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jumpgate_net::allow::{AllowList, DialError};
 use jumpgate_proto::target::{HOST_KEY_CHANGED, SshLogin, TargetCredential};
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
@@ -27,10 +33,14 @@ const ROTATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a target could not be reached or used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TargetError {
-    #[error("cannot reach {0}: {1}")]
-    Connect(String, #[source] std::io::Error),
     #[error("{0}: timed out")]
     Timeout(String),
+    /// Not resolved, outside the allowed destinations, or not reached.
+    #[error(transparent)]
+    Dial(DialError),
+    /// The administrator's list as the gateway sent it does not parse.
+    #[error("the gateway's list of allowed destinations is unreadable: {0}")]
+    BadList(String),
     /// The pinned key as the gateway sent it is not an OpenSSH public key.
     #[error("the pinned host key is not an OpenSSH public key")]
     BadPin,
@@ -125,23 +135,59 @@ fn address(host: &str, port: u16) -> String {
     }
 }
 
+/// Where this jump point may connect: the administrator's list (`None`:
+/// any) and its own.
+#[derive(Clone, Debug)]
+pub(crate) struct Reach<'a> {
+    admin: AllowList,
+    local: &'a AllowList,
+}
+
+impl<'a> Reach<'a> {
+    /// # Errors
+    /// The administrator's list does not parse.
+    pub(crate) fn new(admin: Option<&[String]>, local: &'a AllowList) -> Result<Self, TargetError> {
+        Ok(Self {
+            admin: AllowList::parse(admin).map_err(TargetError::BadList)?,
+            local,
+        })
+    }
+
+    fn lists(&self) -> [(&'static str, &AllowList); 2] {
+        [
+            ("the administrator's list", &self.admin),
+            ("--jump-point-allow", self.local),
+        ]
+    }
+
+    /// The first address of `host` both lists allow.
+    ///
+    /// # Errors
+    /// Not resolved, or none allowed.
+    pub(crate) async fn address(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<std::net::SocketAddr, TargetError> {
+        jumpgate_net::allow::allowed_addrs(host, port, &self.lists())
+            .await
+            .map_err(TargetError::Dial)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| TargetError::Timeout(format!("resolving {host}")))
+    }
+}
+
 async fn handshake(
     host: &str,
     port: u16,
     expected: Option<PublicKey>,
+    reach: &Reach<'_>,
 ) -> Result<(Handle<Pinned>, Arc<Mutex<Option<PublicKey>>>), TargetError> {
     let addr = address(host, port);
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((bare, port)),
-    )
-    .await
-    .map_err(|_| TargetError::Timeout(format!("connecting to {addr}")))?
-    .map_err(|e| TargetError::Connect(addr.clone(), e))?;
+    let tcp = jumpgate_net::allow::connect(host, port, &reach.lists(), CONNECT_TIMEOUT)
+        .await
+        .map_err(TargetError::Dial)?;
     let _ = tcp.set_nodelay(true);
     let offered = Arc::new(Mutex::new(None));
     let pinned = Pinned {
@@ -176,8 +222,12 @@ async fn handshake(
 ///
 /// # Errors
 /// The host cannot be reached or does not speak SSH.
-pub(crate) async fn offered_host_key(host: &str, port: u16) -> Result<String, TargetError> {
-    let (handle, offered) = handshake(host, port, None).await?;
+pub(crate) async fn offered_host_key(
+    host: &str,
+    port: u16,
+    reach: &Reach<'_>,
+) -> Result<String, TargetError> {
+    let (handle, offered) = handshake(host, port, None, reach).await?;
     let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
     let key = offered.lock().ok().and_then(|o| o.clone());
     key.and_then(|k| k.to_openssh().ok())
@@ -188,11 +238,12 @@ pub(crate) async fn offered_host_key(host: &str, port: u16) -> Result<String, Ta
 ///
 /// # Errors
 /// See [`TargetError`]; none of them carries the credential.
-pub(crate) async fn connect(login: &SshLogin) -> Result<Connected, TargetError> {
+pub(crate) async fn connect(login: &SshLogin, local: &AllowList) -> Result<Connected, TargetError> {
+    let reach = Reach::new(login.allowed.as_deref(), local)?;
     let expected =
         PublicKey::from_openssh(login.host_key.trim()).map_err(|_| TargetError::BadPin)?;
     let addr = address(&login.host, login.port);
-    let (mut handle, _) = handshake(&login.host, login.port, Some(expected)).await?;
+    let (mut handle, _) = handshake(&login.host, login.port, Some(expected), &reach).await?;
     let user = login.user.clone();
     // The key is read before any login: its parse error (which could
     // quote it) is dropped for a plain `BadKey`.
@@ -236,13 +287,17 @@ pub(crate) async fn connect(login: &SshLogin) -> Result<Connected, TargetError> 
 /// # Errors
 /// The login failed, `passwd` refused, or it did not finish in time. The
 /// message quotes none of `passwd`'s output (it could echo input).
-pub(crate) async fn rotate(login: &SshLogin, new_password: &str) -> Result<(), TargetError> {
+pub(crate) async fn rotate(
+    login: &SshLogin,
+    new_password: &str,
+    local: &AllowList,
+) -> Result<(), TargetError> {
     let TargetCredential::Password(current) = &login.credential else {
         return Err(TargetError::Rotate(
             "only a password credential can be rotated".into(),
         ));
     };
-    let conn = connect(login).await?;
+    let conn = connect(login, local).await?;
     let addr = address(&login.host, login.port);
     let ssh = |e| TargetError::Ssh(addr.clone(), e);
     let run = async {

@@ -41,11 +41,28 @@ pub struct SshHostKey {
 }
 
 /// `POST /api/v1/ssh/user-cert`: the public key (OpenSSH one-line form) to
-/// certify for the caller's current login (`jg login`, `jg ssh-cert`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// certify for the caller's current login (`jg login`, `jg ssh-cert`), and
+/// what the certificate should permit less of than usual (the front door
+/// honours it as `sshd` does).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssueSshCert {
     pub public_key: String,
+    /// Leave out `permit-pty`: no terminal, commands only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_pty: bool,
+    /// Leave out `permit-port-forwarding`: no `ssh -L` / `-W`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_port_forwarding: bool,
+    /// Critical option `source-address`: the address ranges (`10.0.0.0/8`,
+    /// `192.0.2.7`, `::1`; comma-separated or one per entry) logins with
+    /// it may come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_address: Vec<String>,
+    /// Critical option `force-command`: the one command its sessions run,
+    /// whatever is asked (the command asked is in `SSH_ORIGINAL_COMMAND`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_command: Option<String>,
 }
 
 /// A short-lived OpenSSH user certificate signed by the gateway's user CA.

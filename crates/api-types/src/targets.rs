@@ -78,6 +78,11 @@ pub struct SetHostKey {
 #[serde(deny_unknown_fields)]
 pub struct JumpPoint {
     pub on: bool,
+    /// The destinations it may reach (`10.0.0.0/8`, `db.internal:5432`,
+    /// `*.corp.example:22`, `[fd00::/8]:22`); left out: any. Replaces the
+    /// list it had. Only with `on`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
 }
 
 /// The answer to a jump-point change, and `GET /api/v1/jump-points`' rows.
@@ -85,4 +90,11 @@ pub struct JumpPoint {
 pub struct JumpPointState {
     pub endpoint: String,
     pub on: bool,
+    /// The destinations it may reach, canonical (`None`: any).
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// Targets through it whose address its list no longer allows (their
+    /// sessions are refused until the list or the target changes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside: Vec<String>,
 }

@@ -62,6 +62,18 @@ enum EndpointsCommand {
         /// `on` to mark it, `off` to unmark it.
         #[arg(value_enum)]
         state: OnOff,
+        /// With `on`: a destination it may reach, repeated (an address
+        /// range 10.0.0.0/8, a host db.internal or *.corp.example, each
+        /// with an optional :PORT). Replaces its list; without any it may
+        /// reach any destination.
+        #[arg(long, value_name = "DEST")]
+        allow: Vec<String>,
+    },
+    /// List the jump points and the destinations each may reach.
+    JumpPoints {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -307,8 +319,9 @@ enum Command {
         command: commands::ssh_keys::SshKeysCommand,
     },
     /// Get a new short-lived SSH certificate for your login (`jg login`
-    /// gets one too), for plain `ssh` through the gateway's front door.
-    SshCert,
+    /// gets one too), for plain `ssh` through the gateway's front door;
+    /// optionally one that permits less (the front door honours it).
+    SshCert(commands::ssh_cert::SshCertArgs),
     /// Put a block at the top of ~/.ssh/config so that plain `ssh ENDPOINT`
     /// goes through the gateway's SSH front door (ProxyJump), with the
     /// gateway's host key in ~/.ssh/jumpgate_known_hosts.
@@ -491,10 +504,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Admin { command } => commands::admin::run(&ctx, command).await?,
         Command::Logout => commands::login::logout(&ctx).await?,
         Command::Endpoints {
-            command: Some(EndpointsCommand::JumpPoint { name, state }),
+            command: Some(EndpointsCommand::JumpPoint { name, state, allow }),
             ..
         } => {
-            commands::targets::jump_point(&ctx.authed_client()?, &name, state == OnOff::On).await?;
+            let allow = (!allow.is_empty()).then_some(allow);
+            commands::targets::jump_point(&ctx.authed_client()?, &name, state == OnOff::On, allow)
+                .await?;
+        }
+        Command::Endpoints {
+            command: Some(EndpointsCommand::JumpPoints { json }),
+            ..
+        } => {
+            commands::targets::jump_points(&ctx.authed_client()?, json).await?;
         }
         Command::Targets { command } => {
             commands::targets::run(&ctx.authed_client()?, command).await?;
@@ -622,8 +643,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::SshConfig { ssh_dir, print } => {
             commands::ssh_config::run(&ctx, &ctx.authed_client()?, ssh_dir, print).await?;
         }
-        Command::SshCert => {
-            commands::ssh_cert::run(&ctx.authed_client()?, &ctx.state_dir).await?;
+        Command::SshCert(args) => {
+            commands::ssh_cert::run(&ctx.authed_client()?, &ctx.state_dir, &args).await?;
         }
         Command::SshKeys { command } => {
             commands::ssh_keys::run(&ctx.authed_client()?, command).await?;

@@ -231,8 +231,17 @@ impl Client {
     pub async fn issue_ssh_cert(&self, public_key: &str) -> Result<api::ssh::SshCert, ClientError> {
         let req = api::ssh::IssueSshCert {
             public_key: public_key.to_owned(),
+            ..Default::default()
         };
-        self.post_json("/api/v1/ssh/user-cert", &req).await
+        self.issue_ssh_cert_with(&req).await
+    }
+
+    /// A short-lived SSH certificate as `req` asks (restrictions included).
+    pub async fn issue_ssh_cert_with(
+        &self,
+        req: &api::ssh::IssueSshCert,
+    ) -> Result<api::ssh::SshCert, ClientError> {
+        self.post_json("/api/v1/ssh/user-cert", req).await
     }
 
     /// The public key of the CA that signs users' SSH certificates.

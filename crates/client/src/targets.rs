@@ -35,13 +35,20 @@ impl Client {
         self.put_json(&path, req).await
     }
 
-    /// Marks (or unmarks) endpoint `name` as a jump point.
+    /// Marks (or unmarks) endpoint `name` as a jump point, reaching the
+    /// destinations `allow` lists (`None`: any).
     pub async fn set_jump_point(
         &self,
         name: &str,
         on: bool,
+        allow: Option<Vec<String>>,
     ) -> Result<api::JumpPointState, ClientError> {
         let path = format!("/api/v1/endpoints/{}/jump-point", percent_encode(name));
-        self.put_json(&path, &api::JumpPoint { on }).await
+        self.put_json(&path, &api::JumpPoint { on, allow }).await
+    }
+
+    /// The jump points (of the caller's groups) and what each may reach.
+    pub async fn jump_points(&self) -> Result<Vec<api::JumpPointState>, ClientError> {
+        self.get_json("/api/v1/jump-points").await
     }
 }

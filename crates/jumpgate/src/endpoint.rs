@@ -91,6 +91,19 @@ pub(crate) struct AgentArgs {
     /// without this flag target sessions are refused here.
     #[arg(long, env = "JUMPGATE_JUMP_POINT")]
     jump_point: bool,
+    /// As a jump point, reach only these destinations, whatever the
+    /// gateway allows (defence in depth): an address range 10.0.0.0/8, a
+    /// host db.internal or *.corp.example, each with an optional :PORT;
+    /// repeated or comma-separated. Names are resolved here and only the
+    /// allowed addresses connected to. [default: any]
+    #[arg(
+        long,
+        env = "JUMPGATE_JUMP_POINT_ALLOW",
+        value_name = "DEST",
+        value_delimiter = ',',
+        requires = "jump_point"
+    )]
+    jump_point_allow: Vec<String>,
     /// The X display desktop sessions share, e.g. :0 [default: found from
     /// the logged-in session].
     #[arg(long, env = "JUMPGATE_DISPLAY", value_parser = parse_display)]
@@ -355,6 +368,11 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<()> {
     opts.system.echo = args.serve_echo_topic;
     opts.system.jump_point = args.jump_point;
     opts.sessions.jump_point = args.jump_point;
+    let allow = (!args.jump_point_allow.is_empty()).then_some(args.jump_point_allow.as_slice());
+    let allow = jumpgate_agent::AllowList::parse(allow)
+        .map_err(|e| anyhow::anyhow!("--jump-point-allow: {e}"))?;
+    opts.system.jump_point_allow = allow.clone();
+    opts.sessions.jump_point_allow = allow;
     opts.epm.socket = (!args.no_elevate).then_some(args.elevate_socket);
     opts.epm.blob_ca = args.blob_ca;
     opts.packages.root = args.package_root;

@@ -288,6 +288,7 @@ async fn server(args: ServerArgs) -> Result<ExitCode> {
         redirect_listen: args.redirect_listen,
         ssh: config::RawSsh {
             listen: args.ssh_listen,
+            certificate_lifetime: None,
         },
         listen_address_file: args.listen_address_file,
         hostname: args.hostname,

@@ -14,7 +14,10 @@
 //! - [`dial`]: gateway URLs, HTTP `CONNECT` proxies, connect + TLS handshake.
 //! - [`fs`]: private directories and atomically replaced private files.
 //! - [`digest`]: SHA-256 as lowercase hex.
+//! - [`allow`]: address ranges and destination allow lists, and a connect
+//!   that checks the addresses a name resolves to against them.
 
+pub mod allow;
 pub mod dial;
 pub mod digest;
 pub mod fs;

@@ -810,6 +810,7 @@ mod tests {
                     user: "ops".into(),
                     host_key: "ssh-ed25519 AAAA".into(),
                     credential: crate::target::TargetCredential::Password("pw".into()),
+                    allowed: Some(vec!["10.0.0.0/8".into()]),
                 }),
                 request: SessionRequest::Exec {
                     command: vec!["id".into()],

@@ -48,6 +48,11 @@ pub struct SshLogin {
     /// (`ssh-ed25519 AAAA…`): anything else refuses the connection.
     pub host_key: String,
     pub credential: TargetCredential,
+    /// The destinations the administrator lets this jump point reach
+    /// (`10.0.0.0/8`, `db.internal:5432`; `None`: any): the agent connects
+    /// only to addresses of `host` they allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
 }
 
 /// Where a target session goes.
@@ -56,8 +61,14 @@ pub struct SshLogin {
 pub enum TargetAddress {
     /// An SSH server: shell, exec, file transfer and forwarding through it.
     Ssh(SshLogin),
-    /// A TCP service: forwarding only, to this address.
-    Tcp { host: String, port: u16 },
+    /// A TCP service: forwarding only, to this address (`allowed`: as
+    /// [`SshLogin::allowed`]).
+    Tcp {
+        host: String,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed: Option<Vec<String>>,
+    },
 }
 
 /// What [`SessionMsg::OpenTarget`](crate::session::SessionMsg::OpenTarget)
@@ -78,6 +89,9 @@ pub struct TargetOpen {
 pub struct HostKeyRequest {
     pub host: String,
     pub port: u16,
+    /// As [`SshLogin::allowed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
 }
 
 /// `target-host-key` reply: the key the host offered (OpenSSH text).
@@ -121,6 +135,7 @@ mod tests {
             user: "u".into(),
             host_key: "k".into(),
             credential: TargetCredential::Password("hunter2".into()),
+            allowed: None,
         };
         let shown = format!(
             "{:?}",

@@ -112,6 +112,9 @@ pub struct SmtpConfig {
 pub struct RawSsh {
     /// `ADDR:PORT` for SSH (port 22 in production).
     pub listen: Option<String>,
+    /// The longest a user certificate (`jg login`, `jg ssh-cert`) is valid
+    /// (`12h` by default; 1m to 7d). A certificate never outlives its login.
+    pub certificate_lifetime: Option<String>,
 }
 
 /// `[analytics]`: where reports read the site's events from, with a write
@@ -416,6 +419,10 @@ impl RawConfig {
             },
             ssh: RawSsh {
                 listen: other.ssh.listen.or(self.ssh.listen),
+                certificate_lifetime: other
+                    .ssh
+                    .certificate_lifetime
+                    .or(self.ssh.certificate_lifetime),
             },
             smtp: other.smtp.or(self.smtp),
             analytics: RawAnalytics {
@@ -536,6 +543,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// `[ssh] listen`: the SSH front door's address (`None`: off).
     pub ssh_listen: Option<SocketAddr>,
+    /// `[ssh] certificate_lifetime`: the longest a user certificate is valid.
+    pub ssh_cert_lifetime: Duration,
     /// `[smtp]`: where alert mail goes (`None`: no mail is sent).
     pub smtp: Option<SmtpConfig>,
 }
@@ -748,6 +757,18 @@ impl Config {
                 "must differ from `listen` and `redirect_listen`",
             ));
         }
+        let ssh_cert_lifetime = parse_duration(
+            "ssh.certificate_lifetime",
+            raw.ssh.certificate_lifetime.as_deref(),
+            "12h",
+        )?;
+        let (lo, hi) = crate::ssh::certs::LIFETIME_BOUNDS;
+        if ssh_cert_lifetime < lo || ssh_cert_lifetime > hi {
+            return Err(invalid(
+                "ssh.certificate_lifetime",
+                "must be between 1m and 7d",
+            ));
+        }
         let hostname = raw.hostname.unwrap_or_else(|| "localhost".to_owned());
         validate_hostname(&hostname)?;
         let public_origin = raw.public_url.as_deref().map(parse_origin).transpose()?;
@@ -922,6 +943,7 @@ impl Config {
             blobs,
             analytics,
             ssh_listen,
+            ssh_cert_lifetime,
             smtp,
         })
     }

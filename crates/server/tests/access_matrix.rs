@@ -110,6 +110,7 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("DELETE /api/v1/targets/{name}", Only(ADMIN)),
         ("PUT /api/v1/targets/{name}/host-key", Only(ADMIN)),
         ("PUT /api/v1/endpoints/{name}/jump-point", Only(ADMIN)),
+        ("GET /api/v1/jump-points", Only(VIEWERS)),
         ("GET /api/v1/groups", Only(VIEWERS)),
         ("POST /api/v1/groups", Only(ADMIN)),
         ("GET /api/v1/groups/{name}", Only(VIEWERS)),

@@ -198,6 +198,11 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
                     json("/api/v1/ssh/user-cert", r#"{"public_key":""}"#),
                     json(
                         "/api/v1/ssh/user-cert",
+                        r#"{"public_key":"","source_address":"10.0.0.0/8"}"#,
+                    ),
+                    json("/api/v1/ssh/user-cert", r#"{"public_key":"","no_pty":"yes"}"#),
+                    json(
+                        "/api/v1/ssh/user-cert",
                         r#"{"public_key":"-----BEGIN OPENSSH PRIVATE KEY-----"}"#,
                     ),
                 ],
@@ -1408,11 +1413,21 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
         ),
         (
             "PUT /api/v1/endpoints/{name}/jump-point",
-            (
-                Json,
-                named_json("/api/v1/endpoints/{name}/jump-point", r#"{"on":"yes"}"#),
-            ),
+            (Json, {
+                let p = "/api/v1/endpoints/web-1/jump-point";
+                let mut v = named_json("/api/v1/endpoints/{name}/jump-point", r#"{"on":"yes"}"#);
+                v.extend([
+                    json(p, r#"{"on":true,"allow":[]}"#),
+                    json(p, r#"{"on":true,"allow":["not a host"]}"#),
+                    json(p, r#"{"on":true,"allow":["10.0.0.0/40"]}"#),
+                    json(p, r#"{"on":true,"allow":["db:0"]}"#),
+                    json(p, r#"{"on":true,"allow":"10.0.0.0/8"}"#),
+                    json(p, r#"{"on":false,"allow":["10.0.0.0/8"]}"#),
+                ]);
+                v
+            }),
         ),
+        ("GET /api/v1/jump-points", (Nothing, vec![])),
         (
             "PUT /api/v1/vault/settings/purge-protection",
             (

@@ -68,6 +68,9 @@ pub struct SessionContext {
     /// for the gateway (`--jump-point`). Without it, target sessions are
     /// refused whatever the gateway says.
     pub jump_point: bool,
+    /// The destinations this jump point agrees to reach
+    /// (`--jump-point-allow`), on top of the administrator's list.
+    pub jump_point_allow: jumpgate_net::allow::AllowList,
 }
 
 impl Default for SessionContext {
@@ -81,6 +84,7 @@ impl Default for SessionContext {
             desktop: desktop::DesktopOptions::default(),
             assist: None,
             jump_point: false,
+            jump_point_allow: jumpgate_net::allow::AllowList::any(),
         }
     }
 }

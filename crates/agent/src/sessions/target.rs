@@ -50,10 +50,30 @@ where
     let kind = open.request.kind();
     info!(target = %open.name, %kind, "target session opened");
     let login = match open.address {
-        TargetAddress::Tcp { host, port } => {
+        TargetAddress::Tcp {
+            host,
+            port,
+            allowed,
+        } => {
             return match open.request {
                 SessionRequest::Forward { .. } => {
-                    super::forward::run(rx, tx, &host, port, ctx).await
+                    // Only to an address both lists allow (resolved here,
+                    // connected to as resolved).
+                    let checked =
+                        match target::Reach::new(allowed.as_deref(), &ctx.jump_point_allow) {
+                            Ok(reach) => reach.address(&host, port).await,
+                            Err(e) => Err(e),
+                        };
+                    match checked {
+                        Ok(addr) => {
+                            super::forward::run(rx, tx, &addr.ip().to_string(), port, ctx).await
+                        }
+                        Err(e) => {
+                            let message = format!("target `{}`: {e}", open.name);
+                            let code = RefusalCode::PermissionDenied;
+                            Err(super::refuse(&mut rx, &mut tx, ctx, code, message).await)
+                        }
+                    }
                 }
                 _ => {
                     let message =
@@ -71,11 +91,14 @@ where
         let message = "desktop sessions are not available on SSH targets";
         return Err(super::refuse(&mut rx, &mut tx, ctx, RefusalCode::Unsupported, message).await);
     }
-    let conn = match target::connect(&login).await {
+    let conn = match target::connect(&login, &ctx.jump_point_allow).await {
         Ok(c) => c,
         Err(e) => {
             let code = match e {
-                TargetError::HostKeyChanged { .. } | TargetError::LoginRefused { .. } => {
+                TargetError::HostKeyChanged { .. }
+                | TargetError::LoginRefused { .. }
+                | TargetError::BadList(_)
+                | TargetError::Dial(jumpgate_net::allow::DialError::Outside { .. }) => {
                     RefusalCode::PermissionDenied
                 }
                 _ => RefusalCode::ConnectFailed,

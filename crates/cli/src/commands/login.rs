@@ -77,7 +77,13 @@ pub(crate) async fn login(
     // restricted login (warned above) may not have one yet.
     if warned.is_empty() {
         let authed = client.with_token(answer.token.clone());
-        match super::ssh_cert::refresh(&authed, &ctx.state_dir).await {
+        match super::ssh_cert::refresh(
+            &authed,
+            &ctx.state_dir,
+            &super::ssh_cert::SshCertArgs::default(),
+        )
+        .await
+        {
             Ok(c) => outln!("SSH certificate until {}", c.valid_before)?,
             Err(e) => eprintln!("jg: no SSH certificate ({e:#}): run jg ssh-cert later"),
         }

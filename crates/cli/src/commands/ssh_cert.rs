@@ -4,11 +4,15 @@
 //! user CA and valid no longer than the login. `jg ssh-config` points
 //! `IdentityFile` and `CertificateFile` at them, so plain `ssh ENDPOINT`
 //! logs in with no key registered; logging out ends the certificate too.
+//!
+//! `jg ssh-cert --no-pty --no-port-forwarding --source-address RANGE
+//! --force-command CMD` gets one that permits less (for a script or a
+//! hand-over): the gateway's front door honours it as `sshd` would.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use jumpgate_api_types::ssh::SshCert;
+use jumpgate_api_types::ssh::{IssueSshCert, SshCert};
 use jumpgate_client::Client;
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::LineEnding;
@@ -60,11 +64,44 @@ fn key_pair(dir: &Path) -> anyhow::Result<String> {
     Ok(line)
 }
 
-/// Gets a new certificate for jg's key pair (made if needed) and writes it.
-pub(crate) async fn refresh(client: &Client, dir: &Path) -> anyhow::Result<SshCert> {
+/// `jg ssh-cert`'s options: what the certificate permits less of.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub(crate) struct SshCertArgs {
+    /// No terminal: leave out `permit-pty` (commands still run).
+    #[arg(long)]
+    no_pty: bool,
+    /// No port forwarding (`ssh -L`, `-W`): leave out
+    /// `permit-port-forwarding`.
+    #[arg(long)]
+    no_port_forwarding: bool,
+    /// Only from these addresses (critical option `source-address`):
+    /// ranges such as 10.0.0.0/8 or 192.0.2.7, comma-separated or the
+    /// option repeated.
+    #[arg(long, value_name = "RANGES")]
+    source_address: Vec<String>,
+    /// Every session runs CMD instead of what is asked (critical option
+    /// `force-command`; the command asked is in SSH_ORIGINAL_COMMAND).
+    #[arg(long, value_name = "CMD")]
+    force_command: Option<String>,
+}
+
+/// Gets a new certificate for jg's key pair (made if needed), restricted
+/// as `args` asks, and writes it.
+pub(crate) async fn refresh(
+    client: &Client,
+    dir: &Path,
+    args: &SshCertArgs,
+) -> anyhow::Result<SshCert> {
     let public = key_pair(dir)?;
+    let req = IssueSshCert {
+        public_key: public,
+        no_pty: args.no_pty,
+        no_port_forwarding: args.no_port_forwarding,
+        source_address: args.source_address.clone(),
+        force_command: args.force_command.clone(),
+    };
     let cert = client
-        .issue_ssh_cert(&public)
+        .issue_ssh_cert_with(&req)
         .await
         .context("getting an SSH certificate")?;
     let path = cert_file(dir);
@@ -74,8 +111,8 @@ pub(crate) async fn refresh(client: &Client, dir: &Path) -> anyhow::Result<SshCe
 }
 
 /// `jg ssh-cert`.
-pub(crate) async fn run(client: &Client, dir: &Path) -> anyhow::Result<()> {
-    let cert = refresh(client, dir).await?;
+pub(crate) async fn run(client: &Client, dir: &Path, args: &SshCertArgs) -> anyhow::Result<()> {
+    let cert = refresh(client, dir, args).await?;
     outln!(
         "SSH certificate for {} until {} in {} ({})",
         cert.principal,

@@ -1,8 +1,10 @@
 //! `jg ssh-config`: a block at the top of `~/.ssh/config` so that plain
 //! `ssh ENDPOINT` (and `scp`, `sftp`) goes through the gateway's SSH front
 //! door: a `Host` entry for the gateway (its address, the front door's
-//! port, your user name) and one for the endpoints you may see, with
-//! `ProxyJump` to it. The gateway's host key goes to a known-hosts file of
+//! port, your user name) and one for the endpoints and agentless SSH
+//! targets you may see, with `ProxyJump` to it (the gateway's inner server
+//! answers for a target as for an endpoint, and logs in to it with the
+//! credential it injects: plain `ssh db-01` needs no password of yours). The gateway's host key goes to a known-hosts file of
 //! its own (`~/.ssh/jumpgate_known_hosts`, under one `HostKeyAlias`: the
 //! gateway answers as every endpoint with the same key). Both log in with
 //! jg's key and the short-lived certificate `jg login` got for it
@@ -36,18 +38,35 @@ pub(crate) async fn run(
         bail!("the gateway's SSH front door is off (`[ssh] listen` in its configuration)");
     };
     let host = gateway_host(&st.server)?;
+    let usable = |n: &String| {
+        n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
     let mut names: Vec<String> = client
         .endpoints()
         .await
         .context("listing endpoints")?
         .into_iter()
         .map(|e| e.name)
-        .filter(|n| {
-            n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
+        .filter(usable)
         .collect();
+    let endpoints = names.len();
+    // SSH targets (a TCP target has no shell to log in to); a gateway
+    // without targets answers 404: none then.
+    let targets: Vec<String> = match client.targets().await {
+        Ok(t) => t
+            .into_iter()
+            .filter(|t| t.kind == "ssh")
+            .map(|t| t.name)
+            .filter(usable)
+            .collect(),
+        Err(jumpgate_client::ClientError::Api { status: 404, .. }) => Vec::new(),
+        Err(e) => return Err(e).context("listing targets"),
+    };
+    let target_count = targets.len();
+    names.extend(targets);
     names.sort();
+    names.dedup();
     let dir = match ssh_dir {
         Some(d) => d,
         None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".ssh"),
@@ -89,9 +108,8 @@ pub(crate) async fn run(
     jumpgate_net::fs::write_atomic(&config, replace_block(&old, &block).as_bytes(), 0o600)
         .with_context(|| format!("writing {}", config.display()))?;
     outln!(
-        "wrote {} (gateway {host}:{port}, {} endpoint(s)) and {}; host key {}",
+        "wrote {} (gateway {host}:{port}, {endpoints} endpoint(s), {target_count} SSH target(s)) and {}; host key {}",
         config.display(),
-        names.len(),
         known.display(),
         info.fingerprint
     )?;

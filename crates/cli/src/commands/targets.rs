@@ -183,14 +183,60 @@ pub(crate) async fn run(client: &Client, cmd: TargetsCommand) -> anyhow::Result<
     Ok(())
 }
 
-/// `jg endpoints jump-point NAME on|off`.
-pub(crate) async fn jump_point(client: &Client, name: &str, on: bool) -> anyhow::Result<()> {
+/// A jump point's list as shown: the rules, or `any`.
+fn allowed(allow: Option<&[String]>) -> String {
+    allow.map_or_else(|| "any".to_owned(), |a| a.join(", "))
+}
+
+/// `jg endpoints jump-point NAME on|off [--allow DEST]…`.
+pub(crate) async fn jump_point(
+    client: &Client,
+    name: &str,
+    on: bool,
+    allow: Option<Vec<String>>,
+) -> anyhow::Result<()> {
+    if !on && allow.is_some() {
+        anyhow::bail!("--allow goes with `on`");
+    }
     let state = client
-        .set_jump_point(name, on)
+        .set_jump_point(name, on, allow)
         .await
         .context("marking the jump point")?;
-    let word = if state.on { "is now" } else { "is no longer" };
-    outln!("endpoint {} {word} a jump point", state.endpoint)?;
+    if !state.on {
+        outln!("endpoint {} is no longer a jump point", state.endpoint)?;
+        return Ok(());
+    }
+    outln!(
+        "endpoint {} is now a jump point; allowed destinations: {}",
+        state.endpoint,
+        allowed(state.allow.as_deref())
+    )?;
+    if !state.outside.is_empty() {
+        eprintln!(
+            "jg: warning: these targets through it are outside the list now, and their sessions are refused: {}",
+            state.outside.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `jg endpoints jump-points [--json]`.
+pub(crate) async fn jump_points(client: &Client, json: bool) -> anyhow::Result<()> {
+    let all = client.jump_points().await.context("listing jump points")?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&all)?)?;
+        return Ok(());
+    }
+    if all.is_empty() {
+        outln!("no jump points")?;
+    }
+    for j in &all {
+        outln!(
+            "{}  allowed destinations: {}",
+            j.endpoint,
+            allowed(j.allow.as_deref())
+        )?;
+    }
     Ok(())
 }
 

@@ -696,7 +696,7 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
 
 /// A `~/.ssh` whose config only makes `ssh` non-interactive and strict,
 /// with no key of its own: what `jg ssh-config` adds is all it has.
-fn bare_dot_ssh(parent: &Path, name: &str) -> PathBuf {
+pub(crate) fn bare_dot_ssh(parent: &Path, name: &str) -> PathBuf {
     let d = parent.join(name);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(
@@ -710,7 +710,7 @@ fn bare_dot_ssh(parent: &Path, name: &str) -> PathBuf {
 }
 
 /// `ssh -F CONFIG ARGS`, stdin closed.
-async fn plain_ssh(config: &Path, args: &[&str]) -> Output {
+pub(crate) async fn plain_ssh(config: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new("ssh");
     cmd.arg("-F")
         .arg(config)
@@ -1133,4 +1133,156 @@ async fn an_ssh_certificate_ends_with_its_login() {
     // And no new one without a new login.
     let err = fails(&site.jg(&["ssh-cert"]).await);
     assert!(!err.is_empty());
+}
+
+/// A loopback TCP server that greets each connection with `hello` and
+/// closes it: what `ssh -W` reaches from the endpoint.
+async fn greeter() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let _ = s.write_all(b"hello\n").await;
+            let _ = s.shutdown().await;
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn ssh_certificates_permit_what_they_say_and_no_more() {
+    // `[ssh] certificate_lifetime` from a configuration file.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("jumpgate.toml");
+    std::fs::write(&conf, "[ssh]\ncertificate_lifetime = \"30m\"\n").unwrap();
+    let site = Site::start_with(&[
+        "--ssh-listen",
+        "127.0.0.1:0",
+        "--config",
+        conf.to_str().unwrap(),
+    ])
+    .await;
+    let _agent = site.start_agent("web-01").await;
+    let ssh = Ssh::new(&site);
+    let cert = site.jg_home().join("ssh").join("id_ed25519-cert.pub");
+    let keygen_l = || {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-L", "-f"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let said = ok(&site.jg(&["ssh-cert"]).await);
+    let until = said
+        .split_whitespace()
+        .skip_while(|w| *w != "until")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let until = time::OffsetDateTime::parse(&until, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let left = until - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::minutes(30) && left > time::Duration::minutes(25),
+        "{said}"
+    );
+    // The usual certificate permits a terminal and forwarding.
+    let shown = keygen_l();
+    assert!(
+        shown.contains("permit-pty") && shown.contains("permit-port-forwarding"),
+        "{shown}"
+    );
+    let dot = bare_dot_ssh(ssh.dir.path(), "dot-ssh");
+    ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot.to_str().unwrap()])
+        .await);
+    let config = dot.join("config");
+    let out = plain_ssh(&config, &["-tt", "web-01", "tty; echo done"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("/dev/"), "{}", text(&out.stdout));
+    let port = greeter().await;
+    let to = format!("127.0.0.1:{port}");
+    let out = plain_ssh(&config, &["-W", &to, "web-01"]).await;
+    assert_eq!(text(&out.stdout), "hello\n", "{}", text(&out.stderr));
+
+    // No PTY, no forwarding: the real client is told so, and the command
+    // still runs (without a terminal).
+    ok(&site
+        .jg(&["ssh-cert", "--no-pty", "--no-port-forwarding"])
+        .await);
+    let shown = keygen_l();
+    assert!(
+        !shown.contains("permit-pty") && !shown.contains("permit-port-forwarding"),
+        "{shown}"
+    );
+    // `-t` makes the refusal fatal for OpenSSH's client: no terminal.
+    let out = plain_ssh(&config, &["-tt", "web-01", "tty; echo done"]).await;
+    let err = text(&out.stderr);
+    assert!(err.contains("PTY allocation request failed"), "{err}");
+    assert!(
+        !text(&out.stdout).contains("/dev/"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Commands without a terminal still run.
+    let out = plain_ssh(&config, &["web-01", "tty; echo done"]).await;
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("not a tty") && stdout.contains("done"),
+        "{stdout} {}",
+        text(&out.stderr)
+    );
+    // (The channel's refusal is logged at INFO.)
+    let out = plain_ssh(&config, &["-o", "LogLevel=INFO", "-W", &to, "web-01"]).await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("hello"));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("administratively prohibited")
+            && err.contains("port forwarding is not permitted by your SSH certificate"),
+        "{err}"
+    );
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(audit.contains("no-pty no-port-forwarding"), "{audit}");
+
+    // source-address: from elsewhere refused; from here (the positive
+    // control) in.
+    ok(&site
+        .jg(&["ssh-cert", "--source-address", "192.0.2.0/24"])
+        .await);
+    assert!(keygen_l().contains("source-address 192.0.2.0/24"));
+    let out = plain_ssh(&config, &["web-01", "echo should-not-run"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Permission denied"));
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    ok(&site
+        .jg(&["ssh-cert", "--source-address", "192.0.2.0/24,127.0.0.0/8"])
+        .await);
+    let out = plain_ssh(&config, &["web-01", "echo from-here"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-here\n");
+
+    // force-command runs whatever is asked, the asked command beside it.
+    ok(&site
+        .jg(&[
+            "ssh-cert",
+            "--force-command",
+            "echo forced:$SSH_ORIGINAL_COMMAND",
+        ])
+        .await);
+    assert!(keygen_l().contains("force-command"));
+    let out = plain_ssh(&config, &["web-01", "echo asked"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "forced:echo asked\n");
+
+    // Bad requests are refused with the reason, and nothing is written.
+    let before = std::fs::read(&cert).unwrap();
+    let err = fails(
+        &site
+            .jg(&["ssh-cert", "--source-address", "somewhere"])
+            .await,
+    );
+    assert!(err.contains("source address"), "{err}");
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
 }

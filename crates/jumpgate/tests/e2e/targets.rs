@@ -762,3 +762,278 @@ async fn a_changed_host_key_is_refused_with_both_fingerprints_and_audited() {
         "{audit}"
     );
 }
+
+/// `jg ssh-config` lists the SSH targets (not the TCP ones) next to the
+/// endpoints, so plain `ssh db-01 CMD` goes through the gateway's front
+/// door and the jump point to the real sshd, logged in with the injected
+/// password; the user has only jg's certificate.
+#[tokio::test]
+async fn jg_ssh_config_lets_plain_ssh_reach_ssh_targets() {
+    const SECRET: &str = "Cfg-target-pw-4Rt8Lq";
+    let Some(sshd) = Sshd::start("c", SECRET) else {
+        return;
+    };
+    let site = Site::start_with(&["--ssh-listen", "127.0.0.1:0"]).await;
+    let _jp = jump_point(&site, "jp-1").await;
+    ok(&jg_input(
+        &site,
+        None,
+        &["vault", "put", "db-pw"],
+        format!("{SECRET}\n").as_bytes(),
+    )
+    .await);
+    let addr = format!("127.0.0.1:{}", sshd.port);
+    ok(&site
+        .jg(&[
+            "targets",
+            "add",
+            "db-01",
+            "--via",
+            "jp-1",
+            "--ssh",
+            &addr,
+            "--user",
+            &sshd.user,
+            "--credential",
+            "db-pw",
+            "--host-key",
+            sshd.host_key().trim(),
+        ])
+        .await);
+    let echo = echo_server().await.to_string();
+    ok(&site
+        .jg(&["targets", "add", "echo-01", "--via", "jp-1", "--tcp", &echo])
+        .await);
+    let home = tempfile::tempdir().unwrap();
+    let dot = crate::ssh::bare_dot_ssh(home.path(), "dot-ssh");
+    let said = ok(&site
+        .jg(&["ssh-config", "--ssh-dir", dot.to_str().unwrap()])
+        .await);
+    assert!(said.contains("1 endpoint(s), 1 SSH target(s)"), "{said}");
+    let config = dot.join("config");
+    let written = std::fs::read_to_string(&config).unwrap();
+    let hosts = written
+        .lines()
+        .find(|l| l.starts_with("Host ") && l.contains("db-01"))
+        .unwrap_or_else(|| panic!("no Host line for db-01: {written}"));
+    assert_eq!(hosts, "Host db-01 jp-1", "{written}");
+    assert!(!written.contains("echo-01"), "{written}");
+    let out = crate::ssh::plain_ssh(&config, &["db-01", "echo on-$(whoami); exit 3"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("on-{}\n", sshd.user)
+    );
+    // The session is the gateway's like any: in the session log.
+    let sessions = ok(&site.jg(&["sessions", "--json"]).await);
+    assert!(sessions.contains("db-01"), "{sessions}");
+}
+
+/// A jump point reaches only what its administrator's list allows (set,
+/// shown, audited), and what the agent's own `--jump-point-allow` allows:
+/// a target outside the list is refused when added; a name the gateway
+/// cannot decide is resolved by the jump point, which connects only to
+/// allowed addresses; a narrowed list warns of the targets left outside
+/// and refuses their sessions.
+#[tokio::test]
+async fn jump_points_reach_only_the_destinations_their_lists_allow() {
+    const SECRET: &str = "Allow-list-pw-8Hs3Kd";
+    let Some(sshd) = Sshd::start("l", SECRET) else {
+        return;
+    };
+    let site = Site::start().await;
+    let p = sshd.port;
+    let token = site.enroll_token(&[]).await;
+    let own = format!("127.0.0.0/8:{p}");
+    let _agent = site.spawn_agent(
+        "jp-1",
+        Some(&token),
+        &["--jump-point", "--jump-point-allow", &own],
+    );
+    site.wait_online("jp-1", true).await;
+    let out = ok(&site
+        .jg(&[
+            "endpoints",
+            "jump-point",
+            "jp-1",
+            "on",
+            "--allow",
+            "10.1.2.3/8",
+        ])
+        .await);
+    assert!(
+        out.contains("is now a jump point; allowed destinations: 10.0.0.0/8"),
+        "{out}"
+    );
+    let listed = ok(&site.jg(&["endpoints", "jump-points"]).await);
+    assert!(
+        listed.contains("jp-1  allowed destinations: 10.0.0.0/8"),
+        "{listed}"
+    );
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    assert!(audit.contains("allow=10.0.0.0/8"), "{audit}");
+    ok(&jg_input(
+        &site,
+        None,
+        &["vault", "put", "db-pw"],
+        format!("{SECRET}\n").as_bytes(),
+    )
+    .await);
+    let key = sshd.host_key();
+    let add = |name: &'static str, addr: String| {
+        let site = &site;
+        let key = key.clone();
+        let user = sshd.user.clone();
+        async move {
+            site.jg(&[
+                "targets",
+                "add",
+                name,
+                "--via",
+                "jp-1",
+                "--ssh",
+                &addr,
+                "--user",
+                &user,
+                "--credential",
+                "db-pw",
+                "--host-key",
+                key.trim(),
+            ])
+            .await
+        }
+    };
+
+    // An address outside the list: refused when added, with the list.
+    let err = fails(&add("db-ip", format!("127.0.0.1:{p}")).await);
+    assert!(
+        err.contains(&format!(
+            "127.0.0.1:{p} is outside jump point `jp-1`'s allowed destinations (10.0.0.0/8)"
+        )),
+        "{err}"
+    );
+    // A name only its addresses decide: taken, then refused by the jump
+    // point, which resolved it outside the list.
+    ok(&add("db-name", format!("localhost:{p}")).await);
+    let err = fails(&site.jg(&["shell", "db-name", "--", "echo", "no"]).await);
+    assert!(
+        err.contains("outside this jump point's allowed destinations")
+            && err.contains("it resolves to")
+            && err.contains("127.0.0.1")
+            && err.contains("the administrator's list: 10.0.0.0/8"),
+        "{err}"
+    );
+
+    // The list widened (the positive control): the same target works, and
+    // the address is taken too.
+    ok(&site
+        .jg(&[
+            "endpoints",
+            "jump-point",
+            "jp-1",
+            "on",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "127.0.0.0/8",
+        ])
+        .await);
+    let out = site
+        .jg(&["shell", "db-name", "--", "sh", "-c", "echo on-$(whoami)"])
+        .await;
+    assert!(ok(&out).contains(&format!("on-{}", sshd.user)));
+    ok(&add("db-ip", format!("127.0.0.1:{p}")).await);
+
+    // The agent's own list: the gateway allows the echo server's port,
+    // the jump point does not.
+    let echo = echo_server().await;
+    ok(&site
+        .jg(&[
+            "targets",
+            "add",
+            "echo-01",
+            "--via",
+            "jp-1",
+            "--tcp",
+            &echo.to_string(),
+        ])
+        .await);
+    let mut fwd = site
+        .jg_command(&["forward", "echo-01", "0:ignored:1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(fwd.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let local: std::net::SocketAddr = first
+        .strip_prefix("jg: forwarding ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .parse()
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(local).await.unwrap();
+    let _ = s.write_all(b"x").await;
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("the refused forward stayed open")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "an echo came through a refused forward");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let said = loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("jg forward never said why")
+            .unwrap()
+            .expect("jg forward ended without saying why");
+        if line.contains("outside") {
+            break line;
+        }
+    };
+    assert!(
+        said.contains(&format!("--jump-point-allow: 127.0.0.0/8:{p}")),
+        "{said}"
+    );
+    let _ = fwd.kill().await;
+
+    // Narrowed to the name: the targets left outside are named, and the
+    // gateway refuses their sessions; the name's target still works.
+    let out = site
+        .jg(&[
+            "endpoints",
+            "jump-point",
+            "jp-1",
+            "on",
+            "--allow",
+            &format!("localhost:{p}"),
+        ])
+        .await;
+    let warned = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{warned}");
+    assert!(
+        warned.contains("outside the list now") && warned.contains("db-ip, echo-01"),
+        "{warned}"
+    );
+    let err = fails(&site.jg(&["shell", "db-ip", "--", "true"]).await);
+    assert!(
+        err.contains("is outside jump point `jp-1`'s allowed destinations"),
+        "{err}"
+    );
+    let out = site.jg(&["shell", "db-name", "--", "echo", "still"]).await;
+    assert!(ok(&out).contains("still"));
+    // Unmarked, then marked again with no list: any destination.
+    let out = ok(&site.jg(&["endpoints", "jump-point", "jp-1", "on"]).await);
+    assert!(out.contains("allowed destinations: any"), "{out}");
+    let json = ok(&site.jg(&["endpoints", "jump-points", "--json"]).await);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["allow"], serde_json::Value::Null, "{json}");
+}

@@ -120,6 +120,7 @@ fn the_ssh_port_is_off_by_default_validated_and_apart_from_the_others() {
         redirect_listen: Some("0.0.0.0:80".into()),
         ssh: RawSsh {
             listen: ssh.map(str::to_owned),
+            certificate_lifetime: None,
         },
         ..RawConfig::default()
     };
@@ -129,6 +130,24 @@ fn the_ssh_port_is_off_by_default_validated_and_apart_from_the_others() {
     for bad in ["22", "0.0.0.0:443", "0.0.0.0:80"] {
         let err = Config::validate(raw(Some(bad))).unwrap_err().to_string();
         assert!(err.contains("ssh.listen"), "{bad}: {err}");
+    }
+    // The certificates' lifetime: 12 h unless set, within 1m..=7d.
+    assert_eq!(
+        Config::validate(raw(None)).unwrap().ssh_cert_lifetime,
+        std::time::Duration::from_secs(12 * 3600)
+    );
+    let life = |v: &str| {
+        let mut r = raw(None);
+        r.ssh.certificate_lifetime = Some(v.to_owned());
+        Config::validate(r)
+    };
+    assert_eq!(
+        life("30m").unwrap().ssh_cert_lifetime,
+        std::time::Duration::from_secs(1800)
+    );
+    for bad in ["10s", "8d", "soon"] {
+        let err = life(bad).unwrap_err().to_string();
+        assert!(err.contains("ssh.certificate_lifetime"), "{bad}: {err}");
     }
     // In a file, an unknown key of the section is named.
     let err = toml::from_str::<RawConfig>("[ssh]\nlisten = \"0.0.0.0:22\"\nport = 22\n")

@@ -13,6 +13,12 @@
 //! | `subsystem sftp` (`sftp`, `scp`)      | `exec` of the endpoint's `sftp-server`; needs the `files` right too |
 //! | `direct-tcpip HOST:PORT` (`ssh -L`)   | `forward` to HOST:PORT from the endpoint        |
 //!
+//! A certificate's rules apply (`certs::Rules`): without `permit-pty` a
+//! PTY request is ignored here (refused to the client by the handler);
+//! with `force-command` every session channel runs that command instead
+//! of what was asked (the asked command in `SSH_ORIGINAL_COMMAND`), in a
+//! PTY if one was granted.
+//!
 //! Exit statuses reach the client (`exit-status`); a session ended by
 //! the gateway (terminated, access revoked, shutdown) tells the client why
 //! on stderr and closes the channel.
@@ -27,6 +33,7 @@ use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tracing::Instrument;
 
+use super::certs::Rules;
 use super::server::Login;
 use crate::rbac::{self, Action, Decision, Resource};
 use crate::sessions::open::{NotAuthorized, SessionService};
@@ -54,6 +61,8 @@ pub(super) struct Ctx {
     pub(super) login: Arc<Login>,
     /// The endpoint the connection is for (`alice+web-01`, or a jump's).
     pub(super) endpoint: Option<String>,
+    /// What the login permits.
+    pub(super) rules: Rules,
 }
 
 /// What the client asked a session channel for.
@@ -75,7 +84,7 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
                 col_width,
                 row_height,
                 ..
-            }) => pty = Some((term, size(col_width, 80), size(row_height, 24))),
+            }) if ctx.rules.pty => pty = Some((term, size(col_width, 80), size(row_height, 24))),
             Some(ChannelMsg::WindowChange {
                 col_width,
                 row_height,
@@ -105,6 +114,10 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
     };
     let sh = |script: &str| SessionRequest::Exec {
         command: vec!["sh".into(), "-c".into(), script.into()],
+    };
+    let asked = match &ctx.rules.force_command {
+        Some(forced) => Asked::Exec(forced_line(forced, &asked)),
+        None => asked,
     };
     let (request, files) = match asked {
         Asked::Shell => match pty {
@@ -348,6 +361,18 @@ async fn fail(wr: &ChannelWriteHalf<Msg>, msg: &str) {
     let _ = wr.exit_status(1).await;
     let _ = wr.eof().await;
     let _ = wr.close().await;
+}
+
+/// The command line a certificate's `force-command` runs, with the
+/// command asked (if any) in `SSH_ORIGINAL_COMMAND`, as `sshd` sets it.
+fn forced_line(forced: &str, asked: &Asked) -> String {
+    let original = match asked {
+        Asked::Exec(cmd) => cmd.as_str(),
+        Asked::Sftp => SFTP,
+        Asked::Shell => return forced.to_owned(),
+    };
+    let quoted = format!("'{}'", original.replace('\'', r"'\''"));
+    format!("SSH_ORIGINAL_COMMAND={quoted}; export SSH_ORIGINAL_COMMAND; {forced}")
 }
 
 /// A terminal dimension from SSH (0 or absurd: `fallback`).

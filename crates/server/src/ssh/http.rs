@@ -74,6 +74,7 @@ async fn user_cert(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::forbidden("a certificate needs a user's login"))?;
+    let asked = super::certs::Asked::of(&req)?;
     let ca = super::user_ca::load_or_create(&st.db, &st.keys, None).await?;
     let cert = super::certs::issue(
         &st.db,
@@ -82,7 +83,9 @@ async fn user_cert(
         &who.name,
         &login,
         expires,
+        st.config.ssh_cert_lifetime,
         &req.public_key,
+        &asked,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(cert)))

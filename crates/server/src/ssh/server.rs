@@ -257,6 +257,8 @@ pub(super) struct Conn {
     /// The password typed in the first keyboard-interactive round, kept
     /// for the second (the code) only.
     password: Option<Zeroizing<String>>,
+    /// What the login permits (a certificate's extensions and options).
+    rules: certs::Rules,
 }
 
 impl Conn {
@@ -280,6 +282,7 @@ impl Conn {
             login: None,
             endpoint: None,
             password: None,
+            rules: certs::Rules::default(),
         }
     }
 
@@ -375,6 +378,7 @@ impl Conn {
             st: self.st.clone(),
             login: Arc::clone(self.login.as_ref()?),
             endpoint: self.endpoint.clone(),
+            rules: self.rules.clone(),
         })
     }
 }
@@ -427,8 +431,9 @@ impl russh::server::Handler for Conn {
         if account.lock.is_locked(now) {
             return Ok(Auth::reject());
         }
-        match certs::check(&self.st.db, &self.user_ca, certificate, &account).await {
-            Ok(credential) => {
+        let peer = self.peer.ip();
+        match certs::check(&self.st.db, &self.user_ca, certificate, &account, peer).await {
+            Ok((credential, rules)) => {
                 tracing::info!(
                     user = %account.username,
                     key_id = %certificate.key_id(),
@@ -437,6 +442,7 @@ impl russh::server::Handler for Conn {
                 );
                 let endpoint = self.who(user).1.map(str::to_owned);
                 self.endpoint = endpoint;
+                self.rules = rules;
                 self.login = Some(Arc::new(Login {
                     st: self.st.clone(),
                     credential,
@@ -572,6 +578,21 @@ impl russh::server::Handler for Conn {
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
+        // The hop of `ssh -J gw ENDPOINT` reaches the gateway's own inner
+        // server (whose sessions the certificate rules again); anything
+        // else forwards ports, which the certificate must permit.
+        let hop = ctx.endpoint.is_none() && self.jump.is_none() && port_to_connect == SSH_PORT;
+        if !ctx.rules.port_forwarding && !hop {
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: ChannelOpenFailure::AdministrativelyProhibited.code(),
+                    reason: "port forwarding is not permitted by your SSH certificate \
+                             (no permit-port-forwarding)"
+                        .into(),
+                })
+                .await;
+            return Ok(());
+        }
         if ctx.endpoint.is_none() && self.jump.is_none() {
             // `ssh -J alice@gw web-01`: the gateway answers as web-01's SSH
             // server itself, on this channel.
@@ -630,7 +651,25 @@ impl russh::server::Handler for Conn {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_success(channel)
+        // OpenSSH says "PTY allocation request failed" and goes on without.
+        if self.rules.pty {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Never offered, whatever a certificate permits.
+        session.channel_failure(channel)
     }
 
     async fn shell_request(

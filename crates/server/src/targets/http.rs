@@ -1,4 +1,5 @@
-//! `/api/v1/targets*` and `/api/v1/endpoints/{name}/jump-point`.
+//! `/api/v1/targets*`, `/api/v1/endpoints/{name}/jump-point` and
+//! `/api/v1/jump-points`.
 //!
 //! Targets are listed and shown like endpoints (the caller's groups only;
 //! one outside them does not exist for the caller); adding and removing
@@ -35,13 +36,18 @@ pub(crate) fn routes(api: Api) -> Api {
             Site(Action::WriteEndpoints),
             jump_point,
         )
+        .get(
+            "/api/v1/jump-points",
+            Site(Action::ListEndpoints),
+            jump_points,
+        )
 }
 
 impl From<TargetError> for ApiError {
     fn from(e: TargetError) -> Self {
         use TargetError as E;
         match e {
-            E::Invalid(_) | E::UnknownGroup(_) | E::NotJumpPoint(_) => {
+            E::Invalid(_) | E::UnknownGroup(_) | E::NotJumpPoint(_) | E::Outside { .. } => {
                 Self::bad_request(e.to_string())
             }
             E::NameTaken(_) => Self::new(StatusCode::CONFLICT, ErrorCode::NameTaken, e.to_string()),
@@ -111,9 +117,30 @@ async fn jump_point(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<api::JumpPoint>,
 ) -> Result<Json<api::JumpPointState>, ApiError> {
-    super::set_jump_point(&st.db, &name, req.on, &who.name).await?;
+    let set = super::set_jump_point(&st.db, &name, req.on, req.allow.as_deref(), &who.name).await?;
     Ok(Json(api::JumpPointState {
         endpoint: name,
         on: req.on,
+        allow: set.allow.rules(),
+        outside: set.outside,
     }))
+}
+
+/// The jump points of the caller's groups, with what each may reach.
+async fn jump_points(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<Vec<api::JumpPointState>>, ApiError> {
+    let all = super::jump_points(&st.db).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|(_, group, _)| who.can_view(group))
+            .map(|(endpoint, _, allow)| api::JumpPointState {
+                endpoint,
+                on: true,
+                allow: allow.rules(),
+                outside: Vec::new(),
+            })
+            .collect(),
+    ))
 }

@@ -17,6 +17,16 @@
 //!
 //! The secret goes only into the `OpenTarget` message (and a rotation's
 //! request); it is never logged, stored elsewhere, or put in an error.
+//!
+//! A jump point reaches the destinations its administrator allows (`jg
+//! endpoints jump-point NAME on --allow 10.0.0.0/8 --allow
+//! db.internal:5432`; no list: any, as before lists existed). A target
+//! whose address the list cannot allow is refused when added, and every
+//! session checks again (the list may have changed). A host name only
+//! address rules could allow is decided where it resolves: the list goes
+//! to the jump point with each connection, and the agent connects only to
+//! addresses it allows (and its own `--jump-point-allow` list allows), so
+//! a name cannot smuggle in an outside address.
 
 pub(crate) mod http;
 pub(crate) mod schema;
@@ -25,6 +35,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use jumpgate_api_types::targets as api;
+use jumpgate_net::allow::{AllowList, Verdict};
 use jumpgate_proto::system::Topic;
 use jumpgate_proto::target::{
     HostKeyReply, HostKeyRequest, RotateRequest, SshLogin, TargetAddress, TargetCredential,
@@ -112,6 +123,15 @@ pub(crate) enum TargetError {
     UnknownGroup(String),
     #[error("endpoint `{0}` is not a jump point (mark it with `jg endpoints jump-point {0} on`)")]
     NotJumpPoint(String),
+    #[error(
+        "{dest} is outside jump point `{via}`'s allowed destinations ({allow}): \
+         `jg endpoints jump-point {via} on --allow …` sets them"
+    )]
+    Outside {
+        dest: String,
+        via: String,
+        allow: String,
+    },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -121,6 +141,12 @@ pub(crate) enum TargetError {
 pub(crate) enum OpenError {
     #[error("endpoint `{0}` is no longer a jump point")]
     NotJumpPoint(String),
+    #[error("{dest} is outside jump point `{via}`'s allowed destinations ({allow})")]
+    Outside {
+        dest: String,
+        via: String,
+        allow: String,
+    },
     #[error("target `{0}` has no pinned host key (add it with --host-key or --trust-on-first-use)")]
     NoHostKey(String),
     #[error("cannot learn the host key of target `{0}`: {1}")]
@@ -240,40 +266,106 @@ pub(crate) async fn count_in_group(
     .await)
 }
 
-/// Whether the endpoint `id` is marked as a jump point.
-pub(crate) async fn is_jump_point(db: &Store, id: &AgentId) -> Result<bool, sqlx::Error> {
+/// A stored allow list (a JSON array; NULL: any). A list that no longer
+/// parses allows nothing (fail closed) and is logged.
+fn stored_allow(text: Option<&str>) -> AllowList {
+    let Some(text) = text else {
+        return AllowList::any();
+    };
+    let rules: Vec<String> = serde_json::from_str(text).unwrap_or_default();
+    AllowList::parse(Some(rules)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a jump point's stored allow list is unreadable: it allows nothing");
+        AllowList::nothing()
+    })
+}
+
+/// The destinations the endpoint `id` may reach as a jump point (`None`:
+/// not a jump point).
+pub(crate) async fn jump_point_allow(
+    db: &Store,
+    id: &AgentId,
+) -> Result<Option<AllowList>, sqlx::Error> {
     let mut c = db.conn().await?;
-    let found: Option<String> = sql!(c, |c| sqlx::query_scalar(
-        "SELECT endpoint_id FROM jump_points WHERE endpoint_id = $1"
+    let found: Option<(String, Option<String>)> = sql!(c, |c| sqlx::query_as(
+        "SELECT endpoint_id, allow FROM jump_points WHERE endpoint_id = $1"
     )
     .bind(id.as_str())
     .fetch_optional(&mut *c)
     .await)?;
-    Ok(found.is_some())
+    Ok(found.map(|(_, a)| stored_allow(a.as_deref())))
 }
 
-/// Marks (or unmarks) the endpoint `name` as a jump point, audited.
+/// Every jump point: its endpoint's name and group, and its list.
+pub(crate) async fn jump_points(
+    db: &Store,
+) -> Result<Vec<(String, String, AllowList)>, sqlx::Error> {
+    let mut c = db.conn().await?;
+    let rows: Vec<(String, String, Option<String>)> = sql!(c, |c| sqlx::query_as(
+        "SELECT e.name, e.group_name, j.allow FROM jump_points j \
+         JOIN endpoints e ON e.id = j.endpoint_id ORDER BY e.name"
+    )
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(n, g, a)| (n, g, stored_allow(a.as_deref())))
+        .collect())
+}
+
+/// `HOST:PORT` as shown (a bracketed IPv6 literal).
+fn dest(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A jump point after a change: its list, and the targets through it the
+/// list can no longer allow.
+#[derive(Debug)]
+pub(crate) struct JumpPointSet {
+    pub(crate) allow: AllowList,
+    pub(crate) outside: Vec<String>,
+}
+
+/// Marks (or unmarks) the endpoint `name` as a jump point reaching the
+/// destinations `allow` lists (`None`: any; replaces the list it had),
+/// audited with the list.
 ///
 /// # Errors
-/// No such endpoint, or the store failed.
+/// No such endpoint, a list with a bad rule, a list with `off`, or the
+/// store failed.
 pub(crate) async fn set_jump_point(
     db: &Store,
     name: &str,
     on: bool,
+    allow: Option<&[String]>,
     actor: &str,
-) -> Result<(), TargetError> {
+) -> Result<JumpPointSet, TargetError> {
+    if !on && allow.is_some() {
+        return Err(TargetError::Invalid(
+            "allowed destinations go with `on`".into(),
+        ));
+    }
+    let rules = AllowList::parse(allow).map_err(TargetError::Invalid)?;
     let endpoint = agents::find_by_name(db, name)
         .await?
         .ok_or_else(|| TargetError::UnknownEndpoint(name.to_owned()))?;
+    let stored = rules
+        .rules()
+        .map(|r| serde_json::to_string(&r).unwrap_or_default());
     let mut w = db.write().await?;
     if on {
         sql!(w, |c| sqlx::query(
-            "INSERT INTO jump_points (endpoint_id, marked_at, marked_by) VALUES ($1, $2, $3) \
-             ON CONFLICT (endpoint_id) DO NOTHING"
+            "INSERT INTO jump_points (endpoint_id, marked_at, marked_by, allow) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (endpoint_id) DO UPDATE SET allow = excluded.allow"
         )
         .bind(endpoint.id.as_str())
         .bind(now_ms())
         .bind(actor)
+        .bind(stored.as_deref())
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
@@ -286,14 +378,28 @@ pub(crate) async fn set_jump_point(
         .await
         .map(|r| r.rows_affected()))?;
     }
-    w.audit(
-        AuditEvent::new(actor, AuditAction::JumpPoint, name)
-            .outcome(if on { "on" } else { "off" })
-            .group(&endpoint.group),
-    )
-    .await?;
+    let mut entry = AuditEvent::new(actor, AuditAction::JumpPoint, name)
+        .outcome(if on { "on" } else { "off" })
+        .group(&endpoint.group);
+    if on {
+        entry = entry.detail(format!("allow={rules}"));
+    }
+    w.audit(entry).await?;
     w.commit().await?;
-    Ok(())
+    let outside = if on {
+        list(db)
+            .await?
+            .into_iter()
+            .filter(|t| t.via == endpoint.id && rules.verdict(&t.host, t.port) == Verdict::Refused)
+            .map(|t| t.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(JumpPointSet {
+        allow: rules,
+        outside,
+    })
 }
 
 /// `HOST[:PORT]` (a bracketed IPv6 literal too), `default_port` when none.
@@ -430,8 +536,15 @@ pub(crate) async fn add(
     let via = agents::find_by_name(db, &req.via)
         .await?
         .ok_or_else(|| TargetError::UnknownEndpoint(req.via.clone()))?;
-    if !is_jump_point(db, &via.id).await? {
+    let Some(allow) = jump_point_allow(db, &via.id).await? else {
         return Err(TargetError::NotJumpPoint(req.via.clone()));
+    };
+    if allow.verdict(&host, port) == Verdict::Refused {
+        return Err(TargetError::Outside {
+            dest: dest(&host, port),
+            via: via.name.clone(),
+            allow: allow.to_string(),
+        });
     }
     let now = now_ms();
     let mut w = db.write().await?;
@@ -588,18 +701,28 @@ pub(crate) async fn address_for(
     t: &Target,
     actor: &str,
 ) -> Result<TargetAddress, OpenError> {
-    if !is_jump_point(&st.db, &t.via).await? {
+    let Some(allow) = jump_point_allow(&st.db, &t.via).await? else {
         return Err(OpenError::NotJumpPoint(t.via_name.clone()));
+    };
+    // The list may have changed since the target was added.
+    if allow.verdict(&t.host, t.port) == Verdict::Refused {
+        return Err(OpenError::Outside {
+            dest: dest(&t.host, t.port),
+            via: t.via_name.clone(),
+            allow: allow.to_string(),
+        });
     }
+    let allowed = allow.rules();
     if t.kind == Kind::Tcp {
         return Ok(TargetAddress::Tcp {
             host: t.host.clone(),
             port: t.port,
+            allowed,
         });
     }
     let host_key = match &t.host_key {
         Some(k) => k.clone(),
-        None if t.tofu => first_use_key(st, t, actor).await?,
+        None if t.tofu => first_use_key(st, t, actor, allowed.clone()).await?,
         None => return Err(OpenError::NoHostKey(t.name.clone())),
     };
     let credential = checkout(st, t, actor).await?;
@@ -609,6 +732,7 @@ pub(crate) async fn address_for(
         user: t.user.clone(),
         host_key,
         credential,
+        allowed,
     }))
 }
 
@@ -637,10 +761,16 @@ async fn checkout(st: &AppState, t: &Target, actor: &str) -> Result<TargetCreden
 
 /// Trust on first use: the jump point asks the host for its key; the
 /// first one is stored (only while none is) and audited.
-async fn first_use_key(st: &AppState, t: &Target, actor: &str) -> Result<String, OpenError> {
+async fn first_use_key(
+    st: &AppState,
+    t: &Target,
+    actor: &str,
+    allowed: Option<Vec<String>>,
+) -> Result<String, OpenError> {
     let req = HostKeyRequest {
         host: t.host.clone(),
         port: t.port,
+        allowed,
     };
     let body = serde_json::to_vec(&req).unwrap_or_default();
     let reply = agents::system::send(

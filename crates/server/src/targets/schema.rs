@@ -5,7 +5,8 @@
 
 use crate::store::migrations::{DomainSchema, Part};
 
-/// `targets`: agentless targets and the endpoints marked as jump points.
+/// `targets`: agentless targets and the endpoints marked as jump points
+/// (with the destinations each may reach).
 pub(crate) const TARGETS: DomainSchema = DomainSchema {
     domain: "targets",
     sqlite: &[
@@ -38,6 +39,14 @@ pub(crate) const TARGETS: DomainSchema = DomainSchema {
     );
 ",
         },
+        // 25: the destinations a jump point may reach (a JSON array of
+        // rules, `10.0.0.0/8`, `db.internal:5432`); NULL: any.
+        Part {
+            version: 25,
+            sql: r"
+    ALTER TABLE jump_points ADD COLUMN allow TEXT;
+",
+        },
     ],
     postgres: &[
         // 17: as SQLite's 17.
@@ -64,6 +73,13 @@ pub(crate) const TARGETS: DomainSchema = DomainSchema {
         created_at  BIGINT NOT NULL,
         created_by  TEXT NOT NULL
     );
+",
+        },
+        // 25: as SQLite's 25.
+        Part {
+            version: 25,
+            sql: r"
+    ALTER TABLE jump_points ADD COLUMN allow TEXT;
 ",
         },
     ],
