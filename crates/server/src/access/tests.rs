@@ -87,11 +87,11 @@ async fn schema_24_copies_existing_epm_requests_in_as_elevation_requests() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v23.db");
     let pool = open_with_key(&path, &key, SCHEMA.until(23)).await.unwrap();
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
              VALUES ('e1', 'web-1', 'web', x'00', '', '', '', '', 1);
          {ROWS}"
-    ))
+    )))
     .execute(&pool)
     .await
     .unwrap();
@@ -105,11 +105,11 @@ async fn schema_24_copies_existing_epm_requests_in_as_elevation_requests() {
     let pool = crate::store::postgres::open(&url, 4, SCHEMA.until(23))
         .await
         .unwrap();
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO endpoints (id, name, group_name, public_key, hostname, os, arch, agent_version, enrolled_at)
              VALUES ('e1', 'web-1', 'web', '\\x00'::bytea, '', '', '', '', 1);
          {ROWS}"
-    ))
+    )))
     .execute(&pool)
     .await
     .unwrap();

@@ -21,54 +21,7 @@ pub(crate) enum WebhooksCommand {
         json: bool,
     },
     /// Subscribe a receiver; its signing secret is printed once.
-    Add {
-        /// The receiver's URL: https://… (plain http:// only to a loopback address).
-        url: String,
-        /// Audit actions, comma-separated, each optionally :OUTCOME
-        /// (lockout,session-open:denied), or `all`.
-        #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
-        events: Vec<String>,
-        /// Only entries concerning this endpoint group; repeat (or
-        /// comma-separate) for several: an entry about one of them.
-        #[arg(
-            long = "group",
-            visible_alias = "groups",
-            value_name = "GROUP",
-            value_delimiter = ','
-        )]
-        groups: Vec<String>,
-        /// The subscription's name [default: wh- and random characters].
-        #[arg(long)]
-        name: Option<String>,
-        /// The payload: json, servicenow (an incident) or jira (an issue).
-        #[arg(long, default_value = "json")]
-        format: String,
-        /// Jira: the project key (needed with --format jira).
-        #[arg(long, value_name = "KEY")]
-        jira_project: Option<String>,
-        /// Jira: the issue type's name [default: Task].
-        #[arg(long, value_name = "NAME")]
-        jira_issue_type: Option<String>,
-        /// ServiceNow: the incident's category [default: security].
-        #[arg(long, value_name = "NAME")]
-        servicenow_category: Option<String>,
-        /// A PEM file with the CA the receiver's certificate must chain to
-        /// (else the system's roots).
-        #[arg(long, value_name = "FILE")]
-        ca_file: Option<PathBuf>,
-        /// A file holding the `Authorization` header value sent with each
-        /// delivery (`Bearer …`, `Basic …`: a ServiceNow or Jira account).
-        /// Stored sealed, never shown back.
-        #[arg(long, value_name = "FILE")]
-        auth_header_file: Option<PathBuf>,
-        /// How long a failing delivery is retried before it is dead
-        /// (90s, 15m, 24h, 7d) [default: 24h].
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        retry_for: Option<u64>,
-        /// Print the API's JSON (with the secret).
-        #[arg(long)]
-        json: bool,
-    },
+    Add(Box<AddArgs>),
     /// Remove a subscription and its queue.
     Remove {
         /// The subscription's name.
@@ -106,6 +59,57 @@ pub(crate) enum WebhooksCommand {
     },
 }
 
+// `jg admin webhooks add`, boxed in its variant: by far the largest.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AddArgs {
+    /// The receiver's URL: https://… (plain http:// only to a loopback address).
+    url: String,
+    /// Audit actions, comma-separated, each optionally :OUTCOME
+    /// (lockout,session-open:denied), or `all`.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+    events: Vec<String>,
+    /// Only entries concerning this endpoint group; repeat (or
+    /// comma-separate) for several: an entry about one of them.
+    #[arg(
+        long = "group",
+        visible_alias = "groups",
+        value_name = "GROUP",
+        value_delimiter = ','
+    )]
+    groups: Vec<String>,
+    /// The subscription's name [default: wh- and random characters].
+    #[arg(long)]
+    name: Option<String>,
+    /// The payload: json, servicenow (an incident) or jira (an issue).
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Jira: the project key (needed with --format jira).
+    #[arg(long, value_name = "KEY")]
+    jira_project: Option<String>,
+    /// Jira: the issue type's name [default: Task].
+    #[arg(long, value_name = "NAME")]
+    jira_issue_type: Option<String>,
+    /// ServiceNow: the incident's category [default: security].
+    #[arg(long, value_name = "NAME")]
+    servicenow_category: Option<String>,
+    /// A PEM file with the CA the receiver's certificate must chain to
+    /// (else the system's roots).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// A file holding the `Authorization` header value sent with each
+    /// delivery (`Bearer …`, `Basic …`: a ServiceNow or Jira account).
+    /// Stored sealed, never shown back.
+    #[arg(long, value_name = "FILE")]
+    auth_header_file: Option<PathBuf>,
+    /// How long a failing delivery is retried before it is dead
+    /// (90s, 15m, 24h, 7d) [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    retry_for: Option<u64>,
+    /// Print the API's JSON (with the secret).
+    #[arg(long)]
+    json: bool,
+}
+
 pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
     match cmd {
         WebhooksCommand::List { json } => {
@@ -116,20 +120,21 @@ pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result
                 out!("{}", render(&all))?;
             }
         }
-        WebhooksCommand::Add {
-            url,
-            events,
-            groups,
-            name,
-            format,
-            jira_project,
-            jira_issue_type,
-            servicenow_category,
-            ca_file,
-            auth_header_file,
-            retry_for,
-            json,
-        } => {
+        WebhooksCommand::Add(args) => {
+            let AddArgs {
+                url,
+                events,
+                groups,
+                name,
+                format,
+                jira_project,
+                jira_issue_type,
+                servicenow_category,
+                ca_file,
+                auth_header_file,
+                retry_for,
+                json,
+            } = *args;
             let auth_header = match auth_header_file {
                 Some(p) => {
                     let text = std::fs::read_to_string(&p)

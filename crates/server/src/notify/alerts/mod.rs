@@ -73,6 +73,12 @@ pub(crate) async fn take(tx: &mut WriteTx, entries: &[Entry], now: i64) -> Resul
     let mut addresses: BTreeMap<String, String> = BTreeMap::new();
     let mut touched = vec![false; rules.len()];
     for entry in entries {
+        if entry.actor == smtp::ACTOR {
+            // The mailer's own steps (its read of the SMTP password from
+            // the vault): mailing them would read the password again, and
+            // a rule on `vault-read` (or `all`) would feed itself.
+            continue;
+        }
         for (i, rule) in rules.iter_mut().enumerate() {
             if !rule.matches(entry) {
                 continue;

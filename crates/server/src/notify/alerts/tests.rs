@@ -146,3 +146,41 @@ async fn a_rule_with_groups_queues_only_entries_about_them() {
         );
     }
 }
+
+/// The mailer's own vault read (the SMTP password, actor `(alerts)`) is
+/// never mail, even under a rule on every action (`*`): it would read the
+/// password again and feed itself. Someone else's read under the same
+/// rule is (the positive control).
+#[tokio::test]
+async fn the_mailers_own_vault_reads_are_not_mailed() {
+    for (db, _lite) in crate::store::tests::engines("alerts_own_reads").await {
+        let alerts = Alerts::default();
+        assert_eq!(crate::notify::take_once(&db, &alerts).await.unwrap(), 0);
+        let req = NewAlertRule {
+            name: "everything".into(),
+            events: vec!["*".into()],
+            addresses: vec!["sec@example.com".into()],
+            max_per_hour: Some(100),
+            ..Default::default()
+        };
+        rules::add(&db, &req, "admin").await.unwrap();
+        for actor in [smtp::ACTOR, "lucy"] {
+            db.audit_now(AuditEvent::new(
+                actor,
+                AuditAction::VaultRead,
+                "smtp-password",
+            ))
+            .await
+            .unwrap();
+        }
+        crate::notify::take_once(&db, &alerts).await.unwrap();
+        let q = queued(&mut db.conn().await.unwrap()).await.unwrap();
+        let subjects: Vec<&str> = q.iter().map(|r| r.2.as_str()).collect();
+        assert_eq!(
+            subjects,
+            ["[Jumpgate] vault-read: smtp-password (ok)"],
+            "{}",
+            db.engine()
+        );
+    }
+}
