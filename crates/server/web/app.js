@@ -16,6 +16,7 @@ import { packagesPage, inventoryPage } from './packages.js';
 import { reportsPage } from './reports.js';
 import { targetsPage } from './targets.js';
 import { accessPage } from './access.js';
+import { alertsPage } from './alerts.js';
 import { webhooksPage } from './webhooks.js';
 
 const main = document.getElementById('main');
@@ -50,6 +51,7 @@ const NAV = [
   { href: '#/admin/enroll-tokens', label: 'Enrollment', perm: P.MANAGE_ENDPOINTS },
   { href: '#/admin/queues', label: 'Queues', perm: P.MANAGE_ENDPOINTS },
   { href: '#/admin/portal', label: 'Portal', perm: P.MANAGE_USERS },
+  { href: '#/admin/alerts', label: 'Alerts', perm: P.MANAGE_ALERTS },
   { href: '#/admin/webhooks', label: 'Webhooks', perm: P.MANAGE_WEBHOOKS },
   { href: '#/account', label: 'Account', perm: null },
 ];
@@ -147,6 +149,7 @@ const routes = [
   [/^#\/admin\/enroll-tokens$/, () => admin.enrollTokensPage()],
   [/^#\/admin\/queues$/, () => admin.queuesPage()],
   [/^#\/admin\/portal$/, () => admin.portalPage()],
+  [/^#\/admin\/alerts$/, () => alertsPage()],
   [/^#\/admin\/webhooks$/, () => webhooksPage()],
 ];
 

@@ -785,3 +785,81 @@ async fn offline_endpoints_and_a_broken_audit_chain_are_mailed() {
         "{events:#?}"
     );
 }
+
+/// The console's Alerts page in Debian's chromium (`tests/browser/
+/// alerts.mjs`): a rule made with jg listed, a bad rule refused naming the
+/// field, a rule added through the form, a test mail sent, the jg-made
+/// rule removed. Then the form's rule works: a group made with jg is
+/// mailed under its subject, and the removed rule mails nothing.
+#[tokio::test]
+async fn the_alerts_page_in_a_real_browser() {
+    crate::web::browser_prerequisites();
+    let Some(smtpd) = Smtpd::start() else {
+        return;
+    };
+    let files = tempfile::tempdir().unwrap();
+    let cfg = config(files.path(), &smtpd);
+    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
+    admin_client(&site)
+        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
+    ok(&site
+        .jg(&[
+            "admin",
+            "alerts",
+            "add",
+            "lockouts",
+            "--event",
+            "lockout",
+            "--event",
+            "group-create",
+            "--to",
+            "oncall@example.test",
+        ])
+        .await);
+    let artifacts = crate::web::run_browser(
+        &site,
+        "alerts.mjs",
+        "alerts",
+        "ALERTS-TEST PASSED",
+        &[
+            ("JG_RULE", "lockouts".as_ref()),
+            ("JG_TEST_TO", "tester@example.test".as_ref()),
+        ],
+        Duration::from_secs(150),
+    )
+    .await;
+    assert!(artifacts.join("alerts.png").exists());
+    assert!(artifacts.join("alerts-invalid.png").exists());
+    let test = smtpd
+        .wait_for("the test mail", |m| to(m, "tester@example.test"))
+        .await;
+    assert_eq!(subject(&test), "[Jumpgate] test mail");
+
+    // The rule added in the page mails; the removed one (it also named
+    // group-create) does not.
+    ok(&site.jg(&["admin", "groups", "create", "console-1"]).await);
+    let mail = smtpd
+        .wait_for("the console-made rule's mail", |m| {
+            subject(m) == "Made in the console: console-1"
+        })
+        .await;
+    assert_eq!(rcpts(&mail), ["console@example.test"]);
+    assert!(
+        !smtpd
+            .messages()
+            .iter()
+            .any(|m| to(m, "oncall@example.test")),
+        "the removed rule still mailed"
+    );
+    let listed = ok(&site.jg(&["admin", "alerts", "list"]).await);
+    assert!(
+        listed.contains("console-made") && !listed.contains("lockouts"),
+        "{listed}"
+    );
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    for action in ["alert-rule-add", "alert-rule-remove", "smtp-test"] {
+        assert!(audit.contains(action), "{action} not audited: {audit}");
+    }
+}

@@ -453,7 +453,10 @@ async fn the_console_in_a_real_browser() {
     }
     let uploads = site.dir.path().join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
-    let artifacts = artifacts_dir();
+    // A folder of its own: the other browser tests, running at the same
+    // time, keep theirs beside it (removing the whole artifacts folder
+    // here took their screenshots away mid-test).
+    let artifacts = artifacts_dir().join("console");
     // Screenshots of this run only (a stale failure shot would mislead).
     let _ = std::fs::remove_dir_all(&artifacts);
     std::fs::create_dir_all(&artifacts).unwrap();

@@ -79,6 +79,7 @@ static ASSETS: &[Asset] = &[
     asset!("reports.js", JS),
     asset!("targets.js", JS),
     asset!("access.js", JS),
+    asset!("alerts.js", JS),
     asset!("webhooks.js", JS),
     asset!("keys.js", JS),
     asset!("desktop-recording.js", JS),
