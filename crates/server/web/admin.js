@@ -3,15 +3,9 @@
 // the gateway's authorization decides, not this page.
 
 import { get, post, put, patch, del, seg } from './api.js';
-import { h, render, heading, table, field, fmtTime, busy, notice, showError } from './ui.js';
+import { h, render, heading, table, field, fmtTime, busy, notice, showError, splitList as list } from './ui.js';
 import { main, ctx } from './app.js';
 import { PERMISSIONS } from './contract.js';
-
-const list = (s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
 
 /** A page: heading, a list refreshed by `load`, and a creation form. */
 export async function adminPage(title, { load, form }) {

@@ -5,23 +5,8 @@
 // every field (a refused rule shows the gateway's reason, naming the field).
 
 import { get, post, del, seg } from './api.js';
-import { h, render, heading, table, field, busy, notice, showError } from './ui.js';
+import { h, render, heading, table, field, busy, notice, showError, splitList as list, actionButton as button } from './ui.js';
 import { main } from './app.js';
-
-const list = (s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-
-function button(label, cls, status, confirmText, fn) {
-  const b = h('button', { type: 'button', class: cls }, label);
-  b.addEventListener('click', () => {
-    if (confirmText && !window.confirm(confirmText)) return;
-    busy(b, status, fn);
-  });
-  return b;
-}
 
 function secs(n) {
   if (n % 86400 === 0) return `${n / 86400}d`;

@@ -120,3 +120,21 @@ export async function busy(button, slot, fn) {
     button.disabled = false;
   }
 }
+
+/** `a, b,c` → `['a', 'b', 'c']`: a comma-separated form field. */
+export const splitList = (s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+/** A button that runs `fn` through `busy` (errors shown in `status`),
+ * after the user confirms `confirmText` when one is given. */
+export function actionButton(label, cls, status, confirmText, fn) {
+  const b = h('button', { type: 'button', class: cls }, label);
+  b.addEventListener('click', () => {
+    if (confirmText && !window.confirm(confirmText)) return;
+    busy(b, status, fn);
+  });
+  return b;
+}

@@ -3,23 +3,8 @@
 // `jg admin webhooks`; the gateway decides (`manage-webhooks`).
 
 import { get, post, del, seg } from './api.js';
-import { h, render, heading, table, field, fmtTime, busy, notice, showError } from './ui.js';
+import { h, render, heading, table, field, fmtTime, busy, notice, showError, splitList as list, actionButton as button } from './ui.js';
 import { main } from './app.js';
-
-const list = (s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-
-function button(label, cls, status, confirmText, fn) {
-  const b = h('button', { type: 'button', class: cls }, label);
-  b.addEventListener('click', () => {
-    if (confirmText && !window.confirm(confirmText)) return;
-    busy(b, status, fn);
-  });
-  return b;
-}
 
 function secretBox(title, secret) {
   return h('div', { class: 'card secret' },
