@@ -266,19 +266,42 @@ ca_file = "{}"
     cfg
 }
 
-#[tokio::test]
-async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_without_secrets() {
-    let Some(smtpd) = Smtpd::start() else {
-        return;
-    };
+/// A site whose `[smtp]` is a fresh aiosmtpd (`extra`: more of the
+/// gateway's TOML), with the SMTP password in its vault; `None` (skipped)
+/// when aiosmtpd is missing. The site drops (stops) before the mail server.
+pub(crate) struct MailSite {
+    pub(crate) site: Site,
+    pub(crate) smtpd: Smtpd,
+    _files: tempfile::TempDir,
+}
+
+pub(crate) async fn mail_site(extra: &str) -> Option<MailSite> {
+    let smtpd = Smtpd::start()?;
     let files = tempfile::tempdir().unwrap();
     let cfg = config(files.path(), &smtpd);
+    if !extra.is_empty() {
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(extra);
+        std::fs::write(&cfg, text).unwrap();
+    }
     let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
-    let admin = admin_client(&site);
-    admin
+    admin_client(&site)
         .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
         .await
         .unwrap();
+    Some(MailSite {
+        site,
+        smtpd,
+        _files: files,
+    })
+}
+
+#[tokio::test]
+async fn alerts_reach_the_right_people_over_starttls_limited_and_digested_without_secrets() {
+    let Some(MailSite { site, smtpd, .. }) = mail_site("").await else {
+        return;
+    };
+    let admin = admin_client(&site);
     admin
         .vault_put("db-root", VAULT_VALUE.as_bytes())
         .await
@@ -581,17 +604,10 @@ async fn plain_text_smtp_is_refused_off_loopback() {
 /// reason and window, so an approver can decide from it.
 #[tokio::test]
 async fn approvers_are_told_by_mail_and_two_approve_with_the_cli() {
-    let Some(smtpd) = Smtpd::start() else {
+    let Some(MailSite { site, smtpd, .. }) = mail_site("").await else {
         return;
     };
-    let files = tempfile::tempdir().unwrap();
-    let cfg = config(files.path(), &smtpd);
-    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
     let _agent = site.start_agent("srv").await;
-    admin_client(&site)
-        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
-        .await
-        .unwrap();
     // bob asks; carol (named) and the supervisors (a role: sue) approve;
     // nobody else is told.
     let bob = user(&site, "bob", "technician", Some("bob@example.test"), true).await;
@@ -684,19 +700,10 @@ async fn approvers_are_told_by_mail_and_two_approve_with_the_cli() {
 /// naming the entry.
 #[tokio::test]
 async fn offline_endpoints_and_a_broken_audit_chain_are_mailed() {
-    let Some(smtpd) = Smtpd::start() else {
+    let extra = "\n[agents]\noffline_after = \"2s\"\n\n[audit]\nverify_every = \"1s\"\n";
+    let Some(MailSite { site, smtpd, .. }) = mail_site(extra).await else {
         return;
     };
-    let files = tempfile::tempdir().unwrap();
-    let cfg = config(files.path(), &smtpd);
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("\n[agents]\noffline_after = \"2s\"\n\n[audit]\nverify_every = \"1s\"\n");
-    std::fs::write(&cfg, text).unwrap();
-    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
-    admin_client(&site)
-        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
-        .await
-        .unwrap();
     ok(&site
         .jg(&[
             "admin",
@@ -794,16 +801,9 @@ async fn offline_endpoints_and_a_broken_audit_chain_are_mailed() {
 #[tokio::test]
 async fn the_alerts_page_in_a_real_browser() {
     crate::web::browser_prerequisites();
-    let Some(smtpd) = Smtpd::start() else {
+    let Some(MailSite { site, smtpd, .. }) = mail_site("").await else {
         return;
     };
-    let files = tempfile::tempdir().unwrap();
-    let cfg = config(files.path(), &smtpd);
-    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
-    admin_client(&site)
-        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
-        .await
-        .unwrap();
     ok(&site
         .jg(&[
             "admin",

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::alerts::{SMTP_PASSWORD, Smtpd, admin_client, config, data, rcpts, subject, to, user};
+use crate::alerts::{MailSite, data, mail_site, rcpts, subject, to, user};
 use crate::epm::{LocalUser, POLICY, elevate, run, text, wait_status};
 use crate::support::*;
 
@@ -29,16 +29,9 @@ async fn an_elevation_request_is_listed_mailed_and_approved_as_an_access_request
         println!("skipped: needs root (a local user, an agent that runs programs as root)");
         return;
     }
-    let Some(smtpd) = Smtpd::start() else {
+    let Some(MailSite { site, smtpd, .. }) = mail_site("").await else {
         return;
     };
-    let files = tempfile::tempdir().unwrap();
-    let cfg = config(files.path(), &smtpd);
-    let site = Site::start_with(&["--config", cfg.to_str().unwrap()]).await;
-    admin_client(&site)
-        .vault_put("smtp-pw", format!("{SMTP_PASSWORD}\n").as_bytes())
-        .await
-        .unwrap();
     // tina (technician: epm-approve) decides; aude (auditor) sees but may
     // not decide.
     let tina = user(&site, "tina", "technician", Some("tina@example.test"), true).await;
@@ -93,7 +86,7 @@ async fn an_elevation_request_is_listed_mailed_and_approved_as_an_access_request
         &["--elevate-socket", socket.to_str().unwrap()],
     );
     site.wait_online("ws-9", true).await;
-    let file = files.path().join("policy.yaml");
+    let file = site.dir.path().join("policy.yaml");
     std::fs::write(&file, POLICY).unwrap();
     ok(&site
         .jg(&["epm", "policy", "import", file.to_str().unwrap()])
