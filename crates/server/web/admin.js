@@ -3,7 +3,7 @@
 // the gateway's authorization decides, not this page.
 
 import { get, post, put, patch, del, seg } from './api.js';
-import { h, render, heading, table, field, fmtTime, busy, notice, showError, splitList as list } from './ui.js';
+import { h, render, heading, table, field, fmtTime, busy, notice, showError, splitList as list, actionButton } from './ui.js';
 import { main, ctx } from './app.js';
 import { PERMISSIONS } from './contract.js';
 
@@ -20,15 +20,6 @@ export async function adminPage(title, { load, form }) {
   };
   render(main, heading(title), status, slot, form ? form(refresh, status) : null);
   await refresh();
-}
-
-export function actionButton(label, cls, status, confirmText, fn) {
-  const b = h('button', { type: 'button', class: cls }, label);
-  b.addEventListener('click', () => {
-    if (confirmText && !window.confirm(confirmText)) return;
-    busy(b, status, fn);
-  });
-  return b;
 }
 
 export function createForm(titleText, fields, submitLabel, onSubmit) {

@@ -5,7 +5,7 @@
 // every field (a refused rule shows the gateway's reason, naming the field).
 
 import { get, post, del, seg } from './api.js';
-import { h, render, heading, table, field, busy, notice, showError, splitList as list, actionButton as button } from './ui.js';
+import { h, render, heading, table, field, busy, notice, showError, splitList as list, actionButton } from './ui.js';
 import { main } from './app.js';
 
 function secs(n) {
@@ -44,7 +44,7 @@ export async function alertsPage() {
         { label: 'Dead', cell: (r) => String(r.dead) },
         {
           label: 'Actions',
-          cell: (r) => button('Remove', 'danger', status, `Remove the rule ${r.name}? Its waiting mail is dropped.`, async () => {
+          cell: (r) => actionButton('Remove', 'danger', status, `Remove the rule ${r.name}? Its waiting mail is dropped.`, async () => {
             await del(`/api/v1/alert-rules/${seg(r.name)}`);
             render(status, notice(`Rule ${r.name} removed.`, 'ok'));
             await refresh();

@@ -4,9 +4,9 @@
 // the gateway's connection to it, never this page.
 
 import { get, post, del, seg } from './api.js';
-import { h, render, table, field, fmtTime, busy, notice, showError } from './ui.js';
+import { h, render, table, field, fmtTime, busy, notice, showError, actionButton } from './ui.js';
 import { can } from './app.js';
-import { adminPage, actionButton, createForm } from './admin.js';
+import { adminPage, createForm } from './admin.js';
 import { PERMISSION as P } from './contract.js';
 
 function address(t) {

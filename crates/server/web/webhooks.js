@@ -3,7 +3,7 @@
 // `jg admin webhooks`; the gateway decides (`manage-webhooks`).
 
 import { get, post, del, seg } from './api.js';
-import { h, render, heading, table, field, fmtTime, busy, notice, showError, splitList as list, actionButton as button } from './ui.js';
+import { h, render, heading, table, field, fmtTime, busy, notice, showError, splitList as list, actionButton } from './ui.js';
 import { main } from './app.js';
 
 function secretBox(title, secret) {
@@ -26,10 +26,10 @@ export async function webhooksPage() {
     render(deliveries,
       h('h2', {}, `Deliveries${sub ? ` of ${sub}` : ''}${dead ? ' (dead)' : ''}`),
       h('p', { class: 'actions' },
-        button('All', '', status, null, () => loadDeliveries(sub, false)),
-        button('Dead only', '', status, null, () => loadDeliveries(sub, true)),
+        actionButton('All', '', status, null, () => loadDeliveries(sub, false)),
+        actionButton('Dead only', '', status, null, () => loadDeliveries(sub, true)),
         deadOnes.length
-          ? button(`Replay ${deadOnes.length} dead`, 'primary', status, 'Queue every dead delivery shown again?', async () => {
+          ? actionButton(`Replay ${deadOnes.length} dead`, 'primary', status, 'Queue every dead delivery shown again?', async () => {
             const r = await post('/api/v1/webhooks/deliveries/replay', { all_dead: true, subscription: sub || undefined });
             render(status, notice(`Queued ${r.count} deliveries again.`, 'ok'));
             await refresh();
@@ -47,7 +47,7 @@ export async function webhooksPage() {
         {
           label: 'Actions',
           cell: (d) => (d.state === 'dead'
-            ? button('Replay', '', status, null, async () => {
+            ? actionButton('Replay', '', status, null, async () => {
               await post('/api/v1/webhooks/deliveries/replay', { ids: [d.id] });
               render(status, notice(`Delivery ${d.id} queued again.`, 'ok'));
               await refresh();
@@ -72,12 +72,12 @@ export async function webhooksPage() {
         {
           label: 'Actions',
           cell: (w) => h('span', { class: 'actions' },
-            button('Deliveries', '', status, null, () => loadDeliveries(w.name, false)),
-            button('Rotate secret', '', status, `Give ${w.name} a new secret? The old one stops at once.`, async () => {
+            actionButton('Deliveries', '', status, null, () => loadDeliveries(w.name, false)),
+            actionButton('Rotate secret', '', status, `Give ${w.name} a new secret? The old one stops at once.`, async () => {
               const s = await post(`/api/v1/webhooks/${seg(w.name)}/rotate-secret`);
               render(status, secretBox(`New secret of ${w.name}`, s.secret));
             }),
-            button('Remove', 'danger', status, `Remove ${w.name} and its queue?`, async () => {
+            actionButton('Remove', 'danger', status, `Remove ${w.name} and its queue?`, async () => {
               await del(`/api/v1/webhooks/${seg(w.name)}`);
               await refresh();
             })),

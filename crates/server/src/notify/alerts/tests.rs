@@ -15,6 +15,13 @@ async fn lockout(db: &Store, who: &str) {
     .unwrap();
 }
 
+/// Takes the new entries once and returns the subjects of every queued mail.
+async fn take_subjects(db: &Store, alerts: &Alerts) -> Vec<String> {
+    crate::notify::take_once(db, alerts).await.unwrap();
+    let q = queued(&mut db.conn().await.unwrap()).await.unwrap();
+    q.into_iter().map(|r| r.2).collect()
+}
+
 /// Entries become mail under the rules: one mail per entry while the
 /// bucket has tokens, `limited` after; a digest rule's entries wait for
 /// their window and are folded into one mail; other actions queue nothing.
@@ -135,11 +142,8 @@ async fn a_rule_with_groups_queues_only_entries_about_them() {
             .await
             .unwrap();
         }
-        crate::notify::take_once(&db, &alerts).await.unwrap();
-        let q = queued(&mut db.conn().await.unwrap()).await.unwrap();
-        let subjects: Vec<&str> = q.iter().map(|r| r.2.as_str()).collect();
         assert_eq!(
-            subjects,
+            take_subjects(&db, &alerts).await,
             ["[Jumpgate] session-open:shell: db-1 (ok)"],
             "{}",
             db.engine()
@@ -173,11 +177,8 @@ async fn the_mailers_own_vault_reads_are_not_mailed() {
             .await
             .unwrap();
         }
-        crate::notify::take_once(&db, &alerts).await.unwrap();
-        let q = queued(&mut db.conn().await.unwrap()).await.unwrap();
-        let subjects: Vec<&str> = q.iter().map(|r| r.2.as_str()).collect();
         assert_eq!(
-            subjects,
+            take_subjects(&db, &alerts).await,
             ["[Jumpgate] vault-read: smtp-password (ok)"],
             "{}",
             db.engine()
