@@ -541,3 +541,72 @@ fn growth_can_be_disabled() {
     assert_eq!(p.agent.recv_window_size(id), Some(INITIAL_WINDOW));
     assert_eq!(fill(&mut p, id), INITIAL_WINDOW as usize);
 }
+
+/// What a receiver made of `wire` fed in chunks of `cut` bytes: its events
+/// and, per stream, the bytes read and whether it finished.
+fn receive_in_chunks(wire: &[u8], cut: usize) -> (Vec<Event>, Vec<(Vec<u8>, bool)>) {
+    let mut agent = Mux::new(Role::Agent, MuxConfig::default());
+    for chunk in wire.chunks(cut) {
+        agent.handle_input(chunk).expect("agent input");
+    }
+    let mut events = Vec::new();
+    while let Some(e) = agent.poll_event() {
+        events.push(e);
+    }
+    let streams = [StreamId(2), StreamId(4)]
+        .into_iter()
+        .map(|id| read_all(&mut agent, id))
+        .collect();
+    (events, streams)
+}
+
+#[test]
+fn input_cut_anywhere_gives_the_same_streams_and_events() {
+    let mut gateway = Mux::new(Role::Gateway, MuxConfig::default());
+    let (a, b) = (gateway.open().unwrap(), gateway.open().unwrap());
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(gateway.write(a, &big).unwrap(), big.len());
+    gateway.send_control(br#"{"hello":1}"#).unwrap();
+    assert_eq!(gateway.write(b, b"small").unwrap(), 5);
+    gateway.ping(9);
+    gateway.finish(b).unwrap();
+    assert_eq!(gateway.write(a, b"tail").unwrap(), 4);
+    let wire = gateway.pending_output().to_vec();
+
+    let whole = receive_in_chunks(&wire, wire.len());
+    let mut expected_a = big.clone();
+    expected_a.extend_from_slice(b"tail");
+    assert_eq!(whole.1[0], (expected_a, false));
+    assert_eq!(whole.1[1], (b"small".to_vec(), true));
+    assert!(
+        whole
+            .0
+            .contains(&Event::Control(Bytes::from_static(br#"{"hello":1}"#)))
+    );
+    // Cut inside headers, inside payloads, across frames: the same result.
+    for cut in [1, 5, 11, 12, 13, 4096, 32 * 1024 + 12, 32 * 1024 + 13] {
+        assert_eq!(
+            receive_in_chunks(&wire, cut),
+            whole,
+            "cut every {cut} bytes"
+        );
+    }
+}
+
+#[test]
+fn a_frame_for_a_stream_released_halfway_is_dropped_and_the_next_frames_still_arrive() {
+    let mut gateway = Mux::new(Role::Gateway, MuxConfig::default());
+    let (a, b) = (gateway.open().unwrap(), gateway.open().unwrap());
+    gateway.write(a, &[7u8; 20_000]).unwrap();
+    gateway.write(b, b"after").unwrap();
+    let wire = gateway.pending_output().to_vec();
+    let mut agent = Mux::new(Role::Agent, MuxConfig::default());
+    // Both opens and half of a's first data frame arrive.
+    let half = 2 * HEADER_LEN + HEADER_LEN + 10_000;
+    agent.handle_input(&wire[..half]).unwrap();
+    assert_eq!(agent.readable_len(a), 10_000);
+    agent.release(a);
+    agent.handle_input(&wire[half..]).unwrap();
+    assert_eq!(agent.readable_len(a), 0);
+    assert_eq!(read_all(&mut agent, b), (b"after".to_vec(), false));
+}
