@@ -341,10 +341,29 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
         l.local_addr().unwrap().port()
     };
     let spec = format!("127.0.0.1:{local}:127.0.0.1:{}", echo.port());
+    // And one to a port where nothing listens on the endpoint.
+    let (local_closed, closed) = {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        )
+    };
+    let spec_closed = format!("127.0.0.1:{local_closed}:127.0.0.1:{closed}");
     let mut fwd = ssh
         .command(
             "ssh",
-            &["-N", "-o", "ExitOnForwardFailure=yes", "-L", &spec, &admin],
+            &[
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                &spec,
+                "-L",
+                &spec_closed,
+                &admin,
+            ],
         )
         .spawn()
         .unwrap();
@@ -368,6 +387,29 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
         .unwrap();
     assert_eq!(pong, ping);
     drop(conn);
+    // The endpoint refuses the closed port: the client's connection ends
+    // (the channel is closed), and the refusal is the session's outcome.
+    let mut refused = tokio::net::TcpStream::connect(("127.0.0.1", local_closed))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, refused.read_to_end(&mut rest))
+        .await
+        .expect("a refused forward's connection stays open");
+    assert!(rest.is_empty(), "{read:?}: {}", text(&rest));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = json(&site, &["sessions", "--json"]).await;
+        let outcome = |e: &serde_json::Value| e["outcome"].as_str().unwrap_or("").to_owned();
+        if events
+            .iter()
+            .any(|e| e["kind"] == "forward" && outcome(e).starts_with("refused: "))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = fwd.kill().await;
 
     // Every session is in the session log, by the key's user, on web-01.

@@ -16,7 +16,7 @@ use jumpgate_proto::session::{
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
-use super::open::SessionService;
+use super::open::{SessionService, Technician};
 use super::outcome::Outcome;
 use crate::agents::EndpointRecord;
 use crate::ids::{AgentId, UserId};
@@ -192,8 +192,11 @@ async fn start(
         .await
         .unwrap();
     let (gw_side, tech_side) = tokio::io::duplex(1 << 20);
-    let session =
-        tokio::spawn(async move { service.open(ticket, request, MsgStream::new(gw_side)).await });
+    let session = tokio::spawn(async move {
+        service
+            .open(ticket, request, Technician::Framed(MsgStream::new(gw_side)))
+            .await
+    });
     (MsgStream::new(tech_side), session)
 }
 

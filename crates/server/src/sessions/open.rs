@@ -181,7 +181,7 @@ impl SessionService {
                 return None;
             }
         };
-        Some(self.open(ticket, request, client).await)
+        Some(self.open(ticket, request, Technician::Framed(client)).await)
     }
 
     /// Runs an authorized session for `request` (of the ticket's kind) to
@@ -192,7 +192,7 @@ impl SessionService {
         &self,
         ticket: Ticket,
         request: SessionRequest,
-        mut client: MsgStream<C>,
+        mut client: Technician<C>,
     ) -> Outcome
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -206,7 +206,7 @@ impl SessionService {
         } = ticket;
         if request.kind() != kind {
             let msg = format!("the first message must open a {kind} session");
-            refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
+            client.refuse(RefusalCode::InvalidRequest, msg).await;
             return Outcome::Refused(format!("not a {kind} session"));
         }
         // How the person at the endpoint is asked is the group's setting;
@@ -243,7 +243,9 @@ impl SessionService {
                 let group = Some(endpoint.group.as_str());
                 let action = Action::ControlDesktop;
                 rbac::http::record_denial(&st.db, &p, action, &endpoint.name, group, why).await;
-                refuse(&mut client, RefusalCode::PermissionDenied, why.to_string()).await;
+                client
+                    .refuse(RefusalCode::PermissionDenied, why.to_string())
+                    .await;
                 return Outcome::Denied;
             }
         }
@@ -269,7 +271,7 @@ impl SessionService {
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the session and its audit entry; refusing the session");
                 let msg = "the gateway could not record the session".to_owned();
-                refuse(&mut client, RefusalCode::Failed, msg).await;
+                client.refuse(RefusalCode::Failed, msg).await;
                 return Outcome::failed("the session could not be recorded");
             }
         };
@@ -294,7 +296,7 @@ impl SessionService {
                 st.sessions.remove(&id);
                 tracing::error!(error = %e, "cannot start the session recording; refusing the session");
                 let msg = "the gateway could not record the session".to_owned();
-                refuse(&mut client, RefusalCode::Failed, msg).await;
+                client.refuse(RefusalCode::Failed, msg).await;
                 let outcome = Outcome::failed("recording unavailable");
                 let stored = outcome.to_string();
                 // Its `session-open` entry is closed too.
@@ -523,7 +525,7 @@ impl SessionService {
         actor: &str,
         endpoint: &EndpointRecord,
         request: SessionRequest,
-        client: MsgStream<C>,
+        client: Technician<C>,
         stop: &StopHandle,
         counters: &Counters,
         taps: &[Box<dyn SessionTap>],
@@ -544,12 +546,12 @@ impl SessionService {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 let msg = format!("cannot reach the endpoint: {e}");
-                refuse(&mut client, RefusalCode::Failed, msg).await;
+                client.refuse(RefusalCode::Failed, msg).await;
                 return (Outcome::failed(e.to_string()), None);
             }
             None => {
                 let msg = "the endpoint went offline".to_owned();
-                refuse(&mut client, RefusalCode::Failed, msg).await;
+                client.refuse(RefusalCode::Failed, msg).await;
                 return (Outcome::failed("endpoint offline"), None);
             }
         };
@@ -573,7 +575,7 @@ impl SessionService {
                 Err(e) => {
                     agent.get_mut().reset(reset_code::INTERNAL);
                     let why = e.to_string();
-                    refuse(&mut client, RefusalCode::Failed, why.clone()).await;
+                    client.refuse(RefusalCode::Failed, why.clone()).await;
                     return (Outcome::failed(why), None);
                 }
             },
@@ -593,13 +595,12 @@ impl SessionService {
                     crate::targets::host_key_refused(&self.st.db, t, actor, &r.message).await;
                 }
                 let outcome = Outcome::Refused(r.message.clone());
-                let _ = client.write_msg(&SessionMsg::Refused(r)).await;
-                let _ = client.get_mut().shutdown().await;
+                client.refused(r).await;
                 return (outcome, None);
             }
             Ok(Err(OpenError::Send(e))) => {
                 let msg = format!("cannot reach the endpoint: {e}");
-                refuse(&mut client, RefusalCode::Failed, msg).await;
+                client.refuse(RefusalCode::Failed, msg).await;
                 return (Outcome::failed(e.to_string()), None);
             }
             other => {
@@ -615,11 +616,11 @@ impl SessionService {
                     }
                     Ok(Ok(_) | Err(OpenError::Send(_))) => unreachable!("matched above"),
                 };
-                refuse(&mut client, RefusalCode::Failed, why.clone()).await;
+                client.refuse(RefusalCode::Failed, why.clone()).await;
                 return (Outcome::failed(why), None);
             }
         };
-        if let Err(e) = client.write_msg(&accepted).await {
+        if let Err(e) = client.accepted(&accepted).await {
             return (
                 Outcome::Failed(Some(outcome::Side::Technician), e.to_string()),
                 None,
@@ -795,6 +796,56 @@ fn event<'a>(
         target,
         outcome,
         support_id: e.support_id(),
+    }
+}
+
+/// The technician's side of a session, as [`SessionService::open`] speaks
+/// to it.
+pub(crate) enum Technician<C> {
+    /// Session messages both ways (`jg`, the console's WebSocket, an SSH
+    /// session channel's pump): the open is answered with `Accepted` or
+    /// `Refused`.
+    Framed(MsgStream<C>),
+    /// A forward's raw bytes from the first byte (an SSH `direct-tcpip`
+    /// channel, relayed without an in-memory pipe): nothing is written to
+    /// it before the relay; a refusal (recorded and audited by then) ends
+    /// the stream.
+    Raw(C),
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin> Technician<C> {
+    /// Refuses the open and ends the technician's side.
+    async fn refuse(&mut self, code: RefusalCode, message: String) {
+        self.refused(Refusal { code, message }).await;
+    }
+
+    async fn refused(&mut self, refusal: Refusal) {
+        match self {
+            Self::Framed(client) => {
+                let _ = client.write_msg(&SessionMsg::Refused(refusal)).await;
+                let _ = client.get_mut().shutdown().await;
+            }
+            Self::Raw(io) => {
+                tracing::info!(reason = %refusal.message, "session refused");
+                let _ = io.shutdown().await;
+            }
+        }
+    }
+
+    /// Tells the technician the endpoint accepted (a raw side just starts).
+    async fn accepted(&mut self, msg: &SessionMsg) -> Result<(), jumpgate_net::session::MsgError> {
+        match self {
+            Self::Framed(client) => client.write_msg(msg).await,
+            Self::Raw(_) => Ok(()),
+        }
+    }
+
+    /// The stream for the relay, and what the technician sent ahead.
+    fn into_parts(self) -> (C, bytes::BytesMut) {
+        match self {
+            Self::Framed(client) => client.into_parts(),
+            Self::Raw(io) => (io, bytes::BytesMut::new()),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! One SSH channel as one Jumpgate session: the channel speaks the
+//! One SSH channel as one Jumpgate session: a session channel speaks the
 //! session's messages over an in-memory pipe to
 //! [`SessionService::accept`], exactly as `jg`'s upgraded connection and
-//! the console's WebSocket do, so the session is authorized, recorded,
-//! audited, re-checked and can be terminated like theirs.
+//! the console's WebSocket do; a `direct-tcpip` channel is handed to
+//! [`SessionService::open`] as the forward's raw stream. Either way the
+//! session is authorized, recorded, audited, re-checked and can be
+//! terminated like theirs.
 //!
 //! | SSH                                   | session                                         |
 //! |---------------------------------------|-------------------------------------------------|
@@ -30,13 +32,13 @@ use jumpgate_net::session::{Answer, MsgStream};
 use jumpgate_proto::session::{SessionKind, SessionMsg, SessionRequest, SignalKind};
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
-use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::io::DuplexStream;
 use tracing::Instrument;
 
 use super::certs::Rules;
 use super::server::Login;
 use crate::rbac::{self, Action, Decision, Resource};
-use crate::sessions::open::{NotAuthorized, SessionService};
+use crate::sessions::open::{NotAuthorized, SessionService, Technician, Ticket};
 use crate::state::AppState;
 
 /// The SFTP subsystem's name.
@@ -52,8 +54,6 @@ const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/op
 /// The in-memory pipe between a channel and its session: room for a few
 /// messages each way.
 const PIPE: usize = 256 * 1024;
-/// Buffer of each direction of a port forward's copy.
-const COPY_BUF: usize = 64 * 1024;
 
 /// What a channel's session needs of its connection.
 pub(super) struct Ctx {
@@ -164,48 +164,43 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
 }
 
 /// `ssh -L`: a `direct-tcpip` channel as a forward session from the
-/// endpoint to `host:port`. Refused channels are closed at once (the
-/// reason goes to the gateway's audit log; SSH has no words for it here).
+/// endpoint to `host:port`. The channel itself is the session's
+/// technician side (raw bytes, no in-memory pipe in between: that pipe
+/// cost a write and a read of every byte and a task hop each way).
+/// Refused channels are closed at once (the reason goes to the gateway's
+/// log and audit; SSH has no words for it here).
 pub(super) async fn forward(ctx: Ctx, channel: Channel<Msg>, host: String, port: u16) {
     let Some(endpoint) = ctx.endpoint.clone() else {
         let _ = channel.close().await;
         return;
     };
     let request = SessionRequest::Forward { host, port };
-    let stream = match open(&ctx, &endpoint, request, false).await {
-        Ok(s) => s,
+    let (service, ticket) = match authorize(&ctx, &endpoint, &request, false).await {
+        Ok(t) => t,
         Err(msg) => {
             tracing::info!(%endpoint, reason = %msg, "SSH port forward refused");
             let _ = channel.close().await;
             return;
         }
     };
-    // After `Accepted` a forward carries raw bytes.
-    let (mut pipe, leftover) = stream.into_parts();
-    let mut ssh = channel.into_stream();
-    if !leftover.is_empty() && ssh.write_all(&leftover).await.is_err() {
-        return;
-    }
-    // 64 KiB buffers (tokio's default is 8 KiB): a full SSH packet
-    // (32 KiB) in one read and one write.
-    match tokio::io::copy_bidirectional_with_sizes(&mut ssh, &mut pipe, COPY_BUF, COPY_BUF).await {
-        Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, "SSH port forward ended"),
-    }
-    let _ = ssh.shutdown().await;
+    let span = tracing::info_span!("session", endpoint = %endpoint, kind = "forward", via = "ssh");
+    let ssh = channel.into_stream();
+    service
+        .open(ticket, request, Technician::Raw(ssh))
+        .instrument(span)
+        .await;
 }
 
-/// Authorizes and opens a session of `request` on `name` for the
-/// connection's user, through [`SessionService`]: the technician's side
-/// of the session, accepted. `files`: the session moves files (SFTP), so
-/// the `files` right is needed too. Err: what to tell the client (the
-/// refusal is recorded and audited by then).
-async fn open(
+/// Authorizes a session of `request` on `name` for the connection's user:
+/// the service to open it with, and its ticket. `files`: the session moves
+/// files (SFTP), so the `files` right is needed too. Err: what to tell the
+/// client (the refusal is recorded and audited by then).
+async fn authorize(
     ctx: &Ctx,
     name: &str,
-    request: SessionRequest,
+    request: &SessionRequest,
     files: bool,
-) -> Result<MsgStream<DuplexStream>, String> {
+) -> Result<(SessionService, Ticket), String> {
     let st = &ctx.st;
     let credential = &ctx.login.credential;
     let subject = crate::identity::authenticate_credential(&st.db, credential)
@@ -266,9 +261,25 @@ async fn open(
     if st.shutdown.is_cancelled() {
         return Err("the gateway is shutting down".to_owned());
     }
+    Ok((service, ticket))
+}
+
+/// Authorizes and opens a session of `request` on `name` for the
+/// connection's user, through [`SessionService`]: the technician's side
+/// of the session, accepted, speaking session messages over an in-memory
+/// pipe (the channel's pump translates SSH's messages to them). Err: what
+/// to tell the client (the refusal is recorded and audited by then).
+async fn open(
+    ctx: &Ctx,
+    name: &str,
+    request: SessionRequest,
+    files: bool,
+) -> Result<MsgStream<DuplexStream>, String> {
+    let (service, ticket) = authorize(ctx, name, &request, files).await?;
+    let kind = request.kind();
     let (ours, theirs) = tokio::io::duplex(PIPE);
-    let span = tracing::info_span!("session", endpoint = %endpoint.name, %kind, via = "ssh");
-    st.tasks.spawn(
+    let span = tracing::info_span!("session", endpoint = %name, %kind, via = "ssh");
+    ctx.st.tasks.spawn(
         async move {
             service.accept(ticket, theirs).await;
         }

@@ -13,8 +13,9 @@
 //!   │ session channel: pty-req, shell / exec / subsystem sftp, window-change
 //!   │ direct-tcpip HOST:PORT (ssh -L) on a connection naming an endpoint
 //!   ▼
-//! channel.rs: the channel speaks SessionMsg over an in-memory pipe to
-//!   SessionService::accept (shell, exec, forward sessions)
+//! channel.rs: a session channel speaks SessionMsg over an in-memory pipe
+//!   to SessionService::accept (shell, exec); a direct-tcpip channel is
+//!   the forward session's raw stream itself (SessionService::open)
 //! ```
 //!
 //! - `server`: the listener (admission limits like the TLS port's,
