@@ -684,6 +684,13 @@ fn tree_cpu(roots: &[u32], ticks: f64) -> f64 {
     total as f64 / ticks
 }
 
+/// A process's name (`/proc/PID/comm`), or its pid when it is gone.
+fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| pid.to_string())
+}
+
 /// (busy, total) jiffies of the whole machine.
 fn machine_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -713,10 +720,13 @@ struct Route {
 }
 
 /// One round's figures of one route.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Sample {
     gbps: f64,
     cpu_per_gib: f64,
+    /// The CPU seconds per GiB of each of the route's processes (with its
+    /// descendants), by name: where the route's CPU goes.
+    by_process: Vec<(String, f64)>,
     busy_cores: f64,
     p50: f64,
     p99: f64,
@@ -730,16 +740,25 @@ async fn measure(
 ) -> Result<Sample> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let cpu0 = tree_cpu(&route.pids, ticks);
+    let each0: Vec<f64> = route.pids.iter().map(|p| tree_cpu(&[*p], ticks)).collect();
     let (busy0, total0) = machine_jiffies();
     let (bytes, gbps) = bulk(route.bulk, args.seconds, results).await?;
     let cpu = tree_cpu(&route.pids, ticks) - cpu0;
+    let gib = bytes as f64 / f64::from(1u32 << 30);
+    let by_process = route
+        .pids
+        .iter()
+        .zip(each0)
+        .map(|(&p, c0)| (process_name(p), (tree_cpu(&[p], ticks) - c0) / gib))
+        .collect();
     let (busy1, total1) = machine_jiffies();
     let busy_cores = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores;
     let (p50, p99) = ping_pong(route.echo, args.round_trips).await?;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     Ok(Sample {
         gbps,
-        cpu_per_gib: cpu / (bytes as f64 / f64::from(1u32 << 30)),
+        cpu_per_gib: cpu / gib,
+        by_process,
         busy_cores,
         p50: us(p50),
         p99: us(p99),
@@ -1022,9 +1041,21 @@ async fn relay_rounds(
     for round in 1..=args.rounds {
         for (i, r) in routes.iter().enumerate() {
             let s = measure(r, args, results, ticks).await?;
+            let by: Vec<String> = s
+                .by_process
+                .iter()
+                .map(|(name, c)| format!("{name} {c:.2}"))
+                .collect();
             eprintln!(
-                "round {round}/{}: {:<40} {:6.2} Gbit/s  {:5.2} CPU-s/GiB  {:4.2} cores busy  p50 {:6.1} µs  p99 {:6.1} µs",
-                args.rounds, r.name, s.gbps, s.cpu_per_gib, s.busy_cores, s.p50, s.p99
+                "round {round}/{}: {:<40} {:6.2} Gbit/s  {:5.2} CPU-s/GiB ({})  {:4.2} cores busy  p50 {:6.1} µs  p99 {:6.1} µs",
+                args.rounds,
+                r.name,
+                s.gbps,
+                s.cpu_per_gib,
+                by.join(", "),
+                s.busy_cores,
+                s.p50,
+                s.p99
             );
             samples[i].push(s);
         }
