@@ -177,7 +177,9 @@ impl SessionService {
                 };
                 tracing::info!(%got, "technician did not open the session properly");
                 let msg = format!("the first message must open a {kind} session");
-                refuse(&mut client, RefusalCode::InvalidRequest, msg).await;
+                Technician::Framed(client)
+                    .refuse(RefusalCode::InvalidRequest, msg)
+                    .await;
                 return None;
             }
         };
@@ -819,6 +821,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Technician<C> {
         self.refused(Refusal { code, message }).await;
     }
 
+    /// Answers the open with `refusal` (a framed side is told it; a raw
+    /// one has no words for it) and ends the technician's side.
     async fn refused(&mut self, refusal: Refusal) {
         match self {
             Self::Framed(client) => {
@@ -847,16 +851,4 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Technician<C> {
             Self::Raw(io) => (io, bytes::BytesMut::new()),
         }
     }
-}
-
-/// Answers the technician's `Open` with a refusal and ends its side.
-async fn refuse<C: AsyncWrite + Unpin>(
-    client: &mut MsgStream<C>,
-    code: RefusalCode,
-    message: String,
-) {
-    let _ = client
-        .write_msg(&SessionMsg::Refused(Refusal { code, message }))
-        .await;
-    let _ = client.get_mut().shutdown().await;
 }
