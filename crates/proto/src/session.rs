@@ -612,6 +612,8 @@ pub struct Scanner {
     kept: Option<BytesMut>,
     /// The current message is `FileData`.
     file_data: bool,
+    /// `Stdin` is not kept ([`Self::without_stdin`]).
+    skip_stdin: bool,
 }
 
 impl Scanner {
@@ -651,7 +653,17 @@ impl Scanner {
             remaining: 0,
             kept: None,
             file_data: false,
+            skip_stdin: false,
         }
+    }
+
+    /// The same, but the technician's keystrokes (`Stdin`) are not kept:
+    /// for an up-direction scanner whose session has nobody to show them
+    /// to (bulk stdin, e.g. `scp`, is then neither copied nor buffered).
+    #[must_use]
+    pub fn without_stdin(mut self) -> Self {
+        self.skip_stdin = true;
+        self
     }
 
     /// Feeds the next bytes of the stream; `seen` gets each kept message
@@ -683,7 +695,9 @@ impl Scanner {
                 ]) as usize;
                 self.remaining = len;
                 self.file_data = self.header[0] == ty::FILE_DATA;
-                self.kept = (self.keep_type)(self.header[0]).then(|| {
+                let t = self.header[0];
+                let keep = (self.keep_type)(t) && !(self.skip_stdin && t == ty::STDIN);
+                self.kept = keep.then(|| {
                     let mut b = BytesMut::with_capacity(HEADER_LEN + len);
                     b.extend_from_slice(&self.header);
                     b
@@ -1051,6 +1065,38 @@ mod tests {
                 "split {split}"
             );
         }
+    }
+
+    #[test]
+    fn a_scanner_without_stdin_keeps_the_rest_and_holds_no_keystrokes() {
+        let mut stream = BytesMut::new();
+        SessionMsg::Stdin(Bytes::from(vec![1u8; 40_000])).encode(&mut stream);
+        SessionMsg::Resize { cols: 9, rows: 4 }.encode(&mut stream);
+        SessionMsg::StdinEof.encode(&mut stream);
+        let mut sc = Scanner::new(Direction::Up).without_stdin();
+        // Half a Stdin message in: nothing of it is held.
+        sc.feed(&stream[..20_000], &mut |_| panic!("nothing whole yet"))
+            .unwrap();
+        assert!(sc.kept.is_none());
+        let mut seen = Vec::new();
+        sc.feed(&stream[20_000..], &mut |s| {
+            if let Scanned::Msg(m) = s {
+                seen.push(m);
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, [SessionMsg::Resize { cols: 9, rows: 4 }]);
+        // The positive control: without the option the keystrokes are seen.
+        let (up, _) = scan(Direction::Up, &stream, 4096);
+        assert_eq!(up.len(), 2, "{up:?}");
+        assert!(matches!(&up[0], SessionMsg::Stdin(b) if b.len() == 40_000));
+        // A down scanner is not changed by it.
+        let mut down = BytesMut::new();
+        SessionMsg::Stdout(Bytes::from_static(b"out")).encode(&mut down);
+        let mut sc = Scanner::new(Direction::Down).without_stdin();
+        let mut n = 0;
+        sc.feed(&down, &mut |_| n += 1).unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

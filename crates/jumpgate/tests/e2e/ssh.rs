@@ -734,6 +734,46 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
     assert!(sessions.contains("db-01"), "{sessions}");
     assert!(!text(&out.stdout).contains(PW) && !text(&out.stderr).contains(PW));
     assert!(!sessions.contains(PW));
+
+    // The same target pinned to another host key: the jump point refuses
+    // the session once it is opened, and the client hears why on stderr,
+    // with exit status 1.
+    let other = ssh.dir.path().join("other_host_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let wrong = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    ok(&site
+        .jg(&[
+            "targets",
+            "add",
+            "db-02",
+            "--via",
+            "jp-f",
+            "--ssh",
+            &addr,
+            "--user",
+            &sshd.user,
+            "--credential",
+            "fd-pw",
+            "--host-key",
+            wrong.trim(),
+        ])
+        .await);
+    let out = ssh
+        .run("ssh", &[&format!("{ADMIN}+db-02@gw"), "echo never"])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("never"));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("jumpgate: ") && err.contains("host key"),
+        "{err}"
+    );
+    assert!(!err.contains(PW));
 }
 
 /// A `~/.ssh` whose config only makes `ssh` non-interactive and strict,

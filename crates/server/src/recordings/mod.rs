@@ -387,6 +387,11 @@ impl Recorder {
         self.send_data(stream, data).await;
     }
 
+    /// Whether [`Self::input`] records keystrokes (the site's setting).
+    pub(crate) fn records_input(&self) -> bool {
+        self.keystrokes
+    }
+
     /// Keystrokes from the technician (ignored unless the site records them).
     pub(crate) async fn input(&self, data: Bytes) {
         if self.keystrokes {

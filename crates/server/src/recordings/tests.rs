@@ -150,6 +150,8 @@ async fn a_session_is_recorded_as_asciicast_and_keystrokes_follow_the_setting() 
     for keystrokes in [false, true] {
         for s in sites("rec_a_session_is_recorded_as_asciicast_and_k").await {
             let rec = start(&s, keystrokes, StopHandle::new()).await;
+            // What the session's relay asks before it collects keystrokes.
+            assert_eq!(rec.records_input(), keystrokes);
             rec.output(Bytes::from_static(b"$ "), false).await;
             rec.input(Bytes::from_static(b"secret-typed\r")).await;
             // A UTF-8 character split across two messages stays one character.

@@ -158,7 +158,13 @@ impl<'a> Watch<'a> {
     fn new(direction: Direction, taps: &'a [Box<dyn SessionTap>]) -> Self {
         Self {
             direction,
-            scanner: Scanner::new(direction),
+            scanner: match direction {
+                // Keystrokes are collected only for a tap that wants them.
+                Direction::Up if !taps.iter().any(|t| t.wants_stdin()) => {
+                    Scanner::new(direction).without_stdin()
+                }
+                _ => Scanner::new(direction),
+            },
             taps,
         }
     }
@@ -422,6 +428,9 @@ where
             if !msgs.is_empty() {
                 w.write_all(&msgs).await?;
             }
+            // A technician side may send only once flushed (an SSH
+            // channel's does).
+            w.flush().await?;
             counters.down.fetch_add(len, Ordering::Relaxed);
         }
         buf.reserve(BUF);
@@ -431,6 +440,7 @@ where
             // (A timer only while something is held.)
             () = async { tokio::time::sleep_until(hold_until).await }, if !held.is_empty() => {
                 w.write_all(held).await?;
+                w.flush().await?;
                 held.clear();
                 continue;
             }
@@ -1097,9 +1107,10 @@ mod tests {
         assert!(matches!(task.await.unwrap(), RelayEnd::Stopped));
     }
 
-    /// A tap that writes down what it is shown.
+    /// A tap that writes down what it is shown (and may ask for the
+    /// technician's keystrokes).
     #[derive(Default)]
-    struct Notes(std::sync::Mutex<Vec<String>>);
+    struct Notes(std::sync::Mutex<Vec<String>>, bool);
 
     impl Notes {
         fn note(&self, s: String) {
@@ -1119,9 +1130,72 @@ mod tests {
         fn on_file_data(&self, from: Direction, bytes: &[u8]) {
             self.note(format!("{from:?} data {}", bytes.len()));
         }
+        fn wants_stdin(&self) -> bool {
+            self.1
+        }
         fn finish(self: Box<Self>) -> String {
             " noted".into()
         }
+    }
+
+    /// What the taps are shown going up, with taps that want keystrokes
+    /// or not (`wants`, one tap each).
+    async fn shown_up(wants: &[bool]) -> Vec<Vec<String>> {
+        let (client, mut tech) = tokio::io::duplex(1 << 20);
+        let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
+        let notes: Vec<_> = wants
+            .iter()
+            .map(|w| std::sync::Arc::new(Notes(std::sync::Mutex::default(), *w)))
+            .collect();
+        let taps: Vec<Box<dyn SessionTap>> = notes
+            .iter()
+            .map(|n| Box::new(std::sync::Arc::clone(n)) as Box<dyn SessionTap>)
+            .collect();
+        let counters = Counters::default();
+        let stop = CancellationToken::new();
+        let relay_task = relay(
+            client,
+            agent,
+            Pending::default(),
+            Framing::Messages,
+            &stop,
+            String::new,
+            &counters,
+            &taps,
+        );
+        let technician = async {
+            let mut out = BytesMut::new();
+            SessionMsg::Stdin(vec![5u8; 50_000].into()).encode(&mut out);
+            SessionMsg::Resize { cols: 90, rows: 20 }.encode(&mut out);
+            SessionMsg::StdinEof.encode(&mut out);
+            tech.write_all(&out).await.unwrap();
+            tech.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            tech.read_to_end(&mut rest).await.unwrap();
+        };
+        let agent_side = async {
+            let mut got = Vec::new();
+            endpoint.read_to_end(&mut got).await.unwrap();
+            // Every byte reached the endpoint, whoever was shown what.
+            assert_eq!(
+                got.len(),
+                50_000 + 4 + 3 * jumpgate_proto::session::HEADER_LEN
+            );
+            endpoint.shutdown().await.unwrap();
+        };
+        let (end, (), ()) = tokio::join!(relay_task, technician, agent_side);
+        assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        notes.iter().map(|n| n.0.lock().unwrap().clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn keystrokes_are_collected_only_when_a_tap_wants_them() {
+        assert_eq!(shown_up(&[false]).await, [["up resize"]]);
+        // The positive control: one tap wants them, so every tap is shown them.
+        assert_eq!(
+            shown_up(&[false, true]).await,
+            [["up stdin", "up resize"], ["up stdin", "up resize"]]
+        );
     }
 
     #[tokio::test]

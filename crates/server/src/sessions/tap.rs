@@ -38,6 +38,11 @@ pub(crate) trait SessionTap: Send + Sync {
     /// A piece of `FileData` payload coming `from` one side, as it passes
     /// (never buffered whole).
     fn on_file_data(&self, _from: Direction, _bytes: &[u8]) {}
+    /// Whether [`Self::on_up`] needs the technician's keystrokes
+    /// (`Stdin`): when no tap does, the relay does not collect them.
+    fn wants_stdin(&self) -> bool {
+        false
+    }
     /// The session is over. Returns words for the `session-close` audit
     /// entry's detail (each starting with a space), or nothing.
     fn finish(self: Box<Self>) -> String;
@@ -60,6 +65,10 @@ impl SessionTap for RecordingTap {
             SessionMsg::Resize { cols, rows } => Box::pin(self.0.resize(*cols, *rows)),
             _ => nothing(),
         }
+    }
+
+    fn wants_stdin(&self) -> bool {
+        self.0.records_input()
     }
 
     fn on_down<'a>(&'a self, msg: &'a SessionMsg) -> TapFuture<'a> {

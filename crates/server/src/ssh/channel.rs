@@ -1,8 +1,9 @@
-//! One SSH channel as one Jumpgate session: a session channel speaks the
-//! session's messages over an in-memory pipe to
-//! [`SessionService::accept`], exactly as `jg`'s upgraded connection and
-//! the console's WebSocket do; a `direct-tcpip` channel is handed to
-//! [`SessionService::open`] as the forward's raw stream. Either way the
+//! One SSH channel as one Jumpgate session, run by
+//! [`SessionService::open`] in the channel's own task: a session channel is
+//! the technician's side speaking the session's messages
+//! ([`ChannelIo`] maps SSH's channel messages to them and back, as `jg`'s
+//! upgraded connection and the console's WebSocket carry them); a
+//! `direct-tcpip` channel is the forward's raw stream. Either way the
 //! session is authorized, recorded, audited, re-checked and can be
 //! terminated like theirs.
 //!
@@ -28,14 +29,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use jumpgate_net::session::{Answer, MsgStream};
-use jumpgate_proto::session::{SessionKind, SessionMsg, SessionRequest, SignalKind};
+use jumpgate_net::session::MsgStream;
+use jumpgate_proto::session::{SessionKind, SessionRequest};
 use russh::server::Msg;
-use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
-use tokio::io::DuplexStream;
+use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tracing::Instrument;
 
 use super::certs::Rules;
+use super::channel_io::ChannelIo;
 use super::server::Login;
 use crate::rbac::{self, Action, Decision, Resource};
 use crate::sessions::open::{NotAuthorized, SessionService, Technician, Ticket};
@@ -50,10 +51,6 @@ const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/op
      /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; do \
      [ -x \"$p\" ] && exec \"$p\"; done; \
      echo 'jumpgate: no sftp-server on this endpoint' >&2; exit 127";
-
-/// The in-memory pipe between a channel and its session: room for a few
-/// messages each way.
-const PIPE: usize = 256 * 1024;
 
 /// What a channel's session needs of its connection.
 pub(super) struct Ctx {
@@ -152,15 +149,20 @@ pub(super) async fn session(ctx: Ctx, channel: Channel<Msg>) {
         },
         Asked::Sftp => (sh(SFTP_SERVER), true),
     };
-    let stream = match open(&ctx, &endpoint, request, files).await {
-        Ok(s) => s,
+    let (service, ticket) = match authorize(&ctx, &endpoint, &request, files).await {
+        Ok(t) => t,
         Err(msg) => {
             fail(&wr, &msg).await;
             return;
         }
     };
-    let span = tracing::info_span!("ssh", endpoint = %endpoint, user = %ctx.login.username);
-    pump(rd, wr, stream).instrument(span).await;
+    let kind = request.kind();
+    let span = tracing::info_span!("session", endpoint = %endpoint, %kind, via = "ssh");
+    let io = ChannelIo::new(rd, wr);
+    service
+        .open(ticket, request, Technician::Framed(MsgStream::new(io)))
+        .instrument(span)
+        .await;
 }
 
 /// `ssh -L`: a `direct-tcpip` channel as a forward session from the
@@ -264,106 +266,6 @@ async fn authorize(
     Ok((service, ticket))
 }
 
-/// Authorizes and opens a session of `request` on `name` for the
-/// connection's user, through [`SessionService`]: the technician's side
-/// of the session, accepted, speaking session messages over an in-memory
-/// pipe (the channel's pump translates SSH's messages to them). Err: what
-/// to tell the client (the refusal is recorded and audited by then).
-async fn open(
-    ctx: &Ctx,
-    name: &str,
-    request: SessionRequest,
-    files: bool,
-) -> Result<MsgStream<DuplexStream>, String> {
-    let (service, ticket) = authorize(ctx, name, &request, files).await?;
-    let kind = request.kind();
-    let (ours, theirs) = tokio::io::duplex(PIPE);
-    let span = tracing::info_span!("session", endpoint = %name, %kind, via = "ssh");
-    ctx.st.tasks.spawn(
-        async move {
-            service.accept(ticket, theirs).await;
-        }
-        .instrument(span),
-    );
-    let mut stream = MsgStream::new(ours);
-    match stream.open(request).await {
-        Ok(Answer::Accepted(_)) => Ok(stream),
-        Ok(Answer::Refused(r)) => Err(r.message),
-        Err(e) => Err(format!("the session did not open: {e}")),
-    }
-}
-
-/// Carries an open session: the client's input and window changes up,
-/// the endpoint's output, exit status and the gateway's last word down.
-async fn pump(mut rd: ChannelReadHalf, wr: ChannelWriteHalf<Msg>, stream: MsgStream<DuplexStream>) {
-    let (mut down, mut up) = stream.split();
-    let client = async {
-        loop {
-            let msg = match rd.wait().await {
-                Some(ChannelMsg::Data { data }) => SessionMsg::Stdin(data),
-                Some(ChannelMsg::Eof) => SessionMsg::StdinEof,
-                Some(ChannelMsg::WindowChange {
-                    col_width,
-                    row_height,
-                    ..
-                }) => SessionMsg::Resize {
-                    cols: size(col_width, 80),
-                    rows: size(row_height, 24),
-                },
-                Some(ChannelMsg::Signal { signal }) => match signal {
-                    Sig::INT => SessionMsg::Signal(SignalKind::Interrupt),
-                    Sig::TERM | Sig::HUP => SessionMsg::Signal(SignalKind::Terminate),
-                    Sig::KILL => SessionMsg::Signal(SignalKind::Kill),
-                    _ => continue,
-                },
-                // The client closed the channel (or the connection went).
-                Some(ChannelMsg::Close) | None => return,
-                Some(_) => continue,
-            };
-            if up.write_msg(&msg).await.is_err() {
-                // The session is over; its end comes down.
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let endpoint = async {
-        let mut exit = None;
-        loop {
-            match down.read_msg().await {
-                Ok(Some(SessionMsg::Stdout(b))) => {
-                    if wr.data_bytes(b).await.is_err() {
-                        return None;
-                    }
-                }
-                Ok(Some(SessionMsg::Stderr(b))) => {
-                    if wr.extended_data_bytes(1, b).await.is_err() {
-                        return None;
-                    }
-                }
-                Ok(Some(SessionMsg::Exit(status))) => {
-                    exit = Some(u32::try_from(status.shell_code()).unwrap_or(255));
-                }
-                Ok(Some(SessionMsg::Closed { reason })) => {
-                    let text = format!("\r\njumpgate: {reason}\r\n");
-                    let _ = wr.extended_data_bytes(1, Bytes::from(text)).await;
-                    return None;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return exit,
-            }
-        }
-    };
-    let exit = tokio::select! {
-        () = client => None,
-        exit = endpoint => exit,
-    };
-    if let Some(code) = exit {
-        let _ = wr.exit_status(code).await;
-    }
-    let _ = wr.eof().await;
-    let _ = wr.close().await;
-}
-
 /// Tells the client why nothing runs (on stderr, exit status 1) and
 /// closes the channel.
 async fn fail(wr: &ChannelWriteHalf<Msg>, msg: &str) {
@@ -387,7 +289,7 @@ fn forced_line(forced: &str, asked: &Asked) -> String {
 }
 
 /// A terminal dimension from SSH (0 or absurd: `fallback`).
-fn size(v: u32, fallback: u16) -> u16 {
+pub(super) fn size(v: u32, fallback: u16) -> u16 {
     u16::try_from(v)
         .ok()
         .filter(|n| (1..=4096).contains(n))

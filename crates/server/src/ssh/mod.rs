@@ -13,16 +13,18 @@
 //!   │ session channel: pty-req, shell / exec / subsystem sftp, window-change
 //!   │ direct-tcpip HOST:PORT (ssh -L) on a connection naming an endpoint
 //!   ▼
-//! channel.rs: a session channel speaks SessionMsg over an in-memory pipe
-//!   to SessionService::accept (shell, exec); a direct-tcpip channel is
-//!   the forward session's raw stream itself (SessionService::open)
+//! channel.rs: SessionService::open runs each channel's session in the
+//!   channel's task: a session channel speaks SessionMsg through
+//!   channel_io.rs (shell, exec, sftp); a direct-tcpip channel is the
+//!   forward session's raw stream itself
 //! ```
 //!
 //! - `server`: the listener (admission limits like the TLS port's,
 //!   authentication timeout), the per-connection [`russh::server::Handler`]
 //!   and its authentication (a login token is issued per connection, so
 //!   live sessions are re-checked like `jg`'s).
-//! - `channel`: one SSH channel mapped onto one Jumpgate session.
+//! - `channel`: one SSH channel mapped onto one Jumpgate session;
+//!   `channel_io`: a session channel as a stream of session messages.
 //! - `host_key`: the gateway's Ed25519 host key in the key hierarchy
 //!   (`stored_key`: how it and the user CA are sealed, stored and opened).
 //! - `user_ca`, `certs`: the user CA and the short-lived user certificates
@@ -31,6 +33,7 @@
 
 pub(crate) mod certs;
 mod channel;
+mod channel_io;
 pub(crate) mod host_key;
 pub(crate) mod http;
 pub(crate) mod schema;
