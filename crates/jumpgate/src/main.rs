@@ -272,6 +272,12 @@ fn main() -> ExitCode {
             Command::Elevate(args) => elevate(args).await,
         }
     });
+    // Every task (and any database connection one still held) is dropped
+    // with the runtime; their SQLite connections are closed on sqlx's
+    // worker threads, which must be done before `exit()` frees SQLCipher's
+    // heap.
+    drop(runtime);
+    jumpgate_server::store::wait_for_sqlite_workers(std::time::Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -685,24 +685,30 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
     )
     .await);
     let addr = format!("127.0.0.1:{}", sshd.port);
-    let key = sshd.host_key();
-    ok(&site
-        .jg(&[
-            "targets",
-            "add",
-            "db-01",
-            "--via",
-            "jp-f",
-            "--ssh",
-            &addr,
-            "--user",
-            &sshd.user,
-            "--credential",
-            "fd-pw",
-            "--host-key",
-            key.trim(),
-        ])
-        .await);
+    // The target `name`: that sshd, its password in the vault, `key` pinned.
+    let add_target = |name: &'static str, key: String| {
+        let (site, addr, user) = (&site, &addr, &sshd.user);
+        async move {
+            ok(&site
+                .jg(&[
+                    "targets",
+                    "add",
+                    name,
+                    "--via",
+                    "jp-f",
+                    "--ssh",
+                    addr,
+                    "--user",
+                    user,
+                    "--credential",
+                    "fd-pw",
+                    "--host-key",
+                    key.trim(),
+                ])
+                .await);
+        }
+    };
+    add_target("db-01", sshd.host_key()).await;
     let ssh = Ssh::new(&site);
     ok(&site
         .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
@@ -746,23 +752,7 @@ async fn ssh_clients_reach_an_agentless_target_through_the_front_door() {
         .unwrap();
     assert!(st.success());
     let wrong = std::fs::read_to_string(other.with_extension("pub")).unwrap();
-    ok(&site
-        .jg(&[
-            "targets",
-            "add",
-            "db-02",
-            "--via",
-            "jp-f",
-            "--ssh",
-            &addr,
-            "--user",
-            &sshd.user,
-            "--credential",
-            "fd-pw",
-            "--host-key",
-            wrong.trim(),
-        ])
-        .await);
+    add_target("db-02", wrong).await;
     let out = ssh
         .run("ssh", &[&format!("{ADMIN}+db-02@gw"), "echo never"])
         .await;

@@ -1138,19 +1138,16 @@ mod tests {
         }
     }
 
-    /// What the taps are shown going up, with taps that want keystrokes
-    /// or not (`wants`, one tap each).
-    async fn shown_up(wants: &[bool]) -> Vec<Vec<String>> {
+    /// A framed relay with `taps`: the technician sends `up` and ends its
+    /// side; the endpoint reads everything, answers `down(what it got)` and
+    /// ends. How the relay ended, and what the endpoint got.
+    async fn relay_through(
+        taps: &[Box<dyn SessionTap>],
+        up: BytesMut,
+        down: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> (RelayEnd, Vec<u8>) {
         let (client, mut tech) = tokio::io::duplex(1 << 20);
         let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
-        let notes: Vec<_> = wants
-            .iter()
-            .map(|w| std::sync::Arc::new(Notes(std::sync::Mutex::default(), *w)))
-            .collect();
-        let taps: Vec<Box<dyn SessionTap>> = notes
-            .iter()
-            .map(|n| Box::new(std::sync::Arc::clone(n)) as Box<dyn SessionTap>)
-            .collect();
         let counters = Counters::default();
         let stop = CancellationToken::new();
         let relay_task = relay(
@@ -1161,14 +1158,10 @@ mod tests {
             &stop,
             String::new,
             &counters,
-            &taps,
+            taps,
         );
         let technician = async {
-            let mut out = BytesMut::new();
-            SessionMsg::Stdin(vec![5u8; 50_000].into()).encode(&mut out);
-            SessionMsg::Resize { cols: 90, rows: 20 }.encode(&mut out);
-            SessionMsg::StdinEof.encode(&mut out);
-            tech.write_all(&out).await.unwrap();
+            tech.write_all(&up).await.unwrap();
             tech.shutdown().await.unwrap();
             let mut rest = Vec::new();
             tech.read_to_end(&mut rest).await.unwrap();
@@ -1176,15 +1169,36 @@ mod tests {
         let agent_side = async {
             let mut got = Vec::new();
             endpoint.read_to_end(&mut got).await.unwrap();
-            // Every byte reached the endpoint, whoever was shown what.
-            assert_eq!(
-                got.len(),
-                50_000 + 4 + 3 * jumpgate_proto::session::HEADER_LEN
-            );
+            endpoint.write_all(&down(&got)).await.unwrap();
             endpoint.shutdown().await.unwrap();
+            got
         };
-        let (end, (), ()) = tokio::join!(relay_task, technician, agent_side);
+        let (end, (), got) = tokio::join!(relay_task, technician, agent_side);
+        (end, got)
+    }
+
+    /// What the taps are shown going up, with taps that want keystrokes
+    /// or not (`wants`, one tap each).
+    async fn shown_up(wants: &[bool]) -> Vec<Vec<String>> {
+        let notes: Vec<_> = wants
+            .iter()
+            .map(|w| std::sync::Arc::new(Notes(std::sync::Mutex::default(), *w)))
+            .collect();
+        let taps: Vec<Box<dyn SessionTap>> = notes
+            .iter()
+            .map(|n| Box::new(std::sync::Arc::clone(n)) as Box<dyn SessionTap>)
+            .collect();
+        let mut up = BytesMut::new();
+        SessionMsg::Stdin(vec![5u8; 50_000].into()).encode(&mut up);
+        SessionMsg::Resize { cols: 90, rows: 20 }.encode(&mut up);
+        SessionMsg::StdinEof.encode(&mut up);
+        let (end, got) = relay_through(&taps, up, |_| Vec::new()).await;
         assert!(matches!(end, RelayEnd::Completed), "{end:?}");
+        // Every byte reached the endpoint, whoever was shown what.
+        assert_eq!(
+            got.len(),
+            50_000 + 4 + 3 * jumpgate_proto::session::HEADER_LEN
+        );
         notes.iter().map(|n| n.0.lock().unwrap().clone()).collect()
     }
 
@@ -1200,59 +1214,37 @@ mod tests {
 
     #[tokio::test]
     async fn taps_see_each_sides_messages_in_order_and_only_what_that_side_may_send() {
-        let (client, mut tech) = tokio::io::duplex(1 << 20);
-        let (agent, mut endpoint) = tokio::io::duplex(1 << 20);
         let notes = std::sync::Arc::new(Notes::default());
         let taps: Vec<Box<dyn SessionTap>> = vec![
             Box::new(std::sync::Arc::clone(&notes)),
             Box::new(super::super::tap::TransferTap::new(Direction::Up)),
         ];
-        let counters = Counters::default();
-        let stop = CancellationToken::new();
-        let relay_task = relay(
-            client,
-            agent,
-            Pending::default(),
-            Framing::Messages,
-            &stop,
-            String::new,
-            &counters,
-            &taps,
-        );
         let data = vec![9u8; 70_000];
-        let technician = async {
-            let mut out = BytesMut::new();
-            SessionMsg::FileData(data[..40_000].to_vec().into()).encode(&mut out);
-            SessionMsg::FileData(data[40_000..].to_vec().into()).encode(&mut out);
-            SessionMsg::FileEnd(FileEnd {
-                size: 70_000,
-                sha256: "00".repeat(32),
-            })
-            .encode(&mut out);
-            // What only the endpoint may say: not shown to the taps.
+        let mut up = BytesMut::new();
+        SessionMsg::FileData(data[..40_000].to_vec().into()).encode(&mut up);
+        SessionMsg::FileData(data[40_000..].to_vec().into()).encode(&mut up);
+        SessionMsg::FileEnd(FileEnd {
+            size: 70_000,
+            sha256: "00".repeat(32),
+        })
+        .encode(&mut up);
+        // What only the endpoint may say: not shown to the taps.
+        SessionMsg::FileResult(FileResult {
+            ok: false,
+            sha256: String::new(),
+            message: "forged".into(),
+        })
+        .encode(&mut up);
+        let verdict = |_: &[u8]| {
             SessionMsg::FileResult(FileResult {
-                ok: false,
-                sha256: String::new(),
-                message: "forged".into(),
-            })
-            .encode(&mut out);
-            tech.write_all(&out).await.unwrap();
-            tech.shutdown().await.unwrap();
-            let mut rest = Vec::new();
-            tech.read_to_end(&mut rest).await.unwrap();
-        };
-        let agent_side = async {
-            let mut got = Vec::new();
-            endpoint.read_to_end(&mut got).await.unwrap();
-            let verdict = SessionMsg::FileResult(FileResult {
                 ok: true,
                 sha256: jumpgate_net::digest::sha256_hex(&[9u8; 70_000]),
                 message: String::new(),
-            });
-            endpoint.write_all(&verdict.to_bytes()).await.unwrap();
-            endpoint.shutdown().await.unwrap();
+            })
+            .to_bytes()
+            .to_vec()
         };
-        let (end, (), ()) = tokio::join!(relay_task, technician, agent_side);
+        let (end, _) = relay_through(&taps, up, verdict).await;
         assert!(matches!(end, RelayEnd::Completed), "{end:?}");
         let seen = notes.0.lock().unwrap().clone();
         let data_bytes: usize = seen

@@ -43,6 +43,7 @@ use sqlx::{PgPool, SqlitePool};
 pub(crate) use audit::{AuditAction, AuditEvent};
 /// A database URL as it may be shown (its password replaced).
 pub use postgres::redacted as redacted_url;
+pub use sqlite::wait_for_workers as wait_for_sqlite_workers;
 #[cfg(test)]
 #[allow(
     unused_imports,

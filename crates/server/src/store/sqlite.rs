@@ -34,6 +34,43 @@ pub(crate) async fn open_encrypted(path: &Path, key: &DataKey) -> Result<SqliteP
     open_with_key(path, key, crate::schema::SCHEMA).await
 }
 
+/// How sqlx names a SQLite connection's worker thread
+/// (`sqlx-sqlite-worker-N`), as Linux keeps it (15 bytes).
+const WORKER_THREAD: &str = "sqlx-sqlite-wor";
+
+/// The sqlx SQLite worker threads of this process still running (Linux;
+/// elsewhere none are seen).
+pub(crate) fn worker_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|name| name.starts_with(WORKER_THREAD))
+        .count()
+}
+
+/// Waits, at most `limit`, for every sqlx SQLite worker thread to end: for
+/// the very end of the process, once its runtime is gone. A connection
+/// dropped without being closed (a task cut short by the runtime's end, a
+/// connection sqlx was still opening when its pool closed) is closed by
+/// its worker thread after the fact; SQLCipher frees its private heap at
+/// `exit()`, and a worker still inside `sqlite3_close` then touches freed
+/// memory (SIGSEGV after the work is done). A worker that stays (a
+/// connection nobody dropped) is idle and harmless: the wait ends at
+/// `limit`. Returns how many were still running then.
+pub fn wait_for_workers(limit: Duration) -> usize {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = worker_threads();
+        if left == 0 || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The first 16 bytes of an unencrypted SQLite file.
 const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
