@@ -1008,3 +1008,66 @@ async fn group_scope_on_sessions_recordings_and_audit() {
     let all_after: Vec<api::SessionEvent> = all_auditor.get_json("/api/v1/sessions").await.unwrap();
     assert_eq!(all_after.len(), all_sessions.len() + 1, "{all_after:?}");
 }
+
+/// A session whose first message does not open one of the kind it was
+/// authorized for (another message, or an open of another kind) is refused
+/// with `invalid-request` and its stream ended; no session row is written.
+/// The same user's proper open works (the positive control).
+#[tokio::test]
+async fn a_first_message_that_does_not_open_the_authorized_kind_is_refused() {
+    use bytes::BytesMut;
+    use jumpgate_proto::session::{RefusalCode, SessionMsg, SessionRequest};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start_gateway().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_agents = stop.clone().drop_guard();
+    gw.agent("web-1", "web", &stop).await;
+    let admin = gw.user("chief", "admin", &[]).await;
+    assert!(exec(&admin, "web-1", "first-ok").await.contains("first-ok"));
+    let before: Vec<api::SessionEvent> = admin.get_json("/api/v1/sessions").await.unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let firsts = [
+        SessionMsg::Stdin(bytes::Bytes::from_static(b"echo never\n")),
+        SessionMsg::Open(SessionRequest::Shell {
+            term: "xterm".into(),
+            cols: 80,
+            rows: 24,
+            command: None,
+        }),
+    ];
+    for first in firsts {
+        let mut io = admin.connect("web-1", SessionKind::Exec).await.unwrap();
+        io.write_all(&first.to_bytes()).await.unwrap();
+        let mut buf = BytesMut::new();
+        let answer = loop {
+            if let Some(m) = SessionMsg::decode(&mut buf).unwrap() {
+                break m;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(30), io.read_buf(&mut buf))
+                .await
+                .expect("no answer to the first message")
+                .unwrap();
+            assert!(n > 0, "ended without an answer to {}", first.name());
+        };
+        match answer {
+            SessionMsg::Refused(r) => {
+                assert_eq!(r.code, RefusalCode::InvalidRequest, "{}", r.message);
+                assert!(
+                    r.message.contains("must open a exec session"),
+                    "{}",
+                    r.message
+                );
+            }
+            other => panic!("{} answered with {}", first.name(), other.name()),
+        }
+        // Nothing follows: the stream ends.
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), io.read_to_end(&mut rest))
+            .await
+            .expect("the refused stream stayed open")
+            .unwrap();
+        assert!(buf.is_empty() && rest.is_empty(), "{rest:?}");
+    }
+    let after: Vec<api::SessionEvent> = admin.get_json("/api/v1/sessions").await.unwrap();
+    assert_eq!(after.len(), before.len(), "{after:?}");
+}
