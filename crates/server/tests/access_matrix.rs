@@ -520,9 +520,7 @@ async fn open_desktop(
     endpoint: &str,
     control: bool,
 ) -> jumpgate_proto::session::SessionMsg {
-    use bytes::BytesMut;
     use jumpgate_proto::session::{ConsentMode, SessionMsg, SessionRequest};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut io = loop {
         match client.connect(endpoint, SessionKind::Desktop).await {
@@ -546,19 +544,28 @@ async fn open_desktop(
         technician: "someone else".into(),
         codecs: None,
     };
-    io.write_all(&SessionMsg::Open(open).to_bytes())
-        .await
-        .unwrap();
-    let mut buf = BytesMut::new();
+    answer(&mut io, &SessionMsg::Open(open)).await.0
+}
+
+/// Sends `first` on a session connection: the first message that comes
+/// back, and what was read behind it.
+async fn answer(
+    io: &mut jumpgate_client::SessionIo,
+    first: &jumpgate_proto::session::SessionMsg,
+) -> (jumpgate_proto::session::SessionMsg, bytes::BytesMut) {
+    use jumpgate_proto::session::SessionMsg;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    io.write_all(&first.to_bytes()).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
     loop {
         if let Some(m) = SessionMsg::decode(&mut buf).unwrap() {
-            return m;
+            return (m, buf);
         }
         let n = tokio::time::timeout(Duration::from_secs(30), io.read_buf(&mut buf))
             .await
-            .expect("desktop open hung")
+            .expect("no answer to the first message")
             .unwrap();
-        assert!(n > 0, "the session ended without an answer");
+        assert!(n > 0, "ended without an answer to {}", first.name());
     }
 }
 
@@ -1015,9 +1022,8 @@ async fn group_scope_on_sessions_recordings_and_audit() {
 /// The same user's proper open works (the positive control).
 #[tokio::test]
 async fn a_first_message_that_does_not_open_the_authorized_kind_is_refused() {
-    use bytes::BytesMut;
     use jumpgate_proto::session::{RefusalCode, SessionMsg, SessionRequest};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let gw = start_gateway().await;
     let stop = tokio_util::sync::CancellationToken::new();
     let _stop_agents = stop.clone().drop_guard();
@@ -1037,18 +1043,7 @@ async fn a_first_message_that_does_not_open_the_authorized_kind_is_refused() {
     ];
     for first in firsts {
         let mut io = admin.connect("web-1", SessionKind::Exec).await.unwrap();
-        io.write_all(&first.to_bytes()).await.unwrap();
-        let mut buf = BytesMut::new();
-        let answer = loop {
-            if let Some(m) = SessionMsg::decode(&mut buf).unwrap() {
-                break m;
-            }
-            let n = tokio::time::timeout(Duration::from_secs(30), io.read_buf(&mut buf))
-                .await
-                .expect("no answer to the first message")
-                .unwrap();
-            assert!(n > 0, "ended without an answer to {}", first.name());
-        };
+        let (answer, buf) = answer(&mut io, &first).await;
         match answer {
             SessionMsg::Refused(r) => {
                 assert_eq!(r.code, RefusalCode::InvalidRequest, "{}", r.message);
