@@ -1358,3 +1358,52 @@ async fn ssh_certificates_permit_what_they_say_and_no_more() {
     assert!(err.contains("source address"), "{err}");
     assert_eq!(std::fs::read(&cert).unwrap(), before);
 }
+
+/// An endpoint lost in the middle of a session ends the SSH client's
+/// command (with a failure), whichever way the gateway notices first:
+/// the technician's data it cannot deliver, or the endpoint's stream
+/// ending. The client is never left waiting on an open channel.
+#[tokio::test]
+async fn an_endpoint_lost_mid_session_ends_the_ssh_client() {
+    let (site, mut agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let mut child = ssh
+        .command("ssh", &[&format!("{ADMIN}+web-01@gw"), "cat > /dev/null"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The technician keeps sending for as long as the client takes it.
+    let (sent_tx, mut sent) = tokio::sync::watch::channel(0usize);
+    let writer = tokio::spawn(async move {
+        let chunk = vec![7u8; 64 * 1024];
+        let mut total = 0;
+        while stdin.write_all(&chunk).await.is_ok() {
+            total += chunk.len();
+            let _ = sent_tx.send(total);
+        }
+    });
+    // 16 MiB is far beyond what the client and the gateway buffer: by then
+    // data flows to the endpoint.
+    tokio::time::timeout(WAIT, sent.wait_for(|n| *n >= 16 << 20))
+        .await
+        .expect("the session never took 16 MiB")
+        .unwrap();
+    assert!(child.try_wait().unwrap().is_none(), "ssh ended early");
+    let events = json(&site, &["sessions", "--json"]).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ended_at"].is_null() && e["kind"] == "exec" && e["username"] == ADMIN),
+        "no live exec session: {events:?}"
+    );
+    agent.child.kill().await.unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the ssh client was left waiting after its endpoint went")
+        .unwrap();
+    assert!(!status.success(), "{status:?}");
+    writer.abort();
+}

@@ -14,7 +14,8 @@
 //!
 //! Writes are taken whole and sent by `poll_flush` (and before the next
 //! write): a flushed write has reached the SSH connection, within the
-//! channel's window, as with russh's own writer.
+//! channel's window, as with russh's own writer. Dropped without a
+//! shutdown (a relay that failed), it still sends EOF and close.
 
 use std::future::Future;
 use std::io;
@@ -53,6 +54,8 @@ pub(super) struct ChannelIo {
     sending: Option<Boxed<Result<(), russh::Error>>>,
     /// The channel's end (EOF, close) is under way or sent.
     ending: bool,
+    /// The channel's end was sent.
+    closed: bool,
     /// A send failed: the channel is gone.
     broken: bool,
 }
@@ -80,6 +83,7 @@ impl ChannelIo {
             outbound: BytesMut::new(),
             sending: None,
             ending: false,
+            closed: false,
             broken: false,
         }
     }
@@ -281,8 +285,38 @@ impl AsyncWrite for ChannelIo {
         if !this.ending {
             this.ending = true;
             this.sending = Some(Box::pin(send(Arc::clone(&this.wr), Out::End)));
-            ready!(this.poll_send(cx))?;
         }
+        ready!(this.poll_send(cx))?;
+        this.closed = true;
         Poll::Ready(Ok(()))
+    }
+}
+
+/// How long a send under way when the session lets go of its channel may
+/// still take (a client that stopped reading never opens its window).
+const LAST_SEND: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Drop for ChannelIo {
+    /// A session that lets go of its channel without shutting it down (its
+    /// relay failed, or a client that stopped reading was given up on)
+    /// still ends it: the send under way (bounded), then EOF and close, so
+    /// the client is not left waiting on an open channel.
+    fn drop(&mut self) {
+        if self.closed || self.broken {
+            return;
+        }
+        let under_way = self.sending.take();
+        let end = (!self.ending).then(|| Arc::clone(&self.wr));
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Some(f) = under_way {
+                let _ = tokio::time::timeout(LAST_SEND, f).await;
+            }
+            if let Some(wr) = end {
+                let _ = send(wr, Out::End).await;
+            }
+        });
     }
 }
