@@ -777,6 +777,18 @@ pub fn is_control_state(message_type: u8) -> bool {
     message_type == ty::CONTROL_STATE
 }
 
+/// Whether a message type is the endpoint's `Exit`.
+pub fn is_exit(message_type: u8) -> bool {
+    message_type == ty::EXIT
+}
+
+/// The header of a `Stdin` message whose payload is `len` bytes: for a
+/// relay that hands the payload out from where it already is.
+pub fn stdin_header(len: u32) -> [u8; HEADER_LEN] {
+    let [a, b, c, d] = len.to_be_bytes();
+    [ty::STDIN, a, b, c, d]
+}
+
 /// Whether a message type is clipboard text (audited by size, allowed only
 /// when the session asked for it).
 pub fn is_clipboard(message_type: u8) -> bool {
@@ -1065,6 +1077,17 @@ mod tests {
                 "split {split}"
             );
         }
+    }
+
+    #[test]
+    fn a_stdin_header_is_the_start_of_its_encoded_message_and_exit_is_known_by_type() {
+        let body = Bytes::from_static(b"typed");
+        let whole = SessionMsg::Stdin(body.clone()).to_bytes();
+        assert_eq!(&whole[..HEADER_LEN], &stdin_header(5));
+        assert_eq!(&whole[HEADER_LEN..], &body[..]);
+        let exit = SessionMsg::Exit(ExitStatus::default()).to_bytes();
+        assert!(is_exit(exit[0]));
+        assert!(!is_exit(whole[0]));
     }
 
     #[test]

@@ -346,19 +346,11 @@ enum DownEnd {
 /// stream (an agent half-closes right after it).
 const HOLD_EXIT: Duration = Duration::from_secs(1);
 
-/// The type byte of an `Exit` message.
-fn exit_type() -> u8 {
-    static EXIT: std::sync::LazyLock<u8> = std::sync::LazyLock::new(|| {
-        SessionMsg::Exit(jumpgate_proto::session::ExitStatus::default()).to_bytes()[0]
-    });
-    *EXIT
-}
-
 /// Where the first `Exit` message of `msgs` (whole messages) starts.
 fn exit_at(msgs: &[u8]) -> Option<usize> {
     let mut at = 0;
     while let Ok(Some(len)) = session::message_len(&msgs[at..]) {
-        if msgs[at] == exit_type() {
+        if session::is_exit(msgs[at]) {
             return Some(at);
         }
         at += len;

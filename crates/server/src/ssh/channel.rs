@@ -28,7 +28,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use jumpgate_net::session::MsgStream;
 use jumpgate_proto::session::{SessionKind, SessionRequest};
 use russh::server::Msg;
@@ -36,7 +35,7 @@ use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tracing::Instrument;
 
 use super::certs::Rules;
-use super::channel_io::ChannelIo;
+use super::channel_io::{self, ChannelIo};
 use super::server::Login;
 use crate::rbac::{self, Action, Decision, Resource};
 use crate::sessions::open::{NotAuthorized, SessionService, Technician, Ticket};
@@ -269,8 +268,7 @@ async fn authorize(
 /// Tells the client why nothing runs (on stderr, exit status 1) and
 /// closes the channel.
 async fn fail(wr: &ChannelWriteHalf<Msg>, msg: &str) {
-    let text = format!("jumpgate: {msg}\r\n");
-    let _ = wr.extended_data_bytes(1, Bytes::from(text)).await;
+    let _ = wr.extended_data_bytes(1, channel_io::refusal(msg)).await;
     let _ = wr.exit_status(1).await;
     let _ = wr.eof().await;
     let _ = wr.close().await;

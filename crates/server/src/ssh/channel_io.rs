@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use jumpgate_proto::session::{SessionMsg, SignalKind};
+use jumpgate_proto::session::{self, SessionMsg, SignalKind};
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -109,11 +109,9 @@ impl ChannelIo {
     fn take_in(&mut self, msg: ChannelMsg) {
         match msg {
             // The header here, the payload handed out from where it is.
-            ChannelMsg::Data { data } if !data.is_empty() => {
-                self.inbound.extend_from_slice(&stdin_type());
-                self.inbound.extend_from_slice(
-                    &u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes(),
-                );
+            ChannelMsg::Data { data } => {
+                let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                self.inbound.extend_from_slice(&session::stdin_header(len));
                 self.payload = data;
             }
             m => {
@@ -161,12 +159,14 @@ fn to_channel(msg: SessionMsg) -> Option<Out> {
         SessionMsg::Closed { reason } => Some(Out::Stderr(Bytes::from(format!(
             "\r\njumpgate: {reason}\r\n"
         )))),
-        SessionMsg::Refused(r) => Some(Out::Refused(Bytes::from(format!(
-            "jumpgate: {}\r\n",
-            r.message
-        )))),
+        SessionMsg::Refused(r) => Some(Out::Refused(refusal(&r.message))),
         _ => None,
     }
+}
+
+/// Why nothing runs, as the client's stderr shows it.
+pub(super) fn refusal(message: &str) -> Bytes {
+    Bytes::from(format!("jumpgate: {message}\r\n"))
 }
 
 async fn send(wr: Arc<ChannelWriteHalf<Msg>>, what: Out) -> Result<(), russh::Error> {
@@ -185,18 +185,10 @@ async fn send(wr: Arc<ChannelWriteHalf<Msg>>, what: Out) -> Result<(), russh::Er
     }
 }
 
-/// A `Stdin` message's type byte.
-fn stdin_type() -> [u8; 1] {
-    static STDIN: std::sync::LazyLock<u8> =
-        std::sync::LazyLock::new(|| SessionMsg::Stdin(Bytes::new()).to_bytes()[0]);
-    [*STDIN]
-}
-
-/// What the client's channel message is for the session (`None`: nothing
-/// it needs, e.g. a late `env`).
+/// What the client's channel message other than data is for the session
+/// (`None`: nothing it needs, e.g. a late `env`).
 fn from_channel(msg: ChannelMsg) -> Option<SessionMsg> {
     Some(match msg {
-        ChannelMsg::Data { data } => SessionMsg::Stdin(data),
         ChannelMsg::Eof => SessionMsg::StdinEof,
         ChannelMsg::WindowChange {
             col_width,

@@ -40,7 +40,7 @@ const WORKER_THREAD: &str = "sqlx-sqlite-wor";
 
 /// The sqlx SQLite worker threads of this process still running (Linux;
 /// elsewhere none are seen).
-pub(crate) fn worker_threads() -> usize {
+fn worker_threads() -> usize {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
