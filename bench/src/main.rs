@@ -730,6 +730,10 @@ struct Sample {
     busy_cores: f64,
     p50: f64,
     p99: f64,
+    /// The CPU microseconds (user and system) each of the route's
+    /// processes spent per 64-byte round trip, by name: a steadier measure
+    /// of a hop's cost than latency on a shared machine.
+    per_trip: Vec<(String, f64)>,
 }
 
 async fn measure(
@@ -753,7 +757,16 @@ async fn measure(
         .collect();
     let (busy1, total1) = machine_jiffies();
     let busy_cores = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores;
+    let each0: Vec<f64> = route.pids.iter().map(|p| tree_cpu(&[*p], ticks)).collect();
     let (p50, p99) = ping_pong(route.echo, args.round_trips).await?;
+    // `ping_pong` warms up with a tenth more.
+    let trips = (args.round_trips + args.round_trips / 10) as f64;
+    let per_trip = route
+        .pids
+        .iter()
+        .zip(each0)
+        .map(|(&p, c0)| (process_name(p), (tree_cpu(&[p], ticks) - c0) * 1e6 / trips))
+        .collect();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     Ok(Sample {
         gbps,
@@ -762,6 +775,7 @@ async fn measure(
         busy_cores,
         p50: us(p50),
         p99: us(p99),
+        per_trip,
     })
 }
 
@@ -1046,8 +1060,13 @@ async fn relay_rounds(
                 .iter()
                 .map(|(name, c)| format!("{name} {c:.2}"))
                 .collect();
+            let per_trip: Vec<String> = s
+                .per_trip
+                .iter()
+                .map(|(name, c)| format!("{name} {c:.0}"))
+                .collect();
             eprintln!(
-                "round {round}/{}: {:<40} {:6.2} Gbit/s  {:5.2} CPU-s/GiB ({})  {:4.2} cores busy  p50 {:6.1} µs  p99 {:6.1} µs",
+                "round {round}/{}: {:<40} {:6.2} Gbit/s  {:5.2} CPU-s/GiB ({})  {:4.2} cores busy  p50 {:6.1} µs  p99 {:6.1} µs  CPU µs per round trip ({})",
                 args.rounds,
                 r.name,
                 s.gbps,
@@ -1055,7 +1074,8 @@ async fn relay_rounds(
                 by.join(", "),
                 s.busy_cores,
                 s.p50,
-                s.p99
+                s.p99,
+                per_trip.join(", ")
             );
             samples[i].push(s);
         }
@@ -1066,7 +1086,7 @@ async fn relay_rounds(
         args.rounds, args.seconds, args.round_trips
     );
     println!(
-        "  {:<42} {:>11} {:>12} {:>11} {:>10} {:>10} {:>12} {:>12}",
+        "  {:<42} {:>11} {:>12} {:>11} {:>10} {:>10} {:>12} {:>12}  CPU µs per round trip, by process",
         "path",
         "bulk Gbit/s",
         "CPU-s/GiB",
@@ -1074,7 +1094,7 @@ async fn relay_rounds(
         "RTT p50",
         "RTT p99",
         "added p50",
-        "added p99"
+        "added p99",
     );
     for (r, s) in routes.iter().zip(&samples) {
         let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
@@ -1086,8 +1106,21 @@ async fn relay_rounds(
         } else {
             format!("{:.2}", m(|x| x.cpu_per_gib))
         };
+        // Median per process (the routes' processes come in one order).
+        let per_trip: Vec<String> = (0..r.pids.len())
+            .map(|i| {
+                let name = s[0].per_trip.get(i).map_or("?", |(n, _)| n.as_str());
+                let v = median(
+                    s.iter()
+                        .filter_map(|x| x.per_trip.get(i))
+                        .map(|p| p.1)
+                        .collect(),
+                );
+                format!("{name} {v:.0}")
+            })
+            .collect();
         println!(
-            "  {:<42} {:>11.2} {:>12} {:>11.2} {:>7.1} µs {:>7.1} µs {:>9.1} µs {:>9.1} µs",
+            "  {:<42} {:>11.2} {:>12} {:>11.2} {:>7.1} µs {:>7.1} µs {:>9.1} µs {:>9.1} µs  {}",
             r.name,
             m(|x| x.gbps),
             cpu,
@@ -1096,6 +1129,11 @@ async fn relay_rounds(
             m(|x| x.p99),
             added(|x| x.p50),
             added(|x| x.p99),
+            if per_trip.is_empty() {
+                "-".to_owned()
+            } else {
+                per_trip.join(", ")
+            },
         );
     }
     Ok(())

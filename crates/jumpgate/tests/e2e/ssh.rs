@@ -6,7 +6,9 @@
 //! user certificates `jg login` gets (plain `ssh web-01` after `jg
 //! ssh-config`, another CA's refused, refused after logout and after the
 //! login runs out); a removed key cutting its connections; scp through a
-//! ProxyJump hop; window changes reaching the PTY (a russh client).
+//! ProxyJump hop; window changes reaching the PTY (a russh client); a
+//! client that vanishes (killed) ending its session and command, one step
+//! and through ProxyJump.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -1406,4 +1408,89 @@ async fn an_endpoint_lost_mid_session_ends_the_ssh_client() {
         .unwrap();
     assert!(!status.success(), "{status:?}");
     writer.abort();
+}
+
+/// A client that vanishes mid-session (killed: no EOF, no close, no
+/// goodbye) ends its session, one step or through ProxyJump (whose inner
+/// connection has no keepalives of its own: the outer connection's end
+/// closes the hop's channel). The command stops with it, as it would with
+/// `jg` killed; before, an exec session ran on, listed live, until its
+/// command ended by itself.
+#[tokio::test]
+async fn an_ssh_client_that_vanishes_ends_its_session_and_command() {
+    let (site, _agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    let one_step = format!("{ADMIN}+web-01@gw");
+    let jump = format!("{ADMIN}@gw");
+    // Commands no other run can have left behind (a killed agent's
+    // children outlive it).
+    let n = 100_000 + 2 * (std::process::id() % 100_000);
+    let (first, second) = (format!("sleep {n}"), format!("sleep {}", n + 1));
+    let forms: [(&str, Vec<&str>); 2] = [
+        (&first, vec![one_step.as_str()]),
+        (&second, vec!["-J", jump.as_str(), "web-01"]),
+    ];
+    let running = |marker: &str| {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("^{marker}$")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    for (command, dest) in forms {
+        let mut args = dest.clone();
+        args.push(command);
+        // Its own process group: `ssh -J` runs the hop as a second `ssh`,
+        // and both go at once, as when a terminal is killed.
+        let mut child = ssh.command("ssh", &args).process_group(0).spawn().unwrap();
+        let target = format!("sh -c {command}");
+        let mine = |events: &[serde_json::Value]| {
+            events
+                .iter()
+                .find(|e| e["target"] == target.as_str())
+                .cloned()
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let events = json(&site, &["sessions", "--json"]).await;
+            // The session is live and its command runs on the endpoint.
+            if mine(&events).is_some_and(|e| e["ended_at"].is_null()) && running(command) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{dest:?}: no live session running `{command}`: {events:?}"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "ssh ended early");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let pgid = child.id().unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = child.wait().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let ended = loop {
+            let events = json(&site, &["sessions", "--json"]).await;
+            let e = mine(&events).expect("the session is listed");
+            if !e["ended_at"].is_null() && !running(command) {
+                break e;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{dest:?}: the session or `{command}` outlived its vanished client: {e:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let outcome = ended["outcome"].as_str().unwrap();
+        assert!(
+            outcome.starts_with("error: technician side: the SSH"),
+            "{dest:?}: {outcome}"
+        );
+    }
 }

@@ -3,14 +3,19 @@
 //! the session's own task. No in-memory pipe and no pump task stand
 //! between them (they cost a copy of every byte and a task hop each way).
 //!
-//! | channel → session          | session → channel                               |
-//! |----------------------------|-------------------------------------------------|
-//! | data → `Stdin`             | `Stdout` → data                                 |
-//! | EOF → `StdinEof`           | `Stderr` → extended data (stderr)               |
-//! | `window-change` → `Resize` | `Exit` → `exit-status`                          |
-//! | `signal` → `Signal`        | `Closed` → why, on stderr                       |
-//! | close → end of stream      | `Refused` → why, on stderr, and `exit-status 1` |
-//! |                            | shutdown → EOF and close                        |
+//! | channel → session                     | session → channel                               |
+//! |---------------------------------------|-------------------------------------------------|
+//! | data → `Stdin`                        | `Stdout` → data                                 |
+//! | EOF → `StdinEof`                      | `Stderr` → extended data (stderr)               |
+//! | `window-change` → `Resize`            | `Exit` → `exit-status`                          |
+//! | `signal` → `Signal`                   | `Closed` → why, on stderr                       |
+//! | close, connection lost → a read error | `Refused` → why, on stderr, and `exit-status 1` |
+//! |                                       | shutdown → EOF and close                        |
+//!
+//! EOF is SSH's half-close: the command runs on, its output still read.
+//! A channel closed before the session ended, or a connection lost, is a
+//! technician gone: the read error ends the session and stops its command,
+//! as `jg` killed mid-session does (its TLS stream ends without a goodbye).
 //!
 //! Writes are taken whole and sent by `poll_flush` (and before the next
 //! write): a flushed write has reached the SSH connection, within the
@@ -45,8 +50,11 @@ pub(super) struct ChannelIo {
     /// The payload of the `Stdin` whose header ends `inbound`, handed out
     /// from the channel's own buffer (no copy of it here).
     payload: Bytes,
-    /// The client closed the channel (or its connection went).
-    ended: bool,
+    /// The client closed the channel, or its connection went: why. Not
+    /// a half-close (that is SSH's EOF, read as `StdinEof`): the technician
+    /// is gone, and reads fail with this from now on, so the session ends
+    /// (its command stopped) instead of running on with nobody there.
+    gone: Option<&'static str>,
     wr: Arc<ChannelWriteHalf<Msg>>,
     /// What the gateway wrote, not yet sent (may end inside a message).
     outbound: BytesMut,
@@ -78,7 +86,7 @@ impl ChannelIo {
             reading: None,
             inbound: BytesMut::new(),
             payload: Bytes::new(),
-            ended: false,
+            gone: None,
             wr: Arc::new(wr),
             outbound: BytesMut::new(),
             sending: None,
@@ -164,6 +172,13 @@ fn to_channel(msg: SessionMsg) -> Option<Out> {
     }
 }
 
+/// Why a session's technician side failed: the client closed the channel
+/// before the session ended (the client quit, `~.`).
+const CHANNEL_CLOSED: &str = "the SSH client closed the channel";
+/// Why a session's technician side failed: the SSH connection ended
+/// (a client killed, a network gone, a removed key's cut).
+const CONNECTION_ENDED: &str = "the SSH connection ended";
+
 /// Why nothing runs, as the client's stderr shows it.
 pub(super) fn refusal(message: &str) -> Bytes {
     Bytes::from(format!("jumpgate: {message}\r\n"))
@@ -219,15 +234,15 @@ impl AsyncRead for ChannelIo {
             if this.hand_out(buf) {
                 return Poll::Ready(Ok(()));
             }
-            if this.ended {
-                return Poll::Ready(Ok(()));
+            if let Some(why) = this.gone {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, why)));
             }
             let reading = match this.reading.as_mut() {
                 Some(r) => r,
                 None => {
                     let Some(mut rd) = this.rd.take() else {
                         // Unreachable: a read not under way left it here.
-                        this.ended = true;
+                        this.gone = Some(CONNECTION_ENDED);
                         continue;
                     };
                     this.reading.insert(Box::pin(async move {
@@ -240,8 +255,8 @@ impl AsyncRead for ChannelIo {
             this.reading = None;
             this.rd = Some(rd);
             match msg {
-                // The client closed the channel, or the connection went.
-                Some(ChannelMsg::Close) | None => this.ended = true,
+                Some(ChannelMsg::Close) => this.gone = Some(CHANNEL_CLOSED),
+                None => this.gone = Some(CONNECTION_ENDED),
                 Some(m) => this.take_in(m),
             }
         }

@@ -79,7 +79,10 @@ pub(crate) async fn serve(
     host_key: PrivateKey,
     user_ca: PublicKey,
 ) {
-    let config = Arc::new(config(host_key));
+    let config = Arc::new(Configs {
+        jump: Arc::new(config(host_key.clone(), None)),
+        tcp: Arc::new(config(host_key, Some(KEEPALIVE))),
+    });
     let user_ca = Arc::new(user_ca);
     if let Ok(a) = listener.local_addr() {
         tracing::info!(addr = %a, "SSH front door listening");
@@ -106,9 +109,24 @@ pub(crate) async fn serve(
 /// Read buffer of a TCP connection.
 const READ_BUF: usize = 64 * 1024;
 
+/// Keepalive interval of a TCP connection (three unanswered: gone).
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// The server's settings for each kind of connection.
+struct Configs {
+    /// A TCP connection's.
+    tcp: Arc<russh::server::Config>,
+    /// ProxyJump's inner connection's: no keepalives of its own. It lives
+    /// inside the outer connection's channel, whose keepalives find a dead
+    /// client (and end the channel, and so it); its own would only add a
+    /// round trip every 30 s and a timer reset per packet.
+    jump: Arc<russh::server::Config>,
+}
+
 /// The server's settings: Ed25519 host key, publickey and
-/// keyboard-interactive only, rejections slowed to a constant time.
-fn config(host_key: PrivateKey) -> russh::server::Config {
+/// keyboard-interactive only, rejections slowed to a constant time;
+/// keepalives every `keepalive` (if any).
+fn config(host_key: PrivateKey, keepalive: Option<Duration>) -> russh::server::Config {
     let mut methods = MethodSet::empty();
     methods.push(MethodKind::PublicKey);
     methods.push(MethodKind::KeyboardInteractive);
@@ -125,7 +143,7 @@ fn config(host_key: PrivateKey) -> russh::server::Config {
         // Sessions may sit idle for hours (a shell); dead peers are found
         // by keepalives instead.
         inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_interval: keepalive,
         keepalive_max: 3,
         nodelay: true,
         ..Default::default()
@@ -144,7 +162,11 @@ where
     let cut = conn.cut.clone();
     let admission = conn.admission.clone();
     let peer = conn.peer;
-    let config = Arc::clone(&conn.config);
+    let config = Arc::clone(if conn.jump.is_some() {
+        &conn.configs.jump
+    } else {
+        &conn.configs.tcp
+    });
     let session = match russh::server::run_stream(config, io, conn).await {
         Ok(s) => s,
         Err(e) => {
@@ -238,7 +260,7 @@ struct Jump {
 /// One SSH connection.
 pub(super) struct Conn {
     st: AppState,
-    config: Arc<russh::server::Config>,
+    configs: Arc<Configs>,
     /// The CA whose user certificates are accepted.
     user_ca: Arc<PublicKey>,
     peer: SocketAddr,
@@ -264,7 +286,7 @@ pub(super) struct Conn {
 impl Conn {
     fn new(
         st: AppState,
-        config: Arc<russh::server::Config>,
+        configs: Arc<Configs>,
         user_ca: Arc<PublicKey>,
         peer: SocketAddr,
         admission: Option<Arc<Admission>>,
@@ -272,7 +294,7 @@ impl Conn {
     ) -> Self {
         Self {
             st,
-            config,
+            configs,
             user_ca,
             peer,
             admission,
@@ -614,7 +636,7 @@ impl russh::server::Handler for Conn {
             tracing::debug!(endpoint = %jump.endpoint, "SSH jump to an endpoint");
             let inner = Conn::new(
                 self.st.clone(),
-                Arc::clone(&self.config),
+                Arc::clone(&self.configs),
                 Arc::clone(&self.user_ca),
                 self.peer,
                 None,
