@@ -166,6 +166,15 @@ async fn ssh_site() -> (Site, Agent, Ssh) {
     (site, agent, ssh)
 }
 
+/// [`ssh_site`] with the client's key registered for the admin.
+async fn ssh_site_with_key() -> (Site, Agent, Ssh) {
+    let (site, agent, ssh) = ssh_site().await;
+    ok(&site
+        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
+        .await);
+    (site, agent, ssh)
+}
+
 #[tokio::test]
 async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
     let (site, _agent, ssh) = ssh_site().await;
@@ -1016,10 +1025,7 @@ async fn removing_an_ssh_key_cuts_the_connections_that_logged_in_with_it() {
 
 #[tokio::test]
 async fn scp_goes_through_the_gateway_as_a_proxyjump_hop() {
-    let (site, _agent, ssh) = ssh_site().await;
-    ok(&site
-        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
-        .await);
+    let (_site, _agent, ssh) = ssh_site_with_key().await;
     let input = ssh.dir.path().join("input.bin");
     random_file(&input, 1 << 20);
     let remote = tempfile::tempdir().unwrap();
@@ -1094,10 +1100,7 @@ async fn read_until(ch: &mut russh::Channel<russh::client::Msg>, seen: &mut Stri
 
 #[tokio::test]
 async fn window_changes_reach_the_pty_and_ssh_t_runs_a_command_in_one() {
-    let (site, _agent, ssh) = ssh_site().await;
-    ok(&site
-        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
-        .await);
+    let (site, _agent, ssh) = ssh_site_with_key().await;
     let host_key =
         std::fs::read_to_string(site.data_dir().join("ssh_host_ed25519_key.pub")).unwrap();
     let host_key = russh::keys::PublicKey::from_openssh(host_key.trim()).unwrap();
@@ -1367,10 +1370,7 @@ async fn ssh_certificates_permit_what_they_say_and_no_more() {
 /// ending. The client is never left waiting on an open channel.
 #[tokio::test]
 async fn an_endpoint_lost_mid_session_ends_the_ssh_client() {
-    let (site, mut agent, ssh) = ssh_site().await;
-    ok(&site
-        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
-        .await);
+    let (site, mut agent, ssh) = ssh_site_with_key().await;
     let mut child = ssh
         .command("ssh", &[&format!("{ADMIN}+web-01@gw"), "cat > /dev/null"])
         .stdin(Stdio::piped())
@@ -1418,10 +1418,7 @@ async fn an_endpoint_lost_mid_session_ends_the_ssh_client() {
 /// command ended by itself.
 #[tokio::test]
 async fn an_ssh_client_that_vanishes_ends_its_session_and_command() {
-    let (site, _agent, ssh) = ssh_site().await;
-    ok(&site
-        .jg(&["ssh-keys", "add", ssh.public.to_str().unwrap()])
-        .await);
+    let (site, _agent, ssh) = ssh_site_with_key().await;
     let one_step = format!("{ADMIN}+web-01@gw");
     let jump = format!("{ADMIN}@gw");
     // Commands no other run can have left behind (a killed agent's
