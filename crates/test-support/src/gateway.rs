@@ -78,7 +78,8 @@ impl ListenAddresses {
 
 impl Gateway {
     /// Starts `jumpgate server` on `data_dir` and waits until it listens.
-    /// `extra` adds flags; `--listen 127.0.0.1:0` unless it has
+    /// `extra` adds flags; `--listen` on a free loopback port below the
+    /// kernel's ephemeral range ([`restartable_port`]) unless it has
     /// `--listen`. A data directory seen before keeps its engine (and its
     /// PostgreSQL database); a new one gets [`Engine::from_env`].
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Self {
@@ -92,15 +93,45 @@ impl Gateway {
         Self::start_on(data_dir, extra, database).await
     }
 
+    /// Starts the gateway, again when its port was taken: a port of its
+    /// own choosing is chosen anew, a port given in `extra` (a restart on
+    /// the address the site's clients know) is tried until [`WAIT`] has
+    /// passed, since another test may hold it for a moment.
     async fn start_on(data_dir: &Path, extra: &[&str], database: Option<Arc<PgDatabase>>) -> Self {
+        let given = extra.contains(&"--listen");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let listen = (!given).then(|| format!("127.0.0.1:{}", restartable_port()));
+            match Self::try_start(data_dir, listen.as_deref(), extra, &database).await {
+                Ok(gateway) => return gateway,
+                Err(failure) => {
+                    let taken = failure.contains("Address already in use");
+                    if !taken || tokio::time::Instant::now() >= deadline {
+                        panic!("{failure}");
+                    }
+                    if given {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One start: the gateway, or what it printed before it failed.
+    async fn try_start(
+        data_dir: &Path,
+        listen: Option<&str>,
+        extra: &[&str],
+        database: &Option<Arc<PgDatabase>>,
+    ) -> Result<Self, String> {
         let files = tempfile::tempdir().unwrap();
         let address_file = files.path().join("listen-address");
         let mut cmd = Command::new(jumpgate_bin());
         cmd.arg("server").arg("--data-dir").arg(data_dir);
-        if !extra.contains(&"--listen") {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+        if let Some(listen) = listen {
+            cmd.args(["--listen", listen]);
         }
-        if let Some(db) = &database
+        if let Some(db) = database
             && !extra.contains(&"--database")
         {
             cmd.args(["--database", &db.url]);
@@ -123,8 +154,8 @@ impl Gateway {
             stderr.drain(child.stderr.take().unwrap()),
         ];
         let addresses =
-            wait_for_address_file(&mut child, &address_file, drains, &stdout, &stderr).await;
-        if let Some(db) = &database {
+            wait_for_address_file(&mut child, &address_file, drains, &stdout, &stderr).await?;
+        if let Some(db) = database {
             assert!(
                 db.table_count().await > 0,
                 "the gateway started but left its PostgreSQL database {} empty: is it on SQLite?\nstderr:\n{}",
@@ -132,7 +163,7 @@ impl Gateway {
                 stderr.text()
             );
         }
-        Self {
+        Ok(Self {
             child,
             addr: addresses.listen,
             redirect: addresses.redirect_listen,
@@ -140,9 +171,9 @@ impl Gateway {
             fingerprint: addresses.fingerprint,
             stdout,
             stderr,
-            database,
+            database: database.clone(),
             _files: files,
-        }
+        })
     }
 
     pub fn url(&self) -> String {
@@ -171,21 +202,51 @@ impl Gateway {
     }
 }
 
+/// A loopback port for a gateway that a test may stop and start again on
+/// the same address (its agents and `jg` know it). The kernel hands out
+/// ports to `bind(0)` and to outgoing connections from its ephemeral
+/// range only, so a port below that range cannot be taken by another
+/// test's socket while the gateway is down. Picked at random from that
+/// band and checked free; 0 (the kernel's choice) when the band is small.
+fn restartable_port() -> u16 {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low = range
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<u16>().ok())
+        .unwrap_or(0);
+    const FLOOR: u16 = 10_000;
+    if low < FLOOR + 1_000 {
+        return 0;
+    }
+    for _ in 0..100 {
+        let mut bytes = [0u8; 2];
+        aws_lc_rs::rand::fill(&mut bytes).unwrap();
+        let port = FLOOR + u16::from_le_bytes(bytes) % (low - FLOOR);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    0
+}
+
 /// Polls for the listen-address file (written atomically: it is whole
 /// once it exists) until `WAIT` has passed or the gateway has exited.
+/// `Err`: the gateway did not start, with all it printed.
 async fn wait_for_address_file(
     child: &mut Child,
     path: &Path,
     drains: [tokio::task::JoinHandle<()>; 2],
     stdout: &Log,
     stderr: &Log,
-) -> ListenAddresses {
+) -> Result<ListenAddresses, String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                return ListenAddresses::parse(&text)
-                    .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+                return Ok(ListenAddresses::parse(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display())));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => panic!("{}: {e}", path.display()),
@@ -201,12 +262,12 @@ async fn wait_for_address_file(
                 }
             })
             .await;
-            panic!(
+            return Err(format!(
                 "gateway did not start ({})\nstdout:\n{}\nstderr:\n{}",
                 exited.map_or_else(|| "still running".to_owned(), |s| s.to_string()),
                 stdout.text(),
                 stderr.text()
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -236,5 +297,18 @@ mod tests {
         assert!(ListenAddresses::parse("fingerprint=ab\n").is_err());
         assert!(ListenAddresses::parse("listen=nowhere\nfingerprint=ab\n").is_err());
         assert!(ListenAddresses::parse("listen 127.0.0.1:1\n").is_err());
+    }
+
+    #[test]
+    fn a_restartable_port_is_below_the_ephemeral_range_and_free() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        let port = restartable_port();
+        if low < 11_000 {
+            assert_eq!(port, 0);
+            return;
+        }
+        assert!((10_000..low).contains(&port), "{port} (range {range:?})");
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     }
 }
