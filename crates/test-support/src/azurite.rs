@@ -56,11 +56,7 @@ impl Azurite {
         };
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = crate::free_port();
             let mut child = Command::new(&node)
                 .arg(&main)
                 .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])

@@ -79,7 +79,8 @@ impl ListenAddresses {
 impl Gateway {
     /// Starts `jumpgate server` on `data_dir` and waits until it listens.
     /// `extra` adds flags; `--listen` on a free loopback port below the
-    /// kernel's ephemeral range ([`restartable_port`]) unless it has
+    /// kernel's ephemeral range ([`crate::free_port`]: a restart
+    /// on the same address cannot find it taken) unless it has
     /// `--listen`. A data directory seen before keeps its engine (and its
     /// PostgreSQL database); a new one gets [`Engine::from_env`].
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Self {
@@ -101,7 +102,7 @@ impl Gateway {
         let given = extra.contains(&"--listen");
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let listen = (!given).then(|| format!("127.0.0.1:{}", restartable_port()));
+            let listen = (!given).then(|| format!("127.0.0.1:{}", crate::free_port()));
             match Self::try_start(data_dir, listen.as_deref(), extra, &database).await {
                 Ok(gateway) => return gateway,
                 Err(failure) => {
@@ -202,35 +203,6 @@ impl Gateway {
     }
 }
 
-/// A loopback port for a gateway that a test may stop and start again on
-/// the same address (its agents and `jg` know it). The kernel hands out
-/// ports to `bind(0)` and to outgoing connections from its ephemeral
-/// range only, so a port below that range cannot be taken by another
-/// test's socket while the gateway is down. Picked at random from that
-/// band and checked free; 0 (the kernel's choice) when the band is small.
-fn restartable_port() -> u16 {
-    let range =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low = range
-        .split_whitespace()
-        .next()
-        .and_then(|l| l.parse::<u16>().ok())
-        .unwrap_or(0);
-    const FLOOR: u16 = 10_000;
-    if low < FLOOR + 1_000 {
-        return 0;
-    }
-    for _ in 0..100 {
-        let mut bytes = [0u8; 2];
-        aws_lc_rs::rand::fill(&mut bytes).unwrap();
-        let port = FLOOR + u16::from_le_bytes(bytes) % (low - FLOOR);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    0
-}
-
 /// Polls for the listen-address file (written atomically: it is whole
 /// once it exists) until `WAIT` has passed or the gateway has exited.
 /// `Err`: the gateway did not start, with all it printed.
@@ -297,18 +269,5 @@ mod tests {
         assert!(ListenAddresses::parse("fingerprint=ab\n").is_err());
         assert!(ListenAddresses::parse("listen=nowhere\nfingerprint=ab\n").is_err());
         assert!(ListenAddresses::parse("listen 127.0.0.1:1\n").is_err());
-    }
-
-    #[test]
-    fn a_restartable_port_is_below_the_ephemeral_range_and_free() {
-        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
-        let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
-        let port = restartable_port();
-        if low < 11_000 {
-            assert_eq!(port, 0);
-            return;
-        }
-        assert!((10_000..low).contains(&port), "{port} (range {range:?})");
-        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     }
 }

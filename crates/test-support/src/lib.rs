@@ -36,6 +36,7 @@ mod engine;
 mod gateway;
 mod http;
 mod pg_tls;
+mod ports;
 pub mod s3;
 mod site;
 mod totp;
@@ -45,6 +46,7 @@ pub use engine::{ENGINE_ENV, Engine, POSTGRES_ENV, PgDatabase, for_each_engine, 
 pub use gateway::{Gateway, ListenAddresses, signal};
 pub use http::{echo_server, http_exchange, open_connect_tunnel, raw_call};
 pub use pg_tls::TlsPostgres;
+pub use ports::{free_port, free_ports};
 pub use site::{Agent, MfaEnrollment, Site, SiteBuilder};
 pub use totp::{TOTP_STEP_SECS, base32_decode, totp, totp_step_now};
 

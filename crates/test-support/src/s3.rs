@@ -28,16 +28,6 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    // Held together so no two are the same.
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
 impl SeaweedFs {
     /// Starts SeaweedFS, or `None` (with a `skipped:` line) when `weed` or
     /// `aws` is missing and `JUMPGATE_REQUIRE_BLOB_SERVERS` is not set.
@@ -57,7 +47,7 @@ impl SeaweedFs {
         };
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
-            let p = free_ports(9);
+            let p = crate::free_ports(9);
             let flag = |name: &str, port: u16| format!("-{name}={port}");
             let mut child = Command::new(&weed)
                 .arg("server")

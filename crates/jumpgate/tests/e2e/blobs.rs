@@ -36,11 +36,7 @@ async fn moto() -> Option<(tokio::process::Child, String)> {
         return None;
     };
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::free_port();
         let mut child = tokio::process::Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())

@@ -347,19 +347,11 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
 
     // ssh -L: a forward session from the endpoint to a loopback echo server.
     let echo = echo_server().await;
-    let local = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let local = crate::support::free_port();
     let spec = format!("127.0.0.1:{local}:127.0.0.1:{}", echo.port());
     // And one to a port where nothing listens on the endpoint.
-    let (local_closed, closed) = {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        (
-            a.local_addr().unwrap().port(),
-            b.local_addr().unwrap().port(),
-        )
+    let [local_closed, closed] = crate::support::free_ports(2)[..] else {
+        unreachable!("two ports were asked for")
     };
     let spec_closed = format!("127.0.0.1:{local_closed}:127.0.0.1:{closed}");
     let mut fwd = ssh

@@ -93,11 +93,7 @@ impl Sshd {
             let port = if keep != 0 {
                 keep
             } else {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
+                crate::support::free_port()
             };
             let config = d.join("sshd_config");
             std::fs::write(
