@@ -15,7 +15,8 @@ use std::net::TcpListener;
 const FLOOR: u16 = 10_000;
 
 /// A free loopback port below the kernel's ephemeral range, picked at
-/// random; 0 (the kernel's choice) when that band is too small or full.
+/// random; one the kernel picks (bound to port 0, then let go) when that
+/// band is too small or full.
 pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
