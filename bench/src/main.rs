@@ -685,10 +685,27 @@ fn tree_cpu(roots: &[u32], ticks: f64) -> f64 {
 }
 
 /// A process's name (`/proc/PID/comm`), or its pid when it is gone.
+/// A relaying process's name as the figures show it: its role where the
+/// command name alone is ambiguous (`jumpgate` is the gateway and the agent;
+/// `sshd` the jump host and the target), else the command name.
 fn process_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| pid.to_string())
+        .unwrap_or_else(|_| pid.to_string());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0 || b == b' ').collect();
+    let has = |word: &str| args.contains(&word.as_bytes());
+    let mentions = |part: &str| {
+        args.iter()
+            .any(|a| a.windows(part.len()).any(|w| w == part.as_bytes()))
+    };
+    match comm.as_str() {
+        "jumpgate" if has("server") => "gateway".to_owned(),
+        "jumpgate" if has("agent") => "agent".to_owned(),
+        "sshd" if mentions("sshd_jump") => "jump sshd".to_owned(),
+        "sshd" if mentions("sshd_target") => "target sshd".to_owned(),
+        _ => comm,
+    }
 }
 
 /// (busy, total) jiffies of the whole machine.
@@ -1135,6 +1152,27 @@ async fn relay_rounds(
                 per_trip.join(", ")
             },
         );
+    }
+    // Each process's share of the bulk CPU: the gateway's own figure (the
+    // jump host's, for OpenSSH), not only the whole path's.
+    println!("  bulk CPU-s/GiB by process (medians):");
+    for (r, s) in routes.iter().zip(&samples) {
+        if r.pids.is_empty() {
+            continue;
+        }
+        let each: Vec<String> = (0..r.pids.len())
+            .map(|i| {
+                let name = s[0].by_process.get(i).map_or("?", |(n, _)| n.as_str());
+                let v = median(
+                    s.iter()
+                        .filter_map(|x| x.by_process.get(i))
+                        .map(|p| p.1)
+                        .collect(),
+                );
+                format!("{name} {v:.2}")
+            })
+            .collect();
+        println!("    {:<42} {}", r.name, each.join(", "));
     }
     Ok(())
 }
