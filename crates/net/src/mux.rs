@@ -28,7 +28,7 @@ use bytes::Bytes;
 use jumpgate_proto::ProtoError;
 use jumpgate_proto::StreamId;
 use jumpgate_proto::control::{Control, go_away_code};
-use jumpgate_proto::mux::{Event, Mux, MuxConfig, ReadOutcome, Role, StreamError};
+use jumpgate_proto::mux::{Event, Mux, MuxConfig, ReadOutcome, Role, StreamError, TRIM_INTERVAL};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
@@ -348,6 +348,7 @@ where
         timer: Box::pin(tokio::time::sleep_until(now + config.idle_timeout)),
         last_rx: now,
         next_ping: config.ping_interval.map(|i| now + i),
+        next_trim: now + TRIM_INTERVAL,
         config,
         ping_seq: 0,
         shutdown_started: false,
@@ -372,6 +373,8 @@ pub struct Driver<T> {
     timer: Pin<Box<Sleep>>,
     last_rx: Instant,
     next_ping: Option<Instant>,
+    /// When idle streams next give back their buffers ([`Mux::trim_idle`]).
+    next_trim: Instant,
     ping_seq: u32,
     shutdown_started: bool,
     finished: bool,
@@ -524,6 +527,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.ping_seq = self.ping_seq.wrapping_add(1) & !PROBE_BIT;
                 self.shared.lock().mux.ping(self.ping_seq);
                 self.next_ping = Some(now + interval);
+            }
+            // Idle streams give back their buffers. Checked when the driver
+            // runs anyway (traffic, a heartbeat): it never wakes for this.
+            if now >= self.next_trim {
+                self.shared.lock().mux.trim_idle();
+                self.next_trim = now + TRIM_INTERVAL;
             }
             let wake_at = self.next_ping.map_or(deadline, |p| p.min(deadline));
             if self.timer.deadline() != wake_at {

@@ -34,6 +34,11 @@
 //! The outgoing buffer is bounded too ([`MuxConfig::max_out_buffer`]): when
 //! the socket is slower than the writers, [`Mux::write`] accepts nothing until
 //! the caller drains output.
+//!
+//! A stream keeps its receive buffer while data flows, and gives it back
+//! once it has been idle for a while ([`Mux::trim_idle`], which the
+//! connection's driver calls about every [`TRIM_INTERVAL`]): a burst long
+//! ago does not hold memory for the rest of a long session.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -90,6 +95,10 @@ pub struct MuxConfig {
     /// [`Mux::write`] stops accepting data.
     pub max_out_buffer: usize,
 }
+
+/// How often a connection's driver should call [`Mux::trim_idle`]: a
+/// stream idle this long (up to twice this) gives back its buffers.
+pub const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The window size of protocol version 1.
 pub const INITIAL_WINDOW: u32 = 256 * 1024;
@@ -164,11 +173,14 @@ pub enum StreamError {
 #[derive(Debug)]
 struct Stream {
     /// Received bytes the application has not read, in order. One buffer
-    /// per stream, reused while the stream lives: payloads are copied here
+    /// per stream, reused while data flows: payloads are copied here
     /// straight from the socket's chunks, so a busy stream allocates once
     /// rather than once per chunk (fresh memory per chunk cost the receiving
-    /// side a page fault every few KiB, about a third of its CPU).
+    /// side a page fault every few KiB, about a third of its CPU). An idle
+    /// stream gives it back ([`Mux::trim_idle`]).
     recv: BytesMut,
+    /// Data arrived since the last [`Mux::trim_idle`].
+    delivered: bool,
     /// Current receive window size (auto-tuned, see the module docs).
     window: u32,
     /// Bytes the application read since the window last grew.
@@ -187,6 +199,7 @@ impl Stream {
     fn new(window: u32) -> Self {
         Self {
             recv: BytesMut::new(),
+            delivered: false,
             window,
             read_since_growth: 0,
             recv_window: window,
@@ -359,6 +372,7 @@ impl Mux {
         }
         let was_empty = s.recv.is_empty();
         s.recv.extend_from_slice(bytes);
+        s.delivered = true;
         if was_empty {
             self.events.push_back(Event::Readable(id));
         }
@@ -480,6 +494,26 @@ impl Mux {
         {
             self.out = BytesMut::new();
         }
+    }
+
+    /// Gives back the receive buffer of every stream with nothing queued
+    /// and nothing received since the previous call. A stream keeps its
+    /// buffer while data flows (reallocating per chunk would cost); without
+    /// this, one that once carried a burst (a file copied in a shell that
+    /// then stays open for hours) would hold its high-water size, up to its
+    /// window, for as long as it lives. Call it every so often: the driver
+    /// does, every [`TRIM_INTERVAL`] or so. Returns how many buffers were
+    /// given back.
+    pub fn trim_idle(&mut self) -> usize {
+        let mut trimmed = 0;
+        for s in self.streams.values_mut() {
+            if !s.delivered && s.recv.is_empty() && s.recv.capacity() > 0 {
+                s.recv = BytesMut::new();
+                trimmed += 1;
+            }
+            s.delivered = false;
+        }
+        trimmed
     }
 
     /// Opens a new stream towards the peer.

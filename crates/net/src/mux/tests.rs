@@ -214,6 +214,42 @@ async fn heartbeats_keep_an_idle_connection_alive_and_silence_kills_it() {
         .unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn idle_streams_give_back_their_buffers_on_the_heartbeats() {
+    let cfg = |ping| DriverConfig {
+        ping_interval: ping,
+        idle_timeout: Duration::from_secs(3 * TRIM_INTERVAL.as_secs()),
+        ..DriverConfig::default()
+    };
+    // The agent pings every 10 s; the gateway only listens (as in production).
+    let mut e = pair_with(cfg(None), cfg(Some(Duration::from_secs(10))));
+    // A burst from the agent, read out at the gateway: its stream keeps the
+    // buffer while the burst lasts.
+    let burst = async |e: &mut Ends| {
+        let mut out = e.agent.open().unwrap();
+        out.write_all(&vec![5u8; 200_000]).await.unwrap();
+        let mut inc = accept(&mut e.gateway_events).await;
+        let mut got = vec![0u8; 200_000];
+        inc.read_exact(&mut got).await.unwrap();
+        (out, inc)
+    };
+    // Whether the gateway's side of the stream still held a buffer: the
+    // first trim only forgets that data came, the second gives it back.
+    let still_held = |e: &Ends| {
+        let mut st = e.gateway.shared.lock();
+        st.mux.trim_idle() + st.mux.trim_idle() > 0
+    };
+    // The control, with no time passing: the buffer is held.
+    let _first = burst(&mut e).await;
+    assert!(still_held(&e));
+    // Then idle for two intervals, heartbeats arriving: the driver gave it
+    // back by itself.
+    let _second = burst(&mut e).await;
+    tokio::time::sleep(TRIM_INTERVAL * 2 + Duration::from_secs(10)).await;
+    assert!(!e.gateway.is_closed());
+    assert!(!still_held(&e));
+}
+
 #[tokio::test]
 async fn garbage_input_ends_the_connection_with_a_protocol_error() {
     let (a, mut b) = tokio::io::duplex(1024);

@@ -316,6 +316,94 @@ fn idle_connection_holds_no_buffers() {
     assert_eq!(p.gateway.input.capacity(), 0);
 }
 
+/// Bytes this thread holds in live allocations (the test binary's
+/// allocator counts them per thread, so parallel tests do not disturb it).
+/// Test builds only: the one unsafe code of this crate, as `GlobalAlloc`
+/// is an unsafe trait.
+#[allow(unsafe_code)]
+mod held {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        // Not during this thread's teardown: nothing to count then.
+        let _ = LIVE.try_with(|l| l.set(l.get() + n));
+    }
+
+    pub(super) fn now() -> isize {
+        LIVE.with(Cell::get)
+    }
+
+    struct Counting;
+
+    // SAFETY: every call is passed on to `System` unchanged; only sizes are
+    // counted.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(new_size as isize - layout.size() as isize);
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+}
+
+#[test]
+fn an_idle_stream_gives_back_its_receive_buffer_and_a_busy_one_keeps_it() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    let before = held::now();
+    assert_eq!(p.gateway.write(id, &[7u8; 200_000]).unwrap(), 200_000);
+    p.drive();
+    // Data just arrived: kept. Then nothing new, but data not read yet:
+    // kept.
+    assert_eq!(p.agent.trim_idle(), 0);
+    assert_eq!(p.agent.trim_idle(), 0);
+    assert_eq!(read_all(&mut p.agent, id).0.len(), 200_000);
+    // Read out, and more data since the last trim: kept, as between two
+    // chunks of a bulk transfer.
+    p.gateway.write(id, b"x").unwrap();
+    p.drive();
+    assert_eq!(read_all(&mut p.agent, id).0, b"x");
+    assert_eq!(p.agent.trim_idle(), 0);
+    // The control: the receive buffer is still held (and the sender's
+    // output buffer, whatever its size, is the same before and after).
+    let busy = held::now();
+    assert!(busy - before >= 200_000, "{} bytes held", busy - before);
+    // Idle for a whole interval: given back.
+    assert_eq!(p.agent.trim_idle(), 1);
+    let idle = held::now();
+    assert!(busy - idle >= 200_000, "{} bytes given back", busy - idle);
+    assert_eq!(p.agent.trim_idle(), 0);
+    // And the stream still carries data to its end.
+    p.gateway.write(id, b"again").unwrap();
+    p.gateway.finish(id).unwrap();
+    p.drive();
+    assert_eq!(read_all(&mut p.agent, id), (b"again".to_vec(), true));
+}
+
 #[test]
 fn many_streams_interleave_in_order() {
     let mut p = Pair::new();
