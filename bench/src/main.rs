@@ -1123,19 +1123,8 @@ async fn relay_rounds(
         } else {
             format!("{:.2}", m(|x| x.cpu_per_gib))
         };
-        // Median per process (the routes' processes come in one order).
-        let per_trip: Vec<String> = (0..r.pids.len())
-            .map(|i| {
-                let name = s[0].per_trip.get(i).map_or("?", |(n, _)| n.as_str());
-                let v = median(
-                    s.iter()
-                        .filter_map(|x| x.per_trip.get(i))
-                        .map(|p| p.1)
-                        .collect(),
-                );
-                format!("{name} {v:.0}")
-            })
-            .collect();
+        let rounds: Vec<&[(String, f64)]> = s.iter().map(|x| x.per_trip.as_slice()).collect();
+        let per_trip = medians_by_process(&rounds, r.pids.len(), 0);
         println!(
             "  {:<42} {:>11.2} {:>12} {:>11.2} {:>7.1} µs {:>7.1} µs {:>9.1} µs {:>9.1} µs  {}",
             r.name,
@@ -1160,21 +1149,37 @@ async fn relay_rounds(
         if r.pids.is_empty() {
             continue;
         }
-        let each: Vec<String> = (0..r.pids.len())
-            .map(|i| {
-                let name = s[0].by_process.get(i).map_or("?", |(n, _)| n.as_str());
-                let v = median(
-                    s.iter()
-                        .filter_map(|x| x.by_process.get(i))
-                        .map(|p| p.1)
-                        .collect(),
-                );
-                format!("{name} {v:.2}")
-            })
-            .collect();
+        let rounds: Vec<&[(String, f64)]> = s.iter().map(|x| x.by_process.as_slice()).collect();
+        let each = medians_by_process(&rounds, r.pids.len(), 2);
         println!("    {:<42} {}", r.name, each.join(", "));
     }
     Ok(())
+}
+
+/// Each of a route's `processes`' median over the rounds of one figure
+/// (a round's figures by process, in the route's order), as "name value"
+/// with `decimals` after the point.
+fn medians_by_process(
+    rounds: &[&[(String, f64)]],
+    processes: usize,
+    decimals: usize,
+) -> Vec<String> {
+    (0..processes)
+        .map(|i| {
+            let name = rounds
+                .first()
+                .and_then(|r| r.get(i))
+                .map_or("?", |(n, _)| n.as_str());
+            let v = median(
+                rounds
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .map(|p| p.1)
+                    .collect(),
+            );
+            format!("{name} {v:.decimals$}")
+        })
+        .collect()
 }
 
 // ------------------------------------------------------ simulated agents
