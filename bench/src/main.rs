@@ -733,6 +733,9 @@ struct Route {
     echo: SocketAddr,
     /// Processes (with their descendants) doing the relaying.
     pids: Vec<u32>,
+    /// The round trips' processes, in the same roles, where they are not
+    /// `pids` (jumpgate's round trips go through a `jg forward` of their own).
+    echo_pids: Option<Vec<u32>>,
     _keep: Vec<Child>,
 }
 
@@ -774,12 +777,12 @@ async fn measure(
         .collect();
     let (busy1, total1) = machine_jiffies();
     let busy_cores = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores;
-    let each0: Vec<f64> = route.pids.iter().map(|p| tree_cpu(&[*p], ticks)).collect();
+    let echo_pids = route.echo_pids.as_ref().unwrap_or(&route.pids);
+    let each0: Vec<f64> = echo_pids.iter().map(|p| tree_cpu(&[*p], ticks)).collect();
     let (p50, p99) = ping_pong(route.echo, args.round_trips).await?;
     // `ping_pong` warms up with a tenth more.
     let trips = (args.round_trips + args.round_trips / 10) as f64;
-    let per_trip = route
-        .pids
+    let per_trip = echo_pids
         .iter()
         .zip(each0)
         .map(|(&p, c0)| (process_name(p), (tree_cpu(&[p], ticks) - c0) * 1e6 / trips))
@@ -826,6 +829,7 @@ async fn plain_route(hops: usize, sink: SocketAddr, echo: SocketAddr) -> Result<
         bulk: targets.0,
         echo: targets.1,
         pids: keep.iter().filter_map(Child::id).collect(),
+        echo_pids: None,
         _keep: keep,
     })
 }
@@ -865,11 +869,16 @@ async fn jumpgate_route(
         .into_iter()
         .flatten()
         .collect();
+    let echo_pids = [fwd_echo.id(), site.gateway.id(), site.agent.id()]
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(Route {
         name: name.to_owned(),
         bulk,
         echo,
         pids,
+        echo_pids: Some(echo_pids),
         _keep: vec![fwd_sink, fwd_echo],
     })
 }
@@ -1004,6 +1013,7 @@ async fn ssh_route(
         bulk: SocketAddr::from(([127, 0, 0, 1], bulk_port)),
         echo: SocketAddr::from(([127, 0, 0, 1], echo_port)),
         pids,
+        echo_pids: None,
         _keep: keep,
     }))
 }
@@ -1027,6 +1037,7 @@ async fn relay_section(site: &Site, args: &Args) -> Result<()> {
         bulk: sink_addr,
         echo: echo_addr,
         pids: Vec::new(),
+        echo_pids: None,
         _keep: Vec::new(),
     }];
     routes.push(jumpgate_route("jumpgate (this build)", site, sink_addr, echo_addr).await?);

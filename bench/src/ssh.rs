@@ -114,6 +114,7 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 bulk: std::net::SocketAddr::from(([127, 0, 0, 1], bulk_port)),
                 echo: std::net::SocketAddr::from(([127, 0, 0, 1], echo_port)),
                 pids,
+                echo_pids: None,
                 _keep: vec![ssh],
             })
         }
@@ -123,6 +124,7 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
         bulk: sink_addr,
         echo: echo_addr,
         pids: Vec::new(),
+        echo_pids: None,
         _keep: Vec::new(),
     }];
     routes.push(
