@@ -230,6 +230,8 @@ pub struct Mux {
     /// are still to come.
     in_data: Option<(Option<StreamId>, usize)>,
     out: BytesMut,
+    /// Output was written out since the last [`Mux::trim_idle`].
+    flushed: bool,
     events: VecDeque<Event>,
     local_going_away: bool,
     remote_going_away: bool,
@@ -247,6 +249,7 @@ impl Mux {
             input: BytesMut::new(),
             in_data: None,
             out: BytesMut::new(),
+            flushed: false,
             events: VecDeque::new(),
             local_going_away: false,
             remote_going_away: false,
@@ -486,9 +489,12 @@ impl Mux {
     /// Marks `n` bytes of [`Self::pending_output`] as written.
     pub fn consume_output(&mut self, n: usize) {
         self.out.advance(n);
+        self.flushed = true;
         // Keep the buffer while data flows (reallocating a large buffer per
-        // flush would cost), but not a small one left by control traffic: an
-        // idle connection holds no output buffer.
+        // flush would cost), but not a small one left by control traffic.
+        // (`capacity()` is the room left behind what was written, not the
+        // allocation.) One kept after a burst is given back once the
+        // connection is idle ([`Self::trim_idle`]).
         if self.out.is_empty()
             && (self.out.capacity() <= 4096 || self.out.capacity() > self.config.max_out_buffer)
         {
@@ -496,14 +502,16 @@ impl Mux {
         }
     }
 
-    /// Gives back the receive buffer of every stream with nothing queued
-    /// and nothing received since the previous call. A stream keeps its
-    /// buffer while data flows (reallocating per chunk would cost); without
-    /// this, one that once carried a burst (a file copied in a shell that
-    /// then stays open for hours) would hold its high-water size, up to its
-    /// window, for as long as it lives. Call it every so often: the driver
-    /// does, every [`TRIM_INTERVAL`] or so. Returns how many buffers were
-    /// given back.
+    /// Gives back the buffers of traffic that stopped: the receive buffer
+    /// of every stream with nothing queued and nothing received since the
+    /// previous call, and the output buffer when it is empty and nothing
+    /// was written out since then. Buffers are kept while data flows
+    /// (reallocating per chunk would cost); without this, a stream that
+    /// once carried a burst (a file copied in a shell that then stays open
+    /// for hours) would hold its high-water size, up to its window, for as
+    /// long as it lives, and a connection its output buffer. Call it every
+    /// so often: the driver does, every [`TRIM_INTERVAL`] or so. Returns how
+    /// many buffers were given back.
     pub fn trim_idle(&mut self) -> usize {
         let mut trimmed = 0;
         for s in self.streams.values_mut() {
@@ -513,6 +521,11 @@ impl Mux {
             }
             s.delivered = false;
         }
+        if !self.flushed && self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = BytesMut::new();
+            trimmed += 1;
+        }
+        self.flushed = false;
         trimmed
     }
 
