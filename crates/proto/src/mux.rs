@@ -181,6 +181,10 @@ struct Stream {
     recv: BytesMut,
     /// Data arrived since the last [`Mux::trim_idle`].
     delivered: bool,
+    /// `recv` may hold memory: data went into it since it was last
+    /// replaced. (Its `capacity()` cannot tell: once read out to the end
+    /// of its allocation, it reads 0 while the allocation is still held.)
+    recv_held: bool,
     /// Current receive window size (auto-tuned, see the module docs).
     window: u32,
     /// Bytes the application read since the window last grew.
@@ -200,6 +204,7 @@ impl Stream {
         Self {
             recv: BytesMut::new(),
             delivered: false,
+            recv_held: false,
             window,
             read_since_growth: 0,
             recv_window: window,
@@ -376,6 +381,7 @@ impl Mux {
         let was_empty = s.recv.is_empty();
         s.recv.extend_from_slice(bytes);
         s.delivered = true;
+        s.recv_held = true;
         if was_empty {
             self.events.push_back(Event::Readable(id));
         }
@@ -515,12 +521,15 @@ impl Mux {
     pub fn trim_idle(&mut self) -> usize {
         let mut trimmed = 0;
         for s in self.streams.values_mut() {
-            if !s.delivered && s.recv.is_empty() && s.recv.capacity() > 0 {
+            if !s.delivered && s.recv.is_empty() && s.recv_held {
                 s.recv = BytesMut::new();
+                s.recv_held = false;
                 trimmed += 1;
             }
             s.delivered = false;
         }
+        // `consume_output` keeps an emptied output buffer only with more
+        // than 4 KiB of room left, so `capacity() > 0` tells one held here.
         if !self.flushed && self.out.is_empty() && self.out.capacity() > 0 {
             self.out = BytesMut::new();
             trimmed += 1;

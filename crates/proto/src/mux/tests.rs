@@ -412,6 +412,37 @@ fn carries_data_to_its_end(p: &mut Pair, id: StreamId) {
 }
 
 #[test]
+fn a_receive_buffer_read_to_the_end_of_its_allocation_is_given_back_too() {
+    let mut p = Pair::new();
+    let id = p.gateway.open().unwrap();
+    p.drive();
+    p.gateway.write(id, b"x").unwrap();
+    p.drive();
+    assert_eq!(read_all(&mut p.agent, id).0, b"x");
+    // A buffer filled exactly to its allocation, then read out: its
+    // `capacity()` reads 0, but the memory is still held.
+    let before = held::now();
+    let s = p.agent.streams.get_mut(&id).unwrap();
+    s.recv = BytesMut::with_capacity(200_000);
+    s.recv.extend_from_slice(&[3u8; 200_000]);
+    assert_eq!(s.recv.capacity(), 200_000);
+    let mut buf = vec![0u8; 200_000];
+    assert_eq!(
+        p.agent.read(id, &mut buf).unwrap(),
+        ReadOutcome::Data(200_000)
+    );
+    assert_eq!(p.agent.streams[&id].recv.capacity(), 0);
+    let busy = held::now();
+    assert!(busy - before >= 200_000, "{} bytes held", busy - before);
+    // Idle for a whole interval: given back all the same.
+    assert_eq!(p.agent.trim_idle(), 0);
+    assert!(p.agent.trim_idle() >= 1);
+    let idle = held::now();
+    assert!(busy - idle >= 200_000, "{} bytes given back", busy - idle);
+    carries_data_to_its_end(&mut p, id);
+}
+
+#[test]
 fn the_output_buffer_is_kept_while_data_flows_and_given_back_when_idle() {
     let mut p = Pair::new();
     let id = p.gateway.open().unwrap();
