@@ -684,10 +684,10 @@ fn tree_cpu(roots: &[u32], ticks: f64) -> f64 {
     total as f64 / ticks
 }
 
-/// A process's name (`/proc/PID/comm`), or its pid when it is gone.
 /// A relaying process's name as the figures show it: its role where the
 /// command name alone is ambiguous (`jumpgate` is the gateway and the agent;
-/// `sshd` the jump host and the target), else the command name.
+/// `sshd` the jump host and the target), else the command name
+/// (`/proc/PID/comm`), or its pid when it is gone.
 fn process_name(pid: u32) -> String {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_owned())
