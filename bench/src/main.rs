@@ -220,6 +220,10 @@ struct Args {
     /// MiB per `scp` of the SSH front door figures.
     #[arg(long, default_value_t = 256)]
     ssh_scp_mib: u64,
+    /// Connections per route and round of the SSH front door's
+    /// connection figure (`ssh HOST true`; 0: none).
+    #[arg(long, default_value_t = 20)]
+    ssh_connects: usize,
     /// Only the EPM publish figure: one bundle to this many connected idle
     /// agents that download and verify it (`epm.rs`; 0: none).
     #[arg(long, default_value_t = 0)]

@@ -13,7 +13,11 @@
 //!   `sftp-server`) and through OpenSSH's jump host to its target, with the
 //!   jump side's CPU seconds per GiB (the gateway; the jump `sshd`) and the
 //!   endpoint side's (the agent; the target `sshd`), exited children
-//!   included.
+//!   included;
+//! - connection setup: `ssh HOST true` run one after another, one step,
+//!   ProxyJump and OpenSSH's ProxyJump, each connection's wall time from
+//!   start to exit (handshakes, logins, a session running `true`) and the
+//!   jump side's and the endpoint side's CPU per connection.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -272,8 +276,110 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
             of(|l| l.3)
         );
     }
+    if args.ssh_connects > 0 {
+        let mut cases: Vec<ConnectCase<'_>> = vec![
+            (
+                "jumpgate one step (operator+bench@gw)",
+                vec!["operator+bench@gw".into()],
+                gateway_pid.clone(),
+                agent_pid.clone(),
+                config.as_path(),
+            ),
+            (
+                "jumpgate ProxyJump (-J operator@gw)",
+                vec!["-J".into(), "operator@gw".into(), "bench".into()],
+                gateway_pid.clone(),
+                agent_pid.clone(),
+                config.as_path(),
+            ),
+        ];
+        let ssh_config = ssh_dir.join("ssh_config");
+        if openssh {
+            let (jump, target) = sshd_pids(&routes[3]);
+            cases.push((
+                "OpenSSH ProxyJump",
+                vec!["target".into()],
+                jump,
+                target,
+                ssh_config.as_path(),
+            ));
+        }
+        connect_rounds(&cases, args, ticks).await?;
+    }
     drop(routes);
     stop(site).await;
+    Ok(())
+}
+
+/// One connection route: its name, ssh's arguments before the command,
+/// the jump side's and the endpoint side's processes, the client config.
+type ConnectCase<'a> = (&'a str, Vec<String>, Vec<u32>, Vec<u32>, &'a Path);
+
+/// `ssh … true`, `args.ssh_connects` times per route and round, the routes
+/// interleaved by round: medians of the connections' wall times and of
+/// the rounds' CPU per connection.
+async fn connect_rounds(cases: &[ConnectCase<'_>], args: &Args, ticks: f64) -> Result<()> {
+    let n = args.ssh_connects;
+    // (name, wall ms of each connection, jump CPU ms/conn, endpoint CPU ms/conn)
+    let mut rows: Vec<(&str, Vec<f64>, f64, f64)> = Vec::new();
+    for round in 1..=args.rounds {
+        for (name, dest, jump, endpoint, config) in cases {
+            let jump0 = cpu_with_reaped(jump, ticks);
+            let end0 = cpu_with_reaped(endpoint, ticks);
+            let mut walls = Vec::with_capacity(n);
+            for _ in 0..n {
+                let started = Instant::now();
+                let out = Command::new("ssh")
+                    .arg("-F")
+                    .arg(config)
+                    .args(dest)
+                    .arg("true")
+                    .stdin(Stdio::null())
+                    .output()
+                    .await?;
+                walls.push(started.elapsed().as_secs_f64() * 1e3);
+                if !out.status.success() {
+                    bail!(
+                        "{name}: ssh failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+            // Children reaped just after the last connection still count.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let per = |cpu: f64| cpu * 1e3 / n as f64;
+            let jump_ms = per(cpu_with_reaped(jump, ticks) - jump0);
+            let end_ms = per(cpu_with_reaped(endpoint, ticks) - end0);
+            eprintln!(
+                "round {round}/{}: {name:<38} p50 {:6.1} ms  jump CPU {:5.1} ms/conn  endpoint CPU {:5.1} ms/conn",
+                args.rounds,
+                super::median(walls.clone()),
+                jump_ms,
+                end_ms
+            );
+            rows.push((name, walls, jump_ms, end_ms));
+        }
+    }
+    println!(
+        "ssh HOST true, {n} connection(s) per route in each of {} round(s) (wall: all connections; CPU: medians of the rounds):",
+        args.rounds
+    );
+    for (name, ..) in cases {
+        let of = rows.iter().filter(|r| r.0 == *name);
+        let mut walls: Vec<f64> = of.clone().flat_map(|r| r.1.iter().copied()).collect();
+        walls.sort_by(f64::total_cmp);
+        let p90 = walls
+            .get((walls.len() * 9 / 10).min(walls.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN);
+        println!(
+            "  {name:<38} p50 {:6.1} ms  p90 {:6.1} ms   jump side {:5.1} CPU-ms/conn   endpoint side {:5.1} CPU-ms/conn",
+            super::median(walls.clone()),
+            p90,
+            super::median(of.clone().map(|r| r.2).collect()),
+            super::median(of.map(|r| r.3).collect()),
+        );
+    }
     Ok(())
 }
 

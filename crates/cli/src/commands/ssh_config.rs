@@ -1,12 +1,20 @@
 //! `jg ssh-config`: a block at the top of `~/.ssh/config` so that plain
 //! `ssh ENDPOINT` (and `scp`, `sftp`) goes through the gateway's SSH front
-//! door: a `Host` entry for the gateway (its address, the front door's
-//! port, your user name) and one for the endpoints and agentless SSH
-//! targets you may see, with `ProxyJump` to it (the gateway's inner server
-//! answers for a target as for an endpoint, and logs in to it with the
-//! credential it injects: plain `ssh db-01` needs no password of yours). The gateway's host key goes to a known-hosts file of
-//! its own (`~/.ssh/jumpgate_known_hosts`, under one `HostKeyAlias`: the
-//! gateway answers as every endpoint with the same key). Both log in with
+//! door, for the endpoints and agentless SSH targets you may see (the
+//! gateway answers for a target as for an endpoint, and logs in to it with
+//! the credential it injects: plain `ssh db-01` needs no password of yours).
+//!
+//! Each name takes the one-step route: `ssh web-01` connects straight to
+//! the front door as `alice+web-01`, one SSH connection and one login. A
+//! user name typed on the command line (`ssh root@web-01`, `scp f
+//! root@web-01:`) would replace that one, so a `Match` on any other user
+//! name sends those through `ProxyJump` instead (the gateway's inner
+//! server, which takes any name), as `ssh -J` does. `ssh -G NAME` shows
+//! which route a command line takes.
+//!
+//! The gateway's host key goes to a known-hosts file of its own
+//! (`~/.ssh/jumpgate_known_hosts`, under one `HostKeyAlias`: the gateway
+//! answers as every endpoint with the same key). Every entry logs in with
 //! jg's key and the short-lived certificate `jg login` got for it
 //! (`IdentityFile`, `CertificateFile`), when there. Running it again
 //! replaces the block (new endpoints, a new port).
@@ -140,7 +148,8 @@ fn alias(host: &str) -> String {
 }
 
 /// The config block: the gateway, then the endpoints through it.
-/// `identity`: jg's key and certificate files (both hops log in with them).
+/// `identity`: jg's key and certificate files (every entry logs in with
+/// them).
 fn block(
     host: &str,
     port: u16,
@@ -164,8 +173,20 @@ fn block(
     let mut b =
         format!("{BEGIN}\nHost {alias}\n  HostName {host}\n  Port {port}\n  User {user}\n{common}");
     if !endpoints.is_empty() {
+        // ssh keeps the first value it reads for each option, and a user
+        // name from the command line comes before them all. So: this
+        // name's one-step user unless one was typed; then, for any other
+        // user name, the ProxyJump route (its HostName and Port coming
+        // first); then the front door's address for the one-step route.
+        for e in endpoints {
+            b.push_str(&format!(
+                "Host {e}\n  User {user}+{e}\n\
+                 Match originalhost {e} user *,!{user}+{e}\n  \
+                 HostName {e}\n  Port 22\n  ProxyJump {alias}\n"
+            ));
+        }
         b.push_str(&format!(
-            "Host {}\n  ProxyJump {alias}\n{common}",
+            "Host {}\n  HostName {host}\n  Port {port}\n{common}",
             endpoints.join(" ")
         ));
     }
@@ -200,7 +221,13 @@ mod tests {
         assert!(
             b1.contains("Host jumpgate-gw.example\n  HostName gw.example\n  Port 22\n  User alice")
         );
-        assert!(b1.contains("Host web-01\n  ProxyJump jumpgate-gw.example"));
+        // One step unless another user name was typed, then ProxyJump.
+        assert!(b1.contains(
+            "Host web-01\n  User alice+web-01\n\
+             Match originalhost web-01 user *,!alice+web-01\n  \
+             HostName web-01\n  Port 22\n  ProxyJump jumpgate-gw.example\n\
+             Host web-01\n  HostName gw.example\n  Port 22\n"
+        ));
         let mine = "Host *\n  ServerAliveInterval 30\n";
         let once = replace_block(mine, &b1);
         assert!(once.starts_with(BEGIN) && once.ends_with(mine), "{once}");
@@ -214,9 +241,12 @@ mod tests {
         );
         let twice = replace_block(&once, &b2);
         assert_eq!(twice.matches(BEGIN).count(), 1, "{twice}");
-        assert!(twice.contains("Port 2222") && !twice.contains("Port 22\n"));
-        assert!(twice.contains("Host db-02 web-01") && twice.ends_with(mine));
-        // Both hops log in with jg's certificate.
+        assert_eq!(twice.matches("  Port 2222\n").count(), 2, "{twice}");
+        assert!(!twice.contains("Port 22\n  User alice\n"), "{twice}");
+        assert!(twice.contains("User alice+db-02\n") && twice.contains("User alice+web-01\n"));
+        assert!(twice.contains("Host db-02 web-01\n  HostName gw.example\n  Port 2222\n"));
+        assert!(twice.ends_with(mine));
+        // The gateway's entry and the endpoints' log in with jg's certificate.
         assert_eq!(
             twice.matches("CertificateFile \"/h/k-cert.pub\"").count(),
             2

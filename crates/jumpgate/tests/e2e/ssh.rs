@@ -159,6 +159,16 @@ async fn json(site: &Site, args: &[&str]) -> Vec<serde_json::Value> {
     v.as_array().unwrap().clone()
 }
 
+/// How many SSH connections have logged in with a certificate so far
+/// (ProxyJump's hop and its inner connection are two), from the
+/// gateway's log.
+async fn certificate_logins(site: &Site) -> usize {
+    site.gateway_log_through_now()
+        .await
+        .matches("SSH certificate login")
+        .count()
+}
+
 async fn ssh_site() -> (Site, Agent, Ssh) {
     let site = Site::start_with(&["--ssh-listen", "127.0.0.1:0"]).await;
     let agent = site.start_agent("web-01").await;
@@ -291,9 +301,55 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
         .args(["web-01", "echo plain-ssh"])
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    let logins_before = certificate_logins(&site).await;
     let out = bounded(plain.output(), "ssh", &["web-01"]).await;
     assert!(out.status.success(), "{}\n{written}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "plain-ssh\n");
+    // It took one step: one connection, one login (ProxyJump logs in
+    // twice, as the control below shows), and OpenSSH reads the block so.
+    let logins = certificate_logins(&site).await;
+    assert_eq!(logins, logins_before + 1, "{written}");
+    let route = |args: &'static [&'static str]| {
+        let config = dot_ssh.join("config");
+        async move {
+            let mut g = Command::new("ssh");
+            g.arg("-F").arg(&config).arg("-G").args(args);
+            text(&bounded(g.output(), "ssh -G", args).await.stdout)
+        }
+    };
+    let shown = route(&["web-01"]).await;
+    assert!(
+        shown.contains(&format!("\nuser {ADMIN}+web-01\n")),
+        "{shown}"
+    );
+    assert!(!shown.contains("\nproxyjump "), "{shown}");
+    // A user name typed on the command line (which replaces the block's)
+    // goes through ProxyJump instead, and still reaches web-01.
+    let shown = route(&["root@web-01"]).await;
+    assert!(shown.contains("\nproxyjump jumpgate-"), "{shown}");
+    let typed = plain_ssh(&dot_ssh.join("config"), &["root@web-01", "echo typed-name"]).await;
+    assert!(typed.status.success(), "{}\n{written}", text(&typed.stderr));
+    assert_eq!(text(&typed.stdout), "typed-name\n");
+    assert_eq!(certificate_logins(&site).await, logins + 2);
+    // `ssh -J` with a name the block lists: the hop goes to the front
+    // door's own address (the block's HostName), and the one-step user
+    // name says which endpoint. (Here the front door is not on port 22,
+    // so the hop names another host, as ssh would on port 22.)
+    let out = ssh
+        .run(
+            "ssh",
+            &[
+                "-J",
+                &format!("{ADMIN}@gw"),
+                "-o",
+                "HostKeyAlias=web-01",
+                &format!("{ADMIN}+web-01@not-an-endpoint"),
+                "echo named-by-user",
+            ],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "named-by-user\n");
 
     // scp both ways (SFTP protocol, then the legacy one over exec).
     let remote = tempfile::tempdir().unwrap();

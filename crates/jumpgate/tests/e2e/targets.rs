@@ -808,11 +808,16 @@ async fn jg_ssh_config_lets_plain_ssh_reach_ssh_targets() {
     assert!(said.contains("1 endpoint(s), 1 SSH target(s)"), "{said}");
     let config = dot.join("config");
     let written = std::fs::read_to_string(&config).unwrap();
-    let hosts = written
+    // Each name's one-step entry, then one entry for all of them.
+    let hosts: Vec<&str> = written
         .lines()
-        .find(|l| l.starts_with("Host ") && l.contains("db-01"))
-        .unwrap_or_else(|| panic!("no Host line for db-01: {written}"));
-    assert_eq!(hosts, "Host db-01 jp-1", "{written}");
+        .filter(|l| l.starts_with("Host ") && l.contains("db-01"))
+        .collect();
+    assert_eq!(hosts, ["Host db-01", "Host db-01 jp-1"], "{written}");
+    assert!(
+        written.contains(&format!("  User {ADMIN}+db-01\n")),
+        "{written}"
+    );
     assert!(!written.contains("echo-01"), "{written}");
     let out = crate::ssh::plain_ssh(&config, &["db-01", "echo on-$(whoami); exit 3"]).await;
     assert_eq!(
@@ -824,6 +829,19 @@ async fn jg_ssh_config_lets_plain_ssh_reach_ssh_targets() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("on-{}\n", sshd.user)
+    );
+    // A user name typed on the command line takes ProxyJump (the block's
+    // fallback) and still logs in as the target's account: the gateway
+    // decides the account, never the name typed.
+    let out = crate::ssh::plain_ssh(&config, &["root@db-01", "echo typed-$(whoami)"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("typed-{}\n", sshd.user)
     );
     // The session is the gateway's like any: in the session log.
     let sessions = ok(&site.jg(&["sessions", "--json"]).await);

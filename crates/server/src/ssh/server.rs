@@ -311,10 +311,18 @@ impl Conn {
     /// The gateway user and the endpoint an SSH user name means:
     /// `alice+web-01` is alice on web-01, `alice` is alice (a jump host
     /// or `-L` needs no endpoint yet). Inside a jump, the outer
-    /// connection's user and endpoint, whatever the name.
+    /// connection's user and the endpoint it named, whatever the name;
+    /// but a one-step name of that same user (`alice+web-01`) names the
+    /// endpoint: `ssh -J alice@gw web-01` with `jg ssh-config`'s entry for
+    /// web-01 (one step: that user, the front door's address as HostName)
+    /// jumps to the gateway's own address.
     fn who<'a>(&'a self, user: &'a str) -> (&'a str, Option<&'a str>) {
         if let Some(j) = &self.jump {
-            return (&j.user, Some(&j.endpoint));
+            let endpoint = match user.split_once('+') {
+                Some((u, e)) if u == j.user && !e.is_empty() => e,
+                _ => &j.endpoint,
+            };
+            return (&j.user, Some(endpoint));
         }
         match user.split_once('+') {
             Some((u, e)) if !e.is_empty() => (u, Some(e)),
