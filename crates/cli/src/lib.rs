@@ -323,8 +323,10 @@ enum Command {
     /// optionally one that permits less (the front door honours it).
     SshCert(commands::ssh_cert::SshCertArgs),
     /// Put a block at the top of ~/.ssh/config so that plain `ssh ENDPOINT`
-    /// goes through the gateway's SSH front door (ProxyJump), with the
-    /// gateway's host key in ~/.ssh/jumpgate_known_hosts.
+    /// goes through the gateway's SSH front door (one step as
+    /// `YOU+ENDPOINT`; with a user name typed, `ssh root@ENDPOINT`, through
+    /// ProxyJump), with the gateway's host key in
+    /// ~/.ssh/jumpgate_known_hosts.
     SshConfig {
         /// Where the ssh files are [default: ~/.ssh].
         #[arg(long, value_name = "DIR")]
