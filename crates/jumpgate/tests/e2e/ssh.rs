@@ -332,24 +332,42 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
     assert_eq!(text(&typed.stdout), "typed-name\n");
     assert_eq!(certificate_logins(&site).await, logins + 2);
     // `ssh -J` with a name the block lists: the hop goes to the front
-    // door's own address (the block's HostName), and the one-step user
-    // name says which endpoint. (Here the front door is not on port 22,
-    // so the hop names another host, as ssh would on port 22.)
-    let out = ssh
-        .run(
-            "ssh",
-            &[
-                "-J",
-                &format!("{ADMIN}@gw"),
-                "-o",
-                "HostKeyAlias=web-01",
-                &format!("{ADMIN}+web-01@not-an-endpoint"),
-                "echo named-by-user",
-            ],
-        )
-        .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // door's own address (the block's HostName and Port for web-01), as
+    // `alice+web-01`, which names the endpoint.
+    let gateway_alias = written
+        .lines()
+        .find_map(|l| l.strip_prefix("Host jumpgate-"))
+        .map(|h| format!("jumpgate-{h}"))
+        .expect("the block names the gateway");
+    let out = plain_ssh(
+        &dot_ssh.join("config"),
+        &["-J", &gateway_alias, "web-01", "echo named-by-user"],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{written}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "named-by-user\n");
+    // A hop to any other port is a port forward, which needs the endpoint
+    // in the user name: refused, and said so (ssh shows the reason with
+    // `-v` only; it passes `-v` on to its `ssh -W`).
+    let out = plain_ssh(
+        &dot_ssh.join("config"),
+        &[
+            "-v",
+            "-J",
+            &gateway_alias,
+            "-p",
+            "2",
+            "web-01",
+            "echo not-a-hop",
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("name the endpoint in the user name"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // scp both ways (SFTP protocol, then the legacy one over exec).
     let remote = tempfile::tempdir().unwrap();

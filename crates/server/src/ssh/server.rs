@@ -79,14 +79,16 @@ pub(crate) async fn serve(
     host_key: PrivateKey,
     user_ca: PublicKey,
 ) {
+    let addr = listener.local_addr().ok();
+    if let Some(a) = addr {
+        tracing::info!(addr = %a, "SSH front door listening");
+    }
     let config = Arc::new(Configs {
         jump: Arc::new(config(host_key.clone(), None)),
         tcp: Arc::new(config(host_key, Some(KEEPALIVE))),
+        port: addr.map_or(SSH_PORT, |a| u32::from(a.port())),
     });
     let user_ca = Arc::new(user_ca);
-    if let Ok(a) = listener.local_addr() {
-        tracing::info!(addr = %a, "SSH front door listening");
-    }
     while let Some((tcp, peer, admission)) =
         crate::listener::accept_admitted(&listener, &gate, &st.shutdown, "ssh").await
     {
@@ -121,6 +123,8 @@ struct Configs {
     /// client (and end the channel, and so it); its own would only add a
     /// round trip every 30 s and a timer reset per packet.
     jump: Arc<russh::server::Config>,
+    /// The port the front door listens on.
+    port: u32,
 }
 
 /// The server's settings: Ed25519 host key, publickey and
@@ -610,8 +614,14 @@ impl russh::server::Handler for Conn {
         };
         // The hop of `ssh -J gw ENDPOINT` reaches the gateway's own inner
         // server (whose sessions the certificate rules again); anything
-        // else forwards ports, which the certificate must permit.
-        let hop = ctx.endpoint.is_none() && self.jump.is_none() && port_to_connect == SSH_PORT;
+        // else forwards ports, which the certificate must permit. The hop
+        // goes to port 22, or to the front door's own port when the
+        // client's config sends ENDPOINT there (`jg ssh-config`'s block
+        // does: `ssh -J gw web-01` then hops to `GATEWAY:PORT` as
+        // `alice+web-01`, which names the endpoint).
+        let hop = ctx.endpoint.is_none()
+            && self.jump.is_none()
+            && (port_to_connect == SSH_PORT || port_to_connect == self.configs.port);
         if !ctx.rules.port_forwarding && !hop {
             reply
                 .reject(ChannelOpenFailure::Other {
@@ -626,7 +636,7 @@ impl russh::server::Handler for Conn {
         if ctx.endpoint.is_none() && self.jump.is_none() {
             // `ssh -J alice@gw web-01`: the gateway answers as web-01's SSH
             // server itself, on this channel.
-            if port_to_connect != SSH_PORT {
+            if !hop {
                 reply
                     .reject(ChannelOpenFailure::Other {
                         code: ChannelOpenFailure::AdministrativelyProhibited.code(),
