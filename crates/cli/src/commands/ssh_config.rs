@@ -188,10 +188,10 @@ fn block(
                  HostName {e}\n  Port 22\n  ProxyJump {alias}\n"
             ));
         }
-        // ssh matches a `Host` line pattern by pattern, so one line with
-        // thousands of names costs it more than the same names in short
-        // lines: `ssh -G` reads a 5,000-name block in 84 ms with one line,
-        // in 31 ms with lines of 50 (docs/benchmarks.md).
+        // One `Host` line with thousands of names costs ssh more to read
+        // than the same names on short lines: `ssh -G` reads a 5,000-name
+        // block in 84 ms with one line, in 31 ms with lines of 50
+        // (docs/benchmarks.md).
         for names in endpoints.chunks(HOST_LINE_NAMES) {
             b.push_str(&format!(
                 "Host {}\n  HostName {host}\n  Port {port}\n{common}",
