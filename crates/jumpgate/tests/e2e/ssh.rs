@@ -273,6 +273,47 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
         .await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "via-jump\n");
+    // The jump's inner connection offers AES-GCM only (the outer one's
+    // channel protects it already): a stock client keeps its first
+    // choice, ChaCha20-Poly1305, for the outer connection and takes
+    // AES-GCM inside (`-v`, which ssh passes on to its `ssh -W`, shows
+    // both key exchanges, the outer one first).
+    let jump = format!("{ADMIN}@gw");
+    let out = ssh.run("ssh", &["-v", "-J", &jump, "web-01", "true"]).await;
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let ciphers: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.split_once("kex: server->client cipher: "))
+        .filter_map(|(_, c)| c.split(' ').next())
+        .collect();
+    assert_eq!(
+        ciphers,
+        ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"],
+        "{said}"
+    );
+    // A client that offers no AES-GCM for the inner connection is told so
+    // (at ssh's default log level, INFO).
+    let chacha_only = ssh.dir.path().join("config-chacha-inside");
+    std::fs::write(
+        &chacha_only,
+        format!(
+            "Host web-01\n  Ciphers chacha20-poly1305@openssh.com\n{}",
+            std::fs::read_to_string(&ssh.config).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = plain_ssh(
+        &chacha_only,
+        &["-o", "LogLevel=INFO", "-J", &jump, "web-01", "true"],
+    )
+    .await;
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("no matching cipher found") && said.contains("aes128-gcm@openssh.com"),
+        "{said}"
+    );
 
     // `jg ssh-config`: plain `ssh web-01` goes through the gateway. The
     // user's own settings (here: the key) stay below the block it adds.
