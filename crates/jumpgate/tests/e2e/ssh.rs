@@ -387,6 +387,15 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
     .await;
     assert!(out.status.success(), "{}\n{written}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "named-by-user\n");
+    // With a user name typed too, `-J` replaces the `Match`'s ProxyJump
+    // and the hop goes to web-01:22, whose inner server takes any name.
+    let out = plain_ssh(
+        &dot_ssh.join("config"),
+        &["-J", &gateway_alias, "root@web-01", "echo typed-and-jump"],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{written}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "typed-and-jump\n");
     // A hop to any other port is a port forward, which needs the endpoint
     // in the user name: refused, and said so (ssh shows the reason with
     // `-v` only; it passes `-v` on to its `ssh -W`).
