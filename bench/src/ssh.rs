@@ -157,8 +157,10 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
     let file = dir.join("payload.bin");
     write_payload(&file, args.ssh_scp_mib)?;
     let dest = tempfile::tempdir()?;
-    let openssh = routes.len() > 3;
-    let ssh_dir = site.dir.path().join("ssh");
+    // OpenSSH's route, when there: its jump and target `sshd`s, and the
+    // client config that reaches them.
+    let openssh_sshds = routes.get(3).map(sshd_pids);
+    let ssh_config = site.dir.path().join("ssh").join("ssh_config");
     let ticks = clock_ticks();
     let gateway_pid = site.gateway.id().into_iter().collect::<Vec<_>>();
     let agent_pid = site.agent.id().into_iter().collect::<Vec<_>>();
@@ -193,9 +195,7 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 config.as_path(),
             ),
         ];
-        let ssh_config = ssh_dir.join("ssh_config");
-        if openssh {
-            let (jump, target) = sshd_pids(&routes[3]);
+        if let Some((jump, target)) = openssh_sshds.clone() {
             cases.push((
                 "OpenSSH scp via ProxyJump",
                 vec![
@@ -295,9 +295,7 @@ pub(crate) async fn run(args: &Args) -> Result<()> {
                 config.as_path(),
             ),
         ];
-        let ssh_config = ssh_dir.join("ssh_config");
-        if openssh {
-            let (jump, target) = sshd_pids(&routes[3]);
+        if let Some((jump, target)) = openssh_sshds {
             cases.push((
                 "OpenSSH ProxyJump",
                 vec!["target".into()],

@@ -636,9 +636,9 @@ impl russh::server::Handler for Conn {
         // client's config sends ENDPOINT there (`jg ssh-config`'s block
         // does: `ssh -J gw web-01` then hops to `GATEWAY:PORT` as
         // `alice+web-01`, which names the endpoint).
-        let hop = ctx.endpoint.is_none()
-            && self.jump.is_none()
-            && (port_to_connect == SSH_PORT || port_to_connect == self.configs.port);
+        let jump_host = ctx.endpoint.is_none() && self.jump.is_none();
+        let hop =
+            jump_host && (port_to_connect == SSH_PORT || port_to_connect == self.configs.port);
         if !ctx.rules.port_forwarding && !hop {
             reply
                 .reject(ChannelOpenFailure::Other {
@@ -650,7 +650,7 @@ impl russh::server::Handler for Conn {
                 .await;
             return Ok(());
         }
-        if ctx.endpoint.is_none() && self.jump.is_none() {
+        if jump_host {
             // `ssh -J alice@gw web-01`: the gateway answers as web-01's SSH
             // server itself, on this channel.
             if !hop {
