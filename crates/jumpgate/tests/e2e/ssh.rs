@@ -314,6 +314,25 @@ async fn ssh_clients_reach_an_endpoint_through_the_front_door() {
         said.contains("no matching cipher found") && said.contains("aes128-gcm@openssh.com"),
         "{said}"
     );
+    // The front door itself takes each cipher OpenSSH offers by default,
+    // aes128-gcm (which russh's default list lacks) among them.
+    for cipher in [
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "aes128-ctr",
+    ] {
+        let out = ssh
+            .run("ssh", &["-v", "-c", cipher, &admin, "echo cipher-ok"])
+            .await;
+        let said = text(&out.stderr);
+        assert!(out.status.success(), "{cipher}: {said}");
+        assert_eq!(text(&out.stdout), "cipher-ok\n", "{cipher}");
+        assert!(
+            said.contains(&format!("kex: server->client cipher: {cipher} ")),
+            "{cipher}: {said}"
+        );
+    }
 
     // `jg ssh-config`: plain `ssh web-01` goes through the gateway. The
     // user's own settings (here: the key) stay below the block it adds.

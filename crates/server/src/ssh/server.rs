@@ -90,7 +90,11 @@ pub(crate) async fn serve(
             c.preferred.cipher = Cow::Borrowed(JUMP_CIPHERS);
             c
         }),
-        tcp: Arc::new(config(host_key, Some(KEEPALIVE))),
+        tcp: Arc::new({
+            let mut c = config(host_key, Some(KEEPALIVE));
+            c.preferred.cipher = Cow::Borrowed(TCP_CIPHERS);
+            c
+        }),
         port: addr.map_or(SSH_PORT, |a| u32::from(a.port())),
     });
     let user_ca = Arc::new(user_ca);
@@ -130,6 +134,19 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 /// list.
 const JUMP_CIPHERS: &[russh::cipher::Name] =
     &[russh::cipher::AES_128_GCM, russh::cipher::AES_256_GCM];
+
+/// The ciphers a TCP connection offers: russh's default list plus
+/// aes128-gcm, which that list lacks, so that a client configured for
+/// aes128-gcm alone (a common hardening choice, and the cheapest cipher
+/// here) is not refused. The client's order picks among them.
+const TCP_CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_128_GCM,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_128_CTR,
+];
 
 /// The server's settings for each kind of connection.
 struct Configs {
