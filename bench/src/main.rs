@@ -1158,18 +1158,38 @@ async fn relay_rounds(
         );
     }
     // Each process's share of the bulk CPU: the gateway's own figure (the
-    // jump host's, for OpenSSH), not only the whole path's.
-    println!("  bulk CPU-s/GiB by process (medians):");
+    // jump host's, for OpenSSH), not only the whole path's; and the server
+    // side's, every process but the technician's client (gateway and agent;
+    // jump and target `sshd`), which do the same work on either path.
+    println!("  bulk CPU-s/GiB by process (medians; server side: all but the client):");
     for (r, s) in routes.iter().zip(&samples) {
         if r.pids.is_empty() {
             continue;
         }
         let rounds: Vec<&[(String, f64)]> = s.iter().map(|x| x.by_process.as_slice()).collect();
         let each = medians_by_process(&rounds, r.pids.len(), 2);
-        println!("    {:<42} {}", r.name, each.join(", "));
+        let server = median(s.iter().map(|x| server_side(&x.by_process)).collect());
+        println!(
+            "    {:<42} {}; server side {server:.2}",
+            r.name,
+            each.join(", ")
+        );
     }
     Ok(())
 }
+
+/// The sum of a round's figures by process, less the technician's client
+/// (`ssh`, `jg`).
+fn server_side(by_process: &[(String, f64)]) -> f64 {
+    by_process
+        .iter()
+        .filter(|(name, _)| !CLIENTS.contains(&name.as_str()))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The command names of the technician's side of a route.
+const CLIENTS: [&str; 2] = ["ssh", "jg"];
 
 /// Each of a route's `processes`' median over the rounds of one figure
 /// (a round's figures by process, in the route's order), as "name value"
