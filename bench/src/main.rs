@@ -704,9 +704,9 @@ fn process_name(pid: u32) -> String {
             .any(|a| a.windows(part.len()).any(|w| w == part.as_bytes()))
     };
     match comm.as_str() {
-        "jumpgate" if has("server") => "gateway".to_owned(),
+        "jumpgate" if has("server") => GATEWAY.to_owned(),
         "jumpgate" if has("agent") => "agent".to_owned(),
-        "sshd" if mentions("sshd_jump") => "jump sshd".to_owned(),
+        "sshd" if mentions("sshd_jump") => JUMP_SSHD.to_owned(),
         "sshd" if mentions("sshd_target") => "target sshd".to_owned(),
         _ => comm,
     }
@@ -1175,8 +1175,61 @@ async fn relay_rounds(
             each.join(", ")
         );
     }
+    paired_ratios(routes, &samples);
     Ok(())
 }
+
+/// The gateway's bulk CPU per GiB over the jump `sshd`'s, round by round:
+/// the two ran in the same round, so a load that came and went weighs on
+/// both alike. The medians above come from different rounds for each; on
+/// a noisy host, the paired ratio is the steadier comparison.
+fn paired_ratios(routes: &[Route], samples: &[Vec<Sample>]) {
+    let of = |s: &Sample, who: &str| {
+        s.by_process
+            .iter()
+            .find(|(name, _)| name == who)
+            .map(|(_, v)| *v)
+    };
+    let Some(jump) = samples
+        .iter()
+        .position(|s| s.first().and_then(|x| of(x, JUMP_SSHD)).is_some())
+    else {
+        return;
+    };
+    let mut header = false;
+    for (r, s) in routes.iter().zip(samples) {
+        let mut ratios: Vec<f64> = s
+            .iter()
+            .zip(&samples[jump])
+            .filter_map(|(a, j)| Some(of(a, GATEWAY)? / of(j, JUMP_SSHD)?))
+            .filter(|v| v.is_finite())
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        if !header {
+            println!(
+                "  gateway ÷ jump sshd, bulk CPU-s/GiB, paired by round (below 1: the gateway took less):"
+            );
+            header = true;
+        }
+        let below = ratios.iter().filter(|v| **v < 1.0).count();
+        let n = ratios.len();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "    {:<42} median {:.2}, {:.2}–{:.2}; below 1 in {below} of {n} round(s)",
+            r.name,
+            median(ratios.clone()),
+            ratios[0],
+            ratios[n - 1],
+        );
+    }
+}
+
+/// The role names the by-process figures give the gateway and OpenSSH's
+/// jump host.
+const GATEWAY: &str = "gateway";
+const JUMP_SSHD: &str = "jump sshd";
 
 /// The sum of a round's figures by process, less the technician's client
 /// (`ssh`, `jg`).

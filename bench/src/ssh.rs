@@ -7,7 +7,8 @@
 //!   through `ssh -J operator@gateway bench -L …` (the gateway's inner SSH
 //!   server, then the same forward session), and through OpenSSH
 //!   (`ssh -J jump target -L …`, two `sshd`s), with the CPU seconds per GiB
-//!   of the relaying processes;
+//!   of the relaying processes, each one's, and the gateway's over the jump
+//!   `sshd`'s paired round by round;
 //! - `scp` bulk upload throughput of one file, one step and ProxyJump
 //!   through the gateway (an `exec` session of the endpoint's
 //!   `sftp-server`) and through OpenSSH's jump host to its target, with the
