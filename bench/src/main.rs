@@ -1645,6 +1645,22 @@ async fn reconnect_storm(site: &mut Site, fleet: &Fleet, n: usize) -> Result<()>
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Stopped by a signal, the bench still drops what it started: its
+    // gateways, agents, `sshd`s and clients are killed on drop, which a
+    // process ended by the signal's default action never does.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (name, status) = tokio::select! {
+        r = bench(args) => return r,
+        _ = term.recv() => ("SIGTERM", 143),
+        _ = tokio::signal::ctrl_c() => ("SIGINT", 130),
+    };
+    // The bench's future is dropped by now, and with it what it started.
+    eprintln!("jumpgate-bench: stopped by {name}");
+    std::process::exit(status);
+}
+
+/// What the command line asks for.
+async fn bench(args: Args) -> Result<()> {
     if !args.tcp_relay_to.is_empty() {
         return tcp_relay(&args.tcp_relay_to).await;
     }
