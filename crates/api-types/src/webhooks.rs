@@ -93,6 +93,26 @@ impl std::fmt::Debug for NewWebhook {
     }
 }
 
+/// `PUT /api/v1/webhooks/{name}/auth-header`: the `Authorization` header
+/// value every delivery of the subscription carries from now on (a new
+/// token, another account), replacing the one it had, if any. `DELETE` on
+/// the same path removes it. Stored sealed, never shown back nor logged;
+/// at most 4096 visible ASCII characters and spaces. Its `Debug` leaves
+/// out the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAuth {
+    pub auth_header: String,
+}
+
+impl std::fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookAuth")
+            .field("auth_header", &"(set)")
+            .finish()
+    }
+}
+
 /// The answer to `add` and `rotate-secret`: the secret, shown once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookSecret {

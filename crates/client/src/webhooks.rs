@@ -31,6 +31,28 @@ impl Client {
         self.post_empty(&path).await
     }
 
+    /// Sets the `Authorization` header a subscription's deliveries carry
+    /// (`Some`), or removes it (`None`); the subscription as it is now.
+    pub async fn webhook_set_auth(
+        &self,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<api::Webhook, ClientError> {
+        let path = format!("/api/v1/webhooks/{}/auth-header", percent_encode(name));
+        match value {
+            Some(v) => {
+                let body = api::WebhookAuth {
+                    auth_header: v.to_owned(),
+                };
+                self.put_json(&path, &body).await
+            }
+            None => {
+                let answer = self.request(Method::DELETE, &path, None).await?;
+                crate::decode(&answer)
+            }
+        }
+    }
+
     /// Deliveries, newest first: of one subscription or all, dead only.
     pub async fn webhook_deliveries(
         &self,

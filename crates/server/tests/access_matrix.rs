@@ -226,6 +226,8 @@ fn expectations() -> HashMap<&'static str, Rule> {
         ("POST /api/v1/webhooks", Only(ADMIN)),
         ("DELETE /api/v1/webhooks/{name}", Only(ADMIN)),
         ("POST /api/v1/webhooks/{name}/rotate-secret", Only(ADMIN)),
+        ("PUT /api/v1/webhooks/{name}/auth-header", Only(ADMIN)),
+        ("DELETE /api/v1/webhooks/{name}/auth-header", Only(ADMIN)),
         ("GET /api/v1/webhooks/deliveries", Only(ADMIN_AND_READERS)),
         ("POST /api/v1/webhooks/deliveries/replay", Only(ADMIN)),
         // Access requests: any user asks (`view` on some group) and reads

@@ -1351,6 +1351,27 @@ fn routes() -> HashMap<&'static str, (Takes, Vec<Bad>)> {
             (Other, named("/api/v1/webhooks/{name}/rotate-secret")),
         ),
         (
+            "PUT /api/v1/webhooks/{name}/auth-header",
+            (Json, {
+                let mut v = named_json(
+                    "/api/v1/webhooks/{name}/auth-header",
+                    r#"{"auth_header":"Bearer a"}"#,
+                );
+                v.extend([
+                    json("/api/v1/webhooks/web-1/auth-header", r#"{"auth_header":"Bearer a\nb"}"#),
+                    json("/api/v1/webhooks/web-1/auth-header", r#"{"auth_header":" "}"#),
+                    json("/api/v1/webhooks/web-1/auth-header", r#"{"auth_header":null}"#),
+                    json("/api/v1/webhooks/web-1/auth-header", r#"{}"#),
+                    json("/api/v1/webhooks/web-1/auth-header", r#"{"auth_header":"Bearer a","x":1}"#),
+                ]);
+                v
+            }),
+        ),
+        (
+            "DELETE /api/v1/webhooks/{name}/auth-header",
+            (Other, named("/api/v1/webhooks/{name}/auth-header")),
+        ),
+        (
             "GET /api/v1/webhooks/deliveries",
             (
                 Other,

@@ -36,6 +36,8 @@ struct Behaviour {
     failing: AtomicBool,
     /// Never answer (the gateway's timeout ends each try).
     hang: AtomicBool,
+    /// Answer 401 to a request without this `Authorization` header.
+    require_auth: Mutex<Option<String>>,
 }
 
 /// A webhook receiver on a loopback port picked at run time; stops with
@@ -92,7 +94,14 @@ impl Receiver {
                                 });
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
                             }
-                            let fail = h.failing.load(Ordering::SeqCst)
+                            let unauthorized = h
+                                .require_auth
+                                .lock()
+                                .unwrap()
+                                .as_ref()
+                                .is_some_and(|want| *want != authorization);
+                            let fail = unauthorized
+                                || h.failing.load(Ordering::SeqCst)
                                 || h.fail_first
                                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                                         n.checked_sub(1)
@@ -106,7 +115,11 @@ impl Receiver {
                                 body,
                                 accepted: !fail,
                             });
-                            let status = if fail { 500 } else { 204 };
+                            let status = match (unauthorized, fail) {
+                                (true, _) => 401,
+                                (false, true) => 500,
+                                (false, false) => 204,
+                            };
                             Ok::<_, std::convert::Infallible>(
                                 hyper::Response::builder()
                                     .status(status)
@@ -436,6 +449,159 @@ async fn authorization_header_groups_and_one_kept_connection() {
     let shown = format!("{list}{human}{audit}{}", site.gateway.stderr.text());
     assert!(shown.contains("itsm"), "positive control");
     assert!(!shown.contains("tok-Secret"), "the header's value leaked");
+}
+
+/// A receiver that refuses the subscription's token gets the new one
+/// once an administrator sets it (`set-auth`): the refused delivery goes
+/// again with it, the same event. `--none` then stops sending the header.
+/// The values are never shown back, logged or audited.
+#[tokio::test]
+async fn the_authorization_header_is_replaced_and_removed() {
+    const OLD: &str = "Bearer old-Expired-4kQ";
+    const NEW: &str = "Bearer new-Fresh-7Wz";
+    let site = Site::start().await;
+    ok(&site.jg(&["admin", "groups", "create", "sa-1"]).await);
+    let rx = Receiver::start(
+        Behaviour {
+            require_auth: Mutex::new(Some(NEW.to_owned())),
+            ..Behaviour::default()
+        },
+        None,
+    )
+    .await;
+    let old = site.dir.path().join("old-auth");
+    std::fs::write(&old, format!("{OLD}\n")).unwrap();
+    let (sub, secret) = subscribe(
+        &site,
+        &rx.url("http"),
+        &[
+            "--events",
+            "group-update",
+            "--auth-header-file",
+            old.to_str().unwrap(),
+            "--name",
+            "siem-auth",
+        ],
+    )
+    .await;
+    ok(&site
+        .jg(&["admin", "groups", "update", "sa-1", "--description", "one"])
+        .await);
+    wait_for("a refused try", || !rx.got().is_empty()).await;
+    let refused = rx.got()[0].clone();
+    assert!(
+        !refused.accepted && refused.authorization == OLD,
+        "{refused:?}"
+    );
+
+    // Refused changes: nothing is changed, and the value is not repeated.
+    let bad = site.dir.path().join("bad-auth");
+    std::fs::write(&bad, "Bearer two\nlines-Hidden3\n").unwrap();
+    let out = fails(
+        &site
+            .jg(&[
+                "admin",
+                "webhooks",
+                "set-auth",
+                &sub,
+                "--auth-header-file",
+                bad.to_str().unwrap(),
+            ])
+            .await,
+    );
+    assert!(
+        out.contains("--auth-header-file") && !out.contains("Hidden3"),
+        "{out}"
+    );
+    let new = site.dir.path().join("new-auth");
+    std::fs::write(&new, format!("{NEW}\n")).unwrap();
+    let out = fails(
+        &site
+            .jg(&[
+                "admin",
+                "webhooks",
+                "set-auth",
+                "nobody",
+                "--auth-header-file",
+                new.to_str().unwrap(),
+            ])
+            .await,
+    );
+    assert!(
+        out.contains("no webhook subscription named nobody"),
+        "{out}"
+    );
+    fails(&site.jg(&["admin", "webhooks", "set-auth", &sub]).await);
+    fails(
+        &site
+            .jg(&[
+                "admin",
+                "webhooks",
+                "set-auth",
+                &sub,
+                "--none",
+                "--auth-header-file",
+                new.to_str().unwrap(),
+            ])
+            .await,
+    );
+
+    // The new token: the refused delivery goes with it.
+    let out = ok(&site
+        .jg(&[
+            "admin",
+            "webhooks",
+            "set-auth",
+            &sub,
+            "--auth-header-file",
+            new.to_str().unwrap(),
+        ])
+        .await);
+    assert!(out.contains("new Authorization header"), "{out}");
+    wait_for("the delivery with the new token", || {
+        !rx.accepted().is_empty()
+    })
+    .await;
+    let got = rx.accepted()[0].clone();
+    assert_eq!(got.authorization, NEW);
+    assert_eq!(
+        got.event_id, refused.event_id,
+        "the same event, not a new one"
+    );
+    assert!(signature_valid(&secret, &got.signature, &got.body));
+    assert!(
+        rx.got()
+            .iter()
+            .all(|g| g.accepted == (g.authorization == NEW)),
+        "only the new token was accepted"
+    );
+
+    // No header any more.
+    *rx.how.require_auth.lock().unwrap() = None;
+    let out = ok(&site
+        .jg(&["admin", "webhooks", "set-auth", &sub, "--none"])
+        .await);
+    assert!(out.contains("no Authorization header"), "{out}");
+    let list = ok(&site.jg(&["admin", "webhooks", "list", "--json"]).await);
+    let listed: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(listed[0]["auth_header"], false, "{listed}");
+    ok(&site
+        .jg(&["admin", "groups", "update", "sa-1", "--description", "two"])
+        .await);
+    wait_for("the delivery without a header", || rx.accepted().len() >= 2).await;
+    assert_eq!(rx.accepted()[1].authorization, "");
+
+    let audit = ok(&site.jg(&["audit", "--json"]).await);
+    for d in ["authorization=replaced", "authorization=removed"] {
+        assert!(audit.contains(d), "{d} not audited: {audit}");
+    }
+    assert!(audit.contains("webhook-auth"), "{audit}");
+    let human = ok(&site.jg(&["admin", "webhooks", "list"]).await);
+    let shown = format!("{list}{human}{audit}{}", site.gateway.stderr.text());
+    assert!(shown.contains("siem-auth"), "positive control");
+    for leak in ["Expired-4kQ", "Fresh-7Wz", "Hidden3"] {
+        assert!(!shown.contains(leak), "{leak} leaked");
+    }
 }
 
 /// A delivery whose retry period ends is dead; the next one goes; replay

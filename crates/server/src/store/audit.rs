@@ -129,6 +129,9 @@ pub(crate) enum AuditAction {
     WebhookRemove,
     /// A subscription's secret was replaced (never the secret).
     WebhookRotateSecret,
+    /// A subscription's `Authorization` header was set, replaced or
+    /// removed (never its value).
+    WebhookAuth,
     /// Dead deliveries were queued again.
     WebhookReplay,
     // Keys, vault and the log itself.
@@ -294,6 +297,7 @@ impl AuditAction {
             Self::WebhookAdd => "webhook-add",
             Self::WebhookRemove => "webhook-remove",
             Self::WebhookRotateSecret => "webhook-rotate-secret",
+            Self::WebhookAuth => "webhook-auth",
             Self::WebhookReplay => "webhook-replay",
             Self::KeysRotate => "keys-rotate",
             Self::KeysRetire => "keys-retire",
@@ -659,6 +663,7 @@ mod tests {
             (A::WebhookAdd, "webhook-add"),
             (A::WebhookRemove, "webhook-remove"),
             (A::WebhookRotateSecret, "webhook-rotate-secret"),
+            (A::WebhookAuth, "webhook-auth"),
             (A::WebhookReplay, "webhook-replay"),
             (A::KeysRotate, "keys-rotate"),
             (A::KeysRetire, "keys-retire"),

@@ -1,4 +1,4 @@
-//! `jg admin webhooks add|list|remove|rotate-secret|deliveries|replay`:
+//! `jg admin webhooks add|list|remove|rotate-secret|set-auth|deliveries|replay`:
 //! outbound events to ITSM/SIEM receivers.
 
 use std::path::PathBuf;
@@ -34,6 +34,25 @@ pub(crate) enum WebhooksCommand {
         /// Print the API's JSON (with the secret).
         #[arg(long)]
         json: bool,
+    },
+    /// Set, replace or remove the `Authorization` header every delivery
+    /// carries (a new token, another account). Deliveries waiting for a
+    /// retry are tried again at once.
+    SetAuth {
+        /// The subscription's name.
+        name: String,
+        /// A file holding the header's value (`Bearer …`, `Basic …`).
+        /// Stored sealed, never shown back.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "none",
+            conflicts_with = "none"
+        )]
+        auth_header_file: Option<PathBuf>,
+        /// Send no `Authorization` header any more.
+        #[arg(long)]
+        none: bool,
     },
     /// Deliveries, newest first (at most 500).
     Deliveries {
@@ -135,18 +154,7 @@ pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result
                 retry_for,
                 json,
             } = *args;
-            let auth_header = match auth_header_file {
-                Some(p) => {
-                    let text = std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading --auth-header-file {}", p.display()))?;
-                    let v = text.trim_end_matches(['\r', '\n']);
-                    if v.trim().is_empty() {
-                        anyhow::bail!("--auth-header-file {}: the file is empty", p.display());
-                    }
-                    Some(v.to_owned())
-                }
-                None => None,
-            };
+            let auth_header = auth_header_file.as_deref().map(read_auth).transpose()?;
             let ca_pem = match ca_file {
                 Some(p) => Some(
                     std::fs::read_to_string(&p)
@@ -187,6 +195,27 @@ pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result
                 .with_context(|| format!("rotating the secret of webhook {name}"))?;
             show_secret(&s, json)?;
         }
+        WebhooksCommand::SetAuth {
+            name,
+            auth_header_file,
+            none,
+        } => {
+            let value = match (&auth_header_file, none) {
+                (Some(p), false) => Some(read_auth(p)?),
+                (None, true) => None,
+                // clap refuses both and neither.
+                _ => anyhow::bail!("give --auth-header-file FILE or --none"),
+            };
+            let w = client
+                .webhook_set_auth(&name, value.as_deref())
+                .await
+                .with_context(|| format!("changing the Authorization header of webhook {name}"))?;
+            if w.auth_header {
+                outln!("Webhook {name}: deliveries carry the new Authorization header")?;
+            } else {
+                outln!("Webhook {name}: deliveries carry no Authorization header")?;
+            }
+        }
         WebhooksCommand::Deliveries {
             subscription,
             dead,
@@ -222,6 +251,17 @@ pub(crate) async fn run(client: &Client, cmd: WebhooksCommand) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// The `Authorization` header value in `path` (its line ending dropped).
+fn read_auth(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --auth-header-file {}", path.display()))?;
+    let v = text.trim_end_matches(['\r', '\n']);
+    if v.trim().is_empty() {
+        anyhow::bail!("--auth-header-file {}: the file is empty", path.display());
+    }
+    Ok(v.to_owned())
 }
 
 fn show_secret(s: &WebhookSecret, json: bool) -> anyhow::Result<()> {

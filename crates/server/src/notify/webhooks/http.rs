@@ -26,6 +26,16 @@ pub(crate) fn routes(api: Api) -> Api {
             Site(Action::WriteWebhooks),
             rotate_secret,
         )
+        .put(
+            "/api/v1/webhooks/{name}/auth-header",
+            Site(Action::WriteWebhooks),
+            set_auth,
+        )
+        .delete(
+            "/api/v1/webhooks/{name}/auth-header",
+            Site(Action::WriteWebhooks),
+            remove_auth,
+        )
         .get(
             "/api/v1/webhooks/deliveries",
             Site(Action::ReadWebhooks),
@@ -81,6 +91,26 @@ async fn rotate_secret(
     Path(name): Path<String>,
 ) -> Result<Json<api::WebhookSecret>, ApiError> {
     Ok(Json(super::rotate_secret(&st, &name, &who.name).await?))
+}
+
+async fn set_auth(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<api::WebhookAuth>,
+) -> Result<Json<api::Webhook>, ApiError> {
+    let w = super::set_auth_header(&st, &name, Some(&req.auth_header), &who.name).await?;
+    Ok(Json(w))
+}
+
+async fn remove_auth(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<api::Webhook>, ApiError> {
+    Ok(Json(
+        super::set_auth_header(&st, &name, None, &who.name).await?,
+    ))
 }
 
 #[derive(serde::Deserialize)]

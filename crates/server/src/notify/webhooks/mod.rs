@@ -586,6 +586,89 @@ pub(crate) async fn rotate_secret(
     })
 }
 
+/// Sets the `Authorization` header a subscription's deliveries carry
+/// (`Some`: a new token or account, sealed under the subscription's data
+/// key like the one given at `add`), or removes it (`None`). Audited, never
+/// the value. Deliveries waiting for a retry are tried again at once: the
+/// usual reason to change the header is a receiver that refused the old
+/// one.
+///
+/// # Errors
+/// A bad value (the message never repeats it), no such subscription, the
+/// keys, the store.
+pub(crate) async fn set_auth_header(
+    st: &AppState,
+    name: &str,
+    value: Option<&str>,
+    actor: &str,
+) -> Result<api::Webhook, WebhookError> {
+    if let Some(v) = value {
+        validate_auth_header(v)?;
+    }
+    let mut w = st.db.write().await?;
+    store_auth_header(&mut w, &st.keys, name, value, actor, now_ms()).await?;
+    w.commit().await?;
+    st.webhooks.wake_all();
+    let mut c = st.db.conn().await?;
+    let n = counts(&mut c).await?;
+    let sub = find(&mut c, name)
+        .await?
+        .ok_or_else(|| WebhookError::NotFound(name.to_owned()))?;
+    Ok(sub.dto(n.get(name).copied().unwrap_or_default()))
+}
+
+/// [`set_auth_header`]'s writes, in `w` (`value` already checked): the
+/// sealed value, the waiting deliveries due at `now`, the audit entry.
+async fn store_auth_header(
+    w: &mut WriteTx,
+    keys: &Keyring,
+    name: &str,
+    value: Option<&str>,
+    actor: &str,
+    now: i64,
+) -> Result<(), WebhookError> {
+    let Some(sub) = find(w, name).await? else {
+        return Err(WebhookError::NotFound(name.to_owned()));
+    };
+    let auth_sealed = match value {
+        Some(v) => {
+            let dk = keys.unwrap(PURPOSE, &WrappedKey::from(sub.wrapped_key.clone()))?;
+            Some(seal(&dk, &auth_aad(name), v.as_bytes())?)
+        }
+        None => None,
+    };
+    sql!(w, |c| sqlx::query(
+        "UPDATE webhook_subscriptions SET auth_sealed = $1 WHERE name = $2"
+    )
+    .bind(auth_sealed.as_deref())
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|_| ()))?;
+    let retried = sql!(w, |c| sqlx::query(
+        "UPDATE webhook_deliveries SET next_at = $1
+          WHERE subscription = $2 AND state = 'pending' AND next_at > $1"
+    )
+    .bind(now)
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    // That there is one, never its value.
+    let detail = match (value.is_some(), sub.auth_sealed.is_some()) {
+        (true, true) => "authorization=replaced",
+        (true, false) => "authorization=set",
+        (false, true) => "authorization=removed",
+        (false, false) => "authorization=none",
+    };
+    w.audit(
+        AuditEvent::new(actor, AuditAction::WebhookAuth, name)
+            .detail(format!("{detail} retried={retried}")),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Removes a subscription and its queue (audited); its worker stops.
 ///
 /// # Errors
@@ -1026,6 +1109,167 @@ mod tests {
         }
         let long = "x".repeat(MAX_AUTH_HEADER + 1);
         assert!(validate_auth_header(&long).is_err());
+    }
+
+    /// Setting, replacing and removing a subscription's `Authorization`
+    /// header: the stored value opens to the new one (bound to the
+    /// subscription), deliveries waiting for a retry become due at once
+    /// (delivered and dead ones untouched), each change is audited with
+    /// what happened, never the value; an unknown name changes nothing.
+    #[tokio::test]
+    async fn the_authorization_header_is_set_replaced_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::open(dir.path()).unwrap();
+        for (db, _lite) in crate::store::tests::engines("webhooks_auth").await {
+            let (_, wrapped, sealed, dk) = new_secret(&keys, "snow").unwrap();
+            drop(dk);
+            let mut w = db.write().await.unwrap();
+            sql!(w, |c| {
+                sqlx::query(
+                "INSERT INTO webhook_subscriptions (name, url, events, format, wrapped_key, sealed,
+                     retry_secs, after_id, created_at, created_by)
+                 VALUES ('snow', 'http://127.0.0.1:1/', '[\"all\"]', 'json', $1, $2, 60, 0, 0, 'a')"
+            )
+            .bind(&wrapped)
+            .bind(&sealed)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+            })
+            .unwrap();
+            for (state, next_at) in [
+                ("pending", 9_000_000i64),
+                ("pending", 10),
+                ("delivered", 9_000_000),
+                ("dead", 9_000_000),
+            ] {
+                sql!(w, |c| sqlx::query(
+                    "INSERT INTO webhook_deliveries (subscription, entry_id, action, body, state,
+                         next_at, created_at)
+                     VALUES ('snow', 1, 'x', $1, $2, $3, 0)"
+                )
+                .bind(b"{}".to_vec())
+                .bind(state)
+                .bind(next_at)
+                .execute(&mut *c)
+                .await
+                .map(|_| ()))
+                .unwrap();
+            }
+            w.commit().await.unwrap();
+            let engine = db.engine();
+            let change = |value: Option<&'static str>, name: &'static str| {
+                let (db, keys) = (db.clone(), &keys);
+                async move {
+                    let mut w = db.write().await.unwrap();
+                    let r = store_auth_header(&mut w, keys, name, value, "admin", 1_000).await;
+                    if r.is_ok() {
+                        w.commit().await.unwrap();
+                    }
+                    r
+                }
+            };
+            let last_detail = || {
+                let db = db.clone();
+                async move {
+                    let mut c = db.conn().await.unwrap();
+                    let (action, detail): (String, String) = sql!(c, |c| sqlx::query_as(
+                        "SELECT action, detail FROM events ORDER BY id DESC LIMIT 1"
+                    )
+                    .fetch_one(&mut *c)
+                    .await)
+                    .unwrap();
+                    format!("{action} {detail}")
+                }
+            };
+            let header = || {
+                let db = db.clone();
+                let keys = &keys;
+                async move {
+                    let mut c = db.conn().await.unwrap();
+                    let sub = find(&mut c, "snow").await.unwrap().unwrap();
+                    sub.auth_header(keys)
+                        .unwrap()
+                        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+                }
+            };
+            let due = || {
+                let db = db.clone();
+                async move {
+                    let mut c = db.conn().await.unwrap();
+                    let rows: Vec<(String, i64)> = sql!(c, |c| sqlx::query_as(
+                        "SELECT state, next_at FROM webhook_deliveries ORDER BY id"
+                    )
+                    .fetch_all(&mut *c)
+                    .await)
+                    .unwrap();
+                    rows
+                }
+            };
+
+            change(Some("Bearer first-1"), "snow").await.unwrap();
+            assert_eq!(
+                header().await.as_deref(),
+                Some("Bearer first-1"),
+                "{engine}"
+            );
+            assert_eq!(
+                last_detail().await,
+                "webhook-auth authorization=set retried=1",
+                "{engine}"
+            );
+            assert_eq!(
+                due().await,
+                [
+                    ("pending".to_owned(), 1_000),
+                    ("pending".to_owned(), 10),
+                    ("delivered".to_owned(), 9_000_000),
+                    ("dead".to_owned(), 9_000_000),
+                ],
+                "{engine}"
+            );
+            change(Some("Bearer second-2"), "snow").await.unwrap();
+            assert_eq!(
+                header().await.as_deref(),
+                Some("Bearer second-2"),
+                "{engine}"
+            );
+            assert_eq!(
+                last_detail().await,
+                "webhook-auth authorization=replaced retried=0",
+                "{engine}"
+            );
+            let e = change(Some("Bearer third-3"), "nobody").await.unwrap_err();
+            assert!(matches!(e, WebhookError::NotFound(_)), "{e}");
+            assert_eq!(
+                header().await.as_deref(),
+                Some("Bearer second-2"),
+                "{engine}"
+            );
+            change(None, "snow").await.unwrap();
+            assert_eq!(header().await, None, "{engine}");
+            assert_eq!(
+                last_detail().await,
+                "webhook-auth authorization=removed retried=0",
+                "{engine}"
+            );
+            let mut c = db.conn().await.unwrap();
+            let details: Vec<String> = sql!(c, |c| sqlx::query_scalar(
+                "SELECT detail FROM events WHERE action = 'webhook-auth'"
+            )
+            .fetch_all(&mut *c)
+            .await)
+            .unwrap();
+            assert_eq!(
+                details.len(),
+                3,
+                "{engine}: the refused change is not audited"
+            );
+            assert!(
+                details.iter().all(|d| !d.contains("Bearer")),
+                "{engine}: {details:?}"
+            );
+        }
     }
 
     #[test]
