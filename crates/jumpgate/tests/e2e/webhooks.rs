@@ -451,6 +451,13 @@ async fn authorization_header_groups_and_one_kept_connection() {
     assert!(!shown.contains("tok-Secret"), "the header's value leaked");
 }
 
+/// `jg admin webhooks set-auth SUBSCRIPTION ARGS…`.
+async fn set_auth(site: &Site, sub: &str, args: &[&str]) -> std::process::Output {
+    let mut a = vec!["admin", "webhooks", "set-auth", sub];
+    a.extend_from_slice(args);
+    site.jg(&a).await
+}
+
 /// A receiver that refuses the subscription's token gets the new one
 /// once an administrator sets it (`set-auth`): the refused delivery goes
 /// again with it, the same event. `--none` then stops sending the header.
@@ -497,18 +504,7 @@ async fn the_authorization_header_is_replaced_and_removed() {
     // Refused changes: nothing is changed, and the value is not repeated.
     let bad = site.dir.path().join("bad-auth");
     std::fs::write(&bad, "Bearer two\nlines-Hidden3\n").unwrap();
-    let out = fails(
-        &site
-            .jg(&[
-                "admin",
-                "webhooks",
-                "set-auth",
-                &sub,
-                "--auth-header-file",
-                bad.to_str().unwrap(),
-            ])
-            .await,
-    );
+    let out = fails(&set_auth(&site, &sub, &["--auth-header-file", bad.to_str().unwrap()]).await);
     assert!(
         out.contains("--auth-header-file") && !out.contains("Hidden3"),
         "{out}"
@@ -516,47 +512,29 @@ async fn the_authorization_header_is_replaced_and_removed() {
     let new = site.dir.path().join("new-auth");
     std::fs::write(&new, format!("{NEW}\n")).unwrap();
     let out = fails(
-        &site
-            .jg(&[
-                "admin",
-                "webhooks",
-                "set-auth",
-                "nobody",
-                "--auth-header-file",
-                new.to_str().unwrap(),
-            ])
-            .await,
+        &set_auth(
+            &site,
+            "nobody",
+            &["--auth-header-file", new.to_str().unwrap()],
+        )
+        .await,
     );
     assert!(
         out.contains("no webhook subscription named nobody"),
         "{out}"
     );
-    fails(&site.jg(&["admin", "webhooks", "set-auth", &sub]).await);
+    fails(&set_auth(&site, &sub, &[]).await);
     fails(
-        &site
-            .jg(&[
-                "admin",
-                "webhooks",
-                "set-auth",
-                &sub,
-                "--none",
-                "--auth-header-file",
-                new.to_str().unwrap(),
-            ])
-            .await,
+        &set_auth(
+            &site,
+            &sub,
+            &["--none", "--auth-header-file", new.to_str().unwrap()],
+        )
+        .await,
     );
 
     // The new token: the refused delivery goes with it.
-    let out = ok(&site
-        .jg(&[
-            "admin",
-            "webhooks",
-            "set-auth",
-            &sub,
-            "--auth-header-file",
-            new.to_str().unwrap(),
-        ])
-        .await);
+    let out = ok(&set_auth(&site, &sub, &["--auth-header-file", new.to_str().unwrap()]).await);
     assert!(out.contains("new Authorization header"), "{out}");
     wait_for("the delivery with the new token", || {
         !rx.accepted().is_empty()
@@ -578,9 +556,7 @@ async fn the_authorization_header_is_replaced_and_removed() {
 
     // No header any more.
     *rx.how.require_auth.lock().unwrap() = None;
-    let out = ok(&site
-        .jg(&["admin", "webhooks", "set-auth", &sub, "--none"])
-        .await);
+    let out = ok(&set_auth(&site, &sub, &["--none"]).await);
     assert!(out.contains("no Authorization header"), "{out}");
     let list = ok(&site.jg(&["admin", "webhooks", "list", "--json"]).await);
     let listed: Value = serde_json::from_str(&list).unwrap();
