@@ -358,6 +358,16 @@ pub(crate) async fn list(db: &Store) -> Result<Vec<api::Webhook>, sqlx::Error> {
         .collect())
 }
 
+/// One subscription as the API shows it, with its queue's counts.
+async fn shown(db: &Store, name: &str) -> Result<api::Webhook, WebhookError> {
+    let mut c = db.conn().await?;
+    let n = counts(&mut c).await?;
+    let sub = find(&mut c, name)
+        .await?
+        .ok_or_else(|| WebhookError::NotFound(name.to_owned()))?;
+    Ok(sub.dto(n.get(name).copied().unwrap_or_default()))
+}
+
 /// A new secret: its text (`whsec_` and 32 random bytes), its sealed form
 /// under a new data key, that key wrapped, and the key (to seal the
 /// `Authorization` header with).
@@ -575,13 +585,8 @@ pub(crate) async fn rotate_secret(
     ))
     .await?;
     w.commit().await?;
-    let mut c = st.db.conn().await?;
-    let n = counts(&mut c).await?;
-    let sub = find(&mut c, name)
-        .await?
-        .ok_or_else(|| WebhookError::NotFound(name.to_owned()))?;
     Ok(api::WebhookSecret {
-        webhook: sub.dto(n.get(name).copied().unwrap_or_default()),
+        webhook: shown(&st.db, name).await?,
         secret,
     })
 }
@@ -609,12 +614,7 @@ pub(crate) async fn set_auth_header(
     store_auth_header(&mut w, &st.keys, name, value, actor, now_ms()).await?;
     w.commit().await?;
     st.webhooks.wake_all();
-    let mut c = st.db.conn().await?;
-    let n = counts(&mut c).await?;
-    let sub = find(&mut c, name)
-        .await?
-        .ok_or_else(|| WebhookError::NotFound(name.to_owned()))?;
-    Ok(sub.dto(n.get(name).copied().unwrap_or_default()))
+    shown(&st.db, name).await
 }
 
 /// [`set_auth_header`]'s writes, in `w` (`value` already checked): the
